@@ -1,0 +1,326 @@
+package campaigns
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/robfig/cron/v3"
+)
+
+// State is a campaign's lifecycle state.
+type State string
+
+// Campaign states: draft → running ⇄ paused → finished.
+const (
+	StateDraft    State = "draft"
+	StateRunning  State = "running"
+	StatePaused   State = "paused"
+	StateFinished State = "finished"
+)
+
+// Action is a lifecycle command a user sends to a campaign.
+type Action string
+
+// Lifecycle actions.
+const (
+	ActionStart  Action = "start"
+	ActionPause  Action = "pause"
+	ActionResume Action = "resume"
+	ActionFinish Action = "finish"
+)
+
+// transitions is the campaign lifecycle as data: from state, by action, to state.
+var transitions = map[State]map[Action]State{
+	StateDraft:   {ActionStart: StateRunning, ActionFinish: StateFinished},
+	StateRunning: {ActionPause: StatePaused, ActionFinish: StateFinished},
+	StatePaused:  {ActionResume: StateRunning, ActionFinish: StateFinished},
+}
+
+// ErrInvalidTransition is returned when an action does not apply to a campaign's state.
+var ErrInvalidTransition = errors.New("invalid campaign state transition")
+
+// Next returns the state the campaign moves to when action is applied in state s.
+func (s State) Next(a Action) (State, error) {
+	to, ok := transitions[s][a]
+	if !ok {
+		return s, fmt.Errorf("%w: cannot %s a %s campaign", ErrInvalidTransition, a, s)
+	}
+	return to, nil
+}
+
+// Channel is a way to reach a contact: one rung of the escalation ladder.
+type Channel string
+
+// Channels, in the order the default ladder climbs them.
+const (
+	ChannelSIP              Channel = "sip"
+	ChannelWhatsAppCall     Channel = "whatsapp_call"
+	ChannelWhatsAppTemplate Channel = "whatsapp_template"
+)
+
+// Rung is one step of the escalation ladder.
+type Rung struct {
+	Channel     Channel `json:"channel"`
+	MaxAttempts int     `json:"max_attempts"`
+	// RetryDelay is the wait between two attempts on this rung, in Go duration syntax.
+	RetryDelay Duration `json:"retry_delay"`
+	// Template, Language and Params apply to the whatsapp_template rung only.
+	Template string `json:"template,omitempty"`
+	Language string `json:"language,omitempty"`
+	// Params names, in order, the contact columns that fill the template's body
+	// parameters ("name", "phone" or any attribute column of the import).
+	Params []string `json:"params,omitempty"`
+}
+
+// PacingMode selects how the engine decides how many lines to dial.
+type PacingMode string
+
+// Pacing modes.
+const (
+	PacingPreview     PacingMode = "preview"
+	PacingProgressive PacingMode = "progressive"
+	PacingPredictive  PacingMode = "predictive"
+)
+
+// Pacing holds the supervisor's pacing settings for a campaign.
+type Pacing struct {
+	Mode          PacingMode `json:"mode"`
+	TargetAbandon float64    `json:"target_abandon"`
+	MaxRatio      float64    `json:"max_ratio"`
+	// MaxInFlight caps the lines dialling at once; 0 means no cap beyond the trunks'.
+	MaxInFlight int `json:"max_in_flight"`
+}
+
+// Window is the time of day, in the contact's local time, when calls are allowed.
+type Window struct {
+	Start ClockTime `json:"start"`
+	End   ClockTime `json:"end"`
+}
+
+// Contains reports whether t, read in loc, falls inside the window.
+// A window whose end is before its start spans midnight.
+func (w Window) Contains(t time.Time, loc *time.Location) bool {
+	lt := t.In(loc)
+	m := ClockTime(lt.Hour()*60 + lt.Minute())
+	if w.Start <= w.End {
+		return m >= w.Start && m < w.End
+	}
+	return m >= w.Start || m < w.End
+}
+
+// Schedule opens and closes a running campaign on cron expressions.
+// Empty expressions mean the campaign is open whenever it is running.
+type Schedule struct {
+	Open     string `json:"open,omitempty"`  // e.g. "0 9 * * 1-5"
+	Close    string `json:"close,omitempty"` // e.g. "0 18 * * 1-5"
+	Timezone string `json:"timezone"`        // IANA name the expressions are read in
+}
+
+// IsOpen reports whether the schedule is open at t: the most recent Open firing
+// is later than the most recent Close firing. It looks back at most eight days,
+// which covers any weekly schedule.
+func (s Schedule) IsOpen(t time.Time) (bool, error) {
+	if s.Open == "" && s.Close == "" {
+		return true, nil
+	}
+	open, closing, loc, err := s.parse()
+	if err != nil {
+		return false, err
+	}
+	t = t.In(loc)
+	lastOpen := lastFiring(open, t)
+	lastClose := lastFiring(closing, t)
+	return !lastOpen.IsZero() && lastOpen.After(lastClose), nil
+}
+
+func (s Schedule) parse() (open, closing cron.Schedule, loc *time.Location, err error) {
+	loc, err = time.LoadLocation(s.Timezone)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("schedule timezone %q: %w", s.Timezone, err)
+	}
+	if s.Open == "" || s.Close == "" {
+		return nil, nil, nil, errors.New("schedule needs both open and close expressions")
+	}
+	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	if open, err = parser.Parse(s.Open); err != nil {
+		return nil, nil, nil, fmt.Errorf("schedule open %q: %w", s.Open, err)
+	}
+	if closing, err = parser.Parse(s.Close); err != nil {
+		return nil, nil, nil, fmt.Errorf("schedule close %q: %w", s.Close, err)
+	}
+	return open, closing, loc, nil
+}
+
+// lastFiring finds the latest firing of sched at or before t within eight days.
+func lastFiring(sched cron.Schedule, t time.Time) time.Time {
+	var last time.Time
+	for next := sched.Next(t.Add(-8 * 24 * time.Hour)); !next.IsZero() && !next.After(t); next = sched.Next(next) {
+		last = next
+	}
+	return last
+}
+
+// Campaign is an outbound campaign and the policy for reaching its contacts.
+type Campaign struct {
+	ID             int64     `json:"id,string"`
+	Name           string    `json:"name"`
+	CallerID       string    `json:"caller_id"`
+	DefaultCountry string    `json:"default_country"`
+	State          State     `json:"state"`
+	Schedule       Schedule  `json:"schedule"`
+	Window         Window    `json:"calling_window"`
+	Ladder         []Rung    `json:"ladder"`
+	Pacing         Pacing    `json:"pacing"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Defaults used for settings a new campaign leaves out.
+const (
+	DefaultTargetAbandon = 0.03
+	DefaultMaxRatio      = 3.0
+	DefaultCountry       = "BR"
+	DefaultTimezone      = "America/Sao_Paulo"
+)
+
+// DefaultLadder is the escalation the product promises: SIP, then a WhatsApp call,
+// then a WhatsApp template message.
+func DefaultLadder() []Rung {
+	return []Rung{
+		{Channel: ChannelSIP, MaxAttempts: 3, RetryDelay: Duration(30 * time.Minute)},
+		{Channel: ChannelWhatsAppCall, MaxAttempts: 1, RetryDelay: Duration(time.Hour)},
+		{Channel: ChannelWhatsAppTemplate, MaxAttempts: 1},
+	}
+}
+
+// ApplyDefaults fills every setting left at its zero value.
+func (c *Campaign) ApplyDefaults() {
+	if c.DefaultCountry == "" {
+		c.DefaultCountry = DefaultCountry
+	}
+	c.DefaultCountry = strings.ToUpper(c.DefaultCountry)
+	if c.State == "" {
+		c.State = StateDraft
+	}
+	if c.Schedule.Timezone == "" {
+		c.Schedule.Timezone = DefaultTimezone
+	}
+	if c.Window == (Window{}) {
+		c.Window = Window{Start: 9 * 60, End: 21 * 60}
+	}
+	if c.Ladder == nil {
+		c.Ladder = DefaultLadder()
+	}
+	if c.Pacing.Mode == "" {
+		c.Pacing.Mode = PacingPredictive
+	}
+	if c.Pacing.TargetAbandon == 0 {
+		c.Pacing.TargetAbandon = DefaultTargetAbandon
+	}
+	if c.Pacing.MaxRatio == 0 {
+		c.Pacing.MaxRatio = DefaultMaxRatio
+	}
+}
+
+// ValidationError lists what is wrong with a campaign, field by field.
+type ValidationError struct {
+	Fields map[string]string
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid campaign:")
+	for _, k := range sortedKeys(e.Fields) {
+		fmt.Fprintf(&b, " %s: %s;", k, e.Fields[k])
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// Validate checks every setting and reports all problems at once.
+func (c *Campaign) Validate() error {
+	bad := map[string]string{}
+	if strings.TrimSpace(c.Name) == "" {
+		bad["name"] = "required"
+	} else if len(c.Name) > 200 {
+		bad["name"] = "longer than 200 characters"
+	}
+	if !phonenumbers.GetSupportedRegions()[c.DefaultCountry] {
+		bad["default_country"] = "not a supported ISO 3166 region code"
+	}
+	if c.CallerID == "" {
+		bad["caller_id"] = "required"
+	} else if e164, err := NormalizePhone(c.CallerID, c.DefaultCountry); err != nil {
+		bad["caller_id"] = "not a valid phone number"
+	} else {
+		c.CallerID = e164
+	}
+	if _, err := time.LoadLocation(c.Schedule.Timezone); err != nil {
+		bad["schedule.timezone"] = "unknown time zone"
+	} else if c.Schedule.Open != "" || c.Schedule.Close != "" {
+		if _, _, _, err := c.Schedule.parse(); err != nil {
+			bad["schedule"] = err.Error()
+		}
+	}
+	if !c.Window.Start.valid() || !c.Window.End.valid() || c.Window.Start == c.Window.End {
+		bad["calling_window"] = "start and end must be distinct times of day"
+	}
+	validateLadder(c.Ladder, bad)
+	validatePacing(c.Pacing, bad)
+	if len(bad) > 0 {
+		return &ValidationError{Fields: bad}
+	}
+	return nil
+}
+
+func validateLadder(ladder []Rung, bad map[string]string) {
+	if len(ladder) == 0 {
+		bad["ladder"] = "needs at least one rung"
+	}
+	seen := map[Channel]bool{}
+	for i, r := range ladder {
+		key := fmt.Sprintf("ladder[%d]", i)
+		switch r.Channel {
+		case ChannelSIP, ChannelWhatsAppCall, ChannelWhatsAppTemplate:
+		default:
+			bad[key+".channel"] = fmt.Sprintf("unknown channel %q (sip, whatsapp_call, whatsapp_template)", r.Channel)
+		}
+		if seen[r.Channel] {
+			bad[key+".channel"] = "channel appears twice"
+		}
+		seen[r.Channel] = true
+		if r.MaxAttempts < 1 || r.MaxAttempts > 20 {
+			bad[key+".max_attempts"] = "must be between 1 and 20"
+		}
+		if r.RetryDelay < 0 {
+			bad[key+".retry_delay"] = "must not be negative"
+		}
+		if r.Channel == ChannelWhatsAppTemplate {
+			if r.Template == "" {
+				bad[key+".template"] = "required on a whatsapp_template rung"
+			}
+			if r.Language == "" {
+				bad[key+".language"] = "required on a whatsapp_template rung"
+			}
+		}
+	}
+}
+
+func validatePacing(p Pacing, bad map[string]string) {
+	switch p.Mode {
+	case PacingPreview, PacingProgressive, PacingPredictive:
+	default:
+		bad["pacing.mode"] = "must be preview, progressive or predictive"
+	}
+	if p.TargetAbandon <= 0 || p.TargetAbandon > 0.2 {
+		bad["pacing.target_abandon"] = "must be in (0, 0.2]"
+	}
+	if p.MaxRatio < 1 || p.MaxRatio > 10 {
+		bad["pacing.max_ratio"] = "must be between 1 and 10"
+	}
+	if p.MaxInFlight < 0 {
+		bad["pacing.max_in_flight"] = "must not be negative"
+	}
+}

@@ -1,0 +1,67 @@
+package campaigns
+
+// ContactStatus is where a contact stands in its campaign.
+type ContactStatus string
+
+// Contact statuses.
+const (
+	// ContactPending has not been tried yet, or is due for another attempt.
+	ContactPending ContactStatus = "pending"
+	// ContactInProgress has an attempt under way.
+	ContactInProgress ContactStatus = "in_progress"
+	// ContactDone reached a final disposition (connected and dispositioned, messaged, …).
+	ContactDone ContactStatus = "done"
+	// ContactExhausted ran out of rungs and attempts without being reached.
+	ContactExhausted ContactStatus = "exhausted"
+	// ContactInvalid has a number the network reported as not existing; it is not retried.
+	ContactInvalid ContactStatus = "invalid"
+	// ContactDoNotCall was put on a do-not-call list after import.
+	ContactDoNotCall ContactStatus = "do_not_call"
+)
+
+// Contact is one person to reach in a campaign.
+type Contact struct {
+	ID         int64             `json:"id,string"`
+	CampaignID int64             `json:"campaign_id,string"`
+	Phone      string            `json:"phone"`              // E.164
+	WhatsApp   string            `json:"whatsapp,omitempty"` // E.164; empty when it is Phone
+	Name       string            `json:"name,omitempty"`
+	Timezone   string            `json:"timezone,omitempty"` // IANA name
+	Attributes map[string]string `json:"attributes"`
+	Status     ContactStatus     `json:"status"`
+	// Line is the 1-based line of the source file the contact came from (header = 1).
+	Line int `json:"line,omitempty"`
+}
+
+// WhatsAppNumber is the number to reach the contact on WhatsApp.
+func (c Contact) WhatsAppNumber() string {
+	if c.WhatsApp != "" {
+		return c.WhatsApp
+	}
+	return c.Phone
+}
+
+// RejectReason is the machine-readable reason an import row was not imported.
+type RejectReason string
+
+// Reasons an import row is rejected. They are part of the public API.
+const (
+	RejectMissingPhone      RejectReason = "missing_phone"
+	RejectInvalidNumber     RejectReason = "invalid_number"
+	RejectInvalidWhatsApp   RejectReason = "invalid_whatsapp"
+	RejectInvalidTimezone   RejectReason = "invalid_timezone"
+	RejectDuplicateInFile   RejectReason = "duplicate_in_file"
+	RejectAlreadyInCampaign RejectReason = "already_in_campaign"
+	RejectDoNotCall         RejectReason = "do_not_call"
+	RejectBadEncoding       RejectReason = "bad_encoding"
+	RejectTooManyColumns    RejectReason = "too_many_columns"
+	RejectMalformedRow      RejectReason = "malformed_row"
+	RejectFieldTooLong      RejectReason = "field_too_long"
+)
+
+// Rejection is one row of an import that was not imported.
+type Rejection struct {
+	Line   int          `json:"line"`
+	Reason RejectReason `json:"reason"`
+	Detail string       `json:"detail,omitempty"`
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// config is everything serve and demo need, from defaults, the config file, the
+// environment and flags, in rising order of precedence.
+type config struct {
+	HTTPAddr       string `json:"http_addr"`
+	DataDir        string `json:"data_dir"`
+	LogFormat      string `json:"log_format"`
+	LogLevel       string `json:"log_level"`
+	MaxBodyBytes   int64  `json:"max_body_bytes"`
+	MaxImportBytes int64  `json:"max_import_bytes"`
+	// AdminToken comes from the environment only: a secret has no place in a file
+	// that gets copied around, nor in a flag that shows in ps.
+	AdminToken string `json:"-"`
+	ConfigFile string `json:"-"`
+}
+
+func defaultConfig() config {
+	return config{
+		HTTPAddr:       "127.0.0.1:8080",
+		DataDir:        "./turbina-data",
+		LogFormat:      "text",
+		LogLevel:       "info",
+		MaxBodyBytes:   1 << 20,
+		MaxImportBytes: 1 << 30,
+	}
+}
+
+// DBPath is where the SQLite database lives.
+func (c config) DBPath() string { return filepath.Join(c.DataDir, "turbina.db") }
+
+// parseConfig starts from cfg (the defaults), then reads the config file, then TURBINA_* variables, then flags.
+func parseConfig(name string, cfg config, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	type binding struct {
+		flag, env, help string
+		dst          any
+	}
+	bindings := []binding{
+		{"config", "TURBINA_CONFIG", "config file (JSON): trunks, WhatsApp account, prompts", &cfg.ConfigFile},
+		{"http-addr", "TURBINA_HTTP_ADDR", "HTTP listen address", &cfg.HTTPAddr},
+		{"data-dir", "TURBINA_DATA_DIR", "directory of the SQLite database and recordings", &cfg.DataDir},
+		{"log-format", "TURBINA_LOG_FORMAT", "log format: text or json", &cfg.LogFormat},
+		{"log-level", "TURBINA_LOG_LEVEL", "log level: debug, info, warn, error", &cfg.LogLevel},
+		{"max-body-bytes", "TURBINA_MAX_BODY_BYTES", "largest JSON request body", &cfg.MaxBodyBytes},
+		{"max-import-bytes", "TURBINA_MAX_IMPORT_BYTES", "largest CSV upload", &cfg.MaxImportBytes},
+	}
+	// Flags are declared with placeholder defaults; their real defaults are applied
+	// below in precedence order, and only flags actually given override them.
+	for _, b := range bindings {
+		help := fmt.Sprintf("%s (env %s)", b.help, b.env)
+		switch d := b.dst.(type) {
+		case *string:
+			fs.String(b.flag, *d, help)
+		case *int64:
+			fs.Int64(b.flag, *d, help)
+		}
+	}
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", name, fs.Args())
+		return cfg, errUsage
+	}
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
+	configFile := getenv("TURBINA_CONFIG")
+	if v, ok := given["config"]; ok {
+		configFile = v
+	}
+	if configFile != "" {
+		if err := loadConfigFile(configFile, &cfg); err != nil {
+			return cfg, err
+		}
+		cfg.ConfigFile = configFile
+	}
+	for _, b := range bindings[1:] {
+		for _, v := range []struct {
+			val, src string
+			ok      bool
+		}{{getenv(b.env), b.env, getenv(b.env) != ""}, {given[b.flag], "-" + b.flag, given[b.flag] != ""}} {
+			if !v.ok {
+				continue
+			}
+			if err := setValue(b.dst, v.val); err != nil {
+				return cfg, fmt.Errorf("%s: %w", v.src, err)
+			}
+		}
+	}
+	cfg.AdminToken = getenv("TURBINA_ADMIN_TOKEN")
+	return cfg, cfg.validate()
+}
+
+func setValue(dst any, v string) error {
+	switch d := dst.(type) {
+	case *string:
+		*d = v
+	case *int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*d = n
+	}
+	return nil
+}
+
+func loadConfigFile(path string, cfg *config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c config) validate() error {
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.MaxBodyBytes <= 0 || c.MaxImportBytes <= 0 {
+		return fmt.Errorf("body limits must be positive")
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("data directory must not be empty")
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return l, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/turbina-dialer/turbina/storage"
+	"github.com/turbina-dialer/turbina/web"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("serve", defaultConfig(), args, os.Getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	app, err := openApp(ctx, cfg, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer app.store.Close()
+	return app.serve(ctx, nil)
+}
+
+// app is a wired Turbina: storage and the HTTP server over it.
+type app struct {
+	cfg   config
+	log   *slog.Logger
+	store *storage.DB
+	web   *web.Server
+}
+
+func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) (*app, error) {
+	store, err := storage.Open(ctx, cfg.DBPath(), storage.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if n, err := store.FailInterruptedImports(ctx); err != nil {
+		store.Close()
+		return nil, err
+	} else if n > 0 {
+		log.Warn("imports interrupted by the last stop were closed as failed; their committed rows are kept", "imports", n)
+	}
+	generated, err := web.EnsureAdmin(ctx, store, cfg.AdminToken)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if generated != "" {
+		// Printed once, on the first start: only its hash is stored.
+		fmt.Fprintf(stderr, "\n  First start: admin API token (shown only now, keep it safe):\n\n    %s\n\n", generated)
+	}
+	srv := web.New(store, log, web.Config{
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxImportBytes: cfg.MaxImportBytes,
+		Version:        version,
+	})
+	return &app{cfg: cfg, log: log, store: store, web: srv}, nil
+}
+
+// serve listens until ctx ends, then shuts down gracefully. ready, when not nil, is
+// called with the listening address before requests are served.
+func (a *app) serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	hs := &http.Server{
+		Handler:           a.web,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "data", a.cfg.DBPath(), "version", version)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+

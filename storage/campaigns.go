@@ -1,0 +1,176 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// CampaignStore keeps campaigns.
+type CampaignStore interface {
+	CreateCampaign(ctx context.Context, who Actor, c *campaigns.Campaign) error
+	GetCampaign(ctx context.Context, id int64) (campaigns.Campaign, error)
+	// ListCampaigns lists campaigns; with ids non-nil, only those.
+	ListCampaigns(ctx context.Context, ids []int64) ([]campaigns.Campaign, error)
+	// UpdateCampaign applies change to the stored campaign in one transaction and
+	// records the audit entry named action. change may refuse by returning an error.
+	UpdateCampaign(ctx context.Context, who Actor, id int64, action string, change func(*campaigns.Campaign) error) (campaigns.Campaign, error)
+	DeleteCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) error
+}
+
+const campaignColumns = `id, name, caller_id, default_country, state, schedule, window_start, window_end,
+	ladder, pacing, created_at, updated_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
+	var c campaigns.Campaign
+	var schedule, ladder, pacing string
+	var created, updated int64
+	var ws, we int
+	if err := r.Scan(&c.ID, &c.Name, &c.CallerID, &c.DefaultCountry, &c.State, &schedule, &ws, &we,
+		&ladder, &pacing, &created, &updated); err != nil {
+		return c, err
+	}
+	c.Window = campaigns.Window{Start: campaigns.ClockTime(ws), End: campaigns.ClockTime(we)}
+	c.CreatedAt, c.UpdatedAt = msToTime(created), msToTime(updated)
+	for _, f := range []struct {
+		src string
+		dst any
+	}{{schedule, &c.Schedule}, {ladder, &c.Ladder}, {pacing, &c.Pacing}} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return c, fmt.Errorf("decode campaign %d: %w", c.ID, err)
+		}
+	}
+	return c, nil
+}
+
+func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing string, err error) {
+	s, err := json.Marshal(c.Schedule)
+	if err != nil {
+		return "", "", "", err
+	}
+	l, err := json.Marshal(c.Ladder)
+	if err != nil {
+		return "", "", "", err
+	}
+	p, err := json.Marshal(c.Pacing)
+	if err != nil {
+		return "", "", "", err
+	}
+	return string(s), string(l), string(p), nil
+}
+
+// CreateCampaign stores c, setting its ID and timestamps.
+func (d *DB) CreateCampaign(ctx context.Context, who Actor, c *campaigns.Campaign) error {
+	schedule, ladder, pacing, err := campaignJSON(c)
+	if err != nil {
+		return fmt.Errorf("encode campaign: %w", err)
+	}
+	now := d.now().UTC()
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO campaigns(name, caller_id, default_country, state, schedule,
+			window_start, window_end, ladder, pacing, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			c.Name, c.CallerID, c.DefaultCountry, c.State, schedule, int(c.Window.Start), int(c.Window.End),
+			ladder, pacing, now.UnixMilli(), now.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("insert campaign: %w", err)
+		}
+		if c.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("insert campaign: %w", err)
+		}
+		c.CreatedAt, c.UpdatedAt = msToTime(now.UnixMilli()), msToTime(now.UnixMilli())
+		return d.audit(ctx, tx, who, "campaign.create", "campaign", idString(c.ID), nil, c)
+	})
+}
+
+// GetCampaign returns one campaign.
+func (d *DB) GetCampaign(ctx context.Context, id int64) (campaigns.Campaign, error) {
+	c, err := scanCampaign(d.db.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+	if err != nil {
+		return c, notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
+	}
+	return c, nil
+}
+
+// ListCampaigns returns campaigns ordered by ID.
+func (d *DB) ListCampaigns(ctx context.Context, ids []int64) ([]campaigns.Campaign, error) {
+	q := "SELECT " + campaignColumns + " FROM campaigns"
+	var args []any
+	if ids != nil {
+		if len(ids) == 0 {
+			return []campaigns.Campaign{}, nil
+		}
+		q += " WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	rows, err := d.db.QueryContext(ctx, q+" ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	defer rows.Close()
+	out := []campaigns.Campaign{}
+	for rows.Next() {
+		c, err := scanCampaign(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list campaigns: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// UpdateCampaign reads, changes and writes a campaign in one transaction.
+func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action string, change func(*campaigns.Campaign) error) (campaigns.Campaign, error) {
+	var after campaigns.Campaign
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+		if err != nil {
+			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
+		}
+		after = before
+		after.Ladder = append([]campaigns.Rung(nil), before.Ladder...)
+		if err := change(&after); err != nil {
+			return err
+		}
+		after.ID = id
+		after.CreatedAt = before.CreatedAt
+		after.UpdatedAt = msToTime(d.nowMs())
+		schedule, ladder, pacing, err := campaignJSON(&after)
+		if err != nil {
+			return fmt.Errorf("encode campaign: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET name=?, caller_id=?, default_country=?, state=?, schedule=?,
+			window_start=?, window_end=?, ladder=?, pacing=?, updated_at=? WHERE id=?`,
+			after.Name, after.CallerID, after.DefaultCountry, after.State, schedule, int(after.Window.Start),
+			int(after.Window.End), ladder, pacing, after.UpdatedAt.UnixMilli(), id)
+		if err != nil {
+			return fmt.Errorf("update campaign: %w", err)
+		}
+		return d.audit(ctx, tx, who, action, "campaign", idString(id), before, after)
+	})
+	return after, err
+}
+
+// DeleteCampaign removes a campaign and everything under it, if allowed says so.
+func (d *DB) DeleteCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+		if err != nil {
+			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
+		}
+		if err := allowed(before); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM campaigns WHERE id = ?", id); err != nil {
+			return fmt.Errorf("delete campaign: %w", err)
+		}
+		return d.audit(ctx, tx, who, "campaign.delete", "campaign", idString(id), before, nil)
+	})
+}

@@ -1,0 +1,314 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// ContactFilter narrows a contact listing. Zero fields do not filter.
+type ContactFilter struct {
+	Status campaigns.ContactStatus
+	// Phone matches contacts whose number starts with it (E.164 digits, with or without +).
+	Phone    string
+	ImportID int64
+	Limit    int
+	Offset   int
+}
+
+// ContactStore keeps contacts and their imports.
+type ContactStore interface {
+	// BeginImport starts an import into a campaign; its rows are written in batches.
+	BeginImport(ctx context.Context, who Actor, campaignID int64) (*ImportBatch, error)
+	// ListContacts returns matching contacts in file order and how many match in all.
+	ListContacts(ctx context.Context, campaignID int64, f ContactFilter) ([]campaigns.Contact, int, error)
+	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
+	// ImportRejections streams an import's rejected rows in line order.
+	ImportRejections(ctx context.Context, importID int64, fn func(campaigns.Rejection) error) error
+	GetImport(ctx context.Context, id int64) (Import, error)
+}
+
+// Import is the record of one contact file upload.
+type Import struct {
+	ID         int64      `json:"id,string"`
+	CampaignID int64      `json:"campaign_id,string"`
+	State      string     `json:"state"`
+	Imported   int        `json:"imported"`
+	Rejected   int        `json:"rejected_count"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// ImportBatch writes one import's rows. Rows become durable in whole batches at each
+// Flush: a crash loses at most the batch in progress and never leaves half of one.
+// It implements campaigns.ImportSink.
+type ImportBatch struct {
+	d          *DB
+	who        Actor
+	id         int64
+	campaignID int64
+	tx         *sql.Tx
+	insert     *sql.Stmt
+	reject     *sql.Stmt
+	blocked    *sql.Stmt
+	now        int64
+	imported   int
+	rejected   int
+	pending    struct{ imported, rejected int }
+}
+
+// BeginImport records a new import and opens its first batch.
+func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*ImportBatch, error) {
+	b := &ImportBatch{d: d, who: who, campaignID: campaignID, now: d.nowMs()}
+	var uid sql.NullInt64
+	if who.UserID != 0 {
+		uid = sql.NullInt64{Int64: who.UserID, Valid: true}
+	}
+	res, err := d.db.ExecContext(ctx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
+		campaignID, uid, "running", b.now)
+	if err != nil {
+		if isForeignKeyViolation(err) {
+			return nil, fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)
+		}
+		return nil, fmt.Errorf("record import: %w", err)
+	}
+	if b.id, err = res.LastInsertId(); err != nil {
+		return nil, fmt.Errorf("record import: %w", err)
+	}
+	if err := b.begin(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ID is the import's identifier.
+func (b *ImportBatch) ID() int64 { return b.id }
+
+func (b *ImportBatch) begin(ctx context.Context) error {
+	tx, err := b.d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin import batch: %w", err)
+	}
+	b.tx = tx
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var s *sql.Stmt
+		s, err = tx.PrepareContext(ctx, q)
+		return s
+	}
+	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, attributes,
+		status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?) ON CONFLICT(campaign_id, phone) DO NOTHING`)
+	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail) VALUES (?,?,?,?)")
+	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
+	if err != nil {
+		tx.Rollback()
+		return fmt.Errorf("prepare import batch: %w", err)
+	}
+	return nil
+}
+
+// Add stores c unless its number (or WhatsApp number) is on a do-not-call list or
+// already in the campaign; then it returns the reason and stores nothing.
+func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.RejectReason, error) {
+	var blocked bool
+	if err := b.blocked.QueryRowContext(ctx, c.Phone, c.WhatsAppNumber(), b.campaignID).Scan(&blocked); err != nil {
+		return "", fmt.Errorf("check do-not-call: %w", err)
+	}
+	if blocked {
+		return campaigns.RejectDoNotCall, nil
+	}
+	var attrs sql.NullString
+	if len(c.Attributes) > 0 {
+		j, err := json.Marshal(c.Attributes)
+		if err != nil {
+			return "", fmt.Errorf("encode attributes: %w", err)
+		}
+		attrs = sql.NullString{String: string(j), Valid: true}
+	}
+	res, err := b.insert.ExecContext(ctx, b.campaignID, b.id, c.Line, c.Phone, nullString(c.WhatsApp),
+		nullString(c.Name), nullString(c.Timezone), attrs, b.now, b.now)
+	if err != nil {
+		return "", fmt.Errorf("insert contact: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return "", fmt.Errorf("insert contact: %w", err)
+	} else if n == 0 {
+		return campaigns.RejectAlreadyInCampaign, nil
+	}
+	b.pending.imported++
+	return "", nil
+}
+
+// Reject records a row that was not imported.
+func (b *ImportBatch) Reject(ctx context.Context, r campaigns.Rejection) error {
+	if _, err := b.reject.ExecContext(ctx, b.id, r.Line, string(r.Reason), nullString(r.Detail)); err != nil {
+		return fmt.Errorf("record rejection: %w", err)
+	}
+	b.pending.rejected++
+	return nil
+}
+
+// Flush commits the batch in progress, with the running counts, and opens the next.
+func (b *ImportBatch) Flush(ctx context.Context) error {
+	if err := b.commit(ctx, "running", ""); err != nil {
+		return err
+	}
+	return b.begin(ctx)
+}
+
+func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
+	imported, rejected := b.imported+b.pending.imported, b.rejected+b.pending.rejected
+	var finished sql.NullInt64
+	if state != "running" {
+		finished = sql.NullInt64{Int64: b.d.nowMs(), Valid: true}
+	}
+	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, state=?, error=?, finished_at=? WHERE id=?",
+		imported, rejected, state, nullString(errText), finished, b.id)
+	if err == nil && state != "running" {
+		err = b.d.audit(ctx, b.tx, b.who, "contacts.import", "campaign", idString(b.campaignID), nil,
+			map[string]any{"import_id": idString(b.id), "imported": imported, "rejected": rejected, "state": state})
+	}
+	if err != nil {
+		b.tx.Rollback()
+		return fmt.Errorf("commit import batch: %w", err)
+	}
+	if err := b.tx.Commit(); err != nil {
+		return fmt.Errorf("commit import batch: %w", err)
+	}
+	b.imported, b.rejected = imported, rejected
+	b.pending.imported, b.pending.rejected = 0, 0
+	return nil
+}
+
+// Finish commits the last batch and closes the import: done when cause is nil,
+// failed (keeping every batch already committed) otherwise.
+func (b *ImportBatch) Finish(ctx context.Context, cause error) (Import, error) {
+	state, text := "done", ""
+	if cause != nil {
+		state, text = "failed", cause.Error()
+		// The batch in progress may be half of what the client meant; committed ones stand.
+		b.tx.Rollback()
+		b.pending.imported, b.pending.rejected = 0, 0
+		// The context may be the cancelled request's: the record must still be closed.
+		ctx = context.WithoutCancel(ctx)
+		if err := b.begin(ctx); err != nil {
+			return Import{}, err
+		}
+	}
+	if err := b.commit(ctx, state, text); err != nil {
+		return Import{}, err
+	}
+	return b.d.GetImport(ctx, b.id)
+}
+
+// GetImport returns an import's record.
+func (d *DB) GetImport(ctx context.Context, id int64) (Import, error) {
+	var im Import
+	var started int64
+	var finished sql.NullInt64
+	var errText sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT id, campaign_id, state, imported, rejected, error, started_at, finished_at
+		FROM imports WHERE id = ?`, id).Scan(&im.ID, &im.CampaignID, &im.State, &im.Imported, &im.Rejected, &errText, &started, &finished)
+	if err != nil {
+		return im, notFoundIfNoRows(err, fmt.Sprintf("import %d", id))
+	}
+	im.Error = errText.String
+	im.StartedAt = msToTime(started)
+	im.FinishedAt = nullMsToTime(finished)
+	return im, nil
+}
+
+// ImportRejections streams the rejected rows of an import in line order.
+func (d *DB) ImportRejections(ctx context.Context, importID int64, fn func(campaigns.Rejection) error) error {
+	rows, err := d.db.QueryContext(ctx, "SELECT line, reason, ifnull(detail,'') FROM import_rejections WHERE import_id = ? ORDER BY line", importID)
+	if err != nil {
+		return fmt.Errorf("list rejections: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r campaigns.Rejection
+		if err := rows.Scan(&r.Line, &r.Reason, &r.Detail); err != nil {
+			return fmt.Errorf("list rejections: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+const contactColumns = "id, campaign_id, phone, ifnull(whatsapp,''), ifnull(name,''), ifnull(timezone,''), attributes, status, ifnull(line,0)"
+
+func scanContact(r rowScanner) (campaigns.Contact, error) {
+	var c campaigns.Contact
+	var attrs sql.NullString
+	if err := r.Scan(&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line); err != nil {
+		return c, err
+	}
+	c.Attributes = map[string]string{}
+	if attrs.Valid {
+		if err := json.Unmarshal([]byte(attrs.String), &c.Attributes); err != nil {
+			return c, fmt.Errorf("decode contact %d attributes: %w", c.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// ListContacts returns a page of a campaign's contacts in the order they were imported.
+func (d *DB) ListContacts(ctx context.Context, campaignID int64, f ContactFilter) ([]campaigns.Contact, int, error) {
+	where := []string{"campaign_id = ?"}
+	args := []any{campaignID}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, string(f.Status))
+	}
+	if f.Phone != "" {
+		// A range on the (campaign_id, phone) index: prefix search without LIKE's escaping rules.
+		p := "+" + strings.TrimPrefix(f.Phone, "+")
+		where = append(where, "phone >= ? AND phone < ?")
+		args = append(args, p, p+"\xff")
+	}
+	if f.ImportID != 0 {
+		where = append(where, "import_id = ?")
+		args = append(args, f.ImportID)
+	}
+	cond := " WHERE " + strings.Join(where, " AND ")
+	var total int
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM contacts"+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count contacts: %w", err)
+	}
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+" FROM contacts"+cond+" ORDER BY id LIMIT ? OFFSET ?",
+		append(args, limitOrDefault(f.Limit), f.Offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list contacts: %w", err)
+	}
+	defer rows.Close()
+	out := []campaigns.Contact{}
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list contacts: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, total, rows.Err()
+}
+
+// GetContact returns one contact.
+func (d *DB) GetContact(ctx context.Context, id int64) (campaigns.Contact, error) {
+	c, err := scanContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+" FROM contacts WHERE id = ?", id))
+	if err != nil {
+		return c, notFoundIfNoRows(err, fmt.Sprintf("contact %d", id))
+	}
+	return c, nil
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

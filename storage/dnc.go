@@ -1,0 +1,131 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// DNCEntry is one number on a do-not-call list.
+type DNCEntry struct {
+	ID         int64     `json:"id,string"`
+	Phone      string    `json:"phone"`
+	CampaignID int64     `json:"campaign_id,string,omitempty"` // 0: the global list
+	Reason     string    `json:"reason,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// DNCStore keeps the global and per-campaign do-not-call lists.
+type DNCStore interface {
+	// AddDNC puts E.164 numbers on the list of campaignID (0: global) and marks the
+	// matching contacts that are not done yet; it returns how many numbers were new.
+	AddDNC(ctx context.Context, who Actor, campaignID int64, phones []string, reason string) (int, error)
+	RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone string) error
+	ListDNC(ctx context.Context, campaignID int64, limit, offset int) ([]DNCEntry, int, error)
+	// IsDNC reports whether phone may not be called for campaignID (global or campaign list).
+	IsDNC(ctx context.Context, campaignID int64, phone string) (bool, error)
+}
+
+func scopeArg(campaignID int64) sql.NullInt64 {
+	return sql.NullInt64{Int64: campaignID, Valid: campaignID != 0}
+}
+
+// AddDNC adds numbers to a list in one transaction.
+func (d *DB) AddDNC(ctx context.Context, who Actor, campaignID int64, phones []string, reason string) (int, error) {
+	added := 0
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, "INSERT INTO dnc(phone, campaign_id, reason, created_at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING")
+		if err != nil {
+			return fmt.Errorf("add do-not-call: %w", err)
+		}
+		defer ins.Close()
+		mark, err := tx.PrepareContext(ctx, `UPDATE contacts SET status='do_not_call', updated_at=?3
+			WHERE (phone = ?1 OR whatsapp = ?1) AND status IN ('pending','in_progress') AND (?2 = 0 OR campaign_id = ?2)`)
+		if err != nil {
+			return fmt.Errorf("add do-not-call: %w", err)
+		}
+		defer mark.Close()
+		now := d.nowMs()
+		var newPhones []string
+		for _, p := range phones {
+			res, err := ins.ExecContext(ctx, p, scopeArg(campaignID), nullString(reason), now)
+			if err != nil {
+				if isForeignKeyViolation(err) {
+					return fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)
+				}
+				return fmt.Errorf("add do-not-call %s: %w", p, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				added++
+				newPhones = append(newPhones, p)
+			}
+			if _, err := mark.ExecContext(ctx, p, campaignID, now); err != nil {
+				return fmt.Errorf("mark contacts do-not-call: %w", err)
+			}
+		}
+		if added == 0 {
+			return nil
+		}
+		return d.audit(ctx, tx, who, "dnc.add", "dnc", scopeName(campaignID), nil,
+			map[string]any{"phones": newPhones, "reason": reason})
+	})
+	return added, err
+}
+
+func scopeName(campaignID int64) string {
+	if campaignID == 0 {
+		return "global"
+	}
+	return idString(campaignID)
+}
+
+// RemoveDNC takes a number off a list.
+func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM dnc WHERE phone = ? AND ifnull(campaign_id,0) = ?", phone, campaignID)
+		if err != nil {
+			return fmt.Errorf("remove do-not-call: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%s on list %s: %w", phone, scopeName(campaignID), ErrNotFound)
+		}
+		return d.audit(ctx, tx, who, "dnc.remove", "dnc", scopeName(campaignID), map[string]any{"phone": phone}, nil)
+	})
+}
+
+// ListDNC pages through one list, newest first.
+func (d *DB) ListDNC(ctx context.Context, campaignID int64, limit, offset int) ([]DNCEntry, int, error) {
+	var total int
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE ifnull(campaign_id,0) = ?", campaignID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count do-not-call: %w", err)
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT id, phone, ifnull(campaign_id,0), ifnull(reason,''), created_at FROM dnc
+		WHERE ifnull(campaign_id,0) = ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, limitOrDefault(limit), offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list do-not-call: %w", err)
+	}
+	defer rows.Close()
+	out := []DNCEntry{}
+	for rows.Next() {
+		var e DNCEntry
+		var created int64
+		if err := rows.Scan(&e.ID, &e.Phone, &e.CampaignID, &e.Reason, &created); err != nil {
+			return nil, 0, fmt.Errorf("list do-not-call: %w", err)
+		}
+		e.CreatedAt = msToTime(created)
+		out = append(out, e)
+	}
+	return out, total, rows.Err()
+}
+
+// IsDNC checks both the global list and the campaign's.
+func (d *DB) IsDNC(ctx context.Context, campaignID int64, phone string) (bool, error) {
+	var blocked bool
+	err := d.db.QueryRowContext(ctx, "SELECT EXISTS(SELECT 1 FROM dnc WHERE phone = ? AND (campaign_id IS NULL OR campaign_id = ?))",
+		phone, campaignID).Scan(&blocked)
+	if err != nil {
+		return false, fmt.Errorf("check do-not-call: %w", err)
+	}
+	return blocked, nil
+}

@@ -1,0 +1,21 @@
+package storage
+
+import "context"
+
+// Store is every repository Turbina needs. *DB (SQLite) implements it; a PostgreSQL
+// backend would implement the same interface.
+type Store interface {
+	CampaignStore
+	ContactStore
+	DNCStore
+	UserStore
+	AuditLog
+	Outbox
+	StatsStore
+	Ping(ctx context.Context) error
+	IntegrityCheck(ctx context.Context) error
+	FailInterruptedImports(ctx context.Context) (int, error)
+	Close() error
+}
+
+var _ Store = (*DB)(nil)

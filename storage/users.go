@@ -1,0 +1,339 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Role is what a user may do.
+type Role string
+
+// Roles, from most to least powerful.
+const (
+	RoleAdmin      Role = "admin"
+	RoleSupervisor Role = "supervisor"
+	RoleSales      Role = "sales"
+	RoleAgent      Role = "agent"
+)
+
+// Valid reports whether r is one of the known roles.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleAdmin, RoleSupervisor, RoleSales, RoleAgent:
+		return true
+	}
+	return false
+}
+
+// User is a person (or integration) that signs in.
+type User struct {
+	ID           int64     `json:"id,string"`
+	Username     string    `json:"username"`
+	DisplayName  string    `json:"display_name"`
+	Role         Role      `json:"role"`
+	Disabled     bool      `json:"disabled"`
+	CreatedAt    time.Time `json:"created_at"`
+	PasswordHash string    `json:"-"`
+}
+
+// Token is an API token's record; the secret itself is never stored.
+type Token struct {
+	ID         int64      `json:"id,string"`
+	UserID     int64      `json:"user_id,string"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// UserStore keeps users, their API tokens and agents' campaign assignments.
+type UserStore interface {
+	CreateUser(ctx context.Context, who Actor, u *User) error
+	GetUser(ctx context.Context, id int64) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdateUser(ctx context.Context, who Actor, id int64, change func(*User) error) (User, error)
+	CountAdmins(ctx context.Context) (int, error)
+	// CreateToken stores a token by the hash of its secret.
+	CreateToken(ctx context.Context, who Actor, t *Token, secretHash string) error
+	// UserByToken finds the enabled user owning an unrevoked token and notes its use.
+	UserByToken(ctx context.Context, secretHash string) (User, error)
+	ListTokens(ctx context.Context, userID int64) ([]Token, error)
+	GetToken(ctx context.Context, id int64) (Token, error)
+	RevokeToken(ctx context.Context, who Actor, id int64) error
+	// AssignAgent lets an agent user work (and read) a campaign.
+	AssignAgent(ctx context.Context, who Actor, campaignID, userID int64) error
+	UnassignAgent(ctx context.Context, who Actor, campaignID, userID int64) error
+	AgentCampaigns(ctx context.Context, userID int64) ([]int64, error)
+	CampaignAgents(ctx context.Context, campaignID int64) ([]User, error)
+}
+
+const userColumns = "id, username, display_name, role, ifnull(password_hash,''), disabled, created_at"
+
+func scanUser(r rowScanner) (User, error) {
+	var u User
+	var created int64
+	err := r.Scan(&u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.Disabled, &created)
+	u.CreatedAt = msToTime(created)
+	return u, err
+}
+
+// CreateUser stores u and sets its ID; a taken username is ErrConflict.
+func (d *DB) CreateUser(ctx context.Context, who Actor, u *User) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		now := d.nowMs()
+		res, err := tx.ExecContext(ctx, "INSERT INTO users(username, display_name, role, password_hash, disabled, created_at) VALUES (?,?,?,?,?,?)",
+			u.Username, u.DisplayName, u.Role, nullString(u.PasswordHash), u.Disabled, now)
+		if err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("username %q is taken: %w", u.Username, ErrConflict)
+			}
+			return fmt.Errorf("create user: %w", err)
+		}
+		if u.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		u.CreatedAt = msToTime(now)
+		if u.Role == RoleAgent {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO agents(user_id, state_since) VALUES (?,?)", u.ID, now); err != nil {
+				return fmt.Errorf("create agent: %w", err)
+			}
+		}
+		return d.audit(ctx, tx, who, "user.create", "user", idString(u.ID), nil, u)
+	})
+}
+
+// GetUser returns one user.
+func (d *DB) GetUser(ctx context.Context, id int64) (User, error) {
+	u, err := scanUser(d.db.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+	if err != nil {
+		return u, notFoundIfNoRows(err, fmt.Sprintf("user %d", id))
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by ID.
+func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+userColumns+" FROM users ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	out := []User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// UpdateUser changes a user in one transaction with its audit entry.
+func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*User) error) (User, error) {
+	var after User
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		before, err := scanUser(tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+		if err != nil {
+			return notFoundIfNoRows(err, fmt.Sprintf("user %d", id))
+		}
+		after = before
+		if err := change(&after); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE users SET display_name=?, role=?, password_hash=?, disabled=? WHERE id=?",
+			after.DisplayName, after.Role, nullString(after.PasswordHash), after.Disabled, id)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if after.Role == RoleAgent {
+			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO agents(user_id, state_since) VALUES (?,?)", id, d.nowMs()); err != nil {
+				return fmt.Errorf("update user: %w", err)
+			}
+		}
+		return d.audit(ctx, tx, who, "user.update", "user", idString(id), before, after)
+	})
+	return after, err
+}
+
+// CountAdmins counts enabled administrators.
+func (d *DB) CountAdmins(ctx context.Context) (int, error) {
+	var n int
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role='admin' AND disabled=0").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count admins: %w", err)
+	}
+	return n, nil
+}
+
+// CreateToken stores a new token for t.UserID and sets its ID.
+func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		now := d.nowMs()
+		res, err := tx.ExecContext(ctx, "INSERT INTO api_tokens(user_id, name, token_hash, prefix, created_at) VALUES (?,?,?,?,?)",
+			t.UserID, t.Name, secretHash, t.Prefix, now)
+		if err != nil {
+			if isForeignKeyViolation(err) {
+				return fmt.Errorf("user %d: %w", t.UserID, ErrNotFound)
+			}
+			if isUniqueViolation(err) {
+				return fmt.Errorf("token already exists: %w", ErrConflict)
+			}
+			return fmt.Errorf("create token: %w", err)
+		}
+		if t.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
+		t.CreatedAt = msToTime(now)
+		return d.audit(ctx, tx, who, "token.create", "user", idString(t.UserID), nil, t)
+	})
+}
+
+// UserByToken resolves a token hash to its user.
+func (d *DB) UserByToken(ctx context.Context, secretHash string) (User, error) {
+	var tokenID int64
+	row := d.db.QueryRowContext(ctx, `SELECT t.id, u.id, u.username, u.display_name, u.role, ifnull(u.password_hash,''), u.disabled, u.created_at
+		FROM api_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled = 0`, secretHash)
+	var u User
+	var created int64
+	if err := row.Scan(&tokenID, &u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.Disabled, &created); err != nil {
+		return u, notFoundIfNoRows(err, "token")
+	}
+	u.CreatedAt = msToTime(created)
+	// Last use is informational; minute precision spares a write on every request.
+	now := d.nowMs()
+	if _, err := d.db.ExecContext(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND ifnull(last_used_at,0) < ?",
+		now, tokenID, now-60_000); err != nil {
+		return u, fmt.Errorf("note token use: %w", err)
+	}
+	return u, nil
+}
+
+const tokenColumns = "id, user_id, name, prefix, created_at, last_used_at, revoked_at"
+
+func scanToken(r rowScanner) (Token, error) {
+	var t Token
+	var created int64
+	var used, revoked sql.NullInt64
+	err := r.Scan(&t.ID, &t.UserID, &t.Name, &t.Prefix, &created, &used, &revoked)
+	t.CreatedAt = msToTime(created)
+	t.LastUsedAt, t.RevokedAt = nullMsToTime(used), nullMsToTime(revoked)
+	return t, err
+}
+
+// ListTokens lists a user's tokens, revoked ones included.
+func (d *DB) ListTokens(ctx context.Context, userID int64) ([]Token, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE user_id = ? ORDER BY id", userID)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	out := []Token{}
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// GetToken returns one token's record.
+func (d *DB) GetToken(ctx context.Context, id int64) (Token, error) {
+	t, err := scanToken(d.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE id = ?", id))
+	if err != nil {
+		return t, notFoundIfNoRows(err, fmt.Sprintf("token %d", id))
+	}
+	return t, nil
+}
+
+// RevokeToken stops a token from working.
+func (d *DB) RevokeToken(ctx context.Context, who Actor, id int64) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", d.nowMs(), id)
+		if err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("token %d: %w", id, ErrNotFound)
+		}
+		return d.audit(ctx, tx, who, "token.revoke", "token", idString(id), nil, nil)
+	})
+}
+
+// AssignAgent adds a campaign to an agent's.
+func (d *DB) AssignAgent(ctx context.Context, who Actor, campaignID, userID int64) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		var agentID int64
+		err := tx.QueryRowContext(ctx, "SELECT id FROM agents WHERE user_id = ?", userID).Scan(&agentID)
+		if err != nil {
+			return notFoundIfNoRows(err, fmt.Sprintf("agent user %d", userID))
+		}
+		_, err = tx.ExecContext(ctx, "INSERT OR IGNORE INTO agent_campaigns(agent_id, campaign_id) VALUES (?,?)", agentID, campaignID)
+		if err != nil {
+			if isForeignKeyViolation(err) {
+				return fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)
+			}
+			return fmt.Errorf("assign agent: %w", err)
+		}
+		return d.audit(ctx, tx, who, "agent.assign", "campaign", idString(campaignID), nil, map[string]any{"user_id": idString(userID)})
+	})
+}
+
+// UnassignAgent removes a campaign from an agent's.
+func (d *DB) UnassignAgent(ctx context.Context, who Actor, campaignID, userID int64) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM agent_campaigns WHERE campaign_id = ?
+			AND agent_id = (SELECT id FROM agents WHERE user_id = ?)`, campaignID, userID)
+		if err != nil {
+			return fmt.Errorf("unassign agent: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("agent user %d on campaign %d: %w", userID, campaignID, ErrNotFound)
+		}
+		return d.audit(ctx, tx, who, "agent.unassign", "campaign", idString(campaignID), map[string]any{"user_id": idString(userID)}, nil)
+	})
+}
+
+// AgentCampaigns lists the campaigns an agent user works.
+func (d *DB) AgentCampaigns(ctx context.Context, userID int64) ([]int64, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT ac.campaign_id FROM agent_campaigns ac JOIN agents a ON a.id = ac.agent_id
+		WHERE a.user_id = ? ORDER BY ac.campaign_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("agent campaigns: %w", err)
+	}
+	defer rows.Close()
+	ids := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("agent campaigns: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// CampaignAgents lists the agent users assigned to a campaign.
+func (d *DB) CampaignAgents(ctx context.Context, campaignID int64) ([]User, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT u.id, u.username, u.display_name, u.role, '', u.disabled, u.created_at
+		FROM agent_campaigns ac JOIN agents a ON a.id = ac.agent_id JOIN users u ON u.id = a.user_id
+		WHERE ac.campaign_id = ? ORDER BY u.id`, campaignID)
+	if err != nil {
+		return nil, fmt.Errorf("campaign agents: %w", err)
+	}
+	defer rows.Close()
+	out := []User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("campaign agents: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,312 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// campaignInput is a campaign as clients send it: absent fields keep their value
+// (the default on create, the stored one on update).
+type campaignInput struct {
+	Name           *string             `json:"name"`
+	CallerID       *string             `json:"caller_id"`
+	DefaultCountry *string             `json:"default_country"`
+	Schedule       *campaigns.Schedule `json:"schedule"`
+	Window         *windowInput        `json:"calling_window"`
+	Ladder         []campaigns.Rung    `json:"ladder"`
+	Pacing         *pacingInput        `json:"pacing"`
+}
+
+type windowInput struct {
+	Start *campaigns.ClockTime `json:"start"`
+	End   *campaigns.ClockTime `json:"end"`
+}
+
+type pacingInput struct {
+	Mode          *campaigns.PacingMode `json:"mode"`
+	TargetAbandon *float64              `json:"target_abandon"`
+	MaxRatio      *float64              `json:"max_ratio"`
+	MaxInFlight   *int                  `json:"max_in_flight"`
+}
+
+func set[T any](dst *T, src *T) {
+	if src != nil {
+		*dst = *src
+	}
+}
+
+func (in pacingInput) apply(p *campaigns.Pacing) {
+	set(&p.Mode, in.Mode)
+	set(&p.TargetAbandon, in.TargetAbandon)
+	set(&p.MaxRatio, in.MaxRatio)
+	set(&p.MaxInFlight, in.MaxInFlight)
+}
+
+func (in campaignInput) apply(c *campaigns.Campaign) {
+	set(&c.Name, in.Name)
+	set(&c.CallerID, in.CallerID)
+	set(&c.DefaultCountry, in.DefaultCountry)
+	c.DefaultCountry = strings.ToUpper(c.DefaultCountry)
+	set(&c.Schedule, in.Schedule)
+	if in.Window != nil {
+		set(&c.Window.Start, in.Window.Start)
+		set(&c.Window.End, in.Window.End)
+	}
+	if in.Ladder != nil {
+		c.Ladder = in.Ladder
+	}
+	if in.Pacing != nil {
+		in.Pacing.apply(&c.Pacing)
+	}
+}
+
+func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
+	var in campaignInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	var c campaigns.Campaign
+	c.ApplyDefaults()
+	in.apply(&c)
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := s.store.CreateCampaign(r.Context(), p.actor(), &c); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+// campaignFor loads a campaign the caller may see: agents only see the campaigns
+// they are assigned to.
+func (s *Server) campaignFor(ctx context.Context, p principal, id int64) (campaigns.Campaign, error) {
+	c, err := s.store.GetCampaign(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	if p.Role == storage.RoleAgent {
+		ids, err := s.store.AgentCampaigns(ctx, p.ID)
+		if err != nil {
+			return c, err
+		}
+		for _, allowed := range ids {
+			if allowed == id {
+				return c, nil
+			}
+		}
+		return c, forbidden(fmt.Sprintf("agent %s is not assigned to campaign %d", p.Username, id))
+	}
+	return c, nil
+}
+
+func (s *Server) campaignFromPath(r *http.Request, p principal) (campaigns.Campaign, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return campaigns.Campaign{}, err
+	}
+	return s.campaignFor(r.Context(), p, id)
+}
+
+func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request, p principal) error {
+	var ids []int64
+	if p.Role == storage.RoleAgent {
+		var err error
+		if ids, err = s.store.AgentCampaigns(r.Context(), p.ID); err != nil {
+			return err
+		}
+	}
+	list, err := s.store.ListCampaigns(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	if st := r.URL.Query().Get("state"); st != "" {
+		filtered := list[:0]
+		for _, c := range list {
+			if string(c.State) == st {
+				filtered = append(filtered, c)
+			}
+		}
+		list = filtered
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"campaigns": list})
+	return nil
+}
+
+func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
+	c, err := s.campaignFromPath(r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in campaignInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Pacing != nil && !p.is(storage.RoleAdmin, storage.RoleSupervisor) {
+		return forbidden("only supervisors change pacing")
+	}
+	c, err := s.store.UpdateCampaign(r.Context(), p.actor(), id, "campaign.update", func(c *campaigns.Campaign) error {
+		if c.State == campaigns.StateFinished {
+			return conflict("a finished campaign cannot be changed")
+		}
+		in.apply(c)
+		return c.Validate()
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) deleteCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	err = s.store.DeleteCampaign(r.Context(), p.actor(), id, func(c campaigns.Campaign) error {
+		if c.State == campaigns.StateRunning || c.State == campaigns.StatePaused {
+			return conflict(fmt.Sprintf("campaign %d is %s: finish it before deleting it", id, c.State))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// campaignAction applies the lifecycle action named by the last path segment.
+func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	action := campaigns.Action(r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:])
+	c, err := s.store.UpdateCampaign(r.Context(), p.actor(), id, "campaign."+string(action), func(c *campaigns.Campaign) error {
+		next, err := c.State.Next(action)
+		if err != nil {
+			return err
+		}
+		c.State = next
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) getPacing(w http.ResponseWriter, r *http.Request, p principal) error {
+	c, err := s.campaignFromPath(r, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c.Pacing)
+	return nil
+}
+
+func (s *Server) updatePacing(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in pacingInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	c, err := s.store.UpdateCampaign(r.Context(), p.actor(), id, "campaign.pacing", func(c *campaigns.Campaign) error {
+		if c.State == campaigns.StateFinished {
+			return conflict("a finished campaign cannot be changed")
+		}
+		in.apply(&c.Pacing)
+		return c.Validate()
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c.Pacing)
+	return nil
+}
+
+func (s *Server) campaignStats(w http.ResponseWriter, r *http.Request, p principal) error {
+	c, err := s.campaignFromPath(r, p)
+	if err != nil {
+		return err
+	}
+	st, err := s.store.CampaignStats(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) listCampaignAgents(w http.ResponseWriter, r *http.Request, p principal) error {
+	c, err := s.campaignFromPath(r, p)
+	if err != nil {
+		return err
+	}
+	users, err := s.store.CampaignAgents(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": users})
+	return nil
+}
+
+func (s *Server) assignAgent(w http.ResponseWriter, r *http.Request, p principal) error {
+	c, err := s.campaignFromPath(r, p)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		UserID flexID `json:"user_id"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	u, err := s.store.GetUser(r.Context(), int64(in.UserID))
+	if err != nil {
+		return unprocessable(fmt.Sprintf("user %d does not exist", in.UserID))
+	}
+	if u.Role != storage.RoleAgent {
+		return unprocessable(fmt.Sprintf("user %s is a %s, not an agent", u.Username, u.Role))
+	}
+	if err := s.store.AssignAgent(r.Context(), p.actor(), c.ID, u.ID); err != nil {
+		return err
+	}
+	return s.listCampaignAgents(w, r, p)
+}
+
+func (s *Server) unassignAgent(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	uid, err := pathID(r, "user_id")
+	if err != nil {
+		return err
+	}
+	if err := s.store.UnassignAgent(r.Context(), p.actor(), id, uid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,203 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// flexID is an object ID that clients may send as a JSON string ("12") or number (12).
+type flexID int64
+
+func (f *flexID) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("id must be a string or number")
+		}
+		n = json.Number(s)
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("id %q is not valid", n)
+	}
+	*f = flexID(v)
+	return nil
+}
+
+type dncRejection struct {
+	Phone  string                 `json:"phone,omitempty"`
+	Line   int                    `json:"line,omitempty"`
+	Reason campaigns.RejectReason `json:"reason"`
+}
+
+// dncScope resolves the list a request addresses: a campaign's, or the global one (0),
+// and the country used to read numbers written without a country code.
+func (s *Server) dncScope(r *http.Request, p principal, campaignID int64) (country string, err error) {
+	if campaignID == 0 {
+		if c := r.URL.Query().Get("country"); c != "" {
+			return strings.ToUpper(c), nil
+		}
+		return campaigns.DefaultCountry, nil
+	}
+	c, err := s.campaignFor(r.Context(), p, campaignID)
+	if err != nil {
+		if ae := toAPIError(err); ae.Status == http.StatusNotFound {
+			return "", unprocessable(fmt.Sprintf("campaign %d does not exist", campaignID))
+		}
+		return "", err
+	}
+	return c.DefaultCountry, nil
+}
+
+// addDNC takes numbers as JSON ({"phones":[…],"campaign_id":"…"}) or as a CSV file
+// with a phone column (campaign_id then in the query).
+func (s *Server) addDNC(w http.ResponseWriter, r *http.Request, p principal) error {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || r.Header.Get("Content-Type") == "" {
+		return s.addDNCJSON(w, r, p)
+	}
+	campaignID, err := queryID(r, "campaign_id")
+	if err != nil {
+		return err
+	}
+	country, err := s.dncScope(r, p, campaignID)
+	if err != nil {
+		return err
+	}
+	r, charset, err := s.csvBody(w, r)
+	if err != nil {
+		return err
+	}
+	ir, err := campaigns.NewImportReader(r.Body, campaigns.ImportOptions{DefaultCountry: country, Charset: charset})
+	if err != nil {
+		return importError(err)
+	}
+	added := 0
+	rejected := []dncRejection{}
+	var phones []string
+	flush := func() error {
+		n, err := s.store.AddDNC(r.Context(), p.actor(), campaignID, phones, r.URL.Query().Get("reason"))
+		added += n
+		phones = phones[:0]
+		return err
+	}
+	for {
+		row, err := ir.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return importError(err)
+		}
+		if row.Reject != nil {
+			if row.Reject.Reason != campaigns.RejectDuplicateInFile {
+				rejected = append(rejected, dncRejection{Line: row.Line, Reason: row.Reject.Reason})
+			}
+			continue
+		}
+		if phones = append(phones, row.Contact.Phone); len(phones) == campaigns.DefaultBatchRows {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"added": added, "rejected": rejected})
+	return nil
+}
+
+func (s *Server) addDNCJSON(w http.ResponseWriter, r *http.Request, p principal) error {
+	var in struct {
+		Phones     []string `json:"phones"`
+		CampaignID *flexID  `json:"campaign_id"`
+		Reason     string   `json:"reason"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if len(in.Phones) == 0 {
+		return unprocessable("phones: at least one number is required")
+	}
+	if len(in.Phones) > 10000 {
+		return unprocessable("phones: at most 10000 numbers per request; upload a CSV file for more")
+	}
+	var campaignID int64
+	if in.CampaignID != nil {
+		campaignID = int64(*in.CampaignID)
+	}
+	country, err := s.dncScope(r, p, campaignID)
+	if err != nil {
+		return err
+	}
+	var phones []string
+	rejected := []dncRejection{}
+	for _, raw := range in.Phones {
+		e164, err := campaigns.NormalizePhone(raw, country)
+		if err != nil {
+			rejected = append(rejected, dncRejection{Phone: raw, Reason: campaigns.RejectInvalidNumber})
+			continue
+		}
+		phones = append(phones, e164)
+	}
+	added := 0
+	if len(phones) > 0 {
+		if added, err = s.store.AddDNC(r.Context(), p.actor(), campaignID, phones, in.Reason); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"added": added, "rejected": rejected})
+	return nil
+}
+
+func (s *Server) listDNC(w http.ResponseWriter, r *http.Request, p principal) error {
+	campaignID, err := queryID(r, "campaign_id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.dncScope(r, p, campaignID); err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit", 100)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(r, "offset", 0)
+	if err != nil {
+		return err
+	}
+	list, total, err := s.store.ListDNC(r.Context(), campaignID, limit, offset)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": list, "total": total})
+	return nil
+}
+
+func (s *Server) removeDNC(w http.ResponseWriter, r *http.Request, p principal) error {
+	campaignID, err := queryID(r, "campaign_id")
+	if err != nil {
+		return err
+	}
+	country, err := s.dncScope(r, p, campaignID)
+	if err != nil {
+		return err
+	}
+	phone, err := campaigns.NormalizePhone(r.PathValue("phone"), country)
+	if err != nil {
+		return notFound(fmt.Sprintf("%q is not a phone number", r.PathValue("phone")))
+	}
+	if err := s.store.RemoveDNC(r.Context(), p.actor(), campaignID, phone); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,67 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// apiError is an error with the HTTP status and code the client sees.
+type apiError struct {
+	Status  int               `json:"-"`
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func errorf(status int, code, message string) *apiError {
+	return &apiError{Status: status, Code: code, Message: message}
+}
+
+func badRequest(msg string) *apiError { return errorf(http.StatusBadRequest, "bad_request", msg) }
+func forbidden(msg string) *apiError  { return errorf(http.StatusForbidden, "forbidden", msg) }
+func notFound(msg string) *apiError   { return errorf(http.StatusNotFound, "not_found", msg) }
+func conflict(msg string) *apiError   { return errorf(http.StatusConflict, "conflict", msg) }
+func unprocessable(msg string) *apiError {
+	return errorf(http.StatusUnprocessableEntity, "validation_failed", msg)
+}
+
+// toAPIError maps errors from the layers below to what the client sees; anything
+// unknown is a 500 whose detail stays in the log.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	var ve *campaigns.ValidationError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ve):
+		e := unprocessable(ve.Error())
+		e.Fields = ve.Fields
+		return e
+	case errors.As(err, &mbe):
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than the limit of "+formatBytes(mbe.Limit))
+	case errors.Is(err, storage.ErrNotFound):
+		return notFound(err.Error())
+	case errors.Is(err, storage.ErrConflict), errors.Is(err, campaigns.ErrInvalidTransition):
+		return conflict(err.Error())
+	}
+	return errorf(http.StatusInternalServerError, "internal", "internal error")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.Status, map[string]*apiError{"error": e})
+}

@@ -1,0 +1,263 @@
+// Package web serves Turbina's HTTP API (/api/v1), its health and metrics endpoints
+// and its OpenAPI document. It authenticates callers, enforces roles and turns
+// requests into calls on the campaigns and storage packages; it holds no engine logic.
+package web
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// Config sets the server's limits.
+type Config struct {
+	// MaxBodyBytes limits JSON request bodies.
+	MaxBodyBytes int64
+	// MaxImportBytes limits CSV uploads (contacts and do-not-call lists).
+	MaxImportBytes int64
+	// ImportBatchRows is how many imported rows are committed at a time.
+	ImportBatchRows int
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the HTTP front of Turbina.
+type Server struct {
+	store   storage.Store
+	log     *slog.Logger
+	cfg     Config
+	mux     *http.ServeMux
+	metrics *metrics
+	routes  []route
+}
+
+// route is one API operation; the table of them is the single source for the mux,
+// the role checks and the test that keeps the OpenAPI document true.
+type route struct {
+	method string
+	path   string // OpenAPI-style, which is also http.ServeMux's pattern syntax
+	roles  []storage.Role
+	handle func(w http.ResponseWriter, r *http.Request, p principal) error
+}
+
+var (
+	allRoles    = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent}
+	staffRoles  = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales}
+	adminOnly   = []storage.Role{storage.RoleAdmin}
+	supervisors = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor}
+	salesRoles  = []storage.Role{storage.RoleAdmin, storage.RoleSales}
+)
+
+// New builds a server over store.
+func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = 1 << 30
+	}
+	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux()}
+	s.metrics = newMetrics(store)
+	s.routes = []route{
+		{"GET", "/api/v1/openapi.json", allRoles, s.openAPI},
+		{"GET", "/api/v1/me", allRoles, s.me},
+
+		{"POST", "/api/v1/campaigns", salesRoles, s.createCampaign},
+		{"GET", "/api/v1/campaigns", allRoles, s.listCampaigns},
+		{"GET", "/api/v1/campaigns/{id}", allRoles, s.getCampaign},
+		{"PATCH", "/api/v1/campaigns/{id}", salesRoles, s.updateCampaign},
+		{"DELETE", "/api/v1/campaigns/{id}", salesRoles, s.deleteCampaign},
+		{"POST", "/api/v1/campaigns/{id}/start", staffRoles, s.campaignAction},
+		{"POST", "/api/v1/campaigns/{id}/pause", supervisors, s.campaignAction},
+		{"POST", "/api/v1/campaigns/{id}/resume", supervisors, s.campaignAction},
+		{"POST", "/api/v1/campaigns/{id}/finish", staffRoles, s.campaignAction},
+		{"GET", "/api/v1/campaigns/{id}/pacing", staffRoles, s.getPacing},
+		{"PATCH", "/api/v1/campaigns/{id}/pacing", supervisors, s.updatePacing},
+		{"GET", "/api/v1/campaigns/{id}/stats", staffRoles, s.campaignStats},
+		{"POST", "/api/v1/campaigns/{id}/contacts", salesRoles, s.importContacts},
+		{"GET", "/api/v1/campaigns/{id}/contacts", allRoles, s.listContacts},
+		{"GET", "/api/v1/campaigns/{id}/agents", supervisors, s.listCampaignAgents},
+		{"POST", "/api/v1/campaigns/{id}/agents", supervisors, s.assignAgent},
+		{"DELETE", "/api/v1/campaigns/{id}/agents/{user_id}", supervisors, s.unassignAgent},
+		{"GET", "/api/v1/contacts/{id}", allRoles, s.getContact},
+		{"GET", "/api/v1/imports/{id}", staffRoles, s.getImport},
+		{"GET", "/api/v1/imports/{id}/rejections", staffRoles, s.importRejections},
+
+		{"POST", "/api/v1/dnc", staffRoles, s.addDNC},
+		{"GET", "/api/v1/dnc", staffRoles, s.listDNC},
+		{"DELETE", "/api/v1/dnc/{phone}", supervisors, s.removeDNC},
+
+		{"POST", "/api/v1/users", adminOnly, s.createUser},
+		{"GET", "/api/v1/users", adminOnly, s.listUsers},
+		{"GET", "/api/v1/users/{id}", allRoles, s.getUser},
+		{"PATCH", "/api/v1/users/{id}", adminOnly, s.updateUser},
+		{"POST", "/api/v1/users/{id}/tokens", allRoles, s.createToken},
+		{"GET", "/api/v1/users/{id}/tokens", allRoles, s.listTokens},
+		{"DELETE", "/api/v1/tokens/{id}", allRoles, s.revokeToken},
+
+		{"GET", "/api/v1/audit", supervisors, s.listAudit},
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))
+	}
+	s.mux.Handle("GET /healthz", s.metrics.instrument("/healthz", http.HandlerFunc(s.healthz)))
+	s.mux.Handle("GET /readyz", s.metrics.instrument("/readyz", http.HandlerFunc(s.readyz)))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, notFound("no such endpoint: "+r.Method+" "+r.URL.Path))
+	})
+	return s
+}
+
+// Registry is the server's Prometheus registry, for other parts to add collectors to.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// protect authenticates, checks the role, and turns a handler's error into JSON.
+func (s *Server) protect(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, aerr := s.authenticate(r)
+		if aerr != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="turbina"`)
+			writeError(w, aerr)
+			return
+		}
+		if !p.is(rt.roles...) {
+			writeError(w, forbidden(fmt.Sprintf("role %s may not %s %s", p.Role, rt.method, rt.path)))
+			return
+		}
+		if err := rt.handle(w, r, p); err != nil {
+			ae := toAPIError(err)
+			if ae.Status >= 500 {
+				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, ae)
+		}
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "not_ready", "database: "+err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ principal) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openAPIDocument)
+	return err
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, p principal) error {
+	out := map[string]any{"user": p.User}
+	if p.Role == storage.RoleAgent {
+		ids, err := s.store.AgentCampaigns(r.Context(), p.ID)
+		if err != nil {
+			return err
+		}
+		out["campaign_ids"] = idStrings(ids)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// decodeJSON reads a size-limited JSON body into v, refusing unknown fields so that
+// a misspelt setting is an error rather than silently ignored.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if ae := toAPIError(err); ae.Status == http.StatusRequestEntityTooLarge {
+			return ae
+		}
+		return badRequest("invalid JSON body: " + err.Error())
+	}
+	if dec.More() {
+		return badRequest("invalid JSON body: more than one value")
+	}
+	return nil
+}
+
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, notFound(fmt.Sprintf("%s %q is not a valid id", name, r.PathValue(name)))
+	}
+	return id, nil
+}
+
+// queryInt reads a non-negative integer query parameter.
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, badRequest(fmt.Sprintf("query parameter %s must be a non-negative integer", name))
+	}
+	return n, nil
+}
+
+func queryID(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest(fmt.Sprintf("query parameter %s must be an id", name))
+	}
+	return id, nil
+}
+
+func idStrings(ids []int64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatInt(id, 10)
+	}
+	return out
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d bytes", n))
+}

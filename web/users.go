@@ -1,0 +1,201 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9._@-]{2,64}$`)
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	var in struct {
+		Username    string       `json:"username"`
+		DisplayName string       `json:"display_name"`
+		Role        storage.Role `json:"role"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	bad := map[string]string{}
+	if !usernamePattern.MatchString(in.Username) {
+		bad["username"] = "2 to 64 letters, digits, '.', '_', '@' or '-'"
+	}
+	if !in.Role.Valid() {
+		bad["role"] = "must be admin, supervisor, sales or agent"
+	}
+	if len(bad) > 0 {
+		e := unprocessable("invalid user")
+		e.Fields = bad
+		return e
+	}
+	u := storage.User{Username: in.Username, DisplayName: strings.TrimSpace(in.DisplayName), Role: in.Role}
+	if err := s.store.CreateUser(r.Context(), p.actor(), &u); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p principal) error {
+	users, err := s.store.ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	return nil
+}
+
+// selfOrAdmin resolves the {id} user and refuses anyone but that user or an admin.
+func (s *Server) selfOrAdmin(r *http.Request, p principal) (int64, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return 0, err
+	}
+	if id != p.ID && p.Role != storage.RoleAdmin {
+		return 0, forbidden("only an admin may act on another user")
+	}
+	return id, nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := s.selfOrAdmin(r, p)
+	if err != nil {
+		return err
+	}
+	u, err := s.store.GetUser(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in struct {
+		DisplayName *string       `json:"display_name"`
+		Role        *storage.Role `json:"role"`
+		Disabled    *bool         `json:"disabled"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Role != nil && !in.Role.Valid() {
+		return unprocessable("role must be admin, supervisor, sales or agent")
+	}
+	admins, err := s.store.CountAdmins(r.Context())
+	if err != nil {
+		return err
+	}
+	u, err := s.store.UpdateUser(r.Context(), p.actor(), id, func(u *storage.User) error {
+		wasAdmin := u.Role == storage.RoleAdmin && !u.Disabled
+		set(&u.DisplayName, in.DisplayName)
+		set(&u.Role, in.Role)
+		set(&u.Disabled, in.Disabled)
+		if wasAdmin && (u.Role != storage.RoleAdmin || u.Disabled) && admins <= 1 {
+			return conflict("the last admin cannot be disabled or demoted")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := s.selfOrAdmin(r, p)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Name = strings.TrimSpace(in.Name); in.Name == "" || len(in.Name) > 100 {
+		return unprocessable("name: required, at most 100 characters")
+	}
+	secret, err := NewToken()
+	if err != nil {
+		return err
+	}
+	t := storage.Token{UserID: id, Name: in.Name, Prefix: tokenDisplayPrefix(secret)}
+	if err := s.store.CreateToken(r.Context(), p.actor(), &t, HashToken(secret)); err != nil {
+		return err
+	}
+	// The secret is shown this once; only its hash is kept.
+	writeJSON(w, http.StatusCreated, struct {
+		storage.Token
+		Secret string `json:"token"`
+	}{t, secret})
+	return nil
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := s.selfOrAdmin(r, p)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetUser(r.Context(), id); err != nil {
+		return err
+	}
+	tokens, err := s.store.ListTokens(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": tokens})
+	return nil
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	t, err := s.store.GetToken(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if t.UserID != p.ID && p.Role != storage.RoleAdmin {
+		return forbidden(fmt.Sprintf("token %d belongs to another user", id))
+	}
+	if err := s.store.RevokeToken(r.Context(), p.actor(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p principal) error {
+	q := r.URL.Query()
+	f := storage.AuditFilter{ObjectType: q.Get("object_type"), ObjectID: q.Get("object_id")}
+	var err error
+	if f.UserID, err = queryID(r, "user_id"); err != nil {
+		return err
+	}
+	if f.Limit, err = queryInt(r, "limit", 100); err != nil {
+		return err
+	}
+	if f.Offset, err = queryInt(r, "offset", 0); err != nil {
+		return err
+	}
+	entries, total, err := s.store.ListAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []storage.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "total": total})
+	return nil
+}
