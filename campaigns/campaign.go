@@ -297,15 +297,32 @@ func validateLadder(ladder []Rung, bad map[string]string) {
 		if r.RetryDelay < 0 {
 			bad[key+".retry_delay"] = "must not be negative"
 		}
-		if r.Channel == ChannelWhatsAppTemplate {
-			if r.Template == "" {
-				bad[key+".template"] = "required on a whatsapp_template rung"
-			}
-			if r.Language == "" {
-				bad[key+".language"] = "required on a whatsapp_template rung"
-			}
+	}
+}
+
+// ValidateForStart checks what a campaign needs before it dials, beyond what Validate
+// checks: a draft may leave the template unnamed, a running campaign may not.
+func (c *Campaign) ValidateForStart() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	bad := map[string]string{}
+	for i, r := range c.Ladder {
+		if r.Channel != ChannelWhatsAppTemplate {
+			continue
+		}
+		key := fmt.Sprintf("ladder[%d]", i)
+		if r.Template == "" {
+			bad[key+".template"] = "required on a whatsapp_template rung before the campaign starts"
+		}
+		if r.Language == "" {
+			bad[key+".language"] = "required on a whatsapp_template rung before the campaign starts"
 		}
 	}
+	if len(bad) > 0 {
+		return &ValidationError{Fields: bad}
+	}
+	return nil
 }
 
 func validatePacing(p Pacing, bad map[string]string) {

@@ -29,50 +29,101 @@ type LoadResult struct {
 // commits are a small part of the cost, small enough that a crash loses little.
 const DefaultBatchRows = 5000
 
-// Load reads every row of ir into sink, flushing every batchRows rows. It stops at the
-// first error of the sink or the source, or when ctx ends, having flushed nothing past
-// the last complete batch; the caller decides what happens to the rest.
+// chunkRows is how many parsed rows travel together from the parser to the writer,
+// so that the hand-over costs little per row.
+const chunkRows = 256
+
+// Load reads every row of ir into sink, flushing every batchRows rows. Parsing runs
+// in a goroutine of its own so that it overlaps with the sink's writes. Load stops at
+// the first error of the sink or the source, or when ctx ends, having flushed nothing
+// past the last complete batch; the caller decides what happens to the rest.
 func Load(ctx context.Context, ir *ImportReader, sink ImportSink, batchRows int) (LoadResult, error) {
 	if batchRows <= 0 {
 		batchRows = DefaultBatchRows
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []ImportRow, 8)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		readErr <- parseChunks(ctx, ir, chunks)
+	}()
+
 	var res LoadResult
 	inBatch := 0
+	for chunk := range chunks {
+		for _, row := range chunk {
+			if err := loadRow(ctx, sink, row, &res); err != nil {
+				cancel()
+				for range chunks { // let the parser see the cancellation and stop
+				}
+				return res, err
+			}
+			if inBatch++; inBatch >= batchRows {
+				if err := sink.Flush(ctx); err != nil {
+					cancel()
+					for range chunks {
+					}
+					return res, err
+				}
+				inBatch = 0
+			}
+		}
+	}
+	if err := <-readErr; err != nil {
+		return res, err
+	}
+	return res, ctx.Err()
+}
+
+// parseChunks reads ir to the end, sending rows in chunks.
+func parseChunks(ctx context.Context, ir *ImportReader, out chan<- []ImportRow) error {
+	chunk := make([]ImportRow, 0, chunkRows)
+	send := func() bool {
+		select {
+		case out <- chunk:
+			chunk = make([]ImportRow, 0, chunkRows)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for {
 		row, err := ir.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			if len(chunk) > 0 && !send() {
+				return ctx.Err()
+			}
+			return nil
 		}
 		if err != nil {
-			return res, fmt.Errorf("read contacts: %w", err)
+			return fmt.Errorf("read contacts: %w", err)
 		}
-		rej := row.Reject
-		if rej == nil {
-			reason, err := sink.Add(ctx, row.Contact)
-			if err != nil {
-				return res, fmt.Errorf("line %d: %w", row.Line, err)
-			}
-			if reason != "" {
-				rej = &Rejection{Line: row.Line, Reason: reason}
-			}
-		}
-		if rej != nil {
-			if err := sink.Reject(ctx, *rej); err != nil {
-				return res, fmt.Errorf("line %d: %w", row.Line, err)
-			}
-			res.Rejected++
-		} else {
-			res.Imported++
-		}
-		if inBatch++; inBatch >= batchRows {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			if err := sink.Flush(ctx); err != nil {
-				return res, err
-			}
-			inBatch = 0
+		if chunk = append(chunk, row); len(chunk) == chunkRows && !send() {
+			return ctx.Err()
 		}
 	}
-	return res, nil
+}
+
+func loadRow(ctx context.Context, sink ImportSink, row ImportRow, res *LoadResult) error {
+	rej := row.Reject
+	if rej == nil {
+		reason, err := sink.Add(ctx, row.Contact)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", row.Line, err)
+		}
+		if reason != "" {
+			rej = &Rejection{Line: row.Line, Reason: reason}
+		}
+	}
+	if rej != nil {
+		if err := sink.Reject(ctx, *rej); err != nil {
+			return fmt.Errorf("line %d: %w", row.Line, err)
+		}
+		res.Rejected++
+		return nil
+	}
+	res.Imported++
+	return nil
 }

@@ -7,7 +7,7 @@ set -euo pipefail
 need=(gcc:gcc sqlite3:sqlite3)
 case "${1:-test}" in
   test) ;;
-  bench) need+=(hyperfine:hyperfine) ;;
+  bench) need+=(bc:bc curl:curl) ;;
   *) echo "usage: $0 [test|bench]" >&2; exit 2 ;;
 esac
 

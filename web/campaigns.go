@@ -203,6 +203,11 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, p princi
 		if err != nil {
 			return err
 		}
+		if action == campaigns.ActionStart || action == campaigns.ActionResume {
+			if err := c.ValidateForStart(); err != nil {
+				return err
+			}
+		}
 		c.State = next
 		return nil
 	})

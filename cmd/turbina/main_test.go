@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// binary is the turbina command built once for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "turbina-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "turbina")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build turbina:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running turbina process.
+type proc struct {
+	cmd    *exec.Cmd
+	url    string
+	mu     sync.Mutex
+	output strings.Builder
+	done   chan struct{}
+}
+
+func (p *proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.String()
+}
+
+var listeningLine = regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+)`)
+
+// start runs turbina with args and env and waits until it listens.
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), append([]string{"TURBINA_HTTP_ADDR=127.0.0.1:0"}, env...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.output.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listeningLine.FindStringSubmatch(line); m != nil {
+				select {
+				case urls <- m[1]:
+				default:
+				}
+			}
+		}
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	select {
+	case p.url = <-urls:
+		return p
+	case <-p.done:
+		t.Fatalf("turbina exited before listening:\n%s", p.Output())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("turbina did not listen within 30 s:\n%s", p.Output())
+	}
+	return nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("turbina did not stop within 15 s of SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("turbina exited with %d:\n%s", code, p.Output())
+	}
+}
+
+// call makes an API request and decodes the JSON answer into out (when not nil).
+func call(t *testing.T, method, url, token, contentType string, body io.Reader, wantStatus int, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, wantStatus, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %s: %v", method, url, b, err)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "turbina ") {
+		t.Fatalf("version: %q, %v", out, err)
+	}
+	if out, err := exec.Command(binary, "bogus").CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown command") {
+		t.Fatalf("unknown command accepted: %q", out)
+	}
+}
+
+var firstStartToken = regexp.MustCompile(`admin API token.*\n\s*\n\s*(tb_[A-Za-z0-9_-]+)`)
+
+func TestRestartKeepsEverything(t *testing.T) {
+	dataDir := t.TempDir()
+	env := []string{"TURBINA_DATA_DIR=" + dataDir, "TURBINA_ADMIN_TOKEN="}
+
+	p := start(t, env, "serve")
+	m := firstStartToken.FindStringSubmatch(p.Output())
+	if m == nil {
+		t.Fatalf("first start printed no admin token:\n%s", p.Output())
+	}
+	token := m[1]
+	var c struct{ ID string }
+	call(t, "POST", p.url+"/api/v1/campaigns", token, "application/json",
+		strings.NewReader(`{"name":"Cobrança","default_country":"BR","caller_id":"+551130000000","ladder":[{"channel":"sip","max_attempts":2,"retry_delay":"1h"},{"channel":"whatsapp_template","max_attempts":1,"template":"cobranca","language":"pt_BR","params":["nome"]}]}`), 201, &c)
+	csv := "nome;telefone;plano\r\nJoão;(11) 98765-4321;Fibra\r\nMaria;011 98765-4322;Móvel\r\n"
+	var rep struct{ Imported int }
+	call(t, "POST", p.url+"/api/v1/campaigns/"+c.ID+"/contacts", token, "text/csv", strings.NewReader(csv), 200, &rep)
+	if rep.Imported != 2 {
+		t.Fatalf("imported %d, want 2", rep.Imported)
+	}
+	call(t, "POST", p.url+"/api/v1/dnc", token, "application/json", strings.NewReader(`{"phones":["+5521987654321"]}`), 200, nil)
+	call(t, "POST", p.url+"/api/v1/campaigns/"+c.ID+"/start", token, "", nil, 200, nil)
+	p.stop(t)
+
+	p = start(t, env, "serve")
+	if strings.Contains(p.Output(), "admin API token") {
+		t.Errorf("second start printed a new admin token:\n%s", p.Output())
+	}
+	var got struct {
+		State string
+		Name  string
+	}
+	call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID, token, "", nil, 200, &got)
+	if got.State != "running" || got.Name != "Cobrança" {
+		t.Errorf("campaign after restart: %+v", got)
+	}
+	var contacts struct {
+		Total    int
+		Contacts []struct{ Phone, Name string }
+	}
+	call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID+"/contacts", token, "", nil, 200, &contacts)
+	if contacts.Total != 2 || contacts.Contacts[0].Name != "João" || contacts.Contacts[1].Phone != "+5511987654322" {
+		t.Errorf("contacts after restart: %+v", contacts)
+	}
+	var dnc struct{ Total int }
+	call(t, "GET", p.url+"/api/v1/dnc", token, "", nil, 200, &dnc)
+	if dnc.Total != 1 {
+		t.Errorf("global do-not-call entries after restart: %d", dnc.Total)
+	}
+	p.stop(t)
+
+	// An admin token from the environment works alongside, and replaces an earlier one.
+	envToken := "env-admin-token-0123456789"
+	p = start(t, []string{"TURBINA_DATA_DIR=" + dataDir, "TURBINA_ADMIN_TOKEN=" + envToken}, "serve")
+	call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID, envToken, "", nil, 200, nil)
+	p.stop(t)
+	p = start(t, []string{"TURBINA_DATA_DIR=" + dataDir, "TURBINA_ADMIN_TOKEN=another-env-token-987654321"}, "serve")
+	call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID, envToken, "", nil, 401, nil)
+	call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID, "another-env-token-987654321", "", nil, 200, nil)
+}
+
+func TestDemoLoadsSampleCampaign(t *testing.T) {
+	p := start(t, []string{"TURBINA_DATA_DIR=" + t.TempDir()}, "demo", "--duration", "20s")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.Output(), "supervisor") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := regexp.MustCompile(`(?m)^\s+supervisor\s+(tb_\S+)`).FindStringSubmatch(p.Output())
+	if m == nil {
+		t.Fatalf("demo printed no supervisor token:\n%s", p.Output())
+	}
+	var list struct {
+		Campaigns []struct{ ID, Name string }
+	}
+	call(t, "GET", p.url+"/api/v1/campaigns", m[1], "", nil, 200, &list)
+	if len(list.Campaigns) != 1 || list.Campaigns[0].Name != demoCampaignName {
+		t.Fatalf("demo campaigns: %+v", list)
+	}
+	var contacts struct{ Total int }
+	call(t, "GET", p.url+"/api/v1/campaigns/"+list.Campaigns[0].ID+"/contacts?limit=1", m[1], "", nil, 200, &contacts)
+	if contacts.Total != 300 {
+		t.Errorf("demo campaign has %d contacts, want 300", contacts.Total)
+	}
+	p.stop(t)
+}
+
+// TestKillDuringImport kills the server with SIGKILL while a large import streams in,
+// then checks that the database is intact and holds only whole batches.
+func TestKillDuringImport(t *testing.T) {
+	dataDir := t.TempDir()
+	token := "kill-test-admin-token-000000"
+	env := []string{"TURBINA_DATA_DIR=" + dataDir, "TURBINA_ADMIN_TOKEN=" + token}
+	p := start(t, env, "serve")
+	var c struct{ ID string }
+	call(t, "POST", p.url+"/api/v1/campaigns", token, "application/json",
+		strings.NewReader(`{"name":"big","caller_id":"+551130000000"}`), 201, &c)
+
+	pr, pw := io.Pipe()
+	go func() {
+		w := bufio.NewWriter(pw)
+		fmt.Fprint(w, "name,phone\n")
+		for i := range 2_000_000 {
+			if _, err := fmt.Fprintf(w, "Cliente %d,+5511%d\n", i, 960000000+i); err != nil {
+				return
+			}
+		}
+		w.Flush()
+		pw.Close()
+	}()
+	uploadDone := make(chan struct{})
+	go func() {
+		defer close(uploadDone)
+		req, _ := http.NewRequest("POST", p.url+"/api/v1/campaigns/"+c.ID+"/contacts", pr)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "text/csv")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var page struct{ Total int }
+		call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID+"/contacts?limit=1", token, "", nil, 200, &page)
+		if page.Total >= 20_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("import reached only %d rows in 60 s", page.Total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	pr.CloseWithError(io.ErrClosedPipe)
+	<-uploadDone
+
+	checkImportConsistent(t, filepath.Join(dataDir, "turbina.db"))
+
+	p = start(t, env, "serve")
+	var im struct {
+		State    string
+		Imported int
+		Error    string
+	}
+	call(t, "GET", p.url+"/api/v1/imports/1", token, "", nil, 200, &im)
+	if im.State != "failed" || !strings.Contains(im.Error, "interrupted") || im.Imported%5000 != 0 || im.Imported < 20_000 {
+		t.Errorf("import after restart: %+v", im)
+	}
+	var page struct{ Total int }
+	call(t, "GET", p.url+"/api/v1/campaigns/"+c.ID+"/contacts?limit=1", token, "", nil, 200, &page)
+	if page.Total != im.Imported {
+		t.Errorf("%d contacts after restart, import record says %d", page.Total, im.Imported)
+	}
+	p.stop(t)
+}
+
+func checkImportConsistent(t *testing.T, dbPath string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := storage.Open(ctx, dbPath, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.IntegrityCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	im, err := db.GetImport(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.State != "running" {
+		t.Fatalf("import state %q right after the kill, want running", im.State)
+	}
+	if im.Imported == 0 || (im.Imported+im.Rejected)%5000 != 0 {
+		t.Errorf("committed rows %d+%d are not whole batches of 5000", im.Imported, im.Rejected)
+	}
+	_, total, err := db.ListContacts(ctx, im.CampaignID, storage.ContactFilter{ImportID: im.ID, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != im.Imported {
+		t.Errorf("%d contacts stored, import record says %d", total, im.Imported)
+	}
+}
