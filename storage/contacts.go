@@ -91,7 +91,12 @@ func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*Imp
 func (b *ImportBatch) ID() int64 { return b.id }
 
 func (b *ImportBatch) begin(ctx context.Context) error {
-	tx, err := b.d.db.BeginTx(ctx, nil)
+	// A batch's transaction outlives the call that opens it: Add, Reject, Flush and
+	// Finish come with contexts of their own (campaigns.Load cancels its context when
+	// it returns, before Finish). database/sql rolls a transaction back when the
+	// context it began with ends, so it gets one that does not; each statement still
+	// honours its caller's context, and Flush or Finish always ends the transaction.
+	tx, err := b.d.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("begin import batch: %w", err)
 	}

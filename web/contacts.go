@@ -43,7 +43,7 @@ func importError(err error) error {
 		return err
 	case errors.Is(err, campaigns.ErrNoHeader), errors.Is(err, campaigns.ErrNoPhoneColumn),
 		errors.Is(err, campaigns.ErrDuplicateColumn), errors.Is(err, campaigns.ErrTooManyColumns),
-		errors.Is(err, campaigns.ErrUnsupportedEncoding):
+		errors.Is(err, campaigns.ErrBadHeader), errors.Is(err, campaigns.ErrUnsupportedEncoding):
 		return errorf(http.StatusUnprocessableEntity, "invalid_file", err.Error())
 	}
 	return err

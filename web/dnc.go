@@ -42,10 +42,17 @@ type dncRejection struct {
 // and the country used to read numbers written without a country code.
 func (s *Server) dncScope(r *http.Request, p principal, campaignID int64) (country string, err error) {
 	if campaignID == 0 {
-		if c := r.URL.Query().Get("country"); c != "" {
-			return strings.ToUpper(c), nil
+		c := r.URL.Query().Get("country")
+		if c == "" {
+			return campaigns.DefaultCountry, nil
 		}
-		return campaigns.DefaultCountry, nil
+		c = strings.ToUpper(c)
+		// Checked here: the CSV reader would refuse it as an internal error, and
+		// the JSON path would reject every number as invalid instead.
+		if _, err := campaigns.NewPhoneNormalizer(c); err != nil {
+			return "", badRequest(fmt.Sprintf("query parameter country: %q is not a supported region code", c))
+		}
+		return c, nil
 	}
 	c, err := s.campaignFor(r.Context(), p, campaignID)
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -203,7 +205,12 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		}
 		return badRequest("invalid JSON body: " + err.Error())
 	}
-	if dec.More() {
+	// Only white space may follow the value. dec.More would miss a stray ']' or '}',
+	// and the limit applies to the whole body, not just the part before the value ends.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if ae := toAPIError(err); err != nil && ae.Status == http.StatusRequestEntityTooLarge {
+			return ae
+		}
 		return badRequest("invalid JSON body: more than one value")
 	}
 	return nil

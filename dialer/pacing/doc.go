@@ -1,0 +1,22 @@
+// Package pacing decides how many calls a campaign should dial now.
+//
+// The package is pure: no I/O, no goroutines, no wall clock. The caller passes the time, a
+// Snapshot of the campaign's agents and of the dials in flight, and reports every Outcome;
+// the same code paces live campaigns and runs inside the simulator (package dialer/sim) on a
+// virtual clock.
+//
+// A Controller paces one campaign in one of three modes. Preview never dials by itself.
+// Progressive keeps one line per free agent. Predictive forecasts, at a few horizons spanning
+// the time a new dial takes to be answered, how many agents will be free (from talk and
+// wrap-up distributions learned per channel and conditioned on how long each agent has
+// already been busy) and how many people will have answered (from the learned answer
+// probability and ring-time distribution, conditioned on how long each dial has already
+// rung). It places the largest number of dials such that the last of them, if a person
+// answers it, finds no agent within the patience with a probability under a threshold. The
+// threshold is steered by the abandonment measured so far, so that the run stays under the
+// target and no hour goes above 1.5 times it; when the allowance is spent the threshold falls
+// to zero and predictive becomes progressive.
+//
+// Supervisor limits (Settings) always win over every pacer: pause, maximum lines in flight
+// and maximum dial ratio.
+package pacing

@@ -1,0 +1,333 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+func TestCreateCampaign(t *testing.T) {
+	e := newEnv(t, Config{})
+	sales := e.tokens[storage.RoleSales]
+
+	// The fixed call: name, default_country and caller_id; everything else defaults.
+	r := e.send(t, "POST", "/api/v1/campaigns", sales,
+		`{"name":"Black Friday","default_country":"br","caller_id":"(11) 3000-0000"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("%v: want 201", r)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(r.body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if err := json.Unmarshal(raw["id"], &id); err != nil || !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(id) {
+		t.Fatalf("id = %s, want a numeric string", raw["id"])
+	}
+	c := decode[campaignView](t, r, http.StatusCreated)
+	if c.Name != "Black Friday" || c.DefaultCountry != "BR" || c.CallerID != "+551130000000" || c.State != "draft" {
+		t.Errorf("created = %+v", c)
+	}
+	if c.Pacing != (pacingView{Mode: "predictive", TargetAbandon: 0.03, MaxRatio: 3}) {
+		t.Errorf("default pacing = %+v", c.Pacing)
+	}
+	if c.Window.Start != "09:00" || c.Window.End != "21:00" || c.Schedule.Timezone != "America/Sao_Paulo" {
+		t.Errorf("default window/schedule = %+v %+v", c.Window, c.Schedule)
+	}
+	var channels []string
+	for _, rung := range c.Ladder {
+		channels = append(channels, rung.Channel)
+	}
+	if !slices.Equal(channels, []string{"sip", "whatsapp_call", "whatsapp_template"}) {
+		t.Errorf("default ladder = %v", channels)
+	}
+
+	// GET returns what POST did.
+	got := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+id, sales), http.StatusOK)
+	if got.ID != id || got.Name != c.Name || got.CallerID != c.CallerID {
+		t.Errorf("get = %+v, want %+v", got, c)
+	}
+}
+
+func TestCampaignRequestErrors(t *testing.T) {
+	e := newEnv(t, Config{MaxBodyBytes: 4 << 10})
+	sales := e.tokens[storage.RoleSales]
+	c := e.createCampaign(t, "Errors")
+	big := `{"name":"` + strings.Repeat("x", 8<<10) + `","caller_id":"+551130000000"}`
+
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		body        string
+		contentType string
+		chunked     bool
+		status      int
+		code        string
+		fields      []string // for 422: the fields named
+	}{
+		{"malformed JSON", "POST", "/api/v1/campaigns", `{"name":`, "application/json", false, 400, "bad_request", nil},
+		{"not an object", "POST", "/api/v1/campaigns", `["name"]`, "application/json", false, 400, "bad_request", nil},
+		{"unknown field", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","nmae":"y"}`, "application/json", false, 400, "bad_request", nil},
+		{"unknown nested field", "PATCH", "/api/v1/campaigns/" + c.ID, `{"pacing":{"ratio":2}}`, "application/json", false, 400, "bad_request", nil},
+		{"state is not a setting", "PATCH", "/api/v1/campaigns/" + c.ID, `{"state":"running"}`, "application/json", false, 400, "bad_request", nil},
+		{"two values", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000"} {}`, "application/json", false, 400, "bad_request", nil},
+		{"trailing bracket", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000"}]`, "application/json", false, 400, "bad_request", nil},
+		{"too large after the value", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000"}` + strings.Repeat(" ", 8<<10), "application/json", true, 413, "body_too_large", nil},
+		{"empty body", "POST", "/api/v1/campaigns", ``, "application/json", false, 400, "bad_request", nil},
+		{"bad time of day", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","calling_window":{"start":"9am"}}`, "application/json", false, 400, "bad_request", nil},
+		{"not JSON content", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000"}`, "text/plain", false, 415, "unsupported_media_type", nil},
+		{"too large, length known", "POST", "/api/v1/campaigns", big, "application/json", false, 413, "body_too_large", nil},
+		{"too large, chunked", "POST", "/api/v1/campaigns", big, "application/json", true, 413, "body_too_large", nil},
+		{"too large patch", "PATCH", "/api/v1/campaigns/" + c.ID, big, "application/json", true, 413, "body_too_large", nil},
+		{"validation", "POST", "/api/v1/campaigns", `{"name":" ","default_country":"ZZ","caller_id":"12"}`, "application/json", false, 422, "validation_failed",
+			[]string{"caller_id", "default_country", "name"}},
+		{"missing caller_id", "POST", "/api/v1/campaigns", `{"name":"x"}`, "application/json", false, 422, "validation_failed", []string{"caller_id"}},
+		{"bad ladder and pacing", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","ladder":[{"channel":"fax","max_attempts":0}],"pacing":{"mode":"turbo","target_abandon":0.5,"max_ratio":0.5}}`,
+			"application/json", false, 422, "validation_failed",
+			[]string{"ladder[0].channel", "ladder[0].max_attempts", "pacing.max_ratio", "pacing.mode", "pacing.target_abandon"}},
+		{"bad schedule", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","schedule":{"timezone":"Mars/Olympus"},"calling_window":{"start":"10:00","end":"10:00"}}`,
+			"application/json", false, 422, "validation_failed", []string{"calling_window", "schedule.timezone"}},
+		{"patch validation", "PATCH", "/api/v1/campaigns/" + c.ID, `{"name":""}`, "application/json", false, 422, "validation_failed", []string{"name"}},
+		{"unknown campaign", "PATCH", "/api/v1/campaigns/999999", `{"name":"y"}`, "application/json", false, 404, "not_found", nil},
+		{"non-numeric id", "PATCH", "/api/v1/campaigns/abc", `{"name":"y"}`, "application/json", false, 404, "not_found", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(t, request{method: tt.method, path: tt.path, token: sales, body: strings.NewReader(tt.body),
+				contentType: tt.contentType, chunked: tt.chunked})
+			got := wantError(t, r, tt.status, tt.code)
+			if tt.fields != nil {
+				names := slices.Sorted(func(yield func(string) bool) {
+					for k := range got.Fields {
+						if !yield(k) {
+							return
+						}
+					}
+				})
+				if !slices.Equal(names, tt.fields) {
+					t.Errorf("fields = %v, want %v", got.Fields, tt.fields)
+				}
+			}
+		})
+	}
+	// Nothing was created or changed by the failed calls.
+	list := decode[struct{ Campaigns []campaignView }](t, e.get(t, "/api/v1/campaigns", sales), http.StatusOK)
+	if len(list.Campaigns) != 1 || list.Campaigns[0].Name != "Errors" {
+		t.Errorf("campaigns after failed calls = %+v", list.Campaigns)
+	}
+}
+
+func TestCampaignUpdateAndList(t *testing.T) {
+	e := newEnv(t, Config{})
+	sales, admin := e.tokens[storage.RoleSales], testAdminToken
+	a := e.createCampaign(t, "A")
+	b := e.createCampaign(t, "B")
+
+	// Fields left out keep their value.
+	got := decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+a.ID, sales,
+		map[string]any{"name": "A2", "calling_window": map[string]string{"end": "20:30"}}), http.StatusOK)
+	if got.Name != "A2" || got.Window.Start != "09:00" || got.Window.End != "20:30" || got.CallerID != a.CallerID || len(got.Ladder) != 3 {
+		t.Errorf("patched = %+v", got)
+	}
+	// An admin may change pacing through the campaign; sales may not (TestRolePolicy).
+	got = decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+a.ID, admin,
+		map[string]any{"pacing": map[string]any{"mode": "progressive"}}), http.StatusOK)
+	if got.Pacing.Mode != "progressive" || got.Pacing.MaxRatio != 3 {
+		t.Errorf("pacing after patch = %+v", got.Pacing)
+	}
+	if again := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+a.ID, sales), http.StatusOK); again.Name != "A2" || again.Pacing.Mode != "progressive" {
+		t.Errorf("stored = %+v", again)
+	}
+
+	decode[campaignView](t, e.action(t, b.ID, "start", storage.RoleSales), http.StatusOK)
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"A2", "B"}},
+		{"?state=draft", []string{"A2"}},
+		{"?state=running", []string{"B"}},
+		{"?state=finished", []string{}},
+	}
+	for _, tt := range tests {
+		t.Run("list"+tt.query, func(t *testing.T) {
+			list := decode[struct{ Campaigns []campaignView }](t, e.get(t, "/api/v1/campaigns"+tt.query, sales), http.StatusOK)
+			names := []string{}
+			for _, c := range list.Campaigns {
+				names = append(names, c.Name)
+			}
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("names = %v, want %v", names, tt.want)
+			}
+		})
+	}
+}
+
+func TestCampaignLifecycle(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Lifecycle")
+	const (
+		sales = storage.RoleSales
+		sup   = storage.RoleSupervisor
+	)
+	steps := []struct {
+		action string
+		role   storage.Role
+		status int
+		state  string // after a 200
+	}{
+		{"pause", sup, 409, ""},  // a draft is not running
+		{"resume", sup, 409, ""}, // nor paused
+		{"start", sales, 200, "running"},
+		{"start", sales, 409, ""},
+		{"resume", sup, 409, ""},
+		{"pause", sup, 200, "paused"},
+		{"pause", sup, 409, ""},
+		{"resume", sup, 200, "running"},
+		{"pause", storage.RoleAdmin, 200, "paused"},
+		{"finish", sales, 200, "finished"},
+		{"start", sales, 409, ""},
+		{"resume", sup, 409, ""},
+		{"finish", sup, 409, ""},
+	}
+	for i, st := range steps {
+		r := e.action(t, c.ID, st.action, st.role)
+		if st.status != http.StatusOK {
+			wantError(t, r, st.status, "conflict")
+			continue
+		}
+		got := decode[campaignView](t, r, http.StatusOK)
+		if got.State != st.state || got.ID != c.ID || got.Name != c.Name {
+			t.Fatalf("step %d %s: campaign = %+v, want state %s", i, st.action, got, st.state)
+		}
+		if stored := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+c.ID, e.tokens[sales]), http.StatusOK); stored.State != st.state {
+			t.Fatalf("step %d: stored state %s, want %s", i, stored.State, st.state)
+		}
+	}
+	// A finished campaign takes no more changes.
+	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[sales], map[string]string{"name": "late"}), 409, "conflict")
+	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[sup], map[string]any{"max_ratio": 2}), 409, "conflict")
+	wantError(t, e.upload(t, "/api/v1/campaigns/"+c.ID+"/contacts", e.tokens[sales], "phone\n+5511987654321\n"), 409, "conflict")
+
+	for _, action := range []string{"start", "pause", "resume", "finish"} {
+		wantError(t, e.action(t, "999999", action, storage.RoleAdmin), 404, "not_found")
+		wantError(t, e.action(t, "x1", action, storage.RoleAdmin), 404, "not_found")
+	}
+}
+
+func TestStartNeedsCompleteLadder(t *testing.T) {
+	e := newEnv(t, Config{})
+	// The default ladder's template rung has no template yet: fine for a draft,
+	// not for dialling.
+	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales],
+		map[string]string{"name": "Draft", "caller_id": "+551130000000"}), http.StatusCreated)
+	got := wantError(t, e.action(t, c.ID, "start", storage.RoleSales), 422, "validation_failed")
+	if got.Fields["ladder[2].template"] == "" || got.Fields["ladder[2].language"] == "" {
+		t.Errorf("fields = %v, want ladder[2].template and .language", got.Fields)
+	}
+	if stored := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+c.ID, testAdminToken), http.StatusOK); stored.State != "draft" {
+		t.Errorf("state after refused start = %s", stored.State)
+	}
+	decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSales],
+		map[string]any{"ladder": startableLadder}), http.StatusOK)
+	if got := decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK); got.State != "running" {
+		t.Errorf("state = %s, want running", got.State)
+	}
+}
+
+func TestDeleteCampaign(t *testing.T) {
+	e := newEnv(t, Config{})
+	sales := e.tokens[storage.RoleSales]
+	c := e.createCampaign(t, "Doomed")
+	e.importCSV(t, c.ID, "phone\n+5511987654321\n")
+	contact := e.contacts(t, c.ID, "").Contacts[0]
+
+	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales}), 409, "conflict")
+	decode[campaignView](t, e.action(t, c.ID, "pause", storage.RoleSupervisor), http.StatusOK)
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales}), 409, "conflict")
+	decode[campaignView](t, e.action(t, c.ID, "finish", storage.RoleSales), http.StatusOK)
+
+	r := e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales})
+	if r.status != http.StatusNoContent || len(r.body) != 0 {
+		t.Fatalf("%v: want 204 without body", r)
+	}
+	wantError(t, e.get(t, "/api/v1/campaigns/"+c.ID, sales), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/contacts/"+contact.ID, sales), 404, "not_found")
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales}), 404, "not_found")
+
+	// A draft can be deleted at once.
+	d := e.createCampaign(t, "Draft")
+	if r := e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + d.ID, token: testAdminToken}); r.status != http.StatusNoContent {
+		t.Fatalf("%v: want 204", r)
+	}
+}
+
+func TestPacing(t *testing.T) {
+	e := newEnv(t, Config{})
+	sup := e.tokens[storage.RoleSupervisor]
+	c := e.createCampaign(t, "Pacing")
+	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	path := "/api/v1/campaigns/" + c.ID + "/pacing"
+
+	if got := decode[pacingView](t, e.get(t, path, e.tokens[storage.RoleSales]), http.StatusOK); got != c.Pacing {
+		t.Errorf("GET pacing = %+v, want %+v", got, c.Pacing)
+	}
+	// Any subset; the answer is every setting now in force, also while running.
+	steps := []struct {
+		body string
+		want pacingView
+	}{
+		{`{"mode":"predictive","target_abandon":0.02,"max_ratio":2.5}`, pacingView{"predictive", 0.02, 2.5, 0}},
+		{`{"max_ratio":4}`, pacingView{"predictive", 0.02, 4, 0}},
+		{`{"mode":"progressive","max_in_flight":30}`, pacingView{"progressive", 0.02, 4, 30}},
+		{`{}`, pacingView{"progressive", 0.02, 4, 30}},
+	}
+	for _, st := range steps {
+		r := e.send(t, "PATCH", path, sup, st.body)
+		var raw map[string]any
+		if err := json.Unmarshal(r.body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) != 4 {
+			t.Errorf("%v: want the four pacing settings", r)
+		}
+		if got := decode[pacingView](t, r, http.StatusOK); got != st.want {
+			t.Errorf("PATCH %s = %+v, want %+v", st.body, got, st.want)
+		}
+		if got := decode[pacingView](t, e.get(t, path, sup), http.StatusOK); got != st.want {
+			t.Errorf("GET after PATCH %s = %+v, want %+v", st.body, got, st.want)
+		}
+	}
+
+	errs := []struct {
+		body   string
+		status int
+		code   string
+		field  string
+	}{
+		{`{"target_abandon":0.5}`, 422, "validation_failed", "pacing.target_abandon"},
+		{`{"max_ratio":0}`, 422, "validation_failed", "pacing.max_ratio"},
+		{`{"mode":"turbo"}`, 422, "validation_failed", "pacing.mode"},
+		{`{"max_in_flight":-1}`, 422, "validation_failed", "pacing.max_in_flight"},
+		{`{"ratio":2}`, 400, "bad_request", ""},
+		{`{"max_ratio":"2"}`, 400, "bad_request", ""},
+	}
+	for _, tt := range errs {
+		got := wantError(t, e.send(t, "PATCH", path, sup, tt.body), tt.status, tt.code)
+		if tt.field != "" && got.Fields[tt.field] == "" {
+			t.Errorf("PATCH %s: fields = %v, want %s", tt.body, got.Fields, tt.field)
+		}
+	}
+	if got := decode[pacingView](t, e.get(t, path, sup), http.StatusOK); got != steps[len(steps)-1].want {
+		t.Errorf("pacing after refused changes = %+v", got)
+	}
+	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/999999/pacing", sup, `{}`), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/campaigns/999999/pacing", sup), 404, "not_found")
+}

@@ -1,0 +1,304 @@
+package web
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// contactsCSV has good rows and one of each common problem; the quoted cell of
+// line 7 runs over two lines, so the row after it is line 9.
+const contactsCSV = "phone,name,city\n" +
+	"+5511987654321,Ana,São Paulo\n" + // 2
+	"11987654322,Bruno,Rio de Janeiro\n" + // 3: national, read as BR
+	",Carla,Recife\n" + // 4
+	"123,Davi,Natal\n" + // 5
+	"+55 11 98765-4321,Ana again,Santos\n" + // 6: Ana's number written otherwise
+	"\"(21) 98765-4323\",\"Eva, Maria\",\"Salvador\nBA\"\n" + // 7-8
+	"+5511987654324,Fábio,\n" // 9
+
+func TestImportContacts(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Import")
+
+	// The fixed answer: imported and rejected, with the file's line numbers.
+	r := e.upload(t, "/api/v1/campaigns/"+c.ID+"/contacts", e.tokens[storage.RoleSales], contactsCSV)
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(r.body, &raw); err != nil {
+		t.Fatalf("%v: %v", r, err)
+	}
+	for _, key := range []string{"imported", "rejected"} {
+		if raw[key] == nil {
+			t.Errorf("%v: no %q", r, key)
+		}
+	}
+	rep := decode[importReport](t, r, http.StatusOK)
+	wantRejected := []string{"4:missing_phone", "5:invalid_number", "6:duplicate_in_file"}
+	if rep.Imported != 4 || !slices.Equal(rep.rejections(), wantRejected) || rep.RejectedCount != 3 || rep.State != "done" {
+		t.Errorf("report = %+v %v, want 4 imported and %v", rep, rep.rejections(), wantRejected)
+	}
+
+	// Listed in file order, with the other columns as attributes.
+	list := e.contacts(t, c.ID, "")
+	want := []contactView{
+		{Phone: "+5511987654321", Name: "Ana", Line: 2, Attributes: map[string]string{"city": "São Paulo"}},
+		{Phone: "+5511987654322", Name: "Bruno", Line: 3, Attributes: map[string]string{"city": "Rio de Janeiro"}},
+		{Phone: "+5521987654323", Name: "Eva, Maria", Line: 7, Attributes: map[string]string{"city": "Salvador\nBA"}},
+		{Phone: "+5511987654324", Name: "Fábio", Line: 9, Attributes: map[string]string{}},
+	}
+	if list.Total != len(want) || len(list.Contacts) != len(want) {
+		t.Fatalf("list = %+v, want %d contacts", list, len(want))
+	}
+	for i, got := range list.Contacts {
+		w := want[i]
+		if got.Phone != w.Phone || got.Name != w.Name || got.Line != w.Line || got.Status != "pending" ||
+			got.CampaignID != c.ID || got.ID == "" || fmt.Sprint(got.Attributes) != fmt.Sprint(w.Attributes) {
+			t.Errorf("contact %d = %+v, want %+v", i, got, w)
+		}
+	}
+	// attributes is always an object, even when empty.
+	lr := e.get(t, "/api/v1/campaigns/"+c.ID+"/contacts?offset=3", e.tokens[storage.RoleSales])
+	if !strings.Contains(string(lr.body), `"attributes":{}`) {
+		t.Errorf("%v: want \"attributes\":{}", lr)
+	}
+
+	// One contact by ID.
+	one := decode[contactView](t, e.get(t, "/api/v1/contacts/"+list.Contacts[2].ID, e.tokens[storage.RoleSupervisor]), http.StatusOK)
+	if one.Phone != "+5521987654323" || one.Name != "Eva, Maria" || one.CampaignID != c.ID {
+		t.Errorf("contact = %+v", one)
+	}
+
+	// The import's record and its rejections as CSV.
+	im := decode[struct {
+		ID            string `json:"id"`
+		CampaignID    string `json:"campaign_id"`
+		State         string `json:"state"`
+		Imported      int    `json:"imported"`
+		RejectedCount int    `json:"rejected_count"`
+	}](t, e.get(t, "/api/v1/imports/"+rep.ImportID, e.tokens[storage.RoleSales]), http.StatusOK)
+	if im.ID != rep.ImportID || im.CampaignID != c.ID || im.State != "done" || im.Imported != 4 || im.RejectedCount != 3 {
+		t.Errorf("import = %+v", im)
+	}
+	rr := e.get(t, "/api/v1/imports/"+rep.ImportID+"/rejections", e.tokens[storage.RoleSales])
+	if rr.status != http.StatusOK || !strings.HasPrefix(rr.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("%v: want 200 text/csv", rr)
+	}
+	records, err := csv.NewReader(strings.NewReader(string(rr.body))).ReadAll()
+	if err != nil {
+		t.Fatalf("rejections CSV: %v", err)
+	}
+	var got []string
+	for _, rec := range records {
+		got = append(got, rec[0]+":"+rec[1])
+	}
+	if w := append([]string{"line:reason"}, wantRejected...); !slices.Equal(got, w) {
+		t.Errorf("rejections CSV = %v, want %v", got, w)
+	}
+
+	// The same file again imports nothing twice.
+	again := e.importCSV(t, c.ID, contactsCSV)
+	wantAgain := []string{"2:already_in_campaign", "3:already_in_campaign", "4:missing_phone", "5:invalid_number",
+		"6:duplicate_in_file", "7:already_in_campaign", "9:already_in_campaign"}
+	if again.Imported != 0 || !slices.Equal(again.rejections(), wantAgain) || again.ImportID == rep.ImportID {
+		t.Errorf("second import = %+v %v, want %v", again, again.rejections(), wantAgain)
+	}
+	if l := e.contacts(t, c.ID, ""); l.Total != 4 {
+		t.Errorf("after re-upload total = %d, want 4", l.Total)
+	}
+}
+
+func TestReimportCleanFile(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Again")
+	file := "phone;name\n+5511987650001;A\n+5511987650002;B\n+5511987650003;C\n"
+	if first := e.importCSV(t, c.ID, file); first.Imported != 3 || len(first.Rejected) != 0 {
+		t.Fatalf("first import = %+v", first)
+	}
+	second := e.importCSV(t, c.ID, file)
+	if want := []string{"2:already_in_campaign", "3:already_in_campaign", "4:already_in_campaign"}; second.Imported != 0 ||
+		!slices.Equal(second.rejections(), want) {
+		t.Errorf("second import = %+v %v, want %v", second, second.rejections(), want)
+	}
+}
+
+func TestImportEncodings(t *testing.T) {
+	e := newEnv(t, Config{})
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		wantName    string
+		wantCity    string
+	}{
+		{"utf-8 comma", "text/csv", "phone,name,city\n11987650001,João,Brasília\n", "João", "Brasília"},
+		{"utf-8 BOM semicolon CRLF", "text/csv", "\xef\xbb\xbftelefone;nome;cidade\r\n11987650001;João;Brasília\r\n", "João", "Brasília"},
+		{"windows-1252 declared", "text/csv; charset=windows-1252", "telefone;nome;cidade\r\n11987650001;Jo\xe3o;Bras\xedlia\r\n", "João", "Brasília"},
+		{"windows-1252 sniffed, tab", "application/vnd.ms-excel", "telefone\tnome\tcidade\n11987650001\tJo\xe3o\tBras\xedlia\n", "João", "Brasília"},
+		{"utf-16 with BOM, tab", "text/plain", utf16LE("phone\tname\tcity\n11987650001\tJoão\tBrasília\n"), "João", "Brasília"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.createCampaign(t, tt.name)
+			r := e.do(t, request{method: "POST", path: "/api/v1/campaigns/" + c.ID + "/contacts", token: e.tokens[storage.RoleSales],
+				body: strings.NewReader(tt.body), contentType: tt.contentType})
+			if rep := decode[importReport](t, r, http.StatusOK); rep.Imported != 1 || len(rep.Rejected) != 0 {
+				t.Fatalf("report = %+v", rep)
+			}
+			got := e.contacts(t, c.ID, "").Contacts[0]
+			if got.Phone != "+5511987650001" || got.Name != tt.wantName || got.Attributes["city"] != tt.wantCity && got.Attributes["cidade"] != tt.wantCity {
+				t.Errorf("contact = %+v", got)
+			}
+		})
+	}
+}
+
+// utf16LE encodes s as UTF-16LE with a byte-order mark (BMP only, enough here).
+func utf16LE(s string) string {
+	b := []byte{0xFF, 0xFE}
+	for _, r := range s {
+		b = append(b, byte(r), byte(r>>8))
+	}
+	return string(b)
+}
+
+func TestListContactsFilters(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Filters")
+	first := e.importCSV(t, c.ID, contactsCSV)
+	second := e.importCSV(t, c.ID, "phone\n+5521987650009\n")
+	all := []string{"+5511987654321", "+5511987654322", "+5521987654323", "+5511987654324", "+5521987650009"}
+
+	tests := []struct {
+		query string
+		want  []string
+		total int
+	}{
+		{"", all, 5},
+		{"?limit=2", all[:2], 5},
+		{"?limit=2&offset=1", all[1:3], 5},
+		{"?offset=4", all[4:], 5},
+		{"?offset=10", []string{}, 5},
+		{"?limit=1000", all, 5},
+		{"?status=pending", all, 5},
+		{"?status=done", []string{}, 0},
+		{"?phone=%2B5521", []string{all[2], all[4]}, 2},
+		{"?phone=551198765432", []string{all[0], all[1], all[3]}, 3},
+		{"?import_id=" + first.ImportID, all[:4], 4},
+		{"?import_id=" + second.ImportID + "&limit=5", all[4:], 1},
+		{"?phone=5511&limit=1&offset=1", all[1:2], 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			l := e.contacts(t, c.ID, tt.query)
+			if !slices.Equal(l.phones(), tt.want) || l.Total != tt.total {
+				t.Errorf("phones = %v total %d, want %v total %d", l.phones(), l.Total, tt.want, tt.total)
+			}
+		})
+	}
+
+	bad := []string{"?limit=abc", "?limit=-1", "?limit=1001", "?offset=x", "?offset=-5", "?import_id=x", "?import_id=0", "?limit=1.5"}
+	for _, q := range bad {
+		t.Run("bad "+q, func(t *testing.T) {
+			wantError(t, e.get(t, "/api/v1/campaigns/"+c.ID+"/contacts"+q, e.tokens[storage.RoleSales]), 400, "bad_request")
+		})
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	const limit = 64 << 10
+	e := newEnv(t, Config{MaxImportBytes: limit, ImportBatchRows: 500})
+	sales := e.tokens[storage.RoleSales]
+	c := e.createCampaign(t, "Errors")
+	path := "/api/v1/campaigns/" + c.ID + "/contacts"
+
+	var big strings.Builder
+	big.WriteString("phone,name\n")
+	for i := 0; big.Len() < 4*limit; i++ {
+		fmt.Fprintf(&big, "+55119876%05d,Contact %d\n", i, i)
+	}
+	wide := strings.Repeat("c,", 300) + "phone\n"
+
+	tests := []struct {
+		name        string
+		path        string
+		contentType string
+		body        string
+		chunked     bool
+		status      int
+		code        string
+	}{
+		{"no phone column", path, "text/csv", "name,city\nAna,Recife\n", false, 422, "invalid_file"},
+		{"empty file", path, "text/csv", "", false, 422, "invalid_file"},
+		{"blank lines only", path, "text/csv", "\n\n\n", false, 422, "invalid_file"},
+		{"duplicate column", path, "text/csv", "phone,name,phone\n1,2,3\n", false, 422, "invalid_file"},
+		{"too many columns", path, "text/csv", wide, false, 422, "invalid_file"},
+		{"unsupported charset", path, "text/csv; charset=ebcdic", "phone\n+5511987654321\n", false, 422, "invalid_file"},
+		{"malformed header", path, "text/csv; charset=utf-8", "ph\xffone,name\n+5511987654321,A\n", false, 422, "invalid_file"},
+		{"JSON content type", path, "application/json", `{"phone":"+5511987654321"}`, false, 415, "unsupported_media_type"},
+		{"no content type", path, "", "phone\n+5511987654321\n", false, 415, "unsupported_media_type"},
+		{"image content type", path, "image/png", "phone\n+5511987654321\n", false, 415, "unsupported_media_type"},
+		{"too large, length known", path, "text/csv", big.String(), false, 413, "body_too_large"},
+		{"unknown campaign", "/api/v1/campaigns/999999/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found"},
+		{"non-numeric campaign", "/api/v1/campaigns/abc/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantError(t, e.do(t, request{method: "POST", path: tt.path, token: sales, body: strings.NewReader(tt.body),
+				contentType: tt.contentType, chunked: tt.chunked}), tt.status, tt.code)
+		})
+	}
+	if l := e.contacts(t, c.ID, ""); l.Total != 0 {
+		t.Fatalf("refused files stored %d contacts", l.Total)
+	}
+
+	// Sent chunked, the size shows only while reading: the batches committed before
+	// the limit stand, whole, and the rest of the file is refused.
+	wantError(t, e.do(t, request{method: "POST", path: path, token: sales, body: strings.NewReader(big.String()),
+		contentType: "text/csv", chunked: true}), 413, "body_too_large")
+	l := e.contacts(t, c.ID, "?limit=1")
+	if l.Total%500 != 0 || l.Total*len("+5511987600000,Contact 0000\n") > limit {
+		t.Errorf("after a chunked upload over the limit, %d contacts are stored: want whole batches of 500 within the limit", l.Total)
+	}
+
+	wantError(t, e.get(t, "/api/v1/imports/999999", sales), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/imports/999999/rejections", sales), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/imports/x/rejections", sales), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/contacts/999999", sales), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/contacts/abc", sales), 404, "not_found")
+	wantError(t, e.get(t, "/api/v1/campaigns/999999/contacts", sales), 404, "not_found")
+}
+
+// TestImportManyRows imports more rows than a batch and a page, and checks order
+// and counts across them.
+func TestImportManyRows(t *testing.T) {
+	e := newEnv(t, Config{ImportBatchRows: 400})
+	c := e.createCampaign(t, "Many")
+	const n = 2500
+	var b strings.Builder
+	b.WriteString("phone,seq\n")
+	for i := range n {
+		if i%1000 == 999 {
+			b.WriteString("bad,x\n") // line i+2
+		}
+		fmt.Fprintf(&b, "+55119876%05d,%d\n", i, i)
+	}
+	rep := e.importCSV(t, c.ID, b.String())
+	if want := []string{"1001:invalid_number", "2002:invalid_number"}; rep.Imported != n || !slices.Equal(rep.rejections(), want) {
+		t.Fatalf("report: imported %d rejected %v, want %d and %v", rep.Imported, rep.rejections(), n, want)
+	}
+	page := e.contacts(t, c.ID, "?limit=1000&offset=1500")
+	if page.Total != n || len(page.Contacts) != 1000 {
+		t.Fatalf("page: total %d, %d contacts", page.Total, len(page.Contacts))
+	}
+	for i, ct := range page.Contacts {
+		if want := fmt.Sprint(1500 + i); ct.Attributes["seq"] != want {
+			t.Fatalf("contact %d of the page has seq %q, want %s", i, ct.Attributes["seq"], want)
+		}
+	}
+}
