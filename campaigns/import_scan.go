@@ -340,27 +340,30 @@ func trimCR(b []byte) []byte {
 // tab found most often outside quotes; ',' when there is none (a one-column
 // file) and on ties, then ';'.
 func sniffDelimiter(line []byte) byte {
-	var comma, semi, tab int
+	// Candidates in order of preference when counts tie: a header with no delimiter
+	// at all is a one-column file, read as comma-separated.
+	candidates := [...]byte{',', ';', '\t', '|'}
+	var counts [len(candidates)]int
 	inQuote := false
 	for _, c := range line {
-		switch {
-		case c == '"':
+		if c == '"' {
 			inQuote = !inQuote
-		case inQuote:
-		case c == ',':
-			comma++
-		case c == ';':
-			semi++
-		case c == '\t':
-			tab++
+			continue
+		}
+		if inQuote {
+			continue
+		}
+		for i, d := range candidates {
+			if c == d {
+				counts[i]++
+			}
 		}
 	}
-	switch {
-	case comma >= semi && comma >= tab:
-		return ','
-	case semi >= tab:
-		return ';'
-	default:
-		return '\t'
+	best := 0
+	for i := range candidates {
+		if counts[i] > counts[best] {
+			best = i
+		}
 	}
+	return candidates[best]
 }

@@ -225,6 +225,8 @@ func TestImportReaderInline(t *testing.T) {
 			[]want{{line: 2, reason: RejectFieldTooLong}}},
 		{"pipe delimiter forced", "phone|name\n11987654321|A,B\n", ImportOptions{DefaultCountry: "BR", Delimiter: '|'},
 			[]want{{line: 2, phone: "+5511987654321", name: "A,B"}}},
+		{"pipe delimiter sniffed", "phone|name|obs\n11987654321|A, B|x;y\n", br,
+			[]want{{line: 2, phone: "+5511987654321", name: "A, B", attrs: map[string]string{"obs": "x;y"}}}},
 		{"foreign number with +", "phone\n+44 20 7946 0958\n", br, []want{{line: 2, phone: "+442079460958", tz: "Europe/London"}}},
 		{"no default country needs +", "phone\n11987654321\n+5511987654321\n", ImportOptions{},
 			[]want{{line: 2, reason: RejectInvalidNumber}, {line: 3, phone: "+5511987654321"}}},

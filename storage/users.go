@@ -55,7 +55,6 @@ type UserStore interface {
 	GetUser(ctx context.Context, id int64) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	UpdateUser(ctx context.Context, who Actor, id int64, change func(*User) error) (User, error)
-	CountAdmins(ctx context.Context) (int, error)
 	// CreateToken stores a token by the hash of its secret.
 	CreateToken(ctx context.Context, who Actor, t *Token, secretHash string) error
 	// UserByToken finds the enabled user owning an unrevoked token and notes its use.
@@ -144,6 +143,16 @@ func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*U
 		if err := change(&after); err != nil {
 			return err
 		}
+		if before.Role == RoleAdmin && !before.Disabled && (after.Role != RoleAdmin || after.Disabled) {
+			// Counted inside the transaction, so two demotions at once cannot both pass.
+			var others int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role='admin' AND disabled=0 AND id<>?", id).Scan(&others); err != nil {
+				return fmt.Errorf("count admins: %w", err)
+			}
+			if others == 0 {
+				return fmt.Errorf("the last admin cannot be disabled or demoted: %w", ErrConflict)
+			}
+		}
 		_, err = tx.ExecContext(ctx, "UPDATE users SET display_name=?, role=?, password_hash=?, disabled=? WHERE id=?",
 			after.DisplayName, after.Role, nullString(after.PasswordHash), after.Disabled, id)
 		if err != nil {
@@ -157,15 +166,6 @@ func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*U
 		return d.audit(ctx, tx, who, "user.update", "user", idString(id), before, after)
 	})
 	return after, err
-}
-
-// CountAdmins counts enabled administrators.
-func (d *DB) CountAdmins(ctx context.Context) (int, error) {
-	var n int
-	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role='admin' AND disabled=0").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count admins: %w", err)
-	}
-	return n, nil
 }
 
 // CreateToken stores a new token for t.UserID and sets its ID.

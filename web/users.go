@@ -90,18 +90,10 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 	if in.Role != nil && !in.Role.Valid() {
 		return unprocessable("role must be admin, supervisor, sales or agent")
 	}
-	admins, err := s.store.CountAdmins(r.Context())
-	if err != nil {
-		return err
-	}
 	u, err := s.store.UpdateUser(r.Context(), p.actor(), id, func(u *storage.User) error {
-		wasAdmin := u.Role == storage.RoleAdmin && !u.Disabled
 		set(&u.DisplayName, in.DisplayName)
 		set(&u.Role, in.Role)
 		set(&u.Disabled, in.Disabled)
-		if wasAdmin && (u.Role != storage.RoleAdmin || u.Disabled) && admins <= 1 {
-			return conflict("the last admin cannot be disabled or demoted")
-		}
 		return nil
 	})
 	if err != nil {

@@ -1,0 +1,191 @@
+package dialer
+
+import (
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// Outcome is how one attempt on one channel ended.
+type Outcome string
+
+// Attempt outcomes, across channels.
+const (
+	// OutcomeConnected: a person answered and was bridged to an agent.
+	OutcomeConnected Outcome = "connected"
+	// OutcomeAbandoned: a person answered and no agent was free within the patience.
+	OutcomeAbandoned Outcome = "abandoned"
+	// OutcomeMachine: an answering machine answered.
+	OutcomeMachine Outcome = "machine"
+	// OutcomeBusy: the line was busy (SIP 486, 600).
+	OutcomeBusy Outcome = "busy"
+	// OutcomeNoAnswer: it rang out (ring timeout, SIP 480, 408; WhatsApp no answer).
+	OutcomeNoAnswer Outcome = "no_answer"
+	// OutcomeRejected: the person declined (SIP 603; WhatsApp call rejected).
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeInvalidNumber: the network says the number does not exist (SIP 404, 484, 410).
+	OutcomeInvalidNumber Outcome = "invalid_number"
+	// OutcomeTrunkFault: every trunk tried failed this call (SIP 403, 5xx, no response).
+	OutcomeTrunkFault Outcome = "trunk_fault"
+	// OutcomeChannelDown: the channel could not take the call at all (every trunk's
+	// circuit open); no attempt reached the network.
+	OutcomeChannelDown Outcome = "channel_down"
+	// OutcomeMediaFailed: the call was answered but no media could be set up.
+	OutcomeMediaFailed Outcome = "media_failed"
+	// OutcomeInterrupted: Turbina stopped while the attempt was under way.
+	OutcomeInterrupted Outcome = "interrupted"
+	// OutcomeNoPermission: WhatsApp refuses the call until the user grants permission.
+	OutcomeNoPermission Outcome = "no_permission"
+	// OutcomeNotOnWhatsApp: the number has no WhatsApp account.
+	OutcomeNotOnWhatsApp Outcome = "not_on_whatsapp"
+	// OutcomeSent: a template message was accepted for delivery.
+	OutcomeSent Outcome = "sent"
+	// OutcomeSendFailed: a template message could not be sent.
+	OutcomeSendFailed Outcome = "send_failed"
+)
+
+// move is what an outcome does to the contact's place on the ladder.
+type move uint8
+
+const (
+	// retry tries the same rung again after its retry delay while attempts remain,
+	// then moves on.
+	retry move = iota + 1
+	// next moves to the next rung at once.
+	next
+	// nextOtherNumber moves to the next rung that reaches the contact on a different
+	// number than the one that failed (e.g. a separate WhatsApp number).
+	nextOtherNumber
+	// nextOffWhatsApp moves to the next rung that is not on WhatsApp.
+	nextOffWhatsApp
+	// toTemplate jumps to the template rung (a "sorry we missed you" message); without
+	// one the rung is retried after the rule's delay.
+	toTemplate
+	// finish ends the contact's journey.
+	finish
+)
+
+// rule is one row of the ladder's state machine.
+type rule struct {
+	move move
+	// status is the contact's final status when the move finishes the journey.
+	status campaigns.ContactStatus
+	// free attempts do not use up the rung's attempts: they failed on Turbina's side.
+	free bool
+	// delay replaces the rung's retry delay when set.
+	delay time.Duration
+}
+
+// AbandonQuietPeriod is how long an abandoned contact is left alone by the dialer.
+const AbandonQuietPeriod = 72 * time.Hour
+
+// trunkFaultDelay is how soon a call that every trunk failed is tried again.
+const trunkFaultDelay = time.Minute
+
+// rules is the contact's journey: for every outcome, what happens next.
+var rules = map[Outcome]rule{
+	OutcomeConnected:     {move: finish, status: campaigns.ContactDone},
+	OutcomeSent:          {move: finish, status: campaigns.ContactDone},
+	OutcomeAbandoned:     {move: toTemplate, delay: AbandonQuietPeriod},
+	OutcomeMachine:       {move: retry},
+	OutcomeBusy:          {move: retry},
+	OutcomeNoAnswer:      {move: retry},
+	OutcomeMediaFailed:   {move: retry},
+	OutcomeTrunkFault:    {move: retry, delay: trunkFaultDelay},
+	OutcomeRejected:      {move: next},
+	OutcomeNoPermission:  {move: next},
+	OutcomeSendFailed:    {move: next},
+	OutcomeChannelDown:   {move: next, free: true},
+	OutcomeInterrupted:   {move: retry, free: true, delay: time.Nanosecond},
+	OutcomeInvalidNumber: {move: nextOtherNumber, status: campaigns.ContactInvalid},
+	OutcomeNotOnWhatsApp: {move: nextOffWhatsApp, status: campaigns.ContactExhausted},
+}
+
+// Position is a contact's place on its campaign's ladder.
+type Position struct {
+	// Rung is the index of the rung to try next.
+	Rung int
+	// Attempts counts attempts already made on that rung.
+	Attempts int
+	// NextAt is the earliest time of the next attempt.
+	NextAt time.Time
+	// Status is pending while the journey goes on, else how it ended.
+	Status campaigns.ContactStatus
+}
+
+// Advance applies the outcome of an attempt made at pos on ladder and returns the
+// contact's next position. An outcome the table does not know is treated as a fault
+// of the rung, so that a contact is never stuck.
+func Advance(ladder []campaigns.Rung, c campaigns.Contact, pos Position, o Outcome, now time.Time) Position {
+	r, ok := rules[o]
+	if !ok {
+		r = rule{move: retry}
+	}
+	if pos.Rung >= len(ladder) {
+		return Position{Rung: pos.Rung, Status: campaigns.ContactExhausted, NextAt: now}
+	}
+	rung := ladder[pos.Rung]
+	attempts := pos.Attempts
+	if !r.free {
+		attempts++
+	}
+	advanceTo := func(i int, status campaigns.ContactStatus) Position {
+		if i >= len(ladder) {
+			if status == "" {
+				status = campaigns.ContactExhausted
+			}
+			return Position{Rung: len(ladder), Status: status, NextAt: now}
+		}
+		return Position{Rung: i, Status: campaigns.ContactPending, NextAt: now}
+	}
+	switch r.move {
+	case finish:
+		return Position{Rung: pos.Rung, Attempts: attempts, Status: r.status, NextAt: now}
+	case retry:
+		if attempts < rung.MaxAttempts || r.free {
+			delay := time.Duration(rung.RetryDelay)
+			if r.delay != 0 {
+				delay = r.delay
+			}
+			return Position{Rung: pos.Rung, Attempts: attempts, Status: campaigns.ContactPending, NextAt: now.Add(delay)}
+		}
+		return advanceTo(pos.Rung+1, "")
+	case next:
+		return advanceTo(pos.Rung+1, "")
+	case nextOtherNumber:
+		failed := numberFor(rung.Channel, c)
+		for i := pos.Rung + 1; i < len(ladder); i++ {
+			if numberFor(ladder[i].Channel, c) != failed {
+				return advanceTo(i, "")
+			}
+		}
+		return advanceTo(len(ladder), r.status)
+	case nextOffWhatsApp:
+		for i := pos.Rung + 1; i < len(ladder); i++ {
+			if !onWhatsApp(ladder[i].Channel) {
+				return advanceTo(i, "")
+			}
+		}
+		return advanceTo(len(ladder), r.status)
+	case toTemplate:
+		for i := pos.Rung + 1; i < len(ladder); i++ {
+			if ladder[i].Channel == campaigns.ChannelWhatsAppTemplate {
+				return advanceTo(i, "")
+			}
+		}
+		return Position{Rung: pos.Rung, Attempts: attempts, Status: campaigns.ContactPending, NextAt: now.Add(r.delay)}
+	}
+	return advanceTo(pos.Rung+1, "")
+}
+
+func onWhatsApp(ch campaigns.Channel) bool {
+	return ch == campaigns.ChannelWhatsAppCall || ch == campaigns.ChannelWhatsAppTemplate
+}
+
+// numberFor is the number a channel reaches the contact on.
+func numberFor(ch campaigns.Channel, c campaigns.Contact) string {
+	if onWhatsApp(ch) {
+		return c.WhatsAppNumber()
+	}
+	return c.Phone
+}
