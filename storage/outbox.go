@@ -90,25 +90,26 @@ func (d *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxMe
 
 // MarkSent records that a message reached its destination.
 func (d *DB) MarkSent(ctx context.Context, id int64) error {
-	return d.setOutboxState(ctx, "UPDATE outbox SET state='sent', sent_at=?, last_error=NULL WHERE id=?", d.nowMs(), id)
+	return d.execOne(ctx, "UPDATE outbox SET state='sent', sent_at=?, last_error=NULL WHERE id=?", d.nowMs(), id)
 }
 
 // MarkFailed records a failed send, to retry or to give up on.
 func (d *DB) MarkFailed(ctx context.Context, id int64, cause error, retryAt time.Time) error {
 	if retryAt.IsZero() {
-		return d.setOutboxState(ctx, "UPDATE outbox SET state='failed', last_error=? WHERE id=?", cause.Error(), id)
+		return d.execOne(ctx, "UPDATE outbox SET state='failed', last_error=? WHERE id=?", cause.Error(), id)
 	}
-	return d.setOutboxState(ctx, "UPDATE outbox SET state='pending', last_error=?, next_try_at=? WHERE id=?",
+	return d.execOne(ctx, "UPDATE outbox SET state='pending', last_error=?, next_try_at=? WHERE id=?",
 		cause.Error(), retryAt.UnixMilli(), id)
 }
 
-func (d *DB) setOutboxState(ctx context.Context, q string, args ...any) error {
+// execOne runs a statement that must change exactly one row, else ErrNotFound.
+func (d *DB) execOne(ctx context.Context, q string, args ...any) error {
 	res, err := d.db.ExecContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("update outbox: %w", err)
+		return fmt.Errorf("update: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("outbox message: %w", ErrNotFound)
+		return fmt.Errorf("row to update: %w", ErrNotFound)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ type StatsStore interface {
 }
 
 // Outcomes that count as reaching the contact on a channel.
-const reachedOutcomes = "('answered','connected','abandoned','accepted','delivered','read')"
+const reachedOutcomes = "('connected','abandoned','sent','delivered','read')"
 
 // CampaignStats counts attempts by channel and outcome.
 func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats, error) {
@@ -36,9 +36,9 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		Channels: map[string]ChannelStats{"sip": {}, "whatsapp_call": {}, "whatsapp_template": {}},
 		Contacts: map[string]int{},
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT channel, count(*),
+	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') <> 'channel_down'),
 		sum(outcome IN `+reachedOutcomes+`),
-		sum(outcome IN ('answered','connected','abandoned','accepted')),
+		sum(outcome IN ('connected','abandoned')),
 		sum(outcome = 'connected'), sum(outcome = 'abandoned')
 		FROM attempts WHERE campaign_id = ? GROUP BY channel`, campaignID)
 	if err != nil {

@@ -12,6 +12,7 @@ type Store interface {
 	AuditLog
 	Outbox
 	StatsStore
+	AttemptStore
 	Ping(ctx context.Context) error
 	IntegrityCheck(ctx context.Context) error
 	FailInterruptedImports(ctx context.Context) (int, error)

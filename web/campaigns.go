@@ -169,6 +169,7 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
+	s.campaignChanged()
 	writeJSON(w, http.StatusOK, c)
 	return nil
 }
@@ -187,6 +188,7 @@ func (s *Server) deleteCampaign(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
+	s.campaignChanged()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -214,6 +216,7 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
+	s.campaignChanged()
 	writeJSON(w, http.StatusOK, c)
 	return nil
 }
@@ -246,6 +249,7 @@ func (s *Server) updatePacing(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
+	s.campaignChanged()
 	writeJSON(w, http.StatusOK, c.Pacing)
 	return nil
 }

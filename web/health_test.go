@@ -169,8 +169,8 @@ func TestCampaignStats(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	contact := e.contacts(t, c.ID, "").Contacts[0].ID
 	outcomes := map[string][]string{
-		"sip":               {"connected", "connected", "abandoned", "no_answer", "busy"},
-		"whatsapp_call":     {"accepted", "rejected"},
+		"sip":               {"connected", "connected", "abandoned", "no_answer", "busy", "channel_down"},
+		"whatsapp_call":     {"connected", "rejected"},
 		"whatsapp_template": {"delivered", "failed"},
 	}
 	now := time.Now().UnixMilli()
@@ -189,8 +189,8 @@ func TestCampaignStats(t *testing.T) {
 		}
 	}
 	got := decode[storage.CampaignStats](t, e.get(t, path, e.tokens[storage.RoleSales]), http.StatusOK)
-	if got.Dials != 7 || got.Answered != 4 || got.Connected != 2 || got.Abandoned != 1 || got.AbandonRate != 0.25 {
-		t.Errorf("stats = %+v, want 7 dials, 4 answered, 2 connected, 1 abandoned, rate 0.25", got)
+	if got.Dials != 7 || got.Answered != 4 || got.Connected != 3 || got.Abandoned != 1 || got.AbandonRate != 0.25 {
+		t.Errorf("stats = %+v, want 7 dials, 4 answered, 3 connected, 1 abandoned, rate 0.25", got)
 	}
 	wantChannels := map[string]storage.ChannelStats{"sip": {Attempts: 5, Reached: 3}, "whatsapp_call": {Attempts: 2, Reached: 1}, "whatsapp_template": {Attempts: 2, Reached: 1}}
 	for ch, want := range wantChannels {

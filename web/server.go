@@ -36,6 +36,17 @@ type Config struct {
 	ImportBatchRows int
 	// Version is reported by /healthz.
 	Version string
+	// Engine is the dialing engine the API reports on and tells of changes; nil
+	// when the server runs without one.
+	Engine Engine
+}
+
+// Engine is what the API needs from the dialing engine.
+type Engine interface {
+	// CampaignChanged tells the engine a campaign's state or settings changed.
+	CampaignChanged()
+	// TrunkStatus describes every SIP trunk, ready to encode as JSON.
+	TrunkStatus() any
 }
 
 // Server is the HTTP front of Turbina.
@@ -113,6 +124,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"DELETE", "/api/v1/tokens/{id}", allRoles, s.revokeToken},
 
 		{"GET", "/api/v1/audit", supervisors, s.listAudit},
+		{"GET", "/api/v1/trunks", supervisors, s.listTrunks},
 	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))
@@ -173,6 +185,22 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ principal) er
 	w.Header().Set("Content-Type", "application/json")
 	_, err := w.Write(openAPIDocument)
 	return err
+}
+
+func (s *Server) listTrunks(w http.ResponseWriter, r *http.Request, _ principal) error {
+	var trunks any = []any{}
+	if s.cfg.Engine != nil {
+		trunks = s.cfg.Engine.TrunkStatus()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"trunks": trunks})
+	return nil
+}
+
+// campaignChanged tells the engine, if any, to re-read campaigns now.
+func (s *Server) campaignChanged() {
+	if s.cfg.Engine != nil {
+		s.cfg.Engine.CampaignChanged()
+	}
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request, p principal) error {

@@ -1,0 +1,267 @@
+package dialer
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/pacing"
+)
+
+// AgentState is what an agent is doing.
+type AgentState string
+
+// Agent states.
+const (
+	AgentLoggedOut AgentState = "logged_out"
+	AgentReady     AgentState = "ready"
+	// AgentReserved: chosen for an answered call whose audio is being connected.
+	AgentReserved AgentState = "reserved"
+	AgentOnCall   AgentState = "on_call"
+	AgentWrapUp   AgentState = "wrap_up"
+	AgentPaused   AgentState = "paused"
+)
+
+// Agent is an agent's state as the engine sees it.
+type Agent struct {
+	ID        int64             `json:"id,string"`
+	Name      string            `json:"name"`
+	State     AgentState        `json:"state"`
+	Since     time.Time         `json:"since"`
+	Reason    string            `json:"reason,omitempty"` // pause reason code
+	Campaigns []int64           `json:"campaigns"`
+	Channel   campaigns.Channel `json:"channel,omitempty"`    // of the current or last call
+	AttemptID int64             `json:"attempt_id,omitempty"` // current or last call
+	// LoggingOff: the agent leaves when the current call and wrap-up end.
+	LoggingOff bool `json:"logging_off,omitempty"`
+}
+
+// Errors of agent operations.
+var (
+	ErrAgentNotLoggedIn = errors.New("agent is not logged in")
+	ErrAgentBusy        = errors.New("agent is on a call")
+)
+
+// Agents is the pool of logged-in agents, shared by every campaign's run. It is safe
+// for concurrent use.
+type Agents struct {
+	mu   sync.Mutex
+	byID map[int64]*Agent
+	// onChange is told which campaigns an agent change concerns, so their runs can
+	// connect a waiting customer at once.
+	onChange func(campaignIDs []int64)
+}
+
+// NewAgents returns an empty pool.
+func NewAgents() *Agents { return &Agents{byID: map[int64]*Agent{}} }
+
+func (p *Agents) notify(ids []int64) {
+	if p.onChange != nil && len(ids) > 0 {
+		p.onChange(slices.Clone(ids))
+	}
+}
+
+// Login logs an agent in to campaigns, paused until it says it is ready. Logging in
+// again changes the campaigns.
+func (p *Agents) Login(id int64, name string, campaignIDs []int64, now time.Time) Agent {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if !ok || a.State == AgentLoggedOut {
+		a = &Agent{ID: id, State: AgentPaused, Since: now, Reason: "login"}
+		p.byID[id] = a
+	}
+	a.Name, a.LoggingOff = name, false
+	old := a.Campaigns
+	a.Campaigns = slices.Clone(campaignIDs)
+	out := *a
+	p.mu.Unlock()
+	p.notify(append(old, campaignIDs...))
+	return out
+}
+
+func (p *Agents) change(id int64, fn func(a *Agent) error) (Agent, error) {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if !ok || a.State == AgentLoggedOut {
+		p.mu.Unlock()
+		return Agent{}, fmt.Errorf("agent %d: %w", id, ErrAgentNotLoggedIn)
+	}
+	if err := fn(a); err != nil {
+		p.mu.Unlock()
+		return *a, err
+	}
+	out := *a
+	out.Campaigns = slices.Clone(a.Campaigns)
+	p.mu.Unlock()
+	p.notify(out.Campaigns)
+	return out, nil
+}
+
+// Ready makes a paused agent available for calls. An agent on a call or in
+// wrap-up becomes ready through the call's end and its disposition.
+func (p *Agents) Ready(id int64, now time.Time) (Agent, error) {
+	return p.change(id, func(a *Agent) error {
+		switch a.State {
+		case AgentReady:
+			return nil
+		case AgentReserved, AgentOnCall, AgentWrapUp:
+			return fmt.Errorf("agent %d is %s: %w", id, a.State, ErrAgentBusy)
+		}
+		a.State, a.Since, a.Reason = AgentReady, now, ""
+		return nil
+	})
+}
+
+// Pause takes a ready agent out of the dialling pool with a reason code.
+func (p *Agents) Pause(id int64, reason string, now time.Time) (Agent, error) {
+	return p.change(id, func(a *Agent) error {
+		switch a.State {
+		case AgentReserved, AgentOnCall, AgentWrapUp:
+			return fmt.Errorf("agent %d is %s: %w", id, a.State, ErrAgentBusy)
+		}
+		a.State, a.Since, a.Reason = AgentPaused, now, reason
+		return nil
+	})
+}
+
+// Logout logs an agent out, at once when idle, else after the current call's wrap-up.
+func (p *Agents) Logout(id int64, now time.Time) (Agent, error) {
+	return p.change(id, func(a *Agent) error {
+		switch a.State {
+		case AgentReserved, AgentOnCall, AgentWrapUp:
+			a.LoggingOff = true
+		default:
+			a.State, a.Since = AgentLoggedOut, now
+		}
+		return nil
+	})
+}
+
+// Get returns one agent's state.
+func (p *Agents) Get(id int64) (Agent, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.byID[id]
+	if !ok {
+		return Agent{}, false
+	}
+	out := *a
+	out.Campaigns = slices.Clone(a.Campaigns)
+	return out, true
+}
+
+// List returns every agent that is logged in, ordered by ID.
+func (p *Agents) List() []Agent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Agent, 0, len(p.byID))
+	for _, a := range p.byID {
+		if a.State != AgentLoggedOut {
+			c := *a
+			c.Campaigns = slices.Clone(a.Campaigns)
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b Agent) int { return int(a.ID - b.ID) })
+	return out
+}
+
+// reserve picks the longest-idle ready agent of a campaign for an answered call.
+func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, now time.Time) (Agent, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *Agent
+	for _, a := range p.byID {
+		if a.State != AgentReady || a.LoggingOff || !slices.Contains(a.Campaigns, campaignID) {
+			continue
+		}
+		if best == nil || a.Since.Before(best.Since) || (a.Since.Equal(best.Since) && a.ID < best.ID) {
+			best = a
+		}
+	}
+	if best == nil {
+		return Agent{}, false
+	}
+	best.State, best.Since, best.AttemptID, best.Channel = AgentReserved, now, attemptID, ch
+	return *best, true
+}
+
+// connected moves a reserved agent on to the call.
+func (p *Agents) connected(id int64, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.byID[id]; ok && a.State == AgentReserved {
+		a.State, a.Since = AgentOnCall, now
+	}
+}
+
+// release returns a reserved agent whose call was lost before audio connected.
+func (p *Agents) release(id int64, now time.Time) {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if ok && a.State == AgentReserved {
+		a.State, a.Since = AgentReady, now
+	}
+	p.mu.Unlock()
+	if ok {
+		p.notify(a.Campaigns)
+	}
+}
+
+// callEnded moves an agent from the call to wrap-up.
+func (p *Agents) callEnded(id int64, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.byID[id]; ok && (a.State == AgentOnCall || a.State == AgentReserved) {
+		a.State, a.Since = AgentWrapUp, now
+	}
+}
+
+// wrapUpDone ends an agent's wrap-up: ready again, or logged out if it asked to leave.
+// It returns the attempt the wrap-up was for and how long it lasted.
+func (p *Agents) wrapUpDone(id int64, now time.Time) (attemptID int64, wrap time.Duration, err error) {
+	_, err = p.change(id, func(a *Agent) error {
+		if a.State != AgentWrapUp {
+			return fmt.Errorf("agent %d is %s, not in wrap-up", id, a.State)
+		}
+		attemptID, wrap = a.AttemptID, now.Sub(a.Since)
+		if a.LoggingOff {
+			a.State, a.LoggingOff = AgentLoggedOut, false
+		} else {
+			a.State = AgentReady
+		}
+		a.Since = now
+		return nil
+	})
+	return attemptID, wrap, err
+}
+
+// pacingView describes a campaign's agents as package pacing sees them.
+func (p *Agents) pacingView(campaignID int64, buf []pacing.Agent) []pacing.Agent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	buf = buf[:0]
+	for _, a := range p.byID {
+		if a.State == AgentLoggedOut || !slices.Contains(a.Campaigns, campaignID) {
+			continue
+		}
+		pa := pacing.Agent{Since: a.Since, Channel: pacing.Channel(a.Channel)}
+		switch {
+		case a.LoggingOff:
+			pa.State = pacing.AgentLoggingOff
+		case a.State == AgentReady:
+			pa.State = pacing.AgentReady
+		case a.State == AgentOnCall, a.State == AgentReserved:
+			pa.State = pacing.AgentTalking
+		case a.State == AgentWrapUp:
+			pa.State = pacing.AgentWrapUp
+		default:
+			pa.State = pacing.AgentPaused
+		}
+		buf = append(buf, pa)
+	}
+	return buf
+}

@@ -1,0 +1,70 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// ErrChannelDown is returned by Channel.Place when the channel cannot take any call
+// now (every SIP trunk's circuit is open, the WhatsApp API is unreachable): the
+// contact then moves to the next rung at once instead of waiting.
+var ErrChannelDown = errors.New("channel down")
+
+// PlaceRequest asks a channel to reach one contact.
+type PlaceRequest struct {
+	AttemptID   int64
+	Contact     campaigns.Contact
+	Rung        campaigns.Rung
+	To          string // E.164
+	CallerID    string // E.164
+	RingTimeout time.Duration
+}
+
+// Channel reaches contacts one way: the SIP trunks, WhatsApp calls, WhatsApp templates.
+type Channel interface {
+	// Place starts an attempt and returns at once with its leg, whose events report
+	// how it goes. ErrChannelDown means no attempt could start.
+	Place(ctx context.Context, req PlaceRequest) (Leg, error)
+}
+
+// Leg is one attempt under way on a channel.
+type Leg interface {
+	// Events delivers the attempt's progress and is closed after the Ended event.
+	Events() <-chan LegEvent
+	// Hangup ends the attempt: cancels it before answer, hangs up after.
+	Hangup(ctx context.Context) error
+}
+
+// LegEventKind is a step of an attempt.
+type LegEventKind uint8
+
+// Steps of an attempt.
+const (
+	// LegSetup: the request left Turbina (INVITE sent, call API accepted).
+	LegSetup LegEventKind = iota + 1
+	// LegRinging: the far end is ringing (180/183, WhatsApp RINGING).
+	LegRinging
+	// LegAnswered: someone answered; audio may flow.
+	LegAnswered
+	// LegEnded: the attempt is over; Outcome says how (for an answered call the
+	// engine decides between connected and abandoned).
+	LegEnded
+)
+
+// LegEvent reports one step of an attempt.
+type LegEvent struct {
+	Kind    LegEventKind
+	At      time.Time
+	Outcome Outcome // on LegEnded of an unanswered attempt
+	// SIPStatus is the final SIP response code, when the channel is SIP.
+	SIPStatus int
+	// Trunk names the SIP trunk (or WhatsApp number) that carried the attempt.
+	Trunk string
+	// HangupBy says who ended an answered call: "remote" or "local".
+	HangupBy string
+	// Detail is a short human-readable reason (SIP reason phrase, API error).
+	Detail string
+}

@@ -1,0 +1,255 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// Store is what the engine needs from storage.
+type Store interface {
+	storage.CampaignStore
+	storage.AttemptStore
+	storage.DNCStore
+}
+
+// Config tunes the engine.
+type Config struct {
+	// Tick is the longest time between two pacing decisions (default 250 ms).
+	Tick time.Duration
+	// RingTimeout is how long a call rings before it is given up (default 25 s).
+	RingTimeout time.Duration
+	// Patience is how long an answered person may wait for an agent before the call
+	// is abandoned (default 2 s).
+	Patience time.Duration
+	// WrapUpTimeout ends an agent's wrap-up if no disposition comes (default 60 s).
+	WrapUpTimeout time.Duration
+	// Sync is how often running campaigns are re-read from storage (default 1 s).
+	Sync time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Tick <= 0 {
+		c.Tick = 250 * time.Millisecond
+	}
+	if c.RingTimeout <= 0 {
+		c.RingTimeout = 25 * time.Second
+	}
+	if c.Patience <= 0 {
+		c.Patience = 2 * time.Second
+	}
+	if c.WrapUpTimeout <= 0 {
+		c.WrapUpTimeout = 60 * time.Second
+	}
+	if c.Sync <= 0 {
+		c.Sync = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Engine runs every running campaign: it paces, places and follows their attempts.
+type Engine struct {
+	store    Store
+	channels map[campaigns.Channel]Channel
+	agents   *Agents
+	cfg      Config
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	runs map[int64]*run
+	wake chan struct{}
+}
+
+// New returns an engine that places attempts on channels (by ladder channel) and
+// routes answered calls to agents.
+func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cfg Config, log *slog.Logger) *Engine {
+	e := &Engine{
+		store:    store,
+		channels: channels,
+		agents:   agents,
+		cfg:      cfg.withDefaults(),
+		log:      log,
+		runs:     map[int64]*run{},
+		wake:     make(chan struct{}, 1),
+	}
+	agents.onChange = e.agentsChanged
+	return e
+}
+
+// Agents is the engine's agent pool.
+func (e *Engine) Agents() *Agents { return e.agents }
+
+// CampaignChanged tells the engine a campaign's state or settings changed, so that a
+// pause stops new dials at once rather than at the next sync.
+func (e *Engine) CampaignChanged() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) agentsChanged(ids []int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range ids {
+		if r, ok := e.runs[id]; ok {
+			r.poke()
+		}
+	}
+}
+
+// Run drives campaigns until ctx ends. It first closes the attempts that a previous
+// process left open, so their contacts are tried again.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.recoverInterrupted(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(e.cfg.Sync)
+	defer t.Stop()
+	for {
+		if err := e.sync(ctx, &wg); err != nil && ctx.Err() == nil {
+			e.log.Error("sync campaigns", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+// sync starts a run for every running or paused campaign and hands each its
+// current settings; a finished or deleted campaign's run ends once its calls do.
+func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
+	list, err := e.store.ListCampaigns(ctx, nil)
+	if err != nil {
+		return err
+	}
+	seen := map[int64]bool{}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range list {
+		if c.State != campaigns.StateRunning && c.State != campaigns.StatePaused {
+			continue
+		}
+		seen[c.ID] = true
+		if r, ok := e.runs[c.ID]; ok {
+			r.setCampaign(c)
+			continue
+		}
+		r := newRun(e, c)
+		e.runs[c.ID] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.loop(ctx)
+			e.mu.Lock()
+			if e.runs[c.ID] == r {
+				delete(e.runs, c.ID)
+			}
+			e.mu.Unlock()
+		}()
+	}
+	for id, r := range e.runs {
+		if !seen[id] {
+			r.stop()
+		}
+	}
+	return nil
+}
+
+// recoverInterrupted closes attempts left open by a crash as interrupted and puts
+// their contacts back on the ladder.
+func (e *Engine) recoverInterrupted(ctx context.Context) error {
+	open, err := e.store.OpenAttempts(ctx)
+	if err != nil {
+		return fmt.Errorf("recover interrupted attempts: %w", err)
+	}
+	ladders := map[int64][]campaigns.Rung{}
+	now := e.cfg.Now()
+	for _, a := range open {
+		ladder, ok := ladders[a.CampaignID]
+		if !ok {
+			c, err := e.store.GetCampaign(ctx, a.CampaignID)
+			if err != nil {
+				return fmt.Errorf("recover attempt %d: %w", a.ID, err)
+			}
+			ladder, ladders[a.CampaignID] = c.Ladder, c.Ladder
+		}
+		dc, err := e.store.ContactPosition(ctx, a.ContactID)
+		if err != nil {
+			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
+		}
+		a.State, a.Outcome, a.EndAt = "ended", string(OutcomeInterrupted), &now
+		pos := Advance(ladder, dc.Contact, Position{Rung: a.Rung, Attempts: dc.RungAttempts}, OutcomeInterrupted, now)
+		if err := e.store.FinishAttempt(ctx, a, progressOf(pos)); err != nil {
+			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
+		}
+	}
+	if len(open) > 0 {
+		e.log.Warn("attempts interrupted by the last stop were closed; their contacts will be tried again", "attempts", len(open))
+	}
+	return nil
+}
+
+func progressOf(p Position) storage.Progress {
+	return storage.Progress{Status: p.Status, Rung: p.Rung, RungAttempts: p.Attempts, NextAttemptAt: p.NextAt}
+}
+
+// Hangup ends the call an agent is on (the agent hung up).
+func (e *Engine) Hangup(ctx context.Context, agentID int64) error {
+	a, ok := e.agents.Get(agentID)
+	if !ok || a.State != AgentOnCall {
+		return fmt.Errorf("agent %d has no call to hang up: %w", agentID, ErrAgentNotLoggedIn)
+	}
+	r := e.runFor(a.Campaigns, a.AttemptID)
+	if r == nil {
+		return fmt.Errorf("agent %d: call %d not found", agentID, a.AttemptID)
+	}
+	return r.hangup(ctx, a.AttemptID)
+}
+
+// Disposition ends an agent's wrap-up with a disposition code for the call.
+func (e *Engine) Disposition(ctx context.Context, agentID int64, code string) error {
+	attemptID, wrap, err := e.agents.wrapUpDone(agentID, e.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := e.store.SetDisposition(ctx, attemptID, code); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for _, r := range e.runs {
+		r.wrapEnded(attemptID, wrap)
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) runFor(campaignIDs []int64, attemptID int64) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range campaignIDs {
+		if r, ok := e.runs[id]; ok && r.has(attemptID) {
+			return r
+		}
+	}
+	return nil
+}
+
+// errStopped ends a run whose campaign is no longer running or paused.
+var errStopped = errors.New("campaign stopped")

@@ -1,0 +1,578 @@
+package dialer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/pacing"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// callState is where a call stands in its run.
+type callState uint8
+
+const (
+	callDialing callState = iota + 1
+	callRinging
+	callWaiting    // answered, waiting for an agent
+	callConnected  // bridged to an agent
+	callAbandoning // no agent in time: being hung up
+)
+
+// call is one attempt the run is following.
+type call struct {
+	attempt  storage.Attempt
+	due      storage.DueContact
+	rung     campaigns.Rung
+	leg      Leg
+	cancel   context.CancelFunc
+	state    callState
+	started  time.Time
+	answered time.Time
+	deadline time.Time // for callWaiting: when the person is abandoned
+	agentID  int64
+}
+
+// wrapUp is an agent's wrap-up after a call of the run.
+type wrapUp struct {
+	attemptID int64
+	channel   campaigns.Channel
+}
+
+// legUpdate carries what a call's goroutine learned into the run's loop.
+type legUpdate struct {
+	attemptID int64
+	leg       Leg   // set once, when Place returned
+	placeErr  error // Place failed: no leg will come
+	ev        *LegEvent
+}
+
+// run is one campaign's engine loop. Everything in it is touched only by its loop
+// goroutine; other goroutines talk to it through its channels.
+type run struct {
+	e        *Engine
+	id       int64
+	campaign campaigns.Campaign
+	pacer    *pacing.Controller
+	updates  chan legUpdate
+	cmds     chan func()
+	wakeCh   chan struct{}
+	stopCh   chan struct{}
+	stopOnce bool
+	done     chan struct{}
+	stopping bool
+	calls    map[int64]*call
+	waiting  []*call
+	// wrapping maps agents in wrap-up after one of this run's calls to that call.
+	wrapping map[int64]wrapUp
+	agentBuf []pacing.Agent
+	dialBuf  []pacing.Dial
+}
+
+func newRun(e *Engine, c campaigns.Campaign) *run {
+	r := &run{
+		e:        e,
+		id:       c.ID,
+		updates:  make(chan legUpdate, 256),
+		cmds:     make(chan func(), 16),
+		wakeCh:   make(chan struct{}, 1),
+		stopCh:   make(chan struct{}),
+		done:     make(chan struct{}),
+		calls:    map[int64]*call{},
+		wrapping: map[int64]wrapUp{},
+	}
+	r.pacer = pacing.NewController(r.pacingSettings(c))
+	r.campaign = c
+	return r
+}
+
+func (r *run) pacingSettings(c campaigns.Campaign) pacing.Settings {
+	mode, err := pacing.ParseMode(string(c.Pacing.Mode))
+	if err != nil {
+		mode = pacing.Progressive
+	}
+	return pacing.Settings{
+		Mode:          mode,
+		TargetAbandon: c.Pacing.TargetAbandon,
+		MaxRatio:      c.Pacing.MaxRatio,
+		MaxInFlight:   c.Pacing.MaxInFlight,
+		Paused:        c.State != campaigns.StateRunning,
+		Patience:      r.e.cfg.Patience,
+	}
+}
+
+// do runs fn in the loop; it reports false when the loop has ended.
+func (r *run) do(fn func()) bool {
+	select {
+	case r.cmds <- fn:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+func (r *run) poke() {
+	select {
+	case r.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// setCampaign hands the loop the campaign as last stored. Called with e.mu held.
+func (r *run) setCampaign(c campaigns.Campaign) {
+	select {
+	case r.cmds <- func() {
+		r.campaign = c
+		r.pacer.SetSettings(r.pacingSettings(c))
+	}:
+	default:
+		// The loop is busy; the next sync (at most Config.Sync later) tries again.
+	}
+}
+
+// stop asks the loop to place no more calls and end once its calls have. Called with e.mu held.
+func (r *run) stop() {
+	if !r.stopOnce {
+		r.stopOnce = true
+		close(r.stopCh)
+	}
+}
+
+func (r *run) has(attemptID int64) bool {
+	found := make(chan bool, 1)
+	if !r.do(func() { _, ok := r.calls[attemptID]; found <- ok }) {
+		return false
+	}
+	return <-found
+}
+
+func (r *run) hangup(ctx context.Context, attemptID int64) error {
+	legc := make(chan Leg, 1)
+	if !r.do(func() {
+		var leg Leg
+		if c, ok := r.calls[attemptID]; ok {
+			c.attempt.HangupBy = "agent"
+			leg = c.leg
+		}
+		legc <- leg
+	}) {
+		return errStopped
+	}
+	if leg := <-legc; leg != nil {
+		return leg.Hangup(ctx)
+	}
+	return nil
+}
+
+// wrapEnded tells the pacer an agent's wrap-up after attemptID lasted wrap. Called with e.mu held.
+func (r *run) wrapEnded(attemptID int64, wrap time.Duration) {
+	select {
+	case r.cmds <- func() { r.observeWrap(attemptID, wrap) }:
+	default:
+	}
+}
+
+func (r *run) observeWrap(attemptID int64, wrap time.Duration) {
+	for agent, w := range r.wrapping {
+		if w.attemptID == attemptID {
+			delete(r.wrapping, agent)
+			r.pacer.Observe(pacing.Outcome{At: r.e.cfg.Now(), Kind: pacing.WrapEnded, Channel: pacing.Channel(w.channel), Duration: wrap})
+		}
+	}
+}
+
+func (r *run) loop(ctx context.Context) {
+	defer close(r.done)
+	tick := time.NewTicker(r.e.cfg.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.shutdown()
+			return
+		case <-r.stopCh:
+			r.stopping = true
+			r.stopCh = nil
+		case u := <-r.updates:
+			r.handle(ctx, u)
+		case fn := <-r.cmds:
+			fn()
+		case <-r.wakeCh:
+		case <-tick.C:
+		}
+		now := r.e.cfg.Now()
+		r.expireWrapUps(ctx, now)
+		r.connectWaiting(ctx, now)
+		r.abandonExpired(ctx, now)
+		if r.stopping {
+			if len(r.calls) == 0 {
+				return
+			}
+			continue
+		}
+		r.dial(ctx, now)
+	}
+}
+
+func (r *run) handle(ctx context.Context, u legUpdate) {
+	c, ok := r.calls[u.attemptID]
+	if !ok {
+		return
+	}
+	switch {
+	case u.placeErr != nil:
+		outcome := OutcomeTrunkFault
+		if errors.Is(u.placeErr, ErrChannelDown) {
+			outcome = OutcomeChannelDown
+		}
+		now := r.e.cfg.Now()
+		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
+		return
+	case u.leg != nil:
+		c.leg = u.leg
+		return
+	case u.ev == nil:
+		return
+	}
+	ev := *u.ev
+	a := &c.attempt
+	if ev.Trunk != "" {
+		a.Trunk = ev.Trunk
+	}
+	switch ev.Kind {
+	case LegSetup:
+		a.SetupAt = &ev.At
+		r.save(ctx, c)
+	case LegRinging:
+		if a.RingAt == nil {
+			a.RingAt, a.State = &ev.At, "ringing"
+			c.state = callRinging
+			r.save(ctx, c)
+		}
+	case LegAnswered:
+		a.AnswerAt, a.State = &ev.At, "answered"
+		c.state, c.answered, c.deadline = callWaiting, ev.At, ev.At.Add(r.e.cfg.Patience)
+		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: ev.At.Sub(c.started)})
+		r.waiting = append(r.waiting, c)
+		r.save(ctx, c)
+		r.connectWaiting(ctx, ev.At)
+	case LegEnded:
+		r.finish(ctx, c, ev)
+	}
+}
+
+// save writes an open attempt's progress; a failure is logged, the call goes on.
+func (r *run) save(ctx context.Context, c *call) {
+	if err := r.e.store.UpdateAttempt(ctx, c.attempt); err != nil {
+		r.e.log.Error("save attempt", "attempt", c.attempt.ID, "err", err)
+	}
+}
+
+// pacingKind is what the pacer learns from an unanswered attempt's outcome.
+func pacingKind(o Outcome) pacing.OutcomeKind {
+	switch o {
+	case OutcomeNoAnswer:
+		return pacing.NoAnswer
+	case OutcomeMachine:
+		return pacing.Machine
+	}
+	return pacing.Failed
+}
+
+// finish records how an attempt ended and moves its contact along the ladder.
+func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
+	a := &c.attempt
+	outcome := ev.Outcome
+	ch := pacing.Channel(c.rung.Channel)
+	switch c.state {
+	case callConnected:
+		outcome = OutcomeConnected
+		r.e.agents.callEnded(c.agentID, ev.At)
+		r.wrapping[c.agentID] = wrapUp{attemptID: a.ID, channel: c.rung.Channel}
+		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.TalkEnded, Channel: ch, Duration: ev.At.Sub(*a.ConnectAt)})
+	case callWaiting:
+		// The person hung up before an agent was free: abandoned all the same.
+		outcome = OutcomeAbandoned
+		r.removeWaiting(c)
+		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
+	case callAbandoning:
+		outcome = OutcomeAbandoned
+	default:
+		if outcome == "" {
+			outcome = OutcomeTrunkFault
+		}
+		if outcome != OutcomeChannelDown {
+			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacingKind(outcome), Channel: ch, Duration: ev.At.Sub(c.started)})
+		}
+	}
+	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &ev.At
+	if ev.SIPStatus != 0 {
+		a.SIPStatus = ev.SIPStatus
+	}
+	if a.HangupBy == "" {
+		a.HangupBy = ev.HangupBy
+	}
+	if ev.Detail != "" && len(a.Detail) == 0 {
+		a.Detail = detailJSON(ev.Detail)
+	}
+	pos := Advance(r.campaign.Ladder, c.due.Contact, Position{Rung: c.due.Rung, Attempts: c.due.RungAttempts}, outcome, ev.At)
+	if err := r.e.store.FinishAttempt(ctx, *a, progressOf(pos)); err != nil {
+		r.e.log.Error("finish attempt", "attempt", a.ID, "err", err)
+	}
+	r.e.log.Debug("attempt ended", "campaign", r.id, "attempt", a.ID, "contact", a.ContactID, "channel", c.rung.Channel,
+		"outcome", outcome, "sip_status", a.SIPStatus, "next_rung", pos.Rung, "status", pos.Status)
+	if c.cancel != nil {
+		c.cancel()
+	}
+	delete(r.calls, a.ID)
+}
+
+func (r *run) removeWaiting(c *call) {
+	for i, w := range r.waiting {
+		if w == c {
+			r.waiting = append(r.waiting[:i], r.waiting[i+1:]...)
+			return
+		}
+	}
+}
+
+// connectWaiting gives each waiting person, in answer order, the longest-idle ready agent.
+func (r *run) connectWaiting(ctx context.Context, now time.Time) {
+	for len(r.waiting) > 0 {
+		c := r.waiting[0]
+		agent, ok := r.e.agents.reserve(r.id, c.attempt.ID, c.rung.Channel, now)
+		if !ok {
+			return
+		}
+		r.waiting = r.waiting[1:]
+		c.state, c.agentID = callConnected, agent.ID
+		c.attempt.AgentID, c.attempt.ConnectAt, c.attempt.State = agent.ID, &now, "connected"
+		r.e.agents.connected(agent.ID, now)
+		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Connected, Channel: pacing.Channel(c.rung.Channel), Duration: now.Sub(c.answered)})
+		r.save(ctx, c)
+	}
+}
+
+// abandonExpired hangs up on people who waited longer than the patience.
+func (r *run) abandonExpired(ctx context.Context, now time.Time) {
+	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now) {
+		c := r.waiting[0]
+		r.waiting = r.waiting[1:]
+		c.state = callAbandoning
+		c.attempt.HangupBy = "local"
+		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Abandoned, Channel: pacing.Channel(c.rung.Channel)})
+		if c.leg != nil {
+			go c.leg.Hangup(ctx)
+		}
+	}
+}
+
+// expireWrapUps ends wrap-ups that went on past the timeout without a disposition.
+func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
+	for agentID, w := range r.wrapping {
+		attemptID := w.attemptID
+		a, ok := r.e.agents.Get(agentID)
+		if !ok || a.State != AgentWrapUp || a.AttemptID != attemptID {
+			delete(r.wrapping, agentID)
+			continue
+		}
+		if now.Sub(a.Since) < r.e.cfg.WrapUpTimeout {
+			continue
+		}
+		if _, wrap, err := r.e.agents.wrapUpDone(agentID, now); err == nil {
+			if err := r.e.store.SetDisposition(ctx, attemptID, "wrap_up_timeout"); err != nil {
+				r.e.log.Error("record disposition", "attempt", attemptID, "err", err)
+			}
+			r.observeWrap(attemptID, wrap)
+		}
+	}
+}
+
+// callRungs are the ladder rungs that need an agent: calls.
+func callRung(ch campaigns.Channel) bool {
+	return ch == campaigns.ChannelSIP || ch == campaigns.ChannelWhatsAppCall
+}
+
+// dial asks the pacer how many calls to place and places them; message rungs, which
+// need no agent, are sent as they fall due.
+func (r *run) dial(ctx context.Context, now time.Time) {
+	c := r.campaign
+	if c.State != campaigns.StateRunning {
+		return
+	}
+	if open, err := c.Schedule.IsOpen(now); err != nil || !open {
+		return
+	}
+	var calls, messages []int
+	for i, rung := range c.Ladder {
+		if callRung(rung.Channel) {
+			calls = append(calls, i)
+		} else {
+			messages = append(messages, i)
+		}
+	}
+	r.startDue(ctx, now, messages, maxMessagesPerTick)
+	if c.Pacing.Mode == campaigns.PacingPreview {
+		return // agents pick their next contact themselves
+	}
+	snap := r.snapshot()
+	n := r.pacer.Decide(now, snap)
+	if n > 0 {
+		r.startDue(ctx, now, calls, n)
+	}
+}
+
+// maxMessagesPerTick bounds the messages one run starts per decision, so a backlog of
+// messages cannot starve the calls.
+const maxMessagesPerTick = 50
+
+func (r *run) snapshot() pacing.Snapshot {
+	r.agentBuf = r.e.agents.pacingView(r.id, r.agentBuf)
+	r.dialBuf = r.dialBuf[:0]
+	holding := 0
+	for _, c := range r.calls {
+		switch c.state {
+		case callDialing, callRinging:
+			if callRung(c.rung.Channel) {
+				r.dialBuf = append(r.dialBuf, pacing.Dial{Start: c.started, Channel: pacing.Channel(c.rung.Channel)})
+			}
+		case callAbandoning:
+			holding++
+		}
+	}
+	return pacing.Snapshot{Agents: r.agentBuf, Dials: r.dialBuf, Waiting: len(r.waiting), Holding: holding,
+		Channel: pacing.Channel(campaigns.ChannelSIP)}
+}
+
+func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit int) {
+	if len(rungs) == 0 || limit <= 0 {
+		return
+	}
+	due, err := r.e.store.DueContacts(ctx, r.id, rungs, now, limit)
+	if err != nil {
+		r.e.log.Error("due contacts", "campaign", r.id, "err", err)
+		return
+	}
+	for _, dc := range due {
+		r.start(ctx, now, dc)
+	}
+}
+
+// start checks the policy for one due contact and, if it may be tried, records the
+// attempt and only then places it.
+func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) {
+	c := r.campaign
+	if dc.Rung >= len(c.Ladder) {
+		return
+	}
+	rung := c.Ladder[dc.Rung]
+	contact := dc.Contact
+	loc := contactLocation(contact.Timezone, c.Schedule.Timezone)
+	if !c.Window.Contains(now, loc) {
+		if err := r.e.store.DeferContact(ctx, contact.ID, nextWindowOpen(c.Window, now, loc)); err != nil {
+			r.e.log.Error("defer contact", "contact", contact.ID, "err", err)
+		}
+		return
+	}
+	to := numberFor(rung.Channel, contact)
+	blocked, err := r.e.store.IsDNC(ctx, r.id, to)
+	if err != nil {
+		r.e.log.Error("check do-not-call", "contact", contact.ID, "err", err)
+		return
+	}
+	if blocked {
+		if err := r.e.store.SetContactStatus(ctx, contact.ID, campaigns.ContactDoNotCall); err != nil {
+			r.e.log.Error("mark do-not-call", "contact", contact.ID, "err", err)
+		}
+		return
+	}
+	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
+	if err != nil {
+		if !errors.Is(err, storage.ErrConflict) {
+			r.e.log.Error("start attempt", "contact", contact.ID, "err", err)
+		}
+		return
+	}
+	cl := &call{attempt: attempt, due: dc, rung: rung, state: callDialing, started: now}
+	r.calls[attempt.ID] = cl
+	ch, ok := r.e.channels[rung.Channel]
+	if !ok {
+		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeChannelDown, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		return
+	}
+	callCtx, cancel := context.WithCancel(ctx)
+	cl.cancel = cancel
+	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout}
+	go r.follow(callCtx, ch, req)
+}
+
+// follow places one attempt and forwards its events to the loop.
+func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest) {
+	send := func(u legUpdate) bool {
+		select {
+		case r.updates <- u:
+			return true
+		case <-r.done:
+			return false
+		}
+	}
+	leg, err := ch.Place(ctx, req)
+	if err != nil {
+		send(legUpdate{attemptID: req.AttemptID, placeErr: err})
+		return
+	}
+	if !send(legUpdate{attemptID: req.AttemptID, leg: leg}) {
+		leg.Hangup(context.WithoutCancel(ctx))
+		return
+	}
+	for ev := range leg.Events() {
+		if !send(legUpdate{attemptID: req.AttemptID, ev: &ev}) {
+			return
+		}
+	}
+}
+
+// shutdown hangs up every call when the engine stops and records them as interrupted.
+func (r *run) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	now := r.e.cfg.Now()
+	for _, c := range r.calls {
+		if c.leg != nil {
+			c.leg.Hangup(ctx)
+		}
+		c.state = callDialing // recorded as interrupted, not as an answered outcome
+		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, HangupBy: "local"})
+	}
+}
+
+// contactLocation is the contact's time zone, else the campaign's.
+func contactLocation(contactTZ, campaignTZ string) *time.Location {
+	for _, name := range []string{contactTZ, campaignTZ} {
+		if name == "" {
+			continue
+		}
+		if loc, err := time.LoadLocation(name); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
+
+// nextWindowOpen is the next moment the window opens in loc after now.
+func nextWindowOpen(w campaigns.Window, now time.Time, loc *time.Location) time.Time {
+	local := now.In(loc)
+	open := time.Date(local.Year(), local.Month(), local.Day(), int(w.Start)/60, int(w.Start)%60, 0, 0, loc)
+	for !open.After(local) {
+		open = open.AddDate(0, 0, 1)
+	}
+	return open
+}
+
+func detailJSON(s string) []byte {
+	b, _ := json.Marshal(map[string]string{"reason": s})
+	return b
+}

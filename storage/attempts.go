@@ -1,0 +1,280 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// Attempt is one try at reaching a contact on one channel.
+type Attempt struct {
+	ID          int64             `json:"id,string"`
+	ContactID   int64             `json:"contact_id,string"`
+	CampaignID  int64             `json:"campaign_id,string"`
+	Channel     campaigns.Channel `json:"channel"`
+	Rung        int               `json:"rung"`
+	State       string            `json:"state"` // dialing, ringing, answered, connected, ended
+	Outcome     string            `json:"outcome,omitempty"`
+	SIPStatus   int               `json:"sip_status,omitempty"`
+	Trunk       string            `json:"trunk,omitempty"`
+	HangupBy    string            `json:"hangup_by,omitempty"` // local, remote, agent
+	AgentID     int64             `json:"agent_id,string,omitempty"`
+	Disposition string            `json:"disposition,omitempty"`
+	Detail      json.RawMessage   `json:"detail,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	SetupAt     *time.Time        `json:"setup_at,omitempty"`
+	RingAt      *time.Time        `json:"ring_at,omitempty"`
+	AnswerAt    *time.Time        `json:"answer_at,omitempty"`
+	ConnectAt   *time.Time        `json:"connect_at,omitempty"`
+	EndAt       *time.Time        `json:"end_at,omitempty"`
+}
+
+// Open attempt states: an attempt in one of these when the server starts was cut
+// short by a crash.
+var openAttemptStates = []string{"dialing", "ringing", "answered", "connected"}
+
+// DueContact is a contact whose next attempt is due, with its place on the ladder.
+type DueContact struct {
+	Contact       campaigns.Contact
+	Rung          int
+	RungAttempts  int
+	NextAttemptAt time.Time
+}
+
+// Progress is a contact's place on its ladder after an attempt.
+type Progress struct {
+	Status        campaigns.ContactStatus
+	Rung          int
+	RungAttempts  int
+	NextAttemptAt time.Time
+}
+
+// AttemptStore keeps attempts and moves contacts along their ladder.
+type AttemptStore interface {
+	// DueContacts returns up to limit pending contacts of a campaign on one of rungs
+	// whose next attempt is due at now, the longest-due first.
+	DueContacts(ctx context.Context, campaignID int64, rungs []int, now time.Time, limit int) ([]DueContact, error)
+	// DeferContact moves a pending contact's next attempt to at (e.g. its calling
+	// window opens then).
+	DeferContact(ctx context.Context, contactID int64, at time.Time) error
+	// SetContactStatus ends a contact's journey before an attempt (do-not-call, …).
+	SetContactStatus(ctx context.Context, contactID int64, status campaigns.ContactStatus) error
+	// StartAttempt claims a pending contact and records a new attempt in one
+	// transaction. It is ErrConflict when the contact is no longer pending.
+	StartAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error)
+	// UpdateAttempt records an open attempt's progress (state, timings, trunk, …).
+	UpdateAttempt(ctx context.Context, a Attempt) error
+	// FinishAttempt records how an attempt ended and where its contact goes next, in
+	// one transaction, so a crash never separates the two.
+	FinishAttempt(ctx context.Context, a Attempt, next Progress) error
+	// SetDisposition records the agent's disposition of a connected attempt.
+	SetDisposition(ctx context.Context, attemptID int64, disposition string) error
+	ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error)
+	// OpenAttempts lists attempts that have not ended, with their contacts' ladder
+	// positions: after a crash, the engine closes them as interrupted.
+	OpenAttempts(ctx context.Context) ([]Attempt, error)
+	// ContactPosition returns a contact and its place on the ladder.
+	ContactPosition(ctx context.Context, contactID int64) (DueContact, error)
+}
+
+// DueContacts selects due contacts through the (campaign_id, status, next_attempt_at) index.
+func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now time.Time, limit int) ([]DueContact, error) {
+	if len(rungs) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	args := []any{campaignID, now.UnixMilli()}
+	for _, r := range rungs {
+		args = append(args, r)
+	}
+	args = append(args, limit)
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at FROM contacts
+		WHERE campaign_id = ? AND status = 'pending' AND next_attempt_at <= ? AND rung IN (?`+strings.Repeat(",?", len(rungs)-1)+`)
+		ORDER BY next_attempt_at, id LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("due contacts: %w", err)
+	}
+	defer rows.Close()
+	var out []DueContact
+	for rows.Next() {
+		dc, err := scanDueContact(rows)
+		if err != nil {
+			return nil, fmt.Errorf("due contacts: %w", err)
+		}
+		out = append(out, dc)
+	}
+	return out, rows.Err()
+}
+
+func scanDueContact(r rowScanner) (DueContact, error) {
+	var dc DueContact
+	var attrs sql.NullString
+	var next int64
+	c := &dc.Contact
+	if err := r.Scan(&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line,
+		&dc.Rung, &dc.RungAttempts, &next); err != nil {
+		return dc, err
+	}
+	dc.NextAttemptAt = msToTime(next)
+	c.Attributes = map[string]string{}
+	if attrs.Valid {
+		if err := json.Unmarshal([]byte(attrs.String), &c.Attributes); err != nil {
+			return dc, fmt.Errorf("decode contact %d attributes: %w", c.ID, err)
+		}
+	}
+	return dc, nil
+}
+
+// ContactPosition returns one contact with its ladder position.
+func (d *DB) ContactPosition(ctx context.Context, contactID int64) (DueContact, error) {
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+", rung, rung_attempts, next_attempt_at FROM contacts WHERE id = ?", contactID))
+	if err != nil {
+		return dc, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
+	}
+	return dc, nil
+}
+
+// DeferContact postpones a pending contact.
+func (d *DB) DeferContact(ctx context.Context, contactID int64, at time.Time) error {
+	return d.execOne(ctx, "UPDATE contacts SET next_attempt_at=?, updated_at=? WHERE id=? AND status='pending'",
+		at.UnixMilli(), d.nowMs(), contactID)
+}
+
+// SetContactStatus sets a contact's status.
+func (d *DB) SetContactStatus(ctx context.Context, contactID int64, status campaigns.ContactStatus) error {
+	return d.execOne(ctx, "UPDATE contacts SET status=?, updated_at=? WHERE id=?", string(status), d.nowMs(), contactID)
+}
+
+// StartAttempt claims a contact for a new attempt.
+func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error) {
+	a := Attempt{ContactID: contactID, Channel: channel, Rung: rung, State: "dialing", CreatedAt: msToTime(d.nowMs())}
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE contacts SET status='in_progress', updated_at=? WHERE id=? AND status='pending'",
+			a.CreatedAt.UnixMilli(), contactID)
+		if err != nil {
+			return fmt.Errorf("claim contact: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("contact %d is not pending: %w", contactID, ErrConflict)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT campaign_id FROM contacts WHERE id=?", contactID).Scan(&a.CampaignID); err != nil {
+			return fmt.Errorf("claim contact: %w", err)
+		}
+		res, err = tx.ExecContext(ctx, "INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at) VALUES (?,?,?,?,?,?)",
+			contactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+		a.ID, err = res.LastInsertId()
+		return err
+	})
+	return a, err
+}
+
+func msOrNull(t *time.Time) sql.NullInt64 {
+	if t == nil || t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func attemptArgs(a Attempt) []any {
+	var detail sql.NullString
+	if len(a.Detail) > 0 {
+		detail = sql.NullString{String: string(a.Detail), Valid: true}
+	}
+	var agent sql.NullInt64
+	if a.AgentID != 0 {
+		agent = sql.NullInt64{Int64: a.AgentID, Valid: true}
+	}
+	var status sql.NullInt64
+	if a.SIPStatus != 0 {
+		status = sql.NullInt64{Int64: int64(a.SIPStatus), Valid: true}
+	}
+	return []any{a.State, nullString(a.Outcome), status, nullString(a.Trunk), nullString(a.HangupBy), agent,
+		nullString(a.Disposition), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
+		msOrNull(a.ConnectAt), msOrNull(a.EndAt), a.ID}
+}
+
+const updateAttemptSQL = `UPDATE attempts SET state=?, outcome=?, sip_status=?, trunk=?, hangup_by=?, agent_id=?,
+	disposition=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
+
+// UpdateAttempt writes an attempt's progress.
+func (d *DB) UpdateAttempt(ctx context.Context, a Attempt) error {
+	return d.execOne(ctx, updateAttemptSQL, attemptArgs(a)...)
+}
+
+// FinishAttempt closes an attempt and moves its contact.
+func (d *DB) FinishAttempt(ctx context.Context, a Attempt, next Progress) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, updateAttemptSQL, attemptArgs(a)...); err != nil {
+			return fmt.Errorf("finish attempt: %w", err)
+		}
+		// A contact put on a do-not-call list meanwhile stays there.
+		_, err := tx.ExecContext(ctx, `UPDATE contacts SET status=CASE WHEN status='do_not_call' THEN status ELSE ? END,
+			rung=?, rung_attempts=?, next_attempt_at=?, updated_at=? WHERE id=?`,
+			string(next.Status), next.Rung, next.RungAttempts, next.NextAttemptAt.UnixMilli(), d.nowMs(), a.ContactID)
+		if err != nil {
+			return fmt.Errorf("move contact: %w", err)
+		}
+		return nil
+	})
+}
+
+// SetDisposition records an agent's disposition.
+func (d *DB) SetDisposition(ctx context.Context, attemptID int64, disposition string) error {
+	return d.execOne(ctx, "UPDATE attempts SET disposition=? WHERE id=?", disposition, attemptID)
+}
+
+const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
+	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), detail, created_at,
+	setup_at, ring_at, answer_at, connect_at, end_at`
+
+func scanAttempt(r rowScanner) (Attempt, error) {
+	var a Attempt
+	var detail sql.NullString
+	var created int64
+	var setup, ring, answer, connect, end sql.NullInt64
+	if err := r.Scan(&a.ID, &a.ContactID, &a.CampaignID, &a.Channel, &a.Rung, &a.State, &a.Outcome, &a.SIPStatus,
+		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &detail, &created, &setup, &ring, &answer, &connect, &end); err != nil {
+		return a, err
+	}
+	if detail.Valid {
+		a.Detail = json.RawMessage(detail.String)
+	}
+	a.CreatedAt = msToTime(created)
+	a.SetupAt, a.RingAt, a.AnswerAt = nullMsToTime(setup), nullMsToTime(ring), nullMsToTime(answer)
+	a.ConnectAt, a.EndAt = nullMsToTime(connect), nullMsToTime(end)
+	return a, nil
+}
+
+func (d *DB) listAttempts(ctx context.Context, where string, args ...any) ([]Attempt, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+attemptColumns+" FROM attempts WHERE "+where+" ORDER BY id", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	defer rows.Close()
+	out := []Attempt{}
+	for rows.Next() {
+		a, err := scanAttempt(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ListAttempts lists a contact's attempts, oldest first.
+func (d *DB) ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error) {
+	return d.listAttempts(ctx, "contact_id = ?", contactID)
+}
+
+// OpenAttempts lists attempts that have not ended.
+func (d *DB) OpenAttempts(ctx context.Context) ([]Attempt, error) {
+	return d.listAttempts(ctx, "state IN ('"+strings.Join(openAttemptStates, "','")+"')")
+}
