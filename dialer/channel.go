@@ -13,6 +13,11 @@ import (
 // contact then moves to the next rung at once instead of waiting.
 var ErrChannelDown = errors.New("channel down")
 
+// ErrChannelBusy is returned by Channel.Place when the channel is up but at its
+// capacity (every trunk at its channel limit): the contact is tried again shortly,
+// without losing an attempt.
+var ErrChannelBusy = errors.New("channel busy")
+
 // PlaceRequest asks a channel to reach one contact.
 type PlaceRequest struct {
 	AttemptID   int64

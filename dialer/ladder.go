@@ -30,6 +30,8 @@ const (
 	// OutcomeChannelDown: the channel could not take the call at all (every trunk's
 	// circuit open); no attempt reached the network.
 	OutcomeChannelDown Outcome = "channel_down"
+	// OutcomeChannelBusy: the channel was at capacity; no attempt reached the network.
+	OutcomeChannelBusy Outcome = "channel_busy"
 	// OutcomeMediaFailed: the call was answered but no media could be set up.
 	OutcomeMediaFailed Outcome = "media_failed"
 	// OutcomeInterrupted: Turbina stopped while the attempt was under way.
@@ -82,6 +84,9 @@ const AbandonQuietPeriod = 72 * time.Hour
 // trunkFaultDelay is how soon a call that every trunk failed is tried again.
 const trunkFaultDelay = time.Minute
 
+// channelBusyDelay is how soon a contact is tried again when the channel was full.
+const channelBusyDelay = 5 * time.Second
+
 // rules is the contact's journey: for every outcome, what happens next.
 var rules = map[Outcome]rule{
 	OutcomeConnected:     {move: finish, status: campaigns.ContactDone},
@@ -96,6 +101,7 @@ var rules = map[Outcome]rule{
 	OutcomeNoPermission:  {move: next},
 	OutcomeSendFailed:    {move: next},
 	OutcomeChannelDown:   {move: next, free: true},
+	OutcomeChannelBusy:   {move: retry, free: true, delay: channelBusyDelay},
 	OutcomeInterrupted:   {move: retry, free: true, delay: time.Nanosecond},
 	OutcomeInvalidNumber: {move: nextOtherNumber, status: campaigns.ContactInvalid},
 	OutcomeNotOnWhatsApp: {move: nextOffWhatsApp, status: campaigns.ContactExhausted},

@@ -35,6 +35,7 @@ func TestAdvance(t *testing.T) {
 		{"no answer on the last SIP attempt climbs to WhatsApp at once", ladder, samePhone, at(0, 1, 0, pending), OutcomeNoAnswer, at(1, 0, 0, pending)},
 		{"trunk down climbs at once without using an attempt", ladder, samePhone, at(0, 0, 0, pending), OutcomeChannelDown, at(1, 0, 0, pending)},
 		{"trunk fault retries soon", ladder, samePhone, at(0, 0, 0, pending), OutcomeTrunkFault, at(0, 1, trunkFaultDelay, pending)},
+		{"channel full: soon again, free", ladder, samePhone, at(0, 1, 0, pending), OutcomeChannelBusy, at(0, 1, channelBusyDelay, pending)},
 		{"rejected climbs", ladder, samePhone, at(0, 0, 0, pending), OutcomeRejected, at(1, 0, 0, pending)},
 		{"interrupted is retried at once, free", ladder, samePhone, at(0, 1, 0, pending), OutcomeInterrupted, at(0, 1, time.Nanosecond, pending)},
 		{"invalid number, same number on WhatsApp: invalid", ladder, samePhone, at(0, 0, 0, pending), OutcomeInvalidNumber, at(3, 0, 0, campaigns.ContactInvalid)},
@@ -64,7 +65,7 @@ func TestAdvance(t *testing.T) {
 // would fall back to retrying, which may not be what it needs.
 func TestEveryOutcomeHasARule(t *testing.T) {
 	for _, o := range []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeBusy, OutcomeNoAnswer,
-		OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown, OutcomeMediaFailed,
+		OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown, OutcomeChannelBusy, OutcomeMediaFailed,
 		OutcomeInterrupted, OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed} {
 		if _, ok := rules[o]; !ok {
 			t.Errorf("no rule for %s", o)

@@ -225,8 +225,11 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	switch {
 	case u.placeErr != nil:
 		outcome := OutcomeTrunkFault
-		if errors.Is(u.placeErr, ErrChannelDown) {
+		switch {
+		case errors.Is(u.placeErr, ErrChannelDown):
 			outcome = OutcomeChannelDown
+		case errors.Is(u.placeErr, ErrChannelBusy):
+			outcome = OutcomeChannelBusy
 		}
 		now := r.e.cfg.Now()
 		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
@@ -304,7 +307,7 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		if outcome == "" {
 			outcome = OutcomeTrunkFault
 		}
-		if outcome != OutcomeChannelDown {
+		if outcome != OutcomeChannelDown && outcome != OutcomeChannelBusy {
 			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacingKind(outcome), Channel: ch, Duration: ev.At.Sub(c.started)})
 		}
 	}

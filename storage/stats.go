@@ -36,7 +36,7 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		Channels: map[string]ChannelStats{"sip": {}, "whatsapp_call": {}, "whatsapp_template": {}},
 		Contacts: map[string]int{},
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') <> 'channel_down'),
+	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN ('channel_down','channel_busy')),
 		sum(outcome IN `+reachedOutcomes+`),
 		sum(outcome IN ('connected','abandoned')),
 		sum(outcome = 'connected'), sum(outcome = 'abandoned')

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/turbina-dialer/turbina/dialer/sip"
 )
 
 // config is everything serve and demo need, from defaults, the config file, the
@@ -22,10 +24,22 @@ type config struct {
 	LogLevel       string `json:"log_level"`
 	MaxBodyBytes   int64  `json:"max_body_bytes"`
 	MaxImportBytes int64  `json:"max_import_bytes"`
+	// SIP configures the trunks calls are placed on; without trunks the SIP rung is
+	// skipped and contacts go straight to the next rung.
+	SIP sip.Config `json:"sip"`
+	// Engine tunes the dialing engine.
+	Engine engineConfig `json:"engine"`
 	// AdminToken comes from the environment only: a secret has no place in a file
 	// that gets copied around, nor in a flag that shows in ps.
 	AdminToken string `json:"-"`
 	ConfigFile string `json:"-"`
+}
+
+// engineConfig is the config file's engine section.
+type engineConfig struct {
+	RingTimeout   sip.Duration `json:"ring_timeout,omitempty"`
+	Patience      sip.Duration `json:"patience,omitempty"`
+	WrapUpTimeout sip.Duration `json:"wrap_up_timeout,omitempty"`
 }
 
 func defaultConfig() config {

@@ -38,7 +38,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	defer a.close()
 	tokens, err := seedDemo(ctx, a.store)
 	if err != nil {
 		return fmt.Errorf("prepare demo: %w", err)

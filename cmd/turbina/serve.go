@@ -11,6 +11,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/storage"
 	"github.com/turbina-dialer/turbina/web"
 )
@@ -25,16 +28,38 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer app.store.Close()
+	defer app.close()
 	return app.serve(ctx, nil)
 }
 
-// app is a wired Turbina: storage and the HTTP server over it.
+// app is a wired Turbina: storage, the engine and its channels, the HTTP server.
 type app struct {
-	cfg   config
-	log   *slog.Logger
-	store *storage.DB
-	web   *web.Server
+	cfg        config
+	log        *slog.Logger
+	store      *storage.DB
+	web        *web.Server
+	engine     *dialer.Engine
+	originator *sip.Originator // nil without trunks
+}
+
+// close releases what openApp opened.
+func (a *app) close() {
+	if a.originator != nil {
+		a.originator.Close()
+	}
+	a.store.Close()
+}
+
+// engineHooks is what the API sees of the engine.
+type engineHooks struct{ a *app }
+
+func (h engineHooks) CampaignChanged() { h.a.engine.CampaignChanged() }
+
+func (h engineHooks) TrunkStatus() any {
+	if h.a.originator == nil {
+		return []sip.TrunkStatus{}
+	}
+	return h.a.originator.Trunks()
 }
 
 func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) (*app, error) {
@@ -57,12 +82,34 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		// Printed once, on the first start: only its hash is stored.
 		fmt.Fprintf(stderr, "\n  First start: admin API token (shown only now, keep it safe):\n\n    %s\n\n", generated)
 	}
-	srv := web.New(store, log, web.Config{
+	a := &app{cfg: cfg, log: log, store: store}
+	channels := map[campaigns.Channel]dialer.Channel{}
+	if len(cfg.SIP.Trunks) > 0 {
+		o, err := sip.New(ctx, cfg.SIP, log.With("component", "sip"))
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("sip: %w", err)
+		}
+		a.originator = o
+		channels[campaigns.ChannelSIP] = dialer.NewSIPChannel(o)
+	} else {
+		log.Warn("no SIP trunks configured: the sip rung is skipped (set sip.trunks in the config file)")
+	}
+	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
+		RingTimeout:   cfg.Engine.RingTimeout.Std(),
+		Patience:      cfg.Engine.Patience.Std(),
+		WrapUpTimeout: cfg.Engine.WrapUpTimeout.Std(),
+	}, log.With("component", "engine"))
+	a.web = web.New(store, log, web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes,
 		Version:        version,
+		Engine:         engineHooks{a},
 	})
-	return &app{cfg: cfg, log: log, store: store, web: srv}, nil
+	if a.originator != nil {
+		a.web.Registry().MustRegister(a.originator.Collectors()...)
+	}
+	return a, nil
 }
 
 // serve listens until ctx ends, then shuts down gracefully. ready, when not nil, is
@@ -84,6 +131,15 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	engineCtx, stopEngine := context.WithCancel(ctx)
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- a.engine.Run(engineCtx) }()
+	defer func() {
+		stopEngine()
+		if err := <-engineDone; err != nil {
+			a.log.Error("engine", "err", err)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err

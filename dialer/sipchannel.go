@@ -1,0 +1,110 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/turbina-dialer/turbina/dialer/sip"
+)
+
+// SIPChannel places the sip rung's attempts on the SIP trunks of an Originator.
+type SIPChannel struct {
+	originator *sip.Originator
+}
+
+// NewSIPChannel returns the channel that dials through o.
+func NewSIPChannel(o *sip.Originator) *SIPChannel { return &SIPChannel{originator: o} }
+
+// sipOutcomes maps the SIP package's outcomes to the ladder's.
+var sipOutcomes = map[sip.Outcome]Outcome{
+	sip.OutcomeBusy:          OutcomeBusy,
+	sip.OutcomeNoAnswer:      OutcomeNoAnswer,
+	sip.OutcomeInvalidNumber: OutcomeInvalidNumber,
+	sip.OutcomeRejected:      OutcomeRejected,
+	sip.OutcomeTrunkFault:    OutcomeTrunkFault,
+	sip.OutcomeMediaFailed:   OutcomeMediaFailed,
+	sip.OutcomeCanceled:      OutcomeInterrupted,
+}
+
+// Place dials one attempt. Every trunk's circuit open is ErrChannelDown, so the
+// contact moves on to the next rung at once; every trunk at its channel limit is
+// ErrChannelBusy, so the contact waits a moment without losing an attempt.
+func (s *SIPChannel) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
+	l := &sipLeg{events: make(chan LegEvent, 16)}
+	call, err := s.originator.Dial(ctx, sip.DialRequest{
+		To:          req.To,
+		CallerID:    req.CallerID,
+		RingTimeout: req.RingTimeout,
+		AttemptID:   strconv.FormatInt(req.AttemptID, 10),
+		OnEvent:     l.progress,
+	})
+	switch {
+	case errors.Is(err, sip.ErrNoTrunk):
+		return nil, fmt.Errorf("%w: %w", ErrChannelDown, err)
+	case errors.Is(err, sip.ErrTrunksBusy):
+		return nil, fmt.Errorf("%w: %w", ErrChannelBusy, err)
+	case err != nil:
+		return nil, err
+	}
+	l.call = call
+	go l.end()
+	return l, nil
+}
+
+// sipLeg turns a SIP call's progress into leg events.
+type sipLeg struct {
+	call   *sip.Call
+	events chan LegEvent
+
+	mu      sync.Mutex
+	ringing bool
+}
+
+func (l *sipLeg) Events() <-chan LegEvent { return l.events }
+
+func (l *sipLeg) Hangup(ctx context.Context) error { return l.call.Hangup(ctx) }
+
+// progress is the SIP call's OnEvent hook: it runs on the call's goroutine and must
+// not block, which the buffer guarantees since each kind is sent at most once.
+func (l *sipLeg) progress(ev sip.Event) {
+	var kind LegEventKind
+	switch ev.Kind {
+	case sip.EventRinging, sip.EventEarlyMedia:
+		l.mu.Lock()
+		first := !l.ringing
+		l.ringing = true
+		l.mu.Unlock()
+		if !first {
+			return
+		}
+		kind = LegRinging
+	case sip.EventAnswered:
+		kind = LegAnswered
+	default:
+		return
+	}
+	select {
+	case l.events <- LegEvent{Kind: kind, At: ev.Time, Trunk: ev.Trunk, SIPStatus: ev.Status}:
+	default:
+	}
+}
+
+// end reports the call's result once it is final. Done closes after the call's last
+// progress event, so the answer is always delivered before the end.
+func (l *sipLeg) end() {
+	<-l.call.Done()
+	res := l.call.Result()
+	ev := LegEvent{Kind: LegEnded, At: res.EndAt, SIPStatus: res.Status, Trunk: res.Trunk,
+		HangupBy: string(res.HangupBy), Detail: res.Reason}
+	if res.Outcome != sip.OutcomeAnswered {
+		ev.Outcome = sipOutcomes[res.Outcome]
+		if ev.Outcome == "" {
+			ev.Outcome = OutcomeTrunkFault
+		}
+	}
+	l.events <- ev
+	close(l.events)
+}
