@@ -62,7 +62,7 @@ func parseConfig(name string, cfg config, args []string, getenv func(string) str
 	fs.SetOutput(stderr)
 	type binding struct {
 		flag, env, help string
-		dst          any
+		dst             any
 	}
 	bindings := []binding{
 		{"config", "TURBINA_CONFIG", "config file (JSON): trunks, WhatsApp account, prompts", &cfg.ConfigFile},
@@ -109,7 +109,7 @@ func parseConfig(name string, cfg config, args []string, getenv func(string) str
 	for _, b := range bindings[1:] {
 		for _, v := range []struct {
 			val, src string
-			ok      bool
+			ok       bool
 		}{{getenv(b.env), b.env, getenv(b.env) != ""}, {given[b.flag], "-" + b.flag, given[b.flag] != ""}} {
 			if !v.ok {
 				continue

@@ -156,4 +156,3 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	}
 	return nil
 }
-
