@@ -72,4 +72,8 @@ type LegEvent struct {
 	HangupBy string
 	// Detail is a short human-readable reason (SIP reason phrase, API error).
 	Detail string
+	// SetupAt and RingAt, on LegEnded, are the channel's own record of when the
+	// request left and when the far end first rang; they fill in steps whose
+	// events were not seen (a 180 overtaken by its 200).
+	SetupAt, RingAt time.Time
 }

@@ -113,6 +113,9 @@ func (e *Engine) agentsChanged(ids []int64) {
 // process left open, so their contacts are tried again.
 func (e *Engine) Run(ctx context.Context) error {
 	if err := e.recoverInterrupted(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	var wg sync.WaitGroup

@@ -250,7 +250,7 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 		a.SetupAt = &ev.At
 		r.save(ctx, c)
 	case LegRinging:
-		if a.RingAt == nil {
+		if a.RingAt == nil && c.state == callDialing {
 			a.RingAt, a.State = &ev.At, "ringing"
 			c.state = callRinging
 			r.save(ctx, c)
@@ -312,6 +312,12 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		}
 	}
 	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &ev.At
+	if a.SetupAt == nil && !ev.SetupAt.IsZero() {
+		a.SetupAt = &ev.SetupAt
+	}
+	if a.RingAt == nil && !ev.RingAt.IsZero() {
+		a.RingAt = &ev.RingAt
+	}
 	if ev.SIPStatus != 0 {
 		a.SIPStatus = ev.SIPStatus
 	}

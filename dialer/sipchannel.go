@@ -98,7 +98,7 @@ func (l *sipLeg) end() {
 	<-l.call.Done()
 	res := l.call.Result()
 	ev := LegEvent{Kind: LegEnded, At: res.EndAt, SIPStatus: res.Status, Trunk: res.Trunk,
-		HangupBy: string(res.HangupBy), Detail: res.Reason}
+		HangupBy: string(res.HangupBy), Detail: res.Reason, SetupAt: res.InviteAt, RingAt: res.RingAt}
 	if res.Outcome != sip.OutcomeAnswered {
 		ev.Outcome = sipOutcomes[res.Outcome]
 		if ev.Outcome == "" {

@@ -37,9 +37,9 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		Contacts: map[string]int{},
 	}
 	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN ('channel_down','channel_busy')),
-		sum(outcome IN `+reachedOutcomes+`),
-		sum(outcome IN ('connected','abandoned')),
-		sum(outcome = 'connected'), sum(outcome = 'abandoned')
+		sum(ifnull(outcome,'') IN `+reachedOutcomes+`),
+		sum(ifnull(outcome,'') IN ('connected','abandoned')),
+		sum(ifnull(outcome,'') = 'connected'), sum(ifnull(outcome,'') = 'abandoned')
 		FROM attempts WHERE campaign_id = ? GROUP BY channel`, campaignID)
 	if err != nil {
 		return s, fmt.Errorf("campaign stats: %w", err)

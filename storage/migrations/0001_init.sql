@@ -66,7 +66,7 @@ CREATE TABLE attempts (
     sip_status   INTEGER,
     trunk        TEXT,
     hangup_by    TEXT,
-    agent_id     INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    agent_id     INTEGER REFERENCES users(id) ON DELETE SET NULL, -- the agent user
     disposition  TEXT,
     detail       TEXT, -- JSON
     created_at   INTEGER NOT NULL,

@@ -1,0 +1,350 @@
+package dialer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// scenario is a sipp carrier scenario of these tests.
+func scenario(name string) string { return filepath.Join("testdata", "sipp", name) }
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// harness is an engine over a real SQLite file, dialling real sipp carriers.
+type harness struct {
+	t      *testing.T
+	store  *storage.DB
+	engine *Engine
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newHarness(t *testing.T, sipCfg sip.Config) *harness {
+	t.Helper()
+	ctx := context.Background()
+	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	o, err := sip.New(ctx, sipCfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: NewSIPChannel(o)}, NewAgents(),
+		Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond, RingTimeout: 2 * time.Second, WrapUpTimeout: 5 * time.Second}, log)
+	runCtx, cancel := context.WithCancel(ctx)
+	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		if err := e.Run(runCtx); err != nil {
+			t.Errorf("engine: %v", err)
+		}
+	}()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	<-h.done
+}
+
+var tester = storage.Actor{Username: "test"}
+
+// campaign creates a running campaign with n contacts.
+func (h *harness) campaign(n int, mode campaigns.PacingMode, ladder []campaigns.Rung) campaigns.Campaign {
+	h.t.Helper()
+	ctx := context.Background()
+	c := campaigns.Campaign{Name: "test", CallerID: "+551130000000", Ladder: ladder}
+	c.ApplyDefaults()
+	c.Pacing.Mode = mode
+	// Whatever the hour the tests run at, the window is open.
+	c.Window = campaigns.Window{Start: 0, End: 24*60 - 1}
+	if err := c.Validate(); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.CreateCampaign(ctx, tester, &c); err != nil {
+		h.t.Fatal(err)
+	}
+	b, err := h.store.BeginImport(ctx, tester, c.ID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := b.Add(ctx, campaigns.Contact{Phone: fmt.Sprintf("+55119876500%02d", i), Timezone: "UTC", Line: i + 2}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if _, err := b.Finish(ctx, nil); err != nil {
+		h.t.Fatal(err)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+	return c
+}
+
+func (h *harness) setState(id int64, st campaigns.State) {
+	h.t.Helper()
+	if _, err := h.store.UpdateCampaign(context.Background(), tester, id, "test", func(c *campaigns.Campaign) error {
+		c.State = st
+		return nil
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.engine.CampaignChanged()
+}
+
+// agents logs in n agents to a campaign and plays them: each talks for talk, then
+// hangs up and dispositions the call.
+func (h *harness) agents(campaignID int64, n int, talk time.Duration) {
+	h.t.Helper()
+	pool := h.engine.Agents()
+	now := time.Now()
+	for i := range n {
+		u := storage.User{Username: fmt.Sprintf("agent%d-%d", campaignID, i), Role: storage.RoleAgent}
+		if err := h.store.CreateUser(context.Background(), tester, &u); err != nil {
+			h.t.Fatal(err)
+		}
+		pool.Login(u.ID, u.Username, []int64{campaignID}, now)
+		if _, err := pool.Ready(u.ID, now); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, a := range pool.List() {
+				switch {
+				case a.State == AgentOnCall && time.Since(a.Since) >= talk:
+					h.engine.Hangup(ctx, a.ID)
+				case a.State == AgentWrapUp:
+					h.engine.Disposition(ctx, a.ID, "sale")
+				}
+			}
+		}
+	}()
+	h.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// waitContacts waits until every contact of the campaign satisfies ok.
+func (h *harness) waitContacts(campaignID int64, within time.Duration, ok func(campaigns.Contact) bool) []campaigns.Contact {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		list, _, err := h.store.ListContacts(context.Background(), campaignID, storage.ContactFilter{Limit: 1000})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		all := true
+		for _, c := range list {
+			all = all && ok(c)
+		}
+		if all {
+			return list
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("contacts not settled within %s: %+v", within, list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *harness) attempts(contactID int64) []storage.Attempt {
+	h.t.Helper()
+	a, err := h.store.ListAttempts(context.Background(), contactID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+func sipOnlyLadder(attempts int) []campaigns.Rung {
+	return []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: attempts, RetryDelay: campaigns.Duration(time.Hour)}}
+}
+
+func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
+	const contacts = 6
+	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: contacts})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	c := h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(1))
+	h.agents(c.ID, 2, 200*time.Millisecond)
+
+	list := h.waitContacts(c.ID, 20*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	for _, ct := range list {
+		as := h.attempts(ct.ID)
+		if len(as) != 1 {
+			t.Fatalf("contact %s: %d attempts, want 1", ct.Phone, len(as))
+		}
+		a := as[0]
+		if a.Outcome != string(OutcomeConnected) || a.SIPStatus != 200 || a.Trunk != "carrier" || a.AgentID == 0 ||
+			a.HangupBy != "agent" || a.SetupAt == nil || a.AnswerAt == nil || a.ConnectAt == nil || a.EndAt == nil {
+			t.Errorf("contact %s attempt: %+v", ct.Phone, a)
+		}
+		if a.ConnectAt != nil && a.AnswerAt != nil && a.ConnectAt.Sub(*a.AnswerAt) > 2*time.Second {
+			t.Errorf("contact %s waited %s for an agent", ct.Phone, a.ConnectAt.Sub(*a.AnswerAt))
+		}
+	}
+	// Every call, BYE included, followed the carrier's scenario.
+	carrier.Wait(t, 10*time.Second)
+	// Dispositions land once wrap-up ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, ct := range list {
+		for h.attempts(ct.ID)[0].Disposition != "sale" {
+			if time.Now().After(deadline) {
+				t.Fatalf("contact %s: no disposition stored", ct.Phone)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	st, err := h.store.CampaignStats(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dials != contacts || st.Connected != contacts || st.Abandoned != 0 || st.Channels["sip"].Reached != contacts {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
+	// Nothing listens on the trunk's port: INVITEs go unanswered.
+	silent := fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))
+	h := newHarness(t, sip.Config{
+		Trunks:        []sip.TrunkConfig{{Name: "dead", Address: silent}},
+		InviteTimeout: sip.Duration(300 * time.Millisecond),
+		FaultsToOpen:  2,
+		FaultWindow:   sip.Duration(10 * time.Second),
+		ProbeInterval: sip.Duration(time.Hour),
+	})
+	ladder := []campaigns.Rung{
+		{Channel: campaigns.ChannelSIP, MaxAttempts: 3, RetryDelay: campaigns.Duration(time.Hour)},
+		{Channel: campaigns.ChannelWhatsAppCall, MaxAttempts: 1},
+	}
+	c := h.campaign(8, campaigns.PacingProgressive, ladder)
+	h.agents(c.ID, 2, time.Second)
+
+	// Two calls fault and open the circuit; every other contact then leaves the SIP
+	// rung without an attempt reaching the network. With no WhatsApp channel here
+	// the next rung is skipped too, and the contact is exhausted.
+	var list []campaigns.Contact
+	deadline := time.Now().Add(15 * time.Second)
+	for settled := false; !settled; {
+		if time.Now().After(deadline) {
+			t.Fatalf("contacts not settled: %+v", list)
+		}
+		time.Sleep(50 * time.Millisecond)
+		var err error
+		if list, _, err = h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{}); err != nil {
+			t.Fatal(err)
+		}
+		settled = true
+		for _, ct := range list {
+			// Settled: moved on to the end of the ladder, or waiting for the retry of a
+			// call that faulted before the circuit opened.
+			as := h.attempts(ct.ID)
+			faulted := ct.Status == campaigns.ContactPending && len(as) > 0 && as[len(as)-1].Outcome == string(OutcomeTrunkFault)
+			if ct.Status != campaigns.ContactExhausted && !faulted {
+				settled = false
+			}
+		}
+	}
+	moved := 0
+	for _, ct := range list {
+		as := h.attempts(ct.ID)
+		if ct.Status == campaigns.ContactPending {
+			// A contact whose call faulted before the circuit opened waits for its retry.
+			if len(as) != 1 || as[0].Outcome != string(OutcomeTrunkFault) {
+				t.Errorf("pending contact %s attempts %+v", ct.Phone, as)
+			}
+			continue
+		}
+		if len(as) != 2 || as[0].Channel != campaigns.ChannelSIP || as[0].Outcome != string(OutcomeChannelDown) ||
+			as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(OutcomeChannelDown) {
+			t.Errorf("contact %s attempts %+v", ct.Phone, as)
+			continue
+		}
+		if gap := as[1].CreatedAt.Sub(*as[0].EndAt); gap > time.Second {
+			t.Errorf("contact %s reached the next rung %s after the trunk refused it, want ≤ 1 s", ct.Phone, gap)
+		}
+		moved++
+	}
+	if moved < 5 {
+		t.Errorf("%d contacts moved on after the circuit opened, want at least 5", moved)
+	}
+}
+
+func TestEnginePauseStopsNewDialsAtOnce(t *testing.T) {
+	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: 40})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	c := h.campaign(40, campaigns.PacingProgressive, sipOnlyLadder(1))
+	h.agents(c.ID, 2, 150*time.Millisecond)
+	h.waitAttempts(c.ID, 3, 10*time.Second)
+
+	h.setState(c.ID, campaigns.StatePaused)
+	pausedAt := time.Now()
+	time.Sleep(time.Second)
+	list, _, err := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := 0
+	for _, ct := range list {
+		for _, a := range h.attempts(ct.ID) {
+			// The engine learns of the pause within one sync; nothing starts after that.
+			if a.CreatedAt.After(pausedAt.Add(200 * time.Millisecond)) {
+				late++
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d attempts started after the pause", late)
+	}
+	// Calls in progress finish: nobody is left in progress.
+	h.waitContacts(c.ID, 5*time.Second, func(ct campaigns.Contact) bool { return ct.Status != campaigns.ContactInProgress })
+}
+
+// waitAttempts waits until at least n contacts of the campaign have been tried.
+func (h *harness) waitAttempts(campaignID int64, n int, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := h.store.CampaignStats(context.Background(), campaignID)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if st.Dials >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("only %d attempts within %s", st.Dials, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

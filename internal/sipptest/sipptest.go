@@ -1,0 +1,221 @@
+// Package sipptest runs sipp (Debian package sip-tester) as a real SIP peer in tests:
+// a carrier that answers, rings out, is busy or fails, on 127.0.0.1 only.
+package sipptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/internal/testenv"
+)
+
+// Options tune one sipp run.
+type Options struct {
+	// Transport is sipp's -t value: u1 (UDP, default) or t1 (TCP).
+	Transport string
+	// Calls is sipp's -m: it exits after this many calls (default 1).
+	Calls int
+	// Port is the SIP port; 0 picks a free one.
+	Port int
+	// Timeout is sipp's global -timeout (default 40 s): no run outlives it.
+	Timeout time.Duration
+	// Extra are more sipp arguments.
+	Extra []string
+}
+
+// Proc is one running sipp.
+type Proc struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error
+	// Port and Addr are where sipp listens for SIP.
+	Port int
+	Addr string
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// FreePort returns a port free for both UDP and TCP on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func portBusy(port int, tcp bool) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if tcp {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return true
+		}
+		l.Close()
+		return false
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return true
+	}
+	pc.Close()
+	return false
+}
+
+// Start runs sipp with the scenario file (a path) as a UAS on 127.0.0.1 and waits
+// until it listens. It is killed at the test's cleanup. A tone.wav (µ-law, 8 kHz)
+// sits in sipp's working directory for scenarios that stream RTP.
+func Start(t testing.TB, scenario string, o Options) *Proc {
+	t.Helper()
+	bin := testenv.RequireTool(t, "sipp", "sip-tester")
+	if o.Transport == "" {
+		o.Transport = "u1"
+	}
+	if o.Calls == 0 {
+		o.Calls = 1
+	}
+	if o.Port == 0 {
+		o.Port = FreePort(t)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 40 * time.Second
+	}
+	sf, err := filepath.Abs(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
+	args := []string{
+		"-sf", sf, "-i", "127.0.0.1", "-p", strconv.Itoa(o.Port), "-t", o.Transport,
+		"-m", strconv.Itoa(o.Calls), "-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-nostdin",
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(FreePort(t)),
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+	}
+	args = append(args, o.Extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TERM=dumb")
+	p := &Proc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{}), Port: o.Port,
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start sipp: %v", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for !portBusy(o.Port, o.Transport[0] == 't') {
+		select {
+		case <-p.done:
+			t.Fatalf("sipp %s exited at start: %v\n%s", scenario, p.err, p.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sipp %s did not bind port %d", scenario, o.Port)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return p
+}
+
+// Wait waits for sipp to finish its calls and fails the test unless every call
+// followed the scenario (exit status 0).
+func (p *Proc) Wait(t testing.TB, within time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("sipp did not finish within %s\n%s", within, Tail(p.out.String(), 3000))
+	}
+	if p.err != nil {
+		errs, _ := os.ReadFile(filepath.Join(p.cmd.Dir, "errors.log"))
+		t.Fatalf("sipp failed: %v\n%s\n%s", p.err, Tail(p.out.String(), 3000), errs)
+	}
+}
+
+// Stop kills sipp and waits for it.
+func (p *Proc) Stop() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Output is what sipp printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Tail is the last n bytes of s.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// WriteToneWAV writes one second of a µ-law square tone, 8 kHz mono, for sipp's
+// rtp_stream.
+func WriteToneWAV(t testing.TB, path string) {
+	t.Helper()
+	const n = 8000
+	data := make([]byte, n)
+	for i := range data {
+		if (i/10)%2 == 0 {
+			data[i] = 0x20
+		} else {
+			data[i] = 0xA0
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("RIFF")
+	_ = binary.Write(&b, binary.LittleEndian, uint32(4+26+8+n))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(18), uint16(7), uint16(1), uint32(8000), uint32(8000), uint16(1), uint16(8), uint16(0)} {
+		_ = binary.Write(&b, binary.LittleEndian, v) // fmt chunk: µ-law (7), mono, 8 kHz, 8 bits
+	}
+	b.WriteString("data")
+	_ = binary.Write(&b, binary.LittleEndian, uint32(n))
+	b.Write(data)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
