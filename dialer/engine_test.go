@@ -348,3 +348,92 @@ func (h *harness) waitAttempts(campaignID int64, n int, within time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestEngineRetriesBusyContactsUpToMaxAttempts(t *testing.T) {
+	carrier := sipptest.Start(t, scenario("busy.xml"), sipptest.Options{Calls: 6})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	ladder := []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(300 * time.Millisecond)}}
+	c := h.campaign(3, campaigns.PacingProgressive, ladder)
+	h.agents(c.ID, 3, time.Second)
+
+	list := h.waitContacts(c.ID, 15*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactExhausted })
+	for _, ct := range list {
+		as := h.attempts(ct.ID)
+		if len(as) != 2 {
+			t.Fatalf("contact %s: %d attempts, want 2", ct.Phone, len(as))
+		}
+		for _, a := range as {
+			if a.Outcome != string(OutcomeBusy) || a.SIPStatus != 486 {
+				t.Errorf("contact %s attempt %+v, want busy 486", ct.Phone, a)
+			}
+		}
+		if gap := as[1].CreatedAt.Sub(*as[0].EndAt); gap < 300*time.Millisecond {
+			t.Errorf("contact %s retried %s after a busy, want the rung's 300 ms delay", ct.Phone, gap)
+		}
+	}
+	carrier.Wait(t, 10*time.Second)
+}
+
+func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
+	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: 1})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	ctx := context.Background()
+
+	// A campaign whose window is closed now, in the contacts' time zone.
+	now := time.Now().UTC()
+	closedFrom := campaigns.ClockTime((now.Hour()*60 + now.Minute() + 120) % (24 * 60))
+	closed := h.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
+	if _, err := h.store.UpdateCampaign(ctx, tester, closed.ID, "test", func(c *campaigns.Campaign) error {
+		c.Window = campaigns.Window{Start: closedFrom, End: (closedFrom + 60) % (24 * 60)}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// An open campaign one of whose contacts went on the do-not-call list after import.
+	open := h.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
+	openContacts, _, _ := h.store.ListContacts(ctx, open.ID, storage.ContactFilter{})
+	if _, err := h.store.AddDNC(ctx, tester, open.ID, []string{openContacts[0].Phone}, "asked"); err != nil {
+		t.Fatal(err)
+	}
+	h.engine.CampaignChanged()
+	h.agents(closed.ID, 1, 100*time.Millisecond)
+	h.agents(open.ID, 1, 100*time.Millisecond)
+
+	h.waitContacts(open.ID, 10*time.Second, func(ct campaigns.Contact) bool {
+		return ct.Status == campaigns.ContactDoNotCall || ct.Status == campaigns.ContactDone
+	})
+	if as := h.attempts(openContacts[0].ID); len(as) != 0 {
+		t.Errorf("do-not-call contact was dialled: %+v", as)
+	}
+	carrier.Wait(t, 10*time.Second)
+
+	// The closed campaign's contacts are deferred to the window's next opening.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		due, err := h.store.DueContacts(ctx, closed.ID, []int{0}, time.Now(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("contacts still due in a closed window: %+v", due)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	list, _, _ := h.store.ListContacts(ctx, closed.ID, storage.ContactFilter{})
+	for _, ct := range list {
+		pos, err := h.store.ContactPosition(ctx, ct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := pos.NextAttemptAt.UTC()
+		if got := local.Hour()*60 + local.Minute(); got != int(closedFrom) || !pos.NextAttemptAt.After(now) {
+			t.Errorf("contact %s deferred to %s, want the next %s UTC", ct.Phone, pos.NextAttemptAt, closedFrom)
+		}
+		if as := h.attempts(ct.ID); len(as) != 0 {
+			t.Errorf("contact outside its window was dialled: %+v", as)
+		}
+	}
+}

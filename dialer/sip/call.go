@@ -1,0 +1,484 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+)
+
+// stopReason says why the wait for an answer was cut short.
+type stopReason int32
+
+const (
+	stopNone       stopReason = iota
+	stopNoResponse            // InviteTimeout passed without any response
+	stopRingTimeout
+	stopHangup // Hangup or Close
+)
+
+// byeTimeout bounds BYE and CANCEL transactions, shorter than Timer F (32 s)
+// so that a dead trunk does not keep a channel busy.
+const byeTimeout = 4 * time.Second
+
+// Call is one outbound call placed by [Originator.Dial]. Its methods are safe
+// for concurrent use.
+type Call struct {
+	o       *Originator
+	req     DialRequest
+	media   *Media
+	contact sip.ContactHeader
+
+	hangupOnce sync.Once
+	hangup     chan struct{} // closed by Hangup
+	done       chan struct{} // closed when the Result is final
+	answered   atomic.Bool
+
+	mu        sync.Mutex
+	res       Result
+	sdpOffer  []byte
+	dialog    *sipgo.DialogClientSession // set once answered, for remote BYE
+	remoteTag string                     // the carrier's To tag from the 200
+	byRemote  bool
+}
+
+func newCall(o *Originator, req DialRequest, media *Media) *Call {
+	if req.RingTimeout <= 0 {
+		req.RingTimeout = o.cfg.RingTimeout.Std()
+	}
+	return &Call{
+		o: o, req: req, media: media,
+		hangup: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+}
+
+// Done is closed when the call has ended and Result is final.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Result returns the call's record; it is final once Done is closed.
+func (c *Call) Result() Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.res
+	r.Attempts = append([]Attempt(nil), c.res.Attempts...)
+	return r
+}
+
+// Wait blocks until the call ends or ctx is done, and returns the Result.
+func (c *Call) Wait(ctx context.Context) (Result, error) {
+	select {
+	case <-c.done:
+		return c.Result(), nil
+	case <-ctx.Done():
+		return c.Result(), ctx.Err()
+	}
+}
+
+// Media returns the RTP side of the call. The remote address and codec are
+// set once the call is answered (EventAnswered); the socket closes at the end.
+func (c *Call) Media() *Media { return c.media }
+
+// Answered reports whether the call was answered.
+func (c *Call) Answered() bool { return c.answered.Load() }
+
+// Hangup ends the call: CANCEL before the answer, BYE after. It returns when
+// the call has ended or ctx is done; the hang-up proceeds either way.
+func (c *Call) Hangup(ctx context.Context) error {
+	c.hangupOnce.Do(func() { close(c.hangup) })
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sip hangup: %w", ctx.Err())
+	}
+}
+
+func (c *Call) emit(kind EventKind, trunk string, status int) {
+	if c.req.OnEvent != nil {
+		c.req.OnEvent(Event{Kind: kind, Time: c.o.now(), Trunk: trunk, Status: status})
+	}
+}
+
+// answeredOffer returns the SDP offer and Contact of an answered call, for
+// answering a re-INVITE, or nil.
+func (c *Call) answeredOffer() ([]byte, sip.Header) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dialog == nil {
+		return nil, nil
+	}
+	return c.sdpOffer, sip.HeaderClone(&c.contact)
+}
+
+// hungUp reports whether Hangup or Close asked the call to end.
+func (c *Call) hungUp() bool {
+	select {
+	case <-c.hangup:
+		return true
+	case <-c.o.rootCtx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// attemptEnd is the end of one INVITE on one trunk.
+type attemptEnd struct {
+	outcome  Outcome
+	status   int
+	reason   string
+	fault    error // non-nil: counts against the trunk's circuit
+	failover bool  // the trunk proved broken before the call reached anyone
+	hangupBy Party
+}
+
+// run drives the call: attempts on trunks in turn while the failure proves
+// the trunk broken, then the answered call until someone hangs up.
+func (c *Call) run(t *trunk) {
+	defer c.o.wg.Done()
+	defer close(c.done)
+	defer c.media.close()
+	var tried []*trunk
+	for {
+		tried = append(tried, t)
+		end := c.attempt(t)
+		c.o.release(t)
+		if end.fault != nil {
+			if t.circuit.fault(c.o.now(), end.fault) {
+				c.o.log.Warn("sip trunk circuit opened", "trunk", t.cfg.Name, "err", end.fault)
+			}
+		}
+		c.mu.Lock()
+		c.res.Outcome, c.res.Status, c.res.Reason, c.res.HangupBy = end.outcome, end.status, end.reason, end.hangupBy
+		c.res.Attempts = append(c.res.Attempts, Attempt{Trunk: t.cfg.Name, CallID: c.res.CallID, Status: end.status, Reason: end.reason})
+		c.mu.Unlock()
+		if !end.failover || c.hungUp() {
+			break
+		}
+		next, err := c.o.acquire(tried)
+		if err != nil {
+			break
+		}
+		if err := c.o.waitSlot(c.waitCtx(), next); err != nil {
+			c.o.release(next)
+			break
+		}
+		c.o.log.Info("sip failover", "from", t.cfg.Name, "to", next.cfg.Name, "reason", end.reason)
+		c.emit(EventFailover, next.cfg.Name, end.status)
+		t = next
+	}
+	c.mu.Lock()
+	c.res.EndAt = c.o.now()
+	res := c.res
+	c.mu.Unlock()
+	c.o.metrics.calls.WithLabelValues(res.Trunk, string(res.Outcome)).Inc()
+	if !res.AckAt.IsZero() {
+		c.o.metrics.setup.Observe(res.SetupDuration().Seconds())
+	}
+	c.emit(EventEnded, res.Trunk, res.Status)
+}
+
+// waitCtx is a context that ends when the call is hung up or the originator closes.
+func (c *Call) waitCtx() context.Context {
+	ctx, cancel := context.WithCancel(c.o.rootCtx)
+	go func() {
+		select {
+		case <-c.hangup:
+			cancel()
+		case <-ctx.Done():
+		case <-c.done:
+			cancel()
+		}
+	}()
+	return ctx
+}
+
+func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
+	callerID := c.req.CallerID
+	if callerID == "" {
+		callerID = t.cfg.CallerID
+	}
+	req := sip.NewRequest(sip.INVITE, c.o.trunkURI(t, c.req.To))
+	from := &sip.FromHeader{
+		Address: sip.Uri{Scheme: "sip", User: callerID, Host: t.cfg.Domain},
+		Params:  sip.NewParams(),
+	}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.req.To, Host: t.cfg.Domain}})
+	cid := sip.CallIDHeader(callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	if callerID != "" {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+callerID+"@"+t.cfg.Domain+">"))
+	}
+	if c.req.AttemptID != "" {
+		req.AppendHeader(sip.NewHeader("X-Turbina-Attempt", c.req.AttemptID))
+	}
+	req.AppendHeader(sip.NewHeader("User-Agent", c.o.cfg.UserAgent))
+	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
+	ct := sip.ContentTypeHeader("application/sdp")
+	req.AppendHeader(&ct)
+	local := c.media.LocalAddr()
+	var sid [8]byte
+	_, _ = rand.Read(sid[:])
+	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	c.mu.Lock()
+	c.sdpOffer = offer
+	c.mu.Unlock()
+	req.SetBody(offer)
+	return req
+}
+
+// attempt sends one INVITE on trunk t and follows it to its end.
+func (c *Call) attempt(t *trunk) attemptEnd {
+	name := t.cfg.Name
+	callID := uuid.NewString()
+	inv := c.buildInvite(t, callID)
+	c.mu.Lock()
+	c.res.Trunk, c.res.CallID = name, callID
+	c.res.InviteAt, c.res.RingAt, c.res.AnswerAt, c.res.AckAt = c.o.now(), time.Time{}, time.Time{}, time.Time{}
+	c.contact = t.dialogUA.ContactHDR
+	c.mu.Unlock()
+	c.o.register(callID, c)
+	defer c.o.unregister(callID)
+
+	if c.hungUp() {
+		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
+	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
+	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
+	cancelConnect()
+	if err != nil {
+		err = fmt.Errorf("invite %s: %w", name, err)
+		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
+	}
+	defer sess.Close()
+
+	// The answer wait ends on the first of: a final response, no response
+	// within InviteTimeout, the ring timeout, Hangup/Close. Before any
+	// response, a CANCEL is not allowed (RFC 3261 9.1), so those stops use
+	// sipgo's forced exit instead of the CANCEL path.
+	waitCtx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	var (
+		reason     atomic.Int32
+		responded  atomic.Bool
+		lastStatus atomic.Int32
+	)
+	halt := func(r stopReason) {
+		if !reason.CompareAndSwap(int32(stopNone), int32(r)) {
+			return
+		}
+		if responded.Load() {
+			stop(context.Canceled)
+		} else {
+			stop(sipgo.WaitAnswerForceCancelErr)
+		}
+	}
+	noResp := time.AfterFunc(c.o.cfg.InviteTimeout.Std(), func() {
+		if !responded.Load() {
+			halt(stopNoResponse)
+		}
+	})
+	defer noResp.Stop()
+	ring := time.AfterFunc(c.req.RingTimeout, func() { halt(stopRingTimeout) })
+	defer ring.Stop()
+	go func() {
+		select {
+		case <-c.hangup:
+			halt(stopHangup)
+		case <-c.o.rootCtx.Done():
+			halt(stopHangup)
+		case <-waitCtx.Done():
+		}
+	}()
+
+	username := t.cfg.Username
+	if username == "" {
+		username = inv.From().Address.User
+	}
+	err = sess.WaitAnswer(waitCtx, sipgo.AnswerOptions{
+		Username: username,
+		Password: t.cfg.Password,
+		OnResponse: func(res *sip.Response) error {
+			responded.Store(true)
+			noResp.Stop()
+			lastStatus.Store(int32(res.StatusCode))
+			c.onProvisional(name, res)
+			return nil
+		},
+	})
+	if err == nil {
+		stop(nil)
+		return c.answeredCall(t, sess)
+	}
+	if res := sess.InviteResponse; res != nil && res.IsSuccess() {
+		// The 200 crossed our CANCEL: the call is up, so ACK and BYE it.
+		c.ackAndBye(sess)
+	}
+	var final *sipgo.ErrDialogResponse
+	switch {
+	case errors.As(err, &final):
+		cls := classifyStatus(final.Res.StatusCode)
+		end := attemptEnd{outcome: cls.outcome, status: final.Res.StatusCode, reason: final.Res.Reason, failover: cls.failover}
+		if cls.fault {
+			end.fault = fmt.Errorf("%s: %d %s", name, final.Res.StatusCode, final.Res.Reason)
+		} else {
+			t.circuit.success()
+		}
+		if reason.Load() == int32(stopRingTimeout) {
+			end.outcome = OutcomeNoAnswer
+		}
+		return end
+	}
+	status := 0
+	if res := sess.InviteResponse; res != nil && !res.IsProvisional() {
+		status = res.StatusCode
+	}
+	switch stopReason(reason.Load()) {
+	case stopRingTimeout:
+		t.circuit.success()
+		return attemptEnd{outcome: OutcomeNoAnswer, status: status, reason: "ring timeout"}
+	case stopHangup:
+		return attemptEnd{outcome: OutcomeCanceled, status: status, reason: "hung up before answer", hangupBy: PartyLocal}
+	case stopNoResponse:
+		err := fmt.Errorf("%s: no response to INVITE within %s", name, c.o.cfg.InviteTimeout.Std())
+		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
+	}
+	// Transport error or transaction timeout. Fail over only when nothing
+	// but 100 Trying came back: after a ring the customer may have been
+	// reached, and ringing them twice is worse than losing the attempt.
+	err = fmt.Errorf("%s: %w", name, err)
+	ls := lastStatus.Load()
+	return attemptEnd{outcome: OutcomeTrunkFault, status: status, reason: err.Error(), fault: err, failover: ls <= 100}
+}
+
+func (c *Call) onProvisional(trunk string, res *sip.Response) {
+	code := res.StatusCode
+	if code >= 200 {
+		return
+	}
+	now := c.o.now()
+	switch {
+	case code == 100:
+		c.emit(EventTrying, trunk, code)
+		return
+	case code == 183:
+		if body := res.Body(); len(body) > 0 {
+			if ans, err := ParseAnswerSDP(body); err == nil {
+				c.media.setAnswer(ans)
+			}
+		}
+	}
+	c.mu.Lock()
+	first := c.res.RingAt.IsZero()
+	if first {
+		c.res.RingAt = now
+	}
+	c.mu.Unlock()
+	if code == 183 {
+		c.emit(EventEarlyMedia, trunk, code)
+	} else {
+		c.emit(EventRinging, trunk, code)
+	}
+}
+
+func (c *Call) ackAndBye(sess *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	if err := sess.Ack(ctx); err != nil {
+		c.o.log.Debug("sip ack failed", "err", err)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		c.o.log.Debug("sip bye failed", "err", err)
+	}
+}
+
+// answeredCall ACKs the 200, checks its SDP, and holds the call until one side hangs up.
+func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession) attemptEnd {
+	t.circuit.success()
+	now := c.o.now()
+	tag := ""
+	if to := sess.InviteResponse.To(); to != nil {
+		tag, _ = to.Params.Get("tag")
+	}
+	c.mu.Lock()
+	c.res.AnswerAt = now
+	c.dialog, c.remoteTag = sess, tag
+	c.mu.Unlock()
+	ackCtx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	err := sess.Ack(ackCtx)
+	cancel()
+	c.mu.Lock()
+	c.res.AckAt = c.o.now()
+	c.mu.Unlock()
+	c.answered.Store(true)
+	if err != nil {
+		err = fmt.Errorf("%s: ack: %w", t.cfg.Name, err)
+		c.bye(sess)
+		return attemptEnd{outcome: OutcomeTrunkFault, status: 200, reason: err.Error(), fault: err, hangupBy: PartyLocal}
+	}
+	ans, err := ParseAnswerSDP(sess.InviteResponse.Body())
+	if err != nil {
+		c.bye(sess)
+		return attemptEnd{outcome: OutcomeMediaFailed, status: 200, reason: err.Error(), hangupBy: PartyLocal}
+	}
+	c.media.setAnswer(ans)
+	if c.o.cfg.SendSilence {
+		go c.media.sendSilence(c.done)
+	}
+	c.emit(EventAnswered, t.cfg.Name, 200)
+
+	select {
+	case <-sess.Context().Done():
+		c.mu.Lock()
+		remote := c.byRemote
+		c.mu.Unlock()
+		if remote {
+			return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "remote hangup", hangupBy: PartyRemote}
+		}
+		return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "dialog ended", hangupBy: PartyRemote}
+	case <-c.hangup:
+	case <-c.o.rootCtx.Done():
+	}
+	c.bye(sess)
+	return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "local hangup", hangupBy: PartyLocal}
+}
+
+func (c *Call) bye(sess *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	if err := sess.Bye(ctx); err != nil {
+		c.o.log.Debug("sip bye failed", "call_id", sess.InviteRequest.CallID().Value(), "err", err)
+	}
+}
+
+// remoteBye answers a BYE for this call; false if it is not for the answered dialog.
+func (c *Call) remoteBye(req *sip.Request, tx sip.ServerTransaction) bool {
+	c.mu.Lock()
+	sess := c.dialog
+	got := ""
+	if req.From() != nil {
+		got, _ = req.From().Params.Get("tag")
+	}
+	if sess == nil || got != c.remoteTag {
+		c.mu.Unlock()
+		return false
+	}
+	c.byRemote = true
+	c.mu.Unlock()
+	if err := sess.ReadBye(req, tx); err != nil {
+		c.o.log.Debug("sip: answering BYE", "err", err)
+	}
+	return true
+}

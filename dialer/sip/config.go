@@ -1,0 +1,188 @@
+package sip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("1.5s", "300ms") in JSON config files; a bare number is taken as seconds.
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return fmt.Errorf("duration %s: want a string such as \"2s\" or a number of seconds", b)
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Transport names accepted in [TrunkConfig.Transport].
+const (
+	TransportUDP = "udp"
+	TransportTCP = "tcp"
+	TransportTLS = "tls"
+)
+
+// TrunkConfig is one carrier trunk as written in the config file.
+type TrunkConfig struct {
+	// Name identifies the trunk in results, status and metrics. Required, unique.
+	Name string `json:"name"`
+	// Address is the carrier's SIP host:port (port defaults to 5060, or 5061 for TLS).
+	Address string `json:"address"`
+	// Transport is udp (default), tcp or tls.
+	Transport string `json:"transport,omitempty"`
+	// Username and Password answer digest challenges (401/407). Username
+	// defaults to the caller ID when empty.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// CallerID is the E.164 number presented when the DialRequest has none.
+	CallerID string `json:"caller_id,omitempty"`
+	// Domain is the host part of the From, To and P-Asserted-Identity URIs;
+	// defaults to the host of Address.
+	Domain string `json:"domain,omitempty"`
+	// MaxCPS caps new INVITEs per second on this trunk (0: unlimited).
+	MaxCPS float64 `json:"max_cps,omitempty"`
+	// MaxChannels caps concurrent calls on this trunk (0: unlimited).
+	MaxChannels int `json:"max_channels,omitempty"`
+	// Priority orders trunks: lower is preferred; ties keep config order.
+	Priority int `json:"priority,omitempty"`
+	// TLSInsecureSkipVerify disables certificate checks (tests, labs only).
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+	// TLSRootCAFile is a PEM bundle that replaces the system roots for this trunk.
+	TLSRootCAFile string `json:"tls_root_ca_file,omitempty"`
+	// TLSServerName overrides the name checked in the carrier's certificate.
+	TLSServerName string `json:"tls_server_name,omitempty"`
+}
+
+// Config configures an [Originator].
+type Config struct {
+	// Trunks lists the carriers; at least one.
+	Trunks []TrunkConfig `json:"trunks"`
+	// ListenAddr is the local host:port for SIP over UDP (default
+	// 127.0.0.1:0, an ephemeral port). The host also goes in Via, Contact and SDP.
+	ListenAddr string `json:"listen_addr,omitempty"`
+	// RTPPortMin and RTPPortMax bound the local RTP ports (default: ephemeral).
+	RTPPortMin int `json:"rtp_port_min,omitempty"`
+	RTPPortMax int `json:"rtp_port_max,omitempty"`
+	// RingTimeout ends an unanswered call with a CANCEL (default 30s); a
+	// DialRequest may override it.
+	RingTimeout Duration `json:"ring_timeout,omitempty"`
+	// InviteTimeout is how long an INVITE may go without any response before
+	// the trunk counts as silent and the call moves on (default 3s).
+	InviteTimeout Duration `json:"invite_timeout,omitempty"`
+	// UserAgent is sent in the User-Agent header (default "Turbina").
+	UserAgent string `json:"user_agent,omitempty"`
+	// FaultsToOpen consecutive trunk faults within FaultWindow open a trunk's
+	// circuit (default 3 within 30s).
+	FaultsToOpen int      `json:"faults_to_open,omitempty"`
+	FaultWindow  Duration `json:"fault_window,omitempty"`
+	// ProbeInterval is how often an open trunk is probed with OPTIONS (default 5s).
+	ProbeInterval Duration `json:"probe_interval,omitempty"`
+	// SendSilence makes answered calls send G.711 silence every 20 ms until
+	// [Media.StopSilence], so carriers that drop one-way calls keep them up.
+	SendSilence bool `json:"send_silence,omitempty"`
+}
+
+func (c *Config) applyDefaults() {
+	if c.ListenAddr == "" {
+		c.ListenAddr = "127.0.0.1:0"
+	}
+	if c.RingTimeout <= 0 {
+		c.RingTimeout = Duration(30 * time.Second)
+	}
+	if c.InviteTimeout <= 0 {
+		c.InviteTimeout = Duration(3 * time.Second)
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "Turbina"
+	}
+	if c.FaultsToOpen <= 0 {
+		c.FaultsToOpen = 3
+	}
+	if c.FaultWindow <= 0 {
+		c.FaultWindow = Duration(30 * time.Second)
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = Duration(5 * time.Second)
+	}
+	for i := range c.Trunks {
+		t := &c.Trunks[i]
+		t.Transport = strings.ToLower(t.Transport)
+		if t.Transport == "" {
+			t.Transport = TransportUDP
+		}
+		if _, _, err := net.SplitHostPort(t.Address); err != nil && t.Address != "" {
+			port := "5060"
+			if t.Transport == TransportTLS {
+				port = "5061"
+			}
+			t.Address = net.JoinHostPort(t.Address, port)
+		}
+		if t.Domain == "" {
+			t.Domain, _, _ = net.SplitHostPort(t.Address)
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	if len(c.Trunks) == 0 {
+		return errors.New("no trunks configured")
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("listen_addr %q: %w", c.ListenAddr, err)
+	}
+	if c.RTPPortMin < 0 || c.RTPPortMax > 65535 || c.RTPPortMin > c.RTPPortMax {
+		return fmt.Errorf("rtp ports %d-%d: invalid range", c.RTPPortMin, c.RTPPortMax)
+	}
+	seen := make(map[string]bool)
+	for i, t := range c.Trunks {
+		if t.Name == "" {
+			return fmt.Errorf("trunk %d: name is required", i)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("trunk %q: duplicate name", t.Name)
+		}
+		seen[t.Name] = true
+		host, port, err := net.SplitHostPort(t.Address)
+		if err != nil || host == "" {
+			return fmt.Errorf("trunk %q: address %q: want host:port", t.Name, t.Address)
+		}
+		if _, err := strconv.Atoi(port); err != nil {
+			return fmt.Errorf("trunk %q: address %q: bad port", t.Name, t.Address)
+		}
+		switch t.Transport {
+		case TransportUDP, TransportTCP, TransportTLS:
+		default:
+			return fmt.Errorf("trunk %q: transport %q: want udp, tcp or tls", t.Name, t.Transport)
+		}
+		if t.MaxCPS < 0 || t.MaxChannels < 0 {
+			return fmt.Errorf("trunk %q: negative limit", t.Name)
+		}
+	}
+	return nil
+}

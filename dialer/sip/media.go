@@ -1,0 +1,226 @@
+package sip
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Media is the RTP side of an answered call: one local UDP socket and the
+// carrier's address and codec from its SDP answer. The Call owns the socket
+// and closes it when the call ends. A single goroutine reads it (counting
+// packets); a bridge receives them through [Media.SetReceiver] and sends with
+// [Media.WriteRTP] or [Media.Write].
+type Media struct {
+	conn *net.UDPConn
+
+	mu     sync.Mutex
+	remote *net.UDPAddr
+	codec  Codec
+	dtmf   uint8
+
+	recv     atomic.Uint64
+	sent     atomic.Uint64
+	receiver atomic.Pointer[func(pkt []byte)]
+
+	silenceStop chan struct{}
+	silenceOnce sync.Once
+	closeOnce   sync.Once
+	readerDone  chan struct{}
+}
+
+// LocalAddr returns the local RTP address offered in the INVITE.
+func (m *Media) LocalAddr() *net.UDPAddr { return m.conn.LocalAddr().(*net.UDPAddr) }
+
+// RemoteAddr returns where RTP goes, from the SDP answer (nil before it).
+func (m *Media) RemoteAddr() *net.UDPAddr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.remote
+}
+
+// Codec returns the negotiated audio codec (PCMU or PCMA).
+func (m *Media) Codec() Codec {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.codec
+}
+
+// TelephoneEvent returns the RFC 4733 payload type the carrier accepted, 0 if none.
+func (m *Media) TelephoneEvent() uint8 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dtmf
+}
+
+// PacketsReceived counts RTP packets received on the socket.
+func (m *Media) PacketsReceived() uint64 { return m.recv.Load() }
+
+// PacketsSent counts RTP packets sent through this Media.
+func (m *Media) PacketsSent() uint64 { return m.sent.Load() }
+
+// SetReceiver installs fn to be called, on the reading goroutine, with each
+// RTP packet received. pkt is reused after fn returns; fn must not block.
+func (m *Media) SetReceiver(fn func(pkt []byte)) {
+	if fn == nil {
+		m.receiver.Store(nil)
+		return
+	}
+	m.receiver.Store(&fn)
+}
+
+// Write sends one raw RTP packet to the carrier.
+func (m *Media) Write(pkt []byte) (int, error) {
+	remote := m.RemoteAddr()
+	if remote == nil {
+		return 0, errors.New("media: no remote address yet")
+	}
+	n, err := m.conn.WriteToUDP(pkt, remote)
+	if err != nil {
+		return n, fmt.Errorf("media: write rtp: %w", err)
+	}
+	m.sent.Add(1)
+	return n, nil
+}
+
+// WriteRTP marshals and sends one RTP packet to the carrier.
+func (m *Media) WriteRTP(p *rtp.Packet) error {
+	buf, err := p.Marshal()
+	if err != nil {
+		return fmt.Errorf("media: marshal rtp: %w", err)
+	}
+	_, err = m.Write(buf)
+	return err
+}
+
+// StopSilence stops the silence that Config.SendSilence starts on answer, so
+// a bridge can send its own stream with its own SSRC.
+func (m *Media) StopSilence() {
+	m.silenceOnce.Do(func() { close(m.silenceStop) })
+}
+
+func (m *Media) setAnswer(a Answer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.remote, m.codec, m.dtmf = a.Remote, a.Codec, a.TelephoneEvent
+}
+
+// read counts (and forwards) packets until the socket is closed.
+func (m *Media) read() {
+	defer close(m.readerDone)
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := m.conn.ReadFromUDP(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. ICMP port unreachable surfacing on Linux
+		}
+		// Count only what looks like RTP v2 so stray datagrams do not inflate it.
+		if n < 12 || buf[0]>>6 != 2 {
+			continue
+		}
+		m.recv.Add(1)
+		if fn := m.receiver.Load(); fn != nil {
+			(*fn)(buf[:n])
+		}
+	}
+}
+
+// sendSilence sends 20 ms G.711 silence frames until stopped or closed.
+func (m *Media) sendSilence(done <-chan struct{}) {
+	codec := m.Codec()
+	fill := byte(0xFF) // µ-law silence
+	if codec.Name == "PCMA" {
+		fill = 0xD5
+	}
+	var seed [6]byte
+	_, _ = rand.Read(seed[:])
+	p := &rtp.Packet{
+		Header: rtp.Header{
+			Version:        2,
+			PayloadType:    codec.PayloadType,
+			SequenceNumber: binary.BigEndian.Uint16(seed[0:2]),
+			SSRC:           binary.BigEndian.Uint32(seed[2:6]),
+		},
+		Payload: make([]byte, 160),
+	}
+	for i := range p.Payload {
+		p.Payload[i] = fill
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := m.WriteRTP(p); err != nil && errors.Is(err, net.ErrClosed) {
+			return
+		}
+		p.SequenceNumber++
+		p.Timestamp += 160
+		select {
+		case <-tick.C:
+		case <-m.silenceStop:
+			return
+		case <-done:
+			return
+		}
+	}
+}
+
+func (m *Media) close() {
+	m.closeOnce.Do(func() {
+		m.StopSilence()
+		_ = m.conn.Close()
+	})
+}
+
+// portAllocator hands out local RTP ports from a range, round robin, so a
+// port just released is not reused at once (late packets of the old call).
+type portAllocator struct {
+	mu       sync.Mutex
+	ip       net.IP
+	min, max int
+	next     int
+}
+
+func (a *portAllocator) open() (*Media, error) {
+	conn, err := a.listen()
+	if err != nil {
+		return nil, err
+	}
+	m := &Media{conn: conn, silenceStop: make(chan struct{}), readerDone: make(chan struct{})}
+	go m.read()
+	return m, nil
+}
+
+func (a *portAllocator) listen() (*net.UDPConn, error) {
+	if a.min == 0 && a.max == 0 {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: a.ip})
+		if err != nil {
+			return nil, fmt.Errorf("rtp listen: %w", err)
+		}
+		return c, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	base := a.min + a.min%2 // RTP on even ports; RTCP would take the odd one
+	span := (a.max-base)/2 + 1
+	var lastErr error = errors.New("range holds no even port")
+	for i := 0; i < span; i++ {
+		port := base + 2*a.next
+		a.next = (a.next + 1) % span
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: a.ip, Port: port})
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("rtp listen: no free port in %d-%d: %w", a.min, a.max, lastErr)
+}

@@ -1,0 +1,527 @@
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// DialRequest is one call to place.
+type DialRequest struct {
+	// To is the destination number, E.164 ("+34911234567").
+	To string
+	// CallerID is presented in From and P-Asserted-Identity; defaults to the trunk's.
+	CallerID string
+	// RingTimeout overrides Config.RingTimeout when positive.
+	RingTimeout time.Duration
+	// AttemptID is sent in the X-Turbina-Attempt header so carrier logs and
+	// CDRs can be joined with Turbina's attempt records.
+	AttemptID string
+	// OnEvent, when set, is called with each progress event, in order, from the
+	// call's goroutine. It must not block.
+	OnEvent func(Event)
+}
+
+// TrunkStatus is a trunk's health and load, for the API and metrics.
+type TrunkStatus struct {
+	Name         string       `json:"name"`
+	Priority     int          `json:"priority"`
+	State        CircuitState `json:"state"`
+	InFlight     int          `json:"in_flight"`
+	MaxChannels  int          `json:"max_channels"`
+	Faults       int          `json:"consecutive_faults"`
+	LastError    string       `json:"last_error,omitempty"`
+	LastChangeAt time.Time    `json:"last_change_at,omitzero"`
+}
+
+// trunk is a configured trunk with its limits, circuit and SIP stack.
+type trunk struct {
+	cfg      TrunkConfig
+	index    int // config order, the tie break among equal priorities
+	host     string
+	port     int
+	pacer    *pacer
+	channels channels
+	circuit  circuit
+	stack    *stack
+	dialogUA *sipgo.DialogUA
+}
+
+// stack is a sipgo user agent with its client and server handles. UDP and
+// TCP trunks share the main stack; each TLS trunk gets its own, because sipgo
+// holds one TLS client config per user agent and trunks differ in CAs.
+type stack struct {
+	ua     *sipgo.UserAgent
+	server *sipgo.Server
+	client *sipgo.Client // requests from the UDP listener's socket
+	stream *sipgo.Client // TCP/TLS: connections from ephemeral ports
+}
+
+// Originator places calls on a set of SIP trunks. It is safe for concurrent use.
+type Originator struct {
+	cfg    Config
+	log    *slog.Logger
+	trunks []*trunk // sorted by priority, then config order
+	ports  *portAllocator
+
+	main     *stack
+	stacks   []*stack
+	udpConn  net.PacketConn
+	host     string // local address for Via, Contact and SDP
+	sipPort  int
+	metrics  *metrics
+	now      func() time.Time
+	rootCtx  context.Context
+	shutdown context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	calls  map[string]*Call // by Call-ID of the current attempt
+}
+
+// New starts an Originator: it binds the SIP UDP socket on cfg.ListenAddr and
+// begins probing trunks whose circuits open. Close releases everything.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Trunks = slices.Clone(cfg.Trunks)
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("sip config: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(cfg.ListenAddr)
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return nil, fmt.Errorf("sip config: listen_addr %q: host must be an IP address", cfg.ListenAddr)
+	}
+	rootCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	o := &Originator{
+		cfg:      cfg,
+		log:      log,
+		ports:    &portAllocator{ip: ip, min: cfg.RTPPortMin, max: cfg.RTPPortMax},
+		host:     host,
+		now:      time.Now,
+		rootCtx:  rootCtx,
+		shutdown: cancel,
+		calls:    make(map[string]*Call),
+	}
+	o.metrics = newMetrics()
+
+	lc := net.ListenConfig{}
+	pc, err := lc.ListenPacket(ctx, "udp", cfg.ListenAddr)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("sip listen %s: %w", cfg.ListenAddr, err)
+	}
+	o.udpConn = pc
+	o.sipPort = pc.LocalAddr().(*net.UDPAddr).Port
+
+	o.main, err = o.newStack(nil)
+	if err != nil {
+		_ = pc.Close()
+		cancel()
+		return nil, err
+	}
+	go func() { _ = o.main.server.ServeUDP(pc) }()
+	// sipgo registers the listener in its connection pool from the serving
+	// goroutine; requests sent before that would try to bind the port again.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		if c, _ := o.main.ua.TransportLayer().GetConnection("udp", pc.LocalAddr().String()); c != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = o.closeStacks()
+			cancel()
+			return nil, errors.New("sip listen: udp listener did not start")
+		}
+	}
+
+	for i, tc := range cfg.Trunks {
+		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main}
+		t.channels.max = tc.MaxChannels
+		t.circuit.faultsToOpen = cfg.FaultsToOpen
+		t.circuit.window = cfg.FaultWindow.Std()
+		name := tc.Name
+		t.circuit.onChange = func(s CircuitState) { o.metrics.setState(name, s) }
+		h, p, _ := net.SplitHostPort(tc.Address)
+		t.host = h
+		t.port, _ = strconv.Atoi(p)
+		if tc.Transport == TransportTLS {
+			tlsConf, err := trunkTLSConfig(tc, h)
+			if err != nil {
+				o.closeStacks()
+				cancel()
+				return nil, err
+			}
+			if t.stack, err = o.newStack(tlsConf); err != nil {
+				o.closeStacks()
+				cancel()
+				return nil, err
+			}
+		}
+		t.dialogUA = o.dialogUA(t)
+		o.metrics.setState(name, CircuitClosed)
+		o.metrics.inFlight.WithLabelValues(name).Set(0)
+		o.trunks = append(o.trunks, t)
+	}
+	slices.SortStableFunc(o.trunks, func(a, b *trunk) int { return a.cfg.Priority - b.cfg.Priority })
+
+	for _, t := range o.trunks {
+		o.wg.Add(1)
+		go o.probeLoop(t)
+	}
+	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "trunks", len(o.trunks))
+	return o, nil
+}
+
+func trunkTLSConfig(tc TrunkConfig, host string) (*tls.Config, error) {
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         host,
+		InsecureSkipVerify: tc.TLSInsecureSkipVerify, //nolint:gosec // opt-in per trunk, for labs
+	}
+	if tc.TLSServerName != "" {
+		conf.ServerName = tc.TLSServerName
+	}
+	if tc.TLSRootCAFile != "" {
+		pem, err := os.ReadFile(tc.TLSRootCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("trunk %q: tls root CA: %w", tc.Name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("trunk %q: tls root CA %s: no certificates", tc.Name, tc.TLSRootCAFile)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+func (o *Originator) newStack(tlsConf *tls.Config) (*stack, error) {
+	lg := o.log.With("component", "sipgo")
+	opts := []sipgo.UserAgentOption{
+		sipgo.WithUserAgent(o.cfg.UserAgent),
+		sipgo.WithUserAgentHostname(o.host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(lg),
+			sip.WithTransactionLayerUnhandledResponseHandler(o.strayResponse),
+		),
+	}
+	if tlsConf != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(tlsConf))
+	}
+	ua, err := sipgo.NewUA(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sip user agent: %w", err)
+	}
+	s := &stack{ua: ua}
+	if s.server, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lg)); err != nil {
+		_ = ua.Close()
+		return nil, fmt.Errorf("sip server: %w", err)
+	}
+	if s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(o.host),
+		sipgo.WithClientConnectionAddr(net.JoinHostPort(o.host, strconv.Itoa(o.sipPort)))); err != nil {
+		_ = ua.Close()
+		return nil, fmt.Errorf("sip client: %w", err)
+	}
+	if s.stream, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(o.host)); err != nil {
+		_ = ua.Close()
+		return nil, fmt.Errorf("sip client: %w", err)
+	}
+	s.server.OnBye(o.onBye)
+	s.server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	s.server.OnInvite(o.onInvite)
+	s.server.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	s.server.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
+	o.stacks = append(o.stacks, s)
+	return s, nil
+}
+
+// dialogUA returns the dialog handle for a trunk: which client sends its
+// requests and what Contact it advertises.
+func (o *Originator) dialogUA(t *trunk) *sipgo.DialogUA {
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "turbina", Host: o.host}}
+	client := t.stack.client
+	if t.cfg.Transport == TransportUDP {
+		contact.Address.Port = o.sipPort
+	} else {
+		// Port 0: sipgo fills in the local end of the connection; in-dialog
+		// requests from the carrier come back over that connection.
+		client = t.stack.stream
+		contact.Address.UriParams = sip.NewParams()
+		contact.Address.UriParams.Add("transport", t.cfg.Transport)
+	}
+	return &sipgo.DialogUA{Client: client, ContactHDR: contact}
+}
+
+// LocalAddr returns the SIP UDP address the Originator listens on.
+func (o *Originator) LocalAddr() net.Addr { return o.udpConn.LocalAddr() }
+
+// Dial places a call. It picks the preferred trunk whose circuit is closed
+// and that has a free channel, waits (within ctx) for that trunk's
+// calls-per-second slot, and returns once the call is under way; the INVITE,
+// any failover and the rest of the call continue in the background until
+// [Call.Done]. ctx bounds only Dial itself, as with net.Dialer: cancelling it
+// later does not end the call (use [Call.Hangup]).
+//
+// Dial returns ErrNoTrunk at once when every trunk's circuit is open, and
+// ErrTrunksBusy when the healthy trunks are all at their channel limit.
+func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
+	if req.To == "" {
+		return nil, errors.New("sip dial: empty destination")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sip dial: %w", err)
+	}
+	o.mu.Lock()
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	t, err := o.acquire(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.waitSlot(ctx, t); err != nil {
+		o.release(t)
+		return nil, fmt.Errorf("sip dial: waiting for %s cps slot: %w", t.cfg.Name, err)
+	}
+	media, err := o.ports.open()
+	if err != nil {
+		o.release(t)
+		return nil, fmt.Errorf("sip dial: %w", err)
+	}
+	c := newCall(o, req, media)
+	o.wg.Add(1)
+	go c.run(t)
+	return c, nil
+}
+
+// acquire takes a channel on the first usable trunk not in skip.
+func (o *Originator) acquire(skip []*trunk) (*trunk, error) {
+	healthy := false
+	for _, t := range o.trunks {
+		if slices.Contains(skip, t) || t.circuit.current() != CircuitClosed {
+			continue
+		}
+		healthy = true
+		if t.channels.tryAcquire() {
+			o.metrics.inFlight.WithLabelValues(t.cfg.Name).Inc()
+			return t, nil
+		}
+	}
+	if healthy {
+		return nil, ErrTrunksBusy
+	}
+	return nil, ErrNoTrunk
+}
+
+func (o *Originator) release(t *trunk) {
+	t.channels.release()
+	o.metrics.inFlight.WithLabelValues(t.cfg.Name).Dec()
+}
+
+// waitSlot sleeps until the trunk's next CPS slot, or ctx ends.
+func (o *Originator) waitSlot(ctx context.Context, t *trunk) error {
+	d := t.pacer.reserve(o.now())
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Trunks reports every trunk's circuit and load, in priority order.
+func (o *Originator) Trunks() []TrunkStatus {
+	out := make([]TrunkStatus, 0, len(o.trunks))
+	for _, t := range o.trunks {
+		state, faults, lastErr, at := t.circuit.snapshot()
+		out = append(out, TrunkStatus{
+			Name: t.cfg.Name, Priority: t.cfg.Priority, State: state,
+			InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
+			Faults: faults, LastError: lastErr, LastChangeAt: at,
+		})
+	}
+	return out
+}
+
+// Close hangs up every call (CANCEL or BYE), stops probing and releases the
+// sockets. It waits for calls to end for at most a few seconds.
+func (o *Originator) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	o.mu.Unlock()
+	o.shutdown() // ends probes and tells every call to hang up
+	done := make(chan struct{})
+	go func() { o.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		o.log.Warn("sip originator: calls still ending at close")
+	}
+	err := o.closeStacks()
+	_ = o.udpConn.Close()
+	return err
+}
+
+func (o *Originator) closeStacks() error {
+	var errs []error
+	for _, s := range o.stacks {
+		if err := s.ua.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// probeLoop sends OPTIONS to the trunk while its circuit is open and closes
+// the circuit once the trunk answers.
+func (o *Originator) probeLoop(t *trunk) {
+	defer o.wg.Done()
+	interval := o.cfg.ProbeInterval.Std()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-o.rootCtx.Done():
+			return
+		case <-tick.C:
+		}
+		if !t.circuit.beginProbe(o.now()) {
+			continue
+		}
+		err := o.probe(t, min(interval, o.cfg.InviteTimeout.Std()))
+		t.circuit.endProbe(o.now(), err)
+		if err == nil {
+			o.log.Info("sip trunk recovered", "trunk", t.cfg.Name)
+		} else {
+			o.log.Debug("sip trunk probe failed", "trunk", t.cfg.Name, "err", err)
+		}
+	}
+}
+
+// probe sends one OPTIONS. Any final response below 500 proves the trunk is
+// up: many carriers answer OPTIONS with 403/404/405 and still route calls.
+func (o *Originator) probe(t *trunk, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(o.rootCtx, timeout)
+	defer cancel()
+	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
+	req.AppendHeader(sip.NewHeader("User-Agent", o.cfg.UserAgent))
+	res, err := t.dialogUA.Client.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("options %s: %w", t.cfg.Name, err)
+	}
+	if res.StatusCode >= 500 {
+		return fmt.Errorf("options %s: %d %s", t.cfg.Name, res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+func (o *Originator) trunkURI(t *trunk, user string) sip.Uri {
+	u := sip.Uri{Scheme: "sip", User: user, Host: t.host, Port: t.port}
+	if t.cfg.Transport != TransportUDP {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", t.cfg.Transport)
+	}
+	return u
+}
+
+func (o *Originator) register(callID string, c *Call) {
+	o.mu.Lock()
+	o.calls[callID] = c
+	o.mu.Unlock()
+}
+
+func (o *Originator) unregister(callID string) {
+	o.mu.Lock()
+	delete(o.calls, callID)
+	o.mu.Unlock()
+}
+
+func (o *Originator) lookup(callID string) *Call {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.calls[callID]
+}
+
+// onBye handles a BYE from a carrier.
+func (o *Originator) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	var c *Call
+	if id := req.CallID(); id != nil {
+		c = o.lookup(id.Value())
+	}
+	if c == nil || !c.remoteBye(req, tx) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	}
+}
+
+// onInvite refuses new calls (Turbina only originates) and answers
+// re-INVITEs in a live call with the SDP already agreed.
+func (o *Originator) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	var c *Call
+	if id := req.CallID(); id != nil {
+		c = o.lookup(id.Value())
+	}
+	if c != nil && req.To() != nil {
+		if tag, _ := req.To().Params.Get("tag"); tag != "" {
+			if offer, contact := c.answeredOffer(); offer != nil {
+				res := sip.NewResponseFromRequest(req, 200, "OK", offer)
+				ct := sip.ContentTypeHeader("application/sdp")
+				res.AppendHeader(&ct)
+				res.AppendHeader(contact)
+				_ = tx.Respond(res)
+				return
+			}
+		}
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+}
+
+// strayResponse handles responses that match no transaction: retransmitted
+// 200s after the INVITE transaction ended, or forged/garbled ones. A 2xx to an
+// INVITE that we no longer track is a call someone answered that nobody
+// listens to; it is only logged, since ACK/BYE to an unknown dialog would
+// let anyone aim our BYEs at a third party.
+func (o *Originator) strayResponse(res *sip.Response) {
+	o.log.Debug("sip: response for no transaction", "status", res.StatusCode, "call_id", callIDOf(res))
+}
+
+func callIDOf(m sip.Message) string {
+	if r, ok := m.(*sip.Response); ok && r.CallID() != nil {
+		return r.CallID().Value()
+	}
+	if r, ok := m.(*sip.Request); ok && r.CallID() != nil {
+		return r.CallID().Value()
+	}
+	return ""
+}

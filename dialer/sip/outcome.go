@@ -1,0 +1,161 @@
+package sip
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors returned by [Originator.Dial].
+var (
+	// ErrNoTrunk means every trunk's circuit is open: the contact should move
+	// to the next rung of its ladder at once.
+	ErrNoTrunk = errors.New("sip: no trunk available (all circuits open)")
+	// ErrTrunksBusy means healthy trunks exist but all are at their channel limit.
+	ErrTrunksBusy = errors.New("sip: all available trunks are at their channel limit")
+	// ErrClosed means the Originator was closed.
+	ErrClosed = errors.New("sip: originator closed")
+)
+
+// Outcome is how a call attempt ended, in the dialer's terms.
+type Outcome string
+
+// Outcomes. The SIP status that led to each is kept in [Result.Status].
+const (
+	// OutcomeAnswered: 200 OK; the call was connected (whatever ended it later).
+	OutcomeAnswered Outcome = "answered"
+	// OutcomeBusy: 486 Busy Here, 600 Busy Everywhere.
+	OutcomeBusy Outcome = "busy"
+	// OutcomeNoAnswer: our ring timeout (CANCEL sent), 480, 408.
+	OutcomeNoAnswer Outcome = "no_answer"
+	// OutcomeInvalidNumber: 404, 484, 410, 604. The contact is not to be retried.
+	OutcomeInvalidNumber Outcome = "invalid_number"
+	// OutcomeRejected: 603 Decline, and other 4xx/6xx that blame the call, not the trunk.
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeTrunkFault: 403, 5xx, failed authentication, no response or a
+	// transport error, on the last trunk tried.
+	OutcomeTrunkFault Outcome = "trunk_fault"
+	// OutcomeMediaFailed: answered with no usable common codec (the call is
+	// hung up at once), or 488/606.
+	OutcomeMediaFailed Outcome = "media_failed"
+	// OutcomeCanceled: hung up locally (Hangup or Close) before any answer.
+	OutcomeCanceled Outcome = "canceled"
+)
+
+// statusClass says what a final non-2xx response means for the call and the trunk.
+type statusClass struct {
+	outcome  Outcome
+	fault    bool // counts against the trunk's circuit
+	failover bool // proves the trunk broken: retry the call on the next trunk
+}
+
+func classifyStatus(code int) statusClass {
+	switch code {
+	case 486, 600:
+		return statusClass{outcome: OutcomeBusy}
+	case 480, 408, 487:
+		return statusClass{outcome: OutcomeNoAnswer}
+	case 404, 484, 410, 604:
+		return statusClass{outcome: OutcomeInvalidNumber}
+	case 603:
+		return statusClass{outcome: OutcomeRejected}
+	case 488, 606:
+		return statusClass{outcome: OutcomeMediaFailed}
+	case 401, 407, 403:
+		// Refused credentials or a forbidden account: the trunk, not the contact.
+		return statusClass{outcome: OutcomeTrunkFault, fault: true}
+	case 503:
+		return statusClass{outcome: OutcomeTrunkFault, fault: true, failover: true}
+	}
+	if code >= 500 && code < 600 {
+		return statusClass{outcome: OutcomeTrunkFault, fault: true}
+	}
+	return statusClass{outcome: OutcomeRejected}
+}
+
+// Party says who ended an answered call.
+type Party string
+
+// Parties.
+const (
+	PartyNone   Party = ""
+	PartyLocal  Party = "local"
+	PartyRemote Party = "remote"
+)
+
+// Attempt is one INVITE to one trunk within a Dial.
+type Attempt struct {
+	Trunk  string `json:"trunk"`
+	CallID string `json:"call_id"`
+	// Status is the final SIP status, 0 when none arrived.
+	Status int    `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Result is the record of a finished call.
+type Result struct {
+	Outcome Outcome `json:"outcome"`
+	// Status is the final SIP status of the INVITE: 200 when answered, 487
+	// after a CANCEL, 0 when no final response came.
+	Status int `json:"status"`
+	// Reason is the reason phrase, or the error that ended the call.
+	Reason string `json:"reason,omitempty"`
+	// Trunk and CallID name the last attempt.
+	Trunk  string `json:"trunk"`
+	CallID string `json:"call_id"`
+	// Attempts lists every trunk tried, in order; more than one after failover.
+	Attempts []Attempt `json:"attempts"`
+	// HangupBy says who ended an answered call.
+	HangupBy Party `json:"hangup_by,omitempty"`
+
+	// Timings. Zero when the event did not happen.
+	InviteAt time.Time `json:"invite_at"`           // first INVITE of the last attempt sent
+	RingAt   time.Time `json:"ring_at,omitzero"`   // first 180 or 183
+	AnswerAt time.Time `json:"answer_at,omitzero"` // 200 OK received
+	AckAt    time.Time `json:"ack_at,omitzero"`    // ACK sent
+	EndAt    time.Time `json:"end_at"`             // BYE done, or final failure
+}
+
+// SetupDuration is INVITE sent to ACK sent for an answered call, else 0.
+func (r Result) SetupDuration() time.Duration {
+	if r.AckAt.IsZero() {
+		return 0
+	}
+	return r.AckAt.Sub(r.InviteAt)
+}
+
+// RingDuration is INVITE sent to the first ring, else 0.
+func (r Result) RingDuration() time.Duration {
+	if r.RingAt.IsZero() {
+		return 0
+	}
+	return r.RingAt.Sub(r.InviteAt)
+}
+
+// TalkDuration is answer to hang-up for an answered call, else 0.
+func (r Result) TalkDuration() time.Duration {
+	if r.AnswerAt.IsZero() || r.EndAt.IsZero() {
+		return 0
+	}
+	return r.EndAt.Sub(r.AnswerAt)
+}
+
+// EventKind names a step in a call's progress.
+type EventKind string
+
+// Event kinds, in the order they can occur.
+const (
+	EventTrying     EventKind = "trying"      // 100 Trying
+	EventRinging    EventKind = "ringing"     // 180 (and 181/182)
+	EventEarlyMedia EventKind = "early_media" // 183 Session Progress
+	EventFailover   EventKind = "failover"    // the call moved to another trunk
+	EventAnswered   EventKind = "answered"    // 200 OK, ACK sent, media up
+	EventEnded      EventKind = "ended"       // Result is final
+)
+
+// Event is one step of a call's progress, delivered to DialRequest.OnEvent.
+type Event struct {
+	Kind   EventKind
+	Time   time.Time
+	Trunk  string
+	Status int // SIP status for response-driven events
+}

@@ -1,0 +1,198 @@
+package sip
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestPacerExact drives the CPS pacer with a fake clock: a burst of
+// reservations is spaced exactly 1/cps apart, and idle time earns no burst.
+func TestPacerExact(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	p := newPacer(5)
+	for i := range 10 {
+		if got, want := p.reserve(t0), time.Duration(i)*200*time.Millisecond; got != want {
+			t.Fatalf("reservation %d: wait %s, want %s", i, got, want)
+		}
+	}
+	// After the queue drains and the trunk idles, one call goes at once and the next waits again.
+	later := t0.Add(time.Minute)
+	if got := p.reserve(later); got != 0 {
+		t.Errorf("after idle: wait %s, want 0", got)
+	}
+	if got := p.reserve(later); got != 200*time.Millisecond {
+		t.Errorf("second after idle: wait %s, want 200ms", got)
+	}
+	if got := newPacer(0).reserve(t0); got != 0 {
+		t.Errorf("unlimited pacer waits %s", got)
+	}
+}
+
+func TestChannels(t *testing.T) {
+	c := channels{max: 2}
+	if !c.tryAcquire() || !c.tryAcquire() || c.tryAcquire() {
+		t.Fatal("want exactly two channels")
+	}
+	c.release()
+	if !c.tryAcquire() || c.load() != 2 {
+		t.Fatal("released channel not reusable")
+	}
+}
+
+func TestCircuit(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	errFault := errors.New("503")
+	tests := []struct {
+		name  string
+		steps func(c *circuit) // events applied in order
+		want  CircuitState
+	}{
+		{"two faults open", func(c *circuit) { c.fault(t0, errFault); c.fault(t0.Add(time.Second), errFault) }, CircuitOpen},
+		{"success breaks the streak", func(c *circuit) { c.fault(t0, errFault); c.success(); c.fault(t0, errFault) }, CircuitClosed},
+		{"faults outside the window do not add up", func(c *circuit) { c.fault(t0, errFault); c.fault(t0.Add(time.Minute), errFault) }, CircuitClosed},
+		{"probe answered closes", func(c *circuit) {
+			c.fault(t0, errFault)
+			c.fault(t0, errFault)
+			c.beginProbe(t0)
+			c.endProbe(t0, nil)
+		}, CircuitClosed},
+		{"probe failed reopens", func(c *circuit) {
+			c.fault(t0, errFault)
+			c.fault(t0, errFault)
+			c.beginProbe(t0)
+			c.endProbe(t0, errFault)
+		}, CircuitOpen},
+		{"probing half-open", func(c *circuit) { c.fault(t0, errFault); c.fault(t0, errFault); c.beginProbe(t0) }, CircuitHalfOpen},
+		{"probe only from open", func(c *circuit) { c.beginProbe(t0) }, CircuitClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &circuit{faultsToOpen: 2, window: 10 * time.Second}
+			tt.steps(c)
+			if got := c.current(); got != tt.want {
+				t.Errorf("state %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClassifyStatus(t *testing.T) {
+	tests := []struct {
+		code     int
+		outcome  Outcome
+		fault    bool
+		failover bool
+	}{
+		{486, OutcomeBusy, false, false}, {600, OutcomeBusy, false, false},
+		{480, OutcomeNoAnswer, false, false}, {408, OutcomeNoAnswer, false, false},
+		{404, OutcomeInvalidNumber, false, false}, {484, OutcomeInvalidNumber, false, false}, {410, OutcomeInvalidNumber, false, false},
+		{603, OutcomeRejected, false, false},
+		{403, OutcomeTrunkFault, true, false}, {500, OutcomeTrunkFault, true, false}, {502, OutcomeTrunkFault, true, false},
+		{503, OutcomeTrunkFault, true, true},
+		{488, OutcomeMediaFailed, false, false},
+	}
+	for _, tt := range tests {
+		got := classifyStatus(tt.code)
+		if got.outcome != tt.outcome || got.fault != tt.fault || got.failover != tt.failover {
+			t.Errorf("%d: %+v, want %s fault=%v failover=%v", tt.code, got, tt.outcome, tt.fault, tt.failover)
+		}
+	}
+}
+
+func TestConfigJSON(t *testing.T) {
+	var cfg Config
+	in := `{"trunks":[{"name":"a","address":"sip.example.net","transport":"TLS","max_cps":5,"max_channels":30,"priority":1}],
+		"ring_timeout":"25s","invite_timeout":2,"fault_window":"1m"}`
+	if err := json.Unmarshal([]byte(in), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	tr := cfg.Trunks[0]
+	if tr.Address != "sip.example.net:5061" || tr.Transport != TransportTLS || tr.Domain != "sip.example.net" {
+		t.Errorf("trunk defaults: %+v", tr)
+	}
+	if cfg.RingTimeout.Std() != 25*time.Second || cfg.InviteTimeout.Std() != 2*time.Second || cfg.FaultWindow.Std() != time.Minute {
+		t.Errorf("durations: %v %v %v", cfg.RingTimeout.Std(), cfg.InviteTimeout.Std(), cfg.FaultWindow.Std())
+	}
+	bad := []Config{
+		{},
+		{Trunks: []TrunkConfig{{Address: "h:5060"}}},
+		{Trunks: []TrunkConfig{{Name: "a", Address: "h:5060", Transport: "sctp"}}},
+		{Trunks: []TrunkConfig{{Name: "a", Address: "h:5060"}, {Name: "a", Address: "h:5060"}}},
+	}
+	for i, c := range bad {
+		c.applyDefaults()
+		if c.validate() == nil {
+			t.Errorf("bad config %d accepted", i)
+		}
+	}
+}
+
+const answerPCMA = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n" +
+	"m=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:96 telephone-event/8000\r\n"
+
+func TestParseAnswerSDP(t *testing.T) {
+	tests := []struct {
+		name    string
+		sdp     string
+		codec   Codec
+		dtmf    uint8
+		remote  string
+		wantErr error
+	}{
+		{name: "pcma first", sdp: answerPCMA, codec: CodecPCMA, dtmf: 96, remote: "10.0.0.1:4000"},
+		{name: "static pt without rtpmap, media-level c=", sdp: "v=0\nc=IN IP4 1.1.1.1\nm=audio 5000 RTP/AVP 0\nc=IN IP4 2.2.2.2\n", codec: CodecPCMU, remote: "2.2.2.2:5000"},
+		{name: "skips video and rejected audio", sdp: "v=0\nc=IN IP4 1.1.1.1\nm=video 6000 RTP/AVP 96\nm=audio 0 RTP/AVP 0\nm=audio 7000 RTP/AVP 0\n", codec: CodecPCMU, remote: "1.1.1.1:7000"},
+		{name: "only g729", sdp: "v=0\nc=IN IP4 1.1.1.1\nm=audio 5000 RTP/AVP 18\na=rtpmap:18 G729/8000\n", wantErr: ErrNoCommonCodec},
+		{name: "no audio", sdp: "v=0\nc=IN IP4 1.1.1.1\nm=video 5000 RTP/AVP 96\n", wantErr: ErrNoAudio},
+		{name: "hold address", sdp: "v=0\nc=IN IP4 0.0.0.0\nm=audio 5000 RTP/AVP 0\n", wantErr: ErrNoAudio},
+		{name: "empty", sdp: "", wantErr: ErrNoAudio},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ParseAnswerSDP([]byte(tt.sdp))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Codec != tt.codec || a.TelephoneEvent != tt.dtmf || a.Remote.String() != tt.remote {
+				t.Errorf("got %+v %d %s", a.Codec, a.TelephoneEvent, a.Remote)
+			}
+		})
+	}
+}
+
+// TestOfferRoundTrip: our own offer, read back as an answer, picks PCMU and DTMF 101.
+func TestOfferRoundTrip(t *testing.T) {
+	a, err := ParseAnswerSDP(buildOffer(net.IPv4(127, 0, 0, 1), 20000, 42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Codec != CodecPCMU || a.TelephoneEvent != telephoneEventPT || a.Remote.Port != 20000 {
+		t.Errorf("got %+v", a)
+	}
+}
+
+func FuzzParseAnswerSDP(f *testing.F) {
+	f.Add([]byte(answerPCMA))
+	f.Add(buildOffer(net.IPv4(127, 0, 0, 1), 20000, 1))
+	f.Add([]byte("m=audio 1 RTP/AVP\nc=IN\na=rtpmap:\n"))
+	f.Add([]byte("m=audio 99999999999999999999 RTP/AVP 0 8\nc=IN IP6 ::1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ParseAnswerSDP(b)
+		if err == nil && (a.Remote == nil || a.Remote.Port <= 0 || a.Remote.Port > 65535 || a.Codec.Name == "") {
+			t.Fatalf("accepted an unusable answer: %+v", a)
+		}
+	})
+}

@@ -1,0 +1,333 @@
+package whatsapp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// maxResponseBytes bounds what the client reads of a Graph answer.
+const maxResponseBytes = 4 << 20
+
+// Client talks to the Graph API for one business phone number. It is safe for
+// concurrent use. Create it with [NewClient].
+type Client struct {
+	cfg     Config
+	hc      *http.Client
+	log     *slog.Logger
+	limiter *TokenBucket
+	idem    IdempotencyStore
+	media   *Media
+
+	mu     sync.Mutex
+	rng    *rand.Rand
+	flight map[string]*flightCall
+
+	calls *callRegistry
+}
+
+// Option configures a [Client].
+type Option func(*clientOptions)
+
+type clientOptions struct {
+	hc    *http.Client
+	log   *slog.Logger
+	clock Clock
+	idem  IdempotencyStore
+	media *Media
+	seed  uint64
+}
+
+// WithHTTPClient sets the HTTP client (its Timeout is left alone; each attempt is
+// bounded by Config.RequestTimeout through its context).
+func WithHTTPClient(hc *http.Client) Option { return func(o *clientOptions) { o.hc = hc } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(o *clientOptions) { o.log = l } }
+
+// WithClock sets the clock of the rate limiter.
+func WithClock(c Clock) Option { return func(o *clientOptions) { o.clock = c } }
+
+// WithIdempotencyStore sets where send results are remembered by idempotency key. The
+// default is an in-memory store of 100,000 keys; the engine may give a durable one.
+func WithIdempotencyStore(s IdempotencyStore) Option { return func(o *clientOptions) { o.idem = s } }
+
+// WithMedia sets the WebRTC settings used for call legs; the default is [NewMedia] with
+// a zero [MediaConfig].
+func WithMedia(m *Media) Option { return func(o *clientOptions) { o.media = m } }
+
+// WithJitterSeed makes the backoff jitter reproducible (tests).
+func WithJitterSeed(seed uint64) Option { return func(o *clientOptions) { o.seed = seed } }
+
+// NewClient validates cfg, fills its defaults and returns a client.
+func NewClient(cfg Config, opts ...Option) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := clientOptions{seed: uint64(time.Now().UnixNano())}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.hc == nil {
+		o.hc = &http.Client{}
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.idem == nil {
+		o.idem = NewMemoryIdempotencyStore(100_000)
+	}
+	if o.media == nil {
+		m, err := NewMedia(MediaConfig{})
+		if err != nil {
+			return nil, err
+		}
+		o.media = m
+	}
+	return &Client{
+		cfg:     cfg,
+		hc:      o.hc,
+		log:     o.log.With(slog.String("component", "whatsapp"), slog.String("phone_number_id", cfg.PhoneNumberID)),
+		limiter: NewTokenBucket(o.clock, cfg.MessagesPerSecond, cfg.Burst),
+		idem:    o.idem,
+		media:   o.media,
+		rng:     rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15)),
+		flight:  make(map[string]*flightCall),
+		calls:   newCallRegistry(),
+	}, nil
+}
+
+// Config returns the client's configuration with defaults filled in.
+func (c *Client) Config() Config { return c.cfg }
+
+// endpoint builds the URL of a Graph path under the configured base and version.
+func (c *Client) endpoint(path string, q url.Values) string {
+	u := c.cfg.BaseURL + "/" + c.cfg.APIVersion + "/" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// request describes one Graph call for [Client.do].
+type request struct {
+	op      string
+	method  string
+	path    string
+	query   url.Values
+	body    any
+	limited bool // takes a token of the phone number's rate limit per attempt
+}
+
+// do performs r with retries and decodes a 2xx JSON answer into out.
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	var payload []byte
+	if r.body != nil {
+		var err error
+		if payload, err = json.Marshal(r.body); err != nil {
+			return fmt.Errorf("whatsapp %s: encode request: %w", r.op, err)
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		if r.limited {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		status, hdr, body, err := c.attempt(ctx, r, payload)
+		var gerr *Error
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// The caller gave up: its own cancellation is not Meta's failure.
+			return fmt.Errorf("whatsapp %s: %w", r.op, ctx.Err())
+		case err != nil:
+			gerr = &Error{Op: r.op, Err: err}
+		case status >= 200 && status < 300:
+			if out == nil {
+				return nil
+			}
+			if err := json.Unmarshal(body, out); err != nil {
+				return &Error{Op: r.op, HTTPStatus: status, Attempts: attempt, Err: fmt.Errorf("decode response: %w", err), Message: "malformed response"}
+			}
+			return nil
+		default:
+			gerr = parseGraphError(r.op, status, body)
+		}
+		gerr.Attempts = attempt
+		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts {
+			return gerr
+		}
+		wait := c.backoff(attempt, hdr)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "retrying graph request",
+			slog.String("op", r.op), slog.Int("attempt", attempt), slog.String("kind", string(gerr.Kind())),
+			slog.Int("code", gerr.Code), slog.Duration("backoff", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("whatsapp %s: %w (last error: %w)", r.op, ctx.Err(), gerr)
+		}
+	}
+}
+
+// attempt sends one HTTP request bounded by the request timeout.
+func (c *Client) attempt(ctx context.Context, r request, payload []byte) (int, http.Header, []byte, error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(actx, r.method, c.endpoint(r.path, r.query), rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.cfg.AccessToken)
+	req.Header.Set("Accept", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("read response: %w", err)
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+// backoff returns the wait before attempt+1: exponential from MinBackoff, capped at
+// MaxBackoff, with "equal jitter" (half fixed, half random) so that many clients
+// throttled together do not retry together, yet each waits at least half the step.
+// A Retry-After header, when Meta sends one, is a floor.
+func (c *Client) backoff(attempt int, hdr http.Header) time.Duration {
+	step := c.cfg.MinBackoff << min(attempt-1, 30)
+	if step <= 0 || step > c.cfg.MaxBackoff {
+		step = c.cfg.MaxBackoff
+	}
+	c.mu.Lock()
+	j := c.rng.Float64()
+	c.mu.Unlock()
+	d := step/2 + time.Duration(j*float64(step/2))
+	if hdr != nil {
+		if s, err := strconv.Atoi(hdr.Get("Retry-After")); err == nil && s > 0 {
+			d = max(d, min(time.Duration(s)*time.Second, c.cfg.MaxBackoff))
+		}
+	}
+	return d
+}
+
+// flightCall is one send in progress, shared by concurrent callers with its key.
+type flightCall struct {
+	done chan struct{}
+	id   string
+	err  error
+}
+
+// once runs send at most once per key: a remembered result is returned as is, and
+// concurrent callers with the same key wait for the first one.
+func (c *Client) once(ctx context.Context, scope, key string, send func(context.Context) (string, error)) (id string, dedup bool, err error) {
+	if key == "" {
+		return "", false, errors.New("whatsapp: an idempotency key is required")
+	}
+	k := scope + ":" + key
+	if id, ok, err := c.idem.Lookup(ctx, k); err != nil {
+		return "", false, fmt.Errorf("whatsapp idempotency lookup: %w", err)
+	} else if ok {
+		return id, true, nil
+	}
+	c.mu.Lock()
+	if f, ok := c.flight[k]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.id, true, f.err
+		case <-ctx.Done():
+			return "", false, fmt.Errorf("whatsapp: waiting for send with the same key: %w", ctx.Err())
+		}
+	}
+	f := &flightCall{done: make(chan struct{})}
+	c.flight[k] = f
+	c.mu.Unlock()
+
+	f.id, f.err = send(ctx)
+	if f.err == nil {
+		if err := c.idem.Record(ctx, k, f.id); err != nil {
+			// The send happened; failing to remember it only weakens dedupe, and
+			// the echoed biz_opaque_callback_data still identifies it.
+			c.log.LogAttrs(ctx, slog.LevelWarn, "idempotency record failed", slog.String("error", err.Error()))
+		}
+	}
+	c.mu.Lock()
+	delete(c.flight, k)
+	c.mu.Unlock()
+	close(f.done)
+	return f.id, false, f.err
+}
+
+// IdempotencyStore remembers the Meta ID (wamid or wacid) returned for an idempotency
+// key. The engine may supply a durable implementation backed by its outbox.
+type IdempotencyStore interface {
+	// Lookup returns the ID recorded for key.
+	Lookup(ctx context.Context, key string) (id string, ok bool, err error)
+	// Record remembers id for key.
+	Record(ctx context.Context, key, id string) error
+}
+
+// MemoryIdempotencyStore is a bounded in-memory [IdempotencyStore]; the oldest keys
+// are forgotten first. It does not survive a restart (see the package doc).
+type MemoryIdempotencyStore struct {
+	mu    sync.Mutex
+	max   int
+	ids   map[string]string
+	order []string
+	next  int
+}
+
+// NewMemoryIdempotencyStore returns a store remembering at most maxKeys keys.
+func NewMemoryIdempotencyStore(maxKeys int) *MemoryIdempotencyStore {
+	maxKeys = max(maxKeys, 1)
+	return &MemoryIdempotencyStore{max: maxKeys, ids: make(map[string]string), order: make([]string, 0, min(maxKeys, 1024))}
+}
+
+// Lookup implements [IdempotencyStore].
+func (s *MemoryIdempotencyStore) Lookup(_ context.Context, key string) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.ids[key]
+	return id, ok, nil
+}
+
+// Record implements [IdempotencyStore].
+func (s *MemoryIdempotencyStore) Record(_ context.Context, key, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ids[key]; ok {
+		s.ids[key] = id
+		return nil
+	}
+	if len(s.order) < s.max {
+		s.order = append(s.order, key)
+	} else {
+		delete(s.ids, s.order[s.next])
+		s.order[s.next] = key
+		s.next = (s.next + 1) % s.max
+	}
+	s.ids[key] = id
+	return nil
+}

@@ -1,0 +1,52 @@
+// Package whatsapp is Turbina's client for the WhatsApp Cloud API (Meta's Graph API):
+// business-initiated voice calls whose media is a pion WebRTC peer connection, call
+// permission requests, template messages, and the signed webhooks that report what
+// happened to all of them.
+//
+// The package is a set of building blocks; the engine (package dialer) decides when to
+// use them:
+//
+//   - [Client] sends Graph API requests with a bearer token, retries throttled and
+//     server failures with exponential backoff and jitter, holds each phone number to
+//     its configured message rate ([TokenBucket]) and classifies every failure as an
+//     [*Error] with a [Kind].
+//   - [Client.Dial] places a call: it builds an Opus-only SDP offer, fully gathered
+//     (the Calls API does not trickle ICE), posts it with action "connect" and returns a
+//     [Call] that takes the SDP answer and status updates from webhooks and exposes RTP
+//     in both directions.
+//   - [NewWebhookHandler] verifies Meta's GET handshake and the X-Hub-Signature-256 of
+//     every POST, parses the body into [Event] values, drops duplicates and hands the
+//     rest to a [Sink] before answering 200.
+//   - [CallState] applies one call's events in event-time order and idempotently, so
+//     duplicated or reordered webhooks still give one outcome per call.
+//
+// # Idempotency
+//
+// The Graph API has no idempotency header: a request that reached Meta but whose
+// answer was lost cannot be told apart from one that never arrived. Every send in this
+// package therefore takes an idempotency key chosen by the caller (the engine's outbox
+// row ID) and uses it three ways:
+//
+//  1. Client-side dedupe: the [Client] remembers the Meta ID returned for each key (in
+//     an [IdempotencyStore]; in memory by default) and a second send with the same key
+//     returns the first result without a request. Concurrent sends with one key are
+//     collapsed into one request.
+//  2. The key is sent as biz_opaque_callback_data, which Meta echoes on every call and
+//     message-status webhook. A webhook is therefore proof that a send took effect even
+//     when its HTTP answer was lost.
+//  3. Retries inside one send happen only on answers that mean "not processed" (HTTP
+//     429, throughput codes 130429/131056) or on server failures (5xx, timeouts). The
+//     latter are ambiguous; a duplicate is then visible through the echoed key.
+//
+// What the engine must do (outbox): store the transition with its key before calling
+// the client; store the returned ID when the call returns. After a crash, an outbox row
+// with a key but no ID is "in doubt": the engine must not resend it until it has looked
+// for a webhook carrying that key (biz_opaque_callback_data) and waited at least one
+// webhook retry window; only then may it resend with the same key. A row whose key has
+// been seen on a webhook is done, whatever the HTTP answer was.
+//
+// # Security
+//
+// The access token and the app secret are never logged: [Config] and [WebhookConfig]
+// redact them in String, GoString and LogValue.
+package whatsapp

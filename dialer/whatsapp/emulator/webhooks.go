@@ -1,0 +1,108 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+)
+
+// webhookAttempts is how often one webhook is tried; Meta retries failed deliveries
+// for much longer, but tests want a bounded emulator.
+const webhookAttempts = 5
+
+// webhookSender POSTs queued webhooks to the callback URL one at a time, in order,
+// signed with the app secret, retrying non-2xx answers.
+type webhookSender struct {
+	e    *Emulator
+	hc   *http.Client
+	wake chan struct{}
+
+	mu    sync.Mutex
+	queue [][]byte
+	ok    int
+}
+
+func newWebhookSender(e *Emulator) *webhookSender {
+	return &webhookSender{e: e, hc: &http.Client{Timeout: 5 * time.Second}, wake: make(chan struct{}, 1)}
+}
+
+func (s *webhookSender) enqueue(body []byte) {
+	s.mu.Lock()
+	s.queue = append(s.queue, body)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *webhookSender) delivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok
+}
+
+func (s *webhookSender) run(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		var body []byte
+		if len(s.queue) > 0 {
+			body = s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+		}
+		s.mu.Unlock()
+		if body == nil {
+			select {
+			case <-s.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		s.post(ctx, body)
+	}
+}
+
+func (s *webhookSender) post(ctx context.Context, body []byte) {
+	s.e.mu.Lock()
+	url := s.e.callbackURL
+	s.e.mu.Unlock()
+	if url == "" {
+		return
+	}
+	sig := whatsapp.Sign(s.e.cfg.AppSecret, body)
+	backoff := 20 * time.Millisecond
+	for attempt := 1; attempt <= webhookAttempts; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			s.e.log.Error("webhook request", slog.String("error", err.Error()))
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(whatsapp.SignatureHeader, sig)
+		resp, err := s.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				s.mu.Lock()
+				s.ok++
+				s.mu.Unlock()
+				return
+			}
+			s.e.log.Debug("webhook refused", slog.Int("status", resp.StatusCode), slog.Int("attempt", attempt))
+		} else if ctx.Err() != nil {
+			return
+		}
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff *= 2
+	}
+	s.e.log.Warn("webhook dropped after retries")
+}
