@@ -1,9 +1,11 @@
 package dialer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,11 +34,24 @@ type Agent struct {
 	State     AgentState        `json:"state"`
 	Since     time.Time         `json:"since"`
 	Reason    string            `json:"reason,omitempty"` // pause reason code
-	Campaigns []int64           `json:"campaigns"`
-	Channel   campaigns.Channel `json:"channel,omitempty"`    // of the current or last call
-	AttemptID int64             `json:"attempt_id,omitempty"` // current or last call
+	Campaigns []int64           `json:"-"`
+	Channel   campaigns.Channel `json:"channel,omitempty"`           // of the current or last call
+	AttemptID int64             `json:"attempt_id,string,omitempty"` // current or last call
 	// LoggingOff: the agent leaves when the current call and wrap-up end.
 	LoggingOff bool `json:"logging_off,omitempty"`
+}
+
+// MarshalJSON writes campaign IDs as strings, like every ID in the API.
+func (a Agent) MarshalJSON() ([]byte, error) {
+	type plain Agent
+	ids := make([]string, len(a.Campaigns))
+	for i, id := range a.Campaigns {
+		ids[i] = strconv.FormatInt(id, 10)
+	}
+	return json.Marshal(struct {
+		plain
+		CampaignIDs []string `json:"campaign_ids"`
+	}{plain(a), ids})
 }
 
 // Errors of agent operations.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -49,6 +50,10 @@ func newEnv(t *testing.T, cfg Config) *apiEnv {
 	}
 	// Warnings and errors go to the test's output, which is shown when it fails.
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.Engine == nil {
+		// A real engine with no channels: its agent pool and controls work; nothing dials.
+		cfg.Engine = dialer.New(db, nil, dialer.NewAgents(), dialer.Config{}, log)
+	}
 	s := New(db, log, cfg)
 	srv := httptest.NewServer(s)
 	// Registered after the database's cleanup, so it runs first: no handler is

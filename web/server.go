@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -39,14 +40,21 @@ type Config struct {
 	// Engine is the dialing engine the API reports on and tells of changes; nil
 	// when the server runs without one.
 	Engine Engine
+	// TrunkStatus describes every SIP trunk, ready to encode as JSON; nil when no
+	// trunk is configured.
+	TrunkStatus func() any
 }
 
 // Engine is what the API needs from the dialing engine.
 type Engine interface {
 	// CampaignChanged tells the engine a campaign's state or settings changed.
 	CampaignChanged()
-	// TrunkStatus describes every SIP trunk, ready to encode as JSON.
-	TrunkStatus() any
+	// Agents is the live agent pool.
+	Agents() *dialer.Agents
+	// Hangup ends the call an agent is on.
+	Hangup(ctx context.Context, agentID int64) error
+	// Disposition ends an agent's wrap-up with a code.
+	Disposition(ctx context.Context, agentID int64, code string) error
 }
 
 // Server is the HTTP front of Turbina.
@@ -126,6 +134,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"GET", "/api/v1/audit", supervisors, s.listAudit},
 		{"GET", "/api/v1/trunks", supervisors, s.listTrunks},
 	}
+	s.routes = append(s.routes, s.agentRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))
 	}
@@ -189,8 +198,8 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ principal) er
 
 func (s *Server) listTrunks(w http.ResponseWriter, r *http.Request, _ principal) error {
 	var trunks any = []any{}
-	if s.cfg.Engine != nil {
-		trunks = s.cfg.Engine.TrunkStatus()
+	if s.cfg.TrunkStatus != nil {
+		trunks = s.cfg.TrunkStatus()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"trunks": trunks})
 	return nil

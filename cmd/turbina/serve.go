@@ -50,16 +50,12 @@ func (a *app) close() {
 	a.store.Close()
 }
 
-// engineHooks is what the API sees of the engine.
-type engineHooks struct{ a *app }
-
-func (h engineHooks) CampaignChanged() { h.a.engine.CampaignChanged() }
-
-func (h engineHooks) TrunkStatus() any {
-	if h.a.originator == nil {
+// trunkStatus describes the SIP trunks for the API.
+func (a *app) trunkStatus() any {
+	if a.originator == nil {
 		return []sip.TrunkStatus{}
 	}
-	return h.a.originator.Trunks()
+	return a.originator.Trunks()
 }
 
 func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) (*app, error) {
@@ -104,7 +100,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes,
 		Version:        version,
-		Engine:         engineHooks{a},
+		Engine:         a.engine,
+		TrunkStatus:    a.trunkStatus,
 	})
 	if a.originator != nil {
 		a.web.Registry().MustRegister(a.originator.Collectors()...)

@@ -1,0 +1,181 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+var agentOnly = []storage.Role{storage.RoleAgent}
+
+// agentRoutes are an agent's controls of its own session, and the supervisors' view.
+func (s *Server) agentRoutes() []route {
+	return []route{
+		{"GET", "/api/v1/agents", supervisors, s.listAgents},
+		{"GET", "/api/v1/agent", agentOnly, s.getAgent},
+		{"POST", "/api/v1/agent/login", agentOnly, s.agentLogin},
+		{"POST", "/api/v1/agent/ready", agentOnly, s.agentReady},
+		{"POST", "/api/v1/agent/pause", agentOnly, s.agentPause},
+		{"POST", "/api/v1/agent/logout", agentOnly, s.agentLogout},
+		{"POST", "/api/v1/agent/hangup", agentOnly, s.agentHangup},
+		{"POST", "/api/v1/agent/disposition", agentOnly, s.agentDisposition},
+	}
+}
+
+func (s *Server) engine() (Engine, error) {
+	if s.cfg.Engine == nil {
+		return nil, errorf(http.StatusServiceUnavailable, "no_engine", "the dialing engine is not running")
+	}
+	return s.cfg.Engine, nil
+}
+
+// agentError maps the engine's refusals.
+func agentError(err error) error {
+	if errors.Is(err, dialer.ErrAgentNotLoggedIn) || errors.Is(err, dialer.ErrAgentBusy) {
+		return conflict(err.Error())
+	}
+	return err
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, _ principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": e.Agents().List()})
+	return nil
+}
+
+func (s *Server) writeAgent(w http.ResponseWriter, e Engine, p principal) error {
+	a, ok := e.Agents().Get(p.ID)
+	if !ok {
+		a = dialer.Agent{ID: p.ID, Name: p.Username, State: dialer.AgentLoggedOut, Campaigns: []int64{}}
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	return s.writeAgent(w, e, p)
+}
+
+func (s *Server) agentLogin(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	var in struct {
+		CampaignIDs []flexID `json:"campaign_ids"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	assigned, err := s.store.AgentCampaigns(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, 0, len(in.CampaignIDs))
+	for _, id := range in.CampaignIDs {
+		ids = append(ids, int64(id))
+	}
+	if len(ids) == 0 {
+		ids = assigned
+	}
+	if len(ids) == 0 {
+		return unprocessable("campaign_ids: the agent is assigned to no campaign")
+	}
+	for _, id := range ids {
+		if !slices.Contains(assigned, id) {
+			return forbidden(fmt.Sprintf("agent %s is not assigned to campaign %d", p.Username, id))
+		}
+	}
+	name := p.DisplayName
+	if name == "" {
+		name = p.Username
+	}
+	e.Agents().Login(p.ID, name, ids, time.Now())
+	return s.writeAgent(w, e, p)
+}
+
+func (s *Server) agentReady(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	if _, err := e.Agents().Ready(p.ID, time.Now()); err != nil {
+		return agentError(err)
+	}
+	return s.writeAgent(w, e, p)
+}
+
+func (s *Server) agentPause(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Reason = strings.TrimSpace(in.Reason); in.Reason == "" || len(in.Reason) > 64 {
+		return unprocessable("reason: a pause reason code is required (at most 64 characters)")
+	}
+	if _, err := e.Agents().Pause(p.ID, in.Reason, time.Now()); err != nil {
+		return agentError(err)
+	}
+	return s.writeAgent(w, e, p)
+}
+
+func (s *Server) agentLogout(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	if _, err := e.Agents().Logout(p.ID, time.Now()); err != nil {
+		return agentError(err)
+	}
+	return s.writeAgent(w, e, p)
+}
+
+func (s *Server) agentHangup(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	if err := e.Hangup(r.Context(), p.ID); err != nil {
+		return agentError(err)
+	}
+	return s.writeAgent(w, e, p)
+}
+
+func (s *Server) agentDisposition(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Code string `json:"code"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Code = strings.TrimSpace(in.Code); in.Code == "" || len(in.Code) > 64 {
+		return unprocessable("code: a disposition code is required (at most 64 characters)")
+	}
+	if err := e.Disposition(r.Context(), p.ID, in.Code); err != nil {
+		return conflict(err.Error())
+	}
+	return s.writeAgent(w, e, p)
+}
