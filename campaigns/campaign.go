@@ -3,6 +3,7 @@ package campaigns
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -163,6 +164,28 @@ func lastFiring(sched cron.Schedule, t time.Time) time.Time {
 	return last
 }
 
+// Disposition is a code an agent closes a call with.
+type Disposition struct {
+	Code  string `json:"code"`
+	Label string `json:"label"`
+	// Callback dispositions carry a time: the contact is called again then.
+	Callback bool `json:"callback,omitempty"`
+}
+
+// DefaultDispositions are the codes a new campaign offers its agents.
+func DefaultDispositions() []Disposition {
+	return []Disposition{
+		{Code: "sale", Label: "Venda"},
+		{Code: "callback", Label: "Retornar a ligação", Callback: true},
+		{Code: "not_interested", Label: "Sem interesse"},
+		{Code: "wrong_person", Label: "Pessoa errada"},
+		{Code: "other", Label: "Outro"},
+	}
+}
+
+// DefaultWrapUp is how long an agent's wrap-up may last before it ends by itself.
+const DefaultWrapUp = Duration(60 * time.Second)
+
 // Campaign is an outbound campaign and the policy for reaching its contacts.
 type Campaign struct {
 	ID             int64     `json:"id,string"`
@@ -174,7 +197,11 @@ type Campaign struct {
 	Window         Window    `json:"calling_window"`
 	Ladder         []Rung    `json:"ladder"`
 	Pacing         Pacing    `json:"pacing"`
-	CreatedAt      time.Time `json:"created_at"`
+	// Dispositions are the codes agents close calls with.
+	Dispositions []Disposition `json:"dispositions"`
+	// WrapUp ends an agent's wrap-up without a disposition after this long.
+	WrapUp    Duration  `json:"wrap_up"`
+	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
@@ -223,6 +250,22 @@ func (c *Campaign) ApplyDefaults() {
 	if c.Pacing.MaxRatio == 0 {
 		c.Pacing.MaxRatio = DefaultMaxRatio
 	}
+	if c.Dispositions == nil {
+		c.Dispositions = DefaultDispositions()
+	}
+	if c.WrapUp == 0 {
+		c.WrapUp = DefaultWrapUp
+	}
+}
+
+// Disposition returns the campaign's disposition with code.
+func (c *Campaign) Disposition(code string) (Disposition, bool) {
+	for _, d := range c.Dispositions {
+		if d.Code == code {
+			return d, true
+		}
+	}
+	return Disposition{}, false
 }
 
 // ValidationError lists what is wrong with a campaign, field by field.
@@ -268,6 +311,10 @@ func (c *Campaign) Validate() error {
 		bad["calling_window"] = "start and end must be distinct times of day"
 	}
 	validateLadder(c.Ladder, bad)
+	validateDispositions(c.Dispositions, bad)
+	if c.WrapUp < Duration(5*time.Second) || c.WrapUp > Duration(30*time.Minute) {
+		bad["wrap_up"] = "must be between 5s and 30m"
+	}
 	validatePacing(c.Pacing, bad)
 	if len(bad) > 0 {
 		return &ValidationError{Fields: bad}
@@ -323,6 +370,28 @@ func (c *Campaign) ValidateForStart() error {
 		return &ValidationError{Fields: bad}
 	}
 	return nil
+}
+
+var dispositionCode = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+func validateDispositions(ds []Disposition, bad map[string]string) {
+	if len(ds) == 0 {
+		bad["dispositions"] = "needs at least one code"
+	}
+	seen := map[string]bool{}
+	for i, d := range ds {
+		key := fmt.Sprintf("dispositions[%d]", i)
+		switch {
+		case !dispositionCode.MatchString(d.Code):
+			bad[key+".code"] = "1 to 64 lower-case letters, digits or _"
+		case seen[d.Code]:
+			bad[key+".code"] = "code appears twice"
+		}
+		seen[d.Code] = true
+		if strings.TrimSpace(d.Label) == "" || len(d.Label) > 100 {
+			bad[key+".label"] = "required, at most 100 characters"
+		}
+	}
 }
 
 func validatePacing(p Pacing, bad map[string]string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // ImportSink receives an import's rows; package storage implements it. Rows become
@@ -29,6 +30,10 @@ type LoadResult struct {
 // commits are a small part of the cost, small enough that a crash loses little.
 const DefaultBatchRows = 5000
 
+// maxBatchAge bounds how long a batch stays open: an upload that trickles in must not
+// keep the database's write lock from the engine.
+const maxBatchAge = 500 * time.Millisecond
+
 // chunkRows is how many parsed rows travel together from the parser to the writer,
 // so that the hand-over costs little per row.
 const chunkRows = 256
@@ -52,22 +57,46 @@ func Load(ctx context.Context, ir *ImportReader, sink ImportSink, batchRows int)
 
 	var res LoadResult
 	inBatch := 0
-	for chunk := range chunks {
-		for _, row := range chunk {
-			if err := loadRow(ctx, sink, row, &res); err != nil {
-				cancel()
-				for range chunks { // let the parser see the cancellation and stop
+	var batchStart time.Time
+	flush := func() error {
+		inBatch = 0
+		return sink.Flush(ctx)
+	}
+	fail := func(err error) (LoadResult, error) {
+		cancel()
+		for range chunks { // let the parser see the cancellation and stop
+		}
+		return res, err
+	}
+	age := time.NewTicker(maxBatchAge / 2)
+	defer age.Stop()
+	for {
+		var chunk []ImportRow
+		var ok bool
+		select {
+		case chunk, ok = <-chunks:
+		case <-age.C:
+			if inBatch > 0 && time.Since(batchStart) >= maxBatchAge {
+				if err := flush(); err != nil {
+					return fail(err)
 				}
-				return res, err
 			}
-			if inBatch++; inBatch >= batchRows {
-				if err := sink.Flush(ctx); err != nil {
-					cancel()
-					for range chunks {
-					}
-					return res, err
+			continue
+		}
+		if !ok {
+			break
+		}
+		for _, row := range chunk {
+			if inBatch == 0 {
+				batchStart = time.Now()
+			}
+			if err := loadRow(ctx, sink, row, &res); err != nil {
+				return fail(err)
+			}
+			if inBatch++; inBatch >= batchRows || time.Since(batchStart) >= maxBatchAge {
+				if err := flush(); err != nil {
+					return fail(err)
 				}
-				inBatch = 0
 			}
 		}
 	}

@@ -184,13 +184,23 @@ func (p *Agents) List() []Agent {
 	return out
 }
 
-// reserve picks the longest-idle ready agent of a campaign for an answered call.
-func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, now time.Time) (Agent, bool) {
+// reserve picks an agent of a campaign for an answered call: the preferred one (who
+// asked for this callback) when ready, else the longest-idle ready agent.
+func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, preferred int64, now time.Time) (Agent, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	available := func(a *Agent) bool {
+		return a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID)
+	}
 	var best *Agent
+	if a, ok := p.byID[preferred]; ok && available(a) {
+		best = a
+	}
 	for _, a := range p.byID {
-		if a.State != AgentReady || a.LoggingOff || !slices.Contains(a.Campaigns, campaignID) {
+		if best != nil && best.ID == preferred {
+			break
+		}
+		if !available(a) {
 			continue
 		}
 		if best == nil || a.Since.Before(best.Since) || (a.Since.Equal(best.Since) && a.ID < best.ID) {

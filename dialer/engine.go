@@ -28,8 +28,6 @@ type Config struct {
 	// Patience is how long an answered person may wait for an agent before the call
 	// is abandoned (default 2 s).
 	Patience time.Duration
-	// WrapUpTimeout ends an agent's wrap-up if no disposition comes (default 60 s).
-	WrapUpTimeout time.Duration
 	// Sync is how often running campaigns are re-read from storage (default 1 s).
 	Sync time.Duration
 	// Now is the clock (default time.Now).
@@ -45,9 +43,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Patience <= 0 {
 		c.Patience = 2 * time.Second
-	}
-	if c.WrapUpTimeout <= 0 {
-		c.WrapUpTimeout = 60 * time.Second
 	}
 	if c.Sync <= 0 {
 		c.Sync = time.Second
@@ -226,13 +221,57 @@ func (e *Engine) Hangup(ctx context.Context, agentID int64) error {
 	return r.hangup(ctx, a.AttemptID)
 }
 
-// Disposition ends an agent's wrap-up with a disposition code for the call.
-func (e *Engine) Disposition(ctx context.Context, agentID int64, code string) error {
-	attemptID, wrap, err := e.agents.wrapUpDone(agentID, e.cfg.Now())
+// Close is how an agent closes a call in wrap-up.
+type Close struct {
+	// Code is one of the campaign's disposition codes.
+	Code string `json:"code"`
+	// CallbackAt is when to call the contact again; required by callback codes.
+	CallbackAt time.Time `json:"callback_at,omitzero"`
+	// SameAgent routes the callback to this agent when it is ready then.
+	SameAgent bool `json:"same_agent,omitempty"`
+}
+
+// ErrBadDisposition means a Close does not fit the campaign's dispositions.
+var ErrBadDisposition = errors.New("invalid disposition")
+
+// maxCallbackAhead bounds how far ahead a callback may be scheduled.
+const maxCallbackAhead = 90 * 24 * time.Hour
+
+// Disposition ends an agent's wrap-up with a disposition for its last call, and
+// schedules the callback the disposition asks for.
+func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error {
+	a, ok := e.agents.Get(agentID)
+	if !ok || a.State != AgentWrapUp {
+		return fmt.Errorf("agent %d is not in wrap-up: %w", agentID, ErrAgentNotLoggedIn)
+	}
+	attempt, err := e.store.GetAttempt(ctx, a.AttemptID)
 	if err != nil {
 		return err
 	}
-	if err := e.store.SetDisposition(ctx, attemptID, code); err != nil {
+	c, err := e.store.GetCampaign(ctx, attempt.CampaignID)
+	if err != nil {
+		return err
+	}
+	d, ok := c.Disposition(cl.Code)
+	if !ok {
+		return fmt.Errorf("%w: campaign %d has no disposition %q", ErrBadDisposition, c.ID, cl.Code)
+	}
+	now := e.cfg.Now()
+	var callback *storage.Callback
+	if d.Callback {
+		if !cl.CallbackAt.After(now) || cl.CallbackAt.After(now.Add(maxCallbackAhead)) {
+			return fmt.Errorf("%w: %s needs a callback time in the next 90 days", ErrBadDisposition, cl.Code)
+		}
+		callback = &storage.Callback{At: cl.CallbackAt}
+		if cl.SameAgent {
+			callback.AgentID = agentID
+		}
+	}
+	attemptID, wrap, err := e.agents.wrapUpDone(agentID, now)
+	if err != nil {
+		return err
+	}
+	if err := e.store.Dispose(ctx, attemptID, cl.Code, callback); err != nil {
 		return err
 	}
 	e.mu.Lock()

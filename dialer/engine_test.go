@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func newHarness(t *testing.T, sipCfg sip.Config) *harness {
 	}
 	t.Cleanup(func() { o.Close() })
 	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: NewSIPChannel(o)}, NewAgents(),
-		Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond, RingTimeout: 2 * time.Second, WrapUpTimeout: 5 * time.Second}, log)
+		Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond, RingTimeout: 2 * time.Second}, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -72,6 +73,14 @@ var tester = storage.Actor{Username: "test"}
 
 // campaign creates a running campaign with n contacts.
 func (h *harness) campaign(n int, mode campaigns.PacingMode, ladder []campaigns.Rung) campaigns.Campaign {
+	h.t.Helper()
+	c := h.draft(n, mode, ladder)
+	h.setState(c.ID, campaigns.StateRunning)
+	return c
+}
+
+// draft creates a draft campaign with n contacts.
+func (h *harness) draft(n int, mode campaigns.PacingMode, ladder []campaigns.Rung) campaigns.Campaign {
 	h.t.Helper()
 	ctx := context.Background()
 	c := campaigns.Campaign{Name: "test", CallerID: "+551130000000", Ladder: ladder}
@@ -97,7 +106,6 @@ func (h *harness) campaign(n int, mode campaigns.PacingMode, ladder []campaigns.
 	if _, err := b.Finish(ctx, nil); err != nil {
 		h.t.Fatal(err)
 	}
-	h.setState(c.ID, campaigns.StateRunning)
 	return c
 }
 
@@ -113,16 +121,24 @@ func (h *harness) setState(id int64, st campaigns.State) {
 }
 
 // agents logs in n agents to a campaign and plays them: each talks for talk, then
-// hangs up and dispositions the call.
-func (h *harness) agents(campaignID int64, n int, talk time.Duration) {
+// hangs up and dispositions the call as a sale.
+func (h *harness) agents(campaignID int64, n int, talk time.Duration) []int64 {
+	h.t.Helper()
+	return h.agentsClosing(campaignID, n, talk, func(Agent) Close { return Close{Code: "sale"} })
+}
+
+// agentsClosing is agents with the disposition chosen by closeCall.
+func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, closeCall func(Agent) Close) []int64 {
 	h.t.Helper()
 	pool := h.engine.Agents()
 	now := time.Now()
+	var ids []int64
 	for i := range n {
 		u := storage.User{Username: fmt.Sprintf("agent%d-%d", campaignID, i), Role: storage.RoleAgent}
 		if err := h.store.CreateUser(context.Background(), tester, &u); err != nil {
 			h.t.Fatal(err)
 		}
+		ids = append(ids, u.ID)
 		pool.Login(u.ID, u.Username, []int64{campaignID}, now)
 		if _, err := pool.Ready(u.ID, now); err != nil {
 			h.t.Fatal(err)
@@ -145,13 +161,16 @@ func (h *harness) agents(campaignID int64, n int, talk time.Duration) {
 				switch {
 				case a.State == AgentOnCall && time.Since(a.Since) >= talk:
 					h.engine.Hangup(ctx, a.ID)
-				case a.State == AgentWrapUp:
-					h.engine.Disposition(ctx, a.ID, "sale")
+				case a.State == AgentWrapUp && slices.Contains(ids, a.ID):
+					if err := h.engine.Disposition(ctx, a.ID, closeCall(a)); err != nil {
+						h.t.Errorf("disposition: %v", err)
+					}
 				}
 			}
 		}
 	}()
 	h.t.Cleanup(func() { cancel(); wg.Wait() })
+	return ids
 }
 
 // waitContacts waits until every contact of the campaign satisfies ok.
@@ -382,7 +401,7 @@ func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
 	// A campaign whose window is closed now, in the contacts' time zone.
 	now := time.Now().UTC()
 	closedFrom := campaigns.ClockTime((now.Hour()*60 + now.Minute() + 120) % (24 * 60))
-	closed := h.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
+	closed := h.draft(2, campaigns.PacingProgressive, sipOnlyLadder(1))
 	if _, err := h.store.UpdateCampaign(ctx, tester, closed.ID, "test", func(c *campaigns.Campaign) error {
 		c.Window = campaigns.Window{Start: closedFrom, End: (closedFrom + 60) % (24 * 60)}
 		return nil
@@ -390,12 +409,13 @@ func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An open campaign one of whose contacts went on the do-not-call list after import.
-	open := h.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
+	open := h.draft(2, campaigns.PacingProgressive, sipOnlyLadder(1))
 	openContacts, _, _ := h.store.ListContacts(ctx, open.ID, storage.ContactFilter{})
 	if _, err := h.store.AddDNC(ctx, tester, open.ID, []string{openContacts[0].Phone}, "asked"); err != nil {
 		t.Fatal(err)
 	}
-	h.engine.CampaignChanged()
+	h.setState(closed.ID, campaigns.StateRunning)
+	h.setState(open.ID, campaigns.StateRunning)
 	h.agents(closed.ID, 1, 100*time.Millisecond)
 	h.agents(open.ID, 1, 100*time.Millisecond)
 
@@ -436,4 +456,40 @@ func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
 			t.Errorf("contact outside its window was dialled: %+v", as)
 		}
 	}
+}
+
+func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
+	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: 2})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	var callbackAt time.Time
+	var mu sync.Mutex
+	closes := 0
+	ids := h.agentsClosing(c.ID, 2, 100*time.Millisecond, func(a Agent) Close {
+		mu.Lock()
+		defer mu.Unlock()
+		if closes++; closes == 1 {
+			callbackAt = time.Now().Add(time.Second)
+			return Close{Code: "callback", CallbackAt: callbackAt, SameAgent: true}
+		}
+		return Close{Code: "sale"}
+	})
+	list := h.waitContacts(c.ID, 15*time.Second, func(ct campaigns.Contact) bool {
+		return ct.Status == campaigns.ContactDone && len(h.attempts(ct.ID)) == 2 && h.attempts(ct.ID)[1].Disposition == "sale"
+	})
+	as := h.attempts(list[0].ID)
+	if as[0].Disposition != "callback" || as[0].Outcome != string(OutcomeConnected) || as[1].Outcome != string(OutcomeConnected) {
+		t.Fatalf("attempts %+v", as)
+	}
+	mu.Lock()
+	at := callbackAt
+	mu.Unlock()
+	if as[1].CreatedAt.Before(at.Truncate(time.Millisecond)) {
+		t.Errorf("called back at %s, before the agreed %s", as[1].CreatedAt, at)
+	}
+	// The other agent had been idle longer, yet the callback went to the one who asked.
+	if as[1].AgentID != as[0].AgentID || !slices.Contains(ids, as[0].AgentID) {
+		t.Errorf("callback taken by agent %d, first call by %d", as[1].AgentID, as[0].AgentID)
+	}
+	carrier.Wait(t, 10*time.Second)
 }

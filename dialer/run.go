@@ -352,7 +352,7 @@ func (r *run) removeWaiting(c *call) {
 func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 	for len(r.waiting) > 0 {
 		c := r.waiting[0]
-		agent, ok := r.e.agents.reserve(r.id, c.attempt.ID, c.rung.Channel, now)
+		agent, ok := r.e.agents.reserve(r.id, c.attempt.ID, c.rung.Channel, c.due.CallbackAgentID, now)
 		if !ok {
 			return
 		}
@@ -388,11 +388,11 @@ func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 			delete(r.wrapping, agentID)
 			continue
 		}
-		if now.Sub(a.Since) < r.e.cfg.WrapUpTimeout {
+		if now.Sub(a.Since) < time.Duration(r.campaign.WrapUp) {
 			continue
 		}
 		if _, wrap, err := r.e.agents.wrapUpDone(agentID, now); err == nil {
-			if err := r.e.store.SetDisposition(ctx, attemptID, "wrap_up_timeout"); err != nil {
+			if err := r.e.store.Dispose(ctx, attemptID, "wrap_up_timeout", nil); err != nil {
 				r.e.log.Error("record disposition", "attempt", attemptID, "err", err)
 			}
 			r.observeWrap(attemptID, wrap)

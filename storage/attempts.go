@@ -44,6 +44,14 @@ type DueContact struct {
 	Rung          int
 	RungAttempts  int
 	NextAttemptAt time.Time
+	// CallbackAgentID is the agent who asked to call the contact back, if any.
+	CallbackAgentID int64
+}
+
+// Callback schedules a contact to be called again at a time, by an agent if set.
+type Callback struct {
+	At      time.Time
+	AgentID int64
 }
 
 // Progress is a contact's place on its ladder after an attempt.
@@ -72,8 +80,10 @@ type AttemptStore interface {
 	// FinishAttempt records how an attempt ended and where its contact goes next, in
 	// one transaction, so a crash never separates the two.
 	FinishAttempt(ctx context.Context, a Attempt, next Progress) error
-	// SetDisposition records the agent's disposition of a connected attempt.
-	SetDisposition(ctx context.Context, attemptID int64, disposition string) error
+	// Dispose records the agent's disposition of a connected attempt and, for a
+	// callback, puts the contact back on the same rung at the callback time.
+	Dispose(ctx context.Context, attemptID int64, disposition string, callback *Callback) error
+	GetAttempt(ctx context.Context, id int64) (Attempt, error)
 	ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error)
 	// OpenAttempts lists attempts that have not ended, with their contacts' ladder
 	// positions: after a crash, the engine closes them as interrupted.
@@ -92,7 +102,7 @@ func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now
 		args = append(args, r)
 	}
 	args = append(args, limit)
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at FROM contacts
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0) FROM contacts
 		WHERE campaign_id = ? AND status = 'pending' AND next_attempt_at <= ? AND rung IN (?`+strings.Repeat(",?", len(rungs)-1)+`)
 		ORDER BY next_attempt_at, id LIMIT ?`, args...)
 	if err != nil {
@@ -116,7 +126,7 @@ func scanDueContact(r rowScanner) (DueContact, error) {
 	var next int64
 	c := &dc.Contact
 	if err := r.Scan(&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line,
-		&dc.Rung, &dc.RungAttempts, &next); err != nil {
+		&dc.Rung, &dc.RungAttempts, &next, &dc.CallbackAgentID); err != nil {
 		return dc, err
 	}
 	dc.NextAttemptAt = msToTime(next)
@@ -131,7 +141,7 @@ func scanDueContact(r rowScanner) (DueContact, error) {
 
 // ContactPosition returns one contact with its ladder position.
 func (d *DB) ContactPosition(ctx context.Context, contactID int64) (DueContact, error) {
-	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+", rung, rung_attempts, next_attempt_at FROM contacts WHERE id = ?", contactID))
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+", rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0) FROM contacts WHERE id = ?", contactID))
 	if err != nil {
 		return dc, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
 	}
@@ -225,9 +235,42 @@ func (d *DB) FinishAttempt(ctx context.Context, a Attempt, next Progress) error 
 	})
 }
 
-// SetDisposition records an agent's disposition.
-func (d *DB) SetDisposition(ctx context.Context, attemptID int64, disposition string) error {
-	return d.execOne(ctx, "UPDATE attempts SET disposition=? WHERE id=?", disposition, attemptID)
+// Dispose records an agent's disposition, and a callback if asked for.
+func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition string, callback *Callback) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		var contactID int64
+		var rung int
+		if err := tx.QueryRowContext(ctx, "SELECT contact_id, rung FROM attempts WHERE id=?", attemptID).Scan(&contactID, &rung); err != nil {
+			return notFoundIfNoRows(err, fmt.Sprintf("attempt %d", attemptID))
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE attempts SET disposition=? WHERE id=?", disposition, attemptID); err != nil {
+			return fmt.Errorf("record disposition: %w", err)
+		}
+		if callback == nil {
+			return nil
+		}
+		var agent sql.NullInt64
+		if callback.AgentID != 0 {
+			agent = sql.NullInt64{Int64: callback.AgentID, Valid: true}
+		}
+		// A contact put on a do-not-call list meanwhile is not called back.
+		_, err := tx.ExecContext(ctx, `UPDATE contacts SET status='pending', rung=?, rung_attempts=0, next_attempt_at=?,
+			callback_agent_id=?, updated_at=? WHERE id=? AND status <> 'do_not_call'`,
+			rung, callback.At.UnixMilli(), agent, d.nowMs(), contactID)
+		if err != nil {
+			return fmt.Errorf("schedule callback: %w", err)
+		}
+		return nil
+	})
+}
+
+// GetAttempt returns one attempt.
+func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
+	a, err := scanAttempt(d.db.QueryRowContext(ctx, "SELECT "+attemptColumns+" FROM attempts WHERE id = ?", id))
+	if err != nil {
+		return a, notFoundIfNoRows(err, fmt.Sprintf("attempt %d", id))
+	}
+	return a, nil
 }
 
 const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),

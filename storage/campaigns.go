@@ -23,60 +23,64 @@ type CampaignStore interface {
 }
 
 const campaignColumns = `id, name, caller_id, default_country, state, schedule, window_start, window_end,
-	ladder, pacing, created_at, updated_at`
+	ladder, pacing, options, created_at, updated_at`
+
+// campaignOptions are the campaign settings kept together in the options column.
+type campaignOptions struct {
+	Dispositions []campaigns.Disposition `json:"dispositions,omitempty"`
+	WrapUp       campaigns.Duration      `json:"wrap_up,omitempty"`
+}
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 	var c campaigns.Campaign
-	var schedule, ladder, pacing string
+	var schedule, ladder, pacing, options string
 	var created, updated int64
 	var ws, we int
 	if err := r.Scan(&c.ID, &c.Name, &c.CallerID, &c.DefaultCountry, &c.State, &schedule, &ws, &we,
-		&ladder, &pacing, &created, &updated); err != nil {
+		&ladder, &pacing, &options, &created, &updated); err != nil {
 		return c, err
 	}
+	var opts campaignOptions
 	c.Window = campaigns.Window{Start: campaigns.ClockTime(ws), End: campaigns.ClockTime(we)}
 	c.CreatedAt, c.UpdatedAt = msToTime(created), msToTime(updated)
 	for _, f := range []struct {
 		src string
 		dst any
-	}{{schedule, &c.Schedule}, {ladder, &c.Ladder}, {pacing, &c.Pacing}} {
+	}{{schedule, &c.Schedule}, {ladder, &c.Ladder}, {pacing, &c.Pacing}, {options, &opts}} {
 		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
 			return c, fmt.Errorf("decode campaign %d: %w", c.ID, err)
 		}
 	}
+	c.Dispositions, c.WrapUp = opts.Dispositions, opts.WrapUp
+	// Campaigns stored before an option existed read as its default.
+	c.ApplyDefaults()
 	return c, nil
 }
 
-func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing string, err error) {
-	s, err := json.Marshal(c.Schedule)
-	if err != nil {
-		return "", "", "", err
+func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
+	var out [4][]byte
+	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp}} {
+		if out[i], err = json.Marshal(v); err != nil {
+			return "", "", "", "", err
+		}
 	}
-	l, err := json.Marshal(c.Ladder)
-	if err != nil {
-		return "", "", "", err
-	}
-	p, err := json.Marshal(c.Pacing)
-	if err != nil {
-		return "", "", "", err
-	}
-	return string(s), string(l), string(p), nil
+	return string(out[0]), string(out[1]), string(out[2]), string(out[3]), nil
 }
 
 // CreateCampaign stores c, setting its ID and timestamps.
 func (d *DB) CreateCampaign(ctx context.Context, who Actor, c *campaigns.Campaign) error {
-	schedule, ladder, pacing, err := campaignJSON(c)
+	schedule, ladder, pacing, options, err := campaignJSON(c)
 	if err != nil {
 		return fmt.Errorf("encode campaign: %w", err)
 	}
 	now := d.now().UTC()
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO campaigns(name, caller_id, default_country, state, schedule,
-			window_start, window_end, ladder, pacing, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			window_start, window_end, ladder, pacing, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 			c.Name, c.CallerID, c.DefaultCountry, c.State, schedule, int(c.Window.Start), int(c.Window.End),
-			ladder, pacing, now.UnixMilli(), now.UnixMilli())
+			ladder, pacing, options, now.UnixMilli(), now.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("insert campaign: %w", err)
 		}
@@ -136,20 +140,21 @@ func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action str
 		}
 		after = before
 		after.Ladder = append([]campaigns.Rung(nil), before.Ladder...)
+		after.Dispositions = append([]campaigns.Disposition(nil), before.Dispositions...)
 		if err := change(&after); err != nil {
 			return err
 		}
 		after.ID = id
 		after.CreatedAt = before.CreatedAt
 		after.UpdatedAt = msToTime(d.nowMs())
-		schedule, ladder, pacing, err := campaignJSON(&after)
+		schedule, ladder, pacing, options, err := campaignJSON(&after)
 		if err != nil {
 			return fmt.Errorf("encode campaign: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE campaigns SET name=?, caller_id=?, default_country=?, state=?, schedule=?,
-			window_start=?, window_end=?, ladder=?, pacing=?, updated_at=? WHERE id=?`,
+			window_start=?, window_end=?, ladder=?, pacing=?, options=?, updated_at=? WHERE id=?`,
 			after.Name, after.CallerID, after.DefaultCountry, after.State, schedule, int(after.Window.Start),
-			int(after.Window.End), ladder, pacing, after.UpdatedAt.UnixMilli(), id)
+			int(after.Window.End), ladder, pacing, options, after.UpdatedAt.UnixMilli(), id)
 		if err != nil {
 			return fmt.Errorf("update campaign: %w", err)
 		}

@@ -47,7 +47,9 @@ type Import struct {
 
 // ImportBatch writes one import's rows. Rows become durable in whole batches at each
 // Flush: a crash loses at most the batch in progress and never leaves half of one.
-// It implements campaigns.ImportSink.
+// A batch's transaction opens with its first row and holds the database's write
+// lock until Flush or Finish, so callers flush often enough (campaigns.Load does)
+// for other writers not to wait long. It implements campaigns.ImportSink.
 type ImportBatch struct {
 	d          *DB
 	who        Actor
@@ -70,7 +72,7 @@ func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*Imp
 	if who.UserID != 0 {
 		uid = sql.NullInt64{Int64: who.UserID, Valid: true}
 	}
-	res, err := d.db.ExecContext(ctx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
+	res, err := d.exec(ctx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
 		campaignID, uid, "running", b.now)
 	if err != nil {
 		if isForeignKeyViolation(err) {
@@ -81,14 +83,19 @@ func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*Imp
 	if b.id, err = res.LastInsertId(); err != nil {
 		return nil, fmt.Errorf("record import: %w", err)
 	}
-	if err := b.begin(ctx); err != nil {
-		return nil, err
-	}
 	return b, nil
 }
 
 // ID is the import's identifier.
 func (b *ImportBatch) ID() int64 { return b.id }
+
+// open begins the batch's transaction unless one is open.
+func (b *ImportBatch) open(ctx context.Context) error {
+	if b.tx != nil {
+		return nil
+	}
+	return b.begin(ctx)
+}
 
 func (b *ImportBatch) begin(ctx context.Context) error {
 	// A batch's transaction outlives the call that opens it: Add, Reject, Flush and
@@ -96,8 +103,11 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 	// it returns, before Finish). database/sql rolls a transaction back when the
 	// context it began with ends, so it gets one that does not; each statement still
 	// honours its caller's context, and Flush or Finish always ends the transaction.
+	// The batch holds the write lock from here until commit or rollback.
+	b.d.writeMu.Lock()
 	tx, err := b.d.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
+		b.d.writeMu.Unlock()
 		return fmt.Errorf("begin import batch: %w", err)
 	}
 	b.tx = tx
@@ -114,15 +124,29 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail) VALUES (?,?,?,?)")
 	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
 	if err != nil {
-		tx.Rollback()
+		b.end(false)
 		return fmt.Errorf("prepare import batch: %w", err)
 	}
 	return nil
 }
 
+// end commits or rolls back the batch's transaction and lets other writers in.
+func (b *ImportBatch) end(commit bool) error {
+	defer b.d.writeMu.Unlock()
+	tx := b.tx
+	b.tx = nil
+	if commit {
+		return tx.Commit()
+	}
+	return tx.Rollback()
+}
+
 // Add stores c unless its number (or WhatsApp number) is on a do-not-call list or
 // already in the campaign; then it returns the reason and stores nothing.
 func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.RejectReason, error) {
+	if err := b.open(ctx); err != nil {
+		return "", err
+	}
 	var blocked bool
 	if err := b.blocked.QueryRowContext(ctx, c.Phone, c.WhatsAppNumber(), b.campaignID).Scan(&blocked); err != nil {
 		return "", fmt.Errorf("check do-not-call: %w", err)
@@ -154,6 +178,9 @@ func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.R
 
 // Reject records a row that was not imported.
 func (b *ImportBatch) Reject(ctx context.Context, r campaigns.Rejection) error {
+	if err := b.open(ctx); err != nil {
+		return err
+	}
 	if _, err := b.reject.ExecContext(ctx, b.id, r.Line, string(r.Reason), nullString(r.Detail)); err != nil {
 		return fmt.Errorf("record rejection: %w", err)
 	}
@@ -161,12 +188,12 @@ func (b *ImportBatch) Reject(ctx context.Context, r campaigns.Rejection) error {
 	return nil
 }
 
-// Flush commits the batch in progress, with the running counts, and opens the next.
+// Flush commits the batch in progress, with the running counts.
 func (b *ImportBatch) Flush(ctx context.Context) error {
-	if err := b.commit(ctx, "running", ""); err != nil {
-		return err
+	if b.tx == nil {
+		return nil
 	}
-	return b.begin(ctx)
+	return b.commit(ctx, "running", "")
 }
 
 func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
@@ -182,10 +209,10 @@ func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
 			map[string]any{"import_id": idString(b.id), "imported": imported, "rejected": rejected, "state": state})
 	}
 	if err != nil {
-		b.tx.Rollback()
+		b.end(false)
 		return fmt.Errorf("commit import batch: %w", err)
 	}
-	if err := b.tx.Commit(); err != nil {
+	if err := b.end(true); err != nil {
 		return fmt.Errorf("commit import batch: %w", err)
 	}
 	b.imported, b.rejected = imported, rejected
@@ -200,13 +227,15 @@ func (b *ImportBatch) Finish(ctx context.Context, cause error) (Import, error) {
 	if cause != nil {
 		state, text = "failed", cause.Error()
 		// The batch in progress may be half of what the client meant; committed ones stand.
-		b.tx.Rollback()
+		if b.tx != nil {
+			b.end(false)
+		}
 		b.pending.imported, b.pending.rejected = 0, 0
 		// The context may be the cancelled request's: the record must still be closed.
 		ctx = context.WithoutCancel(ctx)
-		if err := b.begin(ctx); err != nil {
-			return Import{}, err
-		}
+	}
+	if err := b.open(ctx); err != nil {
+		return Import{}, err
 	}
 	if err := b.commit(ctx, state, text); err != nil {
 		return Import{}, err

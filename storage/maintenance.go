@@ -33,7 +33,7 @@ func (d *DB) IntegrityCheck(ctx context.Context) error {
 // FailInterruptedImports closes the records of imports a crash left running; the
 // batches they committed stay, and the record says how many rows those held.
 func (d *DB) FailInterruptedImports(ctx context.Context) (int, error) {
-	res, err := d.db.ExecContext(ctx, `UPDATE imports SET state='failed', error='interrupted: the server stopped during the import',
+	res, err := d.exec(ctx, `UPDATE imports SET state='failed', error='interrupted: the server stopped during the import',
 		finished_at=? WHERE state='running'`, d.nowMs())
 	if err != nil {
 		return 0, fmt.Errorf("close interrupted imports: %w", err)

@@ -38,7 +38,7 @@ type Outbox interface {
 // Enqueue stores a new outbox message unless its key was seen before.
 func (d *DB) Enqueue(ctx context.Context, kind, key string, payload []byte) (int64, bool, error) {
 	now := d.nowMs()
-	res, err := d.db.ExecContext(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
+	res, err := d.exec(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
 		VALUES (?,?,?,?,?) ON CONFLICT(idempotency_key) DO NOTHING`, kind, key, string(payload), now, now)
 	if err != nil {
 		return 0, false, fmt.Errorf("enqueue %s: %w", kind, err)
@@ -104,7 +104,7 @@ func (d *DB) MarkFailed(ctx context.Context, id int64, cause error, retryAt time
 
 // execOne runs a statement that must change exactly one row, else ErrNotFound.
 func (d *DB) execOne(ctx context.Context, q string, args ...any) error {
-	res, err := d.db.ExecContext(ctx, q, args...)
+	res, err := d.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
@@ -116,7 +116,7 @@ func (d *DB) execOne(ctx context.Context, q string, args ...any) error {
 
 // Requeue puts messages a crashed sender had claimed back in the queue.
 func (d *DB) Requeue(ctx context.Context) (int, error) {
-	res, err := d.db.ExecContext(ctx, "UPDATE outbox SET state='pending' WHERE state='sending'")
+	res, err := d.exec(ctx, "UPDATE outbox SET state='pending' WHERE state='sending'")
 	if err != nil {
 		return 0, fmt.Errorf("requeue outbox: %w", err)
 	}

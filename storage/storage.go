@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -39,6 +40,12 @@ var migrationFiles embed.FS
 type DB struct {
 	db  *sql.DB
 	now func() time.Time
+	// writeMu admits one writer at a time. SQLite allows one anyway, but its busy
+	// handler only polls: a writer that commits and begins again at once (an import,
+	// batch after batch) would starve the others until their busy timeout. A Go
+	// mutex queues them fairly (sync.Mutex hands over in FIFO order when waiters
+	// starve), so engine writes go through during a million-row import.
+	writeMu sync.Mutex
 }
 
 // Options tune how the database is opened.
@@ -105,7 +112,7 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 func (d *DB) migrate(ctx context.Context) error {
-	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := d.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
@@ -146,8 +153,17 @@ func (d *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// inTx runs fn in a transaction, committing when it returns nil.
+// exec runs one write statement outside a transaction.
+func (d *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	return d.db.ExecContext(ctx, q, args...)
+}
+
+// inTx runs fn in a write transaction, committing when it returns nil.
 func (d *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

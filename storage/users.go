@@ -205,10 +205,9 @@ func (d *DB) UserByToken(ctx context.Context, secretHash string) (User, error) {
 	u.CreatedAt = msToTime(created)
 	// Last use is informational; minute precision spares a write on every request.
 	now := d.nowMs()
-	if _, err := d.db.ExecContext(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND ifnull(last_used_at,0) < ?",
-		now, tokenID, now-60_000); err != nil {
-		return u, fmt.Errorf("note token use: %w", err)
-	}
+	// Best effort: a busy database must not turn a valid token away.
+	d.exec(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND ifnull(last_used_at,0) < ?",
+		now, tokenID, now-60_000)
 	return u, nil
 }
 

@@ -165,17 +165,18 @@ func (s *Server) agentDisposition(w http.ResponseWriter, r *http.Request, p prin
 	if err != nil {
 		return err
 	}
-	var in struct {
-		Code string `json:"code"`
-	}
+	var in dialer.Close
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	if in.Code = strings.TrimSpace(in.Code); in.Code == "" || len(in.Code) > 64 {
 		return unprocessable("code: a disposition code is required (at most 64 characters)")
 	}
-	if err := e.Disposition(r.Context(), p.ID, in.Code); err != nil {
-		return conflict(err.Error())
+	if err := e.Disposition(r.Context(), p.ID, in); err != nil {
+		if errors.Is(err, dialer.ErrBadDisposition) {
+			return unprocessable(err.Error())
+		}
+		return agentError(err)
 	}
 	return s.writeAgent(w, e, p)
 }

@@ -53,8 +53,8 @@ type Engine interface {
 	Agents() *dialer.Agents
 	// Hangup ends the call an agent is on.
 	Hangup(ctx context.Context, agentID int64) error
-	// Disposition ends an agent's wrap-up with a code.
-	Disposition(ctx context.Context, agentID int64, code string) error
+	// Disposition ends an agent's wrap-up with a disposition (and a callback).
+	Disposition(ctx context.Context, agentID int64, cl dialer.Close) error
 }
 
 // Server is the HTTP front of Turbina.

@@ -37,9 +37,8 @@ type config struct {
 
 // engineConfig is the config file's engine section.
 type engineConfig struct {
-	RingTimeout   sip.Duration `json:"ring_timeout,omitempty"`
-	Patience      sip.Duration `json:"patience,omitempty"`
-	WrapUpTimeout sip.Duration `json:"wrap_up_timeout,omitempty"`
+	RingTimeout sip.Duration `json:"ring_timeout,omitempty"`
+	Patience    sip.Duration `json:"patience,omitempty"`
 }
 
 func defaultConfig() config {

@@ -92,9 +92,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		log.Warn("no SIP trunks configured: the sip rung is skipped (set sip.trunks in the config file)")
 	}
 	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
-		RingTimeout:   cfg.Engine.RingTimeout.Std(),
-		Patience:      cfg.Engine.Patience.Std(),
-		WrapUpTimeout: cfg.Engine.WrapUpTimeout.Std(),
+		RingTimeout: cfg.Engine.RingTimeout.Std(),
+		Patience:    cfg.Engine.Patience.Std(),
 	}, log.With("component", "engine"))
 	a.web = web.New(store, log, web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,

@@ -128,6 +128,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		return nil, fmt.Errorf("sip listen %s: %w", cfg.ListenAddr, err)
 	}
 	o.udpConn = pc
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Bursts of INVITE responses overflow the default buffer and cost a
+		// 500 ms retransmission each; best effort, the kernel may cap it.
+		_ = uc.SetReadBuffer(4 << 20)
+		_ = uc.SetWriteBuffer(4 << 20)
+	}
 	o.sipPort = pc.LocalAddr().(*net.UDPAddr).Port
 
 	o.main, err = o.newStack(nil)

@@ -108,7 +108,7 @@ type Result struct {
 	HangupBy Party `json:"hangup_by,omitempty"`
 
 	// Timings. Zero when the event did not happen.
-	InviteAt time.Time `json:"invite_at"`           // first INVITE of the last attempt sent
+	InviteAt time.Time `json:"invite_at"`          // first INVITE of the last attempt sent
 	RingAt   time.Time `json:"ring_at,omitzero"`   // first 180 or 183
 	AnswerAt time.Time `json:"answer_at,omitzero"` // 200 OK received
 	AckAt    time.Time `json:"ack_at,omitzero"`    // ACK sent

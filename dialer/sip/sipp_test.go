@@ -29,9 +29,9 @@ func TestOutcomes(t *testing.T) {
 		hangupBy  Party
 		wantEvent EventKind
 	}{
-		{name: "answer/local-bye", scenario: "answer.xml", hangup: true, outcome: OutcomeAnswered, status: 200, hangupBy: PartyLocal, wantEvent: EventRinging},
+		{name: "answer/local-bye", scenario: "answer.xml", hangup: true, outcome: OutcomeAnswered, status: 200, hangupBy: PartyLocal, wantEvent: EventAnswered},
 		{name: "remote-bye", scenario: "remote-bye.xml", outcome: OutcomeAnswered, status: 200, hangupBy: PartyRemote, wantEvent: EventAnswered},
-		{name: "busy", scenario: "busy.xml", outcome: OutcomeBusy, status: 486, wantEvent: EventTrying},
+		{name: "busy", scenario: "busy.xml", outcome: OutcomeBusy, status: 486},
 		{name: "not-found", scenario: "notfound.xml", outcome: OutcomeInvalidNumber, status: 404},
 		{name: "decline", scenario: "decline.xml", outcome: OutcomeRejected, status: 603},
 		{name: "unavailable", scenario: "unavailable.xml", outcome: OutcomeTrunkFault, status: 503},

@@ -1,0 +1,146 @@
+package sip
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// benchEnv returns an int from the environment, or def.
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestBenchSustainedRate measures sustained call attempts per second from
+// Turbina to a sipp UAS that answers at once: SIP_BENCH_CALLS calls, at most
+// SIP_BENCH_CONCURRENCY at a time, each answered and hung up. Run by
+// scripts/bench-sip.sh (TURBINA_SIP_BENCH=1); skipped otherwise.
+func TestBenchSustainedRate(t *testing.T) {
+	if os.Getenv("TURBINA_SIP_BENCH") == "" {
+		t.Skip("benchmark: set TURBINA_SIP_BENCH=1 (scripts/bench-sip.sh)")
+	}
+	calls := benchEnv("SIP_BENCH_CALLS", 5000)
+	conc := benchEnv("SIP_BENCH_CONCURRENCY", 100)
+	sipp := startSipp(t, "answer.xml", sippOpts{calls: calls, extra: []string{"-timeout", "120s"}})
+	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+	cfg.InviteTimeout = Duration(5 * time.Second)
+	cfg.FaultsToOpen = 1 << 30
+	o := newTestOriginator(t, cfg)
+
+	var (
+		mu     sync.Mutex
+		setups []time.Duration
+		failed int
+	)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				events, onEvent := eventChan()
+				c, err := o.Dial(context.Background(), DialRequest{To: "+34600000100", OnEvent: onEvent})
+				if err != nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					continue
+				}
+				answered := false
+			wait:
+				for ev := range events {
+					switch ev.Kind {
+					case EventAnswered:
+						answered = true
+						break wait
+					case EventEnded:
+						break wait
+					}
+				}
+				if answered {
+					_ = c.Hangup(context.Background())
+				}
+				r := waitResult(t, c, 30*time.Second)
+				mu.Lock()
+				if r.Outcome == OutcomeAnswered {
+					setups = append(setups, r.SetupDuration())
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range calls {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(setups)
+	pct := func(p float64) time.Duration {
+		if len(setups) == 0 {
+			return 0
+		}
+		return setups[min(len(setups)-1, int(float64(len(setups))*p))]
+	}
+	t.Logf("BENCH turbina: %d calls in %s = %.0f calls/s, failed %d, setup p50 %s p99 %s max %s",
+		calls, el.Round(time.Millisecond), float64(calls)/el.Seconds(), failed, pct(0.5), pct(0.99), pct(1))
+	if failed > 0 {
+		t.Errorf("%d failed calls", failed)
+	}
+	sipp.wait(t)
+}
+
+// TestBenchMemoryPerCall holds SIP_BENCH_HOLD (default 1000) answered calls at
+// once and reports the live heap per call (SIP dialog, RTP socket and reader).
+func TestBenchMemoryPerCall(t *testing.T) {
+	if os.Getenv("TURBINA_SIP_BENCH") == "" {
+		t.Skip("benchmark: set TURBINA_SIP_BENCH=1 (scripts/bench-sip.sh)")
+	}
+	n := benchEnv("SIP_BENCH_HOLD", 1000)
+	sipp := startSipp(t, "answer.xml", sippOpts{calls: n, extra: []string{"-timeout", "120s"}})
+	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+	cfg.InviteTimeout = Duration(5 * time.Second)
+	o := newTestOriginator(t, cfg)
+
+	heap := func() (uint64, int) {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc, runtime.NumGoroutine()
+	}
+	h0, g0 := heap()
+	calls := make([]*Call, 0, n)
+	for range n {
+		events, onEvent := eventChan()
+		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000200", OnEvent: onEvent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAnswered(t, c, events)
+		calls = append(calls, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let per-call timers and goroutines settle
+	h1, g1 := heap()
+	t.Logf("BENCH memory: %d concurrent answered calls: heap %.1f KiB/call, %.1f goroutines/call",
+		n, float64(h1-h0)/float64(n)/1024, float64(g1-g0)/float64(n))
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Hangup(context.Background()) }()
+	}
+	wg.Wait()
+	sipp.wait(t)
+}
