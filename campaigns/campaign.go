@@ -188,21 +188,21 @@ const DefaultWrapUp = Duration(60 * time.Second)
 
 // Campaign is an outbound campaign and the policy for reaching its contacts.
 type Campaign struct {
-	ID             int64     `json:"id,string"`
-	Name           string    `json:"name"`
-	CallerID       string    `json:"caller_id"`
-	DefaultCountry string    `json:"default_country"`
-	State          State     `json:"state"`
-	Schedule       Schedule  `json:"schedule"`
-	Window         Window    `json:"calling_window"`
-	Ladder         []Rung    `json:"ladder"`
-	Pacing         Pacing    `json:"pacing"`
+	ID             int64    `json:"id,string"`
+	Name           string   `json:"name"`
+	CallerID       string   `json:"caller_id"`
+	DefaultCountry string   `json:"default_country"`
+	State          State    `json:"state"`
+	Schedule       Schedule `json:"schedule"`
+	Window         Window   `json:"calling_window"`
+	Ladder         []Rung   `json:"ladder"`
+	Pacing         Pacing   `json:"pacing"`
 	// Dispositions are the codes agents close calls with.
 	Dispositions []Disposition `json:"dispositions"`
 	// WrapUp ends an agent's wrap-up without a disposition after this long.
 	WrapUp    Duration  `json:"wrap_up"`
 	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Defaults used for settings a new campaign leaves out.
