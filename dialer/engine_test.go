@@ -17,9 +17,6 @@ import (
 	"github.com/turbina-dialer/turbina/storage"
 )
 
-// scenario is a sipp carrier scenario of these tests.
-func scenario(name string) string { return filepath.Join("testdata", "sipp", name) }
-
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -211,7 +208,7 @@ func sipOnlyLadder(attempts int) []campaigns.Rung {
 
 func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 	const contacts = 6
-	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: contacts})
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: contacts})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
 	c := h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(1))
 	h.agents(c.ID, 2, 200*time.Millisecond)
@@ -320,7 +317,7 @@ func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
 }
 
 func TestEnginePauseStopsNewDialsAtOnce(t *testing.T) {
-	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: 40})
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 40})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
 	c := h.campaign(40, campaigns.PacingProgressive, sipOnlyLadder(1))
 	h.agents(c.ID, 2, 150*time.Millisecond)
@@ -369,7 +366,7 @@ func (h *harness) waitAttempts(campaignID int64, n int, within time.Duration) {
 }
 
 func TestEngineRetriesBusyContactsUpToMaxAttempts(t *testing.T) {
-	carrier := sipptest.Start(t, scenario("busy.xml"), sipptest.Options{Calls: 6})
+	carrier := sipptest.Start(t, "busy.xml", sipptest.Options{Calls: 6})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
 	ladder := []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(300 * time.Millisecond)}}
 	c := h.campaign(3, campaigns.PacingProgressive, ladder)
@@ -394,7 +391,7 @@ func TestEngineRetriesBusyContactsUpToMaxAttempts(t *testing.T) {
 }
 
 func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
-	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: 1})
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
 	ctx := context.Background()
 
@@ -459,7 +456,7 @@ func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
 }
 
 func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
-	carrier := sipptest.Start(t, scenario("answer.xml"), sipptest.Options{Calls: 2})
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 2})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
 	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	var callbackAt time.Time

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"os"
 	"runtime"
 	"slices"
@@ -29,7 +30,7 @@ func TestBenchSustainedRate(t *testing.T) {
 	}
 	calls := benchEnv("SIP_BENCH_CALLS", 5000)
 	conc := benchEnv("SIP_BENCH_CONCURRENCY", 100)
-	sipp := startSipp(t, "answer.xml", sippOpts{calls: calls, extra: []string{"-timeout", "120s"}})
+	sipp := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: calls, Timeout: 120 * time.Second})
 	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
 	cfg.InviteTimeout = Duration(5 * time.Second)
 	cfg.FaultsToOpen = 1 << 30
@@ -99,7 +100,7 @@ func TestBenchSustainedRate(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d failed calls", failed)
 	}
-	sipp.wait(t)
+	sipp.Wait(t, 15*time.Second)
 }
 
 // TestBenchMemoryPerCall holds SIP_BENCH_HOLD (default 1000) answered calls at
@@ -109,7 +110,7 @@ func TestBenchMemoryPerCall(t *testing.T) {
 		t.Skip("benchmark: set TURBINA_SIP_BENCH=1 (scripts/bench-sip.sh)")
 	}
 	n := benchEnv("SIP_BENCH_HOLD", 1000)
-	sipp := startSipp(t, "answer.xml", sippOpts{calls: n, extra: []string{"-timeout", "120s"}})
+	sipp := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: n, Timeout: 120 * time.Second})
 	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
 	cfg.InviteTimeout = Duration(5 * time.Second)
 	o := newTestOriginator(t, cfg)
@@ -142,5 +143,5 @@ func TestBenchMemoryPerCall(t *testing.T) {
 		go func() { defer wg.Done(); _ = c.Hangup(context.Background()) }()
 	}
 	wg.Wait()
-	sipp.wait(t)
+	sipp.Wait(t, 15*time.Second)
 }

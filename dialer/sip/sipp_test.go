@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"net"
 	"slices"
 	"strconv"
@@ -48,10 +49,10 @@ func TestOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var sipp *sippProc
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+			var sipp *sipptest.Proc
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sipptest.FreePort(t)))
 			if tt.scenario != "" {
-				sipp = startSipp(t, tt.scenario, sippOpts{})
+				sipp = sipptest.Start(t, tt.scenario, sipptest.Options{})
 				addr = sipp.Addr
 			}
 			tc := udpTrunk("carrier", addr, 0)
@@ -89,7 +90,7 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("events %v do not end with %s", kinds, EventEnded)
 			}
 			if sipp != nil {
-				sipp.wait(t)
+				sipp.Wait(t, 15*time.Second)
 			}
 		})
 	}
@@ -99,7 +100,7 @@ func TestOutcomes(t *testing.T) {
 // codec and address from its SDP, and sends silence back.
 func TestRTP(t *testing.T) {
 	t.Parallel()
-	sipp := startSipp(t, "answer-rtp.xml", sippOpts{})
+	sipp := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{})
 	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
 	cfg.SendSilence = true
 	o := newTestOriginator(t, cfg)
@@ -126,7 +127,7 @@ func TestRTP(t *testing.T) {
 	if r := c.Result(); r.Outcome != OutcomeAnswered || r.HangupBy != PartyLocal {
 		t.Errorf("result %+v", r)
 	}
-	sipp.wait(t)
+	sipp.Wait(t, 15*time.Second)
 }
 
 // TestStreamTransports places a call over TCP to sipp, and over TLS through a
@@ -137,15 +138,15 @@ func TestStreamTransports(t *testing.T) {
 	for _, transport := range []string{TransportTCP, TransportTLS} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			opts := sippOpts{transport: "t1", port: freePort(t)}
+			opts := sipptest.Options{Transport: "t1", Port: sipptest.FreePort(t)}
 			tc := TrunkConfig{Name: "carrier", Transport: transport, CallerID: "+34910000001"}
 			if transport == TransportTLS {
-				tc.Address, tc.TLSRootCAFile = tlsRelay(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.port)))
+				tc.Address, tc.TLSRootCAFile = tlsRelay(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port)))
 				_, p, _ := net.SplitHostPort(tc.Address)
-				opts.contactPort, _ = strconv.Atoi(p)
-				opts.contactTransport = "tls"
+				opts.ContactPort, _ = strconv.Atoi(p)
+				opts.ContactTransport = "tls"
 			}
-			sipp := startSipp(t, "answer.xml", opts)
+			sipp := sipptest.Start(t, "answer.xml", opts)
 			if tc.Address == "" {
 				tc.Address = sipp.Addr
 			}
@@ -162,7 +163,7 @@ func TestStreamTransports(t *testing.T) {
 			if r := c.Result(); r.Outcome != OutcomeAnswered || r.HangupBy != PartyLocal {
 				t.Errorf("result %+v", r)
 			}
-			sipp.wait(t)
+			sipp.Wait(t, 15*time.Second)
 		})
 	}
 }
@@ -171,7 +172,7 @@ func TestStreamTransports(t *testing.T) {
 // refused at once with ErrTrunksBusy; after one hangs up it is accepted.
 func TestChannelLimit(t *testing.T) {
 	t.Parallel()
-	sipp := startSipp(t, "answer.xml", sippOpts{calls: 3})
+	sipp := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 3})
 	tc := udpTrunk("carrier", sipp.Addr, 0)
 	tc.MaxChannels = 2
 	o := newTestOriginator(t, testConfig(tc))
@@ -209,7 +210,7 @@ func TestChannelLimit(t *testing.T) {
 			t.Errorf("outcome %s (%s)", r.Outcome, r.Reason)
 		}
 	}
-	sipp.wait(t)
+	sipp.Wait(t, 15*time.Second)
 }
 
 // TestCPSLimit: with MaxCPS=10, N Dials cannot all return before (N-1)/10 s,
@@ -218,7 +219,7 @@ func TestChannelLimit(t *testing.T) {
 func TestCPSLimit(t *testing.T) {
 	t.Parallel()
 	const n = 5
-	sipp := startSipp(t, "busy.xml", sippOpts{calls: n})
+	sipp := sipptest.Start(t, "busy.xml", sipptest.Options{Calls: n})
 	tc := udpTrunk("carrier", sipp.Addr, 0)
 	tc.MaxCPS = 10
 	o := newTestOriginator(t, testConfig(tc))
@@ -251,7 +252,7 @@ func TestCPSLimit(t *testing.T) {
 		}
 		prev = r.InviteAt
 	}
-	sipp.wait(t)
+	sipp.Wait(t, 15*time.Second)
 }
 
 // TestFailover walks the product's promise: trunk A answers, then starts
@@ -260,8 +261,8 @@ func TestCPSLimit(t *testing.T) {
 // OPTIONS again and its circuit closes.
 func TestFailover(t *testing.T) {
 	t.Parallel()
-	a := startSipp(t, "answer.xml", sippOpts{calls: 1})
-	b := startSipp(t, "answer.xml", sippOpts{calls: 3})
+	a := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
+	b := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 3})
 	cfg := testConfig(udpTrunk("a", a.Addr, 1), udpTrunk("b", b.Addr, 2))
 	cfg.ProbeInterval = Duration(time.Second) // let the 503 sipp leave before probes
 	o := newTestOriginator(t, cfg)
@@ -281,18 +282,18 @@ func TestFailover(t *testing.T) {
 		}
 	}
 	dialAnswerHangup("a", 1)
-	a.wait(t)
+	a.Wait(t, 15*time.Second)
 
 	// A now refuses with 503: two calls fail over to B without being lost.
-	a503 := startSipp(t, "unavailable.xml", sippOpts{calls: 2, port: a.Port})
+	a503 := sipptest.Start(t, "unavailable.xml", sipptest.Options{Calls: 2, Port: a.Port})
 	dialAnswerHangup("b", 2)
 	dialAnswerHangup("b", 2)
 	if st := o.Trunks()[0]; st.Name != "a" || st.State != CircuitOpen {
 		t.Fatalf("trunk a = %+v, want open", st)
 	}
-	a503.wait(t)
+	a503.Wait(t, 15*time.Second)
 	dialAnswerHangup("b", 1) // A is skipped while open
-	b.wait(t)
+	b.Wait(t, 15*time.Second)
 
 	// Both silent: B's faults open its circuit; the next Dial says ErrNoTrunk at once.
 	for range 2 {
@@ -311,7 +312,7 @@ func TestFailover(t *testing.T) {
 	}
 
 	// A is back: it answers OPTIONS and its circuit closes.
-	back := startSipp(t, "options.xml", sippOpts{calls: 1, port: a.Port})
+	back := sipptest.Start(t, "options.xml", sipptest.Options{Calls: 1, Port: a.Port})
 	deadline := time.Now().Add(5 * time.Second)
 	for o.Trunks()[0].State != CircuitClosed {
 		if time.Now().After(deadline) {
@@ -319,7 +320,7 @@ func TestFailover(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	back.wait(t)
+	back.Wait(t, 15*time.Second)
 }
 
 // TestMalformedInput sends garbage, a 200 OK for an unknown call and a BYE

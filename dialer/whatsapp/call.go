@@ -47,6 +47,7 @@ type Call struct {
 	remote    chan *webrtc.TrackRemote
 	updates   chan CallUpdate
 	done      chan struct{}
+	mediaUp   chan struct{}
 
 	mu        sync.Mutex
 	id        string
@@ -70,7 +71,14 @@ func (c *Client) newCall(key, to, direction string) (*Call, error) {
 		remote:  make(chan *webrtc.TrackRemote, 1),
 		updates: make(chan CallUpdate, maxCallUpdates),
 		done:    make(chan struct{}),
+		mediaUp: make(chan struct{}),
 	}
+	var up sync.Once
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			up.Do(func() { close(call.mediaUp) })
+		}
+	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		select {
 		case call.remote <- tr:
@@ -271,6 +279,9 @@ func (c *Call) State() CallState {
 	return s
 }
 
+// MediaConnected is closed once ICE and DTLS have connected, when RTP can flow.
+func (c *Call) MediaConnected() <-chan struct{} { return c.mediaUp }
+
 // PeerConnection returns the pion peer connection, for the media package.
 func (c *Call) PeerConnection() *webrtc.PeerConnection { return c.pc }
 
@@ -326,26 +337,28 @@ func (c *Call) WriteRTP(p *rtp.Packet) error {
 }
 
 // Hangup ends the call with action terminate (agent hang-up, or giving up on a
-// ringing call). The call ends locally even if the request fails; the error is then
+// ringing call): an answered call's outcome stays answered, an unanswered one becomes
+// cancelled. The call ends locally even if the request fails; the error is then
 // returned so the engine can retry with [Client.TerminateCall].
 func (c *Call) Hangup(ctx context.Context) error {
 	return c.hangup(ctx, OutcomeCancelled)
 }
 
 func (c *Call) hangup(ctx context.Context, unanswered CallOutcome) error {
-	id := c.ID()
-	var err error
-	if id != "" {
-		err = c.client.TerminateCall(ctx, id)
-	}
+	// The call ends locally before the request, so the outcome does not depend on
+	// whether Meta's terminate webhook overtakes the HTTP answer.
 	c.mu.Lock()
 	tr, ok := c.state.End(time.Now().UTC(), unanswered)
+	id := c.id
 	c.mu.Unlock()
 	if ok {
 		c.emit(CallUpdate{CallID: id, Phase: tr.To, Outcome: tr.Outcome, Time: time.Now().UTC()})
 		c.finish()
 	}
-	return err
+	if id == "" || !ok {
+		return nil
+	}
+	return c.client.TerminateCall(ctx, id)
 }
 
 func (c *Call) ringTimeout() {

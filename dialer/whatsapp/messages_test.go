@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -267,18 +268,8 @@ func TestNamedTemplateSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := env.requestsWithKey("named-1")[0]
-	if !json.Valid(r.Body) || !contains(string(r.Body), `"parameter_name":"first_name"`) {
+	if !json.Valid(r.Body) || !strings.Contains(string(r.Body), `"parameter_name":"first_name"`) {
 		t.Fatalf("body = %s", r.Body)
 	}
 }
 
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}

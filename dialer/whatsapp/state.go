@@ -52,7 +52,6 @@ const (
 	OutcomeRejected  CallOutcome = "rejected"
 	OutcomeNoAnswer  CallOutcome = "no_answer"
 	OutcomeFailed    CallOutcome = "failed"
-	OutcomeHungUp    CallOutcome = "hung_up" // the business ended an answered call
 	OutcomeCancelled CallOutcome = "cancelled"
 )
 
@@ -150,8 +149,8 @@ func (s *CallState) Apply(ev Event) (Transition, bool) {
 	return tr, false
 }
 
-// End ends the call locally (the business hung up or gave up) with an outcome derived
-// from how far it got: answered calls become hung_up, others no_answer unless given.
+// End ends the call locally (the business hung up or gave up): an accepted call's
+// outcome is answered, a rejected one's rejected, any other's unanswered.
 func (s *CallState) End(at time.Time, unanswered CallOutcome) (Transition, bool) {
 	tr := Transition{From: s.Phase, To: s.Phase}
 	if s.Phase == PhaseEnded {
@@ -159,7 +158,7 @@ func (s *CallState) End(at time.Time, unanswered CallOutcome) (Transition, bool)
 	}
 	switch s.Phase {
 	case PhaseAccepted:
-		s.Outcome = OutcomeHungUp
+		s.Outcome = OutcomeAnswered
 		if !s.AcceptedAt.IsZero() && at.After(s.AcceptedAt) {
 			s.Duration = at.Sub(s.AcceptedAt)
 		}

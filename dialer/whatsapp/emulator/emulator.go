@@ -415,6 +415,13 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Body = body
+	var rb requestBody
+	bodyErr := error(nil)
+	if r.Method == http.MethodPost {
+		// Parsed before the auth check so refused requests are recorded with their key.
+		bodyErr = json.Unmarshal(body, &rb)
+		rec.To, rec.Action, rec.Type, rec.CallID, rec.Key = normalize(rb.To), rb.Action, rb.Type, rb.CallID, rb.BizOpaque
+	}
 	if r.Header.Get("Authorization") != "Bearer "+e.cfg.AccessToken {
 		e.writeError(w, &rec, errorFor(190))
 		return
@@ -435,12 +442,10 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, &rec, graphError{http.StatusBadRequest, 100, 33, "GraphMethodException", fmt.Sprintf("Unsupported %s request. Object with ID '%s' does not exist", strings.ToLower(r.Method), node)})
 		return
 	}
-	var rb requestBody
-	if err := json.Unmarshal(body, &rb); err != nil {
+	if bodyErr != nil {
 		e.writeError(w, &rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "(#100) Invalid JSON"})
 		return
 	}
-	rec.To, rec.Action, rec.Type, rec.CallID, rec.Key = normalize(rb.To), rb.Action, rb.Type, rb.CallID, rb.BizOpaque
 	if rb.MessagingProduct != "whatsapp" {
 		e.writeError(w, &rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "(#100) The parameter messaging_product is required."})
 		return
