@@ -5,6 +5,7 @@ package sipptest
 import (
 	"bytes"
 	"context"
+	"embed"
 	"encoding/binary"
 	"net"
 	"os"
@@ -28,6 +29,11 @@ type Options struct {
 	Port int
 	// Timeout is sipp's global -timeout (default 40 s): no run outlives it.
 	Timeout time.Duration
+	// ContactPort and ContactTransport fill the scenario keys [contact_port] and
+	// [contact_transport] (default: Port and the transport), for scenarios whose
+	// Contact must name a relay in front of sipp.
+	ContactPort      int
+	ContactTransport string
 	// Extra are more sipp arguments.
 	Extra []string
 }
@@ -98,9 +104,16 @@ func portBusy(port int, tcp bool) bool {
 	return false
 }
 
-// Start runs sipp with the scenario file (a path) as a UAS on 127.0.0.1 and waits
-// until it listens. It is killed at the test's cleanup. A tone.wav (µ-law, 8 kHz)
-// sits in sipp's working directory for scenarios that stream RTP.
+// scenarios are the carrier behaviours the tests play: answer, busy, no answer,
+// 404, 503, silent, digest challenges, remote BYE, RTP, OPTIONS.
+//
+//go:embed scenarios/*.xml
+var scenarios embed.FS
+
+// Start runs sipp as a UAS on 127.0.0.1 with one of the scenarios in this package
+// (by file name, e.g. "answer.xml") and waits until it listens. It is killed at
+// the test's cleanup. A tone.wav (µ-law, 8 kHz) sits in sipp's working directory
+// for scenarios that stream RTP.
 func Start(t testing.TB, scenario string, o Options) *Proc {
 	t.Helper()
 	bin := testenv.RequireTool(t, "sipp", "sip-tester")
@@ -116,17 +129,28 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	if o.Timeout == 0 {
 		o.Timeout = 40 * time.Second
 	}
-	sf, err := filepath.Abs(scenario)
+	if o.ContactPort == 0 {
+		o.ContactPort = o.Port
+	}
+	if o.ContactTransport == "" {
+		o.ContactTransport = map[byte]string{'u': "udp", 't': "tcp"}[o.Transport[0]]
+	}
+	body, err := scenarios.ReadFile("scenarios/" + scenario)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("sipp scenario %s: %v", scenario, err)
 	}
 	dir := t.TempDir()
+	sf := filepath.Join(dir, scenario)
+	if err := os.WriteFile(sf, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
 	args := []string{
 		"-sf", sf, "-i", "127.0.0.1", "-p", strconv.Itoa(o.Port), "-t", o.Transport,
 		"-m", strconv.Itoa(o.Calls), "-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-nostdin",
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(FreePort(t)),
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
+		"-key", "contact_port", strconv.Itoa(o.ContactPort), "-key", "contact_transport", o.ContactTransport,
 	}
 	args = append(args, o.Extra...)
 	ctx, cancel := context.WithCancel(context.Background())
