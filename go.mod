@@ -3,6 +3,7 @@ module github.com/turbina-dialer/turbina
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/emiago/sipgo v1.7.3
 	github.com/google/uuid v1.6.0
 	github.com/mattn/go-sqlite3 v1.14.53

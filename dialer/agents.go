@@ -68,6 +68,22 @@ type Agents struct {
 	// onChange is told which campaigns an agent change concerns, so their runs can
 	// connect a waiting customer at once.
 	onChange func(campaignIDs []int64)
+	// watch is told every agent's new state, for its session.
+	watch func(Agent)
+}
+
+// changed reports an agent's new state to the watcher. Called without p.mu held.
+func (p *Agents) changed(a Agent) {
+	if p.watch != nil {
+		p.watch(a)
+	}
+}
+
+// snapshotLocked copies an agent for use outside the lock.
+func snapshotLocked(a *Agent) Agent {
+	out := *a
+	out.Campaigns = slices.Clone(a.Campaigns)
+	return out
 }
 
 // NewAgents returns an empty pool.
@@ -91,9 +107,10 @@ func (p *Agents) Login(id int64, name string, campaignIDs []int64, now time.Time
 	a.Name, a.LoggingOff = name, false
 	old := a.Campaigns
 	a.Campaigns = slices.Clone(campaignIDs)
-	out := *a
+	out := snapshotLocked(a)
 	p.mu.Unlock()
 	p.notify(append(old, campaignIDs...))
+	p.changed(out)
 	return out
 }
 
@@ -108,10 +125,10 @@ func (p *Agents) change(id int64, fn func(a *Agent) error) (Agent, error) {
 		p.mu.Unlock()
 		return *a, err
 	}
-	out := *a
-	out.Campaigns = slices.Clone(a.Campaigns)
+	out := snapshotLocked(a)
 	p.mu.Unlock()
 	p.notify(out.Campaigns)
+	p.changed(out)
 	return out, nil
 }
 
@@ -163,9 +180,7 @@ func (p *Agents) Get(id int64) (Agent, bool) {
 	if !ok {
 		return Agent{}, false
 	}
-	out := *a
-	out.Campaigns = slices.Clone(a.Campaigns)
-	return out, true
+	return snapshotLocked(a), true
 }
 
 // List returns every agent that is logged in, ordered by ID.
@@ -175,9 +190,7 @@ func (p *Agents) List() []Agent {
 	out := make([]Agent, 0, len(p.byID))
 	for _, a := range p.byID {
 		if a.State != AgentLoggedOut {
-			c := *a
-			c.Campaigns = slices.Clone(a.Campaigns)
-			out = append(out, c)
+			out = append(out, snapshotLocked(a))
 		}
 	}
 	slices.SortFunc(out, func(a, b Agent) int { return int(a.ID - b.ID) })
@@ -217,32 +230,44 @@ func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, pref
 // connected moves a reserved agent on to the call.
 func (p *Agents) connected(id int64, now time.Time) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if a, ok := p.byID[id]; ok && a.State == AgentReserved {
-		a.State, a.Since = AgentOnCall, now
+	a, ok := p.byID[id]
+	if !ok || a.State != AgentReserved {
+		p.mu.Unlock()
+		return
 	}
+	a.State, a.Since = AgentOnCall, now
+	out := snapshotLocked(a)
+	p.mu.Unlock()
+	p.changed(out)
 }
 
 // release returns a reserved agent whose call was lost before audio connected.
 func (p *Agents) release(id int64, now time.Time) {
 	p.mu.Lock()
 	a, ok := p.byID[id]
-	if ok && a.State == AgentReserved {
-		a.State, a.Since = AgentReady, now
+	if !ok || a.State != AgentReserved {
+		p.mu.Unlock()
+		return
 	}
+	a.State, a.Since = AgentReady, now
+	out := snapshotLocked(a)
 	p.mu.Unlock()
-	if ok {
-		p.notify(a.Campaigns)
-	}
+	p.notify(out.Campaigns)
+	p.changed(out)
 }
 
 // callEnded moves an agent from the call to wrap-up.
 func (p *Agents) callEnded(id int64, now time.Time) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if a, ok := p.byID[id]; ok && (a.State == AgentOnCall || a.State == AgentReserved) {
-		a.State, a.Since = AgentWrapUp, now
+	a, ok := p.byID[id]
+	if !ok || (a.State != AgentOnCall && a.State != AgentReserved) {
+		p.mu.Unlock()
+		return
 	}
+	a.State, a.Since = AgentWrapUp, now
+	out := snapshotLocked(a)
+	p.mu.Unlock()
+	p.changed(out)
 }
 
 // wrapUpDone ends an agent's wrap-up: ready again, or logged out if it asked to leave.

@@ -61,9 +61,10 @@ type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	runs map[int64]*run
-	wake chan struct{}
+	mu     sync.Mutex
+	runs   map[int64]*run
+	wake   chan struct{}
+	events *hub
 }
 
 // New returns an engine that places attempts on channels (by ladder channel) and
@@ -77,9 +78,19 @@ func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cf
 		log:      log,
 		runs:     map[int64]*run{},
 		wake:     make(chan struct{}, 1),
+		events:   newHub(),
 	}
 	agents.onChange = e.agentsChanged
+	agents.watch = func(a Agent) {
+		e.events.publish(a.ID, AgentEvent{Kind: EventState, Agent: &a, At: e.cfg.Now()})
+	}
 	return e
+}
+
+// Subscribe returns the events of one agent's session (state changes, screen-pops,
+// call ends) and a function that ends the subscription.
+func (e *Engine) Subscribe(agentID int64) (<-chan AgentEvent, func()) {
+	return e.events.subscribe(agentID)
 }
 
 // Agents is the engine's agent pool.

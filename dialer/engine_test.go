@@ -26,6 +26,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // harness is an engine over a real SQLite file, dialling real sipp carriers.
 type harness struct {
+	mu     sync.Mutex
+	events []AgentEvent // every agent's screen-pops and call ends, in order
 	t      *testing.T
 	store  *storage.DB
 	engine *Engine
@@ -136,6 +138,17 @@ func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, clo
 			h.t.Fatal(err)
 		}
 		ids = append(ids, u.ID)
+		events, stop := h.engine.Subscribe(u.ID)
+		h.t.Cleanup(stop)
+		go func() {
+			for ev := range events {
+				if ev.Kind != EventState {
+					h.mu.Lock()
+					h.events = append(h.events, ev)
+					h.mu.Unlock()
+				}
+			}
+		}()
 		pool.Login(u.ID, u.Username, []int64{campaignID}, now)
 		if _, err := pool.Ready(u.ID, now); err != nil {
 			h.t.Fatal(err)
@@ -246,6 +259,25 @@ func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 	}
 	if st.Dials != contacts || st.Connected != contacts || st.Abandoned != 0 || st.Channels["sip"].Reached != contacts {
 		t.Errorf("stats %+v", st)
+	}
+	// Each agent saw who it was talking to as the call connected, then its end.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	popped, ended := map[string]bool{}, 0
+	for _, ev := range h.events {
+		switch ev.Kind {
+		case EventScreenPop:
+			p := ev.ScreenPop
+			if p.Channel != campaigns.ChannelSIP || p.CampaignName != "test" || len(p.History) != 1 || len(p.Dispositions) == 0 {
+				t.Errorf("screen-pop %+v", p)
+			}
+			popped[p.Contact.Phone] = true
+		case EventCallEnded:
+			ended++
+		}
+	}
+	if len(popped) != contacts || ended != contacts {
+		t.Errorf("%d screen-pops for distinct contacts and %d call ends, want %d each", len(popped), ended, contacts)
 	}
 }
 

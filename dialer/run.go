@@ -293,6 +293,7 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	switch c.state {
 	case callConnected:
 		outcome = OutcomeConnected
+		r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: a.ID, At: ev.At})
 		r.e.agents.callEnded(c.agentID, ev.At)
 		r.wrapping[c.agentID] = wrapUp{attemptID: a.ID, channel: c.rung.Channel}
 		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.TalkEnded, Channel: ch, Duration: ev.At.Sub(*a.ConnectAt)})
@@ -362,7 +363,20 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 		r.e.agents.connected(agent.ID, now)
 		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Connected, Channel: pacing.Channel(c.rung.Channel), Duration: now.Sub(c.answered)})
 		r.save(ctx, c)
+		r.screenPop(ctx, c, now)
 	}
+}
+
+// screenPop tells the agent who is on the line, as the audio connects.
+func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
+	history, err := r.e.store.ListAttempts(ctx, c.due.Contact.ID)
+	if err != nil {
+		r.e.log.Error("screen-pop history", "contact", c.due.Contact.ID, "err", err)
+	}
+	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &ScreenPop{
+		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
+		Contact: c.due.Contact, History: history, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
+	}})
 }
 
 // abandonExpired hangs up on people who waited longer than the patience.

@@ -1,8 +1,14 @@
 package web
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/storage"
@@ -54,5 +60,48 @@ func TestAgentSession(t *testing.T) {
 	}
 	if list := decode[struct{ Agents []agentView }](t, e.get(t, "/api/v1/agents", sup), http.StatusOK); len(list.Agents) != 0 {
 		t.Errorf("logged-out agent still listed: %+v", list)
+	}
+}
+
+func TestAgentEventsWebSocket(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Events")
+	agent := e.tokens[storage.RoleAgent]
+	decode[any](t, e.send(t, "POST", "/api/v1/campaigns/"+c.ID+"/agents", e.tokens[storage.RoleSupervisor],
+		map[string]any{"user_id": e.users[storage.RoleAgent].ID}), http.StatusOK)
+
+	// The query-string token is for WebSocket upgrades only.
+	wantError(t, e.get(t, "/api/v1/agent?access_token="+agent, ""), http.StatusUnauthorized, "unauthorized")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/api/v1/agent/events?access_token=" + agent
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	next := func() dialer.AgentEvent {
+		t.Helper()
+		var ev dialer.AgentEvent
+		if err := wsjson.Read(ctx, conn, &ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	if ev := next(); ev.Kind != dialer.EventState || ev.Agent.State != dialer.AgentLoggedOut {
+		t.Fatalf("first event %+v", ev)
+	}
+	e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{})
+	e.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{})
+	for _, want := range []dialer.AgentState{dialer.AgentPaused, dialer.AgentReady} {
+		if ev := next(); ev.Kind != dialer.EventState || ev.Agent.State != want {
+			t.Fatalf("event %+v, want state %s", ev, want)
+		}
+	}
+	// Another role cannot open an agent's event stream.
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/api/v1/agent/events?access_token="+e.tokens[storage.RoleSales], nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sales opened the agent stream: %v %v", err, resp)
 	}
 }

@@ -19,6 +19,7 @@ func (s *Server) agentRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/agents", supervisors, s.listAgents},
 		{"GET", "/api/v1/agent", agentOnly, s.getAgent},
+		{"GET", "/api/v1/agent/events", agentOnly, s.agentEvents},
 		{"POST", "/api/v1/agent/login", agentOnly, s.agentLogin},
 		{"POST", "/api/v1/agent/ready", agentOnly, s.agentReady},
 		{"POST", "/api/v1/agent/pause", agentOnly, s.agentPause},

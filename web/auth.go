@@ -123,6 +123,9 @@ func (p principal) is(roles ...storage.Role) bool { return slices.Contains(roles
 // authenticate resolves the bearer token of r.
 func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	h := r.Header.Get("Authorization")
+	if h == "" && isWebSocket(r) && r.URL.Query().Get("access_token") != "" {
+		h = "Bearer " + r.URL.Query().Get("access_token")
+	}
 	scheme, secret, ok := strings.Cut(h, " ")
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return principal{}, errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token")

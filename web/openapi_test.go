@@ -132,7 +132,7 @@ func checkOpenAPI(raw []byte, routes []route) []string {
 		if op.Security != nil && len(*op.Security) == 0 {
 			bad("%s: needs a token but is documented as public", key)
 		}
-		if !slices.ContainsFunc([]string{"200", "201", "204"}, func(code string) bool { return op.Responses[code] != nil }) {
+		if !slices.ContainsFunc([]string{"101", "200", "201", "204"}, func(code string) bool { return op.Responses[code] != nil }) {
 			bad("%s: documents no success response", key)
 		}
 		if _, ok := op.Responses["401"]; !ok {

@@ -55,6 +55,8 @@ type Engine interface {
 	Hangup(ctx context.Context, agentID int64) error
 	// Disposition ends an agent's wrap-up with a disposition (and a callback).
 	Disposition(ctx context.Context, agentID int64, cl dialer.Close) error
+	// Subscribe streams an agent's session events until the returned func is called.
+	Subscribe(agentID int64) (<-chan dialer.AgentEvent, func())
 }
 
 // Server is the HTTP front of Turbina.

@@ -1,0 +1,85 @@
+package dialer
+
+import (
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// AgentEventKind names what an agent is told.
+type AgentEventKind string
+
+// Agent event kinds.
+const (
+	// EventState carries the agent's state after any change.
+	EventState AgentEventKind = "state"
+	// EventScreenPop: a customer is connected; who it is and what happened before.
+	EventScreenPop AgentEventKind = "screen_pop"
+	// EventCallEnded: the customer's call ended; wrap-up begins.
+	EventCallEnded AgentEventKind = "call_ended"
+)
+
+// ScreenPop is what an agent sees the moment a customer's audio connects.
+type ScreenPop struct {
+	AttemptID    int64                   `json:"attempt_id,string"`
+	CampaignID   int64                   `json:"campaign_id,string"`
+	CampaignName string                  `json:"campaign_name"`
+	Channel      campaigns.Channel       `json:"channel"`
+	Contact      campaigns.Contact       `json:"contact"`
+	History      []storage.Attempt       `json:"history"`
+	Dispositions []campaigns.Disposition `json:"dispositions"`
+	ConnectedAt  time.Time               `json:"connected_at"`
+}
+
+// AgentEvent is one message to an agent's session.
+type AgentEvent struct {
+	Kind      AgentEventKind `json:"type"`
+	Agent     *Agent         `json:"agent,omitempty"`
+	ScreenPop *ScreenPop     `json:"screen_pop,omitempty"`
+	// AttemptID names the call a call_ended event is about.
+	AttemptID int64     `json:"attempt_id,string,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// hub fans agent events out to their subscribers (an agent's browser tabs).
+type hub struct {
+	mu   sync.Mutex
+	subs map[int64]map[chan AgentEvent]struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[int64]map[chan AgentEvent]struct{}{}} }
+
+// subscribe returns a channel of the agent's events and a function to stop them.
+func (h *hub) subscribe(agentID int64) (<-chan AgentEvent, func()) {
+	ch := make(chan AgentEvent, 32)
+	h.mu.Lock()
+	if h.subs[agentID] == nil {
+		h.subs[agentID] = map[chan AgentEvent]struct{}{}
+	}
+	h.subs[agentID][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := h.subs[agentID][ch]; ok {
+			delete(h.subs[agentID], ch)
+			close(ch)
+		}
+	}
+}
+
+// publish sends ev to every subscriber of the agent. A subscriber too slow to keep
+// 32 events is skipped for this one rather than holding the engine up: the next
+// state event brings it up to date.
+func (h *hub) publish(agentID int64, ev AgentEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs[agentID] {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
