@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh [test|bench]
 set -euo pipefail
 
-need=(gcc:gcc sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox)
+need=(gcc:gcc sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox chromium:chromium)
 case "${1:-test}" in
   test) ;;
   bench) need+=(bc:bc curl:curl) ;;
