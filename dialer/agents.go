@@ -241,21 +241,6 @@ func (p *Agents) connected(id int64, now time.Time) {
 	p.changed(out)
 }
 
-// release returns a reserved agent whose call was lost before audio connected.
-func (p *Agents) release(id int64, now time.Time) {
-	p.mu.Lock()
-	a, ok := p.byID[id]
-	if !ok || a.State != AgentReserved {
-		p.mu.Unlock()
-		return
-	}
-	a.State, a.Since = AgentReady, now
-	out := snapshotLocked(a)
-	p.mu.Unlock()
-	p.notify(out.Campaigns)
-	p.changed(out)
-}
-
 // callEnded moves an agent from the call to wrap-up.
 func (p *Agents) callEnded(id int64, now time.Time) {
 	p.mu.Lock()

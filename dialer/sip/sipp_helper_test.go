@@ -130,25 +130,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// waitEvent waits for an event of kind on ch.
-func waitEvent(t testing.TB, ch <-chan Event, kind EventKind, within time.Duration) Event {
-	t.Helper()
-	timer := time.After(within)
-	for {
-		select {
-		case ev := <-ch:
-			if ev.Kind == kind {
-				return ev
-			}
-			if ev.Kind == EventEnded {
-				t.Fatalf("call ended while waiting for %s", kind)
-			}
-		case <-timer:
-			t.Fatalf("no %s event within %s", kind, within)
-		}
-	}
-}
-
 // eventLog collects a call's events: on a channel to wait on, and in a
 // list to check afterwards.
 type eventLog struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -33,8 +34,8 @@ func TestPacerExact(t *testing.T) {
 
 func TestChannels(t *testing.T) {
 	c := channels{max: 2}
-	if !c.tryAcquire() || !c.tryAcquire() || c.tryAcquire() {
-		t.Fatal("want exactly two channels")
+	if got := []bool{c.tryAcquire(), c.tryAcquire(), c.tryAcquire()}; !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("acquired %v, want exactly two channels", got)
 	}
 	c.release()
 	if !c.tryAcquire() || c.load() != 2 {
