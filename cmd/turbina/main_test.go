@@ -351,3 +351,50 @@ func checkImportConsistent(t *testing.T, dbPath string) {
 		t.Errorf("%d contacts stored (lines %d to %d), import record says %d", total, first[0].Line, last[0].Line, im.Imported)
 	}
 }
+
+// TestExampleConfigLoads keeps docs/config.example.json a file turbina accepts.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := parseConfig("serve", defaultConfig(), []string{"--config", "../../docs/config.example.json"},
+		func(string) string { return "" }, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || cfg.Engine.Patience.Std() != 2*time.Second {
+		t.Errorf("example config read as %+v", cfg)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	if err := os.WriteFile(file, []byte(`{"http_addr":"127.0.0.1:1111","log_level":"warn","data_dir":"/from/file"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"TURBINA_CONFIG": file, "TURBINA_HTTP_ADDR": "127.0.0.1:2222", "TURBINA_ADMIN_TOKEN": "from-env"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := parseConfig("serve", defaultConfig(), []string{"--http-addr", "127.0.0.1:3333"}, getenv, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, got, want string }{
+		{"flag over env", cfg.HTTPAddr, "127.0.0.1:3333"},
+		{"file over default", cfg.LogLevel, "warn"},
+		{"file", cfg.DataDir, "/from/file"},
+		{"default", cfg.LogFormat, "text"},
+		{"admin token from env", cfg.AdminToken, "from-env"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+	for _, bad := range [][]string{{"--log-format", "xml"}, {"--max-body-bytes", "-1"}, {"extra-arg"}} {
+		if _, err := parseConfig("serve", defaultConfig(), bad, getenv, io.Discard, nil); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if err := os.WriteFile(file, []byte(`{"http_adr":"typo"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "http_adr") {
+		t.Errorf("misspelt config key: %v", err)
+	}
+}

@@ -1,0 +1,458 @@
+package media
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// BridgeConfig configures a Bridge. The zero value is usable.
+type BridgeConfig struct {
+	// Logger receives rare events (calls connected and ended); default slog.Default().
+	Logger *slog.Logger
+	// Latency, if set, records each packet's receive-to-forward time inside the
+	// relay. One histogram may be shared by all bridges.
+	Latency *LatencyHistogram
+	// FrameDuration is the packetisation time assumed when the agent's stream
+	// moves from one customer to the next: the first packet of the new customer
+	// is stamped one frame after the last of the previous one. Default 20 ms.
+	FrameDuration time.Duration
+}
+
+// ErrBridgeClosed is returned by Connect after the bridge's Run has returned.
+var ErrBridgeClosed = errors.New("media: bridge closed")
+
+// Bridge relays RTP between a nailed-up agent leg and the customer leg currently
+// connected to it. The agent leg stays open for the agent's whole session and sees
+// a single RTP stream (one SSRC, sequence numbers and timestamps without jumps)
+// however many customers are connected in turn: connecting a customer is only a
+// pointer swap and a goroutine, no negotiation.
+//
+// Packets are rewritten in place (SSRC, sequence, timestamp, payload type) when
+// both legs share a codec and transcoded otherwise; RFC 4733 telephone-events are
+// forwarded with their payload type mapped. A Bridge never closes the legs it is
+// given: their owners (the SIP or WebRTC session) do.
+type Bridge struct {
+	agent  Leg
+	cfg    BridgeConfig
+	log    *slog.Logger
+	frame  time.Duration
+	idle   atomic.Uint64
+	closed atomic.Bool
+
+	mu      sync.Mutex // serialises Connect and Disconnect
+	cur     atomic.Pointer[Call]
+	last    *Call      // the latest call; its reader owns toAgent until it is done
+	fwd     sync.Mutex // held by the agent reader while it forwards to a call
+	run     sync.Mutex // one Run at a time
+	toAgent outStream  // the agent's outbound stream, continuous across calls
+}
+
+// NewBridge returns a bridge for the nailed-up agent leg. Start its agent reader
+// with Run, then Connect customers.
+func NewBridge(agent Leg, cfg BridgeConfig) *Bridge {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	frame := cfg.FrameDuration
+	if frame <= 0 {
+		frame = 20 * time.Millisecond
+	}
+	ac := agent.Codec()
+	b := &Bridge{agent: agent, cfg: cfg, log: log, frame: frame}
+	b.toAgent = newOutStream(ac.ClockRate, frame)
+	return b
+}
+
+// Run reads the agent leg and forwards its packets to the connected customer
+// (dropping them while none is) until ctx is done or the agent leg fails. It
+// disconnects the current call before returning. Run returns nil when ctx ends.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.run.TryLock() {
+		return errors.New("media: bridge already running")
+	}
+	defer b.run.Unlock()
+	defer func() {
+		b.closed.Store(true)
+		b.Disconnect()
+	}()
+	stop := context.AfterFunc(ctx, func() { _ = b.agent.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	buf := make([]byte, maxPacket)
+	out := make([]byte, maxPacket)
+	for {
+		n, err := b.agent.ReadRTP(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bridge: agent leg: %w", err)
+		}
+		t0 := time.Now()
+		b.fwd.Lock()
+		if c := b.cur.Load(); c != nil {
+			c.forwardToCustomer(buf[:n], out)
+			if b.cfg.Latency != nil {
+				b.cfg.Latency.Record(time.Since(t0))
+			}
+		} else {
+			b.idle.Add(1)
+		}
+		b.fwd.Unlock()
+	}
+}
+
+// Idle returns how many agent packets arrived while no customer was connected.
+func (b *Bridge) Idle() uint64 { return b.idle.Load() }
+
+// Current returns the connected call, or nil.
+func (b *Bridge) Current() *Call { return b.cur.Load() }
+
+// CallOption configures one call through a bridge.
+type CallOption func(*Call)
+
+// WithRecorder records both directions of the call into r (customer on the
+// left channel, agent on the right). The bridge decodes but never closes r.
+func WithRecorder(r *Recorder) CallOption { return func(c *Call) { c.rec = r } }
+
+// Connect switches the bridge to customer: from now on the customer's packets go
+// to the agent and the agent's to the customer. A call already connected is
+// disconnected first. It fails if the two codecs need a transcoder this build
+// lacks (Opus without the "opus" tag) or the bridge is closed.
+func (b *Bridge) Connect(customer Leg, opts ...CallOption) (*Call, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, ErrBridgeClosed
+	}
+	c, err := newCall(b, customer, opts)
+	if err != nil {
+		return nil, err
+	}
+	if cur := b.cur.Load(); cur != nil {
+		b.disconnectLocked(cur)
+	}
+	if b.last != nil {
+		<-b.last.done // its reader no longer touches toAgent
+	}
+	b.toAgent.newSegment()
+	c.discardQueued() // before the switch instant: what queued until now is stale
+	b.last = c
+	b.cur.Store(c)
+	go c.readCustomer()
+	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.ac)
+	return c, nil
+}
+
+// Disconnect detaches the connected customer, if any, and returns its call once
+// no goroutine of the bridge touches the customer leg any more. The agent leg
+// stays up for the next Connect.
+func (b *Bridge) Disconnect() *Call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.cur.Load()
+	if c == nil {
+		return nil
+	}
+	b.disconnectLocked(c)
+	return c
+}
+
+func (b *Bridge) disconnectLocked(c *Call) {
+	b.cur.CompareAndSwap(c, nil)
+	b.fwd.Lock() // wait for an agent → customer packet in flight
+	//lint:ignore SA2001 the empty critical section is the point: a barrier
+	b.fwd.Unlock()
+	c.stopping.Store(true)
+	_ = c.customer.SetReadDeadline(time.Now())
+	<-c.done
+	_ = c.customer.SetReadDeadline(time.Time{}) // the leg may be used again (a prompt)
+}
+
+// Call is one customer connected to a bridge.
+type Call struct {
+	b        *Bridge
+	customer Leg
+	cc, ac   Codec // customer and agent codecs
+	rec      *Recorder
+
+	toCustomer outStream // owned by the bridge's agent reader
+	toAgentTx  Transcoder
+	toCustTx   Transcoder
+	custDec    Decoder // for the recorder
+	agentDec   Decoder
+	pcm        []int16 // agent-reader scratch for recording
+
+	stats    [2]dirCounters // 0: to agent, 1: to customer
+	stopping atomic.Bool
+	done     chan struct{}
+	err      error
+}
+
+func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
+	c := &Call{b: b, customer: customer, cc: customer.Codec(), ac: b.agent.Codec(), done: make(chan struct{})}
+	for _, o := range opts {
+		o(c)
+	}
+	c.toCustomer = newOutStream(c.cc.ClockRate, b.frame)
+	if !c.cc.SameFormat(c.ac) {
+		var err error
+		if c.toAgentTx, err = NewTranscoder(c.cc, c.ac); err != nil {
+			return nil, fmt.Errorf("bridge %s → %s: %w", c.cc.Name, c.ac.Name, err)
+		}
+		if c.toCustTx, err = NewTranscoder(c.ac, c.cc); err != nil {
+			return nil, fmt.Errorf("bridge %s → %s: %w", c.ac.Name, c.cc.Name, err)
+		}
+	}
+	if c.rec != nil {
+		var err error
+		if c.custDec, err = NewDecoder(c.cc); err != nil {
+			return nil, fmt.Errorf("bridge recording: %w", err)
+		}
+		if c.agentDec, err = NewDecoder(c.ac); err != nil {
+			return nil, fmt.Errorf("bridge recording: %w", err)
+		}
+		c.pcm = make([]int16, maxFrameSamples)
+	}
+	return c, nil
+}
+
+// Stats returns the call's counters so far.
+func (c *Call) Stats() CallStats {
+	return CallStats{ToAgent: c.stats[0].snapshot(), ToCustomer: c.stats[1].snapshot()}
+}
+
+// Done is closed when the customer reader has stopped: after Disconnect, or when
+// the customer leg failed (hang-up closed it); Err then says why.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Err returns why the call ended on its own (the customer leg's read error), or
+// nil if it was disconnected or is still running. Valid after Done is closed.
+func (c *Call) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// readCustomer is the customer → agent loop of one call.
+func (c *Call) readCustomer() {
+	b := c.b
+	buf := make([]byte, maxPacket)
+	out := make([]byte, maxPacket)
+	var pcm []int16
+	if c.rec != nil {
+		pcm = make([]int16, maxFrameSamples)
+	}
+	defer func() {
+		if b.cur.CompareAndSwap(c, nil) {
+			b.fwd.Lock()
+			//lint:ignore SA2001 barrier: wait for an agent → customer packet in flight
+			b.fwd.Unlock()
+		}
+		close(c.done)
+	}()
+	for {
+		// Checked before blocking too: Disconnect's deadline may have been
+		// overwritten by discardQueued's reset.
+		if c.stopping.Load() {
+			return
+		}
+		n, err := c.customer.ReadRTP(buf)
+		if c.stopping.Load() {
+			return
+		}
+		if err != nil {
+			if isTimeout(err) {
+				continue // a deadline someone else set; only Disconnect stops us
+			}
+			c.err = err
+			b.log.Debug("bridge: customer leg ended", "err", err)
+			return
+		}
+		t0 := time.Now()
+		c.forward(buf[:n], out, pcm, &c.stats[0], &b.toAgent, c.cc, c.ac, c.toAgentTx, b.agent, c.custDec, true)
+		if b.cfg.Latency != nil {
+			b.cfg.Latency.Record(time.Since(t0))
+		}
+	}
+}
+
+// discardQueued drops packets that queued on the customer leg while nobody read
+// it: forwarded, they would reach the agent as a burst of stale audio and fill
+// the agent's jitter buffer with delay. Only legs that can tell queued from
+// arriving packets (UDPLeg) are drained.
+func (c *Call) discardQueued() {
+	if d, ok := c.customer.(interface{ DiscardQueued() int }); ok {
+		d.DiscardQueued()
+	}
+}
+
+// forwardToCustomer is called by the bridge's agent reader.
+func (c *Call) forwardToCustomer(pkt, out []byte) {
+	c.forward(pkt, out, c.pcm, &c.stats[1], &c.toCustomer, c.ac, c.cc, c.toCustTx, c.customer, c.agentDec, false)
+}
+
+// rtpPayloadCN is static comfort noise (RFC 3389), forwarded untouched between
+// legs of the same codec.
+const rtpPayloadCN = 13
+
+// forward relays one packet from a leg with codec from to dst with codec to.
+func (c *Call) forward(pkt, out []byte, pcm []int16, st *dirCounters, os *outStream,
+	from, to Codec, tx Transcoder, dst Leg, dec Decoder, fromCustomer bool) {
+	v, err := parseRTP(pkt)
+	if err != nil {
+		st.dropped.Add(1)
+		return
+	}
+	st.seq.update(v.ssrc(), v.seq())
+	st.lost.Store(st.seq.lost())
+
+	pt := v.payloadType()
+	switch {
+	case pt == from.PayloadType:
+		seq, ts, first := os.next(v.ssrc(), v.seq(), v.timestamp(), from.ClockRate)
+		payload := v.payload()
+		if c.rec != nil && dec != nil {
+			if n, err := dec.Decode(pcm, payload); err == nil {
+				if fromCustomer {
+					c.rec.WriteCustomer(pcm[:n])
+				} else {
+					c.rec.WriteAgent(pcm[:n])
+				}
+			}
+		}
+		var wire []byte
+		if tx == nil {
+			rewriteRTPHeader(pkt, v.marker() || first, to.PayloadType, seq, ts, os.ssrc)
+			wire = pkt[:v.withoutPadding()]
+			if pkt[0]&0x20 != 0 {
+				pkt[0] &^= 0x20 // padding cut off above
+			}
+		} else {
+			n, err := tx.Transcode(out[rtpFixedHeader:], payload)
+			if err != nil {
+				st.dropped.Add(1)
+				return
+			}
+			putRTPHeader(out, v.marker() || first, to.PayloadType, seq, ts, os.ssrc)
+			wire = out[:rtpFixedHeader+n]
+		}
+		if err := dst.WriteRTP(wire); err != nil {
+			st.dropped.Add(1)
+			return
+		}
+		st.packets.Add(1)
+		st.bytes.Add(uint64(len(wire) - v.headerLen()))
+	case from.TelephoneEvent != 0 && pt == from.TelephoneEvent:
+		if to.TelephoneEvent == 0 {
+			st.dropped.Add(1)
+			return
+		}
+		seq, ts, first := os.next(v.ssrc(), v.seq(), v.timestamp(), from.ClockRate)
+		payload := v.payload()
+		if len(payload) >= 4 && from.ClockRate != to.ClockRate && from.ClockRate != 0 {
+			// The event duration is in timestamp units of the sender's clock.
+			d := uint64(binary.BigEndian.Uint16(payload[2:])) * uint64(to.ClockRate) / uint64(from.ClockRate)
+			binary.BigEndian.PutUint16(payload[2:], uint16(min(d, 0xFFFF)))
+		}
+		rewriteRTPHeader(pkt, v.marker() || first, to.TelephoneEvent, seq, ts, os.ssrc)
+		if err := dst.WriteRTP(pkt[:v.withoutPadding()]); err != nil {
+			st.dropped.Add(1)
+			return
+		}
+		st.packets.Add(1)
+		st.dtmf.Add(1)
+		st.bytes.Add(uint64(len(payload)))
+	case pt == rtpPayloadCN && tx == nil:
+		seq, ts, first := os.next(v.ssrc(), v.seq(), v.timestamp(), from.ClockRate)
+		rewriteRTPHeader(pkt, v.marker() || first, rtpPayloadCN, seq, ts, os.ssrc)
+		if err := dst.WriteRTP(pkt[:v.withoutPadding()]); err != nil {
+			st.dropped.Add(1)
+			return
+		}
+		st.packets.Add(1)
+		st.bytes.Add(uint64(len(v.payload())))
+	default:
+		st.dropped.Add(1)
+	}
+}
+
+// outStream is the state of one outbound RTP stream that several inbound sources
+// feed in turn (successive customers, or a customer whose SSRC changes): the
+// outbound SSRC stays, and each new source is rebased so that sequence numbers
+// continue without a gap and timestamps one frame after the last.
+type outStream struct {
+	ssrc     uint32
+	clock    uint32
+	frame    uint32 // timestamp units of one frame
+	started  bool
+	lastSeq  uint16
+	lastTS   uint32
+	srcValid bool
+	srcSSRC  uint32
+	seqDelta uint16
+	inBase   uint32
+	outBase  uint32
+}
+
+func newOutStream(clock uint32, frame time.Duration) outStream {
+	if clock == 0 {
+		clock = 8000
+	}
+	return outStream{
+		ssrc: rand.Uint32(), clock: clock,
+		frame: uint32(uint64(clock) * uint64(frame) / uint64(time.Second)),
+		// RFC 3550: random initial sequence number and timestamp.
+		lastSeq: uint16(rand.Uint32()), lastTS: rand.Uint32(),
+	}
+}
+
+// newSegment makes the next packet start a new source mapping.
+func (o *outStream) newSegment() { o.srcValid = false }
+
+// next maps an inbound packet's sequence number and timestamp (at clock inClock)
+// to the outbound stream; first reports the first packet of a new source, which
+// gets the marker bit so the receiver's jitter buffer resynchronises.
+func (o *outStream) next(ssrc uint32, seq uint16, ts, inClock uint32) (uint16, uint32, bool) {
+	first := false
+	if !o.srcValid || ssrc != o.srcSSRC {
+		first = true
+		o.srcValid, o.srcSSRC = true, ssrc
+		o.seqDelta = o.lastSeq + 1 - seq
+		if o.started {
+			o.outBase = o.lastTS + o.frame
+		} else {
+			o.outBase = o.lastTS
+		}
+		o.inBase = ts
+	}
+	if inClock == 0 {
+		inClock = o.clock
+	}
+	d := int64(int32(ts - o.inBase))
+	outTS := o.outBase + uint32(d*int64(o.clock)/int64(inClock))
+	if d > 1<<30 {
+		// Rebase long streams so the signed difference never overflows.
+		o.inBase, o.outBase = ts, outTS
+	}
+	outSeq := seq + o.seqDelta
+	if !o.started || int16(outSeq-o.lastSeq) > 0 {
+		o.lastSeq = outSeq
+	}
+	if !o.started || int32(outTS-o.lastTS) > 0 {
+		o.lastTS = outTS
+	}
+	o.started = true
+	return outSeq, outTS, first
+}
