@@ -39,6 +39,8 @@ type Agent struct {
 	AttemptID int64             `json:"attempt_id,string,omitempty"` // current or last call
 	// LoggingOff: the agent leaves when the current call and wrap-up end.
 	LoggingOff bool `json:"logging_off,omitempty"`
+	// Audio: the agent's nailed-up media leg is up.
+	Audio bool `json:"audio"`
 }
 
 // MarshalJSON writes campaign IDs as strings, like every ID in the API.
@@ -101,7 +103,9 @@ func (p *Agents) Login(id int64, name string, campaignIDs []int64, now time.Time
 	p.mu.Lock()
 	a, ok := p.byID[id]
 	if !ok || a.State == AgentLoggedOut {
-		a = &Agent{ID: id, State: AgentPaused, Since: now, Reason: "login"}
+		// A media leg nailed up before (or across) logins stays up.
+		audio := ok && a.Audio
+		a = &Agent{ID: id, State: AgentPaused, Since: now, Reason: "login", Audio: audio}
 		p.byID[id] = a
 	}
 	a.Name, a.LoggingOff = name, false
@@ -225,6 +229,20 @@ func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, pref
 	}
 	best.State, best.Since, best.AttemptID, best.Channel = AgentReserved, now, attemptID, ch
 	return *best, true
+}
+
+// setAudio records whether an agent's media leg is up.
+func (p *Agents) setAudio(id int64, up bool) {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if !ok || a.Audio == up {
+		p.mu.Unlock()
+		return
+	}
+	a.Audio = up
+	out := snapshotLocked(a)
+	p.mu.Unlock()
+	p.changed(out)
 }
 
 // connected moves a reserved agent on to the call.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	Sync time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// AgentPeers answers browser agents' WebRTC offers; nil refuses them.
+	AgentPeers *media.AgentPeers
+	// AbandonPrompt is played to a person no agent was free for (default: the
+	// prompt shipped in package media).
+	AbandonPrompt *media.Player
 }
 
 func (c Config) withDefaults() Config {
@@ -50,6 +56,10 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.AbandonPrompt == nil {
+		// The shipped prompt is embedded and known to parse.
+		c.AbandonPrompt, _ = media.NewAbandonPlayer()
+	}
 	return c
 }
 
@@ -65,6 +75,7 @@ type Engine struct {
 	runs   map[int64]*run
 	wake   chan struct{}
 	events *hub
+	legs   agentLegs
 }
 
 // New returns an engine that places attempts on channels (by ladder channel) and
@@ -79,6 +90,7 @@ func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cf
 		runs:     map[int64]*run{},
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
+		legs:     agentLegs{byAgent: map[int64]*agentLeg{}},
 	}
 	agents.onChange = e.agentsChanged
 	agents.watch = func(a Agent) {

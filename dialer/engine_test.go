@@ -37,6 +37,12 @@ type harness struct {
 
 func newHarness(t *testing.T, sipCfg sip.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, sipCfg, Config{})
+}
+
+// newHarnessWith is newHarness with engine settings beyond the tests' short timers.
+func newHarnessWith(t *testing.T, sipCfg sip.Config, cfg Config) *harness {
+	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
 	if err != nil {
@@ -49,8 +55,8 @@ func newHarness(t *testing.T, sipCfg sip.Config) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: NewSIPChannel(o)}, NewAgents(),
-		Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond, RingTimeout: 2 * time.Second}, log)
+	cfg.Tick, cfg.Sync, cfg.RingTimeout = 50*time.Millisecond, 100*time.Millisecond, 3*time.Second
+	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: NewSIPChannel(o)}, NewAgents(), cfg, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {

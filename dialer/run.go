@@ -8,6 +8,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/pacing"
+	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -34,6 +35,8 @@ type call struct {
 	answered time.Time
 	deadline time.Time // for callWaiting: when the person is abandoned
 	agentID  int64
+	// bridged is the customer's audio on the agent's bridge, when it has one.
+	bridged *media.Call
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -293,6 +296,9 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	switch c.state {
 	case callConnected:
 		outcome = OutcomeConnected
+		if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
+			b.Disconnect()
+		}
 		r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: a.ID, At: ev.At})
 		r.e.agents.callEnded(c.agentID, ev.At)
 		r.wrapping[c.agentID] = wrapUp{attemptID: a.ID, channel: c.rung.Channel}
@@ -361,9 +367,28 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 		c.state, c.agentID = callConnected, agent.ID
 		c.attempt.AgentID, c.attempt.ConnectAt, c.attempt.State = agent.ID, &now, "connected"
 		r.e.agents.connected(agent.ID, now)
+		r.bridge(c, agent.ID)
 		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Connected, Channel: pacing.Channel(c.rung.Channel), Duration: now.Sub(c.answered)})
 		r.save(ctx, c)
 		r.screenPop(ctx, c, now)
+	}
+}
+
+// bridge switches the agent's nailed-up audio to the customer. An agent without a
+// media leg (an API client) gets the call without audio.
+func (r *run) bridge(c *call, agentID int64) {
+	b := r.e.legs.bridge(agentID)
+	mc, ok := c.leg.(MediaCarrier)
+	if b == nil || !ok {
+		return
+	}
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		r.e.log.Warn("customer audio unavailable", "attempt", c.attempt.ID, "err", err)
+		return
+	}
+	if c.bridged, err = b.Connect(customer); err != nil {
+		r.e.log.Error("bridge customer to agent", "attempt", c.attempt.ID, "agent", agentID, "err", err)
 	}
 }
 
@@ -388,9 +413,22 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 		c.attempt.HangupBy = "local"
 		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Abandoned, Channel: pacing.Channel(c.rung.Channel)})
 		if c.leg != nil {
-			go c.leg.Hangup(ctx)
+			go r.apologise(ctx, c.leg)
 		}
 	}
+}
+
+// apologise plays the abandon prompt to a person no agent was free for, then hangs
+// up. It runs on a goroutine of its own: the run goes on meanwhile.
+func (r *run) apologise(ctx context.Context, leg Leg) {
+	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
+		if customer, err := mc.MediaLeg(); err == nil {
+			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
+				r.e.log.Debug("abandon prompt", "err", err)
+			}
+		}
+	}
+	leg.Hangup(ctx)
 }
 
 // expireWrapUps ends wrap-ups that went on past the timeout without a disposition.

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/media"
 )
 
 // SIPChannel places the sip rung's attempts on the SIP trunks of an Originator.
@@ -61,6 +62,27 @@ type sipLeg struct {
 
 	mu      sync.Mutex
 	ringing bool
+	audio   media.Leg
+}
+
+// MediaLeg hands the answered call's RTP socket over to a media leg.
+func (l *sipLeg) MediaLeg() (media.Leg, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.audio != nil {
+		return l.audio, nil
+	}
+	if !l.call.Answered() {
+		return nil, errors.New("sip call not answered")
+	}
+	m := l.call.Media()
+	codec := media.PCMU
+	if m.Codec().Name == "PCMA" {
+		codec = media.PCMA
+	}
+	codec.PayloadType, codec.TelephoneEvent = m.Codec().PayloadType, m.TelephoneEvent()
+	l.audio = media.NewUDPLeg(m.Detach(), m.RemoteAddr(), codec)
+	return l.audio, nil
 }
 
 func (l *sipLeg) Events() <-chan LegEvent { return l.events }

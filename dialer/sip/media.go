@@ -34,6 +34,23 @@ type Media struct {
 	silenceOnce sync.Once
 	closeOnce   sync.Once
 	readerDone  chan struct{}
+	detached    atomic.Bool
+	detachOnce  sync.Once
+}
+
+// Detach stops Media's own reading and silence and hands the socket over to a
+// bridge that reads and writes it directly. The call still closes the socket when
+// it ends, which is how the bridge learns of it; the counters stop counting.
+func (m *Media) Detach() *net.UDPConn {
+	m.StopSilence()
+	m.detachOnce.Do(func() {
+		m.detached.Store(true)
+		// Wake the reader out of ReadFromUDP; it sees detached and returns.
+		_ = m.conn.SetReadDeadline(time.Now())
+		<-m.readerDone
+		_ = m.conn.SetReadDeadline(time.Time{})
+	})
+	return m.conn
 }
 
 // LocalAddr returns the local RTP address offered in the INVITE.
@@ -118,6 +135,9 @@ func (m *Media) read() {
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := m.conn.ReadFromUDP(buf)
+		if m.detached.Load() {
+			return
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

@@ -121,6 +121,23 @@ func TestRTP(t *testing.T) {
 	if m.PacketsReceived() < 10 || m.PacketsSent() == 0 {
 		t.Errorf("rtp received=%d sent=%d, want ≥10 and >0", m.PacketsReceived(), m.PacketsSent())
 	}
+	// Handed over to a bridge, the socket delivers the carrier's RTP to its new reader.
+	conn := m.Detach()
+	if err := conn.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	for i := range 5 {
+		n, from, err := conn.ReadFromUDP(buf)
+		if err != nil || n < 12 || buf[0]>>6 != 2 || !from.IP.Equal(m.RemoteAddr().IP) {
+			t.Fatalf("read %d after Detach: %d bytes from %v, %v", i, n, from, err)
+		}
+	}
+	counted := m.PacketsReceived()
+	time.Sleep(100 * time.Millisecond)
+	if m.PacketsReceived() != counted {
+		t.Error("Media still reads the socket after Detach")
+	}
 	if err := c.Hangup(context.Background()); err != nil {
 		t.Fatal(err)
 	}

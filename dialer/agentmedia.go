@@ -1,0 +1,122 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/media"
+)
+
+// ErrNoAgentMedia means the engine takes no WebRTC agent legs (none configured).
+var ErrNoAgentMedia = errors.New("agent media is not configured")
+
+// MediaCarrier is a Leg whose audio the engine can bridge once it is answered.
+type MediaCarrier interface {
+	// MediaLeg returns the answered call's audio; the first call hands the leg
+	// over to the caller, later calls return the same leg.
+	MediaLeg() (media.Leg, error)
+}
+
+// agentLeg is an agent's nailed-up media session and the bridge on it.
+type agentLeg struct {
+	bridge *media.Bridge
+	cancel context.CancelFunc
+	end    func() error // ends the session (the WebRTC peer, the phone call)
+}
+
+// agentLegs keeps every agent's nailed-up leg. Safe for concurrent use.
+type agentLegs struct {
+	mu      sync.Mutex
+	byAgent map[int64]*agentLeg
+}
+
+func (l *agentLegs) bridge(agentID int64) *media.Bridge {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a, ok := l.byAgent[agentID]; ok {
+		return a.bridge
+	}
+	return nil
+}
+
+// AttachAgentLeg nails up leg as agentID's audio: a bridge runs on it until done is
+// closed or the leg fails, and answered customers are switched onto it. end, if
+// not nil, ends the underlying session when the leg is replaced or detached.
+func (e *Engine) AttachAgentLeg(agentID int64, leg media.Leg, end func() error, done <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &agentLeg{bridge: media.NewBridge(leg, media.BridgeConfig{Logger: e.log}), cancel: cancel, end: end}
+	e.legs.mu.Lock()
+	old := e.legs.byAgent[agentID]
+	e.legs.byAgent[agentID] = a
+	e.legs.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	e.agents.setAudio(agentID, true)
+	go func() {
+		if err := a.bridge.Run(ctx); err != nil {
+			e.log.Info("agent audio ended", "agent", agentID, "err", err)
+		}
+		e.detachAgentLeg(agentID, a)
+	}()
+	if done != nil {
+		go func() {
+			select {
+			case <-done:
+				e.detachAgentLeg(agentID, a)
+			case <-ctx.Done():
+			}
+		}()
+	}
+}
+
+func (a *agentLeg) stop() {
+	a.cancel()
+	if a.end != nil {
+		a.end()
+	}
+}
+
+// detachAgentLeg ends an agent's leg if it is still the current one.
+func (e *Engine) detachAgentLeg(agentID int64, a *agentLeg) {
+	e.legs.mu.Lock()
+	current := e.legs.byAgent[agentID] == a
+	if current {
+		delete(e.legs.byAgent, agentID)
+	}
+	e.legs.mu.Unlock()
+	a.stop()
+	if current {
+		e.agents.setAudio(agentID, false)
+	}
+}
+
+// AgentOffer answers a browser agent's WebRTC offer and nails up its audio once it
+// flows. It returns the SDP answer.
+func (e *Engine) AgentOffer(ctx context.Context, agentID int64, offer string) (string, error) {
+	if e.cfg.AgentPeers == nil {
+		return "", ErrNoAgentMedia
+	}
+	if _, ok := e.agents.Get(agentID); !ok {
+		return "", fmt.Errorf("agent %d: %w", agentID, ErrAgentNotLoggedIn)
+	}
+	peer, answer, err := e.cfg.AgentPeers.Answer(ctx, offer)
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		leg, err := peer.Leg(wctx)
+		if err != nil {
+			e.log.Warn("agent audio did not arrive", "agent", agentID, "err", err)
+			peer.Close()
+			return
+		}
+		e.AttachAgentLeg(agentID, leg, peer.Close, peer.Done())
+	}()
+	return answer, nil
+}

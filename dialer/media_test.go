@@ -1,0 +1,130 @@
+package dialer
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/webrtctest"
+	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// TestCustomerAudioReachesABrowserAgent: a browser agent's nailed-up WebRTC leg gets
+// the audio of a customer answered through a sipp carrier, and the customer gets the
+// agent's, through the engine's bridge.
+func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{AgentPeers: peers})
+	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	ids := h.agents(c.ID, 1, time.Hour) // talks until the test hangs up
+	agent := ids[0]
+
+	browser := webrtctest.NewBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, answer)
+	var heard, gaps, spoken atomic.Uint64
+	go browser.Talk(ctx, &spoken)
+	go browser.Listen(ctx, &heard, &gaps)
+	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("the agent's audio never came up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	h.setState(c.ID, campaigns.StateRunning)
+	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("no call reached the agent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Half a second of conversation.
+	deadline := time.Now().Add(5 * time.Second)
+	var stats media.CallStats
+	for {
+		if cur := h.engine.legs.bridge(agent).Current(); cur != nil {
+			stats = cur.Stats()
+		}
+		if heard.Load() >= 25 && stats.ToCustomer.Packets >= 25 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if heard.Load() < 25 || stats.ToAgent.Packets < 25 {
+		t.Errorf("agent heard %d packets (bridge forwarded %d), want ≥ 25", heard.Load(), stats.ToAgent.Packets)
+	}
+	if stats.ToCustomer.Packets < 25 {
+		t.Errorf("customer got %d packets of the agent's %d, want ≥ 25", stats.ToCustomer.Packets, spoken.Load())
+	}
+	if g := gaps.Load(); g != 0 {
+		t.Errorf("%d sequence gaps in the agent's stream", g)
+	}
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	carrier.Wait(t, 10*time.Second)
+	// The leg stays nailed up for the next call.
+	if a, _ := h.engine.Agents().Get(agent); !a.Audio {
+		t.Error("agent audio went down with the call")
+	}
+}
+
+// TestAbandonedCallHearsThePrompt: when no agent is free within the patience, the
+// person hears the abandon prompt to its end before the hang-up.
+func TestAbandonedCallHearsThePrompt(t *testing.T) {
+	prompt, err := media.NewAbandonPlayer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrier := sipptest.Start(t, "answer-after-ring.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{AbandonPrompt: prompt})
+	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	ids := h.agents(c.ID, 1, time.Hour)
+	contacts, _, _ := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{})
+	// The only agent steps away while the call rings.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.attempts(contacts[0].ID)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing was dialled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := h.engine.Agents().Pause(ids[0], "coffee", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h.waitContacts(c.ID, 20*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactPending })
+	var a storage.Attempt
+	for a = h.attempts(contacts[0].ID)[0]; a.State != "ended"; a = h.attempts(contacts[0].ID)[0] {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("attempt never ended: %+v", a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a.Outcome != string(OutcomeAbandoned) || a.AnswerAt == nil || a.AgentID != 0 {
+		t.Fatalf("attempt %+v, want abandoned without an agent", a)
+	}
+	// Two seconds of patience, then the whole prompt, then the BYE.
+	if held, want := a.EndAt.Sub(*a.AnswerAt), 2*time.Second+prompt.Duration()-200*time.Millisecond; held < want {
+		t.Errorf("call held %s after the answer, want ≥ %s (patience and prompt)", held, want)
+	}
+	carrier.Wait(t, 10*time.Second)
+	st, _ := h.store.CampaignStats(context.Background(), c.ID)
+	if st.Abandoned != 1 || st.Answered != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
