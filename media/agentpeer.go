@@ -26,7 +26,7 @@ type ICEConfig struct {
 	UDPPortMax uint16 `json:"udp_port_max,omitempty"`
 	// GatherTimeout bounds ICE gathering (default 5 s): answers carry every
 	// candidate because Turbina's signalling does not trickle ICE.
-	GatherTimeout time.Duration `json:"gather_timeout,omitempty"`
+	GatherTimeout time.Duration `json:"-"`
 }
 
 // SettingEngine returns pion settings that apply c.

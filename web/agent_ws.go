@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,8 +30,15 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	defer conn.CloseNow()
 	events, stop := e.Subscribe(p.ID)
 	defer stop()
-	// Reading is what notices the browser going away; nothing it sends is needed yet.
-	ctx := conn.CloseRead(r.Context())
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// Messages from the browser (WebRTC offers) are read here and answered through
+	// out, so that one goroutine writes the socket.
+	out := make(chan any, 4)
+	go func() {
+		defer cancel()
+		s.readAgentMessages(ctx, conn, e, p, out)
+	}()
 	first, ok := e.Agents().Get(p.ID)
 	if !ok {
 		first = dialer.Agent{ID: p.ID, Name: p.Username, State: dialer.AgentLoggedOut}
@@ -41,6 +49,7 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	ping := time.NewTicker(30 * time.Second)
 	defer ping.Stop()
 	for {
+		var msg any
 		select {
 		case <-ctx.Done():
 			conn.Close(websocket.StatusNormalClosure, "")
@@ -49,21 +58,62 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 			if !ok {
 				return nil
 			}
-			if err := s.writeEvent(ctx, conn, ev); err != nil {
-				return nil
-			}
+			msg = ev
+		case m := <-out:
+			msg = m
 		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 			err := conn.Ping(pctx)
-			cancel()
+			pcancel()
 			if err != nil {
 				return nil
 			}
+			continue
+		}
+		if err := s.writeEvent(ctx, conn, msg); err != nil {
+			return nil
 		}
 	}
 }
 
-func (s *Server) writeEvent(ctx context.Context, conn *websocket.Conn, ev dialer.AgentEvent) error {
+// agentMessage is what a browser sends on its agent WebSocket.
+type agentMessage struct {
+	Type string `json:"type"`
+	SDP  string `json:"sdp,omitempty"`
+}
+
+// readAgentMessages handles the browser's messages until the socket closes: a
+// webrtc_offer (ICE gathered, not trickled) is answered with webrtc_answer, or with
+// an error message the page can show.
+func (s *Server) readAgentMessages(ctx context.Context, conn *websocket.Conn, e Engine, p principal, out chan<- any) {
+	conn.SetReadLimit(256 << 10) // an SDP offer is a few KiB
+	for {
+		var m agentMessage
+		if err := wsjson.Read(ctx, conn, &m); err != nil {
+			return
+		}
+		var reply any
+		switch m.Type {
+		case "webrtc_offer":
+			answer, err := e.AgentOffer(ctx, p.ID, m.SDP)
+			if err != nil {
+				s.log.Warn("agent webrtc offer", "agent", p.ID, "err", err)
+				reply = map[string]string{"type": "error", "code": "webrtc_failed", "message": err.Error()}
+			} else {
+				reply = agentMessage{Type: "webrtc_answer", SDP: answer}
+			}
+		default:
+			reply = map[string]string{"type": "error", "code": "unknown_message", "message": "unknown message type " + strconv.Quote(m.Type)}
+		}
+		select {
+		case out <- reply:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) writeEvent(ctx context.Context, conn *websocket.Conn, ev any) error {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := wsjson.Write(wctx, conn, ev)

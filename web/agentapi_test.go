@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"log/slog"
+
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+
+	"github.com/turbina-dialer/turbina/internal/webrtctest"
+	"github.com/turbina-dialer/turbina/media"
 
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/storage"
@@ -103,5 +108,62 @@ func TestAgentEventsWebSocket(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/api/v1/agent/events?access_token="+e.tokens[storage.RoleSales], nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("sales opened the agent stream: %v %v", err, resp)
+	}
+}
+
+// TestAgentWebRTCSignalling: the softphone's offer over the agent WebSocket is
+// answered, and the agent's audio comes up as a real pion peer connects.
+func TestAgentWebRTCSignalling(t *testing.T) {
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e := newEnvWithEngine(t, func(db *storage.DB) Engine {
+		return dialer.New(db, nil, dialer.NewAgents(), dialer.Config{AgentPeers: peers}, log)
+	})
+	c := e.createCampaign(t, "Audio")
+	agent := e.tokens[storage.RoleAgent]
+	decode[any](t, e.send(t, "POST", "/api/v1/campaigns/"+c.ID+"/agents", e.tokens[storage.RoleSupervisor],
+		map[string]any{"user_id": e.users[storage.RoleAgent].ID}), http.StatusOK)
+	e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/api/v1/agent/events?access_token="+agent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if err := wsjson.Write(ctx, conn, map[string]string{"type": "bogus"}); err != nil {
+		t.Fatal(err)
+	}
+	browser := webrtctest.NewBrowser(t)
+	if err := wsjson.Write(ctx, conn, map[string]string{"type": "webrtc_offer", "sdp": browser.Offer(t)}); err != nil {
+		t.Fatal(err)
+	}
+	var sawError, audio bool
+	for !audio {
+		var m struct {
+			Type  string
+			SDP   string
+			Code  string
+			Agent *dialer.Agent
+		}
+		if err := wsjson.Read(ctx, conn, &m); err != nil {
+			t.Fatalf("waiting for the answer and the audio: %v (unknown message refused: %v)", err, sawError)
+		}
+		switch m.Type {
+		case "error":
+			sawError = sawError || m.Code == "unknown_message"
+		case "webrtc_answer":
+			browser.Accept(t, m.SDP)
+			go browser.Talk(ctx, nil)
+		case "state":
+			audio = m.Agent.Audio
+		}
+	}
+	if !sawError {
+		t.Error("an unknown message got no error reply")
 	}
 }

@@ -120,11 +120,17 @@ func (p principal) actor() storage.Actor {
 
 func (p principal) is(roles ...storage.Role) bool { return slices.Contains(roles, p.Role) }
 
-// authenticate resolves the bearer token of r.
+// authenticate resolves the bearer token of r or, without one, its session cookie.
 func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	h := r.Header.Get("Authorization")
 	if h == "" && isWebSocket(r) && r.URL.Query().Get("access_token") != "" {
 		h = "Bearer " + r.URL.Query().Get("access_token")
+	}
+	if h == "" {
+		// A browser signed in with a password sends its session cookie instead.
+		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			return s.authenticateSession(r, c.Value)
+		}
 	}
 	scheme, secret, ok := strings.Cut(h, " ")
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {

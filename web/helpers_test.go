@@ -35,6 +35,17 @@ type apiEnv struct {
 // supervisor, a sales user and an agent through the API itself.
 func newEnv(t *testing.T, cfg Config) *apiEnv {
 	t.Helper()
+	return newEnvOver(t, cfg, nil)
+}
+
+// newEnvWithEngine is newEnv with the engine built over the test's database.
+func newEnvWithEngine(t *testing.T, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
+	return newEnvOver(t, Config{}, engine)
+}
+
+func newEnvOver(t *testing.T, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "turbina.db")
 	db, err := storage.Open(ctx, path, storage.Options{})
@@ -50,6 +61,9 @@ func newEnv(t *testing.T, cfg Config) *apiEnv {
 	}
 	// Warnings and errors go to the test's output, which is shown when it fails.
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if engine != nil {
+		cfg.Engine = engine(db)
+	}
 	if cfg.Engine == nil {
 		// A real engine with no channels: its agent pool and controls work; nothing dials.
 		cfg.Engine = dialer.New(db, nil, dialer.NewAgents(), dialer.Config{}, log)

@@ -43,6 +43,8 @@ type Config struct {
 	// TrunkStatus describes every SIP trunk, ready to encode as JSON; nil when no
 	// trunk is configured.
 	TrunkStatus func() any
+	// TrunkControl takes trunks out of service for supervisors; nil answers 501.
+	TrunkControl TrunkControl
 }
 
 // Engine is what the API needs from the dialing engine.
@@ -57,6 +59,8 @@ type Engine interface {
 	Disposition(ctx context.Context, agentID int64, cl dialer.Close) error
 	// Subscribe streams an agent's session events until the returned func is called.
 	Subscribe(agentID int64) (<-chan dialer.AgentEvent, func())
+	// AgentOffer answers a browser agent's WebRTC offer for its nailed-up audio.
+	AgentOffer(ctx context.Context, agentID int64, offer string) (string, error)
 }
 
 // Server is the HTTP front of Turbina.
@@ -67,6 +71,7 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	routes  []route
+	ui      *uiState
 }
 
 // route is one API operation; the table of them is the single source for the mux,
@@ -96,6 +101,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	}
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux()}
 	s.metrics = newMetrics(store)
+	s.ui = newUIState(s)
 	s.routes = []route{
 		{"GET", "/api/v1/openapi.json", allRoles, s.openAPI},
 		{"GET", "/api/v1/me", allRoles, s.me},
@@ -137,12 +143,14 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"GET", "/api/v1/trunks", supervisors, s.listTrunks},
 	}
 	s.routes = append(s.routes, s.agentRoutes()...)
+	s.routes = append(s.routes, s.uiRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))
 	}
 	s.mux.Handle("GET /healthz", s.metrics.instrument("/healthz", http.HandlerFunc(s.healthz)))
 	s.mux.Handle("GET /readyz", s.metrics.instrument("/readyz", http.HandlerFunc(s.readyz)))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	s.mountUI()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("no such endpoint: "+r.Method+" "+r.URL.Path))
 	})

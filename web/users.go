@@ -16,11 +16,15 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p principal)
 		Username    string       `json:"username"`
 		DisplayName string       `json:"display_name"`
 		Role        storage.Role `json:"role"`
+		Password    *string      `json:"password"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	bad := map[string]string{}
+	if in.Password != nil && len([]rune(*in.Password)) < MinPasswordLength {
+		bad["password"] = fmt.Sprintf("at least %d characters", MinPasswordLength)
+	}
 	if !usernamePattern.MatchString(in.Username) {
 		bad["username"] = "2 to 64 letters, digits, '.', '_', '@' or '-'"
 	}
@@ -33,6 +37,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p principal)
 		return e
 	}
 	u := storage.User{Username: in.Username, DisplayName: strings.TrimSpace(in.DisplayName), Role: in.Role}
+	if in.Password != nil {
+		hash, err := s.ui.hasher.Hash(r.Context(), *in.Password)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash = hash
+	}
 	if err := s.store.CreateUser(r.Context(), p.actor(), &u); err != nil {
 		return err
 	}
@@ -83,6 +94,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 		DisplayName *string       `json:"display_name"`
 		Role        *storage.Role `json:"role"`
 		Disabled    *bool         `json:"disabled"`
+		Password    *string       `json:"password"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
@@ -90,14 +102,32 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 	if in.Role != nil && !in.Role.Valid() {
 		return unprocessable("role must be admin, supervisor, sales or agent")
 	}
+	var hash *string
+	if in.Password != nil {
+		if len([]rune(*in.Password)) < MinPasswordLength {
+			return unprocessable(fmt.Sprintf("password: at least %d characters", MinPasswordLength))
+		}
+		h, err := s.ui.hasher.Hash(r.Context(), *in.Password)
+		if err != nil {
+			return err
+		}
+		hash = &h
+	}
 	u, err := s.store.UpdateUser(r.Context(), p.actor(), id, func(u *storage.User) error {
 		set(&u.DisplayName, in.DisplayName)
 		set(&u.Role, in.Role)
 		set(&u.Disabled, in.Disabled)
+		set(&u.PasswordHash, hash)
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	// A new password or a disabled account ends the user's browser sessions.
+	if hash != nil || (in.Disabled != nil && *in.Disabled) {
+		if err := s.store.DeleteUserSessions(r.Context(), id); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, http.StatusOK, u)
 	return nil

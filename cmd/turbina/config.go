@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/media"
 )
 
 // config is everything serve and demo need, from defaults, the config file, the
@@ -29,6 +30,8 @@ type config struct {
 	SIP sip.Config `json:"sip"`
 	// Engine tunes the dialing engine.
 	Engine engineConfig `json:"engine"`
+	// WebRTC says where browser agents' audio legs gather ICE candidates.
+	WebRTC media.ICEConfig `json:"webrtc"`
 	// AdminToken comes from the environment only: a secret has no place in a file
 	// that gets copied around, nor in a flag that shows in ps.
 	AdminToken string `json:"-"`

@@ -14,6 +14,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 	"github.com/turbina-dialer/turbina/web"
 )
@@ -91,9 +92,15 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	} else {
 		log.Warn("no SIP trunks configured: the sip rung is skipped (set sip.trunks in the config file)")
 	}
+	peers, err := media.NewAgentPeers(cfg.WebRTC)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("webrtc: %w", err)
+	}
 	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
 		RingTimeout: cfg.Engine.RingTimeout.Std(),
 		Patience:    cfg.Engine.Patience.Std(),
+		AgentPeers:  peers,
 	}, log.With("component", "engine"))
 	a.web = web.New(store, log, web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,

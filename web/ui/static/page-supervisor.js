@@ -1,0 +1,256 @@
+// Supervisor wallboard: a snapshot a second over server-sent events, and controls
+// (pacing, pause/resume, moving agents, trunk service) that act through the API.
+import { api, el } from './api.js';
+import { setup, t, fmt } from './i18n.js';
+
+const $ = (id) => document.getElementById(id);
+const cards = new Map(); // campaign id → {root, parts}
+const history = []; // {at, campaigns: {id: {dials, abandoned, answered}}}, one per 10 s
+let snap = null;
+
+setup(() => { for (const c of cards.values()) c.root.remove(); cards.clear(); if (snap) render(snap); });
+connect();
+
+function connect() {
+  const es = new EventSource('/api/v1/wallboard/stream');
+  es.addEventListener('history', (e) => {
+    history.splice(0, history.length, ...JSON.parse(e.data));
+  });
+  es.addEventListener('snapshot', (e) => {
+    snap = JSON.parse(e.data);
+    record(snap);
+    live(true);
+    render(snap);
+  });
+  es.onerror = () => live(false);
+}
+
+function live(ok) {
+  const b = $('live');
+  b.dataset.state = ok ? 'live' : 'stale';
+  b.textContent = t(ok ? 'sup.live' : 'sup.stale');
+}
+
+function record(s) {
+  const at = new Date(s.at);
+  const sample = { at: s.at, campaigns: {} };
+  for (const c of s.campaigns) if (c.stats) sample.campaigns[c.id] = { dials: c.stats.dials, abandoned: c.stats.abandoned, answered: c.stats.answered };
+  const last = history[history.length - 1];
+  if (last && Math.floor(new Date(last.at) / 10000) === Math.floor(at / 10000)) history[history.length - 1] = sample;
+  else history.push(sample);
+  while (history.length && at - new Date(history[0].at) > 3600 * 1000) history.shift();
+}
+
+function say(msg) { $('sup-status').textContent = msg; }
+
+async function act(fn, what) {
+  try { await fn(); say(t('sup.applied', { what })); } catch (e) { say(e.message); }
+}
+
+// ---- campaigns ----
+
+function metric(label, cls) {
+  const dd = el('dd', { class: cls });
+  return [el('dt', {}, t(label)), dd];
+}
+
+function buildCard(c) {
+  const id = c.id;
+  const mode = el('select', { id: `mode-${id}` }, ['preview', 'progressive', 'predictive'].map((m) => el('option', { value: m }, t('mode.' + m))));
+  const target = el('input', { id: `target-${id}`, type: 'number', min: 0, max: 100, step: 0.1 });
+  const ratio = el('input', { id: `ratio-${id}`, type: 'number', min: 1, max: 10, step: 0.1 });
+  const form = el('form', { class: 'pacing', 'aria-label': `${t('sup.pacing')}: ${c.name}` },
+    el('label', { for: `mode-${id}` }, t('sup.mode')), mode,
+    el('label', { for: `target-${id}` }, t('sup.target')), target,
+    el('label', { for: `ratio-${id}` }, t('sup.maxratio')), ratio,
+    el('button', { type: 'submit', id: `apply-${id}`, class: 'primary' }, t('sup.apply')));
+  form.addEventListener('input', () => { form.dataset.dirty = '1'; });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const body = { mode: mode.value, target_abandon: Number(target.value) / 100, max_ratio: Number(ratio.value) };
+    act(async () => { await api('PATCH', `/api/v1/campaigns/${id}/pacing`, body); delete form.dataset.dirty; },
+      `${c.name}: ${t('mode.' + body.mode)}, ${fmt.pct(body.target_abandon)}, ${body.max_ratio}`);
+  });
+  const toggle = el('button', { type: 'button', id: `toggle-${id}` });
+  toggle.addEventListener('click', () => {
+    const action = toggle.dataset.action;
+    act(() => api('POST', `/api/v1/campaigns/${id}/${action}`), `${c.name}: ${t('sup.' + action)}`);
+  });
+  const gauge = el('div', { class: 'gauge', role: 'meter', 'aria-valuemin': 0, 'aria-label': t('sup.abandon') }, el('span', { class: 'fill' }), el('span', { class: 'cap' }));
+  const parts = {
+    state: el('span', { class: 'badge' }),
+    dl: el('dl', { class: 'metrics' }),
+    gauge, gaugeText: el('span', { class: 'gauge-text' }),
+    chart: el('svg', {}),
+    mode, target, ratio, form, toggle,
+  };
+  const m = {};
+  for (const [k, label] of [['dial', 'sup.dialrate'], ['answer', 'sup.answer'], ['occ', 'sup.occupancy'], ['aht', 'sup.aht'],
+    ['asa', 'sup.asa'], ['sla', 'sup.sla'], ['handled', 'sup.handled'], ['contacts', 'sup.contacts'], ['rungs', 'sup.rungs']]) {
+    const [dt, dd] = metric(label, 'm-' + k);
+    parts.dl.append(dt, dd);
+    m[k] = dd;
+  }
+  parts.m = m;
+  const chart = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  chart.setAttribute('viewBox', '0 0 360 60');
+  chart.setAttribute('role', 'img');
+  chart.setAttribute('aria-label', t('sup.chart'));
+  chart.classList.add('chart');
+  parts.chart = chart;
+  const root = el('article', { class: 'card campaign', id: `campaign-${id}`, 'aria-labelledby': `ch-${id}` },
+    el('div', { class: 'bar' }, el('h2', { id: `ch-${id}` }, c.name), parts.state, el('span', { class: 'spacer' }), toggle),
+    el('div', { class: 'abandon' }, el('span', {}, t('sup.abandon')), gauge, parts.gaugeText),
+    parts.dl, chart, form);
+  $('campaign-cards').append(root);
+  return { root, parts };
+}
+
+function chartPath(id) {
+  const pts = [];
+  for (let i = 1; i < history.length; i++) {
+    const a = history[i - 1].campaigns[id], b = history[i].campaigns[id];
+    if (!a || !b) continue;
+    const mins = (new Date(history[i].at) - new Date(history[i - 1].at)) / 60000;
+    const rate = mins > 0 ? (b.dials - a.dials) / mins : 0;
+    const ab = b.answered > 0 ? b.abandoned / b.answered : 0;
+    pts.push({ at: new Date(history[i].at), rate, ab });
+  }
+  return pts;
+}
+
+function drawChart(svg, id, cap) {
+  const pts = chartPath(id);
+  const now = Date.now();
+  const max = Math.max(1, ...pts.map((p) => p.rate));
+  const x = (at) => 360 - (now - at) / 10000;
+  const line = pts.map((p) => `${x(p.at).toFixed(1)},${(58 - 56 * p.rate / max).toFixed(1)}`).join(' ');
+  const abLine = pts.map((p) => `${x(p.at).toFixed(1)},${(58 - 56 * Math.min(p.ab / Math.max(cap * 2, 0.01), 1)).toFixed(1)}`).join(' ');
+  const ns = 'http://www.w3.org/2000/svg';
+  const mk = (cls, points) => { const p = document.createElementNS(ns, 'polyline'); p.setAttribute('class', cls); p.setAttribute('points', points); return p; };
+  const capY = 58 - 56 * 0.5;
+  const capLine = document.createElementNS(ns, 'line');
+  for (const [k, v] of Object.entries({ x1: 0, x2: 360, y1: capY, y2: capY, class: 'capline' })) capLine.setAttribute(k, v);
+  svg.replaceChildren(capLine, mk('rate', line), mk('ab', abLine));
+}
+
+function renderCampaign(c) {
+  let card = cards.get(c.id);
+  if (!card) { card = buildCard(c); cards.set(c.id, card); }
+  const p = card.parts;
+  p.state.textContent = t('state.' + c.state);
+  p.state.dataset.state = c.state;
+  const action = c.state === 'running' ? 'pause' : c.state === 'paused' ? 'resume' : 'start';
+  p.toggle.dataset.action = action;
+  p.toggle.textContent = t('sup.' + action);
+  const s = c.stats || { abandon_rate: 0, channels: {}, contacts: {} };
+  const cap = c.pacing.target_abandon || 0.03;
+  const rate = s.abandon_rate || 0;
+  const level = rate >= cap ? 'alarm' : rate >= 0.8 * cap ? 'warn' : 'ok';
+  p.gauge.dataset.level = level;
+  p.gauge.setAttribute('aria-valuenow', rate.toFixed(4));
+  p.gauge.setAttribute('aria-valuemax', (cap * 2).toFixed(4));
+  p.gauge.querySelector('.fill').style.width = Math.min(100, 50 * rate / cap) + '%';
+  p.gaugeText.textContent = t('sup.abandonOf', { rate: fmt.pct(rate), cap: fmt.pct(cap) });
+  p.m.dial.textContent = t('sup.perMin', { n: fmt.num(c.dials_per_minute) });
+  p.m.answer.textContent = Object.entries(c.answer_rate || {}).map(([ch, r]) => `${t('channel.' + ch)} ${fmt.pct(r)}`).join(' · ') || '—';
+  p.m.occ.textContent = fmt.pct(c.occupancy);
+  p.m.aht.textContent = c.handled_calls ? fmt.duration(c.aht_seconds) : '—';
+  p.m.asa.textContent = c.handled_calls ? fmt.num(c.asa_seconds, 2) + ' s' : '—';
+  p.m.sla.textContent = c.handled_calls ? fmt.pct(c.sla) : '—';
+  p.m.handled.textContent = String(c.handled_calls || 0);
+  p.m.contacts.textContent = Object.entries(s.contacts || {}).map(([k, n]) => `${n} ${t('contacts.' + k)}`).join(' · ') || '—';
+  p.m.rungs.textContent = (c.ladder || []).map((r, i) => `${i + 1}. ${t('channel.' + r.channel)}: ${s.channels?.[r.channel]?.attempts || 0}`).join(' · ');
+  drawChart(p.chart, c.id, cap);
+  if (!p.form.dataset.dirty && !p.form.contains(document.activeElement)) {
+    p.mode.value = c.pacing.mode;
+    p.target.value = (100 * c.pacing.target_abandon).toFixed(1);
+    p.ratio.value = c.pacing.max_ratio;
+  }
+}
+
+// ---- agents ----
+
+const agentRows = new Map();
+
+function buildAgentRow(a) {
+  const sel = el('select', { 'aria-label': t('sup.moveLabel', { name: a.name }), class: 'move' });
+  const btn = el('button', { type: 'button' }, t('sup.moveBtn'));
+  btn.addEventListener('click', () => {
+    const to = sel.value;
+    const row = agentRows.get(a.id);
+    act(async () => {
+      await api('POST', `/api/v1/campaigns/${to}/agents`, { user_id: a.id });
+      for (const from of row.agent.assigned_campaign_ids) {
+        if (from !== to) await api('DELETE', `/api/v1/campaigns/${from}/agents/${a.id}`);
+      }
+    }, `${a.name} → ${sel.selectedOptions[0]?.textContent}`);
+  });
+  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name), el('td', {}, el('span', { class: 'badge' })),
+    el('td', { class: 'tis' }), el('td', { class: 'assigned' }), el('td', {}, sel, btn));
+  return { tr, sel, agent: a };
+}
+
+function renderAgents(agents, campaigns) {
+  const body = $('agents').tBodies[0];
+  const names = Object.fromEntries(campaigns.map((c) => [c.id, c.name]));
+  const seen = new Set();
+  let ready = 0, busy = 0, paused = 0;
+  for (const a of agents) {
+    seen.add(a.id);
+    let row = agentRows.get(a.id);
+    if (!row) { row = buildAgentRow(a); agentRows.set(a.id, row); body.append(row.tr); }
+    row.agent = a;
+    const badge = row.tr.querySelector('.badge');
+    badge.dataset.state = a.state;
+    badge.textContent = t('agentstate.' + a.state) + (a.reason ? ` (${t('reason.' + a.reason)})` : '');
+    row.tr.querySelector('.tis').textContent = a.state === 'logged_out' ? '—' : fmt.duration(a.seconds_in_state);
+    row.tr.querySelector('.assigned').textContent = a.assigned_campaign_ids.map((id) => names[id] || id).join(', ');
+    if (document.activeElement !== row.sel) {
+      const keep = row.sel.value;
+      row.sel.replaceChildren(...campaigns.filter((c) => c.state !== 'finished').map((c) => el('option', { value: c.id }, c.name)));
+      if (keep) row.sel.value = keep;
+    }
+    if (a.state === 'ready') ready++;
+    else if (['reserved', 'on_call', 'wrap_up'].includes(a.state)) busy++;
+    else if (a.state === 'paused') paused++;
+  }
+  for (const [id, row] of agentRows) if (!seen.has(id)) { row.tr.remove(); agentRows.delete(id); }
+  $('agent-summary').textContent = agents.length ? t('sup.agentSummary', { ready, busy, paused }) : t('sup.nobody');
+}
+
+// ---- trunks, WhatsApp, audit ----
+
+function renderTrunks(trunks, control) {
+  const body = $('trunks').tBodies[0];
+  if (!trunks.length) { body.replaceChildren(el('tr', {}, el('td', { colspan: 4 }, t('sup.notrunks')))); return; }
+  body.replaceChildren(...trunks.map((tr) => {
+    const out = tr.state === 'out_of_service' || tr.out_of_service;
+    const btn = el('button', { type: 'button', 'aria-label': `${t(out ? 'sup.putback' : 'sup.takeout')}: ${tr.name}` }, t(out ? 'sup.putback' : 'sup.takeout'));
+    btn.addEventListener('click', () => act(() => api('PATCH', `/api/v1/trunks/${encodeURIComponent(tr.name)}`, { out_of_service: !out }),
+      `${tr.name}: ${t(out ? 'sup.putback' : 'sup.takeout')}`));
+    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, tr.state)),
+      el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', {}, btn));
+  }));
+}
+
+function renderAudit(entries) {
+  $('audit').replaceChildren(...entries.map((e) => el('li', {},
+    el('time', { datetime: e.at }, fmt.time(e.at)), ' ', el('strong', {}, e.username), ' ', e.action, ' ',
+    el('span', { class: 'muted' }, `${e.object_type}${e.object_id ? ' ' + e.object_id : ''}`),
+    e.after ? el('code', {}, ' ' + JSON.stringify(e.after).slice(0, 120)) : null)));
+}
+
+function render(s) {
+  const ids = new Set(s.campaigns.filter((c) => c.state === 'running' || c.state === 'paused').map((c) => c.id));
+  for (const c of s.campaigns) if (ids.has(c.id)) renderCampaign(c);
+  for (const [id, card] of cards) if (!ids.has(id)) { card.root.remove(); cards.delete(id); }
+  if (!ids.size) $('campaign-cards').replaceChildren(el('p', { class: 'card' }, t('sup.noCampaigns')));
+  else $('campaign-cards').querySelector(':scope > p')?.remove();
+  renderAgents(s.agents, s.campaigns);
+  renderTrunks(s.trunks || [], s.trunk_control);
+  renderAudit(s.audit || []);
+  const wa = $('whatsapp');
+  wa.dataset.state = s.whatsapp.configured ? s.whatsapp.status : 'off';
+  wa.textContent = s.whatsapp.configured ? s.whatsapp.status : t('sup.wa.not_configured');
+}

@@ -1,0 +1,512 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// TrunkControl takes SIP trunks out of service and back, for supervisors. The SIP
+// originator implements it; without one the API answers 501.
+type TrunkControl interface {
+	SetTrunkOutOfService(name string, out bool) error
+}
+
+// ErrNoSuchTrunk may be returned (wrapped) by a TrunkControl for an unknown trunk.
+var ErrNoSuchTrunk = errors.New("no such trunk")
+
+// uiRoutes are the API calls the wallboard adds.
+func (s *Server) uiRoutes() []route {
+	return []route{
+		{"GET", "/api/v1/wallboard", supervisors, s.getWallboard},
+		{"GET", "/api/v1/wallboard/stream", supervisors, s.streamWallboard},
+		{"PATCH", "/api/v1/trunks/{name}", supervisors, s.updateTrunk},
+	}
+}
+
+// slaThreshold is the wait within which a connected call counts toward the service
+// level: the two seconds after which an answered person hears the abandon prompt.
+const slaThreshold = 2 * time.Second
+
+// historyWindow is how far back the wallboard's charts reach.
+const historyWindow = time.Hour
+
+// WallboardSnapshot is what the supervisors' wallboard shows, computed once a second.
+type WallboardSnapshot struct {
+	At        time.Time           `json:"at"`
+	Campaigns []WallboardCampaign `json:"campaigns"`
+	Agents    []WallboardAgent    `json:"agents"`
+	Trunks    any                 `json:"trunks"`
+	// TrunkControl says whether trunks can be taken out of service here.
+	TrunkControl bool                 `json:"trunk_control"`
+	WhatsApp     WallboardWhatsApp    `json:"whatsapp"`
+	Audit        []storage.AuditEntry `json:"audit"`
+}
+
+// WallboardWhatsApp is the WhatsApp Cloud API's health.
+type WallboardWhatsApp struct {
+	Configured bool   `json:"configured"`
+	Status     string `json:"status"`
+}
+
+// WallboardCampaign is one campaign's live figures.
+type WallboardCampaign struct {
+	ID     int64                  `json:"id,string"`
+	Name   string                 `json:"name"`
+	State  campaigns.State        `json:"state"`
+	Pacing campaigns.Pacing       `json:"pacing"`
+	Ladder []campaigns.Rung       `json:"ladder"`
+	Stats  *storage.CampaignStats `json:"stats,omitempty"`
+	// DialsPerMinute is the dial rate over the last minute.
+	DialsPerMinute float64 `json:"dials_per_minute"`
+	// AnswerRate is reached / attempts by channel.
+	AnswerRate map[string]float64 `json:"answer_rate"`
+	// Occupancy is the share of available agents busy with a call or its wrap-up.
+	Occupancy float64 `json:"occupancy"`
+	// AHT (TMA) and ASA (TME) are in seconds over the calls seen in the last hour;
+	// SLA is the share of them connected within two seconds of answer.
+	AHTSeconds   float64 `json:"aht_seconds"`
+	ASASeconds   float64 `json:"asa_seconds"`
+	SLA          float64 `json:"sla"`
+	HandledCalls int     `json:"handled_calls"`
+	// AgentIDs are the agent users assigned to the campaign.
+	AgentIDs []string `json:"agent_ids"`
+}
+
+// WallboardAgent is one agent user, signed in or not.
+type WallboardAgent struct {
+	ID             int64      `json:"id,string"`
+	Username       string     `json:"username"`
+	Name           string     `json:"name"`
+	State          string     `json:"state"`
+	Reason         string     `json:"reason,omitempty"`
+	Since          *time.Time `json:"since,omitempty"`
+	SecondsInState float64    `json:"seconds_in_state"`
+	// CampaignIDs are the campaigns the agent is signed in to; Assigned those it may work.
+	CampaignIDs []string `json:"campaign_ids"`
+	Assigned    []string `json:"assigned_campaign_ids"`
+}
+
+// wallSample is one second's counters, kept for the charts.
+type wallSample struct {
+	At        time.Time               `json:"at"`
+	Campaigns map[string]sampleCounts `json:"campaigns"`
+}
+
+type sampleCounts struct {
+	Dials     int `json:"dials"`
+	Answered  int `json:"answered"`
+	Abandoned int `json:"abandoned"`
+	Connected int `json:"connected"`
+}
+
+// handled is one call an agent finished, for TMA, TME and SLA.
+type handled struct {
+	at         time.Time
+	campaignID int64
+	handle     time.Duration
+	wait       time.Duration
+}
+
+// callSeen follows one call on an agent from connect to the end of wrap-up.
+type callSeen struct {
+	agentID   int64
+	wrapSince time.Time
+	lastSeen  time.Time
+}
+
+// wallboard computes snapshots while someone watches and fans them out. It keeps
+// the last hour of counters for the charts and the calls it saw agents finish.
+type wallboard struct {
+	s *Server
+
+	mu      sync.Mutex
+	subs    map[chan []byte]struct{}
+	stop    chan struct{}
+	samples []wallSample
+	calls   map[int64]*callSeen // by attempt ID
+	done    []handled
+}
+
+func newWallboard(s *Server) *wallboard {
+	return &wallboard{s: s, subs: map[chan []byte]struct{}{}, calls: map[int64]*callSeen{}}
+}
+
+// subscribe returns a channel of encoded snapshots and the history so far. The
+// sampler runs while anyone subscribes.
+func (wb *wallboard) subscribe() (<-chan []byte, []wallSample, func()) {
+	ch := make(chan []byte, 2)
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	wb.subs[ch] = struct{}{}
+	if wb.stop == nil {
+		wb.stop = make(chan struct{})
+		go wb.loop(wb.stop)
+	}
+	history := downsample(wb.samples, 10*time.Second)
+	return ch, history, func() {
+		wb.mu.Lock()
+		defer wb.mu.Unlock()
+		if _, ok := wb.subs[ch]; !ok {
+			return
+		}
+		delete(wb.subs, ch)
+		if len(wb.subs) == 0 && wb.stop != nil {
+			close(wb.stop)
+			wb.stop = nil
+		}
+	}
+}
+
+func (wb *wallboard) loop(stop chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+		snap, err := wb.snapshot(ctx)
+		cancel()
+		if err != nil {
+			wb.s.log.Warn("wallboard snapshot", "err", err)
+		} else if b, err := json.Marshal(snap); err == nil {
+			wb.mu.Lock()
+			for ch := range wb.subs {
+				select {
+				case ch <- b:
+				default: // a slow viewer skips a second; the next snapshot is complete
+				}
+			}
+			wb.mu.Unlock()
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// downsample keeps one sample per step, the last of each step.
+func downsample(in []wallSample, step time.Duration) []wallSample {
+	out := []wallSample{}
+	for i, smp := range in {
+		if i == len(in)-1 || in[i+1].At.Truncate(step) != smp.At.Truncate(step) {
+			out = append(out, smp)
+		}
+	}
+	return out
+}
+
+// snapshot computes the wallboard from storage and the engine, and records the
+// second's counters and the calls agents finished.
+func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
+	s := wb.s
+	now := s.ui.now()
+	snap := WallboardSnapshot{At: now, Campaigns: []WallboardCampaign{}, Agents: []WallboardAgent{},
+		Trunks: []any{}, TrunkControl: s.cfg.TrunkControl != nil,
+		WhatsApp: WallboardWhatsApp{Status: "not_configured"}}
+	if s.cfg.TrunkStatus != nil {
+		snap.Trunks = s.cfg.TrunkStatus()
+	}
+	list, err := s.store.ListCampaigns(ctx, nil)
+	if err != nil {
+		return snap, err
+	}
+	var live []dialer.Agent
+	if s.cfg.Engine != nil {
+		live = s.cfg.Engine.Agents().List()
+	}
+	agents := map[int64]*WallboardAgent{}
+	var agentOrder []int64
+	sample := wallSample{At: now, Campaigns: map[string]sampleCounts{}}
+	for _, c := range list {
+		if c.State == campaigns.StateFinished {
+			continue
+		}
+		wc := WallboardCampaign{ID: c.ID, Name: c.Name, State: c.State, Pacing: c.Pacing, Ladder: c.Ladder,
+			AnswerRate: map[string]float64{}, AgentIDs: []string{}}
+		users, err := s.store.CampaignAgents(ctx, c.ID)
+		if err != nil {
+			return snap, err
+		}
+		for _, u := range users {
+			wc.AgentIDs = append(wc.AgentIDs, idString(u.ID))
+			a, ok := agents[u.ID]
+			if !ok {
+				name := u.DisplayName
+				if name == "" {
+					name = u.Username
+				}
+				a = &WallboardAgent{ID: u.ID, Username: u.Username, Name: name, State: string(dialer.AgentLoggedOut),
+					CampaignIDs: []string{}, Assigned: []string{}}
+				agents[u.ID] = a
+				agentOrder = append(agentOrder, u.ID)
+			}
+			a.Assigned = append(a.Assigned, idString(c.ID))
+		}
+		if c.State == campaigns.StateRunning || c.State == campaigns.StatePaused {
+			st, err := s.store.CampaignStats(ctx, c.ID)
+			if err != nil {
+				return snap, err
+			}
+			wc.Stats = &st
+			for ch, cs := range st.Channels {
+				if cs.Attempts > 0 {
+					wc.AnswerRate[ch] = float64(cs.Reached) / float64(cs.Attempts)
+				}
+			}
+			sample.Campaigns[idString(c.ID)] = sampleCounts{Dials: st.Dials, Answered: st.Answered,
+				Abandoned: st.Abandoned, Connected: st.Connected}
+			wc.Occupancy = occupancy(live, c.ID)
+		}
+		snap.Campaigns = append(snap.Campaigns, wc)
+	}
+	for _, la := range live {
+		a, ok := agents[la.ID]
+		if !ok {
+			a = &WallboardAgent{ID: la.ID, Name: la.Name, Assigned: []string{}}
+			agents[la.ID] = a
+			agentOrder = append(agentOrder, la.ID)
+		}
+		since := la.Since
+		a.State, a.Reason, a.Since = string(la.State), la.Reason, &since
+		a.SecondsInState = now.Sub(la.Since).Seconds()
+		a.CampaignIDs = idStrings(la.Campaigns)
+	}
+	for _, id := range agentOrder {
+		snap.Agents = append(snap.Agents, *agents[id])
+	}
+	wb.followCalls(ctx, live, now)
+
+	wb.mu.Lock()
+	wb.samples = append(wb.samples, sample)
+	cut := 0
+	for cut < len(wb.samples) && now.Sub(wb.samples[cut].At) > historyWindow {
+		cut++
+	}
+	wb.samples = wb.samples[cut:]
+	for i := range snap.Campaigns {
+		wc := &snap.Campaigns[i]
+		wc.DialsPerMinute = wb.dialRateLocked(idString(wc.ID), now)
+		wb.handleFiguresLocked(wc, now)
+	}
+	wb.mu.Unlock()
+
+	entries, _, err := s.store.ListAudit(ctx, storage.AuditFilter{Limit: 15})
+	if err != nil {
+		return snap, err
+	}
+	if entries == nil {
+		entries = []storage.AuditEntry{}
+	}
+	// The wallboard shows who did what; the full before and after stay in the audit API.
+	for i := range entries {
+		entries[i].Before = nil
+	}
+	snap.Audit = entries
+	return snap, nil
+}
+
+// occupancy is busy agents over available ones (ready, reserved, on a call or in
+// wrap-up) among those signed in to the campaign; paused agents do not count.
+func occupancy(live []dialer.Agent, campaignID int64) float64 {
+	busy, avail := 0, 0
+	for _, a := range live {
+		if !slices.Contains(a.Campaigns, campaignID) {
+			continue
+		}
+		switch a.State {
+		case dialer.AgentReserved, dialer.AgentOnCall, dialer.AgentWrapUp:
+			busy++
+			avail++
+		case dialer.AgentReady:
+			avail++
+		}
+	}
+	if avail == 0 {
+		return 0
+	}
+	return float64(busy) / float64(avail)
+}
+
+// dialRateLocked is the dials of the last minute (or of the samples there are).
+func (wb *wallboard) dialRateLocked(id string, now time.Time) float64 {
+	if len(wb.samples) < 2 {
+		return 0
+	}
+	last := wb.samples[len(wb.samples)-1]
+	first := last
+	for i := len(wb.samples) - 1; i >= 0; i-- {
+		if now.Sub(wb.samples[i].At) > time.Minute {
+			break
+		}
+		first = wb.samples[i]
+	}
+	span := last.At.Sub(first.At)
+	if span < time.Second {
+		return 0
+	}
+	return float64(last.Campaigns[id].Dials-first.Campaigns[id].Dials) / span.Minutes()
+}
+
+func (wb *wallboard) handleFiguresLocked(wc *WallboardCampaign, now time.Time) {
+	var handle, wait time.Duration
+	n, fast := 0, 0
+	for _, h := range wb.done {
+		if h.campaignID != wc.ID || now.Sub(h.at) > historyWindow {
+			continue
+		}
+		n++
+		handle += h.handle
+		wait += h.wait
+		if h.wait <= slaThreshold {
+			fast++
+		}
+	}
+	wc.HandledCalls = n
+	if n > 0 {
+		wc.AHTSeconds = handle.Seconds() / float64(n)
+		wc.ASASeconds = wait.Seconds() / float64(n)
+		wc.SLA = float64(fast) / float64(n)
+	}
+}
+
+// followCalls watches agents' calls: when an agent leaves a call's wrap-up, the call
+// is read back from storage for its answer, connect and end times.
+func (wb *wallboard) followCalls(ctx context.Context, live []dialer.Agent, now time.Time) {
+	wb.mu.Lock()
+	busy := map[int64]bool{}
+	for _, a := range live {
+		if a.AttemptID == 0 {
+			continue
+		}
+		switch a.State {
+		case dialer.AgentReserved, dialer.AgentOnCall, dialer.AgentWrapUp:
+			busy[a.AttemptID] = true
+			cs, ok := wb.calls[a.AttemptID]
+			if !ok {
+				cs = &callSeen{agentID: a.ID}
+				wb.calls[a.AttemptID] = cs
+			}
+			cs.lastSeen = now
+			if a.State == dialer.AgentWrapUp && cs.wrapSince.IsZero() {
+				cs.wrapSince = a.Since
+			}
+		}
+	}
+	var finished []int64
+	for id, cs := range wb.calls {
+		if !busy[id] {
+			finished = append(finished, id)
+		} else if now.Sub(cs.lastSeen) > historyWindow {
+			delete(wb.calls, id)
+		}
+	}
+	wb.mu.Unlock()
+	for _, id := range finished {
+		a, err := wb.s.store.GetAttempt(ctx, id)
+		wb.mu.Lock()
+		cs := wb.calls[id]
+		delete(wb.calls, id)
+		if err == nil && cs != nil && a.AnswerAt != nil && a.ConnectAt != nil {
+			end := now
+			if a.EndAt != nil && cs.wrapSince.IsZero() {
+				end = *a.EndAt
+			}
+			wb.done = append(wb.done, handled{at: now, campaignID: a.CampaignID,
+				handle: end.Sub(*a.ConnectAt), wait: a.ConnectAt.Sub(*a.AnswerAt)})
+		}
+		wb.mu.Unlock()
+	}
+	wb.mu.Lock()
+	cut := 0
+	for cut < len(wb.done) && now.Sub(wb.done[cut].at) > historyWindow {
+		cut++
+	}
+	wb.done = wb.done[cut:]
+	wb.mu.Unlock()
+}
+
+func (s *Server) getWallboard(w http.ResponseWriter, r *http.Request, _ principal) error {
+	snap, err := s.ui.wall.snapshot(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, snap)
+	return nil
+}
+
+// streamWallboard pushes a snapshot every second as server-sent events, after one
+// "history" event with the last hour's counters (one sample per 10 s).
+func (s *Server) streamWallboard(w http.ResponseWriter, r *http.Request, _ principal) error {
+	rc := http.NewResponseController(w)
+	ch, history, stop := s.ui.wall.subscribe()
+	defer stop()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // proxies must not hold events back
+	w.WriteHeader(http.StatusOK)
+	hb, err := json.Marshal(history)
+	if err != nil {
+		return nil
+	}
+	if _, err := fmt.Fprintf(w, "retry: 2000\nevent: history\ndata: %s\n\n", hb); err != nil {
+		return nil
+	}
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case b := <-ch:
+			if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
+				return nil
+			}
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// updateTrunk takes a trunk out of service or puts it back.
+func (s *Server) updateTrunk(w http.ResponseWriter, r *http.Request, p principal) error {
+	name := r.PathValue("name")
+	var in struct {
+		OutOfService *bool `json:"out_of_service"`
+	}
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.OutOfService == nil {
+		return unprocessable("out_of_service: required (true or false)")
+	}
+	if s.cfg.TrunkControl == nil {
+		return errorf(http.StatusNotImplemented, "not_implemented", "this server cannot take trunks out of service yet")
+	}
+	if err := s.cfg.TrunkControl.SetTrunkOutOfService(name, *in.OutOfService); err != nil {
+		if errors.Is(err, ErrNoSuchTrunk) {
+			return notFound("no trunk named " + strconv.Quote(name))
+		}
+		return err
+	}
+	action := "trunk.in_service"
+	if *in.OutOfService {
+		action = "trunk.out_of_service"
+	}
+	s.recordEvent(r.Context(), p, action, "trunk", name, map[string]bool{"out_of_service": *in.OutOfService})
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "out_of_service": *in.OutOfService})
+	return nil
+}
