@@ -183,6 +183,24 @@ func DefaultDispositions() []Disposition {
 	}
 }
 
+// AMDAction is what happens to a call an answering machine picked up.
+type AMDAction string
+
+// Machine actions.
+const (
+	// AMDHangUp hangs up; the rung is tried again after its delay.
+	AMDHangUp AMDAction = "hang_up"
+	// AMDNextRung hangs up and moves the contact to the next rung at once (the
+	// WhatsApp call, which reaches the person rather than the voicemail).
+	AMDNextRung AMDAction = "next_rung"
+)
+
+// AMD configures answering-machine detection for a campaign.
+type AMD struct {
+	Enabled bool      `json:"enabled"`
+	Action  AMDAction `json:"action,omitempty"`
+}
+
 // DefaultWrapUp is how long an agent's wrap-up may last before it ends by itself.
 const DefaultWrapUp = Duration(60 * time.Second)
 
@@ -200,7 +218,9 @@ type Campaign struct {
 	// Dispositions are the codes agents close calls with.
 	Dispositions []Disposition `json:"dispositions"`
 	// WrapUp ends an agent's wrap-up without a disposition after this long.
-	WrapUp    Duration  `json:"wrap_up"`
+	WrapUp Duration `json:"wrap_up"`
+	// AMD screens answered calls for answering machines before an agent gets them.
+	AMD       AMD       `json:"amd"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -255,6 +275,9 @@ func (c *Campaign) ApplyDefaults() {
 	}
 	if c.WrapUp == 0 {
 		c.WrapUp = DefaultWrapUp
+	}
+	if c.AMD.Action == "" {
+		c.AMD.Action = AMDHangUp
 	}
 }
 
@@ -314,6 +337,11 @@ func (c *Campaign) Validate() error {
 	validateDispositions(c.Dispositions, bad)
 	if c.WrapUp < Duration(5*time.Second) || c.WrapUp > Duration(30*time.Minute) {
 		bad["wrap_up"] = "must be between 5s and 30m"
+	}
+	switch c.AMD.Action {
+	case AMDHangUp, AMDNextRung:
+	default:
+		bad["amd.action"] = "must be hang_up or next_rung"
 	}
 	validatePacing(c.Pacing, bad)
 	if len(bad) > 0 {

@@ -29,6 +29,7 @@ const campaignColumns = `id, name, caller_id, default_country, state, schedule, 
 type campaignOptions struct {
 	Dispositions []campaigns.Disposition `json:"dispositions,omitempty"`
 	WrapUp       campaigns.Duration      `json:"wrap_up,omitempty"`
+	AMD          campaigns.AMD           `json:"amd"`
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -53,7 +54,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 			return c, fmt.Errorf("decode campaign %d: %w", c.ID, err)
 		}
 	}
-	c.Dispositions, c.WrapUp = opts.Dispositions, opts.WrapUp
+	c.Dispositions, c.WrapUp, c.AMD = opts.Dispositions, opts.WrapUp, opts.AMD
 	// Campaigns stored before an option existed read as its default.
 	c.ApplyDefaults()
 	return c, nil
@@ -61,7 +62,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 
 func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
 	var out [4][]byte
-	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp}} {
+	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD}} {
 		if out[i], err = json.Marshal(v); err != nil {
 			return "", "", "", "", err
 		}

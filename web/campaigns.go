@@ -13,13 +13,16 @@ import (
 // campaignInput is a campaign as clients send it: absent fields keep their value
 // (the default on create, the stored one on update).
 type campaignInput struct {
-	Name           *string             `json:"name"`
-	CallerID       *string             `json:"caller_id"`
-	DefaultCountry *string             `json:"default_country"`
-	Schedule       *campaigns.Schedule `json:"schedule"`
-	Window         *windowInput        `json:"calling_window"`
-	Ladder         []campaigns.Rung    `json:"ladder"`
-	Pacing         *pacingInput        `json:"pacing"`
+	Name           *string                 `json:"name"`
+	CallerID       *string                 `json:"caller_id"`
+	DefaultCountry *string                 `json:"default_country"`
+	Schedule       *campaigns.Schedule     `json:"schedule"`
+	Window         *windowInput            `json:"calling_window"`
+	Ladder         []campaigns.Rung        `json:"ladder"`
+	Pacing         *pacingInput            `json:"pacing"`
+	Dispositions   []campaigns.Disposition `json:"dispositions"`
+	WrapUp         *campaigns.Duration     `json:"wrap_up"`
+	AMD            *campaigns.AMD          `json:"amd"`
 }
 
 type windowInput struct {
@@ -63,6 +66,11 @@ func (in campaignInput) apply(c *campaigns.Campaign) {
 	if in.Pacing != nil {
 		in.Pacing.apply(&c.Pacing)
 	}
+	if in.Dispositions != nil {
+		c.Dispositions = in.Dispositions
+	}
+	set(&c.WrapUp, in.WrapUp)
+	set(&c.AMD, in.AMD)
 }
 
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p principal) error {

@@ -272,4 +272,3 @@ func TestNamedTemplateSend(t *testing.T) {
 		t.Fatalf("body = %s", r.Body)
 	}
 }
-
