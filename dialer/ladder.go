@@ -15,8 +15,11 @@ const (
 	OutcomeConnected Outcome = "connected"
 	// OutcomeAbandoned: a person answered and no agent was free within the patience.
 	OutcomeAbandoned Outcome = "abandoned"
-	// OutcomeMachine: an answering machine answered.
+	// OutcomeMachine: an answering machine answered; the rung is tried again.
 	OutcomeMachine Outcome = "machine"
+	// OutcomeMachineNext: an answering machine answered and the campaign moves such
+	// contacts to the next rung at once.
+	OutcomeMachineNext Outcome = "machine_next"
 	// OutcomeBusy: the line was busy (SIP 486, 600).
 	OutcomeBusy Outcome = "busy"
 	// OutcomeNoAnswer: it rang out (ring timeout, SIP 480, 408; WhatsApp no answer).
@@ -93,6 +96,7 @@ var rules = map[Outcome]rule{
 	OutcomeSent:          {move: finish, status: campaigns.ContactDone},
 	OutcomeAbandoned:     {move: toTemplate, delay: AbandonQuietPeriod},
 	OutcomeMachine:       {move: retry},
+	OutcomeMachineNext:   {move: next},
 	OutcomeBusy:          {move: retry},
 	OutcomeNoAnswer:      {move: retry},
 	OutcomeMediaFailed:   {move: retry},

@@ -36,6 +36,8 @@ func TestAdvance(t *testing.T) {
 		{"trunk down climbs at once without using an attempt", ladder, samePhone, at(0, 0, 0, pending), OutcomeChannelDown, at(1, 0, 0, pending)},
 		{"trunk fault retries soon", ladder, samePhone, at(0, 0, 0, pending), OutcomeTrunkFault, at(0, 1, trunkFaultDelay, pending)},
 		{"channel full: soon again, free", ladder, samePhone, at(0, 1, 0, pending), OutcomeChannelBusy, at(0, 1, channelBusyDelay, pending)},
+		{"machine, campaign moves on", ladder, samePhone, at(0, 0, 0, pending), OutcomeMachineNext, at(1, 0, 0, pending)},
+		{"machine retries", ladder, samePhone, at(0, 0, 0, pending), OutcomeMachine, at(0, 1, 30*time.Minute, pending)},
 		{"rejected climbs", ladder, samePhone, at(0, 0, 0, pending), OutcomeRejected, at(1, 0, 0, pending)},
 		{"interrupted is retried at once, free", ladder, samePhone, at(0, 1, 0, pending), OutcomeInterrupted, at(0, 1, time.Nanosecond, pending)},
 		{"invalid number, same number on WhatsApp: invalid", ladder, samePhone, at(0, 0, 0, pending), OutcomeInvalidNumber, at(3, 0, 0, campaigns.ContactInvalid)},
@@ -64,7 +66,7 @@ func TestAdvance(t *testing.T) {
 // TestEveryOutcomeHasARule keeps the table complete: an outcome added without a rule
 // would fall back to retrying, which may not be what it needs.
 func TestEveryOutcomeHasARule(t *testing.T) {
-	for _, o := range []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeBusy, OutcomeNoAnswer,
+	for _, o := range []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeBusy, OutcomeNoAnswer,
 		OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown, OutcomeChannelBusy, OutcomeMediaFailed,
 		OutcomeInterrupted, OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed} {
 		if _, ok := rules[o]; !ok {

@@ -128,3 +128,60 @@ func TestAbandonedCallHearsThePrompt(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestAnsweringMachineDetection: with AMD on, a voicemail greeting is hung up on and
+// the contact moves to the next rung, while a person who says "hello" reaches the
+// agent within the 2-second rule.
+func TestAnsweringMachineDetection(t *testing.T) {
+	ladder := []campaigns.Rung{
+		{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(time.Hour)},
+		{Channel: campaigns.ChannelWhatsAppCall, MaxAttempts: 1},
+	}
+	tests := []struct {
+		scenario string
+		outcome  Outcome
+	}{
+		{"answer-rtp.xml", OutcomeMachineNext}, // a greeting that goes on and on
+		{"answer-human.xml", OutcomeConnected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario, func(t *testing.T) {
+			t.Parallel()
+			carrier := sipptest.Start(t, tc.scenario, sipptest.Options{Calls: 1})
+			h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+			c := h.draft(1, campaigns.PacingProgressive, ladder)
+			if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
+				c.AMD = campaigns.AMD{Enabled: true, Action: campaigns.AMDNextRung}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			h.agents(c.ID, 1, 300*time.Millisecond)
+			h.setState(c.ID, campaigns.StateRunning)
+			contacts, _, _ := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{})
+			deadline := time.Now().Add(15 * time.Second)
+			var a storage.Attempt
+			for {
+				if as := h.attempts(contacts[0].ID); len(as) > 0 && as[0].State == "ended" {
+					a = as[0]
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the call did not end")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if a.Outcome != string(tc.outcome) {
+				t.Fatalf("outcome %s (%s), want %s", a.Outcome, a.Detail, tc.outcome)
+			}
+			if tc.outcome == OutcomeConnected {
+				if wait := a.ConnectAt.Sub(*a.AnswerAt); wait > 2*time.Second {
+					t.Errorf("person waited %s for the agent, want ≤ 2 s", wait)
+				}
+			} else if a.AgentID != 0 {
+				t.Errorf("a machine reached agent %d", a.AgentID)
+			}
+			carrier.Wait(t, 10*time.Second)
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/pacing"
 	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/media/amd"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -18,6 +19,7 @@ type callState uint8
 const (
 	callDialing callState = iota + 1
 	callRinging
+	callScreening  // answered, audio being screened for an answering machine
 	callWaiting    // answered, waiting for an agent
 	callConnected  // bridged to an agent
 	callAbandoning // no agent in time: being hung up
@@ -37,6 +39,9 @@ type call struct {
 	agentID  int64
 	// bridged is the customer's audio on the agent's bridge, when it has one.
 	bridged *media.Call
+	// machine is set when screening found an answering machine: the outcome the
+	// call ends with once hung up.
+	machine Outcome
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -51,6 +56,7 @@ type legUpdate struct {
 	leg       Leg   // set once, when Place returned
 	placeErr  error // Place failed: no leg will come
 	ev        *LegEvent
+	screened  *amd.Result // answering-machine detection finished
 }
 
 // run is one campaign's engine loop. Everything in it is touched only by its loop
@@ -240,6 +246,9 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	case u.leg != nil:
 		c.leg = u.leg
 		return
+	case u.screened != nil:
+		r.screened(ctx, c, *u.screened)
+		return
 	case u.ev == nil:
 		return
 	}
@@ -260,13 +269,81 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 		}
 	case LegAnswered:
 		a.AnswerAt, a.State = &ev.At, "answered"
-		c.state, c.answered, c.deadline = callWaiting, ev.At, ev.At.Add(r.e.cfg.Patience)
-		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: ev.At.Sub(c.started)})
-		r.waiting = append(r.waiting, c)
+		c.answered, c.deadline = ev.At, ev.At.Add(r.e.cfg.Patience)
 		r.save(ctx, c)
-		r.connectWaiting(ctx, ev.At)
+		if r.campaign.AMD.Enabled && r.screen(ctx, c) {
+			return
+		}
+		r.awaitAgent(ctx, c, ev.At)
 	case LegEnded:
 		r.finish(ctx, c, ev)
+	}
+}
+
+// awaitAgent queues an answered person for the next free agent.
+func (r *run) awaitAgent(ctx context.Context, c *call, now time.Time) {
+	c.state = callWaiting
+	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
+	r.waiting = append(r.waiting, c)
+	r.connectWaiting(ctx, now)
+}
+
+// screenMargin is kept between the end of screening and the patience, so that a
+// person screening could not decide about still reaches an agent in time.
+const screenMargin = 200 * time.Millisecond
+
+// screen starts answering-machine detection on an answered call's audio and
+// reports whether it did (a leg without audio cannot be screened).
+func (r *run) screen(ctx context.Context, c *call) bool {
+	mc, ok := c.leg.(MediaCarrier)
+	if !ok {
+		return false
+	}
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		return false
+	}
+	det, err := amd.New(amd.DefaultParams())
+	if err != nil {
+		r.e.log.Error("answering-machine detector", "err", err)
+		return false
+	}
+	c.state = callScreening
+	until := c.deadline.Add(-screenMargin)
+	id := c.attempt.ID
+	go func() {
+		res, err := media.Screen(ctx, customer, det, until)
+		if err != nil {
+			r.e.log.Debug("screening", "attempt", id, "err", err)
+		}
+		select {
+		case r.updates <- legUpdate{attemptID: id, screened: &res}:
+		case <-r.done:
+		}
+	}()
+	return true
+}
+
+// screened acts on the detector's verdict: a machine is hung up on (and the
+// contact moved as the campaign says), anyone else goes to an agent.
+func (r *run) screened(ctx context.Context, c *call, res amd.Result) {
+	if c.state != callScreening {
+		return
+	}
+	now := r.e.cfg.Now()
+	c.attempt.Detail = detailJSON("amd " + res.Decision.String() + " " + string(res.Cause))
+	if res.Decision != amd.Machine {
+		r.awaitAgent(ctx, c, now)
+		return
+	}
+	c.machine = OutcomeMachine
+	if r.campaign.AMD.Action == campaigns.AMDNextRung {
+		c.machine = OutcomeMachineNext
+	}
+	c.state, c.attempt.HangupBy = callAbandoning, "local"
+	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Machine, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
+	if c.leg != nil {
+		go c.leg.Hangup(ctx)
 	}
 }
 
@@ -308,8 +385,17 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		outcome = OutcomeAbandoned
 		r.removeWaiting(c)
 		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
+	case callScreening:
+		// Hung up while being screened: a person who did not wait, as far as the
+		// cap is concerned.
+		outcome = OutcomeAbandoned
+		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: ch, Duration: c.answered.Sub(c.started)})
+		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
 	case callAbandoning:
 		outcome = OutcomeAbandoned
+		if c.machine != "" {
+			outcome = c.machine
+		}
 	default:
 		if outcome == "" {
 			outcome = OutcomeTrunkFault
@@ -493,7 +579,7 @@ const maxMessagesPerTick = 50
 func (r *run) snapshot() pacing.Snapshot {
 	r.agentBuf = r.e.agents.pacingView(r.id, r.agentBuf)
 	r.dialBuf = r.dialBuf[:0]
-	holding := 0
+	holding, waiting := 0, len(r.waiting)
 	for _, c := range r.calls {
 		switch c.state {
 		case callDialing, callRinging:
@@ -502,9 +588,11 @@ func (r *run) snapshot() pacing.Snapshot {
 			}
 		case callAbandoning:
 			holding++
+		case callScreening:
+			waiting++
 		}
 	}
-	return pacing.Snapshot{Agents: r.agentBuf, Dials: r.dialBuf, Waiting: len(r.waiting), Holding: holding,
+	return pacing.Snapshot{Agents: r.agentBuf, Dials: r.dialBuf, Waiting: waiting, Holding: holding,
 		Channel: pacing.Channel(campaigns.ChannelSIP)}
 }
 

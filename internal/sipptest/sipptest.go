@@ -112,8 +112,10 @@ var scenarios embed.FS
 
 // Start runs sipp as a UAS on 127.0.0.1 with one of the scenarios in this package
 // (by file name, e.g. "answer.xml") and waits until it listens. It is killed at
-// the test's cleanup. A tone.wav (µ-law, 8 kHz) sits in sipp's working directory
-// for scenarios that stream RTP.
+// the test's cleanup. Two µ-law 8 kHz files sit in sipp's working directory for
+// scenarios that stream RTP: tone.wav (a second of tone, looped it sounds like a
+// voicemail greeting) and hello.wav (a short "hello" and then silence, as a person
+// answers).
 func Start(t testing.TB, scenario string, o Options) *Proc {
 	t.Helper()
 	bin := testenv.RequireTool(t, "sipp", "sip-tester")
@@ -145,6 +147,7 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 		t.Fatal(err)
 	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
+	WriteGreetingWAV(t, filepath.Join(dir, "hello.wav"))
 	args := []string{
 		"-sf", sf, "-i", "127.0.0.1", "-p", strconv.Itoa(o.Port), "-t", o.Transport,
 		"-m", strconv.Itoa(o.Calls), "-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-nostdin",
@@ -220,7 +223,22 @@ func Tail(s string, n int) string {
 // rtp_stream.
 func WriteToneWAV(t testing.TB, path string) {
 	t.Helper()
-	const n = 8000
+	writeULawWAV(t, path, squareTone(8000))
+}
+
+// WriteGreetingWAV writes what a person answering sounds like to an
+// answering-machine detector: 0.3 s of silence, a 0.4 s word, 2.3 s of silence.
+func WriteGreetingWAV(t testing.TB, path string) {
+	t.Helper()
+	data := make([]byte, 0, 24000)
+	data = append(data, silence(2400)...)
+	data = append(data, squareTone(3200)...)
+	data = append(data, silence(18400)...)
+	writeULawWAV(t, path, data)
+}
+
+// squareTone is n µ-law samples of a loud 400 Hz square wave.
+func squareTone(n int) []byte {
 	data := make([]byte, n)
 	for i := range data {
 		if (i/10)%2 == 0 {
@@ -229,6 +247,15 @@ func WriteToneWAV(t testing.TB, path string) {
 			data[i] = 0xA0
 		}
 	}
+	return data
+}
+
+// silence is n µ-law samples of silence.
+func silence(n int) []byte { return bytes.Repeat([]byte{0xFF}, n) }
+
+func writeULawWAV(t testing.TB, path string, data []byte) {
+	t.Helper()
+	n := len(data)
 	var b bytes.Buffer
 	b.WriteString("RIFF")
 	_ = binary.Write(&b, binary.LittleEndian, uint32(4+26+8+n))
