@@ -312,7 +312,7 @@ func (r *run) screen(ctx context.Context, c *call) bool {
 	until := c.deadline.Add(-screenMargin)
 	id := c.attempt.ID
 	go func() {
-		res, err := media.Screen(ctx, customer, det, until)
+		res, err := amd.Screen(ctx, customer, det, until)
 		if err != nil {
 			r.e.log.Debug("screening", "attempt", id, "err", err)
 		}

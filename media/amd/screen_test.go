@@ -1,4 +1,4 @@
-package media
+package amd
 
 import (
 	"context"
@@ -8,25 +8,8 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/turbina-dialer/turbina/media/amd"
+	"github.com/turbina-dialer/turbina/media"
 )
-
-// voice builds 8 kHz audio: positive segments are a loud 500 Hz tone for that many
-// ms, negative ones silence.
-func voice(segs ...int) []int16 {
-	var pcm []int16
-	for _, ms := range segs {
-		n := max(ms, -ms) * 8
-		for i := range n {
-			var s int16
-			if ms > 0 {
-				s = int16(8000 * (1 - 2*float64((i/8)%2)))
-			}
-			pcm = append(pcm, s)
-		}
-	}
-	return pcm
-}
 
 // sendPCMU sends pcm as 20 ms PCMU packets from conn to to, as fast as the socket
 // takes them (the detector counts samples, not wall time), until done or a write
@@ -34,7 +17,7 @@ func voice(segs ...int) []int16 {
 func sendPCMU(conn *net.UDPConn, to *net.UDPAddr, pcm []int16) {
 	payload := make([]byte, 160)
 	for i, seq := 0, uint16(0); i+160 <= len(pcm); i, seq = i+160, seq+1 {
-		EncodeULaw(payload, pcm[i:i+160])
+		media.EncodeULaw(payload, pcm[i:i+160])
 		b, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(i), SSRC: 9}, Payload: payload}).Marshal()
 		if _, err := conn.WriteToUDP(b, to); err != nil {
 			return
@@ -47,16 +30,16 @@ func TestScreenDecidesFromCustomerAudio(t *testing.T) {
 	tests := []struct {
 		name string
 		pcm  []int16
-		want amd.Decision
+		want Decision
 	}{
-		{"short greeting then silence", voice(-300, 400, -1500), amd.Human},
-		{"voicemail greeting", voice(-200, 900, -150, 900, -150, 900, -150, 900, -150, 900, -150, 900), amd.Machine},
+		{"short greeting then silence", synth(-300, 400, -1500), Human},
+		{"voicemail greeting", synth(-200, 900, -150, 900, -150, 900, -150, 900, -150, 900, -150, 900), Machine},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			customer, carrier := udpPair(t)
-			leg := NewUDPLeg(customer, carrier.LocalAddr().(*net.UDPAddr), PCMU)
-			d, err := amd.New(amd.DefaultParams())
+			leg := media.NewUDPLeg(customer, carrier.LocalAddr().(*net.UDPAddr), media.PCMU)
+			d, err := New(DefaultParams())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,15 +52,15 @@ func TestScreenDecidesFromCustomerAudio(t *testing.T) {
 	}
 	t.Run("deadline first", func(t *testing.T) {
 		customer, carrier := udpPair(t)
-		leg := NewUDPLeg(customer, carrier.LocalAddr().(*net.UDPAddr), PCMU)
-		d, _ := amd.New(amd.DefaultParams())
+		leg := media.NewUDPLeg(customer, carrier.LocalAddr().(*net.UDPAddr), media.PCMU)
+		d, _ := New(DefaultParams())
 		start := time.Now()
 		res, err := Screen(context.Background(), leg, d, start.Add(200*time.Millisecond))
-		if err != nil || res.Decision != amd.NotSure {
+		if err != nil || res.Decision != NotSure {
 			t.Fatalf("silent line before the deadline: %+v, %v", res, err)
 		}
 		// The leg reads normally again afterwards.
-		go sendPCMU(carrier, customer.LocalAddr().(*net.UDPAddr), voice(100))
+		go sendPCMU(carrier, customer.LocalAddr().(*net.UDPAddr), synth(100))
 		leg.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := leg.ReadRTP(make([]byte, 1500)); err != nil {
 			t.Fatalf("leg after Screen: %v", err)

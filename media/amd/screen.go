@@ -1,4 +1,4 @@
-package media
+package amd
 
 import (
 	"context"
@@ -7,16 +7,18 @@ import (
 	"os"
 	"time"
 
-	"github.com/turbina-dialer/turbina/media/amd"
+	"github.com/pion/rtp"
+
+	"github.com/turbina-dialer/turbina/media"
 )
 
 // Screen feeds a customer's first audio to an answering-machine detector until it
 // decides or until the deadline, and returns its result: NotSure (cause TOOLONG)
 // when the deadline came first. Telephone-events and other payload types are skipped. The leg is
 // left as it was, ready for a bridge or a prompt.
-func Screen(ctx context.Context, leg Leg, d *amd.Detector, until time.Time) (amd.Result, error) {
+func Screen(ctx context.Context, leg media.Leg, d *Detector, until time.Time) (Result, error) {
 	codec := leg.Codec()
-	dec, err := NewDecoder(codec)
+	dec, err := media.NewDecoder(codec)
 	if err != nil {
 		return d.Result(), fmt.Errorf("screen: %w", err)
 	}
@@ -26,8 +28,9 @@ func Screen(ctx context.Context, leg Leg, d *amd.Detector, until time.Time) (amd
 	if err := leg.SetReadDeadline(until); err != nil {
 		return d.Result(), fmt.Errorf("screen: %w", err)
 	}
-	buf := make([]byte, maxPacket)
-	pcm := make([]int16, maxPacket*6) // Opus at 48 kHz decodes to 8 kHz: at most 6× a G.711 frame
+	buf := make([]byte, 1500)
+	pcm := make([]int16, 1500*6) // Opus at 48 kHz decodes to 8 kHz: at most 6× a G.711 frame
+	var h rtp.Header
 	for {
 		n, err := leg.ReadRTP(buf)
 		if err != nil {
@@ -36,18 +39,19 @@ func Screen(ctx context.Context, leg Leg, d *amd.Detector, until time.Time) (amd
 					return d.Result(), ctx.Err()
 				}
 				res := d.Result()
-				if res.Decision == amd.Undecided {
-					res.Decision, res.Cause = amd.NotSure, amd.CauseTooLong
+				if res.Decision == Undecided {
+					res.Decision, res.Cause = NotSure, CauseTooLong
 				}
 				return res, nil
 			}
 			return d.Result(), fmt.Errorf("screen: %w", err)
 		}
-		v, err := parseRTP(buf[:n])
-		if err != nil || v.payloadType() != codec.PayloadType {
+		// The leg returns only valid RTP; padding is rare enough on a first greeting to ignore.
+		off, err := h.Unmarshal(buf[:n])
+		if err != nil || h.PayloadType != codec.PayloadType {
 			continue
 		}
-		samples, err := dec.Decode(pcm, v.payload())
+		samples, err := dec.Decode(pcm, buf[off:n])
 		if err != nil || samples == 0 {
 			continue
 		}
