@@ -5,10 +5,13 @@ LDFLAGS  := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 20s
 export CGO_ENABLED := 1
+# Opus transcoding links libopus (scripts/deps.sh installs it); libopusfile is not needed.
+export GOFLAGS := -tags=opus,nolibopusfile
 
 .PHONY: build test demo bench bench-import bench-pacing lint fuzz deps clean
 
-build: ## build bin/turbina
+build: ## build bin/turbina (installs the C libraries it links when missing)
+	bash scripts/deps.sh build
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/turbina ./cmd/turbina
 
 deps: ## install the system packages the tests drive (apt), when missing

@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite and benchmarks drive as real peers,
-# when they are missing. Safe to run again: it installs nothing already there.
-# Usage: scripts/deps.sh [test|bench]
+# Installs the system packages Turbina needs, when they are missing. Safe to run
+# again: it installs nothing already there.
+#   build: a C compiler and the libraries cgo links (SQLite is built in; libopus for
+#          Opus transcoding)
+#   test:  build, plus the real peers the tests drive (sipp, baresip, chromium,
+#          espeak-ng and sox for speech, sqlite3)
+#   bench: test, plus what the benchmark scripts use
+# Usage: scripts/deps.sh [build|test|bench]
 set -euo pipefail
 
-need=(gcc:gcc sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox chromium:chromium)
+commands=(gcc:gcc pkg-config:pkg-config)
+libraries=(libopus-dev)
 case "${1:-test}" in
-  test) ;;
-  bench) need+=(bc:bc curl:curl) ;;
-  *) echo "usage: $0 [test|bench]" >&2; exit 2 ;;
+  build) ;;
+  test) commands+=(sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox chromium:chromium) ;;
+  bench) commands+=(sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox chromium:chromium bc:bc curl:curl) ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
-for pair in "${need[@]}"; do
-  cmd=${pair%%:*} pkg=${pair##*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+for pair in "${commands[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+for pkg in "${libraries[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]} == 0)); then
   exit 0
@@ -25,7 +34,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-for pair in "${need[@]}"; do
-  cmd=${pair%%:*}
-  command -v "$cmd" >/dev/null 2>&1 || { echo "deps: $cmd still missing after install" >&2; exit 1; }
+for pair in "${commands[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || { echo "deps: ${pair%%:*} still missing after install" >&2; exit 1; }
 done
+pkg-config --exists opus || { echo "deps: libopus still missing after install" >&2; exit 1; }
