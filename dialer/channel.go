@@ -18,9 +18,23 @@ var ErrChannelDown = errors.New("channel down")
 // without losing an attempt.
 var ErrChannelBusy = errors.New("channel busy")
 
+// OutcomeError is returned by Channel.Place when no attempt could start and the
+// reason says where the contact goes next (no permission, not on WhatsApp, …).
+type OutcomeError struct {
+	Outcome Outcome
+	Err     error
+}
+
+func (e *OutcomeError) Error() string { return string(e.Outcome) + ": " + e.Err.Error() }
+func (e *OutcomeError) Unwrap() error { return e.Err }
+
 // PlaceRequest asks a channel to reach one contact.
 type PlaceRequest struct {
-	AttemptID   int64
+	AttemptID int64
+	// Key identifies this try of this rung for this contact across restarts: an
+	// attempt interrupted by a crash is tried again under the same key, so a side
+	// effect it may have had is never repeated.
+	Key         string
 	Contact     campaigns.Contact
 	Rung        campaigns.Rung
 	To          string // E.164
@@ -72,6 +86,8 @@ type LegEvent struct {
 	HangupBy string
 	// Detail is a short human-readable reason (SIP reason phrase, API error).
 	Detail string
+	// ExternalID is the far end's id for the attempt (a WhatsApp call or message id).
+	ExternalID string
 	// SetupAt and RingAt, on LegEnded, are the channel's own record of when the
 	// request left and when the far end first rang; they fill in steps whose
 	// events were not seen (a 180 overtaken by its 200).

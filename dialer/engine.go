@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -18,6 +19,7 @@ type Store interface {
 	storage.CampaignStore
 	storage.AttemptStore
 	storage.DNCStore
+	WhatsAppStore
 }
 
 // Config tunes the engine.
@@ -38,6 +40,9 @@ type Config struct {
 	// AbandonPrompt is played to a person no agent was free for (default: the
 	// prompt shipped in package media).
 	AbandonPrompt *media.Player
+	// WhatsApp is the Cloud API client whose calls webhooks are routed to; nil
+	// without a WhatsApp account.
+	WhatsApp *whatsapp.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +81,8 @@ type Engine struct {
 	wake   chan struct{}
 	events *hub
 	legs   agentLegs
+	// webhooks is poked when WhatsApp webhook events were kept.
+	webhooks chan struct{}
 }
 
 // New returns an engine that places attempts on channels (by ladder channel) and
@@ -91,6 +98,7 @@ func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cf
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
 		legs:     agentLegs{byAgent: map[int64]*agentLeg{}},
+		webhooks: make(chan struct{}, 1),
 	}
 	agents.onChange = e.agentsChanged
 	agents.watch = func(a Agent) {
@@ -138,6 +146,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.applyWebhooks(ctx)
+	}()
 	t := time.NewTicker(e.cfg.Sync)
 	defer t.Stop()
 	for {

@@ -178,7 +178,7 @@ func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, clo
 				case a.State == AgentOnCall && time.Since(a.Since) >= talk:
 					h.engine.Hangup(ctx, a.ID)
 				case a.State == AgentWrapUp && slices.Contains(ids, a.ID):
-					if err := h.engine.Disposition(ctx, a.ID, closeCall(a)); err != nil {
+					if err := h.engine.Disposition(ctx, a.ID, closeCall(a)); err != nil && ctx.Err() == nil {
 						h.t.Errorf("disposition: %v", err)
 					}
 				}

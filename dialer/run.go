@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -234,7 +235,10 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	switch {
 	case u.placeErr != nil:
 		outcome := OutcomeTrunkFault
+		var oe *OutcomeError
 		switch {
+		case errors.As(u.placeErr, &oe):
+			outcome = oe.Outcome
 		case errors.Is(u.placeErr, ErrChannelDown):
 			outcome = OutcomeChannelDown
 		case errors.Is(u.placeErr, ErrChannelBusy):
@@ -256,6 +260,9 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	a := &c.attempt
 	if ev.Trunk != "" {
 		a.Trunk = ev.Trunk
+	}
+	if ev.ExternalID != "" {
+		a.ExternalID = ev.ExternalID
 	}
 	switch ev.Kind {
 	case LegSetup:
@@ -652,9 +659,15 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) {
 		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeChannelDown, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return
 	}
+	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
+	if err != nil {
+		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, Detail: err.Error()})
+		return
+	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
-	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout}
+	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout,
+		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal)}
 	go r.follow(callCtx, ch, req)
 }
 

@@ -25,13 +25,15 @@ type Attempt struct {
 	HangupBy    string            `json:"hangup_by,omitempty"` // local, remote, agent
 	AgentID     int64             `json:"agent_id,string,omitempty"`
 	Disposition string            `json:"disposition,omitempty"`
-	Detail      json.RawMessage   `json:"detail,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	SetupAt     *time.Time        `json:"setup_at,omitempty"`
-	RingAt      *time.Time        `json:"ring_at,omitempty"`
-	AnswerAt    *time.Time        `json:"answer_at,omitempty"`
-	ConnectAt   *time.Time        `json:"connect_at,omitempty"`
-	EndAt       *time.Time        `json:"end_at,omitempty"`
+	// ExternalID is the id Meta gave a WhatsApp attempt (wacid, wamid).
+	ExternalID string          `json:"external_id,omitempty"`
+	Detail     json.RawMessage `json:"detail,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	SetupAt    *time.Time      `json:"setup_at,omitempty"`
+	RingAt     *time.Time      `json:"ring_at,omitempty"`
+	AnswerAt   *time.Time      `json:"answer_at,omitempty"`
+	ConnectAt  *time.Time      `json:"connect_at,omitempty"`
+	EndAt      *time.Time      `json:"end_at,omitempty"`
 }
 
 // Open attempt states: an attempt in one of these when the server starts was cut
@@ -90,6 +92,9 @@ type AttemptStore interface {
 	OpenAttempts(ctx context.Context) ([]Attempt, error)
 	// ContactPosition returns a contact and its place on the ladder.
 	ContactPosition(ctx context.Context, contactID int64) (DueContact, error)
+	// AttemptOrdinal numbers an attempt among its contact's: how many came before it,
+	// not counting those a crash interrupted (they are tried again as the same one).
+	AttemptOrdinal(ctx context.Context, a Attempt) (int, error)
 }
 
 // DueContacts selects due contacts through the (campaign_id, status, next_attempt_at) index.
@@ -206,12 +211,12 @@ func attemptArgs(a Attempt) []any {
 		status = sql.NullInt64{Int64: int64(a.SIPStatus), Valid: true}
 	}
 	return []any{a.State, nullString(a.Outcome), status, nullString(a.Trunk), nullString(a.HangupBy), agent,
-		nullString(a.Disposition), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
+		nullString(a.Disposition), nullString(a.ExternalID), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
 		msOrNull(a.ConnectAt), msOrNull(a.EndAt), a.ID}
 }
 
 const updateAttemptSQL = `UPDATE attempts SET state=?, outcome=?, sip_status=?, trunk=?, hangup_by=?, agent_id=?,
-	disposition=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
+	disposition=?, external_id=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
 
 // UpdateAttempt writes an attempt's progress.
 func (d *DB) UpdateAttempt(ctx context.Context, a Attempt) error {
@@ -274,7 +279,7 @@ func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
 }
 
 const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
-	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), detail, created_at,
+	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), ifnull(external_id,''), detail, created_at,
 	setup_at, ring_at, answer_at, connect_at, end_at`
 
 func scanAttempt(r rowScanner) (Attempt, error) {
@@ -283,7 +288,7 @@ func scanAttempt(r rowScanner) (Attempt, error) {
 	var created int64
 	var setup, ring, answer, connect, end sql.NullInt64
 	if err := r.Scan(&a.ID, &a.ContactID, &a.CampaignID, &a.Channel, &a.Rung, &a.State, &a.Outcome, &a.SIPStatus,
-		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &detail, &created, &setup, &ring, &answer, &connect, &end); err != nil {
+		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end); err != nil {
 		return a, err
 	}
 	if detail.Valid {
@@ -320,4 +325,15 @@ func (d *DB) ListAttempts(ctx context.Context, contactID int64) ([]Attempt, erro
 // OpenAttempts lists attempts that have not ended.
 func (d *DB) OpenAttempts(ctx context.Context) ([]Attempt, error) {
 	return d.listAttempts(ctx, "state IN ('"+strings.Join(openAttemptStates, "','")+"')")
+}
+
+// AttemptOrdinal counts the contact's earlier attempts that were not interrupted.
+func (d *DB) AttemptOrdinal(ctx context.Context, a Attempt) (int, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM attempts WHERE contact_id = ? AND id < ?
+		AND ifnull(outcome,'') <> 'interrupted'`, a.ContactID, a.ID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("attempt ordinal: %w", err)
+	}
+	return n, nil
 }

@@ -33,6 +33,9 @@ type Outbox interface {
 	MarkFailed(ctx context.Context, id int64, cause error, retryAt time.Time) error
 	// Requeue returns messages left claimed (by a crash) to pending.
 	Requeue(ctx context.Context) (int, error)
+	OutboxByKey(ctx context.Context, key string) (OutboxMessage, error)
+	ClaimKey(ctx context.Context, key string) (bool, error)
+	MarkSentByKey(ctx context.Context, key string) error
 }
 
 // Enqueue stores a new outbox message unless its key was seen before.
@@ -122,4 +125,40 @@ func (d *DB) Requeue(ctx context.Context) (int, error) {
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// OutboxByKey returns the message stored under an idempotency key.
+func (d *DB) OutboxByKey(ctx context.Context, key string) (OutboxMessage, error) {
+	var m OutboxMessage
+	var payload string
+	err := d.db.QueryRowContext(ctx, `SELECT id, kind, idempotency_key, payload, state, tries, ifnull(last_error,'')
+		FROM outbox WHERE idempotency_key = ?`, key).Scan(&m.ID, &m.Kind, &m.IdempotencyKey, &payload, &m.State, &m.Tries, &m.LastError)
+	if err != nil {
+		return m, notFoundIfNoRows(err, "outbox "+key)
+	}
+	m.Payload = []byte(payload)
+	return m, nil
+}
+
+// ClaimKey marks the pending message under key as being sent and reports whether
+// this caller claimed it; a message already claimed, sent or failed is not claimed
+// again, so a send is never made twice.
+func (d *DB) ClaimKey(ctx context.Context, key string) (bool, error) {
+	res, err := d.exec(ctx, "UPDATE outbox SET state='sending', tries=tries+1 WHERE idempotency_key=? AND state='pending'", key)
+	if err != nil {
+		return false, fmt.Errorf("claim outbox %s: %w", key, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// MarkSentByKey records that the far end has the message under key (its webhook
+// arrived), settling a send left in doubt by a crash.
+func (d *DB) MarkSentByKey(ctx context.Context, key string) error {
+	_, err := d.exec(ctx, "UPDATE outbox SET state='sent', sent_at=ifnull(sent_at, ?), last_error=NULL WHERE idempotency_key=? AND state <> 'sent'",
+		d.nowMs(), key)
+	if err != nil {
+		return fmt.Errorf("mark outbox %s sent: %w", key, err)
+	}
+	return nil
 }

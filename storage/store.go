@@ -13,6 +13,8 @@ type Store interface {
 	Outbox
 	StatsStore
 	AttemptStore
+	WhatsAppStore
+	SessionStore
 	Ping(ctx context.Context) error
 	IntegrityCheck(ctx context.Context) error
 	FailInterruptedImports(ctx context.Context) (int, error)

@@ -45,6 +45,9 @@ type Config struct {
 	TrunkStatus func() any
 	// TrunkControl takes trunks out of service for supervisors; nil answers 501.
 	TrunkControl TrunkControl
+	// Webhooks receives Meta's WhatsApp webhooks at /webhooks/whatsapp (signed, so
+	// no token); nil without a WhatsApp account.
+	Webhooks http.Handler
 }
 
 // Engine is what the API needs from the dialing engine.
@@ -150,6 +153,9 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	s.mux.Handle("GET /healthz", s.metrics.instrument("/healthz", http.HandlerFunc(s.healthz)))
 	s.mux.Handle("GET /readyz", s.metrics.instrument("/readyz", http.HandlerFunc(s.readyz)))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	if cfg.Webhooks != nil {
+		s.mux.Handle("/webhooks/whatsapp", s.metrics.instrument("/webhooks/whatsapp", cfg.Webhooks))
+	}
 	s.mountUI()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("no such endpoint: "+r.Method+" "+r.URL.Path))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +31,8 @@ func (s *Server) uiRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/wallboard", supervisors, s.getWallboard},
 		{"GET", "/api/v1/wallboard/stream", supervisors, s.streamWallboard},
-		{"PATCH", "/api/v1/trunks/{name}", supervisors, s.updateTrunk},
+		// A trunk's ID is its configured name.
+		{"PATCH", "/api/v1/trunks/{id}", supervisors, s.updateTrunk},
 	}
 }
 
@@ -448,6 +450,11 @@ func (s *Server) getWallboard(w http.ResponseWriter, r *http.Request, _ principa
 // streamWallboard pushes a snapshot every second as server-sent events, after one
 // "history" event with the last hour's counters (one sample per 10 s).
 func (s *Server) streamWallboard(w http.ResponseWriter, r *http.Request, _ principal) error {
+	// Only an event-stream client (EventSource sends this) gets the endless answer;
+	// anything else would wait forever for a body that never ends.
+	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		return errorf(http.StatusNotAcceptable, "not_acceptable", "this is a stream: send Accept: text/event-stream (GET /api/v1/wallboard gives one snapshot)")
+	}
 	rc := http.NewResponseController(w)
 	ch, history, stop := s.ui.wall.subscribe()
 	defer stop()
@@ -483,7 +490,7 @@ func (s *Server) streamWallboard(w http.ResponseWriter, r *http.Request, _ princ
 
 // updateTrunk takes a trunk out of service or puts it back.
 func (s *Server) updateTrunk(w http.ResponseWriter, r *http.Request, p principal) error {
-	name := r.PathValue("name")
+	name := r.PathValue("id")
 	var in struct {
 		OutOfService *bool `json:"out_of_service"`
 	}

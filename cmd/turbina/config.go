@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 )
 
@@ -32,6 +33,9 @@ type config struct {
 	Engine engineConfig `json:"engine"`
 	// WebRTC says where browser agents' audio legs gather ICE candidates.
 	WebRTC media.ICEConfig `json:"webrtc"`
+	// WhatsApp is the WhatsApp Business account the WhatsApp rungs use; without an
+	// access token those rungs are skipped.
+	WhatsApp whatsappConfig `json:"whatsapp"`
 	// AdminToken comes from the environment only: a secret has no place in a file
 	// that gets copied around, nor in a flag that shows in ps.
 	AdminToken string `json:"-"`
@@ -42,6 +46,32 @@ type config struct {
 type engineConfig struct {
 	RingTimeout sip.Duration `json:"ring_timeout,omitempty"`
 	Patience    sip.Duration `json:"patience,omitempty"`
+}
+
+// whatsappConfig is the config file's whatsapp section. Secrets may come from
+// TURBINA_WA_* variables instead, which win.
+type whatsappConfig struct {
+	whatsapp.Config
+	Webhook whatsapp.WebhookConfig `json:"webhook"`
+	Media   whatsapp.MediaConfig   `json:"media"`
+	// PermissionText is the body of the call-permission request.
+	PermissionText string `json:"permission_text"`
+}
+
+// enabled reports whether a WhatsApp account is configured.
+func (w whatsappConfig) enabled() bool { return w.AccessToken != "" }
+
+// whatsappEnv are the TURBINA_WA_* variables and the settings they fill.
+func (w *whatsappConfig) env() map[string]*string {
+	return map[string]*string{
+		"TURBINA_WA_BASE_URL":        &w.BaseURL,
+		"TURBINA_WA_API_VERSION":     &w.APIVersion,
+		"TURBINA_WA_ACCESS_TOKEN":    &w.AccessToken,
+		"TURBINA_WA_PHONE_NUMBER_ID": &w.PhoneNumberID,
+		"TURBINA_WA_WABA_ID":         &w.WABAID,
+		"TURBINA_WA_APP_SECRET":      &w.Webhook.AppSecret,
+		"TURBINA_WA_VERIFY_TOKEN":    &w.Webhook.VerifyToken,
+	}
 }
 
 func defaultConfig() config {
@@ -122,6 +152,11 @@ func parseConfig(name string, cfg config, args []string, getenv func(string) str
 		}
 	}
 	cfg.AdminToken = getenv("TURBINA_ADMIN_TOKEN")
+	for name, dst := range cfg.WhatsApp.env() {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
 	return cfg, cfg.validate()
 }
 
@@ -166,6 +201,14 @@ func (c config) validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("data directory must not be empty")
+	}
+	if c.WhatsApp.enabled() {
+		if err := c.WhatsApp.Config.Validate(); err != nil {
+			return fmt.Errorf("whatsapp: %w", err)
+		}
+		if c.WhatsApp.Webhook.AppSecret == "" || c.WhatsApp.Webhook.VerifyToken == "" {
+			return fmt.Errorf("whatsapp: the webhook app secret and verify token are required (TURBINA_WA_APP_SECRET, TURBINA_WA_VERIFY_TOKEN)")
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 	"github.com/turbina-dialer/turbina/web"
@@ -92,6 +93,28 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	} else {
 		log.Warn("no SIP trunks configured: the sip rung is skipped (set sip.trunks in the config file)")
 	}
+	var waClient *whatsapp.Client
+	var webhooks http.Handler
+	if cfg.WhatsApp.enabled() {
+		waMedia, err := whatsapp.NewMedia(cfg.WhatsApp.Media)
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("whatsapp media: %w", err)
+		}
+		waClient, err = whatsapp.NewClient(cfg.WhatsApp.Config, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log.With("component", "whatsapp")))
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("whatsapp: %w", err)
+		}
+		text := cfg.WhatsApp.PermissionText
+		if text == "" {
+			text = "Podemos ligar para você pelo WhatsApp?"
+		}
+		channels[campaigns.ChannelWhatsAppCall] = dialer.NewWhatsAppCalls(waClient, store, text)
+		channels[campaigns.ChannelWhatsAppTemplate] = dialer.NewWhatsAppTemplates(waClient, store)
+	} else {
+		log.Warn("no WhatsApp account configured: the WhatsApp rungs are skipped (set whatsapp in the config file or TURBINA_WA_*)")
+	}
 	peers, err := media.NewAgentPeers(cfg.WebRTC)
 	if err != nil {
 		a.close()
@@ -101,13 +124,21 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		RingTimeout: cfg.Engine.RingTimeout.Std(),
 		Patience:    cfg.Engine.Patience.Std(),
 		AgentPeers:  peers,
+		WhatsApp:    waClient,
 	}, log.With("component", "engine"))
+	if waClient != nil {
+		if webhooks, err = whatsapp.NewWebhookHandler(cfg.WhatsApp.Webhook, a.engine.WhatsAppSink(), log.With("component", "whatsapp-webhooks")); err != nil {
+			a.close()
+			return nil, fmt.Errorf("whatsapp webhooks: %w", err)
+		}
+	}
 	a.web = web.New(store, log, web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes,
 		Version:        version,
 		Engine:         a.engine,
 		TrunkStatus:    a.trunkStatus,
+		Webhooks:       webhooks,
 	})
 	if a.originator != nil {
 		a.web.Registry().MustRegister(a.originator.Collectors()...)

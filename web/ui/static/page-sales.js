@@ -158,12 +158,12 @@ $('campaign-form').addEventListener('submit', async (e) => {
     const body = formCampaign();
     const saved = editing ? await api('PATCH', `/api/v1/campaigns/${editing.id}`, body) : await api('POST', '/api/v1/campaigns', body);
     editing = saved;
+    $('editor-h').textContent = t('editor.edit', { name: saved.name });
     $('editor-status').textContent = t('editor.saved');
     await refresh();
     $('upload-campaign').value = saved.id;
   } catch (err) {
-    const fields = err instanceof ApiError ? '' : '';
-    $('editor-status').textContent = err.message + fields;
+    $('editor-status').textContent = err.message;
   }
 });
 

@@ -1,0 +1,299 @@
+package dialer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/testenv"
+	"github.com/turbina-dialer/turbina/internal/webrtctest"
+	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+const (
+	waToken  = "emulated-access-token"
+	waSecret = "emulated-app-secret"
+)
+
+// waHarness is an engine whose SIP trunk is dead (nothing listens) and whose
+// WhatsApp rungs talk to the Cloud API emulator, webhooks included.
+type waHarness struct {
+	*harness
+	emu *emulator.Emulator
+}
+
+func newWhatsAppHarness(t *testing.T) *waHarness {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: waToken, AppSecret: waSecret, PhoneNumberID: "1000",
+		WABAID: "2000", Logger: log, Templates: []emulator.Template{
+			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: waToken, PhoneNumberID: "1000",
+		WABAID: "2000", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "dead", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
+		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels := map[campaigns.Channel]Channel{
+		campaigns.ChannelSIP:              NewSIPChannel(o),
+		campaigns.ChannelWhatsAppCall:     NewWhatsAppCalls(client, store, "Podemos ligar?"),
+		campaigns.ChannelWhatsAppTemplate: NewWhatsAppTemplates(client, store),
+	}
+	e := New(store, channels, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
+		RingTimeout: 5 * time.Second, AgentPeers: peers, WhatsApp: client}, log)
+	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: waSecret, VerifyToken: "v"}, e.WhatsAppSink(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	emu.SetCallbackURL(srv.URL)
+	runCtx, cancel := context.WithCancel(ctx)
+	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		if err := e.Run(runCtx); err != nil {
+			t.Errorf("engine: %v", err)
+		}
+	}()
+	t.Cleanup(h.stop)
+	return &waHarness{harness: h, emu: emu}
+}
+
+// ladder is SIP, then a WhatsApp call, then the reminder template.
+func waLadder() []campaigns.Rung {
+	return []campaigns.Rung{
+		{Channel: campaigns.ChannelSIP, MaxAttempts: 1},
+		{Channel: campaigns.ChannelWhatsAppCall, MaxAttempts: 1},
+		{Channel: campaigns.ChannelWhatsAppTemplate, MaxAttempts: 1, Template: "lembrete", Language: "pt_BR", Params: []string{"name", "plano"}},
+	}
+}
+
+// campaignWith creates a draft campaign with contacts given as phone → plan.
+func (h *waHarness) campaignWith(contacts map[string]string) campaigns.Campaign {
+	h.t.Helper()
+	ctx := context.Background()
+	c := campaigns.Campaign{Name: "wa", CallerID: "+551130000000", Ladder: waLadder()}
+	c.ApplyDefaults()
+	c.Pacing.Mode = campaigns.PacingProgressive
+	c.Window = campaigns.Window{Start: 0, End: 24*60 - 1}
+	if err := h.store.CreateCampaign(ctx, tester, &c); err != nil {
+		h.t.Fatal(err)
+	}
+	b, _ := h.store.BeginImport(ctx, tester, c.ID)
+	line := 2
+	for phone, plan := range contacts {
+		if _, err := b.Add(ctx, campaigns.Contact{Phone: phone, Name: "Ana", Timezone: "UTC", Line: line,
+			Attributes: map[string]string{"plano": plan}}); err != nil {
+			h.t.Fatal(err)
+		}
+		line++
+	}
+	if _, err := b.Finish(ctx, nil); err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+func requireOpus(t *testing.T) {
+	t.Helper()
+	if media.OpusAvailable {
+		return
+	}
+	if testenv.InCI() {
+		t.Fatal("built without the opus tag: make test builds with it")
+	}
+	t.Skip("built without the opus tag (make test builds with it)")
+}
+
+// TestTrunkDownWhatsAppCallReachesAgent is the product's promise: the trunk is
+// dead, so the contact is called on WhatsApp, picks up, and talks to a browser
+// agent, Opus one side and PCMU the other.
+func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
+	requireOpus(t)
+	h := newWhatsAppHarness(t)
+	const phone = "+5511987650001"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond})
+	c := h.campaignWith(map[string]string{phone: "Fibra"})
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	browser := webrtctest.NewBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, answer)
+	var heard, gaps atomic.Uint64
+	go browser.Talk(ctx, nil)
+	go browser.Listen(ctx, &heard, &gaps)
+	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("agent audio never came up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("the WhatsApp call never reached the agent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var callID string
+	for callID == "" || heard.Load() < 25 {
+		for _, cs := range h.emu.Calls() {
+			callID = cs.CallID
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("agent heard %d packets of the WhatsApp user", heard.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for st, _ := h.emu.CallStats(callID); st.PacketsReceived < 25; st, _ = h.emu.CallStats(callID) {
+		if ctx.Err() != nil {
+			t.Fatalf("WhatsApp user got %d packets of the agent", st.PacketsReceived)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	list := h.waitContacts(c.ID, 10*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	as := h.attempts(list[0].ID)
+	// The first INVITE times out (a trunk fault) and opens the circuit: either way
+	// the contact leaves the SIP rung at once.
+	if len(as) != 2 || as[0].Channel != campaigns.ChannelSIP || as[1].Channel != campaigns.ChannelWhatsAppCall ||
+		as[1].Outcome != string(OutcomeConnected) || as[1].ExternalID != callID {
+		t.Fatalf("attempts %+v", as)
+	}
+	for st, _ := h.emu.CallStats(callID); !st.Ended; st, _ = h.emu.CallStats(callID) {
+		if ctx.Err() != nil {
+			t.Fatal("the agent's hang-up did not terminate the WhatsApp call")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, _ := h.emu.CallStats(callID); st.SeqGaps != 0 {
+		t.Errorf("%d sequence gaps at the WhatsApp user", st.SeqGaps)
+	}
+}
+
+// TestRejectedWhatsAppCallSendsTheTemplate: the user declines the WhatsApp call, so
+// the reminder template goes out, once, with the contact's columns as parameters,
+// and its delivery is recorded.
+func TestRejectedWhatsAppCallSendsTheTemplate(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	const phone = "+5511987650002"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond})
+	c := h.campaignWith(map[string]string{phone: "Fibra 500"})
+	h.agents(c.ID, 1, time.Hour)
+	h.setState(c.ID, campaigns.StateRunning)
+	list := h.waitContacts(c.ID, 20*time.Second, func(ct campaigns.Contact) bool {
+		as := h.attempts(ct.ID)
+		return ct.Status == campaigns.ContactDone && len(as) == 3 && as[2].Outcome == "read"
+	})
+	as := h.attempts(list[0].ID)
+	if as[1].Outcome != string(OutcomeRejected) || as[2].Channel != campaigns.ChannelWhatsAppTemplate || as[2].ExternalID == "" {
+		t.Fatalf("attempts %+v", as)
+	}
+	var sends []emulator.Request
+	for _, r := range h.emu.Requests() {
+		if r.Type == "template" && r.Status == 200 {
+			sends = append(sends, r)
+		}
+	}
+	if len(sends) != 1 {
+		t.Fatalf("%d template sends, want 1", len(sends))
+	}
+	var body struct {
+		Template struct {
+			Name       string
+			Components []struct {
+				Parameters []struct{ Text string }
+			}
+		}
+	}
+	if err := json.Unmarshal(sends[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	params := body.Template.Components[0].Parameters
+	if body.Template.Name != "lembrete" || len(params) != 2 || params[0].Text != "Ana" || params[1].Text != "Fibra 500" {
+		t.Errorf("template sent: %s", sends[0].Body)
+	}
+	msgs, err := h.store.ListWAMessages(context.Background(), list[0].ID)
+	if err != nil || len(msgs) != 1 || msgs[0].Type != "template" {
+		t.Errorf("conversation %+v, %v", msgs, err)
+	}
+}
+
+// TestNoPermissionRequestsItAndCallsWhenGranted: WhatsApp refuses the call (no
+// permission), a permission request goes out, the ladder goes on to the template;
+// when the user grants permission the contact is called on WhatsApp.
+func TestNoPermissionRequestsItAndCallsWhenGranted(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	const phone = "+5511987650003"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{RequirePermission: true, Permission: emulator.PermissionGrant,
+		PermissionAfter: 1500 * time.Millisecond, Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond})
+	c := h.campaignWith(map[string]string{phone: "Móvel"})
+	h.agents(c.ID, 1, time.Hour)
+	h.setState(c.ID, campaigns.StateRunning)
+	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool {
+		as := h.attempts(ct.ID)
+		return len(as) >= 4 && as[len(as)-1].State == "ended"
+	})
+	as := h.attempts(list[0].ID)
+	if as[1].Outcome != string(OutcomeNoPermission) || as[2].Channel != campaigns.ChannelWhatsAppTemplate ||
+		as[3].Channel != campaigns.ChannelWhatsAppCall || as[3].Outcome != string(OutcomeRejected) {
+		t.Fatalf("attempts %+v", as)
+	}
+	state, _, err := h.store.WhatsAppPermission(context.Background(), list[0].ID)
+	if err != nil || state != storage.PermissionGranted {
+		t.Errorf("permission %q, %v", state, err)
+	}
+	requests := 0
+	for _, r := range h.emu.Requests() {
+		if r.Type == "interactive" && r.Status == 200 {
+			requests++
+		}
+	}
+	if requests != 1 {
+		t.Errorf("%d permission requests, want 1", requests)
+	}
+}

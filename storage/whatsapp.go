@@ -1,0 +1,220 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// WebhookEvent is a webhook event as kept before it is applied.
+type WebhookEvent struct {
+	Key     string
+	Type    string
+	Payload json.RawMessage
+	At      time.Time
+}
+
+// WAMessage is one WhatsApp message of a contact's conversation.
+type WAMessage struct {
+	ContactID int64     `json:"contact_id,string,omitempty"`
+	Direction string    `json:"direction"` // in, out
+	WAID      string    `json:"wa_id"`
+	Phone     string    `json:"phone"`
+	Type      string    `json:"type"`
+	Body      string    `json:"body,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Permission states of a contact's WhatsApp call permission.
+const (
+	PermissionUnknown   = "unknown"
+	PermissionRequested = "requested"
+	PermissionGranted   = "granted"
+	PermissionDenied    = "denied"
+)
+
+// WhatsAppStore keeps what the WhatsApp rungs need.
+type WhatsAppStore interface {
+	// SaveWebhookEvents durably keeps events before they are applied, ignoring any
+	// already kept; it returns the ones that were new.
+	SaveWebhookEvents(ctx context.Context, events []WebhookEvent) ([]WebhookEvent, error)
+	// MarkWebhookEventsApplied notes that events were applied.
+	MarkWebhookEventsApplied(ctx context.Context, keys []string) error
+	// PendingWebhookEvents lists kept events not yet applied, in event-time order.
+	PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEvent, error)
+	// AttemptByExternalID finds the attempt Meta knows by id (wacid, wamid).
+	AttemptByExternalID(ctx context.Context, id string) (Attempt, error)
+	// SetAttemptOutcome updates a finished attempt's outcome (a delivery status).
+	SetAttemptOutcome(ctx context.Context, attemptID int64, outcome string) error
+	// ContactsByWhatsApp lists the contacts, in every campaign, reached on number.
+	ContactsByWhatsApp(ctx context.Context, e164 string) ([]campaigns.Contact, error)
+	// WhatsAppPermission returns a contact's call permission and its expiry.
+	WhatsAppPermission(ctx context.Context, contactID int64) (state string, until time.Time, err error)
+	SetWhatsAppPermission(ctx context.Context, contactID int64, state string, until time.Time) error
+	// RequeueOnRung puts a contact back on a rung, due now (a permission came in).
+	RequeueOnRung(ctx context.Context, contactID int64, rung int) error
+	SaveWAMessage(ctx context.Context, m WAMessage) error
+	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
+}
+
+// SaveWebhookEvents keeps new events in one transaction.
+func (d *DB) SaveWebhookEvents(ctx context.Context, events []WebhookEvent) ([]WebhookEvent, error) {
+	var fresh []WebhookEvent
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		fresh = fresh[:0]
+		now := d.nowMs()
+		for _, e := range events {
+			res, err := tx.ExecContext(ctx, `INSERT INTO webhook_events(event_key, type, payload, event_time, received_at)
+				VALUES (?,?,?,?,?) ON CONFLICT(event_key) DO NOTHING`, e.Key, e.Type, string(e.Payload), e.At.UnixMilli(), now)
+			if err != nil {
+				return fmt.Errorf("keep webhook event: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				fresh = append(fresh, e)
+			}
+		}
+		return nil
+	})
+	return fresh, err
+}
+
+// MarkWebhookEventsApplied stamps events as applied.
+func (d *DB) MarkWebhookEventsApplied(ctx context.Context, keys []string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		now := d.nowMs()
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, "UPDATE webhook_events SET processed_at=? WHERE event_key=?", now, k); err != nil {
+				return fmt.Errorf("mark webhook event: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// PendingWebhookEvents returns events kept but not applied (after a crash).
+func (d *DB) PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEvent, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT event_key, type, payload, event_time FROM webhook_events
+		WHERE processed_at IS NULL ORDER BY event_time, id LIMIT ?`, limitOrDefault(limit))
+	if err != nil {
+		return nil, fmt.Errorf("pending webhook events: %w", err)
+	}
+	defer rows.Close()
+	var out []WebhookEvent
+	for rows.Next() {
+		var e WebhookEvent
+		var payload string
+		var at int64
+		if err := rows.Scan(&e.Key, &e.Type, &payload, &at); err != nil {
+			return nil, fmt.Errorf("pending webhook events: %w", err)
+		}
+		e.Payload, e.At = json.RawMessage(payload), msToTime(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AttemptByExternalID finds an attempt by Meta's id.
+func (d *DB) AttemptByExternalID(ctx context.Context, id string) (Attempt, error) {
+	a, err := scanAttempt(d.db.QueryRowContext(ctx, "SELECT "+attemptColumns+" FROM attempts WHERE external_id = ? ORDER BY id DESC LIMIT 1", id))
+	if err != nil {
+		return a, notFoundIfNoRows(err, "attempt "+id)
+	}
+	return a, nil
+}
+
+// SetAttemptOutcome rewrites an attempt's outcome.
+func (d *DB) SetAttemptOutcome(ctx context.Context, attemptID int64, outcome string) error {
+	return d.execOne(ctx, "UPDATE attempts SET outcome=? WHERE id=?", outcome, attemptID)
+}
+
+// ContactsByWhatsApp finds contacts by the number WhatsApp knows them by.
+func (d *DB) ContactsByWhatsApp(ctx context.Context, e164 string) ([]campaigns.Contact, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+` FROM contacts
+		WHERE whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')) ORDER BY id`, e164)
+	if err != nil {
+		return nil, fmt.Errorf("contacts by whatsapp: %w", err)
+	}
+	defer rows.Close()
+	var out []campaigns.Contact
+	for rows.Next() {
+		c, err := scanContact(rows)
+		if err != nil {
+			return nil, fmt.Errorf("contacts by whatsapp: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// WhatsAppPermission reads a contact's call permission.
+func (d *DB) WhatsAppPermission(ctx context.Context, contactID int64) (string, time.Time, error) {
+	var state string
+	var until sql.NullInt64
+	err := d.db.QueryRowContext(ctx, "SELECT wa_permission, wa_permission_until FROM contacts WHERE id = ?", contactID).Scan(&state, &until)
+	if err != nil {
+		return "", time.Time{}, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
+	}
+	var t time.Time
+	if until.Valid {
+		t = msToTime(until.Int64)
+	}
+	return state, t, nil
+}
+
+// SetWhatsAppPermission records a contact's call permission.
+func (d *DB) SetWhatsAppPermission(ctx context.Context, contactID int64, state string, until time.Time) error {
+	var u sql.NullInt64
+	if !until.IsZero() {
+		u = sql.NullInt64{Int64: until.UnixMilli(), Valid: true}
+	}
+	return d.execOne(ctx, "UPDATE contacts SET wa_permission=?, wa_permission_until=?, updated_at=? WHERE id=?", state, u, d.nowMs(), contactID)
+}
+
+// RequeueOnRung makes a contact due now on rung, unless it is on a do-not-call list.
+func (d *DB) RequeueOnRung(ctx context.Context, contactID int64, rung int) error {
+	_, err := d.exec(ctx, `UPDATE contacts SET status='pending', rung=?, rung_attempts=0, next_attempt_at=?, updated_at=?
+		WHERE id=? AND status NOT IN ('do_not_call','in_progress')`, rung, d.nowMs(), d.nowMs(), contactID)
+	if err != nil {
+		return fmt.Errorf("requeue contact: %w", err)
+	}
+	return nil
+}
+
+// SaveWAMessage keeps a message of a conversation once.
+func (d *DB) SaveWAMessage(ctx context.Context, m WAMessage) error {
+	var contact sql.NullInt64
+	if m.ContactID != 0 {
+		contact = sql.NullInt64{Int64: m.ContactID, Valid: true}
+	}
+	_, err := d.exec(ctx, `INSERT INTO wa_messages(contact_id, direction, wa_id, phone, type, body, at) VALUES (?,?,?,?,?,?,?)
+		ON CONFLICT(wa_id) DO NOTHING`, contact, m.Direction, m.WAID, m.Phone, m.Type, nullString(m.Body), m.At.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save whatsapp message: %w", err)
+	}
+	return nil
+}
+
+// ListWAMessages returns a contact's conversation, oldest first.
+func (d *DB) ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT ifnull(contact_id,0), direction, wa_id, phone, type, ifnull(body,''), at
+		FROM wa_messages WHERE contact_id = ? ORDER BY at, id`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("list whatsapp messages: %w", err)
+	}
+	defer rows.Close()
+	out := []WAMessage{}
+	for rows.Next() {
+		var m WAMessage
+		var at int64
+		if err := rows.Scan(&m.ContactID, &m.Direction, &m.WAID, &m.Phone, &m.Type, &m.Body, &at); err != nil {
+			return nil, fmt.Errorf("list whatsapp messages: %w", err)
+		}
+		m.At = msToTime(at)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,480 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/testenv"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// page is one headless Chromium tab on the test server, with fake media devices.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+	e   *apiEnv
+	mu  sync.Mutex
+	log []string // console messages, shown when the test fails
+}
+
+// screenshotDir is where the browser tests save what each page looked like:
+// $TURBINA_SCREENSHOTS when set, else a temporary directory of the test.
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv("TURBINA_SCREENSHOTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+// openBrowser starts Chromium as the issue describes: headless, no sandbox (tests
+// run as root), no network but loopback, a fresh profile, a 1366×768 window and a
+// fake microphone that needs no permission prompt.
+func openBrowser(t *testing.T, e *apiEnv) *page {
+	t.Helper()
+	bin := testenv.RequireTool(t, "chromium", "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("accept-lang", "en-US"),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	p := &page{t: t, ctx: ctx, e: e}
+	// The first action starts the browser; it must not run under a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.log = append(p.log, m.String())
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		if t.Failed() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			t.Logf("browser console:\n%s", strings.Join(p.log, "\n"))
+		}
+	})
+	return p
+}
+
+// do runs steps with a deadline.
+func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval runs JavaScript and returns its value.
+func eval[T any](p *page, js string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("eval %s: %v", js, err)
+	}
+	return v
+}
+
+// waitJS waits until a JavaScript expression is truthy.
+func (p *page) waitJS(what, js string, within time.Duration) {
+	p.t.Helper()
+	p.do(what, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(within))(ctx, t)
+		return chromedp.Void{}, err
+	})
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// shot saves a screenshot of the viewport as name.png.
+func (p *page) shot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(screenshotDir(p.t), p.t.Name()+"-"+name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("screenshot: %s", path)
+}
+
+// signIn fills the sign-in form and waits for the role's page.
+func (p *page) signIn(username, wantPath string) {
+	p.t.Helper()
+	p.do("sign in as "+username,
+		chromedp.Navigate(p.e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), username),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#sign-out")),
+	)
+	if got := eval[string](p, "location.pathname"); got != wantPath {
+		p.t.Fatalf("after sign-in at %s, want %s", got, wantPath)
+	}
+}
+
+func TestBrowserSalesUploadsAFileAndSeesTheReport(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	p := openBrowser(t, e)
+	p.do("open login", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	p.shot("login")
+	p.signIn("sales1", "/sales")
+
+	// A campaign made in the editor.
+	p.do("create a campaign",
+		chromedp.Click(chromedp.CSS("#new-campaign")),
+		chromedp.WaitVisible(chromedp.CSS("#f-name")),
+		chromedp.SendKeys(chromedp.CSS("#f-name"), "Renovação"),
+		chromedp.SendKeys(chromedp.CSS("#f-caller"), "+551130000000"),
+	)
+	p.waitJS("ladder rows", `document.querySelectorAll('#rungs tbody tr').length === 3`, 5*time.Second)
+	p.do("fill template",
+		chromedp.SendKeys(chromedp.CSS("#rungs tbody tr:nth-child(3) .r-template"), "renovacao"),
+		chromedp.SendKeys(chromedp.CSS("#rungs tbody tr:nth-child(3) .r-language"), "pt_BR"),
+		chromedp.SendKeys(chromedp.CSS("#rungs tbody tr:nth-child(3) .r-params"), "name, plano"),
+	)
+	p.shot("editor")
+	p.do("save", chromedp.Click(chromedp.CSS("#save-campaign")))
+	p.waitJS("campaign listed", `[...document.querySelectorAll('#campaigns tbody th')].some(th => th.textContent === 'Renovação')`, 5*time.Second)
+	list := decode[struct{ Campaigns []campaignView }](t, e.get(t, "/api/v1/campaigns", e.tokens[storage.RoleSales]), http.StatusOK)
+	if len(list.Campaigns) != 1 || list.Campaigns[0].Ladder[2].Template != "renovacao" {
+		t.Fatalf("campaigns %+v", list.Campaigns)
+	}
+
+	// A file with good rows and bad ones, large enough for the progress bar to move.
+	var csv strings.Builder
+	csv.WriteString("phone,name,plano\n")
+	for i := range 3000 {
+		fmt.Fprintf(&csv, "+55119%08d,Cliente %d,ouro\n", i, i)
+	}
+	csv.WriteString("not a phone,Bad,prata\n+5511900000001,Duplicate,ouro\n,Missing,ouro\n")
+	file := filepath.Join(t.TempDir(), "contatos.csv")
+	if err := os.WriteFile(file, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.do("upload", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}))
+	p.waitJS("report shown", `!document.getElementById('report').hidden`, 30*time.Second)
+	p.shot("report")
+	if got := eval[int](p, `document.querySelectorAll('#rejections tbody tr').length`); got != 3 {
+		t.Errorf("%d rejected rows shown, want 3", got)
+	}
+	reasons := p.text("#rejections tbody")
+	for _, want := range []string{"invalid_number", "duplicate_in_file", "missing_phone"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("report %q lacks %s", reasons, want)
+		}
+	}
+	if got := p.text("#report-summary"); !strings.Contains(got, "3000 contacts imported") && !strings.Contains(got, "3,000 contacts imported") {
+		t.Errorf("summary %q", got)
+	}
+	if got := eval[float64](p, `document.getElementById('upload-progress').value`); got != 100 {
+		t.Errorf("progress bar at %v", got)
+	}
+	// The rejection report downloads as CSV with the session cookie.
+	csvBody := eval[string](p, `fetch(document.getElementById('rejections-csv').href).then(r => r.text())`)
+	if !strings.HasPrefix(csvBody, "line,reason,detail\n") || strings.Count(csvBody, "\n") != 4 {
+		t.Errorf("rejections CSV %q", csvBody)
+	}
+	p.waitJS("progress shows contacts", `document.querySelector('#campaigns .progress-cell small')?.textContent.startsWith('3000 contacts')`, 10*time.Second)
+
+	// The language switch turns the page to Portuguese, and it stays so.
+	p.do("switch language", chromedp.SetValue(chromedp.CSS("#lang-switch"), "pt-BR"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('lang-switch').dispatchEvent(new Event('change'))`))
+	if got := p.text("#campaigns-h"); got != "Campanhas" {
+		t.Errorf("heading in Portuguese: %q", got)
+	}
+	p.shot("pt-BR")
+	p.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#campaigns-h")))
+	p.waitJS("still Portuguese", `document.getElementById('campaigns-h').textContent === 'Campanhas' && document.documentElement.lang === 'pt-BR'`, 5*time.Second)
+
+	// Another role's page is refused.
+	p.do("open wallboard", chromedp.Navigate(e.srv.URL+"/supervisor"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if got := eval[string](p, `document.documentElement.dataset.page`); got != "forbidden" {
+		t.Errorf("sales opened the wallboard: page %q", got)
+	}
+}
+
+// holdChannel is a dialer.Channel whose calls ring until hung up: it shows when the
+// engine decides to dial, without a carrier.
+type holdChannel struct {
+	mu     sync.Mutex
+	placed []time.Time
+}
+
+type holdLeg struct {
+	events chan dialer.LegEvent
+	once   sync.Once
+}
+
+func (c *holdChannel) Place(ctx context.Context, req dialer.PlaceRequest) (dialer.Leg, error) {
+	c.mu.Lock()
+	c.placed = append(c.placed, time.Now())
+	c.mu.Unlock()
+	l := &holdLeg{events: make(chan dialer.LegEvent, 4)}
+	l.events <- dialer.LegEvent{Kind: dialer.LegSetup, At: time.Now()}
+	return l, nil
+}
+
+func (c *holdChannel) firstPlaced() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.placed) == 0 {
+		return time.Time{}, false
+	}
+	return c.placed[0], true
+}
+
+func (l *holdLeg) Events() <-chan dialer.LegEvent { return l.events }
+
+func (l *holdLeg) Hangup(ctx context.Context) error {
+	l.once.Do(func() {
+		l.events <- dialer.LegEvent{Kind: dialer.LegEnded, At: time.Now(), Outcome: dialer.OutcomeNoAnswer}
+		close(l.events)
+	})
+	return nil
+}
+
+// engineSlot is the server's Engine, filled in once the engine exists: the engine
+// needs the database that the test server opens.
+type engineSlot struct{ p atomic.Pointer[dialer.Engine] }
+
+func (s *engineSlot) set(e *dialer.Engine)                       { s.p.Store(e) }
+func (s *engineSlot) get() *dialer.Engine                        { return s.p.Load() }
+func (s *engineSlot) CampaignChanged()                           { s.get().CampaignChanged() }
+func (s *engineSlot) Agents() *dialer.Agents                     { return s.get().Agents() }
+func (s *engineSlot) Hangup(ctx context.Context, id int64) error { return s.get().Hangup(ctx, id) }
+func (s *engineSlot) Disposition(ctx context.Context, id int64, cl dialer.Close) error {
+	return s.get().Disposition(ctx, id, cl)
+}
+func (s *engineSlot) AgentOffer(ctx context.Context, id int64, offer string) (string, error) {
+	return s.get().AgentOffer(ctx, id, offer)
+}
+func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
+	return s.get().Subscribe(id)
+}
+
+// runEngine starts an engine over e's database with channels, quick to react.
+func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]dialer.Channel) *dialer.Engine {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	eng := dialer.New(e.db, channels, dialer.NewAgents(), dialer.Config{Tick: 50 * time.Millisecond, Sync: 200 * time.Millisecond, RingTimeout: 5 * time.Second}, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eng.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return eng
+}
+
+// runningCampaign creates a campaign open all day with contacts and starts it.
+func runningCampaign(t *testing.T, e *apiEnv, name, mode string, ladder any, phones ...string) campaignView {
+	t.Helper()
+	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
+		"name": name, "default_country": "BR", "caller_id": "+551130000000", "ladder": ladder,
+		"calling_window": map[string]string{"start": "00:00", "end": "23:59"},
+		"schedule":       map[string]string{"timezone": "UTC"},
+	}), http.StatusCreated)
+	decode[any](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor], map[string]any{"mode": mode}), http.StatusOK)
+	e.importCSV(t, c.ID, "phone,name,timezone\n"+strings.Join(phones, ",Cliente,UTC\n")+",Cliente,UTC\n")
+	decode[any](t, e.send(t, "POST", "/api/v1/campaigns/"+c.ID+"/agents", e.tokens[storage.RoleSupervisor],
+		map[string]any{"user_id": e.users[storage.RoleAgent].ID}), http.StatusOK)
+	decode[any](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	return c
+}
+
+func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
+	ch := &holdChannel{}
+	slot := &engineSlot{}
+	e := newUIEnv(t, Config{Engine: slot})
+	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
+	c := runningCampaign(t, e, "Pacing", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
+		"+5511987650001", "+5511987650002")
+	// A ready agent: in preview mode the engine still places no call.
+	agent := e.tokens[storage.RoleAgent]
+	decode[any](t, e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}), http.StatusOK)
+	decode[any](t, e.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{}), http.StatusOK)
+
+	p := openBrowser(t, e)
+	p.signIn("supervisor1", "/supervisor")
+	p.waitJS("campaign card", fmt.Sprintf(`document.getElementById('mode-%s')?.value === 'preview'`, c.ID), 10*time.Second)
+	p.waitJS("agent row", `document.querySelector('#agents tbody tr .badge')?.dataset.state === 'ready'`, 5*time.Second)
+	p.shot("wallboard")
+	time.Sleep(500 * time.Millisecond)
+	if _, ok := ch.firstPlaced(); ok {
+		t.Fatal("the engine dialled in preview mode")
+	}
+
+	p.do("choose progressive", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`(() => { const s = document.getElementById('mode-%s'); s.value = 'progressive'; s.dispatchEvent(new Event('input', {bubbles: true})); })()`, c.ID)))
+	clicked := time.Now()
+	p.do("apply", chromedp.Click(chromedp.CSS("#apply-"+c.ID)))
+	// The settings in force change within a second…
+	for {
+		pc := decode[pacingView](t, e.get(t, "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor]), http.StatusOK)
+		if pc.Mode == "progressive" {
+			break
+		}
+		if time.Since(clicked) > time.Second {
+			t.Fatalf("pacing still %+v a second after Apply", pc)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// …and the engine's next decision uses them: it dials for the ready agent.
+	for {
+		if at, ok := ch.firstPlaced(); ok {
+			t.Logf("first dial %s after Apply", at.Sub(clicked).Round(time.Millisecond))
+			if at.Sub(clicked) > time.Second {
+				t.Errorf("the engine dialled %s after Apply, want within 1 s", at.Sub(clicked))
+			}
+			break
+		}
+		if time.Since(clicked) > 3*time.Second {
+			t.Fatal("the engine did not dial after the switch to progressive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The change shows in the audit log on the page, and the status line.
+	p.waitJS("audit entry", `[...document.querySelectorAll('#audit li')].some(li => li.textContent.includes('supervisor1') && li.textContent.includes('campaign.pacing'))`, 3*time.Second)
+	p.waitJS("card shows mode", fmt.Sprintf(`document.getElementById('mode-%s').value === 'progressive'`, c.ID), 3*time.Second)
+
+	// Pause from the wallboard.
+	p.do("pause", chromedp.Click(chromedp.CSS("#toggle-"+c.ID)))
+	p.waitJS("paused", fmt.Sprintf(`document.querySelector('#campaign-%s .badge').dataset.state === 'paused'`, c.ID), 3*time.Second)
+	// Trunk control: not wired on this server, so the API says 501 and the page shows it.
+	p.shot("after-changes")
+	if got := eval[string](p, `document.getElementById('whatsapp').textContent`); got != "Not configured" {
+		t.Errorf("WhatsApp health %q", got)
+	}
+}
+
+func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
+	slot := &engineSlot{}
+	var trunks atomic.Pointer[sip.Originator]
+	e := newUIEnv(t, Config{Engine: slot, TrunkStatus: func() any {
+		if o := trunks.Load(); o != nil {
+			return o.Trunks()
+		}
+		return []any{}
+	}})
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	o, err := sip.New(context.Background(), sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	trunks.Store(o)
+	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: dialer.NewSIPChannel(o)}))
+	c := runningCampaign(t, e, "Agent call", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
+		"+5511987650009")
+
+	p := openBrowser(t, e)
+	p.signIn("agent1", "/agent")
+	p.waitJS("campaigns listed", `document.querySelectorAll('#campaign-list input[name=campaign]').length === 1`, 5*time.Second)
+	p.do("log in to campaigns", chromedp.Click(chromedp.CSS("#agent-login")))
+	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 5*time.Second)
+	// The browser leg: the fake microphone is granted; the server answers the offer
+	// or, until it can, the page says plainly that audio is not connected.
+	p.waitJS("audio settled", `['connected', 'disconnected'].includes(document.getElementById('audio-status').dataset.state) && !document.getElementById('mute').disabled`, 10*time.Second)
+	t.Logf("audio: %s", p.text("#audio-status"))
+	p.shot("logged-in")
+	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
+
+	p.waitJS("screen-pop", `!document.getElementById('screen-pop').hidden && document.getElementById('state').dataset.state === 'on_call'`, 20*time.Second)
+	if got := p.text("#contact-phone"); got != "+5511987650009" {
+		t.Errorf("screen-pop phone %q", got)
+	}
+	if got := p.text("#call-campaign"); got != "Agent call" {
+		t.Errorf("screen-pop campaign %q", got)
+	}
+	if n := eval[int](p, `document.querySelectorAll('#history tbody tr').length`); n != 1 {
+		t.Errorf("%d attempts in the history, want 1", n)
+	}
+	p.shot("screen-pop")
+	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))
+	p.waitJS("disposition form", `!document.getElementById('dispo').hidden && document.querySelectorAll('#dispo-codes input').length > 0`, 10*time.Second)
+	p.do("choose callback", chromedp.Click(chromedp.CSS("#code-callback")))
+	p.waitJS("callback fields", `!document.getElementById('callback-fields').hidden`, 3*time.Second)
+	p.do("choose sale", chromedp.Click(chromedp.CSS("#code-sale")))
+	p.shot("disposition")
+	p.do("save disposition", chromedp.Click(chromedp.CSS("#dispo-submit")))
+	p.waitJS("ready again", `document.getElementById('state').dataset.state === 'ready' && document.getElementById('dispo').hidden`, 5*time.Second)
+	p.shot("after-disposition")
+
+	// The disposition is stored on the call's attempt.
+	contacts := e.contacts(t, c.ID, "")
+	if len(contacts.Contacts) != 1 {
+		t.Fatalf("contacts %+v", contacts)
+	}
+	var cid int64
+	fmt.Sscan(contacts.Contacts[0].ID, &cid)
+	attempts, err := e.db.ListAttempts(context.Background(), cid)
+	if err != nil || len(attempts) != 1 {
+		t.Fatalf("attempts %+v %v", attempts, err)
+	}
+	if a := attempts[0]; a.Disposition != "sale" || a.Outcome != string(dialer.OutcomeConnected) || a.HangupBy != "agent" || a.AgentID != e.users[storage.RoleAgent].ID {
+		t.Errorf("attempt %+v", a)
+	}
+	carrier.Wait(t, 10*time.Second)
+}

@@ -1,0 +1,265 @@
+// Agent softphone: campaigns, ready and pause, the browser audio leg (WebRTC, nailed
+// up across calls), the screen-pop, hang-up and the disposition form.
+import { api, el } from './api.js';
+import { setup, t, fmt } from './i18n.js';
+
+const $ = (id) => document.getElementById(id);
+let agent = { state: 'logged_out', campaign_ids: [] };
+let pop = null; // the current or last call's screen-pop
+let ws = null;
+let audio = { pc: null, stream: null, unsupported: false, waiting: null };
+
+setup(() => { renderState(); if (pop) renderPop(pop); renderAudio(audio.statusKey || 'audio.disconnected'); });
+init();
+
+async function init() {
+  const me = await api('GET', '/api/v1/me');
+  const ids = me.campaign_ids || [];
+  const list = (await api('GET', '/api/v1/campaigns')).campaigns.filter((c) => ids.includes(c.id));
+  const box = $('campaign-list');
+  if (!list.length) box.append(el('p', {}, t('agent.nocampaigns')));
+  for (const c of list) {
+    box.append(el('label', { class: 'inline' }, el('input', { type: 'checkbox', value: c.id, checked: true, name: 'campaign' }), ' ', c.name));
+  }
+  connect();
+  setInterval(tick, 1000);
+}
+
+function fail(e) {
+  const p = $('agent-status');
+  p.hidden = !e;
+  p.textContent = e ? e.message || String(e) : '';
+}
+
+async function call(method, path, body) {
+  try {
+    const a = await api(method, path, body);
+    fail(null);
+    if (a && a.state) setAgent(a);
+    return a;
+  } catch (e) { fail(e); return null; }
+}
+
+// ---- events ----
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  ws = new WebSocket(`${proto}//${location.host}/api/v1/agent/events`);
+  ws.onopen = () => fail(null);
+  ws.onmessage = (m) => {
+    const ev = JSON.parse(m.data);
+    switch (ev.type) {
+      case 'state': setAgent(ev.agent); break;
+      case 'screen_pop': pop = ev.screen_pop; renderPop(pop); break;
+      case 'call_ended': callEnded(ev); break;
+      case 'webrtc_answer': answered(ev.sdp); break;
+      case 'error':
+        if (audio.waiting && ev.code === 'webrtc_failed') audioFailed(/not configured|no agent media/i.test(ev.message) ? 'audio.noserver' : 'audio.failed');
+        else fail({ message: ev.message });
+        break;
+    }
+  };
+  ws.onclose = (e) => {
+    // A server without browser audio refuses the offer (policy violation): say so
+    // plainly and keep the session's events coming on a new connection.
+    if (audio.waiting && e.code === 1008) { audio.unsupported = true; audioFailed('audio.noserver'); }
+    else if (audio.waiting) audioFailed('audio.failed');
+    ws = null;
+    if (e.code !== 1008) fail({ message: t('agent.disconnected') });
+    setTimeout(connect, e.code === 1008 ? 100 : 1000);
+  };
+}
+
+// ---- state ----
+
+// setAgent takes a newer state. An API answer can arrive after the events that
+// followed it (a call connects the moment the agent is ready), so the older of the
+// two must not win.
+function setAgent(a) {
+  if (agent.since && a.since && new Date(a.since) < new Date(agent.since)) return;
+  agent = a;
+  renderState();
+}
+
+function renderState() {
+  const s = $('state');
+  s.dataset.state = agent.state;
+  s.textContent = t('agentstate.' + agent.state);
+  $('state-reason').textContent = agent.reason ? `(${t('reason.' + agent.reason)})` : '';
+  const st = agent.state;
+  const inSession = st !== 'logged_out';
+  $('ready').disabled = !(st === 'paused');
+  $('pause').disabled = !(st === 'ready' || st === 'paused');
+  $('agent-logout').disabled = !inSession;
+  $('hangup').disabled = st !== 'on_call';
+  $('dispo').hidden = st !== 'wrap_up';
+  if (st === 'wrap_up' && pop) renderDispo(pop);
+  if (st === 'ready' || st === 'paused' || st === 'logged_out') {
+    if (!['wrap_up', 'on_call'].includes(st)) { $('screen-pop').hidden = true; $('no-call').hidden = false; }
+  }
+  tick();
+}
+
+function tick() {
+  $('state-time').textContent = agent.since && agent.state !== 'logged_out'
+    ? fmt.duration((Date.now() - new Date(agent.since)) / 1000) : '';
+}
+
+$('agent-login').addEventListener('click', async () => {
+  const ids = [...document.querySelectorAll('input[name="campaign"]:checked')].map((i) => i.value);
+  const a = await call('POST', '/api/v1/agent/login', { campaign_ids: ids });
+  if (a && !audio.pc && !audio.unsupported) connectAudio();
+});
+$('ready').addEventListener('click', () => call('POST', '/api/v1/agent/ready', {}));
+$('pause').addEventListener('click', () => call('POST', '/api/v1/agent/pause', { reason: $('pause-reason').value }));
+$('agent-logout').addEventListener('click', () => call('POST', '/api/v1/agent/logout', {}));
+$('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup', {}));
+
+// ---- screen-pop and disposition ----
+
+function renderPop(p) {
+  $('no-call').hidden = true;
+  $('screen-pop').hidden = false;
+  const c = p.contact;
+  $('contact-name').textContent = c.name || c.phone;
+  $('contact-phone').textContent = c.phone;
+  $('contact-whatsapp').textContent = c.whatsapp || c.phone;
+  $('call-campaign').textContent = p.campaign_name;
+  $('call-channel').textContent = t('channel.' + p.channel);
+  $('call-connected').textContent = fmt.time(p.connected_at);
+  $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>
+    el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
+  $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
+    el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
+    el('td', {}, a.outcome || a.state), el('td', {}, a.disposition || ''))));
+  renderDispo(p);
+}
+
+function renderDispo(p) {
+  const box = $('dispo-codes');
+  const keep = box.querySelector('input:checked')?.value;
+  box.replaceChildren(...(p.dispositions || []).map((d, i) => el('label', { class: 'inline' },
+    el('input', { type: 'radio', name: 'code', value: d.code, id: `code-${d.code}`, required: i === 0, dataset: { callback: d.callback ? '1' : '' } }),
+    ' ', d.label || d.code)));
+  if (keep) { const r = box.querySelector(`input[value="${CSS.escape(keep)}"]`); if (r) r.checked = true; }
+  box.onchange = () => {
+    const cb = box.querySelector('input:checked')?.dataset.callback === '1';
+    $('callback-fields').hidden = !cb;
+    $('callback-at').required = cb;
+  };
+}
+
+function callEnded() {
+  $('hangup').disabled = true;
+  fail(null);
+  $('agent-status').hidden = false;
+  $('agent-status').className = 'note';
+  $('agent-status').textContent = t('call.ended');
+}
+
+$('dispo').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const picked = $('dispo-codes').querySelector('input:checked');
+  if (!picked) { fail({ message: t('dispo.pick') }); return; }
+  const body = { code: picked.value };
+  if (picked.dataset.callback === '1') {
+    body.callback_at = new Date($('callback-at').value).toISOString();
+    body.same_agent = $('same-agent').checked;
+  }
+  const a = await call('POST', '/api/v1/agent/disposition', body);
+  if (a) {
+    $('agent-status').className = 'note';
+    $('agent-status').hidden = false;
+    $('agent-status').textContent = t('dispo.saved');
+    pop = null;
+    $('dispo').reset();
+    $('callback-fields').hidden = true;
+  }
+});
+
+// ---- audio: one WebRTC leg, negotiated once, kept up across calls ----
+
+function renderAudio(key, state) {
+  audio.statusKey = key;
+  const s = $('audio-status');
+  s.textContent = t(key);
+  s.dataset.state = state || (key === 'audio.connected' ? 'connected' : key === 'audio.connecting' ? 'connecting' : 'disconnected');
+  $('mute').disabled = !audio.stream;
+}
+
+function audioFailed(key) {
+  clearTimeout(audio.waiting);
+  audio.waiting = null;
+  if (audio.pc) { audio.pc.close(); audio.pc = null; }
+  renderAudio(key);
+}
+
+async function connectAudio() {
+  if (audio.pc) return;
+  renderAudio('audio.connecting');
+  try {
+    if (!audio.stream) {
+      audio.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      meter(audio.stream);
+    }
+  } catch {
+    renderAudio('audio.nomic');
+    return;
+  }
+  if (audio.unsupported) { renderAudio('audio.noserver'); return; }
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  audio.pc = pc;
+  pc.addTransceiver(audio.stream.getAudioTracks()[0], { direction: 'sendrecv', streams: [audio.stream] });
+  pc.ontrack = (e) => { $('remote-audio').srcObject = e.streams[0] || new MediaStream([e.track]); };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === 'connected') renderAudio('audio.connected');
+    else if (pc.connectionState === 'failed') audioFailed('audio.failed');
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  // No trickle: the offer goes once every candidate is in it.
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, 3000);
+  });
+  if (!ws || ws.readyState !== WebSocket.OPEN) { audioFailed('audio.failed'); return; }
+  ws.send(JSON.stringify({ type: 'webrtc_offer', sdp: pc.localDescription.sdp }));
+  audio.waiting = setTimeout(() => audioFailed('audio.noserver'), 5000);
+}
+
+async function answered(sdp) {
+  clearTimeout(audio.waiting);
+  audio.waiting = null;
+  if (!audio.pc) return;
+  try {
+    await audio.pc.setRemoteDescription({ type: 'answer', sdp });
+  } catch {
+    audioFailed('audio.failed');
+  }
+}
+
+function meter(stream) {
+  const ctx = new AudioContext();
+  const an = ctx.createAnalyser();
+  an.fftSize = 512;
+  ctx.createMediaStreamSource(stream).connect(an);
+  const buf = new Float32Array(an.fftSize);
+  const loop = () => {
+    an.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    $('level').value = Math.min(1, Math.sqrt(sum / buf.length) * 4);
+    requestAnimationFrame(loop);
+  };
+  loop();
+}
+
+$('audio-connect').addEventListener('click', () => { audio.unsupported = false; connectAudio(); });
+$('mute').addEventListener('click', () => {
+  const track = audio.stream?.getAudioTracks()[0];
+  if (!track) return;
+  track.enabled = !track.enabled;
+  $('mute').setAttribute('aria-pressed', String(!track.enabled));
+  $('mute').textContent = t(track.enabled ? 'audio.mute' : 'audio.unmute');
+});
