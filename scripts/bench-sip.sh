@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 CALLS=${CALLS:-5000}
 CONC=${CONC:-50}
 HOLD=${HOLD:-1000}
-SCEN=dialer/sip/testdata/sipp/answer.xml
+SCEN=internal/sipptest/scenarios/answer.xml
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 

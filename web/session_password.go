@@ -182,3 +182,12 @@ func (l *loginLimiter) succeed(key string) {
 	defer l.mu.Unlock()
 	delete(l.fails, key)
 }
+
+// HashPassword hashes a password as the server stores it, for tools that create
+// users outside the API (the demo).
+func HashPassword(ctx context.Context, password string) (string, error) {
+	if len(password) < MinPasswordLength {
+		return "", fmt.Errorf("password shorter than %d characters", MinPasswordLength)
+	}
+	return newPasswordHasher(defaultKDF).Hash(ctx, password)
+}

@@ -56,9 +56,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // demoRoles are the demo's users, one per role, in the order they are printed.
 var demoRoles = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent}
 
+// demoLogin is what a person needs to use a demo user: a password for the pages and
+// a token for the API.
+type demoLogin struct{ username, password, token string }
+
 // seedDemo creates (once) the demo users and campaign and issues each user a fresh
-// token, revoking the previous run's, so that the printed tokens are the only ones.
-func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]string, error) {
+// password and token, revoking the previous run's, so the printed ones are the only ones.
+func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]demoLogin, error) {
 	system := storage.Actor{Username: "demo"}
 	users, err := store.ListUsers(ctx)
 	if err != nil {
@@ -68,7 +72,7 @@ func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]string, 
 	for _, u := range users {
 		byName[u.Username] = u
 	}
-	tokens := map[storage.Role]string{}
+	logins := map[storage.Role]demoLogin{}
 	var agent storage.User
 	for _, role := range demoRoles {
 		name := "demo-" + string(role)
@@ -101,7 +105,15 @@ func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]string, 
 		if err := store.CreateToken(ctx, system, &t, web.HashToken(secret)); err != nil {
 			return nil, err
 		}
-		tokens[role] = secret
+		password := "demo-" + secret[len(secret)-8:]
+		hash, err := web.HashPassword(ctx, password)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := store.UpdateUser(ctx, system, u.ID, func(u *storage.User) error { u.PasswordHash = hash; return nil }); err != nil {
+			return nil, err
+		}
+		logins[role] = demoLogin{username: name, password: password, token: secret}
 	}
 	list, err := store.ListCampaigns(ctx, nil)
 	if err != nil {
@@ -109,7 +121,7 @@ func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]string, 
 	}
 	for _, c := range list {
 		if c.Name == demoCampaignName {
-			return tokens, nil
+			return logins, nil
 		}
 	}
 	c := campaigns.Campaign{Name: demoCampaignName, CallerID: "+551130000000", DefaultCountry: "BR"}
@@ -137,21 +149,22 @@ func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]string, 
 	if _, err := batch.Finish(ctx, loadErr); err != nil {
 		return nil, err
 	}
-	return tokens, loadErr
+	return logins, loadErr
 }
 
-func printDemoBanner(w io.Writer, addr string, tokens map[storage.Role]string) {
+func printDemoBanner(w io.Writer, addr string, logins map[storage.Role]demoLogin) {
 	base := "http://" + addr
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTurbina demo is running at %s (Ctrl-C stops it)\n\n", base)
 	fmt.Fprintf(&b, "Sample campaign %q with 300 contacts is loaded.\n\n", demoCampaignName)
-	fmt.Fprintf(&b, "API tokens (new on every start):\n")
+	fmt.Fprintf(&b, "Sign in at %s/ — or use the API token (all new on every start):\n", base)
+	fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", "role", "username", "password", "API token")
 	for _, role := range demoRoles {
-		fmt.Fprintf(&b, "  %-10s %s\n", role, tokens[role])
+		l := logins[role]
+		fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", role, l.username, l.password, l.token)
 	}
 	fmt.Fprintf(&b, "\nTry:\n")
-	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/api/v1/campaigns\n", tokens[storage.RoleSupervisor], base)
-	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' '%s/api/v1/campaigns/1/contacts?limit=5'\n", tokens[storage.RoleSales], base)
+	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/api/v1/campaigns\n", logins[storage.RoleSupervisor].token, base)
 	fmt.Fprintf(&b, "  curl %s/metrics\n", base)
 	fmt.Fprintf(&b, "  API reference: %s/api/v1/openapi.json (with a token)\n\n", base)
 	io.WriteString(w, b.String())

@@ -226,9 +226,9 @@ func TestDemoLoadsSampleCampaign(t *testing.T) {
 	for !strings.Contains(p.Output(), "supervisor") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	m := regexp.MustCompile(`(?m)^\s+supervisor\s+(tb_\S+)`).FindStringSubmatch(p.Output())
+	m := regexp.MustCompile(`(?m)^\s+supervisor\s+demo-supervisor\s+demo-\S{8}\s+(tb_\S+)`).FindStringSubmatch(p.Output())
 	if m == nil {
-		t.Fatalf("demo printed no supervisor token:\n%s", p.Output())
+		t.Fatalf("demo printed no supervisor login:\n%s", p.Output())
 	}
 	var list struct {
 		Campaigns []struct{ ID, Name string }
