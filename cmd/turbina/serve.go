@@ -52,6 +52,20 @@ func (a *app) close() {
 	a.store.Close()
 }
 
+// trunkControl lets supervisors take trunks out of service.
+type trunkControl struct{ a *app }
+
+func (t trunkControl) SetTrunkOutOfService(name string, out bool) error {
+	if t.a.originator == nil {
+		return fmt.Errorf("no SIP trunks are configured: %w", web.ErrNoSuchTrunk)
+	}
+	err := t.a.originator.SetTrunkOutOfService(name, out)
+	if errors.Is(err, sip.ErrUnknownTrunk) {
+		return fmt.Errorf("%w: %w", web.ErrNoSuchTrunk, err)
+	}
+	return err
+}
+
 // trunkStatus describes the SIP trunks for the API.
 func (a *app) trunkStatus() any {
 	if a.originator == nil {
@@ -139,6 +153,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		Engine:         a.engine,
 		TrunkStatus:    a.trunkStatus,
 		Webhooks:       webhooks,
+		TrunkControl:   trunkControl{a},
 	})
 	if a.originator != nil {
 		a.web.Registry().MustRegister(a.originator.Collectors()...)

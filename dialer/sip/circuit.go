@@ -42,7 +42,9 @@ type circuit struct {
 	window       time.Duration
 	onChange     func(CircuitState)
 
-	state      CircuitState
+	state CircuitState
+	// forced keeps the circuit open: a supervisor took the trunk out of service.
+	forced     bool
 	faults     int
 	streakFrom time.Time
 	lastErr    string
@@ -91,11 +93,23 @@ func (c *circuit) success() {
 func (c *circuit) beginProbe(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != CircuitOpen {
+	if c.state != CircuitOpen || c.forced {
 		return false
 	}
 	c.setLocked(CircuitHalfOpen, now)
 	return true
+}
+
+// force takes the trunk out of service (open, not probed) or puts it back: open,
+// so that the next probe closes it once the trunk answers.
+func (c *circuit) force(out bool, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forced = out
+	if out {
+		c.lastErr = "taken out of service"
+	}
+	c.setLocked(CircuitOpen, now)
 }
 
 // endProbe closes the circuit when the probe was answered, or reopens it.
@@ -120,8 +134,8 @@ func (c *circuit) current() CircuitState {
 	return c.state
 }
 
-func (c *circuit) snapshot() (state CircuitState, faults int, lastErr string, changedAt time.Time) {
+func (c *circuit) snapshot() (state CircuitState, forced bool, faults int, lastErr string, changedAt time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state, c.faults, c.lastErr, c.changedAt
+	return c.state, c.forced, c.faults, c.lastErr, c.changedAt
 }

@@ -42,6 +42,7 @@ type TrunkStatus struct {
 	InFlight     int          `json:"in_flight"`
 	MaxChannels  int          `json:"max_channels"`
 	Faults       int          `json:"consecutive_faults"`
+	OutOfService bool         `json:"out_of_service"`
 	LastError    string       `json:"last_error,omitempty"`
 	LastChangeAt time.Time    `json:"last_change_at,omitzero"`
 }
@@ -367,14 +368,30 @@ func (o *Originator) waitSlot(ctx context.Context, t *trunk) error {
 func (o *Originator) Trunks() []TrunkStatus {
 	out := make([]TrunkStatus, 0, len(o.trunks))
 	for _, t := range o.trunks {
-		state, faults, lastErr, at := t.circuit.snapshot()
+		state, forced, faults, lastErr, at := t.circuit.snapshot()
 		out = append(out, TrunkStatus{
 			Name: t.cfg.Name, Priority: t.cfg.Priority, State: state,
 			InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
-			Faults: faults, LastError: lastErr, LastChangeAt: at,
+			Faults: faults, OutOfService: forced, LastError: lastErr, LastChangeAt: at,
 		})
 	}
 	return out
+}
+
+// ErrUnknownTrunk means no configured trunk has the name given.
+var ErrUnknownTrunk = errors.New("sip: unknown trunk")
+
+// SetTrunkOutOfService takes a trunk out of service (calls go to the others, or to
+// the next rung when none is left) or puts it back, after which it carries calls
+// again once an OPTIONS probe is answered. Calls in progress are not touched.
+func (o *Originator) SetTrunkOutOfService(name string, out bool) error {
+	for _, t := range o.trunks {
+		if t.cfg.Name == name {
+			t.circuit.force(out, o.now())
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q", ErrUnknownTrunk, name)
 }
 
 // Close hangs up every call (CANCEL or BYE), stops probing and releases the
