@@ -257,6 +257,11 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 		return
 	}
 	ev := *u.ev
+	// Channels stamp events with their own clocks (WhatsApp's in whole seconds):
+	// kept within the attempt's life on the engine's clock, durations stay sane.
+	if now := r.e.cfg.Now(); ev.At.Before(c.started) || ev.At.After(now) {
+		ev.At = now
+	}
 	a := &c.attempt
 	if ev.Trunk != "" {
 		a.Trunk = ev.Trunk

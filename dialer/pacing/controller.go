@@ -11,6 +11,7 @@ type Controller struct {
 	settings Settings
 	epoch    time.Time
 	started  bool
+	latest   float64 // the latest time seen, in seconds since epoch
 	models   map[Channel]*channelModel
 	budget   budget
 
@@ -55,11 +56,19 @@ func (c *Controller) SetSettings(s Settings) {
 	c.settings = s
 }
 
+// secs converts a time to seconds of the controller's clock. The clock never runs
+// backwards: a time earlier than one already seen (an event stamped by another
+// clock, at a coarser resolution) counts as that latest time.
 func (c *Controller) secs(t time.Time) float64 {
 	if !c.started {
 		c.started, c.epoch = true, t
 	}
-	return t.Sub(c.epoch).Seconds()
+	s := t.Sub(c.epoch).Seconds()
+	if s < c.latest {
+		return c.latest
+	}
+	c.latest = s
+	return s
 }
 
 func (c *Controller) model(ch Channel) *channelModel {
@@ -74,7 +83,7 @@ func (c *Controller) model(ch Channel) *channelModel {
 // Observe learns from one outcome.
 func (c *Controller) Observe(o Outcome) {
 	t := c.secs(o.At)
-	d := o.Duration.Seconds()
+	d := max(o.Duration.Seconds(), 0)
 	m := c.model(o.Channel)
 	switch o.Kind {
 	case Human:

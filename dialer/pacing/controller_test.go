@@ -218,3 +218,18 @@ func BenchmarkDecide500Agents1000InFlight(b *testing.B) {
 		c.Decide(at(3600), s)
 	}
 }
+
+// TestObserveToleratesEarlierTimes: outcomes stamped before the controller's first
+// time, or with a negative duration (clocks of other systems, whole seconds), are
+// taken as happening now, never as a crash.
+func TestObserveToleratesEarlierTimes(t *testing.T) {
+	c := NewController(Settings{Mode: Predictive})
+	now := time.Date(2026, 11, 26, 12, 0, 0, 500_000_000, time.UTC)
+	c.Decide(now, Snapshot{Agents: []Agent{{State: AgentReady, Since: now}}})
+	for _, k := range []OutcomeKind{Human, Abandoned, Connected, TalkEnded, NoAnswer} {
+		c.Observe(Outcome{At: now.Add(-90 * time.Second), Kind: k, Channel: "whatsapp", Duration: -time.Second})
+	}
+	if n := c.Decide(now.Add(time.Second), Snapshot{Agents: []Agent{{State: AgentReady, Since: now}}}); n < 0 {
+		t.Fatalf("Decide = %d", n)
+	}
+}
