@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -376,8 +377,11 @@ func validateLadder(ladder []Rung, bad map[string]string) {
 }
 
 // ValidateForStart checks what a campaign needs before it dials, beyond what Validate
-// checks: a draft may leave the template unnamed, a running campaign may not.
-func (c *Campaign) ValidateForStart() error {
+// checks: a draft may leave the template unnamed, a running campaign may not, and
+// every template parameter must name a column its contacts have (columns: the
+// attribute columns of its imports), so a missing one is found now and not when
+// the message is due.
+func (c *Campaign) ValidateForStart(columns []string) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -392,6 +396,12 @@ func (c *Campaign) ValidateForStart() error {
 		}
 		if r.Language == "" {
 			bad[key+".language"] = "required on a whatsapp_template rung before the campaign starts"
+		}
+		for _, p := range r.Params {
+			lp := strings.ToLower(p)
+			if lp != "name" && lp != "phone" && !slices.Contains(columns, p) {
+				bad[key+".params"] = fmt.Sprintf("column %q is not in the campaign's contacts (have: name, phone, %s)", p, strings.Join(columns, ", "))
+			}
 		}
 	}
 	if len(bad) > 0 {

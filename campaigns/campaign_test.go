@@ -124,11 +124,16 @@ func TestDefaultsAreValidButNeedATemplateToStart(t *testing.T) {
 	if c.Window.Start != 9*60 || c.Window.End != 21*60 || c.Pacing.TargetAbandon != 0.03 || c.State != StateDraft {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
-	if err := c.ValidateForStart(); err == nil {
+	if err := c.ValidateForStart(nil); err == nil {
 		t.Fatal("started without a template on the template rung")
 	}
 	c.Ladder[2].Template, c.Ladder[2].Language = "lembrete", "pt_BR"
-	if err := c.ValidateForStart(); err != nil {
+	c.Ladder[2].Params = []string{"name", "plano"}
+	var ve *ValidationError
+	if err := c.ValidateForStart([]string{"valor"}); !errors.As(err, &ve) || ve.Fields["ladder[2].params"] == "" {
+		t.Fatalf("a parameter column the contacts lack: %v", err)
+	}
+	if err := c.ValidateForStart([]string{"plano", "valor"}); err != nil {
 		t.Fatalf("ValidateForStart: %v", err)
 	}
 }

@@ -31,6 +31,8 @@ type ContactStore interface {
 	// ImportRejections streams an import's rejected rows in line order.
 	ImportRejections(ctx context.Context, importID int64, fn func(campaigns.Rejection) error) error
 	GetImport(ctx context.Context, id int64) (Import, error)
+	// CampaignColumns lists the attribute columns the campaign's contacts carry.
+	CampaignColumns(ctx context.Context, campaignID int64) ([]string, error)
 }
 
 // Import is the record of one contact file upload.
@@ -346,3 +348,22 @@ func (d *DB) GetContact(ctx context.Context, id int64) (campaigns.Contact, error
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// CampaignColumns lists the attribute columns the campaign's contacts carry.
+func (d *DB) CampaignColumns(ctx context.Context, campaignID int64) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT j.key FROM contacts c, json_each(c.attributes) j
+		WHERE c.campaign_id = ? AND c.attributes IS NOT NULL ORDER BY j.key`, campaignID)
+	if err != nil {
+		return nil, fmt.Errorf("campaign columns: %w", err)
+	}
+	defer rows.Close()
+	cols := []string{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("campaign columns: %w", err)
+		}
+		cols = append(cols, k)
+	}
+	return cols, rows.Err()
+}

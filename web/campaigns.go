@@ -208,13 +208,17 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, p princi
 		return err
 	}
 	action := campaigns.Action(r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:])
+	columns, err := s.store.CampaignColumns(r.Context(), id)
+	if err != nil {
+		return err
+	}
 	c, err := s.store.UpdateCampaign(r.Context(), p.actor(), id, "campaign."+string(action), func(c *campaigns.Campaign) error {
 		next, err := c.State.Next(action)
 		if err != nil {
 			return err
 		}
 		if action == campaigns.ActionStart || action == campaigns.ActionResume {
-			if err := c.ValidateForStart(); err != nil {
+			if err := c.ValidateForStart(columns); err != nil {
 				return err
 			}
 		}
