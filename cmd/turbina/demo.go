@@ -127,7 +127,7 @@ func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]demoLogi
 	c := campaigns.Campaign{Name: demoCampaignName, CallerID: "+551130000000", DefaultCountry: "BR"}
 	c.ApplyDefaults()
 	c.Ladder[2].Template, c.Ladder[2].Language = "renovacao_plano", "pt_BR"
-	c.Ladder[2].Params = []string{"nome", "plano", "vencimento"}
+	c.Ladder[2].Params = []string{"name", "plano", "vencimento"}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
