@@ -221,7 +221,10 @@ type Campaign struct {
 	// WrapUp ends an agent's wrap-up without a disposition after this long.
 	WrapUp Duration `json:"wrap_up"`
 	// AMD screens answered calls for answering machines before an agent gets them.
-	AMD       AMD       `json:"amd"`
+	AMD AMD `json:"amd"`
+	// Record keeps each connected call as a stereo WAV (customer left, agent right)
+	// beside the database.
+	Record    bool      `json:"record"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -43,6 +43,8 @@ type Config struct {
 	// WhatsApp is the Cloud API client whose calls webhooks are routed to; nil
 	// without a WhatsApp account.
 	WhatsApp *whatsapp.Client
+	// RecordingsDir is where recorded calls go, one folder per campaign.
+	RecordingsDir string
 }
 
 func (c Config) withDefaults() Config {

@@ -2,6 +2,9 @@ package dialer
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,8 +26,16 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{AgentPeers: peers})
+	recordings := t.TempDir()
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+		Config{AgentPeers: peers, RecordingsDir: recordings})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
+		c.Record = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	ids := h.agents(c.ID, 1, time.Hour) // talks until the test hangs up
 	agent := ids[0]
 
@@ -81,6 +92,22 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 	// The leg stays nailed up for the next call.
 	if a, _ := h.engine.Agents().Get(agent); !a.Audio {
 		t.Error("agent audio went down with the call")
+	}
+	// The call was recorded, both sides, once it ended.
+	contacts, _, _ := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{})
+	h.waitContacts(c.ID, 5*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	attempt := h.attempts(contacts[0].ID)[0]
+	b, err := os.ReadFile(filepath.Join(recordings, strconv.FormatInt(c.ID, 10), strconv.FormatInt(attempt.ID, 10)+".wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav, err := media.ParseWAV(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half a second at least: 8,000 stereo 16-bit frames a second.
+	if wav.Channels != 2 || wav.SampleRate != 8000 || len(wav.Data) < 8000*2*2/2 {
+		t.Errorf("recording: %d channels at %d Hz, %d bytes", wav.Channels, wav.SampleRate, len(wav.Data))
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -40,6 +43,8 @@ type call struct {
 	agentID  int64
 	// bridged is the customer's audio on the agent's bridge, when it has one.
 	bridged *media.Call
+	// recording is the call's recorder, closed when the call ends.
+	recording *media.Recorder
 	// machine is set when screening found an answering machine: the outcome the
 	// call ends with once hung up.
 	machine Outcome
@@ -388,6 +393,11 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 			b.Disconnect()
 		}
+		if c.recording != nil {
+			if err := c.recording.Close(); err != nil {
+				r.e.log.Error("recording", "attempt", a.ID, "err", err)
+			}
+		}
 		r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: a.ID, At: ev.At})
 		r.e.agents.callEnded(c.agentID, ev.At)
 		r.wrapping[c.agentID] = wrapUp{attemptID: a.ID, channel: c.rung.Channel}
@@ -485,9 +495,27 @@ func (r *run) bridge(c *call, agentID int64) {
 		r.e.log.Warn("customer audio unavailable", "attempt", c.attempt.ID, "err", err)
 		return
 	}
-	if c.bridged, err = b.Connect(customer); err != nil {
+	var opts []media.CallOption
+	if r.campaign.Record && r.e.cfg.RecordingsDir != "" {
+		if rec, err := r.recorder(c); err != nil {
+			r.e.log.Error("recording", "attempt", c.attempt.ID, "err", err)
+		} else {
+			c.recording = rec
+			opts = append(opts, media.WithRecorder(rec))
+		}
+	}
+	if c.bridged, err = b.Connect(customer, opts...); err != nil {
 		r.e.log.Error("bridge customer to agent", "attempt", c.attempt.ID, "agent", agentID, "err", err)
 	}
+}
+
+// recorder opens the file a call is recorded into: recordings/<campaign>/<attempt>.wav.
+func (r *run) recorder(c *call) (*media.Recorder, error) {
+	dir := filepath.Join(r.e.cfg.RecordingsDir, strconv.FormatInt(r.id, 10))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	return media.CreateRecorder(filepath.Join(dir, strconv.FormatInt(c.attempt.ID, 10)+".wav"))
 }
 
 // screenPop tells the agent who is on the line, as the audio connects.

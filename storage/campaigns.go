@@ -30,6 +30,7 @@ type campaignOptions struct {
 	Dispositions []campaigns.Disposition `json:"dispositions,omitempty"`
 	WrapUp       campaigns.Duration      `json:"wrap_up,omitempty"`
 	AMD          campaigns.AMD           `json:"amd"`
+	Record       bool                    `json:"record,omitempty"`
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -54,7 +55,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 			return c, fmt.Errorf("decode campaign %d: %w", c.ID, err)
 		}
 	}
-	c.Dispositions, c.WrapUp, c.AMD = opts.Dispositions, opts.WrapUp, opts.AMD
+	c.Dispositions, c.WrapUp, c.AMD, c.Record = opts.Dispositions, opts.WrapUp, opts.AMD, opts.Record
 	// Campaigns stored before an option existed read as its default.
 	c.ApplyDefaults()
 	return c, nil
@@ -62,7 +63,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 
 func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
 	var out [4][]byte
-	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD}} {
+	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD, Record: c.Record}} {
 		if out[i], err = json.Marshal(v); err != nil {
 			return "", "", "", "", err
 		}

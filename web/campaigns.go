@@ -23,6 +23,7 @@ type campaignInput struct {
 	Dispositions   []campaigns.Disposition `json:"dispositions"`
 	WrapUp         *campaigns.Duration     `json:"wrap_up"`
 	AMD            *campaigns.AMD          `json:"amd"`
+	Record         *bool                   `json:"record"`
 }
 
 type windowInput struct {
@@ -71,6 +72,7 @@ func (in campaignInput) apply(c *campaigns.Campaign) {
 	}
 	set(&c.WrapUp, in.WrapUp)
 	set(&c.AMD, in.AMD)
+	set(&c.Record, in.Record)
 }
 
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p principal) error {

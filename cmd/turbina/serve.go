@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -135,10 +136,11 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		return nil, fmt.Errorf("webrtc: %w", err)
 	}
 	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
-		RingTimeout: cfg.Engine.RingTimeout.Std(),
-		Patience:    cfg.Engine.Patience.Std(),
-		AgentPeers:  peers,
-		WhatsApp:    waClient,
+		RingTimeout:   cfg.Engine.RingTimeout.Std(),
+		Patience:      cfg.Engine.Patience.Std(),
+		AgentPeers:    peers,
+		WhatsApp:      waClient,
+		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"),
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		if webhooks, err = whatsapp.NewWebhookHandler(cfg.WhatsApp.Webhook, a.engine.WhatsAppSink(), log.With("component", "whatsapp-webhooks")); err != nil {
