@@ -13,18 +13,28 @@ SCEN=internal/sipptest/scenarios/answer.xml
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-port=$(python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-(cd "$work" && sipp -sf "$OLDPWD/$SCEN" -i 127.0.0.1 -p "$port" -m "$CALLS" -timeout 120s -nostdin \
-	-key contact_port "$port" -key contact_transport udp >uas.log 2>&1) &
-sleep 0.5
-start=$(date +%s.%N)
-(cd "$work" && sipp -sn uac 127.0.0.1:"$port" -i 127.0.0.1 -m "$CALLS" -r 100000 -l "$CONC" -d 0 \
-	-timeout 120s -nostdin -trace_stat -stf uac.csv >uac.log 2>&1) || true
-end=$(date +%s.%N)
-wait || true
-ok=$(grep -a "Successful call" "$work/uac.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
-bad=$(grep -a "Failed call" "$work/uac.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
-python3 -c "print(f'BENCH sipp uac: $CALLS calls in {($end-$start):.3f}s = {$CALLS/($end-$start):.0f} calls/s, successful $ok, failed $bad (concurrency $CONC)')"
+# sipp's own UAC against the same UAS: it loses calls when asked for more than it can
+# sustain, so sweep its rate and keep the best rate that completed every call.
+best=0
+for rate in 1000 2000 3000 4000 6000; do
+	port=$(python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+	(cd "$work" && sipp -sf "$OLDPWD/$SCEN" -i 127.0.0.1 -p "$port" -m "$CALLS" -timeout 60s -nostdin \
+		-key contact_port "$port" -key contact_transport udp >uas.log 2>&1) &
+	uas=$!
+	sleep 0.5
+	start=$(date +%s.%N)
+	(cd "$work" && sipp -sn uac 127.0.0.1:"$port" -i 127.0.0.1 -m "$CALLS" -r "$rate" -l "$CONC" -d 0 \
+		-timeout 60s -nostdin >uac.log 2>&1) || true
+	end=$(date +%s.%N)
+	kill "$uas" 2>/dev/null || true
+	wait "$uas" 2>/dev/null || true
+	ok=$(grep -a "Successful call" "$work/uac.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+	bad=$(grep -a "Failed call" "$work/uac.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+	got=$(python3 -c "print(round($CALLS/($end-$start)))")
+	echo "BENCH sipp uac at -r $rate: $CALLS calls in $(python3 -c "print(f'{$end-$start:.3f}')")s = $got calls/s, successful $ok, failed $bad (concurrency $CONC)"
+	if [ "${bad:-1}" = 0 ] && [ "$got" -gt "$best" ]; then best=$got; fi
+done
+echo "BENCH sipp uac best rate with 0 failed calls: $best calls/s"
 
-TURBINA_SIP_BENCH=1 SIP_BENCH_CALLS=$CALLS SIP_BENCH_CONCURRENCY=$CONC SIP_BENCH_HOLD=$HOLD \
-	go test -count=1 -run 'TestBench' -v ./dialer/sip/ 2>&1 | grep -E 'BENCH|^(ok|FAIL|--- FAIL)'
+SIP_BENCH_CALLS=$CALLS SIP_BENCH_CONCURRENCY=$CONC SIP_BENCH_HOLD=$HOLD \
+	go test -count=1 -run '^$' -bench 'SustainedRate|MemoryPerCall' -benchtime=1x -v ./dialer/sip/ 2>&1 | grep -E 'BENCH|^(ok|FAIL|--- FAIL)'

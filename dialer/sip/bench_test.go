@@ -20,14 +20,17 @@ func benchEnv(name string, def int) int {
 	return def
 }
 
-// TestBenchSustainedRate measures sustained call attempts per second from
+// BenchmarkSustainedRate measures sustained call attempts per second from
 // Turbina to a sipp UAS that answers at once: SIP_BENCH_CALLS calls, at most
-// SIP_BENCH_CONCURRENCY at a time, each answered and hung up. Run by
-// scripts/bench-sip.sh (TURBINA_SIP_BENCH=1); skipped otherwise.
-func TestBenchSustainedRate(t *testing.T) {
-	if os.Getenv("TURBINA_SIP_BENCH") == "" {
-		t.Skip("benchmark: set TURBINA_SIP_BENCH=1 (scripts/bench-sip.sh)")
+// SIP_BENCH_CONCURRENCY at a time, each answered and hung up, per iteration.
+// scripts/bench-sip.sh runs it with -benchtime=1x.
+func BenchmarkSustainedRate(b *testing.B) {
+	for b.Loop() {
+		sustainedRate(b)
 	}
+}
+
+func sustainedRate(t testing.TB) {
 	calls := benchEnv("SIP_BENCH_CALLS", 5000)
 	conc := benchEnv("SIP_BENCH_CONCURRENCY", 100)
 	sipp := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: calls, Timeout: 120 * time.Second})
@@ -103,12 +106,15 @@ func TestBenchSustainedRate(t *testing.T) {
 	sipp.Wait(t, 15*time.Second)
 }
 
-// TestBenchMemoryPerCall holds SIP_BENCH_HOLD (default 1000) answered calls at
+// BenchmarkMemoryPerCall holds SIP_BENCH_HOLD (default 1000) answered calls at
 // once and reports the live heap per call (SIP dialog, RTP socket and reader).
-func TestBenchMemoryPerCall(t *testing.T) {
-	if os.Getenv("TURBINA_SIP_BENCH") == "" {
-		t.Skip("benchmark: set TURBINA_SIP_BENCH=1 (scripts/bench-sip.sh)")
+func BenchmarkMemoryPerCall(b *testing.B) {
+	for b.Loop() {
+		memoryPerCall(b)
 	}
+}
+
+func memoryPerCall(t testing.TB) {
 	n := benchEnv("SIP_BENCH_HOLD", 1000)
 	sipp := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: n, Timeout: 120 * time.Second})
 	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
