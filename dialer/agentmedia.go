@@ -89,8 +89,16 @@ func (e *Engine) detachAgentLeg(agentID int64, a *agentLeg) {
 	}
 	e.legs.mu.Unlock()
 	a.stop()
-	if current {
-		e.agents.setAudio(agentID, false)
+	if !current {
+		return
+	}
+	e.agents.setAudio(agentID, false)
+	// An agent whose audio died mid-call (a closed browser, a lost network) leaves
+	// a customer in silence: apologise to the customer and end the call.
+	if ag, ok := e.agents.Get(agentID); ok && ag.State == AgentOnCall {
+		if r := e.runFor(ag.Campaigns, ag.AttemptID); r != nil {
+			r.do(func() { r.agentLost(ag.AttemptID) })
+		}
 	}
 }
 

@@ -212,3 +212,51 @@ func TestAnsweringMachineDetection(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence: the agent's
+// browser goes away during a call; the customer hears the prompt and is hung up.
+func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.T) {
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := media.NewAbandonPlayer()
+	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+		Config{AgentPeers: peers, AbandonPrompt: prompt})
+	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	browser := webrtctest.NewBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, answer)
+	go browser.Talk(ctx, nil)
+	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("agent audio never came up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("no call reached the agent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dropped := time.Now()
+	browser.PC.Close()
+	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	a := h.attempts(list[0].ID)[0]
+	if a.HangupBy != "agent_lost" || a.Outcome != string(OutcomeConnected) {
+		t.Fatalf("attempt %+v", a)
+	}
+	if held := a.EndAt.Sub(dropped); held < prompt.Duration()-500*time.Millisecond {
+		t.Errorf("customer hung up %s after the agent dropped, before the %s prompt could play", held, prompt.Duration())
+	}
+	carrier.Wait(t, 10*time.Second)
+}

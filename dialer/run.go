@@ -544,6 +544,18 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 	}
 }
 
+// agentLost ends a connected call whose agent's audio went away: the customer
+// hears the prompt and the call is hung up.
+func (r *run) agentLost(attemptID int64) {
+	c, ok := r.calls[attemptID]
+	if !ok || c.state != callConnected || c.leg == nil {
+		return
+	}
+	c.attempt.HangupBy = "agent_lost"
+	r.e.log.Warn("agent audio lost mid-call: apologising to the customer", "attempt", attemptID, "agent", c.agentID)
+	go r.apologise(context.Background(), c.leg)
+}
+
 // apologise plays the abandon prompt to a person no agent was free for, then hangs
 // up. It runs on a goroutine of its own: the run goes on meanwhile.
 func (r *run) apologise(ctx context.Context, leg Leg) {
