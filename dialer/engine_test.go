@@ -352,6 +352,13 @@ func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
 	if moved < 5 {
 		t.Errorf("%d contacts moved on after the circuit opened, want at least 5", moved)
 	}
+	st, err := h.store.CampaignStats(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending := st.Contacts[string(campaigns.ContactPending)]; len(st.ContactsByRung) != min(pending, 1) || pending > 0 && st.ContactsByRung[0] != pending {
+		t.Errorf("contacts by rung %v with %d pending on the SIP rung", st.ContactsByRung, pending)
+	}
 }
 
 func TestEnginePauseStopsNewDialsAtOnce(t *testing.T) {

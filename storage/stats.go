@@ -20,6 +20,9 @@ type CampaignStats struct {
 	AbandonRate float64                 `json:"abandon_rate"`
 	Channels    map[string]ChannelStats `json:"channels"`
 	Contacts    map[string]int          `json:"contacts"` // by status
+	// ContactsByRung counts the contacts still on their way (pending or under way)
+	// on each rung of the ladder, by rung index.
+	ContactsByRung []int `json:"contacts_by_rung"`
 }
 
 // StatsStore computes campaign figures.
@@ -78,5 +81,29 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		}
 		s.Contacts[st] = n
 	}
-	return s, crows.Err()
+	if err := crows.Err(); err != nil {
+		return s, fmt.Errorf("campaign stats: %w", err)
+	}
+	return s, d.contactsByRung(ctx, campaignID, &s)
+}
+
+func (d *DB) contactsByRung(ctx context.Context, campaignID int64, s *CampaignStats) error {
+	rows, err := d.db.QueryContext(ctx, `SELECT rung, count(*) FROM contacts
+		WHERE campaign_id = ? AND status IN ('pending','in_progress') GROUP BY rung ORDER BY rung`, campaignID)
+	if err != nil {
+		return fmt.Errorf("contacts by rung: %w", err)
+	}
+	defer rows.Close()
+	s.ContactsByRung = []int{}
+	for rows.Next() {
+		var rung, n int
+		if err := rows.Scan(&rung, &n); err != nil {
+			return fmt.Errorf("contacts by rung: %w", err)
+		}
+		for len(s.ContactsByRung) <= rung {
+			s.ContactsByRung = append(s.ContactsByRung, 0)
+		}
+		s.ContactsByRung[rung] = n
+	}
+	return rows.Err()
 }

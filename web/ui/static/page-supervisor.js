@@ -160,7 +160,7 @@ function renderCampaign(c) {
   p.m.sla.textContent = c.handled_calls ? fmt.pct(c.sla) : '—';
   p.m.handled.textContent = String(c.handled_calls || 0);
   p.m.contacts.textContent = Object.entries(s.contacts || {}).map(([k, n]) => `${n} ${t('contacts.' + k)}`).join(' · ') || '—';
-  p.m.rungs.textContent = (c.ladder || []).map((r, i) => `${i + 1}. ${t('channel.' + r.channel)}: ${s.channels?.[r.channel]?.attempts || 0}`).join(' · ');
+  p.m.rungs.textContent = (c.ladder || []).map((r, i) => `${i + 1}. ${t('channel.' + r.channel)}: ${s.contacts_by_rung?.[i] || 0}`).join(' · ');
   drawChart(p.chart, c.id, cap);
   if (!p.form.dataset.dirty && !p.form.contains(document.activeElement)) {
     p.mode.value = c.pacing.mode;

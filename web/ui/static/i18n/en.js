@@ -41,7 +41,7 @@ export default {
   'sup.whatsapp': 'WhatsApp API', 'sup.wa.not_configured': 'Not configured', 'sup.audit': 'Audit log',
   'sup.dialrate': 'Dial rate', 'sup.perMin': '{n}/min', 'sup.answer': 'Answer rate', 'sup.abandon': 'Abandonment',
   'sup.abandonOf': '{rate} of {cap} cap', 'sup.occupancy': 'Occupancy', 'sup.aht': 'TMA (handle)', 'sup.asa': 'TME (wait)',
-  'sup.sla': 'SLA (≤ 2 s)', 'sup.handled': 'Calls handled', 'sup.contacts': 'Contacts', 'sup.rungs': 'Attempts by rung',
+  'sup.sla': 'SLA (≤ 2 s)', 'sup.handled': 'Calls handled', 'sup.contacts': 'Contacts', 'sup.rungs': 'Contacts on each rung',
   'sup.chart': 'Last hour: dials per minute (line) and abandonment % (dashed)', 'sup.pacing': 'Pacing',
   'sup.mode': 'Mode', 'sup.target': 'Target abandonment (%)', 'sup.maxratio': 'Max ratio', 'sup.apply': 'Apply',
   'sup.pause': 'Pause campaign', 'sup.resume': 'Resume campaign', 'sup.start': 'Start campaign', 'sup.applied': 'Saved: {what}',

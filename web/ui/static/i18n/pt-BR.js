@@ -41,7 +41,7 @@ export default {
   'sup.whatsapp': 'API do WhatsApp', 'sup.wa.not_configured': 'Não configurada', 'sup.audit': 'Registro de auditoria',
   'sup.dialrate': 'Discagens', 'sup.perMin': '{n}/min', 'sup.answer': 'Taxa de atendimento', 'sup.abandon': 'Abandono',
   'sup.abandonOf': '{rate} de {cap} permitido', 'sup.occupancy': 'Ocupação', 'sup.aht': 'TMA', 'sup.asa': 'TME',
-  'sup.sla': 'Nível de serviço (≤ 2 s)', 'sup.handled': 'Chamadas atendidas', 'sup.contacts': 'Contatos', 'sup.rungs': 'Tentativas por degrau',
+  'sup.sla': 'Nível de serviço (≤ 2 s)', 'sup.handled': 'Chamadas atendidas', 'sup.contacts': 'Contatos', 'sup.rungs': 'Contatos em cada degrau',
   'sup.chart': 'Última hora: discagens por minuto (linha) e abandono % (tracejado)', 'sup.pacing': 'Ritmo de discagem',
   'sup.mode': 'Modo', 'sup.target': 'Abandono alvo (%)', 'sup.maxratio': 'Razão máxima', 'sup.apply': 'Aplicar',
   'sup.pause': 'Pausar campanha', 'sup.resume': 'Retomar campanha', 'sup.start': 'Iniciar campanha', 'sup.applied': 'Salvo: {what}',
