@@ -85,7 +85,14 @@ type run struct {
 	wrapping map[int64]wrapUp
 	agentBuf []pacing.Agent
 	dialBuf  []pacing.Dial
+	// fallbacks are contacts whose call just failed and that are due at once on a
+	// later call rung (SIP failed → WhatsApp call): they are dialled before the
+	// contacts waiting in the list, so the fallback is not queued behind them.
+	fallbacks []int64
 }
+
+// maxFallbacks bounds the fallbacks remembered; beyond it they wait their turn.
+const maxFallbacks = 1024
 
 func newRun(e *Engine, c campaigns.Campaign) *run {
 	r := &run{
@@ -445,6 +452,9 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	pos := Advance(r.campaign.Ladder, c.due.Contact, Position{Rung: c.due.Rung, Attempts: c.due.RungAttempts}, outcome, ev.At)
 	if err := r.e.store.FinishAttempt(ctx, *a, progressOf(pos)); err != nil {
 		r.e.log.Error("finish attempt", "attempt", a.ID, "err", err)
+	} else if pos.Status == campaigns.ContactPending && pos.Rung != c.due.Rung && pos.Rung < len(r.campaign.Ladder) &&
+		callRung(r.campaign.Ladder[pos.Rung].Channel) && !pos.NextAt.After(ev.At) && len(r.fallbacks) < maxFallbacks {
+		r.fallbacks = append(r.fallbacks, a.ContactID)
 	}
 	r.e.log.Debug("attempt ended", "campaign", r.id, "attempt", a.ID, "contact", a.ContactID, "channel", c.rung.Channel,
 		"outcome", outcome, "sip_status", a.SIPStatus, "next_rung", pos.Rung, "status", pos.Status)
@@ -620,8 +630,31 @@ func (r *run) dial(ctx context.Context, now time.Time) {
 	snap := r.snapshot()
 	n := r.pacer.Decide(now, snap)
 	if n > 0 {
+		n -= r.startFallbacks(ctx, now, n)
 		r.startDue(ctx, now, calls, n)
 	}
+}
+
+// startFallbacks starts up to limit remembered fallbacks that are still due where
+// they were sent, and returns how many it started.
+func (r *run) startFallbacks(ctx context.Context, now time.Time, limit int) int {
+	started := 0
+	for len(r.fallbacks) > 0 && started < limit {
+		id := r.fallbacks[0]
+		r.fallbacks = r.fallbacks[1:]
+		dc, err := r.e.store.ContactPosition(ctx, id)
+		if err != nil || dc.Contact.Status != campaigns.ContactPending || dc.NextAttemptAt.After(now) ||
+			dc.Rung >= len(r.campaign.Ladder) || !callRung(r.campaign.Ladder[dc.Rung].Channel) {
+			continue // moved on meanwhile, or no longer due
+		}
+		if r.start(ctx, now, dc) {
+			started++
+		}
+	}
+	if len(r.fallbacks) == 0 {
+		r.fallbacks = nil
+	}
+	return started
 }
 
 // maxMessagesPerTick bounds the messages one run starts per decision, so a backlog of
@@ -664,10 +697,10 @@ func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit in
 
 // start checks the policy for one due contact and, if it may be tried, records the
 // attempt and only then places it.
-func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) {
+func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) bool {
 	c := r.campaign
 	if dc.Rung >= len(c.Ladder) {
-		return
+		return false
 	}
 	rung := c.Ladder[dc.Rung]
 	contact := dc.Contact
@@ -676,44 +709,45 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) {
 		if err := r.e.store.DeferContact(ctx, contact.ID, nextWindowOpen(c.Window, now, loc)); err != nil {
 			r.e.log.Error("defer contact", "contact", contact.ID, "err", err)
 		}
-		return
+		return false
 	}
 	to := numberFor(rung.Channel, contact)
 	blocked, err := r.e.store.IsDNC(ctx, r.id, to)
 	if err != nil {
 		r.e.log.Error("check do-not-call", "contact", contact.ID, "err", err)
-		return
+		return false
 	}
 	if blocked {
 		if err := r.e.store.SetContactStatus(ctx, contact.ID, campaigns.ContactDoNotCall); err != nil {
 			r.e.log.Error("mark do-not-call", "contact", contact.ID, "err", err)
 		}
-		return
+		return false
 	}
 	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
 	if err != nil {
 		if !errors.Is(err, storage.ErrConflict) {
 			r.e.log.Error("start attempt", "contact", contact.ID, "err", err)
 		}
-		return
+		return false
 	}
 	cl := &call{attempt: attempt, due: dc, rung: rung, state: callDialing, started: now}
 	r.calls[attempt.ID] = cl
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
 		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeChannelDown, Detail: "channel " + string(rung.Channel) + " is not configured"})
-		return
+		return true
 	}
 	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
 	if err != nil {
 		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, Detail: err.Error()})
-		return
+		return true
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
 	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout,
 		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal)}
 	go r.follow(callCtx, ch, req)
+	return true
 }
 
 // follow places one attempt and forwards its events to the loop.

@@ -223,11 +223,20 @@ func (l *waLeg) follow() {
 type WhatsAppTemplates struct {
 	client *whatsapp.Client
 	store  WhatsAppStore
+	// pace admits sends to their outbox claim at the client's rate, and slots bounds
+	// the sends claimed and not yet settled (one second's worth): a send claimed
+	// before a crash is never made again, so claims must not queue up ahead of the
+	// rate limit, or a crash would leave every queued message unsent.
+	pace  *whatsapp.TokenBucket
+	slots chan struct{}
 }
 
 // NewWhatsAppTemplates returns the whatsapp_template channel.
 func NewWhatsAppTemplates(client *whatsapp.Client, store WhatsAppStore) *WhatsAppTemplates {
-	return &WhatsAppTemplates{client: client, store: store}
+	cfg := client.Config()
+	return &WhatsAppTemplates{client: client, store: store,
+		pace:  whatsapp.NewTokenBucket(nil, cfg.MessagesPerSecond, cfg.Burst),
+		slots: make(chan struct{}, max(cfg.Burst, int(cfg.MessagesPerSecond)))}
 }
 
 // ErrMissingColumn means a template parameter names a column the contact lacks.
@@ -262,6 +271,15 @@ func (w *WhatsAppTemplates) Place(ctx context.Context, req PlaceRequest) (Leg, e
 		return nil, &OutcomeError{Outcome: OutcomeSendFailed, Err: err}
 	}
 	msg := whatsapp.TemplateMessage{To: req.To, Name: req.Rung.Template, Language: req.Rung.Language, BodyParams: params}
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := w.pace.Wait(ctx); err != nil {
+		return nil, err
+	}
 	m, claimed, err := claim(ctx, w.store, outboxTemplate, req.Key, msg)
 	if err != nil {
 		return nil, err

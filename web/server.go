@@ -48,6 +48,9 @@ type Config struct {
 	// Webhooks receives Meta's WhatsApp webhooks at /webhooks/whatsapp (signed, so
 	// no token); nil without a WhatsApp account.
 	Webhooks http.Handler
+	// Templates lists the WhatsApp account's approved templates for the sales UI
+	// and the campaign start check; nil without a WhatsApp account.
+	Templates TemplateLister
 }
 
 // Engine is what the API needs from the dialing engine.
@@ -146,6 +149,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"GET", "/api/v1/trunks", supervisors, s.listTrunks},
 	}
 	s.routes = append(s.routes, s.agentRoutes()...)
+	s.routes = append(s.routes, s.whatsappRoutes()...)
 	s.routes = append(s.routes, s.uiRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))

@@ -172,7 +172,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	token := m[1]
 	var c struct{ ID string }
 	call(t, "POST", p.url+"/api/v1/campaigns", token, "application/json",
-		strings.NewReader(`{"name":"Cobrança","default_country":"BR","caller_id":"+551130000000","ladder":[{"channel":"sip","max_attempts":2,"retry_delay":"1h"},{"channel":"whatsapp_template","max_attempts":1,"template":"cobranca","language":"pt_BR","params":["nome"]}]}`), 201, &c)
+		strings.NewReader(`{"name":"Cobrança","default_country":"BR","caller_id":"+551130000000","ladder":[{"channel":"sip","max_attempts":2,"retry_delay":"1h"},{"channel":"whatsapp_template","max_attempts":1,"template":"cobranca","language":"pt_BR","params":["name"]}]}`), 201, &c)
 	csv := "nome;telefone;plano\r\nJoão;(11) 98765-4321;Fibra\r\nMaria;011 98765-4322;Móvel\r\n"
 	var rep struct{ Imported int }
 	call(t, "POST", p.url+"/api/v1/campaigns/"+c.ID+"/contacts", token, "text/csv", strings.NewReader(csv), 200, &rep)

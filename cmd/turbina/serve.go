@@ -43,6 +43,8 @@ type app struct {
 	web        *web.Server
 	engine     *dialer.Engine
 	originator *sip.Originator // nil without trunks
+	// handler, when set, is served instead of web (the demo mounts its controls beside it).
+	handler http.Handler
 }
 
 // close releases what openApp opened.
@@ -110,6 +112,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	}
 	var waClient *whatsapp.Client
 	var webhooks http.Handler
+	var templates web.TemplateLister
 	if cfg.WhatsApp.enabled() {
 		waMedia, err := whatsapp.NewMedia(cfg.WhatsApp.Media)
 		if err != nil {
@@ -127,6 +130,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		}
 		channels[campaigns.ChannelWhatsAppCall] = dialer.NewWhatsAppCalls(waClient, store, text)
 		channels[campaigns.ChannelWhatsAppTemplate] = dialer.NewWhatsAppTemplates(waClient, store)
+		templates = web.NewTemplateCache(waClient)
 	} else {
 		log.Warn("no WhatsApp account configured: the WhatsApp rungs are skipped (set whatsapp in the config file or TURBINA_WA_*)")
 	}
@@ -155,6 +159,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		Engine:         a.engine,
 		TrunkStatus:    a.trunkStatus,
 		Webhooks:       webhooks,
+		Templates:      templates,
 		TrunkControl:   trunkControl{a},
 	})
 	if a.originator != nil {
@@ -170,8 +175,12 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 	}
+	var handler http.Handler = a.web
+	if a.handler != nil {
+		handler = a.handler
+	}
 	hs := &http.Server{
-		Handler:           a.web,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

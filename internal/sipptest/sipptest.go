@@ -7,11 +7,14 @@ import (
 	"context"
 	"embed"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,14 +128,8 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	if o.Calls == 0 {
 		o.Calls = 1
 	}
-	if o.Port == 0 {
-		o.Port = FreePort(t)
-	}
 	if o.Timeout == 0 {
 		o.Timeout = 40 * time.Second
-	}
-	if o.ContactPort == 0 {
-		o.ContactPort = o.Port
 	}
 	if o.ContactTransport == "" {
 		o.ContactTransport = map[byte]string{'u': "udp", 't': "tcp"}[o.Transport[0]]
@@ -148,8 +145,37 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
 	WriteGreetingWAV(t, filepath.Join(dir, "hello.wav"))
+	// A free port is free only until someone else binds it: tests run in parallel,
+	// so when sipp loses its port it is started again (on new ports unless the
+	// caller chose them).
+	explicit := o.Port != 0
+	for try := 1; ; try++ {
+		run := o
+		if !explicit {
+			run.Port = FreePort(t)
+		}
+		if run.ContactPort == 0 {
+			run.ContactPort = run.Port
+		}
+		p, err := launch(t, bin, dir, sf, run)
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, errPortTaken) || try == 5 {
+			t.Fatalf("sipp %s: %v", scenario, err)
+		}
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+	}
+}
+
+// errPortTaken means sipp could not bind a port another process took first.
+var errPortTaken = errors.New("port taken")
+
+// launch starts one sipp and waits until it serves its port.
+func launch(t testing.TB, bin, dir, scenarioFile string, o Options) (*Proc, error) {
+	t.Helper()
 	args := []string{
-		"-sf", sf, "-i", "127.0.0.1", "-p", strconv.Itoa(o.Port), "-t", o.Transport,
+		"-sf", scenarioFile, "-i", "127.0.0.1", "-p", strconv.Itoa(o.Port), "-t", o.Transport,
 		"-m", strconv.Itoa(o.Calls), "-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-nostdin",
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(FreePort(t)),
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
@@ -165,26 +191,52 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("start sipp: %v", err)
+		return nil, fmt.Errorf("start: %w", err)
 	}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
+	// exited explains an early exit; nil when sipp simply did its calls already.
+	exited := func() error {
+		if p.err == nil {
+			return nil
+		}
+		if strings.Contains(p.out.String(), "already in use") {
+			return fmt.Errorf("%w: %s", errPortTaken, Tail(p.out.String(), 300))
+		}
+		return fmt.Errorf("exited at start: %v\n%s", p.err, Tail(p.out.String(), 2000))
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !portBusy(o.Port, o.Transport[0] == 't') {
 		select {
 		case <-p.done:
-			t.Fatalf("sipp %s exited at start: %v\n%s", scenario, p.err, p.out)
+			cancel()
+			if err := exited(); err != nil {
+				return nil, err
+			}
+			return p, nil
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sipp %s did not bind port %d", scenario, o.Port)
+			cancel()
+			<-p.done
+			return nil, fmt.Errorf("did not bind port %d", o.Port)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return p
+	// The port being busy may be another process's doing: sipp, failing to bind,
+	// exits at once.
+	select {
+	case <-p.done:
+		if err := exited(); err != nil {
+			cancel()
+			return nil, err
+		}
+	case <-time.After(50 * time.Millisecond):
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	return p, nil
 }
 
 // Wait waits for sipp to finish its calls and fails the test unless every call

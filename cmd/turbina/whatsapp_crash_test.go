@@ -1,0 +1,419 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+const (
+	crashWAToken  = "crash-test-access-token"
+	crashWASecret = "crash-test-app-secret"
+	crashWAVerify = "crash-test-verify-token"
+	crashAdmin    = "crash-test-admin-token-0000000"
+)
+
+// waServer is a turbina serve process wired to a WhatsApp Cloud API emulator.
+type waServer struct {
+	emu     *emulator.Emulator
+	env     []string
+	dataDir string
+	addr    string
+}
+
+// newWAServer starts the emulator and writes the config file a turbina serve needs
+// to use it: no SIP trunks, the emulator as the Graph API, loopback-only media.
+// The HTTP address is fixed so that webhooks the emulator retries across a
+// restart reach the new process.
+func newWAServer(t *testing.T, mps float64) *waServer {
+	t.Helper()
+	emu, err := emulator.Start(context.Background(), emulator.Config{AccessToken: crashWAToken, AppSecret: crashWASecret,
+		PhoneNumberID: "1000", WABAID: "2000", Templates: []emulator.Template{
+			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
+			{Name: "rascunho", Language: "pt_BR", Status: "PENDING", Category: "MARKETING", Body: "Oferta {{1}}"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	dir := t.TempDir()
+	cfg := map[string]any{"whatsapp": map[string]any{
+		"base_url": emu.URL(), "access_token": crashWAToken, "phone_number_id": "1000", "waba_id": "2000",
+		"messages_per_second": mps, "min_backoff": int64(20 * time.Millisecond), "max_backoff": int64(200 * time.Millisecond),
+		"webhook": map[string]any{"app_secret": crashWASecret, "verify_token": crashWAVerify},
+		"media":   map[string]any{"loopback_only": true},
+	}}
+	b, _ := json.Marshal(cfg)
+	file := filepath.Join(dir, "turbina.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dataDir := filepath.Join(dir, "data")
+	return &waServer{emu: emu, dataDir: dataDir, addr: addr, env: []string{"TURBINA_DATA_DIR=" + dataDir,
+		"TURBINA_ADMIN_TOKEN=" + crashAdmin, "TURBINA_CONFIG=" + file, "TURBINA_HTTP_ADDR=" + addr}}
+}
+
+// start runs turbina serve and points the emulator's webhooks at it.
+func (s *waServer) start(t *testing.T) *proc {
+	t.Helper()
+	p := start(t, s.env, "serve")
+	s.emu.SetCallbackURL(p.url + "/webhooks/whatsapp")
+	return p
+}
+
+// kill ends the process with SIGKILL: no shutdown code runs.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("turbina survived SIGKILL for 10 s")
+	}
+}
+
+// crashCampaign creates and starts a campaign of n contacts whose ladder is
+// ladderJSON, and returns its id.
+func crashCampaign(t *testing.T, url string, n int, ladderJSON string) string {
+	t.Helper()
+	var c struct{ ID string }
+	call(t, "POST", url+"/api/v1/campaigns", crashAdmin, "application/json", strings.NewReader(`{"name":"wa-crash",
+		"caller_id":"+551130000000","default_country":"BR","calling_window":{"start":"00:00","end":"23:59"},
+		"pacing":{"mode":"progressive"},"ladder":`+ladderJSON+`}`), 201, &c)
+	var csv bytes.Buffer
+	csv.WriteString("name,phone,plano\n")
+	for i := range n {
+		fmt.Fprintf(&csv, "Cliente %d,+55119%08d,Plano %d\n", i, 87000000+i, i)
+	}
+	var rep struct{ Imported int }
+	call(t, "POST", url+"/api/v1/campaigns/"+c.ID+"/contacts", crashAdmin, "text/csv", &csv, 200, &rep)
+	if rep.Imported != n {
+		t.Fatalf("imported %d contacts, want %d", rep.Imported, n)
+	}
+	call(t, "POST", url+"/api/v1/campaigns/"+c.ID+"/start", crashAdmin, "", nil, 200, nil)
+	return c.ID
+}
+
+// waitDone waits until every contact of the campaign is done.
+func waitDone(t *testing.T, p *proc, campaignID string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var page struct{ Total int }
+		call(t, "GET", p.url+"/api/v1/campaigns/"+campaignID+"/contacts?limit=1&status=done", crashAdmin, "", nil, 200, &page)
+		if page.Total == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d contacts done after %s:\n%s", page.Total, n, within, tail(p.Output(), 40))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+// sends groups the emulator's accepted requests of one kind by idempotency key.
+func accepted(emu *emulator.Emulator, match func(emulator.Request) bool) (byKey map[string]int, byTo map[string]int, inFlight int) {
+	byKey, byTo = map[string]int{}, map[string]int{}
+	for _, r := range emu.Requests() {
+		if !match(r) {
+			continue
+		}
+		switch r.Status {
+		case http.StatusOK:
+			byKey[r.Key]++
+			byTo[r.To]++
+		case 499: // the client went away while the request was in the emulator
+			inFlight++
+		}
+	}
+	return byKey, byTo, inFlight
+}
+
+func isTemplate(r emulator.Request) bool { return r.Type == "template" }
+func isConnect(r emulator.Request) bool {
+	return r.Action == "connect" && strings.HasSuffix(r.Path, "/calls")
+}
+
+// openDB opens the stopped server's database for the checks.
+func openDB(t *testing.T, dataDir string) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(context.Background(), filepath.Join(dataDir, "turbina.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.IntegrityCheck(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if open, err := db.OpenAttempts(context.Background()); err != nil || len(open) != 0 {
+		t.Fatalf("attempts left open: %+v, %v", open, err)
+	}
+	return db
+}
+
+// TestKillMidSendEachTemplateSentOnce: a campaign of template messages is SIGKILLed
+// while sends are in flight (the emulator answers slowly) and restarted on the same
+// data. Every contact ends done; no template is accepted twice for a contact or a
+// key; the contacts whose send a crash left in doubt were not sent again and say so,
+// and they are no more than the sends in flight at the kill.
+func TestKillMidSendEachTemplateSentOnce(t *testing.T) {
+	const n = 200
+	s := newWAServer(t, 100)
+	for i := range n {
+		s.emu.Script(fmt.Sprintf("55119%08d", 87000000+i), emulator.Behaviour{Slow: 150 * time.Millisecond, StatusDelay: 5 * time.Millisecond})
+	}
+	p := s.start(t)
+	id := crashCampaign(t, p.url, n, `[{"channel":"whatsapp_template","max_attempts":1,"template":"lembrete","language":"pt_BR","params":["name","plano"]}]`)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		byKey, _, _ := accepted(s.emu, isTemplate)
+		if len(byKey) >= n/3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d templates accepted in 20 s:\n%s", len(byKey), tail(p.Output(), 40))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.kill(t)
+	atKill, _, _ := accepted(s.emu, isTemplate)
+	t.Logf("killed with %d templates accepted", len(atKill))
+
+	p = s.start(t)
+	waitDone(t, p, id, n, 25*time.Second)
+	if !strings.Contains(p.Output(), "interrupted") {
+		t.Errorf("restart did not report interrupted attempts:\n%s", p.Output())
+	}
+	waitWebhooksQuiet(t, s.emu)
+	p.stop(t)
+
+	byKey, byTo, inFlight := accepted(s.emu, isTemplate)
+	for k, c := range byKey {
+		if c != 1 {
+			t.Errorf("template key %s accepted %d times", k, c)
+		}
+	}
+	for to, c := range byTo {
+		if c != 1 {
+			t.Errorf("%s got %d templates", to, c)
+		}
+	}
+	db := openDB(t, s.dataDir)
+	checkOnceEach(t, db, n, byKey, inFlight, campaigns.ChannelWhatsAppTemplate)
+}
+
+// waitWebhooksQuiet waits until the emulator has delivered no webhook for 300 ms.
+func waitWebhooksQuiet(t *testing.T, emu *emulator.Emulator) {
+	t.Helper()
+	last, since := emu.WebhooksDelivered(), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if d := emu.WebhooksDelivered(); d != last {
+			last, since = d, time.Now()
+		} else if time.Since(since) > 300*time.Millisecond {
+			return
+		}
+	}
+	t.Fatal("webhooks still flowing after 10 s")
+}
+
+// checkOnceEach checks the stored side of a send-once run: every contact done with
+// exactly one attempt on channel that was not interrupted, its outbox row sent when
+// the emulator accepted the key, and in doubt (and recorded so) when it did not.
+func checkOnceEach(t *testing.T, db *storage.DB, n int, byKey map[string]int, inFlight int, channel campaigns.Channel) {
+	t.Helper()
+	ctx := context.Background()
+	list, total, err := db.ListContacts(ctx, 1, storage.ContactFilter{Limit: 1000})
+	if err != nil || total != n {
+		t.Fatalf("%d contacts, %v", total, err)
+	}
+	inDoubt, interrupted := 0, 0
+	for _, c := range list {
+		if c.Status != campaigns.ContactDone {
+			t.Errorf("contact %d is %s", c.ID, c.Status)
+		}
+		as, err := db.ListAttempts(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var final []storage.Attempt
+		for _, a := range as {
+			if a.Outcome == "interrupted" {
+				interrupted++
+				continue
+			}
+			if a.Channel == channel {
+				final = append(final, a)
+			}
+		}
+		if len(final) != 1 {
+			t.Errorf("contact %d: %d %s attempts besides interrupted ones: %+v", c.ID, len(final), channel, as)
+			continue
+		}
+		a := final[0]
+		key := fmt.Sprintf("contact-%d-attempt-%d", c.ID, len(as)-1-countInterrupted(as))
+		m, err := db.OutboxByKey(ctx, key)
+		if err != nil {
+			t.Errorf("contact %d: outbox %s: %v", c.ID, key, err)
+			continue
+		}
+		switch byKey[key] {
+		case 1:
+			if m.State != "sent" {
+				t.Errorf("contact %d: %s accepted by WhatsApp but outbox %s", c.ID, key, m.State)
+			}
+		case 0:
+			inDoubt++
+			if m.State != "sending" || !strings.Contains(string(a.Detail), "before a restart") {
+				t.Errorf("contact %d: %s never reached WhatsApp, outbox %s, attempt %+v", c.ID, key, m.State, a)
+			}
+		}
+	}
+	t.Logf("%d contacts, %d attempts interrupted by the kill, %d sends left in doubt (%d requests cut off in flight)", n, interrupted, inDoubt, inFlight)
+	if interrupted == 0 {
+		t.Error("no attempt was interrupted: the kill came too late to test anything")
+	}
+	if inDoubt > inFlight+inFlightSlack {
+		t.Errorf("%d sends left in doubt, but only %d were in flight at the kill", inDoubt, inFlight)
+	}
+}
+
+// inFlightSlack allows for sends claimed but not yet on the wire at the kill (the
+// goroutine between its outbox claim and its HTTP request).
+const inFlightSlack = 8
+
+func countInterrupted(as []storage.Attempt) int {
+	n := 0
+	for _, a := range as {
+		if a.Outcome == "interrupted" {
+			n++
+		}
+	}
+	return n
+}
+
+// inboundWebhook is Meta's webhook for a text message a user sent.
+func inboundWebhook(from, id, text string) []byte {
+	b, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
+		"id": "2000", "changes": []any{map[string]any{"field": "messages", "value": map[string]any{
+			"messaging_product": "whatsapp",
+			"metadata":          map[string]string{"display_phone_number": "15550001234", "phone_number_id": "1000"},
+			"contacts":          []any{map[string]any{"wa_id": from, "profile": map[string]string{"name": "Cliente"}}},
+			"messages": []any{map[string]any{"from": from, "id": id, "timestamp": fmt.Sprint(time.Now().Unix()),
+				"type": "text", "text": map[string]string{"body": text}}},
+		}}},
+	}}})
+	return b
+}
+
+func postWebhook(t *testing.T, url string, body []byte, signature string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set(whatsapp.SignatureHeader, signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestServeMountsTheWhatsAppWebhook: turbina serve answers Meta's verification
+// handshake at /webhooks/whatsapp, refuses a forged or missing signature with 401
+// and keeps nothing of it, and applies a properly signed webhook.
+func TestServeMountsTheWhatsAppWebhook(t *testing.T) {
+	s := newWAServer(t, 80)
+	p := s.start(t)
+	// The sales UI's template list comes from the emulated account: approved only.
+	var tl struct {
+		Templates []struct {
+			Name       string
+			BodyParams int `json:"body_params"`
+		}
+	}
+	call(t, "GET", p.url+"/api/v1/whatsapp/templates", crashAdmin, "", nil, 200, &tl)
+	if len(tl.Templates) != 1 || tl.Templates[0].Name != "lembrete" || tl.Templates[0].BodyParams != 2 {
+		t.Errorf("templates: %+v", tl)
+	}
+	crashCampaign(t, p.url, 1, `[{"channel":"whatsapp_template","max_attempts":1,"template":"lembrete","language":"pt_BR","params":["name","plano"]}]`)
+	hook := p.url + "/webhooks/whatsapp"
+
+	resp, err := http.Get(hook + "?hub.mode=subscribe&hub.verify_token=" + crashWAVerify + "&hub.challenge=1158201444")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "1158201444" {
+		t.Errorf("handshake: %d %q", resp.StatusCode, b)
+	}
+	resp, err = http.Get(hook + "?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("handshake with a wrong verify token: %d", resp.StatusCode)
+	}
+
+	const from = "5511987000000"
+	forged := inboundWebhook(from, "wamid.forged", "forged")
+	for _, sig := range []string{whatsapp.Sign("not-the-app-secret", forged), "", "sha256=00", whatsapp.Sign(crashWASecret, []byte("other body"))} {
+		if code := postWebhook(t, hook, forged, sig); code != http.StatusUnauthorized {
+			t.Errorf("signature %q: %d, want 401", sig, code)
+		}
+	}
+	genuine := inboundWebhook(from, "wamid.genuine", "genuine")
+	if code := postWebhook(t, hook, genuine, whatsapp.Sign(crashWASecret, genuine)); code != http.StatusOK {
+		t.Fatalf("signed webhook: %d", code)
+	}
+	time.Sleep(1500 * time.Millisecond) // the engine applies kept events at least every second
+	p.stop(t)
+	db := openDB(t, s.dataDir)
+	list, _, err := db.ListContacts(context.Background(), 1, storage.ContactFilter{Limit: 10})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %+v, %v", list, err)
+	}
+	msgs, err := db.ListWAMessages(context.Background(), list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []string
+	for _, m := range msgs {
+		if m.Direction == "in" {
+			in = append(in, m.WAID+":"+m.Body)
+		}
+	}
+	if strings.Join(in, ",") != "wamid.genuine:genuine" {
+		t.Errorf("inbound messages kept: %v", in)
+	}
+}

@@ -1,0 +1,722 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// Credentials looks up the SIP account of an agent's phone. The caller (the
+// storage layer, in production) implements it; the registrar never stores
+// passwords itself.
+type Credentials interface {
+	// PhonePassword returns the digest password of the phone account
+	// username and the agent it belongs to. ok is false when there is no such
+	// account; err is for lookups that could not be made (the phone is told
+	// to retry later).
+	PhonePassword(ctx context.Context, username string) (password string, agentID int64, ok bool, err error)
+}
+
+// CredentialsFunc adapts a function to [Credentials].
+type CredentialsFunc func(ctx context.Context, username string) (password string, agentID int64, ok bool, err error)
+
+// PhonePassword implements [Credentials].
+func (f CredentialsFunc) PhonePassword(ctx context.Context, username string) (string, int64, bool, error) {
+	return f(ctx, username)
+}
+
+// RegistrarConfig configures a [Registrar].
+type RegistrarConfig struct {
+	// ListenAddr is the host:port the registrar listens on, for UDP and TCP
+	// alike (default 127.0.0.1:5070; port 0 picks a free one). The host must
+	// be an IP address; it also goes in Contact, Via and the SDP of calls to
+	// phones.
+	ListenAddr string `json:"listen_addr,omitempty"`
+	// Realm is the digest authentication realm (default "turbina").
+	Realm string `json:"realm,omitempty"`
+	// NonceTTL is how long a nonce stays fresh (default 5m); a phone that
+	// answers an older one is challenged again with stale=true.
+	NonceTTL Duration `json:"nonce_ttl,omitempty"`
+	// MinExpires, MaxExpires and DefaultExpires bound registrations: shorter
+	// ones are refused with 423 Interval Too Brief, longer ones are cut to
+	// MaxExpires, and a REGISTER that names none gets DefaultExpires
+	// (defaults 60s, 1h, 1h).
+	MinExpires     Duration `json:"min_expires,omitempty"`
+	MaxExpires     Duration `json:"max_expires,omitempty"`
+	DefaultExpires Duration `json:"default_expires,omitempty"`
+	// MaxContacts caps an agent's simultaneous bindings (default 4); a new
+	// contact beyond it replaces the one that would expire first.
+	MaxContacts int `json:"max_contacts,omitempty"`
+	// RTPPortMin and RTPPortMax bound the local RTP ports of calls to phones
+	// (default: ephemeral).
+	RTPPortMin int `json:"rtp_port_min,omitempty"`
+	RTPPortMax int `json:"rtp_port_max,omitempty"`
+	// InviteTimeout is how long an INVITE to a phone may go without any
+	// response before the phone counts as unreachable (default 3s).
+	InviteTimeout Duration `json:"invite_timeout,omitempty"`
+	// AnswerTimeout is how long a phone may ring before the call is
+	// cancelled (default 20s). Agent phones are set to answer at once.
+	AnswerTimeout Duration `json:"answer_timeout,omitempty"`
+	// UserAgent is sent in User-Agent and Server headers (default "Turbina").
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+func (c *RegistrarConfig) applyDefaults() {
+	if c.ListenAddr == "" {
+		c.ListenAddr = "127.0.0.1:5070"
+	}
+	if c.Realm == "" {
+		c.Realm = "turbina"
+	}
+	if c.NonceTTL <= 0 {
+		c.NonceTTL = Duration(5 * time.Minute)
+	}
+	if c.MinExpires <= 0 {
+		c.MinExpires = Duration(60 * time.Second)
+	}
+	if c.MaxExpires <= 0 {
+		c.MaxExpires = Duration(time.Hour)
+	}
+	if c.DefaultExpires <= 0 {
+		c.DefaultExpires = c.MaxExpires
+	}
+	if c.MaxContacts <= 0 {
+		c.MaxContacts = 4
+	}
+	if c.InviteTimeout <= 0 {
+		c.InviteTimeout = Duration(3 * time.Second)
+	}
+	if c.AnswerTimeout <= 0 {
+		c.AnswerTimeout = Duration(20 * time.Second)
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "Turbina"
+	}
+}
+
+func (c *RegistrarConfig) validate() error {
+	host, _, err := net.SplitHostPort(c.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen_addr %q: %w", c.ListenAddr, err)
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("listen_addr %q: host must be an IP address", c.ListenAddr)
+	}
+	if c.MinExpires > c.MaxExpires {
+		return fmt.Errorf("min_expires %s above max_expires %s", c.MinExpires.Std(), c.MaxExpires.Std())
+	}
+	if c.DefaultExpires < c.MinExpires || c.DefaultExpires > c.MaxExpires {
+		return fmt.Errorf("default_expires %s outside %s-%s", c.DefaultExpires.Std(), c.MinExpires.Std(), c.MaxExpires.Std())
+	}
+	if c.RTPPortMin < 0 || c.RTPPortMax > 65535 || c.RTPPortMin > c.RTPPortMax {
+		return fmt.Errorf("rtp ports %d-%d: invalid range", c.RTPPortMin, c.RTPPortMax)
+	}
+	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
+		return fmt.Errorf("realm %q: quotes, backslashes and line breaks are not allowed", c.Realm)
+	}
+	return nil
+}
+
+// Binding is one registered contact of an agent's phone.
+type Binding struct {
+	AgentID  int64  `json:"agent_id"`
+	Username string `json:"username"`
+	// Contact is the URI the phone registered.
+	Contact string `json:"contact"`
+	// Source is the address the REGISTER came from. Calls go there rather
+	// than to Contact, so that phones behind NAT are reached.
+	Source string `json:"source"`
+	// Transport is "udp" or "tcp", as the REGISTER came.
+	Transport string `json:"transport"`
+	// UserAgent is the phone's User-Agent header.
+	UserAgent    string    `json:"user_agent,omitempty"`
+	RegisteredAt time.Time `json:"registered_at"` // last refresh
+	Expires      time.Time `json:"expires"`
+
+	contact sip.Uri
+	aor     sip.Uri
+	callID  string
+	cseq    uint32
+}
+
+// Errors of the registrar and of calls to agent phones.
+var (
+	// ErrNotRegistered means the agent has no live registration.
+	ErrNotRegistered = errors.New("sip: agent phone is not registered")
+	// ErrPhoneBusy means the phone answered 486, 600 or 603.
+	ErrPhoneBusy = errors.New("sip: agent phone is busy")
+	// ErrPhoneNoAnswer means the phone rang out, or answered 480 or 408.
+	ErrPhoneNoAnswer = errors.New("sip: agent phone did not answer")
+	// ErrPhoneUnreachable means the phone sent no response at all, or the
+	// request could not be sent.
+	ErrPhoneUnreachable = errors.New("sip: agent phone is unreachable")
+	// ErrPhoneRejected means any other failure response.
+	ErrPhoneRejected = errors.New("sip: agent phone rejected the call")
+	// ErrRegistrarClosed means the Registrar was closed.
+	ErrRegistrarClosed = errors.New("sip: registrar closed")
+)
+
+// credentialsTimeout bounds one Credentials lookup.
+const credentialsTimeout = 5 * time.Second
+
+// Registrar is the SIP registrar agents' phones register to, and the user
+// agent that calls them: an agent's phone is called once at login and the
+// call stays up (the leg is nailed up) while customers are switched onto it.
+//
+// It listens on one address for UDP and TCP, authenticates REGISTERs with
+// digest (MD5, qop=auth), keeps bindings in memory with their expiry and
+// answers OPTIONS. It is safe for concurrent use.
+type Registrar struct {
+	cfg    RegistrarConfig
+	log    *slog.Logger
+	creds  Credentials
+	nonces *nonces
+	now    func() time.Time
+	ports  *portAllocator
+
+	ua        *sipgo.UserAgent
+	server    *sipgo.Server
+	udpUA     *sipgo.DialogUA // calls to phones registered over UDP
+	tcpUA     *sipgo.DialogUA // and over TCP
+	udpConn   net.PacketConn
+	tcpLn     net.Listener
+	host      string
+	port      int
+	rootCtx   context.Context
+	shutdown  context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	closed   bool
+	bindings map[int64][]*Binding  // by agent
+	calls    map[string]*AgentCall // by Call-ID
+}
+
+// NewRegistrar starts a Registrar on cfg.ListenAddr (UDP and TCP). ctx bounds
+// only the start; Close stops it.
+func NewRegistrar(ctx context.Context, cfg RegistrarConfig, creds Credentials, log *slog.Logger) (*Registrar, error) {
+	return newRegistrar(ctx, cfg, creds, log, time.Now)
+}
+
+func newRegistrar(ctx context.Context, cfg RegistrarConfig, creds Credentials, log *slog.Logger, now func() time.Time) (*Registrar, error) {
+	if creds == nil {
+		return nil, errors.New("sip registrar: no credentials")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("sip registrar config: %w", err)
+	}
+	ns, err := newNonces(cfg.NonceTTL.Std())
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(cfg.ListenAddr)
+	pc, ln, err := listenUDPAndTCP(ctx, cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("sip registrar: %w", err)
+	}
+	rootCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &Registrar{
+		cfg:      cfg,
+		log:      log,
+		creds:    creds,
+		nonces:   ns,
+		now:      now,
+		ports:    &portAllocator{ip: net.ParseIP(host), min: cfg.RTPPortMin, max: cfg.RTPPortMax},
+		udpConn:  pc,
+		tcpLn:    ln,
+		host:     host,
+		port:     pc.LocalAddr().(*net.UDPAddr).Port,
+		rootCtx:  rootCtx,
+		shutdown: cancel,
+		bindings: make(map[int64][]*Binding),
+		calls:    make(map[string]*AgentCall),
+	}
+	if err := r.startStack(); err != nil {
+		cancel()
+		_ = pc.Close()
+		_ = ln.Close()
+		return nil, err
+	}
+	r.wg.Add(1)
+	go r.purgeLoop()
+	log.Info("sip registrar started", "listen", r.Addr().String(), "realm", cfg.Realm)
+	return r, nil
+}
+
+// listenUDPAndTCP binds UDP and TCP on the same port; with port 0 it retries
+// until a free UDP port is also free for TCP.
+func listenUDPAndTCP(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	var lc net.ListenConfig
+	var lastErr error
+	for range 20 {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		got := strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+		ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, got))
+		if err == nil {
+			return pc, ln, nil
+		}
+		_ = pc.Close()
+		lastErr = fmt.Errorf("listen tcp %s: %w", net.JoinHostPort(host, got), err)
+		if port != "0" {
+			break
+		}
+	}
+	return nil, nil, lastErr
+}
+
+func (r *Registrar) startStack() error {
+	lg := r.log.With("component", "sipgo")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(r.cfg.UserAgent),
+		sipgo.WithUserAgentHostname(r.host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg)),
+	)
+	if err != nil {
+		return fmt.Errorf("sip registrar user agent: %w", err)
+	}
+	r.ua = ua
+	if r.server, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lg)); err != nil {
+		_ = ua.Close()
+		return fmt.Errorf("sip registrar server: %w", err)
+	}
+	hostPort := net.JoinHostPort(r.host, strconv.Itoa(r.port))
+	udpClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(r.host),
+		sipgo.WithClientConnectionAddr(hostPort))
+	if err != nil {
+		_ = ua.Close()
+		return fmt.Errorf("sip registrar client: %w", err)
+	}
+	tcpClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(r.host))
+	if err != nil {
+		_ = ua.Close()
+		return fmt.Errorf("sip registrar client: %w", err)
+	}
+	contact := sip.Uri{Scheme: "sip", User: "turbina", Host: r.host, Port: r.port}
+	// RewriteContact: in-dialog requests (ACK, BYE) go to where the phone's
+	// responses came from, not to its Contact, which NAT makes unreachable.
+	r.udpUA = &sipgo.DialogUA{Client: udpClient, ContactHDR: sip.ContactHeader{Address: contact}, RewriteContact: true}
+	tcpContact := contact
+	tcpContact.UriParams = sip.NewParams()
+	tcpContact.UriParams.Add("transport", "tcp")
+	r.tcpUA = &sipgo.DialogUA{Client: tcpClient, ContactHDR: sip.ContactHeader{Address: tcpContact}, RewriteContact: true}
+
+	s := r.server
+	s.OnRegister(r.onRegister)
+	s.OnOptions(r.onOptions)
+	s.OnInvite(r.onInvite)
+	s.OnBye(r.onBye)
+	s.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	s.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		r.respond(req, tx, sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	})
+	s.OnNoRoute(r.onOther)
+
+	go func() { _ = s.ServeUDP(r.udpConn) }()
+	go func() { _ = s.ServeTCP(r.tcpLn) }()
+	// sipgo registers the UDP listener in its connection pool from the
+	// serving goroutine; a call sent before that would bind the port again.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		if c, _ := ua.TransportLayer().GetConnection("udp", r.udpConn.LocalAddr().String()); c != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = ua.Close()
+			return errors.New("sip registrar: udp listener did not start")
+		}
+	}
+}
+
+// Addr returns the address the registrar listens on (UDP and TCP).
+func (r *Registrar) Addr() *net.UDPAddr { return r.udpConn.LocalAddr().(*net.UDPAddr) }
+
+// Realm returns the digest realm phones authenticate in.
+func (r *Registrar) Realm() string { return r.cfg.Realm }
+
+// Lookup returns the agent's most recently refreshed live binding.
+func (r *Registrar) Lookup(agentID int64) (Binding, bool) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var best *Binding
+	for _, b := range r.bindings[agentID] {
+		if b.Expires.After(now) && (best == nil || b.RegisteredAt.After(best.RegisteredAt)) {
+			best = b
+		}
+	}
+	if best == nil {
+		return Binding{}, false
+	}
+	return *best, true
+}
+
+// Bindings returns every live binding, by agent and then contact.
+func (r *Registrar) Bindings() []Binding {
+	now := r.now()
+	r.mu.Lock()
+	var out []Binding
+	for _, list := range r.bindings {
+		for _, b := range list {
+			if b.Expires.After(now) {
+				out = append(out, *b)
+			}
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Binding) int {
+		if a.AgentID != b.AgentID {
+			return int(min(max(a.AgentID-b.AgentID, -1), 1))
+		}
+		return strings.Compare(a.Contact, b.Contact)
+	})
+	return out
+}
+
+// Close hangs up every call to a phone, forgets all bindings and releases the
+// sockets. It waits for the calls' BYEs for at most a few seconds.
+func (r *Registrar) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+		r.shutdown() // calls BYE their phones and end
+		done := make(chan struct{})
+		go func() { r.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			r.log.Warn("sip registrar: calls still ending at close")
+		}
+		err = r.ua.Close()
+		_ = r.udpConn.Close()
+		_ = r.tcpLn.Close()
+		r.mu.Lock()
+		clear(r.bindings)
+		r.mu.Unlock()
+	})
+	return err
+}
+
+// purgeLoop drops expired bindings now and then; Lookup ignores them anyway.
+func (r *Registrar) purgeLoop() {
+	defer r.wg.Done()
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.rootCtx.Done():
+			return
+		case <-tick.C:
+		}
+		now := r.now()
+		r.mu.Lock()
+		for id, list := range r.bindings {
+			list = slices.DeleteFunc(list, func(b *Binding) bool { return !b.Expires.After(now) })
+			if len(list) == 0 {
+				delete(r.bindings, id)
+			} else {
+				r.bindings[id] = list
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// respond sends res, logging a failure.
+func (r *Registrar) respond(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
+	if err := tx.Respond(res); err != nil {
+		r.log.Debug("sip registrar: respond", "method", req.Method, "status", res.StatusCode, "err", err)
+	}
+}
+
+// allowed is the Allow header of the registrar's responses.
+const allowed = "REGISTER, OPTIONS, INVITE, ACK, BYE, CANCEL"
+
+func (r *Registrar) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	r.respond(req, tx, res)
+}
+
+// knownMethods are methods of SIP extensions the registrar understands but
+// does not serve: 405. Anything else is 501.
+var knownMethods = []sip.RequestMethod{sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.INFO, sip.PUBLISH, sip.REFER, sip.UPDATE, sip.PRACK}
+
+func (r *Registrar) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 501, "Not Implemented", nil)
+	if slices.Contains(knownMethods, req.Method) {
+		res = sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+	}
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	r.respond(req, tx, res)
+}
+
+func (r *Registrar) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	r.respond(req, tx, r.register(req))
+}
+
+// register runs RFC 3261 10.3 on a REGISTER and returns the response.
+func (r *Registrar) register(req *sip.Request) *sip.Response {
+	reply := func(code int, reason string) *sip.Response {
+		return sip.NewResponseFromRequest(req, code, reason, nil)
+	}
+	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
+	if to == nil || from == nil || callID == nil || cseq == nil || to.Address.User == "" {
+		return reply(400, "Bad Request")
+	}
+	username, agentID, res := r.authenticate(req)
+	if res != nil {
+		return res
+	}
+	if to.Address.User != username {
+		return reply(403, "Forbidden (To does not match the authenticated user)")
+	}
+
+	// Expires header, per-contact expires parameters.
+	defExp := int64(-1)
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+		if err != nil {
+			return reply(400, "Bad Request (Expires)")
+		}
+		defExp = int64(n)
+	}
+	type update struct {
+		contact *sip.ContactHeader
+		expires time.Duration
+	}
+	var (
+		updates  []update
+		wildcard bool
+	)
+	minExp, maxExp := r.cfg.MinExpires.Std(), r.cfg.MaxExpires.Std()
+	for _, h := range req.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			return reply(400, "Bad Request (Contact)")
+		}
+		if ch.Address.Wildcard {
+			wildcard = true
+			continue
+		}
+		if !strings.EqualFold(ch.Address.Scheme, "sip") || ch.Address.Host == "" {
+			return reply(400, "Bad Request (Contact must be a sip: URI)")
+		}
+		exp := defExp
+		if v, ok := ch.Params.Get("expires"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			if err != nil {
+				return reply(400, "Bad Request (Contact expires)")
+			}
+			exp = int64(n)
+		}
+		d := r.cfg.DefaultExpires.Std()
+		if exp >= 0 {
+			d = time.Duration(exp) * time.Second
+		}
+		if d > 0 && d < minExp {
+			res := reply(423, "Interval Too Brief")
+			res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(minExp/time.Second))))
+			return res
+		}
+		updates = append(updates, update{contact: ch, expires: min(d, maxExp)})
+	}
+	if wildcard && (len(updates) > 0 || defExp != 0) {
+		return reply(400, "Bad Request (Contact: * needs Expires: 0 and no other contact)")
+	}
+
+	now := r.now()
+	source, transport := req.Source(), strings.ToLower(req.Transport())
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return reply(503, "Service Unavailable")
+	}
+	list := slices.DeleteFunc(r.bindings[agentID], func(b *Binding) bool { return !b.Expires.After(now) })
+	// Out-of-order or replayed requests (RFC 3261 10.3 step 7).
+	stale := func(b *Binding) bool { return b.callID == callID.Value() && cseq.SeqNo <= b.cseq }
+	if wildcard {
+		for _, b := range list {
+			if stale(b) {
+				return reply(500, "Server Internal Error (out of order REGISTER)")
+			}
+		}
+		list = nil
+		r.log.Info("agent phone unregistered all contacts", "agent", agentID, "user", username)
+	}
+	for _, u := range updates {
+		key := contactKey(u.contact.Address)
+		i := slices.IndexFunc(list, func(b *Binding) bool { return contactKey(b.contact) == key })
+		if i >= 0 && stale(list[i]) {
+			return reply(500, "Server Internal Error (out of order REGISTER)")
+		}
+		if u.expires == 0 {
+			if i >= 0 {
+				list = slices.Delete(list, i, i+1)
+				r.log.Info("agent phone unregistered", "agent", agentID, "user", username, "contact", key)
+			}
+			continue
+		}
+		b := &Binding{
+			AgentID: agentID, Username: username, Contact: u.contact.Address.String(),
+			Source: source, Transport: transport, UserAgent: ua,
+			RegisteredAt: now, Expires: now.Add(u.expires),
+			contact: *u.contact.Address.Clone(), aor: *to.Address.Clone(),
+			callID: callID.Value(), cseq: cseq.SeqNo,
+		}
+		if i >= 0 {
+			list[i] = b
+			continue
+		}
+		if len(list) >= r.cfg.MaxContacts {
+			// Replace the contact that would lapse first (a phone that
+			// rebooted onto a new port, most likely).
+			first := 0
+			for j, o := range list {
+				if o.Expires.Before(list[first].Expires) {
+					first = j
+				}
+			}
+			list = slices.Delete(list, first, first+1)
+		}
+		list = append(list, b)
+		r.log.Info("agent phone registered", "agent", agentID, "user", username, "contact", key,
+			"source", source, "transport", transport, "expires", u.expires)
+	}
+	if len(list) == 0 {
+		delete(r.bindings, agentID)
+	} else {
+		r.bindings[agentID] = list
+	}
+
+	res = reply(200, "OK")
+	for _, b := range list {
+		ch := &sip.ContactHeader{Address: *b.contact.Clone(), Params: sip.NewParams()}
+		ch.Params.Add("expires", strconv.Itoa(int((b.Expires.Sub(now)+time.Second/2)/time.Second)))
+		res.AppendHeader(ch)
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	return res
+}
+
+// contactKey identifies a contact for matching bindings (RFC 3261 19.1.4,
+// simplified: scheme, user, host, port and transport).
+func contactKey(u sip.Uri) string {
+	tr := "udp"
+	if u.UriParams != nil {
+		if v, ok := u.UriParams.Get("transport"); ok && v != "" {
+			tr = strings.ToLower(v)
+		}
+	}
+	return strings.ToLower(u.Scheme) + ":" + u.User + "@" + strings.ToLower(u.Host) + ":" + strconv.Itoa(u.Port) + ";" + tr
+}
+
+// authenticate checks a request's digest credentials. It returns the phone's
+// username and agent, or the response to send instead (a challenge, 403...).
+func (r *Registrar) authenticate(req *sip.Request) (string, int64, *sip.Response) {
+	now := r.now()
+	challenge := func(stale bool) *sip.Response {
+		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", r.nonces.challenge(r.cfg.Realm, now, stale)))
+		return res
+	}
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		return "", 0, challenge(false)
+	}
+	cred, err := digest.ParseCredentials(h.Value())
+	if err != nil || cred.Username == "" || cred.Response == "" || cred.URI == "" {
+		return "", 0, sip.NewResponseFromRequest(req, 400, "Bad Request (Authorization)", nil)
+	}
+	if cred.Realm != r.cfg.Realm || (cred.Algorithm != "" && !strings.EqualFold(cred.Algorithm, "MD5")) ||
+		(cred.QOP != "" && cred.QOP != "auth") {
+		// Credentials for another realm or scheme: offer ours.
+		return "", 0, challenge(false)
+	}
+	state := r.nonces.check(cred.Nonce, now)
+	if state == nonceInvalid {
+		return "", 0, challenge(false)
+	}
+	ctx, cancel := context.WithTimeout(r.rootCtx, credentialsTimeout)
+	password, agentID, ok, err := r.creds.PhonePassword(ctx, cred.Username)
+	cancel()
+	if err != nil {
+		r.log.Warn("sip registrar: credentials lookup failed", "user", cred.Username, "err", err)
+		res := sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		return "", 0, res
+	}
+	// Unknown users get the same answer as wrong passwords, so the
+	// registrar does not tell which account names exist.
+	if !ok || !digestMatches(digestResponse(cred, string(req.Method), password), cred.Response) {
+		r.log.Info("sip registrar: authentication failed", "user", cred.Username, "source", req.Source())
+		return "", 0, sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
+	}
+	if state == nonceStale {
+		return "", 0, challenge(true)
+	}
+	return cred.Username, agentID, nil
+}
+
+// onInvite answers a phone's re-INVITE (hold, session refresh) in a live call
+// with the SDP already agreed; phones may not place calls through Turbina.
+func (r *Registrar) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if c := r.callFor(req); c != nil {
+		if tag, _ := req.To().Params.Get("tag"); tag != "" {
+			res := sip.NewResponseFromRequest(req, 200, "OK", c.offer)
+			ct := sip.ContentTypeHeader("application/sdp")
+			res.AppendHeader(&ct)
+			res.AppendHeader(sip.HeaderClone(&c.ua.ContactHDR))
+			r.respond(req, tx, res)
+			return
+		}
+	}
+	res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+	r.respond(req, tx, res)
+}
+
+// onBye handles a phone hanging up.
+func (r *Registrar) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if c := r.callFor(req); c == nil || !c.remoteBye(req, tx) {
+		r.respond(req, tx, sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+	}
+}
+
+// callFor finds the answered call a request belongs to.
+func (r *Registrar) callFor(req *sip.Request) *AgentCall {
+	id := req.CallID()
+	if id == nil || req.To() == nil || req.From() == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[id.Value()]
+}
