@@ -23,6 +23,9 @@ type Controller struct {
 	// Scratch space reused across decisions.
 	running  []float64
 	running2 []float64
+	freeRows []*row
+	ansRows  []*row
+	exact    exact
 }
 
 // Refit intervals, in seconds of the caller's clock.
@@ -178,6 +181,7 @@ type forecast struct {
 	ansVar  row
 	g       row     // probability that a new dial is answered by a person by the horizon
 	cv2     float64 // relative variance of the answer probability estimate
+	exact   *exact  // the counts taken exactly, when the campaign is small; else nil
 }
 
 func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
@@ -187,9 +191,6 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 		return prog
 	}
 	theta := c.budget.theta(t)
-	if theta <= 0 {
-		return prog
-	}
 	f := forecast{waiting: float64(s.Waiting), ringing: len(s.Dials), g: m.gNew, cv2: m.cv2}
 	surge := m.surge()
 	for k := range f.g {
@@ -200,6 +201,8 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	nowNs := now.UnixNano()
 	lastCh, cur := s.Channel, m
 	active := 0
+	c.freeRows, c.ansRows = c.freeRows[:0], c.ansRows[:0]
+	certain := 0
 	for i := range s.Agents {
 		a := &s.Agents[i]
 		var r *row
@@ -225,6 +228,7 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 		} else {
 			r = cur.wrapRow(e, &c.nodes, pat)
 		}
+		c.freeRows = append(c.freeRows, r)
 		for k, p := range r {
 			f.freeMu[k] += p
 			f.freeVar[k] += p * (1 - p)
@@ -241,9 +245,11 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 			for k := range f.ansMu {
 				f.ansMu[k]++
 			}
+			certain++
 			continue
 		}
 		r := cur.dialRow(float64(nowNs-d.Start.UnixNano())*1e-9, &c.nodes)
+		c.ansRows = append(c.ansRows, r)
 		for k, p := range r {
 			p = min(p*surge, 1)
 			f.ansMu[k] += p
@@ -253,6 +259,20 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	// A sanity bound for when the answer probability is learned near zero: the forecast
 	// would then see no risk in any number of dials.
 	most := int(math.Ceil(2*float64(active+1)/max(m.pHuman, 0.02))) - len(s.Dials) - s.Waiting
+	if len(c.freeRows)+len(c.ansRows) <= exactTerms {
+		c.exact.build(c.freeRows, c.ansRows, surge, certain, int(f.ready)-s.Waiting, f.cv2)
+		f.exact = &c.exact
+	}
+	if theta < exactFloor {
+		// The allowance is spent or nearly. Counted exactly, a dial whose risk is all but
+		// nil (a line for a free agent whose only dial has rung too long to be answered)
+		// is still safe to place; the normal approximation cannot vouch for its far tail,
+		// so then predictive is progressive.
+		if f.exact == nil {
+			return prog
+		}
+		theta = exactFloor
+	}
 	return f.dials(prog, max(most, prog), theta)
 }
 
@@ -264,6 +284,9 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 func (f *forecast) risk(n int) float64 {
 	if float64(f.ringing+n)+f.waiting <= f.ready {
 		return 0 // even if every dial is answered at once there is an agent for each
+	}
+	if f.exact != nil {
+		return f.exact.risk(n, &f.g)
 	}
 	other := float64(n - 1)
 	sum := 0.0

@@ -12,10 +12,13 @@
 // already been busy) and how many people will have answered (from the learned answer
 // probability and ring-time distribution, conditioned on how long each dial has already
 // rung). It places the largest number of dials such that the last of them, if a person
-// answers it, finds no agent within the patience with a probability under a threshold. The
+// answers it, finds no agent within the patience with a probability under a threshold.
+// Small campaigns (a few dozen busy agents and dials in flight at most) have the counts
+// taken exactly, as sums of independent yes-or-no events; large ones as normal. The
 // threshold is steered by the abandonment measured so far, so that the run stays under the
 // target and no hour goes above 1.5 times it; when the allowance is spent the threshold falls
-// to zero and predictive becomes progressive.
+// to zero and predictive becomes progressive (counted exactly, it keeps placing only dials
+// whose risk is all but nil, such as a line for a free agent whose dial has rung too long).
 //
 // Supervisor limits (Settings) always win over every pacer: pause, maximum lines in flight
 // and maximum dial ratio.
