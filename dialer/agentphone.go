@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,4 +41,16 @@ func (e *Engine) NailUpPhone(ctx context.Context, agentID int64, r *sip.Registra
 	e.AttachAgentLeg(agentID, call.Leg(), end, call.Done())
 	e.log.Info("agent phone nailed up", "agent", agentID, "contact", call.Binding().Contact)
 	return nil
+}
+
+// ErrNoRegistrar means the engine has no registrar for agents' SIP phones.
+var ErrNoRegistrar = errors.New("no SIP registrar is configured for agent phones")
+
+// AgentPhone nails up the SIP phone of a logged-in agent through the engine's
+// registrar (Config.Registrar).
+func (e *Engine) AgentPhone(ctx context.Context, agentID int64) error {
+	if e.cfg.Registrar == nil {
+		return ErrNoRegistrar
+	}
+	return e.NailUpPhone(ctx, agentID, e.cfg.Registrar)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
@@ -45,6 +46,8 @@ type Config struct {
 	WhatsApp *whatsapp.Client
 	// RecordingsDir is where recorded calls go, one folder per campaign.
 	RecordingsDir string
+	// Registrar is where agents' SIP phones register; nil without one.
+	Registrar *sip.Registrar
 }
 
 func (c Config) withDefaults() Config {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -67,6 +68,8 @@ type UserStore interface {
 	UnassignAgent(ctx context.Context, who Actor, campaignID, userID int64) error
 	AgentCampaigns(ctx context.Context, userID int64) ([]int64, error)
 	CampaignAgents(ctx context.Context, campaignID int64) ([]User, error)
+	SetPhoneSecret(ctx context.Context, who Actor, userID int64, secret string) error
+	PhoneCredentials(ctx context.Context, username string) (secret string, userID int64, ok bool, err error)
 }
 
 const userColumns = "id, username, display_name, role, ifnull(password_hash,''), disabled, created_at"
@@ -335,4 +338,34 @@ func (d *DB) CampaignAgents(ctx context.Context, campaignID int64) ([]User, erro
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// SetPhoneSecret sets (or, empty, clears) the secret an agent's SIP phone registers
+// with. The audit log records the change, never the secret.
+func (d *DB) SetPhoneSecret(ctx context.Context, who Actor, userID int64, secret string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE users SET phone_secret=? WHERE id=?", nullString(secret), userID)
+		if err != nil {
+			return fmt.Errorf("set phone secret: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("user %d: %w", userID, ErrNotFound)
+		}
+		return d.audit(ctx, tx, who, "user.phone_secret", "user", idString(userID), nil, map[string]any{"set": secret != ""})
+	})
+}
+
+// PhoneCredentials returns the secret and user ID of the enabled agent whose SIP
+// phone registers as username; ok is false when there is none.
+func (d *DB) PhoneCredentials(ctx context.Context, username string) (secret string, userID int64, ok bool, err error) {
+	var s sql.NullString
+	err = d.db.QueryRowContext(ctx, `SELECT id, phone_secret FROM users WHERE username = ? AND role = 'agent' AND disabled = 0`,
+		username).Scan(&userID, &s)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.Valid) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("phone credentials: %w", err)
+	}
+	return s.String, userID, true, nil
 }

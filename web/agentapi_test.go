@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +168,38 @@ func TestAgentWebRTCSignalling(t *testing.T) {
 	if !sawError {
 		t.Error("an unknown message got no error reply")
 	}
+}
+
+// TestAgentPhoneSettings: an admin gives an agent a SIP phone secret (agents only),
+// the registrar's credential lookup finds it, and logging in with the phone when it
+// cannot be reached says so.
+func TestAgentPhoneSettings(t *testing.T) {
+	e := newEnv(t, Config{})
+	admin := e.tokens[storage.RoleAdmin]
+	agent := e.users[storage.RoleAgent]
+	path := fmt.Sprintf("/api/v1/users/%d", agent.ID)
+	wantError(t, e.send(t, "PATCH", path, admin, map[string]any{"phone_password": "short"}), http.StatusUnprocessableEntity, "validation_failed")
+	wantError(t, e.send(t, "PATCH", fmt.Sprintf("/api/v1/users/%d", e.users[storage.RoleSales].ID), admin,
+		map[string]any{"phone_password": "0123456789ab"}), http.StatusUnprocessableEntity, "validation_failed")
+	decode[any](t, e.send(t, "PATCH", path, admin, map[string]any{"phone_password": "0123456789ab"}), http.StatusOK)
+	secret, id, ok, err := e.db.PhoneCredentials(context.Background(), agent.Username)
+	if err != nil || !ok || id != agent.ID || secret != "0123456789ab" {
+		t.Fatalf("phone credentials %q %d %v %v", secret, id, ok, err)
+	}
+	if _, _, ok, _ := e.db.PhoneCredentials(context.Background(), e.users[storage.RoleSales].Username); ok {
+		t.Error("a sales user has phone credentials")
+	}
+	entries, _, _ := e.db.ListAudit(context.Background(), storage.AuditFilter{ObjectType: "user", ObjectID: strconv.FormatInt(agent.ID, 10)})
+	for _, en := range entries {
+		if strings.Contains(string(en.After), "0123456789ab") {
+			t.Errorf("the audit log holds the phone secret: %s", en.After)
+		}
+	}
+
+	c := e.createCampaign(t, "Phones")
+	decode[any](t, e.send(t, "POST", "/api/v1/campaigns/"+c.ID+"/agents", e.tokens[storage.RoleSupervisor],
+		map[string]any{"user_id": agent.ID}), http.StatusOK)
+	// The test engine has no registrar: the login stands, the phone is refused.
+	wantError(t, e.send(t, "POST", "/api/v1/agent/login", e.tokens[storage.RoleAgent], map[string]any{"phone": true}),
+		http.StatusConflict, "phone_unavailable")
 }

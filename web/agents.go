@@ -77,6 +77,9 @@ func (s *Server) agentLogin(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	var in struct {
 		CampaignIDs []flexID `json:"campaign_ids"`
+		// Phone has Turbina call the agent's registered SIP phone and keep the call
+		// up as the agent's audio (instead of the browser's WebRTC leg).
+		Phone bool `json:"phone"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
@@ -105,6 +108,11 @@ func (s *Server) agentLogin(w http.ResponseWriter, r *http.Request, p principal)
 		name = p.Username
 	}
 	e.Agents().Login(p.ID, name, ids, time.Now())
+	if in.Phone {
+		if err := e.AgentPhone(r.Context(), p.ID); err != nil {
+			return errorf(http.StatusConflict, "phone_unavailable", "logged in, but the phone could not be connected: "+err.Error())
+		}
+	}
 	return s.writeAgent(w, e, p)
 }
 

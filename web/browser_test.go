@@ -308,6 +308,9 @@ func (s *engineSlot) Disposition(ctx context.Context, id int64, cl dialer.Close)
 func (s *engineSlot) AgentOffer(ctx context.Context, id int64, offer string) (string, error) {
 	return s.get().AgentOffer(ctx, id, offer)
 }
+func (s *engineSlot) AgentPhone(ctx context.Context, id int64) error {
+	return s.get().AgentPhone(ctx, id)
+}
 func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }

@@ -67,6 +67,8 @@ type Engine interface {
 	Subscribe(agentID int64) (<-chan dialer.AgentEvent, func())
 	// AgentOffer answers a browser agent's WebRTC offer for its nailed-up audio.
 	AgentOffer(ctx context.Context, agentID int64, offer string) (string, error)
+	// AgentPhone calls an agent's registered SIP phone and keeps it as its audio.
+	AgentPhone(ctx context.Context, agentID int64) error
 }
 
 // Server is the HTTP front of Turbina.

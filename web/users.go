@@ -95,12 +95,17 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 		Role        *storage.Role `json:"role"`
 		Disabled    *bool         `json:"disabled"`
 		Password    *string       `json:"password"`
+		// PhonePassword is the secret the agent's SIP phone registers with ("" clears it).
+		PhonePassword *string `json:"phone_password"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	if in.Role != nil && !in.Role.Valid() {
 		return unprocessable("role must be admin, supervisor, sales or agent")
+	}
+	if in.PhonePassword != nil && *in.PhonePassword != "" && len(*in.PhonePassword) < MinPasswordLength {
+		return unprocessable(fmt.Sprintf("phone_password: at least %d characters", MinPasswordLength))
 	}
 	var hash *string
 	if in.Password != nil {
@@ -122,6 +127,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 	})
 	if err != nil {
 		return err
+	}
+	if in.PhonePassword != nil {
+		if u.Role != storage.RoleAgent {
+			return unprocessable("phone_password: only agents have SIP phones")
+		}
+		if err := s.store.SetPhoneSecret(r.Context(), p.actor(), id, *in.PhonePassword); err != nil {
+			return err
+		}
 	}
 	// A new password or a disabled account ends the user's browser sessions.
 	if hash != nil || (in.Disabled != nil && *in.Disabled) {

@@ -31,6 +31,8 @@ type config struct {
 	SIP sip.Config `json:"sip"`
 	// Engine tunes the dialing engine.
 	Engine engineConfig `json:"engine"`
+	// Registrar is where agents' SIP phones register; off unless listen_addr is set.
+	Registrar sip.RegistrarConfig `json:"registrar"`
 	// WebRTC says where browser agents' audio legs gather ICE candidates.
 	WebRTC media.ICEConfig `json:"webrtc"`
 	// WhatsApp is the WhatsApp Business account the WhatsApp rungs use; without an

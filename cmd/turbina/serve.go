@@ -43,6 +43,7 @@ type app struct {
 	web        *web.Server
 	engine     *dialer.Engine
 	originator *sip.Originator // nil without trunks
+	registrar  *sip.Registrar  // nil unless agents' phones register
 	// handler, when set, is served instead of web (the demo mounts its controls beside it).
 	handler http.Handler
 }
@@ -51,6 +52,9 @@ type app struct {
 func (a *app) close() {
 	if a.originator != nil {
 		a.originator.Close()
+	}
+	if a.registrar != nil {
+		a.registrar.Close()
 	}
 	a.store.Close()
 }
@@ -134,6 +138,15 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	} else {
 		log.Warn("no WhatsApp account configured: the WhatsApp rungs are skipped (set whatsapp in the config file or TURBINA_WA_*)")
 	}
+	if cfg.Registrar.ListenAddr != "" {
+		creds := sip.CredentialsFunc(func(ctx context.Context, username string) (string, int64, bool, error) {
+			return store.PhoneCredentials(ctx, username)
+		})
+		if a.registrar, err = sip.NewRegistrar(ctx, cfg.Registrar, creds, log.With("component", "registrar")); err != nil {
+			a.close()
+			return nil, fmt.Errorf("registrar: %w", err)
+		}
+	}
 	peers, err := media.NewAgentPeers(cfg.WebRTC)
 	if err != nil {
 		a.close()
@@ -145,6 +158,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		AgentPeers:    peers,
 		WhatsApp:      waClient,
 		RecordingsDir: filepath.Join(cfg.DataDir, "recordings"),
+		Registrar:     a.registrar,
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		if webhooks, err = whatsapp.NewWebhookHandler(cfg.WhatsApp.Webhook, a.engine.WhatsAppSink(), log.With("component", "whatsapp-webhooks")); err != nil {
