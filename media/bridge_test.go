@@ -11,6 +11,14 @@ import (
 
 const recvTimeout = 2 * time.Second
 
+// eventually waits up to a second for cond: a bridge counts a packet after writing
+// it, so the last counts may land a moment after the packet itself.
+func eventually(cond func() bool) {
+	for deadline := time.Now().Add(time.Second); !cond() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestBridgeBothWays(t *testing.T) {
 	agent := newPhone(t, PCMU)
 	cust := newPhone(t, PCMU)
@@ -32,8 +40,12 @@ func TestBridgeBothWays(t *testing.T) {
 			t.Fatalf("customer packet %d: payload %x…", i, got.Payload[:4])
 		}
 	}
-	st := call.Stats()
 	want := DirectionStats{Packets: n, Bytes: n * 160}
+	eventually(func() bool {
+		st := call.Stats()
+		return st.ToAgent == want && st.ToCustomer == want && b.cfg.Latency.Count() == 2*n
+	})
+	st := call.Stats()
 	if st.ToAgent != want || st.ToCustomer != want {
 		t.Errorf("stats %+v, want %+v both ways", st, want)
 	}
@@ -95,7 +107,9 @@ func TestBridgeContinuity(t *testing.T) {
 			lastSeq, lastTS = got.SequenceNumber, got.Timestamp
 			count++
 		}
-		if st := b.Current().Stats().ToAgent; st.Lost != 1 || st.Packets != 20 {
+		cur := b.Current()
+		eventually(func() bool { st := cur.Stats().ToAgent; return st.Lost == 1 && st.Packets == 20 })
+		if st := cur.Stats().ToAgent; st.Lost != 1 || st.Packets != 20 {
 			t.Errorf("call %d: %+v, want 20 packets, 1 lost", callNo, st)
 		}
 		time.Sleep(30 * time.Millisecond) // wall time between calls must not matter
@@ -126,6 +140,7 @@ func TestBridgeDTMF(t *testing.T) {
 	if got := cust.recv(t, recvTimeout); got.PayloadType != 101 {
 		t.Fatalf("event at customer: pt %d, want 101", got.PayloadType)
 	}
+	eventually(func() bool { st := call.Stats(); return st.ToAgent.DTMF == 3 && st.ToCustomer.DTMF == 1 })
 	if st := call.Stats(); st.ToAgent.DTMF != 3 || st.ToCustomer.DTMF != 1 {
 		t.Errorf("DTMF counts %+v", st)
 	}
