@@ -194,6 +194,9 @@ const (
 	// AMDNextRung hangs up and moves the contact to the next rung at once (the
 	// WhatsApp call, which reaches the person rather than the voicemail).
 	AMDNextRung AMDAction = "next_rung"
+	// AMDLeaveMessage waits for the greeting and beep to end, leaves the recorded
+	// message, hangs up and moves the contact to the next rung.
+	AMDLeaveMessage AMDAction = "leave_message"
 )
 
 // AMD configures answering-machine detection for a campaign.
@@ -343,9 +346,9 @@ func (c *Campaign) Validate() error {
 		bad["wrap_up"] = "must be between 5s and 30m"
 	}
 	switch c.AMD.Action {
-	case AMDHangUp, AMDNextRung:
+	case AMDHangUp, AMDNextRung, AMDLeaveMessage:
 	default:
-		bad["amd.action"] = "must be hang_up or next_rung"
+		bad["amd.action"] = "must be hang_up, next_rung or leave_message"
 	}
 	validatePacing(c.Pacing, bad)
 	if len(bad) > 0 {

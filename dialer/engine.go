@@ -41,6 +41,9 @@ type Config struct {
 	// AbandonPrompt is played to a person no agent was free for (default: the
 	// prompt shipped in package media).
 	AbandonPrompt *media.Player
+	// VoicemailMessage is left on answering machines when the campaign asks for it
+	// (default: the message shipped in package media).
+	VoicemailMessage *media.Player
 	// WhatsApp is the Cloud API client whose calls webhooks are routed to; nil
 	// without a WhatsApp account.
 	WhatsApp *whatsapp.Client
@@ -66,9 +69,12 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	// The shipped prompts are embedded and known to parse.
 	if c.AbandonPrompt == nil {
-		// The shipped prompt is embedded and known to parse.
 		c.AbandonPrompt, _ = media.NewAbandonPlayer()
+	}
+	if c.VoicemailMessage == nil {
+		c.VoicemailMessage, _ = media.NewVoicemailPlayer()
 	}
 	return c
 }

@@ -20,6 +20,9 @@ const (
 	// OutcomeMachineNext: an answering machine answered and the campaign moves such
 	// contacts to the next rung at once.
 	OutcomeMachineNext Outcome = "machine_next"
+	// OutcomeMachineMessage: an answering machine answered and got the campaign's
+	// message; the contact moves to the next rung.
+	OutcomeMachineMessage Outcome = "machine_message"
 	// OutcomeBusy: the line was busy (SIP 486, 600).
 	OutcomeBusy Outcome = "busy"
 	// OutcomeNoAnswer: it rang out (ring timeout, SIP 480, 408; WhatsApp no answer).
@@ -92,23 +95,24 @@ const channelBusyDelay = 5 * time.Second
 
 // rules is the contact's journey: for every outcome, what happens next.
 var rules = map[Outcome]rule{
-	OutcomeConnected:     {move: finish, status: campaigns.ContactDone},
-	OutcomeSent:          {move: finish, status: campaigns.ContactDone},
-	OutcomeAbandoned:     {move: toTemplate, delay: AbandonQuietPeriod},
-	OutcomeMachine:       {move: retry},
-	OutcomeMachineNext:   {move: next},
-	OutcomeBusy:          {move: retry},
-	OutcomeNoAnswer:      {move: retry},
-	OutcomeMediaFailed:   {move: retry},
-	OutcomeTrunkFault:    {move: retry, delay: trunkFaultDelay},
-	OutcomeRejected:      {move: next},
-	OutcomeNoPermission:  {move: next},
-	OutcomeSendFailed:    {move: next},
-	OutcomeChannelDown:   {move: next, free: true},
-	OutcomeChannelBusy:   {move: retry, free: true, delay: channelBusyDelay},
-	OutcomeInterrupted:   {move: retry, free: true, delay: time.Nanosecond},
-	OutcomeInvalidNumber: {move: nextOtherNumber, status: campaigns.ContactInvalid},
-	OutcomeNotOnWhatsApp: {move: nextOffWhatsApp, status: campaigns.ContactExhausted},
+	OutcomeConnected:      {move: finish, status: campaigns.ContactDone},
+	OutcomeSent:           {move: finish, status: campaigns.ContactDone},
+	OutcomeAbandoned:      {move: toTemplate, delay: AbandonQuietPeriod},
+	OutcomeMachine:        {move: retry},
+	OutcomeMachineNext:    {move: next},
+	OutcomeMachineMessage: {move: next},
+	OutcomeBusy:           {move: retry},
+	OutcomeNoAnswer:       {move: retry},
+	OutcomeMediaFailed:    {move: retry},
+	OutcomeTrunkFault:     {move: retry, delay: trunkFaultDelay},
+	OutcomeRejected:       {move: next},
+	OutcomeNoPermission:   {move: next},
+	OutcomeSendFailed:     {move: next},
+	OutcomeChannelDown:    {move: next, free: true},
+	OutcomeChannelBusy:    {move: retry, free: true, delay: channelBusyDelay},
+	OutcomeInterrupted:    {move: retry, free: true, delay: time.Nanosecond},
+	OutcomeInvalidNumber:  {move: nextOtherNumber, status: campaigns.ContactInvalid},
+	OutcomeNotOnWhatsApp:  {move: nextOffWhatsApp, status: campaigns.ContactExhausted},
 }
 
 // Position is a contact's place on its campaign's ladder.

@@ -66,7 +66,7 @@ func TestAdvance(t *testing.T) {
 // TestEveryOutcomeHasARule keeps the table complete: an outcome added without a rule
 // would fall back to retrying, which may not be what it needs.
 func TestEveryOutcomeHasARule(t *testing.T) {
-	for _, o := range []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeBusy, OutcomeNoAnswer,
+	for _, o := range []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage, OutcomeBusy, OutcomeNoAnswer,
 		OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown, OutcomeChannelBusy, OutcomeMediaFailed,
 		OutcomeInterrupted, OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed} {
 		if _, ok := rules[o]; !ok {

@@ -260,3 +260,35 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 	}
 	carrier.Wait(t, 10*time.Second)
 }
+
+// TestVoicemailGetsTheMessage: with AMD set to leave a message, an answering
+// machine hears its greeting out, then the campaign's message, and the contact
+// moves on to the next rung.
+func TestVoicemailGetsTheMessage(t *testing.T) {
+	message, err := media.NewVoicemailPlayer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrier := sipptest.Start(t, "answer-voicemail.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{VoicemailMessage: message})
+	ladder := []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(time.Hour)}}
+	c := h.draft(1, campaigns.PacingProgressive, ladder)
+	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
+		c.AMD = campaigns.AMD{Enabled: true, Action: campaigns.AMDLeaveMessage}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.agents(c.ID, 1, time.Second)
+	h.setState(c.ID, campaigns.StateRunning)
+	list := h.waitContacts(c.ID, 30*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactExhausted })
+	a := h.attempts(list[0].ID)[0]
+	if a.Outcome != string(OutcomeMachineMessage) || a.AgentID != 0 {
+		t.Fatalf("attempt %+v", a)
+	}
+	// The greeting (3 s), the quiet after the beep, then the whole message.
+	if held, want := a.EndAt.Sub(*a.AnswerAt), 3*time.Second+message.Duration(); held < want {
+		t.Errorf("call held %s after the answer, want ≥ %s", held, want)
+	}
+	carrier.Wait(t, 10*time.Second)
+}

@@ -360,14 +360,48 @@ func (r *run) screened(ctx context.Context, c *call, res amd.Result) {
 		r.awaitAgent(ctx, c, now)
 		return
 	}
-	c.machine = OutcomeMachine
-	if r.campaign.AMD.Action == campaigns.AMDNextRung {
-		c.machine = OutcomeMachineNext
-	}
 	c.state, c.attempt.HangupBy = callAbandoning, "local"
 	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Machine, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
+	switch r.campaign.AMD.Action {
+	case campaigns.AMDLeaveMessage:
+		c.machine = OutcomeMachineMessage
+		go r.leaveMessage(ctx, c.leg)
+		return
+	case campaigns.AMDNextRung:
+		c.machine = OutcomeMachineNext
+	default:
+		c.machine = OutcomeMachine
+	}
 	if c.leg != nil {
 		go c.leg.Hangup(ctx)
+	}
+}
+
+// Voicemail timing: the greeting and beep are over after this much silence; a
+// machine that never goes quiet gets the message after the longest wait.
+const (
+	voicemailQuiet   = 800 * time.Millisecond
+	voicemailMaxWait = 20 * time.Second
+)
+
+// leaveMessage waits for a voicemail's greeting and beep to end, leaves the
+// campaign's message and hangs up. It runs on a goroutine of its own.
+func (r *run) leaveMessage(ctx context.Context, leg Leg) {
+	defer leg.Hangup(ctx)
+	mc, ok := leg.(MediaCarrier)
+	if !ok {
+		return
+	}
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		return
+	}
+	if err := amd.AwaitQuiet(ctx, customer, amd.DefaultParams(), voicemailQuiet, time.Now().Add(voicemailMaxWait)); err != nil {
+		r.e.log.Debug("voicemail", "err", err)
+		return
+	}
+	if _, err := r.e.cfg.VoicemailMessage.Play(ctx, customer); err != nil {
+		r.e.log.Debug("voicemail message", "err", err)
 	}
 }
 

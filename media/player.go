@@ -14,6 +14,14 @@ import (
 //go:embed prompts/abandon-pt-br.wav
 var abandonPromptWAV []byte
 
+//go:generate sh -c "espeak-ng -v pt-br -s 165 -w /tmp/turbina-voicemail.wav 'Olá, aqui é da central de atendimento. Tentamos falar com você e vamos procurar você pelo WhatsApp. Obrigado.' && sox /tmp/turbina-voicemail.wav -r 8000 -c 1 -e u-law -b 8 prompts/voicemail-pt-br.wav norm -3"
+//go:embed prompts/voicemail-pt-br.wav
+var voicemailPromptWAV []byte
+
+// NewVoicemailPlayer returns a Player for the embedded default message left on an
+// answering machine.
+func NewVoicemailPlayer() (*Player, error) { return NewPlayer(voicemailPromptWAV) }
+
 // AbandonPromptWAV returns a copy of the embedded default abandon prompt, in
 // Brazilian Portuguese: "Desculpe, todos os nossos atendentes estão ocupados.
 // Ligaremos novamente em breve." (8 kHz mono µ-law WAV).

@@ -118,7 +118,7 @@ var scenarios embed.FS
 // the test's cleanup. Two µ-law 8 kHz files sit in sipp's working directory for
 // scenarios that stream RTP: tone.wav (a second of tone, looped it sounds like a
 // voicemail greeting) and hello.wav (a short "hello" and then silence, as a person
-// answers).
+// answers). voicemail.wav is an answering machine's greeting, beep and silence.
 func Start(t testing.TB, scenario string, o Options) *Proc {
 	t.Helper()
 	bin := testenv.RequireTool(t, "sipp", "sip-tester")
@@ -145,6 +145,7 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
 	WriteGreetingWAV(t, filepath.Join(dir, "hello.wav"))
+	WriteVoicemailWAV(t, filepath.Join(dir, "voicemail.wav"))
 	// A free port is free only until someone else binds it: tests run in parallel,
 	// so when sipp loses its port it is started again (on new ports unless the
 	// caller chose them).
@@ -286,6 +287,20 @@ func WriteGreetingWAV(t testing.TB, path string) {
 	data = append(data, silence(2400)...)
 	data = append(data, squareTone(3200)...)
 	data = append(data, silence(18400)...)
+	writeULawWAV(t, path, data)
+}
+
+// WriteVoicemailWAV writes what an answering machine sounds like: a 3 s greeting
+// with short pauses, then 6 s of silence after the beep.
+func WriteVoicemailWAV(t testing.TB, path string) {
+	t.Helper()
+	var data []byte
+	for range 5 {
+		data = append(data, squareTone(4400)...) // 0.55 s of speech
+		data = append(data, silence(800)...)     // 0.1 s between words
+	}
+	data = append(data, squareTone(1600)...) // the beep
+	data = append(data, silence(48000)...)
 	writeULawWAV(t, path, data)
 }
 
