@@ -128,3 +128,18 @@ func (e *Engine) AgentOffer(ctx context.Context, agentID int64, offer string) (s
 	}()
 	return answer, nil
 }
+
+// AgentAudioStats reports the packets the bridge forwarded on an agent's current
+// call, both ways; false when the agent has no call bridged. Supervisors (and
+// tests) use it to see that a call has audio.
+func (e *Engine) AgentAudioStats(agentID int64) (media.CallStats, bool) {
+	b := e.legs.bridge(agentID)
+	if b == nil {
+		return media.CallStats{}, false
+	}
+	c := b.Current()
+	if c == nil {
+		return media.CallStats{}, false
+	}
+	return c.Stats(), true
+}

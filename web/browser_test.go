@@ -20,6 +20,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/internal/testenv"
+	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -61,6 +62,10 @@ func openBrowser(t *testing.T, e *apiEnv) *page {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("use-fake-device-for-media-stream", true),
+		// WebRTC on loopback, with real addresses rather than mDNS names (the
+		// server's ICE has no multicast DNS).
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("lang", "en-US"),
 		chromedp.Flag("accept-lang", "en-US"),
@@ -319,7 +324,12 @@ func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]dialer.Channel) *dialer.Engine {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng := dialer.New(e.db, channels, dialer.NewAgents(), dialer.Config{Tick: 50 * time.Millisecond, Sync: 200 * time.Millisecond, RingTimeout: 5 * time.Second}, log)
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := dialer.New(e.db, channels, dialer.NewAgents(), dialer.Config{Tick: 50 * time.Millisecond, Sync: 200 * time.Millisecond,
+		RingTimeout: 5 * time.Second, AgentPeers: peers}, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -412,7 +422,8 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 }
 
 func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
-	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
+	// The carrier streams audio once it answers; the agent's fake microphone talks back.
+	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	slot := &engineSlot{}
 	var trunks atomic.Pointer[sip.Originator]
 	e := newUIEnv(t, Config{Engine: slot, TrunkStatus: func() any {
@@ -437,10 +448,13 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	p.waitJS("campaigns listed", `document.querySelectorAll('#campaign-list input[name=campaign]').length === 1`, 5*time.Second)
 	p.do("log in to campaigns", chromedp.Click(chromedp.CSS("#agent-login")))
 	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 5*time.Second)
-	// The browser leg: the fake microphone is granted; the server answers the offer
-	// or, until it can, the page says plainly that audio is not connected.
-	p.waitJS("audio settled", `['connected', 'disconnected'].includes(document.getElementById('audio-status').dataset.state) && !document.getElementById('mute').disabled`, 10*time.Second)
-	t.Logf("audio: %s", p.text("#audio-status"))
+	// The browser leg: the fake microphone is granted and the server answers the
+	// page's offer; the agent's audio is nailed up before any call.
+	p.waitJS("audio connected", `document.getElementById('audio-status').dataset.state === 'connected' && !document.getElementById('mute').disabled`, 15*time.Second)
+	agentID := e.users[storage.RoleAgent].ID
+	for a, _ := slot.get().Agents().Get(agentID); !a.Audio; a, _ = slot.get().Agents().Get(agentID) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	p.shot("logged-in")
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
 
@@ -453,6 +467,18 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	}
 	if n := eval[int](p, `document.querySelectorAll('#history tbody tr').length`); n != 1 {
 		t.Errorf("%d attempts in the history, want 1", n)
+	}
+	// Audio both ways through the bridge: sipp's tone to the browser, the browser's
+	// microphone to sipp.
+	var st media.CallStats
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, _ = slot.get().AgentAudioStats(agentID); st.ToAgent.Packets >= 25 && st.ToCustomer.Packets >= 25 {
+			break
+		}
+	}
+	if st.ToAgent.Packets < 25 || st.ToCustomer.Packets < 25 {
+		t.Errorf("bridge forwarded %d packets from sipp to the browser and %d from the browser to sipp, want ≥ 25 each",
+			st.ToAgent.Packets, st.ToCustomer.Packets)
 	}
 	p.shot("screen-pop")
 	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))
