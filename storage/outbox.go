@@ -36,6 +36,7 @@ type Outbox interface {
 	OutboxByKey(ctx context.Context, key string) (OutboxMessage, error)
 	ClaimKey(ctx context.Context, key string) (bool, error)
 	MarkSentByKey(ctx context.Context, key string) error
+	OutboxHealth(ctx context.Context, prefix string, since time.Time) (sent, failed int, err error)
 }
 
 // Enqueue stores a new outbox message unless its key was seen before.
@@ -161,4 +162,15 @@ func (d *DB) MarkSentByKey(ctx context.Context, key string) error {
 		return fmt.Errorf("mark outbox %s sent: %w", key, err)
 	}
 	return nil
+}
+
+// OutboxHealth counts the messages of kinds starting with prefix sent and failed
+// since a time: how a destination (the WhatsApp API) has been doing lately.
+func (d *DB) OutboxHealth(ctx context.Context, prefix string, since time.Time) (sent, failed int, err error) {
+	err = d.db.QueryRowContext(ctx, `SELECT ifnull(sum(state='sent'),0), ifnull(sum(state='failed' OR (state='pending' AND tries>0)),0)
+		FROM outbox WHERE kind LIKE ? || '%' AND created_at >= ?`, prefix, since.UnixMilli()).Scan(&sent, &failed)
+	if err != nil {
+		return 0, 0, fmt.Errorf("outbox health: %w", err)
+	}
+	return sent, failed, nil
 }

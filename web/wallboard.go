@@ -219,6 +219,9 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	if s.cfg.TrunkStatus != nil {
 		snap.Trunks = s.cfg.TrunkStatus()
 	}
+	if s.cfg.Templates != nil {
+		snap.WhatsApp = s.whatsappHealth(ctx, now)
+	}
 	list, err := s.store.ListCampaigns(ctx, nil)
 	if err != nil {
 		return snap, err
@@ -516,4 +519,20 @@ func (s *Server) updateTrunk(w http.ResponseWriter, r *http.Request, p principal
 	s.recordEvent(r.Context(), p, action, "trunk", name, map[string]bool{"out_of_service": *in.OutOfService})
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "out_of_service": *in.OutOfService})
 	return nil
+}
+
+// whatsappHealth judges the WhatsApp API by the last ten minutes of sends: ok when
+// none failed, degraded when some did, failing when none went through.
+func (s *Server) whatsappHealth(ctx context.Context, now time.Time) WallboardWhatsApp {
+	h := WallboardWhatsApp{Configured: true, Status: "ok"}
+	sent, failed, err := s.store.OutboxHealth(ctx, "whatsapp.", now.Add(-10*time.Minute))
+	switch {
+	case err != nil:
+		h.Status = "unknown"
+	case failed > 0 && sent == 0:
+		h.Status = "failing"
+	case failed > 0:
+		h.Status = "degraded"
+	}
+	return h
 }

@@ -252,5 +252,5 @@ function render(s) {
   renderAudit(s.audit || []);
   const wa = $('whatsapp');
   wa.dataset.state = s.whatsapp.configured ? s.whatsapp.status : 'off';
-  wa.textContent = s.whatsapp.configured ? s.whatsapp.status : t('sup.wa.not_configured');
+  wa.textContent = t('sup.wa.' + (s.whatsapp.configured ? s.whatsapp.status : 'not_configured'));
 }

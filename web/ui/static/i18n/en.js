@@ -38,7 +38,7 @@ export default {
   'sup.assigned': 'Campaigns', 'sup.move': 'Move to', 'sup.moveBtn': 'Move', 'sup.moveLabel': 'Move {name} to campaign',
   'sup.trunks': 'Trunks', 'sup.trunk': 'Trunk', 'sup.trunkstate': 'State', 'sup.inflight': 'Calls', 'sup.service': 'Service',
   'sup.notrunks': 'No trunk configured.', 'sup.takeout': 'Take out of service', 'sup.putback': 'Put back in service',
-  'sup.whatsapp': 'WhatsApp API', 'sup.wa.not_configured': 'Not configured', 'sup.audit': 'Audit log',
+  'sup.whatsapp': 'WhatsApp API', 'sup.wa.ok': 'Working', 'sup.wa.degraded': 'Some sends failing', 'sup.wa.failing': 'Sends failing', 'sup.wa.unknown': 'Unknown', 'sup.wa.not_configured': 'Not configured', 'sup.audit': 'Audit log',
   'sup.dialrate': 'Dial rate', 'sup.perMin': '{n}/min', 'sup.answer': 'Answer rate', 'sup.abandon': 'Abandonment',
   'sup.abandonOf': '{rate} of {cap} cap', 'sup.occupancy': 'Occupancy', 'sup.aht': 'TMA (handle)', 'sup.asa': 'TME (wait)',
   'sup.sla': 'SLA (≤ 2 s)', 'sup.handled': 'Calls handled', 'sup.contacts': 'Contacts', 'sup.rungs': 'Contacts on each rung',

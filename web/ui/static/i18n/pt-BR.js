@@ -38,7 +38,7 @@ export default {
   'sup.assigned': 'Campanhas', 'sup.move': 'Mover para', 'sup.moveBtn': 'Mover', 'sup.moveLabel': 'Mover {name} para a campanha',
   'sup.trunks': 'Troncos', 'sup.trunk': 'Tronco', 'sup.trunkstate': 'Estado', 'sup.inflight': 'Chamadas', 'sup.service': 'Serviço',
   'sup.notrunks': 'Nenhum tronco configurado.', 'sup.takeout': 'Tirar de serviço', 'sup.putback': 'Devolver ao serviço',
-  'sup.whatsapp': 'API do WhatsApp', 'sup.wa.not_configured': 'Não configurada', 'sup.audit': 'Registro de auditoria',
+  'sup.whatsapp': 'API do WhatsApp', 'sup.wa.ok': 'Funcionando', 'sup.wa.degraded': 'Alguns envios falhando', 'sup.wa.failing': 'Envios falhando', 'sup.wa.unknown': 'Desconhecido', 'sup.wa.not_configured': 'Não configurada', 'sup.audit': 'Registro de auditoria',
   'sup.dialrate': 'Discagens', 'sup.perMin': '{n}/min', 'sup.answer': 'Taxa de atendimento', 'sup.abandon': 'Abandono',
   'sup.abandonOf': '{rate} de {cap} permitido', 'sup.occupancy': 'Ocupação', 'sup.aht': 'TMA', 'sup.asa': 'TME',
   'sup.sla': 'Nível de serviço (≤ 2 s)', 'sup.handled': 'Chamadas atendidas', 'sup.contacts': 'Contatos', 'sup.rungs': 'Contatos em cada degrau',
