@@ -330,10 +330,18 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 }
 
 func (e *Engine) runFor(campaignIDs []int64, attemptID int64) *run {
+	// Asked outside the lock: a run's loop may itself need e.mu (an agent change
+	// pokes the runs) while it answers.
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	var runs []*run
 	for _, id := range campaignIDs {
-		if r, ok := e.runs[id]; ok && r.has(attemptID) {
+		if r, ok := e.runs[id]; ok {
+			runs = append(runs, r)
+		}
+	}
+	e.mu.Unlock()
+	for _, r := range runs {
+		if r.has(attemptID) {
 			return r
 		}
 	}

@@ -168,7 +168,13 @@ func (r *run) has(attemptID int64) bool {
 	if !r.do(func() { _, ok := r.calls[attemptID]; found <- ok }) {
 		return false
 	}
-	return <-found
+	// The loop may end (engine shutdown) with fn still queued: never run.
+	select {
+	case ok := <-found:
+		return ok
+	case <-r.done:
+		return false
+	}
 }
 
 func (r *run) hangup(ctx context.Context, attemptID int64) error {
@@ -183,7 +189,13 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 	}) {
 		return errStopped
 	}
-	if leg := <-legc; leg != nil {
+	var leg Leg
+	select {
+	case leg = <-legc:
+	case <-r.done:
+		return errStopped
+	}
+	if leg != nil {
 		return leg.Hangup(ctx)
 	}
 	return nil

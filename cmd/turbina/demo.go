@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -21,36 +23,179 @@ var demoContacts []byte
 
 const demoCampaignName = "Demonstração — Renovação de planos"
 
+// demoOptions are the demo's own flags.
+type demoOptions struct {
+	duration   time.Duration
+	report     bool
+	json       bool
+	cutTrunkAt time.Duration
+	agents     int
+	seed       uint64
+}
+
 // runDemo starts the server on its own data directory with a sample campaign, a user
-// of every role and fresh tokens for them, and tells the person where to look.
+// of every role and fresh tokens for them, and makes it dial: a simulated carrier
+// behind the SIP trunk, the WhatsApp Cloud API emulator behind the WhatsApp rungs and
+// a team of simulated agents taking the calls. With --report it runs headless for
+// --duration and prints a summary.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	base := defaultConfig()
 	base.DataDir = "./turbina-data-demo"
-	var duration time.Duration
+	var opts demoOptions
 	cfg, err := parseConfig("demo", base, args, os.Getenv, stderr, func(fs *flag.FlagSet) {
-		fs.DurationVar(&duration, "duration", 0, "stop after this long (0: run until interrupted)")
+		fs.DurationVar(&opts.duration, "duration", 0, "stop after this long (0: run until interrupted)")
+		fs.BoolVar(&opts.report, "report", false, "run headless and print a summary table when --duration ends")
+		fs.BoolVar(&opts.json, "json", false, "with --report, print the summary as one JSON object")
+		fs.DurationVar(&opts.cutTrunkAt, "cut-trunk-at", 0, "cut the simulated carrier this long after the start (0: never)")
+		fs.IntVar(&opts.agents, "agents", 8, "number of simulated agents")
+		fs.Uint64Var(&opts.seed, "seed", 1, "seed of the simulation's random draws")
 	})
 	if err != nil {
 		return err
 	}
+	switch {
+	case opts.report && opts.duration <= 0:
+		fmt.Fprintln(stderr, "demo: --report needs --duration")
+		return errUsage
+	case opts.json && !opts.report:
+		fmt.Fprintln(stderr, "demo: --json goes with --report")
+		return errUsage
+	case opts.agents < 0 || opts.agents > 99:
+		fmt.Fprintln(stderr, "demo: --agents must be between 0 and 99")
+		return errUsage
+	case opts.cutTrunkAt < 0:
+		fmt.Fprintln(stderr, "demo: --cut-trunk-at must not be negative")
+		return errUsage
+	}
 	log := newLogger(cfg, stderr)
+	world, err := startDemoWorld(ctx, &cfg, opts.seed, log)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer world.close()
 	a, err := openApp(ctx, cfg, log, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	tokens, err := seedDemo(ctx, a.store)
+	seed, err := seedDemo(ctx, a.store, opts.agents, time.Now())
 	if err != nil {
 		return fmt.Errorf("prepare demo: %w", err)
 	}
-	if duration > 0 {
+	contacts, err := allContacts(ctx, a.store, seed.campaign.ID)
+	if err != nil {
+		return fmt.Errorf("prepare demo: %w", err)
+	}
+	world.scriptWhatsApp(contacts, opts.seed)
+
+	mux := http.NewServeMux()
+	mux.Handle("/demo/", world.controls())
+	mux.Handle("/", a.web)
+	a.handler = mux
+
+	if opts.duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
+		ctx, cancel = context.WithTimeout(ctx, opts.duration)
 		defer cancel()
 	}
-	return a.serve(ctx, func(addr string) {
-		printDemoBanner(stdout, addr, tokens)
+	started := time.Now()
+	team := newSimTeam(a.engine, seed.campaign.ID, seed.simAgents, cfg.WebRTC, opts.seed, log)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	err = a.serve(ctx, func(addr string) {
+		world.setWebhookURL("http://" + addr + "/webhooks/whatsapp")
+		if opts.report {
+			log.Info("demo running headless", "duration", opts.duration, "agents", opts.agents)
+		} else {
+			printDemoBanner(stdout, addr, seed.logins, opts)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := startDialing(ctx, a, team, seed.campaign.ID); err != nil && ctx.Err() == nil {
+				log.Error("demo: start dialing", "err", err)
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			// The link comes back as the demo ends, so the calls still up on the
+			// trunk are hung up cleanly rather than left to time out.
+			if world.carrier.IsCut() {
+				world.carrier.Cut(false)
+			}
+		}()
+		if opts.cutTrunkAt > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t := time.NewTimer(time.Until(started.Add(opts.cutTrunkAt)))
+				defer t.Stop()
+				select {
+				case <-t.C:
+					world.cut(true)
+				case <-ctx.Done():
+				}
+			}()
+		}
 	})
+	wg.Wait()
+	team.stop()
+	world.close() // no more webhooks to a server that has stopped
+	if err != nil || !opts.report {
+		return err
+	}
+	// The engine has stopped: every attempt is closed and the figures are final.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	rep, err := buildDemoReport(rctx, a.store, seed.campaign.ID, team, world, time.Since(started), started)
+	if err != nil {
+		return fmt.Errorf("demo report: %w", err)
+	}
+	if opts.json {
+		return rep.writeJSON(stdout)
+	}
+	return rep.writeTable(stdout)
+}
+
+// startDialing brings the simulated agents in, waits until their audio is up (so
+// the first answered calls find them) and starts the demo campaign.
+func startDialing(ctx context.Context, a *app, team *simTeam, campaignID int64) error {
+	team.start(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := team.waitReady(wctx); err != nil {
+		a.log.Warn("demo: not every simulated agent is ready; dialing anyway", "err", err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	now := time.Now()
+	if _, err := a.store.UpdateCampaign(ctx, storage.Actor{Username: "demo"}, campaignID, "campaign.start", func(c *campaigns.Campaign) error {
+		// The calling window covers the whole day but one minute, twelve hours
+		// away, so the demo dials at any hour.
+		c.Window = demoWindow(now)
+		c.State = campaigns.StateRunning
+		return nil
+	}); err != nil {
+		return err
+	}
+	a.engine.CampaignChanged()
+	a.log.Info("demo campaign running", "campaign", campaignID)
+	return nil
+}
+
+// demoWindow is a calling window open all day except the minute twelve hours from
+// now in São Paulo (a window cannot hold all 1,440 minutes).
+func demoWindow(now time.Time) campaigns.Window {
+	loc, err := time.LoadLocation(campaigns.DefaultTimezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	local := now.In(loc)
+	gap := campaigns.ClockTime((local.Hour()*60 + local.Minute() + 12*60) % (24 * 60))
+	return campaigns.Window{Start: (gap + 1) % (24 * 60), End: gap}
 }
 
 // demoRoles are the demo's users, one per role, in the order they are printed.
@@ -60,109 +205,190 @@ var demoRoles = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storag
 // a token for the API.
 type demoLogin struct{ username, password, token string }
 
-// seedDemo creates (once) the demo users and campaign and issues each user a fresh
-// password and token, revoking the previous run's, so the printed ones are the only ones.
-func seedDemo(ctx context.Context, store *storage.DB) (map[storage.Role]demoLogin, error) {
+// demoSeed is what seedDemo prepared.
+type demoSeed struct {
+	logins    map[storage.Role]demoLogin
+	campaign  campaigns.Campaign
+	simAgents []storage.User
+}
+
+// seedDemo creates (once) the demo users, issues each a fresh password and token
+// (revoking the previous run's, so the printed ones are the only ones), creates the
+// simulated agents' users, and loads the sample campaign. A campaign a previous run
+// dialled is kept under a dated name, finished, and a fresh one is loaded, so every
+// run dials the whole list.
+func seedDemo(ctx context.Context, store *storage.DB, simAgents int, now time.Time) (demoSeed, error) {
 	system := storage.Actor{Username: "demo"}
+	var seed demoSeed
 	users, err := store.ListUsers(ctx)
 	if err != nil {
-		return nil, err
+		return seed, err
 	}
 	byName := map[string]storage.User{}
 	for _, u := range users {
 		byName[u.Username] = u
 	}
-	logins := map[storage.Role]demoLogin{}
-	var agent storage.User
+	ensure := func(name, display string, role storage.Role) (storage.User, error) {
+		if u, ok := byName[name]; ok {
+			return u, nil
+		}
+		u := storage.User{Username: name, DisplayName: display, Role: role}
+		err := store.CreateUser(ctx, system, &u)
+		return u, err
+	}
+	seed.logins = map[storage.Role]demoLogin{}
+	var agents []storage.User
 	for _, role := range demoRoles {
 		name := "demo-" + string(role)
-		u, ok := byName[name]
-		if !ok {
-			u = storage.User{Username: name, DisplayName: "Demo " + string(role), Role: role}
-			if err := store.CreateUser(ctx, system, &u); err != nil {
-				return nil, err
-			}
+		u, err := ensure(name, "Demo "+string(role), role)
+		if err != nil {
+			return seed, err
 		}
 		if role == storage.RoleAgent {
-			agent = u
+			agents = append(agents, u)
 		}
 		old, err := store.ListTokens(ctx, u.ID)
 		if err != nil {
-			return nil, err
+			return seed, err
 		}
 		for _, t := range old {
 			if t.RevokedAt == nil {
 				if err := store.RevokeToken(ctx, system, t.ID); err != nil {
-					return nil, err
+					return seed, err
 				}
 			}
 		}
 		secret, err := web.NewToken()
 		if err != nil {
-			return nil, err
+			return seed, err
 		}
 		t := storage.Token{UserID: u.ID, Name: "demo", Prefix: secret[:10]}
 		if err := store.CreateToken(ctx, system, &t, web.HashToken(secret)); err != nil {
-			return nil, err
+			return seed, err
 		}
 		password := "demo-" + secret[len(secret)-8:]
 		hash, err := web.HashPassword(ctx, password)
 		if err != nil {
-			return nil, err
+			return seed, err
 		}
 		if _, err := store.UpdateUser(ctx, system, u.ID, func(u *storage.User) error { u.PasswordHash = hash; return nil }); err != nil {
-			return nil, err
+			return seed, err
 		}
-		logins[role] = demoLogin{username: name, password: password, token: secret}
+		seed.logins[role] = demoLogin{username: name, password: password, token: secret}
 	}
+	for i := 1; i <= simAgents; i++ {
+		u, err := ensure(fmt.Sprintf("demo-sim-%02d", i), fmt.Sprintf("Agente simulado %02d", i), storage.RoleAgent)
+		if err != nil {
+			return seed, err
+		}
+		seed.simAgents = append(seed.simAgents, u)
+		agents = append(agents, u)
+	}
+	if seed.campaign, err = demoCampaign(ctx, store, system, now); err != nil {
+		return seed, err
+	}
+	assigned, err := store.CampaignAgents(ctx, seed.campaign.ID)
+	if err != nil {
+		return seed, err
+	}
+	for _, u := range agents {
+		if !containsUser(assigned, u.ID) {
+			if err := store.AssignAgent(ctx, system, seed.campaign.ID, u.ID); err != nil {
+				return seed, err
+			}
+		}
+	}
+	return seed, nil
+}
+
+func containsUser(list []storage.User, id int64) bool {
+	for _, u := range list {
+		if u.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// demoCampaign returns the sample campaign ready to dial: the draft one, or a new
+// one when a previous run dialled it (that one is kept, finished, under a dated name).
+func demoCampaign(ctx context.Context, store *storage.DB, system storage.Actor, now time.Time) (campaigns.Campaign, error) {
 	list, err := store.ListCampaigns(ctx, nil)
 	if err != nil {
-		return nil, err
+		return campaigns.Campaign{}, err
 	}
 	for _, c := range list {
-		if c.Name == demoCampaignName {
-			return logins, nil
+		if c.Name != demoCampaignName {
+			continue
+		}
+		if c.State == campaigns.StateDraft {
+			return c, nil
+		}
+		if _, err := store.UpdateCampaign(ctx, system, c.ID, "campaign.archive", func(c *campaigns.Campaign) error {
+			c.Name = fmt.Sprintf("%s (%s)", demoCampaignName, c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+			c.State = campaigns.StateFinished
+			return nil
+		}); err != nil {
+			return campaigns.Campaign{}, fmt.Errorf("archive the previous demo campaign: %w", err)
 		}
 	}
 	c := campaigns.Campaign{Name: demoCampaignName, CallerID: "+551130000000", DefaultCountry: "BR"}
 	c.ApplyDefaults()
-	c.Ladder[2].Template, c.Ladder[2].Language = "renovacao_plano", "pt_BR"
+	c.Window = demoWindow(now)
+	c.Ladder[2].Template, c.Ladder[2].Language = demoTemplate, demoTemplateLanguage
 	c.Ladder[2].Params = []string{"name", "plano", "vencimento"}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return c, err
 	}
 	if err := store.CreateCampaign(ctx, system, &c); err != nil {
-		return nil, err
-	}
-	if err := store.AssignAgent(ctx, system, c.ID, agent.ID); err != nil {
-		return nil, err
+		return c, err
 	}
 	ir, err := campaigns.NewImportReader(bytes.NewReader(demoContacts), campaigns.ImportOptions{DefaultCountry: c.DefaultCountry})
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	batch, err := store.BeginImport(ctx, system, c.ID)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	_, loadErr := campaigns.Load(ctx, ir, batch, 0)
 	if _, err := batch.Finish(ctx, loadErr); err != nil {
-		return nil, err
+		return c, err
 	}
-	return logins, loadErr
+	return c, loadErr
 }
 
-func printDemoBanner(w io.Writer, addr string, logins map[storage.Role]demoLogin) {
+// allContacts returns every contact of a campaign.
+func allContacts(ctx context.Context, store *storage.DB, campaignID int64) ([]campaigns.Contact, error) {
+	var out []campaigns.Contact
+	for {
+		page, total, err := store.ListContacts(ctx, campaignID, storage.ContactFilter{Limit: 500, Offset: len(out)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) == 0 || len(out) >= total {
+			return out, nil
+		}
+	}
+}
+
+func printDemoBanner(w io.Writer, addr string, logins map[storage.Role]demoLogin, opts demoOptions) {
 	base := "http://" + addr
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTurbina demo is running at %s (Ctrl-C stops it)\n\n", base)
-	fmt.Fprintf(&b, "Sample campaign %q with 300 contacts is loaded.\n\n", demoCampaignName)
+	fmt.Fprintf(&b, "Sample campaign %q with 300 contacts is dialing through a simulated\n", demoCampaignName)
+	fmt.Fprintf(&b, "carrier (SIP) and the WhatsApp Cloud API emulator; %d simulated agents take the calls.\n\n", opts.agents)
 	fmt.Fprintf(&b, "Sign in at %s/ — or use the API token (all new on every start):\n", base)
 	fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", "role", "username", "password", "API token")
 	for _, role := range demoRoles {
 		l := logins[role]
 		fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", role, l.username, l.password, l.token)
 	}
+	fmt.Fprintf(&b, "\nWallboard: %s/supervisor (sign in as demo-supervisor)\n", base)
+	fmt.Fprintf(&b, "Take calls yourself: %s/agent (sign in as demo-agent, allow the microphone)\n", base)
+	fmt.Fprintf(&b, "\nCut the trunk and watch the WhatsApp rung absorb the calls (false restores it):\n")
+	fmt.Fprintf(&b, "  curl -X POST -d '{\"cut\":true}' %s/demo/cut-trunk\n", base)
 	fmt.Fprintf(&b, "\nTry:\n")
 	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/api/v1/campaigns\n", logins[storage.RoleSupervisor].token, base)
 	fmt.Fprintf(&b, "  curl %s/metrics\n", base)

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// How simulated agents behave: they talk a while, then take a short wrap-up.
+const (
+	simTalkMin = 3 * time.Second
+	simTalkMax = 8 * time.Second
+	simWrapMin = 1 * time.Second
+	simWrapMax = 2 * time.Second
+)
+
+// simDispositions are the codes simulated agents close calls with (none asks for a
+// callback, which would need a time).
+var simDispositions = []string{"sale", "not_interested", "other", "sale", "wrong_person"}
+
+// simTeam is the demo's simulated agents.
+type simTeam struct {
+	agents []*simAgent
+	wg     sync.WaitGroup
+	// release ends the agents' sessions once the engine has stopped: an agent's
+	// audio leg ending first would look like a lost browser mid-call.
+	release     chan struct{}
+	releaseOnce sync.Once
+}
+
+// newSimTeam prepares one simulated agent per user, to take calls of a campaign.
+func newSimTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice media.ICEConfig, seed uint64, log *slog.Logger) *simTeam {
+	t := &simTeam{release: make(chan struct{})}
+	for i, u := range users {
+		name := u.DisplayName
+		if name == "" {
+			name = u.Username
+		}
+		s := seed + uint64(i+1)*0x9e3779b9
+		t.agents = append(t.agents, &simAgent{
+			id: u.ID, name: name, engine: e, campaignID: campaignID, ice: ice,
+			rng: rand.New(rand.NewPCG(s, s^0xa9e47)), log: log.With("sim_agent", u.Username),
+			ready: make(chan struct{}), release: t.release,
+		})
+	}
+	return t
+}
+
+// start logs every agent in; each works until ctx ends.
+func (t *simTeam) start(ctx context.Context) {
+	for _, a := range t.agents {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			if err := a.run(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("simulated agent stopped", "err", err)
+			}
+		}()
+	}
+}
+
+// waitReady waits until every agent is ready with its audio up.
+func (t *simTeam) waitReady(ctx context.Context) error {
+	for _, a := range t.agents {
+		select {
+		case <-a.ready:
+		case <-ctx.Done():
+			return fmt.Errorf("agent %s: %w", a.name, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// stop ends the agents' sessions (their work ends with the context given to start)
+// and waits until every agent has stopped.
+func (t *simTeam) stop() {
+	t.releaseOnce.Do(func() { close(t.release) })
+	t.wg.Wait()
+}
+
+// totals adds up the agents' records up to now.
+func (t *simTeam) totals(now time.Time) simStats {
+	var s simStats
+	for _, a := range t.agents {
+		s.add(a.stats(now))
+	}
+	return s
+}
+
+// simStats is what simulated agents did.
+type simStats struct {
+	// LoggedIn is time spent ready or working since the first ready.
+	LoggedIn time.Duration
+	// Talk is time on calls; Wrap is time in wrap-up.
+	Talk, Wrap time.Duration
+	// Calls counts calls the agents disposed of.
+	Calls int
+}
+
+func (s *simStats) add(o simStats) {
+	s.LoggedIn += o.LoggedIn
+	s.Talk += o.Talk
+	s.Wrap += o.Wrap
+	s.Calls += o.Calls
+}
+
+// simAgent is a pion WebRTC peer playing an agent at a browser softphone: it nails
+// up its audio through Engine.AgentOffer, goes ready, and for every call it gets
+// talks a drawn time, hangs up and disposes of it after a short wrap-up.
+type simAgent struct {
+	id         int64
+	name       string
+	engine     *dialer.Engine
+	campaignID int64
+	ice        media.ICEConfig
+	rng        *rand.Rand // used by run's goroutine only
+	log        *slog.Logger
+	ready      chan struct{}
+	release    <-chan struct{}
+
+	mu        sync.Mutex
+	readyAt   time.Time
+	stoppedAt time.Time
+	callSince time.Time // on a call since; zero when not
+	wrapSince time.Time // in wrap-up since; zero when not
+	done      simStats
+}
+
+// stats returns the agent's record up to now, counting a call or wrap-up in progress.
+func (a *simAgent) stats(now time.Time) simStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.done
+	end := now
+	if !a.stoppedAt.IsZero() {
+		end = a.stoppedAt
+	}
+	if !a.readyAt.IsZero() {
+		s.LoggedIn = end.Sub(a.readyAt)
+	}
+	if !a.callSince.IsZero() {
+		s.Talk += end.Sub(a.callSince)
+	}
+	if !a.wrapSince.IsZero() {
+		s.Wrap += end.Sub(a.wrapSince)
+	}
+	return s
+}
+
+func (a *simAgent) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(a.rng.Int64N(int64(hi-lo)))
+}
+
+// run logs the agent in and works calls until ctx ends.
+func (a *simAgent) run(ctx context.Context) error {
+	events, unsubscribe := a.engine.Subscribe(a.id)
+	defer unsubscribe()
+	agents := a.engine.Agents()
+	agents.Login(a.id, a.name, []int64{a.campaignID}, time.Now())
+	defer agents.Logout(a.id, time.Now())
+	pc, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	defer func() { <-a.release }()
+	defer func() {
+		a.mu.Lock()
+		a.stoppedAt = time.Now()
+		a.mu.Unlock()
+	}()
+	for st, _ := agents.Get(a.id); !st.Audio; st, _ = agents.Get(a.id) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	st, err := agents.Ready(a.id, time.Now())
+	if err != nil {
+		return fmt.Errorf("ready: %w", err)
+	}
+	a.mu.Lock()
+	a.readyAt = st.Since
+	a.mu.Unlock()
+	close(a.ready)
+
+	var (
+		hangup, dispose <-chan time.Time
+		callID          int64
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("agent events ended")
+			}
+			if ev.Kind != dialer.EventState || ev.Agent == nil {
+				continue
+			}
+			switch ag := ev.Agent; ag.State {
+			case dialer.AgentOnCall:
+				if ag.AttemptID != callID {
+					callID = ag.AttemptID
+					a.mu.Lock()
+					a.callSince = ag.Since
+					a.mu.Unlock()
+					hangup = time.After(a.between(simTalkMin, simTalkMax))
+				}
+			case dialer.AgentWrapUp:
+				if dispose == nil {
+					hangup = nil // the customer hung up first, or we did
+					a.mu.Lock()
+					if !a.callSince.IsZero() {
+						a.done.Talk += ag.Since.Sub(a.callSince)
+					}
+					a.callSince, a.wrapSince = time.Time{}, ag.Since
+					a.mu.Unlock()
+					dispose = time.After(a.between(simWrapMin, simWrapMax))
+				}
+			}
+		case <-hangup:
+			hangup = nil
+			go func() {
+				hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if err := a.engine.Hangup(hctx, a.id); err != nil && ctx.Err() == nil {
+					a.log.Debug("simulated agent hang-up", "err", err)
+				}
+			}()
+		case <-dispose:
+			dispose = nil
+			code := simDispositions[a.rng.IntN(len(simDispositions))]
+			err := a.engine.Disposition(ctx, a.id, dialer.Close{Code: code})
+			now := time.Now()
+			a.mu.Lock()
+			if !a.wrapSince.IsZero() {
+				a.done.Wrap += now.Sub(a.wrapSince)
+			}
+			a.wrapSince = time.Time{}
+			if err == nil {
+				a.done.Calls++
+			}
+			a.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				a.log.Debug("simulated agent disposition", "err", err)
+			}
+		}
+	}
+}
+
+// connect nails up the agent's audio: a PCMU microphone sending silence every 20 ms
+// and a speaker that drains whatever the customer says.
+func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) {
+	se, err := a.ice.SettingEngine()
+	if err != nil {
+		return nil, err
+	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("simulated agent: %w", err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("simulated agent: %w", err)
+	}
+	fail := func(err error) (*webrtc.PeerConnection, error) {
+		pc.Close()
+		return nil, fmt.Errorf("simulated agent: %w", err)
+	}
+	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "mic", a.name)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := pc.AddTrack(mic); err != nil {
+		return fail(err)
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fail(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fail(err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	answer, err := a.engine.AgentOffer(ctx, a.id, pc.LocalDescription().SDP)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fail(err)
+	}
+	go talk(ctx, mic)
+	return pc, nil
+}
+
+// talk sends 20 ms frames of µ-law silence until ctx ends.
+func talk(ctx context.Context, mic *webrtc.TrackLocalStaticRTP) {
+	silence := make([]byte, 160)
+	for i := range silence {
+		silence[i] = 0xFF
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}, Payload: silence}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		_ = mic.WriteRTP(pkt)
+		pkt.SequenceNumber++
+		pkt.Timestamp += 160
+	}
+}
+
+// simChannels lists the ladder channels in report order.
+var simChannels = []campaigns.Channel{campaigns.ChannelSIP, campaigns.ChannelWhatsAppCall, campaigns.ChannelWhatsAppTemplate}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/turbina-dialer/turbina/dialer/sip/carrier"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// demoReport is the summary of a headless demo run. The JSON field names are a
+// contract: scripts and tests read them.
+type demoReport struct {
+	DurationS float64 `json:"duration_s"`
+	Agents    int     `json:"agents"`
+	// Channels counts attempts per ladder channel and how many reached the contact
+	// (a call connected or abandoned, a template sent).
+	Channels map[string]storage.ChannelStats `json:"channels"`
+	// Calls over the call channels: dialled, answered, connected, abandoned.
+	Dials       int     `json:"dials"`
+	Answered    int     `json:"answered"`
+	Connected   int     `json:"connected"`
+	Abandoned   int     `json:"abandoned"`
+	AbandonRate float64 `json:"abandon_rate"`
+	// Occupancy is the simulated agents' talk time over their logged-in time.
+	Occupancy float64 `json:"occupancy"`
+	// TMAS is the average handle time (talk and wrap-up) of a call, in seconds.
+	TMAS float64 `json:"tma_s"`
+	// TMES is the average wait of an answered person for an agent, in seconds.
+	TMES float64 `json:"tme_s"`
+	// Contacts counts the campaign's contacts by status.
+	Contacts map[string]int `json:"contacts"`
+	// TrunkCutAtS is when the carrier was cut, in seconds from the start.
+	TrunkCutAtS *float64 `json:"trunk_cut_at_s,omitempty"`
+	// AfterCut counts, per channel, the attempts started after the cut.
+	AfterCut map[string]storage.ChannelStats `json:"after_cut,omitempty"`
+	// Carrier is what the simulated carrier saw.
+	Carrier carrier.Stats `json:"carrier"`
+}
+
+// reachedOutcome tells whether an attempt outcome reached the contact, as storage
+// counts it for campaign stats.
+func reachedOutcome(o string) bool {
+	switch o {
+	case "connected", "abandoned", "sent", "delivered", "read":
+		return true
+	}
+	return false
+}
+
+// buildDemoReport reads the run's figures from storage and the simulated agents.
+func buildDemoReport(ctx context.Context, store *storage.DB, campaignID int64, team *simTeam, world *demoWorld, ran time.Duration, started time.Time) (demoReport, error) {
+	st, err := store.CampaignStats(ctx, campaignID)
+	if err != nil {
+		return demoReport{}, err
+	}
+	rep := demoReport{
+		DurationS: ran.Seconds(), Agents: len(team.agents), Channels: st.Channels,
+		Dials: st.Dials, Answered: st.Answered, Connected: st.Connected, Abandoned: st.Abandoned, AbandonRate: st.AbandonRate,
+		Contacts: st.Contacts, Carrier: world.carrier.Stats(),
+	}
+	agents := team.totals(time.Now())
+	if agents.LoggedIn > 0 {
+		rep.Occupancy = agents.Talk.Seconds() / agents.LoggedIn.Seconds()
+	}
+	if agents.Calls > 0 {
+		rep.TMAS = (agents.Talk + agents.Wrap).Seconds() / float64(agents.Calls)
+	}
+	cutAt, cut := world.firstCut()
+	if cut {
+		s := cutAt.Sub(started).Seconds()
+		rep.TrunkCutAtS = &s
+		rep.AfterCut = map[string]storage.ChannelStats{}
+		for _, ch := range simChannels {
+			rep.AfterCut[string(ch)] = storage.ChannelStats{}
+		}
+	}
+	contacts, err := allContacts(ctx, store, campaignID)
+	if err != nil {
+		return rep, err
+	}
+	var waits time.Duration
+	var waited int
+	for _, c := range contacts {
+		attempts, err := store.ListAttempts(ctx, c.ID)
+		if err != nil {
+			return rep, err
+		}
+		for _, a := range attempts {
+			if a.AnswerAt != nil && a.ConnectAt != nil {
+				waits += a.ConnectAt.Sub(*a.AnswerAt)
+				waited++
+			}
+			if cut && !a.CreatedAt.Before(cutAt) && a.Outcome != "channel_down" && a.Outcome != "channel_busy" {
+				s := rep.AfterCut[string(a.Channel)]
+				s.Attempts++
+				if reachedOutcome(a.Outcome) {
+					s.Reached++
+				}
+				rep.AfterCut[string(a.Channel)] = s
+			}
+		}
+	}
+	if waited > 0 {
+		rep.TMES = waits.Seconds() / float64(waited)
+	}
+	return rep, nil
+}
+
+func (r demoReport) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(r)
+}
+
+// writeTable prints the summary for a person.
+func (r demoReport) writeTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nTurbina demo: %.0f s, %d simulated agents", r.DurationS, r.Agents)
+	if r.TrunkCutAtS != nil {
+		fmt.Fprintf(&b, ", carrier cut at %.0f s", *r.TrunkCutAtS)
+	}
+	b.WriteString("\n\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "channel\tattempts\treached\t"
+	if r.AfterCut != nil {
+		header += "attempts after cut\treached after cut\t"
+	}
+	fmt.Fprintln(tw, header)
+	for _, ch := range simChannels {
+		s := r.Channels[string(ch)]
+		line := fmt.Sprintf("%s\t%d\t%d\t", ch, s.Attempts, s.Reached)
+		if r.AfterCut != nil {
+			a := r.AfterCut[string(ch)]
+			line += fmt.Sprintf("%d\t%d\t", a.Attempts, a.Reached)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "\n  calls dialled   %d (answered %d, connected %d)\n", r.Dials, r.Answered, r.Connected)
+	fmt.Fprintf(&b, "  abandoned       %d (%.1f%% of answered)\n", r.Abandoned, 100*r.AbandonRate)
+	fmt.Fprintf(&b, "  occupancy       %.0f%% (agents' talk time / logged-in time)\n", 100*r.Occupancy)
+	fmt.Fprintf(&b, "  TMA             %.1f s (average handle time: talk and wrap-up)\n", r.TMAS)
+	fmt.Fprintf(&b, "  TME             %.2f s (average wait from answer to agent)\n", r.TMES)
+	fmt.Fprintf(&b, "  carrier         %d INVITEs: %d answered, %d busy, %d rang out, %d failed, %d invalid\n\n",
+		r.Carrier.Invites, r.Carrier.Answered, r.Carrier.Busy, r.Carrier.RingOuts, r.Carrier.Failed, r.Carrier.Invalid)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
