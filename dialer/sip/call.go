@@ -25,6 +25,9 @@ const (
 	stopHangup // Hangup or Close
 )
 
+// errCancelUnanswered ends a call whose CANCEL got no reply within the INVITE timeout.
+var errCancelUnanswered = errors.New("no reply to CANCEL")
+
 // byeTimeout bounds BYE and CANCEL transactions, shorter than Timer F (32 s)
 // so that a dead trunk does not keep a channel busy.
 const byeTimeout = 4 * time.Second
@@ -262,7 +265,13 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		err = fmt.Errorf("invite %s: %w", name, err)
 		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
 	}
-	defer sess.Close()
+	// The session is closed on return, unless a wait left running owns it.
+	ownSess := true
+	defer func() {
+		if ownSess {
+			sess.Close()
+		}
+	}()
 
 	// The answer wait ends on the first of: a final response, no response
 	// within InviteTimeout, the ring timeout, Hangup/Close. Before any
@@ -275,11 +284,14 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		responded  atomic.Bool
 		lastStatus atomic.Int32
 	)
+	// canceling is closed when the wait is stopped with a CANCEL (after a response).
+	canceling := make(chan struct{})
 	halt := func(r stopReason) {
 		if !reason.CompareAndSwap(int32(stopNone), int32(r)) {
 			return
 		}
 		if responded.Load() {
+			close(canceling)
 			stop(context.Canceled)
 		} else {
 			stop(sipgo.WaitAnswerForceCancelErr)
@@ -307,17 +319,39 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	if username == "" {
 		username = inv.From().Address.User
 	}
-	err = sess.WaitAnswer(waitCtx, sipgo.AnswerOptions{
-		Username: username,
-		Password: t.cfg.Password,
-		OnResponse: func(res *sip.Response) error {
-			responded.Store(true)
-			noResp.Stop()
-			lastStatus.Store(int32(res.StatusCode))
-			c.onProvisional(name, res)
-			return nil
-		},
-	})
+	answered := make(chan error, 1)
+	go func() {
+		answered <- sess.WaitAnswer(waitCtx, sipgo.AnswerOptions{
+			Username: username,
+			Password: t.cfg.Password,
+			OnResponse: func(res *sip.Response) error {
+				responded.Store(true)
+				noResp.Stop()
+				lastStatus.Store(int32(res.StatusCode))
+				c.onProvisional(name, res)
+				return nil
+			},
+		})
+	}()
+	select {
+	case err = <-answered:
+	case <-canceling:
+		// sipgo waits for the CANCEL's reply up to Timer F (32 s): a trunk that
+		// stopped answering would keep the channel, and the pacer's count, that
+		// long. Past the INVITE timeout the call ends here; the transaction
+		// finishes on its own.
+		select {
+		case err = <-answered:
+		case <-time.After(c.o.cfg.InviteTimeout.Std()):
+			err = errCancelUnanswered
+			t.circuit.fault(c.o.now(), fmt.Errorf("%s: %w", name, err))
+			ownSess = false
+			go func() {
+				<-answered
+				sess.Close()
+			}()
+		}
+	}
 	if err == nil {
 		stop(nil)
 		return c.answeredCall(t, sess)
@@ -347,7 +381,9 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	}
 	switch stopReason(reason.Load()) {
 	case stopRingTimeout:
-		t.circuit.success()
+		if err != errCancelUnanswered {
+			t.circuit.success()
+		}
 		return attemptEnd{outcome: OutcomeNoAnswer, status: status, reason: "ring timeout"}
 	case stopHangup:
 		return attemptEnd{outcome: OutcomeCanceled, status: status, reason: "hung up before answer", hangupBy: PartyLocal}
