@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -822,15 +823,28 @@ func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest) {
 	}
 }
 
-// shutdown hangs up every call when the engine stops and records them as interrupted.
+// shutdown hangs up every call when the engine stops and records them as
+// interrupted. The hang-ups run side by side, each with its own time limit, so a
+// dead trunk's calls cannot use up the others' time.
 func (r *run) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	var wg sync.WaitGroup
+	for _, c := range r.calls {
+		if c.leg == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			c.leg.Hangup(ctx)
+		}()
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {
-		if c.leg != nil {
-			c.leg.Hangup(ctx)
-		}
 		c.state = callDialing // recorded as interrupted, not as an answered outcome
 		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, HangupBy: "local"})
 	}
