@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 # Opus transcoding links libopus (scripts/deps.sh installs it); libopusfile is not needed.
 export GOFLAGS := -tags=opus,nolibopusfile
 
-.PHONY: build test demo bench bench-import bench-pacing lint fuzz deps clean
+.PHONY: build test demo bench bench-import bench-pacing bench-sip lint fuzz deps clean
 
 build: ## build bin/turbina (installs the C libraries it links when missing)
 	bash scripts/deps.sh build
@@ -25,11 +25,15 @@ test: deps ## vet, run every test with the race detector, and fuzz the CSV impor
 demo: build ## run the whole system on embedded defaults with a sample campaign
 	./bin/turbina demo
 
-bench: bench-import bench-pacing ## every benchmark recorded in BENCHMARKS.md
+bench: bench-import bench-pacing bench-sip ## the benchmarks recorded in BENCHMARKS.md
 
 bench-import: build ## 1,000,000-row CSV import through HTTP vs sqlite3 .import
 	bash scripts/deps.sh bench
 	bash scripts/bench-import.sh
+
+bench-sip: build ## call attempts per second vs sipp's own UAC, setup overhead, memory per call
+	bash scripts/deps.sh bench
+	bash scripts/bench-sip.sh
 
 bench-pacing: build ## every example scenario × every pacer into BENCHMARKS.md
 	bash scripts/bench-pacing.sh
