@@ -73,7 +73,12 @@ type messageRequest struct {
 	Type             string          `json:"type"`
 	Template         *templateJSON   `json:"template,omitempty"`
 	Interactive      *interactiveReq `json:"interactive,omitempty"`
+	Text             *textJSON       `json:"text,omitempty"`
 	BizOpaque        string          `json:"biz_opaque_callback_data,omitempty"`
+}
+
+type textJSON struct {
+	Body string `json:"body"`
 }
 
 type interactiveReq struct {
@@ -142,6 +147,21 @@ func (c *Client) RequestCallPermission(ctx context.Context, key, to, bodyText st
 	}
 	body := messageRequest{MessagingProduct: "whatsapp", RecipientType: "individual", To: to, Type: "interactive", Interactive: in, BizOpaque: key}
 	return c.sendMessage(ctx, "request call permission", key, body)
+}
+
+// SendText sends a free-form text message. Meta accepts it only inside the 24 h
+// customer service window that the user's last message opened; outside it the
+// error kind is [KindOutsideWindow] and only a template can be sent.
+func (c *Client) SendText(ctx context.Context, key, to, text string) (SendResult, error) {
+	to, err := normalizeTo(to)
+	if err != nil {
+		return SendResult{}, err
+	}
+	if strings.TrimSpace(text) == "" {
+		return SendResult{}, errors.New("whatsapp: text message is empty")
+	}
+	body := messageRequest{MessagingProduct: "whatsapp", RecipientType: "individual", To: to, Type: "text", Text: &textJSON{Body: text}, BizOpaque: key}
+	return c.sendMessage(ctx, "send text", key, body)
 }
 
 func (c *Client) sendMessage(ctx context.Context, op, key string, body messageRequest) (SendResult, error) {

@@ -152,6 +152,9 @@ type Emulator struct {
 	requests    []Request
 	calls       map[string]*emuCall
 	granted     map[string]bool
+	// lastInbound is when each user last wrote: it opens the 24 h customer
+	// service window in which free-form text may be sent to them.
+	lastInbound map[string]time.Time
 }
 
 // script is a Behaviour with its remaining throttle and error budgets.
@@ -208,6 +211,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		cfg: cfg, log: cfg.Logger.With(slog.String("component", "wa-emulator")), media: media, ln: ln,
 		ctx: ectx, cancel: cancel, callbackURL: cfg.CallbackURL,
 		scripts: make(map[string]*script), calls: make(map[string]*emuCall), granted: make(map[string]bool),
+		lastInbound: make(map[string]time.Time),
 	}
 	e.hooks = newWebhookSender(e)
 	e.srv = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: 5 * time.Second}
@@ -529,6 +533,14 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 			return
 		}
 	case "text":
+		// Free-form text goes only inside the 24 h window of the user's last message.
+		e.mu.Lock()
+		last, wrote := e.lastInbound[rec.To]
+		e.mu.Unlock()
+		if !wrote || time.Since(last) > 24*time.Hour {
+			e.writeError(w, rec, errorFor(131047))
+			return
+		}
 	default:
 		e.writeError(w, rec, graphError{http.StatusBadRequest, 131051, 0, "OAuthException", "(#131051) Unsupported message type"})
 		return
@@ -633,6 +645,23 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 		"contacts": []map[string]any{{"wa_id": to, "profile": map[string]string{"name": "Emulated User"}}},
 		"messages": []any{msg},
 	}, b)
+}
+
+// UserMessage makes the emulated user behind from write a text message to the
+// business (a webhook), opening the 24 h customer service window. It returns the
+// message's wamid.
+func (e *Emulator) UserMessage(from, text string) string {
+	from = normalize(from)
+	id := newID("wamid")
+	e.mu.Lock()
+	e.lastInbound[from] = time.Now()
+	e.mu.Unlock()
+	e.sendWebhook("messages", map[string]any{
+		"contacts": []map[string]any{{"wa_id": from, "profile": map[string]string{"name": "Emulated User"}}},
+		"messages": []any{map[string]any{"from": from, "id": id, "timestamp": unixNow(), "type": "text",
+			"text": map[string]string{"body": text}}},
+	}, e.behaviour(from))
+	return id
 }
 
 func unixNow() string { return fmt.Sprint(time.Now().Unix()) }
