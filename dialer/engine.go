@@ -21,6 +21,7 @@ type Store interface {
 	storage.AttemptStore
 	storage.DNCStore
 	WhatsAppStore
+	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
 }
 
 // Config tunes the engine.

@@ -313,6 +313,9 @@ func (s *engineSlot) Disposition(ctx context.Context, id int64, cl dialer.Close)
 func (s *engineSlot) AgentOffer(ctx context.Context, id int64, offer string) (string, error) {
 	return s.get().AgentOffer(ctx, id, offer)
 }
+func (s *engineSlot) SendWhatsApp(ctx context.Context, id int64, text, key string) (storage.WAMessage, error) {
+	return s.get().SendWhatsApp(ctx, id, text, key)
+}
 func (s *engineSlot) AgentPhone(ctx context.Context, id int64) error {
 	return s.get().AgentPhone(ctx, id)
 }

@@ -69,6 +69,9 @@ type Engine interface {
 	AgentOffer(ctx context.Context, agentID int64, offer string) (string, error)
 	// AgentPhone calls an agent's registered SIP phone and keeps it as its audio.
 	AgentPhone(ctx context.Context, agentID int64) error
+	// SendWhatsApp sends a contact a free-form text, or its campaign's template when
+	// text is empty.
+	SendWhatsApp(ctx context.Context, contactID int64, text, key string) (storage.WAMessage, error)
 }
 
 // Server is the HTTP front of Turbina.
@@ -151,6 +154,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"GET", "/api/v1/trunks", supervisors, s.listTrunks},
 	}
 	s.routes = append(s.routes, s.agentRoutes()...)
+	s.routes = append(s.routes, s.conversationRoutes()...)
 	s.routes = append(s.routes, s.whatsappRoutes()...)
 	s.routes = append(s.routes, s.uiRoutes()...)
 	for _, rt := range s.routes {
