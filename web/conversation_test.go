@@ -100,7 +100,9 @@ func TestAgentWritesToAContactOnWhatsApp(t *testing.T) {
 		case r.Type == "template" && r.Status == http.StatusOK:
 			templates++
 			var body struct {
-				Template struct{ Components []struct{ Parameters []struct{ Text string } } }
+				Template struct {
+					Components []struct{ Parameters []struct{ Text string } }
+				}
 			}
 			json.Unmarshal(r.Body, &body)
 			if p := body.Template.Components[0].Parameters; len(p) != 2 || p[0].Text != "Ana" || p[1].Text != "Fibra" {
