@@ -133,7 +133,38 @@ function renderPop(p) {
     el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
     el('td', {}, a.outcome || a.state), el('td', {}, a.disposition || ''))));
   renderDispo(p);
+  loadThread(c.id);
 }
+
+// ---- the contact's WhatsApp conversation ----
+
+let threadContact = null;
+
+async function loadThread(contactID) {
+  threadContact = contactID;
+  let conv;
+  try { conv = await api('GET', `/api/v1/contacts/${contactID}/messages`); } catch (e) { fail(e); return; }
+  if (threadContact !== contactID) return;
+  const on = !!conv.whatsapp;
+  $('wa-status').dataset.state = on ? 'on' : 'off';
+  $('wa-status').textContent = on ? t('wa.configured') : t('wa.not_configured');
+  for (const id of ['wa-template', 'wa-text', 'wa-send']) $(id).disabled = !on;
+  $('wa-thread').replaceChildren(...conv.messages.map((m) => el('p', { class: 'msg ' + m.direction, dataset: { direction: m.direction } },
+    el('time', {}, fmt.time(m.at)), ' ', m.type === 'template' ? `[${t('wa.template')}: ${m.body}]` : (m.body || `[${m.type}]`))));
+}
+
+async function sendWhatsApp(body) {
+  if (!threadContact) return;
+  try {
+    await api('POST', `/api/v1/contacts/${threadContact}/messages`, body);
+    fail(null);
+    $('wa-text').value = '';
+  } catch (e) { fail(e); }
+  loadThread(threadContact);
+}
+
+$('wa-send').addEventListener('click', () => { const text = $('wa-text').value.trim(); if (text) sendWhatsApp({ text }); });
+$('wa-template').addEventListener('click', () => sendWhatsApp({ template: true }));
 
 function renderDispo(p) {
   const box = $('dispo-codes');

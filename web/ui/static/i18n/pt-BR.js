@@ -68,6 +68,6 @@ export default {
   'hist.when': 'Quando', 'hist.channel': 'Canal', 'hist.outcome': 'Resultado', 'hist.disposition': 'Tabulação',
   'dispo.title': 'Tabulação', 'dispo.callback': 'Retornar em', 'dispo.same': 'Encaminhar o retorno para mim',
   'dispo.submit': 'Salvar tabulação', 'dispo.saved': 'Tabulação salva.', 'dispo.pick': 'Escolha uma tabulação.',
-  'wa.title': 'WhatsApp', 'wa.not_configured': 'WhatsApp não configurado', 'wa.template': 'Enviar modelo',
+  'wa.title': 'WhatsApp', 'wa.configured': 'WhatsApp', 'wa.not_configured': 'WhatsApp não configurado', 'wa.template': 'Enviar modelo',
   'wa.reply': 'Resposta (dentro da janela de 24 horas)', 'wa.send': 'Enviar resposta',
 };
