@@ -205,6 +205,17 @@ type AMD struct {
 	Action  AMDAction `json:"action,omitempty"`
 }
 
+// CallPermission says how a campaign asks a contact for permission to call on
+// WhatsApp when WhatsApp refuses the call: with an interactive request (Text as its
+// body; Meta takes it only inside the 24 h window the contact's last message
+// opened) or, with Template set, an approved template that carries the request
+// (allowed at any time).
+type CallPermission struct {
+	Text     string `json:"text,omitempty"`
+	Template string `json:"template,omitempty"`
+	Language string `json:"language,omitempty"`
+}
+
 // DefaultWrapUp is how long an agent's wrap-up may last before it ends by itself.
 const DefaultWrapUp = Duration(60 * time.Second)
 
@@ -227,9 +238,11 @@ type Campaign struct {
 	AMD AMD `json:"amd"`
 	// Record keeps each connected call as a stereo WAV (customer left, agent right)
 	// beside the database.
-	Record    bool      `json:"record"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Record bool `json:"record"`
+	// CallPermission is how WhatsApp call permission is asked for.
+	CallPermission CallPermission `json:"call_permission"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
 }
 
 // Defaults used for settings a new campaign leaves out.
@@ -344,6 +357,12 @@ func (c *Campaign) Validate() error {
 	validateDispositions(c.Dispositions, bad)
 	if c.WrapUp < Duration(5*time.Second) || c.WrapUp > Duration(30*time.Minute) {
 		bad["wrap_up"] = "must be between 5s and 30m"
+	}
+	if c.CallPermission.Template != "" && c.CallPermission.Language == "" {
+		bad["call_permission.language"] = "required with a template"
+	}
+	if len(c.CallPermission.Text) > 1024 {
+		bad["call_permission.text"] = "at most 1024 characters"
 	}
 	switch c.AMD.Action {
 	case AMDHangUp, AMDNextRung, AMDLeaveMessage:

@@ -40,6 +40,8 @@ type PlaceRequest struct {
 	To          string // E.164
 	CallerID    string // E.164
 	RingTimeout time.Duration
+	// Permission is how the campaign asks for WhatsApp call permission.
+	Permission campaigns.CallPermission
 }
 
 // Channel reaches contacts one way: the SIP trunks, WhatsApp calls, WhatsApp templates.

@@ -792,7 +792,7 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
 	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout,
-		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal)}
+		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: c.CallPermission}
 	go r.follow(callCtx, ch, req)
 	return true
 }

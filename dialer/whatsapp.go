@@ -133,22 +133,36 @@ func (w *WhatsAppCalls) Place(ctx context.Context, req PlaceRequest) (Leg, error
 	return l, nil
 }
 
-// requestPermission asks the contact for permission to call, once per contact
-// until it answers.
+// requestPermission asks the contact for permission to call, once per refused
+// call: with the campaign's template when it names one, else with an interactive
+// request — and, when that falls outside the 24 h window, not at all (the
+// template rung that follows still reaches the contact).
 func (w *WhatsAppCalls) requestPermission(ctx context.Context, req PlaceRequest) {
 	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
 	m, claimed, err := claim(ctx, w.store, outboxPermission, key, map[string]string{"to": req.To})
 	if err != nil || !claimed {
 		return
 	}
-	res, err := w.client.RequestCallPermission(ctx, key, req.To, w.permissionText)
+	p := req.Permission
+	text := p.Text
+	if text == "" {
+		text = w.permissionText
+	}
+	var res whatsapp.SendResult
+	kind, body := "call_permission_request", text
+	if p.Template != "" {
+		kind, body = "template", p.Template
+		res, err = w.client.SendTemplate(ctx, key, whatsapp.TemplateMessage{To: req.To, Name: p.Template, Language: p.Language})
+	} else {
+		res, err = w.client.RequestCallPermission(ctx, key, req.To, text)
+	}
 	settle(ctx, w.store, m, err)
 	if err != nil {
 		return
 	}
 	w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionRequested, time.Time{})
 	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: res.MessageID,
-		Phone: req.To, Type: "call_permission_request", Body: w.permissionText, At: time.Now()})
+		Phone: req.To, Type: kind, Body: body, At: time.Now()})
 }
 
 // waLeg follows a WhatsApp call for the engine.

@@ -42,6 +42,7 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: waToken, AppSecret: waSecret, PhoneNumberID: "1000",
 		WABAID: "2000", Logger: log, Templates: []emulator.Template{
 			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
+			{Name: "pedido_ligacao", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Podemos ligar pelo WhatsApp?", CallPermissionRequest: true},
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -295,5 +296,44 @@ func TestNoPermissionRequestsItAndCallsWhenGranted(t *testing.T) {
 	}
 	if requests != 1 {
 		t.Errorf("%d permission requests, want 1", requests)
+	}
+}
+
+// TestPermissionRequestByTemplate: a campaign that asks for call permission with a
+// template (allowed outside the 24 h window) sends it when WhatsApp refuses the
+// call, and calls once the user grants permission.
+func TestPermissionRequestByTemplate(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	const phone = "+5511987650004"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{RequirePermission: true, Permission: emulator.PermissionGrant,
+		PermissionAfter: 500 * time.Millisecond, Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond})
+	c := h.campaignWith(map[string]string{phone: "Móvel"})
+	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
+		c.CallPermission = campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.agents(c.ID, 1, time.Hour)
+	h.setState(c.ID, campaigns.StateRunning)
+	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool {
+		as := h.attempts(ct.ID)
+		return len(as) >= 4 && as[len(as)-1].State == "ended"
+	})
+	as := h.attempts(list[0].ID)
+	if as[1].Outcome != string(OutcomeNoPermission) || as[3].Channel != campaigns.ChannelWhatsAppCall || as[3].Outcome != string(OutcomeRejected) {
+		t.Fatalf("attempts %+v", as)
+	}
+	var permissionTemplates, interactive int
+	for _, r := range h.emu.Requests() {
+		switch {
+		case r.Type == "template" && r.Status == 200 && strings.Contains(string(r.Body), "pedido_ligacao"):
+			permissionTemplates++
+		case r.Type == "interactive":
+			interactive++
+		}
+	}
+	if permissionTemplates != 1 || interactive != 0 {
+		t.Errorf("%d permission templates and %d interactive requests, want 1 and 0", permissionTemplates, interactive)
 	}
 }

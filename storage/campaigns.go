@@ -27,10 +27,11 @@ const campaignColumns = `id, name, caller_id, default_country, state, schedule, 
 
 // campaignOptions are the campaign settings kept together in the options column.
 type campaignOptions struct {
-	Dispositions []campaigns.Disposition `json:"dispositions,omitempty"`
-	WrapUp       campaigns.Duration      `json:"wrap_up,omitempty"`
-	AMD          campaigns.AMD           `json:"amd"`
-	Record       bool                    `json:"record,omitempty"`
+	Dispositions []campaigns.Disposition  `json:"dispositions,omitempty"`
+	WrapUp       campaigns.Duration       `json:"wrap_up,omitempty"`
+	AMD          campaigns.AMD            `json:"amd"`
+	Record       bool                     `json:"record,omitempty"`
+	Permission   campaigns.CallPermission `json:"call_permission"`
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -56,6 +57,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 		}
 	}
 	c.Dispositions, c.WrapUp, c.AMD, c.Record = opts.Dispositions, opts.WrapUp, opts.AMD, opts.Record
+	c.CallPermission = opts.Permission
 	// Campaigns stored before an option existed read as its default.
 	c.ApplyDefaults()
 	return c, nil
@@ -63,7 +65,8 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 
 func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
 	var out [4][]byte
-	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD, Record: c.Record}} {
+	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD, Record: c.Record,
+		Permission: c.CallPermission}} {
 		if out[i], err = json.Marshal(v); err != nil {
 			return "", "", "", "", err
 		}

@@ -13,17 +13,18 @@ import (
 // campaignInput is a campaign as clients send it: absent fields keep their value
 // (the default on create, the stored one on update).
 type campaignInput struct {
-	Name           *string                 `json:"name"`
-	CallerID       *string                 `json:"caller_id"`
-	DefaultCountry *string                 `json:"default_country"`
-	Schedule       *campaigns.Schedule     `json:"schedule"`
-	Window         *windowInput            `json:"calling_window"`
-	Ladder         []campaigns.Rung        `json:"ladder"`
-	Pacing         *pacingInput            `json:"pacing"`
-	Dispositions   []campaigns.Disposition `json:"dispositions"`
-	WrapUp         *campaigns.Duration     `json:"wrap_up"`
-	AMD            *campaigns.AMD          `json:"amd"`
-	Record         *bool                   `json:"record"`
+	Name           *string                   `json:"name"`
+	CallerID       *string                   `json:"caller_id"`
+	DefaultCountry *string                   `json:"default_country"`
+	Schedule       *campaigns.Schedule       `json:"schedule"`
+	Window         *windowInput              `json:"calling_window"`
+	Ladder         []campaigns.Rung          `json:"ladder"`
+	Pacing         *pacingInput              `json:"pacing"`
+	Dispositions   []campaigns.Disposition   `json:"dispositions"`
+	WrapUp         *campaigns.Duration       `json:"wrap_up"`
+	AMD            *campaigns.AMD            `json:"amd"`
+	Record         *bool                     `json:"record"`
+	CallPermission *campaigns.CallPermission `json:"call_permission"`
 }
 
 type windowInput struct {
@@ -73,6 +74,7 @@ func (in campaignInput) apply(c *campaigns.Campaign) {
 	set(&c.WrapUp, in.WrapUp)
 	set(&c.AMD, in.AMD)
 	set(&c.Record, in.Record)
+	set(&c.CallPermission, in.CallPermission)
 }
 
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p principal) error {

@@ -30,6 +30,9 @@ type Template struct {
 	Body string
 	// ParameterFormat is "positional" (default) or "named".
 	ParameterFormat string
+	// CallPermissionRequest marks a template that carries a call permission
+	// request: the user's answer comes back as for the interactive request.
+	CallPermissionRequest bool
 }
 
 // Config configures [Start].
@@ -554,6 +557,10 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 	})
 	to, key := rec.To, rec.Key
 	permission := rb.Type == "interactive" && rb.Interactive.Type == "call_permission_request"
+	if rb.Type == "template" {
+		t, _ := e.template(rb.Template.Name, rb.Template.Language.Code)
+		permission = t.CallPermissionRequest
+	}
 	e.goScript(func(ctx context.Context) { e.messageScript(ctx, id, to, key, permission, b) })
 }
 
