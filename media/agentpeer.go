@@ -88,6 +88,9 @@ func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
 	return &AgentPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)), ice: cfg}, nil
 }
 
+// agentPayloadType are the payload types the agent peers register their codecs with.
+var agentPayloadType = map[string]webrtc.PayloadType{webrtc.MimeTypePCMU: 0, webrtc.MimeTypePCMA: 8, webrtc.MimeTypeOpus: 111}
+
 // AgentPeer is the server side of one agent's WebRTC session.
 type AgentPeer struct {
 	pc    *webrtc.PeerConnection
@@ -120,7 +123,7 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	}
 	capability := webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 8000}
 	if mime == webrtc.MimeTypeOpus {
-		capability = webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 48000, Channels: 2}
+		capability = webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}
 	}
 	if p.local, err = webrtc.NewTrackLocalStaticRTP(capability, "audio", "turbina"); err != nil {
 		return fail(fmt.Errorf("agent peer: local track: %w", err))
@@ -140,6 +143,16 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	// which then answers sendrecv.
 	if _, err := pc.AddTrack(p.local); err != nil {
 		return fail(fmt.Errorf("agent peer: add track: %w", err))
+	}
+	// Answer with the chosen codec alone: the browser then sends it too, and a
+	// PCMU customer is forwarded to the agent without transcoding.
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeAudio {
+			continue
+		}
+		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: capability, PayloadType: agentPayloadType[mime]}}); err != nil {
+			return fail(fmt.Errorf("agent peer: codec: %w", err))
+		}
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
