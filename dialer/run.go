@@ -295,23 +295,27 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 		a.ExternalID = ev.ExternalID
 	}
 	switch ev.Kind {
+	// Progress is kept in memory and written with the next step that matters (the
+	// connect, the end): at hundreds of calls a second, the loop's writes are what
+	// an answered person would otherwise wait behind.
 	case LegSetup:
 		a.SetupAt = &ev.At
-		r.save(ctx, c)
 	case LegRinging:
 		if a.RingAt == nil && c.state == callDialing {
 			a.RingAt, a.State = &ev.At, "ringing"
 			c.state = callRinging
-			r.save(ctx, c)
 		}
 	case LegAnswered:
 		a.AnswerAt, a.State = &ev.At, "answered"
 		c.answered, c.deadline = ev.At, ev.At.Add(r.e.cfg.Patience)
-		r.save(ctx, c)
 		if r.campaign.AMD.Enabled && r.screen(ctx, c) {
+			r.save(ctx, c)
 			return
 		}
 		r.awaitAgent(ctx, c, ev.At)
+		if c.state == callWaiting {
+			r.save(ctx, c) // connected calls were saved with their agent
+		}
 	case LegEnded:
 		r.finish(ctx, c, ev)
 	}

@@ -50,17 +50,19 @@ func (s *SIPChannel) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
 	case err != nil:
 		return nil, err
 	}
+	l.mu.Lock()
 	l.call = call
+	l.mu.Unlock()
 	go l.end()
 	return l, nil
 }
 
 // sipLeg turns a SIP call's progress into leg events.
 type sipLeg struct {
-	call   *sip.Call
 	events chan LegEvent
 
 	mu      sync.Mutex
+	call    *sip.Call // set by Place, or by the answer when it comes first
 	ringing bool
 	audio   media.Leg
 }
@@ -69,6 +71,10 @@ type sipLeg struct {
 func (l *sipLeg) MediaLeg() (media.Leg, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.mediaLegLocked()
+}
+
+func (l *sipLeg) mediaLegLocked() (media.Leg, error) {
 	if l.audio != nil {
 		return l.audio, nil
 	}
@@ -87,7 +93,13 @@ func (l *sipLeg) MediaLeg() (media.Leg, error) {
 
 func (l *sipLeg) Events() <-chan LegEvent { return l.events }
 
-func (l *sipLeg) Hangup(ctx context.Context) error { return l.call.Hangup(ctx) }
+func (l *sipLeg) Hangup(ctx context.Context) error { return l.sipCall().Hangup(ctx) }
+
+func (l *sipLeg) sipCall() *sip.Call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.call
+}
 
 // progress is the SIP call's OnEvent hook: it runs on the call's goroutine and must
 // not block, which the buffer guarantees since each kind is sent at most once.
@@ -104,6 +116,14 @@ func (l *sipLeg) progress(ev sip.Event) {
 		}
 		kind = LegRinging
 	case sip.EventAnswered:
+		// Take the RTP socket over at once: the customer's first packets then wait
+		// on it for the bridge instead of being read and dropped.
+		l.mu.Lock()
+		if l.call == nil {
+			l.call = ev.Call
+		}
+		l.mediaLegLocked()
+		l.mu.Unlock()
 		kind = LegAnswered
 	default:
 		return

@@ -192,6 +192,7 @@ type Call struct {
 	pcm        []int16 // agent-reader scratch for recording
 
 	stats    [2]dirCounters // 0: to agent, 1: to customer
+	first    []byte         // the newest packet queued at the switch, forwarded first
 	stopping atomic.Bool
 	done     chan struct{}
 	err      error
@@ -262,6 +263,11 @@ func (c *Call) readCustomer() {
 		}
 		close(c.done)
 	}()
+	if c.first != nil {
+		n := copy(buf, c.first)
+		c.first = nil
+		c.forward(buf[:n], out, pcm, &c.stats[0], &b.toAgent, c.cc, c.ac, c.toAgentTx, b.agent, c.custDec, true)
+	}
 	for {
 		// Checked before blocking too: Disconnect's deadline may have been
 		// overwritten by discardQueued's reset.
@@ -290,11 +296,12 @@ func (c *Call) readCustomer() {
 
 // discardQueued drops packets that queued on the customer leg while nobody read
 // it: forwarded, they would reach the agent as a burst of stale audio and fill
-// the agent's jitter buffer with delay. Only legs that can tell queued from
-// arriving packets (UDPLeg) are drained.
+// the agent's jitter buffer with delay. The newest is kept and forwarded first:
+// when the agent was free at the answer it is the customer's first word, not
+// stale. Only legs that can tell queued from arriving packets (UDPLeg) are drained.
 func (c *Call) discardQueued() {
-	if d, ok := c.customer.(interface{ DiscardQueued() int }); ok {
-		d.DiscardQueued()
+	if d, ok := c.customer.(interface{ DiscardQueued() (int, []byte) }); ok {
+		_, c.first = d.DiscardQueued()
 	}
 }
 

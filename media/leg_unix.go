@@ -4,24 +4,31 @@ package media
 
 import "syscall"
 
-// DiscardQueued drops every datagram already queued on the socket, without
-// waiting for more, and returns how many it dropped. The bridge calls it on
-// Connect so audio that queued before the switch is not delivered late.
-func (l *UDPLeg) DiscardQueued() int {
+// DiscardQueued drops the datagrams already queued on the socket, without
+// blocking, except the newest, which it returns (nil when nothing was queued): the
+// customer's audio of the instant of the switch is fresh, the rest is stale.
+func (l *UDPLeg) DiscardQueued() (dropped int, newest []byte) {
 	rc, err := l.conn.SyscallConn()
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	var buf [maxPacket]byte
+	var bufs [2][maxPacket]byte
+	var sizes [2]int
 	n := 0
 	_ = rc.Read(func(fd uintptr) bool {
 		for n < 10000 {
-			if _, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_DONTWAIT); err != nil {
+			size, _, err := syscall.Recvfrom(int(fd), bufs[n%2][:], syscall.MSG_DONTWAIT)
+			if err != nil {
 				break
 			}
+			sizes[n%2] = size
 			n++
 		}
 		return true // never wait for readiness
 	})
-	return n
+	if n == 0 {
+		return 0, nil
+	}
+	last := (n - 1) % 2
+	return n - 1, append([]byte(nil), bufs[last][:sizes[last]]...)
 }

@@ -107,7 +107,7 @@ func (c *Call) Hangup(ctx context.Context) error {
 
 func (c *Call) emit(kind EventKind, trunk string, status int) {
 	if c.req.OnEvent != nil {
-		c.req.OnEvent(Event{Kind: kind, Time: c.o.now(), Trunk: trunk, Status: status})
+		c.req.OnEvent(Event{Kind: kind, Time: c.o.now(), Trunk: trunk, Status: status, Call: c})
 	}
 }
 

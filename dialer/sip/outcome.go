@@ -158,4 +158,6 @@ type Event struct {
 	Time   time.Time
 	Trunk  string
 	Status int // SIP status for response-driven events
+	// Call is the call the event belongs to; the hook may run before Dial returns it.
+	Call *Call
 }
