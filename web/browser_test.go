@@ -323,16 +323,20 @@ func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }
 
-// runEngine starts an engine over e's database with channels, quick to react.
-func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]dialer.Channel) *dialer.Engine {
+// runEngine starts an engine over e's database with channels, quick to react;
+// configure, when given, changes its configuration first.
+func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]dialer.Channel, configure ...func(*dialer.Config)) *dialer.Engine {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := dialer.New(e.db, channels, dialer.NewAgents(), dialer.Config{Tick: 50 * time.Millisecond, Sync: 200 * time.Millisecond,
-		RingTimeout: 5 * time.Second, AgentPeers: peers}, log)
+	cfg := dialer.Config{Tick: 50 * time.Millisecond, Sync: 200 * time.Millisecond, RingTimeout: 5 * time.Second, AgentPeers: peers}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	eng := dialer.New(e.db, channels, dialer.NewAgents(), cfg, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -150,7 +150,7 @@ async function loadThread(contactID) {
   $('wa-status').textContent = on ? t('wa.configured') : t('wa.not_configured');
   for (const id of ['wa-template', 'wa-text', 'wa-send']) $(id).disabled = !on;
   $('wa-thread').replaceChildren(...conv.messages.map((m) => el('p', { class: 'msg ' + m.direction, dataset: { direction: m.direction } },
-    el('time', {}, fmt.time(m.at)), ' ', m.type === 'template' ? `[${t('wa.template')}: ${m.body}]` : (m.body || `[${m.type}]`))));
+    el('time', {}, fmt.time(m.at)), ' ', m.type === 'template' ? `[${t('wa.template_sent')}: ${m.body}]` : (m.body || `[${m.type}]`))));
 }
 
 async function sendWhatsApp(body) {
@@ -165,6 +165,8 @@ async function sendWhatsApp(body) {
 
 $('wa-send').addEventListener('click', () => { const text = $('wa-text').value.trim(); if (text) sendWhatsApp({ text }); });
 $('wa-template').addEventListener('click', () => sendWhatsApp({ template: true }));
+// The contact may write during the call or the wrap-up: the thread follows without a reload.
+setInterval(() => { if (threadContact && !$('screen-pop').hidden) loadThread(threadContact); }, 3000);
 
 function renderDispo(p) {
   const box = $('dispo-codes');
