@@ -118,6 +118,32 @@ func (p *Agents) Login(id int64, name string, campaignIDs []int64, now time.Time
 	return out
 }
 
+// Assign adds a campaign to a logged-in agent's campaigns, as a supervisor's move
+// does: the agent takes that campaign's calls from the next pacing decision on. An
+// agent not logged in is left alone (the assignment applies at its next login) and
+// reported with ErrAgentNotLoggedIn.
+func (p *Agents) Assign(id, campaignID int64) (Agent, error) {
+	out, err := p.change(id, func(a *Agent) error {
+		if !slices.Contains(a.Campaigns, campaignID) {
+			a.Campaigns = append(a.Campaigns, campaignID)
+		}
+		return nil
+	})
+	p.notify([]int64{campaignID})
+	return out, err
+}
+
+// Unassign removes a campaign from a logged-in agent's campaigns: no new call of
+// that campaign reaches the agent; a call in progress goes on to its end.
+func (p *Agents) Unassign(id, campaignID int64) (Agent, error) {
+	out, err := p.change(id, func(a *Agent) error {
+		a.Campaigns = slices.DeleteFunc(a.Campaigns, func(c int64) bool { return c == campaignID })
+		return nil
+	})
+	p.notify([]int64{campaignID})
+	return out, err
+}
+
 func (p *Agents) change(id int64, fn func(a *Agent) error) (Agent, error) {
 	p.mu.Lock()
 	a, ok := p.byID[id]

@@ -317,6 +317,11 @@ func (s *Server) assignAgent(w http.ResponseWriter, r *http.Request, p principal
 	if err := s.store.AssignAgent(r.Context(), p.actor(), c.ID, u.ID); err != nil {
 		return err
 	}
+	// A logged-in agent works the campaign from the engine's next decision; one
+	// logged out gets it at its next login.
+	if e, err := s.engine(); err == nil {
+		e.Agents().Assign(u.ID, c.ID)
+	}
 	return s.listCampaignAgents(w, r, p)
 }
 
@@ -331,6 +336,9 @@ func (s *Server) unassignAgent(w http.ResponseWriter, r *http.Request, p princip
 	}
 	if err := s.store.UnassignAgent(r.Context(), p.actor(), id, uid); err != nil {
 		return err
+	}
+	if e, err := s.engine(); err == nil {
+		e.Agents().Unassign(uid, id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
