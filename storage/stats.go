@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // ChannelStats counts one channel's attempts and how many reached the contact.
@@ -28,6 +29,7 @@ type CampaignStats struct {
 // StatsStore computes campaign figures.
 type StatsStore interface {
 	CampaignStats(ctx context.Context, campaignID int64) (CampaignStats, error)
+	ActivityHistory(ctx context.Context, since, until time.Time, step time.Duration) ([]time.Time, map[int64][]Activity, error)
 }
 
 // Outcomes that count as reaching the contact on a channel.
@@ -106,4 +108,105 @@ func (d *DB) contactsByRung(ctx context.Context, campaignID int64, s *CampaignSt
 		s.ContactsByRung[rung] = n
 	}
 	return rows.Err()
+}
+
+// Activity is a campaign's call counters at one moment, as CampaignStats counts
+// them: dials (WhatsApp calls included, templates and channel refusals not),
+// people answered, connected to an agent and abandoned.
+type Activity struct {
+	Dials, Answered, Connected, Abandoned int
+}
+
+// ActivityHistory returns every campaign's counters at each step from since to
+// until (since, since+step, …, until), for charts that must not start empty: a
+// dial counts from when it was placed, an answer or abandon from when the person
+// answered (or the attempt ended, when no answer time was kept).
+func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step time.Duration) ([]time.Time, map[int64][]Activity, error) {
+	if step <= 0 || until.Before(since) {
+		return nil, nil, fmt.Errorf("activity history: bad range %s…%s step %s", since, until, step)
+	}
+	var times []time.Time
+	for t := since; !t.After(until); t = t.Add(step) {
+		times = append(times, t)
+	}
+	out := map[int64][]Activity{}
+	series := func(id int64) []Activity {
+		s, ok := out[id]
+		if !ok {
+			s = make([]Activity, len(times))
+			out[id] = s
+		}
+		return s
+	}
+	// first returns the index of the first step at or after ms.
+	first := func(ms int64) int {
+		i := int(max(0, (ms-since.UnixMilli()+step.Milliseconds()-1)/step.Milliseconds()))
+		return min(i, len(times))
+	}
+	const counted = `channel != 'whatsapp_template' AND ifnull(outcome,'') NOT IN ('channel_down','channel_busy')`
+	const answeredAt = `coalesce(answer_at, end_at, created_at)`
+	sinceMs, untilMs := since.UnixMilli(), until.UnixMilli()
+	// What happened before since is summed by SQLite into the first step.
+	base, err := d.db.QueryContext(ctx, `SELECT campaign_id, sum(created_at < ?1),
+		sum(outcome IN ('connected','abandoned') AND `+answeredAt+` < ?1),
+		sum(outcome = 'connected' AND `+answeredAt+` < ?1), sum(outcome = 'abandoned' AND `+answeredAt+` < ?1)
+		FROM attempts WHERE `+counted+` AND created_at < ?1 GROUP BY campaign_id`, sinceMs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("activity history: %w", err)
+	}
+	for base.Next() {
+		var id int64
+		var a Activity
+		if err := base.Scan(&id, &a.Dials, &a.Answered, &a.Connected, &a.Abandoned); err != nil {
+			base.Close()
+			return nil, nil, fmt.Errorf("activity history: %w", err)
+		}
+		series(id)[0] = a
+	}
+	base.Close()
+	if err := base.Err(); err != nil {
+		return nil, nil, fmt.Errorf("activity history: %w", err)
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT campaign_id, created_at, `+answeredAt+`, ifnull(outcome,'') FROM attempts
+		WHERE `+counted+` AND created_at <= ?2 AND (created_at >= ?1 OR `+answeredAt+` >= ?1)`, sinceMs, untilMs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("activity history: %w", err)
+	}
+	defer rows.Close()
+	// Each attempt adds one to every step from its moment on: a difference array,
+	// summed below.
+	for rows.Next() {
+		var id, created, answered int64
+		var outcome string
+		if err := rows.Scan(&id, &created, &answered, &outcome); err != nil {
+			return nil, nil, fmt.Errorf("activity history: %w", err)
+		}
+		s := series(id)
+		if i := first(created); created >= sinceMs && i < len(s) {
+			s[i].Dials++
+		}
+		if outcome != "connected" && outcome != "abandoned" || answered < sinceMs {
+			continue
+		}
+		if i := first(answered); i < len(s) {
+			s[i].Answered++
+			if outcome == "connected" {
+				s[i].Connected++
+			} else {
+				s[i].Abandoned++
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("activity history: %w", err)
+	}
+	for _, s := range out {
+		for i := 1; i < len(s); i++ {
+			s[i].Dials += s[i-1].Dials
+			s[i].Answered += s[i-1].Answered
+			s[i].Connected += s[i-1].Connected
+			s[i].Abandoned += s[i-1].Abandoned
+		}
+	}
+	return times, out, nil
 }

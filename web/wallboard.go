@@ -145,13 +145,20 @@ func newWallboard(s *Server) *wallboard {
 }
 
 // subscribe returns a channel of encoded snapshots and the history so far. The
-// sampler runs while anyone subscribes.
-func (wb *wallboard) subscribe() (<-chan []byte, []wallSample, func()) {
+// sampler runs while anyone subscribes; when it starts, the last hour is rebuilt
+// from the attempts table, so the charts are whole even after a restart or an
+// hour nobody watched.
+func (wb *wallboard) subscribe(ctx context.Context) (<-chan []byte, []wallSample, func()) {
 	ch := make(chan []byte, 2)
 	wb.mu.Lock()
 	defer wb.mu.Unlock()
 	wb.subs[ch] = struct{}{}
 	if wb.stop == nil {
+		if past, err := wb.past(ctx); err != nil {
+			wb.s.log.Warn("wallboard history", "err", err)
+		} else {
+			wb.samples = past
+		}
 		wb.stop = make(chan struct{})
 		go wb.loop(wb.stop)
 	}
@@ -195,6 +202,24 @@ func (wb *wallboard) loop(stop chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// past is the last hour of counters from storage, one sample per 10 s.
+func (wb *wallboard) past(ctx context.Context) ([]wallSample, error) {
+	now := wb.s.ui.now()
+	times, counts, err := wb.s.store.ActivityHistory(ctx, now.Add(-historyWindow), now, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wallSample, len(times))
+	for i, at := range times {
+		out[i] = wallSample{At: at, Campaigns: make(map[string]sampleCounts, len(counts))}
+		for id, series := range counts {
+			a := series[i]
+			out[i].Campaigns[idString(id)] = sampleCounts{Dials: a.Dials, Answered: a.Answered, Abandoned: a.Abandoned, Connected: a.Connected}
+		}
+	}
+	return out, nil
 }
 
 // downsample keeps one sample per step, the last of each step.
@@ -459,7 +484,7 @@ func (s *Server) streamWallboard(w http.ResponseWriter, r *http.Request, _ princ
 		return errorf(http.StatusNotAcceptable, "not_acceptable", "this is a stream: send Accept: text/event-stream (GET /api/v1/wallboard gives one snapshot)")
 	}
 	rc := http.NewResponseController(w)
-	ch, history, stop := s.ui.wall.subscribe()
+	ch, history, stop := s.ui.wall.subscribe(r.Context())
 	defer stop()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
