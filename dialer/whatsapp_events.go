@@ -87,6 +87,11 @@ func (e *Engine) applyPendingWebhooks(ctx context.Context) bool {
 func (e *Engine) applyWebhook(ctx context.Context, ev whatsapp.Event) error {
 	switch {
 	case ev.Call != nil:
+		if ev.Type == whatsapp.EventCallConnect && ev.Call.Direction == "USER_INITIATED" {
+			if err := e.applyInboundCall(ctx, ev.Call, ev.Time); err != nil {
+				return err
+			}
+		}
 		if e.cfg.WhatsApp != nil {
 			return e.cfg.WhatsApp.HandleEvents(ctx, []whatsapp.Event{ev})
 		}
@@ -168,20 +173,32 @@ func (e *Engine) applyPermission(ctx context.Context, p *whatsapp.PermissionRepl
 
 // applyInbound keeps a message a contact sent, on every campaign contact it is.
 func (e *Engine) applyInbound(ctx context.Context, m *whatsapp.InboundMessage, at time.Time) error {
-	phone := "+" + trimPlus(m.From)
-	contacts, err := e.store.ContactsByWhatsApp(ctx, phone)
+	return e.keepInbound(ctx, storage.WAMessage{Direction: "in", WAID: m.ID, Phone: "+" + trimPlus(m.From), Type: m.Type, Body: m.Text, At: at})
+}
+
+// applyInboundCall keeps a call a contact made to the business in the contact's
+// conversation, so the agent and the supervisor see that the contact tried to
+// reach the campaign.
+func (e *Engine) applyInboundCall(ctx context.Context, c *whatsapp.CallEvent, at time.Time) error {
+	return e.keepInbound(ctx, storage.WAMessage{Direction: "in", WAID: c.ID, Phone: "+" + trimPlus(c.From), Type: "call", At: at})
+}
+
+// keepInbound saves what a WhatsApp user sent on every campaign contact with the
+// user's number, or alone when the number is no contact's.
+func (e *Engine) keepInbound(ctx context.Context, msg storage.WAMessage) error {
+	contacts, err := e.store.ContactsByWhatsApp(ctx, msg.Phone)
 	if err != nil {
 		return err
 	}
-	msg := storage.WAMessage{Direction: "in", WAID: m.ID, Phone: phone, Type: m.Type, Body: m.Text, At: at}
 	if len(contacts) == 0 {
 		return e.store.SaveWAMessage(ctx, msg)
 	}
+	id := msg.WAID
 	for i, c := range contacts {
 		msg.ContactID = c.ID
 		if i > 0 {
 			// One message shown on each campaign's contact; wa_id stays unique.
-			msg.WAID = fmt.Sprintf("%s#%d", m.ID, c.CampaignID)
+			msg.WAID = fmt.Sprintf("%s#%d", id, c.CampaignID)
 		}
 		if err := e.store.SaveWAMessage(ctx, msg); err != nil {
 			return err

@@ -337,3 +337,32 @@ func TestPermissionRequestByTemplate(t *testing.T) {
 		t.Errorf("%d permission templates and %d interactive requests, want 1 and 0", permissionTemplates, interactive)
 	}
 }
+
+// TestUserInitiatedCallIsKeptOnTheContact: a contact who calls the business on
+// WhatsApp shows in the contact's conversation, once, with the call's ID.
+func TestUserInitiatedCallIsKeptOnTheContact(t *testing.T) {
+	requireOpus(t)
+	h := newWhatsAppHarness(t)
+	ctx := context.Background()
+	c := h.campaignWith(map[string]string{"+5511987650071": "Fibra"})
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 1})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %v %v", list, err)
+	}
+	callID, err := h.emu.PlaceCall(ctx, "+5511987650071")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []storage.WAMessage
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if msgs, err = h.store.ListWAMessages(ctx, list[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(msgs) != 1 || msgs[0].Type != "call" || msgs[0].Direction != "in" || msgs[0].WAID != callID || msgs[0].Phone != "+5511987650071" {
+		t.Fatalf("conversation %+v, want the contact's call %s", msgs, callID)
+	}
+}

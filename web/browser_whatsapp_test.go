@@ -24,7 +24,7 @@ import (
 // page shows the contact's WhatsApp conversation; a message the contact sends
 // during the call appears in it through the signed webhook without a reload, and
 // the agent's typed reply and the template button reach WhatsApp (the emulator)
-// and show in the thread.
+// and show in the thread, as does the contact's WhatsApp call.
 func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -104,6 +104,11 @@ func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	if last := eval[string](p, `document.querySelector('#wa-thread .msg:last-child').textContent`); !strings.Contains(last, "Template: lembrete") {
 		t.Errorf("the template shows as %q", last)
 	}
+	// The contact also tries a WhatsApp call: it shows in the thread.
+	if _, err := emu.PlaceCall(ctx, phone); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS("the contact's call appears", `[...document.querySelectorAll('#wa-thread .msg')].some((m) => m.dataset.direction === 'in' && m.textContent.includes('The contact called on WhatsApp'))`, 10*time.Second)
 	p.shot("conversation")
 
 	var texts, templates int

@@ -150,7 +150,7 @@ async function loadThread(contactID) {
   $('wa-status').textContent = on ? t('wa.configured') : t('wa.not_configured');
   for (const id of ['wa-template', 'wa-text', 'wa-send']) $(id).disabled = !on;
   $('wa-thread').replaceChildren(...conv.messages.map((m) => el('p', { class: 'msg ' + m.direction, dataset: { direction: m.direction } },
-    el('time', {}, fmt.time(m.at)), ' ', m.type === 'template' ? `[${t('wa.template_sent')}: ${m.body}]` : (m.body || `[${m.type}]`))));
+    el('time', {}, fmt.time(m.at)), ' ', m.type === 'template' ? `[${t('wa.template_sent')}: ${m.body}]` : m.type === 'call' ? `[${t('wa.call_in')}]` : (m.body || `[${m.type}]`))));
 }
 
 async function sendWhatsApp(body) {

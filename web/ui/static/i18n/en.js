@@ -69,5 +69,5 @@ export default {
   'dispo.title': 'Disposition', 'dispo.callback': 'Call back at', 'dispo.same': 'Route the callback to me',
   'dispo.submit': 'Save disposition', 'dispo.saved': 'Disposition saved.', 'dispo.pick': 'Choose a disposition.',
   'wa.title': 'WhatsApp', 'wa.configured': 'WhatsApp', 'wa.not_configured': 'WhatsApp not configured', 'wa.template': 'Send template',
-  'wa.reply': 'Reply (inside the 24-hour window)', 'wa.template_sent': 'Template', 'wa.send': 'Send reply',
+  'wa.reply': 'Reply (inside the 24-hour window)', 'wa.template_sent': 'Template', 'wa.call_in': 'The contact called on WhatsApp', 'wa.send': 'Send reply',
 };

@@ -69,5 +69,5 @@ export default {
   'dispo.title': 'Tabulação', 'dispo.callback': 'Retornar em', 'dispo.same': 'Encaminhar o retorno para mim',
   'dispo.submit': 'Salvar tabulação', 'dispo.saved': 'Tabulação salva.', 'dispo.pick': 'Escolha uma tabulação.',
   'wa.title': 'WhatsApp', 'wa.configured': 'WhatsApp', 'wa.not_configured': 'WhatsApp não configurado', 'wa.template': 'Enviar modelo',
-  'wa.reply': 'Resposta (dentro da janela de 24 horas)', 'wa.template_sent': 'Modelo', 'wa.send': 'Enviar resposta',
+  'wa.reply': 'Resposta (dentro da janela de 24 horas)', 'wa.template_sent': 'Modelo', 'wa.call_in': 'O contato ligou pelo WhatsApp', 'wa.send': 'Enviar resposta',
 };
