@@ -47,7 +47,7 @@ func (l *agentLegs) bridge(agentID int64) *media.Bridge {
 // not nil, ends the underlying session when the leg is replaced or detached.
 func (e *Engine) AttachAgentLeg(agentID int64, leg media.Leg, end func() error, done <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agentLeg{bridge: media.NewBridge(leg, media.BridgeConfig{Logger: e.log}), cancel: cancel, end: end}
+	a := &agentLeg{bridge: media.NewBridge(leg, media.BridgeConfig{Logger: e.log, AgentSilence: e.cfg.AgentSilence}), cancel: cancel, end: end}
 	e.legs.mu.Lock()
 	old := e.legs.byAgent[agentID]
 	e.legs.byAgent[agentID] = a
@@ -57,7 +57,9 @@ func (e *Engine) AttachAgentLeg(agentID int64, leg media.Leg, end func() error, 
 	}
 	e.agents.setAudio(agentID, true)
 	go func() {
-		if err := a.bridge.Run(ctx); err != nil {
+		if err := a.bridge.Run(ctx); errors.Is(err, media.ErrAgentSilent) {
+			e.log.Warn("agent audio lost: nothing received", "agent", agentID, "after", e.cfg.AgentSilence)
+		} else if err != nil {
 			e.log.Info("agent audio ended", "agent", agentID, "err", err)
 		}
 		e.detachAgentLeg(agentID, a)

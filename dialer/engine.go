@@ -52,6 +52,10 @@ type Config struct {
 	RecordingsDir string
 	// Registrar is where agents' SIP phones register; nil without one.
 	Registrar *sip.Registrar
+	// AgentSilence is how long an agent's nailed-up leg may send no audio before
+	// it is taken as lost (a phone unplugged, a browser's network gone) and
+	// detached (default 60 s; negative: never).
+	AgentSilence time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +70,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Sync <= 0 {
 		c.Sync = time.Second
+	}
+	switch {
+	case c.AgentSilence == 0:
+		c.AgentSilence = 60 * time.Second
+	case c.AgentSilence < 0:
+		c.AgentSilence = 0
 	}
 	if c.Now == nil {
 		c.Now = time.Now

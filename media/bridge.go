@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,15 @@ type BridgeConfig struct {
 	// moves from one customer to the next: the first packet of the new customer
 	// is stamped one frame after the last of the previous one. Default 20 ms.
 	FrameDuration time.Duration
+	// AgentSilence ends Run with ErrAgentSilent when the agent leg sends nothing
+	// for this long: a phone or browser gone without hanging up would otherwise
+	// take customers into silence. Phones and browsers send packets even when the
+	// agent is quiet or muted. Zero waits forever.
+	AgentSilence time.Duration
 }
+
+// ErrAgentSilent ends a bridge whose agent leg stopped sending (BridgeConfig.AgentSilence).
+var ErrAgentSilent = errors.New("media: no audio from the agent leg")
 
 // ErrBridgeClosed is returned by Connect after the bridge's Run has returned.
 var ErrBridgeClosed = errors.New("media: bridge closed")
@@ -88,12 +97,26 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	buf := make([]byte, maxPacket)
 	out := make([]byte, maxPacket)
+	silence := b.cfg.AgentSilence
+	var armed time.Time // when the silence deadline was last pushed back
 	for {
+		// The deadline moves only every quarter of the allowance, not per packet:
+		// a leg that stops is noticed between ¾ and all of it later.
+		if now := time.Now(); silence > 0 && now.Sub(armed) > silence/4 {
+			armed = now
+			_ = b.agent.SetReadDeadline(now.Add(silence))
+			if ctx.Err() != nil { // cancelled before the deadline was moved: its stop is lost
+				return nil
+			}
+		}
 		n, err := b.agent.ReadRTP(buf)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
+			if silence > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("bridge: %w for %s", ErrAgentSilent, silence)
+			}
 			return fmt.Errorf("bridge: agent leg: %w", err)
 		}
 		t0 := time.Now()

@@ -2,6 +2,8 @@ package media
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -338,5 +340,45 @@ func TestOutStreamClockScaling(t *testing.T) {
 	_, tsOld, _ := o.next(1, 9, 48000-960, 48000)
 	if ts0-tsOld != 160 {
 		t.Errorf("late packet step %d, want 160", ts0-tsOld)
+	}
+}
+
+// TestBridgeEndsWhenTheAgentFallsSilent: an agent leg that keeps sending keeps
+// the bridge up past the allowance; once it stops, Run ends with ErrAgentSilent
+// within the allowance, disconnecting the customer.
+func TestBridgeEndsWhenTheAgentFallsSilent(t *testing.T) {
+	const silence = 200 * time.Millisecond
+	agent := newPhone(t, PCMU)
+	cust := newPhone(t, PCMU)
+	b := NewBridge(agent.leg, BridgeConfig{AgentSilence: silence})
+	done := make(chan error, 1)
+	go func() { done <- b.Run(context.Background()) }()
+	call, err := b.Connect(cust.leg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 { // 800 ms of audio, four allowances
+		agent.send(t, 0, i == 0, payload(i, 160, 0))
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the bridge ended while the agent was sending: %v", err)
+	default:
+	}
+	stopped := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrAgentSilent) {
+			t.Fatalf("Run: %v, want ErrAgentSilent", err)
+		}
+		if waited := time.Since(stopped); waited > silence+time.Second { // generous: a loaded machine is slow, not wrong
+			t.Errorf("noticed %s after the agent stopped, allowance %s", waited, silence)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the bridge did not notice the silent agent")
+	}
+	if b.Current() != nil || call.Stats().ToCustomer.Packets == 0 {
+		t.Errorf("after the end: current %v, forwarded %+v", b.Current(), call.Stats())
 	}
 }

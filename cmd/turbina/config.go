@@ -48,6 +48,9 @@ type config struct {
 type engineConfig struct {
 	RingTimeout sip.Duration `json:"ring_timeout,omitempty"`
 	Patience    sip.Duration `json:"patience,omitempty"`
+	// AgentSilence is how long an agent's audio may bring nothing before the
+	// agent's leg is taken as lost (default 60s).
+	AgentSilence sip.Duration `json:"agent_silence,omitempty"`
 }
 
 // whatsappConfig is the config file's whatsapp section. Secrets may come from

@@ -154,6 +154,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	}
 	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
 		RingTimeout:   cfg.Engine.RingTimeout.Std(),
+		AgentSilence:  cfg.Engine.AgentSilence.Std(),
 		Patience:      cfg.Engine.Patience.Std(),
 		AgentPeers:    peers,
 		WhatsApp:      waClient,
