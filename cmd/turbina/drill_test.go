@@ -90,6 +90,23 @@ func apiPost(url, token, body string) {
 	}
 }
 
+// drillAgents creates n agent users assigned to the campaign and returns their API tokens.
+func drillAgents(t *testing.T, url, campaignID string, n int) []string {
+	t.Helper()
+	var tokens []string
+	for i := range n {
+		var u struct{ ID string }
+		call(t, "POST", url+"/api/v1/users", crashAdmin, "application/json",
+			strings.NewReader(fmt.Sprintf(`{"username":"drill-agent-%d","role":"agent"}`, i)), 201, &u)
+		var tok struct{ Token string }
+		call(t, "POST", url+"/api/v1/users/"+u.ID+"/tokens", crashAdmin, "application/json", strings.NewReader(`{"name":"drill"}`), 201, &tok)
+		call(t, "POST", url+"/api/v1/campaigns/"+campaignID+"/agents", crashAdmin, "application/json",
+			strings.NewReader(fmt.Sprintf(`{"user_id":%q}`, u.ID)), 200, nil)
+		tokens = append(tokens, tok.Token)
+	}
+	return tokens
+}
+
 // TestKillDuringCallsLosesNoContact is the crash drill: SIGKILL while calls are up
 // and agents are talking, then start again. The calls that were up are recorded as
 // interrupted and their contacts tried again; no contact is lost or reached twice.
@@ -116,17 +133,7 @@ func TestKillDuringCallsLosesNoContact(t *testing.T) {
 		fmt.Fprintf(&csv, "Cliente %d,+55119%08d\n", i, 86000000+i)
 	}
 	call(t, "POST", p.url+"/api/v1/campaigns/"+c.ID+"/contacts", admin, "text/csv", &csv, 200, nil)
-	var tokens []string
-	for i := range 2 {
-		var u struct{ ID string }
-		call(t, "POST", p.url+"/api/v1/users", admin, "application/json",
-			strings.NewReader(fmt.Sprintf(`{"username":"drill-agent-%d","role":"agent"}`, i)), 201, &u)
-		var tok struct{ Token string }
-		call(t, "POST", p.url+"/api/v1/users/"+u.ID+"/tokens", admin, "application/json", strings.NewReader(`{"name":"drill"}`), 201, &tok)
-		call(t, "POST", p.url+"/api/v1/campaigns/"+c.ID+"/agents", admin, "application/json",
-			strings.NewReader(fmt.Sprintf(`{"user_id":%q}`, u.ID)), 200, nil)
-		tokens = append(tokens, tok.Token)
-	}
+	tokens := drillAgents(t, p.url, c.ID, 2)
 	driver := &agentDriver{url: p.url, tokens: tokens}
 	driver.run(t)
 	call(t, "POST", p.url+"/api/v1/campaigns/"+c.ID+"/start", admin, "", nil, 200, nil)

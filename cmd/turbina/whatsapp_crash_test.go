@@ -417,3 +417,91 @@ func TestServeMountsTheWhatsAppWebhook(t *testing.T) {
 		t.Errorf("inbound messages kept: %v", in)
 	}
 }
+
+// TestKillMidCallsEachWhatsAppCallPlacedOnce: a campaign of WhatsApp calls is
+// SIGKILLed while connects are in flight (the emulator answers slowly) and
+// restarted on the same data. Every contact ends its ladder; no call connect is
+// accepted twice for a key or a number: a connect a crash left in doubt is not
+// placed again.
+func TestKillMidCallsEachWhatsAppCallPlacedOnce(t *testing.T) {
+	const n = 60
+	s := newWAServer(t, 80)
+	for i := range n {
+		s.emu.Script(fmt.Sprintf("55119%08d", 87000000+i), emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 50 * time.Millisecond,
+			Slow: 150 * time.Millisecond})
+	}
+	p := s.start(t)
+	id := crashCampaign(t, p.url, n, `[{"channel":"whatsapp_call","max_attempts":1}]`)
+	// Calls are paced for free agents: eight keep eight calls in flight.
+	tokens := drillAgents(t, p.url, id, 8)
+	driver := &agentDriver{url: p.url, tokens: tokens}
+	driver.run(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		byKey, _, _ := accepted(s.emu, isConnect)
+		if len(byKey) >= n/4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d calls connected in 30 s:\n%s", len(byKey), tail(p.Output(), 40))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.kill(t)
+	driver.halt()
+	atKill, _, _ := accepted(s.emu, isConnect)
+	t.Logf("killed with %d calls connected", len(atKill))
+
+	p = s.start(t)
+	driver = &agentDriver{url: p.url, tokens: tokens}
+	driver.run(t)
+	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var page struct{ Total int }
+		call(t, "GET", p.url+"/api/v1/campaigns/"+id+"/contacts?limit=1&status=pending", crashAdmin, "", nil, 200, &page)
+		if page.Total == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d contacts still pending:\n%s", page.Total, tail(p.Output(), 40))
+		}
+	}
+	if !strings.Contains(p.Output(), "interrupted") {
+		t.Errorf("restart did not report interrupted attempts:\n%s", p.Output())
+	}
+	driver.halt()
+	waitWebhooksQuiet(t, s.emu)
+	p.stop(t)
+
+	byKey, byTo, inFlight := accepted(s.emu, isConnect)
+	for k, c := range byKey {
+		if c != 1 {
+			t.Errorf("call key %s connected %d times", k, c)
+		}
+	}
+	for to, c := range byTo {
+		if c != 1 {
+			t.Errorf("%s was called %d times", to, c)
+		}
+	}
+	db := openDB(t, s.dataDir)
+	list, total, err := db.ListContacts(context.Background(), 1, storage.ContactFilter{Limit: 1000})
+	if err != nil || total != n {
+		t.Fatalf("%d contacts, %v", total, err)
+	}
+	interrupted := 0
+	for _, c := range list {
+		if c.Status == campaigns.ContactPending {
+			t.Errorf("contact %d still pending", c.ID)
+		}
+		as, err := db.ListAttempts(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		interrupted += countInterrupted(as)
+	}
+	t.Logf("%d contacts, %d numbers called once each, %d attempts interrupted by the kill, %d connects cut off in flight",
+		n, len(byTo), interrupted, inFlight)
+	if interrupted == 0 {
+		t.Error("no attempt was interrupted: the kill came too late to test anything")
+	}
+}
