@@ -257,6 +257,18 @@ func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, pref
 	return *best, true
 }
 
+// readyFor reports whether an agent is ready for the campaign's calls now.
+func (p *Agents) readyFor(campaignID int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.byID {
+		if a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID) {
+			return true
+		}
+	}
+	return false
+}
+
 // setAudio records whether an agent's media leg is up.
 func (p *Agents) setAudio(id int64, up bool) {
 	p.mu.Lock()

@@ -63,7 +63,8 @@ type legUpdate struct {
 	leg       Leg   // set once, when Place returned
 	placeErr  error // Place failed: no leg will come
 	ev        *LegEvent
-	screened  *amd.Result // answering-machine detection finished
+	screened  *amd.Result  // answering-machine detection finished
+	inbound   *inboundCall // a contact's WhatsApp call to answer (attemptID is 0)
 }
 
 // run is one campaign's engine loop. Everything in it is touched only by its loop
@@ -253,6 +254,10 @@ func (r *run) loop(ctx context.Context) {
 }
 
 func (r *run) handle(ctx context.Context, u legUpdate) {
+	if u.inbound != nil {
+		r.answerInbound(ctx, *u.inbound)
+		return
+	}
 	c, ok := r.calls[u.attemptID]
 	if !ok {
 		return

@@ -91,6 +91,9 @@ func (e *Engine) applyWebhook(ctx context.Context, ev whatsapp.Event) error {
 			if err := e.applyInboundCall(ctx, ev.Call, ev.Time); err != nil {
 				return err
 			}
+			// The offer is for a call this process has not answered yet: the client
+			// holds no call to apply it to.
+			return e.routeInboundCall(ctx, ev)
 		}
 		if e.cfg.WhatsApp != nil {
 			return e.cfg.WhatsApp.HandleEvents(ctx, []whatsapp.Event{ev})

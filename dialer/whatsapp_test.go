@@ -366,3 +366,107 @@ func TestUserInitiatedCallIsKeptOnTheContact(t *testing.T) {
 		t.Fatalf("conversation %+v, want the contact's call %s", msgs, callID)
 	}
 }
+
+// TestContactWithACallbackCallsInAndReachesAnAgent: a contact an agent promised
+// to call back calls the business on WhatsApp first; the call is answered and
+// bridged to the ready agent with audio both ways, recorded as the contact's
+// connected WhatsApp call attempt, and the callback is closed. A contact with no
+// callback who calls is left unanswered (a missed call in the conversation).
+func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
+	requireOpus(t)
+	h := newWhatsAppHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	const promised, stranger = "+5511987650081", "+5511987650082"
+	c := h.campaignWith(map[string]string{promised: "Fibra", stranger: "Rádio"})
+	// The promised contact was reached earlier and an agent asked to call back tomorrow.
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var promisedID, strangerID int64
+	for _, ct := range list {
+		if ct.Phone == promised {
+			promisedID = ct.ID
+		} else {
+			strangerID = ct.ID
+		}
+		a, err := h.store.StartAttempt(ctx, ct.ID, campaigns.ChannelSIP, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", string(OutcomeConnected), &now, &now
+		if err := h.store.FinishAttempt(ctx, a, storage.Progress{Status: campaigns.ContactDone}); err != nil {
+			t.Fatal(err)
+		}
+		if ct.Phone == promised {
+			if err := h.store.Dispose(ctx, a.ID, "callback", &storage.Callback{At: now.Add(24 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	browser := webrtctest.NewBrowser(t)
+	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser.Accept(t, answer)
+	var heard, gaps atomic.Uint64
+	go browser.Talk(ctx, nil)
+	go browser.Listen(ctx, &heard, &gaps)
+	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("agent audio never came up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+
+	// The stranger's call is not answered.
+	strangerCall, err := h.emu.PlaceCall(ctx, stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callID, err := h.emu.PlaceCall(ctx, promised)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("the contact's WhatsApp call never reached the agent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for heard.Load() < 25 {
+		if ctx.Err() != nil {
+			t.Fatalf("agent heard %d packets of the calling contact", heard.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for st, _ := h.emu.CallStats(callID); st.PacketsReceived < 25; st, _ = h.emu.CallStats(callID) {
+		if ctx.Err() != nil {
+			t.Fatalf("the calling contact got %d packets of the agent", st.PacketsReceived)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	h.waitContacts(c.ID, 10*time.Second, func(ct campaigns.Contact) bool { return ct.ID != promisedID || ct.Status == campaigns.ContactDone })
+	as := h.attempts(promisedID)
+	if len(as) != 2 || as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(OutcomeConnected) ||
+		as[1].AgentID != agent || as[1].ExternalID != callID {
+		t.Fatalf("attempts of the contact who called in: %+v", as)
+	}
+	if dc, open, err := h.store.CallbackByWhatsApp(ctx, promised); err != nil || open {
+		t.Errorf("callback still open after the contact was reached: %+v %v", dc, err)
+	}
+	if as := h.attempts(strangerID); len(as) != 1 {
+		t.Errorf("the contact without a callback got attempts %+v", as)
+	}
+	if st, _ := h.emu.CallStats(strangerCall); st.Accepted {
+		t.Error("the call of a contact without a callback was answered")
+	}
+}

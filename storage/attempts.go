@@ -231,7 +231,7 @@ func (d *DB) FinishAttempt(ctx context.Context, a Attempt, next Progress) error 
 		}
 		// A contact put on a do-not-call list meanwhile stays there.
 		_, err := tx.ExecContext(ctx, `UPDATE contacts SET status=CASE WHEN status='do_not_call' THEN status ELSE ? END,
-			rung=?, rung_attempts=?, next_attempt_at=?, updated_at=? WHERE id=?`,
+			rung=?, rung_attempts=?, next_attempt_at=?, callback_at=NULL, updated_at=? WHERE id=?`,
 			string(next.Status), next.Rung, next.RungAttempts, next.NextAttemptAt.UnixMilli(), d.nowMs(), a.ContactID)
 		if err != nil {
 			return fmt.Errorf("move contact: %w", err)
@@ -260,8 +260,8 @@ func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition string, c
 		}
 		// A contact put on a do-not-call list meanwhile is not called back.
 		_, err := tx.ExecContext(ctx, `UPDATE contacts SET status='pending', rung=?, rung_attempts=0, next_attempt_at=?,
-			callback_agent_id=?, updated_at=? WHERE id=? AND status <> 'do_not_call'`,
-			rung, callback.At.UnixMilli(), agent, d.nowMs(), contactID)
+			callback_agent_id=?, callback_at=?, updated_at=? WHERE id=? AND status <> 'do_not_call'`,
+			rung, callback.At.UnixMilli(), agent, callback.At.UnixMilli(), d.nowMs(), contactID)
 		if err != nil {
 			return fmt.Errorf("schedule callback: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,6 +51,8 @@ type WhatsAppStore interface {
 	AttemptByExternalID(ctx context.Context, id string) (Attempt, error)
 	// SetAttemptOutcome updates a finished attempt's outcome (a delivery status).
 	SetAttemptOutcome(ctx context.Context, attemptID int64, outcome string) error
+	// CallbackByWhatsApp finds the contact with an open callback on a WhatsApp number.
+	CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, bool, error)
 	// ContactsByWhatsApp lists the contacts, in every campaign, reached on number.
 	ContactsByWhatsApp(ctx context.Context, e164 string) ([]campaigns.Contact, error)
 	// WhatsAppPermission returns a contact's call permission and its expiry.
@@ -129,6 +132,22 @@ func (d *DB) AttemptByExternalID(ctx context.Context, id string) (Attempt, error
 // SetAttemptOutcome rewrites an attempt's outcome.
 func (d *DB) SetAttemptOutcome(ctx context.Context, attemptID int64, outcome string) error {
 	return d.execOne(ctx, "UPDATE attempts SET outcome=? WHERE id=?", outcome, attemptID)
+}
+
+// CallbackByWhatsApp returns the contact whose WhatsApp number is e164 and who
+// has an open callback (an agent's disposition asked to call it back, and no
+// attempt has ended since), with its ladder position; false when there is none.
+func (d *DB) CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, bool, error) {
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at,
+		ifnull(callback_agent_id,0) FROM contacts WHERE (whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')))
+		AND status = 'pending' AND callback_at IS NOT NULL ORDER BY callback_at LIMIT 1`, e164))
+	if errors.Is(err, sql.ErrNoRows) {
+		return dc, false, nil
+	}
+	if err != nil {
+		return dc, false, fmt.Errorf("callback by whatsapp: %w", err)
+	}
+	return dc, true, nil
 }
 
 // ContactsByWhatsApp finds contacts by the number WhatsApp knows them by.

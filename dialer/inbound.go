@@ -1,0 +1,104 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// inboundRingLimit is how old a user's call offer may be and still be answered.
+const inboundRingLimit = 30 * time.Second
+
+// inboundCall is a WhatsApp call a contact with an open callback made to the
+// business: the connect webhook with the user's SDP offer.
+type inboundCall struct {
+	due   storage.DueContact
+	offer whatsapp.Event
+}
+
+// routeInboundCall hands a contact's WhatsApp call to its campaign's run when the
+// contact has an open callback: the contact is calling back the call centre that
+// promised to call, so an agent takes it (the callback's agent first). Any other
+// call to the business stays unanswered and shows as missed in the contact's
+// conversation.
+func (e *Engine) routeInboundCall(ctx context.Context, ev whatsapp.Event) error {
+	// A connect kept from before a restart is a call that has long stopped ringing.
+	if e.cfg.WhatsApp == nil || e.cfg.Now().Sub(ev.Time) > inboundRingLimit {
+		return nil
+	}
+	dc, ok, err := e.store.CallbackByWhatsApp(ctx, "+"+trimPlus(ev.Call.From))
+	if err != nil || !ok {
+		return err
+	}
+	e.mu.Lock()
+	r := e.runs[dc.Contact.CampaignID]
+	e.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	select {
+	case r.updates <- legUpdate{inbound: &inboundCall{due: dc, offer: ev}}:
+	case <-r.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// answerInbound answers a routed WhatsApp call as an attempt on the campaign's
+// WhatsApp call rung, when the campaign is running and an agent is ready; from
+// the answer on, it is connected, abandoned and bridged like any call.
+func (r *run) answerInbound(ctx context.Context, in inboundCall) {
+	c := r.campaign
+	if c.State != campaigns.StateRunning || r.stopping || !r.e.agents.readyFor(r.id) {
+		r.e.log.Info("contact's WhatsApp call left unanswered", "campaign", r.id, "contact", in.due.Contact.ID,
+			"campaign_state", c.State, "agent_ready", r.e.agents.readyFor(r.id))
+		return
+	}
+	rung := slices.IndexFunc(c.Ladder, func(g campaigns.Rung) bool { return g.Channel == campaigns.ChannelWhatsAppCall })
+	if rung < 0 {
+		return // the campaign does not take WhatsApp calls
+	}
+	due := in.due
+	if due.Rung != rung {
+		due.Rung, due.RungAttempts = rung, 0
+	}
+	attempt, err := r.e.store.StartAttempt(ctx, due.Contact.ID, campaigns.ChannelWhatsAppCall, rung)
+	if err != nil {
+		if !errors.Is(err, storage.ErrConflict) { // a dial to the contact is already under way
+			r.e.log.Error("start inbound attempt", "contact", due.Contact.ID, "err", err)
+		}
+		return
+	}
+	now := r.e.cfg.Now()
+	cl := &call{attempt: attempt, due: due, rung: c.Ladder[rung], state: callDialing, started: now}
+	r.calls[attempt.ID] = cl
+	callCtx, cancel := context.WithCancel(ctx)
+	cl.cancel = cancel
+	req := PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
+		Key: "inbound-" + in.offer.Call.ID}
+	r.e.log.Info("contact's WhatsApp call answered for its callback", "campaign", r.id, "contact", due.Contact.ID, "attempt", attempt.ID)
+	go r.follow(callCtx, inboundAnswer{client: r.e.cfg.WhatsApp, offer: in.offer}, req)
+}
+
+// inboundAnswer is the Channel of a routed user-initiated call: placing it is
+// accepting it.
+type inboundAnswer struct {
+	client *whatsapp.Client
+	offer  whatsapp.Event
+}
+
+func (a inboundAnswer) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
+	call, err := a.client.Accept(ctx, req.Key, a.offer)
+	if err != nil {
+		return nil, &OutcomeError{Outcome: errorOutcome(err), Err: err}
+	}
+	l := &waLeg{call: call, events: make(chan LegEvent, 8)}
+	go l.follow()
+	return l, nil
+}
