@@ -273,6 +273,9 @@ func TestNoPermissionRequestsItAndCallsWhenGranted(t *testing.T) {
 	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{RequirePermission: true, Permission: emulator.PermissionGrant,
 		PermissionAfter: 1500 * time.Millisecond, Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond})
 	c := h.campaignWith(map[string]string{phone: "Móvel"})
+	// The contact wrote earlier today: the customer service window is open, so the
+	// request can be the interactive message.
+	h.emu.UserMessage(phone, "Vocês podem me ligar?")
 	h.agents(c.ID, 1, time.Hour)
 	h.setState(c.ID, campaigns.StateRunning)
 	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool {
@@ -468,5 +471,36 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 	}
 	if st, _ := h.emu.CallStats(strangerCall); st.Accepted {
 		t.Error("the call of a contact without a callback was answered")
+	}
+}
+
+// TestNoPermissionOutsideTheWindowGoesOnToTheTemplate: with no message from the
+// contact in the last 24 h, WhatsApp refuses the interactive permission request
+// (a service message); the contact is not stuck on it: the ladder goes on to the
+// template rung.
+func TestNoPermissionOutsideTheWindowGoesOnToTheTemplate(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	const phone = "+5511987650004"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{RequirePermission: true, Permission: emulator.PermissionGrant})
+	c := h.campaignWith(map[string]string{phone: "Móvel"})
+	h.agents(c.ID, 1, time.Hour)
+	h.setState(c.ID, campaigns.StateRunning)
+	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	as := h.attempts(list[0].ID)
+	if len(as) != 3 || as[1].Outcome != string(OutcomeNoPermission) || as[2].Channel != campaigns.ChannelWhatsAppTemplate {
+		t.Fatalf("attempts %+v", as)
+	}
+	refused, sent := 0, 0
+	for _, r := range h.emu.Requests() {
+		if r.Type == "interactive" {
+			if r.Status == 200 {
+				sent++
+			} else {
+				refused++
+			}
+		}
+	}
+	if sent != 0 || refused != 1 {
+		t.Errorf("interactive permission requests: %d sent, %d refused; want 0 and 1", sent, refused)
 	}
 }

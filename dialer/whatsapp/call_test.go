@@ -280,6 +280,11 @@ func TestCallPermissionFlow(t *testing.T) {
 		t.Fatalf("first dial: %v", err)
 	}
 	perm = perm.Revoked()
+	// An interactive request is a service message: refused until the user wrote.
+	if _, err := env.client.RequestCallPermission(ctx, "perm-req-0", number, "May we call you?"); whatsapp.ErrorKind(err) != whatsapp.KindOutsideWindow {
+		t.Fatalf("permission request outside the window: %v, want %s", err, whatsapp.KindOutsideWindow)
+	}
+	env.emu.UserMessage(number, "Oi, podem me ligar?")
 	res, err := env.client.RequestCallPermission(ctx, "perm-req-1", number, "May we call you about your order?")
 	if err != nil {
 		t.Fatal(err)

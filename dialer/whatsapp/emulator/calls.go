@@ -449,6 +449,7 @@ func (e *Emulator) PlaceCall(ctx context.Context, from string) (string, error) {
 	}
 	e.mu.Lock()
 	e.calls[id] = c
+	e.lastInbound[from] = time.Now() // a user's call opens the customer service window too
 	e.mu.Unlock()
 	c.callWebhook(map[string]any{"event": "connect", "session": map[string]string{"sdp_type": "offer", "sdp": sdp}})
 	if b.HangupAfter > 0 {

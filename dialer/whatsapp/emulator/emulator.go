@@ -155,8 +155,8 @@ type Emulator struct {
 	requests    []Request
 	calls       map[string]*emuCall
 	granted     map[string]bool
-	// lastInbound is when each user last wrote: it opens the 24 h customer
-	// service window in which free-form text may be sent to them.
+	// lastInbound is when each user last wrote or called: it opens the 24 h
+	// customer service window in which service messages may be sent to them.
 	lastInbound map[string]time.Time
 }
 
@@ -530,13 +530,14 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 			e.writeError(w, rec, errorFor(132000))
 			return
 		}
-	case "interactive":
-		if rb.Interactive == nil {
+	case "interactive", "text":
+		if rb.Type == "interactive" && rb.Interactive == nil {
 			e.writeError(w, rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "(#100) The parameter interactive is required."})
 			return
 		}
-	case "text":
-		// Free-form text goes only inside the 24 h window of the user's last message.
+		// Service messages (free-form text, interactive messages such as a call
+		// permission request) go only inside the 24 h customer service window
+		// that the user's last message or call opened.
 		e.mu.Lock()
 		last, wrote := e.lastInbound[rec.To]
 		e.mu.Unlock()
