@@ -43,7 +43,11 @@ func (c ICEConfig) SettingEngine() (webrtc.SettingEngine, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	}
 	if len(c.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(c.PublicIPs, webrtc.ICECandidateTypeHost)
+		// 1:1 NAT: the public addresses are advertised in place of the host ones.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: c.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace}); err != nil {
+			return se, fmt.Errorf("ice public addresses: %w", err)
+		}
 	}
 	if c.UDPPortMin != 0 || c.UDPPortMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(c.UDPPortMin, c.UDPPortMax); err != nil {

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,25 @@ func TestAgentPeerRefusesOffersWithoutAudioItSpeaks(t *testing.T) {
 	}
 	if _, _, err := peers.Answer(context.Background(), "not sdp pcmu/8000"); err == nil {
 		t.Fatal("garbage offer accepted")
+	}
+}
+
+// TestAgentPeerAdvertisesPublicAddresses: behind a 1:1 NAT the answer's host
+// candidates carry the public address instead of the machine's own.
+func TestAgentPeerAdvertisesPublicAddresses(t *testing.T) {
+	peers, err := NewAgentPeers(ICEConfig{LoopbackOnly: true, PublicIPs: []string{"203.0.113.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := webrtctest.NewBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	peer, answer, err := peers.Answer(ctx, b.Offer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	if !strings.Contains(answer, " 203.0.113.7 ") || strings.Contains(answer, " 127.0.0.1 ") {
+		t.Errorf("answer candidates, want 203.0.113.7 only:\n%s", answer)
 	}
 }

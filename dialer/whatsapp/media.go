@@ -3,11 +3,11 @@ package whatsapp
 import (
 	"context"
 	"fmt"
-	"net"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/turbina-dialer/turbina/media"
 )
 
 // OpusCodec is the only codec of a WhatsApp call leg: Opus at 48 kHz, as WhatsApp
@@ -56,24 +56,12 @@ func NewMedia(cfg MediaConfig) (*Media, error) {
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: OpusCodec, PayloadType: OpusPayloadType}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("whatsapp media: register opus: %w", err)
 	}
-	se := webrtc.SettingEngine{}
-	// mDNS candidates (.local names) mean nothing to Meta's media servers.
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if cfg.LoopbackOnly {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
-		se.SetInterfaceFilter(func(name string) bool { return name == "lo" || name == "lo0" })
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	}
-	if len(cfg.PublicIPs) > 0 {
-		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
-	}
-	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
-		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("whatsapp media: port range: %w", err)
-		}
+	// The same ICE settings as the agents' peers; mDNS candidates (.local names)
+	// would mean nothing to Meta's media servers, and are off there too.
+	se, err := media.ICEConfig{LoopbackOnly: cfg.LoopbackOnly, PublicIPs: cfg.PublicIPs,
+		UDPPortMin: cfg.UDPPortMin, UDPPortMax: cfg.UDPPortMax}.SettingEngine()
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp media: %w", err)
 	}
 	return &Media{cfg: cfg, api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))}, nil
 }
