@@ -340,7 +340,7 @@ func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
 			continue
 		}
 		if len(as) != 2 || as[0].Channel != campaigns.ChannelSIP || as[0].Outcome != string(OutcomeChannelDown) ||
-			as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(OutcomeChannelDown) {
+			as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(OutcomeNoChannel) {
 			t.Errorf("contact %s attempts %+v", ct.Phone, as)
 			continue
 		}
@@ -534,4 +534,43 @@ func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
 		t.Errorf("callback taken by agent %d, first call by %d", as[1].AgentID, as[0].AgentID)
 	}
 	carrier.Wait(t, 10*time.Second)
+}
+
+// TestTrunkOutageDoesNotUseUpASIPOnlyList: with every trunk down and no rung after
+// the SIP one, contacts wait for the trunk instead of being exhausted, and the
+// outage leaves at most one refused attempt per contact behind.
+func TestTrunkOutageDoesNotUseUpASIPOnlyList(t *testing.T) {
+	silent := fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))
+	h := newHarness(t, sip.Config{
+		Trunks:        []sip.TrunkConfig{{Name: "dead", Address: silent}},
+		InviteTimeout: sip.Duration(300 * time.Millisecond),
+		FaultsToOpen:  2,
+		FaultWindow:   sip.Duration(10 * time.Second),
+		ProbeInterval: sip.Duration(time.Hour),
+	})
+	const contacts = 20
+	c := h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(3))
+	h.agents(c.ID, 4, time.Second)
+	time.Sleep(4 * time.Second) // the circuit opens within the first second
+	list, _, err := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{Limit: contacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, ct := range list {
+		if ct.Status != campaigns.ContactPending && ct.Status != campaigns.ContactInProgress {
+			t.Errorf("contact %s is %s during the outage, want it waiting", ct.Phone, ct.Status)
+		}
+		n := 0
+		for _, a := range h.attempts(ct.ID) {
+			if a.Outcome == string(OutcomeChannelDown) {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Errorf("contact %s: %d refused attempts in 4 s", ct.Phone, n)
+		}
+		refused += n
+	}
+	t.Logf("%d contacts waiting, %d refused attempts recorded", len(list), refused)
 }

@@ -38,6 +38,9 @@ const (
 	OutcomeChannelDown Outcome = "channel_down"
 	// OutcomeChannelBusy: the channel was at capacity; no attempt reached the network.
 	OutcomeChannelBusy Outcome = "channel_busy"
+	// OutcomeNoChannel: the rung's channel is not configured on this server (no
+	// WhatsApp account, no trunk); the rung is skipped.
+	OutcomeNoChannel Outcome = "no_channel"
 	// OutcomeMediaFailed: the call was answered but no media could be set up.
 	OutcomeMediaFailed Outcome = "media_failed"
 	// OutcomeInterrupted: Turbina stopped while the attempt was under way.
@@ -61,6 +64,10 @@ const (
 	retry move = iota + 1
 	// next moves to the next rung at once.
 	next
+	// nextOrWait moves to the next rung at once; on the last rung the contact waits
+	// the rule's delay instead (the channel is down for now, and no other is left
+	// to reach the contact on: the list must not be used up by an outage).
+	nextOrWait
 	// nextOtherNumber moves to the next rung that reaches the contact on a different
 	// number than the one that failed (e.g. a separate WhatsApp number).
 	nextOtherNumber
@@ -90,6 +97,10 @@ const AbandonQuietPeriod = 72 * time.Hour
 // trunkFaultDelay is how soon a call that every trunk failed is tried again.
 const trunkFaultDelay = time.Minute
 
+// channelDownDelay is how long a contact with no rung left waits for its channel
+// to come back.
+const channelDownDelay = 30 * time.Second
+
 // channelBusyDelay is how soon a contact is tried again when the channel was full.
 const channelBusyDelay = 5 * time.Second
 
@@ -108,7 +119,8 @@ var rules = map[Outcome]rule{
 	OutcomeRejected:       {move: next},
 	OutcomeNoPermission:   {move: next},
 	OutcomeSendFailed:     {move: next},
-	OutcomeChannelDown:    {move: next, free: true},
+	OutcomeChannelDown:    {move: nextOrWait, free: true, delay: channelDownDelay},
+	OutcomeNoChannel:      {move: next, free: true},
 	OutcomeChannelBusy:    {move: retry, free: true, delay: channelBusyDelay},
 	OutcomeInterrupted:    {move: retry, free: true, delay: time.Nanosecond},
 	OutcomeInvalidNumber:  {move: nextOtherNumber, status: campaigns.ContactInvalid},
@@ -166,6 +178,11 @@ func Advance(ladder []campaigns.Rung, c campaigns.Contact, pos Position, o Outco
 		return advanceTo(pos.Rung+1, "")
 	case next:
 		return advanceTo(pos.Rung+1, "")
+	case nextOrWait:
+		if pos.Rung+1 < len(ladder) {
+			return advanceTo(pos.Rung+1, "")
+		}
+		return Position{Rung: pos.Rung, Attempts: attempts, Status: campaigns.ContactPending, NextAt: now.Add(r.delay)}
 	case nextOtherNumber:
 		failed := numberFor(rung.Channel, c)
 		for i := pos.Rung + 1; i < len(ladder); i++ {

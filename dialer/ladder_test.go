@@ -34,6 +34,9 @@ func TestAdvance(t *testing.T) {
 		{"busy retries after the rung's delay", ladder, samePhone, at(0, 0, 0, pending), OutcomeBusy, at(0, 1, 30*time.Minute, pending)},
 		{"no answer on the last SIP attempt climbs to WhatsApp at once", ladder, samePhone, at(0, 1, 0, pending), OutcomeNoAnswer, at(1, 0, 0, pending)},
 		{"trunk down climbs at once without using an attempt", ladder, samePhone, at(0, 0, 0, pending), OutcomeChannelDown, at(1, 0, 0, pending)},
+		{"trunk down on the last rung: waits for it, free", sipOnly, samePhone, at(0, 1, 0, pending), OutcomeChannelDown, at(0, 1, channelDownDelay, pending)},
+		{"channel not configured: skipped", ladder, samePhone, at(1, 0, 0, pending), OutcomeNoChannel, at(2, 0, 0, pending)},
+		{"channel not configured, last rung: exhausted", sipOnly, samePhone, at(0, 0, 0, pending), OutcomeNoChannel, at(1, 0, 0, campaigns.ContactExhausted)},
 		{"trunk fault retries soon", ladder, samePhone, at(0, 0, 0, pending), OutcomeTrunkFault, at(0, 1, trunkFaultDelay, pending)},
 		{"channel full: soon again, free", ladder, samePhone, at(0, 1, 0, pending), OutcomeChannelBusy, at(0, 1, channelBusyDelay, pending)},
 		{"machine, campaign moves on", ladder, samePhone, at(0, 0, 0, pending), OutcomeMachineNext, at(1, 0, 0, pending)},
@@ -67,7 +70,7 @@ func TestAdvance(t *testing.T) {
 // would fall back to retrying, which may not be what it needs.
 func TestEveryOutcomeHasARule(t *testing.T) {
 	for _, o := range []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage, OutcomeBusy, OutcomeNoAnswer,
-		OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown, OutcomeChannelBusy, OutcomeMediaFailed,
+		OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed,
 		OutcomeInterrupted, OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed} {
 		if _, ok := rules[o]; !ok {
 			t.Errorf("no rule for %s", o)

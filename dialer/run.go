@@ -91,7 +91,15 @@ type run struct {
 	// later call rung (SIP failed → WhatsApp call): they are dialled before the
 	// contacts waiting in the list, so the fallback is not queued behind them.
 	fallbacks []int64
+	// downUntil holds off attempts that could only fail: a contact on its last
+	// rung is not tried on a channel that just said it is down (every trunk's
+	// circuit open) until this time, so an outage leaves no trail of attempts.
+	downUntil map[campaigns.Channel]time.Time
 }
+
+// channelDownHold is how long a channel that said it is down is left alone before
+// an attempt asks it again.
+const channelDownHold = 2 * time.Second
 
 // maxFallbacks bounds the fallbacks remembered; beyond it they wait their turn.
 const maxFallbacks = 1024
@@ -107,6 +115,8 @@ func newRun(e *Engine, c campaigns.Campaign) *run {
 		done:     make(chan struct{}),
 		calls:    map[int64]*call{},
 		wrapping: map[int64]wrapUp{},
+
+		downUntil: map[campaigns.Channel]time.Time{},
 	}
 	r.pacer = pacing.NewController(r.pacingSettings(c))
 	r.campaign = c
@@ -271,6 +281,7 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			outcome = oe.Outcome
 		case errors.Is(u.placeErr, ErrChannelDown):
 			outcome = OutcomeChannelDown
+			r.downUntil[c.rung.Channel] = r.e.cfg.Now().Add(channelDownHold)
 		case errors.Is(u.placeErr, ErrChannelBusy):
 			outcome = OutcomeChannelBusy
 		}
@@ -485,7 +496,7 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		if outcome == "" {
 			outcome = OutcomeTrunkFault
 		}
-		if outcome != OutcomeChannelDown && outcome != OutcomeChannelBusy {
+		if outcome != OutcomeChannelDown && outcome != OutcomeChannelBusy && outcome != OutcomeNoChannel {
 			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacingKind(outcome), Channel: ch, Duration: ev.At.Sub(c.started)})
 		}
 	}
@@ -759,6 +770,9 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		return false
 	}
 	rung := c.Ladder[dc.Rung]
+	if dc.Rung == len(c.Ladder)-1 && now.Before(r.downUntil[rung.Channel]) {
+		return false
+	}
 	contact := dc.Contact
 	loc := contactLocation(contact.Timezone, c.Schedule.Timezone)
 	if !c.Window.Contains(now, loc) {
@@ -790,7 +804,7 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	r.calls[attempt.ID] = cl
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
-		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeChannelDown, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
 	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)

@@ -41,7 +41,7 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		Channels: map[string]ChannelStats{"sip": {}, "whatsapp_call": {}, "whatsapp_template": {}},
 		Contacts: map[string]int{},
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN ('channel_down','channel_busy')),
+	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN ('channel_down','channel_busy','no_channel')),
 		sum(ifnull(outcome,'') IN `+reachedOutcomes+`),
 		sum(ifnull(outcome,'') IN ('connected','abandoned')),
 		sum(ifnull(outcome,'') = 'connected'), sum(ifnull(outcome,'') = 'abandoned')
@@ -143,7 +143,7 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 		i := int(max(0, (ms-since.UnixMilli()+step.Milliseconds()-1)/step.Milliseconds()))
 		return min(i, len(times))
 	}
-	const counted = `channel != 'whatsapp_template' AND ifnull(outcome,'') NOT IN ('channel_down','channel_busy')`
+	const counted = `channel != 'whatsapp_template' AND ifnull(outcome,'') NOT IN ('channel_down','channel_busy','no_channel')`
 	const answeredAt = `coalesce(answer_at, end_at, created_at)`
 	sinceMs, untilMs := since.UnixMilli(), until.UnixMilli()
 	// What happened before since is summed by SQLite into the first step.
