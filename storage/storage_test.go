@@ -10,7 +10,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 )
 
-func openTestDB(t *testing.T) (*DB, string) {
+func openTestDB(t testing.TB) (*DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "data", "turbina.db")
 	d, err := Open(context.Background(), path, Options{})
@@ -23,7 +23,7 @@ func openTestDB(t *testing.T) (*DB, string) {
 
 var tester = Actor{Username: "tester"}
 
-func newCampaign(t *testing.T, d *DB) campaigns.Campaign {
+func newCampaign(t testing.TB, d *DB) campaigns.Campaign {
 	t.Helper()
 	c := campaigns.Campaign{Name: "c", CallerID: "+551130000000"}
 	c.ApplyDefaults()
