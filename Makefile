@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 # Opus transcoding links libopus (scripts/deps.sh installs it); libopusfile is not needed.
 export GOFLAGS := -tags=opus,nolibopusfile
 
-.PHONY: build test demo bench bench-import bench-pacing bench-sip lint fuzz deps clean
+.PHONY: build test demo bench bench-import bench-pacing bench-sip soak lint fuzz deps clean
 
 build: ## build bin/turbina (installs the C libraries it links when missing)
 	bash scripts/deps.sh build
@@ -37,6 +37,10 @@ bench-sip: build ## call attempts per second vs sipp's own UAC, setup overhead, 
 
 bench-pacing: build ## every example scenario × every pacer into BENCHMARKS.md
 	bash scripts/bench-pacing.sh
+
+soak: build ## 30-minute soak (SOAK_DURATION): 100 call attempts/s against sipp, 200 simulated agents; not in CI
+	bash scripts/deps.sh bench
+	bash scripts/soak.sh
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

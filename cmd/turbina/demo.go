@@ -31,7 +31,22 @@ type demoOptions struct {
 	cutTrunkAt time.Duration
 	agents     int
 	seed       uint64
+	// trunk is an external carrier's host:port to dial instead of the simulated one.
+	trunk string
+	// contacts, when positive, replaces the sample list with that many synthetic
+	// contacts.
+	contacts int
+	// timing is how long the simulated agents talk and wrap up.
+	timing simTiming
+	// noWhatsApp leaves the WhatsApp emulator out: the WhatsApp rungs are skipped.
+	noWhatsApp bool
+	// cpuProfile is a file to write a CPU profile of the run to; memProfile one to
+	// write a heap profile to as the run ends.
+	cpuProfile, memProfile string
 }
+
+// demoMaxAgents bounds --agents.
+const demoMaxAgents = 500
 
 // runDemo starts the server on its own data directory with a sample campaign, a user
 // of every role and fresh tokens for them, and makes it dial: a simulated carrier
@@ -41,7 +56,7 @@ type demoOptions struct {
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	base := defaultConfig()
 	base.DataDir = "./turbina-data-demo"
-	var opts demoOptions
+	opts := demoOptions{timing: defaultSimTiming}
 	cfg, err := parseConfig("demo", base, args, os.Getenv, stderr, func(fs *flag.FlagSet) {
 		fs.DurationVar(&opts.duration, "duration", 0, "stop after this long (0: run until interrupted)")
 		fs.BoolVar(&opts.report, "report", false, "run headless and print a summary table when --duration ends")
@@ -49,6 +64,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.DurationVar(&opts.cutTrunkAt, "cut-trunk-at", 0, "cut the simulated carrier this long after the start (0: never)")
 		fs.IntVar(&opts.agents, "agents", 8, "number of simulated agents")
 		fs.Uint64Var(&opts.seed, "seed", 1, "seed of the simulation's random draws")
+		fs.StringVar(&opts.trunk, "trunk", "", "dial this external carrier (host:port, SIP over UDP) instead of the simulated one")
+		fs.IntVar(&opts.contacts, "contacts", 0, "load this many synthetic contacts instead of the 300-row sample (0: the sample)")
+		fs.Var(&opts.timing.talk, "talk", "simulated agents' talk time per call, MIN-MAX or one duration")
+		fs.Var(&opts.timing.wrap, "wrap", "simulated agents' wrap-up time per call, MIN-MAX or one duration")
+		fs.BoolVar(&opts.noWhatsApp, "no-whatsapp", false, "leave the WhatsApp emulator out: only the SIP rung dials")
+		fs.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+		fs.StringVar(&opts.memProfile, "memprofile", "", "write a heap profile to this file as the run ends (before the server closes)")
 	})
 	if err != nil {
 		return err
@@ -60,15 +82,34 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case opts.json && !opts.report:
 		fmt.Fprintln(stderr, "demo: --json goes with --report")
 		return errUsage
-	case opts.agents < 0 || opts.agents > 99:
-		fmt.Fprintln(stderr, "demo: --agents must be between 0 and 99")
+	case opts.agents < 0 || opts.agents > demoMaxAgents:
+		fmt.Fprintf(stderr, "demo: --agents must be between 0 and %d\n", demoMaxAgents)
+		return errUsage
+	case opts.contacts < 0 || opts.contacts > demoMaxContacts:
+		fmt.Fprintf(stderr, "demo: --contacts must be between 0 and %d\n", demoMaxContacts)
+		return errUsage
+	case opts.trunk != "" && opts.cutTrunkAt > 0:
+		fmt.Fprintln(stderr, "demo: --cut-trunk-at cuts the simulated carrier, not one given with --trunk")
 		return errUsage
 	case opts.cutTrunkAt < 0:
 		fmt.Fprintln(stderr, "demo: --cut-trunk-at must not be negative")
 		return errUsage
 	}
+	if opts.trunk != "" {
+		if err := checkLoopbackTrunk(opts.trunk); err != nil {
+			fmt.Fprintf(stderr, "demo: --trunk: %v\n", err)
+			return errUsage
+		}
+	}
 	log := newLogger(cfg, stderr)
-	world, err := startDemoWorld(ctx, &cfg, opts.seed, log)
+	if opts.cpuProfile != "" {
+		stop, err := startCPUProfile(opts.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer stop()
+	}
+	world, err := startDemoWorld(ctx, &cfg, opts, log)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -78,15 +119,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer a.close()
-	seed, err := seedDemo(ctx, a.store, opts.agents, time.Now())
+	list := demoContacts
+	if opts.contacts > 0 {
+		list = syntheticContacts(opts.contacts)
+	}
+	seed, err := seedDemo(ctx, a.store, opts.agents, list, opts.noWhatsApp, time.Now())
 	if err != nil {
 		return fmt.Errorf("prepare demo: %w", err)
 	}
-	contacts, err := allContacts(ctx, a.store, seed.campaign.ID)
-	if err != nil {
-		return fmt.Errorf("prepare demo: %w", err)
+	if world.emu != nil {
+		contacts, err := allContacts(ctx, a.store, seed.campaign.ID)
+		if err != nil {
+			return fmt.Errorf("prepare demo: %w", err)
+		}
+		world.scriptWhatsApp(contacts, opts.seed)
 	}
-	world.scriptWhatsApp(contacts, opts.seed)
 
 	mux := http.NewServeMux()
 	mux.Handle("/demo/", world.controls())
@@ -99,7 +146,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer cancel()
 	}
 	started := time.Now()
-	team := newSimTeam(a.engine, seed.campaign.ID, seed.simAgents, cfg.WebRTC, opts.seed, log)
+	team := newSimTeam(a.engine, seed.campaign.ID, seed.simAgents, cfg.WebRTC, opts.timing, opts.seed, log)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	err = a.serve(ctx, func(addr string) {
@@ -122,7 +169,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			<-ctx.Done()
 			// The link comes back as the demo ends, so the calls still up on the
 			// trunk are hung up cleanly rather than left to time out.
-			if world.carrier.IsCut() {
+			if world.carrierCut() {
 				world.carrier.Cut(false)
 			}
 		}()
@@ -143,11 +190,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	wg.Wait()
 	team.stop()
 	world.close() // no more webhooks to a server that has stopped
+	if opts.memProfile != "" {
+		if err := writeHeapProfile(opts.memProfile); err != nil {
+			log.Error("demo: heap profile", "err", err)
+		}
+	}
 	if err != nil || !opts.report {
 		return err
 	}
 	// The engine has stopped: every attempt is closed and the figures are final.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// Reading every contact's attempts takes a while on a large synthetic list.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+time.Duration(opts.contacts)*time.Millisecond)
 	defer cancel()
 	rep, err := buildDemoReport(rctx, a.store, seed.campaign.ID, team, world, time.Since(started), started)
 	if err != nil {
@@ -214,10 +267,11 @@ type demoSeed struct {
 
 // seedDemo creates (once) the demo users, issues each a fresh password and token
 // (revoking the previous run's, so the printed ones are the only ones), creates the
-// simulated agents' users, and loads the sample campaign. A campaign a previous run
+// simulated agents' users, and loads the sample campaign with the contacts of the
+// CSV list (its ladder the SIP rung alone when sipOnly). A campaign a previous run
 // dialled is kept under a dated name, finished, and a fresh one is loaded, so every
 // run dials the whole list.
-func seedDemo(ctx context.Context, store *storage.DB, simAgents int, now time.Time) (demoSeed, error) {
+func seedDemo(ctx context.Context, store *storage.DB, simAgents int, list []byte, sipOnly bool, now time.Time) (demoSeed, error) {
 	system := storage.Actor{Username: "demo"}
 	var seed demoSeed
 	users, err := store.ListUsers(ctx)
@@ -284,7 +338,7 @@ func seedDemo(ctx context.Context, store *storage.DB, simAgents int, now time.Ti
 		seed.simAgents = append(seed.simAgents, u)
 		agents = append(agents, u)
 	}
-	if seed.campaign, err = demoCampaign(ctx, store, system, now); err != nil {
+	if seed.campaign, err = demoCampaign(ctx, store, system, list, sipOnly, now); err != nil {
 		return seed, err
 	}
 	assigned, err := store.CampaignAgents(ctx, seed.campaign.ID)
@@ -311,8 +365,10 @@ func containsUser(list []storage.User, id int64) bool {
 }
 
 // demoCampaign returns the sample campaign ready to dial: the draft one, or a new
-// one when a previous run dialled it (that one is kept, finished, under a dated name).
-func demoCampaign(ctx context.Context, store *storage.DB, system storage.Actor, now time.Time) (campaigns.Campaign, error) {
+// one loaded with the contacts of the csv list when a previous run dialled it (that
+// one is kept, finished, under a dated name). With sipOnly its ladder is the SIP
+// rung alone.
+func demoCampaign(ctx context.Context, store *storage.DB, system storage.Actor, csv []byte, sipOnly bool, now time.Time) (campaigns.Campaign, error) {
 	list, err := store.ListCampaigns(ctx, nil)
 	if err != nil {
 		return campaigns.Campaign{}, err
@@ -337,13 +393,16 @@ func demoCampaign(ctx context.Context, store *storage.DB, system storage.Actor, 
 	c.Window = demoWindow(now)
 	c.Ladder[2].Template, c.Ladder[2].Language = demoTemplate, demoTemplateLanguage
 	c.Ladder[2].Params = []string{"name", "plano", "vencimento"}
+	if sipOnly {
+		c.Ladder = c.Ladder[:1]
+	}
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
 	if err := store.CreateCampaign(ctx, system, &c); err != nil {
 		return c, err
 	}
-	ir, err := campaigns.NewImportReader(bytes.NewReader(demoContacts), campaigns.ImportOptions{DefaultCountry: c.DefaultCountry})
+	ir, err := campaigns.NewImportReader(bytes.NewReader(csv), campaigns.ImportOptions{DefaultCountry: c.DefaultCountry})
 	if err != nil {
 		return c, err
 	}
@@ -377,8 +436,18 @@ func printDemoBanner(w io.Writer, addr string, logins map[storage.Role]demoLogin
 	base := "http://" + addr
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTurbina demo is running at %s (Ctrl-C stops it)\n\n", base)
-	fmt.Fprintf(&b, "Sample campaign %q with 300 contacts is dialing through a simulated\n", demoCampaignName)
-	fmt.Fprintf(&b, "carrier (SIP) and the WhatsApp Cloud API emulator; %d simulated agents take the calls.\n\n", opts.agents)
+	contacts, carrierName, whatsApp := 300, "a simulated\ncarrier (SIP)", " and the WhatsApp Cloud API emulator"
+	if opts.contacts > 0 {
+		contacts = opts.contacts
+	}
+	if opts.trunk != "" {
+		carrierName = "the carrier\nat " + opts.trunk + " (SIP)"
+	}
+	if opts.noWhatsApp {
+		whatsApp = ""
+	}
+	fmt.Fprintf(&b, "Sample campaign %q with %d contacts is dialing through %s%s; %d simulated agents take the calls.\n\n",
+		demoCampaignName, contacts, carrierName, whatsApp, opts.agents)
 	fmt.Fprintf(&b, "Sign in at %s/ — or use the API token (all new on every start):\n", base)
 	fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", "role", "username", "password", "API token")
 	for _, role := range demoRoles {
@@ -387,8 +456,10 @@ func printDemoBanner(w io.Writer, addr string, logins map[storage.Role]demoLogin
 	}
 	fmt.Fprintf(&b, "\nWallboard: %s/supervisor (sign in as demo-supervisor)\n", base)
 	fmt.Fprintf(&b, "Take calls yourself: %s/agent (sign in as demo-agent, allow the microphone)\n", base)
-	fmt.Fprintf(&b, "\nCut the trunk and watch the WhatsApp rung absorb the calls (false restores it):\n")
-	fmt.Fprintf(&b, "  curl -X POST -d '{\"cut\":true}' %s/demo/cut-trunk\n", base)
+	if opts.trunk == "" {
+		fmt.Fprintf(&b, "\nCut the trunk and watch the WhatsApp rung absorb the calls (false restores it):\n")
+		fmt.Fprintf(&b, "  curl -X POST -d '{\"cut\":true}' %s/demo/cut-trunk\n", base)
+	}
 	fmt.Fprintf(&b, "\nTry:\n")
 	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/api/v1/campaigns\n", logins[storage.RoleSupervisor].token, base)
 	fmt.Fprintf(&b, "  curl %s/metrics\n", base)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,13 +19,61 @@ import (
 	"github.com/turbina-dialer/turbina/storage"
 )
 
-// How simulated agents behave: they talk a while, then take a short wrap-up.
+// How simulated agents behave by default: they talk a while, then take a short
+// wrap-up.
 const (
 	simTalkMin = 3 * time.Second
 	simTalkMax = 8 * time.Second
 	simWrapMin = 1 * time.Second
 	simWrapMax = 2 * time.Second
 )
+
+// simTiming is how long simulated agents talk and wrap up: each call draws a time
+// uniformly from each span.
+type simTiming struct {
+	talk, wrap durationSpan
+}
+
+// defaultSimTiming is the demo's usual pace.
+var defaultSimTiming = simTiming{
+	talk: durationSpan{simTalkMin, simTalkMax},
+	wrap: durationSpan{simWrapMin, simWrapMax},
+}
+
+// durationSpan is a flag value for a range of durations, written MIN-MAX
+// ("1s-2s") or as one duration ("500ms") for a fixed time.
+type durationSpan struct{ min, max time.Duration }
+
+func (d *durationSpan) String() string {
+	if d == nil {
+		return ""
+	}
+	if d.min == d.max {
+		return d.min.String()
+	}
+	return d.min.String() + "-" + d.max.String()
+}
+
+// Set reads MIN-MAX or a single duration.
+func (d *durationSpan) Set(s string) error {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		hi = lo
+	}
+	from, err := time.ParseDuration(strings.TrimSpace(lo))
+	if err != nil {
+		return err
+	}
+	to, err := time.ParseDuration(strings.TrimSpace(hi))
+	if err != nil {
+		return err
+	}
+	if from < 0 || to < from {
+		return fmt.Errorf("%q: want MIN-MAX with 0 ≤ MIN ≤ MAX", s)
+	}
+	d.min, d.max = from, to
+	return nil
+}
 
 // simDispositions are the codes simulated agents close calls with (none asks for a
 // callback, which would need a time).
@@ -41,7 +90,8 @@ type simTeam struct {
 }
 
 // newSimTeam prepares one simulated agent per user, to take calls of a campaign.
-func newSimTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice media.ICEConfig, seed uint64, log *slog.Logger) *simTeam {
+// Each agent talks and wraps up for the times timing draws.
+func newSimTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice media.ICEConfig, timing simTiming, seed uint64, log *slog.Logger) *simTeam {
 	t := &simTeam{release: make(chan struct{})}
 	for i, u := range users {
 		name := u.DisplayName
@@ -50,7 +100,7 @@ func newSimTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice me
 		}
 		s := seed + uint64(i+1)*0x9e3779b9
 		t.agents = append(t.agents, &simAgent{
-			id: u.ID, name: name, engine: e, campaignID: campaignID, ice: ice,
+			id: u.ID, name: name, engine: e, campaignID: campaignID, ice: ice, timing: timing,
 			rng: rand.New(rand.NewPCG(s, s^0xa9e47)), log: log.With("sim_agent", u.Username),
 			ready: make(chan struct{}), release: t.release,
 		})
@@ -125,6 +175,7 @@ type simAgent struct {
 	engine     *dialer.Engine
 	campaignID int64
 	ice        media.ICEConfig
+	timing     simTiming
 	rng        *rand.Rand // used by run's goroutine only
 	log        *slog.Logger
 	ready      chan struct{}
@@ -160,6 +211,9 @@ func (a *simAgent) stats(now time.Time) simStats {
 }
 
 func (a *simAgent) between(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
 	return lo + time.Duration(a.rng.Int64N(int64(hi-lo)))
 }
 
@@ -219,7 +273,7 @@ func (a *simAgent) run(ctx context.Context) error {
 					a.mu.Lock()
 					a.callSince = ag.Since
 					a.mu.Unlock()
-					hangup = time.After(a.between(simTalkMin, simTalkMax))
+					hangup = time.After(a.between(a.timing.talk.min, a.timing.talk.max))
 				}
 			case dialer.AgentWrapUp:
 				if dispose == nil {
@@ -230,7 +284,7 @@ func (a *simAgent) run(ctx context.Context) error {
 					}
 					a.callSince, a.wrapSince = time.Time{}, ag.Since
 					a.mu.Unlock()
-					dispose = time.After(a.between(simWrapMin, simWrapMax))
+					dispose = time.After(a.between(a.timing.wrap.min, a.timing.wrap.max))
 				}
 			}
 		case <-hangup:

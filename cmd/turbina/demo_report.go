@@ -62,7 +62,7 @@ func buildDemoReport(ctx context.Context, store *storage.DB, campaignID int64, t
 	rep := demoReport{
 		DurationS: ran.Seconds(), Agents: len(team.agents), Channels: st.Channels,
 		Dials: st.Dials, Answered: st.Answered, Connected: st.Connected, Abandoned: st.Abandoned, AbandonRate: st.AbandonRate,
-		Contacts: st.Contacts, Carrier: world.carrier.Stats(),
+		Contacts: st.Contacts, Carrier: world.carrierStats(),
 	}
 	agents := team.totals(time.Now())
 	if agents.LoggedIn > 0 {
