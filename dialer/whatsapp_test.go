@@ -98,6 +98,28 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 	return &waHarness{harness: h, emu: emu}
 }
 
+// browserAgent nails up a pion browser as the agent's audio, talking and
+// listening until ctx ends, and returns the count of packets it heard.
+func (h *waHarness) browserAgent(ctx context.Context, agent int64) *atomic.Uint64 {
+	h.t.Helper()
+	browser := webrtctest.NewBrowser(h.t)
+	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(h.t))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	browser.Accept(h.t, answer)
+	var heard, gaps atomic.Uint64
+	go browser.Talk(ctx, nil)
+	go browser.Listen(ctx, &heard, &gaps)
+	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			h.t.Fatal("agent audio never came up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return &heard
+}
+
 // ladder is SIP, then a WhatsApp call, then the reminder template.
 func waLadder() []campaigns.Rung {
 	return []campaigns.Rung{
@@ -154,23 +176,9 @@ func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
 	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond})
 	c := h.campaignWith(map[string]string{phone: "Fibra"})
 	agent := h.agents(c.ID, 1, time.Hour)[0]
-	browser := webrtctest.NewBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser.Accept(t, answer)
-	var heard, gaps atomic.Uint64
-	go browser.Talk(ctx, nil)
-	go browser.Listen(ctx, &heard, &gaps)
-	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("agent audio never came up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	heard := h.browserAgent(ctx, agent)
 	h.setState(c.ID, campaigns.StateRunning)
 	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
 		if ctx.Err() != nil {
@@ -410,21 +418,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 		}
 	}
 	agent := h.agents(c.ID, 1, time.Hour)[0]
-	browser := webrtctest.NewBrowser(t)
-	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	browser.Accept(t, answer)
-	var heard, gaps atomic.Uint64
-	go browser.Talk(ctx, nil)
-	go browser.Listen(ctx, &heard, &gaps)
-	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("agent audio never came up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	heard := h.browserAgent(ctx, agent)
 	h.setState(c.ID, campaigns.StateRunning)
 
 	// The stranger's call is not answered.
