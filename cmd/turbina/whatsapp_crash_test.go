@@ -155,6 +155,24 @@ func accepted(emu *emulator.Emulator, match func(emulator.Request) bool) (byKey 
 	return byKey, byTo, inFlight
 }
 
+// acceptedOnce is accepted, checking that WhatsApp accepted each key and each
+// number at most once: what makes a send-once run.
+func acceptedOnce(t *testing.T, emu *emulator.Emulator, match func(emulator.Request) bool, what string) (byKey, byTo map[string]int, inFlight int) {
+	t.Helper()
+	byKey, byTo, inFlight = accepted(emu, match)
+	for k, c := range byKey {
+		if c != 1 {
+			t.Errorf("%s key %s accepted %d times", what, k, c)
+		}
+	}
+	for to, c := range byTo {
+		if c != 1 {
+			t.Errorf("%s to %s accepted %d times", what, to, c)
+		}
+	}
+	return byKey, byTo, inFlight
+}
+
 func isTemplate(r emulator.Request) bool { return r.Type == "template" }
 func isConnect(r emulator.Request) bool {
 	return r.Action == "connect" && strings.HasSuffix(r.Path, "/calls")
@@ -213,17 +231,7 @@ func TestKillMidSendEachTemplateSentOnce(t *testing.T) {
 	waitWebhooksQuiet(t, s.emu)
 	p.stop(t)
 
-	byKey, byTo, inFlight := accepted(s.emu, isTemplate)
-	for k, c := range byKey {
-		if c != 1 {
-			t.Errorf("template key %s accepted %d times", k, c)
-		}
-	}
-	for to, c := range byTo {
-		if c != 1 {
-			t.Errorf("%s got %d templates", to, c)
-		}
-	}
+	byKey, _, inFlight := acceptedOnce(t, s.emu, isTemplate, "template")
 	db := openDB(t, s.dataDir)
 	checkOnceEach(t, db, n, byKey, inFlight, campaigns.ChannelWhatsAppTemplate)
 }
@@ -472,17 +480,7 @@ func TestKillMidCallsEachWhatsAppCallPlacedOnce(t *testing.T) {
 	waitWebhooksQuiet(t, s.emu)
 	p.stop(t)
 
-	byKey, byTo, inFlight := accepted(s.emu, isConnect)
-	for k, c := range byKey {
-		if c != 1 {
-			t.Errorf("call key %s connected %d times", k, c)
-		}
-	}
-	for to, c := range byTo {
-		if c != 1 {
-			t.Errorf("%s was called %d times", to, c)
-		}
-	}
+	_, byTo, inFlight := acceptedOnce(t, s.emu, isConnect, "call connect")
 	db := openDB(t, s.dataDir)
 	list, total, err := db.ListContacts(context.Background(), 1, storage.ContactFilter{Limit: 1000})
 	if err != nil || total != n {
