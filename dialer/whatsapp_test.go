@@ -120,6 +120,24 @@ func (h *waHarness) browserAgent(ctx context.Context, agent int64) *atomic.Uint6
 	return &heard
 }
 
+// waitAudioBothWays waits until the browser agent heard 25 packets of the
+// WhatsApp user on callID and the user 25 of the agent.
+func (h *waHarness) waitAudioBothWays(ctx context.Context, heard *atomic.Uint64, callID string) {
+	h.t.Helper()
+	for heard.Load() < 25 {
+		if ctx.Err() != nil {
+			h.t.Fatalf("agent heard %d packets of the WhatsApp user", heard.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for st, _ := h.emu.CallStats(callID); st.PacketsReceived < 25; st, _ = h.emu.CallStats(callID) {
+		if ctx.Err() != nil {
+			h.t.Fatalf("WhatsApp user got %d packets of the agent", st.PacketsReceived)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // ladder is SIP, then a WhatsApp call, then the reminder template.
 func waLadder() []campaigns.Rung {
 	return []campaigns.Rung{
@@ -187,21 +205,16 @@ func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var callID string
-	for callID == "" || heard.Load() < 25 {
+	for callID == "" {
 		for _, cs := range h.emu.Calls() {
 			callID = cs.CallID
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("agent heard %d packets of the WhatsApp user", heard.Load())
+			t.Fatal("no WhatsApp call reached the emulator")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for st, _ := h.emu.CallStats(callID); st.PacketsReceived < 25; st, _ = h.emu.CallStats(callID) {
-		if ctx.Err() != nil {
-			t.Fatalf("WhatsApp user got %d packets of the agent", st.PacketsReceived)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitAudioBothWays(ctx, heard, callID)
 	if err := h.engine.Hangup(ctx, agent); err != nil {
 		t.Fatal(err)
 	}
@@ -436,18 +449,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for heard.Load() < 25 {
-		if ctx.Err() != nil {
-			t.Fatalf("agent heard %d packets of the calling contact", heard.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for st, _ := h.emu.CallStats(callID); st.PacketsReceived < 25; st, _ = h.emu.CallStats(callID) {
-		if ctx.Err() != nil {
-			t.Fatalf("the calling contact got %d packets of the agent", st.PacketsReceived)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitAudioBothWays(ctx, heard, callID)
 	if err := h.engine.Hangup(ctx, agent); err != nil {
 		t.Fatal(err)
 	}
