@@ -5,34 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/turbina-dialer/turbina/internal/jsontime"
 )
 
-// Duration is a time.Duration that reads and writes JSON as Go duration text ("30m").
-type Duration time.Duration
-
-// MarshalJSON writes the duration as text.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON reads "30m"-style text or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err2 := json.Unmarshal(b, &secs); err2 != nil {
-			return fmt.Errorf("duration must be text such as \"30m\" or seconds: %w", err)
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration read and written in JSON as duration text ("30m").
+type Duration = jsontime.Duration
 
 // ClockTime is a time of day in minutes after midnight, written as "HH:MM".
 type ClockTime int

@@ -1,45 +1,19 @@
 package sip
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/turbina-dialer/turbina/internal/jsontime"
 )
 
-// Duration is a time.Duration that reads and writes as a Go duration string
-// ("1.5s", "300ms") in JSON config files; a bare number is taken as seconds.
-type Duration time.Duration
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON reads a duration string or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err2 := json.Unmarshal(b, &secs); err2 != nil {
-			return fmt.Errorf("duration %s: want a string such as \"2s\" or a number of seconds", b)
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
+// Duration is a time.Duration read and written in JSON config files as duration
+// text ("1.5s", "300ms") or a number of seconds.
+type Duration = jsontime.Duration
 
 // Transport names accepted in [TrunkConfig.Transport].
 const (
