@@ -173,6 +173,23 @@ func acceptedOnce(t *testing.T, emu *emulator.Emulator, match func(emulator.Requ
 	return byKey, byTo, inFlight
 }
 
+// waitAccepted waits until the emulator has accepted want distinct requests that
+// match (each idempotency key counted once), so that a kill lands mid-run.
+func waitAccepted(t *testing.T, emu *emulator.Emulator, p *proc, match func(emulator.Request) bool, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		byKey, _, _ := accepted(emu, match)
+		if len(byKey) >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d requests accepted in %v:\n%s", len(byKey), want, within, tail(p.Output(), 40))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func isTemplate(r emulator.Request) bool { return r.Type == "template" }
 func isConnect(r emulator.Request) bool {
 	return r.Action == "connect" && strings.HasSuffix(r.Path, "/calls")
@@ -208,17 +225,7 @@ func TestKillMidSendEachTemplateSentOnce(t *testing.T) {
 	}
 	p := s.start(t)
 	id := crashCampaign(t, p.url, n, `[{"channel":"whatsapp_template","max_attempts":1,"template":"lembrete","language":"pt_BR","params":["name","plano"]}]`)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		byKey, _, _ := accepted(s.emu, isTemplate)
-		if len(byKey) >= n/3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d templates accepted in 20 s:\n%s", len(byKey), tail(p.Output(), 40))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitAccepted(t, s.emu, p, isTemplate, n/3, 20*time.Second)
 	p.kill(t)
 	atKill, _, _ := accepted(s.emu, isTemplate)
 	t.Logf("killed with %d templates accepted", len(atKill))
@@ -444,17 +451,7 @@ func TestKillMidCallsEachWhatsAppCallPlacedOnce(t *testing.T) {
 	tokens := drillAgents(t, p.url, id, 8)
 	driver := &agentDriver{url: p.url, tokens: tokens}
 	driver.run(t)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		byKey, _, _ := accepted(s.emu, isConnect)
-		if len(byKey) >= n/4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d calls connected in 30 s:\n%s", len(byKey), tail(p.Output(), 40))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitAccepted(t, s.emu, p, isConnect, n/4, 30*time.Second)
 	p.kill(t)
 	driver.halt()
 	atKill, _, _ := accepted(s.emu, isConnect)
