@@ -41,6 +41,9 @@ type Agent struct {
 	LoggingOff bool `json:"logging_off,omitempty"`
 	// Audio: the agent's nailed-up media leg is up.
 	Audio bool `json:"audio"`
+	// closing: the agent's disposition is being stored, so the wrap-up timeout
+	// leaves this wrap-up alone.
+	closing bool
 }
 
 // MarshalJSON writes campaign IDs as strings, like every ID in the API.
@@ -60,6 +63,8 @@ func (a Agent) MarshalJSON() ([]byte, error) {
 var (
 	ErrAgentNotLoggedIn = errors.New("agent is not logged in")
 	ErrAgentBusy        = errors.New("agent is on a call")
+	// ErrDispositionPending: the agent's disposition of the call is being stored.
+	ErrDispositionPending = errors.New("a disposition of this call is already being recorded")
 )
 
 // Agents is the pool of logged-in agents, shared by every campaign's run. It is safe
@@ -318,7 +323,7 @@ func (p *Agents) wrapUpDone(id int64, now time.Time) (attemptID int64, wrap time
 		if a.State != AgentWrapUp {
 			return fmt.Errorf("agent %d is %s, not in wrap-up", id, a.State)
 		}
-		attemptID, wrap = a.AttemptID, now.Sub(a.Since)
+		attemptID, wrap, a.closing = a.AttemptID, now.Sub(a.Since), false
 		if a.LoggingOff {
 			a.State, a.LoggingOff = AgentLoggedOut, false
 		} else {
@@ -328,6 +333,32 @@ func (p *Agents) wrapUpDone(id int64, now time.Time) (attemptID int64, wrap time
 		return nil
 	})
 	return attemptID, wrap, err
+}
+
+// claimWrapUp marks the agent's wrap-up of attemptID as being closed by its
+// disposition: the wrap-up timeout does not close it while the disposition is
+// stored, and a store that fails leaves the agent in wrap-up to try again.
+func (p *Agents) claimWrapUp(id, attemptID int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.byID[id]
+	switch {
+	case !ok || a.State != AgentWrapUp || a.AttemptID != attemptID:
+		return fmt.Errorf("agent %d is not in wrap-up after call %d: %w", id, attemptID, ErrAgentNotLoggedIn)
+	case a.closing:
+		return fmt.Errorf("agent %d: %w", id, ErrDispositionPending)
+	}
+	a.closing = true
+	return nil
+}
+
+// releaseWrapUp undoes claimWrapUp when the disposition could not be stored.
+func (p *Agents) releaseWrapUp(id int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.byID[id]; ok {
+		a.closing = false
+	}
 }
 
 // pacingView describes a campaign's agents as package pacing sees them.

@@ -105,6 +105,7 @@ type Engine struct {
 	legs   agentLegs
 	// webhooks is poked when WhatsApp webhook events were kept.
 	webhooks chan struct{}
+	metrics  metrics
 }
 
 // New returns an engine that places attempts on channels (by ladder channel) and
@@ -121,6 +122,7 @@ func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cf
 		events:   newHub(),
 		legs:     agentLegs{byAgent: map[int64]*agentLeg{}},
 		webhooks: make(chan struct{}, 1),
+		metrics:  newMetrics(),
 	}
 	agents.onChange = e.agentsChanged
 	agents.watch = func(a Agent) {
@@ -325,11 +327,18 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 			callback.AgentID = agentID
 		}
 	}
-	attemptID, wrap, err := e.agents.wrapUpDone(agentID, now)
-	if err != nil {
+	// Stored first, the agent freed after: a database that refuses the write
+	// (busy, disk full) leaves the agent in wrap-up to try again, nothing lost.
+	attemptID := a.AttemptID
+	if err := e.agents.claimWrapUp(agentID, attemptID); err != nil {
 		return err
 	}
 	if err := e.store.Dispose(ctx, attemptID, cl.Code, callback); err != nil {
+		e.agents.releaseWrapUp(agentID)
+		return fmt.Errorf("disposition not recorded, still in wrap-up: %w", err)
+	}
+	_, wrap, err := e.agents.wrapUpDone(agentID, now)
+	if err != nil {
 		return err
 	}
 	e.mu.Lock()

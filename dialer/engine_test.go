@@ -43,8 +43,14 @@ func newHarness(t *testing.T, sipCfg sip.Config) *harness {
 // newHarnessWith is newHarness with engine settings beyond the tests' short timers.
 func newHarnessWith(t *testing.T, sipCfg sip.Config, cfg Config) *harness {
 	t.Helper()
+	return newHarnessOn(t, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{}, sipCfg, cfg)
+}
+
+// newHarnessOn is newHarnessWith on the database file at path, opened with opts.
+func newHarnessOn(t *testing.T, path string, opts storage.Options, sipCfg sip.Config, cfg Config) *harness {
+	t.Helper()
 	ctx := context.Background()
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
+	store, err := storage.Open(ctx, path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,31 +141,8 @@ func (h *harness) agents(campaignID int64, n int, talk time.Duration) []int64 {
 // agentsClosing is agents with the disposition chosen by closeCall.
 func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, closeCall func(Agent) Close) []int64 {
 	h.t.Helper()
+	ids := h.readyAgents(campaignID, n)
 	pool := h.engine.Agents()
-	now := time.Now()
-	var ids []int64
-	for i := range n {
-		u := storage.User{Username: fmt.Sprintf("agent%d-%d", campaignID, i), Role: storage.RoleAgent}
-		if err := h.store.CreateUser(context.Background(), tester, &u); err != nil {
-			h.t.Fatal(err)
-		}
-		ids = append(ids, u.ID)
-		events, stop := h.engine.Subscribe(u.ID)
-		h.t.Cleanup(stop)
-		go func() {
-			for ev := range events {
-				if ev.Kind != EventState {
-					h.mu.Lock()
-					h.events = append(h.events, ev)
-					h.mu.Unlock()
-				}
-			}
-		}()
-		pool.Login(u.ID, u.Username, []int64{campaignID}, now)
-		if _, err := pool.Ready(u.ID, now); err != nil {
-			h.t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -186,6 +169,38 @@ func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, clo
 		}
 	}()
 	h.t.Cleanup(func() { cancel(); wg.Wait() })
+	return ids
+}
+
+// readyAgents logs in n agents to a campaign, ready for calls, and records their
+// events; the test plays them.
+func (h *harness) readyAgents(campaignID int64, n int) []int64 {
+	h.t.Helper()
+	pool := h.engine.Agents()
+	now := time.Now()
+	var ids []int64
+	for i := range n {
+		u := storage.User{Username: fmt.Sprintf("agent%d-%d", campaignID, i), Role: storage.RoleAgent}
+		if err := h.store.CreateUser(context.Background(), tester, &u); err != nil {
+			h.t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+		events, stop := h.engine.Subscribe(u.ID)
+		h.t.Cleanup(stop)
+		go func() {
+			for ev := range events {
+				if ev.Kind != EventState {
+					h.mu.Lock()
+					h.events = append(h.events, ev)
+					h.mu.Unlock()
+				}
+			}
+		}()
+		pool.Login(u.ID, u.Username, []int64{campaignID}, now)
+		if _, err := pool.Ready(u.ID, now); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 	return ids
 }
 

@@ -95,7 +95,26 @@ type run struct {
 	// rung is not tried on a channel that just said it is down (every trunk's
 	// circuit open) until this time, so an outage leaves no trail of attempts.
 	downUntil map[campaigns.Channel]time.Time
+	// unrecorded are ended attempts whose outcome the database refused (busy, disk
+	// full), oldest first. They are written again until it takes them: a storage
+	// outage must not leave their contacts in progress until the next restart.
+	unrecorded []unrecordedEnd
+	// retryAt is when unrecorded are next written; retryWait the back-off.
+	retryAt   time.Time
+	retryWait time.Duration
 }
+
+// unrecordedEnd is an ended attempt and its contact's next position, not yet stored.
+type unrecordedEnd struct {
+	attempt storage.Attempt
+	next    storage.Progress
+}
+
+// Back-off between two tries at writing outcomes the database refused.
+const (
+	firstRewriteWait = 500 * time.Millisecond
+	maxRewriteWait   = 10 * time.Second
+)
 
 // channelDownHold is how long a channel that said it is down is left alone before
 // an attempt asks it again.
@@ -250,11 +269,12 @@ func (r *run) loop(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := r.e.cfg.Now()
+		r.recordLate(ctx, now)
 		r.expireWrapUps(ctx, now)
 		r.connectWaiting(ctx, now)
 		r.abandonExpired(ctx, now)
 		if r.stopping {
-			if len(r.calls) == 0 {
+			if len(r.calls) == 0 && len(r.unrecorded) == 0 {
 				return
 			}
 			continue
@@ -518,7 +538,13 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	}
 	pos := Advance(r.campaign.Ladder, c.due.Contact, Position{Rung: c.due.Rung, Attempts: c.due.RungAttempts}, outcome, ev.At)
 	if err := r.e.store.FinishAttempt(ctx, *a, progressOf(pos)); err != nil {
-		r.e.log.Error("finish attempt", "attempt", a.ID, "err", err)
+		r.e.log.Error("finish attempt: kept to be written again", "attempt", a.ID, "err", err)
+		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, next: progressOf(pos)})
+		r.e.metrics.unrecorded.Inc()
+		r.e.metrics.writeFailures.Inc()
+		if r.retryWait == 0 {
+			r.retryWait, r.retryAt = firstRewriteWait, ev.At.Add(firstRewriteWait)
+		}
 	} else if pos.Status == campaigns.ContactPending && pos.Rung != c.due.Rung && pos.Rung < len(r.campaign.Ladder) &&
 		callRung(r.campaign.Ladder[pos.Rung].Channel) && !pos.NextAt.After(ev.At) && len(r.fallbacks) < maxFallbacks {
 		r.fallbacks = append(r.fallbacks, a.ContactID)
@@ -529,6 +555,32 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		c.cancel()
 	}
 	delete(r.calls, a.ID)
+}
+
+// recordLate writes again the outcomes the database refused, oldest first, once
+// their back-off has passed; the first refusal puts the rest off again.
+func (r *run) recordLate(ctx context.Context, now time.Time) {
+	if len(r.unrecorded) == 0 || now.Before(r.retryAt) {
+		return
+	}
+	written := 0
+	for _, u := range r.unrecorded {
+		if err := r.e.store.FinishAttempt(ctx, u.attempt, u.next); err != nil {
+			r.e.metrics.writeFailures.Inc()
+			r.retryWait = min(2*r.retryWait, maxRewriteWait)
+			r.retryAt = now.Add(r.retryWait)
+			r.e.log.Warn("database still refuses attempt outcomes", "campaign", r.id, "waiting", len(r.unrecorded)-written,
+				"next_try_in", r.retryWait, "err", err)
+			break
+		}
+		written++
+	}
+	r.unrecorded = r.unrecorded[written:]
+	r.e.metrics.unrecorded.Sub(float64(written))
+	if len(r.unrecorded) == 0 {
+		r.unrecorded, r.retryWait = nil, 0
+		r.e.log.Info("database takes writes again: late attempt outcomes recorded", "campaign", r.id, "written", written)
+	}
 }
 
 func (r *run) removeWaiting(c *call) {
@@ -655,7 +707,7 @@ func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 			delete(r.wrapping, agentID)
 			continue
 		}
-		if now.Sub(a.Since) < time.Duration(r.campaign.WrapUp) {
+		if a.closing || now.Sub(a.Since) < time.Duration(r.campaign.WrapUp) {
 			continue
 		}
 		if _, wrap, err := r.e.agents.wrapUpDone(agentID, now); err == nil {
@@ -871,6 +923,10 @@ func (r *run) shutdown() {
 		c.state = callDialing // recorded as interrupted, not as an answered outcome
 		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, HangupBy: "local"})
 	}
+	// A last try; what the database still refuses stays open in it, and the next
+	// start closes those attempts as interrupted.
+	r.retryAt = time.Time{}
+	r.recordLate(ctx, now)
 }
 
 // contactLocation is the contact's time zone, else the campaign's.

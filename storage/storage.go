@@ -180,6 +180,14 @@ func (d *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 func (d *DB) nowMs() int64 { return d.now().UnixMilli() }
 
+// IsUnavailable reports whether err is the database refusing a write for now:
+// locked by another writer beyond the busy timeout, or out of room (disk full).
+// Nothing of that write was kept, and the same write may succeed later.
+func IsUnavailable(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked || se.Code == sqlite3.ErrFull)
+}
+
 // isUniqueViolation reports whether err is SQLite refusing a duplicate key.
 func isUniqueViolation(err error) bool {
 	var se sqlite3.Error

@@ -38,7 +38,7 @@ func (s *Server) engine() (Engine, error) {
 
 // agentError maps the engine's refusals.
 func agentError(err error) error {
-	if errors.Is(err, dialer.ErrAgentNotLoggedIn) || errors.Is(err, dialer.ErrAgentBusy) {
+	if errors.Is(err, dialer.ErrAgentNotLoggedIn) || errors.Is(err, dialer.ErrAgentBusy) || errors.Is(err, dialer.ErrDispositionPending) {
 		return conflict(err.Error())
 	}
 	return err

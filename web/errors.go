@@ -50,6 +50,9 @@ func toAPIError(err error) *apiError {
 		return notFound(err.Error())
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, campaigns.ErrInvalidTransition):
 		return conflict(err.Error())
+	case storage.IsUnavailable(err):
+		return errorf(http.StatusServiceUnavailable, "storage_unavailable",
+			"the database is busy or full: nothing was saved, try again in a moment")
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
 }

@@ -177,6 +177,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		Templates:      templates,
 		TrunkControl:   trunkControl{a},
 	})
+	a.web.Registry().MustRegister(a.engine.Collectors()...)
 	if a.originator != nil {
 		a.web.Registry().MustRegister(a.originator.Collectors()...)
 	}

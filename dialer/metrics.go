@@ -1,0 +1,30 @@
+package dialer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the engine's Prometheus series.
+type metrics struct {
+	// unrecorded counts ended attempts whose outcome the database has refused and
+	// that wait to be written again: above zero, the database is busy or full.
+	unrecorded prometheus.Gauge
+	// writeFailures counts attempt outcomes the database refused, retries included.
+	writeFailures prometheus.Counter
+}
+
+func newMetrics() metrics {
+	return metrics{
+		unrecorded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "turbina_engine_unrecorded_outcomes",
+			Help: "Ended attempts whose outcome the database refused (busy, disk full) and that wait to be written again.",
+		}),
+		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "turbina_engine_outcome_write_failures_total",
+			Help: "Attempt outcomes the database refused to write, retries included.",
+		}),
+	}
+}
+
+// Collectors are the engine's metrics, for a Prometheus registry.
+func (e *Engine) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{e.metrics.unrecorded, e.metrics.writeFailures}
+}
