@@ -53,7 +53,7 @@ func TestForwardZeroAlloc(t *testing.T) {
 			seq++
 			binary.BigEndian.PutUint16(pkt[2:], seq)
 			pkt[1] = tc.from.PayloadType
-			c.forward(pkt, out, nil, &c.stats[0], &c.b.toAgent, c.cc, c.ac, c.toAgentTx, c.b.agent, nil, true)
+			c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, nil, true)
 		})
 		if allocs != 0 {
 			t.Errorf("%s → %s: %v allocations per packet", tc.from.Name, tc.to.Name, allocs)
@@ -73,7 +73,7 @@ func BenchmarkForward(b *testing.B) {
 				seq++
 				binary.BigEndian.PutUint16(pkt[2:], seq)
 				pkt[1] = tc.from.PayloadType
-				c.forward(pkt, out, nil, &c.stats[0], &c.b.toAgent, c.cc, c.ac, c.toAgentTx, c.b.agent, nil, true)
+				c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, nil, true)
 			}
 		})
 	}
