@@ -113,7 +113,7 @@ const pathGrace = 2 * time.Second
 // codec answered, each a sendrecv transceiver.
 type AgentPeer struct {
 	pc    *webrtc.PeerConnection
-	mimes []string // the paths' codecs, most preferred first
+	mimes []string // the paths' codecs, in m-line order
 	local map[string]*webrtc.TrackLocalStaticRTP
 
 	mu    sync.Mutex
@@ -155,7 +155,7 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	}
 	for _, mime := range mimes {
 		codec := agentCodec(mime)
-		// Distinct track IDs: both paths are in one stream, which the browser plays.
+		// One stream, told apart by track ID: "audio-pcmu", "audio-opus".
 		track, err := webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, "audio-"+strings.ToLower(strings.TrimPrefix(mime, "audio/")), "turbina")
 		if err != nil {
 			return fail(fmt.Errorf("agent peer: local track: %w", err))

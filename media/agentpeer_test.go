@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -264,6 +265,31 @@ func TestAgentPeerBridgesEachCodecWithoutTranscoding(t *testing.T) {
 	}
 }
 
+// TestAgentPeerQuietPathIsLeftOut: a browser that offers both paths but sends on
+// the PCMU one only still gets its audio nailed up, with that leg alone, once
+// the other path had its grace: customers of the other codec are then transcoded.
+func TestAgentPeerQuietPathIsLeftOut(t *testing.T) {
+	b := webrtctest.NewBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	peer := answerBrowser(t, ctx, b)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ctx.Err() == nil; i++ {
+			_ = b.Mic.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 160), SSRC: 0xa}, Payload: make([]byte, 160)})
+			<-tick.C
+		}
+	}()
+	legs, err := peer.Legs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(legs) != 1 || legs[0].Codec().Name != "PCMU" {
+		t.Fatalf("agent legs %v, want the PCMU one alone", legs)
+	}
+}
+
 // TestAgentPeerSingleCodecTranscodesOpus: an agent page offering one transceiver
 // gets PCMU alone, and an Opus customer is transcoded to it, both ways.
 func TestAgentPeerSingleCodecTranscodesOpus(t *testing.T) {
@@ -337,5 +363,48 @@ func TestAgentPeerAdvertisesPublicAddresses(t *testing.T) {
 	t.Cleanup(func() { peer.Close() })
 	if !strings.Contains(answer, " 203.0.113.7 ") || strings.Contains(answer, " 127.0.0.1 ") {
 		t.Errorf("answer candidates, want 203.0.113.7 only:\n%s", answer)
+	}
+}
+
+// TestPathCodecs: which codec each audio m-line of an offer is answered with.
+func TestPathCodecs(t *testing.T) {
+	mline := func(rtpmaps ...string) string {
+		s := "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"
+		for _, r := range rtpmaps {
+			s += "a=rtpmap:" + r + "\r\n"
+		}
+		return s
+	}
+	const (
+		pcmu = "0 PCMU/8000"
+		pcma = "8 PCMA/8000"
+		opus = "111 opus/48000/2"
+		g729 = "18 G729/8000"
+	)
+	for _, tc := range []struct {
+		name   string
+		mlines []string
+		want   string
+	}{
+		{"two transceivers offering everything", []string{mline(opus, pcmu, pcma), mline(opus, pcmu, pcma)}, "audio/PCMU audio/opus"},
+		{"codec preferences set", []string{mline(pcmu), mline(opus)}, "audio/PCMU audio/opus"},
+		{"Opus first", []string{mline(opus), mline(pcmu)}, "audio/opus audio/PCMU"},
+		{"A-law only", []string{mline(pcma), mline(opus)}, "audio/PCMA audio/opus"},
+		{"one transceiver", []string{mline(opus, pcmu)}, "audio/PCMU"},
+		{"one Opus transceiver", []string{mline(opus)}, "audio/opus"},
+		{"two without Opus", []string{mline(pcmu), mline(pcmu)}, "audio/PCMU"},
+		{"nothing Turbina speaks first", []string{mline(g729), mline(pcmu)}, ""},
+	} {
+		offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + strings.Join(tc.mlines, "")
+		got, err := pathCodecs(offer)
+		if tc.want == "" {
+			if !errors.Is(err, ErrNoAudioOffer) {
+				t.Errorf("%s: %v, %v, want ErrNoAudioOffer", tc.name, got, err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(got, " ") != tc.want {
+			t.Errorf("%s: %v, %v, want %s", tc.name, got, err, tc.want)
+		}
 	}
 }
