@@ -237,7 +237,7 @@ func requireOpus(t *testing.T) {
 
 // TestTrunkDownWhatsAppCallReachesAgent is the product's promise: the trunk is
 // dead, so the contact is called on WhatsApp, picks up, and talks to a browser
-// agent, Opus one side and PCMU the other.
+// agent, Opus end to end (the browser's Opus path).
 func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
 	requireOpus(t)
 	h := newWhatsAppHarness(t)
