@@ -46,8 +46,15 @@ func (l *agentLegs) bridge(agentID int64) *media.Bridge {
 // closed or the leg fails, and answered customers are switched onto it. end, if
 // not nil, ends the underlying session when the leg is replaced or detached.
 func (e *Engine) AttachAgentLeg(agentID int64, leg media.Leg, end func() error, done <-chan struct{}) {
+	e.AttachAgentLegs(agentID, []media.Leg{leg}, end, done)
+}
+
+// AttachAgentLegs is AttachAgentLeg for a session that carries one leg per codec
+// (a browser's PCMU and Opus paths), most preferred first: each customer is
+// bridged to the leg of its codec, or transcoded onto the first.
+func (e *Engine) AttachAgentLegs(agentID int64, legs []media.Leg, end func() error, done <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agentLeg{bridge: media.NewBridge(leg, media.BridgeConfig{Logger: e.log, AgentSilence: e.cfg.AgentSilence}), cancel: cancel, end: end}
+	a := &agentLeg{bridge: media.NewBridgePaths(legs, media.BridgeConfig{Logger: e.log, AgentSilence: e.cfg.AgentSilence}), cancel: cancel, end: end}
 	e.legs.mu.Lock()
 	old := e.legs.byAgent[agentID]
 	e.legs.byAgent[agentID] = a
@@ -120,13 +127,18 @@ func (e *Engine) AgentOffer(ctx context.Context, agentID int64, offer string) (s
 	go func() {
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		leg, err := peer.Leg(wctx)
+		legs, err := peer.Legs(wctx)
 		if err != nil {
 			e.log.Warn("agent audio did not arrive", "agent", agentID, "err", err)
 			peer.Close()
 			return
 		}
-		e.AttachAgentLeg(agentID, leg, peer.Close, peer.Done())
+		codecs := make([]string, len(legs))
+		for i, l := range legs {
+			codecs[i] = l.Codec().Name
+		}
+		e.log.Debug("agent audio up", "agent", agentID, "codecs", codecs)
+		e.AttachAgentLegs(agentID, legs, peer.Close, peer.Done())
 	}()
 	return answer, nil
 }

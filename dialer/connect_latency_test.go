@@ -77,7 +77,8 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c0.Close() })
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: c0.Addr()}}}, Config{})
+	// The agents' phones only listen: no silence watch, or it would outlive the test.
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: c0.Addr()}}}, Config{AgentSilence: -1})
 	n := *connectAgents
 	calls := int(float64(n) / 0.8 * connectDuration.Seconds() * 1.5) // more contacts than the run can dial
 	c := h.draft(calls, campaigns.PacingProgressive, sipOnlyLadder(1))

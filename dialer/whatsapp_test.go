@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,9 +9,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
@@ -37,6 +42,12 @@ type waHarness struct {
 
 func newWhatsAppHarness(t *testing.T) *waHarness {
 	t.Helper()
+	return newWhatsAppHarnessTrunk(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)))
+}
+
+// newWhatsAppHarnessTrunk is newWhatsAppHarness with the SIP trunk at trunk.
+func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: waToken, AppSecret: waSecret, PhoneNumberID: "1000",
@@ -62,7 +73,7 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "dead", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: trunk}},
 		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -98,35 +109,76 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 	return &waHarness{harness: h, emu: emu}
 }
 
-// browserAgent nails up a pion browser as the agent's audio, talking and
-// listening until ctx ends, and returns the count of packets it heard.
-func (h *waHarness) browserAgent(ctx context.Context, agent int64) *atomic.Uint64 {
+// agentEar is what a browser agent heard, over both its paths and per path.
+type agentEar struct {
+	heard atomic.Uint64 // packets on every path
+	mu    sync.Mutex
+	by    map[string]*pathHeard // by MIME type of the browser's track
+}
+
+// pathHeard counts the packets heard on one path.
+type pathHeard struct {
+	packets     int
+	opusSilence int // payloads byte for byte the emulated WhatsApp user's frame
+	pcmuFrames  int // 160-byte payloads: 20 ms of G.711
+}
+
+// path returns a copy of the counts for mime's track.
+func (e *agentEar) path(mime string) pathHeard {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.by[mime]; p != nil {
+		return *p
+	}
+	return pathHeard{}
+}
+
+// browserAgent nails up a pion browser, offering a PCMU and an Opus path like the
+// agent page, as the agent's audio, talking and listening until ctx ends.
+func (h *waHarness) browserAgent(ctx context.Context, agent int64) *agentEar {
 	h.t.Helper()
 	browser := webrtctest.NewBrowser(h.t)
+	ear := &agentEar{by: map[string]*pathHeard{}}
+	browser.Heard = func(mime string, p *rtp.Packet) {
+		ear.mu.Lock()
+		defer ear.mu.Unlock()
+		ph := ear.by[mime]
+		if ph == nil {
+			ph = &pathHeard{}
+			ear.by[mime] = ph
+		}
+		ph.packets++
+		if bytes.Equal(p.Payload, emulator.OpusSilence) {
+			ph.opusSilence++
+		}
+		if len(p.Payload) == 160 {
+			ph.pcmuFrames++
+		}
+	}
 	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(h.t))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	browser.Accept(h.t, answer)
-	var heard, gaps atomic.Uint64
+	var gaps atomic.Uint64
 	go browser.Talk(ctx, nil)
-	go browser.Listen(ctx, &heard, &gaps)
+	go browser.Listen(ctx, &ear.heard, &gaps)
 	for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
 		if ctx.Err() != nil {
 			h.t.Fatal("agent audio never came up")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &heard
+	return ear
 }
 
 // waitAudioBothWays waits until the browser agent heard 25 packets of the
 // WhatsApp user on callID and the user 25 of the agent.
-func (h *waHarness) waitAudioBothWays(ctx context.Context, heard *atomic.Uint64, callID string) {
+func (h *waHarness) waitAudioBothWays(ctx context.Context, ear *agentEar, callID string) {
 	h.t.Helper()
-	for heard.Load() < 25 {
+	for ear.heard.Load() < 25 {
 		if ctx.Err() != nil {
-			h.t.Fatalf("agent heard %d packets of the WhatsApp user", heard.Load())
+			h.t.Fatalf("agent heard %d packets of the WhatsApp user", ear.heard.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -138,7 +190,6 @@ func (h *waHarness) waitAudioBothWays(ctx context.Context, heard *atomic.Uint64,
 	}
 }
 
-// ladder is SIP, then a WhatsApp call, then the reminder template.
 func waLadder() []campaigns.Rung {
 	return []campaigns.Rung{
 		{Channel: campaigns.ChannelSIP, MaxAttempts: 1},
@@ -186,7 +237,7 @@ func requireOpus(t *testing.T) {
 
 // TestTrunkDownWhatsAppCallReachesAgent is the product's promise: the trunk is
 // dead, so the contact is called on WhatsApp, picks up, and talks to a browser
-// agent, Opus one side and PCMU the other.
+// agent, Opus end to end (the browser's Opus path).
 func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
 	requireOpus(t)
 	h := newWhatsAppHarness(t)
@@ -498,5 +549,97 @@ func TestNoPermissionOutsideTheWindowGoesOnToTheTemplate(t *testing.T) {
 	}
 	if sent != 0 || refused != 1 {
 		t.Errorf("interactive permission requests: %d sent, %d refused; want 0 and 1", sent, refused)
+	}
+}
+
+// TestWhatsAppOpusReachesTheBrowserAgentUntranscoded: one browser agent, whose
+// session carries a PCMU and an Opus path, takes a SIP call and then a WhatsApp
+// call. The SIP customer arrives as PCMU on the PCMU path; the WhatsApp user's
+// Opus frames arrive byte for byte on the Opus path (transcoded, they would be
+// PCMU on the other path, or re-encoded Opus), and the agent's audio reaches the
+// WhatsApp user.
+func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
+	requireOpus(t)
+	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
+	h := newWhatsAppHarnessTrunk(t, carrier.Addr)
+	// Both contacts are called on SIP first: the carrier answers one call only,
+	// so the other goes on to WhatsApp, where the user accepts.
+	const sipPhone, waPhone = "+5511987650091", "+5511987650092"
+	for _, p := range []string{sipPhone, waPhone} {
+		h.emu.Script(strings.TrimPrefix(p, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 100 * time.Millisecond})
+	}
+	c := h.campaignWith(map[string]string{sipPhone: "Fibra", waPhone: "Rádio"})
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ear := h.browserAgent(ctx, agent)
+	h.setState(c.ID, campaigns.StateRunning)
+
+	onCall := func(what string) {
+		t.Helper()
+		for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
+			if ctx.Err() != nil {
+				t.Fatalf("the %s call never reached the agent", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The SIP call: PCMU on the PCMU path, nothing on the Opus path.
+	onCall("SIP")
+	for ear.path(webrtc.MimeTypePCMU).pcmuFrames < 25 {
+		if ctx.Err() != nil {
+			t.Fatalf("agent heard %+v of the SIP customer on the PCMU path", ear.path(webrtc.MimeTypePCMU))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if p := ear.path(webrtc.MimeTypeOpus); p.packets != 0 {
+		t.Errorf("the SIP call reached the agent's Opus path: %+v", p)
+	}
+	if st, ok := h.engine.AgentAudioStats(agent); !ok || st.ToCustomer.Packets == 0 {
+		t.Errorf("the SIP customer got no audio of the agent: %+v", st)
+	}
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	carrier.Wait(t, 10*time.Second)
+	pcmuAfterSIP := ear.path(webrtc.MimeTypePCMU).packets
+
+	// The WhatsApp call: Opus, untouched, on the Opus path; nothing on the PCMU path.
+	onCall("WhatsApp")
+	var callID string
+	for callID == "" {
+		for _, cs := range h.emu.Calls() {
+			if cs.Accepted {
+				callID = cs.CallID
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no WhatsApp call was accepted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for ear.path(webrtc.MimeTypeOpus).opusSilence < 25 {
+		if ctx.Err() != nil {
+			t.Fatalf("agent heard %+v of the WhatsApp user on the Opus path", ear.path(webrtc.MimeTypeOpus))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitAudioBothWays(ctx, ear, callID)
+	if p := ear.path(webrtc.MimeTypeOpus); p.opusSilence != p.packets {
+		t.Errorf("%d of %d packets on the Opus path are not the user's frames byte for byte", p.packets-p.opusSilence, p.packets)
+	}
+	if p := ear.path(webrtc.MimeTypePCMU); p.packets != pcmuAfterSIP {
+		t.Errorf("the WhatsApp call reached the agent's PCMU path: %d packets", p.packets-pcmuAfterSIP)
+	}
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	list := h.waitContacts(c.ID, 10*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	for _, ct := range list {
+		as := h.attempts(ct.ID)
+		last := as[len(as)-1]
+		if last.Outcome != string(OutcomeConnected) {
+			t.Errorf("contact %s: attempts %+v", ct.Phone, as)
+		}
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -65,8 +67,11 @@ func (c ICEConfig) gatherTimeout() time.Duration {
 }
 
 // AgentPeers answers browser agents' WebRTC offers with the server side of their
-// nailed-up media leg. It prefers PCMU, which a SIP customer leg can be bridged to
-// without transcoding, and accepts Opus.
+// nailed-up media session. A browser that offers two audio transceivers gets one
+// answered with G.711 (PCMU preferred) and the other with Opus, so that SIP and
+// WhatsApp customers alike reach it without transcoding; an offer with a single
+// audio transceiver is answered with one codec, PCMU preferred, and customers of
+// another codec are transcoded.
 type AgentPeers struct {
 	api *webrtc.API
 	ice ICEConfig
@@ -75,14 +80,9 @@ type AgentPeers struct {
 // NewAgentPeers returns an AgentPeers gathering candidates as cfg says.
 func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
 	me := &webrtc.MediaEngine{}
-	for _, c := range []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000}, PayloadType: 8},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
-	} {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			return nil, fmt.Errorf("agent peers: register %s: %w", c.MimeType, err)
+	for _, mime := range []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA, webrtc.MimeTypeOpus} {
+		if err := me.RegisterCodec(agentCodec(mime), webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("agent peers: register %s: %w", mime, err)
 		}
 	}
 	se, err := cfg.SettingEngine()
@@ -92,18 +92,36 @@ func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
 	return &AgentPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)), ice: cfg}, nil
 }
 
-// agentPayloadType are the payload types the agent peers register their codecs with.
-var agentPayloadType = map[string]webrtc.PayloadType{webrtc.MimeTypePCMU: 0, webrtc.MimeTypePCMA: 8, webrtc.MimeTypeOpus: 111}
+// agentCodec returns the parameters the agent peers register mime with.
+func agentCodec(mime string) webrtc.RTPCodecParameters {
+	switch mime {
+	case webrtc.MimeTypePCMA:
+		return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 8000}, PayloadType: 8}
+	case webrtc.MimeTypeOpus:
+		return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}
+	}
+	return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0}
+}
 
-// AgentPeer is the server side of one agent's WebRTC session.
+// pathGrace is how long an agent session waits, once audio arrived on one of its
+// paths, for the others: a browser that never sends on a path gets its
+// customers transcoded onto the paths it does send on.
+const pathGrace = 2 * time.Second
+
+// AgentPeer is the server side of one agent's WebRTC session: one audio path per
+// codec answered, each a sendrecv transceiver.
 type AgentPeer struct {
 	pc    *webrtc.PeerConnection
-	local *webrtc.TrackLocalStaticRTP
+	mimes []string // the paths' codecs, in m-line order
+	local map[string]*webrtc.TrackLocalStaticRTP
 
-	legOnce sync.Once
-	leg     chan *WebRTCLeg
-	done    chan struct{}
-	close   sync.Once
+	mu    sync.Mutex
+	legs  map[string]*WebRTCLeg // by MIME type, as the browser's audio arrives
+	first chan struct{}         // closed when the first path's audio arrives
+	all   chan struct{}         // closed when every path's audio has arrived
+	done  chan struct{}
+	close sync.Once
 }
 
 // ErrNoAudioOffer means the browser's offer has no audio codec Turbina speaks.
@@ -112,29 +130,21 @@ var ErrNoAudioOffer = errors.New("agent peer: offer has no PCMU, PCMA or Opus au
 // Answer accepts a browser's SDP offer (ICE gathered, not trickled) and returns the
 // peer and the SDP answer with every candidate in it.
 func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, string, error) {
-	mime, ok := preferredMime(offer)
-	if !ok {
-		return nil, "", ErrNoAudioOffer
+	mimes, err := pathCodecs(offer)
+	if err != nil {
+		return nil, "", err
 	}
 	pc, err := a.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("agent peer: %w", err)
 	}
-	p := &AgentPeer{pc: pc, leg: make(chan *WebRTCLeg, 1), done: make(chan struct{})}
+	p := &AgentPeer{pc: pc, mimes: mimes, local: map[string]*webrtc.TrackLocalStaticRTP{}, legs: map[string]*WebRTCLeg{},
+		first: make(chan struct{}), all: make(chan struct{}), done: make(chan struct{})}
 	fail := func(err error) (*AgentPeer, string, error) {
 		p.Close()
 		return nil, "", err
 	}
-	capability := webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 8000}
-	if mime == webrtc.MimeTypeOpus {
-		capability = webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}
-	}
-	if p.local, err = webrtc.NewTrackLocalStaticRTP(capability, "audio", "turbina"); err != nil {
-		return fail(fmt.Errorf("agent peer: local track: %w", err))
-	}
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		p.legOnce.Do(func() { p.leg <- NewWebRTCLeg(remote, p.local) })
-	})
+	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			p.Close()
@@ -143,19 +153,30 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fail(fmt.Errorf("agent peer: offer: %w", err))
 	}
-	// Added after the offer, the track takes over the browser's audio transceiver,
-	// which then answers sendrecv.
-	if _, err := pc.AddTrack(p.local); err != nil {
-		return fail(fmt.Errorf("agent peer: add track: %w", err))
-	}
-	// Answer with the chosen codec alone: the browser then sends it too, and a
-	// PCMU customer is forwarded to the agent without transcoding.
-	for _, tr := range pc.GetTransceivers() {
-		if tr.Kind() != webrtc.RTPCodecTypeAudio {
-			continue
+	for _, mime := range mimes {
+		codec := agentCodec(mime)
+		// One stream, told apart by track ID: "audio-pcmu", "audio-opus".
+		track, err := webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, "audio-"+strings.ToLower(strings.TrimPrefix(mime, "audio/")), "turbina")
+		if err != nil {
+			return fail(fmt.Errorf("agent peer: local track: %w", err))
 		}
-		if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: capability, PayloadType: agentPayloadType[mime]}}); err != nil {
-			return fail(fmt.Errorf("agent peer: codec: %w", err))
+		p.local[mime] = track
+		// Added after the offer, tracks take over the browser's audio
+		// transceivers in order (pathCodecs keeps the paths on the first ones),
+		// which then answer sendrecv.
+		sender, err := pc.AddTrack(track)
+		if err != nil {
+			return fail(fmt.Errorf("agent peer: add track: %w", err))
+		}
+		// Answer each path with its codec alone: the browser then sends it too,
+		// and a customer of that codec is forwarded without transcoding.
+		for _, tr := range pc.GetTransceivers() {
+			if tr.Sender() != sender {
+				continue
+			}
+			if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codec}); err != nil {
+				return fail(fmt.Errorf("agent peer: codec: %w", err))
+			}
 		}
 	}
 	answer, err := pc.CreateAnswer(nil)
@@ -178,32 +199,121 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	return p, pc.LocalDescription().SDP, nil
 }
 
-// preferredMime picks the codec for the agent leg from an offer: PCMU first.
-func preferredMime(offer string) (string, bool) {
-	lower := strings.ToLower(offer)
-	for _, c := range []struct{ rtpmap, mime string }{
-		{" pcmu/8000", webrtc.MimeTypePCMU},
-		{" pcma/8000", webrtc.MimeTypePCMA},
-		{" opus/48000", webrtc.MimeTypeOpus},
-	} {
-		if strings.Contains(lower, c.rtpmap) {
-			return c.mime, true
+// onTrack pairs the browser's audio on a path with the server's track of the
+// same codec into that path's leg.
+func (p *AgentPeer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	mime := remote.Codec().MimeType
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var local *webrtc.TrackLocalStaticRTP
+	for m, t := range p.local {
+		if strings.EqualFold(m, mime) {
+			mime, local = m, t
 		}
 	}
-	return "", false
+	if local == nil || p.legs[mime] != nil {
+		return // not a path Turbina answered
+	}
+	p.legs[mime] = NewWebRTCLeg(remote, local)
+	if len(p.legs) == 1 {
+		close(p.first)
+	}
+	if len(p.legs) == len(p.mimes) {
+		close(p.all)
+	}
 }
 
-// Leg waits for the browser's audio to arrive and returns the leg to bridge.
-func (p *AgentPeer) Leg(ctx context.Context) (*WebRTCLeg, error) {
+// pathCodecs picks the codec of each audio path to answer, in m-line order. The
+// first two audio m-lines become two paths when one offers G.711 and the other
+// Opus; otherwise the first is the only path, with PCMU, PCMA or Opus in that
+// order of preference.
+func pathCodecs(offer string) ([]string, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(offer); err != nil {
+		return nil, fmt.Errorf("agent peer: offer: %w", err)
+	}
+	var audio []map[string]bool // the codecs each audio m-line offers, by MIME type
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "audio" {
+			continue
+		}
+		offered := map[string]bool{}
+		for _, a := range md.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			// "111 opus/48000/2"
+			if _, enc, ok := strings.Cut(a.Value, " "); ok {
+				for _, mime := range []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA, webrtc.MimeTypeOpus} {
+					c := agentCodec(mime)
+					name := strings.TrimPrefix(mime, "audio/")
+					if strings.HasPrefix(strings.ToLower(enc), strings.ToLower(name)+"/"+strconv.Itoa(int(c.ClockRate))) {
+						offered[mime] = true
+					}
+				}
+			}
+		}
+		audio = append(audio, offered)
+	}
+	g711 := func(offered map[string]bool) string {
+		switch {
+		case offered[webrtc.MimeTypePCMU]:
+			return webrtc.MimeTypePCMU
+		case offered[webrtc.MimeTypePCMA]:
+			return webrtc.MimeTypePCMA
+		}
+		return ""
+	}
+	if len(audio) >= 2 {
+		switch {
+		case g711(audio[0]) != "" && audio[1][webrtc.MimeTypeOpus]:
+			return []string{g711(audio[0]), webrtc.MimeTypeOpus}, nil
+		case audio[0][webrtc.MimeTypeOpus] && g711(audio[1]) != "":
+			return []string{webrtc.MimeTypeOpus, g711(audio[1])}, nil
+		}
+	}
+	if len(audio) > 0 {
+		if mime := g711(audio[0]); mime != "" {
+			return []string{mime}, nil
+		}
+		if audio[0][webrtc.MimeTypeOpus] {
+			return []string{webrtc.MimeTypeOpus}, nil
+		}
+	}
+	return nil, ErrNoAudioOffer
+}
+
+// Legs waits for the browser's audio and returns the session's legs to bridge,
+// one per path it arrived on, G.711 first: a bridge transcodes customers of a
+// codec without a leg onto the first. Audio on one path is waited for until ctx
+// ends; the other paths then get pathGrace to follow.
+func (p *AgentPeer) Legs(ctx context.Context) ([]Leg, error) {
 	select {
-	case l := <-p.leg:
-		p.leg <- l // keep it for the next caller
-		return l, nil
+	case <-p.first:
 	case <-p.done:
 		return nil, errors.New("agent peer closed before its audio arrived")
 	case <-ctx.Done():
 		return nil, fmt.Errorf("agent peer: waiting for audio: %w", ctx.Err())
 	}
+	grace := time.NewTimer(pathGrace)
+	defer grace.Stop()
+	select {
+	case <-p.all:
+	case <-grace.C:
+	case <-p.done:
+		return nil, errors.New("agent peer closed before its audio arrived")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("agent peer: waiting for audio: %w", ctx.Err())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var legs []Leg
+	for _, mime := range []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA, webrtc.MimeTypeOpus} {
+		if l := p.legs[mime]; l != nil {
+			legs = append(legs, l)
+		}
+	}
+	return legs, nil
 }
 
 // Done is closed when the session ends (closed, or its connection failed).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"flag"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -37,9 +38,37 @@ func forwardFixture(t testing.TB, from, to Codec) (*Call, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkt := make([]byte, rtpFixedHeader+160)
+	payload := make([]byte, 160)
+	if isName(from, "opus") {
+		payload = opusFrame(t)
+	}
+	pkt := make([]byte, rtpFixedHeader+len(payload))
 	putRTPHeader(pkt, false, from.PayloadType, 1, 160, 99)
+	copy(pkt[rtpFixedHeader:], payload)
 	return c, pkt
+}
+
+// opusFrame returns 20 ms of a 440 Hz tone encoded as Opus, or ends the test in a
+// build without libopus.
+func opusFrame(t testing.TB) []byte {
+	t.Helper()
+	if !OpusAvailable {
+		t.Skip("built without the opus tag")
+	}
+	enc, err := NewEncoder(Opus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := make([]int16, PCMRate/50)
+	for i := range pcm {
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/PCMRate))
+	}
+	out := make([]byte, maxPacket)
+	n, err := enc.Encode(out, pcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[:n]
 }
 
 // TestForwardZeroAlloc checks the per-packet path allocates nothing, with and
@@ -53,7 +82,7 @@ func TestForwardZeroAlloc(t *testing.T) {
 			seq++
 			binary.BigEndian.PutUint16(pkt[2:], seq)
 			pkt[1] = tc.from.PayloadType
-			c.forward(pkt, out, nil, &c.stats[0], &c.b.toAgent, c.cc, c.ac, c.toAgentTx, c.b.agent, nil, true)
+			c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, nil, true)
 		})
 		if allocs != 0 {
 			t.Errorf("%s → %s: %v allocations per packet", tc.from.Name, tc.to.Name, allocs)
@@ -61,9 +90,12 @@ func TestForwardZeroAlloc(t *testing.T) {
 	}
 }
 
-// BenchmarkForward measures the bridge's per-packet work without sockets.
+// BenchmarkForward measures the bridge's per-packet work without sockets: G.711
+// forwarded and table-transcoded, and a WhatsApp customer's Opus forwarded to a
+// browser agent's Opus path or transcoded to a PCMU-only agent (decode and, the
+// other way, encode: the cost the Opus path saves).
 func BenchmarkForward(b *testing.B) {
-	for _, tc := range []struct{ from, to Codec }{{PCMU, PCMU}, {PCMA, PCMU}} {
+	for _, tc := range []struct{ from, to Codec }{{PCMU, PCMU}, {PCMA, PCMU}, {Opus, Opus}, {Opus, PCMU}, {PCMU, Opus}} {
 		b.Run(tc.from.Name+"-"+tc.to.Name, func(b *testing.B) {
 			c, pkt := forwardFixture(b, tc.from, tc.to)
 			out := make([]byte, maxPacket)
@@ -73,7 +105,10 @@ func BenchmarkForward(b *testing.B) {
 				seq++
 				binary.BigEndian.PutUint16(pkt[2:], seq)
 				pkt[1] = tc.from.PayloadType
-				c.forward(pkt, out, nil, &c.stats[0], &c.b.toAgent, c.cc, c.ac, c.toAgentTx, c.b.agent, nil, true)
+				c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, nil, true)
+			}
+			if d := c.stats[0].dropped.Load(); d != 0 {
+				b.Fatalf("%d packets dropped", d)
 			}
 		})
 	}

@@ -24,10 +24,10 @@ type BridgeConfig struct {
 	// moves from one customer to the next: the first packet of the new customer
 	// is stamped one frame after the last of the previous one. Default 20 ms.
 	FrameDuration time.Duration
-	// AgentSilence ends Run with ErrAgentSilent when the agent leg sends nothing
-	// for this long: a phone or browser gone without hanging up would otherwise
-	// take customers into silence. Phones and browsers send packets even when the
-	// agent is quiet or muted. Zero waits forever.
+	// AgentSilence ends Run with ErrAgentSilent when the agent sends nothing on
+	// any of its legs for this long: a phone or browser gone without hanging up
+	// would otherwise take customers into silence. Phones and browsers send
+	// packets even when the agent is quiet or muted. Zero waits forever.
 	AgentSilence time.Duration
 }
 
@@ -37,35 +37,56 @@ var ErrAgentSilent = errors.New("media: no audio from the agent leg")
 // ErrBridgeClosed is returned by Connect after the bridge's Run has returned.
 var ErrBridgeClosed = errors.New("media: bridge closed")
 
-// Bridge relays RTP between a nailed-up agent leg and the customer leg currently
-// connected to it. The agent leg stays open for the agent's whole session and sees
-// a single RTP stream (one SSRC, sequence numbers and timestamps without jumps)
-// however many customers are connected in turn: connecting a customer is only a
-// pointer swap and a goroutine, no negotiation.
+// Bridge relays RTP between an agent's nailed-up legs and the customer leg
+// currently connected to one of them. The agent legs stay open for the agent's
+// whole session and each sees a single RTP stream (one SSRC, sequence numbers and
+// timestamps without jumps) however many customers are connected in turn:
+// connecting a customer is only a pointer swap and a goroutine, no negotiation.
 //
-// Packets are rewritten in place (SSRC, sequence, timestamp, payload type) when
-// both legs share a codec and transcoded otherwise; RFC 4733 telephone-events are
-// forwarded with their payload type mapped. A Bridge never closes the legs it is
-// given: their owners (the SIP or WebRTC session) do.
+// An agent session may carry one leg per codec (a browser carries PCMU and Opus
+// at once): each customer is connected to the agent leg of its own codec, so
+// neither a SIP (PCMU) nor a WhatsApp (Opus) customer is transcoded. Packets are
+// rewritten in place (SSRC, sequence, timestamp, payload type) when the legs
+// share a codec and transcoded otherwise; RFC 4733 telephone-events are forwarded
+// with their payload type mapped. A Bridge never closes the legs it is given:
+// their owners (the SIP or WebRTC session) do.
 type Bridge struct {
-	agent  Leg
+	paths  []*agentPath
 	cfg    BridgeConfig
 	log    *slog.Logger
 	frame  time.Duration
 	idle   atomic.Uint64
+	heard  atomic.Int64 // UnixNano of a recent agent packet on any leg (AgentSilence)
 	closed atomic.Bool
 
-	mu      sync.Mutex // serialises Connect and Disconnect
-	cur     atomic.Pointer[Call]
-	last    *Call      // the latest call; its reader owns toAgent until it is done
-	fwd     sync.Mutex // held by the agent reader while it forwards to a call
-	run     sync.Mutex // one Run at a time
-	toAgent outStream  // the agent's outbound stream, continuous across calls
+	mu   sync.Mutex // serialises Connect and Disconnect
+	cur  atomic.Pointer[Call]
+	last *Call      // the latest call; its reader owns its path's toAgent until it is done
+	run  sync.Mutex // one Run at a time
 }
 
-// NewBridge returns a bridge for the nailed-up agent leg. Start its agent reader
-// with Run, then Connect customers.
+// agentPath is one of the agent's legs and the state the bridge keeps for it.
+type agentPath struct {
+	leg     Leg
+	codec   Codec
+	fwd     sync.Mutex // held by the path's reader while it forwards to a call
+	toAgent outStream  // the leg's outbound stream, continuous across calls
+}
+
+// NewBridge returns a bridge for an agent's single nailed-up leg (a phone, or a
+// browser offering one codec). Start its agent reader with Run, then Connect
+// customers.
 func NewBridge(agent Leg, cfg BridgeConfig) *Bridge {
+	return NewBridgePaths([]Leg{agent}, cfg)
+}
+
+// NewBridgePaths returns a bridge for the legs of one agent session, one per
+// codec, most preferred first: a customer is connected to the first leg sharing
+// its codec, or transcoded onto agent[0] when none does. It panics without legs.
+func NewBridgePaths(agent []Leg, cfg BridgeConfig) *Bridge {
+	if len(agent) == 0 {
+		panic("media: bridge without an agent leg")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -74,14 +95,16 @@ func NewBridge(agent Leg, cfg BridgeConfig) *Bridge {
 	if frame <= 0 {
 		frame = 20 * time.Millisecond
 	}
-	ac := agent.Codec()
-	b := &Bridge{agent: agent, cfg: cfg, log: log, frame: frame}
-	b.toAgent = newOutStream(ac.ClockRate, frame)
+	b := &Bridge{cfg: cfg, log: log, frame: frame}
+	for _, l := range agent {
+		c := l.Codec()
+		b.paths = append(b.paths, &agentPath{leg: l, codec: c, toAgent: newOutStream(c.ClockRate, frame)})
+	}
 	return b
 }
 
-// Run reads the agent leg and forwards its packets to the connected customer
-// (dropping them while none is) until ctx is done or the agent leg fails. It
+// Run reads the agent legs and forwards each packet to the customer connected to
+// its leg (dropping it when none is) until ctx is done or an agent leg fails. It
 // disconnects the current call before returning. Run returns nil when ctx ends.
 func (b *Bridge) Run(ctx context.Context) error {
 	if !b.run.TryLock() {
@@ -92,36 +115,76 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.closed.Store(true)
 		b.Disconnect()
 	}()
-	stop := context.AfterFunc(ctx, func() { _ = b.agent.SetReadDeadline(time.Now()) })
+	b.heard.Store(time.Now().UnixNano()) // the silence allowance starts now
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(b.paths))
+	for _, p := range b.paths {
+		go func() {
+			err := b.readAgent(rctx, p)
+			cancel() // one leg failing ends the session's bridge
+			errs <- err
+		}()
+	}
+	var first error
+	for range b.paths {
+		if err := <-errs; err != nil && first == nil && ctx.Err() == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// readAgent reads one agent leg until ctx is done (nil) or the leg fails.
+func (b *Bridge) readAgent(ctx context.Context, p *agentPath) error {
+	stop := context.AfterFunc(ctx, func() { _ = p.leg.SetReadDeadline(time.Now()) })
 	defer stop()
 
 	buf := make([]byte, maxPacket)
 	out := make([]byte, maxPacket)
 	silence := b.cfg.AgentSilence
 	var armed time.Time // when the silence deadline was last pushed back
-	for {
-		// The deadline moves only every quarter of the allowance, not per packet:
-		// a leg that stops is noticed between ¾ and all of it later.
-		if now := time.Now(); silence > 0 && now.Sub(armed) > silence/4 {
-			armed = now
-			_ = b.agent.SetReadDeadline(now.Add(silence))
-			if ctx.Err() != nil { // cancelled before the deadline was moved: its stop is lost
-				return nil
-			}
+	if silence > 0 {
+		armed = time.Now()
+		_ = p.leg.SetReadDeadline(armed.Add(silence))
+		if ctx.Err() != nil { // cancelled before the deadline was moved: its stop is lost
+			return nil
 		}
-		n, err := b.agent.ReadRTP(buf)
+	}
+	for {
+		n, err := p.leg.ReadRTP(buf)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
 			if silence > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				// A quiet leg is fine while another carries the agent's audio (a
+				// browser may send on one codec only): the agent is silent once
+				// the allowance has run out since the last packet on any leg.
+				if until := time.Unix(0, b.heard.Load()).Add(silence); time.Until(until) > 0 {
+					_ = p.leg.SetReadDeadline(until)
+					if ctx.Err() != nil {
+						return nil
+					}
+					continue
+				}
 				return fmt.Errorf("bridge: %w for %s", ErrAgentSilent, silence)
 			}
-			return fmt.Errorf("bridge: agent leg: %w", err)
+			return fmt.Errorf("bridge: agent leg %s: %w", p.codec.Name, err)
 		}
 		t0 := time.Now()
-		b.fwd.Lock()
-		if c := b.cur.Load(); c != nil {
+		// The deadline moves only every quarter of the allowance, not per packet:
+		// an agent that stops is noticed between ¾ and all of it later.
+		if silence > 0 && t0.Sub(armed) > silence/4 {
+			armed = t0
+			b.heard.Store(t0.UnixNano())
+			_ = p.leg.SetReadDeadline(t0.Add(silence))
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+		p.fwd.Lock()
+		if c := b.cur.Load(); c != nil && c.path == p {
 			c.forwardToCustomer(buf[:n], out)
 			if b.cfg.Latency != nil {
 				b.cfg.Latency.Record(time.Since(t0))
@@ -129,12 +192,31 @@ func (b *Bridge) Run(ctx context.Context) error {
 		} else {
 			b.idle.Add(1)
 		}
-		b.fwd.Unlock()
+		p.fwd.Unlock()
 	}
 }
 
-// Idle returns how many agent packets arrived while no customer was connected.
+// Idle returns how many agent packets arrived on a leg no customer was connected to.
 func (b *Bridge) Idle() uint64 { return b.idle.Load() }
+
+// pathFor returns the agent leg a customer with codec cc is connected to.
+func (b *Bridge) pathFor(cc Codec) *agentPath {
+	for _, p := range b.paths {
+		if p.codec.SameFormat(cc) {
+			return p
+		}
+	}
+	return b.paths[0]
+}
+
+// waitForwarding returns once no agent packet is being forwarded to a customer.
+func (b *Bridge) waitForwarding() {
+	for _, p := range b.paths {
+		p.fwd.Lock()
+		//lint:ignore SA2001 the empty critical section is the point: a barrier
+		p.fwd.Unlock()
+	}
+}
 
 // Current returns the connected call, or nil.
 func (b *Bridge) Current() *Call { return b.cur.Load() }
@@ -147,7 +229,8 @@ type CallOption func(*Call)
 func WithRecorder(r *Recorder) CallOption { return func(c *Call) { c.rec = r } }
 
 // Connect switches the bridge to customer: from now on the customer's packets go
-// to the agent and the agent's to the customer. A call already connected is
+// to the agent leg of the customer's codec (or the first, transcoded, when none
+// shares it) and that leg's packets to the customer. A call already connected is
 // disconnected first. It fails if the two codecs need a transcoder this build
 // lacks (Opus without the "opus" tag) or the bridge is closed.
 func (b *Bridge) Connect(customer Leg, opts ...CallOption) (*Call, error) {
@@ -166,7 +249,7 @@ func (b *Bridge) Connect(customer Leg, opts ...CallOption) (*Call, error) {
 	if b.last != nil {
 		<-b.last.done // its reader no longer touches toAgent
 	}
-	b.toAgent.newSegment()
+	c.path.toAgent.newSegment()
 	c.discardQueued() // before the switch instant: what queued until now is stale
 	b.last = c
 	b.cur.Store(c)
@@ -191,9 +274,7 @@ func (b *Bridge) Disconnect() *Call {
 
 func (b *Bridge) disconnectLocked(c *Call) {
 	b.cur.CompareAndSwap(c, nil)
-	b.fwd.Lock() // wait for an agent → customer packet in flight
-	//lint:ignore SA2001 the empty critical section is the point: a barrier
-	b.fwd.Unlock()
+	b.waitForwarding() // an agent → customer packet in flight
 	c.stopping.Store(true)
 	_ = c.customer.SetReadDeadline(time.Now())
 	<-c.done
@@ -203,11 +284,12 @@ func (b *Bridge) disconnectLocked(c *Call) {
 // Call is one customer connected to a bridge.
 type Call struct {
 	b        *Bridge
+	path     *agentPath
 	customer Leg
 	cc, ac   Codec // customer and agent codecs
 	rec      *Recorder
 
-	toCustomer outStream // owned by the bridge's agent reader
+	toCustomer outStream // owned by the reader of the call's agent leg
 	toAgentTx  Transcoder
 	toCustTx   Transcoder
 	custDec    Decoder // for the recorder
@@ -222,7 +304,9 @@ type Call struct {
 }
 
 func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
-	c := &Call{b: b, customer: customer, cc: customer.Codec(), ac: b.agent.Codec(), done: make(chan struct{})}
+	cc := customer.Codec()
+	path := b.pathFor(cc)
+	c := &Call{b: b, path: path, customer: customer, cc: cc, ac: path.codec, done: make(chan struct{})}
 	for _, o := range opts {
 		o(c)
 	}
@@ -280,16 +364,14 @@ func (c *Call) readCustomer() {
 	}
 	defer func() {
 		if b.cur.CompareAndSwap(c, nil) {
-			b.fwd.Lock()
-			//lint:ignore SA2001 barrier: wait for an agent → customer packet in flight
-			b.fwd.Unlock()
+			b.waitForwarding() // an agent → customer packet in flight
 		}
 		close(c.done)
 	}()
 	if c.first != nil {
 		n := copy(buf, c.first)
 		c.first = nil
-		c.forward(buf[:n], out, pcm, &c.stats[0], &b.toAgent, c.cc, c.ac, c.toAgentTx, b.agent, c.custDec, true)
+		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, c.custDec, true)
 	}
 	for {
 		// Checked before blocking too: Disconnect's deadline may have been
@@ -310,7 +392,7 @@ func (c *Call) readCustomer() {
 			return
 		}
 		t0 := time.Now()
-		c.forward(buf[:n], out, pcm, &c.stats[0], &b.toAgent, c.cc, c.ac, c.toAgentTx, b.agent, c.custDec, true)
+		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, c.custDec, true)
 		if b.cfg.Latency != nil {
 			b.cfg.Latency.Record(time.Since(t0))
 		}
@@ -328,7 +410,7 @@ func (c *Call) discardQueued() {
 	}
 }
 
-// forwardToCustomer is called by the bridge's agent reader.
+// forwardToCustomer is called by the reader of the call's agent leg.
 func (c *Call) forwardToCustomer(pkt, out []byte) {
 	c.forward(pkt, out, c.pcm, &c.stats[1], &c.toCustomer, c.ac, c.cc, c.toCustTx, c.customer, c.agentDec, false)
 }

@@ -382,3 +382,38 @@ func TestBridgeEndsWhenTheAgentFallsSilent(t *testing.T) {
 		t.Errorf("after the end: current %v, forwarded %+v", b.Current(), call.Stats())
 	}
 }
+
+// TestBridgeSilenceWatchesEveryAgentLeg: an agent session with two legs is not
+// silent while it sends on either, even when the connected customer's leg is the
+// quiet one; once both are quiet, Run ends with ErrAgentSilent.
+func TestBridgeSilenceWatchesEveryAgentLeg(t *testing.T) {
+	const silence = 200 * time.Millisecond
+	agentPCMU, agentOpus := newPhone(t, PCMU), newPhone(t, Opus)
+	cust := newPhone(t, PCMU)
+	b := NewBridgePaths([]Leg{agentPCMU.leg, agentOpus.leg}, BridgeConfig{AgentSilence: silence})
+	done := make(chan error, 1)
+	go func() { done <- b.Run(context.Background()) }()
+	if _, err := b.Connect(cust.leg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 { // 800 ms on the Opus leg only, four allowances
+		agentOpus.send(t, Opus.PayloadType, i == 0, payload(i, 40, 0))
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the bridge ended while the agent was sending on its other leg: %v", err)
+	default:
+	}
+	if b.Idle() == 0 {
+		t.Error("the Opus leg's packets were not counted idle")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrAgentSilent) {
+			t.Fatalf("Run: %v, want ErrAgentSilent", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the bridge did not notice the silent agent")
+	}
+}

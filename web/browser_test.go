@@ -451,13 +451,16 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 		"+5511987650009")
 
 	p := openBrowser(t, e)
+	p.watchPeerConnections()
 	p.signIn("agent1", "/agent")
 	p.waitJS("campaigns listed", `document.querySelectorAll('#campaign-list input[name=campaign]').length === 1`, 5*time.Second)
 	p.do("log in to campaigns", chromedp.Click(chromedp.CSS("#agent-login")))
 	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 5*time.Second)
 	// The browser leg: the fake microphone is granted and the server answers the
-	// page's offer; the agent's audio is nailed up before any call.
+	// page's offer; the agent's audio is nailed up before any call, a PCMU and an
+	// Opus path.
 	p.waitJS("audio connected", `document.getElementById('audio-status').dataset.state === 'connected' && !document.getElementById('mute').disabled`, 15*time.Second)
+	p.wantPaths()
 	agentID := e.users[storage.RoleAgent].ID
 	for a, _ := slot.get().Agents().Get(agentID); !a.Audio; a, _ = slot.get().Agents().Get(agentID) {
 		time.Sleep(20 * time.Millisecond)
@@ -486,6 +489,16 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	if st.ToAgent.Packets < 25 || st.ToCustomer.Packets < 25 {
 		t.Errorf("bridge forwarded %d packets from sipp to the browser and %d from the browser to sipp, want ≥ 25 each",
 			st.ToAgent.Packets, st.ToCustomer.Packets)
+	}
+	// The browser itself heard sipp's PCMU on its PCMU path, and nothing on Opus.
+	var heard map[string]float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if heard = p.packetsHeard(); heard["audio/PCMU"] >= 25 {
+			break
+		}
+	}
+	if heard["audio/PCMU"] < 25 || heard["audio/opus"] != 0 {
+		t.Errorf("the browser heard %v of sipp, want ≥ 25 PCMU packets and no Opus", heard)
 	}
 	p.shot("screen-pop")
 	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))

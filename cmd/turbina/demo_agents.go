@@ -15,6 +15,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -317,18 +318,22 @@ func (a *simAgent) run(ctx context.Context) error {
 	}
 }
 
-// connect nails up the agent's audio: a PCMU microphone sending silence every 20 ms
-// and a speaker that drains whatever the customer says.
+// connect nails up the agent's audio as the agent page does: two transceivers,
+// a PCMU path for SIP customers and an Opus path for WhatsApp ones, each with a
+// microphone sending silence every 20 ms and a speaker that drains whatever the
+// customer says.
 func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) {
 	se, err := a.ice.SettingEngine()
 	if err != nil {
 		return nil, err
 	}
+	pcmu := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}
+	opus := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("simulated agent: %w", err)
+	for _, c := range []webrtc.RTPCodecParameters{{RTPCodecCapability: pcmu, PayloadType: 0}, {RTPCodecCapability: opus, PayloadType: 111}} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("simulated agent: %w", err)
+		}
 	}
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -338,12 +343,16 @@ func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) 
 		pc.Close()
 		return nil, fmt.Errorf("simulated agent: %w", err)
 	}
-	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "mic", a.name)
-	if err != nil {
-		return fail(err)
-	}
-	if _, err := pc.AddTrack(mic); err != nil {
-		return fail(err)
+	var mics []*webrtc.TrackLocalStaticRTP
+	for _, c := range []webrtc.RTPCodecCapability{pcmu, opus} {
+		mic, err := webrtc.NewTrackLocalStaticRTP(c, "mic-"+strings.TrimPrefix(c.MimeType, "audio/"), a.name)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+			return fail(err)
+		}
+		mics = append(mics, mic)
 	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		buf := make([]byte, 1500)
@@ -373,28 +382,33 @@ func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) 
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fail(err)
 	}
-	go talk(ctx, mic)
+	go talk(ctx, mics[0], mics[1])
 	return pc, nil
 }
 
-// talk sends 20 ms frames of µ-law silence until ctx ends.
-func talk(ctx context.Context, mic *webrtc.TrackLocalStaticRTP) {
+// talk sends 20 ms frames of silence on both paths until ctx ends: µ-law on the
+// PCMU one, Opus on the other.
+func talk(ctx context.Context, pcmuMic, opusMic *webrtc.TrackLocalStaticRTP) {
 	silence := make([]byte, 160)
 	for i := range silence {
 		silence[i] = 0xFF
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}, Payload: silence}
+	pcmu := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}, Payload: silence}
+	opus := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32()}, Payload: emulator.OpusSilence}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		_ = mic.WriteRTP(pkt)
-		pkt.SequenceNumber++
-		pkt.Timestamp += 160
+		_ = pcmuMic.WriteRTP(pcmu)
+		pcmu.SequenceNumber++
+		pcmu.Timestamp += 160
+		_ = opusMic.WriteRTP(opus)
+		opus.SequenceNumber++
+		opus.Timestamp += 960
 	}
 }
 

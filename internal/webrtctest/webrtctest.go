@@ -1,12 +1,14 @@
 // Package webrtctest gives tests a pion peer that behaves like a browser agent's
-// softphone: one sendrecv audio transceiver, ICE on loopback, gathered before the
-// offer is sent (Turbina's signalling does not trickle).
+// softphone: two sendrecv audio transceivers, PCMU and Opus, as the agent page
+// offers them (or one PCMU transceiver, as older pages did), ICE on loopback,
+// gathered before the offer is sent (Turbina's signalling does not trickle).
 package webrtctest
 
 import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,17 +18,39 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// OpusSilence is the Opus frame the browser's Opus microphone sends: TOC 0xF8
+// (CELT fullband, 20 ms, one frame) and the two-byte silence payload. pion has no
+// Opus encoder, and the bridge forwards Opus without decoding it.
+var OpusSilence = []byte{0xF8, 0xFF, 0xFE}
+
 // Browser is a pion peer playing a browser softphone.
 type Browser struct {
 	PC *webrtc.PeerConnection
-	// Mic is what the "microphone" sends.
-	Mic *webrtc.TrackLocalStaticRTP
-	// Speaker delivers the track the server sends, once it arrives.
+	// Mic is what the "microphone" sends as PCMU; OpusMic sends it as Opus on
+	// the second transceiver, nil on a single-codec browser.
+	Mic, OpusMic *webrtc.TrackLocalStaticRTP
+	// Speaker delivers the tracks the server sends as they arrive, one per path.
 	Speaker chan *webrtc.TrackRemote
+	// Heard, if set before Listen, is called with every packet heard and the
+	// MIME type of its track, from one goroutine per track.
+	Heard func(mime string, p *rtp.Packet)
 }
 
-// NewBrowser returns a peer with a PCMU microphone track, closed at cleanup.
+// NewBrowser returns a peer offering a PCMU and an Opus audio transceiver, both
+// sendrecv with a microphone track, like the agent page; closed at cleanup.
 func NewBrowser(t testing.TB) *Browser {
+	t.Helper()
+	return newBrowser(t, true)
+}
+
+// NewSingleCodecBrowser returns a peer offering one audio transceiver with a
+// PCMU microphone, like agent pages before the Opus path; closed at cleanup.
+func NewSingleCodecBrowser(t testing.TB) *Browser {
+	t.Helper()
+	return newBrowser(t, false)
+}
+
+func newBrowser(t testing.TB, opus bool) *Browser {
 	t.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -43,14 +67,23 @@ func NewBrowser(t testing.TB) *Browser {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	mic, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "mic", "browser")
-	if err != nil {
+	b := &Browser{PC: pc, Speaker: make(chan *webrtc.TrackRemote, 2)}
+	// Each transceiver offers every codec, as a browser without
+	// setCodecPreferences does: the server picks one per path.
+	if b.Mic, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "mic-pcmu", "browser"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pc.AddTrack(mic); err != nil {
+	if _, err := pc.AddTransceiverFromTrack(b.Mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
 		t.Fatal(err)
 	}
-	b := &Browser{PC: pc, Mic: mic, Speaker: make(chan *webrtc.TrackRemote, 1)}
+	if opus {
+		if b.OpusMic, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-opus", "browser"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.AddTransceiverFromTrack(b.OpusMic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { b.Speaker <- tr })
 	return b
 }
@@ -78,7 +111,8 @@ func (b *Browser) Accept(t testing.TB, answer string) {
 	}
 }
 
-// Talk sends 20 ms PCMU frames from the microphone until ctx ends, counting them.
+// Talk sends 20 ms frames from the microphones until ctx ends: PCMU on the first
+// path, counted in sent, and Opus silence on the second if there is one.
 func (b *Browser) Talk(ctx context.Context, sent *atomic.Uint64) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -86,6 +120,9 @@ func (b *Browser) Talk(ctx context.Context, sent *atomic.Uint64) {
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 160), SSRC: 0xb0b}, Payload: make([]byte, 160)}
 		if b.Mic.WriteRTP(pkt) == nil && sent != nil {
 			sent.Add(1)
+		}
+		if b.OpusMic != nil {
+			_ = b.OpusMic.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 960), SSRC: 0x0b05}, Payload: OpusSilence})
 		}
 		select {
 		case <-ctx.Done():
@@ -95,15 +132,31 @@ func (b *Browser) Talk(ctx context.Context, sent *atomic.Uint64) {
 	}
 }
 
-// Listen reads the speaker track until ctx ends or it fails, counting packets and
-// sequence gaps (a gap is any step other than +1).
+// Listen reads every track the server sends (one per path) until ctx ends or
+// they fail, counting packets and sequence gaps (a gap is any step other than +1
+// within a track) over all of them.
 func (b *Browser) Listen(ctx context.Context, packets, gaps *atomic.Uint64) {
-	var tr *webrtc.TrackRemote
-	select {
-	case tr = <-b.Speaker:
-	case <-ctx.Done():
-		return
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var tr *webrtc.TrackRemote
+		select {
+		case tr = <-b.Speaker:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.listen(ctx, tr, packets, gaps)
+		}()
 	}
+}
+
+func (b *Browser) listen(ctx context.Context, tr *webrtc.TrackRemote, packets, gaps *atomic.Uint64) {
+	stop := context.AfterFunc(ctx, func() { _ = tr.SetReadDeadline(time.Now()) })
+	defer stop()
+	mime := tr.Codec().MimeType
 	var last uint16
 	for first := true; ctx.Err() == nil; first = false {
 		p, _, err := tr.ReadRTP()
@@ -115,5 +168,8 @@ func (b *Browser) Listen(ctx context.Context, packets, gaps *atomic.Uint64) {
 		}
 		last = p.SequenceNumber
 		packets.Add(1)
+		if b.Heard != nil {
+			b.Heard(mime, p)
+		}
 	}
 }

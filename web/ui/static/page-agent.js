@@ -210,7 +210,7 @@ $('dispo').addEventListener('submit', async (e) => {
   }
 });
 
-// ---- audio: one WebRTC leg, negotiated once, kept up across calls ----
+// ---- audio: one WebRTC session, negotiated once, kept up across calls ----
 
 function renderAudio(key, state) {
   audio.statusKey = key;
@@ -242,8 +242,21 @@ async function connectAudio() {
   if (audio.unsupported) { renderAudio('audio.noserver'); return; }
   const pc = new RTCPeerConnection({ iceServers: [] });
   audio.pc = pc;
-  pc.addTransceiver(audio.stream.getAudioTracks()[0], { direction: 'sendrecv', streams: [audio.stream] });
-  pc.ontrack = (e) => { $('remote-audio').srcObject = e.streams[0] || new MediaStream([e.track]); };
+  // Two paths share the microphone: the server answers the first with G.711 for
+  // SIP customers and the second with Opus for WhatsApp customers, so neither is
+  // transcoded. Where the browser can, each transceiver offers only its codec;
+  // the server picks one per path either way.
+  const codecs = RTCRtpReceiver.getCapabilities?.('audio')?.codecs || [];
+  for (const mime of ['audio/pcmu', 'audio/opus']) {
+    const tr = pc.addTransceiver(audio.stream.getAudioTracks()[0], { direction: 'sendrecv', streams: [audio.stream] });
+    const only = codecs.filter((c) => c.mimeType.toLowerCase() === mime);
+    try { if (only.length && tr.setCodecPreferences) tr.setCodecPreferences(only); } catch { /* the server still picks */ }
+  }
+  // One element and stream per path: whichever path carries the call is heard.
+  pc.ontrack = (e) => {
+    const opus = pc.getTransceivers().indexOf(e.transceiver) === 1;
+    $(opus ? 'remote-audio-opus' : 'remote-audio').srcObject = new MediaStream([e.track]);
+  };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === 'connected') renderAudio('audio.connected');
     else if (pc.connectionState === 'failed') audioFailed('audio.failed');
