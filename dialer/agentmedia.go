@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -25,12 +26,17 @@ type agentLeg struct {
 	bridge *media.Bridge
 	cancel context.CancelFunc
 	end    func() error // ends the session (the WebRTC peer, the phone call)
+	once   sync.Once
 }
 
 // agentLegs keeps every agent's nailed-up leg. Safe for concurrent use.
 type agentLegs struct {
 	mu      sync.Mutex
 	byAgent map[int64]*agentLeg
+	// closed: the engine has stopped, and takes no more legs.
+	closed bool
+	// running counts the bridges' goroutines, for the engine to wait on at its end.
+	running sync.WaitGroup
 }
 
 func (l *agentLegs) bridge(agentID int64) *media.Bridge {
@@ -56,14 +62,21 @@ func (e *Engine) AttachAgentLegs(agentID int64, legs []media.Leg, end func() err
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agentLeg{bridge: media.NewBridgePaths(legs, media.BridgeConfig{Logger: e.log, AgentSilence: e.cfg.AgentSilence}), cancel: cancel, end: end}
 	e.legs.mu.Lock()
+	if e.legs.closed {
+		e.legs.mu.Unlock()
+		a.stop()
+		return
+	}
 	old := e.legs.byAgent[agentID]
 	e.legs.byAgent[agentID] = a
+	e.legs.running.Add(1)
 	e.legs.mu.Unlock()
 	if old != nil {
 		old.stop()
 	}
 	e.agents.setAudio(agentID, true)
 	go func() {
+		defer e.legs.running.Done()
 		if err := a.bridge.Run(ctx); errors.Is(err, media.ErrAgentSilent) {
 			e.log.Warn("agent audio lost: nothing received", "agent", agentID, "after", e.cfg.AgentSilence)
 		} else if err != nil {
@@ -82,11 +95,27 @@ func (e *Engine) AttachAgentLegs(agentID int64, legs []media.Leg, end func() err
 	}
 }
 
+// stop ends the bridge and the session, once however many paths ask.
 func (a *agentLeg) stop() {
-	a.cancel()
-	if a.end != nil {
-		a.end()
+	a.once.Do(func() {
+		a.cancel()
+		if a.end != nil {
+			a.end()
+		}
+	})
+}
+
+// stopAgentLegs ends every agent's session as the engine stops, and waits for
+// their bridges to finish.
+func (e *Engine) stopAgentLegs() {
+	e.legs.mu.Lock()
+	e.legs.closed = true
+	legs := maps.Clone(e.legs.byAgent)
+	e.legs.mu.Unlock()
+	for id, a := range legs {
+		e.detachAgentLeg(id, a)
 	}
+	e.legs.running.Wait()
 }
 
 // detachAgentLeg ends an agent's leg if it is still the current one.

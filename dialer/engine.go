@@ -162,6 +162,8 @@ func (e *Engine) agentsChanged(ids []int64) {
 // Run drives campaigns until ctx ends. It first closes the attempts that a previous
 // process left open, so their contacts are tried again.
 func (e *Engine) Run(ctx context.Context) error {
+	// Agents' sessions end last, once no run can bridge a call to them.
+	defer e.stopAgentLegs()
 	if err := e.recoverInterrupted(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
