@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -31,8 +32,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var pacers pacerList
 	fs.Var(&pacers, "pacer", "pacer `NAME` to run: predictive, progressive, preview, vicidial or ratio:X; repeatable (default "+strings.Join(sim.DefaultPacers(), ", ")+")")
 	asJSON := fs.Bool("json", false, "print one JSON object per pacer and line")
+	idle := fs.Bool("idle", false, "also print where the agents' ready time went: waiting on a dial in flight (some of it on a stale one) or on none; not with --json")
+	seeds := fs.Int("seeds", 1, "run `N` shifts per pacer, with the scenario's seed and the N-1 seeds after it, and sum them up per pacer")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: turbina sim --scenario FILE [--pacer NAME]... [--json]")
+		fmt.Fprintln(stderr, "Usage: turbina sim --scenario FILE [--pacer NAME]... [--seeds N] [--json] [--idle]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +44,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return errUsage
 	}
-	if *scenario == "" || fs.NArg() > 0 {
+	if *scenario == "" || fs.NArg() > 0 || *idle && *asJSON || *seeds < 1 {
 		fs.Usage()
 		return errUsage
 	}
@@ -60,17 +63,24 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	enc := json.NewEncoder(stdout)
 	for _, name := range pacers {
-		r, err := sim.Run(ctx, sc, name)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			if err := enc.Encode(r); err != nil {
-				return fmt.Errorf("sim: writing result: %w", err)
+		for i := range *seeds {
+			run := *sc
+			run.Seed += uint64(i)
+			if *seeds > 1 {
+				run.Name = fmt.Sprintf("%s@%d", sc.Name, run.Seed)
 			}
-			continue
+			r, err := sim.Run(ctx, &run, name)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				if err := enc.Encode(r); err != nil {
+					return fmt.Errorf("sim: writing result: %w", err)
+				}
+				continue
+			}
+			results = append(results, r)
 		}
-		results = append(results, r)
 	}
 	if *asJSON {
 		return nil
@@ -81,6 +91,66 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f\t%.3f\t\n",
 			r.Scenario, r.Pacer, r.Dials, r.Answered, r.Connected, r.Abandoned, r.AbandonRate,
 			r.MaxHourAbandonRate, r.Occupancy, r.OccupancyLimit, r.Efficiency, r.MeanAgentWaitS, r.SimWallS)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("sim: writing results: %w", err)
+	}
+	if *seeds > 1 {
+		if err := writeSeeds(stdout, sc, results); err != nil {
+			return err
+		}
+	}
+	if *idle {
+		return writeIdle(stdout, results)
+	}
+	return nil
+}
+
+// writeSeeds sums up the runs of each pacer over seeds: the mean and the worst of efficiency
+// and abandonment, and how many runs broke the caps (the target over the run, 1.5 times it
+// in a whole hour).
+func writeSeeds(w io.Writer, sc *sim.Scenario, results []sim.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "scenario\tpacer\truns\tmean_efficiency\tmin_efficiency\tmean_abandon_rate\tmax_abandon_rate\tmax_hour_abandon_rate\truns_over_cap\t")
+	for i := 0; i < len(results); {
+		j := i
+		var effSum, abSum float64
+		minEff, maxAb, maxHour, over := math.Inf(1), 0.0, 0.0, 0
+		for ; j < len(results) && results[j].Pacer == results[i].Pacer; j++ {
+			r := results[j]
+			effSum += r.Efficiency
+			abSum += r.AbandonRate
+			minEff = min(minEff, r.Efficiency)
+			maxAb = max(maxAb, r.AbandonRate)
+			maxHour = max(maxHour, r.MaxHourAbandonRate)
+			if r.AbandonRate > sc.TargetAbandon || r.MaxHourAbandonRate > 1.5*sc.TargetAbandon {
+				over++
+			}
+		}
+		n := float64(j - i)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%d\t\n", sc.Name, results[i].Pacer, j-i,
+			effSum/n, minEff, abSum/n, maxAb, maxHour, over)
+		i = j
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("sim: writing results: %w", err)
+	}
+	return nil
+}
+
+// writeIdle prints where each pacer's agents spent their ready time, as shares of their
+// logged-in time (see sim.Idle): ready = on_dial + no_dial, and stale is part of on_dial.
+func writeIdle(w io.Writer, results []sim.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "scenario\tpacer\tready\ton_dial\tstale\tno_dial\tready_per_call_s\t")
+	for _, r := range results {
+		d := r.Idle
+		share := func(x float64) float64 { return x / max(d.LoggedIn, 1) }
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f\t\n", r.Scenario, r.Pacer,
+			share(d.Answer+d.NoDial), share(d.Answer), share(d.Stale), share(d.NoDial),
+			(d.Answer+d.NoDial)/float64(max(r.Connected, 1)))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("sim: writing results: %w", err)

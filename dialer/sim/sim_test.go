@@ -92,6 +92,7 @@ func TestAccounting(t *testing.T) {
 	want := Result{
 		Scenario: "hand", Pacer: "progressive", Dials: 10, Answered: 10, Connected: 10,
 		Occupancy: 1000.0 / 1150, OccupancyLimit: 100.0 / 110, MeanAgentWaitS: 5,
+		Idle: Idle{LoggedIn: 1150, Answer: 50},
 	}
 	want.Efficiency = want.Occupancy / want.OccupancyLimit
 	r.SimWallS, r.Hours = 0, nil
@@ -102,6 +103,48 @@ func TestAccounting(t *testing.T) {
 	r = run(t, sc, "ratio:2")
 	if r.Abandoned != r.Answered-r.Connected || r.Abandoned < r.Connected-1 {
 		t.Errorf("ratio:2 with one agent: %d answered, %d connected, %d abandoned", r.Answered, r.Connected, r.Abandoned)
+	}
+}
+
+// TestIdle checks the breakdown of ready time on runs worked out by hand: one agent, every
+// dial answered after a constant ring, talk 100 s, wrap-up 10 s.
+func TestIdle(t *testing.T) {
+	tests := []struct {
+		name  string
+		pacer string
+		ring  float64 // seconds
+		calls int     // cycles of ring + 110 s in the shift
+		want  Idle
+	}{
+		// Each call waits 5 s on its dial, which is never stale.
+		{"fresh", "progressive", 5, 10, Idle{LoggedIn: 1150, Answer: 50}},
+		// Each call waits 20 s on its dial, the last 5 of them past StaleRing.
+		{"stale", "progressive", 20, 10, Idle{LoggedIn: 1300, Answer: 200, Stale: 50}},
+		// Preview never dials: the agent waits the whole shift on no dial.
+		{"no dial", "preview", 5, 10, Idle{LoggedIn: 1150, NoDial: 1150}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := &Scenario{
+				Name: "hand", DurationS: float64(tt.calls) * (tt.ring + 110), Agents: 1, AnswerProb: 1,
+				Ring: Dist{Kind: "constant", Value: tt.ring}, NoAnswerS: 25,
+				Fail: Dist{Kind: "constant", Value: 1}, Machine: Dist{Kind: "constant", Value: 1},
+				Talk: Dist{Kind: "constant", Value: 100}, Wrap: Dist{Kind: "constant", Value: 10},
+				PatienceS: 2, TargetAbandon: 0.03,
+			}
+			r := run(t, sc, tt.pacer)
+			got := r.Idle
+			const eps = 1e-6
+			if math.Abs(got.LoggedIn-tt.want.LoggedIn) > eps || math.Abs(got.Answer-tt.want.Answer) > eps ||
+				math.Abs(got.Stale-tt.want.Stale) > eps || math.Abs(got.NoDial-tt.want.NoDial) > eps {
+				t.Errorf("Idle = %+v, want %+v", got, tt.want)
+			}
+			// Ready time is what occupancy lacks of the whole: talk + wrap-up + ready.
+			busy := float64(r.Connected) * 110
+			if ready := got.Answer + got.NoDial; math.Abs(busy+ready-got.LoggedIn) > eps {
+				t.Errorf("busy %v + ready %v != logged in %v", busy, ready, got.LoggedIn)
+			}
+		})
 	}
 }
 
