@@ -1,14 +1,23 @@
 package whatsapp_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 )
 
 // readMeta returns a payload of testdata/meta: an example from Meta's documents
@@ -55,7 +64,7 @@ func TestParseMetaExamples(t *testing.T) {
 			Type: whatsapp.EventCallConnect, Key: "call|wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh|connect|1671644824",
 			Time: unix(1671644824), WABAID: "366634483210360", PhoneNumberID: "436666719526789",
 			Call: &whatsapp.CallEvent{ID: "wacid.ABGGFjFVU2AfAgo6V-Hc5eCgK5Gh", From: "13175551399", To: "16315553601",
-				SDPType: "offer", SDP: "<<RFC 8866 SDP>>"},
+				Direction: "USER_INITIATED", SDPType: "offer", SDP: "<<RFC 8866 SDP>>"},
 		}}},
 		{"messages_status_sent.json", []whatsapp.Event{{
 			Type: whatsapp.EventMessageStatus, Key: "msg|wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA|sent",
@@ -112,4 +121,214 @@ func dump(evs []whatsapp.Event) string {
 		s += fmt.Sprintf("  %+v call=%+v status=%+v message=%+v permission=%+v\n", e, e.Call, e.Status, e.Message, e.Permission)
 	}
 	return s
+}
+
+// rawRecorder keeps every webhook body before handing the request on.
+type rawRecorder struct {
+	next   http.Handler
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (r *rawRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	r.bodies = append(r.bodies, b)
+	r.mu.Unlock()
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	r.next.ServeHTTP(w, req)
+}
+
+func (r *rawRecorder) all() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.bodies)
+}
+
+// jsonPaths returns the paths of a JSON document's leaves with their JSON type
+// ("entry[].changes[].value.calls[].timestamp:string"): the shape of a payload
+// without its values.
+func jsonPaths(t testing.TB, b []byte) map[string]bool {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(prefix+"[]", e)
+			}
+		case string:
+			out[prefix+":string"] = true
+		case float64:
+			out[prefix+":number"] = true
+		case bool:
+			out[prefix+":bool"] = true
+		default:
+			out[prefix+":null"] = true
+		}
+	}
+	walk("", v)
+	return out
+}
+
+// metaKind names the documented example a webhook body is an instance of.
+func metaKind(t testing.TB, b []byte) string {
+	t.Helper()
+	var p struct {
+		Entry []struct {
+			Changes []struct {
+				Field string `json:"field"`
+				Value struct {
+					Calls []struct {
+						Event     string `json:"event"`
+						Direction string `json:"direction"`
+					} `json:"calls"`
+					Statuses []struct {
+						Status string `json:"status"`
+					} `json:"statuses"`
+					Messages []struct {
+						Type string `json:"type"`
+					} `json:"messages"`
+				} `json:"value"`
+			} `json:"changes"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil || len(p.Entry) != 1 || len(p.Entry[0].Changes) != 1 {
+		t.Fatalf("not one change: %s", b)
+	}
+	ch := p.Entry[0].Changes[0]
+	v := ch.Value
+	switch {
+	case ch.Field == "calls" && len(v.Calls) == 1 && v.Calls[0].Event == "connect" && v.Calls[0].Direction == "USER_INITIATED":
+		return "calls_connect_user.json"
+	case ch.Field == "calls" && len(v.Calls) == 1 && v.Calls[0].Event == "connect":
+		return "calls_connect_business.json"
+	case ch.Field == "calls" && len(v.Calls) == 1 && v.Calls[0].Event == "terminate":
+		return "calls_terminate.json"
+	case ch.Field == "calls" && len(v.Statuses) == 1:
+		return "calls_status.json"
+	case ch.Field == "messages" && len(v.Statuses) == 1 && v.Statuses[0].Status == "failed":
+		return "messages_status_failed.json"
+	case ch.Field == "messages" && len(v.Statuses) == 1:
+		return "messages_status_sent.json"
+	case ch.Field == "messages" && len(v.Messages) == 1 && v.Messages[0].Type == "text":
+		return "messages_text.json"
+	case ch.Field == "messages" && len(v.Messages) == 1 && v.Messages[0].Type == "interactive":
+		return "messages_call_permission_reply.json"
+	}
+	t.Fatalf("webhook of no documented kind: %s", b)
+	return ""
+}
+
+// TestEmulatorWebhooksMatchMeta drives the emulator through a business-initiated
+// call, a user-initiated call, template sends (delivered and failed), a user message
+// and a call permission reply, and compares every webhook it sends with Meta's
+// documented example of its kind, field by field and JSON type by JSON type: the
+// emulator sends no field Meta's example lacks, and lacks none Meta's example has
+// beyond those the documents call optional.
+func TestEmulatorWebhooksMatchMeta(t *testing.T) {
+	env := newEnv(t, nil)
+	rec := &rawRecorder{next: env.hook.Config.Handler}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	env.emu.SetCallbackURL(srv.URL)
+	ctx := testCtx(t, 20*time.Second)
+
+	callee, caller, reader, failing := "5511900000101", "5511900000102", "5511900000103", "5511900000104"
+	env.emu.Script(callee, emulator.Behaviour{Call: emulator.CallAccept, HangupAfter: 20 * time.Millisecond})
+	env.emu.Script(failing, emulator.Behaviour{FailCode: 131026})
+	env.emu.Script(reader, emulator.Behaviour{Permission: emulator.PermissionGrant})
+
+	call, err := env.client.Dial(ctx, "meta-shape-call", callee, whatsapp.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collectUpdates(t, call)
+	if _, err := env.emu.PlaceCall(ctx, caller); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{reader, failing} {
+		if _, err := env.client.SendTemplate(ctx, "meta-shape-"+to, whatsapp.TemplateMessage{To: to, Name: "no_params", Language: "en_US"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The user's message opens the customer service window the interactive
+	// permission request needs.
+	env.emu.UserMessage(reader, "may you call me?")
+	if _, err := env.client.RequestCallPermission(ctx, "meta-shape-perm", reader, "May we call you?"); err != nil {
+		t.Fatal(err)
+	}
+	env.waitEvents(t, func(evs []whatsapp.Event) bool {
+		return slices.ContainsFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventPermissionReply }) &&
+			slices.ContainsFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventMessage }) &&
+			slices.ContainsFunc(evs, func(e whatsapp.Event) bool {
+				return e.Type == whatsapp.EventMessageStatus && e.Status.Status == "failed"
+			}) &&
+			slices.ContainsFunc(evs, func(e whatsapp.Event) bool {
+				return e.Type == whatsapp.EventCallConnect && e.Call.Direction == "USER_INITIATED"
+			})
+	})
+
+	// Fields Meta's examples show that the documents call optional or that belong to
+	// features the emulator does not play (business-scoped user IDs and usernames, the
+	// legacy connection object, a failed call's errors).
+	optional := func(path string) bool {
+		for _, s := range []string{"user_id", "username", ".connection.", ".errors[]"} {
+			if strings.Contains(path, s) {
+				return true
+			}
+		}
+		return false
+	}
+	seen := map[string]int{}
+	for _, body := range rec.all() {
+		kind := metaKind(t, body)
+		seen[kind]++
+		got, want := jsonPaths(t, body), jsonPaths(t, readMeta(t, kind))
+		var status string
+		if kind == "messages_status_sent.json" {
+			status = statusOf(t, body)
+		}
+		for p := range got {
+			// Inbound interactive messages carry their type; the permission reply
+			// sample shows only the fields it is about.
+			if !want[p] && !(kind == "messages_call_permission_reply.json" && p == "entry[].changes[].value.messages[].type:string") {
+				t.Errorf("%s: the emulator sends %s, Meta's example has no such field (%s)", kind, p, body)
+			}
+		}
+		for p := range want {
+			// Pricing comes with sent and with one of delivered or read.
+			if !got[p] && !optional(p) && !(status == "read" && strings.Contains(p, ".pricing.")) {
+				t.Errorf("%s: the emulator lacks %s (%s)", kind, p, body)
+			}
+		}
+	}
+	for _, kind := range []string{"calls_connect_business.json", "calls_status.json", "calls_terminate.json", "calls_connect_user.json",
+		"messages_status_sent.json", "messages_status_failed.json", "messages_text.json", "messages_call_permission_reply.json"} {
+		if seen[kind] == 0 {
+			t.Errorf("no webhook of kind %s was compared; got %v", kind, seen)
+		}
+	}
+}
+
+func statusOf(t testing.TB, b []byte) string {
+	t.Helper()
+	evs, err := whatsapp.ParseWebhook(b)
+	if err != nil || len(evs) != 1 || evs[0].Status == nil {
+		t.Fatalf("%v %s", err, b)
+	}
+	return evs[0].Status.Status
 }
