@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -331,4 +332,81 @@ func statusOf(t testing.TB, b []byte) string {
 		t.Fatalf("%v %s", err, b)
 	}
 	return evs[0].Status.Status
+}
+
+// TestClientRequestsMatchMeta compares the body of every request the client sends
+// with Meta's documented request body for its action, path by path and JSON type by
+// JSON type: the client sends exactly the documented fields.
+func TestClientRequestsMatchMeta(t *testing.T) {
+	env := newEnv(t, nil)
+	ctx := testCtx(t, 20*time.Second)
+	callee, caller, user := "5511900000201", "5511900000202", "5511900000203"
+	env.emu.Script(callee, emulator.Behaviour{Call: emulator.CallAccept})
+
+	call, err := env.client.Dial(ctx, "meta-req-call", callee, whatsapp.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, call, whatsapp.PhaseAccepted)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	callID, err := env.emu.PlaceCall(ctx, caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := env.waitEvents(t, func(evs []whatsapp.Event) bool {
+		return slices.ContainsFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventCallConnect && e.CallID() == callID })
+	})
+	offer := evs[slices.IndexFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventCallConnect && e.CallID() == callID })]
+	in, err := env.client.Accept(ctx, "meta-req-accept", offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.client.SendTemplate(ctx, "meta-req-template", whatsapp.TemplateMessage{To: user, Name: "order_update", Language: "pt_BR",
+		BodyParams: []whatsapp.TemplateParam{{Text: "Ana"}, {Text: "4711"}}}); err != nil {
+		t.Fatal(err)
+	}
+	env.emu.UserMessage(user, "hello") // opens the customer service window
+	if _, err := env.client.RequestCallPermission(ctx, "meta-req-perm", user, "May we call you?"); err != nil {
+		t.Fatal(err)
+	}
+
+	// biz_opaque_callback_data on a message send: the status webhooks reference
+	// echoes it "only included if message sent with biz_opaque_callback_data".
+	const bizOpaque = "biz_opaque_callback_data:string"
+	seen := map[string]int{}
+	for _, r := range env.emu.Requests() {
+		if r.Method != http.MethodPost {
+			continue
+		}
+		var kind string
+		switch {
+		case strings.HasSuffix(r.Path, "/calls"):
+			kind = "req_calls_" + r.Action + ".json"
+		case r.Type == "template":
+			kind = "req_messages_template.json"
+		case r.Type == "interactive":
+			kind = "req_messages_call_permission_request.json"
+		default:
+			t.Fatalf("unexpected request %s %s", r.Path, r.Body)
+		}
+		seen[kind]++
+		got, want := jsonPaths(t, r.Body), jsonPaths(t, readMeta(t, kind))
+		if strings.HasPrefix(kind, "req_messages_") {
+			want[bizOpaque] = true
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: client sends %v, Meta documents %v (%s)", kind, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)), r.Body)
+		}
+	}
+	for _, kind := range []string{"req_calls_connect.json", "req_calls_terminate.json", "req_calls_pre_accept.json", "req_calls_accept.json",
+		"req_messages_template.json", "req_messages_call_permission_request.json"} {
+		if seen[kind] == 0 {
+			t.Errorf("no request of kind %s was compared; got %v", kind, seen)
+		}
+	}
 }
