@@ -574,10 +574,16 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 	}
 	id := newID("wamid")
 	rec.ResultID = id
+	msg := map[string]string{"id": id}
+	if rb.Type == "template" {
+		// message_status reports template pacing; the free-form call permission
+		// request's documented success response (user-call-permissions) has none.
+		msg["message_status"] = "accepted"
+	}
 	writeJSON(w, rec, map[string]any{
 		"messaging_product": "whatsapp",
 		"contacts":          []map[string]string{{"input": rb.To, "wa_id": rec.To}},
-		"messages":          []map[string]string{{"id": id, "message_status": "accepted"}},
+		"messages":          []map[string]string{msg},
 	})
 	to, key := rec.To, rec.Key
 	permission := rb.Type == "interactive" && rb.Interactive.Type == "call_permission_request"
