@@ -212,8 +212,14 @@ func (c *Client) Accept(ctx context.Context, key string, offer Event) (*Call, er
 	call.id, call.state.ID = callID, callID
 	c.calls.setID(callID, call)
 	for _, action := range []string{"pre_accept", "accept"} {
-		if _, err := c.postCall(ctx, action+" call", callRequest{MessagingProduct: "whatsapp", CallID: callID, Action: action,
-			Session: &callSession{SDPType: "answer", SDP: sdp}, BizOpaque: key}); err != nil {
+		req := callRequest{MessagingProduct: "whatsapp", CallID: callID, Action: action, Session: &callSession{SDPType: "answer", SDP: sdp}}
+		if action == "accept" {
+			// user-initiated-calls, "Accept call": biz_opaque_callback_data is a
+			// parameter of accept (echoed in the terminate webhook); the
+			// pre-accept body documents none.
+			req.BizOpaque = key
+		}
+		if _, err := c.postCall(ctx, action+" call", req); err != nil {
 			c.calls.remove(call)
 			call.closeMedia()
 			return nil, err

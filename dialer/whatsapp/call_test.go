@@ -3,6 +3,7 @@ package whatsapp_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -432,13 +433,20 @@ func TestAcceptUserInitiatedCall(t *testing.T) {
 	if call.State().Outcome != whatsapp.OutcomeAnswered {
 		t.Fatalf("state %+v", call.State())
 	}
-	var actions []string
+	var actions, keys []string
 	for _, r := range env.emu.Requests() {
 		if r.CallID == callID {
-			actions = append(actions, r.Action)
+			actions, keys = append(actions, r.Action), append(keys, r.Key)
 		}
 	}
-	if len(actions) != 2 || actions[0] != "pre_accept" || actions[1] != "accept" {
-		t.Fatalf("actions %v", actions)
+	// biz_opaque_callback_data is a documented parameter of accept only, and Meta
+	// echoes it in the terminate webhook.
+	if len(actions) != 2 || actions[0] != "pre_accept" || actions[1] != "accept" || keys[0] != "" || keys[1] != "in-1" {
+		t.Fatalf("actions %v, keys %q", actions, keys)
 	}
+	env.waitEvents(t, func(evs []whatsapp.Event) bool {
+		return slices.ContainsFunc(evs, func(e whatsapp.Event) bool {
+			return e.Type == whatsapp.EventCallTerminate && e.CallID() == callID && e.Call.BizOpaque == "in-1"
+		})
+	})
 }

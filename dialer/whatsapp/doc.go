@@ -34,9 +34,11 @@
 //  2. The key is sent as biz_opaque_callback_data, which Meta echoes on every call and
 //     message-status webhook. A webhook is therefore proof that a send took effect even
 //     when its HTTP answer was lost.
-//  3. Retries inside one send happen only on answers that mean "not processed" (HTTP
-//     429, throughput codes 130429/131056) or on server failures (5xx, timeouts). The
-//     latter are ambiguous; a duplicate is then visible through the echoed key.
+//  3. Retries inside one send happen only on answers that mean "not processed"
+//     (throughput codes 130429, 131056, 4, 80007, 613, or HTTP 429 with no code that
+//     says otherwise) or on server failures (5xx, timeouts). The latter are
+//     ambiguous; a duplicate is then visible through the echoed key. Long throttles
+//     (131048, 138002, 138005) are left to the engine even when Meta answers 429.
 //
 // What the engine must do (outbox): store the transition with its key before calling
 // the client; store the returned ID when the call returns. After a crash, an outbox row

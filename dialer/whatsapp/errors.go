@@ -26,13 +26,17 @@ const (
 	// KindAuth: the token is invalid or lacks permissions (190, 10, 200–299); stop the
 	// channel and alert an administrator.
 	KindAuth Kind = "auth"
-	// KindThrottled: Meta refused for throughput (HTTP 429, 130429, 131056, 4, 80007, 131048,
-	// 138005); the request was not processed.
+	// KindThrottled: Meta refused for throughput (HTTP 429, 130429, 131056, 4, 80007,
+	// 613, 131048, 138002 concurrent calls, 138005 call rate); the request was not
+	// processed.
 	KindThrottled Kind = "throttled"
-	// KindServer: Meta failed (5xx, 1, 2, 131000, 131016); transient.
+	// KindServer: Meta failed (5xx, 1, 2, 131000, 131016, 138004, 138007) or the call
+	// failed on WhatsApp's side (138019–138023 in a terminate webhook); transient.
 	KindServer Kind = "server"
 	// KindCallingUnavailable: calling is not possible for reasons other than permission
-	// (138000 not enabled, 138002 concurrent call, 138003 duplicate, 138009/138012 limits).
+	// (138000 not enabled, 138003 duplicate call, 138009 permission request limit,
+	// 138012 daily call limit, 138013 not available, 138014 disabled for quality,
+	// 138015/138018 cannot be enabled, 131055 SIP-enabled number).
 	KindCallingUnavailable Kind = "calling_unavailable"
 	// KindInvalidRequest: the request itself is wrong (100, 131008, 131009, other 4xx).
 	KindInvalidRequest Kind = "invalid_request"
@@ -105,18 +109,21 @@ func (e *Error) Temporary() bool {
 	return false
 }
 
-// retryable reports whether the client retries the request itself. Throughput codes
-// that mean "slow down for this user for a long time" (131048 spam, 138005 call rate)
-// are temporary but not retried in place: the engine reschedules them.
+// retryable reports whether the client retries the request itself: a transient
+// failure or a throughput refusal, after which Meta has not processed the request.
+// The code decides before the HTTP status, since Meta documents some throttling codes
+// with HTTP 400 and some non-throttling ones with 429. Throughput codes that mean
+// "slow down for this user or number for a long time" (131048 spam, 138002 concurrent
+// calls, 138005 call rate) are temporary but not retried in place: the engine
+// reschedules them. 138007 (the SDP was not applied in time) is not retried either:
+// the call it refers to is gone.
 func (e *Error) retryable() bool {
-	if e.Kind() == KindNetwork || e.Kind() == KindServer {
-		return true
-	}
-	if e.HTTPStatus == http.StatusTooManyRequests {
-		return true
-	}
 	switch e.Code {
-	case 130429, 131056, 4, 80007:
+	case 131048, 138002, 138005, 138007:
+		return false
+	}
+	switch e.Kind() {
+	case KindNetwork, KindServer, KindThrottled:
 		return true
 	}
 	return false
@@ -132,27 +139,33 @@ func ErrorKind(err error) Kind {
 }
 
 // ClassifyCode maps an HTTP status and a Graph error code to a [Kind]. The code wins
-// over the status because Meta sends most errors as HTTP 400.
+// over the status because Meta sends most errors as HTTP 400 and advises building
+// error handling on the code. The calling codes are those of Meta's "Troubleshoot
+// WhatsApp Calling Errors" reference (calling/troubleshooting, "Calling error codes").
 func ClassifyCode(httpStatus, code int) Kind {
-	switch {
-	case code == 138006:
+	switch code {
+	case 138006:
 		return KindNoPermission
-	case code == 131026 || code == 138001:
+	case 131026, 138001:
 		return KindNotOnWhatsApp
-	case code == 131047:
+	case 131047:
 		return KindOutsideWindow
+	case 190, 10, 131005:
+		return KindAuth
+	case 130429, 131056, 4, 80007, 613, 131048, 138002, 138005:
+		return KindThrottled
+	case 1, 2, 131000, 131016, 138004, 138007, 138019, 138020, 138021, 138022, 138023:
+		return KindServer
+	case 138000, 138003, 138009, 138012, 138013, 138014, 138015, 138018, 131055:
+		return KindCallingUnavailable
+	case 100, 131008, 131009, 131051, 131021:
+		return KindInvalidRequest
+	}
+	switch {
 	case code >= 132000 && code <= 132999:
 		return KindBadTemplate
-	case code == 190 || code == 10 || (code >= 200 && code <= 299) || code == 131005:
+	case code >= 200 && code <= 299:
 		return KindAuth
-	case code == 130429 || code == 131056 || code == 4 || code == 80007 || code == 131048 || code == 138005:
-		return KindThrottled
-	case code == 1 || code == 2 || code == 131000 || code == 131016:
-		return KindServer
-	case code == 138000 || code == 138002 || code == 138003 || code == 138009 || code == 138012:
-		return KindCallingUnavailable
-	case code == 100 || code == 131008 || code == 131009 || code == 131051 || code == 131021:
-		return KindInvalidRequest
 	}
 	switch {
 	case httpStatus == http.StatusTooManyRequests:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -65,7 +66,8 @@ type CallEvent struct {
 	To        string `json:"to,omitempty"`
 	Direction string `json:"direction,omitempty"` // BUSINESS_INITIATED or USER_INITIATED
 	// Status is RINGING, ACCEPTED or REJECTED for EventCallStatus and COMPLETED or
-	// FAILED for EventCallTerminate.
+	// FAILED for EventCallTerminate, always upper case (Meta's examples spell the
+	// terminate status both "COMPLETED" and "Completed").
 	Status string `json:"status,omitempty"`
 	// SDPType ("offer" or "answer") and SDP are set on EventCallConnect.
 	SDPType string `json:"sdp_type,omitempty"`
@@ -73,10 +75,13 @@ type CallEvent struct {
 	// BizOpaque is the biz_opaque_callback_data given at connect (the idempotency key).
 	BizOpaque string `json:"biz_opaque,omitempty"`
 	// StartTime, EndTime and Duration are set on terminate of a connected call.
-	StartTime time.Time      `json:"start_time,omitzero"`
-	EndTime   time.Time      `json:"end_time,omitzero"`
-	Duration  time.Duration  `json:"duration,omitempty"`
-	Errors    []WebhookError `json:"errors,omitempty"`
+	StartTime time.Time     `json:"start_time,omitzero"`
+	EndTime   time.Time     `json:"end_time,omitzero"`
+	Duration  time.Duration `json:"duration,omitempty"`
+	// Errors explain a FAILED terminate. Meta's terminate example carries them
+	// beside calls[] in the change's value; the parser also accepts them inside
+	// the call object.
+	Errors []WebhookError `json:"errors,omitempty"`
 }
 
 // MessageStatus is a delivery status of a sent message.
@@ -95,6 +100,8 @@ type MessageStatus struct {
 type InboundMessage struct {
 	ID   string `json:"id"`
 	From string `json:"from"`
+	// Name is the sender's WhatsApp profile name, from the webhook's contacts[].
+	Name string `json:"name,omitempty"`
 	Type string `json:"type"`
 	// Text is the body of a text message.
 	Text string `json:"text,omitempty"`
@@ -212,7 +219,16 @@ type wireValue struct {
 	Metadata struct {
 		PhoneNumberID string `json:"phone_number_id"`
 	} `json:"metadata"`
-	Calls []struct {
+	Contacts []struct {
+		WaID    string `json:"wa_id"`
+		Profile struct {
+			Name string `json:"name"`
+		} `json:"profile"`
+	} `json:"contacts"`
+	// Errors at the value level: in a calls change they explain a FAILED
+	// terminate (business-initiated-calls, "Call terminate webhook").
+	Errors []wireError `json:"errors"`
+	Calls  []struct {
 		ID        string  `json:"id"`
 		From      string  `json:"from"`
 		To        string  `json:"to"`
@@ -262,6 +278,16 @@ type wireValue struct {
 	} `json:"messages"`
 }
 
+// profileName returns the profile name contacts[] gives for waID.
+func (v *wireValue) profileName(waID string) string {
+	for _, c := range v.Contacts {
+		if c.WaID == waID {
+			return c.Profile.Name
+		}
+	}
+	return ""
+}
+
 // ParseWebhook parses the body of a webhook POST into events, in the order they appear.
 // Unknown fields and unknown change fields are ignored; items without an ID are
 // skipped. A body that is not JSON of Meta's shape gives an error wrapping
@@ -285,7 +311,7 @@ func ParseWebhook(body []byte) ([]Event, error) {
 				}
 				ev := base
 				ev.Time = unixTime(c.Timestamp)
-				ce := &CallEvent{ID: c.ID, From: c.From, To: c.To, Direction: c.Direction, Status: c.Status,
+				ce := &CallEvent{ID: c.ID, From: c.From, To: c.To, Direction: c.Direction, Status: strings.ToUpper(c.Status),
 					BizOpaque: c.BizOpaque, Errors: convertErrors(c.Errors)}
 				switch c.Event {
 				case "connect":
@@ -297,6 +323,9 @@ func ParseWebhook(body []byte) ([]Event, error) {
 					ev.Type = EventCallTerminate
 					ce.StartTime, ce.EndTime = unixTime(c.StartTime), unixTime(c.EndTime)
 					ce.Duration = time.Duration(c.Duration) * time.Second
+					if len(ce.Errors) == 0 {
+						ce.Errors = convertErrors(v.Errors)
+					}
 				default:
 					continue // unknown call events are ignored, as unknown fields are
 				}
@@ -312,8 +341,9 @@ func ParseWebhook(body []byte) ([]Event, error) {
 				ev.Time = unixTime(s.Timestamp)
 				if s.Type == "call" || ch.Field == "calls" {
 					ev.Type = EventCallStatus
-					ev.Call = &CallEvent{ID: s.ID, To: s.RecipientID, Status: s.Status, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
-					ev.Key = "call|" + s.ID + "|status:" + s.Status + "|" + strconv.FormatInt(int64(s.Timestamp), 10)
+					status := strings.ToUpper(s.Status)
+					ev.Call = &CallEvent{ID: s.ID, To: s.RecipientID, Status: status, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
+					ev.Key = "call|" + s.ID + "|status:" + status + "|" + strconv.FormatInt(int64(s.Timestamp), 10)
 				} else {
 					ev.Type = EventMessageStatus
 					ev.Status = &MessageStatus{ID: s.ID, Status: s.Status, RecipientID: s.RecipientID, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
@@ -342,7 +372,7 @@ func ParseWebhook(body []byte) ([]Event, error) {
 					}
 				} else {
 					ev.Type = EventMessage
-					ev.Message = &InboundMessage{ID: m.ID, From: m.From, Type: m.Type, ContextID: ctxID}
+					ev.Message = &InboundMessage{ID: m.ID, From: m.From, Name: v.profileName(m.From), Type: m.Type, ContextID: ctxID}
 					if m.Text != nil {
 						ev.Message.Text = m.Text.Body
 					}

@@ -64,3 +64,46 @@ func TestMemoryIdempotencyStoreBound(t *testing.T) {
 		t.Fatal("c lost")
 	}
 }
+
+// TestRetryable pins which failures the client retries in place. The code decides
+// before the HTTP status: Meta documents throttling codes with HTTP 400 as well as
+// 429, and long throttles (spam, concurrent calls, call rate) come with 429 but are
+// left to the engine.
+func TestRetryable(t *testing.T) {
+	tests := []struct {
+		status, code int
+		want         bool
+	}{
+		{400, 130429, true},
+		{429, 130429, true},
+		{400, 131056, true},
+		{429, 131056, true},
+		{400, 4, true},
+		{400, 80007, true},
+		{429, 613, true},
+		{500, 131000, true},
+		{503, 131016, true},
+		{500, 138004, true},
+		{503, 0, true},
+		{429, 0, true},
+		{400, 131048, false},
+		{429, 131048, false},
+		{429, 138002, false},
+		{429, 138005, false},
+		{500, 138007, false},
+		{401, 138006, false},
+		{401, 138000, false},
+		{429, 190, false},
+		{400, 132000, false},
+		{400, 100, false},
+	}
+	for _, tt := range tests {
+		e := &Error{HTTPStatus: tt.status, Code: tt.code}
+		if got := e.retryable(); got != tt.want {
+			t.Errorf("HTTP %d code %d: retryable %v, want %v", tt.status, tt.code, got, tt.want)
+		}
+	}
+	if !(&Error{Err: http.ErrHandlerTimeout}).retryable() {
+		t.Error("transport failure not retried")
+	}
+}

@@ -43,7 +43,7 @@ type emuCall struct {
 	e         *Emulator
 	id        string
 	to        string
-	key       string
+	key       string // biz_opaque_callback_data; set by accept for a user-initiated call (mu)
 	direction string
 	b         Behaviour
 	pc        *webrtc.PeerConnection
@@ -273,6 +273,11 @@ func (c *emuCall) control(rb requestBody) error {
 	c.mu.Lock()
 	first := !c.answered
 	c.answered = true
+	if rb.Action == "accept" && rb.BizOpaque != "" {
+		// user-initiated-calls, "Accept call": the string comes back in the
+		// terminate webhook.
+		c.key = rb.BizOpaque
+	}
 	c.mu.Unlock()
 	if first {
 		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: rb.Session.SDP}); err != nil {
@@ -303,13 +308,13 @@ func (c *emuCall) end(by string) {
 	c.cancel()
 	t := map[string]any{"event": "terminate", "status": "COMPLETED"}
 	if !start.IsZero() {
-		// Meta reports whole seconds; a connected call is at least one.
+		// Call terminate webhook: start_time, end_time (strings of Unix seconds)
+		// and duration (integer seconds) are "only present when the call was
+		// picked up by the other party". A connected call is at least a second.
 		secs := max(1, int64((dur+time.Second-1)/time.Second))
 		t["start_time"] = fmt.Sprint(start.Unix())
 		t["end_time"] = fmt.Sprint(time.Now().Unix())
 		t["duration"] = secs
-	} else {
-		t["duration"] = 0
 	}
 	c.callWebhook(t)
 	go c.stopMedia()
@@ -393,19 +398,32 @@ func (c *emuCall) callWebhook(fields map[string]any) {
 	} else {
 		call["from"], call["to"] = c.to, c.e.cfg.DisplayPhoneNumber
 	}
-	if c.key != "" {
-		call["biz_opaque_callback_data"] = c.key
+	c.mu.Lock()
+	key := c.key
+	c.mu.Unlock()
+	if key != "" {
+		call["biz_opaque_callback_data"] = key
 	}
 	for k, v := range fields {
 		call[k] = v
 	}
-	c.send(map[string]any{"calls": []any{call}}, false)
+	value := map[string]any{"calls": []any{call}}
+	if c.direction == "BUSINESS_INITIATED" {
+		// The connect and terminate webhooks of a business-initiated call name
+		// the callee in contacts[] (business-initiated-calls, "Call connect
+		// webhook", "Call terminate webhook").
+		value["contacts"] = []map[string]any{{"wa_id": c.to, "profile": map[string]string{"name": "Emulated User"}}}
+	}
+	c.send(value, false)
 }
 
 func (c *emuCall) statusWebhook(status string) {
 	s := map[string]any{"id": c.id, "timestamp": unixNow(), "type": "call", "status": status, "recipient_id": c.to}
-	if c.key != "" {
-		s["biz_opaque_callback_data"] = c.key
+	c.mu.Lock()
+	key := c.key
+	c.mu.Unlock()
+	if key != "" {
+		s["biz_opaque_callback_data"] = key
 	}
 	c.send(map[string]any{"statuses": []any{s}}, true)
 }

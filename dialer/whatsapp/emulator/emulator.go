@@ -335,6 +335,9 @@ type graphError struct {
 	message string
 }
 
+// errorFor is Meta's error answer for code. Statuses and titles are those of the
+// Cloud API error codes reference (support/error-codes) and, for 138xxx, of the
+// calling troubleshooting reference (calling/troubleshooting, "Calling error codes").
 func errorFor(code int) graphError {
 	switch code {
 	case 190:
@@ -345,8 +348,10 @@ func errorFor(code int) graphError {
 		return graphError{http.StatusTooManyRequests, 131056, 0, "OAuthException", "(#131056) (Business Account, Consumer Account) pair rate limit hit"}
 	case 1, 2, 131000, 131016:
 		return graphError{http.StatusInternalServerError, code, 0, "OAuthException", "An unknown error has occurred."}
+	case 138000:
+		return graphError{http.StatusUnauthorized, 138000, 0, "OAuthException", "(#138000) Calling not enabled"}
 	case 138006:
-		return graphError{http.StatusBadRequest, 138006, 0, "OAuthException", "(#138006) No approved call permission from the recipient"}
+		return graphError{http.StatusUnauthorized, 138006, 0, "OAuthException", "(#138006) No approved call permission found"}
 	case 131026:
 		return graphError{http.StatusBadRequest, 131026, 0, "OAuthException", "(#131026) Message undeliverable"}
 	case 132000:
@@ -359,10 +364,28 @@ func errorFor(code int) graphError {
 	return graphError{http.StatusBadRequest, code, 0, "OAuthException", fmt.Sprintf("(#%d) Error", code)}
 }
 
+// title is the error's title: its message without the "(#code) " prefix, as the
+// errors[] of a status webhook carry it.
+func (g graphError) title() string {
+	if _, t, ok := strings.Cut(g.message, ") "); ok && strings.HasPrefix(g.message, "(#") {
+		return t
+	}
+	return g.message
+}
+
+// writeError answers g in Graph's error envelope. error_data carries
+// messaging_product and details as in the Cloud API error codes reference's sample
+// response; error_subcode is left out unless set, the reference calling it
+// deprecated and absent from v16.0+ responses.
 func (e *Emulator) writeError(w http.ResponseWriter, rec *Request, g graphError) {
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"message": g.message, "type": g.typ, "code": g.code, "error_subcode": g.subcode, "fbtrace_id": newTraceID(),
-	}})
+	obj := map[string]any{
+		"message": g.message, "type": g.typ, "code": g.code, "fbtrace_id": newTraceID(),
+		"error_data": map[string]string{"messaging_product": "whatsapp", "details": g.title()},
+	}
+	if g.subcode != 0 {
+		obj["error_subcode"] = g.subcode
+	}
+	body, _ := json.Marshal(map[string]any{"error": obj})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(g.status)
 	_, _ = w.Write(body)
@@ -551,18 +574,33 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 	}
 	id := newID("wamid")
 	rec.ResultID = id
+	msg := map[string]string{"id": id}
+	if rb.Type == "template" {
+		// message_status reports template pacing; the free-form call permission
+		// request's documented success response (user-call-permissions) has none.
+		msg["message_status"] = "accepted"
+	}
 	writeJSON(w, rec, map[string]any{
 		"messaging_product": "whatsapp",
 		"contacts":          []map[string]string{{"input": rb.To, "wa_id": rec.To}},
-		"messages":          []map[string]string{{"id": id, "message_status": "accepted"}},
+		"messages":          []map[string]string{msg},
 	})
 	to, key := rec.To, rec.Key
 	permission := rb.Type == "interactive" && rb.Interactive.Type == "call_permission_request"
+	// Per-message pricing (status webhooks reference, pricing object): a template
+	// is billed in its category; a service message answers inside the customer
+	// service window and is free.
+	pricing := map[string]any{"billable": false, "pricing_model": "PMP", "type": "free_customer_service", "category": "service"}
 	if rb.Type == "template" {
 		t, _ := e.template(rb.Template.Name, rb.Template.Language.Code)
 		permission = t.CallPermissionRequest
+		category := strings.ToLower(t.Category)
+		if category == "" {
+			category = "utility"
+		}
+		pricing = map[string]any{"billable": true, "pricing_model": "PMP", "type": "regular", "category": category}
 	}
-	e.goScript(func(ctx context.Context) { e.messageScript(ctx, id, to, key, permission, b) })
+	e.goScript(func(ctx context.Context) { e.messageScript(ctx, id, to, key, permission, pricing, b) })
 }
 
 func (e *Emulator) template(name, lang string) (Template, bool) {
@@ -597,7 +635,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permission bool, b Behaviour) {
+func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permission bool, pricing map[string]any, b Behaviour) {
 	delay := b.StatusDelay
 	if delay <= 0 {
 		delay = e.cfg.StatusDelay
@@ -617,9 +655,15 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 		if key != "" {
 			s["biz_opaque_callback_data"] = key
 		}
-		if st == "failed" {
+		switch st {
+		case "sent", "delivered":
+			// Status webhooks reference: pricing comes with sent and with one of
+			// delivered or read.
+			s["pricing"] = pricing
+		case "failed":
 			g := errorFor(b.FailCode)
-			s["errors"] = []map[string]any{{"code": b.FailCode, "title": g.message, "message": g.message, "error_data": map[string]string{"details": g.message}}}
+			s["errors"] = []map[string]any{{"code": b.FailCode, "title": g.title(), "message": g.title(),
+				"error_data": map[string]string{"details": g.title()}, "href": "https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes"}}
 		}
 		e.sendWebhook("messages", map[string]any{"statuses": []any{s}}, b)
 	}
@@ -638,7 +682,9 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 			if exp <= 0 {
 				exp = 7 * 24 * time.Hour
 			}
-			reply["expiration_timestamp"] = time.Now().Add(exp).Unix()
+			// A string of Unix seconds, as in the user-call-permissions page's
+			// webhook sample (its table says Integer; the client reads both).
+			reply["expiration_timestamp"] = fmt.Sprint(time.Now().Add(exp).Unix())
 		}
 		e.mu.Lock()
 		e.granted[to] = true

@@ -28,8 +28,14 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 	}
 }
 
+// TestGraphErrorShapeAndRecording checks the error envelope against the Cloud API
+// error codes reference's sample response (message, type, code, error_data with
+// messaging_product and details, fbtrace_id; no error_subcode, deprecated since
+// v16.0) and the HTTP statuses of the calling troubleshooting reference.
 func TestGraphErrorShapeAndRecording(t *testing.T) {
 	e := start(t)
+	e.Script("5511900000001", emulator.Behaviour{ErrorCode: 138006})
+	e.Script("5511900000002", emulator.Behaviour{ErrorCode: 138000})
 	tests := []struct {
 		name, method, path, token, body string
 		wantStatus, wantCode            int
@@ -40,6 +46,8 @@ func TestGraphErrorShapeAndRecording(t *testing.T) {
 		{"unknown template", "POST", "/v23.0/" + e.PhoneNumberID() + "/messages", "tok", `{"messaging_product":"whatsapp","to":"1","type":"template","template":{"name":"zz","language":{"code":"en_US"}}}`, 400, 132001},
 		{"connect without offer", "POST", "/v23.0/" + e.PhoneNumberID() + "/calls", "tok", `{"messaging_product":"whatsapp","to":"1","action":"connect"}`, 400, 100},
 		{"terminate unknown call", "POST", "/v23.0/" + e.PhoneNumberID() + "/calls", "tok", `{"messaging_product":"whatsapp","call_id":"wacid.x","action":"terminate"}`, 400, 100},
+		{"no call permission", "POST", "/v23.0/" + e.PhoneNumberID() + "/calls", "tok", `{"messaging_product":"whatsapp","to":"5511900000001","action":"connect","session":{"sdp_type":"offer","sdp":"v=0"}}`, 401, 138006},
+		{"calling not enabled", "POST", "/v23.0/" + e.PhoneNumberID() + "/calls", "tok", `{"messaging_product":"whatsapp","to":"5511900000002","action":"connect","session":{"sdp_type":"offer","sdp":"v=0"}}`, 401, 138000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,10 +65,19 @@ func TestGraphErrorShapeAndRecording(t *testing.T) {
 					Type      string `json:"type"`
 					Code      int    `json:"code"`
 					FBTraceID string `json:"fbtrace_id"`
+					ErrorData struct {
+						MessagingProduct string `json:"messaging_product"`
+						Details          string `json:"details"`
+					} `json:"error_data"`
+					Subcode *int `json:"error_subcode"`
 				} `json:"error"`
 			}
-			if err := json.Unmarshal(raw, &g); err != nil || resp.StatusCode != tt.wantStatus || g.Error.Code != tt.wantCode || g.Error.FBTraceID == "" || g.Error.Message == "" || g.Error.Type == "" {
+			if err := json.Unmarshal(raw, &g); err != nil || resp.StatusCode != tt.wantStatus || g.Error.Code != tt.wantCode || g.Error.FBTraceID == "" ||
+				g.Error.Message == "" || g.Error.Type == "" || g.Error.ErrorData.MessagingProduct != "whatsapp" || g.Error.ErrorData.Details == "" {
 				t.Fatalf("%d %s", resp.StatusCode, raw)
+			}
+			if g.Error.Subcode != nil && tt.wantCode != 100 {
+				t.Fatalf("deprecated error_subcode sent: %s", raw)
 			}
 		})
 	}
