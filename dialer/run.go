@@ -60,7 +60,7 @@ type wrapUp struct {
 // legUpdate carries what a call's goroutine learned into the run's loop.
 type legUpdate struct {
 	attemptID int64
-	leg       Leg   // set once, when Place returned
+	leg       Leg   // set when Place returned, and with the answer (which may come first)
 	placeErr  error // Place failed: no leg will come
 	ev        *LegEvent
 	screened  *amd.Result  // answering-machine detection finished
@@ -75,6 +75,7 @@ type run struct {
 	campaign campaigns.Campaign
 	pacer    *pacing.Controller
 	updates  chan legUpdate
+	answers  chan legUpdate // answered calls, handled before anything else
 	cmds     chan func()
 	wakeCh   chan struct{}
 	stopCh   chan struct{}
@@ -109,6 +110,7 @@ func newRun(e *Engine, c campaigns.Campaign) *run {
 		e:        e,
 		id:       c.ID,
 		updates:  make(chan legUpdate, 256),
+		answers:  make(chan legUpdate, 256),
 		cmds:     make(chan func(), 16),
 		wakeCh:   make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
@@ -242,13 +244,19 @@ func (r *run) loop(ctx context.Context) {
 		case <-r.stopCh:
 			r.stopping = true
 			r.stopCh = nil
+		case u := <-r.answers:
+			r.handle(ctx, u)
 		case u := <-r.updates:
+			// The call's answer was queued before its later events: handled first.
+			r.connectAnswered(ctx)
 			r.handle(ctx, u)
 		case fn := <-r.cmds:
+			r.connectAnswered(ctx)
 			fn()
 		case <-r.wakeCh:
 		case <-tick.C:
 		}
+		r.connectAnswered(ctx)
 		now := r.e.cfg.Now()
 		r.expireWrapUps(ctx, now)
 		r.connectWaiting(ctx, now)
@@ -263,6 +271,21 @@ func (r *run) loop(ctx context.Context) {
 	}
 }
 
+// connectAnswered handles the answers queued so far. An answered person hears
+// nothing until the loop bridges them to an agent, so answers skip the queue of
+// other updates, and the loop's longer work (placing a batch of calls, each
+// with its writes) stops for them between steps.
+func (r *run) connectAnswered(ctx context.Context) {
+	for {
+		select {
+		case u := <-r.answers:
+			r.handle(ctx, u)
+		default:
+			return
+		}
+	}
+}
+
 func (r *run) handle(ctx context.Context, u legUpdate) {
 	if u.inbound != nil {
 		r.answerInbound(ctx, *u.inbound)
@@ -271,6 +294,9 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	c, ok := r.calls[u.attemptID]
 	if !ok {
 		return
+	}
+	if u.leg != nil {
+		c.leg = u.leg // an answer may overtake the update that brought its leg
 	}
 	switch {
 	case u.placeErr != nil:
@@ -288,8 +314,7 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 		now := r.e.cfg.Now()
 		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
 		return
-	case u.leg != nil:
-		c.leg = u.leg
+	case u.leg != nil && u.ev == nil:
 		return
 	case u.screened != nil:
 		r.screened(ctx, c, *u.screened)
@@ -707,6 +732,7 @@ func (r *run) dial(ctx context.Context, now time.Time) {
 func (r *run) startFallbacks(ctx context.Context, now time.Time, limit int) int {
 	started := 0
 	for len(r.fallbacks) > 0 && started < limit {
+		r.connectAnswered(ctx)
 		id := r.fallbacks[0]
 		r.fallbacks = r.fallbacks[1:]
 		dc, err := r.e.store.ContactPosition(ctx, id)
@@ -758,6 +784,7 @@ func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit in
 		return
 	}
 	for _, dc := range due {
+		r.connectAnswered(ctx)
 		r.start(ctx, now, dc)
 	}
 }
@@ -840,7 +867,17 @@ func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest) {
 		return
 	}
 	for ev := range leg.Events() {
-		if !send(legUpdate{attemptID: req.AttemptID, ev: &ev}) {
+		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
+		if ev.Kind == LegAnswered {
+			u.leg = leg
+			select {
+			case r.answers <- u:
+				continue
+			case <-r.done:
+				return
+			}
+		}
+		if !send(u) {
 			return
 		}
 	}
