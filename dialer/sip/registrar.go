@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -70,6 +71,18 @@ type RegistrarConfig struct {
 	AnswerTimeout Duration `json:"answer_timeout,omitempty"`
 	// UserAgent is sent in User-Agent and Server headers (default "Turbina").
 	UserAgent string `json:"user_agent,omitempty"`
+	// KeepaliveInterval is how often every registered phone, and every phone
+	// in a nailed-up call, is sent an OPTIONS (default 30s); expired
+	// registrations are dropped at the same pace. A phone that crashed, lost
+	// its network or sits behind a NAT binding that lapsed answers nothing,
+	// while its registration and the nailed-up call would otherwise look alive
+	// until they expire or a customer is put through to silence.
+	KeepaliveInterval Duration `json:"keepalive_interval,omitempty"`
+	// KeepaliveTimeout is how long a phone may leave an OPTIONS unanswered
+	// (over UDP, retransmissions included) before it is taken as lost: its
+	// binding is removed and its nailed-up call ends with ErrPhoneLost
+	// (default 5s).
+	KeepaliveTimeout Duration `json:"keepalive_timeout,omitempty"`
 }
 
 func (c *RegistrarConfig) applyDefaults() {
@@ -102,6 +115,12 @@ func (c *RegistrarConfig) applyDefaults() {
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "Turbina"
+	}
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = Duration(30 * time.Second)
+	}
+	if c.KeepaliveTimeout <= 0 {
+		c.KeepaliveTimeout = Duration(5 * time.Second)
 	}
 }
 
@@ -165,6 +184,9 @@ var (
 	ErrPhoneRejected = errors.New("sip: agent phone rejected the call")
 	// ErrRegistrarClosed means the Registrar was closed.
 	ErrRegistrarClosed = errors.New("sip: registrar closed")
+	// ErrPhoneLost means the phone stopped answering the registrar's
+	// keepalive OPTIONS (RegistrarConfig.KeepaliveInterval).
+	ErrPhoneLost = errors.New("sip: agent phone stopped answering")
 )
 
 // credentialsTimeout bounds one Credentials lookup.
@@ -175,8 +197,9 @@ const credentialsTimeout = 5 * time.Second
 // call stays up (the leg is nailed up) while customers are switched onto it.
 //
 // It listens on one address for UDP and TCP, authenticates REGISTERs with
-// digest (MD5, qop=auth), keeps bindings in memory with their expiry and
-// answers OPTIONS. It is safe for concurrent use.
+// digest (MD5, qop=auth), keeps bindings in memory with their expiry, answers
+// OPTIONS and sends them: a phone that stops answering is taken as lost. It is
+// safe for concurrent use.
 type Registrar struct {
 	cfg    RegistrarConfig
 	log    *slog.Logger
@@ -202,6 +225,8 @@ type Registrar struct {
 	closed   bool
 	bindings map[int64][]*Binding  // by agent
 	calls    map[string]*AgentCall // by Call-ID
+
+	keepalives atomic.Uint64 // OPTIONS phones answered
 }
 
 // NewRegistrar starts a Registrar on cfg.ListenAddr (UDP and TCP). ctx bounds
@@ -254,7 +279,7 @@ func newRegistrar(ctx context.Context, cfg RegistrarConfig, creds Credentials, l
 		return nil, err
 	}
 	r.wg.Add(1)
-	go r.purgeLoop()
+	go r.keepalive()
 	log.Info("sip registrar started", "listen", r.Addr().String(), "realm", cfg.Realm)
 	return r, nil
 }
@@ -416,31 +441,6 @@ func (r *Registrar) Close() error {
 		r.mu.Unlock()
 	})
 	return err
-}
-
-// purgeLoop drops expired bindings now and then; Lookup ignores them anyway.
-func (r *Registrar) purgeLoop() {
-	defer r.wg.Done()
-	tick := time.NewTicker(15 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.rootCtx.Done():
-			return
-		case <-tick.C:
-		}
-		now := r.now()
-		r.mu.Lock()
-		for id, list := range r.bindings {
-			list = slices.DeleteFunc(list, func(b *Binding) bool { return !b.Expires.After(now) })
-			if len(list) == 0 {
-				delete(r.bindings, id)
-			} else {
-				r.bindings[id] = list
-			}
-		}
-		r.mu.Unlock()
-	}
 }
 
 // respond sends res, logging a failure.
