@@ -25,6 +25,7 @@ import (
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // TestCustomerAudioReachesASIPPhone: an agent's SIP phone (baresip) registers
@@ -163,9 +164,9 @@ func TestNailUpPhoneErrors(t *testing.T) {
 // whose phone accounts are the given usernames (password "pw-" + username).
 func newPhoneRegistrar(t *testing.T, cfg sip.RegistrarConfig, accounts map[string]int64) *sip.Registrar {
 	t.Helper()
-	creds := sip.CredentialsFunc(func(_ context.Context, username string) (string, int64, bool, error) {
+	creds := sip.CredentialsFunc(func(_ context.Context, username, realm string) (string, int64, bool, error) {
 		id, ok := accounts[username]
-		return "pw-" + username, id, ok, nil
+		return storage.PhoneHA1(username, realm, "pw-"+username), id, ok, nil
 	})
 	log := slog.New(slog.NewTextHandler(newStoppingWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.ListenAddr = "127.0.0.1:0"

@@ -19,23 +19,27 @@ import (
 )
 
 // Credentials looks up the SIP account of an agent's phone. The caller (the
-// storage layer, in production) implements it; the registrar never stores
-// passwords itself.
+// storage layer, in production) implements it; the registrar never sees or
+// stores passwords, only their digest HA1.
 type Credentials interface {
-	// PhonePassword returns the digest password of the phone account
-	// username and the agent it belongs to. ok is false when there is no such
-	// account; err is for lookups that could not be made (the phone is told
-	// to retry later).
-	PhonePassword(ctx context.Context, username string) (password string, agentID int64, ok bool, err error)
+	// PhoneHA1 returns the digest HA1 of the phone account username in realm,
+	// hex MD5(username:realm:password) (RFC 7616 3.4.2), and the agent it
+	// belongs to. ok is false
+	// when there is no such account, or none for realm; err is for lookups
+	// that could not be made (the phone is told to retry later).
+	PhoneHA1(ctx context.Context, username, realm string) (ha1 string, agentID int64, ok bool, err error)
 }
 
 // CredentialsFunc adapts a function to [Credentials].
-type CredentialsFunc func(ctx context.Context, username string) (password string, agentID int64, ok bool, err error)
+type CredentialsFunc func(ctx context.Context, username, realm string) (ha1 string, agentID int64, ok bool, err error)
 
-// PhonePassword implements [Credentials].
-func (f CredentialsFunc) PhonePassword(ctx context.Context, username string) (string, int64, bool, error) {
-	return f(ctx, username)
+// PhoneHA1 implements [Credentials].
+func (f CredentialsFunc) PhoneHA1(ctx context.Context, username, realm string) (string, int64, bool, error) {
+	return f(ctx, username, realm)
 }
+
+// DefaultRealm is the digest realm of a registrar whose config names none.
+const DefaultRealm = "turbina"
 
 // RegistrarConfig configures a [Registrar].
 type RegistrarConfig struct {
@@ -44,7 +48,9 @@ type RegistrarConfig struct {
 	// be an IP address; it also goes in Contact, Via and the SDP of calls to
 	// phones.
 	ListenAddr string `json:"listen_addr,omitempty"`
-	// Realm is the digest authentication realm (default "turbina").
+	// Realm is the digest authentication realm (default DefaultRealm). Phone
+	// secrets are kept as HA1, which depends on it: after a change of realm,
+	// every phone secret must be set again.
 	Realm string `json:"realm,omitempty"`
 	// NonceTTL is how long a nonce stays fresh (default 5m); a phone that
 	// answers an older one is challenged again with stale=true.
@@ -90,7 +96,7 @@ func (c *RegistrarConfig) applyDefaults() {
 		c.ListenAddr = "127.0.0.1:5070"
 	}
 	if c.Realm == "" {
-		c.Realm = "turbina"
+		c.Realm = DefaultRealm
 	}
 	if c.NonceTTL <= 0 {
 		c.NonceTTL = Duration(5 * time.Minute)
@@ -665,7 +671,7 @@ func (r *Registrar) authenticate(req *sip.Request) (string, int64, *sip.Response
 		return "", 0, challenge(false)
 	}
 	ctx, cancel := context.WithTimeout(r.rootCtx, credentialsTimeout)
-	password, agentID, ok, err := r.creds.PhonePassword(ctx, cred.Username)
+	ha1, agentID, ok, err := r.creds.PhoneHA1(ctx, cred.Username, r.cfg.Realm)
 	cancel()
 	if err != nil {
 		r.log.Warn("sip registrar: credentials lookup failed", "user", cred.Username, "err", err)
@@ -675,7 +681,7 @@ func (r *Registrar) authenticate(req *sip.Request) (string, int64, *sip.Response
 	}
 	// Unknown users get the same answer as wrong passwords, so the
 	// registrar does not tell which account names exist.
-	if !ok || !digestMatches(digestResponse(cred, string(req.Method), password), cred.Response) {
+	if !ok || !digestMatches(digestResponse(cred, string(req.Method), ha1), cred.Response) {
 		r.log.Info("sip registrar: authentication failed", "user", cred.Username, "source", req.Source())
 		return "", 0, sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	}
