@@ -67,9 +67,11 @@ func attachPhone(t *testing.T, e *Engine, agentID int64) *agentPhone {
 // (the carrier's first RTP packet leaves) to the customer's first packet at the
 // agent's phone. The carrier starts talking once it has the ACK, on its own
 // goroutines' time: that wait is the customer's, not the dialer's, so it is
-// reported apart (200 OK → at the agent). Every run checks that each connected
-// call's audio reaches its agent; the latency is a measurement, not a pass mark,
-// unless -connect.max-p99 is given (see BENCHMARKS.md):
+// reported apart (200 OK → at the agent). So is the first second, when the engine
+// calls for every idle agent at once: a burst, not the steady rate. Every run
+// checks that each connected call's audio reaches its agent; the latency is a
+// measurement, not a pass mark, unless -connect.max-p99 is given (it applies to
+// the steady rate; see BENCHMARKS.md):
 //
 //	go test -run TestConnectLatencyUnderLoad -v ./dialer/ -args -connect.agents=200 -connect.duration=10s -connect.max-p99=20ms
 func TestConnectLatencyUnderLoad(t *testing.T) {
@@ -118,7 +120,10 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 			break
 		}
 	}
-	var lat, fromAnswer []time.Duration
+	// The first second is the start burst (a call for every idle agent at once),
+	// not the steady rate: measured, but reported apart.
+	steadyFrom := start.Add(time.Second)
+	var lat, fromAnswer, steady, steadyFromAnswer []time.Duration
 	connected := 0
 	talkMu.Lock()
 	defer talkMu.Unlock()
@@ -136,6 +141,10 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 			if i < len(p.markers) && ok {
 				fromAnswer = append(fromAnswer, p.markers[i].Sub(*a.AnswerAt))
 				lat = append(lat, p.markers[i].Sub(later(*a.AnswerAt, sent)))
+				if a.AnswerAt.After(steadyFrom) {
+					steadyFromAnswer = append(steadyFromAnswer, fromAnswer[len(fromAnswer)-1])
+					steady = append(steady, lat[len(lat)-1])
+				}
 			}
 			p.mu.Unlock()
 		}
@@ -146,14 +155,20 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 	if len(lat) != connected {
 		t.Fatalf("%d calls were connected but only %d reached their agent's phone", connected, len(lat))
 	}
-	slices.Sort(lat)
-	slices.Sort(fromAnswer)
+	if len(steady) == 0 {
+		t.Fatal("no call was answered after the first second")
+	}
+	for _, d := range [][]time.Duration{lat, fromAnswer, steady, steadyFromAnswer} {
+		slices.Sort(d)
+	}
 	q := func(d []time.Duration, f float64) time.Duration { return d[min(len(d)-1, int(float64(len(d))*f))] }
 	st, _ := h.store.CampaignStats(ctx, c.ID)
-	t.Logf("%d agents, %d dials in %s = %.1f calls/s over %d calls; connect latency (answered and talking → first customer packet at the agent): p50 %s p99 %s max %s; 200 OK → at the agent: p50 %s p99 %s max %s",
-		n, st.Dials, elapsed.Round(time.Millisecond), float64(st.Dials)/elapsed.Seconds(), len(lat),
-		q(lat, 0.5), q(lat, 0.99), q(lat, 1), q(fromAnswer, 0.5), q(fromAnswer, 0.99), q(fromAnswer, 1))
-	if p99 := q(lat, 0.99); *connectMaxP99 > 0 && p99 > *connectMaxP99+time.Millisecond { // answer times are stored to the millisecond
+	t.Logf("%d agents, %d dials in %s = %.1f calls/s", n, st.Dials, elapsed.Round(time.Millisecond), float64(st.Dials)/elapsed.Seconds())
+	t.Logf("after the first second, %d calls: connect latency (answered and talking → first customer packet at the agent) p50 %s p99 %s max %s; 200 OK → at the agent p50 %s p99 %s max %s",
+		len(steady), q(steady, 0.5), q(steady, 0.99), q(steady, 1), q(steadyFromAnswer, 0.5), q(steadyFromAnswer, 0.99), q(steadyFromAnswer, 1))
+	t.Logf("whole run with the start burst, %d calls: connect latency p50 %s p99 %s max %s; 200 OK → at the agent p50 %s p99 %s max %s",
+		len(lat), q(lat, 0.5), q(lat, 0.99), q(lat, 1), q(fromAnswer, 0.5), q(fromAnswer, 0.99), q(fromAnswer, 1))
+	if p99 := q(steady, 0.99); *connectMaxP99 > 0 && p99 > *connectMaxP99+time.Millisecond { // answer times are stored to the millisecond
 		t.Errorf("connect p99 %s, want ≤ %s", p99, *connectMaxP99)
 	}
 }

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -133,7 +134,13 @@ func (r *Registrar) ping(b Binding) error {
 	} else {
 		req.SetDestination(b.Source)
 	}
-	if _, err := client.Do(ctx, req); err != nil {
+	res, err := client.Do(ctx, req)
+	if err == nil && res == nil {
+		// sipgo reports a transaction that ended without a response and
+		// without an error this way.
+		err = errors.New("no response")
+	}
+	if err != nil {
 		if r.rootCtx.Err() != nil {
 			return nil // closing: the phone is not to blame
 		}
