@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -54,5 +55,29 @@ func TestKeepaliveLosesAKilledPhone(t *testing.T) {
 				t.Errorf("the killed phone is still registered: %+v", b)
 			}
 		})
+	}
+}
+
+// TestExpiredBindingsAreRemoved: a registration not refreshed in time is not only
+// ignored by Lookup but dropped from memory at the next keepalive round.
+func TestExpiredBindingsAreRemoved(t *testing.T) {
+	r, clock := newTestRegistrar(t, RegistrarConfig{}) // rounds every 30 s: none during the test
+	p := newRawPhone(t, r.Addr(), "udp", "agent1", "secret1")
+	if res := p.register(fmt.Sprintf("Contact: <sip:agent1@127.0.0.1:%d>", p.localPort()), "Expires: 120"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d %s", res.StatusCode, res.Reason)
+	}
+	held := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.bindings[1])
+	}
+	r.purgeExpired()
+	if held() != 1 {
+		t.Fatal("a live binding was purged")
+	}
+	clock.advance(121 * time.Second)
+	r.purgeExpired()
+	if n := held(); n != 0 {
+		t.Errorf("%d expired bindings still held", n)
 	}
 }
