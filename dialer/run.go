@@ -73,7 +73,9 @@ type legUpdate struct {
 }
 
 // run is one campaign's engine loop. Everything in it is touched only by its loop
-// goroutine; other goroutines talk to it through its channels.
+// goroutine; other goroutines talk to it through its channels. The exceptions are
+// fast, an atomic, and connectNow, run by the calls' goroutines, which reads only
+// what never changes (e and id).
 type run struct {
 	e        *Engine
 	id       int64
