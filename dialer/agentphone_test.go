@@ -25,6 +25,7 @@ import (
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // TestCustomerAudioReachesASIPPhone: an agent's SIP phone (baresip) registers
@@ -37,7 +38,7 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0] // talks until the test hangs up
-	reg := newPhoneRegistrar(t, map[string]int64{"agent1": agent})
+	reg := newPhoneRegistrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agent})
 	phone := startPhone(t, reg.Addr().String(), "agent1")
 	phone.waitRegistered(t, reg, agent)
 
@@ -98,13 +99,48 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	}
 }
 
+// TestKilledPhoneIsLost: an agent's nailed-up phone (baresip) is killed. The
+// registrar's keepalive notices it stopped answering: the agent is shown without
+// audio, as when the leg falls silent, and the phone must register again before
+// it can be nailed up.
+func TestKilledPhoneIsLost(t *testing.T) {
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: "127.0.0.1:9"}}})
+	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	reg := newPhoneRegistrar(t, sip.RegistrarConfig{
+		KeepaliveInterval: sip.Duration(200 * time.Millisecond),
+		KeepaliveTimeout:  sip.Duration(2 * time.Second),
+	}, map[string]int64{"agent1": agent})
+	phone := startPhone(t, reg.Addr().String(), "agent1")
+	phone.waitRegistered(t, reg, agent)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.engine.NailUpPhone(ctx, agent, reg); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := h.engine.Agents().Get(agent); !a.Audio {
+		t.Fatal("the agent's audio is not up after NailUpPhone")
+	}
+
+	phone.kill(t)
+	for a, _ := h.engine.Agents().Get(agent); a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("the agent's audio stayed up after the phone was killed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := h.engine.NailUpPhone(ctx, agent, reg); !errors.Is(err, sip.ErrNotRegistered) {
+		t.Errorf("nailing up the killed phone: %v, want ErrNotRegistered", err)
+	}
+}
+
 // TestNailUpPhoneErrors: an agent who is not logged in, or whose phone is not
 // registered, gets an error that says so and no audio.
 func TestNailUpPhoneErrors(t *testing.T) {
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: "127.0.0.1:9"}}})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0]
-	reg := newPhoneRegistrar(t, map[string]int64{"agent1": agent})
+	reg := newPhoneRegistrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agent})
 	tests := []struct {
 		name  string
 		agent int64
@@ -124,16 +160,17 @@ func TestNailUpPhoneErrors(t *testing.T) {
 	}
 }
 
-// newPhoneRegistrar starts a registrar on a free loopback port whose phone
-// accounts are the given usernames (password "pw-" + username).
-func newPhoneRegistrar(t *testing.T, accounts map[string]int64) *sip.Registrar {
+// newPhoneRegistrar starts a registrar configured by cfg on a free loopback port
+// whose phone accounts are the given usernames (password "pw-" + username).
+func newPhoneRegistrar(t *testing.T, cfg sip.RegistrarConfig, accounts map[string]int64) *sip.Registrar {
 	t.Helper()
-	creds := sip.CredentialsFunc(func(_ context.Context, username string) (string, int64, bool, error) {
+	creds := sip.CredentialsFunc(func(_ context.Context, username, realm string) (string, int64, bool, error) {
 		id, ok := accounts[username]
-		return "pw-" + username, id, ok, nil
+		return storage.PhoneHA1(username, realm, "pw-"+username), id, ok, nil
 	})
 	log := slog.New(slog.NewTextHandler(newStoppingWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	r, err := sip.NewRegistrar(context.Background(), sip.RegistrarConfig{ListenAddr: "127.0.0.1:0"}, creds, log)
+	cfg.ListenAddr = "127.0.0.1:0"
+	r, err := sip.NewRegistrar(context.Background(), cfg, creds, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +210,7 @@ func (w *stoppingWriter) Write(p []byte) (int, error) {
 // once, sends a sine tone as its microphone and needs no sound device. Its
 // ctrl_tcp module takes the commands a user would type.
 type phone struct {
+	cmd      *exec.Cmd
 	out      *lockedOutput
 	done     chan struct{}
 	ctrlAddr string
@@ -232,7 +270,7 @@ ctrl_tcp_listen		127.0.0.1:%d
 	// -n: SDP and SIP on loopback only; -t: quit by itself if left behind.
 	cmd := exec.CommandContext(ctx, bin, "-n", "127.0.0.1", "-f", dir, "-t", "60")
 	cmd.Dir = dir
-	p := &phone{out: &lockedOutput{}, done: make(chan struct{}), ctrlAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPort))}
+	p := &phone{cmd: cmd, out: &lockedOutput{}, done: make(chan struct{}), ctrlAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPort))}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -264,6 +302,16 @@ func (p *phone) waitRegistered(t *testing.T, r *sip.Registrar, agentID int64) {
 			t.Fatal("baresip did not register")
 		}
 	}
+}
+
+// kill ends baresip with SIGKILL: no BYE, no unregistration, as when a phone
+// crashes or loses its network.
+func (p *phone) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
 }
 
 // command sends one command to baresip's ctrl_tcp (a JSON netstring).

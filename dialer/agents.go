@@ -262,6 +262,24 @@ func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, pref
 	return *best, true
 }
 
+// unreserve makes an agent reserved for attemptID ready again: the call was not
+// put through after all.
+func (p *Agents) unreserve(id, attemptID int64) {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if !ok || a.State != AgentReserved || a.AttemptID != attemptID {
+		p.mu.Unlock()
+		return
+	}
+	a.State = AgentReady
+	if a.LoggingOff {
+		a.State, a.LoggingOff = AgentLoggedOut, false
+	}
+	out := snapshotLocked(a)
+	p.mu.Unlock()
+	p.changed(out)
+}
+
 // readyFor reports whether an agent is ready for the campaign's calls now.
 func (p *Agents) readyFor(campaignID int64) bool {
 	p.mu.Lock()

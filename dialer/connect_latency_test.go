@@ -5,6 +5,7 @@ import (
 	"flag"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -60,19 +61,34 @@ func attachPhone(t *testing.T, e *Engine, agentID int64) *agentPhone {
 	return p
 }
 
-// TestConnectLatencyUnderLoad measures the connect: from the customer's 200 OK
-// (the attempt's answer time) to the customer's first packet at the agent's
-// phone, while the engine dials a carrier that answers every call at once and
-// talks for about a second. Every run checks that each connected call's audio
-// reaches its agent; the latency is a measurement, not a pass mark, unless
-// -connect.max-p99 is given (see BENCHMARKS.md):
+// TestConnectLatencyUnderLoad measures the connect while the engine dials a
+// carrier that answers every call at once and talks for about a second: from the
+// moment the customer is both answered (the attempt's answer time) and talking
+// (the carrier's first RTP packet leaves) to the customer's first packet at the
+// agent's phone. The carrier starts talking once it has the ACK, on its own
+// goroutines' time: that wait is the customer's, not the dialer's, so it is
+// reported apart (200 OK → at the agent). So is the first second, while the
+// agents come in one by one to reach the steady rate. Every run
+// checks that each connected call's audio reaches its agent; the latency is a
+// measurement, not a pass mark, unless -connect.max-p99 is given (it applies to
+// the steady rate; see BENCHMARKS.md):
 //
 //	go test -run TestConnectLatencyUnderLoad -v ./dialer/ -args -connect.agents=200 -connect.duration=10s -connect.max-p99=20ms
 func TestConnectLatencyUnderLoad(t *testing.T) {
 	ctx := context.Background()
+	var (
+		talkMu  sync.Mutex
+		talking = map[int64]time.Time{} // attempt → the customer's first packet sent
+	)
 	c0, err := carrier.Start(ctx, carrier.Config{Seed: 7, Odds: carrier.Odds{Answer: 1},
 		RingMin: 10 * time.Millisecond, RingMax: 30 * time.Millisecond, TalkMin: 800 * time.Millisecond, TalkMax: 1200 * time.Millisecond,
-		Audio: carrier.AudioTone})
+		Audio: carrier.AudioTone,
+		FirstRTP: func(attempt string, at time.Time) {
+			id, _ := strconv.ParseInt(attempt, 10, 64)
+			talkMu.Lock()
+			talking[id] = at
+			talkMu.Unlock()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +103,24 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 	for _, id := range ids {
 		phones[id] = attachPhone(t, h.engine, id)
 	}
+	// Agents start one after another over the first second: all at once, their
+	// calls would be dialled, answered and ended together, in waves of a
+	// call per agent within milliseconds rather than at a steady rate.
+	pool := h.engine.Agents()
+	for _, id := range ids {
+		if _, err := pool.Pause(id, "ramp", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.setState(c.ID, campaigns.StateRunning)
 	start := time.Now()
-	time.Sleep(*connectDuration)
+	for i, id := range ids {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(len(ids)))))
+		if _, err := pool.Ready(id, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(start.Add(*connectDuration)))
 	h.setState(c.ID, campaigns.StatePaused)
 	elapsed := time.Since(start)
 	time.Sleep(2 * time.Second) // calls under way end
@@ -105,8 +136,13 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 			break
 		}
 	}
-	var lat []time.Duration
+	// The first second is the ramp, not yet the steady rate: measured, but
+	// reported apart.
+	steadyFrom := start.Add(time.Second)
+	var lat, fromAnswer, steady, steadyFromAnswer []time.Duration
 	connected := 0
+	talkMu.Lock()
+	defer talkMu.Unlock()
 	for _, ct := range list {
 		for _, a := range h.attempts(ct.ID) {
 			if a.Outcome != string(OutcomeConnected) || a.AnswerAt == nil || a.ConnectAt == nil {
@@ -117,8 +153,14 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 			p.mu.Lock()
 			// The first new-customer packet at this agent after the connect.
 			i, _ := slices.BinarySearchFunc(p.markers, a.ConnectAt.Add(-time.Millisecond), func(m, t time.Time) int { return m.Compare(t) })
-			if i < len(p.markers) {
-				lat = append(lat, p.markers[i].Sub(*a.AnswerAt))
+			sent, ok := talking[a.ID]
+			if i < len(p.markers) && ok {
+				fromAnswer = append(fromAnswer, p.markers[i].Sub(*a.AnswerAt))
+				lat = append(lat, p.markers[i].Sub(later(*a.AnswerAt, sent)))
+				if a.AnswerAt.After(steadyFrom) {
+					steadyFromAnswer = append(steadyFromAnswer, fromAnswer[len(fromAnswer)-1])
+					steady = append(steady, lat[len(lat)-1])
+				}
 			}
 			p.mu.Unlock()
 		}
@@ -129,12 +171,27 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 	if len(lat) != connected {
 		t.Fatalf("%d calls were connected but only %d reached their agent's phone", connected, len(lat))
 	}
-	slices.Sort(lat)
-	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*f))] }
+	if len(steady) == 0 {
+		t.Fatal("no call was answered after the first second")
+	}
+	for _, d := range [][]time.Duration{lat, fromAnswer, steady, steadyFromAnswer} {
+		slices.Sort(d)
+	}
+	q := func(d []time.Duration, f float64) time.Duration { return d[min(len(d)-1, int(float64(len(d))*f))] }
 	st, _ := h.store.CampaignStats(ctx, c.ID)
-	t.Logf("%d agents, %d dials in %s = %.1f calls/s; connect latency (200 OK → first customer packet at the agent) over %d calls: p50 %s p99 %s max %s",
-		n, st.Dials, elapsed.Round(time.Millisecond), float64(st.Dials)/elapsed.Seconds(), len(lat), q(0.5), q(0.99), q(1))
-	if p99 := q(0.99); *connectMaxP99 > 0 && p99 > *connectMaxP99+time.Millisecond { // answer times are stored to the millisecond
+	t.Logf("%d agents, %d dials in %s = %.1f calls/s", n, st.Dials, elapsed.Round(time.Millisecond), float64(st.Dials)/elapsed.Seconds())
+	t.Logf("after the first second, %d calls: connect latency (answered and talking → first customer packet at the agent) p50 %s p99 %s max %s; 200 OK → at the agent p50 %s p99 %s max %s",
+		len(steady), q(steady, 0.5), q(steady, 0.99), q(steady, 1), q(steadyFromAnswer, 0.5), q(steadyFromAnswer, 0.99), q(steadyFromAnswer, 1))
+	t.Logf("whole run with the ramp, %d calls: connect latency p50 %s p99 %s max %s; 200 OK → at the agent p50 %s p99 %s max %s",
+		len(lat), q(lat, 0.5), q(lat, 0.99), q(lat, 1), q(fromAnswer, 0.5), q(fromAnswer, 0.99), q(fromAnswer, 1))
+	if p99 := q(steady, 0.99); *connectMaxP99 > 0 && p99 > *connectMaxP99+time.Millisecond { // answer times are stored to the millisecond
 		t.Errorf("connect p99 %s, want ≤ %s", p99, *connectMaxP99)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

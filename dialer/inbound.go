@@ -83,7 +83,7 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 	req := PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
 		Key: "inbound-" + in.offer.Call.ID}
 	r.e.log.Info("contact's WhatsApp call answered for its callback", "campaign", r.id, "contact", due.Contact.ID, "attempt", attempt.ID)
-	go r.follow(callCtx, inboundAnswer{client: r.e.cfg.WhatsApp, offer: in.offer}, req)
+	go r.follow(callCtx, inboundAnswer{client: r.e.cfg.WhatsApp, offer: in.offer}, req, due.CallbackAgentID)
 }
 
 // inboundAnswer is the Channel of a routed user-initiated call: placing it is

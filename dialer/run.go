@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -60,29 +61,39 @@ type wrapUp struct {
 // legUpdate carries what a call's goroutine learned into the run's loop.
 type legUpdate struct {
 	attemptID int64
-	leg       Leg   // set once, when Place returned
+	leg       Leg   // set when Place returned, and with the answer (which may come first)
 	placeErr  error // Place failed: no leg will come
 	ev        *LegEvent
 	screened  *amd.Result  // answering-machine detection finished
 	inbound   *inboundCall // a contact's WhatsApp call to answer (attemptID is 0)
+	// agentID is the agent the call's goroutine reserved at the answer, and
+	// bridged the audio it switched onto the agent's bridge (connectNow).
+	agentID int64
+	bridged *media.Call
 }
 
 // run is one campaign's engine loop. Everything in it is touched only by its loop
-// goroutine; other goroutines talk to it through its channels.
+// goroutine; other goroutines talk to it through its channels. The exceptions are
+// fast, an atomic, and connectNow, run by the calls' goroutines, which reads only
+// what never changes (e and id).
 type run struct {
 	e        *Engine
 	id       int64
 	campaign campaigns.Campaign
 	pacer    *pacing.Controller
 	updates  chan legUpdate
+	answers  chan legUpdate // answered calls, handled before anything else
 	cmds     chan func()
 	wakeCh   chan struct{}
 	stopCh   chan struct{}
 	stopOnce bool
 	done     chan struct{}
 	stopping bool
-	calls    map[int64]*call
-	waiting  []*call
+	// fast lets the calls' goroutines put an answered person through to a free
+	// agent themselves (connectNow), written by the loop (fastConnect).
+	fast    atomic.Bool
+	calls   map[int64]*call
+	waiting []*call
 	// wrapping maps agents in wrap-up after one of this run's calls to that call.
 	wrapping map[int64]wrapUp
 	agentBuf []pacing.Agent
@@ -125,9 +136,12 @@ const maxFallbacks = 1024
 
 func newRun(e *Engine, c campaigns.Campaign) *run {
 	r := &run{
-		e:        e,
-		id:       c.ID,
-		updates:  make(chan legUpdate, 256),
+		e:  e,
+		id: c.ID,
+		// Room for a few seconds of leg events at hundreds of calls a second:
+		// a call's goroutine blocked on a busy loop would hold its answer back.
+		updates:  make(chan legUpdate, 4096),
+		answers:  make(chan legUpdate, 256),
 		cmds:     make(chan func(), 16),
 		wakeCh:   make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
@@ -261,13 +275,19 @@ func (r *run) loop(ctx context.Context) {
 		case <-r.stopCh:
 			r.stopping = true
 			r.stopCh = nil
+		case u := <-r.answers:
+			r.handle(ctx, u)
 		case u := <-r.updates:
+			// The call's answer was queued before its later events: handled first.
+			r.connectAnswered(ctx)
 			r.handle(ctx, u)
 		case fn := <-r.cmds:
+			r.connectAnswered(ctx)
 			fn()
 		case <-r.wakeCh:
 		case <-tick.C:
 		}
+		r.connectAnswered(ctx)
 		now := r.e.cfg.Now()
 		r.recordLate(ctx, now)
 		r.expireWrapUps(ctx, now)
@@ -280,6 +300,58 @@ func (r *run) loop(ctx context.Context) {
 			continue
 		}
 		r.dial(ctx, now)
+		r.fast.Store(r.fastConnect())
+	}
+}
+
+// fastConnect reports whether a call's goroutine may bridge its answered person to
+// a free agent at once, before the loop hears of the answer: the audio is then not
+// held up behind the loop's other work (its writes, above all). Only when nobody
+// waits for an agent (who would be passed over) and the campaign neither screens
+// for machines nor records, which the loop sets up.
+func (r *run) fastConnect() bool {
+	return !r.stopping && len(r.waiting) == 0 && !r.campaign.AMD.Enabled &&
+		!(r.campaign.Record && r.e.cfg.RecordingsDir != "")
+}
+
+// connectNow is the answer's fast path, run by the call's goroutine: it reserves a
+// free agent and switches the agent's audio to the customer. It returns the
+// agent (0 when none is free: the loop queues the call as usual) and the bridged
+// call (nil when the agent has no audio leg, as in the loop's path).
+func (r *run) connectNow(leg Leg, req PlaceRequest, preferred int64, now time.Time) (int64, *media.Call) {
+	agent, ok := r.e.agents.reserve(r.id, req.AttemptID, req.Rung.Channel, preferred, now)
+	if !ok {
+		return 0, nil
+	}
+	b := r.e.legs.bridge(agent.ID)
+	mc, ok := leg.(MediaCarrier)
+	if b == nil || !ok {
+		return agent.ID, nil
+	}
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		r.e.log.Warn("customer audio unavailable", "attempt", req.AttemptID, "err", err)
+		return agent.ID, nil
+	}
+	bridged, err := b.Connect(customer)
+	if err != nil {
+		r.e.log.Error("bridge customer to agent", "attempt", req.AttemptID, "agent", agent.ID, "err", err)
+	}
+	return agent.ID, bridged
+}
+
+// connectAnswered handles the answers queued so far. An answered person hears
+// nothing until the loop bridges them to an agent, so answers skip the queue of
+// other updates, and the loop's longer work (placing a batch of calls, each
+// with its writes) stops for them between steps.
+func (r *run) connectAnswered(ctx context.Context) {
+	for {
+		select {
+		case u := <-r.answers:
+			r.handle(ctx, u)
+		default:
+			return
+		}
 	}
 }
 
@@ -290,7 +362,13 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	}
 	c, ok := r.calls[u.attemptID]
 	if !ok {
+		if u.agentID != 0 { // put through to an agent for a call no longer followed
+			r.e.agents.unreserve(u.agentID, u.attemptID)
+		}
 		return
+	}
+	if u.leg != nil {
+		c.leg = u.leg // an answer may overtake the update that brought its leg
 	}
 	switch {
 	case u.placeErr != nil:
@@ -308,8 +386,7 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 		now := r.e.cfg.Now()
 		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
 		return
-	case u.leg != nil:
-		c.leg = u.leg
+	case u.leg != nil && u.ev == nil:
 		return
 	case u.screened != nil:
 		r.screened(ctx, c, *u.screened)
@@ -344,6 +421,16 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	case LegAnswered:
 		a.AnswerAt, a.State = &ev.At, "answered"
 		c.answered, c.deadline = ev.At, ev.At.Add(r.e.cfg.Patience)
+		if u.agentID != 0 { // put through by connectNow
+			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
+			r.connect(ctx, c, u.agentID, ev.At, func() { c.bridged = u.bridged })
+			if u.bridged != nil && r.e.legs.bridge(u.agentID) == nil {
+				// The agent's audio died before the loop heard of the call, when
+				// the agent was only reserved: detachAgentLeg could not tell.
+				r.agentLost(c.attempt.ID)
+			}
+			return
+		}
 		if r.campaign.AMD.Enabled && r.screen(ctx, c) {
 			r.save(ctx, c)
 			return
@@ -360,6 +447,7 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 // awaitAgent queues an answered person for the next free agent.
 func (r *run) awaitAgent(ctx context.Context, c *call, now time.Time) {
 	c.state = callWaiting
+	r.fast.Store(false) // until this person has an agent
 	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
 	r.waiting = append(r.waiting, c)
 	r.connectWaiting(ctx, now)
@@ -601,14 +689,19 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 			return
 		}
 		r.waiting = r.waiting[1:]
-		c.state, c.agentID = callConnected, agent.ID
-		c.attempt.AgentID, c.attempt.ConnectAt, c.attempt.State = agent.ID, &now, "connected"
-		r.e.agents.connected(agent.ID, now)
-		r.bridge(c, agent.ID)
-		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Connected, Channel: pacing.Channel(c.rung.Channel), Duration: now.Sub(c.answered)})
-		r.save(ctx, c)
-		r.screenPop(ctx, c, now)
+		r.connect(ctx, c, agent.ID, now, func() { r.bridge(c, agent.ID) })
 	}
+}
+
+// connect puts c through to agentID, reserved for it; bridge switches the audio.
+func (r *run) connect(ctx context.Context, c *call, agentID int64, now time.Time, bridge func()) {
+	c.state, c.agentID = callConnected, agentID
+	c.attempt.AgentID, c.attempt.ConnectAt, c.attempt.State = agentID, &now, "connected"
+	r.e.agents.connected(agentID, now)
+	bridge()
+	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Connected, Channel: pacing.Channel(c.rung.Channel), Duration: now.Sub(c.answered)})
+	r.save(ctx, c)
+	r.screenPop(ctx, c, now)
 }
 
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
@@ -759,6 +852,7 @@ func (r *run) dial(ctx context.Context, now time.Time) {
 func (r *run) startFallbacks(ctx context.Context, now time.Time, limit int) int {
 	started := 0
 	for len(r.fallbacks) > 0 && started < limit {
+		r.connectAnswered(ctx)
 		id := r.fallbacks[0]
 		r.fallbacks = r.fallbacks[1:]
 		dc, err := r.e.store.ContactPosition(ctx, id)
@@ -810,6 +904,7 @@ func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit in
 		return
 	}
 	for _, dc := range due {
+		r.connectAnswered(ctx)
 		r.start(ctx, now, dc)
 	}
 }
@@ -868,12 +963,13 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	cl.cancel = cancel
 	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout,
 		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: c.CallPermission}
-	go r.follow(callCtx, ch, req)
+	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
 	return true
 }
 
-// follow places one attempt and forwards its events to the loop.
-func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest) {
+// follow places one attempt and forwards its events to the loop. preferred is
+// the agent to put the call through to if free (a callback's).
+func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest, preferred int64) {
 	send := func(u legUpdate) bool {
 		select {
 		case r.updates <- u:
@@ -892,7 +988,28 @@ func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest) {
 		return
 	}
 	for ev := range leg.Events() {
-		if !send(legUpdate{attemptID: req.AttemptID, ev: &ev}) {
+		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
+		if ev.Kind == LegAnswered {
+			u.leg = leg
+			if r.fast.Load() {
+				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At)
+			}
+			select {
+			case r.answers <- u:
+				continue
+			case <-r.done:
+				// The engine stopped: nobody will record this call, let the
+				// agent go.
+				if u.agentID != 0 {
+					if b := r.e.legs.bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
+						b.Disconnect()
+					}
+					r.e.agents.unreserve(u.agentID, req.AttemptID)
+				}
+				return
+			}
+		}
+		if !send(u) {
 			return
 		}
 	}

@@ -87,7 +87,8 @@ func (l *sipLeg) mediaLegLocked() (media.Leg, error) {
 		codec = media.PCMA
 	}
 	codec.PayloadType, codec.TelephoneEvent = m.Codec().PayloadType, m.TelephoneEvent()
-	l.audio = media.NewUDPLeg(m.Detach(), m.RemoteAddr(), codec)
+	conn, last := m.Detach()
+	l.audio = media.NewUDPLeg(conn, m.RemoteAddr(), codec, media.WithFirstPacket(last))
 	return l.audio, nil
 }
 

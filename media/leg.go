@@ -47,6 +47,10 @@ type UDPLeg struct {
 	latch  bool
 	unmap  bool // the socket is IPv4: send to plain IPv4 addresses
 
+	// first is a packet read off conn before the leg took it over, returned
+	// before anything the socket holds (WithFirstPacket).
+	first atomic.Pointer[[]byte]
+
 	malformed atomic.Uint64
 	log       *slog.Logger
 	rtcp      *rtcpSession
@@ -68,6 +72,18 @@ func WithLatching() UDPLegOption { return func(l *UDPLeg) { l.latch = true } }
 func WithRTCP(conn *net.UDPConn, remote *net.UDPAddr, interval time.Duration) UDPLegOption {
 	return func(l *UDPLeg) {
 		l.rtcp = newRTCPSession(conn, remote, interval, l.codec.ClockRate)
+	}
+}
+
+// WithFirstPacket gives the leg a packet its socket received before the leg took
+// the socket over (the SIP layer read it between the answer and the hand-over):
+// the leg's first ReadRTP returns it, and DiscardQueued counts it as the oldest
+// queued packet. A nil or malformed pkt is ignored. The leg keeps pkt.
+func WithFirstPacket(pkt []byte) UDPLegOption {
+	return func(l *UDPLeg) {
+		if _, err := parseRTP(pkt); err == nil {
+			l.first.Store(&pkt)
+		}
 	}
 }
 
@@ -106,6 +122,14 @@ func NewUDPLeg(conn *net.UDPConn, remote *net.UDPAddr, codec Codec, opts ...UDPL
 
 // ReadRTP implements Leg.
 func (l *UDPLeg) ReadRTP(buf []byte) (int, error) {
+	if p := l.first.Swap(nil); p != nil && len(buf) >= len(*p) {
+		n := copy(buf, *p)
+		if l.rtcp != nil {
+			v, _ := parseRTP(buf[:n]) // checked by WithFirstPacket
+			l.rtcp.received(v, n)
+		}
+		return n, nil
+	}
 	for {
 		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {

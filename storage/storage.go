@@ -59,6 +59,11 @@ type Options struct {
 // Open opens (creating if needed) the SQLite database at path, switches it to WAL,
 // turns foreign keys on and applies every pending migration.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	return open(ctx, path, opts, 0)
+}
+
+// open is Open applying migrations up to version upTo (0: all).
+func open(ctx context.Context, path string, opts Options, upTo int) (*DB, error) {
 	if opts.BusyTimeout == 0 {
 		opts.BusyTimeout = 5 * time.Second
 	}
@@ -82,7 +87,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	sqldb.SetMaxOpenConns(8)
 	sqldb.SetConnMaxIdleTime(time.Minute)
 	d := &DB{db: sqldb, now: opts.Now}
-	if err := d.migrate(ctx); err != nil {
+	if err := d.migrate(ctx, upTo); err != nil {
 		sqldb.Close()
 		return nil, err
 	}
@@ -111,7 +116,8 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
-func (d *DB) migrate(ctx context.Context) error {
+// migrate applies the pending migrations up to version upTo (0: all of them).
+func (d *DB) migrate(ctx context.Context, upTo int) error {
 	if _, err := d.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
@@ -125,13 +131,14 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	vacuum := false
 	for _, name := range names {
 		base := filepath.Base(name)
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with its version number", base)
 		}
-		if version <= current {
+		if version <= current || (upTo > 0 && version > upTo) {
 			continue
 		}
 		body, err := migrationFiles.ReadFile(name)
@@ -142,6 +149,13 @@ func (d *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
+			if step := migrationStep(version); step != nil {
+				v, err := step(ctx, tx)
+				if err != nil {
+					return err
+				}
+				vacuum = vacuum || v
+			}
 			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?,?,?)",
 				version, base, d.now().UnixMilli())
 			return err
@@ -149,6 +163,27 @@ func (d *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("apply migration %s: %w", base, err)
 		}
+	}
+	if vacuum {
+		// What a migration removed (secrets in clear) lingers in free space and
+		// old WAL frames: rebuilt, and the WAL emptied, the file holds none of it.
+		if _, err := d.exec(ctx, "VACUUM"); err != nil {
+			return fmt.Errorf("vacuum after migrations: %w", err)
+		}
+		if _, err := d.exec(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			return fmt.Errorf("checkpoint after migrations: %w", err)
+		}
+	}
+	return nil
+}
+
+// migrationStep returns the Go part of a migration, run after its SQL in the same
+// transaction, for what SQL alone cannot do; nil for most. A step that removed
+// data that must not stay in the file asks for a VACUUM.
+func migrationStep(version int) func(context.Context, *sql.Tx) (vacuum bool, err error) {
+	switch version {
+	case 8:
+		return hashPhoneSecrets
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"crypto/md5" //nolint:gosec // SIP digest (RFC 3261 22.4) is MD5
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -68,8 +70,8 @@ type UserStore interface {
 	UnassignAgent(ctx context.Context, who Actor, campaignID, userID int64) error
 	AgentCampaigns(ctx context.Context, userID int64) ([]int64, error)
 	CampaignAgents(ctx context.Context, campaignID int64) ([]User, error)
-	SetPhoneSecret(ctx context.Context, who Actor, userID int64, secret string) error
-	PhoneCredentials(ctx context.Context, username string) (secret string, userID int64, ok bool, err error)
+	SetPhoneSecret(ctx context.Context, who Actor, userID int64, realm, secret string) error
+	PhoneCredentials(ctx context.Context, username, realm string) (ha1 string, userID int64, ok bool, err error)
 }
 
 const userColumns = "id, username, display_name, role, ifnull(password_hash,''), disabled, created_at"
@@ -341,31 +343,89 @@ func (d *DB) CampaignAgents(ctx context.Context, campaignID int64) ([]User, erro
 }
 
 // SetPhoneSecret sets (or, empty, clears) the secret an agent's SIP phone registers
-// with. The audit log records the change, never the secret.
-func (d *DB) SetPhoneSecret(ctx context.Context, who Actor, userID int64, secret string) error {
+// with in the registrar's digest realm. Only its HA1 is stored (PhoneHA1), never
+// the secret; the audit log records the change. A change of the agent's username
+// or of the realm calls for the secret again.
+func (d *DB) SetPhoneSecret(ctx context.Context, who Actor, userID int64, realm, secret string) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE users SET phone_secret=? WHERE id=?", nullString(secret), userID)
+		var username string
+		err := tx.QueryRowContext(ctx, "SELECT username FROM users WHERE id=?", userID).Scan(&username)
 		if err != nil {
-			return fmt.Errorf("set phone secret: %w", err)
+			return notFoundIfNoRows(err, fmt.Sprintf("user %d", userID))
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("user %d: %w", userID, ErrNotFound)
+		var ha1, r sql.NullString
+		if secret != "" {
+			ha1, r = sql.NullString{String: PhoneHA1(username, realm, secret), Valid: true}, sql.NullString{String: realm, Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE users SET phone_ha1=?, phone_realm=? WHERE id=?", ha1, r, userID); err != nil {
+			return fmt.Errorf("set phone secret: %w", err)
 		}
 		return d.audit(ctx, tx, who, "user.phone_secret", "user", idString(userID), nil, map[string]any{"set": secret != ""})
 	})
 }
 
-// PhoneCredentials returns the secret and user ID of the enabled agent whose SIP
-// phone registers as username; ok is false when there is none.
-func (d *DB) PhoneCredentials(ctx context.Context, username string) (secret string, userID int64, ok bool, err error) {
-	var s sql.NullString
-	err = d.db.QueryRowContext(ctx, `SELECT id, phone_secret FROM users WHERE username = ? AND role = 'agent' AND disabled = 0`,
-		username).Scan(&userID, &s)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.Valid) {
+// PhoneHA1 is the digest HA1 of a phone secret: hex MD5(username:realm:secret)
+// (RFC 2617 3.2.2.2, RFC 7616 3.4.2), what SIP digest authentication checks a
+// phone's answer against.
+func PhoneHA1(username, realm, secret string) string {
+	sum := md5.Sum([]byte(username + ":" + realm + ":" + secret)) //nolint:gosec // SIP digest is MD5; phones offer nothing else.
+	return hex.EncodeToString(sum[:])
+}
+
+// PhoneCredentials returns the HA1 for realm and the user ID of the enabled agent
+// whose SIP phone registers as username; ok is false when there is none, or its
+// secret was set for another realm.
+func (d *DB) PhoneCredentials(ctx context.Context, username, realm string) (ha1 string, userID int64, ok bool, err error) {
+	var h sql.NullString
+	err = d.db.QueryRowContext(ctx, `SELECT id, phone_ha1 FROM users
+		WHERE username = ? AND role = 'agent' AND disabled = 0 AND phone_realm = ?`, username, realm).Scan(&userID, &h)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !h.Valid) {
 		return "", 0, false, nil
 	}
 	if err != nil {
 		return "", 0, false, fmt.Errorf("phone credentials: %w", err)
 	}
-	return s.String, userID, true, nil
+	return h.String, userID, true, nil
+}
+
+// migratedPhoneRealm is the realm secrets stored in clear before migration 8 are
+// hashed for: the registrar's default. A deployment with another realm sets its
+// phones' secrets again (the registrar finds no HA1 for its realm until then).
+const migratedPhoneRealm = "turbina"
+
+// hashPhoneSecrets is migration 8's Go step: each stored phone secret becomes its
+// HA1 and the plaintext column goes. When there were secrets, it asks for a
+// VACUUM: the secrets (and any older ones) would otherwise stay in free space.
+func hashPhoneSecrets(ctx context.Context, tx *sql.Tx) (vacuum bool, err error) {
+	rows, err := tx.QueryContext(ctx, "SELECT id, username, phone_secret FROM users WHERE phone_secret IS NOT NULL")
+	if err != nil {
+		return false, fmt.Errorf("read phone secrets: %w", err)
+	}
+	type secret struct {
+		id             int64
+		username, text string
+	}
+	var all []secret
+	for rows.Next() {
+		var s secret
+		if err := rows.Scan(&s.id, &s.username, &s.text); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("read phone secrets: %w", err)
+		}
+		all = append(all, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("read phone secrets: %w", err)
+	}
+	for _, s := range all {
+		if _, err := tx.ExecContext(ctx, "UPDATE users SET phone_ha1=?, phone_realm=? WHERE id=?",
+			PhoneHA1(s.username, migratedPhoneRealm, s.text), migratedPhoneRealm, s.id); err != nil {
+			return false, fmt.Errorf("hash phone secret of user %d: %w", s.id, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "ALTER TABLE users DROP COLUMN phone_secret"); err != nil {
+		return false, fmt.Errorf("drop plaintext phone secrets: %w", err)
+	}
+	return len(all) > 0, nil
 }

@@ -182,11 +182,16 @@ func TestAgentPhoneSettings(t *testing.T) {
 	wantError(t, e.send(t, "PATCH", fmt.Sprintf("/api/v1/users/%d", e.users[storage.RoleSales].ID), admin,
 		map[string]any{"phone_password": "0123456789ab"}), http.StatusUnprocessableEntity, "validation_failed")
 	decode[any](t, e.send(t, "PATCH", path, admin, map[string]any{"phone_password": "0123456789ab"}), http.StatusOK)
-	secret, id, ok, err := e.db.PhoneCredentials(context.Background(), agent.Username)
-	if err != nil || !ok || id != agent.ID || secret != "0123456789ab" {
-		t.Fatalf("phone credentials %q %d %v %v", secret, id, ok, err)
+	// Stored as the HA1 of the registrar's (default) realm, which is all the
+	// registrar's digest check needs.
+	ha1, id, ok, err := e.db.PhoneCredentials(context.Background(), agent.Username, "turbina")
+	if want := storage.PhoneHA1(agent.Username, "turbina", "0123456789ab"); err != nil || !ok || id != agent.ID || ha1 != want {
+		t.Fatalf("phone credentials %q %d %v %v, want HA1 %s", ha1, id, ok, err, want)
 	}
-	if _, _, ok, _ := e.db.PhoneCredentials(context.Background(), e.users[storage.RoleSales].Username); ok {
+	if _, _, ok, _ := e.db.PhoneCredentials(context.Background(), agent.Username, "elsewhere"); ok {
+		t.Error("the phone secret answers for another realm")
+	}
+	if _, _, ok, _ := e.db.PhoneCredentials(context.Background(), e.users[storage.RoleSales].Username, "turbina"); ok {
 		t.Error("a sales user has phone credentials")
 	}
 	entries, _, _ := e.db.ListAudit(context.Background(), storage.AuditFilter{ObjectType: "user", ObjectID: strconv.FormatInt(agent.ID, 10)})

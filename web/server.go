@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -51,6 +52,17 @@ type Config struct {
 	// Templates lists the WhatsApp account's approved templates for the sales UI
 	// and the campaign start check; nil without a WhatsApp account.
 	Templates TemplateLister
+	// PhoneRealm is the digest realm of the registrar agents' SIP phones register
+	// with: their secrets are stored as HA1 for it (default sip.DefaultRealm).
+	PhoneRealm string
+}
+
+// phoneRealm is the digest realm phone secrets are hashed for.
+func (s *Server) phoneRealm() string {
+	if s.cfg.PhoneRealm == "" {
+		return sip.DefaultRealm
+	}
+	return s.cfg.PhoneRealm
 }
 
 // Engine is what the API needs from the dialing engine.

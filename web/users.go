@@ -132,7 +132,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 		if u.Role != storage.RoleAgent {
 			return unprocessable("phone_password: only agents have SIP phones")
 		}
-		if err := s.store.SetPhoneSecret(r.Context(), p.actor(), id, *in.PhonePassword); err != nil {
+		if err := s.store.SetPhoneSecret(r.Context(), p.actor(), id, s.phoneRealm(), *in.PhonePassword); err != nil {
 			return err
 		}
 	}

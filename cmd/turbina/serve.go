@@ -139,9 +139,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		log.Warn("no WhatsApp account configured: the WhatsApp rungs are skipped (set whatsapp in the config file or TURBINA_WA_*)")
 	}
 	if cfg.Registrar.ListenAddr != "" {
-		creds := sip.CredentialsFunc(func(ctx context.Context, username string) (string, int64, bool, error) {
-			return store.PhoneCredentials(ctx, username)
-		})
+		creds := sip.CredentialsFunc(store.PhoneCredentials)
 		if a.registrar, err = sip.NewRegistrar(ctx, cfg.Registrar, creds, log.With("component", "registrar")); err != nil {
 			a.close()
 			return nil, fmt.Errorf("registrar: %w", err)
@@ -176,6 +174,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		Webhooks:       webhooks,
 		Templates:      templates,
 		TrunkControl:   trunkControl{a},
+		PhoneRealm:     cfg.Registrar.Realm,
 	})
 	a.web.Registry().MustRegister(a.engine.Collectors()...)
 	if a.originator != nil {

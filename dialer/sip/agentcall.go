@@ -50,6 +50,9 @@ type AgentCall struct {
 	hangup     chan struct{}
 	done       chan struct{}
 	byRemote   atomic.Bool
+	loseOnce   sync.Once
+	lost       chan struct{} // the phone stopped answering keepalives
+	lostErr    error         // why; written before lost is closed
 
 	mu  sync.Mutex
 	err error
@@ -85,7 +88,7 @@ func (r *Registrar) CallAgent(ctx context.Context, agentID int64, opts AgentCall
 	}
 	c := &AgentCall{
 		r: r, agentID: agentID, binding: b, ua: r.udpUA, callID: uuid.NewString(),
-		hangup: make(chan struct{}), done: make(chan struct{}),
+		hangup: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{}),
 	}
 	if b.Transport == "tcp" {
 		c.ua = r.tcpUA
@@ -318,6 +321,10 @@ func (c *AgentCall) run() {
 		}
 	case <-c.hangup:
 		c.bye()
+	case <-c.lost:
+		// No BYE: nobody is there to answer it, and its retransmissions
+		// would only hold the end of the call back.
+		reason = c.lostErr
 	case <-r.rootCtx.Done():
 		reason = ErrRegistrarClosed
 		c.bye()
@@ -332,6 +339,14 @@ func (c *AgentCall) run() {
 	c.mu.Unlock()
 	r.log.Info("agent phone call ended", "agent", c.agentID, "reason", reason)
 	close(c.done)
+}
+
+// lose ends the call because the phone stopped answering (err wraps ErrPhoneLost).
+func (c *AgentCall) lose(err error) {
+	c.loseOnce.Do(func() {
+		c.lostErr = err
+		close(c.lost)
+	})
 }
 
 // AgentID returns the agent whose phone was called.
@@ -353,7 +368,8 @@ func (c *AgentCall) Leg() media.Leg { return c.leg }
 func (c *AgentCall) Done() <-chan struct{} { return c.done }
 
 // Err says why the call ended once Done is closed: nil after Hangup, an error
-// when the phone hung up or the registrar closed.
+// when the phone hung up, stopped answering (ErrPhoneLost) or the registrar
+// closed.
 func (c *AgentCall) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -115,6 +115,16 @@ ctrl_tcp_listen		127.0.0.1:%d
 	return p
 }
 
+// kill ends baresip with SIGKILL, as a crash or a pulled cable would: no BYE,
+// no unregistration.
+func (p *baresipPhone) kill(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
 // Output is what baresip printed so far.
 func (p *baresipPhone) Output() string { return p.out.String() }
 

@@ -452,6 +452,7 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession) attemptEn
 	c.res.AnswerAt = now
 	c.dialog, c.remoteTag = sess, tag
 	c.mu.Unlock()
+	c.media.answered.Store(true) // before the ACK, which starts the far end talking
 	ackCtx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	err := sess.Ack(ackCtx)
 	cancel()

@@ -36,12 +36,23 @@ type Media struct {
 	readerDone  chan struct{}
 	detached    atomic.Bool
 	detachOnce  sync.Once
+
+	// answered is set when the 200 OK arrives; from then on the reader keeps a
+	// copy of the newest packet in last, for Detach.
+	answered atomic.Bool
+	last     []byte
 }
 
 // Detach stops Media's own reading and silence and hands the socket over to a
 // bridge that reads and writes it directly. The call still closes the socket when
 // it ends, which is how the bridge learns of it; the counters stop counting.
-func (m *Media) Detach() *net.UDPConn {
+//
+// last is the newest RTP packet Media read after the 200 OK (nil if none), a copy
+// the caller owns. The far end starts talking as soon as it has the ACK, so
+// Media's reader may have taken the person's first packet off the socket before
+// the hand-over: given to the new reader first, it is not lost. Only the first
+// Detach returns it.
+func (m *Media) Detach() (conn *net.UDPConn, last []byte) {
 	m.StopSilence()
 	m.detachOnce.Do(func() {
 		m.detached.Store(true)
@@ -49,8 +60,12 @@ func (m *Media) Detach() *net.UDPConn {
 		_ = m.conn.SetReadDeadline(time.Now())
 		<-m.readerDone
 		_ = m.conn.SetReadDeadline(time.Time{})
+		if len(m.last) > 0 {
+			last = m.last // the reader has returned: nobody else touches it
+		}
+		m.last = nil
 	})
-	return m.conn
+	return m.conn, last
 }
 
 // LocalAddr returns the local RTP address offered in the INVITE.
@@ -149,6 +164,9 @@ func (m *Media) read() {
 			continue
 		}
 		m.recv.Add(1)
+		if m.answered.Load() {
+			m.last = append(m.last[:0], buf[:n]...)
+		}
 		if fn := m.receiver.Load(); fn != nil {
 			(*fn)(buf[:n])
 		}

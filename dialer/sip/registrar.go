@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -18,23 +19,27 @@ import (
 )
 
 // Credentials looks up the SIP account of an agent's phone. The caller (the
-// storage layer, in production) implements it; the registrar never stores
-// passwords itself.
+// storage layer, in production) implements it; the registrar never sees or
+// stores passwords, only their digest HA1.
 type Credentials interface {
-	// PhonePassword returns the digest password of the phone account
-	// username and the agent it belongs to. ok is false when there is no such
-	// account; err is for lookups that could not be made (the phone is told
-	// to retry later).
-	PhonePassword(ctx context.Context, username string) (password string, agentID int64, ok bool, err error)
+	// PhoneHA1 returns the digest HA1 of the phone account username in realm,
+	// hex MD5(username:realm:password) (RFC 7616 3.4.2), and the agent it
+	// belongs to. ok is false
+	// when there is no such account, or none for realm; err is for lookups
+	// that could not be made (the phone is told to retry later).
+	PhoneHA1(ctx context.Context, username, realm string) (ha1 string, agentID int64, ok bool, err error)
 }
 
 // CredentialsFunc adapts a function to [Credentials].
-type CredentialsFunc func(ctx context.Context, username string) (password string, agentID int64, ok bool, err error)
+type CredentialsFunc func(ctx context.Context, username, realm string) (ha1 string, agentID int64, ok bool, err error)
 
-// PhonePassword implements [Credentials].
-func (f CredentialsFunc) PhonePassword(ctx context.Context, username string) (string, int64, bool, error) {
-	return f(ctx, username)
+// PhoneHA1 implements [Credentials].
+func (f CredentialsFunc) PhoneHA1(ctx context.Context, username, realm string) (string, int64, bool, error) {
+	return f(ctx, username, realm)
 }
+
+// DefaultRealm is the digest realm of a registrar whose config names none.
+const DefaultRealm = "turbina"
 
 // RegistrarConfig configures a [Registrar].
 type RegistrarConfig struct {
@@ -43,7 +48,9 @@ type RegistrarConfig struct {
 	// be an IP address; it also goes in Contact, Via and the SDP of calls to
 	// phones.
 	ListenAddr string `json:"listen_addr,omitempty"`
-	// Realm is the digest authentication realm (default "turbina").
+	// Realm is the digest authentication realm (default DefaultRealm). Phone
+	// secrets are kept as HA1, which depends on it: after a change of realm,
+	// every phone secret must be set again.
 	Realm string `json:"realm,omitempty"`
 	// NonceTTL is how long a nonce stays fresh (default 5m); a phone that
 	// answers an older one is challenged again with stale=true.
@@ -70,6 +77,18 @@ type RegistrarConfig struct {
 	AnswerTimeout Duration `json:"answer_timeout,omitempty"`
 	// UserAgent is sent in User-Agent and Server headers (default "Turbina").
 	UserAgent string `json:"user_agent,omitempty"`
+	// KeepaliveInterval is how often every registered phone, and every phone
+	// in a nailed-up call, is sent an OPTIONS (default 30s); expired
+	// registrations are dropped at the same pace. A phone that crashed, lost
+	// its network or sits behind a NAT binding that lapsed answers nothing,
+	// while its registration and the nailed-up call would otherwise look alive
+	// until they expire or a customer is put through to silence.
+	KeepaliveInterval Duration `json:"keepalive_interval,omitempty"`
+	// KeepaliveTimeout is how long a phone may leave an OPTIONS unanswered
+	// (over UDP, retransmissions included) before it is taken as lost: its
+	// binding is removed and its nailed-up call ends with ErrPhoneLost
+	// (default 5s).
+	KeepaliveTimeout Duration `json:"keepalive_timeout,omitempty"`
 }
 
 func (c *RegistrarConfig) applyDefaults() {
@@ -77,7 +96,7 @@ func (c *RegistrarConfig) applyDefaults() {
 		c.ListenAddr = "127.0.0.1:5070"
 	}
 	if c.Realm == "" {
-		c.Realm = "turbina"
+		c.Realm = DefaultRealm
 	}
 	if c.NonceTTL <= 0 {
 		c.NonceTTL = Duration(5 * time.Minute)
@@ -102,6 +121,12 @@ func (c *RegistrarConfig) applyDefaults() {
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "Turbina"
+	}
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = Duration(30 * time.Second)
+	}
+	if c.KeepaliveTimeout <= 0 {
+		c.KeepaliveTimeout = Duration(5 * time.Second)
 	}
 }
 
@@ -165,6 +190,9 @@ var (
 	ErrPhoneRejected = errors.New("sip: agent phone rejected the call")
 	// ErrRegistrarClosed means the Registrar was closed.
 	ErrRegistrarClosed = errors.New("sip: registrar closed")
+	// ErrPhoneLost means the phone stopped answering the registrar's
+	// keepalive OPTIONS (RegistrarConfig.KeepaliveInterval).
+	ErrPhoneLost = errors.New("sip: agent phone stopped answering")
 )
 
 // credentialsTimeout bounds one Credentials lookup.
@@ -175,8 +203,9 @@ const credentialsTimeout = 5 * time.Second
 // call stays up (the leg is nailed up) while customers are switched onto it.
 //
 // It listens on one address for UDP and TCP, authenticates REGISTERs with
-// digest (MD5, qop=auth), keeps bindings in memory with their expiry and
-// answers OPTIONS. It is safe for concurrent use.
+// digest (MD5, qop=auth), keeps bindings in memory with their expiry, answers
+// OPTIONS and sends them: a phone that stops answering is taken as lost. It is
+// safe for concurrent use.
 type Registrar struct {
 	cfg    RegistrarConfig
 	log    *slog.Logger
@@ -202,6 +231,8 @@ type Registrar struct {
 	closed   bool
 	bindings map[int64][]*Binding  // by agent
 	calls    map[string]*AgentCall // by Call-ID
+
+	keepalives atomic.Uint64 // OPTIONS phones answered
 }
 
 // NewRegistrar starts a Registrar on cfg.ListenAddr (UDP and TCP). ctx bounds
@@ -254,7 +285,7 @@ func newRegistrar(ctx context.Context, cfg RegistrarConfig, creds Credentials, l
 		return nil, err
 	}
 	r.wg.Add(1)
-	go r.purgeLoop()
+	go r.keepalive()
 	log.Info("sip registrar started", "listen", r.Addr().String(), "realm", cfg.Realm)
 	return r, nil
 }
@@ -416,31 +447,6 @@ func (r *Registrar) Close() error {
 		r.mu.Unlock()
 	})
 	return err
-}
-
-// purgeLoop drops expired bindings now and then; Lookup ignores them anyway.
-func (r *Registrar) purgeLoop() {
-	defer r.wg.Done()
-	tick := time.NewTicker(15 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.rootCtx.Done():
-			return
-		case <-tick.C:
-		}
-		now := r.now()
-		r.mu.Lock()
-		for id, list := range r.bindings {
-			list = slices.DeleteFunc(list, func(b *Binding) bool { return !b.Expires.After(now) })
-			if len(list) == 0 {
-				delete(r.bindings, id)
-			} else {
-				r.bindings[id] = list
-			}
-		}
-		r.mu.Unlock()
-	}
 }
 
 // respond sends res, logging a failure.
@@ -665,7 +671,7 @@ func (r *Registrar) authenticate(req *sip.Request) (string, int64, *sip.Response
 		return "", 0, challenge(false)
 	}
 	ctx, cancel := context.WithTimeout(r.rootCtx, credentialsTimeout)
-	password, agentID, ok, err := r.creds.PhonePassword(ctx, cred.Username)
+	ha1, agentID, ok, err := r.creds.PhoneHA1(ctx, cred.Username, r.cfg.Realm)
 	cancel()
 	if err != nil {
 		r.log.Warn("sip registrar: credentials lookup failed", "user", cred.Username, "err", err)
@@ -675,7 +681,7 @@ func (r *Registrar) authenticate(req *sip.Request) (string, int64, *sip.Response
 	}
 	// Unknown users get the same answer as wrong passwords, so the
 	// registrar does not tell which account names exist.
-	if !ok || !digestMatches(digestResponse(cred, string(req.Method), password), cred.Response) {
+	if !ok || !digestMatches(digestResponse(cred, string(req.Method), ha1), cred.Response) {
 		r.log.Info("sip registrar: authentication failed", "user", cred.Username, "source", req.Source())
 		return "", 0, sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	}

@@ -85,19 +85,21 @@ func (n *nonces) challenge(realm string, now time.Time, stale bool) string {
 	return c.String()
 }
 
+// md5Hex is the hex MD5 of parts joined with colons, digest's H(a:b:…).
+func md5Hex(parts ...string) string {
+	sum := md5.Sum([]byte(strings.Join(parts, ":"))) //nolint:gosec // see import
+	return hex.EncodeToString(sum[:])
+}
+
 // digestResponse computes the RFC 2617 request-digest of credentials c for
-// method and password, with qop "auth" or none (RFC 2069 compatibility).
-func digestResponse(c *digest.Credentials, method, password string) string {
-	md := func(parts ...string) string {
-		sum := md5.Sum([]byte(strings.Join(parts, ":"))) //nolint:gosec // see import
-		return hex.EncodeToString(sum[:])
-	}
-	ha1 := md(c.Username, c.Realm, password)
-	ha2 := md(method, c.URI)
+// method from the account's HA1, with qop "auth" or none (RFC 2069
+// compatibility).
+func digestResponse(c *digest.Credentials, method, ha1 string) string {
+	ha2 := md5Hex(method, c.URI)
 	if c.QOP == "" {
-		return md(ha1, c.Nonce, ha2)
+		return md5Hex(strings.ToLower(ha1), c.Nonce, ha2)
 	}
-	return md(ha1, c.Nonce, fmt.Sprintf("%08x", c.Nc), c.Cnonce, c.QOP, ha2)
+	return md5Hex(strings.ToLower(ha1), c.Nonce, fmt.Sprintf("%08x", c.Nc), c.Cnonce, c.QOP, ha2)
 }
 
 // digestMatches compares a computed digest with the one the phone sent, in

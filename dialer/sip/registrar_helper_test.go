@@ -17,6 +17,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // phoneAccount is one phone's SIP account in the test credentials.
@@ -25,14 +27,18 @@ type phoneAccount struct {
 	agentID  int64
 }
 
-// testCreds are phone accounts by username; a username "broken" fails the lookup.
+// testCreds are phone accounts by username, kept as HA1 as storage keeps them
+// (for whatever realm the registrar asks); a username "broken" fails the lookup.
 func testCreds(accounts map[string]phoneAccount) Credentials {
-	return CredentialsFunc(func(_ context.Context, username string) (string, int64, bool, error) {
+	return CredentialsFunc(func(_ context.Context, username, realm string) (string, int64, bool, error) {
 		if username == "broken" {
 			return "", 0, false, errors.New("database is down")
 		}
 		a, ok := accounts[username]
-		return a.password, a.agentID, ok, nil
+		if !ok {
+			return "", 0, false, nil
+		}
+		return storage.PhoneHA1(username, realm, a.password), a.agentID, true, nil
 	})
 }
 

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"net"
@@ -121,8 +122,15 @@ func TestRTP(t *testing.T) {
 	if m.PacketsReceived() < 10 || m.PacketsSent() == 0 {
 		t.Errorf("rtp received=%d sent=%d, want ≥10 and >0", m.PacketsReceived(), m.PacketsSent())
 	}
-	// Handed over to a bridge, the socket delivers the carrier's RTP to its new reader.
-	conn := m.Detach()
+	// Handed over to a bridge, the socket delivers the carrier's RTP to its new
+	// reader, starting right after the last packet Media read: none is lost.
+	conn, last := m.Detach()
+	if len(last) < 12 || last[0]>>6 != 2 {
+		t.Fatalf("Detach returned %x as the last packet read, want RTP", last)
+	}
+	if _, again := m.Detach(); again != nil {
+		t.Error("a second Detach returned the last packet again")
+	}
 	if err := conn.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +139,11 @@ func TestRTP(t *testing.T) {
 		n, from, err := conn.ReadFromUDP(buf)
 		if err != nil || n < 12 || buf[0]>>6 != 2 || !from.IP.Equal(m.RemoteAddr().IP) {
 			t.Fatalf("read %d after Detach: %d bytes from %v, %v", i, n, from, err)
+		}
+		if i == 0 {
+			if got, want := binary.BigEndian.Uint16(buf[2:]), binary.BigEndian.Uint16(last[2:])+1; got != want {
+				t.Errorf("first packet after Detach has sequence %d, want %d (the one after Media's last)", got, want)
+			}
 		}
 	}
 	counted := m.PacketsReceived()

@@ -101,6 +101,10 @@ type Config struct {
 	MaxRing time.Duration
 	// Audio is what answered calls send (default AudioSpeech).
 	Audio Audio
+	// FirstRTP, if set, is called as each answered call's first RTP packet
+	// leaves, with the call's X-Turbina-Attempt header: when the person started
+	// talking, for measuring what the caller does with it. It must not block.
+	FirstRTP func(attempt string, at time.Time)
 	// Logger receives the carrier's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -491,7 +495,15 @@ func (c *Carrier) answer(sess *sipgo.DialogServerSession, req *sip.Request, talk
 	callCtx, stop := context.WithCancel(c.ctx)
 	var media sync.WaitGroup
 	media.Add(2)
-	go func() { defer media.Done(); m.send(callCtx, c.cfg.Audio, c.audio, &c.stats.rtpSent) }()
+	first := func(time.Time) {}
+	if c.cfg.FirstRTP != nil {
+		attempt := ""
+		if h := req.GetHeader("X-Turbina-Attempt"); h != nil {
+			attempt = h.Value()
+		}
+		first = func(at time.Time) { c.cfg.FirstRTP(attempt, at) }
+	}
+	go func() { defer media.Done(); m.send(callCtx, c.cfg.Audio, c.audio, &c.stats.rtpSent, first) }()
 	go func() { defer media.Done(); m.receive(&c.stats.rtpReceived) }()
 	defer func() {
 		stop()

@@ -78,7 +78,8 @@ func (m *mediaSession) receive(count *atomic.Int64) {
 }
 
 // send streams audio as RTP every 20 ms, on an absolute schedule, until ctx ends.
-func (m *mediaSession) send(ctx context.Context, audio Audio, prompt []int16, count *atomic.Int64) {
+// first is told when the first packet left.
+func (m *mediaSession) send(ctx context.Context, audio Audio, prompt []int16, count *atomic.Int64, first func(time.Time)) {
 	src := m.source(audio, prompt)
 	pcm := make([]int16, frameSamples)
 	payload := make([]byte, frameSamples)
@@ -105,6 +106,9 @@ func (m *mediaSession) send(ctx context.Context, audio Audio, prompt []int16, co
 		if err == nil {
 			if _, err := m.conn.WriteToUDP(buf[:n], m.remote); err != nil {
 				return // the socket closed: the call is over
+			}
+			if i == 0 {
+				first(time.Now())
 			}
 			count.Add(1)
 		}
