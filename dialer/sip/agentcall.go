@@ -197,7 +197,7 @@ func (c *AgentCall) setup(ctx context.Context, conn *net.UDPConn, opts AgentCall
 	}()
 	waited := make(chan error, 1)
 	go func() {
-		waited <- sess.WaitAnswer(waitCtx, sipgo.AnswerOptions{
+		waited <- waitAnswer(waitCtx, sess, sipgo.AnswerOptions{
 			OnResponse: func(*sip.Response) error {
 				responded.Store(true)
 				noResp.Stop()

@@ -53,6 +53,19 @@ type Call struct {
 	byRemote  bool
 }
 
+// waitAnswer is sess.WaitAnswer with sipgo's CANCEL path made safe: sipgo v1.7.3
+// (DialogClientSession.inviteCancel) reads the status of the CANCEL's response
+// without checking that there is one, and panics when that transaction ends with
+// neither a response nor an error. Such a CANCEL went unanswered: say so.
+func waitAnswer(ctx context.Context, sess *sipgo.DialogClientSession, opts sipgo.AnswerOptions) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w (sipgo: %v)", errCancelUnanswered, p)
+		}
+	}()
+	return sess.WaitAnswer(ctx, opts)
+}
+
 func newCall(o *Originator, req DialRequest, media *Media) *Call {
 	if req.RingTimeout <= 0 {
 		req.RingTimeout = o.cfg.RingTimeout.Std()
@@ -321,7 +334,7 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	}
 	answered := make(chan error, 1)
 	go func() {
-		answered <- sess.WaitAnswer(waitCtx, sipgo.AnswerOptions{
+		answered <- waitAnswer(waitCtx, sess, sipgo.AnswerOptions{
 			Username: username,
 			Password: t.cfg.Password,
 			OnResponse: func(res *sip.Response) error {
