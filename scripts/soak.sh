@@ -17,6 +17,11 @@
 #   SOAK_DURATION=30m scripts/soak.sh          # what `make soak` runs
 #   SOAK_DURATION=3m SOAK_RATE=60 scripts/soak.sh
 #   SOAK_CPUPROFILE=cpu.prof SOAK_MEMPROFILE=heap.prof SOAK_KEEP=1 SOAK_UPDATE_BENCHMARKS=0 scripts/soak.sh
+#   SOAK_HEAPDIR=/tmp/heaps SOAK_DURATION=6m SOAK_UPDATE_BENCHMARKS=0 scripts/soak.sh
+#
+# SOAK_HEAPDIR saves a heap profile (after a GC) with every sample, as
+# heap-<elapsed seconds>.prof, to compare two moments of the run:
+#   go tool pprof -base /tmp/heaps/heap-60.prof bin/turbina /tmp/heaps/heap-360.prof
 #
 # All traffic stays on 127.0.0.1; sipp's -timeout, the demo's --duration and every
 # loop here are bounded by the run's length.
@@ -105,6 +110,7 @@ cmd=("$BIN" demo --trunk "127.0.0.1:$sip_port" --agents "$AGENTS" --contacts "$C
 	--http-addr "127.0.0.1:$http_port" --data-dir "$work/data" --log-level warn)
 if [ -n "${SOAK_CPUPROFILE:-}" ]; then cmd+=(--cpuprofile "$SOAK_CPUPROFILE"); fi
 if [ -n "${SOAK_MEMPROFILE:-}" ]; then cmd+=(--memprofile "$SOAK_MEMPROFILE"); fi
+if [ -n "${SOAK_HEAPDIR:-}" ]; then mkdir -p "$SOAK_HEAPDIR" && cmd+=(--pprof); fi
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "soak: ${cmd[*]}" >&2
@@ -135,6 +141,10 @@ while kill -0 "$turbina_pid" 2>/dev/null && [ $(( $(date +%s) - t0 )) -le $((SEC
 				END {printf "%d,%.0f,%d,%d,%d,%d,\"%s\",%d,%d,%s\n", t, rss, g, total, ans, tf, outs, fl, e5, load}
 			' <<<"$m" >>"$csv"
 			tail -1 "$csv" | cut -d, -f1-6,8- | sed 's/^/soak: /' >&2
+			if [ -n "${SOAK_HEAPDIR:-}" ]; then
+				curl -sf --max-time 20 -o "$SOAK_HEAPDIR/heap-$(tail -1 "$csv" | cut -d, -f1).prof" \
+					"http://127.0.0.1:$http_port/debug/pprof/heap?gc=1" || true
+			fi
 		fi
 	fi
 	sleep 1
