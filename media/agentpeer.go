@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -73,7 +74,11 @@ type AgentPeers struct {
 }
 
 // NewAgentPeers returns an AgentPeers gathering candidates as cfg says.
-func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
+func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) { return newAgentPeers(cfg) }
+
+// newAgentPeers is NewAgentPeers with interceptors added after pion's defaults
+// (tests watch the RTCP the peers read).
+func newAgentPeers(cfg ICEConfig, extra ...interceptor.Factory) (*AgentPeers, error) {
 	me := &webrtc.MediaEngine{}
 	for _, c := range []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0},
@@ -89,7 +94,14 @@ func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AgentPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)), ice: cfg}, nil
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, fmt.Errorf("agent peers: interceptors: %w", err)
+	}
+	for _, f := range extra {
+		ir.Add(f)
+	}
+	return &AgentPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), ice: cfg}, nil
 }
 
 // agentPayloadType are the payload types the agent peers register their codecs with.
@@ -132,7 +144,8 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	if p.local, err = webrtc.NewTrackLocalStaticRTP(capability, "audio", "turbina"); err != nil {
 		return fail(fmt.Errorf("agent peer: local track: %w", err))
 	}
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		go DiscardRTCP(receiver) // the session lasts hours: its RTCP must not pile up
 		p.legOnce.Do(func() { p.leg <- NewWebRTCLeg(remote, p.local) })
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -145,9 +158,11 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	}
 	// Added after the offer, the track takes over the browser's audio transceiver,
 	// which then answers sendrecv.
-	if _, err := pc.AddTrack(p.local); err != nil {
+	sender, err := pc.AddTrack(p.local)
+	if err != nil {
 		return fail(fmt.Errorf("agent peer: add track: %w", err))
 	}
+	go DiscardRTCP(sender)
 	// Answer with the chosen codec alone: the browser then sends it too, and a
 	// PCMU customer is forwarded to the agent without transcoding.
 	for _, tr := range pc.GetTransceivers() {

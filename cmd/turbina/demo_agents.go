@@ -342,10 +342,14 @@ func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) 
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := pc.AddTrack(mic); err != nil {
+	sender, err := pc.AddTrack(mic)
+	if err != nil {
 		return fail(err)
 	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	// A browser reads its RTCP; unread, pion would queue it for the whole session.
+	go media.DiscardRTCP(sender)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		go media.DiscardRTCP(receiver)
 		buf := make([]byte, 1500)
 		for {
 			if _, _, err := tr.Read(buf); err != nil {
