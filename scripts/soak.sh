@@ -3,7 +3,9 @@
 #
 # A sipp UAS on 127.0.0.1 (internal/sipptest/scenarios/soak-answer.xml) answers every
 # call at once and waits for our BYE; `turbina demo` dials it with synthetic contacts
-# and simulated WebRTC agents that talk and wrap up quickly, on a data dir of its own.
+# and simulated WebRTC agents that talk and wrap up quickly, on a data dir of its own,
+# with the default ladder (calls abandoned for want of an agent go on to the WhatsApp
+# emulator's rungs; SOAK_WHATSAPP=0 leaves them out).
 # The server's /metrics is sampled every SOAK_INTERVAL seconds into a CSV, and at the
 # end the run is checked:
 #   - call attempts/s over the run ≥ 90 % of SOAK_RATE;
@@ -36,6 +38,7 @@ WRAP=${SOAK_WRAP:-100ms-300ms}  # agents' wrap-up time per call
 BIN=${SOAK_BIN:-bin/turbina}
 SCEN=internal/sipptest/scenarios/soak-answer.xml
 UPDATE_BENCHMARKS=${SOAK_UPDATE_BENCHMARKS:-1}
+WHATSAPP=${SOAK_WHATSAPP:-1}    # the default ladder with the WhatsApp emulator; 0: the SIP rung alone
 
 secs_of() { # 90s, 3m, 1h, 1h30m → seconds
 	local d=$1 total=0 n unit
@@ -106,8 +109,9 @@ sys.exit(1)"; then break; fi
 done
 
 cmd=("$BIN" demo --trunk "127.0.0.1:$sip_port" --agents "$AGENTS" --contacts "$CONTACTS" --duration "$DURATION"
-	--report --json --no-whatsapp --talk "$TALK" --wrap "$WRAP"
+	--report --json --talk "$TALK" --wrap "$WRAP"
 	--http-addr "127.0.0.1:$http_port" --data-dir "$work/data" --log-level warn)
+if [ "$WHATSAPP" != 1 ]; then cmd+=(--no-whatsapp); fi
 if [ -n "${SOAK_CPUPROFILE:-}" ]; then cmd+=(--cpuprofile "$SOAK_CPUPROFILE"); fi
 if [ -n "${SOAK_MEMPROFILE:-}" ]; then cmd+=(--memprofile "$SOAK_MEMPROFILE"); fi
 if [ -n "${SOAK_HEAPDIR:-}" ]; then mkdir -p "$SOAK_HEAPDIR" && cmd+=(--pprof); fi
@@ -260,6 +264,9 @@ p("| figure | value |")
 p("|---|---|")
 p(f"| calls dialled / answered / connected / abandoned | {rep.get('dials', 0)} / {rep.get('answered', 0)} / {rep.get('connected', 0)} / {rep.get('abandoned', 0)} (abandon rate {100 * rep.get('abandon_rate', 0):.1f} %) |")
 p(f"| attempts/s after the warm-up (metrics) | {steady} |")
+ch = rep.get("channels", {})
+if "--no-whatsapp" not in env["SOAK_CMD"]:
+    p(f"| WhatsApp call / template attempts (the ladder's next rungs) | {ch.get('whatsapp_call', {}).get('attempts', 0)} / {ch.get('whatsapp_template', {}).get('attempts', 0)} |")
 p(f"| agents' occupancy, TMA | {100 * rep.get('occupancy', 0):.0f} %, {rep.get('tma_s', 0):.1f} s |")
 p(f"| SIP outcomes other than answered (end) | {last.get('other_outcomes') or 'none'} |")
 if rows:
