@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -78,7 +79,11 @@ type AgentPeers struct {
 }
 
 // NewAgentPeers returns an AgentPeers gathering candidates as cfg says.
-func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
+func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) { return newAgentPeers(cfg) }
+
+// newAgentPeers is NewAgentPeers with interceptors added after pion's defaults
+// (tests watch the RTCP the peers read).
+func newAgentPeers(cfg ICEConfig, extra ...interceptor.Factory) (*AgentPeers, error) {
 	me := &webrtc.MediaEngine{}
 	for _, mime := range []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA, webrtc.MimeTypeOpus} {
 		if err := me.RegisterCodec(agentCodec(mime), webrtc.RTPCodecTypeAudio); err != nil {
@@ -89,7 +94,14 @@ func NewAgentPeers(cfg ICEConfig) (*AgentPeers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AgentPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)), ice: cfg}, nil
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, fmt.Errorf("agent peers: interceptors: %w", err)
+	}
+	for _, f := range extra {
+		ir.Add(f)
+	}
+	return &AgentPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), ice: cfg}, nil
 }
 
 // agentCodec returns the parameters the agent peers register mime with.
@@ -168,6 +180,7 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 		if err != nil {
 			return fail(fmt.Errorf("agent peer: add track: %w", err))
 		}
+		go DiscardRTCP(sender) // the session lasts hours: its RTCP must not pile up
 		// Answer each path with its codec alone: the browser then sends it too,
 		// and a customer of that codec is forwarded without transcoding.
 		for _, tr := range pc.GetTransceivers() {
@@ -201,7 +214,8 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 
 // onTrack pairs the browser's audio on a path with the server's track of the
 // same codec into that path's leg.
-func (p *AgentPeer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (p *AgentPeer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	go DiscardRTCP(receiver) // the session lasts hours: its RTCP must not pile up
 	mime := remote.Codec().MimeType
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -3,7 +3,9 @@
 #
 # A sipp UAS on 127.0.0.1 (internal/sipptest/scenarios/soak-answer.xml) answers every
 # call at once and waits for our BYE; `turbina demo` dials it with synthetic contacts
-# and simulated WebRTC agents that talk and wrap up quickly, on a data dir of its own.
+# and simulated WebRTC agents that talk and wrap up quickly, on a data dir of its own,
+# with the default ladder (calls abandoned for want of an agent go on to the WhatsApp
+# emulator's rungs; SOAK_WHATSAPP=0 leaves them out).
 # The server's /metrics is sampled every SOAK_INTERVAL seconds into a CSV, and at the
 # end the run is checked:
 #   - call attempts/s over the run ≥ 90 % of SOAK_RATE;
@@ -17,6 +19,11 @@
 #   SOAK_DURATION=30m scripts/soak.sh          # what `make soak` runs
 #   SOAK_DURATION=3m SOAK_RATE=60 scripts/soak.sh
 #   SOAK_CPUPROFILE=cpu.prof SOAK_MEMPROFILE=heap.prof SOAK_KEEP=1 SOAK_UPDATE_BENCHMARKS=0 scripts/soak.sh
+#   SOAK_HEAPDIR=/tmp/heaps SOAK_DURATION=6m SOAK_UPDATE_BENCHMARKS=0 scripts/soak.sh
+#
+# SOAK_HEAPDIR saves a heap profile (after a GC) with every sample, as
+# heap-<elapsed seconds>.prof, to compare two moments of the run:
+#   go tool pprof -base /tmp/heaps/heap-60.prof bin/turbina /tmp/heaps/heap-360.prof
 #
 # All traffic stays on 127.0.0.1; sipp's -timeout, the demo's --duration and every
 # loop here are bounded by the run's length.
@@ -31,6 +38,7 @@ WRAP=${SOAK_WRAP:-100ms-300ms}  # agents' wrap-up time per call
 BIN=${SOAK_BIN:-bin/turbina}
 SCEN=internal/sipptest/scenarios/soak-answer.xml
 UPDATE_BENCHMARKS=${SOAK_UPDATE_BENCHMARKS:-1}
+WHATSAPP=${SOAK_WHATSAPP:-1}    # the default ladder with the WhatsApp emulator; 0: the SIP rung alone
 
 secs_of() { # 90s, 3m, 1h, 1h30m → seconds
 	local d=$1 total=0 n unit
@@ -101,10 +109,12 @@ sys.exit(1)"; then break; fi
 done
 
 cmd=("$BIN" demo --trunk "127.0.0.1:$sip_port" --agents "$AGENTS" --contacts "$CONTACTS" --duration "$DURATION"
-	--report --json --no-whatsapp --talk "$TALK" --wrap "$WRAP"
+	--report --json --talk "$TALK" --wrap "$WRAP"
 	--http-addr "127.0.0.1:$http_port" --data-dir "$work/data" --log-level warn)
+if [ "$WHATSAPP" != 1 ]; then cmd+=(--no-whatsapp); fi
 if [ -n "${SOAK_CPUPROFILE:-}" ]; then cmd+=(--cpuprofile "$SOAK_CPUPROFILE"); fi
 if [ -n "${SOAK_MEMPROFILE:-}" ]; then cmd+=(--memprofile "$SOAK_MEMPROFILE"); fi
+if [ -n "${SOAK_HEAPDIR:-}" ]; then mkdir -p "$SOAK_HEAPDIR" && cmd+=(--pprof); fi
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "soak: ${cmd[*]}" >&2
@@ -135,6 +145,10 @@ while kill -0 "$turbina_pid" 2>/dev/null && [ $(( $(date +%s) - t0 )) -le $((SEC
 				END {printf "%d,%.0f,%d,%d,%d,%d,\"%s\",%d,%d,%s\n", t, rss, g, total, ans, tf, outs, fl, e5, load}
 			' <<<"$m" >>"$csv"
 			tail -1 "$csv" | cut -d, -f1-6,8- | sed 's/^/soak: /' >&2
+			if [ -n "${SOAK_HEAPDIR:-}" ]; then
+				curl -sf --max-time 20 -o "$SOAK_HEAPDIR/heap-$(tail -1 "$csv" | cut -d, -f1).prof" \
+					"http://127.0.0.1:$http_port/debug/pprof/heap?gc=1" || true
+			fi
 		fi
 	fi
 	sleep 1
@@ -250,6 +264,9 @@ p("| figure | value |")
 p("|---|---|")
 p(f"| calls dialled / answered / connected / abandoned | {rep.get('dials', 0)} / {rep.get('answered', 0)} / {rep.get('connected', 0)} / {rep.get('abandoned', 0)} (abandon rate {100 * rep.get('abandon_rate', 0):.1f} %) |")
 p(f"| attempts/s after the warm-up (metrics) | {steady} |")
+ch = rep.get("channels", {})
+if "--no-whatsapp" not in env["SOAK_CMD"]:
+    p(f"| WhatsApp call / template attempts (the ladder's next rungs) | {ch.get('whatsapp_call', {}).get('attempts', 0)} / {ch.get('whatsapp_template', {}).get('attempts', 0)} |")
 p(f"| agents' occupancy, TMA | {100 * rep.get('occupancy', 0):.0f} %, {rep.get('tma_s', 0):.1f} s |")
 p(f"| SIP outcomes other than answered (end) | {last.get('other_outcomes') or 'none'} |")
 if rows:

@@ -43,6 +43,9 @@ type demoOptions struct {
 	// cpuProfile is a file to write a CPU profile of the run to; memProfile one to
 	// write a heap profile to as the run ends.
 	cpuProfile, memProfile string
+	// pprof serves the runtime profiles under /debug/pprof/ on the demo's address,
+	// for profiles taken in the middle of a long run (scripts/soak.sh).
+	pprof bool
 }
 
 // demoMaxAgents bounds --agents.
@@ -71,6 +74,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.BoolVar(&opts.noWhatsApp, "no-whatsapp", false, "leave the WhatsApp emulator out: only the SIP rung dials")
 		fs.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 		fs.StringVar(&opts.memProfile, "memprofile", "", "write a heap profile to this file as the run ends (before the server closes)")
+		fs.BoolVar(&opts.pprof, "pprof", false, "serve runtime profiles at /debug/pprof/ (no sign-in: loopback runs only)")
 	})
 	if err != nil {
 		return err
@@ -137,6 +141,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	mux := http.NewServeMux()
 	mux.Handle("/demo/", world.controls())
+	if opts.pprof {
+		handlePprof(mux)
+	}
 	mux.Handle("/", a.web)
 	a.handler = mux
 

@@ -349,12 +349,16 @@ func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) 
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		tr, err := pc.AddTransceiverFromTrack(mic, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		if err != nil {
 			return fail(err)
 		}
+		// A browser reads its RTCP; unread, pion would queue it for the whole session.
+		go media.DiscardRTCP(tr.Sender())
 		mics = append(mics, mic)
 	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		go media.DiscardRTCP(receiver)
 		buf := make([]byte, 1500)
 		for {
 			if _, _, err := tr.Read(buf); err != nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/turbina-dialer/turbina/media"
 )
 
 // ErrCallEnded is returned by media and control methods of a call that has ended.
@@ -79,7 +81,8 @@ func (c *Client) newCall(key, to, direction string) (*Call, error) {
 			up.Do(func() { close(call.mediaUp) })
 		}
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		go media.DiscardRTCP(receiver)
 		select {
 		case call.remote <- tr:
 		default:

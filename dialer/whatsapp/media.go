@@ -86,10 +86,14 @@ func (m *Media) NewPeerConnection() (*webrtc.PeerConnection, *webrtc.TrackLocalS
 		_ = pc.Close()
 		return nil, nil, fmt.Errorf("whatsapp media: local track: %w", err)
 	}
-	if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+	tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	if err != nil {
 		_ = pc.Close()
 		return nil, nil, fmt.Errorf("whatsapp media: add transceiver: %w", err)
 	}
+	// The peer's reports and feedback on our audio would otherwise stay queued
+	// in pion until the call ends; the caller drains the receiver's in OnTrack.
+	go media.DiscardRTCP(tr.Sender())
 	return pc, track, nil
 }
 

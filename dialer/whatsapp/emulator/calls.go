@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/turbina-dialer/turbina/media"
 )
 
 // OpusSilence is the Opus frame the emulated user sends: TOC 0xF8 (CELT fullband,
@@ -118,7 +120,8 @@ func (e *Emulator) newEmuCall(id, to, key, direction string, b Behaviour) (*emuC
 			once.Do(func() { close(c.connected) })
 		}
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		go media.DiscardRTCP(receiver)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
