@@ -190,7 +190,6 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	if m == nil || !m.warm() {
 		return prog
 	}
-	theta := c.budget.theta(t)
 	f := forecast{waiting: float64(s.Waiting), ringing: len(s.Dials), g: m.gNew, cv2: m.cv2}
 	surge := m.surge()
 	for k := range f.g {
@@ -200,7 +199,7 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	// Elapsed times from Unix nanoseconds: much cheaper than time.Time.Sub per agent.
 	nowNs := now.UnixNano()
 	lastCh, cur := s.Channel, m
-	active := 0
+	active, busy := 0, 0
 	c.freeRows, c.ansRows = c.freeRows[:0], c.ansRows[:0]
 	certain := 0
 	for i := range s.Agents {
@@ -213,6 +212,10 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 			continue
 		case AgentTalking, AgentWrapUp:
 			active++
+			busy++
+		case AgentLoggingOff:
+			busy++
+			continue
 		default:
 			continue
 		}
@@ -256,9 +259,18 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 			f.ansVar[k] += p * (1 - p)
 		}
 	}
+	wait := m.ring.mean() / max(m.pHuman, 1e-3)
+	theta := c.budget.theta(t, busy, active, wait, s.Waiting)
 	// A sanity bound for when the answer probability is learned near zero: the forecast
 	// would then see no risk in any number of dials.
 	most := int(math.Ceil(2*float64(active+1)/max(m.pHuman, 0.02))) - len(s.Dials) - s.Waiting
+	if theta == 0 {
+		// The hour's allowance is spent: progressive, whose every dial has an agent. The
+		// exact count's floor below is for a threshold that is merely small; where the
+		// hour has nothing left its residual risk is not affordable (on small-team-5-fast
+		// seed 10 such dials lost four people in 800 s of a spent hour).
+		return prog
+	}
 	if len(c.freeRows)+len(c.ansRows) <= exactTerms {
 		c.exact.build(c.freeRows, c.ansRows, surge, certain, int(f.ready)-s.Waiting, f.cv2)
 		f.exact = &c.exact
