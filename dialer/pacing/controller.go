@@ -28,6 +28,12 @@ type Controller struct {
 	exact    exact
 }
 
+// progressiveBelow is the threshold under which predictive is progressive. Dials the
+// forecast puts under it are few and the forecast cannot vouch for so far a tail: on
+// small-team-5-fast, dials placed at a risk of 1e-3 in spent hours lost four people in
+// 800 s, and the campaign went over target on 2 of 20 seeds.
+const progressiveBelow = 1e-3
+
 // Refit intervals, in seconds of the caller's clock.
 const (
 	ringRefit  = 5
@@ -190,7 +196,6 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	if m == nil || !m.warm() {
 		return prog
 	}
-	theta := c.budget.theta(t)
 	f := forecast{waiting: float64(s.Waiting), ringing: len(s.Dials), g: m.gNew, cv2: m.cv2}
 	surge := m.surge()
 	for k := range f.g {
@@ -200,7 +205,7 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	// Elapsed times from Unix nanoseconds: much cheaper than time.Time.Sub per agent.
 	nowNs := now.UnixNano()
 	lastCh, cur := s.Channel, m
-	active := 0
+	active, busy := 0, 0
 	c.freeRows, c.ansRows = c.freeRows[:0], c.ansRows[:0]
 	certain := 0
 	for i := range s.Agents {
@@ -213,6 +218,10 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 			continue
 		case AgentTalking, AgentWrapUp:
 			active++
+			busy++
+		case AgentLoggingOff:
+			busy++
+			continue
 		default:
 			continue
 		}
@@ -256,22 +265,18 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 			f.ansVar[k] += p * (1 - p)
 		}
 	}
+	wait := m.ring.mean() / max(m.pHuman, 1e-3)
+	theta := c.budget.theta(t, busy, active, wait, s.Waiting)
 	// A sanity bound for when the answer probability is learned near zero: the forecast
 	// would then see no risk in any number of dials.
 	most := int(math.Ceil(2*float64(active+1)/max(m.pHuman, 0.02))) - len(s.Dials) - s.Waiting
+	if theta < progressiveBelow {
+		// The allowance is spent or nearly: progressive, whose every dial has an agent.
+		return prog
+	}
 	if len(c.freeRows)+len(c.ansRows) <= exactTerms {
 		c.exact.build(c.freeRows, c.ansRows, surge, certain, int(f.ready)-s.Waiting, f.cv2)
 		f.exact = &c.exact
-	}
-	if theta < exactFloor {
-		// The allowance is spent or nearly. Counted exactly, a dial whose risk is all but
-		// nil (a line for a free agent whose only dial has rung too long to be answered)
-		// is still safe to place; the normal approximation cannot vouch for its far tail,
-		// so then predictive is progressive.
-		if f.exact == nil {
-			return prog
-		}
-		theta = exactFloor
 	}
 	return f.dials(prog, max(most, prog), theta)
 }

@@ -11,11 +11,6 @@ import "math"
 // normal, and the approximation is cheap.
 const exactTerms = 32
 
-// exactFloor is the threshold the forecast keeps when it counts exactly and the allowance
-// is spent: one abandon in a thousand people answered, far below any target, but enough to
-// dial for a free agent whose only line has rung past the time people answer in.
-const exactFloor = 1e-3
-
 // exact is the forecast of a campaign small enough to be counted exactly. For each horizon
 // and each of two answer-probability scales (the estimate's error moves every dial the same
 // way, so it is taken as a two-point mixture of matching variance), tail[s][k][j] is the

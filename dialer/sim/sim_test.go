@@ -247,15 +247,21 @@ func randomScenario(r *rand.Rand, i int) *Scenario {
 		p := a * (0.3 + 0.5*r.Float64())
 		sc.Events = append(sc.Events, Event{AtS: 3600, AnswerProb: &p})
 	}
+	if r.IntN(2) == 0 {
+		// Part of the team leaves in the middle of the second hour.
+		k := sc.Agents * (2 + r.IntN(6)) / 10
+		sc.Events = append(sc.Events, Event{AtS: 4500 + 1800*r.Float64(), Agents: &k})
+	}
 	return sc
 }
 
-// TestRandomScenariosHoldCap is the property test: on campaigns drawn at random the
-// predictive pacer keeps the run's abandonment within target plus sampling noise.
+// TestRandomScenariosHoldCap is the property test: on campaigns drawn at random, some of
+// whose agents log off in the middle of an hour, the predictive pacer keeps the run's
+// abandonment within target plus sampling noise, and every whole hour within 1.5 × target.
 func TestRandomScenariosHoldCap(t *testing.T) {
-	n := 6
+	n := 12
 	if testing.Short() {
-		n = 3
+		n = 4
 	}
 	r := rand.New(rand.NewPCG(2024, 7))
 	for i := range n {
@@ -269,6 +275,10 @@ func TestRandomScenariosHoldCap(t *testing.T) {
 			if res.AbandonRate > sc.TargetAbandon+noise(sc.TargetAbandon, res.Answered) {
 				t.Errorf("%d agents, answer %.2f, talk %+v: abandon rate %.4f (%d of %d)",
 					sc.Agents, sc.AnswerProb, sc.Talk, res.AbandonRate, res.Abandoned, res.Answered)
+			}
+			if res.MaxHourAbandonRate > 1.5*sc.TargetAbandon {
+				t.Errorf("%d agents, answer %.2f, talk %+v, events %d: worst hour %.4f (hours %v)",
+					sc.Agents, sc.AnswerProb, sc.Talk, len(sc.Events), res.MaxHourAbandonRate, res.Hours)
 			}
 		})
 	}
