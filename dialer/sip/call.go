@@ -341,6 +341,11 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 				responded.Store(true)
 				noResp.Stop()
 				lastStatus.Store(int32(res.StatusCode))
+				if res.IsSuccess() {
+					// From the 200 on, packets are the person's: the far end may
+					// talk before our ACK, or before WaitAnswer returns.
+					c.media.answered.Store(true)
+				}
 				c.onProvisional(name, res)
 				return nil
 			},
@@ -465,7 +470,6 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession) attemptEn
 	c.res.AnswerAt = now
 	c.dialog, c.remoteTag = sess, tag
 	c.mu.Unlock()
-	c.media.answered.Store(true) // before the ACK, which starts the far end talking
 	ackCtx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	err := sess.Ack(ackCtx)
 	cancel()

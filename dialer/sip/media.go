@@ -150,6 +150,13 @@ func (m *Media) read() {
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := m.conn.ReadFromUDP(buf)
+		// Count only what looks like RTP v2 so stray datagrams do not inflate it.
+		rtp := err == nil && n >= 12 && buf[0]>>6 == 2
+		if rtp && m.answered.Load() {
+			// Kept even when a Detach is under way: a packet read as the
+			// hand-over began is the person's first words, not to be lost.
+			m.last = append(m.last[:0], buf[:n]...)
+		}
 		if m.detached.Load() {
 			return
 		}
@@ -159,14 +166,10 @@ func (m *Media) read() {
 			}
 			continue // e.g. ICMP port unreachable surfacing on Linux
 		}
-		// Count only what looks like RTP v2 so stray datagrams do not inflate it.
-		if n < 12 || buf[0]>>6 != 2 {
+		if !rtp {
 			continue
 		}
 		m.recv.Add(1)
-		if m.answered.Load() {
-			m.last = append(m.last[:0], buf[:n]...)
-		}
 		if fn := m.receiver.Load(); fn != nil {
 			(*fn)(buf[:n])
 		}
