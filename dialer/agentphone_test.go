@@ -1,29 +1,18 @@
 package dialer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
-	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -39,8 +28,7 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0] // talks until the test hangs up
 	reg := newPhoneRegistrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agent})
-	phone := startPhone(t, reg.Addr().String(), "agent1")
-	phone.waitRegistered(t, reg, agent)
+	phone := startPhone(t, reg, "agent1", agent)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
@@ -84,7 +72,7 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	}
 
 	// The agent hangs up the phone: the leg is detached.
-	phone.command(t, "hangup")
+	phone.Command(t, "hangup")
 	for a, _ := h.engine.Agents().Get(agent); a.Audio; a, _ = h.engine.Agents().Get(agent) {
 		if ctx.Err() != nil {
 			t.Fatal("the agent's audio stayed up after the phone hung up")
@@ -92,7 +80,7 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// What the phone received is what the bridge sent it.
-	received := phone.received(t)
+	_, received := phone.RTPStats(t, 3*time.Second)
 	t.Logf("bridge: %d packets to the phone, %d to the customer; baresip received %d", stats.ToAgent.Packets, stats.ToCustomer.Packets, received)
 	if uint64(received) < stats.ToAgent.Packets {
 		t.Errorf("baresip received %d packets, the bridge sent ≥ %d", received, stats.ToAgent.Packets)
@@ -111,8 +99,7 @@ func TestKilledPhoneIsLost(t *testing.T) {
 		KeepaliveInterval: sip.Duration(200 * time.Millisecond),
 		KeepaliveTimeout:  sip.Duration(2 * time.Second),
 	}, map[string]int64{"agent1": agent})
-	phone := startPhone(t, reg.Addr().String(), "agent1")
-	phone.waitRegistered(t, reg, agent)
+	phone := startPhone(t, reg, "agent1", agent)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := h.engine.NailUpPhone(ctx, agent, reg); err != nil {
@@ -122,7 +109,7 @@ func TestKilledPhoneIsLost(t *testing.T) {
 		t.Fatal("the agent's audio is not up after NailUpPhone")
 	}
 
-	phone.kill(t)
+	phone.Kill(t)
 	for a, _ := h.engine.Agents().Get(agent); a.Audio; a, _ = h.engine.Agents().Get(agent) {
 		if ctx.Err() != nil {
 			t.Fatal("the agent's audio stayed up after the phone was killed")
@@ -206,154 +193,11 @@ func (w *stoppingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// phone is baresip (Debian) as an agent's SIP phone: it registers, answers at
-// once, sends a sine tone as its microphone and needs no sound device. Its
-// ctrl_tcp module takes the commands a user would type.
-type phone struct {
-	cmd      *exec.Cmd
-	out      *lockedOutput
-	done     chan struct{}
-	ctrlAddr string
-}
-
-type lockedOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startPhone runs baresip registering username (password "pw-" + username)
-// at registrar over UDP; it is stopped at cleanup.
-func startPhone(t *testing.T, registrar, username string) *phone {
+// with reg over UDP, and waits until reg holds its binding for agentID.
+func startPhone(t *testing.T, reg *sip.Registrar, username string, agentID int64) *baresiptest.Phone {
 	t.Helper()
-	bin := testenv.RequireTool(t, "baresip", "baresip")
-	dir := t.TempDir()
-	sipPort, ctrlPort := sipptest.FreePort(t), sipptest.FreePort(t)
-	config := fmt.Sprintf(`poll_method		epoll
-sip_listen		127.0.0.1:%d
-call_max_calls		1
-audio_player		aubridge,turbina-test
-audio_source		ausine,440
-audio_alert		aubridge,turbina-test
-ausrc_srate		48000
-ausrc_channels		2
-rtp_stats		yes
-rtp_ports		20000-29998
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			ausine.so
-module			aubridge.so
-module			ctrl_tcp.so
-module_tmp		account.so
-module_app		menu.so
-ctrl_tcp_listen		127.0.0.1:%d
-`, sipPort, ctrlPort)
-	accounts := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=pw-%s;answermode=auto;regint=60;audio_codecs=PCMU,PCMA;mwi=no\n",
-		username, registrar, username)
-	for name, body := range map[string]string{"config": config, "accounts": accounts, "contacts": ""} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	// -n: SDP and SIP on loopback only; -t: quit by itself if left behind.
-	cmd := exec.CommandContext(ctx, bin, "-n", "127.0.0.1", "-f", dir, "-t", "60")
-	cmd.Dir = dir
-	p := &phone{cmd: cmd, out: &lockedOutput{}, done: make(chan struct{}), ctrlAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPort))}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start baresip: %v", err)
-	}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-		if t.Failed() {
-			t.Logf("baresip output:\n%s", sipptest.Tail(p.out.String(), 4000))
-		}
-	})
-	return p
-}
-
-func (p *phone) waitRegistered(t *testing.T, r *sip.Registrar, agentID int64) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, ok := r.Lookup(agentID); ok {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("baresip exited:\n%s", p.out)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("baresip did not register")
-		}
-	}
-}
-
-// kill ends baresip with SIGKILL: no BYE, no unregistration, as when a phone
-// crashes or loses its network.
-func (p *phone) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-}
-
-// command sends one command to baresip's ctrl_tcp (a JSON netstring).
-func (p *phone) command(t *testing.T, cmd string) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", p.ctrlAddr, 3*time.Second)
-	if err != nil {
-		t.Fatalf("baresip control port: %v", err)
-	}
-	defer conn.Close()
-	body, _ := json.Marshal(map[string]string{"command": cmd, "token": "test"})
-	if _, err := fmt.Fprintf(conn, "%d:%s,", len(body), body); err != nil {
-		t.Fatal(err)
-	}
-	// The reply is a netstring too: "LEN:{...},".
-	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	rd := bufio.NewReader(conn)
-	size, err := rd.ReadString(':')
-	if err != nil {
-		t.Fatalf("baresip %s: no reply: %v", cmd, err)
-	}
-	n, err := strconv.Atoi(strings.TrimSuffix(size, ":"))
-	if err != nil || n > 1<<16 {
-		t.Fatalf("baresip %s: reply length %q", cmd, size)
-	}
-	reply := make([]byte, n+1)
-	if _, err := io.ReadFull(rd, reply); err != nil {
-		t.Fatalf("baresip %s: reply: %v", cmd, err)
-	}
-}
-
-// received is the RTP packet count baresip printed at the end of its call.
-func (p *phone) received(t *testing.T) int {
-	t.Helper()
-	re := regexp.MustCompile(`packets:\s+\d+\s+(\d+)`)
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if m := re.FindStringSubmatch(p.out.String()); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("baresip printed no RTP stats")
-		}
-	}
+	phone := baresiptest.Start(t, baresiptest.Options{Registrar: reg.Addr().String(), User: username, Password: "pw-" + username})
+	phone.WaitUntil(t, 10*time.Second, "register", func() bool { _, ok := reg.Lookup(agentID); return ok })
+	return phone
 }

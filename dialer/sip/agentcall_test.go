@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/rtp"
 
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/media"
 )
@@ -21,7 +22,8 @@ func TestCallAgentBaresip(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
 			r, _ := newTestRegistrar(t, RegistrarConfig{})
-			phone := startBaresip(t, r.Addr().String(), "agent1", "secret1", transport)
+			phone := baresiptest.Start(t, baresiptest.Options{Registrar: r.Addr().String(), Transport: transport,
+				User: "agent1", Password: "secret1", DumpAudio: true})
 			b := waitRegistered(t, r, 1, phone, 10*time.Second)
 			if b.Transport != transport || b.Username != "agent1" || !strings.Contains(b.UserAgent, "baresip") {
 				t.Fatalf("binding %+v, want agent1's baresip over %s", b, transport)
@@ -50,10 +52,10 @@ func TestCallAgentBaresip(t *testing.T) {
 			if err := call.Err(); err != nil {
 				t.Errorf("local hangup ended with %v", err)
 			}
-			if _, received := phone.rtpStats(t, 3*time.Second); received < 95 {
+			if _, received := phone.RTPStats(t, 3*time.Second); received < 95 {
 				t.Errorf("baresip received %d packets of our 100", received)
 			}
-			if loud, frames := phone.heardLoud(t); loud < 90 {
+			if loud, frames := phone.HeardLoud(t); loud < 90 {
 				t.Errorf("baresip decoded %d loud frames of %d, want ≥ 90 of our tone", loud, frames)
 			}
 			if _, err := leg.ReadRTP(make([]byte, 1500)); err == nil {
@@ -66,7 +68,7 @@ func TestCallAgentBaresip(t *testing.T) {
 				t.Fatal(err)
 			}
 			readTone(t, call.Leg(), 5)
-			phone.command(t, "hangup")
+			phone.Command(t, "hangup")
 			select {
 			case <-call.Done():
 			case <-ctx.Done():
@@ -77,7 +79,7 @@ func TestCallAgentBaresip(t *testing.T) {
 			}
 
 			// Quitting, baresip unregisters (Expires: 0).
-			phone.command(t, "quit")
+			phone.Command(t, "quit")
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 				if _, ok := r.Lookup(1); !ok {
 					break
@@ -88,6 +90,14 @@ func TestCallAgentBaresip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitRegistered waits until the registrar holds a binding for agentID, and
+// returns it.
+func waitRegistered(t testing.TB, r *Registrar, agentID int64, p *baresiptest.Phone, within time.Duration) (b Binding) {
+	t.Helper()
+	p.WaitUntil(t, within, "register", func() (ok bool) { b, ok = r.Lookup(agentID); return ok })
+	return b
 }
 
 // readTone reads n packets of the leg's codec and counts those with sound.

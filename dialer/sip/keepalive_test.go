@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
 )
 
 // TestKeepaliveLosesAKilledPhone: a registered phone (baresip) in a nailed-up
@@ -20,7 +22,8 @@ func TestKeepaliveLosesAKilledPhone(t *testing.T) {
 				KeepaliveInterval: Duration(200 * time.Millisecond),
 				KeepaliveTimeout:  Duration(2 * time.Second), // a loaded machine's baresip still answers in time
 			})
-			phone := startBaresip(t, r.Addr().String(), "agent1", "secret1", transport)
+			phone := baresiptest.Start(t, baresiptest.Options{Registrar: r.Addr().String(), Transport: transport,
+				User: "agent1", Password: "secret1"})
 			waitRegistered(t, r, 1, phone, 10*time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -42,7 +45,7 @@ func TestKeepaliveLosesAKilledPhone(t *testing.T) {
 				t.Fatal("the binding of a live phone was removed")
 			}
 
-			phone.kill(t)
+			phone.Kill(t)
 			select {
 			case <-call.Done():
 			case <-ctx.Done():

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -43,14 +45,10 @@ func TestBaresipRegistersWithStoredHA1(t *testing.T) {
 	}
 	t.Cleanup(func() { r.Close() })
 
-	good := startBaresip(t, r.Addr().String(), "agent1", secret, "udp")
+	good := baresiptest.Start(t, baresiptest.Options{Registrar: r.Addr().String(), User: "agent1", Password: secret})
 	waitRegistered(t, r, ids[0], good, 10*time.Second)
-	wrong := startBaresip(t, r.Addr().String(), "agent2", "not-"+secret, "udp")
-	for deadline := time.Now().Add(10 * time.Second); !bytes.Contains([]byte(wrong.Output()), []byte("403 Forbidden")); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("baresip with a wrong secret was not refused:\n%s", wrong.Output())
-		}
-	}
+	wrong := baresiptest.Start(t, baresiptest.Options{Registrar: r.Addr().String(), User: "agent2", Password: "not-" + secret})
+	wrong.WaitUntil(t, 10*time.Second, "get 403 Forbidden for a wrong secret", func() bool { return strings.Contains(wrong.Output(), "403 Forbidden") })
 	if b, ok := r.Lookup(ids[1]); ok {
 		t.Errorf("a phone with a wrong secret registered: %+v", b)
 	}

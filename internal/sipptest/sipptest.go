@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,29 +43,12 @@ type Options struct {
 // Proc is one running sipp.
 type Proc struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testenv.Output
 	done chan struct{}
 	err  error
 	// Port and Addr are where sipp listens for SIP.
 	Port int
 	Addr string
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // FreePort returns a port free for both UDP and TCP on 127.0.0.1.
@@ -187,7 +169,7 @@ func launch(t testing.TB, bin, dir, scenarioFile string, o Options) (*Proc, erro
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TERM=dumb")
-	p := &Proc{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{}), Port: o.Port,
+	p := &Proc{cmd: cmd, out: &testenv.Output{}, done: make(chan struct{}), Port: o.Port,
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

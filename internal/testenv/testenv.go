@@ -1,11 +1,14 @@
 // Package testenv lets tests that drive real external programs (sipp, baresip,
 // chromium, sqlite3) find them, and decides what happens when one is missing: a
 // skip on a developer's machine, a failure in CI, where `make test` installs them.
+// Output collects what such a program prints while the test reads it.
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -26,4 +29,25 @@ func RequireTool(t testing.TB, name, debianPackage string) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// Output collects what a program under test prints: its process writes while
+// the test reads, so every access holds the lock.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; it is the program's stdout and stderr.
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+// String is everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
