@@ -75,22 +75,12 @@ func (p *page) wantPaths() {
 // packets as Opus, none reaching the PCMU path, and the agent's microphone
 // reaches the WhatsApp user.
 func TestBrowserAgentHearsAWhatsAppCallInOpus(t *testing.T) {
-	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: "tok", AppSecret: "secret", PhoneNumberID: "1", WABAID: "2", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: "tok", PhoneNumberID: "1", WABAID: "2"},
-		whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, client := startWhatsApp(t, log, nil, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log))
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
 	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{

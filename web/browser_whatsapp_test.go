@@ -28,16 +28,7 @@ import (
 func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: "tok", AppSecret: "secret", PhoneNumberID: "1", WABAID: "2",
-		Templates: []emulator.Template{{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: "tok", PhoneNumberID: "1", WABAID: "2"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, client := startWhatsApp(t, log, []emulator.Template{{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}"}})
 
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	slot := &engineSlot{}

@@ -23,16 +23,7 @@ import (
 func TestAgentWritesToAContactOnWhatsApp(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: "tok", AppSecret: "secret", PhoneNumberID: "1", WABAID: "2",
-		Templates: []emulator.Template{{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, plano {{2}}"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: "tok", PhoneNumberID: "1", WABAID: "2"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, client := startWhatsApp(t, log, []emulator.Template{{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, plano {{2}}"}})
 	var eng *dialer.Engine
 	e := newEnvOver(t, Config{Templates: noTemplates{}}, func(db *storage.DB) Engine {
 		eng = dialer.New(db, nil, dialer.NewAgents(), dialer.Config{WhatsApp: client}, log)

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -355,4 +357,21 @@ func (l contactList) phones() []string {
 		out = append(out, c.Phone)
 	}
 	return out
+}
+
+// startWhatsApp starts the WhatsApp Cloud API emulator (app secret "secret") with
+// templates, and a client of it built with opts (media for calls, a logger).
+func startWhatsApp(t *testing.T, log *slog.Logger, templates []emulator.Template, opts ...whatsapp.Option) (*emulator.Emulator, *whatsapp.Client) {
+	t.Helper()
+	emu, err := emulator.Start(context.Background(), emulator.Config{AccessToken: "tok", AppSecret: "secret", PhoneNumberID: "1", WABAID: "2",
+		Templates: templates, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: "tok", PhoneNumberID: "1", WABAID: "2"}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return emu, client
 }
