@@ -57,19 +57,7 @@ func TestBrowserSupervisorMovesAnAgentAndTakesATrunkOut(t *testing.T) {
 		`(() => { const s = document.querySelector('#agents tbody tr select.move'); s.value = '%s'; s.dispatchEvent(new Event('change', {bubbles: true})); })()`, to.ID)))
 	clicked := time.Now()
 	p.do("move", chromedp.Click(chromedp.CSS("#agents tbody tr select.move + button")))
-	for {
-		if at, ok := ch.firstPlaced(); ok {
-			t.Logf("first dial %s after Move", at.Sub(clicked).Round(time.Millisecond))
-			if at.Sub(clicked) > time.Second {
-				t.Errorf("the engine dialled %s after Move, want within 1 s", at.Sub(clicked))
-			}
-			break
-		}
-		if time.Since(clicked) > 3*time.Second {
-			t.Fatal("the engine did not dial for the moved agent")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ch.waitFirstDial(t, clicked, "Move")
 	// The move is an assignment to the new campaign, then the end of the old one.
 	for a, _ := slot.get().Agents().Get(agentID); len(a.Campaigns) != 1 || fmt.Sprint(a.Campaigns[0]) != to.ID; a, _ = slot.get().Agents().Get(agentID) {
 		if time.Since(clicked) > time.Second {

@@ -279,6 +279,25 @@ func (c *holdChannel) Place(ctx context.Context, req dialer.PlaceRequest) (diale
 	return l, nil
 }
 
+// waitFirstDial waits for the channel's first dial after a supervisor's click on
+// button, which must have reached the engine within a second.
+func (c *holdChannel) waitFirstDial(t *testing.T, clicked time.Time, button string) {
+	t.Helper()
+	for {
+		if at, ok := c.firstPlaced(); ok {
+			t.Logf("first dial %s after %s", at.Sub(clicked).Round(time.Millisecond), button)
+			if at.Sub(clicked) > time.Second {
+				t.Errorf("the engine dialled %s after %s, want within 1 s", at.Sub(clicked), button)
+			}
+			return
+		}
+		if time.Since(clicked) > 3*time.Second {
+			t.Fatalf("the engine did not dial after %s", button)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (c *holdChannel) firstPlaced() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -401,19 +420,7 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// …and the engine's next decision uses them: it dials for the ready agent.
-	for {
-		if at, ok := ch.firstPlaced(); ok {
-			t.Logf("first dial %s after Apply", at.Sub(clicked).Round(time.Millisecond))
-			if at.Sub(clicked) > time.Second {
-				t.Errorf("the engine dialled %s after Apply, want within 1 s", at.Sub(clicked))
-			}
-			break
-		}
-		if time.Since(clicked) > 3*time.Second {
-			t.Fatal("the engine did not dial after the switch to progressive")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ch.waitFirstDial(t, clicked, "Apply")
 	// The change shows in the audit log on the page, and the status line.
 	p.waitJS("audit entry", `[...document.querySelectorAll('#audit li')].some(li => li.textContent.includes('supervisor1') && li.textContent.includes('campaign.pacing'))`, 3*time.Second)
 	p.waitJS("card shows mode", fmt.Sprintf(`document.getElementById('mode-%s').value === 'progressive'`, c.ID), 3*time.Second)
