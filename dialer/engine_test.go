@@ -302,16 +302,21 @@ func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 	}
 }
 
-func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
-	// Nothing listens on the trunk's port: INVITEs go unanswered.
-	silent := fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))
-	h := newHarness(t, sip.Config{
-		Trunks:        []sip.TrunkConfig{{Name: "dead", Address: silent}},
+// deadTrunk is a SIP config with one trunk nothing listens on: INVITEs go
+// unanswered for 300 ms, and two such faults open its circuit, which stays open.
+func deadTrunk(t *testing.T) sip.Config {
+	t.Helper()
+	return sip.Config{
+		Trunks:        []sip.TrunkConfig{{Name: "dead", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
 		InviteTimeout: sip.Duration(300 * time.Millisecond),
 		FaultsToOpen:  2,
 		FaultWindow:   sip.Duration(10 * time.Second),
 		ProbeInterval: sip.Duration(time.Hour),
-	})
+	}
+}
+
+func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
+	h := newHarness(t, deadTrunk(t))
 	ladder := []campaigns.Rung{
 		{Channel: campaigns.ChannelSIP, MaxAttempts: 3, RetryDelay: campaigns.Duration(time.Hour)},
 		{Channel: campaigns.ChannelWhatsAppCall, MaxAttempts: 1},
@@ -555,14 +560,7 @@ func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
 // the SIP one, contacts wait for the trunk instead of being exhausted, and the
 // outage leaves at most one refused attempt per contact behind.
 func TestTrunkOutageDoesNotUseUpASIPOnlyList(t *testing.T) {
-	silent := fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))
-	h := newHarness(t, sip.Config{
-		Trunks:        []sip.TrunkConfig{{Name: "dead", Address: silent}},
-		InviteTimeout: sip.Duration(300 * time.Millisecond),
-		FaultsToOpen:  2,
-		FaultWindow:   sip.Duration(10 * time.Second),
-		ProbeInterval: sip.Duration(time.Hour),
-	})
+	h := newHarness(t, deadTrunk(t))
 	const contacts = 20
 	c := h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(3))
 	h.agents(c.ID, 4, time.Second)
