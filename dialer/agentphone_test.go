@@ -40,12 +40,7 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	}
 
 	h.setState(c.ID, campaigns.StateRunning)
-	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("no call reached the agent")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitOnCall(ctx, agent, "a call")
 	// Half a second of conversation, at least (sipp's stream is slow to start
 	// on a loaded machine).
 	var stats media.CallStats

@@ -204,6 +204,17 @@ func (h *harness) readyAgents(campaignID int64, n int) []int64 {
 	return ids
 }
 
+// waitOnCall waits until agent is on a call; call names it when ctx ends first.
+func (h *harness) waitOnCall(ctx context.Context, agent int64, call string) {
+	h.t.Helper()
+	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			h.t.Fatalf("%s never reached the agent", call)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitContacts waits until every contact of the campaign satisfies ok.
 func (h *harness) waitContacts(campaignID int64, within time.Duration, ok func(campaigns.Contact) bool) []campaigns.Contact {
 	h.t.Helper()

@@ -58,12 +58,7 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 	}
 
 	h.setState(c.ID, campaigns.StateRunning)
-	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("no call reached the agent")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitOnCall(ctx, agent, "a call")
 	// Half a second of conversation.
 	deadline := time.Now().Add(5 * time.Second)
 	var stats media.CallStats
@@ -242,12 +237,7 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 		time.Sleep(20 * time.Millisecond)
 	}
 	h.setState(c.ID, campaigns.StateRunning)
-	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("no call reached the agent")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitOnCall(ctx, agent, "a call")
 	dropped := time.Now()
 	browser.PC.Close()
 	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })

@@ -249,12 +249,7 @@ func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
 	defer cancel()
 	heard := h.browserAgent(ctx, agent)
 	h.setState(c.ID, campaigns.StateRunning)
-	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("the WhatsApp call never reached the agent")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitOnCall(ctx, agent, "the WhatsApp call")
 	var callID string
 	for callID == "" {
 		for _, cs := range h.emu.Calls() {
@@ -494,12 +489,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
-		if ctx.Err() != nil {
-			t.Fatal("the contact's WhatsApp call never reached the agent")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitOnCall(ctx, agent, "the contact's WhatsApp call")
 	h.waitAudioBothWays(ctx, heard, callID)
 	if err := h.engine.Hangup(ctx, agent); err != nil {
 		t.Fatal(err)
@@ -575,17 +565,8 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	ear := h.browserAgent(ctx, agent)
 	h.setState(c.ID, campaigns.StateRunning)
 
-	onCall := func(what string) {
-		t.Helper()
-		for a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall; a, _ = h.engine.Agents().Get(agent) {
-			if ctx.Err() != nil {
-				t.Fatalf("the %s call never reached the agent", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	// The SIP call: PCMU on the PCMU path, nothing on the Opus path.
-	onCall("SIP")
+	h.waitOnCall(ctx, agent, "the SIP call")
 	for ear.path(webrtc.MimeTypePCMU).pcmuFrames < 25 {
 		if ctx.Err() != nil {
 			t.Fatalf("agent heard %+v of the SIP customer on the PCMU path", ear.path(webrtc.MimeTypePCMU))
@@ -605,7 +586,7 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	pcmuAfterSIP := ear.path(webrtc.MimeTypePCMU).packets
 
 	// The WhatsApp call: Opus, untouched, on the Opus path; nothing on the PCMU path.
-	onCall("WhatsApp")
+	h.waitOnCall(ctx, agent, "the WhatsApp call")
 	var callID string
 	for callID == "" {
 		for _, cs := range h.emu.Calls() {
