@@ -60,6 +60,21 @@ func (p *page) packetsHeard() map[string]float64 {
 	})()`)
 }
 
+// wantHeard waits up to 10 s for the browser to have heard at least 25 packets of
+// from on its path of codec, and checks none reached its path of other.
+func (p *page) wantHeard(from, codec, other string) {
+	p.t.Helper()
+	var heard map[string]float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if heard = p.packetsHeard(); heard[codec] >= 25 {
+			break
+		}
+	}
+	if heard[codec] < 25 || heard[other] != 0 {
+		p.t.Errorf("the browser heard %v of %s, want ≥ 25 %s packets and no %s", heard, from, codec, other)
+	}
+}
+
 // wantPaths fails the test unless the page's session carries a PCMU and an Opus
 // path, each with its codec alone.
 func (p *page) wantPaths() {
@@ -111,15 +126,7 @@ func TestBrowserAgentHearsAWhatsAppCallInOpus(t *testing.T) {
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
 	p.waitJS("screen-pop", `!document.getElementById('screen-pop').hidden && document.getElementById('state').dataset.state === 'on_call'`, 20*time.Second)
 
-	var heard map[string]float64
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if heard = p.packetsHeard(); heard["audio/opus"] >= 25 {
-			break
-		}
-	}
-	if heard["audio/opus"] < 25 || heard["audio/PCMU"] != 0 {
-		t.Errorf("the browser heard %v of the WhatsApp user, want ≥ 25 Opus packets and no PCMU", heard)
-	}
+	p.wantHeard("the WhatsApp user", "audio/opus", "audio/PCMU")
 	var user emulator.CallStats
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if calls := emu.Calls(); len(calls) == 1 {

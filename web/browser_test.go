@@ -498,15 +498,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 			st.ToAgent.Packets, st.ToCustomer.Packets)
 	}
 	// The browser itself heard sipp's PCMU on its PCMU path, and nothing on Opus.
-	var heard map[string]float64
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if heard = p.packetsHeard(); heard["audio/PCMU"] >= 25 {
-			break
-		}
-	}
-	if heard["audio/PCMU"] < 25 || heard["audio/opus"] != 0 {
-		t.Errorf("the browser heard %v of sipp, want ≥ 25 PCMU packets and no Opus", heard)
-	}
+	p.wantHeard("sipp", "audio/PCMU", "audio/opus")
 	p.shot("screen-pop")
 	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	p.waitJS("disposition form", `!document.getElementById('dispo').hidden && document.querySelectorAll('#dispo-codes input').length > 0`, 10*time.Second)
