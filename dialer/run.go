@@ -323,21 +323,7 @@ func (r *run) connectNow(leg Leg, req PlaceRequest, preferred int64, now time.Ti
 	if !ok {
 		return 0, nil
 	}
-	b := r.e.legs.bridge(agent.ID)
-	mc, ok := leg.(MediaCarrier)
-	if b == nil || !ok {
-		return agent.ID, nil
-	}
-	customer, err := mc.MediaLeg()
-	if err != nil {
-		r.e.log.Warn("customer audio unavailable", "attempt", req.AttemptID, "err", err)
-		return agent.ID, nil
-	}
-	bridged, err := b.Connect(customer)
-	if err != nil {
-		r.e.log.Error("bridge customer to agent", "attempt", req.AttemptID, "agent", agent.ID, "err", err)
-	}
-	return agent.ID, bridged
+	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, nil)
 }
 
 // connectAnswered handles the answers queued so far. An answered person hears
@@ -707,28 +693,44 @@ func (r *run) connect(ctx context.Context, c *call, agentID int64, now time.Time
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
 // media leg (an API client) gets the call without audio.
 func (r *run) bridge(c *call, agentID int64) {
-	b := r.e.legs.bridge(agentID)
-	mc, ok := c.leg.(MediaCarrier)
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, func() []media.CallOption {
+		if !r.campaign.Record || r.e.cfg.RecordingsDir == "" {
+			return nil
+		}
+		rec, err := r.recorder(c)
+		if err != nil {
+			r.e.log.Error("recording", "attempt", c.attempt.ID, "err", err)
+			return nil
+		}
+		c.recording = rec
+		return []media.CallOption{media.WithRecorder(rec)}
+	})
+}
+
+// switchAudio puts the customer's audio of leg on agentID's bridge and returns the
+// bridged call: nil when the agent has no audio leg (an API client) or the leg no
+// audio. opts, when not nil, gives the call's options once the audio is there.
+// It touches only the engine's agent legs, so calls' goroutines may use it too.
+func (e *Engine) switchAudio(leg Leg, attemptID, agentID int64, opts func() []media.CallOption) *media.Call {
+	b := e.legs.bridge(agentID)
+	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
-		return
+		return nil
 	}
 	customer, err := mc.MediaLeg()
 	if err != nil {
-		r.e.log.Warn("customer audio unavailable", "attempt", c.attempt.ID, "err", err)
-		return
+		e.log.Warn("customer audio unavailable", "attempt", attemptID, "err", err)
+		return nil
 	}
-	var opts []media.CallOption
-	if r.campaign.Record && r.e.cfg.RecordingsDir != "" {
-		if rec, err := r.recorder(c); err != nil {
-			r.e.log.Error("recording", "attempt", c.attempt.ID, "err", err)
-		} else {
-			c.recording = rec
-			opts = append(opts, media.WithRecorder(rec))
-		}
+	var callOpts []media.CallOption
+	if opts != nil {
+		callOpts = opts()
 	}
-	if c.bridged, err = b.Connect(customer, opts...); err != nil {
-		r.e.log.Error("bridge customer to agent", "attempt", c.attempt.ID, "agent", agentID, "err", err)
+	bridged, err := b.Connect(customer, callOpts...)
+	if err != nil {
+		e.log.Error("bridge customer to agent", "attempt", attemptID, "agent", agentID, "err", err)
 	}
+	return bridged
 }
 
 // recorder opens the file a call is recorded into: recordings/<campaign>/<attempt>.wav.
