@@ -47,19 +47,24 @@ func (r *Registrar) purgeExpired() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, list := range r.bindings {
-		list = slices.DeleteFunc(list, func(b *Binding) bool {
+		r.setBindingsLocked(id, slices.DeleteFunc(list, func(b *Binding) bool {
 			if b.Expires.After(now) {
 				return false
 			}
 			r.log.Info("agent phone registration expired", "agent", id, "user", b.Username, "contact", b.Contact)
 			return true
-		})
-		if len(list) == 0 {
-			delete(r.bindings, id)
-		} else {
-			r.bindings[id] = list
-		}
+		}))
 	}
+}
+
+// setBindingsLocked stores an agent's bindings, forgetting the agent when none is
+// left. r.mu must be held.
+func (r *Registrar) setBindingsLocked(agentID int64, list []*Binding) {
+	if len(list) == 0 {
+		delete(r.bindings, agentID)
+		return
+	}
+	r.bindings[agentID] = list
 }
 
 // probes lists the phones to probe: one per address calls and OPTIONS go to.
@@ -156,12 +161,7 @@ func (r *Registrar) lose(p *probe, err error) {
 	r.mu.Lock()
 	if p.live != nil {
 		id := p.binding.AgentID
-		list := slices.DeleteFunc(r.bindings[id], func(b *Binding) bool { return b == p.live })
-		if len(list) == 0 {
-			delete(r.bindings, id)
-		} else {
-			r.bindings[id] = list
-		}
+		r.setBindingsLocked(id, slices.DeleteFunc(r.bindings[id], func(b *Binding) bool { return b == p.live }))
 	}
 	r.mu.Unlock()
 	for _, c := range p.calls {

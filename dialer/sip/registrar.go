@@ -616,11 +616,7 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 		r.log.Info("agent phone registered", "agent", agentID, "user", username, "contact", key,
 			"source", source, "transport", transport, "expires", u.expires)
 	}
-	if len(list) == 0 {
-		delete(r.bindings, agentID)
-	} else {
-		r.bindings[agentID] = list
-	}
+	r.setBindingsLocked(agentID, list)
 
 	res = reply(200, "OK")
 	for _, b := range list {
