@@ -55,6 +55,8 @@ type channelModel struct {
 	pHuman float64 // probability that a dial is answered by a person
 	cv2    float64 // squared coefficient of variation of the pHuman estimate
 	gNew   row     // probability that a new dial has been answered by a person by each horizon
+	// cutoff is the ring, in seconds, after which new dials are given up; 0 for none.
+	cutoff float64
 	// On a grid of convStep: the wrap-up distribution function, and the talk survival
 	// function over the linear agent rows plus a span, so most rows need no exp.
 	wrapCDF  []float64

@@ -120,3 +120,10 @@ type Pacer interface {
 	Decide(now time.Time, s Snapshot) int
 	Observe(o Outcome)
 }
+
+// RingTimer is a Pacer that also chooses how long a new dial on a channel rings before it
+// is given up. A zero RingTimeout leaves it to the caller's default.
+type RingTimer interface {
+	Pacer
+	RingTimeout(ch Channel) time.Duration
+}

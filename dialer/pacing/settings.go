@@ -43,6 +43,11 @@ func ParseMode(s string) (Mode, error) {
 const (
 	DefaultTargetAbandon = 0.03
 	DefaultPatience      = 2 * time.Second
+	// DefaultMinRingTimeout is the shortest ring the predictive pacer chooses unless told
+	// otherwise. Regulators set such a floor for automated dialling: the US Telemarketing
+	// Sales Rule and Ofcom's policy on abandoned calls both ask for 15 seconds before an
+	// unanswered call is given up.
+	DefaultMinRingTimeout = 15 * time.Second
 )
 
 // Settings are the supervisor's controls of a campaign. The limits win over every pacer.
@@ -61,6 +66,13 @@ type Settings struct {
 	// Patience is how long a person who answered waits for an agent before the call counts
 	// as abandoned; 0 means DefaultPatience.
 	Patience time.Duration
+	// RingTimeout is how long a new dial rings before it is given up. 0 lets the predictive
+	// pacer choose it from the ring times it has learned (see Controller.RingTimeout); the
+	// other modes then ring for as long as the caller's default.
+	RingTimeout time.Duration
+	// MinRingTimeout is the shortest ring the predictive pacer may choose; 0 means
+	// DefaultMinRingTimeout.
+	MinRingTimeout time.Duration
 }
 
 func (s Settings) withDefaults() Settings {
@@ -69,6 +81,9 @@ func (s Settings) withDefaults() Settings {
 	}
 	if s.Patience <= 0 {
 		s.Patience = DefaultPatience
+	}
+	if s.MinRingTimeout <= 0 {
+		s.MinRingTimeout = DefaultMinRingTimeout
 	}
 	return s
 }
