@@ -173,7 +173,7 @@ func (c *Controller) fitRing(m *channelModel, ch Channel, now time.Time, s Snaps
 			c.running = append(c.running, now.Sub(s.Dials[i].Start).Seconds())
 		}
 	}
-	m.refitRing(c.running, &c.nodes)
+	m.refitRing(c.running, &c.nodes, c.settings.MinRingTimeout.Seconds())
 }
 
 // forecast is the state of a campaign projected to each horizon.

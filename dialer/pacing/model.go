@@ -63,6 +63,7 @@ type channelModel struct {
 	talkSurv []float64
 
 	talkRows, wrapRows, dials rowCache
+	perLine                   []float64 // scratch: people per second of line, by cutoff
 }
 
 func newChannelModel() *channelModel {
@@ -146,9 +147,11 @@ func bucketElapsed(i int) float64 {
 	return agentLinear * math.Pow(agentGrowth, float64(i-agentLinear)+0.5)
 }
 
-// refitRing refits the ring-time model and what derives from it.
-func (m *channelModel) refitRing(running []float64, nodes *row) {
+// refitRing refits the ring-time model and what derives from it; floor is the shortest
+// cutoff allowed, in seconds.
+func (m *channelModel) refitRing(running []float64, nodes *row, floor float64) {
 	m.ring.fit(running)
+	m.chooseCutoff(floor)
 	m.ringDirty = false
 	m.pHuman = m.ring.P(causeHuman)
 	if n := m.ring.effective(); m.pHuman > 0 && n > 0 {
@@ -161,6 +164,97 @@ func (m *channelModel) refitRing(running []float64, nodes *row) {
 	}
 	m.dials.invalidate()
 }
+
+// cutoffTolerance is how much of the best rate of people per second of line a cutoff may
+// give up to let dials ring longer: of two cutoffs nearly as good, the longer reaches more
+// people at this attempt.
+const cutoffTolerance = 0.01
+
+// chooseCutoff sets the ring after which new dials are given up. A line rung until cutoff
+// c yields people at F(c) / ∫₀ᶜ S per second of line (F: answered by a person by c; S:
+// still ringing), and giving a dial up pays once a person is less likely to answer it in
+// the next second than that rate. The cutoff is the longest, at least floor seconds, whose
+// rate is within cutoffTolerance of the best.
+//
+// Rings are known only up to the cutoff in force: dials given up there end all at once, in
+// whichever bin their durations fall, and say nothing of when they would have been
+// answered. Cutoffs are therefore weighed only up to a bin short of it; when the best is
+// there, the cutoff stays, and grows by cutoffGrowth while people still answer in its last
+// second faster than its rate, to learn what lies beyond. 0 means no cutoff: the best rate
+// is past every ring seen, or no one answers under the cutoff.
+func (m *channelModel) chooseCutoff(floor float64) {
+	s := m.ring
+	limit := m.cutoff
+	if limit <= 0 {
+		limit = ringLimit
+	}
+	limit = max(limit, floor)
+	nb := len(s.edges)
+	if cap(m.perLine) < nb {
+		m.perLine = make([]float64, nb)
+	}
+	y := m.perLine[:nb]
+	line, best, top := 0.0, 0.0, 0
+	for b := 1; b < nb && s.edges[b] <= limit-cutoffGuard; b++ {
+		w := s.edges[b] - s.edges[b-1]
+		if r := s.rate[b-1]; r > 0 {
+			line += s.surv[b-1] * -math.Expm1(-r*w) / r
+		} else {
+			line += s.surv[b-1] * w
+		}
+		y[b] = s.cum[causeHuman*nb+b] / max(line, 1e-9)
+		top = b
+		if s.edges[b] >= floor-cutoffGuard {
+			best = max(best, y[b])
+		}
+	}
+	if best <= 0 {
+		m.cutoff = 0 // no one answers under the cutoff: let dials ring out and learn anew
+		return
+	}
+	if limit < ringLimit && y[top] >= best && m.lateHazard(top) > (1+cutoffTolerance)*y[top] {
+		// The best rate is the cutoff's own and people answer its last second faster than
+		// that: it is too short.
+		m.cutoff = min(limit*cutoffGrowth, ringLimit)
+		return
+	}
+	pick := top
+	for pick > 0 && s.edges[pick] > floor && y[pick] < (1-cutoffTolerance)*best {
+		pick--
+	}
+	switch {
+	case s.surv[pick] < 1e-6:
+		m.cutoff = 0 // every dial has ended by then: ring out as the caller would
+	case pick < top:
+		m.cutoff = max(s.edges[pick], floor)
+	default:
+		m.cutoff = limit
+	}
+}
+
+// lateSpan is how many seconds before the cutoff lateHazard looks at: bins of half a
+// second hold too few answers to tell a rising rate from noise.
+const lateSpan = 1.0
+
+// cutoffGrowth is the factor by which a cutoff found too short grows at each refit.
+const cutoffGrowth = 1.1
+
+// lateHazard returns the rate at which people answer dials still ringing over the lateSpan
+// seconds that end with bin top.
+func (m *channelModel) lateHazard(top int) float64 {
+	s := m.ring
+	nb := len(s.edges)
+	people, expo := 0.0, 0.0
+	for b := top; b >= 0 && s.edges[b] > s.edges[top]-lateSpan; b-- {
+		people += s.rate[b] * s.share[causeHuman*nb+b] * s.expo[b]
+		expo += s.expo[b]
+	}
+	return people / max(expo, 1e-9)
+}
+
+// cutoffGuard is how far under the cutoff in force its rates are weighed: the width of a
+// ring bin, where the dials given up end.
+const cutoffGuard = 0.5
 
 // refitAgents refits talk and wrap-up and clears the agent rows.
 func (m *channelModel) refitAgents(talking, wrapping []float64, span float64) {

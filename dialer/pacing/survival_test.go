@@ -149,7 +149,7 @@ func TestSurvivalNoticesCollapse(t *testing.T) {
 		}
 		m.endDial(float64(i), 10, r.Float64() < p)
 	}
-	m.refitRing(nil, &nodes)
+	m.refitRing(nil, &nodes, 15)
 	if got := m.pHuman; got > 0.15 {
 		t.Errorf("answer rate 10 minutes after the collapse = %.3f, want near 0.1", got)
 	}
@@ -162,7 +162,7 @@ func TestSurge(t *testing.T) {
 	for i := range 3600 {
 		m.endDial(float64(i), 10, r.Float64() < 0.1)
 	}
-	m.refitRing(nil, &nodes)
+	m.refitRing(nil, &nodes, 15)
 	if got := m.surge(); got != 1 {
 		t.Errorf("surge with a steady rate = %.2f, want 1", got)
 	}

@@ -30,6 +30,9 @@ type Result struct {
 	Hours []Hour `json:"-"`
 	// Idle says where the agents' ready time went; it is not part of the contract's result.
 	Idle Idle `json:"-"`
+	// GivenUp counts the people who would have answered a dial had the pacer not given it
+	// up first (see pacing.RingTimer); they are not in Answered.
+	GivenUp int `json:"-"`
 }
 
 // Idle is the time agents spent ready for a call during the shift, in agent-seconds, split
@@ -95,6 +98,7 @@ type waiter struct {
 type state struct {
 	sc     *Scenario
 	p      pacing.Pacer
+	timer  pacing.RingTimer // p, when it chooses how long dials ring; else nil
 	now    float64
 	end    float64
 	ev     eventHeap
@@ -153,6 +157,7 @@ func RunPacer(ctx context.Context, sc *Scenario, name string, p pacing.Pacer) (R
 		machineP: sc.MachineProb,
 		failP:    sc.FailProb,
 	}
+	s.timer, _ = p.(pacing.RingTimer)
 	s.hourCount = make([]Hour, int(sc.DurationS/3600))
 	s.res.Scenario, s.res.Pacer = sc.Name, name
 	s.setAgents(sc.Agents)
@@ -247,6 +252,14 @@ func (s *state) dial() {
 		kind, d = evFailed, s.fail.draw(s.dialR)
 	default:
 		kind, d = evNoAnswer, s.sc.NoAnswerS
+	}
+	if s.timer != nil {
+		if c := s.timer.RingTimeout(Channel).Seconds(); c > 0 && d > c {
+			if kind == evHuman {
+				s.res.GivenUp++
+			}
+			kind, d = evNoAnswer, c
+		}
 	}
 	s.ev.push(s.now+d, kind, id)
 }
