@@ -94,6 +94,15 @@ type Pacing struct {
 	MaxRatio      float64    `json:"max_ratio"`
 	// MaxInFlight caps the lines dialling at once; 0 means no cap beyond the trunks'.
 	MaxInFlight int `json:"max_in_flight"`
+	// RingTimeout is how long a call rings before it is given up. 0 is automatic: a
+	// predictive campaign chooses it from the ring times it has learned (never under
+	// MinRingTimeout) and the other modes ring for the engine's ring_timeout, which also
+	// caps what the predictive pacer chooses. A value set here applies in every mode and
+	// MinRingTimeout is then ignored.
+	RingTimeout Duration `json:"ring_timeout"`
+	// MinRingTimeout is the shortest ring an automatic ring timeout may choose; 0 means
+	// DefaultMinRingTimeout.
+	MinRingTimeout Duration `json:"min_ring_timeout"`
 }
 
 // Window is the time of day, in the contact's local time, when calls are allowed.
@@ -251,6 +260,17 @@ const (
 	DefaultMaxRatio      = 3.0
 	DefaultCountry       = "BR"
 	DefaultTimezone      = "America/Sao_Paulo"
+	// DefaultMinRingTimeout is the shortest automatic ring timeout unless a campaign sets
+	// Pacing.MinRingTimeout: the US Telemarketing Sales Rule and Ofcom both ask for 15 s.
+	DefaultMinRingTimeout = Duration(15 * time.Second)
+)
+
+// Bounds of Pacing.RingTimeout and Pacing.MinRingTimeout when they are not 0; the
+// messages of validatePacing spell them out.
+const (
+	shortestRing   = Duration(5 * time.Second)
+	longestRing    = Duration(120 * time.Second)
+	longestMinRing = Duration(60 * time.Second)
 )
 
 // DefaultLadder is the escalation the product promises: SIP, then a WhatsApp call,
@@ -471,5 +491,13 @@ func validatePacing(p Pacing, bad map[string]string) {
 	}
 	if p.MaxInFlight < 0 {
 		bad["pacing.max_in_flight"] = "must not be negative"
+	}
+	// A fixed RingTimeout makes MinRingTimeout irrelevant, so the two are not checked
+	// against each other.
+	if p.RingTimeout != 0 && (p.RingTimeout < shortestRing || p.RingTimeout > longestRing) {
+		bad["pacing.ring_timeout"] = "must be 0 (automatic) or between 5s and 120s"
+	}
+	if p.MinRingTimeout != 0 && (p.MinRingTimeout < shortestRing || p.MinRingTimeout > longestMinRing) {
+		bad["pacing.min_ring_timeout"] = "must be 0 (the 15s default) or between 5s and 60s"
 	}
 }

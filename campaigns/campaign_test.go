@@ -96,7 +96,8 @@ func TestValidateReportsEveryField(t *testing.T) {
 	c := Campaign{Name: " ", CallerID: "123", DefaultCountry: "XX",
 		Schedule: Schedule{Timezone: "Mars/Olympus"},
 		Ladder:   []Rung{{Channel: "fax", MaxAttempts: 0}, {Channel: ChannelSIP, MaxAttempts: 1, RetryDelay: -1}},
-		Pacing:   Pacing{Mode: "turbo", TargetAbandon: 0.5, MaxRatio: 0.5, MaxInFlight: -1}}
+		Pacing: Pacing{Mode: "turbo", TargetAbandon: 0.5, MaxRatio: 0.5, MaxInFlight: -1,
+			RingTimeout: Duration(time.Second), MinRingTimeout: Duration(time.Minute + time.Second)}}
 	c.Window = Window{Start: 600, End: 600}
 	err := c.Validate()
 	var ve *ValidationError
@@ -105,7 +106,7 @@ func TestValidateReportsEveryField(t *testing.T) {
 	}
 	for _, field := range []string{"name", "caller_id", "default_country", "schedule.timezone", "calling_window",
 		"ladder[0].channel", "ladder[0].max_attempts", "ladder[1].retry_delay", "pacing.mode",
-		"pacing.target_abandon", "pacing.max_ratio", "pacing.max_in_flight"} {
+		"pacing.target_abandon", "pacing.max_ratio", "pacing.max_in_flight", "pacing.ring_timeout", "pacing.min_ring_timeout"} {
 		if _, ok := ve.Fields[field]; !ok {
 			t.Errorf("no error for %s in %v", field, ve.Fields)
 		}
@@ -157,5 +158,71 @@ func TestSettingsJSONRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`"25:00"`), &w.Start); err == nil {
 		t.Error("25:00 accepted as a time of day")
+	}
+}
+
+func TestValidatePacingRingTimeouts(t *testing.T) {
+	tests := []struct {
+		name        string
+		ring, min   time.Duration
+		wantInvalid []string
+	}{
+		{name: "both automatic"},
+		{name: "fixed at the lower bound", ring: 5 * time.Second},
+		{name: "fixed at the upper bound", ring: 120 * time.Second},
+		{name: "minimum at its lower bound", min: 5 * time.Second},
+		{name: "minimum at its upper bound", min: 60 * time.Second},
+		// A fixed ring makes the minimum irrelevant: no cross check.
+		{name: "fixed under the minimum", ring: 10 * time.Second, min: 30 * time.Second},
+		{name: "ring too short", ring: 4 * time.Second, wantInvalid: []string{"pacing.ring_timeout"}},
+		{name: "ring too long", ring: 121 * time.Second, wantInvalid: []string{"pacing.ring_timeout"}},
+		{name: "ring negative", ring: -time.Second, wantInvalid: []string{"pacing.ring_timeout"}},
+		{name: "minimum too short", min: time.Second, wantInvalid: []string{"pacing.min_ring_timeout"}},
+		{name: "minimum too long", min: 61 * time.Second, wantInvalid: []string{"pacing.min_ring_timeout"}},
+		{name: "both wrong", ring: time.Hour, min: -time.Second, wantInvalid: []string{"pacing.ring_timeout", "pacing.min_ring_timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Campaign{Name: "Vendas", CallerID: "(11) 3000-0000"}
+			c.ApplyDefaults()
+			c.Pacing.RingTimeout, c.Pacing.MinRingTimeout = Duration(tt.ring), Duration(tt.min)
+			err := c.Validate()
+			if len(tt.wantInvalid) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate() = %v, want a ValidationError", err)
+			}
+			for _, field := range tt.wantInvalid {
+				if ve.Fields[field] == "" {
+					t.Errorf("no error for %s in %v", field, ve.Fields)
+				}
+			}
+			if len(ve.Fields) != len(tt.wantInvalid) {
+				t.Errorf("errors %v, want only %v", ve.Fields, tt.wantInvalid)
+			}
+		})
+	}
+}
+
+func TestPacingRingTimeoutsJSON(t *testing.T) {
+	var p Pacing
+	if err := json.Unmarshal([]byte(`{"mode":"predictive","ring_timeout":"20s","min_ring_timeout":18}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.RingTimeout.Std() != 20*time.Second || p.MinRingTimeout.Std() != 18*time.Second {
+		t.Fatalf("ring_timeout %v, min_ring_timeout %v; want 20s, 18s", p.RingTimeout.Std(), p.MinRingTimeout.Std())
+	}
+	out, err := json.Marshal(Pacing{Mode: PacingPredictive, RingTimeout: Duration(20 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"mode":"predictive","target_abandon":0,"max_ratio":0,"max_in_flight":0,"ring_timeout":"20s","min_ring_timeout":"0s"}`
+	if string(out) != want {
+		t.Errorf("Marshal = %s, want %s", out, want)
 	}
 }

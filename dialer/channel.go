@@ -34,11 +34,12 @@ type PlaceRequest struct {
 	// Key identifies this try of this rung for this contact across restarts: an
 	// attempt interrupted by a crash is tried again under the same key, so a side
 	// effect it may have had is never repeated.
-	Key         string
-	Contact     campaigns.Contact
-	Rung        campaigns.Rung
-	To          string // E.164
-	CallerID    string // E.164
+	Key      string
+	Contact  campaigns.Contact
+	Rung     campaigns.Rung
+	To       string // E.164
+	CallerID string // E.164
+	// RingTimeout is how long a call rings before it is given up; 0 on a message rung.
 	RingTimeout time.Duration
 	// Permission is how the campaign asks for WhatsApp call permission.
 	Permission campaigns.CallPermission

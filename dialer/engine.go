@@ -28,7 +28,9 @@ type Store interface {
 type Config struct {
 	// Tick is the longest time between two pacing decisions (default 250 ms).
 	Tick time.Duration
-	// RingTimeout is how long a call rings before it is given up (default 25 s).
+	// RingTimeout is how long a call rings before it is given up (default 25 s) when its
+	// campaign leaves the ring timeout automatic: it is the ceiling of what a predictive
+	// campaign chooses. A campaign's fixed ring timeout overrides it.
 	RingTimeout time.Duration
 	// Patience is how long an answered person may wait for an agent before the call
 	// is abandoned (default 2 s).

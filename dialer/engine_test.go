@@ -40,7 +40,8 @@ func newHarness(t *testing.T, sipCfg sip.Config) *harness {
 	return newHarnessWith(t, sipCfg, Config{})
 }
 
-// newHarnessWith is newHarness with engine settings beyond the tests' short timers.
+// newHarnessWith is newHarness with engine settings beyond the tests' short timers; a
+// RingTimeout left 0 is the tests' 3 s.
 func newHarnessWith(t *testing.T, sipCfg sip.Config, cfg Config) *harness {
 	t.Helper()
 	return newHarnessOn(t, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{}, sipCfg, cfg)
@@ -61,7 +62,10 @@ func newHarnessOn(t *testing.T, path string, opts storage.Options, sipCfg sip.Co
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	cfg.Tick, cfg.Sync, cfg.RingTimeout = 50*time.Millisecond, 100*time.Millisecond, 3*time.Second
+	cfg.Tick, cfg.Sync = 50*time.Millisecond, 100*time.Millisecond
+	if cfg.RingTimeout == 0 {
+		cfg.RingTimeout = 3 * time.Second
+	}
 	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: NewSIPChannel(o)}, NewAgents(), cfg, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}

@@ -168,6 +168,34 @@ func (r *run) pacingSettings(c campaigns.Campaign) pacing.Settings {
 		MaxInFlight:   c.Pacing.MaxInFlight,
 		Paused:        c.State != campaigns.StateRunning,
 		Patience:      r.e.cfg.Patience,
+		// The engine's RingTimeout caps an automatic ring timeout (ringTimeout), not the
+		// pacer's settings: a fixed one is the campaign's to choose.
+		RingTimeout:    c.Pacing.RingTimeout.Std(),
+		MinRingTimeout: c.Pacing.MinRingTimeout.Std(),
+	}
+}
+
+// ringTimeout is how long a new call on ch rings before it is given up: the campaign's
+// fixed ring timeout when it sets one, else the pacer's choice, which the engine's
+// RingTimeout (the operator's ceiling, and the default when the pacer makes none) caps.
+func (r *run) ringTimeout(ch campaigns.Channel) time.Duration {
+	var chosen time.Duration
+	if rt, ok := any(r.pacer).(pacing.RingTimer); ok {
+		chosen = rt.RingTimeout(pacing.Channel(ch))
+	}
+	return ringTimeout(r.campaign.Pacing.RingTimeout.Std(), chosen, r.e.cfg.RingTimeout)
+}
+
+// ringTimeout combines a campaign's fixed ring timeout (0: automatic), the pacer's choice
+// (0: none) and the engine's ceiling into the ring timeout of a new call.
+func ringTimeout(fixed, chosen, ceiling time.Duration) time.Duration {
+	switch {
+	case fixed > 0:
+		return fixed
+	case chosen > 0 && chosen < ceiling:
+		return chosen
+	default:
+		return ceiling
 	}
 }
 
@@ -963,8 +991,11 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
-	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID, RingTimeout: r.e.cfg.RingTimeout,
+	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID,
 		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: c.CallPermission}
+	if callRung(rung.Channel) { // a message does not ring
+		req.RingTimeout = r.ringTimeout(rung.Channel)
+	}
 	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
 	return true
 }

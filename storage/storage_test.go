@@ -75,6 +75,7 @@ func TestCampaignChangesAreAudited(t *testing.T) {
 	who := Actor{Username: "sup"}
 	_, err := d.UpdateCampaign(ctx, who, c.ID, "campaign.pacing", func(c *campaigns.Campaign) error {
 		c.Pacing.MaxRatio = 2
+		c.Pacing.RingTimeout, c.Pacing.MinRingTimeout = campaigns.Duration(20*time.Second), campaigns.Duration(18*time.Second)
 		return nil
 	})
 	if err != nil {
@@ -85,7 +86,7 @@ func TestCampaignChangesAreAudited(t *testing.T) {
 		t.Fatalf("refused change: %v", err)
 	}
 	got, err := d.GetCampaign(ctx, c.ID)
-	if err != nil || got.Pacing.MaxRatio != 2 {
+	if err != nil || got.Pacing.MaxRatio != 2 || got.Pacing.RingTimeout.Std() != 20*time.Second || got.Pacing.MinRingTimeout.Std() != 18*time.Second {
 		t.Fatalf("campaign after update: %+v, %v", got.Pacing, err)
 	}
 	entries, total, err := d.ListAudit(ctx, AuditFilter{ObjectType: "campaign", ObjectID: idString(c.ID)})

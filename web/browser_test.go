@@ -263,6 +263,7 @@ func TestBrowserSalesUploadsAFileAndSeesTheReport(t *testing.T) {
 type holdChannel struct {
 	mu     sync.Mutex
 	placed []time.Time
+	rings  []time.Duration // each placed call's RingTimeout
 }
 
 type holdLeg struct {
@@ -273,6 +274,7 @@ type holdLeg struct {
 func (c *holdChannel) Place(ctx context.Context, req dialer.PlaceRequest) (dialer.Leg, error) {
 	c.mu.Lock()
 	c.placed = append(c.placed, time.Now())
+	c.rings = append(c.rings, req.RingTimeout)
 	c.mu.Unlock()
 	l := &holdLeg{events: make(chan dialer.LegEvent, 4)}
 	l.events <- dialer.LegEvent{Kind: dialer.LegSetup, At: time.Now()}
@@ -305,6 +307,16 @@ func (c *holdChannel) firstPlaced() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return c.placed[0], true
+}
+
+// firstRing returns the RingTimeout the first call was placed with.
+func (c *holdChannel) firstRing() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.rings) == 0 {
+		return 0
+	}
+	return c.rings[0]
 }
 
 func (l *holdLeg) Events() <-chan dialer.LegEvent { return l.events }
@@ -404,14 +416,23 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 		t.Fatal("the engine dialled in preview mode")
 	}
 
+	// The ring timeout starts automatic: an empty field that says so.
+	if got := eval[string](p, fmt.Sprintf(`(() => { const r = document.getElementById('ring-%s'); return r.value + '|' + r.placeholder; })()`, c.ID)); got != "|auto" {
+		t.Errorf("ring timeout field %q, want empty with the placeholder auto", got)
+	}
 	p.do("choose progressive", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 		`(() => { const s = document.getElementById('mode-%s'); s.value = 'progressive'; s.dispatchEvent(new Event('input', {bubbles: true})); })()`, c.ID)))
+	// A fixed ring timeout longer than this engine's 5 s default: fixed values are used as they are.
+	p.do("set ring timeout", chromedp.SendKeys(chromedp.CSS("#ring-"+c.ID), "12"))
 	clicked := time.Now()
 	p.do("apply", chromedp.Click(chromedp.CSS("#apply-"+c.ID)))
 	// The settings in force change within a second…
 	for {
 		pc := decode[pacingView](t, e.get(t, "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor]), http.StatusOK)
 		if pc.Mode == "progressive" {
+			if pc.RingTimeout != "12s" {
+				t.Errorf("stored ring_timeout %q, want 12s", pc.RingTimeout)
+			}
 			break
 		}
 		if time.Since(clicked) > time.Second {
@@ -421,9 +442,26 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	}
 	// …and the engine's next decision uses them: it dials for the ready agent.
 	ch.waitFirstDial(t, clicked, "Apply")
+	if got := ch.firstRing(); got != 12*time.Second {
+		t.Errorf("the engine placed the call with a %v ring timeout, want the 12s set on the page", got)
+	}
 	// The change shows in the audit log on the page, and the status line.
 	p.waitJS("audit entry", `[...document.querySelectorAll('#audit li')].some(li => li.textContent.includes('supervisor1') && li.textContent.includes('campaign.pacing'))`, 3*time.Second)
 	p.waitJS("card shows mode", fmt.Sprintf(`document.getElementById('mode-%s').value === 'progressive'`, c.ID), 3*time.Second)
+	p.waitJS("card shows ring timeout", fmt.Sprintf(`document.getElementById('ring-%s').value === '12'`, c.ID), 3*time.Second)
+
+	// Emptying the field makes the ring timeout automatic again.
+	p.do("clear ring timeout", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`(() => { const r = document.getElementById('ring-%s'); r.value = ''; r.dispatchEvent(new Event('input', {bubbles: true})); })()`, c.ID)))
+	p.do("apply automatic ring", chromedp.Click(chromedp.CSS("#apply-"+c.ID)))
+	p.waitJS("saved", `document.getElementById('sup-status').textContent.includes('Ring timeout (s) auto')`, 3*time.Second)
+	if pc := decode[pacingView](t, e.get(t, "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor]), http.StatusOK); pc.RingTimeout != "0s" || pc.Mode != "progressive" {
+		t.Errorf("pacing after clearing the ring timeout = %+v, want progressive with ring_timeout 0s", pc)
+	}
+	// A ring timeout set elsewhere (another supervisor, the API) shows on the card.
+	decode[pacingView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor], map[string]any{"ring_timeout": "1m30s"}), http.StatusOK)
+	p.do("leave the form", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+	p.waitJS("card shows the stored ring timeout", fmt.Sprintf(`document.getElementById('ring-%s').value === '90'`, c.ID), 5*time.Second)
 
 	// Pause from the wallboard.
 	p.do("pause", chromedp.Click(chromedp.CSS("#toggle-"+c.ID)))

@@ -37,6 +37,9 @@ type pacingInput struct {
 	TargetAbandon *float64              `json:"target_abandon"`
 	MaxRatio      *float64              `json:"max_ratio"`
 	MaxInFlight   *int                  `json:"max_in_flight"`
+	// RingTimeout and MinRingTimeout are duration text ("20s") or a number of seconds.
+	RingTimeout    *campaigns.Duration `json:"ring_timeout"`
+	MinRingTimeout *campaigns.Duration `json:"min_ring_timeout"`
 }
 
 func set[T any](dst *T, src *T) {
@@ -50,6 +53,8 @@ func (in pacingInput) apply(p *campaigns.Pacing) {
 	set(&p.TargetAbandon, in.TargetAbandon)
 	set(&p.MaxRatio, in.MaxRatio)
 	set(&p.MaxInFlight, in.MaxInFlight)
+	set(&p.RingTimeout, in.RingTimeout)
+	set(&p.MinRingTimeout, in.MinRingTimeout)
 }
 
 func (in campaignInput) apply(c *campaigns.Campaign) {

@@ -33,7 +33,7 @@ func TestCreateCampaign(t *testing.T) {
 	if c.Name != "Black Friday" || c.DefaultCountry != "BR" || c.CallerID != "+551130000000" || c.State != "draft" {
 		t.Errorf("created = %+v", c)
 	}
-	if c.Pacing != (pacingView{Mode: "predictive", TargetAbandon: 0.03, MaxRatio: 3}) {
+	if c.Pacing != (pacingView{Mode: "predictive", TargetAbandon: 0.03, MaxRatio: 3, RingTimeout: "0s", MinRingTimeout: "0s"}) {
 		t.Errorf("default pacing = %+v", c.Pacing)
 	}
 	if c.Window.Start != "09:00" || c.Window.End != "21:00" || c.Schedule.Timezone != "America/Sao_Paulo" {
@@ -51,6 +51,18 @@ func TestCreateCampaign(t *testing.T) {
 	got := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+id, sales), http.StatusOK)
 	if got.ID != id || got.Name != c.Name || got.CallerID != c.CallerID {
 		t.Errorf("get = %+v, want %+v", got, c)
+	}
+
+	// Pacing given on create is kept, the ring settings as duration text.
+	r = e.send(t, "POST", "/api/v1/campaigns", sales,
+		`{"name":"Ring","caller_id":"+551130000000","pacing":{"mode":"progressive","ring_timeout":"20s","min_ring_timeout":18}}`)
+	c = decode[campaignView](t, r, http.StatusCreated)
+	want := pacingView{Mode: "progressive", TargetAbandon: 0.03, MaxRatio: 3, RingTimeout: "20s", MinRingTimeout: "18s"}
+	if c.Pacing != want {
+		t.Errorf("created pacing = %+v, want %+v", c.Pacing, want)
+	}
+	if got := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+c.ID, sales), http.StatusOK); got.Pacing != want {
+		t.Errorf("GET pacing = %+v, want %+v", got.Pacing, want)
 	}
 }
 
@@ -88,9 +100,9 @@ func TestCampaignRequestErrors(t *testing.T) {
 		{"validation", "POST", "/api/v1/campaigns", `{"name":" ","default_country":"ZZ","caller_id":"12"}`, "application/json", false, 422, "validation_failed",
 			[]string{"caller_id", "default_country", "name"}},
 		{"missing caller_id", "POST", "/api/v1/campaigns", `{"name":"x"}`, "application/json", false, 422, "validation_failed", []string{"caller_id"}},
-		{"bad ladder and pacing", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","ladder":[{"channel":"fax","max_attempts":0}],"pacing":{"mode":"turbo","target_abandon":0.5,"max_ratio":0.5}}`,
+		{"bad ladder and pacing", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","ladder":[{"channel":"fax","max_attempts":0}],"pacing":{"mode":"turbo","target_abandon":0.5,"max_ratio":0.5,"ring_timeout":"3s","min_ring_timeout":"90s"}}`,
 			"application/json", false, 422, "validation_failed",
-			[]string{"ladder[0].channel", "ladder[0].max_attempts", "pacing.max_ratio", "pacing.mode", "pacing.target_abandon"}},
+			[]string{"ladder[0].channel", "ladder[0].max_attempts", "pacing.max_ratio", "pacing.min_ring_timeout", "pacing.mode", "pacing.ring_timeout", "pacing.target_abandon"}},
 		{"bad schedule", "POST", "/api/v1/campaigns", `{"name":"x","caller_id":"+551130000000","schedule":{"timezone":"Mars/Olympus"},"calling_window":{"start":"10:00","end":"10:00"}}`,
 			"application/json", false, 422, "validation_failed", []string{"calling_window", "schedule.timezone"}},
 		{"patch validation", "PATCH", "/api/v1/campaigns/" + c.ID, `{"name":""}`, "application/json", false, 422, "validation_failed", []string{"name"}},
@@ -137,11 +149,11 @@ func TestCampaignUpdateAndList(t *testing.T) {
 	}
 	// An admin may change pacing through the campaign; sales may not (TestRolePolicy).
 	got = decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+a.ID, admin,
-		map[string]any{"pacing": map[string]any{"mode": "progressive"}}), http.StatusOK)
-	if got.Pacing.Mode != "progressive" || got.Pacing.MaxRatio != 3 {
+		map[string]any{"pacing": map[string]any{"mode": "progressive", "ring_timeout": "25s"}}), http.StatusOK)
+	if got.Pacing.Mode != "progressive" || got.Pacing.MaxRatio != 3 || got.Pacing.RingTimeout != "25s" || got.Pacing.MinRingTimeout != "0s" {
 		t.Errorf("pacing after patch = %+v", got.Pacing)
 	}
-	if again := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+a.ID, sales), http.StatusOK); again.Name != "A2" || again.Pacing.Mode != "progressive" {
+	if again := decode[campaignView](t, e.get(t, "/api/v1/campaigns/"+a.ID, sales), http.StatusOK); again.Name != "A2" || again.Pacing.Mode != "progressive" || again.Pacing.RingTimeout != "25s" {
 		t.Errorf("stored = %+v", again)
 	}
 
@@ -284,10 +296,15 @@ func TestPacing(t *testing.T) {
 		body string
 		want pacingView
 	}{
-		{`{"mode":"predictive","target_abandon":0.02,"max_ratio":2.5}`, pacingView{"predictive", 0.02, 2.5, 0}},
-		{`{"max_ratio":4}`, pacingView{"predictive", 0.02, 4, 0}},
-		{`{"mode":"progressive","max_in_flight":30}`, pacingView{"progressive", 0.02, 4, 30}},
-		{`{}`, pacingView{"progressive", 0.02, 4, 30}},
+		{`{"mode":"predictive","target_abandon":0.02,"max_ratio":2.5}`, pacingView{"predictive", 0.02, 2.5, 0, "0s", "0s"}},
+		{`{"max_ratio":4}`, pacingView{"predictive", 0.02, 4, 0, "0s", "0s"}},
+		{`{"min_ring_timeout":"20s"}`, pacingView{"predictive", 0.02, 4, 0, "0s", "20s"}},
+		{`{"ring_timeout":"30s"}`, pacingView{"predictive", 0.02, 4, 0, "30s", "20s"}},
+		// A number is seconds, as everywhere a duration is read.
+		{`{"ring_timeout":45,"min_ring_timeout":0}`, pacingView{"predictive", 0.02, 4, 0, "45s", "0s"}},
+		{`{"mode":"progressive","max_in_flight":30}`, pacingView{"progressive", 0.02, 4, 30, "45s", "0s"}},
+		{`{"ring_timeout":"0s"}`, pacingView{"progressive", 0.02, 4, 30, "0s", "0s"}},
+		{`{}`, pacingView{"progressive", 0.02, 4, 30, "0s", "0s"}},
 	}
 	for _, st := range steps {
 		r := e.send(t, "PATCH", path, sup, st.body)
@@ -295,8 +312,8 @@ func TestPacing(t *testing.T) {
 		if err := json.Unmarshal(r.body, &raw); err != nil {
 			t.Fatal(err)
 		}
-		if len(raw) != 4 {
-			t.Errorf("%v: want the four pacing settings", r)
+		if len(raw) != 6 {
+			t.Errorf("%v: want the six pacing settings", r)
 		}
 		if got := decode[pacingView](t, r, http.StatusOK); got != st.want {
 			t.Errorf("PATCH %s = %+v, want %+v", st.body, got, st.want)
@@ -316,6 +333,11 @@ func TestPacing(t *testing.T) {
 		{`{"max_ratio":0}`, 422, "validation_failed", "pacing.max_ratio"},
 		{`{"mode":"turbo"}`, 422, "validation_failed", "pacing.mode"},
 		{`{"max_in_flight":-1}`, 422, "validation_failed", "pacing.max_in_flight"},
+		{`{"ring_timeout":"4s"}`, 422, "validation_failed", "pacing.ring_timeout"},
+		{`{"ring_timeout":"121s"}`, 422, "validation_failed", "pacing.ring_timeout"},
+		{`{"min_ring_timeout":"1s"}`, 422, "validation_failed", "pacing.min_ring_timeout"},
+		{`{"min_ring_timeout":"2m"}`, 422, "validation_failed", "pacing.min_ring_timeout"},
+		{`{"ring_timeout":"soon"}`, 400, "bad_request", ""},
 		{`{"ratio":2}`, 400, "bad_request", ""},
 		{`{"max_ratio":"2"}`, 400, "bad_request", ""},
 	}

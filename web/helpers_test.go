@@ -280,6 +280,9 @@ type pacingView struct {
 	TargetAbandon float64 `json:"target_abandon"`
 	MaxRatio      float64 `json:"max_ratio"`
 	MaxInFlight   int     `json:"max_in_flight"`
+	// RingTimeout and MinRingTimeout are duration text as the API writes it.
+	RingTimeout    string `json:"ring_timeout"`
+	MinRingTimeout string `json:"min_ring_timeout"`
 }
 
 // startableLadder names the template a campaign needs before it may start.

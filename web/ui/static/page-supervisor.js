@@ -59,17 +59,22 @@ function buildCard(c) {
   const mode = el('select', { id: `mode-${id}` }, ['preview', 'progressive', 'predictive'].map((m) => el('option', { value: m }, t('mode.' + m))));
   const target = el('input', { id: `target-${id}`, type: 'number', min: 0, max: 100, step: 0.1 });
   const ratio = el('input', { id: `ratio-${id}`, type: 'number', min: 1, max: 10, step: 0.1 });
+  // Empty is automatic (ring_timeout 0); the API reads a number as seconds.
+  const ring = el('input', { id: `ring-${id}`, type: 'number', min: 5, max: 120, step: 1, placeholder: t('sup.ringAuto'), title: t('sup.ringHelp') });
   const form = el('form', { class: 'pacing', 'aria-label': `${t('sup.pacing')}: ${c.name}` },
     el('label', { for: `mode-${id}` }, t('sup.mode')), mode,
     el('label', { for: `target-${id}` }, t('sup.target')), target,
     el('label', { for: `ratio-${id}` }, t('sup.maxratio')), ratio,
+    el('label', { for: `ring-${id}`, title: t('sup.ringHelp') }, t('sup.ring')), ring,
     el('button', { type: 'submit', id: `apply-${id}`, class: 'primary' }, t('sup.apply')));
   form.addEventListener('input', () => { form.dataset.dirty = '1'; });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    const body = { mode: mode.value, target_abandon: Number(target.value) / 100, max_ratio: Number(ratio.value) };
+    const body = { mode: mode.value, target_abandon: Number(target.value) / 100, max_ratio: Number(ratio.value),
+      ring_timeout: Number(ring.value) || 0 };
     act(async () => { await api('PATCH', `/api/v1/campaigns/${id}/pacing`, body); delete form.dataset.dirty; },
-      `${c.name}: ${t('mode.' + body.mode)}, ${fmt.pct(body.target_abandon)}, ${body.max_ratio}`);
+      `${c.name}: ${t('mode.' + body.mode)}, ${fmt.pct(body.target_abandon)}, ${body.max_ratio}, ` +
+      `${t('sup.ring')} ${body.ring_timeout || t('sup.ringAuto')}`);
   });
   const toggle = el('button', { type: 'button', id: `toggle-${id}` });
   toggle.addEventListener('click', () => {
@@ -82,7 +87,7 @@ function buildCard(c) {
     dl: el('dl', { class: 'metrics' }),
     gauge, gaugeText: el('span', { class: 'gauge-text' }),
     chart: el('svg', {}),
-    mode, target, ratio, form, toggle,
+    mode, target, ratio, ring, form, toggle,
   };
   const m = {};
   for (const [k, label] of [['dial', 'sup.dialrate'], ['answer', 'sup.answer'], ['occ', 'sup.occupancy'], ['aht', 'sup.aht'],
@@ -166,7 +171,17 @@ function renderCampaign(c) {
     p.mode.value = c.pacing.mode;
     p.target.value = (100 * c.pacing.target_abandon).toFixed(1);
     p.ratio.value = c.pacing.max_ratio;
+    const ring = seconds(c.pacing.ring_timeout);
+    p.ring.value = ring > 0 ? String(ring) : '';
   }
+}
+
+// seconds reads Go duration text as the API writes it ("20s", "2m0s", "0s").
+function seconds(d) {
+  const unit = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, 'µs': 1e-6, ns: 1e-9 };
+  let total = 0;
+  for (const [, n, u] of String(d || '').matchAll(/([0-9.]+)(h|ms|m|s|us|µs|ns)/g)) total += Number(n) * unit[u];
+  return total;
 }
 
 // ---- agents ----

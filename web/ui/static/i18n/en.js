@@ -44,6 +44,8 @@ export default {
   'sup.sla': 'SLA (≤ 2 s)', 'sup.handled': 'Calls handled', 'sup.contacts': 'Contacts', 'sup.rungs': 'Contacts on each rung',
   'sup.chart': 'Last hour: dials per minute (line) and abandonment % (dashed)', 'sup.pacing': 'Pacing',
   'sup.mode': 'Mode', 'sup.target': 'Target abandonment (%)', 'sup.maxratio': 'Max ratio', 'sup.apply': 'Apply',
+  'sup.ring': 'Ring timeout (s)', 'sup.ringAuto': 'auto',
+  'sup.ringHelp': 'Seconds a call rings before it is given up. Empty (auto): predictive campaigns choose from the ring times they learn, never under 15 s; the other modes use the engine default.',
   'sup.pause': 'Pause campaign', 'sup.resume': 'Resume campaign', 'sup.start': 'Start campaign', 'sup.applied': 'Saved: {what}',
   'sup.noCampaigns': 'No running campaign.', 'sup.agentSummary': '{ready} ready, {busy} on calls or wrap-up, {paused} paused',
   'sup.nobody': 'No agent assigned.',

@@ -44,6 +44,8 @@ export default {
   'sup.sla': 'Nível de serviço (≤ 2 s)', 'sup.handled': 'Chamadas atendidas', 'sup.contacts': 'Contatos', 'sup.rungs': 'Contatos em cada degrau',
   'sup.chart': 'Última hora: discagens por minuto (linha) e abandono % (tracejado)', 'sup.pacing': 'Ritmo de discagem',
   'sup.mode': 'Modo', 'sup.target': 'Abandono alvo (%)', 'sup.maxratio': 'Razão máxima', 'sup.apply': 'Aplicar',
+  'sup.ring': 'Tempo de toque (s)', 'sup.ringAuto': 'automático',
+  'sup.ringHelp': 'Segundos que uma chamada toca antes de ser desistida. Vazio (automático): campanhas preditivas escolhem pelos tempos de toque que aprendem, nunca abaixo de 15 s; os outros modos usam o padrão do motor.',
   'sup.pause': 'Pausar campanha', 'sup.resume': 'Retomar campanha', 'sup.start': 'Iniciar campanha', 'sup.applied': 'Salvo: {what}',
   'sup.noCampaigns': 'Nenhuma campanha em andamento.', 'sup.agentSummary': '{ready} disponíveis, {busy} em chamada ou pós-atendimento, {paused} em pausa',
   'sup.nobody': 'Nenhum agente atribuído.',
