@@ -179,11 +179,7 @@ func (r *run) pacingSettings(c campaigns.Campaign) pacing.Settings {
 // fixed ring timeout when it sets one, else the pacer's choice, which the engine's
 // RingTimeout (the operator's ceiling, and the default when the pacer makes none) caps.
 func (r *run) ringTimeout(ch campaigns.Channel) time.Duration {
-	var chosen time.Duration
-	if rt, ok := any(r.pacer).(pacing.RingTimer); ok {
-		chosen = rt.RingTimeout(pacing.Channel(ch))
-	}
-	return ringTimeout(r.campaign.Pacing.RingTimeout.Std(), chosen, r.e.cfg.RingTimeout)
+	return ringTimeout(r.campaign.Pacing.RingTimeout.Std(), r.pacer.RingTimeout(pacing.Channel(ch)), r.e.cfg.RingTimeout)
 }
 
 // ringTimeout combines a campaign's fixed ring timeout (0: automatic), the pacer's choice
