@@ -22,11 +22,19 @@ import "math"
 // to answer a line dialled for one agent at a time. Abandons spent are thus weighed against
 // answers that will be there even if the guard itself slows dialling to progressive, or the
 // answer rate or the team has shrunk; only agents leaving later can make an hour fall short.
+//
+// A run guard does the same for the whole run, whose end the pacer does not know: the
+// abandons so far, plus the people waiting and a spare, must stay under target × the
+// answers so far. The campaign's abandon rate as a supervisor (or a regulator) reads it at
+// any moment is then under target but for the dials in flight. Without it the integrator
+// alone let small teams end runs over target: abandons come in counts of a few an hour,
+// and the threshold moves them too weakly to undo a bad hour's luck.
 type budget struct {
 	target   float64
 	logTheta float64
-	answered float64
-	slot     int64 // the newest slot; slots and hours count from time 0, the first event
+	answered float64 // people answered since the controller started
+	abandons float64 // and abandoned
+	slot     int64   // the newest slot; slots and hours count from time 0, the first event
 	slots    [hourSlots]slot
 	// busyAt is when the agents' busy time was last added up.
 	busyAt float64
@@ -50,7 +58,10 @@ const (
 	hourSpare = 1.0
 	// hourRamp is how many spare abandons the hourly guard wants before it lets the
 	// threshold act in full.
-	hourRamp = 2.0
+	hourRamp = 1.0
+	// runSpare and runRamp are the run guard's spare and ramp, in abandons.
+	runSpare = 0.5
+	runRamp  = 1.0
 	// hourZ is how many standard deviations the guard takes off the answers it expects
 	// before the end of an hour.
 	hourZ = 2.0
@@ -118,6 +129,7 @@ func (b *budget) observe(t float64, k OutcomeKind) {
 		b.advance(t)
 		b.slots[b.slot%hourSlots].abandoned++
 		b.logTheta -= budgetGain
+		b.abandons++
 	default:
 		return
 	}
@@ -161,6 +173,8 @@ func (b *budget) theta(t float64, busy, active int, wait float64, waiting int) f
 	b.expose(t, busy)
 	allow := b.allowance(t, b.progressiveRate(active, wait)) - float64(waiting) - hourSpare
 	f := min(max(allow/hourRamp, 0), 1)
+	run := b.target*b.answered - b.abandons - float64(waiting) - runSpare
+	f = min(f, max(run/runRamp, 0))
 	b.limited = f < 1
 	return math.Exp(b.logTheta) * f
 }

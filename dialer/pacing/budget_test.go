@@ -47,6 +47,7 @@ func TestHourGuard(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBudget(target)
+			b.answered = 1000 // earlier in the run, so that the run guard leaves room
 			busy := 20
 			for s := 0.0; s < 1800; s += 0.25 {
 				b.expose(s, busy)
@@ -113,5 +114,66 @@ func TestHourGuardNoWindup(t *testing.T) {
 	}
 	if th := b.theta(3600, 10, 50, 100, 0); th <= 0 || math.Abs(th-math.Exp(before)) > 1e-12 {
 		t.Errorf("threshold %v in a new hour, want %v", th, math.Exp(before))
+	}
+}
+
+// TestRunGuard checks that the threshold is zero whenever the run's abandons so far, the
+// people waiting and the spare would take the run over target, however much the hour allows.
+func TestRunGuard(t *testing.T) {
+	tests := []struct {
+		name               string
+		answered, abandons int
+		waiting            int
+		zero               bool
+	}{
+		{"no answer yet", 0, 0, 0, true},
+		{"first answers", 10, 0, 0, true},
+		{"enough answers for the spare", 60, 0, 0, false},
+		{"one abandon paid for", 100, 1, 0, false},
+		{"at target", 100, 3, 0, true},
+		{"people waiting", 100, 1, 2, true},
+		{"long run", 2000, 58, 0, false},
+		{"long run at target", 2000, 60, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBudget(0.03)
+			// Ten agents busy for most of an hour, and answers to come for the rest of it:
+			// the hour leaves room wherever the run does.
+			for s := 0.0; s < 3000; s += 0.25 {
+				b.expose(s, 10)
+			}
+			script(t, &b, 0, 3000, tc.answered, tc.abandons)
+			th := b.theta(3000, 10, 10, 20, tc.waiting)
+			if (th == 0) != tc.zero {
+				t.Errorf("threshold %v; want zero: %v", th, tc.zero)
+			}
+		})
+	}
+}
+
+// TestRunGuardProperty drives a budget with random answers and abandons and checks that
+// whenever the guard lets the pacer dial, the answers so far pay for the abandons so far,
+// the people waiting and the spare, at target.
+func TestRunGuardProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	for run := range 50 {
+		target := 0.01 + 0.05*r.Float64()
+		b := newBudget(target)
+		ans, ab := 0, 0
+		for tt := 0.0; tt < 4*3600; tt += r.ExpFloat64() * 10 {
+			if r.Float64() < 1.5*target {
+				b.observe(tt, Abandoned)
+				ab++
+			} else {
+				b.observe(tt, Human)
+				ans++
+			}
+			waiting := r.IntN(2)
+			if th := b.theta(tt, 10, 10, 20, waiting); th > 0 && float64(ab+waiting)+runSpare >= target*float64(ans) {
+				t.Fatalf("run %d at %.0f s: threshold %v with %d abandons and %d waiting of %d answered at target %.3f",
+					run, tt, th, ab, waiting, ans, target)
+			}
+		}
 	}
 }
