@@ -140,17 +140,18 @@ func writeSeeds(w io.Writer, sc *sim.Scenario, results []sim.Result) error {
 }
 
 // writeIdle prints where each pacer's agents spent their ready time, as shares of their
-// logged-in time (see sim.Idle): ready = on_dial + no_dial, and stale is part of on_dial.
+// logged-in time (see sim.Idle): ready = on_dial + no_dial, and stale is part of on_dial;
+// given_up counts the people lost to the ring timeout (see sim.Result.GivenUp).
 func writeIdle(w io.Writer, results []sim.Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "scenario\tpacer\tready\ton_dial\tstale\tno_dial\tready_per_call_s\t")
+	fmt.Fprintln(tw, "scenario\tpacer\tready\ton_dial\tstale\tno_dial\tready_per_call_s\tgiven_up\t")
 	for _, r := range results {
 		d := r.Idle
 		share := func(x float64) float64 { return x / max(d.LoggedIn, 1) }
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f\t\n", r.Scenario, r.Pacer,
+		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f\t%d\t\n", r.Scenario, r.Pacer,
 			share(d.Answer+d.NoDial), share(d.Answer), share(d.Stale), share(d.NoDial),
-			(d.Answer+d.NoDial)/float64(max(r.Connected, 1)))
+			(d.Answer+d.NoDial)/float64(max(r.Connected, 1)), r.GivenUp)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("sim: writing results: %w", err)

@@ -53,7 +53,7 @@ func TestSimSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	for _, want := range []string{"runs_over_cap", "no_dial", "tiny@8"} {
+	for _, want := range []string{"runs_over_cap", "no_dial", "given_up", "tiny@8"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}

@@ -11,6 +11,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/dialer/pacing"
 )
 
 func load(t *testing.T, path string) *Scenario {
@@ -103,6 +106,47 @@ func TestAccounting(t *testing.T) {
 	r = run(t, sc, "ratio:2")
 	if r.Abandoned != r.Answered-r.Connected || r.Abandoned < r.Connected-1 {
 		t.Errorf("ratio:2 with one agent: %d answered, %d connected, %d abandoned", r.Answered, r.Connected, r.Abandoned)
+	}
+}
+
+// TestRingTimeout checks that dials ring no longer than the pacer's ring timeout: one
+// agent, every dial answered after a constant 10 s ring, talk 100 s, wrap-up 10 s.
+func TestRingTimeout(t *testing.T) {
+	sc := &Scenario{
+		Name: "hand", DurationS: 1200, Agents: 1, AnswerProb: 0.5, MachineProb: 0.5,
+		Ring: Dist{Kind: "constant", Value: 10}, NoAnswerS: 25,
+		Fail: Dist{Kind: "constant", Value: 1}, Machine: Dist{Kind: "constant", Value: 3},
+		Talk: Dist{Kind: "constant", Value: 100}, Wrap: Dist{Kind: "constant", Value: 10},
+		PatienceS: 2, TargetAbandon: 0.03,
+	}
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		// Whether people answer: a timeout under the ring gives every dial up.
+		answers bool
+	}{
+		{"under the ring", 5 * time.Second, false},
+		{"over the ring", 15 * time.Second, true},
+		{"the caller's default", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pacing.NewController(pacing.Settings{Mode: pacing.Progressive, RingTimeout: tt.timeout})
+			r, err := RunPacer(context.Background(), sc, "progressive", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.answers {
+				// One line at a time, each given up at 5 s: the shift holds 240 of them.
+				if r.Answered != 0 || r.Dials != 240 || r.GivenUp < r.Dials/3 {
+					t.Errorf("%d dials, %d answered, %d given up; want 240, 0 and about half", r.Dials, r.Answered, r.GivenUp)
+				}
+				return
+			}
+			if r.Answered == 0 || r.GivenUp != 0 {
+				t.Errorf("%d answered, %d given up; want some and none", r.Answered, r.GivenUp)
+			}
+		})
 	}
 }
 
