@@ -19,6 +19,15 @@
 // target and no hour goes above 1.5 times it; when the allowance is spent the threshold falls
 // to zero and predictive becomes progressive (counted exactly, it keeps placing only dials
 // whose risk is all but nil, such as a line for a free agent whose dial has rung too long).
+// A run guard keeps the campaign's abandon rate so far under the target at every moment.
+//
+// Predictive also chooses how long a dial rings (Controller.RingTimeout): past some ring, a
+// person is less likely to answer in the next second than a fresh dial yields people per
+// second of line, and the agent waiting on that line is better served by a new one. The
+// cutoff is learned per channel from ring times, never under Settings.MinRingTimeout
+// (15 s by default, the floor of the US Telemarketing Sales Rule and of Ofcom), and grows
+// while people answer its last second faster than its rate. People who would have answered
+// later are left for a retry.
 //
 // Supervisor limits (Settings) always win over every pacer: pause, maximum lines in flight
 // and maximum dial ratio.
