@@ -82,7 +82,7 @@ func TestForwardZeroAlloc(t *testing.T) {
 			seq++
 			binary.BigEndian.PutUint16(pkt[2:], seq)
 			pkt[1] = tc.from.PayloadType
-			c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, nil, true)
+			c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, nil, true)
 		})
 		if allocs != 0 {
 			t.Errorf("%s → %s: %v allocations per packet", tc.from.Name, tc.to.Name, allocs)
@@ -105,7 +105,7 @@ func BenchmarkForward(b *testing.B) {
 				seq++
 				binary.BigEndian.PutUint16(pkt[2:], seq)
 				pkt[1] = tc.from.PayloadType
-				c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, nil, true)
+				c.forward(pkt, out, nil, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, nil, true)
 			}
 			if d := c.stats[0].dropped.Load(); d != 0 {
 				b.Fatalf("%d packets dropped", d)

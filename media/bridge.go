@@ -254,7 +254,7 @@ func (b *Bridge) Connect(customer Leg, opts ...CallOption) (*Call, error) {
 	b.last = c
 	b.cur.Store(c)
 	go c.readCustomer()
-	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.ac)
+	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.path.codec)
 	return c, nil
 }
 
@@ -286,7 +286,7 @@ type Call struct {
 	b        *Bridge
 	path     *agentPath
 	customer Leg
-	cc, ac   Codec // customer and agent codecs
+	cc       Codec // the customer's codec; the agent's is path.codec
 	rec      *Recorder
 
 	toCustomer outStream // owned by the reader of the call's agent leg
@@ -306,18 +306,18 @@ type Call struct {
 func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
 	cc := customer.Codec()
 	path := b.pathFor(cc)
-	c := &Call{b: b, path: path, customer: customer, cc: cc, ac: path.codec, done: make(chan struct{})}
+	c := &Call{b: b, path: path, customer: customer, cc: cc, done: make(chan struct{})}
 	for _, o := range opts {
 		o(c)
 	}
 	c.toCustomer = newOutStream(c.cc.ClockRate, b.frame)
-	if !c.cc.SameFormat(c.ac) {
+	if !c.cc.SameFormat(c.path.codec) {
 		var err error
-		if c.toAgentTx, err = NewTranscoder(c.cc, c.ac); err != nil {
-			return nil, fmt.Errorf("bridge %s → %s: %w", c.cc.Name, c.ac.Name, err)
+		if c.toAgentTx, err = NewTranscoder(c.cc, c.path.codec); err != nil {
+			return nil, fmt.Errorf("bridge %s → %s: %w", c.cc.Name, c.path.codec.Name, err)
 		}
-		if c.toCustTx, err = NewTranscoder(c.ac, c.cc); err != nil {
-			return nil, fmt.Errorf("bridge %s → %s: %w", c.ac.Name, c.cc.Name, err)
+		if c.toCustTx, err = NewTranscoder(c.path.codec, c.cc); err != nil {
+			return nil, fmt.Errorf("bridge %s → %s: %w", c.path.codec.Name, c.cc.Name, err)
 		}
 	}
 	if c.rec != nil {
@@ -325,7 +325,7 @@ func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
 		if c.custDec, err = NewDecoder(c.cc); err != nil {
 			return nil, fmt.Errorf("bridge recording: %w", err)
 		}
-		if c.agentDec, err = NewDecoder(c.ac); err != nil {
+		if c.agentDec, err = NewDecoder(c.path.codec); err != nil {
 			return nil, fmt.Errorf("bridge recording: %w", err)
 		}
 		c.pcm = make([]int16, maxFrameSamples)
@@ -371,7 +371,7 @@ func (c *Call) readCustomer() {
 	if c.first != nil {
 		n := copy(buf, c.first)
 		c.first = nil
-		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, c.custDec, true)
+		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, c.custDec, true)
 	}
 	for {
 		// Checked before blocking too: Disconnect's deadline may have been
@@ -392,7 +392,7 @@ func (c *Call) readCustomer() {
 			return
 		}
 		t0 := time.Now()
-		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.ac, c.toAgentTx, c.path.leg, c.custDec, true)
+		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, c.custDec, true)
 		if b.cfg.Latency != nil {
 			b.cfg.Latency.Record(time.Since(t0))
 		}
@@ -412,7 +412,7 @@ func (c *Call) discardQueued() {
 
 // forwardToCustomer is called by the reader of the call's agent leg.
 func (c *Call) forwardToCustomer(pkt, out []byte) {
-	c.forward(pkt, out, c.pcm, &c.stats[1], &c.toCustomer, c.ac, c.cc, c.toCustTx, c.customer, c.agentDec, false)
+	c.forward(pkt, out, c.pcm, &c.stats[1], &c.toCustomer, c.path.codec, c.cc, c.toCustTx, c.customer, c.agentDec, false)
 }
 
 // rtpPayloadCN is static comfort noise (RFC 3389), forwarded untouched between
