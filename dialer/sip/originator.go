@@ -16,6 +16,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/turbina-dialer/turbina/dialer/sip/internal/sipstack"
 )
 
 // DialRequest is one call to place.
@@ -56,18 +58,8 @@ type trunk struct {
 	pacer    *pacer
 	channels channels
 	circuit  circuit
-	stack    *stack
+	stack    *sipstack.Stack
 	dialogUA *sipgo.DialogUA
-}
-
-// stack is a sipgo user agent with its client and server handles. UDP and
-// TCP trunks share the main stack; each TLS trunk gets its own, because sipgo
-// holds one TLS client config per user agent and trunks differ in CAs.
-type stack struct {
-	ua     *sipgo.UserAgent
-	server *sipgo.Server
-	client *sipgo.Client // requests from the UDP listener's socket
-	stream *sipgo.Client // TCP/TLS: connections from ephemeral ports
 }
 
 // Originator places calls on a set of SIP trunks. It is safe for concurrent use.
@@ -77,8 +69,8 @@ type Originator struct {
 	trunks []*trunk // sorted by priority, then config order
 	ports  *portAllocator
 
-	main     *stack
-	stacks   []*stack
+	main     *sipstack.Stack   // serves the UDP socket; UDP and TCP trunks use it
+	stacks   []*sipstack.Stack // main, then one per TLS trunk (see newStack)
 	udpConn  net.PacketConn
 	host     string // local address for Via, Contact and SDP
 	sipPort  int
@@ -143,18 +135,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		cancel()
 		return nil, err
 	}
-	go func() { _ = o.main.server.ServeUDP(pc) }()
-	// sipgo registers the listener in its connection pool from the serving
-	// goroutine; requests sent before that would try to bind the port again.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
-		if c, _ := o.main.ua.TransportLayer().GetConnection("udp", pc.LocalAddr().String()); c != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = o.closeStacks()
-			cancel()
-			return nil, errors.New("sip listen: udp listener did not start")
-		}
+	if err := o.main.StartUDP(ctx, pc); err != nil {
+		_ = o.closeStacks()
+		cancel()
+		return nil, fmt.Errorf("sip listen: %w", err)
 	}
 
 	for i, tc := range cfg.Trunks {
@@ -218,45 +202,29 @@ func trunkTLSConfig(tc TrunkConfig, host string) (*tls.Config, error) {
 	return conf, nil
 }
 
-func (o *Originator) newStack(tlsConf *tls.Config) (*stack, error) {
-	lg := o.log.With("component", "sipgo")
-	opts := []sipgo.UserAgentOption{
-		sipgo.WithUserAgent(o.cfg.UserAgent),
-		sipgo.WithUserAgentHostname(o.host),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(lg),
-			sip.WithTransactionLayerUnhandledResponseHandler(o.strayResponse),
-		),
-	}
-	if tlsConf != nil {
-		opts = append(opts, sipgo.WithUserAgenTLSConfig(tlsConf))
-	}
-	ua, err := sipgo.NewUA(opts...)
+// newStack builds a sipgo stack that sends from the originator's UDP socket
+// and handles requests from trunks. UDP and TCP trunks share the main stack;
+// each TLS trunk gets its own, with tlsConf, because sipgo holds one TLS
+// client config per user agent and trunks differ in CAs.
+func (o *Originator) newStack(tlsConf *tls.Config) (*sipstack.Stack, error) {
+	s, err := sipstack.New(sipstack.Config{
+		UserAgent:         o.cfg.UserAgent,
+		Host:              o.host,
+		Port:              o.sipPort,
+		TLS:               tlsConf,
+		UnhandledResponse: o.strayResponse,
+		Logger:            o.log.With("component", "sipgo"),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("sip user agent: %w", err)
+		return nil, fmt.Errorf("sip: %w", err)
 	}
-	s := &stack{ua: ua}
-	if s.server, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lg)); err != nil {
-		_ = ua.Close()
-		return nil, fmt.Errorf("sip server: %w", err)
-	}
-	if s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(o.host),
-		sipgo.WithClientConnectionAddr(net.JoinHostPort(o.host, strconv.Itoa(o.sipPort)))); err != nil {
-		_ = ua.Close()
-		return nil, fmt.Errorf("sip client: %w", err)
-	}
-	if s.stream, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(o.host)); err != nil {
-		_ = ua.Close()
-		return nil, fmt.Errorf("sip client: %w", err)
-	}
-	s.server.OnBye(o.onBye)
-	s.server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+	s.Server.OnBye(o.onBye)
+	s.Server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
-	s.server.OnInvite(o.onInvite)
-	s.server.OnAck(func(*sip.Request, sip.ServerTransaction) {})
-	s.server.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+	s.Server.OnInvite(o.onInvite)
+	s.Server.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	s.Server.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
 	o.stacks = append(o.stacks, s)
@@ -267,13 +235,13 @@ func (o *Originator) newStack(tlsConf *tls.Config) (*stack, error) {
 // requests and what Contact it advertises.
 func (o *Originator) dialogUA(t *trunk) *sipgo.DialogUA {
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "turbina", Host: o.host}}
-	client := t.stack.client
+	client := t.stack.Client
 	if t.cfg.Transport == TransportUDP {
 		contact.Address.Port = o.sipPort
 	} else {
 		// Port 0: sipgo fills in the local end of the connection; in-dialog
 		// requests from the carrier come back over that connection.
-		client = t.stack.stream
+		client = t.stack.Stream
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", t.cfg.Transport)
 	}
@@ -420,7 +388,7 @@ func (o *Originator) Close() error {
 func (o *Originator) closeStacks() error {
 	var errs []error
 	for _, s := range o.stacks {
-		if err := s.ua.Close(); err != nil {
+		if err := s.UA.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

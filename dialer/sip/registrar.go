@@ -16,6 +16,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/turbina-dialer/turbina/dialer/sip/internal/sipstack"
 )
 
 // Credentials looks up the SIP account of an agent's phone. The caller (the
@@ -215,7 +217,6 @@ type Registrar struct {
 	ports  *portAllocator
 
 	ua        *sipgo.UserAgent
-	server    *sipgo.Server
 	udpUA     *sipgo.DialogUA // calls to phones registered over UDP
 	tcpUA     *sipgo.DialogUA // and over TCP
 	udpConn   net.PacketConn
@@ -278,7 +279,7 @@ func newRegistrar(ctx context.Context, cfg RegistrarConfig, creds Credentials, l
 		bindings: make(map[int64][]*Binding),
 		calls:    make(map[string]*AgentCall),
 	}
-	if err := r.startStack(); err != nil {
+	if err := r.startStack(ctx); err != nil {
 		cancel()
 		_ = pc.Close()
 		_ = ln.Close()
@@ -315,44 +316,27 @@ func listenUDPAndTCP(ctx context.Context, addr string) (net.PacketConn, net.List
 	return nil, nil, lastErr
 }
 
-func (r *Registrar) startStack() error {
-	lg := r.log.With("component", "sipgo")
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(r.cfg.UserAgent),
-		sipgo.WithUserAgentHostname(r.host),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg)),
-	)
+func (r *Registrar) startStack(ctx context.Context) error {
+	st, err := sipstack.New(sipstack.Config{
+		UserAgent: r.cfg.UserAgent,
+		Host:      r.host,
+		Port:      r.port,
+		Logger:    r.log.With("component", "sipgo"),
+	})
 	if err != nil {
-		return fmt.Errorf("sip registrar user agent: %w", err)
+		return fmt.Errorf("sip registrar: %w", err)
 	}
-	r.ua = ua
-	if r.server, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lg)); err != nil {
-		_ = ua.Close()
-		return fmt.Errorf("sip registrar server: %w", err)
-	}
-	hostPort := net.JoinHostPort(r.host, strconv.Itoa(r.port))
-	udpClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(r.host),
-		sipgo.WithClientConnectionAddr(hostPort))
-	if err != nil {
-		_ = ua.Close()
-		return fmt.Errorf("sip registrar client: %w", err)
-	}
-	tcpClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(r.host))
-	if err != nil {
-		_ = ua.Close()
-		return fmt.Errorf("sip registrar client: %w", err)
-	}
+	r.ua = st.UA
 	contact := sip.Uri{Scheme: "sip", User: "turbina", Host: r.host, Port: r.port}
 	// RewriteContact: in-dialog requests (ACK, BYE) go to where the phone's
 	// responses came from, not to its Contact, which NAT makes unreachable.
-	r.udpUA = &sipgo.DialogUA{Client: udpClient, ContactHDR: sip.ContactHeader{Address: contact}, RewriteContact: true}
+	r.udpUA = &sipgo.DialogUA{Client: st.Client, ContactHDR: sip.ContactHeader{Address: contact}, RewriteContact: true}
 	tcpContact := contact
 	tcpContact.UriParams = sip.NewParams()
 	tcpContact.UriParams.Add("transport", "tcp")
-	r.tcpUA = &sipgo.DialogUA{Client: tcpClient, ContactHDR: sip.ContactHeader{Address: tcpContact}, RewriteContact: true}
+	r.tcpUA = &sipgo.DialogUA{Client: st.Stream, ContactHDR: sip.ContactHeader{Address: tcpContact}, RewriteContact: true}
 
-	s := r.server
+	s := st.Server
 	s.OnRegister(r.onRegister)
 	s.OnOptions(r.onOptions)
 	s.OnInvite(r.onInvite)
@@ -363,19 +347,12 @@ func (r *Registrar) startStack() error {
 	})
 	s.OnNoRoute(r.onOther)
 
-	go func() { _ = s.ServeUDP(r.udpConn) }()
 	go func() { _ = s.ServeTCP(r.tcpLn) }()
-	// sipgo registers the UDP listener in its connection pool from the
-	// serving goroutine; a call sent before that would bind the port again.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
-		if c, _ := ua.TransportLayer().GetConnection("udp", r.udpConn.LocalAddr().String()); c != nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = ua.Close()
-			return errors.New("sip registrar: udp listener did not start")
-		}
+	if err := st.StartUDP(ctx, r.udpConn); err != nil {
+		_ = st.UA.Close()
+		return fmt.Errorf("sip registrar: %w", err)
 	}
+	return nil
 }
 
 // Addr returns the address the registrar listens on (UDP and TCP).

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/turbina-dialer/turbina/dialer/sip/internal/sipstack"
 )
 
 // Behaviour is what the simulated network does with one call.
@@ -190,7 +192,6 @@ type Carrier struct {
 	log     *slog.Logger
 	conn    *cutConn
 	ua      *sipgo.UserAgent
-	server  *sipgo.Server
 	dialogs *sipgo.DialogServerCache
 	host    string
 	audio   []int16 // the looped prompt, for AudioPrompt
@@ -237,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Carrier, error) {
 			return nil, fmt.Errorf("carrier: %w", err)
 		}
 	}
-	if err := c.startStack(port); err != nil {
+	if err := c.startStack(ctx, port); err != nil {
 		cancel()
 		pc.Close()
 		return nil, fmt.Errorf("carrier: %w", err)
@@ -246,52 +247,37 @@ func Start(ctx context.Context, cfg Config) (*Carrier, error) {
 	return c, nil
 }
 
-func (c *Carrier) startStack(port int) error {
-	lg := c.log.With("component", "carrier-sipgo")
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent("Turbina carrier simulator"),
-		sipgo.WithUserAgentHostname(c.host),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg)),
-	)
+func (c *Carrier) startStack(ctx context.Context, port int) error {
+	st, err := sipstack.New(sipstack.Config{
+		UserAgent: "Turbina carrier simulator",
+		Host:      c.host,
+		Port:      port,
+		Logger:    c.log.With("component", "carrier-sipgo"),
+	})
 	if err != nil {
-		return fmt.Errorf("user agent: %w", err)
+		return err
 	}
-	c.ua = ua
-	if c.server, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lg)); err != nil {
-		ua.Close()
-		return fmt.Errorf("server: %w", err)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(lg), sipgo.WithClientHostname(c.host),
-		sipgo.WithClientConnectionAddr(net.JoinHostPort(c.host, strconv.Itoa(port))))
-	if err != nil {
-		ua.Close()
-		return fmt.Errorf("client: %w", err)
-	}
+	c.ua = st.UA
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "carrier", Host: c.host, Port: port}}
-	c.dialogs = sipgo.NewDialogServerCache(client, contact)
-	c.server.OnInvite(c.onInvite)
-	c.server.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = c.dialogs.ReadAck(req, tx) })
-	c.server.OnBye(c.onBye)
-	c.server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+	c.dialogs = sipgo.NewDialogServerCache(st.Client, contact)
+	s := st.Server
+	s.OnInvite(c.onInvite)
+	s.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = c.dialogs.ReadAck(req, tx) })
+	s.OnBye(c.onBye)
+	s.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		c.stats.options.Add(1)
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
-	c.server.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+	s.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
-	go func() { _ = c.server.ServeUDP(c.conn) }()
-	// sipgo registers the listener in its connection pool from the serving
-	// goroutine; a BYE sent before that would try to bind the port again.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
-		if conn, _ := ua.TransportLayer().GetConnection("udp", c.conn.LocalAddr().String()); conn != nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			ua.Close()
-			return errors.New("udp listener did not start")
-		}
+	// sipgo serves the cut link, not the bare socket, so that Cut drops
+	// datagrams both ways.
+	if err := st.StartUDP(ctx, c.conn); err != nil {
+		st.UA.Close()
+		return err
 	}
+	return nil
 }
 
 // Addr returns the host:port a trunk is pointed at.
