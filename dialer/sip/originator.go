@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	}
 	if err := o.main.StartUDP(ctx, pc); err != nil {
 		_ = o.closeStacks()
+		_ = pc.Close()
 		cancel()
 		return nil, fmt.Errorf("sip listen: %w", err)
 	}
