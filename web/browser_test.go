@@ -353,6 +353,7 @@ func (s *engineSlot) AgentPhone(ctx context.Context, id int64) error {
 func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }
+func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.
