@@ -74,8 +74,8 @@ type legUpdate struct {
 
 // run is one campaign's engine loop. Everything in it is touched only by its loop
 // goroutine; other goroutines talk to it through its channels. The exceptions are
-// fast, an atomic, and connectNow, run by the calls' goroutines, which reads only
-// what never changes (e and id).
+// the atomics fast and pacerViews, and connectNow, run by the calls' goroutines,
+// which reads only what never changes (e and id).
 type run struct {
 	e        *Engine
 	id       int64
@@ -91,9 +91,12 @@ type run struct {
 	stopping bool
 	// fast lets the calls' goroutines put an answered person through to a free
 	// agent themselves (connectNow), written by the loop (fastConnect).
-	fast    atomic.Bool
-	calls   map[int64]*call
-	waiting []*call
+	fast atomic.Bool
+	// pacerViews is the pacer's view of the campaign's call channels, refreshed by
+	// the loop at every tick for PacerViews.
+	pacerViews atomic.Pointer[[]PacerView]
+	calls      map[int64]*call
+	waiting    []*call
 	// wrapping maps agents in wrap-up after one of this run's calls to that call.
 	wrapping map[int64]wrapUp
 	agentBuf []pacing.Agent
@@ -292,6 +295,7 @@ func (r *run) loop(ctx context.Context) {
 	tick := time.NewTicker(r.e.cfg.Tick)
 	defer tick.Stop()
 	for {
+		ticked := false
 		select {
 		case <-ctx.Done():
 			r.shutdown()
@@ -310,6 +314,7 @@ func (r *run) loop(ctx context.Context) {
 			fn()
 		case <-r.wakeCh:
 		case <-tick.C:
+			ticked = true
 		}
 		r.connectAnswered(ctx)
 		now := r.e.cfg.Now()
@@ -325,6 +330,9 @@ func (r *run) loop(ctx context.Context) {
 		}
 		r.dial(ctx, now)
 		r.fast.Store(r.fastConnect())
+		if ticked {
+			r.publishPacerViews()
+		}
 	}
 }
 

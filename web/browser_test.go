@@ -353,6 +353,7 @@ func (s *engineSlot) AgentPhone(ctx context.Context, id int64) error {
 func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }
+func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.
@@ -420,6 +421,13 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	if got := eval[string](p, fmt.Sprintf(`(() => { const r = document.getElementById('ring-%s'); return r.value + '|' + r.placeholder; })()`, c.ID)); got != "|auto" {
 		t.Errorf("ring timeout field %q, want empty with the placeholder auto", got)
 	}
+	// The pacer's line: nothing learned outside predictive mode, and calls would ring for
+	// the engine's 5 s.
+	pacerLine := "#pacer-" + c.ID + "-sip"
+	p.waitJS("pacer line", fmt.Sprintf(`document.querySelector(%q)?.textContent.includes('ring default 5 s')`, pacerLine), 5*time.Second)
+	if got, want := p.text(pacerLine), "SIP call: answer — · risk accepted — · ring default 5 s · talk —"; got != want {
+		t.Errorf("pacer line %q, want %q", got, want)
+	}
 	p.do("choose progressive", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 		`(() => { const s = document.getElementById('mode-%s'); s.value = 'progressive'; s.dispatchEvent(new Event('input', {bubbles: true})); })()`, c.ID)))
 	// A fixed ring timeout longer than this engine's 5 s default: fixed values are used as they are.
@@ -449,12 +457,14 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	p.waitJS("audit entry", `[...document.querySelectorAll('#audit li')].some(li => li.textContent.includes('supervisor1') && li.textContent.includes('campaign.pacing'))`, 3*time.Second)
 	p.waitJS("card shows mode", fmt.Sprintf(`document.getElementById('mode-%s').value === 'progressive'`, c.ID), 3*time.Second)
 	p.waitJS("card shows ring timeout", fmt.Sprintf(`document.getElementById('ring-%s').value === '12'`, c.ID), 3*time.Second)
+	p.waitJS("pacer line shows the fixed ring timeout", fmt.Sprintf(`document.querySelector(%q).textContent.includes('ring fixed 12 s')`, pacerLine), 3*time.Second)
 
 	// Emptying the field makes the ring timeout automatic again.
 	p.do("clear ring timeout", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 		`(() => { const r = document.getElementById('ring-%s'); r.value = ''; r.dispatchEvent(new Event('input', {bubbles: true})); })()`, c.ID)))
 	p.do("apply automatic ring", chromedp.Click(chromedp.CSS("#apply-"+c.ID)))
 	p.waitJS("saved", `document.getElementById('sup-status').textContent.includes('Ring timeout (s) auto')`, 3*time.Second)
+	p.waitJS("pacer line shows the engine's ring timeout again", fmt.Sprintf(`document.querySelector(%q).textContent.includes('ring default 5 s')`, pacerLine), 3*time.Second)
 	if pc := decode[pacingView](t, e.get(t, "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor]), http.StatusOK); pc.RingTimeout != "0s" || pc.Mode != "progressive" {
 		t.Errorf("pacing after clearing the ring timeout = %+v, want progressive with ring_timeout 0s", pc)
 	}

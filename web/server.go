@@ -84,6 +84,9 @@ type Engine interface {
 	// SendWhatsApp sends a contact a free-form text, or its campaign's template when
 	// text is empty.
 	SendWhatsApp(ctx context.Context, contactID int64, text, key string) (storage.WAMessage, error)
+	// PacerViews is what the pacer of each campaign the engine runs sees on each call
+	// channel of its ladder, for the wallboard.
+	PacerViews() []dialer.PacerView
 }
 
 // Server is the HTTP front of Turbina.

@@ -83,6 +83,55 @@ type WallboardCampaign struct {
 	HandledCalls int     `json:"handled_calls"`
 	// AgentIDs are the agent users assigned to the campaign.
 	AgentIDs []string `json:"agent_ids"`
+	// Pacer is the pacer's view of each call channel of the ladder, in ladder order;
+	// empty when the engine does not run the campaign.
+	Pacer []WallboardPacer `json:"pacer"`
+}
+
+// WallboardPacer is what a campaign's pacer sees on one call channel (dialer.PacerView):
+// why the dialer dials as it does. Durations are Go duration text, as in the campaign's
+// pacing.
+type WallboardPacer struct {
+	Channel campaigns.Channel    `json:"channel"`
+	Mode    campaigns.PacingMode `json:"mode"`
+	// DialsLearned is how many ended dials on the channel the pacer has learned from.
+	DialsLearned int `json:"dials_learned"`
+	// AnswerProb is the learned probability that a person answers a dial; it, MeanTalk
+	// and MeanWrap are learned in predictive mode only, and are 0 while unknown.
+	AnswerProb float64            `json:"answer_prob"`
+	MeanTalk   campaigns.Duration `json:"mean_talk"`
+	MeanWrap   campaigns.Duration `json:"mean_wrap"`
+	// Threshold is the risk the predictive pacer accepts now that the person who
+	// answers its last dial finds no agent; 0 in other modes and until a dial ends.
+	Threshold float64 `json:"threshold"`
+	// Progressive says the predictive pacer has spent its abandonment allowance and
+	// dials one line per free agent.
+	Progressive bool `json:"progressive"`
+	// RingTimeout is how long new calls on the channel ring before they are given up.
+	RingTimeout campaigns.Duration `json:"ring_timeout"`
+	// RingTimeoutAuto says the campaign leaves it automatic (pacing.ring_timeout 0s);
+	// otherwise it is the campaign's fixed one.
+	RingTimeoutAuto bool `json:"ring_timeout_auto"`
+	// RingTimeoutLearned says an automatic ring timeout is the pacer's choice from the
+	// ring times it learned; otherwise it is the engine's default.
+	RingTimeoutLearned bool `json:"ring_timeout_learned"`
+}
+
+// wallboardPacer is v as the wallboard shows it: durations rounded for reading.
+func wallboardPacer(v dialer.PacerView) WallboardPacer {
+	return WallboardPacer{
+		Channel:            v.Channel,
+		Mode:               v.Mode,
+		DialsLearned:       v.DialsLearned,
+		AnswerProb:         v.AnswerProb,
+		MeanTalk:           campaigns.Duration(v.MeanTalk.Round(time.Second)),
+		MeanWrap:           campaigns.Duration(v.MeanWrap.Round(time.Second)),
+		Threshold:          v.Threshold,
+		Progressive:        v.Progressive,
+		RingTimeout:        campaigns.Duration(v.RingTimeout.Round(100 * time.Millisecond)),
+		RingTimeoutAuto:    v.RingTimeoutAuto,
+		RingTimeoutLearned: v.RingTimeoutLearned,
+	}
 }
 
 // WallboardAgent is one agent user, signed in or not.
@@ -252,8 +301,12 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 		return snap, err
 	}
 	var live []dialer.Agent
+	pacers := map[int64][]WallboardPacer{}
 	if s.cfg.Engine != nil {
 		live = s.cfg.Engine.Agents().List()
+		for _, v := range s.cfg.Engine.PacerViews() {
+			pacers[v.CampaignID] = append(pacers[v.CampaignID], wallboardPacer(v))
+		}
 	}
 	agents := map[int64]*WallboardAgent{}
 	var agentOrder []int64
@@ -263,7 +316,10 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			continue
 		}
 		wc := WallboardCampaign{ID: c.ID, Name: c.Name, State: c.State, Pacing: c.Pacing, Ladder: c.Ladder,
-			AnswerRate: map[string]float64{}, AgentIDs: []string{}}
+			AnswerRate: map[string]float64{}, AgentIDs: []string{}, Pacer: []WallboardPacer{}}
+		if p, ok := pacers[c.ID]; ok {
+			wc.Pacer = p
+		}
 		users, err := s.store.CampaignAgents(ctx, c.ID)
 		if err != nil {
 			return snap, err

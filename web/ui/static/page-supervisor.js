@@ -91,11 +91,14 @@ function buildCard(c) {
   };
   const m = {};
   for (const [k, label] of [['dial', 'sup.dialrate'], ['answer', 'sup.answer'], ['occ', 'sup.occupancy'], ['aht', 'sup.aht'],
-    ['asa', 'sup.asa'], ['sla', 'sup.sla'], ['handled', 'sup.handled'], ['contacts', 'sup.contacts'], ['rungs', 'sup.rungs']]) {
+    ['asa', 'sup.asa'], ['sla', 'sup.sla'], ['handled', 'sup.handled'], ['contacts', 'sup.contacts'], ['rungs', 'sup.rungs'],
+    ['pacer', 'sup.pacer']]) {
     const [dt, dd] = metric(label, 'm-' + k);
     parts.dl.append(dt, dd);
     m[k] = dd;
   }
+  m.pacer.id = `pacer-${id}`;
+  m.pacer.previousElementSibling.title = t('sup.pacerHelp');
   parts.m = m;
   const chart = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   chart.setAttribute('viewBox', '0 0 360 60');
@@ -166,6 +169,7 @@ function renderCampaign(c) {
   p.m.handled.textContent = String(c.handled_calls || 0);
   p.m.contacts.textContent = Object.entries(s.contacts || {}).map(([k, n]) => `${n} ${t('contacts.' + k)}`).join(' · ') || '—';
   p.m.rungs.textContent = (c.ladder || []).map((r, i) => `${i + 1}. ${t('channel.' + r.channel)}: ${s.contacts_by_rung?.[i] || 0}`).join(' · ');
+  renderPacer(p.m.pacer, c);
   drawChart(p.chart, c.id, cap);
   if (!p.form.dataset.dirty && !p.form.contains(document.activeElement)) {
     p.mode.value = c.pacing.mode;
@@ -174,6 +178,32 @@ function renderCampaign(c) {
     const ring = seconds(c.pacing.ring_timeout);
     p.ring.value = ring > 0 ? String(ring) : '';
   }
+}
+
+// renderPacer shows, one line per call channel, what the campaign's pacer sees: the answer
+// rate and mean talk it learned (in predictive mode), the risk it accepts that a person it
+// dials finds no agent, and the ring timeout calls get.
+function renderPacer(dd, c) {
+  const lines = (c.pacer || []).map((v) => {
+    const predictive = v.mode === 'predictive';
+    const learned = predictive && v.dials_learned > 0;
+    // A predictive pacer whose allowance is spent dials one line per free agent.
+    const risk = learned && v.progressive ? t('sup.pacer.progressive') : t('sup.pacer.risk', { v: learned ? fmt.pct(v.threshold) : '—' });
+    const ring = fmt.num(seconds(v.ring_timeout));
+    const ringText = !v.ring_timeout_auto ? t('sup.pacer.ringFixed', { s: ring })
+      : v.ring_timeout_learned ? t('sup.pacer.ringAuto', { s: ring }) : t('sup.pacer.ringDefault', { s: ring });
+    const talk = seconds(v.mean_talk);
+    const text = [
+      t('sup.pacer.answer', { v: learned ? fmt.pct(v.answer_prob) : '—' }),
+      risk,
+      t('sup.pacer.ring', { v: ringText }),
+      t('sup.pacer.talk', { v: talk > 0 ? fmt.duration(talk) : '—' }),
+    ].join(' · ');
+    return el('div', { id: `pacer-${c.id}-${v.channel}`, class: 'pacer-line', dataset: { channel: v.channel },
+      title: t('sup.pacer.dials', { n: v.dials_learned }) }, el('strong', {}, `${t('channel.' + v.channel)}:`), ' ', text);
+  });
+  if (lines.length) dd.replaceChildren(...lines);
+  else dd.textContent = '—';
 }
 
 // seconds reads Go duration text as the API writes it ("20s", "2m0s", "0s").
