@@ -30,15 +30,13 @@ type PacerView struct {
 	// unknown.
 	MeanTalk time.Duration
 	MeanWrap time.Duration
-	// Threshold is the risk the predictive pacer accepts now that the person who answers
-	// its last dial finds no agent; it follows the abandonment measured so far. 0
-	// outside predictive mode, and until a dial on the channel has ended.
+	// Threshold is the risk the predictive pacer accepted at its last decision that the
+	// person who answers its last dial finds no agent; it follows the abandonment
+	// measured so far. 0 outside predictive mode.
 	Threshold float64
-	// Progressive reports that a predictive pacer's Threshold has sunk so low, the
-	// abandonment allowance being spent, that it dials progressively: one line per
-	// free agent. The pacer also dials progressively while it has learned too little
-	// to forecast, and its hourly and run guards can hold it to progressive for a
-	// while; neither shows here.
+	// Progressive reports that the predictive pacer dialled progressively at its last
+	// decision, one line per free agent: it had learned too little to forecast, or its
+	// abandonment allowance (of the run or of the hour) was spent.
 	Progressive bool
 	// RingTimeout is how long a new call on the channel rings before it is given up,
 	// as the engine places it now.
@@ -51,10 +49,6 @@ type PacerView struct {
 	// RingTimeout is the engine's (Config.RingTimeout, its default and ceiling).
 	RingTimeoutLearned bool
 }
-
-// progressiveBelow mirrors the threshold of package pacing under which predictive
-// pacing is progressive.
-const progressiveBelow = 1e-3
 
 // PacerViews returns the pacer's view of every call channel of every campaign the engine
 // runs (running or paused), by campaign ID and then in ladder order. Each run refreshes
@@ -112,7 +106,7 @@ func (r *run) pacerView(ch campaigns.Channel) PacerView {
 	}
 	if c.Pacing.Mode == campaigns.PacingPredictive {
 		v.Threshold = est.Threshold
-		v.Progressive = est.Dials > 0 && est.Threshold < progressiveBelow
+		v.Progressive = est.Progressive
 	}
 	return v
 }

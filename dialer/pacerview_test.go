@@ -124,8 +124,8 @@ func TestEnginePacerViewFollowsTheCampaignsRingTimeout(t *testing.T) {
 }
 
 // The pacer learns from the calls a predictive campaign places, and the view shows it;
-// the ring timeout stays the engine's while too few dials have ended for the pacer to
-// choose one.
+// while too few dials have ended for it to forecast, it dials progressively, accepts no
+// risk, and the ring timeout stays the engine's.
 func TestEnginePacerViewShowsWhatThePacerLearned(t *testing.T) {
 	const contacts = 4
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: contacts})
@@ -139,8 +139,8 @@ func TestEnginePacerViewShowsWhatThePacerLearned(t *testing.T) {
 	})
 	v := views[0]
 	t.Logf("view %+v", v)
-	if v.Channel != campaigns.ChannelSIP || v.Mode != campaigns.PacingPredictive || v.AnswerProb > 1 || v.Threshold <= 0 {
-		t.Errorf("view %+v, want SIP, predictive, an answer probability and a threshold", v)
+	if v.Channel != campaigns.ChannelSIP || v.Mode != campaigns.PacingPredictive || v.AnswerProb > 1 || v.Threshold != 0 || !v.Progressive {
+		t.Errorf("view %+v, want SIP, predictive, an answer probability, and progressive while learning", v)
 	}
 	if v.RingTimeout != h.engine.cfg.RingTimeout || !v.RingTimeoutAuto || v.RingTimeoutLearned {
 		t.Errorf("ring timeout %v (auto %v, learned %v) after %d dials; want the engine's %v, automatic, not learned",
@@ -199,9 +199,11 @@ func TestPacerViewOfALearnedPacer(t *testing.T) {
 			r := &run{e: &Engine{cfg: Config{RingTimeout: ceiling}.withDefaults()}, id: c.ID, campaign: c}
 			r.pacer = pacing.NewController(r.pacingSettings(c))
 			teach(t, r)
+			after := time.Date(2025, 3, 3, 10, 10, 0, 0, time.UTC)
 			for range tt.abandons {
-				r.pacer.Observe(pacing.Outcome{At: time.Date(2025, 3, 3, 10, 10, 0, 0, time.UTC), Kind: pacing.Abandoned, Channel: "sip"})
+				r.pacer.Observe(pacing.Outcome{At: after, Kind: pacing.Abandoned, Channel: "sip"})
 			}
+			r.pacer.Decide(after, pacing.Snapshot{Agents: []pacing.Agent{{State: pacing.AgentReady, Since: after, Channel: "sip"}}, Channel: "sip"})
 			r.publishPacerViews()
 			views := *r.pacerViews.Load()
 			if len(views) != 1 {
@@ -224,7 +226,7 @@ func TestPacerViewOfALearnedPacer(t *testing.T) {
 			case tt.fixed == 0 && (v.RingTimeout < pacing.DefaultMinRingTimeout || v.RingTimeout >= ceiling):
 				t.Errorf("ring timeout %v, want the pacer's choice, from %v and under the engine's %v", v.RingTimeout, pacing.DefaultMinRingTimeout, ceiling)
 			}
-			if v.DialsLearned < 100 || v.AnswerProb < 0.25 || v.AnswerProb > 0.4 || v.Threshold <= 0 {
+			if v.DialsLearned < 100 || v.AnswerProb < 0.25 || v.AnswerProb > 0.4 || !tt.wantProgressive && v.Threshold <= 0 {
 				t.Errorf("learned %d dials, answer probability %.3f, threshold %g; want about 1/3 and a threshold",
 					v.DialsLearned, v.AnswerProb, v.Threshold)
 			}

@@ -101,11 +101,11 @@ type WallboardPacer struct {
 	AnswerProb float64            `json:"answer_prob"`
 	MeanTalk   campaigns.Duration `json:"mean_talk"`
 	MeanWrap   campaigns.Duration `json:"mean_wrap"`
-	// Threshold is the risk the predictive pacer accepts now that the person who
-	// answers its last dial finds no agent; 0 in other modes and until a dial ends.
+	// Threshold is the risk the predictive pacer accepted at its last decision that
+	// the person who answers its last dial finds no agent; 0 in other modes.
 	Threshold float64 `json:"threshold"`
-	// Progressive says the predictive pacer has spent its abandonment allowance and
-	// dials one line per free agent.
+	// Progressive says the predictive pacer dials one line per free agent: it is still
+	// learning, or has spent its abandonment allowance.
 	Progressive bool `json:"progressive"`
 	// RingTimeout is how long new calls on the channel ring before they are given up.
 	RingTimeout campaigns.Duration `json:"ring_timeout"`

@@ -15,6 +15,11 @@ type Controller struct {
 	models   map[Channel]*channelModel
 	budget   budget
 
+	// What the last predictive decision accepted: the threshold with the guards applied,
+	// and whether it dialled as progressive would (learning, or the allowance spent).
+	lastTheta       float64
+	lastProgressive bool
+
 	nodes      row
 	nodesFrom  Channel
 	agentFitAt float64
@@ -194,6 +199,7 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	prog := ProgressiveDials(s)
 	m := c.models[s.Channel]
 	if m == nil || !m.warm() {
+		c.lastTheta, c.lastProgressive = 0, true
 		return prog
 	}
 	f := forecast{waiting: float64(s.Waiting), ringing: len(s.Dials), g: m.gNew, cv2: m.cv2}
@@ -267,6 +273,7 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 	}
 	wait := m.ring.mean() / max(m.pHuman, 1e-3)
 	theta := c.budget.theta(t, busy, active, wait, s.Waiting)
+	c.lastTheta, c.lastProgressive = theta, theta < progressiveBelow
 	// A sanity bound for when the answer probability is learned near zero: the forecast
 	// would then see no risk in any number of dials.
 	most := int(math.Ceil(2*float64(active+1)/max(m.pHuman, 0.02))) - len(s.Dials) - s.Waiting
@@ -345,8 +352,13 @@ type Estimates struct {
 	AnswerProb float64
 	MeanTalk   time.Duration
 	MeanWrap   time.Duration
-	// Threshold is the risk the predictive pacer accepts now for its last dial.
+	// Threshold is the risk the predictive pacer accepted for its last dial at its last
+	// decision, the hourly and run guards applied; 0 before its first.
 	Threshold float64
+	// Progressive reports that the last predictive decision dialled as progressive does,
+	// one line per free agent: the pacer had learned too little to forecast, or had spent
+	// its abandonment allowance (Threshold under 0.001).
+	Progressive bool
 }
 
 // Estimates returns what has been learned about ch as of the last decision.
@@ -362,10 +374,11 @@ func (c *Controller) Estimates(ch Channel) Estimates {
 		return time.Duration(x * float64(time.Second))
 	}
 	return Estimates{
-		Dials:      m.ring.count,
-		AnswerProb: m.pHuman,
-		MeanTalk:   sec(m.talk.mean()),
-		MeanWrap:   sec(m.wrap.mean()),
-		Threshold:  math.Exp(c.budget.logTheta),
+		Dials:       m.ring.count,
+		AnswerProb:  m.pHuman,
+		MeanTalk:    sec(m.talk.mean()),
+		MeanWrap:    sec(m.wrap.mean()),
+		Threshold:   c.lastTheta,
+		Progressive: c.lastProgressive,
 	}
 }

@@ -156,12 +156,18 @@ func TestSpentAllowanceTurnsProgressive(t *testing.T) {
 	if got := c.Decide(at(3600), s); got <= 3 {
 		t.Fatalf("before any abandon: %d dials, want more than progressive", got)
 	}
+	if e := c.Estimates("sip"); e.Progressive || e.Threshold < progressiveBelow {
+		t.Fatalf("before any abandon: estimates %+v, want a threshold and not progressive", e)
+	}
 	// The last hour answered about 900 people: 1.5 × 3 % of them is 40 abandons.
 	for i := range 41 {
 		c.Observe(Outcome{At: at(3600 + float64(i)), Kind: Abandoned, Channel: "sip"})
 	}
 	if got := c.Decide(at(3641), s); got != 3 {
 		t.Errorf("after 41 abandons in a minute: %d dials, want progressive's 3", got)
+	}
+	if e := c.Estimates("sip"); !e.Progressive || e.Threshold >= progressiveBelow {
+		t.Errorf("after 41 abandons: estimates %+v, want progressive", e)
 	}
 }
 

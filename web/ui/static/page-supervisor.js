@@ -187,7 +187,7 @@ function renderPacer(dd, c) {
   const lines = (c.pacer || []).map((v) => {
     const predictive = v.mode === 'predictive';
     const learned = predictive && v.dials_learned > 0;
-    // A predictive pacer whose allowance is spent dials one line per free agent.
+    // A predictive pacer still learning, or whose allowance is spent, dials one line per free agent.
     const risk = learned && v.progressive ? t('sup.pacer.progressive') : t('sup.pacer.risk', { v: learned ? fmt.pct(v.threshold) : '—' });
     const ring = fmt.num(seconds(v.ring_timeout));
     const ringText = !v.ring_timeout_auto ? t('sup.pacer.ringFixed', { s: ring })

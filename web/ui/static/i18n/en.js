@@ -51,7 +51,7 @@ export default {
   'sup.nobody': 'No agent assigned.',
   'sup.pacer': 'Pacer',
   'sup.pacerHelp': 'What the pacer sees on each call channel: the answer rate and mean talk time it learned (predictive mode only), the risk it accepts that a person it dials finds no agent, and how long calls ring: auto as the pacer chose, fixed by the campaign, or the engine default.',
-  'sup.pacer.answer': 'answer {v}', 'sup.pacer.risk': 'risk accepted {v}', 'sup.pacer.progressive': 'progressive (allowance spent)',
+  'sup.pacer.answer': 'answer {v}', 'sup.pacer.risk': 'risk accepted {v}', 'sup.pacer.progressive': 'progressive (learning, or allowance spent)',
   'sup.pacer.ring': 'ring {v}', 'sup.pacer.ringAuto': 'auto {s} s', 'sup.pacer.ringFixed': 'fixed {s} s',
   'sup.pacer.ringDefault': 'default {s} s', 'sup.pacer.talk': 'talk {v}', 'sup.pacer.dials': 'Learned from {n} ended dials',
   'mode.preview': 'Preview', 'mode.progressive': 'Progressive', 'mode.predictive': 'Predictive',

@@ -51,7 +51,7 @@ export default {
   'sup.nobody': 'Nenhum agente atribuído.',
   'sup.pacer': 'Discador',
   'sup.pacerHelp': 'O que o discador vê em cada canal de chamada: a taxa de atendimento e o tempo médio de conversa que aprendeu (só no modo preditivo), o risco que aceita de uma pessoa discada não encontrar agente, e quanto tempo as chamadas tocam: automático como o discador escolheu, fixo pela campanha, ou o padrão do motor.',
-  'sup.pacer.answer': 'atendimento {v}', 'sup.pacer.risk': 'risco aceito {v}', 'sup.pacer.progressive': 'progressivo (cota esgotada)',
+  'sup.pacer.answer': 'atendimento {v}', 'sup.pacer.risk': 'risco aceito {v}', 'sup.pacer.progressive': 'progressivo (aprendendo, ou cota esgotada)',
   'sup.pacer.ring': 'toque {v}', 'sup.pacer.ringAuto': 'automático {s} s', 'sup.pacer.ringFixed': 'fixo {s} s',
   'sup.pacer.ringDefault': 'padrão {s} s', 'sup.pacer.talk': 'conversa {v}', 'sup.pacer.dials': 'Aprendido de {n} discagens encerradas',
   'mode.preview': 'Prévia', 'mode.progressive': 'Progressivo', 'mode.predictive': 'Preditivo',
