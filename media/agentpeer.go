@@ -94,6 +94,11 @@ func newAgentPeers(cfg ICEConfig, extra ...interceptor.Factory) (*AgentPeers, er
 	if err != nil {
 		return nil, err
 	}
+	// A browser sends its microphone on one path at a time (the one carrying the
+	// call): the paths it is quiet on must still be legs, ready for the moment it
+	// moves there. Their tracks are announced by the SSRCs of the offer, not by a
+	// first packet.
+	se.SetFireOnTrackBeforeFirstRTP(true)
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return nil, fmt.Errorf("agent peers: interceptors: %w", err)
@@ -116,22 +121,27 @@ func agentCodec(mime string) webrtc.RTPCodecParameters {
 	return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, PayloadType: 0}
 }
 
-// pathGrace is how long an agent session waits, once audio arrived on one of its
-// paths, for the others: a browser that never sends on a path gets its
-// customers transcoded onto the paths it does send on.
+// pathGrace is how long an agent session waits, once one of its paths has its
+// track, for the others. Tracks whose SSRC the offer carries (browsers') all come
+// when the connection is up; one that does not is only known by its first
+// packet: a client that never sends on a path gets its customers transcoded onto
+// the paths it does send on.
 const pathGrace = 2 * time.Second
 
 // AgentPeer is the server side of one agent's WebRTC session: one audio path per
 // codec answered, each a sendrecv transceiver.
 type AgentPeer struct {
-	pc    *webrtc.PeerConnection
-	mimes []string // the paths' codecs, in m-line order
-	local map[string]*webrtc.TrackLocalStaticRTP
+	pc      *webrtc.PeerConnection
+	mimes   []string // the paths' codecs, in m-line order
+	local   []*webrtc.TrackLocalStaticRTP
+	senders []*webrtc.RTPSender
+	pts     []uint8 // the payload type the browser sends each path's codec with
 
 	mu    sync.Mutex
-	legs  map[string]*WebRTCLeg // by MIME type, as the browser's audio arrives
-	first chan struct{}         // closed when the first path's audio arrives
-	all   chan struct{}         // closed when every path's audio has arrived
+	legs  []*WebRTCLeg // by path, as the browser's tracks are announced
+	n     int          // legs not nil
+	first chan struct{} // closed when the first path's track is announced
+	all   chan struct{} // closed when every path's track has been
 	done  chan struct{}
 	close sync.Once
 }
@@ -150,7 +160,7 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	if err != nil {
 		return nil, "", fmt.Errorf("agent peer: %w", err)
 	}
-	p := &AgentPeer{pc: pc, mimes: mimes, local: map[string]*webrtc.TrackLocalStaticRTP{}, legs: map[string]*WebRTCLeg{},
+	p := &AgentPeer{pc: pc, mimes: mimes, legs: make([]*WebRTCLeg, len(mimes)),
 		first: make(chan struct{}), all: make(chan struct{}), done: make(chan struct{})}
 	fail := func(err error) (*AgentPeer, string, error) {
 		p.Close()
@@ -172,7 +182,6 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 		if err != nil {
 			return fail(fmt.Errorf("agent peer: local track: %w", err))
 		}
-		p.local[mime] = track
 		// Added after the offer, tracks take over the browser's audio
 		// transceivers in order (pathCodecs keeps the paths on the first ones),
 		// which then answer sendrecv.
@@ -180,6 +189,9 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 		if err != nil {
 			return fail(fmt.Errorf("agent peer: add track: %w", err))
 		}
+		p.mu.Lock()
+		p.local, p.senders = append(p.local, track), append(p.senders, sender)
+		p.mu.Unlock()
 		go DiscardRTCP(sender) // the session lasts hours: its RTCP must not pile up
 		// Answer each path with its codec alone: the browser then sends it too,
 		// and a customer of that codec is forwarded without transcoding.
@@ -200,6 +212,9 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return fail(fmt.Errorf("agent peer: set answer: %w", err))
 	}
+	p.mu.Lock()
+	p.pts = answeredPayloadTypes(answer.SDP, mimes)
+	p.mu.Unlock()
 	timer := time.NewTimer(a.ice.gatherTimeout())
 	defer timer.Stop()
 	select {
@@ -212,29 +227,75 @@ func (a *AgentPeers) Answer(ctx context.Context, offer string) (*AgentPeer, stri
 	return p, pc.LocalDescription().SDP, nil
 }
 
-// onTrack pairs the browser's audio on a path with the server's track of the
-// same codec into that path's leg.
+// onTrack pairs the browser's track on a path with the server's track of that
+// path into the path's leg. The track may come before its first packet, its
+// codec not known yet: the path is told by its transceiver, and the leg takes
+// the codec the path was answered with.
 func (p *AgentPeer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	go DiscardRTCP(receiver) // the session lasts hours: its RTCP must not pile up
-	mime := remote.Codec().MimeType
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var local *webrtc.TrackLocalStaticRTP
-	for m, t := range p.local {
-		if strings.EqualFold(m, mime) {
-			mime, local = m, t
+	var sender *webrtc.RTPSender
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Receiver() == receiver {
+			sender = tr.Sender()
 		}
 	}
-	if local == nil || p.legs[mime] != nil {
-		return // not a path Turbina answered
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, s := range p.senders {
+		if s != sender || sender == nil || p.legs[i] != nil || i >= len(p.pts) {
+			continue
+		}
+		c := codecFromWebRTC(p.local[i].Codec(), p.pts[i])
+		p.legs[i] = newWebRTCLeg(remote, p.local[i], c)
+		if p.n++; p.n == 1 {
+			close(p.first)
+		}
+		if p.n == len(p.mimes) {
+			close(p.all)
+		}
+		return
 	}
-	p.legs[mime] = NewWebRTCLeg(remote, local)
-	if len(p.legs) == 1 {
-		close(p.first)
+}
+
+// answeredPayloadTypes returns, for each path in m-line order, the payload type
+// of its codec in the answer: the one the browser sends it with.
+func answeredPayloadTypes(answer string, mimes []string) []uint8 {
+	pts := make([]uint8, len(mimes))
+	for i, mime := range mimes {
+		pts[i] = uint8(agentCodec(mime).PayloadType)
 	}
-	if len(p.legs) == len(p.mimes) {
-		close(p.all)
+	var sd sdp.SessionDescription
+	if sd.UnmarshalString(answer) != nil {
+		return pts
 	}
+	i := 0
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "audio" {
+			continue
+		}
+		if i == len(mimes) {
+			break
+		}
+		for _, a := range md.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			pt, enc, _ := strings.Cut(a.Value, " ")
+			if n, err := strconv.ParseUint(pt, 10, 7); err == nil && encodes(enc, mimes[i]) {
+				pts[i] = uint8(n)
+				break
+			}
+		}
+		i++
+	}
+	return pts
+}
+
+// encodes reports whether an rtpmap encoding ("opus/48000/2") is mime's codec as
+// the agent peers register it.
+func encodes(enc, mime string) bool {
+	name := strings.TrimPrefix(mime, "audio/")
+	return strings.HasPrefix(strings.ToLower(enc), strings.ToLower(name)+"/"+strconv.Itoa(int(agentCodec(mime).ClockRate)))
 }
 
 // pathCodecs picks the codec of each audio path to answer, in m-line order. The
@@ -259,9 +320,7 @@ func pathCodecs(offer string) ([]string, error) {
 			// "111 opus/48000/2"
 			if _, enc, ok := strings.Cut(a.Value, " "); ok {
 				for _, mime := range []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA, webrtc.MimeTypeOpus} {
-					c := agentCodec(mime)
-					name := strings.TrimPrefix(mime, "audio/")
-					if strings.HasPrefix(strings.ToLower(enc), strings.ToLower(name)+"/"+strconv.Itoa(int(c.ClockRate))) {
+					if encodes(enc, mime) {
 						offered[mime] = true
 					}
 				}
@@ -297,10 +356,13 @@ func pathCodecs(offer string) ([]string, error) {
 	return nil, ErrNoAudioOffer
 }
 
-// Legs waits for the browser's audio and returns the session's legs to bridge,
-// one per path it arrived on, G.711 first: a bridge transcodes customers of a
-// codec without a leg onto the first. Audio on one path is waited for until ctx
-// ends; the other paths then get pathGrace to follow.
+// Legs waits for the browser's tracks and returns the session's legs to bridge,
+// one per path, in m-line order (the browser's transceivers'): the index of a
+// leg is what a Call's Path reports. A bridge transcodes customers of a codec
+// without a leg onto the first; pathCodecs puts G.711 first but for an offer
+// whose first m-line is Opus alone. The first track is waited for until ctx
+// ends; the others then get pathGrace to follow, and a path whose track did not
+// is left out (the indices after it then no longer match the m-lines).
 func (p *AgentPeer) Legs(ctx context.Context) ([]Leg, error) {
 	select {
 	case <-p.first:
@@ -322,8 +384,8 @@ func (p *AgentPeer) Legs(ctx context.Context) ([]Leg, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var legs []Leg
-	for _, mime := range []string{webrtc.MimeTypePCMU, webrtc.MimeTypePCMA, webrtc.MimeTypeOpus} {
-		if l := p.legs[mime]; l != nil {
+	for _, l := range p.legs {
+		if l != nil {
 			legs = append(legs, l)
 		}
 	}

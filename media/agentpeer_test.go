@@ -265,19 +265,28 @@ func TestAgentPeerBridgesEachCodecWithoutTranscoding(t *testing.T) {
 	}
 }
 
-// TestAgentPeerQuietPathIsLeftOut: a browser that offers both paths but sends on
-// the PCMU one only still gets its audio nailed up, with that leg alone, once
-// the other path had its grace: customers of the other codec are then transcoded.
-func TestAgentPeerQuietPathIsLeftOut(t *testing.T) {
+// TestAgentPeerMicOnOnePathAtATime: a browser sends its microphone on one path
+// at a time, at first the PCMU one. Both paths are legs all the same, a PCMU
+// customer is on path 0 and an Opus one on path 1 (Call.Path), the Opus
+// customer hears the agent once the browser moves its microphone there, and the
+// bridge's silence watchdog takes neither a quiet Opus path (before) nor a quiet
+// PCMU path (a long WhatsApp call, and after it) for an agent gone.
+func TestAgentPeerMicOnOnePathAtATime(t *testing.T) {
 	b := webrtctest.NewBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	peer := answerBrowser(t, ctx, b)
+	var onOpus atomic.Bool // which path the microphone is on
+	agentOpus := func(i int) []byte { return append([]byte{0xF8, 0x5A}, payload(i, 38, 2)...) }
 	go func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ctx.Err() == nil; i++ {
-			_ = b.Mic.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 160), SSRC: 0xa}, Payload: make([]byte, 160)})
+			if onOpus.Load() {
+				_ = b.OpusMic.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 960), SSRC: 0xb}, Payload: agentOpus(i)})
+			} else {
+				_ = b.Mic.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * 160), SSRC: 0xa}, Payload: make([]byte, 160)})
+			}
 			<-tick.C
 		}
 	}()
@@ -285,9 +294,66 @@ func TestAgentPeerQuietPathIsLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(legs) != 1 || legs[0].Codec().Name != "PCMU" {
-		t.Fatalf("agent legs %v, want the PCMU one alone", legs)
+	if len(legs) != 2 || legs[0].Codec().Name != "PCMU" || legs[1].Codec().Name != "opus" {
+		t.Fatalf("agent legs %v, want PCMU and Opus though the browser sends on PCMU alone", legs)
 	}
+	if pt := legs[1].Codec().PayloadType; pt != 111 {
+		t.Errorf("the quiet Opus path takes payload type %d, want the offer's 111", pt)
+	}
+	const silence = 300 * time.Millisecond
+	bridge := NewBridgePaths(legs, BridgeConfig{AgentSilence: silence})
+	done := make(chan error, 1)
+	go func() { done <- bridge.Run(ctx) }()
+	running := func(when string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: the bridge ended: %v", when, err)
+		case <-time.After(5 * silence):
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bridge: %v", err)
+		}
+	})
+	running("the microphone on the PCMU path, no call")
+
+	sip := newPhone(t, PCMU)
+	call, err := bridge.Connect(sip.leg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if call.Path() != 0 {
+		t.Errorf("a PCMU customer is on path %d, want 0", call.Path())
+	}
+	sip.recv(t, recvTimeout) // the agent, on the path the microphone is on
+	bridge.Disconnect()
+
+	wa := newPhone(t, Opus)
+	call, err = bridge.Connect(wa.leg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if call.Path() != 1 {
+		t.Errorf("an Opus customer is on path %d, want 1", call.Path())
+	}
+	// Told the path, the browser moves its microphone there: the customer hears
+	// the agent untranscoded.
+	onOpus.Store(true)
+	for range 10 {
+		got := wa.recv(t, recvTimeout)
+		if len(got.Payload) < 3 || !bytes.Equal(got.Payload, agentOpus(int(got.Payload[2]-2))) {
+			t.Fatalf("the Opus customer got % x…, not the agent's Opus", got.Payload[:min(3, len(got.Payload))])
+		}
+	}
+	running("a long WhatsApp call, the PCMU path quiet")
+	if st := call.Stats(); st.ToCustomer.Packets < 50 {
+		t.Errorf("to the customer %+v, want the agent's packets all along", st.ToCustomer)
+	}
+	bridge.Disconnect()
+	running("after the call, the microphone left on the Opus path")
 }
 
 // TestAgentPeerSingleCodecTranscodesOpus: an agent page offering one transceiver

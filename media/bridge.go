@@ -67,6 +67,7 @@ type Bridge struct {
 
 // agentPath is one of the agent's legs and the state the bridge keeps for it.
 type agentPath struct {
+	index   int // in the legs given to NewBridgePaths
 	leg     Leg
 	codec   Codec
 	fwd     sync.Mutex // held by the path's reader while it forwards to a call
@@ -96,9 +97,9 @@ func NewBridgePaths(agent []Leg, cfg BridgeConfig) *Bridge {
 		frame = 20 * time.Millisecond
 	}
 	b := &Bridge{cfg: cfg, log: log, frame: frame}
-	for _, l := range agent {
+	for i, l := range agent {
 		c := l.Codec()
-		b.paths = append(b.paths, &agentPath{leg: l, codec: c, toAgent: newOutStream(c.ClockRate, frame)})
+		b.paths = append(b.paths, &agentPath{index: i, leg: l, codec: c, toAgent: newOutStream(c.ClockRate, frame)})
 	}
 	return b
 }
@@ -332,6 +333,11 @@ func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
 	}
 	return c, nil
 }
+
+// Path returns the index, among the legs given to NewBridgePaths, of the agent
+// leg the call is on: a browser sending its microphone on one path at a time
+// moves it there (AgentPeer.Legs gives the legs in transceiver order).
+func (c *Call) Path() int { return c.path.index }
 
 // Stats returns the call's counters so far.
 func (c *Call) Stats() CallStats {

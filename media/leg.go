@@ -207,15 +207,21 @@ type WebRTCLeg struct {
 // codec, so telephone-events cannot be sent into a WebRTC leg: Codec reports no
 // TelephoneEvent and the bridge drops DTMF towards it (browsers ignore it anyway).
 func NewWebRTCLeg(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP) *WebRTCLeg {
-	l := &WebRTCLeg{remote: remote, local: local}
+	var c Codec
 	switch {
 	case remote != nil:
-		c := remote.Codec()
-		l.codec = codecFromWebRTC(c.RTPCodecCapability, uint8(c.PayloadType))
+		rc := remote.Codec()
+		c = codecFromWebRTC(rc.RTPCodecCapability, uint8(rc.PayloadType))
 	case local != nil:
-		l.codec = codecFromWebRTC(local.Codec(), 0)
+		c = codecFromWebRTC(local.Codec(), 0)
 	}
-	return l
+	return newWebRTCLeg(remote, local, c)
+}
+
+// newWebRTCLeg is NewWebRTCLeg with the codec given: a remote track announced
+// before its first packet does not know its own yet.
+func newWebRTCLeg(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP, c Codec) *WebRTCLeg {
+	return &WebRTCLeg{remote: remote, local: local, codec: c}
 }
 
 func codecFromWebRTC(c webrtc.RTPCodecCapability, pt uint8) Codec {
