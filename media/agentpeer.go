@@ -138,8 +138,8 @@ type AgentPeer struct {
 	pts     []uint8 // the payload type the browser sends each path's codec with
 
 	mu    sync.Mutex
-	legs  []*WebRTCLeg // by path, as the browser's tracks are announced
-	n     int          // legs not nil
+	legs  []*WebRTCLeg  // by path, as the browser's tracks are announced
+	n     int           // legs not nil
 	first chan struct{} // closed when the first path's track is announced
 	all   chan struct{} // closed when every path's track has been
 	done  chan struct{}
