@@ -172,6 +172,21 @@ func (e *Engine) AgentOffer(ctx context.Context, agentID int64, offer string) (s
 	return answer, nil
 }
 
+// AgentAudioPath returns the audio_path event of an agent's current call (its
+// audio path), false when the agent has no call bridged: a page whose event
+// stream reconnects mid-call moves its microphone to the call's path.
+func (e *Engine) AgentAudioPath(agentID int64) (AgentEvent, bool) {
+	b := e.legs.bridge(agentID)
+	if b == nil {
+		return AgentEvent{}, false
+	}
+	c := b.Current()
+	if c == nil {
+		return AgentEvent{}, false
+	}
+	return AgentEvent{Kind: EventAudioPath, AudioPath: c.Path(), At: e.cfg.Now()}, true
+}
+
 // AgentAudioStats reports the packets the bridge forwarded on an agent's current
 // call, both ways; false when the agent has no call bridged. Supervisors (and
 // tests) use it to see that a call has audio.

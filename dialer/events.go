@@ -19,6 +19,10 @@ const (
 	EventScreenPop AgentEventKind = "screen_pop"
 	// EventCallEnded: the customer's call ended; wrap-up begins.
 	EventCallEnded AgentEventKind = "call_ended"
+	// EventAudioPath: a customer's audio is on the agent's audio path AudioPath.
+	// Sent the moment the audio switches, before the screen-pop: a browser
+	// sends its microphone on that path alone.
+	EventAudioPath AgentEventKind = "audio_path"
 )
 
 // ScreenPop is what an agent sees the moment a customer's audio connects.
@@ -38,8 +42,11 @@ type AgentEvent struct {
 	Kind      AgentEventKind `json:"type"`
 	Agent     *Agent         `json:"agent,omitempty"`
 	ScreenPop *ScreenPop     `json:"screen_pop,omitempty"`
-	// AttemptID names the call a call_ended event is about.
-	AttemptID int64     `json:"attempt_id,string,omitempty"`
+	// AttemptID names the call a call_ended or audio_path event is about.
+	AttemptID int64 `json:"attempt_id,string,omitempty"`
+	// AudioPath, in audio_path events, is the index of the agent's audio path
+	// (the browser's audio transceiver) the call is on; absent means 0.
+	AudioPath int       `json:"audio_path,omitempty"`
 	At        time.Time `json:"at"`
 }
 

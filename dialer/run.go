@@ -761,7 +761,11 @@ func (e *Engine) switchAudio(leg Leg, attemptID, agentID int64, opts func() []me
 	bridged, err := b.Connect(customer, callOpts...)
 	if err != nil {
 		e.log.Error("bridge customer to agent", "attempt", attemptID, "agent", agentID, "err", err)
+		return nil
 	}
+	// A browser sends its microphone on one path at a time: the agent is heard
+	// once it is on the call's.
+	e.events.publish(agentID, AgentEvent{Kind: EventAudioPath, AttemptID: attemptID, AudioPath: bridged.Path(), At: e.cfg.Now()})
 	return bridged
 }
 

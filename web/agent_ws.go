@@ -14,8 +14,9 @@ import (
 	"github.com/turbina-dialer/turbina/dialer"
 )
 
-// agentEvents streams an agent's session events (state, screen-pop, call end) over
-// a WebSocket, starting with the current state.
+// agentEvents streams an agent's session events (state, audio path, screen-pop,
+// call end) over a WebSocket, starting with the current state and, mid-call, the
+// call's audio path.
 func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal) error {
 	e, err := s.engine()
 	if err != nil {
@@ -45,6 +46,13 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	}
 	if err := s.writeEvent(ctx, conn, dialer.AgentEvent{Kind: dialer.EventState, Agent: &first, At: time.Now()}); err != nil {
 		return nil
+	}
+	// An audio_path event missed while the socket was down would leave the
+	// browser's microphone on a path the call is not on.
+	if ev, ok := e.AgentAudioPath(p.ID); ok {
+		if err := s.writeEvent(ctx, conn, ev); err != nil {
+			return nil
+		}
 	}
 	ping := time.NewTicker(30 * time.Second)
 	defer ping.Stop()

@@ -75,6 +75,57 @@ func (p *page) wantHeard(from, codec, other string) {
 	}
 }
 
+// bytesSent returns what the page's audio session sent so far on each of its
+// transceivers (outbound-rtp bytesSent and headerBytesSent: RTP payloads and
+// headers, told apart by mid), in transceiver order.
+func (p *page) bytesSent() []float64 {
+	p.t.Helper()
+	return eval[[]float64](p, `(async () => {
+		const pc = window.__pcs.at(-1);
+		const trs = pc.getTransceivers();
+		const sent = trs.map(() => 0);
+		(await pc.getStats()).forEach((s) => {
+			const i = trs.findIndex((t) => t.mid === s.mid);
+			if (s.type === 'outbound-rtp' && s.kind === 'audio' && i >= 0) sent[i] += (s.bytesSent || 0) + (s.headerBytesSent || 0);
+		});
+		return sent;
+	})()`)
+}
+
+// wantSending waits up to 10 s for the browser to send its microphone on audio
+// path want alone: over 2 s, that path's bytesSent grows and no other's does.
+// It logs the upload it measured then, all paths together, in kbit/s of RTP
+// (SRTP, UDP and IP overheads not counted).
+func (p *page) wantSending(when string, want int) {
+	p.t.Helper()
+	const window = 2 * time.Second
+	var rates []float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		before := p.bytesSent()
+		time.Sleep(window)
+		after := p.bytesSent()
+		rates = make([]float64, len(after))
+		alone := len(after) > want && len(before) == len(after)
+		for i := range after {
+			if alone {
+				rates[i] = (after[i] - before[i]) * 8 / window.Seconds() / 1000
+			}
+			if alone && (i == want) != (rates[i] > 0) {
+				alone = false
+			}
+		}
+		if alone {
+			total := 0.0
+			for _, r := range rates {
+				total += r
+			}
+			p.t.Logf("%s: the browser sends %.1f kbit/s of audio (by path %.1f)", when, total, rates)
+			return
+		}
+	}
+	p.t.Errorf("%s: the browser's audio upload by path %.1f kbit/s, want path %d alone", when, rates, want)
+}
+
 // wantPaths fails the test unless the page's session carries a PCMU and an Opus
 // path, each with its codec alone.
 func (p *page) wantPaths() {
@@ -88,7 +139,8 @@ func (p *page) wantPaths() {
 // and an Opus path; a WhatsApp call (the Cloud API emulator's user, Opus) is
 // bridged to the Opus path, where the browser's own statistics count its
 // packets as Opus, none reaching the PCMU path, and the agent's microphone
-// reaches the WhatsApp user.
+// reaches the WhatsApp user: the browser, which sent it on the PCMU path alone
+// until then, sends it on the Opus path alone.
 func TestBrowserAgentHearsAWhatsAppCallInOpus(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
@@ -123,10 +175,13 @@ func TestBrowserAgentHearsAWhatsAppCallInOpus(t *testing.T) {
 	for a, _ := slot.get().Agents().Get(agentID); !a.Audio; a, _ = slot.get().Agents().Get(agentID) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The microphone goes up once, on the PCMU path, until a call moves it.
+	p.wantSending("no call yet", 0)
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
 	p.waitJS("screen-pop", `!document.getElementById('screen-pop').hidden && document.getElementById('state').dataset.state === 'on_call'`, 20*time.Second)
 
 	p.wantHeard("the WhatsApp user", "audio/opus", "audio/PCMU")
+	p.wantSending("a WhatsApp call", 1)
 	var user emulator.CallStats
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if calls := emu.Calls(); len(calls) == 1 {

@@ -353,6 +353,9 @@ func (s *engineSlot) AgentPhone(ctx context.Context, id int64) error {
 func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }
+func (s *engineSlot) AgentAudioPath(id int64) (dialer.AgentEvent, bool) {
+	return s.get().AgentAudioPath(id)
+}
 func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
 
 // runEngine starts an engine over e's database with channels, quick to react;
@@ -521,6 +524,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	p.shot("logged-in")
+	p.wantSending("no call yet", 0)
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
 
 	p.waitJS("screen-pop", `!document.getElementById('screen-pop').hidden && document.getElementById('state').dataset.state === 'on_call'`, 20*time.Second)
@@ -545,8 +549,10 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 		t.Errorf("bridge forwarded %d packets from sipp to the browser and %d from the browser to sipp, want ≥ 25 each",
 			st.ToAgent.Packets, st.ToCustomer.Packets)
 	}
-	// The browser itself heard sipp's PCMU on its PCMU path, and nothing on Opus.
+	// The browser itself heard sipp's PCMU on its PCMU path, and nothing on Opus,
+	// and sends its microphone on the PCMU path alone.
 	p.wantHeard("sipp", "audio/PCMU", "audio/opus")
+	p.wantSending("a SIP call", 0)
 	p.shot("screen-pop")
 	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	p.waitJS("disposition form", `!document.getElementById('dispo').hidden && document.querySelectorAll('#dispo-codes input').length > 0`, 10*time.Second)

@@ -79,6 +79,9 @@ type Engine interface {
 	Subscribe(agentID int64) (<-chan dialer.AgentEvent, func())
 	// AgentOffer answers a browser agent's WebRTC offer for its nailed-up audio.
 	AgentOffer(ctx context.Context, agentID int64, offer string) (string, error)
+	// AgentAudioPath is the audio_path event of an agent's current call, false
+	// when none is bridged.
+	AgentAudioPath(agentID int64) (dialer.AgentEvent, bool)
 	// AgentPhone calls an agent's registered SIP phone and keeps it as its audio.
 	AgentPhone(ctx context.Context, agentID int64) error
 	// SendWhatsApp sends a contact a free-form text, or its campaign's template when

@@ -50,6 +50,7 @@ function connect() {
     const ev = JSON.parse(m.data);
     switch (ev.type) {
       case 'state': setAgent(ev.agent); break;
+      case 'audio_path': sendOn(ev.audio_path || 0); break;
       case 'screen_pop': pop = ev.screen_pop; renderPop(pop); break;
       case 'call_ended': callEnded(ev); break;
       case 'webrtc_answer': answered(ev.sdp); break;
@@ -262,6 +263,10 @@ async function connectAudio() {
     else if (pc.connectionState === 'failed') audioFailed('audio.failed');
   };
   await pc.setLocalDescription(await pc.createOffer());
+  // The offer announced the microphone on both paths; it is sent on one at a
+  // time (half the upload on thin links): the PCMU one until a call says
+  // otherwise (audio_path events).
+  sendOn(0);
   // No trickle: the offer goes once every candidate is in it.
   await new Promise((resolve) => {
     if (pc.iceGatheringState === 'complete') return resolve();
@@ -272,6 +277,20 @@ async function connectAudio() {
   if (!ws || ws.readyState !== WebSocket.OPEN) { audioFailed('audio.failed'); return; }
   ws.send(JSON.stringify({ type: 'webrtc_offer', sdp: pc.localDescription.sdp }));
   audio.waiting = setTimeout(() => audioFailed('audio.noserver'), 5000);
+}
+
+// sendOn moves the microphone to audio path i (a transceiver index), off the
+// others; no renegotiation is needed. A path the server did not answer (one
+// codec only) cannot carry it: the microphone stays where it is.
+function sendOn(i) {
+  const pc = audio.pc;
+  const track = audio.stream?.getAudioTracks()[0];
+  if (!pc || !track) return;
+  const trs = pc.getTransceivers();
+  // Before the answer currentDirection is null: every path may still be answered.
+  const usable = (tr) => tr && [null, 'sendrecv', 'sendonly'].includes(tr.currentDirection);
+  if (!usable(trs[i])) return;
+  trs.forEach((tr, j) => { if (tr.currentDirection !== 'stopped') tr.sender.replaceTrack(j === i ? track : null).catch(() => {}); });
 }
 
 async function answered(sdp) {
