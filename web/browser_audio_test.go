@@ -104,13 +104,14 @@ func (p *page) wantSending(when string, want int) {
 		before := p.bytesSent()
 		time.Sleep(window)
 		after := p.bytesSent()
+		if len(before) != len(after) {
+			continue
+		}
 		rates = make([]float64, len(after))
-		alone := len(after) > want && len(before) == len(after)
+		alone := len(after) > want
 		for i := range after {
-			if alone {
-				rates[i] = (after[i] - before[i]) * 8 / window.Seconds() / 1000
-			}
-			if alone && (i == want) != (rates[i] > 0) {
+			rates[i] = (after[i] - before[i]) * 8 / window.Seconds() / 1000
+			if (i == want) != (rates[i] > 0) {
 				alone = false
 			}
 		}
