@@ -6,9 +6,10 @@
 //
 // A browser agent's WebRTC session carries two audio paths, one answered with
 // PCMU and one with Opus (AgentPeers), so that SIP customers (PCMU) and WhatsApp
-// customers (Opus) are both forwarded without transcoding; a SIP phone agent, or
-// a browser offering one transceiver, has one leg and gets the other codec
-// transcoded.
+// customers (Opus) are both forwarded without transcoding; the browser sends its
+// microphone on the path of the current call alone (Call.Path), so it uploads
+// one stream. A SIP phone agent, or a browser offering one transceiver, has one
+// leg and gets the other codec transcoded.
 //
 // The hot path (one packet in, one packet out) allocates nothing: every goroutine
 // that moves packets owns its buffers, and RTP headers are parsed and rewritten in
