@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -563,10 +564,12 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ear := h.browserAgent(ctx, agent)
+	paths := audioPaths(ctx, t, h.engine, agent)
 	h.setState(c.ID, campaigns.StateRunning)
 
 	// The SIP call: PCMU on the PCMU path, nothing on the Opus path.
 	h.waitOnCall(ctx, agent, "the SIP call")
+	paths.want(ctx, t, 0, "the SIP call")
 	for ear.path(webrtc.MimeTypePCMU).pcmuFrames < 25 {
 		if ctx.Err() != nil {
 			t.Fatalf("agent heard %+v of the SIP customer on the PCMU path", ear.path(webrtc.MimeTypePCMU))
@@ -587,6 +590,7 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 
 	// The WhatsApp call: Opus, untouched, on the Opus path; nothing on the PCMU path.
 	h.waitOnCall(ctx, agent, "the WhatsApp call")
+	paths.want(ctx, t, 1, "the WhatsApp call")
 	var callID string
 	for callID == "" {
 		for _, cs := range h.emu.Calls() {
@@ -622,5 +626,52 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 		if last.Outcome != string(OutcomeConnected) {
 			t.Errorf("contact %s: attempts %+v", ct.Phone, as)
 		}
+	}
+}
+
+// pathEvents collects the audio_path events an agent's session is sent: the path the
+// browser must move its microphone to for each call.
+type pathEvents struct {
+	mu   sync.Mutex
+	seen []AgentEvent
+}
+
+// audioPaths subscribes to the agent's events until ctx ends and keeps the audio_path ones.
+func audioPaths(ctx context.Context, t *testing.T, e *Engine, agent int64) *pathEvents {
+	t.Helper()
+	events, stop := e.Subscribe(agent)
+	t.Cleanup(stop)
+	p := &pathEvents{}
+	go func() {
+		for {
+			select {
+			case ev := <-events:
+				if ev.Kind == EventAudioPath {
+					p.mu.Lock()
+					p.seen = append(p.seen, ev)
+					p.mu.Unlock()
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// want waits for the newest audio_path event to name path; what names the call.
+func (p *pathEvents) want(ctx context.Context, t *testing.T, path int, what string) {
+	t.Helper()
+	for {
+		p.mu.Lock()
+		seen := slices.Clone(p.seen)
+		p.mu.Unlock()
+		if n := len(seen); n > 0 && seen[n-1].AudioPath == path && seen[n-1].AttemptID != 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s: audio_path events %+v, want the newest on path %d", what, seen, path)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
