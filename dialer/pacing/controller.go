@@ -271,8 +271,7 @@ func (c *Controller) predict(t float64, now time.Time, s Snapshot) int {
 			f.ansVar[k] += p * (1 - p)
 		}
 	}
-	wait := m.ring.mean() / max(m.pHuman, 1e-3)
-	theta := c.budget.theta(t, busy, active, wait, s.Waiting)
+	theta := c.budget.theta(t, busy, active, m.wait, s.Waiting)
 	c.lastTheta, c.lastProgressive = theta, theta < progressiveBelow
 	// A sanity bound for when the answer probability is learned near zero: the forecast
 	// would then see no risk in any number of dials.

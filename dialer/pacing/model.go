@@ -53,8 +53,11 @@ type channelModel struct {
 
 	// Derived from the fits.
 	pHuman float64 // probability that a dial is answered by a person
-	cv2    float64 // squared coefficient of variation of the pHuman estimate
-	gNew   row     // probability that a new dial has been answered by a person by each horizon
+	// wait is the expected time, in seconds, of dialling one line at a time until a
+	// person answers: the mean time a dial takes over the probability it finds a person.
+	wait float64
+	cv2  float64 // squared coefficient of variation of the pHuman estimate
+	gNew row     // probability that a new dial has been answered by a person by each horizon
 	// cutoff is the ring, in seconds, after which new dials are given up; 0 for none.
 	cutoff float64
 	// On a grid of convStep: the wrap-up distribution function, and the talk survival
@@ -154,6 +157,7 @@ func (m *channelModel) refitRing(running []float64, nodes *row, floor float64) {
 	m.chooseCutoff(floor)
 	m.ringDirty = false
 	m.pHuman = m.ring.P(causeHuman)
+	m.wait = m.ring.mean() / max(m.pHuman, 1e-3)
 	if n := m.ring.effective(); m.pHuman > 0 && n > 0 {
 		m.cv2 = (1 - m.pHuman) / (m.pHuman * n)
 	} else {
