@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -56,12 +57,8 @@ type PacerView struct {
 // It is safe to call from any goroutine.
 func (e *Engine) PacerViews() []PacerView {
 	e.mu.Lock()
-	runs := make([]*run, 0, len(e.runs))
-	for _, r := range e.runs {
-		runs = append(runs, r)
-	}
+	runs := slices.SortedFunc(maps.Values(e.runs), func(a, b *run) int { return cmp.Compare(a.id, b.id) })
 	e.mu.Unlock()
-	slices.SortFunc(runs, func(a, b *run) int { return cmp.Compare(a.id, b.id) })
 	var out []PacerView
 	for _, r := range runs {
 		if v := r.pacerViews.Load(); v != nil {
