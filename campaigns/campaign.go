@@ -250,6 +250,9 @@ type Campaign struct {
 	Record bool `json:"record"`
 	// CallPermission is how WhatsApp call permission is asked for.
 	CallPermission CallPermission `json:"call_permission"`
+	// RequireConsent keeps the WhatsApp rungs for contacts whose import recorded
+	// their consent.
+	RequireConsent bool `json:"require_consent"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 }

@@ -21,7 +21,7 @@ var ErrChannelBusy = errors.New("channel busy")
 // OutcomeError is returned by Channel.Place when no attempt could start and the
 // reason says where the contact goes next (no permission, not on WhatsApp, …).
 type OutcomeError struct {
-	Outcome Outcome
+	Outcome campaigns.Outcome
 	Err     error
 }
 
@@ -71,7 +71,7 @@ const (
 	LegRinging
 	// LegAnswered: someone answered; audio may flow.
 	LegAnswered
-	// LegEnded: the attempt is over; Outcome says how (for an answered call the
+	// LegEnded: the attempt is over; campaigns.Outcome says how (for an answered call the
 	// engine decides between connected and abandoned).
 	LegEnded
 )
@@ -80,7 +80,7 @@ const (
 type LegEvent struct {
 	Kind    LegEventKind
 	At      time.Time
-	Outcome Outcome // on LegEnded of an unanswered attempt
+	Outcome campaigns.Outcome // on LegEnded of an unanswered attempt
 	// SIPStatus is the final SIP response code, when the channel is SIP.
 	SIPStatus int
 	// Trunk names the SIP trunk (or WhatsApp number) that carried the attempt.

@@ -145,7 +145,7 @@ func TestConnectLatencyUnderLoad(t *testing.T) {
 	defer talkMu.Unlock()
 	for _, ct := range list {
 		for _, a := range h.attempts(ct.ID) {
-			if a.Outcome != string(OutcomeConnected) || a.AnswerAt == nil || a.ConnectAt == nil {
+			if a.Outcome != string(campaigns.OutcomeConnected) || a.AnswerAt == nil || a.ConnectAt == nil {
 				continue
 			}
 			connected++

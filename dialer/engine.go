@@ -256,8 +256,8 @@ func (e *Engine) recoverInterrupted(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
 		}
-		a.State, a.Outcome, a.EndAt = "ended", string(OutcomeInterrupted), &now
-		pos := Advance(ladder, dc.Contact, Position{Rung: a.Rung, Attempts: dc.RungAttempts}, OutcomeInterrupted, now)
+		a.State, a.Outcome, a.EndAt = "ended", string(campaigns.OutcomeInterrupted), &now
+		pos := Advance(ladder, dc.Contact, Position{Rung: a.Rung, Attempts: dc.RungAttempts}, campaigns.OutcomeInterrupted, now)
 		if err := e.store.FinishAttempt(ctx, a, progressOf(pos)); err != nil {
 			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
 		}

@@ -269,7 +269,7 @@ func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 			t.Fatalf("contact %s: %d attempts, want 1", ct.Phone, len(as))
 		}
 		a := as[0]
-		if a.Outcome != string(OutcomeConnected) || a.SIPStatus != 200 || a.Trunk != "carrier" || a.AgentID == 0 ||
+		if a.Outcome != string(campaigns.OutcomeConnected) || a.SIPStatus != 200 || a.Trunk != "carrier" || a.AgentID == 0 ||
 			a.HangupBy != "agent" || a.SetupAt == nil || a.AnswerAt == nil || a.ConnectAt == nil || a.EndAt == nil {
 			t.Errorf("contact %s attempt: %+v", ct.Phone, a)
 		}
@@ -358,7 +358,7 @@ func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
 			// Settled: moved on to the end of the ladder, or waiting for the retry of a
 			// call that faulted before the circuit opened.
 			as := h.attempts(ct.ID)
-			faulted := ct.Status == campaigns.ContactPending && len(as) > 0 && as[len(as)-1].Outcome == string(OutcomeTrunkFault)
+			faulted := ct.Status == campaigns.ContactPending && len(as) > 0 && as[len(as)-1].Outcome == string(campaigns.OutcomeTrunkFault)
 			if ct.Status != campaigns.ContactExhausted && !faulted {
 				settled = false
 			}
@@ -369,13 +369,13 @@ func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
 		as := h.attempts(ct.ID)
 		if ct.Status == campaigns.ContactPending {
 			// A contact whose call faulted before the circuit opened waits for its retry.
-			if len(as) != 1 || as[0].Outcome != string(OutcomeTrunkFault) {
+			if len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeTrunkFault) {
 				t.Errorf("pending contact %s attempts %+v", ct.Phone, as)
 			}
 			continue
 		}
-		if len(as) != 2 || as[0].Channel != campaigns.ChannelSIP || as[0].Outcome != string(OutcomeChannelDown) ||
-			as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(OutcomeNoChannel) {
+		if len(as) != 2 || as[0].Channel != campaigns.ChannelSIP || as[0].Outcome != string(campaigns.OutcomeChannelDown) ||
+			as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(campaigns.OutcomeNoChannel) {
 			t.Errorf("contact %s attempts %+v", ct.Phone, as)
 			continue
 		}
@@ -459,7 +459,7 @@ func TestEngineRetriesBusyContactsUpToMaxAttempts(t *testing.T) {
 			t.Fatalf("contact %s: %d attempts, want 2", ct.Phone, len(as))
 		}
 		for _, a := range as {
-			if a.Outcome != string(OutcomeBusy) || a.SIPStatus != 486 {
+			if a.Outcome != string(campaigns.OutcomeBusy) || a.SIPStatus != 486 {
 				t.Errorf("contact %s attempt %+v, want busy 486", ct.Phone, a)
 			}
 		}
@@ -555,7 +555,7 @@ func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
 		return ct.Status == campaigns.ContactDone && len(h.attempts(ct.ID)) == 2 && h.attempts(ct.ID)[1].Disposition == "sale"
 	})
 	as := h.attempts(list[0].ID)
-	if as[0].Disposition != "callback" || as[0].Outcome != string(OutcomeConnected) || as[1].Outcome != string(OutcomeConnected) {
+	if as[0].Disposition != "callback" || as[0].Outcome != string(campaigns.OutcomeConnected) || as[1].Outcome != string(campaigns.OutcomeConnected) {
 		t.Fatalf("attempts %+v", as)
 	}
 	mu.Lock()
@@ -591,7 +591,7 @@ func TestTrunkOutageDoesNotUseUpASIPOnlyList(t *testing.T) {
 		}
 		n := 0
 		for _, a := range h.attempts(ct.ID) {
-			if a.Outcome == string(OutcomeChannelDown) {
+			if a.Outcome == string(campaigns.OutcomeChannelDown) {
 				n++
 			}
 		}

@@ -6,55 +6,6 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 )
 
-// Outcome is how one attempt on one channel ended.
-type Outcome string
-
-// Attempt outcomes, across channels.
-const (
-	// OutcomeConnected: a person answered and was bridged to an agent.
-	OutcomeConnected Outcome = "connected"
-	// OutcomeAbandoned: a person answered and no agent was free within the patience.
-	OutcomeAbandoned Outcome = "abandoned"
-	// OutcomeMachine: an answering machine answered; the rung is tried again.
-	OutcomeMachine Outcome = "machine"
-	// OutcomeMachineNext: an answering machine answered and the campaign moves such
-	// contacts to the next rung at once.
-	OutcomeMachineNext Outcome = "machine_next"
-	// OutcomeMachineMessage: an answering machine answered and got the campaign's
-	// message; the contact moves to the next rung.
-	OutcomeMachineMessage Outcome = "machine_message"
-	// OutcomeBusy: the line was busy (SIP 486, 600).
-	OutcomeBusy Outcome = "busy"
-	// OutcomeNoAnswer: it rang out (ring timeout, SIP 480, 408; WhatsApp no answer).
-	OutcomeNoAnswer Outcome = "no_answer"
-	// OutcomeRejected: the person declined (SIP 603; WhatsApp call rejected).
-	OutcomeRejected Outcome = "rejected"
-	// OutcomeInvalidNumber: the network says the number does not exist (SIP 404, 484, 410).
-	OutcomeInvalidNumber Outcome = "invalid_number"
-	// OutcomeTrunkFault: every trunk tried failed this call (SIP 403, 5xx, no response).
-	OutcomeTrunkFault Outcome = "trunk_fault"
-	// OutcomeChannelDown: the channel could not take the call at all (every trunk's
-	// circuit open); no attempt reached the network.
-	OutcomeChannelDown Outcome = "channel_down"
-	// OutcomeChannelBusy: the channel was at capacity; no attempt reached the network.
-	OutcomeChannelBusy Outcome = "channel_busy"
-	// OutcomeNoChannel: the rung's channel is not configured on this server (no
-	// WhatsApp account, no trunk); the rung is skipped.
-	OutcomeNoChannel Outcome = "no_channel"
-	// OutcomeMediaFailed: the call was answered but no media could be set up.
-	OutcomeMediaFailed Outcome = "media_failed"
-	// OutcomeInterrupted: Turbina stopped while the attempt was under way.
-	OutcomeInterrupted Outcome = "interrupted"
-	// OutcomeNoPermission: WhatsApp refuses the call until the user grants permission.
-	OutcomeNoPermission Outcome = "no_permission"
-	// OutcomeNotOnWhatsApp: the number has no WhatsApp account.
-	OutcomeNotOnWhatsApp Outcome = "not_on_whatsapp"
-	// OutcomeSent: a template message was accepted for delivery.
-	OutcomeSent Outcome = "sent"
-	// OutcomeSendFailed: a template message could not be sent.
-	OutcomeSendFailed Outcome = "send_failed"
-)
-
 // move is what an outcome does to the contact's place on the ladder.
 type move uint8
 
@@ -105,26 +56,26 @@ const channelDownDelay = 30 * time.Second
 const channelBusyDelay = 5 * time.Second
 
 // rules is the contact's journey: for every outcome, what happens next.
-var rules = map[Outcome]rule{
-	OutcomeConnected:      {move: finish, status: campaigns.ContactDone},
-	OutcomeSent:           {move: finish, status: campaigns.ContactDone},
-	OutcomeAbandoned:      {move: toTemplate, delay: AbandonQuietPeriod},
-	OutcomeMachine:        {move: retry},
-	OutcomeMachineNext:    {move: next},
-	OutcomeMachineMessage: {move: next},
-	OutcomeBusy:           {move: retry},
-	OutcomeNoAnswer:       {move: retry},
-	OutcomeMediaFailed:    {move: retry},
-	OutcomeTrunkFault:     {move: retry, delay: trunkFaultDelay},
-	OutcomeRejected:       {move: next},
-	OutcomeNoPermission:   {move: next},
-	OutcomeSendFailed:     {move: next},
-	OutcomeChannelDown:    {move: nextOrWait, free: true, delay: channelDownDelay},
-	OutcomeNoChannel:      {move: next, free: true},
-	OutcomeChannelBusy:    {move: retry, free: true, delay: channelBusyDelay},
-	OutcomeInterrupted:    {move: retry, free: true, delay: time.Nanosecond},
-	OutcomeInvalidNumber:  {move: nextOtherNumber, status: campaigns.ContactInvalid},
-	OutcomeNotOnWhatsApp:  {move: nextOffWhatsApp, status: campaigns.ContactExhausted},
+var rules = map[campaigns.Outcome]rule{
+	campaigns.OutcomeConnected:      {move: finish, status: campaigns.ContactDone},
+	campaigns.OutcomeSent:           {move: finish, status: campaigns.ContactDone},
+	campaigns.OutcomeAbandoned:      {move: toTemplate, delay: AbandonQuietPeriod},
+	campaigns.OutcomeMachine:        {move: retry},
+	campaigns.OutcomeMachineNext:    {move: next},
+	campaigns.OutcomeMachineMessage: {move: next},
+	campaigns.OutcomeBusy:           {move: retry},
+	campaigns.OutcomeNoAnswer:       {move: retry},
+	campaigns.OutcomeMediaFailed:    {move: retry},
+	campaigns.OutcomeTrunkFault:     {move: retry, delay: trunkFaultDelay},
+	campaigns.OutcomeRejected:       {move: next},
+	campaigns.OutcomeNoPermission:   {move: next},
+	campaigns.OutcomeSendFailed:     {move: next},
+	campaigns.OutcomeChannelDown:    {move: nextOrWait, free: true, delay: channelDownDelay},
+	campaigns.OutcomeNoChannel:      {move: next, free: true},
+	campaigns.OutcomeChannelBusy:    {move: retry, free: true, delay: channelBusyDelay},
+	campaigns.OutcomeInterrupted:    {move: retry, free: true, delay: time.Nanosecond},
+	campaigns.OutcomeInvalidNumber:  {move: nextOtherNumber, status: campaigns.ContactInvalid},
+	campaigns.OutcomeNotOnWhatsApp:  {move: nextOffWhatsApp, status: campaigns.ContactExhausted},
 }
 
 // Position is a contact's place on its campaign's ladder.
@@ -142,7 +93,7 @@ type Position struct {
 // Advance applies the outcome of an attempt made at pos on ladder and returns the
 // contact's next position. An outcome the table does not know is treated as a fault
 // of the rung, so that a contact is never stuck.
-func Advance(ladder []campaigns.Rung, c campaigns.Contact, pos Position, o Outcome, now time.Time) Position {
+func Advance(ladder []campaigns.Rung, c campaigns.Contact, pos Position, o campaigns.Outcome, now time.Time) Position {
 	r, ok := rules[o]
 	if !ok {
 		r = rule{move: retry}

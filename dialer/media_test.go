@@ -137,7 +137,7 @@ func TestAbandonedCallHearsThePrompt(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if a.Outcome != string(OutcomeAbandoned) || a.AnswerAt == nil || a.AgentID != 0 {
+	if a.Outcome != string(campaigns.OutcomeAbandoned) || a.AnswerAt == nil || a.AgentID != 0 {
 		t.Fatalf("attempt %+v, want abandoned without an agent", a)
 	}
 	// Two seconds of patience, then the whole prompt, then the BYE.
@@ -161,10 +161,10 @@ func TestAnsweringMachineDetection(t *testing.T) {
 	}
 	tests := []struct {
 		scenario string
-		outcome  Outcome
+		outcome  campaigns.Outcome
 	}{
-		{"answer-rtp.xml", OutcomeMachineNext}, // a greeting that goes on and on
-		{"answer-human.xml", OutcomeConnected},
+		{"answer-rtp.xml", campaigns.OutcomeMachineNext}, // a greeting that goes on and on
+		{"answer-human.xml", campaigns.OutcomeConnected},
 	}
 	for _, tc := range tests {
 		t.Run(tc.scenario, func(t *testing.T) {
@@ -196,7 +196,7 @@ func TestAnsweringMachineDetection(t *testing.T) {
 			if a.Outcome != string(tc.outcome) {
 				t.Fatalf("outcome %s (%s), want %s", a.Outcome, a.Detail, tc.outcome)
 			}
-			if tc.outcome == OutcomeConnected {
+			if tc.outcome == campaigns.OutcomeConnected {
 				if wait := a.ConnectAt.Sub(*a.AnswerAt); wait > 2*time.Second {
 					t.Errorf("person waited %s for the agent, want ≤ 2 s", wait)
 				}
@@ -242,7 +242,7 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 	browser.PC.Close()
 	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
 	a := h.attempts(list[0].ID)[0]
-	if a.HangupBy != "agent_lost" || a.Outcome != string(OutcomeConnected) {
+	if a.HangupBy != "agent_lost" || a.Outcome != string(campaigns.OutcomeConnected) {
 		t.Fatalf("attempt %+v", a)
 	}
 	if held := a.EndAt.Sub(dropped); held < prompt.Duration()-500*time.Millisecond {
@@ -273,7 +273,7 @@ func TestVoicemailGetsTheMessage(t *testing.T) {
 	h.setState(c.ID, campaigns.StateRunning)
 	list := h.waitContacts(c.ID, 30*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactExhausted })
 	a := h.attempts(list[0].ID)[0]
-	if a.Outcome != string(OutcomeMachineMessage) || a.AgentID != 0 {
+	if a.Outcome != string(campaigns.OutcomeMachineMessage) || a.AgentID != 0 {
 		t.Fatalf("attempt %+v", a)
 	}
 	// The greeting (3 s), the quiet after the beep, then the whole message.

@@ -75,7 +75,7 @@ func TestEngineGivesUpARingAtTheCampaignsRingTimeout(t *testing.T) {
 		t.Fatalf("%d attempts, want 1: %+v", len(as), as)
 	}
 	a := as[0]
-	if a.Outcome != string(OutcomeNoAnswer) || a.RingAt == nil || a.EndAt == nil {
+	if a.Outcome != string(campaigns.OutcomeNoAnswer) || a.RingAt == nil || a.EndAt == nil {
 		t.Fatalf("attempt %+v, want a no-answer that rang", a)
 	}
 	t.Logf("rang %v, sip status %d", a.EndAt.Sub(a.CreatedAt), a.SIPStatus)

@@ -49,7 +49,7 @@ type call struct {
 	recording *media.Recorder
 	// machine is set when screening found an answering machine: the outcome the
 	// call ends with once hung up.
-	machine Outcome
+	machine campaigns.Outcome
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -390,16 +390,16 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	}
 	switch {
 	case u.placeErr != nil:
-		outcome := OutcomeTrunkFault
+		outcome := campaigns.OutcomeTrunkFault
 		var oe *OutcomeError
 		switch {
 		case errors.As(u.placeErr, &oe):
 			outcome = oe.Outcome
 		case errors.Is(u.placeErr, ErrChannelDown):
-			outcome = OutcomeChannelDown
+			outcome = campaigns.OutcomeChannelDown
 			r.downUntil[c.rung.Channel] = r.e.cfg.Now().Add(channelDownHold)
 		case errors.Is(u.placeErr, ErrChannelBusy):
-			outcome = OutcomeChannelBusy
+			outcome = campaigns.OutcomeChannelBusy
 		}
 		now := r.e.cfg.Now()
 		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
@@ -523,13 +523,13 @@ func (r *run) screened(ctx context.Context, c *call, res amd.Result) {
 	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Machine, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
 	switch r.campaign.AMD.Action {
 	case campaigns.AMDLeaveMessage:
-		c.machine = OutcomeMachineMessage
+		c.machine = campaigns.OutcomeMachineMessage
 		go r.leaveMessage(ctx, c.leg)
 		return
 	case campaigns.AMDNextRung:
-		c.machine = OutcomeMachineNext
+		c.machine = campaigns.OutcomeMachineNext
 	default:
-		c.machine = OutcomeMachine
+		c.machine = campaigns.OutcomeMachine
 	}
 	if c.leg != nil {
 		go c.leg.Hangup(ctx)
@@ -572,11 +572,11 @@ func (r *run) save(ctx context.Context, c *call) {
 }
 
 // pacingKind is what the pacer learns from an unanswered attempt's outcome.
-func pacingKind(o Outcome) pacing.OutcomeKind {
+func pacingKind(o campaigns.Outcome) pacing.OutcomeKind {
 	switch o {
-	case OutcomeNoAnswer:
+	case campaigns.OutcomeNoAnswer:
 		return pacing.NoAnswer
-	case OutcomeMachine:
+	case campaigns.OutcomeMachine:
 		return pacing.Machine
 	}
 	return pacing.Failed
@@ -589,7 +589,7 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	ch := pacing.Channel(c.rung.Channel)
 	switch c.state {
 	case callConnected:
-		outcome = OutcomeConnected
+		outcome = campaigns.OutcomeConnected
 		if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 			b.Disconnect()
 		}
@@ -604,25 +604,25 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.TalkEnded, Channel: ch, Duration: ev.At.Sub(*a.ConnectAt)})
 	case callWaiting:
 		// The person hung up before an agent was free: abandoned all the same.
-		outcome = OutcomeAbandoned
+		outcome = campaigns.OutcomeAbandoned
 		r.removeWaiting(c)
 		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
 	case callScreening:
 		// Hung up while being screened: a person who did not wait, as far as the
 		// cap is concerned.
-		outcome = OutcomeAbandoned
+		outcome = campaigns.OutcomeAbandoned
 		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: ch, Duration: c.answered.Sub(c.started)})
 		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
 	case callAbandoning:
-		outcome = OutcomeAbandoned
+		outcome = campaigns.OutcomeAbandoned
 		if c.machine != "" {
 			outcome = c.machine
 		}
 	default:
 		if outcome == "" {
-			outcome = OutcomeTrunkFault
+			outcome = campaigns.OutcomeTrunkFault
 		}
-		if outcome != OutcomeChannelDown && outcome != OutcomeChannelBusy && outcome != OutcomeNoChannel {
+		if outcome != campaigns.OutcomeChannelDown && outcome != campaigns.OutcomeChannelBusy && outcome != campaigns.OutcomeNoChannel {
 			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacingKind(outcome), Channel: ch, Duration: ev.At.Sub(c.started)})
 		}
 	}
@@ -959,9 +959,8 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		return false
 	}
 	contact := dc.Contact
-	loc := contactLocation(contact.Timezone, c.Schedule.Timezone)
-	if !c.Window.Contains(now, loc) {
-		if err := r.e.store.DeferContact(ctx, contact.ID, nextWindowOpen(c.Window, now, loc)); err != nil {
+	if closed, next := c.Hours(now, c.ContactZones(contact)); closed != campaigns.Open {
+		if err := r.e.store.DeferContact(ctx, contact.ID, next); err != nil {
 			r.e.log.Error("defer contact", "contact", contact.ID, "err", err)
 		}
 		return false
@@ -989,12 +988,12 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	r.calls[attempt.ID] = cl
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
-		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
 	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
 	if err != nil {
-		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, Detail: err.Error()})
+		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
 		return true
 	}
 	callCtx, cancel := context.WithCancel(ctx)
@@ -1079,35 +1078,12 @@ func (r *run) shutdown() {
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {
 		c.state = callDialing // recorded as interrupted, not as an answered outcome
-		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: OutcomeInterrupted, HangupBy: "local"})
+		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
 	}
 	// A last try; what the database still refuses stays open in it, and the next
 	// start closes those attempts as interrupted.
 	r.retryAt = time.Time{}
 	r.recordLate(ctx, now)
-}
-
-// contactLocation is the contact's time zone, else the campaign's.
-func contactLocation(contactTZ, campaignTZ string) *time.Location {
-	for _, name := range []string{contactTZ, campaignTZ} {
-		if name == "" {
-			continue
-		}
-		if loc, err := time.LoadLocation(name); err == nil {
-			return loc
-		}
-	}
-	return time.UTC
-}
-
-// nextWindowOpen is the next moment the window opens in loc after now.
-func nextWindowOpen(w campaigns.Window, now time.Time, loc *time.Location) time.Time {
-	local := now.In(loc)
-	open := time.Date(local.Year(), local.Month(), local.Day(), int(w.Start)/60, int(w.Start)%60, 0, 0, loc)
-	for !open.After(local) {
-		open = open.AddDate(0, 0, 1)
-	}
-	return open
 }
 
 func detailJSON(s string) []byte {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/media"
 )
@@ -20,14 +21,14 @@ type SIPChannel struct {
 func NewSIPChannel(o *sip.Originator) *SIPChannel { return &SIPChannel{originator: o} }
 
 // sipOutcomes maps the SIP package's outcomes to the ladder's.
-var sipOutcomes = map[sip.Outcome]Outcome{
-	sip.OutcomeBusy:          OutcomeBusy,
-	sip.OutcomeNoAnswer:      OutcomeNoAnswer,
-	sip.OutcomeInvalidNumber: OutcomeInvalidNumber,
-	sip.OutcomeRejected:      OutcomeRejected,
-	sip.OutcomeTrunkFault:    OutcomeTrunkFault,
-	sip.OutcomeMediaFailed:   OutcomeMediaFailed,
-	sip.OutcomeCanceled:      OutcomeInterrupted,
+var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
+	sip.OutcomeBusy:          campaigns.OutcomeBusy,
+	sip.OutcomeNoAnswer:      campaigns.OutcomeNoAnswer,
+	sip.OutcomeInvalidNumber: campaigns.OutcomeInvalidNumber,
+	sip.OutcomeRejected:      campaigns.OutcomeRejected,
+	sip.OutcomeTrunkFault:    campaigns.OutcomeTrunkFault,
+	sip.OutcomeMediaFailed:   campaigns.OutcomeMediaFailed,
+	sip.OutcomeCanceled:      campaigns.OutcomeInterrupted,
 }
 
 // Place dials one attempt. Every trunk's circuit open is ErrChannelDown, so the
@@ -145,7 +146,7 @@ func (l *sipLeg) end() {
 	if res.Outcome != sip.OutcomeAnswered {
 		ev.Outcome = sipOutcomes[res.Outcome]
 		if ev.Outcome == "" {
-			ev.Outcome = OutcomeTrunkFault
+			ev.Outcome = campaigns.OutcomeTrunkFault
 		}
 	}
 	l.events <- ev

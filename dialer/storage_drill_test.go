@@ -68,7 +68,7 @@ func TestLockedDatabaseLosesNoOutcomeNorDisposition(t *testing.T) {
 	list = h.waitContacts(c.ID, 15*time.Second, func(ct campaigns.Contact) bool { return ct.Status != campaigns.ContactInProgress })
 	for _, ct := range list {
 		as := h.attempts(ct.ID)
-		if len(as) != 1 || as[0].Outcome != string(OutcomeConnected) || as[0].EndAt == nil || as[0].HangupBy != "agent" {
+		if len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeConnected) || as[0].EndAt == nil || as[0].HangupBy != "agent" {
 			t.Errorf("contact %s (%s): attempts %+v, want one connected call ended by the agent", ct.Phone, ct.Status, as)
 		}
 	}

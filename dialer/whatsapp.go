@@ -30,27 +30,27 @@ const (
 )
 
 // whatsappOutcomes maps how a call that was not answered ended.
-var whatsappOutcomes = map[whatsapp.CallOutcome]Outcome{
-	whatsapp.OutcomeRejected:  OutcomeRejected,
-	whatsapp.OutcomeNoAnswer:  OutcomeNoAnswer,
-	whatsapp.OutcomeFailed:    OutcomeTrunkFault,
-	whatsapp.OutcomeCancelled: OutcomeInterrupted,
+var whatsappOutcomes = map[whatsapp.CallOutcome]campaigns.Outcome{
+	whatsapp.OutcomeRejected:  campaigns.OutcomeRejected,
+	whatsapp.OutcomeNoAnswer:  campaigns.OutcomeNoAnswer,
+	whatsapp.OutcomeFailed:    campaigns.OutcomeTrunkFault,
+	whatsapp.OutcomeCancelled: campaigns.OutcomeInterrupted,
 }
 
 // errorOutcome maps a Graph API error to the ladder: the person's situation moves
 // the contact on, a passing fault of the API tries again later.
-func errorOutcome(err error) Outcome {
+func errorOutcome(err error) campaigns.Outcome {
 	switch whatsapp.ErrorKind(err) {
 	case whatsapp.KindNoPermission:
-		return OutcomeNoPermission
+		return campaigns.OutcomeNoPermission
 	case whatsapp.KindNotOnWhatsApp:
-		return OutcomeNotOnWhatsApp
+		return campaigns.OutcomeNotOnWhatsApp
 	case whatsapp.KindThrottled, whatsapp.KindServer, whatsapp.KindNetwork:
-		return OutcomeTrunkFault
+		return campaigns.OutcomeTrunkFault
 	case whatsapp.KindBadTemplate, whatsapp.KindOutsideWindow, whatsapp.KindInvalidRequest:
-		return OutcomeSendFailed
+		return campaigns.OutcomeSendFailed
 	}
-	return OutcomeChannelDown
+	return campaigns.OutcomeChannelDown
 }
 
 // WhatsAppCalls places the whatsapp_call rung's attempts: business-initiated calls
@@ -109,7 +109,7 @@ func (w *WhatsAppCalls) Place(ctx context.Context, req PlaceRequest) (Leg, error
 		state = storage.PermissionUnknown // a temporary grant lapsed
 	}
 	if state == storage.PermissionRequested || state == storage.PermissionDenied {
-		return nil, &OutcomeError{Outcome: OutcomeNoPermission, Err: fmt.Errorf("call permission %s", state)}
+		return nil, &OutcomeError{Outcome: campaigns.OutcomeNoPermission, Err: fmt.Errorf("call permission %s", state)}
 	}
 	m, claimed, err := claim(ctx, w.store, outboxCall, req.Key, map[string]string{"to": req.To})
 	if err != nil {
@@ -117,13 +117,13 @@ func (w *WhatsAppCalls) Place(ctx context.Context, req PlaceRequest) (Leg, error
 	}
 	if !claimed {
 		// Decided before a restart and perhaps placed: the phone may have rung.
-		return nil, &OutcomeError{Outcome: OutcomeNoAnswer, Err: fmt.Errorf("call %s was %s before a restart: not placed twice", req.Key, m.State)}
+		return nil, &OutcomeError{Outcome: campaigns.OutcomeNoAnswer, Err: fmt.Errorf("call %s was %s before a restart: not placed twice", req.Key, m.State)}
 	}
 	call, err := w.client.Dial(ctx, req.Key, req.To, whatsapp.DialOptions{RingTimeout: req.RingTimeout})
 	settle(ctx, w.store, m, err)
 	if err != nil {
 		outcome := errorOutcome(err)
-		if outcome == OutcomeNoPermission {
+		if outcome == campaigns.OutcomeNoPermission {
 			w.requestPermission(ctx, req)
 		}
 		return nil, &OutcomeError{Outcome: outcome, Err: err}
@@ -217,7 +217,7 @@ func (l *waLeg) follow() {
 			if !answered {
 				ev.Outcome = whatsappOutcomes[u.Outcome]
 				if ev.Outcome == "" {
-					ev.Outcome = OutcomeTrunkFault
+					ev.Outcome = campaigns.OutcomeTrunkFault
 				}
 			}
 			if u.Err != nil {
@@ -231,7 +231,7 @@ func (l *waLeg) follow() {
 		l.events <- ev
 	}
 	// The updates ended without an end phase: the call is over all the same.
-	l.events <- LegEvent{Kind: LegEnded, At: time.Now(), Outcome: OutcomeTrunkFault}
+	l.events <- LegEvent{Kind: LegEnded, At: time.Now(), Outcome: campaigns.OutcomeTrunkFault}
 }
 
 // WhatsAppTemplates sends the whatsapp_template rung's messages.
@@ -283,7 +283,7 @@ func TemplateParams(columns []string, c campaigns.Contact) ([]whatsapp.TemplateP
 func (w *WhatsAppTemplates) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
 	params, err := TemplateParams(req.Rung.Params, req.Contact)
 	if err != nil {
-		return nil, &OutcomeError{Outcome: OutcomeSendFailed, Err: err}
+		return nil, &OutcomeError{Outcome: campaigns.OutcomeSendFailed, Err: err}
 	}
 	msg := whatsapp.TemplateMessage{To: req.To, Name: req.Rung.Template, Language: req.Rung.Language, BodyParams: params}
 	select {
@@ -301,11 +301,11 @@ func (w *WhatsAppTemplates) Place(ctx context.Context, req PlaceRequest) (Leg, e
 	}
 	if !claimed {
 		if m.State == "failed" {
-			return nil, &OutcomeError{Outcome: OutcomeSendFailed, Err: errors.New(m.LastError)}
+			return nil, &OutcomeError{Outcome: campaigns.OutcomeSendFailed, Err: errors.New(m.LastError)}
 		}
 		// Sent, or in doubt after a crash: its status webhook, if Meta has it,
 		// settles the outbox; sending again could only send it twice.
-		return endedLeg(LegEvent{Kind: LegEnded, At: time.Now(), Outcome: OutcomeSent, Detail: "template " + m.State + " before a restart: not sent again"}), nil
+		return endedLeg(LegEvent{Kind: LegEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, Detail: "template " + m.State + " before a restart: not sent again"}), nil
 	}
 	res, err := w.client.SendTemplate(ctx, req.Key, msg)
 	settle(ctx, w.store, m, err)
@@ -314,7 +314,7 @@ func (w *WhatsAppTemplates) Place(ctx context.Context, req PlaceRequest) (Leg, e
 	}
 	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: res.MessageID,
 		Phone: req.To, Type: "template", Body: req.Rung.Template, At: time.Now()})
-	return endedLeg(LegEvent{Kind: LegEnded, At: time.Now(), Outcome: OutcomeSent, ExternalID: res.MessageID, Trunk: "whatsapp"}), nil
+	return endedLeg(LegEvent{Kind: LegEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, ExternalID: res.MessageID, Trunk: "whatsapp"}), nil
 }
 
 // endedLeg is a leg that is over as soon as it starts: a message sent.

@@ -109,7 +109,7 @@ func (e *Engine) applyWebhook(ctx context.Context, ev whatsapp.Event) error {
 }
 
 // statusOutcomes are the attempt outcomes of a template's delivery statuses.
-var statusOutcomes = map[string]Outcome{"delivered": "delivered", "read": "read", "failed": OutcomeSendFailed}
+var statusOutcomes = map[string]campaigns.Outcome{"delivered": "delivered", "read": "read", "failed": campaigns.OutcomeSendFailed}
 
 // applyMessageStatus records a template's delivery on its attempt, and settles a
 // send a crash left in doubt.
@@ -134,7 +134,7 @@ func (e *Engine) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 	if err := e.store.SetAttemptOutcome(ctx, a.ID, string(outcome)); err != nil {
 		return err
 	}
-	if outcome == OutcomeSendFailed {
+	if outcome == campaigns.OutcomeSendFailed {
 		return e.store.SetContactStatus(ctx, a.ContactID, campaigns.ContactExhausted)
 	}
 	return nil

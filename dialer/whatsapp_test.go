@@ -270,7 +270,7 @@ func TestTrunkDownWhatsAppCallReachesAgent(t *testing.T) {
 	// The first INVITE times out (a trunk fault) and opens the circuit: either way
 	// the contact leaves the SIP rung at once.
 	if len(as) != 2 || as[0].Channel != campaigns.ChannelSIP || as[1].Channel != campaigns.ChannelWhatsAppCall ||
-		as[1].Outcome != string(OutcomeConnected) || as[1].ExternalID != callID {
+		as[1].Outcome != string(campaigns.OutcomeConnected) || as[1].ExternalID != callID {
 		t.Fatalf("attempts %+v", as)
 	}
 	for st, _ := h.emu.CallStats(callID); !st.Ended; st, _ = h.emu.CallStats(callID) {
@@ -299,7 +299,7 @@ func TestRejectedWhatsAppCallSendsTheTemplate(t *testing.T) {
 		return ct.Status == campaigns.ContactDone && len(as) == 3 && as[2].Outcome == "read"
 	})
 	as := h.attempts(list[0].ID)
-	if as[1].Outcome != string(OutcomeRejected) || as[2].Channel != campaigns.ChannelWhatsAppTemplate || as[2].ExternalID == "" {
+	if as[1].Outcome != string(campaigns.OutcomeRejected) || as[2].Channel != campaigns.ChannelWhatsAppTemplate || as[2].ExternalID == "" {
 		t.Fatalf("attempts %+v", as)
 	}
 	var sends []emulator.Request
@@ -351,8 +351,8 @@ func TestNoPermissionRequestsItAndCallsWhenGranted(t *testing.T) {
 		return len(as) >= 4 && as[len(as)-1].State == "ended"
 	})
 	as := h.attempts(list[0].ID)
-	if as[1].Outcome != string(OutcomeNoPermission) || as[2].Channel != campaigns.ChannelWhatsAppTemplate ||
-		as[3].Channel != campaigns.ChannelWhatsAppCall || as[3].Outcome != string(OutcomeRejected) {
+	if as[1].Outcome != string(campaigns.OutcomeNoPermission) || as[2].Channel != campaigns.ChannelWhatsAppTemplate ||
+		as[3].Channel != campaigns.ChannelWhatsAppCall || as[3].Outcome != string(campaigns.OutcomeRejected) {
 		t.Fatalf("attempts %+v", as)
 	}
 	state, _, err := h.store.WhatsAppPermission(context.Background(), list[0].ID)
@@ -392,7 +392,7 @@ func TestPermissionRequestByTemplate(t *testing.T) {
 		return len(as) >= 4 && as[len(as)-1].State == "ended"
 	})
 	as := h.attempts(list[0].ID)
-	if as[1].Outcome != string(OutcomeNoPermission) || as[3].Channel != campaigns.ChannelWhatsAppCall || as[3].Outcome != string(OutcomeRejected) {
+	if as[1].Outcome != string(campaigns.OutcomeNoPermission) || as[3].Channel != campaigns.ChannelWhatsAppCall || as[3].Outcome != string(campaigns.OutcomeRejected) {
 		t.Fatalf("attempts %+v", as)
 	}
 	var permissionTemplates, interactive int
@@ -467,7 +467,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", string(OutcomeConnected), &now, &now
+		a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", string(campaigns.OutcomeConnected), &now, &now
 		if err := h.store.FinishAttempt(ctx, a, storage.Progress{Status: campaigns.ContactDone}); err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +497,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 	}
 	h.waitContacts(c.ID, 10*time.Second, func(ct campaigns.Contact) bool { return ct.ID != promisedID || ct.Status == campaigns.ContactDone })
 	as := h.attempts(promisedID)
-	if len(as) != 2 || as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(OutcomeConnected) ||
+	if len(as) != 2 || as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(campaigns.OutcomeConnected) ||
 		as[1].AgentID != agent || as[1].ExternalID != callID {
 		t.Fatalf("attempts of the contact who called in: %+v", as)
 	}
@@ -525,7 +525,7 @@ func TestNoPermissionOutsideTheWindowGoesOnToTheTemplate(t *testing.T) {
 	h.setState(c.ID, campaigns.StateRunning)
 	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
 	as := h.attempts(list[0].ID)
-	if len(as) != 3 || as[1].Outcome != string(OutcomeNoPermission) || as[2].Channel != campaigns.ChannelWhatsAppTemplate {
+	if len(as) != 3 || as[1].Outcome != string(campaigns.OutcomeNoPermission) || as[2].Channel != campaigns.ChannelWhatsAppTemplate {
 		t.Fatalf("attempts %+v", as)
 	}
 	refused, sent := 0, 0
@@ -623,7 +623,7 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	for _, ct := range list {
 		as := h.attempts(ct.ID)
 		last := as[len(as)-1]
-		if last.Outcome != string(OutcomeConnected) {
+		if last.Outcome != string(campaigns.OutcomeConnected) {
 			t.Errorf("contact %s: attempts %+v", ct.Phone, as)
 		}
 	}

@@ -20,13 +20,13 @@ func TestDuplicatedAndReorderedWebhooksGiveOneOutcomePerAttempt(t *testing.T) {
 	h := newWhatsAppHarness(t)
 	type want struct {
 		b    emulator.Behaviour
-		call Outcome
+		call campaigns.Outcome
 	}
 	scripts := map[string]want{
-		"+5511987651001": {emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, OutcomeRejected},
-		"+5511987651002": {emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 50 * time.Millisecond}, OutcomeRejected},
-		"+5511987651003": {emulator.Behaviour{Call: emulator.CallNoAnswer, RingTimeout: 300 * time.Millisecond}, OutcomeNoAnswer},
-		"+5511987651004": {emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 100 * time.Millisecond, HangupAfter: 300 * time.Millisecond}, OutcomeConnected},
+		"+5511987651001": {emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, campaigns.OutcomeRejected},
+		"+5511987651002": {emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 50 * time.Millisecond}, campaigns.OutcomeRejected},
+		"+5511987651003": {emulator.Behaviour{Call: emulator.CallNoAnswer, RingTimeout: 300 * time.Millisecond}, campaigns.OutcomeNoAnswer},
+		"+5511987651004": {emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 100 * time.Millisecond, HangupAfter: 300 * time.Millisecond}, campaigns.OutcomeConnected},
 	}
 	contacts := map[string]string{}
 	for phone, w := range scripts {
@@ -59,8 +59,8 @@ func TestDuplicatedAndReorderedWebhooksGiveOneOutcomePerAttempt(t *testing.T) {
 				t.Errorf("%s: attempt %d is %s", ct.Phone, a.ID, a.State)
 			}
 		}
-		wantSeq := []string{"sip:" + string(OutcomeTrunkFault), "whatsapp_call:" + string(w.call), "whatsapp_template:read"}
-		if w.call == OutcomeConnected {
+		wantSeq := []string{"sip:" + string(campaigns.OutcomeTrunkFault), "whatsapp_call:" + string(w.call), "whatsapp_template:read"}
+		if w.call == campaigns.OutcomeConnected {
 			wantSeq = wantSeq[:2]
 		}
 		if len(got) != len(wantSeq) || strings.Join(got[1:], ",") != strings.Join(wantSeq[1:], ",") || as[0].Channel != campaigns.ChannelSIP {
@@ -194,7 +194,7 @@ func TestThrottleStormEachTemplateAcceptedOnce(t *testing.T) {
 	ctx := context.Background()
 	for _, ct := range list {
 		as := h.attempts(ct.ID)
-		if len(as) != 1 || as[0].ExternalID == "" || (as[0].Outcome != string(OutcomeSent) && as[0].Outcome != "delivered") {
+		if len(as) != 1 || as[0].ExternalID == "" || (as[0].Outcome != string(campaigns.OutcomeSent) && as[0].Outcome != "delivered") {
 			t.Errorf("%s: attempts %+v", ct.Phone, as)
 			continue
 		}

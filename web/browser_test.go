@@ -323,7 +323,7 @@ func (l *holdLeg) Events() <-chan dialer.LegEvent { return l.events }
 
 func (l *holdLeg) Hangup(ctx context.Context) error {
 	l.once.Do(func() {
-		l.events <- dialer.LegEvent{Kind: dialer.LegEnded, At: time.Now(), Outcome: dialer.OutcomeNoAnswer}
+		l.events <- dialer.LegEvent{Kind: dialer.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 		close(l.events)
 	})
 	return nil
@@ -575,7 +575,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	if err != nil || len(attempts) != 1 {
 		t.Fatalf("attempts %+v %v", attempts, err)
 	}
-	if a := attempts[0]; a.Disposition != "sale" || a.Outcome != string(dialer.OutcomeConnected) || a.HangupBy != "agent" || a.AgentID != e.users[storage.RoleAgent].ID {
+	if a := attempts[0]; a.Disposition != "sale" || a.Outcome != string(campaigns.OutcomeConnected) || a.HangupBy != "agent" || a.AgentID != e.users[storage.RoleAgent].ID {
 		t.Errorf("attempt %+v", a)
 	}
 	carrier.Wait(t, 10*time.Second)

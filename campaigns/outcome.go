@@ -1,0 +1,69 @@
+package campaigns
+
+// Outcome is how one attempt on one channel ended: the vocabulary of the contact's
+// journey (journey.go), of the attempts the storage keeps and of the reports. It is
+// defined here once; every package spells outcomes with these constants.
+type Outcome string
+
+// Attempt outcomes, across channels.
+const (
+	// OutcomeConnected: a person answered and was bridged to an agent.
+	OutcomeConnected Outcome = "connected"
+	// OutcomeAbandoned: a person answered and no agent was free within the patience.
+	OutcomeAbandoned Outcome = "abandoned"
+	// OutcomeMachine: an answering machine answered; the rung is tried again.
+	OutcomeMachine Outcome = "machine"
+	// OutcomeMachineNext: an answering machine answered and the campaign moves such
+	// contacts to the next rung at once.
+	OutcomeMachineNext Outcome = "machine_next"
+	// OutcomeMachineMessage: an answering machine answered and got the campaign's
+	// message; the contact moves to the next rung.
+	OutcomeMachineMessage Outcome = "machine_message"
+	// OutcomeBusy: the line was busy (SIP 486, 600).
+	OutcomeBusy Outcome = "busy"
+	// OutcomeNoAnswer: it rang out (ring timeout, SIP 480, 408; WhatsApp no answer).
+	OutcomeNoAnswer Outcome = "no_answer"
+	// OutcomeRejected: the person declined (SIP 603; WhatsApp call rejected).
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeInvalidNumber: the network says the number does not exist (SIP 404, 484, 410).
+	OutcomeInvalidNumber Outcome = "invalid_number"
+	// OutcomeTrunkFault: every trunk tried failed this call (SIP 403, 5xx, no response).
+	OutcomeTrunkFault Outcome = "trunk_fault"
+	// OutcomeChannelDown: the channel could not take the call at all (every trunk's
+	// circuit open); no attempt reached the network.
+	OutcomeChannelDown Outcome = "channel_down"
+	// OutcomeChannelBusy: the channel was at capacity; no attempt reached the network.
+	OutcomeChannelBusy Outcome = "channel_busy"
+	// OutcomeNoChannel: the rung's channel is not configured on this server (no
+	// WhatsApp account, no trunk); the rung is skipped.
+	OutcomeNoChannel Outcome = "no_channel"
+	// OutcomeMediaFailed: the call was answered but no media could be set up.
+	OutcomeMediaFailed Outcome = "media_failed"
+	// OutcomeInterrupted: Turbina stopped while the attempt was under way.
+	OutcomeInterrupted Outcome = "interrupted"
+	// OutcomeNoPermission: WhatsApp refuses the call until the user grants permission.
+	OutcomeNoPermission Outcome = "no_permission"
+	// OutcomeNotOnWhatsApp: the number has no WhatsApp account.
+	OutcomeNotOnWhatsApp Outcome = "not_on_whatsapp"
+	// OutcomeSent: a template message was accepted for delivery.
+	OutcomeSent Outcome = "sent"
+	// OutcomeSendFailed: a template message could not be sent.
+	OutcomeSendFailed Outcome = "send_failed"
+	// OutcomeDelivered: WhatsApp reported a sent template delivered to the phone.
+	OutcomeDelivered Outcome = "delivered"
+	// OutcomeRead: WhatsApp reported a sent template read.
+	OutcomeRead Outcome = "read"
+)
+
+// Reached reports whether the outcome means the person was reached: answered by a
+// person (connected or abandoned) or a message that left for them.
+func (o Outcome) Reached() bool {
+	switch o {
+	case OutcomeConnected, OutcomeAbandoned, OutcomeSent, OutcomeDelivered, OutcomeRead:
+		return true
+	}
+	return false
+}
+
+// Answered reports whether a person answered the call (whether or not an agent took it).
+func (o Outcome) Answered() bool { return o == OutcomeConnected || o == OutcomeAbandoned }

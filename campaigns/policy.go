@@ -1,0 +1,255 @@
+package campaigns
+
+import (
+	"slices"
+	"time"
+)
+
+// ContactAction is an outbound action on a contact that the policy gate rules on.
+type ContactAction string
+
+// The actions the gate rules on. The strings are the API's.
+const (
+	ActionSIPCall           ContactAction = "sip_call"
+	ActionWhatsAppCall      ContactAction = "whatsapp_call"
+	ActionPermissionRequest ContactAction = "whatsapp_permission_request"
+	ActionTemplate          ContactAction = "whatsapp_template"
+	ActionText              ContactAction = "whatsapp_text"
+	ActionCallback          ContactAction = "callback"
+)
+
+// ContactActions lists every action the gate rules on.
+var ContactActions = []ContactAction{ActionSIPCall, ActionWhatsAppCall, ActionPermissionRequest, ActionTemplate, ActionText, ActionCallback}
+
+// Valid reports whether a is an action the gate knows.
+func (a ContactAction) Valid() bool { return slices.Contains(ContactActions, a) }
+
+// isCall reports whether the action rings the person.
+func (a ContactAction) isCall() bool {
+	return a == ActionSIPCall || a == ActionWhatsAppCall || a == ActionCallback
+}
+
+// ActionFor is the gate's action for an attempt on a ladder channel.
+func ActionFor(ch Channel) ContactAction {
+	switch ch {
+	case ChannelWhatsAppCall:
+		return ActionWhatsAppCall
+	case ChannelWhatsAppTemplate:
+		return ActionTemplate
+	}
+	return ActionSIPCall
+}
+
+// Reason is why the gate refuses an action: a stable code of the API and the UI.
+type Reason string
+
+// Reasons for a refusal.
+const (
+	ReasonDoNotCall            Reason = "do_not_call"
+	ReasonOptedOut             Reason = "opted_out"
+	ReasonNoConsent            Reason = "no_consent"
+	ReasonOutsideWindow        Reason = Reason(ClosedOutsideWindow)
+	ReasonHoliday              Reason = Reason(ClosedHoliday)
+	ReasonNumberAttemptLimit   Reason = "number_attempt_limit"
+	ReasonAbandonQuietPeriod   Reason = "abandon_quiet_period"
+	ReasonNoCallPermission     Reason = "no_call_permission"
+	ReasonOutsideServiceWindow Reason = "outside_service_window"
+)
+
+// Reasons lists every reason, in the order a decision gives them.
+var Reasons = []Reason{ReasonDoNotCall, ReasonOptedOut, ReasonNoConsent, ReasonOutsideWindow, ReasonHoliday,
+	ReasonNumberAttemptLimit, ReasonAbandonQuietPeriod, ReasonNoCallPermission, ReasonOutsideServiceWindow}
+
+// Permission is what WhatsApp last said of the business calling the person.
+type Permission string
+
+// Call permission states.
+const (
+	PermissionUnknown   Permission = "unknown"
+	PermissionRequested Permission = "requested"
+	PermissionGranted   Permission = "granted"
+	PermissionDenied    Permission = "denied"
+)
+
+// Facts is what the gate needs to know of a contact beyond the contact itself,
+// read from storage just before the action.
+type Facts struct {
+	// DoNotCall: the number is on the global list or the campaign's.
+	DoNotCall bool
+	// OptedOut: the person asked to hear no more (a reply, a disposition, the API).
+	OptedOut bool
+	// Consent is when the person consented to WhatsApp contact; zero: no record.
+	Consent time.Time
+	// NumberAttempts are the start times of the calls made to the number in the last
+	// seven days before the instant checked, on every campaign and channel.
+	NumberAttempts []time.Time
+	// LastAbandon is when the number was last abandoned (answered, no agent); zero: never.
+	LastAbandon time.Time
+	// AgentReserved: an agent waits for this very call (a preview dial, a callback
+	// with its agent), so an abandon cannot happen.
+	AgentReserved bool
+	// Permission is the WhatsApp call permission, and PermissionUntil its expiry
+	// (zero: none).
+	Permission      Permission
+	PermissionUntil time.Time
+	// LastInbound is when the person last wrote on WhatsApp (zero: never), which
+	// opens WhatsApp's 24 h service window for free-form text.
+	LastInbound time.Time
+}
+
+// NumberLimits bounds the calls one number gets across every campaign.
+type NumberLimits struct {
+	// PerDay calls in any 24 h, PerWeek in any 7 days; 0 means no limit.
+	PerDay  int `json:"per_day"`
+	PerWeek int `json:"per_week"`
+}
+
+// Policy rules on outbound actions for one campaign's contacts.
+type Policy struct {
+	Campaign *Campaign
+	// Limits are the engine's per-number attempt limits.
+	Limits NumberLimits
+	// QuietAfterAbandon is how long an abandoned person is not called again
+	// unless an agent is reserved for the call.
+	QuietAfterAbandon time.Duration
+}
+
+// DefaultQuietAfterAbandon is Ofcom's 72 hours.
+const DefaultQuietAfterAbandon = 72 * time.Hour
+
+// ServiceWindow is how long after a person's last message WhatsApp accepts free text.
+const ServiceWindow = 24 * time.Hour
+
+// Decision is the gate's answer.
+type Decision struct {
+	Allowed bool     `json:"allowed"`
+	Reasons []Reason `json:"reasons"`
+	// NextAllowedAt is the first instant the action would be allowed, given what is
+	// known now; nil when no passing of time allows it (do-not-call, opt-out, …).
+	NextAllowedAt *time.Time `json:"next_allowed_at"`
+	// Zones are the time zones the person may be in, all of which the calling
+	// window must hold in.
+	Zones []string `json:"zones"`
+}
+
+// maxLookahead bounds the search for the next allowed instant.
+const maxLookahead = 400 * 24 * time.Hour
+
+// Check rules on action for ct at at. It refuses with every reason that applies and
+// gives the first later instant when none does.
+func (p Policy) Check(ct Contact, f Facts, action ContactAction, at time.Time) Decision {
+	zones := p.Campaign.ContactZones(ct)
+	d := Decision{Zones: make([]string, len(zones))}
+	for i, z := range zones {
+		d.Zones[i] = z.String()
+	}
+	reasons, next, final := p.refusals(zones, f, action, at)
+	if len(reasons) == 0 {
+		d.Allowed, d.Reasons = true, []Reason{}
+		return d
+	}
+	d.Reasons = reasons
+	if final {
+		return d
+	}
+	// Each refusal says when it lifts; the others may still hold then.
+	for t := next; !t.IsZero() && t.Sub(at) <= maxLookahead; {
+		rs, n, fin := p.refusals(zones, f, action, t)
+		if len(rs) == 0 {
+			d.NextAllowedAt = &t
+			return d
+		}
+		if fin || !n.After(t) {
+			return d
+		}
+		t = n
+	}
+	return d
+}
+
+// refusals lists the reasons that refuse action at at, the latest instant at which
+// one of them lifts, and whether one of them never lifts by itself.
+func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, at time.Time) (reasons []Reason, next time.Time, final bool) {
+	refuse := func(r Reason, lifts time.Time) {
+		reasons = append(reasons, r)
+		if lifts.IsZero() {
+			final = true
+		} else if lifts.After(next) {
+			next = lifts
+		}
+	}
+	c := p.Campaign
+	if f.DoNotCall {
+		refuse(ReasonDoNotCall, time.Time{})
+	}
+	if f.OptedOut {
+		refuse(ReasonOptedOut, time.Time{})
+	}
+	whatsApp := action == ActionWhatsAppCall || action == ActionPermissionRequest || action == ActionTemplate || action == ActionText
+	if whatsApp && c.RequireConsent && f.Consent.IsZero() {
+		refuse(ReasonNoConsent, time.Time{})
+	}
+	if action != ActionText {
+		if closed, open := c.Hours(at, zones); closed != Open {
+			refuse(Reason(closed), open)
+		}
+	}
+	if action.isCall() {
+		if lifts, over := p.overLimit(f.NumberAttempts, at); over {
+			refuse(ReasonNumberAttemptLimit, lifts)
+		}
+		if quiet := p.quiet(); !f.AgentReserved && quiet > 0 && !f.LastAbandon.IsZero() && at.Before(f.LastAbandon.Add(quiet)) {
+			refuse(ReasonAbandonQuietPeriod, f.LastAbandon.Add(quiet))
+		}
+	}
+	if action == ActionWhatsAppCall {
+		switch {
+		case f.Permission == PermissionDenied, f.Permission == PermissionRequested:
+			refuse(ReasonNoCallPermission, time.Time{})
+		}
+	}
+	if action == ActionText {
+		if f.LastInbound.IsZero() || !at.Before(f.LastInbound.Add(ServiceWindow)) {
+			refuse(ReasonOutsideServiceWindow, time.Time{})
+		}
+	}
+	return reasons, next, final
+}
+
+func (p Policy) quiet() time.Duration {
+	if p.QuietAfterAbandon == 0 {
+		return DefaultQuietAfterAbandon
+	}
+	return p.QuietAfterAbandon
+}
+
+// overLimit reports whether another call at at would break a per-number limit and,
+// if so, when it no longer would.
+func (p Policy) overLimit(attempts []time.Time, at time.Time) (time.Time, bool) {
+	var lifts time.Time
+	over := false
+	for _, l := range []struct {
+		max    int
+		period time.Duration
+	}{{p.Limits.PerDay, 24 * time.Hour}, {p.Limits.PerWeek, 7 * 24 * time.Hour}} {
+		if l.max <= 0 {
+			continue
+		}
+		var in []time.Time
+		for _, t := range attempts {
+			if t.After(at.Add(-l.period)) && !t.After(at) {
+				in = append(in, t)
+			}
+		}
+		if len(in) < l.max {
+			continue
+		}
+		slices.SortFunc(in, func(a, b time.Time) int { return a.Compare(b) })
+		// The oldest attempts leave the period one by one; one place must free up.
+		if t := in[len(in)-l.max].Add(l.period); t.After(lifts) {
+			lifts = t
+		}
+		over = true
+	}
+	return lifts, over
+}
