@@ -252,9 +252,9 @@ type Campaign struct {
 	CallPermission CallPermission `json:"call_permission"`
 	// RequireConsent keeps the WhatsApp rungs for contacts whose import recorded
 	// their consent.
-	RequireConsent bool `json:"require_consent"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
+	RequireConsent bool      `json:"require_consent"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Defaults used for settings a new campaign leaves out.
