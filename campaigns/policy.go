@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -125,7 +126,8 @@ type Decision struct {
 	Allowed bool     `json:"allowed"`
 	Reasons []Reason `json:"reasons"`
 	// NextAllowedAt is the first instant the action would be allowed, given what is
-	// known now; nil when no passing of time allows it (do-not-call, opt-out, …).
+	// known now; nil when it is allowed already, or when no passing of time allows
+	// it (do-not-call, opt-out, …).
 	NextAllowedAt *time.Time `json:"next_allowed_at"`
 	// Zones are the time zones the person may be in, all of which the calling
 	// window must hold in.
@@ -186,8 +188,14 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 		refuse(ReasonOptedOut, time.Time{})
 	}
 	whatsApp := action == ActionWhatsAppCall || action == ActionPermissionRequest || action == ActionTemplate || action == ActionText
-	if whatsApp && c.RequireConsent && f.Consent.IsZero() {
-		refuse(ReasonNoConsent, time.Time{})
+	if whatsApp && c.RequireConsent {
+		// Consent dated after the instant checked was not yet given then.
+		switch {
+		case f.Consent.IsZero():
+			refuse(ReasonNoConsent, time.Time{})
+		case f.Consent.After(at):
+			refuse(ReasonNoConsent, f.Consent)
+		}
 	}
 	if action != ActionText {
 		if closed, open := c.Hours(at, zones); closed != Open {
@@ -203,8 +211,12 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 		}
 	}
 	if action == ActionWhatsAppCall {
+		// Only the person's answer lifts a refusal or a pending request; a
+		// temporary grant that lapsed needs asking again.
 		switch {
 		case f.Permission == PermissionDenied, f.Permission == PermissionRequested:
+			refuse(ReasonNoCallPermission, time.Time{})
+		case f.Permission == PermissionGranted && !f.PermissionUntil.IsZero() && !at.Before(f.PermissionUntil):
 			refuse(ReasonNoCallPermission, time.Time{})
 		}
 	}
@@ -252,4 +264,30 @@ func (p Policy) overLimit(attempts []time.Time, at time.Time) (time.Time, bool) 
 		over = true
 	}
 	return lifts, over
+}
+
+// Has reports whether the decision refuses for r.
+func (d Decision) Has(r Reason) bool { return slices.Contains(d.Reasons, r) }
+
+// Final reports whether a refusal does not lift by the passing of time alone
+// (do-not-call, opt-out, no consent, no call permission…).
+func (d Decision) Final() bool { return !d.Allowed && d.NextAllowedAt == nil }
+
+// RefusedError is the error of an action the policy gate refused: it carries the
+// decision, so an API can answer with its reasons and next allowed instant.
+type RefusedError struct {
+	Action   ContactAction
+	Decision Decision
+}
+
+func (e *RefusedError) Error() string {
+	s := make([]string, len(e.Decision.Reasons))
+	for i, r := range e.Decision.Reasons {
+		s[i] = string(r)
+	}
+	msg := string(e.Action) + " refused by policy: " + strings.Join(s, ", ")
+	if e.Decision.NextAllowedAt != nil {
+		msg += "; allowed from " + e.Decision.NextAllowedAt.UTC().Format(time.RFC3339)
+	}
+	return msg
 }
