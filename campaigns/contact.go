@@ -1,5 +1,7 @@
 package campaigns
 
+import "time"
+
 // ContactStatus is where a contact stands in its campaign.
 type ContactStatus string
 
@@ -31,6 +33,10 @@ type Contact struct {
 	Status     ContactStatus     `json:"status"`
 	// Line is the 1-based line of the source file the contact came from (header = 1).
 	Line int `json:"line,omitempty"`
+	// Consent is when the person consented to WhatsApp contact (the import's
+	// consent column); nil: no record. A zero time from an import is a consent
+	// without a date, stored with the import's time.
+	Consent *time.Time `json:"consent_at,omitempty"`
 }
 
 // WhatsAppNumber is the number to reach the contact on WhatsApp.
@@ -50,6 +56,7 @@ const (
 	RejectInvalidNumber     RejectReason = "invalid_number"
 	RejectInvalidWhatsApp   RejectReason = "invalid_whatsapp"
 	RejectInvalidTimezone   RejectReason = "invalid_timezone"
+	RejectInvalidConsent    RejectReason = "invalid_consent"
 	RejectDuplicateInFile   RejectReason = "duplicate_in_file"
 	RejectAlreadyInCampaign RejectReason = "already_in_campaign"
 	RejectDoNotCall         RejectReason = "do_not_call"

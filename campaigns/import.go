@@ -545,6 +545,15 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 		}
 		if v := bytes.TrimSpace(ir.field(i)); len(v) > 0 {
 			c.Attributes[k] = string(v)
+			if consentHeaders[canonicalHeader(k)] {
+				at, given, err := ParseConsent(string(v))
+				if err != nil {
+					return Contact{}, RejectInvalidConsent, clip(err.Error())
+				}
+				if given {
+					c.Consent = &at
+				}
+			}
 		}
 	}
 	return c, "", ""

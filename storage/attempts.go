@@ -179,7 +179,9 @@ func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaign
 		if err := tx.QueryRowContext(ctx, "SELECT campaign_id FROM contacts WHERE id=?", contactID).Scan(&a.CampaignID); err != nil {
 			return fmt.Errorf("claim contact: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, "INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at) VALUES (?,?,?,?,?,?)",
+		// The number called is kept with the attempt: the per-number limits count it.
+		res, err = tx.ExecContext(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, number)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
 			contactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("record attempt: %w", err)

@@ -122,7 +122,7 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 		return s
 	}
 	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, attributes,
-		status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?) ON CONFLICT(campaign_id, phone) DO NOTHING`)
+		status, created_at, updated_at, consent_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?) ON CONFLICT(campaign_id, phone) DO NOTHING`)
 	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail) VALUES (?,?,?,?)")
 	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
 	if err != nil {
@@ -164,8 +164,16 @@ func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.R
 		}
 		attrs = sql.NullString{String: string(j), Valid: true}
 	}
+	var consent sql.NullInt64
+	if c.Consent != nil {
+		// A consent without a date is taken as of its import.
+		consent = sql.NullInt64{Int64: b.now, Valid: true}
+		if !c.Consent.IsZero() {
+			consent.Int64 = c.Consent.UnixMilli()
+		}
+	}
 	res, err := b.insert.ExecContext(ctx, b.campaignID, b.id, c.Line, c.Phone, nullString(c.WhatsApp),
-		nullString(c.Name), nullString(c.Timezone), attrs, b.now, b.now)
+		nullString(c.Name), nullString(c.Timezone), attrs, b.now, b.now, consent)
 	if err != nil {
 		return "", fmt.Errorf("insert contact: %w", err)
 	}

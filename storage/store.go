@@ -15,6 +15,7 @@ type Store interface {
 	AttemptStore
 	WhatsAppStore
 	SessionStore
+	PolicyStore
 	Ping(ctx context.Context) error
 	IntegrityCheck(ctx context.Context) error
 	FailInterruptedImports(ctx context.Context) (int, error)

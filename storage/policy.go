@@ -1,0 +1,203 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+)
+
+// PolicyRefusal is one outbound action the policy gate refused, kept in the
+// contact's history.
+type PolicyRefusal struct {
+	ContactID     int64                   `json:"contact_id,string"`
+	CampaignID    int64                   `json:"campaign_id,string"`
+	Action        campaigns.ContactAction `json:"action"`
+	Reasons       []campaigns.Reason      `json:"reasons"`
+	At            time.Time               `json:"at"`
+	NextAllowedAt *time.Time              `json:"next_allowed_at"`
+}
+
+// Sources of an opt-out.
+const (
+	OptOutWhatsAppReply = "whatsapp_reply"
+	OptOutDisposition   = "disposition"
+	OptOutAPI           = "api"
+)
+
+// PolicyStore reads what the policy gate needs and keeps its refusals.
+type PolicyStore interface {
+	// PolicyFacts reads what the gate needs to rule on an action on a contact at
+	// at, for the number the action goes to (empty: the contact's phone).
+	PolicyFacts(ctx context.Context, contactID int64, number string, at time.Time) (campaigns.Facts, error)
+	// RecordPolicyRefusal keeps a refusal in the contact's history.
+	RecordPolicyRefusal(ctx context.Context, r PolicyRefusal) error
+	// PolicyRefusals lists a contact's refusals, oldest first.
+	PolicyRefusals(ctx context.Context, contactID int64) ([]PolicyRefusal, error)
+	// OptOut puts numbers on the global do-not-call list as the person's own
+	// wish (source: OptOut*), marking their contacts in every campaign; it
+	// returns the numbers that were not opted out before.
+	OptOut(ctx context.Context, who Actor, phones []string, source string) ([]string, error)
+}
+
+var _ PolicyStore = (*DB)(nil)
+
+// notPlaced are the outcomes of attempts that never reached the network: they
+// do not count against a number's limits.
+const notPlaced = `'no_channel','channel_down','no_permission','not_on_whatsapp'`
+
+// PolicyFacts reads a contact's facts in one read transaction.
+func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at time.Time) (campaigns.Facts, error) {
+	var f campaigns.Facts
+	tx, err := d.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return f, fmt.Errorf("policy facts: %w", err)
+	}
+	defer tx.Rollback()
+	var (
+		campaignID             int64
+		phone, wa, perm        string
+		consent, until, cbAgnt sql.NullInt64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT campaign_id, phone, ifnull(whatsapp,''), wa_permission, wa_permission_until, consent_at,
+		CASE WHEN callback_at IS NOT NULL THEN callback_agent_id END FROM contacts WHERE id = ?`, contactID).
+		Scan(&campaignID, &phone, &wa, &perm, &until, &consent, &cbAgnt)
+	if err != nil {
+		return f, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
+	}
+	if wa == "" {
+		wa = phone
+	}
+	if number == "" {
+		number = phone
+	}
+	f.Permission = campaigns.Permission(perm)
+	if until.Valid {
+		f.PermissionUntil = msToTime(until.Int64)
+	}
+	if consent.Valid {
+		f.Consent = msToTime(consent.Int64)
+	}
+	f.AgentReserved = cbAgnt.Valid && cbAgnt.Int64 != 0
+	// Either of the person's numbers on a list stops every action, as AddDNC marks
+	// a contact by either.
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?1, ?2, ?3) AND (campaign_id IS NULL OR campaign_id = ?4)),
+		EXISTS(SELECT 1 FROM opt_outs WHERE phone IN (?1, ?2, ?3))`, phone, wa, number, campaignID).Scan(&f.DoNotCall, &f.OptedOut); err != nil {
+		return f, fmt.Errorf("policy facts: do-not-call: %w", err)
+	}
+	atMs := at.UnixMilli()
+	rows, err := tx.QueryContext(ctx, `SELECT created_at FROM attempts WHERE number = ? AND created_at > ? AND created_at <= ?
+		AND channel IN ('sip','whatsapp_call') AND ifnull(outcome,'') NOT IN (`+notPlaced+`) ORDER BY created_at`,
+		number, atMs-(7*24*time.Hour).Milliseconds(), atMs)
+	if err != nil {
+		return f, fmt.Errorf("policy facts: attempts: %w", err)
+	}
+	for rows.Next() {
+		var ms int64
+		if err := rows.Scan(&ms); err != nil {
+			rows.Close()
+			return f, fmt.Errorf("policy facts: attempts: %w", err)
+		}
+		f.NumberAttempts = append(f.NumberAttempts, msToTime(ms))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return f, fmt.Errorf("policy facts: attempts: %w", err)
+	}
+	var abandon, inbound sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT max(ifnull(answer_at, created_at)) FROM attempts WHERE number = ? AND outcome = 'abandoned' AND created_at <= ?`,
+		number, atMs).Scan(&abandon); err != nil {
+		return f, fmt.Errorf("policy facts: abandons: %w", err)
+	}
+	if abandon.Valid {
+		f.LastAbandon = msToTime(abandon.Int64)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT max(at) FROM wa_messages WHERE phone = ? AND direction = 'in' AND at <= ?`, wa, atMs).Scan(&inbound); err != nil {
+		return f, fmt.Errorf("policy facts: messages: %w", err)
+	}
+	if inbound.Valid {
+		f.LastInbound = msToTime(inbound.Int64)
+	}
+	return f, nil
+}
+
+// RecordPolicyRefusal keeps one refusal.
+func (d *DB) RecordPolicyRefusal(ctx context.Context, r PolicyRefusal) error {
+	reasons, err := json.Marshal(r.Reasons)
+	if err != nil {
+		return fmt.Errorf("record refusal: %w", err)
+	}
+	var next sql.NullInt64
+	if r.NextAllowedAt != nil {
+		next = sql.NullInt64{Int64: r.NextAllowedAt.UnixMilli(), Valid: true}
+	}
+	if _, err := d.exec(ctx, `INSERT INTO policy_refusals(contact_id, campaign_id, action, reasons, at, next_allowed_at) VALUES (?,?,?,?,?,?)`,
+		r.ContactID, r.CampaignID, string(r.Action), string(reasons), r.At.UnixMilli(), next); err != nil {
+		return fmt.Errorf("record refusal: %w", err)
+	}
+	return nil
+}
+
+// PolicyRefusals lists a contact's refusals.
+func (d *DB) PolicyRefusals(ctx context.Context, contactID int64) ([]PolicyRefusal, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT contact_id, campaign_id, action, reasons, at, next_allowed_at FROM policy_refusals
+		WHERE contact_id = ? ORDER BY at, id`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("policy refusals: %w", err)
+	}
+	defer rows.Close()
+	out := []PolicyRefusal{}
+	for rows.Next() {
+		var r PolicyRefusal
+		var reasons string
+		var at int64
+		var next sql.NullInt64
+		if err := rows.Scan(&r.ContactID, &r.CampaignID, &r.Action, &reasons, &at, &next); err != nil {
+			return nil, fmt.Errorf("policy refusals: %w", err)
+		}
+		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
+			return nil, fmt.Errorf("policy refusal of contact %d: reasons: %w", contactID, err)
+		}
+		r.At = msToTime(at)
+		if next.Valid {
+			t := msToTime(next.Int64)
+			r.NextAllowedAt = &t
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// OptOut records opt-outs and puts the numbers on the global list, in one transaction.
+func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source string) ([]string, error) {
+	var fresh []string
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		fresh = fresh[:0]
+		now := d.nowMs()
+		for _, p := range phones {
+			res, err := tx.ExecContext(ctx, "INSERT INTO opt_outs(phone, source, created_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", p, source, now)
+			if err != nil {
+				return fmt.Errorf("opt out %s: %w", p, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				fresh = append(fresh, p)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO dnc(phone, campaign_id, reason, created_at) VALUES (?,NULL,?,?) ON CONFLICT DO NOTHING",
+				p, "opted_out: "+source, now); err != nil {
+				return fmt.Errorf("opt out %s: %w", p, err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE contacts SET status='do_not_call', updated_at=?2
+				WHERE (phone = ?1 OR whatsapp = ?1) AND status IN ('pending','in_progress')`, p, now); err != nil {
+				return fmt.Errorf("opt out %s: mark contacts: %w", p, err)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		return d.audit(ctx, tx, who, "dnc.opt_out", "dnc", "global", nil, map[string]any{"phones": fresh, "source": source})
+	})
+	return fresh, err
+}
