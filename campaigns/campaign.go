@@ -189,9 +189,14 @@ func DefaultDispositions() []Disposition {
 		{Code: "callback", Label: "Retornar a ligação", Callback: true},
 		{Code: "not_interested", Label: "Sem interesse"},
 		{Code: "wrong_person", Label: "Pessoa errada"},
+		{Code: DispositionDoNotCall, Label: "Não ligar novamente"},
 		{Code: "other", Label: "Outro"},
 	}
 }
+
+// DispositionDoNotCall is the disposition of a person who asked not to be
+// contacted again: the number goes on the global do-not-call list.
+const DispositionDoNotCall = "do_not_call"
 
 // AMDAction is what happens to a call an answering machine picked up.
 type AMDAction string

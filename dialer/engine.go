@@ -21,6 +21,7 @@ type Store interface {
 	storage.AttemptStore
 	storage.DNCStore
 	WhatsAppStore
+	storage.PolicyStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
 }
 
@@ -58,6 +59,18 @@ type Config struct {
 	// it is taken as lost (a phone unplugged, a browser's network gone) and
 	// detached (default 60 s; negative: never).
 	AgentSilence time.Duration
+	// NumberLimits bound the calls one number gets across every campaign and
+	// channel (default DefaultNumberLimits; a zero field: no limit of that period).
+	NumberLimits *campaigns.NumberLimits
+	// QuietAfterAbandon is how long an abandoned person is not called again unless
+	// an agent is reserved for the call (default 72 h; negative: never quiet).
+	QuietAfterAbandon time.Duration
+	// OptOutWords are the WhatsApp replies that put the person's number on the
+	// do-not-call list (default DefaultOptOutWords).
+	OptOutWords []string
+	// OptOutReply is the one confirmation an opted-out person gets on WhatsApp
+	// (default DefaultOptOutReply, pt-BR).
+	OptOutReply string
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +94,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.NumberLimits == nil {
+		c.NumberLimits = &DefaultNumberLimits
+	}
+	if c.QuietAfterAbandon == 0 {
+		c.QuietAfterAbandon = campaigns.DefaultQuietAfterAbandon
+	}
+	if len(c.OptOutWords) == 0 {
+		c.OptOutWords = DefaultOptOutWords
+	}
+	if c.OptOutReply == "" {
+		c.OptOutReply = DefaultOptOutReply
 	}
 	// The shipped prompts are embedded and known to parse.
 	if c.AbandonPrompt == nil {
@@ -125,6 +150,11 @@ func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cf
 		legs:     agentLegs{byAgent: map[int64]*agentLeg{}},
 		webhooks: make(chan struct{}, 1),
 		metrics:  newMetrics(),
+	}
+	if w, ok := channels[campaigns.ChannelWhatsAppCall].(*WhatsAppCalls); ok {
+		w.gate = func(ctx context.Context, contactID int64, action campaigns.ContactAction) error {
+			return e.gateContact(ctx, contactID, action, e.cfg.Now(), false)
+		}
 	}
 	agents.onChange = e.agentsChanged
 	agents.watch = func(a Agent) {
@@ -329,6 +359,26 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 		callback = &storage.Callback{At: cl.CallbackAt}
 		if cl.SameAgent {
 			callback.AgentID = agentID
+		}
+		// The callback time must be one the law allows; a refusal carries the
+		// reasons and the next allowed time for the agent to pick.
+		ct, err := e.store.GetContact(ctx, attempt.ContactID)
+		if err != nil {
+			return err
+		}
+		if _, err := e.gate(ctx, &c, ct, campaigns.ActionCallback, cl.CallbackAt, cl.SameAgent); err != nil {
+			return err
+		}
+	}
+	if cl.Code == campaigns.DispositionDoNotCall {
+		// On the list before the disposition is kept: a failure leaves the agent
+		// in wrap-up to try again, and the number never off the list.
+		ct, err := e.store.GetContact(ctx, attempt.ContactID)
+		if err != nil {
+			return err
+		}
+		if _, err := e.OptOut(ctx, storage.Actor{UserID: agentID, Username: a.Name}, personNumbers(ct), storage.OptOutDisposition); err != nil {
+			return fmt.Errorf("do-not-call not recorded, still in wrap-up: %w", err)
 		}
 	}
 	// Stored first, the agent freed after: a database that refuses the write

@@ -959,22 +959,17 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		return false
 	}
 	contact := dc.Contact
-	if closed, next := c.Hours(now, c.ContactZones(contact)); closed != campaigns.Open {
-		if err := r.e.store.DeferContact(ctx, contact.ID, next); err != nil {
-			r.e.log.Error("defer contact", "contact", contact.ID, "err", err)
-		}
-		return false
-	}
 	to := numberFor(rung.Channel, contact)
-	blocked, err := r.e.store.IsDNC(ctx, r.id, to)
-	if err != nil {
-		r.e.log.Error("check do-not-call", "contact", contact.ID, "err", err)
-		return false
-	}
-	if blocked {
-		if err := r.e.store.SetContactStatus(ctx, contact.ID, campaigns.ContactDoNotCall); err != nil {
-			r.e.log.Error("mark do-not-call", "contact", contact.ID, "err", err)
+	_, err := r.e.gate(ctx, &c, contact, campaigns.ActionFor(rung.Channel), now, false)
+	var refused *campaigns.RefusedError
+	if errors.As(err, &refused) {
+		if !r.refused(ctx, contact.ID, refused.Decision) {
+			return false
 		}
+		// The rung cannot be taken (no consent, no call permission): the ladder
+		// moves on as when WhatsApp refuses, through an attempt never placed.
+	} else if err != nil {
+		r.e.log.Error("policy", "contact", contact.ID, "err", err)
 		return false
 	}
 	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
@@ -986,6 +981,10 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	cl := &call{attempt: attempt, due: dc, rung: rung, state: callDialing, started: now}
 	r.calls[attempt.ID] = cl
+	if refused != nil {
+		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoPermission, Detail: refused.Error()})
+		return true
+	}
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
 		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
@@ -1005,6 +1004,25 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
 	return true
+}
+
+// refused moves a due contact the gate refused: off the list for good on a
+// do-not-call or an opt-out, deferred to when the action is allowed. It reports
+// true when the rung itself cannot be taken and the ladder must move on.
+func (r *run) refused(ctx context.Context, contactID int64, d campaigns.Decision) bool {
+	var err error
+	switch {
+	case d.Has(campaigns.ReasonDoNotCall) || d.Has(campaigns.ReasonOptedOut):
+		err = r.e.store.SetContactStatus(ctx, contactID, campaigns.ContactDoNotCall)
+	case d.NextAllowedAt != nil:
+		err = r.e.store.DeferContact(ctx, contactID, *d.NextAllowedAt)
+	default:
+		return true
+	}
+	if err != nil {
+		r.e.log.Error("move refused contact", "contact", contactID, "err", err)
+	}
+	return false
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is

@@ -61,6 +61,8 @@ type WhatsAppCalls struct {
 	// PermissionText is the body of the call-permission request sent to a contact
 	// WhatsApp will not let the business call yet.
 	permissionText string
+	// gate is the engine's policy gate, asked before a permission request.
+	gate func(ctx context.Context, contactID int64, action campaigns.ContactAction) error
 }
 
 // NewWhatsAppCalls returns the whatsapp_call channel.
@@ -138,6 +140,11 @@ func (w *WhatsAppCalls) Place(ctx context.Context, req PlaceRequest) (Leg, error
 // request — and, when that falls outside the 24 h window, not at all (the
 // template rung that follows still reaches the contact).
 func (w *WhatsAppCalls) requestPermission(ctx context.Context, req PlaceRequest) {
+	if w.gate != nil {
+		if err := w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest); err != nil {
+			return // refused (and kept in the contact's history), or unknown: not sent
+		}
+	}
 	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
 	m, claimed, err := claim(ctx, w.store, outboxPermission, key, map[string]string{"to": req.To})
 	if err != nil || !claimed {
@@ -341,7 +348,8 @@ var (
 // SendWhatsApp sends a contact, from an agent, a free-form text (inside the 24 h
 // window the contact's last message opened) or, with text empty, the template of
 // the campaign's template rung. key makes a retried request send nothing twice.
-// The message joins the contact's conversation.
+// The message joins the contact's conversation. The policy gate rules first: a
+// refusal is a *campaigns.RefusedError.
 func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key string) (storage.WAMessage, error) {
 	client := e.cfg.WhatsApp
 	if client == nil {
@@ -352,6 +360,17 @@ func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key st
 		return storage.WAMessage{}, err
 	}
 	to := ct.WhatsAppNumber()
+	c, err := e.store.GetCampaign(ctx, ct.CampaignID)
+	if err != nil {
+		return storage.WAMessage{}, err
+	}
+	action := campaigns.ActionTemplate
+	if text != "" {
+		action = campaigns.ActionText
+	}
+	if _, err := e.gate(ctx, &c, ct, action, e.cfg.Now(), false); err != nil {
+		return storage.WAMessage{}, err
+	}
 	msg := storage.WAMessage{ContactID: ct.ID, Direction: "out", Phone: to, At: time.Now()}
 	key = fmt.Sprintf("agent-contact-%d-%s", ct.ID, key)
 	var res whatsapp.SendResult
@@ -359,10 +378,6 @@ func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key st
 		msg.Type, msg.Body = "text", text
 		res, err = client.SendText(ctx, key, to, text)
 	} else {
-		c, cerr := e.store.GetCampaign(ctx, ct.CampaignID)
-		if cerr != nil {
-			return msg, cerr
-		}
 		i := slices.IndexFunc(c.Ladder, func(r campaigns.Rung) bool { return r.Channel == campaigns.ChannelWhatsAppTemplate })
 		if i < 0 {
 			return msg, fmt.Errorf("campaign %d: %w", c.ID, ErrNoTemplateRung)

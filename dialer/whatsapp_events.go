@@ -175,8 +175,32 @@ func (e *Engine) applyPermission(ctx context.Context, p *whatsapp.PermissionRepl
 }
 
 // applyInbound keeps a message a contact sent, on every campaign contact it is.
+// A reply that is an opt-out word puts the number on the do-not-call list, stops
+// its contacts in every campaign, and is confirmed once.
 func (e *Engine) applyInbound(ctx context.Context, m *whatsapp.InboundMessage, at time.Time) error {
-	return e.keepInbound(ctx, storage.WAMessage{Direction: "in", WAID: m.ID, Phone: "+" + trimPlus(m.From), Type: m.Type, Body: m.Text, At: at})
+	phone := "+" + trimPlus(m.From)
+	if err := e.keepInbound(ctx, storage.WAMessage{Direction: "in", WAID: m.ID, Phone: phone, Type: m.Type, Body: m.Text, At: at}); err != nil {
+		return err
+	}
+	if !e.isOptOut(m.Text) {
+		return nil
+	}
+	// Asked before the opt-out is stored, so that an event applied again after a
+	// crash still finds its confirmation queued, and a second "SAIR" gets none.
+	before, err := e.store.OptedOut(ctx, phone)
+	if err != nil {
+		return err
+	}
+	key := "opt-out-" + phone + "-" + m.ID
+	if !before {
+		if _, _, err := e.store.Enqueue(ctx, outboxOptOutReply, key, fmt.Appendf(nil, `{"to":%q}`, phone)); err != nil {
+			return err
+		}
+	}
+	if _, err := e.OptOut(ctx, storage.Actor{Username: "whatsapp"}, []string{phone}, storage.OptOutWhatsAppReply); err != nil {
+		return err
+	}
+	return e.optOutReply(ctx, phone, key)
 }
 
 // applyInboundCall keeps a call a contact made to the business in the contact's

@@ -41,6 +41,8 @@ type PolicyStore interface {
 	// wish (source: OptOut*), marking their contacts in every campaign; it
 	// returns the numbers that were not opted out before.
 	OptOut(ctx context.Context, who Actor, phones []string, source string) ([]string, error)
+	// OptedOut reports whether a number was opted out.
+	OptedOut(ctx context.Context, phone string) (bool, error)
 }
 
 var _ PolicyStore = (*DB)(nil)
@@ -200,4 +202,13 @@ func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source stri
 		return d.audit(ctx, tx, who, "dnc.opt_out", "dnc", "global", nil, map[string]any{"phones": fresh, "source": source})
 	})
 	return fresh, err
+}
+
+// OptedOut looks a number up among the opt-outs.
+func (d *DB) OptedOut(ctx context.Context, phone string) (bool, error) {
+	var out bool
+	if err := d.db.QueryRowContext(ctx, "SELECT EXISTS(SELECT 1 FROM opt_outs WHERE phone = ?)", phone).Scan(&out); err != nil {
+		return false, fmt.Errorf("opted out: %w", err)
+	}
+	return out, nil
 }

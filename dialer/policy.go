@@ -1,0 +1,179 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// Defaults of the policy settings.
+var (
+	// DefaultNumberLimits: Florida's 3 calls per 24 h, and 10 per 7 days.
+	DefaultNumberLimits = campaigns.NumberLimits{PerDay: 3, PerWeek: 10}
+	// DefaultOptOutWords are the replies that opt a person out (case, accents,
+	// spaces and punctuation around them ignored).
+	DefaultOptOutWords = []string{"SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR"}
+)
+
+// DefaultOptOutReply is the confirmation an opted-out person gets on WhatsApp.
+const DefaultOptOutReply = "Pronto: você não receberá mais ligações nem mensagens nossas."
+
+// ErrBadAction means an action the policy gate does not know.
+var ErrBadAction = errors.New("unknown action")
+
+// policy is the gate for one campaign with the engine's settings.
+func (e *Engine) policy(c *campaigns.Campaign) campaigns.Policy {
+	return campaigns.Policy{Campaign: c, Limits: *e.cfg.NumberLimits, QuietAfterAbandon: e.cfg.QuietAfterAbandon}
+}
+
+// actionNumber is the number an action goes to: WhatsApp's or the phone.
+func actionNumber(a campaigns.ContactAction, c campaigns.Contact) string {
+	switch a {
+	case campaigns.ActionSIPCall, campaigns.ActionCallback:
+		return c.Phone
+	}
+	return c.WhatsAppNumber()
+}
+
+// CheckPolicy rules on action for a contact at at, as the engine does just before
+// taking it. It records nothing: a supervisor's question is not a refusal.
+func (e *Engine) CheckPolicy(ctx context.Context, contactID int64, action campaigns.ContactAction, at time.Time) (campaigns.Decision, error) {
+	if !action.Valid() {
+		return campaigns.Decision{}, fmt.Errorf("%w: %q", ErrBadAction, action)
+	}
+	ct, err := e.store.GetContact(ctx, contactID)
+	if err != nil {
+		return campaigns.Decision{}, err
+	}
+	c, err := e.store.GetCampaign(ctx, ct.CampaignID)
+	if err != nil {
+		return campaigns.Decision{}, err
+	}
+	return e.decide(ctx, &c, ct, action, at, false)
+}
+
+// decide reads a contact's facts and rules on action; reserved says an agent
+// waits for this very call.
+func (e *Engine) decide(ctx context.Context, c *campaigns.Campaign, ct campaigns.Contact, action campaigns.ContactAction, at time.Time, reserved bool) (campaigns.Decision, error) {
+	f, err := e.store.PolicyFacts(ctx, ct.ID, actionNumber(action, ct), at)
+	if err != nil {
+		return campaigns.Decision{}, fmt.Errorf("policy facts of contact %d: %w", ct.ID, err)
+	}
+	f.AgentReserved = f.AgentReserved || reserved
+	return e.policy(c).Check(ct, f, action, at), nil
+}
+
+// gate rules on an action about to be taken and keeps a refusal in the contact's
+// history; a refusal comes back as a *campaigns.RefusedError.
+func (e *Engine) gate(ctx context.Context, c *campaigns.Campaign, ct campaigns.Contact, action campaigns.ContactAction, at time.Time, reserved bool) (campaigns.Decision, error) {
+	d, err := e.decide(ctx, c, ct, action, at, reserved)
+	if err != nil {
+		return d, err
+	}
+	if d.Allowed {
+		return d, nil
+	}
+	// Kept before the refusal takes effect: a refusal not recorded did not happen.
+	if err := e.store.RecordPolicyRefusal(ctx, storage.PolicyRefusal{ContactID: ct.ID, CampaignID: ct.CampaignID,
+		Action: action, Reasons: d.Reasons, At: e.cfg.Now(), NextAllowedAt: d.NextAllowedAt}); err != nil {
+		return d, err
+	}
+	return d, &campaigns.RefusedError{Action: action, Decision: d}
+}
+
+// gateContact is gate for a contact known by id.
+func (e *Engine) gateContact(ctx context.Context, contactID int64, action campaigns.ContactAction, at time.Time, reserved bool) error {
+	ct, err := e.store.GetContact(ctx, contactID)
+	if err != nil {
+		return err
+	}
+	c, err := e.store.GetCampaign(ctx, ct.CampaignID)
+	if err != nil {
+		return err
+	}
+	_, err = e.gate(ctx, &c, ct, action, at, reserved)
+	return err
+}
+
+// foldWord reduces a reply to what an opt-out word is compared on: no accents,
+// no case, nothing but letters and digits at its ends.
+func foldWord(s string) string {
+	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	folded, _, err := transform.String(t, s)
+	if err != nil {
+		folded = s
+	}
+	folded = strings.TrimFunc(folded, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	return strings.ToUpper(folded)
+}
+
+// isOptOut reports whether a reply is one of the opt-out words.
+func (e *Engine) isOptOut(text string) bool {
+	w := foldWord(text)
+	if w == "" {
+		return false
+	}
+	for _, o := range e.cfg.OptOutWords {
+		if foldWord(o) == w {
+			return true
+		}
+	}
+	return false
+}
+
+// outboxOptOutReply is the outbox kind of an opt-out's confirmation.
+const outboxOptOutReply = "whatsapp.opt_out_reply"
+
+// optOutReply sends an opt-out's confirmation queued under key, once: a key
+// claimed before (sent, or in doubt after a crash) is not sent again.
+func (e *Engine) optOutReply(ctx context.Context, phone, key string) error {
+	client := e.cfg.WhatsApp
+	if client == nil {
+		return nil // stays pending in the outbox: not sent is not recorded as sent
+	}
+	claimed, err := e.store.ClaimKey(ctx, key)
+	if err != nil || !claimed {
+		return err
+	}
+	m, err := e.store.OutboxByKey(ctx, key)
+	if err != nil {
+		return err
+	}
+	res, err := client.SendText(ctx, key, phone, e.cfg.OptOutReply)
+	settle(ctx, e.store, m, err)
+	if err != nil {
+		e.log.Error("opt-out confirmation", "phone", phone, "err", err)
+		return nil
+	}
+	return e.store.SaveWAMessage(ctx, storage.WAMessage{Direction: "out", WAID: res.MessageID, Phone: phone, Type: "text",
+		Body: e.cfg.OptOutReply, At: e.cfg.Now()})
+}
+
+// OptOut puts a person's numbers on the global do-not-call list as their own
+// wish and stops every rung of their contacts in every campaign at once.
+func (e *Engine) OptOut(ctx context.Context, who storage.Actor, phones []string, source string) ([]string, error) {
+	fresh, err := e.store.OptOut(ctx, who, phones, source)
+	if err != nil {
+		return nil, err
+	}
+	e.CampaignChanged()
+	return fresh, nil
+}
+
+// personNumbers are the numbers a person is reached on.
+func personNumbers(c campaigns.Contact) []string {
+	if c.WhatsApp != "" && c.WhatsApp != c.Phone {
+		return []string{c.Phone, c.WhatsApp}
+	}
+	return []string{c.Phone}
+}
