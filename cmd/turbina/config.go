@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
@@ -51,6 +52,16 @@ type engineConfig struct {
 	// AgentSilence is how long an agent's audio may bring nothing before the
 	// agent's leg is taken as lost (default 60s).
 	AgentSilence sip.Duration `json:"agent_silence,omitempty"`
+	// NumberLimits bound the calls one number gets across every campaign and
+	// channel (default 3 per 24 h and 10 per 7 days; 0: no limit of that period).
+	NumberLimits *campaigns.NumberLimits `json:"number_limits,omitempty"`
+	// QuietAfterAbandon is how long an abandoned person is not called again
+	// unless an agent is reserved for the call (default 72h).
+	QuietAfterAbandon sip.Duration `json:"quiet_after_abandon,omitempty"`
+	// OptOutWords are the WhatsApp replies that opt a person out (default SAIR,
+	// PARAR, STOP, CANCELAR, DESCADASTRAR), and OptOutReply the confirmation.
+	OptOutWords []string `json:"opt_out_words,omitempty"`
+	OptOutReply string   `json:"opt_out_reply,omitempty"`
 }
 
 // whatsappConfig is the config file's whatsapp section. Secrets may come from
@@ -206,6 +217,17 @@ func (c config) validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("data directory must not be empty")
+	}
+	if l := c.Engine.NumberLimits; l != nil && (l.PerDay < 0 || l.PerWeek < 0) {
+		return fmt.Errorf("engine.number_limits: per_day and per_week must be 0 (no limit) or more")
+	}
+	if c.Engine.QuietAfterAbandon < 0 {
+		return fmt.Errorf("engine.quiet_after_abandon must not be negative")
+	}
+	for _, w := range c.Engine.OptOutWords {
+		if strings.TrimSpace(w) == "" {
+			return fmt.Errorf("engine.opt_out_words: a word is empty")
+		}
 	}
 	if c.WhatsApp.enabled() {
 		if err := c.WhatsApp.Config.Validate(); err != nil {
