@@ -357,6 +357,9 @@ func (s *engineSlot) AgentAudioPath(id int64) (dialer.AgentEvent, bool) {
 	return s.get().AgentAudioPath(id)
 }
 func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
+func (s *engineSlot) CheckPolicy(ctx context.Context, id int64, a campaigns.ContactAction, at time.Time) (campaigns.Decision, error) {
+	return s.get().CheckPolicy(ctx, id, a, at)
+}
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.

@@ -15,6 +15,8 @@ type apiError struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields,omitempty"`
+	// refusal is the policy gate's decision when it refused the action.
+	refusal *campaigns.Decision
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -37,9 +39,14 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	var ve *campaigns.ValidationError
 	var mbe *http.MaxBytesError
+	var refused *campaigns.RefusedError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &refused):
+		e := errorf(refusalStatus(refused.Decision), "policy_refused", refused.Error())
+		e.refusal = &refused.Decision
+		return e
 	case errors.As(err, &ve):
 		e := unprocessable(ve.Error())
 		e.Fields = ve.Fields
@@ -66,5 +73,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	if e.refusal != nil {
+		// The reasons and the next allowed instant beside the error, as the policy
+		// endpoint gives them, so a client offers the time that would be allowed.
+		writeJSON(w, e.Status, map[string]any{"error": e, "reasons": e.refusal.Reasons, "next_allowed_at": e.refusal.NextAllowedAt})
+		return
+	}
 	writeJSON(w, e.Status, map[string]*apiError{"error": e})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/storage"
@@ -90,6 +91,9 @@ type Engine interface {
 	// PacerViews is what the pacer of each campaign the engine runs sees on each call
 	// channel of its ladder, for the wallboard.
 	PacerViews() []dialer.PacerView
+	// CheckPolicy is the policy gate's decision on an action on a contact at an
+	// instant, as the engine would take it.
+	CheckPolicy(ctx context.Context, contactID int64, action campaigns.ContactAction, at time.Time) (campaigns.Decision, error)
 }
 
 // Server is the HTTP front of Turbina.
@@ -153,6 +157,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"POST", "/api/v1/campaigns/{id}/agents", supervisors, s.assignAgent},
 		{"DELETE", "/api/v1/campaigns/{id}/agents/{user_id}", supervisors, s.unassignAgent},
 		{"GET", "/api/v1/contacts/{id}", allRoles, s.getContact},
+		{"GET", "/api/v1/contacts/{id}/policy", supervisors, s.contactPolicy},
 		{"GET", "/api/v1/imports/{id}", staffRoles, s.getImport},
 		{"GET", "/api/v1/imports/{id}/rejections", staffRoles, s.importRejections},
 
