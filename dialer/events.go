@@ -33,6 +33,8 @@ type ScreenPop struct {
 	Channel      campaigns.Channel       `json:"channel"`
 	Contact      campaigns.Contact       `json:"contact"`
 	History      []storage.Attempt       `json:"history"`
+	// Refusals are the actions the policy gate refused on the contact.
+	Refusals     []storage.PolicyRefusal `json:"refusals"`
 	Dispositions []campaigns.Disposition `json:"dispositions"`
 	ConnectedAt  time.Time               `json:"connected_at"`
 }

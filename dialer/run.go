@@ -784,9 +784,13 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	if err != nil {
 		r.e.log.Error("screen-pop history", "contact", c.due.Contact.ID, "err", err)
 	}
+	refusals, err := r.e.store.PolicyRefusals(ctx, c.due.Contact.ID)
+	if err != nil {
+		r.e.log.Error("screen-pop refusals", "contact", c.due.Contact.ID, "err", err)
+	}
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
-		Contact: c.due.Contact, History: history, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
+		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
 	}})
 }
 

@@ -25,6 +25,7 @@ type campaignInput struct {
 	AMD            *campaigns.AMD            `json:"amd"`
 	Record         *bool                     `json:"record"`
 	CallPermission *campaigns.CallPermission `json:"call_permission"`
+	RequireConsent *bool                     `json:"require_consent"`
 }
 
 type windowInput struct {
@@ -80,6 +81,7 @@ func (in campaignInput) apply(c *campaigns.Campaign) {
 	set(&c.AMD, in.AMD)
 	set(&c.Record, in.Record)
 	set(&c.CallPermission, in.CallPermission)
+	set(&c.RequireConsent, in.RequireConsent)
 }
 
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p principal) error {

@@ -4,7 +4,11 @@ const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
 
 /** ApiError is a refused call, with the API's error code. */
 export class ApiError extends Error {
-  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+  constructor(status, code, message, data) {
+    super(message); this.status = status; this.code = code;
+    // A refusal of the policy gate says why and from when the action is allowed.
+    this.reasons = data?.reasons || []; this.nextAllowedAt = data?.next_allowed_at || null;
+  }
 }
 
 /** api makes one JSON call and returns the decoded answer (null for 204). */
@@ -25,7 +29,7 @@ export async function api(method, path, body) {
   const data = await res.json().catch(() => null);
   if (!res.ok) {
     const e = data?.error || {};
-    throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText);
+    throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText, data);
   }
   return data;
 }

@@ -28,7 +28,16 @@ async function init() {
 function fail(e) {
   const p = $('agent-status');
   p.hidden = !e;
-  p.textContent = e ? e.message || String(e) : '';
+  p.textContent = e ? (e.code === 'policy_refused' ? refusalText(e.reasons, e.nextAllowedAt) : e.message || String(e)) : '';
+  p.dataset.reasons = e?.reasons?.join(' ') || '';
+}
+
+// refusalText says, in the page's language, why the policy gate refused an action
+// and from when it would be allowed.
+function refusalText(reasons, nextAllowedAt) {
+  let s = t('policy.refused', { reasons: (reasons || []).map((r) => t('reason.' + r)).join(', ') });
+  if (nextAllowedAt) s += ' ' + t('policy.next', { at: fmt.dateTime(nextAllowedAt) });
+  return s;
 }
 
 async function call(method, path, body) {
@@ -130,11 +139,26 @@ function renderPop(p) {
   $('call-connected').textContent = fmt.time(p.connected_at);
   $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
-  $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
+  const rows = (p.history || []).map((a) => ({ at: a.created_at, row: el('tr', {},
     el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
-    el('td', {}, a.outcome || a.state), el('td', {}, a.disposition || ''))));
+    el('td', {}, a.outcome || a.state), el('td', {}, a.disposition || '')) }));
+  // The actions the policy gate refused, among the attempts, by time.
+  for (const r of p.refusals || []) {
+    rows.push({ at: r.at, row: el('tr', { class: 'refusal', dataset: { reasons: r.reasons.join(' ') } },
+      el('td', {}, fmt.dateTime(r.at)), el('td', {}, t('action.' + r.action)),
+      el('td', {}, refusalText(r.reasons, r.next_allowed_at)), el('td', {}, '')) });
+  }
+  rows.sort((a, b) => new Date(a.at) - new Date(b.at));
+  $('history').tBodies[0].replaceChildren(...rows.map((r) => r.row));
   renderDispo(p);
   loadThread(c.id);
+}
+
+// localInput renders an instant for a datetime-local input, in the browser's zone.
+function localInput(iso) {
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 // ---- the contact's WhatsApp conversation ----
@@ -200,7 +224,17 @@ $('dispo').addEventListener('submit', async (e) => {
     body.callback_at = new Date($('callback-at').value).toISOString();
     body.same_agent = $('same-agent').checked;
   }
-  const a = await call('POST', '/api/v1/agent/disposition', body);
+  let a;
+  try {
+    a = await api('POST', '/api/v1/agent/disposition', body);
+    fail(null);
+    if (a && a.state) setAgent(a);
+  } catch (err) {
+    fail(err);
+    // A callback time the law does not allow: offer the first one it does.
+    if (err.code === 'policy_refused' && err.nextAllowedAt && body.callback_at) $('callback-at').value = localInput(err.nextAllowedAt);
+    return;
+  }
   if (a) {
     $('agent-status').className = 'note';
     $('agent-status').hidden = false;

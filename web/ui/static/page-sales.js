@@ -110,6 +110,7 @@ async function openEditor(c) {
   $('f-tz').value = c?.schedule?.timezone || 'America/Sao_Paulo';
   $('f-wstart').value = c?.calling_window?.start || '09:00';
   $('f-wend').value = c?.calling_window?.end || '21:00';
+  $('f-consent').checked = !!c?.require_consent;
   $('rungs').tBodies[0].replaceChildren();
   const ladder = c?.ladder || [
     { channel: 'sip', max_attempts: 3, retry_delay: '30m' },
@@ -145,6 +146,7 @@ function formCampaign() {
     name: $('f-name').value.trim(), caller_id: $('f-caller').value.trim(), default_country: $('f-country').value.trim(),
     schedule: { open: $('f-open').value.trim(), close: $('f-close').value.trim(), timezone: $('f-tz').value.trim() },
     calling_window: { start: $('f-wstart').value, end: $('f-wend').value },
+    require_consent: $('f-consent').checked,
     ladder,
   };
 }

@@ -77,4 +77,8 @@ export default {
   'dispo.submit': 'Save disposition', 'dispo.saved': 'Disposition saved.', 'dispo.pick': 'Choose a disposition.',
   'wa.title': 'WhatsApp', 'wa.configured': 'WhatsApp', 'wa.not_configured': 'WhatsApp not configured', 'wa.template': 'Send template',
   'wa.reply': 'Reply (inside the 24-hour window)', 'wa.template_sent': 'Template', 'wa.call_in': 'The contact called on WhatsApp', 'wa.send': 'Send reply',
+  'policy.refused': 'Refused: {reasons}.', 'policy.next': 'Allowed from {at}.',
+  'reason.do_not_call': 'on the do-not-call list', 'reason.opted_out': 'the person opted out', 'reason.no_consent': 'no consent recorded', 'reason.outside_window': 'outside the calling window', 'reason.holiday': 'a holiday', 'reason.number_attempt_limit': "the number's attempt limit is reached", 'reason.abandon_quiet_period': 'abandoned recently (72 h quiet period)', 'reason.no_call_permission': 'no WhatsApp call permission', 'reason.outside_service_window': 'the person has not written in the last 24 h',
+  'action.sip_call': 'Call', 'action.whatsapp_call': 'WhatsApp call', 'action.whatsapp_permission_request': 'Call permission request', 'action.whatsapp_template': 'WhatsApp template', 'action.whatsapp_text': 'WhatsApp text', 'action.callback': 'Callback',
+  'editor.consent': 'WhatsApp only for contacts whose consent is recorded (consent column)',
 };

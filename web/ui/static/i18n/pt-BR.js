@@ -77,4 +77,8 @@ export default {
   'dispo.submit': 'Salvar tabulação', 'dispo.saved': 'Tabulação salva.', 'dispo.pick': 'Escolha uma tabulação.',
   'wa.title': 'WhatsApp', 'wa.configured': 'WhatsApp', 'wa.not_configured': 'WhatsApp não configurado', 'wa.template': 'Enviar modelo',
   'wa.reply': 'Resposta (dentro da janela de 24 horas)', 'wa.template_sent': 'Modelo', 'wa.call_in': 'O contato ligou pelo WhatsApp', 'wa.send': 'Enviar resposta',
+  'policy.refused': 'Recusado: {reasons}.', 'policy.next': 'Permitido a partir de {at}.',
+  'reason.do_not_call': 'na lista de não ligar', 'reason.opted_out': 'a pessoa pediu para sair', 'reason.no_consent': 'sem consentimento registrado', 'reason.outside_window': 'fora do horário de ligação', 'reason.holiday': 'feriado', 'reason.number_attempt_limit': 'limite de tentativas do número atingido', 'reason.abandon_quiet_period': 'chamada abandonada há pouco (espera de 72 h)', 'reason.no_call_permission': 'sem permissão de chamada no WhatsApp', 'reason.outside_service_window': 'a pessoa não escreveu nas últimas 24 h',
+  'action.sip_call': 'Ligação', 'action.whatsapp_call': 'Chamada WhatsApp', 'action.whatsapp_permission_request': 'Pedido de permissão de chamada', 'action.whatsapp_template': 'Modelo WhatsApp', 'action.whatsapp_text': 'Texto WhatsApp', 'action.callback': 'Retorno',
+  'editor.consent': 'WhatsApp só para contatos com consentimento registrado (coluna consentimento)',
 };
