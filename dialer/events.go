@@ -27,12 +27,12 @@ const (
 
 // ScreenPop is what an agent sees the moment a customer's audio connects.
 type ScreenPop struct {
-	AttemptID    int64                   `json:"attempt_id,string"`
-	CampaignID   int64                   `json:"campaign_id,string"`
-	CampaignName string                  `json:"campaign_name"`
-	Channel      campaigns.Channel       `json:"channel"`
-	Contact      campaigns.Contact       `json:"contact"`
-	History      []storage.Attempt       `json:"history"`
+	AttemptID    int64             `json:"attempt_id,string"`
+	CampaignID   int64             `json:"campaign_id,string"`
+	CampaignName string            `json:"campaign_name"`
+	Channel      campaigns.Channel `json:"channel"`
+	Contact      campaigns.Contact `json:"contact"`
+	History      []storage.Attempt `json:"history"`
 	// Refusals are the actions the policy gate refused on the contact.
 	Refusals     []storage.PolicyRefusal `json:"refusals"`
 	Dispositions []campaigns.Disposition `json:"dispositions"`
