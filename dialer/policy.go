@@ -155,7 +155,8 @@ func (e *Engine) optOutReply(ctx context.Context, phone, key string) error {
 		e.log.Error("opt-out confirmation", "phone", phone, "err", err)
 		return nil
 	}
-	return e.store.SaveWAMessage(ctx, storage.WAMessage{Direction: "out", WAID: res.MessageID, Phone: phone, Type: "text",
+	// Shown in the conversation of every contact with the number, as a reply is.
+	return e.keepInbound(ctx, storage.WAMessage{Direction: "out", WAID: res.MessageID, Phone: phone, Type: "text",
 		Body: e.cfg.OptOutReply, At: e.cfg.Now()})
 }
 

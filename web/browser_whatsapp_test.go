@@ -78,6 +78,11 @@ func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	// A reply before the contact wrote is outside the 24-hour window: refused, shown, kept in the box.
 	p.do("reply too early", chromedp.SendKeys(chromedp.CSS("#wa-text"), "Olá, Cliente"), chromedp.Click(chromedp.CSS("#wa-send")))
 	p.waitJS("window error shown", `!document.getElementById('agent-status').hidden && document.getElementById('agent-status').textContent.length > 0`, 5*time.Second)
+	// The policy gate refused it before WhatsApp: its reason, in the page's words.
+	if got := eval[string](p, `document.getElementById('agent-status').dataset.reasons + ' | ' + document.getElementById('agent-status').textContent`); got !=
+		"outside_service_window | Refused: the person has not written in the last 24 h." {
+		t.Errorf("refusal shown as %q", got)
+	}
 	if v := eval[string](p, `document.getElementById('wa-text').value`); v != "Olá, Cliente" {
 		t.Errorf("the refused reply left %q in the box, want it kept", v)
 	}
@@ -122,5 +127,22 @@ func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	}
 	if n := forged.Load(); n != 0 {
 		t.Errorf("%d of the emulator's webhooks were refused", n)
+	}
+
+	// The person asks, in the thread, to hear no more: the number is on the list,
+	// the next template is refused, and the page says why in Portuguese.
+	emu.UserMessage(phone, "Parar.")
+	p.waitJS("the opt-out's confirmation appears", `[...document.querySelectorAll('#wa-thread .msg')].some((m) => m.dataset.direction === 'out' && m.textContent.includes('não receberá'))`, 10*time.Second)
+	p.do("switch to Portuguese", chromedp.SetValue(chromedp.CSS("#lang-switch"), "pt-BR"))
+	eval[bool](p, `(document.getElementById('lang-switch').dispatchEvent(new Event('change')), true)`)
+	p.do("template to an opted-out number", chromedp.Click(chromedp.CSS("#wa-template")))
+	p.waitJS("refusal shown", `document.getElementById('agent-status').dataset.reasons === 'do_not_call opted_out'`, 5*time.Second)
+	if got := eval[string](p, `document.getElementById('agent-status').textContent`); got != "Recusado: na lista de não ligar, a pessoa pediu para sair." {
+		t.Errorf("refusal shown as %q", got)
+	}
+	p.shot("refused")
+	blocked, err := e.db.IsDNC(ctx, 0, phone)
+	if err != nil || !blocked {
+		t.Errorf("opted-out number on the list: %v %v", blocked, err)
 	}
 }
