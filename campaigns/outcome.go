@@ -1,5 +1,7 @@
 package campaigns
 
+import "strings"
+
 // Outcome is how one attempt on one channel ended: the vocabulary of the contact's
 // journey (journey.go), of the attempts the storage keeps and of the reports. It is
 // defined here once; every package spells outcomes with these constants.
@@ -67,3 +69,27 @@ func (o Outcome) Reached() bool {
 
 // Answered reports whether a person answered the call (whether or not an agent took it).
 func (o Outcome) Answered() bool { return o == OutcomeConnected || o == OutcomeAbandoned }
+
+// Outcomes lists every outcome, in the order of their declaration.
+func Outcomes() []Outcome {
+	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
+		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown,
+		OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead}
+}
+
+// SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):
+// reports count by the vocabulary above instead of spelling it again. The outcomes
+// are constants of this package, never input, so quoting them is safe.
+func SQLList(outcomes ...Outcome) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, o := range outcomes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("'" + strings.ReplaceAll(string(o), "'", "''") + "'")
+	}
+	b.WriteByte(')')
+	return b.String()
+}
