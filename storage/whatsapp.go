@@ -58,8 +58,6 @@ type WhatsAppStore interface {
 	// WhatsAppPermission returns a contact's call permission and its expiry.
 	WhatsAppPermission(ctx context.Context, contactID int64) (state string, until time.Time, err error)
 	SetWhatsAppPermission(ctx context.Context, contactID int64, state string, until time.Time) error
-	// RequeueOnRung puts a contact back on a rung, due now (a permission came in).
-	RequeueOnRung(ctx context.Context, contactID int64, rung int) error
 	SaveWAMessage(ctx context.Context, m WAMessage) error
 	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
 }
@@ -191,16 +189,6 @@ func (d *DB) SetWhatsAppPermission(ctx context.Context, contactID int64, state s
 		u = sql.NullInt64{Int64: until.UnixMilli(), Valid: true}
 	}
 	return d.execOne(ctx, "UPDATE contacts SET wa_permission=?, wa_permission_until=?, updated_at=? WHERE id=?", state, u, d.nowMs(), contactID)
-}
-
-// RequeueOnRung makes a contact due now on rung, unless it is on a do-not-call list.
-func (d *DB) RequeueOnRung(ctx context.Context, contactID int64, rung int) error {
-	_, err := d.exec(ctx, `UPDATE contacts SET status='pending', rung=?, rung_attempts=0, next_attempt_at=?, updated_at=?
-		WHERE id=? AND status NOT IN ('do_not_call','in_progress')`, rung, d.nowMs(), d.nowMs(), contactID)
-	if err != nil {
-		return fmt.Errorf("requeue contact: %w", err)
-	}
-	return nil
 }
 
 // SaveWAMessage keeps a message of a conversation once.
