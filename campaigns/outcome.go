@@ -1,6 +1,9 @@
 package campaigns
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Outcome is how one attempt on one channel ended: the vocabulary of the contact's
 // journey (journey.go), of the attempts the storage keeps and of the reports. It is
@@ -57,18 +60,27 @@ const (
 	OutcomeRead Outcome = "read"
 )
 
-// Reached reports whether the outcome means the person was reached: answered by a
+// ReachedOutcomes are the outcomes that mean the person was reached: answered by a
 // person (connected or abandoned) or a message that left for them.
-func (o Outcome) Reached() bool {
-	switch o {
-	case OutcomeConnected, OutcomeAbandoned, OutcomeSent, OutcomeDelivered, OutcomeRead:
-		return true
-	}
-	return false
+func ReachedOutcomes() []Outcome {
+	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeSent, OutcomeDelivered, OutcomeRead}
 }
 
-// Answered reports whether a person answered the call (whether or not an agent took it).
-func (o Outcome) Answered() bool { return o == OutcomeConnected || o == OutcomeAbandoned }
+// AnsweredOutcomes are the outcomes of a call a person answered, whether or not an
+// agent took it.
+func AnsweredOutcomes() []Outcome { return []Outcome{OutcomeConnected, OutcomeAbandoned} }
+
+// UnplacedOutcomes are the outcomes of attempts that never reached the network
+// (the channel was down, full or not configured): they are not dials.
+func UnplacedOutcomes() []Outcome {
+	return []Outcome{OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel}
+}
+
+// Reached reports whether the outcome means the person was reached (ReachedOutcomes).
+func (o Outcome) Reached() bool { return slices.Contains(ReachedOutcomes(), o) }
+
+// Answered reports whether a person answered the call (AnsweredOutcomes).
+func (o Outcome) Answered() bool { return slices.Contains(AnsweredOutcomes(), o) }
 
 // Outcomes lists every outcome, in the order of their declaration.
 func Outcomes() []Outcome {
