@@ -158,7 +158,8 @@ const (
 	finish
 	// stay leaves the position as it is (the event is recorded elsewhere, if at all).
 	stay
-	// begin starts the contact's journey: pending on the first rung, due now.
+	// begin starts the contact's journey: pending on the first rung, due at once
+	// and ahead of every retry (at the Unix epoch).
 	begin
 	// claim marks the contact in_progress: an attempt is under way.
 	claim
@@ -378,7 +379,7 @@ func Apply(ladder []Rung, c Contact, pos Position, ev Event, now time.Time) (Pos
 	case stay:
 		return pos, nil
 	case begin:
-		return Position{Status: ContactPending, NextAt: now}, nil
+		return Position{Status: ContactPending, NextAt: time.UnixMilli(0).UTC()}, nil
 	case claim:
 		out.Status = ContactInProgress
 		return out, nil

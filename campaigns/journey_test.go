@@ -89,7 +89,7 @@ func TestApplyEvents(t *testing.T) {
 		ev   Event
 		want Position
 	}{
-		{"imported: pending on the first rung, due now", Position{}, Event{Kind: EventImported}, Position{Status: ContactPending, NextAt: now}},
+		{"imported: pending on the first rung, due ahead of every retry", Position{}, Event{Kind: EventImported}, Position{Status: ContactPending, NextAt: time.UnixMilli(0).UTC()}},
 		{"due claims the contact", pos(ContactPending, 1, 0), Event{Kind: EventDue}, pos(ContactInProgress, 1, 0)},
 		{"callback due claims the contact", pos(ContactPending, 0, 0), Event{Kind: EventCallbackDue}, pos(ContactInProgress, 0, 0)},
 		{"window closed: put off until it opens", pos(ContactPending, 0, 1), Event{Kind: EventRefusedPassing, At: later},

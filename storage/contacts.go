@@ -122,7 +122,8 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 		return s
 	}
 	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, attributes,
-		status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?) ON CONFLICT(campaign_id, phone) DO NOTHING`)
+		status, rung, rung_attempts, next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(campaign_id, phone) DO NOTHING`)
 	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail) VALUES (?,?,?,?)")
 	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
 	if err != nil {
@@ -164,8 +165,13 @@ func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.R
 		}
 		attrs = sql.NullString{String: string(j), Valid: true}
 	}
+	// Where a new contact starts is the journey's "imported" row.
+	pos, err := campaigns.Apply(nil, c, campaigns.Position{}, campaigns.Event{Kind: campaigns.EventImported}, msToTime(b.now))
+	if err != nil {
+		return "", fmt.Errorf("import contact: %w", err)
+	}
 	res, err := b.insert.ExecContext(ctx, b.campaignID, b.id, c.Line, c.Phone, nullString(c.WhatsApp),
-		nullString(c.Name), nullString(c.Timezone), attrs, b.now, b.now)
+		nullString(c.Name), nullString(c.Timezone), attrs, string(pos.Status), pos.Rung, pos.Attempts, pos.NextAt.UnixMilli(), b.now, b.now)
 	if err != nil {
 		return "", fmt.Errorf("insert contact: %w", err)
 	}
