@@ -3,6 +3,7 @@ package campaigns
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -87,6 +88,22 @@ type Event struct {
 
 // OutcomeEvent is the event of an attempt that ended with o.
 func OutcomeEvent(o Outcome) Event { return Event{Kind: EventOutcome, Outcome: o} }
+
+// RefusalEvent is the journey's event for a refusal d of the policy gate: a number
+// on a do-not-call list or a person who opted out ends the journey; a refusal that
+// lifts by itself puts the contact off until d.NextAllowedAt; any other skips the
+// rung. It is meant for a refusal (d.Allowed false).
+func RefusalEvent(d Decision) Event {
+	switch {
+	case slices.Contains(d.Reasons, ReasonDoNotCall):
+		return Event{Kind: EventAddedToDNC}
+	case slices.Contains(d.Reasons, ReasonOptedOut):
+		return Event{Kind: EventOptedOut}
+	case d.NextAllowedAt != nil:
+		return Event{Kind: EventRefusedPassing, At: *d.NextAllowedAt}
+	}
+	return Event{Kind: EventRefusedFinal}
+}
 
 // JourneyEvents are all the events of the journey, one per outcome for EventOutcome,
 // in the order the documentation prints them.

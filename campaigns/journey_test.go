@@ -131,6 +131,27 @@ func TestApplyEvents(t *testing.T) {
 	}
 }
 
+func TestRefusalEvent(t *testing.T) {
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		d    Decision
+		want Event
+	}{
+		{"do-not-call ends the journey", Decision{Reasons: []Reason{ReasonOutsideWindow, ReasonDoNotCall}}, Event{Kind: EventAddedToDNC}},
+		{"opt-out ends the journey", Decision{Reasons: []Reason{ReasonOptedOut}}, Event{Kind: EventOptedOut}},
+		{"window closed: until it opens", Decision{Reasons: []Reason{ReasonOutsideWindow, ReasonHoliday}, NextAllowedAt: &at}, Event{Kind: EventRefusedPassing, At: at}},
+		{"no consent: the rung is skipped", Decision{Reasons: []Reason{ReasonNoConsent}}, Event{Kind: EventRefusedFinal}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RefusalEvent(tc.d); got != tc.want {
+				t.Errorf("RefusalEvent(%+v) = %+v, want %+v", tc.d, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestApplyRefuses(t *testing.T) {
 	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
 	tests := []struct {
