@@ -88,9 +88,11 @@ func BrazilHolidays(year int, optional bool) map[time.Time]string {
 }
 
 // USHolidays returns the US federal holidays of year (5 U.S.C. 6103), each on
-// the day it is observed: a Saturday date on the Friday before, a Sunday date on
-// the Monday after. New Year's Day of year+1 falling on a Saturday is observed on
-// 31 December of year, and is included.
+// the day it is observed (a Saturday date on the Friday before, a Sunday date on
+// the Monday after) and, for the fixed-date ones, on the date itself too: people
+// keep the day itself, and some states' calling rules name it, so both close.
+// New Year's Day of year+1 falling on a Saturday is observed on 31 December of
+// year, and is included.
 func USHolidays(year int) map[time.Time]string {
 	d := func(y int, m time.Month, day int) time.Time { return time.Date(y, m, day, 0, 0, 0, 0, time.UTC) }
 	observed := func(t time.Time) time.Time {
@@ -125,11 +127,23 @@ func USHolidays(year int) map[time.Time]string {
 		nth(time.November, time.Thursday, 4): "Thanksgiving Day",
 		observed(d(year, time.December, 25)): "Christmas Day",
 	}
+	for _, f := range []struct {
+		m    time.Month
+		day  int
+		name string
+	}{{time.January, 1, "New Year's Day"}, {time.June, 19, "Juneteenth National Independence Day"},
+		{time.July, 4, "Independence Day"}, {time.November, 11, "Veterans Day"}, {time.December, 25, "Christmas Day"}} {
+		if f.m == time.June && year < 2021 {
+			continue
+		}
+		out[d(year, f.m, f.day)] = f.name
+	}
 	if ny := observed(d(year+1, time.January, 1)); ny.Year() == year {
 		out[ny] = "New Year's Day"
 	}
 	if year < 2021 {
 		delete(out, observed(d(year, time.June, 19)))
+		delete(out, d(year, time.June, 19))
 	}
 	return out
 }
