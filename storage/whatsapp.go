@@ -152,7 +152,7 @@ func (d *DB) CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, b
 
 // ContactsByWhatsApp finds contacts by the number WhatsApp knows them by.
 func (d *DB) ContactsByWhatsApp(ctx context.Context, e164 string) ([]campaigns.Contact, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+` FROM contacts
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactZonesColumns+` FROM contacts
 		WHERE whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')) ORDER BY id`, e164)
 	if err != nil {
 		return nil, fmt.Errorf("contacts by whatsapp: %w", err)
