@@ -37,17 +37,17 @@ type ContactStore interface {
 
 // Import is the record of one contact file upload.
 type Import struct {
-	ID         int64      `json:"id,string"`
-	CampaignID int64      `json:"campaign_id,string"`
-	State      string     `json:"state"`
-	Imported   int        `json:"imported"`
-	Rejected   int        `json:"rejected_count"`
+	ID         int64  `json:"id,string"`
+	CampaignID int64  `json:"campaign_id,string"`
+	State      string `json:"state"`
+	Imported   int    `json:"imported"`
+	Rejected   int    `json:"rejected_count"`
 	// AmbiguousZones counts the imported contacts that may be in more than one
 	// time zone (the calling hours must hold in each).
-	AmbiguousZones int `json:"ambiguous_zones"`
-	Error      string     `json:"error,omitempty"`
-	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	AmbiguousZones int        `json:"ambiguous_zones"`
+	Error          string     `json:"error,omitempty"`
+	StartedAt      time.Time  `json:"started_at"`
+	FinishedAt     *time.Time `json:"finished_at,omitempty"`
 }
 
 // ImportBatch writes one import's rows. Rows become durable in whole batches at each
