@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -38,7 +39,8 @@ func (l Limits) Check(c *Campaign) error {
 		return err
 	}
 	msg := fmt.Sprintf("%g is above the engine's max_abandon %g", c.Pacing.TargetAbandon, limit)
-	if ve, ok := err.(*ValidationError); ok {
+	var ve *ValidationError
+	if errors.As(err, &ve) {
 		if _, set := ve.Fields["pacing.target_abandon"]; !set {
 			ve.Fields["pacing.target_abandon"] = msg
 		}
