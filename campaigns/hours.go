@@ -182,13 +182,15 @@ func CountryTimezone(country string) string {
 }
 
 // maxSearchDays bounds the search for the next opening: a campaign whose hours
-// do not open in every zone within a year is reported closed with no next time.
+// do not open in every zone within a year is reported closed until a year on.
 const maxSearchDays = 366
 
 // Hours says whether t is inside the campaign's calling hours in every one of
 // zones and, when it is not, why (a holiday in any zone wins over the window)
 // and the first instant after t when the hours are open in every zone, holidays
-// included; that instant is zero when there is none within maxSearchDays.
+// included. When the hours do not open in every zone within maxSearchDays (zones
+// too far apart for the windows to overlap), that instant is the end of the
+// search, never zero: a caller that defers to it asks again then.
 func (c *Campaign) Hours(t time.Time, zones []*time.Location) (Closure, time.Time) {
 	cal := newHolidayCalendar(c.Holidays)
 	closure := c.closureAt(t, zones, cal)
@@ -244,7 +246,7 @@ func (c *Campaign) nextOpen(t time.Time, zones []*time.Location, cal *holidayCal
 			}
 		}
 		if best < 0 {
-			return time.Time{}
+			return t.AddDate(0, 0, maxSearchDays)
 		}
 		cand := curs[best].cur()
 		if cand.After(t) && c.closureAt(cand, zones, cal) == Open {

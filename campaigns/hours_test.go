@@ -333,6 +333,20 @@ func TestHoursValidation(t *testing.T) {
 	}
 }
 
+// TestHoursNeverOpen: zones whose windows never overlap get the end of the
+// bounded search as next time, never zero (the engine defers to it).
+func TestHoursNeverOpen(t *testing.T) {
+	c := weekHoursCampaign(t)
+	sat := Window{Start: 10 * 60, End: 11 * 60}
+	c.WeekHours = &WeeklyHours{}
+	c.WeekHours[time.Saturday] = &sat
+	now := at(t, "Pacific/Kiritimati", "2027-03-03 12:00")
+	got, next := c.Hours(now, zonesOf(t, "Pacific/Kiritimati", "Pacific/Pago_Pago"))
+	if got != ClosedOutsideWindow || !next.Equal(now.AddDate(0, 0, maxSearchDays)) {
+		t.Errorf("%q next %s, want outside_window until %s", got, next, now.AddDate(0, 0, maxSearchDays))
+	}
+}
+
 // TestWeeklyHoursJSON: the object round-trips, and a stored campaign without
 // calling_hours keeps its legacy window every day, past midnight included.
 func TestWeeklyHoursJSON(t *testing.T) {
