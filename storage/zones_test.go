@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -73,5 +74,62 @@ func TestContactZonesAndHoursStored(t *testing.T) {
 	if !got.Holidays.Optional || !slices.Equal(got.Holidays.Dates, []string{"2027-01-25"}) ||
 		got.Holidays.National == nil || !*got.Holidays.National {
 		t.Errorf("holidays read back %+v", got.Holidays)
+	}
+}
+
+// TestMigrationWidensAmbiguousZones: contacts imported before migration 10 with
+// the first zone of a number whose area spans several get them all; a zone the
+// file set, which the number does not give, stays.
+func TestMigrationWidensAmbiguousZones(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "turbina.db")
+	old, err := open(ctx, path, Options{}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCampaign(t, old)
+	for _, row := range [][2]string{
+		{"+16055550100", "America/Denver"},   // the old guess for Sioux Falls
+		{"+18505550100", "America/New_York"}, // the old guess for Pensacola
+		{"+12125550100", "America/New_York"}, // one zone: unchanged
+		{"+16055550101", "America/Phoenix"},  // set by the file: kept
+		{"+5581987650001", "America/Recife"}, // DDD 81: Recife or Noronha
+	} {
+		if _, err := old.exec(ctx, `INSERT INTO contacts(campaign_id, phone, timezone, status, created_at, updated_at)
+			VALUES (?,?,?,'pending',0,0)`, c.ID, row[0], row[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	list, _, err := d.ListContacts(ctx, c.ID, ContactFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		tz    string
+		zones []string
+	}{
+		"+16055550100":   {"", []string{"America/Chicago", "America/Denver", "America/North_Dakota/Center"}},
+		"+18505550100":   {"", []string{"America/New_York", "America/Chicago"}},
+		"+12125550100":   {"America/New_York", nil},
+		"+16055550101":   {"America/Phoenix", nil},
+		"+5581987650001": {"", []string{"America/Recife", "America/Noronha"}},
+	}
+	for _, ct := range list {
+		w := want[ct.Phone]
+		got := slices.Clone(ct.Zones)
+		slices.Sort(got)
+		wz := slices.Clone(w.zones)
+		slices.Sort(wz)
+		if ct.Timezone != w.tz || !slices.Equal(got, wz) {
+			t.Errorf("%s: timezone %q zones %v, want %q %v", ct.Phone, ct.Timezone, ct.Zones, w.tz, w.zones)
+		}
 	}
 }
