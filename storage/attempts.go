@@ -104,7 +104,7 @@ func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now
 		args = append(args, r)
 	}
 	args = append(args, limit)
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0) FROM contacts
+	rows, err := d.db.QueryContext(ctx, "SELECT "+dueColumns+` FROM contacts
 		WHERE campaign_id = ? AND status = 'pending' AND next_attempt_at <= ? AND rung IN (?`+strings.Repeat(",?", len(rungs)-1)+`)
 		ORDER BY next_attempt_at, id LIMIT ?`, args...)
 	if err != nil {
@@ -126,13 +126,15 @@ func scanDueContact(r rowScanner, extra ...any) (DueContact, error) {
 	var dc DueContact
 	var attrs sql.NullString
 	var next int64
+	var zones string
 	c := &dc.Contact
 	dest := append([]any{&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line,
-		&dc.Rung, &dc.RungAttempts, &next, &dc.CallbackAgentID}, extra...)
+		&dc.Rung, &dc.RungAttempts, &next, &dc.CallbackAgentID, &zones}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return dc, err
 	}
 	dc.NextAttemptAt = msToTime(next)
+	c.Zones = strings.Fields(zones)
 	c.Attributes = map[string]string{}
 	if attrs.Valid {
 		if err := json.Unmarshal([]byte(attrs.String), &c.Attributes); err != nil {
@@ -144,7 +146,7 @@ func scanDueContact(r rowScanner, extra ...any) (DueContact, error) {
 
 // ContactPosition returns one contact with its ladder position.
 func (d *DB) ContactPosition(ctx context.Context, contactID int64) (DueContact, error) {
-	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+", rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0) FROM contacts WHERE id = ?", contactID))
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+dueColumns+" FROM contacts WHERE id = ?", contactID))
 	if err != nil {
 		return dc, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
 	}
@@ -160,8 +162,7 @@ func (d *DB) MoveContact(ctx context.Context, contactID int64, move MoveFunc) er
 // not change.
 func (d *DB) moveContact(ctx context.Context, tx *sql.Tx, contactID int64, move MoveFunc) error {
 	var callbackAt int64
-	dc, err := scanDueContact(tx.QueryRowContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at,
-		ifnull(callback_agent_id,0), ifnull(callback_at,0) FROM contacts WHERE id = ?`, contactID), &callbackAt)
+	dc, err := scanDueContact(tx.QueryRowContext(ctx, "SELECT "+dueColumns+`, ifnull(callback_at,0) FROM contacts WHERE id = ?`, contactID), &callbackAt)
 	if err != nil {
 		return notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"testing"
 	"time"
@@ -60,8 +61,14 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	if err := d2.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != v {
-		t.Errorf("%d migrations recorded after reopen, want %d", applied, v)
+	// Counted against the files, not the highest version: numbers are assigned
+	// to branches ahead of time, so the sequence may have gaps.
+	files, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(files) {
+		t.Errorf("%d migrations recorded after reopen, want %d", applied, len(files))
 	}
 	if err := d2.IntegrityCheck(ctx); err != nil {
 		t.Error(err)

@@ -136,8 +136,7 @@ func (d *DB) SetAttemptOutcome(ctx context.Context, attemptID int64, outcome str
 // has an open callback (an agent's disposition asked to call it back, and no
 // attempt has ended since), with its ladder position; false when there is none.
 func (d *DB) CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, bool, error) {
-	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at,
-		ifnull(callback_agent_id,0) FROM contacts WHERE (whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')))
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+dueColumns+` FROM contacts WHERE (whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')))
 		AND status = 'pending' AND callback_at IS NOT NULL ORDER BY callback_at LIMIT 1`, e164))
 	if errors.Is(err, sql.ErrNoRows) {
 		return dc, false, nil
@@ -150,7 +149,7 @@ func (d *DB) CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, b
 
 // ContactsByWhatsApp finds contacts by the number WhatsApp knows them by.
 func (d *DB) ContactsByWhatsApp(ctx context.Context, e164 string) ([]campaigns.Contact, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+` FROM contacts
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactZonesColumns+` FROM contacts
 		WHERE whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')) ORDER BY id`, e164)
 	if err != nil {
 		return nil, fmt.Errorf("contacts by whatsapp: %w", err)
