@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-var saoPaulo = mustZone("America/Sao_Paulo")
+var saoPaulo = policyZone("America/Sao_Paulo")
 
-func mustZone(name string) *time.Location {
+func policyZone(name string) *time.Location {
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		panic(err)

@@ -49,7 +49,7 @@ func seedAttempt(t *testing.T, store *storage.DB, contactID int64, outcome campa
 		answered := a.CreatedAt
 		a.AnswerAt = &answered
 	}
-	if err := store.FinishAttempt(ctx, a, storage.Progress{Status: campaigns.ContactPending}); err != nil {
+	if err := store.FinishAttempt(ctx, a, backToPending); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -331,4 +331,10 @@ func TestOptOutReplyStopsEveryAction(t *testing.T) {
 			t.Errorf("opted-out contact tried: %+v", as)
 		}
 	}
+}
+
+// backToPending puts the contact back where it was, pending, after a seeded attempt.
+func backToPending(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+	pos.Status = campaigns.ContactPending
+	return pos, nil
 }

@@ -118,10 +118,11 @@ type run struct {
 	retryWait time.Duration
 }
 
-// unrecordedEnd is an ended attempt and its contact's next position, not yet stored.
+// unrecordedEnd is an ended attempt and the move of its contact, not yet stored:
+// written again later, the move sees the contact as it is then.
 type unrecordedEnd struct {
 	attempt storage.Attempt
-	next    storage.Progress
+	move    storage.MoveFunc
 }
 
 // Back-off between two tries at writing outcomes the database refused.
@@ -642,10 +643,11 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	if ev.Detail != "" && len(a.Detail) == 0 {
 		a.Detail = detailJSON(ev.Detail)
 	}
-	pos := Advance(r.campaign.Ladder, c.due.Contact, Position{Rung: c.due.Rung, Attempts: c.due.RungAttempts}, outcome, ev.At)
-	if err := r.e.store.FinishAttempt(ctx, *a, progressOf(pos)); err != nil {
+	var pos campaigns.Position
+	move := r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), ev.At, &pos)
+	if err := r.e.store.FinishAttempt(ctx, *a, move); err != nil {
 		r.e.log.Error("finish attempt: kept to be written again", "attempt", a.ID, "err", err)
-		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, next: progressOf(pos)})
+		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, move: move})
 		r.e.metrics.unrecorded.Inc()
 		r.e.metrics.writeFailures.Inc()
 		if r.retryWait == 0 {
@@ -671,7 +673,7 @@ func (r *run) recordLate(ctx context.Context, now time.Time) {
 	}
 	written := 0
 	for _, u := range r.unrecorded {
-		if err := r.e.store.FinishAttempt(ctx, u.attempt, u.next); err != nil {
+		if err := r.e.store.FinishAttempt(ctx, u.attempt, u.move); err != nil {
 			r.e.metrics.writeFailures.Inc()
 			r.retryWait = min(2*r.retryWait, maxRewriteWait)
 			r.retryAt = now.Add(r.retryWait)
@@ -963,15 +965,13 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		return false
 	}
 	contact := dc.Contact
-	to := numberFor(rung.Channel, contact)
+	to := campaigns.NumberFor(rung.Channel, contact)
+	// The policy gate rules on every attempt; a refusal moves the contact through
+	// the journey's table (do-not-call, opt-out, put off, or the rung skipped).
 	_, err := r.e.gate(ctx, &c, contact, campaigns.ActionFor(rung.Channel), now, false)
-	var refused *campaigns.RefusedError
-	if errors.As(err, &refused) {
-		if !r.refused(ctx, contact.ID, refused.Decision) {
-			return false
-		}
-		// The rung cannot be taken (no consent, no call permission): the ladder
-		// moves on as when WhatsApp refuses, through an attempt never placed.
+	if refused := (*campaigns.RefusedError)(nil); errors.As(err, &refused) {
+		r.move(ctx, contact.ID, campaigns.RefusalEvent(refused.Decision), now)
+		return false
 	} else if err != nil {
 		r.e.log.Error("policy", "contact", contact.ID, "err", err)
 		return false
@@ -985,10 +985,6 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	cl := &call{attempt: attempt, due: dc, rung: rung, state: callDialing, started: now}
 	r.calls[attempt.ID] = cl
-	if refused != nil {
-		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoPermission, Detail: refused.Error()})
-		return true
-	}
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
 		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
@@ -1010,23 +1006,12 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	return true
 }
 
-// refused moves a due contact the gate refused: off the list for good on a
-// do-not-call or an opt-out, deferred to when the action is allowed. It reports
-// true when the rung itself cannot be taken and the ladder must move on.
-func (r *run) refused(ctx context.Context, contactID int64, d campaigns.Decision) bool {
-	var err error
-	switch {
-	case d.Has(campaigns.ReasonDoNotCall) || d.Has(campaigns.ReasonOptedOut):
-		err = r.e.store.SetContactStatus(ctx, contactID, campaigns.ContactDoNotCall)
-	case d.NextAllowedAt != nil:
-		err = r.e.store.DeferContact(ctx, contactID, *d.NextAllowedAt)
-	default:
-		return true
+// move moves a contact through the journey's table by ev (outside an attempt: the
+// gate's refusals, a do-not-call number).
+func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now time.Time) {
+	if err := r.e.store.MoveContact(ctx, contactID, r.e.journeyMove(r.campaign.Ladder, ev, now, nil)); err != nil {
+		r.e.log.Error("move contact", "contact", contactID, "event", ev.Name(), "err", err)
 	}
-	if err != nil {
-		r.e.log.Error("move refused contact", "contact", contactID, "err", err)
-	}
-	return false
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is

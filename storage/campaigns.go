@@ -33,7 +33,9 @@ type campaignOptions struct {
 	Record       bool                     `json:"record,omitempty"`
 	Permission   campaigns.CallPermission `json:"call_permission"`
 	// RequireConsent keeps the WhatsApp rungs for contacts with a recorded consent.
-	RequireConsent bool `json:"require_consent,omitempty"`
+	RequireConsent bool                   `json:"require_consent,omitempty"`
+	WeekHours      *campaigns.WeeklyHours `json:"calling_hours,omitempty"`
+	Holidays       campaigns.Holidays     `json:"holidays"`
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -60,6 +62,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 	}
 	c.Dispositions, c.WrapUp, c.AMD, c.Record = opts.Dispositions, opts.WrapUp, opts.AMD, opts.Record
 	c.CallPermission, c.RequireConsent = opts.Permission, opts.RequireConsent
+	c.WeekHours, c.Holidays = opts.WeekHours, opts.Holidays
 	// Campaigns stored before an option existed read as its default.
 	c.ApplyDefaults()
 	return c, nil
@@ -68,7 +71,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
 	var out [4][]byte
 	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD, Record: c.Record,
-		Permission: c.CallPermission, RequireConsent: c.RequireConsent}} {
+		Permission: c.CallPermission, WeekHours: c.WeekHours, Holidays: c.Holidays, RequireConsent: c.RequireConsent}} {
 		if out[i], err = json.Marshal(v); err != nil {
 			return "", "", "", "", err
 		}

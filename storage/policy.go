@@ -179,6 +179,11 @@ func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source stri
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		fresh = fresh[:0]
 		now := d.nowMs()
+		match, err := tx.PrepareContext(ctx, `SELECT id FROM contacts WHERE (phone = ?1 OR whatsapp = ?1) AND (?2 = 0 OR campaign_id = ?2)`)
+		if err != nil {
+			return fmt.Errorf("opt out: %w", err)
+		}
+		defer match.Close()
 		for _, p := range phones {
 			res, err := tx.ExecContext(ctx, "INSERT INTO opt_outs(phone, source, created_at) VALUES (?,?,?) ON CONFLICT DO NOTHING", p, source, now)
 			if err != nil {
@@ -191,9 +196,9 @@ func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source stri
 				p, "opted_out: "+source, now); err != nil {
 				return fmt.Errorf("opt out %s: %w", p, err)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE contacts SET status='do_not_call', updated_at=?2
-				WHERE (phone = ?1 OR whatsapp = ?1) AND status IN ('pending','in_progress')`, p, now); err != nil {
-				return fmt.Errorf("opt out %s: mark contacts: %w", p, err)
+			// Every campaign's contacts with the number leave through the journey's table.
+			if err := d.movePhone(ctx, tx, match, p, 0, campaigns.Event{Kind: campaigns.EventOptedOut}, msToTime(now)); err != nil {
+				return fmt.Errorf("opt out %s: %w", p, err)
 			}
 		}
 		if len(fresh) == 0 {

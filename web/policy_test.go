@@ -160,7 +160,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 				if i == len(calls)-1 && rng.IntN(2) == 0 {
 					a.Outcome, a.AnswerAt = string(campaigns.OutcomeAbandoned), &when
 				}
-				if err := seed.FinishAttempt(ctx, a, storage.Progress{Status: campaigns.ContactPending}); err != nil {
+				if err := seed.FinishAttempt(ctx, a, backToPending); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -294,4 +294,10 @@ func TestRefusedMessageAnswersWithReasons(t *testing.T) {
 	if n := len(emu.Requests()); n != 0 {
 		t.Errorf("%d requests reached WhatsApp", n)
 	}
+}
+
+// backToPending puts the contact back where it was, pending, after a seeded attempt.
+func backToPending(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+	pos.Status = campaigns.ContactPending
+	return pos, nil
 }

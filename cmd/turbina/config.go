@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
@@ -62,6 +63,9 @@ type engineConfig struct {
 	// PARAR, STOP, CANCELAR, DESCADASTRAR), and OptOutReply the confirmation.
 	OptOutWords []string `json:"opt_out_words,omitempty"`
 	OptOutReply string   `json:"opt_out_reply,omitempty"`
+	// MaxAbandon caps every campaign's pacing.target_abandon (default 0.03, the
+	// TSR's and Ofcom's 3 %); at most campaigns.MaxAbandonCeiling.
+	MaxAbandon float64 `json:"max_abandon,omitempty"`
 }
 
 // whatsappConfig is the config file's whatsapp section. Secrets may come from
@@ -227,6 +231,11 @@ func (c config) validate() error {
 	for _, w := range c.Engine.OptOutWords {
 		if strings.TrimSpace(w) == "" {
 			return fmt.Errorf("engine.opt_out_words: a word is empty")
+		}
+	}
+	if c.Engine.MaxAbandon != 0 {
+		if err := campaigns.ValidateMaxAbandon("engine.max_abandon", c.Engine.MaxAbandon); err != nil {
+			return err
 		}
 	}
 	if c.WhatsApp.enabled() {
