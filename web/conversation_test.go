@@ -42,7 +42,10 @@ func TestAgentWritesToAContactOnWhatsApp(t *testing.T) {
 	emu.SetCallbackURL(hookSrv.URL)
 
 	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
-		"name": "Conversa", "caller_id": "+551130000000", "ladder": []map[string]any{
+		"name": "Conversa", "caller_id": "+551130000000",
+		// Open all day: the template an agent sends keeps to the calling window.
+		"calling_window": map[string]string{"start": "00:00", "end": "23:59"}, "schedule": map[string]string{"timezone": "UTC"},
+		"ladder": []map[string]any{
 			{"channel": "sip", "max_attempts": 1},
 			{"channel": "whatsapp_template", "max_attempts": 1, "template": "lembrete", "language": "pt_BR", "params": []string{"name", "plano"}},
 		}}), http.StatusCreated)
@@ -53,7 +56,12 @@ func TestAgentWritesToAContactOnWhatsApp(t *testing.T) {
 		map[string]any{"user_id": e.users[storage.RoleAgent].ID}), http.StatusOK)
 	path := "/api/v1/contacts/" + contact.ID + "/messages"
 
-	wantError(t, e.send(t, "POST", path, agent, map[string]any{"text": "Olá, Ana"}), http.StatusUnprocessableEntity, "outside_window")
+	// Free text before the contact wrote is outside WhatsApp's 24 h service window:
+	// the policy gate refuses it for good (a template is the way), before WhatsApp.
+	if r := e.send(t, "POST", path, agent, map[string]any{"text": "Olá, Ana"}); r.status != http.StatusConflict ||
+		!strings.Contains(string(r.body), `"code":"policy_refused"`) || !strings.Contains(string(r.body), `"reasons":["outside_service_window"]`) {
+		t.Fatalf("%v: want 409 policy_refused for outside_service_window", r)
+	}
 	wantError(t, e.send(t, "POST", path, agent, map[string]any{}), http.StatusUnprocessableEntity, "validation_failed")
 
 	emu.UserMessage(contact.Phone, "Oi, vi a ligação de vocês")
