@@ -20,6 +20,7 @@ type Store interface {
 	storage.CampaignStore
 	storage.AttemptStore
 	storage.DNCStore
+	storage.ComplianceStore
 	WhatsAppStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
 }
@@ -214,6 +215,10 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		r := newRun(e, c)
+		if err := r.resumePacing(ctx); err != nil {
+			// The guards then start from nothing, as before they were kept: dialling goes on.
+			e.log.Error("resume pacing", "campaign", c.ID, "err", err)
+		}
 		e.runs[c.ID] = r
 		wg.Add(1)
 		go func() {
