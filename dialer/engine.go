@@ -212,12 +212,18 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 		seen[c.ID] = true
 		if r, ok := e.runs[c.ID]; ok {
 			r.setCampaign(c)
+			if err := r.refreshSafeHarbour(ctx); err != nil {
+				e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
+			}
 			continue
 		}
 		r := newRun(e, c)
 		if err := r.resumePacing(ctx); err != nil {
 			// The guards then start from nothing, as before they were kept: dialling goes on.
 			e.log.Error("resume pacing", "campaign", c.ID, "err", err)
+		}
+		if err := r.refreshSafeHarbour(ctx); err != nil {
+			e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
 		}
 		e.runs[c.ID] = r
 		wg.Add(1)

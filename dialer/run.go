@@ -116,6 +116,9 @@ type run struct {
 	// retryAt is when unrecorded are next written; retryWait the back-off.
 	retryAt   time.Time
 	retryWait time.Duration
+	// safeHarbour is the campaign's own safe-harbour message (safeharbour.go), read by
+	// the goroutines that apologise.
+	safeHarbour atomic.Pointer[safeHarbour]
 }
 
 // unrecordedEnd is an ended attempt and its contact's next position, not yet stored.
@@ -799,7 +802,7 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 		c.attempt.HangupBy = "local"
 		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Abandoned, Channel: pacing.Channel(c.rung.Channel)})
 		if c.leg != nil {
-			go r.apologise(ctx, c.leg)
+			go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID)
 		}
 	}
 }

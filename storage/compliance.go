@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +19,10 @@ type ComplianceStore interface {
 	AmbiguousZoneContacts(ctx context.Context, campaignID int64) (n int, known bool, err error)
 	DialsPlaced(ctx context.Context, campaignID int64, since time.Time) ([]DialPlaced, error)
 	SetSafeHarbourPlayed(ctx context.Context, attemptID int64, which string) error
+	SetSafeHarbour(ctx context.Context, who Actor, campaignID int64, wav []byte, length time.Duration) error
+	GetSafeHarbour(ctx context.Context, campaignID int64) (SafeHarbour, error)
+	SafeHarbourStamp(ctx context.Context, campaignID int64) (time.Time, error)
+	DeleteSafeHarbour(ctx context.Context, who Actor, campaignID int64) error
 }
 
 // AbandonFigures counts people answered (connected to an agent or abandoned) and,
@@ -263,4 +269,87 @@ func (d *DB) SetSafeHarbourPlayed(ctx context.Context, attemptID int64, which st
 		return fmt.Errorf("safe harbour of attempt %d: %w", attemptID, ErrNotFound)
 	}
 	return nil
+}
+
+// SafeHarbour is a campaign's own safe-harbour message: 8 kHz mono PCM WAV, as
+// media.ConvertPrompt makes it.
+type SafeHarbour struct {
+	WAV       []byte
+	Length    time.Duration
+	UpdatedAt time.Time
+}
+
+// safeHarbourAudit is what the audit log keeps of a message: not the audio.
+type safeHarbourAudit struct {
+	Bytes    int   `json:"bytes"`
+	LengthMs int64 `json:"length_ms"`
+}
+
+// SetSafeHarbour stores the campaign's safe-harbour message, replacing any, and audits it.
+func (d *DB) SetSafeHarbour(ctx context.Context, who Actor, campaignID int64, wav []byte, length time.Duration) error {
+	if len(wav) == 0 {
+		return fmt.Errorf("safe harbour of campaign %d: no audio", campaignID)
+	}
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM campaigns WHERE id = ?`, campaignID).Scan(&n); err != nil {
+			return fmt.Errorf("safe harbour of campaign %d: %w", campaignID, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO campaign_safe_harbour(campaign_id, audio, duration_ms, updated_at) VALUES (?,?,?,?)
+			ON CONFLICT (campaign_id) DO UPDATE SET audio = excluded.audio, duration_ms = excluded.duration_ms, updated_at = excluded.updated_at`,
+			campaignID, wav, length.Milliseconds(), d.nowMs()); err != nil {
+			return fmt.Errorf("safe harbour of campaign %d: %w", campaignID, err)
+		}
+		return d.audit(ctx, tx, who, "campaign.safe_harbour.set", "campaign", fmt.Sprint(campaignID), nil,
+			safeHarbourAudit{Bytes: len(wav), LengthMs: length.Milliseconds()})
+	})
+}
+
+// GetSafeHarbour returns the campaign's own safe-harbour message; ErrNotFound when it
+// has none (the built-in prompt plays).
+func (d *DB) GetSafeHarbour(ctx context.Context, campaignID int64) (SafeHarbour, error) {
+	var sh SafeHarbour
+	var ms, updated int64
+	err := d.db.QueryRowContext(ctx, `SELECT audio, duration_ms, updated_at FROM campaign_safe_harbour WHERE campaign_id = ?`,
+		campaignID).Scan(&sh.WAV, &ms, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sh, fmt.Errorf("safe harbour of campaign %d: %w", campaignID, ErrNotFound)
+	}
+	if err != nil {
+		return sh, fmt.Errorf("safe harbour of campaign %d: %w", campaignID, err)
+	}
+	sh.Length, sh.UpdatedAt = time.Duration(ms)*time.Millisecond, msToTime(updated)
+	return sh, nil
+}
+
+// SafeHarbourStamp returns when the campaign's safe-harbour message was last set, or
+// the zero time when it has none: the engine reloads the message only when it changes.
+func (d *DB) SafeHarbourStamp(ctx context.Context, campaignID int64) (time.Time, error) {
+	var updated int64
+	err := d.db.QueryRowContext(ctx, `SELECT updated_at FROM campaign_safe_harbour WHERE campaign_id = ?`, campaignID).Scan(&updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("safe harbour of campaign %d: %w", campaignID, err)
+	}
+	return msToTime(updated), nil
+}
+
+// DeleteSafeHarbour removes the campaign's own message: the built-in prompt plays
+// again. Removing none is not an error.
+func (d *DB) DeleteSafeHarbour(ctx context.Context, who Actor, campaignID int64) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM campaign_safe_harbour WHERE campaign_id = ?`, campaignID)
+		if err != nil {
+			return fmt.Errorf("safe harbour of campaign %d: %w", campaignID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return d.audit(ctx, tx, who, "campaign.safe_harbour.delete", "campaign", fmt.Sprint(campaignID), nil, nil)
+	})
 }

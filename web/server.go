@@ -176,6 +176,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	s.routes = append(s.routes, s.whatsappRoutes()...)
 	s.routes = append(s.routes, s.uiRoutes()...)
 	s.routes = append(s.routes, s.complianceRoutes()...)
+	s.routes = append(s.routes, s.safeHarbourRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))
 	}
