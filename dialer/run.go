@@ -297,9 +297,20 @@ func (r *run) loop(ctx context.Context) {
 	defer close(r.done)
 	tick := time.NewTicker(r.e.cfg.Tick)
 	defer tick.Stop()
+	// abandonAt wakes the loop when the first person waiting must hear the safe-harbour
+	// message: on the tick alone it could start up to a tick late, past the 2 s the law
+	// allows after the greeting.
+	abandonAt := time.NewTimer(time.Hour)
+	defer abandonAt.Stop()
 	for {
 		ticked := false
+		if len(r.waiting) > 0 {
+			abandonAt.Reset(max(r.waiting[0].deadline.Sub(r.e.cfg.Now())-safeHarbourLead, 0))
+		} else {
+			abandonAt.Stop()
+		}
 		select {
+		case <-abandonAt.C:
 		case <-ctx.Done():
 			r.shutdown()
 			return
@@ -795,7 +806,7 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 
 // abandonExpired hangs up on people who waited longer than the patience.
 func (r *run) abandonExpired(ctx context.Context, now time.Time) {
-	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now) {
+	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now.Add(safeHarbourLead)) {
 		c := r.waiting[0]
 		r.waiting = r.waiting[1:]
 		c.state = callAbandoning

@@ -10,6 +10,12 @@ import (
 	"github.com/turbina-dialer/turbina/storage"
 )
 
+// safeHarbourLead is how long before the patience ends a waiting person is given up
+// and the safe-harbour message started: the time to hand the call to its goroutine
+// and send the first packet, so that it arrives within the patience (2 s by default,
+// what the US TSR and Ofcom allow after the greeting).
+const safeHarbourLead = 100 * time.Millisecond
+
 // safeHarbour is a campaign's own safe-harbour message as the run plays it, and when it
 // was set (the zero time and a nil player: the campaign has none).
 type safeHarbour struct {
