@@ -132,7 +132,8 @@ function renderPop(p) {
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
   $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
     el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
-    el('td', {}, a.outcome || a.state), el('td', {}, a.disposition || ''))));
+    el('td', { dataset: { safeHarbour: a.safe_harbour || '' } }, (a.outcome || a.state) + (a.safe_harbour ? ` (${t('history.safeHarbour.' + a.safe_harbour)})` : '')),
+    el('td', {}, a.disposition || ''))));
   renderDispo(p);
   loadThread(c.id);
 }
