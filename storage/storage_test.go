@@ -49,6 +49,12 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	if err != nil || v < 1 {
 		t.Fatalf("schema version %d, %v", v, err)
 	}
+	// Counted, not taken from the version: the numbers may have gaps (branches are
+	// given numbers ahead of one another's).
+	var first int
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&first); err != nil {
+		t.Fatal(err)
+	}
 	d.Close()
 	// Reopening applies nothing twice.
 	d2, err := Open(ctx, path, Options{})
@@ -60,8 +66,8 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	if err := d2.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != v {
-		t.Errorf("%d migrations recorded after reopen, want %d", applied, v)
+	if applied != first {
+		t.Errorf("%d migrations recorded after reopen, want %d", applied, first)
 	}
 	if err := d2.IntegrityCheck(ctx); err != nil {
 		t.Error(err)
