@@ -34,7 +34,7 @@ func keepAnswered(t *testing.T, store *storage.DB, contacts []campaigns.Contact,
 		if err := store.UpdateAttempt(ctx, a); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.SetContactStatus(ctx, ct.ID, campaigns.ContactPending); err != nil {
+		if err := store.MoveContact(ctx, ct.ID, pendingAgain); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,4 +152,11 @@ func teachFrom(t *testing.T, r *run, start time.Time) {
 		}
 		r.pacer.Decide(now, pacing.Snapshot{Agents: agents, Channel: "sip"})
 	}
+}
+
+// pendingAgain puts a contact back in the list after a stored attempt, so the next
+// one can claim it, as a retry would.
+func pendingAgain(_ campaigns.Contact, p campaigns.Position) (campaigns.Position, error) {
+	p.Status = campaigns.ContactPending
+	return p, nil
 }

@@ -67,8 +67,7 @@ const answeredAt = `coalesce(answer_at, end_at, created_at)`
 
 // personAnswered selects the attempts a person answered on a call channel, as
 // CampaignStats counts them: templates are messages, not calls.
-var personAnswered = fmt.Sprintf(`channel != 'whatsapp_template' AND outcome IN ('%s','%s')`,
-	campaigns.OutcomeConnected, campaigns.OutcomeAbandoned)
+var personAnswered = `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND outcome IN ` + answeredIn
 
 // Abandonment computes the campaign's abandonment at now from the attempts kept,
 // days counted in loc (the campaign's zone).
@@ -203,11 +202,10 @@ func (d *DB) AmbiguousZoneContacts(ctx context.Context, campaignID int64) (int, 
 	if has == 0 {
 		return 0, false, nil
 	}
-	// The zones are a JSON array or a comma-separated list of IANA names.
+	// The zones are IANA names separated by spaces (migration 0010).
 	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE campaign_id = ? AND zones IS NOT NULL AND
-		CASE WHEN json_valid(zones) AND json_type(zones) = 'array' THEN json_array_length(zones) > 1
-		ELSE instr(zones, ',') > 0 END`, campaignID).Scan(&n)
+	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE campaign_id = ? AND instr(trim(ifnull(zones,'')), ' ') > 0`,
+		campaignID).Scan(&n)
 	if err != nil {
 		return 0, true, fmt.Errorf("ambiguous zones of campaign %d: %w", campaignID, err)
 	}
@@ -225,12 +223,11 @@ type DialPlaced struct {
 // DialsPlaced lists the calls the campaign placed since since, oldest first:
 // attempts that reached a channel (not those a channel refused before dialling).
 func (d *DB) DialsPlaced(ctx context.Context, campaignID int64, since time.Time) ([]DialPlaced, error) {
-	rows, err := d.db.QueryContext(ctx, fmt.Sprintf(`SELECT a.id, a.created_at, c.id, c.phone, ifnull(c.timezone,'')
+	rows, err := d.db.QueryContext(ctx, `SELECT a.id, a.created_at, c.id, c.phone, ifnull(c.timezone,''), ifnull(c.zones,'')
 		FROM attempts a JOIN contacts c ON c.id = a.contact_id
-		WHERE a.campaign_id = ? AND a.created_at >= ? AND a.channel IN ('%s','%s')
-		AND ifnull(a.outcome,'') NOT IN ('%s','%s','%s') ORDER BY a.created_at`,
-		campaigns.ChannelSIP, campaigns.ChannelWhatsAppCall,
-		campaigns.OutcomeChannelDown, campaigns.OutcomeChannelBusy, campaigns.OutcomeNoChannel),
+		WHERE a.campaign_id = ? AND a.created_at >= ? AND a.channel IN ('`+
+		string(campaigns.ChannelSIP)+`','`+string(campaigns.ChannelWhatsAppCall)+`')
+		AND ifnull(a.outcome,'') NOT IN `+unplacedIn+` ORDER BY a.created_at`,
 		campaignID, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("dials of campaign %d: %w", campaignID, err)
@@ -240,10 +237,11 @@ func (d *DB) DialsPlaced(ctx context.Context, campaignID int64, since time.Time)
 	for rows.Next() {
 		var p DialPlaced
 		var ms int64
-		if err := rows.Scan(&p.AttemptID, &ms, &p.Contact.ID, &p.Contact.Phone, &p.Contact.Timezone); err != nil {
+		var zones string
+		if err := rows.Scan(&p.AttemptID, &ms, &p.Contact.ID, &p.Contact.Phone, &p.Contact.Timezone, &zones); err != nil {
 			return nil, fmt.Errorf("dials of campaign %d: %w", campaignID, err)
 		}
-		p.At, p.Contact.CampaignID = time.UnixMilli(ms), campaignID
+		p.At, p.Contact.CampaignID, p.Contact.Zones = time.UnixMilli(ms), campaignID, strings.Fields(zones)
 		out = append(out, p)
 	}
 	return out, rows.Err()

@@ -155,15 +155,23 @@ func TestRefusalsAndDials(t *testing.T) {
 	if len(dials) != 2 || dials[0].Contact.Timezone != "America/Manaus" || dials[0].Contact.ID != ct || !dials[1].At.After(dials[0].At) {
 		t.Errorf("dials %+v, want the SIP call and the WhatsApp call, oldest first, with the contact's zone", dials)
 	}
-
-	n, known, err := d.AmbiguousZoneContacts(ctx, c.ID)
-	if err != nil || known || n != 0 {
-		t.Errorf("ambiguous zones without the column: %d %v %v, want 0, unknown", n, known, err)
-	}
-	if _, err := d.db.Exec(`ALTER TABLE contacts ADD COLUMN zones TEXT`); err != nil {
+	if _, err := d.db.Exec(`UPDATE contacts SET zones = 'America/Manaus America/Rio_Branco' WHERE id = ?`, ct); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.db.Exec(`UPDATE contacts SET zones = CASE id WHEN ? THEN '["America/New_York","America/Chicago"]' ELSE 'America/Sao_Paulo' END`, ct); err != nil {
+	if dials, err = d.DialsPlaced(ctx, c.ID, now.Add(-24*time.Hour)); err != nil || len(dials[0].Contact.Zones) != 2 {
+		t.Errorf("dials %+v %v, want the contact's two zones", dials, err)
+	}
+
+	if n, known, err := d.AmbiguousZoneContacts(ctx, c.ID); err != nil || !known || n != 1 {
+		t.Errorf("ambiguous zones with one Acre/Amazonas contact: %d %v %v, want 1", n, known, err)
+	}
+	if _, err := d.db.Exec(`UPDATE contacts SET zones = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := d.AmbiguousZoneContacts(ctx, c.ID); err != nil || n != 0 {
+		t.Errorf("ambiguous zones without zones: %d %v, want 0", n, err)
+	}
+	if _, err := d.db.Exec(`UPDATE contacts SET zones = CASE id WHEN ? THEN 'America/New_York America/Chicago' ELSE 'America/Sao_Paulo' END`, ct); err != nil {
 		t.Fatal(err)
 	}
 	if n, known, err := d.AmbiguousZoneContacts(ctx, c.ID); err != nil || !known || n != 1 {

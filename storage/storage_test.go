@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"testing"
 	"time"
@@ -49,12 +50,6 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	if err != nil || v < 1 {
 		t.Fatalf("schema version %d, %v", v, err)
 	}
-	// Counted, not taken from the version: the numbers may have gaps (branches are
-	// given numbers ahead of one another's).
-	var first int
-	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&first); err != nil {
-		t.Fatal(err)
-	}
 	d.Close()
 	// Reopening applies nothing twice.
 	d2, err := Open(ctx, path, Options{})
@@ -66,8 +61,14 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	if err := d2.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != first {
-		t.Errorf("%d migrations recorded after reopen, want %d", applied, first)
+	// Counted against the files, not the highest version: numbers are assigned
+	// to branches ahead of time, so the sequence may have gaps.
+	files, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(files) {
+		t.Errorf("%d migrations recorded after reopen, want %d", applied, len(files))
 	}
 	if err := d2.IntegrityCheck(ctx); err != nil {
 		t.Error(err)

@@ -41,7 +41,7 @@ func TestBrowserSupervisorComplianceSection(t *testing.T) {
 		{"refused", "3 actions refused: do not call 2 · opted out 1 · outside calling hours 1"},
 		{"dnc", "2 do-not-call hits"},
 		{"optouts", "2 opt-outs"},
-		{"ambiguous", "0 contacts with an ambiguous time zone (zones per contact not kept yet)"},
+		{"ambiguous", "0 contacts with an ambiguous time zone"},
 	} {
 		if got := p.text(fmt.Sprintf(`%s li[data-item="%s"]`, sec, want.item)); got != want.text {
 			t.Errorf("%s: %q, want %q", want.item, got, want.text)
