@@ -50,6 +50,9 @@ type call struct {
 	// machine is set when screening found an answering machine: the outcome the
 	// call ends with once hung up.
 	machine campaigns.Outcome
+	// reserved is the agent reserved for the call before it was placed (a preview
+	// dial): the answer goes to that agent alone.
+	reserved int64
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -116,6 +119,8 @@ type run struct {
 	// retryAt is when unrecorded are next written; retryWait the back-off.
 	retryAt   time.Time
 	retryWait time.Duration
+	// preview is the preview desk (preview.go): offers and agents' preview calls.
+	preview previewState
 }
 
 // unrecordedEnd is an ended attempt and its contact's next position, not yet stored.
@@ -342,7 +347,7 @@ func (r *run) loop(ctx context.Context) {
 // waits for an agent (who would be passed over) and the campaign neither screens
 // for machines nor records, which the loop sets up.
 func (r *run) fastConnect() bool {
-	return !r.stopping && len(r.waiting) == 0 && !r.campaign.AMD.Enabled &&
+	return !r.stopping && len(r.waiting) == 0 && !r.campaign.AMD.Enabled && r.campaign.Pacing.Mode != campaigns.PacingPreview &&
 		!(r.campaign.Record && r.e.cfg.RecordingsDir != "")
 }
 
@@ -439,6 +444,10 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	case LegAnswered:
 		a.AnswerAt, a.State = &ev.At, "answered"
 		c.answered, c.deadline = ev.At, ev.At.Add(r.e.cfg.Patience)
+		if c.reserved != 0 && u.agentID == 0 { // a preview dial: its agent waits for it
+			r.answeredReserved(ctx, c, ev.At)
+			return
+		}
 		if u.agentID != 0 { // put through by connectNow
 			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
 			r.connect(ctx, c, u.agentID, ev.At, func() { c.bridged = u.bridged })
@@ -859,10 +868,10 @@ func callRung(ch campaigns.Channel) bool {
 // need no agent, are sent as they fall due.
 func (r *run) dial(ctx context.Context, now time.Time) {
 	c := r.campaign
-	if c.State != campaigns.StateRunning {
-		return
-	}
-	if open, err := c.Schedule.IsOpen(now); err != nil || !open {
+	open, err := c.Schedule.IsOpen(now)
+	open = open && err == nil && c.State == campaigns.StateRunning
+	r.previewIdle(now, open && c.Pacing.Mode == campaigns.PacingPreview)
+	if !open {
 		return
 	}
 	var calls, messages []int
@@ -875,7 +884,8 @@ func (r *run) dial(ctx context.Context, now time.Time) {
 	}
 	r.startDue(ctx, now, messages, maxMessagesPerTick)
 	if c.Pacing.Mode == campaigns.PacingPreview {
-		return // agents pick their next contact themselves
+		r.previewTick(ctx, now, calls) // each ready agent is offered the next contact
+		return
 	}
 	snap := r.snapshot()
 	n := r.pacer.Decide(now, snap)
