@@ -241,9 +241,11 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	if err != nil {
 		return 0, fmt.Errorf("contact %d: %w", contactID, err)
 	}
-	if dc.Contact.Status != campaigns.ContactPending || dc.Rung >= len(r.campaign.Ladder) {
-		return 0, fmt.Errorf("contact %d is %s: %w", contactID, dc.Contact.Status, ErrPreviewNotPlaced)
+	if dc.Rung >= len(r.campaign.Ladder) {
+		return 0, fmt.Errorf("contact %d is past its ladder: %w", contactID, ErrPreviewNotPlaced)
 	}
+	// The gate first: a number put on the do-not-call list since the offer is a
+	// refusal the agent is told the reason of, not a contact that moved on.
 	d, err := r.previewCheck(ctx, dc, now)
 	if err != nil {
 		return 0, err
@@ -251,6 +253,9 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	if !d.Allowed {
 		r.previewRefused(ctx, dc, d)
 		return 0, &PreviewRefusedError{Decision: d}
+	}
+	if dc.Contact.Status != campaigns.ContactPending {
+		return 0, fmt.Errorf("contact %d is %s: %w", contactID, dc.Contact.Status, ErrPreviewNotPlaced)
 	}
 	ch := r.campaign.Ladder[dc.Rung].Channel
 	if !r.e.agents.reserveAgent(agentID, r.id, ch, now) {
