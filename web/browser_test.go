@@ -357,6 +357,13 @@ func (s *engineSlot) AgentAudioPath(id int64) (dialer.AgentEvent, bool) {
 	return s.get().AgentAudioPath(id)
 }
 func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
+func (s *engineSlot) Preview(id int64) (dialer.PreviewOffer, bool) { return s.get().Preview(id) }
+func (s *engineSlot) PreviewDial(ctx context.Context, id, contactID int64) (int64, error) {
+	return s.get().PreviewDial(ctx, id, contactID)
+}
+func (s *engineSlot) SkipPreview(ctx context.Context, id, contactID int64, sk dialer.PreviewSkip) error {
+	return s.get().SkipPreview(ctx, id, contactID, sk)
+}
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.
