@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,6 +308,13 @@ func (c *holdChannel) firstPlaced() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return c.placed[0], true
+}
+
+// placedTimes returns when each call was placed.
+func (c *holdChannel) placedTimes() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.placed)
 }
 
 // firstRing returns the RingTimeout the first call was placed with.

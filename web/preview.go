@@ -47,7 +47,8 @@ func (s *Server) agentPreview(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-// previewRefusal is the body of a dial the policy gate refused.
+// previewRefusal is the error of a dial the policy gate refused: the API's error
+// with the gate's reasons and when it would allow the call.
 type previewRefusal struct {
 	Code          string             `json:"code"`
 	Message       string             `json:"message"`
@@ -67,8 +68,8 @@ func (s *Server) agentPreviewDial(w http.ResponseWriter, r *http.Request, p prin
 	attemptID, err := e.PreviewDial(r.Context(), p.ID, contactID)
 	var refused *dialer.PreviewRefusedError
 	if errors.As(err, &refused) {
-		writeJSON(w, http.StatusConflict, previewRefusal{Code: "policy_refused", Message: refused.Error(),
-			Reasons: refused.Decision.Reasons, NextAllowedAt: refused.Decision.NextAllowedAt})
+		writeJSON(w, http.StatusConflict, map[string]previewRefusal{"error": {Code: "policy_refused", Message: refused.Error(),
+			Reasons: refused.Decision.Reasons, NextAllowedAt: refused.Decision.NextAllowedAt}})
 		return nil
 	}
 	if err != nil {
