@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,7 +128,8 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 func TestBrowserPreviewInPortuguese(t *testing.T) {
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: &holdChannel{}}))
+	ch := &holdChannel{}
+	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
 	runningCampaign(t, e, "Prévia", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}, "+5511987650001")
 	p := openBrowser(t, e)
 	p.agentReady(e, slot.get().Agents())
@@ -143,6 +145,20 @@ func TestBrowserPreviewInPortuguese(t *testing.T) {
 		t.Errorf("skip reason in Portuguese %q", got)
 	}
 	p.shot("preview-pt-BR")
+
+	// The number goes on the do-not-call list: Ligar is refused, with the reason
+	// in the agent's language, and nothing is dialled.
+	phone := p.text("#contact-phone")
+	decode[any](t, e.send(t, "POST", "/api/v1/dnc", e.tokens[storage.RoleSupervisor], map[string]any{"phones": []string{phone}}), http.StatusOK)
+	p.do("call", chromedp.Click(chromedp.CSS("#preview-dial")))
+	p.waitJS("refusal shown", `document.getElementById('agent-status').dataset.code === 'policy_refused' && !document.getElementById('agent-status').hidden`, 5*time.Second)
+	if got := p.text("#agent-status"); !strings.Contains(got, "na lista de não ligar") {
+		t.Errorf("refusal reads %q, want the do-not-call reason in Portuguese", got)
+	}
+	p.shot("preview-refused")
+	if n := len(ch.placedTimes()); n != 0 {
+		t.Errorf("%d calls placed to a do-not-call number", n)
+	}
 }
 
 func TestBrowserProgressiveDialsOneLinePerReadyAgent(t *testing.T) {

@@ -51,6 +51,10 @@ type engineConfig struct {
 	// AgentSilence is how long an agent's audio may bring nothing before the
 	// agent's leg is taken as lost (default 60s).
 	AgentSilence sip.Duration `json:"agent_silence,omitempty"`
+	// PreviewHold is how long a preview agent may hold its offered contact
+	// (default 60s); PreviewSkipDelay how long a skipped contact waits (default 30m).
+	PreviewHold      sip.Duration `json:"preview_hold,omitempty"`
+	PreviewSkipDelay sip.Duration `json:"preview_skip_delay,omitempty"`
 }
 
 // whatsappConfig is the config file's whatsapp section. Secrets may come from

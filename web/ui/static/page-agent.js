@@ -130,6 +130,7 @@ $('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup',
 
 function renderPop(p) {
   renderContact(p);
+  $('hangup').hidden = false;
   $('call-connected').textContent = fmt.time(p.connected_at);
   renderDispo(p);
   loadThread(p.contact.id);
@@ -176,6 +177,7 @@ function renderPreview(o) {
   f.hidden = false;
   f.dataset.dialing = '';
   f.dataset.contact = o.contact.id;
+  $('hangup').hidden = true; // nothing to hang up until the agent calls
   $('preview-expires').textContent = fmt.time(o.expires_at);
   $('preview-expires').dateTime = o.expires_at;
   for (const id of ['preview-dial', 'preview-skip', 'skip-reason', 'skip-note']) $(id).disabled = false;
@@ -204,6 +206,7 @@ $('preview').addEventListener('submit', async (e) => {
     await api('POST', `/api/v1/agent/preview/${id}/dial`, {});
     fail(null);
     $('preview').dataset.dialing = '1';
+    $('hangup').hidden = false;
     $('agent-status').hidden = false;
     $('agent-status').className = 'note';
     $('agent-status').textContent = t('preview.calling');
