@@ -90,6 +90,9 @@ type previewOffer struct {
 	pop PreviewOffer
 }
 
+// is reports whether o is an offer of contactID; a nil offer is none.
+func (o *previewOffer) is(contactID int64) bool { return o != nil && o.due.Contact.ID == contactID }
+
 func (p *previewState) init() {
 	if p.offers == nil {
 		p.offers, p.dialing = map[int64]*previewOffer{}, map[int64]*call{}
@@ -231,8 +234,7 @@ func (r *run) previewRefused(ctx context.Context, dc storage.DueContact, d campa
 func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64, error) {
 	p := &r.preview
 	p.init()
-	o, ok := p.offers[agentID]
-	if !ok || o.due.Contact.ID != contactID {
+	if !p.offers[agentID].is(contactID) {
 		return 0, fmt.Errorf("agent %d, contact %d: %w", agentID, contactID, ErrNoPreviewOffer)
 	}
 	delete(p.offers, agentID)
@@ -284,8 +286,7 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 func (r *run) previewSkip(ctx context.Context, agentID, contactID int64, s PreviewSkip) error {
 	p := &r.preview
 	p.init()
-	o, ok := p.offers[agentID]
-	if !ok || o.due.Contact.ID != contactID {
+	if !p.offers[agentID].is(contactID) {
 		return fmt.Errorf("agent %d, contact %d: %w", agentID, contactID, ErrNoPreviewOffer)
 	}
 	now := r.e.cfg.Now()
@@ -346,8 +347,8 @@ func (e *Engine) PreviewDial(ctx context.Context, agentID, contactID int64) (int
 	var attemptID int64
 	err := fmt.Errorf("agent %d, contact %d: %w", agentID, contactID, ErrNoPreviewOffer)
 	e.eachAgentRun(agentID, func(r *run) bool {
-		if _, ok := r.preview.offers[agentID]; !ok {
-			return false
+		if !r.preview.offers[agentID].is(contactID) {
+			return false // an agent of two preview campaigns has an offer in each
 		}
 		attemptID, err = r.previewDial(ctx, agentID, contactID)
 		return true
@@ -364,7 +365,7 @@ func (e *Engine) SkipPreview(ctx context.Context, agentID, contactID int64, s Pr
 	}
 	err = fmt.Errorf("agent %d, contact %d: %w", agentID, contactID, ErrNoPreviewOffer)
 	e.eachAgentRun(agentID, func(r *run) bool {
-		if _, ok := r.preview.offers[agentID]; !ok {
+		if !r.preview.offers[agentID].is(contactID) {
 			return false
 		}
 		err = r.previewSkip(ctx, agentID, contactID, s)
