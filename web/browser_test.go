@@ -364,7 +364,7 @@ func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 func (s *engineSlot) AgentAudioPath(id int64) (dialer.AgentEvent, bool) {
 	return s.get().AgentAudioPath(id)
 }
-func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
+func (s *engineSlot) PacerViews() []dialer.PacerView               { return s.get().PacerViews() }
 func (s *engineSlot) Preview(id int64) (dialer.PreviewOffer, bool) { return s.get().Preview(id) }
 func (s *engineSlot) PreviewDial(ctx context.Context, id, contactID int64) (int64, error) {
 	return s.get().PreviewDial(ctx, id, contactID)

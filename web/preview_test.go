@@ -22,7 +22,7 @@ func TestAgentPreviewAPI(t *testing.T) {
 	agent := e.tokens[storage.RoleAgent]
 	type offer struct {
 		Contact     contactView
-		SkipReasons []string `json:"skip_reasons"`
+		SkipReasons []string  `json:"skip_reasons"`
 		ExpiresAt   time.Time `json:"expires_at"`
 	}
 	if r := e.get(t, "/api/v1/agent/preview", agent); r.status != http.StatusNoContent {
