@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"testing"
 	"time"
@@ -60,8 +61,14 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	if err := d2.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied != v {
-		t.Errorf("%d migrations recorded after reopen, want %d", applied, v)
+	// One row per migration file: versions need not be contiguous (branches are
+	// given numbers ahead of their merge).
+	files, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(files) {
+		t.Errorf("%d migrations recorded after reopen, want %d", applied, len(files))
 	}
 	if err := d2.IntegrityCheck(ctx); err != nil {
 		t.Error(err)
