@@ -119,13 +119,16 @@ func TestPreviewAgentSeesTheContactFirstThenDialsOrSkipsIt(t *testing.T) {
 	if len(as) != 1 || as[0].ID != attemptID || as[0].AgentID != agents[1] {
 		t.Fatalf("attempts %+v, want one, put through to agent %d", as, agents[1])
 	}
-	h.mu.Lock()
-	popped := slices.ContainsFunc(h.events, func(ev AgentEvent) bool {
-		return ev.Kind == EventScreenPop && ev.ScreenPop.AttemptID == attemptID && ev.ScreenPop.Contact.ID == second.Contact.ID
-	})
-	h.mu.Unlock()
-	if !popped {
-		t.Error("no screen-pop for the preview call")
+	// The screen-pop follows the agent's move on to the call.
+	for popped := false; !popped; time.Sleep(20 * time.Millisecond) {
+		h.mu.Lock()
+		popped = slices.ContainsFunc(h.events, func(ev AgentEvent) bool {
+			return ev.Kind == EventScreenPop && ev.ScreenPop.AttemptID == attemptID && ev.ScreenPop.Contact.ID == second.Contact.ID
+		})
+		h.mu.Unlock()
+		if wctx.Err() != nil {
+			t.Fatal("no screen-pop for the preview call")
+		}
 	}
 	if n := h.dials(c.ID); n != 1 {
 		t.Errorf("%d calls placed, want the one the agent dialled", n)
