@@ -236,9 +236,14 @@ type Campaign struct {
 	DefaultCountry string   `json:"default_country"`
 	State          State    `json:"state"`
 	Schedule       Schedule `json:"schedule"`
-	Window         Window   `json:"calling_window"`
-	Ladder         []Rung   `json:"ladder"`
-	Pacing         Pacing   `json:"pacing"`
+	// Window is the legacy calling window, every day; WeekHours, when set, wins.
+	Window Window `json:"calling_window"`
+	// WeekHours are the calling hours of each weekday (nil: Window every day).
+	WeekHours *WeeklyHours `json:"calling_hours,omitempty"`
+	// Holidays are the days the calling hours stay closed.
+	Holidays Holidays `json:"holidays"`
+	Ladder   []Rung   `json:"ladder"`
+	Pacing   Pacing   `json:"pacing"`
 	// Dispositions are the codes agents close calls with.
 	Dispositions []Disposition `json:"dispositions"`
 	// WrapUp ends an agent's wrap-up without a disposition after this long.
@@ -296,7 +301,11 @@ func (c *Campaign) ApplyDefaults() {
 		c.State = StateDraft
 	}
 	if c.Schedule.Timezone == "" {
-		c.Schedule.Timezone = DefaultTimezone
+		c.Schedule.Timezone = CountryTimezone(c.DefaultCountry)
+	}
+	if c.Holidays.National == nil {
+		on := true
+		c.Holidays.National = &on
 	}
 	if c.Window == (Window{}) {
 		c.Window = Window{Start: 9 * 60, End: 21 * 60}
@@ -374,8 +383,12 @@ func (c *Campaign) Validate() error {
 		}
 	}
 	if !c.Window.Start.valid() || !c.Window.End.valid() || c.Window.Start == c.Window.End {
-		bad["calling_window"] = "start and end must be distinct times of day"
+		bad["calling_window"] = "start and end must be distinct times of day (an end before the start spans midnight)"
 	}
+	if c.WeekHours != nil {
+		c.WeekHours.validate(bad)
+	}
+	c.Holidays.validate("holidays", bad)
 	validateLadder(c.Ladder, bad)
 	validateDispositions(c.Dispositions, bad)
 	if c.WrapUp < Duration(5*time.Second) || c.WrapUp > Duration(30*time.Minute) {
@@ -486,8 +499,8 @@ func validatePacing(p Pacing, bad map[string]string) {
 	default:
 		bad["pacing.mode"] = "must be preview, progressive or predictive"
 	}
-	if p.TargetAbandon <= 0 || p.TargetAbandon > 0.2 {
-		bad["pacing.target_abandon"] = "must be in (0, 0.2]"
+	if p.TargetAbandon <= 0 || p.TargetAbandon > MaxAbandonCeiling {
+		bad["pacing.target_abandon"] = fmt.Sprintf("must be in (0, %g]", MaxAbandonCeiling)
 	}
 	if p.MaxRatio < 1 || p.MaxRatio > 10 {
 		bad["pacing.max_ratio"] = "must be between 1 and 10"

@@ -21,12 +21,16 @@ const (
 
 // Contact is one person to reach in a campaign.
 type Contact struct {
-	ID         int64             `json:"id,string"`
-	CampaignID int64             `json:"campaign_id,string"`
-	Phone      string            `json:"phone"`              // E.164
-	WhatsApp   string            `json:"whatsapp,omitempty"` // E.164; empty when it is Phone
-	Name       string            `json:"name,omitempty"`
-	Timezone   string            `json:"timezone,omitempty"` // IANA name
+	ID         int64  `json:"id,string"`
+	CampaignID int64  `json:"campaign_id,string"`
+	Phone      string `json:"phone"`              // E.164
+	WhatsApp   string `json:"whatsapp,omitempty"` // E.164; empty when it is Phone
+	Name       string `json:"name,omitempty"`
+	Timezone   string `json:"timezone,omitempty"` // IANA name
+	// Zones are every IANA zone the person may be in, found at import from the
+	// timezone, state/UF or postal-code column or the number; more than one when
+	// those leave it ambiguous (the calling hours must hold in each).
+	Zones      []string          `json:"zones,omitempty"`
 	Attributes map[string]string `json:"attributes"`
 	Status     ContactStatus     `json:"status"`
 	// Line is the 1-based line of the source file the contact came from (header = 1).
@@ -50,6 +54,7 @@ const (
 	RejectInvalidNumber     RejectReason = "invalid_number"
 	RejectInvalidWhatsApp   RejectReason = "invalid_whatsapp"
 	RejectInvalidTimezone   RejectReason = "invalid_timezone"
+	RejectInvalidRegion     RejectReason = "invalid_region"
 	RejectDuplicateInFile   RejectReason = "duplicate_in_file"
 	RejectAlreadyInCampaign RejectReason = "already_in_campaign"
 	RejectDoNotCall         RejectReason = "do_not_call"

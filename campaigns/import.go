@@ -140,6 +140,9 @@ type ImportReader struct {
 
 	cols    []string // attribute key of each column; "" for role columns and skipped ones
 	roleCol [nRoles]int
+	// regionCol and postalCol are the attribute columns holding a state/UF and a
+	// postal code, or -1.
+	regionCol, postalCol int
 
 	phones *PhoneNormalizer
 	seen   map[uint64]struct{}
@@ -382,6 +385,7 @@ func (ir *ImportReader) mapColumns(names []string) error {
 		}
 	}
 	keys := make(map[string]int, len(names))
+	ir.regionCol, ir.postalCol = -1, -1
 	for i, name := range names {
 		if isRole[i] {
 			continue
@@ -396,6 +400,12 @@ func (ir *ImportReader) mapColumns(names []string) error {
 		}
 		keys[k] = i
 		ir.cols[i] = key
+		switch {
+		case regionHeaders[k] && ir.regionCol < 0:
+			ir.regionCol = i
+		case postalHeaders[k] && ir.postalCol < 0:
+			ir.postalCol = i
+		}
 	}
 	ir.sc.maxFields = len(names)
 	return nil
@@ -528,8 +538,23 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 			return Contact{}, RejectInvalidTimezone, clip(fmt.Sprintf("%q is not an IANA time zone", name))
 		}
 		c.Timezone = name
+		c.Zones = []string{name}
 	} else {
-		c.Timezone = TimezoneForNumber(e164)
+		region := bytes.TrimSpace(ir.field(ir.regionCol))
+		postal := bytes.TrimSpace(ir.field(ir.postalCol))
+		if len(region) > 0 || len(postal) > 0 {
+			zs, err := zonesFromColumns(contactCountry(e164, ir.phones.region), string(region), string(postal))
+			if err != nil {
+				return Contact{}, RejectInvalidRegion, clip(err.Error())
+			}
+			c.Zones = zs
+		}
+		if len(c.Zones) == 0 {
+			c.Zones = ZonesForNumber(e164)
+		}
+		if len(c.Zones) == 1 {
+			c.Timezone = c.Zones[0]
+		}
 	}
 	// Checked last, so the number counts as seen only once a row with it is
 	// imported: a rejected row does not make a later good one a duplicate.

@@ -26,6 +26,7 @@ type want struct {
 	name   string       // checked when not ""
 	wa     string       // checked when not ""
 	tz     string       // checked when not ""
+	zones  []string     // checked when not nil
 	attrs  map[string]string
 }
 
@@ -92,6 +93,9 @@ func checkRows(t *testing.T, rows []ImportRow, wants []want) {
 		}
 		if w.tz != "" && c.Timezone != w.tz {
 			t.Errorf("line %d: timezone %q, want %q", w.line, c.Timezone, w.tz)
+		}
+		if w.zones != nil && !slices.Equal(c.Zones, w.zones) {
+			t.Errorf("line %d: zones %v, want %v", w.line, c.Zones, w.zones)
 		}
 		if w.attrs != nil && fmt.Sprint(c.Attributes) != fmt.Sprint(w.attrs) {
 			t.Errorf("line %d: attributes %v, want %v", w.line, c.Attributes, w.attrs)
@@ -164,7 +168,8 @@ func TestImportReaderFiles(t *testing.T) {
 			{line: 2, phone: "+5511987654321", tz: "America/Sao_Paulo", attrs: map[string]string{"empresa": "Acme"}},
 			{line: 3, phone: "+5592987654321", tz: "America/Manaus", attrs: map[string]string{}},
 			{line: 4, phone: "+5568999876543", tz: "America/Sao_Paulo"}, // column beats number (Acre)
-			{line: 5, phone: "+5581987654321", wa: "+5511987654321", tz: "America/Recife"},
+			// DDD 81 includes Fernando de Noronha: ambiguous, no single zone.
+			{line: 5, phone: "+5581987654321", wa: "+5511987654321", zones: []string{"America/Recife", "America/Noronha"}},
 			{line: 6, phone: "+12125550100", tz: "America/New_York"},
 		}},
 		{"tab_delimited.tsv", br, []want{
@@ -528,8 +533,8 @@ func TestTimezoneForNumber(t *testing.T) {
 	tests := []struct{ e164, want string }{
 		{"+5511987654321", "America/Sao_Paulo"},
 		{"+5592987654321", "America/Manaus"},
-		{"+5581987654321", "America/Recife"}, // the library says America/Noronha
-		{"+5591987654321", "America/Belem"},  // the library says America/Manaus
+		{"+5581987654321", ""},              // Recife or Fernando de Noronha: ambiguous
+		{"+5591987654321", "America/Belem"}, // the library says America/Manaus
 		{"+5568999876543", "America/Rio_Branco"},
 		{"+558001234567", "America/Sao_Paulo"}, // toll free: the library's answer
 		{"+12125550100", "America/New_York"},

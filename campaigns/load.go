@@ -24,6 +24,8 @@ type ImportSink interface {
 type LoadResult struct {
 	Imported int
 	Rejected int
+	// AmbiguousZones counts the imported contacts with more than one possible zone.
+	AmbiguousZones int
 }
 
 // DefaultBatchRows is how many rows an import commits at a time: large enough that
@@ -154,5 +156,8 @@ func loadRow(ctx context.Context, sink ImportSink, row ImportRow, res *LoadResul
 		return nil
 	}
 	res.Imported++
+	if len(row.Contact.Zones) > 1 {
+		res.AmbiguousZones++
+	}
 	return nil
 }

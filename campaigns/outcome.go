@@ -1,5 +1,10 @@
 package campaigns
 
+import (
+	"slices"
+	"strings"
+)
+
 // Outcome is how one attempt on one channel ended: the vocabulary of the contact's
 // journey (journey.go), of the attempts the storage keeps and of the reports. It is
 // defined here once; every package spells outcomes with these constants.
@@ -55,15 +60,48 @@ const (
 	OutcomeRead Outcome = "read"
 )
 
-// Reached reports whether the outcome means the person was reached: answered by a
+// ReachedOutcomes are the outcomes that mean the person was reached: answered by a
 // person (connected or abandoned) or a message that left for them.
-func (o Outcome) Reached() bool {
-	switch o {
-	case OutcomeConnected, OutcomeAbandoned, OutcomeSent, OutcomeDelivered, OutcomeRead:
-		return true
-	}
-	return false
+func ReachedOutcomes() []Outcome {
+	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeSent, OutcomeDelivered, OutcomeRead}
 }
 
-// Answered reports whether a person answered the call (whether or not an agent took it).
-func (o Outcome) Answered() bool { return o == OutcomeConnected || o == OutcomeAbandoned }
+// AnsweredOutcomes are the outcomes of a call a person answered, whether or not an
+// agent took it.
+func AnsweredOutcomes() []Outcome { return []Outcome{OutcomeConnected, OutcomeAbandoned} }
+
+// UnplacedOutcomes are the outcomes of attempts that never reached the network
+// (the channel was down, full or not configured): they are not dials.
+func UnplacedOutcomes() []Outcome {
+	return []Outcome{OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel}
+}
+
+// Reached reports whether the outcome means the person was reached (ReachedOutcomes).
+func (o Outcome) Reached() bool { return slices.Contains(ReachedOutcomes(), o) }
+
+// Answered reports whether a person answered the call (AnsweredOutcomes).
+func (o Outcome) Answered() bool { return slices.Contains(AnsweredOutcomes(), o) }
+
+// Outcomes lists every outcome, in the order of their declaration.
+func Outcomes() []Outcome {
+	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
+		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown,
+		OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead}
+}
+
+// SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):
+// reports count by the vocabulary above instead of spelling it again. The outcomes
+// are constants of this package, never input, so quoting them is safe.
+func SQLList(outcomes ...Outcome) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, o := range outcomes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("'" + strings.ReplaceAll(string(o), "'", "''") + "'")
+	}
+	b.WriteByte(')')
+	return b.String()
+}

@@ -327,20 +327,13 @@ var brazilZoneByDDD = map[string]string{
 	"99": "America/Fortaleza",
 }
 
-// TimezoneForNumber returns the IANA time zone of an E.164 number, or "" when
-// the number does not tell. Brazilian numbers with an area code use the zone of
-// the area code's state (see brazilZoneByDDD for why not the library's answer);
-// all others use phonenumbers.GetTimezonesForPrefix, taking the first zone of
-// its list, which is in the library's fixed data order, when it gives several.
+// TimezoneForNumber returns the IANA time zone of an E.164 number when the
+// number tells exactly one (see ZonesForNumber), else "": a number whose area
+// spans zones has no single zone, and picking one would call someone outside
+// their hours.
 func TimezoneForNumber(e164 string) string {
-	if len(e164) >= 5 && strings.HasPrefix(e164, "+55") {
-		if tz, ok := brazilZoneByDDD[e164[3:5]]; ok {
-			return tz
-		}
+	if zs := ZonesForNumber(e164); len(zs) == 1 {
+		return zs[0]
 	}
-	zones, err := phonenumbers.GetTimezonesForPrefix(e164)
-	if err != nil || len(zones) == 0 || zones[0] == phonenumbers.UNKNOWN_TIMEZONE {
-		return ""
-	}
-	return zones[0]
+	return ""
 }

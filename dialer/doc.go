@@ -3,6 +3,8 @@
 // dialer/pacing how many calls to place, places them on the channels, routes answered
 // calls to agents and records every outcome.
 //
-// The contact's journey is one state machine, kept in ladder.go as a table of rules:
-// what each attempt outcome does to the contact's place on the ladder.
+// The contact's journey is one state machine, the transition table of
+// campaigns/journey.go: the engine turns what happens (an attempt's outcome, a
+// refusal, a permission, a template's status) into its events and lets the storage
+// write where campaigns.Apply says the contact goes.
 package dialer

@@ -22,8 +22,8 @@ type Store interface {
 	storage.DNCStore
 	WhatsAppStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
-	// SkipContact records a preview agent's skip and makes the contact due at next.
-	SkipContact(ctx context.Context, s *storage.PreviewSkip, next time.Time) error
+	// SkipContact records a preview agent's skip and moves the contact as move says.
+	SkipContact(ctx context.Context, s *storage.PreviewSkip, move storage.MoveFunc) error
 	// ListSkips lists a contact's preview skips.
 	ListSkips(ctx context.Context, contactID int64) ([]storage.PreviewSkip, error)
 }
@@ -250,8 +250,9 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
-// recoverInterrupted closes attempts left open by a crash as interrupted and puts
-// their contacts back on the ladder.
+// recoverInterrupted closes attempts left open by a crash as interrupted and moves
+// their contacts through the journey's table: an interrupted call used up its
+// attempt and waits its rung's retry delay from now.
 func (e *Engine) recoverInterrupted(ctx context.Context) error {
 	open, err := e.store.OpenAttempts(ctx)
 	if err != nil {
@@ -268,24 +269,34 @@ func (e *Engine) recoverInterrupted(ctx context.Context) error {
 			}
 			ladder, ladders[a.CampaignID] = c.Ladder, c.Ladder
 		}
-		dc, err := e.store.ContactPosition(ctx, a.ContactID)
-		if err != nil {
-			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
-		}
 		a.State, a.Outcome, a.EndAt = "ended", string(campaigns.OutcomeInterrupted), &now
-		pos := Advance(ladder, dc.Contact, Position{Rung: a.Rung, Attempts: dc.RungAttempts}, campaigns.OutcomeInterrupted, now)
-		if err := e.store.FinishAttempt(ctx, a, progressOf(pos)); err != nil {
+		if err := e.store.FinishAttempt(ctx, a, e.journeyMove(ladder, campaigns.OutcomeEvent(campaigns.OutcomeInterrupted), now, nil)); err != nil {
 			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
 		}
 	}
 	if len(open) > 0 {
-		e.log.Warn("attempts interrupted by the last stop were closed; their contacts will be tried again", "attempts", len(open))
+		e.log.Warn("attempts interrupted by the last stop were closed; their contacts wait their rung's retry delay", "attempts", len(open))
 	}
 	return nil
 }
 
-func progressOf(p Position) storage.Progress {
-	return storage.Progress{Status: p.Status, Rung: p.Rung, RungAttempts: p.Attempts, NextAttemptAt: p.NextAt}
+// journeyMove is the storage's move of a contact through ev at now on ladder: the
+// journey's table decides. A pair the table refuses (the contact moved on
+// meanwhile, e.g. a callback) leaves the contact where it is and is logged, so
+// that the attempt it comes with is still recorded. When into is set, it receives
+// the contact's new position.
+func (e *Engine) journeyMove(ladder []campaigns.Rung, ev campaigns.Event, now time.Time, into *campaigns.Position) storage.MoveFunc {
+	return func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+		to, err := campaigns.Apply(ladder, c, pos, ev, now)
+		if errors.Is(err, campaigns.ErrNoTransition) {
+			e.log.Error("contact left where it is", "contact", c.ID, "err", err)
+			to, err = pos, nil
+		}
+		if into != nil {
+			*into = to
+		}
+		return to, err
+	}
 }
 
 // Hangup ends the call an agent is on (the agent hung up).

@@ -204,7 +204,7 @@ func (r *run) previewPop(ctx context.Context, dc storage.DueContact, now time.Ti
 // previewCheck asks the policy gate about calling dc now with an agent reserved.
 func (r *run) previewCheck(ctx context.Context, dc storage.DueContact, now time.Time) (campaigns.Decision, error) {
 	ch := r.campaign.Ladder[dc.Rung].Channel
-	dnc, err := r.e.store.IsDNC(ctx, r.id, numberFor(ch, dc.Contact))
+	dnc, err := r.e.store.IsDNC(ctx, r.id, campaigns.NumberFor(ch, dc.Contact))
 	if err != nil {
 		return campaigns.Decision{}, fmt.Errorf("check do-not-call: %w", err)
 	}
@@ -212,21 +212,11 @@ func (r *run) previewCheck(ctx context.Context, dc storage.DueContact, now time.
 	return p.Check(dc.Contact, campaigns.Facts{DoNotCall: dnc, AgentReserved: true}, campaigns.ActionFor(ch), now), nil
 }
 
-// previewRefused moves a contact the gate refuses out of the agents' way: due
-// again when the gate would allow it, or off the list for good (do-not-call).
+// previewRefused moves a contact the gate refuses out of the agents' way, through
+// the journey's row for the refusal: due again when the gate would allow it, the
+// rung skipped, or off the list for good (do-not-call, opt-out).
 func (r *run) previewRefused(ctx context.Context, dc storage.DueContact, d campaigns.Decision) {
-	var err error
-	switch {
-	case d.NextAllowedAt != nil:
-		err = r.e.store.DeferContact(ctx, dc.Contact.ID, *d.NextAllowedAt)
-	case slices.Contains(d.Reasons, campaigns.ReasonDoNotCall):
-		err = r.e.store.SetContactStatus(ctx, dc.Contact.ID, campaigns.ContactDoNotCall)
-	default:
-		err = r.e.store.DeferContact(ctx, dc.Contact.ID, r.e.cfg.Now().Add(r.e.cfg.PreviewSkipDelay))
-	}
-	if err != nil {
-		r.e.log.Error("preview: move refused contact", "contact", dc.Contact.ID, "err", err)
-	}
+	r.move(ctx, dc.Contact.ID, campaigns.RefusalEvent(d), r.e.cfg.Now())
 }
 
 // previewDial places the call to the contact offered to agentID, with the agent
@@ -291,7 +281,8 @@ func (r *run) previewSkip(ctx context.Context, agentID, contactID int64, s Previ
 	}
 	now := r.e.cfg.Now()
 	skip := storage.PreviewSkip{ContactID: contactID, CampaignID: r.id, AgentID: agentID, Reason: s.Reason, Note: s.Note, At: now}
-	if err := r.e.store.SkipContact(ctx, &skip, now.Add(r.e.cfg.PreviewSkipDelay)); err != nil {
+	ev := campaigns.Event{Kind: campaigns.EventPreviewSkipped, At: now.Add(r.e.cfg.PreviewSkipDelay)}
+	if err := r.e.store.SkipContact(ctx, &skip, r.e.journeyMove(r.campaign.Ladder, ev, now, nil)); err != nil {
 		return err
 	}
 	delete(p.offers, agentID)

@@ -123,10 +123,11 @@ type run struct {
 	preview previewState
 }
 
-// unrecordedEnd is an ended attempt and its contact's next position, not yet stored.
+// unrecordedEnd is an ended attempt and the move of its contact, not yet stored:
+// written again later, the move sees the contact as it is then.
 type unrecordedEnd struct {
 	attempt storage.Attempt
-	next    storage.Progress
+	move    storage.MoveFunc
 }
 
 // Back-off between two tries at writing outcomes the database refused.
@@ -651,10 +652,11 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 	if ev.Detail != "" && len(a.Detail) == 0 {
 		a.Detail = detailJSON(ev.Detail)
 	}
-	pos := Advance(r.campaign.Ladder, c.due.Contact, Position{Rung: c.due.Rung, Attempts: c.due.RungAttempts}, outcome, ev.At)
-	if err := r.e.store.FinishAttempt(ctx, *a, progressOf(pos)); err != nil {
+	var pos campaigns.Position
+	move := r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), ev.At, &pos)
+	if err := r.e.store.FinishAttempt(ctx, *a, move); err != nil {
 		r.e.log.Error("finish attempt: kept to be written again", "attempt", a.ID, "err", err)
-		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, next: progressOf(pos)})
+		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, move: move})
 		r.e.metrics.unrecorded.Inc()
 		r.e.metrics.writeFailures.Inc()
 		if r.retryWait == 0 {
@@ -680,7 +682,7 @@ func (r *run) recordLate(ctx context.Context, now time.Time) {
 	}
 	written := 0
 	for _, u := range r.unrecorded {
-		if err := r.e.store.FinishAttempt(ctx, u.attempt, u.next); err != nil {
+		if err := r.e.store.FinishAttempt(ctx, u.attempt, u.move); err != nil {
 			r.e.metrics.writeFailures.Inc()
 			r.retryWait = min(2*r.retryWait, maxRewriteWait)
 			r.retryAt = now.Add(r.retryWait)
@@ -970,21 +972,17 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	contact := dc.Contact
 	if closed, next := c.Hours(now, c.ContactZones(contact)); closed != campaigns.Open {
-		if err := r.e.store.DeferContact(ctx, contact.ID, next); err != nil {
-			r.e.log.Error("defer contact", "contact", contact.ID, "err", err)
-		}
+		r.move(ctx, contact.ID, campaigns.Event{Kind: campaigns.EventRefusedPassing, At: next}, now)
 		return false
 	}
-	to := numberFor(rung.Channel, contact)
+	to := campaigns.NumberFor(rung.Channel, contact)
 	blocked, err := r.e.store.IsDNC(ctx, r.id, to)
 	if err != nil {
 		r.e.log.Error("check do-not-call", "contact", contact.ID, "err", err)
 		return false
 	}
 	if blocked {
-		if err := r.e.store.SetContactStatus(ctx, contact.ID, campaigns.ContactDoNotCall); err != nil {
-			r.e.log.Error("mark do-not-call", "contact", contact.ID, "err", err)
-		}
+		r.move(ctx, contact.ID, campaigns.Event{Kind: campaigns.EventAddedToDNC}, now)
 		return false
 	}
 	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
@@ -1015,6 +1013,14 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
 	return true
+}
+
+// move moves a contact through the journey's table by ev (outside an attempt: the
+// gate's refusals, a do-not-call number).
+func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now time.Time) {
+	if err := r.e.store.MoveContact(ctx, contactID, r.e.journeyMove(r.campaign.Ladder, ev, now, nil)); err != nil {
+		r.e.log.Error("move contact", "contact", contactID, "event", ev.Name(), "err", err)
+	}
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is

@@ -109,7 +109,11 @@ func (e *Engine) applyWebhook(ctx context.Context, ev whatsapp.Event) error {
 }
 
 // statusOutcomes are the attempt outcomes of a template's delivery statuses.
-var statusOutcomes = map[string]campaigns.Outcome{"delivered": "delivered", "read": "read", "failed": campaigns.OutcomeSendFailed}
+var statusOutcomes = map[string]campaigns.Outcome{"delivered": campaigns.OutcomeDelivered, "read": campaigns.OutcomeRead, "failed": campaigns.OutcomeSendFailed}
+
+// statusEvents are the journey's events of a template's delivery statuses.
+var statusEvents = map[campaigns.Outcome]campaigns.EventKind{campaigns.OutcomeDelivered: campaigns.EventTemplateDelivered,
+	campaigns.OutcomeRead: campaigns.EventTemplateRead, campaigns.OutcomeSendFailed: campaigns.EventTemplateFailedLate}
 
 // applyMessageStatus records a template's delivery on its attempt, and settles a
 // send a crash left in doubt.
@@ -128,16 +132,15 @@ func (e *Engine) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 		return nil // not a campaign's message (a permission request, a reply)
 	}
 	// Statuses may arrive out of order: read outranks delivered, failure is final.
-	if a.Outcome == "read" && outcome == "delivered" {
+	if campaigns.Outcome(a.Outcome) == campaigns.OutcomeRead && outcome == campaigns.OutcomeDelivered {
 		return nil
 	}
 	if err := e.store.SetAttemptOutcome(ctx, a.ID, string(outcome)); err != nil {
 		return err
 	}
-	if outcome == campaigns.OutcomeSendFailed {
-		return e.store.SetContactStatus(ctx, a.ContactID, campaigns.ContactExhausted)
-	}
-	return nil
+	// The template's statuses need no ladder: none moves the contact along it.
+	ev := campaigns.Event{Kind: statusEvents[outcome]}
+	return e.store.MoveContact(ctx, a.ContactID, e.journeyMove(nil, ev, e.cfg.Now(), nil))
 }
 
 // applyPermission records a contact's answer to a call-permission request; a grant
@@ -155,18 +158,19 @@ func (e *Engine) applyPermission(ctx context.Context, p *whatsapp.PermissionRepl
 		if err := e.store.SetWhatsAppPermission(ctx, c.ID, state, p.Expires); err != nil {
 			return err
 		}
-		if !p.Granted {
-			continue
-		}
 		camp, err := e.store.GetCampaign(ctx, c.CampaignID)
 		if err != nil {
 			return err
 		}
-		rung := slices.IndexFunc(camp.Ladder, func(r campaigns.Rung) bool { return r.Channel == campaigns.ChannelWhatsAppCall })
-		if rung < 0 || c.Status == campaigns.ContactDoNotCall || c.Status == campaigns.ContactInvalid {
-			continue
+		ev := campaigns.Event{Kind: campaigns.EventPermissionDenied}
+		if p.Granted {
+			rung := slices.IndexFunc(camp.Ladder, func(r campaigns.Rung) bool { return r.Channel == campaigns.ChannelWhatsAppCall })
+			if rung < 0 {
+				continue // no WhatsApp call on this campaign's ladder
+			}
+			ev = campaigns.Event{Kind: campaigns.EventPermissionGranted, Rung: rung}
 		}
-		if err := e.store.RequeueOnRung(ctx, c.ID, rung); err != nil {
+		if err := e.store.MoveContact(ctx, c.ID, e.journeyMove(camp.Ladder, ev, e.cfg.Now(), nil)); err != nil {
 			return err
 		}
 	}

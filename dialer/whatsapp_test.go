@@ -468,7 +468,10 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 		}
 		now := time.Now()
 		a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", string(campaigns.OutcomeConnected), &now, &now
-		if err := h.store.FinishAttempt(ctx, a, storage.Progress{Status: campaigns.ContactDone}); err != nil {
+		connected := func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+			return campaigns.Apply(campaigns.DefaultLadder(), c, pos, campaigns.OutcomeEvent(campaigns.OutcomeConnected), now)
+		}
+		if err := h.store.FinishAttempt(ctx, a, connected); err != nil {
 			t.Fatal(err)
 		}
 		if ct.Phone == promised {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,34 +57,30 @@ type Callback struct {
 	AgentID int64
 }
 
-// Progress is a contact's place on its ladder after an attempt.
-type Progress struct {
-	Status        campaigns.ContactStatus
-	Rung          int
-	RungAttempts  int
-	NextAttemptAt time.Time
-}
+// MoveFunc is given a contact and its place in its journey as stored, and returns
+// where it goes: campaigns.Apply decides, the storage writes the answer as it is.
+type MoveFunc func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error)
 
 // AttemptStore keeps attempts and moves contacts along their ladder.
 type AttemptStore interface {
 	// DueContacts returns up to limit pending contacts of a campaign on one of rungs
 	// whose next attempt is due at now, the longest-due first.
 	DueContacts(ctx context.Context, campaignID int64, rungs []int, now time.Time, limit int) ([]DueContact, error)
-	// DeferContact moves a pending contact's next attempt to at (e.g. its calling
-	// window opens then).
-	DeferContact(ctx context.Context, contactID int64, at time.Time) error
-	// SetContactStatus ends a contact's journey before an attempt (do-not-call, …).
-	SetContactStatus(ctx context.Context, contactID int64, status campaigns.ContactStatus) error
+	// MoveContact reads a contact's place in its journey, asks move where it goes
+	// and writes the answer, in one transaction.
+	MoveContact(ctx context.Context, contactID int64, move MoveFunc) error
 	// StartAttempt claims a pending contact and records a new attempt in one
 	// transaction. It is ErrConflict when the contact is no longer pending.
 	StartAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error)
 	// UpdateAttempt records an open attempt's progress (state, timings, trunk, …).
 	UpdateAttempt(ctx context.Context, a Attempt) error
-	// FinishAttempt records how an attempt ended and where its contact goes next, in
-	// one transaction, so a crash never separates the two.
-	FinishAttempt(ctx context.Context, a Attempt, next Progress) error
+	// FinishAttempt records how an attempt ended and moves its contact as move says
+	// (nil: it stays), in one transaction, so a crash never separates the two and
+	// move sees what happened to the contact meanwhile (a do-not-call list).
+	FinishAttempt(ctx context.Context, a Attempt, move MoveFunc) error
 	// Dispose records the agent's disposition of a connected attempt and, for a
-	// callback, puts the contact back on the same rung at the callback time.
+	// callback, moves the contact through the journey's callback event on the
+	// attempt's rung.
 	Dispose(ctx context.Context, attemptID int64, disposition string, callback *Callback) error
 	GetAttempt(ctx context.Context, id int64) (Attempt, error)
 	ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error)
@@ -93,7 +90,7 @@ type AttemptStore interface {
 	// ContactPosition returns a contact and its place on the ladder.
 	ContactPosition(ctx context.Context, contactID int64) (DueContact, error)
 	// AttemptOrdinal numbers an attempt among its contact's: how many came before it,
-	// not counting those a crash interrupted (they are tried again as the same one).
+	// not counting interrupted template sends (they are tried again as the same one).
 	AttemptOrdinal(ctx context.Context, a Attempt) (int, error)
 }
 
@@ -107,7 +104,7 @@ func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now
 		args = append(args, r)
 	}
 	args = append(args, limit)
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0) FROM contacts
+	rows, err := d.db.QueryContext(ctx, "SELECT "+dueColumns+` FROM contacts
 		WHERE campaign_id = ? AND status = 'pending' AND next_attempt_at <= ? AND rung IN (?`+strings.Repeat(",?", len(rungs)-1)+`)
 		ORDER BY next_attempt_at, id LIMIT ?`, args...)
 	if err != nil {
@@ -125,16 +122,19 @@ func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now
 	return out, rows.Err()
 }
 
-func scanDueContact(r rowScanner) (DueContact, error) {
+func scanDueContact(r rowScanner, extra ...any) (DueContact, error) {
 	var dc DueContact
 	var attrs sql.NullString
 	var next int64
+	var zones string
 	c := &dc.Contact
-	if err := r.Scan(&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line,
-		&dc.Rung, &dc.RungAttempts, &next, &dc.CallbackAgentID); err != nil {
+	dest := append([]any{&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line,
+		&dc.Rung, &dc.RungAttempts, &next, &dc.CallbackAgentID, &zones}, extra...)
+	if err := r.Scan(dest...); err != nil {
 		return dc, err
 	}
 	dc.NextAttemptAt = msToTime(next)
+	c.Zones = strings.Fields(zones)
 	c.Attributes = map[string]string{}
 	if attrs.Valid {
 		if err := json.Unmarshal([]byte(attrs.String), &c.Attributes); err != nil {
@@ -146,40 +146,73 @@ func scanDueContact(r rowScanner) (DueContact, error) {
 
 // ContactPosition returns one contact with its ladder position.
 func (d *DB) ContactPosition(ctx context.Context, contactID int64) (DueContact, error) {
-	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+", rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0) FROM contacts WHERE id = ?", contactID))
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+dueColumns+" FROM contacts WHERE id = ?", contactID))
 	if err != nil {
 		return dc, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
 	}
 	return dc, nil
 }
 
-// DeferContact postpones a pending contact.
-func (d *DB) DeferContact(ctx context.Context, contactID int64, at time.Time) error {
-	return d.execOne(ctx, "UPDATE contacts SET next_attempt_at=?, updated_at=? WHERE id=? AND status='pending'",
-		at.UnixMilli(), d.nowMs(), contactID)
+// MoveContact moves one contact as move says.
+func (d *DB) MoveContact(ctx context.Context, contactID int64, move MoveFunc) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error { return d.moveContact(ctx, tx, contactID, move) })
 }
 
-// SetContactStatus sets a contact's status.
-func (d *DB) SetContactStatus(ctx context.Context, contactID int64, status campaigns.ContactStatus) error {
-	return d.execOne(ctx, "UPDATE contacts SET status=?, updated_at=? WHERE id=?", string(status), d.nowMs(), contactID)
+// moveContact is MoveContact inside tx: it writes nothing when the position does
+// not change.
+func (d *DB) moveContact(ctx context.Context, tx *sql.Tx, contactID int64, move MoveFunc) error {
+	var callbackAt int64
+	dc, err := scanDueContact(tx.QueryRowContext(ctx, "SELECT "+dueColumns+`, ifnull(callback_at,0) FROM contacts WHERE id = ?`, contactID), &callbackAt)
+	if err != nil {
+		return notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
+	}
+	cur := campaigns.Position{Status: dc.Contact.Status, Rung: dc.Rung, Attempts: dc.RungAttempts, NextAt: dc.NextAttemptAt,
+		CallbackAgent: dc.CallbackAgentID}
+	if callbackAt != 0 {
+		cur.CallbackAt = msToTime(callbackAt)
+	}
+	to, err := move(dc.Contact, cur)
+	if err != nil {
+		return fmt.Errorf("move contact %d: %w", contactID, err)
+	}
+	if to == cur {
+		return nil
+	}
+	var agent, cbAt sql.NullInt64
+	if to.CallbackAgent != 0 {
+		agent = sql.NullInt64{Int64: to.CallbackAgent, Valid: true}
+	}
+	if !to.CallbackAt.IsZero() {
+		cbAt = sql.NullInt64{Int64: to.CallbackAt.UnixMilli(), Valid: true}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE contacts SET status=?, rung=?, rung_attempts=?, next_attempt_at=?,
+		callback_agent_id=?, callback_at=?, updated_at=? WHERE id=?`,
+		string(to.Status), to.Rung, to.Attempts, to.NextAt.UnixMilli(), agent, cbAt, d.nowMs(), contactID)
+	if err != nil {
+		return fmt.Errorf("move contact %d: %w", contactID, err)
+	}
+	return nil
 }
 
 // StartAttempt claims a contact for a new attempt.
 func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error) {
 	a := Attempt{ContactID: contactID, Channel: channel, Rung: rung, State: "dialing", CreatedAt: msToTime(d.nowMs())}
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE contacts SET status='in_progress', updated_at=? WHERE id=? AND status='pending'",
-			a.CreatedAt.UnixMilli(), contactID)
+		// The journey's "due" event claims the contact; the table refuses it for a
+		// contact that is not pending any more.
+		err := d.moveContact(ctx, tx, contactID, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+			return campaigns.Apply(nil, c, pos, campaigns.Event{Kind: campaigns.EventDue}, a.CreatedAt)
+		})
+		if errors.Is(err, campaigns.ErrNoTransition) || errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("contact %d is not pending: %w", contactID, ErrConflict)
+		}
 		if err != nil {
 			return fmt.Errorf("claim contact: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("contact %d is not pending: %w", contactID, ErrConflict)
 		}
 		if err := tx.QueryRowContext(ctx, "SELECT campaign_id FROM contacts WHERE id=?", contactID).Scan(&a.CampaignID); err != nil {
 			return fmt.Errorf("claim contact: %w", err)
 		}
-		res, err = tx.ExecContext(ctx, "INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at) VALUES (?,?,?,?,?,?)",
+		res, err := tx.ExecContext(ctx, "INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at) VALUES (?,?,?,?,?,?)",
 			contactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("record attempt: %w", err)
@@ -224,19 +257,15 @@ func (d *DB) UpdateAttempt(ctx context.Context, a Attempt) error {
 }
 
 // FinishAttempt closes an attempt and moves its contact.
-func (d *DB) FinishAttempt(ctx context.Context, a Attempt, next Progress) error {
+func (d *DB) FinishAttempt(ctx context.Context, a Attempt, move MoveFunc) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, updateAttemptSQL, attemptArgs(a)...); err != nil {
 			return fmt.Errorf("finish attempt: %w", err)
 		}
-		// A contact put on a do-not-call list meanwhile stays there.
-		_, err := tx.ExecContext(ctx, `UPDATE contacts SET status=CASE WHEN status='do_not_call' THEN status ELSE ? END,
-			rung=?, rung_attempts=?, next_attempt_at=?, callback_at=NULL, updated_at=? WHERE id=?`,
-			string(next.Status), next.Rung, next.RungAttempts, next.NextAttemptAt.UnixMilli(), d.nowMs(), a.ContactID)
-		if err != nil {
-			return fmt.Errorf("move contact: %w", err)
+		if move == nil {
+			return nil
 		}
-		return nil
+		return d.moveContact(ctx, tx, a.ContactID, move)
 	})
 }
 
@@ -254,14 +283,13 @@ func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition string, c
 		if callback == nil {
 			return nil
 		}
-		var agent sql.NullInt64
-		if callback.AgentID != 0 {
-			agent = sql.NullInt64{Int64: callback.AgentID, Valid: true}
-		}
-		// A contact put on a do-not-call list meanwhile is not called back.
-		_, err := tx.ExecContext(ctx, `UPDATE contacts SET status='pending', rung=?, rung_attempts=0, next_attempt_at=?,
-			callback_agent_id=?, callback_at=?, updated_at=? WHERE id=? AND status <> 'do_not_call'`,
-			rung, callback.At.UnixMilli(), agent, callback.At.UnixMilli(), d.nowMs(), contactID)
+		// The journey's table decides (a do-not-call number is not called back); the
+		// callback event needs no ladder.
+		ev := campaigns.Event{Kind: campaigns.EventCallbackSet, At: callback.At, Rung: rung, AgentID: callback.AgentID}
+		now := msToTime(d.nowMs())
+		err := d.moveContact(ctx, tx, contactID, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+			return campaigns.Apply(nil, c, pos, ev, now)
+		})
 		if err != nil {
 			return fmt.Errorf("schedule callback: %w", err)
 		}
@@ -327,11 +355,15 @@ func (d *DB) OpenAttempts(ctx context.Context) ([]Attempt, error) {
 	return d.listAttempts(ctx, "state IN ('"+strings.Join(openAttemptStates, "','")+"')")
 }
 
-// AttemptOrdinal counts the contact's earlier attempts that were not interrupted.
+// AttemptOrdinal counts the contact's earlier attempts but the template sends that
+// were interrupted: those are tried again at once as the same send (same key, so
+// WhatsApp never sends it twice). An interrupted call used up its attempt; the next
+// call, after the rung's delay, is a new one with a key of its own.
 func (d *DB) AttemptOrdinal(ctx context.Context, a Attempt) (int, error) {
 	var n int
 	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM attempts WHERE contact_id = ? AND id < ?
-		AND ifnull(outcome,'') <> 'interrupted'`, a.ContactID, a.ID).Scan(&n)
+		AND NOT (ifnull(outcome,'') = ? AND channel = ?)`, a.ContactID, a.ID,
+		string(campaigns.OutcomeInterrupted), string(campaigns.ChannelWhatsAppTemplate)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("attempt ordinal: %w", err)
 	}

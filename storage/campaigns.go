@@ -32,6 +32,8 @@ type campaignOptions struct {
 	AMD          campaigns.AMD            `json:"amd"`
 	Record       bool                     `json:"record,omitempty"`
 	Permission   campaigns.CallPermission `json:"call_permission"`
+	WeekHours    *campaigns.WeeklyHours   `json:"calling_hours,omitempty"`
+	Holidays     campaigns.Holidays       `json:"holidays"`
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -58,6 +60,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 	}
 	c.Dispositions, c.WrapUp, c.AMD, c.Record = opts.Dispositions, opts.WrapUp, opts.AMD, opts.Record
 	c.CallPermission = opts.Permission
+	c.WeekHours, c.Holidays = opts.WeekHours, opts.Holidays
 	// Campaigns stored before an option existed read as its default.
 	c.ApplyDefaults()
 	return c, nil
@@ -66,7 +69,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
 	var out [4][]byte
 	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD, Record: c.Record,
-		Permission: c.CallPermission}} {
+		Permission: c.CallPermission, WeekHours: c.WeekHours, Holidays: c.Holidays}} {
 		if out[i], err = json.Marshal(v); err != nil {
 			return "", "", "", "", err
 		}

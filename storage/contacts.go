@@ -37,14 +37,17 @@ type ContactStore interface {
 
 // Import is the record of one contact file upload.
 type Import struct {
-	ID         int64      `json:"id,string"`
-	CampaignID int64      `json:"campaign_id,string"`
-	State      string     `json:"state"`
-	Imported   int        `json:"imported"`
-	Rejected   int        `json:"rejected_count"`
-	Error      string     `json:"error,omitempty"`
-	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	ID         int64  `json:"id,string"`
+	CampaignID int64  `json:"campaign_id,string"`
+	State      string `json:"state"`
+	Imported   int    `json:"imported"`
+	Rejected   int    `json:"rejected_count"`
+	// AmbiguousZones counts the imported contacts that may be in more than one
+	// time zone (the calling hours must hold in each).
+	AmbiguousZones int        `json:"ambiguous_zones"`
+	Error          string     `json:"error,omitempty"`
+	StartedAt      time.Time  `json:"started_at"`
+	FinishedAt     *time.Time `json:"finished_at,omitempty"`
 }
 
 // ImportBatch writes one import's rows. Rows become durable in whole batches at each
@@ -64,7 +67,8 @@ type ImportBatch struct {
 	now        int64
 	imported   int
 	rejected   int
-	pending    struct{ imported, rejected int }
+	ambiguous  int
+	pending    struct{ imported, rejected, ambiguous int }
 }
 
 // BeginImport records a new import and opens its first batch.
@@ -121,8 +125,9 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 		s, err = tx.PrepareContext(ctx, q)
 		return s
 	}
-	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, attributes,
-		status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?) ON CONFLICT(campaign_id, phone) DO NOTHING`)
+	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, zones, attributes,
+		status, rung, rung_attempts, next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(campaign_id, phone) DO NOTHING`)
 	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail) VALUES (?,?,?,?)")
 	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
 	if err != nil {
@@ -164,8 +169,13 @@ func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.R
 		}
 		attrs = sql.NullString{String: string(j), Valid: true}
 	}
+	// Where a new contact starts is the journey's "imported" row.
+	pos, err := campaigns.Apply(nil, c, campaigns.Position{}, campaigns.Event{Kind: campaigns.EventImported}, msToTime(b.now))
+	if err != nil {
+		return "", fmt.Errorf("import contact: %w", err)
+	}
 	res, err := b.insert.ExecContext(ctx, b.campaignID, b.id, c.Line, c.Phone, nullString(c.WhatsApp),
-		nullString(c.Name), nullString(c.Timezone), attrs, b.now, b.now)
+		nullString(c.Name), nullString(c.Timezone), nullString(strings.Join(c.Zones, " ")), attrs, string(pos.Status), pos.Rung, pos.Attempts, pos.NextAt.UnixMilli(), b.now, b.now)
 	if err != nil {
 		return "", fmt.Errorf("insert contact: %w", err)
 	}
@@ -175,6 +185,9 @@ func (b *ImportBatch) Add(ctx context.Context, c campaigns.Contact) (campaigns.R
 		return campaigns.RejectAlreadyInCampaign, nil
 	}
 	b.pending.imported++
+	if len(c.Zones) > 1 {
+		b.pending.ambiguous++
+	}
 	return "", nil
 }
 
@@ -200,15 +213,16 @@ func (b *ImportBatch) Flush(ctx context.Context) error {
 
 func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
 	imported, rejected := b.imported+b.pending.imported, b.rejected+b.pending.rejected
+	ambiguous := b.ambiguous + b.pending.ambiguous
 	var finished sql.NullInt64
 	if state != "running" {
 		finished = sql.NullInt64{Int64: b.d.nowMs(), Valid: true}
 	}
-	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, state=?, error=?, finished_at=? WHERE id=?",
-		imported, rejected, state, nullString(errText), finished, b.id)
+	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, ambiguous_zones=?, state=?, error=?, finished_at=? WHERE id=?",
+		imported, rejected, ambiguous, state, nullString(errText), finished, b.id)
 	if err == nil && state != "running" {
 		err = b.d.audit(ctx, b.tx, b.who, "contacts.import", "campaign", idString(b.campaignID), nil,
-			map[string]any{"import_id": idString(b.id), "imported": imported, "rejected": rejected, "state": state})
+			map[string]any{"import_id": idString(b.id), "imported": imported, "rejected": rejected, "ambiguous_zones": ambiguous, "state": state})
 	}
 	if err != nil {
 		b.end(false)
@@ -217,8 +231,8 @@ func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
 	if err := b.end(true); err != nil {
 		return fmt.Errorf("commit import batch: %w", err)
 	}
-	b.imported, b.rejected = imported, rejected
-	b.pending.imported, b.pending.rejected = 0, 0
+	b.imported, b.rejected, b.ambiguous = imported, rejected, ambiguous
+	b.pending.imported, b.pending.rejected, b.pending.ambiguous = 0, 0, 0
 	return nil
 }
 
@@ -232,7 +246,7 @@ func (b *ImportBatch) Finish(ctx context.Context, cause error) (Import, error) {
 		if b.tx != nil {
 			b.end(false)
 		}
-		b.pending.imported, b.pending.rejected = 0, 0
+		b.pending.imported, b.pending.rejected, b.pending.ambiguous = 0, 0, 0
 		// The context may be the cancelled request's: the record must still be closed.
 		ctx = context.WithoutCancel(ctx)
 	}
@@ -251,8 +265,9 @@ func (d *DB) GetImport(ctx context.Context, id int64) (Import, error) {
 	var started int64
 	var finished sql.NullInt64
 	var errText sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT id, campaign_id, state, imported, rejected, error, started_at, finished_at
-		FROM imports WHERE id = ?`, id).Scan(&im.ID, &im.CampaignID, &im.State, &im.Imported, &im.Rejected, &errText, &started, &finished)
+	err := d.db.QueryRowContext(ctx, `SELECT id, campaign_id, state, imported, rejected, ambiguous_zones, error, started_at, finished_at
+		FROM imports WHERE id = ?`, id).Scan(&im.ID, &im.CampaignID, &im.State, &im.Imported, &im.Rejected, &im.AmbiguousZones,
+		&errText, &started, &finished)
 	if err != nil {
 		return im, notFoundIfNoRows(err, fmt.Sprintf("import %d", id))
 	}
@@ -283,12 +298,22 @@ func (d *DB) ImportRejections(ctx context.Context, importID int64, fn func(campa
 
 const contactColumns = "id, campaign_id, phone, ifnull(whatsapp,''), ifnull(name,''), ifnull(timezone,''), attributes, status, ifnull(line,0)"
 
+// contactZonesColumns are contactColumns and the contact's zones, which
+// scanContact reads.
+const contactZonesColumns = contactColumns + ", ifnull(zones,'')"
+
+// dueColumns are what scanDueContact reads: the contact, its zones and its place
+// on the ladder.
+const dueColumns = contactColumns + ", rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0), ifnull(zones,'')"
+
 func scanContact(r rowScanner) (campaigns.Contact, error) {
 	var c campaigns.Contact
 	var attrs sql.NullString
-	if err := r.Scan(&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line); err != nil {
+	var zones string
+	if err := r.Scan(&c.ID, &c.CampaignID, &c.Phone, &c.WhatsApp, &c.Name, &c.Timezone, &attrs, &c.Status, &c.Line, &zones); err != nil {
 		return c, err
 	}
+	c.Zones = strings.Fields(zones)
 	c.Attributes = map[string]string{}
 	if attrs.Valid {
 		if err := json.Unmarshal([]byte(attrs.String), &c.Attributes); err != nil {
@@ -321,7 +346,7 @@ func (d *DB) ListContacts(ctx context.Context, campaignID int64, f ContactFilter
 	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM contacts"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count contacts: %w", err)
 	}
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+" FROM contacts"+cond+" ORDER BY id LIMIT ? OFFSET ?",
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactZonesColumns+" FROM contacts"+cond+" ORDER BY id LIMIT ? OFFSET ?",
 		append(args, limitOrDefault(f.Limit), f.Offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list contacts: %w", err)
@@ -340,7 +365,7 @@ func (d *DB) ListContacts(ctx context.Context, campaignID int64, f ContactFilter
 
 // GetContact returns one contact.
 func (d *DB) GetContact(ctx context.Context, id int64) (campaigns.Contact, error) {
-	c, err := scanContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+" FROM contacts WHERE id = ?", id))
+	c, err := scanContact(d.db.QueryRowContext(ctx, "SELECT "+contactZonesColumns+" FROM contacts WHERE id = ?", id))
 	if err != nil {
 		return c, notFoundIfNoRows(err, fmt.Sprintf("contact %d", id))
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
 )
 
 // DNCEntry is one number on a do-not-call list.
@@ -18,8 +20,9 @@ type DNCEntry struct {
 
 // DNCStore keeps the global and per-campaign do-not-call lists.
 type DNCStore interface {
-	// AddDNC puts E.164 numbers on the list of campaignID (0: global) and marks the
-	// matching contacts that are not done yet; it returns how many numbers were new.
+	// AddDNC puts E.164 numbers on the list of campaignID (0: global) and moves the
+	// matching contacts through the journey's "added to DNC" event; it returns how
+	// many numbers were new.
 	AddDNC(ctx context.Context, who Actor, campaignID int64, phones []string, reason string) (int, error)
 	RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone string) error
 	ListDNC(ctx context.Context, campaignID int64, limit, offset int) ([]DNCEntry, int, error)
@@ -40,12 +43,11 @@ func (d *DB) AddDNC(ctx context.Context, who Actor, campaignID int64, phones []s
 			return fmt.Errorf("add do-not-call: %w", err)
 		}
 		defer ins.Close()
-		mark, err := tx.PrepareContext(ctx, `UPDATE contacts SET status='do_not_call', updated_at=?3
-			WHERE (phone = ?1 OR whatsapp = ?1) AND status IN ('pending','in_progress') AND (?2 = 0 OR campaign_id = ?2)`)
+		match, err := tx.PrepareContext(ctx, `SELECT id FROM contacts WHERE (phone = ?1 OR whatsapp = ?1) AND (?2 = 0 OR campaign_id = ?2)`)
 		if err != nil {
 			return fmt.Errorf("add do-not-call: %w", err)
 		}
-		defer mark.Close()
+		defer match.Close()
 		now := d.nowMs()
 		var newPhones []string
 		for _, p := range phones {
@@ -60,8 +62,8 @@ func (d *DB) AddDNC(ctx context.Context, who Actor, campaignID int64, phones []s
 				added++
 				newPhones = append(newPhones, p)
 			}
-			if _, err := mark.ExecContext(ctx, p, campaignID, now); err != nil {
-				return fmt.Errorf("mark contacts do-not-call: %w", err)
+			if err := d.moveToDNC(ctx, tx, match, p, campaignID, msToTime(now)); err != nil {
+				return err
 			}
 		}
 		if added == 0 {
@@ -71,6 +73,38 @@ func (d *DB) AddDNC(ctx context.Context, who Actor, campaignID int64, phones []s
 			map[string]any{"phones": newPhones, "reason": reason})
 	})
 	return added, err
+}
+
+// moveToDNC moves the contacts with phone through the journey's "added to DNC"
+// event: the table decides which of them it stops (those still on their way).
+func (d *DB) moveToDNC(ctx context.Context, tx *sql.Tx, match *sql.Stmt, phone string, campaignID int64, now time.Time) error {
+	rows, err := match.QueryContext(ctx, phone, campaignID)
+	if err != nil {
+		return fmt.Errorf("mark contacts do-not-call: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("mark contacts do-not-call: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("mark contacts do-not-call: %w", err)
+	}
+	ev := campaigns.Event{Kind: campaigns.EventAddedToDNC}
+	for _, id := range ids {
+		err := d.moveContact(ctx, tx, id, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+			return campaigns.Apply(nil, c, pos, ev, now)
+		})
+		if err != nil {
+			return fmt.Errorf("mark contacts do-not-call: %w", err)
+		}
+	}
+	return nil
 }
 
 func scopeName(campaignID int64) string {

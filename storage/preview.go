@@ -18,9 +18,9 @@ type PreviewSkip struct {
 	At         time.Time `json:"at"`
 }
 
-// SkipContact records a skip and makes the contact due again at next, when it is
-// still pending: the engine decides when, storage keeps it.
-func (d *DB) SkipContact(ctx context.Context, s *PreviewSkip, next time.Time) error {
+// SkipContact records a skip and moves the contact as move says (the journey's
+// preview_skipped row), in one transaction: the engine decides, storage keeps it.
+func (d *DB) SkipContact(ctx context.Context, s *PreviewSkip, move MoveFunc) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		var agent sql.NullInt64
 		if s.AgentID != 0 {
@@ -34,11 +34,7 @@ func (d *DB) SkipContact(ctx context.Context, s *PreviewSkip, next time.Time) er
 		if s.ID, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("record skip of contact %d: %w", s.ContactID, err)
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE contacts SET next_attempt_at=?, updated_at=? WHERE id=? AND status='pending'",
-			next.UnixMilli(), d.nowMs(), s.ContactID); err != nil {
-			return fmt.Errorf("defer skipped contact %d: %w", s.ContactID, err)
-		}
-		return nil
+		return d.moveContact(ctx, tx, s.ContactID, move)
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
 )
 
 // ChannelStats counts one channel's attempts and how many reached the contact.
@@ -33,7 +35,14 @@ type StatsStore interface {
 }
 
 // Outcomes that count as reaching the contact on a channel.
-const reachedOutcomes = "('connected','abandoned','sent','delivered','read')"
+// The outcome vocabulary's groups as SQL IN lists.
+var (
+	reachedIn   = campaigns.SQLList(campaigns.ReachedOutcomes()...)
+	answeredIn  = campaigns.SQLList(campaigns.AnsweredOutcomes()...)
+	unplacedIn  = campaigns.SQLList(campaigns.UnplacedOutcomes()...)
+	connectedIn = campaigns.SQLList(campaigns.OutcomeConnected)
+	abandonedIn = campaigns.SQLList(campaigns.OutcomeAbandoned)
+)
 
 // CampaignStats counts attempts by channel and outcome.
 func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats, error) {
@@ -41,10 +50,10 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		Channels: map[string]ChannelStats{"sip": {}, "whatsapp_call": {}, "whatsapp_template": {}},
 		Contacts: map[string]int{},
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN ('channel_down','channel_busy','no_channel')),
-		sum(ifnull(outcome,'') IN `+reachedOutcomes+`),
-		sum(ifnull(outcome,'') IN ('connected','abandoned')),
-		sum(ifnull(outcome,'') = 'connected'), sum(ifnull(outcome,'') = 'abandoned')
+	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN `+unplacedIn+`),
+		sum(ifnull(outcome,'') IN `+reachedIn+`),
+		sum(ifnull(outcome,'') IN `+answeredIn+`),
+		sum(ifnull(outcome,'') IN `+connectedIn+`), sum(ifnull(outcome,'') IN `+abandonedIn+`)
 		FROM attempts WHERE campaign_id = ? GROUP BY channel`, campaignID)
 	if err != nil {
 		return s, fmt.Errorf("campaign stats: %w", err)
@@ -143,13 +152,13 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 		i := int(max(0, (ms-since.UnixMilli()+step.Milliseconds()-1)/step.Milliseconds()))
 		return min(i, len(times))
 	}
-	const counted = `channel != 'whatsapp_template' AND ifnull(outcome,'') NOT IN ('channel_down','channel_busy','no_channel')`
+	counted := `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND ifnull(outcome,'') NOT IN ` + unplacedIn
 	const answeredAt = `coalesce(answer_at, end_at, created_at)`
 	sinceMs, untilMs := since.UnixMilli(), until.UnixMilli()
 	// What happened before since is summed by SQLite into the first step.
 	base, err := d.db.QueryContext(ctx, `SELECT campaign_id, sum(created_at < ?1),
-		sum(outcome IN ('connected','abandoned') AND `+answeredAt+` < ?1),
-		sum(outcome = 'connected' AND `+answeredAt+` < ?1), sum(outcome = 'abandoned' AND `+answeredAt+` < ?1)
+		sum(outcome IN `+answeredIn+` AND `+answeredAt+` < ?1),
+		sum(outcome IN `+connectedIn+` AND `+answeredAt+` < ?1), sum(outcome IN `+abandonedIn+` AND `+answeredAt+` < ?1)
 		FROM attempts WHERE `+counted+` AND created_at < ?1 GROUP BY campaign_id`, sinceMs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("activity history: %w", err)
@@ -185,12 +194,12 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 		if i := first(created); created >= sinceMs && i < len(s) {
 			s[i].Dials++
 		}
-		if outcome != "connected" && outcome != "abandoned" || answered < sinceMs {
+		if !campaigns.Outcome(outcome).Answered() || answered < sinceMs {
 			continue
 		}
 		if i := first(answered); i < len(s) {
 			s[i].Answered++
-			if outcome == "connected" {
+			if campaigns.Outcome(outcome) == campaigns.OutcomeConnected {
 				s[i].Connected++
 			} else {
 				s[i].Abandoned++

@@ -184,6 +184,8 @@ func migrationStep(version int) func(context.Context, *sql.Tx) (vacuum bool, err
 	switch version {
 	case 8:
 		return hashPhoneSecrets
+	case 10:
+		return widenAmbiguousZones
 	}
 	return nil
 }

@@ -58,8 +58,6 @@ type WhatsAppStore interface {
 	// WhatsAppPermission returns a contact's call permission and its expiry.
 	WhatsAppPermission(ctx context.Context, contactID int64) (state string, until time.Time, err error)
 	SetWhatsAppPermission(ctx context.Context, contactID int64, state string, until time.Time) error
-	// RequeueOnRung puts a contact back on a rung, due now (a permission came in).
-	RequeueOnRung(ctx context.Context, contactID int64, rung int) error
 	SaveWAMessage(ctx context.Context, m WAMessage) error
 	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
 }
@@ -138,8 +136,7 @@ func (d *DB) SetAttemptOutcome(ctx context.Context, attemptID int64, outcome str
 // has an open callback (an agent's disposition asked to call it back, and no
 // attempt has ended since), with its ladder position; false when there is none.
 func (d *DB) CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, bool, error) {
-	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+contactColumns+`, rung, rung_attempts, next_attempt_at,
-		ifnull(callback_agent_id,0) FROM contacts WHERE (whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')))
+	dc, err := scanDueContact(d.db.QueryRowContext(ctx, "SELECT "+dueColumns+` FROM contacts WHERE (whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')))
 		AND status = 'pending' AND callback_at IS NOT NULL ORDER BY callback_at LIMIT 1`, e164))
 	if errors.Is(err, sql.ErrNoRows) {
 		return dc, false, nil
@@ -152,7 +149,7 @@ func (d *DB) CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, b
 
 // ContactsByWhatsApp finds contacts by the number WhatsApp knows them by.
 func (d *DB) ContactsByWhatsApp(ctx context.Context, e164 string) ([]campaigns.Contact, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT "+contactColumns+` FROM contacts
+	rows, err := d.db.QueryContext(ctx, "SELECT "+contactZonesColumns+` FROM contacts
 		WHERE whatsapp = ?1 OR (phone = ?1 AND (whatsapp IS NULL OR whatsapp = '')) ORDER BY id`, e164)
 	if err != nil {
 		return nil, fmt.Errorf("contacts by whatsapp: %w", err)
@@ -191,16 +188,6 @@ func (d *DB) SetWhatsAppPermission(ctx context.Context, contactID int64, state s
 		u = sql.NullInt64{Int64: until.UnixMilli(), Valid: true}
 	}
 	return d.execOne(ctx, "UPDATE contacts SET wa_permission=?, wa_permission_until=?, updated_at=? WHERE id=?", state, u, d.nowMs(), contactID)
-}
-
-// RequeueOnRung makes a contact due now on rung, unless it is on a do-not-call list.
-func (d *DB) RequeueOnRung(ctx context.Context, contactID int64, rung int) error {
-	_, err := d.exec(ctx, `UPDATE contacts SET status='pending', rung=?, rung_attempts=0, next_attempt_at=?, updated_at=?
-		WHERE id=? AND status NOT IN ('do_not_call','in_progress')`, rung, d.nowMs(), d.nowMs(), contactID)
-	if err != nil {
-		return fmt.Errorf("requeue contact: %w", err)
-	}
-	return nil
 }
 
 // SaveWAMessage keeps a message of a conversation once.

@@ -18,6 +18,8 @@ type campaignInput struct {
 	DefaultCountry *string                   `json:"default_country"`
 	Schedule       *campaigns.Schedule       `json:"schedule"`
 	Window         *windowInput              `json:"calling_window"`
+	CallingHours   *campaigns.WeeklyHours    `json:"calling_hours"`
+	Holidays       *campaigns.Holidays       `json:"holidays"`
 	Ladder         []campaigns.Rung          `json:"ladder"`
 	Pacing         *pacingInput              `json:"pacing"`
 	Dispositions   []campaigns.Disposition   `json:"dispositions"`
@@ -60,12 +62,32 @@ func (in pacingInput) apply(p *campaigns.Pacing) {
 func (in campaignInput) apply(c *campaigns.Campaign) {
 	set(&c.Name, in.Name)
 	set(&c.CallerID, in.CallerID)
+	oldCountry := c.DefaultCountry
 	set(&c.DefaultCountry, in.DefaultCountry)
 	c.DefaultCountry = strings.ToUpper(c.DefaultCountry)
 	set(&c.Schedule, in.Schedule)
+	// The schedule zone follows the country unless the client sets it or set it
+	// before (it then differs from the old country's zone).
+	if (in.Schedule == nil && c.Schedule.Timezone == campaigns.CountryTimezone(oldCountry)) ||
+		(in.Schedule != nil && in.Schedule.Timezone == "") {
+		c.Schedule.Timezone = campaigns.CountryTimezone(c.DefaultCountry)
+	}
 	if in.Window != nil {
 		set(&c.Window.Start, in.Window.Start)
 		set(&c.Window.End, in.Window.End)
+		// The legacy window is every day: it replaces any weekly hours.
+		c.WeekHours = nil
+	}
+	if in.CallingHours != nil {
+		h := *in.CallingHours
+		c.WeekHours = &h
+	}
+	if in.Holidays != nil {
+		c.Holidays = *in.Holidays
+		if c.Holidays.National == nil {
+			on := true
+			c.Holidays.National = &on
+		}
 	}
 	if in.Ladder != nil {
 		c.Ladder = in.Ladder
@@ -82,6 +104,11 @@ func (in campaignInput) apply(c *campaigns.Campaign) {
 	set(&c.CallPermission, in.CallPermission)
 }
 
+// limits are the engine's bounds every campaign is checked against.
+func (s *Server) limits() campaigns.Limits {
+	return campaigns.Limits{MaxAbandon: s.cfg.MaxAbandon}
+}
+
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
 	var in campaignInput
 	if err := s.decodeJSON(w, r, &in); err != nil {
@@ -90,7 +117,7 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p princi
 	var c campaigns.Campaign
 	c.ApplyDefaults()
 	in.apply(&c)
-	if err := c.Validate(); err != nil {
+	if err := s.limits().Check(&c); err != nil {
 		return err
 	}
 	if err := s.store.CreateCampaign(r.Context(), p.actor(), &c); err != nil {
@@ -181,7 +208,7 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p princi
 			return conflict("a finished campaign cannot be changed")
 		}
 		in.apply(c)
-		return c.Validate()
+		return s.limits().Check(c)
 	})
 	if err != nil {
 		return err
@@ -230,6 +257,9 @@ func (s *Server) campaignAction(w http.ResponseWriter, r *http.Request, p princi
 			if err := c.ValidateForStart(columns); err != nil {
 				return err
 			}
+			if err := s.limits().Check(c); err != nil {
+				return err
+			}
 		}
 		c.State = next
 		return nil
@@ -265,7 +295,7 @@ func (s *Server) updatePacing(w http.ResponseWriter, r *http.Request, p principa
 			return conflict("a finished campaign cannot be changed")
 		}
 		in.apply(&c.Pacing)
-		return c.Validate()
+		return s.limits().Check(c)
 	})
 	if err != nil {
 		return err

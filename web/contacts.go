@@ -90,8 +90,8 @@ func (s *Server) writeImportReport(w http.ResponseWriter, r *http.Request, im st
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	fmt.Fprintf(bw, `{"import_id":"%d","state":%q,"imported":%d,"rejected_count":%d,"rejected":[`,
-		im.ID, im.State, im.Imported, im.Rejected)
+	fmt.Fprintf(bw, `{"import_id":"%d","state":%q,"imported":%d,"rejected_count":%d,"ambiguous_zones":%d,"rejected":[`,
+		im.ID, im.State, im.Imported, im.Rejected, im.AmbiguousZones)
 	first := true
 	err := s.store.ImportRejections(r.Context(), im.ID, func(rej campaigns.Rejection) error {
 		if !first {

@@ -55,6 +55,9 @@ type Config struct {
 	// PhoneRealm is the digest realm of the registrar agents' SIP phones register
 	// with: their secrets are stored as HA1 for it (default sip.DefaultRealm).
 	PhoneRealm string
+	// MaxAbandon caps every campaign's pacing.target_abandon (the engine's
+	// max_abandon); 0 means campaigns.DefaultMaxAbandon.
+	MaxAbandon float64
 }
 
 // phoneRealm is the digest realm phone secrets are hashed for.

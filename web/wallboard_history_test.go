@@ -32,7 +32,10 @@ func TestWallboardHistoryComesFromStorage(t *testing.T) {
 		}
 		answered := time.Now().Add(-time.Duration(20+i) * time.Minute)
 		a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", []string{"abandoned", "connected"}[i], &answered, &answered
-		if err := e.db.FinishAttempt(ctx, a, storage.Progress{Status: campaigns.ContactDone}); err != nil {
+		move := func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+			return campaigns.Apply(campaigns.DefaultLadder(), c, pos, campaigns.OutcomeEvent(campaigns.Outcome(a.Outcome)), answered)
+		}
+		if err := e.db.FinishAttempt(ctx, a, move); err != nil {
 			t.Fatal(err)
 		}
 	}

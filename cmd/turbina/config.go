@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/turbina-dialer/turbina/campaigns"
+
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
@@ -51,6 +53,9 @@ type engineConfig struct {
 	// AgentSilence is how long an agent's audio may bring nothing before the
 	// agent's leg is taken as lost (default 60s).
 	AgentSilence sip.Duration `json:"agent_silence,omitempty"`
+	// MaxAbandon caps every campaign's pacing.target_abandon (default 0.03, the
+	// TSR's and Ofcom's 3 %); at most campaigns.MaxAbandonCeiling.
+	MaxAbandon float64 `json:"max_abandon,omitempty"`
 	// PreviewHold is how long a preview agent may hold its offered contact
 	// (default 60s); PreviewSkipDelay how long a skipped contact waits (default 30m).
 	PreviewHold      sip.Duration `json:"preview_hold,omitempty"`
@@ -210,6 +215,11 @@ func (c config) validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("data directory must not be empty")
+	}
+	if c.Engine.MaxAbandon != 0 {
+		if err := campaigns.ValidateMaxAbandon("engine.max_abandon", c.Engine.MaxAbandon); err != nil {
+			return err
+		}
 	}
 	if c.WhatsApp.enabled() {
 		if err := c.WhatsApp.Config.Validate(); err != nil {

@@ -234,8 +234,10 @@ func startDialing(ctx context.Context, a *app, team *simTeam, campaignID int64) 
 	now := time.Now()
 	if _, err := a.store.UpdateCampaign(ctx, storage.Actor{Username: "demo"}, campaignID, "campaign.start", func(c *campaigns.Campaign) error {
 		// The calling window covers the whole day but one minute, twelve hours
-		// away, so the demo dials at any hour.
+		// away, so the demo dials at any hour, and on any day: holidays are off.
 		c.Window = demoWindow(now)
+		c.WeekHours = nil
+		c.Holidays = demoHolidays()
 		c.State = campaigns.StateRunning
 		return nil
 	}); err != nil {
@@ -244,6 +246,13 @@ func startDialing(ctx context.Context, a *app, team *simTeam, campaignID int64) 
 	a.engine.CampaignChanged()
 	a.log.Info("demo campaign running", "campaign", campaignID)
 	return nil
+}
+
+// demoHolidays switches the national holidays off: the demo shows the engine
+// dialling whatever the day.
+func demoHolidays() campaigns.Holidays {
+	off := false
+	return campaigns.Holidays{National: &off}
 }
 
 // demoWindow is a calling window open all day except the minute twelve hours from
@@ -398,6 +407,7 @@ func demoCampaign(ctx context.Context, store *storage.DB, system storage.Actor, 
 	c := campaigns.Campaign{Name: demoCampaignName, CallerID: "+551130000000", DefaultCountry: "BR"}
 	c.ApplyDefaults()
 	c.Window = demoWindow(now)
+	c.Holidays = demoHolidays()
 	c.Ladder[2].Template, c.Ladder[2].Language = demoTemplate, demoTemplateLanguage
 	c.Ladder[2].Params = []string{"name", "plano", "vencimento"}
 	if sipOnly {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip/carrier"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -41,16 +43,6 @@ type demoReport struct {
 	AfterCut map[string]storage.ChannelStats `json:"after_cut,omitempty"`
 	// Carrier is what the simulated carrier saw.
 	Carrier carrier.Stats `json:"carrier"`
-}
-
-// reachedOutcome tells whether an attempt outcome reached the contact, as storage
-// counts it for campaign stats.
-func reachedOutcome(o string) bool {
-	switch o {
-	case "connected", "abandoned", "sent", "delivered", "read":
-		return true
-	}
-	return false
 }
 
 // buildDemoReport reads the run's figures from storage and the simulated agents.
@@ -96,10 +88,10 @@ func buildDemoReport(ctx context.Context, store *storage.DB, campaignID int64, t
 				waits += a.ConnectAt.Sub(*a.AnswerAt)
 				waited++
 			}
-			if cut && !a.CreatedAt.Before(cutAt) && a.Outcome != "channel_down" && a.Outcome != "channel_busy" {
+			if cut && !a.CreatedAt.Before(cutAt) && !slices.Contains(campaigns.UnplacedOutcomes(), campaigns.Outcome(a.Outcome)) {
 				s := rep.AfterCut[string(a.Channel)]
 				s.Attempts++
-				if reachedOutcome(a.Outcome) {
+				if campaigns.Outcome(a.Outcome).Reached() {
 					s.Reached++
 				}
 				rep.AfterCut[string(a.Channel)] = s

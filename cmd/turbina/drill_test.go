@@ -107,9 +107,13 @@ func drillAgents(t *testing.T, url, campaignID string, n int) []string {
 	return tokens
 }
 
+// drillRetryDelay is the crash drill's rung delay: an interrupted call waits it.
+const drillRetryDelay = 2 * time.Second
+
 // TestKillDuringCallsLosesNoContact is the crash drill: SIGKILL while calls are up
 // and agents are talking, then start again. The calls that were up are recorded as
-// interrupted and their contacts tried again; no contact is lost or reached twice.
+// interrupted attempts that count, and their contacts tried again no sooner than
+// the rung's retry delay; no contact is lost or reached twice.
 func TestKillDuringCallsLosesNoContact(t *testing.T) {
 	const contacts = 12
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 200, Timeout: 90 * time.Second})
@@ -126,7 +130,7 @@ func TestKillDuringCallsLosesNoContact(t *testing.T) {
 	var c struct{ ID string }
 	call(t, "POST", p.url+"/api/v1/campaigns", admin, "application/json", strings.NewReader(`{"name":"drill",
 		"caller_id":"+551130000000","calling_window":{"start":"00:00","end":"23:59"},"pacing":{"mode":"progressive"},
-		"ladder":[{"channel":"sip","max_attempts":1}]}`), 201, &c)
+		"ladder":[{"channel":"sip","max_attempts":2,"retry_delay":"`+drillRetryDelay.String()+`"}]}`), 201, &c)
 	var csv bytes.Buffer
 	csv.WriteString("name,phone\n")
 	for i := range contacts {
@@ -196,6 +200,12 @@ func TestKillDuringCallsLosesNoContact(t *testing.T) {
 		}
 		if connected != 1 || as[len(as)-1].Outcome != "connected" {
 			t.Errorf("contact %s: attempts %+v, want exactly one connected, last", ct.Phone, as)
+		}
+		for i := 1; i < len(as); i++ {
+			if as[i-1].EndAt != nil && as[i].CreatedAt.Sub(*as[i-1].EndAt) < drillRetryDelay-time.Millisecond {
+				t.Errorf("contact %s: attempt %d started %s after the interrupted one ended, want the rung's %s",
+					ct.Phone, as[i].ID, as[i].CreatedAt.Sub(*as[i-1].EndAt), drillRetryDelay)
+			}
 		}
 	}
 	if interrupted == 0 {

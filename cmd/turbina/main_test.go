@@ -359,8 +359,35 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || cfg.Engine.Patience.Std() != 2*time.Second {
+	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || cfg.Engine.Patience.Std() != 2*time.Second ||
+		cfg.Engine.MaxAbandon != 0.03 {
 		t.Errorf("example config read as %+v", cfg)
+	}
+}
+
+// TestConfigMaxAbandon: engine.max_abandon out of range is refused naming the key.
+func TestConfigMaxAbandon(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	getenv := func(k string) string {
+		if k == "TURBINA_CONFIG" {
+			return file
+		}
+		return ""
+	}
+	for _, tt := range []struct {
+		value string
+		ok    bool
+	}{{"0.05", true}, {"0.2", true}, {"0.21", false}, {"-0.01", false}, {"1", false}} {
+		if err := os.WriteFile(file, []byte(`{"engine":{"max_abandon":`+tt.value+`}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+		switch {
+		case tt.ok && (err != nil || fmt.Sprint(cfg.Engine.MaxAbandon) != tt.value):
+			t.Errorf("max_abandon %s: %v (read %v)", tt.value, err, cfg.Engine.MaxAbandon)
+		case !tt.ok && (err == nil || !strings.Contains(err.Error(), "engine.max_abandon")):
+			t.Errorf("max_abandon %s: error %v, want one naming engine.max_abandon", tt.value, err)
+		}
 	}
 }
 

@@ -177,6 +177,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		Templates:      templates,
 		TrunkControl:   trunkControl{a},
 		PhoneRealm:     cfg.Registrar.Realm,
+		MaxAbandon:     cfg.Engine.MaxAbandon,
 	})
 	a.web.Registry().MustRegister(a.engine.Collectors()...)
 	if a.originator != nil {

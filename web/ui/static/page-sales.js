@@ -108,8 +108,11 @@ async function openEditor(c) {
   $('f-open').value = c?.schedule?.open || '';
   $('f-close').value = c?.schedule?.close || '';
   $('f-tz').value = c?.schedule?.timezone || 'America/Sao_Paulo';
-  $('f-wstart').value = c?.calling_window?.start || '09:00';
-  $('f-wend').value = c?.calling_window?.end || '21:00';
+  hoursRows(c);
+  const hol = c?.holidays || {};
+  $('f-hol-national').checked = hol.national !== false;
+  $('f-hol-optional').checked = !!hol.optional;
+  $('f-hol-dates').value = (hol.dates || []).join('\n');
   $('rungs').tBodies[0].replaceChildren();
   const ladder = c?.ladder || [
     { channel: 'sip', max_attempts: 3, retry_delay: '30m' },
@@ -125,6 +128,39 @@ async function openEditor(c) {
   }
   $('columns').replaceChildren(...[...cols].map((k) => el('option', { value: k })));
   $('f-name').focus();
+}
+
+const days = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+// hoursRows shows a row per weekday: a campaign without weekly hours has its
+// calling window every day; a new one calls Monday to Friday 09:00–21:00.
+function hoursRows(c) {
+  const body = $('hours').tBodies[0];
+  body.replaceChildren();
+  for (const d of days) {
+    let h = c?.calling_hours ? c.calling_hours[d] : c?.calling_window;
+    if (!c && (d === 'sat' || d === 'sun')) h = null;
+    if (!c && h === undefined) h = { start: '09:00', end: '21:00' };
+    const open = el('input', { type: 'checkbox', class: 'h-open', 'aria-label': `${t('hours.open')}: ${t('day.' + d)}` });
+    open.checked = !!h;
+    const start = el('input', { type: 'time', class: 'h-start', value: h?.start || '09:00', 'aria-label': `${t('editor.wstart')}: ${t('day.' + d)}` });
+    const end = el('input', { type: 'time', class: 'h-end', value: h?.end || '21:00', 'aria-label': `${t('editor.wend')}: ${t('day.' + d)}` });
+    const toggle = () => { start.disabled = end.disabled = !open.checked; };
+    open.addEventListener('change', toggle);
+    toggle();
+    body.append(el('tr', { dataset: { day: d } }, el('th', { scope: 'row' }, t('day.' + d)),
+      el('td', {}, open), el('td', {}, start), el('td', {}, end)));
+  }
+}
+
+function formHours() {
+  const out = {};
+  for (const tr of $('hours').tBodies[0].rows) {
+    if (tr.querySelector('.h-open').checked) {
+      out[tr.dataset.day] = { start: tr.querySelector('.h-start').value, end: tr.querySelector('.h-end').value };
+    }
+  }
+  return out;
 }
 
 function formCampaign() {
@@ -144,7 +180,11 @@ function formCampaign() {
   return {
     name: $('f-name').value.trim(), caller_id: $('f-caller').value.trim(), default_country: $('f-country').value.trim(),
     schedule: { open: $('f-open').value.trim(), close: $('f-close').value.trim(), timezone: $('f-tz').value.trim() },
-    calling_window: { start: $('f-wstart').value, end: $('f-wend').value },
+    calling_hours: formHours(),
+    holidays: {
+      national: $('f-hol-national').checked, optional: $('f-hol-optional').checked,
+      dates: $('f-hol-dates').value.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean),
+    },
     ladder,
   };
 }
@@ -224,6 +264,7 @@ function renderReport(rep) {
   $('upload-status').textContent = t('upload.done', { name: rep.fileName, imported: rep.imported, rejected: rep.rejected_count });
   $('report').hidden = false;
   $('report-summary').textContent = t('report.summary', { imported: rep.imported, rejected: rep.rejected_count }) +
+    (rep.ambiguous_zones > 0 ? ' ' + t('report.ambiguous', { n: rep.ambiguous_zones }) : '') +
     (rep.rejected.length > shownRejections ? ' ' + t('report.more', { n: shownRejections }) : '');
   const link = $('rejections-csv');
   link.href = `/api/v1/imports/${rep.import_id}/rejections`;
