@@ -101,7 +101,20 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 
 	// Call: the call connects to this agent, with the screen-pop.
 	p.do("call", chromedp.Click(chromedp.CSS("#preview-dial")))
-	p.waitJS("on the call", `document.getElementById('state').dataset.state === 'on_call' && document.getElementById('preview').hidden`, 15*time.Second)
+	// On the call, or told why not.
+	agentID := e.users[storage.RoleAgent].ID
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		page := eval[string](p, `document.getElementById('state').dataset.state + '|' + document.getElementById('preview').hidden + '|' +
+			document.getElementById('agent-status').className + '|' + document.getElementById('agent-status').textContent`)
+		if strings.HasPrefix(page, "on_call|true|") {
+			break
+		}
+		if time.Now().After(deadline) {
+			a, _ := slot.get().Agents().Get(agentID)
+			p.shot("not-on-call")
+			t.Fatalf("not on the call after Call: page %q, engine agent %+v, %d calls placed", page, a, dialsOf(t, e, c.ID))
+		}
+	}
 	if got := p.text("#contact-phone"); got != second {
 		t.Errorf("on a call with %s, want %s", got, second)
 	}
