@@ -84,11 +84,16 @@ func (e *Engine) gate(ctx context.Context, c *campaigns.Campaign, ct campaigns.C
 		return d, nil
 	}
 	// Kept before the refusal takes effect: a refusal not recorded did not happen.
-	if err := e.store.RecordPolicyRefusal(ctx, storage.PolicyRefusal{ContactID: ct.ID, CampaignID: ct.CampaignID,
-		Action: action, Reasons: d.Reasons, At: e.cfg.Now(), NextAllowedAt: d.NextAllowedAt}); err != nil {
+	if err := e.keepRefusal(ctx, ct, action, d); err != nil {
 		return d, err
 	}
 	return d, &campaigns.RefusedError{Action: action, Decision: d}
+}
+
+// keepRefusal records a refusal d of action in the contact's history.
+func (e *Engine) keepRefusal(ctx context.Context, ct campaigns.Contact, action campaigns.ContactAction, d campaigns.Decision) error {
+	return e.store.RecordPolicyRefusal(ctx, storage.PolicyRefusal{ContactID: ct.ID, CampaignID: ct.CampaignID,
+		Action: action, Reasons: d.Reasons, At: e.cfg.Now(), NextAllowedAt: d.NextAllowedAt})
 }
 
 // gateContact is gate for a contact known by id.

@@ -3,8 +3,8 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -128,16 +128,17 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 
 // RecordPolicyRefusal keeps one refusal.
 func (d *DB) RecordPolicyRefusal(ctx context.Context, r PolicyRefusal) error {
-	reasons, err := json.Marshal(r.Reasons)
-	if err != nil {
-		return fmt.Errorf("record refusal: %w", err)
+	// Comma-separated codes, as the compliance report reads them.
+	codes := make([]string, len(r.Reasons))
+	for i, reason := range r.Reasons {
+		codes[i] = string(reason)
 	}
 	var next sql.NullInt64
 	if r.NextAllowedAt != nil {
 		next = sql.NullInt64{Int64: r.NextAllowedAt.UnixMilli(), Valid: true}
 	}
 	if _, err := d.exec(ctx, `INSERT INTO policy_refusals(contact_id, campaign_id, action, reasons, at, next_allowed_at) VALUES (?,?,?,?,?,?)`,
-		r.ContactID, r.CampaignID, string(r.Action), string(reasons), r.At.UnixMilli(), next); err != nil {
+		r.ContactID, r.CampaignID, string(r.Action), strings.Join(codes, ","), r.At.UnixMilli(), next); err != nil {
 		return fmt.Errorf("record refusal: %w", err)
 	}
 	return nil
@@ -160,8 +161,11 @@ func (d *DB) PolicyRefusals(ctx context.Context, contactID int64) ([]PolicyRefus
 		if err := rows.Scan(&r.ContactID, &r.CampaignID, &r.Action, &reasons, &at, &next); err != nil {
 			return nil, fmt.Errorf("policy refusals: %w", err)
 		}
-		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
-			return nil, fmt.Errorf("policy refusal of contact %d: reasons: %w", contactID, err)
+		r.Reasons = []campaigns.Reason{}
+		for _, code := range strings.Split(reasons, ",") {
+			if code = strings.TrimSpace(code); code != "" {
+				r.Reasons = append(r.Reasons, campaigns.Reason(code))
+			}
 		}
 		r.At = msToTime(at)
 		if next.Valid {
@@ -193,7 +197,7 @@ func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source stri
 				fresh = append(fresh, p)
 			}
 			if _, err := tx.ExecContext(ctx, "INSERT INTO dnc(phone, campaign_id, reason, created_at) VALUES (?,NULL,?,?) ON CONFLICT DO NOTHING",
-				p, "opted_out: "+source, now); err != nil {
+				p, "opted_out", now); err != nil {
 				return fmt.Errorf("opt out %s: %w", p, err)
 			}
 			// Every campaign's contacts with the number leave through the journey's table.

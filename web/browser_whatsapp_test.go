@@ -80,7 +80,7 @@ func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	p.waitJS("window error shown", `!document.getElementById('agent-status').hidden && document.getElementById('agent-status').textContent.length > 0`, 5*time.Second)
 	// The policy gate refused it before WhatsApp: its reason, in the page's words.
 	if got := eval[string](p, `document.getElementById('agent-status').dataset.reasons + ' | ' + document.getElementById('agent-status').textContent`); got !=
-		"outside_service_window | Refused: the person has not written in the last 24 h." {
+		"outside_service_window | Refused: outside WhatsApp's 24-hour window." {
 		t.Errorf("refusal shown as %q", got)
 	}
 	if v := eval[string](p, `document.getElementById('wa-text').value`); v != "Olá, Cliente" {
@@ -137,7 +137,7 @@ func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	eval[bool](p, `(document.getElementById('lang-switch').dispatchEvent(new Event('change')), true)`)
 	p.do("template to an opted-out number", chromedp.Click(chromedp.CSS("#wa-template")))
 	p.waitJS("refusal shown", `document.getElementById('agent-status').dataset.reasons === 'do_not_call opted_out'`, 5*time.Second)
-	if got := eval[string](p, `document.getElementById('agent-status').textContent`); got != "Recusado: na lista de não ligar, a pessoa pediu para sair." {
+	if got := eval[string](p, `document.getElementById('agent-status').textContent`); got != "Recusado: na lista de não ligar, pediu para não ser contatado." {
 		t.Errorf("refusal shown as %q", got)
 	}
 	p.shot("refused")

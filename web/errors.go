@@ -76,7 +76,9 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.refusal != nil {
 		// The reasons and the next allowed instant beside the error, as the policy
 		// endpoint gives them, so a client offers the time that would be allowed.
-		writeJSON(w, e.Status, map[string]any{"error": e, "reasons": e.refusal.Reasons, "next_allowed_at": e.refusal.NextAllowedAt})
+		// Inside the error as well, as a preview dial's refusal gives them.
+		inner := map[string]any{"code": e.Code, "message": e.Message, "reasons": e.refusal.Reasons, "next_allowed_at": e.refusal.NextAllowedAt}
+		writeJSON(w, e.Status, map[string]any{"error": inner, "reasons": e.refusal.Reasons, "next_allowed_at": e.refusal.NextAllowedAt})
 		return
 	}
 	writeJSON(w, e.Status, map[string]*apiError{"error": e})

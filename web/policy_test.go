@@ -180,7 +180,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 		// Settled: every contact dialled, or no longer due at the instant.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			due, err := e.db.DueContacts(ctx, mustID(t, c.ID), []int{0}, at, 100)
+			due, err := e.db.DueContacts(ctx, policyID(t, c.ID), []int{0}, at, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 		decode[any](t, e.action(t, c.ID, "finish", storage.RoleSales), http.StatusOK)
 		for _, ct := range list.Contacts {
 			p := want[ct.ID]
-			dialled := ch.times(mustID(t, ct.ID))
+			dialled := ch.times(policyID(t, ct.ID))
 			if p.Allowed != (dialled == 1) {
 				t.Errorf("round %d at %s: contact %s (%v): endpoint says allowed=%v %v, engine dialled it %d times",
 					r, at.Format(time.RFC3339), ct.Phone, p.Zones, p.Allowed, p.Reasons, dialled)
@@ -208,7 +208,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 			refused++
 			// A refused contact waits for the next allowed instant the endpoint gave.
 			if p.NextAllowedAt != nil {
-				pos, err := e.db.ContactPosition(ctx, mustID(t, ct.ID))
+				pos, err := e.db.ContactPosition(ctx, policyID(t, ct.ID))
 				if err != nil || !pos.NextAttemptAt.Equal(*p.NextAllowedAt) {
 					t.Errorf("contact %s deferred to %v (%v), endpoint says %v", ct.Phone, pos.NextAttemptAt, err, p.NextAllowedAt)
 				}
@@ -221,7 +221,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 	}
 }
 
-func mustID(t *testing.T, s string) int64 {
+func policyID(t *testing.T, s string) int64 {
 	t.Helper()
 	var id int64
 	if _, err := fmt.Sscan(s, &id); err != nil {

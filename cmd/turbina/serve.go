@@ -158,6 +158,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		OptOutWords:       cfg.Engine.OptOutWords,
 		OptOutReply:       cfg.Engine.OptOutReply,
 		QuietAfterAbandon: cfg.Engine.QuietAfterAbandon.Std(),
+		PreviewHold:       cfg.Engine.PreviewHold.Std(),
+		PreviewSkipDelay:  cfg.Engine.PreviewSkipDelay.Std(),
 		AgentPeers:        peers,
 		WhatsApp:          waClient,
 		RecordingsDir:     filepath.Join(cfg.DataDir, "recordings"),

@@ -16,13 +16,13 @@ CREATE TABLE opt_outs (
 CREATE INDEX contacts_phone ON contacts (phone);
 CREATE INDEX contacts_whatsapp ON contacts (whatsapp);
 CREATE INDEX wa_messages_phone ON wa_messages (phone, direction, at);
--- Every action the gate refused, with its reasons (a JSON array of reason codes).
+-- Every action the gate refused, with its reasons (comma-separated reason codes).
 CREATE TABLE policy_refusals (
     id              INTEGER PRIMARY KEY,
     contact_id      INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
     campaign_id     INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
     action          TEXT    NOT NULL,
-    reasons         TEXT    NOT NULL,
+    reasons         TEXT    NOT NULL, -- comma-separated reason codes
     at              INTEGER NOT NULL,
     next_allowed_at INTEGER
 );

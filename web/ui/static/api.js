@@ -4,10 +4,10 @@ const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
 
 /** ApiError is a refused call, with the API's error code. */
 export class ApiError extends Error {
-  constructor(status, code, message, data) {
-    super(message); this.status = status; this.code = code;
+  constructor(status, code, message, detail, data) {
+    super(message); this.status = status; this.code = code; this.detail = detail || {};
     // A refusal of the policy gate says why and from when the action is allowed.
-    this.reasons = data?.reasons || []; this.nextAllowedAt = data?.next_allowed_at || null;
+    this.reasons = data?.reasons || detail?.reasons || []; this.nextAllowedAt = data?.next_allowed_at || detail?.next_allowed_at || null;
   }
 }
 
@@ -29,7 +29,7 @@ export async function api(method, path, body) {
   const data = await res.json().catch(() => null);
   if (!res.ok) {
     const e = data?.error || {};
-    throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText, data);
+    throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText, e, data);
   }
   return data;
 }
