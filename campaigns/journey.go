@@ -63,13 +63,16 @@ const (
 	EventTemplateFailedLate EventKind = "template_failed_late"
 	// EventCampaignFinished: the contact's campaign was finished.
 	EventCampaignFinished EventKind = "campaign_finished"
+	// EventPreviewSkipped: a preview agent offered the contact chose not to call it
+	// now; it is due again at Event.At, for any agent, without using an attempt.
+	EventPreviewSkipped EventKind = "preview_skipped"
 )
 
 // eventKinds lists every kind but EventOutcome, which stands for one event per Outcome.
 func eventKinds() []EventKind {
 	return []EventKind{EventImported, EventDue, EventCallbackDue, EventCallbackSet, EventAddedToDNC, EventOptedOut,
 		EventRefusedPassing, EventRefusedFinal, EventPermissionGranted, EventPermissionDenied, EventPermissionExpired,
-		EventTemplateDelivered, EventTemplateRead, EventTemplateFailedLate, EventCampaignFinished}
+		EventTemplateDelivered, EventTemplateRead, EventTemplateFailedLate, EventCampaignFinished, EventPreviewSkipped}
 }
 
 // Event is one thing that happens to a contact.
@@ -78,7 +81,8 @@ type Event struct {
 	// Outcome is how the attempt ended (EventOutcome).
 	Outcome Outcome
 	// At is the callback's time (EventCallbackSet) or the instant the gate allows
-	// the attempt again (EventRefusedPassing).
+	// the attempt again (EventRefusedPassing), or when a skipped contact is due
+	// again (EventPreviewSkipped).
 	At time.Time
 	// Rung is the rung a callback or a permission grant puts the contact on.
 	Rung int
@@ -257,6 +261,7 @@ const (
 	whyNotDue        = "only a pending contact is started; the store's claim refuses the others"
 	whyNoAttempt     = "no attempt of the contact is under way: outcomes end attempts, and only an in-progress contact has one"
 	whyNotChecked    = "the gate is asked only before a pending contact's attempt"
+	whyNotOffered    = "only a pending contact is offered to a preview agent"
 	whyOutcomeDelivr = "delivered and read are statuses of a sent template reported after the attempt ended; they are events of their own"
 )
 
@@ -342,6 +347,12 @@ func journeyTable() map[ContactStatus]map[string]row {
 		for _, s := range stored[1:] {
 			add(s, name(k), rule{}, whyNotChecked)
 		}
+	}
+	// A preview agent's skip puts the contact off, on its rung and with its attempts,
+	// for whichever agent is free when it is due again.
+	add(ContactPending, name(EventPreviewSkipped), rule{move: deferUntil}, "")
+	for _, s := range stored[1:] {
+		add(s, name(EventPreviewSkipped), rule{}, whyNotOffered)
 	}
 	// A call permission granted puts the contact on the WhatsApp call rung, due now
 	// (its calling window still applies), unless an attempt is under way or its

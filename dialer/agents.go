@@ -262,6 +262,59 @@ func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, pref
 	return *best, true
 }
 
+// readyIn lists the agents ready for the campaign's calls, longest idle first.
+func (p *Agents) readyIn(campaignID int64) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ready []*Agent
+	for _, a := range p.byID {
+		if a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID) {
+			ready = append(ready, a)
+		}
+	}
+	slices.SortFunc(ready, func(a, b *Agent) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+	ids := make([]int64, len(ready))
+	for i, a := range ready {
+		ids[i] = a.ID
+	}
+	return ids
+}
+
+// reserveAgent reserves one ready agent of a campaign for a call it is about to
+// place itself (a preview dial); reservedFor then names the call.
+func (p *Agents) reserveAgent(id, campaignID int64, ch campaigns.Channel, now time.Time) bool {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if !ok || a.State != AgentReady || a.LoggingOff || !slices.Contains(a.Campaigns, campaignID) {
+		p.mu.Unlock()
+		return false
+	}
+	a.State, a.Since, a.AttemptID, a.Channel = AgentReserved, now, 0, ch
+	out := snapshotLocked(a)
+	p.mu.Unlock()
+	p.changed(out)
+	return true
+}
+
+// reservedFor names the call a reserved agent waits for.
+func (p *Agents) reservedFor(id, attemptID int64) {
+	p.mu.Lock()
+	a, ok := p.byID[id]
+	if !ok || a.State != AgentReserved {
+		p.mu.Unlock()
+		return
+	}
+	a.AttemptID = attemptID
+	out := snapshotLocked(a)
+	p.mu.Unlock()
+	p.changed(out)
+}
+
 // unreserve makes an agent reserved for attemptID ready again: the call was not
 // put through after all.
 func (p *Agents) unreserve(id, attemptID int64) {

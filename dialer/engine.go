@@ -20,8 +20,13 @@ type Store interface {
 	storage.CampaignStore
 	storage.AttemptStore
 	storage.DNCStore
+	storage.ComplianceStore
 	WhatsAppStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
+	// SkipContact records a preview agent's skip and moves the contact as move says.
+	SkipContact(ctx context.Context, s *storage.PreviewSkip, move storage.MoveFunc) error
+	// ListSkips lists a contact's preview skips.
+	ListSkips(ctx context.Context, contactID int64) ([]storage.PreviewSkip, error)
 }
 
 // Config tunes the engine.
@@ -58,6 +63,12 @@ type Config struct {
 	// it is taken as lost (a phone unplugged, a browser's network gone) and
 	// detached (default 60 s; negative: never).
 	AgentSilence time.Duration
+	// PreviewHold is how long a preview agent may hold the contact offered to it
+	// without dialling or skipping it before it goes back (default 60 s).
+	PreviewHold time.Duration
+	// PreviewSkipDelay is how long a contact a preview agent skipped waits before
+	// it is due again, for any agent (default 30 min).
+	PreviewSkipDelay time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +92,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.PreviewHold <= 0 {
+		c.PreviewHold = 60 * time.Second
+	}
+	if c.PreviewSkipDelay <= 0 {
+		c.PreviewSkipDelay = 30 * time.Minute
 	}
 	// The shipped prompts are embedded and known to parse.
 	if c.AbandonPrompt == nil {
@@ -211,9 +228,19 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 		seen[c.ID] = true
 		if r, ok := e.runs[c.ID]; ok {
 			r.setCampaign(c)
+			if err := r.refreshSafeHarbour(ctx); err != nil {
+				e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
+			}
 			continue
 		}
 		r := newRun(e, c)
+		if err := r.resumePacing(ctx); err != nil {
+			// The guards then start from nothing, as before they were kept: dialling goes on.
+			e.log.Error("resume pacing", "campaign", c.ID, "err", err)
+		}
+		if err := r.refreshSafeHarbour(ctx); err != nil {
+			e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
+		}
 		e.runs[c.ID] = r
 		wg.Add(1)
 		go func() {
@@ -286,7 +313,8 @@ func (e *Engine) journeyMove(ladder []campaigns.Rung, ev campaigns.Event, now ti
 // Hangup ends the call an agent is on (the agent hung up).
 func (e *Engine) Hangup(ctx context.Context, agentID int64) error {
 	a, ok := e.agents.Get(agentID)
-	if !ok || a.State != AgentOnCall {
+	// A reserved agent may hang up the preview call it placed, still ringing.
+	if !ok || (a.State != AgentOnCall && a.State != AgentReserved) {
 		return fmt.Errorf("agent %d has no call to hang up: %w", agentID, ErrAgentNotLoggedIn)
 	}
 	r := e.runFor(a.Campaigns, a.AttemptID)

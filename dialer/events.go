@@ -23,6 +23,12 @@ const (
 	// Sent the moment the audio switches, before the screen-pop: a browser
 	// sends its microphone on that path alone.
 	EventAudioPath AgentEventKind = "audio_path"
+	// EventPreview: the contact offered to a preview agent, before any call;
+	// without Preview, the offer was taken back (expired, agent not ready).
+	EventPreview AgentEventKind = "preview"
+	// EventPreviewEnded: the agent's preview call ended before it was put
+	// through (Outcome says how); the agent is ready again.
+	EventPreviewEnded AgentEventKind = "preview_ended"
 )
 
 // ScreenPop is what an agent sees the moment a customer's audio connects.
@@ -42,6 +48,9 @@ type AgentEvent struct {
 	Kind      AgentEventKind `json:"type"`
 	Agent     *Agent         `json:"agent,omitempty"`
 	ScreenPop *ScreenPop     `json:"screen_pop,omitempty"`
+	Preview   *PreviewOffer  `json:"preview,omitempty"`
+	// Outcome, in preview_ended events, is how the call ended.
+	Outcome string `json:"outcome,omitempty"`
 	// AttemptID names the call a call_ended or audio_path event is about.
 	AttemptID int64 `json:"attempt_id,string,omitempty"`
 	// AudioPath, in audio_path events, is the index of the agent's audio path

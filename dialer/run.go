@@ -50,6 +50,9 @@ type call struct {
 	// machine is set when screening found an answering machine: the outcome the
 	// call ends with once hung up.
 	machine campaigns.Outcome
+	// reserved is the agent reserved for the call before it was placed (a preview
+	// dial): the answer goes to that agent alone.
+	reserved int64
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -116,6 +119,11 @@ type run struct {
 	// retryAt is when unrecorded are next written; retryWait the back-off.
 	retryAt   time.Time
 	retryWait time.Duration
+	// safeHarbour is the campaign's own safe-harbour message (safeharbour.go), read by
+	// the goroutines that apologise.
+	safeHarbour atomic.Pointer[safeHarbour]
+	// preview is the preview desk (preview.go): offers and agents' preview calls.
+	preview previewState
 }
 
 // unrecordedEnd is an ended attempt and the move of its contact, not yet stored:
@@ -295,9 +303,20 @@ func (r *run) loop(ctx context.Context) {
 	defer close(r.done)
 	tick := time.NewTicker(r.e.cfg.Tick)
 	defer tick.Stop()
+	// abandonAt wakes the loop when the first person waiting must hear the safe-harbour
+	// message: on the tick alone it could start up to a tick late, past the 2 s the law
+	// allows after the greeting.
+	abandonAt := time.NewTimer(time.Hour)
+	defer abandonAt.Stop()
 	for {
 		ticked := false
+		if len(r.waiting) > 0 {
+			abandonAt.Reset(max(r.waiting[0].deadline.Sub(r.e.cfg.Now())-safeHarbourLead, 0))
+		} else {
+			abandonAt.Stop()
+		}
 		select {
+		case <-abandonAt.C:
 		case <-ctx.Done():
 			r.shutdown()
 			return
@@ -343,7 +362,7 @@ func (r *run) loop(ctx context.Context) {
 // waits for an agent (who would be passed over) and the campaign neither screens
 // for machines nor records, which the loop sets up.
 func (r *run) fastConnect() bool {
-	return !r.stopping && len(r.waiting) == 0 && !r.campaign.AMD.Enabled &&
+	return !r.stopping && len(r.waiting) == 0 && !r.campaign.AMD.Enabled && r.campaign.Pacing.Mode != campaigns.PacingPreview &&
 		!(r.campaign.Record && r.e.cfg.RecordingsDir != "")
 }
 
@@ -440,6 +459,10 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	case LegAnswered:
 		a.AnswerAt, a.State = &ev.At, "answered"
 		c.answered, c.deadline = ev.At, ev.At.Add(r.e.cfg.Patience)
+		if c.reserved != 0 && u.agentID == 0 { // a preview dial: its agent waits for it
+			r.answeredReserved(ctx, c, ev.At)
+			return
+		}
 		if u.agentID != 0 { // put through by connectNow
 			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
 			r.connect(ctx, c, u.agentID, ev.At, func() { c.bridged = u.bridged })
@@ -794,14 +817,14 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 
 // abandonExpired hangs up on people who waited longer than the patience.
 func (r *run) abandonExpired(ctx context.Context, now time.Time) {
-	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now) {
+	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now.Add(safeHarbourLead)) {
 		c := r.waiting[0]
 		r.waiting = r.waiting[1:]
 		c.state = callAbandoning
 		c.attempt.HangupBy = "local"
 		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Abandoned, Channel: pacing.Channel(c.rung.Channel)})
 		if c.leg != nil {
-			go r.apologise(ctx, c.leg)
+			go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID)
 		}
 	}
 }
@@ -861,10 +884,10 @@ func callRung(ch campaigns.Channel) bool {
 // need no agent, are sent as they fall due.
 func (r *run) dial(ctx context.Context, now time.Time) {
 	c := r.campaign
-	if c.State != campaigns.StateRunning {
-		return
-	}
-	if open, err := c.Schedule.IsOpen(now); err != nil || !open {
+	open, err := c.Schedule.IsOpen(now)
+	open = open && err == nil && c.State == campaigns.StateRunning
+	r.previewIdle(now, open && c.Pacing.Mode == campaigns.PacingPreview)
+	if !open {
 		return
 	}
 	var calls, messages []int
@@ -877,7 +900,8 @@ func (r *run) dial(ctx context.Context, now time.Time) {
 	}
 	r.startDue(ctx, now, messages, maxMessagesPerTick)
 	if c.Pacing.Mode == campaigns.PacingPreview {
-		return // agents pick their next contact themselves
+		r.previewTick(ctx, now, calls) // each ready agent is offered the next contact
+		return
 	}
 	snap := r.snapshot()
 	n := r.pacer.Decide(now, snap)

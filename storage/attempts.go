@@ -35,6 +35,10 @@ type Attempt struct {
 	AnswerAt   *time.Time      `json:"answer_at,omitempty"`
 	ConnectAt  *time.Time      `json:"connect_at,omitempty"`
 	EndAt      *time.Time      `json:"end_at,omitempty"`
+
+	// SafeHarbour is the safe-harbour message an abandoned attempt's person heard:
+	// SafeHarbourBuiltin or SafeHarbourCampaign; empty when none played.
+	SafeHarbour string `json:"safe_harbour,omitempty"`
 }
 
 // Open attempt states: an attempt in one of these when the server starts was cut
@@ -308,7 +312,7 @@ func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
 
 const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
 	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), ifnull(external_id,''), detail, created_at,
-	setup_at, ring_at, answer_at, connect_at, end_at`
+	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,'')`
 
 func scanAttempt(r rowScanner) (Attempt, error) {
 	var a Attempt
@@ -316,7 +320,7 @@ func scanAttempt(r rowScanner) (Attempt, error) {
 	var created int64
 	var setup, ring, answer, connect, end sql.NullInt64
 	if err := r.Scan(&a.ID, &a.ContactID, &a.CampaignID, &a.Channel, &a.Rung, &a.State, &a.Outcome, &a.SIPStatus,
-		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end); err != nil {
+		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour); err != nil {
 		return a, err
 	}
 	if detail.Valid {

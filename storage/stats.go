@@ -153,7 +153,6 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 		return min(i, len(times))
 	}
 	counted := `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND ifnull(outcome,'') NOT IN ` + unplacedIn
-	const answeredAt = `coalesce(answer_at, end_at, created_at)`
 	sinceMs, untilMs := since.UnixMilli(), until.UnixMilli()
 	// What happened before since is summed by SQLite into the first step.
 	base, err := d.db.QueryContext(ctx, `SELECT campaign_id, sum(created_at < ?1),

@@ -12,6 +12,7 @@ type Store interface {
 	AuditLog
 	Outbox
 	StatsStore
+	ComplianceStore
 	AttemptStore
 	WhatsAppStore
 	SessionStore

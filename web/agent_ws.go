@@ -54,6 +54,12 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 			return nil
 		}
 	}
+	// So is the contact offered to a preview agent: the page shows it again.
+	if o, ok := e.Preview(p.ID); ok {
+		if err := s.writeEvent(ctx, conn, dialer.AgentEvent{Kind: dialer.EventPreview, Preview: &o, At: time.Now()}); err != nil {
+			return nil
+		}
+	}
 	ping := time.NewTicker(30 * time.Second)
 	defer ping.Stop()
 	for {

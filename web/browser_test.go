@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,6 +310,13 @@ func (c *holdChannel) firstPlaced() (time.Time, bool) {
 	return c.placed[0], true
 }
 
+// placedTimes returns when each call was placed.
+func (c *holdChannel) placedTimes() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.placed)
+}
+
 // firstRing returns the RingTimeout the first call was placed with.
 func (c *holdChannel) firstRing() time.Duration {
 	c.mu.Lock()
@@ -356,7 +364,14 @@ func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 func (s *engineSlot) AgentAudioPath(id int64) (dialer.AgentEvent, bool) {
 	return s.get().AgentAudioPath(id)
 }
-func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
+func (s *engineSlot) PacerViews() []dialer.PacerView               { return s.get().PacerViews() }
+func (s *engineSlot) Preview(id int64) (dialer.PreviewOffer, bool) { return s.get().Preview(id) }
+func (s *engineSlot) PreviewDial(ctx context.Context, id, contactID int64) (int64, error) {
+	return s.get().PreviewDial(ctx, id, contactID)
+}
+func (s *engineSlot) SkipPreview(ctx context.Context, id, contactID int64, sk dialer.PreviewSkip) error {
+	return s.get().SkipPreview(ctx, id, contactID, sk)
+}
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.

@@ -93,6 +93,13 @@ type Engine interface {
 	// PacerViews is what the pacer of each campaign the engine runs sees on each call
 	// channel of its ladder, for the wallboard.
 	PacerViews() []dialer.PacerView
+	// Preview is the contact offered to a preview agent, false when none is.
+	Preview(agentID int64) (dialer.PreviewOffer, bool)
+	// PreviewDial calls the contact offered to a preview agent, the agent reserved
+	// for the call; a refusal of the policy gate is a *dialer.PreviewRefusedError.
+	PreviewDial(ctx context.Context, agentID, contactID int64) (int64, error)
+	// SkipPreview records a preview agent's skip of the contact offered to it.
+	SkipPreview(ctx context.Context, agentID, contactID int64, s dialer.PreviewSkip) error
 }
 
 // Server is the HTTP front of Turbina.
@@ -175,9 +182,12 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"GET", "/api/v1/trunks", supervisors, s.listTrunks},
 	}
 	s.routes = append(s.routes, s.agentRoutes()...)
+	s.routes = append(s.routes, s.previewRoutes()...)
 	s.routes = append(s.routes, s.conversationRoutes()...)
 	s.routes = append(s.routes, s.whatsappRoutes()...)
 	s.routes = append(s.routes, s.uiRoutes()...)
+	s.routes = append(s.routes, s.complianceRoutes()...)
+	s.routes = append(s.routes, s.safeHarbourRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.metrics.instrument(rt.path, s.protect(rt)))
 	}

@@ -89,6 +89,19 @@ type WallboardCampaign struct {
 	// Pacer is the pacer's view of each call channel of the ladder, in ladder order;
 	// empty when the engine does not run the campaign.
 	Pacer []WallboardPacer `json:"pacer"`
+	// Abandonment is the campaign's abandonment as the law counts it, against its cap;
+	// absent when the campaign is not running or paused.
+	Abandonment *WallboardAbandonment `json:"abandonment,omitempty"`
+}
+
+// WallboardAbandonment is a campaign's abandonment over the law's periods: the rolling
+// 30 days (US TSR), the rolling 24 h (Ofcom) and today in the campaign's zone, and the
+// cap it is held to (pacing.target_abandon).
+type WallboardAbandonment struct {
+	Days30  storage.AbandonFigures `json:"days_30"`
+	Hours24 storage.AbandonFigures `json:"hours_24"`
+	Today   storage.AbandonFigures `json:"today"`
+	Cap     float64                `json:"cap"`
 }
 
 // WallboardPacer is what a campaign's pacer sees on one call channel (dialer.PacerView):
@@ -356,6 +369,9 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			sample.Campaigns[idString(c.ID)] = sampleCounts{Dials: st.Dials, Answered: st.Answered,
 				Abandoned: st.Abandoned, Connected: st.Connected}
 			wc.Occupancy = occupancy(live, c.ID)
+			if wc.Abandonment, err = wallAbandonment(ctx, s.store, c, now); err != nil {
+				return snap, err
+			}
 		}
 		snap.Campaigns = append(snap.Campaigns, wc)
 	}
@@ -613,4 +629,21 @@ func (s *Server) whatsappHealth(ctx context.Context, now time.Time) WallboardWha
 		h.Status = "degraded"
 	}
 	return h
+}
+
+// wallAbandonment reads c's abandonment at now for the wallboard.
+func wallAbandonment(ctx context.Context, store storage.ComplianceStore, c campaigns.Campaign, now time.Time) (*WallboardAbandonment, error) {
+	loc, err := time.LoadLocation(c.Schedule.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	a, err := store.Abandonment(ctx, c.ID, now, loc)
+	if err != nil {
+		return nil, err
+	}
+	wa := &WallboardAbandonment{Days30: a.Days30, Hours24: a.Hours24, Cap: c.Pacing.TargetAbandon}
+	if n := len(a.Days); n > 0 {
+		wa.Today = a.Days[n-1].AbandonFigures
+	}
+	return wa, nil
 }

@@ -56,6 +56,10 @@ type engineConfig struct {
 	// MaxAbandon caps every campaign's pacing.target_abandon (default 0.03, the
 	// TSR's and Ofcom's 3 %); at most campaigns.MaxAbandonCeiling.
 	MaxAbandon float64 `json:"max_abandon,omitempty"`
+	// PreviewHold is how long a preview agent may hold its offered contact
+	// (default 60s); PreviewSkipDelay how long a skipped contact waits (default 30m).
+	PreviewHold      sip.Duration `json:"preview_hold,omitempty"`
+	PreviewSkipDelay sip.Duration `json:"preview_skip_delay,omitempty"`
 }
 
 // whatsappConfig is the config file's whatsapp section. Secrets may come from

@@ -41,6 +41,10 @@ type budget struct {
 	// limited is whether the guard held the threshold down at the last decision; the
 	// integrator then stands still, so that it has not wound up when the guard lets go.
 	limited bool
+	// seedHour is the hour that seedAnswered and seedAbandoned, counted before a restart
+	// (resume), belong to.
+	seedHour                    int64
+	seedAnswered, seedAbandoned int
 }
 
 const (
@@ -110,6 +114,10 @@ func (b *budget) allowance(t, rate float64) float64 {
 		ans += s.answered
 		ab += s.abandoned
 	}
+	if b.seedHour == b.slot/hourSlots {
+		ans += b.seedAnswered
+		ab += b.seedAbandoned
+	}
 	end := float64(first+hourSlots) * slotLen
 	mu := rate * max(end-t, 0)
 	more := max(mu-hourZ*math.Sqrt(mu), 0)
@@ -177,4 +185,22 @@ func (b *budget) theta(t float64, busy, active int, wait float64, waiting int) f
 	f = min(f, max(run/runRamp, 0))
 	b.limited = f < 1
 	return math.Exp(b.logTheta) * f
+}
+
+// resume adds abandons and answers counted before the budget existed (a restart):
+// hourAnswered and hourAbandoned to the hour containing t, answered and abandoned to the
+// run guard's totals. The hour's figures are kept apart from the slots, which also
+// measure the agents' busy time per answer: answers with no busy time against them would
+// make progressive dialling look faster than it is, and the guard looser. The threshold's
+// integrator is left where it starts: the guards alone carry the restart's caution.
+func (b *budget) resume(t float64, hourAnswered, hourAbandoned, answered, abandoned int) {
+	b.advance(t)
+	hour := b.slot / hourSlots
+	if hour != b.seedHour {
+		b.seedHour, b.seedAnswered, b.seedAbandoned = hour, 0, 0
+	}
+	b.seedAnswered += max(hourAnswered, 0)
+	b.seedAbandoned += max(hourAbandoned, 0)
+	b.answered += float64(max(answered, 0))
+	b.abandons += float64(max(abandoned, 0))
 }

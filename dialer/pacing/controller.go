@@ -381,3 +381,35 @@ func (c *Controller) Estimates(ch Channel) Estimates {
 		Progressive: c.lastProgressive,
 	}
 }
+
+// History is what a campaign's pacer had counted before it was started again (a restart,
+// a crash), as the engine reads it back from the attempts it keeps. Its figures count
+// people answered (connected or abandoned) and, of them, those abandoned.
+type History struct {
+	// At is when the figures were read: the controller's clock starts there.
+	At time.Time
+	// HourElapsed is how far into the hour being guarded At lies: that hour ends
+	// 1 h − HourElapsed after At. Values outside [0, 1 h) are clamped.
+	HourElapsed time.Duration
+	// HourAnswered and HourAbandoned were counted in that hour before At.
+	HourAnswered, HourAbandoned int
+	// Answered and Abandoned are what the run guard starts from.
+	Answered, Abandoned int
+}
+
+// Resume starts the hourly and run guards from figures counted before the controller
+// existed, so that a restart in the middle of an hour at the edge of its cap does not hand
+// the pacer a fresh allowance. Called before the first Observe or Decide, it also sets the
+// controller's clock so that its hours line up with the hour History describes; called
+// later, the figures are added to the hour in progress. A zero History changes nothing.
+func (c *Controller) Resume(h History) {
+	if h == (History{}) {
+		return
+	}
+	elapsed := min(max(h.HourElapsed, 0), time.Hour-time.Nanosecond)
+	if !c.started {
+		c.started, c.epoch = true, h.At.Add(-elapsed)
+	}
+	t := c.secs(h.At)
+	c.budget.resume(t, h.HourAnswered, h.HourAbandoned, h.Answered, h.Abandoned)
+}

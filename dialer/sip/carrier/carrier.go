@@ -107,6 +107,10 @@ type Config struct {
 	// leaves, with the call's X-Turbina-Attempt header: when the person started
 	// talking, for measuring what the caller does with it. It must not block.
 	FirstRTP func(attempt string, at time.Time)
+	// CallerRTP, if set, is called as each RTP packet from the caller arrives, with
+	// the call's X-Turbina-Attempt header and the packet's payload (which it must not
+	// keep): what the person hears, and when. It must not block.
+	CallerRTP func(attempt string, at time.Time, payload []byte)
 	// Logger receives the carrier's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -481,16 +485,20 @@ func (c *Carrier) answer(sess *sipgo.DialogServerSession, req *sip.Request, talk
 	callCtx, stop := context.WithCancel(c.ctx)
 	var media sync.WaitGroup
 	media.Add(2)
+	attempt := ""
+	if h := req.GetHeader("X-Turbina-Attempt"); h != nil {
+		attempt = h.Value()
+	}
 	first := func(time.Time) {}
 	if c.cfg.FirstRTP != nil {
-		attempt := ""
-		if h := req.GetHeader("X-Turbina-Attempt"); h != nil {
-			attempt = h.Value()
-		}
 		first = func(at time.Time) { c.cfg.FirstRTP(attempt, at) }
 	}
+	var heard func(time.Time, []byte)
+	if c.cfg.CallerRTP != nil {
+		heard = func(at time.Time, payload []byte) { c.cfg.CallerRTP(attempt, at, payload) }
+	}
 	go func() { defer media.Done(); m.send(callCtx, c.cfg.Audio, c.audio, &c.stats.rtpSent, first) }()
-	go func() { defer media.Done(); m.receive(&c.stats.rtpReceived) }()
+	go func() { defer media.Done(); m.receive(&c.stats.rtpReceived, heard) }()
 	defer func() {
 		stop()
 		m.close() // ends receive

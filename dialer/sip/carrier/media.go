@@ -62,8 +62,9 @@ func newMediaSession(host string, offer []byte, seed uint64) (*mediaSession, []b
 
 func (m *mediaSession) close() { m.once.Do(func() { m.conn.Close() }) }
 
-// receive counts the caller's RTP packets until the socket closes.
-func (m *mediaSession) receive(count *atomic.Int64) {
+// receive counts the caller's RTP packets until the socket closes, and hands each to
+// heard, when set, as it arrives.
+func (m *mediaSession) receive(count *atomic.Int64, heard func(time.Time, []byte)) {
 	buf := make([]byte, 1500)
 	var p rtp.Packet
 	for {
@@ -73,6 +74,9 @@ func (m *mediaSession) receive(count *atomic.Int64) {
 		}
 		if p.Unmarshal(buf[:n]) == nil {
 			count.Add(1)
+			if heard != nil {
+				heard(time.Now(), p.Payload)
+			}
 		}
 	}
 }

@@ -4,7 +4,7 @@ const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
 
 /** ApiError is a refused call, with the API's error code. */
 export class ApiError extends Error {
-  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+  constructor(status, code, message, detail) { super(message); this.status = status; this.code = code; this.detail = detail || {}; }
 }
 
 /** api makes one JSON call and returns the decoded answer (null for 204). */
@@ -25,7 +25,7 @@ export async function api(method, path, body) {
   const data = await res.json().catch(() => null);
   if (!res.ok) {
     const e = data?.error || {};
-    throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText);
+    throw new ApiError(res.status, e.code || 'http_' + res.status, e.message || res.statusText, e);
   }
   return data;
 }

@@ -6,10 +6,11 @@ import { setup, t, fmt } from './i18n.js';
 const $ = (id) => document.getElementById(id);
 let agent = { state: 'logged_out', campaign_ids: [] };
 let pop = null; // the current or last call's screen-pop
+let preview = null; // the contact offered to this agent in a preview campaign, before any call
 let ws = null;
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 
-setup(() => { renderState(); if (pop) renderPop(pop); renderAudio(audio.statusKey || 'audio.disconnected'); });
+setup(() => { renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); });
 init();
 
 async function init() {
@@ -27,6 +28,8 @@ async function init() {
 
 function fail(e) {
   const p = $('agent-status');
+  p.className = 'error';
+  p.dataset.code = e?.code || '';
   p.hidden = !e;
   p.textContent = e ? e.message || String(e) : '';
 }
@@ -51,7 +54,9 @@ function connect() {
     switch (ev.type) {
       case 'state': setAgent(ev.agent); break;
       case 'audio_path': sendOn(ev.audio_path || 0); break;
-      case 'screen_pop': pop = ev.screen_pop; renderPop(pop); break;
+      case 'screen_pop': preview = null; $('preview').hidden = true; pop = ev.screen_pop; renderPop(pop); break;
+      case 'preview': showPreview(ev.preview); break;
+      case 'preview_ended': previewEnded(ev); break;
       case 'call_ended': callEnded(ev); break;
       case 'webrtc_answer': answered(ev.sdp); break;
       case 'error':
@@ -92,11 +97,16 @@ function renderState() {
   $('ready').disabled = !(st === 'paused');
   $('pause').disabled = !(st === 'ready' || st === 'paused');
   $('agent-logout').disabled = !inSession;
-  $('hangup').disabled = st !== 'on_call';
+  // A preview call ringing (the agent reserved for it) may be hung up too.
+  $('hangup').disabled = !(st === 'on_call' || (st === 'reserved' && $('preview').dataset.dialing === '1'));
   $('dispo').hidden = st !== 'wrap_up';
   if (st === 'wrap_up' && pop) renderDispo(pop);
-  if (st === 'ready' || st === 'paused' || st === 'logged_out') {
-    if (!['wrap_up', 'on_call'].includes(st)) { $('screen-pop').hidden = true; $('no-call').hidden = false; }
+  if (st === 'ready' && preview) renderPreview(preview);
+  else if (st === 'ready' || st === 'paused' || st === 'logged_out') {
+    preview = null;
+    $('preview').hidden = true;
+    $('screen-pop').hidden = true;
+    $('no-call').hidden = false;
   }
   tick();
 }
@@ -119,6 +129,16 @@ $('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup',
 // ---- screen-pop and disposition ----
 
 function renderPop(p) {
+  renderContact(p);
+  $('hangup').hidden = false;
+  $('call-connected').textContent = fmt.time(p.connected_at);
+  renderDispo(p);
+  loadThread(p.contact.id);
+}
+
+// renderContact shows who the contact is and what happened before: a call's
+// screen-pop, or a preview before the call.
+function renderContact(p) {
   $('no-call').hidden = true;
   $('screen-pop').hidden = false;
   const c = p.contact;
@@ -127,14 +147,108 @@ function renderPop(p) {
   $('contact-whatsapp').textContent = c.whatsapp || c.phone;
   $('call-campaign').textContent = p.campaign_name;
   $('call-channel').textContent = t('channel.' + p.channel);
-  $('call-connected').textContent = fmt.time(p.connected_at);
   $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
   $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
     el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
-    el('td', {}, a.outcome || a.state), el('td', {}, a.disposition || ''))));
-  renderDispo(p);
-  loadThread(c.id);
+    el('td', { dataset: { safeHarbour: a.safe_harbour || '' } }, (a.outcome || a.state) + (a.safe_harbour ? ` (${t('history.safeHarbour.' + a.safe_harbour)})` : '')),
+    el('td', {}, a.disposition || ''))),
+  ...(p.skips || []).map((k) => el('tr', { class: 'skip', dataset: { reason: k.reason } },
+    el('td', {}, fmt.dateTime(k.at)), el('td', {}, '—'),
+    el('td', {}, `${t('preview.skip_entry')}: ${t('skip.' + k.reason)}`), el('td', {}, k.note || ''))));
+}
+
+// ---- preview: the next contact before the call, to call or skip ----
+
+function showPreview(o) {
+  preview = o || null;
+  if (!preview) {
+    $('preview').hidden = true;
+    if (agent.state === 'ready') { $('screen-pop').hidden = true; $('no-call').hidden = false; $('no-call').textContent = t('preview.none'); }
+    return;
+  }
+  pop = null;
+  renderPreview(preview);
+}
+
+function renderPreview(o) {
+  renderContact(o);
+  $('call-connected').textContent = '—';
+  const f = $('preview');
+  f.hidden = false;
+  f.dataset.dialing = '';
+  f.dataset.contact = o.contact.id;
+  $('hangup').hidden = true; // nothing to hang up until the agent calls
+  $('preview-expires').textContent = fmt.time(o.expires_at);
+  $('preview-expires').dateTime = o.expires_at;
+  for (const id of ['preview-dial', 'preview-skip', 'skip-reason', 'skip-note']) $(id).disabled = false;
+  renderSkipReasons();
+  loadThread(o.contact.id);
+}
+
+function renderSkipReasons() {
+  const sel = $('skip-reason');
+  const keep = sel.value;
+  const reasons = preview?.skip_reasons || ['not_now', 'missing_data', 'wrong_contact', 'other'];
+  sel.replaceChildren(...reasons.map((r) => el('option', { value: r }, t('skip.' + r))));
+  if (keep && reasons.includes(keep)) sel.value = keep;
+}
+
+function previewBusy(on) {
+  for (const id of ['preview-dial', 'preview-skip', 'skip-reason', 'skip-note']) $(id).disabled = on;
+}
+
+$('preview').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if (!preview) return;
+  const id = preview.contact.id;
+  previewBusy(true);
+  try {
+    await api('POST', `/api/v1/agent/preview/${id}/dial`, {});
+    fail(null);
+    $('preview').dataset.dialing = '1';
+    $('hangup').hidden = false;
+    $('agent-status').hidden = false;
+    $('agent-status').className = 'note';
+    $('agent-status').textContent = t('preview.calling');
+    renderState();
+  } catch (err) {
+    previewBusy(false);
+    if (err.code === 'policy_refused') {
+      const why = (err.detail.reasons || []).map((r) => t('policy.' + r)).join('; ');
+      const at = err.detail.next_allowed_at ? ` (${t('preview.allowed_at')} ${fmt.dateTime(err.detail.next_allowed_at)})` : '';
+      fail({ message: `${t('preview.refused')}: ${why}${at}` });
+      $('agent-status').dataset.code = 'policy_refused';
+      $('agent-status').dataset.reasons = (err.detail.reasons || []).join(' ');
+    } else fail(err);
+  }
+});
+
+$('preview-skip').addEventListener('click', async () => {
+  if (!preview) return;
+  const id = preview.contact.id;
+  const reason = $('skip-reason').value;
+  const note = $('skip-note').value.trim();
+  if (reason === 'other' && !note) { fail({ message: t('preview.note') }); $('skip-note').focus(); return; }
+  previewBusy(true);
+  try {
+    await api('POST', `/api/v1/agent/preview/${id}/skip`, { reason, note });
+    fail(null);
+    $('agent-status').hidden = false;
+    $('agent-status').className = 'note';
+    $('agent-status').textContent = t('preview.skipped');
+    $('skip-note').value = '';
+    if (preview && preview.contact.id === id) showPreview(null);
+  } catch (err) { previewBusy(false); fail(err); }
+});
+
+function previewEnded(ev) {
+  $('preview').dataset.dialing = '';
+  preview = null;
+  $('preview').hidden = true;
+  $('agent-status').hidden = false;
+  $('agent-status').className = 'note';
+  $('agent-status').textContent = `${t('preview.not_connected')} (${ev.outcome || ''})`;
 }
 
 // ---- the contact's WhatsApp conversation ----

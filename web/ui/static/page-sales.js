@@ -120,6 +120,7 @@ async function openEditor(c) {
     { channel: 'whatsapp_template', max_attempts: 1, retry_delay: '0s' },
   ];
   ladder.forEach((r) => rungRow(r));
+  showSafeHarbour(c);
   // The template's parameters are filled from the columns of the uploaded file.
   const cols = new Set(['name', 'phone']);
   if (c) {
@@ -200,11 +201,58 @@ $('campaign-form').addEventListener('submit', async (e) => {
     editing = saved;
     $('editor-h').textContent = t('editor.edit', { name: saved.name });
     $('editor-status').textContent = t('editor.saved');
+    showSafeHarbour(saved);
     await refresh();
     $('upload-campaign').value = saved.id;
   } catch (err) {
     $('editor-status').textContent = err.message;
   }
+});
+
+// ---- safe-harbour message ----
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
+
+// showSafeHarbour says which message the campaign's abandoned calls hear; a campaign
+// not yet saved has none to set.
+async function showSafeHarbour(c) {
+  for (const id of ['sh-file', 'sh-upload', 'sh-default']) $(id).disabled = !c;
+  $('sh-download').hidden = !c;
+  if (!c) { $('sh-status').textContent = t('sh.saveFirst'); return; }
+  $('sh-download').href = `/api/v1/campaigns/${c.id}/safe_harbour`;
+  try {
+    const res = await fetch(`/api/v1/campaigns/${c.id}/safe_harbour`, { credentials: 'same-origin' });
+    const source = res.headers.get('X-Safe-Harbour-Source');
+    $('sh-status').textContent = t(source === 'campaign' ? 'sh.own' : 'sh.builtin');
+    $('safe-harbour').dataset.source = source || '';
+  } catch { $('sh-status').textContent = t('error.network'); }
+}
+
+$('sh-upload').addEventListener('click', async () => {
+  const file = $('sh-file').files[0];
+  if (!editing || !file) { $('sh-status').textContent = t('sh.choose'); return; }
+  const res = await fetch(`/api/v1/campaigns/${editing.id}/safe_harbour`, {
+    method: 'PUT', credentials: 'same-origin', body: file, headers: { 'Content-Type': 'audio/wav', 'X-CSRF-Token': csrf },
+  }).catch(() => null);
+  const data = await res?.json().catch(() => null);
+  if (!res?.ok) {
+    $('sh-status').textContent = t('sh.refused', { msg: data?.error?.message || t('error.network') });
+    $('safe-harbour').dataset.result = 'refused';
+    return;
+  }
+  $('sh-file').value = '';
+  $('safe-harbour').dataset.result = 'stored';
+  $('sh-status').textContent = t('sh.stored', { s: fmt.num(data.seconds) });
+  $('safe-harbour').dataset.source = 'campaign';
+});
+
+$('sh-default').addEventListener('click', async () => {
+  if (!editing) return;
+  try {
+    await api('DELETE', `/api/v1/campaigns/${editing.id}/safe_harbour`);
+    $('safe-harbour').dataset.source = 'builtin';
+    $('sh-status').textContent = t('sh.builtin');
+  } catch (e) { $('sh-status').textContent = e.message; }
 });
 
 // ---- upload ----

@@ -92,14 +92,23 @@ function buildCard(c) {
   const m = {};
   for (const [k, label] of [['dial', 'sup.dialrate'], ['answer', 'sup.answer'], ['occ', 'sup.occupancy'], ['aht', 'sup.aht'],
     ['asa', 'sup.asa'], ['sla', 'sup.sla'], ['handled', 'sup.handled'], ['contacts', 'sup.contacts'], ['rungs', 'sup.rungs'],
-    ['pacer', 'sup.pacer']]) {
+    ['pacer', 'sup.pacer'], ['law', 'sup.law']]) {
     const [dt, dd] = metric(label, 'm-' + k);
     parts.dl.append(dt, dd);
     m[k] = dd;
   }
   m.pacer.id = `pacer-${id}`;
   m.pacer.previousElementSibling.title = t('sup.pacerHelp');
+  m.law.id = `law-${id}`;
+  m.law.previousElementSibling.title = t('sup.lawHelp');
   parts.m = m;
+  // The compliance report is read on demand: it reaches 30 days back.
+  const report = el('section', { class: 'compliance', id: `compliance-${id}`, 'aria-label': `${t('sup.compliance')}: ${c.name}` });
+  const reportBtn = el('button', { type: 'button', id: `compliance-btn-${id}` }, t('sup.compliance'));
+  reportBtn.addEventListener('click', () => act(async () => renderCompliance(report, await api('GET', `/api/v1/campaigns/${id}/compliance`)),
+    `${c.name}: ${t('sup.compliance')}`));
+  const csvLink = el('a', { href: `/api/v1/campaigns/${id}/compliance.csv`, id: `compliance-csv-${id}`, download: '' }, t('sup.complianceCSV'));
+  parts.report = report;
   const chart = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   chart.setAttribute('viewBox', '0 0 360 60');
   chart.setAttribute('role', 'img');
@@ -109,7 +118,7 @@ function buildCard(c) {
   const root = el('article', { class: 'card campaign', id: `campaign-${id}`, 'aria-labelledby': `ch-${id}` },
     el('div', { class: 'bar' }, el('h2', { id: `ch-${id}` }, c.name), parts.state, el('span', { class: 'spacer' }), toggle),
     el('div', { class: 'abandon' }, el('span', {}, t('sup.abandon')), gauge, parts.gaugeText),
-    parts.dl, chart, form);
+    parts.dl, chart, form, el('div', { class: 'bar' }, reportBtn, ' ', csvLink), report);
   $('campaign-cards').append(root);
   return { root, parts };
 }
@@ -170,6 +179,7 @@ function renderCampaign(c) {
   p.m.contacts.textContent = Object.entries(s.contacts || {}).map(([k, n]) => `${n} ${t('contacts.' + k)}`).join(' · ') || '—';
   p.m.rungs.textContent = (c.ladder || []).map((r, i) => `${i + 1}. ${t('channel.' + r.channel)}: ${s.contacts_by_rung?.[i] || 0}`).join(' · ');
   renderPacer(p.m.pacer, c);
+  renderLaw(p.m.law, c.abandonment);
   drawChart(p.chart, c.id, cap);
   if (!p.form.dataset.dirty && !p.form.contains(document.activeElement)) {
     p.mode.value = c.pacing.mode;
@@ -204,6 +214,41 @@ function renderPacer(dd, c) {
   });
   if (lines.length) dd.replaceChildren(...lines);
   else dd.textContent = '—';
+}
+
+// renderLaw shows abandonment over the periods the law counts it, each marked when above
+// the campaign's cap: the rolling 30 days (US TSR), the rolling 24 h (Ofcom), and today.
+function renderLaw(dd, a) {
+  if (!a) { dd.textContent = '—'; return; }
+  const part = (key, f) => el('span', { class: 'law-period', dataset: { period: key, over: String(f.rate > a.cap) } },
+    t('sup.law.' + key, { v: fmt.pct(f.rate) }));
+  dd.replaceChildren(part('days_30', a.days_30), ' · ', part('hours_24', a.hours_24), ' · ', part('today', a.today),
+    ' ', el('span', { class: 'muted' }, t('sup.law.cap', { v: fmt.pct(a.cap) })));
+}
+
+// renderCompliance lays out a campaign's compliance report.
+function renderCompliance(sec, r) {
+  const ab = r.abandonment;
+  const row = (label, f) => el('tr', { dataset: { over: String(f.rate > r.cap) } }, el('th', { scope: 'row' }, label),
+    el('td', {}, String(f.answered)), el('td', {}, String(f.abandoned)), el('td', {}, fmt.pct(f.rate)));
+  const days = ab.days.filter((d) => d.answered > 0).reverse();
+  const abTable = el('table', { class: 'compliance-abandon' },
+    el('caption', {}, t('sup.law.capOf', { v: fmt.pct(r.cap) })),
+    el('thead', {}, el('tr', {}, el('th', {}, t('sup.c.period')), el('th', {}, t('sup.c.answered')), el('th', {}, t('sup.c.abandoned')), el('th', {}, t('sup.c.rate')))),
+    el('tbody', {}, row(t('sup.law.days_30', { v: '' }).trim(), ab.days_30), row(t('sup.law.hours_24', { v: '' }).trim(), ab.hours_24),
+      ...days.map((d) => row(d.day, d))));
+  const reasons = Object.entries(r.refusals.by_reason || {}).sort();
+  const count = (key, n, extra) => el('li', { dataset: { item: key } }, el('strong', {}, String(n)), ' ', t('sup.c.' + key), extra || '');
+  sec.replaceChildren(
+    el('h3', {}, t('sup.compliance')),
+    abTable,
+    el('ul', { class: 'compliance-counts' },
+      count('outside', r.dials_outside_window, ` (${t('sup.c.ofDials', { n: r.dials_placed })})`),
+      count('refused', r.refusals.total, reasons.length ? ': ' + reasons.map(([k, n]) => `${t('policy.' + k)} ${n}`).join(' · ') : ''),
+      count('dnc', r.refusals.dnc_hits),
+      count('optouts', r.refusals.opt_outs),
+      count('ambiguous', r.ambiguous_zone_contacts, r.ambiguous_zones_known ? '' : ` (${t('sup.c.zonesNotKept')})`)));
+  sec.dataset.outside = String(r.dials_outside_window);
 }
 
 // seconds reads Go duration text as the API writes it ("20s", "2m0s", "0s").

@@ -1,0 +1,100 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer"
+)
+
+// previewRoutes are a preview agent's controls: see the contact offered, dial it
+// or skip it.
+func (s *Server) previewRoutes() []route {
+	return []route{
+		{"GET", "/api/v1/agent/preview", agentOnly, s.agentPreview},
+		{"POST", "/api/v1/agent/preview/{id}/dial", agentOnly, s.agentPreviewDial},
+		{"POST", "/api/v1/agent/preview/{id}/skip", agentOnly, s.agentPreviewSkip},
+	}
+}
+
+// previewError maps the engine's preview refusals.
+func previewError(err error) error {
+	switch {
+	case errors.Is(err, dialer.ErrNoPreviewOffer):
+		return errorf(http.StatusConflict, "no_preview_offer", err.Error())
+	case errors.Is(err, dialer.ErrPreviewNotPlaced):
+		return errorf(http.StatusConflict, "not_placed", err.Error())
+	case errors.Is(err, dialer.ErrBadSkipReason):
+		return unprocessable(err.Error())
+	}
+	return agentError(err)
+}
+
+func (s *Server) agentPreview(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	o, ok := e.Preview(p.ID)
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// previewRefusal is the error of a dial the policy gate refused: the API's error
+// with the gate's reasons and when it would allow the call.
+type previewRefusal struct {
+	Code          string             `json:"code"`
+	Message       string             `json:"message"`
+	Reasons       []campaigns.Reason `json:"reasons"`
+	NextAllowedAt *time.Time         `json:"next_allowed_at"`
+}
+
+func (s *Server) agentPreviewDial(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	contactID, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	attemptID, err := e.PreviewDial(r.Context(), p.ID, contactID)
+	var refused *dialer.PreviewRefusedError
+	if errors.As(err, &refused) {
+		writeJSON(w, http.StatusConflict, map[string]previewRefusal{"error": {Code: "policy_refused", Message: refused.Error(),
+			Reasons: refused.Decision.Reasons, NextAllowedAt: refused.Decision.NextAllowedAt}})
+		return nil
+	}
+	if err != nil {
+		return previewError(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"attempt_id": strconv.FormatInt(attemptID, 10)})
+	return nil
+}
+
+func (s *Server) agentPreviewSkip(w http.ResponseWriter, r *http.Request, p principal) error {
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	contactID, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var in dialer.PreviewSkip
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if err := e.SkipPreview(r.Context(), p.ID, contactID, in); err != nil {
+		return previewError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
