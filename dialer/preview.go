@@ -254,9 +254,7 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 		return 0, fmt.Errorf("agent %d is not ready: %w", agentID, ErrAgentBusy)
 	}
 	p.reservedFor = agentID
-	// The call outlives the agent's request that placed it: its context is the
-	// run's to end (hang-up, shutdown), not the request's.
-	started := r.start(context.WithoutCancel(ctx), now, dc)
+	started := r.start(r.life, now, dc)
 	p.reservedFor = 0
 	var c *call
 	for _, cl := range r.calls {

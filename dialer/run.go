@@ -124,6 +124,10 @@ type run struct {
 	safeHarbour atomic.Pointer[safeHarbour]
 	// preview is the preview desk (preview.go): offers and agents' preview calls.
 	preview previewState
+	// life is the loop's context, set when the loop starts: calls placed on a
+	// command from outside the loop (a preview dial) live as long as the run, not
+	// as long as the request that asked for them.
+	life context.Context
 }
 
 // unrecordedEnd is an ended attempt and the move of its contact, not yet stored:
@@ -301,6 +305,7 @@ func (r *run) observeWrap(attemptID int64, wrap time.Duration) {
 
 func (r *run) loop(ctx context.Context) {
 	defer close(r.done)
+	r.life = ctx
 	tick := time.NewTicker(r.e.cfg.Tick)
 	defer tick.Stop()
 	// abandonAt wakes the loop when the first person waiting must hear the safe-harbour

@@ -38,7 +38,7 @@ func TestBrowserSupervisorComplianceSection(t *testing.T) {
 	sec := fmt.Sprintf("#compliance-%s", id)
 	for _, want := range []struct{ item, text string }{
 		{"outside", "1 calls placed outside the calling hours (of 5 calls placed in 30 days)"},
-		{"refused", "3 actions refused: on the do-not-call list 2 · opted out 1 · outside the calling window in the person's time 1"}, // the one set of reason labels
+		{"refused", "3 actions refused: on the do-not-call list 2 · opted out 1 · outside the calling window in the person's time 1"},
 		{"dnc", "2 do-not-call hits"},
 		{"optouts", "2 opt-outs"},
 		{"ambiguous", "0 contacts with an ambiguous time zone"},

@@ -112,6 +112,11 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 		if time.Now().After(deadline) {
 			a, _ := slot.get().Agents().Get(agentID)
 			p.shot("not-on-call")
+			if as, err := e.db.ListAttempts(context.Background(), 2); err == nil {
+				for _, at := range as {
+					t.Logf("attempt %+v detail %s", at, at.Detail)
+				}
+			}
 			t.Fatalf("not on the call after Call: page %q, engine agent %+v, %d calls placed", page, a, dialsOf(t, e, c.ID))
 		}
 	}

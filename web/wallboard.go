@@ -14,6 +14,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/kpi"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -73,7 +74,9 @@ type WallboardCampaign struct {
 	DialsPerMinute float64 `json:"dials_per_minute"`
 	// AnswerRate is reached / attempts by channel.
 	AnswerRate map[string]float64 `json:"answer_rate"`
-	// Occupancy is the share of available agents busy with a call or its wrap-up.
+	// Occupancy is kpi.OccupancyNow over the agents signed in to the campaign:
+	// those handling a call (reserved, talking, in wrap-up) over those and the ready
+	// ones.
 	Occupancy float64 `json:"occupancy"`
 	// AHT (TMA) and ASA (TME) are in seconds over the calls seen in the last hour;
 	// SLA is the share of them connected within two seconds of answer.
@@ -360,7 +363,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			wc.Stats = &st
 			for ch, cs := range st.Channels {
 				if cs.Attempts > 0 {
-					wc.AnswerRate[ch] = float64(cs.Reached) / float64(cs.Attempts)
+					wc.AnswerRate[ch] = kpi.AnswerRate(cs.Reached, cs.Attempts)
 				}
 			}
 			sample.Campaigns[idString(c.ID)] = sampleCounts{Dials: st.Dials, Answered: st.Answered,
@@ -418,26 +421,22 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	return snap, nil
 }
 
-// occupancy is busy agents over available ones (ready, reserved, on a call or in
-// wrap-up) among those signed in to the campaign; paused agents do not count.
+// occupancy is kpi.OccupancyNow over the agents signed in to the campaign; paused
+// agents are not available and count in neither term.
 func occupancy(live []dialer.Agent, campaignID int64) float64 {
-	busy, avail := 0, 0
+	handling, ready := 0, 0
 	for _, a := range live {
 		if !slices.Contains(a.Campaigns, campaignID) {
 			continue
 		}
 		switch a.State {
 		case dialer.AgentReserved, dialer.AgentOnCall, dialer.AgentWrapUp:
-			busy++
-			avail++
+			handling++
 		case dialer.AgentReady:
-			avail++
+			ready++
 		}
 	}
-	if avail == 0 {
-		return 0
-	}
-	return float64(busy) / float64(avail)
+	return kpi.OccupancyNow(handling, ready)
 }
 
 // dialRateLocked is the dials of the last minute (or of the samples there are).
@@ -475,11 +474,9 @@ func (wb *wallboard) handleFiguresLocked(wc *WallboardCampaign, now time.Time) {
 		}
 	}
 	wc.HandledCalls = n
-	if n > 0 {
-		wc.AHTSeconds = handle.Seconds() / float64(n)
-		wc.ASASeconds = wait.Seconds() / float64(n)
-		wc.SLA = float64(fast) / float64(n)
-	}
+	wc.AHTSeconds = kpi.AHT(handle, n).Seconds()
+	wc.ASASeconds = kpi.ASA(wait, n).Seconds()
+	wc.SLA = kpi.ServiceLevel(fast, n)
 }
 
 // followCalls watches agents' calls: when an agent leaves a call's wrap-up, the call

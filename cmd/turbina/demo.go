@@ -1,27 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	_ "embed"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/turbina-dialer/turbina/campaigns"
-	"github.com/turbina-dialer/turbina/storage"
-	"github.com/turbina-dialer/turbina/web"
+	"github.com/turbina-dialer/turbina/demo"
+	"github.com/turbina-dialer/turbina/dialer/sip"
 )
-
-//go:embed demo/contacts.csv
-var demoContacts []byte
-
-const demoCampaignName = "Demonstração — Renovação de planos"
 
 // demoOptions are the demo's own flags.
 type demoOptions struct {
@@ -37,7 +28,7 @@ type demoOptions struct {
 	// contacts.
 	contacts int
 	// timing is how long the simulated agents talk and wrap up.
-	timing simTiming
+	timing demo.Timing
 	// noWhatsApp leaves the WhatsApp emulator out: the WhatsApp rungs are skipped.
 	noWhatsApp bool
 	// cpuProfile is a file to write a CPU profile of the run to; memProfile one to
@@ -51,15 +42,15 @@ type demoOptions struct {
 // demoMaxAgents bounds --agents.
 const demoMaxAgents = 500
 
-// runDemo starts the server on its own data directory with a sample campaign, a user
-// of every role and fresh tokens for them, and makes it dial: a simulated carrier
-// behind the SIP trunk, the WhatsApp Cloud API emulator behind the WhatsApp rungs and
-// a team of simulated agents taking the calls. With --report it runs headless for
-// --duration and prints a summary.
+// runDemo starts the server on its own data directory with the demo package's
+// sample campaign and world (a simulated carrier behind the SIP trunk, the WhatsApp
+// Cloud API emulator behind the WhatsApp rungs, a team of simulated agents taking
+// the calls). With --report it runs headless for --duration and prints the demo's
+// report.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	base := defaultConfig()
 	base.DataDir = "./turbina-data-demo"
-	opts := demoOptions{timing: defaultSimTiming}
+	opts := demoOptions{timing: demo.DefaultTiming()}
 	cfg, err := parseConfig("demo", base, args, os.Getenv, stderr, func(fs *flag.FlagSet) {
 		fs.DurationVar(&opts.duration, "duration", 0, "stop after this long (0: run until interrupted)")
 		fs.BoolVar(&opts.report, "report", false, "run headless and print a summary table when --duration ends")
@@ -69,8 +60,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Uint64Var(&opts.seed, "seed", 1, "seed of the simulation's random draws")
 		fs.StringVar(&opts.trunk, "trunk", "", "dial this external carrier (host:port, SIP over UDP) instead of the simulated one")
 		fs.IntVar(&opts.contacts, "contacts", 0, "load this many synthetic contacts instead of the 300-row sample (0: the sample)")
-		fs.Var(&opts.timing.talk, "talk", "simulated agents' talk time per call, MIN-MAX or one duration")
-		fs.Var(&opts.timing.wrap, "wrap", "simulated agents' wrap-up time per call, MIN-MAX or one duration")
+		fs.Var(&opts.timing.Talk, "talk", "simulated agents' talk time per call, MIN-MAX or one duration")
+		fs.Var(&opts.timing.Wrap, "wrap", "simulated agents' wrap-up time per call, MIN-MAX or one duration")
 		fs.BoolVar(&opts.noWhatsApp, "no-whatsapp", false, "leave the WhatsApp emulator out: only the SIP rung dials")
 		fs.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 		fs.StringVar(&opts.memProfile, "memprofile", "", "write a heap profile to this file as the run ends (before the server closes)")
@@ -89,8 +80,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case opts.agents < 0 || opts.agents > demoMaxAgents:
 		fmt.Fprintf(stderr, "demo: --agents must be between 0 and %d\n", demoMaxAgents)
 		return errUsage
-	case opts.contacts < 0 || opts.contacts > demoMaxContacts:
-		fmt.Fprintf(stderr, "demo: --contacts must be between 0 and %d\n", demoMaxContacts)
+	case opts.contacts < 0 || opts.contacts > demo.MaxContacts:
+		fmt.Fprintf(stderr, "demo: --contacts must be between 0 and %d\n", demo.MaxContacts)
 		return errUsage
 	case opts.trunk != "" && opts.cutTrunkAt > 0:
 		fmt.Fprintln(stderr, "demo: --cut-trunk-at cuts the simulated carrier, not one given with --trunk")
@@ -100,7 +91,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errUsage
 	}
 	if opts.trunk != "" {
-		if err := checkLoopbackTrunk(opts.trunk); err != nil {
+		if err := demo.CheckLoopbackTrunk(opts.trunk); err != nil {
 			fmt.Fprintf(stderr, "demo: --trunk: %v\n", err)
 			return errUsage
 		}
@@ -113,34 +104,35 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer stop()
 	}
-	world, err := startDemoWorld(ctx, &cfg, opts, log)
+	world, err := demo.StartWorld(ctx, demo.WorldOptions{Trunk: opts.trunk, NoWhatsApp: opts.noWhatsApp, Seed: opts.seed, Logger: log})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	defer world.close()
+	defer world.Close()
+	useDemoWorld(&cfg, world)
 	a, err := openApp(ctx, cfg, log, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	list := demoContacts
+	list := demo.SampleContacts
 	if opts.contacts > 0 {
-		list = syntheticContacts(opts.contacts)
+		list = demo.SyntheticContacts(opts.contacts)
 	}
-	seed, err := seedDemo(ctx, a.store, opts.agents, list, opts.noWhatsApp, time.Now())
+	seed, err := demo.Seed(ctx, a.store, opts.agents, list, opts.noWhatsApp, time.Now())
 	if err != nil {
 		return fmt.Errorf("prepare demo: %w", err)
 	}
-	if world.emu != nil {
-		contacts, err := allContacts(ctx, a.store, seed.campaign.ID)
+	if world.WhatsApp() != nil {
+		contacts, err := demo.AllContacts(ctx, a.store, seed.Campaign.ID)
 		if err != nil {
 			return fmt.Errorf("prepare demo: %w", err)
 		}
-		world.scriptWhatsApp(contacts, opts.seed)
+		world.ScriptWhatsApp(contacts, opts.seed)
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/demo/", world.controls())
+	mux.Handle("/demo/", world.Controls())
 	if opts.pprof {
 		handlePprof(mux)
 	}
@@ -153,50 +145,36 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer cancel()
 	}
 	started := time.Now()
-	team := newSimTeam(a.engine, seed.campaign.ID, seed.simAgents, cfg.WebRTC, opts.timing, opts.seed, log)
+	team := demo.NewTeam(a.engine, seed.Campaign.ID, seed.SimAgents, cfg.WebRTC, opts.timing, opts.seed, log)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	err = a.serve(ctx, func(addr string) {
-		world.setWebhookURL("http://" + addr + "/webhooks/whatsapp")
+		world.SetWebhookURL("http://" + addr + "/webhooks/whatsapp")
 		if opts.report {
 			log.Info("demo running headless", "duration", opts.duration, "agents", opts.agents)
 		} else {
-			printDemoBanner(stdout, addr, seed.logins, opts)
+			demo.PrintBanner(stdout, addr, seed.Logins, demo.Banner{Agents: opts.agents, Contacts: opts.contacts, Trunk: opts.trunk, NoWhatsApp: opts.noWhatsApp})
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := startDialing(ctx, a, team, seed.campaign.ID); err != nil && ctx.Err() == nil {
+			if err := demo.StartDialing(ctx, a.store, a.engine, team, seed.Campaign.ID, a.log); err != nil && ctx.Err() == nil {
 				log.Error("demo: start dialing", "err", err)
 			}
 		}()
+		var cutAt time.Time
+		if opts.cutTrunkAt > 0 {
+			cutAt = started.Add(opts.cutTrunkAt)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-ctx.Done()
-			// The link comes back as the demo ends, so the calls still up on the
-			// trunk are hung up cleanly rather than left to time out.
-			if world.carrierCut() {
-				world.carrier.Cut(false)
-			}
+			world.Follow(ctx, cutAt)
 		}()
-		if opts.cutTrunkAt > 0 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t := time.NewTimer(time.Until(started.Add(opts.cutTrunkAt)))
-				defer t.Stop()
-				select {
-				case <-t.C:
-					world.cut(true)
-				case <-ctx.Done():
-				}
-			}()
-		}
 	})
 	wg.Wait()
-	team.stop()
-	world.close() // no more webhooks to a server that has stopped
+	team.Stop()
+	world.Close() // no more webhooks to a server that has stopped
 	if opts.memProfile != "" {
 		if err := writeHeapProfile(opts.memProfile); err != nil {
 			log.Error("demo: heap profile", "err", err)
@@ -205,281 +183,28 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil || !opts.report {
 		return err
 	}
-	// The engine has stopped: every attempt is closed and the figures are final.
 	// Reading every contact's attempts takes a while on a large synthetic list.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+time.Duration(opts.contacts)*time.Millisecond)
 	defer cancel()
-	rep, err := buildDemoReport(rctx, a.store, seed.campaign.ID, team, world, time.Since(started), started)
+	rep, err := demo.BuildReport(rctx, a.store, seed.Campaign.ID, team, world, time.Since(started), started)
 	if err != nil {
 		return fmt.Errorf("demo report: %w", err)
 	}
 	if opts.json {
-		return rep.writeJSON(stdout)
+		return rep.WriteJSON(stdout)
 	}
-	return rep.writeTable(stdout)
+	return rep.WriteTable(stdout)
 }
 
-// startDialing brings the simulated agents in, waits until their audio is up (so
-// the first answered calls find them) and starts the demo campaign.
-func startDialing(ctx context.Context, a *app, team *simTeam, campaignID int64) error {
-	team.start(ctx)
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := team.waitReady(wctx); err != nil {
-		a.log.Warn("demo: not every simulated agent is ready; dialing anyway", "err", err)
+// useDemoWorld points cfg's SIP trunk and WhatsApp account at the demo's world, and
+// keeps the agents' audio on loopback.
+func useDemoWorld(cfg *config, world *demo.World) {
+	cfg.SIP = world.SIP()
+	if acc := world.WhatsApp(); acc != nil {
+		cfg.WhatsApp = whatsappConfig{Config: acc.Client, Webhook: acc.Webhook, Media: acc.Media, PermissionText: acc.PermissionText}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	cfg.WebRTC.LoopbackOnly = true
+	if cfg.Engine.RingTimeout <= 0 {
+		cfg.Engine.RingTimeout = sip.Duration(15 * time.Second)
 	}
-	now := time.Now()
-	if _, err := a.store.UpdateCampaign(ctx, storage.Actor{Username: "demo"}, campaignID, "campaign.start", func(c *campaigns.Campaign) error {
-		// The calling window covers the whole day but one minute, twelve hours
-		// away, so the demo dials at any hour, and on any day: holidays are off.
-		c.Window = demoWindow(now)
-		c.WeekHours = nil
-		c.Holidays = demoHolidays()
-		c.State = campaigns.StateRunning
-		return nil
-	}); err != nil {
-		return err
-	}
-	a.engine.CampaignChanged()
-	a.log.Info("demo campaign running", "campaign", campaignID)
-	return nil
-}
-
-// demoHolidays switches the national holidays off: the demo shows the engine
-// dialling whatever the day.
-func demoHolidays() campaigns.Holidays {
-	off := false
-	return campaigns.Holidays{National: &off}
-}
-
-// demoWindow is a calling window open all day except the minute twelve hours from
-// now in São Paulo (a window cannot hold all 1,440 minutes).
-func demoWindow(now time.Time) campaigns.Window {
-	loc, err := time.LoadLocation(campaigns.DefaultTimezone)
-	if err != nil {
-		loc = time.UTC
-	}
-	local := now.In(loc)
-	gap := campaigns.ClockTime((local.Hour()*60 + local.Minute() + 12*60) % (24 * 60))
-	return campaigns.Window{Start: (gap + 1) % (24 * 60), End: gap}
-}
-
-// demoRoles are the demo's users, one per role, in the order they are printed.
-var demoRoles = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent}
-
-// demoLogin is what a person needs to use a demo user: a password for the pages and
-// a token for the API.
-type demoLogin struct{ username, password, token string }
-
-// demoSeed is what seedDemo prepared.
-type demoSeed struct {
-	logins    map[storage.Role]demoLogin
-	campaign  campaigns.Campaign
-	simAgents []storage.User
-}
-
-// seedDemo creates (once) the demo users, issues each a fresh password and token
-// (revoking the previous run's, so the printed ones are the only ones), creates the
-// simulated agents' users, and loads the sample campaign with the contacts of the
-// CSV list (its ladder the SIP rung alone when sipOnly). A campaign a previous run
-// dialled is kept under a dated name, finished, and a fresh one is loaded, so every
-// run dials the whole list.
-func seedDemo(ctx context.Context, store *storage.DB, simAgents int, list []byte, sipOnly bool, now time.Time) (demoSeed, error) {
-	system := storage.Actor{Username: "demo"}
-	var seed demoSeed
-	users, err := store.ListUsers(ctx)
-	if err != nil {
-		return seed, err
-	}
-	byName := map[string]storage.User{}
-	for _, u := range users {
-		byName[u.Username] = u
-	}
-	ensure := func(name, display string, role storage.Role) (storage.User, error) {
-		if u, ok := byName[name]; ok {
-			return u, nil
-		}
-		u := storage.User{Username: name, DisplayName: display, Role: role}
-		err := store.CreateUser(ctx, system, &u)
-		return u, err
-	}
-	seed.logins = map[storage.Role]demoLogin{}
-	var agents []storage.User
-	for _, role := range demoRoles {
-		name := "demo-" + string(role)
-		u, err := ensure(name, "Demo "+string(role), role)
-		if err != nil {
-			return seed, err
-		}
-		if role == storage.RoleAgent {
-			agents = append(agents, u)
-		}
-		old, err := store.ListTokens(ctx, u.ID)
-		if err != nil {
-			return seed, err
-		}
-		for _, t := range old {
-			if t.RevokedAt == nil {
-				if err := store.RevokeToken(ctx, system, t.ID); err != nil {
-					return seed, err
-				}
-			}
-		}
-		secret, err := web.NewToken()
-		if err != nil {
-			return seed, err
-		}
-		t := storage.Token{UserID: u.ID, Name: "demo", Prefix: secret[:10]}
-		if err := store.CreateToken(ctx, system, &t, web.HashToken(secret)); err != nil {
-			return seed, err
-		}
-		password := "demo-" + secret[len(secret)-8:]
-		hash, err := web.HashPassword(ctx, password)
-		if err != nil {
-			return seed, err
-		}
-		if _, err := store.UpdateUser(ctx, system, u.ID, func(u *storage.User) error { u.PasswordHash = hash; return nil }); err != nil {
-			return seed, err
-		}
-		seed.logins[role] = demoLogin{username: name, password: password, token: secret}
-	}
-	for i := 1; i <= simAgents; i++ {
-		u, err := ensure(fmt.Sprintf("demo-sim-%02d", i), fmt.Sprintf("Agente simulado %02d", i), storage.RoleAgent)
-		if err != nil {
-			return seed, err
-		}
-		seed.simAgents = append(seed.simAgents, u)
-		agents = append(agents, u)
-	}
-	if seed.campaign, err = demoCampaign(ctx, store, system, list, sipOnly, now); err != nil {
-		return seed, err
-	}
-	assigned, err := store.CampaignAgents(ctx, seed.campaign.ID)
-	if err != nil {
-		return seed, err
-	}
-	for _, u := range agents {
-		if !containsUser(assigned, u.ID) {
-			if err := store.AssignAgent(ctx, system, seed.campaign.ID, u.ID); err != nil {
-				return seed, err
-			}
-		}
-	}
-	return seed, nil
-}
-
-func containsUser(list []storage.User, id int64) bool {
-	for _, u := range list {
-		if u.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// demoCampaign returns the sample campaign ready to dial: the draft one, or a new
-// one loaded with the contacts of the csv list when a previous run dialled it (that
-// one is kept, finished, under a dated name). With sipOnly its ladder is the SIP
-// rung alone.
-func demoCampaign(ctx context.Context, store *storage.DB, system storage.Actor, csv []byte, sipOnly bool, now time.Time) (campaigns.Campaign, error) {
-	list, err := store.ListCampaigns(ctx, nil)
-	if err != nil {
-		return campaigns.Campaign{}, err
-	}
-	for _, c := range list {
-		if c.Name != demoCampaignName {
-			continue
-		}
-		if c.State == campaigns.StateDraft {
-			return c, nil
-		}
-		if _, err := store.UpdateCampaign(ctx, system, c.ID, "campaign.archive", func(c *campaigns.Campaign) error {
-			c.Name = fmt.Sprintf("%s (%s)", demoCampaignName, c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-			c.State = campaigns.StateFinished
-			return nil
-		}); err != nil {
-			return campaigns.Campaign{}, fmt.Errorf("archive the previous demo campaign: %w", err)
-		}
-	}
-	c := campaigns.Campaign{Name: demoCampaignName, CallerID: "+551130000000", DefaultCountry: "BR"}
-	c.ApplyDefaults()
-	c.Window = demoWindow(now)
-	c.Holidays = demoHolidays()
-	c.Ladder[2].Template, c.Ladder[2].Language = demoTemplate, demoTemplateLanguage
-	c.Ladder[2].Params = []string{"name", "plano", "vencimento"}
-	if sipOnly {
-		c.Ladder = c.Ladder[:1]
-	}
-	if err := c.Validate(); err != nil {
-		return c, err
-	}
-	if err := store.CreateCampaign(ctx, system, &c); err != nil {
-		return c, err
-	}
-	ir, err := campaigns.NewImportReader(bytes.NewReader(csv), campaigns.ImportOptions{DefaultCountry: c.DefaultCountry})
-	if err != nil {
-		return c, err
-	}
-	batch, err := store.BeginImport(ctx, system, c.ID)
-	if err != nil {
-		return c, err
-	}
-	_, loadErr := campaigns.Load(ctx, ir, batch, 0)
-	if _, err := batch.Finish(ctx, loadErr); err != nil {
-		return c, err
-	}
-	return c, loadErr
-}
-
-// allContacts returns every contact of a campaign.
-func allContacts(ctx context.Context, store *storage.DB, campaignID int64) ([]campaigns.Contact, error) {
-	var out []campaigns.Contact
-	for {
-		page, total, err := store.ListContacts(ctx, campaignID, storage.ContactFilter{Limit: 500, Offset: len(out)})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) == 0 || len(out) >= total {
-			return out, nil
-		}
-	}
-}
-
-func printDemoBanner(w io.Writer, addr string, logins map[storage.Role]demoLogin, opts demoOptions) {
-	base := "http://" + addr
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nTurbina demo is running at %s (Ctrl-C stops it)\n\n", base)
-	contacts, carrierName, whatsApp := 300, "a simulated\ncarrier (SIP)", " and the WhatsApp Cloud API emulator"
-	if opts.contacts > 0 {
-		contacts = opts.contacts
-	}
-	if opts.trunk != "" {
-		carrierName = "the carrier\nat " + opts.trunk + " (SIP)"
-	}
-	if opts.noWhatsApp {
-		whatsApp = ""
-	}
-	fmt.Fprintf(&b, "Sample campaign %q with %d contacts is dialing through %s%s; %d simulated agents take the calls.\n\n",
-		demoCampaignName, contacts, carrierName, whatsApp, opts.agents)
-	fmt.Fprintf(&b, "Sign in at %s/ — or use the API token (all new on every start):\n", base)
-	fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", "role", "username", "password", "API token")
-	for _, role := range demoRoles {
-		l := logins[role]
-		fmt.Fprintf(&b, "  %-10s %-16s %-14s %s\n", role, l.username, l.password, l.token)
-	}
-	fmt.Fprintf(&b, "\nWallboard: %s/supervisor (sign in as demo-supervisor)\n", base)
-	fmt.Fprintf(&b, "Take calls yourself: %s/agent (sign in as demo-agent, allow the microphone)\n", base)
-	if opts.trunk == "" {
-		fmt.Fprintf(&b, "\nCut the trunk and watch the WhatsApp rung absorb the calls (false restores it):\n")
-		fmt.Fprintf(&b, "  curl -X POST -d '{\"cut\":true}' %s/demo/cut-trunk\n", base)
-	}
-	fmt.Fprintf(&b, "\nTry:\n")
-	fmt.Fprintf(&b, "  curl -H 'Authorization: Bearer %s' %s/api/v1/campaigns\n", logins[storage.RoleSupervisor].token, base)
-	fmt.Fprintf(&b, "  curl %s/metrics\n", base)
-	fmt.Fprintf(&b, "  API reference: %s/api/v1/openapi.json (with a token)\n\n", base)
-	io.WriteString(w, b.String())
 }

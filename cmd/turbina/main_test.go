@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turbina-dialer/turbina/demo"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -234,7 +235,7 @@ func TestDemoLoadsSampleCampaign(t *testing.T) {
 		Campaigns []struct{ ID, Name string }
 	}
 	call(t, "GET", p.url+"/api/v1/campaigns", m[1], "", nil, 200, &list)
-	if len(list.Campaigns) != 1 || list.Campaigns[0].Name != demoCampaignName {
+	if len(list.Campaigns) != 1 || list.Campaigns[0].Name != demo.CampaignName {
 		t.Fatalf("demo campaigns: %+v", list)
 	}
 	var contacts struct{ Total int }

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -18,22 +18,46 @@ import (
 	"github.com/turbina-dialer/turbina/web"
 )
 
+// WorldOptions say what world to simulate.
+type WorldOptions struct {
+	// Trunk is an external carrier's host:port to dial instead of the simulated
+	// one; it must be on a loopback address (CheckLoopbackTrunk).
+	Trunk string
+	// NoWhatsApp leaves the WhatsApp emulator out: the WhatsApp rungs are skipped.
+	NoWhatsApp bool
+	// Seed seeds the simulated carrier's and WhatsApp users' random draws.
+	Seed uint64
+	// Logger receives the world's own log lines.
+	Logger *slog.Logger
+}
+
+// WhatsAppAccount is the WhatsApp Business account the emulator plays: what the
+// server's whatsapp configuration must hold to use it.
+type WhatsAppAccount struct {
+	Client         whatsapp.Config
+	Webhook        whatsapp.WebhookConfig
+	Media          whatsapp.MediaConfig
+	PermissionText string
+}
+
 // The demo campaign's template rung, which the emulated WABA holds approved.
 const (
-	demoTemplate         = "renovacao_plano"
-	demoTemplateLanguage = "pt_BR"
-	demoTrunk            = "carrier-sim"
-	// demoExternalTrunk names the trunk --trunk points at.
-	demoExternalTrunk = "external"
+	templateName     = "renovacao_plano"
+	templateLanguage = "pt_BR"
+	simulatedTrunk   = "carrier-sim"
+	// externalTrunk names the trunk WorldOptions.Trunk points at.
+	externalTrunk = "external"
 )
 
-// demoWorld is what the demo simulates around Turbina: the carrier behind the SIP
+// World is what the demo simulates around Turbina: the carrier behind the SIP
 // trunk, and Meta's Cloud API with the WhatsApp users behind it. Either may be
-// absent (nil): the trunk is then an external carrier, or WhatsApp is off.
-type demoWorld struct {
+// absent: the trunk is then an external carrier, or WhatsApp is off.
+type World struct {
 	carrier *carrier.Carrier
 	emu     *emulator.Emulator
 	log     *slog.Logger
+	sip     sip.Config
+	account *WhatsAppAccount
 
 	closeOnce sync.Once
 
@@ -48,46 +72,51 @@ type cutEvent struct {
 	Cut bool      `json:"cut"`
 }
 
-// startDemoWorld starts the carrier simulator and the WhatsApp emulator on loopback
-// and points cfg's SIP trunk and WhatsApp account at them. With opts.trunk the SIP
-// trunk is that external carrier instead (w.carrier stays nil); with
-// opts.noWhatsApp there is no emulator (w.emu stays nil) and the WhatsApp rungs are
-// skipped.
-func startDemoWorld(ctx context.Context, cfg *config, opts demoOptions, log *slog.Logger) (*demoWorld, error) {
-	w := &demoWorld{log: log}
-	trunk := sip.TrunkConfig{Name: demoTrunk, Address: opts.trunk}
-	if opts.trunk == "" {
-		c, err := carrier.Start(ctx, carrier.Config{Seed: opts.seed, Logger: log})
+// StartWorld starts the carrier simulator and the WhatsApp emulator on loopback;
+// SIP and WhatsApp say how the server reaches them. With opts.Trunk the SIP trunk
+// is that external carrier instead (nothing to cut); with opts.NoWhatsApp there is
+// no emulator and the WhatsApp rungs are skipped.
+func StartWorld(ctx context.Context, opts WorldOptions) (*World, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &World{log: log}
+	trunk := sip.TrunkConfig{Name: simulatedTrunk, Address: opts.Trunk}
+	if opts.Trunk == "" {
+		c, err := carrier.Start(ctx, carrier.Config{Seed: opts.Seed, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		w.carrier = c
 		trunk.Address = c.Addr()
 	} else {
-		trunk.Name = demoExternalTrunk
+		trunk.Name = externalTrunk
 	}
-	cfg.SIP = sip.Config{Trunks: []sip.TrunkConfig{trunk}}
+	w.sip = sip.Config{Trunks: []sip.TrunkConfig{trunk}}
 	if w.carrier != nil {
 		// A cut of the simulated carrier is noticed within a few seconds and its
 		// return as quickly; an external carrier gets the usual timeouts.
-		cfg.SIP.InviteTimeout = sip.Duration(time.Second)
-		cfg.SIP.ProbeInterval = sip.Duration(2 * time.Second)
+		w.sip.InviteTimeout = sip.Duration(time.Second)
+		w.sip.ProbeInterval = sip.Duration(2 * time.Second)
 	}
-	if !opts.noWhatsApp {
-		if err := w.startWhatsApp(ctx, cfg); err != nil {
-			w.close()
+	if !opts.NoWhatsApp {
+		if err := w.startWhatsApp(ctx); err != nil {
+			w.Close()
 			return nil, err
 		}
-	}
-	cfg.WebRTC.LoopbackOnly = true
-	if cfg.Engine.RingTimeout <= 0 {
-		cfg.Engine.RingTimeout = sip.Duration(15 * time.Second)
 	}
 	return w, nil
 }
 
-// startWhatsApp starts the WhatsApp emulator and points cfg's account at it.
-func (w *demoWorld) startWhatsApp(ctx context.Context, cfg *config) error {
+// SIP is the SIP configuration that dials through the world's carrier.
+func (w *World) SIP() sip.Config { return w.sip }
+
+// WhatsApp is the account the emulator plays, or nil without the emulator.
+func (w *World) WhatsApp() *WhatsAppAccount { return w.account }
+
+// startWhatsApp starts the WhatsApp emulator and keeps the account it plays.
+func (w *World) startWhatsApp(ctx context.Context) error {
 	// The emulator is the account: its token and secrets are new on every run.
 	var secrets [3]string
 	var err error
@@ -98,13 +127,13 @@ func (w *demoWorld) startWhatsApp(ctx context.Context, cfg *config) error {
 	}
 	token, appSecret, verify := secrets[0], secrets[1], secrets[2]
 	w.emu, err = emulator.Start(ctx, emulator.Config{AccessToken: token, AppSecret: appSecret, Logger: w.log,
-		Templates: []emulator.Template{{Name: demoTemplate, Language: demoTemplateLanguage, Status: "APPROVED", Category: "UTILITY",
+		Templates: []emulator.Template{{Name: templateName, Language: templateLanguage, Status: "APPROVED", Category: "UTILITY",
 			Body: "Olá {{1}}, seu plano {{2}} vence em {{3}}. Responda RENOVAR para mantê-lo."}}})
 	if err != nil {
 		return err
 	}
-	cfg.WhatsApp = whatsappConfig{
-		Config: whatsapp.Config{BaseURL: w.emu.URL(), AccessToken: token, PhoneNumberID: w.emu.PhoneNumberID(), WABAID: w.emu.WABAID(),
+	w.account = &WhatsAppAccount{
+		Client: whatsapp.Config{BaseURL: w.emu.URL(), AccessToken: token, PhoneNumberID: w.emu.PhoneNumberID(), WABAID: w.emu.WABAID(),
 			MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second},
 		Webhook:        whatsapp.WebhookConfig{AppSecret: appSecret, VerifyToken: verify},
 		Media:          whatsapp.MediaConfig{LoopbackOnly: true},
@@ -113,16 +142,16 @@ func (w *demoWorld) startWhatsApp(ctx context.Context, cfg *config) error {
 	return nil
 }
 
-// setWebhookURL tells the emulator where the demo server takes webhooks.
-func (w *demoWorld) setWebhookURL(u string) {
+// SetWebhookURL tells the emulator where the demo server takes webhooks.
+func (w *World) SetWebhookURL(u string) {
 	if w.emu != nil {
 		w.emu.SetCallbackURL(u)
 	}
 }
 
-// scriptWhatsApp gives each contact's WhatsApp user a behaviour: most accept the
+// ScriptWhatsApp gives each contact's WhatsApp user a behaviour: most accept the
 // call after 1–3 s, some decline it, some let it ring.
-func (w *demoWorld) scriptWhatsApp(contacts []campaigns.Contact, seed uint64) {
+func (w *World) ScriptWhatsApp(contacts []campaigns.Contact, seed uint64) {
 	if w.emu == nil {
 		return
 	}
@@ -140,9 +169,9 @@ func (w *demoWorld) scriptWhatsApp(contacts []campaigns.Contact, seed uint64) {
 	}
 }
 
-// cut cuts the carrier's link (or restores it) and notes when; without the
+// Cut cuts the carrier's link (or restores it) and notes when; without the
 // simulated carrier it does nothing.
-func (w *demoWorld) cut(cut bool) {
+func (w *World) Cut(cut bool) {
 	if w.carrier == nil {
 		return
 	}
@@ -159,8 +188,8 @@ func (w *demoWorld) cut(cut bool) {
 	}
 }
 
-// firstCut returns when the carrier was first cut, if it was.
-func (w *demoWorld) firstCut() (time.Time, bool) {
+// FirstCut returns when the carrier was first cut, if it was.
+func (w *World) FirstCut() (time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range w.cutLog {
@@ -171,15 +200,15 @@ func (w *demoWorld) firstCut() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// controls serves the demo's controls, outside the API:
+// Controls serves the demo's controls, outside the API:
 //
 //	GET  /demo/cut-trunk                  the carrier's state and counters
 //	POST /demo/cut-trunk {"cut":true}     cut the carrier ({"cut":false} restores it)
-func (w *demoWorld) controls() http.Handler {
+func (w *World) Controls() http.Handler {
 	mux := http.NewServeMux()
 	state := func(rw http.ResponseWriter) {
 		w.mu.Lock()
-		body := map[string]any{"cut": w.isCut, "events": append([]cutEvent{}, w.cutLog...), "carrier": w.carrierStats()}
+		body := map[string]any{"cut": w.isCut, "events": append([]cutEvent{}, w.cutLog...), "carrier": w.CarrierStats()}
 		w.mu.Unlock()
 		rw.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(rw).Encode(body)
@@ -197,7 +226,7 @@ func (w *demoWorld) controls() http.Handler {
 			http.Error(rw, "the trunk is an external carrier (--trunk): nothing to cut", http.StatusConflict)
 			return
 		}
-		w.cut(*in.Cut)
+		w.Cut(*in.Cut)
 		state(rw)
 	})
 	mux.HandleFunc("/demo/", func(rw http.ResponseWriter, r *http.Request) {
@@ -206,8 +235,8 @@ func (w *demoWorld) controls() http.Handler {
 	return mux
 }
 
-// close stops the emulator and the carrier; it may be called more than once.
-func (w *demoWorld) close() {
+// Close stops the emulator and the carrier; it may be called more than once.
+func (w *World) Close() {
 	w.closeOnce.Do(func() {
 		if w.emu != nil {
 			w.emu.Close()
@@ -218,13 +247,29 @@ func (w *demoWorld) close() {
 	})
 }
 
-// carrierStats returns what the simulated carrier saw (zeros without one).
-func (w *demoWorld) carrierStats() carrier.Stats {
+// CarrierStats returns what the simulated carrier saw (zeros without one).
+func (w *World) CarrierStats() carrier.Stats {
 	if w.carrier == nil {
 		return carrier.Stats{}
 	}
 	return w.carrier.Stats()
 }
 
-// carrierCut reports whether the simulated carrier is cut.
-func (w *demoWorld) carrierCut() bool { return w.carrier != nil && w.carrier.IsCut() }
+// Follow cuts the simulated carrier at cutAt (zero: never) and, when ctx ends,
+// brings a cut carrier back so that the calls still up on the trunk are hung up
+// cleanly rather than left to time out. It returns when ctx ends.
+func (w *World) Follow(ctx context.Context, cutAt time.Time) {
+	if !cutAt.IsZero() {
+		t := time.NewTimer(time.Until(cutAt))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			w.Cut(true)
+		case <-ctx.Done():
+		}
+	}
+	<-ctx.Done()
+	if w.carrier != nil && w.carrier.IsCut() {
+		w.carrier.Cut(false)
+	}
+}

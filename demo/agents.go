@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -29,34 +29,34 @@ const (
 	simWrapMax = 2 * time.Second
 )
 
-// simTiming is how long simulated agents talk and wrap up: each call draws a time
+// Timing is how long simulated agents talk and wrap up: each call draws a time
 // uniformly from each span.
-type simTiming struct {
-	talk, wrap durationSpan
+type Timing struct {
+	Talk, Wrap Span
 }
 
-// defaultSimTiming is the demo's usual pace.
-var defaultSimTiming = simTiming{
-	talk: durationSpan{simTalkMin, simTalkMax},
-	wrap: durationSpan{simWrapMin, simWrapMax},
+// DefaultTiming is the demo's usual pace: 3–8 s of talk, 1–2 s of wrap-up.
+func DefaultTiming() Timing {
+	return Timing{Talk: Span{simTalkMin, simTalkMax}, Wrap: Span{simWrapMin, simWrapMax}}
 }
 
-// durationSpan is a flag value for a range of durations, written MIN-MAX
-// ("1s-2s") or as one duration ("500ms") for a fixed time.
-type durationSpan struct{ min, max time.Duration }
+// Span is a flag value for a range of durations, written MIN-MAX ("1s-2s") or as
+// one duration ("500ms") for a fixed time.
+type Span struct{ Min, Max time.Duration }
 
-func (d *durationSpan) String() string {
+// String writes the span as Set reads it.
+func (d *Span) String() string {
 	if d == nil {
 		return ""
 	}
-	if d.min == d.max {
-		return d.min.String()
+	if d.Min == d.Max {
+		return d.Min.String()
 	}
-	return d.min.String() + "-" + d.max.String()
+	return d.Min.String() + "-" + d.Max.String()
 }
 
 // Set reads MIN-MAX or a single duration.
-func (d *durationSpan) Set(s string) error {
+func (d *Span) Set(s string) error {
 	lo, hi, ok := strings.Cut(s, "-")
 	if !ok {
 		hi = lo
@@ -72,7 +72,7 @@ func (d *durationSpan) Set(s string) error {
 	if from < 0 || to < from {
 		return fmt.Errorf("%q: want MIN-MAX with 0 ≤ MIN ≤ MAX", s)
 	}
-	d.min, d.max = from, to
+	d.Min, d.Max = from, to
 	return nil
 }
 
@@ -80,8 +80,8 @@ func (d *durationSpan) Set(s string) error {
 // callback, which would need a time).
 var simDispositions = []string{"sale", "not_interested", "other", "sale", "wrong_person"}
 
-// simTeam is the demo's simulated agents.
-type simTeam struct {
+// Team is the demo's simulated agents.
+type Team struct {
 	agents []*simAgent
 	wg     sync.WaitGroup
 	// release ends the agents' sessions once the engine has stopped: an agent's
@@ -90,10 +90,10 @@ type simTeam struct {
 	releaseOnce sync.Once
 }
 
-// newSimTeam prepares one simulated agent per user, to take calls of a campaign.
+// NewTeam prepares one simulated agent per user, to take calls of a campaign.
 // Each agent talks and wraps up for the times timing draws.
-func newSimTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice media.ICEConfig, timing simTiming, seed uint64, log *slog.Logger) *simTeam {
-	t := &simTeam{release: make(chan struct{})}
+func NewTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice media.ICEConfig, timing Timing, seed uint64, log *slog.Logger) *Team {
+	t := &Team{release: make(chan struct{})}
 	for i, u := range users {
 		name := u.DisplayName
 		if name == "" {
@@ -109,8 +109,8 @@ func newSimTeam(e *dialer.Engine, campaignID int64, users []storage.User, ice me
 	return t
 }
 
-// start logs every agent in; each works until ctx ends.
-func (t *simTeam) start(ctx context.Context) {
+// Start logs every agent in; each works until ctx ends.
+func (t *Team) Start(ctx context.Context) {
 	for _, a := range t.agents {
 		t.wg.Add(1)
 		go func() {
@@ -122,8 +122,8 @@ func (t *simTeam) start(ctx context.Context) {
 	}
 }
 
-// waitReady waits until every agent is ready with its audio up.
-func (t *simTeam) waitReady(ctx context.Context) error {
+// WaitReady waits until every agent is ready with its audio up.
+func (t *Team) WaitReady(ctx context.Context) error {
 	for _, a := range t.agents {
 		select {
 		case <-a.ready:
@@ -134,24 +134,27 @@ func (t *simTeam) waitReady(ctx context.Context) error {
 	return nil
 }
 
-// stop ends the agents' sessions (their work ends with the context given to start)
+// Stop ends the agents' sessions (their work ends with the context given to Start)
 // and waits until every agent has stopped.
-func (t *simTeam) stop() {
+func (t *Team) Stop() {
 	t.releaseOnce.Do(func() { close(t.release) })
 	t.wg.Wait()
 }
 
-// totals adds up the agents' records up to now.
-func (t *simTeam) totals(now time.Time) simStats {
-	var s simStats
+// Len is the number of agents in the team.
+func (t *Team) Len() int { return len(t.agents) }
+
+// Totals adds up the agents' records up to now.
+func (t *Team) Totals(now time.Time) AgentStats {
+	var s AgentStats
 	for _, a := range t.agents {
 		s.add(a.stats(now))
 	}
 	return s
 }
 
-// simStats is what simulated agents did.
-type simStats struct {
+// AgentStats is what simulated agents did.
+type AgentStats struct {
 	// LoggedIn is time spent ready or working since the first ready.
 	LoggedIn time.Duration
 	// Talk is time on calls; Wrap is time in wrap-up.
@@ -160,7 +163,7 @@ type simStats struct {
 	Calls int
 }
 
-func (s *simStats) add(o simStats) {
+func (s *AgentStats) add(o AgentStats) {
 	s.LoggedIn += o.LoggedIn
 	s.Talk += o.Talk
 	s.Wrap += o.Wrap
@@ -176,7 +179,7 @@ type simAgent struct {
 	engine     *dialer.Engine
 	campaignID int64
 	ice        media.ICEConfig
-	timing     simTiming
+	timing     Timing
 	rng        *rand.Rand // used by run's goroutine only
 	log        *slog.Logger
 	ready      chan struct{}
@@ -187,11 +190,11 @@ type simAgent struct {
 	stoppedAt time.Time
 	callSince time.Time // on a call since; zero when not
 	wrapSince time.Time // in wrap-up since; zero when not
-	done      simStats
+	done      AgentStats
 }
 
 // stats returns the agent's record up to now, counting a call or wrap-up in progress.
-func (a *simAgent) stats(now time.Time) simStats {
+func (a *simAgent) stats(now time.Time) AgentStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.done
@@ -274,7 +277,7 @@ func (a *simAgent) run(ctx context.Context) error {
 					a.mu.Lock()
 					a.callSince = ag.Since
 					a.mu.Unlock()
-					hangup = time.After(a.between(a.timing.talk.min, a.timing.talk.max))
+					hangup = time.After(a.between(a.timing.Talk.Min, a.timing.Talk.Max))
 				}
 			case dialer.AgentWrapUp:
 				if dispose == nil {
@@ -285,7 +288,7 @@ func (a *simAgent) run(ctx context.Context) error {
 					}
 					a.callSince, a.wrapSince = time.Time{}, ag.Since
 					a.mu.Unlock()
-					dispose = time.After(a.between(a.timing.wrap.min, a.timing.wrap.max))
+					dispose = time.After(a.between(a.timing.Wrap.Min, a.timing.Wrap.Max))
 				}
 			}
 		case <-hangup:
@@ -416,5 +419,5 @@ func talk(ctx context.Context, pcmuMic, opusMic *webrtc.TrackLocalStaticRTP) {
 	}
 }
 
-// simChannels lists the ladder channels in report order.
-var simChannels = []campaigns.Channel{campaigns.ChannelSIP, campaigns.ChannelWhatsAppCall, campaigns.ChannelWhatsAppTemplate}
+// reportChannels lists the ladder channels in report order.
+var reportChannels = []campaigns.Channel{campaigns.ChannelSIP, campaigns.ChannelWhatsAppCall, campaigns.ChannelWhatsAppTemplate}

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -12,28 +12,33 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip/carrier"
+	"github.com/turbina-dialer/turbina/kpi"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
-// demoReport is the summary of a headless demo run. The JSON field names are a
+// Report is the summary of a headless demo run. The JSON field names are a
 // contract: scripts and tests read them.
-type demoReport struct {
+type Report struct {
 	DurationS float64 `json:"duration_s"`
 	Agents    int     `json:"agents"`
 	// Channels counts attempts per ladder channel and how many reached the contact
 	// (a call connected or abandoned, a template sent).
 	Channels map[string]storage.ChannelStats `json:"channels"`
 	// Calls over the call channels: dialled, answered, connected, abandoned.
-	Dials       int     `json:"dials"`
-	Answered    int     `json:"answered"`
-	Connected   int     `json:"connected"`
-	Abandoned   int     `json:"abandoned"`
+	Dials     int `json:"dials"`
+	Answered  int `json:"answered"`
+	Connected int `json:"connected"`
+	Abandoned int `json:"abandoned"`
+	// AbandonRate is kpi.AbandonRate: abandoned over answered calls.
 	AbandonRate float64 `json:"abandon_rate"`
-	// Occupancy is the simulated agents' talk time over their logged-in time.
+	// Occupancy is kpi.Occupancy over the simulated agents' logged-in time:
+	// (talk + wrap-up) / (talk + wrap-up + ready idle).
 	Occupancy float64 `json:"occupancy"`
-	// TMAS is the average handle time (talk and wrap-up) of a call, in seconds.
+	// TMAS is kpi.AHT, the average handle time (talk and wrap-up) of a call, in
+	// seconds.
 	TMAS float64 `json:"tma_s"`
-	// TMES is the average wait of an answered person for an agent, in seconds.
+	// TMES is kpi.ASA, the average wait of an answered person for an agent, in
+	// seconds.
 	TMES float64 `json:"tme_s"`
 	// Contacts counts the campaign's contacts by status.
 	Contacts map[string]int `json:"contacts"`
@@ -45,34 +50,35 @@ type demoReport struct {
 	Carrier carrier.Stats `json:"carrier"`
 }
 
-// buildDemoReport reads the run's figures from storage and the simulated agents.
-func buildDemoReport(ctx context.Context, store *storage.DB, campaignID int64, team *simTeam, world *demoWorld, ran time.Duration, started time.Time) (demoReport, error) {
+// BuildReport reads the run's figures from storage, the simulated agents and the
+// world, once the engine has stopped (every attempt closed, the figures final).
+// The run took ran from started.
+func BuildReport(ctx context.Context, store *storage.DB, campaignID int64, team *Team, world *World, ran time.Duration, started time.Time) (Report, error) {
 	st, err := store.CampaignStats(ctx, campaignID)
 	if err != nil {
-		return demoReport{}, err
+		return Report{}, fmt.Errorf("campaign stats: %w", err)
 	}
-	rep := demoReport{
-		DurationS: ran.Seconds(), Agents: len(team.agents), Channels: st.Channels,
-		Dials: st.Dials, Answered: st.Answered, Connected: st.Connected, Abandoned: st.Abandoned, AbandonRate: st.AbandonRate,
-		Contacts: st.Contacts, Carrier: world.carrierStats(),
+	rep := Report{
+		DurationS: ran.Seconds(), Agents: team.Len(), Channels: st.Channels,
+		Dials: st.Dials, Answered: st.Answered, Connected: st.Connected, Abandoned: st.Abandoned,
+		AbandonRate: kpi.AbandonRate(st.Abandoned, st.Answered),
+		Contacts:    st.Contacts, Carrier: world.CarrierStats(),
 	}
-	agents := team.totals(time.Now())
-	if agents.LoggedIn > 0 {
-		rep.Occupancy = agents.Talk.Seconds() / agents.LoggedIn.Seconds()
-	}
-	if agents.Calls > 0 {
-		rep.TMAS = (agents.Talk + agents.Wrap).Seconds() / float64(agents.Calls)
-	}
-	cutAt, cut := world.firstCut()
+	agents := team.Totals(time.Now())
+	// Simulated agents never pause: their logged-in time is talk, wrap-up and
+	// ready idle.
+	rep.Occupancy = kpi.Occupancy(agents.Talk, agents.Wrap, agents.LoggedIn-agents.Talk-agents.Wrap)
+	rep.TMAS = kpi.AHT(agents.Talk+agents.Wrap, agents.Calls).Seconds()
+	cutAt, cut := world.FirstCut()
 	if cut {
 		s := cutAt.Sub(started).Seconds()
 		rep.TrunkCutAtS = &s
 		rep.AfterCut = map[string]storage.ChannelStats{}
-		for _, ch := range simChannels {
+		for _, ch := range reportChannels {
 			rep.AfterCut[string(ch)] = storage.ChannelStats{}
 		}
 	}
-	contacts, err := allContacts(ctx, store, campaignID)
+	contacts, err := AllContacts(ctx, store, campaignID)
 	if err != nil {
 		return rep, err
 	}
@@ -81,7 +87,7 @@ func buildDemoReport(ctx context.Context, store *storage.DB, campaignID int64, t
 	for _, c := range contacts {
 		attempts, err := store.ListAttempts(ctx, c.ID)
 		if err != nil {
-			return rep, err
+			return rep, fmt.Errorf("contact %d's attempts: %w", c.ID, err)
 		}
 		for _, a := range attempts {
 			if a.AnswerAt != nil && a.ConnectAt != nil {
@@ -98,19 +104,18 @@ func buildDemoReport(ctx context.Context, store *storage.DB, campaignID int64, t
 			}
 		}
 	}
-	if waited > 0 {
-		rep.TMES = waits.Seconds() / float64(waited)
-	}
+	rep.TMES = kpi.ASA(waits, waited).Seconds()
 	return rep, nil
 }
 
-func (r demoReport) writeJSON(w io.Writer) error {
+// WriteJSON prints the summary as one JSON object.
+func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	return enc.Encode(r)
 }
 
-// writeTable prints the summary for a person.
-func (r demoReport) writeTable(w io.Writer) error {
+// WriteTable prints the summary for a person.
+func (r Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTurbina demo: %.0f s, %d simulated agents", r.DurationS, r.Agents)
 	if r.TrunkCutAtS != nil {
@@ -123,7 +128,7 @@ func (r demoReport) writeTable(w io.Writer) error {
 		header += "attempts after cut\treached after cut\t"
 	}
 	fmt.Fprintln(tw, header)
-	for _, ch := range simChannels {
+	for _, ch := range reportChannels {
 		s := r.Channels[string(ch)]
 		line := fmt.Sprintf("%s\t%d\t%d\t", ch, s.Attempts, s.Reached)
 		if r.AfterCut != nil {
@@ -135,7 +140,7 @@ func (r demoReport) writeTable(w io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(&b, "\n  calls dialled   %d (answered %d, connected %d)\n", r.Dials, r.Answered, r.Connected)
 	fmt.Fprintf(&b, "  abandoned       %d (%.1f%% of answered)\n", r.Abandoned, 100*r.AbandonRate)
-	fmt.Fprintf(&b, "  occupancy       %.0f%% (agents' talk time / logged-in time)\n", 100*r.Occupancy)
+	fmt.Fprintf(&b, "  occupancy       %.0f%% (agents' talk and wrap-up time / logged-in time)\n", 100*r.Occupancy)
 	fmt.Fprintf(&b, "  TMA             %.1f s (average handle time: talk and wrap-up)\n", r.TMAS)
 	fmt.Fprintf(&b, "  TME             %.2f s (average wait from answer to agent)\n", r.TMES)
 	fmt.Fprintf(&b, "  carrier         %d INVITEs: %d answered, %d busy, %d rang out, %d failed, %d invalid\n\n",
