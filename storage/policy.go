@@ -47,7 +47,6 @@ type PolicyStore interface {
 
 var _ PolicyStore = (*DB)(nil)
 
-
 // PolicyFacts reads a contact's facts in one read transaction.
 func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at time.Time) (campaigns.Facts, error) {
 	var f campaigns.Facts
