@@ -1,6 +1,11 @@
 package campaigns
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
 
 // ContactStatus is where a contact stands in its campaign.
 type ContactStatus string
@@ -76,4 +81,30 @@ type Rejection struct {
 	Line   int          `json:"line"`
 	Reason RejectReason `json:"reason"`
 	Detail string       `json:"detail,omitempty"`
+}
+
+// ErrMissingColumn means a column named (by a template's parameters) is not one
+// of the contact's.
+var ErrMissingColumn = errors.New("template parameter column missing")
+
+// Values returns the contact's value for each column named: "name", "phone"
+// (in any case) or any attribute of its import, in order.
+func (c Contact) Values(columns []string) ([]string, error) {
+	out := make([]string, 0, len(columns))
+	for _, col := range columns {
+		var v string
+		switch strings.ToLower(col) {
+		case "name":
+			v = c.Name
+		case "phone":
+			v = c.Phone
+		default:
+			var ok bool
+			if v, ok = c.Attributes[col]; !ok {
+				return nil, fmt.Errorf("%w: %q", ErrMissingColumn, col)
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

@@ -1,98 +1,34 @@
 package dialer
 
-import (
-	"context"
-	"errors"
-	"time"
+import "github.com/turbina-dialer/turbina/dialer/channel"
 
-	"github.com/turbina-dialer/turbina/campaigns"
+// The engine's names for the channel contract, which lives in package channel so
+// that the adapters need not import the engine. They are aliases, not new types.
+type (
+	// Channel is channel.Channel.
+	Channel = channel.Channel
+	// Leg is channel.Leg.
+	Leg = channel.Leg
+	// LegEvent is channel.LegEvent.
+	LegEvent = channel.LegEvent
+	// LegEventKind is channel.LegEventKind.
+	LegEventKind = channel.LegEventKind
+	// PlaceRequest is channel.PlaceRequest.
+	PlaceRequest = channel.PlaceRequest
+	// OutcomeError is channel.OutcomeError.
+	OutcomeError = channel.OutcomeError
 )
 
-// ErrChannelDown is returned by Channel.Place when the channel cannot take any call
-// now (every SIP trunk's circuit is open, the WhatsApp API is unreachable): the
-// contact then moves to the next rung at once instead of waiting.
-var ErrChannelDown = errors.New("channel down")
-
-// ErrChannelBusy is returned by Channel.Place when the channel is up but at its
-// capacity (every trunk at its channel limit): the contact is tried again shortly,
-// without losing an attempt.
-var ErrChannelBusy = errors.New("channel busy")
-
-// OutcomeError is returned by Channel.Place when no attempt could start and the
-// reason says where the contact goes next (no permission, not on WhatsApp, …).
-type OutcomeError struct {
-	Outcome campaigns.Outcome
-	Err     error
-}
-
-func (e *OutcomeError) Error() string { return string(e.Outcome) + ": " + e.Err.Error() }
-func (e *OutcomeError) Unwrap() error { return e.Err }
-
-// PlaceRequest asks a channel to reach one contact.
-type PlaceRequest struct {
-	AttemptID int64
-	// Key identifies this try of this rung for this contact across restarts: an
-	// attempt interrupted by a crash is tried again under the same key, so a side
-	// effect it may have had is never repeated.
-	Key      string
-	Contact  campaigns.Contact
-	Rung     campaigns.Rung
-	To       string // E.164
-	CallerID string // E.164
-	// RingTimeout is how long a call rings before it is given up; 0 on a message rung.
-	RingTimeout time.Duration
-	// Permission is how the campaign asks for WhatsApp call permission.
-	Permission campaigns.CallPermission
-}
-
-// Channel reaches contacts one way: the SIP trunks, WhatsApp calls, WhatsApp templates.
-type Channel interface {
-	// Place starts an attempt and returns at once with its leg, whose events report
-	// how it goes. ErrChannelDown means no attempt could start.
-	Place(ctx context.Context, req PlaceRequest) (Leg, error)
-}
-
-// Leg is one attempt under way on a channel.
-type Leg interface {
-	// Events delivers the attempt's progress and is closed after the Ended event.
-	Events() <-chan LegEvent
-	// Hangup ends the attempt: cancels it before answer, hangs up after.
-	Hangup(ctx context.Context) error
-}
-
-// LegEventKind is a step of an attempt.
-type LegEventKind uint8
-
-// Steps of an attempt.
+// Steps of an attempt, as in package channel.
 const (
-	// LegSetup: the request left Turbina (INVITE sent, call API accepted).
-	LegSetup LegEventKind = iota + 1
-	// LegRinging: the far end is ringing (180/183, WhatsApp RINGING).
-	LegRinging
-	// LegAnswered: someone answered; audio may flow.
-	LegAnswered
-	// LegEnded: the attempt is over; campaigns.Outcome says how (for an answered call the
-	// engine decides between connected and abandoned).
-	LegEnded
+	LegSetup    = channel.LegSetup
+	LegRinging  = channel.LegRinging
+	LegAnswered = channel.LegAnswered
+	LegEnded    = channel.LegEnded
 )
 
-// LegEvent reports one step of an attempt.
-type LegEvent struct {
-	Kind    LegEventKind
-	At      time.Time
-	Outcome campaigns.Outcome // on LegEnded of an unanswered attempt
-	// SIPStatus is the final SIP response code, when the channel is SIP.
-	SIPStatus int
-	// Trunk names the SIP trunk (or WhatsApp number) that carried the attempt.
-	Trunk string
-	// HangupBy says who ended an answered call: "remote" or "local".
-	HangupBy string
-	// Detail is a short human-readable reason (SIP reason phrase, API error).
-	Detail string
-	// ExternalID is the far end's id for the attempt (a WhatsApp call or message id).
-	ExternalID string
-	// SetupAt and RingAt, on LegEnded, are the channel's own record of when the
-	// request left and when the far end first rang; they fill in steps whose
-	// events were not seen (a 180 overtaken by its 200).
-	SetupAt, RingAt time.Time
-}
+// Errors of Channel.Place, as in package channel.
+var (
+	ErrChannelDown = channel.ErrChannelDown
+	ErrChannelBusy = channel.ErrChannelBusy
+)

@@ -7,4 +7,10 @@
 // campaigns/journey.go: the engine turns what happens (an attempt's outcome, a
 // refusal, a permission, a template's status) into its events and lets the storage
 // write where campaigns.Apply says the contact goes.
+//
+// The engine reaches contacts through the Channel contract of package
+// dialer/channel; the adapters that fulfil it live beside it, named for what they
+// own: dialer/sipchannel (the SIP trunks) and dialer/wachannel (WhatsApp calls,
+// permission requests and templates). The engine never imports them: cmd/turbina
+// builds them and hands them to New.
 package dialer

@@ -21,7 +21,8 @@ type Store interface {
 	storage.AttemptStore
 	storage.DNCStore
 	storage.ComplianceStore
-	WhatsAppStore
+	storage.Outbox
+	storage.WhatsAppStore
 	storage.PolicyStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
 	// SkipContact records a preview agent's skip and moves the contact as move says.
@@ -152,6 +153,13 @@ type Engine struct {
 	metrics  metrics
 }
 
+// gated is a channel that makes outbound actions of its own beyond Place (the
+// WhatsApp call's permission request): New hands it the policy gate to ask
+// before each, with the contact and the action.
+type gated interface {
+	UseGate(gate func(ctx context.Context, contactID int64, action campaigns.ContactAction) error)
+}
+
 // New returns an engine that places attempts on channels (by ladder channel) and
 // routes answered calls to agents.
 func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cfg Config, log *slog.Logger) *Engine {
@@ -168,9 +176,11 @@ func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cf
 		webhooks: make(chan struct{}, 1),
 		metrics:  newMetrics(),
 	}
-	if w, ok := channels[campaigns.ChannelWhatsAppCall].(*WhatsAppCalls); ok {
-		w.gate = func(ctx context.Context, contactID int64, action campaigns.ContactAction) error {
-			return e.gateContact(ctx, contactID, action, e.cfg.Now(), false)
+	for _, ch := range channels {
+		if g, ok := ch.(gated); ok {
+			g.UseGate(func(ctx context.Context, contactID int64, action campaigns.ContactAction) error {
+				return e.gateContact(ctx, contactID, action, e.cfg.Now(), false)
+			})
 		}
 	}
 	agents.onChange = e.agentsChanged

@@ -13,6 +13,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -66,7 +67,7 @@ func newHarnessOn(t *testing.T, path string, opts storage.Options, sipCfg sip.Co
 	if cfg.RingTimeout == 0 {
 		cfg.RingTimeout = 3 * time.Second
 	}
-	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: NewSIPChannel(o)}, NewAgents(), cfg, log)
+	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: sipchannel.New(o)}, NewAgents(), cfg, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {

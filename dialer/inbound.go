@@ -14,6 +14,12 @@ import (
 // inboundRingLimit is how old a user's call offer may be and still be answered.
 const inboundRingLimit = 30 * time.Second
 
+// Answerer is a channel that also takes the calls contacts make to the business:
+// Answer returns the channel whose Place accepts the call offer.
+type Answerer interface {
+	Answer(offer whatsapp.Event) Channel
+}
+
 // inboundCall is a WhatsApp call a contact with an open callback made to the
 // business: the connect webhook with the user's SDP offer.
 type inboundCall struct {
@@ -61,8 +67,9 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 		return
 	}
 	rung := slices.IndexFunc(c.Ladder, func(g campaigns.Rung) bool { return g.Channel == campaigns.ChannelWhatsAppCall })
-	if rung < 0 {
-		return // the campaign does not take WhatsApp calls
+	answerer, ok := r.e.channels[campaigns.ChannelWhatsAppCall].(Answerer)
+	if rung < 0 || !ok {
+		return // the campaign, or the engine, does not take WhatsApp calls
 	}
 	due := in.due
 	if due.Rung != rung {
@@ -83,22 +90,5 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 	req := PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
 		Key: "inbound-" + in.offer.Call.ID}
 	r.e.log.Info("contact's WhatsApp call answered for its callback", "campaign", r.id, "contact", due.Contact.ID, "attempt", attempt.ID)
-	go r.follow(callCtx, inboundAnswer{client: r.e.cfg.WhatsApp, offer: in.offer}, req, due.CallbackAgentID)
-}
-
-// inboundAnswer is the Channel of a routed user-initiated call: placing it is
-// accepting it.
-type inboundAnswer struct {
-	client *whatsapp.Client
-	offer  whatsapp.Event
-}
-
-func (a inboundAnswer) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
-	call, err := a.client.Accept(ctx, req.Key, a.offer)
-	if err != nil {
-		return nil, &OutcomeError{Outcome: errorOutcome(err), Err: err}
-	}
-	l := &waLeg{call: call, events: make(chan LegEvent, 8)}
-	go l.follow()
-	return l, nil
+	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID)
 }

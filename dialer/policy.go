@@ -155,7 +155,7 @@ func (e *Engine) optOutReply(ctx context.Context, phone, key string) error {
 		return err
 	}
 	res, err := client.SendText(ctx, key, phone, e.cfg.OptOutReply)
-	settle(ctx, e.store, m, err)
+	storage.Settle(ctx, e.store, m, err)
 	if err != nil {
 		e.log.Error("opt-out confirmation", "phone", phone, "err", err)
 		return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
@@ -306,7 +307,7 @@ func TestOptOutReplyStopsEveryAction(t *testing.T) {
 		}
 	}
 	before := len(h.emu.Requests())
-	h.engine.channels[campaigns.ChannelWhatsAppCall].(*WhatsAppCalls).requestPermission(ctx,
+	h.engine.channels[campaigns.ChannelWhatsAppCall].(*wachannel.Calls).RequestPermission(ctx,
 		PlaceRequest{Contact: ct, To: phone, Key: "contact-x", Rung: waLadder()[1]})
 	if n := len(h.emu.Requests()); n != before {
 		t.Errorf("a permission request went out to an opted-out number: %+v", h.emu.Requests()[before:])

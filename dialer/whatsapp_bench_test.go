@@ -13,6 +13,8 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -59,8 +61,8 @@ func BenchmarkFallbackLatency(b *testing.B) {
 	}
 	b.Cleanup(func() { o.Close() })
 	e := New(store, map[campaigns.Channel]Channel{
-		campaigns.ChannelSIP:          NewSIPChannel(o),
-		campaigns.ChannelWhatsAppCall: NewWhatsAppCalls(client, store, "Podemos ligar?"),
+		campaigns.ChannelSIP:          sipchannel.New(o),
+		campaigns.ChannelWhatsAppCall: wachannel.NewCalls(client, store, "Podemos ligar?"),
 	}, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond, RingTimeout: 5 * time.Second, WhatsApp: client}, log)
 	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: waSecret, VerifyToken: "v"}, e.WhatsAppSink(), log)
 	if err != nil {

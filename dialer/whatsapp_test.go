@@ -20,6 +20,8 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -85,9 +87,9 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 		t.Fatal(err)
 	}
 	channels := map[campaigns.Channel]Channel{
-		campaigns.ChannelSIP:              NewSIPChannel(o),
-		campaigns.ChannelWhatsAppCall:     NewWhatsAppCalls(client, store, "Podemos ligar?"),
-		campaigns.ChannelWhatsAppTemplate: NewWhatsAppTemplates(client, store),
+		campaigns.ChannelSIP:              sipchannel.New(o),
+		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
+		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),
 	}
 	e := New(store, channels, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
 		RingTimeout: 5 * time.Second, AgentPeers: peers, WhatsApp: client}, log)

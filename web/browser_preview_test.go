@@ -15,6 +15,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -58,7 +59,7 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: dialer.NewSIPChannel(o)}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
 	c := runningCampaign(t, e, "Preview", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002", "+5511987650003")
 

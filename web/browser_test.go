@@ -19,6 +19,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/media"
@@ -522,7 +523,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	}
 	t.Cleanup(func() { o.Close() })
 	trunks.Store(o)
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: dialer.NewSIPChannel(o)}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
 	c := runningCampaign(t, e, "Agent call", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650009")
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/storage"
@@ -85,7 +86,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, p principal
 	switch {
 	case errors.Is(err, dialer.ErrWhatsAppNotConfigured):
 		return errorf(http.StatusConflict, "whatsapp_not_configured", err.Error())
-	case errors.Is(err, dialer.ErrNoTemplateRung), errors.Is(err, dialer.ErrMissingColumn):
+	case errors.Is(err, dialer.ErrNoTemplateRung), errors.Is(err, campaigns.ErrMissingColumn):
 		return unprocessable(err.Error())
 	case whatsapp.ErrorKind(err) == whatsapp.KindOutsideWindow:
 		return errorf(http.StatusUnprocessableEntity, "outside_window", "the contact has not written in the last 24 hours: only a template can be sent")

@@ -15,6 +15,8 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
@@ -110,7 +112,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 			return nil, fmt.Errorf("sip: %w", err)
 		}
 		a.originator = o
-		channels[campaigns.ChannelSIP] = dialer.NewSIPChannel(o)
+		channels[campaigns.ChannelSIP] = sipchannel.New(o)
 	} else {
 		log.Warn("no SIP trunks configured: the sip rung is skipped (set sip.trunks in the config file)")
 	}
@@ -132,8 +134,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		if text == "" {
 			text = "Podemos ligar para você pelo WhatsApp?"
 		}
-		channels[campaigns.ChannelWhatsAppCall] = dialer.NewWhatsAppCalls(waClient, store, text)
-		channels[campaigns.ChannelWhatsAppTemplate] = dialer.NewWhatsAppTemplates(waClient, store)
+		channels[campaigns.ChannelWhatsAppCall] = wachannel.NewCalls(waClient, store, text)
+		channels[campaigns.ChannelWhatsAppTemplate] = wachannel.NewTemplates(waClient, store)
 		templates = web.NewTemplateCache(waClient)
 	} else {
 		log.Warn("no WhatsApp account configured: the WhatsApp rungs are skipped (set whatsapp in the config file or TURBINA_WA_*)")

@@ -20,6 +20,15 @@ type TemplateParam struct {
 	Text string
 }
 
+// TextParams are positional body parameters with the given texts.
+func TextParams(texts ...string) []TemplateParam {
+	out := make([]TemplateParam, len(texts))
+	for i, t := range texts {
+		out[i] = TemplateParam{Text: t}
+	}
+	return out
+}
+
 // TemplateMessage is a template send to one WhatsApp user.
 type TemplateMessage struct {
 	// To is the user's phone number, digits with country code (E.164 without "+" is

@@ -1,4 +1,6 @@
-package dialer
+// Package sipchannel is the sip rung's channel: it places the engine's attempts on
+// the SIP trunks of a dialer/sip Originator and reports their progress as legs.
+package sipchannel
 
 import (
 	"context"
@@ -8,17 +10,18 @@ import (
 	"sync"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/media"
 )
 
-// SIPChannel places the sip rung's attempts on the SIP trunks of an Originator.
-type SIPChannel struct {
+// Channel places the sip rung's attempts on the SIP trunks of an Originator.
+type Channel struct {
 	originator *sip.Originator
 }
 
-// NewSIPChannel returns the channel that dials through o.
-func NewSIPChannel(o *sip.Originator) *SIPChannel { return &SIPChannel{originator: o} }
+// New returns the channel that dials through o.
+func New(o *sip.Originator) *Channel { return &Channel{originator: o} }
 
 // sipOutcomes maps the SIP package's outcomes to the ladder's.
 var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
@@ -31,11 +34,11 @@ var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
 	sip.OutcomeCanceled:      campaigns.OutcomeInterrupted,
 }
 
-// Place dials one attempt. Every trunk's circuit open is ErrChannelDown, so the
+// Place dials one attempt. Every trunk's circuit open is channel.ErrChannelDown, so the
 // contact moves on to the next rung at once; every trunk at its channel limit is
-// ErrChannelBusy, so the contact waits a moment without losing an attempt.
-func (s *SIPChannel) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
-	l := &sipLeg{events: make(chan LegEvent, 16)}
+// channel.ErrChannelBusy, so the contact waits a moment without losing an attempt.
+func (s *Channel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+	l := &sipLeg{events: make(chan channel.LegEvent, 16)}
 	call, err := s.originator.Dial(ctx, sip.DialRequest{
 		To:          req.To,
 		CallerID:    req.CallerID,
@@ -45,9 +48,9 @@ func (s *SIPChannel) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
 	})
 	switch {
 	case errors.Is(err, sip.ErrNoTrunk):
-		return nil, fmt.Errorf("%w: %w", ErrChannelDown, err)
+		return nil, fmt.Errorf("%w: %w", channel.ErrChannelDown, err)
 	case errors.Is(err, sip.ErrTrunksBusy):
-		return nil, fmt.Errorf("%w: %w", ErrChannelBusy, err)
+		return nil, fmt.Errorf("%w: %w", channel.ErrChannelBusy, err)
 	case err != nil:
 		return nil, err
 	}
@@ -60,7 +63,7 @@ func (s *SIPChannel) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
 
 // sipLeg turns a SIP call's progress into leg events.
 type sipLeg struct {
-	events chan LegEvent
+	events chan channel.LegEvent
 
 	mu      sync.Mutex
 	call    *sip.Call // set by Place, or by the answer when it comes first
@@ -93,7 +96,8 @@ func (l *sipLeg) mediaLegLocked() (media.Leg, error) {
 	return l.audio, nil
 }
 
-func (l *sipLeg) Events() <-chan LegEvent { return l.events }
+// Events reports the call's progress.
+func (l *sipLeg) Events() <-chan channel.LegEvent { return l.events }
 
 func (l *sipLeg) Hangup(ctx context.Context) error { return l.sipCall().Hangup(ctx) }
 
@@ -106,7 +110,7 @@ func (l *sipLeg) sipCall() *sip.Call {
 // progress is the SIP call's OnEvent hook: it runs on the call's goroutine and must
 // not block, which the buffer guarantees since each kind is sent at most once.
 func (l *sipLeg) progress(ev sip.Event) {
-	var kind LegEventKind
+	var kind channel.LegEventKind
 	switch ev.Kind {
 	case sip.EventRinging, sip.EventEarlyMedia:
 		l.mu.Lock()
@@ -116,7 +120,7 @@ func (l *sipLeg) progress(ev sip.Event) {
 		if !first {
 			return
 		}
-		kind = LegRinging
+		kind = channel.LegRinging
 	case sip.EventAnswered:
 		// Take the RTP socket over at once: the customer's first packets then wait
 		// on it for the bridge instead of being read and dropped.
@@ -126,12 +130,12 @@ func (l *sipLeg) progress(ev sip.Event) {
 		}
 		l.mediaLegLocked()
 		l.mu.Unlock()
-		kind = LegAnswered
+		kind = channel.LegAnswered
 	default:
 		return
 	}
 	select {
-	case l.events <- LegEvent{Kind: kind, At: ev.Time, Trunk: ev.Trunk, SIPStatus: ev.Status}:
+	case l.events <- channel.LegEvent{Kind: kind, At: ev.Time, Trunk: ev.Trunk, SIPStatus: ev.Status}:
 	default:
 	}
 }
@@ -141,7 +145,7 @@ func (l *sipLeg) progress(ev sip.Event) {
 func (l *sipLeg) end() {
 	<-l.call.Done()
 	res := l.call.Result()
-	ev := LegEvent{Kind: LegEnded, At: res.EndAt, SIPStatus: res.Status, Trunk: res.Trunk,
+	ev := channel.LegEvent{Kind: channel.LegEnded, At: res.EndAt, SIPStatus: res.Status, Trunk: res.Trunk,
 		HangupBy: string(res.HangupBy), Detail: res.Reason, SetupAt: res.InviteAt, RingAt: res.RingAt}
 	if res.Outcome != sip.OutcomeAnswered {
 		ev.Outcome = sipOutcomes[res.Outcome]

@@ -1,0 +1,249 @@
+// Package wachannel is the WhatsApp rungs' channels: business-initiated calls
+// through the Cloud API (with a call-permission request when WhatsApp will not
+// let the business call yet), the answer to a call the contact makes, and
+// template messages. Each side effect goes through the outbox once, so a restart
+// never repeats it.
+package wachannel
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// Store is what the WhatsApp rungs need from storage.
+type Store interface {
+	storage.Outbox
+	storage.WhatsAppStore
+}
+
+// Kinds of side effects the WhatsApp rungs put in the outbox.
+const (
+	outboxCall       = "whatsapp.call"
+	outboxTemplate   = "whatsapp.template"
+	outboxPermission = "whatsapp.permission_request"
+)
+
+// callOutcomes maps how a call that was not answered ended.
+var callOutcomes = map[whatsapp.CallOutcome]campaigns.Outcome{
+	whatsapp.OutcomeRejected:  campaigns.OutcomeRejected,
+	whatsapp.OutcomeNoAnswer:  campaigns.OutcomeNoAnswer,
+	whatsapp.OutcomeFailed:    campaigns.OutcomeTrunkFault,
+	whatsapp.OutcomeCancelled: campaigns.OutcomeInterrupted,
+}
+
+// errorOutcome maps a Graph API error to the ladder: the person's situation moves
+// the contact on, a passing fault of the API tries again later.
+func errorOutcome(err error) campaigns.Outcome {
+	switch whatsapp.ErrorKind(err) {
+	case whatsapp.KindNoPermission:
+		return campaigns.OutcomeNoPermission
+	case whatsapp.KindNotOnWhatsApp:
+		return campaigns.OutcomeNotOnWhatsApp
+	case whatsapp.KindThrottled, whatsapp.KindServer, whatsapp.KindNetwork:
+		return campaigns.OutcomeTrunkFault
+	case whatsapp.KindBadTemplate, whatsapp.KindOutsideWindow, whatsapp.KindInvalidRequest:
+		return campaigns.OutcomeSendFailed
+	}
+	return campaigns.OutcomeChannelDown
+}
+
+// Calls places the whatsapp_call rung's attempts: business-initiated calls
+// through the Cloud API, with Opus over WebRTC.
+type Calls struct {
+	client *whatsapp.Client
+	store  Store
+	// permissionText is the body of the call-permission request sent to a contact
+	// WhatsApp will not let the business call yet.
+	permissionText string
+	// gate is the engine's policy gate, asked before a permission request; the
+	// engine hands it over through UseGate.
+	gate func(ctx context.Context, contactID int64, action campaigns.ContactAction) error
+}
+
+// NewCalls returns the whatsapp_call channel.
+func NewCalls(client *whatsapp.Client, store Store, permissionText string) *Calls {
+	return &Calls{client: client, store: store, permissionText: permissionText}
+}
+
+// UseGate makes gate rule every permission request before it is sent: a
+// non-nil error (a refusal, or a contact the gate cannot read) sends nothing.
+// The engine calls it when it is given the channel.
+func (w *Calls) UseGate(gate func(ctx context.Context, contactID int64, action campaigns.ContactAction) error) {
+	w.gate = gate
+}
+
+// Place starts a WhatsApp call, unless the contact's permission says WhatsApp would
+// refuse it; then (and when WhatsApp does refuse it) a permission request goes out.
+func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+	state, until, err := w.store.WhatsAppPermission(ctx, req.Contact.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if state == storage.PermissionGranted && !until.IsZero() && !until.After(now) {
+		state = storage.PermissionUnknown // a temporary grant lapsed
+	}
+	if state == storage.PermissionRequested || state == storage.PermissionDenied {
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoPermission, Err: fmt.Errorf("call permission %s", state)}
+	}
+	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxCall, req.Key, map[string]string{"to": req.To})
+	if err != nil {
+		return nil, err
+	}
+	if !claimed {
+		// Decided before a restart and perhaps placed: the phone may have rung.
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoAnswer, Err: fmt.Errorf("call %s was %s before a restart: not placed twice", req.Key, m.State)}
+	}
+	call, err := w.client.Dial(ctx, req.Key, req.To, whatsapp.DialOptions{RingTimeout: req.RingTimeout})
+	storage.Settle(ctx, w.store, m, err)
+	if err != nil {
+		outcome := errorOutcome(err)
+		if outcome == campaigns.OutcomeNoPermission {
+			w.RequestPermission(ctx, req)
+		}
+		return nil, &channel.OutcomeError{Outcome: outcome, Err: err}
+	}
+	return follow(call), nil
+}
+
+// RequestPermission asks the contact for permission to call, once per refused
+// call (req.Key): with the campaign's template when it names one, else with an
+// interactive request — and, when that falls outside the 24 h window, not at
+// all (the template rung that follows still reaches the contact). The policy
+// gate, when the engine handed one over, rules first.
+func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest) {
+	if w.gate != nil {
+		if err := w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest); err != nil {
+			return // refused (and kept in the contact's history), or unknown: not sent
+		}
+	}
+	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
+	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxPermission, key, map[string]string{"to": req.To})
+	if err != nil || !claimed {
+		return
+	}
+	p := req.Permission
+	text := p.Text
+	if text == "" {
+		text = w.permissionText
+	}
+	var res whatsapp.SendResult
+	kind, body := "call_permission_request", text
+	if p.Template != "" {
+		kind, body = "template", p.Template
+		res, err = w.client.SendTemplate(ctx, key, whatsapp.TemplateMessage{To: req.To, Name: p.Template, Language: p.Language})
+	} else {
+		res, err = w.client.RequestCallPermission(ctx, key, req.To, text)
+	}
+	storage.Settle(ctx, w.store, m, err)
+	if err != nil {
+		return
+	}
+	w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionRequested, time.Time{})
+	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: res.MessageID,
+		Phone: req.To, Type: kind, Body: body, At: time.Now()})
+}
+
+// Answer returns the channel of a call the contact made (the connect webhook
+// with the user's offer): placing it accepts the call, under req.Key.
+func (w *Calls) Answer(offer whatsapp.Event) channel.Channel {
+	return answer{client: w.client, offer: offer}
+}
+
+// answer is the Channel of a user-initiated call: placing it is accepting it.
+type answer struct {
+	client *whatsapp.Client
+	offer  whatsapp.Event
+}
+
+func (a answer) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+	call, err := a.client.Accept(ctx, req.Key, a.offer)
+	if err != nil {
+		return nil, &channel.OutcomeError{Outcome: errorOutcome(err), Err: err}
+	}
+	return follow(call), nil
+}
+
+// leg follows a WhatsApp call for the engine.
+type leg struct {
+	call   *whatsapp.Call
+	events chan channel.LegEvent
+
+	mu    sync.Mutex
+	audio media.Leg
+}
+
+// follow returns the leg of call, whose events follow the call's updates.
+func follow(call *whatsapp.Call) *leg {
+	l := &leg{call: call, events: make(chan channel.LegEvent, 8)}
+	go l.follow()
+	return l
+}
+
+func (l *leg) Events() <-chan channel.LegEvent { return l.events }
+
+func (l *leg) Hangup(ctx context.Context) error { return l.call.Hangup(ctx) }
+
+// MediaLeg returns the call's Opus audio.
+func (l *leg) MediaLeg() (media.Leg, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.audio != nil {
+		return l.audio, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	remote, err := l.call.RemoteTrack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.audio = media.NewWebRTCLeg(remote, l.call.LocalTrack())
+	return l.audio, nil
+}
+
+// follow turns the call's updates into leg events. The answer is reported once
+// audio flows, so the agent is connected to a voice and not to ICE still checking.
+func (l *leg) follow() {
+	defer close(l.events)
+	var answered bool
+	for u := range l.call.Updates() {
+		ev := channel.LegEvent{At: u.Time, ExternalID: u.CallID, Trunk: "whatsapp"}
+		switch u.Phase {
+		case whatsapp.PhaseRinging:
+			ev.Kind = channel.LegRinging
+		case whatsapp.PhaseAccepted:
+			select {
+			case <-l.call.MediaConnected():
+			case <-l.call.Done():
+			case <-time.After(5 * time.Second):
+			}
+			ev.Kind, answered = channel.LegAnswered, true
+		case whatsapp.PhaseEnded:
+			ev.Kind, ev.HangupBy = channel.LegEnded, "remote"
+			if !answered {
+				ev.Outcome = callOutcomes[u.Outcome]
+				if ev.Outcome == "" {
+					ev.Outcome = campaigns.OutcomeTrunkFault
+				}
+			}
+			if u.Err != nil {
+				ev.Detail = u.Err.Error()
+			}
+			l.events <- ev
+			return
+		default:
+			continue
+		}
+		l.events <- ev
+	}
+	// The updates ended without an end phase: the call is over all the same.
+	l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeTrunkFault}
+}
