@@ -1,0 +1,189 @@
+package wachannel_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+const (
+	token  = "emulated-access-token"
+	secret = "emulated-app-secret"
+)
+
+// world is the Cloud API emulator, a client of it and a real SQLite file holding
+// one contact.
+type world struct {
+	emu     *emulator.Emulator
+	client  *whatsapp.Client
+	store   *storage.DB
+	contact campaigns.Contact
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: token, AppSecret: secret, PhoneNumberID: "1000",
+		WABAID: "2000", Logger: log, Templates: []emulator.Template{
+			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
+			{Name: "pedido_ligacao", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Podemos ligar pelo WhatsApp?", CallPermissionRequest: true},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: token, PhoneNumberID: "1000",
+		WABAID: "2000", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, whatsapp.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	who := storage.Actor{Username: "test"}
+	c := campaigns.Campaign{Name: "wa", CallerID: "+551130000000", Ladder: []campaigns.Rung{
+		{Channel: campaigns.ChannelWhatsAppCall, MaxAttempts: 1},
+		{Channel: campaigns.ChannelWhatsAppTemplate, MaxAttempts: 1, Template: "lembrete", Language: "pt_BR", Params: []string{"name", "plano"}},
+	}}
+	c.ApplyDefaults()
+	if err := store.CreateCampaign(ctx, who, &c); err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.BeginImport(ctx, who, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Add(ctx, campaigns.Contact{Phone: "+5511987650001", Name: "Ana", Timezone: "UTC", Line: 2,
+		Attributes: map[string]string{"plano": "Ouro"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Finish(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 1})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %v: %v", list, err)
+	}
+	return &world{emu: emu, client: client, store: store, contact: list[0]}
+}
+
+// sends counts the emulator's message sends.
+func (w *world) sends() int {
+	n := 0
+	for _, r := range w.emu.Requests() {
+		if filepath.Base(r.Path) == "messages" && r.Method == "POST" {
+			n++
+		}
+	}
+	return n
+}
+
+// ended reads a leg's only event.
+func ended(t *testing.T, l channel.Leg) channel.LegEvent {
+	t.Helper()
+	var last channel.LegEvent
+	n := 0
+	for ev := range l.Events() {
+		last, n = ev, n+1
+	}
+	if n != 1 || last.Kind != channel.LegEnded {
+		t.Fatalf("%d events, last %+v: want one LegEnded", n, last)
+	}
+	return last
+}
+
+func TestTemplateIsSentOnceAcrossARestart(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	rung := campaigns.Rung{Channel: campaigns.ChannelWhatsAppTemplate, Template: "lembrete", Language: "pt_BR", Params: []string{"name", "plano"}}
+	req := channel.PlaceRequest{AttemptID: 1, Key: "contact-1-rung-1-try-1", Contact: w.contact, Rung: rung, To: w.contact.Phone}
+
+	l, err := wachannel.NewTemplates(w.client, w.store).Place(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := ended(t, l); ev.Outcome != campaigns.OutcomeSent || ev.ExternalID == "" {
+		t.Errorf("first send: %+v", ev)
+	}
+	if n := w.sends(); n != 1 {
+		t.Fatalf("%d sends, want 1", n)
+	}
+	msgs, err := w.store.ListWAMessages(ctx, w.contact.ID)
+	if err != nil || len(msgs) != 1 || msgs[0].Type != "template" || msgs[0].Body != "lembrete" {
+		t.Errorf("conversation %+v: %v", msgs, err)
+	}
+
+	// A new channel, as after a restart, on the same key: the template is not sent twice.
+	l, err = wachannel.NewTemplates(w.client, w.store).Place(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := ended(t, l); ev.Outcome != campaigns.OutcomeSent {
+		t.Errorf("second place: %+v", ev)
+	}
+	if n := w.sends(); n != 1 {
+		t.Errorf("%d sends after the same key again, want 1", n)
+	}
+
+	// A parameter naming a column the contact lacks sends nothing and says which.
+	rung.Params = []string{"name", "cpf"}
+	_, err = wachannel.NewTemplates(w.client, w.store).Place(ctx, channel.PlaceRequest{Key: "other", Contact: w.contact, Rung: rung, To: w.contact.Phone})
+	var oe *channel.OutcomeError
+	if !errors.As(err, &oe) || oe.Outcome != campaigns.OutcomeSendFailed || !errors.Is(err, campaigns.ErrMissingColumn) {
+		t.Errorf("missing column: %v", err)
+	}
+	if n := w.sends(); n != 1 {
+		t.Errorf("%d sends after a missing column, want 1", n)
+	}
+}
+
+func TestPermissionRequestAsksTheGateAndGoesOutOnce(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	calls := wachannel.NewCalls(w.client, w.store, "Podemos ligar?")
+	req := channel.PlaceRequest{Key: "contact-1-rung-0-try-1", Contact: w.contact, To: w.contact.Phone,
+		Permission: campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}}
+	var asked []campaigns.ContactAction
+	refuse := errors.New("refused")
+	gateErr := refuse
+	calls.UseGate(func(_ context.Context, contactID int64, action campaigns.ContactAction) error {
+		if contactID != w.contact.ID {
+			t.Errorf("gate asked about contact %d, want %d", contactID, w.contact.ID)
+		}
+		asked = append(asked, action)
+		return gateErr
+	})
+
+	calls.RequestPermission(ctx, req)
+	if n := w.sends(); n != 0 {
+		t.Fatalf("%d sends after the gate refused, want 0", n)
+	}
+	gateErr = nil
+	calls.RequestPermission(ctx, req)
+	calls.RequestPermission(ctx, req) // the same refused call again: not asked twice
+	if n := w.sends(); n != 1 {
+		t.Errorf("%d sends, want 1", n)
+	}
+	want := []campaigns.ContactAction{campaigns.ActionPermissionRequest, campaigns.ActionPermissionRequest, campaigns.ActionPermissionRequest}
+	if !slices.Equal(asked, want) {
+		t.Errorf("gate asked %v, want %v", asked, want)
+	}
+	state, _, err := w.store.WhatsAppPermission(ctx, w.contact.ID)
+	if err != nil || state != storage.PermissionRequested {
+		t.Errorf("permission %q (%v), want %q", state, err, storage.PermissionRequested)
+	}
+}
