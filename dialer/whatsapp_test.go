@@ -26,14 +26,15 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/internal/testenv"
+	"github.com/turbina-dialer/turbina/internal/watest"
 	"github.com/turbina-dialer/turbina/internal/webrtctest"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
 const (
-	waToken  = "emulated-access-token"
-	waSecret = "emulated-app-secret"
+	waToken  = watest.Token
+	waSecret = watest.Secret
 )
 
 // waHarness is an engine whose SIP trunk is dead (nothing listens) and whose
@@ -53,24 +54,11 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: waToken, AppSecret: waSecret, PhoneNumberID: "1000",
-		WABAID: "2000", Logger: log, Templates: []emulator.Template{
-			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
-			{Name: "pedido_ligacao", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Podemos ligar pelo WhatsApp?", CallPermissionRequest: true},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: waToken, PhoneNumberID: "1000",
-		WABAID: "2000", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, client := watest.Start(t, log, whatsapp.WithMedia(waMedia))
 	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,19 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/internal/watest"
 	"github.com/turbina-dialer/turbina/storage"
-)
-
-const (
-	token  = "emulated-access-token"
-	secret = "emulated-app-secret"
 )
 
 // world is the Cloud API emulator, a client of it and a real SQLite file holding
@@ -34,21 +29,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	emu, err := emulator.Start(ctx, emulator.Config{AccessToken: token, AppSecret: secret, PhoneNumberID: "1000",
-		WABAID: "2000", Logger: log, Templates: []emulator.Template{
-			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
-			{Name: "pedido_ligacao", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Podemos ligar pelo WhatsApp?", CallPermissionRequest: true},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: emu.URL(), AccessToken: token, PhoneNumberID: "1000",
-		WABAID: "2000", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, whatsapp.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, client := watest.Start(t, slog.New(slog.DiscardHandler))
 	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
