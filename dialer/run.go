@@ -527,7 +527,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, ef
 		case effApologise:
 			if c.leg != nil {
 				c.log.Warn("agent audio lost mid-call: apologising to the customer", "agent", c.agentID)
-				go r.apologise(context.Background(), c.leg)
+				go r.apologise(context.Background(), c.leg, c.log)
 			}
 		case effLeaveMessage:
 			if c.leg != nil {
@@ -829,11 +829,11 @@ func (r *run) recorder(c *call) (*media.Recorder, error) {
 func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	history, err := r.e.store.ListAttempts(ctx, c.due.Contact.ID)
 	if err != nil {
-		r.e.log.Error("screen-pop history", "contact", c.due.Contact.ID, "err", err)
+		c.log.Error("screen-pop history", "err", err)
 	}
 	refusals, err := r.e.store.PolicyRefusals(ctx, c.due.Contact.ID)
 	if err != nil {
-		r.e.log.Error("screen-pop refusals", "contact", c.due.Contact.ID, "err", err)
+		c.log.Error("screen-pop refusals", "err", err)
 	}
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
@@ -857,17 +857,17 @@ func (r *run) agentLost(attemptID int64) {
 	if !ok {
 		return
 	}
-	// Played on a context of its own: the prompt outlives the loop's turn.
+	// Called in the loop by a command, which has no context of its own: the loop's.
 	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, LegEvent{})
 }
 
 // apologise plays the abandon prompt to a person no agent was free for, then hangs
 // up. It runs on a goroutine of its own: the run goes on meanwhile.
-func (r *run) apologise(ctx context.Context, leg Leg) {
+func (r *run) apologise(ctx context.Context, leg Leg, log *slog.Logger) {
 	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
 		if customer, err := mc.MediaLeg(); err == nil {
 			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
-				r.e.log.Debug("abandon prompt", "err", err)
+				log.Debug("abandon prompt", "err", err)
 			}
 		}
 	}
