@@ -1,14 +1,22 @@
 package dialer
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/pacing"
+	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 var effectNames = map[effectKind]string{
@@ -420,5 +428,74 @@ func TestStepScenarios(t *testing.T) {
 			}
 			f.want(callEnded, want, observed...)
 		})
+	}
+}
+
+// logLines is a log sink the engine's goroutines may write to at once.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// records returns the JSON records logged so far with message msg.
+func (l *logLines) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(l.buf.Bytes(), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestCallLoggerCarriesTheAttempt runs calls to a real sipp carrier that answers
+// busy and checks that the run's lines about each call carry its campaign,
+// attempt, contact and channel, as stored.
+func TestCallLoggerCarriesTheAttempt(t *testing.T) {
+	carrier := sipptest.Start(t, "busy.xml", sipptest.Options{Calls: 2})
+	lines := &logLines{}
+	log := slog.New(slog.NewJSONHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := newHarnessLogging(t, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{},
+		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{RingTimeout: 3 * time.Second}, log)
+	c := h.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
+	h.agents(c.ID, 2, time.Second)
+	list := h.waitContacts(c.ID, 15*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactExhausted })
+	carrier.Wait(t, 10*time.Second)
+
+	ended := lines.records(t, "attempt ended")
+	for _, ct := range list {
+		as := h.attempts(ct.ID)
+		if len(as) != 1 {
+			t.Fatalf("contact %d: %d attempts, want 1", ct.ID, len(as))
+		}
+		a := as[0]
+		i := slices.IndexFunc(ended, func(rec map[string]any) bool { return rec["attempt"] == float64(a.ID) })
+		if i < 0 {
+			t.Fatalf("no 'attempt ended' line for attempt %d among %v", a.ID, ended)
+		}
+		rec := ended[i]
+		want := map[string]any{"campaign": float64(c.ID), "contact": float64(ct.ID), "channel": string(campaigns.ChannelSIP),
+			"outcome": string(campaigns.OutcomeBusy)}
+		for k, v := range want {
+			if rec[k] != v {
+				t.Errorf("attempt %d's line: %s = %v, want %v (%v)", a.ID, k, rec[k], v, rec)
+			}
+		}
 	}
 }
