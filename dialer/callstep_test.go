@@ -499,3 +499,24 @@ func TestCallLoggerCarriesTheAttempt(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotCountsEveryState checks the pacer's view of a run's calls in each
+// state: dials ringing, people screened or queued waiting, lines being hung up
+// (abandoned or a machine) held, and connected calls in none of these.
+func TestSnapshotCountsEveryState(t *testing.T) {
+	e := &Engine{agents: NewAgents()}
+	r := newRun(e, campaigns.Campaign{ID: 1})
+	sipRung := campaigns.Rung{Channel: campaigns.ChannelSIP}
+	for i, s := range liveStates {
+		c := &call{attempt: storage.Attempt{ID: int64(i + 1)}, rung: sipRung, state: s}
+		r.calls[c.attempt.ID] = c
+		if s == callWaiting {
+			r.waiting = append(r.waiting, c)
+		}
+	}
+	snap := r.snapshot()
+	if len(snap.Dials) != 2 || snap.Waiting != 2 || snap.Holding != 4 {
+		t.Errorf("snapshot: %d dials, %d waiting, %d holding; want 2 (dialing, ringing), 2 (screening, waiting), "+
+			"4 (abandoning and the three machine states)", len(snap.Dials), snap.Waiting, snap.Holding)
+	}
+}

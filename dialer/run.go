@@ -542,7 +542,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, ef
 		case effRecord:
 			r.record(ctx, c, ef.outcome, at, leg)
 		default:
-			panic(fmt.Sprintf("dialer: call effect %d has no handler", ef.kind))
+			c.log.Error("call effect without a handler: skipped", "effect", ef.kind, "state", c.state)
 		}
 	}
 }
@@ -968,8 +968,8 @@ func (r *run) snapshot() pacing.Snapshot {
 			if callRung(c.rung.Channel) {
 				r.dialBuf = append(r.dialBuf, pacing.Dial{Start: c.started, Channel: pacing.Channel(c.rung.Channel)})
 			}
-		case callAbandoning:
-			holding++
+		case callAbandoning, callMachine, callMachineNext, callVoicemail:
+			holding++ // answered, being hung up (or a message left): the line is held
 		case callScreening:
 			waiting++
 		}
