@@ -290,7 +290,10 @@ const (
 // then a WhatsApp template message.
 func DefaultLadder() []Rung {
 	return []Rung{
-		{Channel: ChannelSIP, MaxAttempts: 3, RetryDelay: Duration(30 * time.Minute)},
+		// Two SIP tries and the WhatsApp call are three calls: the engine's default
+		// limit of calls to a number in 24 h (Florida's), so the ladder is not held
+		// back a day before its WhatsApp rung.
+		{Channel: ChannelSIP, MaxAttempts: 2, RetryDelay: Duration(30 * time.Minute)},
 		{Channel: ChannelWhatsAppCall, MaxAttempts: 1, RetryDelay: Duration(time.Hour)},
 		{Channel: ChannelWhatsAppTemplate, MaxAttempts: 1},
 	}

@@ -76,6 +76,14 @@ func UnplacedOutcomes() []Outcome {
 	return []Outcome{OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel}
 }
 
+// UnrungOutcomes are the outcomes of calls that could not have rung the person's
+// phone: never placed, refused by WhatsApp before ringing, or a number that does
+// not exist. They do not count against a number's attempt limits; a trunk fault
+// counts only if the network said the phone rang (the storage checks ring_at).
+func UnrungOutcomes() []Outcome {
+	return append(UnplacedOutcomes(), OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeInvalidNumber)
+}
+
 // Reached reports whether the outcome means the person was reached (ReachedOutcomes).
 func (o Outcome) Reached() bool { return slices.Contains(ReachedOutcomes(), o) }
 

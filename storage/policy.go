@@ -47,10 +47,6 @@ type PolicyStore interface {
 
 var _ PolicyStore = (*DB)(nil)
 
-// notPlaced are the outcomes of attempts that never reached the network: they
-// do not count against a number's limits.
-const notPlaced = `'no_channel','channel_down','no_permission','not_on_whatsapp'`
-
 // PolicyFacts reads a contact's facts in one read transaction.
 func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at time.Time) (campaigns.Facts, error) {
 	var f campaigns.Facts
@@ -91,8 +87,11 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 		return f, fmt.Errorf("policy facts: do-not-call: %w", err)
 	}
 	atMs := at.UnixMilli()
+	// Calls that could not have rung the person do not count, nor does a trunk
+	// fault before any ringing.
 	rows, err := tx.QueryContext(ctx, `SELECT created_at FROM attempts WHERE number = ? AND created_at > ? AND created_at <= ?
-		AND channel IN ('sip','whatsapp_call') AND ifnull(outcome,'') NOT IN (`+notPlaced+`) ORDER BY created_at`,
+		AND channel IN ('sip','whatsapp_call') AND ifnull(outcome,'') NOT IN `+campaigns.SQLList(campaigns.UnrungOutcomes()...)+`
+		AND NOT (ifnull(outcome,'') = '`+string(campaigns.OutcomeTrunkFault)+`' AND ring_at IS NULL) ORDER BY created_at`,
 		number, atMs-(7*24*time.Hour).Milliseconds(), atMs)
 	if err != nil {
 		return f, fmt.Errorf("policy facts: attempts: %w", err)
