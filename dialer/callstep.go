@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"slices"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -125,7 +126,9 @@ type effect struct {
 func observe(k pacing.OutcomeKind) effect { return effect{kind: effObserve, pacing: k} }
 func record(o campaigns.Outcome) effect   { return effect{kind: effRecord, outcome: o} }
 func hangupBy(by string) effect           { return effect{kind: effHangupBy, by: by} }
-func do(kinds ...effectKind) (out []effect) {
+
+// plain are effects of these kinds, without data.
+func plain(kinds ...effectKind) (out []effect) {
 	for _, k := range kinds {
 		out = append(out, effect{kind: k})
 	}
@@ -154,7 +157,7 @@ var liveStates = []callState{callDialing, callRinging, callScreening, callWaitin
 var callTable = func() map[stepKey]stepRule {
 	t := map[stepKey]stepRule{
 		{callDialing, evRinging}: func(callEvent) (callState, []effect) {
-			return callRinging, do(effMarkRinging)
+			return callRinging, plain(effMarkRinging)
 		},
 		{callDialing, evAnswered}:    answered,
 		{callRinging, evAnswered}:    answered,
@@ -256,11 +259,11 @@ func answered(ev callEvent) (callState, []effect) {
 		return callConnected, append(append(mark, observe(pacing.Human)), connected(ev.reserved, false)...)
 	case ev.amd:
 		// The pacer hears of the person once screening tells a person.
-		return callScreening, append(mark, do(effScreen, effSave)...)
+		return callScreening, append(mark, plain(effScreen, effSave)...)
 	default:
 		// A save after the queue is skipped when a free agent took the call at
 		// once: the connect saved it (run.apply stops at a nested step).
-		return callWaiting, append(append(mark, observe(pacing.Human)), do(effQueue, effSave)...)
+		return callWaiting, append(append(mark, observe(pacing.Human)), plain(effQueue, effSave)...)
 	}
 }
 
@@ -296,7 +299,7 @@ func unanswered(ev callEvent) (callState, []effect) {
 		o = campaigns.OutcomeTrunkFault
 	}
 	var eff []effect
-	if o != campaigns.OutcomeChannelDown && o != campaigns.OutcomeChannelBusy && o != campaigns.OutcomeNoChannel {
+	if !slices.Contains(campaigns.UnplacedOutcomes(), o) {
 		eff = append(eff, observe(pacingKind(o)))
 	}
 	return callEnded, append(eff, record(o))
