@@ -51,13 +51,19 @@ func newHarnessWith(t *testing.T, sipCfg sip.Config, cfg Config) *harness {
 // newHarnessOn is newHarnessWith on the database file at path, opened with opts.
 func newHarnessOn(t *testing.T, path string, opts storage.Options, sipCfg sip.Config, cfg Config) *harness {
 	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return newHarnessLogging(t, path, opts, sipCfg, cfg, log)
+}
+
+// newHarnessLogging is newHarnessOn with the engine logging to log.
+func newHarnessLogging(t *testing.T, path string, opts storage.Options, sipCfg sip.Config, cfg Config, log *slog.Logger) *harness {
+	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	o, err := sip.New(ctx, sipCfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -83,12 +83,11 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 		return
 	}
 	now := r.e.cfg.Now()
-	cl := &call{attempt: attempt, due: due, rung: c.Ladder[rung], state: callDialing, started: now}
-	r.calls[attempt.ID] = cl
+	cl := r.newCall(attempt, due, c.Ladder[rung], now)
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
 	req := PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
 		Key: "inbound-" + in.offer.Call.ID}
-	r.e.log.Info("contact's WhatsApp call answered for its callback", "campaign", r.id, "contact", due.Contact.ID, "attempt", attempt.ID)
+	cl.log.Info("contact's WhatsApp call answered for its callback")
 	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID)
 }

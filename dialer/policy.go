@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -172,8 +173,55 @@ func (e *Engine) OptOut(ctx context.Context, who storage.Actor, phones []string,
 	if err != nil {
 		return nil, err
 	}
+	e.StopRinging(ctx, 0, phones)
 	e.CampaignChanged()
 	return fresh, nil
+}
+
+// StopRinging ends the calls still dialling or ringing to one of numbers, in
+// campaignID's run (0: every run): a person just put on a do-not-call list is not
+// left ringing. A call already answered goes on: the agent on the line has the
+// person. It returns how many calls it ended.
+func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []string) int {
+	e.mu.Lock()
+	var runs []*run
+	for id, r := range e.runs {
+		if campaignID == 0 || id == campaignID {
+			runs = append(runs, r)
+		}
+	}
+	e.mu.Unlock()
+	stopped := 0
+	for _, r := range runs {
+		legs := make(chan []Leg, 1)
+		if !r.do(func() {
+			var ringing []Leg
+			for _, c := range r.calls {
+				if (c.state != callDialing && c.state != callRinging) || c.leg == nil ||
+					!slices.Contains(numbers, campaigns.NumberFor(c.rung.Channel, c.due.Contact)) {
+					continue
+				}
+				c.attempt.HangupBy = "local"
+				c.attempt.Detail = detailJSON("the number went on a do-not-call list while it rang")
+				c.log.Info("stopped ringing: the number went on a do-not-call list")
+				ringing = append(ringing, c.leg)
+			}
+			legs <- ringing
+		}) {
+			continue
+		}
+		select {
+		case ls := <-legs:
+			for _, l := range ls {
+				if err := l.Hangup(ctx); err != nil {
+					e.log.Warn("stop ringing", "err", err)
+				}
+				stopped++
+			}
+		case <-r.done:
+		}
+	}
+	return stopped
 }
 
 // personNumbers are the numbers a person is reached on.

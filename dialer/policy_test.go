@@ -339,3 +339,55 @@ func backToPending(c campaigns.Contact, pos campaigns.Position) (campaigns.Posit
 	pos.Status = campaigns.ContactPending
 	return pos, nil
 }
+
+// TestOptOutStopsARingingCall: a number opted out while its call rings is not left
+// ringing to the ring timeout: the call is cancelled at once (sipp sees the
+// CANCEL), its attempt says why, and the contact stays on the do-not-call list.
+func TestOptOutStopsARingingCall(t *testing.T) {
+	carrier := sipptest.Start(t, "noanswer.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+		Config{RingTimeout: 60 * time.Second})
+	ctx := context.Background()
+	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	h.agents(c.ID, 1, time.Second)
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts: %v %v", list, err)
+	}
+	ct := list[0]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if as := h.attempts(ct.ID); len(as) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never rang: %+v", h.attempts(ct.ID))
+		}
+		h.engine.CampaignChanged()
+	}
+	// The carrier rings at once; the run keeps ringing in memory (it is written
+	// with the call's next step), so give the 180 a moment to arrive.
+	time.Sleep(time.Second)
+	optedOut := time.Now()
+	if _, err := h.engine.OptOut(ctx, tester, []string{ct.Phone}, storage.OptOutAPI); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if as := h.attempts(ct.ID); len(as) == 1 && as[0].State == "ended" {
+			a := as[0]
+			if took := a.EndAt.Sub(optedOut); took > 2*time.Second {
+				t.Errorf("the call rang on %s after the opt-out", took)
+			}
+			if !strings.Contains(string(a.Detail), "do-not-call") || a.HangupBy != "local" {
+				t.Errorf("attempt %+v detail %s", a, a.Detail)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still ringing 5 s after the opt-out: %+v", h.attempts(ct.ID))
+		}
+	}
+	if got, _ := h.store.GetContact(ctx, ct.ID); got.Status != campaigns.ContactDoNotCall {
+		t.Errorf("contact is %q", got.Status)
+	}
+	carrier.Wait(t, 10*time.Second)
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
-	"github.com/turbina-dialer/turbina/dialer/pacing"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -288,14 +287,6 @@ func (r *run) previewSkip(ctx context.Context, agentID, contactID int64, s Previ
 	delete(p.offers, agentID)
 	r.poke() // the next contact, at once
 	return nil
-}
-
-// answeredReserved puts an answered preview call through to the agent reserved
-// for it: nobody else takes it, and it is never abandoned.
-func (r *run) answeredReserved(ctx context.Context, c *call, at time.Time) {
-	r.pacer.Observe(pacing.Outcome{At: at, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: at.Sub(c.started)})
-	agentID := c.reserved
-	r.connect(ctx, c, agentID, at, func() { r.bridge(c, agentID) })
 }
 
 // currentOffer is the offer made to agentID, if any.

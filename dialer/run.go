@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,18 +18,6 @@ import (
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/media/amd"
 	"github.com/turbina-dialer/turbina/storage"
-)
-
-// callState is where a call stands in its run.
-type callState uint8
-
-const (
-	callDialing callState = iota + 1
-	callRinging
-	callScreening  // answered, audio being screened for an answering machine
-	callWaiting    // answered, waiting for an agent
-	callConnected  // bridged to an agent
-	callAbandoning // no agent in time: being hung up
 )
 
 // call is one attempt the run is following.
@@ -47,12 +36,12 @@ type call struct {
 	bridged *media.Call
 	// recording is the call's recorder, closed when the call ends.
 	recording *media.Recorder
-	// machine is set when screening found an answering machine: the outcome the
-	// call ends with once hung up.
-	machine campaigns.Outcome
 	// reserved is the agent reserved for the call before it was placed (a preview
 	// dial): the answer goes to that agent alone.
 	reserved int64
+	// log is the call's logger: every line about the call carries its campaign,
+	// attempt, contact and channel.
+	log *slog.Logger
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -398,6 +387,8 @@ func (r *run) connectAnswered(ctx context.Context) {
 	}
 }
 
+// handle turns what a call's goroutine learned into the call's events and feeds
+// them to its state machine.
 func (r *run) handle(ctx context.Context, u legUpdate) {
 	if u.inbound != nil {
 		r.answerInbound(ctx, *u.inbound)
@@ -427,12 +418,18 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			outcome = campaigns.OutcomeChannelBusy
 		}
 		now := r.e.cfg.Now()
-		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
+		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome},
+			LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
 		return
 	case u.leg != nil && u.ev == nil:
+		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, LegEvent{})
 		return
 	case u.screened != nil:
-		r.screened(ctx, c, *u.screened)
+		res := *u.screened
+		if c.state == callScreening {
+			c.attempt.Detail = detailJSON("amd " + res.Decision.String() + " " + string(res.Cause))
+		}
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, LegEvent{})
 		return
 	case u.ev == nil:
 		return
@@ -457,112 +454,163 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	case LegSetup:
 		a.SetupAt = &ev.At
 	case LegRinging:
-		if a.RingAt == nil && c.state == callDialing {
-			a.RingAt, a.State = &ev.At, "ringing"
-			c.state = callRinging
-		}
+		r.feed(ctx, c, callEvent{kind: evRinging, at: ev.At}, ev)
 	case LegAnswered:
-		a.AnswerAt, a.State = &ev.At, "answered"
-		c.answered, c.deadline = ev.At, ev.At.Add(r.e.cfg.Patience)
-		if c.reserved != 0 && u.agentID == 0 { // a preview dial: its agent waits for it
-			r.answeredReserved(ctx, c, ev.At)
+		if u.agentID != 0 {
+			c.bridged = u.bridged // connectNow switched the audio already
+		}
+		r.feed(ctx, c, callEvent{kind: evAnswered, at: ev.At, agent: u.agentID, reserved: c.reserved,
+			amd: r.campaign.AMD.Enabled && screenable(c.leg)}, ev)
+		if u.agentID == 0 {
 			return
 		}
-		if u.agentID != 0 { // put through by connectNow
-			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
-			r.connect(ctx, c, u.agentID, ev.At, func() { c.bridged = u.bridged })
-			if u.bridged != nil && r.e.legs.bridge(u.agentID) == nil {
-				// The agent's audio died before the loop heard of the call, when
-				// the agent was only reserved: detachAgentLeg could not tell.
-				r.agentLost(c.attempt.ID)
-			}
+		if c.state != callConnected || c.agentID != u.agentID {
+			r.e.agents.unreserve(u.agentID, c.attempt.ID) // not taken (a pair step does not list)
 			return
 		}
-		if r.campaign.AMD.Enabled && r.screen(ctx, c) {
-			r.save(ctx, c)
-			return
-		}
-		r.awaitAgent(ctx, c, ev.At)
-		if c.state == callWaiting {
-			r.save(ctx, c) // connected calls were saved with their agent
+		if u.bridged != nil && r.e.legs.bridge(u.agentID) == nil {
+			// The agent's audio died before the loop heard of the call, when
+			// the agent was only reserved: detachAgentLeg could not tell.
+			r.agentLost(c.attempt.ID)
 		}
 	case LegEnded:
-		r.finish(ctx, c, ev)
+		r.feed(ctx, c, callEvent{kind: evLegEnded, at: ev.At, outcome: ev.Outcome}, ev)
 	}
 }
 
-// awaitAgent queues an answered person for the next free agent.
-func (r *run) awaitAgent(ctx context.Context, c *call, now time.Time) {
-	c.state = callWaiting
-	r.fast.Store(false) // until this person has an agent
-	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Human, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
-	r.waiting = append(r.waiting, c)
-	r.connectWaiting(ctx, now)
+// feed steps c's state machine with ev and carries out its effects. leg is the
+// channel's report that came with ev, when one did (what the outcome records of it).
+func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg LegEvent) {
+	var effects []effect
+	c.state, effects = step(c.state, ev)
+	r.apply(ctx, c, ev, leg, effects)
+}
+
+// apply carries out the effects step asked for, in order. An effect may feed the
+// call another event (a queued person put through to an agent free at once): what
+// is left of the list then belongs to a state the call has left, and is dropped.
+func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, effects []effect) {
+	state := c.state
+	at := ev.at
+	for _, ef := range effects {
+		if c.state != state {
+			return
+		}
+		switch ef.kind {
+		case effMarkRinging:
+			c.attempt.RingAt, c.attempt.State = &at, "ringing"
+		case effMarkAnswered:
+			c.attempt.AnswerAt, c.attempt.State = &at, "answered"
+			c.answered, c.deadline = at, at.Add(r.e.cfg.Patience)
+		case effObserve:
+			r.pacer.Observe(pacing.Outcome{At: at, Kind: ef.pacing, Channel: pacing.Channel(c.rung.Channel), Duration: observed(c, ef.pacing, at)})
+		case effScreen:
+			r.screen(ctx, c)
+		case effQueue:
+			r.fast.Store(false) // until this person has an agent
+			r.waiting = append(r.waiting, c)
+			r.connectWaiting(ctx, at)
+		case effLeaveQueue:
+			r.removeWaiting(c)
+		case effConnect:
+			r.connect(c, ef.agent, at, ef.bridged)
+		case effSave:
+			r.save(ctx, c)
+		case effScreenPop:
+			r.screenPop(ctx, c, at)
+		case effHangupBy:
+			c.attempt.HangupBy = ef.by
+		case effSafeHarbour:
+			if c.leg != nil {
+				go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID, c.log)
+			}
+		case effApologise:
+			if c.leg != nil {
+				c.log.Warn("agent audio lost mid-call: apologising to the customer", "agent", c.agentID)
+				go r.apologise(context.Background(), c.leg, c.log)
+			}
+		case effLeaveMessage:
+			if c.leg != nil {
+				go r.leaveMessage(ctx, c.leg, c.log)
+			}
+		case effHangup:
+			if c.leg != nil {
+				go c.leg.Hangup(ctx)
+			}
+		case effReleaseAgent:
+			r.releaseAgent(c, at)
+		case effRecord:
+			r.record(ctx, c, ef.outcome, at, leg)
+		default:
+			c.log.Error("call effect without a handler: skipped", "effect", ef.kind, "state", c.state)
+		}
+	}
+}
+
+// observed is the duration the pacer is told with an observation of kind k at at:
+// ring time for an answer, wait for an agent for a connect, talk time for a talk's
+// end, the call's whole life for an unanswered end.
+func observed(c *call, k pacing.OutcomeKind, at time.Time) time.Duration {
+	switch k {
+	case pacing.Human:
+		return c.answered.Sub(c.started)
+	case pacing.Machine:
+		if !c.answered.IsZero() {
+			return c.answered.Sub(c.started)
+		}
+	case pacing.Connected:
+		return at.Sub(c.answered)
+	case pacing.TalkEnded:
+		if c.attempt.ConnectAt != nil {
+			return at.Sub(*c.attempt.ConnectAt)
+		}
+		return 0
+	case pacing.Abandoned:
+		return 0
+	}
+	return at.Sub(c.started)
+}
+
+// screenable reports whether leg carries audio answering-machine detection can hear.
+func screenable(leg Leg) bool {
+	mc, ok := leg.(MediaCarrier)
+	if !ok {
+		return false
+	}
+	_, err := mc.MediaLeg()
+	return err == nil
 }
 
 // screenMargin is kept between the end of screening and the patience, so that a
 // person screening could not decide about still reaches an agent in time.
 const screenMargin = 200 * time.Millisecond
 
-// screen starts answering-machine detection on an answered call's audio and
-// reports whether it did (a leg without audio cannot be screened).
-func (r *run) screen(ctx context.Context, c *call) bool {
-	mc, ok := c.leg.(MediaCarrier)
-	if !ok {
-		return false
-	}
-	customer, err := mc.MediaLeg()
-	if err != nil {
-		return false
+// screen starts answering-machine detection on an answered call's audio; its
+// verdict comes back to the loop as an update. A detector that cannot start
+// screens nobody: the call goes on as a person's.
+func (r *run) screen(ctx context.Context, c *call) {
+	var customer media.Leg
+	if mc, ok := c.leg.(MediaCarrier); ok {
+		customer, _ = mc.MediaLeg()
 	}
 	det, err := amd.New(amd.DefaultParams())
-	if err != nil {
-		r.e.log.Error("answering-machine detector", "err", err)
-		return false
+	if err != nil || customer == nil {
+		c.log.Error("answering-machine detector", "err", err)
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, LegEvent{})
+		return
 	}
-	c.state = callScreening
 	until := c.deadline.Add(-screenMargin)
-	id := c.attempt.ID
+	id, log := c.attempt.ID, c.log
 	go func() {
 		res, err := amd.Screen(ctx, customer, det, until)
 		if err != nil {
-			r.e.log.Debug("screening", "attempt", id, "err", err)
+			log.Debug("screening", "err", err)
 		}
 		select {
 		case r.updates <- legUpdate{attemptID: id, screened: &res}:
 		case <-r.done:
 		}
 	}()
-	return true
-}
-
-// screened acts on the detector's verdict: a machine is hung up on (and the
-// contact moved as the campaign says), anyone else goes to an agent.
-func (r *run) screened(ctx context.Context, c *call, res amd.Result) {
-	if c.state != callScreening {
-		return
-	}
-	now := r.e.cfg.Now()
-	c.attempt.Detail = detailJSON("amd " + res.Decision.String() + " " + string(res.Cause))
-	if res.Decision != amd.Machine {
-		r.awaitAgent(ctx, c, now)
-		return
-	}
-	c.state, c.attempt.HangupBy = callAbandoning, "local"
-	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Machine, Channel: pacing.Channel(c.rung.Channel), Duration: c.answered.Sub(c.started)})
-	switch r.campaign.AMD.Action {
-	case campaigns.AMDLeaveMessage:
-		c.machine = campaigns.OutcomeMachineMessage
-		go r.leaveMessage(ctx, c.leg)
-		return
-	case campaigns.AMDNextRung:
-		c.machine = campaigns.OutcomeMachineNext
-	default:
-		c.machine = campaigns.OutcomeMachine
-	}
-	if c.leg != nil {
-		go c.leg.Hangup(ctx)
-	}
 }
 
 // Voicemail timing: the greeting and beep are over after this much silence; a
@@ -574,7 +622,7 @@ const (
 
 // leaveMessage waits for a voicemail's greeting and beep to end, leaves the
 // campaign's message and hangs up. It runs on a goroutine of its own.
-func (r *run) leaveMessage(ctx context.Context, leg Leg) {
+func (r *run) leaveMessage(ctx context.Context, leg Leg, log *slog.Logger) {
 	defer leg.Hangup(ctx)
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
@@ -585,77 +633,44 @@ func (r *run) leaveMessage(ctx context.Context, leg Leg) {
 		return
 	}
 	if err := amd.AwaitQuiet(ctx, customer, amd.DefaultParams(), voicemailQuiet, time.Now().Add(voicemailMaxWait)); err != nil {
-		r.e.log.Debug("voicemail", "err", err)
+		log.Debug("voicemail", "err", err)
 		return
 	}
 	if _, err := r.e.cfg.VoicemailMessage.Play(ctx, customer); err != nil {
-		r.e.log.Debug("voicemail message", "err", err)
+		log.Debug("voicemail message", "err", err)
 	}
 }
 
 // save writes an open attempt's progress; a failure is logged, the call goes on.
 func (r *run) save(ctx context.Context, c *call) {
 	if err := r.e.store.UpdateAttempt(ctx, c.attempt); err != nil {
-		r.e.log.Error("save attempt", "attempt", c.attempt.ID, "err", err)
+		c.log.Error("save attempt", "err", err)
 	}
 }
 
-// pacingKind is what the pacer learns from an unanswered attempt's outcome.
-func pacingKind(o campaigns.Outcome) pacing.OutcomeKind {
-	switch o {
-	case campaigns.OutcomeNoAnswer:
-		return pacing.NoAnswer
-	case campaigns.OutcomeMachine:
-		return pacing.Machine
+// releaseAgent lets the agent of a connected call go when the call ends: the
+// audio off the agent's bridge, the recording closed, the agent told and put in
+// wrap-up.
+func (r *run) releaseAgent(c *call, at time.Time) {
+	if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
+		b.Disconnect()
 	}
-	return pacing.Failed
+	if c.recording != nil {
+		if err := c.recording.Close(); err != nil {
+			c.log.Error("recording", "err", err)
+		}
+	}
+	r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: c.attempt.ID, At: at})
+	r.e.agents.callEnded(c.agentID, at)
+	r.wrapping[c.agentID] = wrapUp{attemptID: c.attempt.ID, channel: c.rung.Channel}
 }
 
-// finish records how an attempt ended and moves its contact along the ladder.
-func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
+// record records how an attempt ended, with the outcome step decided, moves its
+// contact along the ladder and forgets the call. ev is the channel's report of
+// the end, when there is one.
+func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev LegEvent) {
 	a := &c.attempt
-	outcome := ev.Outcome
-	ch := pacing.Channel(c.rung.Channel)
-	switch c.state {
-	case callConnected:
-		outcome = campaigns.OutcomeConnected
-		if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
-			b.Disconnect()
-		}
-		if c.recording != nil {
-			if err := c.recording.Close(); err != nil {
-				r.e.log.Error("recording", "attempt", a.ID, "err", err)
-			}
-		}
-		r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: a.ID, At: ev.At})
-		r.e.agents.callEnded(c.agentID, ev.At)
-		r.wrapping[c.agentID] = wrapUp{attemptID: a.ID, channel: c.rung.Channel}
-		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.TalkEnded, Channel: ch, Duration: ev.At.Sub(*a.ConnectAt)})
-	case callWaiting:
-		// The person hung up before an agent was free: abandoned all the same.
-		outcome = campaigns.OutcomeAbandoned
-		r.removeWaiting(c)
-		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
-	case callScreening:
-		// Hung up while being screened: a person who did not wait, as far as the
-		// cap is concerned.
-		outcome = campaigns.OutcomeAbandoned
-		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Human, Channel: ch, Duration: c.answered.Sub(c.started)})
-		r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacing.Abandoned, Channel: ch})
-	case callAbandoning:
-		outcome = campaigns.OutcomeAbandoned
-		if c.machine != "" {
-			outcome = c.machine
-		}
-	default:
-		if outcome == "" {
-			outcome = campaigns.OutcomeTrunkFault
-		}
-		if outcome != campaigns.OutcomeChannelDown && outcome != campaigns.OutcomeChannelBusy && outcome != campaigns.OutcomeNoChannel {
-			r.pacer.Observe(pacing.Outcome{At: ev.At, Kind: pacingKind(outcome), Channel: ch, Duration: ev.At.Sub(c.started)})
-		}
-	}
-	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &ev.At
+	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &at
 	if a.SetupAt == nil && !ev.SetupAt.IsZero() {
 		a.SetupAt = &ev.SetupAt
 	}
@@ -672,21 +687,20 @@ func (r *run) finish(ctx context.Context, c *call, ev LegEvent) {
 		a.Detail = detailJSON(ev.Detail)
 	}
 	var pos campaigns.Position
-	move := r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), ev.At, &pos)
+	move := r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
 	if err := r.e.store.FinishAttempt(ctx, *a, move); err != nil {
-		r.e.log.Error("finish attempt: kept to be written again", "attempt", a.ID, "err", err)
+		c.log.Error("finish attempt: kept to be written again", "err", err)
 		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, move: move})
 		r.e.metrics.unrecorded.Inc()
 		r.e.metrics.writeFailures.Inc()
 		if r.retryWait == 0 {
-			r.retryWait, r.retryAt = firstRewriteWait, ev.At.Add(firstRewriteWait)
+			r.retryWait, r.retryAt = firstRewriteWait, at.Add(firstRewriteWait)
 		}
 	} else if pos.Status == campaigns.ContactPending && pos.Rung != c.due.Rung && pos.Rung < len(r.campaign.Ladder) &&
-		callRung(r.campaign.Ladder[pos.Rung].Channel) && !pos.NextAt.After(ev.At) && len(r.fallbacks) < maxFallbacks {
+		callRung(r.campaign.Ladder[pos.Rung].Channel) && !pos.NextAt.After(at) && len(r.fallbacks) < maxFallbacks {
 		r.fallbacks = append(r.fallbacks, a.ContactID)
 	}
-	r.e.log.Debug("attempt ended", "campaign", r.id, "attempt", a.ID, "contact", a.ContactID, "channel", c.rung.Channel,
-		"outcome", outcome, "sip_status", a.SIPStatus, "next_rung", pos.Rung, "status", pos.Status)
+	c.log.Debug("attempt ended", "outcome", outcome, "sip_status", a.SIPStatus, "next_rung", pos.Rung, "status", pos.Status)
 	if c.cancel != nil {
 		c.cancel()
 	}
@@ -737,19 +751,22 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 			return
 		}
 		r.waiting = r.waiting[1:]
-		r.connect(ctx, c, agent.ID, now, func() { r.bridge(c, agent.ID) })
+		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, LegEvent{})
+		if c.state != callConnected {
+			r.e.agents.unreserve(agent.ID, c.attempt.ID) // not taken (a pair step does not list)
+		}
 	}
 }
 
-// connect puts c through to agentID, reserved for it; bridge switches the audio.
-func (r *run) connect(ctx context.Context, c *call, agentID int64, now time.Time, bridge func()) {
-	c.state, c.agentID = callConnected, agentID
+// connect puts c through to agentID, reserved for it, and switches the agent's
+// audio to the customer unless connectNow did (bridged).
+func (r *run) connect(c *call, agentID int64, now time.Time, bridged bool) {
+	c.agentID = agentID
 	c.attempt.AgentID, c.attempt.ConnectAt, c.attempt.State = agentID, &now, "connected"
 	r.e.agents.connected(agentID, now)
-	bridge()
-	r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Connected, Channel: pacing.Channel(c.rung.Channel), Duration: now.Sub(c.answered)})
-	r.save(ctx, c)
-	r.screenPop(ctx, c, now)
+	if !bridged {
+		r.bridge(c, agentID)
+	}
 }
 
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
@@ -761,7 +778,7 @@ func (r *run) bridge(c *call, agentID int64) {
 		}
 		rec, err := r.recorder(c)
 		if err != nil {
-			r.e.log.Error("recording", "attempt", c.attempt.ID, "err", err)
+			c.log.Error("recording", "err", err)
 			return nil
 		}
 		c.recording = rec
@@ -812,11 +829,11 @@ func (r *run) recorder(c *call) (*media.Recorder, error) {
 func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	history, err := r.e.store.ListAttempts(ctx, c.due.Contact.ID)
 	if err != nil {
-		r.e.log.Error("screen-pop history", "contact", c.due.Contact.ID, "err", err)
+		c.log.Error("screen-pop history", "err", err)
 	}
 	refusals, err := r.e.store.PolicyRefusals(ctx, c.due.Contact.ID)
 	if err != nil {
-		r.e.log.Error("screen-pop refusals", "contact", c.due.Contact.ID, "err", err)
+		c.log.Error("screen-pop refusals", "err", err)
 	}
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
@@ -829,12 +846,7 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now.Add(safeHarbourLead)) {
 		c := r.waiting[0]
 		r.waiting = r.waiting[1:]
-		c.state = callAbandoning
-		c.attempt.HangupBy = "local"
-		r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.Abandoned, Channel: pacing.Channel(c.rung.Channel)})
-		if c.leg != nil {
-			go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID)
-		}
+		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, LegEvent{})
 	}
 }
 
@@ -842,21 +854,20 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 // hears the prompt and the call is hung up.
 func (r *run) agentLost(attemptID int64) {
 	c, ok := r.calls[attemptID]
-	if !ok || c.state != callConnected || c.leg == nil {
+	if !ok {
 		return
 	}
-	c.attempt.HangupBy = "agent_lost"
-	r.e.log.Warn("agent audio lost mid-call: apologising to the customer", "attempt", attemptID, "agent", c.agentID)
-	go r.apologise(context.Background(), c.leg)
+	// Called in the loop by a command, which has no context of its own: the loop's.
+	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, LegEvent{})
 }
 
 // apologise plays the abandon prompt to a person no agent was free for, then hangs
 // up. It runs on a goroutine of its own: the run goes on meanwhile.
-func (r *run) apologise(ctx context.Context, leg Leg) {
+func (r *run) apologise(ctx context.Context, leg Leg, log *slog.Logger) {
 	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
 		if customer, err := mc.MediaLeg(); err == nil {
 			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
-				r.e.log.Debug("abandon prompt", "err", err)
+				log.Debug("abandon prompt", "err", err)
 			}
 		}
 	}
@@ -957,8 +968,8 @@ func (r *run) snapshot() pacing.Snapshot {
 			if callRung(c.rung.Channel) {
 				r.dialBuf = append(r.dialBuf, pacing.Dial{Start: c.started, Channel: pacing.Channel(c.rung.Channel)})
 			}
-		case callAbandoning:
-			holding++
+		case callAbandoning, callMachine, callMachineNext, callVoicemail:
+			holding++ // answered, being hung up (or a message left): the line is held
 		case callScreening:
 			waiting++
 		}
@@ -1013,16 +1024,17 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		}
 		return false
 	}
-	cl := &call{attempt: attempt, due: dc, rung: rung, state: callDialing, started: now}
-	r.calls[attempt.ID] = cl
+	cl := r.newCall(attempt, dc, rung, now)
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
-		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel},
+			LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
 	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
 	if err != nil {
-		r.finish(ctx, cl, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted},
+			LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
 		return true
 	}
 	callCtx, cancel := context.WithCancel(ctx)
@@ -1034,6 +1046,14 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
 	return true
+}
+
+// newCall starts following attempt, dialing from now, with the call's logger.
+func (r *run) newCall(attempt storage.Attempt, dc storage.DueContact, rung campaigns.Rung, now time.Time) *call {
+	c := &call{attempt: attempt, due: dc, rung: rung, state: callDialing, started: now,
+		log: r.e.log.With("campaign", r.id, "attempt", attempt.ID, "contact", dc.Contact.ID, "channel", rung.Channel)}
+	r.calls[attempt.ID] = c
+	return c
 }
 
 // move moves a contact through the journey's table by ev (outside an attempt: the
@@ -1092,8 +1112,8 @@ func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest, preferre
 	}
 }
 
-// shutdown hangs up every call when the engine stops and records them as
-// interrupted. The hang-ups run side by side, each with its own time limit, so a
+// shutdown hangs up every call when the engine stops and tells each call's state
+// machine, which records it as interrupted. The hang-ups run side by side, each with its own time limit, so a
 // dead trunk's calls cannot use up the others' time.
 func (r *run) shutdown() {
 	var wg sync.WaitGroup
@@ -1114,8 +1134,8 @@ func (r *run) shutdown() {
 	defer cancel()
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {
-		c.state = callDialing // recorded as interrupted, not as an answered outcome
-		r.finish(ctx, c, LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
+		r.feed(ctx, c, callEvent{kind: evStopping, at: now},
+			LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
 	}
 	// A last try; what the database still refuses stays open in it, and the next
 	// start closes those attempts as interrupted.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/turbina-dialer/turbina/media"
@@ -69,14 +70,14 @@ func (r *run) abandonPrompt() (*media.Player, string) {
 // apologiseAbandoned plays the safe-harbour message to the person of an abandoned
 // attempt, hangs up, and records on the attempt that the message played and which.
 // It runs on a goroutine of its own, as apologise does.
-func (r *run) apologiseAbandoned(ctx context.Context, leg Leg, attemptID int64) {
+func (r *run) apologiseAbandoned(ctx context.Context, leg Leg, attemptID int64, log *slog.Logger) {
 	player, which := r.abandonPrompt()
 	played := false
 	if mc, ok := leg.(MediaCarrier); ok && player != nil {
 		if customer, err := mc.MediaLeg(); err == nil {
 			st, err := player.Play(ctx, customer)
 			if err != nil {
-				r.e.log.Debug("safe-harbour message", "attempt", attemptID, "err", err)
+				log.Debug("safe-harbour message", "err", err)
 			}
 			played = st.Packets > 0
 		}
@@ -88,6 +89,6 @@ func (r *run) apologiseAbandoned(ctx context.Context, leg Leg, attemptID int64) 
 	// The attempt's outcome is written by the run meanwhile; this column is not among
 	// those it writes, so the two do not overwrite each other.
 	if err := r.e.store.SetSafeHarbourPlayed(context.WithoutCancel(ctx), attemptID, which); err != nil {
-		r.e.log.Error("record safe-harbour message", "attempt", attemptID, "err", err)
+		log.Error("record safe-harbour message", "err", err)
 	}
 }

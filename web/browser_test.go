@@ -376,6 +376,9 @@ func (s *engineSlot) PreviewDial(ctx context.Context, id, contactID int64) (int6
 func (s *engineSlot) SkipPreview(ctx context.Context, id, contactID int64, sk dialer.PreviewSkip) error {
 	return s.get().SkipPreview(ctx, id, contactID, sk)
 }
+func (s *engineSlot) StopRinging(ctx context.Context, campaignID int64, numbers []string) int {
+	return s.get().StopRinging(ctx, campaignID, numbers)
+}
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,9 @@ func (s *Server) addDNC(w http.ResponseWriter, r *http.Request, p principal) err
 	var phones []string
 	flush := func() error {
 		n, err := s.store.AddDNC(r.Context(), p.actor(), campaignID, phones, r.URL.Query().Get("reason"))
+		if err == nil {
+			s.stopRinging(r.Context(), campaignID, phones)
+		}
 		added += n
 		phones = phones[:0]
 		return err
@@ -160,6 +164,7 @@ func (s *Server) addDNCJSON(w http.ResponseWriter, r *http.Request, p principal)
 		if added, err = s.store.AddDNC(r.Context(), p.actor(), campaignID, phones, in.Reason); err != nil {
 			return err
 		}
+		s.stopRinging(r.Context(), campaignID, phones)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"added": added, "rejected": rejected})
 	return nil
@@ -207,4 +212,12 @@ func (s *Server) removeDNC(w http.ResponseWriter, r *http.Request, p principal) 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// stopRinging has the engine end the calls still ringing to numbers just put on a
+// list, so that the list takes effect at once and not at the next dial.
+func (s *Server) stopRinging(ctx context.Context, campaignID int64, phones []string) {
+	if s.cfg.Engine != nil && len(phones) > 0 {
+		s.cfg.Engine.StopRinging(ctx, campaignID, phones)
+	}
 }

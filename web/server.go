@@ -104,6 +104,9 @@ type Engine interface {
 	PreviewDial(ctx context.Context, agentID, contactID int64) (int64, error)
 	// SkipPreview records a preview agent's skip of the contact offered to it.
 	SkipPreview(ctx context.Context, agentID, contactID int64, s dialer.PreviewSkip) error
+	// StopRinging ends the calls still ringing to numbers just put on a
+	// do-not-call list (campaignID 0: every campaign's).
+	StopRinging(ctx context.Context, campaignID int64, numbers []string) int
 }
 
 // Server is the HTTP front of Turbina.

@@ -1,0 +1,322 @@
+package dialer
+
+import (
+	"slices"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/pacing"
+)
+
+// The call inside a run is one state machine: step takes where a call stands and
+// what just happened to it, and answers where it goes and what the run must do
+// about it, as data. step reads no clock and does no I/O (times come in the
+// events); run.go turns channel updates into callEvents and carries out the
+// effects (run.apply). The model is dialer/whatsapp/state.go.
+
+// callState is where a call stands in its run.
+type callState uint8
+
+// A call's states. A call found to be an answering machine is hung up in one of
+// three states, one per AMD action: the state says which outcome its end records.
+const (
+	callDialing     callState = iota + 1 // placed, nothing heard yet
+	callRinging                          // the far end rings
+	callScreening                        // answered, audio being screened for an answering machine
+	callWaiting                          // answered, queued for the next free agent
+	callConnected                        // put through to an agent
+	callAbandoning                       // no agent within the patience: safe-harbour message, then hung up
+	callMachine                          // a machine: being hung up, the contact moved as for a machine
+	callMachineNext                      // a machine: being hung up, the contact moved to the next rung
+	callVoicemail                        // a machine: the campaign's message being left, then hung up
+	callEnded                            // the outcome is recorded; the run forgets the call
+)
+
+var callStateNames = [...]string{"", "dialing", "ringing", "screening", "waiting", "connected", "abandoning",
+	"machine", "machine_next", "voicemail", "ended"}
+
+func (s callState) String() string {
+	if int(s) < len(callStateNames) && s != 0 {
+		return callStateNames[s]
+	}
+	return "unknown"
+}
+
+// callEventKind is what can happen to a call.
+type callEventKind uint8
+
+// What the run feeds step.
+const (
+	evPlaced          callEventKind = iota + 1 // the channel's Place returned the leg
+	evRinging                                  // the leg rings
+	evAnswered                                 // the leg answered (see callEvent's agent, reserved, amd)
+	evScreened                                 // answering-machine detection decided (see human, amdAction)
+	evAgentFree                                // an agent was reserved for the waiting call (agent)
+	evPatienceExpired                          // the waiting person's patience (less the prompt's lead) ran out
+	evAgentLost                                // the connected agent's audio went away
+	evLegEnded                                 // the leg ended (outcome: the channel's, for an unanswered leg)
+	evPlaceFailed                              // Place failed, or the call could not be placed at all (outcome)
+	evStopping                                 // the engine stops: the call is cut short
+)
+
+var callEventNames = [...]string{"", "placed", "ringing", "answered", "screened", "agent_free", "patience_expired",
+	"agent_lost", "leg_ended", "place_failed", "stopping"}
+
+func (k callEventKind) String() string {
+	if int(k) < len(callEventNames) && k != 0 {
+		return callEventNames[k]
+	}
+	return "unknown"
+}
+
+// callEvent is one thing that happened to a call, at At.
+type callEvent struct {
+	kind callEventKind
+	at   time.Time
+	// agent is, on evAnswered, the agent connectNow already put the person through
+	// to (0: none); on evAgentFree, the agent reserved for the call.
+	agent int64
+	// reserved is, on evAnswered, the agent a preview dial reserved for the call.
+	reserved int64
+	// amd is, on evAnswered, whether the call is to be screened for a machine (the
+	// campaign screens and the leg carries audio).
+	amd bool
+	// human and amdAction are, on evScreened, the detector's verdict and what the
+	// campaign does with a machine.
+	human     bool
+	amdAction campaigns.AMDAction
+	// outcome is, on evLegEnded and evPlaceFailed, the channel's outcome of an
+	// unanswered leg.
+	outcome campaigns.Outcome
+}
+
+// effectKind is one thing the run does for a call.
+type effectKind uint8
+
+// The effects step asks for; run.apply carries them out in order.
+const (
+	effMarkRinging  effectKind = iota + 1 // the attempt rings from the event's time
+	effMarkAnswered                       // the attempt answered at the event's time; the patience starts
+	effObserve                            // tell the pacer (pacing)
+	effScreen                             // start answering-machine detection
+	effQueue                              // queue the person for the next free agent
+	effLeaveQueue                         // take the call out of the queue
+	effConnect                            // put the call through to agent (bridged: connectNow switched the audio already)
+	effSave                               // save the attempt's progress
+	effScreenPop                          // tell the agent who is on the line
+	effHangupBy                           // the attempt was hung up by (by)
+	effSafeHarbour                        // play the safe-harbour message, hang up, note that it played
+	effApologise                          // play the abandon prompt (the agent is gone), hang up
+	effLeaveMessage                       // wait for the voicemail's beep, leave the message, hang up
+	effHangup                             // hang up
+	effReleaseAgent                       // the agent's call ended: audio off, recording closed, wrap-up
+	effRecord                             // record the attempt's outcome and move its contact: the call has ended
+)
+
+// effect is one thing the run must do, as data.
+type effect struct {
+	kind    effectKind
+	pacing  pacing.OutcomeKind // effObserve
+	agent   int64              // effConnect
+	bridged bool               // effConnect: the audio is already switched
+	by      string             // effHangupBy
+	outcome campaigns.Outcome  // effRecord
+}
+
+func observe(k pacing.OutcomeKind) effect { return effect{kind: effObserve, pacing: k} }
+func record(o campaigns.Outcome) effect   { return effect{kind: effRecord, outcome: o} }
+func hangupBy(by string) effect           { return effect{kind: effHangupBy, by: by} }
+
+// plain are effects of these kinds, without data.
+func plain(kinds ...effectKind) (out []effect) {
+	for _, k := range kinds {
+		out = append(out, effect{kind: k})
+	}
+	return out
+}
+
+// stepKey is one (state, event) pair of the table.
+type stepKey struct {
+	s  callState
+	ev callEventKind
+}
+
+// stepRule answers one pair of the table: the next state and the effects.
+type stepRule func(ev callEvent) (callState, []effect)
+
+// stay is a row where the event changes nothing: it may come late (a 180
+// overtaken by its 200 on the run's queues, a leg whose Place returned after its
+// answer was handled) or race with the call's moving on.
+func stay(s callState) stepRule { return func(callEvent) (callState, []effect) { return s, nil } }
+
+// liveStates are the states of a call the run still follows.
+var liveStates = []callState{callDialing, callRinging, callScreening, callWaiting, callConnected,
+	callAbandoning, callMachine, callMachineNext, callVoicemail}
+
+// callTable is the call's transition table: every pair that can happen is a row.
+var callTable = func() map[stepKey]stepRule {
+	t := map[stepKey]stepRule{
+		{callDialing, evRinging}: func(callEvent) (callState, []effect) {
+			return callRinging, plain(effMarkRinging)
+		},
+		{callDialing, evAnswered}:    answered,
+		{callRinging, evAnswered}:    answered,
+		{callDialing, evLegEnded}:    unanswered,
+		{callRinging, evLegEnded}:    unanswered,
+		{callDialing, evPlaceFailed}: unanswered,
+		{callScreening, evScreened}:  screened,
+		{callScreening, evLegEnded}: func(callEvent) (callState, []effect) {
+			// Hung up while being screened: a person who did not wait, as far
+			// as the cap is concerned.
+			return callEnded, []effect{observe(pacing.Human), observe(pacing.Abandoned), record(campaigns.OutcomeAbandoned)}
+		},
+		{callWaiting, evAgentFree}: func(ev callEvent) (callState, []effect) {
+			return callConnected, connected(ev.agent, false)
+		},
+		{callWaiting, evPatienceExpired}: func(callEvent) (callState, []effect) {
+			return callAbandoning, []effect{{kind: effLeaveQueue}, hangupBy("local"), observe(pacing.Abandoned), {kind: effSafeHarbour}}
+		},
+		{callWaiting, evLegEnded}: func(callEvent) (callState, []effect) {
+			// The person hung up before an agent was free: abandoned all the same.
+			return callEnded, []effect{{kind: effLeaveQueue}, observe(pacing.Abandoned), record(campaigns.OutcomeAbandoned)}
+		},
+		{callConnected, evAgentLost}: func(callEvent) (callState, []effect) {
+			return callConnected, []effect{hangupBy("agent_lost"), {kind: effApologise}}
+		},
+		{callConnected, evLegEnded}: func(callEvent) (callState, []effect) {
+			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), record(campaigns.OutcomeConnected)}
+		},
+		{callAbandoning, evLegEnded}:  ended(campaigns.OutcomeAbandoned),
+		{callMachine, evLegEnded}:     ended(campaigns.OutcomeMachine),
+		{callMachineNext, evLegEnded}: ended(campaigns.OutcomeMachineNext),
+		{callVoicemail, evLegEnded}:   ended(campaigns.OutcomeMachineMessage),
+	}
+	for _, s := range liveStates {
+		// Whatever it was doing, a call up when the engine stops is an attempt
+		// cut short: interrupted (the pacer hears of a failed call, as of any
+		// call that ended unanswered).
+		t[stepKey{s, evStopping}] = func(callEvent) (callState, []effect) {
+			return callEnded, []effect{observe(pacing.Failed), record(campaigns.OutcomeInterrupted)}
+		}
+		t[stepKey{s, evPlaced}] = stay(s)
+		if s != callDialing {
+			t[stepKey{s, evRinging}] = stay(s)
+		}
+		if s != callConnected {
+			// The agent's audio can go as the call leaves the agent.
+			t[stepKey{s, evAgentLost}] = stay(s)
+		}
+	}
+	return t
+}()
+
+// impossibleSteps are the pairs that cannot happen, and why: step leaves the call
+// as it is on them.
+var impossibleSteps = func() map[stepKey]string {
+	m := map[stepKey]string{}
+	for _, s := range liveStates {
+		if s != callDialing && s != callRinging {
+			m[stepKey{s, evAnswered}] = "a leg answers once, and only a dialing or ringing call waits for it"
+		}
+		if s != callScreening {
+			m[stepKey{s, evScreened}] = "only a screened call has a detector running (its verdict for an ended call finds no call)"
+		}
+		if s != callWaiting {
+			m[stepKey{s, evAgentFree}] = "agents are reserved only for the calls in the queue, which are all waiting"
+			m[stepKey{s, evPatienceExpired}] = "only the calls in the queue have a patience running"
+		}
+		if s != callDialing {
+			m[stepKey{s, evPlaceFailed}] = "Place fails before the leg exists, so before any event of the leg"
+		}
+	}
+	for k := callEventKind(1); int(k) < len(callEventNames); k++ {
+		m[stepKey{callEnded, k}] = "an ended call is forgotten by the run: later updates find no call"
+	}
+	return m
+}()
+
+// step is the call's state machine: where a call in state s goes on ev, and what
+// the run must do. A pair the table does not list (impossibleSteps) leaves the call
+// as it is.
+func step(s callState, ev callEvent) (callState, []effect) {
+	rule, ok := callTable[stepKey{s, ev.kind}]
+	if !ok {
+		return s, nil
+	}
+	return rule(ev)
+}
+
+// answered routes an answered call: to the agent connectNow put it through to, to
+// the agent a preview dial reserved, to screening, or to the queue.
+func answered(ev callEvent) (callState, []effect) {
+	mark := []effect{{kind: effMarkAnswered}}
+	switch {
+	case ev.agent != 0:
+		return callConnected, append(append(mark, observe(pacing.Human)), connected(ev.agent, true)...)
+	case ev.reserved != 0:
+		// A preview dial: its agent waits for it, nobody else takes it and it is
+		// never abandoned.
+		return callConnected, append(append(mark, observe(pacing.Human)), connected(ev.reserved, false)...)
+	case ev.amd:
+		// The pacer hears of the person once screening tells a person.
+		return callScreening, append(mark, plain(effScreen, effSave)...)
+	default:
+		// A save after the queue is skipped when a free agent took the call at
+		// once: the connect saved it (run.apply stops at a nested step).
+		return callWaiting, append(append(mark, observe(pacing.Human)), plain(effQueue, effSave)...)
+	}
+}
+
+// connected are the effects of putting a call through to agent.
+func connected(agent int64, bridged bool) []effect {
+	return []effect{{kind: effLeaveQueue}, {kind: effConnect, agent: agent, bridged: bridged},
+		observe(pacing.Connected), {kind: effSave}, {kind: effScreenPop}}
+}
+
+// screened acts on the detector's verdict: a person goes to an agent, a machine
+// is hung up on as the campaign's AMD action says.
+func screened(ev callEvent) (callState, []effect) {
+	if ev.human {
+		return callWaiting, []effect{observe(pacing.Human), {kind: effQueue}}
+	}
+	machine := []effect{hangupBy("local"), observe(pacing.Machine)}
+	switch ev.amdAction {
+	case campaigns.AMDLeaveMessage:
+		return callVoicemail, append(machine, effect{kind: effLeaveMessage})
+	case campaigns.AMDNextRung:
+		return callMachineNext, append(machine, effect{kind: effHangup})
+	default:
+		return callMachine, append(machine, effect{kind: effHangup})
+	}
+}
+
+// unanswered ends a call that was never answered with the channel's outcome (a
+// channel that gave none: a trunk fault). The pacer does not hear of a channel
+// that could not take the call: the call did not happen.
+func unanswered(ev callEvent) (callState, []effect) {
+	o := ev.outcome
+	if o == "" {
+		o = campaigns.OutcomeTrunkFault
+	}
+	var eff []effect
+	if !slices.Contains(campaigns.UnplacedOutcomes(), o) {
+		eff = append(eff, observe(pacingKind(o)))
+	}
+	return callEnded, append(eff, record(o))
+}
+
+// ended ends a call being hung up by the run with the outcome its state stands for.
+func ended(o campaigns.Outcome) stepRule {
+	return func(callEvent) (callState, []effect) { return callEnded, []effect{record(o)} }
+}
+
+// pacingKind is what the pacer learns from an unanswered attempt's outcome.
+func pacingKind(o campaigns.Outcome) pacing.OutcomeKind {
+	switch o {
+	case campaigns.OutcomeNoAnswer:
+		return pacing.NoAnswer
+	case campaigns.OutcomeMachine:
+		return pacing.Machine
+	}
+	return pacing.Failed
+}
