@@ -287,7 +287,7 @@ func (r *run) observeWrap(attemptID int64, wrap time.Duration) {
 	for agent, w := range r.wrapping {
 		if w.attemptID == attemptID {
 			delete(r.wrapping, agent)
-			r.pacer.Observe(pacing.Outcome{At: r.e.cfg.Now(), Kind: pacing.WrapEnded, Channel: pacing.Channel(w.channel), Duration: wrap})
+			r.pacer.Observe(pacing.Observation{At: r.e.cfg.Now(), Kind: pacing.WrapEnded, Channel: pacing.Channel(w.channel), Duration: wrap})
 		}
 	}
 }
@@ -503,7 +503,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, ef
 			c.attempt.AnswerAt, c.attempt.State = &at, "answered"
 			c.answered, c.deadline = at, at.Add(r.e.cfg.Patience)
 		case effObserve:
-			r.pacer.Observe(pacing.Outcome{At: at, Kind: ef.pacing, Channel: pacing.Channel(c.rung.Channel), Duration: observed(c, ef.pacing, at)})
+			r.pacer.Observe(pacing.Observation{At: at, Kind: ef.pacing, Channel: pacing.Channel(c.rung.Channel), Duration: observed(c, ef.pacing, at)})
 		case effScreen:
 			r.screen(ctx, c)
 		case effQueue:
@@ -550,7 +550,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, ef
 // observed is the duration the pacer is told with an observation of kind k at at:
 // ring time for an answer, wait for an agent for a connect, talk time for a talk's
 // end, the call's whole life for an unanswered end.
-func observed(c *call, k pacing.OutcomeKind, at time.Time) time.Duration {
+func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 	switch k {
 	case pacing.Human:
 		return c.answered.Sub(c.started)
