@@ -117,15 +117,15 @@ const (
 type effect struct {
 	kind    effectKind
 	pacing  pacing.ObservationKind // effObserve
-	agent   int64              // effConnect
-	bridged bool               // effConnect: the audio is already switched
-	by      string             // effHangupBy
-	outcome campaigns.Outcome  // effRecord
+	agent   int64                  // effConnect
+	bridged bool                   // effConnect: the audio is already switched
+	by      string                 // effHangupBy
+	outcome campaigns.Outcome      // effRecord
 }
 
 func observe(k pacing.ObservationKind) effect { return effect{kind: effObserve, pacing: k} }
-func record(o campaigns.Outcome) effect   { return effect{kind: effRecord, outcome: o} }
-func hangupBy(by string) effect           { return effect{kind: effHangupBy, by: by} }
+func record(o campaigns.Outcome) effect       { return effect{kind: effRecord, outcome: o} }
+func hangupBy(by string) effect               { return effect{kind: effHangupBy, by: by} }
 
 // plain are effects of these kinds, without data.
 func plain(kinds ...effectKind) (out []effect) {
