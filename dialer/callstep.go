@@ -116,16 +116,16 @@ const (
 // effect is one thing the run must do, as data.
 type effect struct {
 	kind    effectKind
-	pacing  pacing.OutcomeKind // effObserve
-	agent   int64              // effConnect
-	bridged bool               // effConnect: the audio is already switched
-	by      string             // effHangupBy
-	outcome campaigns.Outcome  // effRecord
+	pacing  pacing.ObservationKind // effObserve
+	agent   int64                  // effConnect
+	bridged bool                   // effConnect: the audio is already switched
+	by      string                 // effHangupBy
+	outcome campaigns.Outcome      // effRecord
 }
 
-func observe(k pacing.OutcomeKind) effect { return effect{kind: effObserve, pacing: k} }
-func record(o campaigns.Outcome) effect   { return effect{kind: effRecord, outcome: o} }
-func hangupBy(by string) effect           { return effect{kind: effHangupBy, by: by} }
+func observe(k pacing.ObservationKind) effect { return effect{kind: effObserve, pacing: k} }
+func record(o campaigns.Outcome) effect       { return effect{kind: effRecord, outcome: o} }
+func hangupBy(by string) effect               { return effect{kind: effHangupBy, by: by} }
 
 // plain are effects of these kinds, without data.
 func plain(kinds ...effectKind) (out []effect) {
@@ -311,7 +311,7 @@ func ended(o campaigns.Outcome) stepRule {
 }
 
 // pacingKind is what the pacer learns from an unanswered attempt's outcome.
-func pacingKind(o campaigns.Outcome) pacing.OutcomeKind {
+func pacingKind(o campaigns.Outcome) pacing.ObservationKind {
 	switch o {
 	case campaigns.OutcomeNoAnswer:
 		return pacing.NoAnswer

@@ -26,7 +26,7 @@ var effectNames = map[effectKind]string{
 	effHangup: "hangup", effReleaseAgent: "release_agent", effRecord: "record",
 }
 
-var pacingNames = map[pacing.OutcomeKind]string{
+var pacingNames = map[pacing.ObservationKind]string{
 	pacing.Human: "human", pacing.Machine: "machine", pacing.Connected: "connected", pacing.TalkEnded: "talk_ended",
 	pacing.Abandoned: "abandoned", pacing.NoAnswer: "no_answer", pacing.Failed: "failed",
 }

@@ -158,11 +158,11 @@ func teach(t *testing.T, r *run) {
 	agents := make([]pacing.Agent, 8)
 	for i := range 600 {
 		now := start.Add(time.Duration(i) * time.Second)
-		o := pacing.Outcome{At: now, Kind: pacing.NoAnswer, Channel: "sip", Duration: 40 * time.Second}
+		o := pacing.Observation{At: now, Kind: pacing.NoAnswer, Channel: "sip", Duration: 40 * time.Second}
 		if i%3 == 0 {
 			o.Kind, o.Duration = pacing.Human, time.Duration(4+i%5)*time.Second
-			r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.TalkEnded, Channel: "sip", Duration: 90 * time.Second})
-			r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.WrapEnded, Channel: "sip", Duration: 30 * time.Second})
+			r.pacer.Observe(pacing.Observation{At: now, Kind: pacing.TalkEnded, Channel: "sip", Duration: 90 * time.Second})
+			r.pacer.Observe(pacing.Observation{At: now, Kind: pacing.WrapEnded, Channel: "sip", Duration: 30 * time.Second})
 		}
 		r.pacer.Observe(o)
 		for j := range agents {
@@ -201,7 +201,7 @@ func TestPacerViewOfALearnedPacer(t *testing.T) {
 			teach(t, r)
 			after := time.Date(2025, 3, 3, 10, 10, 0, 0, time.UTC)
 			for range tt.abandons {
-				r.pacer.Observe(pacing.Outcome{At: after, Kind: pacing.Abandoned, Channel: "sip"})
+				r.pacer.Observe(pacing.Observation{At: after, Kind: pacing.Abandoned, Channel: "sip"})
 			}
 			r.pacer.Decide(after, pacing.Snapshot{Agents: []pacing.Agent{{State: pacing.AgentReady, Since: after, Channel: "sip"}}, Channel: "sip"})
 			r.publishPacerViews()

@@ -140,11 +140,11 @@ func teachFrom(t *testing.T, r *run, start time.Time) {
 	agents := make([]pacing.Agent, 8)
 	for i := range 600 {
 		now := start.Add(time.Duration(i) * time.Second)
-		o := pacing.Outcome{At: now, Kind: pacing.NoAnswer, Channel: "sip", Duration: 40 * time.Second}
+		o := pacing.Observation{At: now, Kind: pacing.NoAnswer, Channel: "sip", Duration: 40 * time.Second}
 		if i%3 == 0 {
 			o.Kind, o.Duration = pacing.Human, time.Duration(4+i%5)*time.Second
-			r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.TalkEnded, Channel: "sip", Duration: 90 * time.Second})
-			r.pacer.Observe(pacing.Outcome{At: now, Kind: pacing.WrapEnded, Channel: "sip", Duration: 30 * time.Second})
+			r.pacer.Observe(pacing.Observation{At: now, Kind: pacing.TalkEnded, Channel: "sip", Duration: 90 * time.Second})
+			r.pacer.Observe(pacing.Observation{At: now, Kind: pacing.WrapEnded, Channel: "sip", Duration: 30 * time.Second})
 		}
 		r.pacer.Observe(o)
 		for j := range agents {

@@ -33,7 +33,7 @@ type call struct {
 	deadline time.Time // for callWaiting: when the person is abandoned
 	agentID  int64
 	// bridged is the customer's audio on the agent's bridge, when it has one.
-	bridged *media.Call
+	bridged *media.Connection
 	// recording is the call's recorder, closed when the call ends.
 	recording *media.Recorder
 	// reserved is the agent reserved for the call before it was placed (a preview
@@ -61,7 +61,7 @@ type legUpdate struct {
 	// agentID is the agent the call's goroutine reserved at the answer, and
 	// bridged the audio it switched onto the agent's bridge (connectNow).
 	agentID int64
-	bridged *media.Call
+	bridged *media.Connection
 }
 
 // run is one campaign's engine loop. Everything in it is touched only by its loop
@@ -287,7 +287,7 @@ func (r *run) observeWrap(attemptID int64, wrap time.Duration) {
 	for agent, w := range r.wrapping {
 		if w.attemptID == attemptID {
 			delete(r.wrapping, agent)
-			r.pacer.Observe(pacing.Outcome{At: r.e.cfg.Now(), Kind: pacing.WrapEnded, Channel: pacing.Channel(w.channel), Duration: wrap})
+			r.pacer.Observe(pacing.Observation{At: r.e.cfg.Now(), Kind: pacing.WrapEnded, Channel: pacing.Channel(w.channel), Duration: wrap})
 		}
 	}
 }
@@ -364,7 +364,7 @@ func (r *run) fastConnect() bool {
 // free agent and switches the agent's audio to the customer. It returns the
 // agent (0 when none is free: the loop queues the call as usual) and the bridged
 // call (nil when the agent has no audio leg, as in the loop's path).
-func (r *run) connectNow(leg Leg, req PlaceRequest, preferred int64, now time.Time) (int64, *media.Call) {
+func (r *run) connectNow(leg Leg, req PlaceRequest, preferred int64, now time.Time) (int64, *media.Connection) {
 	agent, ok := r.e.agents.reserve(r.id, req.AttemptID, req.Rung.Channel, preferred, now)
 	if !ok {
 		return 0, nil
@@ -503,7 +503,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, ef
 			c.attempt.AnswerAt, c.attempt.State = &at, "answered"
 			c.answered, c.deadline = at, at.Add(r.e.cfg.Patience)
 		case effObserve:
-			r.pacer.Observe(pacing.Outcome{At: at, Kind: ef.pacing, Channel: pacing.Channel(c.rung.Channel), Duration: observed(c, ef.pacing, at)})
+			r.pacer.Observe(pacing.Observation{At: at, Kind: ef.pacing, Channel: pacing.Channel(c.rung.Channel), Duration: observed(c, ef.pacing, at)})
 		case effScreen:
 			r.screen(ctx, c)
 		case effQueue:
@@ -550,7 +550,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, ef
 // observed is the duration the pacer is told with an observation of kind k at at:
 // ring time for an answer, wait for an agent for a connect, talk time for a talk's
 // end, the call's whole life for an unanswered end.
-func observed(c *call, k pacing.OutcomeKind, at time.Time) time.Duration {
+func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 	switch k {
 	case pacing.Human:
 		return c.answered.Sub(c.started)
@@ -772,7 +772,7 @@ func (r *run) connect(c *call, agentID int64, now time.Time, bridged bool) {
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
 // media leg (an API client) gets the call without audio.
 func (r *run) bridge(c *call, agentID int64) {
-	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, func() []media.CallOption {
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, func() []media.ConnectOption {
 		if !r.campaign.Record || r.e.cfg.RecordingsDir == "" {
 			return nil
 		}
@@ -782,7 +782,7 @@ func (r *run) bridge(c *call, agentID int64) {
 			return nil
 		}
 		c.recording = rec
-		return []media.CallOption{media.WithRecorder(rec)}
+		return []media.ConnectOption{media.WithRecorder(rec)}
 	})
 }
 
@@ -790,7 +790,7 @@ func (r *run) bridge(c *call, agentID int64) {
 // bridged call: nil when the agent has no audio leg (an API client) or the leg no
 // audio. opts, when not nil, gives the call's options once the audio is there.
 // It touches only the engine's agent legs, so calls' goroutines may use it too.
-func (e *Engine) switchAudio(leg Leg, attemptID, agentID int64, opts func() []media.CallOption) *media.Call {
+func (e *Engine) switchAudio(leg Leg, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
 	b := e.legs.bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
@@ -801,7 +801,7 @@ func (e *Engine) switchAudio(leg Leg, attemptID, agentID int64, opts func() []me
 		e.log.Warn("customer audio unavailable", "attempt", attemptID, "err", err)
 		return nil
 	}
-	var callOpts []media.CallOption
+	var callOpts []media.ConnectOption
 	if opts != nil {
 		callOpts = opts()
 	}

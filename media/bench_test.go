@@ -31,7 +31,7 @@ func (nullLeg) SetReadDeadline(time.Time) error { return nil }
 func (l nullLeg) Codec() Codec                  { return l.codec }
 func (nullLeg) Close() error                    { return nil }
 
-func forwardFixture(t testing.TB, from, to Codec) (*Call, []byte) {
+func forwardFixture(t testing.TB, from, to Codec) (*Connection, []byte) {
 	t.Helper()
 	b := NewBridge(nullLeg{to}, BridgeConfig{Latency: &LatencyHistogram{}})
 	c, err := newCall(b, nullLeg{from}, nil)

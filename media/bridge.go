@@ -60,9 +60,9 @@ type Bridge struct {
 	closed atomic.Bool
 
 	mu   sync.Mutex // serialises Connect and Disconnect
-	cur  atomic.Pointer[Call]
-	last *Call      // the latest call; its reader owns its path's toAgent until it is done
-	run  sync.Mutex // one Run at a time
+	cur  atomic.Pointer[Connection]
+	last *Connection // the latest call; its reader owns its path's toAgent until it is done
+	run  sync.Mutex  // one Run at a time
 }
 
 // agentPath is one of the agent's legs and the state the bridge keeps for it.
@@ -220,21 +220,21 @@ func (b *Bridge) waitForwarding() {
 }
 
 // Current returns the connected call, or nil.
-func (b *Bridge) Current() *Call { return b.cur.Load() }
+func (b *Bridge) Current() *Connection { return b.cur.Load() }
 
-// CallOption configures one call through a bridge.
-type CallOption func(*Call)
+// ConnectOption configures one call through a bridge.
+type ConnectOption func(*Connection)
 
 // WithRecorder records both directions of the call into r (customer on the
 // left channel, agent on the right). The bridge decodes but never closes r.
-func WithRecorder(r *Recorder) CallOption { return func(c *Call) { c.rec = r } }
+func WithRecorder(r *Recorder) ConnectOption { return func(c *Connection) { c.rec = r } }
 
 // Connect switches the bridge to customer: from now on the customer's packets go
 // to the agent leg of the customer's codec (or the first, transcoded, when none
 // shares it) and that leg's packets to the customer. A call already connected is
 // disconnected first. It fails if the two codecs need a transcoder this build
 // lacks (Opus without the "opus" tag) or the bridge is closed.
-func (b *Bridge) Connect(customer Leg, opts ...CallOption) (*Call, error) {
+func (b *Bridge) Connect(customer Leg, opts ...ConnectOption) (*Connection, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
@@ -262,7 +262,7 @@ func (b *Bridge) Connect(customer Leg, opts ...CallOption) (*Call, error) {
 // Disconnect detaches the connected customer, if any, and returns its call once
 // no goroutine of the bridge touches the customer leg any more. The agent leg
 // stays up for the next Connect.
-func (b *Bridge) Disconnect() *Call {
+func (b *Bridge) Disconnect() *Connection {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c := b.cur.Load()
@@ -273,7 +273,7 @@ func (b *Bridge) Disconnect() *Call {
 	return c
 }
 
-func (b *Bridge) disconnectLocked(c *Call) {
+func (b *Bridge) disconnectLocked(c *Connection) {
 	b.cur.CompareAndSwap(c, nil)
 	b.waitForwarding() // an agent → customer packet in flight
 	c.stopping.Store(true)
@@ -282,8 +282,8 @@ func (b *Bridge) disconnectLocked(c *Call) {
 	_ = c.customer.SetReadDeadline(time.Time{}) // the leg may be used again (a prompt)
 }
 
-// Call is one customer connected to a bridge.
-type Call struct {
+// Connection is one customer connected to a bridge.
+type Connection struct {
 	b        *Bridge
 	path     *agentPath
 	customer Leg
@@ -304,10 +304,10 @@ type Call struct {
 	err      error
 }
 
-func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
+func newCall(b *Bridge, customer Leg, opts []ConnectOption) (*Connection, error) {
 	cc := customer.Codec()
 	path := b.pathFor(cc)
-	c := &Call{b: b, path: path, customer: customer, cc: cc, done: make(chan struct{})}
+	c := &Connection{b: b, path: path, customer: customer, cc: cc, done: make(chan struct{})}
 	for _, o := range opts {
 		o(c)
 	}
@@ -337,20 +337,20 @@ func newCall(b *Bridge, customer Leg, opts []CallOption) (*Call, error) {
 // Path returns the index, among the legs given to NewBridgePaths, of the agent
 // leg the call is on: a browser sending its microphone on one path at a time
 // moves it there (AgentPeer.Legs gives the legs in transceiver order).
-func (c *Call) Path() int { return c.path.index }
+func (c *Connection) Path() int { return c.path.index }
 
 // Stats returns the call's counters so far.
-func (c *Call) Stats() CallStats {
+func (c *Connection) Stats() CallStats {
 	return CallStats{ToAgent: c.stats[0].snapshot(), ToCustomer: c.stats[1].snapshot()}
 }
 
 // Done is closed when the customer reader has stopped: after Disconnect, or when
 // the customer leg failed (hang-up closed it); Err then says why.
-func (c *Call) Done() <-chan struct{} { return c.done }
+func (c *Connection) Done() <-chan struct{} { return c.done }
 
 // Err returns why the call ended on its own (the customer leg's read error), or
 // nil if it was disconnected or is still running. Valid after Done is closed.
-func (c *Call) Err() error {
+func (c *Connection) Err() error {
 	select {
 	case <-c.done:
 		return c.err
@@ -360,7 +360,7 @@ func (c *Call) Err() error {
 }
 
 // readCustomer is the customer → agent loop of one call.
-func (c *Call) readCustomer() {
+func (c *Connection) readCustomer() {
 	b := c.b
 	buf := make([]byte, maxPacket)
 	out := make([]byte, maxPacket)
@@ -410,14 +410,14 @@ func (c *Call) readCustomer() {
 // the agent's jitter buffer with delay. The newest is kept and forwarded first:
 // when the agent was free at the answer it is the customer's first word, not
 // stale. Only legs that can tell queued from arriving packets (UDPLeg) are drained.
-func (c *Call) discardQueued() {
+func (c *Connection) discardQueued() {
 	if d, ok := c.customer.(interface{ DiscardQueued() (int, []byte) }); ok {
 		_, c.first = d.DiscardQueued()
 	}
 }
 
 // forwardToCustomer is called by the reader of the call's agent leg.
-func (c *Call) forwardToCustomer(pkt, out []byte) {
+func (c *Connection) forwardToCustomer(pkt, out []byte) {
 	c.forward(pkt, out, c.pcm, &c.stats[1], &c.toCustomer, c.path.codec, c.cc, c.toCustTx, c.customer, c.agentDec, false)
 }
 
@@ -426,7 +426,7 @@ func (c *Call) forwardToCustomer(pkt, out []byte) {
 const rtpPayloadCN = 13
 
 // forward relays one packet from a leg with codec from to dst with codec to.
-func (c *Call) forward(pkt, out []byte, pcm []int16, st *dirCounters, os *outStream,
+func (c *Connection) forward(pkt, out []byte, pcm []int16, st *dirCounters, os *outStream,
 	from, to Codec, tx Transcoder, dst Leg, dec Decoder, fromCustomer bool) {
 	v, err := parseRTP(pkt)
 	if err != nil {

@@ -124,7 +124,7 @@ func (b *budget) allowance(t, rate float64) float64 {
 	return hourLimit*b.target*(float64(ans)+more) - float64(ab)
 }
 
-func (b *budget) observe(t float64, k OutcomeKind) {
+func (b *budget) observe(t float64, k ObservationKind) {
 	switch k {
 	case Human:
 		b.advance(t)

@@ -95,7 +95,7 @@ func (c *Controller) model(ch Channel) *channelModel {
 }
 
 // Observe learns from one outcome.
-func (c *Controller) Observe(o Outcome) {
+func (c *Controller) Observe(o Observation) {
 	t := c.secs(o.At)
 	d := max(o.Duration.Seconds(), 0)
 	m := c.model(o.Channel)

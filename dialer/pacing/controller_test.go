@@ -23,14 +23,14 @@ func warmed(t testing.TB) *Controller {
 	for i := range 3600 {
 		now := at(float64(i))
 		if r.Float64() < 0.25 {
-			c.Observe(Outcome{At: now, Kind: Human, Channel: "sip", Duration: secs(ring(r))})
-			c.Observe(Outcome{At: now, Kind: Connected, Channel: "sip"})
+			c.Observe(Observation{At: now, Kind: Human, Channel: "sip", Duration: secs(ring(r))})
+			c.Observe(Observation{At: now, Kind: Connected, Channel: "sip"})
 		} else {
-			c.Observe(Outcome{At: now, Kind: NoAnswer, Channel: "sip", Duration: 25 * time.Second})
+			c.Observe(Observation{At: now, Kind: NoAnswer, Channel: "sip", Duration: 25 * time.Second})
 		}
 		if i%4 == 0 {
-			c.Observe(Outcome{At: now, Kind: TalkEnded, Channel: "sip", Duration: secs(talk(r))})
-			c.Observe(Outcome{At: now, Kind: WrapEnded, Channel: "sip", Duration: secs(15 * r.ExpFloat64())})
+			c.Observe(Observation{At: now, Kind: TalkEnded, Channel: "sip", Duration: secs(talk(r))})
+			c.Observe(Observation{At: now, Kind: WrapEnded, Channel: "sip", Duration: secs(15 * r.ExpFloat64())})
 		}
 	}
 	return c
@@ -161,7 +161,7 @@ func TestSpentAllowanceTurnsProgressive(t *testing.T) {
 	}
 	// The last hour answered about 900 people: 1.5 × 3 % of them is 40 abandons.
 	for i := range 41 {
-		c.Observe(Outcome{At: at(3600 + float64(i)), Kind: Abandoned, Channel: "sip"})
+		c.Observe(Observation{At: at(3600 + float64(i)), Kind: Abandoned, Channel: "sip"})
 	}
 	if got := c.Decide(at(3641), s); got != 3 {
 		t.Errorf("after 41 abandons in a minute: %d dials, want progressive's 3", got)
@@ -232,8 +232,8 @@ func TestObserveToleratesEarlierTimes(t *testing.T) {
 	c := NewController(Settings{Mode: Predictive})
 	now := time.Date(2026, 11, 26, 12, 0, 0, 500_000_000, time.UTC)
 	c.Decide(now, Snapshot{Agents: []Agent{{State: AgentReady, Since: now}}})
-	for _, k := range []OutcomeKind{Human, Abandoned, Connected, TalkEnded, NoAnswer} {
-		c.Observe(Outcome{At: now.Add(-90 * time.Second), Kind: k, Channel: "whatsapp", Duration: -time.Second})
+	for _, k := range []ObservationKind{Human, Abandoned, Connected, TalkEnded, NoAnswer} {
+		c.Observe(Observation{At: now.Add(-90 * time.Second), Kind: k, Channel: "whatsapp", Duration: -time.Second})
 	}
 	if n := c.Decide(now.Add(time.Second), Snapshot{Agents: []Agent{{State: AgentReady, Since: now}}}); n < 0 {
 		t.Fatalf("Decide = %d", n)

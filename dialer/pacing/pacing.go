@@ -66,13 +66,13 @@ type Snapshot struct {
 	Channel Channel
 }
 
-// OutcomeKind says what happened to a dial or a call.
-type OutcomeKind uint8
+// ObservationKind says what happened to a dial or a call.
+type ObservationKind uint8
 
-// Outcome kinds. The first four end a dial; Duration is then the time since the dial
+// Observation kinds. The first four end a dial; Duration is then the time since the dial
 // started. TalkEnded and WrapEnded carry the talk or wrap-up time in Duration.
 const (
-	Human OutcomeKind = iota + 1
+	Human ObservationKind = iota + 1
 	Machine
 	NoAnswer
 	Failed
@@ -83,7 +83,7 @@ const (
 )
 
 // String returns the kind's lower-case name.
-func (k OutcomeKind) String() string {
+func (k ObservationKind) String() string {
 	switch k {
 	case Human:
 		return "human"
@@ -105,20 +105,21 @@ func (k OutcomeKind) String() string {
 	return "unknown"
 }
 
-// Outcome is one event a pacer learns from. Outcomes must be reported in time order.
-type Outcome struct {
+// Observation is one event a pacer learns from: what became of a dial or a call (not
+// the attempt's outcome, campaigns.Outcome). Observations must be reported in time order.
+type Observation struct {
 	At       time.Time
-	Kind     OutcomeKind
+	Kind     ObservationKind
 	Channel  Channel
 	Duration time.Duration
 }
 
 // Pacer decides how many new dials to place. Decide is called on every event and at least
-// every 250 ms; Observe is called for every outcome before the Decide that follows it.
+// every 250 ms; Observe is called for every observation before the Decide that follows it.
 // Implementations are not safe for concurrent use.
 type Pacer interface {
 	Decide(now time.Time, s Snapshot) int
-	Observe(o Outcome)
+	Observe(o Observation)
 }
 
 // RingTimer is a Pacer that also chooses how long a new dial on a channel rings before it

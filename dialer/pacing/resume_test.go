@@ -21,7 +21,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		cut := 3600 + r.Float64()*3600
 		type event struct {
 			t    float64
-			kind OutcomeKind
+			kind ObservationKind
 		}
 		var events []event
 		for s := 0.0; s < 7200; s += 5 + r.Float64()*20 {

@@ -16,7 +16,7 @@ type ringLaw struct {
 }
 
 // dialFor returns how a dial ends when it is given up after cutoff seconds (0: never).
-func (l ringLaw) dialFor(r *rand.Rand, cutoff float64) (OutcomeKind, float64) {
+func (l ringLaw) dialFor(r *rand.Rand, cutoff float64) (ObservationKind, float64) {
 	kind, d := NoAnswer, l.ringOut
 	switch u := r.Float64(); {
 	case u < l.human:
@@ -72,7 +72,7 @@ func learn(c *Controller, r *rand.Rand, l ringLaw, from, seconds float64) {
 	for i := range int(seconds) {
 		now := from + float64(i)
 		kind, d := l.dialFor(r, c.RingTimeout("sip").Seconds())
-		c.Observe(Outcome{At: at(now), Kind: kind, Channel: "sip", Duration: secs(d)})
+		c.Observe(Observation{At: at(now), Kind: kind, Channel: "sip", Duration: secs(d)})
 		for j := range s.Agents {
 			s.Agents[j].Since = at(now - float64(j*41%300))
 		}

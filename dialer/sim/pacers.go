@@ -62,7 +62,7 @@ func (r *Ratio) Decide(_ time.Time, s pacing.Snapshot) int {
 }
 
 // Observe implements pacing.Pacer; a fixed ratio learns nothing.
-func (r *Ratio) Observe(pacing.Outcome) {}
+func (r *Ratio) Observe(pacing.Observation) {}
 
 // Vicidial is a baseline modelled on VICIdial's ADAPT_TAPERED dial method. A dial level
 // (lines per agent taking calls) is adjusted every 15 s: lowered when the drop rate of the
@@ -107,7 +107,7 @@ func NewVicidial(s pacing.Settings, shift time.Duration) *Vicidial {
 }
 
 // Observe implements pacing.Pacer.
-func (v *Vicidial) Observe(o pacing.Outcome) {
+func (v *Vicidial) Observe(o pacing.Observation) {
 	switch o.Kind {
 	case pacing.Human:
 		v.answered++

@@ -277,8 +277,8 @@ func (s *state) endDial(id int32) float64 {
 	return s.now - s.dialAt[id]
 }
 
-func (s *state) observe(kind pacing.OutcomeKind, d float64) {
-	s.p.Observe(pacing.Outcome{
+func (s *state) observe(kind pacing.ObservationKind, d float64) {
+	s.p.Observe(pacing.Observation{
 		At:       s.at(s.now),
 		Kind:     kind,
 		Channel:  Channel,
