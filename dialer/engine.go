@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
@@ -138,7 +139,7 @@ func (c Config) withDefaults() Config {
 // Engine runs every running campaign: it paces, places and follows their attempts.
 type Engine struct {
 	store    Store
-	channels map[campaigns.Channel]Channel
+	channels map[campaigns.Channel]channel.Channel
 	agents   *Agents
 	cfg      Config
 	log      *slog.Logger
@@ -162,7 +163,7 @@ type gated interface {
 
 // New returns an engine that places attempts on channels (by ladder channel) and
 // routes answered calls to agents.
-func New(store Store, channels map[campaigns.Channel]Channel, agents *Agents, cfg Config, log *slog.Logger) *Engine {
+func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Agents, cfg Config, log *slog.Logger) *Engine {
 	e := &Engine{
 		store:    store,
 		channels: channels,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -73,7 +74,7 @@ func newHarnessLogging(t *testing.T, path string, opts storage.Options, sipCfg s
 	if cfg.RingTimeout == 0 {
 		cfg.RingTimeout = 3 * time.Second
 	}
-	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: sipchannel.New(o)}, NewAgents(), cfg, log)
+	e := New(store, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipchannel.New(o)}, NewAgents(), cfg, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -17,7 +18,7 @@ const inboundRingLimit = 30 * time.Second
 // Answerer is a channel that also takes the calls contacts make to the business:
 // Answer returns the channel whose Place accepts the call offer.
 type Answerer interface {
-	Answer(offer whatsapp.Event) Channel
+	Answer(offer whatsapp.Event) channel.Channel
 }
 
 // inboundCall is a WhatsApp call a contact with an open callback made to the
@@ -86,7 +87,7 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 	cl := r.newCall(attempt, due, c.Ladder[rung], now)
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
-	req := PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
+	req := channel.PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
 		Key: "inbound-" + in.offer.Call.ID}
 	cl.log.Info("contact's WhatsApp call answered for its callback")
 	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID)

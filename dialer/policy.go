@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -193,9 +194,9 @@ func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []st
 	e.mu.Unlock()
 	stopped := 0
 	for _, r := range runs {
-		legs := make(chan []Leg, 1)
+		legs := make(chan []channel.Leg, 1)
 		if !r.do(func() {
-			var ringing []Leg
+			var ringing []channel.Leg
 			for _, c := range r.calls {
 				if (c.state != callDialing && c.state != callRinging) || c.leg == nil ||
 					!slices.Contains(numbers, campaigns.NumberFor(c.rung.Channel, c.due.Contact)) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
@@ -307,8 +308,7 @@ func TestOptOutReplyStopsEveryAction(t *testing.T) {
 		}
 	}
 	before := len(h.emu.Requests())
-	h.engine.channels[campaigns.ChannelWhatsAppCall].(*wachannel.Calls).RequestPermission(ctx,
-		PlaceRequest{Contact: ct, To: phone, Key: "contact-x", Rung: waLadder()[1]})
+	h.engine.channels[campaigns.ChannelWhatsAppCall].(*wachannel.Calls).RequestPermission(ctx, channel.PlaceRequest{Contact: ct, To: phone, Key: "contact-x", Rung: waLadder()[1]})
 	if n := len(h.emu.Requests()); n != before {
 		t.Errorf("a permission request went out to an opted-out number: %+v", h.emu.Requests()[before:])
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
@@ -193,7 +194,7 @@ func TestPreviewOfferHeldTooLongGoesBack(t *testing.T) {
 }
 
 // newFakeHarness is a harness whose SIP calls go to ch, with quick ticks.
-func newFakeHarness(t *testing.T, ch Channel, cfg Config) *harness {
+func newFakeHarness(t *testing.T, ch channel.Channel, cfg Config) *harness {
 	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
@@ -203,7 +204,7 @@ func newFakeHarness(t *testing.T, ch Channel, cfg Config) *harness {
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Tick, cfg.Sync = 20*time.Millisecond, 100*time.Millisecond
-	e := New(store, map[campaigns.Channel]Channel{campaigns.ChannelSIP: ch}, NewAgents(), cfg, log)
+	e := New(store, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, NewAgents(), cfg, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -226,18 +227,18 @@ type ringChannel struct {
 
 type ringLeg struct {
 	ch     *ringChannel
-	events chan LegEvent
+	events chan channel.LegEvent
 	once   sync.Once
 }
 
-func (c *ringChannel) Place(ctx context.Context, req PlaceRequest) (Leg, error) {
+func (c *ringChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
 	c.mu.Lock()
 	c.placed++
 	c.inFlight++
 	c.most = max(c.most, c.inFlight)
 	c.mu.Unlock()
-	l := &ringLeg{ch: c, events: make(chan LegEvent, 4)}
-	l.events <- LegEvent{Kind: LegRinging, At: time.Now()}
+	l := &ringLeg{ch: c, events: make(chan channel.LegEvent, 4)}
+	l.events <- channel.LegEvent{Kind: channel.LegRinging, At: time.Now()}
 	return l, nil
 }
 
@@ -247,14 +248,14 @@ func (c *ringChannel) counts() (placed, inFlight, most int) {
 	return c.placed, c.inFlight, c.most
 }
 
-func (l *ringLeg) Events() <-chan LegEvent { return l.events }
+func (l *ringLeg) Events() <-chan channel.LegEvent { return l.events }
 
 func (l *ringLeg) Hangup(ctx context.Context) error {
 	l.once.Do(func() {
 		l.ch.mu.Lock()
 		l.ch.inFlight--
 		l.ch.mu.Unlock()
-		l.events <- LegEvent{Kind: LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 		close(l.events)
 	})
 	return nil

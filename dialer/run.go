@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/pacing"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/media/amd"
@@ -25,7 +26,7 @@ type call struct {
 	attempt  storage.Attempt
 	due      storage.DueContact
 	rung     campaigns.Rung
-	leg      Leg
+	leg      channel.Leg
 	cancel   context.CancelFunc
 	state    callState
 	started  time.Time
@@ -53,9 +54,9 @@ type wrapUp struct {
 // legUpdate carries what a call's goroutine learned into the run's loop.
 type legUpdate struct {
 	attemptID int64
-	leg       Leg   // set when Place returned, and with the answer (which may come first)
-	placeErr  error // Place failed: no leg will come
-	ev        *LegEvent
+	leg       channel.Leg // set when Place returned, and with the answer (which may come first)
+	placeErr  error       // Place failed: no leg will come
+	ev        *channel.LegEvent
 	screened  *amd.Result  // answering-machine detection finished
 	inbound   *inboundCall // a contact's WhatsApp call to answer (attemptID is 0)
 	// agentID is the agent the call's goroutine reserved at the answer, and
@@ -252,9 +253,9 @@ func (r *run) has(attemptID int64) bool {
 }
 
 func (r *run) hangup(ctx context.Context, attemptID int64) error {
-	legc := make(chan Leg, 1)
+	legc := make(chan channel.Leg, 1)
 	if !r.do(func() {
-		var leg Leg
+		var leg channel.Leg
 		if c, ok := r.calls[attemptID]; ok {
 			c.attempt.HangupBy = "agent"
 			leg = c.leg
@@ -263,7 +264,7 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 	}) {
 		return errStopped
 	}
-	var leg Leg
+	var leg channel.Leg
 	select {
 	case leg = <-legc:
 	case <-r.done:
@@ -364,7 +365,7 @@ func (r *run) fastConnect() bool {
 // free agent and switches the agent's audio to the customer. It returns the
 // agent (0 when none is free: the loop queues the call as usual) and the bridged
 // call (nil when the agent has no audio leg, as in the loop's path).
-func (r *run) connectNow(leg Leg, req PlaceRequest, preferred int64, now time.Time) (int64, *media.Connection) {
+func (r *run) connectNow(leg channel.Leg, req channel.PlaceRequest, preferred int64, now time.Time) (int64, *media.Connection) {
 	agent, ok := r.e.agents.reserve(r.id, req.AttemptID, req.Rung.Channel, preferred, now)
 	if !ok {
 		return 0, nil
@@ -407,29 +408,28 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	switch {
 	case u.placeErr != nil:
 		outcome := campaigns.OutcomeTrunkFault
-		var oe *OutcomeError
+		var oe *channel.OutcomeError
 		switch {
 		case errors.As(u.placeErr, &oe):
 			outcome = oe.Outcome
-		case errors.Is(u.placeErr, ErrChannelDown):
+		case errors.Is(u.placeErr, channel.ErrChannelDown):
 			outcome = campaigns.OutcomeChannelDown
 			r.downUntil[c.rung.Channel] = r.e.cfg.Now().Add(channelDownHold)
-		case errors.Is(u.placeErr, ErrChannelBusy):
+		case errors.Is(u.placeErr, channel.ErrChannelBusy):
 			outcome = campaigns.OutcomeChannelBusy
 		}
 		now := r.e.cfg.Now()
-		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome},
-			LegEvent{Kind: LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
+		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
 		return
 	case u.leg != nil && u.ev == nil:
-		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, channel.LegEvent{})
 		return
 	case u.screened != nil:
 		res := *u.screened
 		if c.state == callScreening {
 			c.attempt.Detail = detailJSON("amd " + res.Decision.String() + " " + string(res.Cause))
 		}
-		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, channel.LegEvent{})
 		return
 	case u.ev == nil:
 		return
@@ -451,11 +451,11 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	// Progress is kept in memory and written with the next step that matters (the
 	// connect, the end): at hundreds of calls a second, the loop's writes are what
 	// an answered person would otherwise wait behind.
-	case LegSetup:
+	case channel.LegSetup:
 		a.SetupAt = &ev.At
-	case LegRinging:
+	case channel.LegRinging:
 		r.feed(ctx, c, callEvent{kind: evRinging, at: ev.At}, ev)
-	case LegAnswered:
+	case channel.LegAnswered:
 		if u.agentID != 0 {
 			c.bridged = u.bridged // connectNow switched the audio already
 		}
@@ -473,14 +473,14 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			// the agent was only reserved: detachAgentLeg could not tell.
 			r.agentLost(c.attempt.ID)
 		}
-	case LegEnded:
+	case channel.LegEnded:
 		r.feed(ctx, c, callEvent{kind: evLegEnded, at: ev.At, outcome: ev.Outcome}, ev)
 	}
 }
 
 // feed steps c's state machine with ev and carries out its effects. leg is the
 // channel's report that came with ev, when one did (what the outcome records of it).
-func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg LegEvent) {
+func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.LegEvent) {
 	var effects []effect
 	c.state, effects = step(c.state, ev)
 	r.apply(ctx, c, ev, leg, effects)
@@ -489,7 +489,7 @@ func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg LegEvent) {
 // apply carries out the effects step asked for, in order. An effect may feed the
 // call another event (a queued person put through to an agent free at once): what
 // is left of the list then belongs to a state the call has left, and is dropped.
-func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg LegEvent, effects []effect) {
+func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.LegEvent, effects []effect) {
 	state := c.state
 	at := ev.at
 	for _, ef := range effects {
@@ -572,7 +572,7 @@ func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 }
 
 // screenable reports whether leg carries audio answering-machine detection can hear.
-func screenable(leg Leg) bool {
+func screenable(leg channel.Leg) bool {
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
 		return false
@@ -596,7 +596,7 @@ func (r *run) screen(ctx context.Context, c *call) {
 	det, err := amd.New(amd.DefaultParams())
 	if err != nil || customer == nil {
 		c.log.Error("answering-machine detector", "err", err)
-		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, channel.LegEvent{})
 		return
 	}
 	until := c.deadline.Add(-screenMargin)
@@ -622,7 +622,7 @@ const (
 
 // leaveMessage waits for a voicemail's greeting and beep to end, leaves the
 // campaign's message and hangs up. It runs on a goroutine of its own.
-func (r *run) leaveMessage(ctx context.Context, leg Leg, log *slog.Logger) {
+func (r *run) leaveMessage(ctx context.Context, leg channel.Leg, log *slog.Logger) {
 	defer leg.Hangup(ctx)
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
@@ -668,7 +668,7 @@ func (r *run) releaseAgent(c *call, at time.Time) {
 // record records how an attempt ended, with the outcome step decided, moves its
 // contact along the ladder and forgets the call. ev is the channel's report of
 // the end, when there is one.
-func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev LegEvent) {
+func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.LegEvent) {
 	a := &c.attempt
 	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &at
 	if a.SetupAt == nil && !ev.SetupAt.IsZero() {
@@ -751,7 +751,7 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 			return
 		}
 		r.waiting = r.waiting[1:]
-		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, channel.LegEvent{})
 		if c.state != callConnected {
 			r.e.agents.unreserve(agent.ID, c.attempt.ID) // not taken (a pair step does not list)
 		}
@@ -790,7 +790,7 @@ func (r *run) bridge(c *call, agentID int64) {
 // bridged call: nil when the agent has no audio leg (an API client) or the leg no
 // audio. opts, when not nil, gives the call's options once the audio is there.
 // It touches only the engine's agent legs, so calls' goroutines may use it too.
-func (e *Engine) switchAudio(leg Leg, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
+func (e *Engine) switchAudio(leg channel.Leg, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
 	b := e.legs.bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
@@ -846,7 +846,7 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now.Add(safeHarbourLead)) {
 		c := r.waiting[0]
 		r.waiting = r.waiting[1:]
-		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, channel.LegEvent{})
 	}
 }
 
@@ -858,12 +858,12 @@ func (r *run) agentLost(attemptID int64) {
 		return
 	}
 	// Called in the loop by a command, which has no context of its own: the loop's.
-	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, LegEvent{})
+	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.LegEvent{})
 }
 
 // apologise plays the abandon prompt to a person no agent was free for, then hangs
 // up. It runs on a goroutine of its own: the run goes on meanwhile.
-func (r *run) apologise(ctx context.Context, leg Leg, log *slog.Logger) {
+func (r *run) apologise(ctx context.Context, leg channel.Leg, log *slog.Logger) {
 	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
 		if customer, err := mc.MediaLeg(); err == nil {
 			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
@@ -1027,19 +1027,17 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	cl := r.newCall(attempt, dc, rung, now)
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
-		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel},
-			LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
 	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
 	if err != nil {
-		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted},
-			LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
 		return true
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
-	req := PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID,
+	req := channel.PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID,
 		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: c.CallPermission}
 	if callRung(rung.Channel) { // a message does not ring
 		req.RingTimeout = r.ringTimeout(rung.Channel)
@@ -1066,7 +1064,7 @@ func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now
 
 // follow places one attempt and forwards its events to the loop. preferred is
 // the agent to put the call through to if free (a callback's).
-func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest, preferred int64) {
+func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64) {
 	send := func(u legUpdate) bool {
 		select {
 		case r.updates <- u:
@@ -1086,7 +1084,7 @@ func (r *run) follow(ctx context.Context, ch Channel, req PlaceRequest, preferre
 	}
 	for ev := range leg.Events() {
 		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
-		if ev.Kind == LegAnswered {
+		if ev.Kind == channel.LegAnswered {
 			u.leg = leg
 			if r.fast.Load() {
 				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At)
@@ -1134,8 +1132,7 @@ func (r *run) shutdown() {
 	defer cancel()
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {
-		r.feed(ctx, c, callEvent{kind: evStopping, at: now},
-			LegEvent{Kind: LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
+		r.feed(ctx, c, callEvent{kind: evStopping, at: now}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
 	}
 	// A last try; what the database still refuses stays open in it, and the next
 	// start closes those attempts as interrupted.

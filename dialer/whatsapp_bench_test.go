@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
@@ -60,7 +61,7 @@ func BenchmarkFallbackLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { o.Close() })
-	e := New(store, map[campaigns.Channel]Channel{
+	e := New(store, map[campaigns.Channel]channel.Channel{
 		campaigns.ChannelSIP:          sipchannel.New(o),
 		campaigns.ChannelWhatsAppCall: wachannel.NewCalls(client, store, "Podemos ligar?"),
 	}, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond, RingTimeout: 5 * time.Second, WhatsApp: client}, log)

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
@@ -74,7 +75,7 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	channels := map[campaigns.Channel]Channel{
+	channels := map[campaigns.Channel]channel.Channel{
 		campaigns.ChannelSIP:              sipchannel.New(o),
 		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
 		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),

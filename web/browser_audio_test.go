@@ -13,6 +13,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
@@ -152,7 +153,7 @@ func TestBrowserAgentHearsAWhatsAppCallInOpus(t *testing.T) {
 	emu, client := startWhatsApp(t, log, nil, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log))
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{
 		campaigns.ChannelWhatsAppCall: wachannel.NewCalls(client, e.db, "Podemos ligar?"),
 	}, func(c *dialer.Config) { c.WhatsApp = client }))
 	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: "secret", VerifyToken: "v"}, slot.get().WhatsAppSink(), log)

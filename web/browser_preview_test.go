@@ -14,6 +14,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -59,7 +60,7 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
 	c := runningCampaign(t, e, "Preview", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002", "+5511987650003")
 
@@ -148,7 +149,7 @@ func TestBrowserPreviewInPortuguese(t *testing.T) {
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
 	ch := &holdChannel{}
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
 	runningCampaign(t, e, "Prévia", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}, "+5511987650001")
 	p := openBrowser(t, e)
 	p.agentReady(e, slot.get().Agents())
@@ -184,7 +185,7 @@ func TestBrowserProgressiveDialsOneLinePerReadyAgent(t *testing.T) {
 	ch := &holdChannel{}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
 	c := runningCampaign(t, e, "Progressive", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002", "+5511987650003", "+5511987650004", "+5511987650005")
 	// A second agent, through the API.

@@ -11,7 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/turbina-dialer/turbina/campaigns"
-	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -32,7 +32,7 @@ func TestBrowserSupervisorMovesAnAgentAndTakesATrunkOut(t *testing.T) {
 	ch := &holdChannel{}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot, TrunkControl: o, TrunkStatus: func() any { return o.Trunks() }})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
 	ladder := []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}
 	from := runningCampaign(t, e, "Cobrança", "preview", ladder, "+5511987650101")
 	to := runningCampaign(t, e, "Vendas", "progressive", ladder, "+5511987650102")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -260,7 +261,7 @@ func TestBrowserSalesUploadsAFileAndSeesTheReport(t *testing.T) {
 	}
 }
 
-// holdChannel is a dialer.Channel whose calls ring until hung up: it shows when the
+// holdChannel is a channel.Channel whose calls ring until hung up: it shows when the
 // engine decides to dial, without a carrier.
 type holdChannel struct {
 	mu     sync.Mutex
@@ -269,17 +270,17 @@ type holdChannel struct {
 }
 
 type holdLeg struct {
-	events chan dialer.LegEvent
+	events chan channel.LegEvent
 	once   sync.Once
 }
 
-func (c *holdChannel) Place(ctx context.Context, req dialer.PlaceRequest) (dialer.Leg, error) {
+func (c *holdChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
 	c.mu.Lock()
 	c.placed = append(c.placed, time.Now())
 	c.rings = append(c.rings, req.RingTimeout)
 	c.mu.Unlock()
-	l := &holdLeg{events: make(chan dialer.LegEvent, 4)}
-	l.events <- dialer.LegEvent{Kind: dialer.LegSetup, At: time.Now()}
+	l := &holdLeg{events: make(chan channel.LegEvent, 4)}
+	l.events <- channel.LegEvent{Kind: channel.LegSetup, At: time.Now()}
 	return l, nil
 }
 
@@ -328,11 +329,11 @@ func (c *holdChannel) firstRing() time.Duration {
 	return c.rings[0]
 }
 
-func (l *holdLeg) Events() <-chan dialer.LegEvent { return l.events }
+func (l *holdLeg) Events() <-chan channel.LegEvent { return l.events }
 
 func (l *holdLeg) Hangup(ctx context.Context) error {
 	l.once.Do(func() {
-		l.events <- dialer.LegEvent{Kind: dialer.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 		close(l.events)
 	})
 	return nil
@@ -382,7 +383,7 @@ func (s *engineSlot) StopRinging(ctx context.Context, campaignID int64, numbers 
 
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.
-func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]dialer.Channel, configure ...func(*dialer.Config)) *dialer.Engine {
+func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]channel.Channel, configure ...func(*dialer.Config)) *dialer.Engine {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
@@ -424,7 +425,7 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	ch := &holdChannel{}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
 	c := runningCampaign(t, e, "Pacing", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002")
 	// A ready agent: in preview mode the engine still places no call.
@@ -526,7 +527,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	}
 	t.Cleanup(func() { o.Close() })
 	trunks.Store(o)
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
 	c := runningCampaign(t, e, "Agent call", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650009")
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -23,12 +24,12 @@ type clockChannel struct {
 	dials map[int64][]time.Time
 }
 
-func (c *clockChannel) Place(ctx context.Context, req dialer.PlaceRequest) (dialer.Leg, error) {
+func (c *clockChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
 	c.mu.Lock()
 	c.dials[req.Contact.ID] = append(c.dials[req.Contact.ID], c.now())
 	c.mu.Unlock()
-	l := &endedLeg{events: make(chan dialer.LegEvent, 1)}
-	l.events <- dialer.LegEvent{Kind: dialer.LegEnded, At: c.now(), Outcome: campaigns.OutcomeNoAnswer}
+	l := &endedLeg{events: make(chan channel.LegEvent, 1)}
+	l.events <- channel.LegEvent{Kind: channel.LegEnded, At: c.now(), Outcome: campaigns.OutcomeNoAnswer}
 	close(l.events)
 	return l, nil
 }
@@ -62,7 +63,7 @@ func TestDrillNoDialOutsideTheHours(t *testing.T) {
 	ch := &clockChannel{now: now, dials: map[int64][]time.Time{}}
 	slot := &engineSlot{}
 	e := newEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}, func(c *dialer.Config) {
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, func(c *dialer.Config) {
 		c.Now = now
 		c.NumberLimits = &campaigns.NumberLimits{} // the drill is about hours, not limits
 	}))

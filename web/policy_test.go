@@ -17,6 +17,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -27,17 +28,17 @@ type recordingChannel struct {
 	dialed map[int64]int
 }
 
-type endedLeg struct{ events chan dialer.LegEvent }
+type endedLeg struct{ events chan channel.LegEvent }
 
-func (l *endedLeg) Events() <-chan dialer.LegEvent { return l.events }
-func (l *endedLeg) Hangup(context.Context) error   { return nil }
+func (l *endedLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *endedLeg) Hangup(context.Context) error    { return nil }
 
-func (c *recordingChannel) Place(ctx context.Context, req dialer.PlaceRequest) (dialer.Leg, error) {
+func (c *recordingChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
 	c.mu.Lock()
 	c.dialed[req.Contact.ID]++
 	c.mu.Unlock()
-	l := &endedLeg{events: make(chan dialer.LegEvent, 1)}
-	l.events <- dialer.LegEvent{Kind: dialer.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+	l := &endedLeg{events: make(chan channel.LegEvent, 1)}
+	l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 	close(l.events)
 	return l, nil
 }
@@ -72,7 +73,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 	now := func() time.Time { return time.UnixMilli(clock.Load()).UTC() }
 	slot := &engineSlot{}
 	e := newEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}, func(c *dialer.Config) { c.Now = now }))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, func(c *dialer.Config) { c.Now = now }))
 	ctx := context.Background()
 	// A second handle on the same file writes the other campaign's history with a
 	// clock of its own.

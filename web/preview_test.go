@@ -9,6 +9,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -16,7 +17,7 @@ func TestAgentPreviewAPI(t *testing.T) {
 	ch := &holdChannel{}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
 	runningCampaign(t, e, "Preview API", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002", "+5511987650003")
 	agent := e.tokens[storage.RoleAgent]

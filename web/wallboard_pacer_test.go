@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
-	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -17,7 +17,7 @@ func TestWallboardShowsThePacer(t *testing.T) {
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
 	// Nobody signs in to take calls: nothing dials, and the pacer learns nothing.
-	slot.set(runEngine(t, e, map[campaigns.Channel]dialer.Channel{campaigns.ChannelSIP: &holdChannel{}}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: &holdChannel{}}))
 	ladder := []map[string]any{
 		{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"},
 		{"channel": "whatsapp_call", "max_attempts": 1, "retry_delay": "1h"},

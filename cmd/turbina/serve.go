@@ -14,6 +14,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
@@ -104,7 +105,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		fmt.Fprintf(stderr, "\n  First start: admin API token (shown only now, keep it safe):\n\n    %s\n\n", generated)
 	}
 	a := &app{cfg: cfg, log: log, store: store}
-	channels := map[campaigns.Channel]dialer.Channel{}
+	channels := map[campaigns.Channel]channel.Channel{}
 	if len(cfg.SIP.Trunks) > 0 {
 		o, err := sip.New(ctx, cfg.SIP, log.With("component", "sip"))
 		if err != nil {
