@@ -3,6 +3,7 @@ package dialer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -173,7 +174,13 @@ func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, clo
 				case a.State == AgentOnCall && time.Since(a.Since) >= talk:
 					h.engine.Hangup(ctx, a.ID)
 				case a.State == AgentWrapUp && slices.Contains(ids, a.ID):
-					if err := h.engine.Disposition(ctx, a.ID, closeCall(a)); err != nil && ctx.Err() == nil {
+					err := h.engine.Disposition(ctx, a.ID, closeCall(a))
+					// The wrap-up may have ended by its timeout meanwhile (a test that
+					// moves the engine's clock on by hours): nothing left to close.
+					if now, _ := pool.Get(a.ID); errors.Is(err, ErrAgentNotLoggedIn) && (now.State != AgentWrapUp || now.AttemptID != a.AttemptID) {
+						err = nil
+					}
+					if err != nil && ctx.Err() == nil {
 						h.t.Errorf("disposition: %v", err)
 					}
 				}
