@@ -211,12 +211,11 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 		}
 	}
 	if action == ActionWhatsAppCall {
-		// Only the person's answer lifts a refusal or a pending request; a
-		// temporary grant that lapsed needs asking again.
-		switch {
-		case f.Permission == PermissionDenied, f.Permission == PermissionRequested:
-			refuse(ReasonNoCallPermission, time.Time{})
-		case f.Permission == PermissionGranted && !f.PermissionUntil.IsZero() && !at.Before(f.PermissionUntil):
+		// Only the person's answer lifts a refusal or a pending request. A
+		// temporary grant that lapsed is as good as unknown: the call is tried,
+		// and WhatsApp's refusal of it is what sends a new request (the only way
+		// to ask again).
+		if f.Permission == PermissionDenied || f.Permission == PermissionRequested {
 			refuse(ReasonNoCallPermission, time.Time{})
 		}
 	}

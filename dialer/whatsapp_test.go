@@ -669,3 +669,40 @@ func (p *pathEvents) want(ctx context.Context, t *testing.T, path int, what stri
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestLapsedPermissionIsAskedAgain: a temporary grant that lapsed does not stop the
+// WhatsApp call rung for good: the call is tried, WhatsApp refuses it for want of
+// permission, and a new request goes out (the only way to ask again).
+func TestLapsedPermissionIsAskedAgain(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	const phone = "+5511987650004"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{RequirePermission: true})
+	c := h.campaignWith(map[string]string{phone: "Móvel"})
+	h.emu.UserMessage(phone, "Pode me ligar")
+	list, _, err := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %v %v", list, err)
+	}
+	if err := h.store.SetWhatsAppPermission(context.Background(), list[0].ID, storage.PermissionGranted, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	h.agents(c.ID, 1, time.Hour)
+	h.setState(c.ID, campaigns.StateRunning)
+	h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool {
+		as := h.attempts(ct.ID)
+		return len(as) >= 2 && as[1].State == "ended"
+	})
+	as := h.attempts(list[0].ID)
+	if as[1].Channel != campaigns.ChannelWhatsAppCall || as[1].Outcome != string(campaigns.OutcomeNoPermission) {
+		t.Fatalf("attempts %+v: want the WhatsApp call tried and refused for permission", as)
+	}
+	requests := 0
+	for _, r := range h.emu.Requests() {
+		if r.Type == "interactive" && r.Status == 200 {
+			requests++
+		}
+	}
+	if requests != 1 {
+		t.Errorf("%d permission requests, want 1", requests)
+	}
+}

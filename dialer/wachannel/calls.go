@@ -80,20 +80,10 @@ func (w *Calls) UseGate(gate func(ctx context.Context, contactID int64, action c
 	w.gate = gate
 }
 
-// Place starts a WhatsApp call, unless the contact's permission says WhatsApp would
-// refuse it; then (and when WhatsApp does refuse it) a permission request goes out.
+// Place starts a WhatsApp call; when WhatsApp refuses it for want of permission, a
+// permission request goes out. A person whose answer is pending or who refused is
+// not called at all: the engine's policy gate refuses that before Place.
 func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
-	state, until, err := w.store.WhatsAppPermission(ctx, req.Contact.ID)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	if state == storage.PermissionGranted && !until.IsZero() && !until.After(now) {
-		state = storage.PermissionUnknown // a temporary grant lapsed
-	}
-	if state == storage.PermissionRequested || state == storage.PermissionDenied {
-		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoPermission, Err: fmt.Errorf("call permission %s", state)}
-	}
 	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxCall, req.Key, map[string]string{"to": req.To})
 	if err != nil {
 		return nil, err
