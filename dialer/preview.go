@@ -37,19 +37,6 @@ var (
 	ErrPreviewNotPlaced = errors.New("the call was not placed")
 )
 
-// PreviewRefusedError is a preview dial the policy gate refused, with its reasons.
-type PreviewRefusedError struct {
-	Decision campaigns.Decision
-}
-
-func (e *PreviewRefusedError) Error() string {
-	rs := make([]string, len(e.Decision.Reasons))
-	for i, r := range e.Decision.Reasons {
-		rs[i] = string(r)
-	}
-	return "the policy gate refuses this call: " + strings.Join(rs, ", ")
-}
-
 // PreviewOffer is what a preview agent sees of the contact offered to it, before
 // any call: the screen-pop, without a call yet.
 type PreviewOffer struct {
@@ -243,7 +230,7 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	}
 	if !d.Allowed {
 		r.previewRefused(ctx, dc, d)
-		return 0, &PreviewRefusedError{Decision: d}
+		return 0, &campaigns.RefusedError{Action: campaigns.ActionFor(r.campaign.Ladder[dc.Rung].Channel), Decision: d}
 	}
 	if dc.Contact.Status != campaigns.ContactPending {
 		return 0, fmt.Errorf("contact %d is %s: %w", contactID, dc.Contact.Status, ErrPreviewNotPlaced)
@@ -324,7 +311,7 @@ func (e *Engine) Preview(agentID int64) (PreviewOffer, bool) {
 
 // PreviewDial has the engine call the contact offered to a preview agent, the agent
 // reserved for the call. It returns the attempt; a refusal of the policy gate is a
-// *PreviewRefusedError with its reasons.
+// *campaigns.RefusedError with its reasons, as every refused action is.
 func (e *Engine) PreviewDial(ctx context.Context, agentID, contactID int64) (int64, error) {
 	var attemptID int64
 	err := fmt.Errorf("agent %d, contact %d: %w", agentID, contactID, ErrNoPreviewOffer)

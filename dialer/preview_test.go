@@ -151,7 +151,7 @@ func TestPreviewDialRefusedByThePolicyGateTellsTheAgentWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := h.engine.PreviewDial(ctx, agent, o.Contact.ID)
-	var refused *PreviewRefusedError
+	var refused *campaigns.RefusedError
 	if !errors.As(err, &refused) || !slices.Contains(refused.Decision.Reasons, campaigns.ReasonDoNotCall) || refused.Decision.Allowed {
 		t.Fatalf("dial of a do-not-call number: %v, want a refusal for do_not_call", err)
 	}

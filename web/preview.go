@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
@@ -47,15 +46,6 @@ func (s *Server) agentPreview(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-// previewRefusal is the error of a dial the policy gate refused: the API's error
-// with the gate's reasons and when it would allow the call.
-type previewRefusal struct {
-	Code          string             `json:"code"`
-	Message       string             `json:"message"`
-	Reasons       []campaigns.Reason `json:"reasons"`
-	NextAllowedAt *time.Time         `json:"next_allowed_at"`
-}
-
 func (s *Server) agentPreviewDial(w http.ResponseWriter, r *http.Request, p principal) error {
 	e, err := s.engine()
 	if err != nil {
@@ -66,10 +56,13 @@ func (s *Server) agentPreviewDial(w http.ResponseWriter, r *http.Request, p prin
 		return err
 	}
 	attemptID, err := e.PreviewDial(r.Context(), p.ID, contactID)
-	var refused *dialer.PreviewRefusedError
-	if errors.As(err, &refused) {
-		writeJSON(w, http.StatusConflict, map[string]previewRefusal{"error": {Code: "policy_refused", Message: refused.Error(),
-			Reasons: refused.Decision.Reasons, NextAllowedAt: refused.Decision.NextAllowedAt}})
+	if refused := new(campaigns.RefusedError); errors.As(err, &refused) {
+		// The refusal reads as every refused action's (toAPIError), but a preview
+		// dial's is a 409 whatever lifts it, as its contract says: the offer is
+		// taken back and the agent goes on with the next contact.
+		e := toAPIError(err)
+		e.Status = http.StatusConflict
+		writeError(w, e)
 		return nil
 	}
 	if err != nil {

@@ -100,7 +100,7 @@ type Engine interface {
 	// Preview is the contact offered to a preview agent, false when none is.
 	Preview(agentID int64) (dialer.PreviewOffer, bool)
 	// PreviewDial calls the contact offered to a preview agent, the agent reserved
-	// for the call; a refusal of the policy gate is a *dialer.PreviewRefusedError.
+	// for the call; a refusal of the policy gate is a *campaigns.RefusedError.
 	PreviewDial(ctx context.Context, agentID, contactID int64) (int64, error)
 	// SkipPreview records a preview agent's skip of the contact offered to it.
 	SkipPreview(ctx context.Context, agentID, contactID int64, s dialer.PreviewSkip) error
