@@ -126,11 +126,10 @@ func (r *run) previewTick(ctx context.Context, now time.Time, rungs []int) {
 		if p.offered(dc.Contact.ID) || dc.Rung >= len(r.campaign.Ladder) {
 			continue
 		}
-		if d, err := r.previewCheck(ctx, dc, now); err != nil {
-			r.e.log.Error("preview policy", "contact", dc.Contact.ID, "err", err)
-			continue
-		} else if !d.Allowed {
-			r.previewRefused(ctx, dc, d)
+		if err := r.admit(ctx, dc, now, true); err != nil {
+			if !errors.As(err, new(*campaigns.RefusedError)) {
+				r.e.log.Error("preview policy", "contact", dc.Contact.ID, "err", err)
+			}
 			continue
 		}
 		agentID := agents[0]
@@ -187,24 +186,6 @@ func (r *run) previewPop(ctx context.Context, dc storage.DueContact, now time.Ti
 		SkipReasons: PreviewSkipReasons, OfferedAt: now, ExpiresAt: now.Add(r.e.cfg.PreviewHold)}
 }
 
-// previewCheck asks the policy gate about calling dc now with an agent reserved.
-func (r *run) previewCheck(ctx context.Context, dc storage.DueContact, now time.Time) (campaigns.Decision, error) {
-	ch := r.campaign.Ladder[dc.Rung].Channel
-	return r.e.decide(ctx, &r.campaign, dc.Contact, campaigns.ActionFor(ch), now, true)
-}
-
-// previewRefused moves a contact the gate refuses out of the agents' way, through
-// the journey's row for the refusal: due again when the gate would allow it, the
-// rung skipped, or off the list for good (do-not-call, opt-out).
-func (r *run) previewRefused(ctx context.Context, dc storage.DueContact, d campaigns.Decision) {
-	ch := r.campaign.Ladder[dc.Rung].Channel
-	if err := r.e.keepRefusal(ctx, dc.Contact, campaigns.ActionFor(ch), d); err != nil {
-		r.e.log.Error("preview refusal", "contact", dc.Contact.ID, "err", err)
-		return // not kept, not acted on: tried again on the next offer
-	}
-	r.move(ctx, dc.Contact.ID, campaigns.RefusalEvent(d), r.e.cfg.Now())
-}
-
 // previewDial places the call to the contact offered to agentID, with the agent
 // reserved for it. It returns the attempt.
 func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64, error) {
@@ -224,13 +205,8 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	}
 	// The gate first: a number put on the do-not-call list since the offer is a
 	// refusal the agent is told the reason of, not a contact that moved on.
-	d, err := r.previewCheck(ctx, dc, now)
-	if err != nil {
+	if err := r.admit(ctx, dc, now, true); err != nil {
 		return 0, err
-	}
-	if !d.Allowed {
-		r.previewRefused(ctx, dc, d)
-		return 0, &campaigns.RefusedError{Action: campaigns.ActionFor(r.campaign.Ladder[dc.Rung].Channel), Decision: d}
 	}
 	if dc.Contact.Status != campaigns.ContactPending {
 		return 0, fmt.Errorf("contact %d is %s: %w", contactID, dc.Contact.Status, ErrPreviewNotPlaced)

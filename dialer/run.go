@@ -993,6 +993,21 @@ func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit in
 	}
 }
 
+// admit asks the policy gate whether dc may be tried on its rung at now and, when
+// it may not, moves the contact through the journey's row for the refusal
+// (do-not-call, opt-out, put off, or the rung skipped). It returns nil when
+// allowed, the *campaigns.RefusedError of a refusal, or what kept the gate from
+// ruling (the contact then stays where it is). reserved says an agent waits for
+// this very call.
+func (r *run) admit(ctx context.Context, dc storage.DueContact, now time.Time, reserved bool) error {
+	action := campaigns.ActionFor(r.campaign.Ladder[dc.Rung].Channel)
+	_, err := r.e.gate(ctx, &r.campaign, dc.Contact, action, now, reserved)
+	if refused := (*campaigns.RefusedError)(nil); errors.As(err, &refused) {
+		r.move(ctx, dc.Contact.ID, campaigns.RefusalEvent(refused.Decision), now)
+	}
+	return err
+}
+
 // start checks the policy for one due contact and, if it may be tried, records the
 // attempt and only then places it.
 func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) bool {
@@ -1006,15 +1021,11 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	}
 	contact := dc.Contact
 	to := campaigns.NumberFor(rung.Channel, contact)
-	// The policy gate rules on every attempt; a refusal moves the contact through
-	// the journey's table (do-not-call, opt-out, put off, or the rung skipped). A
-	// preview dial has its agent reserved: no abandon can follow.
-	_, err := r.e.gate(ctx, &c, contact, campaigns.ActionFor(rung.Channel), now, r.preview.reservedFor != 0)
-	if refused := (*campaigns.RefusedError)(nil); errors.As(err, &refused) {
-		r.move(ctx, contact.ID, campaigns.RefusalEvent(refused.Decision), now)
-		return false
-	} else if err != nil {
-		r.e.log.Error("policy", "contact", contact.ID, "err", err)
+	// A preview dial has its agent reserved: no abandon can follow.
+	if err := r.admit(ctx, dc, now, r.preview.reservedFor != 0); err != nil {
+		if !errors.As(err, new(*campaigns.RefusedError)) {
+			r.e.log.Error("policy", "contact", contact.ID, "err", err)
+		}
 		return false
 	}
 	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
