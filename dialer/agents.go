@@ -232,26 +232,38 @@ func (p *Agents) List() []Agent {
 	return out
 }
 
+// readyFor reports whether the agent may take a call of the campaign now: ready,
+// not about to leave, and working on it.
+func (a *Agent) readyFor(campaignID int64) bool {
+	return a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID)
+}
+
+// longestIdle orders agents by how long they have waited in their state, the
+// longest first, and by id among equals: who gets the next call.
+func longestIdle(a, b *Agent) int {
+	if c := a.Since.Compare(b.Since); c != 0 {
+		return c
+	}
+	return int(a.ID - b.ID)
+}
+
 // reserve picks an agent of a campaign for an answered call: the preferred one (who
 // asked for this callback) when ready, else the longest-idle ready agent.
 func (p *Agents) reserve(campaignID, attemptID int64, ch campaigns.Channel, preferred int64, now time.Time) (Agent, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	available := func(a *Agent) bool {
-		return a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID)
-	}
 	var best *Agent
-	if a, ok := p.byID[preferred]; ok && available(a) {
+	if a, ok := p.byID[preferred]; ok && a.readyFor(campaignID) {
 		best = a
 	}
 	for _, a := range p.byID {
 		if best != nil && best.ID == preferred {
 			break
 		}
-		if !available(a) {
+		if !a.readyFor(campaignID) {
 			continue
 		}
-		if best == nil || a.Since.Before(best.Since) || (a.Since.Equal(best.Since) && a.ID < best.ID) {
+		if best == nil || longestIdle(a, best) < 0 {
 			best = a
 		}
 	}
@@ -268,16 +280,11 @@ func (p *Agents) readyIn(campaignID int64) []int64 {
 	defer p.mu.Unlock()
 	var ready []*Agent
 	for _, a := range p.byID {
-		if a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID) {
+		if a.readyFor(campaignID) {
 			ready = append(ready, a)
 		}
 	}
-	slices.SortFunc(ready, func(a, b *Agent) int {
-		if c := a.Since.Compare(b.Since); c != 0 {
-			return c
-		}
-		return int(a.ID - b.ID)
-	})
+	slices.SortFunc(ready, longestIdle)
 	ids := make([]int64, len(ready))
 	for i, a := range ready {
 		ids[i] = a.ID
@@ -290,7 +297,7 @@ func (p *Agents) readyIn(campaignID int64) []int64 {
 func (p *Agents) reserveAgent(id, campaignID int64, ch campaigns.Channel, now time.Time) bool {
 	p.mu.Lock()
 	a, ok := p.byID[id]
-	if !ok || a.State != AgentReady || a.LoggingOff || !slices.Contains(a.Campaigns, campaignID) {
+	if !ok || !a.readyFor(campaignID) {
 		p.mu.Unlock()
 		return false
 	}
@@ -338,7 +345,7 @@ func (p *Agents) readyFor(campaignID int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, a := range p.byID {
-		if a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID) {
+		if a.readyFor(campaignID) {
 			return true
 		}
 	}
