@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -26,11 +27,7 @@ func (s *Server) contactPolicy(w http.ResponseWriter, r *http.Request, p princip
 	if action == "" {
 		action = campaigns.ActionSIPCall
 	}
-	valid := false
-	for _, a := range policyActions {
-		valid = valid || a == action
-	}
-	if !valid {
+	if !slices.Contains(policyActions, action) {
 		return badRequest("action: want sip_call, whatsapp_call, whatsapp_template or whatsapp_text")
 	}
 	at := time.Now()
