@@ -107,11 +107,10 @@ func (d *DB) Abandonment(ctx context.Context, campaignID int64, now time.Time, l
 		if !at.Before(a.HourStart) {
 			a.Hour.add(ab)
 		}
-		l := at.In(loc)
-		day := time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, loc)
 		// Days are counted by date, not by 24 h steps: a daylight-saving day has 23 or 25.
+		day := at.In(loc).Format(time.DateOnly)
 		for i := range a.Days {
-			if a.Days[i].Day == day.Format(time.DateOnly) {
+			if a.Days[i].Day == day {
 				a.Days[i].add(ab)
 				break
 			}
