@@ -412,6 +412,8 @@ func runningCampaign(t *testing.T, e *apiEnv, name, mode string, ladder any, pho
 		"name": name, "default_country": "BR", "caller_id": "+551130000000", "ladder": ladder,
 		"calling_window": map[string]string{"start": "00:00", "end": "23:59"},
 		"schedule":       map[string]string{"timezone": "UTC"},
+		// Open every day of the year: a test run on a national holiday still dials.
+		"holidays": map[string]any{"national": false},
 	}), http.StatusCreated)
 	decode[any](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor], map[string]any{"mode": mode}), http.StatusOK)
 	e.importCSV(t, c.ID, "phone,name,timezone\n"+strings.Join(phones, ",Cliente,UTC\n")+",Cliente,UTC\n")

@@ -45,6 +45,7 @@ func TestAgentWritesToAContactOnWhatsApp(t *testing.T) {
 		"name": "Conversa", "caller_id": "+551130000000",
 		// Open all day: the template an agent sends keeps to the calling window.
 		"calling_window": map[string]string{"start": "00:00", "end": "23:59"}, "schedule": map[string]string{"timezone": "UTC"},
+		"holidays": map[string]any{"national": false}, // and on national holidays
 		"ladder": []map[string]any{
 			{"channel": "sip", "max_attempts": 1},
 			{"channel": "whatsapp_template", "max_attempts": 1, "template": "lembrete", "language": "pt_BR", "params": []string{"name", "plano"}},

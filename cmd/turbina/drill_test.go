@@ -129,7 +129,7 @@ func TestKillDuringCallsLosesNoContact(t *testing.T) {
 
 	var c struct{ ID string }
 	call(t, "POST", p.url+"/api/v1/campaigns", admin, "application/json", strings.NewReader(`{"name":"drill",
-		"caller_id":"+551130000000","calling_window":{"start":"00:00","end":"23:59"},"pacing":{"mode":"progressive"},
+		"caller_id":"+551130000000","calling_window":{"start":"00:00","end":"23:59"},"holidays":{"national":false},"pacing":{"mode":"progressive"},
 		"ladder":[{"channel":"sip","max_attempts":2,"retry_delay":"`+drillRetryDelay.String()+`"}]}`), 201, &c)
 	var csv bytes.Buffer
 	csv.WriteString("name,phone\n")

@@ -99,7 +99,7 @@ func crashCampaign(t *testing.T, url string, n int, ladderJSON string) string {
 	t.Helper()
 	var c struct{ ID string }
 	call(t, "POST", url+"/api/v1/campaigns", crashAdmin, "application/json", strings.NewReader(`{"name":"wa-crash",
-		"caller_id":"+551130000000","default_country":"BR","calling_window":{"start":"00:00","end":"23:59"},
+		"caller_id":"+551130000000","default_country":"BR","calling_window":{"start":"00:00","end":"23:59"},"holidays":{"national":false},
 		"pacing":{"mode":"progressive"},"ladder":`+ladderJSON+`}`), 201, &c)
 	var csv bytes.Buffer
 	csv.WriteString("name,phone,plano\n")
