@@ -242,6 +242,7 @@ func ladderRules() map[Outcome]rule {
 		OutcomeNoPermission:   {move: next},
 		OutcomeSendFailed:     {move: next},
 		OutcomeChannelDown:    {move: nextOrWait, free: true, delay: channelDownDelay},
+		OutcomeTrunkDown:      {move: nextOrWait, free: true, delay: channelDownDelay},
 		OutcomeNoChannel:      {move: next, free: true},
 		OutcomeChannelBusy:    {move: retry, free: true, delay: channelBusyDelay},
 		// A call cut by a stop or a crash used up its attempt (the person may have

@@ -34,6 +34,10 @@ const (
 	OutcomeInvalidNumber Outcome = "invalid_number"
 	// OutcomeTrunkFault: every trunk tried failed this call (SIP 403, 5xx, no response).
 	OutcomeTrunkFault Outcome = "trunk_fault"
+	// OutcomeTrunkDown: the call's trunk was found down while the call was under way
+	// (ringing, or its INVITE unanswered): the person never had a chance to answer,
+	// and the contact moves to its next channel at once.
+	OutcomeTrunkDown Outcome = "trunk_down"
 	// OutcomeChannelDown: the channel could not take the call at all (every trunk's
 	// circuit open); no attempt reached the network.
 	OutcomeChannelDown Outcome = "channel_down"
@@ -93,8 +97,8 @@ func (o Outcome) Answered() bool { return slices.Contains(AnsweredOutcomes(), o)
 // Outcomes lists every outcome, in the order of their declaration.
 func Outcomes() []Outcome {
 	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
-		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeChannelDown,
-		OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
+		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeTrunkDown,
+		OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
 		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead}
 }
 

@@ -81,6 +81,10 @@ const (
 	LegEnded
 )
 
+// HangupByTrunk is LegEvent.HangupBy for an answered call whose trunk went down
+// under it: nobody hung up, the line dropped.
+const HangupByTrunk = "trunk"
+
 // LegEvent reports one step of an attempt.
 type LegEvent struct {
 	Kind    LegEventKind
@@ -90,7 +94,8 @@ type LegEvent struct {
 	SIPStatus int
 	// Trunk names the SIP trunk (or WhatsApp number) that carried the attempt.
 	Trunk string
-	// HangupBy says who ended an answered call: "remote" or "local".
+	// HangupBy says who ended an answered call: "remote", "local", or
+	// HangupByTrunk when the trunk went down under it.
 	HangupBy string
 	// Detail is a short human-readable reason (SIP reason phrase, API error).
 	Detail string

@@ -34,6 +34,10 @@ const (
 	// OutcomeTrunkFault: 403, 5xx, failed authentication, no response or a
 	// transport error, on the last trunk tried.
 	OutcomeTrunkFault Outcome = "trunk_fault"
+	// OutcomeTrunkDown: the call's trunk was found down before anyone answered
+	// (the call was ringing, or its INVITE had no final response): a CANCEL was
+	// sent, best effort, and the call ended at once.
+	OutcomeTrunkDown Outcome = "trunk_down"
 	// OutcomeMediaFailed: answered with no usable common codec (the call is
 	// hung up at once), or 488/606.
 	OutcomeMediaFailed Outcome = "media_failed"
@@ -80,6 +84,9 @@ const (
 	PartyNone   Party = ""
 	PartyLocal  Party = "local"
 	PartyRemote Party = "remote"
+	// PartyTrunk: the trunk went down under an answered call (its media stopped
+	// and the trunk failed its probes); nobody hung up.
+	PartyTrunk Party = "trunk"
 )
 
 // Attempt is one INVITE to one trunk within a Dial.

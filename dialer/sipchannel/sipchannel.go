@@ -30,6 +30,7 @@ var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
 	sip.OutcomeInvalidNumber: campaigns.OutcomeInvalidNumber,
 	sip.OutcomeRejected:      campaigns.OutcomeRejected,
 	sip.OutcomeTrunkFault:    campaigns.OutcomeTrunkFault,
+	sip.OutcomeTrunkDown:     campaigns.OutcomeTrunkDown,
 	sip.OutcomeMediaFailed:   campaigns.OutcomeMediaFailed,
 	sip.OutcomeCanceled:      campaigns.OutcomeInterrupted,
 }
