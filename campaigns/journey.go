@@ -252,6 +252,9 @@ func ladderRules() map[Outcome]rule {
 		OutcomeInterrupted:   {move: retry, onMessage: &rule{move: retry, free: true, delay: time.Nanosecond}},
 		OutcomeInvalidNumber: {move: nextOtherNumber, status: ContactInvalid},
 		OutcomeNotOnWhatsApp: {move: nextOffWhatsApp, status: ContactExhausted},
+		// A resumed conversation moved its contact once, as the SIP attempt it took
+		// up (connected): the resume itself moves nobody.
+		OutcomeResumed: {move: stay},
 	}
 }
 

@@ -62,6 +62,11 @@ const (
 	OutcomeDelivered Outcome = "delivered"
 	// OutcomeRead: WhatsApp reported a sent template read.
 	OutcomeRead Outcome = "read"
+	// OutcomeResumed: a WhatsApp call that took up a conversation its SIP call lost
+	// to the trunk (the attempt's resumed_from), answered and put back through to the
+	// same agent. The conversation is the SIP attempt's, recorded connected; this
+	// one is not counted again as answered, connected or reached.
+	OutcomeResumed Outcome = "resumed"
 )
 
 // ReachedOutcomes are the outcomes that mean the person was reached: answered by a
@@ -99,7 +104,7 @@ func Outcomes() []Outcome {
 	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
 		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeTrunkDown,
 		OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
-		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead}
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed}
 }
 
 // SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):

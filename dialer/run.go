@@ -43,6 +43,9 @@ type call struct {
 	// log is the call's logger: every line about the call carries its campaign,
 	// attempt, contact and channel.
 	log *slog.Logger
+	// dropped is, on a call back on WhatsApp, the SIP attempt whose conversation
+	// its trunk dropped (recorded, connected): the agent's call (resume_whatsapp.go).
+	dropped *storage.Attempt
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -240,7 +243,7 @@ func (r *run) stop() {
 
 func (r *run) has(attemptID int64) bool {
 	found := make(chan bool, 1)
-	if !r.do(func() { _, ok := r.calls[attemptID]; found <- ok }) {
+	if !r.do(func() { found <- r.callFor(attemptID) != nil }) {
 		return false
 	}
 	// The loop may end (engine shutdown) with fn still queued: never run.
@@ -256,7 +259,7 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 	legc := make(chan channel.Leg, 1)
 	if !r.do(func() {
 		var leg channel.Leg
-		if c, ok := r.calls[attemptID]; ok {
+		if c := r.callFor(attemptID); c != nil {
 			c.attempt.HangupBy = "agent"
 			leg = c.leg
 		}
@@ -474,7 +477,7 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			r.agentLost(c.attempt.ID)
 		}
 	case channel.LegEnded:
-		r.feed(ctx, c, callEvent{kind: evLegEnded, at: ev.At, outcome: ev.Outcome}, ev)
+		r.feed(ctx, c, callEvent{kind: endedKind(ev), at: ev.At, outcome: ev.Outcome}, ev)
 	}
 }
 
@@ -540,7 +543,15 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.LegE
 		case effReleaseAgent:
 			r.releaseAgent(c, at)
 		case effRecord:
-			r.record(ctx, c, ef.outcome, at, leg)
+			r.record(ctx, c, ef.outcome, at, leg, ef.stays)
+		case effDropped:
+			r.dropped(ctx, c, at, leg)
+		case effTell:
+			r.e.events.publish(c.agentID, AgentEvent{Kind: ef.notice, AttemptID: c.talkID(), At: at})
+		case effResume:
+			r.resume(ctx, c, at)
+		case effForget:
+			r.forget(c)
 		default:
 			c.log.Error("call effect without a handler: skipped", "effect", ef.kind, "state", c.state)
 		}
@@ -561,8 +572,8 @@ func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 	case pacing.Connected:
 		return at.Sub(c.answered)
 	case pacing.TalkEnded:
-		if c.attempt.ConnectAt != nil {
-			return at.Sub(*c.attempt.ConnectAt)
+		if t := c.talkStart(); t != nil {
+			return at.Sub(*t)
 		}
 		return 0
 	case pacing.Abandoned:
@@ -652,23 +663,38 @@ func (r *run) save(ctx context.Context, c *call) {
 // audio off the agent's bridge, the recording closed, the agent told and put in
 // wrap-up.
 func (r *run) releaseAgent(c *call, at time.Time) {
+	r.unbridge(c)
+	r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: c.talkID(), At: at})
+	r.e.agents.callEnded(c.agentID, at)
+	r.wrapping[c.agentID] = wrapUp{attemptID: c.talkID(), channel: c.rung.Channel}
+}
+
+// unbridge takes the call's audio off its agent's bridge and closes its recording.
+func (r *run) unbridge(c *call) {
 	if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 		b.Disconnect()
 	}
+	c.bridged = nil
 	if c.recording != nil {
 		if err := c.recording.Close(); err != nil {
 			c.log.Error("recording", "err", err)
 		}
+		c.recording = nil
 	}
-	r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: c.attempt.ID, At: at})
-	r.e.agents.callEnded(c.agentID, at)
-	r.wrapping[c.agentID] = wrapUp{attemptID: c.attempt.ID, channel: c.rung.Channel}
 }
 
 // record records how an attempt ended, with the outcome step decided, moves its
-// contact along the ladder and forgets the call. ev is the channel's report of
-// the end, when there is one.
-func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.LegEvent) {
+// contact along the ladder (unless it stays: a resume's) and forgets the call. ev
+// is the channel's report of the end, when there is one.
+func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.LegEvent, stays bool) {
+	r.write(ctx, c, outcome, at, ev, !stays)
+	r.forget(c)
+}
+
+// write records how c's attempt ended and, when moves, moves its contact through
+// the journey's row for outcome; what the database refuses is kept to be written
+// again.
+func (r *run) write(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.LegEvent, moves bool) {
 	a := &c.attempt
 	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &at
 	if a.SetupAt == nil && !ev.SetupAt.IsZero() {
@@ -687,7 +713,10 @@ func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at
 		a.Detail = detailJSON(ev.Detail)
 	}
 	var pos campaigns.Position
-	move := r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
+	var move storage.MoveFunc
+	if moves {
+		move = r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
+	}
 	if err := r.e.store.FinishAttempt(ctx, *a, move); err != nil {
 		c.log.Error("finish attempt: kept to be written again", "err", err)
 		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, move: move})
@@ -701,10 +730,15 @@ func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at
 		r.fallbacks = append(r.fallbacks, a.ContactID)
 	}
 	c.log.Debug("attempt ended", "outcome", outcome, "sip_status", a.SIPStatus, "next_rung", pos.Rung, "status", pos.Status)
+}
+
+// forget stops following c: its goroutine's context ends and later updates find
+// no call.
+func (r *run) forget(c *call) {
 	if c.cancel != nil {
 		c.cancel()
 	}
-	delete(r.calls, a.ID)
+	delete(r.calls, c.attempt.ID)
 }
 
 // recordLate writes again the outcomes the database refused, oldest first, once
@@ -853,8 +887,8 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 // agentLost ends a connected call whose agent's audio went away: the customer
 // hears the prompt and the call is hung up.
 func (r *run) agentLost(attemptID int64) {
-	c, ok := r.calls[attemptID]
-	if !ok {
+	c := r.callFor(attemptID)
+	if c == nil {
 		return
 	}
 	// Called in the loop by a command, which has no context of its own: the loop's.
@@ -1020,7 +1054,6 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		return false
 	}
 	contact := dc.Contact
-	to := campaigns.NumberFor(rung.Channel, contact)
 	// A preview dial has its agent reserved: no abandon can follow.
 	if err := r.admit(ctx, dc, now, r.preview.reservedFor != 0); err != nil {
 		if !errors.As(err, new(*campaigns.RefusedError)) {
@@ -1041,20 +1074,28 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
-	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
+	r.place(ctx, cl, ch, now, dc.CallbackAgentID, true)
+	return true
+}
+
+// place places cl's attempt on ch and follows it on a goroutine of its own.
+// preferred is the agent to put the call through to if free (a callback's); fast
+// lets the goroutine do so itself (connectNow) when the run allows it.
+func (r *run) place(ctx context.Context, cl *call, ch channel.Channel, now time.Time, preferred int64, fast bool) {
+	ordinal, err := r.e.store.AttemptOrdinal(ctx, cl.attempt)
 	if err != nil {
 		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
-		return true
+		return
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
-	req := channel.PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID,
-		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: c.CallPermission}
+	contact, rung := cl.due.Contact, cl.rung
+	req := channel.PlaceRequest{AttemptID: cl.attempt.ID, Contact: contact, Rung: rung, To: campaigns.NumberFor(rung.Channel, contact),
+		CallerID: r.campaign.CallerID, Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: r.campaign.CallPermission}
 	if callRung(rung.Channel) { // a message does not ring
 		req.RingTimeout = r.ringTimeout(rung.Channel)
 	}
-	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
-	return true
+	go r.follow(callCtx, ch, req, preferred, fast)
 }
 
 // newCall starts following attempt, dialing from now, with the call's logger.
@@ -1074,8 +1115,9 @@ func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is
-// the agent to put the call through to if free (a callback's).
-func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64) {
+// the agent to put the call through to if free (a callback's); fast lets it do so
+// itself when the run allows (a call back on WhatsApp has its agent already).
+func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64, fast bool) {
 	send := func(u legUpdate) bool {
 		select {
 		case r.updates <- u:
@@ -1097,7 +1139,7 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
 		if ev.Kind == channel.LegAnswered {
 			u.leg = leg
-			if r.fast.Load() {
+			if fast && r.fast.Load() {
 				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At)
 			}
 			select {
