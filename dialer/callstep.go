@@ -369,7 +369,8 @@ func unanswered(ev callEvent) (callState, []effect) {
 // with the conversation's disposition screen and told; the attempt, if one was
 // placed, records the channel's outcome and moves nobody.
 func resumeFailed(ev callEvent) (callState, []effect) {
-	eff := []effect{{kind: effReleaseAgent}, tell(EventResumeFailed), observe(pacing.TalkEnded)}
+	// Told before the wrap-up begins: the page shows why the call ended.
+	eff := []effect{tell(EventResumeFailed), {kind: effReleaseAgent}, observe(pacing.TalkEnded)}
 	if ev.kind == evResumeRefused {
 		return callEnded, append(eff, effect{kind: effForget})
 	}

@@ -53,6 +53,13 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 // newWhatsAppHarnessTrunk is newWhatsAppHarness with the SIP trunk at trunk.
 func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 	t.Helper()
+	return newWhatsAppHarnessSIP(t, trunk, nil)
+}
+
+// newWhatsAppHarnessSIP is newWhatsAppHarnessTrunk whose SIP rung dials through
+// sipCh instead, when it is not nil.
+func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipCh channel.Channel) *waHarness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
@@ -79,6 +86,9 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 		campaigns.ChannelSIP:              sipchannel.New(o),
 		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
 		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),
+	}
+	if sipCh != nil {
+		channels[campaigns.ChannelSIP] = sipCh
 	}
 	e := New(store, channels, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
 		RingTimeout: 5 * time.Second, AgentPeers: peers, WhatsApp: client}, log)
