@@ -138,10 +138,12 @@ type effect struct {
 func observe(k pacing.ObservationKind) effect { return effect{kind: effObserve, pacing: k} }
 func record(o campaigns.Outcome) effect       { return effect{kind: effRecord, outcome: o} }
 func hangupBy(by string) effect               { return effect{kind: effHangupBy, by: by} }
-func tell(k AgentEventKind) effect             { return effect{kind: effTell, notice: k} }
+func tell(k AgentEventKind) effect            { return effect{kind: effTell, notice: k} }
 
 // recordResume records a resuming attempt's outcome without moving its contact.
-func recordResume(o campaigns.Outcome) effect { return effect{kind: effRecord, outcome: o, stays: true} }
+func recordResume(o campaigns.Outcome) effect {
+	return effect{kind: effRecord, outcome: o, stays: true}
+}
 
 // plain are effects of these kinds, without data.
 func plain(kinds ...effectKind) (out []effect) {
