@@ -170,6 +170,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"POST", "/api/v1/campaigns/{id}/agents", supervisors, s.assignAgent},
 		{"DELETE", "/api/v1/campaigns/{id}/agents/{user_id}", supervisors, s.unassignAgent},
 		{"GET", "/api/v1/contacts/{id}", allRoles, s.getContact},
+		{"GET", "/api/v1/contacts/{id}/attempts", allRoles, s.contactAttempts},
 		{"GET", "/api/v1/contacts/{id}/policy", supervisors, s.contactPolicy},
 		{"GET", "/api/v1/imports/{id}", staffRoles, s.getImport},
 		{"GET", "/api/v1/imports/{id}/rejections", staffRoles, s.importRejections},
