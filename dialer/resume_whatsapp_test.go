@@ -13,6 +13,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
@@ -31,6 +32,9 @@ type droppingLeg struct {
 }
 
 func newDroppingTrunk() *droppingTrunk { return &droppingTrunk{legs: make(chan *droppingLeg, 8)} }
+
+// sipChannel is the harness's SIP channel: this trunk, whatever the originator.
+func (d *droppingTrunk) sipChannel(*sip.Originator) channel.Channel { return d }
 
 func (d *droppingTrunk) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
 	l := &droppingLeg{events: make(chan channel.LegEvent, 8)}
@@ -147,7 +151,7 @@ func (h *waHarness) resumeCampaign(phone string) (campaigns.Campaign, int64) {
 func TestTrunkDroppedConversationResumesOnWhatsApp(t *testing.T) {
 	requireOpus(t)
 	trunk := newDroppingTrunk()
-	h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk)
+	h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk.sipChannel)
 	const phone = "+5511987650031"
 	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond})
 	c, contactID := h.resumeCampaign(phone)
@@ -258,7 +262,7 @@ func TestTrunkDroppedConversationNotResumed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			trunk := newDroppingTrunk()
-			h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk)
+			h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk.sipChannel)
 			const phone = "+5511987650032"
 			h.emu.Script(strings.TrimPrefix(phone, "+"), tc.behaviour)
 			c, contactID := h.resumeCampaign(phone)

@@ -53,12 +53,12 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 // newWhatsAppHarnessTrunk is newWhatsAppHarness with the SIP trunk at trunk.
 func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 	t.Helper()
-	return newWhatsAppHarnessSIP(t, trunk, nil)
+	return newWhatsAppHarnessSIP(t, trunk, func(o *sip.Originator) channel.Channel { return sipchannel.New(o) })
 }
 
-// newWhatsAppHarnessSIP is newWhatsAppHarnessTrunk whose SIP rung dials through
-// sipCh instead, when it is not nil.
-func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipCh channel.Channel) *waHarness {
+// newWhatsAppHarnessSIP is newWhatsAppHarnessTrunk with the sip rung's channel
+// made by sipChannel from the originator of the trunk at trunk.
+func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Originator) channel.Channel) *waHarness {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -83,12 +83,9 @@ func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipCh channel.Channel) *w
 		t.Fatal(err)
 	}
 	channels := map[campaigns.Channel]channel.Channel{
-		campaigns.ChannelSIP:              sipchannel.New(o),
+		campaigns.ChannelSIP:              sipChannel(o),
 		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
 		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),
-	}
-	if sipCh != nil {
-		channels[campaigns.ChannelSIP] = sipCh
 	}
 	e := New(store, channels, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
 		RingTimeout: 5 * time.Second, AgentPeers: peers, WhatsApp: client}, log)

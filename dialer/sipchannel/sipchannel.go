@@ -23,6 +23,17 @@ type Channel struct {
 // New returns the channel that dials through o.
 func New(o *sip.Originator) *Channel { return &Channel{originator: o} }
 
+// Up reports whether some trunk takes calls: its circuit closed and in service.
+// With every circuit open, Place fails with channel.ErrChannelDown.
+func (s *Channel) Up() bool {
+	for _, t := range s.originator.Trunks() {
+		if t.State == sip.CircuitClosed && !t.OutOfService {
+			return true
+		}
+	}
+	return false
+}
+
 // sipOutcomes maps the SIP package's outcomes to the ladder's.
 var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
 	sip.OutcomeBusy:          campaigns.OutcomeBusy,
