@@ -322,7 +322,11 @@ func (e *Engine) recoverInterrupted(ctx context.Context) error {
 			ladder, ladders[a.CampaignID] = c.Ladder, c.Ladder
 		}
 		a.State, a.Outcome, a.EndAt = "ended", string(campaigns.OutcomeInterrupted), &now
-		if err := e.store.FinishAttempt(ctx, a, e.journeyMove(ladder, campaigns.OutcomeEvent(campaigns.OutcomeInterrupted), now, nil)); err != nil {
+		move := e.journeyMove(ladder, campaigns.OutcomeEvent(campaigns.OutcomeInterrupted), now, nil)
+		if a.ResumedFrom != 0 {
+			move = nil // a call back on WhatsApp: its conversation moved the contact already (connected)
+		}
+		if err := e.store.FinishAttempt(ctx, a, move); err != nil {
 			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
 		}
 	}

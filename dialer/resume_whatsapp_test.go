@@ -3,6 +3,8 @@ package dialer
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -311,5 +313,73 @@ func TestTrunkDroppedConversationNotResumed(t *testing.T) {
 			}
 			h.waitContacts(c.ID, 5*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
 		})
+	}
+}
+
+// TestCrashDuringAResumeLeavesTheContactAsTheConversationLeftIt: a call back on
+// WhatsApp open when Turbina stopped is closed interrupted at the next start,
+// and its contact, which the dropped conversation finished, stays done: the
+// resume moves nobody, so nothing is refused or logged as an error.
+func TestCrashDuringAResumeLeavesTheContactAsTheConversationLeftIt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "turbina.db")
+	store, err := storage.Open(ctx, path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := campaigns.Campaign{Name: "crash", CallerID: "+551130000000", Ladder: waLadder()}
+	c.ApplyDefaults()
+	if err := store.CreateCampaign(ctx, tester, &c); err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.BeginImport(ctx, tester, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Add(ctx, campaigns.Contact{Phone: "+5511987650033", Line: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Finish(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := store.ListContacts(ctx, c.ID, storage.ContactFilter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %+v, %v", list, err)
+	}
+	sipA, err := store.StartAttempt(ctx, list[0].ID, campaigns.ChannelSIP, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sipA.State, sipA.Outcome, sipA.HangupBy, sipA.ConnectAt, sipA.EndAt = "ended", string(campaigns.OutcomeConnected), channel.HangupByTrunk, &now, &now
+	if err := store.FinishAttempt(ctx, sipA, func(ct campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+		return campaigns.Apply(c.Ladder, ct, pos, campaigns.OutcomeEvent(campaigns.OutcomeConnected), now)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resume, err := store.StartResumeAttempt(ctx, sipA, campaigns.ChannelWhatsAppCall, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	lines := &logLines{}
+	h := newHarnessLogging(t, path, storage.Options{}, sip.Config{Trunks: []sip.TrunkConfig{{Name: "t", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}}},
+		Config{}, slog.New(slog.NewJSONHandler(lines, nil)))
+	deadline := time.Now().Add(10 * time.Second)
+	for a, _ := h.store.GetAttempt(ctx, resume.ID); a.State != "ended"; a, _ = h.store.GetAttempt(ctx, resume.ID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("resume attempt %+v not closed at start", a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a, _ := h.store.GetAttempt(ctx, resume.ID); a.Outcome != string(campaigns.OutcomeInterrupted) || a.ResumedFrom != sipA.ID {
+		t.Errorf("resume attempt %+v, want interrupted, resumed from %d", a, sipA.ID)
+	}
+	if pos, err := h.store.ContactPosition(ctx, list[0].ID); err != nil || pos.Contact.Status != campaigns.ContactDone {
+		t.Errorf("contact %+v, %v: want done, as the conversation left it", pos.Contact, err)
+	}
+	if recs := lines.records(t, "contact left where it is"); len(recs) != 0 {
+		t.Errorf("the journey refused the resume's end: %v", recs)
 	}
 }
