@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/agentaudio"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
@@ -148,7 +149,7 @@ type Engine struct {
 	runs   map[int64]*run
 	wake   chan struct{}
 	events *hub
-	legs   agentLegs
+	audio  *agentaudio.Hub
 	// webhooks is poked when WhatsApp webhook events were kept.
 	webhooks chan struct{}
 	metrics  metrics
@@ -173,10 +174,10 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		runs:     map[int64]*run{},
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
-		legs:     agentLegs{byAgent: map[int64]*agentLeg{}},
 		webhooks: make(chan struct{}, 1),
 		metrics:  newMetrics(),
 	}
+	e.audio = agentaudio.New(agentaudio.Config{Peers: e.cfg.AgentPeers, Registrar: e.cfg.Registrar, Silence: e.cfg.AgentSilence, Logger: log}, audioAgents{e})
 	for _, ch := range channels {
 		if g, ok := ch.(gated); ok {
 			g.UseGate(func(ctx context.Context, contactID int64, action campaigns.ContactAction) error {
@@ -223,7 +224,7 @@ func (e *Engine) agentsChanged(ids []int64) {
 // process left open, so their contacts are tried again.
 func (e *Engine) Run(ctx context.Context) error {
 	// Agents' sessions end last, once no run can bridge a call to them.
-	defer e.stopAgentLegs()
+	defer e.audio.Close()
 	if err := e.recoverInterrupted(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil

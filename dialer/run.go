@@ -468,9 +468,9 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			r.e.agents.unreserve(u.agentID, c.attempt.ID) // not taken (a pair step does not list)
 			return
 		}
-		if u.bridged != nil && r.e.legs.bridge(u.agentID) == nil {
+		if u.bridged != nil && r.e.audio.Bridge(u.agentID) == nil {
 			// The agent's audio died before the loop heard of the call, when
-			// the agent was only reserved: detachAgentLeg could not tell.
+			// the agent was only reserved: the audio hub's AudioDown could not tell.
 			r.agentLost(c.attempt.ID)
 		}
 	case channel.LegEnded:
@@ -652,7 +652,7 @@ func (r *run) save(ctx context.Context, c *call) {
 // audio off the agent's bridge, the recording closed, the agent told and put in
 // wrap-up.
 func (r *run) releaseAgent(c *call, at time.Time) {
-	if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
+	if b := r.e.audio.Bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 		b.Disconnect()
 	}
 	if c.recording != nil {
@@ -791,7 +791,7 @@ func (r *run) bridge(c *call, agentID int64) {
 // audio. opts, when not nil, gives the call's options once the audio is there.
 // It touches only the engine's agent legs, so calls' goroutines may use it too.
 func (e *Engine) switchAudio(leg channel.Leg, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
-	b := e.legs.bridge(agentID)
+	b := e.audio.Bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
 		return nil
@@ -1107,7 +1107,7 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 				// The engine stopped: nobody will record this call, let the
 				// agent go.
 				if u.agentID != 0 {
-					if b := r.e.legs.bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
+					if b := r.e.audio.Bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
 						b.Disconnect()
 					}
 					r.e.agents.unreserve(u.agentID, req.AttemptID)
