@@ -12,6 +12,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/agentaudio"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/waevents"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
@@ -150,9 +151,9 @@ type Engine struct {
 	wake   chan struct{}
 	events *hub
 	audio  *agentaudio.Hub
-	// webhooks is poked when WhatsApp webhook events were kept.
-	webhooks chan struct{}
-	metrics  metrics
+	// wa keeps and applies WhatsApp's webhook events.
+	wa      *waevents.Inbox
+	metrics metrics
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -174,9 +175,10 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		runs:     map[int64]*run{},
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
-		webhooks: make(chan struct{}, 1),
 		metrics:  newMetrics(),
 	}
+	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,
+		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log})
 	e.audio = agentaudio.New(agentaudio.Config{Peers: e.cfg.AgentPeers, Registrar: e.cfg.Registrar, Silence: e.cfg.AgentSilence, Logger: log}, audioAgents{e})
 	for _, ch := range channels {
 		if g, ok := ch.(gated); ok {
@@ -236,7 +238,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		e.applyWebhooks(ctx)
+		e.wa.Run(ctx)
 	}()
 	t := time.NewTicker(e.cfg.Sync)
 	defer t.Stop()

@@ -5,13 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -110,61 +104,6 @@ func (e *Engine) gateContact(ctx context.Context, contactID int64, action campai
 	}
 	_, err = e.gate(ctx, &c, ct, action, at, reserved)
 	return err
-}
-
-// foldWord reduces a reply to what an opt-out word is compared on: no accents,
-// no case, nothing but letters and digits at its ends.
-func foldWord(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	folded, _, err := transform.String(t, s)
-	if err != nil {
-		folded = s
-	}
-	folded = strings.TrimFunc(folded, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-	return strings.ToUpper(folded)
-}
-
-// isOptOut reports whether a reply is one of the opt-out words.
-func (e *Engine) isOptOut(text string) bool {
-	w := foldWord(text)
-	if w == "" {
-		return false
-	}
-	for _, o := range e.cfg.OptOutWords {
-		if foldWord(o) == w {
-			return true
-		}
-	}
-	return false
-}
-
-// outboxOptOutReply is the outbox kind of an opt-out's confirmation.
-const outboxOptOutReply = "whatsapp.opt_out_reply"
-
-// optOutReply sends an opt-out's confirmation queued under key, once: a key
-// claimed before (sent, or in doubt after a crash) is not sent again.
-func (e *Engine) optOutReply(ctx context.Context, phone, key string) error {
-	client := e.cfg.WhatsApp
-	if client == nil {
-		return nil // stays pending in the outbox: not sent is not recorded as sent
-	}
-	claimed, err := e.store.ClaimKey(ctx, key)
-	if err != nil || !claimed {
-		return err
-	}
-	m, err := e.store.OutboxByKey(ctx, key)
-	if err != nil {
-		return err
-	}
-	res, err := client.SendText(ctx, key, phone, e.cfg.OptOutReply)
-	storage.Settle(ctx, e.store, m, err)
-	if err != nil {
-		e.log.Error("opt-out confirmation", "phone", phone, "err", err)
-		return nil
-	}
-	// Shown in the conversation of every contact with the number, as a reply is.
-	return e.keepInbound(ctx, storage.WAMessage{Direction: "out", WAID: res.MessageID, Phone: phone, Type: "text",
-		Body: e.cfg.OptOutReply, At: e.cfg.Now()})
 }
 
 // OptOut puts a person's numbers on the global do-not-call list as their own
