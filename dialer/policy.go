@@ -133,9 +133,9 @@ func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []st
 	e.mu.Unlock()
 	stopped := 0
 	for _, r := range runs {
-		legs := make(chan []channel.Leg, 1)
+		legs := make(chan []channel.Attempt, 1)
 		if !r.do(func() {
-			var ringing []channel.Leg
+			var ringing []channel.Attempt
 			for _, c := range r.calls {
 				if (c.state != callDialing && c.state != callRinging) || c.leg == nil ||
 					!slices.Contains(numbers, campaigns.NumberFor(c.rung.Channel, c.due.Contact)) {

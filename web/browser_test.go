@@ -270,18 +270,18 @@ type holdChannel struct {
 	rings  []time.Duration // each placed call's RingTimeout
 }
 
-type holdLeg struct {
-	events chan channel.LegEvent
+type holdAttempt struct {
+	events chan channel.AttemptEvent
 	once   sync.Once
 }
 
-func (c *holdChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (c *holdChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	c.mu.Lock()
 	c.placed = append(c.placed, time.Now())
 	c.rings = append(c.rings, req.RingTimeout)
 	c.mu.Unlock()
-	l := &holdLeg{events: make(chan channel.LegEvent, 4)}
-	l.events <- channel.LegEvent{Kind: channel.LegSetup, At: time.Now()}
+	l := &holdAttempt{events: make(chan channel.AttemptEvent, 4)}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptSetup, At: time.Now()}
 	return l, nil
 }
 
@@ -330,11 +330,11 @@ func (c *holdChannel) firstRing() time.Duration {
 	return c.rings[0]
 }
 
-func (l *holdLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *holdAttempt) Events() <-chan channel.AttemptEvent { return l.events }
 
-func (l *holdLeg) Hangup(ctx context.Context) error {
+func (l *holdAttempt) Hangup(ctx context.Context) error {
 	l.once.Do(func() {
-		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 		close(l.events)
 	})
 	return nil
