@@ -92,5 +92,5 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 	req := channel.PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
 		Key: "inbound-" + in.offer.Call.ID}
 	cl.log.Info("contact's WhatsApp call answered for its callback")
-	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID)
+	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID, cl.log)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -131,11 +132,16 @@ func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []st
 		}
 	}
 	e.mu.Unlock()
+	// ringingCall is a call to stop, with its logger for what its hang-up says.
+	type ringingCall struct {
+		attempt channel.Attempt
+		log     *slog.Logger
+	}
 	stopped := 0
 	for _, r := range runs {
-		legs := make(chan []channel.Attempt, 1)
+		calls := make(chan []ringingCall, 1)
 		if !r.do(func() {
-			var ringing []channel.Attempt
+			var ringing []ringingCall
 			for _, c := range r.calls {
 				if (c.state != callDialing && c.state != callRinging) || c.leg == nil ||
 					!slices.Contains(numbers, campaigns.NumberFor(c.rung.Channel, c.due.Contact)) {
@@ -144,17 +150,17 @@ func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []st
 				c.attempt.HangupBy = "local"
 				c.attempt.Detail = detailJSON("the number went on a do-not-call list while it rang")
 				c.log.Info("stopped ringing: the number went on a do-not-call list")
-				ringing = append(ringing, c.leg)
+				ringing = append(ringing, ringingCall{c.leg, c.log})
 			}
-			legs <- ringing
+			calls <- ringing
 		}) {
 			continue
 		}
 		select {
-		case ls := <-legs:
-			for _, l := range ls {
-				if err := l.Hangup(ctx); err != nil {
-					e.log.Warn("stop ringing", "err", err)
+		case cs := <-calls:
+			for _, c := range cs {
+				if err := c.attempt.Hangup(ctx); err != nil {
+					c.log.Warn("stop ringing", "err", err)
 				}
 				stopped++
 			}

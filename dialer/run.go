@@ -364,13 +364,14 @@ func (r *run) fastConnect() bool {
 // connectNow is the answer's fast path, run by the call's goroutine: it reserves a
 // free agent and switches the agent's audio to the customer. It returns the
 // agent (0 when none is free: the loop queues the call as usual) and the bridged
-// call (nil when the agent has no audio leg, as in the loop's path).
-func (r *run) connectNow(leg channel.Attempt, req channel.PlaceRequest, preferred int64, now time.Time) (int64, *media.Connection) {
+// call (nil when the agent has no audio leg, as in the loop's path). log is the
+// call's logger.
+func (r *run) connectNow(leg channel.Attempt, req channel.PlaceRequest, preferred int64, now time.Time, log *slog.Logger) (int64, *media.Connection) {
 	agent, ok := r.e.agents.reserve(r.id, req.AttemptID, req.Rung.Channel, preferred, now)
 	if !ok {
 		return 0, nil
 	}
-	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, nil)
+	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, log, nil)
 }
 
 // connectAnswered handles the answers queued so far. An answered person hears
@@ -772,7 +773,7 @@ func (r *run) connect(c *call, agentID int64, now time.Time, bridged bool) {
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
 // media leg (an API client) gets the call without audio.
 func (r *run) bridge(c *call, agentID int64) {
-	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, func() []media.ConnectOption {
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, c.log, func() []media.ConnectOption {
 		if !r.campaign.Record || r.e.cfg.RecordingsDir == "" {
 			return nil
 		}
@@ -788,9 +789,10 @@ func (r *run) bridge(c *call, agentID int64) {
 
 // switchAudio puts the customer's audio of leg on agentID's bridge and returns the
 // bridged call: nil when the agent has no audio leg (an API client) or the leg no
-// audio. opts, when not nil, gives the call's options once the audio is there.
-// It touches only the engine's agent legs, so calls' goroutines may use it too.
-func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
+// audio. opts, when not nil, gives the call's options once the audio is there;
+// log is the call's logger. It touches only the engine's agent audio, so calls'
+// goroutines may use it too.
+func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, log *slog.Logger, opts func() []media.ConnectOption) *media.Connection {
 	b := e.audio.Bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
@@ -798,7 +800,7 @@ func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, opts
 	}
 	customer, err := mc.MediaLeg()
 	if err != nil {
-		e.log.Warn("customer audio unavailable", "attempt", attemptID, "err", err)
+		log.Warn("customer audio unavailable", "err", err)
 		return nil
 	}
 	var callOpts []media.ConnectOption
@@ -807,7 +809,7 @@ func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, opts
 	}
 	bridged, err := b.Connect(customer, callOpts...)
 	if err != nil {
-		e.log.Error("bridge customer to agent", "attempt", attemptID, "agent", agentID, "err", err)
+		log.Error("bridge customer to agent", "agent", agentID, "err", err)
 		return nil
 	}
 	// A browser sends its microphone on one path at a time: the agent is heard
@@ -1053,7 +1055,7 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	if callRung(rung.Channel) { // a message does not ring
 		req.RingTimeout = r.ringTimeout(rung.Channel)
 	}
-	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
+	go r.follow(callCtx, ch, req, dc.CallbackAgentID, cl.log)
 	return true
 }
 
@@ -1074,8 +1076,9 @@ func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is
-// the agent to put the call through to if free (a callback's).
-func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64) {
+// the agent to put the call through to if free (a callback's); log is the
+// call's logger, for what the call's goroutine does itself (connectNow).
+func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64, log *slog.Logger) {
 	send := func(u legUpdate) bool {
 		select {
 		case r.updates <- u:
@@ -1098,7 +1101,7 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 		if ev.Kind == channel.AttemptAnswered {
 			u.leg = leg
 			if r.fast.Load() {
-				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At)
+				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At, log)
 			}
 			select {
 			case r.answers <- u:
