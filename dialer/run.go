@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -977,7 +978,35 @@ func (r *run) snapshot() pacing.Snapshot {
 		}
 	}
 	return pacing.Snapshot{Agents: r.agentBuf, Dials: r.dialBuf, Waiting: waiting, Holding: holding,
-		Channel: pacing.Channel(campaigns.ChannelSIP)}
+		Channel: pacing.DialChannel(r.routes())}
+}
+
+// routes are the ladder's call channels in the order it tries them, each down
+// when it cannot take a call now: not configured on this server, or a channel
+// that says so (channel.Health). Asked at every decision, so the forecast moves
+// to the next channel the moment one goes down.
+func (r *run) routes() []pacing.Route {
+	out := make([]pacing.Route, 0, 2)
+	for _, rung := range r.campaign.Ladder {
+		ch := pacing.Channel(rung.Channel)
+		if !callRung(rung.Channel) || slices.ContainsFunc(out, func(rt pacing.Route) bool { return rt.Channel == ch }) {
+			continue
+		}
+		out = append(out, pacing.Route{Channel: ch, Down: !r.e.channelUp(rung.Channel)})
+	}
+	return out
+}
+
+// channelUp reports whether ch is configured and, if it can tell, takes calls now.
+func (e *Engine) channelUp(ch campaigns.Channel) bool {
+	c, ok := e.channels[ch]
+	if !ok {
+		return false
+	}
+	if h, ok := c.(channel.Health); ok {
+		return h.Up()
+	}
+	return true
 }
 
 func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit int) {

@@ -53,6 +53,13 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 // newWhatsAppHarnessTrunk is newWhatsAppHarness with the SIP trunk at trunk.
 func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 	t.Helper()
+	return newWhatsAppHarnessSIP(t, trunk, func(o *sip.Originator) channel.Channel { return sipchannel.New(o) })
+}
+
+// newWhatsAppHarnessSIP is newWhatsAppHarnessTrunk with the sip rung's channel
+// made by sipChannel from the originator of the trunk at trunk.
+func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Originator) channel.Channel) *waHarness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
@@ -76,7 +83,7 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 		t.Fatal(err)
 	}
 	channels := map[campaigns.Channel]channel.Channel{
-		campaigns.ChannelSIP:              sipchannel.New(o),
+		campaigns.ChannelSIP:              sipChannel(o),
 		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
 		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),
 	}

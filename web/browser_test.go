@@ -416,11 +416,21 @@ func runningCampaign(t *testing.T, e *apiEnv, name, mode string, ladder any, pho
 	return c
 }
 
+// healthChannel is a channel that says whether it is up (channel.Health), as the
+// SIP channel does from its trunks' circuits.
+type healthChannel struct {
+	channel.Channel
+	down atomic.Bool
+}
+
+func (c *healthChannel) Up() bool { return !c.down.Load() }
+
 func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	ch := &holdChannel{}
+	sipCh := &healthChannel{Channel: ch}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipCh}))
 	c := runningCampaign(t, e, "Pacing", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002")
 	// A ready agent: in preview mode the engine still places no call.
@@ -497,6 +507,13 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	// Pause from the wallboard.
 	p.do("pause", chromedp.Click(chromedp.CSS("#toggle-"+c.ID)))
 	p.waitJS("paused", fmt.Sprintf(`document.querySelector('#campaign-%s .badge').dataset.state === 'paused'`, c.ID), 3*time.Second)
+	// Every trunk's circuit opens: the pacer's line says SIP is down, and that new dials
+	// are forecast on it all the same, since the ladder has no other call channel.
+	sipCh.down.Store(true)
+	p.waitJS("pacer line shows SIP down", fmt.Sprintf(`document.querySelector(%q)?.dataset.down === 'true'`, pacerLine), 5*time.Second)
+	if got, want := p.text(pacerLine), "SIP call: down: its contacts go to the next channel · new dials forecast here · answer — · risk accepted — · ring fixed 90 s · talk —"; got != want {
+		t.Errorf("pacer line with SIP down %q, want %q", got, want)
+	}
 	// Trunk control: not wired on this server, so the API says 501 and the page shows it.
 	p.shot("after-changes")
 	if got := eval[string](p, `document.getElementById('whatsapp').textContent`); got != "Not configured" {

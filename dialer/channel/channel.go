@@ -57,6 +57,16 @@ type Channel interface {
 	Place(ctx context.Context, req PlaceRequest) (Attempt, error)
 }
 
+// Health is implemented by a Channel that knows whether it can take calls now
+// (the SIP channel: some trunk's circuit is closed). The run asks it before each
+// pacing decision, so the forecast for new dials uses the channel they will go to
+// (the next rung's) from the moment this one goes down, not once its failed
+// attempts have taught the pacer. A Channel without it is taken to be up.
+type Health interface {
+	// Up reports whether the channel can take a call now. It must not block.
+	Up() bool
+}
+
 // Attempt is one attempt under way on a channel. (An audio leg is media.Leg:
 // an answered call's Attempt may hand one over, see dialer.MediaCarrier.)
 type Attempt interface {

@@ -25,6 +25,17 @@ type Channel struct {
 // New returns the channel that dials through o.
 func New(o *sip.Originator) *Channel { return &Channel{originator: o} }
 
+// Up reports whether some trunk takes calls: its circuit closed and in service.
+// With every circuit open, Place fails with channel.ErrChannelDown.
+func (s *Channel) Up() bool {
+	for _, t := range s.originator.Trunks() {
+		if t.State == sip.CircuitClosed && !t.OutOfService {
+			return true
+		}
+	}
+	return false
+}
+
 // sipOutcomes maps the SIP package's outcomes to the ladder's. sip.Outcome is
 // the protocol's vocabulary; this map is the one place it becomes a
 // campaigns.Outcome, so the engine and storage speak only the ladder's.

@@ -2,6 +2,7 @@ package sipchannel_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"testing"
@@ -96,4 +97,59 @@ func TestSIPLegReportsTheCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChannelUpFollowsTheTrunks: the channel is up while a trunk takes calls; a
+// cut link opens the last trunk's circuit and the channel reports down, as does
+// a trunk a supervisor took out of service.
+func TestChannelUpFollowsTheTrunks(t *testing.T) {
+	ctx := context.Background()
+	newChannel := func(t *testing.T) (*sipchannel.Channel, *sip.Originator, *carrier.Carrier) {
+		t.Helper()
+		car, err := carrier.Start(ctx, carrier.Config{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { car.Close() })
+		o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "sim", Address: car.Addr()}},
+			InviteTimeout: sip.Duration(200 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
+			slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		return sipchannel.New(o), o, car
+	}
+	var _ channel.Health = (*sipchannel.Channel)(nil)
+
+	t.Run("the link cut", func(t *testing.T) {
+		ch, _, car := newChannel(t)
+		if !ch.Up() {
+			t.Fatal("a fresh trunk: channel down")
+		}
+		car.Cut(true)
+		l, err := ch.Place(ctx, channel.PlaceRequest{AttemptID: 1, To: "+5511987650001", CallerID: "+551130000000", RingTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := events(t, l)
+		if end := evs[len(evs)-1]; end.Outcome != campaigns.OutcomeTrunkFault {
+			t.Fatalf("unanswered INVITE ended %+v, want trunk_fault", end)
+		}
+		if ch.Up() {
+			t.Error("every trunk's circuit open: channel still up")
+		}
+		if _, err := ch.Place(ctx, channel.PlaceRequest{AttemptID: 2, To: "+5511987650002", RingTimeout: time.Second}); !errors.Is(err, channel.ErrChannelDown) {
+			t.Errorf("place on a down channel: %v, want ErrChannelDown", err)
+		}
+	})
+	t.Run("out of service", func(t *testing.T) {
+		ch, o, _ := newChannel(t)
+		if err := o.SetTrunkOutOfService("sim", true); err != nil {
+			t.Fatal(err)
+		}
+		if ch.Up() {
+			t.Error("the only trunk out of service: channel still up")
+		}
+	})
 }

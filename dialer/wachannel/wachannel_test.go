@@ -82,7 +82,7 @@ func ended(t *testing.T, l channel.Attempt) channel.AttemptEvent {
 		last, n = ev, n+1
 	}
 	if n != 1 || last.Kind != channel.AttemptEnded {
-		t.Fatalf("%d events, last %+v: want one LegEnded", n, last)
+		t.Fatalf("%d events, last %+v: want one AttemptEnded", n, last)
 	}
 	return last
 }
