@@ -35,7 +35,7 @@ const (
 
 // endedKind is the call's event for the end of its leg: dropped by its trunk, or
 // ended.
-func endedKind(ev channel.LegEvent) callEventKind {
+func endedKind(ev channel.AttemptEvent) callEventKind {
 	if ev.HangupBy == channel.HangupByTrunk {
 		return evTrunkDropped
 	}
@@ -78,7 +78,7 @@ func (r *run) callFor(attemptID int64) *call {
 // dropped records the attempt whose trunk dropped it mid-conversation: connected,
 // hung up by the trunk, the contact moved as for a connected call. The dead leg's
 // audio leaves the agent's bridge; the agent stays on the call.
-func (r *run) dropped(ctx context.Context, c *call, at time.Time, leg channel.LegEvent) {
+func (r *run) dropped(ctx context.Context, c *call, at time.Time, leg channel.AttemptEvent) {
 	r.unbridge(c)
 	r.write(ctx, c, campaigns.OutcomeConnected, at, leg, true)
 	a := c.attempt
@@ -96,7 +96,7 @@ func (r *run) resume(ctx context.Context, c *call, at time.Time) {
 		} else {
 			c.log.Error(msg, "err", err)
 		}
-		r.feed(ctx, c, callEvent{kind: evResumeRefused, at: at}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evResumeRefused, at: at}, channel.AttemptEvent{})
 	}
 	ch, ok := r.e.channels[campaigns.ChannelWhatsAppCall]
 	if !ok {

@@ -29,7 +29,7 @@ type droppingTrunk struct {
 
 // droppingLeg is one call of a droppingTrunk.
 type droppingLeg struct {
-	events chan channel.LegEvent
+	events chan channel.AttemptEvent
 	once   sync.Once
 }
 
@@ -38,12 +38,12 @@ func newDroppingTrunk() *droppingTrunk { return &droppingTrunk{legs: make(chan *
 // sipChannel is the harness's SIP channel: this trunk, whatever the originator.
 func (d *droppingTrunk) sipChannel(*sip.Originator) channel.Channel { return d }
 
-func (d *droppingTrunk) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
-	l := &droppingLeg{events: make(chan channel.LegEvent, 8)}
+func (d *droppingTrunk) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
+	l := &droppingLeg{events: make(chan channel.AttemptEvent, 8)}
 	now := time.Now()
-	l.events <- channel.LegEvent{Kind: channel.LegSetup, At: now, Trunk: "trunk-a"}
-	l.events <- channel.LegEvent{Kind: channel.LegRinging, At: now, Trunk: "trunk-a"}
-	l.events <- channel.LegEvent{Kind: channel.LegAnswered, At: now, Trunk: "trunk-a"}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptSetup, At: now, Trunk: "trunk-a"}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptRinging, At: now, Trunk: "trunk-a"}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptAnswered, At: now, Trunk: "trunk-a"}
 	select {
 	case d.legs <- l:
 	default:
@@ -63,7 +63,7 @@ func (d *droppingTrunk) next(ctx context.Context, t *testing.T) *droppingLeg {
 	}
 }
 
-func (l *droppingLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *droppingLeg) Events() <-chan channel.AttemptEvent { return l.events }
 
 func (l *droppingLeg) Hangup(context.Context) error {
 	l.end("local")
@@ -75,7 +75,7 @@ func (l *droppingLeg) drop() { l.end(channel.HangupByTrunk) }
 
 func (l *droppingLeg) end(by string) {
 	l.once.Do(func() {
-		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), HangupBy: by, Trunk: "trunk-a"}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), HangupBy: by, Trunk: "trunk-a"}
 		close(l.events)
 	})
 }

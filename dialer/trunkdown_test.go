@@ -45,19 +45,19 @@ func (d *dyingTrunk) Up() bool {
 
 // Place rings the call until the trunk dies, the ring timeout passes or the run
 // hangs up.
-func (d *dyingTrunk) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (d *dyingTrunk) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	if !d.Up() {
 		return nil, fmt.Errorf("%w: every trunk's circuit open", channel.ErrChannelDown)
 	}
-	l := &dyingLeg{events: make(chan channel.LegEvent, 4), hungUp: make(chan struct{})}
+	l := &dyingAttempt{events: make(chan channel.AttemptEvent, 4), hungUp: make(chan struct{})}
 	go func() {
 		defer close(l.events)
 		setup := time.Now()
-		l.events <- channel.LegEvent{Kind: channel.LegSetup, At: setup, Trunk: "dying"}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptSetup, At: setup, Trunk: "dying"}
 		rang := time.Now()
-		l.events <- channel.LegEvent{Kind: channel.LegRinging, At: rang, Trunk: "dying", SIPStatus: 180}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptRinging, At: rang, Trunk: "dying", SIPStatus: 180}
 		d.ringing.Add(1)
-		end := channel.LegEvent{Kind: channel.LegEnded, Trunk: "dying", SetupAt: setup, RingAt: rang}
+		end := channel.AttemptEvent{Kind: channel.AttemptEnded, Trunk: "dying", SetupAt: setup, RingAt: rang}
 		select {
 		case <-d.dead:
 			end.Outcome, end.Detail = campaigns.OutcomeTrunkDown, "trunk down"
@@ -74,15 +74,15 @@ func (d *dyingTrunk) Place(ctx context.Context, req channel.PlaceRequest) (chann
 	return l, nil
 }
 
-type dyingLeg struct {
-	events chan channel.LegEvent
+type dyingAttempt struct {
+	events chan channel.AttemptEvent
 	hungUp chan struct{}
 	once   sync.Once
 }
 
-func (l *dyingLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *dyingAttempt) Events() <-chan channel.AttemptEvent { return l.events }
 
-func (l *dyingLeg) Hangup(context.Context) error {
+func (l *dyingAttempt) Hangup(context.Context) error {
 	l.once.Do(func() { close(l.hungUp) })
 	return nil
 }

@@ -154,7 +154,7 @@ func (h *waHarness) browserAgent(ctx context.Context, agent int64) *agentEar {
 			ph.pcmuFrames++
 		}
 	}
-	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(h.t))
+	answer, err := h.engine.AgentAudio().Offer(ctx, agent, browser.Offer(h.t))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -580,7 +580,7 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	if p := ear.path(webrtc.MimeTypeOpus); p.packets != 0 {
 		t.Errorf("the SIP call reached the agent's Opus path: %+v", p)
 	}
-	if st, ok := h.engine.AgentAudioStats(agent); !ok || st.ToCustomer.Packets == 0 {
+	if st, ok := h.engine.AgentAudio().Stats(agent); !ok || st.ToCustomer.Packets == 0 {
 		t.Errorf("the SIP customer got no audio of the agent: %+v", st)
 	}
 	if err := h.engine.Hangup(ctx, agent); err != nil {

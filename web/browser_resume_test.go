@@ -25,13 +25,13 @@ import (
 type dropChannel struct{ legs chan *dropLeg }
 
 type dropLeg struct {
-	events chan channel.LegEvent
+	events chan channel.AttemptEvent
 	once   sync.Once
 }
 
-func (c *dropChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
-	l := &dropLeg{events: make(chan channel.LegEvent, 4)}
-	l.events <- channel.LegEvent{Kind: channel.LegAnswered, At: time.Now()}
+func (c *dropChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
+	l := &dropLeg{events: make(chan channel.AttemptEvent, 4)}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptAnswered, At: time.Now()}
 	select {
 	case c.legs <- l:
 	default:
@@ -39,7 +39,7 @@ func (c *dropChannel) Place(ctx context.Context, req channel.PlaceRequest) (chan
 	return l, nil
 }
 
-func (l *dropLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *dropLeg) Events() <-chan channel.AttemptEvent { return l.events }
 
 func (l *dropLeg) Hangup(context.Context) error {
 	l.end("local")
@@ -48,7 +48,7 @@ func (l *dropLeg) Hangup(context.Context) error {
 
 func (l *dropLeg) end(by string) {
 	l.once.Do(func() {
-		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), HangupBy: by}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), HangupBy: by}
 		close(l.events)
 	})
 }

@@ -16,10 +16,10 @@ import (
 	"github.com/turbina-dialer/turbina/media"
 )
 
-// events reads a leg's events until it closes, hanging up once it is answered.
-func events(t *testing.T, l channel.Leg) []channel.LegEvent {
+// events reads an attempt's events until it closes, hanging up once it is answered.
+func events(t *testing.T, l channel.Attempt) []channel.AttemptEvent {
 	t.Helper()
-	var out []channel.LegEvent
+	var out []channel.AttemptEvent
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
@@ -28,10 +28,10 @@ func events(t *testing.T, l channel.Leg) []channel.LegEvent {
 				return out
 			}
 			out = append(out, ev)
-			if ev.Kind == channel.LegAnswered {
+			if ev.Kind == channel.AttemptAnswered {
 				mc, ok := l.(interface{ MediaLeg() (media.Leg, error) })
 				if !ok {
-					t.Fatal("an answered SIP leg carries no media")
+					t.Fatal("an answered SIP attempt carries no media")
 				}
 				if _, err := mc.MediaLeg(); err != nil {
 					t.Errorf("media leg: %v", err)
@@ -41,7 +41,7 @@ func events(t *testing.T, l channel.Leg) []channel.LegEvent {
 				}
 			}
 		case <-timeout:
-			t.Fatalf("leg still open after 10 s; events so far %+v", out)
+			t.Fatalf("attempt still open after 10 s; events so far %+v", out)
 		}
 	}
 }
@@ -64,13 +64,13 @@ func TestSIPLegReportsTheCall(t *testing.T) {
 	tests := []struct {
 		name      string
 		behaviour carrier.Behaviour
-		kinds     []channel.LegEventKind
+		kinds     []channel.AttemptEventKind
 		outcome   campaigns.Outcome // of the end; "" for an answered call
 		status    int
 	}{
-		{"answered, hung up by us", carrier.Answer, []channel.LegEventKind{channel.LegRinging, channel.LegAnswered, channel.LegEnded}, "", 200},
-		{"busy", carrier.Busy, []channel.LegEventKind{channel.LegRinging, channel.LegEnded}, campaigns.OutcomeBusy, 486},
-		{"no such number", carrier.Invalid, []channel.LegEventKind{channel.LegEnded}, campaigns.OutcomeInvalidNumber, 404},
+		{"answered, hung up by us", carrier.Answer, []channel.AttemptEventKind{channel.AttemptRinging, channel.AttemptAnswered, channel.AttemptEnded}, "", 200},
+		{"busy", carrier.Busy, []channel.AttemptEventKind{channel.AttemptRinging, channel.AttemptEnded}, campaigns.OutcomeBusy, 486},
+		{"no such number", carrier.Invalid, []channel.AttemptEventKind{channel.AttemptEnded}, campaigns.OutcomeInvalidNumber, 404},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +81,7 @@ func TestSIPLegReportsTheCall(t *testing.T) {
 				t.Fatal(err)
 			}
 			evs := events(t, l)
-			var kinds []channel.LegEventKind
+			var kinds []channel.AttemptEventKind
 			for _, ev := range evs {
 				kinds = append(kinds, ev.Kind)
 			}
