@@ -34,11 +34,11 @@ func TestPacerExact(t *testing.T) {
 
 func TestChannels(t *testing.T) {
 	c := channels{max: 2}
-	if got := []bool{c.tryAcquire(), c.tryAcquire(), c.tryAcquire()}; !slices.Equal(got, []bool{true, true, false}) {
+	if got := []bool{c.tryAcquire(0), c.tryAcquire(0), c.tryAcquire(0)}; !slices.Equal(got, []bool{true, true, false}) {
 		t.Fatalf("acquired %v, want exactly two channels", got)
 	}
 	c.release()
-	if !c.tryAcquire() || c.load() != 2 {
+	if !c.tryAcquire(0) || c.load() != 2 {
 		t.Fatal("released channel not reusable")
 	}
 }
