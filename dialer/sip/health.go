@@ -251,7 +251,10 @@ func (o *Originator) recoveryProbe(t *trunk) {
 	if !t.circuit.beginProbe(o.now()) {
 		return
 	}
-	err := o.probe(t, min(o.cfg.ProbeInterval.Std(), o.cfg.ProbeTimeout.Std()))
+	// Not ProbeTimeout: recovery is not in a hurry, and a probe that outlives
+	// T1 gets its retransmission answered, where a lost first datagram would
+	// otherwise cost a whole interval.
+	err := o.probe(t, min(o.cfg.ProbeInterval.Std(), o.cfg.InviteTimeout.Std()))
 	now := o.now()
 	if !t.circuit.endProbe(now, err) {
 		if err != nil {

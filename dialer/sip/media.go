@@ -26,8 +26,8 @@ type Media struct {
 	codec  Codec
 	dtmf   uint8
 
-	recv     atomic.Uint64
-	sent     atomic.Uint64
+	recv atomic.Uint64
+	sent atomic.Uint64
 	// lastRecv is when the newest RTP packet arrived (unix ns, 0: none); after
 	// Detach only the new reader's NoteReceived moves it, and reported says it does.
 	lastRecv atomic.Int64
