@@ -38,6 +38,11 @@ type Options struct {
 	ContactTransport string
 	// Extra are more sipp arguments.
 	Extra []string
+	// Netns runs sipp inside this network namespace (ip netns exec), listening
+	// on Host, which is then required; Port defaults to 5060 there, where no
+	// other test binds. For link-cut drills with internal/netlab.
+	Netns string
+	Host  string
 }
 
 // Proc is one running sipp.
@@ -104,6 +109,17 @@ var scenarios embed.FS
 func Start(t testing.TB, scenario string, o Options) *Proc {
 	t.Helper()
 	bin := testenv.RequireTool(t, "sipp", "sip-tester")
+	if o.Netns != "" {
+		if o.Host == "" {
+			t.Fatal("sipptest: Netns needs Host")
+		}
+		if o.Port == 0 {
+			o.Port = 5060
+		}
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
 	if o.Transport == "" {
 		o.Transport = "u1"
 	}
@@ -157,20 +173,27 @@ var errPortTaken = errors.New("port taken")
 // launch starts one sipp and waits until it serves its port.
 func launch(t testing.TB, bin, dir, scenarioFile string, o Options) (*Proc, error) {
 	t.Helper()
+	mediaPort := 6000
+	if o.Netns == "" {
+		mediaPort = FreePort(t)
+	}
 	args := []string{
-		"-sf", scenarioFile, "-i", "127.0.0.1", "-p", strconv.Itoa(o.Port), "-t", o.Transport,
+		"-sf", scenarioFile, "-i", o.Host, "-p", strconv.Itoa(o.Port), "-t", o.Transport,
 		"-m", strconv.Itoa(o.Calls), "-timeout", strconv.Itoa(int(o.Timeout.Seconds())) + "s", "-nostdin",
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(FreePort(t)),
+		"-mi", o.Host, "-mp", strconv.Itoa(mediaPort),
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		"-key", "contact_port", strconv.Itoa(o.ContactPort), "-key", "contact_transport", o.ContactTransport,
 	}
 	args = append(args, o.Extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if o.Netns != "" {
+		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", o.Netns, bin}, args...)...)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TERM=dumb")
 	p := &Proc{cmd: cmd, out: &testenv.Output{}, done: make(chan struct{}), Port: o.Port,
-		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))}
+		Addr: net.JoinHostPort(o.Host, strconv.Itoa(o.Port))}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -188,7 +211,11 @@ func launch(t testing.TB, bin, dir, scenarioFile string, o Options) (*Proc, erro
 		return fmt.Errorf("exited at start: %v\n%s", p.err, Tail(p.out.String(), 2000))
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !portBusy(o.Port, o.Transport[0] == 't') {
+	busy := func() bool { return portBusy(o.Port, o.Transport[0] == 't') }
+	if o.Netns != "" {
+		busy = func() bool { return listensIn(o.Netns, o.Port, o.Transport[0] == 't') }
+	}
+	for !busy() {
 		select {
 		case <-p.done:
 			cancel()
@@ -220,6 +247,16 @@ func launch(t testing.TB, bin, dir, scenarioFile string, o Options) (*Proc, erro
 		<-p.done
 	})
 	return p, nil
+}
+
+// listensIn reports whether something listens on port inside network namespace ns.
+func listensIn(ns string, port int, tcp bool) bool {
+	flags := "-Hlun"
+	if tcp {
+		flags = "-Hltn"
+	}
+	out, err := exec.Command("ss", "-N", ns, flags, "sport = :"+strconv.Itoa(port)).Output()
+	return err == nil && len(bytes.TrimSpace(out)) > 0
 }
 
 // Wait waits for sipp to finish its calls and fails the test unless every call
