@@ -146,9 +146,13 @@ func (o *Originator) monitor(t *trunk) {
 	defer o.wg.Done()
 	keep := time.NewTimer(o.cfg.KeepaliveInterval.Std())
 	defer keep.Stop()
+	kept := make(chan keepalive, 1) // one keepalive in flight at a time
 	media := time.NewTicker(o.cfg.MediaSilence.Std() / 4)
 	defer media.Stop()
-	recov := time.NewTicker(o.cfg.ProbeInterval.Std())
+	// A timer, not a ticker: ticks buffered during a burst or a slow probe would
+	// send recovery probes back to back, and RecoverAfter answers in a row must
+	// span (RecoverAfter-1) intervals of a link that stays up.
+	recov := time.NewTimer(o.cfg.ProbeInterval.Std())
 	defer recov.Stop()
 	for {
 		select {
@@ -161,12 +165,17 @@ func (o *Originator) monitor(t *trunk) {
 		case <-keep.C:
 			// Always, not only while no dial is in flight: calls that ring or
 			// talk send no new INVITEs, and their trunk's death would otherwise
-			// wait for their timeouts. One OPTIONS per interval is cheap.
-			if t.circuit.current() == CircuitClosed {
-				sent := o.now()
-				if err := o.probe(t, o.cfg.ProbeTimeout.Std()); err != nil {
-					o.burst(t, sign{what: "keepalive failed: " + err.Error(), since: sent}, o.cfg.ProbeBurstCount-1)
-				}
+			// wait for their timeouts. One OPTIONS per interval is cheap. It
+			// runs aside so that a sign arriving meanwhile is probed at once.
+			if t.circuit.current() != CircuitClosed {
+				keep.Reset(o.cfg.KeepaliveInterval.Std())
+				continue
+			}
+			sent := o.now()
+			go func() { kept <- keepalive{sent: sent, err: o.probe(t, o.cfg.ProbeTimeout.Std())} }()
+		case k := <-kept:
+			if k.err != nil && t.circuit.current() == CircuitClosed {
+				o.burst(t, sign{what: "keepalive failed: " + k.err.Error(), since: k.sent}, o.cfg.ProbeBurstCount-1)
 			}
 			keep.Reset(o.cfg.KeepaliveInterval.Std())
 		case <-media.C:
@@ -177,8 +186,15 @@ func (o *Originator) monitor(t *trunk) {
 			}
 		case <-recov.C:
 			o.recoveryProbe(t)
+			recov.Reset(o.cfg.ProbeInterval.Std())
 		}
 	}
+}
+
+// keepalive is the result of one keepalive OPTIONS.
+type keepalive struct {
+	sent time.Time
+	err  error
 }
 
 // burst sends n OPTIONS, ProbeBurstSpacing apart, each given ProbeTimeout; the
