@@ -14,9 +14,6 @@ import (
 // flight at first, two after a second, four after two, up to its limit.
 const rampStep = time.Second
 
-// rampDone is the admission cap past which the ramp no longer limits anything.
-const rampDone = 1 << 16
-
 // sign is the first evidence that a trunk may be gone.
 type sign struct {
 	what string
@@ -134,7 +131,7 @@ func (t *trunk) admissionCap(now time.Time) int {
 	}
 	steps := now.Sub(from) / rampStep
 	if steps >= 16 {
-		return 0
+		return 0 // 65536 calls in flight: no trunk's limit is that high
 	}
 	return 1 << steps
 }

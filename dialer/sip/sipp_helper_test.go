@@ -94,9 +94,9 @@ func selfSignedCert(t testing.TB) (tls.Certificate, []byte) {
 }
 
 // testConfig is a Config with short timers for tests. Keepalives are rare and
-// one answered probe closes a trunk: these tests' sipp scenarios count every
-// OPTIONS as one of their calls (-m). The drills (drill_test.go) keep the
-// defaults, against scenarios that answer OPTIONS beside their calls.
+// one answered probe closes a trunk: options.xml counts every OPTIONS as one of
+// its calls (-m), so these tests script each probe. The drills (drill_test.go)
+// keep the defaults, against scenarios that answer OPTIONS beside their calls.
 func testConfig(trunks ...TrunkConfig) Config {
 	return Config{
 		Trunks:            trunks,
