@@ -82,11 +82,17 @@ func UnplacedOutcomes() []Outcome {
 
 // UnrungOutcomes are the outcomes of calls that could not have rung the person's
 // phone: never placed, refused by WhatsApp before ringing, or a number that does
-// not exist. They do not count against a number's attempt limits; a trunk fault
-// counts only if the network said the phone rang (the storage checks ring_at).
+// not exist. They do not count against a number's attempt limits; the
+// RingCountedOutcomes count only if the network said the phone rang.
 func UnrungOutcomes() []Outcome {
 	return append(UnplacedOutcomes(), OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeInvalidNumber)
 }
+
+// RingCountedOutcomes are the outcomes of calls the trunk failed, which may or may
+// not have rung the person's phone first: they count against a number's attempt
+// limits only if the network said the phone rang (the storage checks ring_at), as
+// a call that rang disturbed the person whoever ended it.
+func RingCountedOutcomes() []Outcome { return []Outcome{OutcomeTrunkFault, OutcomeTrunkDown} }
 
 // Reached reports whether the outcome means the person was reached (ReachedOutcomes).
 func (o Outcome) Reached() bool { return slices.Contains(ReachedOutcomes(), o) }

@@ -292,14 +292,17 @@ func screened(ev callEvent) (callState, []effect) {
 
 // unanswered ends a call that was never answered with the channel's outcome (a
 // channel that gave none: a trunk fault). The pacer does not hear of a channel
-// that could not take the call: the call did not happen.
+// that could not take the call (the call did not happen), nor of a call its dead
+// trunk cut short (trunk_down): the person had no chance to answer, and an
+// outage must not teach the pacer that the channel's people stopped answering
+// (the forecast moves to the next channel while it is down: run.routes).
 func unanswered(ev callEvent) (callState, []effect) {
 	o := ev.outcome
 	if o == "" {
 		o = campaigns.OutcomeTrunkFault
 	}
 	var eff []effect
-	if !slices.Contains(campaigns.UnplacedOutcomes(), o) {
+	if !slices.Contains(campaigns.UnplacedOutcomes(), o) && o != campaigns.OutcomeTrunkDown {
 		eff = append(eff, observe(pacingKind(o)))
 	}
 	return callEnded, append(eff, record(o))

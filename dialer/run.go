@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ type call struct {
 	attempt  storage.Attempt
 	due      storage.DueContact
 	rung     campaigns.Rung
-	leg      channel.Leg
+	leg      channel.Attempt
 	cancel   context.CancelFunc
 	state    callState
 	started  time.Time
@@ -54,9 +55,9 @@ type wrapUp struct {
 // legUpdate carries what a call's goroutine learned into the run's loop.
 type legUpdate struct {
 	attemptID int64
-	leg       channel.Leg // set when Place returned, and with the answer (which may come first)
-	placeErr  error       // Place failed: no leg will come
-	ev        *channel.LegEvent
+	leg       channel.Attempt // set when Place returned, and with the answer (which may come first)
+	placeErr  error           // Place failed: no leg will come
+	ev        *channel.AttemptEvent
 	screened  *amd.Result  // answering-machine detection finished
 	inbound   *inboundCall // a contact's WhatsApp call to answer (attemptID is 0)
 	// agentID is the agent the call's goroutine reserved at the answer, and
@@ -253,9 +254,9 @@ func (r *run) has(attemptID int64) bool {
 }
 
 func (r *run) hangup(ctx context.Context, attemptID int64) error {
-	legc := make(chan channel.Leg, 1)
+	legc := make(chan channel.Attempt, 1)
 	if !r.do(func() {
-		var leg channel.Leg
+		var leg channel.Attempt
 		if c, ok := r.calls[attemptID]; ok {
 			c.attempt.HangupBy = "agent"
 			leg = c.leg
@@ -264,7 +265,7 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 	}) {
 		return errStopped
 	}
-	var leg channel.Leg
+	var leg channel.Attempt
 	select {
 	case leg = <-legc:
 	case <-r.done:
@@ -364,13 +365,14 @@ func (r *run) fastConnect() bool {
 // connectNow is the answer's fast path, run by the call's goroutine: it reserves a
 // free agent and switches the agent's audio to the customer. It returns the
 // agent (0 when none is free: the loop queues the call as usual) and the bridged
-// call (nil when the agent has no audio leg, as in the loop's path).
-func (r *run) connectNow(leg channel.Leg, req channel.PlaceRequest, preferred int64, now time.Time) (int64, *media.Connection) {
+// call (nil when the agent has no audio leg, as in the loop's path). log is the
+// call's logger.
+func (r *run) connectNow(leg channel.Attempt, req channel.PlaceRequest, preferred int64, now time.Time, log *slog.Logger) (int64, *media.Connection) {
 	agent, ok := r.e.agents.reserve(r.id, req.AttemptID, req.Rung.Channel, preferred, now)
 	if !ok {
 		return 0, nil
 	}
-	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, nil)
+	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, log, nil)
 }
 
 // connectAnswered handles the answers queued so far. An answered person hears
@@ -419,17 +421,17 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			outcome = campaigns.OutcomeChannelBusy
 		}
 		now := r.e.cfg.Now()
-		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
+		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
 		return
 	case u.leg != nil && u.ev == nil:
-		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 		return
 	case u.screened != nil:
 		res := *u.screened
 		if c.state == callScreening {
 			c.attempt.Detail = detailJSON("amd " + res.Decision.String() + " " + string(res.Cause))
 		}
-		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, channel.AttemptEvent{})
 		return
 	case u.ev == nil:
 		return
@@ -451,11 +453,11 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	// Progress is kept in memory and written with the next step that matters (the
 	// connect, the end): at hundreds of calls a second, the loop's writes are what
 	// an answered person would otherwise wait behind.
-	case channel.LegSetup:
+	case channel.AttemptSetup:
 		a.SetupAt = &ev.At
-	case channel.LegRinging:
+	case channel.AttemptRinging:
 		r.feed(ctx, c, callEvent{kind: evRinging, at: ev.At}, ev)
-	case channel.LegAnswered:
+	case channel.AttemptAnswered:
 		if u.agentID != 0 {
 			c.bridged = u.bridged // connectNow switched the audio already
 		}
@@ -468,19 +470,19 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			r.e.agents.unreserve(u.agentID, c.attempt.ID) // not taken (a pair step does not list)
 			return
 		}
-		if u.bridged != nil && r.e.legs.bridge(u.agentID) == nil {
+		if u.bridged != nil && r.e.audio.Bridge(u.agentID) == nil {
 			// The agent's audio died before the loop heard of the call, when
-			// the agent was only reserved: detachAgentLeg could not tell.
+			// the agent was only reserved: the audio hub's AudioDown could not tell.
 			r.agentLost(c.attempt.ID)
 		}
-	case channel.LegEnded:
+	case channel.AttemptEnded:
 		r.feed(ctx, c, callEvent{kind: evLegEnded, at: ev.At, outcome: ev.Outcome}, ev)
 	}
 }
 
 // feed steps c's state machine with ev and carries out its effects. leg is the
 // channel's report that came with ev, when one did (what the outcome records of it).
-func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.LegEvent) {
+func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.AttemptEvent) {
 	var effects []effect
 	c.state, effects = step(c.state, ev)
 	r.apply(ctx, c, ev, leg, effects)
@@ -489,7 +491,7 @@ func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.LegEv
 // apply carries out the effects step asked for, in order. An effect may feed the
 // call another event (a queued person put through to an agent free at once): what
 // is left of the list then belongs to a state the call has left, and is dropped.
-func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.LegEvent, effects []effect) {
+func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.AttemptEvent, effects []effect) {
 	state := c.state
 	at := ev.at
 	for _, ef := range effects {
@@ -572,7 +574,7 @@ func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 }
 
 // screenable reports whether leg carries audio answering-machine detection can hear.
-func screenable(leg channel.Leg) bool {
+func screenable(leg channel.Attempt) bool {
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
 		return false
@@ -596,7 +598,7 @@ func (r *run) screen(ctx context.Context, c *call) {
 	det, err := amd.New(amd.DefaultParams())
 	if err != nil || customer == nil {
 		c.log.Error("answering-machine detector", "err", err)
-		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, channel.AttemptEvent{})
 		return
 	}
 	until := c.deadline.Add(-screenMargin)
@@ -622,7 +624,7 @@ const (
 
 // leaveMessage waits for a voicemail's greeting and beep to end, leaves the
 // campaign's message and hangs up. It runs on a goroutine of its own.
-func (r *run) leaveMessage(ctx context.Context, leg channel.Leg, log *slog.Logger) {
+func (r *run) leaveMessage(ctx context.Context, leg channel.Attempt, log *slog.Logger) {
 	defer leg.Hangup(ctx)
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
@@ -652,7 +654,7 @@ func (r *run) save(ctx context.Context, c *call) {
 // audio off the agent's bridge, the recording closed, the agent told and put in
 // wrap-up.
 func (r *run) releaseAgent(c *call, at time.Time) {
-	if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
+	if b := r.e.audio.Bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 		b.Disconnect()
 	}
 	if c.recording != nil {
@@ -668,7 +670,7 @@ func (r *run) releaseAgent(c *call, at time.Time) {
 // record records how an attempt ended, with the outcome step decided, moves its
 // contact along the ladder and forgets the call. ev is the channel's report of
 // the end, when there is one.
-func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.LegEvent) {
+func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.AttemptEvent) {
 	a := &c.attempt
 	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &at
 	if a.SetupAt == nil && !ev.SetupAt.IsZero() {
@@ -751,7 +753,7 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 			return
 		}
 		r.waiting = r.waiting[1:]
-		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, channel.AttemptEvent{})
 		if c.state != callConnected {
 			r.e.agents.unreserve(agent.ID, c.attempt.ID) // not taken (a pair step does not list)
 		}
@@ -772,7 +774,7 @@ func (r *run) connect(c *call, agentID int64, now time.Time, bridged bool) {
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
 // media leg (an API client) gets the call without audio.
 func (r *run) bridge(c *call, agentID int64) {
-	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, func() []media.ConnectOption {
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, c.log, func() []media.ConnectOption {
 		if !r.campaign.Record || r.e.cfg.RecordingsDir == "" {
 			return nil
 		}
@@ -788,17 +790,18 @@ func (r *run) bridge(c *call, agentID int64) {
 
 // switchAudio puts the customer's audio of leg on agentID's bridge and returns the
 // bridged call: nil when the agent has no audio leg (an API client) or the leg no
-// audio. opts, when not nil, gives the call's options once the audio is there.
-// It touches only the engine's agent legs, so calls' goroutines may use it too.
-func (e *Engine) switchAudio(leg channel.Leg, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
-	b := e.legs.bridge(agentID)
+// audio. opts, when not nil, gives the call's options once the audio is there;
+// log is the call's logger. It touches only the engine's agent audio, so calls'
+// goroutines may use it too.
+func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, log *slog.Logger, opts func() []media.ConnectOption) *media.Connection {
+	b := e.audio.Bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
 		return nil
 	}
 	customer, err := mc.MediaLeg()
 	if err != nil {
-		e.log.Warn("customer audio unavailable", "attempt", attemptID, "err", err)
+		log.Warn("customer audio unavailable", "err", err)
 		return nil
 	}
 	var callOpts []media.ConnectOption
@@ -807,7 +810,7 @@ func (e *Engine) switchAudio(leg channel.Leg, attemptID, agentID int64, opts fun
 	}
 	bridged, err := b.Connect(customer, callOpts...)
 	if err != nil {
-		e.log.Error("bridge customer to agent", "attempt", attemptID, "agent", agentID, "err", err)
+		log.Error("bridge customer to agent", "agent", agentID, "err", err)
 		return nil
 	}
 	// A browser sends its microphone on one path at a time: the agent is heard
@@ -846,7 +849,7 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now.Add(safeHarbourLead)) {
 		c := r.waiting[0]
 		r.waiting = r.waiting[1:]
-		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, channel.AttemptEvent{})
 	}
 }
 
@@ -858,12 +861,12 @@ func (r *run) agentLost(attemptID int64) {
 		return
 	}
 	// Called in the loop by a command, which has no context of its own: the loop's.
-	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.LegEvent{})
+	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 }
 
 // apologise plays the abandon prompt to a person no agent was free for, then hangs
 // up. It runs on a goroutine of its own: the run goes on meanwhile.
-func (r *run) apologise(ctx context.Context, leg channel.Leg, log *slog.Logger) {
+func (r *run) apologise(ctx context.Context, leg channel.Attempt, log *slog.Logger) {
 	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
 		if customer, err := mc.MediaLeg(); err == nil {
 			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
@@ -975,7 +978,35 @@ func (r *run) snapshot() pacing.Snapshot {
 		}
 	}
 	return pacing.Snapshot{Agents: r.agentBuf, Dials: r.dialBuf, Waiting: waiting, Holding: holding,
-		Channel: pacing.Channel(campaigns.ChannelSIP)}
+		Channel: pacing.DialChannel(r.routes())}
+}
+
+// routes are the ladder's call channels in the order it tries them, each down
+// when it cannot take a call now: not configured on this server, or a channel
+// that says so (channel.Health). Asked at every decision, so the forecast moves
+// to the next channel the moment one goes down.
+func (r *run) routes() []pacing.Route {
+	out := make([]pacing.Route, 0, 2)
+	for _, rung := range r.campaign.Ladder {
+		ch := pacing.Channel(rung.Channel)
+		if !callRung(rung.Channel) || slices.ContainsFunc(out, func(rt pacing.Route) bool { return rt.Channel == ch }) {
+			continue
+		}
+		out = append(out, pacing.Route{Channel: ch, Down: !r.e.channelUp(rung.Channel)})
+	}
+	return out
+}
+
+// channelUp reports whether ch is configured and, if it can tell, takes calls now.
+func (e *Engine) channelUp(ch campaigns.Channel) bool {
+	c, ok := e.channels[ch]
+	if !ok {
+		return false
+	}
+	if h, ok := c.(channel.Health); ok {
+		return h.Up()
+	}
+	return true
 }
 
 func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit int) {
@@ -1038,12 +1069,12 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	cl := r.newCall(attempt, dc, rung, now)
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
-		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
 	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
 	if err != nil {
-		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
 		return true
 	}
 	callCtx, cancel := context.WithCancel(ctx)
@@ -1053,7 +1084,7 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 	if callRung(rung.Channel) { // a message does not ring
 		req.RingTimeout = r.ringTimeout(rung.Channel)
 	}
-	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
+	go r.follow(callCtx, ch, req, dc.CallbackAgentID, cl.log)
 	return true
 }
 
@@ -1074,8 +1105,9 @@ func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is
-// the agent to put the call through to if free (a callback's).
-func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64) {
+// the agent to put the call through to if free (a callback's); log is the
+// call's logger, for what the call's goroutine does itself (connectNow).
+func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64, log *slog.Logger) {
 	send := func(u legUpdate) bool {
 		select {
 		case r.updates <- u:
@@ -1095,10 +1127,10 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 	}
 	for ev := range leg.Events() {
 		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
-		if ev.Kind == channel.LegAnswered {
+		if ev.Kind == channel.AttemptAnswered {
 			u.leg = leg
 			if r.fast.Load() {
-				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At)
+				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At, log)
 			}
 			select {
 			case r.answers <- u:
@@ -1107,7 +1139,7 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 				// The engine stopped: nobody will record this call, let the
 				// agent go.
 				if u.agentID != 0 {
-					if b := r.e.legs.bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
+					if b := r.e.audio.Bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
 						b.Disconnect()
 					}
 					r.e.agents.unreserve(u.agentID, req.AttemptID)
@@ -1143,7 +1175,7 @@ func (r *run) shutdown() {
 	defer cancel()
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {
-		r.feed(ctx, c, callEvent{kind: evStopping, at: now}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
+		r.feed(ctx, c, callEvent{kind: evStopping, at: now}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
 	}
 	// A last try; what the database still refuses stays open in it, and the next
 	// start closes those attempts as interrupted.

@@ -71,7 +71,7 @@ func (r *run) abandonPrompt() (*media.Player, string) {
 // apologiseAbandoned plays the safe-harbour message to the person of an abandoned
 // attempt, hangs up, and records on the attempt that the message played and which.
 // It runs on a goroutine of its own, as apologise does.
-func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Leg, attemptID int64, log *slog.Logger) {
+func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Attempt, attemptID int64, log *slog.Logger) {
 	player, which := r.abandonPrompt()
 	played := false
 	if mc, ok := leg.(MediaCarrier); ok && player != nil {

@@ -75,6 +75,7 @@ export default {
   'sup.pacer.answer': 'answer {v}', 'sup.pacer.risk': 'risk accepted {v}', 'sup.pacer.progressive': 'progressive (learning, or allowance spent)',
   'sup.pacer.ring': 'ring {v}', 'sup.pacer.ringAuto': 'auto {s} s', 'sup.pacer.ringFixed': 'fixed {s} s',
   'sup.pacer.ringDefault': 'default {s} s', 'sup.pacer.talk': 'talk {v}', 'sup.pacer.dials': 'Learned from {n} ended dials',
+  'sup.pacer.down': 'down: its contacts go to the next channel', 'sup.pacer.forecast': 'new dials forecast here',
   'mode.preview': 'Preview', 'mode.progressive': 'Progressive', 'mode.predictive': 'Predictive',
   'contacts.pending': 'pending', 'contacts.in_progress': 'in progress', 'contacts.done': 'done', 'contacts.exhausted': 'exhausted',
   'contacts.invalid': 'invalid', 'contacts.do_not_call': 'do not call',

@@ -75,6 +75,7 @@ export default {
   'sup.pacer.answer': 'atendimento {v}', 'sup.pacer.risk': 'risco aceito {v}', 'sup.pacer.progressive': 'progressivo (aprendendo, ou cota esgotada)',
   'sup.pacer.ring': 'toque {v}', 'sup.pacer.ringAuto': 'automático {s} s', 'sup.pacer.ringFixed': 'fixo {s} s',
   'sup.pacer.ringDefault': 'padrão {s} s', 'sup.pacer.talk': 'conversa {v}', 'sup.pacer.dials': 'Aprendido de {n} discagens encerradas',
+  'sup.pacer.down': 'fora do ar: os contatos vão para o próximo canal', 'sup.pacer.forecast': 'novas discagens previstas aqui',
   'mode.preview': 'Prévia', 'mode.progressive': 'Progressivo', 'mode.predictive': 'Preditivo',
   'contacts.pending': 'pendentes', 'contacts.in_progress': 'em andamento', 'contacts.done': 'concluídos', 'contacts.exhausted': 'esgotados',
   'contacts.invalid': 'inválidos', 'contacts.do_not_call': 'não perturbe',
