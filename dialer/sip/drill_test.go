@@ -457,3 +457,60 @@ func BenchmarkTrunkDetection(b *testing.B) {
 		b.ReportMetric(s.v[len(s.v)-1].Seconds(), s.unit+"-max-s")
 	}
 }
+
+// TestDrillAnsweredDetached: a call whose RTP socket a bridge took (Detach) is
+// judged by what the bridge reports with NoteReceived: reported and silenced
+// by the cut, it ends hung up by the trunk; never reported, its media is
+// unknown and the call is left alone.
+func TestDrillAnsweredDetached(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		report bool
+	}{{"reported", true}, {"not reported", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDrill(t, "drill-rtp.xml", nil)
+			c, log := d.dial(t, "+34660000001")
+			waitEvent(t, c, log, EventAnswered, 5*time.Second)
+			conn, _ := c.Media().Detach()
+			read := make(chan int, 1)
+			go func() { // the bridge: reads until the call closes the socket
+				buf := make([]byte, 1500)
+				n := 0
+				for {
+					if _, _, err := conn.ReadFromUDP(buf); err != nil {
+						read <- n
+						return
+					}
+					n++
+					if tc.report {
+						c.Media().NoteReceived(time.Now())
+					}
+				}
+			}()
+			time.Sleep(500 * time.Millisecond)
+			cutAt := d.cut(t)
+			d.waitState(t, CircuitOpen, 5*time.Second)
+			if !tc.report {
+				select {
+				case <-c.Done():
+					t.Fatalf("a call whose media nobody reported was ended: %+v", c.Result())
+				case <-time.After(time.Second):
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = c.Hangup(ctx)
+				return
+			}
+			r := waitResult(t, c, 5*time.Second)
+			if r.Outcome != OutcomeAnswered || r.HangupBy != PartyTrunk {
+				t.Errorf("bridged call: %s by %q (%s), want answered, hung up by the trunk", r.Outcome, r.HangupBy, r.Reason)
+			}
+			if got := r.EndAt.Sub(cutAt); got > 2*time.Second {
+				t.Errorf("bridged call ended %s after the cut, want ≤ 2s", got)
+			}
+			if n := <-read; n < 10 {
+				t.Errorf("the bridge read %d packets before the cut", n)
+			}
+		})
+	}
+}
