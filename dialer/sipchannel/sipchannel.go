@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -108,8 +109,26 @@ func (l *sipAttempt) mediaLegLocked() (media.Leg, error) {
 	}
 	codec.PayloadType, codec.TelephoneEvent = m.Codec().PayloadType, m.TelephoneEvent()
 	conn, last := m.Detach()
-	l.audio = media.NewUDPLeg(conn, m.RemoteAddr(), codec, media.WithFirstPacket(last))
+	l.audio = heardLeg{UDPLeg: media.NewUDPLeg(conn, m.RemoteAddr(), codec, media.WithFirstPacket(last)), m: m}
 	return l.audio, nil
+}
+
+// heardLeg tells the SIP call of each customer packet the bridge reads: once the
+// socket is detached only the bridge sees the media, and the trunk's health
+// watch needs it to tell a conversation that goes on from one the trunk's death
+// silenced (sip.Media.NoteReceived). The UDPLeg's other methods are its own.
+type heardLeg struct {
+	*media.UDPLeg
+	m *sip.Media
+}
+
+// ReadRTP reads as the UDPLeg does and notes the packet's arrival.
+func (l heardLeg) ReadRTP(buf []byte) (int, error) {
+	n, err := l.UDPLeg.ReadRTP(buf)
+	if err == nil {
+		l.m.NoteReceived(time.Now())
+	}
+	return n, err
 }
 
 // Events reports the call's progress.
