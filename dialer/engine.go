@@ -86,6 +86,11 @@ type Config struct {
 	// PreviewSkipDelay is how long a contact a preview agent skipped waits before
 	// it is due again, for any agent (default 30 min).
 	PreviewSkipDelay time.Duration
+	// InDoubtReportAfter is how long a WhatsApp message a crash left in doubt
+	// waits for its status webhook before it is reported to the supervisors
+	// (logged and counted in turbina_outbox_in_doubt_reported_total); it stays in
+	// doubt, never closed by the wait (default 15 min).
+	InDoubtReportAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -106,6 +111,9 @@ func (c Config) withDefaults() Config {
 		c.AgentSilence = 60 * time.Second
 	case c.AgentSilence < 0:
 		c.AgentSilence = 0
+	}
+	if c.InDoubtReportAfter <= 0 {
+		c.InDoubtReportAfter = 15 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -227,6 +235,14 @@ func (e *Engine) agentsChanged(ids []int64) {
 func (e *Engine) Run(ctx context.Context) error {
 	// Agents' sessions end last, once no run can bridge a call to them.
 	defer e.audio.Close()
+	// The outbox first: a template whose contact's attempt is recovered below is
+	// placed again under its key, and must find its row settled.
+	if err := e.recoverOutbox(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if err := e.recoverInterrupted(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -239,6 +255,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		e.wa.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.reportInDoubt(ctx)
 	}()
 	t := time.NewTicker(e.cfg.Sync)
 	defer t.Stop()

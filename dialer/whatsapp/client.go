@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -130,6 +132,32 @@ type request struct {
 	limited bool // takes a token of the phone number's rate limit per attempt
 }
 
+// admitKey is the context key of an [admission].
+type admitKey struct{}
+
+// admission is one token of the rate limit taken by Admit, for the next request
+// made with its context.
+type admission struct {
+	unused atomic.Bool
+	before func(context.Context) error
+}
+
+// Admit waits for one token of the phone number's rate limit (the one limit that
+// every request of the client shares) and returns a context carrying it. A send
+// made with that context uses the token rather than waiting again, makes one
+// HTTP attempt (its caller, an outbox, retries by rescheduling), and calls
+// before, when not nil, just before its request is written: an error from before
+// sends nothing. So an outbox takes the token first, then claims its row, and a
+// row is claimed only while its request is in flight.
+func (c *Client) Admit(ctx context.Context, before func(context.Context) error) (context.Context, error) {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	a := &admission{before: before}
+	a.unused.Store(true)
+	return context.WithValue(ctx, admitKey{}, a), nil
+}
+
 // do performs r with retries and decodes a 2xx JSON answer into out.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	var payload []byte
@@ -139,17 +167,21 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return fmt.Errorf("whatsapp %s: encode request: %w", r.op, err)
 		}
 	}
+	adm, _ := ctx.Value(admitKey{}).(*admission)
 	for attempt := 1; ; attempt++ {
-		if r.limited {
+		if r.limited && (adm == nil || !adm.unused.CompareAndSwap(true, false)) {
 			if err := c.limiter.Wait(ctx); err != nil {
-				return err
+				return fmt.Errorf("%w: %w", ErrNotSent, err)
 			}
 		}
-		status, hdr, body, err := c.attempt(ctx, r, payload)
+		status, hdr, body, err := c.attempt(ctx, r, payload, adm)
 		var gerr *Error
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// The caller gave up: its own cancellation is not Meta's failure.
+			if errors.Is(err, ErrNotSent) {
+				return fmt.Errorf("whatsapp %s: %w: %w", r.op, ErrNotSent, ctx.Err())
+			}
 			return fmt.Errorf("whatsapp %s: %w", r.op, ctx.Err())
 		case err != nil:
 			gerr = &Error{Op: r.op, Err: err}
@@ -165,7 +197,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			gerr = parseGraphError(r.op, status, body)
 		}
 		gerr.Attempts = attempt
-		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts {
+		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts || adm != nil {
 			return gerr
 		}
 		wait := c.backoff(attempt, hdr)
@@ -182,8 +214,10 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}
 }
 
-// attempt sends one HTTP request bounded by the request timeout.
-func (c *Client) attempt(ctx context.Context, r request, payload []byte) (int, http.Header, []byte, error) {
+// attempt sends one HTTP request bounded by the request timeout. An error
+// before a connection to Meta was made wraps ErrNotSent; adm's hook, when the
+// request was admitted, runs just before it is written.
+func (c *Client) attempt(ctx context.Context, r request, payload []byte, adm *admission) (int, http.Header, []byte, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	var rd io.Reader
@@ -199,8 +233,19 @@ func (c *Client) attempt(ctx context.Context, r request, payload []byte) (int, h
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if adm != nil && adm.before != nil {
+		if err := adm.before(ctx); err != nil {
+			return 0, nil, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+	}
+	var connected atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if !connected.Load() {
+			// Nothing was written: no connection carried it.
+			return 0, nil, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()

@@ -129,6 +129,27 @@ func (e *Error) retryable() bool {
 	return false
 }
 
+// ErrNotSent marks a failure that came before the request could leave: no
+// connection to Meta was made, or the caller's hook before the write refused.
+// Sending again cannot send twice.
+var ErrNotSent = errors.New("the request never left")
+
+// MayHaveLeft reports whether a failed send may have reached Meta all the same:
+// false when Meta answered (with an error, so it did not accept the message) or
+// when the failure came before the request could leave (ErrNotSent); true for a
+// request that broke off after its connection was made, which only evidence
+// (the message's status webhook) can settle.
+func MayHaveLeft(err error) bool {
+	if err == nil || errors.Is(err, ErrNotSent) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) && e.HTTPStatus != 0 {
+		return false
+	}
+	return true
+}
+
 // ErrorKind returns the kind of err if it is (or wraps) an [*Error], KindUnknown otherwise.
 func ErrorKind(err error) Kind {
 	var e *Error
