@@ -55,6 +55,10 @@ type Config struct {
 	StatusDelay time.Duration
 	// FrameInterval is the user's audio packet interval (default 20 ms).
 	FrameInterval time.Duration
+	// WebhookRetryFor keeps retrying a webhook the callback does not take for
+	// this long (Meta retries for up to 7 days), so a business that restarts
+	// still gets its statuses. Zero: 5 attempts over about half a second.
+	WebhookRetryFor time.Duration
 	// Logger receives the emulator's logs; default discards.
 	Logger *slog.Logger
 }
@@ -102,6 +106,11 @@ type Behaviour struct {
 	ServerErrors int
 	// Slow delays every answer.
 	Slow time.Duration
+	// AnswerDelay makes a message send take effect at once (counted, its status
+	// webhooks on their way) and its answer come that much later, as when Meta's
+	// answer is slow to come back: a client that goes away meanwhile never
+	// learns the wamid of a message that was sent.
+	AnswerDelay time.Duration
 	// DuplicateWebhooks sends each webhook twice.
 	DuplicateWebhooks bool
 	// ReorderWebhooks holds RINGING back until after the next call webhook, and sends
@@ -277,6 +286,22 @@ func (e *Emulator) Accepted(key string) int {
 		}
 	}
 	return n
+}
+
+// MessageCounts returns how many messages the emulated WhatsApp accepted (each
+// one a message the person gets), per recipient (digits) and per correlation
+// id (the biz_opaque_callback_data the business attached; "" when none).
+func (e *Emulator) MessageCounts() (byTo, byKey map[string]int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	byTo, byKey = map[string]int{}, map[string]int{}
+	for _, r := range e.requests {
+		if r.Status == http.StatusOK && r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/messages") {
+			byTo[r.To]++
+			byKey[r.Key]++
+		}
+	}
+	return byTo, byKey
 }
 
 // WebhooksDelivered returns how many webhook POSTs the callback answered 2xx.
@@ -501,7 +526,7 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.handleCall(w, &rec, rb, b)
 		return
 	}
-	e.handleMessage(w, &rec, rb, b)
+	e.handleMessage(r.Context(), w, &rec, rb, b)
 }
 
 // takeFault spends one unit of the number's throttle or 5xx budget.
@@ -523,7 +548,7 @@ func (e *Emulator) takeFault(number string) int {
 	return 0
 }
 
-func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb requestBody, b Behaviour) {
+func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec *Request, rb requestBody, b Behaviour) {
 	if rec.To == "" {
 		e.writeError(w, rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "(#100) The parameter to is required."})
 		return
@@ -580,11 +605,22 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 		// request's documented success response (user-call-permissions) has none.
 		msg["message_status"] = "accepted"
 	}
-	writeJSON(w, rec, map[string]any{
+	answer := map[string]any{
 		"messaging_product": "whatsapp",
 		"contacts":          []map[string]string{{"input": rb.To, "wa_id": rec.To}},
 		"messages":          []map[string]string{msg},
-	})
+	}
+	if b.AnswerDelay > 0 {
+		// Sent before the answer leaves: a client gone meanwhile left it sent.
+		rec.Status = http.StatusOK
+		defer func() {
+			if sleep(ctx, b.AnswerDelay) {
+				writeJSON(w, rec, answer)
+			}
+		}()
+	} else {
+		writeJSON(w, rec, answer)
+	}
 	to, key := rec.To, rec.Key
 	permission := rb.Type == "interactive" && rb.Interactive.Type == "call_permission_request"
 	// Per-message pricing (status webhooks reference, pricing object): a template

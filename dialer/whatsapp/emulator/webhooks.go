@@ -78,7 +78,8 @@ func (s *webhookSender) post(ctx context.Context, body []byte) {
 	}
 	sig := whatsapp.Sign(s.e.cfg.AppSecret, body)
 	backoff := 20 * time.Millisecond
-	for attempt := 1; attempt <= webhookAttempts; attempt++ {
+	until := time.Now().Add(s.e.cfg.WebhookRetryFor)
+	for attempt := 1; attempt <= webhookAttempts || time.Now().Before(until); attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			s.e.log.Error("webhook request", slog.String("error", err.Error()))
@@ -102,7 +103,7 @@ func (s *webhookSender) post(ctx context.Context, body []byte) {
 		if !sleep(ctx, backoff) {
 			return
 		}
-		backoff *= 2
+		backoff = min(2*backoff, time.Second)
 	}
 	s.e.log.Warn("webhook dropped after retries")
 }
