@@ -313,3 +313,26 @@ func (d *DB) OutboxHealth(ctx context.Context, prefix string, since time.Time) (
 	}
 	return sent, failed, nil
 }
+
+// OutboxCounts counts the outbox's messages by kind and state: what an
+// operator (or a crash drill) reads to see that every side effect is settled.
+func (d *DB) OutboxCounts(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state")
+	if err != nil {
+		return nil, fmt.Errorf("outbox counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var kind, state string
+		var n int
+		if err := rows.Scan(&kind, &state, &n); err != nil {
+			return nil, fmt.Errorf("outbox counts: %w", err)
+		}
+		if out[kind] == nil {
+			out[kind] = map[string]int{}
+		}
+		out[kind][state] = n
+	}
+	return out, rows.Err()
+}

@@ -146,8 +146,9 @@ type admission struct {
 // every request of the client shares) and returns a context carrying it. A send
 // made with that context uses the token rather than waiting again, makes one
 // HTTP attempt (its caller, an outbox, retries by rescheduling), and calls
-// before, when not nil, just before its request is written: an error from before
-// sends nothing. So an outbox takes the token first, then claims its row, and a
+// before, when not nil, once its connection is made and just before its request
+// is written: an error from before stops the request (which, as the transport
+// may have begun writing it, the error does not call unsent). So an outbox takes the token first, then claims its row, and a
 // row is claimed only while its request is in flight.
 func (c *Client) Admit(ctx context.Context, before func(context.Context) error) (context.Context, error) {
 	if err := c.limiter.Wait(ctx); err != nil {
@@ -216,7 +217,8 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 
 // attempt sends one HTTP request bounded by the request timeout. An error
 // before a connection to Meta was made wraps ErrNotSent; adm's hook, when the
-// request was admitted, runs just before it is written.
+// request was admitted, runs once the connection is made, just before the
+// request is written on it.
 func (c *Client) attempt(ctx context.Context, r request, payload []byte, adm *admission) (int, http.Header, []byte, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
@@ -233,13 +235,23 @@ func (c *Client) attempt(ctx context.Context, r request, payload []byte, adm *ad
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if adm != nil && adm.before != nil {
-		if err := adm.before(ctx); err != nil {
-			return 0, nil, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+	// The hook runs once the connection is there and before a byte of the
+	// request is written on it: a process that dies while connecting left
+	// nothing that could have been sent. A hook that fails stops the request;
+	// as the transport may have begun writing by then, it counts as may-have-left.
+	var connected, refused atomic.Bool
+	tctx, stop := context.WithCancel(actx)
+	defer stop()
+	req = req.WithContext(httptrace.WithClientTrace(tctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		if adm != nil && adm.before != nil {
+			if err := adm.before(ctx); err != nil {
+				c.log.LogAttrs(ctx, slog.LevelError, "request stopped: its start could not be recorded", slog.String("op", r.op), slog.String("error", err.Error()))
+				refused.Store(true)
+				stop()
+			}
 		}
-	}
-	var connected atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }}))
+		connected.Store(true)
+	}}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if !connected.Load() {
@@ -247,6 +259,10 @@ func (c *Client) attempt(ctx context.Context, r request, payload []byte, adm *ad
 			return 0, nil, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		return 0, nil, nil, err
+	}
+	if refused.Load() {
+		resp.Body.Close()
+		return 0, nil, nil, errors.New("the request's start could not be recorded")
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))

@@ -304,6 +304,9 @@ func (e *Emulator) MessageCounts() (byTo, byKey map[string]int) {
 	return byTo, byKey
 }
 
+// WebhooksPending returns how many webhooks wait to be delivered (or retried).
+func (e *Emulator) WebhooksPending() int { return e.hooks.pending() }
+
 // WebhooksDelivered returns how many webhook POSTs the callback answered 2xx.
 func (e *Emulator) WebhooksDelivered() int { return e.hooks.delivered() }
 

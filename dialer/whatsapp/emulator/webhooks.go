@@ -25,6 +25,8 @@ type webhookSender struct {
 	mu    sync.Mutex
 	queue [][]byte
 	ok    int
+	// posting is set while a webhook is being delivered (retries included).
+	posting bool
 }
 
 func newWebhookSender(e *Emulator) *webhookSender {
@@ -39,6 +41,17 @@ func (s *webhookSender) enqueue(body []byte) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// pending counts the webhooks not yet delivered or given up on.
+func (s *webhookSender) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.queue)
+	if s.posting {
+		n++
+	}
+	return n
 }
 
 func (s *webhookSender) delivered() int {
@@ -56,6 +69,7 @@ func (s *webhookSender) run(ctx context.Context) {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 		}
+		s.posting = body != nil
 		s.mu.Unlock()
 		if body == nil {
 			select {
@@ -66,6 +80,9 @@ func (s *webhookSender) run(ctx context.Context) {
 			}
 		}
 		s.post(ctx, body)
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
 	}
 }
 
