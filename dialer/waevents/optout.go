@@ -51,7 +51,9 @@ func (in *Inbox) optOutReply(ctx context.Context, phone, key string) error {
 		return nil // stays pending in the outbox: not sent is not recorded as sent
 	}
 	m, err := waoutbox.Send(ctx, in.store, client, outboxOptOutReply, key, optOutPayload{To: phone},
-		func(ctx context.Context) (whatsapp.SendResult, error) { return client.SendText(ctx, key, phone, in.cfg.OptOutReply) })
+		func(ctx context.Context) (whatsapp.SendResult, error) {
+			return client.SendText(ctx, key, phone, in.cfg.OptOutReply)
+		})
 	if m.State != storage.OutboxSent {
 		if err != nil {
 			in.cfg.Logger.Error("opt-out confirmation", "phone", phone, "state", m.State, "err", err)
