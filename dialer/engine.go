@@ -160,8 +160,11 @@ type Engine struct {
 	events *hub
 	audio  *agentaudio.Hub
 	// wa keeps and applies WhatsApp's webhook events.
-	wa      *waevents.Inbox
-	metrics metrics
+	wa *waevents.Inbox
+	// outboxReady is closed once Run has settled what the last process left in
+	// the outbox: nothing is sent before, so no live send is taken for a leftover.
+	outboxReady chan struct{}
+	metrics     metrics
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -184,6 +187,8 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
 		metrics:  newMetrics(),
+
+		outboxReady: make(chan struct{}),
 	}
 	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,
 		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log})

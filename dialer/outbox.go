@@ -14,12 +14,13 @@ import (
 const outboxTemplateKind = "whatsapp.template"
 
 // recoverOutbox settles what the last process left claimed: in doubt when its
-// request may have left, not sent when it provably did not.
+// request may have left, not sent when it provably did not. Sends wait for it.
 func (e *Engine) recoverOutbox(ctx context.Context) error {
 	r, err := e.store.RecoverOutbox(ctx, []string{outboxTemplateKind})
 	if err != nil {
 		return err
 	}
+	close(e.outboxReady)
 	if r.Requeued+r.InDoubt+r.NotSent > 0 {
 		e.log.Warn("outbox messages left by the last stop: sent again if their request never left, recorded not sent if nothing will send them, in doubt until WhatsApp's status webhook settles them",
 			"requeued", r.Requeued, "not_sent", r.NotSent, "in_doubt", r.InDoubt)

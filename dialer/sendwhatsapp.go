@@ -57,6 +57,11 @@ func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key st
 		return storage.WAMessage{}, err
 	}
 	msg := storage.WAMessage{ContactID: ct.ID, Direction: "out", Phone: to, At: time.Now()}
+	select {
+	case <-e.outboxReady:
+	case <-ctx.Done():
+		return msg, fmt.Errorf("waiting for the outbox's recovery: %w", ctx.Err())
+	}
 	key = fmt.Sprintf("agent-contact-%d-%s", ct.ID, key)
 	var send waoutbox.SendFunc
 	if text != "" {
