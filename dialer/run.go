@@ -522,7 +522,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.LegE
 			c.attempt.HangupBy = ef.by
 		case effSafeHarbour:
 			if c.leg != nil {
-				go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID, c.log)
+				go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID, c.answered, c.log)
 			}
 		case effApologise:
 			if c.leg != nil {
