@@ -163,9 +163,12 @@ const (
 	retry move = iota + 1
 	// next moves to the next rung at once.
 	next
-	// nextOrWait moves to the next rung at once; on the last rung the contact waits
-	// the rule's delay instead (the channel is down for now, and no other is left
-	// to reach the contact on: the list must not be used up by an outage).
+	// nextOrWait moves at once to the next rung on another channel: the channel
+	// that failed is down for every rung on it, so a later rung on the same
+	// channel (SIP again, even on another number) would only fail the same way.
+	// With no such rung left the contact waits the rule's delay on its rung (no
+	// other channel is left to reach it on: the list must not be used up by an
+	// outage); a counted wait uses the rung's attempts, as a retry does.
 	nextOrWait
 	// nextOtherNumber moves to the next rung that reaches the contact on a different
 	// number than the one that failed (e.g. a separate WhatsApp number).
@@ -194,7 +197,7 @@ const (
 	callBack
 )
 
-var moveNames = map[move]string{retry: "retry", next: "next", nextOrWait: "next or wait", nextOtherNumber: "next on another number",
+var moveNames = map[move]string{retry: "retry", next: "next", nextOrWait: "next channel or wait", nextOtherNumber: "next on another number",
 	nextOffWhatsApp: "next off WhatsApp", toTemplate: "to the template", finish: "finish", stay: "stay", begin: "begin",
 	claim: "claim", deferUntil: "defer until", requeueOnRung: "requeue on the rung", callBack: "call back"}
 
@@ -207,14 +210,15 @@ type rule struct {
 	free bool
 	// delay replaces the rung's retry delay when set.
 	delay time.Duration
-	// onMessage replaces the rule when the attempt was on a message rung.
-	onMessage *rule
+	// onChannel replaces the rule when the attempt was on one of its channels.
+	onChannel map[Channel]rule
 }
 
 // AbandonQuietPeriod is how long an abandoned contact is left alone by the dialer.
 const AbandonQuietPeriod = 72 * time.Hour
 
-// trunkFaultDelay is how soon a call that every trunk failed is tried again.
+// trunkFaultDelay is how soon a call that every trunk failed is tried again on
+// its rung, when no rung on another channel is left (or the fault was WhatsApp's).
 const trunkFaultDelay = time.Minute
 
 // channelDownDelay is how long a contact with no rung left waits for its channel
@@ -237,21 +241,45 @@ func ladderRules() map[Outcome]rule {
 		OutcomeBusy:           {move: retry},
 		OutcomeNoAnswer:       {move: retry},
 		OutcomeMediaFailed:    {move: retry},
-		OutcomeTrunkFault:     {move: retry, delay: trunkFaultDelay},
-		OutcomeRejected:       {move: next},
-		OutcomeNoPermission:   {move: next},
-		OutcomeSendFailed:     {move: next},
-		OutcomeChannelDown:    {move: nextOrWait, free: true, delay: channelDownDelay},
-		OutcomeTrunkDown:      {move: nextOrWait, free: true, delay: channelDownDelay},
-		OutcomeNoChannel:      {move: next, free: true},
-		OutcomeChannelBusy:    {move: retry, free: true, delay: channelBusyDelay},
+		// A call the trunk failed (403, 5xx, no response, a transport error) moves
+		// to the next channel at once: the person is reached over WhatsApp now,
+		// not after the trunk's retry delay. It is not free: the fault may be this
+		// call's own (a 403 or 5xx for this destination on a trunk that is up), so
+		// on the last rung it waits the delay using an attempt each time and the
+		// contact is exhausted after the rung's attempts, where a free wait would
+		// dial a fault that never lifts forever; a trunk truly down soon opens its
+		// circuit and the next dials end channel_down, which waits free. WhatsApp's
+		// own faults (a throttled or failing Graph API) are tried again on their
+		// rung: the next rung, the template, goes through the same API.
+		OutcomeTrunkFault: {move: nextOrWait, delay: trunkFaultDelay, onChannel: map[Channel]rule{
+			ChannelWhatsAppCall:     {move: retry, delay: trunkFaultDelay},
+			ChannelWhatsAppTemplate: {move: retry, delay: trunkFaultDelay},
+		}},
+		OutcomeRejected:     {move: next},
+		OutcomeNoPermission: {move: next},
+		OutcomeSendFailed:   {move: next},
+		OutcomeChannelDown:  {move: nextOrWait, free: true, delay: channelDownDelay},
+		// A call caught by its trunk's death (ringing, or its INVITE unanswered)
+		// moves to the next channel at once. It is free: the person never had a
+		// fair chance to answer, and on the last rung the contact waits for the
+		// trunk like channel_down, with its attempts intact for when it is back.
+		// The phone may have rung all the same: the gate's per-number limits count
+		// it when the network said so (RingCountedOutcomes).
+		OutcomeTrunkDown:   {move: nextOrWait, free: true, delay: channelDownDelay},
+		OutcomeNoChannel:   {move: next, free: true},
+		OutcomeChannelBusy: {move: retry, free: true, delay: channelBusyDelay},
 		// A call cut by a stop or a crash used up its attempt (the person may have
 		// been talking to an agent) and waits the rung's delay like any other. A
 		// template send cut short is tried again at once under the same idempotency
 		// key, so WhatsApp never sends it twice.
-		OutcomeInterrupted:   {move: retry, onMessage: &rule{move: retry, free: true, delay: time.Nanosecond}},
+		OutcomeInterrupted: {move: retry, onChannel: map[Channel]rule{
+			ChannelWhatsAppTemplate: {move: retry, free: true, delay: time.Nanosecond},
+		}},
 		OutcomeInvalidNumber: {move: nextOtherNumber, status: ContactInvalid},
 		OutcomeNotOnWhatsApp: {move: nextOffWhatsApp, status: ContactExhausted},
+		// A resumed conversation moved its contact once, as the SIP attempt it took
+		// up (connected): the resume itself moves nobody.
+		OutcomeResumed: {move: stay},
 	}
 }
 
@@ -400,8 +428,10 @@ func Apply(ladder []Rung, c Contact, pos Position, ev Event, now time.Time) (Pos
 		return pos, fmt.Errorf("contact %d: %s in status %q: %s: %w", c.ID, ev.Name(), pos.Status, r.why, ErrNoTransition)
 	}
 	rule := r.do
-	if rule.onMessage != nil && pos.Rung < len(ladder) && ladder[pos.Rung].Channel == ChannelWhatsAppTemplate {
-		rule = *rule.onMessage
+	if pos.Rung < len(ladder) {
+		if on, ok := rule.onChannel[ladder[pos.Rung].Channel]; ok {
+			rule = on
+		}
 	}
 	out := pos
 	switch rule.move {
@@ -471,10 +501,15 @@ func advance(ladder []Rung, c Contact, pos Position, r rule, now time.Time) Posi
 		}
 		return advanceTo(pos.Rung+1, "")
 	case nextOrWait:
-		if pos.Rung+1 < len(ladder) {
-			return advanceTo(pos.Rung+1, "")
+		for i := pos.Rung + 1; i < len(ladder); i++ {
+			if ladder[i].Channel != rung.Channel {
+				return advanceTo(i, "")
+			}
 		}
-		return stayOn(r.delay)
+		if attempts < rung.MaxAttempts || r.free {
+			return stayOn(r.delay)
+		}
+		return advanceTo(len(ladder), "")
 	case nextOtherNumber:
 		failed := NumberFor(rung.Channel, c)
 		for i := pos.Rung + 1; i < len(ladder); i++ {

@@ -40,7 +40,6 @@ func TestApplyLadder(t *testing.T) {
 		{"trunk down on the last rung: waits for it, free", sipOnly, samePhone, at(0, 1, 0, pending), OutcomeChannelDown, at(0, 1, channelDownDelay, pending)},
 		{"channel not configured: skipped", ladder, samePhone, at(1, 0, 0, pending), OutcomeNoChannel, at(2, 0, 0, pending)},
 		{"channel not configured, last rung: exhausted", sipOnly, samePhone, at(0, 0, 0, pending), OutcomeNoChannel, at(1, 0, 0, ContactExhausted)},
-		{"trunk fault retries soon", ladder, samePhone, at(0, 0, 0, pending), OutcomeTrunkFault, at(0, 1, trunkFaultDelay, pending)},
 		{"channel full: soon again, free", ladder, samePhone, at(0, 1, 0, pending), OutcomeChannelBusy, at(0, 1, channelBusyDelay, pending)},
 		{"machine, campaign moves on", ladder, samePhone, at(0, 0, 0, pending), OutcomeMachineNext, at(1, 0, 0, pending)},
 		{"machine retries", ladder, samePhone, at(0, 0, 0, pending), OutcomeMachine, at(0, 1, 30*time.Minute, pending)},
@@ -59,6 +58,71 @@ func TestApplyLadder(t *testing.T) {
 		{"abandoned without a template rung: quiet for 72 h", noTemplate, samePhone, at(0, 0, 0, pending), OutcomeAbandoned, at(0, 1, AbandonQuietPeriod, pending)},
 		{"last attempt of the last rung: exhausted", sipOnly, samePhone, at(0, 1, 0, pending), OutcomeBusy, at(1, 0, 0, ContactExhausted)},
 		{"past the end: exhausted", sipOnly, samePhone, at(5, 0, 0, pending), OutcomeBusy, at(5, 0, 0, ContactExhausted)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			from := tc.from
+			from.Status = ContactInProgress
+			got, err := Apply(tc.ladder, tc.contact, from, OutcomeEvent(tc.outcome), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("Apply(%+v, %s) = %+v, want %+v", from, tc.outcome, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestApplyTrunkFailures: a call its trunk failed (trunk_fault) or that was caught
+// by the trunk's death (trunk_down) moves to the next channel at once, on every
+// shape of ladder; with no other channel left it waits for the trunk.
+func TestApplyTrunkFailures(t *testing.T) {
+	now := time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)
+	sip := Rung{Channel: ChannelSIP, MaxAttempts: 3, RetryDelay: Duration(30 * time.Minute)}
+	call := Rung{Channel: ChannelWhatsAppCall, MaxAttempts: 2, RetryDelay: Duration(time.Hour)}
+	template := Rung{Channel: ChannelWhatsAppTemplate, MaxAttempts: 2}
+	full := []Rung{sip, call, template}
+	sipThenTemplate := []Rung{sip, template}
+	sipLast := []Rung{call, sip}
+	sipOnly := []Rung{sip}
+	// Validate refuses a channel twice, but the table must not rely on it: a
+	// second SIP rung (another number, another trunk group) is on the same
+	// channel and is skipped all the same.
+	sipTwice := []Rung{sip, sip, call}
+	sipTwiceOnly := []Rung{sip, sip}
+	samePhone := Contact{Phone: "+5511987654321"}
+	ownWhatsApp := Contact{Phone: "+5511987654321", WhatsApp: "+5511912345678"}
+	pending := ContactPending
+	at := func(rung, attempts int, after time.Duration, st ContactStatus) Position {
+		return Position{Rung: rung, Attempts: attempts, NextAt: now.Add(after), Status: st}
+	}
+	tests := []struct {
+		name    string
+		ladder  []Rung
+		contact Contact
+		from    Position
+		outcome Outcome
+		want    Position
+	}{
+		{"trunk down on SIP: the WhatsApp call at once", full, samePhone, at(0, 0, 0, pending), OutcomeTrunkDown, at(1, 0, 0, pending)},
+		{"trunk down on SIP's last attempt: the WhatsApp call at once", full, samePhone, at(0, 2, 0, pending), OutcomeTrunkDown, at(1, 0, 0, pending)},
+		{"trunk down, own WhatsApp number: the WhatsApp call", full, ownWhatsApp, at(0, 1, 0, pending), OutcomeTrunkDown, at(1, 0, 0, pending)},
+		{"trunk down, no WhatsApp call rung: the template at once", sipThenTemplate, samePhone, at(0, 0, 0, pending), OutcomeTrunkDown, at(1, 0, 0, pending)},
+		{"trunk down, SIP again next: skipped for the WhatsApp call", sipTwice, samePhone, at(0, 0, 0, pending), OutcomeTrunkDown, at(2, 0, 0, pending)},
+		{"trunk down, SIP the last rung: waits for the trunk, free", sipLast, samePhone, at(1, 1, 0, pending), OutcomeTrunkDown, at(1, 1, channelDownDelay, pending)},
+		{"trunk down on the last SIP attempt, SIP last: waits, free", sipOnly, samePhone, at(0, 2, 0, pending), OutcomeTrunkDown, at(0, 2, channelDownDelay, pending)},
+		{"trunk down, only SIP rungs left: waits on its rung", sipTwiceOnly, samePhone, at(0, 0, 0, pending), OutcomeTrunkDown, at(0, 0, channelDownDelay, pending)},
+		{"trunk fault on SIP: the WhatsApp call at once", full, samePhone, at(0, 0, 0, pending), OutcomeTrunkFault, at(1, 0, 0, pending)},
+		{"trunk fault, no WhatsApp call rung: the template at once", sipThenTemplate, samePhone, at(0, 1, 0, pending), OutcomeTrunkFault, at(1, 0, 0, pending)},
+		{"trunk fault, SIP again next: skipped for the WhatsApp call", sipTwice, samePhone, at(0, 0, 0, pending), OutcomeTrunkFault, at(2, 0, 0, pending)},
+		{"trunk fault, SIP last: waits, using an attempt", sipLast, samePhone, at(1, 0, 0, pending), OutcomeTrunkFault, at(1, 1, trunkFaultDelay, pending)},
+		{"trunk fault, SIP last, its last attempt: exhausted", sipLast, samePhone, at(1, 2, 0, pending), OutcomeTrunkFault, at(2, 0, 0, ContactExhausted)},
+		{"trunk fault, only SIP rungs left, last attempt: exhausted", sipTwiceOnly, samePhone, at(0, 2, 0, pending), OutcomeTrunkFault, at(2, 0, 0, ContactExhausted)},
+		{"WhatsApp API fault on the call: tried again on its rung", full, samePhone, at(1, 0, 0, pending), OutcomeTrunkFault, at(1, 1, trunkFaultDelay, pending)},
+		{"WhatsApp API fault on the call's last attempt: the template", full, samePhone, at(1, 1, 0, pending), OutcomeTrunkFault, at(2, 0, 0, pending)},
+		{"WhatsApp API fault on the template: tried again", full, samePhone, at(2, 0, 0, pending), OutcomeTrunkFault, at(2, 1, trunkFaultDelay, pending)},
+		{"channel down, SIP again next: skipped for the WhatsApp call", sipTwice, samePhone, at(0, 0, 0, pending), OutcomeChannelDown, at(2, 0, 0, pending)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,7 +332,8 @@ applied by ` + "`campaigns.Apply`" + `; the engine and the storage only carry it
 printed from the table by ` + "`TestJourneyDoc`" + ` (campaigns/journey_test.go), so it cannot drift.
 
 Moves: *retry* the same rung after its retry delay while attempts remain, then the next rung;
-*next* rung at once; *next or wait* (the next rung, or on the last one wait the delay);
+*next* rung at once; *next channel or wait* (the next rung on another channel, or with none
+left wait the delay on the rung, using an attempt unless free);
 *next on another number*; *next off WhatsApp*; *to the template* rung (else wait the delay);
 *finish* with a status; *stay*; *begin* (pending on the first rung); *claim* (in progress);
 *defer until* the gate's next allowed instant; *requeue on the rung* (due now, attempts reset);
@@ -306,8 +371,10 @@ func describe(r row) string {
 	if r.do.delay != 0 {
 		s += ", delay " + r.do.delay.String()
 	}
-	if m := r.do.onMessage; m != nil {
-		s += "; on a message rung: " + describe(row{do: *m})
+	for _, ch := range []Channel{ChannelSIP, ChannelWhatsAppCall, ChannelWhatsAppTemplate} {
+		if on, ok := r.do.onChannel[ch]; ok {
+			s += "; on a " + string(ch) + " rung: " + describe(row{do: on})
+		}
 	}
 	return s
 }

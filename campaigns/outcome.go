@@ -62,6 +62,11 @@ const (
 	OutcomeDelivered Outcome = "delivered"
 	// OutcomeRead: WhatsApp reported a sent template read.
 	OutcomeRead Outcome = "read"
+	// OutcomeResumed: a WhatsApp call that took up a conversation its SIP call lost
+	// to the trunk (the attempt's resumed_from), answered and put back through to the
+	// same agent. The conversation is the SIP attempt's, recorded connected; this
+	// one is not counted again as answered, connected or reached.
+	OutcomeResumed Outcome = "resumed"
 )
 
 // ReachedOutcomes are the outcomes that mean the person was reached: answered by a
@@ -82,11 +87,17 @@ func UnplacedOutcomes() []Outcome {
 
 // UnrungOutcomes are the outcomes of calls that could not have rung the person's
 // phone: never placed, refused by WhatsApp before ringing, or a number that does
-// not exist. They do not count against a number's attempt limits; a trunk fault
-// counts only if the network said the phone rang (the storage checks ring_at).
+// not exist. They do not count against a number's attempt limits; the
+// RingCountedOutcomes count only if the network said the phone rang.
 func UnrungOutcomes() []Outcome {
 	return append(UnplacedOutcomes(), OutcomeNoPermission, OutcomeNotOnWhatsApp, OutcomeInvalidNumber)
 }
+
+// RingCountedOutcomes are the outcomes of calls the trunk failed, which may or may
+// not have rung the person's phone first: they count against a number's attempt
+// limits only if the network said the phone rang (the storage checks ring_at), as
+// a call that rang disturbed the person whoever ended it.
+func RingCountedOutcomes() []Outcome { return []Outcome{OutcomeTrunkFault, OutcomeTrunkDown} }
 
 // Reached reports whether the outcome means the person was reached (ReachedOutcomes).
 func (o Outcome) Reached() bool { return slices.Contains(ReachedOutcomes(), o) }
@@ -99,7 +110,7 @@ func Outcomes() []Outcome {
 	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
 		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeTrunkDown,
 		OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
-		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead}
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed}
 }
 
 // SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):

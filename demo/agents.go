@@ -171,7 +171,7 @@ func (s *AgentStats) add(o AgentStats) {
 }
 
 // simAgent is a pion WebRTC peer playing an agent at a browser softphone: it nails
-// up its audio through Engine.AgentOffer, goes ready, and for every call it gets
+// up its audio through the engine's AgentAudio().Offer, goes ready, and for every call it gets
 // talks a drawn time, hangs up and disposes of it after a short wrap-up.
 type simAgent struct {
 	id         int64
@@ -382,7 +382,7 @@ func (a *simAgent) connect(ctx context.Context) (*webrtc.PeerConnection, error) 
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
-	answer, err := a.engine.AgentOffer(ctx, a.id, pc.LocalDescription().SDP)
+	answer, err := a.engine.AgentAudio().Offer(ctx, a.id, pc.LocalDescription().SDP)
 	if err != nil {
 		return fail(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -46,8 +47,75 @@ type Report struct {
 	TrunkCutAtS *float64 `json:"trunk_cut_at_s,omitempty"`
 	// AfterCut counts, per channel, the attempts started after the cut.
 	AfterCut map[string]storage.ChannelStats `json:"after_cut,omitempty"`
+	// Failover is how fast the cut's contacts reached WhatsApp; nil without a cut.
+	Failover *Failover `json:"failover,omitempty"`
 	// Carrier is what the simulated carrier saw.
 	Carrier carrier.Stats `json:"carrier"`
+}
+
+// Failover measures a cut from the records: when the first WhatsApp call left,
+// and what became of each contact whose SIP call was under way at the cut.
+type Failover struct {
+	// FirstWhatsAppCallS is the time from the cut to the first WhatsApp call
+	// placed after it, in seconds; nil when none was.
+	FirstWhatsAppCallS *float64 `json:"first_whatsapp_call_s"`
+	// Caught lists the contacts whose SIP call was under way at the cut, by contact.
+	Caught []CaughtContact `json:"caught"`
+	// CaughtCalledS are the caught contacts' times to their WhatsApp call, in
+	// seconds, sorted; a contact never called on WhatsApp has none.
+	CaughtCalledS []float64 `json:"caught_called_s"`
+}
+
+// CaughtContact is one contact whose SIP call was under way when the carrier was cut.
+type CaughtContact struct {
+	ContactID int64 `json:"contact_id,string"`
+	// SIPOutcome is how the caught SIP attempt was recorded (trunk_down, never
+	// no_answer, when the engine is honest).
+	SIPOutcome string `json:"sip_outcome"`
+	// Connected reports that the SIP call was connected to an agent at the cut.
+	Connected bool `json:"connected"`
+	// ToWhatsAppS is the time from the cut to the contact's first WhatsApp call
+	// after it, in seconds; nil when it got none.
+	ToWhatsAppS *float64 `json:"to_whatsapp_s"`
+}
+
+// failover reads a cut at cutAt out of every contact's attempts.
+func failover(cutAt time.Time, attemptsByContact map[int64][]storage.Attempt) *Failover {
+	f := &Failover{Caught: []CaughtContact{}, CaughtCalledS: []float64{}}
+	since := func(t time.Time) *float64 { s := t.Sub(cutAt).Seconds(); return &s }
+	var first time.Time
+	for _, id := range slices.Sorted(maps.Keys(attemptsByContact)) {
+		attempts := attemptsByContact[id]
+		var caught *CaughtContact
+		var toWA time.Time
+		for _, a := range attempts {
+			placed := !slices.Contains(campaigns.UnplacedOutcomes(), campaigns.Outcome(a.Outcome))
+			if a.Channel == campaigns.ChannelSIP && a.CreatedAt.Before(cutAt) && (a.EndAt == nil || !a.EndAt.Before(cutAt)) && placed {
+				caught = &CaughtContact{ContactID: id, SIPOutcome: a.Outcome, Connected: a.ConnectAt != nil && a.ConnectAt.Before(cutAt)}
+			}
+			if a.Channel == campaigns.ChannelWhatsAppCall && !a.CreatedAt.Before(cutAt) && placed {
+				if toWA.IsZero() || a.CreatedAt.Before(toWA) {
+					toWA = a.CreatedAt
+				}
+			}
+		}
+		if !toWA.IsZero() && (first.IsZero() || toWA.Before(first)) {
+			first = toWA
+		}
+		if caught == nil {
+			continue
+		}
+		if !toWA.IsZero() {
+			caught.ToWhatsAppS = since(toWA)
+			f.CaughtCalledS = append(f.CaughtCalledS, *caught.ToWhatsAppS)
+		}
+		f.Caught = append(f.Caught, *caught)
+	}
+	if !first.IsZero() {
+		f.FirstWhatsAppCallS = since(first)
+	}
+	slices.Sort(f.CaughtCalledS)
+	return f
 }
 
 // BuildReport reads the run's figures from storage, the simulated agents and the
@@ -84,11 +152,13 @@ func BuildReport(ctx context.Context, store *storage.DB, campaignID int64, team 
 	}
 	var waits time.Duration
 	var waited int
+	byContact := make(map[int64][]storage.Attempt, len(contacts))
 	for _, c := range contacts {
 		attempts, err := store.ListAttempts(ctx, c.ID)
 		if err != nil {
 			return rep, fmt.Errorf("contact %d's attempts: %w", c.ID, err)
 		}
+		byContact[c.ID] = attempts
 		for _, a := range attempts {
 			if a.AnswerAt != nil && a.ConnectAt != nil {
 				waits += a.ConnectAt.Sub(*a.AnswerAt)
@@ -105,6 +175,9 @@ func BuildReport(ctx context.Context, store *storage.DB, campaignID int64, team 
 		}
 	}
 	rep.TMES = kpi.ASA(waits, waited).Seconds()
+	if cut {
+		rep.Failover = failover(cutAt, byContact)
+	}
 	return rep, nil
 }
 
@@ -138,6 +211,30 @@ func (r Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
+	if f := r.Failover; f != nil {
+		b.WriteString("\n  failover        ")
+		if f.FirstWhatsAppCallS != nil {
+			fmt.Fprintf(&b, "first WhatsApp call %.2f s after the cut", *f.FirstWhatsAppCallS)
+		} else {
+			b.WriteString("no WhatsApp call after the cut")
+		}
+		fmt.Fprintf(&b, "; %d calls under way at the cut, %d called on WhatsApp", len(f.Caught), len(f.CaughtCalledS))
+		if n := len(f.CaughtCalledS); n > 0 {
+			fmt.Fprintf(&b, " (median %.2f s, slowest %.2f s)", f.CaughtCalledS[n/2], f.CaughtCalledS[n-1])
+		}
+		b.WriteString("\n")
+		outcomes := map[string]int{}
+		for _, c := range f.Caught {
+			outcomes[c.SIPOutcome]++
+		}
+		if len(outcomes) > 0 {
+			b.WriteString("                  recorded as")
+			for _, o := range slices.Sorted(maps.Keys(outcomes)) {
+				fmt.Fprintf(&b, " %s %d", o, outcomes[o])
+			}
+			b.WriteString("\n")
+		}
+	}
 	fmt.Fprintf(&b, "\n  calls dialled   %d (answered %d, connected %d)\n", r.Dials, r.Answered, r.Connected)
 	fmt.Fprintf(&b, "  abandoned       %d (%.1f%% of answered)\n", r.Abandoned, 100*r.AbandonRate)
 	fmt.Fprintf(&b, "  occupancy       %.0f%% (agents' talk and wrap-up time / logged-in time)\n", 100*r.Occupancy)

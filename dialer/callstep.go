@@ -29,11 +29,13 @@ const (
 	callMachine                          // a machine: being hung up, the contact moved as for a machine
 	callMachineNext                      // a machine: being hung up, the contact moved to the next rung
 	callVoicemail                        // a machine: the campaign's message being left, then hung up
+	callResuming                         // its trunk dropped the connected call: calling back on WhatsApp, the agent kept
+	callResumed                          // the WhatsApp call back is through to the same agent
 	callEnded                            // the outcome is recorded; the run forgets the call
 )
 
 var callStateNames = [...]string{"", "dialing", "ringing", "screening", "waiting", "connected", "abandoning",
-	"machine", "machine_next", "voicemail", "ended"}
+	"machine", "machine_next", "voicemail", "resuming", "resumed", "ended"}
 
 func (s callState) String() string {
 	if int(s) < len(callStateNames) && s != 0 {
@@ -57,10 +59,12 @@ const (
 	evLegEnded                                 // the leg ended (outcome: the channel's, for an unanswered leg)
 	evPlaceFailed                              // Place failed, or the call could not be placed at all (outcome)
 	evStopping                                 // the engine stops: the call is cut short
+	evTrunkDropped                             // the leg ended because its trunk went down under it (HangupBy trunk)
+	evResumeRefused                            // the call back on WhatsApp could not be placed (gate, no channel, storage)
 )
 
 var callEventNames = [...]string{"", "placed", "ringing", "answered", "screened", "agent_free", "patience_expired",
-	"agent_lost", "leg_ended", "place_failed", "stopping"}
+	"agent_lost", "leg_ended", "place_failed", "stopping", "trunk_dropped", "resume_refused"}
 
 func (k callEventKind) String() string {
 	if int(k) < len(callEventNames) && k != 0 {
@@ -85,8 +89,8 @@ type callEvent struct {
 	// campaign does with a machine.
 	human     bool
 	amdAction campaigns.AMDAction
-	// outcome is, on evLegEnded and evPlaceFailed, the channel's outcome of an
-	// unanswered leg.
+	// outcome is, on evLegEnded, evTrunkDropped and evPlaceFailed, the channel's
+	// outcome of an unanswered leg.
 	outcome campaigns.Outcome
 }
 
@@ -111,6 +115,10 @@ const (
 	effHangup                             // hang up
 	effReleaseAgent                       // the agent's call ended: audio off, recording closed, wrap-up
 	effRecord                             // record the attempt's outcome and move its contact: the call has ended
+	effDropped                            // record the attempt the trunk dropped (connected), take its audio off the agent
+	effTell                               // tell the agent how the call back on WhatsApp goes (notice)
+	effResume                             // call the person back on WhatsApp, for the same agent
+	effForget                             // the run forgets the call: nothing is left to record
 )
 
 // effect is one thing the run must do, as data.
@@ -121,11 +129,21 @@ type effect struct {
 	bridged bool                   // effConnect: the audio is already switched
 	by      string                 // effHangupBy
 	outcome campaigns.Outcome      // effRecord
+	// stays is, on effRecord, that the contact does not move: the attempt resumed a
+	// conversation that moved it already.
+	stays  bool
+	notice AgentEventKind // effTell
 }
 
 func observe(k pacing.ObservationKind) effect { return effect{kind: effObserve, pacing: k} }
 func record(o campaigns.Outcome) effect       { return effect{kind: effRecord, outcome: o} }
 func hangupBy(by string) effect               { return effect{kind: effHangupBy, by: by} }
+func tell(k AgentEventKind) effect            { return effect{kind: effTell, notice: k} }
+
+// recordResume records a resuming attempt's outcome without moving its contact.
+func recordResume(o campaigns.Outcome) effect {
+	return effect{kind: effRecord, outcome: o, stays: true}
+}
 
 // plain are effects of these kinds, without data.
 func plain(kinds ...effectKind) (out []effect) {
@@ -151,7 +169,11 @@ func stay(s callState) stepRule { return func(callEvent) (callState, []effect) {
 
 // liveStates are the states of a call the run still follows.
 var liveStates = []callState{callDialing, callRinging, callScreening, callWaiting, callConnected,
-	callAbandoning, callMachine, callMachineNext, callVoicemail}
+	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed}
+
+// resumeStates are the states of a call taken up on WhatsApp after its trunk
+// dropped it.
+var resumeStates = []callState{callResuming, callResumed}
 
 // callTable is the call's transition table: every pair that can happen is a row.
 var callTable = func() map[stepKey]stepRule {
@@ -186,6 +208,29 @@ var callTable = func() map[stepKey]stepRule {
 		{callConnected, evLegEnded}: func(callEvent) (callState, []effect) {
 			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), record(campaigns.OutcomeConnected)}
 		},
+		{callConnected, evTrunkDropped}: func(callEvent) (callState, []effect) {
+			// The person did not hang up, the line dropped: the conversation is
+			// recorded as it was (connected, once) and taken up on WhatsApp with
+			// the same agent, who keeps the screen-pop.
+			return callResuming, []effect{{kind: effDropped}, tell(EventResuming), {kind: effResume}}
+		},
+		{callResuming, evRinging}: func(callEvent) (callState, []effect) {
+			return callResuming, plain(effMarkRinging)
+		},
+		{callResuming, evAnswered}: func(ev callEvent) (callState, []effect) {
+			// Back to the agent kept for it; the pacer and the screen-pop heard of
+			// this conversation already.
+			return callResumed, []effect{{kind: effMarkAnswered}, {kind: effConnect, agent: ev.reserved}, {kind: effSave}, tell(EventResumed)}
+		},
+		{callResuming, evLegEnded}:      resumeFailed,
+		{callResuming, evPlaceFailed}:   resumeFailed,
+		{callResuming, evResumeRefused}: resumeFailed,
+		{callResumed, evAgentLost}: func(callEvent) (callState, []effect) {
+			return callResumed, []effect{hangupBy("agent_lost"), {kind: effApologise}}
+		},
+		{callResumed, evLegEnded}: func(callEvent) (callState, []effect) {
+			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), recordResume(campaigns.OutcomeResumed)}
+		},
 		{callAbandoning, evLegEnded}:  ended(campaigns.OutcomeAbandoned),
 		{callMachine, evLegEnded}:     ended(campaigns.OutcomeMachine),
 		{callMachineNext, evLegEnded}: ended(campaigns.OutcomeMachineNext),
@@ -198,11 +243,22 @@ var callTable = func() map[stepKey]stepRule {
 		t[stepKey{s, evStopping}] = func(callEvent) (callState, []effect) {
 			return callEnded, []effect{observe(pacing.Failed), record(campaigns.OutcomeInterrupted)}
 		}
+		if slices.Contains(resumeStates, s) {
+			// The conversation moved the contact already; the pacer heard of it.
+			t[stepKey{s, evStopping}] = func(callEvent) (callState, []effect) {
+				return callEnded, []effect{recordResume(campaigns.OutcomeInterrupted)}
+			}
+		}
+		if rule, ok := t[stepKey{s, evLegEnded}]; ok && s != callConnected && !slices.Contains(resumeStates, s) {
+			// Only a conversation is taken up when its trunk drops it: any other
+			// call the trunk ends has ended as the person hanging up would end it.
+			t[stepKey{s, evTrunkDropped}] = rule
+		}
 		t[stepKey{s, evPlaced}] = stay(s)
-		if s != callDialing {
+		if s != callDialing && s != callResuming {
 			t[stepKey{s, evRinging}] = stay(s)
 		}
-		if s != callConnected {
+		if s != callConnected && s != callResumed {
 			// The agent's audio can go as the call leaves the agent.
 			t[stepKey{s, evAgentLost}] = stay(s)
 		}
@@ -215,8 +271,8 @@ var callTable = func() map[stepKey]stepRule {
 var impossibleSteps = func() map[stepKey]string {
 	m := map[stepKey]string{}
 	for _, s := range liveStates {
-		if s != callDialing && s != callRinging {
-			m[stepKey{s, evAnswered}] = "a leg answers once, and only a dialing or ringing call waits for it"
+		if s != callDialing && s != callRinging && s != callResuming {
+			m[stepKey{s, evAnswered}] = "a leg answers once, and only a dialing, ringing or resuming call waits for it"
 		}
 		if s != callScreening {
 			m[stepKey{s, evScreened}] = "only a screened call has a detector running (its verdict for an ended call finds no call)"
@@ -225,10 +281,15 @@ var impossibleSteps = func() map[stepKey]string {
 			m[stepKey{s, evAgentFree}] = "agents are reserved only for the calls in the queue, which are all waiting"
 			m[stepKey{s, evPatienceExpired}] = "only the calls in the queue have a patience running"
 		}
-		if s != callDialing {
+		if s != callDialing && s != callResuming {
 			m[stepKey{s, evPlaceFailed}] = "Place fails before the leg exists, so before any event of the leg"
 		}
+		if s != callResuming {
+			m[stepKey{s, evResumeRefused}] = "only a resuming call places a call back on WhatsApp"
+		}
 	}
+	m[stepKey{callResuming, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
+	m[stepKey{callResumed, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
 	for k := callEventKind(1); int(k) < len(callEventNames); k++ {
 		m[stepKey{callEnded, k}] = "an ended call is forgotten by the run: later updates find no call"
 	}
@@ -292,17 +353,37 @@ func screened(ev callEvent) (callState, []effect) {
 
 // unanswered ends a call that was never answered with the channel's outcome (a
 // channel that gave none: a trunk fault). The pacer does not hear of a channel
-// that could not take the call: the call did not happen.
+// that could not take the call (the call did not happen), nor of a call its dead
+// trunk cut short (trunk_down): the person had no chance to answer, and an
+// outage must not teach the pacer that the channel's people stopped answering
+// (the forecast moves to the next channel while it is down: run.routes).
 func unanswered(ev callEvent) (callState, []effect) {
 	o := ev.outcome
 	if o == "" {
 		o = campaigns.OutcomeTrunkFault
 	}
 	var eff []effect
-	if !slices.Contains(campaigns.UnplacedOutcomes(), o) {
+	if !slices.Contains(campaigns.UnplacedOutcomes(), o) && o != campaigns.OutcomeTrunkDown {
 		eff = append(eff, observe(pacingKind(o)))
 	}
 	return callEnded, append(eff, record(o))
+}
+
+// resumeFailed ends a call back on WhatsApp that did not reach the person (not
+// answered, refused, no permission, not placed): the agent is released to wrap-up
+// with the conversation's disposition screen and told; the attempt, if one was
+// placed, records the channel's outcome and moves nobody.
+func resumeFailed(ev callEvent) (callState, []effect) {
+	// Told before the wrap-up begins: the page shows why the call ended.
+	eff := []effect{tell(EventResumeFailed), {kind: effReleaseAgent}, observe(pacing.TalkEnded)}
+	if ev.kind == evResumeRefused {
+		return callEnded, append(eff, effect{kind: effForget})
+	}
+	o := ev.outcome
+	if o == "" {
+		o = campaigns.OutcomeTrunkFault
+	}
+	return callEnded, append(eff, recordResume(o))
 }
 
 // ended ends a call being hung up by the run with the outcome its state stands for.

@@ -23,7 +23,8 @@ var effectNames = map[effectKind]string{
 	effMarkRinging: "mark_ringing", effMarkAnswered: "mark_answered", effObserve: "observe", effScreen: "screen",
 	effQueue: "queue", effLeaveQueue: "leave_queue", effConnect: "connect", effSave: "save", effScreenPop: "screen_pop",
 	effHangupBy: "hangup_by", effSafeHarbour: "safe_harbour", effApologise: "apologise", effLeaveMessage: "leave_message",
-	effHangup: "hangup", effReleaseAgent: "release_agent", effRecord: "record",
+	effHangup: "hangup", effReleaseAgent: "release_agent", effRecord: "record", effDropped: "dropped", effTell: "tell",
+	effResume: "resume", effForget: "forget",
 }
 
 var pacingNames = map[pacing.ObservationKind]string{
@@ -52,7 +53,12 @@ func render(t *testing.T, effects []effect) string {
 		case effHangupBy:
 			name += "(" + ef.by + ")"
 		case effRecord:
+			if ef.stays {
+				name += "_stays"
+			}
 			name += "(" + string(ef.outcome) + ")"
+		case effTell:
+			name += "(" + string(ef.notice) + ")"
 		}
 		parts = append(parts, name)
 	}
@@ -130,6 +136,10 @@ func TestStepRows(t *testing.T) {
 			"observe(failed) record(busy)"},
 		{"ended without an outcome", callDialing, callEvent{kind: evLegEnded}, callEnded,
 			"observe(failed) record(trunk_fault)"},
+		{"trunk down while ringing: the pacer does not learn from it", callRinging, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeTrunkDown}, callEnded,
+			"record(trunk_down)"},
+		{"trunk down before ringing", callDialing, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeTrunkDown}, callEnded,
+			"record(trunk_down)"},
 		{"channel down", callDialing, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeChannelDown}, callEnded,
 			"record(channel_down)"},
 		{"channel busy", callDialing, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeChannelBusy}, callEnded,
@@ -159,14 +169,48 @@ func TestStepRows(t *testing.T) {
 		{"machine hung up", callMachine, callEvent{kind: evLegEnded}, callEnded, "record(machine)"},
 		{"machine, next rung, hung up", callMachineNext, callEvent{kind: evLegEnded}, callEnded, "record(machine_next)"},
 		{"message left", callVoicemail, callEvent{kind: evLegEnded}, callEnded, "record(machine_message)"},
+		// A conversation its trunk drops is taken up on WhatsApp with the same agent.
+		{"trunk dropped the conversation", callConnected, callEvent{kind: evTrunkDropped}, callResuming,
+			"dropped tell(resuming) resume"},
+		{"call back rings", callResuming, callEvent{kind: evRinging}, callResuming, "mark_ringing"},
+		{"call back answered", callResuming, callEvent{kind: evAnswered, reserved: 5}, callResumed,
+			"mark_answered connect(5,bridged=false) save tell(resumed)"},
+		{"call back not answered", callResuming, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
+			"tell(resume_failed) release_agent observe(talk_ended) record_stays(no_answer)"},
+		{"call back rejected", callResuming, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeRejected}, callEnded,
+			"tell(resume_failed) release_agent observe(talk_ended) record_stays(rejected)"},
+		{"call back without permission", callResuming, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeNoPermission}, callEnded,
+			"tell(resume_failed) release_agent observe(talk_ended) record_stays(no_permission)"},
+		{"call back refused by the gate", callResuming, callEvent{kind: evResumeRefused}, callEnded,
+			"tell(resume_failed) release_agent observe(talk_ended) forget"},
+		{"resumed talk ended", callResumed, callEvent{kind: evLegEnded}, callEnded,
+			"release_agent observe(talk_ended) record_stays(resumed)"},
+		{"resumed agent lost", callResumed, callEvent{kind: evAgentLost}, callResumed, "hangup_by(agent_lost) apologise"},
+		// Any other call the trunk ends ends as if the person hung up.
+		{"trunk dropped while waiting", callWaiting, callEvent{kind: evTrunkDropped}, callEnded,
+			"leave_queue observe(abandoned) record(abandoned)"},
+		{"trunk dropped while screened", callScreening, callEvent{kind: evTrunkDropped}, callEnded,
+			"observe(human) observe(abandoned) record(abandoned)"},
+		{"trunk dropped while ringing", callRinging, callEvent{kind: evTrunkDropped, outcome: campaigns.OutcomeTrunkDown}, callEnded,
+			"record(trunk_down)"},
+		{"trunk dropped before ringing", callDialing, callEvent{kind: evTrunkDropped, outcome: campaigns.OutcomeTrunkDown}, callEnded,
+			"record(trunk_down)"},
+		{"trunk dropped the abandon", callAbandoning, callEvent{kind: evTrunkDropped}, callEnded, "record(abandoned)"},
+		{"trunk dropped the machine", callMachine, callEvent{kind: evTrunkDropped}, callEnded, "record(machine)"},
+		{"trunk dropped the machine, next rung", callMachineNext, callEvent{kind: evTrunkDropped}, callEnded, "record(machine_next)"},
+		{"trunk dropped the message", callVoicemail, callEvent{kind: evTrunkDropped}, callEnded, "record(machine_message)"},
 	}
 	for _, s := range liveStates {
-		tests = append(tests, stepCase{"stopping while " + s.String(), s, callEvent{kind: evStopping}, callEnded, "observe(failed) record(interrupted)"},
+		stopped := "observe(failed) record(interrupted)"
+		if slices.Contains(resumeStates, s) {
+			stopped = "record_stays(interrupted)" // the conversation moved the contact and told the pacer
+		}
+		tests = append(tests, stepCase{"stopping while " + s.String(), s, callEvent{kind: evStopping}, callEnded, stopped},
 			stepCase{"leg returned while " + s.String(), s, callEvent{kind: evPlaced}, s, ""})
-		if s != callDialing {
+		if s != callDialing && s != callResuming {
 			tests = append(tests, stepCase{"late ringing while " + s.String(), s, callEvent{kind: evRinging}, s, ""})
 		}
-		if s != callConnected {
+		if s != callConnected && s != callResumed {
 			tests = append(tests, stepCase{"agent lost while " + s.String(), s, callEvent{kind: evAgentLost}, s, ""})
 		}
 	}
@@ -181,8 +225,10 @@ func TestStepRows(t *testing.T) {
 			if got := render(t, effects); got != tc.wants {
 				t.Errorf("step(%s, %s) effects\n got: %s\nwant: %s", tc.from, tc.ev.kind, got, tc.wants)
 			}
-			if (to == callEnded) != slices.ContainsFunc(effects, func(e effect) bool { return e.kind == effRecord }) {
-				t.Errorf("step(%s, %s): a call ends exactly when its outcome is recorded", tc.from, tc.ev.kind)
+			// A call back refused before it was placed has no attempt of its own to
+			// record: it is only forgotten.
+			if (to == callEnded) != slices.ContainsFunc(effects, func(e effect) bool { return e.kind == effRecord || e.kind == effForget }) {
+				t.Errorf("step(%s, %s): a call ends exactly when its outcome is recorded (or, never placed, it is forgotten)", tc.from, tc.ev.kind)
 			}
 		})
 		covered[stepKey{tc.from, tc.ev.kind}] = true
@@ -221,6 +267,14 @@ type fakeCall struct {
 	hangupBy string
 	outcome  campaigns.Outcome
 	released bool
+	// dropped is the outcome recorded for the attempt its trunk dropped; told the
+	// agent's notices; resumed whether a call back was placed, refuseResume that
+	// the gate refuses it; forgotten that the run forgot the call unrecorded.
+	dropped      campaigns.Outcome
+	told         []AgentEventKind
+	resumed      bool
+	refuseResume bool
+	forgotten    bool
 }
 
 func newFakeCall(t *testing.T) *fakeCall {
@@ -265,6 +319,18 @@ func (f *fakeCall) after(d time.Duration, ev callEvent) *fakeCall {
 			f.leg.hungUp = true
 		case effReleaseAgent:
 			f.released = true
+		case effDropped:
+			f.dropped = campaigns.OutcomeConnected
+		case effTell:
+			f.told = append(f.told, ef.notice)
+		case effResume:
+			if f.refuseResume {
+				f.after(0, callEvent{kind: evResumeRefused})
+				continue
+			}
+			f.resumed = true
+		case effForget:
+			f.forgotten = true
 		case effRecord:
 			if f.outcome != "" {
 				f.t.Fatalf("outcome recorded twice: %s then %s", f.outcome, ef.outcome)
@@ -383,6 +449,42 @@ func TestStepScenarios(t *testing.T) {
 		f.after(time.Second, callEvent{kind: evLegEnded})
 		f.want(callEnded, campaigns.OutcomeAbandoned, "human", "abandoned")
 	})
+	t.Run("trunk drops the talk: called back on WhatsApp, same agent, counted once", func(t *testing.T) {
+		f := newFakeCall(t)
+		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 3}).after(30*time.Second, callEvent{kind: evTrunkDropped})
+		if f.state != callResuming || f.dropped != campaigns.OutcomeConnected || !f.resumed || f.released || f.outcome != "" {
+			t.Fatalf("dropped: %s, dropped recorded %q, resumed %t, agent released %t, outcome %q", f.state, f.dropped, f.resumed, f.released, f.outcome)
+		}
+		f.after(500*time.Millisecond, callEvent{kind: evPlaced}).after(time.Second, callEvent{kind: evRinging}).
+			after(2*time.Second, callEvent{kind: evAnswered, reserved: 3})
+		if f.state != callResumed || f.agent != 3 {
+			t.Fatalf("answered on WhatsApp: %s, agent %d", f.state, f.agent)
+		}
+		f.after(time.Minute, callEvent{kind: evLegEnded})
+		f.want(callEnded, campaigns.OutcomeResumed, "human", "connected", "talk_ended")
+		if !f.released || !slices.Equal(f.told, []AgentEventKind{EventResuming, EventResumed}) {
+			t.Errorf("released %t, told %v", f.released, f.told)
+		}
+	})
+	t.Run("trunk drops the talk: the call back rings out, the agent wraps up", func(t *testing.T) {
+		f := newFakeCall(t)
+		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 3}).after(30*time.Second, callEvent{kind: evTrunkDropped}).
+			after(20*time.Second, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer})
+		f.want(callEnded, campaigns.OutcomeNoAnswer, "human", "connected", "talk_ended")
+		if !f.released || !slices.Equal(f.told, []AgentEventKind{EventResuming, EventResumeFailed}) {
+			t.Errorf("released %t, told %v", f.released, f.told)
+		}
+	})
+	t.Run("trunk drops the talk: the gate refuses the call back", func(t *testing.T) {
+		f := newFakeCall(t)
+		f.refuseResume = true
+		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 3}).after(30*time.Second, callEvent{kind: evTrunkDropped})
+		f.want(callEnded, "", "human", "connected", "talk_ended")
+		if !f.released || !f.forgotten || f.resumed || f.dropped != campaigns.OutcomeConnected ||
+			!slices.Equal(f.told, []AgentEventKind{EventResuming, EventResumeFailed}) {
+			t.Errorf("released %t, forgotten %t, resumed %t, dropped %q, told %v", f.released, f.forgotten, f.resumed, f.dropped, f.told)
+		}
+	})
 	// Every live state, reached the way a call reaches it, ends interrupted when
 	// the engine stops.
 	paths := map[callState][]callEvent{
@@ -395,6 +497,8 @@ func TestStepScenarios(t *testing.T) {
 		callMachine:     {{kind: evAnswered, amd: true}, {kind: evScreened, amdAction: campaigns.AMDHangUp}},
 		callMachineNext: {{kind: evAnswered, amd: true}, {kind: evScreened, amdAction: campaigns.AMDNextRung}},
 		callVoicemail:   {{kind: evAnswered, amd: true}, {kind: evScreened, amdAction: campaigns.AMDLeaveMessage}},
+		callResuming:    {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}},
+		callResumed:     {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAnswered, reserved: 1}},
 	}
 	for _, s := range liveStates {
 		t.Run("stopping while "+s.String(), func(t *testing.T) {
@@ -411,6 +515,10 @@ func TestStepScenarios(t *testing.T) {
 			}
 			f.observed = nil
 			f.after(time.Second, callEvent{kind: evStopping})
+			if slices.Contains(resumeStates, s) {
+				f.want(callEnded, campaigns.OutcomeInterrupted) // the pacer heard of the conversation already
+				return
+			}
 			f.want(callEnded, campaigns.OutcomeInterrupted, "failed")
 		})
 	}

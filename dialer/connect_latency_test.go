@@ -43,7 +43,7 @@ func attachPhone(t *testing.T, e *Engine, agentID int64) *agentPhone {
 	}
 	t.Cleanup(func() { phone.Close() })
 	p := &agentPhone{}
-	e.AttachAgentLeg(agentID, media.NewUDPLeg(legConn, phone.LocalAddr().(*net.UDPAddr), media.PCMU), legConn.Close, nil)
+	e.AgentAudio().Attach(agentID, media.NewUDPLeg(legConn, phone.LocalAddr().(*net.UDPAddr), media.PCMU), legConn.Close, nil)
 	go func() {
 		buf := make([]byte, 1500)
 		for {

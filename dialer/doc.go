@@ -21,8 +21,14 @@
 // and channel.
 //
 // The engine reaches contacts through the Channel contract of package
-// dialer/channel; the adapters that fulfil it live beside it, named for what they
-// own: dialer/sipchannel (the SIP trunks) and dialer/wachannel (WhatsApp calls,
-// permission requests and templates). The engine never imports them: cmd/turbina
-// builds them and hands them to New.
+// dialer/channel (a Channel places an Attempt); the adapters that fulfil it live
+// beside it, named for what they own: dialer/sipchannel (the SIP trunks) and
+// dialer/wachannel (WhatsApp calls, permission requests and templates). The
+// engine never imports them: cmd/turbina builds them and hands them to New.
+//
+// Two more parts live beside the engine, each seeing it through a small
+// interface of its own: dialer/agentaudio keeps every agent's nailed-up audio
+// and the bridge customers are switched onto (Engine.AgentAudio; run.go asks it
+// for an agent's bridge), and dialer/waevents keeps and applies WhatsApp's
+// webhook events (Engine.WhatsAppSink).
 package dialer

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/agentaudio"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/waevents"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
@@ -148,10 +150,10 @@ type Engine struct {
 	runs   map[int64]*run
 	wake   chan struct{}
 	events *hub
-	legs   agentLegs
-	// webhooks is poked when WhatsApp webhook events were kept.
-	webhooks chan struct{}
-	metrics  metrics
+	audio  *agentaudio.Hub
+	// wa keeps and applies WhatsApp's webhook events.
+	wa      *waevents.Inbox
+	metrics metrics
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -173,10 +175,11 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		runs:     map[int64]*run{},
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
-		legs:     agentLegs{byAgent: map[int64]*agentLeg{}},
-		webhooks: make(chan struct{}, 1),
 		metrics:  newMetrics(),
 	}
+	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,
+		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log})
+	e.audio = agentaudio.New(agentaudio.Config{Peers: e.cfg.AgentPeers, Registrar: e.cfg.Registrar, Silence: e.cfg.AgentSilence, Logger: log}, audioAgents{e})
 	for _, ch := range channels {
 		if g, ok := ch.(gated); ok {
 			g.UseGate(func(ctx context.Context, contactID int64, action campaigns.ContactAction) error {
@@ -223,7 +226,7 @@ func (e *Engine) agentsChanged(ids []int64) {
 // process left open, so their contacts are tried again.
 func (e *Engine) Run(ctx context.Context) error {
 	// Agents' sessions end last, once no run can bridge a call to them.
-	defer e.stopAgentLegs()
+	defer e.audio.Close()
 	if err := e.recoverInterrupted(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -235,7 +238,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		e.applyWebhooks(ctx)
+		e.wa.Run(ctx)
 	}()
 	t := time.NewTicker(e.cfg.Sync)
 	defer t.Stop()
@@ -322,7 +325,11 @@ func (e *Engine) recoverInterrupted(ctx context.Context) error {
 			ladder, ladders[a.CampaignID] = c.Ladder, c.Ladder
 		}
 		a.State, a.Outcome, a.EndAt = "ended", string(campaigns.OutcomeInterrupted), &now
-		if err := e.store.FinishAttempt(ctx, a, e.journeyMove(ladder, campaigns.OutcomeEvent(campaigns.OutcomeInterrupted), now, nil)); err != nil {
+		move := e.journeyMove(ladder, campaigns.OutcomeEvent(campaigns.OutcomeInterrupted), now, nil)
+		if a.ResumedFrom != 0 {
+			move = nil // a call back on WhatsApp: its conversation moved the contact already (connected)
+		}
+		if err := e.store.FinishAttempt(ctx, a, move); err != nil {
 			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/waevents"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -28,17 +29,18 @@ type inboundCall struct {
 	offer whatsapp.Event
 }
 
-// routeInboundCall hands a contact's WhatsApp call to its campaign's run when the
+// RouteInboundCall hands a contact's WhatsApp call to its campaign's run when the
 // contact has an open callback: the contact is calling back the call centre that
 // promised to call, so an agent takes it (the callback's agent first). Any other
 // call to the business stays unanswered and shows as missed in the contact's
 // conversation.
-func (e *Engine) routeInboundCall(ctx context.Context, ev whatsapp.Event) error {
+func (w waEngine) RouteInboundCall(ctx context.Context, ev whatsapp.Event) error {
+	e := w.Engine
 	// A connect kept from before a restart is a call that has long stopped ringing.
 	if e.cfg.WhatsApp == nil || e.cfg.Now().Sub(ev.Time) > inboundRingLimit {
 		return nil
 	}
-	dc, ok, err := e.store.CallbackByWhatsApp(ctx, "+"+trimPlus(ev.Call.From))
+	dc, ok, err := e.store.CallbackByWhatsApp(ctx, waevents.Phone(ev.Call.From))
 	if err != nil || !ok {
 		return err
 	}
@@ -90,5 +92,5 @@ func (r *run) answerInbound(ctx context.Context, in inboundCall) {
 	req := channel.PlaceRequest{AttemptID: attempt.ID, Contact: due.Contact, Rung: c.Ladder[rung], To: due.Contact.WhatsAppNumber(),
 		Key: "inbound-" + in.offer.Call.ID}
 	cl.log.Info("contact's WhatsApp call answered for its callback")
-	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID)
+	go r.follow(callCtx, answerer.Answer(in.offer), req, due.CallbackAgentID, true, cl.log)
 }

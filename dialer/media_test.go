@@ -42,7 +42,7 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 	browser := webrtctest.NewBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
+	answer, err := h.engine.AgentAudio().Offer(ctx, agent, browser.Offer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var stats media.CallStats
 	for {
-		if cur := h.engine.legs.bridge(agent).Current(); cur != nil {
+		if cur := h.engine.audio.Bridge(agent).Current(); cur != nil {
 			stats = cur.Stats()
 		}
 		if heard.Load() >= 25 && stats.ToCustomer.Packets >= 25 || time.Now().After(deadline) {
@@ -224,7 +224,7 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 	browser := webrtctest.NewBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(t))
+	answer, err := h.engine.AgentAudio().Offer(ctx, agent, browser.Offer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,14 @@ type PacerView struct {
 	// predictive pacer chose from the ring times it learned; when false an automatic
 	// RingTimeout is the engine's (Config.RingTimeout, its default and ceiling).
 	RingTimeoutLearned bool
+	// Down reports that the channel cannot take calls now (every SIP trunk's
+	// circuit open, or the channel not configured): its contacts go on to the
+	// next rung.
+	Down bool
+	// Forecast reports that new dials go to this channel, so the pacer forecasts
+	// with its answer rate and ring time: the ladder's first call channel that is
+	// up (with all down, the first).
+	Forecast bool
 }
 
 // PacerViews returns the pacer's view of every call channel of every campaign the engine
@@ -71,13 +79,13 @@ func (e *Engine) PacerViews() []PacerView {
 // publishPacerViews refreshes the views PacerViews reads. Run by the loop: the pacer is
 // read there only.
 func (r *run) publishPacerViews() {
-	views := make([]PacerView, 0, 2)
-	for _, rung := range r.campaign.Ladder {
-		ch := rung.Channel
-		if !callRung(ch) || slices.ContainsFunc(views, func(v PacerView) bool { return v.Channel == ch }) {
-			continue
-		}
-		views = append(views, r.pacerView(ch))
+	routes := r.routes()
+	dialing := pacing.DialChannel(routes)
+	views := make([]PacerView, 0, len(routes))
+	for _, rt := range routes {
+		v := r.pacerView(campaigns.Channel(rt.Channel))
+		v.Down, v.Forecast = rt.Down, rt.Channel == dialing
+		views = append(views, v)
 	}
 	r.pacerViews.Store(&views)
 }

@@ -88,6 +88,12 @@ func TestEngineShowsThePacersViewOfARunningCampaign(t *testing.T) {
 			if want := []campaigns.Channel{campaigns.ChannelSIP, campaigns.ChannelWhatsAppCall}; !slices.Equal(channels, want) {
 				t.Fatalf("views of channels %v, want %v (the call channels, in ladder order): %+v", channels, want, views)
 			}
+			// The SIP trunk takes calls (its circuit is closed: nothing dialled it yet);
+			// this server has no WhatsApp channel, so new dials are forecast on SIP.
+			if sv, wv := views[0], views[1]; sv.Down || !sv.Forecast || !wv.Down || wv.Forecast {
+				t.Errorf("SIP down %v, forecast %v; WhatsApp call down %v, forecast %v: want SIP up and forecast, the unconfigured WhatsApp call down",
+					sv.Down, sv.Forecast, wv.Down, wv.Forecast)
+			}
 			for _, v := range views {
 				if v.Mode != tt.mode || v.RingTimeout != tt.wantRing || v.RingTimeoutAuto != tt.wantAuto || v.RingTimeoutLearned {
 					t.Errorf("%s: mode %s, ring timeout %v (auto %v, learned %v); want %s, %v (auto %v, not learned)",

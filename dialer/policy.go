@@ -4,14 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -112,61 +107,6 @@ func (e *Engine) gateContact(ctx context.Context, contactID int64, action campai
 	return err
 }
 
-// foldWord reduces a reply to what an opt-out word is compared on: no accents,
-// no case, nothing but letters and digits at its ends.
-func foldWord(s string) string {
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-	folded, _, err := transform.String(t, s)
-	if err != nil {
-		folded = s
-	}
-	folded = strings.TrimFunc(folded, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
-	return strings.ToUpper(folded)
-}
-
-// isOptOut reports whether a reply is one of the opt-out words.
-func (e *Engine) isOptOut(text string) bool {
-	w := foldWord(text)
-	if w == "" {
-		return false
-	}
-	for _, o := range e.cfg.OptOutWords {
-		if foldWord(o) == w {
-			return true
-		}
-	}
-	return false
-}
-
-// outboxOptOutReply is the outbox kind of an opt-out's confirmation.
-const outboxOptOutReply = "whatsapp.opt_out_reply"
-
-// optOutReply sends an opt-out's confirmation queued under key, once: a key
-// claimed before (sent, or in doubt after a crash) is not sent again.
-func (e *Engine) optOutReply(ctx context.Context, phone, key string) error {
-	client := e.cfg.WhatsApp
-	if client == nil {
-		return nil // stays pending in the outbox: not sent is not recorded as sent
-	}
-	claimed, err := e.store.ClaimKey(ctx, key)
-	if err != nil || !claimed {
-		return err
-	}
-	m, err := e.store.OutboxByKey(ctx, key)
-	if err != nil {
-		return err
-	}
-	res, err := client.SendText(ctx, key, phone, e.cfg.OptOutReply)
-	storage.Settle(ctx, e.store, m, err)
-	if err != nil {
-		e.log.Error("opt-out confirmation", "phone", phone, "err", err)
-		return nil
-	}
-	// Shown in the conversation of every contact with the number, as a reply is.
-	return e.keepInbound(ctx, storage.WAMessage{Direction: "out", WAID: res.MessageID, Phone: phone, Type: "text",
-		Body: e.cfg.OptOutReply, At: e.cfg.Now()})
-}
-
 // OptOut puts a person's numbers on the global do-not-call list as their own
 // wish and stops every rung of their contacts in every campaign at once.
 func (e *Engine) OptOut(ctx context.Context, who storage.Actor, phones []string, source string) ([]string, error) {
@@ -192,11 +132,16 @@ func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []st
 		}
 	}
 	e.mu.Unlock()
+	// ringingCall is a call to stop, with its logger for what its hang-up says.
+	type ringingCall struct {
+		attempt channel.Attempt
+		log     *slog.Logger
+	}
 	stopped := 0
 	for _, r := range runs {
-		legs := make(chan []channel.Leg, 1)
+		calls := make(chan []ringingCall, 1)
 		if !r.do(func() {
-			var ringing []channel.Leg
+			var ringing []ringingCall
 			for _, c := range r.calls {
 				if (c.state != callDialing && c.state != callRinging) || c.leg == nil ||
 					!slices.Contains(numbers, campaigns.NumberFor(c.rung.Channel, c.due.Contact)) {
@@ -205,17 +150,17 @@ func (e *Engine) StopRinging(ctx context.Context, campaignID int64, numbers []st
 				c.attempt.HangupBy = "local"
 				c.attempt.Detail = detailJSON("the number went on a do-not-call list while it rang")
 				c.log.Info("stopped ringing: the number went on a do-not-call list")
-				ringing = append(ringing, c.leg)
+				ringing = append(ringing, ringingCall{c.leg, c.log})
 			}
-			legs <- ringing
+			calls <- ringing
 		}) {
 			continue
 		}
 		select {
-		case ls := <-legs:
-			for _, l := range ls {
-				if err := l.Hangup(ctx); err != nil {
-					e.log.Warn("stop ringing", "err", err)
+		case cs := <-calls:
+			for _, c := range cs {
+				if err := c.attempt.Hangup(ctx); err != nil {
+					c.log.Warn("stop ringing", "err", err)
 				}
 				stopped++
 			}

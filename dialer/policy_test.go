@@ -284,7 +284,7 @@ func TestOptOutReplyStopsEveryAction(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := h.engine.applyInbound(ctx, &whatsapp.InboundMessage{ID: id, From: strings.TrimPrefix(phone, "+"), Type: "text", Text: "Sáir"}, time.Now()); err != nil {
+	if err := h.engine.wa.Apply(ctx, whatsapp.Event{Message: &whatsapp.InboundMessage{ID: id, From: strings.TrimPrefix(phone, "+"), Type: "text", Text: "Sáir"}, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)

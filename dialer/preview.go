@@ -213,7 +213,7 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	if !r.e.agents.reserveAgent(agentID, r.id, ch, now) {
 		return 0, fmt.Errorf("agent %d is not ready: %w", agentID, ErrAgentBusy)
 	}
-	placed := r.place(r.life, now, dc)
+	placed := r.startAdmitted(r.life, now, dc)
 	var c *call
 	for _, cl := range r.calls {
 		if cl.due.Contact.ID == contactID {

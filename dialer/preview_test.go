@@ -306,20 +306,20 @@ type ringChannel struct {
 	placed   int
 }
 
-type ringLeg struct {
+type ringAttempt struct {
 	ch     *ringChannel
-	events chan channel.LegEvent
+	events chan channel.AttemptEvent
 	once   sync.Once
 }
 
-func (c *ringChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (c *ringChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	c.mu.Lock()
 	c.placed++
 	c.inFlight++
 	c.most = max(c.most, c.inFlight)
 	c.mu.Unlock()
-	l := &ringLeg{ch: c, events: make(chan channel.LegEvent, 4)}
-	l.events <- channel.LegEvent{Kind: channel.LegRinging, At: time.Now()}
+	l := &ringAttempt{ch: c, events: make(chan channel.AttemptEvent, 4)}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptRinging, At: time.Now()}
 	return l, nil
 }
 
@@ -329,14 +329,14 @@ func (c *ringChannel) counts() (placed, inFlight, most int) {
 	return c.placed, c.inFlight, c.most
 }
 
-func (l *ringLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *ringAttempt) Events() <-chan channel.AttemptEvent { return l.events }
 
-func (l *ringLeg) Hangup(ctx context.Context) error {
+func (l *ringAttempt) Hangup(ctx context.Context) error {
 	l.once.Do(func() {
 		l.ch.mu.Lock()
 		l.ch.inFlight--
 		l.ch.mu.Unlock()
-		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 		close(l.events)
 	})
 	return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ type call struct {
 	attempt  storage.Attempt
 	due      storage.DueContact
 	rung     campaigns.Rung
-	leg      channel.Leg
+	leg      channel.Attempt
 	cancel   context.CancelFunc
 	state    callState
 	started  time.Time
@@ -43,6 +44,9 @@ type call struct {
 	// log is the call's logger: every line about the call carries its campaign,
 	// attempt, contact and channel.
 	log *slog.Logger
+	// dropped is, on a call back on WhatsApp, the SIP attempt whose conversation
+	// its trunk dropped (recorded, connected): the agent's call (resume_whatsapp.go).
+	dropped *storage.Attempt
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -54,9 +58,9 @@ type wrapUp struct {
 // legUpdate carries what a call's goroutine learned into the run's loop.
 type legUpdate struct {
 	attemptID int64
-	leg       channel.Leg // set when Place returned, and with the answer (which may come first)
-	placeErr  error       // Place failed: no leg will come
-	ev        *channel.LegEvent
+	leg       channel.Attempt // set when Place returned, and with the answer (which may come first)
+	placeErr  error           // Place failed: no leg will come
+	ev        *channel.AttemptEvent
 	screened  *amd.Result  // answering-machine detection finished
 	inbound   *inboundCall // a contact's WhatsApp call to answer (attemptID is 0)
 	// agentID is the agent the call's goroutine reserved at the answer, and
@@ -240,7 +244,7 @@ func (r *run) stop() {
 
 func (r *run) has(attemptID int64) bool {
 	found := make(chan bool, 1)
-	if !r.do(func() { _, ok := r.calls[attemptID]; found <- ok }) {
+	if !r.do(func() { found <- r.callFor(attemptID) != nil }) {
 		return false
 	}
 	// The loop may end (engine shutdown) with fn still queued: never run.
@@ -253,10 +257,10 @@ func (r *run) has(attemptID int64) bool {
 }
 
 func (r *run) hangup(ctx context.Context, attemptID int64) error {
-	legc := make(chan channel.Leg, 1)
+	legc := make(chan channel.Attempt, 1)
 	if !r.do(func() {
-		var leg channel.Leg
-		if c, ok := r.calls[attemptID]; ok {
+		var leg channel.Attempt
+		if c := r.callFor(attemptID); c != nil {
 			c.attempt.HangupBy = "agent"
 			leg = c.leg
 		}
@@ -264,7 +268,7 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 	}) {
 		return errStopped
 	}
-	var leg channel.Leg
+	var leg channel.Attempt
 	select {
 	case leg = <-legc:
 	case <-r.done:
@@ -364,13 +368,14 @@ func (r *run) fastConnect() bool {
 // connectNow is the answer's fast path, run by the call's goroutine: it reserves a
 // free agent and switches the agent's audio to the customer. It returns the
 // agent (0 when none is free: the loop queues the call as usual) and the bridged
-// call (nil when the agent has no audio leg, as in the loop's path).
-func (r *run) connectNow(leg channel.Leg, req channel.PlaceRequest, preferred int64, now time.Time) (int64, *media.Connection) {
+// call (nil when the agent has no audio leg, as in the loop's path). log is the
+// call's logger.
+func (r *run) connectNow(leg channel.Attempt, req channel.PlaceRequest, preferred int64, now time.Time, log *slog.Logger) (int64, *media.Connection) {
 	agent, ok := r.e.agents.reserve(r.id, req.AttemptID, req.Rung.Channel, preferred, now)
 	if !ok {
 		return 0, nil
 	}
-	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, nil)
+	return agent.ID, r.e.switchAudio(leg, req.AttemptID, agent.ID, log, nil)
 }
 
 // connectAnswered handles the answers queued so far. An answered person hears
@@ -419,17 +424,17 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			outcome = campaigns.OutcomeChannelBusy
 		}
 		now := r.e.cfg.Now()
-		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
+		r.feed(ctx, c, callEvent{kind: evPlaceFailed, at: now, outcome: outcome}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: outcome, Detail: u.placeErr.Error()})
 		return
 	case u.leg != nil && u.ev == nil:
-		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evPlaced, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 		return
 	case u.screened != nil:
 		res := *u.screened
 		if c.state == callScreening {
 			c.attempt.Detail = detailJSON("amd " + res.Decision.String() + " " + string(res.Cause))
 		}
-		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: res.Decision != amd.Machine, amdAction: r.campaign.AMD.Action}, channel.AttemptEvent{})
 		return
 	case u.ev == nil:
 		return
@@ -451,11 +456,11 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 	// Progress is kept in memory and written with the next step that matters (the
 	// connect, the end): at hundreds of calls a second, the loop's writes are what
 	// an answered person would otherwise wait behind.
-	case channel.LegSetup:
+	case channel.AttemptSetup:
 		a.SetupAt = &ev.At
-	case channel.LegRinging:
+	case channel.AttemptRinging:
 		r.feed(ctx, c, callEvent{kind: evRinging, at: ev.At}, ev)
-	case channel.LegAnswered:
+	case channel.AttemptAnswered:
 		if u.agentID != 0 {
 			c.bridged = u.bridged // connectNow switched the audio already
 		}
@@ -468,19 +473,19 @@ func (r *run) handle(ctx context.Context, u legUpdate) {
 			r.e.agents.unreserve(u.agentID, c.attempt.ID) // not taken (a pair step does not list)
 			return
 		}
-		if u.bridged != nil && r.e.legs.bridge(u.agentID) == nil {
+		if u.bridged != nil && r.e.audio.Bridge(u.agentID) == nil {
 			// The agent's audio died before the loop heard of the call, when
-			// the agent was only reserved: detachAgentLeg could not tell.
+			// the agent was only reserved: the audio hub's AudioDown could not tell.
 			r.agentLost(c.attempt.ID)
 		}
-	case channel.LegEnded:
-		r.feed(ctx, c, callEvent{kind: evLegEnded, at: ev.At, outcome: ev.Outcome}, ev)
+	case channel.AttemptEnded:
+		r.feed(ctx, c, callEvent{kind: endedKind(ev), at: ev.At, outcome: ev.Outcome}, ev)
 	}
 }
 
 // feed steps c's state machine with ev and carries out its effects. leg is the
 // channel's report that came with ev, when one did (what the outcome records of it).
-func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.LegEvent) {
+func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.AttemptEvent) {
 	var effects []effect
 	c.state, effects = step(c.state, ev)
 	r.apply(ctx, c, ev, leg, effects)
@@ -489,7 +494,7 @@ func (r *run) feed(ctx context.Context, c *call, ev callEvent, leg channel.LegEv
 // apply carries out the effects step asked for, in order. An effect may feed the
 // call another event (a queued person put through to an agent free at once): what
 // is left of the list then belongs to a state the call has left, and is dropped.
-func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.LegEvent, effects []effect) {
+func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.AttemptEvent, effects []effect) {
 	state := c.state
 	at := ev.at
 	for _, ef := range effects {
@@ -540,7 +545,15 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.LegE
 		case effReleaseAgent:
 			r.releaseAgent(c, at)
 		case effRecord:
-			r.record(ctx, c, ef.outcome, at, leg)
+			r.record(ctx, c, ef.outcome, at, leg, ef.stays)
+		case effDropped:
+			r.dropped(ctx, c, at, leg)
+		case effTell:
+			r.e.events.publish(c.agentID, AgentEvent{Kind: ef.notice, AttemptID: c.talkID(), At: at})
+		case effResume:
+			r.resume(ctx, c, at)
+		case effForget:
+			r.forget(c)
 		default:
 			c.log.Error("call effect without a handler: skipped", "effect", ef.kind, "state", c.state)
 		}
@@ -561,8 +574,8 @@ func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 	case pacing.Connected:
 		return at.Sub(c.answered)
 	case pacing.TalkEnded:
-		if c.attempt.ConnectAt != nil {
-			return at.Sub(*c.attempt.ConnectAt)
+		if t := c.talkStart(); t != nil {
+			return at.Sub(*t)
 		}
 		return 0
 	case pacing.Abandoned:
@@ -572,7 +585,7 @@ func observed(c *call, k pacing.ObservationKind, at time.Time) time.Duration {
 }
 
 // screenable reports whether leg carries audio answering-machine detection can hear.
-func screenable(leg channel.Leg) bool {
+func screenable(leg channel.Attempt) bool {
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
 		return false
@@ -596,7 +609,7 @@ func (r *run) screen(ctx context.Context, c *call) {
 	det, err := amd.New(amd.DefaultParams())
 	if err != nil || customer == nil {
 		c.log.Error("answering-machine detector", "err", err)
-		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evScreened, at: r.e.cfg.Now(), human: true}, channel.AttemptEvent{})
 		return
 	}
 	until := c.deadline.Add(-screenMargin)
@@ -622,7 +635,7 @@ const (
 
 // leaveMessage waits for a voicemail's greeting and beep to end, leaves the
 // campaign's message and hangs up. It runs on a goroutine of its own.
-func (r *run) leaveMessage(ctx context.Context, leg channel.Leg, log *slog.Logger) {
+func (r *run) leaveMessage(ctx context.Context, leg channel.Attempt, log *slog.Logger) {
 	defer leg.Hangup(ctx)
 	mc, ok := leg.(MediaCarrier)
 	if !ok {
@@ -652,23 +665,38 @@ func (r *run) save(ctx context.Context, c *call) {
 // audio off the agent's bridge, the recording closed, the agent told and put in
 // wrap-up.
 func (r *run) releaseAgent(c *call, at time.Time) {
-	if b := r.e.legs.bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
+	r.unbridge(c)
+	r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: c.talkID(), At: at})
+	r.e.agents.callEnded(c.agentID, at)
+	r.wrapping[c.agentID] = wrapUp{attemptID: c.talkID(), channel: c.rung.Channel}
+}
+
+// unbridge takes the call's audio off its agent's bridge and closes its recording.
+func (r *run) unbridge(c *call) {
+	if b := r.e.audio.Bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 		b.Disconnect()
 	}
+	c.bridged = nil
 	if c.recording != nil {
 		if err := c.recording.Close(); err != nil {
 			c.log.Error("recording", "err", err)
 		}
+		c.recording = nil
 	}
-	r.e.events.publish(c.agentID, AgentEvent{Kind: EventCallEnded, AttemptID: c.attempt.ID, At: at})
-	r.e.agents.callEnded(c.agentID, at)
-	r.wrapping[c.agentID] = wrapUp{attemptID: c.attempt.ID, channel: c.rung.Channel}
 }
 
 // record records how an attempt ended, with the outcome step decided, moves its
-// contact along the ladder and forgets the call. ev is the channel's report of
-// the end, when there is one.
-func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.LegEvent) {
+// contact along the ladder (unless it stays: a resume's) and forgets the call. ev
+// is the channel's report of the end, when there is one.
+func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.AttemptEvent, stays bool) {
+	r.write(ctx, c, outcome, at, ev, !stays)
+	r.forget(c)
+}
+
+// write records how c's attempt ended and, when moves, moves its contact through
+// the journey's row for outcome; what the database refuses is kept to be written
+// again.
+func (r *run) write(ctx context.Context, c *call, outcome campaigns.Outcome, at time.Time, ev channel.AttemptEvent, moves bool) {
 	a := &c.attempt
 	a.State, a.Outcome, a.EndAt = "ended", string(outcome), &at
 	if a.SetupAt == nil && !ev.SetupAt.IsZero() {
@@ -687,7 +715,10 @@ func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at
 		a.Detail = detailJSON(ev.Detail)
 	}
 	var pos campaigns.Position
-	move := r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
+	var move storage.MoveFunc
+	if moves {
+		move = r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
+	}
 	if err := r.e.store.FinishAttempt(ctx, *a, move); err != nil {
 		c.log.Error("finish attempt: kept to be written again", "err", err)
 		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, move: move})
@@ -701,10 +732,15 @@ func (r *run) record(ctx context.Context, c *call, outcome campaigns.Outcome, at
 		r.fallbacks = append(r.fallbacks, a.ContactID)
 	}
 	c.log.Debug("attempt ended", "outcome", outcome, "sip_status", a.SIPStatus, "next_rung", pos.Rung, "status", pos.Status)
+}
+
+// forget stops following c: its goroutine's context ends and later updates find
+// no call.
+func (r *run) forget(c *call) {
 	if c.cancel != nil {
 		c.cancel()
 	}
-	delete(r.calls, a.ID)
+	delete(r.calls, c.attempt.ID)
 }
 
 // recordLate writes again the outcomes the database refused, oldest first, once
@@ -751,7 +787,7 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 			return
 		}
 		r.waiting = r.waiting[1:]
-		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evAgentFree, at: now, agent: agent.ID}, channel.AttemptEvent{})
 		if c.state != callConnected {
 			r.e.agents.unreserve(agent.ID, c.attempt.ID) // not taken (a pair step does not list)
 		}
@@ -772,7 +808,7 @@ func (r *run) connect(c *call, agentID int64, now time.Time, bridged bool) {
 // bridge switches the agent's nailed-up audio to the customer. An agent without a
 // media leg (an API client) gets the call without audio.
 func (r *run) bridge(c *call, agentID int64) {
-	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, func() []media.ConnectOption {
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, c.log, func() []media.ConnectOption {
 		if !r.campaign.Record || r.e.cfg.RecordingsDir == "" {
 			return nil
 		}
@@ -788,17 +824,18 @@ func (r *run) bridge(c *call, agentID int64) {
 
 // switchAudio puts the customer's audio of leg on agentID's bridge and returns the
 // bridged call: nil when the agent has no audio leg (an API client) or the leg no
-// audio. opts, when not nil, gives the call's options once the audio is there.
-// It touches only the engine's agent legs, so calls' goroutines may use it too.
-func (e *Engine) switchAudio(leg channel.Leg, attemptID, agentID int64, opts func() []media.ConnectOption) *media.Connection {
-	b := e.legs.bridge(agentID)
+// audio. opts, when not nil, gives the call's options once the audio is there;
+// log is the call's logger. It touches only the engine's agent audio, so calls'
+// goroutines may use it too.
+func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, log *slog.Logger, opts func() []media.ConnectOption) *media.Connection {
+	b := e.audio.Bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
 	if b == nil || !ok {
 		return nil
 	}
 	customer, err := mc.MediaLeg()
 	if err != nil {
-		e.log.Warn("customer audio unavailable", "attempt", attemptID, "err", err)
+		log.Warn("customer audio unavailable", "err", err)
 		return nil
 	}
 	var callOpts []media.ConnectOption
@@ -807,7 +844,7 @@ func (e *Engine) switchAudio(leg channel.Leg, attemptID, agentID int64, opts fun
 	}
 	bridged, err := b.Connect(customer, callOpts...)
 	if err != nil {
-		e.log.Error("bridge customer to agent", "attempt", attemptID, "agent", agentID, "err", err)
+		log.Error("bridge customer to agent", "agent", agentID, "err", err)
 		return nil
 	}
 	// A browser sends its microphone on one path at a time: the agent is heard
@@ -846,24 +883,24 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 	for len(r.waiting) > 0 && !r.waiting[0].deadline.After(now.Add(safeHarbourLead)) {
 		c := r.waiting[0]
 		r.waiting = r.waiting[1:]
-		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, channel.LegEvent{})
+		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, channel.AttemptEvent{})
 	}
 }
 
 // agentLost ends a connected call whose agent's audio went away: the customer
 // hears the prompt and the call is hung up.
 func (r *run) agentLost(attemptID int64) {
-	c, ok := r.calls[attemptID]
-	if !ok {
+	c := r.callFor(attemptID)
+	if c == nil {
 		return
 	}
 	// Called in the loop by a command, which has no context of its own: the loop's.
-	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.LegEvent{})
+	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 }
 
 // apologise plays the abandon prompt to a person no agent was free for, then hangs
 // up. It runs on a goroutine of its own: the run goes on meanwhile.
-func (r *run) apologise(ctx context.Context, leg channel.Leg, log *slog.Logger) {
+func (r *run) apologise(ctx context.Context, leg channel.Attempt, log *slog.Logger) {
 	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
 		if customer, err := mc.MediaLeg(); err == nil {
 			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
@@ -975,7 +1012,35 @@ func (r *run) snapshot() pacing.Snapshot {
 		}
 	}
 	return pacing.Snapshot{Agents: r.agentBuf, Dials: r.dialBuf, Waiting: waiting, Holding: holding,
-		Channel: pacing.Channel(campaigns.ChannelSIP)}
+		Channel: pacing.DialChannel(r.routes())}
+}
+
+// routes are the ladder's call channels in the order it tries them, each down
+// when it cannot take a call now: not configured on this server, or a channel
+// that says so (channel.Health). Asked at every decision, so the forecast moves
+// to the next channel the moment one goes down.
+func (r *run) routes() []pacing.Route {
+	out := make([]pacing.Route, 0, 2)
+	for _, rung := range r.campaign.Ladder {
+		ch := pacing.Channel(rung.Channel)
+		if !callRung(rung.Channel) || slices.ContainsFunc(out, func(rt pacing.Route) bool { return rt.Channel == ch }) {
+			continue
+		}
+		out = append(out, pacing.Route{Channel: ch, Down: !r.e.channelUp(rung.Channel)})
+	}
+	return out
+}
+
+// channelUp reports whether ch is configured and, if it can tell, takes calls now.
+func (e *Engine) channelUp(ch campaigns.Channel) bool {
+	c, ok := e.channels[ch]
+	if !ok {
+		return false
+	}
+	if h, ok := c.(channel.Health); ok {
+		return h.Up()
+	}
+	return true
 }
 
 func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit int) {
@@ -1020,7 +1085,7 @@ func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) b
 		}
 		return false
 	}
-	return r.place(ctx, now, dc)
+	return r.startAdmitted(ctx, now, dc)
 }
 
 // placeable reports whether dc's rung may be tried at now at all, before the gate
@@ -1034,14 +1099,13 @@ func (r *run) placeable(dc storage.DueContact, now time.Time) bool {
 	return dc.Rung != len(c.Ladder)-1 || !now.Before(r.downUntil[c.Ladder[dc.Rung].Channel])
 }
 
-// place records the attempt of a contact the gate has just admitted and only then
-// places it. Every caller asks the gate once, right before: start, or a preview
-// dial (whose agent is reserved, so no abandon can follow).
-func (r *run) place(ctx context.Context, now time.Time, dc storage.DueContact) bool {
+// startAdmitted records the attempt of a contact the gate has just admitted and
+// only then places it. Every caller asks the gate once, right before: start, or a
+// preview dial (whose agent is reserved, so no abandon can follow).
+func (r *run) startAdmitted(ctx context.Context, now time.Time, dc storage.DueContact) bool {
 	c := r.campaign
 	rung := c.Ladder[dc.Rung]
 	contact := dc.Contact
-	to := campaigns.NumberFor(rung.Channel, contact)
 	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
 	if err != nil {
 		if !errors.Is(err, storage.ErrConflict) {
@@ -1052,23 +1116,31 @@ func (r *run) place(ctx context.Context, now time.Time, dc storage.DueContact) b
 	cl := r.newCall(attempt, dc, rung, now)
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
-		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
 		return true
 	}
-	ordinal, err := r.e.store.AttemptOrdinal(ctx, attempt)
+	r.place(ctx, cl, ch, now, dc.CallbackAgentID, true)
+	return true
+}
+
+// place places cl's attempt on ch and follows it on a goroutine of its own.
+// preferred is the agent to put the call through to if free (a callback's); fast
+// lets the goroutine do so itself (connectNow) when the run allows it.
+func (r *run) place(ctx context.Context, cl *call, ch channel.Channel, now time.Time, preferred int64, fast bool) {
+	ordinal, err := r.e.store.AttemptOrdinal(ctx, cl.attempt)
 	if err != nil {
-		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
-		return true
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
+		return
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
-	req := channel.PlaceRequest{AttemptID: attempt.ID, Contact: contact, Rung: rung, To: to, CallerID: c.CallerID,
-		Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: c.CallPermission}
+	contact, rung := cl.due.Contact, cl.rung
+	req := channel.PlaceRequest{AttemptID: cl.attempt.ID, Contact: contact, Rung: rung, To: campaigns.NumberFor(rung.Channel, contact),
+		CallerID: r.campaign.CallerID, Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: r.campaign.CallPermission}
 	if callRung(rung.Channel) { // a message does not ring
 		req.RingTimeout = r.ringTimeout(rung.Channel)
 	}
-	go r.follow(callCtx, ch, req, dc.CallbackAgentID)
-	return true
+	go r.follow(callCtx, ch, req, preferred, fast, cl.log)
 }
 
 // newCall starts following attempt, dialing from now, with the call's logger.
@@ -1088,8 +1160,10 @@ func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now
 }
 
 // follow places one attempt and forwards its events to the loop. preferred is
-// the agent to put the call through to if free (a callback's).
-func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64) {
+// the agent to put the call through to if free (a callback's); fast lets it do so
+// itself when the run allows (a call back on WhatsApp has its agent already); log
+// is the call's logger, for what the call's goroutine does itself (connectNow).
+func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64, fast bool, log *slog.Logger) {
 	send := func(u legUpdate) bool {
 		select {
 		case r.updates <- u:
@@ -1109,10 +1183,10 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 	}
 	for ev := range leg.Events() {
 		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
-		if ev.Kind == channel.LegAnswered {
+		if ev.Kind == channel.AttemptAnswered {
 			u.leg = leg
-			if r.fast.Load() {
-				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At)
+			if fast && r.fast.Load() {
+				u.agentID, u.bridged = r.connectNow(leg, req, preferred, ev.At, log)
 			}
 			select {
 			case r.answers <- u:
@@ -1121,7 +1195,7 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 				// The engine stopped: nobody will record this call, let the
 				// agent go.
 				if u.agentID != 0 {
-					if b := r.e.legs.bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
+					if b := r.e.audio.Bridge(u.agentID); b != nil && u.bridged != nil && b.Current() == u.bridged {
 						b.Disconnect()
 					}
 					r.e.agents.unreserve(u.agentID, req.AttemptID)
@@ -1157,7 +1231,7 @@ func (r *run) shutdown() {
 	defer cancel()
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {
-		r.feed(ctx, c, callEvent{kind: evStopping, at: now}, channel.LegEvent{Kind: channel.LegEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
+		r.feed(ctx, c, callEvent{kind: evStopping, at: now}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInterrupted, HangupBy: "local"})
 	}
 	// A last try; what the database still refuses stays open in it, and the next
 	// start closes those attempts as interrupted.

@@ -77,7 +77,7 @@ func (r *run) abandonPrompt() (*media.Player, string) {
 // It runs on a goroutine of its own, as apologise does. answered is when the person
 // answered: the log tells how long after it the message began, the figure the US TSR
 // and Ofcom bound (2 s).
-func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Leg, attemptID int64, answered time.Time, log *slog.Logger) {
+func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Attempt, attemptID int64, answered time.Time, log *slog.Logger) {
 	player, which := r.abandonPrompt()
 	played := false
 	if mc, ok := leg.(MediaCarrier); ok && player != nil {

@@ -53,6 +53,13 @@ func newWhatsAppHarness(t *testing.T) *waHarness {
 // newWhatsAppHarnessTrunk is newWhatsAppHarness with the SIP trunk at trunk.
 func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 	t.Helper()
+	return newWhatsAppHarnessSIP(t, trunk, func(o *sip.Originator) channel.Channel { return sipchannel.New(o) })
+}
+
+// newWhatsAppHarnessSIP is newWhatsAppHarnessTrunk with the sip rung's channel
+// made by sipChannel from the originator of the trunk at trunk.
+func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Originator) channel.Channel) *waHarness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
@@ -76,7 +83,7 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 		t.Fatal(err)
 	}
 	channels := map[campaigns.Channel]channel.Channel{
-		campaigns.ChannelSIP:              sipchannel.New(o),
+		campaigns.ChannelSIP:              sipChannel(o),
 		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
 		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),
 	}
@@ -147,7 +154,7 @@ func (h *waHarness) browserAgent(ctx context.Context, agent int64) *agentEar {
 			ph.pcmuFrames++
 		}
 	}
-	answer, err := h.engine.AgentOffer(ctx, agent, browser.Offer(h.t))
+	answer, err := h.engine.AgentAudio().Offer(ctx, agent, browser.Offer(h.t))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -573,7 +580,7 @@ func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	if p := ear.path(webrtc.MimeTypeOpus); p.packets != 0 {
 		t.Errorf("the SIP call reached the agent's Opus path: %+v", p)
 	}
-	if st, ok := h.engine.AgentAudioStats(agent); !ok || st.ToCustomer.Packets == 0 {
+	if st, ok := h.engine.AgentAudio().Stats(agent); !ok || st.ToCustomer.Packets == 0 {
 		t.Errorf("the SIP customer got no audio of the agent: %+v", st)
 	}
 	if err := h.engine.Hangup(ctx, agent); err != nil {

@@ -39,6 +39,9 @@ type Attempt struct {
 	// SafeHarbour is the safe-harbour message an abandoned attempt's person heard:
 	// SafeHarbourBuiltin or SafeHarbourCampaign; empty when none played.
 	SafeHarbour string `json:"safe_harbour,omitempty"`
+	// ResumedFrom is, on a WhatsApp call that took up a conversation whose SIP call
+	// the trunk dropped, that SIP attempt.
+	ResumedFrom int64 `json:"resumed_from,string,omitempty"`
 }
 
 // Open attempt states: an attempt in one of these when the server starts was cut
@@ -76,6 +79,10 @@ type AttemptStore interface {
 	// StartAttempt claims a pending contact and records a new attempt in one
 	// transaction. It is ErrConflict when the contact is no longer pending.
 	StartAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error)
+	// StartResumeAttempt records a new attempt on channel and rung that takes up
+	// the conversation of the ended attempt from, on the same contact. It claims
+	// nothing: the conversation already moved the contact (it was connected).
+	StartResumeAttempt(ctx context.Context, from Attempt, channel campaigns.Channel, rung int) (Attempt, error)
 	// UpdateAttempt records an open attempt's progress (state, timings, trunk, …).
 	UpdateAttempt(ctx context.Context, a Attempt) error
 	// FinishAttempt records how an attempt ended and moves its contact as move says
@@ -229,6 +236,25 @@ func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaign
 	return a, err
 }
 
+// StartResumeAttempt records an attempt resuming from's conversation.
+func (d *DB) StartResumeAttempt(ctx context.Context, from Attempt, channel campaigns.Channel, rung int) (Attempt, error) {
+	a := Attempt{ContactID: from.ContactID, CampaignID: from.CampaignID, Channel: channel, Rung: rung, State: "dialing",
+		CreatedAt: msToTime(d.nowMs()), ResumedFrom: from.ID}
+	res, err := d.exec(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, resumed_from, number)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
+		a.ContactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), from.ID)
+	if err != nil {
+		return a, fmt.Errorf("record resume of attempt %d: %w", from.ID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return a, fmt.Errorf("record resume of attempt %d: contact %d: %w", from.ID, from.ContactID, ErrNotFound)
+	}
+	if a.ID, err = res.LastInsertId(); err != nil {
+		return a, fmt.Errorf("record resume of attempt %d: %w", from.ID, err)
+	}
+	return a, nil
+}
+
 func msOrNull(t *time.Time) sql.NullInt64 {
 	if t == nil || t.IsZero() {
 		return sql.NullInt64{}
@@ -314,7 +340,7 @@ func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
 
 const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
 	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), ifnull(external_id,''), detail, created_at,
-	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,'')`
+	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,''), ifnull(resumed_from,0)`
 
 func scanAttempt(r rowScanner) (Attempt, error) {
 	var a Attempt
@@ -322,7 +348,7 @@ func scanAttempt(r rowScanner) (Attempt, error) {
 	var created int64
 	var setup, ring, answer, connect, end sql.NullInt64
 	if err := r.Scan(&a.ID, &a.ContactID, &a.CampaignID, &a.Channel, &a.Rung, &a.State, &a.Outcome, &a.SIPStatus,
-		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour); err != nil {
+		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour, &a.ResumedFrom); err != nil {
 		return a, err
 	}
 	if detail.Valid {

@@ -87,11 +87,11 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 		return f, fmt.Errorf("policy facts: do-not-call: %w", err)
 	}
 	atMs := at.UnixMilli()
-	// Calls that could not have rung the person do not count, nor does a trunk
-	// fault before any ringing.
+	// Calls that could not have rung the person do not count, nor does a call the
+	// trunk failed before any ringing.
 	rows, err := tx.QueryContext(ctx, `SELECT created_at FROM attempts WHERE number = ? AND created_at > ? AND created_at <= ?
 		AND channel IN ('sip','whatsapp_call') AND ifnull(outcome,'') NOT IN `+campaigns.SQLList(campaigns.UnrungOutcomes()...)+`
-		AND NOT (ifnull(outcome,'') = '`+string(campaigns.OutcomeTrunkFault)+`' AND ring_at IS NULL) ORDER BY created_at`,
+		AND NOT (ifnull(outcome,'') IN `+campaigns.SQLList(campaigns.RingCountedOutcomes()...)+` AND ring_at IS NULL) ORDER BY created_at`,
 		number, atMs-(7*24*time.Hour).Milliseconds(), atMs)
 	if err != nil {
 		return f, fmt.Errorf("policy facts: attempts: %w", err)

@@ -47,14 +47,15 @@ func TestPolicyFactsAcrossCampaigns(t *testing.T) {
 	inB := importOne(b.ID, campaigns.Contact{Phone: phone, WhatsApp: wa, Consent: &consented})
 
 	// Campaign A: an AMD hang-up, an abandon, a busy, a call never placed, a
-	// number that does not exist, a trunk that failed before any ringing and one
-	// that failed after the phone rang; one call eight days ago.
+	// number that does not exist, a trunk that failed (or died) before any ringing
+	// and one that failed (or died) after the phone rang; one call eight days ago.
 	outcomes := []struct {
 		ago     time.Duration
 		outcome campaigns.Outcome
 		rang    bool
 	}{{8 * 24 * time.Hour, campaigns.OutcomeNoAnswer, true}, {3 * time.Hour, campaigns.OutcomeMachine, true}, {2 * time.Hour, campaigns.OutcomeAbandoned, true},
 		{time.Hour, campaigns.OutcomeBusy, false}, {50 * time.Minute, campaigns.OutcomeTrunkFault, true}, {40 * time.Minute, campaigns.OutcomeTrunkFault, false},
+		{38 * time.Minute, campaigns.OutcomeTrunkDown, true}, {37 * time.Minute, campaigns.OutcomeTrunkDown, false},
 		{35 * time.Minute, campaigns.OutcomeInvalidNumber, false}, {30 * time.Minute, campaigns.OutcomeNoChannel, false}}
 	for _, o := range outcomes {
 		now = time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC).Add(-o.ago)
@@ -84,7 +85,7 @@ func TestPolicyFactsAcrossCampaigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []time.Time{now.Add(-3 * time.Hour), now.Add(-2 * time.Hour), now.Add(-time.Hour), now.Add(-50 * time.Minute)}
+	want := []time.Time{now.Add(-3 * time.Hour), now.Add(-2 * time.Hour), now.Add(-time.Hour), now.Add(-50 * time.Minute), now.Add(-38 * time.Minute)}
 	if !slices.EqualFunc(f.NumberAttempts, want, time.Time.Equal) {
 		t.Errorf("number attempts %v, want %v", f.NumberAttempts, want)
 	}
@@ -105,7 +106,7 @@ func TestPolicyFactsAcrossCampaigns(t *testing.T) {
 		t.Errorf("facts of the WhatsApp number: %+v %v", fw, err)
 	}
 	// Campaign A's contact has no consent recorded.
-	if fa, err := d.PolicyFacts(ctx, inA.ID, "", now); err != nil || !fa.Consent.IsZero() || len(fa.NumberAttempts) != 4 {
+	if fa, err := d.PolicyFacts(ctx, inA.ID, "", now); err != nil || !fa.Consent.IsZero() || len(fa.NumberAttempts) != 5 {
 		t.Errorf("facts of A's contact: %+v %v", fa, err)
 	}
 

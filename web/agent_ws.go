@@ -49,8 +49,8 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	}
 	// An audio_path event missed while the socket was down would leave the
 	// browser's microphone on a path the call is not on.
-	if ev, ok := e.AgentAudioPath(p.ID); ok {
-		if err := s.writeEvent(ctx, conn, ev); err != nil {
+	if path, ok := e.AgentAudio().Path(p.ID); ok {
+		if err := s.writeEvent(ctx, conn, dialer.AgentEvent{Kind: dialer.EventAudioPath, AudioPath: path, At: time.Now()}); err != nil {
 			return nil
 		}
 	}
@@ -109,7 +109,7 @@ func (s *Server) readAgentMessages(ctx context.Context, conn *websocket.Conn, e 
 		var reply any
 		switch m.Type {
 		case "webrtc_offer":
-			answer, err := e.AgentOffer(ctx, p.ID, m.SDP)
+			answer, err := e.AgentAudio().Offer(ctx, p.ID, m.SDP)
 			if err != nil {
 				s.log.Warn("agent webrtc offer", "agent", p.ID, "err", err)
 				reply = map[string]string{"type": "error", "code": "webrtc_failed", "message": err.Error()}

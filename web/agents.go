@@ -109,7 +109,7 @@ func (s *Server) agentLogin(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	e.Agents().Login(p.ID, name, ids, time.Now())
 	if in.Phone {
-		if err := e.AgentPhone(r.Context(), p.ID); err != nil {
+		if err := e.AgentAudio().Phone(r.Context(), p.ID); err != nil {
 			return errorf(http.StatusConflict, "phone_unavailable", "logged in, but the phone could not be connected: "+err.Error())
 		}
 	}

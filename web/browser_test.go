@@ -18,6 +18,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/agentaudio"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
@@ -269,18 +270,18 @@ type holdChannel struct {
 	rings  []time.Duration // each placed call's RingTimeout
 }
 
-type holdLeg struct {
-	events chan channel.LegEvent
+type holdAttempt struct {
+	events chan channel.AttemptEvent
 	once   sync.Once
 }
 
-func (c *holdChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (c *holdChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	c.mu.Lock()
 	c.placed = append(c.placed, time.Now())
 	c.rings = append(c.rings, req.RingTimeout)
 	c.mu.Unlock()
-	l := &holdLeg{events: make(chan channel.LegEvent, 4)}
-	l.events <- channel.LegEvent{Kind: channel.LegSetup, At: time.Now()}
+	l := &holdAttempt{events: make(chan channel.AttemptEvent, 4)}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptSetup, At: time.Now()}
 	return l, nil
 }
 
@@ -329,11 +330,11 @@ func (c *holdChannel) firstRing() time.Duration {
 	return c.rings[0]
 }
 
-func (l *holdLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *holdAttempt) Events() <-chan channel.AttemptEvent { return l.events }
 
-func (l *holdLeg) Hangup(ctx context.Context) error {
+func (l *holdAttempt) Hangup(ctx context.Context) error {
 	l.once.Do(func() {
-		l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+		l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 		close(l.events)
 	})
 	return nil
@@ -347,24 +348,16 @@ func (s *engineSlot) set(e *dialer.Engine)                       { s.p.Store(e) 
 func (s *engineSlot) get() *dialer.Engine                        { return s.p.Load() }
 func (s *engineSlot) CampaignChanged()                           { s.get().CampaignChanged() }
 func (s *engineSlot) Agents() *dialer.Agents                     { return s.get().Agents() }
+func (s *engineSlot) AgentAudio() *agentaudio.Hub                { return s.get().AgentAudio() }
 func (s *engineSlot) Hangup(ctx context.Context, id int64) error { return s.get().Hangup(ctx, id) }
 func (s *engineSlot) Disposition(ctx context.Context, id int64, cl dialer.Close) error {
 	return s.get().Disposition(ctx, id, cl)
 }
-func (s *engineSlot) AgentOffer(ctx context.Context, id int64, offer string) (string, error) {
-	return s.get().AgentOffer(ctx, id, offer)
-}
 func (s *engineSlot) SendWhatsApp(ctx context.Context, id int64, text, key string) (storage.WAMessage, error) {
 	return s.get().SendWhatsApp(ctx, id, text, key)
 }
-func (s *engineSlot) AgentPhone(ctx context.Context, id int64) error {
-	return s.get().AgentPhone(ctx, id)
-}
 func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
-}
-func (s *engineSlot) AgentAudioPath(id int64) (dialer.AgentEvent, bool) {
-	return s.get().AgentAudioPath(id)
 }
 func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
 func (s *engineSlot) CheckPolicy(ctx context.Context, id int64, a campaigns.ContactAction, at time.Time) (campaigns.Decision, error) {
@@ -423,11 +416,21 @@ func runningCampaign(t *testing.T, e *apiEnv, name, mode string, ladder any, pho
 	return c
 }
 
+// healthChannel is a channel that says whether it is up (channel.Health), as the
+// SIP channel does from its trunks' circuits.
+type healthChannel struct {
+	channel.Channel
+	down atomic.Bool
+}
+
+func (c *healthChannel) Up() bool { return !c.down.Load() }
+
 func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	ch := &holdChannel{}
+	sipCh := &healthChannel{Channel: ch}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
-	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipCh}))
 	c := runningCampaign(t, e, "Pacing", "preview", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
 		"+5511987650001", "+5511987650002")
 	// A ready agent: in preview mode the engine still places no call.
@@ -504,6 +507,13 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 	// Pause from the wallboard.
 	p.do("pause", chromedp.Click(chromedp.CSS("#toggle-"+c.ID)))
 	p.waitJS("paused", fmt.Sprintf(`document.querySelector('#campaign-%s .badge').dataset.state === 'paused'`, c.ID), 3*time.Second)
+	// Every trunk's circuit opens: the pacer's line says SIP is down, and that new dials
+	// are forecast on it all the same, since the ladder has no other call channel.
+	sipCh.down.Store(true)
+	p.waitJS("pacer line shows SIP down", fmt.Sprintf(`document.querySelector(%q)?.dataset.down === 'true'`, pacerLine), 5*time.Second)
+	if got, want := p.text(pacerLine), "SIP call: down: its contacts go to the next channel · new dials forecast here · answer — · risk accepted — · ring fixed 90 s · talk —"; got != want {
+		t.Errorf("pacer line with SIP down %q, want %q", got, want)
+	}
 	// Trunk control: not wired on this server, so the API says 501 and the page shows it.
 	p.shot("after-changes")
 	if got := eval[string](p, `document.getElementById('whatsapp').textContent`); got != "Not configured" {
@@ -566,7 +576,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	// microphone to sipp.
 	var st media.CallStats
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if st, _ = slot.get().AgentAudioStats(agentID); st.ToAgent.Packets >= 25 && st.ToCustomer.Packets >= 25 {
+		if st, _ = slot.get().AgentAudio().Stats(agentID); st.ToAgent.Packets >= 25 && st.ToCustomer.Packets >= 25 {
 			break
 		}
 	}

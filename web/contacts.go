@@ -194,3 +194,26 @@ func (s *Server) getContact(w http.ResponseWriter, r *http.Request, p principal)
 	writeJSON(w, http.StatusOK, ct)
 	return nil
 }
+
+// contactAttempts lists a contact's attempts, oldest first: its history, where a
+// WhatsApp call that took up a conversation the trunk dropped names the SIP
+// attempt it resumed (resumed_from).
+func (s *Server) contactAttempts(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	ct, err := s.store.GetContact(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.campaignFor(r.Context(), p, ct.CampaignID); err != nil {
+		return err
+	}
+	as, err := s.store.ListAttempts(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"attempts": as})
+	return nil
+}

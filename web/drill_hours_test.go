@@ -24,12 +24,12 @@ type clockChannel struct {
 	dials map[int64][]time.Time
 }
 
-func (c *clockChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (c *clockChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	c.mu.Lock()
 	c.dials[req.Contact.ID] = append(c.dials[req.Contact.ID], c.now())
 	c.mu.Unlock()
-	l := &endedLeg{events: make(chan channel.LegEvent, 1)}
-	l.events <- channel.LegEvent{Kind: channel.LegEnded, At: c.now(), Outcome: campaigns.OutcomeNoAnswer}
+	l := &endedAttempt{events: make(chan channel.AttemptEvent, 1)}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: c.now(), Outcome: campaigns.OutcomeNoAnswer}
 	close(l.events)
 	return l, nil
 }

@@ -28,17 +28,17 @@ type recordingChannel struct {
 	dialed map[int64]int
 }
 
-type endedLeg struct{ events chan channel.LegEvent }
+type endedAttempt struct{ events chan channel.AttemptEvent }
 
-func (l *endedLeg) Events() <-chan channel.LegEvent { return l.events }
-func (l *endedLeg) Hangup(context.Context) error    { return nil }
+func (l *endedAttempt) Events() <-chan channel.AttemptEvent { return l.events }
+func (l *endedAttempt) Hangup(context.Context) error        { return nil }
 
-func (c *recordingChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (c *recordingChannel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	c.mu.Lock()
 	c.dialed[req.Contact.ID]++
 	c.mu.Unlock()
-	l := &endedLeg{events: make(chan channel.LegEvent, 1)}
-	l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
+	l := &endedAttempt{events: make(chan channel.AttemptEvent, 1)}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeNoAnswer}
 	close(l.events)
 	return l, nil
 }

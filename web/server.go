@@ -22,6 +22,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/agentaudio"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -81,13 +82,9 @@ type Engine interface {
 	Disposition(ctx context.Context, agentID int64, cl dialer.Close) error
 	// Subscribe streams an agent's session events until the returned func is called.
 	Subscribe(agentID int64) (<-chan dialer.AgentEvent, func())
-	// AgentOffer answers a browser agent's WebRTC offer for its nailed-up audio.
-	AgentOffer(ctx context.Context, agentID int64, offer string) (string, error)
-	// AgentAudioPath is the audio_path event of an agent's current call, false
-	// when none is bridged.
-	AgentAudioPath(agentID int64) (dialer.AgentEvent, bool)
-	// AgentPhone calls an agent's registered SIP phone and keeps it as its audio.
-	AgentPhone(ctx context.Context, agentID int64) error
+	// AgentAudio is every agent's nailed-up audio: browsers' WebRTC offers are
+	// answered and agents' SIP phones called through it.
+	AgentAudio() *agentaudio.Hub
 	// SendWhatsApp sends a contact a free-form text, or its campaign's template when
 	// text is empty.
 	SendWhatsApp(ctx context.Context, contactID int64, text, key string) (storage.WAMessage, error)
@@ -170,6 +167,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"POST", "/api/v1/campaigns/{id}/agents", supervisors, s.assignAgent},
 		{"DELETE", "/api/v1/campaigns/{id}/agents/{user_id}", supervisors, s.unassignAgent},
 		{"GET", "/api/v1/contacts/{id}", allRoles, s.getContact},
+		{"GET", "/api/v1/contacts/{id}/attempts", allRoles, s.contactAttempts},
 		{"GET", "/api/v1/contacts/{id}/policy", supervisors, s.contactPolicy},
 		{"GET", "/api/v1/imports/{id}", staffRoles, s.getImport},
 		{"GET", "/api/v1/imports/{id}/rejections", staffRoles, s.importRejections},

@@ -131,6 +131,12 @@ type WallboardPacer struct {
 	// RingTimeoutLearned says an automatic ring timeout is the pacer's choice from the
 	// ring times it learned; otherwise it is the engine's default.
 	RingTimeoutLearned bool `json:"ring_timeout_learned"`
+	// Down says the channel cannot take calls now (every SIP trunk's circuit open,
+	// or the channel not configured): its contacts go on to the next rung.
+	Down bool `json:"down"`
+	// Forecast says new dials go to this channel, so the pacer forecasts with its
+	// answer rate and ring time: the ladder's first call channel that is up.
+	Forecast bool `json:"forecast"`
 }
 
 // wallboardPacer is v as the wallboard shows it: durations rounded for reading.
@@ -147,6 +153,8 @@ func wallboardPacer(v dialer.PacerView) WallboardPacer {
 		RingTimeout:        campaigns.Duration(v.RingTimeout.Round(100 * time.Millisecond)),
 		RingTimeoutAuto:    v.RingTimeoutAuto,
 		RingTimeoutLearned: v.RingTimeoutLearned,
+		Down:               v.Down,
+		Forecast:           v.Forecast,
 	}
 }
 

@@ -58,6 +58,12 @@ func TestWallboardShowsThePacer(t *testing.T) {
 		}
 	}
 
+	// SIP takes calls, so new dials are forecast on it; this server has no WhatsApp
+	// channel, which is down.
+	if !pacer[0].Forecast || pacer[0].Down || pacer[1].Forecast || !pacer[1].Down {
+		t.Errorf("pacer %+v: want the forecast on SIP, up, and the unconfigured WhatsApp call down", pacer)
+	}
+
 	// The JSON as the page reads it: durations as Go duration text.
 	raw := decode[struct {
 		Campaigns []struct {
@@ -72,7 +78,7 @@ func TestWallboardShowsThePacer(t *testing.T) {
 		sip := wc.Pacer[0]
 		for key, want := range map[string]any{"channel": "sip", "mode": "predictive", "ring_timeout": "5s", "ring_timeout_auto": true,
 			"ring_timeout_learned": false, "mean_talk": "0s", "mean_wrap": "0s", "answer_prob": 0.0, "threshold": 0.0,
-			"dials_learned": 0.0, "progressive": false} {
+			"dials_learned": 0.0, "progressive": false, "down": false, "forecast": true} {
 			if got, ok := sip[key]; !ok || got != want {
 				t.Errorf("pacer JSON %s = %v, want %v (%v)", key, got, want, sip)
 			}

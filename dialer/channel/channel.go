@@ -1,5 +1,5 @@
 // Package channel holds what the engine and the channel adapters share: a Channel
-// places an attempt to reach a contact and a Leg reports how it goes. It is a
+// places an attempt to reach a contact and the Attempt reports how it goes. It is a
 // leaf, so that the adapters (dialer/sipchannel, dialer/wachannel) and the engine
 // (dialer) can each import it and the engine's own tests can dial through the
 // real adapters.
@@ -52,44 +52,55 @@ type PlaceRequest struct {
 
 // Channel reaches contacts one way: the SIP trunks, WhatsApp calls, WhatsApp templates.
 type Channel interface {
-	// Place starts an attempt and returns at once with its leg, whose events report
-	// how it goes. ErrChannelDown means no attempt could start.
-	Place(ctx context.Context, req PlaceRequest) (Leg, error)
+	// Place starts an attempt and returns it at once; its events report how it
+	// goes. ErrChannelDown means no attempt could start.
+	Place(ctx context.Context, req PlaceRequest) (Attempt, error)
 }
 
-// Leg is one attempt under way on a channel.
-type Leg interface {
+// Health is implemented by a Channel that knows whether it can take calls now
+// (the SIP channel: some trunk's circuit is closed). The run asks it before each
+// pacing decision, so the forecast for new dials uses the channel they will go to
+// (the next rung's) from the moment this one goes down, not once its failed
+// attempts have taught the pacer. A Channel without it is taken to be up.
+type Health interface {
+	// Up reports whether the channel can take a call now. It must not block.
+	Up() bool
+}
+
+// Attempt is one attempt under way on a channel. (An audio leg is media.Leg:
+// an answered call's Attempt may hand one over, see dialer.MediaCarrier.)
+type Attempt interface {
 	// Events delivers the attempt's progress and is closed after the Ended event.
-	Events() <-chan LegEvent
+	Events() <-chan AttemptEvent
 	// Hangup ends the attempt: cancels it before answer, hangs up after.
 	Hangup(ctx context.Context) error
 }
 
-// LegEventKind is a step of an attempt.
-type LegEventKind uint8
+// AttemptEventKind is a step of an attempt.
+type AttemptEventKind uint8
 
 // Steps of an attempt.
 const (
-	// LegSetup: the request left Turbina (INVITE sent, call API accepted).
-	LegSetup LegEventKind = iota + 1
-	// LegRinging: the far end is ringing (180/183, WhatsApp RINGING).
-	LegRinging
-	// LegAnswered: someone answered; audio may flow.
-	LegAnswered
-	// LegEnded: the attempt is over; campaigns.Outcome says how (for an answered call the
+	// AttemptSetup: the request left Turbina (INVITE sent, call API accepted).
+	AttemptSetup AttemptEventKind = iota + 1
+	// AttemptRinging: the far end is ringing (180/183, WhatsApp RINGING).
+	AttemptRinging
+	// AttemptAnswered: someone answered; audio may flow.
+	AttemptAnswered
+	// AttemptEnded: the attempt is over; campaigns.Outcome says how (for an answered call the
 	// engine decides between connected and abandoned).
-	LegEnded
+	AttemptEnded
 )
 
-// HangupByTrunk is LegEvent.HangupBy for an answered call whose trunk went down
+// HangupByTrunk is AttemptEvent.HangupBy for an answered call whose trunk went down
 // under it: nobody hung up, the line dropped.
 const HangupByTrunk = "trunk"
 
-// LegEvent reports one step of an attempt.
-type LegEvent struct {
-	Kind    LegEventKind
+// AttemptEvent reports one step of an attempt.
+type AttemptEvent struct {
+	Kind    AttemptEventKind
 	At      time.Time
-	Outcome campaigns.Outcome // on LegEnded of an unanswered attempt
+	Outcome campaigns.Outcome // on AttemptEnded of an unanswered attempt
 	// SIPStatus is the final SIP response code, when the channel is SIP.
 	SIPStatus int
 	// Trunk names the SIP trunk (or WhatsApp number) that carried the attempt.
@@ -101,7 +112,7 @@ type LegEvent struct {
 	Detail string
 	// ExternalID is the far end's id for the attempt (a WhatsApp call or message id).
 	ExternalID string
-	// SetupAt and RingAt, on LegEnded, are the channel's own record of when the
+	// SetupAt and RingAt, on AttemptEnded, are the channel's own record of when the
 	// request left and when the far end first rang; they fill in steps whose
 	// events were not seen (a 180 overtaken by its 200).
 	SetupAt, RingAt time.Time

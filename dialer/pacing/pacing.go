@@ -62,8 +62,34 @@ type Snapshot struct {
 	// Holding counts lines busy with calls that need no agent (a machine being detected,
 	// the abandon prompt); they count against MaxInFlight only.
 	Holding int
-	// Channel is the channel new dials will use.
+	// Channel is the channel new dials will use (DialChannel picks it from the
+	// ladder's routes): its answer rate and ring times are the forecast's.
 	Channel Channel
+}
+
+// Route is one call channel of a campaign's ladder, in the order the ladder tries
+// them, and whether it can take calls now.
+type Route struct {
+	Channel Channel
+	Down    bool
+}
+
+// DialChannel is the channel new dials go to: the first route that is up. A
+// channel that goes down sends its contacts on to the next rung at once, so from
+// that moment new dials are the next channel's, and the forecast must use that
+// channel's answer rate and ring time, not wait for failed dials to teach it.
+// With every route down it is the first (its contacts wait for it), and "" with
+// no route at all.
+func DialChannel(routes []Route) Channel {
+	for _, r := range routes {
+		if !r.Down {
+			return r.Channel
+		}
+	}
+	if len(routes) > 0 {
+		return routes[0].Channel
+	}
+	return ""
 }
 
 // ObservationKind says what happened to a dial or a call.

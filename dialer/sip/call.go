@@ -22,7 +22,8 @@ const (
 	stopNone       stopReason = iota
 	stopNoResponse            // InviteTimeout passed without any response
 	stopRingTimeout
-	stopHangup // Hangup or Close
+	stopHangup    // Hangup or Close
+	stopTrunkDown // the trunk failed its probe burst
 )
 
 // errCancelUnanswered ends a call whose CANCEL got no reply within the INVITE timeout.
@@ -171,6 +172,7 @@ func (c *Call) run(t *trunk) {
 		if end.fault != nil {
 			if t.circuit.fault(c.o.now(), end.fault) {
 				c.o.log.Warn("sip trunk circuit opened", "trunk", t.cfg.Name, "err", end.fault)
+				c.o.trunkChanged(t)
 			}
 		}
 		c.mu.Lock()
@@ -267,15 +269,23 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	c.mu.Unlock()
 	c.o.register(callID, c)
 	defer c.o.unregister(callID)
+	down := t.join(c)
+	defer t.leave(c)
 
 	if c.hungUp() {
 		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
+	select {
+	case <-down:
+		return c.trunkDownEnd(t, false, true)
+	default:
 	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
 	cancelConnect()
 	if err != nil {
 		err = fmt.Errorf("invite %s: %w", name, err)
+		t.suspect(sign{what: "transport error: " + err.Error(), since: c.o.now()})
 		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
 	}
 	// The session is closed on return, unless a wait left running owns it.
@@ -316,6 +326,15 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		}
 	})
 	defer noResp.Stop()
+	// Not even a 100 Trying within SuspectAfter: the trunk may be gone; its
+	// monitor probes it at once rather than wait for the INVITE timeout.
+	inviteAt := c.Result().InviteAt
+	suspectTimer := time.AfterFunc(c.o.cfg.SuspectAfter.Std(), func() {
+		if !responded.Load() {
+			t.suspect(sign{what: fmt.Sprintf("INVITE unanswered after %s", c.o.cfg.SuspectAfter.Std()), since: inviteAt})
+		}
+	})
+	defer suspectTimer.Stop()
 	ring := time.AfterFunc(c.req.RingTimeout, func() { halt(stopRingTimeout) })
 	defer ring.Stop()
 	go func() {
@@ -324,6 +343,8 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 			halt(stopHangup)
 		case <-c.o.rootCtx.Done():
 			halt(stopHangup)
+		case <-down:
+			halt(stopTrunkDown)
 		case <-waitCtx.Done():
 		}
 	}()
@@ -340,6 +361,9 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 			OnResponse: func(res *sip.Response) error {
 				responded.Store(true)
 				noResp.Stop()
+				if stopReason(reason.Load()) == stopTrunkDown {
+					return nil // the call has ended: nothing of it is reported any more
+				}
 				lastStatus.Store(int32(res.StatusCode))
 				if res.IsSuccess() {
 					// From the 200 on, packets are the person's: the far end may
@@ -354,6 +378,21 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	select {
 	case err = <-answered:
 	case <-canceling:
+		if stopReason(reason.Load()) == stopTrunkDown {
+			// The trunk is dead: the CANCEL goes out best effort and the call
+			// ends now. Should a 200 cross it, it is ACKed and BYEd, never
+			// reported as an answer.
+			ownSess = false
+			go func() {
+				<-answered
+				if res := sess.InviteResponse; res != nil && res.IsSuccess() {
+					c.o.log.Info("sip: late answer to a call ended trunk_down, hanging up", "call_id", callID)
+					c.ackAndBye(sess)
+				}
+				sess.Close()
+			}()
+			return c.trunkDownEnd(t, true, lastStatus.Load() <= 100)
+		}
 		// sipgo waits for the CANCEL's reply up to Timer F (32 s): a trunk that
 		// stopped answering would keep the channel, and the pacer's count, that
 		// long. Past the INVITE timeout the call ends here; the transaction
@@ -372,7 +411,7 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	}
 	if err == nil {
 		stop(nil)
-		return c.answeredCall(t, sess)
+		return c.answeredCall(t, sess, down)
 	}
 	if res := sess.InviteResponse; res != nil && res.IsSuccess() {
 		// The 200 crossed our CANCEL: the call is up, so ACK and BYE it.
@@ -388,8 +427,11 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		} else {
 			t.circuit.success()
 		}
-		if reason.Load() == int32(stopRingTimeout) {
+		switch stopReason(reason.Load()) {
+		case stopRingTimeout:
 			end.outcome = OutcomeNoAnswer
+		case stopTrunkDown:
+			end.outcome, end.fault = OutcomeTrunkDown, nil
 		}
 		return end
 	}
@@ -405,6 +447,11 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		return attemptEnd{outcome: OutcomeNoAnswer, status: status, reason: "ring timeout"}
 	case stopHangup:
 		return attemptEnd{outcome: OutcomeCanceled, status: status, reason: "hung up before answer", hangupBy: PartyLocal}
+	case stopTrunkDown:
+		// Nothing came back, so no CANCEL (RFC 3261 9.1): the INVITE is no longer
+		// retransmitted, and a 200 that still comes is ACKed and BYEd.
+		c.o.orphan(callID, sess)
+		return c.trunkDownEnd(t, false, lastStatus.Load() <= 100)
 	case stopNoResponse:
 		err := fmt.Errorf("%s: no response to INVITE within %s", name, c.o.cfg.InviteTimeout.Std())
 		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
@@ -413,6 +460,7 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	// but 100 Trying came back: after a ring the customer may have been
 	// reached, and ringing them twice is worse than losing the attempt.
 	err = fmt.Errorf("%s: %w", name, err)
+	t.suspect(sign{what: "transaction failed: " + err.Error(), since: c.o.now()})
 	ls := lastStatus.Load()
 	return attemptEnd{outcome: OutcomeTrunkFault, status: status, reason: err.Error(), fault: err, failover: ls <= 100}
 }
@@ -458,8 +506,22 @@ func (c *Call) ackAndBye(sess *sipgo.DialogClientSession) {
 	}
 }
 
-// answeredCall ACKs the 200, checks its SDP, and holds the call until one side hangs up.
-func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession) attemptEnd {
+// trunkDownEnd is the end of an unanswered attempt on a trunk found down;
+// failover when nothing but 100 Trying came back, so nobody has been reached.
+func (c *Call) trunkDownEnd(t *trunk, canceled, failover bool) attemptEnd {
+	reason := "trunk down"
+	if why := t.downSign(); why != "" {
+		reason += ": " + why
+	}
+	if canceled {
+		reason += " (CANCEL sent)"
+	}
+	return attemptEnd{outcome: OutcomeTrunkDown, reason: reason, failover: failover}
+}
+
+// answeredCall ACKs the 200, checks its SDP, and holds the call until one side
+// hangs up, or its trunk is down and its media has stopped.
+func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-chan struct{}) attemptEnd {
 	t.circuit.success()
 	now := c.o.now()
 	tag := ""
@@ -491,22 +553,87 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession) attemptEn
 	if c.o.cfg.SendSilence {
 		go c.media.sendSilence(c.done)
 	}
+	t.markAnswered(c)
 	c.emit(EventAnswered, t.cfg.Name, 200)
 
-	select {
-	case <-sess.Context().Done():
-		c.mu.Lock()
-		remote := c.byRemote
-		c.mu.Unlock()
-		if remote {
-			return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "remote hangup", hangupBy: PartyRemote}
+	// Once the trunk is down the call is watched: a conversation whose media
+	// still flows is left alone, one whose media stopped is over.
+	var watch <-chan time.Time
+	silence := c.o.cfg.MediaSilence.Std()
+	ticker := time.NewTicker(silence / 4)
+	ticker.Stop()
+	defer ticker.Stop()
+wait:
+	for {
+		select {
+		case <-down:
+			down = nil
+			if c.mediaSilent(silence) {
+				return c.trunkHangup(t, sess)
+			}
+			ticker.Reset(silence / 4)
+			watch = ticker.C
+		case <-watch:
+			if t.circuit.current() == CircuitClosed {
+				ticker.Stop()
+				watch = nil // the trunk is back: the call is its own again
+			} else if c.mediaSilent(silence) {
+				return c.trunkHangup(t, sess)
+			}
+		case <-sess.Context().Done():
+			c.mu.Lock()
+			remote := c.byRemote
+			c.mu.Unlock()
+			if remote {
+				return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "remote hangup", hangupBy: PartyRemote}
+			}
+			return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "dialog ended", hangupBy: PartyRemote}
+		case <-c.hangup:
+			break wait
+		case <-c.o.rootCtx.Done():
+			break wait
 		}
-		return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "dialog ended", hangupBy: PartyRemote}
-	case <-c.hangup:
-	case <-c.o.rootCtx.Done():
 	}
 	c.bye(sess)
 	return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "local hangup", hangupBy: PartyLocal}
+}
+
+// trunkHangup ends an answered call whose trunk died under it: the BYE goes out
+// best effort in the background, and the call ends now.
+func (c *Call) trunkHangup(t *trunk, sess *sipgo.DialogClientSession) attemptEnd {
+	c.o.wg.Add(1)
+	go func() {
+		defer c.o.wg.Done()
+		c.bye(sess)
+	}()
+	reason := "trunk down, media stopped"
+	if why := t.downSign(); why != "" {
+		reason += ": " + why
+	}
+	return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: reason, hangupBy: PartyTrunk}
+}
+
+// mediaSilent reports whether no RTP came for silence; a call whose media
+// cannot be observed (detached, not reported) is not judged silent.
+func (c *Call) mediaSilent(silence time.Duration) bool {
+	heard, ok := c.lastHeard()
+	return ok && c.o.now().Sub(heard) >= silence
+}
+
+// lastHeard is when the newest RTP arrived, or the answer when none did yet;
+// false when the media is in a bridge that does not report it.
+func (c *Call) lastHeard() (time.Time, bool) {
+	m := c.media
+	if m.detached.Load() && !m.reported.Load() {
+		return time.Time{}, false
+	}
+	c.mu.Lock()
+	heard := c.res.AnswerAt
+	c.mu.Unlock()
+	if at, ok := m.LastReceived(); ok && at.After(heard) {
+		heard = at
+	}
+	return heard, !heard.IsZero()
 }
 
 func (c *Call) bye(sess *sipgo.DialogClientSession) {

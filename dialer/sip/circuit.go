@@ -12,7 +12,8 @@ type CircuitState int
 const (
 	// CircuitClosed: the trunk takes calls.
 	CircuitClosed CircuitState = iota
-	// CircuitOpen: the trunk failed repeatedly and takes no calls until a probe answers.
+	// CircuitOpen: the trunk failed repeatedly, or failed a probe burst, and takes
+	// no calls until RecoverAfter probes in a row are answered.
 	CircuitOpen
 	// CircuitHalfOpen: an OPTIONS probe is in flight on an open trunk.
 	CircuitHalfOpen
@@ -35,17 +36,20 @@ func (s CircuitState) String() string {
 func (s CircuitState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // circuit is one trunk's breaker: faultsToOpen consecutive faults, the first
-// of which is no older than window, open it; a success closes the streak.
+// of which is no older than window, open it, and so does a failed probe burst
+// (trip); recoverAfter answered probes in a row close it.
 type circuit struct {
 	mu           sync.Mutex
 	faultsToOpen int
 	window       time.Duration
+	recoverAfter int
 	onChange     func(CircuitState)
 
 	state CircuitState
 	// forced keeps the circuit open: a supervisor took the trunk out of service.
 	forced     bool
 	faults     int
+	goodProbes int // answered probes in a row while open
 	streakFrom time.Time
 	lastErr    string
 	changedAt  time.Time
@@ -89,6 +93,20 @@ func (c *circuit) success() {
 	c.faults = 0
 }
 
+// trip opens a closed circuit: the trunk failed its probe burst. False if the
+// circuit was not closed (already open, or out of service).
+func (c *circuit) trip(now time.Time, reason string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != CircuitClosed {
+		return false
+	}
+	c.lastErr = reason
+	c.goodProbes = 0
+	c.setLocked(CircuitOpen, now)
+	return true
+}
+
 // beginProbe moves an open circuit to half-open; false if it was not open.
 func (c *circuit) beginProbe(now time.Time) bool {
 	c.mu.Lock()
@@ -106,26 +124,35 @@ func (c *circuit) force(out bool, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.forced = out
+	c.goodProbes = 0
 	if out {
 		c.lastErr = "taken out of service"
 	}
 	c.setLocked(CircuitOpen, now)
 }
 
-// endProbe closes the circuit when the probe was answered, or reopens it.
-func (c *circuit) endProbe(now time.Time, err error) {
+// endProbe counts an answered probe, closing the circuit at recoverAfter in a
+// row, or reopens it and restarts the count; it reports whether it closed.
+func (c *circuit) endProbe(now time.Time, err error) (closed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != CircuitHalfOpen {
-		return
+		return false
 	}
 	if err != nil {
 		c.lastErr = err.Error()
+		c.goodProbes = 0
 		c.setLocked(CircuitOpen, now)
-		return
+		return false
 	}
-	c.faults = 0
+	c.goodProbes++
+	if c.goodProbes < max(c.recoverAfter, 1) {
+		c.setLocked(CircuitOpen, now)
+		return false
+	}
+	c.faults, c.goodProbes = 0, 0
 	c.setLocked(CircuitClosed, now)
+	return true
 }
 
 func (c *circuit) current() CircuitState {

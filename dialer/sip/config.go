@@ -75,8 +75,33 @@ type Config struct {
 	// circuit (default 3 within 30s).
 	FaultsToOpen int      `json:"faults_to_open,omitempty"`
 	FaultWindow  Duration `json:"fault_window,omitempty"`
-	// ProbeInterval is how often an open trunk is probed with OPTIONS (default 5s).
+	// ProbeInterval is how often an open trunk is probed with OPTIONS (default 1s).
 	ProbeInterval Duration `json:"probe_interval,omitempty"`
+	// RecoverAfter consecutive answered probes close an open trunk (default 3),
+	// so a link that comes and goes does not carry calls in between.
+	RecoverAfter int `json:"recover_after,omitempty"`
+	// SuspectAfter is how long an INVITE may go without any response, not even
+	// 100 Trying, before the trunk is suspected and probed at once (default
+	// 400ms, and below InviteTimeout).
+	SuspectAfter Duration `json:"suspect_after,omitempty"`
+	// ProbeBurstCount OPTIONS, ProbeBurstSpacing apart, test a suspected trunk
+	// (default 3, 200ms); when none is answered within ProbeTimeout (default
+	// 500ms) the trunk is down and every unanswered call on it ends trunk_down.
+	ProbeBurstCount   int      `json:"probe_burst_count,omitempty"`
+	ProbeBurstSpacing Duration `json:"probe_burst_spacing,omitempty"`
+	ProbeTimeout      Duration `json:"probe_timeout,omitempty"`
+	// KeepaliveInterval is the pause between OPTIONS to a trunk that is up
+	// (default 500ms): one failed keepalive starts the burst, so an idle
+	// trunk's death is known within about 2 s.
+	KeepaliveInterval Duration `json:"keepalive_interval,omitempty"`
+	// MediaSilence: when no RTP arrived on any answered call of a trunk for this
+	// long (default 500ms), the trunk is suspected.
+	MediaSilence Duration `json:"media_silence,omitempty"`
+	// OnTrunkChange, when set, is called with a trunk's status each time it goes
+	// down, opens on faults, is taken out of service or recovers, so the engine
+	// can react at once instead of polling [Originator.Trunks]. It runs on the
+	// trunk's monitor or a call's goroutine and must not block.
+	OnTrunkChange func(TrunkStatus) `json:"-"`
 	// SendSilence makes answered calls send G.711 silence every 20 ms until
 	// [Media.StopSilence], so carriers that drop one-way calls keep them up.
 	SendSilence bool `json:"send_silence,omitempty"`
@@ -101,8 +126,30 @@ func (c *Config) applyDefaults() {
 	if c.FaultWindow <= 0 {
 		c.FaultWindow = Duration(30 * time.Second)
 	}
-	if c.ProbeInterval <= 0 {
-		c.ProbeInterval = Duration(5 * time.Second)
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = Duration(time.Second)
+	}
+	if c.RecoverAfter == 0 {
+		c.RecoverAfter = 3
+	}
+	if c.SuspectAfter == 0 {
+		// Below the INVITE timeout, or the silent INVITE fails before it is suspected.
+		c.SuspectAfter = min(Duration(400*time.Millisecond), c.InviteTimeout/2)
+	}
+	if c.ProbeBurstCount == 0 {
+		c.ProbeBurstCount = 3
+	}
+	if c.ProbeBurstSpacing == 0 {
+		c.ProbeBurstSpacing = Duration(200 * time.Millisecond)
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = Duration(500 * time.Millisecond)
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = Duration(500 * time.Millisecond)
+	}
+	if c.MediaSilence == 0 {
+		c.MediaSilence = Duration(500 * time.Millisecond)
 	}
 	for i := range c.Trunks {
 		t := &c.Trunks[i]
@@ -132,6 +179,27 @@ func (c *Config) validate() error {
 	}
 	if c.RTPPortMin < 0 || c.RTPPortMax > 65535 || c.RTPPortMin > c.RTPPortMax {
 		return fmt.Errorf("rtp ports %d-%d: invalid range", c.RTPPortMin, c.RTPPortMax)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{
+		{"probe_interval", c.ProbeInterval}, {"suspect_after", c.SuspectAfter},
+		{"probe_burst_spacing", c.ProbeBurstSpacing}, {"probe_timeout", c.ProbeTimeout},
+		{"keepalive_interval", c.KeepaliveInterval}, {"media_silence", c.MediaSilence},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %s: must be positive", d.name, d.v.Std())
+		}
+	}
+	if c.SuspectAfter >= c.InviteTimeout {
+		return fmt.Errorf("suspect_after %s: must be below invite_timeout %s", c.SuspectAfter.Std(), c.InviteTimeout.Std())
+	}
+	if c.ProbeBurstCount < 1 || c.ProbeBurstCount > 10 {
+		return fmt.Errorf("probe_burst_count %d: want 1 to 10", c.ProbeBurstCount)
+	}
+	if c.RecoverAfter < 1 {
+		return fmt.Errorf("recover_after %d: want at least 1", c.RecoverAfter)
 	}
 	seen := make(map[string]bool)
 	for i, t := range c.Trunks {

@@ -8,7 +8,18 @@
 // status, timings and who hung up. Calls whose INVITE proves a trunk broken (no
 // response, transport error, 503) move to the next trunk within the same Dial,
 // so no contact is lost, and repeated faults open a per-trunk circuit that is
-// closed again once the trunk answers an OPTIONS probe.
+// closed again once the trunk answers its OPTIONS probes.
+//
+// Each trunk has a monitor (health.go) that finds its death in about a second:
+// the first sign (an INVITE with no response after SuspectAfter, a transport
+// error, no RTP on any of its answered calls, a failed keepalive OPTIONS) starts
+// a burst of OPTIONS, and when none is answered the trunk is down: its circuit
+// opens, every unanswered call on it ends [OutcomeTrunkDown] at once (CANCEL
+// after a provisional response; a 200 that still comes is ACKed and BYEd) and
+// every answered call whose media stopped ends hung up by [PartyTrunk].
+// Recovery takes RecoverAfter answered probes in a row, then the trunk's
+// admission ramps up from one call in flight. Config.OnTrunkChange reports each
+// change at once.
 //
 // The package knows nothing about campaigns or agents: the dialer engine wraps
 // these types. RTP is only received, counted and exposed (see [Media]) so that

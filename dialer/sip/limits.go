@@ -51,10 +51,15 @@ type channels struct {
 	joined int // total ever acquired, for tests and metrics
 }
 
-func (c *channels) tryAcquire() bool {
+// tryAcquire takes a channel unless the trunk is at its limit, or at ramp (a
+// recovering trunk's cap; 0: none).
+func (c *channels) tryAcquire(ramp int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.max > 0 && c.inUse >= c.max {
+		return false
+	}
+	if ramp > 0 && c.inUse >= ramp {
 		return false
 	}
 	c.inUse++

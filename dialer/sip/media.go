@@ -26,8 +26,12 @@ type Media struct {
 	codec  Codec
 	dtmf   uint8
 
-	recv     atomic.Uint64
-	sent     atomic.Uint64
+	recv atomic.Uint64
+	sent atomic.Uint64
+	// lastRecv is when the newest RTP packet arrived (unix ns, 0: none); after
+	// Detach only the new reader's NoteReceived moves it, and reported says it does.
+	lastRecv atomic.Int64
+	reported atomic.Bool
 	receiver atomic.Pointer[func(pkt []byte)]
 
 	silenceStop chan struct{}
@@ -97,6 +101,29 @@ func (m *Media) PacketsReceived() uint64 { return m.recv.Load() }
 
 // PacketsSent counts RTP packets sent through this Media.
 func (m *Media) PacketsSent() uint64 { return m.sent.Load() }
+
+// NoteReceived tells the call that an RTP packet arrived at at. A bridge that
+// took the socket with Detach calls it (for every packet, or at least every
+// 100 ms while packets flow): the trunk's health watch judges a trunk whose
+// answered calls all went silent as suspect, and ends such calls when the trunk
+// is down. A detached Media never told is not judged.
+func (m *Media) NoteReceived(at time.Time) {
+	m.reported.Store(true)
+	m.lastRecv.Store(at.UnixNano())
+}
+
+// LastReceived is when the newest RTP packet arrived, and whether that is
+// known: false before any packet, and after Detach until NoteReceived is called.
+func (m *Media) LastReceived() (time.Time, bool) {
+	if m.detached.Load() && !m.reported.Load() {
+		return time.Time{}, false
+	}
+	ns := m.lastRecv.Load()
+	if ns == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
 
 // SetReceiver installs fn to be called, on the reading goroutine, with each
 // RTP packet received. pkt is reused after fn returns; fn must not block.
@@ -170,6 +197,7 @@ func (m *Media) read() {
 			continue
 		}
 		m.recv.Add(1)
+		m.lastRecv.Store(time.Now().UnixNano())
 		if fn := m.receiver.Load(); fn != nil {
 			(*fn)(buf[:n])
 		}

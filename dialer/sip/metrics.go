@@ -9,6 +9,9 @@ type metrics struct {
 	calls    *prometheus.CounterVec
 	inFlight *prometheus.GaugeVec
 	setup    prometheus.Histogram
+	// detection is first sign to trunk marked down; downs counts the deaths.
+	detection *prometheus.HistogramVec
+	downs     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -30,6 +33,15 @@ func newMetrics() *metrics {
 			Help:    "INVITE sent to ACK sent for answered calls.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 10),
 		}),
+		detection: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "turbina_sip_trunk_detection_seconds",
+			Help:    "From the first sign of a trunk's death (unanswered INVITE, transport error, media stopped, failed keepalive) to the trunk marked down.",
+			Buckets: []float64{0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10},
+		}, []string{"trunk"}),
+		downs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "turbina_sip_trunk_down_total",
+			Help: "Times a trunk was marked down by a failed probe burst.",
+		}, []string{"trunk"}),
 	}
 }
 
@@ -38,7 +50,9 @@ func (m *metrics) setState(trunk string, s CircuitState) {
 }
 
 // Collectors returns the Originator's Prometheus collectors for the caller to
-// register: trunk circuit state, calls by outcome, calls in flight and setup time.
+// register: trunk circuit state, calls by outcome, calls in flight, setup time,
+// trunk death detection time and trunk-down events.
 func (o *Originator) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{o.metrics.state, o.metrics.calls, o.metrics.inFlight, o.metrics.setup}
+	return []prometheus.Collector{o.metrics.state, o.metrics.calls, o.metrics.inFlight, o.metrics.setup,
+		o.metrics.detection, o.metrics.downs}
 }

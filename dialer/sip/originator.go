@@ -47,6 +47,12 @@ type TrunkStatus struct {
 	OutOfService bool         `json:"out_of_service"`
 	LastError    string       `json:"last_error,omitempty"`
 	LastChangeAt time.Time    `json:"last_change_at,omitzero"`
+	// DownSince is when a probe burst found the trunk down; zero once it recovered.
+	DownSince time.Time `json:"down_since,omitzero"`
+	// LastDetection is the seconds from the first sign to the trunk marked down,
+	// for its last death; Sign is that first sign.
+	LastDetection float64 `json:"last_detection_seconds,omitempty"`
+	Sign          string  `json:"sign,omitempty"`
 }
 
 // trunk is a configured trunk with its limits, circuit and SIP stack.
@@ -58,6 +64,7 @@ type trunk struct {
 	pacer    *pacer
 	channels channels
 	circuit  circuit
+	health   health
 	stack    *sipstack.Stack
 	dialogUA *sipgo.DialogUA
 }
@@ -83,6 +90,8 @@ type Originator struct {
 	mu     sync.Mutex
 	closed bool
 	calls  map[string]*Call // by Call-ID of the current attempt
+	// orphans are INVITEs abandoned unanswered on a dead trunk, by Call-ID.
+	orphans map[string]orphaned
 }
 
 // New starts an Originator: it binds the SIP UDP socket on cfg.ListenAddr and
@@ -111,6 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		rootCtx:  rootCtx,
 		shutdown: cancel,
 		calls:    make(map[string]*Call),
+		orphans:  make(map[string]orphaned),
 	}
 	o.metrics = newMetrics()
 
@@ -143,9 +153,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	}
 
 	for i, tc := range cfg.Trunks {
-		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main}
+		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth()}
 		t.channels.max = tc.MaxChannels
 		t.circuit.faultsToOpen = cfg.FaultsToOpen
+		t.circuit.recoverAfter = cfg.RecoverAfter
 		t.circuit.window = cfg.FaultWindow.Std()
 		name := tc.Name
 		t.circuit.onChange = func(s CircuitState) { o.metrics.setState(name, s) }
@@ -174,7 +185,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 
 	for _, t := range o.trunks {
 		o.wg.Add(1)
-		go o.probeLoop(t)
+		go o.monitor(t)
 	}
 	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "trunks", len(o.trunks))
 	return o, nil
@@ -301,7 +312,7 @@ func (o *Originator) acquire(skip []*trunk) (*trunk, error) {
 			continue
 		}
 		healthy = true
-		if t.channels.tryAcquire() {
+		if t.channels.tryAcquire(t.admissionCap(o.now())) {
 			o.metrics.inFlight.WithLabelValues(t.cfg.Name).Inc()
 			return t, nil
 		}
@@ -337,14 +348,22 @@ func (o *Originator) waitSlot(ctx context.Context, t *trunk) error {
 func (o *Originator) Trunks() []TrunkStatus {
 	out := make([]TrunkStatus, 0, len(o.trunks))
 	for _, t := range o.trunks {
-		state, forced, faults, lastErr, at := t.circuit.snapshot()
-		out = append(out, TrunkStatus{
-			Name: t.cfg.Name, Priority: t.cfg.Priority, State: state,
-			InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
-			Faults: faults, OutOfService: forced, LastError: lastErr, LastChangeAt: at,
-		})
+		out = append(out, o.status(t))
 	}
 	return out
+}
+
+func (o *Originator) status(t *trunk) TrunkStatus {
+	state, forced, faults, lastErr, at := t.circuit.snapshot()
+	t.health.mu.Lock()
+	down, detection, sign := t.health.downSince, t.health.lastDetection, t.health.sign
+	t.health.mu.Unlock()
+	return TrunkStatus{
+		Name: t.cfg.Name, Priority: t.cfg.Priority, State: state,
+		InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
+		Faults: faults, OutOfService: forced, LastError: lastErr, LastChangeAt: at,
+		DownSince: down, LastDetection: detection.Seconds(), Sign: sign,
+	}
 }
 
 // ErrUnknownTrunk means no configured trunk has the name given.
@@ -357,6 +376,7 @@ func (o *Originator) SetTrunkOutOfService(name string, out bool) error {
 	for _, t := range o.trunks {
 		if t.cfg.Name == name {
 			t.circuit.force(out, o.now())
+			o.trunkChanged(t)
 			return nil
 		}
 	}
@@ -396,36 +416,14 @@ func (o *Originator) closeStacks() error {
 	return errors.Join(errs...)
 }
 
-// probeLoop sends OPTIONS to the trunk while its circuit is open and closes
-// the circuit once the trunk answers.
-func (o *Originator) probeLoop(t *trunk) {
-	defer o.wg.Done()
-	interval := o.cfg.ProbeInterval.Std()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-o.rootCtx.Done():
-			return
-		case <-tick.C:
-		}
-		if !t.circuit.beginProbe(o.now()) {
-			continue
-		}
-		err := o.probe(t, min(interval, o.cfg.InviteTimeout.Std()))
-		t.circuit.endProbe(o.now(), err)
-		if err == nil {
-			o.log.Info("sip trunk recovered", "trunk", t.cfg.Name)
-		} else {
-			o.log.Debug("sip trunk probe failed", "trunk", t.cfg.Name, "err", err)
-		}
-	}
-}
-
 // probe sends one OPTIONS. Any final response below 500 proves the trunk is
 // up: many carriers answer OPTIONS with 403/404/405 and still route calls.
 func (o *Originator) probe(t *trunk, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(o.rootCtx, timeout)
+	return o.probeCtx(o.rootCtx, t, timeout)
+}
+
+func (o *Originator) probeCtx(ctx context.Context, t *trunk, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
 	req.AppendHeader(sip.NewHeader("User-Agent", o.cfg.UserAgent))
@@ -504,7 +502,13 @@ func (o *Originator) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // INVITE that we no longer track is a call someone answered that nobody
 // listens to; it is only logged, since ACK/BYE to an unknown dialog would
 // let anyone aim our BYEs at a third party.
+//
+// The exception is a call we ended trunk_down before any response: its dialog
+// is ours, so a 200 for it is ACKed and BYEd (adoptLateAnswer).
 func (o *Originator) strayResponse(res *sip.Response) {
+	if o.adoptLateAnswer(res) {
+		return
+	}
 	o.log.Debug("sip: response for no transaction", "status", res.StatusCode, "call_id", callIDOf(res))
 }
 

@@ -93,15 +93,20 @@ func selfSignedCert(t testing.TB) (tls.Certificate, []byte) {
 	return cert, certPEM
 }
 
-// testConfig is a Config with short timers for tests.
+// testConfig is a Config with short timers for tests. Keepalives are rare and
+// one answered probe closes a trunk: options.xml counts every OPTIONS as one of
+// its calls (-m), so these tests script each probe. The drills (drill_test.go)
+// keep the defaults, against scenarios that answer OPTIONS beside their calls.
 func testConfig(trunks ...TrunkConfig) Config {
 	return Config{
-		Trunks:        trunks,
-		RingTimeout:   Duration(time.Second),
-		InviteTimeout: Duration(700 * time.Millisecond),
-		FaultsToOpen:  2,
-		FaultWindow:   Duration(10 * time.Second),
-		ProbeInterval: Duration(200 * time.Millisecond),
+		Trunks:            trunks,
+		RingTimeout:       Duration(time.Second),
+		InviteTimeout:     Duration(700 * time.Millisecond),
+		FaultsToOpen:      2,
+		FaultWindow:       Duration(10 * time.Second),
+		ProbeInterval:     Duration(200 * time.Millisecond),
+		RecoverAfter:      1,
+		KeepaliveInterval: Duration(time.Hour),
 	}
 }
 

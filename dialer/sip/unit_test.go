@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,11 +35,11 @@ func TestPacerExact(t *testing.T) {
 
 func TestChannels(t *testing.T) {
 	c := channels{max: 2}
-	if got := []bool{c.tryAcquire(), c.tryAcquire(), c.tryAcquire()}; !slices.Equal(got, []bool{true, true, false}) {
+	if got := []bool{c.tryAcquire(0), c.tryAcquire(0), c.tryAcquire(0)}; !slices.Equal(got, []bool{true, true, false}) {
 		t.Fatalf("acquired %v, want exactly two channels", got)
 	}
 	c.release()
-	if !c.tryAcquire() || c.load() != 2 {
+	if !c.tryAcquire(0) || c.load() != 2 {
 		t.Fatal("released channel not reusable")
 	}
 }
@@ -54,11 +55,13 @@ func TestCircuit(t *testing.T) {
 		{"two faults open", func(c *circuit) { c.fault(t0, errFault); c.fault(t0.Add(time.Second), errFault) }, CircuitOpen},
 		{"success breaks the streak", func(c *circuit) { c.fault(t0, errFault); c.success(); c.fault(t0, errFault) }, CircuitClosed},
 		{"faults outside the window do not add up", func(c *circuit) { c.fault(t0, errFault); c.fault(t0.Add(time.Minute), errFault) }, CircuitClosed},
-		{"probe answered closes", func(c *circuit) {
+		{"probes answered close", func(c *circuit) {
 			c.fault(t0, errFault)
 			c.fault(t0, errFault)
-			c.beginProbe(t0)
-			c.endProbe(t0, nil)
+			for range 3 {
+				c.beginProbe(t0)
+				c.endProbe(t0, nil)
+			}
 		}, CircuitClosed},
 		{"probe failed reopens", func(c *circuit) {
 			c.fault(t0, errFault)
@@ -68,10 +71,33 @@ func TestCircuit(t *testing.T) {
 		}, CircuitOpen},
 		{"probing half-open", func(c *circuit) { c.fault(t0, errFault); c.fault(t0, errFault); c.beginProbe(t0) }, CircuitHalfOpen},
 		{"probe only from open", func(c *circuit) { c.beginProbe(t0) }, CircuitClosed},
+		{"failed burst trips", func(c *circuit) { c.trip(t0, "burst") }, CircuitOpen},
+		{"three answers in a row close", func(c *circuit) {
+			c.trip(t0, "burst")
+			for range 3 {
+				c.beginProbe(t0)
+				c.endProbe(t0, nil)
+			}
+		}, CircuitClosed},
+		{"two answers do not close", func(c *circuit) {
+			c.trip(t0, "burst")
+			for range 2 {
+				c.beginProbe(t0)
+				c.endProbe(t0, nil)
+			}
+		}, CircuitOpen},
+		{"a failed probe restarts the count", func(c *circuit) {
+			c.trip(t0, "burst")
+			for _, err := range []error{nil, nil, errFault, nil, nil} {
+				c.beginProbe(t0)
+				c.endProbe(t0, err)
+			}
+		}, CircuitOpen},
+		{"out of service is not tripped", func(c *circuit) { c.force(true, t0); c.force(false, t0); c.trip(t0, "burst") }, CircuitOpen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &circuit{faultsToOpen: 2, window: 10 * time.Second}
+			c := &circuit{faultsToOpen: 2, window: 10 * time.Second, recoverAfter: 3}
 			tt.steps(c)
 			if got := c.current(); got != tt.want {
 				t.Errorf("state %s, want %s", got, tt.want)
@@ -132,6 +158,60 @@ func TestConfigJSON(t *testing.T) {
 		if c.validate() == nil {
 			t.Errorf("bad config %d accepted", i)
 		}
+	}
+}
+
+// TestHealthConfig: the trunk-health settings default as documented and bad
+// values are refused with the field's name.
+func TestHealthConfig(t *testing.T) {
+	trunks := []TrunkConfig{{Name: "a", Address: "h:5060"}}
+	var cfg Config
+	if err := json.Unmarshal([]byte(`{"probe_burst_count":4,"probe_burst_spacing":"150ms","keepalive_interval":"1s"}`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Trunks = trunks
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{ProbeBurstCount: 4, ProbeBurstSpacing: Duration(150 * time.Millisecond), KeepaliveInterval: Duration(time.Second),
+		SuspectAfter: Duration(400 * time.Millisecond), ProbeTimeout: Duration(500 * time.Millisecond), MediaSilence: Duration(500 * time.Millisecond),
+		RecoverAfter: 3, ProbeInterval: Duration(time.Second)}
+	if cfg.ProbeBurstCount != want.ProbeBurstCount || cfg.ProbeBurstSpacing != want.ProbeBurstSpacing || cfg.KeepaliveInterval != want.KeepaliveInterval ||
+		cfg.SuspectAfter != want.SuspectAfter || cfg.ProbeTimeout != want.ProbeTimeout || cfg.MediaSilence != want.MediaSilence ||
+		cfg.RecoverAfter != want.RecoverAfter || cfg.ProbeInterval != want.ProbeInterval {
+		t.Errorf("health defaults: %+v", cfg)
+	}
+	short := Config{Trunks: trunks, InviteTimeout: Duration(500 * time.Millisecond)}
+	short.applyDefaults()
+	if short.SuspectAfter.Std() != 250*time.Millisecond {
+		t.Errorf("suspect_after with a 500ms invite_timeout: %s, want 250ms", short.SuspectAfter.Std())
+	}
+	tests := []struct {
+		name  string
+		tweak func(*Config)
+		field string
+	}{
+		{"suspect after the timeout", func(c *Config) { c.SuspectAfter = Duration(3 * time.Second) }, "suspect_after"},
+		{"negative keepalive", func(c *Config) { c.KeepaliveInterval = -1 }, "keepalive_interval"},
+		{"negative probe timeout", func(c *Config) { c.ProbeTimeout = -1 }, "probe_timeout"},
+		{"negative spacing", func(c *Config) { c.ProbeBurstSpacing = -1 }, "probe_burst_spacing"},
+		{"negative media silence", func(c *Config) { c.MediaSilence = -1 }, "media_silence"},
+		{"negative probe interval", func(c *Config) { c.ProbeInterval = -1 }, "probe_interval"},
+		{"burst of none", func(c *Config) { c.ProbeBurstCount = -1 }, "probe_burst_count"},
+		{"burst too long", func(c *Config) { c.ProbeBurstCount = 50 }, "probe_burst_count"},
+		{"recover after none", func(c *Config) { c.RecoverAfter = -2 }, "recover_after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Trunks: trunks}
+			tt.tweak(&c)
+			c.applyDefaults()
+			err := c.validate()
+			if err == nil || !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("error %v, want one naming %s", err, tt.field)
+			}
+		})
 	}
 }
 

@@ -1,5 +1,7 @@
 // Package sipchannel is the sip rung's channel: it places the engine's attempts on
-// the SIP trunks of a dialer/sip Originator and reports their progress as legs.
+// the SIP trunks of a dialer/sip Originator and reports their progress as
+// channel.Attempts. The SIP package's outcomes (sip.Outcome, protocol
+// vocabulary) become the ladder's campaigns.Outcome here and nowhere else.
 package sipchannel
 
 import (
@@ -8,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -23,7 +26,20 @@ type Channel struct {
 // New returns the channel that dials through o.
 func New(o *sip.Originator) *Channel { return &Channel{originator: o} }
 
-// sipOutcomes maps the SIP package's outcomes to the ladder's.
+// Up reports whether some trunk takes calls: its circuit closed and in service.
+// With every circuit open, Place fails with channel.ErrChannelDown.
+func (s *Channel) Up() bool {
+	for _, t := range s.originator.Trunks() {
+		if t.State == sip.CircuitClosed && !t.OutOfService {
+			return true
+		}
+	}
+	return false
+}
+
+// sipOutcomes maps the SIP package's outcomes to the ladder's. sip.Outcome is
+// the protocol's vocabulary; this map is the one place it becomes a
+// campaigns.Outcome, so the engine and storage speak only the ladder's.
 var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
 	sip.OutcomeBusy:          campaigns.OutcomeBusy,
 	sip.OutcomeNoAnswer:      campaigns.OutcomeNoAnswer,
@@ -38,8 +54,8 @@ var sipOutcomes = map[sip.Outcome]campaigns.Outcome{
 // Place dials one attempt. Every trunk's circuit open is channel.ErrChannelDown, so the
 // contact moves on to the next rung at once; every trunk at its channel limit is
 // channel.ErrChannelBusy, so the contact waits a moment without losing an attempt.
-func (s *Channel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
-	l := &sipLeg{events: make(chan channel.LegEvent, 16)}
+func (s *Channel) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
+	l := &sipAttempt{events: make(chan channel.AttemptEvent, 16)}
 	call, err := s.originator.Dial(ctx, sip.DialRequest{
 		To:          req.To,
 		CallerID:    req.CallerID,
@@ -62,9 +78,9 @@ func (s *Channel) Place(ctx context.Context, req channel.PlaceRequest) (channel.
 	return l, nil
 }
 
-// sipLeg turns a SIP call's progress into leg events.
-type sipLeg struct {
-	events chan channel.LegEvent
+// sipAttempt turns a SIP call's progress into attempt events.
+type sipAttempt struct {
+	events chan channel.AttemptEvent
 
 	mu      sync.Mutex
 	call    *sip.Call // set by Place, or by the answer when it comes first
@@ -73,13 +89,13 @@ type sipLeg struct {
 }
 
 // MediaLeg hands the answered call's RTP socket over to a media leg.
-func (l *sipLeg) MediaLeg() (media.Leg, error) {
+func (l *sipAttempt) MediaLeg() (media.Leg, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.mediaLegLocked()
 }
 
-func (l *sipLeg) mediaLegLocked() (media.Leg, error) {
+func (l *sipAttempt) mediaLegLocked() (media.Leg, error) {
 	if l.audio != nil {
 		return l.audio, nil
 	}
@@ -93,16 +109,34 @@ func (l *sipLeg) mediaLegLocked() (media.Leg, error) {
 	}
 	codec.PayloadType, codec.TelephoneEvent = m.Codec().PayloadType, m.TelephoneEvent()
 	conn, last := m.Detach()
-	l.audio = media.NewUDPLeg(conn, m.RemoteAddr(), codec, media.WithFirstPacket(last))
+	l.audio = heardLeg{UDPLeg: media.NewUDPLeg(conn, m.RemoteAddr(), codec, media.WithFirstPacket(last)), m: m}
 	return l.audio, nil
 }
 
+// heardLeg tells the SIP call of each customer packet the bridge reads: once the
+// socket is detached only the bridge sees the media, and the trunk's health
+// watch needs it to tell a conversation that goes on from one the trunk's death
+// silenced (sip.Media.NoteReceived). The UDPLeg's other methods are its own.
+type heardLeg struct {
+	*media.UDPLeg
+	m *sip.Media
+}
+
+// ReadRTP reads as the UDPLeg does and notes the packet's arrival.
+func (l heardLeg) ReadRTP(buf []byte) (int, error) {
+	n, err := l.UDPLeg.ReadRTP(buf)
+	if err == nil {
+		l.m.NoteReceived(time.Now())
+	}
+	return n, err
+}
+
 // Events reports the call's progress.
-func (l *sipLeg) Events() <-chan channel.LegEvent { return l.events }
+func (l *sipAttempt) Events() <-chan channel.AttemptEvent { return l.events }
 
-func (l *sipLeg) Hangup(ctx context.Context) error { return l.sipCall().Hangup(ctx) }
+func (l *sipAttempt) Hangup(ctx context.Context) error { return l.sipCall().Hangup(ctx) }
 
-func (l *sipLeg) sipCall() *sip.Call {
+func (l *sipAttempt) sipCall() *sip.Call {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.call
@@ -110,8 +144,8 @@ func (l *sipLeg) sipCall() *sip.Call {
 
 // progress is the SIP call's OnEvent hook: it runs on the call's goroutine and must
 // not block, which the buffer guarantees since each kind is sent at most once.
-func (l *sipLeg) progress(ev sip.Event) {
-	var kind channel.LegEventKind
+func (l *sipAttempt) progress(ev sip.Event) {
+	var kind channel.AttemptEventKind
 	switch ev.Kind {
 	case sip.EventRinging, sip.EventEarlyMedia:
 		l.mu.Lock()
@@ -121,7 +155,7 @@ func (l *sipLeg) progress(ev sip.Event) {
 		if !first {
 			return
 		}
-		kind = channel.LegRinging
+		kind = channel.AttemptRinging
 	case sip.EventAnswered:
 		// Take the RTP socket over at once: the customer's first packets then wait
 		// on it for the bridge instead of being read and dropped.
@@ -131,22 +165,22 @@ func (l *sipLeg) progress(ev sip.Event) {
 		}
 		l.mediaLegLocked()
 		l.mu.Unlock()
-		kind = channel.LegAnswered
+		kind = channel.AttemptAnswered
 	default:
 		return
 	}
 	select {
-	case l.events <- channel.LegEvent{Kind: kind, At: ev.Time, Trunk: ev.Trunk, SIPStatus: ev.Status}:
+	case l.events <- channel.AttemptEvent{Kind: kind, At: ev.Time, Trunk: ev.Trunk, SIPStatus: ev.Status}:
 	default:
 	}
 }
 
 // end reports the call's result once it is final. Done closes after the call's last
 // progress event, so the answer is always delivered before the end.
-func (l *sipLeg) end() {
+func (l *sipAttempt) end() {
 	<-l.call.Done()
 	res := l.call.Result()
-	ev := channel.LegEvent{Kind: channel.LegEnded, At: res.EndAt, SIPStatus: res.Status, Trunk: res.Trunk,
+	ev := channel.AttemptEvent{Kind: channel.AttemptEnded, At: res.EndAt, SIPStatus: res.Status, Trunk: res.Trunk,
 		HangupBy: string(res.HangupBy), Detail: res.Reason, SetupAt: res.InviteAt, RingAt: res.RingAt}
 	if res.Outcome != sip.OutcomeAnswered {
 		ev.Outcome = sipOutcomes[res.Outcome]

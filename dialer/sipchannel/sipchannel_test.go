@@ -2,6 +2,7 @@ package sipchannel_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"testing"
@@ -15,10 +16,10 @@ import (
 	"github.com/turbina-dialer/turbina/media"
 )
 
-// events reads a leg's events until it closes, hanging up once it is answered.
-func events(t *testing.T, l channel.Leg) []channel.LegEvent {
+// events reads an attempt's events until it closes, hanging up once it is answered.
+func events(t *testing.T, l channel.Attempt) []channel.AttemptEvent {
 	t.Helper()
-	var out []channel.LegEvent
+	var out []channel.AttemptEvent
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
@@ -27,10 +28,10 @@ func events(t *testing.T, l channel.Leg) []channel.LegEvent {
 				return out
 			}
 			out = append(out, ev)
-			if ev.Kind == channel.LegAnswered {
+			if ev.Kind == channel.AttemptAnswered {
 				mc, ok := l.(interface{ MediaLeg() (media.Leg, error) })
 				if !ok {
-					t.Fatal("an answered SIP leg carries no media")
+					t.Fatal("an answered SIP attempt carries no media")
 				}
 				if _, err := mc.MediaLeg(); err != nil {
 					t.Errorf("media leg: %v", err)
@@ -40,7 +41,7 @@ func events(t *testing.T, l channel.Leg) []channel.LegEvent {
 				}
 			}
 		case <-timeout:
-			t.Fatalf("leg still open after 10 s; events so far %+v", out)
+			t.Fatalf("attempt still open after 10 s; events so far %+v", out)
 		}
 	}
 }
@@ -63,13 +64,13 @@ func TestSIPLegReportsTheCall(t *testing.T) {
 	tests := []struct {
 		name      string
 		behaviour carrier.Behaviour
-		kinds     []channel.LegEventKind
+		kinds     []channel.AttemptEventKind
 		outcome   campaigns.Outcome // of the end; "" for an answered call
 		status    int
 	}{
-		{"answered, hung up by us", carrier.Answer, []channel.LegEventKind{channel.LegRinging, channel.LegAnswered, channel.LegEnded}, "", 200},
-		{"busy", carrier.Busy, []channel.LegEventKind{channel.LegRinging, channel.LegEnded}, campaigns.OutcomeBusy, 486},
-		{"no such number", carrier.Invalid, []channel.LegEventKind{channel.LegEnded}, campaigns.OutcomeInvalidNumber, 404},
+		{"answered, hung up by us", carrier.Answer, []channel.AttemptEventKind{channel.AttemptRinging, channel.AttemptAnswered, channel.AttemptEnded}, "", 200},
+		{"busy", carrier.Busy, []channel.AttemptEventKind{channel.AttemptRinging, channel.AttemptEnded}, campaigns.OutcomeBusy, 486},
+		{"no such number", carrier.Invalid, []channel.AttemptEventKind{channel.AttemptEnded}, campaigns.OutcomeInvalidNumber, 404},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +81,7 @@ func TestSIPLegReportsTheCall(t *testing.T) {
 				t.Fatal(err)
 			}
 			evs := events(t, l)
-			var kinds []channel.LegEventKind
+			var kinds []channel.AttemptEventKind
 			for _, ev := range evs {
 				kinds = append(kinds, ev.Kind)
 			}
@@ -96,4 +97,59 @@ func TestSIPLegReportsTheCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChannelUpFollowsTheTrunks: the channel is up while a trunk takes calls; a
+// cut link opens the last trunk's circuit and the channel reports down, as does
+// a trunk a supervisor took out of service.
+func TestChannelUpFollowsTheTrunks(t *testing.T) {
+	ctx := context.Background()
+	newChannel := func(t *testing.T) (*sipchannel.Channel, *sip.Originator, *carrier.Carrier) {
+		t.Helper()
+		car, err := carrier.Start(ctx, carrier.Config{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { car.Close() })
+		o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "sim", Address: car.Addr()}},
+			InviteTimeout: sip.Duration(200 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
+			slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close() })
+		return sipchannel.New(o), o, car
+	}
+	var _ channel.Health = (*sipchannel.Channel)(nil)
+
+	t.Run("the link cut", func(t *testing.T) {
+		ch, _, car := newChannel(t)
+		if !ch.Up() {
+			t.Fatal("a fresh trunk: channel down")
+		}
+		car.Cut(true)
+		l, err := ch.Place(ctx, channel.PlaceRequest{AttemptID: 1, To: "+5511987650001", CallerID: "+551130000000", RingTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := events(t, l)
+		if end := evs[len(evs)-1]; end.Outcome != campaigns.OutcomeTrunkFault {
+			t.Fatalf("unanswered INVITE ended %+v, want trunk_fault", end)
+		}
+		if ch.Up() {
+			t.Error("every trunk's circuit open: channel still up")
+		}
+		if _, err := ch.Place(ctx, channel.PlaceRequest{AttemptID: 2, To: "+5511987650002", RingTimeout: time.Second}); !errors.Is(err, channel.ErrChannelDown) {
+			t.Errorf("place on a down channel: %v, want ErrChannelDown", err)
+		}
+	})
+	t.Run("out of service", func(t *testing.T) {
+		ch, o, _ := newChannel(t)
+		if err := o.SetTrunkOutOfService("sim", true); err != nil {
+			t.Fatal(err)
+		}
+		if ch.Up() {
+			t.Error("the only trunk out of service: channel still up")
+		}
+	})
 }

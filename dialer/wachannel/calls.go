@@ -2,7 +2,9 @@
 // through the Cloud API (with a call-permission request when WhatsApp will not
 // let the business call yet), the answer to a call the contact makes, and
 // template messages. Each side effect goes through the outbox once, so a restart
-// never repeats it.
+// never repeats it. The Cloud API's outcomes (whatsapp.CallOutcome and its
+// error kinds, protocol vocabulary) become the ladder's campaigns.Outcome here
+// and nowhere else.
 package wachannel
 
 import (
@@ -31,7 +33,9 @@ const (
 	outboxPermission = "whatsapp.permission_request"
 )
 
-// callOutcomes maps how a call that was not answered ended.
+// callOutcomes maps how a call that was not answered ended. whatsapp.CallOutcome
+// is the Cloud API's vocabulary; this map (with errorOutcome for refused
+// requests) is the one place it becomes a campaigns.Outcome.
 var callOutcomes = map[whatsapp.CallOutcome]campaigns.Outcome{
 	whatsapp.OutcomeRejected:  campaigns.OutcomeRejected,
 	whatsapp.OutcomeNoAnswer:  campaigns.OutcomeNoAnswer,
@@ -83,7 +87,7 @@ func (w *Calls) UseGate(gate func(ctx context.Context, contactID int64, action c
 // Place starts a WhatsApp call; when WhatsApp refuses it for want of permission, a
 // permission request goes out. A person whose answer is pending or who refused is
 // not called at all: the engine's policy gate refuses that before Place.
-func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxCall, req.Key, map[string]string{"to": req.To})
 	if err != nil {
 		return nil, err
@@ -154,7 +158,7 @@ type answer struct {
 	offer  whatsapp.Event
 }
 
-func (a answer) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (a answer) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	call, err := a.client.Accept(ctx, req.Key, a.offer)
 	if err != nil {
 		return nil, &channel.OutcomeError{Outcome: errorOutcome(err), Err: err}
@@ -162,28 +166,28 @@ func (a answer) Place(ctx context.Context, req channel.PlaceRequest) (channel.Le
 	return follow(call), nil
 }
 
-// leg follows a WhatsApp call for the engine.
-type leg struct {
+// callAttempt follows a WhatsApp call for the engine.
+type callAttempt struct {
 	call   *whatsapp.Call
-	events chan channel.LegEvent
+	events chan channel.AttemptEvent
 
 	mu    sync.Mutex
 	audio media.Leg
 }
 
-// follow returns the leg of call, whose events follow the call's updates.
-func follow(call *whatsapp.Call) *leg {
-	l := &leg{call: call, events: make(chan channel.LegEvent, 8)}
+// follow returns the attempt of call, whose events follow the call's updates.
+func follow(call *whatsapp.Call) *callAttempt {
+	l := &callAttempt{call: call, events: make(chan channel.AttemptEvent, 8)}
 	go l.follow()
 	return l
 }
 
-func (l *leg) Events() <-chan channel.LegEvent { return l.events }
+func (l *callAttempt) Events() <-chan channel.AttemptEvent { return l.events }
 
-func (l *leg) Hangup(ctx context.Context) error { return l.call.Hangup(ctx) }
+func (l *callAttempt) Hangup(ctx context.Context) error { return l.call.Hangup(ctx) }
 
 // MediaLeg returns the call's Opus audio.
-func (l *leg) MediaLeg() (media.Leg, error) {
+func (l *callAttempt) MediaLeg() (media.Leg, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.audio != nil {
@@ -199,25 +203,25 @@ func (l *leg) MediaLeg() (media.Leg, error) {
 	return l.audio, nil
 }
 
-// follow turns the call's updates into leg events. The answer is reported once
+// follow turns the call's updates into attempt events. The answer is reported once
 // audio flows, so the agent is connected to a voice and not to ICE still checking.
-func (l *leg) follow() {
+func (l *callAttempt) follow() {
 	defer close(l.events)
 	var answered bool
 	for u := range l.call.Updates() {
-		ev := channel.LegEvent{At: u.Time, ExternalID: u.CallID, Trunk: "whatsapp"}
+		ev := channel.AttemptEvent{At: u.Time, ExternalID: u.CallID, Trunk: "whatsapp"}
 		switch u.Phase {
 		case whatsapp.PhaseRinging:
-			ev.Kind = channel.LegRinging
+			ev.Kind = channel.AttemptRinging
 		case whatsapp.PhaseAccepted:
 			select {
 			case <-l.call.MediaConnected():
 			case <-l.call.Done():
 			case <-time.After(5 * time.Second):
 			}
-			ev.Kind, answered = channel.LegAnswered, true
+			ev.Kind, answered = channel.AttemptAnswered, true
 		case whatsapp.PhaseEnded:
-			ev.Kind, ev.HangupBy = channel.LegEnded, "remote"
+			ev.Kind, ev.HangupBy = channel.AttemptEnded, "remote"
 			if !answered {
 				ev.Outcome = callOutcomes[u.Outcome]
 				if ev.Outcome == "" {
@@ -235,5 +239,5 @@ func (l *leg) follow() {
 		l.events <- ev
 	}
 	// The updates ended without an end phase: the call is over all the same.
-	l.events <- channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeTrunkFault}
+	l.events <- channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeTrunkFault}
 }

@@ -32,7 +32,7 @@ func NewTemplates(client *whatsapp.Client, store Store) *Templates {
 }
 
 // Place sends the template once: a send decided before a restart is not made again.
-func (w *Templates) Place(ctx context.Context, req channel.PlaceRequest) (channel.Leg, error) {
+func (w *Templates) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	values, err := req.Contact.Values(req.Rung.Params)
 	if err != nil {
 		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeSendFailed, Err: err}
@@ -57,7 +57,7 @@ func (w *Templates) Place(ctx context.Context, req channel.PlaceRequest) (channe
 		}
 		// Sent, or in doubt after a crash: its status webhook, if Meta has it,
 		// settles the outbox; sending again could only send it twice.
-		return endedLeg(channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, Detail: "template " + m.State + " before a restart: not sent again"}), nil
+		return endedAttempt(channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, Detail: "template " + m.State + " before a restart: not sent again"}), nil
 	}
 	res, err := w.client.SendTemplate(ctx, req.Key, msg)
 	storage.Settle(ctx, w.store, m, err)
@@ -66,18 +66,18 @@ func (w *Templates) Place(ctx context.Context, req channel.PlaceRequest) (channe
 	}
 	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: res.MessageID,
 		Phone: req.To, Type: "template", Body: req.Rung.Template, At: time.Now()})
-	return endedLeg(channel.LegEvent{Kind: channel.LegEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, ExternalID: res.MessageID, Trunk: "whatsapp"}), nil
+	return endedAttempt(channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, ExternalID: res.MessageID, Trunk: "whatsapp"}), nil
 }
 
-// endedLeg is a leg that is over as soon as it starts: a message sent.
-func endedLeg(ev channel.LegEvent) channel.Leg {
-	l := &doneLeg{events: make(chan channel.LegEvent, 1)}
+// endedAttempt is an attempt that is over as soon as it starts: a message sent.
+func endedAttempt(ev channel.AttemptEvent) channel.Attempt {
+	l := &doneAttempt{events: make(chan channel.AttemptEvent, 1)}
 	l.events <- ev
 	close(l.events)
 	return l
 }
 
-type doneLeg struct{ events chan channel.LegEvent }
+type doneAttempt struct{ events chan channel.AttemptEvent }
 
-func (l *doneLeg) Events() <-chan channel.LegEvent { return l.events }
-func (l *doneLeg) Hangup(context.Context) error    { return nil }
+func (l *doneAttempt) Events() <-chan channel.AttemptEvent { return l.events }
+func (l *doneAttempt) Hangup(context.Context) error        { return nil }

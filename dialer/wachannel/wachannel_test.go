@@ -73,16 +73,16 @@ func (w *world) sends() int {
 	return n
 }
 
-// ended reads a leg's only event.
-func ended(t *testing.T, l channel.Leg) channel.LegEvent {
+// ended reads an attempt's only event.
+func ended(t *testing.T, l channel.Attempt) channel.AttemptEvent {
 	t.Helper()
-	var last channel.LegEvent
+	var last channel.AttemptEvent
 	n := 0
 	for ev := range l.Events() {
 		last, n = ev, n+1
 	}
-	if n != 1 || last.Kind != channel.LegEnded {
-		t.Fatalf("%d events, last %+v: want one LegEnded", n, last)
+	if n != 1 || last.Kind != channel.AttemptEnded {
+		t.Fatalf("%d events, last %+v: want one AttemptEnded", n, last)
 	}
 	return last
 }

@@ -287,8 +287,9 @@ func (c *Carrier) startStack(ctx context.Context, port int) error {
 // Addr returns the host:port a trunk is pointed at.
 func (c *Carrier) Addr() string { return c.conn.LocalAddr().String() }
 
-// Cut makes the carrier drop every SIP datagram, in and out (true), as a dead link
-// would, or serve again (false). Calls already answered keep their audio.
+// Cut makes the carrier drop every datagram, SIP and RTP, in and out (true), as
+// a dead link would, or serve again (false). Answered calls go silent both ways
+// while cut; their RTP clock runs on, so audio resumes where it would be.
 func (c *Carrier) Cut(cut bool) {
 	if c.conn.cut.Swap(cut) != cut {
 		c.log.Info("carrier simulator link", "cut", cut)
@@ -470,6 +471,7 @@ func (c *Carrier) answer(sess *sipgo.DialogServerSession, req *sip.Request, talk
 		return
 	}
 	defer m.close()
+	m.cut = &c.conn.cut
 	if err := sess.RespondSDP(answerSDP); err != nil {
 		// No ACK, or the caller cancelled as the 200 left.
 		log.Debug("carrier: answer not acknowledged", "err", err)

@@ -209,6 +209,43 @@ func TestCutOpensTheCircuitAndRestoreClosesIt(t *testing.T) {
 	}
 }
 
+// TestCutSilencesAnsweredCalls: a cut link carries no RTP either: an answered
+// call hears nothing while the carrier is cut, and hears it again once restored.
+func TestCutSilencesAnsweredCalls(t *testing.T) {
+	c := start(t, carrier.Config{TalkMin: time.Minute, TalkMax: time.Minute})
+	o := originator(t, c, 1000)
+	const to = "+5511987650005"
+	c.Script(to, carrier.Answer)
+	call := dial(t, o, to, 5*time.Second)
+	received := func(after time.Duration) uint64 {
+		time.Sleep(after)
+		return call.Media().PacketsReceived()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for call.Media().PacketsReceived() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTP from the carrier: %+v", call.Result())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Cut(true)
+	sentAtCut := c.Stats().RTPSent
+	before := received(100 * time.Millisecond) // what was in flight has landed
+	if during := received(400 * time.Millisecond); during != before {
+		t.Errorf("%d RTP packets crossed the cut", during-before)
+	}
+	if st := c.Stats(); st.RTPSent > sentAtCut+1 {
+		t.Errorf("the carrier counted %d packets sent through a cut link", st.RTPSent-sentAtCut)
+	}
+	c.Cut(false)
+	if after := received(300 * time.Millisecond); after <= before {
+		t.Errorf("no RTP after the link came back: %d packets", after)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = call.Hangup(ctx)
+}
+
 // TestDrawIsSeeded: the same seed gives the same fates.
 func TestDrawIsSeeded(t *testing.T) {
 	fates := func() []int64 {

@@ -22,8 +22,8 @@
 //
 // OPTIONS are answered 200, so a trunk whose circuit opened closes it again once
 // its probe gets through. [Carrier.Cut] makes the carrier go silent — every SIP
-// datagram in either direction is dropped, as when the trunk's link dies — and
-// [Carrier.Cut] with false brings it back.
+// and RTP datagram in either direction is dropped, as when the trunk's link
+// dies — and [Carrier.Cut] with false brings it back.
 //
 // A Turbina trunk is pointed at it with [Carrier.Addr]:
 //

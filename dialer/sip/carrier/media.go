@@ -27,6 +27,8 @@ type mediaSession struct {
 	codec  tsip.Codec
 	rng    *rand.Rand // used by the sending goroutine only
 	once   sync.Once
+	// cut is the carrier's link switch: a cut link carries no RTP either way.
+	cut *atomic.Bool
 }
 
 // newMediaSession opens an RTP socket on host and returns it with the SDP answer to
@@ -72,6 +74,9 @@ func (m *mediaSession) receive(count *atomic.Int64, heard func(time.Time, []byte
 		if err != nil {
 			return
 		}
+		if m.cut != nil && m.cut.Load() {
+			continue
+		}
 		if p.Unmarshal(buf[:n]) == nil {
 			count.Add(1)
 			if heard != nil {
@@ -107,7 +112,7 @@ func (m *mediaSession) send(ctx context.Context, audio Audio, prompt []int16, co
 		}
 		pkt.Payload = payload
 		n, err := pkt.MarshalTo(buf)
-		if err == nil {
+		if err == nil && (m.cut == nil || !m.cut.Load()) {
 			if _, err := m.conn.WriteToUDP(buf[:n], m.remote); err != nil {
 				return // the socket closed: the call is over
 			}

@@ -10,7 +10,7 @@ let preview = null; // the contact offered to this agent in a preview campaign, 
 let ws = null;
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 
-setup(() => { renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); });
+setup(() => { renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); renderNotice(); });
 init();
 
 async function init() {
@@ -63,7 +63,8 @@ function connect() {
     switch (ev.type) {
       case 'state': setAgent(ev.agent); break;
       case 'audio_path': sendOn(ev.audio_path || 0); break;
-      case 'screen_pop': preview = null; $('preview').hidden = true; pop = ev.screen_pop; renderPop(pop); break;
+      case 'screen_pop': preview = null; $('preview').hidden = true; pop = ev.screen_pop; resumeNotice(''); renderPop(pop); break;
+      case 'resuming': case 'resumed': case 'resume_failed': resumeNotice(ev.type); break;
       case 'preview': showPreview(ev.preview); break;
       case 'preview_ended': previewEnded(ev); break;
       case 'call_ended': callEnded(ev); break;
@@ -160,7 +161,9 @@ function renderContact(p) {
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
   $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
     el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
-    el('td', { dataset: { safeHarbour: a.safe_harbour || '' } }, (a.outcome || a.state) + (a.safe_harbour ? ` (${t('history.safeHarbour.' + a.safe_harbour)})` : '')),
+    el('td', { dataset: { safeHarbour: a.safe_harbour || '', resumedFrom: a.resumed_from || '' } }, (a.outcome || a.state) +
+      (a.safe_harbour ? ` (${t('history.safeHarbour.' + a.safe_harbour)})` : '') +
+      (a.resumed_from ? ` (${t('history.resumed')})` : a.hangup_by === 'trunk' ? ` (${t('history.dropped')})` : '')),
     el('td', {}, a.disposition || ''))),
   ...(p.skips || []).map((k) => el('tr', { class: 'skip', dataset: { reason: k.reason } },
     el('td', {}, fmt.dateTime(k.at)), el('td', {}, '—'),
@@ -315,6 +318,23 @@ function renderDispo(p) {
     $('callback-fields').hidden = !cb;
     $('callback-at').required = cb;
   };
+}
+
+// resumeNotice tells the agent how a call whose line dropped (its trunk died) is
+// taken up on WhatsApp: calling back, back, or not reached. The screen-pop stays;
+// the call goes on on WhatsApp. An empty kind clears the notice (a new call).
+function resumeNotice(kind) {
+  $('call-notice').dataset.notice = kind;
+  if (kind === 'resumed' && pop) { pop.channel = 'whatsapp_call'; $('call-channel').textContent = t('channel.whatsapp_call'); }
+  renderNotice();
+}
+
+function renderNotice() {
+  const n = $('call-notice');
+  const kind = n.dataset.notice || '';
+  n.hidden = !kind;
+  n.className = kind === 'resume_failed' ? 'error' : 'note';
+  n.textContent = kind ? t('resume.' + kind) : '';
 }
 
 function callEnded() {

@@ -194,6 +194,8 @@ function renderCampaign(c) {
 // rate and mean talk it learned (in predictive mode), the risk it accepts that a person it
 // dials finds no agent, and the ring timeout calls get.
 function renderPacer(dd, c) {
+  // Which channel the forecast uses is news only while one is down.
+  const failover = (c.pacer || []).some((v) => v.down);
   const lines = (c.pacer || []).map((v) => {
     const predictive = v.mode === 'predictive';
     const learned = predictive && v.dials_learned > 0;
@@ -203,13 +205,18 @@ function renderPacer(dd, c) {
     const ringText = !v.ring_timeout_auto ? t('sup.pacer.ringFixed', { s: ring })
       : v.ring_timeout_learned ? t('sup.pacer.ringAuto', { s: ring }) : t('sup.pacer.ringDefault', { s: ring });
     const talk = seconds(v.mean_talk);
+    // A channel down (every trunk's circuit open) sends its contacts to the next one, whose
+    // answer rate and ring time the forecast then uses: the failover as it happens.
     const text = [
+      ...(v.down ? [t('sup.pacer.down')] : []),
+      ...(failover && v.forecast ? [t('sup.pacer.forecast')] : []),
       t('sup.pacer.answer', { v: learned ? fmt.pct(v.answer_prob) : '—' }),
       risk,
       t('sup.pacer.ring', { v: ringText }),
       t('sup.pacer.talk', { v: talk > 0 ? fmt.duration(talk) : '—' }),
     ].join(' · ');
-    return el('div', { id: `pacer-${c.id}-${v.channel}`, class: 'pacer-line', dataset: { channel: v.channel },
+    return el('div', { id: `pacer-${c.id}-${v.channel}`, class: 'pacer-line' + (v.down ? ' pacer-down' : ''),
+      dataset: { channel: v.channel, down: String(!!v.down), forecast: String(!!v.forecast) },
       title: t('sup.pacer.dials', { n: v.dials_learned }) }, el('strong', {}, `${t('channel.' + v.channel)}:`), ' ', text);
   });
   if (lines.length) dd.replaceChildren(...lines);

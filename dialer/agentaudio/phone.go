@@ -1,4 +1,4 @@
-package dialer
+package agentaudio
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 // or detached.
 const phoneHangupTimeout = 5 * time.Second
 
+// ErrNoRegistrar means the hub has no registrar for agents' SIP phones.
+var ErrNoRegistrar = errors.New("no SIP registrar is configured for agent phones")
+
 // NailUpPhone calls the SIP phone agentID registered with r, waits for it to
 // answer (agent phones are set to auto-answer) and nails up the answered call
 // as the agent's audio: customers are then switched onto it as they are
@@ -20,11 +23,11 @@ const phoneHangupTimeout = 5 * time.Second
 // the agent's audio is detached, which sends BYE.
 //
 // ctx bounds only the call setup. The error wraps sip.ErrNotRegistered when the
-// phone has no live registration, ErrAgentNotLoggedIn when the agent is not
+// phone has no live registration, Agents.LoggedIn's error when the agent is not
 // logged in, and the registrar's other errors when the phone does not answer.
-func (e *Engine) NailUpPhone(ctx context.Context, agentID int64, r *sip.Registrar) error {
-	if _, ok := e.agents.Get(agentID); !ok {
-		return fmt.Errorf("nail up phone of agent %d: %w", agentID, ErrAgentNotLoggedIn)
+func (h *Hub) NailUpPhone(ctx context.Context, agentID int64, r *sip.Registrar) error {
+	if err := h.agents.LoggedIn(agentID); err != nil {
+		return fmt.Errorf("nail up phone of agent %d: %w", agentID, err)
 	}
 	if _, ok := r.Lookup(agentID); !ok {
 		return fmt.Errorf("nail up phone of agent %d: %w", agentID, sip.ErrNotRegistered)
@@ -38,19 +41,16 @@ func (e *Engine) NailUpPhone(ctx context.Context, agentID int64, r *sip.Registra
 		defer cancel()
 		return call.Hangup(hctx)
 	}
-	e.AttachAgentLeg(agentID, call.Leg(), end, call.Done())
-	e.log.Info("agent phone nailed up", "agent", agentID, "contact", call.Binding().Contact)
+	h.Attach(agentID, call.Leg(), end, call.Done())
+	h.cfg.Logger.Info("agent phone nailed up", "agent", agentID, "contact", call.Binding().Contact)
 	return nil
 }
 
-// ErrNoRegistrar means the engine has no registrar for agents' SIP phones.
-var ErrNoRegistrar = errors.New("no SIP registrar is configured for agent phones")
-
-// AgentPhone nails up the SIP phone of a logged-in agent through the engine's
-// registrar (Config.Registrar).
-func (e *Engine) AgentPhone(ctx context.Context, agentID int64) error {
-	if e.cfg.Registrar == nil {
+// Phone nails up the SIP phone of a logged-in agent through the hub's registrar
+// (Config.Registrar).
+func (h *Hub) Phone(ctx context.Context, agentID int64) error {
+	if h.cfg.Registrar == nil {
 		return ErrNoRegistrar
 	}
-	return e.NailUpPhone(ctx, agentID, e.cfg.Registrar)
+	return h.NailUpPhone(ctx, agentID, h.cfg.Registrar)
 }

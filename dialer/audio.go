@@ -1,0 +1,45 @@
+package dialer
+
+import (
+	"github.com/turbina-dialer/turbina/dialer/agentaudio"
+	"github.com/turbina-dialer/turbina/media"
+)
+
+// MediaCarrier is an attempt whose audio the engine can bridge once it is answered.
+type MediaCarrier interface {
+	// MediaLeg returns the answered call's audio; the first call hands the leg
+	// over to the caller, later calls return the same leg.
+	MediaLeg() (media.Leg, error)
+}
+
+// AgentAudio is every agent's nailed-up audio: the web package answers browsers'
+// offers and calls agents' phones through it.
+func (e *Engine) AgentAudio() *agentaudio.Hub { return e.audio }
+
+// audioAgents is the engine's side of the agent audio hub: it marks the agents
+// whose audio is up, and ends the call of one whose audio went away.
+type audioAgents struct{ e *Engine }
+
+// LoggedIn is nil when agentID is logged in.
+func (a audioAgents) LoggedIn(agentID int64) error {
+	if _, ok := a.e.agents.Get(agentID); !ok {
+		return ErrAgentNotLoggedIn
+	}
+	return nil
+}
+
+// AudioUp marks agentID's audio up.
+func (a audioAgents) AudioUp(agentID int64) { a.e.agents.setAudio(agentID, true) }
+
+// AudioDown marks agentID's audio down. An agent whose audio died mid-call (a
+// closed browser, a lost network) leaves a customer in silence: the run
+// apologises to the customer and ends the call.
+func (a audioAgents) AudioDown(agentID int64) {
+	e := a.e
+	e.agents.setAudio(agentID, false)
+	if ag, ok := e.agents.Get(agentID); ok && ag.State == AgentOnCall {
+		if r := e.runFor(ag.Campaigns, ag.AttemptID); r != nil {
+			r.do(func() { r.agentLost(ag.AttemptID) })
+		}
+	}
+}

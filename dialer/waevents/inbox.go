@@ -1,0 +1,316 @@
+// Package waevents applies what WhatsApp's webhooks tell: template deliveries,
+// call-permission answers, the contacts' replies (opt-out words among them) and
+// their calls to the business. Events are kept durably before the webhook is
+// answered, then applied in event-time order, so a crash in between loses none
+// and an event applied twice changes nothing twice.
+//
+// The package depends on the engine only through Engine: the journey's moves,
+// the opt-out, routing a contact's call to its run and waking the runs.
+package waevents
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// Store is what applying webhook events needs of storage.
+type Store interface {
+	storage.WhatsAppStore
+	storage.Outbox
+	// MoveContact moves a contact as move says.
+	MoveContact(ctx context.Context, contactID int64, move storage.MoveFunc) error
+	// GetCampaign returns a campaign.
+	GetCampaign(ctx context.Context, id int64) (campaigns.Campaign, error)
+	// OptedOut reports whether a number opted out.
+	OptedOut(ctx context.Context, phone string) (bool, error)
+}
+
+// Engine is what applying webhook events needs of the engine.
+type Engine interface {
+	// JourneyMove is the move of a contact through ev at now on ladder, as the
+	// journey's table decides (ladder nil for events that need none).
+	JourneyMove(ladder []campaigns.Rung, ev campaigns.Event, now time.Time) storage.MoveFunc
+	// OptOut puts a person's numbers on the do-not-call list as their own wish
+	// and stops their calls still ringing.
+	OptOut(ctx context.Context, who storage.Actor, phones []string, source string) ([]string, error)
+	// RouteInboundCall hands a contact's call to the business to its campaign's
+	// run when the contact has an open callback.
+	RouteInboundCall(ctx context.Context, ev whatsapp.Event) error
+	// CampaignChanged wakes the runs: a granted permission queues a contact.
+	CampaignChanged()
+}
+
+// Config tunes an Inbox.
+type Config struct {
+	// Client is the Cloud API client: business-initiated calls' events go to it,
+	// opt-out confirmations go through it. Nil without a WhatsApp account.
+	Client *whatsapp.Client
+	// OptOutWords are the replies that put the person's number on the
+	// do-not-call list.
+	OptOutWords []string
+	// OptOutReply is the one confirmation an opted-out person gets.
+	OptOutReply string
+	// Now is the clock.
+	Now func() time.Time
+	// Logger receives what could not be applied.
+	Logger *slog.Logger
+}
+
+// Inbox keeps WhatsApp's webhook events and applies them. It is the
+// whatsapp.Sink the webhook handler delivers to.
+type Inbox struct {
+	store  Store
+	engine Engine
+	cfg    Config
+	// kept is poked when events were kept, so they are applied at once.
+	kept chan struct{}
+}
+
+// New returns an Inbox applying events to store and engine.
+func New(store Store, engine Engine, cfg Config) *Inbox {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Inbox{store: store, engine: engine, cfg: cfg, kept: make(chan struct{}, 1)}
+}
+
+// HandleEvents implements whatsapp.Sink: the events are kept durably, then
+// applied by Run, so the webhook is answered as soon as they are safe.
+func (in *Inbox) HandleEvents(ctx context.Context, events []whatsapp.Event) error {
+	kept := make([]storage.WebhookEvent, 0, len(events))
+	for _, ev := range events {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		kept = append(kept, storage.WebhookEvent{Key: ev.Key, Type: string(ev.Type), Payload: b, At: ev.Time})
+	}
+	if _, err := in.store.SaveWebhookEvents(ctx, kept); err != nil {
+		return err
+	}
+	select {
+	case in.kept <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run applies kept webhook events, in event-time order, until ctx ends.
+func (in *Inbox) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for in.applyPending(ctx) {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.kept:
+		case <-t.C:
+		}
+	}
+}
+
+// applyPending applies one page of kept events and reports whether there may
+// be more.
+func (in *Inbox) applyPending(ctx context.Context) bool {
+	const page = 200
+	pending, err := in.store.PendingWebhookEvents(ctx, page)
+	if err != nil {
+		if ctx.Err() == nil {
+			in.cfg.Logger.Error("webhook events", "err", err)
+		}
+		return false
+	}
+	keys := make([]string, 0, len(pending))
+	for _, p := range pending {
+		var ev whatsapp.Event
+		if err := json.Unmarshal(p.Payload, &ev); err != nil {
+			in.cfg.Logger.Error("kept webhook event unreadable", "key", p.Key, "err", err)
+		} else if err := in.Apply(ctx, ev); err != nil {
+			in.cfg.Logger.Error("apply webhook event", "key", p.Key, "err", err)
+			return false // kept: tried again on the next round
+		}
+		keys = append(keys, p.Key)
+	}
+	if err := in.store.MarkWebhookEventsApplied(ctx, keys); err != nil {
+		in.cfg.Logger.Error("webhook events", "err", err)
+		return false
+	}
+	return len(pending) == page
+}
+
+// Apply applies one event. Run applies the kept ones; an event applied again
+// (after a crash between applying and marking it) changes nothing twice.
+func (in *Inbox) Apply(ctx context.Context, ev whatsapp.Event) error {
+	switch {
+	case ev.Call != nil:
+		if ev.Type == whatsapp.EventCallConnect && ev.Call.Direction == "USER_INITIATED" {
+			if err := in.applyInboundCall(ctx, ev.Call, ev.Time); err != nil {
+				return err
+			}
+			// The offer is for a call this process has not answered yet: the client
+			// holds no call to apply it to.
+			return in.engine.RouteInboundCall(ctx, ev)
+		}
+		if in.cfg.Client != nil {
+			return in.cfg.Client.HandleEvents(ctx, []whatsapp.Event{ev})
+		}
+	case ev.Status != nil:
+		return in.applyMessageStatus(ctx, ev.Status)
+	case ev.Permission != nil:
+		return in.applyPermission(ctx, ev.Permission)
+	case ev.Message != nil:
+		return in.applyInbound(ctx, ev.Message, ev.Time)
+	}
+	return nil
+}
+
+// statusOutcomes are the attempt outcomes of a template's delivery statuses.
+var statusOutcomes = map[string]campaigns.Outcome{"delivered": campaigns.OutcomeDelivered, "read": campaigns.OutcomeRead, "failed": campaigns.OutcomeSendFailed}
+
+// statusEvents are the journey's events of a template's delivery statuses.
+var statusEvents = map[campaigns.Outcome]campaigns.EventKind{campaigns.OutcomeDelivered: campaigns.EventTemplateDelivered,
+	campaigns.OutcomeRead: campaigns.EventTemplateRead, campaigns.OutcomeSendFailed: campaigns.EventTemplateFailedLate}
+
+// applyMessageStatus records a template's delivery on its attempt, and settles a
+// send a crash left in doubt.
+func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageStatus) error {
+	if st.BizOpaque != "" {
+		if err := in.store.MarkSentByKey(ctx, st.BizOpaque); err != nil {
+			return err
+		}
+	}
+	outcome, ok := statusOutcomes[st.Status]
+	if !ok {
+		return nil
+	}
+	a, err := in.store.AttemptByExternalID(ctx, st.ID)
+	if err != nil {
+		return nil // not a campaign's message (a permission request, a reply)
+	}
+	// Statuses may arrive out of order: read outranks delivered, failure is final.
+	if campaigns.Outcome(a.Outcome) == campaigns.OutcomeRead && outcome == campaigns.OutcomeDelivered {
+		return nil
+	}
+	if err := in.store.SetAttemptOutcome(ctx, a.ID, string(outcome)); err != nil {
+		return err
+	}
+	// The template's statuses need no ladder: none moves the contact along it.
+	ev := campaigns.Event{Kind: statusEvents[outcome]}
+	return in.store.MoveContact(ctx, a.ContactID, in.engine.JourneyMove(nil, ev, in.cfg.Now()))
+}
+
+// applyPermission records a contact's answer to a call-permission request; a grant
+// queues the contact for a WhatsApp call, inside its calling window as always.
+func (in *Inbox) applyPermission(ctx context.Context, p *whatsapp.PermissionReply) error {
+	contacts, err := in.store.ContactsByWhatsApp(ctx, Phone(p.From))
+	if err != nil {
+		return err
+	}
+	state := storage.PermissionDenied
+	if p.Granted {
+		state = storage.PermissionGranted
+	}
+	for _, c := range contacts {
+		if err := in.store.SetWhatsAppPermission(ctx, c.ID, state, p.Expires); err != nil {
+			return err
+		}
+		camp, err := in.store.GetCampaign(ctx, c.CampaignID)
+		if err != nil {
+			return err
+		}
+		ev := campaigns.Event{Kind: campaigns.EventPermissionDenied}
+		if p.Granted {
+			rung := slices.IndexFunc(camp.Ladder, func(r campaigns.Rung) bool { return r.Channel == campaigns.ChannelWhatsAppCall })
+			if rung < 0 {
+				continue // no WhatsApp call on this campaign's ladder
+			}
+			ev = campaigns.Event{Kind: campaigns.EventPermissionGranted, Rung: rung}
+		}
+		if err := in.store.MoveContact(ctx, c.ID, in.engine.JourneyMove(camp.Ladder, ev, in.cfg.Now())); err != nil {
+			return err
+		}
+	}
+	in.engine.CampaignChanged()
+	return nil
+}
+
+// applyInbound keeps a message a contact sent, on every campaign contact it is.
+// A reply that is an opt-out word puts the number on the do-not-call list, stops
+// its contacts in every campaign, and is confirmed once.
+func (in *Inbox) applyInbound(ctx context.Context, m *whatsapp.InboundMessage, at time.Time) error {
+	phone := Phone(m.From)
+	if err := in.keep(ctx, storage.WAMessage{Direction: "in", WAID: m.ID, Phone: phone, Type: m.Type, Body: m.Text, At: at}); err != nil {
+		return err
+	}
+	if !in.isOptOut(m.Text) {
+		return nil
+	}
+	// Asked before the opt-out is stored, so that an event applied again after a
+	// crash still finds its confirmation queued, and a second "SAIR" gets none.
+	before, err := in.store.OptedOut(ctx, phone)
+	if err != nil {
+		return err
+	}
+	key := "opt-out-" + phone + "-" + m.ID
+	if !before {
+		if _, _, err := in.store.Enqueue(ctx, outboxOptOutReply, key, fmt.Appendf(nil, `{"to":%q}`, phone)); err != nil {
+			return err
+		}
+	}
+	if _, err := in.engine.OptOut(ctx, storage.Actor{Username: "whatsapp"}, []string{phone}, storage.OptOutWhatsAppReply); err != nil {
+		return err
+	}
+	return in.optOutReply(ctx, phone, key)
+}
+
+// applyInboundCall keeps a call a contact made to the business in the contact's
+// conversation, so the agent and the supervisor see that the contact tried to
+// reach the campaign.
+func (in *Inbox) applyInboundCall(ctx context.Context, c *whatsapp.CallEvent, at time.Time) error {
+	return in.keep(ctx, storage.WAMessage{Direction: "in", WAID: c.ID, Phone: Phone(c.From), Type: "call", At: at})
+}
+
+// keep saves a message of a WhatsApp conversation on every campaign contact
+// with the user's number, or alone when the number is no contact's.
+func (in *Inbox) keep(ctx context.Context, msg storage.WAMessage) error {
+	contacts, err := in.store.ContactsByWhatsApp(ctx, msg.Phone)
+	if err != nil {
+		return err
+	}
+	if len(contacts) == 0 {
+		return in.store.SaveWAMessage(ctx, msg)
+	}
+	id := msg.WAID
+	for i, c := range contacts {
+		msg.ContactID = c.ID
+		if i > 0 {
+			// One message shown on each campaign's contact; wa_id stays unique.
+			msg.WAID = fmt.Sprintf("%s#%d", id, c.CampaignID)
+		}
+		if err := in.store.SaveWAMessage(ctx, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Phone is the E.164 number of a WhatsApp ID (WhatsApp writes it without "+").
+func Phone(waID string) string {
+	for len(waID) > 0 && waID[0] == '+' {
+		waID = waID[1:]
+	}
+	return "+" + waID
+}
