@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
@@ -55,10 +56,6 @@ type Config struct {
 	StatusDelay time.Duration
 	// FrameInterval is the user's audio packet interval (default 20 ms).
 	FrameInterval time.Duration
-	// WebhookRetryFor keeps retrying a webhook the callback does not take for
-	// this long (Meta retries for up to 7 days), so a business that restarts
-	// still gets its statuses. Zero: 5 attempts over about half a second.
-	WebhookRetryFor time.Duration
 	// Logger receives the emulator's logs; default discards.
 	Logger *slog.Logger
 }
@@ -157,6 +154,8 @@ type Emulator struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// statusScripts counts the message scripts that still have statuses to send.
+	statusScripts atomic.Int64
 
 	mu          sync.Mutex
 	callbackURL string
@@ -304,11 +303,15 @@ func (e *Emulator) MessageCounts() (byTo, byKey map[string]int) {
 	return byTo, byKey
 }
 
-// WebhooksPending returns how many webhooks wait to be delivered (or retried).
-func (e *Emulator) WebhooksPending() int { return e.hooks.pending() }
-
 // WebhooksDelivered returns how many webhook POSTs the callback answered 2xx.
 func (e *Emulator) WebhooksDelivered() int { return e.hooks.delivered() }
+
+// WebhooksPending returns how many webhooks are still to be delivered: queued, being
+// posted (its retries included), or still to come from the statuses of messages
+// sent. 0 means every webhook so far was delivered or given up.
+func (e *Emulator) WebhooksPending() int {
+	return e.hooks.pending() + int(e.statusScripts.Load())
+}
 
 // Close stops every call, the webhook sender and the server.
 func (e *Emulator) Close() error {
@@ -639,7 +642,11 @@ func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec
 		}
 		pricing = map[string]any{"billable": true, "pricing_model": "PMP", "type": "regular", "category": category}
 	}
-	e.goScript(func(ctx context.Context) { e.messageScript(ctx, id, to, key, permission, pricing, b) })
+	e.statusScripts.Add(1)
+	e.goScript(func(ctx context.Context) {
+		defer e.statusScripts.Add(-1)
+		e.messageScript(ctx, id, to, key, permission, pricing, b)
+	})
 }
 
 func (e *Emulator) template(name, lang string) (Template, bool) {

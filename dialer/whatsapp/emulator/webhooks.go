@@ -11,9 +11,15 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 )
 
-// webhookAttempts is how often one webhook is tried; Meta retries failed deliveries
-// for much longer, but tests want a bounded emulator.
-const webhookAttempts = 5
+// Meta retries a failed delivery with decreasing frequency for up to 7 days; the
+// emulator retries one for webhookRetryFor, long enough to outlast a receiver's
+// restart on a loaded machine (the evidence of a send a crash left in doubt comes
+// this way), waiting at most webhookMaxBackoff between tries: tests want a bounded
+// emulator.
+const (
+	webhookRetryFor   = 30 * time.Second
+	webhookMaxBackoff = time.Second
+)
 
 // webhookSender POSTs queued webhooks to the callback URL one at a time, in order,
 // signed with the app secret, retrying non-2xx answers.
@@ -22,11 +28,10 @@ type webhookSender struct {
 	hc   *http.Client
 	wake chan struct{}
 
-	mu    sync.Mutex
-	queue [][]byte
-	ok    int
-	// posting is set while a webhook is being delivered (retries included).
-	posting bool
+	mu      sync.Mutex
+	queue   [][]byte
+	posting bool // a webhook is taken off the queue and not yet delivered or dropped
+	ok      int
 }
 
 func newWebhookSender(e *Emulator) *webhookSender {
@@ -43,7 +48,7 @@ func (s *webhookSender) enqueue(body []byte) {
 	}
 }
 
-// pending counts the webhooks not yet delivered or given up on.
+// pending counts the webhooks queued or being posted.
 func (s *webhookSender) pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -87,16 +92,17 @@ func (s *webhookSender) run(ctx context.Context) {
 }
 
 func (s *webhookSender) post(ctx context.Context, body []byte) {
-	s.e.mu.Lock()
-	url := s.e.callbackURL
-	s.e.mu.Unlock()
-	if url == "" {
-		return
-	}
 	sig := whatsapp.Sign(s.e.cfg.AppSecret, body)
 	backoff := 20 * time.Millisecond
-	until := time.Now().Add(s.e.cfg.WebhookRetryFor)
-	for attempt := 1; attempt <= webhookAttempts || time.Now().Before(until); attempt++ {
+	giveUp := time.Now().Add(webhookRetryFor)
+	for attempt := 1; ; attempt++ {
+		// Read at every try: a receiver that restarts may come back elsewhere.
+		s.e.mu.Lock()
+		url := s.e.callbackURL
+		s.e.mu.Unlock()
+		if url == "" {
+			return
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			s.e.log.Error("webhook request", slog.String("error", err.Error()))
@@ -117,10 +123,13 @@ func (s *webhookSender) post(ctx context.Context, body []byte) {
 		} else if ctx.Err() != nil {
 			return
 		}
+		if time.Now().Add(backoff).After(giveUp) {
+			break
+		}
 		if !sleep(ctx, backoff) {
 			return
 		}
-		backoff = min(2*backoff, time.Second)
+		backoff = min(2*backoff, webhookMaxBackoff)
 	}
-	s.e.log.Warn("webhook dropped after retries")
+	s.e.log.Warn("webhook dropped after retries", slog.Duration("for", webhookRetryFor))
 }
