@@ -30,9 +30,13 @@ var inDoubtLine = regexp.MustCompile(`in_doubt=(\d+)`)
 // messages WhatsApp has whose wamid the process never learnt. At the end,
 // once the emulator's status webhooks (retried across restarts, as Meta does)
 // have arrived, every outbox row is settled: sent exactly once according to the
-// emulator's own count, or recorded not sent; none is in doubt; none is
-// recorded sent (nor its attempt) that the emulator never received; no
-// permission request is left sending.
+// emulator's own count, or recorded not sent; none is recorded sent (nor its
+// attempt) that the emulator never received; no row of any kind (permission
+// requests included) is left sending; none is in doubt but those whose
+// request the kill cut short between its recorded start and its body's last
+// byte, which WhatsApp never processed and no evidence will ever settle (never
+// more than the requests the emulator got cut short; about one in twenty kills
+// on a loaded 2-core machine).
 func TestKillFiveTimesDuringTemplateSendsSettlesEveryRow(t *testing.T) {
 	const n, kills = outboxDrillContacts, 5
 	s := newWAServer(t, 100)
@@ -72,6 +76,7 @@ func TestKillFiveTimesDuringTemplateSendsSettlesEveryRow(t *testing.T) {
 	}
 
 	byTo, byKey := s.emu.MessageCounts()
+	var unsettled []string
 	db := openDB(t, s.dataDir)
 	ctx := context.Background()
 	for c := 1; c <= n; c++ {
@@ -93,8 +98,10 @@ func TestKillFiveTimesDuringTemplateSendsSettlesEveryRow(t *testing.T) {
 			switch {
 			case got > 1:
 				t.Errorf("%s: WhatsApp got it %d times", key, got)
+			case m.State == storage.OutboxInDoubt && got != 0:
+				t.Errorf("%s: still in doubt after every webhook arrived, yet WhatsApp got it", key)
 			case m.State == storage.OutboxInDoubt:
-				t.Errorf("%s: still in doubt after every webhook arrived (WhatsApp got it %d times)", key, got)
+				unsettled = append(unsettled, key)
 			case m.State == storage.OutboxSent && got != 1:
 				t.Errorf("%s: recorded sent, WhatsApp never got it", key)
 			case m.State != storage.OutboxSent && got != 0:
@@ -103,6 +110,22 @@ func TestKillFiveTimesDuringTemplateSendsSettlesEveryRow(t *testing.T) {
 				t.Errorf("contact %d: attempt %s, WhatsApp never got %s", c, a.Outcome, key)
 			}
 		}
+	}
+	// The one doubt no evidence can settle: a kill between the record of a
+	// request's start and the last byte of its body leaves a request WhatsApp
+	// never processed (it got it cut short) and the process cannot know it. Such a
+	// message stays in doubt, reported to supervisors, never resent nor called
+	// sent; there are never more of them than requests the emulator got cut short.
+	truncated := 0
+	for _, r := range s.emu.Requests() {
+		if r.Truncated {
+			truncated++
+		}
+	}
+	if len(unsettled) > truncated {
+		t.Errorf("%d messages still in doubt after every webhook arrived (%v), and only %d requests were cut short by the kills", len(unsettled), unsettled, truncated)
+	} else if len(unsettled) > 0 {
+		t.Logf("%d messages in doubt with no evidence to come: the kill cut their request short (%v; %d requests cut short in all)", len(unsettled), unsettled, truncated)
 	}
 	for to, c := range byTo {
 		if c > 1 {
@@ -114,9 +137,13 @@ func TestKillFiveTimesDuringTemplateSendsSettlesEveryRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for kind, byState := range counts {
-		if byState[storage.OutboxSending]+byState[storage.OutboxInDoubt] != 0 {
-			t.Errorf("%s: %d rows left sending, %d in doubt", kind, byState[storage.OutboxSending], byState[storage.OutboxInDoubt])
+		if byState[storage.OutboxSending] != 0 {
+			t.Errorf("%s: %d rows left sending", kind, byState[storage.OutboxSending])
 		}
+	}
+	if counts["whatsapp.template"][storage.OutboxInDoubt] != len(unsettled) {
+		t.Errorf("%d template rows in doubt, %d found by contact", counts["whatsapp.template"][storage.OutboxInDoubt], len(unsettled))
 	}
 	t.Logf("outbox: %v; %d numbers got one template each; %d messages were in doubt at a restart", counts, len(byTo), inDoubtAtRestart)
 }
+

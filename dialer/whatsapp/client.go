@@ -215,61 +215,77 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}
 }
 
-// attempt sends one HTTP request bounded by the request timeout. An error
-// before a connection to Meta was made wraps ErrNotSent; adm's hook, when the
-// request was admitted, runs once the connection is made, just before the
-// request is written on it.
+// attempt sends one HTTP request bounded by the request timeout. A request is
+// processed only once its body has arrived whole, and the transport reads the
+// body only after writing the headers: so the body's first read is where a
+// request starts to leave. adm's hook, when the request was admitted, runs
+// there, before a byte of the body is handed over (an error from it sends no
+// body, so nothing processable); an error before that point wraps ErrNotSent.
 func (c *Client) attempt(ctx context.Context, r request, payload []byte, adm *admission) (int, http.Header, []byte, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
+	var body *startGate
 	var rd io.Reader
 	if payload != nil {
-		rd = bytes.NewReader(payload)
+		body = &startGate{ctx: ctx, r: bytes.NewReader(payload)}
+		if adm != nil {
+			body.before = adm.before
+		}
+		rd = body
 	}
 	req, err := http.NewRequestWithContext(actx, r.method, c.endpoint(r.path, r.query), rd)
 	if err != nil {
 		return 0, nil, nil, err
 	}
+	req.ContentLength = int64(len(payload)) // no probe read, no chunking: the body is read once, after the headers
 	req.Header.Set("Authorization", "Bearer "+c.cfg.AccessToken)
 	req.Header.Set("Accept", "application/json")
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	// The hook runs once the connection is there and before a byte of the
-	// request is written on it: a process that dies while connecting left
-	// nothing that could have been sent. A hook that fails stops the request;
-	// as the transport may have begun writing by then, it counts as may-have-left.
-	var connected, refused atomic.Bool
-	tctx, stop := context.WithCancel(actx)
-	defer stop()
-	req = req.WithContext(httptrace.WithClientTrace(tctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
-		if adm != nil && adm.before != nil {
-			if err := adm.before(ctx); err != nil {
-				c.log.LogAttrs(ctx, slog.LevelError, "request stopped: its start could not be recorded", slog.String("op", r.op), slog.String("error", err.Error()))
-				refused.Store(true)
-				stop()
-			}
-		}
-		connected.Store(true)
-	}}))
+	var connected atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if !connected.Load() {
-			// Nothing was written: no connection carried it.
+		if (body != nil && !body.started.Load()) || (body == nil && !connected.Load()) {
+			// Nothing processable was written: no body, or no connection.
 			return 0, nil, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		return 0, nil, nil, err
 	}
-	if refused.Load() {
-		resp.Body.Close()
-		return 0, nil, nil, errors.New("the request's start could not be recorded")
-	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read response: %w", err)
 	}
-	return resp.StatusCode, resp.Header, body, nil
+	return resp.StatusCode, resp.Header, out, nil
+}
+
+// startGate is a request body that runs before on its first read, and reports
+// whether it was read at all.
+type startGate struct {
+	ctx     context.Context
+	r       io.Reader
+	before  func(context.Context) error
+	started atomic.Bool
+	err     error
+}
+
+// Read runs the hook once, before the first byte is handed over.
+func (g *startGate) Read(p []byte) (int, error) {
+	if !g.started.Load() {
+		if g.before != nil {
+			if err := g.before(g.ctx); err != nil {
+				g.err = fmt.Errorf("the request's start could not be recorded: %w", err)
+				return 0, g.err
+			}
+		}
+		g.started.Store(true)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.r.Read(p)
 }
 
 // backoff returns the wait before attempt+1: exponential from MinBackoff, capped at

@@ -140,6 +140,9 @@ type Request struct {
 	To, Action, Type, CallID, Key string
 	// ResultID is the wamid or wacid created by an accepted request.
 	ResultID string
+	// Truncated is set when the request's body did not arrive whole (its client
+	// went away while writing it): it was not processed.
+	Truncated bool
 }
 
 // Emulator is a running emulated Cloud API. Create it with [Start].
@@ -472,6 +475,8 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
+		// Cut short (the client went away mid-request): nothing of it is processed.
+		rec.Truncated = true
 		e.writeError(w, &rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "Invalid request body"})
 		return
 	}
