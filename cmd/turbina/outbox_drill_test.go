@@ -146,4 +146,3 @@ func TestKillFiveTimesDuringTemplateSendsSettlesEveryRow(t *testing.T) {
 	}
 	t.Logf("outbox: %v; %d numbers got one template each; %d messages were in doubt at a restart", counts, len(byTo), inDoubtAtRestart)
 }
-
