@@ -164,6 +164,13 @@ func (in *Inbox) Apply(ctx context.Context, ev whatsapp.Event) error {
 			// holds no call to apply it to.
 			return in.engine.RouteInboundCall(ctx, ev)
 		}
+		if ev.Call.BizOpaque != "" {
+			// A business-initiated call's webhook is WhatsApp's evidence that its
+			// connect took effect: it settles a connect a crash left in doubt.
+			if _, err := in.store.SettleByKey(ctx, ev.Call.BizOpaque, ev.Call.ID); err != nil {
+				return err
+			}
+		}
 		if in.cfg.Client != nil {
 			return in.cfg.Client.HandleEvents(ctx, []whatsapp.Event{ev})
 		}
