@@ -2,6 +2,7 @@ package waevents
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"unicode"
 
@@ -49,6 +50,11 @@ func (in *Inbox) optOutReply(ctx context.Context, phone, key string) error {
 	client := in.cfg.Client
 	if client == nil {
 		return nil // stays pending in the outbox: not sent is not recorded as sent
+	}
+	if _, err := in.store.OutboxByKey(ctx, key); errors.Is(err, storage.ErrNotFound) {
+		return nil // not queued: the number had opted out before, and was confirmed then
+	} else if err != nil {
+		return err
 	}
 	m, err := waoutbox.Send(ctx, in.store, client, outboxOptOutReply, key, optOutPayload{To: phone},
 		func(ctx context.Context) (whatsapp.SendResult, error) {

@@ -38,14 +38,44 @@ func Send(ctx context.Context, o storage.Outbox, client *whatsapp.Client, kind, 
 	if _, _, err := o.Enqueue(ctx, kind, key, b); err != nil {
 		return storage.OutboxMessage{}, err
 	}
+	for attempt := 1; ; attempt++ {
+		m, serr, err := try(ctx, o, client, key, send)
+		if serr == nil || m.State != storage.OutboxSending {
+			return m, err
+		}
+		// Refused by Meta for throughput, or Meta failed, or it never left: due
+		// again at once, claimed again only when its next token is taken.
+		delay, again := client.RetryDelay(attempt, serr)
+		if !again || ctx.Err() != nil {
+			return settleFailure(ctx, o, m, serr)
+		}
+		if err := o.MarkFailed(ctx, m.ID, serr, time.Now()); err != nil {
+			return m, joinErr(serr, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			m.State, m.LastError = storage.OutboxPending, serr.Error()
+			return m, serr
+		}
+	}
+}
+
+// try makes one request for the row under key if it is pending: the token
+// first, then the claim, then the request. It returns the row, the request's
+// error (the row then still sending) and a storage error; a row that is not
+// pending, or claimed by another, is returned as it stands.
+func try(ctx context.Context, o storage.Outbox, client *whatsapp.Client, key string, send SendFunc) (storage.OutboxMessage, error, error) {
 	m, err := o.OutboxByKey(ctx, key)
 	if err != nil || m.State != storage.OutboxPending {
-		return m, err // decided before: its first result stands
+		return m, nil, err // decided before: its first result stands
 	}
 	// The token first: a row never waits claimed on the rate limit.
 	actx, err := client.Admit(ctx, func(ctx context.Context) error { return o.MarkRequestStarted(ctx, m.ID) })
 	if err != nil {
-		return m, err
+		return m, nil, err
 	}
 	claimed, err := o.ClaimKey(ctx, key)
 	if err != nil || !claimed {
@@ -54,18 +84,27 @@ func Send(ctx context.Context, o storage.Outbox, client *whatsapp.Client, kind, 
 		if err == nil {
 			err = gerr
 		}
-		return m, err
+		return m, nil, err
 	}
 	m.State, m.Tries = storage.OutboxSending, m.Tries+1
 	res, serr := send(actx)
+	if serr != nil {
+		return m, serr, nil
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	m.State, m.ResultID, m.LastError = storage.OutboxSent, res.MessageID, ""
+	// Not recorded, the row stays sending with its request started: a restart
+	// finds it in doubt and its status webhook settles it.
+	return m, nil, o.MarkSent(bctx, m.ID, res.MessageID)
+}
+
+// settleFailure records a failed request as what is known of it: in doubt when
+// it may have left, pending when the caller stopped before it left, else failed.
+func settleFailure(ctx context.Context, o storage.Outbox, m storage.OutboxMessage, serr error) (storage.OutboxMessage, error) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 	defer cancel()
 	switch {
-	case serr == nil:
-		m.State, m.ResultID, m.LastError = storage.OutboxSent, res.MessageID, ""
-		// Not recorded, the row stays sending with its request started: a
-		// restart finds it in doubt and its status webhook settles it.
-		return m, o.MarkSent(bctx, m.ID, res.MessageID)
 	case whatsapp.MayHaveLeft(serr):
 		m.State, m.LastError = storage.OutboxInDoubt, serr.Error()
 		return m, joinErr(serr, o.MarkInDoubt(bctx, m.ID, serr))

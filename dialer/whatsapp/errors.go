@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Kind classifies a failure by what the engine should do about it.
@@ -148,6 +149,22 @@ func MayHaveLeft(err error) bool {
 		return false
 	}
 	return true
+}
+
+// RetryDelay says whether a failed request may be made again at once under
+// the same key, and after how long: true when Meta refused it for throughput or
+// failed without processing it, or it never left, and fewer than MaxAttempts
+// tries (attempt counts them) were made. A request that may have left is never
+// retried: only evidence settles it.
+func (c *Client) RetryDelay(attempt int, err error) (time.Duration, bool) {
+	if attempt >= c.cfg.MaxAttempts || MayHaveLeft(err) {
+		return 0, false
+	}
+	var e *Error
+	if !errors.As(err, &e) || !e.retryable() {
+		return 0, false
+	}
+	return c.backoff(attempt, nil), true
 }
 
 // ErrorKind returns the kind of err if it is (or wraps) an [*Error], KindUnknown otherwise.
