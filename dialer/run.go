@@ -263,6 +263,8 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 		if c := r.callFor(attemptID); c != nil {
 			c.attempt.HangupBy = "agent"
 			leg = c.leg
+			// A command has no context of its own: the loop's.
+			r.feed(r.life, c, callEvent{kind: evAgentHangup, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 		}
 		legc <- leg
 	}) {
