@@ -222,6 +222,21 @@ func (r *run) poke() {
 	}
 }
 
+// channelChanged wakes the loop for a channel that went down or came back.
+// Called with e.mu held, so it never blocks: with the loop busy, a poke still
+// wakes it, and the hold ends on its own.
+func (r *run) channelChanged(ch campaigns.Channel) {
+	select {
+	case r.cmds <- func() {
+		if r.e.channelUp(ch) {
+			delete(r.downUntil, ch)
+		}
+	}:
+	default:
+		r.poke()
+	}
+}
+
 // setCampaign hands the loop the campaign as last stored. Called with e.mu held.
 func (r *run) setCampaign(c campaigns.Campaign) {
 	select {
