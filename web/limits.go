@@ -244,14 +244,15 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				auth.err = errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token")
 			}
 			if auth.err != nil {
-				sem := s.anonymous
+				sem, name := s.anonymous, "anonymous"
 				if class == classWebhook {
-					sem = s.webhooks
+					sem, name = s.webhooks, "webhook"
 				}
 				select {
 				case sem <- struct{}{}:
 					defer func() { <-sem }()
 				default:
+					s.metrics.busy.WithLabelValues(name).Inc()
 					w.Header().Set("Retry-After", "1")
 					w.Header().Set("Connection", "close")
 					// The body is not wanted: the connection closes as soon as the

@@ -358,6 +358,9 @@ func TestSlowStrangersDoNotStarveTheServer(t *testing.T) {
 			t.Fatalf("%d of %d slow strangers beyond the cap of %d were turned away", busy, clients-maxAnonymous, maxAnonymous)
 		}
 	}
+	if got := metricValue(t, e.get(t, "/metrics", "").body, "turbina_http_busy_total", `class="anonymous"`); got < float64(busy) {
+		t.Errorf("turbina_http_busy_total counted %v of %d turned away", got, busy)
+	}
 	if slowest > 5*time.Second {
 		t.Errorf("the slowest 503 came %s after its request, want at once", slowest)
 	}
