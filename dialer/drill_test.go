@@ -1,0 +1,317 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/internal/netlab"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// Link-cut drills through the whole engine (issue 14's proof): sipp is the
+// carrier in a network namespace behind a router, netlab's Cut drops everything
+// between it and Turbina both ways with no ICMP, and the engine runs as served:
+// the real Originator on its default health settings behind sipchannel, the
+// WhatsApp rungs on wachannel against the Cloud API emulator, a real SQLite
+// file. Every bound is measured from the system's own records (the attempts'
+// timestamps, the trunk's status); the cut's instant is taken just before the
+// routes go in.
+
+// drillHarness is the engine dialling a carrier behind a cuttable link.
+type drillHarness struct {
+	*waHarness
+	lab     *netlab.Lab
+	carrier *sipptest.Proc
+}
+
+// newDrillHarness starts sipp playing scenario in the carrier's namespace and the
+// engine, configured by cfg, dialling it.
+func newDrillHarness(t *testing.T, scenario string, cfg Config) *drillHarness {
+	t.Helper()
+	lab := netlab.New(t)
+	carrier := sipptest.Start(t, scenario, sipptest.Options{
+		Netns: lab.CarrierNS, Host: lab.CarrierIP, Calls: 100000, Timeout: 5 * time.Minute,
+	})
+	h := newWhatsAppHarnessConfig(t, sip.Config{
+		Trunks:     []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}},
+		ListenAddr: net.JoinHostPort(lab.RootIP, "0"),
+	}, func(o *sip.Originator) channel.Channel { return sipchannel.New(o) }, cfg)
+	return &drillHarness{waHarness: h, lab: lab, carrier: carrier}
+}
+
+// cut cuts the link and returns when.
+func (d *drillHarness) cut() time.Time {
+	d.t.Helper()
+	at := time.Now()
+	d.lab.Cut()
+	return at
+}
+
+// trunk is the carrier trunk's status.
+func (d *drillHarness) trunk() sip.TrunkStatus { return d.sip.Trunks()[0] }
+
+// waitTrunk waits until the trunk's status satisfies ok and returns it.
+func (d *drillHarness) waitTrunk(what string, within time.Duration, ok func(sip.TrunkStatus) bool) sip.TrunkStatus {
+	d.t.Helper()
+	deadline := time.Now().Add(within)
+	for st := d.trunk(); ; st = d.trunk() {
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("trunk not %s within %s: %+v\nsipp: %s", what, within, st, sipptest.Tail(d.carrier.Output(), 1500))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitDown waits until the trunk is found down.
+func (d *drillHarness) waitDown(within time.Duration) sip.TrunkStatus {
+	d.t.Helper()
+	return d.waitTrunk("down", within, func(st sip.TrunkStatus) bool { return !st.DownSince.IsZero() })
+}
+
+// numbers are n phone numbers from first.
+func numbers(first, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("+5511987%06d", first+i)
+	}
+	return out
+}
+
+// drillCampaign creates a campaign (SIP, WhatsApp call, template; one attempt
+// each) of the phones, each scripted b on WhatsApp, with the SIP calls' ring
+// timeout fixed at ring; it returns the campaign and its contacts.
+func (d *drillHarness) drillCampaign(phones []string, b emulator.Behaviour, ring time.Duration) (campaigns.Campaign, []campaigns.Contact) {
+	d.t.Helper()
+	plans := map[string]string{}
+	for _, phone := range phones {
+		d.emu.Script(strings.TrimPrefix(phone, "+"), b)
+		plans[phone] = "Fibra"
+	}
+	n := len(phones)
+	c := d.campaignWith(plans)
+	if _, err := d.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
+		c.Pacing.RingTimeout = campaigns.Duration(ring)
+		return c.Validate()
+	}); err != nil {
+		d.t.Fatal(err)
+	}
+	list, _, err := d.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{Limit: 1000})
+	if err != nil || len(list) != n {
+		d.t.Fatalf("contacts %d, %v", len(list), err)
+	}
+	return c, list
+}
+
+// sipAttempts is every SIP attempt of the contacts.
+func (d *drillHarness) sipAttempts(list []campaigns.Contact) []storage.Attempt {
+	d.t.Helper()
+	var out []storage.Attempt
+	for _, ct := range list {
+		for _, a := range d.attempts(ct.ID) {
+			if a.Channel == campaigns.ChannelSIP {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// waitSIP waits until the contacts' SIP attempts satisfy ok and returns them.
+func (d *drillHarness) waitSIP(list []campaigns.Contact, what string, within time.Duration, ok func([]storage.Attempt) bool) []storage.Attempt {
+	d.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		as := d.sipAttempts(list)
+		if ok(as) {
+			return as
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("SIP attempts not %s within %s: %+v", what, within, as)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitInFlight waits until n calls are in flight on the trunk, then as long
+// again as the carrier takes to ring a call it received: the engine stores a
+// call's ringing only at its end, so the trunk's count is the live view.
+func (d *drillHarness) waitInFlight(n int, within time.Duration) {
+	d.t.Helper()
+	d.waitTrunk(fmt.Sprintf("%d calls in flight", n), within, func(st sip.TrunkStatus) bool { return st.InFlight >= n })
+	time.Sleep(300 * time.Millisecond)
+}
+
+// rangBefore fails for a contact whose SIP attempt had not rung before the cut.
+func rangBefore(t *testing.T, as []storage.Attempt, cut time.Time) {
+	t.Helper()
+	for _, a := range as {
+		if a.RingAt == nil || !a.RingAt.Before(cut) {
+			t.Errorf("attempt %d was not ringing at the cut: %+v", a.ID, a)
+		}
+	}
+}
+
+// checkDetection checks the trunk's own record of its death: how it was found,
+// and down within bound of since.
+func checkDetection(t *testing.T, st sip.TrunkStatus, since time.Time, what string, bound time.Duration) {
+	t.Helper()
+	got := st.DownSince.Sub(since)
+	t.Logf("trunk down %s after %s (sign %q, detection %.3fs)", got.Round(time.Millisecond), what, st.Sign, st.LastDetection)
+	if got > bound {
+		t.Errorf("trunk down %s after %s, want ≤ %s", got, what, bound)
+	}
+	if st.Sign == "" || st.LastDetection <= 0 || st.LastDetection > bound.Seconds() {
+		t.Errorf("trunk status %+v: want the first sign and a detection within %s", st, bound)
+	}
+}
+
+// checkNoFalseOutcomes fails for SIP attempts that ended at or after the cut as
+// if the person had been reached and said no: no_answer or busy.
+func checkNoFalseOutcomes(t *testing.T, as []storage.Attempt, cut time.Time) {
+	t.Helper()
+	for _, a := range as {
+		if a.EndAt == nil || a.EndAt.Before(cut) {
+			continue
+		}
+		if a.Outcome == string(campaigns.OutcomeNoAnswer) || a.Outcome == string(campaigns.OutcomeBusy) {
+			t.Errorf("attempt %d ended %s after the cut recorded %q: the trunk was dead", a.ID, a.EndAt.Sub(cut), a.Outcome)
+		}
+	}
+}
+
+// TestDrillEngineWhileDialling: the link dies while a campaign dials (the carrier
+// answers the odd numbers, rings the even ones): the trunk is down within 1.5 s
+// of the first INVITE that got no answer, the first WhatsApp call leaves within
+// 2 s of the cut, every contact caught ringing or dialling is called on WhatsApp
+// within 5 s, and none is recorded no_answer or busy.
+func TestDrillEngineWhileDialling(t *testing.T) {
+	d := newDrillHarness(t, "drill-mixed.xml", Config{RingTimeout: 30 * time.Second})
+	// One number in five ends in an even digit and rings; the others are
+	// answered and talk a second with an agent, who then frees up for the next
+	// dial: a steady stream of INVITEs.
+	var phones []string
+	for i := range 40 {
+		last := 2*(i%5) - 1
+		if i%5 == 0 {
+			last = 0
+		}
+		phones = append(phones, fmt.Sprintf("+5511987%04d%d", 100+i, last))
+	}
+	c, list := d.drillCampaign(phones, emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, 5*time.Second)
+	d.agents(c.ID, 6, time.Second)
+	d.setState(c.ID, campaigns.StateRunning)
+	// Dialling in full: calls answered and through to agents, others ringing,
+	// agents freed by calls they ended.
+	d.waitSIP(list, "dialling in full", 15*time.Second, func(as []storage.Attempt) bool {
+		done := 0
+		for _, a := range as {
+			if a.ConnectAt != nil && a.State == "ended" {
+				done++
+			}
+		}
+		return done >= 2
+	})
+	cut := d.cut()
+	st := d.waitDown(5 * time.Second)
+	caught := func(a storage.Attempt) bool {
+		return a.CreatedAt.Before(st.DownSince) && (a.EndAt == nil || !a.EndAt.Before(cut)) && a.ConnectAt == nil
+	}
+	as := d.waitSIP(list, "ended", 10*time.Second, func(as []storage.Attempt) bool {
+		return !slices.ContainsFunc(as, func(a storage.Attempt) bool { return caught(a) && a.State != "ended" })
+	})
+	// The first INVITE sent after the cut that had no answer at all.
+	var first time.Time
+	for _, a := range as {
+		if a.SetupAt != nil && !a.SetupAt.Before(cut) && a.RingAt == nil && (first.IsZero() || a.SetupAt.Before(first)) {
+			first = *a.SetupAt
+		}
+	}
+	if first.IsZero() {
+		// No dial left between the cut and the detection: keepalives found it.
+		checkDetection(t, st, cut, "the cut (no INVITE went out meanwhile)", 2*time.Second)
+	} else {
+		checkDetection(t, st, first, "the first unanswered INVITE", 1500*time.Millisecond)
+	}
+	checkNoFalseOutcomes(t, as, cut)
+	var caughtContacts []campaigns.Contact
+	for _, ct := range list {
+		if slices.ContainsFunc(d.attempts(ct.ID), caught) {
+			caughtContacts = append(caughtContacts, ct)
+		}
+	}
+	if len(caughtContacts) == 0 {
+		t.Fatal("no call was caught by the cut: the drill proved nothing")
+	}
+	ids := make([]int64, len(caughtContacts))
+	for i, ct := range caughtContacts {
+		ids[i] = ct.ID
+	}
+	caughtContacts = d.waitContacts(c.ID, 15*time.Second, func(ct campaigns.Contact) bool {
+		return !slices.Contains(ids, ct.ID) || slices.ContainsFunc(d.attempts(ct.ID), func(a storage.Attempt) bool {
+			return a.Channel == campaigns.ChannelWhatsAppCall && a.State == "ended"
+		})
+	})
+	caughtContacts = slices.DeleteFunc(caughtContacts, func(ct campaigns.Contact) bool { return !slices.Contains(ids, ct.ID) })
+	firstWA := d.checkMovedOn(caughtContacts, cut, campaigns.OutcomeTrunkDown, campaigns.OutcomeTrunkFault, campaigns.OutcomeChannelDown)
+	t.Logf("%d contacts caught; first WhatsApp call %s after the cut", len(caughtContacts), firstWA.Round(time.Millisecond))
+	if firstWA > 2*time.Second {
+		t.Errorf("first WhatsApp call %s after the cut, want ≤ 2 s", firstWA)
+	}
+}
+
+// TestDrillEngineIdle: nothing is in flight when the link dies; keepalives find
+// it within 2 s, and a contact due then goes to WhatsApp without a SIP call.
+func TestDrillEngineIdle(t *testing.T) {
+	d := newDrillHarness(t, "drill-ring.xml", Config{RingTimeout: 30 * time.Second})
+	c, list := d.drillCampaign(numbers(200, 1), emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, 10*time.Second)
+	time.Sleep(1500 * time.Millisecond) // keepalives answered meanwhile: the trunk stays up
+	if st := d.trunk(); st.State != sip.CircuitClosed || !st.DownSince.IsZero() {
+		t.Fatalf("trunk before the cut: %+v", st)
+	}
+	cut := d.cut()
+	st := d.waitDown(5 * time.Second)
+	checkDetection(t, st, cut, "the cut", 2*time.Second)
+	if !strings.Contains(st.Sign, "keepalive") {
+		t.Errorf("sign %q, want the failed keepalive", st.Sign)
+	}
+	d.agents(c.ID, 1, time.Hour)
+	d.setState(c.ID, campaigns.StateRunning)
+	d.waitWhatsAppCalls(c.ID, 10*time.Second)
+	for _, a := range d.attempts(list[0].ID) {
+		if a.Channel == campaigns.ChannelSIP && a.SetupAt != nil {
+			t.Errorf("SIP call %+v placed on a trunk known dead", a)
+		}
+	}
+}
+
+// TestDrillEngineRinging: calls ringing at the cut end trunk_down, never
+// no_answer, and each contact is called on WhatsApp within 5 s of the cut.
+func TestDrillEngineRinging(t *testing.T) {
+	d := newDrillHarness(t, "drill-ring.xml", Config{RingTimeout: 30 * time.Second})
+	c, list := d.drillCampaign(numbers(300, 4), emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, 20*time.Second)
+	d.agents(c.ID, len(list), time.Hour)
+	d.setState(c.ID, campaigns.StateRunning)
+	d.waitInFlight(len(list), 10*time.Second)
+	cut := d.cut()
+	st := d.waitDown(5 * time.Second)
+	checkDetection(t, st, cut, "the cut (every call ringing, none dialling)", 2*time.Second)
+	moved := d.waitWhatsAppCalls(c.ID, 15*time.Second)
+	d.checkMovedOn(moved, cut, campaigns.OutcomeTrunkDown)
+	checkNoFalseOutcomes(t, d.sipAttempts(list), cut)
+	rangBefore(t, d.sipAttempts(list), cut)
+}
