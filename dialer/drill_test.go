@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
