@@ -9,13 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/internal/netlab"
+	"github.com/turbina-dialer/turbina/internal/phonetest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -313,4 +317,150 @@ func TestDrillEngineRinging(t *testing.T) {
 	d.checkMovedOn(moved, cut, campaigns.OutcomeTrunkDown)
 	checkNoFalseOutcomes(t, d.sipAttempts(list), cut)
 	rangBefore(t, d.sipAttempts(list), cut)
+}
+
+// talker is one agent of the connected-call drill and how to hear it.
+type talker struct {
+	kind    string // "browser" or "phone"
+	agent   int64
+	ear     *agentEar // the browser's; nil for the phone
+	sipID   int64     // the conversation's SIP attempt
+	contact int64
+	before  *media.Connection // the SIP call's, on the agent's bridge
+}
+
+// waitBridged waits until the agent's bridge carried n packets each way on its
+// current connection, other than not, and returns that connection.
+func (d *drillHarness) waitBridged(ctx context.Context, who talker, n uint64, not *media.Connection, what string) *media.Connection {
+	d.t.Helper()
+	for {
+		var st media.CallStats
+		cur := d.engine.audio.Bridge(who.agent).Current()
+		if cur != nil && cur != not {
+			st = cur.Stats()
+		}
+		if st.ToAgent.Packets >= n && st.ToCustomer.Packets >= n {
+			return cur
+		}
+		if ctx.Err() != nil {
+			d.t.Fatalf("%s agent %d, %s: bridge carried %d packets to the agent, %d to the customer, want %d each", who.kind, who.agent, what,
+				st.ToAgent.Packets, st.ToCustomer.Packets, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDrillEngineConnectedCallsResume: two customers (sipp streaming RTP) talk
+// with agents, one on a browser (WebRTC) and one on a SIP phone (baresip); the
+// link is cut. Each conversation is back with its agent on WhatsApp within 5 s
+// of the cut, audio flows both ways at the agent's leg and at the WhatsApp
+// user's, and each counts once: one connected call, no abandon.
+func TestDrillEngineConnectedCallsResume(t *testing.T) {
+	requireOpus(t)
+	d := newDrillHarness(t, "drill-rtp.xml", Config{RingTimeout: 30 * time.Second})
+	c, list := d.drillCampaign(numbers(400, 2), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond}, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	for _, ct := range list {
+		if err := d.store.SetWhatsAppPermission(ctx, ct.ID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := d.agents(c.ID, 2, time.Hour) // on the call until the test hangs up
+	talkers := []talker{{kind: "browser", agent: ids[0]}, {kind: "phone", agent: ids[1]}}
+	talkers[0].ear = d.browserAgent(ctx, ids[0])
+	reg := phonetest.Registrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": ids[1]})
+	phonetest.Start(t, reg, "agent1", ids[1])
+	if err := d.engine.AgentAudio().NailUpPhone(ctx, ids[1], reg); err != nil {
+		t.Fatal(err)
+	}
+	d.setState(c.ID, campaigns.StateRunning)
+	for i := range talkers {
+		who := &talkers[i]
+		d.waitOnCall(ctx, who.agent, who.kind+" agent's SIP call")
+		a, _ := d.engine.Agents().Get(who.agent)
+		who.sipID = a.AttemptID
+		for _, ct := range list {
+			if slices.ContainsFunc(d.attempts(ct.ID), func(x storage.Attempt) bool { return x.ID == a.AttemptID }) {
+				who.contact = ct.ID
+			}
+		}
+		who.before = d.waitBridged(ctx, *who, 25, nil, "before the cut") // the customer is talking, and the agent
+	}
+	cut := d.cut()
+	st := d.waitDown(5 * time.Second)
+	t.Logf("trunk down %s after the cut (sign %q)", st.DownSince.Sub(cut).Round(time.Millisecond), st.Sign)
+	for _, who := range talkers {
+		// Back with the agent: the call back is connected, on the conversation's
+		// screen-pop, and the WhatsApp user and the agent hear each other.
+		var wa storage.Attempt
+		for {
+			as := d.attempts(who.contact)
+			if i := slices.IndexFunc(as, func(a storage.Attempt) bool {
+				return a.Channel == campaigns.ChannelWhatsAppCall && a.ConnectAt != nil
+			}); i >= 0 {
+				wa = as[i]
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s agent: the conversation was not resumed: attempts %+v", who.kind, as)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if back := wa.ConnectAt.Sub(cut); back > 5*time.Second {
+			t.Errorf("%s agent: back with the agent %s after the cut, want ≤ 5 s", who.kind, back)
+		}
+		t.Logf("%s agent: WhatsApp call %s after the cut, back with the agent %s after it", who.kind,
+			wa.CreatedAt.Sub(cut).Round(time.Millisecond), wa.ConnectAt.Sub(cut).Round(time.Millisecond))
+		if a, _ := d.engine.Agents().Get(who.agent); a.State != AgentOnCall || a.AttemptID != who.sipID {
+			t.Errorf("%s agent after the resume: %s on attempt %d, want on_call on %d", who.kind, a.State, a.AttemptID, who.sipID)
+		}
+		stats := d.waitBridged(ctx, who, 25, who.before, "after the resume").Stats()
+		t.Logf("%s agent after the resume: %d packets to the agent, %d to the WhatsApp user", who.kind, stats.ToAgent.Packets, stats.ToCustomer.Packets)
+		for cs, _ := d.emu.CallStats(wa.ExternalID); cs.PacketsReceived < 25 || cs.PacketsSent < 25; cs, _ = d.emu.CallStats(wa.ExternalID) {
+			if ctx.Err() != nil {
+				t.Fatalf("%s agent: the WhatsApp user sent %d and got %d packets", who.kind, cs.PacketsSent, cs.PacketsReceived)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if who.ear != nil {
+			for who.ear.path(webrtc.MimeTypeOpus).opusSilence < 25 {
+				if ctx.Err() != nil {
+					t.Fatalf("browser agent heard %+v of the WhatsApp user", who.ear.path(webrtc.MimeTypeOpus))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	for _, who := range talkers {
+		if err := d.engine.Hangup(ctx, who.agent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, who := range talkers {
+		as := d.waitEndedAttempts(ctx, who.contact, 2, func(as []storage.Attempt) bool { return as[0].Disposition != "" })
+		sipA, wa := as[0], as[1]
+		if sipA.ID != who.sipID || sipA.Outcome != string(campaigns.OutcomeConnected) || sipA.HangupBy != channel.HangupByTrunk || sipA.AgentID != who.agent {
+			t.Errorf("%s agent: SIP attempt %+v, want connected, hung up by the trunk, the agent's", who.kind, sipA)
+		}
+		if wa.Outcome != string(campaigns.OutcomeResumed) || wa.ResumedFrom != sipA.ID || wa.AgentID != who.agent {
+			t.Errorf("%s agent: WhatsApp attempt %+v, want resumed from %d with agent %d", who.kind, wa, sipA.ID, who.agent)
+		}
+	}
+	calls := map[string]int{}
+	for _, cs := range d.emu.Calls() {
+		calls[cs.To]++
+	}
+	for _, ct := range list {
+		if n := calls[strings.TrimPrefix(ct.Phone, "+")]; n != 1 {
+			t.Errorf("%s: %d WhatsApp calls, want the one call back", ct.Phone, n)
+		}
+	}
+	stats, err := d.store.CampaignStats(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Connected != len(talkers) || stats.Abandoned != 0 {
+		t.Errorf("stats: %d connected, %d abandoned; want each conversation once, no abandon", stats.Connected, stats.Abandoned)
+	}
 }
