@@ -43,14 +43,25 @@ type drillHarness struct {
 // engine, configured by cfg, dialling it.
 func newDrillHarness(t *testing.T, scenario string, cfg Config) *drillHarness {
 	t.Helper()
+	return newDrillHarnessTuned(t, scenario, nil, cfg)
+}
+
+// newDrillHarnessTuned is newDrillHarness with the originator's defaults changed
+// by tune.
+func newDrillHarnessTuned(t *testing.T, scenario string, tune func(*sip.Config), cfg Config) *drillHarness {
+	t.Helper()
 	lab := netlab.New(t)
 	carrier := sipptest.Start(t, scenario, sipptest.Options{
 		Netns: lab.CarrierNS, Host: lab.CarrierIP, Calls: 100000, Timeout: 5 * time.Minute,
 	})
-	h := newWhatsAppHarnessConfig(t, sip.Config{
+	sipCfg := sip.Config{
 		Trunks:     []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}},
 		ListenAddr: net.JoinHostPort(lab.RootIP, "0"),
-	}, func(o *sip.Originator) channel.Channel { return sipchannel.New(o) }, cfg)
+	}
+	if tune != nil {
+		tune(&sipCfg)
+	}
+	h := newWhatsAppHarnessConfig(t, sipCfg, func(o *sip.Originator) channel.Channel { return sipchannel.New(o) }, cfg)
 	return &drillHarness{waHarness: h, lab: lab, carrier: carrier}
 }
 
@@ -463,4 +474,101 @@ func TestDrillEngineConnectedCallsResume(t *testing.T) {
 	if stats.Connected != len(talkers) || stats.Abandoned != 0 {
 		t.Errorf("stats: %d connected, %d abandoned; want each conversation once, no abandon", stats.Connected, stats.Abandoned)
 	}
+}
+
+// TestDrillEngineFlapping: the link goes down for 2 s and up for 2 s, three
+// times; the trunk, recovering on one answered probe here, takes calls in each
+// up, and each cut catches calls ringing and calls talking with agents (a new
+// campaign of six each time: a cut sends every contact due to WhatsApp). No
+// contact gets two WhatsApp calls for its one SIP attempt nor a template twice
+// (counted by the emulator, as Meta would bill them), and no attempt is
+// recorded twice.
+func TestDrillEngineFlapping(t *testing.T) {
+	d := newDrillHarnessTuned(t, "drill-mixed.xml", func(c *sip.Config) {
+		c.RecoverAfter, c.ProbeInterval = 1, sip.Duration(250*time.Millisecond)
+	}, Config{RingTimeout: 30 * time.Second})
+	var list []campaigns.Contact
+	var ids []int64
+	for k := range 3 {
+		d.waitTrunk("up", 2*time.Second, func(st sip.TrunkStatus) bool { return st.State == sip.CircuitClosed })
+		up := time.Now()
+		c, some := d.drillCampaign(numbers(500+10*k, 6), emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, 5*time.Second)
+		for _, ct := range some {
+			// Connected calls the cut drops are called back.
+			if err := d.store.SetWhatsAppPermission(context.Background(), ct.ID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.agents(c.ID, len(some), 3*time.Second)
+		d.setState(c.ID, campaigns.StateRunning)
+		list, ids = append(list, some...), append(ids, c.ID)
+		time.Sleep(time.Until(up.Add(2 * time.Second)))
+		d.lab.Cut()
+		time.Sleep(2 * time.Second)
+		d.lab.Restore()
+	}
+	for _, id := range ids {
+		d.waitContacts(id, 40*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+	}
+
+	calls, templates := map[string]int{}, map[string]int{}
+	for _, cs := range d.emu.Calls() {
+		calls[cs.To]++
+	}
+	results := map[string]int{} // Meta's ids of the calls and messages it accepted
+	for _, r := range d.emu.Requests() {
+		if r.Status == 200 && r.ResultID != "" {
+			results[r.ResultID]++
+		}
+		if r.Type == "template" && r.Status == 200 {
+			templates[r.To]++
+		}
+	}
+	recorded := map[string]int{}
+	outcomes := map[string]int{}
+	caught := 0
+	for _, ct := range list {
+		as := d.attempts(ct.ID)
+		by := map[campaigns.Channel]int{}
+		for _, a := range as {
+			if slices.Contains(campaigns.UnplacedOutcomes(), campaigns.Outcome(a.Outcome)) {
+				continue // recorded as never sent: the trunk was down or ramping up
+			}
+			by[a.Channel]++
+			if a.ExternalID != "" {
+				recorded[a.ExternalID]++
+			}
+			outcomes[string(a.Channel)+" "+a.Outcome]++
+			if a.Outcome == string(campaigns.OutcomeTrunkDown) {
+				caught++
+			}
+		}
+		num := strings.TrimPrefix(ct.Phone, "+")
+		if by[campaigns.ChannelSIP] > 1 || by[campaigns.ChannelWhatsAppCall] > 1 || by[campaigns.ChannelWhatsAppTemplate] > 1 {
+			t.Errorf("%s: attempts by channel %v, want one at most on each (one each on the ladder)", ct.Phone, by)
+		}
+		if calls[num] > max(1, by[campaigns.ChannelSIP]) || calls[num] != by[campaigns.ChannelWhatsAppCall] {
+			t.Errorf("%s: %d WhatsApp calls at the emulator for %d SIP and %d WhatsApp call attempts", ct.Phone, calls[num], by[campaigns.ChannelSIP], by[campaigns.ChannelWhatsAppCall])
+		}
+		if templates[num] > 1 || templates[num] != by[campaigns.ChannelWhatsAppTemplate] {
+			t.Errorf("%s: %d templates at the emulator for %d template attempts", ct.Phone, templates[num], by[campaigns.ChannelWhatsAppTemplate])
+		}
+	}
+	for id, n := range results {
+		if recorded[id] != 1 || n != 1 {
+			t.Errorf("%s: accepted %d times by the emulator, recorded on %d attempts; want once each", id, n, recorded[id])
+		}
+	}
+	for id, n := range recorded {
+		if results[id] == 0 {
+			t.Errorf("%s recorded on %d attempts, never accepted by the emulator", id, n)
+		}
+	}
+	if caught == 0 {
+		t.Error("no call was caught by a cut: the drill proved nothing")
+	}
+	if len(results) == 0 {
+		t.Error("the emulator accepted nothing")
+	}
+	t.Logf("%d contacts, %d SIP calls caught by a cut, %d WhatsApp calls, %d templates; attempts %v", len(list), caught, len(d.emu.Calls()), len(templates), outcomes)
 }
