@@ -41,14 +41,14 @@ type drillHarness struct {
 
 // newDrillHarness starts sipp playing scenario in the carrier's namespace and the
 // engine, configured by cfg, dialling it.
-func newDrillHarness(t *testing.T, scenario string, cfg Config) *drillHarness {
+func newDrillHarness(t testing.TB, scenario string, cfg Config) *drillHarness {
 	t.Helper()
 	return newDrillHarnessTuned(t, scenario, nil, cfg)
 }
 
 // newDrillHarnessTuned is newDrillHarness with the originator's defaults changed
 // by tune.
-func newDrillHarnessTuned(t *testing.T, scenario string, tune func(*sip.Config), cfg Config) *drillHarness {
+func newDrillHarnessTuned(t testing.TB, scenario string, tune func(*sip.Config), cfg Config) *drillHarness {
 	t.Helper()
 	lab := netlab.New(t)
 	carrier := sipptest.Start(t, scenario, sipptest.Options{
@@ -571,4 +571,92 @@ func TestDrillEngineFlapping(t *testing.T) {
 		t.Error("the emulator accepted nothing")
 	}
 	t.Logf("%d contacts, %d SIP calls caught by a cut, %d WhatsApp calls, %d templates; attempts %v", len(list), caught, len(d.emu.Calls()), len(templates), outcomes)
+}
+
+// BenchmarkTrunkCutResume measures, over 20 cuts of the link under a
+// conversation between a customer (sipp streaming RTP) and a browser agent, the
+// time from the cut to the trunk found down, to the WhatsApp call back placed,
+// and to the conversation back with its agent; for BENCHMARKS.md. It takes
+// about two minutes, whatever b.N:
+//
+//	go test -run '^$' -bench TrunkCutResume -benchtime 1x ./dialer/
+func BenchmarkTrunkCutResume(b *testing.B) {
+	requireOpus(b)
+	const cuts = 20
+	d := newDrillHarnessTuned(b, "drill-rtp.xml", func(c *sip.Config) { c.RecoverAfter = 1 }, Config{RingTimeout: 30 * time.Second})
+	c, list := d.drillCampaign(numbers(600, cuts), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond}, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for _, ct := range list {
+		if err := d.store.SetWhatsAppPermission(ctx, ct.ID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	agent := d.readyAgents(c.ID, 1)[0]
+	d.browserAgent(ctx, agent)
+	var detected, placed, resumed []time.Duration
+	for b.Loop() {
+		d.setState(c.ID, campaigns.StateRunning)
+		for i := range cuts {
+			d.waitOnCall(ctx, agent, fmt.Sprintf("call %d", i))
+			a, _ := d.engine.Agents().Get(agent)
+			who := talker{kind: "browser", agent: agent, sipID: a.AttemptID}
+			for _, ct := range list {
+				if slices.ContainsFunc(d.attempts(ct.ID), func(x storage.Attempt) bool { return x.ID == a.AttemptID }) {
+					who.contact = ct.ID
+				}
+			}
+			who.before = d.waitBridged(ctx, who, 25, nil, "before the cut")
+			cut := d.cut()
+			var wa storage.Attempt
+			for wa.ConnectAt == nil {
+				for _, x := range d.attempts(who.contact) {
+					if x.Channel == campaigns.ChannelWhatsAppCall && x.ResumedFrom == who.sipID {
+						wa = x
+					}
+				}
+				if ctx.Err() != nil {
+					b.Fatalf("cut %d: the conversation was not resumed: %+v", i, d.attempts(who.contact))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			d.waitBridged(ctx, who, 25, who.before, "after the resume")
+			st := d.waitDown(time.Second)
+			detected = append(detected, st.DownSince.Sub(cut))
+			placed = append(placed, wa.CreatedAt.Sub(cut))
+			resumed = append(resumed, wa.ConnectAt.Sub(cut))
+			// Back up before the agent is free: a contact due while the trunk is
+			// down goes to WhatsApp.
+			d.lab.Restore()
+			d.waitTrunk("up", 10*time.Second, func(st sip.TrunkStatus) bool { return st.State == sip.CircuitClosed })
+			if err := d.engine.Hangup(ctx, agent); err != nil {
+				b.Fatal(err)
+			}
+			for a, _ := d.engine.Agents().Get(agent); a.State != AgentWrapUp; a, _ = d.engine.Agents().Get(agent) {
+				if ctx.Err() != nil {
+					b.Fatalf("cut %d: agent %s, not in wrap-up", i, a.State)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := d.engine.Disposition(ctx, agent, Close{Code: "sale"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, s := range []struct {
+		name, unit string
+		v          []time.Duration
+	}{
+		{"cut → trunk down", "down", detected},
+		{"cut → WhatsApp call placed", "whatsapp", placed},
+		{"cut → resumed with its agent", "resumed", resumed},
+	} {
+		slices.Sort(s.v)
+		p := func(q float64) time.Duration { return s.v[min(len(s.v)-1, int(q*float64(len(s.v))))] }
+		b.Logf("%s over %d cuts: p50 %s p95 %s max %s", s.name, len(s.v),
+			p(0.5).Round(time.Millisecond), p(0.95).Round(time.Millisecond), s.v[len(s.v)-1].Round(time.Millisecond))
+		b.ReportMetric(p(0.5).Seconds(), s.unit+"-p50-s")
+		b.ReportMetric(p(0.95).Seconds(), s.unit+"-p95-s")
+		b.ReportMetric(s.v[len(s.v)-1].Seconds(), s.unit+"-max-s")
+	}
 }

@@ -68,7 +68,7 @@ func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Orig
 
 // newWhatsAppHarnessConfig is the harness with its originator configured by
 // sipCfg and the engine by cfg (its Tick and Sync the tests' short ones).
-func newWhatsAppHarnessConfig(t *testing.T, sipCfg sip.Config, sipChannel func(*sip.Originator) channel.Channel, cfg Config) *waHarness {
+func newWhatsAppHarnessConfig(t testing.TB, sipCfg sip.Config, sipChannel func(*sip.Originator) channel.Channel, cfg Config) *waHarness {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -232,7 +232,7 @@ func (h *waHarness) campaignWith(contacts map[string]string) campaigns.Campaign 
 	return c
 }
 
-func requireOpus(t *testing.T) {
+func requireOpus(t testing.TB) {
 	t.Helper()
 	if media.OpusAvailable {
 		return
