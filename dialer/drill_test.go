@@ -660,3 +660,33 @@ func BenchmarkTrunkCutResume(b *testing.B) {
 		b.ReportMetric(s.v[len(s.v)-1].Seconds(), s.unit+"-max-s")
 	}
 }
+
+// TestDrillEngineConnectedWithoutAgentAudio: a customer talks with an agent who
+// has no audio leg (an API client, the demo's simulated agents); the link is
+// cut. The trunk's death ends the call, hung up by the trunk, as it does a
+// bridged one: the SIP channel took the call's socket at the answer, and the
+// engine drains it, so the trunk's health watch sees the media stop.
+func TestDrillEngineConnectedWithoutAgentAudio(t *testing.T) {
+	d := newDrillHarness(t, "drill-rtp.xml", Config{RingTimeout: 30 * time.Second})
+	c, list := d.drillCampaign(numbers(700, 1), emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond}, 10*time.Second)
+	// No call back: this drill is about the SIP call's end.
+	if err := d.store.SetWhatsAppPermission(context.Background(), list[0].ID, storage.PermissionDenied, time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	d.agents(c.ID, 1, time.Minute)
+	d.setState(c.ID, campaigns.StateRunning)
+	d.waitSIP(list, "connected", 10*time.Second, func(as []storage.Attempt) bool { return len(as) == 1 && as[0].ConnectAt != nil })
+	time.Sleep(500 * time.Millisecond) // the customer talks a while
+	cut := d.cut()
+	st := d.waitDown(5 * time.Second)
+	as := d.waitSIP(list, "ended", 10*time.Second, func(as []storage.Attempt) bool { return as[0].State == "ended" })
+	a := as[0]
+	t.Logf("trunk down %s after the cut (sign %q), call ended %s after it, hung up by %q", st.DownSince.Sub(cut).Round(time.Millisecond), st.Sign,
+		a.EndAt.Sub(cut).Round(time.Millisecond), a.HangupBy)
+	if a.Outcome != string(campaigns.OutcomeConnected) || a.HangupBy != channel.HangupByTrunk {
+		t.Errorf("SIP attempt %+v: want connected, hung up by the trunk", a)
+	}
+	if got := a.EndAt.Sub(cut); got > 3*time.Second {
+		t.Errorf("the call ended %s after the cut, want ≤ 3 s", got)
+	}
+}
