@@ -66,9 +66,6 @@ type previewState struct {
 	offers map[int64]*previewOffer
 	// dialing are agents' preview calls not yet put through, by agent.
 	dialing map[int64]*call
-	// reservedFor is the agent a start in progress is reserved for (0: none), so
-	// that the policy gate knows an abandon cannot happen (Facts.AgentReserved).
-	reservedFor int64
 }
 
 type previewOffer struct {
@@ -200,11 +197,12 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	if err != nil {
 		return 0, fmt.Errorf("contact %d: %w", contactID, err)
 	}
-	if dc.Rung >= len(r.campaign.Ladder) {
-		return 0, fmt.Errorf("contact %d is past its ladder: %w", contactID, ErrPreviewNotPlaced)
+	if !r.placeable(dc, now) {
+		return 0, fmt.Errorf("contact %d: rung %d cannot be tried now: %w", contactID, dc.Rung, ErrPreviewNotPlaced)
 	}
-	// The gate first: a number put on the do-not-call list since the offer is a
-	// refusal the agent is told the reason of, not a contact that moved on.
+	// The gate first, and only once, its agent reserved (no abandon can follow): a
+	// number put on the do-not-call list since the offer is a refusal the agent is
+	// told the reason of, not a contact that moved on.
 	if err := r.admit(ctx, dc, now, true); err != nil {
 		return 0, err
 	}
@@ -215,16 +213,14 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	if !r.e.agents.reserveAgent(agentID, r.id, ch, now) {
 		return 0, fmt.Errorf("agent %d is not ready: %w", agentID, ErrAgentBusy)
 	}
-	p.reservedFor = agentID
-	started := r.start(r.life, now, dc)
-	p.reservedFor = 0
+	placed := r.startAdmitted(r.life, now, dc)
 	var c *call
 	for _, cl := range r.calls {
 		if cl.due.Contact.ID == contactID {
 			c = cl
 		}
 	}
-	if !started || c == nil {
+	if !placed || c == nil {
 		r.e.agents.unreserve(agentID, 0)
 		return 0, fmt.Errorf("contact %d: %w", contactID, ErrPreviewNotPlaced)
 	}

@@ -165,6 +165,80 @@ func TestPreviewDialRefusedByThePolicyGateTellsTheAgentWhy(t *testing.T) {
 	}
 }
 
+// gateCounter is a Store that counts the policy gate's rulings per contact: each
+// ruling reads the contact's facts once.
+type gateCounter struct {
+	Store
+	mu    sync.Mutex
+	asked map[int64]int
+}
+
+func (s *gateCounter) PolicyFacts(ctx context.Context, contactID int64, number string, at time.Time) (campaigns.Facts, error) {
+	s.mu.Lock()
+	s.asked[contactID]++
+	s.mu.Unlock()
+	return s.Store.PolicyFacts(ctx, contactID, number, at)
+}
+
+func (s *gateCounter) count(contactID int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked[contactID]
+}
+
+func TestPreviewDialAsksTheGateOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dnc       bool // the number is put on the do-not-call list after the offer
+		refusals  int
+		attempts  int
+		wantError bool
+	}{
+		{name: "allowed", attempts: 1},
+		{name: "refused", dnc: true, refusals: 1, wantError: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := &ringChannel{}
+			counter := &gateCounter{asked: map[int64]int{}}
+			h := newFakeHarnessWrapped(t, ch, Config{RingTimeout: time.Minute}, func(db *storage.DB) Store {
+				counter.Store = db
+				return counter
+			})
+			ctx := context.Background()
+			c := h.campaign(1, campaigns.PacingPreview, sipOnlyLadder(1))
+			agent := h.readyAgents(c.ID, 1)[0]
+			o := h.waitOffer(agent)
+			if tc.dnc {
+				if _, err := h.store.AddDNC(ctx, tester, 0, []string{o.Contact.Phone}, "asked"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := counter.count(o.Contact.ID)
+			if before == 0 {
+				t.Fatalf("contact %d was offered without the gate's ruling", o.Contact.ID)
+			}
+			_, err := h.engine.PreviewDial(ctx, agent, o.Contact.ID)
+			if (err != nil) != tc.wantError {
+				t.Fatalf("preview dial: %v, want an error: %t", err, tc.wantError)
+			}
+			if asked := counter.count(o.Contact.ID) - before; asked != 1 {
+				t.Errorf("the gate ruled %d times on one preview dial, want once", asked)
+			}
+			refusals, err := h.store.PolicyRefusals(ctx, o.Contact.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(refusals) != tc.refusals {
+				t.Errorf("%d refusals recorded %+v, want %d", len(refusals), refusals, tc.refusals)
+			}
+			// The attempt is stored before the call is placed, within the dial.
+			if as := h.attempts(o.Contact.ID); len(as) != tc.attempts {
+				t.Errorf("attempts %+v, want %d", as, tc.attempts)
+			}
+		})
+	}
+}
+
 func TestPreviewOfferHeldTooLongGoesBack(t *testing.T) {
 	h := newFakeHarness(t, &ringChannel{}, Config{PreviewHold: 300 * time.Millisecond})
 	c := h.campaign(1, campaigns.PacingPreview, sipOnlyLadder(1))
@@ -196,6 +270,13 @@ func TestPreviewOfferHeldTooLongGoesBack(t *testing.T) {
 // newFakeHarness is a harness whose SIP calls go to ch, with quick ticks.
 func newFakeHarness(t *testing.T, ch channel.Channel, cfg Config) *harness {
 	t.Helper()
+	return newFakeHarnessWrapped(t, ch, cfg, func(db *storage.DB) Store { return db })
+}
+
+// newFakeHarnessWrapped is newFakeHarness whose engine reaches the database
+// through wrap's store.
+func newFakeHarnessWrapped(t *testing.T, ch channel.Channel, cfg Config, wrap func(*storage.DB) Store) *harness {
+	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
 	if err != nil {
@@ -204,7 +285,7 @@ func newFakeHarness(t *testing.T, ch channel.Channel, cfg Config) *harness {
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Tick, cfg.Sync = 20*time.Millisecond, 100*time.Millisecond
-	e := New(store, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, NewAgents(), cfg, log)
+	e := New(wrap(store), map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, NewAgents(), cfg, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -527,7 +527,7 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.Atte
 			c.attempt.HangupBy = ef.by
 		case effSafeHarbour:
 			if c.leg != nil {
-				go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID, c.log)
+				go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID, c.answered, c.log)
 			}
 		case effApologise:
 			if c.leg != nil {
@@ -1101,22 +1101,36 @@ func (r *run) admit(ctx context.Context, dc storage.DueContact, now time.Time, r
 // start checks the policy for one due contact and, if it may be tried, records the
 // attempt and only then places it.
 func (r *run) start(ctx context.Context, now time.Time, dc storage.DueContact) bool {
+	if !r.placeable(dc, now) {
+		return false
+	}
+	if err := r.admit(ctx, dc, now, false); err != nil {
+		if !errors.As(err, new(*campaigns.RefusedError)) {
+			r.e.log.Error("policy", "contact", dc.Contact.ID, "err", err)
+		}
+		return false
+	}
+	return r.startAdmitted(ctx, now, dc)
+}
+
+// placeable reports whether dc's rung may be tried at now at all, before the gate
+// is asked: a rung past the ladder, or the last rung while its channel is down,
+// is not.
+func (r *run) placeable(dc storage.DueContact, now time.Time) bool {
 	c := r.campaign
 	if dc.Rung >= len(c.Ladder) {
 		return false
 	}
+	return dc.Rung != len(c.Ladder)-1 || !now.Before(r.downUntil[c.Ladder[dc.Rung].Channel])
+}
+
+// startAdmitted records the attempt of a contact the gate has just admitted and
+// only then places it. Every caller asks the gate once, right before: start, or a
+// preview dial (whose agent is reserved, so no abandon can follow).
+func (r *run) startAdmitted(ctx context.Context, now time.Time, dc storage.DueContact) bool {
+	c := r.campaign
 	rung := c.Ladder[dc.Rung]
-	if dc.Rung == len(c.Ladder)-1 && now.Before(r.downUntil[rung.Channel]) {
-		return false
-	}
 	contact := dc.Contact
-	// A preview dial has its agent reserved: no abandon can follow.
-	if err := r.admit(ctx, dc, now, r.preview.reservedFor != 0); err != nil {
-		if !errors.As(err, new(*campaigns.RefusedError)) {
-			r.e.log.Error("policy", "contact", contact.ID, "err", err)
-		}
-		return false
-	}
 	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
 	if err != nil {
 		if !errors.Is(err, storage.ErrConflict) {

@@ -18,6 +18,10 @@ import (
 // what the US TSR and Ofcom allow after the greeting).
 const safeHarbourLead = 100 * time.Millisecond
 
+// safeHarbourPlayedMsg is the log message of a safe-harbour message played, with
+// which one and how long after the answer its first packet left.
+const safeHarbourPlayedMsg = "safe-harbour message played"
+
 // safeHarbour is a campaign's own safe-harbour message as the run plays it, and when it
 // was set (the zero time and a nil player: the campaign has none).
 type safeHarbour struct {
@@ -70,8 +74,10 @@ func (r *run) abandonPrompt() (*media.Player, string) {
 
 // apologiseAbandoned plays the safe-harbour message to the person of an abandoned
 // attempt, hangs up, and records on the attempt that the message played and which.
-// It runs on a goroutine of its own, as apologise does.
-func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Attempt, attemptID int64, log *slog.Logger) {
+// It runs on a goroutine of its own, as apologise does. answered is when the person
+// answered: the log tells how long after it the message began, the figure the US TSR
+// and Ofcom bound (2 s).
+func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Attempt, attemptID int64, answered time.Time, log *slog.Logger) {
 	player, which := r.abandonPrompt()
 	played := false
 	if mc, ok := leg.(MediaCarrier); ok && player != nil {
@@ -81,6 +87,9 @@ func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Attempt, attem
 				log.Debug("safe-harbour message", "err", err)
 			}
 			played = st.Packets > 0
+			if played {
+				log.Info(safeHarbourPlayedMsg, "which", which, "after_answer", st.Started.Sub(answered))
+			}
 		}
 	}
 	leg.Hangup(ctx)

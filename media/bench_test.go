@@ -268,9 +268,6 @@ func TestRelayCapacity(t *testing.T) {
 	if lost != 0 || gaps != 0 {
 		t.Errorf("lost %d packets, %d sequence gaps; want 0", lost, gaps)
 	}
-	if p99 := relayLat.Quantile(0.99); p99 > time.Millisecond {
-		t.Errorf("relay p99 %v, want ≤ 1 ms", p99)
-	}
 }
 
 // TestConnectLatency switches a nailed-up agent leg between two customers that

@@ -66,6 +66,9 @@ type PlayStats struct {
 	SSRC           uint32
 	FirstSeq       uint16
 	FirstTimestamp uint32
+	// Started is when the first packet was written to the leg: when the person
+	// began to hear it, less the network's delay.
+	Started time.Time
 }
 
 // Play sends the prompt into leg, encoded in the leg's codec, one packet every
@@ -107,6 +110,9 @@ func (p *Player) Play(ctx context.Context, leg Leg) (PlayStats, error) {
 		putRTPHeader(pkt, i == 0, codec.PayloadType, st.FirstSeq+uint16(i), st.FirstTimestamp+uint32(i)*step, st.SSRC)
 		if err := leg.WriteRTP(pkt[:rtpFixedHeader+m]); err != nil {
 			return st, fmt.Errorf("play prompt: %w", err)
+		}
+		if i == 0 {
+			st.Started = time.Now()
 		}
 		st.Packets++
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/turbina-dialer/turbina/internal/webrtctest"
 )
@@ -76,6 +77,15 @@ func TestAgentPeerReadsItsRTCP(t *testing.T) {
 	go b.Talk(ctx, nil)
 	if _, err := peer.Legs(ctx); err != nil { // the browser's streams have arrived
 		t.Fatal(err)
+	}
+	// The server may see the streams before the browser's DTLS is up, and RTCP
+	// cannot be written before it is.
+	for b.PC.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the browser's connection is %s, want connected", b.PC.ConnectionState())
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	ours := uint32(peer.pc.GetSenders()[0].GetParameters().Encodings[0].SSRC)
 	theirs := uint32(b.PC.GetSenders()[0].GetParameters().Encodings[0].SSRC)

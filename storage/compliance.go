@@ -16,7 +16,7 @@ import (
 type ComplianceStore interface {
 	Abandonment(ctx context.Context, campaignID int64, now time.Time, loc *time.Location) (Abandonment, error)
 	Refusals(ctx context.Context, campaignID int64, since time.Time) (Refusals, error)
-	AmbiguousZoneContacts(ctx context.Context, campaignID int64) (n int, known bool, err error)
+	AmbiguousZoneContacts(ctx context.Context, campaignID int64) (int, error)
 	DialsPlaced(ctx context.Context, campaignID int64, since time.Time) ([]DialPlaced, error)
 	SetSafeHarbourPlayed(ctx context.Context, attemptID int64, which string) error
 	SetSafeHarbour(ctx context.Context, who Actor, campaignID int64, wav []byte, length time.Duration) error
@@ -191,24 +191,16 @@ func (d *DB) Refusals(ctx context.Context, campaignID int64, since time.Time) (R
 }
 
 // AmbiguousZoneContacts counts the campaign's contacts whose number leaves more than
-// one time zone possible, from the contacts' zones column. known is false when the
-// database has no such column (the zone work has not landed): the count is then 0.
-func (d *DB) AmbiguousZoneContacts(ctx context.Context, campaignID int64) (int, bool, error) {
-	var has int
-	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('contacts') WHERE name = 'zones'`).Scan(&has); err != nil {
-		return 0, false, fmt.Errorf("ambiguous zones of campaign %d: %w", campaignID, err)
-	}
-	if has == 0 {
-		return 0, false, nil
-	}
+// one time zone possible, from the contacts' zones column.
+func (d *DB) AmbiguousZoneContacts(ctx context.Context, campaignID int64) (int, error) {
 	// The zones are IANA names separated by spaces (migration 0010).
 	var n int
 	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE campaign_id = ? AND instr(trim(ifnull(zones,'')), ' ') > 0`,
 		campaignID).Scan(&n)
 	if err != nil {
-		return 0, true, fmt.Errorf("ambiguous zones of campaign %d: %w", campaignID, err)
+		return 0, fmt.Errorf("ambiguous zones of campaign %d: %w", campaignID, err)
 	}
-	return n, true, nil
+	return n, nil
 }
 
 // DialPlaced is a call a campaign placed (SIP or WhatsApp) and the contact it was

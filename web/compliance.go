@@ -47,10 +47,8 @@ type ComplianceReport struct {
 	OverCap  []string         `json:"over_cap"`
 	Refusals storage.Refusals `json:"refusals"`
 	// AmbiguousZoneContacts counts contacts whose number leaves more than one time zone
-	// possible; AmbiguousZonesKnown is false when this database keeps no zones per
-	// contact, and the count is then 0.
-	AmbiguousZoneContacts int  `json:"ambiguous_zone_contacts"`
-	AmbiguousZonesKnown   bool `json:"ambiguous_zones_known"`
+	// possible.
+	AmbiguousZoneContacts int `json:"ambiguous_zone_contacts"`
 	// DialsPlaced counts the calls placed; DialsOutsideWindow those placed outside the
 	// campaign's calling hours in one of the contact's zones, which must be 0, and
 	// OutsideWindowAttempts the first of their attempt IDs.
@@ -84,7 +82,7 @@ func (s *Server) compliance(ctx context.Context, c campaigns.Campaign, now time.
 	if rep.Refusals, err = s.store.Refusals(ctx, c.ID, rep.Since); err != nil {
 		return rep, err
 	}
-	if rep.AmbiguousZoneContacts, rep.AmbiguousZonesKnown, err = s.store.AmbiguousZoneContacts(ctx, c.ID); err != nil {
+	if rep.AmbiguousZoneContacts, err = s.store.AmbiguousZoneContacts(ctx, c.ID); err != nil {
 		return rep, err
 	}
 	dials, err := s.store.DialsPlaced(ctx, c.ID, rep.Since)
@@ -185,14 +183,10 @@ func complianceCSV(rep ComplianceReport, decimalComma bool) ([]byte, error) {
 	for _, action := range slices.Sorted(maps.Keys(rep.Refusals.ByAction)) {
 		rows = append(rows, count("refusals_by_action", action, rep.Refusals.ByAction[action]))
 	}
-	known := "known"
-	if !rep.AmbiguousZonesKnown {
-		known = "not_kept"
-	}
 	rows = append(rows,
 		count("dnc", "hits", rep.Refusals.DNCHits),
 		count("opt_outs", "total", rep.Refusals.OptOuts),
-		count("ambiguous_zone_contacts", known, rep.AmbiguousZoneContacts),
+		count("ambiguous_zone_contacts", "total", rep.AmbiguousZoneContacts),
 		count("dials", "placed", rep.DialsPlaced),
 		count("dials", "outside_window", rep.DialsOutsideWindow),
 	)

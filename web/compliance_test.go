@@ -154,8 +154,8 @@ func TestComplianceReport(t *testing.T) {
 	if r := rep.Refusals; r.Total != 3 || r.DNCHits != 2 || r.OptOuts != 2 || r.ByReason["outside_window"] != 1 || r.ByAction["whatsapp_text"] != 1 {
 		t.Errorf("refusals %+v", r)
 	}
-	if !rep.AmbiguousZonesKnown || rep.AmbiguousZoneContacts != 0 {
-		t.Errorf("ambiguous zones %d (known %v), want 0 of São Paulo numbers", rep.AmbiguousZoneContacts, rep.AmbiguousZonesKnown)
+	if rep.AmbiguousZoneContacts != 0 {
+		t.Errorf("ambiguous zones %d, want 0 of São Paulo numbers", rep.AmbiguousZoneContacts)
 	}
 	if rep.DialsPlaced != 5 || rep.DialsOutsideWindow != 1 || !slices.Equal(rep.OutsideWindowAttempts, []string{idString(stray)}) {
 		t.Errorf("dials %d, outside the window %d %v; want 5, 1 [%d]", rep.DialsPlaced, rep.DialsOutsideWindow, rep.OutsideWindowAttempts, stray)
@@ -204,7 +204,7 @@ func TestComplianceCSV(t *testing.T) {
 		}
 		for _, want := range [][3]string{
 			{"dials", "outside_window", "1"}, {"dnc", "hits", "2"}, {"opt_outs", "total", "2"},
-			{"refusals_by_reason", "do_not_call", "2"}, {"ambiguous_zone_contacts", "known", "0"},
+			{"refusals_by_reason", "do_not_call", "2"}, {"ambiguous_zone_contacts", "total", "0"},
 		} {
 			if row := find(want[0], want[1]); row[2] != want[2] {
 				t.Errorf("row %q, want %s", row, want[2])

@@ -211,10 +211,13 @@ type wallboard struct {
 	samples []wallSample
 	calls   map[int64]*callSeen // by attempt ID
 	done    []handled
+
+	abandon abandonCache
 }
 
 func newWallboard(s *Server) *wallboard {
-	return &wallboard{s: s, subs: map[chan []byte]struct{}{}, calls: map[int64]*callSeen{}}
+	return &wallboard{s: s, subs: map[chan []byte]struct{}{}, calls: map[int64]*callSeen{},
+		abandon: abandonCache{ttl: abandonTTL, entries: map[int64]abandonEntry{}}}
 }
 
 // subscribe returns a channel of encoded snapshots and the history so far. The
@@ -335,6 +338,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	agents := map[int64]*WallboardAgent{}
 	var agentOrder []int64
 	sample := wallSample{At: now, Campaigns: map[string]sampleCounts{}}
+	var running []int64
 	for _, c := range list {
 		if c.State == campaigns.StateFinished {
 			continue
@@ -377,9 +381,10 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			sample.Campaigns[idString(c.ID)] = sampleCounts{Dials: st.Dials, Answered: st.Answered,
 				Abandoned: st.Abandoned, Connected: st.Connected}
 			wc.Occupancy = occupancy(live, c.ID)
-			if wc.Abandonment, err = wallAbandonment(ctx, s.store, c, now); err != nil {
+			if wc.Abandonment, err = wb.abandon.get(ctx, s.store, c, st, now); err != nil {
 				return snap, err
 			}
+			running = append(running, c.ID)
 		}
 		snap.Campaigns = append(snap.Campaigns, wc)
 	}
@@ -398,6 +403,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	for _, id := range agentOrder {
 		snap.Agents = append(snap.Agents, *agents[id])
 	}
+	wb.abandon.keepOnly(running)
 	wb.followCalls(ctx, live, now)
 
 	wb.mu.Lock()
@@ -637,6 +643,65 @@ func (s *Server) whatsappHealth(ctx context.Context, now time.Time) WallboardWha
 		h.Status = "degraded"
 	}
 	return h
+}
+
+// abandonTTL is how long the wallboard shows a campaign's abandonment before it
+// reads it again: the read scans 30 days of answered calls, and the wallboard is
+// computed every second for every running campaign.
+const abandonTTL = 15 * time.Second
+
+// abandonCache keeps each running campaign's abandonment for the wallboard, read
+// again after ttl, or at once when the campaign's count of answered or abandoned
+// calls (which the wallboard reads every second anyway) is no longer the one it
+// was read with. A ttl of 0 reads it every time.
+type abandonCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[int64]abandonEntry // by campaign
+}
+
+type abandonEntry struct {
+	read time.Time
+	key  abandonKey
+	a    WallboardAbandonment
+}
+
+// abandonKey is what the figures were read with: a change in any is a change in them.
+type abandonKey struct {
+	answered, abandoned int
+	zone                string
+}
+
+// get returns c's abandonment at now, st being c's figures read at now.
+func (ac *abandonCache) get(ctx context.Context, store storage.ComplianceStore, c campaigns.Campaign, st storage.CampaignStats, now time.Time) (*WallboardAbandonment, error) {
+	key := abandonKey{answered: st.Answered, abandoned: st.Abandoned, zone: c.Schedule.Timezone}
+	ac.mu.Lock()
+	e, ok := ac.entries[c.ID]
+	ac.mu.Unlock()
+	if !ok || e.key != key || now.Before(e.read) || now.Sub(e.read) >= ac.ttl {
+		a, err := wallAbandonment(ctx, store, c, now)
+		if err != nil {
+			return nil, err
+		}
+		e = abandonEntry{read: now, key: key, a: *a}
+		ac.mu.Lock()
+		ac.entries[c.ID] = e
+		ac.mu.Unlock()
+	}
+	a := e.a
+	a.Cap = c.Pacing.TargetAbandon // the campaign's own, as it is now
+	return &a, nil
+}
+
+// keepOnly forgets the campaigns not in ids (stopped, finished or deleted).
+func (ac *abandonCache) keepOnly(ids []int64) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	for id := range ac.entries {
+		if !slices.Contains(ids, id) {
+			delete(ac.entries, id)
+		}
+	}
 }
 
 // wallAbandonment reads c's abandonment at now for the wallboard.

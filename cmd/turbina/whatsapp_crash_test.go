@@ -115,18 +115,24 @@ func crashCampaign(t *testing.T, url string, n int, ladderJSON string) string {
 	return c.ID
 }
 
-// waitDone waits until every contact of the campaign is done.
-func waitDone(t *testing.T, p *proc, campaignID string, n int, within time.Duration) {
+// waitDone waits until every contact of the campaign is done. It fails when no
+// contact was done for stall (the run is stuck), not after a fixed time: a process
+// starved of CPU on a loaded machine is slow, not broken. Five stalls' time bounds
+// the whole wait.
+func waitDone(t *testing.T, p *proc, campaignID string, n int, stall time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	last, progress, giveUp := -1, time.Now(), time.Now().Add(5*stall)
 	for {
 		var page struct{ Total int }
 		call(t, "GET", p.url+"/api/v1/campaigns/"+campaignID+"/contacts?limit=1&status=done", crashAdmin, "", nil, 200, &page)
 		if page.Total == n {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d contacts done after %s:\n%s", page.Total, n, within, tail(p.Output(), 40))
+		if page.Total != last {
+			last, progress = page.Total, time.Now()
+		}
+		if time.Since(progress) > stall || time.Now().After(giveUp) {
+			t.Fatalf("%d of %d contacts done, the last one %s ago:\n%s", page.Total, n, time.Since(progress).Round(time.Second), tail(p.Output(), 40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -243,18 +249,16 @@ func TestKillMidSendEachTemplateSentOnce(t *testing.T) {
 	checkOnceEach(t, db, n, byKey, inFlight, campaigns.ChannelWhatsAppTemplate)
 }
 
-// waitWebhooksQuiet waits until the emulator has delivered no webhook for 300 ms.
+// waitWebhooksQuiet waits until the emulator has no webhook left to deliver: the
+// statuses that settle sends a kill left in doubt reach the restarted process, however
+// long it took to come back (the emulator retries each for 30 s).
 func waitWebhooksQuiet(t *testing.T, emu *emulator.Emulator) {
 	t.Helper()
-	last, since := emu.WebhooksDelivered(), time.Now()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if d := emu.WebhooksDelivered(); d != last {
-			last, since = d, time.Now()
-		} else if time.Since(since) > 300*time.Millisecond {
-			return
+	for deadline := time.Now().Add(45 * time.Second); emu.WebhooksPending() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d webhooks still to deliver after 45 s", emu.WebhooksPending())
 		}
 	}
-	t.Fatal("webhooks still flowing after 10 s")
 }
 
 // checkOnceEach checks the stored side of a send-once run: every contact done with

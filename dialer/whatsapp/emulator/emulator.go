@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
@@ -148,6 +149,8 @@ type Emulator struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// statusScripts counts the message scripts that still have statuses to send.
+	statusScripts atomic.Int64
 
 	mu          sync.Mutex
 	callbackURL string
@@ -281,6 +284,13 @@ func (e *Emulator) Accepted(key string) int {
 
 // WebhooksDelivered returns how many webhook POSTs the callback answered 2xx.
 func (e *Emulator) WebhooksDelivered() int { return e.hooks.delivered() }
+
+// WebhooksPending returns how many webhooks are still to be delivered: queued, being
+// posted (its retries included), or still to come from the statuses of messages
+// sent. 0 means every webhook so far was delivered or given up.
+func (e *Emulator) WebhooksPending() int {
+	return e.hooks.pending() + int(e.statusScripts.Load())
+}
 
 // Close stops every call, the webhook sender and the server.
 func (e *Emulator) Close() error {
@@ -600,7 +610,11 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 		}
 		pricing = map[string]any{"billable": true, "pricing_model": "PMP", "type": "regular", "category": category}
 	}
-	e.goScript(func(ctx context.Context) { e.messageScript(ctx, id, to, key, permission, pricing, b) })
+	e.statusScripts.Add(1)
+	e.goScript(func(ctx context.Context) {
+		defer e.statusScripts.Add(-1)
+		e.messageScript(ctx, id, to, key, permission, pricing, b)
+	})
 }
 
 func (e *Emulator) template(name, lang string) (Template, bool) {

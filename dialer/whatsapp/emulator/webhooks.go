@@ -11,9 +11,15 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 )
 
-// webhookAttempts is how often one webhook is tried; Meta retries failed deliveries
-// for much longer, but tests want a bounded emulator.
-const webhookAttempts = 5
+// Meta retries a failed delivery with decreasing frequency for up to 7 days; the
+// emulator retries one for webhookRetryFor, long enough to outlast a receiver's
+// restart on a loaded machine (the evidence of a send a crash left in doubt comes
+// this way), waiting at most webhookMaxBackoff between tries: tests want a bounded
+// emulator.
+const (
+	webhookRetryFor   = 30 * time.Second
+	webhookMaxBackoff = time.Second
+)
 
 // webhookSender POSTs queued webhooks to the callback URL one at a time, in order,
 // signed with the app secret, retrying non-2xx answers.
@@ -22,9 +28,10 @@ type webhookSender struct {
 	hc   *http.Client
 	wake chan struct{}
 
-	mu    sync.Mutex
-	queue [][]byte
-	ok    int
+	mu      sync.Mutex
+	queue   [][]byte
+	posting bool // a webhook is taken off the queue and not yet delivered or dropped
+	ok      int
 }
 
 func newWebhookSender(e *Emulator) *webhookSender {
@@ -39,6 +46,17 @@ func (s *webhookSender) enqueue(body []byte) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// pending counts the webhooks queued or being posted.
+func (s *webhookSender) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.queue)
+	if s.posting {
+		n++
+	}
+	return n
 }
 
 func (s *webhookSender) delivered() int {
@@ -56,6 +74,7 @@ func (s *webhookSender) run(ctx context.Context) {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 		}
+		s.posting = body != nil
 		s.mu.Unlock()
 		if body == nil {
 			select {
@@ -66,19 +85,24 @@ func (s *webhookSender) run(ctx context.Context) {
 			}
 		}
 		s.post(ctx, body)
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
 	}
 }
 
 func (s *webhookSender) post(ctx context.Context, body []byte) {
-	s.e.mu.Lock()
-	url := s.e.callbackURL
-	s.e.mu.Unlock()
-	if url == "" {
-		return
-	}
 	sig := whatsapp.Sign(s.e.cfg.AppSecret, body)
 	backoff := 20 * time.Millisecond
-	for attempt := 1; attempt <= webhookAttempts; attempt++ {
+	giveUp := time.Now().Add(webhookRetryFor)
+	for attempt := 1; ; attempt++ {
+		// Read at every try: a receiver that restarts may come back elsewhere.
+		s.e.mu.Lock()
+		url := s.e.callbackURL
+		s.e.mu.Unlock()
+		if url == "" {
+			return
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			s.e.log.Error("webhook request", slog.String("error", err.Error()))
@@ -99,10 +123,13 @@ func (s *webhookSender) post(ctx context.Context, body []byte) {
 		} else if ctx.Err() != nil {
 			return
 		}
+		if time.Now().Add(backoff).After(giveUp) {
+			break
+		}
 		if !sleep(ctx, backoff) {
 			return
 		}
-		backoff *= 2
+		backoff = min(2*backoff, webhookMaxBackoff)
 	}
-	s.e.log.Warn("webhook dropped after retries")
+	s.e.log.Warn("webhook dropped after retries", slog.Duration("for", webhookRetryFor))
 }

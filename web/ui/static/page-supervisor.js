@@ -254,7 +254,7 @@ function renderCompliance(sec, r) {
       count('refused', r.refusals.total, reasons.length ? ': ' + reasons.map(([k, n]) => `${t('policy.' + k)} ${n}`).join(' · ') : ''),
       count('dnc', r.refusals.dnc_hits),
       count('optouts', r.refusals.opt_outs),
-      count('ambiguous', r.ambiguous_zone_contacts, r.ambiguous_zones_known ? '' : ` (${t('sup.c.zonesNotKept')})`)));
+      count('ambiguous', r.ambiguous_zone_contacts)));
   sec.dataset.outside = String(r.dials_outside_window);
 }
 

@@ -69,7 +69,7 @@ export default {
   'sup.c.period': 'Period', 'sup.c.answered': 'Answered', 'sup.c.abandoned': 'Abandoned', 'sup.c.rate': 'Rate',
   'sup.c.outside': 'calls placed outside the calling hours', 'sup.c.ofDials': 'of {n} calls placed in 30 days',
   'sup.c.refused': 'actions refused', 'sup.c.dnc': 'do-not-call hits', 'sup.c.optouts': 'opt-outs',
-  'sup.c.ambiguous': 'contacts with an ambiguous time zone', 'sup.c.zonesNotKept': 'zones per contact not kept yet',
+  'sup.c.ambiguous': 'contacts with an ambiguous time zone',
   'sup.pacer': 'Pacer',
   'sup.pacerHelp': 'What the pacer sees on each call channel: the answer rate and mean talk time it learned (predictive mode only), the risk it accepts that a person it dials finds no agent, and how long calls ring: auto as the pacer chose, fixed by the campaign, or the engine default.',
   'sup.pacer.answer': 'answer {v}', 'sup.pacer.risk': 'risk accepted {v}', 'sup.pacer.progressive': 'progressive (learning, or allowance spent)',
