@@ -198,6 +198,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 			return nil, fmt.Errorf("whatsapp webhooks: %w", err)
 		}
 	}
+	// Validated with the rest of the configuration.
+	limits, _ := cfg.HTTP.limits()
 	a.web = web.New(store, log, web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes,
@@ -209,6 +211,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		TrunkControl:   trunkControl{a},
 		PhoneRealm:     cfg.Registrar.Realm,
 		MaxAbandon:     cfg.Engine.MaxAbandon,
+		Limits:         limits,
 	})
 	watch.engine.Store(a.engine)
 	watch.web.Store(a.web)
@@ -226,16 +229,9 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 	}
-	var handler http.Handler = a.web
-	if a.handler != nil {
-		handler = a.handler
-	}
-	hs := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	// The server's timeouts and limits are web's, so that the tests' servers have them too.
+	hs := a.web.HTTPServer(a.handler)
+	hs.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
 	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "data", a.cfg.DBPath(), "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())

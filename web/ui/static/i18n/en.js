@@ -9,6 +9,7 @@ export default {
   'login.error.too_many_attempts': 'Too many failed attempts. Wait a few minutes and try again.',
   'login.error.csrf': 'The sign-in form expired. Please try again.', 'login.error.internal': 'The server failed. Try again.',
   'login.error.bad_request': 'The form could not be read.',
+  'login.error.busy': 'The server is checking many sign-ins right now. Try again in a moment.',
   'forbidden.title': 'Not your page', 'forbidden.text': 'Your role cannot open this page. Use the links above.',
   'error.network': 'The server cannot be reached.',
   'state.draft': 'Draft', 'state.running': 'Running', 'state.paused': 'Paused', 'state.finished': 'Finished',

@@ -9,6 +9,7 @@ export default {
   'login.error.too_many_attempts': 'Muitas tentativas sem sucesso. Aguarde alguns minutos e tente de novo.',
   'login.error.csrf': 'O formulário expirou. Tente de novo.', 'login.error.internal': 'Falha no servidor. Tente de novo.',
   'login.error.bad_request': 'Não foi possível ler o formulário.',
+  'login.error.busy': 'O servidor está verificando muitos acessos agora. Tente de novo em instantes.',
   'forbidden.title': 'Página de outro perfil', 'forbidden.text': 'Seu perfil não pode abrir esta página. Use os links acima.',
   'error.network': 'Não foi possível falar com o servidor.',
   'state.draft': 'Rascunho', 'state.running': 'Em andamento', 'state.paused': 'Pausada', 'state.finished': 'Encerrada',
