@@ -243,7 +243,7 @@ func (r Report) WriteTable(w io.Writer) error {
 		} else {
 			b.WriteString("no WhatsApp call after the cut")
 		}
-		fmt.Fprintf(&b, "; %d calls under way at the cut, %d called on WhatsApp", len(f.Caught), len(f.CaughtCalledS))
+		fmt.Fprintf(&b, "; %s under way at the cut, %d called on WhatsApp", count(len(f.Caught), "call", "calls"), len(f.CaughtCalledS))
 		if n := len(f.CaughtCalledS); n > 0 {
 			fmt.Fprintf(&b, " (median %.2f s, slowest %.2f s)", f.CaughtCalledS[n/2], f.CaughtCalledS[n-1])
 		}
@@ -274,7 +274,7 @@ func (r Report) WriteTable(w io.Writer) error {
 			}
 		}
 		if cut > 0 {
-			fmt.Fprintf(&b, "                  %d conversations cut by the trunk, %d resumed on WhatsApp with their agent\n", cut, resumed)
+			fmt.Fprintf(&b, "                  %s cut by the trunk, %d resumed on WhatsApp with their agent\n", count(cut, "conversation", "conversations"), resumed)
 		}
 		if ours > 0 {
 			fmt.Fprintf(&b, "                  %d not called on WhatsApp: %s\n", ours, hungUpByUs)
@@ -292,4 +292,12 @@ func (r Report) WriteTable(w io.Writer) error {
 		r.Carrier.Invites, r.Carrier.Answered, r.Carrier.Busy, r.Carrier.RingOuts, r.Carrier.Failed, r.Carrier.Invalid)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// count writes n with the noun's singular or plural.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
