@@ -31,6 +31,7 @@ func (s *Server) csvBody(w http.ResponseWriter, r *http.Request) (*http.Request,
 		return nil, "", errorf(http.StatusRequestEntityTooLarge, "body_too_large",
 			"file is larger than the upload limit of "+formatBytes(s.cfg.MaxImportBytes))
 	}
+	asUpload(r)
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxImportBytes)
 	return r, params["charset"], nil
 }
@@ -39,7 +40,7 @@ func (s *Server) csvBody(w http.ResponseWriter, r *http.Request) (*http.Request,
 func importError(err error) error {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.Is(err, errSlowBody):
 		return err
 	case errors.Is(err, campaigns.ErrNoHeader), errors.Is(err, campaigns.ErrNoPhoneColumn),
 		errors.Is(err, campaigns.ErrDuplicateColumn), errors.Is(err, campaigns.ErrTooManyColumns),

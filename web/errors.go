@@ -53,6 +53,10 @@ func toAPIError(err error) *apiError {
 		return e
 	case errors.As(err, &mbe):
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than the limit of "+formatBytes(mbe.Limit))
+	case errors.Is(err, errSlowBody):
+		return errorf(http.StatusRequestTimeout, "body_timeout", err.Error())
+	case errors.Is(err, errHasherBusy):
+		return errorf(http.StatusServiceUnavailable, "too_busy", "the server is checking many passwords right now; try again in a moment")
 	case errors.Is(err, storage.ErrNotFound):
 		return notFound(err.Error())
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, campaigns.ErrInvalidTransition):

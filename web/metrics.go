@@ -19,6 +19,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	importRows *prometheus.CounterVec
+	busy       *prometheus.CounterVec
 }
 
 func newMetrics(store storage.Store) *metrics {
@@ -34,8 +35,12 @@ func newMetrics(store storage.Store) *metrics {
 		importRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "turbina_import_rows_total", Help: "Contact import rows by result (imported, rejected).",
 		}, []string{"result"}),
+		busy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "turbina_http_busy_total",
+			Help: "Requests without credentials turned away at once (503 too_busy) because their cap was full, by class (anonymous, webhook).",
+		}, []string{"class"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.importRows,
+	m.registry.MustRegister(m.requests, m.duration, m.importRows, m.busy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		campaignStateCollector{store: store})
 	return m

@@ -49,6 +49,7 @@ func (s *Server) putSafeHarbour(w http.ResponseWriter, r *http.Request, p princi
 	if r.ContentLength > maxSafeHarbourBytes {
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "audio file is larger than the limit of "+formatBytes(maxSafeHarbourBytes))
 	}
+	asUpload(r)
 	r.Body = http.MaxBytesReader(w, r.Body, maxSafeHarbourBytes)
 	ct, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var body []byte
@@ -62,9 +63,8 @@ func (s *Server) putSafeHarbour(w http.ResponseWriter, r *http.Request, p princi
 			return badRequest("Content-Type: multipart/form-data without a boundary")
 		}
 		if err := r.ParseMultipartForm(maxSafeHarbourBytes); err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
+			if ae := bodyReadError(err); ae != nil {
+				return ae
 			}
 			return badRequest("multipart body: " + err.Error())
 		}

@@ -60,6 +60,9 @@ type Config struct {
 	// MaxAbandon caps every campaign's pacing.target_abandon (the engine's
 	// max_abandon); 0 means campaigns.DefaultMaxAbandon.
 	MaxAbandon float64
+	// Limits bound what one client can hold: timeouts, requests without
+	// credentials, sign-in attempts and password checks.
+	Limits Limits
 }
 
 // phoneRealm is the digest realm phone secrets are hashed for.
@@ -108,13 +111,19 @@ type Engine interface {
 
 // Server is the HTTP front of Turbina.
 type Server struct {
-	store   storage.Store
-	log     *slog.Logger
-	cfg     Config
-	mux     *http.ServeMux
-	metrics *metrics
-	routes  []route
-	ui      *uiState
+	store       storage.Store
+	log         *slog.Logger
+	cfg         Config
+	mux         *http.ServeMux
+	metrics     *metrics
+	routes      []route
+	ui          *uiState
+	serveLimits Limits
+	handler     http.Handler
+	// anonymous and webhooks are the slots of requests in progress without valid
+	// credentials: the sign-in form and pages' assets, and WhatsApp's webhooks.
+	anonymous chan struct{}
+	webhooks  chan struct{}
 }
 
 // route is one API operation; the table of them is the single source for the mux,
@@ -142,7 +151,9 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 1 << 30
 	}
-	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
+	s.anonymous = make(chan struct{}, s.serveLimits.MaxAnonymous)
+	s.webhooks = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.metrics = newMetrics(store)
 	s.ui = newUIState(s)
 	s.routes = []route{
@@ -207,6 +218,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound("no such endpoint: "+r.Method+" "+r.URL.Path))
 	})
+	s.handler = s.guard(s.mux)
 	return s
 }
 
@@ -214,12 +226,12 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
 
 // ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // protect authenticates, checks the role, and turns a handler's error into JSON.
 func (s *Server) protect(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, aerr := s.authenticate(r)
+		p, aerr := s.principalOf(r)
 		if aerr != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="turbina"`)
 			writeError(w, aerr)
@@ -296,11 +308,14 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
 		}
 	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than the limit of "+formatBytes(s.cfg.MaxBodyBytes))
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if ae := toAPIError(err); ae.Status == http.StatusRequestEntityTooLarge {
+		if ae := bodyReadError(err); ae != nil {
 			return ae
 		}
 		return badRequest("invalid JSON body: " + err.Error())
@@ -308,10 +323,20 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	// Only white space may follow the value. dec.More would miss a stray ']' or '}',
 	// and the limit applies to the whole body, not just the part before the value ends.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if ae := toAPIError(err); err != nil && ae.Status == http.StatusRequestEntityTooLarge {
+		if ae := bodyReadError(err); err != nil && ae != nil {
 			return ae
 		}
 		return badRequest("invalid JSON body: more than one value")
+	}
+	return nil
+}
+
+// bodyReadError is the answer to a body that could not be read whole: too large or
+// too slow; nil for anything else (a syntax error is the caller's to word).
+func bodyReadError(err error) *apiError {
+	switch ae := toAPIError(err); ae.Status {
+	case http.StatusRequestEntityTooLarge, http.StatusRequestTimeout:
+		return ae
 	}
 	return nil
 }

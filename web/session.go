@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,8 +48,8 @@ func newUIState(s *Server) *uiState {
 	}
 	st := &uiState{
 		pages:   pages,
-		hasher:  newPasswordHasher(defaultKDF),
-		limiter: newLoginLimiter(10, 15*time.Minute),
+		hasher:  newPasswordHasher(defaultKDF, s.serveLimits.PasswordChecks, s.serveLimits.PasswordQueue),
+		limiter: newLoginLimiter(rateRule{s.serveLimits.LoginPerUser, s.serveLimits.LoginWindow}, rateRule{s.serveLimits.LoginPerIP, s.serveLimits.LoginWindow}),
 		now:     time.Now,
 	}
 	st.wall = newWallboard(s)
@@ -225,20 +224,21 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // login checks a username and password from the sign-in form and starts a new
 // session. Any session the browser had is ended first, so an ID planted in the
 // browser before sign-in (session fixation) never becomes a signed-in one.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	const maxLoginBody = 16 << 10
+	if r.ContentLength > maxLoginBody {
+		writeError(w, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "a sign-in form is at most "+formatBytes(maxLoginBody)))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
+		if errors.Is(err, errSlowBody) {
+			writeError(w, errorf(http.StatusRequestTimeout, "body_timeout", err.Error()))
+			return
+		}
 		s.renderLogin(w, r, http.StatusBadRequest, "bad_request")
 		return
 	}
@@ -256,33 +256,43 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	username := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
 	now := s.ui.now()
-	userKey, ipKey := "user:"+strings.ToLower(username), "ip:"+clientIP(r)
-	if s.ui.limiter.blocked(now, userKey, ipKey) {
+	ip := s.clientIP(r)
+	// The attempt is counted before the password is checked, so concurrent guesses
+	// see each other.
+	attempt, wait, allowed := s.ui.limiter.attempt(now, username, ip)
+	if !allowed {
+		w.Header().Set("Retry-After", retryAfter(wait))
 		s.renderLogin(w, r, http.StatusTooManyRequests, "too_many_attempts")
 		return
 	}
 	u, err := s.store.UserByUsername(r.Context(), username)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.ui.limiter.unchecked(now, attempt)
 		s.log.Error("login", "err", err)
 		s.renderLogin(w, r, http.StatusInternalServerError, "internal")
 		return
 	}
 	// An unknown user is checked against a dummy hash, so the answer takes as long.
 	ok, verr := s.ui.hasher.Verify(r.Context(), password, u.PasswordHash)
+	if errors.Is(verr, errHasherBusy) || r.Context().Err() != nil {
+		s.ui.limiter.unchecked(now, attempt)
+		w.Header().Set("Retry-After", "1")
+		s.renderLogin(w, r, http.StatusServiceUnavailable, "busy")
+		return
+	}
 	if verr != nil && !errors.Is(verr, errBadHash) {
 		s.log.Error("verify password", "err", verr)
 	}
 	if !ok || u.ID == 0 || u.Disabled {
-		s.ui.limiter.fail(now, userKey, ipKey)
 		s.renderLogin(w, r, http.StatusUnauthorized, "bad_credentials")
 		return
 	}
-	s.ui.limiter.succeed(userKey)
+	s.ui.limiter.succeeded(now, attempt)
 	id, err := newSessionID()
 	if err == nil {
 		err = s.store.CreateSession(r.Context(), storage.Session{
 			IDHash: HashToken(id), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(sessionTTL),
-			RemoteAddr: clientIP(r), UserAgent: r.UserAgent(),
+			RemoteAddr: ip, UserAgent: r.UserAgent(),
 		})
 	}
 	if err != nil {
@@ -290,7 +300,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusInternalServerError, "internal")
 		return
 	}
-	s.recordEvent(r.Context(), principal{u}, "session.login", "user", idString(u.ID), map[string]string{"remote_addr": clientIP(r)})
+	s.recordEvent(r.Context(), principal{u}, "session.login", "user", idString(u.ID), map[string]string{"remote_addr": ip})
 	s.pruneSessions(now)
 	setCookie(w, r, loginCookie, "", -1, http.SameSiteStrictMode)
 	setCookie(w, r, sessionCookie, id, int(sessionTTL.Seconds()), http.SameSiteLaxMode)

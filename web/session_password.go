@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,31 +30,57 @@ type kdfParams struct {
 // signs in a few hundred agents at shift start: about 100 ms and 64 MiB a hash.
 var defaultKDF = kdfParams{time: 3, memory: 64 * 1024, threads: 2}
 
-// passwordHasher hashes and checks passwords. Hashing is slow on purpose, so only a
-// few run at once: a burst of sign-ins waits instead of exhausting memory.
+// passwordHasher hashes and checks passwords. Each check holds 64 MiB for about
+// 100 ms, so checks run through a pool of a few slots with a short queue: a sign-in
+// beyond the queue is refused at once (errHasherBusy) instead of waiting, and memory
+// stays at about one check's worth per slot however many attempts come in.
 type passwordHasher struct {
 	params kdfParams
-	slots  chan struct{}
+	// slots holds one token per check running; admit one per check running or
+	// waiting for a slot.
+	slots chan struct{}
+	admit chan struct{}
 	// dummy is verified against when a username is unknown, so that the answer takes
-	// as long as for a known user and does not reveal which names exist.
-	dummyOnce sync.Once
-	dummy     string
+	// as long as for a known user and does not reveal which names exist. Its key is
+	// random: no password matches it.
+	dummy string
 }
 
-func newPasswordHasher(p kdfParams) *passwordHasher {
-	return &passwordHasher{params: p, slots: make(chan struct{}, 4)}
+// errHasherBusy refuses a password check when the pool and its queue are full.
+var errHasherBusy = errors.New("password checks are all busy")
+
+func newPasswordHasher(p kdfParams, checks, queue int) *passwordHasher {
+	salt, key := make([]byte, 16), make([]byte, 32)
+	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go 1.24)
+	_, _ = rand.Read(key)
+	return &passwordHasher{params: p, slots: make(chan struct{}, max(1, checks)),
+		admit: make(chan struct{}, max(1, checks)+max(0, queue)), dummy: encodeHash(p, salt, key)}
 }
 
 func (h *passwordHasher) acquire(ctx context.Context) error {
 	select {
+	case h.admit <- struct{}{}:
+	default:
+		return errHasherBusy
+	}
+	select {
 	case h.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
+		<-h.admit
 		return ctx.Err()
 	}
 }
 
-func (h *passwordHasher) release() { <-h.slots }
+func (h *passwordHasher) release() {
+	// The check's memory is garbage now. Collected before the slot is given to the
+	// next check, it is what that check reuses: without this the collector lets the
+	// heap grow to twice the checks in flight before it runs (60 concurrent wrong
+	// sign-ins took the process from 28 MB to 557 MB).
+	runtime.GC()
+	<-h.slots
+	<-h.admit
+}
 
 // Hash returns the PHC-style encoding of an argon2id hash of password.
 func (h *passwordHasher) Hash(ctx context.Context, password string) (string, error) {
@@ -66,10 +93,13 @@ func (h *passwordHasher) Hash(ctx context.Context, password string) (string, err
 	}
 	defer h.release()
 	p := h.params
-	key := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, 32)
+	return encodeHash(p, salt, argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, 32)), nil
+}
+
+func encodeHash(p kdfParams, salt, key []byte) string {
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.memory, p.time, p.threads,
-		enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+		enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
 var errBadHash = errors.New("unrecognised password hash")
@@ -78,11 +108,7 @@ var errBadHash = errors.New("unrecognised password hash")
 // (a user with no password) matches nothing, after the same work as a real check.
 func (h *passwordHasher) Verify(ctx context.Context, password, encoded string) (bool, error) {
 	if encoded == "" {
-		h.dummyOnce.Do(func() {
-			h.dummy, _ = h.Hash(context.Background(), "no password is set for this user")
-		})
 		encoded = h.dummy
-		password += "\x00" // never the dummy's password
 	}
 	p, salt, want, err := parseHash(encoded)
 	if err != nil {
@@ -117,70 +143,112 @@ func parseHash(encoded string) (kdfParams, []byte, []byte, error) {
 	return p, salt, key, nil
 }
 
-// loginLimiter counts failed sign-ins per username and per client address and
-// refuses further tries for a while after too many, which makes guessing passwords
-// slow without locking a user out for longer than the window.
+// loginLimiter counts sign-in attempts per username and per client address, each
+// against its own rule, before the password is checked. Each rule lets burst
+// attempts through at once, then one every period/burst (a generic cell rate
+// algorithm: one instant kept per key). The per-username rule is strict and the
+// per-address rule generous, so a flood of guesses for one user locks that user
+// only, and an address is refused only when it tries many users.
 type loginLimiter struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	fails  map[string][]time.Time
+	mu      sync.Mutex
+	user    rateRule
+	ip      rateRule
+	tat     map[string]time.Time // the key's theoretical arrival time
+	maxKeys int
 }
 
-func newLoginLimiter(max int, window time.Duration) *loginLimiter {
-	return &loginLimiter{max: max, window: window, fails: map[string][]time.Time{}}
+// rateRule allows burst attempts at once and then one every period/burst.
+type rateRule struct {
+	burst  int
+	period time.Duration
 }
 
-// blocked reports whether any of keys has had too many recent failures.
-func (l *loginLimiter) blocked(now time.Time, keys ...string) bool {
+func (r rateRule) interval() time.Duration { return r.period / time.Duration(r.burst) }
+
+// admit returns the key's next arrival time when an attempt at now conforms, or
+// how long until one would.
+func (r rateRule) admit(tat, now time.Time) (time.Time, time.Duration) {
+	if tat.Before(now) {
+		tat = now
+	}
+	allowAt := tat.Add(r.interval() - r.period)
+	if now.Before(allowAt) {
+		return tat, allowAt.Sub(now)
+	}
+	return tat.Add(r.interval()), 0
+}
+
+func newLoginLimiter(user, ip rateRule) *loginLimiter {
+	return &loginLimiter{user: user, ip: ip, tat: map[string]time.Time{}, maxKeys: 100_000}
+}
+
+// loginAttempt is an attempt the limiter let through, to be settled.
+type loginAttempt struct{ userKey, ipKey string }
+
+// attempt records an attempt to sign in as username from ip, or refuses it with the
+// time until one would be allowed. A refused attempt is not recorded, so a flood for
+// one user that is refused costs its address nothing.
+func (l *loginLimiter) attempt(now time.Time, username, ip string) (loginAttempt, time.Duration, bool) {
+	a := loginAttempt{userKey: "u:" + strings.ToLower(username), ipKey: "a:" + ip}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, k := range keys {
-		if len(l.recentLocked(k, now)) >= l.max {
-			return true
-		}
+	userTat, userWait := l.user.admit(l.tat[a.userKey], now)
+	ipTat, ipWait := l.ip.admit(l.tat[a.ipKey], now)
+	if wait := max(userWait, ipWait); wait > 0 {
+		return a, wait, false
 	}
-	return false
+	l.makeRoomLocked(now)
+	l.tat[a.userKey], l.tat[a.ipKey] = userTat, ipTat
+	return a, 0, true
 }
 
-func (l *loginLimiter) recentLocked(k string, now time.Time) []time.Time {
-	list := l.fails[k]
-	i := 0
-	for i < len(list) && now.Sub(list[i]) > l.window {
-		i++
+// makeRoomLocked bounds memory under a spray of usernames: keys whose attempts
+// have all aged out go first, then arbitrary ones.
+func (l *loginLimiter) makeRoomLocked(now time.Time) {
+	if len(l.tat) < l.maxKeys {
+		return
 	}
-	list = list[i:]
-	if len(list) == 0 {
-		delete(l.fails, k)
+	for k, t := range l.tat {
+		if !t.After(now) {
+			delete(l.tat, k)
+		}
+	}
+	for k := range l.tat {
+		if len(l.tat) < l.maxKeys*9/10 {
+			break
+		}
+		delete(l.tat, k)
+	}
+}
+
+// giveBackLocked removes one attempt from key.
+func (l *loginLimiter) giveBackLocked(now time.Time, key string, r rateRule) {
+	t, ok := l.tat[key]
+	if !ok {
+		return
+	}
+	if t = t.Add(-r.interval()); t.After(now) {
+		l.tat[key] = t
 	} else {
-		l.fails[k] = list
-	}
-	return list
-}
-
-// fail notes a failed sign-in for each key.
-func (l *loginLimiter) fail(now time.Time, keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		l.fails[k] = append(l.recentLocked(k, now), now)
-	}
-	// Bound memory under a spray of usernames: forget the oldest keys.
-	if len(l.fails) > 100_000 {
-		for k := range l.fails {
-			delete(l.fails, k)
-			if len(l.fails) <= 50_000 {
-				break
-			}
-		}
+		delete(l.tat, key)
 	}
 }
 
-// succeed forgets a username's failures once its password is given.
-func (l *loginLimiter) succeed(key string) {
+// unchecked gives back an attempt whose password was never checked.
+func (l *loginLimiter) unchecked(now time.Time, a loginAttempt) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.fails, key)
+	l.giveBackLocked(now, a.userKey, l.user)
+	l.giveBackLocked(now, a.ipKey, l.ip)
+}
+
+// succeeded forgets the username's attempts and gives the address this one back:
+// people who know their password do not use up their office's allowance.
+func (l *loginLimiter) succeeded(now time.Time, a loginAttempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.tat, a.userKey)
+	l.giveBackLocked(now, a.ipKey, l.ip)
 }
 
 // HashPassword hashes a password as the server stores it, for tools that create
@@ -189,5 +257,5 @@ func HashPassword(ctx context.Context, password string) (string, error) {
 	if len(password) < MinPasswordLength {
 		return "", fmt.Errorf("password shorter than %d characters", MinPasswordLength)
 	}
-	return newPasswordHasher(defaultKDF).Hash(ctx, password)
+	return newPasswordHasher(defaultKDF, 1, 0).Hash(ctx, password)
 }

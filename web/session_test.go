@@ -28,7 +28,7 @@ const testPassword = "correct horse battery"
 func newUIEnv(t *testing.T, cfg Config) *apiEnv {
 	t.Helper()
 	e := newEnv(t, cfg)
-	e.server.ui.hasher = newPasswordHasher(testKDF)
+	e.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
 	for _, role := range allTestRoles {
 		e.setPassword(t, e.users[role].ID, testPassword)
 	}

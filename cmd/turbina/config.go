@@ -17,6 +17,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/web"
 )
 
 // config is everything serve and demo need, from defaults, the config file, the
@@ -40,6 +41,8 @@ type config struct {
 	// WhatsApp is the WhatsApp Business account the WhatsApp rungs use; without an
 	// access token those rungs are skipped.
 	WhatsApp whatsappConfig `json:"whatsapp"`
+	// HTTP bounds what one client can hold of the HTTP server.
+	HTTP httpConfig `json:"http"`
 	// AdminToken comes from the environment only: a secret has no place in a file
 	// that gets copied around, nor in a flag that shows in ps.
 	AdminToken string `json:"-"`
@@ -70,6 +73,72 @@ type engineConfig struct {
 	// (default 60s); PreviewSkipDelay how long a skipped contact waits (default 30m).
 	PreviewHold      sip.Duration `json:"preview_hold,omitempty"`
 	PreviewSkipDelay sip.Duration `json:"preview_skip_delay,omitempty"`
+}
+
+// httpConfig is the config file's http section: the HTTP server's timeouts and
+// limits (web.Limits; an absent or zero setting takes web.DefaultLimits).
+type httpConfig struct {
+	ReadHeaderTimeout  sip.Duration `json:"read_header_timeout,omitempty"`
+	BodyTimeout        sip.Duration `json:"body_timeout,omitempty"`
+	UploadMinRate      int64        `json:"upload_min_bytes_per_second,omitempty"`
+	UploadWindow       sip.Duration `json:"upload_window,omitempty"`
+	WriteTimeout       sip.Duration `json:"write_timeout,omitempty"`
+	StreamWriteTimeout sip.Duration `json:"stream_write_timeout,omitempty"`
+	IdleTimeout        sip.Duration `json:"idle_timeout,omitempty"`
+	MaxAnonymous       int          `json:"max_anonymous_requests,omitempty"`
+	// TrustedProxies are the reverse proxies (addresses or CIDRs) whose
+	// ClientIPHeader is believed; TURBINA_TRUSTED_PROXIES (comma-separated) wins.
+	TrustedProxies []string     `json:"trusted_proxies,omitempty"`
+	ClientIPHeader string       `json:"client_ip_header,omitempty"`
+	LoginPerUser   int          `json:"login_per_user,omitempty"`
+	LoginPerIP     int          `json:"login_per_ip,omitempty"`
+	LoginWindow    sip.Duration `json:"login_window,omitempty"`
+	PasswordChecks int          `json:"password_checks,omitempty"`
+	PasswordQueue  int          `json:"password_queue,omitempty"`
+}
+
+// limits turns the section into the server's limits, naming a setting that is wrong.
+func (h httpConfig) limits() (web.Limits, error) {
+	for _, d := range []struct {
+		name string
+		v    sip.Duration
+	}{
+		{"read_header_timeout", h.ReadHeaderTimeout}, {"body_timeout", h.BodyTimeout}, {"upload_window", h.UploadWindow},
+		{"write_timeout", h.WriteTimeout}, {"stream_write_timeout", h.StreamWriteTimeout}, {"idle_timeout", h.IdleTimeout},
+		{"login_window", h.LoginWindow},
+	} {
+		if d.v < 0 {
+			return web.Limits{}, fmt.Errorf("http.%s must not be negative", d.name)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"upload_min_bytes_per_second", h.UploadMinRate}, {"max_anonymous_requests", int64(h.MaxAnonymous)},
+		{"login_per_user", int64(h.LoginPerUser)}, {"login_per_ip", int64(h.LoginPerIP)},
+		{"password_checks", int64(h.PasswordChecks)}, {"password_queue", int64(h.PasswordQueue)},
+	} {
+		if n.v < 0 {
+			return web.Limits{}, fmt.Errorf("http.%s must not be negative", n.name)
+		}
+	}
+	proxies, err := web.ParseTrustedProxies(h.TrustedProxies)
+	if err != nil {
+		return web.Limits{}, fmt.Errorf("http.%w", err)
+	}
+	l := web.Limits{
+		ReadHeaderTimeout: h.ReadHeaderTimeout.Std(), BodyTimeout: h.BodyTimeout.Std(),
+		UploadMinRate: h.UploadMinRate, UploadWindow: h.UploadWindow.Std(),
+		WriteTimeout: h.WriteTimeout.Std(), StreamWriteTimeout: h.StreamWriteTimeout.Std(), IdleTimeout: h.IdleTimeout.Std(),
+		MaxAnonymous: h.MaxAnonymous, TrustedProxies: proxies, ClientIPHeader: h.ClientIPHeader,
+		LoginPerUser: h.LoginPerUser, LoginPerIP: h.LoginPerIP, LoginWindow: h.LoginWindow.Std(),
+		PasswordChecks: h.PasswordChecks, PasswordQueue: h.PasswordQueue,
+	}
+	if err := l.Validate(); err != nil {
+		return l, fmt.Errorf("http.%w", err)
+	}
+	return l, nil
 }
 
 // whatsappConfig is the config file's whatsapp section. Secrets may come from
@@ -176,6 +245,9 @@ func parseConfig(name string, cfg config, args []string, getenv func(string) str
 		}
 	}
 	cfg.AdminToken = getenv("TURBINA_ADMIN_TOKEN")
+	if v := getenv("TURBINA_TRUSTED_PROXIES"); v != "" {
+		cfg.HTTP.TrustedProxies = strings.Split(v, ",")
+	}
 	for name, dst := range cfg.WhatsApp.env() {
 		if v := getenv(name); v != "" {
 			*dst = v
@@ -225,6 +297,9 @@ func (c config) validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("data directory must not be empty")
+	}
+	if _, err := c.HTTP.limits(); err != nil {
+		return err
 	}
 	if l := c.Engine.NumberLimits; l != nil && (l.PerDay < 0 || l.PerWeek < 0) {
 		return fmt.Errorf("engine.number_limits: per_day and per_week must be 0 (no limit) or more")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/demo"
 	"github.com/turbina-dialer/turbina/storage"
+	"github.com/turbina-dialer/turbina/web"
 )
 
 // binary is the turbina command built once for the tests that run it as a process.
@@ -361,8 +362,55 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || cfg.Engine.Patience.Std() != 2*time.Second ||
-		cfg.Engine.MaxAbandon != 0.03 {
+		cfg.Engine.MaxAbandon != 0.03 || len(cfg.HTTP.TrustedProxies) != 1 {
 		t.Errorf("example config read as %+v", cfg)
+	}
+}
+
+// TestConfigHTTPLimits: the http section becomes the server's limits; a wrong
+// setting is refused naming it.
+func TestConfigHTTPLimits(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	for _, tt := range []struct {
+		name, section, env, wantErr string
+		check                       func(web.Limits) bool
+	}{
+		{"defaults", `{}`, "", "", func(l web.Limits) bool { return len(l.TrustedProxies) == 0 && l.BodyTimeout == 0 }},
+		{"settings", `{"trusted_proxies":["10.0.0.0/8","::1"],"client_ip_header":"Forwarded","body_timeout":"5s","upload_min_bytes_per_second":8192,"max_anonymous_requests":50,"login_per_user":5}`, "",
+			"", func(l web.Limits) bool {
+				return len(l.TrustedProxies) == 2 && l.TrustedProxies[1].String() == "::1/128" && l.ClientIPHeader == "Forwarded" &&
+					l.BodyTimeout == 5*time.Second && l.UploadMinRate == 8192 && l.MaxAnonymous == 50 && l.LoginPerUser == 5
+			}},
+		{"proxies from the environment win", `{"trusted_proxies":["10.0.0.0/8"]}`, "192.0.2.1, 192.0.2.0/28", "", func(l web.Limits) bool {
+			return len(l.TrustedProxies) == 2 && l.TrustedProxies[0].String() == "192.0.2.1/32"
+		}},
+		{"bad proxy", `{"trusted_proxies":["10.0.0.0/8","proxy.local"]}`, "", "http.trusted_proxies[1]", nil},
+		{"bad header", `{"client_ip_header":"X-Real-IP"}`, "", "http.client_ip_header", nil},
+		{"negative timeout", `{"body_timeout":"-1s"}`, "", "http.body_timeout", nil},
+		{"negative count", `{"max_anonymous_requests":-1}`, "", "http.max_anonymous_requests", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(`{"http":`+tt.section+`}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			getenv := func(k string) string {
+				return map[string]string{"TURBINA_CONFIG": file, "TURBINA_TRUSTED_PROXIES": tt.env}[k]
+			}
+			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := cfg.HTTP.limits()
+			if err != nil || !tt.check(l) {
+				t.Errorf("limits %+v, %v", l, err)
+			}
+		})
 	}
 }
 

@@ -84,7 +84,7 @@ func Start(t testing.TB, o Options) *Phone {
 		o.Transport = "udp"
 	}
 	dir := t.TempDir()
-	sipPort, ctrlPort := sipptest.FreePort(t), sipptest.FreePort(t)
+	sipPort, ctrlPort := freeSIPPort(t), sipptest.FreePort(t)
 	conf := fmt.Sprintf(config, sipPort, ctrlPort)
 	if o.DumpAudio {
 		conf += "module\t\t\tsndfile.so\nsnd_path\t\t" + dir + "\n"
@@ -116,6 +116,23 @@ func Start(t testing.TB, o Options) *Phone {
 		}
 	})
 	return p
+}
+
+// freeSIPPort finds a port free for baresip's SIP listener: baresip binds UDP
+// and TCP on it and TLS on the next port, and exits at once when any of the
+// three is taken (which another process on the machine may have just done).
+func freeSIPPort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		port := sipptest.FreePort(t)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free pair of ports for baresip's SIP and SIP/TLS listeners")
+	return 0
 }
 
 // Output is what baresip printed so far.

@@ -60,7 +60,7 @@ type PageData struct {
 	Nav []NavItem
 	// Next is where the login form leads after signing in.
 	Next string
-	// Error is a message key for the login form (bad_credentials, too_many_attempts).
+	// Error is a message key for the login form (bad_credentials, too_many_attempts, busy).
 	Error string
 }
 
