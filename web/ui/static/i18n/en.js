@@ -117,6 +117,8 @@ export default {
   'policy.number_attempt_limit': 'too many calls to this number', 'policy.abandon_quiet_period': 'abandoned recently (72 h)',
   'policy.no_call_permission': 'no WhatsApp call permission', 'policy.outside_service_window': 'outside WhatsApp\'s 24-hour window',
   'sup.downsince': 'Down since', 'sup.downAt': 'down since {since} (found in {secs} s)', 'sup.lastDetection': 'up; last death found in {secs} s',
+  'sup.fo.noWhatsApp': 'No WhatsApp number is configured: calls wait for the trunk.',
+  'sup.trunkState.closed': 'up', 'sup.trunkState.open': 'down', 'sup.trunkState.half-open': 'down, checking',
   'sup.fo.down': 'Trunk {trunk} is down', 'sup.fo.toWhatsApp': 'Calls are going to WhatsApp — nothing to do.',
   'sup.fo.detail': 'Down since {since} · found in {secs} s: {sign}',
   'sup.fo.back': 'Trunk {trunk} is back after {dur}', 'sup.fo.backDetail': 'Down from {since} to {until}. Calls go through the trunk again.',

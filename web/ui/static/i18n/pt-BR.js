@@ -117,6 +117,8 @@ export default {
   'policy.number_attempt_limit': 'ligações demais para este número', 'policy.abandon_quiet_period': 'chamada abandonada recentemente (72 h)',
   'policy.no_call_permission': 'sem permissão de chamada no WhatsApp', 'policy.outside_service_window': 'fora da janela de 24 horas do WhatsApp',
   'sup.downsince': 'Fora desde', 'sup.downAt': 'fora desde {since} (detectado em {secs} s)', 'sup.lastDetection': 'no ar; última queda detectada em {secs} s',
+  'sup.fo.noWhatsApp': 'Nenhum número de WhatsApp configurado: as ligações esperam o tronco voltar.',
+  'sup.trunkState.closed': 'no ar', 'sup.trunkState.open': 'fora do ar', 'sup.trunkState.half-open': 'fora do ar, verificando',
   'sup.fo.down': 'Tronco {trunk} fora do ar', 'sup.fo.toWhatsApp': 'As ligações estão indo pelo WhatsApp — nada a fazer.',
   'sup.fo.detail': 'Fora desde {since} · detectado em {secs} s: {sign}',
   'sup.fo.back': 'Tronco {trunk} voltou após {dur}', 'sup.fo.backDetail': 'Fora das {since} às {until}. As ligações voltam a passar pelo tronco.',
