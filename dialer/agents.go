@@ -55,6 +55,9 @@ type Agent struct {
 	// the path back before then makes it ready again, as a reloaded page expects.
 	resume   bool
 	resumeBy time.Time
+	// pop is the screen-pop of the agent's current or last call, shown again to
+	// a page that reconnects during the call or its wrap-up.
+	pop *ScreenPop
 	// closing: the agent's disposition is being stored, so the wrap-up timeout
 	// leaves this wrap-up alone.
 	closing bool
@@ -489,4 +492,26 @@ func (p *Agents) pacingView(campaignID int64, buf []pacing.Agent) []pacing.Agent
 		buf = append(buf, pa)
 	}
 	return buf
+}
+
+// setScreenPop keeps the screen-pop of the agent's call.
+func (p *Agents) setScreenPop(id int64, pop ScreenPop) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.byID[id]; ok {
+		a.pop = &pop
+	}
+}
+
+// ScreenPop is the screen-pop of the call an agent is on or wrapping up, false
+// when it has none: a page reloaded mid-call or in wrap-up shows the contact and
+// the disposition form again, so the call is closed as it should be.
+func (p *Agents) ScreenPop(id int64) (ScreenPop, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.byID[id]
+	if !ok || a.pop == nil || (a.State != AgentOnCall && a.State != AgentWrapUp) {
+		return ScreenPop{}, false
+	}
+	return *a.pop, true
 }
