@@ -145,7 +145,9 @@ func (p *Agents) LoginWith(id int64, name string, campaignIDs []int64, media Age
 		p.byID[id] = a
 	}
 	if media != MediaNone {
+		// A ready agent that now says it works with audio it lacks is out.
 		a.Media = media
+		a.pathChanged(now)
 	}
 	a.Name, a.LoggingOff = name, false
 	old := a.Campaigns

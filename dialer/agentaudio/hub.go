@@ -167,10 +167,14 @@ func (h *Hub) detach(agentID int64, a *agentLeg) {
 		delete(h.byAgent, agentID)
 	}
 	h.mu.Unlock()
-	a.stop()
+	// The bridge stops at once; the agents hear of it before the session is
+	// ended, which for a dead phone is a BYE that waits seconds for no answer:
+	// a customer on the line must not wait for it.
+	a.cancel()
 	if current {
 		h.agents.AudioDown(agentID)
 	}
+	a.stop()
 }
 
 // TakesBrowsers reports whether the hub answers browsers' WebRTC offers.
