@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/internal/phonetest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -212,5 +214,42 @@ func TestBrowserAgentClosingTheTabOnACallLeavesNoCustomerInSilence(t *testing.T)
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/disposition", e.tokens[storage.RoleAgent], map[string]any{"code": "sale"}), http.StatusOK)
 	if ag, _ := slot.Agents().Get(agentID); ag.State != dialer.AgentPaused || ag.Reason != dialer.ReasonConnectionLost {
 		t.Errorf("agent after the disposition %s (%s), want paused (connection_lost)", ag.State, ag.Reason)
+	}
+}
+
+// TestUnregisteredPhoneKeepsTheAgentOutOfCalls: an agent logs in with a SIP phone
+// that is not registered. The login answers 409 phone_unavailable and the agent
+// stays logged in but paused (no_audio), never ready without audio: Ready is
+// refused saying the phone is missing. Once the phone (baresip) registers, the
+// same login nails it up and the agent may go ready.
+func TestUnregisteredPhoneKeepsTheAgentOutOfCalls(t *testing.T) {
+	slot := &engineSlot{}
+	e := newEnv(t, Config{Engine: slot})
+	agentID := e.users[storage.RoleAgent].ID
+	reg := phonetest.Registrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agentID})
+	slot.set(runEngine(t, e, nil, func(c *dialer.Config) { c.Registrar = reg }))
+	c := e.createCampaign(t, "Phones")
+	e.assign(t, c.ID, agentID)
+	tok := e.tokens[storage.RoleAgent]
+
+	wantError(t, e.send(t, "POST", "/api/v1/agent/login", tok, map[string]any{"audio": "phone"}), http.StatusConflict, "phone_unavailable")
+	a := decode[dialer.Agent](t, e.get(t, "/api/v1/agent", tok), http.StatusOK)
+	if a.State != dialer.AgentPaused || a.Reason != dialer.ReasonNoAudio || a.Audio || a.Media != dialer.MediaPhone {
+		t.Fatalf("agent after the refused phone %+v, want paused (no_audio) without audio", a)
+	}
+	refused := wantError(t, e.send(t, "POST", "/api/v1/agent/ready", tok, map[string]any{}), http.StatusConflict, dialer.ReasonNoAudio)
+	if !strings.Contains(refused.Message, "SIP phone") {
+		t.Errorf("ready refused with %q, want it to name the phone", refused.Message)
+	}
+	if a, _ := slot.Agents().Get(agentID); a.State != dialer.AgentPaused {
+		t.Fatalf("agent %+v after the refused ready", a)
+	}
+	wantError(t, e.send(t, "POST", "/api/v1/agent/login", tok, map[string]any{"audio": "bluetooth"}), http.StatusUnprocessableEntity, "validation_failed")
+
+	// The phone registers: logging in again connects it and the agent may go ready.
+	phonetest.Start(t, reg, "agent1", agentID)
+	decode[any](t, e.send(t, "POST", "/api/v1/agent/login", tok, map[string]any{"audio": "phone"}), http.StatusOK)
+	if a := decode[dialer.Agent](t, e.send(t, "POST", "/api/v1/agent/ready", tok, map[string]any{}), http.StatusOK); a.State != dialer.AgentReady || !a.Audio {
+		t.Errorf("agent with its phone connected %+v, want ready with audio", a)
 	}
 }
