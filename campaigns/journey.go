@@ -280,6 +280,11 @@ func ladderRules() map[Outcome]rule {
 		// A resumed conversation moved its contact once, as the SIP attempt it took
 		// up (connected): the resume itself moves nobody.
 		OutcomeResumed: {move: stay},
+		// A call our side gave up before the answer used its attempt and waits
+		// the rung's delay, as a call cut short does. Only calls back on WhatsApp
+		// end so today, and they move nobody; the row says what it would do to
+		// a contact whose own attempt it ended.
+		OutcomeCanceled: {move: retry},
 	}
 }
 

@@ -67,6 +67,10 @@ const (
 	// same agent. The conversation is the SIP attempt's, recorded connected; this
 	// one is not counted again as answered, connected or reached.
 	OutcomeResumed Outcome = "resumed"
+	// OutcomeCanceled: given up by our side before the answer, not by a stop or a
+	// crash (interrupted): an agent who stopped waiting for a call back on WhatsApp
+	// hung up, and the call was withdrawn. It did not reach the person.
+	OutcomeCanceled Outcome = "canceled"
 )
 
 // ReachedOutcomes are the outcomes that mean the person was reached: answered by a
@@ -110,7 +114,7 @@ func Outcomes() []Outcome {
 	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
 		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeTrunkDown,
 		OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
-		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed}
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed, OutcomeCanceled}
 }
 
 // SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):

@@ -258,6 +258,8 @@ func (a *simAgent) run(ctx context.Context) error {
 	var (
 		hangup, dispose <-chan time.Time
 		callID          int64
+		hangupAt        time.Time     // when the drawn talk time ends
+		left            time.Duration // talk time left when the line dropped
 	)
 	for {
 		select {
@@ -266,6 +268,21 @@ func (a *simAgent) run(ctx context.Context) error {
 		case ev, ok := <-events:
 			if !ok {
 				return errors.New("agent events ended")
+			}
+			// A person whose line dropped is being called back on WhatsApp: like
+			// a person at the softphone, the agent waits to hear whether they are
+			// back (the talk goes on) or not reached (wrap-up follows), instead of
+			// hanging up on the call back.
+			switch ev.Kind {
+			case dialer.EventResuming:
+				if hangup != nil {
+					hangup, left = nil, max(time.Until(hangupAt), 0)
+				}
+				continue
+			case dialer.EventResumed:
+				hangupAt = time.Now().Add(left)
+				hangup = time.After(left)
+				continue
 			}
 			if ev.Kind != dialer.EventState || ev.Agent == nil {
 				continue
@@ -277,7 +294,9 @@ func (a *simAgent) run(ctx context.Context) error {
 					a.mu.Lock()
 					a.callSince = ag.Since
 					a.mu.Unlock()
-					hangup = time.After(a.between(a.timing.Talk.Min, a.timing.Talk.Max))
+					talk := a.between(a.timing.Talk.Min, a.timing.Talk.Max)
+					hangupAt = time.Now().Add(talk)
+					hangup = time.After(talk)
 				}
 			case dialer.AgentWrapUp:
 				if dispose == nil {

@@ -74,10 +74,26 @@ type CaughtContact struct {
 	SIPOutcome string `json:"sip_outcome"`
 	// Connected reports that the SIP call was connected to an agent at the cut.
 	Connected bool `json:"connected"`
+	// HangupBy is who ended the caught SIP call: trunk for a conversation its
+	// trunk's death cut, agent or local for one our side hung up.
+	HangupBy string `json:"hangup_by,omitempty"`
 	// ToWhatsAppS is the time from the cut to the contact's first WhatsApp call
 	// after it, in seconds; nil when it got none.
 	ToWhatsAppS *float64 `json:"to_whatsapp_s"`
+	// ResumeOutcome is, for a conversation the trunk cut, how its call back on
+	// WhatsApp (resumed_from) ended; Resumed reports that the person answered it
+	// and was back with the agent.
+	ResumeOutcome string `json:"resume_outcome,omitempty"`
+	Resumed       bool   `json:"resumed"`
+	// NotCalledWhy says why a caught contact was rightly not called on WhatsApp:
+	// a conversation our side hung up before the trunk's death was found ended
+	// there, as any conversation the agent ends. Empty when it was called, or
+	// when nothing explains that it was not.
+	NotCalledWhy string `json:"not_called_why,omitempty"`
 }
+
+// hungUpByUs is the reason a conversation ended by our side is not called back.
+const hungUpByUs = "hung up by the agent before the trunk's death was found"
 
 // failover reads a cut at cutAt out of every contact's attempts.
 func failover(cutAt time.Time, attemptsByContact map[int64][]storage.Attempt) *Failover {
@@ -87,11 +103,17 @@ func failover(cutAt time.Time, attemptsByContact map[int64][]storage.Attempt) *F
 	for _, id := range slices.Sorted(maps.Keys(attemptsByContact)) {
 		attempts := attemptsByContact[id]
 		var caught *CaughtContact
+		var caughtID int64
 		var toWA time.Time
 		for _, a := range attempts {
 			placed := !slices.Contains(campaigns.UnplacedOutcomes(), campaigns.Outcome(a.Outcome))
 			if a.Channel == campaigns.ChannelSIP && a.CreatedAt.Before(cutAt) && (a.EndAt == nil || !a.EndAt.Before(cutAt)) && placed {
-				caught = &CaughtContact{ContactID: id, SIPOutcome: a.Outcome, Connected: a.ConnectAt != nil && a.ConnectAt.Before(cutAt)}
+				caught = &CaughtContact{ContactID: id, SIPOutcome: a.Outcome, HangupBy: a.HangupBy,
+					Connected: a.ConnectAt != nil && a.ConnectAt.Before(cutAt)}
+				caughtID = a.ID
+			}
+			if caught != nil && a.ResumedFrom != 0 && a.ResumedFrom == caughtID {
+				caught.ResumeOutcome, caught.Resumed = a.Outcome, a.AnswerAt != nil
 			}
 			if a.Channel == campaigns.ChannelWhatsAppCall && !a.CreatedAt.Before(cutAt) && placed {
 				if toWA.IsZero() || a.CreatedAt.Before(toWA) {
@@ -105,9 +127,12 @@ func failover(cutAt time.Time, attemptsByContact map[int64][]storage.Attempt) *F
 		if caught == nil {
 			continue
 		}
-		if !toWA.IsZero() {
+		switch {
+		case !toWA.IsZero():
 			caught.ToWhatsAppS = since(toWA)
 			f.CaughtCalledS = append(f.CaughtCalledS, *caught.ToWhatsAppS)
+		case caught.Connected && (caught.HangupBy == "agent" || caught.HangupBy == "local"):
+			caught.NotCalledWhy = hungUpByUs
 		}
 		f.Caught = append(f.Caught, *caught)
 	}
@@ -218,7 +243,7 @@ func (r Report) WriteTable(w io.Writer) error {
 		} else {
 			b.WriteString("no WhatsApp call after the cut")
 		}
-		fmt.Fprintf(&b, "; %d calls under way at the cut, %d called on WhatsApp", len(f.Caught), len(f.CaughtCalledS))
+		fmt.Fprintf(&b, "; %s under way at the cut, %d called on WhatsApp", count(len(f.Caught), "call", "calls"), len(f.CaughtCalledS))
 		if n := len(f.CaughtCalledS); n > 0 {
 			fmt.Fprintf(&b, " (median %.2f s, slowest %.2f s)", f.CaughtCalledS[n/2], f.CaughtCalledS[n-1])
 		}
@@ -234,6 +259,29 @@ func (r Report) WriteTable(w io.Writer) error {
 			}
 			b.WriteString("\n")
 		}
+		var cut, resumed, ours, unexplained int
+		for _, c := range f.Caught {
+			switch {
+			case c.HangupBy == "trunk":
+				cut++
+				if c.Resumed {
+					resumed++
+				}
+			case c.NotCalledWhy != "":
+				ours++
+			case c.ToWhatsAppS == nil:
+				unexplained++
+			}
+		}
+		if cut > 0 {
+			fmt.Fprintf(&b, "                  %s cut by the trunk, %d resumed on WhatsApp with their agent\n", count(cut, "conversation", "conversations"), resumed)
+		}
+		if ours > 0 {
+			fmt.Fprintf(&b, "                  %d not called on WhatsApp: %s\n", ours, hungUpByUs)
+		}
+		if unexplained > 0 {
+			fmt.Fprintf(&b, "                  %d not called on WhatsApp, for no reason the records give\n", unexplained)
+		}
 	}
 	fmt.Fprintf(&b, "\n  calls dialled   %d (answered %d, connected %d)\n", r.Dials, r.Answered, r.Connected)
 	fmt.Fprintf(&b, "  abandoned       %d (%.1f%% of answered)\n", r.Abandoned, 100*r.AbandonRate)
@@ -244,4 +292,12 @@ func (r Report) WriteTable(w io.Writer) error {
 		r.Carrier.Invites, r.Carrier.Answered, r.Carrier.Busy, r.Carrier.RingOuts, r.Carrier.Failed, r.Carrier.Invalid)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// count writes n with the noun's singular or plural.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

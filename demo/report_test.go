@@ -24,7 +24,11 @@ func TestFailoverReadsTheCutFromTheRecords(t *testing.T) {
 		return a
 	}
 	connected := attempt(campaigns.ChannelSIP, "connected", -20, 3)
-	connected.ConnectAt = ptr(at(-15))
+	connected.ID, connected.ConnectAt, connected.HangupBy = 40, ptr(at(-15)), "trunk"
+	back := attempt(campaigns.ChannelWhatsAppCall, "resumed", 2.5, 40)
+	back.ResumedFrom, back.AnswerAt = 40, ptr(at(4))
+	hungUp := attempt(campaigns.ChannelSIP, "connected", -10, 0.5)
+	hungUp.ConnectAt, hungUp.HangupBy = ptr(at(-8)), "agent"
 	byContact := map[int64][]storage.Attempt{
 		// Ringing at the cut, then on WhatsApp 1.2 s after it.
 		1: {attempt(campaigns.ChannelSIP, "trunk_down", -3, 1), attempt(campaigns.ChannelWhatsAppCall, "connected", 1.2, 30)},
@@ -33,7 +37,10 @@ func TestFailoverReadsTheCutFromTheRecords(t *testing.T) {
 		// Caught, recorded no_answer (dishonest), never called on WhatsApp.
 		3: {attempt(campaigns.ChannelSIP, "no_answer", -1, 16)},
 		// Connected at the cut, resumed on WhatsApp 2.5 s after it.
-		4: {connected, attempt(campaigns.ChannelWhatsAppCall, "connected", 2.5, 40)},
+		4: {connected, back},
+		// Connected at the cut, hung up by the agent before the death was found:
+		// not called back, for a stated reason.
+		6: {hungUp},
 		// Dialled after the cut: not caught; a channel_down attempt was never placed.
 		5: {attempt(campaigns.ChannelSIP, "channel_down", 2, 2), attempt(campaigns.ChannelWhatsAppCall, "channel_down", 0.1, 0.1)},
 	}
@@ -46,9 +53,18 @@ func TestFailoverReadsTheCutFromTheRecords(t *testing.T) {
 		connected bool
 		toWA      float64 // 0: none
 	}
-	wants := map[int64]want{1: {"trunk_down", false, 1.2}, 3: {"no_answer", false, 0}, 4: {"connected", true, 2.5}}
+	wants := map[int64]want{1: {"trunk_down", false, 1.2}, 3: {"no_answer", false, 0}, 4: {"connected", true, 2.5}, 6: {"connected", true, 0}}
 	if len(f.Caught) != len(wants) {
-		t.Fatalf("caught %+v, want contacts 1, 3 and 4", f.Caught)
+		t.Fatalf("caught %+v, want contacts 1, 3, 4 and 6", f.Caught)
+	}
+	for _, c := range f.Caught {
+		resumed, why := c.ContactID == 4, ""
+		if c.ContactID == 6 {
+			why = hungUpByUs
+		}
+		if c.Resumed != resumed || c.NotCalledWhy != why {
+			t.Errorf("contact %d: resumed %t (%q), not called because %q; want %t, %q", c.ContactID, c.Resumed, c.ResumeOutcome, c.NotCalledWhy, resumed, why)
+		}
 	}
 	for _, c := range f.Caught {
 		w, ok := wants[c.ContactID]

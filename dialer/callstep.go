@@ -31,11 +31,12 @@ const (
 	callVoicemail                        // a machine: the campaign's message being left, then hung up
 	callResuming                         // its trunk dropped the connected call: calling back on WhatsApp, the agent kept
 	callResumed                          // the WhatsApp call back is through to the same agent
+	callCanceling                        // its agent gave up the call back before the answer: being hung up
 	callEnded                            // the outcome is recorded; the run forgets the call
 )
 
 var callStateNames = [...]string{"", "dialing", "ringing", "screening", "waiting", "connected", "abandoning",
-	"machine", "machine_next", "voicemail", "resuming", "resumed", "ended"}
+	"machine", "machine_next", "voicemail", "resuming", "resumed", "canceling", "ended"}
 
 func (s callState) String() string {
 	if int(s) < len(callStateNames) && s != 0 {
@@ -61,10 +62,11 @@ const (
 	evStopping                                 // the engine stops: the call is cut short
 	evTrunkDropped                             // the leg ended because its trunk went down under it (HangupBy trunk)
 	evResumeRefused                            // the call back on WhatsApp could not be placed (gate, no channel, storage)
+	evAgentHangup                              // the call's agent hung up
 )
 
 var callEventNames = [...]string{"", "placed", "ringing", "answered", "screened", "agent_free", "patience_expired",
-	"agent_lost", "leg_ended", "place_failed", "stopping", "trunk_dropped", "resume_refused"}
+	"agent_lost", "leg_ended", "place_failed", "stopping", "trunk_dropped", "resume_refused", "agent_hangup"}
 
 func (k callEventKind) String() string {
 	if int(k) < len(callEventNames) && k != 0 {
@@ -169,11 +171,11 @@ func stay(s callState) stepRule { return func(callEvent) (callState, []effect) {
 
 // liveStates are the states of a call the run still follows.
 var liveStates = []callState{callDialing, callRinging, callScreening, callWaiting, callConnected,
-	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed}
+	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed, callCanceling}
 
 // resumeStates are the states of a call taken up on WhatsApp after its trunk
 // dropped it.
-var resumeStates = []callState{callResuming, callResumed}
+var resumeStates = []callState{callResuming, callResumed, callCanceling}
 
 // callTable is the call's transition table: every pair that can happen is a row.
 var callTable = func() map[stepKey]stepRule {
@@ -227,6 +229,15 @@ var callTable = func() map[stepKey]stepRule {
 			// this conversation already.
 			return callResumed, []effect{{kind: effMarkAnswered}, {kind: effConnect, agent: ev.reserved}, {kind: effSave}, tell(EventResumed)}
 		},
+		{callResuming, evAgentHangup}: func(callEvent) (callState, []effect) {
+			// The agent stopped waiting for the call back: it is withdrawn, and
+			// the agent goes to wrap-up with the conversation's disposition.
+			return callCanceling, []effect{hangupBy("agent"), {kind: effReleaseAgent}, observe(pacing.TalkEnded), {kind: effHangup}}
+		},
+		// The leg answered as it was withdrawn: hung up all the same.
+		{callCanceling, evAnswered}:     plainStay(callCanceling, effHangup),
+		{callCanceling, evLegEnded}:     canceled,
+		{callCanceling, evPlaceFailed}:  canceled,
 		{callResuming, evLegEnded}:      resumeFailed,
 		{callResuming, evPlaceFailed}:   resumeFailed,
 		{callResuming, evResumeRefused}: resumeFailed,
@@ -254,6 +265,11 @@ var callTable = func() map[stepKey]stepRule {
 				return callEnded, []effect{recordResume(campaigns.OutcomeInterrupted)}
 			}
 		}
+		if s != callResuming {
+			// Elsewhere the agent's hang-up ends the leg (run.hangup), and the
+			// leg's end says how the call ended.
+			t[stepKey{s, evAgentHangup}] = stay(s)
+		}
 		if rule, ok := t[stepKey{s, evLegEnded}]; ok && s != callConnected && !slices.Contains(resumeStates, s) {
 			// Only a conversation is taken up when its trunk drops it: any other
 			// call the trunk ends has ended as the person hanging up would end it.
@@ -268,6 +284,12 @@ var callTable = func() map[stepKey]stepRule {
 			t[stepKey{s, evAgentLost}] = stay(s)
 		}
 	}
+	// The leg came back from Place after the agent gave up: hung up now.
+	t[stepKey{callCanceling, evPlaced}] = plainStay(callCanceling, effHangup)
+	// The agent gave up the call back before the stop: that is how it ended.
+	t[stepKey{callCanceling, evStopping}] = func(callEvent) (callState, []effect) {
+		return callEnded, []effect{recordResume(campaigns.OutcomeCanceled)}
+	}
 	return t
 }()
 
@@ -276,8 +298,8 @@ var callTable = func() map[stepKey]stepRule {
 var impossibleSteps = func() map[stepKey]string {
 	m := map[stepKey]string{}
 	for _, s := range liveStates {
-		if s != callDialing && s != callRinging && s != callResuming {
-			m[stepKey{s, evAnswered}] = "a leg answers once, and only a dialing, ringing or resuming call waits for it"
+		if s != callDialing && s != callRinging && s != callResuming && s != callCanceling {
+			m[stepKey{s, evAnswered}] = "a leg answers once, and only a dialing, ringing, resuming or canceling call waits for it"
 		}
 		if s != callScreening {
 			m[stepKey{s, evScreened}] = "only a screened call has a detector running (its verdict for an ended call finds no call)"
@@ -286,7 +308,7 @@ var impossibleSteps = func() map[stepKey]string {
 			m[stepKey{s, evAgentFree}] = "agents are reserved only for the calls in the queue, which are all waiting"
 			m[stepKey{s, evPatienceExpired}] = "only the calls in the queue have a patience running"
 		}
-		if s != callDialing && s != callResuming {
+		if s != callDialing && s != callResuming && s != callCanceling {
 			m[stepKey{s, evPlaceFailed}] = "Place fails before the leg exists, so before any event of the leg"
 		}
 		if s != callResuming {
@@ -295,6 +317,7 @@ var impossibleSteps = func() map[stepKey]string {
 	}
 	m[stepKey{callResuming, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
 	m[stepKey{callResumed, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
+	m[stepKey{callCanceling, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
 	for k := callEventKind(1); int(k) < len(callEventNames); k++ {
 		m[stepKey{callEnded, k}] = "an ended call is forgotten by the run: later updates find no call"
 	}
@@ -389,6 +412,23 @@ func resumeFailed(ev callEvent) (callState, []effect) {
 		o = campaigns.OutcomeTrunkFault
 	}
 	return callEnded, append(eff, recordResume(o))
+}
+
+// canceled ends a call back its agent gave up: canceled, unless the channel
+// tells of something else that ended it first (the person declined as it was
+// withdrawn, WhatsApp refused it); interrupted is the channels' word for a call
+// we hung up. The attempt moves nobody, as every call back's.
+func canceled(ev callEvent) (callState, []effect) {
+	o := ev.outcome
+	if o == "" || o == campaigns.OutcomeInterrupted {
+		o = campaigns.OutcomeCanceled
+	}
+	return callEnded, []effect{recordResume(o)}
+}
+
+// plainStay is a row that keeps the call in s and asks for effects of these kinds.
+func plainStay(s callState, kinds ...effectKind) stepRule {
+	return func(callEvent) (callState, []effect) { return s, plain(kinds...) }
 }
 
 // ended ends a call being hung up by the run with the outcome its state stands for.

@@ -187,6 +187,18 @@ func TestStepRows(t *testing.T) {
 		{"resumed talk ended", callResumed, callEvent{kind: evLegEnded}, callEnded,
 			"release_agent observe(talk_ended) record_stays(resumed)"},
 		{"resumed agent lost", callResumed, callEvent{kind: evAgentLost}, callResumed, "hangup_by(agent_lost) apologise"},
+		// The agent who gives up waiting for the call back withdraws it, and
+		// goes to wrap-up at once.
+		{"agent gave up the call back", callResuming, callEvent{kind: evAgentHangup}, callCanceling,
+			"hangup_by(agent) release_agent observe(talk_ended) hangup"},
+		{"call back placed after the agent gave up", callCanceling, callEvent{kind: evPlaced}, callCanceling, "hangup"},
+		{"call back answered as it was withdrawn", callCanceling, callEvent{kind: evAnswered, reserved: 5}, callCanceling, "hangup"},
+		{"call back withdrawn", callCanceling, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeInterrupted}, callEnded,
+			"record_stays(canceled)"},
+		{"call back declined as it was withdrawn", callCanceling, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeRejected}, callEnded,
+			"record_stays(rejected)"},
+		{"call back not placed after the agent gave up", callCanceling, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeNoPermission}, callEnded,
+			"record_stays(no_permission)"},
 		// Any other call the trunk ends ends as if the person hung up.
 		{"trunk dropped while waiting", callWaiting, callEvent{kind: evTrunkDropped}, callEnded,
 			"leave_queue observe(abandoned) record(abandoned)"},
@@ -203,11 +215,19 @@ func TestStepRows(t *testing.T) {
 	}
 	for _, s := range liveStates {
 		stopped := "observe(failed) record(interrupted)"
-		if slices.Contains(resumeStates, s) {
+		switch {
+		case s == callCanceling:
+			stopped = "record_stays(canceled)" // the agent gave it up before the stop
+		case slices.Contains(resumeStates, s):
 			stopped = "record_stays(interrupted)" // the conversation moved the contact and told the pacer
 		}
-		tests = append(tests, stepCase{"stopping while " + s.String(), s, callEvent{kind: evStopping}, callEnded, stopped},
-			stepCase{"leg returned while " + s.String(), s, callEvent{kind: evPlaced}, s, ""})
+		tests = append(tests, stepCase{"stopping while " + s.String(), s, callEvent{kind: evStopping}, callEnded, stopped})
+		if s != callCanceling {
+			tests = append(tests, stepCase{"leg returned while " + s.String(), s, callEvent{kind: evPlaced}, s, ""})
+		}
+		if s != callResuming {
+			tests = append(tests, stepCase{"agent hung up while " + s.String(), s, callEvent{kind: evAgentHangup}, s, ""})
+		}
 		if s != callDialing && s != callResuming {
 			tests = append(tests, stepCase{"late ringing while " + s.String(), s, callEvent{kind: evRinging}, s, ""})
 		}
@@ -502,6 +522,7 @@ func TestStepScenarios(t *testing.T) {
 		callVoicemail:   {{kind: evAnswered, amd: true}, {kind: evScreened, amdAction: campaigns.AMDLeaveMessage}},
 		callResuming:    {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}},
 		callResumed:     {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAnswered, reserved: 1}},
+		callCanceling:   {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAgentHangup}},
 	}
 	for _, s := range liveStates {
 		t.Run("stopping while "+s.String(), func(t *testing.T) {
@@ -518,6 +539,10 @@ func TestStepScenarios(t *testing.T) {
 			}
 			f.observed = nil
 			f.after(time.Second, callEvent{kind: evStopping})
+			if s == callCanceling {
+				f.want(callEnded, campaigns.OutcomeCanceled)
+				return
+			}
 			if slices.Contains(resumeStates, s) {
 				f.want(callEnded, campaigns.OutcomeInterrupted) // the pacer heard of the conversation already
 				return

@@ -215,6 +215,18 @@ func (e *Engine) CampaignChanged() {
 	}
 }
 
+// ChannelChanged tells the engine a channel went down or came back (a SIP
+// trunk's death or recovery): every run routes its due contacts now, not at its
+// next tick, and a run that held off the channel's last-rung contacts after
+// finding it down tries it again once it is up.
+func (e *Engine) ChannelChanged(ch campaigns.Channel) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runs {
+		r.channelChanged(ch)
+	}
+}
+
 func (e *Engine) agentsChanged(ids []int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

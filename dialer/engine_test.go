@@ -31,7 +31,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 type harness struct {
 	mu     sync.Mutex
 	events []AgentEvent // every agent's screen-pops and call ends, in order
-	t      *testing.T
+	t      testing.TB
 	store  *storage.DB
 	engine *Engine
 	cancel context.CancelFunc

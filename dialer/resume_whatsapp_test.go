@@ -383,3 +383,60 @@ func TestCrashDuringAResumeLeavesTheContactAsTheConversationLeftIt(t *testing.T)
 		t.Errorf("the journey refused the resume's end: %v", recs)
 	}
 }
+
+// TestAgentGivesUpTheCallBack: an agent who hangs up while the person is being
+// called back on WhatsApp gives the call back up: it is withdrawn and recorded
+// canceled (our side gave up before the answer; not interrupted, which says
+// Turbina stopped), hung up by the agent, linked to the conversation and moving
+// nobody; the agent is in wrap-up with the conversation's disposition at once.
+func TestAgentGivesUpTheCallBack(t *testing.T) {
+	trunk := newDroppingTrunk()
+	h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk.sipChannel)
+	const phone = "+5511987650041"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 20 * time.Second})
+	c, contactID := h.resumeCampaign(phone)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.store.SetWhatsAppPermission(ctx, contactID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	h.setState(c.ID, campaigns.StateRunning)
+	h.waitOnCall(ctx, agent, "the SIP call")
+	trunk.next(ctx, t).drop()
+	h.waitAgentEvent(ctx, EventResuming)
+	for len(h.emu.Calls()) == 0 { // the call back rings
+		if ctx.Err() != nil {
+			t.Fatal("no call back on WhatsApp")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hungUpAt := time.Now()
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatalf("agent's hang-up during the call back: %v", err)
+	}
+	ended := h.waitAgentEvent(ctx, EventCallEnded)
+	if ended.At.Sub(hungUpAt) > time.Second {
+		t.Errorf("agent released to wrap-up %s after the hang-up, want at once", ended.At.Sub(hungUpAt))
+	}
+	// The harness's agent closes its wrap-up with "sale": on the conversation.
+	as := h.waitEndedAttempts(ctx, contactID, 2, func(as []storage.Attempt) bool { return as[0].Disposition == "sale" })
+	if sip := as[0]; sip.Outcome != string(campaigns.OutcomeConnected) || sip.HangupBy != channel.HangupByTrunk {
+		t.Errorf("SIP attempt %+v: want connected, hung up by the trunk", sip)
+	}
+	wa := as[1]
+	if wa.Channel != campaigns.ChannelWhatsAppCall || wa.Outcome != string(campaigns.OutcomeCanceled) || wa.HangupBy != "agent" || wa.ResumedFrom != as[0].ID {
+		t.Errorf("call back %+v: want canceled, hung up by the agent, resumed from %d", wa, as[0].ID)
+	}
+	if wa.AnswerAt != nil || wa.EndAt == nil || wa.EndAt.Before(hungUpAt.Add(-time.Second)) {
+		t.Errorf("call back answered at %v, ended at %v: want unanswered, ended after the agent's hang-up (%s)", wa.AnswerAt, wa.EndAt, hungUpAt)
+	}
+	kinds := eventKinds(h.agentEvents())
+	if want := []AgentEventKind{EventScreenPop, EventResuming, EventCallEnded}; !slices.Equal(kinds, want) {
+		t.Errorf("agent events %v, want %v", kinds, want)
+	}
+	if ended.AttemptID != as[0].ID {
+		t.Errorf("call_ended names attempt %d, want the conversation's %d", ended.AttemptID, as[0].ID)
+	}
+	h.waitContacts(c.ID, 5*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+}

@@ -222,6 +222,21 @@ func (r *run) poke() {
 	}
 }
 
+// channelChanged wakes the loop for a channel that went down or came back.
+// Called with e.mu held, so it never blocks: with the loop busy, a poke still
+// wakes it, and the hold ends on its own.
+func (r *run) channelChanged(ch campaigns.Channel) {
+	select {
+	case r.cmds <- func() {
+		if r.e.channelUp(ch) {
+			delete(r.downUntil, ch)
+		}
+	}:
+	default:
+		r.poke()
+	}
+}
+
 // setCampaign hands the loop the campaign as last stored. Called with e.mu held.
 func (r *run) setCampaign(c campaigns.Campaign) {
 	select {
@@ -263,6 +278,8 @@ func (r *run) hangup(ctx context.Context, attemptID int64) error {
 		if c := r.callFor(attemptID); c != nil {
 			c.attempt.HangupBy = "agent"
 			leg = c.leg
+			// A command has no context of its own: the loop's.
+			r.feed(r.life, c, callEvent{kind: evAgentHangup, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 		}
 		legc <- leg
 	}) {
@@ -823,14 +840,18 @@ func (r *run) bridge(c *call, agentID int64) {
 }
 
 // switchAudio puts the customer's audio of leg on agentID's bridge and returns the
-// bridged call: nil when the agent has no audio leg (an API client) or the leg no
-// audio. opts, when not nil, gives the call's options once the audio is there;
+// bridged call: nil when the agent has no audio leg (an API client; the customer's
+// audio is drained) or the leg no audio. opts, when not nil, gives the call's options once the audio is there;
 // log is the call's logger. It touches only the engine's agent audio, so calls'
 // goroutines may use it too.
 func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, log *slog.Logger, opts func() []media.ConnectOption) *media.Connection {
 	b := e.audio.Bridge(agentID)
 	mc, ok := leg.(MediaCarrier)
-	if b == nil || !ok {
+	if !ok {
+		return nil
+	}
+	if b == nil {
+		drain(mc, log)
 		return nil
 	}
 	customer, err := mc.MediaLeg()
@@ -851,6 +872,27 @@ func (e *Engine) switchAudio(leg channel.Attempt, attemptID, agentID int64, log 
 	// once it is on the call's.
 	e.events.publish(agentID, AgentEvent{Kind: EventAudioPath, AttemptID: attemptID, AudioPath: bridged.Path(), At: e.cfg.Now()})
 	return bridged
+}
+
+// drain reads and drops the audio of a customer put through to an agent without
+// an audio leg (an API client, the demo's simulated agents). Nobody hears it, but
+// the SIP channel hands a call's socket over at the answer, and a socket nobody
+// reads hides from the trunk's health watch whether the conversation goes on: the
+// call would outlive its trunk's death. It stops when the call closes the leg.
+func drain(mc MediaCarrier, log *slog.Logger) {
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		log.Debug("customer audio unavailable", "err", err)
+		return
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := customer.ReadRTP(buf); err != nil {
+				return
+			}
+		}
+	}()
 }
 
 // recorder opens the file a call is recorded into: recordings/<campaign>/<attempt>.wav.

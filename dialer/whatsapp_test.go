@@ -43,6 +43,7 @@ const (
 type waHarness struct {
 	*harness
 	emu *emulator.Emulator
+	sip *sip.Originator
 }
 
 func newWhatsAppHarness(t *testing.T) *waHarness {
@@ -60,6 +61,15 @@ func newWhatsAppHarnessTrunk(t *testing.T, trunk string) *waHarness {
 // made by sipChannel from the originator of the trunk at trunk.
 func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Originator) channel.Channel) *waHarness {
 	t.Helper()
+	return newWhatsAppHarnessConfig(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: trunk}},
+		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
+		sipChannel, Config{RingTimeout: 5 * time.Second})
+}
+
+// newWhatsAppHarnessConfig is the harness with its originator configured by
+// sipCfg and the engine by cfg (its Tick and Sync the tests' short ones).
+func newWhatsAppHarnessConfig(t testing.TB, sipCfg sip.Config, sipChannel func(*sip.Originator) channel.Channel, cfg Config) *waHarness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
@@ -72,8 +82,7 @@ func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Orig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: trunk}},
-		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
+	o, err := sip.New(ctx, sipCfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +96,8 @@ func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Orig
 		campaigns.ChannelWhatsAppCall:     wachannel.NewCalls(client, store, "Podemos ligar?"),
 		campaigns.ChannelWhatsAppTemplate: wachannel.NewTemplates(client, store),
 	}
-	e := New(store, channels, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
-		RingTimeout: 5 * time.Second, AgentPeers: peers, WhatsApp: client}, log)
+	cfg.Tick, cfg.Sync, cfg.AgentPeers, cfg.WhatsApp = 50*time.Millisecond, 100*time.Millisecond, peers, client
+	e := New(store, channels, NewAgents(), cfg, log)
 	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: waSecret, VerifyToken: "v"}, e.WhatsAppSink(), log)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +114,7 @@ func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Orig
 		}
 	}()
 	t.Cleanup(h.stop)
-	return &waHarness{harness: h, emu: emu}
+	return &waHarness{harness: h, emu: emu, sip: o}
 }
 
 // agentEar is what a browser agent heard, over both its paths and per path.
@@ -223,7 +232,7 @@ func (h *waHarness) campaignWith(contacts map[string]string) campaigns.Campaign 
 	return c
 }
 
-func requireOpus(t *testing.T) {
+func requireOpus(t testing.TB) {
 	t.Helper()
 	if media.OpusAvailable {
 		return

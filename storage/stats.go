@@ -32,6 +32,38 @@ type CampaignStats struct {
 type StatsStore interface {
 	CampaignStats(ctx context.Context, campaignID int64) (CampaignStats, error)
 	ActivityHistory(ctx context.Context, since, until time.Time, step time.Duration) ([]time.Time, map[int64][]Activity, error)
+	FailoverCounts(ctx context.Context, since time.Time) (FailoverCounts, error)
+}
+
+// FailoverCounts is what became of the SIP calls a trunk's death caught, from
+// since (when it died) on, over every campaign.
+type FailoverCounts struct {
+	// Caught counts the contacts whose SIP call ended from since on because of
+	// the trunk: trunk_down or trunk_fault, or a conversation the trunk hung up.
+	Caught int `json:"caught"`
+	// MovedToWhatsApp counts those of them called on WhatsApp after that call.
+	MovedToWhatsApp int `json:"moved_to_whatsapp"`
+	// Resumed counts the conversations taken up on WhatsApp since, answered and
+	// put back through to their agent.
+	Resumed int `json:"resumed"`
+}
+
+// FailoverCounts counts the failover's figures since a trunk died.
+func (d *DB) FailoverCounts(ctx context.Context, since time.Time) (FailoverCounts, error) {
+	var f FailoverCounts
+	ms := since.UnixMilli()
+	caught := `channel = '` + string(campaigns.ChannelSIP) + `' AND end_at >= ?1 AND (outcome IN ` +
+		campaigns.SQLList(campaigns.OutcomeTrunkDown, campaigns.OutcomeTrunkFault) + ` OR hangup_by = 'trunk')`
+	err := d.db.QueryRowContext(ctx, `SELECT count(DISTINCT s.contact_id),
+		count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM attempts w WHERE w.contact_id = s.contact_id
+			AND w.channel = '`+string(campaigns.ChannelWhatsAppCall)+`' AND w.created_at >= s.created_at
+			AND ifnull(w.outcome,'') NOT IN `+unplacedIn+`) THEN s.contact_id END),
+		(SELECT count(*) FROM attempts WHERE resumed_from IS NOT NULL AND created_at >= ?1 AND answer_at IS NOT NULL)
+		FROM attempts s WHERE `+caught, ms).Scan(&f.Caught, &f.MovedToWhatsApp, &f.Resumed)
+	if err != nil {
+		return f, fmt.Errorf("failover counts: %w", err)
+	}
+	return f, nil
 }
 
 // Outcomes that count as reaching the contact on a channel.

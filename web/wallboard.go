@@ -14,6 +14,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/kpi"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -54,6 +55,9 @@ type WallboardSnapshot struct {
 	TrunkControl bool                 `json:"trunk_control"`
 	WhatsApp     WallboardWhatsApp    `json:"whatsapp"`
 	Audit        []storage.AuditEntry `json:"audit"`
+	// Failovers are the SIP trunks down now, or back for less than a minute:
+	// the banner at the top of the page.
+	Failovers []WallboardFailover `json:"failovers"`
 }
 
 // WallboardWhatsApp is the WhatsApp Cloud API's health.
@@ -212,12 +216,22 @@ type wallboard struct {
 	calls   map[int64]*callSeen // by attempt ID
 	done    []handled
 
-	abandon abandonCache
+	abandon   abandonCache
+	failovers failovers
+	wake      chan struct{} // a snapshot now: a trunk changed
 }
 
 func newWallboard(s *Server) *wallboard {
 	return &wallboard{s: s, subs: map[chan []byte]struct{}{}, calls: map[int64]*callSeen{},
-		abandon: abandonCache{ttl: abandonTTL, entries: map[int64]abandonEntry{}}}
+		abandon: abandonCache{ttl: abandonTTL, entries: map[int64]abandonEntry{}}, wake: make(chan struct{}, 1)}
+}
+
+// poke makes the sampler send a snapshot now, if anyone watches.
+func (wb *wallboard) poke() {
+	select {
+	case wb.wake <- struct{}{}:
+	default:
+	}
 }
 
 // subscribe returns a channel of encoded snapshots and the history so far. The
@@ -276,6 +290,7 @@ func (wb *wallboard) loop(stop chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+		case <-wb.wake:
 		}
 	}
 }
@@ -319,7 +334,15 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 		WhatsApp: WallboardWhatsApp{Status: "not_configured"}}
 	if s.cfg.TrunkStatus != nil {
 		snap.Trunks = s.cfg.TrunkStatus()
+		// The poll is a backstop for a change OnTrunkChange did not bring (a
+		// server whose originator was built without the hook).
+		if trunks, ok := snap.Trunks.([]sip.TrunkStatus); ok {
+			for _, st := range trunks {
+				wb.failovers.note(st, now)
+			}
+		}
 	}
+	snap.Failovers = wb.failovers.current(ctx, s, now)
 	if s.cfg.Templates != nil {
 		snap.WhatsApp = s.whatsappHealth(ctx, now)
 	}

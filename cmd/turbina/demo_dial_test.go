@@ -35,6 +35,19 @@ func TestDemoDialsAndWhatsAppAbsorbsTheCut(t *testing.T) {
 		Abandoned   int                `json:"abandoned"`
 		AbandonRate float64            `json:"abandon_rate"`
 		Occupancy   float64            `json:"occupancy"`
+		Failover    *struct {
+			FirstWhatsAppCallS *float64 `json:"first_whatsapp_call_s"`
+			Caught             []struct {
+				ContactID     string   `json:"contact_id"`
+				SIPOutcome    string   `json:"sip_outcome"`
+				Connected     bool     `json:"connected"`
+				HangupBy      string   `json:"hangup_by"`
+				ToWhatsAppS   *float64 `json:"to_whatsapp_s"`
+				ResumeOutcome string   `json:"resume_outcome"`
+				Resumed       bool     `json:"resumed"`
+				NotCalledWhy  string   `json:"not_called_why"`
+			} `json:"caught"`
+		} `json:"failover"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("report is not one JSON object: %v\n%s", err, stdout.Bytes())
@@ -50,6 +63,39 @@ func TestDemoDialsAndWhatsAppAbsorbsTheCut(t *testing.T) {
 	}
 	if wa := rep.AfterCut["whatsapp_call"]; wa.Attempts == 0 || wa.Reached == 0 {
 		t.Errorf("whatsapp_call after the cut: %+v, want the WhatsApp rung to absorb the calls\nstderr:\n%s", wa, stderr.Bytes())
+	}
+	// The failover, as issue 14 promises it: WhatsApp takes over within 2 s of
+	// the cut; everyone the cut caught moves on honestly (never no_answer) and is
+	// called on WhatsApp, unless the records say why not; a conversation the
+	// trunk cut is taken up on WhatsApp with its agent.
+	f := rep.Failover
+	switch {
+	case f == nil:
+		t.Fatalf("report has no failover\nstderr:\n%s", stderr.Bytes())
+	case f.FirstWhatsAppCallS == nil || *f.FirstWhatsAppCallS > 2:
+		t.Errorf("first WhatsApp call %v s after the cut, want ≤ 2 s", f.FirstWhatsAppCallS)
+	}
+	if f != nil {
+		if len(f.Caught) == 0 {
+			t.Errorf("no SIP call under way at the cut: the drill proves nothing")
+		}
+		for _, c := range f.Caught {
+			if c.SIPOutcome == "no_answer" || c.SIPOutcome == "busy" {
+				t.Errorf("caught contact %s recorded %s: the person never had a chance to answer", c.ContactID, c.SIPOutcome)
+			}
+			if c.ToWhatsAppS == nil && c.NotCalledWhy == "" {
+				t.Errorf("caught contact %s (%s, hung up by %q) never called on WhatsApp, for no stated reason", c.ContactID, c.SIPOutcome, c.HangupBy)
+			}
+			if c.ToWhatsAppS != nil && *c.ToWhatsAppS > 5 {
+				t.Errorf("caught contact %s called on WhatsApp %.2f s after the cut, want ≤ 5 s", c.ContactID, *c.ToWhatsAppS)
+			}
+			if c.Connected && c.HangupBy == "trunk" && c.ResumeOutcome == "" {
+				t.Errorf("contact %s's conversation was cut by the trunk and not called back on WhatsApp", c.ContactID)
+			}
+			if c.ResumeOutcome == "interrupted" && !c.Resumed {
+				t.Errorf("contact %s's call back recorded interrupted before any answer: Turbina did not stop then", c.ContactID)
+			}
+		}
 	}
 	if rep.AbandonRate > 0.05 {
 		t.Errorf("abandon rate %.3f (%d abandoned), want ≤ 0.05", rep.AbandonRate, rep.Abandoned)

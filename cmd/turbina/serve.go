@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -76,6 +77,26 @@ func (t trunkControl) SetTrunkOutOfService(name string, out bool) error {
 	return err
 }
 
+// trunkWatch hands a SIP trunk's change (sip.Config.OnTrunkChange: down,
+// opened on faults, out of service, recovered) to the engine, whose runs route
+// their due contacts at once, and to the wallboard, which shows the failover
+// now. The sip package logs the change; this only passes it on. The originator
+// starts before the engine and the server exist: a change before they are wired
+// reaches them by the engine's next tick and the wallboard's poll.
+type trunkWatch struct {
+	engine atomic.Pointer[dialer.Engine]
+	web    atomic.Pointer[web.Server]
+}
+
+func (w *trunkWatch) changed(st sip.TrunkStatus) {
+	if e := w.engine.Load(); e != nil {
+		e.ChannelChanged(campaigns.ChannelSIP)
+	}
+	if s := w.web.Load(); s != nil {
+		s.TrunkChanged(st)
+	}
+}
+
 // trunkStatus describes the SIP trunks for the API.
 func (a *app) trunkStatus() any {
 	if a.originator == nil {
@@ -106,8 +127,11 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	}
 	a := &app{cfg: cfg, log: log, store: store}
 	channels := map[campaigns.Channel]channel.Channel{}
+	watch := &trunkWatch{}
 	if len(cfg.SIP.Trunks) > 0 {
-		o, err := sip.New(ctx, cfg.SIP, log.With("component", "sip"))
+		sipCfg := cfg.SIP
+		sipCfg.OnTrunkChange = watch.changed
+		o, err := sip.New(ctx, sipCfg, log.With("component", "sip"))
 		if err != nil {
 			store.Close()
 			return nil, fmt.Errorf("sip: %w", err)
@@ -189,6 +213,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		MaxAbandon:     cfg.Engine.MaxAbandon,
 		Limits:         limits,
 	})
+	watch.engine.Store(a.engine)
+	watch.web.Store(a.web)
 	a.web.Registry().MustRegister(a.engine.Collectors()...)
 	if a.originator != nil {
 		a.web.Registry().MustRegister(a.originator.Collectors()...)

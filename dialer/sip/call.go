@@ -156,6 +156,9 @@ type attemptEnd struct {
 	fault    error // non-nil: counts against the trunk's circuit
 	failover bool  // the trunk proved broken before the call reached anyone
 	hangupBy Party
+	// endAt is when the call ended, if not when attempt returned: a call we
+	// hung up ended with our BYE, whenever its answer comes.
+	endAt time.Time
 }
 
 // run drives the call: attempts on trunks in turn while the failure proves
@@ -165,9 +168,10 @@ func (c *Call) run(t *trunk) {
 	defer close(c.done)
 	defer c.media.close()
 	var tried []*trunk
+	var end attemptEnd
 	for {
 		tried = append(tried, t)
-		end := c.attempt(t)
+		end = c.attempt(t)
 		c.o.release(t)
 		if end.fault != nil {
 			if t.circuit.fault(c.o.now(), end.fault) {
@@ -195,7 +199,10 @@ func (c *Call) run(t *trunk) {
 		t = next
 	}
 	c.mu.Lock()
-	c.res.EndAt = c.o.now()
+	c.res.EndAt = end.endAt
+	if c.res.EndAt.IsZero() {
+		c.res.EndAt = c.o.now()
+	}
 	res := c.res
 	c.mu.Unlock()
 	c.o.metrics.calls.WithLabelValues(res.Trunk, string(res.Outcome)).Inc()
@@ -559,6 +566,7 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-ch
 	// Once the trunk is down the call is watched: a conversation whose media
 	// still flows is left alone, one whose media stopped is over.
 	var watch <-chan time.Time
+	dead := down // down is cleared once heard; dead stays closed
 	silence := c.o.cfg.MediaSilence.Std()
 	ticker := time.NewTicker(silence / 4)
 	ticker.Stop()
@@ -594,8 +602,33 @@ wait:
 			break wait
 		}
 	}
-	c.bye(sess)
-	return attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "local hangup", hangupBy: PartyLocal}
+	return c.localHangup(t, sess, dead)
+}
+
+// localHangup ends an answered call we hung up: it ended with our BYE. The
+// BYE's answer is waited for while the trunk is up; a dead trunk answers
+// nothing, and its BYE goes on in the background (up to byeTimeout) while the
+// call ends at once, when the trunk is found down. Otherwise an agent's hang-up
+// just before the trunk's death is known would hold the call, and its record's
+// end, byeTimeout past the hang-up.
+func (c *Call) localHangup(t *trunk, sess *sipgo.DialogClientSession, dead <-chan struct{}) attemptEnd {
+	end := attemptEnd{outcome: OutcomeAnswered, status: 200, reason: "local hangup", hangupBy: PartyLocal, endAt: c.o.now()}
+	byed := make(chan struct{})
+	c.o.wg.Add(1)
+	go func() {
+		defer c.o.wg.Done()
+		defer close(byed)
+		c.bye(sess)
+	}()
+	select {
+	case <-byed:
+	case <-dead:
+		end.reason = "local hangup; BYE not awaited, trunk down"
+		if why := t.downSign(); why != "" {
+			end.reason += ": " + why
+		}
+	}
+	return end
 }
 
 // trunkHangup ends an answered call whose trunk died under it: the BYE goes out

@@ -93,12 +93,15 @@ func (c *circuit) success() {
 	c.faults = 0
 }
 
-// trip opens a closed circuit: the trunk failed its probe burst. False if the
-// circuit was not closed (already open, or out of service).
+// trip opens the circuit, or keeps open one that faults opened or a recovery
+// probe holds half-open: the trunk failed its probe burst. False if the trunk
+// is out of service: a supervisor's decision, which a probe does not overrule.
+// A trunk's dials time out together when its link dies, so faults often open
+// the circuit while the burst that will prove it dead is still waiting.
 func (c *circuit) trip(now time.Time, reason string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != CircuitClosed {
+	if c.forced {
 		return false
 	}
 	c.lastErr = reason
@@ -165,4 +168,10 @@ func (c *circuit) snapshot() (state CircuitState, forced bool, faults int, lastE
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state, c.forced, c.faults, c.lastErr, c.changedAt
+}
+
+func (c *circuit) outOfService() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forced
 }

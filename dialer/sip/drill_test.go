@@ -514,3 +514,95 @@ func TestDrillAnsweredDetached(t *testing.T) {
 		})
 	}
 }
+
+// TestDrillFaultsOpenFirst: the dials caught by the cut time out before the
+// probe burst is over, so their faults open the circuit first; the burst still
+// finds the trunk dead, marks it down and ends the answered call whose media
+// stopped, as when the burst is first. (Before, a circuit that faults opened
+// was never marked down: its answered calls went on, silent, until someone
+// hung up, and its ringing calls rang out as no_answer.)
+func TestDrillFaultsOpenFirst(t *testing.T) {
+	d := newDrill(t, "drill-rtp.xml", func(c *Config) {
+		c.InviteTimeout = Duration(300 * time.Millisecond) // the fault comes at 300 ms...
+		c.SuspectAfter = Duration(100 * time.Millisecond)
+		c.FaultsToOpen = 1
+		c.ProbeBurstCount = 3 // ...the burst's verdict at 100 + 2×200 + 500 ms at the earliest
+		c.ProbeBurstSpacing = Duration(200 * time.Millisecond)
+		c.ProbeTimeout = Duration(500 * time.Millisecond)
+		c.KeepaliveInterval = Duration(time.Minute)
+		c.MediaSilence = Duration(time.Second)
+	})
+	answered, log := d.dial(t, "+34663000001")
+	waitEvent(t, answered, log, EventAnswered, 5*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); answered.Media().PacketsReceived() < 10; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTP from the carrier: %d packets", answered.Media().PacketsReceived())
+		}
+	}
+	cutAt := d.cut(t)
+	dialled, _ := d.dial(t, "+34663000002")
+	var opened, down TrunkStatus
+	timeout := time.After(5 * time.Second)
+	for down.DownSince.IsZero() {
+		select {
+		case st := <-d.changes:
+			if st.State == CircuitOpen && opened.LastChangeAt.IsZero() {
+				opened = st
+			}
+			if !st.DownSince.IsZero() {
+				down = st
+			}
+		case <-timeout:
+			t.Fatalf("trunk not marked down within 5 s of the cut: %+v", d.o.Trunks()[0])
+		}
+	}
+	if !opened.DownSince.IsZero() || opened.LastChangeAt.IsZero() {
+		t.Fatalf("the circuit did not open on faults before the burst's verdict (%+v): the drill tests nothing", opened)
+	}
+	t.Logf("faults opened the circuit +%s after the cut; marked down +%s (sign %q)",
+		opened.LastChangeAt.Sub(cutAt), down.DownSince.Sub(cutAt), down.Sign)
+	if r := waitResult(t, dialled, 5*time.Second); r.Outcome != OutcomeTrunkFault && r.Outcome != OutcomeTrunkDown {
+		t.Errorf("call dialled into the cut: %s (%s), want trunk_fault or trunk_down", r.Outcome, r.Reason)
+	}
+	r := waitResult(t, answered, 5*time.Second)
+	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyTrunk {
+		t.Errorf("answered call: %s by %q (%s), want answered, hung up by the trunk", r.Outcome, r.HangupBy, r.Reason)
+	}
+	if got := r.EndAt.Sub(cutAt); got > 3*time.Second {
+		t.Errorf("answered call ended %s after the cut, want ≤ 3s", got)
+	}
+}
+
+// TestDrillHangupIntoTheCut: an answered call we hang up just after the link
+// died ends when we hung up, and is over as soon as the trunk is found down,
+// not when its unanswerable BYE gives up (byeTimeout). Before, such a call
+// (an agent's hang-up in the second after a cut) looked like a conversation
+// that went on byeTimeout past the cut.
+func TestDrillHangupIntoTheCut(t *testing.T) {
+	d := newDrill(t, "drill-rtp.xml", nil)
+	c, log := d.dial(t, "+34664000001")
+	waitEvent(t, c, log, EventAnswered, 5*time.Second)
+	cutAt := d.cut(t)
+	hungUpAt := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*byeTimeout)
+	defer cancel()
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+	doneAt := time.Now()
+	st := d.waitState(t, CircuitOpen, 5*time.Second)
+	r := c.Result()
+	t.Logf("down +%s after the cut; call over +%s after the hang-up, %s", st.DownSince.Sub(cutAt), doneAt.Sub(hungUpAt), r.Reason)
+	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyLocal {
+		t.Errorf("call: %s by %q (%s), want answered, hung up by us", r.Outcome, r.HangupBy, r.Reason)
+	}
+	if got := r.EndAt.Sub(hungUpAt); got < 0 || got > 200*time.Millisecond {
+		t.Errorf("call's end recorded %s after the hang-up, want when we hung up (≤ 200ms)", got)
+	}
+	if got := doneAt.Sub(hungUpAt); got >= byeTimeout {
+		t.Errorf("call over %s after the hang-up, want before the BYE's timeout (%s), once the trunk is down", got, byeTimeout)
+	}
+	if doneAt.Before(st.DownSince) && doneAt.Sub(hungUpAt) > time.Second {
+		t.Errorf("call over at %s, before the trunk was down (%s), yet not at once", doneAt, st.DownSince)
+	}
+}

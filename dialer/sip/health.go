@@ -156,7 +156,7 @@ func (o *Originator) monitor(t *trunk) {
 		case <-o.rootCtx.Done():
 			return
 		case s := <-t.health.signs:
-			if t.circuit.current() == CircuitClosed {
+			if t.watched() {
 				o.burst(t, s, o.cfg.ProbeBurstCount)
 			}
 		case <-keep.C:
@@ -164,19 +164,19 @@ func (o *Originator) monitor(t *trunk) {
 			// talk send no new INVITEs, and their trunk's death would otherwise
 			// wait for their timeouts. One OPTIONS per interval is cheap. It
 			// runs aside so that a sign arriving meanwhile is probed at once.
-			if t.circuit.current() != CircuitClosed {
+			if !t.watched() {
 				keep.Reset(o.cfg.KeepaliveInterval.Std())
 				continue
 			}
 			sent := o.now()
 			go func() { kept <- keepalive{sent: sent, err: o.probe(t, o.cfg.ProbeTimeout.Std())} }()
 		case k := <-kept:
-			if k.err != nil && t.circuit.current() == CircuitClosed {
+			if k.err != nil && t.watched() {
 				o.burst(t, sign{what: "keepalive failed: " + k.err.Error(), since: k.sent}, o.cfg.ProbeBurstCount-1)
 			}
 			keep.Reset(o.cfg.KeepaliveInterval.Std())
 		case <-media.C:
-			if t.circuit.current() == CircuitClosed {
+			if t.watched() {
 				if s, ok := t.mediaStopped(o.now(), o.cfg.MediaSilence.Std()); ok {
 					o.burst(t, s, o.cfg.ProbeBurstCount)
 				}
@@ -186,6 +186,18 @@ func (o *Originator) monitor(t *trunk) {
 			recov.Reset(o.cfg.ProbeInterval.Std())
 		}
 	}
+}
+
+// watched reports whether the trunk's death is still to be found: it is not
+// marked down and not out of service. A circuit that faults opened is watched:
+// faults say calls fail, not that the link is gone, and the calls still on the
+// trunk must learn of its death when a burst proves it.
+func (t *trunk) watched() bool {
+	h := &t.health
+	h.mu.Lock()
+	down := !h.downSince.IsZero()
+	h.mu.Unlock()
+	return !down && !t.circuit.outOfService()
 }
 
 // keepalive is the result of one keepalive OPTIONS.
@@ -230,15 +242,16 @@ func (o *Originator) burst(t *trunk, s sign, n int) {
 	o.markDown(t, s, lastErr)
 }
 
-// markDown opens the circuit, records the detection and ends every call the
-// dead trunk holds: unanswered ones at once, answered ones whose media stopped.
+// markDown opens the circuit (or keeps open one that faults opened), records
+// the detection and ends every call the dead trunk holds: unanswered ones at
+// once, answered ones whose media stopped. Only the trunk's monitor calls it.
 func (o *Originator) markDown(t *trunk, s sign, lastErr error) {
 	now := o.now()
 	reason := "probe burst failed after " + s.what
 	if lastErr != nil {
 		reason += " (" + lastErr.Error() + ")"
 	}
-	if !t.circuit.trip(now, reason) {
+	if !t.watched() || !t.circuit.trip(now, reason) {
 		return
 	}
 	detection := now.Sub(s.since)

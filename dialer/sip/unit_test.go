@@ -93,6 +93,15 @@ func TestCircuit(t *testing.T) {
 				c.endProbe(t0, err)
 			}
 		}, CircuitOpen},
+		{"a burst keeps open a circuit faults opened, its probe's answer discarded", func(c *circuit) {
+			c.fault(t0, errFault)
+			c.fault(t0, errFault)
+			c.beginProbe(t0)
+			if !c.trip(t0, "burst") {
+				t.Error("trip of a circuit faults opened: false, want true (the trunk is marked down)")
+			}
+			c.endProbe(t0, nil)
+		}, CircuitOpen},
 		{"out of service is not tripped", func(c *circuit) { c.force(true, t0); c.force(false, t0); c.trip(t0, "burst") }, CircuitOpen},
 	}
 	for _, tt := range tests {

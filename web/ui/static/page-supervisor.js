@@ -28,7 +28,8 @@ function connect() {
 function live(ok) {
   const b = $('live');
   b.dataset.state = ok ? 'live' : 'stale';
-  b.textContent = t(ok ? 'sup.live' : 'sup.stale');
+  b.dataset.i18n = ok ? 'sup.live' : 'sup.stale'; // a language switch re-translates it as it is now
+  b.textContent = t(b.dataset.i18n);
 }
 
 function record(s) {
@@ -316,18 +317,59 @@ function renderAgents(agents, campaigns) {
   $('agent-summary').textContent = agents.length ? t('sup.agentSummary', { ready, busy, paused }) : t('sup.nobody');
 }
 
+// ---- failover banner ----
+
+// signText says a trunk's first sign of death in the page's language; a sign the
+// page does not know is shown as the server wrote it.
+function signText(sign) {
+  const kinds = [['INVITE unanswered', 'sup.fo.sign.invite'], ['no RTP', 'sup.fo.sign.media'],
+    ['keepalive failed', 'sup.fo.sign.keepalive'], ['transport error', 'sup.fo.sign.transport'], ['transaction failed', 'sup.fo.sign.transport']];
+  const k = kinds.find(([prefix]) => (sign || '').startsWith(prefix));
+  return k ? t(k[1]) : sign || '';
+}
+
+// renderFailover shows, while a trunk is down, that its calls go to WhatsApp and
+// how many of the people it caught were moved there; for a minute after it
+// recovered, that it is back and how long it was down.
+function renderFailover(list) {
+  const box = $('failover');
+  if (!list.length) { box.hidden = true; box.replaceChildren(); return; }
+  box.hidden = false;
+  box.replaceChildren(...list.map((f) => {
+    const back = !!f.recovered_at;
+    const one = (n) => (n === 1 ? '.one' : '');
+    const counts = el('ul', { class: 'fo-counts' },
+      el('li', {}, el('strong', { class: 'fo-moved' }, fmt.num(f.moved_to_whatsapp, 0)), ' ',
+        t('sup.fo.moved' + one(f.caught), { caught: fmt.num(f.caught, 0) })),
+      el('li', {}, el('strong', { class: 'fo-resumed' }, fmt.num(f.resumed, 0)), ' ', t('sup.fo.resumed' + one(f.resumed))));
+    const detail = back
+      ? t('sup.fo.backDetail', { since: fmt.time(f.down_since), until: fmt.time(f.recovered_at) })
+      : t('sup.fo.detail', { since: fmt.time(f.down_since), secs: fmt.num(f.detection_s, 1), sign: signText(f.sign) });
+    return el('article', { class: 'fo', 'data-state': back ? 'recovered' : 'down', 'data-trunk': f.trunk },
+      el('h2', {}, back ? t('sup.fo.back', { trunk: f.trunk, dur: fmt.duration(f.down_for_s) }) : t('sup.fo.down', { trunk: f.trunk })),
+      back ? null : el('p', { class: 'fo-lead' }, t('sup.fo.toWhatsApp')),
+      el('p', { class: 'fo-detail' }, detail), counts);
+  }));
+}
+
 // ---- trunks, WhatsApp, audit ----
+
+function trunkDown(tr) {
+  if (tr.down_since) return t('sup.downAt', { since: fmt.time(tr.down_since), secs: fmt.num(tr.last_detection_seconds, 1) });
+  if (tr.last_detection_seconds) return t('sup.lastDetection', { secs: fmt.num(tr.last_detection_seconds, 1) });
+  return '—';
+}
 
 function renderTrunks(trunks, control) {
   const body = $('trunks').tBodies[0];
-  if (!trunks.length) { body.replaceChildren(el('tr', {}, el('td', { colspan: 4 }, t('sup.notrunks')))); return; }
+  if (!trunks.length) { body.replaceChildren(el('tr', {}, el('td', { colspan: 5 }, t('sup.notrunks')))); return; }
   body.replaceChildren(...trunks.map((tr) => {
     const out = tr.state === 'out_of_service' || tr.out_of_service;
     const btn = el('button', { type: 'button', 'aria-label': `${t(out ? 'sup.putback' : 'sup.takeout')}: ${tr.name}` }, t(out ? 'sup.putback' : 'sup.takeout'));
     btn.addEventListener('click', () => act(() => api('PATCH', `/api/v1/trunks/${encodeURIComponent(tr.name)}`, { out_of_service: !out }),
       `${tr.name}: ${t(out ? 'sup.putback' : 'sup.takeout')}`));
     return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, tr.state)),
-      el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', {}, btn));
+      el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', { class: 'trunk-down' }, trunkDown(tr)), el('td', {}, btn));
   }));
 }
 
@@ -344,6 +386,7 @@ function render(s) {
   for (const [id, card] of cards) if (!ids.has(id)) { card.root.remove(); cards.delete(id); }
   if (!ids.size) $('campaign-cards').replaceChildren(el('p', { class: 'card' }, t('sup.noCampaigns')));
   else $('campaign-cards').querySelector(':scope > p')?.remove();
+  renderFailover(s.failovers || []);
   renderAgents(s.agents, s.campaigns);
   renderTrunks(s.trunks || [], s.trunk_control);
   renderAudit(s.audit || []);

@@ -119,4 +119,12 @@ export default {
   'policy.outside_window': 'outside the calling window in the person\'s time', 'policy.holiday': 'a holiday where the person is',
   'policy.number_attempt_limit': 'too many calls to this number', 'policy.abandon_quiet_period': 'abandoned recently (72 h)',
   'policy.no_call_permission': 'no WhatsApp call permission', 'policy.outside_service_window': 'outside WhatsApp\'s 24-hour window',
+  'sup.downsince': 'Down since', 'sup.downAt': 'down since {since} (found in {secs} s)', 'sup.lastDetection': 'up; last death found in {secs} s',
+  'sup.fo.down': 'Trunk {trunk} is down', 'sup.fo.toWhatsApp': 'Calls are going to WhatsApp — nothing to do.',
+  'sup.fo.detail': 'Down since {since} · found in {secs} s: {sign}',
+  'sup.fo.back': 'Trunk {trunk} is back after {dur}', 'sup.fo.backDetail': 'Down from {since} to {until}. Calls go through the trunk again.',
+  'sup.fo.moved': 'of {caught} calls caught moved to WhatsApp', 'sup.fo.moved.one': 'of 1 call caught moved to WhatsApp',
+  'sup.fo.resumed': 'conversations resumed on WhatsApp with their agent', 'sup.fo.resumed.one': 'conversation resumed on WhatsApp with its agent',
+  'sup.fo.sign.invite': 'a call got no answer from the trunk', 'sup.fo.sign.media': 'the audio of every call stopped',
+  'sup.fo.sign.keepalive': 'the trunk stopped answering its checks', 'sup.fo.sign.transport': 'the network link failed',
 };

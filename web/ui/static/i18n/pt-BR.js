@@ -119,4 +119,12 @@ export default {
   'policy.outside_window': 'fora do horário permitido no fuso da pessoa', 'policy.holiday': 'feriado onde a pessoa está',
   'policy.number_attempt_limit': 'ligações demais para este número', 'policy.abandon_quiet_period': 'chamada abandonada recentemente (72 h)',
   'policy.no_call_permission': 'sem permissão de chamada no WhatsApp', 'policy.outside_service_window': 'fora da janela de 24 horas do WhatsApp',
+  'sup.downsince': 'Fora desde', 'sup.downAt': 'fora desde {since} (detectado em {secs} s)', 'sup.lastDetection': 'no ar; última queda detectada em {secs} s',
+  'sup.fo.down': 'Tronco {trunk} fora do ar', 'sup.fo.toWhatsApp': 'As ligações estão indo pelo WhatsApp — nada a fazer.',
+  'sup.fo.detail': 'Fora desde {since} · detectado em {secs} s: {sign}',
+  'sup.fo.back': 'Tronco {trunk} voltou após {dur}', 'sup.fo.backDetail': 'Fora das {since} às {until}. As ligações voltam a passar pelo tronco.',
+  'sup.fo.moved': 'de {caught} ligações atingidas passaram para o WhatsApp', 'sup.fo.moved.one': 'de 1 ligação atingida passou para o WhatsApp',
+  'sup.fo.resumed': 'conversas retomadas no WhatsApp com o mesmo agente', 'sup.fo.resumed.one': 'conversa retomada no WhatsApp com o mesmo agente',
+  'sup.fo.sign.invite': 'uma ligação ficou sem resposta do tronco', 'sup.fo.sign.media': 'o áudio de todas as ligações parou',
+  'sup.fo.sign.keepalive': 'o tronco parou de responder às verificações', 'sup.fo.sign.transport': 'o link de rede falhou',
 };
