@@ -939,10 +939,12 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	if err != nil {
 		c.log.Error("screen-pop refusals", "err", err)
 	}
-	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &ScreenPop{
+	pop := ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
 		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
-	}})
+	}
+	r.e.agents.setScreenPop(c.agentID, pop)
+	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
 }
 
 // abandonExpired hangs up on people who waited longer than the patience.
