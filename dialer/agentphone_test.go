@@ -2,6 +2,8 @@ package dialer
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/turbina-dialer/turbina/internal/phonetest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // TestCustomerAudioReachesASIPPhone: an agent's SIP phone (baresip) registers
@@ -75,4 +78,73 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	if uint64(received) < stats.ToAgent.Packets {
 		t.Errorf("baresip received %d packets, the bridge sent ≥ %d", received, stats.ToAgent.Packets)
 	}
+}
+
+// TestKilledPhoneMidCallAbandonsHonestlyAndPausesTheAgent: an agent works with
+// its SIP phone (baresip), nailed up; a sipp customer is put through to it and
+// the phone is killed (no BYE, no unregistration). Its silence gives it away
+// within the threshold: the customer hears the safe-harbour message and the
+// attempt counts abandoned, hung up by agent_lost; the agent, once its wrap-up
+// is closed, is paused (no_audio) within 5 s of the kill and refuses to go
+// ready, saying the phone is not connected.
+func TestKilledPhoneMidCallAbandonsHonestlyAndPausesTheAgent(t *testing.T) {
+	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+		Config{AgentSilence: 3 * time.Second})
+	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	agent := h.agents(c.ID, 1, time.Hour)[0] // talks until the phone dies
+	pool := h.engine.Agents()
+	pool.LoginWith(agent, "phone agent", []int64{c.ID}, MediaPhone, time.Now())
+	if _, err := pool.Ready(agent, time.Now()); !errors.Is(err, ErrNoPath) {
+		t.Fatalf("ready without the phone: %v, want ErrNoPath", err)
+	}
+	reg := phonetest.Registrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agent})
+	phone := phonetest.Start(t, reg, "agent1", agent)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.engine.AgentAudio().NailUpPhone(ctx, agent, reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Ready(agent, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+	h.waitOnCall(ctx, agent, "a call")
+	for deadline := time.Now().Add(8 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cur := h.engine.audio.Bridge(agent).Current(); cur != nil && cur.Stats().ToCustomer.Packets >= 25 {
+			break
+		}
+	}
+
+	killed := time.Now()
+	phone.Kill(t)
+	var a Agent
+	for a, _ = pool.Get(agent); a.State != AgentPaused; a, _ = pool.Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatalf("agent %+v, want paused after its phone was killed", a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a.Reason != ReasonNoAudio || a.Audio {
+		t.Errorf("agent %+v, want paused (no_audio) without audio", a)
+	}
+	if took := a.Since.Sub(killed); took > 5*time.Second {
+		t.Errorf("paused %s after the phone was killed, want within 5 s", took)
+	}
+	var pe *PathError
+	if _, err := pool.Ready(agent, time.Now()); !errors.As(err, &pe) || pe.Reason != ReasonNoAudio || !strings.Contains(pe.Missing, "phone") {
+		t.Errorf("ready without the phone: %v, want a PathError naming the phone", err)
+	}
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 1})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %+v: %v", list, err)
+	}
+	at := h.waitEndedAttempts(ctx, list[0].ID, 1, func(as []storage.Attempt) bool { return as[0].SafeHarbour != "" })[0]
+	if at.Outcome != string(campaigns.OutcomeAbandoned) || at.HangupBy != "agent_lost" || at.SafeHarbour != storage.SafeHarbourBuiltin {
+		t.Errorf("attempt %+v, want abandoned, hung up by agent_lost, with the safe-harbour message", at)
+	}
+	if st, err := h.store.CampaignStats(ctx, c.ID); err != nil || st.Abandoned != 1 {
+		t.Errorf("campaign stats %+v (%v), want 1 abandoned", st, err)
+	}
+	carrier.Wait(t, 10*time.Second)
 }

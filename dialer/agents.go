@@ -41,6 +41,23 @@ type Agent struct {
 	LoggingOff bool `json:"logging_off,omitempty"`
 	// Audio: the agent's nailed-up media leg is up.
 	Audio bool `json:"audio"`
+	// Media is the audio path the agent works with (presence.go): a customer is
+	// put through only while that path is live.
+	Media AgentMedia `json:"media,omitempty"`
+	// Page: the agent's page (its event socket) is open.
+	Page bool `json:"page"`
+	// pages counts the agent's open event sockets (tabs).
+	pages int
+	// needPage: the agent works through its page, so it is away when the page
+	// closes (learned from the first socket of the session).
+	needPage bool
+	// resume: a lost path took the agent out of ready (or wrap-up) at resumeBy;
+	// the path back before then makes it ready again, as a reloaded page expects.
+	resume   bool
+	resumeBy time.Time
+	// pop is the screen-pop of the agent's current or last call, shown again to
+	// a page that reconnects during the call or its wrap-up.
+	pop *ScreenPop
 	// closing: the agent's disposition is being stored, so the wrap-up timeout
 	// leaves this wrap-up alone.
 	closing bool
@@ -103,15 +120,34 @@ func (p *Agents) notify(ids []int64) {
 }
 
 // Login logs an agent in to campaigns, paused until it says it is ready. Logging in
-// again changes the campaigns.
+// again changes the campaigns. An agent logged in so needs no audio path until
+// its audio first comes up (an API client without audio); LoginWith says which
+// path a softphone or phone agent needs from the start.
 func (p *Agents) Login(id int64, name string, campaignIDs []int64, now time.Time) Agent {
+	return p.LoginWith(id, name, campaignIDs, MediaNone, now)
+}
+
+// LoginWith is Login for an agent that works with media: the agent cannot go
+// ready until that path is live (Ready's ErrNoPath).
+func (p *Agents) LoginWith(id int64, name string, campaignIDs []int64, media AgentMedia, now time.Time) Agent {
 	p.mu.Lock()
 	a, ok := p.byID[id]
 	if !ok || a.State == AgentLoggedOut {
 		// A media leg nailed up before (or across) logins stays up.
-		audio := ok && a.Audio
-		a = &Agent{ID: id, State: AgentPaused, Since: now, Reason: "login", Audio: audio}
+		audio, pages := ok && a.Audio, 0
+		if ok {
+			pages = a.pages
+		}
+		a = &Agent{ID: id, State: AgentPaused, Since: now, Reason: "login", Audio: audio, pages: pages, Page: pages > 0, needPage: pages > 0}
+		if audio {
+			a.Media = MediaAudio
+		}
 		p.byID[id] = a
+	}
+	if media != MediaNone {
+		// A ready agent that now says it works with audio it lacks is out.
+		a.Media = media
+		a.pathChanged(now)
 	}
 	a.Name, a.LoggingOff = name, false
 	old := a.Campaigns
@@ -177,7 +213,12 @@ func (p *Agents) Ready(id int64, now time.Time) (Agent, error) {
 		case AgentReserved, AgentOnCall, AgentWrapUp:
 			return fmt.Errorf("agent %d is %s: %w", id, a.State, ErrAgentBusy)
 		}
-		a.State, a.Since, a.Reason = AgentReady, now, ""
+		if err := a.pathErr(); err != nil {
+			// The reason shown is what is missing now, which may have changed.
+			a.Reason = err.Reason
+			return err
+		}
+		a.State, a.Since, a.Reason, a.resume = AgentReady, now, "", false
 		return nil
 	})
 }
@@ -189,7 +230,7 @@ func (p *Agents) Pause(id int64, reason string, now time.Time) (Agent, error) {
 		case AgentReserved, AgentOnCall, AgentWrapUp:
 			return fmt.Errorf("agent %d is %s: %w", id, a.State, ErrAgentBusy)
 		}
-		a.State, a.Since, a.Reason = AgentPaused, now, reason
+		a.State, a.Since, a.Reason, a.resume = AgentPaused, now, reason, false
 		return nil
 	})
 }
@@ -201,7 +242,7 @@ func (p *Agents) Logout(id int64, now time.Time) (Agent, error) {
 		case AgentReserved, AgentOnCall, AgentWrapUp:
 			a.LoggingOff = true
 		default:
-			a.State, a.Since = AgentLoggedOut, now
+			a.State, a.Since, a.resume = AgentLoggedOut, now, false
 		}
 		return nil
 	})
@@ -235,7 +276,7 @@ func (p *Agents) List() []Agent {
 // readyFor reports whether the agent may take a call of the campaign now: ready,
 // not about to leave, and working on it.
 func (a *Agent) readyFor(campaignID int64) bool {
-	return a.State == AgentReady && !a.LoggingOff && slices.Contains(a.Campaigns, campaignID)
+	return a.State == AgentReady && !a.LoggingOff && a.missing() == "" && slices.Contains(a.Campaigns, campaignID)
 }
 
 // longestIdle orders agents by how long they have waited in their state, the
@@ -334,6 +375,8 @@ func (p *Agents) unreserve(id, attemptID int64) {
 	a.State = AgentReady
 	if a.LoggingOff {
 		a.State, a.LoggingOff = AgentLoggedOut, false
+	} else {
+		a.awayIfLost(a.Since)
 	}
 	out := snapshotLocked(a)
 	p.mu.Unlock()
@@ -350,20 +393,6 @@ func (p *Agents) readyFor(campaignID int64) bool {
 		}
 	}
 	return false
-}
-
-// setAudio records whether an agent's media leg is up.
-func (p *Agents) setAudio(id int64, up bool) {
-	p.mu.Lock()
-	a, ok := p.byID[id]
-	if !ok || a.Audio == up {
-		p.mu.Unlock()
-		return
-	}
-	a.Audio = up
-	out := snapshotLocked(a)
-	p.mu.Unlock()
-	p.changed(out)
 }
 
 // connected moves a reserved agent on to the call.
@@ -402,12 +431,13 @@ func (p *Agents) wrapUpDone(id int64, now time.Time) (attemptID int64, wrap time
 			return fmt.Errorf("agent %d is %s, not in wrap-up", id, a.State)
 		}
 		attemptID, wrap, a.closing = a.AttemptID, now.Sub(a.Since), false
+		a.Since = now
 		if a.LoggingOff {
 			a.State, a.LoggingOff = AgentLoggedOut, false
 		} else {
 			a.State = AgentReady
+			a.awayIfLost(now)
 		}
-		a.Since = now
 		return nil
 	})
 	return attemptID, wrap, err
@@ -464,4 +494,26 @@ func (p *Agents) pacingView(campaignID int64, buf []pacing.Agent) []pacing.Agent
 		buf = append(buf, pa)
 	}
 	return buf
+}
+
+// setScreenPop keeps the screen-pop of the agent's call.
+func (p *Agents) setScreenPop(id int64, pop ScreenPop) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.byID[id]; ok {
+		a.pop = &pop
+	}
+}
+
+// ScreenPop is the screen-pop of the call an agent is on or wrapping up, false
+// when it has none: a page reloaded mid-call or in wrap-up shows the contact and
+// the disposition form again, so the call is closed as it should be.
+func (p *Agents) ScreenPop(id int64) (ScreenPop, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.byID[id]
+	if !ok || a.pop == nil || (a.State != AgentOnCall && a.State != AgentWrapUp) {
+		return ScreenPop{}, false
+	}
+	return *a.pop, true
 }

@@ -29,14 +29,15 @@ func (a audioAgents) LoggedIn(agentID int64) error {
 }
 
 // AudioUp marks agentID's audio up.
-func (a audioAgents) AudioUp(agentID int64) { a.e.agents.setAudio(agentID, true) }
+func (a audioAgents) AudioUp(agentID int64) { a.e.agents.setAudio(agentID, true, a.e.cfg.Now()) }
 
-// AudioDown marks agentID's audio down. An agent whose audio died mid-call (a
-// closed browser, a lost network) leaves a customer in silence: the run
-// apologises to the customer and ends the call.
+// AudioDown marks agentID's audio down: a ready agent is paused (no_audio). An
+// agent whose audio died mid-call (a closed browser, a lost network, a killed
+// phone) leaves a customer in silence: the run plays the customer the
+// safe-harbour message and counts the call abandoned.
 func (a audioAgents) AudioDown(agentID int64) {
 	e := a.e
-	e.agents.setAudio(agentID, false)
+	e.agents.setAudio(agentID, false, e.cfg.Now())
 	if ag, ok := e.agents.Get(agentID); ok && ag.State == AgentOnCall {
 		if r := e.runFor(ag.Campaigns, ag.AttemptID); r != nil {
 			r.do(func() { r.agentLost(ag.AttemptID) })

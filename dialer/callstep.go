@@ -205,7 +205,12 @@ var callTable = func() map[stepKey]stepRule {
 			return callEnded, []effect{{kind: effLeaveQueue}, observe(pacing.Abandoned), record(campaigns.OutcomeAbandoned)}
 		},
 		{callConnected, evAgentLost}: func(callEvent) (callState, []effect) {
-			return callConnected, []effect{hangupBy("agent_lost"), {kind: effApologise}}
+			// The agent vanished (its page, its network, its phone): the person is
+			// left with no one. They hear the safe-harbour message and the call
+			// counts abandoned, for the pacer and the law, as if no agent had been
+			// free; the agent goes to wrap-up, where its page may still close the
+			// call with a disposition.
+			return callAbandoning, []effect{hangupBy("agent_lost"), {kind: effReleaseAgent}, observe(pacing.Abandoned), {kind: effSafeHarbour}}
 		},
 		{callConnected, evLegEnded}: func(callEvent) (callState, []effect) {
 			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), record(campaigns.OutcomeConnected)}

@@ -162,7 +162,8 @@ func TestStepRows(t *testing.T) {
 			"leave_queue hangup_by(local) observe(abandoned) safe_harbour"},
 		{"hung up while waiting", callWaiting, callEvent{kind: evLegEnded}, callEnded,
 			"leave_queue observe(abandoned) record(abandoned)"},
-		{"agent lost", callConnected, callEvent{kind: evAgentLost}, callConnected, "hangup_by(agent_lost) apologise"},
+		{"agent lost", callConnected, callEvent{kind: evAgentLost}, callAbandoning,
+			"hangup_by(agent_lost) release_agent observe(abandoned) safe_harbour"},
 		{"talk ended", callConnected, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
 			"release_agent observe(talk_ended) record(connected)"},
 		{"abandoned hung up", callAbandoning, callEvent{kind: evLegEnded}, callEnded, "record(abandoned)"},
@@ -429,11 +430,13 @@ func TestStepScenarios(t *testing.T) {
 		f := newFakeCall(t)
 		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 8})
 		f.after(10*time.Second, callEvent{kind: evAgentLost})
-		if f.state != callConnected || !f.leg.prompt || f.hangupBy != "agent_lost" {
-			t.Fatalf("agent lost: %s, leg %+v, hung up by %q", f.state, f.leg, f.hangupBy)
+		if f.state != callAbandoning || !f.leg.prompt || f.hangupBy != "agent_lost" || !f.released {
+			t.Fatalf("agent lost: %s, leg %+v, hung up by %q, agent released %t", f.state, f.leg, f.hangupBy, f.released)
 		}
+		// A second report of the same loss changes nothing.
+		f.after(0, callEvent{kind: evAgentLost})
 		f.after(time.Second, callEvent{kind: evLegEnded})
-		f.want(callEnded, campaigns.OutcomeConnected, "human", "connected", "talk_ended")
+		f.want(callEnded, campaigns.OutcomeAbandoned, "human", "connected", "abandoned")
 	})
 	for _, tc := range []struct {
 		action  campaigns.AMDAction

@@ -65,8 +65,11 @@ type Config struct {
 	// Registrar is where agents' SIP phones register; nil without one.
 	Registrar *sip.Registrar
 	// AgentSilence is how long an agent's nailed-up leg may send no audio before
-	// it is taken as lost (a phone unplugged, a browser's network gone) and
-	// detached (default 60 s; negative: never).
+	// it is taken as lost (a phone unplugged or killed, a browser's network gone)
+	// and detached: the agent is paused (no_audio) and a customer on the line
+	// hears the safe-harbour message (default 4 s, so that a lost agent is out
+	// within 5 s: browsers and phones send packets through silence too;
+	// negative: never).
 	AgentSilence time.Duration
 	// NumberLimits bound the calls one number gets across every campaign and
 	// channel (default DefaultNumberLimits; a zero field: no limit of that period).
@@ -108,7 +111,7 @@ func (c Config) withDefaults() Config {
 	}
 	switch {
 	case c.AgentSilence == 0:
-		c.AgentSilence = 60 * time.Second
+		c.AgentSilence = 4 * time.Second
 	case c.AgentSilence < 0:
 		c.AgentSilence = 0
 	}

@@ -209,7 +209,8 @@ func TestAnsweringMachineDetection(t *testing.T) {
 }
 
 // TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence: the agent's
-// browser goes away during a call; the customer hears the prompt and is hung up.
+// browser goes away during a call; the customer hears the safe-harbour message,
+// is hung up and counted abandoned, and the agent is paused.
 func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.T) {
 	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
 	if err != nil {
@@ -240,10 +241,22 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 	h.waitOnCall(ctx, agent, "a call")
 	dropped := time.Now()
 	browser.PC.Close()
-	list := h.waitContacts(c.ID, 25*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
-	a := h.attempts(list[0].ID)[0]
-	if a.HangupBy != "agent_lost" || a.Outcome != string(campaigns.OutcomeConnected) {
-		t.Fatalf("attempt %+v", a)
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 1})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %+v: %v", list, err)
+	}
+	// The message's mark is written once it has played, beside the outcome.
+	a := h.waitEndedAttempts(ctx, list[0].ID, 1, func(as []storage.Attempt) bool { return as[0].SafeHarbour != "" })[0]
+	if a.HangupBy != "agent_lost" || a.Outcome != string(campaigns.OutcomeAbandoned) || a.SafeHarbour != storage.SafeHarbourBuiltin {
+		t.Fatalf("attempt %+v, want hung up by agent_lost, abandoned, with the built-in safe-harbour message", a)
+	}
+	// The agent, whose audio is gone, takes no further call: once its wrap-up
+	// is closed it is paused for want of audio.
+	for ag, _ := h.engine.Agents().Get(agent); ag.State != AgentPaused || ag.Reason != ReasonNoAudio; ag, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatalf("agent %+v, want paused (no_audio)", ag)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if held := a.EndAt.Sub(dropped); held < prompt.Duration()-500*time.Millisecond {
 		t.Errorf("customer hung up %s after the agent dropped, before the %s prompt could play", held, prompt.Duration())

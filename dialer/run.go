@@ -125,10 +125,33 @@ type run struct {
 }
 
 // unrecordedEnd is an ended attempt and the move of its contact, not yet stored:
-// written again later, the move sees the contact as it is then.
+// written again later, the move sees the contact as it is then. Or, with
+// disposition set, the disposition a wrap-up timeout gave the attempt.
 type unrecordedEnd struct {
-	attempt storage.Attempt
-	move    storage.MoveFunc
+	attempt     storage.Attempt
+	move        storage.MoveFunc
+	disposition string
+}
+
+// store writes u.
+func (u unrecordedEnd) store(ctx context.Context, s Store) error {
+	if u.disposition != "" {
+		return s.Dispose(ctx, u.attempt.ID, u.disposition, nil)
+	}
+	return s.FinishAttempt(ctx, u.attempt, u.move)
+}
+
+// keep puts u aside to be written again, after the ones already waiting. The
+// first of an outage is logged; the storage logs the outage itself, once.
+func (r *run) keep(u unrecordedEnd, at time.Time, err error) {
+	if len(r.unrecorded) == 0 {
+		r.e.log.Warn("database refuses attempt outcomes: kept to be written again", "campaign", r.id, "err", err)
+	}
+	r.unrecorded = append(r.unrecorded, u)
+	r.e.metrics.unrecorded.Inc()
+	if r.retryWait == 0 {
+		r.retryWait, r.retryAt = firstRewriteWait, at.Add(firstRewriteWait)
+	}
 }
 
 // Back-off between two tries at writing outcomes the database refused.
@@ -736,14 +759,16 @@ func (r *run) write(ctx context.Context, c *call, outcome campaigns.Outcome, at 
 	if moves {
 		move = r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
 	}
-	if err := r.e.store.FinishAttempt(ctx, *a, move); err != nil {
-		c.log.Error("finish attempt: kept to be written again", "err", err)
-		r.unrecorded = append(r.unrecorded, unrecordedEnd{attempt: *a, move: move})
-		r.e.metrics.unrecorded.Inc()
+	// While older outcomes wait, this one waits behind them: written in order, and
+	// the loop does not wait out the database's lock once per call.
+	var err error
+	if len(r.unrecorded) > 0 {
+		err = errors.New("older outcomes wait to be written")
+	} else if err = r.e.store.FinishAttempt(ctx, *a, move); err != nil {
 		r.e.metrics.writeFailures.Inc()
-		if r.retryWait == 0 {
-			r.retryWait, r.retryAt = firstRewriteWait, at.Add(firstRewriteWait)
-		}
+	}
+	if err != nil {
+		r.keep(unrecordedEnd{attempt: *a, move: move}, at, err)
 	} else if pos.Status == campaigns.ContactPending && pos.Rung != c.due.Rung && pos.Rung < len(r.campaign.Ladder) &&
 		callRung(r.campaign.Ladder[pos.Rung].Channel) && !pos.NextAt.After(at) && len(r.fallbacks) < maxFallbacks {
 		r.fallbacks = append(r.fallbacks, a.ContactID)
@@ -768,11 +793,11 @@ func (r *run) recordLate(ctx context.Context, now time.Time) {
 	}
 	written := 0
 	for _, u := range r.unrecorded {
-		if err := r.e.store.FinishAttempt(ctx, u.attempt, u.move); err != nil {
+		if err := u.store(ctx, r.e.store); err != nil {
 			r.e.metrics.writeFailures.Inc()
 			r.retryWait = min(2*r.retryWait, maxRewriteWait)
 			r.retryAt = now.Add(r.retryWait)
-			r.e.log.Warn("database still refuses attempt outcomes", "campaign", r.id, "waiting", len(r.unrecorded)-written,
+			r.e.log.Debug("database still refuses attempt outcomes", "campaign", r.id, "waiting", len(r.unrecorded)-written,
 				"next_try_in", r.retryWait, "err", err)
 			break
 		}
@@ -914,10 +939,12 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	if err != nil {
 		c.log.Error("screen-pop refusals", "err", err)
 	}
-	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &ScreenPop{
+	pop := ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
 		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
-	}})
+	}
+	r.e.agents.setScreenPop(c.agentID, pop)
+	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
 }
 
 // abandonExpired hangs up on people who waited longer than the patience.
@@ -966,7 +993,13 @@ func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 			continue
 		}
 		if _, wrap, err := r.e.agents.wrapUpDone(agentID, now); err == nil {
-			if err := r.e.store.Dispose(ctx, attemptID, "wrap_up_timeout", nil); err != nil {
+			u := unrecordedEnd{attempt: storage.Attempt{ID: attemptID}, disposition: "wrap_up_timeout"}
+			if len(r.unrecorded) > 0 {
+				r.keep(u, now, errors.New("older outcomes wait to be written"))
+			} else if err := u.store(ctx, r.e.store); storage.IsUnavailable(err) {
+				r.e.metrics.writeFailures.Inc()
+				r.keep(u, now, err)
+			} else if err != nil {
 				r.e.log.Error("record disposition", "attempt", attemptID, "err", err)
 			}
 			r.observeWrap(attemptID, wrap)

@@ -387,7 +387,9 @@ func TestBridgeEndsWhenTheAgentFallsSilent(t *testing.T) {
 // silent while it sends on either, even when the connected customer's leg is the
 // quiet one; once both are quiet, Run ends with ErrAgentSilent.
 func TestBridgeSilenceWatchesEveryAgentLeg(t *testing.T) {
-	const silence = 200 * time.Millisecond
+	// Generous, so that a test goroutine a loaded machine leaves unscheduled for a
+	// few hundred milliseconds does not look like a silent agent.
+	const silence = 600 * time.Millisecond
 	agentPCMU, agentOpus := newPhone(t, PCMU), newPhone(t, Opus)
 	cust := newPhone(t, PCMU)
 	b := NewBridgePaths([]Leg{agentPCMU.leg, agentOpus.leg}, BridgeConfig{AgentSilence: silence})
@@ -396,7 +398,7 @@ func TestBridgeSilenceWatchesEveryAgentLeg(t *testing.T) {
 	if _, err := b.Connect(cust.leg); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 40 { // 800 ms on the Opus leg only, four allowances
+	for i := range 120 { // 2.4 s on the Opus leg only, four allowances
 		agentOpus.send(t, Opus.PayloadType, i == 0, payload(i, 40, 0))
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -16,7 +16,7 @@ func TestActivityHistory(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	since := now.Add(-time.Minute)
 	ms := func(d time.Duration) int64 { return since.Add(d).UnixMilli() }
-	res, err := d.db.ExecContext(ctx, `INSERT INTO contacts(campaign_id, phone, created_at, updated_at) VALUES (?, '+5511987650001', 0, 0)`, c.ID)
+	res, err := d.w.ExecContext(ctx, `INSERT INTO contacts(campaign_id, phone, created_at, updated_at) VALUES (?, '+5511987650001', 0, 0)`, c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestActivityHistory(t *testing.T) {
 		if a.answered != 0 {
 			answered = a.answered
 		}
-		if _, err := d.db.ExecContext(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, created_at, answer_at)
+		if _, err := d.w.ExecContext(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, created_at, answer_at)
 			VALUES (?, ?, ?, 0, 'ended', ?, ?, ?)`, contact, c.ID, a.channel, a.outcome, a.created, answered); err != nil {
 			t.Fatal(err)
 		}

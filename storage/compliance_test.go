@@ -13,7 +13,7 @@ import (
 // leaves it, straight in the file: the figures must come from what is kept.
 func addAttempt(t *testing.T, d *DB, campaignID, contactID int64, channel campaigns.Channel, outcome campaigns.Outcome, at time.Time) int64 {
 	t.Helper()
-	res, err := d.db.Exec(`INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, created_at, answer_at, end_at)
+	res, err := d.w.Exec(`INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, created_at, answer_at, end_at)
 		VALUES (?,?,?,0,'ended',?,?,?,?)`, contactID, campaignID, channel, outcome,
 		at.Add(-20*time.Second).UnixMilli(), at.UnixMilli(), at.Add(time.Minute).UnixMilli())
 	if err != nil {
@@ -25,7 +25,7 @@ func addAttempt(t *testing.T, d *DB, campaignID, contactID int64, channel campai
 
 func addContact(t *testing.T, d *DB, campaignID int64, phone, tz string) int64 {
 	t.Helper()
-	res, err := d.db.Exec(`INSERT INTO contacts(campaign_id, phone, timezone, created_at, updated_at) VALUES (?,?,?,0,0)`,
+	res, err := d.w.Exec(`INSERT INTO contacts(campaign_id, phone, timezone, created_at, updated_at) VALUES (?,?,?,0,0)`,
 		campaignID, phone, tz)
 	if err != nil {
 		t.Fatalf("insert contact: %v", err)
@@ -128,12 +128,12 @@ func TestRefusalsAndDials(t *testing.T) {
 		{"sip_call", "opted_out", now.Add(-time.Minute)},
 		{"sip_call", "outside_window", now.Add(-40 * 24 * time.Hour)}, // before since
 	} {
-		if _, err := d.db.Exec(`INSERT INTO policy_refusals(contact_id, campaign_id, action, reasons, at) VALUES (?,?,?,?,?)`,
+		if _, err := d.w.Exec(`INSERT INTO policy_refusals(contact_id, campaign_id, action, reasons, at) VALUES (?,?,?,?,?)`,
 			ct, c.ID, r.action, r.reasons, r.at.UnixMilli()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := d.db.Exec(`INSERT INTO dnc(phone, reason, created_at) VALUES ('+5511999990003', 'opt_out', ?)`, now.UnixMilli()); err != nil {
+	if _, err := d.w.Exec(`INSERT INTO dnc(phone, reason, created_at) VALUES ('+5511999990003', 'opt_out', ?)`, now.UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	r, err := d.Refusals(ctx, c.ID, now.Add(-30*24*time.Hour))
@@ -155,7 +155,7 @@ func TestRefusalsAndDials(t *testing.T) {
 	if len(dials) != 2 || dials[0].Contact.Timezone != "America/Manaus" || dials[0].Contact.ID != ct || !dials[1].At.After(dials[0].At) {
 		t.Errorf("dials %+v, want the SIP call and the WhatsApp call, oldest first, with the contact's zone", dials)
 	}
-	if _, err := d.db.Exec(`UPDATE contacts SET zones = 'America/Manaus America/Rio_Branco' WHERE id = ?`, ct); err != nil {
+	if _, err := d.w.Exec(`UPDATE contacts SET zones = 'America/Manaus America/Rio_Branco' WHERE id = ?`, ct); err != nil {
 		t.Fatal(err)
 	}
 	if dials, err = d.DialsPlaced(ctx, c.ID, now.Add(-24*time.Hour)); err != nil || len(dials[0].Contact.Zones) != 2 {
@@ -165,13 +165,13 @@ func TestRefusalsAndDials(t *testing.T) {
 	if n, err := d.AmbiguousZoneContacts(ctx, c.ID); err != nil || n != 1 {
 		t.Errorf("ambiguous zones with one Acre/Amazonas contact: %d %v, want 1", n, err)
 	}
-	if _, err := d.db.Exec(`UPDATE contacts SET zones = NULL`); err != nil {
+	if _, err := d.w.Exec(`UPDATE contacts SET zones = NULL`); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := d.AmbiguousZoneContacts(ctx, c.ID); err != nil || n != 0 {
 		t.Errorf("ambiguous zones without zones: %d %v, want 0", n, err)
 	}
-	if _, err := d.db.Exec(`UPDATE contacts SET zones = CASE id WHEN ? THEN 'America/New_York America/Chicago' ELSE 'America/Sao_Paulo' END`, ct); err != nil {
+	if _, err := d.w.Exec(`UPDATE contacts SET zones = CASE id WHEN ? THEN 'America/New_York America/Chicago' ELSE 'America/Sao_Paulo' END`, ct); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := d.AmbiguousZoneContacts(ctx, c.ID); err != nil || n != 1 {

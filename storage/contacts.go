@@ -61,14 +61,16 @@ type ImportBatch struct {
 	id         int64
 	campaignID int64
 	tx         *sql.Tx
-	insert     *sql.Stmt
-	reject     *sql.Stmt
-	blocked    *sql.Stmt
-	now        int64
-	imported   int
-	rejected   int
-	ambiguous  int
-	pending    struct{ imported, rejected, ambiguous int }
+	// release lets other writers in; set while tx is open.
+	release   func()
+	insert    *sql.Stmt
+	reject    *sql.Stmt
+	blocked   *sql.Stmt
+	now       int64
+	imported  int
+	rejected  int
+	ambiguous int
+	pending   struct{ imported, rejected, ambiguous int }
 }
 
 // BeginImport records a new import and opens its first batch.
@@ -110,13 +112,17 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 	// context it began with ends, so it gets one that does not; each statement still
 	// honours its caller's context, and Flush or Finish always ends the transaction.
 	// The batch holds the write lock from here until commit or rollback.
-	b.d.writeMu.Lock()
-	tx, err := b.d.db.BeginTx(context.WithoutCancel(ctx), nil)
+	deadline, release, err := b.d.acquire(ctx)
 	if err != nil {
-		b.d.writeMu.Unlock()
 		return fmt.Errorf("begin import batch: %w", err)
 	}
-	b.tx = tx
+	tx, err := b.d.beginLocked(ctx, context.WithoutCancel(ctx), deadline)
+	b.d.health.note(b.d.log, err, false)
+	if err != nil {
+		release()
+		return fmt.Errorf("begin import batch: %w", err)
+	}
+	b.tx, b.release = tx, release
 	prep := func(q string) *sql.Stmt {
 		if err != nil {
 			return nil
@@ -139,11 +145,13 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 
 // end commits or rolls back the batch's transaction and lets other writers in.
 func (b *ImportBatch) end(commit bool) error {
-	defer b.d.writeMu.Unlock()
+	defer b.release()
 	tx := b.tx
 	b.tx = nil
 	if commit {
-		return tx.Commit()
+		err := tx.Commit()
+		b.d.health.note(b.d.log, err, false)
+		return err
 	}
 	return tx.Rollback()
 }

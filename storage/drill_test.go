@@ -65,13 +65,13 @@ func TestFullDiskFailsClearlyAndRecovers(t *testing.T) {
 	d, _ := openTestDB(t)
 	ctx := context.Background()
 	// One connection, so the page limit below binds every statement.
-	d.db.SetMaxOpenConns(1)
+	d.w.SetMaxOpenConns(1)
 	c := newCampaign(t, d)
 	var pages int
-	if err := d.db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+	if err := d.w.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.db.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages+40)); err != nil {
+	if _, err := d.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages+40)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := d.BeginImport(ctx, tester, c.ID)
@@ -114,7 +114,7 @@ func TestFullDiskFailsClearlyAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Room again: the rest goes in.
-	if _, err := d.db.ExecContext(ctx, "PRAGMA max_page_count = 1073741823"); err != nil {
+	if _, err := d.w.ExecContext(ctx, "PRAGMA max_page_count = 1073741823"); err != nil {
 		t.Fatal(err)
 	}
 	b, err = d.BeginImport(ctx, tester, c.ID)

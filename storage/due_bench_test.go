@@ -14,7 +14,7 @@ func BenchmarkDueContacts(b *testing.B) {
 	ctx := context.Background()
 	d, _ := openTestDB(b)
 	c := newCampaign(b, d).ID
-	if _, err := d.db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000)
+	if _, err := d.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000)
 		INSERT INTO contacts(campaign_id, phone, status, rung, next_attempt_at, created_at, updated_at)
 		SELECT ?, '+55119' || (80000000 + i), 'pending', 0, i, 0, 0 FROM n`, c); err != nil {
 		b.Fatal(err)
@@ -22,7 +22,7 @@ func BenchmarkDueContacts(b *testing.B) {
 	now := time.UnixMilli(200000)
 	for _, withIndex := range []bool{true, false} {
 		if !withIndex {
-			if _, err := d.db.ExecContext(ctx, "DROP INDEX contacts_due_rung"); err != nil {
+			if _, err := d.w.ExecContext(ctx, "DROP INDEX contacts_due_rung"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -17,12 +17,12 @@ func BenchmarkPolicyFacts(b *testing.B) {
 	c := newCampaign(b, d).ID
 	at := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
 	week := (7 * 24 * time.Hour).Milliseconds()
-	if _, err := d.db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000)
+	if _, err := d.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000)
 		INSERT INTO contacts(campaign_id, phone, status, rung, next_attempt_at, created_at, updated_at)
 		SELECT ?, '+55119' || (80000000 + i), 'pending', 0, i, 0, 0 FROM n`, c); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := d.db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300000)
+	if _, err := d.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300000)
 		INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, number, created_at)
 		SELECT 1 + (i % 100000), ?, 'sip', 0, 'ended', 'no_answer', '+55119' || (80000001 + (i % 100000)), ?2 - (i * 7919 % ?3)
 		FROM n`, c, at.UnixMilli(), week); err != nil {
@@ -30,7 +30,7 @@ func BenchmarkPolicyFacts(b *testing.B) {
 	}
 	for _, withIndex := range []bool{true, false} {
 		if !withIndex {
-			if _, err := d.db.ExecContext(ctx, "DROP INDEX attempts_number"); err != nil {
+			if _, err := d.w.ExecContext(ctx, "DROP INDEX attempts_number"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -85,9 +85,11 @@ func (d *DB) UserBySession(ctx context.Context, idHash string, now time.Time) (U
 		return u, s, notFoundIfNoRows(err, "session")
 	}
 	s.CreatedAt, s.ExpiresAt, s.LastSeenAt, u.CreatedAt = msToTime(created), msToTime(expires), msToTime(seen), msToTime(uCreated)
-	// Minute precision spares a write on every request; best effort, like tokens.
+	// Noted in memory and written with the others every few seconds: a request
+	// never waits on the write lock for its bookkeeping. Minute precision spares
+	// even that write for a session in constant use.
 	if now.UnixMilli()-seen > 60_000 {
-		d.exec(ctx, "UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?", now.UnixMilli(), idHash)
+		d.touches.session(idHash, now.UnixMilli())
 	}
 	return u, s, nil
 }

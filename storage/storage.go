@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,23 +39,58 @@ var migrationFiles embed.FS
 
 // DB is the SQLite implementation of every repository in this package.
 type DB struct {
-	db  *sql.DB
+	// db is the pool readers use: query_only connections that never take the
+	// write lock, so in WAL mode no writer (ours or another process's) holds a
+	// read up.
+	db *sql.DB
+	// w is the single connection every write goes through.
+	w   *sql.DB
 	now func() time.Time
-	// writeMu admits one writer at a time. SQLite allows one anyway, but its busy
+	// gate admits one writer at a time. SQLite allows one anyway, but its busy
 	// handler only polls: a writer that commits and begins again at once (an import,
-	// batch after batch) would starve the others until their busy timeout. A Go
-	// mutex queues them fairly (sync.Mutex hands over in FIFO order when waiters
-	// starve), so engine writes go through during a million-row import.
-	writeMu sync.Mutex
+	// batch after batch) would starve the others until their busy timeout. Goroutines
+	// waiting on a channel are served in order, so engine writes go through during a
+	// million-row import; and unlike a mutex, the wait ends with the caller's context.
+	gate chan struct{}
+	// writeWait bounds how long a write waits for the lock, ours and SQLite's.
+	writeWait time.Duration
+	// probeEvery is the write probe's interval, which Ready's limits follow.
+	probeEvery time.Duration
+	log        *slog.Logger
+	health     writeHealth
+	touches    touches
+	// stop ends the background loop (bookkeeping flushes and the write probe);
+	// stopped is closed when it has.
+	stop    chan struct{}
+	stopped chan struct{}
+	closing sync.Once
 }
 
 // Options tune how the database is opened.
 type Options struct {
-	// BusyTimeout is how long a writer waits for the lock before failing.
+	// BusyTimeout is how long a write waits for the lock (held by another write of
+	// this process or by another process) before failing with an error that
+	// IsUnavailable recognises; the caller's context may end the wait sooner.
+	// 5 s when zero.
 	BusyTimeout time.Duration
 	// Now is the clock used for timestamps; time.Now when nil.
 	Now func() time.Time
+	// ProbeEvery is how often a one-row write checks that the database takes
+	// writes, for Ready; 5 s when zero.
+	ProbeEvery time.Duration
+	// FlushEvery is how often the last use of sessions and tokens is written;
+	// 5 s when zero.
+	FlushEvery time.Duration
+	// Log receives one line when the database starts refusing writes and one when
+	// it takes them again; slog.Default() when nil.
+	Log *slog.Logger
 }
+
+// busyPoll is SQLite's own busy timeout on the writer: how long one try at the lock
+// polls before control comes back to Go, which checks the context and the bound
+// and tries again. sqlite3_interrupt does not end a busy wait, so a long SQLite
+// timeout would hold a cancelled request as long as it lasts.
+const busyPoll = 50 * time.Millisecond
 
 // Open opens (creating if needed) the SQLite database at path, switches it to WAL,
 // turns foreign keys on and applies every pending migration.
@@ -70,32 +106,67 @@ func open(ctx context.Context, path string, opts Options, upTo int) (*DB, error)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ProbeEvery == 0 {
+		opts.ProbeEvery = 5 * time.Second
+	}
+	if opts.FlushEvery == 0 {
+		opts.FlushEvery = 5 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_foreign_keys", "on")
-	q.Set("_busy_timeout", strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10))
+	q.Set("_busy_timeout", strconv.FormatInt(min(opts.BusyTimeout, busyPoll).Milliseconds(), 10))
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_txlock", "immediate")
-	sqldb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// One writer at a time is SQLite's rule; readers run beside it in WAL mode.
-	sqldb.SetMaxOpenConns(8)
-	sqldb.SetConnMaxIdleTime(time.Minute)
-	d := &DB{db: sqldb, now: opts.Now}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	// Readers: the file is in WAL mode already (the writer's first connection
+	// switched it), deferred transactions are read snapshots, and query_only
+	// makes a write sent here by mistake fail instead of taking the lock.
+	q = url.Values{}
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10))
+	q.Set("_txlock", "deferred")
+	q.Set("_query_only", "true")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetConnMaxIdleTime(time.Minute)
+	d := &DB{db: r, w: w, now: opts.Now, gate: make(chan struct{}, 1), writeWait: opts.BusyTimeout, probeEvery: opts.ProbeEvery,
+		log: opts.Log, stop: make(chan struct{}), stopped: make(chan struct{})}
+	d.touches.init()
+	// The writer's connection first: it creates the file and turns WAL on, which
+	// a query_only reader could not.
 	if err := d.migrate(ctx, upTo); err != nil {
-		sqldb.Close()
+		r.Close()
+		w.Close()
 		return nil, err
 	}
+	go d.background(opts.ProbeEvery, opts.FlushEvery)
 	return d, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close writes the bookkeeping still in memory (briefly: a locked database does
+// not hold the stop up) and closes the database.
+func (d *DB) Close() error {
+	d.closing.Do(func() { close(d.stop) })
+	<-d.stopped
+	return errors.Join(d.db.Close(), d.w.Close())
+}
 
 // Ping checks that the database answers; readiness probes use it.
 func (d *DB) Ping(ctx context.Context) error {
@@ -190,37 +261,15 @@ func migrationStep(version int) func(context.Context, *sql.Tx) (vacuum bool, err
 	return nil
 }
 
-// exec runs one write statement outside a transaction.
-func (d *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	return d.db.ExecContext(ctx, q, args...)
-}
-
-// inTx runs fn in a write transaction, committing when it returns nil.
-func (d *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
 func (d *DB) nowMs() int64 { return d.now().UnixMilli() }
 
 // IsUnavailable reports whether err is the database refusing a write for now:
 // locked by another writer beyond the busy timeout, or out of room (disk full).
 // Nothing of that write was kept, and the same write may succeed later.
 func IsUnavailable(err error) bool {
+	if errors.Is(err, errWriteWait) {
+		return true
+	}
 	var se sqlite3.Error
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked || se.Code == sqlite3.ErrFull)
 }

@@ -18,6 +18,8 @@ type Store interface {
 	SessionStore
 	PolicyStore
 	Ping(ctx context.Context) error
+	// Ready is nil when the database answers reads and takes writes.
+	Ready(ctx context.Context) error
 	IntegrityCheck(ctx context.Context) error
 	FailInterruptedImports(ctx context.Context) (int, error)
 	Close() error

@@ -208,11 +208,10 @@ func (d *DB) UserByToken(ctx context.Context, secretHash string) (User, error) {
 		return u, notFoundIfNoRows(err, "token")
 	}
 	u.CreatedAt = msToTime(created)
-	// Last use is informational; minute precision spares a write on every request.
-	now := d.nowMs()
-	// Best effort: a busy database must not turn a valid token away.
-	d.exec(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND ifnull(last_used_at,0) < ?",
-		now, tokenID, now-60_000)
+	// Last use is informational: noted in memory and written with the others
+	// every few seconds, so a request never waits on the write lock for it, and a
+	// busy database never turns a valid token away.
+	d.touches.token(tokenID, d.nowMs())
 	return u, nil
 }
 

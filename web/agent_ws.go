@@ -29,6 +29,11 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 		return nil
 	}
 	defer conn.CloseNow()
+	// The socket is the agent's presence: while none is open the agent takes no
+	// call, and the browser audio offered on it ends with it (ctx). Its opening
+	// is in the first state sent below.
+	e.Agents().PageOpened(p.ID, time.Now())
+	defer func() { e.Agents().PageClosed(p.ID, time.Now()) }()
 	events, stop := e.Subscribe(p.ID)
 	defer stop()
 	ctx, cancel := context.WithCancel(r.Context())
@@ -51,6 +56,13 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	// browser's microphone on a path the call is not on.
 	if path, ok := e.AgentAudio().Path(p.ID); ok {
 		if err := s.writeEvent(ctx, conn, dialer.AgentEvent{Kind: dialer.EventAudioPath, AudioPath: path, At: time.Now()}); err != nil {
+			return nil
+		}
+	}
+	// A page reloaded during a call or its wrap-up shows the contact and the
+	// disposition form again: the call is still to be closed.
+	if pop, ok := e.Agents().ScreenPop(p.ID); ok {
+		if err := s.writeEvent(ctx, conn, dialer.AgentEvent{Kind: dialer.EventScreenPop, ScreenPop: &pop, At: time.Now()}); err != nil {
 			return nil
 		}
 	}
@@ -109,7 +121,7 @@ func (s *Server) readAgentMessages(ctx context.Context, conn *websocket.Conn, e 
 		var reply any
 		switch m.Type {
 		case "webrtc_offer":
-			answer, err := e.AgentAudio().Offer(ctx, p.ID, m.SDP)
+			answer, err := e.AgentAudio().OfferUntil(ctx, p.ID, m.SDP, ctx.Done())
 			if err != nil {
 				s.log.Warn("agent webrtc offer", "agent", p.ID, "err", err)
 				reply = map[string]string{"type": "error", "code": "webrtc_failed", "message": err.Error()}

@@ -36,8 +36,12 @@ func (s *Server) engine() (Engine, error) {
 	return s.cfg.Engine, nil
 }
 
-// agentError maps the engine's refusals.
+// agentError maps the engine's refusals. An agent without a live audio path is
+// told what is missing, with the pause reason as the code.
 func agentError(err error) error {
+	if pe, ok := errors.AsType[*dialer.PathError](err); ok {
+		return errorf(http.StatusConflict, pe.Reason, pe.Error())
+	}
 	if errors.Is(err, dialer.ErrAgentNotLoggedIn) || errors.Is(err, dialer.ErrAgentBusy) || errors.Is(err, dialer.ErrDispositionPending) {
 		return conflict(err.Error())
 	}
@@ -80,9 +84,28 @@ func (s *Server) agentLogin(w http.ResponseWriter, r *http.Request, p principal)
 		// Phone has Turbina call the agent's registered SIP phone and keep the call
 		// up as the agent's audio (instead of the browser's WebRTC leg).
 		Phone bool `json:"phone"`
+		// Audio is the agent's audio path: "webrtc" (the agent page's), "phone"
+		// (as Phone), or "none" (an API client without audio, the default).
+		Audio string `json:"audio"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
+	}
+	media := dialer.MediaNone
+	switch in.Audio {
+	case "", "none":
+	case string(dialer.MediaBrowser):
+		// A server that takes no browser audio has none to wait for.
+		if e.AgentAudio().TakesBrowsers() {
+			media = dialer.MediaBrowser
+		}
+	case string(dialer.MediaPhone):
+		in.Phone = true
+	default:
+		return unprocessable(fmt.Sprintf("audio: %q is not an audio path (webrtc, phone or none)", in.Audio))
+	}
+	if in.Phone {
+		media = dialer.MediaPhone
 	}
 	assigned, err := s.store.AgentCampaigns(r.Context(), p.ID)
 	if err != nil {
@@ -107,10 +130,15 @@ func (s *Server) agentLogin(w http.ResponseWriter, r *http.Request, p principal)
 	if name == "" {
 		name = p.Username
 	}
-	e.Agents().Login(p.ID, name, ids, time.Now())
+	e.Agents().LoginWith(p.ID, name, ids, media, time.Now())
 	if in.Phone {
 		if err := e.AgentAudio().Phone(r.Context(), p.ID); err != nil {
-			return errorf(http.StatusConflict, "phone_unavailable", "logged in, but the phone could not be connected: "+err.Error())
+			// Logged in, but kept out of the calls until the phone answers.
+			if _, perr := e.Agents().Pause(p.ID, dialer.ReasonNoAudio, time.Now()); perr != nil {
+				s.log.Warn("pause agent without phone", "agent", p.ID, "err", perr)
+			}
+			return errorf(http.StatusConflict, "phone_unavailable",
+				"logged in but paused (no_audio): the phone could not be connected, so no call can be put through: "+err.Error())
 		}
 	}
 	return s.writeAgent(w, e, p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,7 +46,8 @@ func TestBrowserFailoverBanner(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	e := newUIEnv(t, Config{TrunkControl: o, TrunkStatus: func() any { return o.Trunks() }})
+	// WhatsApp configured (templates known): the banner says the calls go there.
+	e := newUIEnv(t, Config{TrunkControl: o, TrunkStatus: func() any { return o.Trunks() }, Templates: noTemplates{}})
 	server.Store(e.server)
 
 	p := openBrowser(t, e)
@@ -63,6 +65,10 @@ func TestBrowserFailoverBanner(t *testing.T) {
 		t.Fatalf("banner shown, trunk not down: %+v", st)
 	}
 	t.Logf("trunk down +%s after the cut, found in %.2f s (%s)", st.DownSince.Sub(cutAt), st.LastDetection, st.Sign)
+	// Open, or half-open while a recovery probe is out: down either way.
+	if got := p.text("#trunks tbody .badge"); !strings.HasPrefix(got, "down") {
+		t.Errorf("trunk badge %q, want it to say down", got)
+	}
 	if got, want := p.text("#failover h2"), "Trunk carrier-sim is down"; got != want {
 		t.Errorf("banner heading %q, want %q", got, want)
 	}

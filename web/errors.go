@@ -17,6 +17,8 @@ type apiError struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 	// refusal is the policy gate's decision when it refused the action.
 	refusal *campaigns.Decision
+	// retryAfter is the Retry-After header's value, when the client should.
+	retryAfter string
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -32,6 +34,10 @@ func conflict(msg string) *apiError   { return errorf(http.StatusConflict, "conf
 func unprocessable(msg string) *apiError {
 	return errorf(http.StatusUnprocessableEntity, "validation_failed", msg)
 }
+
+// storageRetryAfter is the Retry-After of a write the database refused: a few
+// seconds, the write probe's interval, after which /readyz knows better.
+const storageRetryAfter = "5"
 
 // toAPIError maps errors from the layers below to what the client sees; anything
 // unknown is a 500 whose detail stays in the log.
@@ -62,8 +68,10 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, campaigns.ErrInvalidTransition):
 		return conflict(err.Error())
 	case storage.IsUnavailable(err):
-		return errorf(http.StatusServiceUnavailable, "storage_unavailable",
+		e := errorf(http.StatusServiceUnavailable, "storage_unavailable",
 			"the database is busy or full: nothing was saved, try again in a moment")
+		e.retryAfter = storageRetryAfter
+		return e
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
 }
@@ -77,6 +85,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter != "" {
+		w.Header().Set("Retry-After", e.retryAfter)
+	}
 	if e.refusal != nil {
 		// The reasons and the next allowed instant beside the error, as the policy
 		// endpoint gives them, so a client offers the time that would be allowed.

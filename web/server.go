@@ -258,8 +258,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, "not_ready", "database: "+err.Error()))
+	// Ready answers from the write probe's last result, not from a write of its
+	// own: a probe must not queue behind a locked database.
+	if err := s.store.Ready(ctx); err != nil {
+		e := errorf(http.StatusServiceUnavailable, "not_ready", "database: "+err.Error())
+		e.retryAfter = storageRetryAfter
+		writeError(w, e)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -54,7 +54,7 @@ type engineConfig struct {
 	RingTimeout sip.Duration `json:"ring_timeout,omitempty"`
 	Patience    sip.Duration `json:"patience,omitempty"`
 	// AgentSilence is how long an agent's audio may bring nothing before the
-	// agent's leg is taken as lost (default 60s).
+	// agent's leg is taken as lost and the agent paused (default 4s).
 	AgentSilence sip.Duration `json:"agent_silence,omitempty"`
 	// NumberLimits bound the calls one number gets across every campaign and
 	// channel (default 3 per 24 h and 10 per 7 days; 0: no limit of that period).

@@ -106,7 +106,7 @@ func (a *app) trunkStatus() any {
 }
 
 func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) (*app, error) {
-	store, err := storage.Open(ctx, cfg.DBPath(), storage.Options{})
+	store, err := storage.Open(ctx, cfg.DBPath(), storage.Options{Log: log})
 	if err != nil {
 		return nil, err
 	}

@@ -167,15 +167,29 @@ func (h *Hub) detach(agentID int64, a *agentLeg) {
 		delete(h.byAgent, agentID)
 	}
 	h.mu.Unlock()
-	a.stop()
+	// The bridge stops at once; the agents hear of it before the session is
+	// ended, which for a dead phone is a BYE that waits seconds for no answer:
+	// a customer on the line must not wait for it.
+	a.cancel()
 	if current {
 		h.agents.AudioDown(agentID)
 	}
+	a.stop()
 }
+
+// TakesBrowsers reports whether the hub answers browsers' WebRTC offers.
+func (h *Hub) TakesBrowsers() bool { return h.cfg.Peers != nil }
 
 // Offer answers a browser agent's WebRTC offer and nails up its audio once it
 // flows. It returns the SDP answer.
 func (h *Hub) Offer(ctx context.Context, agentID int64, offer string) (string, error) {
+	return h.OfferUntil(ctx, agentID, offer, nil)
+}
+
+// OfferUntil is Offer for a leg that belongs to a page: it ends when session is
+// closed (the page's event stream), as the browser's peer does when the page
+// goes, instead of when the browser's network gives up on it seconds later.
+func (h *Hub) OfferUntil(ctx context.Context, agentID int64, offer string, session <-chan struct{}) (string, error) {
 	if h.cfg.Peers == nil {
 		return "", ErrNoAgentMedia
 	}
@@ -189,6 +203,16 @@ func (h *Hub) Offer(ctx context.Context, agentID int64, offer string) (string, e
 	go func() {
 		wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		if session != nil {
+			// A page gone before its audio flowed has no leg to wait for.
+			go func() {
+				select {
+				case <-session:
+					cancel()
+				case <-wctx.Done():
+				}
+			}()
+		}
 		legs, err := peer.Legs(wctx)
 		if err != nil {
 			h.cfg.Logger.Warn("agent audio did not arrive", "agent", agentID, "err", err)
@@ -200,7 +224,11 @@ func (h *Hub) Offer(ctx context.Context, agentID int64, offer string) (string, e
 			codecs[i] = l.Codec().Name
 		}
 		h.cfg.Logger.Debug("agent audio up", "agent", agentID, "codecs", codecs)
-		h.AttachPaths(agentID, legs, peer.Close, peer.Done())
+		done := peer.Done()
+		if session != nil {
+			done = either(done, session)
+		}
+		h.AttachPaths(agentID, legs, peer.Close, done)
 	}()
 	return answer, nil
 }
@@ -234,4 +262,18 @@ func (h *Hub) Stats(agentID int64) (media.CallStats, bool) {
 		return media.CallStats{}, false
 	}
 	return c.Stats(), true
+}
+
+// either is closed once a or b is. Its goroutine ends with it: the peer's Done
+// closes when the peer is closed, which ending the leg does.
+func either(a, b <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		select {
+		case <-a:
+		case <-b:
+		}
+	}()
+	return out
 }

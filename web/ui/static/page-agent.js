@@ -31,7 +31,8 @@ function fail(e) {
   p.className = 'error';
   p.dataset.code = e?.code || '';
   p.hidden = !e;
-  p.textContent = e ? (e.code === 'policy_refused' ? refusalText(e.reasons, e.nextAllowedAt) : e.message || String(e)) : '';
+  p.textContent = e ? (e.code === 'policy_refused' ? refusalText(e.reasons, e.nextAllowedAt)
+    : e.code === 'no_audio' || e.code === 'connection_lost' ? t('presence.' + e.code) : e.message || String(e)) : '';
   p.dataset.reasons = e?.reasons?.join(' ') || '';
 }
 
@@ -61,7 +62,12 @@ function connect() {
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     switch (ev.type) {
-      case 'state': setAgent(ev.agent); break;
+      case 'state':
+        setAgent(ev.agent);
+        // A reloaded page (or one back from a lost connection) of an agent still
+        // logged in brings its audio back: the session resumes.
+        if (ev.agent.state !== 'logged_out' && !audio.pc && !audio.unsupported && !audio.gaveUp) connectAudio();
+        break;
       case 'audio_path': sendOn(ev.audio_path || 0); break;
       case 'screen_pop': preview = null; $('preview').hidden = true; pop = ev.screen_pop; resumeNotice(''); renderPop(pop); break;
       case 'resuming': case 'resumed': case 'resume_failed': resumeNotice(ev.type); break;
@@ -76,6 +82,9 @@ function connect() {
     }
   };
   ws.onclose = (e) => {
+    // The server ends this page's audio with its socket: a new one is offered
+    // once the socket is back.
+    if (audio.pc && !audio.waiting) { audio.pc.close(); audio.pc = null; renderAudio('audio.disconnected'); }
     // A server without browser audio refuses the offer (policy violation): say so
     // plainly and keep the session's events coming on a new connection.
     if (audio.waiting && e.code === 1008) { audio.unsupported = true; audioFailed('audio.noserver'); }
@@ -128,7 +137,8 @@ function tick() {
 
 $('agent-login').addEventListener('click', async () => {
   const ids = [...document.querySelectorAll('input[name="campaign"]:checked')].map((i) => i.value);
-  const a = await call('POST', '/api/v1/agent/login', { campaign_ids: ids });
+  audio.gaveUp = false;
+  const a = await call('POST', '/api/v1/agent/login', { campaign_ids: ids, audio: 'webrtc' });
   if (a && !audio.pc && !audio.unsupported) connectAudio();
 });
 $('ready').addEventListener('click', () => call('POST', '/api/v1/agent/ready', {}));
@@ -392,8 +402,15 @@ function audioFailed(key) {
   renderAudio(key);
 }
 
+// connectAudio negotiates the page's audio once at a time: state events may ask
+// for it again while it is being set up.
 async function connectAudio() {
-  if (audio.pc) return;
+  if (audio.pc || audio.starting) return;
+  audio.starting = true;
+  try { await startAudio(); } finally { audio.starting = false; }
+}
+
+async function startAudio() {
   renderAudio('audio.connecting');
   try {
     if (!audio.stream) {
@@ -401,6 +418,7 @@ async function connectAudio() {
       meter(audio.stream);
     }
   } catch {
+    audio.gaveUp = true; // asked again by the button, not on every event
     renderAudio('audio.nomic');
     return;
   }
@@ -484,7 +502,7 @@ function meter(stream) {
   loop();
 }
 
-$('audio-connect').addEventListener('click', () => { audio.unsupported = false; connectAudio(); });
+$('audio-connect').addEventListener('click', () => { audio.unsupported = false; audio.gaveUp = false; connectAudio(); });
 $('mute').addEventListener('click', () => {
   const track = audio.stream?.getAudioTracks()[0];
   if (!track) return;

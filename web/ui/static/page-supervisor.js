@@ -331,7 +331,7 @@ function signText(sign) {
 // renderFailover shows, while a trunk is down, that its calls go to WhatsApp and
 // how many of the people it caught were moved there; for a minute after it
 // recovered, that it is back and how long it was down.
-function renderFailover(list) {
+function renderFailover(list, whatsApp) {
   const box = $('failover');
   if (!list.length) { box.hidden = true; box.replaceChildren(); return; }
   box.hidden = false;
@@ -347,7 +347,7 @@ function renderFailover(list) {
       : t('sup.fo.detail', { since: fmt.time(f.down_since), secs: fmt.num(f.detection_s, 1), sign: signText(f.sign) });
     return el('article', { class: 'fo', 'data-state': back ? 'recovered' : 'down', 'data-trunk': f.trunk },
       el('h2', {}, back ? t('sup.fo.back', { trunk: f.trunk, dur: fmt.duration(f.down_for_s) }) : t('sup.fo.down', { trunk: f.trunk })),
-      back ? null : el('p', { class: 'fo-lead' }, t('sup.fo.toWhatsApp')),
+      back ? null : el('p', { class: 'fo-lead' }, t(whatsApp ? 'sup.fo.toWhatsApp' : 'sup.fo.noWhatsApp')),
       el('p', { class: 'fo-detail' }, detail), counts);
   }));
 }
@@ -368,7 +368,7 @@ function renderTrunks(trunks, control) {
     const btn = el('button', { type: 'button', 'aria-label': `${t(out ? 'sup.putback' : 'sup.takeout')}: ${tr.name}` }, t(out ? 'sup.putback' : 'sup.takeout'));
     btn.addEventListener('click', () => act(() => api('PATCH', `/api/v1/trunks/${encodeURIComponent(tr.name)}`, { out_of_service: !out }),
       `${tr.name}: ${t(out ? 'sup.putback' : 'sup.takeout')}`));
-    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, tr.state)),
+    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, t('sup.trunkState.' + tr.state))),
       el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', { class: 'trunk-down' }, trunkDown(tr)), el('td', {}, btn));
   }));
 }
@@ -386,7 +386,7 @@ function render(s) {
   for (const [id, card] of cards) if (!ids.has(id)) { card.root.remove(); cards.delete(id); }
   if (!ids.size) $('campaign-cards').replaceChildren(el('p', { class: 'card' }, t('sup.noCampaigns')));
   else $('campaign-cards').querySelector(':scope > p')?.remove();
-  renderFailover(s.failovers || []);
+  renderFailover(s.failovers || [], !!(s.whatsapp && s.whatsapp.configured));
   renderAgents(s.agents, s.campaigns);
   renderTrunks(s.trunks || [], s.trunk_control);
   renderAudit(s.audit || []);
