@@ -193,8 +193,9 @@ func (p *Agents) change(id int64, fn func(a *Agent) error) (Agent, error) {
 		return Agent{}, fmt.Errorf("agent %d: %w", id, ErrAgentNotLoggedIn)
 	}
 	if err := fn(a); err != nil {
+		out := snapshotLocked(a)
 		p.mu.Unlock()
-		return *a, err
+		return out, err
 	}
 	out := snapshotLocked(a)
 	p.mu.Unlock()
