@@ -67,7 +67,6 @@ func TestRolePolicy(t *testing.T) {
 	}{
 		{storage.RoleSales, "PATCH", "/api/v1/campaigns/" + id + "/pacing", map[string]any{"max_ratio": 2}},
 		{storage.RoleSales, "PATCH", "/api/v1/campaigns/" + id, map[string]any{"pacing": map[string]any{"max_ratio": 2}}},
-		{storage.RoleSupervisor, "PATCH", "/api/v1/campaigns/" + id, map[string]any{"name": "x"}},
 		{storage.RoleSales, "POST", "/api/v1/campaigns/" + id + "/pause", nil},
 		{storage.RoleSales, "POST", "/api/v1/campaigns/" + id + "/resume", nil},
 		{storage.RoleAgent, "POST", "/api/v1/campaigns/" + id + "/start", nil},

@@ -63,7 +63,7 @@ func TestAuditLog(t *testing.T) {
 	c := e.createCampaign(t, "Audit")
 	decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, sales, map[string]string{"name": "Audited"}), http.StatusOK)
 	decode[pacingView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", sup, map[string]any{"max_ratio": 2}), http.StatusOK)
-	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 	rep := e.importCSV(t, c.ID, "phone\n+5511987650001\n+5511987650002\nbad\n")
 	decode[dncResult](t, e.send(t, "POST", "/api/v1/dnc", sales, `{"phones":["+5511987650009"],"campaign_id":"`+c.ID+`"}`), http.StatusOK)
 	decode[dncResult](t, e.send(t, "POST", "/api/v1/dnc", sup, `{"phones":["+5511987650008"],"reason":"law"}`), http.StatusOK)
@@ -71,7 +71,7 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("%v", r)
 	}
 	// Refused changes leave no trace.
-	wantError(t, e.action(t, c.ID, "start", storage.RoleSales), 409, "conflict")
+	wantError(t, e.action(t, c.ID, "start", storage.RoleSupervisor), 409, "conflict")
 	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", sup, map[string]any{"max_ratio": 99}), 422, "validation_failed")
 
 	camp := decode[auditList](t, e.get(t, "/api/v1/audit?object_type=campaign&object_id="+c.ID, sup), http.StatusOK)
