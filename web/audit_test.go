@@ -79,7 +79,7 @@ func TestAuditLog(t *testing.T) {
 	if !slices.Equal(camp.actions(), wantActions) || camp.Total != len(wantActions) {
 		t.Fatalf("campaign audit = %v (total %d), want %v", camp.actions(), camp.Total, wantActions)
 	}
-	who := []string{"sales1", "sales1", "supervisor1", "sales1", "sales1"}
+	who := []string{"sales1", "supervisor1", "supervisor1", "sales1", "sales1"}
 	for i, en := range camp.Entries {
 		wantID := salesUser.ID
 		if who[i] == "supervisor1" {
@@ -128,11 +128,11 @@ func TestAuditLog(t *testing.T) {
 
 	// By user, paged.
 	bySup := decode[auditList](t, e.get(t, fmt.Sprintf("/api/v1/audit?user_id=%d", supUser.ID), sup), http.StatusOK)
-	if want := []string{"dnc.remove", "dnc.add", "campaign.pacing"}; !slices.Equal(bySup.actions(), want) {
+	if want := []string{"dnc.remove", "dnc.add", "campaign.start", "campaign.pacing"}; !slices.Equal(bySup.actions(), want) {
 		t.Errorf("supervisor's changes = %v, want %v", bySup.actions(), want)
 	}
 	page := decode[auditList](t, e.get(t, fmt.Sprintf("/api/v1/audit?user_id=%d&limit=1&offset=1", supUser.ID), sup), http.StatusOK)
-	if !slices.Equal(page.actions(), []string{"dnc.add"}) || page.Total != 3 {
+	if !slices.Equal(page.actions(), []string{"dnc.add"}) || page.Total != 4 {
 		t.Errorf("page = %v total %d", page.actions(), page.Total)
 	}
 	// Users and tokens made at setup are there too.

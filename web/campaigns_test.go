@@ -57,8 +57,9 @@ func TestCreateCampaign(t *testing.T) {
 		t.Errorf("get = %+v, want %+v", got, c)
 	}
 
-	// Pacing given on create is kept, the ring settings as duration text.
-	r = e.send(t, "POST", "/api/v1/campaigns", sales,
+	// Pacing given on create is kept, the ring settings as duration text (as
+	// admin: sales may not set pacing).
+	r = e.send(t, "POST", "/api/v1/campaigns", testAdminToken,
 		`{"name":"Ring","caller_id":"+551130000000","pacing":{"mode":"progressive","ring_timeout":"20s","min_ring_timeout":18}}`)
 	c = decode[campaignView](t, r, http.StatusCreated)
 	want := pacingView{Mode: "progressive", TargetAbandon: 0.03, MaxRatio: 3, RingTimeout: "20s", MinRingTimeout: "18s"}
