@@ -58,9 +58,10 @@ var campaignEditOperations = []string{
 // campaignEditOperations: for each role limited by campaignEdits, what it may do.
 func roleRules() map[string]string {
 	out := map[string]string{}
-	for role, e := range campaignEdits() {
+	edits := campaignEdits()
+	for role, e := range edits {
 		var limits []string
-		if len(e.states) < 3 {
+		if !slices.Equal(e.states, edits[storage.RoleAdmin].states) {
 			names := make([]string, len(e.states))
 			for i, st := range e.states {
 				names[i] = string(st)
