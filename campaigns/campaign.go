@@ -265,6 +265,9 @@ type Campaign struct {
 	RequireConsent bool      `json:"require_consent"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// ArchivedAt is when the campaign was deleted through the API: it is then out
+	// of every list and closed to changes, its history kept for reports.
+	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 }
 
 // Defaults used for settings a new campaign leaves out.

@@ -19,11 +19,13 @@ type CampaignStore interface {
 	// UpdateCampaign applies change to the stored campaign in one transaction and
 	// records the audit entry named action. change may refuse by returning an error.
 	UpdateCampaign(ctx context.Context, who Actor, id int64, action string, change func(*campaigns.Campaign) error) (campaigns.Campaign, error)
-	DeleteCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) error
+	// ArchiveCampaign hides a campaign from lists and closes it to changes, if
+	// allowed says so; its contacts and attempts stay for reports.
+	ArchiveCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) (campaigns.Campaign, error)
 }
 
 const campaignColumns = `id, name, caller_id, default_country, state, schedule, window_start, window_end,
-	ladder, pacing, options, created_at, updated_at`
+	ladder, pacing, options, created_at, updated_at, archived_at`
 
 // campaignOptions are the campaign settings kept together in the options column.
 type campaignOptions struct {
@@ -45,9 +47,14 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 	var schedule, ladder, pacing, options string
 	var created, updated int64
 	var ws, we int
+	var archived sql.NullInt64
 	if err := r.Scan(&c.ID, &c.Name, &c.CallerID, &c.DefaultCountry, &c.State, &schedule, &ws, &we,
-		&ladder, &pacing, &options, &created, &updated); err != nil {
+		&ladder, &pacing, &options, &created, &updated, &archived); err != nil {
 		return c, err
+	}
+	if archived.Valid {
+		at := msToTime(archived.Int64)
+		c.ArchivedAt = &at
 	}
 	var opts campaignOptions
 	c.Window = campaigns.Window{Start: campaigns.ClockTime(ws), End: campaigns.ClockTime(we)}
@@ -111,15 +118,15 @@ func (d *DB) GetCampaign(ctx context.Context, id int64) (campaigns.Campaign, err
 	return c, nil
 }
 
-// ListCampaigns returns campaigns ordered by ID.
+// ListCampaigns returns the campaigns not archived, ordered by ID.
 func (d *DB) ListCampaigns(ctx context.Context, ids []int64) ([]campaigns.Campaign, error) {
-	q := "SELECT " + campaignColumns + " FROM campaigns"
+	q := "SELECT " + campaignColumns + " FROM campaigns WHERE archived_at IS NULL"
 	var args []any
 	if ids != nil {
 		if len(ids) == 0 {
 			return []campaigns.Campaign{}, nil
 		}
-		q += " WHERE id IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
+		q += " AND id IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
 		for _, id := range ids {
 			args = append(args, id)
 		}
@@ -148,6 +155,9 @@ func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action str
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
 		}
+		if before.ArchivedAt != nil {
+			return fmt.Errorf("campaign %d is archived: %w", id, ErrConflict)
+		}
 		after = before
 		after.Ladder = append([]campaigns.Rung(nil), before.Ladder...)
 		after.Dispositions = append([]campaigns.Disposition(nil), before.Dispositions...)
@@ -173,19 +183,29 @@ func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action str
 	return after, err
 }
 
-// DeleteCampaign removes a campaign and everything under it, if allowed says so.
-func (d *DB) DeleteCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
+// ArchiveCampaign marks a campaign archived, if allowed says so. Nothing under it
+// is removed: its contacts, attempts and audit entries stay for reports.
+func (d *DB) ArchiveCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) (campaigns.Campaign, error) {
+	var after campaigns.Campaign
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
 		}
+		if before.ArchivedAt != nil {
+			return fmt.Errorf("campaign %d is already archived: %w", id, ErrConflict)
+		}
 		if err := allowed(before); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM campaigns WHERE id = ?", id); err != nil {
-			return fmt.Errorf("delete campaign: %w", err)
+		now := d.nowMs()
+		if _, err := tx.ExecContext(ctx, "UPDATE campaigns SET archived_at = ?, updated_at = ? WHERE id = ?", now, now, id); err != nil {
+			return fmt.Errorf("archive campaign: %w", err)
 		}
-		return d.audit(ctx, tx, who, "campaign.delete", "campaign", idString(id), before, nil)
+		after = before
+		at := msToTime(now)
+		after.ArchivedAt, after.UpdatedAt = &at, at
+		return d.audit(ctx, tx, who, "campaign.archive", "campaign", idString(id), before, after)
 	})
+	return after, err
 }

@@ -9,10 +9,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/dialer"
-	"github.com/turbina-dialer/turbina/storage"
 )
-
-var agentOnly = []storage.Role{storage.RoleAgent}
 
 // agentRoutes are an agent's controls of its own session, and the supervisors' view.
 func (s *Server) agentRoutes() []route {

@@ -63,7 +63,7 @@ func TestAuditLog(t *testing.T) {
 	c := e.createCampaign(t, "Audit")
 	decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, sales, map[string]string{"name": "Audited"}), http.StatusOK)
 	decode[pacingView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", sup, map[string]any{"max_ratio": 2}), http.StatusOK)
-	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 	rep := e.importCSV(t, c.ID, "phone\n+5511987650001\n+5511987650002\nbad\n")
 	decode[dncResult](t, e.send(t, "POST", "/api/v1/dnc", sales, `{"phones":["+5511987650009"],"campaign_id":"`+c.ID+`"}`), http.StatusOK)
 	decode[dncResult](t, e.send(t, "POST", "/api/v1/dnc", sup, `{"phones":["+5511987650008"],"reason":"law"}`), http.StatusOK)
@@ -71,7 +71,7 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("%v", r)
 	}
 	// Refused changes leave no trace.
-	wantError(t, e.action(t, c.ID, "start", storage.RoleSales), 409, "conflict")
+	wantError(t, e.action(t, c.ID, "start", storage.RoleSupervisor), 409, "conflict")
 	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", sup, map[string]any{"max_ratio": 99}), 422, "validation_failed")
 
 	camp := decode[auditList](t, e.get(t, "/api/v1/audit?object_type=campaign&object_id="+c.ID, sup), http.StatusOK)
@@ -79,7 +79,7 @@ func TestAuditLog(t *testing.T) {
 	if !slices.Equal(camp.actions(), wantActions) || camp.Total != len(wantActions) {
 		t.Fatalf("campaign audit = %v (total %d), want %v", camp.actions(), camp.Total, wantActions)
 	}
-	who := []string{"sales1", "sales1", "supervisor1", "sales1", "sales1"}
+	who := []string{"sales1", "supervisor1", "supervisor1", "sales1", "sales1"}
 	for i, en := range camp.Entries {
 		wantID := salesUser.ID
 		if who[i] == "supervisor1" {
@@ -128,11 +128,11 @@ func TestAuditLog(t *testing.T) {
 
 	// By user, paged.
 	bySup := decode[auditList](t, e.get(t, fmt.Sprintf("/api/v1/audit?user_id=%d", supUser.ID), sup), http.StatusOK)
-	if want := []string{"dnc.remove", "dnc.add", "campaign.pacing"}; !slices.Equal(bySup.actions(), want) {
+	if want := []string{"dnc.remove", "dnc.add", "campaign.start", "campaign.pacing"}; !slices.Equal(bySup.actions(), want) {
 		t.Errorf("supervisor's changes = %v, want %v", bySup.actions(), want)
 	}
 	page := decode[auditList](t, e.get(t, fmt.Sprintf("/api/v1/audit?user_id=%d&limit=1&offset=1", supUser.ID), sup), http.StatusOK)
-	if !slices.Equal(page.actions(), []string{"dnc.add"}) || page.Total != 3 {
+	if !slices.Equal(page.actions(), []string{"dnc.add"}) || page.Total != 4 {
 		t.Errorf("page = %v total %d", page.actions(), page.Total)
 	}
 	// Users and tokens made at setup are there too.

@@ -21,7 +21,7 @@ func TestBrowserSupervisorComplianceSection(t *testing.T) {
 	e := newUIEnv(t, Config{})
 	id, _ := complianceFixture(t, e)
 	// Paused, the campaign has a card and the engine dials nothing more.
-	decode[any](t, e.action(t, id, "start", storage.RoleSales), http.StatusOK)
+	decode[any](t, e.action(t, id, "start", storage.RoleSupervisor), http.StatusOK)
 	decode[any](t, e.action(t, id, "pause", storage.RoleSupervisor), http.StatusOK)
 
 	p := openBrowser(t, e)

@@ -48,7 +48,7 @@ func presenceEnv(t *testing.T, scenario string, calls int) (*apiEnv, *engineSlot
 	}), http.StatusCreated)
 	decode[any](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID+"/pacing", e.tokens[storage.RoleSupervisor], map[string]any{"mode": "progressive"}), http.StatusOK)
 	e.assign(t, c.ID, e.users[storage.RoleAgent].ID)
-	decode[any](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[any](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 	return e, slot, c
 }
 

@@ -412,7 +412,7 @@ func runningCampaign(t *testing.T, e *apiEnv, name, mode string, ladder any, pho
 	e.importCSV(t, c.ID, "phone,name,timezone\n"+strings.Join(phones, ",Cliente,UTC\n")+",Cliente,UTC\n")
 	decode[any](t, e.send(t, "POST", "/api/v1/campaigns/"+c.ID+"/agents", e.tokens[storage.RoleSupervisor],
 		map[string]any{"user_id": e.users[storage.RoleAgent].ID}), http.StatusOK)
-	decode[any](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[any](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 	return c
 }
 

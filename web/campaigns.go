@@ -118,7 +118,11 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p princi
 	}
 	var c campaigns.Campaign
 	c.ApplyDefaults()
+	defaults := c.Pacing
 	in.apply(&c)
+	if err := maySetPacing(p, defaults, c.Pacing); err != nil {
+		return err
+	}
 	if err := s.limits().Check(&c); err != nil {
 		return err
 	}
@@ -202,14 +206,18 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p princi
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	if in.Pacing != nil && !p.is(storage.RoleAdmin, storage.RoleSupervisor) {
-		return forbidden("only supervisors change pacing")
-	}
 	c, err := s.store.UpdateCampaign(r.Context(), p.actor(), id, "campaign.update", func(c *campaigns.Campaign) error {
 		if c.State == campaigns.StateFinished {
 			return conflict("a finished campaign cannot be changed")
 		}
+		if err := mayChangeCampaign(p, *c); err != nil {
+			return err
+		}
+		before := c.Pacing
 		in.apply(c)
+		if err := maySetPacing(p, before, c.Pacing); err != nil {
+			return err
+		}
 		return s.limits().Check(c)
 	})
 	if err != nil {
@@ -220,12 +228,15 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p princi
 	return nil
 }
 
-func (s *Server) deleteCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
+// archiveCampaign is DELETE of a campaign: it leaves every list and closes to
+// changes, but its contacts and attempts stay for reports and the law's records,
+// so deleting never erases what was dialled.
+func (s *Server) archiveCampaign(w http.ResponseWriter, r *http.Request, p principal) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteCampaign(r.Context(), p.actor(), id, func(c campaigns.Campaign) error {
+	_, err = s.store.ArchiveCampaign(r.Context(), p.actor(), id, func(c campaigns.Campaign) error {
 		if c.State == campaigns.StateRunning || c.State == campaigns.StatePaused {
 			return conflict(fmt.Sprintf("campaign %d is %s: finish it before deleting it", id, c.State))
 		}

@@ -1,13 +1,17 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -53,8 +57,9 @@ func TestCreateCampaign(t *testing.T) {
 		t.Errorf("get = %+v, want %+v", got, c)
 	}
 
-	// Pacing given on create is kept, the ring settings as duration text.
-	r = e.send(t, "POST", "/api/v1/campaigns", sales,
+	// Pacing given on create is kept, the ring settings as duration text (as
+	// admin: sales may not set pacing).
+	r = e.send(t, "POST", "/api/v1/campaigns", testAdminToken,
 		`{"name":"Ring","caller_id":"+551130000000","pacing":{"mode":"progressive","ring_timeout":"20s","min_ring_timeout":18}}`)
 	c = decode[campaignView](t, r, http.StatusCreated)
 	want := pacingView{Mode: "progressive", TargetAbandon: 0.03, MaxRatio: 3, RingTimeout: "20s", MinRingTimeout: "18s"}
@@ -111,7 +116,9 @@ func TestCampaignRequestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := e.do(t, request{method: tt.method, path: tt.path, token: sales, body: strings.NewReader(tt.body),
+			// As admin: sales may not set pacing at all, and these are the errors every
+			// allowed caller gets.
+			r := e.do(t, request{method: tt.method, path: tt.path, token: testAdminToken, body: strings.NewReader(tt.body),
 				contentType: tt.contentType, chunked: tt.chunked})
 			got := wantError(t, r, tt.status, tt.code)
 			if tt.fields != nil {
@@ -157,7 +164,7 @@ func TestCampaignUpdateAndList(t *testing.T) {
 		t.Errorf("stored = %+v", again)
 	}
 
-	decode[campaignView](t, e.action(t, b.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[campaignView](t, e.action(t, b.ID, "start", storage.RoleSupervisor), http.StatusOK)
 	tests := []struct {
 		query string
 		want  []string
@@ -196,15 +203,15 @@ func TestCampaignLifecycle(t *testing.T) {
 	}{
 		{"pause", sup, 409, ""},  // a draft is not running
 		{"resume", sup, 409, ""}, // nor paused
-		{"start", sales, 200, "running"},
-		{"start", sales, 409, ""},
+		{"start", sup, 200, "running"},
+		{"start", sup, 409, ""},
 		{"resume", sup, 409, ""},
 		{"pause", sup, 200, "paused"},
 		{"pause", sup, 409, ""},
 		{"resume", sup, 200, "running"},
 		{"pause", storage.RoleAdmin, 200, "paused"},
-		{"finish", sales, 200, "finished"},
-		{"start", sales, 409, ""},
+		{"finish", storage.RoleAdmin, 200, "finished"},
+		{"start", sup, 409, ""},
 		{"resume", sup, 409, ""},
 		{"finish", sup, 409, ""},
 	}
@@ -239,7 +246,7 @@ func TestStartNeedsCompleteLadder(t *testing.T) {
 	// not for dialling.
 	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales],
 		map[string]string{"name": "Draft", "caller_id": "+551130000000"}), http.StatusCreated)
-	got := wantError(t, e.action(t, c.ID, "start", storage.RoleSales), 422, "validation_failed")
+	got := wantError(t, e.action(t, c.ID, "start", storage.RoleSupervisor), 422, "validation_failed")
 	if got.Fields["ladder[2].template"] == "" || got.Fields["ladder[2].language"] == "" {
 		t.Errorf("fields = %v, want ladder[2].template and .language", got.Fields)
 	}
@@ -248,44 +255,86 @@ func TestStartNeedsCompleteLadder(t *testing.T) {
 	}
 	decode[campaignView](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSales],
 		map[string]any{"ladder": startableLadder}), http.StatusOK)
-	if got := decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK); got.State != "running" {
+	if got := decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK); got.State != "running" {
 		t.Errorf("state = %s, want running", got.State)
 	}
 }
 
+// recordAttempt stores an ended busy SIP attempt on a contact, as the engine would.
+func (e *apiEnv) recordAttempt(t *testing.T, contactID string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	a, err := e.db.StartAttempt(ctx, mustID(t, contactID), campaigns.ChannelSIP, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now()
+	a.State, a.Outcome, a.EndAt = "ended", string(campaigns.OutcomeBusy), &end
+	if err := e.db.UpdateAttempt(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+// TestDeleteCampaign: DELETE archives. The campaign leaves the lists and takes no
+// more changes, but its contacts and attempts stay readable for reports.
 func TestDeleteCampaign(t *testing.T) {
 	e := newEnv(t, Config{})
-	sales := e.tokens[storage.RoleSales]
+	sup := e.tokens[storage.RoleSupervisor]
 	c := e.createCampaign(t, "Doomed")
 	e.importCSV(t, c.ID, "phone\n+5511987654321\n")
 	contact := e.contacts(t, c.ID, "").Contacts[0]
+	attemptID := e.recordAttempt(t, contact.ID)
 
-	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
-	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales}), 409, "conflict")
+	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sup}), 409, "conflict")
 	decode[campaignView](t, e.action(t, c.ID, "pause", storage.RoleSupervisor), http.StatusOK)
-	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales}), 409, "conflict")
-	decode[campaignView](t, e.action(t, c.ID, "finish", storage.RoleSales), http.StatusOK)
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sup}), 409, "conflict")
+	decode[campaignView](t, e.action(t, c.ID, "finish", storage.RoleSupervisor), http.StatusOK)
 
-	r := e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales})
+	r := e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sup})
 	if r.status != http.StatusNoContent || len(r.body) != 0 {
 		t.Fatalf("%v: want 204 without body", r)
 	}
-	wantError(t, e.get(t, "/api/v1/campaigns/"+c.ID, sales), 404, "not_found")
-	wantError(t, e.get(t, "/api/v1/contacts/"+contact.ID, sales), 404, "not_found")
-	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sales}), 404, "not_found")
+	// Out of the lists, also the engine's (which reads the same list).
+	list := decode[struct{ Campaigns []campaignView }](t, e.get(t, "/api/v1/campaigns", sup), http.StatusOK)
+	if len(list.Campaigns) != 0 {
+		t.Errorf("archived campaign still listed: %+v", list.Campaigns)
+	}
+	// Readable by id, with its contacts and attempts.
+	got := decode[map[string]any](t, e.get(t, "/api/v1/campaigns/"+c.ID, sup), http.StatusOK)
+	if got["archived_at"] == nil || got["state"] != "finished" {
+		t.Errorf("archived campaign = %v, want archived_at and state finished", got)
+	}
+	decode[contactView](t, e.get(t, "/api/v1/contacts/"+contact.ID, sup), http.StatusOK)
+	attempts := decode[struct {
+		Attempts []struct {
+			ID string `json:"id"`
+		} `json:"attempts"`
+	}](t, e.get(t, "/api/v1/contacts/"+contact.ID+"/attempts", sup), http.StatusOK)
+	if len(attempts.Attempts) != 1 || attempts.Attempts[0].ID != fmt.Sprint(attemptID) {
+		t.Errorf("attempts after archive = %+v, want attempt %d", attempts.Attempts, attemptID)
+	}
+	// Closed to changes, and not archived twice.
+	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, testAdminToken, map[string]string{"name": "late"}), 409, "conflict")
+	wantError(t, e.action(t, c.ID, "start", storage.RoleAdmin), 409, "conflict")
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID, token: sup}), 409, "conflict")
+	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/999999", token: sup}), 404, "not_found")
 
-	// A draft can be deleted at once.
+	// A draft is archived at once, and then cannot be started or filled.
 	d := e.createCampaign(t, "Draft")
 	if r := e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + d.ID, token: testAdminToken}); r.status != http.StatusNoContent {
 		t.Fatalf("%v: want 204", r)
 	}
+	wantError(t, e.action(t, d.ID, "start", storage.RoleSupervisor), 409, "conflict")
+	wantError(t, e.upload(t, "/api/v1/campaigns/"+d.ID+"/contacts", e.tokens[storage.RoleSales], "phone\n+5511987654322\n"), 409, "conflict")
 }
 
 func TestPacing(t *testing.T) {
 	e := newEnv(t, Config{})
 	sup := e.tokens[storage.RoleSupervisor]
 	c := e.createCampaign(t, "Pacing")
-	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 	path := "/api/v1/campaigns/" + c.ID + "/pacing"
 
 	if got := decode[pacingView](t, e.get(t, path, e.tokens[storage.RoleSales]), http.StatusOK); got != c.Pacing {

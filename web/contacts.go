@@ -58,6 +58,9 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request, p princi
 	if c.State == campaigns.StateFinished {
 		return conflict("contacts cannot be added to a finished campaign")
 	}
+	if c.ArchivedAt != nil {
+		return conflict("contacts cannot be added to an archived campaign")
+	}
 	r, charset, err := s.csvBody(w, r)
 	if err != nil {
 		return err

@@ -121,7 +121,7 @@ func TestDrillNoDialOutsideTheHours(t *testing.T) {
 	agent := e.tokens[storage.RoleAgent]
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}), http.StatusOK)
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{}), http.StatusOK)
-	decode[any](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[any](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 
 	campaignID := policyID(t, c.ID)
 	for at := start; !at.After(end); at = at.Add(20 * time.Minute) {

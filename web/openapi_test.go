@@ -52,6 +52,7 @@ type openAPIOperation struct {
 	Responses   map[string]json.RawMessage `json:"responses"`
 	Security    *[]map[string][]string     `json:"security"`
 	Roles       []string                   `json:"x-roles"`
+	RoleRules   map[string]string          `json:"x-role-rules"`
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -128,6 +129,13 @@ func checkOpenAPI(raw []byte, routes []route) []string {
 		got := slices.Sorted(slices.Values(op.Roles))
 		if !slices.Equal(got, want) {
 			bad("%s: x-roles %v, but the route table allows %v", key, got, want)
+		}
+		wantRules := map[string]string(nil)
+		if slices.Contains(campaignEditOperations, key) {
+			wantRules = roleRules()
+		}
+		if !maps.Equal(op.RoleRules, wantRules) {
+			bad("%s: x-role-rules %v, but the role table says %v", key, op.RoleRules, wantRules)
 		}
 		if op.Security != nil && len(*op.Security) == 0 {
 			bad("%s: needs a token but is documented as public", key)
@@ -274,6 +282,16 @@ func TestOpenAPICheckDetectsDrift(t *testing.T) {
 			otherRoles[i].roles = allRoles
 		}
 	}
+	var ruleless map[string]any
+	if err := json.Unmarshal(openAPIDocument, &ruleless); err != nil {
+		t.Fatal(err)
+	}
+	patch := ruleless["paths"].(map[string]any)["/api/v1/campaigns/{id}"].(map[string]any)["patch"].(map[string]any)
+	delete(patch, "x-role-rules")
+	withoutRules, err := json.Marshal(ruleless)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var badDoc map[string]any
 	if err := json.Unmarshal(openAPIDocument, &badDoc); err != nil {
 		t.Fatal(err)
@@ -292,6 +310,7 @@ func TestOpenAPICheckDetectsDrift(t *testing.T) {
 		{"undocumented route", openAPIDocument, withExtra, "POST /api/v1/campaigns/{id}/clone is served but not documented"},
 		{"unserved operation", openAPIDocument, withoutFirst, s.routes[0].method + " " + s.routes[0].path + " is documented but not served"},
 		{"roles changed", openAPIDocument, otherRoles, "PATCH /api/v1/campaigns/{id}/pacing: x-roles"},
+		{"field rules missing", withoutRules, s.routes, "PATCH /api/v1/campaigns/{id}: x-role-rules"},
 		{"not openapi 3", oldVersion, s.routes, `openapi version is "2.0"`},
 		{"not JSON", []byte("{"), s.routes, "document is not valid JSON"},
 	}

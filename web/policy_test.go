@@ -177,7 +177,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 		for _, ct := range list.Contacts {
 			want[ct.ID] = e.policy(t, ct.ID, "sip_call", at)
 		}
-		decode[any](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+		decode[any](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 		// Settled: every contact dialled, or no longer due at the instant.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
@@ -194,7 +194,7 @@ func TestPolicyEndpointAgreesWithTheEngine(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		decode[any](t, e.action(t, c.ID, "finish", storage.RoleSales), http.StatusOK)
+		decode[any](t, e.action(t, c.ID, "finish", storage.RoleSupervisor), http.StatusOK)
 		for _, ct := range list.Contacts {
 			p := want[ct.ID]
 			dialled := ch.times(policyID(t, ct.ID))

@@ -17,9 +17,9 @@ import (
 // safeHarbourRoutes are the calls that keep a campaign's safe-harbour message.
 func (s *Server) safeHarbourRoutes() []route {
 	return []route{
-		{"PUT", "/api/v1/campaigns/{id}/safe_harbour", salesRoles, s.putSafeHarbour},
+		{"PUT", "/api/v1/campaigns/{id}/safe_harbour", staffRoles, s.putSafeHarbour},
 		{"GET", "/api/v1/campaigns/{id}/safe_harbour", staffRoles, s.getSafeHarbour},
-		{"DELETE", "/api/v1/campaigns/{id}/safe_harbour", salesRoles, s.deleteSafeHarbour},
+		{"DELETE", "/api/v1/campaigns/{id}/safe_harbour", staffRoles, s.deleteSafeHarbour},
 	}
 }
 
@@ -44,6 +44,9 @@ type SafeHarbourInfo struct {
 func (s *Server) putSafeHarbour(w http.ResponseWriter, r *http.Request, p principal) error {
 	c, err := s.campaignFromPath(r, p)
 	if err != nil {
+		return err
+	}
+	if err := mayChangeCampaign(p, c); err != nil {
 		return err
 	}
 	if r.ContentLength > maxSafeHarbourBytes {
@@ -130,6 +133,9 @@ func (s *Server) getSafeHarbour(w http.ResponseWriter, r *http.Request, p princi
 func (s *Server) deleteSafeHarbour(w http.ResponseWriter, r *http.Request, p principal) error {
 	c, err := s.campaignFromPath(r, p)
 	if err != nil {
+		return err
+	}
+	if err := mayChangeCampaign(p, c); err != nil {
 		return err
 	}
 	if err := s.store.DeleteSafeHarbour(r.Context(), p.actor(), c.ID); err != nil {

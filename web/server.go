@@ -135,14 +135,6 @@ type route struct {
 	handle func(w http.ResponseWriter, r *http.Request, p principal) error
 }
 
-var (
-	allRoles    = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent}
-	staffRoles  = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales}
-	adminOnly   = []storage.Role{storage.RoleAdmin}
-	supervisors = []storage.Role{storage.RoleAdmin, storage.RoleSupervisor}
-	salesRoles  = []storage.Role{storage.RoleAdmin, storage.RoleSales}
-)
-
 // New builds a server over store.
 func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
@@ -163,12 +155,12 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		{"POST", "/api/v1/campaigns", salesRoles, s.createCampaign},
 		{"GET", "/api/v1/campaigns", allRoles, s.listCampaigns},
 		{"GET", "/api/v1/campaigns/{id}", allRoles, s.getCampaign},
-		{"PATCH", "/api/v1/campaigns/{id}", salesRoles, s.updateCampaign},
-		{"DELETE", "/api/v1/campaigns/{id}", salesRoles, s.deleteCampaign},
-		{"POST", "/api/v1/campaigns/{id}/start", staffRoles, s.campaignAction},
+		{"PATCH", "/api/v1/campaigns/{id}", staffRoles, s.updateCampaign},
+		{"DELETE", "/api/v1/campaigns/{id}", supervisors, s.archiveCampaign},
+		{"POST", "/api/v1/campaigns/{id}/start", supervisors, s.campaignAction},
 		{"POST", "/api/v1/campaigns/{id}/pause", supervisors, s.campaignAction},
 		{"POST", "/api/v1/campaigns/{id}/resume", supervisors, s.campaignAction},
-		{"POST", "/api/v1/campaigns/{id}/finish", staffRoles, s.campaignAction},
+		{"POST", "/api/v1/campaigns/{id}/finish", supervisors, s.campaignAction},
 		{"GET", "/api/v1/campaigns/{id}/pacing", staffRoles, s.getPacing},
 		{"PATCH", "/api/v1/campaigns/{id}/pacing", supervisors, s.updatePacing},
 		{"GET", "/api/v1/campaigns/{id}/stats", staffRoles, s.campaignStats},

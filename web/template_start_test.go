@@ -20,10 +20,10 @@ func TestTemplateColumnsCheckedAtStart(t *testing.T) {
 		},
 	}), http.StatusCreated)
 	e.importCSV(t, c.ID, "nome,telefone,valor\nAna,11987654321,10\n")
-	got := wantError(t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusUnprocessableEntity, "validation_failed")
+	got := wantError(t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusUnprocessableEntity, "validation_failed")
 	if got.Fields["ladder[1].params"] == "" {
 		t.Fatalf("error fields %v, want ladder[1].params", got.Fields)
 	}
 	e.importCSV(t, c.ID, "nome,telefone,plano\nBia,11987654322,Fibra\n")
-	decode[any](t, e.action(t, c.ID, "start", storage.RoleSales), http.StatusOK)
+	decode[any](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
 }

@@ -147,11 +147,11 @@ func TestCampaignStartChecksTheTemplate(t *testing.T) {
 		{campaign("lembrete", "name"), "ladder[1].params", "2 body parameter(s), 1 column(s)"},
 		{campaign("boas_vindas", "name"), "ladder[1].params", "{{plano}}"},
 	} {
-		got := wantError(t, e.action(t, tc.id, "start", storage.RoleSales), http.StatusUnprocessableEntity, "validation_failed")
+		got := wantError(t, e.action(t, tc.id, "start", storage.RoleSupervisor), http.StatusUnprocessableEntity, "validation_failed")
 		if !strings.Contains(got.Fields[tc.field], tc.says) {
 			t.Errorf("campaign %s: error fields %v, want %s saying %q", tc.id, got.Fields, tc.field, tc.says)
 		}
 	}
-	decode[any](t, e.action(t, campaign("lembrete", "name", "plano"), "start", storage.RoleSales), http.StatusOK)
-	decode[any](t, e.action(t, campaign("boas_vindas", "plano"), "start", storage.RoleSales), http.StatusOK)
+	decode[any](t, e.action(t, campaign("lembrete", "name", "plano"), "start", storage.RoleSupervisor), http.StatusOK)
+	decode[any](t, e.action(t, campaign("boas_vindas", "plano"), "start", storage.RoleSupervisor), http.StatusOK)
 }

@@ -4,6 +4,9 @@ import { api, upload, el, ApiError } from './api.js';
 import { setup, t, fmt } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
+// Sales prepare drafts; starting a campaign and changing one that has started
+// are a supervisor's (the server's role table refuses them too).
+const runsCampaigns = document.documentElement.dataset.role === 'admin';
 let campaigns = [];
 let stats = {};
 let editing = null; // campaign being edited, or null for a new one
@@ -55,9 +58,9 @@ function renderList() {
       el('td', {}, el('span', { class: 'badge', 'data-state': c.state }, t('state.' + c.state))),
       el('td', { class: 'progress-cell' }, progress(stats[c.id])),
       el('td', { class: 'actions' },
-        c.state !== 'finished' && el('button', { type: 'button', onclick: () => openEditor(c), 'aria-label': `${t('sales.edit')}: ${c.name}` }, t('sales.edit')),
+        (runsCampaigns ? c.state !== 'finished' : c.state === 'draft') && el('button', { type: 'button', onclick: () => openEditor(c), 'aria-label': `${t('sales.edit')}: ${c.name}` }, t('sales.edit')),
         c.state !== 'finished' && el('button', { type: 'button', onclick: () => chooseUpload(c), 'aria-label': `${t('sales.upload')}: ${c.name}` }, t('sales.upload')),
-        c.state === 'draft' && el('button', { type: 'button', onclick: () => start(c), 'aria-label': `${t('sales.start')}: ${c.name}` }, t('sales.start')))));
+        runsCampaigns && c.state === 'draft' && el('button', { type: 'button', onclick: () => start(c), 'aria-label': `${t('sales.start')}: ${c.name}` }, t('sales.start')))));
   }
   const sel = $('upload-campaign');
   const keep = sel.value;

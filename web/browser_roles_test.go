@@ -1,0 +1,48 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// TestBrowserSalesPageOffersWhatTheRoleMay: on the sales page, sales see Edit
+// only on drafts and no Start at all (the API refuses both to them), while an
+// admin on the same page sees Start on a draft and Edit on a running campaign.
+func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	draft := e.createCampaign(t, "Rascunho")
+	running := e.createCampaign(t, "Em curso")
+	decode[campaignView](t, e.action(t, running.ID, "start", storage.RoleSupervisor), http.StatusOK)
+
+	buttons := func(p *page, id string) []string {
+		t.Helper()
+		return eval[[]string](p, `[...document.querySelectorAll('#campaigns tr[data-id="`+id+`"] .actions button')].map(b => b.textContent)`)
+	}
+	tests := []struct {
+		user, home   string
+		draft, runng []string
+	}{
+		{"sales1", "/sales", []string{"Edit", "Upload"}, []string{"Upload"}},
+		{"admin", "/supervisor", []string{"Edit", "Upload", "Start"}, []string{"Edit", "Upload"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			p := openBrowser(t, e)
+			p.signIn(tt.user, tt.home)
+			p.do("open the sales page", chromedp.Navigate(e.srv.URL+"/sales"))
+			p.waitJS("campaigns listed", `document.querySelectorAll('#campaigns tbody tr[data-id]').length === 2`, 10*time.Second)
+			if got := buttons(p, draft.ID); !slices.Equal(got, tt.draft) {
+				t.Errorf("draft's buttons = %q, want %q", got, tt.draft)
+			}
+			if got := buttons(p, running.ID); !slices.Equal(got, tt.runng) {
+				t.Errorf("running campaign's buttons = %q, want %q", got, tt.runng)
+			}
+		})
+	}
+}
