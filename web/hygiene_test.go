@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/turbina-dialer/turbina/storage"
@@ -67,4 +68,39 @@ func TestDisplayNamesAreCleaned(t *testing.T) {
 	check(t, u, "display_name", "Joana Silva", 2, []string{"ansi_escape", "bidi"})
 	u = decode[answer](t, e.send(t, "PATCH", "/api/v1/users/"+u.ID, admin, map[string]any{"display_name": "Jo\x00ana"}), http.StatusOK)
 	check(t, u, "display_name", "Joana", 1, []string{"control"})
+}
+
+// TestSchedulesThatWouldNotWorkAreRefused: a schedule that never fires, or fires
+// more often than once a minute, is refused at create and at update, naming it.
+func TestSchedulesThatWouldNotWorkAreRefused(t *testing.T) {
+	e := newEnv(t, Config{})
+	sales := e.tokens[storage.RoleSales]
+	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", sales, map[string]any{
+		"name": "Agendada", "caller_id": "+551130000000"}), http.StatusCreated)
+	tests := []struct {
+		name, open, close, want string
+	}{
+		{"30 February", "0 9 30 2 *", "0 18 * * *", "never fires"},
+		{"every second", "@every 1s", "0 18 * * *", "at most once a minute"},
+		{"closes every second", "0 9 * * *", "@every 1s", "at most once a minute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sched := map[string]any{"open": tt.open, "close": tt.close, "timezone": "America/Sao_Paulo"}
+			for _, r := range []apiResponse{
+				e.send(t, "POST", "/api/v1/campaigns", sales, map[string]any{"name": "x", "caller_id": "+551130000000", "schedule": sched}),
+				e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, sales, map[string]any{"schedule": sched}),
+			} {
+				got := wantError(t, r, http.StatusUnprocessableEntity, "validation_failed")
+				if !strings.Contains(got.Fields["schedule"], tt.want) {
+					t.Errorf("schedule error %q, want it to say %q", got.Fields["schedule"], tt.want)
+				}
+			}
+		})
+	}
+	// The campaign is as it was.
+	got := decode[map[string]any](t, e.get(t, "/api/v1/campaigns/"+c.ID, sales), http.StatusOK)
+	if s, _ := got["schedule"].(map[string]any); s["open"] != nil {
+		t.Errorf("schedule after refused changes: %v, want none", s)
+	}
 }
