@@ -232,8 +232,13 @@ const channelBusyDelay = 5 * time.Second
 // way (in_progress).
 func ladderRules() map[Outcome]rule {
 	return map[Outcome]rule{
-		OutcomeConnected:      {move: finish, status: ContactDone},
-		OutcomeSent:           {move: finish, status: ContactDone},
+		OutcomeConnected: {move: finish, status: ContactDone},
+		OutcomeSent:      {move: finish, status: ContactDone},
+		// A template a crash left in doubt is not sent again (that could send it
+		// twice): the journey ends as for a sent one, its attempt says in_doubt
+		// and the figures do not count it reached; its status webhook settles it
+		// (a late failure then exhausts the contact), else a supervisor is told.
+		OutcomeInDoubt:        {move: finish, status: ContactDone},
 		OutcomeAbandoned:      {move: toTemplate, delay: AbandonQuietPeriod},
 		OutcomeMachine:        {move: retry},
 		OutcomeMachineNext:    {move: next},

@@ -56,6 +56,10 @@ const (
 	OutcomeNotOnWhatsApp Outcome = "not_on_whatsapp"
 	// OutcomeSent: a template message was accepted for delivery.
 	OutcomeSent Outcome = "sent"
+	// OutcomeInDoubt: a template's request may have reached WhatsApp, but a crash
+	// (or a broken connection) took its answer: not counted sent until its status
+	// webhook says so, and not sent again.
+	OutcomeInDoubt Outcome = "in_doubt"
 	// OutcomeSendFailed: a template message could not be sent.
 	OutcomeSendFailed Outcome = "send_failed"
 	// OutcomeDelivered: WhatsApp reported a sent template delivered to the phone.
@@ -114,7 +118,7 @@ func Outcomes() []Outcome {
 	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
 		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeTrunkDown,
 		OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
-		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed, OutcomeCanceled}
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeInDoubt, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed, OutcomeCanceled}
 }
 
 // SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):

@@ -89,6 +89,11 @@ type Config struct {
 	// PreviewSkipDelay is how long a contact a preview agent skipped waits before
 	// it is due again, for any agent (default 30 min).
 	PreviewSkipDelay time.Duration
+	// InDoubtReportAfter is how long a WhatsApp message a crash left in doubt
+	// waits for its status webhook before it is reported to the supervisors
+	// (logged and counted in turbina_outbox_in_doubt_reported_total); it stays in
+	// doubt, never closed by the wait (default 15 min).
+	InDoubtReportAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -109,6 +114,9 @@ func (c Config) withDefaults() Config {
 		c.AgentSilence = 4 * time.Second
 	case c.AgentSilence < 0:
 		c.AgentSilence = 0
+	}
+	if c.InDoubtReportAfter <= 0 {
+		c.InDoubtReportAfter = 15 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -155,8 +163,11 @@ type Engine struct {
 	events *hub
 	audio  *agentaudio.Hub
 	// wa keeps and applies WhatsApp's webhook events.
-	wa      *waevents.Inbox
-	metrics metrics
+	wa *waevents.Inbox
+	// outboxReady is closed once Run has settled what the last process left in
+	// the outbox: nothing is sent before, so no live send is taken for a leftover.
+	outboxReady chan struct{}
+	metrics     metrics
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -179,6 +190,8 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		wake:     make(chan struct{}, 1),
 		events:   newHub(),
 		metrics:  newMetrics(),
+
+		outboxReady: make(chan struct{}),
 	}
 	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,
 		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log})
@@ -242,6 +255,14 @@ func (e *Engine) agentsChanged(ids []int64) {
 func (e *Engine) Run(ctx context.Context) error {
 	// Agents' sessions end last, once no run can bridge a call to them.
 	defer e.audio.Close()
+	// The outbox first: a template whose contact's attempt is recovered below is
+	// placed again under its key, and must find its row settled.
+	if err := e.recoverOutbox(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if err := e.recoverInterrupted(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -254,6 +275,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		e.wa.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.reportInDoubt(ctx)
 	}()
 	t := time.NewTicker(e.cfg.Sync)
 	defer t.Stop()

@@ -9,6 +9,8 @@ type metrics struct {
 	unrecorded prometheus.Gauge
 	// writeFailures counts attempt outcomes the database refused, retries included.
 	writeFailures prometheus.Counter
+	// inDoubtReported counts WhatsApp messages reported in doubt to supervisors.
+	inDoubtReported prometheus.Counter
 }
 
 func newMetrics() metrics {
@@ -21,10 +23,14 @@ func newMetrics() metrics {
 			Name: "turbina_engine_outcome_write_failures_total",
 			Help: "Attempt outcomes the database refused to write, retries included.",
 		}),
+		inDoubtReported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "turbina_outbox_in_doubt_reported_total",
+			Help: "WhatsApp messages a crash left in doubt that no status webhook settled in time, reported to supervisors.",
+		}),
 	}
 }
 
 // Collectors are the engine's metrics, for a Prometheus registry.
 func (e *Engine) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{e.metrics.unrecorded, e.metrics.writeFailures}
+	return []prometheus.Collector{e.metrics.unrecorded, e.metrics.writeFailures, e.metrics.inDoubtReported}
 }

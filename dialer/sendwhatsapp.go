@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/waoutbox"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -18,11 +19,20 @@ var (
 	ErrWhatsAppNotConfigured = errors.New("no WhatsApp account is configured")
 	// ErrNoTemplateRung means the contact's campaign names no template to send.
 	ErrNoTemplateRung = errors.New("the campaign has no whatsapp_template rung")
+	// ErrSendInDoubt means the message's request may have reached WhatsApp but
+	// its answer was lost (a crash, a broken connection): it is not sent again,
+	// and its status webhook settles it.
+	ErrSendInDoubt = errors.New("the message may have been sent: it waits for WhatsApp's status report")
+	// ErrSendFailed means an earlier request with the same key failed; the
+	// retry returns that first result and sends nothing.
+	ErrSendFailed = errors.New("the message was not sent")
 )
 
 // SendWhatsApp sends a contact, from an agent, a free-form text (inside the 24 h
 // window the contact's last message opened) or, with text empty, the template of
-// the campaign's template rung. key makes a retried request send nothing twice.
+// the campaign's template rung. key makes a retried request send nothing twice,
+// across restarts too: the send goes through the outbox under it, and a retry
+// returns the first result.
 // The message joins the contact's conversation. The policy gate rules first: a
 // refusal is a *campaigns.RefusedError.
 func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key string) (storage.WAMessage, error) {
@@ -47,11 +57,16 @@ func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key st
 		return storage.WAMessage{}, err
 	}
 	msg := storage.WAMessage{ContactID: ct.ID, Direction: "out", Phone: to, At: time.Now()}
+	select {
+	case <-e.outboxReady:
+	case <-ctx.Done():
+		return msg, fmt.Errorf("waiting for the outbox's recovery: %w", ctx.Err())
+	}
 	key = fmt.Sprintf("agent-contact-%d-%s", ct.ID, key)
-	var res whatsapp.SendResult
+	var send waoutbox.SendFunc
 	if text != "" {
 		msg.Type, msg.Body = "text", text
-		res, err = client.SendText(ctx, key, to, text)
+		send = func(ctx context.Context) (whatsapp.SendResult, error) { return client.SendText(ctx, key, to, text) }
 	} else {
 		i := slices.IndexFunc(c.Ladder, func(r campaigns.Rung) bool { return r.Channel == campaigns.ChannelWhatsAppTemplate })
 		if i < 0 {
@@ -63,11 +78,23 @@ func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key st
 			return msg, verr
 		}
 		msg.Type, msg.Body = "template", rung.Template
-		res, err = client.SendTemplate(ctx, key, whatsapp.TemplateMessage{To: to, Name: rung.Template, Language: rung.Language, BodyParams: whatsapp.TextParams(values...)})
+		tm := whatsapp.TemplateMessage{To: to, Name: rung.Template, Language: rung.Language, BodyParams: whatsapp.TextParams(values...)}
+		send = func(ctx context.Context) (whatsapp.SendResult, error) { return client.SendTemplate(ctx, key, tm) }
 	}
-	if err != nil {
-		return msg, err
+	m, err := waoutbox.Send(ctx, e.store, client, outboxAgentMessage, key, msg, send)
+	switch m.State {
+	case storage.OutboxSent:
+		msg.WAID = m.ResultID
+		// A retry finds the first send's message kept under its wamid.
+		return msg, e.store.SaveWAMessage(ctx, msg)
+	case storage.OutboxInDoubt, storage.OutboxSending:
+		return msg, fmt.Errorf("contact %d, key %s: %w", ct.ID, key, ErrSendInDoubt)
 	}
-	msg.WAID = res.MessageID
-	return msg, e.store.SaveWAMessage(ctx, msg)
+	if err == nil {
+		err = fmt.Errorf("%w: %s", ErrSendFailed, m.LastError)
+	}
+	return msg, err
 }
+
+// outboxAgentMessage is the outbox kind of an agent's message to a contact.
+const outboxAgentMessage = "whatsapp.agent_message"

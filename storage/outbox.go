@@ -3,8 +3,21 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
+)
+
+// Outbox states. A message is pending until the request that makes it is about
+// to leave, sending only while that request is in flight, then sent (with the
+// far end's answer as evidence) or failed. A crash during a request leaves it
+// in doubt: only the far end's own report (a status webhook) settles it.
+const (
+	OutboxPending = "pending"
+	OutboxSending = "sending"
+	OutboxInDoubt = "in_doubt"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
 )
 
 // OutboxMessage is a side effect decided and stored, waiting to be sent.
@@ -16,26 +29,62 @@ type OutboxMessage struct {
 	State          string
 	Tries          int
 	LastError      string
+	// ResultID is the far end's ID of the effect (a wamid), once it is known.
+	ResultID  string
+	CreatedAt time.Time
+	// InDoubtSince is when a crash was found to have left the message in doubt.
+	InDoubtSince time.Time
+}
+
+// OutboxRecovery is what RecoverOutbox found a crash had left claimed.
+type OutboxRecovery struct {
+	// Requeued were claimed but their request was never started: they are
+	// pending again, as they provably never left.
+	Requeued int
+	// InDoubt had their request started: it may or may not have reached the far end.
+	InDoubt int
+	// NotSent never left and are of kinds nothing sends again: recorded failed.
+	NotSent int
 }
 
 // Outbox is where every side effect toward the outside world waits until it is sent.
-// A message is claimed before it is sent and marked sent after, so a crash between
-// the two leaves it claimed: the sender then asks the far end by idempotency key
-// rather than sending again.
+// A message is claimed only right before its request leaves, and the start of the
+// request is recorded before it is written: a crash then leaves either a request
+// that provably never left (sent again) or one in doubt (settled by evidence).
 type Outbox interface {
 	// Enqueue stores a message; a second message with the same key is ignored and
 	// reported as not new.
 	Enqueue(ctx context.Context, kind, key string, payload []byte) (id int64, isNew bool, err error)
 	// ClaimDue marks up to limit due pending messages as sending and returns them.
 	ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
-	MarkSent(ctx context.Context, id int64) error
+	// MarkRequestStarted records that the claimed message's request is about to be
+	// written: from then on a crash leaves it in doubt.
+	MarkRequestStarted(ctx context.Context, id int64) error
+	// MarkSent records the far end's acceptance of a message, with its ID for it.
+	MarkSent(ctx context.Context, id int64, resultID string) error
 	// MarkFailed records an error: retried at retryAt, or failed for good when retryAt is zero.
 	MarkFailed(ctx context.Context, id int64, cause error, retryAt time.Time) error
-	// Requeue returns messages left claimed (by a crash) to pending.
-	Requeue(ctx context.Context) (int, error)
+	// MarkInDoubt records that a claimed message's request may have reached the
+	// far end without an answer: only evidence settles it.
+	MarkInDoubt(ctx context.Context, id int64, cause error) error
+	// RecoverOutbox settles what a crash left claimed: in doubt when its request
+	// started; else back to pending for the resumed kinds (sent again under their
+	// key), and failed, not sent, for the others, pending ones included, which
+	// nothing would send. It runs before anything is sent.
+	RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecovery, error)
 	OutboxByKey(ctx context.Context, key string) (OutboxMessage, error)
+	// ClaimKey marks the pending message under key as sending and reports whether
+	// this caller claimed it.
 	ClaimKey(ctx context.Context, key string) (bool, error)
-	MarkSentByKey(ctx context.Context, key string) error
+	// SettleByKey records the far end's evidence (a status webhook) that the
+	// message under key was accepted, with its ID; it reports whether a message
+	// not yet known sent (pending, sending or in doubt) was settled by it.
+	SettleByKey(ctx context.Context, key, resultID string) (bool, error)
+	// InDoubtSince lists the messages in doubt since before a time and not yet
+	// reported, oldest first.
+	InDoubtSince(ctx context.Context, before time.Time, limit int) ([]OutboxMessage, error)
+	// MarkReported records that messages in doubt were reported to a supervisor.
+	MarkReported(ctx context.Context, ids []int64) error
 	OutboxHealth(ctx context.Context, prefix string, since time.Time) (sent, failed int, err error)
 }
 
@@ -83,7 +132,7 @@ func (d *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxMe
 			return fmt.Errorf("claim outbox: %w", err)
 		}
 		for _, m := range out {
-			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET state='sending', tries=tries+1 WHERE id=?", m.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET state='sending', tries=tries+1, request_started_at=NULL WHERE id=?", m.ID); err != nil {
 				return fmt.Errorf("claim outbox: %w", err)
 			}
 		}
@@ -92,9 +141,21 @@ func (d *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxMe
 	return out, err
 }
 
-// MarkSent records that a message reached its destination.
-func (d *DB) MarkSent(ctx context.Context, id int64) error {
-	return d.execOne(ctx, "UPDATE outbox SET state='sent', sent_at=?, last_error=NULL WHERE id=?", d.nowMs(), id)
+// MarkRequestStarted records that a claimed message's request is about to leave.
+func (d *DB) MarkRequestStarted(ctx context.Context, id int64) error {
+	return d.execOne(ctx, "UPDATE outbox SET request_started_at=? WHERE id=? AND state='sending'", d.nowMs(), id)
+}
+
+// MarkSent records that a message reached its destination, which answered resultID.
+func (d *DB) MarkSent(ctx context.Context, id int64, resultID string) error {
+	return d.execOne(ctx, "UPDATE outbox SET state='sent', sent_at=?, result_id=nullif(?,''), last_error=NULL WHERE id=?",
+		d.nowMs(), resultID, id)
+}
+
+// MarkInDoubt records a request that may have left without an answer.
+func (d *DB) MarkInDoubt(ctx context.Context, id int64, cause error) error {
+	return d.execOne(ctx, "UPDATE outbox SET state='in_doubt', in_doubt_since=?, last_error=? WHERE id=? AND state='sending'",
+		d.nowMs(), cause.Error(), id)
 }
 
 // MarkFailed records a failed send, to retry or to give up on.
@@ -118,26 +179,101 @@ func (d *DB) execOne(ctx context.Context, q string, args ...any) error {
 	return nil
 }
 
-// Requeue puts messages a crashed sender had claimed back in the queue.
-func (d *DB) Requeue(ctx context.Context) (int, error) {
-	res, err := d.exec(ctx, "UPDATE outbox SET state='pending' WHERE state='sending'")
+// RecoverOutbox puts back in the queue the messages a crashed sender had claimed
+// without starting their request, records not sent those nothing will send,
+// and leaves in doubt those whose request started.
+func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecovery, error) {
+	var r OutboxRecovery
+	kinds, _ := json.Marshal(resumed)
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outbox SET state='in_doubt', in_doubt_since=?,
+			last_error='the process stopped while the request was in flight' WHERE state='sending' AND request_started_at IS NOT NULL`, d.nowMs())
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		r.InDoubt = int(n)
+		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending' WHERE state='sending'
+			AND kind IN (SELECT value FROM json_each(?))`, string(kinds))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		r.Requeued = int(n)
+		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='failed',
+			last_error='not sent: the process stopped before its request left, and nothing sends it again'
+			WHERE state IN ('sending','pending') AND kind NOT IN (SELECT value FROM json_each(?))`, string(kinds))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		r.NotSent = int(n)
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("requeue outbox: %w", err)
+		return OutboxRecovery{}, fmt.Errorf("recover outbox: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return r, nil
+}
+
+// InDoubtSince lists unreported messages in doubt since before a time.
+func (d *DB) InDoubtSince(ctx context.Context, before time.Time, limit int) ([]OutboxMessage, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+outboxColumns+` FROM outbox
+		WHERE state='in_doubt' AND reported_at IS NULL AND in_doubt_since <= ? ORDER BY in_doubt_since, id LIMIT ?`,
+		before.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox in doubt: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxMessage
+	for rows.Next() {
+		m, err := scanOutbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("outbox in doubt: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MarkReported records that the messages were reported in doubt.
+func (d *DB) MarkReported(ctx context.Context, ids []int64) error {
+	now := d.nowMs()
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET reported_at=? WHERE id=?", now, id); err != nil {
+				return fmt.Errorf("mark outbox %d reported: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// outboxColumns are the columns scanOutbox reads.
+const outboxColumns = `id, kind, idempotency_key, payload, state, tries, ifnull(last_error,''), ifnull(result_id,''),
+	created_at, ifnull(in_doubt_since,0)`
+
+func scanOutbox(s interface{ Scan(...any) error }) (OutboxMessage, error) {
+	var m OutboxMessage
+	var payload string
+	var created, doubt int64
+	if err := s.Scan(&m.ID, &m.Kind, &m.IdempotencyKey, &payload, &m.State, &m.Tries, &m.LastError, &m.ResultID,
+		&created, &doubt); err != nil {
+		return m, err
+	}
+	m.Payload, m.CreatedAt = []byte(payload), time.UnixMilli(created)
+	if doubt > 0 {
+		m.InDoubtSince = time.UnixMilli(doubt)
+	}
+	return m, nil
 }
 
 // OutboxByKey returns the message stored under an idempotency key.
 func (d *DB) OutboxByKey(ctx context.Context, key string) (OutboxMessage, error) {
-	var m OutboxMessage
-	var payload string
-	err := d.db.QueryRowContext(ctx, `SELECT id, kind, idempotency_key, payload, state, tries, ifnull(last_error,'')
-		FROM outbox WHERE idempotency_key = ?`, key).Scan(&m.ID, &m.Kind, &m.IdempotencyKey, &payload, &m.State, &m.Tries, &m.LastError)
+	m, err := scanOutbox(d.db.QueryRowContext(ctx, "SELECT "+outboxColumns+" FROM outbox WHERE idempotency_key = ?", key))
 	if err != nil {
 		return m, notFoundIfNoRows(err, "outbox "+key)
 	}
-	m.Payload = []byte(payload)
 	return m, nil
 }
 
@@ -145,7 +281,7 @@ func (d *DB) OutboxByKey(ctx context.Context, key string) (OutboxMessage, error)
 // this caller claimed it; a message already claimed, sent or failed is not claimed
 // again, so a send is never made twice.
 func (d *DB) ClaimKey(ctx context.Context, key string) (bool, error) {
-	res, err := d.exec(ctx, "UPDATE outbox SET state='sending', tries=tries+1 WHERE idempotency_key=? AND state='pending'", key)
+	res, err := d.exec(ctx, "UPDATE outbox SET state='sending', tries=tries+1, request_started_at=NULL WHERE idempotency_key=? AND state='pending'", key)
 	if err != nil {
 		return false, fmt.Errorf("claim outbox %s: %w", key, err)
 	}
@@ -153,15 +289,18 @@ func (d *DB) ClaimKey(ctx context.Context, key string) (bool, error) {
 	return n == 1, err
 }
 
-// MarkSentByKey records that the far end has the message under key (its webhook
-// arrived), settling a send left in doubt by a crash.
-func (d *DB) MarkSentByKey(ctx context.Context, key string) error {
-	_, err := d.exec(ctx, "UPDATE outbox SET state='sent', sent_at=ifnull(sent_at, ?), last_error=NULL WHERE idempotency_key=? AND state <> 'sent'",
-		d.nowMs(), key)
+// SettleByKey records that the far end has the message under key (its status
+// webhook arrived), settling a send left in doubt by a crash. A message the
+// far end reports is sent whatever was recorded of it before, failed included:
+// its request took effect.
+func (d *DB) SettleByKey(ctx context.Context, key, resultID string) (bool, error) {
+	res, err := d.exec(ctx, `UPDATE outbox SET state='sent', sent_at=ifnull(sent_at, ?), result_id=ifnull(result_id, nullif(?,'')),
+		last_error=NULL WHERE idempotency_key=? AND state <> 'sent'`, d.nowMs(), resultID, key)
 	if err != nil {
-		return fmt.Errorf("mark outbox %s sent: %w", key, err)
+		return false, fmt.Errorf("settle outbox %s: %w", key, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // OutboxHealth counts the messages of kinds starting with prefix sent and failed
@@ -173,4 +312,27 @@ func (d *DB) OutboxHealth(ctx context.Context, prefix string, since time.Time) (
 		return 0, 0, fmt.Errorf("outbox health: %w", err)
 	}
 	return sent, failed, nil
+}
+
+// OutboxCounts counts the outbox's messages by kind and state: what an
+// operator (or a crash drill) reads to see that every side effect is settled.
+func (d *DB) OutboxCounts(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state")
+	if err != nil {
+		return nil, fmt.Errorf("outbox counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var kind, state string
+		var n int
+		if err := rows.Scan(&kind, &state, &n); err != nil {
+			return nil, fmt.Errorf("outbox counts: %w", err)
+		}
+		if out[kind] == nil {
+			out[kind] = map[string]int{}
+		}
+		out[kind][state] = n
+	}
+	return out, rows.Err()
 }

@@ -27,12 +27,12 @@ func ClaimOnce(ctx context.Context, o Outbox, kind, key string, payload any) (Ou
 	return m, false, err
 }
 
-// Settle records how a claimed side effect went: sent, or failed for good (a
-// claimed effect is never retried, as it may have been made).
-func Settle(ctx context.Context, o Outbox, m OutboxMessage, err error) {
+// Settle records how a claimed side effect went: sent (resultID is the far
+// end's ID of it), or failed for good (a claimed effect is never retried, as it
+// may have been made).
+func Settle(ctx context.Context, o Outbox, m OutboxMessage, resultID string, err error) error {
 	if err == nil {
-		o.MarkSent(ctx, m.ID)
-		return
+		return o.MarkSent(ctx, m.ID, resultID)
 	}
-	o.MarkFailed(ctx, m.ID, err, time.Time{})
+	return o.MarkFailed(ctx, m.ID, err, time.Time{})
 }

@@ -249,9 +249,9 @@ func TestOutboxSendsOnce(t *testing.T) {
 	if again, _ := d.ClaimDue(ctx, now, 10); len(again) != 0 {
 		t.Fatalf("claimed twice: %+v", again)
 	}
-	// A crash while sending: on restart the claim is returned to the queue.
-	if n, err := d.Requeue(ctx); err != nil || n != 1 {
-		t.Fatalf("requeue: %d %v", n, err)
+	// A crash before the request started: on restart the claim is returned to the queue.
+	if r, err := d.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil || r.Requeued != 1 {
+		t.Fatalf("recover: %+v %v", r, err)
 	}
 	msgs, _ = d.ClaimDue(ctx, now, 10)
 	if len(msgs) != 1 || msgs[0].Tries != 2 {
@@ -267,8 +267,11 @@ func TestOutboxSendsOnce(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].LastError != "429" {
 		t.Fatalf("retry claim: %+v", msgs)
 	}
-	if err := d.MarkSent(ctx, id); err != nil {
+	if err := d.MarkSent(ctx, id, "wamid.1"); err != nil {
 		t.Fatal(err)
+	}
+	if m, _ := d.OutboxByKey(ctx, "attempt-1"); m.State != OutboxSent || m.ResultID != "wamid.1" {
+		t.Fatalf("sent: %+v", m)
 	}
 	if due, _ := d.ClaimDue(ctx, now.Add(time.Hour), 10); len(due) != 0 {
 		t.Fatalf("sent message claimed again: %+v", due)

@@ -54,7 +54,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, p principa
 
 // sendMessage sends {"text":"…"} inside the 24 h window, or {"template":true} (the
 // campaign's template) at any time. An Idempotency-Key header makes a retried
-// request send nothing twice.
+// request send nothing twice, across restarts: it answers the first result.
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, p principal) error {
 	e, err := s.engine()
 	if err != nil {
@@ -90,7 +90,9 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, p principal
 		return unprocessable(err.Error())
 	case whatsapp.ErrorKind(err) == whatsapp.KindOutsideWindow:
 		return errorf(http.StatusUnprocessableEntity, "outside_window", "the contact has not written in the last 24 hours: only a template can be sent")
-	case errors.As(err, &apiErr):
+	case errors.Is(err, dialer.ErrSendInDoubt):
+		return errorf(http.StatusBadGateway, "send_in_doubt", err.Error())
+	case errors.As(err, &apiErr), errors.Is(err, dialer.ErrSendFailed):
 		return errorf(http.StatusBadGateway, "whatsapp_error", err.Error())
 	case err != nil:
 		return err

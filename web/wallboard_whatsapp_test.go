@@ -35,7 +35,7 @@ func TestWallboardWhatsAppHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ok {
-			err = e.db.MarkSent(ctx, id)
+			err = e.db.MarkSent(ctx, id, "wamid."+key)
 		} else {
 			err = e.db.MarkFailed(ctx, id, errors.New("131026"), time.Time{})
 		}

@@ -73,6 +73,9 @@ type engineConfig struct {
 	// (default 60s); PreviewSkipDelay how long a skipped contact waits (default 30m).
 	PreviewHold      sip.Duration `json:"preview_hold,omitempty"`
 	PreviewSkipDelay sip.Duration `json:"preview_skip_delay,omitempty"`
+	// InDoubtReportAfter is how long a WhatsApp message a crash left in doubt
+	// waits for its status webhook before supervisors are told (default 15m).
+	InDoubtReportAfter sip.Duration `json:"in_doubt_report_after,omitempty"`
 }
 
 // httpConfig is the config file's http section: the HTTP server's timeouts and

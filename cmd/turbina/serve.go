@@ -178,19 +178,20 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		return nil, fmt.Errorf("webrtc: %w", err)
 	}
 	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
-		RingTimeout:       cfg.Engine.RingTimeout.Std(),
-		AgentSilence:      cfg.Engine.AgentSilence.Std(),
-		Patience:          cfg.Engine.Patience.Std(),
-		NumberLimits:      cfg.Engine.NumberLimits,
-		OptOutWords:       cfg.Engine.OptOutWords,
-		OptOutReply:       cfg.Engine.OptOutReply,
-		QuietAfterAbandon: cfg.Engine.QuietAfterAbandon.Std(),
-		PreviewHold:       cfg.Engine.PreviewHold.Std(),
-		PreviewSkipDelay:  cfg.Engine.PreviewSkipDelay.Std(),
-		AgentPeers:        peers,
-		WhatsApp:          waClient,
-		RecordingsDir:     filepath.Join(cfg.DataDir, "recordings"),
-		Registrar:         a.registrar,
+		RingTimeout:        cfg.Engine.RingTimeout.Std(),
+		AgentSilence:       cfg.Engine.AgentSilence.Std(),
+		Patience:           cfg.Engine.Patience.Std(),
+		NumberLimits:       cfg.Engine.NumberLimits,
+		OptOutWords:        cfg.Engine.OptOutWords,
+		OptOutReply:        cfg.Engine.OptOutReply,
+		QuietAfterAbandon:  cfg.Engine.QuietAfterAbandon.Std(),
+		PreviewHold:        cfg.Engine.PreviewHold.Std(),
+		PreviewSkipDelay:   cfg.Engine.PreviewSkipDelay.Std(),
+		InDoubtReportAfter: cfg.Engine.InDoubtReportAfter.Std(),
+		AgentPeers:         peers,
+		WhatsApp:           waClient,
+		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),
+		Registrar:          a.registrar,
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		if webhooks, err = whatsapp.NewWebhookHandler(cfg.WhatsApp.Webhook, a.engine.WhatsAppSink(), log.With("component", "whatsapp-webhooks")); err != nil {

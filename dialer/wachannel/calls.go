@@ -15,6 +15,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/waoutbox"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
@@ -96,8 +97,18 @@ func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.At
 		// Decided before a restart and perhaps placed: the phone may have rung.
 		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoAnswer, Err: fmt.Errorf("call %s was %s before a restart: not placed twice", req.Key, m.State)}
 	}
+	// A call is never placed twice: from its claim on, a crash leaves it in
+	// doubt (the phone may have rung), as a call placed again would ring twice.
+	if err := w.store.MarkRequestStarted(ctx, m.ID); err != nil {
+		w.store.MarkFailed(context.WithoutCancel(ctx), m.ID, err, time.Time{})
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeInterrupted, Err: err}
+	}
 	call, err := w.client.Dial(ctx, req.Key, req.To, whatsapp.DialOptions{RingTimeout: req.RingTimeout})
-	storage.Settle(ctx, w.store, m, err)
+	var callID string
+	if err == nil {
+		callID = call.ID()
+	}
+	storage.Settle(context.WithoutCancel(ctx), w.store, m, callID, err)
 	if err != nil {
 		outcome := errorOutcome(err)
 		if outcome == campaigns.OutcomeNoPermission {
@@ -120,30 +131,35 @@ func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest)
 		}
 	}
 	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
-	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxPermission, key, map[string]string{"to": req.To})
-	if err != nil || !claimed {
-		return
-	}
 	p := req.Permission
 	text := p.Text
 	if text == "" {
 		text = w.permissionText
 	}
-	var res whatsapp.SendResult
 	kind, body := "call_permission_request", text
+	send := func(ctx context.Context) (whatsapp.SendResult, error) {
+		return w.client.RequestCallPermission(ctx, key, req.To, text)
+	}
 	if p.Template != "" {
 		kind, body = "template", p.Template
-		res, err = w.client.SendTemplate(ctx, key, whatsapp.TemplateMessage{To: req.To, Name: p.Template, Language: p.Language})
-	} else {
-		res, err = w.client.RequestCallPermission(ctx, key, req.To, text)
+		send = func(ctx context.Context) (whatsapp.SendResult, error) {
+			return w.client.SendTemplate(ctx, key, whatsapp.TemplateMessage{To: req.To, Name: p.Template, Language: p.Language})
+		}
 	}
-	storage.Settle(ctx, w.store, m, err)
-	if err != nil {
-		return
+	m, _ := waoutbox.Send(ctx, w.store, w.client, outboxPermission, key, permissionPayload{To: req.To, Type: kind, Body: body}, send)
+	if m.State != storage.OutboxSent {
+		return // not sent, or in doubt until its status webhook settles it
 	}
 	w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionRequested, time.Time{})
-	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: res.MessageID,
+	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: m.ResultID,
 		Phone: req.To, Type: kind, Body: body, At: time.Now()})
+}
+
+// permissionPayload is what the outbox keeps of a permission request.
+type permissionPayload struct {
+	To   string `json:"to"`
+	Type string `json:"type"`
+	Body string `json:"body"`
 }
 
 // Answer returns the channel of a call the contact made (the connect webhook

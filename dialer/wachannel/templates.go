@@ -3,10 +3,12 @@ package wachannel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/waoutbox"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -15,58 +17,58 @@ import (
 type Templates struct {
 	client *whatsapp.Client
 	store  Store
-	// pace admits sends to their outbox claim at the client's rate, and slots bounds
-	// the sends claimed and not yet settled (one second's worth): a send claimed
-	// before a crash is never made again, so claims must not queue up ahead of the
-	// rate limit, or a crash would leave every queued message unsent.
-	pace  *whatsapp.TokenBucket
-	slots chan struct{}
 }
 
 // NewTemplates returns the whatsapp_template channel.
 func NewTemplates(client *whatsapp.Client, store Store) *Templates {
-	cfg := client.Config()
-	return &Templates{client: client, store: store,
-		pace:  whatsapp.NewTokenBucket(nil, cfg.MessagesPerSecond, cfg.Burst),
-		slots: make(chan struct{}, max(cfg.Burst, int(cfg.MessagesPerSecond)))}
+	return &Templates{client: client, store: store}
 }
 
-// Place sends the template once: a send decided before a restart is not made again.
+// Place sends the template once, through the outbox: a send decided before a
+// restart is made again only if its request provably never left, and one a
+// crash left in doubt ends the attempt in_doubt until its status webhook
+// settles it.
 func (w *Templates) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
 	values, err := req.Contact.Values(req.Rung.Params)
 	if err != nil {
 		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeSendFailed, Err: err}
 	}
 	msg := whatsapp.TemplateMessage{To: req.To, Name: req.Rung.Template, Language: req.Rung.Language, BodyParams: whatsapp.TextParams(values...)}
-	select {
-	case w.slots <- struct{}{}:
-		defer func() { <-w.slots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if err := w.pace.Wait(ctx); err != nil {
-		return nil, err
-	}
-	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxTemplate, req.Key, msg)
-	if err != nil {
-		return nil, err
-	}
-	if !claimed {
-		if m.State == "failed" {
-			return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeSendFailed, Err: errors.New(m.LastError)}
+	m, err := waoutbox.Send(ctx, w.store, w.client, outboxTemplate, req.Key, msg, func(ctx context.Context) (whatsapp.SendResult, error) {
+		return w.client.SendTemplate(ctx, req.Key, msg)
+	})
+	return templateAttempt(ctx, w.store, req, m, err)
+}
+
+// templateAttempt is the attempt of a template send whose outbox row is m, as
+// the row's state says.
+func templateAttempt(ctx context.Context, store Store, req channel.PlaceRequest, m storage.OutboxMessage, err error) (channel.Attempt, error) {
+	now := time.Now()
+	switch m.State {
+	case storage.OutboxSent:
+		// Meta's answer is the evidence, kept on the attempt even if the outbox's
+		// own record failed (err): a restart then finds the row in doubt and its
+		// status webhook settles it. The conversation is kept once per wamid.
+		store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: m.ResultID,
+			Phone: req.To, Type: "template", Body: req.Rung.Template, At: now})
+		return endedAttempt(channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeSent, ExternalID: m.ResultID, Trunk: "whatsapp"}), nil
+	case storage.OutboxInDoubt, storage.OutboxSending:
+		// Its request may have reached Meta: the status webhook that carries the
+		// key (biz_opaque_callback_data) settles it; sending again could send twice.
+		return endedAttempt(channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInDoubt,
+			ExternalID: req.Key, Trunk: "whatsapp", Detail: "template in doubt (" + m.LastError + "): settled by its status webhook"}), nil
+	case storage.OutboxFailed:
+		if err == nil {
+			err = errors.New(m.LastError)
+			return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeSendFailed, Err: err}
 		}
-		// Sent, or in doubt after a crash: its status webhook, if Meta has it,
-		// settles the outbox; sending again could only send it twice.
-		return endedAttempt(channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, Detail: "template " + m.State + " before a restart: not sent again"}), nil
-	}
-	res, err := w.client.SendTemplate(ctx, req.Key, msg)
-	storage.Settle(ctx, w.store, m, err)
-	if err != nil {
 		return nil, &channel.OutcomeError{Outcome: errorOutcome(err), Err: err}
 	}
-	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: res.MessageID,
-		Phone: req.To, Type: "template", Body: req.Rung.Template, At: time.Now()})
-	return endedAttempt(channel.AttemptEvent{Kind: channel.AttemptEnded, At: time.Now(), Outcome: campaigns.OutcomeSent, ExternalID: res.MessageID, Trunk: "whatsapp"}), nil
+	if err == nil {
+		err = fmt.Errorf("template %s is %s", req.Key, m.State)
+	}
+	// Pending: the caller stopped before the request left.
+	return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeInterrupted, Err: err}
 }
 
 // endedAttempt is an attempt that is over as soon as it starts: a message sent.

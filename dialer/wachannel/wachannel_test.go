@@ -168,3 +168,71 @@ func TestPermissionRequestAsksTheGateAndGoesOutOnce(t *testing.T) {
 		t.Errorf("permission %q (%v), want %q", state, err, storage.PermissionRequested)
 	}
 }
+
+// TestTemplateAfterACrash: a template placed again under its key after a crash
+// is decided by what the outbox knows of the first try: one whose request never
+// started is sent (once); one whose request started is in doubt, not sent again
+// and not called sent, with its key for the status webhook to find it; one
+// sent keeps its wamid.
+func TestTemplateAfterACrash(t *testing.T) {
+	rung := campaigns.Rung{Channel: campaigns.ChannelWhatsAppTemplate, Template: "lembrete", Language: "pt_BR", Params: []string{"name", "plano"}}
+	for _, tc := range []struct {
+		name      string
+		started   bool // the crashed process had started the request
+		sent      bool // and recorded Meta's answer
+		outcome   campaigns.Outcome
+		sends     int
+		wantState string
+	}{
+		{name: "claimed, request never started", outcome: campaigns.OutcomeSent, sends: 1, wantState: storage.OutboxSent},
+		{name: "request started, answer lost", started: true, outcome: campaigns.OutcomeInDoubt, sends: 0, wantState: storage.OutboxInDoubt},
+		{name: "sent and recorded", started: true, sent: true, outcome: campaigns.OutcomeSent, sends: 0, wantState: storage.OutboxSent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t)
+			req := channel.PlaceRequest{AttemptID: 1, Key: "contact-1-attempt-1", Contact: w.contact, Rung: rung, To: w.contact.Phone}
+			// The crashed process's part: enqueued, claimed, perhaps started.
+			id, _, err := w.store.Enqueue(ctx, "whatsapp.template", req.Key, []byte(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.store.ClaimKey(ctx, req.Key); err != nil {
+				t.Fatal(err)
+			}
+			if tc.started {
+				if err := w.store.MarkRequestStarted(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.sent {
+				if err := w.store.MarkSent(ctx, id, "wamid.FIRST"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.store.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil {
+				t.Fatal(err)
+			}
+			l, err := wachannel.NewTemplates(w.client, w.store).Place(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := ended(t, l)
+			if ev.Outcome != tc.outcome {
+				t.Errorf("outcome %s, want %s (%s)", ev.Outcome, tc.outcome, ev.Detail)
+			}
+			switch {
+			case tc.sent && ev.ExternalID != "wamid.FIRST":
+				t.Errorf("external id %q, want the first send's wamid", ev.ExternalID)
+			case tc.outcome == campaigns.OutcomeInDoubt && ev.ExternalID != req.Key:
+				t.Errorf("in doubt with external id %q, want the key its status webhook carries", ev.ExternalID)
+			}
+			if n := w.sends(); n != tc.sends {
+				t.Errorf("%d sends, want %d", n, tc.sends)
+			}
+			if m, _ := w.store.OutboxByKey(ctx, req.Key); m.State != tc.wantState {
+				t.Errorf("outbox %s, want %s", m.State, tc.wantState)
+			}
+		})
+	}
+}

@@ -164,6 +164,13 @@ func (in *Inbox) Apply(ctx context.Context, ev whatsapp.Event) error {
 			// holds no call to apply it to.
 			return in.engine.RouteInboundCall(ctx, ev)
 		}
+		if ev.Call.BizOpaque != "" {
+			// A business-initiated call's webhook is WhatsApp's evidence that its
+			// connect took effect: it settles a connect a crash left in doubt.
+			if _, err := in.store.SettleByKey(ctx, ev.Call.BizOpaque, ev.Call.ID); err != nil {
+				return err
+			}
+		}
 		if in.cfg.Client != nil {
 			return in.cfg.Client.HandleEvents(ctx, []whatsapp.Event{ev})
 		}
@@ -185,20 +192,33 @@ var statusEvents = map[campaigns.Outcome]campaigns.EventKind{campaigns.OutcomeDe
 	campaigns.OutcomeRead: campaigns.EventTemplateRead, campaigns.OutcomeSendFailed: campaigns.EventTemplateFailedLate}
 
 // applyMessageStatus records a template's delivery on its attempt, and settles a
-// send a crash left in doubt.
+// send a crash left in doubt: any status of a message is WhatsApp's evidence
+// that it accepted it. The status carries the send's idempotency key
+// (biz_opaque_callback_data), which finds the outbox row and an attempt left
+// in doubt, whose wamid the crash lost.
 func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageStatus) error {
 	if st.BizOpaque != "" {
-		if err := in.store.MarkSentByKey(ctx, st.BizOpaque); err != nil {
+		settled, err := in.store.SettleByKey(ctx, st.BizOpaque, st.ID)
+		if err != nil {
 			return err
 		}
+		if settled {
+			in.cfg.Logger.Info("whatsapp message settled by its status webhook", "key", st.BizOpaque, "wamid", st.ID, "status", st.Status)
+		}
+	}
+	a, err := in.store.AttemptByExternalID(ctx, st.ID)
+	if err != nil && st.BizOpaque != "" {
+		a, err = in.store.AttemptByExternalID(ctx, st.BizOpaque)
+	}
+	if err != nil {
+		return nil // not a campaign's message (a permission request, a reply)
 	}
 	outcome, ok := statusOutcomes[st.Status]
 	if !ok {
+		if st.Status == "sent" && campaigns.Outcome(a.Outcome) == campaigns.OutcomeInDoubt {
+			return in.store.SetAttemptOutcome(ctx, a.ID, string(campaigns.OutcomeSent))
+		}
 		return nil
-	}
-	a, err := in.store.AttemptByExternalID(ctx, st.ID)
-	if err != nil {
-		return nil // not a campaign's message (a permission request, a reply)
 	}
 	// Statuses may arrive out of order: read outranks delivered, failure is final.
 	if campaigns.Outcome(a.Outcome) == campaigns.OutcomeRead && outcome == campaigns.OutcomeDelivered {

@@ -2,6 +2,7 @@ package waevents
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -206,5 +207,68 @@ func TestPermissionAndCalls(t *testing.T) {
 	msgs, err := store.ListWAMessages(ctx, ct.ID)
 	if err != nil || len(msgs) != 1 || msgs[0].Type != "call" {
 		t.Errorf("conversation %+v (%v), want the contact's call", msgs, err)
+	}
+}
+
+// TestStatusSettlesATemplateInDoubt: a template a crash left in doubt (its
+// attempt holds the send's key, not the wamid the crash lost) is settled by its
+// status webhook, found by the biz_opaque_callback_data the send attached. The
+// webhook is Meta's documented status payload (testdata/meta/
+// messages_status_sent.json, from webhooks/reference/messages/status):
+//
+//	"statuses": [{"id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA",
+//	  "status": "sent", "timestamp": "1750263773", "recipient_id": "16505551234",
+//	  "biz_opaque_callback_data": "outbox-4711", "pricing": {…}}]
+func TestStatusSettlesATemplateInDoubt(t *testing.T) {
+	ctx := context.Background()
+	in, store, _, ct := newInbox(t)
+	const key = "outbox-4711"
+	body, err := os.ReadFile(filepath.Join("..", "whatsapp", "testdata", "meta", "messages_status_sent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := whatsapp.ParseWebhook(body)
+	if err != nil || len(evs) != 1 || evs[0].Status == nil || evs[0].Status.BizOpaque != key {
+		t.Fatalf("golden status: %+v, %v", evs, err)
+	}
+	wamid := evs[0].Status.ID
+	// The crash's leftovers: the outbox row in doubt, the attempt ended in_doubt.
+	id, _, err := store.Enqueue(ctx, "whatsapp.template", key, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ClaimKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkRequestStarted(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := store.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil || r.InDoubt != 1 {
+		t.Fatalf("recover: %+v %v", r, err)
+	}
+	a, err := store.StartAttempt(ctx, ct.ID, campaigns.ChannelWhatsAppTemplate, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a.State, a.Outcome, a.ExternalID, a.EndAt = "ended", string(campaigns.OutcomeInDoubt), key, &now
+	if err := store.FinishAttempt(ctx, a, func(_ campaigns.Contact, p campaigns.Position) (campaigns.Position, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := in.HandleEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the outbox row and the attempt settled", func() bool {
+		m, _ := store.OutboxByKey(ctx, key)
+		as, _ := store.ListAttempts(ctx, ct.ID)
+		return m.State == storage.OutboxSent && len(as) == 1 && as[0].Outcome != string(campaigns.OutcomeInDoubt)
+	})
+	if m, _ := store.OutboxByKey(ctx, key); m.ResultID != wamid {
+		t.Errorf("settled with wamid %q, want %q", m.ResultID, wamid)
+	}
+	as, err := store.ListAttempts(ctx, ct.ID)
+	if err != nil || len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeSent) {
+		t.Errorf("attempt after the sent status: %+v, %v", as, err)
 	}
 }

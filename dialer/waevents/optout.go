@@ -2,6 +2,7 @@ package waevents
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"unicode"
 
@@ -9,6 +10,8 @@ import (
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/turbina-dialer/turbina/dialer/waoutbox"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -42,27 +45,33 @@ func (in *Inbox) isOptOut(text string) bool {
 const outboxOptOutReply = "whatsapp.opt_out_reply"
 
 // optOutReply sends an opt-out's confirmation queued under key, once: a key
-// claimed before (sent, or in doubt after a crash) is not sent again.
+// sent before, or in doubt after a crash, is not sent again.
 func (in *Inbox) optOutReply(ctx context.Context, phone, key string) error {
 	client := in.cfg.Client
 	if client == nil {
 		return nil // stays pending in the outbox: not sent is not recorded as sent
 	}
-	claimed, err := in.store.ClaimKey(ctx, key)
-	if err != nil || !claimed {
+	if _, err := in.store.OutboxByKey(ctx, key); errors.Is(err, storage.ErrNotFound) {
+		return nil // not queued: the number had opted out before, and was confirmed then
+	} else if err != nil {
 		return err
 	}
-	m, err := in.store.OutboxByKey(ctx, key)
-	if err != nil {
-		return err
-	}
-	res, err := client.SendText(ctx, key, phone, in.cfg.OptOutReply)
-	storage.Settle(ctx, in.store, m, err)
-	if err != nil {
-		in.cfg.Logger.Error("opt-out confirmation", "phone", phone, "err", err)
+	m, err := waoutbox.Send(ctx, in.store, client, outboxOptOutReply, key, optOutPayload{To: phone},
+		func(ctx context.Context) (whatsapp.SendResult, error) {
+			return client.SendText(ctx, key, phone, in.cfg.OptOutReply)
+		})
+	if m.State != storage.OutboxSent {
+		if err != nil {
+			in.cfg.Logger.Error("opt-out confirmation", "phone", phone, "state", m.State, "err", err)
+		}
 		return nil
 	}
 	// Shown in the conversation of every contact with the number, as a reply is.
-	return in.keep(ctx, storage.WAMessage{Direction: "out", WAID: res.MessageID, Phone: phone, Type: "text",
+	return in.keep(ctx, storage.WAMessage{Direction: "out", WAID: m.ResultID, Phone: phone, Type: "text",
 		Body: in.cfg.OptOutReply, At: in.cfg.Now()})
+}
+
+// optOutPayload is what the outbox keeps of an opt-out's confirmation.
+type optOutPayload struct {
+	To string `json:"to"`
 }

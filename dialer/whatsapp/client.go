@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -130,6 +132,33 @@ type request struct {
 	limited bool // takes a token of the phone number's rate limit per attempt
 }
 
+// admitKey is the context key of an [admission].
+type admitKey struct{}
+
+// admission is one token of the rate limit taken by Admit, for the next request
+// made with its context.
+type admission struct {
+	unused atomic.Bool
+	before func(context.Context) error
+}
+
+// Admit waits for one token of the phone number's rate limit (the one limit that
+// every request of the client shares) and returns a context carrying it. A send
+// made with that context uses the token rather than waiting again, makes one
+// HTTP attempt (its caller, an outbox, retries by rescheduling), and calls
+// before, when not nil, once its connection is made and just before its request
+// is written: an error from before stops the request (which, as the transport
+// may have begun writing it, the error does not call unsent). So an outbox takes the token first, then claims its row, and a
+// row is claimed only while its request is in flight.
+func (c *Client) Admit(ctx context.Context, before func(context.Context) error) (context.Context, error) {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	a := &admission{before: before}
+	a.unused.Store(true)
+	return context.WithValue(ctx, admitKey{}, a), nil
+}
+
 // do performs r with retries and decodes a 2xx JSON answer into out.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	var payload []byte
@@ -139,17 +168,21 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return fmt.Errorf("whatsapp %s: encode request: %w", r.op, err)
 		}
 	}
+	adm, _ := ctx.Value(admitKey{}).(*admission)
 	for attempt := 1; ; attempt++ {
-		if r.limited {
+		if r.limited && (adm == nil || !adm.unused.CompareAndSwap(true, false)) {
 			if err := c.limiter.Wait(ctx); err != nil {
-				return err
+				return fmt.Errorf("%w: %w", ErrNotSent, err)
 			}
 		}
-		status, hdr, body, err := c.attempt(ctx, r, payload)
+		status, hdr, body, err := c.attempt(ctx, r, payload, adm)
 		var gerr *Error
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// The caller gave up: its own cancellation is not Meta's failure.
+			if errors.Is(err, ErrNotSent) {
+				return fmt.Errorf("whatsapp %s: %w: %w", r.op, ErrNotSent, ctx.Err())
+			}
 			return fmt.Errorf("whatsapp %s: %w", r.op, ctx.Err())
 		case err != nil:
 			gerr = &Error{Op: r.op, Err: err}
@@ -165,7 +198,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			gerr = parseGraphError(r.op, status, body)
 		}
 		gerr.Attempts = attempt
-		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts {
+		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts || adm != nil {
 			return gerr
 		}
 		wait := c.backoff(attempt, hdr)
@@ -182,33 +215,77 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}
 }
 
-// attempt sends one HTTP request bounded by the request timeout.
-func (c *Client) attempt(ctx context.Context, r request, payload []byte) (int, http.Header, []byte, error) {
+// attempt sends one HTTP request bounded by the request timeout. A request is
+// processed only once its body has arrived whole, and the transport reads the
+// body only after writing the headers: so the body's first read is where a
+// request starts to leave. adm's hook, when the request was admitted, runs
+// there, before a byte of the body is handed over (an error from it sends no
+// body, so nothing processable); an error before that point wraps ErrNotSent.
+func (c *Client) attempt(ctx context.Context, r request, payload []byte, adm *admission) (int, http.Header, []byte, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
+	var body *startGate
 	var rd io.Reader
 	if payload != nil {
-		rd = bytes.NewReader(payload)
+		body = &startGate{ctx: ctx, r: bytes.NewReader(payload)}
+		if adm != nil {
+			body.before = adm.before
+		}
+		rd = body
 	}
 	req, err := http.NewRequestWithContext(actx, r.method, c.endpoint(r.path, r.query), rd)
 	if err != nil {
 		return 0, nil, nil, err
 	}
+	req.ContentLength = int64(len(payload)) // no probe read, no chunking: the body is read once, after the headers
 	req.Header.Set("Authorization", "Bearer "+c.cfg.AccessToken)
 	req.Header.Set("Accept", "application/json")
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	var connected atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }}))
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if (body != nil && !body.started.Load()) || (body == nil && !connected.Load()) {
+			// Nothing processable was written: no body, or no connection.
+			return 0, nil, nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read response: %w", err)
 	}
-	return resp.StatusCode, resp.Header, body, nil
+	return resp.StatusCode, resp.Header, out, nil
+}
+
+// startGate is a request body that runs before on its first read, and reports
+// whether it was read at all.
+type startGate struct {
+	ctx     context.Context
+	r       io.Reader
+	before  func(context.Context) error
+	started atomic.Bool
+	err     error
+}
+
+// Read runs the hook once, before the first byte is handed over.
+func (g *startGate) Read(p []byte) (int, error) {
+	if !g.started.Load() {
+		if g.before != nil {
+			if err := g.before(g.ctx); err != nil {
+				g.err = fmt.Errorf("the request's start could not be recorded: %w", err)
+				return 0, g.err
+			}
+		}
+		g.started.Store(true)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.r.Read(p)
 }
 
 // backoff returns the wait before attempt+1: exponential from MinBackoff, capped at

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Kind classifies a failure by what the engine should do about it.
@@ -127,6 +128,43 @@ func (e *Error) retryable() bool {
 		return true
 	}
 	return false
+}
+
+// ErrNotSent marks a failure that came before the request could leave: no
+// connection to Meta was made, or the caller's hook before the write refused.
+// Sending again cannot send twice.
+var ErrNotSent = errors.New("the request never left")
+
+// MayHaveLeft reports whether a failed send may have reached Meta all the same:
+// false when Meta answered (with an error, so it did not accept the message) or
+// when the failure came before the request could leave (ErrNotSent); true for a
+// request that broke off after its connection was made, which only evidence
+// (the message's status webhook) can settle.
+func MayHaveLeft(err error) bool {
+	if err == nil || errors.Is(err, ErrNotSent) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) && e.HTTPStatus != 0 {
+		return false
+	}
+	return true
+}
+
+// RetryDelay says whether a failed request may be made again at once under
+// the same key, and after how long: true when Meta refused it for throughput or
+// failed without processing it, or it never left, and fewer than MaxAttempts
+// tries (attempt counts them) were made. A request that may have left is never
+// retried: only evidence settles it.
+func (c *Client) RetryDelay(attempt int, err error) (time.Duration, bool) {
+	if attempt >= c.cfg.MaxAttempts || MayHaveLeft(err) {
+		return 0, false
+	}
+	var e *Error
+	if !errors.As(err, &e) || !e.retryable() {
+		return 0, false
+	}
+	return c.backoff(attempt, nil), true
 }
 
 // ErrorKind returns the kind of err if it is (or wraps) an [*Error], KindUnknown otherwise.

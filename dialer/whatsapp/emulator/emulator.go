@@ -103,6 +103,11 @@ type Behaviour struct {
 	ServerErrors int
 	// Slow delays every answer.
 	Slow time.Duration
+	// AnswerDelay makes a message send take effect at once (counted, its status
+	// webhooks on their way) and its answer come that much later, as when Meta's
+	// answer is slow to come back: a client that goes away meanwhile never
+	// learns the wamid of a message that was sent.
+	AnswerDelay time.Duration
 	// DuplicateWebhooks sends each webhook twice.
 	DuplicateWebhooks bool
 	// ReorderWebhooks holds RINGING back until after the next call webhook, and sends
@@ -135,6 +140,9 @@ type Request struct {
 	To, Action, Type, CallID, Key string
 	// ResultID is the wamid or wacid created by an accepted request.
 	ResultID string
+	// Truncated is set when the request's body did not arrive whole (its client
+	// went away while writing it): it was not processed.
+	Truncated bool
 }
 
 // Emulator is a running emulated Cloud API. Create it with [Start].
@@ -280,6 +288,22 @@ func (e *Emulator) Accepted(key string) int {
 		}
 	}
 	return n
+}
+
+// MessageCounts returns how many messages the emulated WhatsApp accepted (each
+// one a message the person gets), per recipient (digits) and per correlation
+// id (the biz_opaque_callback_data the business attached; "" when none).
+func (e *Emulator) MessageCounts() (byTo, byKey map[string]int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	byTo, byKey = map[string]int{}, map[string]int{}
+	for _, r := range e.requests {
+		if r.Status == http.StatusOK && r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/messages") {
+			byTo[r.To]++
+			byKey[r.Key]++
+		}
+	}
+	return byTo, byKey
 }
 
 // WebhooksDelivered returns how many webhook POSTs the callback answered 2xx.
@@ -451,6 +475,8 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
+		// Cut short (the client went away mid-request): nothing of it is processed.
+		rec.Truncated = true
 		e.writeError(w, &rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "Invalid request body"})
 		return
 	}
@@ -511,7 +537,7 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.handleCall(w, &rec, rb, b)
 		return
 	}
-	e.handleMessage(w, &rec, rb, b)
+	e.handleMessage(r.Context(), w, &rec, rb, b)
 }
 
 // takeFault spends one unit of the number's throttle or 5xx budget.
@@ -533,7 +559,7 @@ func (e *Emulator) takeFault(number string) int {
 	return 0
 }
 
-func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb requestBody, b Behaviour) {
+func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec *Request, rb requestBody, b Behaviour) {
 	if rec.To == "" {
 		e.writeError(w, rec, graphError{http.StatusBadRequest, 100, 0, "OAuthException", "(#100) The parameter to is required."})
 		return
@@ -590,11 +616,22 @@ func (e *Emulator) handleMessage(w http.ResponseWriter, rec *Request, rb request
 		// request's documented success response (user-call-permissions) has none.
 		msg["message_status"] = "accepted"
 	}
-	writeJSON(w, rec, map[string]any{
+	answer := map[string]any{
 		"messaging_product": "whatsapp",
 		"contacts":          []map[string]string{{"input": rb.To, "wa_id": rec.To}},
 		"messages":          []map[string]string{msg},
-	})
+	}
+	if b.AnswerDelay > 0 {
+		// Sent before the answer leaves: a client gone meanwhile left it sent.
+		rec.Status = http.StatusOK
+		defer func() {
+			if sleep(ctx, b.AnswerDelay) {
+				writeJSON(w, rec, answer)
+			}
+		}()
+	} else {
+		writeJSON(w, rec, answer)
+	}
 	to, key := rec.To, rec.Key
 	permission := rb.Type == "interactive" && rb.Interactive.Type == "call_permission_request"
 	// Per-message pricing (status webhooks reference, pricing object): a template
