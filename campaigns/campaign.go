@@ -165,6 +165,52 @@ func (s Schedule) parse() (open, closing cron.Schedule, loc *time.Location, err 
 	return open, closing, loc, nil
 }
 
+// scheduleHorizon is how far ahead a schedule must open: robfig/cron's Next gives
+// up after five years too.
+const scheduleHorizon = 5 * 366 * 24 * time.Hour
+
+// minFiringGap is the shortest interval between firings a schedule may have: the
+// engine reads schedules by the minute, and a schedule firing every second costs
+// CPU for nothing. Five-field expressions cannot go below it; @every can.
+const minFiringGap = time.Minute
+
+// check parses the schedule and refuses one that would not work as written: an
+// expression that never fires (30 February), one that fires more often than once
+// a minute (@every 1s), or an opening that always coincides with a closing, so
+// the campaign would show running and never open. now is where the search for
+// firings starts.
+func (s Schedule) check(now time.Time) error {
+	open, closing, loc, err := s.parse()
+	if err != nil {
+		return err
+	}
+	now = now.In(loc)
+	for _, e := range []struct {
+		field, expr string
+		sched       cron.Schedule
+	}{{"open", s.Open, open}, {"close", s.Close, closing}} {
+		if d, ok := e.sched.(cron.ConstantDelaySchedule); ok && d.Delay < minFiringGap {
+			return fmt.Errorf("schedule %s %q fires every %s: at most once a minute is allowed", e.field, e.expr, d.Delay)
+		}
+		first := e.sched.Next(now)
+		if first.IsZero() || first.Sub(now) > scheduleHorizon {
+			return fmt.Errorf("schedule %s %q never fires (no date matches it in the next 5 years)", e.field, e.expr)
+		}
+	}
+	// The campaign opens at an open firing unless a close fires at the same
+	// instant (IsOpen wants the last open after the last close).
+	at := now
+	for range 1000 {
+		if at = open.Next(at); at.IsZero() || at.Sub(now) > scheduleHorizon {
+			break
+		}
+		if !closing.Next(at.Add(-time.Second)).Equal(at) {
+			return nil
+		}
+	}
+	return fmt.Errorf("schedule open %q never opens the campaign: close %q fires at each of its times", s.Open, s.Close)
+}
+
 // lastFiring finds the latest firing of sched at or before t within eight days.
 func lastFiring(sched cron.Schedule, t time.Time) time.Time {
 	var last time.Time
@@ -389,7 +435,7 @@ func (c *Campaign) Validate() error {
 	if _, err := time.LoadLocation(c.Schedule.Timezone); err != nil {
 		bad["schedule.timezone"] = "unknown time zone"
 	} else if c.Schedule.Open != "" || c.Schedule.Close != "" {
-		if _, _, _, err := c.Schedule.parse(); err != nil {
+		if err := c.Schedule.check(time.Now()); err != nil {
 			bad["schedule"] = err.Error()
 		}
 	}

@@ -3,6 +3,7 @@ package campaigns
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,6 +90,45 @@ func TestScheduleOpensAndCloses(t *testing.T) {
 	}
 	if _, err := (Schedule{Open: "bogus", Close: "0 18 * * *", Timezone: "UTC"}).IsOpen(time.Now()); err == nil {
 		t.Error("bad cron expression accepted")
+	}
+}
+
+// TestScheduleCheck: a schedule that never fires, fires more often than once a
+// minute, or never opens the campaign is refused with a message naming it.
+func TestScheduleCheck(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, open, close string
+		want              string // in the error; "" for none
+	}{
+		{"weekdays", "0 9 * * 1-5", "0 18 * * 1-5", ""},
+		{"every minute", "* * * * *", "30 18 * * *", ""},
+		{"@every 1m", "@every 1m", "0 18 * * *", ""},
+		{"leap day", "0 9 29 2 *", "0 18 * * *", ""},
+		{"30 February", "0 9 30 2 *", "0 18 * * *", `schedule open "0 9 30 2 *" never fires`},
+		{"31 April closes", "0 9 * * *", "0 18 31 4 *", `schedule close "0 18 31 4 *" never fires`},
+		{"@every 1s", "@every 1s", "0 18 * * *", `schedule open "@every 1s" fires every 1s: at most once a minute`},
+		{"@every 59s close", "0 9 * * *", "@every 59s", `schedule close "@every 59s" fires every 59s`},
+		{"open and close together", "0 9 * * *", "0 9,18 * * *", "never opens the campaign"},
+		{"bad expression", "bogus", "0 18 * * *", `schedule open "bogus"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Schedule{Open: tt.open, Close: tt.close, Timezone: "America/Sao_Paulo"}.check(now)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+	c := Campaign{Name: "x", CallerID: "+551130000000", DefaultCountry: "BR"}
+	c.ApplyDefaults()
+	c.Schedule.Open, c.Schedule.Close = "0 9 30 2 *", "0 18 * * *"
+	var ve *ValidationError
+	if err := c.Validate(); !errors.As(err, &ve) || !strings.Contains(ve.Fields["schedule"], "never fires") {
+		t.Errorf("Validate: %v, want schedule: never fires", err)
 	}
 }
 

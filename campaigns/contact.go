@@ -71,9 +71,12 @@ const (
 	RejectAlreadyInCampaign RejectReason = "already_in_campaign"
 	RejectDoNotCall         RejectReason = "do_not_call"
 	RejectBadEncoding       RejectReason = "bad_encoding"
-	RejectTooManyColumns    RejectReason = "too_many_columns"
-	RejectMalformedRow      RejectReason = "malformed_row"
-	RejectFieldTooLong      RejectReason = "field_too_long"
+	// RejectMixedEncoding is a row whose encoding is not the one the upload
+	// declared, and that would be garbled read in it.
+	RejectMixedEncoding  RejectReason = "mixed_encoding"
+	RejectTooManyColumns RejectReason = "too_many_columns"
+	RejectMalformedRow   RejectReason = "malformed_row"
+	RejectFieldTooLong   RejectReason = "field_too_long"
 )
 
 // Rejection is one row of an import that was not imported.

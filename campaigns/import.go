@@ -47,9 +47,8 @@ const (
 	DefaultMaxColumns = 200
 )
 
-// sniffBytes is how much of the file decides its encoding when neither a BOM
-// nor the Charset option does.
-const sniffBytes = 64 << 10
+// readBufBytes is the size of the import's read buffers.
+const readBufBytes = 64 << 10
 
 // tzCacheSize bounds the cache of time-zone names checked with time.LoadLocation,
 // so that a hostile file of distinct names cannot grow it without limit.
@@ -125,9 +124,9 @@ var headerAliases = map[string]headerAlias{
 type textMode int
 
 const (
-	modeUTF8      textMode = iota // UTF-8, decided; invalid rows are bad_encoding
-	modeUndecided                 // ASCII so far: UTF-8 or Windows-1252, the first non-ASCII row decides
-	modeCP1252                    // Windows-1252
+	modeUTF8    textMode = iota // declared UTF-8 (BOM, charset, UTF-16): invalid rows are bad_encoding
+	modeSniffed                 // nothing declared: each row is UTF-8 when valid, else Windows-1252
+	modeCP1252                  // declared Windows-1252: a row that reads as UTF-8 is mixed_encoding
 )
 
 // ImportReader reads contacts from a CSV stream one row at a time, in memory
@@ -159,10 +158,8 @@ type ImportReader struct {
 // is an I/O error of r.
 //
 // Encoding: a UTF-8 BOM means UTF-8 and a UTF-16 BOM UTF-16; else the Charset
-// option; else the first 64 KiB decide: not valid UTF-8 means Windows-1252
-// (Brazilian Excel), valid UTF-8 with non-ASCII text means UTF-8, and pure ASCII
-// leaves the choice to the first row with non-ASCII bytes, so a Windows-1252
-// file whose first accent is beyond 64 KiB is still read right.
+// option; else each row is read in its own: UTF-8 when it is valid UTF-8, else
+// Windows-1252 (Brazilian Excel), so a file that mixes the two is read right.
 func NewImportReader(r io.Reader, opts ImportOptions) (*ImportReader, error) {
 	if opts.MaxFieldBytes == 0 {
 		opts.MaxFieldBytes = DefaultMaxFieldBytes
@@ -203,14 +200,14 @@ func NewImportReader(r io.Reader, opts ImportOptions) (*ImportReader, error) {
 
 // setEncoding decides the file's encoding and returns the reader to tokenize.
 func (ir *ImportReader) setEncoding(r io.Reader, charset string) (*bufio.Reader, error) {
-	br := bufio.NewReaderSize(r, sniffBytes)
+	br := bufio.NewReaderSize(r, readBufBytes)
 	bom, err := br.Peek(3)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading the file: %w", err)
 	}
 	utf16Reader := func(e unicode.Endianness, b unicode.BOMPolicy, name string) *bufio.Reader {
 		ir.mode, ir.encoding = modeUTF8, name
-		return bufio.NewReaderSize(transform.NewReader(br, unicode.UTF16(e, b).NewDecoder()), sniffBytes)
+		return bufio.NewReaderSize(transform.NewReader(br, unicode.UTF16(e, b).NewDecoder()), readBufBytes)
 	}
 	switch {
 	case bytes.HasPrefix(bom, []byte{0xEF, 0xBB, 0xBF}):
@@ -238,41 +235,11 @@ func (ir *ImportReader) setEncoding(r io.Reader, charset string) (*bufio.Reader,
 	default:
 		return nil, fmt.Errorf("%w: charset %q (supported: utf-8, windows-1252, iso-8859-1, utf-16)", ErrUnsupportedEncoding, charset)
 	}
-	head, err := br.Peek(sniffBytes)
-	full := errors.Is(err, io.EOF)
-	if err != nil && !full && !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, fmt.Errorf("reading the file: %w", err)
-	}
-	if !full {
-		// The peek may end inside a character.
-		head = head[:len(head)-incompleteTail(head)]
-	}
-	switch {
-	case !utf8.Valid(head):
-		ir.mode, ir.encoding = modeCP1252, "Windows-1252"
-	case hasNonASCII(head):
-		ir.mode, ir.encoding = modeUTF8, "UTF-8"
-	default:
-		ir.mode, ir.encoding = modeUndecided, "UTF-8"
-	}
+	// Nothing declared. Files put together from several sources mix encodings row
+	// by row (an Excel export pasted under a UTF-8 one), so each row is read in
+	// its own (decode).
+	ir.mode = modeSniffed
 	return br, nil
-}
-
-// incompleteTail returns the length of a truncated UTF-8 sequence at the end of b.
-func incompleteTail(b []byte) int {
-	for i := 1; i <= 3 && i <= len(b); i++ {
-		c := b[len(b)-i]
-		if c < 0x80 {
-			return 0
-		}
-		if utf8.RuneStart(c) {
-			if utf8.FullRune(b[len(b)-i:]) {
-				return 0
-			}
-			return i
-		}
-	}
-	return 0
 }
 
 func hasNonASCII(b []byte) bool {
@@ -326,8 +293,8 @@ func (ir *ImportReader) readHeader(delim byte, maxColumns int) error {
 	case sc.fieldTooLong:
 		return fmt.Errorf("%w: a header cell is longer than %d bytes", ErrBadHeader, sc.maxField)
 	}
-	if reason := ir.decode(); reason != "" {
-		return fmt.Errorf("%w: %s", ErrBadHeader, reason)
+	if reason, detail := ir.decode(); reason != "" {
+		return fmt.Errorf("%w: %s: %s", ErrBadHeader, reason, detail)
 	}
 	names := make([]string, len(sc.ends))
 	for i := range names {
@@ -423,24 +390,24 @@ func canonicalHeader(s string) string {
 }
 
 // decode makes the current record's stored fields UTF-8, returning a reason
-// when they are not valid in the file's encoding.
-func (ir *ImportReader) decode() string {
+// when they cannot be read without garbling them. A row valid as UTF-8 is UTF-8
+// (Windows-1252 text is almost never valid UTF-8, while UTF-8 read as
+// Windows-1252 is the familiar "JosÃ©"); any other is Windows-1252 unless the
+// upload declared UTF-8.
+func (ir *ImportReader) decode() (RejectReason, string) {
 	sc := &ir.sc
 	ir.decEnd = ir.decEnd[:0]
 	if !hasNonASCII(sc.buf) {
-		return ""
+		return "", ""
 	}
-	if ir.mode != modeCP1252 {
-		if utf8.Valid(sc.buf) {
-			ir.mode = modeUTF8
-			return ""
-		}
-		if ir.mode == modeUTF8 {
-			return "bytes not valid in " + ir.encoding
-		}
-		// All earlier rows were ASCII, which reads the same in both: this
-		// first non-ASCII row says the file is Windows-1252.
-		ir.mode, ir.encoding = modeCP1252, "Windows-1252"
+	valid := utf8.Valid(sc.buf)
+	switch {
+	case ir.mode == modeUTF8 && !valid:
+		return RejectBadEncoding, "bytes not valid in " + ir.encoding
+	case ir.mode == modeCP1252 && valid:
+		return RejectMixedEncoding, "the upload declares Windows-1252, but this row is UTF-8 text; send the file in one encoding, or without a charset"
+	case valid:
+		return "", ""
 	}
 	ir.dec = ir.dec[:0]
 	prev := 0
@@ -453,14 +420,14 @@ func (ir *ImportReader) decode() string {
 			r := charmap.Windows1252.DecodeByte(c)
 			if r == utf8.RuneError {
 				ir.decEnd = ir.decEnd[:0]
-				return fmt.Sprintf("byte 0x%02X is not a Windows-1252 character", c)
+				return RejectBadEncoding, fmt.Sprintf("byte 0x%02X is neither UTF-8 nor a Windows-1252 character", c)
 			}
 			ir.dec = utf8.AppendRune(ir.dec, r)
 		}
 		ir.decEnd = append(ir.decEnd, len(ir.dec))
 		prev = end
 	}
-	return ""
+	return "", ""
 }
 
 // field returns column i of the current record as UTF-8, or nil.
@@ -511,8 +478,8 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 	case sc.extraNonEmpty > 0:
 		return Contact{}, RejectTooManyColumns, fmt.Sprintf("%d cells, the header has %d", sc.nfields, sc.maxFields)
 	}
-	if reason := ir.decode(); reason != "" {
-		return Contact{}, RejectBadEncoding, reason
+	if reason, detail := ir.decode(); reason != "" {
+		return Contact{}, reason, detail
 	}
 	phone := bytes.TrimSpace(ir.field(ir.roleCol[rolePhone]))
 	if len(phone) == 0 {

@@ -276,8 +276,12 @@ func TestImportReaderEncodings(t *testing.T) {
 		{"UTF-16BE by charset", utf16be, ImportOptions{DefaultCountry: "BR", Charset: "UTF-16BE"}, want{line: 2, phone: "+5511987654321", name: "Zé"}, 1},
 		{"ASCII beyond the sniff window, then Windows-1252", pad + "21987654321,Jo\xe3o\n", ImportOptions{DefaultCountry: "BR"},
 			want{line: padLines + 1, phone: "+5521987654321", name: "João"}, padLines},
-		{"UTF-8 decided early, invalid row later", "phone,name\n11900000000,José\n" + pad[len("phone,name\n"):] + "21987654321,Jo\xe3o\n", ImportOptions{DefaultCountry: "BR"},
-			want{line: padLines + 2, reason: RejectBadEncoding}, padLines + 1},
+		{"UTF-8 early, a Windows-1252 row later", "phone,name\n11900000000,José\n" + pad[len("phone,name\n"):] + "21987654321,Jo\xe3o\n", ImportOptions{DefaultCountry: "BR"},
+			want{line: padLines + 2, phone: "+5521987654321", name: "João"}, padLines + 1},
+		{"Windows-1252 early, a UTF-8 row later", "phone,name\n11900000000,Jos\xe9\n" + pad[len("phone,name\n"):] + "21987654321,José\n", ImportOptions{DefaultCountry: "BR"},
+			want{line: padLines + 2, phone: "+5521987654321", name: "José"}, padLines + 1},
+		{"charset windows-1252, a UTF-8 row", "phone,name\n21987654321,José\n", ImportOptions{DefaultCountry: "BR", Charset: "windows-1252"},
+			want{line: 2, reason: RejectMixedEncoding}, 1},
 		{"charset utf-8 forces UTF-8", "phone,name\n21987654321,Jo\xe3o\n", ImportOptions{DefaultCountry: "BR", Charset: "utf-8"},
 			want{line: 2, reason: RejectBadEncoding}, 1},
 		{"iso-8859-1 charset", "phone,name\n21987654321,Jo\xe3o\n", ImportOptions{DefaultCountry: "BR", Charset: "ISO-8859-1"},
@@ -291,6 +295,38 @@ func TestImportReaderEncodings(t *testing.T) {
 				t.Fatalf("got %d rows, want %d", len(rows), tt.count)
 			}
 			checkRows(t, rows[len(rows)-1:], []want{tt.last})
+		})
+	}
+}
+
+// TestImportReaderMixedEncodings: rows of UTF-8 and Windows-1252 in one file, in
+// either order, are each read in their own encoding: every name as written, none
+// garbled ("JosÃ©"), none rejected.
+func TestImportReaderMixedEncodings(t *testing.T) {
+	utf8Rows := "11987650001,José\n11987650002,Conceição\n"
+	cp1252Rows := "11987650003,Jos\xe9\n11987650004,Concei\xe7\xe3o\n"
+	wants := map[string]string{"+5511987650001": "José", "+5511987650002": "Conceição",
+		"+5511987650003": "José", "+5511987650004": "Conceição"}
+	for name, data := range map[string]string{
+		"UTF-8 first":        "phone,name\n" + utf8Rows + cp1252Rows,
+		"Windows-1252 first": "phone,name\n" + cp1252Rows + utf8Rows,
+		"interleaved":        "phone,name\n11987650001,José\n11987650003,Jos\xe9\n11987650002,Conceição\n11987650004,Concei\xe7\xe3o\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rows := importAll(t, []byte(data), ImportOptions{DefaultCountry: "BR"})
+			if len(rows) != len(wants) {
+				t.Fatalf("got %d rows, want %d", len(rows), len(wants))
+			}
+			for _, r := range rows {
+				if r.Reject != nil {
+					t.Errorf("line %d rejected: %+v", r.Line, r.Reject)
+					continue
+				}
+				if want := wants[r.Contact.Phone]; r.Contact.Name != want {
+					t.Errorf("line %d: name %q, want %q", r.Line, r.Contact.Name, want)
+				}
+			}
 		})
 	}
 }
@@ -351,27 +387,23 @@ func (f *failingReader) Read(p []byte) (int, error) {
 func TestImportReaderIOError(t *testing.T) {
 	boom := errors.New("connection reset")
 	data := []byte("phone\n11987654321\n1198765")
-	t.Run("while sniffing", func(t *testing.T) {
-		_, err := NewImportReader(&failingReader{data: data, err: boom}, ImportOptions{DefaultCountry: "BR"})
-		if !errors.Is(err, boom) {
-			t.Fatalf("got %v, want %v", err, boom)
-		}
-	})
-	t.Run("while reading rows", func(t *testing.T) {
-		ir, err := NewImportReader(&failingReader{data: data, err: boom}, ImportOptions{DefaultCountry: "BR", Charset: "utf-8"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		row, err := ir.Next()
-		if err != nil || row.Contact.Phone != "+5511987654321" {
-			t.Fatalf("first row: %+v, %v", row, err)
-		}
-		for range 2 { // the error sticks
-			if _, err := ir.Next(); !errors.Is(err, boom) {
-				t.Fatalf("got %v, want %v", err, boom)
+	for _, charset := range []string{"", "utf-8"} {
+		t.Run("charset "+charset, func(t *testing.T) {
+			ir, err := NewImportReader(&failingReader{data: data, err: boom}, ImportOptions{DefaultCountry: "BR", Charset: charset})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
+			row, err := ir.Next()
+			if err != nil || row.Contact.Phone != "+5511987654321" {
+				t.Fatalf("first row: %+v, %v", row, err)
+			}
+			for range 2 { // the error sticks
+				if _, err := ir.Next(); !errors.Is(err, boom) {
+					t.Fatalf("got %v, want %v", err, boom)
+				}
+			}
+		})
+	}
 }
 
 func TestImportReaderLongLine(t *testing.T) {

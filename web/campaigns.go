@@ -45,6 +45,24 @@ type pacingInput struct {
 	MinRingTimeout *campaigns.Duration `json:"min_ring_timeout"`
 }
 
+// cleanName removes from the name sent what must not be shown (campaigns.CleanName)
+// and says what it removed, for the answer.
+func (in *campaignInput) cleanName() *campaigns.NameCleaning {
+	if in.Name == nil {
+		return nil
+	}
+	clean, rep := campaigns.CleanName(*in.Name)
+	in.Name = &clean
+	return rep
+}
+
+// campaignAnswer is a campaign as created or changed, with what was removed from
+// the name sent, if anything.
+type campaignAnswer struct {
+	campaigns.Campaign
+	NameCleaned *campaigns.NameCleaning `json:"name_cleaned,omitempty"`
+}
+
 func set[T any](dst *T, src *T) {
 	if src != nil {
 		*dst = *src
@@ -116,6 +134,7 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p princi
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	cleaned := in.cleanName()
 	var c campaigns.Campaign
 	c.ApplyDefaults()
 	defaults := c.Pacing
@@ -129,7 +148,7 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p princi
 	if err := s.store.CreateCampaign(r.Context(), p.actor(), &c); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, c)
+	writeJSON(w, http.StatusCreated, campaignAnswer{Campaign: c, NameCleaned: cleaned})
 	return nil
 }
 
@@ -206,6 +225,7 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p princi
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	cleaned := in.cleanName()
 	c, err := s.store.UpdateCampaign(r.Context(), p.actor(), id, "campaign.update", func(c *campaigns.Campaign) error {
 		if c.State == campaigns.StateFinished {
 			return conflict("a finished campaign cannot be changed")
@@ -224,7 +244,7 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request, p princi
 		return err
 	}
 	s.campaignChanged()
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, campaignAnswer{Campaign: c, NameCleaned: cleaned})
 	return nil
 }
 

@@ -301,7 +301,12 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p principal) error {
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
-			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "body must be application/json")
+			msg := "body must be application/json, not " + strconv.Quote(ct)
+			if mt == "application/x-www-form-urlencoded" {
+				// What curl -d sends unless told otherwise.
+				msg += ": send the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')"
+			}
+			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", msg)
 		}
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {

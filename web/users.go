@@ -6,10 +6,18 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
 var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9._@-]{2,64}$`)
+
+// userAnswer is a user as created or changed, with what was removed from the
+// display name sent, if anything.
+type userAnswer struct {
+	storage.User
+	DisplayNameCleaned *campaigns.NameCleaning `json:"display_name_cleaned,omitempty"`
+}
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p principal) error {
 	var in struct {
@@ -36,7 +44,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p principal)
 		e.Fields = bad
 		return e
 	}
-	u := storage.User{Username: in.Username, DisplayName: strings.TrimSpace(in.DisplayName), Role: in.Role}
+	name, cleaned := campaigns.CleanName(in.DisplayName)
+	u := storage.User{Username: in.Username, DisplayName: name, Role: in.Role}
 	if in.Password != nil {
 		hash, err := s.ui.hasher.Hash(r.Context(), *in.Password)
 		if err != nil {
@@ -47,7 +56,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p principal)
 	if err := s.store.CreateUser(r.Context(), p.actor(), &u); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, u)
+	writeJSON(w, http.StatusCreated, userAnswer{User: u, DisplayNameCleaned: cleaned})
 	return nil
 }
 
@@ -107,6 +116,11 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 	if in.PhonePassword != nil && *in.PhonePassword != "" && len(*in.PhonePassword) < MinPasswordLength {
 		return unprocessable(fmt.Sprintf("phone_password: at least %d characters", MinPasswordLength))
 	}
+	var cleaned *campaigns.NameCleaning
+	if in.DisplayName != nil {
+		name, rep := campaigns.CleanName(*in.DisplayName)
+		in.DisplayName, cleaned = &name, rep
+	}
 	var hash *string
 	if in.Password != nil {
 		if len([]rune(*in.Password)) < MinPasswordLength {
@@ -142,7 +156,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, userAnswer{User: u, DisplayNameCleaned: cleaned})
 	return nil
 }
 

@@ -45,6 +45,10 @@ const slaThreshold = 2 * time.Second
 // historyWindow is how far back the wallboard's charts reach.
 const historyWindow = time.Hour
 
+// sampleInterval is how often the history takes a sample: the first snapshot of
+// each interval of the server's clock is kept, however many are computed in it.
+const sampleInterval = time.Second
+
 // WallboardSnapshot is what the supervisors' wallboard shows, computed once a second.
 type WallboardSnapshot struct {
 	At        time.Time           `json:"at"`
@@ -325,7 +329,7 @@ func downsample(in []wallSample, step time.Duration) []wallSample {
 }
 
 // snapshot computes the wallboard from storage and the engine, and records the
-// second's counters and the calls agents finished.
+// counters (once per sampleInterval) and the calls agents finished.
 func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	s := wb.s
 	now := s.ui.now()
@@ -430,7 +434,11 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	wb.followCalls(ctx, live, now)
 
 	wb.mu.Lock()
-	wb.samples = append(wb.samples, sample)
+	// One sample per interval of the server's clock, the first one computed in it:
+	// a snapshot for every reader would grow the hour's history with the readers.
+	if n := len(wb.samples); n == 0 || !wb.samples[n-1].At.Truncate(sampleInterval).Equal(now.Truncate(sampleInterval)) {
+		wb.samples = append(wb.samples, sample)
+	}
 	cut := 0
 	for cut < len(wb.samples) && now.Sub(wb.samples[cut].At) > historyWindow {
 		cut++
