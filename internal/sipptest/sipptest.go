@@ -165,6 +165,9 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 		if shimmed {
 			var err error
 			if sh, err = listenShim(run.Port, explicit); err != nil {
+				if !explicit && try < 5 {
+					continue // the free port was taken meanwhile: another one
+				}
 				t.Fatalf("sipp %s: %v", scenario, err)
 			}
 			if run.ContactPort == 0 {
