@@ -188,8 +188,16 @@ func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash st
 		if t.ExpiresAt != nil {
 			expires = sql.NullInt64{Int64: t.ExpiresAt.UnixMilli(), Valid: true}
 		}
+		keyed := d.keyTokenHash(secretHash)
+		// A secret registered again after its token died (an operator's
+		// TURBINA_ADMIN_TOKEN, at each start) gets a new row; the dead one stays
+		// listed, its hash replaced by one no secret has.
+		if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET token_hash = 'dead:' || id WHERE token_hash = ? AND (revoked_at IS NOT NULL OR expires_at <= ?)",
+			keyed, now); err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at, expires_at) VALUES (?,?,?,1,?,?,?)",
-			t.UserID, t.Name, d.keyTokenHash(secretHash), t.Prefix, now, expires)
+			t.UserID, t.Name, keyed, t.Prefix, now, expires)
 		if err != nil {
 			if isForeignKeyViolation(err) {
 				return fmt.Errorf("user %d: %w", t.UserID, ErrNotFound)
