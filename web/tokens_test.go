@@ -162,3 +162,24 @@ func TestSessionMintsTokensOnlyWithThePassword(t *testing.T) {
 	decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", e.tokens[storage.RoleSales]), http.StatusOK)
 	wantError(t, e.get(t, path, e.tokens[storage.RoleSupervisor]), http.StatusForbidden, "forbidden")
 }
+
+// TestSessionPasswordGuessesAreLimited: confirming the password to mint a token
+// spends the sign-in allowance, so a session in the wrong hands cannot guess the
+// password faster than the sign-in form allows.
+func TestSessionPasswordGuessesAreLimited(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	agent := e.users[storage.RoleAgent]
+	path := fmt.Sprintf("/api/v1/users/%d/tokens", agent.ID)
+	b := e.browser(t).login(agent.Username)
+	for i := range 10 {
+		wantError(t, b.api("POST", path, map[string]any{"name": "x", "password": fmt.Sprint("guess ", i)}), http.StatusForbidden, "password_required")
+	}
+	r := b.api("POST", path, map[string]any{"name": "x", "password": testPassword})
+	wantError(t, r, http.StatusTooManyRequests, "too_many_attempts")
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("%v: no Retry-After", r)
+	}
+	if r := e.browser(t).submitLogin(agent.Username, testPassword, ""); r.status != http.StatusTooManyRequests {
+		t.Errorf("sign-in after the guesses: %v, want 429: the allowance is one", r)
+	}
+}

@@ -221,15 +221,24 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p principal
 }
 
 // confirmPassword checks the caller's own password, sent again for an operation a
-// session alone may not do.
+// session alone may not do. It spends the sign-in limiter's allowance, so a session
+// in the wrong hands guesses no faster than the sign-in form allows.
 func (s *Server) confirmPassword(r *http.Request, p principal, password *string) error {
 	if password == nil || *password == "" {
 		e := errorf(http.StatusForbidden, "password_required", "a browser session must confirm the password to do this")
 		e.Fields = map[string]string{"password": "required: your current password"}
 		return e
 	}
+	now := s.ui.now()
+	attempt, wait, allowed := s.ui.limiter.attempt(now, p.Username, s.clientIP(r))
+	if !allowed {
+		e := errorf(http.StatusTooManyRequests, "too_many_attempts", "too many wrong passwords; try again later")
+		e.retryAfter = retryAfter(wait)
+		return e
+	}
 	ok, err := s.ui.hasher.Verify(r.Context(), *password, p.PasswordHash)
 	if err != nil {
+		s.ui.limiter.unchecked(now, attempt)
 		return err
 	}
 	if !ok {
@@ -237,6 +246,7 @@ func (s *Server) confirmPassword(r *http.Request, p principal, password *string)
 		e.Fields = map[string]string{"password": "wrong password"}
 		return e
 	}
+	s.ui.limiter.succeeded(now, attempt)
 	return nil
 }
 
