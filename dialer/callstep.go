@@ -57,7 +57,7 @@ const (
 	evAgentFree                                // an agent was reserved for the waiting call (agent)
 	evPatienceExpired                          // the waiting person's patience (less the prompt's lead) ran out
 	evAgentLost                                // the connected agent's audio went away
-	evLegEnded                                 // the leg ended (outcome: the channel's, for an unanswered leg)
+	evAttemptEnded                             // the channel's attempt ended (outcome: the channel's, for an unanswered one)
 	evPlaceFailed                              // Place failed, or the call could not be placed at all (outcome)
 	evStopping                                 // the engine stops: the call is cut short
 	evTrunkDropped                             // the leg ended because its trunk went down under it (HangupBy trunk)
@@ -91,7 +91,7 @@ type callEvent struct {
 	// campaign does with a machine.
 	human     bool
 	amdAction campaigns.AMDAction
-	// outcome is, on evLegEnded, evTrunkDropped and evPlaceFailed, the channel's
+	// outcome is, on evAttemptEnded, evTrunkDropped and evPlaceFailed, the channel's
 	// outcome of an unanswered leg.
 	outcome campaigns.Outcome
 }
@@ -183,13 +183,13 @@ var callTable = func() map[stepKey]stepRule {
 		{callDialing, evRinging}: func(callEvent) (callState, []effect) {
 			return callRinging, plain(effMarkRinging)
 		},
-		{callDialing, evAnswered}:    answered,
-		{callRinging, evAnswered}:    answered,
-		{callDialing, evLegEnded}:    unanswered,
-		{callRinging, evLegEnded}:    unanswered,
-		{callDialing, evPlaceFailed}: unanswered,
-		{callScreening, evScreened}:  screened,
-		{callScreening, evLegEnded}: func(callEvent) (callState, []effect) {
+		{callDialing, evAnswered}:     answered,
+		{callRinging, evAnswered}:     answered,
+		{callDialing, evAttemptEnded}: unanswered,
+		{callRinging, evAttemptEnded}: unanswered,
+		{callDialing, evPlaceFailed}:  unanswered,
+		{callScreening, evScreened}:   screened,
+		{callScreening, evAttemptEnded}: func(callEvent) (callState, []effect) {
 			// Hung up while being screened: a person who did not wait, as far
 			// as the cap is concerned.
 			return callEnded, []effect{observe(pacing.Human), observe(pacing.Abandoned), record(campaigns.OutcomeAbandoned)}
@@ -200,7 +200,7 @@ var callTable = func() map[stepKey]stepRule {
 		{callWaiting, evPatienceExpired}: func(callEvent) (callState, []effect) {
 			return callAbandoning, []effect{{kind: effLeaveQueue}, hangupBy("local"), observe(pacing.Abandoned), {kind: effSafeHarbour}}
 		},
-		{callWaiting, evLegEnded}: func(callEvent) (callState, []effect) {
+		{callWaiting, evAttemptEnded}: func(callEvent) (callState, []effect) {
 			// The person hung up before an agent was free: abandoned all the same.
 			return callEnded, []effect{{kind: effLeaveQueue}, observe(pacing.Abandoned), record(campaigns.OutcomeAbandoned)}
 		},
@@ -212,7 +212,7 @@ var callTable = func() map[stepKey]stepRule {
 			// call with a disposition.
 			return callAbandoning, []effect{hangupBy("agent_lost"), {kind: effReleaseAgent}, observe(pacing.Abandoned), {kind: effSafeHarbour}}
 		},
-		{callConnected, evLegEnded}: func(callEvent) (callState, []effect) {
+		{callConnected, evAttemptEnded}: func(callEvent) (callState, []effect) {
 			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), record(campaigns.OutcomeConnected)}
 		},
 		{callConnected, evTrunkDropped}: func(callEvent) (callState, []effect) {
@@ -236,21 +236,21 @@ var callTable = func() map[stepKey]stepRule {
 		},
 		// The leg answered as it was withdrawn: hung up all the same.
 		{callCanceling, evAnswered}:     plainStay(callCanceling, effHangup),
-		{callCanceling, evLegEnded}:     canceled,
+		{callCanceling, evAttemptEnded}: canceled,
 		{callCanceling, evPlaceFailed}:  canceled,
-		{callResuming, evLegEnded}:      resumeFailed,
+		{callResuming, evAttemptEnded}:  resumeFailed,
 		{callResuming, evPlaceFailed}:   resumeFailed,
 		{callResuming, evResumeRefused}: resumeFailed,
 		{callResumed, evAgentLost}: func(callEvent) (callState, []effect) {
 			return callResumed, []effect{hangupBy("agent_lost"), {kind: effApologise}}
 		},
-		{callResumed, evLegEnded}: func(callEvent) (callState, []effect) {
+		{callResumed, evAttemptEnded}: func(callEvent) (callState, []effect) {
 			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), recordResume(campaigns.OutcomeResumed)}
 		},
-		{callAbandoning, evLegEnded}:  ended(campaigns.OutcomeAbandoned),
-		{callMachine, evLegEnded}:     ended(campaigns.OutcomeMachine),
-		{callMachineNext, evLegEnded}: ended(campaigns.OutcomeMachineNext),
-		{callVoicemail, evLegEnded}:   ended(campaigns.OutcomeMachineMessage),
+		{callAbandoning, evAttemptEnded}:  ended(campaigns.OutcomeAbandoned),
+		{callMachine, evAttemptEnded}:     ended(campaigns.OutcomeMachine),
+		{callMachineNext, evAttemptEnded}: ended(campaigns.OutcomeMachineNext),
+		{callVoicemail, evAttemptEnded}:   ended(campaigns.OutcomeMachineMessage),
 	}
 	for _, s := range liveStates {
 		// Whatever it was doing, a call up when the engine stops is an attempt
@@ -270,7 +270,7 @@ var callTable = func() map[stepKey]stepRule {
 			// leg's end says how the call ended.
 			t[stepKey{s, evAgentHangup}] = stay(s)
 		}
-		if rule, ok := t[stepKey{s, evLegEnded}]; ok && s != callConnected && !slices.Contains(resumeStates, s) {
+		if rule, ok := t[stepKey{s, evAttemptEnded}]; ok && s != callConnected && !slices.Contains(resumeStates, s) {
 			// Only a conversation is taken up when its trunk drops it: any other
 			// call the trunk ends has ended as the person hanging up would end it.
 			t[stepKey{s, evTrunkDropped}] = rule

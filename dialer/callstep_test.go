@@ -130,15 +130,15 @@ func TestStepRows(t *testing.T) {
 			human + " " + connectLoop(3)},
 		{"answered, screened", callRinging, callEvent{kind: evAnswered, amd: true}, callScreening, "mark_answered screen save"},
 		{"answered, queued", callDialing, callEvent{kind: evAnswered}, callWaiting, human + " queue save"},
-		{"no answer", callRinging, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
+		{"no answer", callRinging, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
 			"observe(no_answer) record(no_answer)"},
-		{"busy before ringing", callDialing, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeBusy}, callEnded,
+		{"busy before ringing", callDialing, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeBusy}, callEnded,
 			"observe(failed) record(busy)"},
-		{"ended without an outcome", callDialing, callEvent{kind: evLegEnded}, callEnded,
+		{"ended without an outcome", callDialing, callEvent{kind: evAttemptEnded}, callEnded,
 			"observe(failed) record(trunk_fault)"},
-		{"trunk down while ringing: the pacer does not learn from it", callRinging, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeTrunkDown}, callEnded,
+		{"trunk down while ringing: the pacer does not learn from it", callRinging, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeTrunkDown}, callEnded,
 			"record(trunk_down)"},
-		{"trunk down before ringing", callDialing, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeTrunkDown}, callEnded,
+		{"trunk down before ringing", callDialing, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeTrunkDown}, callEnded,
 			"record(trunk_down)"},
 		{"channel down", callDialing, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeChannelDown}, callEnded,
 			"record(channel_down)"},
@@ -155,36 +155,36 @@ func TestStepRows(t *testing.T) {
 			"hangup_by(local) observe(machine) hangup"},
 		{"screened: a machine, leave a message", callScreening, callEvent{kind: evScreened, amdAction: campaigns.AMDLeaveMessage}, callVoicemail,
 			"hangup_by(local) observe(machine) leave_message"},
-		{"hung up while screened", callScreening, callEvent{kind: evLegEnded}, callEnded,
+		{"hung up while screened", callScreening, callEvent{kind: evAttemptEnded}, callEnded,
 			"observe(human) observe(abandoned) record(abandoned)"},
 		{"agent free", callWaiting, callEvent{kind: evAgentFree, agent: 9}, callConnected, connectLoop(9)},
 		{"patience expired", callWaiting, callEvent{kind: evPatienceExpired}, callAbandoning,
 			"leave_queue hangup_by(local) observe(abandoned) safe_harbour"},
-		{"hung up while waiting", callWaiting, callEvent{kind: evLegEnded}, callEnded,
+		{"hung up while waiting", callWaiting, callEvent{kind: evAttemptEnded}, callEnded,
 			"leave_queue observe(abandoned) record(abandoned)"},
 		{"agent lost", callConnected, callEvent{kind: evAgentLost}, callAbandoning,
 			"hangup_by(agent_lost) release_agent observe(abandoned) safe_harbour"},
-		{"talk ended", callConnected, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
+		{"talk ended", callConnected, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
 			"release_agent observe(talk_ended) record(connected)"},
-		{"abandoned hung up", callAbandoning, callEvent{kind: evLegEnded}, callEnded, "record(abandoned)"},
-		{"machine hung up", callMachine, callEvent{kind: evLegEnded}, callEnded, "record(machine)"},
-		{"machine, next rung, hung up", callMachineNext, callEvent{kind: evLegEnded}, callEnded, "record(machine_next)"},
-		{"message left", callVoicemail, callEvent{kind: evLegEnded}, callEnded, "record(machine_message)"},
+		{"abandoned hung up", callAbandoning, callEvent{kind: evAttemptEnded}, callEnded, "record(abandoned)"},
+		{"machine hung up", callMachine, callEvent{kind: evAttemptEnded}, callEnded, "record(machine)"},
+		{"machine, next rung, hung up", callMachineNext, callEvent{kind: evAttemptEnded}, callEnded, "record(machine_next)"},
+		{"message left", callVoicemail, callEvent{kind: evAttemptEnded}, callEnded, "record(machine_message)"},
 		// A conversation its trunk drops is taken up on WhatsApp with the same agent.
 		{"trunk dropped the conversation", callConnected, callEvent{kind: evTrunkDropped}, callResuming,
 			"dropped tell(resuming) resume"},
 		{"call back rings", callResuming, callEvent{kind: evRinging}, callResuming, "mark_ringing"},
 		{"call back answered", callResuming, callEvent{kind: evAnswered, reserved: 5}, callResumed,
 			"mark_answered connect(5,bridged=false) save tell(resumed)"},
-		{"call back not answered", callResuming, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
+		{"call back not answered", callResuming, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeNoAnswer}, callEnded,
 			"tell(resume_failed) release_agent observe(talk_ended) record_stays(no_answer)"},
-		{"call back rejected", callResuming, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeRejected}, callEnded,
+		{"call back rejected", callResuming, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeRejected}, callEnded,
 			"tell(resume_failed) release_agent observe(talk_ended) record_stays(rejected)"},
 		{"call back without permission", callResuming, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeNoPermission}, callEnded,
 			"tell(resume_failed) release_agent observe(talk_ended) record_stays(no_permission)"},
 		{"call back refused by the gate", callResuming, callEvent{kind: evResumeRefused}, callEnded,
 			"tell(resume_failed) release_agent observe(talk_ended) forget"},
-		{"resumed talk ended", callResumed, callEvent{kind: evLegEnded}, callEnded,
+		{"resumed talk ended", callResumed, callEvent{kind: evAttemptEnded}, callEnded,
 			"release_agent observe(talk_ended) record_stays(resumed)"},
 		{"resumed agent lost", callResumed, callEvent{kind: evAgentLost}, callResumed, "hangup_by(agent_lost) apologise"},
 		// The agent who gives up waiting for the call back withdraws it, and
@@ -193,9 +193,9 @@ func TestStepRows(t *testing.T) {
 			"hangup_by(agent) release_agent observe(talk_ended) hangup"},
 		{"call back placed after the agent gave up", callCanceling, callEvent{kind: evPlaced}, callCanceling, "hangup"},
 		{"call back answered as it was withdrawn", callCanceling, callEvent{kind: evAnswered, reserved: 5}, callCanceling, "hangup"},
-		{"call back withdrawn", callCanceling, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeInterrupted}, callEnded,
+		{"call back withdrawn", callCanceling, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeInterrupted}, callEnded,
 			"record_stays(canceled)"},
-		{"call back declined as it was withdrawn", callCanceling, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeRejected}, callEnded,
+		{"call back declined as it was withdrawn", callCanceling, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeRejected}, callEnded,
 			"record_stays(rejected)"},
 		{"call back not placed after the agent gave up", callCanceling, callEvent{kind: evPlaceFailed, outcome: campaigns.OutcomeNoPermission}, callEnded,
 			"record_stays(no_permission)"},
@@ -267,8 +267,8 @@ func TestStepRows(t *testing.T) {
 	}
 }
 
-// fakeLeg is the channel's side of a call in the scenarios: what the run did to it.
-type fakeLeg struct {
+// fakeAttempt is the channel's side of a call in the scenarios: what the run did to it.
+type fakeAttempt struct {
 	hungUp, prompt, message bool
 }
 
@@ -280,7 +280,7 @@ type fakeCall struct {
 	now      time.Time
 	started  time.Time
 	answered time.Time
-	leg      fakeLeg
+	leg      fakeAttempt
 	queued   bool
 	agent    int64
 	freeAgt  int64 // an agent free when the call is queued (0: none)
@@ -385,7 +385,7 @@ func TestStepScenarios(t *testing.T) {
 		if f.queued || f.agent != 4 || f.state != callConnected {
 			t.Fatalf("agent free: %s, agent %d, queued %t", f.state, f.agent, f.queued)
 		}
-		f.after(90*time.Second, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer})
+		f.after(90*time.Second, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeNoAnswer})
 		f.want(callEnded, campaigns.OutcomeConnected, "human", "connected", "talk_ended")
 		if !f.released || f.leg.prompt {
 			t.Errorf("agent released %t, prompt played %t", f.released, f.leg.prompt)
@@ -414,7 +414,7 @@ func TestStepScenarios(t *testing.T) {
 		if to, effects := step(f.state, callEvent{kind: evAgentFree, agent: 1}); to != callAbandoning || effects != nil {
 			t.Errorf("agent free while abandoning: %s, %v", to, effects)
 		}
-		f.after(3*time.Second, callEvent{kind: evLegEnded})
+		f.after(3*time.Second, callEvent{kind: evAttemptEnded})
 		f.want(callEnded, campaigns.OutcomeAbandoned, "human", "abandoned")
 	})
 	t.Run("preview: the reserved agent takes the answer", func(t *testing.T) {
@@ -423,7 +423,7 @@ func TestStepScenarios(t *testing.T) {
 		if f.agent != 6 || f.queued {
 			t.Fatalf("agent %d, queued %t", f.agent, f.queued)
 		}
-		f.after(time.Minute, callEvent{kind: evLegEnded})
+		f.after(time.Minute, callEvent{kind: evAttemptEnded})
 		f.want(callEnded, campaigns.OutcomeConnected, "human", "connected", "talk_ended")
 	})
 	t.Run("connectNow, then the agent's audio lost", func(t *testing.T) {
@@ -435,7 +435,7 @@ func TestStepScenarios(t *testing.T) {
 		}
 		// A second report of the same loss changes nothing.
 		f.after(0, callEvent{kind: evAgentLost})
-		f.after(time.Second, callEvent{kind: evLegEnded})
+		f.after(time.Second, callEvent{kind: evAttemptEnded})
 		f.want(callEnded, campaigns.OutcomeAbandoned, "human", "connected", "abandoned")
 	})
 	for _, tc := range []struct {
@@ -459,7 +459,7 @@ func TestStepScenarios(t *testing.T) {
 			if f.state != tc.state || !f.leg.hungUp || f.leg.message != tc.message || f.hangupBy != "local" {
 				t.Fatalf("machine: %s, leg %+v, hung up by %q", f.state, f.leg, f.hangupBy)
 			}
-			f.after(time.Second, callEvent{kind: evLegEnded})
+			f.after(time.Second, callEvent{kind: evAttemptEnded})
 			f.want(callEnded, tc.outcome, "machine")
 		})
 	}
@@ -469,7 +469,7 @@ func TestStepScenarios(t *testing.T) {
 		if f.state != callWaiting || !f.queued {
 			t.Fatalf("screened human: %s, queued %t", f.state, f.queued)
 		}
-		f.after(time.Second, callEvent{kind: evLegEnded})
+		f.after(time.Second, callEvent{kind: evAttemptEnded})
 		f.want(callEnded, campaigns.OutcomeAbandoned, "human", "abandoned")
 	})
 	t.Run("trunk drops the talk: called back on WhatsApp, same agent, counted once", func(t *testing.T) {
@@ -483,7 +483,7 @@ func TestStepScenarios(t *testing.T) {
 		if f.state != callResumed || f.agent != 3 {
 			t.Fatalf("answered on WhatsApp: %s, agent %d", f.state, f.agent)
 		}
-		f.after(time.Minute, callEvent{kind: evLegEnded})
+		f.after(time.Minute, callEvent{kind: evAttemptEnded})
 		f.want(callEnded, campaigns.OutcomeResumed, "human", "connected", "talk_ended")
 		if !f.released || !slices.Equal(f.told, []AgentEventKind{EventResuming, EventResumed}) {
 			t.Errorf("released %t, told %v", f.released, f.told)
@@ -492,7 +492,7 @@ func TestStepScenarios(t *testing.T) {
 	t.Run("trunk drops the talk: the call back rings out, the agent wraps up", func(t *testing.T) {
 		f := newFakeCall(t)
 		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 3}).after(30*time.Second, callEvent{kind: evTrunkDropped}).
-			after(20*time.Second, callEvent{kind: evLegEnded, outcome: campaigns.OutcomeNoAnswer})
+			after(20*time.Second, callEvent{kind: evAttemptEnded, outcome: campaigns.OutcomeNoAnswer})
 		f.want(callEnded, campaigns.OutcomeNoAnswer, "human", "connected", "talk_ended")
 		if !f.released || !slices.Equal(f.told, []AgentEventKind{EventResuming, EventResumeFailed}) {
 			t.Errorf("released %t, told %v", f.released, f.told)

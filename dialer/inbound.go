@@ -51,7 +51,7 @@ func (w waEngine) RouteInboundCall(ctx context.Context, ev whatsapp.Event) error
 		return nil
 	}
 	select {
-	case r.updates <- legUpdate{inbound: &inboundCall{due: dc, offer: ev}}:
+	case r.updates <- callUpdate{inbound: &inboundCall{due: dc, offer: ev}}:
 	case <-r.done:
 	case <-ctx.Done():
 		return ctx.Err()

@@ -39,7 +39,7 @@ func endedKind(ev channel.AttemptEvent) callEventKind {
 	if ev.HangupBy == channel.HangupByTrunk {
 		return evTrunkDropped
 	}
-	return evLegEnded
+	return evAttemptEnded
 }
 
 // talkID is the attempt the agent talks on: the dropped SIP attempt once the call

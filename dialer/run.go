@@ -55,8 +55,8 @@ type wrapUp struct {
 	channel   campaigns.Channel
 }
 
-// legUpdate carries what a call's goroutine learned into the run's loop.
-type legUpdate struct {
+// callUpdate carries what a call's goroutine learned into the run's loop.
+type callUpdate struct {
 	attemptID int64
 	leg       channel.Attempt // set when Place returned, and with the answer (which may come first)
 	placeErr  error           // Place failed: no leg will come
@@ -78,8 +78,8 @@ type run struct {
 	id       int64
 	campaign campaigns.Campaign
 	pacer    *pacing.Controller
-	updates  chan legUpdate
-	answers  chan legUpdate // answered calls, handled before anything else
+	updates  chan callUpdate
+	answers  chan callUpdate // answered calls, handled before anything else
 	cmds     chan func()
 	wakeCh   chan struct{}
 	stopCh   chan struct{}
@@ -173,8 +173,8 @@ func newRun(e *Engine, c campaigns.Campaign) *run {
 		id: c.ID,
 		// Room for a few seconds of leg events at hundreds of calls a second:
 		// a call's goroutine blocked on a busy loop would hold its answer back.
-		updates:  make(chan legUpdate, 4096),
-		answers:  make(chan legUpdate, 256),
+		updates:  make(chan callUpdate, 4096),
+		answers:  make(chan callUpdate, 256),
 		cmds:     make(chan func(), 16),
 		wakeCh:   make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
@@ -435,7 +435,7 @@ func (r *run) connectAnswered(ctx context.Context) {
 
 // handle turns what a call's goroutine learned into the call's events and feeds
 // them to its state machine.
-func (r *run) handle(ctx context.Context, u legUpdate) {
+func (r *run) handle(ctx context.Context, u callUpdate) {
 	if u.inbound != nil {
 		r.answerInbound(ctx, *u.inbound)
 		return
@@ -660,7 +660,7 @@ func (r *run) screen(ctx context.Context, c *call) {
 			log.Debug("screening", "err", err)
 		}
 		select {
-		case r.updates <- legUpdate{attemptID: id, screened: &res}:
+		case r.updates <- callUpdate{attemptID: id, screened: &res}:
 		case <-r.done:
 		}
 	}()
@@ -1239,7 +1239,7 @@ func (r *run) move(ctx context.Context, contactID int64, ev campaigns.Event, now
 // itself when the run allows (a call back on WhatsApp has its agent already); log
 // is the call's logger, for what the call's goroutine does itself (connectNow).
 func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceRequest, preferred int64, fast bool, log *slog.Logger) {
-	send := func(u legUpdate) bool {
+	send := func(u callUpdate) bool {
 		select {
 		case r.updates <- u:
 			return true
@@ -1249,15 +1249,15 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 	}
 	leg, err := ch.Place(ctx, req)
 	if err != nil {
-		send(legUpdate{attemptID: req.AttemptID, placeErr: err})
+		send(callUpdate{attemptID: req.AttemptID, placeErr: err})
 		return
 	}
-	if !send(legUpdate{attemptID: req.AttemptID, leg: leg}) {
+	if !send(callUpdate{attemptID: req.AttemptID, leg: leg}) {
 		leg.Hangup(context.WithoutCancel(ctx))
 		return
 	}
 	for ev := range leg.Events() {
-		u := legUpdate{attemptID: req.AttemptID, ev: &ev}
+		u := callUpdate{attemptID: req.AttemptID, ev: &ev}
 		if ev.Kind == channel.AttemptAnswered {
 			u.leg = leg
 			if fast && r.fast.Load() {

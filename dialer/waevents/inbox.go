@@ -11,6 +11,7 @@ package waevents
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -134,13 +135,17 @@ func (in *Inbox) applyPending(ctx context.Context) bool {
 		return false
 	}
 	keys := make([]string, 0, len(pending))
+	deferred := false
 	for _, p := range pending {
 		var ev whatsapp.Event
 		if err := json.Unmarshal(p.Payload, &ev); err != nil {
 			in.cfg.Logger.Error("kept webhook event unreadable", "key", p.Key, "err", err)
-		} else if err := in.Apply(ctx, ev); err != nil {
+		} else if err := in.Apply(ctx, ev); errors.Is(err, errNotRecordedYet) {
+			deferred = true // kept, and the events after it go on
+			continue
+		} else if err != nil {
 			in.cfg.Logger.Error("apply webhook event", "key", p.Key, "err", err)
-			return false // kept: tried again on the next round
+			break // kept: tried again on the next round
 		}
 		keys = append(keys, p.Key)
 	}
@@ -148,7 +153,9 @@ func (in *Inbox) applyPending(ctx context.Context) bool {
 		in.cfg.Logger.Error("webhook events", "err", err)
 		return false
 	}
-	return len(pending) == page
+	// A page with an event kept back waits for the next round: the record it
+	// waits for is written by another goroutine.
+	return len(keys) == page && !deferred
 }
 
 // Apply applies one event. Run applies the kept ones; an event applied again
@@ -175,7 +182,7 @@ func (in *Inbox) Apply(ctx context.Context, ev whatsapp.Event) error {
 			return in.cfg.Client.HandleEvents(ctx, []whatsapp.Event{ev})
 		}
 	case ev.Status != nil:
-		return in.applyMessageStatus(ctx, ev.Status)
+		return in.applyMessageStatus(ctx, ev.Status, ev.Time)
 	case ev.Permission != nil:
 		return in.applyPermission(ctx, ev.Permission)
 	case ev.Message != nil:
@@ -183,6 +190,13 @@ func (in *Inbox) Apply(ctx context.Context, ev whatsapp.Event) error {
 	}
 	return nil
 }
+
+// errNotRecordedYet keeps an event back: what it applies to is not recorded yet.
+var errNotRecordedYet = errors.New("not recorded yet")
+
+// statusPatience is how long a status of our own send waits for the send's
+// record; a status older than that belongs to no attempt (a permission request's).
+const statusPatience = 30 * time.Second
 
 // statusOutcomes are the attempt outcomes of a template's delivery statuses.
 var statusOutcomes = map[string]campaigns.Outcome{"delivered": campaigns.OutcomeDelivered, "read": campaigns.OutcomeRead, "failed": campaigns.OutcomeSendFailed}
@@ -196,7 +210,7 @@ var statusEvents = map[campaigns.Outcome]campaigns.EventKind{campaigns.OutcomeDe
 // that it accepted it. The status carries the send's idempotency key
 // (biz_opaque_callback_data), which finds the outbox row and an attempt left
 // in doubt, whose wamid the crash lost.
-func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageStatus) error {
+func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageStatus, at time.Time) error {
 	if st.BizOpaque != "" {
 		settled, err := in.store.SettleByKey(ctx, st.BizOpaque, st.ID)
 		if err != nil {
@@ -211,6 +225,14 @@ func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 		a, err = in.store.AttemptByExternalID(ctx, st.BizOpaque)
 	}
 	if err != nil {
+		// A status of our own send (it carries our key) may overtake the record
+		// of the send's wamid: WhatsApp's webhook races its answer to the send.
+		// It is kept back a while, so that delivered and read are not lost.
+		if st.BizOpaque != "" && in.cfg.Now().Sub(at) < statusPatience {
+			if _, err := in.store.OutboxByKey(ctx, st.BizOpaque); err == nil {
+				return fmt.Errorf("%s status of %s: %w", st.Status, st.BizOpaque, errNotRecordedYet)
+			}
+		}
 		return nil // not a campaign's message (a permission request, a reply)
 	}
 	outcome, ok := statusOutcomes[st.Status]

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,4 +272,46 @@ func TestStatusSettlesATemplateInDoubt(t *testing.T) {
 	if err != nil || len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeSent) {
 		t.Errorf("attempt after the sent status: %+v, %v", as, err)
 	}
+}
+
+// TestStatusOvertakingItsSendIsKept: WhatsApp's read status of a template arrives
+// before the engine recorded the send's wamid on the attempt (the webhook raced
+// the send's answer). It is kept back, the events after it go on (an opt-out is
+// not held up), and once the wamid is recorded the attempt ends read, not sent.
+func TestStatusOvertakingItsSendIsKept(t *testing.T) {
+	ctx := context.Background()
+	in, store, eng, ct := newInbox(t)
+	const key, wamid = "contact-1-template", "wamid.HBgLNTUxMTk4NzY1MDAwMRUCABEYEjdGRkE"
+	if _, _, err := store.Enqueue(ctx, "whatsapp.template", key, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.StartAttempt(ctx, ct.ID, campaigns.ChannelWhatsAppTemplate, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := whatsapp.Event{Key: "status-read", Type: whatsapp.EventMessageStatus, Time: time.Now(),
+		Status: &whatsapp.MessageStatus{ID: wamid, Status: "read", BizOpaque: key}}
+	reply := whatsapp.Event{Key: "reply-stop", Type: whatsapp.EventMessage, Time: time.Now(),
+		Message: &whatsapp.InboundMessage{ID: "wamid.reply", From: strings.TrimPrefix(ct.Phone, "+"), Type: "text", Text: "STOP"}}
+	if err := in.HandleEvents(ctx, []whatsapp.Event{read, reply}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the opt-out after the kept-back status applied", func() bool {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		return len(eng.optOuts) > 0
+	})
+	if as, err := store.ListAttempts(ctx, ct.ID); err != nil || len(as) != 1 || as[0].Outcome != "" {
+		t.Fatalf("before the send's record the status changed the attempt: %+v, %v", as, err)
+	}
+	// The send's answer is recorded now, after its status arrived.
+	now := time.Now()
+	a.State, a.Outcome, a.ExternalID, a.EndAt = "ended", string(campaigns.OutcomeSent), wamid, &now
+	if err := store.FinishAttempt(ctx, a, func(_ campaigns.Contact, p campaigns.Position) (campaigns.Position, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the kept-back read status applied", func() bool {
+		as, err := store.ListAttempts(ctx, ct.ID)
+		return err == nil && len(as) == 1 && as[0].Outcome == string(campaigns.OutcomeRead)
+	})
 }
