@@ -68,6 +68,9 @@ type UserStore interface {
 	UserByToken(ctx context.Context, secretHash string) (User, error)
 	ListTokens(ctx context.Context, userID int64) ([]Token, error)
 	GetToken(ctx context.Context, id int64) (Token, error)
+	// TokenByHash returns the record of the token whose secret's SHA-256 is
+	// secretHash, live or not.
+	TokenByHash(ctx context.Context, secretHash string) (Token, error)
 	RevokeToken(ctx context.Context, who Actor, id int64) error
 	// RevokeUserTokens stops every token of a user (a new password, a disabled
 	// account) and returns how many it stopped.
@@ -270,6 +273,15 @@ func (d *DB) GetToken(ctx context.Context, id int64) (Token, error) {
 	t, err := scanToken(d.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE id = ?", id))
 	if err != nil {
 		return t, notFoundIfNoRows(err, fmt.Sprintf("token %d", id))
+	}
+	return t, nil
+}
+
+// TokenByHash returns the record of a token by its secret's SHA-256.
+func (d *DB) TokenByHash(ctx context.Context, secretHash string) (Token, error) {
+	t, err := scanToken(d.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_hash = ?", d.keyTokenHash(secretHash)))
+	if err != nil {
+		return t, notFoundIfNoRows(err, "token")
 	}
 	return t, nil
 }

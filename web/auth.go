@@ -145,6 +145,8 @@ type principal struct {
 	// bearer token: what a page's script could do unseen, such as minting a
 	// token, asks it for the password again.
 	viaSession bool
+	// tokenHash is the SHA-256 of the bearer token the caller used, "" for a session.
+	tokenHash string
 }
 
 func (p principal) actor() storage.Actor {
@@ -169,7 +171,8 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return principal{}, errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token")
 	}
-	u, err := s.store.UserByToken(r.Context(), HashToken(strings.TrimSpace(secret)))
+	hash := HashToken(strings.TrimSpace(secret))
+	u, err := s.store.UserByToken(r.Context(), hash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return principal{}, errorf(http.StatusUnauthorized, "unauthorized", "invalid or revoked token")
 	}
@@ -177,5 +180,5 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 		s.log.Error("authenticate", "err", err)
 		return principal{}, errorf(http.StatusInternalServerError, "internal", "internal error")
 	}
-	return principal{User: u}, nil
+	return principal{User: u, tokenHash: hash}, nil
 }

@@ -90,6 +90,30 @@ func TestTokenExpiry(t *testing.T) {
 	time.Sleep(time.Until(*short.ExpiresAt) + 50*time.Millisecond)
 	wantError(t, e.get(t, "/api/v1/me", short.Secret), http.StatusUnauthorized, "unauthorized")
 	decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", named.Secret), http.StatusOK)
+
+}
+
+// TestTokenMintedByTokenLivesNoLonger: a token made with a token expires no later
+// than it, or a chain of them, each made before the last expires, never would.
+func TestTokenMintedByTokenLivesNoLonger(t *testing.T) {
+	e := newEnv(t, Config{})
+	u, _ := e.createUser(t, "chain", storage.RoleSales)
+	path := fmt.Sprintf("/api/v1/users/%d/tokens", u.ID)
+	month := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Millisecond)
+	parent := decode[mintedToken](t, e.send(t, "POST", path, testAdminToken, map[string]any{"name": "month", "expires_at": month}), http.StatusCreated)
+
+	if got := wantError(t, e.send(t, "POST", path, parent.Secret, map[string]any{"name": "longer", "expires_at": month.Add(24 * time.Hour)}),
+		422, "validation_failed"); got.Fields["expires_at"] == "" {
+		t.Errorf("no message for expires_at: %+v", got)
+	}
+	child := decode[mintedToken](t, e.send(t, "POST", path, parent.Secret, map[string]any{"name": "child"}), http.StatusCreated)
+	if child.ExpiresAt == nil || !child.ExpiresAt.Equal(month) {
+		t.Errorf("a token made with one expiring %v expires %v (the default is 90 days)", month, child.ExpiresAt)
+	}
+	week := time.Now().Add(7 * 24 * time.Hour).UTC().Truncate(time.Millisecond)
+	if shorter := decode[mintedToken](t, e.send(t, "POST", path, parent.Secret, map[string]any{"name": "week", "expires_at": week}), http.StatusCreated); !shorter.ExpiresAt.Equal(week) {
+		t.Errorf("a shorter expiry asked for %v, got %v", week, shorter.ExpiresAt)
+	}
 }
 
 // TestTokensRevokedWithTheAccount: a new password and a disabled account each

@@ -193,6 +193,20 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p principal
 		}
 		expires = *in.ExpiresAt
 	}
+	// A token made with a token lives no longer than it: else a chain of tokens,
+	// each minted before the last expires, would never expire.
+	if p.tokenHash != "" && len(bad) == 0 {
+		minter, err := s.store.TokenByHash(r.Context(), p.tokenHash)
+		if err != nil {
+			return err
+		}
+		if minter.ExpiresAt != nil && expires.After(*minter.ExpiresAt) {
+			if in.ExpiresAt != nil {
+				bad["expires_at"] = "must not be after " + minter.ExpiresAt.Format(time.RFC3339) + ", when the token making it expires"
+			}
+			expires = *minter.ExpiresAt
+		}
+	}
 	if len(bad) > 0 {
 		e := unprocessable("invalid token")
 		e.Fields = bad
