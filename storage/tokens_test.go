@@ -164,6 +164,15 @@ func TestTokenExpiryAndRevokeAll(t *testing.T) {
 	if _, err := d.UserByToken(ctx, sha256Hex("b1")); err != nil {
 		t.Fatalf("bia's token revoked with ana's: %v", err)
 	}
+	// A dead token's secret registered again (TURBINA_ADMIN_TOKEN at a start)
+	// makes a new row; the dead one stays listed, revoked.
+	mk(ana, "a1")
+	if got, err := d.UserByToken(ctx, sha256Hex("a1")); err != nil || got.ID != ana.ID {
+		t.Fatalf("a1 registered again: %+v, %v", got, err)
+	}
+	if tokens, err := d.ListTokens(ctx, ana.ID); err != nil || len(tokens) != 3 || tokens[0].RevokedAt == nil {
+		t.Errorf("ana's tokens = %+v, %v; want a1 (revoked), a2, a1", tokens, err)
+	}
 	clock.Store(exp.UnixNano())
 	if _, err := d.UserByToken(ctx, sha256Hex("b1")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("token at its expiry still resolves: %v", err)
