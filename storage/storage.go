@@ -59,6 +59,9 @@ type DB struct {
 	log        *slog.Logger
 	health     writeHealth
 	touches    touches
+	// tokenKey is the HMAC key API token hashes are stored under, read (or made)
+	// once at Open.
+	tokenKey []byte
 	// stop ends the background loop (bookkeeping flushes and the write probe);
 	// stopped is closed when it has.
 	stop    chan struct{}
@@ -155,6 +158,13 @@ func open(ctx context.Context, path string, opts Options, upTo int) (*DB, error)
 		r.Close()
 		w.Close()
 		return nil, err
+	}
+	if upTo == 0 || upTo >= tokenKeyVersion {
+		if err := d.loadTokenKey(ctx); err != nil {
+			r.Close()
+			w.Close()
+			return nil, err
+		}
 	}
 	go d.background(opts.ProbeEvery, opts.FlushEvery)
 	return d, nil

@@ -50,6 +50,8 @@ type Token struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// ExpiresAt is when the token stops working; nil never (none made by the API).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // UserStore keeps users, their API tokens and agents' campaign assignments.
@@ -58,13 +60,21 @@ type UserStore interface {
 	GetUser(ctx context.Context, id int64) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	UpdateUser(ctx context.Context, who Actor, id int64, change func(*User) error) (User, error)
-	// CreateToken stores a token by the hash of its secret.
+	// CreateToken stores a token by the SHA-256 of its secret (the store keeps
+	// only a keyed hash of it).
 	CreateToken(ctx context.Context, who Actor, t *Token, secretHash string) error
-	// UserByToken finds the enabled user owning an unrevoked token and notes its use.
+	// UserByToken finds the enabled user owning an unrevoked, unexpired token and
+	// notes its use.
 	UserByToken(ctx context.Context, secretHash string) (User, error)
 	ListTokens(ctx context.Context, userID int64) ([]Token, error)
 	GetToken(ctx context.Context, id int64) (Token, error)
+	// TokenByHash returns the record of the token whose secret's SHA-256 is
+	// secretHash, live or not.
+	TokenByHash(ctx context.Context, secretHash string) (Token, error)
 	RevokeToken(ctx context.Context, who Actor, id int64) error
+	// RevokeUserTokens stops every token of a user (a new password, a disabled
+	// account) and returns how many it stopped.
+	RevokeUserTokens(ctx context.Context, who Actor, userID int64) (int, error)
 	// AssignAgent lets an agent user work (and read) a campaign.
 	AssignAgent(ctx context.Context, who Actor, campaignID, userID int64) error
 	UnassignAgent(ctx context.Context, who Actor, campaignID, userID int64) error
@@ -177,8 +187,20 @@ func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*U
 func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash string) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		now := d.nowMs()
-		res, err := tx.ExecContext(ctx, "INSERT INTO api_tokens(user_id, name, token_hash, prefix, created_at) VALUES (?,?,?,?,?)",
-			t.UserID, t.Name, secretHash, t.Prefix, now)
+		var expires sql.NullInt64
+		if t.ExpiresAt != nil {
+			expires = sql.NullInt64{Int64: t.ExpiresAt.UnixMilli(), Valid: true}
+		}
+		keyed := d.keyTokenHash(secretHash)
+		// A secret registered again after its token died (an operator's
+		// TURBINA_ADMIN_TOKEN, at each start) gets a new row; the dead one stays
+		// listed, its hash replaced by one no secret has.
+		if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET token_hash = 'dead:' || id WHERE token_hash = ? AND (revoked_at IS NOT NULL OR expires_at <= ?)",
+			keyed, now); err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at, expires_at) VALUES (?,?,?,1,?,?,?)",
+			t.UserID, t.Name, keyed, t.Prefix, now, expires)
 		if err != nil {
 			if isForeignKeyViolation(err) {
 				return fmt.Errorf("user %d: %w", t.UserID, ErrNotFound)
@@ -196,12 +218,13 @@ func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash st
 	})
 }
 
-// UserByToken resolves a token hash to its user.
+// UserByToken resolves a token's SHA-256 to its user.
 func (d *DB) UserByToken(ctx context.Context, secretHash string) (User, error) {
 	var tokenID int64
 	row := d.db.QueryRowContext(ctx, `SELECT t.id, u.id, u.username, u.display_name, u.role, ifnull(u.password_hash,''), u.disabled, u.created_at
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
-		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled = 0`, secretHash)
+		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled = 0
+		AND (t.expires_at IS NULL OR t.expires_at > ?)`, d.keyTokenHash(secretHash), d.nowMs())
 	var u User
 	var created int64
 	if err := row.Scan(&tokenID, &u.ID, &u.Username, &u.DisplayName, &u.Role, &u.PasswordHash, &u.Disabled, &created); err != nil {
@@ -215,15 +238,15 @@ func (d *DB) UserByToken(ctx context.Context, secretHash string) (User, error) {
 	return u, nil
 }
 
-const tokenColumns = "id, user_id, name, prefix, created_at, last_used_at, revoked_at"
+const tokenColumns = "id, user_id, name, prefix, created_at, last_used_at, revoked_at, expires_at"
 
 func scanToken(r rowScanner) (Token, error) {
 	var t Token
 	var created int64
-	var used, revoked sql.NullInt64
-	err := r.Scan(&t.ID, &t.UserID, &t.Name, &t.Prefix, &created, &used, &revoked)
+	var used, revoked, expires sql.NullInt64
+	err := r.Scan(&t.ID, &t.UserID, &t.Name, &t.Prefix, &created, &used, &revoked, &expires)
 	t.CreatedAt = msToTime(created)
-	t.LastUsedAt, t.RevokedAt = nullMsToTime(used), nullMsToTime(revoked)
+	t.LastUsedAt, t.RevokedAt, t.ExpiresAt = nullMsToTime(used), nullMsToTime(revoked), nullMsToTime(expires)
 	return t, err
 }
 
@@ -254,6 +277,15 @@ func (d *DB) GetToken(ctx context.Context, id int64) (Token, error) {
 	return t, nil
 }
 
+// TokenByHash returns the record of a token by its secret's SHA-256.
+func (d *DB) TokenByHash(ctx context.Context, secretHash string) (Token, error) {
+	t, err := scanToken(d.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_hash = ?", d.keyTokenHash(secretHash)))
+	if err != nil {
+		return t, notFoundIfNoRows(err, "token")
+	}
+	return t, nil
+}
+
 // RevokeToken stops a token from working.
 func (d *DB) RevokeToken(ctx context.Context, who Actor, id int64) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
@@ -266,6 +298,22 @@ func (d *DB) RevokeToken(ctx context.Context, who Actor, id int64) error {
 		}
 		return d.audit(ctx, tx, who, "token.revoke", "token", idString(id), nil, nil)
 	})
+}
+
+// RevokeUserTokens stops every live token of a user, with one audit entry.
+func (d *DB) RevokeUserTokens(ctx context.Context, who Actor, userID int64) (int, error) {
+	var n int64
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", d.nowMs(), userID)
+		if err != nil {
+			return fmt.Errorf("revoke tokens of user %d: %w", userID, err)
+		}
+		if n, _ = res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return d.audit(ctx, tx, who, "token.revoke_all", "user", idString(userID), nil, map[string]int64{"revoked": n})
+	})
+	return int(n), err
 }
 
 // AssignAgent adds a campaign to an agent's.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -18,33 +19,58 @@ import (
 // tokenPrefix marks Turbina tokens so secret scanners and people recognise them.
 const tokenPrefix = "tb_"
 
-// NewToken makes a new random API token secret.
+// DefaultTokenTTL is how long an API token works when neither the server's
+// configuration nor the request says otherwise.
+const DefaultTokenTTL = 90 * 24 * time.Hour
+
+// maxTokenTTL bounds the expiry a request may ask for: no token lives for ever.
+const maxTokenTTL = 366 * 24 * time.Hour
+
+// NewToken makes a new random API token secret: tb_<label>_<secret>, where the
+// label (8 hex digits) is not secret and names the token in lists and logs.
 func NewToken() (string, error) {
+	label := make([]byte, 4)
 	b := make([]byte, 32)
+	if _, err := rand.Read(label); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate token: %w", err)
 	}
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+	return tokenPrefix + hex.EncodeToString(label) + "_" + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// HashToken is how a token secret is stored: its SHA-256. Tokens are long and
-// random, so a fast hash is enough; no password-style stretching is needed.
+// HashToken is the SHA-256 of a secret (a token's or a session ID's). Both are long
+// and random, so a fast hash is enough; the store keeps tokens' hashes only under
+// a key of its own (HMAC).
 func HashToken(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
 
-func tokenDisplayPrefix(secret string) string {
-	if len(secret) > 10 {
-		return secret[:10]
+// tokenLabel is the non-secret part of a token shown in lists: tb_<label> for a
+// token NewToken made, and only the marker for any other (an operator's
+// TURBINA_ADMIN_TOKEN), none of whose characters may be shown.
+func tokenLabel(secret string) string {
+	rest, ok := strings.CutPrefix(secret, tokenPrefix)
+	label, _, ok2 := strings.Cut(rest, "_")
+	if _, err := hex.DecodeString(label); ok && ok2 && len(label) == 8 && err == nil {
+		return tokenPrefix + label
 	}
-	return secret
+	return tokenPrefix
+}
+
+// live reports whether a token still works at now.
+func live(t storage.Token, now time.Time) bool {
+	return t.RevokedAt == nil && (t.ExpiresAt == nil || t.ExpiresAt.After(now))
 }
 
 // EnsureAdmin makes sure someone can administer the server. With envToken set (from
 // TURBINA_ADMIN_TOKEN) that token belongs to the "admin" user, and earlier environment
-// tokens are revoked. Without it, on a database with no admin, an admin user and token
-// are created and the token is returned, to be shown once; otherwise it returns "".
+// tokens are revoked. Without it, when the admin has no live token (a new database,
+// or every token expired or revoked), a token is made and returned, to be shown
+// once; otherwise it returns "". Either token expires after DefaultTokenTTL; a
+// restart then registers the environment's again, or makes a new one.
 func EnsureAdmin(ctx context.Context, store storage.Store, envToken string) (generated string, err error) {
 	const envTokenName = "TURBINA_ADMIN_TOKEN"
 	system := storage.Actor{Username: "system"}
@@ -71,21 +97,24 @@ func EnsureAdmin(ctx context.Context, store storage.Store, envToken string) (gen
 				}
 			}
 		}
-		t := storage.Token{UserID: admin.ID, Name: envTokenName, Prefix: tokenDisplayPrefix(envToken)}
+		expires := time.Now().Add(DefaultTokenTTL)
+		t := storage.Token{UserID: admin.ID, Name: envTokenName, Prefix: tokenLabel(envToken), ExpiresAt: &expires}
 		return "", store.CreateToken(ctx, system, &t, hash)
 	}
 	tokens, err := store.ListTokens(ctx, admin.ID)
 	if err != nil {
 		return "", err
 	}
-	if slices.ContainsFunc(tokens, func(t storage.Token) bool { return t.RevokedAt == nil }) {
+	now := time.Now()
+	if slices.ContainsFunc(tokens, func(t storage.Token) bool { return live(t, now) }) {
 		return "", nil
 	}
 	secret, err := NewToken()
 	if err != nil {
 		return "", err
 	}
-	t := storage.Token{UserID: admin.ID, Name: "first start", Prefix: tokenDisplayPrefix(secret)}
+	expires := now.Add(DefaultTokenTTL)
+	t := storage.Token{UserID: admin.ID, Name: "first start", Prefix: tokenLabel(secret), ExpiresAt: &expires}
 	if err := store.CreateToken(ctx, system, &t, HashToken(secret)); err != nil {
 		return "", err
 	}
@@ -112,6 +141,12 @@ func findOrCreateAdmin(ctx context.Context, store storage.Store, system storage.
 // principal is the authenticated caller of a request.
 type principal struct {
 	storage.User
+	// viaSession is a caller signed in with a browser session rather than a
+	// bearer token: what a page's script could do unseen, such as minting a
+	// token, asks it for the password again.
+	viaSession bool
+	// tokenHash is the SHA-256 of the bearer token the caller used, "" for a session.
+	tokenHash string
 }
 
 func (p principal) actor() storage.Actor {
@@ -136,7 +171,8 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return principal{}, errorf(http.StatusUnauthorized, "unauthorized", "missing bearer token")
 	}
-	u, err := s.store.UserByToken(r.Context(), HashToken(strings.TrimSpace(secret)))
+	hash := HashToken(strings.TrimSpace(secret))
+	u, err := s.store.UserByToken(r.Context(), hash)
 	if errors.Is(err, storage.ErrNotFound) {
 		return principal{}, errorf(http.StatusUnauthorized, "unauthorized", "invalid or revoked token")
 	}
@@ -144,5 +180,5 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 		s.log.Error("authenticate", "err", err)
 		return principal{}, errorf(http.StatusInternalServerError, "internal", "internal error")
 	}
-	return principal{u}, nil
+	return principal{User: u, tokenHash: hash}, nil
 }

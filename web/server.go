@@ -63,6 +63,9 @@ type Config struct {
 	// Limits bound what one client can hold: timeouts, requests without
 	// credentials, sign-in attempts and password checks.
 	Limits Limits
+	// TokenTTL is how long a new API token works when its request names no
+	// expiry; DefaultTokenTTL when zero.
+	TokenTTL time.Duration
 }
 
 // phoneRealm is the digest realm phone secrets are hashed for.
@@ -142,6 +145,9 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	}
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 1 << 30
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
 	}
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
 	s.anonymous = make(chan struct{}, s.serveLimits.MaxAnonymous)

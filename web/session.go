@@ -137,7 +137,7 @@ func (s *Server) authenticateSession(r *http.Request, id string) (principal, *ap
 			return principal{}, forbiddenCSRF()
 		}
 	}
-	return principal{u}, nil
+	return principal{User: u, viaSession: true}, nil
 }
 
 func forbiddenCSRF() *apiError {
@@ -300,7 +300,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusInternalServerError, "internal")
 		return
 	}
-	s.recordEvent(r.Context(), principal{u}, "session.login", "user", idString(u.ID), map[string]string{"remote_addr": ip})
+	s.recordEvent(r.Context(), principal{User: u, viaSession: true}, "session.login", "user", idString(u.ID), map[string]string{"remote_addr": ip})
 	s.pruneSessions(now)
 	setCookie(w, r, loginCookie, "", -1, http.SameSiteStrictMode)
 	setCookie(w, r, sessionCookie, id, int(sessionTTL.Seconds()), http.SameSiteLaxMode)
@@ -337,7 +337,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if u, _, ok := s.sessionUser(r); ok {
-		s.recordEvent(r.Context(), principal{u}, "session.logout", "user", idString(u.ID), nil)
+		s.recordEvent(r.Context(), principal{User: u, viaSession: true}, "session.logout", "user", idString(u.ID), nil)
 	}
 	if err := s.store.DeleteSession(r.Context(), HashToken(c.Value)); err != nil {
 		s.log.Error("logout", "err", err)

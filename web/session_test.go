@@ -29,8 +29,17 @@ func newUIEnv(t *testing.T, cfg Config) *apiEnv {
 	t.Helper()
 	e := newEnv(t, cfg)
 	e.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
-	for _, role := range allTestRoles {
+	// The admin's last: a new password revokes the user's tokens, the admin's
+	// (the environment's) included. Then each role gets a new one, the admin's
+	// registered again as a restart would.
+	for _, role := range []storage.Role{storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent, storage.RoleAdmin} {
 		e.setPassword(t, e.users[role].ID, testPassword)
+	}
+	if _, err := EnsureAdmin(context.Background(), e.db, testAdminToken); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range allTestRoles[1:] {
+		e.tokens[role] = e.newToken(t, e.users[role].ID, testAdminToken)
 	}
 	return e
 }
@@ -229,10 +238,13 @@ func TestPasswordRules(t *testing.T) {
 	if !strings.HasPrefix(stored.PasswordHash, "$argon2id$") {
 		t.Errorf("stored hash %q", stored.PasswordHash)
 	}
-	// A new password ends the sessions signed in with the old one.
+	// A new password ends the sessions signed in with the old one, and the
+	// user's API tokens.
 	b := e.browser(t).login("agent1")
+	decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", e.tokens[storage.RoleAgent]), http.StatusOK)
 	e.setPassword(t, id, "another long password")
 	wantError(t, b.api("GET", "/api/v1/me", nil), http.StatusUnauthorized, "unauthorized")
+	wantError(t, e.get(t, "/api/v1/me", e.tokens[storage.RoleAgent]), http.StatusUnauthorized, "unauthorized")
 }
 
 func TestLoginRateLimit(t *testing.T) {

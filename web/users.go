@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/storage"
@@ -150,9 +151,13 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p principal)
 			return err
 		}
 	}
-	// A new password or a disabled account ends the user's browser sessions.
+	// A new password or a disabled account ends the user's browser sessions and
+	// API tokens: whoever held one of them must not keep a way in.
 	if hash != nil || (in.Disabled != nil && *in.Disabled) {
 		if err := s.store.DeleteUserSessions(r.Context(), id); err != nil {
+			return err
+		}
+		if _, err := s.store.RevokeUserTokens(r.Context(), p.actor(), id); err != nil {
 			return err
 		}
 	}
@@ -166,27 +171,96 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p principal
 		return err
 	}
 	var in struct {
-		Name string `json:"name"`
+		Name      string     `json:"name"`
+		ExpiresAt *time.Time `json:"expires_at"`
+		// Password is the caller's own, asked again of a browser session: a token
+		// outlives the session, so a script running in the page (or someone at an
+		// unattended desk) must not be able to mint one.
+		Password *string `json:"password"`
 	}
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	now := s.ui.now()
+	expires := now.Add(s.cfg.TokenTTL)
+	bad := map[string]string{}
 	if in.Name = strings.TrimSpace(in.Name); in.Name == "" || len(in.Name) > 100 {
-		return unprocessable("name: required, at most 100 characters")
+		bad["name"] = "required, at most 100 characters"
+	}
+	if in.ExpiresAt != nil {
+		if !in.ExpiresAt.After(now) || in.ExpiresAt.After(now.Add(maxTokenTTL)) {
+			bad["expires_at"] = fmt.Sprintf("must be in the future and at most %d days away", int(maxTokenTTL/(24*time.Hour)))
+		}
+		expires = *in.ExpiresAt
+	}
+	// A token made with a token lives no longer than it: else a chain of tokens,
+	// each minted before the last expires, would never expire.
+	if p.tokenHash != "" && len(bad) == 0 {
+		minter, err := s.store.TokenByHash(r.Context(), p.tokenHash)
+		if err != nil {
+			return err
+		}
+		if minter.ExpiresAt != nil && expires.After(*minter.ExpiresAt) {
+			if in.ExpiresAt != nil {
+				bad["expires_at"] = "must not be after " + minter.ExpiresAt.Format(time.RFC3339) + ", when the token making it expires"
+			}
+			expires = *minter.ExpiresAt
+		}
+	}
+	if len(bad) > 0 {
+		e := unprocessable("invalid token")
+		e.Fields = bad
+		return e
+	}
+	if p.viaSession {
+		if err := s.confirmPassword(r, p, in.Password); err != nil {
+			return err
+		}
 	}
 	secret, err := NewToken()
 	if err != nil {
 		return err
 	}
-	t := storage.Token{UserID: id, Name: in.Name, Prefix: tokenDisplayPrefix(secret)}
+	expires = expires.UTC()
+	t := storage.Token{UserID: id, Name: in.Name, Prefix: tokenLabel(secret), ExpiresAt: &expires}
 	if err := s.store.CreateToken(r.Context(), p.actor(), &t, HashToken(secret)); err != nil {
 		return err
 	}
-	// The secret is shown this once; only its hash is kept.
+	// The secret is shown this once; only a keyed hash of it is kept.
 	writeJSON(w, http.StatusCreated, struct {
 		storage.Token
 		Secret string `json:"token"`
 	}{t, secret})
+	return nil
+}
+
+// confirmPassword checks the caller's own password, sent again for an operation a
+// session alone may not do. It spends the sign-in limiter's allowance, so a session
+// in the wrong hands guesses no faster than the sign-in form allows.
+func (s *Server) confirmPassword(r *http.Request, p principal, password *string) error {
+	if password == nil || *password == "" {
+		e := errorf(http.StatusForbidden, "password_required", "a browser session must confirm the password to do this")
+		e.Fields = map[string]string{"password": "required: your current password"}
+		return e
+	}
+	now := s.ui.now()
+	attempt, wait, allowed := s.ui.limiter.attempt(now, p.Username, s.clientIP(r))
+	if !allowed {
+		e := errorf(http.StatusTooManyRequests, "too_many_attempts", "too many wrong passwords; try again later")
+		e.retryAfter = retryAfter(wait)
+		return e
+	}
+	ok, err := s.ui.hasher.Verify(r.Context(), *password, p.PasswordHash)
+	if err != nil {
+		s.ui.limiter.unchecked(now, attempt)
+		return err
+	}
+	if !ok {
+		e := errorf(http.StatusForbidden, "password_required", "wrong password")
+		e.Fields = map[string]string{"password": "wrong password"}
+		return e
+	}
+	s.ui.limiter.succeeded(now, attempt)
 	return nil
 }
 

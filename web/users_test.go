@@ -80,9 +80,10 @@ func TestLastAdmin(t *testing.T) {
 	decode[storage.User](t, e.send(t, "PATCH", path, secondToken, map[string]any{"disabled": true}), http.StatusOK)
 	wantError(t, e.get(t, "/api/v1/me", testAdminToken), 401, "unauthorized")
 	wantError(t, e.send(t, "PATCH", fmt.Sprintf("/api/v1/users/%d", second.ID), secondToken, map[string]any{"disabled": true}), 409, "conflict")
-	// Re-enabled, the first admin's token works again.
+	// Re-enabled, the first admin signs in again, but the token was revoked with
+	// the disabling: whoever held it while the account was off must not get back in.
 	decode[storage.User](t, e.send(t, "PATCH", path, secondToken, map[string]any{"disabled": false}), http.StatusOK)
-	decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", testAdminToken), http.StatusOK)
+	wantError(t, e.get(t, "/api/v1/me", testAdminToken), 401, "unauthorized")
 }
 
 func TestTokens(t *testing.T) {
