@@ -203,15 +203,8 @@ func (s *Server) getContact(w http.ResponseWriter, r *http.Request, p principal)
 // WhatsApp call that took up a conversation the trunk dropped names the SIP
 // attempt it resumed (resumed_from).
 func (s *Server) contactAttempts(w http.ResponseWriter, r *http.Request, p principal) error {
-	id, err := pathID(r, "id")
+	id, err := s.contactFromPath(r, p)
 	if err != nil {
-		return err
-	}
-	ct, err := s.store.GetContact(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if _, err := s.campaignFor(r.Context(), p, ct.CampaignID); err != nil {
 		return err
 	}
 	as, err := s.store.ListAttempts(r.Context(), id)
