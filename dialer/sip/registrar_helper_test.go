@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -68,7 +69,7 @@ func newTestRegistrar(t *testing.T, cfg RegistrarConfig) (*Registrar, *testClock
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
 	clock := &testClock{}
-	log := slog.New(slog.NewTextHandler(newTestLogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(testenv.LogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r, err := newRegistrar(context.Background(), cfg, testCreds(map[string]phoneAccount{
 		"agent1": {"secret1", 1},
 		"agent2": {"secret2", 2},
@@ -78,36 +79,6 @@ func newTestRegistrar(t *testing.T, cfg RegistrarConfig) (*Registrar, *testClock
 	}
 	t.Cleanup(func() { r.Close() })
 	return r, clock
-}
-
-// testLogWriter sends log lines to t.Log until the test's cleanup: sipgo's
-// connection goroutines may still log after Close returns, and t.Log after
-// the test has ended is a data race.
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-// newTestLogWriter must be called before the registrar is started, so that its
-// cleanup runs after the registrar's Close.
-func newTestLogWriter(t testing.TB) *testLogWriter {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
 }
 
 // rawPhone speaks SIP to the registrar from one socket, byte by byte, so tests

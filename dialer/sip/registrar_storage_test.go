@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/internal/baresiptest"
+	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -38,7 +39,7 @@ func TestBaresipRegistersWithStoredHA1(t *testing.T) {
 		}
 		ids = append(ids, u.ID)
 	}
-	log := slog.New(slog.NewTextHandler(newTestLogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(testenv.LogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r, err := NewRegistrar(ctx, RegistrarConfig{ListenAddr: "127.0.0.1:0", Realm: "callcentre"}, CredentialsFunc(store.PhoneCredentials), log)
 	if err != nil {
 		t.Fatal(err)

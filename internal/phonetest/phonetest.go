@@ -3,15 +3,14 @@
 package phonetest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/internal/baresiptest"
+	"github.com/turbina-dialer/turbina/internal/testenv"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -24,7 +23,7 @@ func Registrar(t *testing.T, cfg sip.RegistrarConfig, accounts map[string]int64)
 		id, ok := accounts[username]
 		return storage.PhoneHA1(username, realm, "pw-"+username), id, ok, nil
 	})
-	log := slog.New(slog.NewTextHandler(newStoppingWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(testenv.LogWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.ListenAddr = "127.0.0.1:0"
 	r, err := sip.NewRegistrar(context.Background(), cfg, creds, log)
 	if err != nil {
@@ -41,32 +40,4 @@ func Start(t *testing.T, reg *sip.Registrar, username string, agentID int64) *ba
 	phone := baresiptest.Start(t, baresiptest.Options{Registrar: reg.Addr().String(), User: username, Password: "pw-" + username})
 	phone.WaitUntil(t, 10*time.Second, "register", func() bool { _, ok := reg.Lookup(agentID); return ok })
 	return phone
-}
-
-// stoppingWriter writes to the test's log until its cleanup: the SIP stack's
-// goroutines may log after the registrar is closed, and t.Log after the test
-// has ended is a data race.
-type stoppingWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func newStoppingWriter(t testing.TB) *stoppingWriter {
-	w := &stoppingWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *stoppingWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
 }

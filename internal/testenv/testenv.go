@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -50,4 +51,34 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
+}
+
+// LogWriter returns a writer for a test's slog handler that sends each line to
+// t.Log until the test's cleanup, then drops it: a SIP stack's goroutines may
+// still log after Close returns, and t.Log after the test has ended is a data
+// race. Make it before starting what logs to it, so that its cleanup runs after
+// that one's Close.
+func LogWriter(t testing.TB) io.Writer {
+	w := &logWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
+
+type logWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
+	return len(p), nil
 }
