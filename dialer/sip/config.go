@@ -51,6 +51,9 @@ type TrunkConfig struct {
 	TLSRootCAFile string `json:"tls_root_ca_file,omitempty"`
 	// TLSServerName overrides the name checked in the carrier's certificate.
 	TLSServerName string `json:"tls_server_name,omitempty"`
+	// Responses are this carrier's rows of the response table, read before the
+	// defaults ([DefaultResponses]): what each final response means.
+	Responses []ResponseRule `json:"responses,omitempty"`
 }
 
 // Config configures an [Originator].
@@ -224,6 +227,11 @@ func (c *Config) validate() error {
 		}
 		if t.MaxCPS < 0 || t.MaxChannels < 0 {
 			return fmt.Errorf("trunk %q: negative limit", t.Name)
+		}
+		for j, r := range t.Responses {
+			if err := r.validate(); err != nil {
+				return fmt.Errorf("trunk %q: responses[%d].%w", t.Name, j, err)
+			}
 		}
 	}
 	return nil
