@@ -504,9 +504,10 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 		end := c.finalResponse(t, final.Res, alerted.Load())
 		switch stopReason(reason.Load()) {
 		case stopRingTimeout:
-			end.outcome = OutcomeNoAnswer
+			// Our CANCEL crossed the response: the call is over, not moved.
+			end.outcome, end.redirect, end.failover = OutcomeNoAnswer, nil, false
 		case stopTrunkDown:
-			end.outcome, end.fault = OutcomeTrunkDown, nil
+			end.outcome, end.fault, end.redirect = OutcomeTrunkDown, nil, nil
 		}
 		return end
 	}

@@ -102,7 +102,7 @@ type Config struct {
 	MediaSilence Duration `json:"media_silence,omitempty"`
 	// OnTrunkChange, when set, is called with a trunk's status each time it goes
 	// down, opens on faults, is taken out of service, is held or its hold ends,
-	// raises or clears its alarm, or recovers, so the engine
+	// or recovers, so the engine
 	// can react at once instead of polling [Originator.Trunks]. It runs on the
 	// trunk's monitor or a call's goroutine and must not block.
 	OnTrunkChange func(TrunkStatus) `json:"-"`

@@ -385,12 +385,14 @@ func (o *Originator) holdTrunk(t *trunk, d time.Duration, why string) {
 	}
 }
 
-// alarm raises a trunk's alarm: its carrier refused service.
+// alarm raises a trunk's alarm: its carrier refused service. It changes no
+// routing, so OnTrunkChange is not told (a carrier failing one call in fifty
+// would raise and clear it all day); the status, the metric and the
+// wallboard's next second show it.
 func (o *Originator) alarm(t *trunk, what string) {
 	if t.circuit.raiseAlarm(o.now(), what) {
 		o.metrics.alarm.WithLabelValues(t.cfg.Name).Set(1)
-		o.log.Warn("sip trunk alarm", "trunk", t.cfg.Name, "alarm", what)
-		o.trunkChanged(t)
+		o.log.Info("sip trunk alarm", "trunk", t.cfg.Name, "alarm", what)
 	}
 }
 
@@ -399,7 +401,6 @@ func (o *Originator) clearAlarm(t *trunk) {
 	if t.circuit.clearAlarm() {
 		o.metrics.alarm.WithLabelValues(t.cfg.Name).Set(0)
 		o.log.Info("sip trunk alarm cleared", "trunk", t.cfg.Name)
-		o.trunkChanged(t)
 	}
 }
 
