@@ -30,7 +30,7 @@ type Store interface {
 // Kinds of side effects the WhatsApp rungs put in the outbox.
 const (
 	outboxCall       = "whatsapp.call"
-	outboxTemplate   = "whatsapp.template"
+	outboxTemplate   = storage.OutboxKindTemplate
 	outboxPermission = "whatsapp.permission_request"
 )
 
