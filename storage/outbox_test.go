@@ -203,7 +203,7 @@ func TestRecordNotSentOnlyWhileInDoubt(t *testing.T) {
 		t.Fatalf("in doubt past the window: %+v, %v", list, err)
 	}
 	settled, _ := d.OutboxByKey(ctx, "settled")
-	const cause = "no status from WhatsApp within 1h0m0s: recorded not sent"
+	const cause = "no status from WhatsApp within 1h: recorded not sent"
 	for _, tt := range []struct {
 		id   int64
 		want bool

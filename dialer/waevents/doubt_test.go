@@ -252,3 +252,16 @@ func TestInDoubtPastTheWindowIsRecordedNotSent(t *testing.T) {
 		t.Errorf("contact after the late status: %q, want done through %s", s, campaigns.EventTemplateSentLate)
 	}
 }
+
+// TestShortDuration: the window in a not-sent reason reads as configured.
+func TestShortDuration(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{time.Hour, "1h"}, {90 * time.Minute, "1h30m"}, {3 * time.Second, "3s"}, {400 * time.Millisecond, "400ms"},
+		{10 * time.Minute, "10m"}, {time.Hour + time.Second, "1h0m1s"}} {
+		if got := shortDuration(tt.d); got != tt.want {
+			t.Errorf("shortDuration(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -232,7 +233,7 @@ func (in *Inbox) deferral(p storage.WebhookEvent) (time.Duration, bool) {
 // later still settles them sent (applyMessageStatus).
 func (in *Inbox) recordUnconfirmed(ctx context.Context) error {
 	const page = 200
-	cause := fmt.Sprintf("no status from WhatsApp within %s: recorded not sent", in.cfg.InDoubtWindow)
+	cause := fmt.Sprintf("no status from WhatsApp within %s: recorded not sent", shortDuration(in.cfg.InDoubtWindow))
 	for {
 		list, err := in.store.InDoubtBefore(ctx, in.cfg.Now().Add(-in.cfg.InDoubtWindow), page)
 		if err != nil || len(list) == 0 {
@@ -469,6 +470,18 @@ func (in *Inbox) keep(ctx context.Context, msg storage.WAMessage) error {
 		}
 	}
 	return nil
+}
+
+// shortDuration writes d without its zero units: 1h, not 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // Phone is the E.164 number of a WhatsApp ID (WhatsApp writes it without "+").
