@@ -103,7 +103,10 @@ func ParseCryptoAttribute(value string) (CryptoAttribute, error) {
 	if !isCryptoToken(f[1]) {
 		return CryptoAttribute{}, fmt.Errorf("a=crypto %q: crypto-suite %q: want letters, digits and _", value, f[1])
 	}
-	a := CryptoAttribute{Tag: uint32(tag), Suite: f[1], SessionParams: f[3:]}
+	a := CryptoAttribute{Tag: uint32(tag), Suite: f[1]}
+	if len(f) > 3 {
+		a.SessionParams = f[3:]
+	}
 	for _, kp := range strings.Split(f[2], ";") {
 		k, err := parseCryptoKey(kp)
 		if err != nil {
@@ -129,6 +132,9 @@ func parseCryptoKey(kp string) (CryptoKey, error) {
 		return CryptoKey{}, fmt.Errorf("key-param %q: want inline:<key||salt>", kp)
 	}
 	parts := strings.Split(info, "|")
+	if parts[0] == "" {
+		return CryptoKey{}, fmt.Errorf("key-param %q: no key and salt", kp)
+	}
 	if len(parts) > 3 {
 		return CryptoKey{}, fmt.Errorf("key-param %q: too many |-separated fields", kp)
 	}
