@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"math"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,8 @@ func TestSRTPCallWithBaresip(t *testing.T) {
 			t.Logf("suite %s", m.SRTP())
 			conn, _ := m.Detach()
 			leg := media.NewUDPLeg(conn, m.RemoteAddr(), media.PCMU)
+			// Plain RTP sent to the trunk's port by someone without the keys.
+			forge(t, m.LocalAddr(), 5)
 
 			// Our tone goes out through the relay while the carrier's queues on
 			// the bridge's socket, read after.
@@ -94,6 +97,9 @@ func hearSine(t *testing.T, leg media.Leg, n int, hz float64) (sine, frames int)
 		if err := p.Unmarshal(buf[:size]); err != nil || p.PayloadType != 0 {
 			continue
 		}
+		if p.SSRC == forgedSSRC {
+			t.Fatal("a plain packet sent to the SRTP trunk's port reached the bridge")
+		}
 		frames++
 		samples := pcm[:media.DecodeULaw(pcm, p.Payload)]
 		peak, crossings := 0, 0
@@ -108,6 +114,30 @@ func hearSine(t *testing.T, leg media.Leg, n int, hz float64) (sine, frames int)
 		}
 	}
 	return sine, frames
+}
+
+// forgedSSRC marks the packets forge sends.
+const forgedSSRC = 0xBAD
+
+// forge sends n loud plain PCMU packets to addr from a socket of its own.
+func forge(t *testing.T, addr *net.UDPAddr, n int) {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: forgedSSRC}, Payload: make([]byte, 160)}
+	for i := range n {
+		for j := range p.Payload {
+			p.Payload[j] = squareSample(j, "PCMU")
+		}
+		p.SequenceNumber, p.Timestamp = uint16(i), uint32(i*160)
+		pkt, _ := p.Marshal()
+		if _, err := c.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestSRTPAgainstPlainCarrier: a carrier that answers plain RTP/AVP (sipp's
