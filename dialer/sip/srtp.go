@@ -49,7 +49,7 @@ var srtpSuites = map[string]srtp.ProtectionProfile{
 	SuiteAES128SHA1_32: srtp.ProtectionProfileAes128CmHmacSha1_32,
 }
 
-// Both suites take a 128-bit master key and a 112-bit master salt (RFC 3711 section 8.2).
+// Both suites take a 128-bit master key and a 112-bit master salt (RFC 3711, RFC 4568 section 6.2).
 const (
 	srtpKeyLen  = 16
 	srtpSaltLen = 14
@@ -309,7 +309,7 @@ func (o *sdesOffer) negotiate(ans Answer) (*srtpKeys, error) {
 		return nil, fmt.Errorf("%w: a=crypto tag %d has %d keys, want one", ErrSRTPAnswer, got.Tag, len(got.Keys))
 	}
 	for _, p := range got.SessionParams {
-		// The window size hint is only a hint (RFC 4568 section 6.3.7); the others
+		// The window size hint (WSH) is only a hint; the others
 		// change how packets are protected, and none of them is offered.
 		if !strings.HasPrefix(p, "WSH=") {
 			return nil, fmt.Errorf("%w: session parameter %q not offered", ErrSRTPAnswer, p)
@@ -326,7 +326,10 @@ func (o *sdesOffer) negotiate(ans Answer) (*srtpKeys, error) {
 	}
 	var mki []byte
 	if k.MKILength > 0 {
-		if k.MKILength > 8 || k.MKILength < 8 && k.MKI>>(8*k.MKILength) != 0 {
+		if k.MKILength > 8 {
+			return nil, fmt.Errorf("%w: MKI of %d bytes, want at most 8", ErrSRTPAnswer, k.MKILength)
+		}
+		if k.MKILength < 8 && k.MKI>>(8*k.MKILength) != 0 {
 			return nil, fmt.Errorf("%w: MKI %d does not fit in %d bytes", ErrSRTPAnswer, k.MKI, k.MKILength)
 		}
 		var be [8]byte
@@ -359,7 +362,6 @@ type srtpSession struct {
 
 	recvMu sync.Mutex
 	recv   *srtp.Context
-	recvTo []byte
 	hdr    rtp.Header
 }
 
@@ -377,8 +379,7 @@ func newSRTPSession(k *srtpKeys) (*srtpSession, error) {
 	if err != nil {
 		return nil, fmt.Errorf("srtp receive context: %w", err)
 	}
-	return &srtpSession{keys: k, send: send, recv: recv,
-		sendTo: make([]byte, 0, 1500), recvTo: make([]byte, 0, 1500)}, nil
+	return &srtpSession{keys: k, send: send, recv: recv, sendTo: make([]byte, 0, 1500)}, nil
 }
 
 // protect encrypts one RTP packet and hands the SRTP packet to write before

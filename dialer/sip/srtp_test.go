@@ -62,8 +62,8 @@ func TestParseCryptoAttribute(t *testing.T) {
 				SessionParams: []string{"FEC_ORDER=FEC_SRTP"}},
 		},
 		{
-			// RFC 4568 section 6.1: "inline:YUJDZGVmZ2hpSktMbW9QUXJzVHVWd3l6MTIzNDU2|1066:4",
-			// the MKI without a lifetime.
+			// RFC 4568's key with an MKI and no lifetime:
+			// "inline:YUJDZGVmZ2hpSktMbW9QUXJzVHVWd3l6MTIzNDU2|1066:4".
 			name: "MKI without lifetime",
 			in:   "1 AES_CM_128_HMAC_SHA1_32 inline:YUJDZGVmZ2hpSktMbW9QUXJzVHVWd3l6MTIzNDU2|1066:4",
 			want: CryptoAttribute{Tag: 1, Suite: SuiteAES128SHA1_32, Keys: []CryptoKey{{
@@ -237,6 +237,7 @@ func TestSDESNegotiate(t *testing.T) {
 		{name: "key derivation rate", mode: SRTPOffer, answer: answerWith("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key+" KDR=10"), err: ErrSRTPAnswer, why: "KDR=10"},
 		{name: "short lifetime", mode: SRTPOffer, answer: answerWith("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key+"|2^10"), err: ErrSRTPAnswer, why: "lifetime 2^10"},
 		{name: "MKI too big", mode: SRTPOffer, answer: answerWith("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key+"|300:1"), err: ErrSRTPAnswer, why: "MKI 300"},
+		{name: "MKI too long", mode: SRTPOffer, answer: answerWith("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key+"|1:32"), err: ErrSRTPAnswer, why: "MKI of 32 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
