@@ -17,13 +17,16 @@ import (
 // TestSRTPCallWithBaresip: baresip as the carrier with mediaenc=srtp-mand takes
 // only RTP/SAVP with SDES keys and drops whatever fails SRTP's authentication.
 // Through the relay a bridge reads and writes plain PCMU: the carrier's 440 Hz
-// tone is heard here, and the tone sent from here is heard by baresip.
+// tone is heard here, and the tone sent from here is heard by baresip. The
+// keys travel in the SIP, over UDP or TCP alike.
 func TestSRTPCallWithBaresip(t *testing.T) {
-	for _, mode := range []string{SRTPRequire, SRTPOffer} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tt := range []struct{ mode, transport string }{
+		{SRTPRequire, TransportUDP}, {SRTPOffer, TransportUDP}, {SRTPRequire, TransportTCP},
+	} {
+		t.Run(tt.mode+"/"+tt.transport, func(t *testing.T) {
 			carrier := baresiptest.StartCarrier(t, baresiptest.CarrierOptions{User: "34600000001", MediaEnc: "srtp-mand", DumpAudio: true})
 			tc := udpTrunk("carrier", carrier.SIPAddr(), 0)
-			tc.SRTP = mode
+			tc.SRTP, tc.Transport = tt.mode, tt.transport
 			cfg := testConfig(tc)
 			cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
 			cfg.SuspectAfter = Duration(time.Second)
