@@ -314,6 +314,7 @@ func (c *Call) buildInvite(t *trunk, callID string, target *sip.Uri) *sip.Reques
 	var sid [8]byte
 	_, _ = rand.Read(sid[:])
 	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	offer = c.media.offerSRTP(t.cfg.SRTP, offer)
 	c.mu.Lock()
 	c.sdpOffer = offer
 	c.mu.Unlock()
@@ -586,7 +587,8 @@ func (c *Call) onProvisional(trunk string, res *sip.Response) {
 		return
 	case code == 183:
 		if body := res.Body(); len(body) > 0 {
-			if ans, err := ParseAnswerSDP(body); err == nil {
+			// Early media that cannot be keyed is not heard; the 200 decides.
+			if ans, err := ParseAnswerSDP(body); err == nil && c.media.keyAnswer(ans) == nil {
 				c.media.setAnswer(ans)
 			}
 		}
@@ -658,6 +660,13 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-ch
 	if err != nil {
 		c.bye(sess)
 		return attemptEnd{outcome: OutcomeMediaFailed, status: 200, reason: err.Error(), hangupBy: PartyLocal}
+	}
+	if err := c.media.keyAnswer(ans); err != nil {
+		// The carrier does not speak SRTP as this trunk is set up to: every call
+		// would fail alike, so it counts against the trunk, not the person.
+		err = fmt.Errorf("%s: %w", t.cfg.Name, err)
+		c.bye(sess)
+		return attemptEnd{outcome: OutcomeTrunkFault, status: 200, reason: err.Error(), fault: err, hangupBy: PartyLocal}
 	}
 	c.media.setAnswer(ans)
 	if c.o.cfg.SendSilence {

@@ -54,6 +54,10 @@ type TrunkConfig struct {
 	// Responses are this carrier's rows of the response table, read before the
 	// defaults ([DefaultResponses]): what each final response means.
 	Responses []ResponseRule `json:"responses,omitempty"`
+	// SRTP is off (default: RTP/AVP), offer (RTP/SAVP with SDES keys, RFC 4568;
+	// a plain answer makes a plain call) or require (an answer without keys is
+	// hung up, a trunk fault). The keys travel in the SDP: use transport tls.
+	SRTP string `json:"srtp,omitempty"`
 }
 
 // Config configures an [Originator].
@@ -161,6 +165,9 @@ func (c *Config) applyDefaults() {
 		if t.Transport == "" {
 			t.Transport = TransportUDP
 		}
+		if t.SRTP = strings.ToLower(t.SRTP); t.SRTP == "" {
+			t.SRTP = SRTPOff
+		}
 		if _, _, err := net.SplitHostPort(t.Address); err != nil && t.Address != "" {
 			port := "5060"
 			if t.Transport == TransportTLS {
@@ -225,6 +232,11 @@ func (c *Config) validate() error {
 		case TransportUDP, TransportTCP, TransportTLS:
 		default:
 			return fmt.Errorf("trunk %q: transport %q: want udp, tcp or tls", t.Name, t.Transport)
+		}
+		switch t.SRTP {
+		case SRTPOff, SRTPOffer, SRTPRequire:
+		default:
+			return fmt.Errorf("trunk %q: srtp %q: want off, offer or require", t.Name, t.SRTP)
 		}
 		if t.MaxCPS < 0 || t.MaxChannels < 0 {
 			return fmt.Errorf("trunk %q: negative limit", t.Name)

@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("sip config: %w", err)
 	}
+	warnSRTPInClear(cfg, log.Warn)
 	host, _, _ := net.SplitHostPort(cfg.ListenAddr)
 	ip := net.ParseIP(host)
 	if ip == nil {
