@@ -287,8 +287,13 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		return c.trunkDownEnd(t, false, true)
 	default:
 	}
+	mark, ok := c.o.admitInvite(t, c.hangup)
+	if !ok {
+		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
+	t.pacer.sent(mark, c.o.now())
 	cancelConnect()
 	if err != nil {
 		err = fmt.Errorf("invite %s: %w", name, err)
