@@ -256,7 +256,7 @@ func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
 	local := c.media.LocalAddr()
 	var sid [8]byte
 	_, _ = rand.Read(sid[:])
-	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	offer := buildOffer(t.mediaIP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
 	c.mu.Lock()
 	c.sdpOffer = offer
 	c.mu.Unlock()

@@ -46,6 +46,10 @@ type Options struct {
 	// other test binds. For link-cut drills with internal/netlab.
 	Netns string
 	Host  string
+	// Vars fill {{name}} placeholders in the scenario text before sipp reads
+	// it, for what sipp cannot substitute itself (its regexps take no
+	// keywords).
+	Vars map[string]string
 }
 
 // Proc is one running sipp.
@@ -141,9 +145,6 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	}
 	dir := t.TempDir()
 	sf := filepath.Join(dir, scenario)
-	if err := os.WriteFile(sf, body, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
 	WriteGreetingWAV(t, filepath.Join(dir, "hello.wav"))
 	WriteVoicemailWAV(t, filepath.Join(dir, "voicemail.wav"))
@@ -178,6 +179,9 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 		if run.ContactPort == 0 {
 			run.ContactPort = run.Port
 		}
+		if err := os.WriteFile(sf, fillVars(body, run.Vars), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		p, err := launch(t, bin, dir, sf, run)
 		if err == nil {
 			if sh != nil {
@@ -195,6 +199,15 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 		}
 		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
 	}
+}
+
+// fillVars replaces the {{name}} placeholders of a scenario.
+func fillVars(body []byte, vars map[string]string) []byte {
+	var pairs []string
+	for k, v := range vars {
+		pairs = append(pairs, "{{"+k+"}}", v)
+	}
+	return []byte(strings.NewReplacer(pairs...).Replace(string(body)))
 }
 
 // shim stands in front of a UDP sipp on 127.0.0.1: it answers out-of-dialog
