@@ -321,6 +321,12 @@ type Keepalive Duration
 // KeepaliveOff is the Keepalive that sends none.
 const KeepaliveOff Keepalive = 0
 
+// KeepaliveEvery returns a trunk's keepalive_interval of d; 0 is off.
+func KeepaliveEvery(d time.Duration) *Keepalive {
+	k := Keepalive(d)
+	return &k
+}
+
 // MarshalJSON writes "off" or duration text.
 func (k Keepalive) MarshalJSON() ([]byte, error) {
 	if k == KeepaliveOff {
