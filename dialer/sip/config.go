@@ -115,7 +115,8 @@ type Config struct {
 	ProbeTimeout      Duration `json:"probe_timeout,omitempty"`
 	// KeepaliveInterval is the pause between OPTIONS to a trunk that is up
 	// (default 500ms): one failed keepalive starts the burst, so an idle
-	// trunk's death is known within about 2 s.
+	// trunk's death is known within about 2 s. A trunk's own
+	// [TrunkConfig.KeepaliveInterval] overrides it, or turns keepalives off.
 	KeepaliveInterval Duration `json:"keepalive_interval,omitempty"`
 	// MediaSilence: when no RTP arrived on any answered call of a trunk for this
 	// long (default 500ms), the trunk is suspected.

@@ -166,9 +166,10 @@ type udpRecorder struct {
 	pc *net.UDPConn
 	to *net.UDPAddr
 
-	mu    sync.Mutex
-	peers map[string]*net.UDPConn
-	seen  map[string]time.Time // first INVITE's arrival, by Call-ID
+	mu      sync.Mutex
+	peers   map[string]*net.UDPConn
+	seen    map[string]time.Time // first INVITE's arrival, by Call-ID
+	methods map[string]int       // requests received, by method
 }
 
 func newUDPRecorder(t testing.TB, carrier string) *udpRecorder {
@@ -191,7 +192,7 @@ func newUDPRecorder(t testing.TB, carrier string) *udpRecorder {
 	}); err != nil || serr != nil {
 		t.Fatalf("SO_TIMESTAMPNS: %v %v", err, serr)
 	}
-	r := &udpRecorder{t: t, pc: pc, to: to, peers: map[string]*net.UDPConn{}, seen: map[string]time.Time{}}
+	r := &udpRecorder{t: t, pc: pc, to: to, peers: map[string]*net.UDPConn{}, seen: map[string]time.Time{}, methods: map[string]int{}}
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		_ = pc.Close()
@@ -228,6 +229,11 @@ func (r *udpRecorder) serve() {
 		if bytes.HasPrefix(msg, []byte("INVITE ")) {
 			r.note(msg, at)
 		}
+		if method, _, ok := bytes.Cut(msg, []byte(" ")); ok && !bytes.Equal(method, []byte("SIP/2.0")) {
+			r.mu.Lock()
+			r.methods[string(method)]++
+			r.mu.Unlock()
+		}
 		if up := r.peer(from); up != nil {
 			_, _ = up.Write(msg)
 		}
@@ -248,6 +254,13 @@ func (r *udpRecorder) note(b []byte, at time.Time) {
 	if _, ok := r.seen[id]; !ok {
 		r.seen[id] = at
 	}
+}
+
+// requests is how many requests of method arrived.
+func (r *udpRecorder) requests(method string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.methods[method]
 }
 
 // invites are the arrivals of the calls' first INVITEs, in order.

@@ -143,3 +143,32 @@ func TestAddressConfig(t *testing.T) {
 		t.Errorf("keepalive_interval \"never\": %v, want an error naming the field", err)
 	}
 }
+
+// TestTrunkKeepaliveOff: a trunk whose keepalive_interval is off sends its
+// carrier no OPTIONS while it is up, beside a trunk whose own interval makes
+// it send them often (both carriers answer OPTIONS, so neither is suspected).
+func TestTrunkKeepaliveOff(t *testing.T) {
+	t.Parallel()
+	quiet := newUDPRecorder(t, sipptest.Start(t, "options.xml", sipptest.Options{Calls: 100}).Addr)
+	chatty := newUDPRecorder(t, sipptest.Start(t, "options.xml", sipptest.Options{Calls: 100}).Addr)
+	q, c := udpTrunk("quiet", quiet.addr(), 0), udpTrunk("chatty", chatty.addr(), 1)
+	q.KeepaliveInterval, c.KeepaliveInterval = KeepaliveEvery(0), KeepaliveEvery(100*time.Millisecond)
+	cfg := testConfig(q, c)
+	cfg.KeepaliveInterval = Duration(50 * time.Millisecond) // the default the quiet trunk turns off
+	o := newTestOriginator(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for chatty.requests("OPTIONS") < 5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := chatty.requests("OPTIONS"); n < 5 {
+		t.Fatalf("the trunk with keepalives sent %d OPTIONS in 10 s, want them every 100ms", n)
+	}
+	if n := quiet.requests("OPTIONS"); n != 0 {
+		t.Errorf("the trunk with keepalive_interval off sent %d OPTIONS", n)
+	}
+	for _, s := range o.Trunks() {
+		if s.State != CircuitClosed {
+			t.Errorf("trunk %s is %s, want closed", s.Name, s.State)
+		}
+	}
+}
