@@ -562,7 +562,11 @@ func TestNoPermissionOutsideTheWindowGoesOnToTheTemplate(t *testing.T) {
 func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	requireOpus(t)
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newWhatsAppHarnessTrunk(t, carrier.Addr)
+	// sipp plays answer-rtp.xml, which knows no OPTIONS: no keepalives.
+	h := newWhatsAppHarnessConfig(t, sip.Config{
+		Trunks:        []sip.TrunkConfig{{Name: "trunk", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
+		func(o *sip.Originator) channel.Channel { return sipchannel.New(o) }, Config{RingTimeout: 5 * time.Second})
 	// Both contacts are called on SIP first: the carrier answers one call only,
 	// so the other goes on to WhatsApp, where the user accepts.
 	const sipPhone, waPhone = "+5511987650091", "+5511987650092"
