@@ -9,6 +9,7 @@ package wachannel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -115,6 +116,13 @@ func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.At
 	var callID string
 	if err == nil {
 		callID = call.ID()
+	}
+	if errors.Is(err, whatsapp.ErrCallInDoubt) {
+		// The connect's answer was lost and no webhook named the call: the
+		// phone may have rung, so it is neither placed again nor recorded as
+		// failed.
+		w.store.MarkInDoubt(context.WithoutCancel(ctx), m.ID, err)
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoAnswer, Err: err}
 	}
 	storage.Settle(context.WithoutCancel(ctx), w.store, m, callID, err)
 	if err != nil {

@@ -130,6 +130,10 @@ type request struct {
 	query   url.Values
 	body    any
 	limited bool // takes a token of the phone number's rate limit per attempt
+	// once: a request that must not be carried out twice (a call's connect,
+	// which has no idempotency key) is not retried after a failure that may
+	// have been processed all the same; only refusals are retried.
+	once bool
 }
 
 // admitKey is the context key of an [admission].
@@ -198,7 +202,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			gerr = parseGraphError(r.op, status, body)
 		}
 		gerr.Attempts = attempt
-		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts || adm != nil {
+		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts || adm != nil || (r.once && mayHaveBeenProcessed(gerr)) {
 			return gerr
 		}
 		wait := c.backoff(attempt, hdr)

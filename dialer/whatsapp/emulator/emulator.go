@@ -101,6 +101,16 @@ type Behaviour struct {
 	Throttle int
 	// ServerErrors answers the next N requests (after throttles) with HTTP 500.
 	ServerErrors int
+	// LostConnectAnswers places the next N calls (the phone rings, the webhooks
+	// follow) but answers their connect with HTTP 500, as when Meta fails after
+	// placing the call; DroppedConnectAnswers places the next N and closes the
+	// connection instead of answering.
+	LostConnectAnswers    int
+	DroppedConnectAnswers int
+	// AcceptedStatusDelay holds the ACCEPTED status back that long after the
+	// connect webhook that answers the call (business-initiated-calls: it
+	// "will typically arrive after the call has been established").
+	AcceptedStatusDelay time.Duration
 	// Slow delays every answer.
 	Slow time.Duration
 	// AnswerDelay makes a message send take effect at once (counted, its status
@@ -176,6 +186,8 @@ type script struct {
 	b            Behaviour
 	throttleLeft int
 	errorsLeft   int
+	lostLeft     int
+	droppedLeft  int
 }
 
 // Start starts the emulator on cfg.Addr (loopback only).
@@ -264,7 +276,8 @@ func (e *Emulator) SetCallbackURL(u string) {
 func (e *Emulator) Script(number string, b Behaviour) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.scripts[normalize(number)] = &script{b: b, throttleLeft: b.Throttle, errorsLeft: b.ServerErrors}
+	e.scripts[normalize(number)] = &script{b: b, throttleLeft: b.Throttle, errorsLeft: b.ServerErrors,
+		lostLeft: b.LostConnectAnswers, droppedLeft: b.DroppedConnectAnswers}
 }
 
 // Requests returns a copy of every request received, in order.
