@@ -165,7 +165,7 @@ func (e *Emulator) connect(w http.ResponseWriter, rec *Request, rb requestBody, 
 		return
 	}
 	e.mu.Lock()
-	granted := e.granted[rec.To]
+	granted := e.perms[rec.To].grantedNow(time.Now())
 	e.mu.Unlock()
 	if b.ErrorCode != 0 {
 		e.writeError(w, rec, errorFor(b.ErrorCode))
@@ -275,7 +275,11 @@ func (c *emuCall) accept() {
 	}
 	c.stats.Accepted = true
 	c.acceptedAt = time.Now()
+	at := c.acceptedAt
 	c.mu.Unlock()
+	c.e.mu.Lock()
+	c.e.connected(c.to, at)
+	c.e.mu.Unlock()
 	if c.direction == "BUSINESS_INITIATED" {
 		if c.b.AcceptedStatusDelay > 0 {
 			c.wg.Add(1)

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -175,7 +176,8 @@ type Emulator struct {
 	scripts     map[string]*script
 	requests    []Request
 	calls       map[string]*emuCall
-	granted     map[string]bool
+	// perms is each person's call permission and request limits.
+	perms map[string]*userPermission
 	// lastInbound is when each user last wrote or called: it opens the 24 h
 	// customer service window in which service messages may be sent to them.
 	lastInbound map[string]time.Time
@@ -236,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	e := &Emulator{
 		cfg: cfg, log: cfg.Logger.With(slog.String("component", "wa-emulator")), media: media, ln: ln,
 		ctx: ectx, cancel: cancel, callbackURL: cfg.CallbackURL,
-		scripts: make(map[string]*script), calls: make(map[string]*emuCall), granted: make(map[string]bool),
+		scripts: make(map[string]*script), calls: make(map[string]*emuCall), perms: make(map[string]*userPermission),
 		lastInbound: make(map[string]time.Time),
 	}
 	e.hooks = newWebhookSender(e)
@@ -516,6 +518,9 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && node == e.cfg.WABAID && edge == "message_templates":
 		e.listTemplates(w, r, &rec)
 		return
+	case r.Method == http.MethodGet && node == e.cfg.PhoneNumberID && edge == "call_permissions":
+		e.callPermissions(w, r.URL.Query(), &rec)
+		return
 	case r.Method == http.MethodPost && node == e.cfg.PhoneNumberID && (edge == "calls" || edge == "messages"):
 	default:
 		e.writeError(w, &rec, graphError{http.StatusBadRequest, 100, 33, "GraphMethodException", fmt.Sprintf("Unsupported %s request. Object with ID '%s' does not exist", strings.ToLower(r.Method), node)})
@@ -620,6 +625,12 @@ func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec
 	default:
 		e.writeError(w, rec, graphError{http.StatusBadRequest, 131051, 0, "OAuthException", "(#131051) Unsupported message type"})
 		return
+	}
+	if isPermissionRequest(rb, e) {
+		if g, ok := e.admitPermissionRequest(rec.To, time.Now()); !ok {
+			e.writeError(w, rec, g)
+			return
+		}
 	}
 	id := newID("wamid")
 	rec.ResultID = id
@@ -741,17 +752,15 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 	if b.Permission == PermissionGrant {
 		reply["response"] = "accept"
 		reply["is_permanent"] = b.PermissionPermanent
+		var exp time.Time
 		if !b.PermissionPermanent {
-			exp := b.PermissionExpiry
-			if exp <= 0 {
-				exp = 7 * 24 * time.Hour
-			}
+			exp = time.Now().Add(cmp.Or(b.PermissionExpiry, 7*24*time.Hour))
 			// A string of Unix seconds, as in the user-call-permissions page's
 			// webhook sample (its table says Integer; the client reads both).
-			reply["expiration_timestamp"] = fmt.Sprint(time.Now().Add(exp).Unix())
+			reply["expiration_timestamp"] = fmt.Sprint(exp.Unix())
 		}
 		e.mu.Lock()
-		e.granted[to] = true
+		e.grant(to, b.PermissionPermanent, exp)
 		e.mu.Unlock()
 	}
 	msg := map[string]any{
