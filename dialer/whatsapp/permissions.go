@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -175,3 +176,6 @@ func PermissionExists(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == CodePermissionExists
 }
+
+// Logger returns the client's logger, for the channels built on it.
+func (c *Client) Logger() *slog.Logger { return c.log }
