@@ -301,7 +301,7 @@ func overLimit(limits NumberLimits, attempts []time.Time, at time.Time) (time.Ti
 func (d Decision) Has(r Reason) bool { return slices.Contains(d.Reasons, r) }
 
 // Final reports whether a refusal does not lift by the passing of time alone
-// (do-not-call, opt-out, no consent, no call permission…).
+// (do-not-call, opt-out, no consent…).
 func (d Decision) Final() bool { return !d.Allowed && d.NextAllowedAt == nil }
 
 // RefusedError is the error of an action the policy gate refused: it carries the
