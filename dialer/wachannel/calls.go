@@ -161,10 +161,9 @@ func (w *Calls) pendingPermission(ctx context.Context, req channel.PlaceRequest)
 		w.log(ctx, "read call permission failed", req, err)
 		return false, nil
 	}
-	if w.applyState(ctx, req, s) {
+	if w.applyState(ctx, req, s) || w.request(ctx, req, s) {
 		return false, nil
 	}
-	w.request(ctx, req, s)
 	return true, nil
 }
 
@@ -203,20 +202,20 @@ func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest)
 		w.log(ctx, "read call permission failed: no request sent", req, err)
 		return
 	}
-	if w.applyState(ctx, req, s) {
-		return
+	if !w.applyState(ctx, req, s) {
+		w.request(ctx, req, s)
 	}
-	w.request(ctx, req, s)
 }
 
-// request sends a permission request when the gate and Meta's state s allow.
-func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsapp.CallPermissionState) {
+// request sends a permission request when the gate and Meta's state s allow;
+// it reports whether Meta answered that the person gave permanent permission.
+func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsapp.CallPermissionState) (granted bool) {
 	if ok, _ := s.CanRequest(); !ok {
-		return
+		return false
 	}
 	if w.gate != nil {
 		if err := w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest); err != nil {
-			return // refused (and kept in the contact's history), or unknown: not sent
+			return false // refused (and kept in the contact's history), or unknown: not sent
 		}
 	}
 	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
@@ -239,15 +238,16 @@ func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsap
 	if whatsapp.PermissionExists(err) {
 		// 138017: the person gave permanent permission already.
 		w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionGranted, time.Time{})
-		return
+		return true
 	}
 	if m.State != storage.OutboxSent {
-		return // not sent, or in doubt until its status webhook settles it
+		return false // not sent, or in doubt until its status webhook settles it
 	}
 	w.store.RecordPermissionRequest(ctx, req.Contact.ID, req.To, time.Now())
 	w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionRequested, time.Time{})
 	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: m.ResultID,
 		Phone: req.To, Type: kind, Body: body, At: time.Now()})
+	return false
 }
 
 // permissionPayload is what the outbox keeps of a permission request.

@@ -109,3 +109,29 @@ func TestPermissionReadFromMetaWhenARetryIsDue(t *testing.T) {
 		})
 	}
 }
+
+// TestPermissionExistsMarksGranted: a request Meta refuses with 138017 (the
+// person gave permanent permission, which its state had not shown yet) records
+// the permission granted, for good, and counts no request.
+func TestPermissionExistsMarksGranted(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.emu.Script(w.contact.Phone, emulator.Behaviour{ErrorCode: whatsapp.CodePermissionExists})
+	if err := w.store.SetWhatsAppPermission(ctx, w.contact.ID, storage.PermissionDenied, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	calls := wachannel.NewCalls(w.client, w.store, "Podemos ligar?")
+	calls.RequestPermission(ctx, channel.PlaceRequest{Key: "contact-1-try-1", Contact: w.contact, To: w.contact.Phone,
+		Permission: campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}})
+	if n := w.sends(); n != 1 {
+		t.Errorf("%d sends, want the one Meta refused", n)
+	}
+	state, until, err := w.store.WhatsAppPermission(ctx, w.contact.ID)
+	if err != nil || state != storage.PermissionGranted || !until.IsZero() {
+		t.Errorf("permission %q until %v (%v), want granted for good", state, until, err)
+	}
+	f, err := w.store.PolicyFacts(ctx, w.contact.ID, w.contact.Phone, time.Now())
+	if err != nil || len(f.PermissionRequests) != 0 {
+		t.Errorf("requests counted %v (%v), want none", f.PermissionRequests, err)
+	}
+}
