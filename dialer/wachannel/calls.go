@@ -161,10 +161,13 @@ func (w *Calls) pendingPermission(ctx context.Context, req channel.PlaceRequest)
 		w.log(ctx, "read call permission failed", req, err)
 		return false, nil
 	}
-	if w.applyState(ctx, req, s) || w.request(ctx, req, s) {
+	if w.applyState(ctx, req, s) {
 		return false, nil
 	}
-	return true, nil
+	if !w.admitted(ctx, req) {
+		return true, nil
+	}
+	return !w.request(ctx, req, s), nil
 }
 
 // applyState records what Meta says of the person's permission: a grant (true),
@@ -195,6 +198,9 @@ func (w *Calls) log(ctx context.Context, msg string, req channel.PlaceRequest, e
 // requests among its rules); then Meta's state is read: a person who granted
 // it already is not asked, nor one Meta's limits keep from being asked now.
 func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest) {
+	if !w.admitted(ctx, req) {
+		return
+	}
 	s, err := w.client.CallPermission(ctx, req.To)
 	if err != nil {
 		// Not sent blind: the person may have granted it, or Meta's limits
@@ -207,16 +213,19 @@ func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest)
 	}
 }
 
-// request sends a permission request when the gate and Meta's state s allow;
-// it reports whether Meta answered that the person gave permanent permission.
+// admitted asks the policy gate, when the engine handed one over, about a
+// permission request: refused (and kept in the contact's history), or a contact
+// the gate cannot read, nothing is sent, nor anything asked of Meta.
+func (w *Calls) admitted(ctx context.Context, req channel.PlaceRequest) bool {
+	return w.gate == nil || w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest) == nil
+}
+
+// request sends a permission request the gate admitted when Meta's state s
+// allows; it reports whether Meta answered that the person gave permanent
+// permission.
 func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsapp.CallPermissionState) (granted bool) {
 	if ok, _ := s.CanRequest(); !ok {
 		return false
-	}
-	if w.gate != nil {
-		if err := w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest); err != nil {
-			return false // refused (and kept in the contact's history), or unknown: not sent
-		}
 	}
 	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
 	p := req.Permission
