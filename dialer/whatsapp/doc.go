@@ -13,7 +13,11 @@
 //   - [Client.Dial] places a call: it builds an Opus-only SDP offer, fully gathered
 //     (the Calls API does not trickle ICE), posts it with action "connect" and returns a
 //     [Call] that takes the SDP answer and status updates from webhooks and exposes RTP
-//     in both directions.
+//     in both directions. The call is answered by the connect webhook carrying the
+//     person's SDP answer or by their first media, whichever comes first; ACCEPTED
+//     only confirms it.
+//   - [Client.CallPermission] reads Meta's view of a person's call permission and of
+//     its limits on permission requests.
 //   - [NewWebhookHandler] verifies Meta's GET handshake and the X-Hub-Signature-256 of
 //     every POST, parses the body into [Event] values, drops duplicates and hands the
 //     rest to a [Sink] before answering 200.
@@ -39,6 +43,9 @@
 //     says otherwise) or on server failures (5xx, timeouts). The latter are
 //     ambiguous; a duplicate is then visible through the echoed key. Long throttles
 //     (131048, 138002, 138005) are left to the engine even when Meta answers 429.
+//     A call's connect is the exception: a second one would ring the person again,
+//     so after an ambiguous failure it is not sent again but settled from the
+//     webhooks carrying its key ([DialOptions].SettleWait, [ErrCallInDoubt]).
 //
 // What the engine must do (outbox): store the transition with its key before calling
 // the client; store the returned ID when the call returns. After a crash, an outbox row
