@@ -173,3 +173,33 @@ func TestCallStateAnsweredByConnectOrMedia(t *testing.T) {
 		})
 	}
 }
+
+// TestUnansweredCallHasNoConnect: the emulator sends the connect webhook only
+// when the person picks up, as Meta does; a call let ring ends no_answer, with
+// RINGING and a terminate and no SDP answer.
+func TestUnansweredCallHasNoConnect(t *testing.T) {
+	env := newEnv(t, nil)
+	const number = "5511900000805"
+	env.emu.Script(number, emulator.Behaviour{Call: emulator.CallNoAnswer, RingTimeout: 300 * time.Millisecond})
+	call, err := env.client.Dial(testCtx(t, 15*time.Second), "ring-1", number, whatsapp.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collectUpdates(t, call)
+	if got := call.State().Outcome; got != whatsapp.OutcomeNoAnswer {
+		t.Errorf("outcome %q, want no_answer", got)
+	}
+	evs := env.waitEvents(t, func(evs []whatsapp.Event) bool {
+		for _, e := range evs {
+			if e.Type == whatsapp.EventCallTerminate && e.CallID() == call.ID() {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range evs {
+		if e.Type == whatsapp.EventCallConnect && e.CallID() == call.ID() {
+			t.Errorf("a connect webhook for a call nobody picked up: %+v", e.Call)
+		}
+	}
+}
