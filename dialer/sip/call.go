@@ -2,8 +2,6 @@ package sip
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -46,12 +44,19 @@ type Call struct {
 	done       chan struct{} // closed when the Result is final
 	answered   atomic.Bool
 
+	// neg is the call's offer/answer state, from the INVITE's offer to the
+	// last re-INVITE or UPDATE.
+	neg *offerAnswer
+	// timers hears of the carrier's session refreshes (re-INVITE, UPDATE).
+	timers chan sessionTimer
+
 	mu        sync.Mutex
 	res       Result
-	sdpOffer  []byte
 	dialog    *sipgo.DialogClientSession // set once answered, for remote BYE
 	remoteTag string                     // the carrier's To tag from the 200
 	byRemote  bool
+	// sessionExpires is the Session-Expires the INVITE asks for; a 422 raises it.
+	sessionExpires time.Duration
 }
 
 // waitAnswer is sess.WaitAnswer with sipgo's CANCEL path made safe: sipgo v1.7.3
@@ -73,8 +78,11 @@ func newCall(o *Originator, req DialRequest, media *Media) *Call {
 	}
 	return &Call{
 		o: o, req: req, media: media,
-		hangup: make(chan struct{}),
-		done:   make(chan struct{}),
+		hangup:         make(chan struct{}),
+		done:           make(chan struct{}),
+		neg:            newOfferAnswer(media.LocalAddr(), []Codec{CodecPCMU, CodecPCMA}),
+		timers:         make(chan sessionTimer, 1),
+		sessionExpires: o.cfg.SessionExpires.Std(),
 	}
 }
 
@@ -123,17 +131,6 @@ func (c *Call) emit(kind EventKind, trunk string, status int) {
 	if c.req.OnEvent != nil {
 		c.req.OnEvent(Event{Kind: kind, Time: c.o.now(), Trunk: trunk, Status: status, Call: c})
 	}
-}
-
-// answeredOffer returns the SDP offer and Contact of an answered call, for
-// answering a re-INVITE, or nil.
-func (c *Call) answeredOffer() ([]byte, sip.Header) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dialog == nil {
-		return nil, nil
-	}
-	return c.sdpOffer, sip.HeaderClone(&c.contact)
 }
 
 // hungUp reports whether Hangup or Close asked the call to end.
@@ -250,17 +247,14 @@ func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
 		req.AppendHeader(sip.NewHeader("X-Turbina-Attempt", c.req.AttemptID))
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", c.o.cfg.UserAgent))
-	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.mu.Lock()
+	se := c.sessionExpires
+	c.mu.Unlock()
+	addTimerHeaders(req, se, c.o.cfg.MinSE.Std())
 	ct := sip.ContentTypeHeader("application/sdp")
 	req.AppendHeader(&ct)
-	local := c.media.LocalAddr()
-	var sid [8]byte
-	_, _ = rand.Read(sid[:])
-	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
-	c.mu.Lock()
-	c.sdpOffer = offer
-	c.mu.Unlock()
-	req.SetBody(offer)
+	req.SetBody(c.neg.offer(false))
 	return req
 }
 
@@ -427,6 +421,12 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	var final *sipgo.ErrDialogResponse
 	switch {
 	case errors.As(err, &final):
+		if final.Res.StatusCode == 422 && stopReason(reason.Load()) == stopNone && c.raiseSessionExpires(final.Res) {
+			// Our Session-Expires was below the carrier's Min-SE: asked
+			// again with its minimum (RFC 4028 §7.3); nobody was alerted.
+			c.o.log.Info("sip: 422, INVITE again with the carrier's Min-SE", "trunk", name)
+			return c.attempt(t)
+		}
 		cls := classifyStatus(final.Res.StatusCode)
 		end := attemptEnd{outcome: cls.outcome, status: final.Res.StatusCode, reason: final.Res.Reason, failover: cls.failover}
 		if cls.fault {
@@ -563,6 +563,34 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-ch
 	t.markAnswered(c)
 	c.emit(EventAnswered, t.cfg.Name, 200)
 
+	// The session timer (RFC 4028): we refresh at half the interval, or give
+	// the call up when the carrier, the refresher, lets it lapse.
+	st := timerFromAnswer(sess.InviteResponse)
+	refreshT := time.NewTimer(time.Hour)
+	refreshT.Stop()
+	defer refreshT.Stop()
+	var sessionTick <-chan time.Time
+	armTimer := func() {
+		refreshT.Stop()
+		sessionTick = nil
+		switch {
+		case st.interval == 0:
+		case st.refresh:
+			refreshT.Reset(st.interval / 2)
+			sessionTick = refreshT.C
+		default:
+			refreshT.Reset(st.expiryDelay())
+			sessionTick = refreshT.C
+		}
+	}
+	armTimer()
+	var refreshErr error // the last refresh failed: the session lapses unless refreshed
+	// A call whose carrier sends no RTP for RTPTimeout while its SDP says it
+	// sends is dead (the far end vanished without a BYE).
+	rtpTimeout := c.o.cfg.RTPTimeout.Std()
+	rtpCheck := time.NewTicker(min(rtpTimeout/4, time.Second))
+	defer rtpCheck.Stop()
+
 	// Once the trunk is down the call is watched: a conversation whose media
 	// still flows is left alone, one whose media stopped is over.
 	var watch <-chan time.Time
@@ -587,6 +615,38 @@ wait:
 				watch = nil // the trunk is back: the call is its own again
 			} else if c.mediaSilent(silence) {
 				return c.trunkHangup(t, sess)
+			}
+		case upd := <-c.timers:
+			if upd.interval != 0 {
+				st = upd
+			}
+			refreshErr = nil
+			armTimer()
+		case <-sessionTick:
+			if !st.refresh {
+				why := sessionExpired(st.interval)
+				if refreshErr != nil {
+					why += ": " + refreshErr.Error()
+				}
+				return c.deadCall(sess, why)
+			}
+			next, err := c.refresh(sess, st)
+			if errors.Is(err, errSessionGone) {
+				return c.deadCall(sess, err.Error())
+			}
+			if err != nil {
+				// Not refreshed: the session lapses at the end of its
+				// interval, the other half, unless the carrier refreshes it.
+				c.o.log.Warn("sip: session refresh failed", "call_id", c.callID(), "err", err)
+				refreshErr, st.refresh = err, false
+				refreshT.Reset(st.interval / 2)
+				continue
+			}
+			refreshErr, st = nil, next
+			armTimer()
+		case <-rtpCheck.C:
+			if c.mediaSilent(rtpTimeout) {
+				return c.deadCall(sess, fmt.Sprintf("rtp timeout: no RTP from the carrier for %s", rtpTimeout))
 			}
 		case <-sess.Context().Done():
 			c.mu.Lock()
@@ -660,9 +720,16 @@ func (c *Call) lastHeard() (time.Time, bool) {
 	if m.detached.Load() && !m.reported.Load() {
 		return time.Time{}, false
 	}
+	expect, since := m.expectsMedia()
+	if !expect {
+		return time.Time{}, false // on hold: the carrier sends nothing, as agreed
+	}
 	c.mu.Lock()
 	heard := c.res.AnswerAt
 	c.mu.Unlock()
+	if since.After(heard) {
+		heard = since
+	}
 	if at, ok := m.LastReceived(); ok && at.After(heard) {
 		heard = at
 	}

@@ -1,0 +1,319 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// PartyTimeout: Turbina ended an answered call that had died: no RTP for
+// Config.RTPTimeout, or its session timer ran out unrefreshed (RFC 4028). The
+// Result's Reason says which.
+const PartyTimeout Party = "timeout"
+
+// onOptions answers OPTIONS (a carrier's keepalive, or its question of what we
+// support) with what a carrier may send us.
+func (o *Originator) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Supported", "timer"))
+	_ = tx.Respond(res)
+}
+
+// onOther answers the methods Turbina does not serve: 405 with the Allow
+// header RFC 3261 §21.4.6 requires.
+func (o *Originator) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	_ = tx.Respond(res)
+}
+
+// onUpdate handles UPDATE (RFC 3311) inside an answered call: an offer, a
+// session refresh, or both.
+func (o *Originator) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if c := o.inDialog(req); c != nil {
+		c.onUpdate(req, tx)
+		return
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+}
+
+// onAck takes the ACK of a 200 we sent to a re-INVITE: when that 200 carried
+// our offer (the re-INVITE had none), the ACK carries the answer.
+func (o *Originator) onAck(req *sip.Request, _ sip.ServerTransaction) {
+	if c := o.inDialog(req); c != nil {
+		c.onAck(req)
+	}
+}
+
+// inDialog is the answered call a request from the carrier belongs to: its
+// Call-ID and the carrier's tag in From.
+func (o *Originator) inDialog(req *sip.Request) *Call {
+	id := req.CallID()
+	if id == nil || req.From() == nil || req.To() == nil {
+		return nil
+	}
+	c := o.lookup(id.Value())
+	if c == nil {
+		return nil
+	}
+	tag, _ := req.From().Params.Get("tag")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dialog == nil || tag != c.remoteTag {
+		return nil
+	}
+	return c
+}
+
+// session is the call's answered dialog.
+func (c *Call) session() *sipgo.DialogClientSession {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dialog
+}
+
+// onReinvite answers a re-INVITE (RFC 3261 §14.2, RFC 3264 §8): with an offer,
+// the answer in the 200 and the media moved to what it agreed; without one, our
+// offer in the 200 and its answer taken from the ACK. An offer we cannot carry
+// is refused with 488 and changes nothing. A Session-Expires in it refreshes
+// the session timer (RFC 4028).
+func (c *Call) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	sess := c.session()
+	if err := sess.ReadRequest(req, tx); err != nil {
+		c.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+		return
+	}
+	st, timerHeaders, tooSmall, timed := uasTimer(req, c.o.cfg.MinSE.Std())
+	if tooSmall {
+		c.respond(tx, c.tooSmall(req))
+		return
+	}
+	var body []byte
+	if offer := req.Body(); len(offer) > 0 {
+		ans, sdp, err := c.neg.answer(offer)
+		if err != nil {
+			c.o.log.Info("sip: re-INVITE offer refused", "call_id", c.callID(), "err", err)
+			c.respond(tx, sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+			return
+		}
+		c.media.setAnswer(ans)
+		body = sdp
+		c.o.log.Info("sip: re-INVITE answered", "call_id", c.callID(), "remote", ans.Remote,
+			"codec", ans.Codec.Name, "peer", ans.Direction)
+	} else {
+		body = c.neg.offer(true)
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", body)
+	ct := sip.ContentTypeHeader("application/sdp")
+	res.AppendHeader(&ct)
+	res.AppendHeader(sip.HeaderClone(&c.contact))
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	for _, h := range timerHeaders {
+		res.AppendHeader(h)
+	}
+	c.respond(tx, res)
+	c.refreshed(st, timed)
+}
+
+// onUpdate answers an UPDATE (RFC 3311): its offer answered in the 200 as a
+// re-INVITE's is, or, without one, a bare 200 (a session refresh).
+func (c *Call) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	sess := c.session()
+	if err := sess.ReadRequest(req, tx); err != nil {
+		c.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+		return
+	}
+	st, timerHeaders, tooSmall, timed := uasTimer(req, c.o.cfg.MinSE.Std())
+	if tooSmall {
+		c.respond(tx, c.tooSmall(req))
+		return
+	}
+	var res *sip.Response
+	if offer := req.Body(); len(offer) > 0 {
+		ans, sdp, err := c.neg.answer(offer)
+		if err != nil {
+			c.o.log.Info("sip: UPDATE offer refused", "call_id", c.callID(), "err", err)
+			c.respond(tx, sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+			return
+		}
+		c.media.setAnswer(ans)
+		res = sip.NewResponseFromRequest(req, 200, "OK", sdp)
+		ct := sip.ContentTypeHeader("application/sdp")
+		res.AppendHeader(&ct)
+	} else {
+		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
+	}
+	res.AppendHeader(sip.HeaderClone(&c.contact))
+	for _, h := range timerHeaders {
+		res.AppendHeader(h)
+	}
+	c.respond(tx, res)
+	c.refreshed(st, timed)
+}
+
+// onAck applies the answer an ACK carries to the offer of ours its 200 held.
+func (c *Call) onAck(req *sip.Request) {
+	ans, waited, err := c.neg.answered(req.Body())
+	switch {
+	case !waited:
+	case err != nil:
+		// RFC 3261 §14.2 leaves a bad answer in an ACK no reply: the media
+		// stays as it was, and the call goes on.
+		c.o.log.Warn("sip: answer in ACK unusable, media unchanged", "call_id", c.callID(), "err", err)
+	default:
+		c.media.setAnswer(ans)
+		c.o.log.Info("sip: answer in ACK applied", "call_id", c.callID(), "remote", ans.Remote, "codec", ans.Codec.Name)
+	}
+}
+
+// tooSmall is the 422 for a session interval below our Min-SE.
+func (c *Call) tooSmall(req *sip.Request) *sip.Response {
+	res := sip.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
+	res.AppendHeader(minSEHeader(c.o.cfg.MinSE.Std()))
+	return res
+}
+
+func (c *Call) respond(tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		c.o.log.Debug("sip: respond in dialog", "status", res.StatusCode, "err", err)
+	}
+}
+
+func (c *Call) callID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.res.CallID
+}
+
+// refreshed tells the answered call's loop that the carrier refreshed the
+// session: with the timer it asked for, or (timed false) the one running.
+func (c *Call) refreshed(st sessionTimer, timed bool) {
+	if !timed {
+		st = sessionTimer{}
+	}
+	select {
+	case c.timers <- st:
+	default: // a refresh is pending already: the loop restarts the timer all the same
+	}
+}
+
+// timerFromAnswer is the session timer a 2xx to our INVITE or refresh set up:
+// none when it has no Session-Expires (the carrier does not do timers, RFC
+// 4028 §7.2), ours to refresh when it names us (uac).
+func timerFromAnswer(res *sip.Response) sessionTimer {
+	d, refresher, ok := parseSessionExpires(res.GetHeader("Session-Expires"))
+	if !ok {
+		return sessionTimer{}
+	}
+	return sessionTimer{interval: d, refresh: refresher != "uas"}
+}
+
+// addTimerHeaders asks for a session timer of d that we refresh.
+func addTimerHeaders(req *sip.Request, d, minSE time.Duration) {
+	req.AppendHeader(sip.NewHeader("Supported", "timer"))
+	req.AppendHeader(sessionExpiresHeader(d, "uac"))
+	req.AppendHeader(minSEHeader(minSE))
+}
+
+// raiseSessionExpires takes a 422's Min-SE as our Session-Expires for the
+// next INVITE (RFC 4028 §7.3); false when it names none we may use.
+func (c *Call) raiseSessionExpires(res *sip.Response) bool {
+	d, ok := parseMinSE(res.GetHeader("Min-SE"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok || d <= c.sessionExpires || d > maxSessionExpires {
+		return false
+	}
+	c.sessionExpires = d
+	return true
+}
+
+// errSessionGone is a refresh answered 408 or 481: the carrier has lost the
+// call (RFC 4028 §10).
+var errSessionGone = errors.New("session refresh: the carrier has lost the call")
+
+// refresh refreshes the session (RFC 4028 §7.4) with a re-INVITE offering our
+// current description unchanged, or an UPDATE without one, and returns the
+// timer the 2xx sets. A 422 raises the interval and tries once more; 408 and
+// 481 wrap errSessionGone. Any other failure leaves the timer to run out.
+func (c *Call) refresh(sess *sipgo.DialogClientSession, cur sessionTimer) (sessionTimer, error) {
+	interval := cur.interval
+	for range 2 {
+		res, err := c.sendRefresh(sess, interval)
+		if err != nil {
+			return cur, err
+		}
+		switch {
+		case res.IsSuccess():
+			st := timerFromAnswer(res)
+			if st.interval == 0 {
+				st = cur // the carrier dropped the header: our timer goes on
+			}
+			return st, nil
+		case res.StatusCode == 422:
+			if d, ok := parseMinSE(res.GetHeader("Min-SE")); ok && d > interval && d <= maxSessionExpires {
+				interval = d
+				continue
+			}
+		case res.StatusCode == 408 || res.StatusCode == 481:
+			return cur, fmt.Errorf("%w: %d %s", errSessionGone, res.StatusCode, res.Reason)
+		}
+		return cur, fmt.Errorf("session refresh: %d %s", res.StatusCode, res.Reason)
+	}
+	return cur, errors.New("session refresh: 422 twice")
+}
+
+func (c *Call) sendRefresh(sess *sipgo.DialogClientSession, interval time.Duration) (*sip.Response, error) {
+	target := sess.InviteRequest.Recipient
+	if ct := sess.InviteResponse.Contact(); ct != nil {
+		target = ct.Address
+	}
+	method := sip.INVITE
+	if c.o.cfg.SessionRefresh == RefreshUpdate {
+		method = sip.UPDATE
+	}
+	req := sip.NewRequest(method, target)
+	req.AppendHeader(sip.NewHeader("User-Agent", c.o.cfg.UserAgent))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	addTimerHeaders(req, interval, c.o.cfg.MinSE.Std())
+	if method == sip.INVITE {
+		ct := sip.ContentTypeHeader("application/sdp")
+		req.AppendHeader(&ct)
+		req.SetBody(c.neg.current())
+	}
+	ctx, cancel := context.WithTimeout(c.o.rootCtx, 2*byeTimeout)
+	defer cancel()
+	res, err := sess.Do(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("session refresh: %w", err)
+	}
+	if method == sip.INVITE && res.IsSuccess() {
+		// The ACK of a 2xx is ours to send (RFC 3261 §13.2.2.4), with the
+		// re-INVITE's CSeq number, which WriteRequest keeps for an ACK.
+		ack := sip.NewRequest(sip.ACK, target)
+		if err := sess.WriteRequest(ack); err != nil {
+			c.o.log.Debug("sip: ACK of refresh", "err", err)
+		}
+		if body := res.Body(); len(body) > 0 {
+			if ans, err := ParseAnswerSDP(body); err == nil {
+				c.media.setAnswer(ans)
+			}
+		}
+	}
+	return res, nil
+}
+
+// deadCall ends an answered call Turbina found dead (no RTP, or its session
+// expired) with BYE, and says why.
+func (c *Call) deadCall(sess *sipgo.DialogClientSession, why string) attemptEnd {
+	c.o.log.Info("sip: ending a dead call", "call_id", c.callID(), "why", why)
+	end := attemptEnd{outcome: OutcomeAnswered, status: 200, reason: why, hangupBy: PartyTimeout, endAt: c.o.now()}
+	c.bye(sess)
+	return end
+}

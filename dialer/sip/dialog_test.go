@@ -1,0 +1,216 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+)
+
+// rtpSink is a UDP socket the test owns, named in the carrier's new offer.
+type rtpSink struct{ conn *net.UDPConn }
+
+func newRTPSink(t *testing.T) *rtpSink {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rtpSink{conn: c}
+}
+
+func (s *rtpSink) port() int { return s.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// next reads the next RTP packet and where it came from; an error after within.
+func (s *rtpSink) next(within time.Duration) (rtp.Packet, *net.UDPAddr, error) {
+	buf := make([]byte, 1500)
+	_ = s.conn.SetReadDeadline(time.Now().Add(within))
+	n, from, err := s.conn.ReadFromUDP(buf)
+	if err != nil {
+		return rtp.Packet{}, nil, err
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(buf[:n]); err != nil {
+		return rtp.Packet{}, from, err
+	}
+	return p, from, nil
+}
+
+// expectRTP waits for packets at the sink from the call's RTP socket, with pt.
+func (s *rtpSink) expectRTP(t *testing.T, c *Call, pt uint8) {
+	t.Helper()
+	local := c.Media().LocalAddr()
+	for i := range 5 {
+		p, from, err := s.next(3 * time.Second)
+		if err != nil {
+			t.Fatalf("packet %d at the new address: %v (media %+v)", i, err, c.Media().State())
+		}
+		if from.Port != local.Port || p.PayloadType != pt {
+			t.Fatalf("packet %d at the new address: from %v pt %d, want from %v pt %d", i, from, p.PayloadType, local, pt)
+		}
+	}
+}
+
+// drain empties the sink of what queued.
+func (s *rtpSink) drain() {
+	for {
+		if _, _, err := s.next(time.Millisecond); err != nil {
+			return
+		}
+	}
+}
+
+// expectQuiet fails if the sink gets anything within d.
+func (s *rtpSink) expectQuiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	if p, from, err := s.next(d); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("RTP while held: pt %d from %v (err %v)", p.PayloadType, from, err)
+	}
+}
+
+// dialCarrier starts sipp with scenario, the sink's port as [$rtpport], and
+// dials it with silence sent, so the call's RTP shows where it goes.
+func dialCarrier(t *testing.T, scenario string, sink *rtpSink, tune func(*Config)) (*Call, *sipptest.Proc) {
+	t.Helper()
+	var extra []string
+	if sink != nil {
+		extra = []string{"-set", "rtpport", strconv.Itoa(sink.port())}
+	}
+	sipp := sipptest.Start(t, scenario, sipptest.Options{Extra: extra})
+	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+	cfg.SendSilence = true
+	if tune != nil {
+		tune(&cfg)
+	}
+	o := newTestOriginator(t, cfg)
+	events, onEvent := eventChan()
+	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000009", OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswered(t, c, events)
+	return c, sipp
+}
+
+func hangupAndWait(t *testing.T, c *Call, sipp *sipptest.Proc) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Result()
+	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyLocal {
+		t.Errorf("result %s by %q (%s), want answered by local", r.Outcome, r.HangupBy, r.Reason)
+	}
+	// sipp exits 0 only when every answer it checked was right (check_it).
+	sipp.Wait(t, 15*time.Second)
+	return r
+}
+
+// TestMidCallOffers: a carrier's offers inside an answered call (RFC 3264 §8,
+// RFC 3311) are answered with what the call can carry and move its RTP: a
+// re-INVITE re-anchoring media on a new port, one offering PCMA only, one
+// without SDP (our offer in the 200, its answer in the ACK), and an UPDATE;
+// the carrier's sipp checks each answer, OPTIONS's and 405's Allow.
+func TestMidCallOffers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		scenario string
+		pt       uint8 // what Turbina's RTP must carry at the new address
+		codec    Codec
+	}{
+		{"reinvite-port.xml", 0, CodecPCMU},
+		{"reinvite-pcma.xml", 8, CodecPCMA},
+		{"reinvite-nosdp.xml", 8, CodecPCMA},
+		{"update.xml", 8, CodecPCMA},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSuffix(tt.scenario, ".xml"), func(t *testing.T) {
+			t.Parallel()
+			sink := newRTPSink(t)
+			c, sipp := dialCarrier(t, tt.scenario, sink, nil)
+			sink.expectRTP(t, c, tt.pt)
+			st := c.Media().State()
+			if st.Codec != tt.codec || st.Remote.Port != sink.port() || st.Held {
+				t.Errorf("media state %+v, want %s to port %d", st, tt.codec.Name, sink.port())
+			}
+			hangupAndWait(t, c, sipp)
+		})
+	}
+}
+
+// TestHold: a re-INVITE with a=sendonly is answered a=recvonly and no RTP goes
+// to the carrier while held (RFC 3264 §8.4); a=sendrecv resumes it; inactive
+// is answered inactive and holds it again.
+func TestHold(t *testing.T) {
+	t.Parallel()
+	sink := newRTPSink(t)
+	c, sipp := dialCarrier(t, "reinvite-hold.xml", sink, nil)
+	m := c.Media()
+	waitState := func(what string, ok func(MediaState) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok(m.State()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("media never %s: %+v", what, m.State())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	held := func(st MediaState) bool { return st.Held && st.Remote.Port == sink.port() }
+	waitState("held", held)
+	sink.drain()
+	sink.expectQuiet(t, 300*time.Millisecond)
+	if !held(m.State()) {
+		t.Fatal("resumed before the quiet was checked")
+	}
+	waitState("resumed", func(st MediaState) bool { return !st.Held })
+	sink.expectRTP(t, c, 0)
+	waitState("inactive", held)
+	sink.drain()
+	sink.expectQuiet(t, 100*time.Millisecond)
+	waitState("resumed again", func(st MediaState) bool { return !st.Held })
+	sink.expectRTP(t, c, 0)
+	hangupAndWait(t, c, sipp)
+}
+
+// TestRTPTimeout: a carrier that answers and then sends no RTP has its call
+// ended by Turbina with BYE after rtp_timeout, saying why; one that streams
+// RTP keeps its call.
+func TestRTPTimeout(t *testing.T) {
+	t.Parallel()
+	short := func(cfg *Config) { cfg.RTPTimeout = Duration(time.Second) }
+	t.Run("silent", func(t *testing.T) {
+		t.Parallel()
+		c, sipp := dialCarrier(t, "answer.xml", nil, short)
+		r := waitResult(t, c, 10*time.Second)
+		if r.Outcome != OutcomeAnswered || r.HangupBy != PartyTimeout || !strings.Contains(r.Reason, "rtp timeout") {
+			t.Errorf("result %s by %q (%s), want answered, ended by timeout for rtp", r.Outcome, r.HangupBy, r.Reason)
+		}
+		if d := r.EndAt.Sub(r.AnswerAt); d < time.Second {
+			t.Errorf("ended %s after the answer, before the timeout", d)
+		}
+		sipp.Wait(t, 15*time.Second) // it got our BYE
+	})
+	t.Run("streaming", func(t *testing.T) {
+		t.Parallel()
+		c, sipp := dialCarrier(t, "answer-rtp.xml", nil, short)
+		select {
+		case <-c.Done():
+			r := c.Result()
+			t.Fatalf("a call with RTP ended: %s by %q (%s)", r.Outcome, r.HangupBy, r.Reason)
+		case <-time.After(2500 * time.Millisecond):
+		}
+		hangupAndWait(t, c, sipp)
+	})
+}
