@@ -214,3 +214,58 @@ func TestRTPTimeout(t *testing.T) {
 		hangupAndWait(t, c, sipp)
 	})
 }
+
+// TestSessionTimers (RFC 4028): as UAC Turbina asks for a session timer and,
+// named the refresher, refreshes at half the interval by re-INVITE or UPDATE;
+// raises its interval to a 422's Min-SE; as UAS answers a carrier's
+// Session-Expires below its Min-SE with 422, takes the next one, and ends the
+// call with BYE, saying why, when the carrier does not refresh it.
+func TestSessionTimers(t *testing.T) {
+	t.Parallel()
+	timers := func(refresh string) func(*Config) {
+		return func(cfg *Config) {
+			cfg.SessionExpires, cfg.MinSE = Duration(2*time.Second), Duration(2*time.Second)
+			cfg.SessionRefresh = refresh
+		}
+	}
+	for _, tt := range []struct {
+		name, scenario, refresh string
+	}{
+		{"refresh-by-reinvite", "session-timer-refresh.xml", RefreshInvite},
+		{"refresh-by-update", "session-timer-refresh-update.xml", RefreshUpdate},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, sipp := dialCarrier(t, tt.scenario, nil, timers(tt.refresh))
+			// The carrier hangs up once it has had both refreshes.
+			r := waitResult(t, c, 10*time.Second)
+			if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote {
+				t.Errorf("result %s by %q (%s), want the carrier's BYE after two refreshes", r.Outcome, r.HangupBy, r.Reason)
+			}
+			sipp.Wait(t, 15*time.Second)
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		t.Parallel()
+		c, sipp := dialCarrier(t, "session-timer-expire.xml", nil, timers(RefreshInvite))
+		r := waitResult(t, c, 10*time.Second)
+		if r.Outcome != OutcomeAnswered || r.HangupBy != PartyTimeout || !strings.Contains(r.Reason, "session timer expired") {
+			t.Errorf("result %s by %q (%s), want ended by timeout, session timer expired", r.Outcome, r.HangupBy, r.Reason)
+		}
+		sipp.Wait(t, 15*time.Second)
+	})
+	t.Run("422", func(t *testing.T) {
+		t.Parallel()
+		sipp := sipptest.Start(t, "session-timer-422.xml", sipptest.Options{Calls: 2})
+		cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+		timers(RefreshInvite)(&cfg)
+		o := newTestOriginator(t, cfg)
+		events, onEvent := eventChan()
+		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000010", OnEvent: onEvent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAnswered(t, c, events)
+		hangupAndWait(t, c, sipp)
+	})
+}
