@@ -78,129 +78,25 @@ func (c *Call) session() *sipgo.DialogClientSession {
 	return c.dialog
 }
 
-// onReinvite answers a re-INVITE (RFC 3261 §14.2, RFC 3264 §8): with an offer,
-// the answer in the 200 and the media moved to what it agreed; without one, our
-// offer in the 200 and its answer taken from the ACK. An offer we cannot carry
-// is refused with 488 and changes nothing. A Session-Expires in it refreshes
-// the session timer (RFC 4028).
-func (c *Call) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	sess := c.session()
-	if err := sess.ReadRequest(req, tx); err != nil {
-		c.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
-		return
-	}
-	st, timerHeaders, tooSmall, timed := uasTimer(req, c.o.cfg.MinSE.Std())
-	if tooSmall {
-		c.respond(tx, c.tooSmall(req))
-		return
-	}
-	var body []byte
-	if offer := req.Body(); len(offer) > 0 {
-		ans, sdp, err := c.neg.answer(offer)
-		if err != nil {
-			c.o.log.Info("sip: re-INVITE offer refused", "call_id", c.callID(), "err", err)
-			c.respond(tx, sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
-			return
-		}
-		c.media.setAnswer(ans)
-		body = sdp
-		c.o.log.Info("sip: re-INVITE answered", "call_id", c.callID(), "remote", ans.Remote,
-			"codec", ans.Codec.Name, "peer", ans.Direction)
-	} else {
-		body = c.neg.offer(true)
-	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", body)
-	ct := sip.ContentTypeHeader("application/sdp")
-	res.AppendHeader(&ct)
-	res.AppendHeader(sip.HeaderClone(&c.contact))
-	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	for _, h := range timerHeaders {
-		res.AppendHeader(h)
-	}
-	c.respond(tx, res)
-	c.refreshed(st, timed)
-}
-
-// onUpdate answers an UPDATE (RFC 3311): its offer answered in the 200 as a
-// re-INVITE's is, or, without one, a bare 200 (a session refresh).
-func (c *Call) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	sess := c.session()
-	if err := sess.ReadRequest(req, tx); err != nil {
-		c.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
-		return
-	}
-	st, timerHeaders, tooSmall, timed := uasTimer(req, c.o.cfg.MinSE.Std())
-	if tooSmall {
-		c.respond(tx, c.tooSmall(req))
-		return
-	}
-	var res *sip.Response
-	if offer := req.Body(); len(offer) > 0 {
-		ans, sdp, err := c.neg.answer(offer)
-		if err != nil {
-			c.o.log.Info("sip: UPDATE offer refused", "call_id", c.callID(), "err", err)
-			c.respond(tx, sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
-			return
-		}
-		c.media.setAnswer(ans)
-		res = sip.NewResponseFromRequest(req, 200, "OK", sdp)
-		ct := sip.ContentTypeHeader("application/sdp")
-		res.AppendHeader(&ct)
-	} else {
-		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
-	}
-	res.AppendHeader(sip.HeaderClone(&c.contact))
-	for _, h := range timerHeaders {
-		res.AppendHeader(h)
-	}
-	c.respond(tx, res)
-	c.refreshed(st, timed)
-}
-
-// onAck applies the answer an ACK carries to the offer of ours its 200 held.
-func (c *Call) onAck(req *sip.Request) {
-	ans, waited, err := c.neg.answered(req.Body())
-	switch {
-	case !waited:
-	case err != nil:
-		// RFC 3261 §14.2 leaves a bad answer in an ACK no reply: the media
-		// stays as it was, and the call goes on.
-		c.o.log.Warn("sip: answer in ACK unusable, media unchanged", "call_id", c.callID(), "err", err)
-	default:
-		c.media.setAnswer(ans)
-		c.o.log.Info("sip: answer in ACK applied", "call_id", c.callID(), "remote", ans.Remote, "codec", ans.Codec.Name)
+// peer is the call's side of what the carrier sends inside the dialog.
+func (c *Call) peer() *peerDialog {
+	c.mu.Lock()
+	contact := sip.HeaderClone(&c.contact)
+	c.mu.Unlock()
+	return &peerDialog{
+		sess: c.session(), neg: c.neg, apply: c.media.setAnswer, contact: contact,
+		minSE: c.o.cfg.MinSE.Std(), timers: c.timers, log: c.o.log.With("call_id", c.callID()),
 	}
 }
 
-// tooSmall is the 422 for a session interval below our Min-SE.
-func (c *Call) tooSmall(req *sip.Request) *sip.Response {
-	res := sip.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
-	res.AppendHeader(minSEHeader(c.o.cfg.MinSE.Std()))
-	return res
-}
-
-func (c *Call) respond(tx sip.ServerTransaction, res *sip.Response) {
-	if err := tx.Respond(res); err != nil {
-		c.o.log.Debug("sip: respond in dialog", "status", res.StatusCode, "err", err)
-	}
-}
+func (c *Call) onReinvite(req *sip.Request, tx sip.ServerTransaction) { c.peer().onReinvite(req, tx) }
+func (c *Call) onUpdate(req *sip.Request, tx sip.ServerTransaction)   { c.peer().onUpdate(req, tx) }
+func (c *Call) onAck(req *sip.Request)                                { c.peer().onAck(req) }
 
 func (c *Call) callID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.res.CallID
-}
-
-// refreshed tells the answered call's loop that the carrier refreshed the
-// session: with the timer it asked for, or (timed false) the one running.
-func (c *Call) refreshed(st sessionTimer, timed bool) {
-	if !timed {
-		st = sessionTimer{}
-	}
-	select {
-	case c.timers <- st:
-	default: // a refresh is pending already: the loop restarts the timer all the same
-	}
 }
 
 // timerFromAnswer is the session timer a 2xx to our INVITE or refresh set up:

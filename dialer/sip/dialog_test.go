@@ -269,3 +269,87 @@ func TestSessionTimers(t *testing.T) {
 		hangupAndWait(t, c, sipp)
 	})
 }
+
+// TestAgentCallMidCall: an agent's phone (sipp as UAS) holds and resumes the
+// nailed-up call by re-INVITE, answered as a carrier's is, with nothing sent to
+// it while held; and a phone that asks for a session timer and then does not
+// refresh has its call ended with BYE, saying why.
+func TestAgentCallMidCall(t *testing.T) {
+	t.Parallel()
+	t.Run("hold", func(t *testing.T) {
+		t.Parallel()
+		r, _ := newTestRegistrar(t, RegistrarConfig{})
+		port := sipptest.FreePort(t)
+		registerFromPort(t, r, port)
+		sink := newRTPSink(t)
+		uas := sipptest.Start(t, "reinvite-hold.xml", sipptest.Options{Port: port, Extra: []string{"-set", "rtpport", strconv.Itoa(sink.port())}})
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		call, err := r.CallAgent(ctx, 1, AgentCallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The agent's audio, as a bridge sends it, every 20 ms.
+		go func() {
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7}, Payload: make([]byte, 160)}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-call.Done():
+					return
+				case <-tick.C:
+				}
+				pkt.SequenceNumber++
+				b, _ := pkt.Marshal()
+				_ = call.Leg().WriteRTP(b)
+			}
+		}()
+		// Held from ~300 ms after the answer for at least a second: the sink,
+		// named only by the hold's offer, hears nothing until the resume.
+		first := time.Now()
+		if _, _, err := sink.next(5 * time.Second); err != nil {
+			t.Fatalf("no RTP at the phone's new address after the resume: %v", err)
+		}
+		if held := time.Since(first); held < 900*time.Millisecond {
+			t.Errorf("RTP reached the held phone %s after the answer; the hold lasts a second from 300 ms", held)
+		}
+		// Then inactive (quiet again) and resumed once more.
+		for {
+			if _, _, err := sink.next(200 * time.Millisecond); errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := sink.next(5 * time.Second); err != nil {
+			t.Fatalf("no RTP after the second resume: %v", err)
+		}
+		if err := call.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		uas.Wait(t, 15*time.Second) // every answer as the phone expected
+	})
+	t.Run("session-expired", func(t *testing.T) {
+		t.Parallel()
+		r, _ := newTestRegistrar(t, RegistrarConfig{MinSE: Duration(2 * time.Second)})
+		port := sipptest.FreePort(t)
+		registerFromPort(t, r, port)
+		uas := sipptest.Start(t, "session-timer-expire.xml", sipptest.Options{Port: port})
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		call, err := r.CallAgent(ctx, 1, AgentCallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-call.Done():
+		case <-ctx.Done():
+			t.Fatal("the unrefreshed call was not ended")
+		}
+		if err := call.Err(); err == nil || !strings.Contains(err.Error(), "session timer expired") {
+			t.Errorf("call ended with %v, want session timer expired", err)
+		}
+		uas.Wait(t, 15*time.Second) // 422, then 200 with Session-Expires, then our BYE
+	})
+}
