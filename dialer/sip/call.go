@@ -645,7 +645,7 @@ wait:
 			refreshErr, st = nil, next
 			armTimer()
 		case <-rtpCheck.C:
-			if c.mediaSilent(rtpTimeout) {
+			if c.rtpDead(rtpTimeout) {
 				return c.deadCall(sess, fmt.Sprintf("rtp timeout: no RTP from the carrier for %s", rtpTimeout))
 			}
 		case <-sess.Context().Done():
@@ -711,6 +711,30 @@ func (c *Call) trunkHangup(t *trunk, sess *sipgo.DialogClientSession) attemptEnd
 func (c *Call) mediaSilent(silence time.Duration) bool {
 	heard, ok := c.lastHeard()
 	return ok && c.o.now().Sub(heard) >= silence
+}
+
+// rtpDead reports whether the carrier, whose SDP says it sends, has sent no
+// RTP for timeout. Unlike mediaSilent it judges a detached call whose reader
+// promised to report (WillNoteReceived) and has had nothing to report.
+func (c *Call) rtpDead(timeout time.Duration) bool {
+	m := c.media
+	if !m.detached.Load() || m.reported.Load() || !m.promised.Load() {
+		return c.mediaSilent(timeout)
+	}
+	expect, since := m.expectsMedia()
+	if !expect {
+		return false
+	}
+	c.mu.Lock()
+	heard := c.res.AnswerAt
+	c.mu.Unlock()
+	if at := m.lastRecv.Load(); at != 0 && time.Unix(0, at).After(heard) {
+		heard = time.Unix(0, at) // read by Media before the hand-over
+	}
+	if since.After(heard) {
+		heard = since
+	}
+	return c.o.now().Sub(heard) >= timeout
 }
 
 // lastHeard is when the newest RTP arrived, or the answer when none did yet;

@@ -42,6 +42,7 @@ type Media struct {
 	// Detach only the new reader's NoteReceived moves it, and reported says it does.
 	lastRecv atomic.Int64
 	reported atomic.Bool
+	promised atomic.Bool // WillNoteReceived
 	receiver atomic.Pointer[func(pkt []byte)]
 
 	silenceStop chan struct{}
@@ -121,6 +122,12 @@ func (m *Media) NoteReceived(at time.Time) {
 	m.reported.Store(true)
 	m.lastRecv.Store(at.UnixNano())
 }
+
+// WillNoteReceived tells the call that the reader that took the socket with
+// Detach calls NoteReceived for each packet it reads, from now on: a call from
+// which nothing at all arrives after the hand-over can then be ended after
+// Config.RTPTimeout, as one whose socket Media still reads.
+func (m *Media) WillNoteReceived() { m.promised.Store(true) }
 
 // LastReceived is when the newest RTP packet arrived, and whether that is
 // known: false before any packet, and after Detach until NoteReceived is called.

@@ -112,6 +112,7 @@ func (l *sipAttempt) mediaLegLocked() (media.Leg, error) {
 		leg.SetCodec(legCodec(st.Codec, st.TelephoneEvent))
 		leg.SetMuted(st.Held)
 	})
+	m.WillNoteReceived() // heardLeg does: a carrier that sends nothing is found dead
 	l.audio = heardLeg{UDPLeg: leg, m: m}
 	return l.audio, nil
 }
