@@ -252,10 +252,11 @@ func (b *Bridge) Connect(customer Leg, opts ...ConnectOption) (*Connection, erro
 	}
 	c.path.toAgent.newSegment()
 	c.discardQueued() // before the switch instant: what queued until now is stale
+	// Logged before the call is live: from then on its readers own c.cc.
+	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.path.codec)
 	b.last = c
 	b.cur.Store(c)
 	go c.readCustomer()
-	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.path.codec)
 	return c, nil
 }
 
