@@ -89,8 +89,33 @@ func (c *Call) peer() *peerDialog {
 	}
 }
 
-func (c *Call) onReinvite(req *sip.Request, tx sip.ServerTransaction) { c.peer().onReinvite(req, tx) }
-func (c *Call) onUpdate(req *sip.Request, tx sip.ServerTransaction)   { c.peer().onUpdate(req, tx) }
+func (c *Call) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	if c.plainOnly(req, tx) {
+		return
+	}
+	c.peer().onReinvite(req, tx)
+}
+
+func (c *Call) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if len(req.Body()) > 0 && c.plainOnly(req, tx) {
+		return
+	}
+	c.peer().onUpdate(req, tx)
+}
+
+// plainOnly refuses a new offer, or a request for ours, inside an SRTP call
+// (488): the offer/answer inside a call writes plain RTP/AVP descriptions and
+// does not rekey, so answering would downgrade or break the call; the call
+// goes on as agreed.
+func (c *Call) plainOnly(req *sip.Request, tx sip.ServerTransaction) bool {
+	if c.media.SRTP() == "" {
+		return false
+	}
+	res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)
+	res.AppendHeader(sip.NewHeader("Warning", `399 turbina "no new offer inside an SRTP call"`))
+	_ = tx.Respond(res)
+	return true
+}
 func (c *Call) onAck(req *sip.Request)                                { c.peer().onAck(req) }
 
 func (c *Call) callID() string {
@@ -171,7 +196,8 @@ func (c *Call) sendRefresh(sess *sipgo.DialogClientSession, interval time.Durati
 		target = ct.Address
 	}
 	method := sip.INVITE
-	if c.o.cfg.SessionRefresh == RefreshUpdate {
+	if c.o.cfg.SessionRefresh == RefreshUpdate || c.media.SRTP() != "" {
+		// An SRTP call is refreshed without an offer (see plainOnly).
 		method = sip.UPDATE
 	}
 	req := sip.NewRequest(method, target)

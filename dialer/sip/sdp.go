@@ -101,6 +101,11 @@ type Answer struct {
 	// Direction is the peer's: sendonly means the peer only sends (it holds
 	// the call), recvonly or inactive that it sends nothing.
 	Direction Direction
+	// Profile is the audio stream's transport, e.g. RTP/AVP or RTP/SAVP.
+	Profile string
+	// Crypto holds the values of the stream's a=crypto lines (RFC 4568), as
+	// written; the SRTP negotiation (srtp.go) reads them.
+	Crypto []string
 }
 
 // sdpAudio is the first usable audio stream of a session description.
@@ -110,6 +115,8 @@ type sdpAudio struct {
 	formats []Codec // the G.711 formats it lists, in its order
 	dtmf    uint8   // telephone-event payload type, 0: none
 	dir     Direction
+	profile string   // the m= line's transport: RTP/AVP, RTP/SAVP
+	crypto  []string // its a=crypto values (RFC 4568), as written
 }
 
 // parseSDP reads the first audio stream with a non-zero port: its connection
@@ -140,14 +147,14 @@ func parseSDP(body []byte) (sdpAudio, error) {
 				continue
 			}
 			f := strings.Fields(val)
-			if len(f) < 4 || f[0] != "audio" || !strings.Contains(f[2], "RTP/AVP") {
+			if len(f) < 4 || f[0] != "audio" || !isRTPProfile(f[2]) {
 				continue
 			}
 			p, err := strconv.Atoi(strings.SplitN(f[1], "/", 2)[0])
 			if err != nil || p <= 0 || p > 65535 {
 				continue // port 0: stream rejected
 			}
-			inAudio, a.port, fmts = true, p, f[3:]
+			inAudio, a.port, fmts, a.profile = true, p, f[3:], f[2]
 			continue
 		}
 		switch key {
@@ -171,6 +178,10 @@ func parseSDP(body []byte) (sdpAudio, error) {
 				} else if a.port == 0 {
 					sessionDir = d
 				}
+				continue
+			}
+			if inAudio && strings.HasPrefix(val, "crypto:") {
+				a.crypto = append(a.crypto, strings.TrimPrefix(val, "crypto:"))
 				continue
 			}
 			if !inAudio || !strings.HasPrefix(val, "rtpmap:") {
@@ -248,5 +259,5 @@ func ParseAnswerSDP(body []byte) (Answer, error) {
 	if len(a.formats) == 0 {
 		return Answer{}, ErrNoCommonCodec
 	}
-	return Answer{Remote: remote, Codec: a.formats[0], TelephoneEvent: a.dtmf, Direction: a.dir}, nil
+	return Answer{Remote: remote, Codec: a.formats[0], TelephoneEvent: a.dtmf, Direction: a.dir, Profile: a.profile, Crypto: a.crypto}, nil
 }

@@ -122,6 +122,8 @@ export default {
   'sup.downsince': 'Fora desde', 'sup.downAt': 'fora desde {since} (detectado em {secs} s)', 'sup.lastDetection': 'no ar; última queda detectada em {secs} s',
   'sup.fo.noWhatsApp': 'Nenhum número de WhatsApp configurado: as ligações esperam o tronco voltar.',
   'sup.trunkState.closed': 'no ar', 'sup.trunkState.open': 'fora do ar', 'sup.trunkState.half-open': 'fora do ar, verificando',
+  'sup.trunkState.held': 'pausado pela operadora', 'sup.heldUntil': 'pausado pela operadora até {until}',
+  'sup.alarm': 'a operadora recusa as ligações: {alarm} (desde {since})',
   'sup.fo.down': 'Tronco {trunk} fora do ar', 'sup.fo.toWhatsApp': 'As ligações estão indo pelo WhatsApp — nada a fazer.',
   'sup.fo.detail': 'Fora desde {since} · detectado em {secs} s: {sign}',
   'sup.fo.back': 'Tronco {trunk} voltou após {dur}', 'sup.fo.backDetail': 'Fora das {since} às {until}. As ligações voltam a passar pelo tronco.',
