@@ -116,6 +116,7 @@ func (c *Call) plainOnly(req *sip.Request, tx sip.ServerTransaction) bool {
 	_ = tx.Respond(res)
 	return true
 }
+
 func (c *Call) onAck(req *sip.Request) { c.peer().onAck(req) }
 
 func (c *Call) callID() string {
