@@ -311,6 +311,8 @@ func (c *Call) buildInvite(t *trunk, callID string, target *sip.Uri) *sip.Reques
 	addTimerHeaders(req, se, c.o.cfg.MinSE.Std())
 	ct := sip.ContentTypeHeader("application/sdp")
 	req.AppendHeader(&ct)
+	// The SDP names the trunk's media address (external_media_addr behind NAT).
+	c.neg.setIP(t.mediaIP)
 	req.SetBody(c.media.offerSRTP(t.cfg.SRTP, c.neg.offer(false)))
 	return req
 }
@@ -339,8 +341,13 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 		return c.trunkDownEnd(t, false, true)
 	default:
 	}
+	mark, ok := c.o.admitInvite(t, c.hangup)
+	if !ok {
+		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
+	t.pacer.sent(mark, c.o.now())
 	cancelConnect()
 	if err != nil {
 		err = fmt.Errorf("invite %s: %w", name, err)

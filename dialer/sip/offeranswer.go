@@ -20,11 +20,11 @@ import (
 // its newest description, and an offer of ours that waits for its answer in
 // an ACK. Its methods are safe for concurrent use.
 type offerAnswer struct {
-	ip   net.IP
 	port int
 	id   uint64
 
 	mu       sync.Mutex
+	ip       net.IP
 	codecs   []Codec // what this side may carry, most preferred first
 	version  uint64
 	last     []byte // our newest description
@@ -36,6 +36,17 @@ func newOfferAnswer(local *net.UDPAddr, codecs []Codec) *offerAnswer {
 	_, _ = rand.Read(sid[:])
 	id := binary.BigEndian.Uint64(sid[:]) >> 2
 	return &offerAnswer{ip: local.IP, port: local.Port, id: id, version: id, codecs: codecs}
+}
+
+// setIP sets the address our descriptions name for RTP (a trunk's external
+// media address behind NAT); for a new dialog, before its first offer.
+func (n *offerAnswer) setIP(ip net.IP) {
+	if ip == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ip = ip
 }
 
 // offer is a fresh offer: every codec this side may carry, sendrecv, with
