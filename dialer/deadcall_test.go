@@ -20,8 +20,11 @@ import (
 func TestDeadCallEndsAndFreesTheAgent(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
 	h := newHarness(t, sip.Config{
-		Trunks:     []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}},
-		RTPTimeout: sip.Duration(time.Second),
+		// sipp answers no OPTIONS: no keepalives, and the trunk's health watch
+		// (which the silence starts) kept out; the call's own timeout is tested.
+		Trunks:       []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		MediaSilence: sip.Duration(time.Hour),
+		RTPTimeout:   sip.Duration(time.Second),
 	})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0] // would talk for an hour

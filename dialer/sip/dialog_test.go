@@ -88,6 +88,9 @@ func dialCarrier(t *testing.T, scenario string, sink *rtpSink, tune func(*Config
 	sipp := sipptest.Start(t, scenario, sipptest.Options{Extra: extra})
 	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
 	cfg.SendSilence = true
+	// These carriers send no RTP and answer no OPTIONS: the trunk's health
+	// watch, which silence would start, is not what these tests are about.
+	cfg.MediaSilence = Duration(time.Hour)
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -258,6 +261,7 @@ func TestSessionTimers(t *testing.T) {
 		t.Parallel()
 		sipp := sipptest.Start(t, "session-timer-422.xml", sipptest.Options{Calls: 2})
 		cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+		cfg.MediaSilence = Duration(time.Hour) // no RTP, no OPTIONS answered: see dialCarrier
 		timers(RefreshInvite)(&cfg)
 		o := newTestOriginator(t, cfg)
 		events, onEvent := eventChan()

@@ -217,7 +217,9 @@ func TestBridgeFollowsTheCarriersReoffer(t *testing.T) {
 	defer cancel()
 	sink := udp(t)
 	sipp := sipptest.Start(t, "reinvite-pcma.xml", sipptest.Options{Extra: []string{"-set", "rtpport", strconv.Itoa(sink.LocalAddr().(*net.UDPAddr).Port)}})
-	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: sipp.Addr}}}, slog.New(slog.DiscardHandler))
+	// sipp answers no OPTIONS and sends no RTP: no keepalives, no health watch.
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: sipp.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		MediaSilence: sip.Duration(time.Hour)}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
