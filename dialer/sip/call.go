@@ -227,24 +227,29 @@ func (c *Call) waitCtx() context.Context {
 	return ctx
 }
 
-func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
-	callerID := c.req.CallerID
-	if callerID == "" {
-		callerID = t.cfg.CallerID
+// buildInvite writes the INVITE of one attempt; id is the call's numbers as
+// the trunk wants them (numberformat.go).
+func (c *Call) buildInvite(t *trunk, callID string, id identity) *sip.Request {
+	req := sip.NewRequest(sip.INVITE, c.o.trunkURI(t, id.dialed))
+	if dest := t.destination(); dest != "" {
+		req.SetDestination(dest)
 	}
-	req := sip.NewRequest(sip.INVITE, c.o.trunkURI(t, c.req.To))
 	from := &sip.FromHeader{
-		Address: sip.Uri{Scheme: "sip", User: callerID, Host: t.cfg.Domain},
-		Params:  sip.NewParams(),
+		DisplayName: id.fromDisplay,
+		Address:     sip.Uri{Scheme: "sip", User: id.fromUser, Host: id.fromHost},
+		Params:      sip.NewParams(),
 	}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.req.To, Host: t.cfg.Domain}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: id.dialed, Host: t.cfg.Domain}})
 	cid := sip.CallIDHeader(callID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	if callerID != "" {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+callerID+"@"+t.cfg.Domain+">"))
+	if id.pai != "" {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+id.pai+"@"+t.cfg.Domain+">"))
+	}
+	if id.privacy != "" {
+		req.AppendHeader(sip.NewHeader("Privacy", id.privacy))
 	}
 	if c.req.AttemptID != "" {
 		req.AppendHeader(sip.NewHeader("X-Turbina-Attempt", c.req.AttemptID))
@@ -268,7 +273,12 @@ func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
 func (c *Call) attempt(t *trunk) attemptEnd {
 	name := t.cfg.Name
 	callID := uuid.NewString()
-	inv := c.buildInvite(t, callID)
+	id, err := t.identityFor(c.req)
+	if err != nil {
+		// This trunk cannot write the number; nothing was sent, the next may.
+		return attemptEnd{outcome: OutcomeInvalidNumber, reason: err.Error(), failover: true}
+	}
+	inv := c.buildInvite(t, callID, id)
 	c.mu.Lock()
 	c.res.Trunk, c.res.CallID = name, callID
 	c.res.InviteAt, c.res.RingAt, c.res.AnswerAt, c.res.AckAt = c.o.now(), time.Time{}, time.Time{}, time.Time{}
@@ -358,7 +368,7 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 
 	username := t.cfg.Username
 	if username == "" {
-		username = inv.From().Address.User
+		username = id.authUser
 	}
 	answered := make(chan error, 1)
 	go func() {

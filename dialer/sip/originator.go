@@ -53,6 +53,8 @@ type TrunkStatus struct {
 	// for its last death; Sign is that first sign.
 	LastDetection float64 `json:"last_detection_seconds,omitempty"`
 	Sign          string  `json:"sign,omitempty"`
+	// Registration is the trunk's outbound registration; nil when it does not register.
+	Registration *RegistrationStatus `json:"registration,omitempty"`
 }
 
 // trunk is a configured trunk with its limits, circuit and SIP stack.
@@ -67,6 +69,11 @@ type trunk struct {
 	health   health
 	stack    *sipstack.Stack
 	dialogUA *sipgo.DialogUA
+	// reg is the trunk's outbound registration, nil unless cfg.Register.
+	reg *registration
+	// resolved is where a trunk given as a host name goes (DNS SRV), nil
+	// for one given as host:port.
+	resolved *resolution
 }
 
 // Originator places calls on a set of SIP trunks. It is safe for concurrent use.
@@ -81,6 +88,7 @@ type Originator struct {
 	udpConn  net.PacketConn
 	host     string // local address for Via, Contact and SDP
 	sipPort  int
+	dns      *dnsLookup
 	metrics  *metrics
 	now      func() time.Time
 	rootCtx  context.Context
@@ -121,6 +129,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		shutdown: cancel,
 		calls:    make(map[string]*Call),
 		orphans:  make(map[string]orphaned),
+		dns:      newDNSLookup(cfg.DNSServer),
 	}
 	o.metrics = newMetrics()
 
@@ -160,9 +169,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		t.circuit.window = cfg.FaultWindow.Std()
 		name := tc.Name
 		t.circuit.onChange = func(s CircuitState) { o.metrics.setState(name, s) }
-		h, p, _ := net.SplitHostPort(tc.Address)
+		h := addressHost(tc.Address)
 		t.host = h
-		t.port, _ = strconv.Atoi(p)
+		if _, p, err := net.SplitHostPort(tc.Address); err == nil {
+			t.port, _ = strconv.Atoi(p)
+		} else {
+			t.resolved = &resolution{} // the port comes from SRV: the Request-URI has none
+		}
+		if tc.Register {
+			t.reg = newRegistration(tc)
+		}
 		if tc.Transport == TransportTLS {
 			tlsConf, err := trunkTLSConfig(tc, h)
 			if err != nil {
@@ -184,8 +200,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	slices.SortStableFunc(o.trunks, func(a, b *trunk) int { return a.cfg.Priority - b.cfg.Priority })
 
 	for _, t := range o.trunks {
+		if t.resolved != nil {
+			rctx, rcancel := context.WithTimeout(ctx, 2*dnsTimeout)
+			next := o.refresh(rctx, t)
+			rcancel()
+			o.wg.Add(1)
+			go o.resolveLoop(t, next)
+		}
 		o.wg.Add(1)
 		go o.monitor(t)
+		if t.reg != nil {
+			o.wg.Add(1)
+			go o.registerLoop(t)
+		}
 	}
 	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "trunks", len(o.trunks))
 	return o, nil
@@ -279,6 +306,9 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
+	if err := o.dialable(req); err != nil {
+		return nil, err
+	}
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
@@ -363,6 +393,7 @@ func (o *Originator) status(t *trunk) TrunkStatus {
 		InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
 		Faults: faults, OutOfService: forced, LastError: lastErr, LastChangeAt: at,
 		DownSince: down, LastDetection: detection.Seconds(), Sign: sign,
+		Registration: t.reg.status(),
 	}
 }
 
@@ -426,6 +457,9 @@ func (o *Originator) probeCtx(ctx context.Context, t *trunk, timeout time.Durati
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
+	if dest := t.destination(); dest != "" {
+		req.SetDestination(dest)
+	}
 	req.AppendHeader(sip.NewHeader("User-Agent", o.cfg.UserAgent))
 	res, err := t.dialogUA.Client.Do(ctx, req)
 	if err != nil {
