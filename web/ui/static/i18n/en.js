@@ -121,6 +121,8 @@ export default {
   'policy.no_call_permission': 'no WhatsApp call permission', 'policy.outside_service_window': 'outside WhatsApp\'s 24-hour window',
   'sup.downsince': 'Down since', 'sup.downAt': 'down since {since} (found in {secs} s)', 'sup.lastDetection': 'up; last death found in {secs} s',
   'sup.fo.noWhatsApp': 'No WhatsApp number is configured: calls wait for the trunk.',
+  'sup.reg.registering': 'registering…', 'sup.reg.registered': 'registered until {until}',
+  'sup.reg.failing': 'registration failing: {error}; next try at {at}', 'sup.reg.unregistered': 'not registered',
   'sup.trunkState.closed': 'up', 'sup.trunkState.open': 'down', 'sup.trunkState.half-open': 'down, checking',
   'sup.fo.down': 'Trunk {trunk} is down', 'sup.fo.toWhatsApp': 'Calls are going to WhatsApp — nothing to do.',
   'sup.fo.detail': 'Down since {since} · found in {secs} s: {sign}',
