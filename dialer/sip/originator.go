@@ -457,12 +457,15 @@ func (o *Originator) probeCtx(ctx context.Context, t *trunk, timeout time.Durati
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
-	if dest := t.destination(); dest != "" {
+	dest := t.destination()
+	if dest != "" {
 		req.SetDestination(dest)
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", o.cfg.UserAgent))
 	res, err := t.dialogUA.Client.Do(ctx, req)
 	if err != nil {
+		// A trunk found by SRV moves on to its next target (RFC 3263 4.3).
+		t.resolved.skip(dest)
 		return fmt.Errorf("options %s: %w", t.cfg.Name, err)
 	}
 	if res.StatusCode >= 500 {

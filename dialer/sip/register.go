@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -225,7 +226,7 @@ func (o *Originator) sendRegister(ctx context.Context, t *trunk, expires time.Du
 		if t.cfg.Password == "" {
 			return 0, fmt.Errorf("register %s: %d %s and no password configured", t.cfg.Name, res.StatusCode, res.Reason)
 		}
-		res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: registerAOR(t.cfg).User, Password: t.cfg.Password})
+		res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: cmp.Or(t.cfg.Username, registerAOR(t.cfg).User), Password: t.cfg.Password})
 		if cseq := req.CSeq(); cseq != nil {
 			t.reg.mu.Lock()
 			t.reg.cseq = max(t.reg.cseq, cseq.SeqNo)
@@ -239,6 +240,7 @@ func (o *Originator) sendRegister(ctx context.Context, t *trunk, expires time.Du
 		err = errors.New("no response") // sipgo's transaction ended without one
 	}
 	if err != nil {
+		t.resolved.skip(req.Destination()) // the next SRV target, if any, is tried next time
 		return 0, fmt.Errorf("register %s: %w", t.cfg.Name, err)
 	}
 	if !res.IsSuccess() {

@@ -94,6 +94,19 @@ func (r *resolution) destination() string {
 	return r.addrs[0]
 }
 
+// skip moves addr, when it is the current destination, to the end of the
+// list: it did not answer, and the next target is tried instead.
+func (r *resolution) skip(addr string) {
+	if r == nil || addr == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.addrs) > 1 && r.addrs[0] == addr {
+		r.addrs = append(r.addrs[1:], addr)
+	}
+}
+
 // destination is where requests to t go: "" for a trunk given as host:port,
 // whose Request-URI says it.
 func (t *trunk) destination() string { return t.resolved.destination() }
@@ -110,10 +123,15 @@ func (o *Originator) refresh(ctx context.Context, t *trunk) time.Duration {
 		o.log.Warn("sip trunk: DNS lookup failed", "trunk", t.cfg.Name, "host", t.host, "err", err, "keeping", r.addrs)
 		return dnsRetry
 	}
-	if !slices.Equal(addrs, r.addrs) {
-		o.log.Info("sip trunk resolved", "trunk", t.cfg.Name, "host", t.host, "addrs", addrs, "ttl", ttl)
+	r.expires = o.now().Add(ttl)
+	// The same records keep their order, so a target skipped because it did
+	// not answer is not taken back at each lookup (and the weighted draw does
+	// not move calls between targets every TTL).
+	if sameAddrs(addrs, r.addrs) {
+		return ttl
 	}
-	r.addrs, r.expires = addrs, o.now().Add(ttl)
+	o.log.Info("sip trunk resolved", "trunk", t.cfg.Name, "host", t.host, "addrs", addrs, "ttl", ttl)
+	r.addrs = addrs
 	return ttl
 }
 
@@ -165,6 +183,10 @@ func (o *Originator) lookupTrunk(ctx context.Context, t *trunk) ([]string, time.
 		addrs = append(addrs, net.JoinHostPort(ip.String(), port))
 	}
 	return addrs, clampTTL(ipTTL), nil
+}
+
+func sameAddrs(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 func clampTTL(d time.Duration) time.Duration { return min(max(d, dnsMinTTL), dnsMaxTTL) }

@@ -262,3 +262,55 @@ func TestOrderSRV(t *testing.T) {
 		t.Errorf(`"." target: %v, want no service`, got)
 	}
 }
+
+// TestSRVNextTarget: when the best SRV target does not answer, the trunk's
+// requests go to the next one (RFC 3263 4.3), and the records' next lookup
+// does not send them back to the silent one.
+func TestSRVNextTarget(t *testing.T) {
+	t.Parallel()
+	backup := sipptest.Start(t, "options.xml", sipptest.Options{Calls: 2})
+	dead := sipptest.FreePort(t)
+	dns := startDNS(t)
+	dns.set(func(d *testDNS) {
+		d.ttl = 1
+		d.srv["_sip._udp.carrier.test."] = []net.SRV{
+			{Target: "sbc1.carrier.test.", Port: uint16(dead), Priority: 10},
+			{Target: "sbc2.carrier.test.", Port: port(t, backup.Addr), Priority: 20},
+		}
+		d.a["sbc1.carrier.test."] = net.IPv4(127, 0, 0, 1)
+		d.a["sbc2.carrier.test."] = net.IPv4(127, 0, 0, 1)
+	})
+	cfg := testConfig(TrunkConfig{Name: "carrier", Address: "carrier.test", Transport: TransportUDP})
+	cfg.DNSServer = dns.addr()
+	o := newTestOriginator(t, cfg)
+	tr := o.trunks[0]
+	best := net.JoinHostPort("127.0.0.1", strconv.Itoa(dead))
+	next := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port(t, backup.Addr))))
+	if got := tr.destination(); got != best {
+		t.Fatalf("destination %s, want the priority-10 target %s", got, best)
+	}
+	if err := o.probe(tr, 300*time.Millisecond); err == nil {
+		t.Fatal("OPTIONS to a port nobody listens on was answered")
+	}
+	if got := tr.destination(); got != next {
+		t.Fatalf("destination %s after the silent target, want the priority-20 target %s", got, next)
+	}
+	if err := o.probe(tr, 2*time.Second); err != nil {
+		t.Fatalf("OPTIONS to the next target: %v", err)
+	}
+	// Past the 1 s TTL the same records are looked up again; the order stays.
+	// The lookup's last question is the last target's AAAA.
+	before := dns.count("AAAA", "sbc2.carrier.test.")
+	deadline := time.Now().Add(5 * time.Second)
+	for dns.count("AAAA", "sbc2.carrier.test.") == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if dns.count("AAAA", "sbc2.carrier.test.") == before {
+		t.Fatal("no lookup within 5 s of a 1 s TTL")
+	}
+	time.Sleep(100 * time.Millisecond) // for the answer to be taken in
+	if err := o.probe(tr, 2*time.Second); err != nil || tr.destination() != next {
+		t.Fatalf("after the lookup: OPTIONS %v, destination %s; want answered by %s", err, tr.destination(), next)
+	}
+	backup.Wait(t, 5*time.Second)
+}
