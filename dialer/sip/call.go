@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ type Call struct {
 	contact sip.ContactHeader
 
 	hangupOnce sync.Once
+	unfit      []*trunk      // trunks that cannot write the numbers in their formats
 	hangup     chan struct{} // closed by Hangup
 	done       chan struct{} // closed when the Result is final
 	answered   atomic.Bool
@@ -167,7 +169,7 @@ func (c *Call) run(t *trunk) {
 	defer c.o.wg.Done()
 	defer close(c.done)
 	defer c.media.close()
-	var tried []*trunk
+	tried := slices.Clone(c.unfit)
 	var end attemptEnd
 	for {
 		tried = append(tried, t)
@@ -273,11 +275,8 @@ func (c *Call) buildInvite(t *trunk, callID string, id identity) *sip.Request {
 func (c *Call) attempt(t *trunk) attemptEnd {
 	name := t.cfg.Name
 	callID := uuid.NewString()
-	id, err := t.identityFor(c.req)
-	if err != nil {
-		// This trunk cannot write the number; nothing was sent, the next may.
-		return attemptEnd{outcome: OutcomeInvalidNumber, reason: err.Error(), failover: true}
-	}
+	// Dial left out the trunks that cannot write the numbers (Originator.unfit).
+	id, _ := t.identityFor(c.req)
 	inv := c.buildInvite(t, callID, id)
 	c.mu.Lock()
 	c.res.Trunk, c.res.CallID = name, callID

@@ -177,16 +177,20 @@ func (t *trunk) identityFor(req DialRequest) (identity, error) {
 	return t.cfg.identity(req.To, cmp.Or(req.CallerID, t.cfg.CallerID))
 }
 
-// dialable refuses a call that no trunk can write in its number formats
-// (a national trunk given another country's number), before anything is sent.
-func (o *Originator) dialable(req DialRequest) error {
+// unfit lists the trunks that cannot write the request's numbers in their
+// formats (a national trunk given another country's number), for Dial to
+// leave out; when that is every trunk the call is refused before anything is sent.
+func (o *Originator) unfit(req DialRequest) ([]*trunk, error) {
+	var out []*trunk
 	var errs []error
 	for _, t := range o.trunks {
 		if _, err := t.identityFor(req); err != nil {
+			out = append(out, t)
 			errs = append(errs, err)
-			continue
 		}
-		return nil
 	}
-	return fmt.Errorf("%w: %w", errNoTrunkFormats, errors.Join(errs...))
+	if len(out) == len(o.trunks) {
+		return nil, fmt.Errorf("%w: %w", errNoTrunkFormats, errors.Join(errs...))
+	}
+	return out, nil
 }

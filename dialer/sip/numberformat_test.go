@@ -188,3 +188,25 @@ func TestDialRefusesUnformattable(t *testing.T) {
 		t.Fatalf("Dial = %v, want the number_format error", err)
 	}
 }
+
+// TestDialSkipsUnfitTrunk: a number the preferred trunk cannot write (a
+// foreign number on a national trunk) goes to the next trunk, and the
+// preferred one shows no attempt, since it was sent nothing.
+func TestDialSkipsUnfitTrunk(t *testing.T) {
+	t.Parallel()
+	sipp := sipptest.Start(t, "identity.xml", sipptest.Options{Extra: []string{"-set", "want_ruser", "16502530000"}})
+	national := udpTrunk("br", "127.0.0.1:9", 0)
+	national.Country, national.NumberFormat = "BR", FormatNational
+	intl := udpTrunk("intl", sipp.Addr, 1)
+	intl.NumberFormat = FormatE164NoPlus
+	o := newTestOriginator(t, testConfig(national, intl))
+	c, err := o.Dial(context.Background(), DialRequest{To: "+16502530000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, c, 10*time.Second)
+	if r.Trunk != "intl" || len(r.Attempts) != 1 || r.Attempts[0].Trunk != "intl" || r.Status != 480 {
+		t.Errorf("result %+v: want one attempt, on intl, answered 480 by the carrier", r)
+	}
+	sipp.Wait(t, 10*time.Second)
+}

@@ -306,7 +306,8 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
-	if err := o.dialable(req); err != nil {
+	unfit, err := o.unfit(req)
+	if err != nil {
 		return nil, err
 	}
 	o.mu.Lock()
@@ -315,7 +316,7 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	t, err := o.acquire(nil)
+	t, err := o.acquire(unfit)
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +330,7 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
 	c := newCall(o, req, media)
+	c.unfit = unfit
 	o.wg.Add(1)
 	go c.run(t)
 	return c, nil
