@@ -12,6 +12,8 @@ type metrics struct {
 	// detection is first sign to trunk marked down; downs counts the deaths.
 	detection *prometheus.HistogramVec
 	downs     *prometheus.CounterVec
+	// registered is 1 while a registering trunk's binding lasts.
+	registered *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -42,6 +44,10 @@ func newMetrics() *metrics {
 			Name: "turbina_sip_trunk_down_total",
 			Help: "Times a trunk was marked down by a failed probe burst.",
 		}, []string{"trunk"}),
+		registered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "turbina_sip_trunk_registered",
+			Help: "1 while the trunk's outbound registration is accepted, 0 while it fails; only trunks with register set.",
+		}, []string{"trunk"}),
 	}
 }
 
@@ -51,8 +57,8 @@ func (m *metrics) setState(trunk string, s CircuitState) {
 
 // Collectors returns the Originator's Prometheus collectors for the caller to
 // register: trunk circuit state, calls by outcome, calls in flight, setup time,
-// trunk death detection time and trunk-down events.
+// trunk death detection time, trunk-down events and registration.
 func (o *Originator) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{o.metrics.state, o.metrics.calls, o.metrics.inFlight, o.metrics.setup,
-		o.metrics.detection, o.metrics.downs}
+		o.metrics.detection, o.metrics.downs, o.metrics.registered}
 }

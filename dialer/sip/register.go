@@ -128,6 +128,9 @@ func registerBackoff(n int) time.Duration {
 func (o *Originator) registerLoop(t *trunk) {
 	defer o.wg.Done()
 	r := t.reg
+	gauge := o.metrics.registered.WithLabelValues(t.cfg.Name)
+	gauge.Set(0)
+	defer gauge.Set(0)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failures := 0
@@ -151,6 +154,7 @@ func (o *Originator) registerLoop(t *trunk) {
 			r.st.LastError, r.st.Failures, r.st.NextTryAt = err.Error(), failures, now.Add(wait)
 			if r.st.State != RegistrationRegistered || !now.Before(r.st.ExpiresAt) {
 				r.st.State = RegistrationFailing
+				gauge.Set(0)
 			}
 			// While an earlier binding lasts the retry keeps to its life: the
 			// registration only fails once the binding is gone.
@@ -169,6 +173,7 @@ func (o *Originator) registerLoop(t *trunk) {
 		r.st = RegistrationStatus{State: RegistrationRegistered, AOR: r.st.AOR, RegisteredAt: now,
 			ExpiresAt: now.Add(granted), NextTryAt: now.Add(wait)}
 		r.mu.Unlock()
+		gauge.Set(1)
 		if prev != RegistrationRegistered {
 			o.log.Info("sip trunk registered", "trunk", t.cfg.Name, "aor", r.st.AOR, "expires", granted)
 		}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 )
 
@@ -108,4 +110,25 @@ func TestRegisterTimings(t *testing.T) {
 			t.Errorf("registerBackoff(%d) = %s, want %s", tt.failures, got, tt.wait)
 		}
 	}
+}
+
+// TestRegisteredMetric: the gauge is 1 while the registrar accepts the trunk.
+func TestRegisteredMetric(t *testing.T) {
+	t.Parallel()
+	sipp := sipptest.Start(t, "register-backoff.xml", sipptest.Options{})
+	tc := udpTrunk("carrier", sipp.Addr, 0)
+	tc.Username, tc.Register = "alice", true
+	o := newTestOriginator(t, testConfig(tc))
+	waitRegistration(t, o, 5*time.Second, "failing", func(st RegistrationStatus) bool { return st.State == RegistrationFailing })
+	if v := testutil.ToFloat64(o.metrics.registered.WithLabelValues("carrier")); v != 0 {
+		t.Errorf("turbina_sip_trunk_registered = %v while failing, want 0", v)
+	}
+	waitRegistration(t, o, 5*time.Second, "registered", func(st RegistrationStatus) bool { return st.State == RegistrationRegistered })
+	if v := testutil.ToFloat64(o.metrics.registered.WithLabelValues("carrier")); v != 1 {
+		t.Errorf("turbina_sip_trunk_registered = %v once registered, want 1", v)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sipp.Wait(t, 10*time.Second)
 }
