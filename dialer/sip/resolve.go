@@ -245,14 +245,17 @@ var errNoRecords = errors.New("no records")
 // dnsLookup answers SRV and address queries with their TTLs.
 type dnsLookup struct {
 	server string // host:port; "" uses the system resolver, which tells no TTL
+	// system: server is the system's, so names it does not know are looked
+	// up in /etc/hosts too.
+	system bool
 }
 
 // newDNSLookup queries server, or the first nameserver of /etc/resolv.conf.
 func newDNSLookup(server string) *dnsLookup {
-	if server == "" {
-		server = systemNameserver("/etc/resolv.conf")
+	if server != "" {
+		return &dnsLookup{server: server}
 	}
-	return &dnsLookup{server: server}
+	return &dnsLookup{server: systemNameserver("/etc/resolv.conf"), system: true}
 }
 
 func systemNameserver(path string) string {
@@ -323,6 +326,11 @@ func (d *dnsLookup) ip(ctx context.Context, name string) ([]net.IP, time.Duratio
 	}
 	if len(ips) > 0 {
 		return ips, ttl, nil
+	}
+	if d.system {
+		if ips, ttl, err := systemIP(ctx, name); err == nil {
+			return ips, ttl, nil
+		}
 	}
 	if len(errs) == 0 {
 		errs = append(errs, errNoRecords)

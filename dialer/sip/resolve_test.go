@@ -314,3 +314,24 @@ func TestSRVNextTarget(t *testing.T) {
 	}
 	backup.Wait(t, 5*time.Second)
 }
+
+// TestSystemResolverFindsHostsFile: with the system's DNS server (here one on
+// loopback that knows no names), a name that only /etc/hosts knows
+// ("localhost") still resolves, at the default port since it has no SRV records.
+func TestSystemResolverFindsHostsFile(t *testing.T) {
+	t.Parallel()
+	dns := startDNS(t)
+	o := &Originator{dns: &dnsLookup{server: dns.addr(), system: true}}
+	tr := &trunk{cfg: TrunkConfig{Name: "x", Transport: TransportUDP}, host: "localhost"}
+	addrs, _, err := o.lookupTrunk(context.Background(), tr)
+	if err != nil || !slices.ContainsFunc(addrs, func(a string) bool { return a == "127.0.0.1:5060" || a == "[::1]:5060" }) {
+		t.Fatalf("localhost resolved to %v, %v; want loopback at 5060", addrs, err)
+	}
+	if dns.count("SRV", "_sip._udp.localhost.") != 1 {
+		t.Errorf("SRV questions %d, want 1 before falling back to the address", dns.count("SRV", "_sip._udp.localhost."))
+	}
+	o.dns.system = false
+	if addrs, _, err := o.lookupTrunk(context.Background(), tr); err == nil {
+		t.Errorf("with a configured dns_server, localhost resolved to %v; want only what that server knows", addrs)
+	}
+}
