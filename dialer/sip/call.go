@@ -296,6 +296,10 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		return c.trunkDownEnd(t, false, true)
 	default:
 	}
+	if err := t.unresolved(); err != nil {
+		t.suspect(sign{what: err.Error(), since: c.o.now()})
+		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
+	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
 	cancelConnect()

@@ -458,6 +458,9 @@ func (o *Originator) probe(t *trunk, timeout time.Duration) error {
 func (o *Originator) probeCtx(ctx context.Context, t *trunk, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := t.unresolved(); err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
 	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
 	dest := t.destination()
 	if dest != "" {

@@ -212,6 +212,9 @@ var errRegisterAuth = errors.New("credentials refused")
 // sendRegister sends one REGISTER asking for expires (0 removes the binding),
 // answers one digest challenge, and returns the lifetime granted.
 func (o *Originator) sendRegister(ctx context.Context, t *trunk, expires time.Duration) (time.Duration, error) {
+	if err := t.unresolved(); err != nil {
+		return 0, fmt.Errorf("register: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
 	client := t.dialogUA.Client

@@ -107,6 +107,23 @@ func (r *resolution) skip(addr string) {
 	}
 }
 
+// unresolved is why a trunk given by name has no address yet (its lookups
+// failed), nil when it has one or needs none. Its requests are not sent: left
+// to sipgo, the name would be looked up by the system's resolver, not
+// dns_server.
+func (t *trunk) unresolved() error {
+	r := t.resolved
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.addrs) > 0 {
+		return nil
+	}
+	return fmt.Errorf("trunk %s: %s not resolved: %w", t.cfg.Name, t.host, cmp.Or(r.err, errNoRecords))
+}
+
 // destination is where requests to t go: "" for a trunk given as host:port,
 // whose Request-URI says it.
 func (t *trunk) destination() string { return t.resolved.destination() }

@@ -335,3 +335,28 @@ func TestSystemResolverFindsHostsFile(t *testing.T) {
 		t.Errorf("with a configured dns_server, localhost resolved to %v; want only what that server knows", addrs)
 	}
 }
+
+// TestSRVUnresolved: a trunk whose name does not resolve sends nothing (its
+// name is not left to the system's resolver) and its call ends a trunk fault
+// that says so.
+func TestSRVUnresolved(t *testing.T) {
+	t.Parallel()
+	dns := startDNS(t)
+	cfg := testConfig(TrunkConfig{Name: "carrier", Address: "late.test", Transport: TransportUDP, CallerID: "+551140001234"})
+	cfg.DNSServer = dns.addr()
+	o := newTestOriginator(t, cfg)
+	c, err := o.Dial(context.Background(), DialRequest{To: "+5511987654321"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, c, 5*time.Second)
+	if r.Outcome != OutcomeTrunkFault || !strings.Contains(r.Reason, "trunk carrier: late.test not resolved") || r.Status != 0 {
+		t.Errorf("result %s %d %q, want trunk_fault saying late.test is not resolved", r.Outcome, r.Status, r.Reason)
+	}
+	if err := o.probe(o.trunks[0], time.Second); err == nil || !strings.Contains(err.Error(), "not resolved") {
+		t.Errorf("probe of an unresolved trunk: %v", err)
+	}
+	if n := dns.count("SRV", "_sip._udp.late.test."); n == 0 {
+		t.Errorf("the DNS server was never asked")
+	}
+}
