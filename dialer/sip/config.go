@@ -51,6 +51,13 @@ type TrunkConfig struct {
 	TLSRootCAFile string `json:"tls_root_ca_file,omitempty"`
 	// TLSServerName overrides the name checked in the carrier's certificate.
 	TLSServerName string `json:"tls_server_name,omitempty"`
+	// Responses are this carrier's rows of the response table, read before the
+	// defaults ([DefaultResponses]): what each final response means.
+	Responses []ResponseRule `json:"responses,omitempty"`
+	// SRTP is off (default: RTP/AVP), offer (RTP/SAVP with SDES keys, RFC 4568;
+	// a plain answer makes a plain call) or require (an answer without keys is
+	// hung up, a trunk fault). The keys travel in the SDP: use transport tls.
+	SRTP string `json:"srtp,omitempty"`
 
 	// NumberFormat writes the destination in the Request-URI and To: e164
 	// (default, "+5511…"), e164_no_plus or national (of Country).
@@ -132,7 +139,8 @@ type Config struct {
 	// long (default 500ms), the trunk is suspected.
 	MediaSilence Duration `json:"media_silence,omitempty"`
 	// OnTrunkChange, when set, is called with a trunk's status each time it goes
-	// down, opens on faults, is taken out of service or recovers, so the engine
+	// down, opens on faults, is taken out of service, is held or its hold ends,
+	// or recovers, so the engine
 	// can react at once instead of polling [Originator.Trunks]. It runs on the
 	// trunk's monitor or a call's goroutine and must not block.
 	OnTrunkChange func(TrunkStatus) `json:"-"`
@@ -194,6 +202,9 @@ func (c *Config) applyDefaults() {
 		t.Transport = strings.ToLower(t.Transport)
 		if t.Transport == "" {
 			t.Transport = TransportUDP
+		}
+		if t.SRTP = strings.ToLower(t.SRTP); t.SRTP == "" {
+			t.SRTP = SRTPOff
 		}
 		// A name without a port stays so: it is resolved with DNS SRV (resolve.go).
 		if _, _, err := net.SplitHostPort(t.Address); err != nil && net.ParseIP(strings.Trim(t.Address, "[]")) != nil {
@@ -268,8 +279,18 @@ func (c *Config) validate() error {
 		default:
 			return fmt.Errorf("trunk %q: transport %q: want udp, tcp or tls", t.Name, t.Transport)
 		}
+		switch t.SRTP {
+		case SRTPOff, SRTPOffer, SRTPRequire:
+		default:
+			return fmt.Errorf("trunk %q: srtp %q: want off, offer or require", t.Name, t.SRTP)
+		}
 		if t.MaxCPS < 0 || t.MaxChannels < 0 {
 			return fmt.Errorf("trunk %q: negative limit", t.Name)
+		}
+		for j, r := range t.Responses {
+			if err := r.validate(); err != nil {
+				return fmt.Errorf("trunk %q: responses[%d].%w", t.Name, j, err)
+			}
 		}
 		if err := t.validateFormats(); err != nil {
 			return err

@@ -182,6 +182,7 @@ func (o *Originator) monitor(t *trunk) {
 				}
 			}
 		case <-recov.C:
+			o.endHold(t)
 			o.recoveryProbe(t)
 			recov.Reset(o.cfg.ProbeInterval.Std())
 		}

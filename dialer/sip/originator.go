@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,13 @@ type TrunkStatus struct {
 	// for its last death; Sign is that first sign.
 	LastDetection float64 `json:"last_detection_seconds,omitempty"`
 	Sign          string  `json:"sign,omitempty"`
+	// HeldUntil is when the trunk's hold ends (503 with Retry-After, 402), while
+	// one lasts; zero otherwise.
+	HeldUntil time.Time `json:"held_until,omitzero"`
+	// Alarm is the carrier's last refusal of service ("402 Payment Required")
+	// since the trunk last carried a call to a person; "" when none.
+	Alarm      string    `json:"alarm,omitempty"`
+	AlarmSince time.Time `json:"alarm_since,omitzero"`
 	// Registration is the trunk's outbound registration; nil when it does not register.
 	Registration *RegistrationStatus `json:"registration,omitempty"`
 }
@@ -69,6 +77,8 @@ type trunk struct {
 	health   health
 	stack    *sipstack.Stack
 	dialogUA *sipgo.DialogUA
+	// responses is the trunk's response table: its own rows, then the defaults.
+	responses responseTable
 	// reg is the trunk's outbound registration, nil unless cfg.Register.
 	reg *registration
 	// resolved is where a trunk given as a host name goes (DNS SRV), nil
@@ -113,6 +123,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("sip config: %w", err)
 	}
+	warnSRTPInClear(cfg, log.Warn)
 	host, _, _ := net.SplitHostPort(cfg.ListenAddr)
 	ip := net.ParseIP(host)
 	if ip == nil {
@@ -162,7 +173,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	}
 
 	for i, tc := range cfg.Trunks {
-		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth()}
+		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth(),
+			responses: newResponseTable(tc.Responses)}
 		t.channels.max = tc.MaxChannels
 		t.circuit.faultsToOpen = cfg.FaultsToOpen
 		t.circuit.recoverAfter = cfg.RecoverAfter
@@ -195,6 +207,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		t.dialogUA = o.dialogUA(t)
 		o.metrics.setState(name, CircuitClosed)
 		o.metrics.inFlight.WithLabelValues(name).Set(0)
+		o.metrics.alarm.WithLabelValues(name).Set(0)
 		o.trunks = append(o.trunks, t)
 	}
 	slices.SortStableFunc(o.trunks, func(a, b *trunk) int { return a.cfg.Priority - b.cfg.Priority })
@@ -340,6 +353,7 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 func (o *Originator) acquire(skip []*trunk) (*trunk, error) {
 	healthy := false
 	for _, t := range o.trunks {
+		o.endHold(t)
 		if slices.Contains(skip, t) || t.circuit.current() != CircuitClosed {
 			continue
 		}
@@ -353,6 +367,75 @@ func (o *Originator) acquire(skip []*trunk) (*trunk, error) {
 		return nil, ErrTrunksBusy
 	}
 	return nil, ErrNoTrunk
+}
+
+// acquireTrunk takes a channel on t itself, for a redirect to it.
+func (o *Originator) acquireTrunk(t *trunk) error {
+	o.endHold(t)
+	if t.circuit.current() != CircuitClosed {
+		return ErrNoTrunk
+	}
+	if !t.channels.tryAcquire(t.admissionCap(o.now())) {
+		return ErrTrunksBusy
+	}
+	o.metrics.inFlight.WithLabelValues(t.cfg.Name).Inc()
+	return nil
+}
+
+// trunkAt is the configured trunk whose SIP address is the URI's host and
+// port (5060, or 5061 for sips, when the URI has none), or nil: a redirect
+// goes nowhere else.
+func (o *Originator) trunkAt(u sip.Uri) *trunk {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if u.Scheme == "sips" {
+			port = 5061
+		}
+	}
+	for _, t := range o.trunks {
+		// A trunk found by SRV has no port of its own: its name is enough.
+		if strings.EqualFold(t.host, u.Host) && (t.port == port || t.resolved != nil && u.Port == 0) {
+			return t
+		}
+	}
+	return nil
+}
+
+// endHold closes a trunk's circuit once its hold is over, and says so.
+func (o *Originator) endHold(t *trunk) {
+	if t.circuit.releaseHold(o.now()) {
+		o.log.Info("sip trunk hold ended", "trunk", t.cfg.Name)
+		o.trunkChanged(t)
+	}
+}
+
+// holdTrunk keeps a trunk from new calls for d, as its carrier asked.
+func (o *Originator) holdTrunk(t *trunk, d time.Duration, why string) {
+	now := o.now()
+	if t.circuit.hold(now, now.Add(d), why) {
+		o.log.Warn("sip trunk held", "trunk", t.cfg.Name, "for", d, "why", why)
+		o.trunkChanged(t)
+	}
+}
+
+// alarm raises a trunk's alarm: its carrier refused service. It changes no
+// routing, so OnTrunkChange is not told (a carrier failing one call in fifty
+// would raise and clear it all day); the status, the metric and the
+// wallboard's next second show it.
+func (o *Originator) alarm(t *trunk, what string) {
+	if t.circuit.raiseAlarm(o.now(), what) {
+		o.metrics.alarm.WithLabelValues(t.cfg.Name).Set(1)
+		o.log.Info("sip trunk alarm", "trunk", t.cfg.Name, "alarm", what)
+	}
+}
+
+// clearAlarm ends a trunk's alarm: it carried a call to a person.
+func (o *Originator) clearAlarm(t *trunk) {
+	if t.circuit.clearAlarm() {
+		o.metrics.alarm.WithLabelValues(t.cfg.Name).Set(0)
+		o.log.Info("sip trunk alarm cleared", "trunk", t.cfg.Name)
+	}
 }
 
 func (o *Originator) release(t *trunk) {
@@ -386,17 +469,22 @@ func (o *Originator) Trunks() []TrunkStatus {
 }
 
 func (o *Originator) status(t *trunk) TrunkStatus {
-	state, forced, faults, lastErr, at := t.circuit.snapshot()
+	c := t.circuit.snapshot()
 	t.health.mu.Lock()
 	down, detection, sign := t.health.downSince, t.health.lastDetection, t.health.sign
 	t.health.mu.Unlock()
-	return TrunkStatus{
-		Name: t.cfg.Name, Priority: t.cfg.Priority, State: state,
+	st := TrunkStatus{
+		Name: t.cfg.Name, Priority: t.cfg.Priority, State: c.state,
 		InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
-		Faults: faults, OutOfService: forced, LastError: lastErr, LastChangeAt: at,
+		Faults: c.faults, OutOfService: c.forced, LastError: c.lastErr, LastChangeAt: c.changedAt,
 		DownSince: down, LastDetection: detection.Seconds(), Sign: sign,
+		Alarm: c.alarm, AlarmSince: c.alarmSince,
 		Registration: t.reg.status(),
 	}
+	if o.now().Before(c.heldUntil) {
+		st.HeldUntil = c.heldUntil
+	}
+	return st
 }
 
 // ErrUnknownTrunk means no configured trunk has the name given.

@@ -124,6 +124,8 @@ export default {
   'sup.reg.registering': 'registering…', 'sup.reg.registered': 'registered until {until}',
   'sup.reg.failing': 'registration failing: {error}; next try at {at}', 'sup.reg.unregistered': 'not registered',
   'sup.trunkState.closed': 'up', 'sup.trunkState.open': 'down', 'sup.trunkState.half-open': 'down, checking',
+  'sup.trunkState.held': 'paused by the carrier', 'sup.heldUntil': 'paused by the carrier until {until}',
+  'sup.alarm': 'the carrier refuses calls: {alarm} (since {since})',
   'sup.fo.down': 'Trunk {trunk} is down', 'sup.fo.toWhatsApp': 'Calls are going to WhatsApp — nothing to do.',
   'sup.fo.detail': 'Down since {since} · found in {secs} s: {sign}',
   'sup.fo.back': 'Trunk {trunk} is back after {dur}', 'sup.fo.backDetail': 'Down from {since} to {until}. Calls go through the trunk again.',

@@ -124,6 +124,8 @@ export default {
   'sup.reg.registering': 'registrando…', 'sup.reg.registered': 'registrado até {until}',
   'sup.reg.failing': 'registro falhando: {error}; nova tentativa às {at}', 'sup.reg.unregistered': 'sem registro',
   'sup.trunkState.closed': 'no ar', 'sup.trunkState.open': 'fora do ar', 'sup.trunkState.half-open': 'fora do ar, verificando',
+  'sup.trunkState.held': 'pausado pela operadora', 'sup.heldUntil': 'pausado pela operadora até {until}',
+  'sup.alarm': 'a operadora recusa as ligações: {alarm} (desde {since})',
   'sup.fo.down': 'Tronco {trunk} fora do ar', 'sup.fo.toWhatsApp': 'As ligações estão indo pelo WhatsApp — nada a fazer.',
   'sup.fo.detail': 'Fora desde {since} · detectado em {secs} s: {sign}',
   'sup.fo.back': 'Tronco {trunk} voltou após {dur}', 'sup.fo.backDetail': 'Fora das {since} às {until}. As ligações voltam a passar pelo tronco.',
