@@ -324,7 +324,7 @@ func (c *Call) buildInvite(t *trunk, callID string, id identity, target *sip.Uri
 	local := c.media.LocalAddr()
 	var sid [8]byte
 	_, _ = rand.Read(sid[:])
-	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	offer := buildOffer(t.mediaIP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
 	offer = c.media.offerSRTP(t.cfg.SRTP, offer)
 	c.mu.Lock()
 	c.sdpOffer = offer
@@ -363,8 +363,13 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 		t.suspect(sign{what: err.Error(), since: c.o.now()})
 		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
 	}
+	mark, ok := c.o.admitInvite(t, c.hangup)
+	if !ok {
+		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
+	t.pacer.sent(mark, c.o.now())
 	cancelConnect()
 	if err != nil {
 		err = fmt.Errorf("invite %s: %w", name, err)
