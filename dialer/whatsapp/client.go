@@ -36,6 +36,8 @@ type Client struct {
 	flight map[string]*flightCall
 
 	calls *callRegistry
+	// templates names the parameters of NAMED templates.
+	templates templateCache
 }
 
 // Option configures a [Client].

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +31,8 @@ type Template struct {
 	Category string
 	// Body is the body text with {{1}} or {{name}} placeholders.
 	Body string
-	// ParameterFormat is "positional" (default) or "named".
+	// ParameterFormat is POSITIONAL (default) or NAMED; the listing writes it in
+	// upper case as Meta does, whatever case it is given in.
 	ParameterFormat string
 	// CallPermissionRequest marks a template that carries a call permission
 	// request: the user's answer comes back as for the interactive request.
@@ -412,9 +415,15 @@ func (g graphError) title() string {
 // response; error_subcode is left out unless set, the reference calling it
 // deprecated and absent from v16.0+ responses.
 func (e *Emulator) writeError(w http.ResponseWriter, rec *Request, g graphError) {
+	e.writeErrorDetails(w, rec, g, "")
+}
+
+// writeErrorDetails is writeError with error_data.details saying more than the
+// error's title.
+func (e *Emulator) writeErrorDetails(w http.ResponseWriter, rec *Request, g graphError, details string) {
 	obj := map[string]any{
 		"message": g.message, "type": g.typ, "code": g.code, "fbtrace_id": newTraceID(),
-		"error_data": map[string]string{"messaging_product": "whatsapp", "details": g.title()},
+		"error_data": map[string]string{"messaging_product": "whatsapp", "details": cmp.Or(details, g.title())},
 	}
 	if g.subcode != 0 {
 		obj["error_subcode"] = g.subcode
@@ -579,14 +588,8 @@ func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec
 			e.writeError(w, rec, errorFor(132001))
 			return
 		}
-		n := 0
-		for _, c := range rb.Template.Components {
-			if strings.EqualFold(c.Type, "body") {
-				n += len(c.Parameters)
-			}
-		}
-		if n != len(whatsapp.BodyPlaceholders(t.Body)) {
-			e.writeError(w, rec, errorFor(132000))
+		if details, bad := checkBodyParams(t, rb); bad {
+			e.writeErrorDetails(w, rec, errorFor(132000), details)
 			return
 		}
 	case "interactive", "text":
@@ -835,9 +838,9 @@ func (e *Emulator) listTemplates(w http.ResponseWriter, r *http.Request, rec *Re
 	end := min(start+limit, len(e.cfg.Templates))
 	rows := []templateRow{}
 	for i, t := range e.cfg.Templates[start:end] {
-		pf := t.ParameterFormat
+		pf := strings.ToUpper(t.ParameterFormat)
 		if pf == "" {
-			pf = "positional"
+			pf = whatsapp.FormatPositional
 		}
 		rows = append(rows, templateRow{ID: fmt.Sprint(900000 + start + i), Name: t.Name, Language: t.Language, Status: t.Status,
 			Category: t.Category, ParameterFormat: pf, Components: []map[string]string{{"type": "BODY", "text": t.Body}}})
@@ -850,4 +853,39 @@ func (e *Emulator) listTemplates(w http.ResponseWriter, r *http.Request, rec *Re
 		paging["next"] = e.URL() + r.URL.Path + "?" + q.Encode()
 	}
 	writeJSON(w, rec, map[string]any{"data": rows, "paging": paging})
+}
+
+// checkBodyParams checks a template send's body parameters against t as Meta
+// does: their count, and for a NAMED template that each carries the
+// parameter_name of one of its placeholders, every placeholder once; a
+// positional template's parameters carry none.
+func checkBodyParams(t Template, rb requestBody) (string, bool) {
+	want := whatsapp.BodyPlaceholders(t.Body)
+	var names []string
+	n := 0
+	for _, c := range rb.Template.Components {
+		if strings.EqualFold(c.Type, "body") {
+			n += len(c.Parameters)
+			for _, p := range c.Parameters {
+				names = append(names, p.ParameterName)
+			}
+		}
+	}
+	if n != len(want) {
+		return "", true
+	}
+	named := whatsapp.IsNamed(t.ParameterFormat)
+	seen := map[string]bool{}
+	for _, name := range names {
+		switch {
+		case !named && name != "":
+			return fmt.Sprintf("parameter_name %q given for a POSITIONAL template", name), true
+		case named && name == "":
+			return "a NAMED template's parameter has no parameter_name", true
+		case named && (!slices.Contains(want, name) || seen[name]):
+			return fmt.Sprintf("parameter_name %q is not a placeholder of the template, or is repeated", name), true
+		}
+		seen[name] = true
+	}
+	return "", false
 }
