@@ -70,6 +70,10 @@ type WhatsAppStore interface {
 	// WhatsAppPermission returns a contact's call permission and its expiry.
 	WhatsAppPermission(ctx context.Context, contactID int64) (state string, until time.Time, err error)
 	SetWhatsAppPermission(ctx context.Context, contactID int64, state string, until time.Time) error
+	// WhatsAppPermissionReply and SetWhatsAppPermissionReply read and record a
+	// contact's call permission with the event time of the reply it comes from.
+	WhatsAppPermissionReply(ctx context.Context, contactID int64) (PermissionReply, error)
+	SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) error
 	SaveWAMessage(ctx context.Context, m WAMessage) error
 	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
 }

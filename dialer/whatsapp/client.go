@@ -3,11 +3,15 @@ package whatsapp
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptrace"
@@ -36,6 +40,8 @@ type Client struct {
 	flight map[string]*flightCall
 
 	calls *callRegistry
+	// proof is the appsecret_proof sent with every call ("" without an app secret).
+	proof string
 	// templates names the parameters of NAMED templates.
 	templates templateCache
 }
@@ -109,15 +115,33 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		rng:     rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15)),
 		flight:  make(map[string]*flightCall),
 		calls:   newCallRegistry(),
+		proof:   AppSecretProof(cfg.AppSecret, cfg.AccessToken),
 	}, nil
 }
 
 // Config returns the client's configuration with defaults filled in.
 func (c *Client) Config() Config { return c.cfg }
 
-// endpoint builds the URL of a Graph path under the configured base and version.
+// AppSecretProof is the appsecret_proof of a Graph call: the hex HMAC-SHA256
+// of the access token keyed with the app secret (Graph API, "Securing
+// requests").
+func AppSecretProof(appSecret, accessToken string) string {
+	m := hmac.New(sha256.New, []byte(appSecret))
+	m.Write([]byte(accessToken))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// endpoint builds the URL of a Graph path under the configured base and
+// version, with appsecret_proof when an app secret is configured.
 func (c *Client) endpoint(path string, q url.Values) string {
 	u := c.cfg.BaseURL + "/" + c.cfg.APIVersion + "/" + path
+	if c.cfg.AppSecret != "" {
+		q = maps.Clone(q)
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("appsecret_proof", c.proof)
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
