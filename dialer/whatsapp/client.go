@@ -25,6 +25,16 @@ import (
 // maxResponseBytes bounds what the client reads of a Graph answer.
 const maxResponseBytes = 4 << 20
 
+// PairRateLimitWait is the least wait before a message refused with 131056
+// (too many messages to one user) is sent again: Meta's pace towards one
+// user is about one message every 6 seconds, so a retry sooner is refused
+// again.
+const PairRateLimitWait = 6 * time.Second
+
+// codePairRateLimit is Meta's 131056, "(Business Account, Consumer Account)
+// pair rate limit hit".
+const codePairRateLimit = 131056
+
 // Client talks to the Graph API for one business phone number. It is safe for
 // concurrent use. Create it with [NewClient].
 type Client struct {
@@ -228,6 +238,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return gerr
 		}
 		wait := c.backoff(attempt, hdr)
+		if gerr.Code == codePairRateLimit {
+			wait = max(wait, PairRateLimitWait)
+		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "retrying graph request",
 			slog.String("op", r.op), slog.Int("attempt", attempt), slog.String("kind", string(gerr.Kind())),
 			slog.Int("code", gerr.Code), slog.Duration("backoff", wait))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -61,6 +62,16 @@ type Config struct {
 	FrameInterval time.Duration
 	// Logger receives the emulator's logs; default discards.
 	Logger *slog.Logger
+	// RequireAppSecretProof is the app setting "Require App Secret": every call
+	// must carry appsecret_proof, the HMAC-SHA256 of its access token keyed
+	// with AppSecret, or is refused as Graph refuses it (code 100).
+	RequireAppSecretProof bool
+	// WebhookRetryFor is how long a webhook refused by the receiver is tried
+	// again (default 7 days, as Meta retries), WebhookMaxBackoff the longest
+	// wait between tries (default 1 s: Meta's waits grow to hours; a test
+	// wants redelivery soon after the receiver is back).
+	WebhookRetryFor   time.Duration
+	WebhookMaxBackoff time.Duration
 }
 
 // CallAction is what the emulated user does with a business-initiated call.
@@ -100,8 +111,12 @@ type Behaviour struct {
 	// RequirePermission refuses connect with 138006 until the user granted permission
 	// through a permission request reply.
 	RequirePermission bool
-	// Throttle answers the next N requests with HTTP 429 / code 130429.
+	// Throttle answers the next N requests with code 130429 (HTTP 400, as
+	// Meta's error codes table gives it).
 	Throttle int
+	// PairRateLimit answers the next N requests for this number (after
+	// throttles) with 131056, too many messages to one user (HTTP 400).
+	PairRateLimit int
 	// ServerErrors answers the next N requests (after throttles) with HTTP 500.
 	ServerErrors int
 	// Slow delays every answer.
@@ -178,6 +193,7 @@ type Emulator struct {
 type script struct {
 	b            Behaviour
 	throttleLeft int
+	pairLeft     int
 	errorsLeft   int
 }
 
@@ -210,6 +226,12 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	if cfg.FrameInterval <= 0 {
 		cfg.FrameInterval = 20 * time.Millisecond
+	}
+	if cfg.WebhookRetryFor <= 0 {
+		cfg.WebhookRetryFor = MetaWebhookRetryFor
+	}
+	if cfg.WebhookMaxBackoff <= 0 {
+		cfg.WebhookMaxBackoff = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -267,7 +289,7 @@ func (e *Emulator) SetCallbackURL(u string) {
 func (e *Emulator) Script(number string, b Behaviour) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.scripts[normalize(number)] = &script{b: b, throttleLeft: b.Throttle, errorsLeft: b.ServerErrors}
+	e.scripts[normalize(number)] = &script{b: b, throttleLeft: b.Throttle, pairLeft: b.PairRateLimit, errorsLeft: b.ServerErrors}
 }
 
 // Requests returns a copy of every request received, in order.
@@ -380,9 +402,10 @@ func errorFor(code int) graphError {
 	case 190:
 		return graphError{http.StatusUnauthorized, 190, 0, "OAuthException", "Invalid OAuth access token - Cannot parse access token"}
 	case 130429:
-		return graphError{http.StatusTooManyRequests, 130429, 0, "OAuthException", "(#130429) Rate limit hit"}
+		// The error codes table gives throughput errors HTTP 400, not 429.
+		return graphError{http.StatusBadRequest, 130429, 0, "OAuthException", "(#130429) Rate limit hit"}
 	case 131056:
-		return graphError{http.StatusTooManyRequests, 131056, 0, "OAuthException", "(#131056) (Business Account, Consumer Account) pair rate limit hit"}
+		return graphError{http.StatusBadRequest, 131056, 0, "OAuthException", "(#131056) (Business Account, Consumer Account) pair rate limit hit"}
 	case 1, 2, 131000, 131016:
 		return graphError{http.StatusInternalServerError, code, 0, "OAuthException", "An unknown error has occurred."}
 	case 138000:
@@ -501,6 +524,10 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, &rec, errorFor(190))
 		return
 	}
+	if g, bad := e.checkProof(r); bad {
+		e.writeError(w, &rec, g)
+		return
+	}
 	// Paths are /{version}/{node}/{edge}.
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) != 3 || !strings.HasPrefix(parts[0], "v") {
@@ -560,6 +587,10 @@ func (e *Emulator) takeFault(number string) int {
 	if s.throttleLeft > 0 {
 		s.throttleLeft--
 		return 130429
+	}
+	if s.pairLeft > 0 {
+		s.pairLeft--
+		return 131056
 	}
 	if s.errorsLeft > 0 {
 		s.errorsLeft--
@@ -888,4 +919,20 @@ func checkBodyParams(t Template, rb requestBody) (string, bool) {
 		seen[name] = true
 	}
 	return "", false
+}
+
+// checkProof refuses, when the app requires it, a call without a valid
+// appsecret_proof, with Graph's answers for a missing and a wrong one.
+func (e *Emulator) checkProof(r *http.Request) (graphError, bool) {
+	if !e.cfg.RequireAppSecretProof {
+		return graphError{}, false
+	}
+	got := r.URL.Query().Get("appsecret_proof")
+	if got == "" {
+		return graphError{http.StatusBadRequest, 100, 0, "GraphMethodException", "API calls from the server require an appsecret_proof argument"}, true
+	}
+	if !hmac.Equal([]byte(got), []byte(whatsapp.AppSecretProof(e.cfg.AppSecret, e.cfg.AccessToken))) {
+		return graphError{http.StatusBadRequest, 100, 0, "GraphMethodException", "Invalid appsecret_proof provided in the API argument"}, true
+	}
+	return graphError{}, false
 }
