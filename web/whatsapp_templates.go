@@ -119,6 +119,7 @@ func (s *Server) whatsappRoutes() []route {
 	}
 	return []route{
 		{"GET", "/api/v1/whatsapp/templates", staffRoles, s.listWhatsAppTemplates},
+		{"GET", "/api/v1/whatsapp/quarantine", adminOnly, s.listQuarantinedWebhooks},
 	}
 }
 
