@@ -133,6 +133,10 @@ type Behaviour struct {
 	ReorderWebhooks bool
 	// FailCode makes template sends fail asynchronously: sent, then failed with it.
 	FailCode int
+	// AsyncErrorCode follows an accepted message send with an out-of-band
+	// error of this code at the top of a messages change (no statuses), as
+	// Meta reports an asynchronous 130429.
+	AsyncErrorCode int
 	// StatusDelay overrides Config.StatusDelay; NoRead stops at delivered.
 	StatusDelay time.Duration
 	NoRead      bool
@@ -731,6 +735,14 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 	}
 	if b.FailCode != 0 {
 		statuses = []string{"sent", "failed"}
+	}
+	if b.AsyncErrorCode != 0 {
+		if !sleep(ctx, delay) {
+			return
+		}
+		g := errorFor(b.AsyncErrorCode)
+		e.sendWebhook("messages", map[string]any{"errors": []any{map[string]any{"code": b.AsyncErrorCode, "title": g.title(), "message": g.title(),
+			"error_data": map[string]string{"details": g.title()}, "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}}}, b)
 	}
 	for _, st := range statuses {
 		if !sleep(ctx, delay) {
