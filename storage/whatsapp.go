@@ -76,6 +76,10 @@ type WhatsAppStore interface {
 	// SetPermissionNextRequest keeps when Meta said the next call permission
 	// request to phone may be sent (zero: no bound).
 	SetPermissionNextRequest(ctx context.Context, phone string, at time.Time) error
+	// WhatsAppPermissionReply and SetWhatsAppPermissionReply read and record a
+	// contact's call permission with the event time of the reply it comes from.
+	WhatsAppPermissionReply(ctx context.Context, contactID int64) (PermissionReply, error)
+	SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) error
 	SaveWAMessage(ctx context.Context, m WAMessage) error
 	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
 }
