@@ -219,14 +219,17 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 	}
 	switch {
 	case action == ActionWhatsAppCall && (f.Permission == PermissionDenied || f.Permission == PermissionRequested):
-		// A refusal or a pending request waits until another request may be
-		// sent: the person may have granted it meanwhile (in the business
-		// profile, by calling in), which the channel then reads from Meta
+		// A refusal or a pending request skips the rung while no other request
+		// may be sent: the person is not kept waiting for days on a call rung
+		// when the template after it reaches them now (a grant, when it comes,
+		// queues them for a WhatsApp call). Once another request is allowed the
+		// call goes ahead: the person may have granted it meanwhile (in the
+		// business profile, by calling in), which the channel reads from Meta
 		// before asking again. A temporary grant that lapsed is as good as
 		// unknown: the call is tried, and WhatsApp's refusal of it is what
 		// sends a new request.
 		if next := f.nextPermissionRequest(at); next.After(at) {
-			refuse(ReasonNoCallPermission, next)
+			refuse(ReasonNoCallPermission, time.Time{})
 		}
 	case action == ActionPermissionRequest:
 		if next := f.nextPermissionRequest(at); next.After(at) {
