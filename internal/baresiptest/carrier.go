@@ -22,6 +22,11 @@ type CarrierOptions struct {
 	MediaEnc string
 	// DumpAudio writes what it decodes from the network for HeardLoud.
 	DumpAudio bool
+	// TLSCertFile is a PEM file with the certificate and key baresip's SIP
+	// TLS listener (TLSAddr) presents. Without one baresip takes no TLS.
+	// (Debian's baresip 1.0 does not check the certificates of the TLS
+	// connections it opens.)
+	TLSCertFile string
 }
 
 // StartCarrier runs baresip as the carrier's far end on loopback; SIPAddr is
@@ -40,6 +45,9 @@ func StartCarrier(t testing.TB, o CarrierOptions) *Phone {
 	if o.DumpAudio {
 		conf += "module\t\t\tsndfile.so\nsnd_path\t\t" + dir + "\n"
 	}
+	if o.TLSCertFile != "" {
+		conf += "sip_certificate\t\t" + o.TLSCertFile + "\n"
+	}
 	p := run(t, bin, dir, conf, account+"\n", ctrlPort)
 	p.sipAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sipPort))
 	return p
@@ -47,3 +55,11 @@ func StartCarrier(t testing.TB, o CarrierOptions) *Phone {
 
 // SIPAddr is the host:port baresip takes SIP on (UDP and TCP); set by StartCarrier.
 func (p *Phone) SIPAddr() string { return p.sipAddr }
+
+// TLSAddr is the host:port baresip takes SIP over TLS on: the port after
+// SIPAddr's (see freeSIPPort), with CarrierOptions.TLSCertFile set.
+func (p *Phone) TLSAddr() string {
+	host, port, _ := net.SplitHostPort(p.sipAddr)
+	n, _ := strconv.Atoi(port)
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
+}

@@ -29,6 +29,10 @@ type Config struct {
 	Host string
 	// Port is the local SIP UDP port: Stack.Client sends from Host:Port.
 	Port int
+	// StreamPort, when set, is the port of the TCP or TLS listener that
+	// requests sent by Stream name in their Via (the connection's own port
+	// otherwise).
+	StreamPort int
 	// TLS, when not nil, is the client config of the TLS connections the
 	// stack dials. sipgo holds one per user agent.
 	TLS *tls.Config
@@ -79,7 +83,11 @@ func New(cfg Config) (*Stack, error) {
 		_ = ua.Close()
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if s.Stream, err = sipgo.NewClient(ua, sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(cfg.Host)); err != nil {
+	streamOpts := []sipgo.ClientOption{sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(cfg.Host)}
+	if cfg.StreamPort > 0 {
+		streamOpts = append(streamOpts, sipgo.WithClientPort(cfg.StreamPort))
+	}
+	if s.Stream, err = sipgo.NewClient(ua, streamOpts...); err != nil {
 		_ = ua.Close()
 		return nil, fmt.Errorf("client: %w", err)
 	}
