@@ -86,20 +86,21 @@ type Originator struct {
 	trunks []*trunk // sorted by priority, then config order
 	ports  *portAllocator
 
-	main    *sipstack.Stack   // serves the UDP socket; UDP and TCP trunks use it
-	stacks  []*sipstack.Stack // main, then one per TLS trunk (see newStack)
-	udpConn net.PacketConn
+	main     *sipstack.Stack   // serves the UDP socket; UDP and TCP trunks use it
+	stacks   []*sipstack.Stack // main, then one per TLS trunk (see newStack)
+	udpConn  net.PacketConn
+	host     string // local address for Via, Contact and SDP
+	sipPort  int
+	metrics  *metrics
+	now      func() time.Time
+	rootCtx  context.Context
+	shutdown context.CancelFunc
+	wg       sync.WaitGroup
+
 	// tcpLn and tlsLn listen for carriers' own connections (transport.go);
 	// nil when no trunk uses their transport.
 	tcpLn, tlsLn     net.Listener
 	tcpPort, tlsPort int
-	host             string // local address for Via, Contact and SDP
-	sipPort          int
-	metrics          *metrics
-	now              func() time.Time
-	rootCtx          context.Context
-	shutdown         context.CancelFunc
-	wg               sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
