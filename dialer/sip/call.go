@@ -313,7 +313,7 @@ func (c *Call) buildInvite(t *trunk, callID string, target *sip.Uri) *sip.Reques
 	local := c.media.LocalAddr()
 	var sid [8]byte
 	_, _ = rand.Read(sid[:])
-	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	offer := buildOffer(t.mediaIP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
 	offer = c.media.offerSRTP(t.cfg.SRTP, offer)
 	c.mu.Lock()
 	c.sdpOffer = offer
@@ -346,8 +346,13 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 		return c.trunkDownEnd(t, false, true)
 	default:
 	}
+	mark, ok := c.o.admitInvite(t, c.hangup)
+	if !ok {
+		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
+	t.pacer.sent(mark, c.o.now())
 	cancelConnect()
 	if err != nil {
 		err = fmt.Errorf("invite %s: %w", name, err)

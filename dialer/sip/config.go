@@ -45,6 +45,16 @@ type TrunkConfig struct {
 	MaxChannels int `json:"max_channels,omitempty"`
 	// Priority orders trunks: lower is preferred; ties keep config order.
 	Priority int `json:"priority,omitempty"`
+	// ExternalAddr overrides [Config.ExternalAddr] for this trunk, for a
+	// carrier reached over another interface or NAT than the rest.
+	ExternalAddr string `json:"external_addr,omitempty"`
+	// RTPExternalAddr overrides [Config.RTPExternalAddr] for this trunk.
+	RTPExternalAddr string `json:"rtp_external_addr,omitempty"`
+	// KeepaliveInterval overrides [Config.KeepaliveInterval] for this trunk;
+	// "off" (or 0) sends no keepalive OPTIONS at all, for carriers that
+	// refuse or bill them. The trunk is still probed when calls on it show
+	// signs of trouble, and while its circuit is open.
+	KeepaliveInterval *Keepalive `json:"keepalive_interval,omitempty"`
 	// TLSInsecureSkipVerify disables certificate checks (tests, labs only).
 	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
 	// TLSRootCAFile is a PEM bundle that replaces the system roots for this trunk.
@@ -65,8 +75,21 @@ type Config struct {
 	// Trunks lists the carriers; at least one.
 	Trunks []TrunkConfig `json:"trunks"`
 	// ListenAddr is the local host:port for SIP over UDP (default
-	// 127.0.0.1:0, an ephemeral port). The host also goes in Via, Contact and SDP.
+	// 127.0.0.1:0, an ephemeral port). The host may be any address, 0.0.0.0
+	// or [::]; RTP ports are bound on the same host. Unless ExternalAddr says
+	// otherwise, Via, Contact and SDP carry the listening host, or when that is
+	// any address, the local address the system routes to each trunk from.
 	ListenAddr string `json:"listen_addr,omitempty"`
+	// ExternalAddr is the address carriers reach Turbina at, host[:port], when
+	// it is not the listening one: the public address of a cloud VM or of a
+	// server behind 1:1 NAT. It goes in Via sent-by and Contact, and its host
+	// in SDP c= unless RTPExternalAddr is set. The port defaults to the
+	// listening port (a NAT that maps the same port).
+	ExternalAddr string `json:"external_addr,omitempty"`
+	// RTPExternalAddr is the IP address put in SDP c= for carriers to send
+	// RTP to, when media leaves by another address than SIP (default: the
+	// host of ExternalAddr, else as for Via).
+	RTPExternalAddr string `json:"rtp_external_addr,omitempty"`
 	// ListenTCP is the local host:port for SIP over TCP, opened when a trunk
 	// uses tcp (default: listen_addr's host and the UDP port, one address for
 	// all). INVITEs on tcp trunks put it in Contact and Via, so a carrier can
@@ -112,7 +135,8 @@ type Config struct {
 	ProbeTimeout      Duration `json:"probe_timeout,omitempty"`
 	// KeepaliveInterval is the pause between OPTIONS to a trunk that is up
 	// (default 500ms): one failed keepalive starts the burst, so an idle
-	// trunk's death is known within about 2 s.
+	// trunk's death is known within about 2 s. A trunk's own
+	// [TrunkConfig.KeepaliveInterval] overrides it, or turns keepalives off.
 	KeepaliveInterval Duration `json:"keepalive_interval,omitempty"`
 	// MediaSilence: when no RTP arrived on any answered call of a trunk for this
 	// long (default 500ms), the trunk is suspected.
@@ -228,6 +252,9 @@ func (c *Config) validate() error {
 	if c.RecoverAfter < 1 {
 		return fmt.Errorf("recover_after %d: want at least 1", c.RecoverAfter)
 	}
+	if err := validateExternal("", c.ExternalAddr, c.RTPExternalAddr); err != nil {
+		return err
+	}
 	seen := make(map[string]bool)
 	for i, t := range c.Trunks {
 		if t.Name == "" {
@@ -262,6 +289,100 @@ func (c *Config) validate() error {
 				return fmt.Errorf("trunk %q: responses[%d].%w", t.Name, j, err)
 			}
 		}
+		rtpExt := t.RTPExternalAddr
+		if rtpExt == "" && t.ExternalAddr == "" {
+			rtpExt = c.RTPExternalAddr
+		}
+		if err := validateExternal(fmt.Sprintf("trunk %q: ", t.Name), t.ExternalAddr, rtpExt); err != nil {
+			return err
+		}
+		if t.KeepaliveInterval != nil && *t.KeepaliveInterval < 0 {
+			return fmt.Errorf("trunk %q: keepalive_interval %s: want a positive duration or \"off\"", t.Name, Duration(*t.KeepaliveInterval).Std())
+		}
 	}
+	return nil
+}
+
+// validateExternal checks an external_addr (host[:port]) and the
+// rtp_external_addr that goes with it; prefix names the trunk, if any.
+func validateExternal(prefix, ext, rtpExt string) error {
+	if ext != "" {
+		host, port, err := splitExternal(ext)
+		if err != nil {
+			return fmt.Errorf("%sexternal_addr %q: %w", prefix, ext, err)
+		}
+		if port < 0 || port > 65535 {
+			return fmt.Errorf("%sexternal_addr %q: bad port", prefix, ext)
+		}
+		if net.ParseIP(host) == nil && rtpExt == "" {
+			// SDP c= takes an address: a name there is rarely understood.
+			return fmt.Errorf("%sexternal_addr %q: a host name needs rtp_external_addr (an IP address) for SDP", prefix, ext)
+		}
+	}
+	if rtpExt != "" {
+		if ip := net.ParseIP(rtpExt); ip == nil || ip.IsUnspecified() {
+			return fmt.Errorf("%srtp_external_addr %q: want an IP address", prefix, rtpExt)
+		}
+	}
+	return nil
+}
+
+// splitExternal splits host[:port] (IPv6 literals in brackets); port 0 when absent.
+func splitExternal(addr string) (host string, port int, err error) {
+	if h, p, err := net.SplitHostPort(addr); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || h == "" {
+			return "", 0, errors.New("want host[:port]")
+		}
+		return h, n, nil
+	}
+	host = addr
+	if strings.HasPrefix(addr, "[") {
+		if !strings.HasSuffix(addr, "]") {
+			return "", 0, errors.New("want host[:port]")
+		}
+		host = addr[1 : len(addr)-1]
+	}
+	if host == "" || strings.ContainsAny(host, "[]/ ") {
+		return "", 0, errors.New("want host[:port]")
+	}
+	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return "", 0, errors.New("want host[:port]")
+	}
+	return host, 0, nil
+}
+
+// Keepalive is a trunk's keepalive_interval: duration text, a number of
+// seconds, or "off" (written back as "off"), which is 0.
+type Keepalive Duration
+
+// KeepaliveOff is the Keepalive that sends none.
+const KeepaliveOff Keepalive = 0
+
+// KeepaliveEvery returns a trunk's keepalive_interval of d; 0 is off.
+func KeepaliveEvery(d time.Duration) *Keepalive {
+	k := Keepalive(d)
+	return &k
+}
+
+// MarshalJSON writes "off" or duration text.
+func (k Keepalive) MarshalJSON() ([]byte, error) {
+	if k == KeepaliveOff {
+		return []byte(`"off"`), nil
+	}
+	return Duration(k).MarshalJSON()
+}
+
+// UnmarshalJSON reads "off", duration text or a number of seconds.
+func (k *Keepalive) UnmarshalJSON(b []byte) error {
+	if string(b) == `"off"` {
+		*k = KeepaliveOff
+		return nil
+	}
+	var d Duration
+	if err := d.UnmarshalJSON(b); err != nil {
+		return fmt.Errorf("keepalive_interval: %w (or \"off\")", err)
+	}
+	*k = Keepalive(d)
 	return nil
 }

@@ -77,6 +77,13 @@ type trunk struct {
 	dialogUA *sipgo.DialogUA
 	// responses is the trunk's response table: its own rows, then the defaults.
 	responses responseTable
+	// viaHost and viaPort go in Via sent-by and Contact, mediaIP in SDP c=:
+	// what the carrier must reach, not necessarily what we listen on.
+	viaHost string
+	viaPort int
+	mediaIP net.IP
+	// keepalive is the pause between keepalive OPTIONS; 0: none.
+	keepalive time.Duration
 }
 
 // Originator places calls on a set of SIP trunks. It is safe for concurrent use.
@@ -89,7 +96,7 @@ type Originator struct {
 	main     *sipstack.Stack   // serves the UDP socket; UDP and TCP trunks use it
 	stacks   []*sipstack.Stack // main, then one per TLS trunk (see newStack)
 	udpConn  net.PacketConn
-	host     string // local address for Via, Contact and SDP
+	host     string // listening address, perhaps 0.0.0.0 or ::
 	sipPort  int
 	metrics  *metrics
 	now      func() time.Time
@@ -141,7 +148,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	o.metrics = newMetrics()
 
 	lc := net.ListenConfig{}
-	pc, err := lc.ListenPacket(ctx, "udp", cfg.ListenAddr)
+	// udp4 for an IPv4 host: on "udp" 0.0.0.0 becomes [::], and sipgo would
+	// not find the socket under the address its client sends from, and bind
+	// the port again for every request (address already in use).
+	network := "udp"
+	if ip.To4() != nil {
+		network = "udp4"
+	}
+	pc, err := lc.ListenPacket(ctx, network, cfg.ListenAddr)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("sip listen %s: %w", cfg.ListenAddr, err)
@@ -204,7 +218,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 				return nil, err
 			}
 		}
-		t.dialogUA = o.dialogUA(t)
+		t.keepalive = cfg.KeepaliveInterval.Std()
+		if tc.KeepaliveInterval != nil {
+			t.keepalive = Duration(*tc.KeepaliveInterval).Std()
+		}
+		if err := o.advertise(t); err != nil {
+			o.closeStacks()
+			o.closeStreams()
+			cancel()
+			return nil, err
+		}
+		if t.dialogUA, err = o.dialogUA(t); err != nil {
+			o.closeStacks()
+			o.closeStreams()
+			cancel()
+			return nil, err
+		}
 		o.metrics.setState(name, CircuitClosed)
 		o.metrics.inFlight.WithLabelValues(name).Set(0)
 		o.metrics.alarm.WithLabelValues(name).Set(0)
@@ -261,7 +290,6 @@ func (o *Originator) newStack(tlsConf *tls.Config, streamPort int) (*sipstack.St
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	s.Stream.TxRequester = streamRequester{o: o, ua: s.UA}
 	s.Server.OnBye(o.onBye)
 	s.Server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
@@ -275,22 +303,73 @@ func (o *Originator) newStack(tlsConf *tls.Config, streamPort int) (*sipstack.St
 	return s, nil
 }
 
+// advertise works out what t's carrier is told to reach: the trunk's
+// external_addr, else the originator's, else the listening address, or when
+// that is any address, the local address the system routes to the trunk from.
+func (o *Originator) advertise(t *trunk) error {
+	ext, rtpExt := t.cfg.ExternalAddr, t.cfg.RTPExternalAddr
+	if ext == "" {
+		ext = o.cfg.ExternalAddr
+		if rtpExt == "" {
+			rtpExt = o.cfg.RTPExternalAddr
+		}
+	}
+	host, port := o.host, o.sipPort
+	switch {
+	case ext != "":
+		h, p, _ := splitExternal(ext) // validated
+		host = h
+		if p != 0 {
+			port = p
+		}
+	case net.ParseIP(o.host).IsUnspecified():
+		local, err := routeFrom(t.cfg.Address)
+		if err != nil {
+			return fmt.Errorf("sip config: trunk %q: listen_addr %s: no local address routes to %s (set external_addr): %w",
+				t.cfg.Name, o.cfg.ListenAddr, t.cfg.Address, err)
+		}
+		host = local.String()
+	}
+	t.viaHost, t.viaPort = host, port
+	if t.mediaIP = net.ParseIP(rtpExt); t.mediaIP == nil {
+		t.mediaIP = net.ParseIP(host) // validated: an IP unless rtpExt is set
+	}
+	return nil
+}
+
+// routeFrom is the local address the system would send to addr from. No
+// packet leaves: connecting a UDP socket only picks the route.
+func routeFrom(addr string) (net.IP, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP, nil
+}
+
 // dialogUA returns the dialog handle for a trunk: which client sends its
-// requests and what Contact it advertises.
-func (o *Originator) dialogUA(t *trunk) *sipgo.DialogUA {
-	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "turbina", Host: o.host}}
-	client := t.stack.Client
+// requests (with the trunk's advertised Via and rport) and what Contact it
+// advertises.
+func (o *Originator) dialogUA(t *trunk) (*sipgo.DialogUA, error) {
+	udp, stream, err := t.stack.Advertise(t.viaHost, t.viaPort)
+	if err != nil {
+		return nil, fmt.Errorf("sip: trunk %q: %w", t.cfg.Name, err)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "turbina", Host: t.viaHost}}
+	client := udp
 	if t.cfg.Transport == TransportUDP {
-		contact.Address.Port = o.sipPort
+		contact.Address.Port = t.viaPort
 	} else {
 		// The listening port, not the connection's: the carrier may close
 		// the connection and open its own for a BYE (transport.go).
-		client = t.stack.Stream
+		client = stream
+		stream.TxRequester = streamRequester{o: o, ua: t.stack.UA}
 		contact.Address.Port = o.streamPort(t.cfg.Transport)
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", t.cfg.Transport)
 	}
-	return &sipgo.DialogUA{Client: client, ContactHDR: contact}
+	return &sipgo.DialogUA{Client: client, ContactHDR: contact}, nil
 }
 
 // LocalAddr returns the SIP UDP address the Originator listens on.
