@@ -12,16 +12,13 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
-	"github.com/turbina-dialer/turbina/internal/testenv"
 )
 
 // testPKI is a CA made for one test and two certificates it signed for
@@ -95,21 +92,6 @@ func newTestPKI(t *testing.T) testPKI {
 	return p
 }
 
-// dropConnections resets the carrier's end of every established TCP
-// connection on port, as a carrier's idle timer or an SBC restart would: the
-// next request either side sends needs a connection of its own.
-func dropConnections(t *testing.T, port int) {
-	t.Helper()
-	ss := testenv.RequireTool(t, "ss", "iproute2")
-	out, err := exec.Command(ss, "-K", "-tn", "state", "established", "sport", "=", ":"+strconv.Itoa(port)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ss -K: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "127.0.0.1:"+strconv.Itoa(port)) {
-		t.Fatalf("no connection on port %d to drop:\n%s", port, out)
-	}
-}
-
 // TestCarrierByeOnNewConnection: baresip as the carrier answers a call over
 // TCP or TLS; its end of our connection is then reset, as a carrier's idle
 // timer does, and it hangs up. Its BYE can only arrive on a new connection
@@ -149,9 +131,7 @@ func TestCarrierByeOnNewConnection(t *testing.T) {
 			if transport == TransportTLS && c.Media().SRTP() == "" {
 				t.Errorf("TLS call answered with plain RTP")
 			}
-			_, port, _ := net.SplitHostPort(tc.Address)
-			n, _ := strconv.Atoi(port)
-			dropConnections(t, n)
+			carrier.DropConnections(t)
 			carrier.Command(t, "hangup")
 			r := waitResult(t, c, 15*time.Second)
 			if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote || r.Reason != "remote hangup" {

@@ -3,7 +3,9 @@ package baresiptest
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -62,4 +64,23 @@ func (p *Phone) TLSAddr() string {
 	host, port, _ := net.SplitHostPort(p.sipAddr)
 	n, _ := strconv.Atoi(port)
 	return net.JoinHostPort(host, strconv.Itoa(n+1))
+}
+
+// DropConnections resets baresip's end of every established TCP connection on
+// its SIP ports (TCP and TLS), as a carrier's idle timer or an SBC restart
+// would: a request either side sends next needs a connection of its own. It
+// fails the test when there was none to drop.
+func (p *Phone) DropConnections(t testing.TB) {
+	t.Helper()
+	ss := testenv.RequireTool(t, "ss", "iproute2")
+	_, port, _ := net.SplitHostPort(p.sipAddr)
+	n, _ := strconv.Atoi(port)
+	out, err := exec.Command(ss, "-K", "-tn", "state", "established",
+		"(", "sport", "=", ":"+port, "or", "sport", "=", ":"+strconv.Itoa(n+1), ")").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss -K: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "127.0.0.1:") {
+		t.Fatalf("no connection to baresip's ports %s and %d to drop:\n%s", port, n+1, out)
+	}
 }
