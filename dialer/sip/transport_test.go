@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,48 @@ func TestStreamListenConfig(t *testing.T) {
 					t.Errorf("%s trunk's Contact %s, want port %d;transport=%s", tr, ct.String(), o.streamPort(tr), tr)
 				}
 			}
+		})
+	}
+}
+
+// TestCarrierByeOnOurConnection: a carrier that keeps our connection (sipp
+// over TCP, and over TLS behind a TLS terminator, sends everything on the
+// connection it was given) hangs up on it: the BYE is taken there, answered,
+// and the call ends hung up by the carrier; no connection of its own needed.
+func TestCarrierByeOnOurConnection(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{TransportTCP, TransportTLS} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			opts := sipptest.Options{Transport: "t1", Port: sipptest.FreePort(t)}
+			tc := TrunkConfig{Name: "carrier", Transport: transport, CallerID: "+34910000001"}
+			cfg := testConfig()
+			if transport == TransportTLS {
+				relay, ca := tlsRelay(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.Port)))
+				tc.Address, tc.TLSRootCAFile = relay, ca
+				// sipp's Contact names the relay, as a carrier's names itself.
+				_, p, _ := net.SplitHostPort(relay)
+				opts.ContactPort, _ = strconv.Atoi(p)
+				opts.ContactTransport = "tls"
+				pki := newTestPKI(t)
+				cfg.TLSCertFile, cfg.TLSKeyFile = pki.OursCert, pki.OursKey
+			}
+			sipp := sipptest.Start(t, "remote-bye.xml", opts)
+			if tc.Address == "" {
+				tc.Address = sipp.Addr
+			}
+			cfg.Trunks = []TrunkConfig{tc}
+			cfg.RingTimeout = Duration(5 * time.Second)
+			o := newTestOriginator(t, cfg)
+			c, err := o.Dial(context.Background(), DialRequest{To: "+34600000004"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := waitResult(t, c, 10*time.Second)
+			if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote || r.Reason != "remote hangup" {
+				t.Errorf("result %s %q %q, want answered, hung up by the carrier", r.Outcome, r.HangupBy, r.Reason)
+			}
+			sipp.Wait(t, 15*time.Second)
 		})
 	}
 }
