@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
 	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 )
@@ -278,6 +281,68 @@ func TestCarrierByeOnOurConnection(t *testing.T) {
 				t.Errorf("result %s %q %q, want answered, hung up by the carrier", r.Outcome, r.HangupBy, r.Reason)
 			}
 			sipp.Wait(t, 15*time.Second)
+		})
+	}
+}
+
+// TestSignRequestURI: credentials sipgo signed for the Request-URI without
+// its parameters are signed again for the Request-URI as sent, in
+// Authorization and Proxy-Authorization alike, with and without qop, keeping
+// the challenge's nonce, cnonce and count; the digest checks out by the
+// registrar's own computation (RFC 2617). Credentials already right, or for
+// a host that is no trunk, are left as they are.
+func TestSignRequestURI(t *testing.T) {
+	t.Parallel()
+	o := &Originator{trunks: []*trunk{{cfg: TrunkConfig{Name: "c", Password: "secret"}, host: "127.0.0.1", port: 5070}}}
+	tests := []struct {
+		name, header, qop, target string
+		resigned                  bool
+	}{
+		{name: "401 with qop", header: "Authorization", qop: "auth", target: "sip:+3460@127.0.0.1:5070;transport=tcp", resigned: true},
+		{name: "407 with qop", header: "Proxy-Authorization", qop: "auth", target: "sip:+3460@127.0.0.1:5070;transport=tls", resigned: true},
+		{name: "407 without qop", header: "Proxy-Authorization", target: "sip:+3460@127.0.0.1:5070;transport=tcp", resigned: true},
+		{name: "already the Request-URI", header: "Authorization", qop: "auth", target: "sip:+3460@127.0.0.1:5070"},
+		{name: "not a trunk", header: "Authorization", qop: "auth", target: "sip:+3460@127.0.0.2:5070;transport=tcp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ruri sip.Uri
+			if err := sip.ParseUri(tt.target, &ruri); err != nil {
+				t.Fatal(err)
+			}
+			req := sip.NewRequest(sip.INVITE, ruri)
+			chal := &digest.Challenge{Realm: "carrier", Nonce: "abc", Opaque: "op"}
+			if tt.qop != "" {
+				chal.QOP = []string{tt.qop}
+			}
+			// As sipgo signs: the Request-URI without its parameters.
+			cred, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: ruri.Addr(), Username: "alice", Password: "secret", Cnonce: "c0ffee", Count: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.AppendHeader(sip.NewHeader(tt.header, cred.String()))
+			if err := o.signRequestURI(req); err != nil {
+				t.Fatal(err)
+			}
+			got, err := digest.ParseCredentials(req.GetHeader(tt.header).Value())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.resigned {
+				if got.URI != cred.URI || got.Response != cred.Response {
+					t.Errorf("credentials changed: %+v, were %+v", got, cred)
+				}
+				return
+			}
+			if got.URI != req.Recipient.String() || got.URI != tt.target {
+				t.Errorf("uri %q, want the Request-URI %q", got.URI, tt.target)
+			}
+			if got.Nonce != "abc" || got.Opaque != "op" || got.QOP != tt.qop || (tt.qop != "" && (got.Cnonce != "c0ffee" || got.Nc != 1)) {
+				t.Errorf("challenge not kept: %+v", got)
+			}
+			if want := digestResponse(got, "INVITE", md5Hex("alice", "carrier", "secret")); !digestMatches(want, got.Response) {
+				t.Errorf("response %s, want %s", got.Response, want)
+			}
 		})
 	}
 }
