@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,7 @@ type Call struct {
 	contact sip.ContactHeader
 
 	hangupOnce sync.Once
+	unfit      []*trunk      // trunks that cannot write the numbers in their formats
 	hangup     chan struct{} // closed by Hangup
 	done       chan struct{} // closed when the Result is final
 	answered   atomic.Bool
@@ -169,7 +172,7 @@ func (c *Call) run(t *trunk) {
 	defer c.o.wg.Done()
 	defer close(c.done)
 	defer c.media.close()
-	var tried []*trunk
+	tried := slices.Clone(c.unfit)
 	var end attemptEnd
 	var target *sip.Uri // the Request-URI a redirect gave; nil for the trunk's own
 	redirects := 0
@@ -246,6 +249,9 @@ func (c *Call) redirectTo(u sip.Uri, done int) (*trunk, string) {
 	if next == nil {
 		return nil, "not the address of a configured trunk"
 	}
+	if slices.Contains(c.unfit, next) {
+		return nil, fmt.Sprintf("trunk %s cannot write the number in its format", next.cfg.Name)
+	}
 	if err := c.o.acquireTrunk(next); err != nil {
 		return nil, fmt.Sprintf("trunk %s: %v", next.cfg.Name, err)
 	}
@@ -272,13 +278,10 @@ func (c *Call) waitCtx() context.Context {
 }
 
 // buildInvite builds the INVITE for trunk t, to target when a redirect gave one
-// (RFC 3261 8.1.3.4: the Request-URI is the Contact's, To stays the same).
-func (c *Call) buildInvite(t *trunk, callID string, target *sip.Uri) *sip.Request {
-	callerID := c.req.CallerID
-	if callerID == "" {
-		callerID = t.cfg.CallerID
-	}
-	ruri := c.o.trunkURI(t, c.req.To)
+// (RFC 3261 8.1.3.4: the Request-URI is the Contact's, To stays the same); id
+// is the call's numbers as the trunk wants them (numberformat.go).
+func (c *Call) buildInvite(t *trunk, callID string, id identity, target *sip.Uri) *sip.Request {
+	ruri := c.o.trunkURI(t, id.dialed)
 	if target != nil {
 		ruri = *target.Clone()
 		ruri.Headers = nil
@@ -290,18 +293,26 @@ func (c *Call) buildInvite(t *trunk, callID string, target *sip.Uri) *sip.Reques
 		}
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
+	// A redirect to the trunk's own name goes where SRV says, as the first INVITE did.
+	if dest := t.destination(); dest != "" && (target == nil || target.Port == 0 && strings.EqualFold(target.Host, t.host)) {
+		req.SetDestination(dest)
+	}
 	from := &sip.FromHeader{
-		Address: sip.Uri{Scheme: "sip", User: callerID, Host: t.cfg.Domain},
-		Params:  sip.NewParams(),
+		DisplayName: id.fromDisplay,
+		Address:     sip.Uri{Scheme: "sip", User: id.fromUser, Host: id.fromHost},
+		Params:      sip.NewParams(),
 	}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.req.To, Host: t.cfg.Domain}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: id.dialed, Host: t.cfg.Domain}})
 	cid := sip.CallIDHeader(callID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	if callerID != "" {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+callerID+"@"+t.cfg.Domain+">"))
+	if id.pai != "" {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+id.pai+"@"+t.cfg.Domain+">"))
+	}
+	if id.privacy != "" {
+		req.AppendHeader(sip.NewHeader("Privacy", id.privacy))
 	}
 	if c.req.AttemptID != "" {
 		req.AppendHeader(sip.NewHeader("X-Turbina-Attempt", c.req.AttemptID))
@@ -327,7 +338,9 @@ func (c *Call) buildInvite(t *trunk, callID string, target *sip.Uri) *sip.Reques
 func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 	name := t.cfg.Name
 	callID := uuid.NewString()
-	inv := c.buildInvite(t, callID, target)
+	// Dial left out the trunks that cannot write the numbers (Originator.unfit).
+	id, _ := t.identityFor(c.req)
+	inv := c.buildInvite(t, callID, id, target)
 	c.mu.Lock()
 	c.res.Trunk, c.res.CallID = name, callID
 	c.res.InviteAt, c.res.RingAt, c.res.AnswerAt, c.res.AckAt = c.o.now(), time.Time{}, time.Time{}, time.Time{}
@@ -345,6 +358,10 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 	case <-down:
 		return c.trunkDownEnd(t, false, true)
 	default:
+	}
+	if err := t.unresolved(); err != nil {
+		t.suspect(sign{what: err.Error(), since: c.o.now()})
+		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
 	}
 	mark, ok := c.o.admitInvite(t, c.hangup)
 	if !ok {
@@ -426,7 +443,7 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 
 	username := t.cfg.Username
 	if username == "" {
-		username = inv.From().Address.User
+		username = id.authUser
 	}
 	answered := make(chan error, 1)
 	go func() {

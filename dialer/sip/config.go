@@ -68,6 +68,40 @@ type TrunkConfig struct {
 	// a plain answer makes a plain call) or require (an answer without keys is
 	// hung up, a trunk fault). The keys travel in the SDP: use transport tls.
 	SRTP string `json:"srtp,omitempty"`
+
+	// NumberFormat writes the destination in the Request-URI and To: e164
+	// (default, "+5511…"), e164_no_plus or national (of Country).
+	NumberFormat string `json:"number_format,omitempty"`
+	// Country is the trunk's ISO 3166 region ("BR", "US") for national formats.
+	Country string `json:"country,omitempty"`
+	// TechPrefix is prepended to every dialled number (digits, * and #).
+	TechPrefix string `json:"tech_prefix,omitempty"`
+	// BRCarrierCode is Brazil's carrier-selection code ("21"): a call to
+	// another area code is dialled 0, code, DDD, number; a local one without.
+	// Needs Country BR and NumberFormat national.
+	BRCarrierCode string `json:"br_carrier_code,omitempty"`
+	// CallerArea is the DDD calls are placed from, for BRCarrierCode; by
+	// default the caller ID's.
+	CallerArea string `json:"caller_area,omitempty"`
+	// FromFormat writes the caller ID in From and P-Asserted-Identity, with
+	// the same choices as NumberFormat.
+	FromFormat string `json:"from_format,omitempty"`
+	// PAI sends P-Asserted-Identity with the caller ID (default true).
+	PAI *bool `json:"pai,omitempty"`
+	// Privacy is "id" (hide the caller: anonymous From, Privacy: id, RFC
+	// 3323/3325), "none" (send Privacy: none) or empty (no header).
+	Privacy string `json:"privacy,omitempty"`
+
+	// Register keeps the trunk registered (REGISTER with digest from Username
+	// and Password), refreshed before it expires, removed at shutdown.
+	Register bool `json:"register,omitempty"`
+	// RegisterExpires is the registration lifetime asked for, in seconds
+	// (default 600); the registrar may grant less.
+	RegisterExpires int `json:"register_expires,omitempty"`
+	// RegisterUser and RegisterDomain make the address of record
+	// sip:user@domain (default Username, else the caller ID, at Domain).
+	RegisterUser   string `json:"register_user,omitempty"`
+	RegisterDomain string `json:"register_domain,omitempty"`
 }
 
 // Config configures an [Originator].
@@ -150,6 +184,10 @@ type Config struct {
 	// SendSilence makes answered calls send G.711 silence every 20 ms until
 	// [Media.StopSilence], so carriers that drop one-way calls keep them up.
 	SendSilence bool `json:"send_silence,omitempty"`
+	// DNSServer is the DNS server (host:port) that resolves trunk addresses
+	// given as a name without a port (SRV, then A/AAAA); default: the
+	// system's (the first nameserver of /etc/resolv.conf).
+	DNSServer string `json:"dns_server,omitempty"`
 }
 
 func (c *Config) applyDefaults() {
@@ -205,15 +243,15 @@ func (c *Config) applyDefaults() {
 		if t.SRTP = strings.ToLower(t.SRTP); t.SRTP == "" {
 			t.SRTP = SRTPOff
 		}
-		if _, _, err := net.SplitHostPort(t.Address); err != nil && t.Address != "" {
-			port := "5060"
-			if t.Transport == TransportTLS {
-				port = "5061"
-			}
-			t.Address = net.JoinHostPort(t.Address, port)
+		// A name without a port stays so: it is resolved with DNS SRV (resolve.go).
+		if _, _, err := net.SplitHostPort(t.Address); err != nil && net.ParseIP(strings.Trim(t.Address, "[]")) != nil {
+			t.Address = net.JoinHostPort(strings.Trim(t.Address, "[]"), strconv.Itoa(defaultPort(t.Transport)))
 		}
 		if t.Domain == "" {
-			t.Domain, _, _ = net.SplitHostPort(t.Address)
+			t.Domain = addressHost(t.Address)
+		}
+		if t.Register && t.RegisterExpires == 0 {
+			t.RegisterExpires = defaultRegisterExpires
 		}
 	}
 }
@@ -252,6 +290,11 @@ func (c *Config) validate() error {
 	if c.RecoverAfter < 1 {
 		return fmt.Errorf("recover_after %d: want at least 1", c.RecoverAfter)
 	}
+	if c.DNSServer != "" {
+		if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
+			return fmt.Errorf("dns_server %q: want host:port: %w", c.DNSServer, err)
+		}
+	}
 	if err := validateExternal("", c.ExternalAddr, c.RTPExternalAddr); err != nil {
 		return err
 	}
@@ -264,12 +307,15 @@ func (c *Config) validate() error {
 			return fmt.Errorf("trunk %q: duplicate name", t.Name)
 		}
 		seen[t.Name] = true
-		host, port, err := net.SplitHostPort(t.Address)
-		if err != nil || host == "" {
-			return fmt.Errorf("trunk %q: address %q: want host:port", t.Name, t.Address)
-		}
-		if _, err := strconv.Atoi(port); err != nil {
-			return fmt.Errorf("trunk %q: address %q: bad port", t.Name, t.Address)
+		if host, port, err := net.SplitHostPort(t.Address); err == nil {
+			if host == "" {
+				return fmt.Errorf("trunk %q: address %q: want host:port or a host name", t.Name, t.Address)
+			}
+			if _, err := strconv.Atoi(port); err != nil {
+				return fmt.Errorf("trunk %q: address %q: bad port", t.Name, t.Address)
+			}
+		} else if !srvName(t.Address) {
+			return fmt.Errorf("trunk %q: address %q: want host:port or a host name", t.Name, t.Address)
 		}
 		switch t.Transport {
 		case TransportUDP, TransportTCP, TransportTLS:
@@ -288,6 +334,12 @@ func (c *Config) validate() error {
 			if err := r.validate(); err != nil {
 				return fmt.Errorf("trunk %q: responses[%d].%w", t.Name, j, err)
 			}
+		}
+		if err := t.validateFormats(); err != nil {
+			return err
+		}
+		if t.RegisterExpires < 0 {
+			return fmt.Errorf("trunk %q: register_expires %d: must be positive", t.Name, t.RegisterExpires)
 		}
 		rtpExt := t.RTPExternalAddr
 		if rtpExt == "" && t.ExternalAddr == "" {

@@ -61,6 +61,8 @@ type TrunkStatus struct {
 	// since the trunk last carried a call to a person; "" when none.
 	Alarm      string    `json:"alarm,omitempty"`
 	AlarmSince time.Time `json:"alarm_since,omitzero"`
+	// Registration is the trunk's outbound registration; nil when it does not register.
+	Registration *RegistrationStatus `json:"registration,omitempty"`
 }
 
 // trunk is a configured trunk with its limits, circuit and SIP stack.
@@ -77,6 +79,11 @@ type trunk struct {
 	dialogUA *sipgo.DialogUA
 	// responses is the trunk's response table: its own rows, then the defaults.
 	responses responseTable
+	// reg is the trunk's outbound registration, nil unless cfg.Register.
+	reg *registration
+	// resolved is where a trunk given as a host name goes (DNS SRV), nil
+	// for one given as host:port.
+	resolved *resolution
 	// viaHost and viaPort go in Via sent-by and Contact, mediaIP in SDP c=:
 	// what the carrier must reach, not necessarily what we listen on.
 	viaHost string
@@ -98,6 +105,7 @@ type Originator struct {
 	udpConn  net.PacketConn
 	host     string // listening address, perhaps 0.0.0.0 or ::
 	sipPort  int
+	dns      *dnsLookup
 	metrics  *metrics
 	now      func() time.Time
 	rootCtx  context.Context
@@ -144,6 +152,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		shutdown: cancel,
 		calls:    make(map[string]*Call),
 		orphans:  make(map[string]orphaned),
+		dns:      newDNSLookup(cfg.DNSServer),
 	}
 	o.metrics = newMetrics()
 
@@ -200,9 +209,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		t.circuit.window = cfg.FaultWindow.Std()
 		name := tc.Name
 		t.circuit.onChange = func(s CircuitState) { o.metrics.setState(name, s) }
-		h, p, _ := net.SplitHostPort(tc.Address)
+		h := addressHost(tc.Address)
 		t.host = h
-		t.port, _ = strconv.Atoi(p)
+		if _, p, err := net.SplitHostPort(tc.Address); err == nil {
+			t.port, _ = strconv.Atoi(p)
+		} else {
+			t.resolved = &resolution{} // the port comes from SRV: the Request-URI has none
+		}
+		if tc.Register {
+			t.reg = newRegistration(tc)
+		}
 		if tc.Transport == TransportTLS {
 			tlsConf, err := trunkTLSConfig(tc, h)
 			if err != nil {
@@ -242,8 +258,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	slices.SortStableFunc(o.trunks, func(a, b *trunk) int { return a.cfg.Priority - b.cfg.Priority })
 
 	for _, t := range o.trunks {
+		if t.resolved != nil {
+			rctx, rcancel := context.WithTimeout(ctx, 2*dnsTimeout)
+			next := o.refresh(rctx, t)
+			rcancel()
+			o.wg.Add(1)
+			go o.resolveLoop(t, next)
+		}
 		o.wg.Add(1)
 		go o.monitor(t)
+		if t.reg != nil {
+			o.wg.Add(1)
+			go o.registerLoop(t)
+		}
 	}
 	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "tcp", o.TCPAddr(), "tls", o.TLSAddr(), "trunks", len(o.trunks))
 	return o, nil
@@ -391,13 +418,17 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
+	unfit, err := o.unfit(req)
+	if err != nil {
+		return nil, err
+	}
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
 	}
-	t, err := o.acquire(nil)
+	t, err := o.acquire(unfit)
 	if err != nil {
 		return nil, err
 	}
@@ -411,6 +442,7 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
 	c := newCall(o, req, media)
+	c.unfit = unfit
 	o.wg.Add(1)
 	go c.run(t)
 	return c, nil
@@ -461,7 +493,8 @@ func (o *Originator) trunkAt(u sip.Uri) *trunk {
 		}
 	}
 	for _, t := range o.trunks {
-		if strings.EqualFold(t.host, u.Host) && t.port == port {
+		// A trunk found by SRV has no port of its own: its name is enough.
+		if strings.EqualFold(t.host, u.Host) && (t.port == port || t.resolved != nil && u.Port == 0) {
 			return t
 		}
 	}
@@ -545,6 +578,7 @@ func (o *Originator) status(t *trunk) TrunkStatus {
 		Faults: c.faults, OutOfService: c.forced, LastError: c.lastErr, LastChangeAt: c.changedAt,
 		DownSince: down, LastDetection: detection.Seconds(), Sign: sign,
 		Alarm: c.alarm, AlarmSince: c.alarmSince,
+		Registration: t.reg.status(),
 	}
 	if o.now().Before(c.heldUntil) {
 		st.HeldUntil = c.heldUntil
@@ -612,10 +646,19 @@ func (o *Originator) probe(t *trunk, timeout time.Duration) error {
 func (o *Originator) probeCtx(ctx context.Context, t *trunk, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := t.unresolved(); err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
 	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
+	dest := t.destination()
+	if dest != "" {
+		req.SetDestination(dest)
+	}
 	req.AppendHeader(sip.NewHeader("User-Agent", o.cfg.UserAgent))
 	res, err := t.dialogUA.Client.Do(ctx, req)
 	if err != nil {
+		// A trunk found by SRV moves on to its next target (RFC 3263 4.3).
+		t.resolved.skip(dest)
 		return fmt.Errorf("options %s: %w", t.cfg.Name, err)
 	}
 	if res.StatusCode >= 500 {

@@ -242,7 +242,8 @@ func TestCircuitHold(t *testing.T) {
 
 func TestConfigJSON(t *testing.T) {
 	var cfg Config
-	in := `{"trunks":[{"name":"a","address":"sip.example.net","transport":"TLS","max_cps":5,"max_channels":30,"priority":1}],
+	in := `{"trunks":[{"name":"a","address":"sip.example.net","transport":"TLS","max_cps":5,"max_channels":30,"priority":1},
+		{"name":"b","address":"192.0.2.1","transport":"tls"},{"name":"c","address":"[2001:db8::1]"}],
 		"ring_timeout":"25s","invite_timeout":2,"fault_window":"1m"}`
 	if err := json.Unmarshal([]byte(in), &cfg); err != nil {
 		t.Fatal(err)
@@ -252,8 +253,12 @@ func TestConfigJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := cfg.Trunks[0]
-	if tr.Address != "sip.example.net:5061" || tr.Transport != TransportTLS || tr.Domain != "sip.example.net" {
+	// A name without a port is kept for DNS SRV; an IP address gets the transport's port.
+	if tr.Address != "sip.example.net" || tr.Transport != TransportTLS || tr.Domain != "sip.example.net" {
 		t.Errorf("trunk defaults: %+v", tr)
+	}
+	if b, c := cfg.Trunks[1], cfg.Trunks[2]; b.Address != "192.0.2.1:5061" || b.Domain != "192.0.2.1" || c.Address != "[2001:db8::1]:5060" || c.Domain != "2001:db8::1" {
+		t.Errorf("IP trunk defaults: %+v %+v", b, c)
 	}
 	if cfg.RingTimeout.Std() != 25*time.Second || cfg.InviteTimeout.Std() != 2*time.Second || cfg.FaultWindow.Std() != time.Minute {
 		t.Errorf("durations: %v %v %v", cfg.RingTimeout.Std(), cfg.InviteTimeout.Std(), cfg.FaultWindow.Std())

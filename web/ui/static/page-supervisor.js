@@ -365,6 +365,17 @@ function trunkDown(tr) {
   return notes.length ? notes.join(' · ') : '—';
 }
 
+// trunkRegistration says how a registering trunk's REGISTER stands; nothing for
+// a trunk that does not register.
+function trunkRegistration(tr) {
+  const reg = tr.registration;
+  if (!reg) return null;
+  let text = t('sup.reg.' + reg.state);
+  if (reg.state === 'registered') text = t('sup.reg.registered', { until: fmt.time(reg.expires_at) });
+  if (reg.state === 'failing') text = t('sup.reg.failing', { error: reg.last_error || '', at: fmt.time(reg.next_try_at) });
+  return el('div', { class: 'trunk-reg', 'data-reg': reg.state, title: reg.aor }, text);
+}
+
 function renderTrunks(trunks, control) {
   const body = $('trunks').tBodies[0];
   if (!trunks.length) { body.replaceChildren(el('tr', {}, el('td', { colspan: 5 }, t('sup.notrunks')))); return; }
@@ -373,7 +384,7 @@ function renderTrunks(trunks, control) {
     const btn = el('button', { type: 'button', 'aria-label': `${t(out ? 'sup.putback' : 'sup.takeout')}: ${tr.name}` }, t(out ? 'sup.putback' : 'sup.takeout'));
     btn.addEventListener('click', () => act(() => api('PATCH', `/api/v1/trunks/${encodeURIComponent(tr.name)}`, { out_of_service: !out }),
       `${tr.name}: ${t(out ? 'sup.putback' : 'sup.takeout')}`));
-    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, t('sup.trunkState.' + tr.state))),
+    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, t('sup.trunkState.' + tr.state)), trunkRegistration(tr)),
       el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', { class: 'trunk-down', 'data-alarm': tr.alarm ? 'true' : 'false' }, trunkDown(tr)), el('td', {}, btn));
   }));
 }

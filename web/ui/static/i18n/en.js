@@ -121,6 +121,8 @@ export default {
   'policy.no_call_permission': 'no WhatsApp call permission', 'policy.outside_service_window': 'outside WhatsApp\'s 24-hour window',
   'sup.downsince': 'Down since', 'sup.downAt': 'down since {since} (found in {secs} s)', 'sup.lastDetection': 'up; last death found in {secs} s',
   'sup.fo.noWhatsApp': 'No WhatsApp number is configured: calls wait for the trunk.',
+  'sup.reg.registering': 'registering…', 'sup.reg.registered': 'registered until {until}',
+  'sup.reg.failing': 'registration failing: {error}; next try at {at}', 'sup.reg.unregistered': 'not registered',
   'sup.trunkState.closed': 'up', 'sup.trunkState.open': 'down', 'sup.trunkState.half-open': 'down, checking',
   'sup.trunkState.held': 'paused by the carrier', 'sup.heldUntil': 'paused by the carrier until {until}',
   'sup.alarm': 'the carrier refuses calls: {alarm} (since {since})',

@@ -121,6 +121,8 @@ export default {
   'policy.no_call_permission': 'sem permissão de chamada no WhatsApp', 'policy.outside_service_window': 'fora da janela de 24 horas do WhatsApp',
   'sup.downsince': 'Fora desde', 'sup.downAt': 'fora desde {since} (detectado em {secs} s)', 'sup.lastDetection': 'no ar; última queda detectada em {secs} s',
   'sup.fo.noWhatsApp': 'Nenhum número de WhatsApp configurado: as ligações esperam o tronco voltar.',
+  'sup.reg.registering': 'registrando…', 'sup.reg.registered': 'registrado até {until}',
+  'sup.reg.failing': 'registro falhando: {error}; nova tentativa às {at}', 'sup.reg.unregistered': 'sem registro',
   'sup.trunkState.closed': 'no ar', 'sup.trunkState.open': 'fora do ar', 'sup.trunkState.half-open': 'fora do ar, verificando',
   'sup.trunkState.held': 'pausado pela operadora', 'sup.heldUntil': 'pausado pela operadora até {until}',
   'sup.alarm': 'a operadora recusa as ligações: {alarm} (desde {since})',
