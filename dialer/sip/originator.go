@@ -391,7 +391,7 @@ func (o *Originator) dialogUA(t *trunk) (*sipgo.DialogUA, error) {
 		// The listening port, not the connection's: the carrier may close
 		// the connection and open its own for a BYE (transport.go).
 		client = stream
-		stream.TxRequester = streamRequester{o: o, ua: t.stack.UA}
+		stream.TxRequester = streamRequester{ua: t.stack.UA, password: t.cfg.Password}
 		contact.Address.Port = o.streamPort(t.cfg.Transport)
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", t.cfg.Transport)

@@ -153,14 +153,14 @@ func (o *Originator) TLSAddr() net.Addr {
 	return o.tlsLn.Addr()
 }
 
-// streamRequester is the last step of every request a stack's stream client
+// streamRequester is the last step of every request a trunk's stream client
 // sends: it offers the connection for reuse (alias on Via) and makes the
 // digest's uri the Request-URI as sent. sipgo signs the Request-URI without
 // its parameters, and a carrier that compares the two (Kamailio's auth does)
 // refuses "sip:…;transport=tcp" signed as "sip:…".
 type streamRequester struct {
-	o  *Originator
-	ua *sipgo.UserAgent
+	ua       *sipgo.UserAgent
+	password string // the trunk's, to sign with
 }
 
 // Request implements sipgo's ClientTransactionRequester. An ACK is no
@@ -169,7 +169,7 @@ func (r streamRequester) Request(ctx context.Context, req *sip.Request) (sip.Cli
 	if via := req.Via(); via != nil && !via.Params.Has("alias") {
 		via.Params.Add("alias", "")
 	}
-	if err := r.o.signRequestURI(req); err != nil {
+	if err := signRequestURI(req, r.password); err != nil {
 		return nil, err
 	}
 	if req.IsAck() {
@@ -184,9 +184,8 @@ func (r streamRequester) Request(ctx context.Context, req *sip.Request) (sip.Cli
 
 // signRequestURI signs req's digest credentials again with the Request-URI as
 // the request line carries it, when sipgo signed another uri. The challenge's
-// nonce, cnonce and count are the ones sipgo used; the password is that of the
-// trunk the request goes to.
-func (o *Originator) signRequestURI(req *sip.Request) error {
+// nonce, cnonce and count are the ones sipgo used.
+func signRequestURI(req *sip.Request, password string) error {
 	want := req.Recipient.String()
 	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
 		h := req.GetHeader(name)
@@ -197,17 +196,13 @@ func (o *Originator) signRequestURI(req *sip.Request) error {
 		if err != nil || cred.URI == want || cred.Userhash {
 			continue // not ours to fix: sent as sipgo built it
 		}
-		t := o.trunkAt(req.Recipient)
-		if t == nil {
-			continue
-		}
 		chal := &digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Opaque: cred.Opaque, Algorithm: cred.Algorithm}
 		if cred.QOP != "" {
 			chal.QOP = []string{cred.QOP}
 		}
 		body := req.Body()
 		signed, err := digest.Digest(chal, digest.Options{
-			Method: req.Method.String(), URI: want, Username: cred.Username, Password: t.cfg.Password,
+			Method: req.Method.String(), URI: want, Username: cred.Username, Password: password,
 			Cnonce: cred.Cnonce, Count: cred.Nc,
 			GetBody: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(body))), nil },
 		})
