@@ -34,6 +34,8 @@ func TestCarrierHangupOnANewTCPConnectionFreesTheAgent(t *testing.T) {
 	defer cancel()
 	h.waitOnCall(ctx, agents[0], "the carrier's call")
 
+	// Once baresip has our ACK: a reset would drop one it had not read.
+	carrier.WaitUntil(t, 5*time.Second, "call established", func() bool { return strings.Contains(carrier.Output(), "Call established") })
 	carrier.DropConnections(t)
 	carrier.Command(t, "hangup")
 	h.waitAgents(agents, AgentWrapUp, 10*time.Second)
