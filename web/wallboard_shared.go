@@ -31,9 +31,6 @@ type sharedSnapshot struct {
 	// gen counts forgets: a computation begun before one is not kept, as it may
 	// predate the news that made it.
 	gen int
-	// computed counts the snapshots computed for readers, for the tests and the
-	// benchmark to see the sharing.
-	computed int
 }
 
 // snapshotFlight is one computation readers wait for.
@@ -59,7 +56,6 @@ func (wb *wallboard) current(ctx context.Context) ([]byte, error) {
 	if f == nil {
 		f = &snapshotFlight{done: make(chan struct{}), gen: sh.gen}
 		sh.inFlight = f
-		sh.computed++
 		go wb.compute(f)
 	}
 	sh.mu.Unlock()
