@@ -61,6 +61,12 @@ const (
 	// EventTemplateFailedLate: WhatsApp reported, after accepting it, that a template
 	// could not be delivered.
 	EventTemplateFailedLate EventKind = "template_failed_late"
+	// EventTemplateUnconfirmed: a template a crash left in doubt had no status from
+	// WhatsApp within the settle window: it is recorded not sent (never sent again).
+	EventTemplateUnconfirmed EventKind = "template_unconfirmed"
+	// EventTemplateSentLate: a status of a template recorded not sent came after
+	// all: WhatsApp had it, so it is recorded sent.
+	EventTemplateSentLate EventKind = "template_sent_late"
 	// EventCampaignFinished: the contact's campaign was finished.
 	EventCampaignFinished EventKind = "campaign_finished"
 	// EventPreviewSkipped: a preview agent offered the contact chose not to call it
@@ -72,7 +78,8 @@ const (
 func eventKinds() []EventKind {
 	return []EventKind{EventImported, EventDue, EventCallbackDue, EventCallbackSet, EventAddedToDNC, EventOptedOut,
 		EventRefusedPassing, EventRefusedFinal, EventPermissionGranted, EventPermissionDenied, EventPermissionExpired,
-		EventTemplateDelivered, EventTemplateRead, EventTemplateFailedLate, EventCampaignFinished, EventPreviewSkipped}
+		EventTemplateDelivered, EventTemplateRead, EventTemplateFailedLate, EventTemplateUnconfirmed, EventTemplateSentLate,
+		EventCampaignFinished, EventPreviewSkipped}
 }
 
 // Event is one thing that happens to a contact.
@@ -418,6 +425,16 @@ func journeyTable() map[ContactStatus]map[string]row {
 		}
 	}
 	add(ContactDone, name(EventTemplateFailedLate), rule{move: finish, status: ContactExhausted}, "")
+	// A template in doubt that no status settled within the window is recorded not
+	// sent: the contact it finished (done) is exhausted, as for a late failure;
+	// a status that comes after all makes it sent, and the contact done again.
+	for _, k := range []EventKind{EventTemplateUnconfirmed, EventTemplateSentLate} {
+		for _, s := range stored {
+			add(s, name(k), rule{move: stay}, "")
+		}
+	}
+	add(ContactDone, name(EventTemplateUnconfirmed), rule{move: finish, status: ContactExhausted}, "")
+	add(ContactExhausted, name(EventTemplateSentLate), rule{move: finish, status: ContactDone}, "")
 	// A finished campaign dials no more; its contacts keep their place so that the
 	// report shows where each stood.
 	for _, s := range stored {

@@ -92,8 +92,12 @@ type Config struct {
 	// InDoubtReportAfter is how long a WhatsApp message a crash left in doubt
 	// waits for its status webhook before it is reported to the supervisors
 	// (logged and counted in turbina_outbox_in_doubt_reported_total); it stays in
-	// doubt, never closed by the wait (default 15 min).
+	// doubt until InDoubtWindow (default 15 min).
 	InDoubtReportAfter time.Duration
+	// InDoubtWindow is how long a WhatsApp message in doubt waits for its status
+	// webhook before it is recorded not sent (never sent again; a status that
+	// comes later still settles it sent). Default 1 h.
+	InDoubtWindow time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -194,7 +198,7 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		outboxReady: make(chan struct{}),
 	}
 	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,
-		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log})
+		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log, InDoubtWindow: e.cfg.InDoubtWindow})
 	e.audio = agentaudio.New(agentaudio.Config{Peers: e.cfg.AgentPeers, Registrar: e.cfg.Registrar, Silence: e.cfg.AgentSilence, Logger: log}, audioAgents{e})
 	for _, ch := range channels {
 		if g, ok := ch.(gated); ok {

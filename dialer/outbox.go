@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // outboxTemplateKind is the one outbox kind whose sends are made again under
@@ -11,7 +13,7 @@ import (
 // attempt was interrupted). Others a crash stopped before their request left
 // are recorded not sent: nothing would send them (an agent's retry with the
 // same key gets that answer).
-const outboxTemplateKind = "whatsapp.template"
+const outboxTemplateKind = storage.OutboxKindTemplate
 
 // recoverOutbox settles what the last process left claimed: in doubt when its
 // request may have left, not sent when it provably did not. Sends wait for it.

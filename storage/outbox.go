@@ -20,6 +20,10 @@ const (
 	OutboxFailed  = "failed"
 )
 
+// OutboxKindTemplate is the kind of a template rung's send: the one kind whose
+// message a campaign attempt records (its wamid, or its key while in doubt).
+const OutboxKindTemplate = "whatsapp.template"
+
 // OutboxMessage is a side effect decided and stored, waiting to be sent.
 type OutboxMessage struct {
 	ID             int64
@@ -83,6 +87,13 @@ type Outbox interface {
 	// InDoubtSince lists the messages in doubt since before a time and not yet
 	// reported, oldest first.
 	InDoubtSince(ctx context.Context, before time.Time, limit int) ([]OutboxMessage, error)
+	// InDoubtBefore lists the messages in doubt since before a time, reported or
+	// not, oldest first: those whose settle window has passed.
+	InDoubtBefore(ctx context.Context, before time.Time, limit int) ([]OutboxMessage, error)
+	// RecordNotSent records a message still in doubt as not sent (failed, with
+	// cause): no evidence came within the settle window. It reports false when
+	// the message is no longer in doubt (evidence settled it meanwhile).
+	RecordNotSent(ctx context.Context, id int64, cause string) (bool, error)
 	// MarkReported records that messages in doubt were reported to a supervisor.
 	MarkReported(ctx context.Context, ids []int64) error
 	OutboxHealth(ctx context.Context, prefix string, since time.Time) (sent, failed int, err error)
@@ -218,22 +229,42 @@ func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecover
 
 // InDoubtSince lists unreported messages in doubt since before a time.
 func (d *DB) InDoubtSince(ctx context.Context, before time.Time, limit int) ([]OutboxMessage, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT "+outboxColumns+` FROM outbox
-		WHERE state='in_doubt' AND reported_at IS NULL AND in_doubt_since <= ? ORDER BY in_doubt_since, id LIMIT ?`,
-		before.UnixMilli(), limit)
+	return d.listOutbox(ctx, "outbox in doubt", `WHERE state='in_doubt' AND reported_at IS NULL AND in_doubt_since <= ?
+		ORDER BY in_doubt_since, id LIMIT ?`, before.UnixMilli(), limit)
+}
+
+// listOutbox lists the outbox rows that where (a WHERE clause and what follows) selects.
+func (d *DB) listOutbox(ctx context.Context, what, where string, args ...any) ([]OutboxMessage, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT "+outboxColumns+" FROM outbox "+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("outbox in doubt: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []OutboxMessage
 	for rows.Next() {
 		m, err := scanOutbox(rows)
 		if err != nil {
-			return nil, fmt.Errorf("outbox in doubt: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// InDoubtBefore lists messages in doubt since before a time.
+func (d *DB) InDoubtBefore(ctx context.Context, before time.Time, limit int) ([]OutboxMessage, error) {
+	return d.listOutbox(ctx, "in doubt before", `WHERE state='in_doubt' AND in_doubt_since <= ? ORDER BY in_doubt_since, id LIMIT ?`,
+		before.UnixMilli(), limit)
+}
+
+// RecordNotSent turns a message in doubt into a failed one.
+func (d *DB) RecordNotSent(ctx context.Context, id int64, cause string) (bool, error) {
+	res, err := d.exec(ctx, "UPDATE outbox SET state='failed', last_error=? WHERE id=? AND state='in_doubt'", cause, id)
+	if err != nil {
+		return false, fmt.Errorf("record outbox %d not sent: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // MarkReported records that the messages were reported in doubt.

@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -124,5 +126,102 @@ func TestInDoubtReportedOnce(t *testing.T) {
 	}
 	if m, _ := d.OutboxByKey(ctx, "k"); m.State != OutboxInDoubt {
 		t.Errorf("reporting changed the state: %+v", m)
+	}
+}
+
+// TestDeferredWebhookEventWaitsItsTurn: a kept event deferred is left out of
+// the pending ones until its retry is due (the events after it are listed), and
+// comes back in event-time order with its tries counted.
+func TestDeferredWebhookEventWaitsItsTurn(t *testing.T) {
+	now := time.Now()
+	d, err := Open(context.Background(), t.TempDir()+"/turbina.db", Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	ctx := context.Background()
+	var evs []WebhookEvent
+	for i, k := range []string{"status-read", "reply", "status-delivered"} {
+		evs = append(evs, WebhookEvent{Key: k, Type: "t", Payload: []byte(`{}`), At: now.Add(time.Duration(i) * time.Millisecond)})
+	}
+	if _, err := d.SaveWebhookEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	keys := func() []string {
+		t.Helper()
+		p, err := d.PendingWebhookEvents(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range p {
+			out = append(out, fmt.Sprintf("%s/%d", e.Key, e.Tries))
+		}
+		return out
+	}
+	if err := d.DeferWebhookEvent(ctx, "status-read", now.Add(250*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(); !slices.Equal(got, []string{"reply/0", "status-delivered/0"}) {
+		t.Errorf("pending while the read status is deferred: %v", got)
+	}
+	now = now.Add(250 * time.Millisecond)
+	if got := keys(); !slices.Equal(got, []string{"status-read/1", "reply/0", "status-delivered/0"}) {
+		t.Errorf("pending once its retry is due: %v", got)
+	}
+	if err := d.MarkWebhookEventsApplied(ctx, []string{"status-read"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeferWebhookEvent(ctx, "status-read", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deferring an applied event: %v, want ErrNotFound", err)
+	}
+}
+
+// TestRecordNotSentOnlyWhileInDoubt: a message in doubt past its window is
+// recorded not sent with the reason; one settled meanwhile by its status is
+// left sent, and a status after the record still settles it sent.
+func TestRecordNotSentOnlyWhileInDoubt(t *testing.T) {
+	d, _ := openTestDB(t)
+	ctx := context.Background()
+	for _, k := range []string{"late", "settled"} {
+		id, _, err := d.Enqueue(ctx, OutboxKindTemplate, k, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ClaimKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.MarkInDoubt(ctx, id, errors.New("connection reset")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := d.SettleByKey(ctx, "settled", "wamid.1"); !ok || err != nil {
+		t.Fatalf("settle: %v %v", ok, err)
+	}
+	list, err := d.InDoubtBefore(ctx, time.Now().Add(time.Second), 10)
+	if err != nil || len(list) != 1 || list[0].IdempotencyKey != "late" {
+		t.Fatalf("in doubt past the window: %+v, %v", list, err)
+	}
+	settled, _ := d.OutboxByKey(ctx, "settled")
+	const cause = "no status from WhatsApp within 1h: recorded not sent"
+	for _, tt := range []struct {
+		id   int64
+		want bool
+	}{{list[0].ID, true}, {list[0].ID, false}, {settled.ID, false}} {
+		if ok, err := d.RecordNotSent(ctx, tt.id, cause); ok != tt.want || err != nil {
+			t.Errorf("record %d not sent: %v, %v; want %v", tt.id, ok, err, tt.want)
+		}
+	}
+	if m, _ := d.OutboxByKey(ctx, "late"); m.State != OutboxFailed || m.LastError != cause {
+		t.Errorf("recorded not sent: %+v", m)
+	}
+	if m, _ := d.OutboxByKey(ctx, "settled"); m.State != OutboxSent {
+		t.Errorf("a settled message recorded not sent: %+v", m)
+	}
+	if ok, err := d.SettleByKey(ctx, "late", "wamid.2"); !ok || err != nil {
+		t.Errorf("a late status: %v, %v", ok, err)
+	}
+	if m, _ := d.OutboxByKey(ctx, "late"); m.State != OutboxSent || m.ResultID != "wamid.2" || m.LastError != "" {
+		t.Errorf("after a late status: %+v", m)
 	}
 }

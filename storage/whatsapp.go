@@ -17,6 +17,10 @@ type WebhookEvent struct {
 	Type    string
 	Payload json.RawMessage
 	At      time.Time
+	// ReceivedAt is when the event was kept (set when read back).
+	ReceivedAt time.Time
+	// Tries is how many times applying it was deferred (set when read back).
+	Tries int
 }
 
 // WAMessage is one WhatsApp message of a contact's conversation.
@@ -45,12 +49,20 @@ type WhatsAppStore interface {
 	SaveWebhookEvents(ctx context.Context, events []WebhookEvent) ([]WebhookEvent, error)
 	// MarkWebhookEventsApplied notes that events were applied.
 	MarkWebhookEventsApplied(ctx context.Context, keys []string) error
-	// PendingWebhookEvents lists kept events not yet applied, in event-time order.
+	// PendingWebhookEvents lists kept events not yet applied, in event-time
+	// order, leaving out the deferred ones until their retry is due.
 	PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEvent, error)
+	// DeferWebhookEvent puts off a kept event that cannot be applied yet until
+	// retryAt, counting the try; the events after it are applied meanwhile.
+	DeferWebhookEvent(ctx context.Context, key string, retryAt time.Time) error
 	// AttemptByExternalID finds the attempt Meta knows by id (wacid, wamid).
 	AttemptByExternalID(ctx context.Context, id string) (Attempt, error)
 	// SetAttemptOutcome updates a finished attempt's outcome (a delivery status).
 	SetAttemptOutcome(ctx context.Context, attemptID int64, outcome string) error
+	// SwapAttemptOutcome changes a finished attempt's outcome from one of from
+	// to to and moves its contact as move says, in one transaction; it reports
+	// false, changing nothing, when the outcome is none of from.
+	SwapAttemptOutcome(ctx context.Context, attemptID int64, from []string, to string, move MoveFunc) (bool, error)
 	// CallbackByWhatsApp finds the contact with an open callback on a WhatsApp number.
 	CallbackByWhatsApp(ctx context.Context, e164 string) (DueContact, bool, error)
 	// ContactsByWhatsApp lists the contacts, in every campaign, reached on number.
@@ -96,10 +108,12 @@ func (d *DB) MarkWebhookEventsApplied(ctx context.Context, keys []string) error 
 	})
 }
 
-// PendingWebhookEvents returns events kept but not applied (after a crash).
+// PendingWebhookEvents returns events kept but not applied (after a crash),
+// those deferred only once their retry is due.
 func (d *DB) PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEvent, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT event_key, type, payload, event_time FROM webhook_events
-		WHERE processed_at IS NULL ORDER BY event_time, id LIMIT ?`, limitOrDefault(limit))
+	rows, err := d.db.QueryContext(ctx, `SELECT event_key, type, payload, event_time, received_at, tries FROM webhook_events
+		WHERE processed_at IS NULL AND (retry_at IS NULL OR retry_at <= ?) ORDER BY event_time, id LIMIT ?`,
+		d.nowMs(), limitOrDefault(limit))
 	if err != nil {
 		return nil, fmt.Errorf("pending webhook events: %w", err)
 	}
@@ -108,14 +122,23 @@ func (d *DB) PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEven
 	for rows.Next() {
 		var e WebhookEvent
 		var payload string
-		var at int64
-		if err := rows.Scan(&e.Key, &e.Type, &payload, &at); err != nil {
+		var at, received int64
+		if err := rows.Scan(&e.Key, &e.Type, &payload, &at, &received, &e.Tries); err != nil {
 			return nil, fmt.Errorf("pending webhook events: %w", err)
 		}
-		e.Payload, e.At = json.RawMessage(payload), msToTime(at)
+		e.Payload, e.At, e.ReceivedAt = json.RawMessage(payload), msToTime(at), msToTime(received)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// DeferWebhookEvent sets a kept event's next try and counts the deferral.
+func (d *DB) DeferWebhookEvent(ctx context.Context, key string, retryAt time.Time) error {
+	if err := d.execOne(ctx, "UPDATE webhook_events SET retry_at=?, tries=tries+1 WHERE event_key=? AND processed_at IS NULL",
+		retryAt.UnixMilli(), key); err != nil {
+		return fmt.Errorf("defer webhook event %s: %w", key, err)
+	}
+	return nil
 }
 
 // AttemptByExternalID finds an attempt by Meta's id.
@@ -130,6 +153,30 @@ func (d *DB) AttemptByExternalID(ctx context.Context, id string) (Attempt, error
 // SetAttemptOutcome rewrites an attempt's outcome.
 func (d *DB) SetAttemptOutcome(ctx context.Context, attemptID int64, outcome string) error {
 	return d.execOne(ctx, "UPDATE attempts SET outcome=? WHERE id=?", outcome, attemptID)
+}
+
+// SwapAttemptOutcome changes an attempt's outcome only from what the caller
+// saw, so that evidence applied meanwhile (a status webhook) is not overwritten.
+func (d *DB) SwapAttemptOutcome(ctx context.Context, attemptID int64, from []string, to string, move MoveFunc) (bool, error) {
+	froms, _ := json.Marshal(from)
+	var swapped bool
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		var contactID int64
+		err := tx.QueryRowContext(ctx, `UPDATE attempts SET outcome=? WHERE id=? AND ifnull(outcome,'') IN (SELECT value FROM json_each(?))
+			RETURNING contact_id`, to, attemptID, string(froms)).Scan(&contactID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("swap attempt %d outcome: %w", attemptID, err)
+		}
+		swapped = true
+		if move == nil {
+			return nil
+		}
+		return d.moveContact(ctx, tx, contactID, move)
+	})
+	return swapped, err
 }
 
 // CallbackByWhatsApp returns the contact whose WhatsApp number is e164 and who

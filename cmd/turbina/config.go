@@ -169,6 +169,9 @@ type whatsappConfig struct {
 	Media   whatsapp.MediaConfig   `json:"media"`
 	// PermissionText is the body of the call-permission request.
 	PermissionText string `json:"permission_text"`
+	// InDoubtWindow is how long a message a crash left in doubt waits for its
+	// status webhook before it is recorded not sent (default 1h).
+	InDoubtWindow sip.Duration `json:"in_doubt_window,omitempty"`
 }
 
 // enabled reports whether a WhatsApp account is configured.
@@ -329,6 +332,9 @@ func (c config) validate() error {
 	}
 	if c.Engine.QuietAfterAbandon < 0 {
 		return fmt.Errorf("engine.quiet_after_abandon must not be negative")
+	}
+	if c.WhatsApp.InDoubtWindow < 0 {
+		return fmt.Errorf("whatsapp.in_doubt_window must not be negative")
 	}
 	for _, w := range c.Engine.OptOutWords {
 		if strings.TrimSpace(w) == "" {

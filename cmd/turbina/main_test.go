@@ -440,6 +440,39 @@ func TestConfigMaxAbandon(t *testing.T) {
 	}
 }
 
+// TestConfigInDoubtWindow: whatsapp.in_doubt_window is read as a duration
+// (absent: 0, the engine's default of 1h), and a negative one is refused naming it.
+func TestConfigInDoubtWindow(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	getenv := func(k string) string {
+		if k == "TURBINA_CONFIG" {
+			return file
+		}
+		return ""
+	}
+	for _, tt := range []struct {
+		section string
+		want    time.Duration
+		wantErr string
+	}{
+		{`{}`, 0, ""},
+		{`{"in_doubt_window":"3s"}`, 3 * time.Second, ""},
+		{`{"in_doubt_window":"2h"}`, 2 * time.Hour, ""},
+		{`{"in_doubt_window":"-1s"}`, 0, "whatsapp.in_doubt_window"},
+	} {
+		if err := os.WriteFile(file, []byte(`{"whatsapp":`+tt.section+`}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: error %v, want one naming %s", tt.section, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || cfg.WhatsApp.InDoubtWindow.Std() != tt.want):
+			t.Errorf("%s: %v, window %v, want %v", tt.section, err, cfg.WhatsApp.InDoubtWindow.Std(), tt.want)
+		}
+	}
+}
+
 func TestConfigPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "turbina.json")
 	if err := os.WriteFile(file, []byte(`{"http_addr":"127.0.0.1:1111","log_level":"warn","data_dir":"/from/file"}`), 0o600); err != nil {

@@ -190,6 +190,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		PreviewHold:        cfg.Engine.PreviewHold.Std(),
 		PreviewSkipDelay:   cfg.Engine.PreviewSkipDelay.Std(),
 		InDoubtReportAfter: cfg.Engine.InDoubtReportAfter.Std(),
+		InDoubtWindow:      cfg.WhatsApp.InDoubtWindow.Std(),
 		AgentPeers:         peers,
 		WhatsApp:           waClient,
 		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),

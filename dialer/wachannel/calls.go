@@ -30,7 +30,7 @@ type Store interface {
 // Kinds of side effects the WhatsApp rungs put in the outbox.
 const (
 	outboxCall       = "whatsapp.call"
-	outboxTemplate   = "whatsapp.template"
+	outboxTemplate   = storage.OutboxKindTemplate
 	outboxPermission = "whatsapp.permission_request"
 )
 
@@ -89,6 +89,14 @@ func (w *Calls) UseGate(gate func(ctx context.Context, contactID int64, action c
 // permission request goes out. A person whose answer is pending or who refused is
 // not called at all: the engine's policy gate refuses that before Place.
 func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
+	// The rate limit's token first (the one limit every request of the number
+	// shares), then the claim: a claimed row never waits on the limit, so a
+	// crash while waiting leaves nothing claimed. The connect is not a limited
+	// request of the client, so the token taken here is its share of the limit
+	// and the admission's context is not handed on.
+	if _, err := w.client.Admit(ctx, nil); err != nil {
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeInterrupted, Err: err}
+	}
 	m, claimed, err := storage.ClaimOnce(ctx, w.store, outboxCall, req.Key, map[string]string{"to": req.To})
 	if err != nil {
 		return nil, err

@@ -11,9 +11,11 @@ package waevents
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -62,6 +64,35 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives what could not be applied.
 	Logger *slog.Logger
+	// InDoubtWindow is how long a message a crash left in doubt waits for
+	// WhatsApp's status before it is recorded not sent (default 1 h).
+	InDoubtWindow time.Duration
+	// DeferFirst is the first wait of a status that overtook its send's record
+	// (default 250 ms); the wait doubles up to DeferMax (default 30 s), and the
+	// status is given up DeferGiveUp after it was kept (default 10 min).
+	DeferFirst, DeferMax, DeferGiveUp time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.InDoubtWindow <= 0 {
+		c.InDoubtWindow = time.Hour
+	}
+	if c.DeferFirst <= 0 {
+		c.DeferFirst = 250 * time.Millisecond
+	}
+	if c.DeferMax <= 0 {
+		c.DeferMax = 30 * time.Second
+	}
+	if c.DeferGiveUp <= 0 {
+		c.DeferGiveUp = 10 * time.Minute
+	}
+	return c
 }
 
 // Inbox keeps WhatsApp's webhook events and applies them. It is the
@@ -76,13 +107,7 @@ type Inbox struct {
 
 // New returns an Inbox applying events to store and engine.
 func New(store Store, engine Engine, cfg Config) *Inbox {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Inbox{store: store, engine: engine, cfg: cfg, kept: make(chan struct{}, 1)}
+	return &Inbox{store: store, engine: engine, cfg: cfg.withDefaults(), kept: make(chan struct{}, 1)}
 }
 
 // HandleEvents implements whatsapp.Sink: the events are kept durably, then
@@ -106,49 +131,143 @@ func (in *Inbox) HandleEvents(ctx context.Context, events []whatsapp.Event) erro
 	return nil
 }
 
-// Run applies kept webhook events, in event-time order, until ctx ends.
+// Run applies kept webhook events, in event-time order, until ctx ends, and
+// records not sent the messages in doubt that no status settled in the window.
 func (in *Inbox) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	// The window is checked a few times per window, at least once a minute.
+	checkEvery := min(in.cfg.InDoubtWindow/4, time.Minute)
+	var checked time.Time
 	for {
-		for in.applyPending(ctx) {
+		var soonest time.Duration
+		for {
+			more, wait := in.applyPending(ctx)
+			if wait > 0 && (soonest == 0 || wait < soonest) {
+				soonest = wait
+			}
+			if !more {
+				break
+			}
+		}
+		if soonest > 0 {
+			retry.Reset(soonest)
+		}
+		if now := in.cfg.Now(); now.Sub(checked) >= checkEvery {
+			checked = now
+			if err := in.recordUnconfirmed(ctx); err != nil && ctx.Err() == nil {
+				in.cfg.Logger.Error("record messages in doubt past their window", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-in.kept:
 		case <-t.C:
+		case <-retry.C:
 		}
 	}
 }
 
 // applyPending applies one page of kept events and reports whether there may
-// be more.
-func (in *Inbox) applyPending(ctx context.Context) bool {
+// be more, and how soon the first event it deferred is due again (0: none).
+// An event that cannot be applied yet is deferred, never held at the head of
+// the queue: the events after it go on.
+func (in *Inbox) applyPending(ctx context.Context) (more bool, retryIn time.Duration) {
 	const page = 200
 	pending, err := in.store.PendingWebhookEvents(ctx, page)
 	if err != nil {
 		if ctx.Err() == nil {
 			in.cfg.Logger.Error("webhook events", "err", err)
 		}
-		return false
+		return false, 0
 	}
 	keys := make([]string, 0, len(pending))
 	for _, p := range pending {
 		var ev whatsapp.Event
 		if err := json.Unmarshal(p.Payload, &ev); err != nil {
 			in.cfg.Logger.Error("kept webhook event unreadable", "key", p.Key, "err", err)
-		} else if err := in.Apply(ctx, ev); err != nil {
+		} else if err := in.Apply(ctx, ev); errors.Is(err, errNotRecordedYet) {
+			wait, ok := in.deferral(p)
+			if ok {
+				if err := in.store.DeferWebhookEvent(ctx, p.Key, in.cfg.Now().Add(wait)); err != nil {
+					in.cfg.Logger.Error("defer webhook event", "key", p.Key, "err", err)
+					return false, 0
+				}
+				if retryIn == 0 || wait < retryIn {
+					retryIn = wait
+				}
+				continue
+			}
+			in.cfg.Logger.Warn("webhook event given up: what it applies to was never recorded", "key", p.Key,
+				"kept_at", p.ReceivedAt.Format(time.RFC3339), "tries", p.Tries, "err", err)
+		} else if err != nil {
 			in.cfg.Logger.Error("apply webhook event", "key", p.Key, "err", err)
-			return false // kept: tried again on the next round
+			return false, retryIn // kept: tried again on the next round
 		}
 		keys = append(keys, p.Key)
 	}
 	if err := in.store.MarkWebhookEventsApplied(ctx, keys); err != nil {
 		in.cfg.Logger.Error("webhook events", "err", err)
-		return false
+		return false, retryIn
 	}
-	return len(pending) == page
+	return len(pending) == page, retryIn
+}
+
+// deferral is how long an event that cannot be applied yet waits before its
+// next try: DeferFirst doubling with each try up to DeferMax; false once it was
+// kept longer than DeferGiveUp.
+func (in *Inbox) deferral(p storage.WebhookEvent) (time.Duration, bool) {
+	if in.cfg.Now().Sub(p.ReceivedAt) >= in.cfg.DeferGiveUp {
+		return 0, false
+	}
+	return min(in.cfg.DeferFirst<<min(p.Tries, 30), in.cfg.DeferMax), true
+}
+
+// recordUnconfirmed records not sent the messages in doubt longer than the
+// window: no status came, so nothing says WhatsApp has them, and they are
+// never sent again (that could send them twice). A template's attempt goes from
+// in_doubt to send_failed through the journey's table. A status that comes
+// later still settles them sent (applyMessageStatus).
+func (in *Inbox) recordUnconfirmed(ctx context.Context) error {
+	const page = 200
+	cause := fmt.Sprintf("no status from WhatsApp within %s: recorded not sent", shortDuration(in.cfg.InDoubtWindow))
+	for {
+		list, err := in.store.InDoubtBefore(ctx, in.cfg.Now().Add(-in.cfg.InDoubtWindow), page)
+		if err != nil || len(list) == 0 {
+			return err
+		}
+		for _, m := range list {
+			// The attempt first: were the outbox's record made first, a crash in
+			// between would leave an attempt in doubt that nothing finds again.
+			if m.Kind == storage.OutboxKindTemplate {
+				a, err := in.store.AttemptByExternalID(ctx, m.IdempotencyKey)
+				switch {
+				case err == nil:
+					ev := campaigns.Event{Kind: campaigns.EventTemplateUnconfirmed}
+					if _, err := in.store.SwapAttemptOutcome(ctx, a.ID, []string{string(campaigns.OutcomeInDoubt)},
+						string(campaigns.OutcomeSendFailed), in.engine.JourneyMove(nil, ev, in.cfg.Now())); err != nil {
+						return err
+					}
+				case !errors.Is(err, storage.ErrNotFound):
+					return err
+				}
+			}
+			done, err := in.store.RecordNotSent(ctx, m.ID, cause)
+			if err != nil {
+				return err
+			}
+			if done {
+				in.cfg.Logger.Warn("WhatsApp message in doubt recorded not sent: no status came within the window",
+					"kind", m.Kind, "key", m.IdempotencyKey, "in_doubt_since", m.InDoubtSince.Format(time.RFC3339), "window", in.cfg.InDoubtWindow)
+			}
+		}
+		if len(list) < page {
+			return nil
+		}
+	}
 }
 
 // Apply applies one event. Run applies the kept ones; an event applied again
@@ -191,15 +310,21 @@ var statusOutcomes = map[string]campaigns.Outcome{"delivered": campaigns.Outcome
 var statusEvents = map[campaigns.Outcome]campaigns.EventKind{campaigns.OutcomeDelivered: campaigns.EventTemplateDelivered,
 	campaigns.OutcomeRead: campaigns.EventTemplateRead, campaigns.OutcomeSendFailed: campaigns.EventTemplateFailedLate}
 
+// errNotRecordedYet defers an event: what it applies to is not recorded yet.
+var errNotRecordedYet = errors.New("not recorded yet")
+
 // applyMessageStatus records a template's delivery on its attempt, and settles a
 // send a crash left in doubt: any status of a message is WhatsApp's evidence
 // that it accepted it. The status carries the send's idempotency key
 // (biz_opaque_callback_data), which finds the outbox row and an attempt left
-// in doubt, whose wamid the crash lost.
+// in doubt, whose wamid the crash lost. A status of a template whose attempt
+// does not carry it yet (the status overtook the run's record of the send) is
+// deferred with errNotRecordedYet.
 func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageStatus) error {
+	var settled bool
 	if st.BizOpaque != "" {
-		settled, err := in.store.SettleByKey(ctx, st.BizOpaque, st.ID)
-		if err != nil {
+		var err error
+		if settled, err = in.store.SettleByKey(ctx, st.BizOpaque, st.ID); err != nil {
 			return err
 		}
 		if settled {
@@ -210,14 +335,34 @@ func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 	if err != nil && st.BizOpaque != "" {
 		a, err = in.store.AttemptByExternalID(ctx, st.BizOpaque)
 	}
+	if errors.Is(err, storage.ErrNotFound) && st.BizOpaque != "" {
+		if m, oerr := in.store.OutboxByKey(ctx, st.BizOpaque); oerr == nil && m.Kind == storage.OutboxKindTemplate {
+			return fmt.Errorf("%s status of %s: %w", st.Status, st.BizOpaque, errNotRecordedYet)
+		}
+	}
 	if err != nil {
 		return nil // not a campaign's message (a permission request, a reply)
 	}
+	before := campaigns.Outcome(a.Outcome)
+	if settled || before == campaigns.OutcomeInDoubt {
+		// Evidence for a template in doubt, or recorded not sent when no status
+		// came within the window: WhatsApp had it, so it was sent.
+		ev := campaigns.Event{Kind: campaigns.EventTemplateSentLate}
+		swapped, err := in.store.SwapAttemptOutcome(ctx, a.ID, []string{string(campaigns.OutcomeInDoubt), string(campaigns.OutcomeSendFailed)},
+			string(campaigns.OutcomeSent), in.engine.JourneyMove(nil, ev, in.cfg.Now()))
+		if err != nil {
+			return err
+		}
+		if swapped {
+			a.Outcome = string(campaigns.OutcomeSent)
+			if before == campaigns.OutcomeSendFailed {
+				in.cfg.Logger.Warn("late evidence: a status came for a template recorded not sent; recorded sent",
+					"key", st.BizOpaque, "wamid", st.ID, "status", st.Status, "attempt", a.ID)
+			}
+		}
+	}
 	outcome, ok := statusOutcomes[st.Status]
 	if !ok {
-		if st.Status == "sent" && campaigns.Outcome(a.Outcome) == campaigns.OutcomeInDoubt {
-			return in.store.SetAttemptOutcome(ctx, a.ID, string(campaigns.OutcomeSent))
-		}
 		return nil
 	}
 	// Statuses may arrive out of order: read outranks delivered, failure is final.
@@ -325,6 +470,18 @@ func (in *Inbox) keep(ctx context.Context, msg storage.WAMessage) error {
 		}
 	}
 	return nil
+}
+
+// shortDuration writes d without its zero units: 1h, not 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // Phone is the E.164 number of a WhatsApp ID (WhatsApp writes it without "+").

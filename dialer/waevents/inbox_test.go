@@ -16,6 +16,8 @@ import (
 
 // engine is the engine as the inbox sees it: it records what it was asked.
 type engine struct {
+	// apply moves contacts through the journey's own table; without it they stay.
+	apply   bool
 	mu      sync.Mutex
 	moves   []campaigns.EventKind
 	optOuts [][]string
@@ -23,13 +25,23 @@ type engine struct {
 	wakeups int
 }
 
-func (e *engine) JourneyMove(_ []campaigns.Rung, ev campaigns.Event, _ time.Time) storage.MoveFunc {
-	return func(_ campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+func (e *engine) JourneyMove(ladder []campaigns.Rung, ev campaigns.Event, now time.Time) storage.MoveFunc {
+	return func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.moves = append(e.moves, ev.Kind)
+		if e.apply {
+			return campaigns.Apply(ladder, c, pos, ev, now)
+		}
 		return pos, nil
 	}
+}
+
+// moved reports whether the engine was asked to move a contact through kind.
+func (e *engine) moved(kind campaigns.EventKind) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Contains(e.moves, kind)
 }
 
 func (e *engine) OptOut(_ context.Context, _ storage.Actor, phones []string, _ string) ([]string, error) {
@@ -58,8 +70,16 @@ const phone = "+5511987650000"
 // WhatsApp call, template) with one contact, running until the test ends.
 func newInbox(t *testing.T) (*Inbox, *storage.DB, *engine, campaigns.Contact) {
 	t.Helper()
+	return newInboxWith(t, filepath.Join(t.TempDir(), "turbina.db"), Config{}, false)
+}
+
+// newInboxWith is newInbox on the database file path with cfg's settings
+// (opt-out words added) and an engine that moves contacts through the
+// journey's table when apply is set.
+func newInboxWith(t *testing.T, path string, cfg Config, apply bool) (*Inbox, *storage.DB, *engine, campaigns.Contact) {
+	t.Helper()
 	ctx := context.Background()
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
+	store, err := storage.Open(ctx, path, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +104,9 @@ func newInbox(t *testing.T) (*Inbox, *storage.DB, *engine, campaigns.Contact) {
 	if err != nil || len(contacts) != 1 {
 		t.Fatalf("contacts of %s: %v, %v", phone, contacts, err)
 	}
-	eng := &engine{}
-	in := New(store, eng, Config{OptOutWords: []string{"SAIR", "STOP"}, OptOutReply: "ok"})
+	eng := &engine{apply: apply}
+	cfg.OptOutWords, cfg.OptOutReply = []string{"SAIR", "STOP"}, "ok"
+	in := New(store, eng, cfg)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); in.Run(runCtx) }()

@@ -1,0 +1,91 @@
+package wachannel_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/internal/watest"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// TestCallTakesItsTokenBeforeItsClaim: a WhatsApp call's connect takes the rate
+// limit's token before its outbox row is claimed, so a row is never sending
+// while it waits for a token (a crash then would leave a call that never left
+// looking placed). With a limit of one request a second, the second of two
+// calls waits for its token with its row not sending, and its connect reaches
+// WhatsApp a token's time after the first (measured on the emulator's clock).
+func TestCallTakesItsTokenBeforeItsClaim(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	media, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: w.emu.URL(), AccessToken: watest.Token, PhoneNumberID: "1000",
+		WABAID: "2000", MessagesPerSecond: 1, Burst: 1, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond},
+		whatsapp.WithMedia(media), whatsapp.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The numbers are not on WhatsApp: each connect is answered at once with an
+	// error, which is all this test needs of the call.
+	const first, second = "+5511987650101", "+5511987650102"
+	for _, n := range []string{first, second} {
+		w.emu.Script(n, emulator.Behaviour{ErrorCode: 131026})
+	}
+	calls := wachannel.NewCalls(client, w.store, "Podemos ligar?")
+	place := func(key, to string) error {
+		_, err := calls.Place(ctx, channel.PlaceRequest{Key: key, Contact: w.contact, To: to})
+		var oe *channel.OutcomeError
+		if !errors.As(err, &oe) || oe.Outcome != campaigns.OutcomeNotOnWhatsApp {
+			return errors.Join(errors.New("want not_on_whatsapp"), err)
+		}
+		return nil
+	}
+	if err := place("call-1", first); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- place("call-2", second) }()
+	// While the second waits for its token (about a second), its row is not sending.
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		m, err := w.store.OutboxByKey(ctx, "call-2")
+		if err == nil && m.State == storage.OutboxSending {
+			t.Fatal("the second call's row is sending while it waits for its token")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the second call was placed without waiting for its token: %v", err)
+		default:
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for _, r := range w.emu.Requests() {
+		if r.Action == "connect" {
+			at = append(at, r.Time)
+		}
+	}
+	if len(at) != 2 {
+		t.Fatalf("%d connects at the emulator, want 2", len(at))
+	}
+	// A generous margin under the second a token takes, for a loaded machine's clocks.
+	if gap := at[1].Sub(at[0]); gap < 700*time.Millisecond {
+		t.Errorf("the second connect came %s after the first: the rate limit of one a second was not taken", gap)
+	}
+	for _, key := range []string{"call-1", "call-2"} {
+		if m, err := w.store.OutboxByKey(ctx, key); err != nil || m.State != storage.OutboxFailed {
+			t.Errorf("%s: %+v, %v; want failed (WhatsApp refused it)", key, m, err)
+		}
+	}
+}
