@@ -33,7 +33,9 @@ const (
 	OutcomeRejected Outcome = "rejected"
 	// OutcomeInvalidNumber: the network says the number does not exist (SIP 404, 484, 410).
 	OutcomeInvalidNumber Outcome = "invalid_number"
-	// OutcomeTrunkFault: every trunk tried failed this call (SIP 403, 5xx, no response).
+	// OutcomeTrunkFault: every trunk tried failed this call (SIP 402, 403, 421 and the
+	// other 4xx the trunk's response table does not give the person, 5xx, refused
+	// credentials, no response): never the person's answer.
 	OutcomeTrunkFault Outcome = "trunk_fault"
 	// OutcomeTrunkDown: the call's trunk was found down while the call was under way
 	// (ringing, or its INVITE unanswered): the person never had a chance to answer,

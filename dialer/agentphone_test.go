@@ -22,7 +22,7 @@ import (
 // hangs up.
 func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0] // talks until the test hangs up
 	reg := phonetest.Registrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agent})
@@ -89,7 +89,7 @@ func TestCustomerAudioReachesASIPPhone(t *testing.T) {
 // ready, saying the phone is not connected.
 func TestKilledPhoneMidCallAbandonsHonestlyAndPausesTheAgent(t *testing.T) {
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}},
 		Config{AgentSilence: 3 * time.Second})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0] // talks until the phone dies

@@ -629,7 +629,7 @@ func TestCallLoggerCarriesTheAttempt(t *testing.T) {
 	lines := &logLines{}
 	log := slog.New(slog.NewJSONHandler(lines, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := newHarnessLogging(t, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{},
-		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{RingTimeout: 3 * time.Second}, log)
+		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{RingTimeout: 3 * time.Second}, log)
 	c := h.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
 	h.agents(c.ID, 2, time.Second)
 	list := h.waitContacts(c.ID, 15*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactExhausted })

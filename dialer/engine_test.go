@@ -273,7 +273,7 @@ func sipOnlyLadder(attempts int) []campaigns.Rung {
 func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 	const contacts = 6
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: contacts})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	c := h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(1))
 	h.agents(c.ID, 2, 200*time.Millisecond)
 
@@ -410,7 +410,7 @@ func TestEngineSendsContactsToTheNextRungWhenEveryTrunkIsDown(t *testing.T) {
 
 func TestEnginePauseStopsNewDialsAtOnce(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 40})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	c := h.campaign(40, campaigns.PacingProgressive, sipOnlyLadder(1))
 	h.agents(c.ID, 2, 150*time.Millisecond)
 	h.waitAttempts(c.ID, 3, 10*time.Second)
@@ -459,7 +459,7 @@ func (h *harness) waitAttempts(campaignID int64, n int, within time.Duration) {
 
 func TestEngineRetriesBusyContactsUpToMaxAttempts(t *testing.T) {
 	carrier := sipptest.Start(t, "busy.xml", sipptest.Options{Calls: 6})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	ladder := []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(300 * time.Millisecond)}}
 	c := h.campaign(3, campaigns.PacingProgressive, ladder)
 	h.agents(c.ID, 3, time.Second)
@@ -484,7 +484,7 @@ func TestEngineRetriesBusyContactsUpToMaxAttempts(t *testing.T) {
 
 func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	ctx := context.Background()
 
 	// A campaign whose window is closed now, in the contacts' time zone.
@@ -549,7 +549,7 @@ func TestEngineChecksDoNotCallAndCallingWindowBeforeDialling(t *testing.T) {
 
 func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 2})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	var callbackAt time.Time
 	var mu sync.Mutex

@@ -43,7 +43,7 @@ func checkInterrupted(t *testing.T, store *storage.DB, contactID int64, stoppedA
 // stops is recorded interrupted, uses up its attempt and waits the rung's delay.
 func TestStopInterruptsACallAsAnAttempt(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	ladder := sipOnlyLadder(3)
 	c := h.campaign(1, campaigns.PacingProgressive, ladder)
 	agent := h.agents(c.ID, 1, time.Minute)[0]

@@ -27,7 +27,7 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 	}
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	recordings := t.TempDir()
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}},
 		Config{AgentPeers: peers, RecordingsDir: recordings})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
@@ -114,7 +114,7 @@ func TestAbandonedCallHearsThePrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	carrier := sipptest.Start(t, "answer-after-ring.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{AbandonPrompt: prompt})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{AbandonPrompt: prompt})
 	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	ids := h.agents(c.ID, 1, time.Hour)
 	contacts, _, _ := h.store.ListContacts(context.Background(), c.ID, storage.ContactFilter{})
@@ -170,7 +170,7 @@ func TestAnsweringMachineDetection(t *testing.T) {
 		t.Run(tc.scenario, func(t *testing.T) {
 			t.Parallel()
 			carrier := sipptest.Start(t, tc.scenario, sipptest.Options{Calls: 1})
-			h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+			h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 			c := h.draft(1, campaigns.PacingProgressive, ladder)
 			if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
 				c.AMD = campaigns.AMD{Enabled: true, Action: campaigns.AMDNextRung}
@@ -218,7 +218,12 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 	}
 	prompt, _ := media.NewAbandonPlayer()
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+	// sipp answers no OPTIONS; the trunk-health probe is kept out of this test
+	// by a long media_silence, because while the safe-harbour prompt plays after
+	// the agent's leg is lost, the carrier's RTP is not reported to the trunk
+	// (sip.Media.NoteReceived) and the trunk looks silent.
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		MediaSilence: sip.Duration(time.Minute)},
 		Config{AgentPeers: peers, AbandonPrompt: prompt})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0]
@@ -273,7 +278,11 @@ func TestVoicemailGetsTheMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	carrier := sipptest.Start(t, "answer-voicemail.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{VoicemailMessage: message})
+	// The machine's greeting is played once and then its RTP stops; sipp
+	// answers no OPTIONS, so the trunk-health probe that silence starts would
+	// find the trunk dead and end the call before the message.
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		MediaSilence: sip.Duration(time.Minute)}, Config{VoicemailMessage: message})
 	ladder := []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(time.Hour)}}
 	c := h.draft(1, campaigns.PacingProgressive, ladder)
 	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {

@@ -135,7 +135,7 @@ func TestEnginePacerViewFollowsTheCampaignsRingTimeout(t *testing.T) {
 func TestEnginePacerViewShowsWhatThePacerLearned(t *testing.T) {
 	const contacts = 4
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: contacts})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	c := h.campaign(contacts, campaigns.PacingPredictive, sipOnlyLadder(1))
 	h.agents(c.ID, 1, 200*time.Millisecond)
 	h.waitContacts(c.ID, 20*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })

@@ -65,7 +65,7 @@ func TestNumberLimitsAndAbandonQuietHoldAcrossCampaigns(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 3})
 	clock := newShiftedClock()
 	h := newHarnessOn(t, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{Now: clock.Now},
-		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{Now: clock.Now})
+		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{Now: clock.Now})
 	ctx := context.Background()
 	// The same three numbers in both campaigns.
 	a := h.draft(3, campaigns.PacingProgressive, sipOnlyLadder(1))
@@ -130,7 +130,7 @@ func TestCallbackTimeMustBeAllowed(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 2})
 	clock := newShiftedClock()
 	h := newHarnessOn(t, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{Now: clock.Now},
-		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{Now: clock.Now})
+		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{Now: clock.Now})
 	ctx := context.Background()
 	c := h.draft(2, campaigns.PacingProgressive, sipOnlyLadder(1))
 	if _, err := h.store.UpdateCampaign(ctx, tester, c.ID, "test", func(c *campaigns.Campaign) error {
@@ -345,7 +345,7 @@ func backToPending(c campaigns.Contact, pos campaigns.Position) (campaigns.Posit
 // CANCEL), its attempt says why, and the contact stays on the do-not-call list.
 func TestOptOutStopsARingingCall(t *testing.T) {
 	carrier := sipptest.Start(t, "noanswer.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}},
 		Config{RingTimeout: 60 * time.Second})
 	ctx := context.Background()
 	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))

@@ -43,7 +43,7 @@ func (h *harness) dials(campaignID int64) int {
 
 func TestPreviewAgentSeesTheContactFirstThenDialsOrSkipsIt(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	ctx := context.Background()
 	c := h.campaign(4, campaigns.PacingPreview, sipOnlyLadder(1))
 	agents := h.readyAgents(c.ID, 2)
@@ -142,7 +142,7 @@ func TestPreviewAgentSeesTheContactFirstThenDialsOrSkipsIt(t *testing.T) {
 
 func TestPreviewDialRefusedByThePolicyGateTellsTheAgentWhy(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	ctx := context.Background()
 	c := h.campaign(2, campaigns.PacingPreview, sipOnlyLadder(1))
 	agent := h.readyAgents(c.ID, 1)[0]
@@ -365,7 +365,7 @@ func TestProgressiveDialsOneLinePerReadyAgentWithAFakeChannel(t *testing.T) {
 func TestProgressiveDialsOneLinePerReadyAgentWithSipp(t *testing.T) {
 	// The carrier rings for 1 s, then answers.
 	carrier := sipptest.Start(t, "answer-after-ring.xml", sipptest.Options{Calls: 6})
-	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}})
+	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	ctx := context.Background()
 	c := h.campaign(6, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agents := h.readyAgents(c.ID, 2)

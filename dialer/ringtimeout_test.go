@@ -57,7 +57,7 @@ func TestRunPassesTheCampaignsRingSettingsToThePacer(t *testing.T) {
 func TestEngineGivesUpARingAtTheCampaignsRingTimeout(t *testing.T) {
 	const fixed = 5 * time.Second // the shortest a campaign may set
 	carrier := sipptest.Start(t, "noanswer.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}},
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}},
 		Config{RingTimeout: 60 * time.Second})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {

@@ -28,7 +28,7 @@ func TestLockedDatabaseLosesNoOutcomeNorDisposition(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: n})
 	path := filepath.Join(t.TempDir(), "turbina.db")
 	h := newHarnessOn(t, path, storage.Options{BusyTimeout: 100 * time.Millisecond},
-		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{})
+		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{})
 	c := h.campaign(n, campaigns.PacingProgressive, sipOnlyLadder(1))
 	ids := h.readyAgents(c.ID, n)
 	h.waitAgents(ids, AgentOnCall, 15*time.Second)

@@ -55,7 +55,7 @@ func BenchmarkFallbackLatency(b *testing.B) {
 	}
 	b.Cleanup(func() { store.Close() })
 	// The circuit never opens, so every contact gets a real 503 before falling back.
-	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}},
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
 		FaultsToOpen: 1 << 30, ProbeInterval: sip.Duration(time.Hour)}, log)
 	if err != nil {
 		b.Fatal(err)

@@ -565,9 +565,15 @@ func TestNoPermissionOutsideTheWindowGoesOnToTheTemplate(t *testing.T) {
 func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
 	requireOpus(t)
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newWhatsAppHarnessTrunk(t, carrier.Addr)
+	// sipp plays answer-rtp.xml, which knows no OPTIONS: no keepalives.
+	h := newWhatsAppHarnessConfig(t, sip.Config{
+		Trunks:        []sip.TrunkConfig{{Name: "trunk", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		InviteTimeout: sip.Duration(2 * time.Second), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
+		func(o *sip.Originator) channel.Channel { return sipchannel.New(o) }, Config{RingTimeout: 5 * time.Second})
 	// Both contacts are called on SIP first: the carrier answers one call only,
-	// so the other goes on to WhatsApp, where the user accepts.
+	// so the other goes on to WhatsApp, where the user accepts. The INVITE that
+	// sipp, gone, leaves unanswered is given up after 2 s: a shorter wait gave up
+	// on the first INVITE too when a loaded machine slowed sipp.
 	const sipPhone, waPhone = "+5511987650091", "+5511987650092"
 	for _, p := range []string{sipPhone, waPhone} {
 		h.emu.Script(strings.TrimPrefix(p, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 100 * time.Millisecond})

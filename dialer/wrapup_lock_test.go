@@ -20,7 +20,7 @@ func TestLockedDatabaseKeepsWrapUpTimeout(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
 	path := filepath.Join(t.TempDir(), "turbina.db")
 	h := newHarnessOn(t, path, storage.Options{BusyTimeout: 100 * time.Millisecond},
-		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, Config{})
+		sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	if _, err := h.store.UpdateCampaign(context.Background(), tester, c.ID, "test", func(c *campaigns.Campaign) error {
 		c.WrapUp = campaigns.Duration(5 * time.Second)

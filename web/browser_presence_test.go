@@ -33,7 +33,7 @@ func presenceEnv(t *testing.T, scenario string, calls int) (*apiEnv, *engineSlot
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o, err := sip.New(context.Background(), sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, log)
+	o, err := sip.New(context.Background(), sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot, Templates: NewTemplateCache(client)})
-	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr}}}, log)
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,7 +119,7 @@ func TestKillDuringCallsLosesNoContact(t *testing.T) {
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 200, Timeout: 90 * time.Second})
 	dataDir := t.TempDir()
 	cfgFile := filepath.Join(t.TempDir(), "turbina.json")
-	cfgJSON := fmt.Sprintf(`{"sip":{"trunks":[{"name":"carrier","address":%q}]},"engine":{"ring_timeout":"5s"}}`, carrier.Addr)
+	cfgJSON := fmt.Sprintf(`{"sip":{"trunks":[{"name":"carrier","address":%q,"keepalive_interval":"off"}]},"engine":{"ring_timeout":"5s"}}`, carrier.Addr)
 	if err := os.WriteFile(cfgFile, []byte(cfgJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}

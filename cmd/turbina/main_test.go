@@ -361,7 +361,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || cfg.Engine.Patience.Std() != 2*time.Second ||
+	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || len(cfg.SIP.Trunks[0].Responses) != 1 ||
+		cfg.SIP.Trunks[0].Responses[0].Action != "retry_later" || cfg.Engine.Patience.Std() != 2*time.Second ||
 		cfg.Engine.MaxAbandon != 0.03 || len(cfg.HTTP.TrustedProxies) != 1 {
 		t.Errorf("example config read as %+v", cfg)
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,7 @@ type Call struct {
 	contact sip.ContactHeader
 
 	hangupOnce sync.Once
+	unfit      []*trunk      // trunks that cannot write the numbers in their formats
 	hangup     chan struct{} // closed by Hangup
 	done       chan struct{} // closed when the Result is final
 	answered   atomic.Bool
@@ -155,6 +158,8 @@ type attemptEnd struct {
 	reason   string
 	fault    error // non-nil: counts against the trunk's circuit
 	failover bool  // the trunk proved broken before the call reached anyone
+	// redirect is the Contact of a 301/302 the table says to follow.
+	redirect *sip.Uri
 	hangupBy Party
 	// endAt is when the call ended, if not when attempt returned: a call we
 	// hung up ended with our BYE, whenever its answer comes.
@@ -167,11 +172,14 @@ func (c *Call) run(t *trunk) {
 	defer c.o.wg.Done()
 	defer close(c.done)
 	defer c.media.close()
-	var tried []*trunk
+	tried := slices.Clone(c.unfit)
 	var end attemptEnd
+	var target *sip.Uri // the Request-URI a redirect gave; nil for the trunk's own
+	redirects := 0
 	for {
 		tried = append(tried, t)
-		end = c.attempt(t)
+		end = c.attempt(t, target)
+		target = nil
 		c.o.release(t)
 		if end.fault != nil {
 			if t.circuit.fault(c.o.now(), end.fault) {
@@ -183,7 +191,24 @@ func (c *Call) run(t *trunk) {
 		c.res.Outcome, c.res.Status, c.res.Reason, c.res.HangupBy = end.outcome, end.status, end.reason, end.hangupBy
 		c.res.Attempts = append(c.res.Attempts, Attempt{Trunk: t.cfg.Name, CallID: c.res.CallID, Status: end.status, Reason: end.reason})
 		c.mu.Unlock()
-		if !end.failover || c.hungUp() {
+		if c.hungUp() {
+			break
+		}
+		if end.redirect != nil {
+			next, why := c.redirectTo(*end.redirect, redirects)
+			if next == nil {
+				c.mu.Lock()
+				c.res.Reason = fmt.Sprintf("%s: %s not followed: %s", end.reason, end.redirect.String(), why)
+				c.mu.Unlock()
+				break
+			}
+			redirects++
+			c.o.log.Info("sip redirect", "from", t.cfg.Name, "to", next.cfg.Name, "uri", end.redirect.String())
+			c.emit(EventRedirect, next.cfg.Name, end.status)
+			t, target = next, end.redirect
+			continue
+		}
+		if !end.failover {
 			break
 		}
 		next, err := c.o.acquire(tried)
@@ -212,6 +237,31 @@ func (c *Call) run(t *trunk) {
 	c.emit(EventEnded, res.Trunk, res.Status)
 }
 
+// redirectTo takes a channel on the trunk a redirect names, and waits for its
+// CPS slot; nil with the reason when the redirect is not to be followed: too
+// many already, or a target that is no configured trunk (a redirect must not
+// send our calls, and our credentials, anywhere a carrier says).
+func (c *Call) redirectTo(u sip.Uri, done int) (*trunk, string) {
+	if done >= maxRedirects {
+		return nil, fmt.Sprintf("%d redirects already", done)
+	}
+	next := c.o.trunkAt(u)
+	if next == nil {
+		return nil, "not the address of a configured trunk"
+	}
+	if slices.Contains(c.unfit, next) {
+		return nil, fmt.Sprintf("trunk %s cannot write the number in its format", next.cfg.Name)
+	}
+	if err := c.o.acquireTrunk(next); err != nil {
+		return nil, fmt.Sprintf("trunk %s: %v", next.cfg.Name, err)
+	}
+	if err := c.o.waitSlot(c.waitCtx(), next); err != nil {
+		c.o.release(next)
+		return nil, fmt.Sprintf("trunk %s: %v", next.cfg.Name, err)
+	}
+	return next, ""
+}
+
 // waitCtx is a context that ends when the call is hung up or the originator closes.
 func (c *Call) waitCtx() context.Context {
 	ctx, cancel := context.WithCancel(c.o.rootCtx)
@@ -227,24 +277,42 @@ func (c *Call) waitCtx() context.Context {
 	return ctx
 }
 
-func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
-	callerID := c.req.CallerID
-	if callerID == "" {
-		callerID = t.cfg.CallerID
+// buildInvite builds the INVITE for trunk t, to target when a redirect gave one
+// (RFC 3261 8.1.3.4: the Request-URI is the Contact's, To stays the same); id
+// is the call's numbers as the trunk wants them (numberformat.go).
+func (c *Call) buildInvite(t *trunk, callID string, id identity, target *sip.Uri) *sip.Request {
+	ruri := c.o.trunkURI(t, id.dialed)
+	if target != nil {
+		ruri = *target.Clone()
+		ruri.Headers = nil
+		if t.cfg.Transport != TransportUDP && (ruri.UriParams == nil || !ruri.UriParams.Has("transport")) {
+			if ruri.UriParams == nil {
+				ruri.UriParams = sip.NewParams()
+			}
+			ruri.UriParams.Add("transport", t.cfg.Transport)
+		}
 	}
-	req := sip.NewRequest(sip.INVITE, c.o.trunkURI(t, c.req.To))
+	req := sip.NewRequest(sip.INVITE, ruri)
+	// A redirect to the trunk's own name goes where SRV says, as the first INVITE did.
+	if dest := t.destination(); dest != "" && (target == nil || target.Port == 0 && strings.EqualFold(target.Host, t.host)) {
+		req.SetDestination(dest)
+	}
 	from := &sip.FromHeader{
-		Address: sip.Uri{Scheme: "sip", User: callerID, Host: t.cfg.Domain},
-		Params:  sip.NewParams(),
+		DisplayName: id.fromDisplay,
+		Address:     sip.Uri{Scheme: "sip", User: id.fromUser, Host: id.fromHost},
+		Params:      sip.NewParams(),
 	}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.req.To, Host: t.cfg.Domain}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: id.dialed, Host: t.cfg.Domain}})
 	cid := sip.CallIDHeader(callID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-	if callerID != "" {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+callerID+"@"+t.cfg.Domain+">"))
+	if id.pai != "" {
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:"+id.pai+"@"+t.cfg.Domain+">"))
+	}
+	if id.privacy != "" {
+		req.AppendHeader(sip.NewHeader("Privacy", id.privacy))
 	}
 	if c.req.AttemptID != "" {
 		req.AppendHeader(sip.NewHeader("X-Turbina-Attempt", c.req.AttemptID))
@@ -256,7 +324,8 @@ func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
 	local := c.media.LocalAddr()
 	var sid [8]byte
 	_, _ = rand.Read(sid[:])
-	offer := buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	offer := buildOffer(t.mediaIP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
+	offer = c.media.offerSRTP(t.cfg.SRTP, offer)
 	c.mu.Lock()
 	c.sdpOffer = offer
 	c.mu.Unlock()
@@ -264,11 +333,14 @@ func (c *Call) buildInvite(t *trunk, callID string) *sip.Request {
 	return req
 }
 
-// attempt sends one INVITE on trunk t and follows it to its end.
-func (c *Call) attempt(t *trunk) attemptEnd {
+// attempt sends one INVITE on trunk t, to target when a redirect gave one,
+// and follows it to its end.
+func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 	name := t.cfg.Name
 	callID := uuid.NewString()
-	inv := c.buildInvite(t, callID)
+	// Dial left out the trunks that cannot write the numbers (Originator.unfit).
+	id, _ := t.identityFor(c.req)
+	inv := c.buildInvite(t, callID, id, target)
 	c.mu.Lock()
 	c.res.Trunk, c.res.CallID = name, callID
 	c.res.InviteAt, c.res.RingAt, c.res.AnswerAt, c.res.AckAt = c.o.now(), time.Time{}, time.Time{}, time.Time{}
@@ -287,8 +359,17 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		return c.trunkDownEnd(t, false, true)
 	default:
 	}
+	if err := t.unresolved(); err != nil {
+		t.suspect(sign{what: err.Error(), since: c.o.now()})
+		return attemptEnd{outcome: OutcomeTrunkFault, reason: err.Error(), fault: err, failover: true}
+	}
+	mark, ok := c.o.admitInvite(t, c.hangup)
+	if !ok {
+		return attemptEnd{outcome: OutcomeCanceled, reason: "hung up before INVITE"}
+	}
 	connectCtx, cancelConnect := context.WithTimeout(c.o.rootCtx, c.o.cfg.InviteTimeout.Std())
 	sess, err := t.dialogUA.WriteInvite(connectCtx, inv)
+	t.pacer.sent(mark, c.o.now())
 	cancelConnect()
 	if err != nil {
 		err = fmt.Errorf("invite %s: %w", name, err)
@@ -313,6 +394,10 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 		reason     atomic.Int32
 		responded  atomic.Bool
 		lastStatus atomic.Int32
+		// alerted: a 180/181/182/183 came, so the person may have been
+		// alerted and the call is never tried on another trunk.
+		alerted    atomic.Bool
+		challenges int // 401/407 seen, on the wait's goroutine only
 	)
 	// canceling is closed when the wait is stopped with a CANCEL (after a response).
 	canceling := make(chan struct{})
@@ -358,7 +443,7 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 
 	username := t.cfg.Username
 	if username == "" {
-		username = inv.From().Address.User
+		username = id.authUser
 	}
 	answered := make(chan error, 1)
 	go func() {
@@ -372,6 +457,18 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 					return nil // the call has ended: nothing of it is reported any more
 				}
 				lastStatus.Store(int32(res.StatusCode))
+				if res.StatusCode > 100 && res.StatusCode < 200 {
+					alerted.Store(true)
+				}
+				if res.StatusCode == 401 || res.StatusCode == 407 {
+					// One challenge is answered; another means the credentials
+					// were refused, unless it says only that our nonce was stale
+					// (RFC 2617 3.2.1). sipgo would try the same password again.
+					challenges++
+					if challenges > 1 && !staleChallenge(res) {
+						return &sipgo.ErrDialogResponse{Res: res}
+					}
+				}
 				if res.IsSuccess() {
 					// From the 200 on, packets are the person's: the far end may
 					// talk before our ACK, or before WaitAnswer returns.
@@ -427,18 +524,13 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	var final *sipgo.ErrDialogResponse
 	switch {
 	case errors.As(err, &final):
-		cls := classifyStatus(final.Res.StatusCode)
-		end := attemptEnd{outcome: cls.outcome, status: final.Res.StatusCode, reason: final.Res.Reason, failover: cls.failover}
-		if cls.fault {
-			end.fault = fmt.Errorf("%s: %d %s", name, final.Res.StatusCode, final.Res.Reason)
-		} else {
-			t.circuit.success()
-		}
+		end := c.finalResponse(t, final.Res, alerted.Load())
 		switch stopReason(reason.Load()) {
 		case stopRingTimeout:
-			end.outcome = OutcomeNoAnswer
+			// Our CANCEL crossed the response: the call is over, not moved.
+			end.outcome, end.redirect, end.failover = OutcomeNoAnswer, nil, false
 		case stopTrunkDown:
-			end.outcome, end.fault = OutcomeTrunkDown, nil
+			end.outcome, end.fault, end.redirect = OutcomeTrunkDown, nil, nil
 		}
 		return end
 	}
@@ -472,6 +564,39 @@ func (c *Call) attempt(t *trunk) attemptEnd {
 	return attemptEnd{outcome: OutcomeTrunkFault, status: status, reason: err.Error(), fault: err, failover: ls <= 100}
 }
 
+// finalResponse reads a final non-2xx response through the trunk's response
+// table: the outcome, whether it counts against the trunk, raises its alarm or
+// holds it, and whether the call moves on: to another trunk only while the
+// person has not been alerted (a second ring is worse than a lost attempt), to
+// a redirect's Contact whatever came before.
+func (c *Call) finalResponse(t *trunk, res *sip.Response, alerted bool) attemptEnd {
+	v := t.responses.classify(res)
+	what := fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+	end := attemptEnd{outcome: v.outcome(), status: res.StatusCode, reason: res.Reason, failover: v.failover() && !alerted}
+	if v.fault() {
+		end.fault = fmt.Errorf("%s: %s", t.cfg.Name, what)
+	}
+	if v.rule.Action == ActionPerson {
+		t.circuit.success()
+		c.o.clearAlarm(t)
+	}
+	if v.alarm() {
+		c.o.alarm(t, what)
+	}
+	if v.hold > 0 {
+		c.o.holdTrunk(t, v.hold, what)
+	}
+	if v.rule.Action == ActionRedirect {
+		if ct := res.Contact(); ct != nil {
+			u := ct.Address
+			end.redirect = &u
+		} else {
+			end.reason += ": no Contact to follow"
+		}
+	}
+	return end
+}
+
 func (c *Call) onProvisional(trunk string, res *sip.Response) {
 	code := res.StatusCode
 	if code >= 200 {
@@ -484,7 +609,8 @@ func (c *Call) onProvisional(trunk string, res *sip.Response) {
 		return
 	case code == 183:
 		if body := res.Body(); len(body) > 0 {
-			if ans, err := ParseAnswerSDP(body); err == nil {
+			// Early media that cannot be keyed is not heard; the 200 decides.
+			if ans, err := ParseAnswerSDP(body); err == nil && c.media.keyAnswer(ans) == nil {
 				c.media.setAnswer(ans)
 			}
 		}
@@ -530,6 +656,7 @@ func (c *Call) trunkDownEnd(t *trunk, canceled, failover bool) attemptEnd {
 // hangs up, or its trunk is down and its media has stopped.
 func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-chan struct{}) attemptEnd {
 	t.circuit.success()
+	c.o.clearAlarm(t)
 	now := c.o.now()
 	tag := ""
 	if to := sess.InviteResponse.To(); to != nil {
@@ -555,6 +682,13 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-ch
 	if err != nil {
 		c.bye(sess)
 		return attemptEnd{outcome: OutcomeMediaFailed, status: 200, reason: err.Error(), hangupBy: PartyLocal}
+	}
+	if err := c.media.keyAnswer(ans); err != nil {
+		// The carrier does not speak SRTP as this trunk is set up to: every call
+		// would fail alike, so it counts against the trunk, not the person.
+		err = fmt.Errorf("%s: %w", t.cfg.Name, err)
+		c.bye(sess)
+		return attemptEnd{outcome: OutcomeTrunkFault, status: 200, reason: err.Error(), fault: err, hangupBy: PartyLocal}
 	}
 	c.media.setAnswer(ans)
 	if c.o.cfg.SendSilence {

@@ -17,6 +17,10 @@ const (
 	CircuitOpen
 	// CircuitHalfOpen: an OPTIONS probe is in flight on an open trunk.
 	CircuitHalfOpen
+	// CircuitHeld: the carrier asked to be left alone (503 with Retry-After) or
+	// refused service for a while (402): no calls until the hold ends, and no
+	// probe ends it early, since an OPTIONS answer says nothing of either.
+	CircuitHeld
 )
 
 // String returns closed, open or half-open.
@@ -28,6 +32,8 @@ func (s CircuitState) String() string {
 		return "open"
 	case CircuitHalfOpen:
 		return "half-open"
+	case CircuitHeld:
+		return "held"
 	}
 	return "unknown"
 }
@@ -53,6 +59,25 @@ type circuit struct {
 	streakFrom time.Time
 	lastErr    string
 	changedAt  time.Time
+	// heldUntil is when a hold ends; a probe that would close the circuit
+	// before then holds it instead.
+	heldUntil time.Time
+	// alarm is the last refusal of service (402, 403, credentials, a server
+	// error) since the trunk last carried a call; "" when none.
+	alarm      string
+	alarmSince time.Time
+}
+
+// circuitSnapshot is what TrunkStatus shows of a circuit.
+type circuitSnapshot struct {
+	state      CircuitState
+	forced     bool
+	faults     int
+	lastErr    string
+	changedAt  time.Time
+	heldUntil  time.Time
+	alarm      string
+	alarmSince time.Time
 }
 
 func (c *circuit) setLocked(s CircuitState, now time.Time) {
@@ -154,7 +179,68 @@ func (c *circuit) endProbe(now time.Time, err error) (closed bool) {
 		return false
 	}
 	c.faults, c.goodProbes = 0, 0
+	if now.Before(c.heldUntil) {
+		// The trunk answers again, but its hold is the carrier's word.
+		c.setLocked(CircuitHeld, now)
+		return false
+	}
 	c.setLocked(CircuitClosed, now)
+	return true
+}
+
+// hold keeps the trunk from new calls until until (a longer hold already in
+// place stays); it reports whether the circuit changed state. An open circuit
+// stays open (its probes find the hold) and a trunk out of service stays so.
+func (c *circuit) hold(now, until time.Time, reason string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until.After(c.heldUntil) {
+		c.heldUntil = until
+	}
+	c.lastErr = reason
+	if c.forced || c.state != CircuitClosed {
+		return false
+	}
+	c.setLocked(CircuitHeld, now)
+	return true
+}
+
+// releaseHold closes a held circuit whose hold has ended; true if it did.
+func (c *circuit) releaseHold(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != CircuitHeld || now.Before(c.heldUntil) {
+		return false
+	}
+	c.faults = 0
+	c.setLocked(CircuitClosed, now)
+	return true
+}
+
+// raiseAlarm records a refusal of service; true if the alarm is new or says
+// something new.
+func (c *circuit) raiseAlarm(now time.Time, what string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.alarm == what {
+		return false
+	}
+	if c.alarm == "" {
+		c.alarmSince = now
+	}
+	c.alarm = what
+	return true
+}
+
+// clearAlarm ends the alarm: the trunk carried a call to a person; true if
+// there was one.
+func (c *circuit) clearAlarm() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.alarm == "" {
+		return false
+	}
+	c.alarm, c.alarmSince = "", time.Time{}
 	return true
 }
 
@@ -164,10 +250,11 @@ func (c *circuit) current() CircuitState {
 	return c.state
 }
 
-func (c *circuit) snapshot() (state CircuitState, forced bool, faults int, lastErr string, changedAt time.Time) {
+func (c *circuit) snapshot() circuitSnapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state, c.forced, c.faults, c.lastErr, c.changedAt
+	return circuitSnapshot{state: c.state, forced: c.forced, faults: c.faults, lastErr: c.lastErr, changedAt: c.changedAt,
+		heldUntil: c.heldUntil, alarm: c.alarm, alarmSince: c.alarmSince}
 }
 
 func (c *circuit) outOfService() bool {

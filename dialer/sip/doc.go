@@ -5,10 +5,15 @@
 // free channel, waits for its calls-per-second budget, and sends an INVITE with
 // a G.711 SDP offer; the returned [Call] reports progress (trying, ringing,
 // early media, answer, end) and finally a [Result] with the [Outcome], the SIP
-// status, timings and who hung up. Calls whose INVITE proves a trunk broken (no
-// response, transport error, 503) move to the next trunk within the same Dial,
-// so no contact is lost, and repeated faults open a per-trunk circuit that is
-// closed again once the trunk answers its OPTIONS probes.
+// status, timings and who hung up. A final response is read through the
+// trunk's response table (responses.go: the code, reason phrase or Q.850 cause
+// gives the person's outcome, a trunk fault with its alarm, a retry elsewhere,
+// a hold for Retry-After, or a redirect to a configured trunk). Calls whose
+// INVITE proves a trunk broken (no response, a transport error, a refusal the
+// table gives the trunk) move to the next trunk within the same Dial while the
+// person has not been alerted, so no contact is lost and nobody rings twice,
+// and repeated faults open a per-trunk circuit that is closed again once the
+// trunk answers its OPTIONS probes.
 //
 // Each trunk has a monitor (health.go) that finds its death in about a second:
 // the first sign (an INVITE with no response after SuspectAfter, a transport

@@ -141,8 +141,18 @@ func (t *trunk) admissionCap(now time.Time) int {
 // is down. One goroutine per trunk, so bursts never overlap.
 func (o *Originator) monitor(t *trunk) {
 	defer o.wg.Done()
-	keep := time.NewTimer(o.cfg.KeepaliveInterval.Std())
+	// A trunk with keepalives off never ticks: resetKeep leaves keepC nil.
+	var keepC <-chan time.Time
+	keep := time.NewTimer(time.Hour)
+	keep.Stop()
 	defer keep.Stop()
+	resetKeep := func() {
+		if t.keepalive > 0 {
+			keep.Reset(t.keepalive)
+			keepC = keep.C
+		}
+	}
+	resetKeep()
 	kept := make(chan keepalive, 1) // one keepalive in flight at a time
 	media := time.NewTicker(o.cfg.MediaSilence.Std() / 4)
 	defer media.Stop()
@@ -159,13 +169,13 @@ func (o *Originator) monitor(t *trunk) {
 			if t.watched() {
 				o.burst(t, s, o.cfg.ProbeBurstCount)
 			}
-		case <-keep.C:
+		case <-keepC:
 			// Always, not only while no dial is in flight: calls that ring or
 			// talk send no new INVITEs, and their trunk's death would otherwise
 			// wait for their timeouts. One OPTIONS per interval is cheap. It
 			// runs aside so that a sign arriving meanwhile is probed at once.
 			if !t.watched() {
-				keep.Reset(o.cfg.KeepaliveInterval.Std())
+				resetKeep()
 				continue
 			}
 			sent := o.now()
@@ -174,7 +184,7 @@ func (o *Originator) monitor(t *trunk) {
 			if k.err != nil && t.watched() {
 				o.burst(t, sign{what: "keepalive failed: " + k.err.Error(), since: k.sent}, o.cfg.ProbeBurstCount-1)
 			}
-			keep.Reset(o.cfg.KeepaliveInterval.Std())
+			resetKeep()
 		case <-media.C:
 			if t.watched() {
 				if s, ok := t.mediaStopped(o.now(), o.cfg.MediaSilence.Std()); ok {
@@ -182,6 +192,7 @@ func (o *Originator) monitor(t *trunk) {
 				}
 			}
 		case <-recov.C:
+			o.endHold(t)
 			o.recoveryProbe(t)
 			recov.Reset(o.cfg.ProbeInterval.Std())
 		}

@@ -45,6 +45,11 @@ type Media struct {
 	// copy of the newest packet in last, for Detach.
 	answered atomic.Bool
 	last     []byte
+
+	// sec is the attempt's SRTP (srtp.go), nil on a trunk that does not offer it;
+	// relayAddr is where a bridge sends after an SRTP call's Detach.
+	sec       atomic.Pointer[srtpState]
+	relayAddr atomic.Pointer[net.UDPAddr]
 }
 
 // Detach stops Media's own reading and silence and hands the socket over to a
@@ -56,7 +61,14 @@ type Media struct {
 // Media's reader may have taken the person's first packet off the socket before
 // the hand-over: given to the new reader first, it is not lost. Only the first
 // Detach returns it.
+//
+// On an SRTP call the bridge gets instead a plain RTP socket on loopback, and
+// sends to RemoteAddr: Media keeps the trunk's socket and relays, decrypting
+// what comes and encrypting what goes.
 func (m *Media) Detach() (conn *net.UDPConn, last []byte) {
+	if conn, last, ok := m.detachSRTP(); ok {
+		return conn, last
+	}
 	m.StopSilence()
 	m.detachOnce.Do(func() {
 		m.detached.Store(true)
@@ -75,8 +87,17 @@ func (m *Media) Detach() (conn *net.UDPConn, last []byte) {
 // LocalAddr returns the local RTP address offered in the INVITE.
 func (m *Media) LocalAddr() *net.UDPAddr { return m.conn.LocalAddr().(*net.UDPAddr) }
 
-// RemoteAddr returns where RTP goes, from the SDP answer (nil before it).
+// RemoteAddr returns where RTP goes, from the SDP answer (nil before it); after
+// an SRTP call's Detach, the relay that encrypts it on its way there.
 func (m *Media) RemoteAddr() *net.UDPAddr {
+	if a := m.relayAddr.Load(); a != nil {
+		return a
+	}
+	return m.carrierAddr()
+}
+
+// carrierAddr is the carrier's RTP address from the SDP answer (nil before it).
+func (m *Media) carrierAddr() *net.UDPAddr {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.remote
@@ -135,13 +156,16 @@ func (m *Media) SetReceiver(fn func(pkt []byte)) {
 	m.receiver.Store(&fn)
 }
 
-// Write sends one raw RTP packet to the carrier.
+// Write sends one raw RTP packet to the carrier, encrypted on an SRTP call.
 func (m *Media) Write(pkt []byte) (int, error) {
-	remote := m.RemoteAddr()
+	remote := m.carrierAddr()
 	if remote == nil {
 		return 0, errors.New("media: no remote address yet")
 	}
-	n, err := m.conn.WriteToUDP(pkt, remote)
+	n, secure, err := m.writeSRTP(pkt, remote)
+	if !secure {
+		n, err = m.conn.WriteToUDP(pkt, remote)
+	}
 	if err != nil {
 		return n, fmt.Errorf("media: write rtp: %w", err)
 	}
@@ -174,15 +198,25 @@ func (m *Media) setAnswer(a Answer) {
 // read counts (and forwards) packets until the socket is closed.
 func (m *Media) read() {
 	defer close(m.readerDone)
-	buf := make([]byte, 1500)
+	buf, plain := make([]byte, 1500), make([]byte, 0, 1500)
 	for {
 		n, _, err := m.conn.ReadFromUDP(buf)
 		// Count only what looks like RTP v2 so stray datagrams do not inflate it.
 		rtp := err == nil && n >= 12 && buf[0]>>6 == 2
+		pkt := buf[:n]
+		if rtp {
+			// SRTP (srtp.go): decrypted, or dropped when it fails authentication.
+			pkt, rtp = m.unprotect(plain, pkt)
+		}
+		if rtp && m.relayed(pkt) {
+			m.recv.Add(1)
+			m.lastRecv.Store(time.Now().UnixNano())
+			continue
+		}
 		if rtp && m.answered.Load() {
 			// Kept even when a Detach is under way: a packet read as the
 			// hand-over began is the person's first words, not to be lost.
-			m.last = append(m.last[:0], buf[:n]...)
+			m.last = append(m.last[:0], pkt...)
 		}
 		if m.detached.Load() {
 			return
@@ -199,7 +233,7 @@ func (m *Media) read() {
 		m.recv.Add(1)
 		m.lastRecv.Store(time.Now().UnixNano())
 		if fn := m.receiver.Load(); fn != nil {
-			(*fn)(buf[:n])
+			(*fn)(pkt)
 		}
 	}
 }
@@ -247,6 +281,7 @@ func (m *Media) close() {
 	m.closeOnce.Do(func() {
 		m.StopSilence()
 		_ = m.conn.Close()
+		m.closeSRTP()
 	})
 }
 

@@ -12,13 +12,17 @@ type metrics struct {
 	// detection is first sign to trunk marked down; downs counts the deaths.
 	detection *prometheus.HistogramVec
 	downs     *prometheus.CounterVec
+	// alarm is 1 while a trunk's carrier refuses service (TrunkStatus.Alarm).
+	alarm *prometheus.GaugeVec
+	// registered is 1 while a registering trunk's binding lasts.
+	registered *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
 	return &metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "turbina_sip_trunk_circuit_state",
-			Help: "Trunk circuit state: 0 closed, 1 open, 2 half-open.",
+			Help: "Trunk circuit state: 0 closed, 1 open, 2 half-open, 3 held (the carrier asked for a pause).",
 		}, []string{"trunk"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "turbina_sip_calls_total",
@@ -42,6 +46,14 @@ func newMetrics() *metrics {
 			Name: "turbina_sip_trunk_down_total",
 			Help: "Times a trunk was marked down by a failed probe burst.",
 		}, []string{"trunk"}),
+		alarm: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "turbina_sip_trunk_alarm",
+			Help: "1 while the trunk's carrier refuses service (402, 403, credentials refused, server errors) and no call has gone through since.",
+		}, []string{"trunk"}),
+		registered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "turbina_sip_trunk_registered",
+			Help: "1 while the trunk's outbound registration is accepted, 0 while it fails; only trunks with register set.",
+		}, []string{"trunk"}),
 	}
 }
 
@@ -51,8 +63,8 @@ func (m *metrics) setState(trunk string, s CircuitState) {
 
 // Collectors returns the Originator's Prometheus collectors for the caller to
 // register: trunk circuit state, calls by outcome, calls in flight, setup time,
-// trunk death detection time and trunk-down events.
+// trunk death detection time, trunk-down events, trunk alarms and registration.
 func (o *Originator) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{o.metrics.state, o.metrics.calls, o.metrics.inFlight, o.metrics.setup,
-		o.metrics.detection, o.metrics.downs}
+		o.metrics.detection, o.metrics.downs, o.metrics.alarm, o.metrics.registered}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,15 @@ type TrunkStatus struct {
 	// for its last death; Sign is that first sign.
 	LastDetection float64 `json:"last_detection_seconds,omitempty"`
 	Sign          string  `json:"sign,omitempty"`
+	// HeldUntil is when the trunk's hold ends (503 with Retry-After, 402), while
+	// one lasts; zero otherwise.
+	HeldUntil time.Time `json:"held_until,omitzero"`
+	// Alarm is the carrier's last refusal of service ("402 Payment Required")
+	// since the trunk last carried a call to a person; "" when none.
+	Alarm      string    `json:"alarm,omitempty"`
+	AlarmSince time.Time `json:"alarm_since,omitzero"`
+	// Registration is the trunk's outbound registration; nil when it does not register.
+	Registration *RegistrationStatus `json:"registration,omitempty"`
 }
 
 // trunk is a configured trunk with its limits, circuit and SIP stack.
@@ -67,6 +77,20 @@ type trunk struct {
 	health   health
 	stack    *sipstack.Stack
 	dialogUA *sipgo.DialogUA
+	// responses is the trunk's response table: its own rows, then the defaults.
+	responses responseTable
+	// reg is the trunk's outbound registration, nil unless cfg.Register.
+	reg *registration
+	// resolved is where a trunk given as a host name goes (DNS SRV), nil
+	// for one given as host:port.
+	resolved *resolution
+	// viaHost and viaPort go in Via sent-by and Contact, mediaIP in SDP c=:
+	// what the carrier must reach, not necessarily what we listen on.
+	viaHost string
+	viaPort int
+	mediaIP net.IP
+	// keepalive is the pause between keepalive OPTIONS; 0: none.
+	keepalive time.Duration
 }
 
 // Originator places calls on a set of SIP trunks. It is safe for concurrent use.
@@ -79,8 +103,9 @@ type Originator struct {
 	main     *sipstack.Stack   // serves the UDP socket; UDP and TCP trunks use it
 	stacks   []*sipstack.Stack // main, then one per TLS trunk (see newStack)
 	udpConn  net.PacketConn
-	host     string // local address for Via, Contact and SDP
+	host     string // listening address, perhaps 0.0.0.0 or ::
 	sipPort  int
+	dns      *dnsLookup
 	metrics  *metrics
 	now      func() time.Time
 	rootCtx  context.Context
@@ -105,6 +130,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("sip config: %w", err)
 	}
+	warnSRTPInClear(cfg, log.Warn)
 	host, _, _ := net.SplitHostPort(cfg.ListenAddr)
 	ip := net.ParseIP(host)
 	if ip == nil {
@@ -121,11 +147,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		shutdown: cancel,
 		calls:    make(map[string]*Call),
 		orphans:  make(map[string]orphaned),
+		dns:      newDNSLookup(cfg.DNSServer),
 	}
 	o.metrics = newMetrics()
 
 	lc := net.ListenConfig{}
-	pc, err := lc.ListenPacket(ctx, "udp", cfg.ListenAddr)
+	// udp4 for an IPv4 host: on "udp" 0.0.0.0 becomes [::], and sipgo would
+	// not find the socket under the address its client sends from, and bind
+	// the port again for every request (address already in use).
+	network := "udp"
+	if ip.To4() != nil {
+		network = "udp4"
+	}
+	pc, err := lc.ListenPacket(ctx, network, cfg.ListenAddr)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("sip listen %s: %w", cfg.ListenAddr, err)
@@ -153,16 +187,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	}
 
 	for i, tc := range cfg.Trunks {
-		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth()}
+		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth(),
+			responses: newResponseTable(tc.Responses)}
 		t.channels.max = tc.MaxChannels
 		t.circuit.faultsToOpen = cfg.FaultsToOpen
 		t.circuit.recoverAfter = cfg.RecoverAfter
 		t.circuit.window = cfg.FaultWindow.Std()
 		name := tc.Name
 		t.circuit.onChange = func(s CircuitState) { o.metrics.setState(name, s) }
-		h, p, _ := net.SplitHostPort(tc.Address)
+		h := addressHost(tc.Address)
 		t.host = h
-		t.port, _ = strconv.Atoi(p)
+		if _, p, err := net.SplitHostPort(tc.Address); err == nil {
+			t.port, _ = strconv.Atoi(p)
+		} else {
+			t.resolved = &resolution{} // the port comes from SRV: the Request-URI has none
+		}
+		if tc.Register {
+			t.reg = newRegistration(tc)
+		}
 		if tc.Transport == TransportTLS {
 			tlsConf, err := trunkTLSConfig(tc, h)
 			if err != nil {
@@ -176,16 +218,41 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 				return nil, err
 			}
 		}
-		t.dialogUA = o.dialogUA(t)
+		t.keepalive = cfg.KeepaliveInterval.Std()
+		if tc.KeepaliveInterval != nil {
+			t.keepalive = Duration(*tc.KeepaliveInterval).Std()
+		}
+		if err := o.advertise(t); err != nil {
+			o.closeStacks()
+			cancel()
+			return nil, err
+		}
+		if t.dialogUA, err = o.dialogUA(t); err != nil {
+			o.closeStacks()
+			cancel()
+			return nil, err
+		}
 		o.metrics.setState(name, CircuitClosed)
 		o.metrics.inFlight.WithLabelValues(name).Set(0)
+		o.metrics.alarm.WithLabelValues(name).Set(0)
 		o.trunks = append(o.trunks, t)
 	}
 	slices.SortStableFunc(o.trunks, func(a, b *trunk) int { return a.cfg.Priority - b.cfg.Priority })
 
 	for _, t := range o.trunks {
+		if t.resolved != nil {
+			rctx, rcancel := context.WithTimeout(ctx, 2*dnsTimeout)
+			next := o.refresh(rctx, t)
+			rcancel()
+			o.wg.Add(1)
+			go o.resolveLoop(t, next)
+		}
 		o.wg.Add(1)
 		go o.monitor(t)
+		if t.reg != nil {
+			o.wg.Add(1)
+			go o.registerLoop(t)
+		}
 	}
 	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "trunks", len(o.trunks))
 	return o, nil
@@ -243,21 +310,71 @@ func (o *Originator) newStack(tlsConf *tls.Config) (*sipstack.Stack, error) {
 	return s, nil
 }
 
+// advertise works out what t's carrier is told to reach: the trunk's
+// external_addr, else the originator's, else the listening address, or when
+// that is any address, the local address the system routes to the trunk from.
+func (o *Originator) advertise(t *trunk) error {
+	ext, rtpExt := t.cfg.ExternalAddr, t.cfg.RTPExternalAddr
+	if ext == "" {
+		ext = o.cfg.ExternalAddr
+		if rtpExt == "" {
+			rtpExt = o.cfg.RTPExternalAddr
+		}
+	}
+	host, port := o.host, o.sipPort
+	switch {
+	case ext != "":
+		h, p, _ := splitExternal(ext) // validated
+		host = h
+		if p != 0 {
+			port = p
+		}
+	case net.ParseIP(o.host).IsUnspecified():
+		local, err := routeFrom(t.cfg.Address)
+		if err != nil {
+			return fmt.Errorf("sip config: trunk %q: listen_addr %s: no local address routes to %s (set external_addr): %w",
+				t.cfg.Name, o.cfg.ListenAddr, t.cfg.Address, err)
+		}
+		host = local.String()
+	}
+	t.viaHost, t.viaPort = host, port
+	if t.mediaIP = net.ParseIP(rtpExt); t.mediaIP == nil {
+		t.mediaIP = net.ParseIP(host) // validated: an IP unless rtpExt is set
+	}
+	return nil
+}
+
+// routeFrom is the local address the system would send to addr from. No
+// packet leaves: connecting a UDP socket only picks the route.
+func routeFrom(addr string) (net.IP, error) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP, nil
+}
+
 // dialogUA returns the dialog handle for a trunk: which client sends its
-// requests and what Contact it advertises.
-func (o *Originator) dialogUA(t *trunk) *sipgo.DialogUA {
-	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "turbina", Host: o.host}}
-	client := t.stack.Client
+// requests (with the trunk's advertised Via and rport) and what Contact it
+// advertises.
+func (o *Originator) dialogUA(t *trunk) (*sipgo.DialogUA, error) {
+	udp, stream, err := t.stack.Advertise(t.viaHost, t.viaPort)
+	if err != nil {
+		return nil, fmt.Errorf("sip: trunk %q: %w", t.cfg.Name, err)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "turbina", Host: t.viaHost}}
+	client := udp
 	if t.cfg.Transport == TransportUDP {
-		contact.Address.Port = o.sipPort
+		contact.Address.Port = t.viaPort
 	} else {
 		// Port 0: sipgo fills in the local end of the connection; in-dialog
 		// requests from the carrier come back over that connection.
-		client = t.stack.Stream
+		client = stream
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", t.cfg.Transport)
 	}
-	return &sipgo.DialogUA{Client: client, ContactHDR: contact}
+	return &sipgo.DialogUA{Client: client, ContactHDR: contact}, nil
 }
 
 // LocalAddr returns the SIP UDP address the Originator listens on.
@@ -279,13 +396,17 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
+	unfit, err := o.unfit(req)
+	if err != nil {
+		return nil, err
+	}
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
 	}
-	t, err := o.acquire(nil)
+	t, err := o.acquire(unfit)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +420,7 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 		return nil, fmt.Errorf("sip dial: %w", err)
 	}
 	c := newCall(o, req, media)
+	c.unfit = unfit
 	o.wg.Add(1)
 	go c.run(t)
 	return c, nil
@@ -308,6 +430,7 @@ func (o *Originator) Dial(ctx context.Context, req DialRequest) (*Call, error) {
 func (o *Originator) acquire(skip []*trunk) (*trunk, error) {
 	healthy := false
 	for _, t := range o.trunks {
+		o.endHold(t)
 		if slices.Contains(skip, t) || t.circuit.current() != CircuitClosed {
 			continue
 		}
@@ -321,6 +444,75 @@ func (o *Originator) acquire(skip []*trunk) (*trunk, error) {
 		return nil, ErrTrunksBusy
 	}
 	return nil, ErrNoTrunk
+}
+
+// acquireTrunk takes a channel on t itself, for a redirect to it.
+func (o *Originator) acquireTrunk(t *trunk) error {
+	o.endHold(t)
+	if t.circuit.current() != CircuitClosed {
+		return ErrNoTrunk
+	}
+	if !t.channels.tryAcquire(t.admissionCap(o.now())) {
+		return ErrTrunksBusy
+	}
+	o.metrics.inFlight.WithLabelValues(t.cfg.Name).Inc()
+	return nil
+}
+
+// trunkAt is the configured trunk whose SIP address is the URI's host and
+// port (5060, or 5061 for sips, when the URI has none), or nil: a redirect
+// goes nowhere else.
+func (o *Originator) trunkAt(u sip.Uri) *trunk {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if u.Scheme == "sips" {
+			port = 5061
+		}
+	}
+	for _, t := range o.trunks {
+		// A trunk found by SRV has no port of its own: its name is enough.
+		if strings.EqualFold(t.host, u.Host) && (t.port == port || t.resolved != nil && u.Port == 0) {
+			return t
+		}
+	}
+	return nil
+}
+
+// endHold closes a trunk's circuit once its hold is over, and says so.
+func (o *Originator) endHold(t *trunk) {
+	if t.circuit.releaseHold(o.now()) {
+		o.log.Info("sip trunk hold ended", "trunk", t.cfg.Name)
+		o.trunkChanged(t)
+	}
+}
+
+// holdTrunk keeps a trunk from new calls for d, as its carrier asked.
+func (o *Originator) holdTrunk(t *trunk, d time.Duration, why string) {
+	now := o.now()
+	if t.circuit.hold(now, now.Add(d), why) {
+		o.log.Warn("sip trunk held", "trunk", t.cfg.Name, "for", d, "why", why)
+		o.trunkChanged(t)
+	}
+}
+
+// alarm raises a trunk's alarm: its carrier refused service. It changes no
+// routing, so OnTrunkChange is not told (a carrier failing one call in fifty
+// would raise and clear it all day); the status, the metric and the
+// wallboard's next second show it.
+func (o *Originator) alarm(t *trunk, what string) {
+	if t.circuit.raiseAlarm(o.now(), what) {
+		o.metrics.alarm.WithLabelValues(t.cfg.Name).Set(1)
+		o.log.Info("sip trunk alarm", "trunk", t.cfg.Name, "alarm", what)
+	}
+}
+
+// clearAlarm ends a trunk's alarm: it carried a call to a person.
+func (o *Originator) clearAlarm(t *trunk) {
+	if t.circuit.clearAlarm() {
+		o.metrics.alarm.WithLabelValues(t.cfg.Name).Set(0)
+		o.log.Info("sip trunk alarm cleared", "trunk", t.cfg.Name)
+	}
 }
 
 func (o *Originator) release(t *trunk) {
@@ -354,16 +546,22 @@ func (o *Originator) Trunks() []TrunkStatus {
 }
 
 func (o *Originator) status(t *trunk) TrunkStatus {
-	state, forced, faults, lastErr, at := t.circuit.snapshot()
+	c := t.circuit.snapshot()
 	t.health.mu.Lock()
 	down, detection, sign := t.health.downSince, t.health.lastDetection, t.health.sign
 	t.health.mu.Unlock()
-	return TrunkStatus{
-		Name: t.cfg.Name, Priority: t.cfg.Priority, State: state,
+	st := TrunkStatus{
+		Name: t.cfg.Name, Priority: t.cfg.Priority, State: c.state,
 		InFlight: t.channels.load(), MaxChannels: t.cfg.MaxChannels,
-		Faults: faults, OutOfService: forced, LastError: lastErr, LastChangeAt: at,
+		Faults: c.faults, OutOfService: c.forced, LastError: c.lastErr, LastChangeAt: c.changedAt,
 		DownSince: down, LastDetection: detection.Seconds(), Sign: sign,
+		Alarm: c.alarm, AlarmSince: c.alarmSince,
+		Registration: t.reg.status(),
 	}
+	if o.now().Before(c.heldUntil) {
+		st.HeldUntil = c.heldUntil
+	}
+	return st
 }
 
 // ErrUnknownTrunk means no configured trunk has the name given.
@@ -425,10 +623,19 @@ func (o *Originator) probe(t *trunk, timeout time.Duration) error {
 func (o *Originator) probeCtx(ctx context.Context, t *trunk, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := t.unresolved(); err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
 	req := sip.NewRequest(sip.OPTIONS, o.trunkURI(t, ""))
+	dest := t.destination()
+	if dest != "" {
+		req.SetDestination(dest)
+	}
 	req.AppendHeader(sip.NewHeader("User-Agent", o.cfg.UserAgent))
 	res, err := t.dialogUA.Client.Do(ctx, req)
 	if err != nil {
+		// A trunk found by SRV moves on to its next target (RFC 3263 4.3).
+		t.resolved.skip(dest)
 		return fmt.Errorf("options %s: %w", t.cfg.Name, err)
 	}
 	if res.StatusCode >= 500 {

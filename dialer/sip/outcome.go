@@ -29,10 +29,12 @@ const (
 	OutcomeNoAnswer Outcome = "no_answer"
 	// OutcomeInvalidNumber: 404, 484, 410, 604. The contact is not to be retried.
 	OutcomeInvalidNumber Outcome = "invalid_number"
-	// OutcomeRejected: 603 Decline, and other 4xx/6xx that blame the call, not the trunk.
+	// OutcomeRejected: 603 Decline and other 6xx: the person declined.
 	OutcomeRejected Outcome = "rejected"
-	// OutcomeTrunkFault: 403, 5xx, failed authentication, no response or a
-	// transport error, on the last trunk tried.
+	// OutcomeTrunkFault: the carrier refused service (402, 403, 421 and other
+	// 4xx the response table does not give the person, 5xx, credentials
+	// refused), a redirect not followed, no response or a transport error, on
+	// the last trunk tried. Never the person's answer.
 	OutcomeTrunkFault Outcome = "trunk_fault"
 	// OutcomeTrunkDown: the call's trunk was found down before anyone answered
 	// (the call was ringing, or its INVITE had no final response): a CANCEL was
@@ -44,37 +46,6 @@ const (
 	// OutcomeCanceled: hung up locally (Hangup or Close) before any answer.
 	OutcomeCanceled Outcome = "canceled"
 )
-
-// statusClass says what a final non-2xx response means for the call and the trunk.
-type statusClass struct {
-	outcome  Outcome
-	fault    bool // counts against the trunk's circuit
-	failover bool // proves the trunk broken: retry the call on the next trunk
-}
-
-func classifyStatus(code int) statusClass {
-	switch code {
-	case 486, 600:
-		return statusClass{outcome: OutcomeBusy}
-	case 480, 408, 487:
-		return statusClass{outcome: OutcomeNoAnswer}
-	case 404, 484, 410, 604:
-		return statusClass{outcome: OutcomeInvalidNumber}
-	case 603:
-		return statusClass{outcome: OutcomeRejected}
-	case 488, 606:
-		return statusClass{outcome: OutcomeMediaFailed}
-	case 401, 407, 403:
-		// Refused credentials or a forbidden account: the trunk, not the contact.
-		return statusClass{outcome: OutcomeTrunkFault, fault: true}
-	case 503:
-		return statusClass{outcome: OutcomeTrunkFault, fault: true, failover: true}
-	}
-	if code >= 500 && code < 600 {
-		return statusClass{outcome: OutcomeTrunkFault, fault: true}
-	}
-	return statusClass{outcome: OutcomeRejected}
-}
 
 // Party says who ended an answered call.
 type Party string
@@ -155,6 +126,7 @@ const (
 	EventRinging    EventKind = "ringing"     // 180 (and 181/182)
 	EventEarlyMedia EventKind = "early_media" // 183 Session Progress
 	EventFailover   EventKind = "failover"    // the call moved to another trunk
+	EventRedirect   EventKind = "redirect"    // a 301/302 was followed to a trunk's address
 	EventAnswered   EventKind = "answered"    // 200 OK, ACK sent, media up
 	EventEnded      EventKind = "ended"       // Result is final
 )

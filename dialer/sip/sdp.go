@@ -55,6 +55,11 @@ type Answer struct {
 	Codec Codec
 	// TelephoneEvent is the payload type for RFC 4733 DTMF, 0 when absent.
 	TelephoneEvent uint8
+	// Profile is the audio stream's transport, e.g. RTP/AVP or RTP/SAVP.
+	Profile string
+	// Crypto holds the values of the stream's a=crypto lines (RFC 4568), as
+	// written; the SRTP negotiation (srtp.go) reads them.
+	Crypto []string
 }
 
 // ParseAnswerSDP reads an SDP answer: the first audio stream with a non-zero
@@ -68,6 +73,8 @@ func ParseAnswerSDP(body []byte) (Answer, error) {
 		mediaConn   string
 		port        int
 		formats     []string
+		profile     string
+		crypto      []string
 		rtpmap      = map[string]string{} // payload type -> encoding name (upper case)
 	)
 	for _, raw := range strings.Split(string(body), "\n") {
@@ -85,14 +92,14 @@ func ParseAnswerSDP(body []byte) (Answer, error) {
 				continue
 			}
 			f := strings.Fields(val)
-			if len(f) < 4 || f[0] != "audio" || !strings.Contains(f[2], "RTP/AVP") {
+			if len(f) < 4 || f[0] != "audio" || !isRTPProfile(f[2]) {
 				continue
 			}
 			p, err := strconv.Atoi(strings.SplitN(f[1], "/", 2)[0])
 			if err != nil || p <= 0 || p > 65535 {
 				continue // port 0: stream rejected
 			}
-			inAudio, port, formats = true, p, f[3:]
+			inAudio, port, formats, profile = true, p, f[3:], f[2]
 			continue
 		}
 		switch key {
@@ -108,6 +115,10 @@ func ParseAnswerSDP(body []byte) (Answer, error) {
 				sessionConn = host
 			}
 		case 'a':
+			if inAudio && strings.HasPrefix(val, "crypto:") {
+				crypto = append(crypto, strings.TrimPrefix(val, "crypto:"))
+				continue
+			}
 			if !inAudio || !strings.HasPrefix(val, "rtpmap:") {
 				continue
 			}
@@ -130,7 +141,7 @@ func ParseAnswerSDP(body []byte) (Answer, error) {
 		// 0.0.0.0 is an old-style hold; either way there is nowhere to send.
 		return Answer{}, fmt.Errorf("%w: connection address %q", ErrNoAudio, host)
 	}
-	ans := Answer{Remote: &net.UDPAddr{IP: ip, Port: port}}
+	ans := Answer{Remote: &net.UDPAddr{IP: ip, Port: port}, Profile: profile, Crypto: crypto}
 	found := false
 	for _, pt := range formats {
 		n, err := strconv.Atoi(pt)

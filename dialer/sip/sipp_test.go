@@ -244,8 +244,8 @@ func TestChannelLimit(t *testing.T) {
 }
 
 // TestCPSLimit: with MaxCPS=10, N Dials cannot all return before (N-1)/10 s,
-// and the INVITEs leave in order. (The exact spacing is unit-tested on the
-// pacer with a fake clock; this checks the wiring with a lower bound only.)
+// and the INVITEs leave in order. (The exact limit is unit-tested on the
+// pacer with a fake clock, and measured at the carrier by TestCPSAtCarrier.)
 func TestCPSLimit(t *testing.T) {
 	t.Parallel()
 	const n = 5

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestPacerExact drives the CPS pacer with a fake clock: a burst of
@@ -115,32 +117,133 @@ func TestCircuit(t *testing.T) {
 	}
 }
 
-func TestClassifyStatus(t *testing.T) {
+// TestResponseTable reads final responses through the default table and a
+// trunk's overrides: the action, the outcome, the hold.
+func TestResponseTable(t *testing.T) {
+	var overrides []ResponseRule
+	if err := json.Unmarshal([]byte(`[
+		{"code": 403, "cause": 21, "action": "person", "outcome": "rejected"},
+		{"code": "4xx", "reason": "Number Ported", "action": "person", "outcome": "invalid_number"},
+		{"code": 503, "action": "retry_later", "hold": "45s"}]`), &overrides); err != nil {
+		t.Fatal(err)
+	}
+	res := func(code int, phrase string, headers ...string) *sip.Response {
+		r := sip.NewResponse(code, phrase)
+		for i := 0; i+1 < len(headers); i += 2 {
+			r.AppendHeader(sip.NewHeader(headers[i], headers[i+1]))
+		}
+		return r
+	}
 	tests := []struct {
-		code     int
-		outcome  Outcome
-		fault    bool
-		failover bool
+		name    string
+		trunk   []ResponseRule
+		res     *sip.Response
+		action  ResponseAction
+		outcome Outcome
+		hold    time.Duration
 	}{
-		{486, OutcomeBusy, false, false}, {600, OutcomeBusy, false, false},
-		{480, OutcomeNoAnswer, false, false}, {408, OutcomeNoAnswer, false, false},
-		{404, OutcomeInvalidNumber, false, false}, {484, OutcomeInvalidNumber, false, false}, {410, OutcomeInvalidNumber, false, false},
-		{603, OutcomeRejected, false, false},
-		{403, OutcomeTrunkFault, true, false}, {500, OutcomeTrunkFault, true, false}, {502, OutcomeTrunkFault, true, false},
-		{503, OutcomeTrunkFault, true, true},
-		{488, OutcomeMediaFailed, false, false},
+		{"busy", nil, res(486, "Busy Here"), ActionPerson, OutcomeBusy, 0},
+		{"busy everywhere", nil, res(600, "Busy Everywhere"), ActionPerson, OutcomeBusy, 0},
+		{"unavailable", nil, res(480, "Temporarily Unavailable"), ActionPerson, OutcomeNoAnswer, 0},
+		{"no circuit behind a 480", nil, res(480, "Temporarily Unavailable", "Reason", `Q.850;cause=34;text="No circuit/channel available"`), ActionRetryElsewhere, OutcomeTrunkFault, 0},
+		{"congestion behind a 486", nil, res(486, "Busy Here", "Reason", `SIP;cause=486, Q.850;cause=42`), ActionRetryElsewhere, OutcomeTrunkFault, 0},
+		{"user busy cause", nil, res(486, "Busy Here", "Reason", `Q.850;cause=17`), ActionPerson, OutcomeBusy, 0},
+		{"not found", nil, res(404, "Not Found"), ActionPerson, OutcomeInvalidNumber, 0},
+		{"decline", nil, res(603, "Decline"), ActionPerson, OutcomeRejected, 0},
+		{"other 6xx", nil, res(607, "Unwanted"), ActionPerson, OutcomeRejected, 0},
+		{"codec", nil, res(488, "Not Acceptable Here"), ActionPerson, OutcomeMediaFailed, 0},
+		{"credit gone", nil, res(402, "Payment Required"), ActionTrunkFault, OutcomeTrunkFault, 5 * time.Minute},
+		{"forbidden", nil, res(403, "Forbidden"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"extension required", nil, res(421, "Extension Required"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"unmapped 4xx", nil, res(470, "Consent Needed"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"credentials refused", nil, res(401, "Unauthorized"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"server error", nil, res(500, "Server Internal Error"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"503 with Retry-After", nil, res(503, "Service Unavailable", "Retry-After", "120 (maintenance);duration=60"), ActionRetryLater, OutcomeTrunkFault, 120 * time.Second},
+		{"503 without Retry-After is a 500", nil, res(503, "Service Unavailable"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"Retry-After capped", nil, res(503, "Service Unavailable", "Retry-After", "86400"), ActionRetryLater, OutcomeTrunkFault, time.Hour},
+		{"moved", nil, res(302, "Moved Temporarily"), ActionRedirect, OutcomeTrunkFault, 0},
+		{"other 3xx", nil, res(380, "Alternative Service"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"override by cause", overrides, res(403, "Forbidden", "Reason", "Q.850;cause=21"), ActionPerson, OutcomeRejected, 0},
+		{"override by cause, other cause", overrides, res(403, "Forbidden", "Reason", "Q.850;cause=31"), ActionTrunkFault, OutcomeTrunkFault, 0},
+		{"override by phrase", overrides, res(404, "number ported"), ActionPerson, OutcomeInvalidNumber, 0},
+		{"override hold without Retry-After", overrides, res(503, "Service Unavailable"), ActionRetryLater, OutcomeTrunkFault, 45 * time.Second},
+		{"override, Retry-After wins", overrides, res(503, "Service Unavailable", "Retry-After", "10"), ActionRetryLater, OutcomeTrunkFault, 10 * time.Second},
 	}
 	for _, tt := range tests {
-		got := classifyStatus(tt.code)
-		if got.outcome != tt.outcome || got.fault != tt.fault || got.failover != tt.failover {
-			t.Errorf("%d: %+v, want %s fault=%v failover=%v", tt.code, got, tt.outcome, tt.fault, tt.failover)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			v := newResponseTable(tt.trunk).classify(tt.res)
+			if v.rule.Action != tt.action || v.outcome() != tt.outcome || v.hold != tt.hold {
+				t.Errorf("%d %s: %s %s hold %s, want %s %s hold %s", tt.res.StatusCode, tt.res.Reason,
+					v.rule.Action, v.outcome(), v.hold, tt.action, tt.outcome, tt.hold)
+			}
+		})
+	}
+}
+
+// TestResponseRulesRefused: a bad row of a trunk's table is refused with the
+// trunk, the row and the field named.
+func TestResponseRulesRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		json  string
+		field string
+	}{
+		{"code out of range", `[{"code": 200, "action": "trunk_fault"}]`, "code"},
+		{"code class unknown", `[{"code": "7xx", "action": "trunk_fault"}]`, "code"},
+		{"code missing", `[{"action": "trunk_fault"}]`, "responses[0].code"},
+		{"action unknown", `[{"code": 503, "action": "panic"}]`, "responses[0].action"},
+		{"person without outcome", `[{"code": 486, "action": "person"}]`, "responses[0].outcome"},
+		{"person answered", `[{"code": 486, "action": "person", "outcome": "answered"}]`, "responses[0].outcome"},
+		{"outcome on a trunk action", `[{"code": 503, "action": "retry_later", "outcome": "busy"}]`, "responses[0].outcome"},
+		{"cause out of range", `[{"code": 503, "cause": 300, "action": "trunk_fault"}]`, "responses[0].cause"},
+		{"negative hold", `[{"code": 503, "action": "retry_later", "hold": -5}]`, "responses[0].hold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rules []ResponseRule
+			if err := json.Unmarshal([]byte(tt.json), &rules); err != nil {
+				if !strings.Contains(err.Error(), tt.field) {
+					t.Errorf("decode error %v, want one naming %s", err, tt.field)
+				}
+				return
+			}
+			c := Config{Trunks: []TrunkConfig{{Name: "a", Address: "h:5060", Responses: rules}}}
+			c.applyDefaults()
+			err := c.validate()
+			if err == nil || !strings.Contains(err.Error(), tt.field) || !strings.Contains(err.Error(), `"a"`) {
+				t.Errorf("error %v, want one naming trunk a and %s", err, tt.field)
+			}
+		})
+	}
+}
+
+// TestCircuitHold: a held trunk takes no calls until the hold ends; answered
+// probes do not end it early, and a trunk held while open is held once its
+// probes would close it.
+func TestCircuitHold(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	c := &circuit{faultsToOpen: 2, window: time.Minute, recoverAfter: 1}
+	if !c.hold(t0, t0.Add(2*time.Minute), "503") || c.current() != CircuitHeld {
+		t.Fatalf("held: %s", c.current())
+	}
+	if c.beginProbe(t0.Add(time.Second)) || c.releaseHold(t0.Add(time.Minute)) || c.current() != CircuitHeld {
+		t.Fatalf("a probe or an early release ended the hold: %s", c.current())
+	}
+	if !c.releaseHold(t0.Add(2*time.Minute)) || c.current() != CircuitClosed {
+		t.Fatalf("hold over: %s", c.current())
+	}
+	c.trip(t0, "burst")
+	c.hold(t0, t0.Add(time.Minute), "503")
+	c.beginProbe(t0.Add(time.Second))
+	if c.endProbe(t0.Add(time.Second), nil) || c.current() != CircuitHeld {
+		t.Fatalf("answered probe during a hold: %s", c.current())
 	}
 }
 
 func TestConfigJSON(t *testing.T) {
 	var cfg Config
-	in := `{"trunks":[{"name":"a","address":"sip.example.net","transport":"TLS","max_cps":5,"max_channels":30,"priority":1}],
+	in := `{"trunks":[{"name":"a","address":"sip.example.net","transport":"TLS","max_cps":5,"max_channels":30,"priority":1},
+		{"name":"b","address":"192.0.2.1","transport":"tls"},{"name":"c","address":"[2001:db8::1]"}],
 		"ring_timeout":"25s","invite_timeout":2,"fault_window":"1m"}`
 	if err := json.Unmarshal([]byte(in), &cfg); err != nil {
 		t.Fatal(err)
@@ -150,8 +253,12 @@ func TestConfigJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := cfg.Trunks[0]
-	if tr.Address != "sip.example.net:5061" || tr.Transport != TransportTLS || tr.Domain != "sip.example.net" {
+	// A name without a port is kept for DNS SRV; an IP address gets the transport's port.
+	if tr.Address != "sip.example.net" || tr.Transport != TransportTLS || tr.Domain != "sip.example.net" {
 		t.Errorf("trunk defaults: %+v", tr)
+	}
+	if b, c := cfg.Trunks[1], cfg.Trunks[2]; b.Address != "192.0.2.1:5061" || b.Domain != "192.0.2.1" || c.Address != "[2001:db8::1]:5060" || c.Domain != "2001:db8::1" {
+		t.Errorf("IP trunk defaults: %+v %+v", b, c)
 	}
 	if cfg.RingTimeout.Std() != 25*time.Second || cfg.InviteTimeout.Std() != 2*time.Second || cfg.FaultWindow.Std() != time.Minute {
 		t.Errorf("durations: %v %v %v", cfg.RingTimeout.Std(), cfg.InviteTimeout.Std(), cfg.FaultWindow.Std())

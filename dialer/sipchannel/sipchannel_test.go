@@ -13,6 +13,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sip/carrier"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/media"
 )
 
@@ -152,4 +153,53 @@ func TestChannelUpFollowsTheTrunks(t *testing.T) {
 			t.Error("the only trunk out of service: channel still up")
 		}
 	})
+}
+
+// TestCarrierRefusalLeavesContactsPending: a carrier whose credit is gone (402,
+// sipp playing it) ends the attempt trunk_fault, which the journey table keeps
+// pending on a SIP-only ladder, where the person's refusal (rejected, what 402
+// was read as) would exhaust it; the trunk is held with its alarm raised, so the
+// next contact's attempt is channel_down, free, and that contact waits too.
+func TestCarrierRefusalLeavesContactsPending(t *testing.T) {
+	ctx := context.Background()
+	a := sipptest.Start(t, "payment-required.xml", sipptest.Options{})
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "prepaid", Address: a.Addr, CallerID: "+551130000000"}},
+		KeepaliveInterval: sip.Duration(time.Hour)}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	ch := sipchannel.New(o)
+	ladder := []campaigns.Rung{{Channel: campaigns.ChannelSIP, MaxAttempts: 2, RetryDelay: campaigns.Duration(time.Minute)}}
+	inProgress := campaigns.Position{Status: campaigns.ContactInProgress}
+	now := time.Now()
+
+	l, err := ch.Place(ctx, channel.PlaceRequest{AttemptID: 1, To: "+5511987650101", RingTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, l)
+	end := evs[len(evs)-1]
+	if end.Outcome != campaigns.OutcomeTrunkFault || end.SIPStatus != 402 {
+		t.Fatalf("402 ended %+v, want trunk_fault 402", end)
+	}
+	pos, err := campaigns.Apply(ladder, campaigns.Contact{ID: 1}, inProgress, campaigns.OutcomeEvent(end.Outcome), now)
+	if err != nil || pos.Status != campaigns.ContactPending {
+		t.Fatalf("contact after a 402: %+v %v, want pending", pos, err)
+	}
+	st := o.Trunks()[0]
+	if st.Alarm != "402 Payment Required" || st.State != sip.CircuitHeld {
+		t.Errorf("trunk after a 402: %+v, want held with its alarm", st)
+	}
+	if ch.Up() {
+		t.Error("the only trunk held: channel still up")
+	}
+	if _, err := ch.Place(ctx, channel.PlaceRequest{AttemptID: 2, To: "+5511987650102", RingTimeout: time.Second}); !errors.Is(err, channel.ErrChannelDown) {
+		t.Fatalf("place on a held trunk: %v, want ErrChannelDown", err)
+	}
+	pos, err = campaigns.Apply(ladder, campaigns.Contact{ID: 2}, inProgress, campaigns.OutcomeEvent(campaigns.OutcomeChannelDown), now)
+	if err != nil || pos.Status != campaigns.ContactPending || pos.Attempts != 0 {
+		t.Fatalf("contact refused by the held trunk: %+v %v, want pending with its attempts intact", pos, err)
+	}
+	a.Wait(t, 15*time.Second)
 }

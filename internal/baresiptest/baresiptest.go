@@ -44,6 +44,7 @@ type Phone struct {
 	cmd      *exec.Cmd
 	dir      string
 	ctrlAddr string
+	sipAddr  string
 	out      *testenv.Output
 	done     chan struct{}
 }
@@ -91,6 +92,13 @@ func Start(t testing.TB, o Options) *Phone {
 	}
 	accounts := fmt.Sprintf("<sip:%s@%s;transport=%s>;auth_pass=%s;answermode=auto;regint=60;audio_codecs=PCMU,PCMA;mwi=no\n",
 		o.User, o.Registrar, o.Transport, o.Password)
+	return run(t, bin, dir, conf, accounts, ctrlPort)
+}
+
+// run writes baresip's configuration and accounts into dir and starts it there;
+// it is stopped at the test's cleanup, and its output logged if the test failed.
+func run(t testing.TB, bin, dir, conf, accounts string, ctrlPort int) *Phone {
+	t.Helper()
 	for name, body := range map[string]string{"config": conf, "accounts": accounts, "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)

@@ -15,11 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 
 	"github.com/turbina-dialer/turbina/internal/testenv"
 )
@@ -46,6 +43,10 @@ type Options struct {
 	// other test binds. For link-cut drills with internal/netlab.
 	Netns string
 	Host  string
+	// Vars fill {{name}} placeholders in the scenario text before sipp reads
+	// it, for what sipp cannot substitute itself (its regexps take no
+	// keywords).
+	Vars map[string]string
 }
 
 // Proc is one running sipp.
@@ -141,7 +142,7 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	}
 	dir := t.TempDir()
 	sf := filepath.Join(dir, scenario)
-	if err := os.WriteFile(sf, body, 0o644); err != nil {
+	if err := os.WriteFile(sf, fillVars(body, o.Vars), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
@@ -150,29 +151,10 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	// A free port is free only until someone else binds it: tests run in parallel,
 	// so when sipp loses its port it is started again (on new ports unless the
 	// caller chose them).
-	// Turbina sends every trunk OPTIONS keepalives; sipp counts each as one of
-	// its -m calls, and fails it when the scenario does not expect OPTIONS. A
-	// UDP sipp whose scenario has no OPTIONS branch gets a shim in front that
-	// answers them (see shim).
-	shimmed := o.Netns == "" && o.Transport[0] == 'u' && !bytes.Contains(body, []byte(`request="OPTIONS"`))
 	explicit := o.Port != 0
 	for try := 1; ; try++ {
 		run := o
 		if !explicit {
-			run.Port = FreePort(t)
-		}
-		var sh *shim
-		if shimmed {
-			var err error
-			if sh, err = listenShim(run.Port, explicit); err != nil {
-				if !explicit && try < 5 {
-					continue // the free port was taken meanwhile: another one
-				}
-				t.Fatalf("sipp %s: %v", scenario, err)
-			}
-			if run.ContactPort == 0 {
-				run.ContactPort = run.Port // in-dialog requests come through the shim
-			}
 			run.Port = FreePort(t)
 		}
 		if run.ContactPort == 0 {
@@ -180,15 +162,7 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 		}
 		p, err := launch(t, bin, dir, sf, run)
 		if err == nil {
-			if sh != nil {
-				sh.serve(p.Port, p.done)
-				t.Cleanup(sh.close)
-				p.Port, p.Addr = sh.port(), sh.pc.LocalAddr().String()
-			}
 			return p
-		}
-		if sh != nil {
-			sh.close()
 		}
 		if !errors.Is(err, errPortTaken) || try == 5 {
 			t.Fatalf("sipp %s: %v", scenario, err)
@@ -197,121 +171,13 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	}
 }
 
-// shim stands in front of a UDP sipp on 127.0.0.1: it answers out-of-dialog
-// OPTIONS 200 itself and relays every other datagram both ways, through one
-// socket per peer so that sipp's answers and requests go back to the right one.
-type shim struct {
-	pc    net.PacketConn
-	mu    sync.Mutex
-	peers map[string]*net.UDPConn
-	done  bool
-}
-
-// listenShim binds port; a port just freed by the previous shim of an explicit
-// port (its sipp exited) may take a moment to be released.
-func listenShim(port int, explicit bool) (*shim, error) {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			return &shim{pc: pc, peers: map[string]*net.UDPConn{}}, nil
-		}
-		if !explicit || time.Now().After(deadline) {
-			return nil, fmt.Errorf("shim: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// fillVars replaces the {{name}} placeholders of a scenario.
+func fillVars(body []byte, vars map[string]string) []byte {
+	var pairs []string
+	for k, v := range vars {
+		pairs = append(pairs, "{{"+k+"}}", v)
 	}
-}
-
-func (s *shim) port() int { return s.pc.LocalAddr().(*net.UDPAddr).Port }
-
-// serve relays to sipp on backend until sipp exits (then the port is free
-// again, for a test that starts another sipp on it) or close.
-func (s *shim) serve(backend int, exited <-chan struct{}) {
-	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: backend}
-	go func() {
-		<-exited
-		s.close()
-	}()
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := s.pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if s.answerOptions(buf[:n], from) {
-				continue
-			}
-			if up := s.peer(from, to); up != nil {
-				_, _ = up.Write(buf[:n])
-			}
-		}
-	}()
-}
-
-// answerOptions answers an OPTIONS request 200; false for anything else.
-func (s *shim) answerOptions(b []byte, from net.Addr) bool {
-	if !bytes.HasPrefix(b, []byte("OPTIONS ")) {
-		return false
-	}
-	msg, err := sip.ParseMessage(append([]byte(nil), b...))
-	req, ok := msg.(*sip.Request)
-	if err != nil || !ok {
-		return false
-	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	if to := res.To(); to != nil {
-		to.Params.Add("tag", "sipptest-shim")
-	}
-	_, _ = s.pc.WriteTo([]byte(res.String()), from)
-	return true
-}
-
-// peer is the socket that carries from's datagrams to sipp, and sipp's back to from.
-func (s *shim) peer(from net.Addr, to *net.UDPAddr) *net.UDPConn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return nil
-	}
-	if up := s.peers[from.String()]; up != nil {
-		return up
-	}
-	up, err := net.DialUDP("udp", nil, to)
-	if err != nil {
-		return nil
-	}
-	s.peers[from.String()] = up
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, err := up.Read(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue // ICMP refused while sipp is gone: keep the peer
-			}
-			_, _ = s.pc.WriteTo(buf[:n], from)
-		}
-	}()
-	return up
-}
-
-// close stops relaying and frees the port.
-func (s *shim) close() {
-	s.mu.Lock()
-	if s.done {
-		s.mu.Unlock()
-		return
-	}
-	s.done = true
-	_ = s.pc.Close()
-	for _, up := range s.peers {
-		_ = up.Close()
-	}
-	s.mu.Unlock()
+	return []byte(strings.NewReplacer(pairs...).Replace(string(body)))
 }
 
 // errPortTaken means sipp could not bind a port another process took first.

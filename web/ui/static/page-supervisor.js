@@ -354,10 +354,26 @@ function renderFailover(list, whatsApp) {
 
 // ---- trunks, WhatsApp, audit ----
 
+// trunkDown says why a trunk is not carrying calls: the carrier's refusal (its
+// alarm), a pause the carrier asked for, a death and how fast it was found.
 function trunkDown(tr) {
-  if (tr.down_since) return t('sup.downAt', { since: fmt.time(tr.down_since), secs: fmt.num(tr.last_detection_seconds, 1) });
-  if (tr.last_detection_seconds) return t('sup.lastDetection', { secs: fmt.num(tr.last_detection_seconds, 1) });
-  return '—';
+  const notes = [];
+  if (tr.alarm) notes.push(t('sup.alarm', { alarm: tr.alarm, since: fmt.time(tr.alarm_since) }));
+  if (tr.held_until) notes.push(t('sup.heldUntil', { until: fmt.time(tr.held_until) }));
+  if (tr.down_since) notes.push(t('sup.downAt', { since: fmt.time(tr.down_since), secs: fmt.num(tr.last_detection_seconds, 1) }));
+  else if (tr.last_detection_seconds) notes.push(t('sup.lastDetection', { secs: fmt.num(tr.last_detection_seconds, 1) }));
+  return notes.length ? notes.join(' · ') : '—';
+}
+
+// trunkRegistration says how a registering trunk's REGISTER stands; nothing for
+// a trunk that does not register.
+function trunkRegistration(tr) {
+  const reg = tr.registration;
+  if (!reg) return null;
+  let text = t('sup.reg.' + reg.state);
+  if (reg.state === 'registered') text = t('sup.reg.registered', { until: fmt.time(reg.expires_at) });
+  if (reg.state === 'failing') text = t('sup.reg.failing', { error: reg.last_error || '', at: fmt.time(reg.next_try_at) });
+  return el('div', { class: 'trunk-reg', 'data-reg': reg.state, title: reg.aor }, text);
 }
 
 function renderTrunks(trunks, control) {
@@ -368,8 +384,8 @@ function renderTrunks(trunks, control) {
     const btn = el('button', { type: 'button', 'aria-label': `${t(out ? 'sup.putback' : 'sup.takeout')}: ${tr.name}` }, t(out ? 'sup.putback' : 'sup.takeout'));
     btn.addEventListener('click', () => act(() => api('PATCH', `/api/v1/trunks/${encodeURIComponent(tr.name)}`, { out_of_service: !out }),
       `${tr.name}: ${t(out ? 'sup.putback' : 'sup.takeout')}`));
-    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, t('sup.trunkState.' + tr.state))),
-      el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', { class: 'trunk-down' }, trunkDown(tr)), el('td', {}, btn));
+    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': tr.state }, t('sup.trunkState.' + tr.state)), trunkRegistration(tr)),
+      el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', { class: 'trunk-down', 'data-alarm': tr.alarm ? 'true' : 'false' }, trunkDown(tr)), el('td', {}, btn));
   }));
 }
 

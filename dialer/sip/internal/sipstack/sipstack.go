@@ -25,7 +25,9 @@ import (
 type Config struct {
 	// UserAgent goes in the User-Agent header of requests.
 	UserAgent string
-	// Host is the local IP address put in Via and Contact.
+	// Host is the local IP address put in Via and Contact, and the one
+	// Stack.Client sends from: the listening address, which may be 0.0.0.0
+	// or :: (then see [Stack.Advertise]).
 	Host string
 	// Port is the local SIP UDP port: Stack.Client sends from Host:Port.
 	Port int
@@ -48,6 +50,8 @@ type Stack struct {
 	Client *sipgo.Client
 	// Stream sends requests over TCP or TLS connections from ephemeral ports.
 	Stream *sipgo.Client
+
+	cfg Config
 }
 
 // New builds a stack. It listens on nothing yet: see [Stack.StartUDP].
@@ -69,7 +73,7 @@ func New(cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user agent: %w", err)
 	}
-	s := &Stack{UA: ua}
+	s := &Stack{UA: ua, cfg: cfg}
 	if s.Server, err = sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
 		_ = ua.Close()
 		return nil, fmt.Errorf("server: %w", err)
@@ -84,6 +88,25 @@ func New(cfg Config) (*Stack, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	return s, nil
+}
+
+// Advertise returns clients that send as Stack.Client and Stack.Stream do,
+// but put host and port in Via sent-by (port 0: the connection's own) with
+// rport (RFC 3581), so that a carrier behind which, or a NAT behind which, the
+// socket's address means nothing answers where the request came from, and
+// learns the address it sees.
+func (s *Stack) Advertise(host string, port int) (udp, stream *sipgo.Client, err error) {
+	cfg := s.cfg
+	if udp, err = sipgo.NewClient(s.UA, sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(host),
+		sipgo.WithClientPort(port), sipgo.WithClientNAT(),
+		sipgo.WithClientConnectionAddr(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))); err != nil {
+		return nil, nil, fmt.Errorf("client: %w", err)
+	}
+	if stream, err = sipgo.NewClient(s.UA, sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(host),
+		sipgo.WithClientNAT()); err != nil {
+		return nil, nil, fmt.Errorf("client: %w", err)
+	}
+	return udp, stream, nil
 }
 
 // startTimeout bounds how long StartUDP waits for sipgo to take the socket.
