@@ -257,7 +257,7 @@ func TestTrunkDroppedConversationNotResumed(t *testing.T) {
 		behaviour  emulator.Behaviour
 		outcome    campaigns.Outcome // of the call back; "" when none was placed
 	}{
-		{"permission denied: the gate refuses", storage.PermissionDenied, emulator.Behaviour{Call: emulator.CallAccept}, ""},
+		{"permission denied today: the gate refuses", storage.PermissionDenied, emulator.Behaviour{Call: emulator.CallAccept}, ""},
 		{"WhatsApp refuses: no permission", "", emulator.Behaviour{RequirePermission: true}, campaigns.OutcomeNoPermission},
 		{"the person declines", storage.PermissionGranted, emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond},
 			campaigns.OutcomeRejected},
@@ -272,6 +272,12 @@ func TestTrunkDroppedConversationNotResumed(t *testing.T) {
 			defer cancel()
 			if tc.permission != "" {
 				if err := h.store.SetWhatsAppPermission(ctx, contactID, tc.permission, time.Now().Add(24*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.permission == storage.PermissionDenied {
+				// Asked (and refused) an hour ago: Meta allows no other request today.
+				if err := h.store.RecordPermissionRequest(ctx, contactID, phone, time.Now().Add(-time.Hour)); err != nil {
 					t.Fatal(err)
 				}
 			}

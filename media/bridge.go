@@ -252,10 +252,11 @@ func (b *Bridge) Connect(customer Leg, opts ...ConnectOption) (*Connection, erro
 	}
 	c.path.toAgent.newSegment()
 	c.discardQueued() // before the switch instant: what queued until now is stale
+	// Logged before the call is live: from then on its readers own c.cc.
+	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.path.codec)
 	b.last = c
 	b.cur.Store(c)
 	go c.readCustomer()
-	b.log.Debug("bridge: customer connected", "customer", c.cc, "agent", c.path.codec)
 	return c, nil
 }
 
@@ -312,26 +313,59 @@ func newCall(b *Bridge, customer Leg, opts []ConnectOption) (*Connection, error)
 		o(c)
 	}
 	c.toCustomer = newOutStream(c.cc.ClockRate, b.frame)
-	if !c.cc.SameFormat(c.path.codec) {
-		var err error
-		if c.toAgentTx, err = NewTranscoder(c.cc, c.path.codec); err != nil {
-			return nil, fmt.Errorf("bridge %s → %s: %w", c.cc.Name, c.path.codec.Name, err)
-		}
-		if c.toCustTx, err = NewTranscoder(c.path.codec, c.cc); err != nil {
-			return nil, fmt.Errorf("bridge %s → %s: %w", c.path.codec.Name, c.cc.Name, err)
-		}
+	if err := c.tune(cc); err != nil {
+		return nil, err
 	}
 	if c.rec != nil {
 		var err error
-		if c.custDec, err = NewDecoder(c.cc); err != nil {
-			return nil, fmt.Errorf("bridge recording: %w", err)
-		}
 		if c.agentDec, err = NewDecoder(c.path.codec); err != nil {
 			return nil, fmt.Errorf("bridge recording: %w", err)
 		}
 		c.pcm = make([]int16, maxFrameSamples)
 	}
 	return c, nil
+}
+
+// tune sets what the call needs to carry the customer's codec cc to and from
+// its agent leg: the transcoders when the two differ, the recording's decoder.
+func (c *Connection) tune(cc Codec) error {
+	var toAgent, toCust Transcoder
+	var dec Decoder
+	if !cc.SameFormat(c.path.codec) {
+		var err error
+		if toAgent, err = NewTranscoder(cc, c.path.codec); err != nil {
+			return fmt.Errorf("bridge %s → %s: %w", cc.Name, c.path.codec.Name, err)
+		}
+		if toCust, err = NewTranscoder(c.path.codec, cc); err != nil {
+			return fmt.Errorf("bridge %s → %s: %w", c.path.codec.Name, cc.Name, err)
+		}
+	}
+	if c.rec != nil {
+		var err error
+		if dec, err = NewDecoder(cc); err != nil {
+			return fmt.Errorf("bridge recording: %w", err)
+		}
+	}
+	c.cc, c.toAgentTx, c.toCustTx, c.custDec = cc, toAgent, toCust, dec
+	return nil
+}
+
+// follow retunes the call when the customer leg's codec changed under it (a
+// new offer and answer in the middle of a SIP call). The caller holds the
+// path's fwd lock: both directions read what tune sets.
+func (c *Connection) follow() {
+	cc := c.customer.Codec()
+	if cc == c.cc {
+		return
+	}
+	if err := c.tune(cc); err != nil {
+		// Kept as it was: packets of the new codec are dropped as unknown
+		// until a codec the bridge can carry comes back.
+		c.b.log.Warn("bridge: cannot follow the customer's new codec", "codec", cc, "err", err)
+		c.cc = cc // tried once, not per packet
+		return
+	}
+	c.b.log.Debug("bridge: customer codec changed", "customer", cc, "agent", c.path.codec)
 }
 
 // Path returns the index, among the legs given to NewBridgePaths, of the agent
@@ -377,7 +411,7 @@ func (c *Connection) readCustomer() {
 	if c.first != nil {
 		n := copy(buf, c.first)
 		c.first = nil
-		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, c.custDec, true)
+		c.toAgent(buf[:n], out, pcm)
 	}
 	for {
 		// Checked before blocking too: Disconnect's deadline may have been
@@ -398,7 +432,7 @@ func (c *Connection) readCustomer() {
 			return
 		}
 		t0 := time.Now()
-		c.forward(buf[:n], out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, c.custDec, true)
+		c.toAgent(buf[:n], out, pcm)
 		if b.cfg.Latency != nil {
 			b.cfg.Latency.Record(time.Since(t0))
 		}
@@ -416,8 +450,20 @@ func (c *Connection) discardQueued() {
 	}
 }
 
-// forwardToCustomer is called by the reader of the call's agent leg.
+// toAgent forwards one customer packet to the agent leg. It holds the path's
+// fwd lock, as the agent leg's reader does for the other direction, so that
+// either may retune the call when the customer's codec changes.
+func (c *Connection) toAgent(pkt, out []byte, pcm []int16) {
+	c.path.fwd.Lock()
+	defer c.path.fwd.Unlock()
+	c.follow()
+	c.forward(pkt, out, pcm, &c.stats[0], &c.path.toAgent, c.cc, c.path.codec, c.toAgentTx, c.path.leg, c.custDec, true)
+}
+
+// forwardToCustomer is called by the reader of the call's agent leg, with the
+// path's fwd lock held.
 func (c *Connection) forwardToCustomer(pkt, out []byte) {
+	c.follow()
 	c.forward(pkt, out, c.pcm, &c.stats[1], &c.toCustomer, c.path.codec, c.cc, c.toCustTx, c.customer, c.agentDec, false)
 }
 

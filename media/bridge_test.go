@@ -419,3 +419,47 @@ func TestBridgeSilenceWatchesEveryAgentLeg(t *testing.T) {
 		t.Fatal("the bridge did not notice the silent agent")
 	}
 }
+
+// TestBridgeFollowsCustomerLeg: a SIP customer's new offer and answer in the
+// middle of the call change its leg's codec, address and hold state; the bridge
+// connected to it follows without a new Connect: PCMA is transcoded both ways,
+// RTP goes to the new port, and nothing goes to a customer on hold.
+func TestBridgeFollowsCustomerLeg(t *testing.T) {
+	agent := newPhone(t, PCMU)
+	cust := newPhone(t, PCMU)
+	b := startBridge(t, agent.leg, BridgeConfig{})
+	if _, err := b.Connect(cust.leg); err != nil {
+		t.Fatal(err)
+	}
+	in := payload(1, 160, 0)
+	cust.send(t, 0, false, in)
+	if got := agent.recv(t, recvTimeout); got.PayloadType != 0 || got.Payload[0] != in[0] {
+		t.Fatalf("before the change the agent got pt %d", got.PayloadType)
+	}
+
+	cust.leg.SetCodec(PCMA)
+	moved := listenUDP(t)
+	cust.leg.SetRemote(moved.LocalAddr().(*net.UDPAddr))
+
+	cust.send(t, 8, false, in)
+	got := agent.recv(t, recvTimeout)
+	if got.PayloadType != 0 || got.Payload[0] != alawToULaw[in[0]] {
+		t.Fatalf("agent got pt %d byte %#02x, want PCMU %#02x", got.PayloadType, got.Payload[0], alawToULaw[in[0]])
+	}
+	agent.send(t, 0, false, in)
+	at := &phone{conn: moved, leg: cust.leg}
+	back := at.recv(t, recvTimeout)
+	if back.PayloadType != 8 || back.Payload[0] != ulawToALaw[in[0]] {
+		t.Fatalf("customer's new port got pt %d byte %#02x, want PCMA %#02x", back.PayloadType, back.Payload[0], ulawToALaw[in[0]])
+	}
+	cust.expectSilence(t, 50*time.Millisecond) // the old port hears nothing more
+
+	cust.leg.SetMuted(true)
+	agent.send(t, 0, false, in)
+	at.expectSilence(t, 100*time.Millisecond)
+	cust.leg.SetMuted(false)
+	agent.send(t, 0, false, in)
+	if back := at.recv(t, recvTimeout); back.PayloadType != 8 {
+		t.Fatalf("after the resume the customer got pt %d", back.PayloadType)
+	}
+}

@@ -42,10 +42,13 @@ var ErrNoRemote = errors.New("media: remote RTP address not known yet")
 // the trunk or to an agent's phone.
 type UDPLeg struct {
 	conn   *net.UDPConn
-	codec  Codec
+	codec  atomic.Pointer[Codec]
 	remote atomic.Pointer[netip.AddrPort]
-	latch  bool
-	unmap  bool // the socket is IPv4: send to plain IPv4 addresses
+	// muted: the peer put the call on hold (its SDP says it receives nothing),
+	// so what the leg is given to send is dropped (RFC 3264 §8.4).
+	muted atomic.Bool
+	latch bool
+	unmap bool // the socket is IPv4: send to plain IPv4 addresses
 
 	// first is a packet read off conn before the leg took it over, returned
 	// before anything the socket holds (WithFirstPacket).
@@ -71,7 +74,7 @@ func WithLatching() UDPLegOption { return func(l *UDPLeg) { l.latch = true } }
 // remote is the peer's RTCP address, usually the RTP port + 1. The leg owns conn.
 func WithRTCP(conn *net.UDPConn, remote *net.UDPAddr, interval time.Duration) UDPLegOption {
 	return func(l *UDPLeg) {
-		l.rtcp = newRTCPSession(conn, remote, interval, l.codec.ClockRate)
+		l.rtcp = newRTCPSession(conn, remote, interval, l.Codec().ClockRate)
 	}
 }
 
@@ -98,18 +101,15 @@ func WithLogger(log *slog.Logger) UDPLegOption {
 // from here on and closes it in Close. A nil remote waits for the first packet
 // and latches to its source.
 func NewUDPLeg(conn *net.UDPConn, remote *net.UDPAddr, codec Codec, opts ...UDPLegOption) *UDPLeg {
-	l := &UDPLeg{conn: conn, codec: codec, log: slog.Default()}
+	l := &UDPLeg{conn: conn, log: slog.Default()}
+	l.codec.Store(&codec)
 	if la, ok := conn.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil && !la.IP.IsUnspecified() {
 		l.unmap = true
 	}
 	if remote == nil {
 		l.latch = true
 	} else {
-		ap := remote.AddrPort()
-		if l.unmap {
-			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-		l.remote.Store(&ap)
+		l.SetRemote(remote)
 	}
 	for _, o := range opts {
 		o(l)
@@ -152,8 +152,33 @@ func (l *UDPLeg) ReadRTP(buf []byte) (int, error) {
 	}
 }
 
+// SetRemote moves where the leg sends RTP: the peer's new offer or answer in
+// the middle of the call named another address (RFC 3264 §8.3.1). A latching
+// leg still follows the source of what it receives. A nil addr is ignored.
+func (l *UDPLeg) SetRemote(addr *net.UDPAddr) {
+	if addr == nil {
+		return
+	}
+	ap := addr.AddrPort()
+	if l.unmap {
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	l.remote.Store(&ap)
+}
+
+// SetCodec changes the leg's codec after a new offer and answer; a bridge the
+// leg is connected to follows it (transcoding when the agent's differs).
+func (l *UDPLeg) SetCodec(c Codec) { l.codec.Store(&c) }
+
+// SetMuted makes WriteRTP drop what it is given while the peer holds the call
+// and receives nothing, and send again once it resumes.
+func (l *UDPLeg) SetMuted(muted bool) { l.muted.Store(muted) }
+
 // WriteRTP implements Leg.
 func (l *UDPLeg) WriteRTP(pkt []byte) error {
+	if l.muted.Load() {
+		return nil
+	}
 	to := l.remote.Load()
 	if to == nil {
 		return ErrNoRemote
@@ -171,7 +196,7 @@ func (l *UDPLeg) WriteRTP(pkt []byte) error {
 func (l *UDPLeg) SetReadDeadline(t time.Time) error { return l.conn.SetReadDeadline(t) }
 
 // Codec implements Leg.
-func (l *UDPLeg) Codec() Codec { return l.codec }
+func (l *UDPLeg) Codec() Codec { return *l.codec.Load() }
 
 // LocalAddr returns the socket's local address.
 func (l *UDPLeg) LocalAddr() *net.UDPAddr { return l.conn.LocalAddr().(*net.UDPAddr) }

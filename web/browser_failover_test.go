@@ -140,17 +140,17 @@ func TestBrowserFailoverBanner(t *testing.T) {
 	p.shot("down-en")
 	p.do("switch to Portuguese", chromedp.SetValue(chromedp.CSS("#lang-switch"), "pt-BR"))
 	eval[bool](p, `(document.getElementById('lang-switch').dispatchEvent(new Event('change')), true)`)
+	// The banner is drawn anew on each wallboard update, so a node read apart
+	// from its check may be gone: each text is checked within one evaluation.
 	p.waitJS("banner in Portuguese", `document.querySelector('#failover h2')?.textContent === 'Tronco carrier-sim fora do ar'`, 5*time.Second)
-	if got, want := p.text("#failover .fo-lead"), "As ligações estão indo pelo WhatsApp — nada a fazer."; got != want {
-		t.Errorf("banner lead %q, want %q", got, want)
-	}
+	p.waitJS("banner lead in Portuguese", `document.querySelector('#failover .fo-lead')?.textContent === 'As ligações estão indo pelo WhatsApp — nada a fazer.'`, 5*time.Second)
 	p.shot("down-pt-BR")
 
 	link.Cut(false)
-	p.waitJS("banner: trunk back", `document.querySelector('#failover .fo[data-state="recovered"]') !== null`, 10*time.Second)
-	if got := p.text("#failover h2"); len(got) < len("Tronco carrier-sim voltou após 00:0") || got[:len("Tronco carrier-sim voltou após ")] != "Tronco carrier-sim voltou após " {
-		t.Errorf("banner heading once back %q, want it to say the trunk is back and for how long it was down", got)
-	}
+	p.waitJS("banner: trunk back, for how long it was down", `(() => {
+		const h = document.querySelector('#failover .fo[data-state="recovered"] h2')?.textContent || '';
+		return /^Tronco carrier-sim voltou após \S*\d/.test(h);
+	})()`, 10*time.Second)
 	p.shot("back-pt-BR")
 	p.do("switch to English", chromedp.SetValue(chromedp.CSS("#lang-switch"), "en"))
 	eval[bool](p, `(document.getElementById('lang-switch').dispatchEvent(new Event('change')), true)`)

@@ -96,6 +96,11 @@ const (
 // under it: nobody hung up, the line dropped.
 const HangupByTrunk = "trunk"
 
+// HangupByTimeout is AttemptEvent.HangupBy for an answered call the channel
+// found dead and ended: no media for its timeout, or its session timer ran out
+// unrefreshed; Detail says which.
+const HangupByTimeout = "timeout"
+
 // AttemptEvent reports one step of an attempt.
 type AttemptEvent struct {
 	Kind    AttemptEventKind
@@ -105,8 +110,9 @@ type AttemptEvent struct {
 	SIPStatus int
 	// Trunk names the SIP trunk (or WhatsApp number) that carried the attempt.
 	Trunk string
-	// HangupBy says who ended an answered call: "remote", "local", or
-	// HangupByTrunk when the trunk went down under it.
+	// HangupBy says who ended an answered call: "remote", "local",
+	// HangupByTrunk when the trunk went down under it, or HangupByTimeout
+	// when the channel found it dead.
 	HangupBy string
 	// Detail is a short human-readable reason (SIP reason phrase, API error).
 	Detail string

@@ -2,8 +2,6 @@ package sip
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -40,8 +38,12 @@ type AgentCall struct {
 	binding Binding
 	ua      *sipgo.DialogUA
 	callID  string
-	offer   []byte
 	leg     *media.UDPLeg
+	// neg is the call's offer/answer state; once answered it carries only the
+	// codec the agent's bridge was built with.
+	neg *offerAnswer
+	// timers hears of the phone's session refreshes (re-INVITE, UPDATE).
+	timers chan sessionTimer
 
 	sess      *sipgo.DialogClientSession
 	remoteTag string
@@ -89,6 +91,7 @@ func (r *Registrar) CallAgent(ctx context.Context, agentID int64, opts AgentCall
 	c := &AgentCall{
 		r: r, agentID: agentID, binding: b, ua: r.udpUA, callID: uuid.NewString(),
 		hangup: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{}),
+		timers: make(chan sessionTimer, 1),
 	}
 	if b.Transport == "tcp" {
 		c.ua = r.tcpUA
@@ -123,11 +126,8 @@ func (c *AgentCall) buildInvite(conn *net.UDPConn, opts AgentCallOptions) *sip.R
 	inv.AppendHeader(sip.NewHeader("Allow", allowed))
 	ct := sip.ContentTypeHeader("application/sdp")
 	inv.AppendHeader(&ct)
-	local := conn.LocalAddr().(*net.UDPAddr)
-	var sid [8]byte
-	_, _ = rand.Read(sid[:])
-	c.offer = buildOffer(local.IP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
-	inv.SetBody(c.offer)
+	c.neg = newOfferAnswer(conn.LocalAddr().(*net.UDPAddr), []Codec{CodecPCMU, CodecPCMA})
+	inv.SetBody(c.neg.offer(false))
 	// Send to where the REGISTER came from (NAT), over the same transport;
 	// over TCP that reuses the phone's connection. Should that connection be
 	// gone, its source port means nothing any more: try the Contact.
@@ -256,6 +256,7 @@ func (c *AgentCall) setup(ctx context.Context, conn *net.UDPConn, opts AgentCall
 		sess.Close()
 		return err
 	}
+	c.neg.restrict(ans.Codec)
 	codec := media.PCMU
 	if ans.Codec.Name == "PCMA" {
 		codec = media.PCMA
@@ -312,22 +313,46 @@ func (c *AgentCall) run() {
 	r := c.r
 	defer r.wg.Done()
 	var reason error
-	select {
-	case <-c.sess.Context().Done():
-		if c.byRemote.Load() {
-			reason = errors.New("sip: agent phone hung up")
-		} else {
-			reason = fmt.Errorf("sip: agent call ended: %w", context.Cause(c.sess.Context()))
+	// A phone that asked for a session timer (RFC 4028) refreshes the call;
+	// one that stops is gone, and its call with it.
+	expiry := time.NewTimer(time.Hour)
+	expiry.Stop()
+	defer expiry.Stop()
+	var expired <-chan time.Time
+	var st sessionTimer
+	for {
+		select {
+		case upd := <-c.timers:
+			if upd.interval != 0 {
+				st = upd
+			}
+			expiry.Stop()
+			expired = nil
+			if st.interval != 0 {
+				expiry.Reset(st.expiryDelay())
+				expired = expiry.C
+			}
+			continue
+		case <-expired:
+			reason = fmt.Errorf("sip: agent call ended: %s", sessionExpired(st.interval))
+			c.bye()
+		case <-c.sess.Context().Done():
+			if c.byRemote.Load() {
+				reason = errors.New("sip: agent phone hung up")
+			} else {
+				reason = fmt.Errorf("sip: agent call ended: %w", context.Cause(c.sess.Context()))
+			}
+		case <-c.hangup:
+			c.bye()
+		case <-c.lost:
+			// No BYE: nobody is there to answer it, and its retransmissions
+			// would only hold the end of the call back.
+			reason = c.lostErr
+		case <-r.rootCtx.Done():
+			reason = ErrRegistrarClosed
+			c.bye()
 		}
-	case <-c.hangup:
-		c.bye()
-	case <-c.lost:
-		// No BYE: nobody is there to answer it, and its retransmissions
-		// would only hold the end of the call back.
-		reason = c.lostErr
-	case <-r.rootCtx.Done():
-		reason = ErrRegistrarClosed
-		c.bye()
+		break // every case but a timer's update ends the call (Hangup's with no error)
 	}
 	c.sess.Close()
 	_ = c.leg.Close()
@@ -404,6 +429,28 @@ func (c *AgentCall) ackAndBye() {
 	}
 	if err := c.sess.Bye(ctx); err != nil {
 		c.r.log.Debug("sip agent bye failed", "agent", c.agentID, "err", err)
+	}
+}
+
+// fromPhone reports whether a request is the phone's, in this call's dialog.
+func (c *AgentCall) fromPhone(req *sip.Request) bool {
+	tag, _ := req.From().Params.Get("tag")
+	return tag == c.remoteTag
+}
+
+// peer is the call's side of what the phone sends inside the dialog: the
+// phone may move its RTP (the leg latches to it anyway) or hold the call
+// (nothing is sent to it meanwhile); it may not leave the codec the agent's
+// bridge was built with (488).
+func (c *AgentCall) peer() *peerDialog {
+	return &peerDialog{
+		sess: c.sess, neg: c.neg, contact: sip.HeaderClone(&c.ua.ContactHDR),
+		minSE: c.r.cfg.MinSE.Std(), timers: c.timers,
+		log: c.r.log.With("agent", c.agentID, "call_id", c.callID),
+		apply: func(a Answer) {
+			c.leg.SetRemote(a.Remote)
+			c.leg.SetMuted(a.Remote == nil || !a.Direction.receives())
+		},
 	}
 }
 

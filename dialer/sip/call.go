@@ -2,8 +2,6 @@ package sip
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,12 +47,19 @@ type Call struct {
 	done       chan struct{} // closed when the Result is final
 	answered   atomic.Bool
 
+	// neg is the call's offer/answer state, from the INVITE's offer to the
+	// last re-INVITE or UPDATE.
+	neg *offerAnswer
+	// timers hears of the carrier's session refreshes (re-INVITE, UPDATE).
+	timers chan sessionTimer
+
 	mu        sync.Mutex
 	res       Result
-	sdpOffer  []byte
 	dialog    *sipgo.DialogClientSession // set once answered, for remote BYE
 	remoteTag string                     // the carrier's To tag from the 200
 	byRemote  bool
+	// sessionExpires is the Session-Expires the INVITE asks for; a 422 raises it.
+	sessionExpires time.Duration
 }
 
 // waitAnswer is sess.WaitAnswer with sipgo's CANCEL path made safe: sipgo v1.7.3
@@ -76,8 +81,11 @@ func newCall(o *Originator, req DialRequest, media *Media) *Call {
 	}
 	return &Call{
 		o: o, req: req, media: media,
-		hangup: make(chan struct{}),
-		done:   make(chan struct{}),
+		hangup:         make(chan struct{}),
+		done:           make(chan struct{}),
+		neg:            newOfferAnswer(media.LocalAddr(), []Codec{CodecPCMU, CodecPCMA}),
+		timers:         make(chan sessionTimer, 1),
+		sessionExpires: o.cfg.SessionExpires.Std(),
 	}
 }
 
@@ -126,17 +134,6 @@ func (c *Call) emit(kind EventKind, trunk string, status int) {
 	if c.req.OnEvent != nil {
 		c.req.OnEvent(Event{Kind: kind, Time: c.o.now(), Trunk: trunk, Status: status, Call: c})
 	}
-}
-
-// answeredOffer returns the SDP offer and Contact of an answered call, for
-// answering a re-INVITE, or nil.
-func (c *Call) answeredOffer() ([]byte, sip.Header) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dialog == nil {
-		return nil, nil
-	}
-	return c.sdpOffer, sip.HeaderClone(&c.contact)
 }
 
 // hungUp reports whether Hangup or Close asked the call to end.
@@ -318,18 +315,16 @@ func (c *Call) buildInvite(t *trunk, callID string, id identity, target *sip.Uri
 		req.AppendHeader(sip.NewHeader("X-Turbina-Attempt", c.req.AttemptID))
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", c.o.cfg.UserAgent))
-	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.mu.Lock()
+	se := c.sessionExpires
+	c.mu.Unlock()
+	addTimerHeaders(req, se, c.o.cfg.MinSE.Std())
 	ct := sip.ContentTypeHeader("application/sdp")
 	req.AppendHeader(&ct)
-	local := c.media.LocalAddr()
-	var sid [8]byte
-	_, _ = rand.Read(sid[:])
-	offer := buildOffer(t.mediaIP, local.Port, binary.BigEndian.Uint64(sid[:])>>2)
-	offer = c.media.offerSRTP(t.cfg.SRTP, offer)
-	c.mu.Lock()
-	c.sdpOffer = offer
-	c.mu.Unlock()
-	req.SetBody(offer)
+	// The SDP names the trunk's media address (external_media_addr behind NAT).
+	c.neg.setIP(t.mediaIP)
+	req.SetBody(c.media.offerSRTP(t.cfg.SRTP, c.neg.offer(false)))
 	return req
 }
 
@@ -524,6 +519,12 @@ func (c *Call) attempt(t *trunk, target *sip.Uri) attemptEnd {
 	var final *sipgo.ErrDialogResponse
 	switch {
 	case errors.As(err, &final):
+		if final.Res.StatusCode == 422 && stopReason(reason.Load()) == stopNone && c.raiseSessionExpires(final.Res) {
+			// Our Session-Expires was below the carrier's Min-SE: asked
+			// again with its minimum (RFC 4028 §7.3); nobody was alerted.
+			c.o.log.Info("sip: 422, INVITE again with the carrier's Min-SE", "trunk", name)
+			return c.attempt(t, target)
+		}
 		end := c.finalResponse(t, final.Res, alerted.Load())
 		switch stopReason(reason.Load()) {
 		case stopRingTimeout:
@@ -697,6 +698,34 @@ func (c *Call) answeredCall(t *trunk, sess *sipgo.DialogClientSession, down <-ch
 	t.markAnswered(c)
 	c.emit(EventAnswered, t.cfg.Name, 200)
 
+	// The session timer (RFC 4028): we refresh at half the interval, or give
+	// the call up when the carrier, the refresher, lets it lapse.
+	st := timerFromAnswer(sess.InviteResponse)
+	refreshT := time.NewTimer(time.Hour)
+	refreshT.Stop()
+	defer refreshT.Stop()
+	var sessionTick <-chan time.Time
+	armTimer := func() {
+		refreshT.Stop()
+		sessionTick = nil
+		switch {
+		case st.interval == 0:
+		case st.refresh:
+			refreshT.Reset(st.interval / 2)
+			sessionTick = refreshT.C
+		default:
+			refreshT.Reset(st.expiryDelay())
+			sessionTick = refreshT.C
+		}
+	}
+	armTimer()
+	var refreshErr error // the last refresh failed: the session lapses unless refreshed
+	// A call whose carrier sends no RTP for RTPTimeout while its SDP says it
+	// sends is dead (the far end vanished without a BYE).
+	rtpTimeout := c.o.cfg.RTPTimeout.Std()
+	rtpCheck := time.NewTicker(min(rtpTimeout/4, time.Second))
+	defer rtpCheck.Stop()
+
 	// Once the trunk is down the call is watched: a conversation whose media
 	// still flows is left alone, one whose media stopped is over.
 	var watch <-chan time.Time
@@ -721,6 +750,38 @@ wait:
 				watch = nil // the trunk is back: the call is its own again
 			} else if c.mediaSilent(silence) {
 				return c.trunkHangup(t, sess)
+			}
+		case upd := <-c.timers:
+			if upd.interval != 0 {
+				st = upd
+			}
+			refreshErr = nil
+			armTimer()
+		case <-sessionTick:
+			if !st.refresh {
+				why := sessionExpired(st.interval)
+				if refreshErr != nil {
+					why += ": " + refreshErr.Error()
+				}
+				return c.deadCall(sess, why)
+			}
+			next, err := c.refresh(sess, st)
+			if errors.Is(err, errSessionGone) {
+				return c.deadCall(sess, err.Error())
+			}
+			if err != nil {
+				// Not refreshed: the session lapses at the end of its
+				// interval, the other half, unless the carrier refreshes it.
+				c.o.log.Warn("sip: session refresh failed", "call_id", c.callID(), "err", err)
+				refreshErr, st.refresh = err, false
+				refreshT.Reset(st.interval / 2)
+				continue
+			}
+			refreshErr, st = nil, next
+			armTimer()
+		case <-rtpCheck.C:
+			if c.rtpDead(rtpTimeout) {
+				return c.deadCall(sess, fmt.Sprintf("rtp timeout: no RTP from the carrier for %s", rtpTimeout))
 			}
 		case <-sess.Context().Done():
 			c.mu.Lock()
@@ -787,6 +848,30 @@ func (c *Call) mediaSilent(silence time.Duration) bool {
 	return ok && c.o.now().Sub(heard) >= silence
 }
 
+// rtpDead reports whether the carrier, whose SDP says it sends, has sent no
+// RTP for timeout. Unlike mediaSilent it judges a detached call whose reader
+// promised to report (WillNoteReceived) and has had nothing to report.
+func (c *Call) rtpDead(timeout time.Duration) bool {
+	m := c.media
+	if !m.detached.Load() || m.reported.Load() || !m.promised.Load() {
+		return c.mediaSilent(timeout)
+	}
+	expect, since := m.expectsMedia()
+	if !expect {
+		return false
+	}
+	c.mu.Lock()
+	heard := c.res.AnswerAt
+	c.mu.Unlock()
+	if at := m.lastRecv.Load(); at != 0 && time.Unix(0, at).After(heard) {
+		heard = time.Unix(0, at) // read by Media before the hand-over
+	}
+	if since.After(heard) {
+		heard = since
+	}
+	return c.o.now().Sub(heard) >= timeout
+}
+
 // lastHeard is when the newest RTP arrived, or the answer when none did yet;
 // false when the media is in a bridge that does not report it.
 func (c *Call) lastHeard() (time.Time, bool) {
@@ -794,9 +879,16 @@ func (c *Call) lastHeard() (time.Time, bool) {
 	if m.detached.Load() && !m.reported.Load() {
 		return time.Time{}, false
 	}
+	expect, since := m.expectsMedia()
+	if !expect {
+		return time.Time{}, false // on hold: the carrier sends nothing, as agreed
+	}
 	c.mu.Lock()
 	heard := c.res.AnswerAt
 	c.mu.Unlock()
+	if since.After(heard) {
+		heard = since
+	}
 	if at, ok := m.LastReceived(); ok && at.After(heard) {
 		heard = at
 	}

@@ -171,6 +171,20 @@ type Config struct {
 	// SendSilence makes answered calls send G.711 silence every 20 ms until
 	// [Media.StopSilence], so carriers that drop one-way calls keep them up.
 	SendSilence bool `json:"send_silence,omitempty"`
+	// RTPTimeout ends an answered call with BYE when no RTP came from the
+	// carrier for this long while its SDP says it sends (default 30s): a dead
+	// call would otherwise hold its agent. The Result's Reason says so.
+	RTPTimeout Duration `json:"rtp_timeout,omitempty"`
+	// SessionExpires is the session interval asked for in the INVITE (RFC
+	// 4028; default 30m): a carrier that takes it either refreshes the call
+	// or has Turbina refresh it at half the interval, and a call not
+	// refreshed in time is ended with BYE. MinSE is the smallest interval
+	// accepted from a carrier (default 90s, RFC 4028's floor; lower values are
+	// for tests). SessionRefresh is how Turbina refreshes: "invite" (default,
+	// a re-INVITE with the current SDP) or "update" (RFC 3311, no SDP).
+	SessionExpires Duration `json:"session_expires,omitempty"`
+	MinSE          Duration `json:"min_se,omitempty"`
+	SessionRefresh string   `json:"session_refresh,omitempty"`
 	// DNSServer is the DNS server (host:port) that resolves trunk addresses
 	// given as a name without a port (SRV, then A/AAAA); default: the
 	// system's (the first nameserver of /etc/resolv.conf).
@@ -221,6 +235,7 @@ func (c *Config) applyDefaults() {
 	if c.MediaSilence == 0 {
 		c.MediaSilence = Duration(500 * time.Millisecond)
 	}
+	c.applyDialogDefaults()
 	for i := range c.Trunks {
 		t := &c.Trunks[i]
 		t.Transport = strings.ToLower(t.Transport)
@@ -264,6 +279,9 @@ func (c *Config) validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s %s: must be positive", d.name, d.v.Std())
 		}
+	}
+	if err := c.validateDialog(); err != nil {
+		return err
 	}
 	if c.SuspectAfter >= c.InviteTimeout {
 		return fmt.Errorf("suspect_after %s: must be below invite_timeout %s", c.SuspectAfter.Std(), c.InviteTimeout.Std())

@@ -25,6 +25,16 @@ type Media struct {
 	remote *net.UDPAddr
 	codec  Codec
 	dtmf   uint8
+	// held: the peer's SDP says it receives nothing (RFC 3264 §8.4); what
+	// Write is given is dropped.
+	held bool
+	// follow, when set, hears of every change the SDP makes (Follow).
+	follow func(MediaState)
+
+	// quiet: the peer's SDP says it sends nothing, so its silence is no sign
+	// of a dead call; quietUntil is when it last stopped being quiet (unix ns).
+	quiet      atomic.Bool
+	quietUntil atomic.Int64
 
 	recv atomic.Uint64
 	sent atomic.Uint64
@@ -32,6 +42,7 @@ type Media struct {
 	// Detach only the new reader's NoteReceived moves it, and reported says it does.
 	lastRecv atomic.Int64
 	reported atomic.Bool
+	promised atomic.Bool // WillNoteReceived
 	receiver atomic.Pointer[func(pkt []byte)]
 
 	silenceStop chan struct{}
@@ -133,6 +144,12 @@ func (m *Media) NoteReceived(at time.Time) {
 	m.lastRecv.Store(at.UnixNano())
 }
 
+// WillNoteReceived tells the call that the reader that took the socket with
+// Detach calls NoteReceived for each packet it reads, from now on: a call from
+// which nothing at all arrives after the hand-over can then be ended after
+// Config.RTPTimeout, as one whose socket Media still reads.
+func (m *Media) WillNoteReceived() { m.promised.Store(true) }
+
 // LastReceived is when the newest RTP packet arrived, and whether that is
 // known: false before any packet, and after Detach until NoteReceived is called.
 func (m *Media) LastReceived() (time.Time, bool) {
@@ -158,7 +175,10 @@ func (m *Media) SetReceiver(fn func(pkt []byte)) {
 
 // Write sends one raw RTP packet to the carrier, encrypted on an SRTP call.
 func (m *Media) Write(pkt []byte) (int, error) {
-	remote := m.carrierAddr()
+	remote, held := m.carrierAddr(), m.isHeld()
+	if held {
+		return len(pkt), nil
+	}
 	if remote == nil {
 		return 0, errors.New("media: no remote address yet")
 	}
@@ -189,10 +209,93 @@ func (m *Media) StopSilence() {
 	m.silenceOnce.Do(func() { close(m.silenceStop) })
 }
 
-func (m *Media) setAnswer(a Answer) {
+// MediaState is where a call's RTP goes and how, as the latest offer and
+// answer agreed.
+type MediaState struct {
+	// Remote is the peer's RTP address.
+	Remote *net.UDPAddr
+	// Codec is the agreed audio codec.
+	Codec Codec
+	// TelephoneEvent is the RFC 4733 payload type, 0 when none.
+	TelephoneEvent uint8
+	// Held is set while the peer receives nothing: send nothing.
+	Held bool
+}
+
+// Follow installs fn to hear of every change a new offer and answer make in
+// the middle of the call (a re-INVITE or UPDATE moving RTP, changing the codec,
+// holding or resuming), so a bridge that took the socket with Detach follows
+// it. fn is called at once with the current state, then on each change, on
+// the goroutine of the SIP request; it must not block.
+func (m *Media) Follow(fn func(MediaState)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.remote, m.codec, m.dtmf = a.Remote, a.Codec, a.TelephoneEvent
+	m.follow = fn
+	if fn != nil {
+		fn(m.stateLocked())
+	}
+}
+
+// State returns where the call's RTP goes and how, as last agreed.
+func (m *Media) State() MediaState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stateLocked()
+}
+
+// stateLocked is the state a bridge follows: its Remote is the SRTP relay's
+// address, not the carrier's, on an SRTP call handed over with Detach.
+func (m *Media) stateLocked() MediaState {
+	remote := m.remote
+	if a := m.relayAddr.Load(); a != nil {
+		remote = a
+	}
+	return MediaState{Remote: remote, Codec: m.codec, TelephoneEvent: m.dtmf, Held: m.held}
+}
+
+func (m *Media) isHeld() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held
+}
+
+// setAnswer applies an agreed offer and answer. a.Remote nil (an old-style
+// hold, c=0.0.0.0) keeps the address; a.Direction is the peer's.
+func (m *Media) setAnswer(a Answer) {
+	dir := a.Direction
+	if dir == "" {
+		dir = DirSendRecv
+	}
+	if a.Remote == nil {
+		dir = DirSendOnly // RFC 3264 §8.4: the peer wants nothing sent to it
+	}
+	if !dir.sends() {
+		m.quiet.Store(true)
+	} else if m.quiet.Swap(false) {
+		// The allowance for silence starts again from the resume.
+		m.quietUntil.Store(time.Now().UnixNano())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a.Remote != nil {
+		m.remote = a.Remote
+	}
+	m.codec, m.dtmf, m.held = a.Codec, a.TelephoneEvent, !dir.receives()
+	if m.follow != nil {
+		m.follow(m.stateLocked())
+	}
+}
+
+// expectsMedia reports whether the peer's SDP says it sends RTP, and since
+// when the silence may be judged (zero: the answer).
+func (m *Media) expectsMedia() (bool, time.Time) {
+	if m.quiet.Load() {
+		return false, time.Time{}
+	}
+	if ns := m.quietUntil.Load(); ns != 0 {
+		return true, time.Unix(0, ns)
+	}
+	return true, time.Time{}
 }
 
 // read counts (and forwards) packets until the socket is closed.
@@ -241,10 +344,6 @@ func (m *Media) read() {
 // sendSilence sends 20 ms G.711 silence frames until stopped or closed.
 func (m *Media) sendSilence(done <-chan struct{}) {
 	codec := m.Codec()
-	fill := byte(0xFF) // µ-law silence
-	if codec.Name == "PCMA" {
-		fill = 0xD5
-	}
 	var seed [6]byte
 	_, _ = rand.Read(seed[:])
 	p := &rtp.Packet{
@@ -256,12 +355,19 @@ func (m *Media) sendSilence(done <-chan struct{}) {
 		},
 		Payload: make([]byte, 160),
 	}
-	for i := range p.Payload {
-		p.Payload[i] = fill
-	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		// The codec may change mid-call (a re-INVITE): each frame in the current one.
+		codec = m.Codec()
+		fill := byte(0xFF) // µ-law silence
+		if codec.Name == "PCMA" {
+			fill = 0xD5
+		}
+		for i := range p.Payload {
+			p.Payload[i] = fill
+		}
+		p.PayloadType = codec.PayloadType
 		if err := m.WriteRTP(p); err != nil && errors.Is(err, net.ErrClosed) {
 			return
 		}

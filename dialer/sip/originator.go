@@ -298,11 +298,11 @@ func (o *Originator) newStack(tlsConf *tls.Config) (*sipstack.Stack, error) {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
 	s.Server.OnBye(o.onBye)
-	s.Server.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	s.Server.OnOptions(o.onOptions)
 	s.Server.OnInvite(o.onInvite)
-	s.Server.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	s.Server.OnUpdate(o.onUpdate)
+	s.Server.OnAck(o.onAck)
+	s.Server.OnNoRoute(o.onOther)
 	s.Server.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
@@ -683,23 +683,11 @@ func (o *Originator) onBye(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onInvite refuses new calls (Turbina only originates) and answers
-// re-INVITEs in a live call with the SDP already agreed.
+// re-INVITEs in a live call (Call.onReinvite).
 func (o *Originator) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	var c *Call
-	if id := req.CallID(); id != nil {
-		c = o.lookup(id.Value())
-	}
-	if c != nil && req.To() != nil {
-		if tag, _ := req.To().Params.Get("tag"); tag != "" {
-			if offer, contact := c.answeredOffer(); offer != nil {
-				res := sip.NewResponseFromRequest(req, 200, "OK", offer)
-				ct := sip.ContentTypeHeader("application/sdp")
-				res.AppendHeader(&ct)
-				res.AppendHeader(contact)
-				_ = tx.Respond(res)
-				return
-			}
-		}
+	if c := o.inDialog(req); c != nil {
+		c.onReinvite(req, tx)
+		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
 }

@@ -91,6 +91,11 @@ type RegistrarConfig struct {
 	// binding is removed and its nailed-up call ends with ErrPhoneLost
 	// (default 5s).
 	KeepaliveTimeout Duration `json:"keepalive_timeout,omitempty"`
+	// MinSE is the smallest session interval (RFC 4028) a phone may ask for
+	// in a re-INVITE or UPDATE (default 90s, RFC 4028's floor; lower values
+	// are for tests). A phone that asks for a timer and does not refresh the
+	// call in time has it ended.
+	MinSE Duration `json:"min_se,omitempty"`
 }
 
 func (c *RegistrarConfig) applyDefaults() {
@@ -129,6 +134,9 @@ func (c *RegistrarConfig) applyDefaults() {
 	}
 	if c.KeepaliveTimeout <= 0 {
 		c.KeepaliveTimeout = Duration(5 * time.Second)
+	}
+	if c.MinSE <= 0 {
+		c.MinSE = Duration(rfcMinSE)
 	}
 }
 
@@ -341,7 +349,8 @@ func (r *Registrar) startStack(ctx context.Context) error {
 	s.OnOptions(r.onOptions)
 	s.OnInvite(r.onInvite)
 	s.OnBye(r.onBye)
-	s.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	s.OnUpdate(r.onUpdate)
+	s.OnAck(r.onAck)
 	s.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		r.respond(req, tx, sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
@@ -435,7 +444,7 @@ func (r *Registrar) respond(req *sip.Request, tx sip.ServerTransaction, res *sip
 }
 
 // allowed is the Allow header of the registrar's responses.
-const allowed = "REGISTER, OPTIONS, INVITE, ACK, BYE, CANCEL"
+const allowed = "REGISTER, OPTIONS, INVITE, ACK, BYE, CANCEL, UPDATE"
 
 func (r *Registrar) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
@@ -446,7 +455,7 @@ func (r *Registrar) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 
 // knownMethods are methods of SIP extensions the registrar understands but
 // does not serve: 405. Anything else is 501.
-var knownMethods = []sip.RequestMethod{sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.INFO, sip.PUBLISH, sip.REFER, sip.UPDATE, sip.PRACK}
+var knownMethods = []sip.RequestMethod{sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.INFO, sip.PUBLISH, sip.REFER, sip.PRACK}
 
 func (r *Registrar) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 501, "Not Implemented", nil)
@@ -664,22 +673,32 @@ func (r *Registrar) authenticate(req *sip.Request) (string, int64, *sip.Response
 	return cred.Username, agentID, nil
 }
 
-// onInvite answers a phone's re-INVITE (hold, session refresh) in a live call
-// with the SDP already agreed; phones may not place calls through Turbina.
+// onInvite answers a phone's re-INVITE (hold, a new address, a session
+// refresh) in a live call; phones may not place calls through Turbina.
 func (r *Registrar) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if c := r.callFor(req); c != nil {
-		if tag, _ := req.To().Params.Get("tag"); tag != "" {
-			res := sip.NewResponseFromRequest(req, 200, "OK", c.offer)
-			ct := sip.ContentTypeHeader("application/sdp")
-			res.AppendHeader(&ct)
-			res.AppendHeader(sip.HeaderClone(&c.ua.ContactHDR))
-			r.respond(req, tx, res)
-			return
-		}
+	if c := r.callFor(req); c != nil && c.fromPhone(req) {
+		c.peer().onReinvite(req, tx)
+		return
 	}
 	res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
 	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
 	r.respond(req, tx, res)
+}
+
+// onUpdate answers a phone's UPDATE (RFC 3311) in a live call.
+func (r *Registrar) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if c := r.callFor(req); c != nil && c.fromPhone(req) {
+		c.peer().onUpdate(req, tx)
+		return
+	}
+	r.respond(req, tx, sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+}
+
+// onAck takes the answer in the ACK of a 200 that carried our offer.
+func (r *Registrar) onAck(req *sip.Request, _ sip.ServerTransaction) {
+	if c := r.callFor(req); c != nil && c.fromPhone(req) {
+		c.peer().onAck(req)
+	}
 }
 
 // onBye handles a phone hanging up.

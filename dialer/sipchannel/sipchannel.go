@@ -103,14 +103,28 @@ func (l *sipAttempt) mediaLegLocked() (media.Leg, error) {
 		return nil, errors.New("sip call not answered")
 	}
 	m := l.call.Media()
+	conn, last := m.Detach()
+	leg := media.NewUDPLeg(conn, m.RemoteAddr(), legCodec(m.Codec(), m.TelephoneEvent()), media.WithFirstPacket(last))
+	// A re-INVITE or UPDATE may move the carrier's RTP, change its codec or
+	// hold the call: the leg, and the bridge it is in, follow.
+	m.Follow(func(st sip.MediaState) {
+		leg.SetRemote(st.Remote)
+		leg.SetCodec(legCodec(st.Codec, st.TelephoneEvent))
+		leg.SetMuted(st.Held)
+	})
+	m.WillNoteReceived() // heardLeg does: a carrier that sends nothing is found dead
+	l.audio = heardLeg{UDPLeg: leg, m: m}
+	return l.audio, nil
+}
+
+// legCodec is the media codec of a SIP call's agreed one.
+func legCodec(c sip.Codec, dtmf uint8) media.Codec {
 	codec := media.PCMU
-	if m.Codec().Name == "PCMA" {
+	if c.Name == "PCMA" {
 		codec = media.PCMA
 	}
-	codec.PayloadType, codec.TelephoneEvent = m.Codec().PayloadType, m.TelephoneEvent()
-	conn, last := m.Detach()
-	l.audio = heardLeg{UDPLeg: media.NewUDPLeg(conn, m.RemoteAddr(), codec, media.WithFirstPacket(last)), m: m}
-	return l.audio, nil
+	codec.PayloadType, codec.TelephoneEvent = c.PayloadType, dtmf
+	return codec
 }
 
 // heardLeg tells the SIP call of each customer packet the bridge reads: once the

@@ -1,12 +1,17 @@
 package sipchannel_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -202,4 +207,84 @@ func TestCarrierRefusalLeavesContactsPending(t *testing.T) {
 		t.Fatalf("contact refused by the held trunk: %+v %v, want pending with its attempts intact", pos, err)
 	}
 	a.Wait(t, 15*time.Second)
+}
+
+// TestBridgeFollowsTheCarriersReoffer: a customer's call is in an agent's
+// bridge when the carrier (sipp) re-INVITEs offering PCMA only at a new
+// address: the bridge then sends the agent's PCMU audio there as PCMA.
+func TestBridgeFollowsTheCarriersReoffer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sink := udp(t)
+	sipp := sipptest.Start(t, "reinvite-pcma.xml", sipptest.Options{Extra: []string{"-set", "rtpport", strconv.Itoa(sink.LocalAddr().(*net.UDPAddr).Port)}})
+	// sipp answers no OPTIONS and sends no RTP: no keepalives, no health watch.
+	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: sipp.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
+		MediaSilence: sip.Duration(time.Hour)}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	l, err := sipchannel.New(o).Place(ctx, channel.PlaceRequest{AttemptID: 1, To: "+5511987650001", CallerID: "+551130000000", RingTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev := range l.Events() {
+		if ev.Kind == channel.AttemptAnswered {
+			break
+		}
+		if ev.Kind == channel.AttemptEnded {
+			t.Fatalf("ended unanswered: %+v", ev)
+		}
+	}
+	customer, err := l.(interface{ MediaLeg() (media.Leg, error) }).MediaLeg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, agentSock := udp(t), udp(t)
+	agent := media.NewUDPLeg(agentSock, phone.LocalAddr().(*net.UDPAddr), media.PCMU)
+	t.Cleanup(func() { agent.Close() })
+	b := media.NewBridge(agent, media.BridgeConfig{})
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-ran })
+	if _, err := b.Connect(customer); err != nil {
+		t.Fatal(err)
+	}
+	// The agent talks, PCMU every 20 ms, until the carrier hears PCMA at the sink.
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 9}, Payload: bytes.Repeat([]byte{0xFF}, 160)} // µ-law silence
+	buf := make([]byte, 1500)
+	for {
+		pkt.SequenceNumber++
+		pkt.Timestamp += 160
+		raw, _ := pkt.Marshal()
+		if _, err := phone.WriteToUDP(raw, agentSock.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+		_ = sink.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if n, _, err := sink.ReadFromUDP(buf); err == nil {
+			var got rtp.Packet
+			if err := got.Unmarshal(buf[:n]); err != nil || got.PayloadType != 8 || got.Payload[0] != 0xD5 {
+				t.Fatalf("the carrier's new address got pt %d byte %#x (%v), want PCMA silence", got.PayloadType, got.Payload[0], err)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no audio at the carrier's new address; customer leg %v", customer.Codec())
+		}
+	}
+	if err := l.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sipp.Wait(t, 15*time.Second)
+}
+
+func udp(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

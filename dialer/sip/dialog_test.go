@@ -1,0 +1,359 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+)
+
+// rtpSink is a UDP socket the test owns, named in the carrier's new offer.
+type rtpSink struct{ conn *net.UDPConn }
+
+func newRTPSink(t *testing.T) *rtpSink {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rtpSink{conn: c}
+}
+
+func (s *rtpSink) port() int { return s.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// next reads the next RTP packet and where it came from; an error after within.
+func (s *rtpSink) next(within time.Duration) (rtp.Packet, *net.UDPAddr, error) {
+	buf := make([]byte, 1500)
+	_ = s.conn.SetReadDeadline(time.Now().Add(within))
+	n, from, err := s.conn.ReadFromUDP(buf)
+	if err != nil {
+		return rtp.Packet{}, nil, err
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(buf[:n]); err != nil {
+		return rtp.Packet{}, from, err
+	}
+	return p, from, nil
+}
+
+// expectRTP waits for packets at the sink from the call's RTP socket, with pt.
+func (s *rtpSink) expectRTP(t *testing.T, c *Call, pt uint8) {
+	t.Helper()
+	local := c.Media().LocalAddr()
+	for i := range 5 {
+		p, from, err := s.next(3 * time.Second)
+		if err != nil {
+			t.Fatalf("packet %d at the new address: %v (media %+v)", i, err, c.Media().State())
+		}
+		if from.Port != local.Port || p.PayloadType != pt {
+			t.Fatalf("packet %d at the new address: from %v pt %d, want from %v pt %d", i, from, p.PayloadType, local, pt)
+		}
+	}
+}
+
+// drain empties the sink of what queued.
+func (s *rtpSink) drain() {
+	for {
+		if _, _, err := s.next(time.Millisecond); err != nil {
+			return
+		}
+	}
+}
+
+// expectQuiet fails if the sink gets anything within d.
+func (s *rtpSink) expectQuiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	if p, from, err := s.next(d); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("RTP while held: pt %d from %v (err %v)", p.PayloadType, from, err)
+	}
+}
+
+// dialCarrier starts sipp with scenario, the sink's port as [$rtpport], and
+// dials it with silence sent, so the call's RTP shows where it goes.
+func dialCarrier(t *testing.T, scenario string, sink *rtpSink, tune func(*Config)) (*Call, *sipptest.Proc) {
+	t.Helper()
+	var extra []string
+	if sink != nil {
+		extra = []string{"-set", "rtpport", strconv.Itoa(sink.port())}
+	}
+	sipp := sipptest.Start(t, scenario, sipptest.Options{Extra: extra})
+	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+	cfg.SendSilence = true
+	// These carriers send no RTP and answer no OPTIONS: the trunk's health
+	// watch, which silence would start, is not what these tests are about.
+	cfg.MediaSilence = Duration(time.Hour)
+	if tune != nil {
+		tune(&cfg)
+	}
+	o := newTestOriginator(t, cfg)
+	events, onEvent := eventChan()
+	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000009", OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswered(t, c, events)
+	return c, sipp
+}
+
+func hangupAndWait(t *testing.T, c *Call, sipp *sipptest.Proc) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Result()
+	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyLocal {
+		t.Errorf("result %s by %q (%s), want answered by local", r.Outcome, r.HangupBy, r.Reason)
+	}
+	// sipp exits 0 only when every answer it checked was right (check_it).
+	sipp.Wait(t, 15*time.Second)
+	return r
+}
+
+// TestMidCallOffers: a carrier's offers inside an answered call (RFC 3264 §8,
+// RFC 3311) are answered with what the call can carry and move its RTP: a
+// re-INVITE re-anchoring media on a new port, one offering PCMA only, one
+// without SDP (our offer in the 200, its answer in the ACK), and an UPDATE;
+// the carrier's sipp checks each answer, OPTIONS's and 405's Allow.
+func TestMidCallOffers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		scenario string
+		pt       uint8 // what Turbina's RTP must carry at the new address
+		codec    Codec
+	}{
+		{"reinvite-port.xml", 0, CodecPCMU},
+		{"reinvite-pcma.xml", 8, CodecPCMA},
+		{"reinvite-nosdp.xml", 8, CodecPCMA},
+		{"update.xml", 8, CodecPCMA},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSuffix(tt.scenario, ".xml"), func(t *testing.T) {
+			t.Parallel()
+			sink := newRTPSink(t)
+			c, sipp := dialCarrier(t, tt.scenario, sink, nil)
+			sink.expectRTP(t, c, tt.pt)
+			st := c.Media().State()
+			if st.Codec != tt.codec || st.Remote.Port != sink.port() || st.Held {
+				t.Errorf("media state %+v, want %s to port %d", st, tt.codec.Name, sink.port())
+			}
+			hangupAndWait(t, c, sipp)
+		})
+	}
+}
+
+// TestHold: a re-INVITE with a=sendonly is answered a=recvonly and no RTP goes
+// to the carrier while held (RFC 3264 §8.4); a=sendrecv resumes it; inactive
+// is answered inactive and holds it again.
+func TestHold(t *testing.T) {
+	t.Parallel()
+	sink := newRTPSink(t)
+	c, sipp := dialCarrier(t, "reinvite-hold.xml", sink, nil)
+	m := c.Media()
+	waitState := func(what string, ok func(MediaState) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok(m.State()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("media never %s: %+v", what, m.State())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	held := func(st MediaState) bool { return st.Held && st.Remote.Port == sink.port() }
+	waitState("held", held)
+	sink.drain()
+	sink.expectQuiet(t, 300*time.Millisecond)
+	if !held(m.State()) {
+		t.Fatal("resumed before the quiet was checked")
+	}
+	waitState("resumed", func(st MediaState) bool { return !st.Held })
+	sink.expectRTP(t, c, 0)
+	waitState("inactive", held)
+	sink.drain()
+	sink.expectQuiet(t, 100*time.Millisecond)
+	waitState("resumed again", func(st MediaState) bool { return !st.Held })
+	sink.expectRTP(t, c, 0)
+	hangupAndWait(t, c, sipp)
+}
+
+// TestRTPTimeout: a carrier that answers and then sends no RTP has its call
+// ended by Turbina with BYE after rtp_timeout, saying why; one that streams
+// RTP keeps its call.
+func TestRTPTimeout(t *testing.T) {
+	t.Parallel()
+	short := func(cfg *Config) { cfg.RTPTimeout = Duration(time.Second) }
+	t.Run("silent", func(t *testing.T) {
+		t.Parallel()
+		c, sipp := dialCarrier(t, "answer.xml", nil, short)
+		r := waitResult(t, c, 10*time.Second)
+		if r.Outcome != OutcomeAnswered || r.HangupBy != PartyTimeout || !strings.Contains(r.Reason, "rtp timeout") {
+			t.Errorf("result %s by %q (%s), want answered, ended by timeout for rtp", r.Outcome, r.HangupBy, r.Reason)
+		}
+		if d := r.EndAt.Sub(r.AnswerAt); d < time.Second {
+			t.Errorf("ended %s after the answer, before the timeout", d)
+		}
+		sipp.Wait(t, 15*time.Second) // it got our BYE
+	})
+	t.Run("streaming", func(t *testing.T) {
+		t.Parallel()
+		c, sipp := dialCarrier(t, "answer-rtp.xml", nil, short)
+		select {
+		case <-c.Done():
+			r := c.Result()
+			t.Fatalf("a call with RTP ended: %s by %q (%s)", r.Outcome, r.HangupBy, r.Reason)
+		case <-time.After(2500 * time.Millisecond):
+		}
+		hangupAndWait(t, c, sipp)
+	})
+}
+
+// TestSessionTimers (RFC 4028): as UAC Turbina asks for a session timer and,
+// named the refresher, refreshes at half the interval by re-INVITE or UPDATE;
+// raises its interval to a 422's Min-SE; as UAS answers a carrier's
+// Session-Expires below its Min-SE with 422, takes the next one, and ends the
+// call with BYE, saying why, when the carrier does not refresh it.
+func TestSessionTimers(t *testing.T) {
+	t.Parallel()
+	timers := func(refresh string) func(*Config) {
+		return func(cfg *Config) {
+			cfg.SessionExpires, cfg.MinSE = Duration(2*time.Second), Duration(2*time.Second)
+			cfg.SessionRefresh = refresh
+		}
+	}
+	for _, tt := range []struct {
+		name, scenario, refresh string
+	}{
+		{"refresh-by-reinvite", "session-timer-refresh.xml", RefreshInvite},
+		{"refresh-by-update", "session-timer-refresh-update.xml", RefreshUpdate},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, sipp := dialCarrier(t, tt.scenario, nil, timers(tt.refresh))
+			// The carrier hangs up once it has had both refreshes.
+			r := waitResult(t, c, 10*time.Second)
+			if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote {
+				t.Errorf("result %s by %q (%s), want the carrier's BYE after two refreshes", r.Outcome, r.HangupBy, r.Reason)
+			}
+			sipp.Wait(t, 15*time.Second)
+		})
+	}
+	t.Run("expired", func(t *testing.T) {
+		t.Parallel()
+		c, sipp := dialCarrier(t, "session-timer-expire.xml", nil, timers(RefreshInvite))
+		r := waitResult(t, c, 10*time.Second)
+		if r.Outcome != OutcomeAnswered || r.HangupBy != PartyTimeout || !strings.Contains(r.Reason, "session timer expired") {
+			t.Errorf("result %s by %q (%s), want ended by timeout, session timer expired", r.Outcome, r.HangupBy, r.Reason)
+		}
+		sipp.Wait(t, 15*time.Second)
+	})
+	t.Run("422", func(t *testing.T) {
+		t.Parallel()
+		sipp := sipptest.Start(t, "session-timer-422.xml", sipptest.Options{Calls: 2})
+		cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+		cfg.MediaSilence = Duration(time.Hour) // no RTP, no OPTIONS answered: see dialCarrier
+		timers(RefreshInvite)(&cfg)
+		o := newTestOriginator(t, cfg)
+		events, onEvent := eventChan()
+		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000010", OnEvent: onEvent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAnswered(t, c, events)
+		hangupAndWait(t, c, sipp)
+	})
+}
+
+// TestAgentCallMidCall: an agent's phone (sipp as UAS) holds and resumes the
+// nailed-up call by re-INVITE, answered as a carrier's is, with nothing sent to
+// it while held; and a phone that asks for a session timer and then does not
+// refresh has its call ended with BYE, saying why.
+func TestAgentCallMidCall(t *testing.T) {
+	t.Parallel()
+	t.Run("hold", func(t *testing.T) {
+		t.Parallel()
+		r, _ := newTestRegistrar(t, RegistrarConfig{})
+		port := sipptest.FreePort(t)
+		registerFromPort(t, r, port)
+		sink := newRTPSink(t)
+		uas := sipptest.Start(t, "reinvite-hold.xml", sipptest.Options{Port: port, Extra: []string{"-set", "rtpport", strconv.Itoa(sink.port())}})
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		call, err := r.CallAgent(ctx, 1, AgentCallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The agent's audio, as a bridge sends it, every 20 ms.
+		go func() {
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7}, Payload: make([]byte, 160)}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-call.Done():
+					return
+				case <-tick.C:
+				}
+				pkt.SequenceNumber++
+				b, _ := pkt.Marshal()
+				_ = call.Leg().WriteRTP(b)
+			}
+		}()
+		// Held from ~300 ms after the answer for at least a second: the sink,
+		// named only by the hold's offer, hears nothing until the resume.
+		first := time.Now()
+		if _, _, err := sink.next(5 * time.Second); err != nil {
+			t.Fatalf("no RTP at the phone's new address after the resume: %v", err)
+		}
+		if held := time.Since(first); held < 900*time.Millisecond {
+			t.Errorf("RTP reached the held phone %s after the answer; the hold lasts a second from 300 ms", held)
+		}
+		// Then inactive (quiet again) and resumed once more.
+		for {
+			if _, _, err := sink.next(200 * time.Millisecond); errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := sink.next(5 * time.Second); err != nil {
+			t.Fatalf("no RTP after the second resume: %v", err)
+		}
+		if err := call.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		uas.Wait(t, 15*time.Second) // every answer as the phone expected
+	})
+	t.Run("session-expired", func(t *testing.T) {
+		t.Parallel()
+		r, _ := newTestRegistrar(t, RegistrarConfig{MinSE: Duration(2 * time.Second)})
+		port := sipptest.FreePort(t)
+		registerFromPort(t, r, port)
+		uas := sipptest.Start(t, "session-timer-expire.xml", sipptest.Options{Port: port})
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		call, err := r.CallAgent(ctx, 1, AgentCallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-call.Done():
+		case <-ctx.Done():
+			t.Fatal("the unrefreshed call was not ended")
+		}
+		if err := call.Err(); err == nil || !strings.Contains(err.Error(), "session timer expired") {
+			t.Errorf("call ended with %v, want session timer expired", err)
+		}
+		uas.Wait(t, 15*time.Second) // 422, then 200 with Session-Expires, then our BYE
+	})
+}
