@@ -117,7 +117,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	} else if n > 0 {
 		log.Warn("imports interrupted by the last stop were closed as failed; their committed rows are kept", "imports", n)
 	}
-	generated, err := web.EnsureAdmin(ctx, store, cfg.AdminToken)
+	// Validated with the rest of the configuration.
+	tokenTTL, _ := cfg.HTTP.tokenTTL()
+	generated, err := web.EnsureAdminTTL(ctx, store, cfg.AdminToken, tokenTTL)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -228,6 +230,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		PhoneRealm:     cfg.Registrar.Realm,
 		MaxAbandon:     cfg.Engine.MaxAbandon,
 		Limits:         limits,
+		TokenTTL:       tokenTTL,
 	})
 	watch.engine.Store(a.engine)
 	watch.web.Store(a.web)
