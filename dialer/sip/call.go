@@ -83,7 +83,7 @@ func newCall(o *Originator, req DialRequest, media *Media) *Call {
 		o: o, req: req, media: media,
 		hangup:         make(chan struct{}),
 		done:           make(chan struct{}),
-		neg:            newOfferAnswer(media.LocalAddr(), []Codec{CodecPCMU, CodecPCMA}),
+		neg:            newOfferAnswer(media.LocalAddr(), []Codec{CodecPCMU, CodecPCMA}).secured(media),
 		timers:         make(chan sessionTimer, 1),
 		sessionExpires: o.cfg.SessionExpires.Std(),
 	}

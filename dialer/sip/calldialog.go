@@ -90,31 +90,11 @@ func (c *Call) peer() *peerDialog {
 }
 
 func (c *Call) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	if c.plainOnly(req, tx) {
-		return
-	}
 	c.peer().onReinvite(req, tx)
 }
 
 func (c *Call) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	if len(req.Body()) > 0 && c.plainOnly(req, tx) {
-		return
-	}
 	c.peer().onUpdate(req, tx)
-}
-
-// plainOnly refuses a new offer, or a request for ours, inside an SRTP call
-// (488): the offer/answer inside a call writes plain RTP/AVP descriptions and
-// does not rekey, so answering would downgrade or break the call; the call
-// goes on as agreed.
-func (c *Call) plainOnly(req *sip.Request, tx sip.ServerTransaction) bool {
-	if c.media.SRTP() == "" {
-		return false
-	}
-	res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)
-	res.AppendHeader(sip.NewHeader("Warning", `399 turbina "no new offer inside an SRTP call"`))
-	_ = tx.Respond(res)
-	return true
 }
 
 func (c *Call) onAck(req *sip.Request) { c.peer().onAck(req) }
@@ -197,8 +177,7 @@ func (c *Call) sendRefresh(sess *sipgo.DialogClientSession, interval time.Durati
 		target = ct.Address
 	}
 	method := sip.INVITE
-	if c.o.cfg.SessionRefresh == RefreshUpdate || c.media.SRTP() != "" {
-		// An SRTP call is refreshed without an offer (see plainOnly).
+	if c.o.cfg.SessionRefresh == RefreshUpdate {
 		method = sip.UPDATE
 	}
 	req := sip.NewRequest(method, target)
@@ -224,8 +203,11 @@ func (c *Call) sendRefresh(sess *sipgo.DialogClientSession, interval time.Durati
 			c.o.log.Debug("sip: ACK of refresh", "err", err)
 		}
 		if body := res.Body(); len(body) > 0 {
-			if ans, err := ParseAnswerSDP(body); err == nil {
+			// The answer to our offer, with the carrier's key of now on an SRTP call.
+			if ans, err := c.neg.take(body); err == nil {
 				c.media.setAnswer(ans)
+			} else {
+				c.o.log.Warn("sip: answer to our refresh unusable, media unchanged", "call_id", c.callID(), "err", err)
 			}
 		}
 	}

@@ -29,6 +29,14 @@ type offerAnswer struct {
 	version  uint64
 	last     []byte // our newest description
 	awaiting bool   // an offer of ours went in a 200; the ACK brings its answer
+	// sec is the call's SRTP (nil: a leg that is always plain): our
+	// descriptions inside the call carry its key, and the peer's carry theirs.
+	sec callSRTP
+	// lastCodecs, lastDTMF and lastDir are what our newest description said,
+	// for current to say again with the key of now.
+	lastCodecs []Codec
+	lastDTMF   uint8
+	lastDir    Direction
 }
 
 func newOfferAnswer(local *net.UDPAddr, codecs []Codec) *offerAnswer {
@@ -49,24 +57,34 @@ func (n *offerAnswer) setIP(ip net.IP) {
 	n.ip = ip
 }
 
+// secured makes the call's descriptions inside the call follow its SRTP.
+func (n *offerAnswer) secured(sec callSRTP) *offerAnswer {
+	n.sec = sec
+	return n
+}
+
 // offer is a fresh offer: every codec this side may carry, sendrecv, with
-// telephone-event. pending marks it as sent in a 200 whose ACK answers it.
+// telephone-event. pending marks it as sent in a 200 whose ACK answers it, an
+// offer inside the call, which carries the call's SRTP key; the INVITE's
+// offer is made secure by Media.offerSRTP instead, with a key per suite.
 func (n *offerAnswer) offer(pending bool) []byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.awaiting = pending
-	return n.describeLocked(n.codecs, telephoneEventPT, DirSendRecv)
+	return n.describeLocked(n.codecs, telephoneEventPT, DirSendRecv, pending)
 }
 
 // current is our newest description, unchanged: a session refresh offers it
 // again with the same version (RFC 4028 §7.4, RFC 3264 §8).
+// On an SRTP call it carries the key of now: the version goes up only when
+// the key changed since.
 func (n *offerAnswer) current() []byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.last == nil {
-		return n.describeLocked(n.codecs, telephoneEventPT, DirSendRecv)
+		return n.describeLocked(n.codecs, telephoneEventPT, DirSendRecv, true)
 	}
-	return n.last
+	return n.describeLocked(n.lastCodecs, n.lastDTMF, n.lastDir, true)
 }
 
 // restrict narrows what this side may carry from now on (an agent's phone
@@ -78,14 +96,19 @@ func (n *offerAnswer) restrict(codecs ...Codec) {
 }
 
 // describeLocked writes a description, the version one up from the last one
-// when anything but the o= line changed.
-func (n *offerAnswer) describeLocked(codecs []Codec, dtmf uint8, dir Direction) []byte {
-	body := buildSDP(n.ip, n.port, n.id, n.version, codecs, dtmf, dir)
+// when anything but the o= line changed; inCall descriptions carry the call's
+// SRTP key.
+func (n *offerAnswer) describeLocked(codecs []Codec, dtmf uint8, dir Direction, inCall bool) []byte {
+	var line *CryptoAttribute
+	if inCall && n.sec != nil {
+		line = n.sec.localCrypto()
+	}
+	body := secureSDP(buildSDP(n.ip, n.port, n.id, n.version, codecs, dtmf, dir), line)
 	if n.last != nil && !bytes.Equal(afterOrigin(body), afterOrigin(n.last)) {
 		n.version++
-		body = buildSDP(n.ip, n.port, n.id, n.version, codecs, dtmf, dir)
+		body = secureSDP(buildSDP(n.ip, n.port, n.id, n.version, codecs, dtmf, dir), line)
 	}
-	n.last = body
+	n.last, n.lastCodecs, n.lastDTMF, n.lastDir = body, codecs, dtmf, dir
 	return body
 }
 
@@ -101,8 +124,10 @@ func afterOrigin(b []byte) []byte {
 // answer answers a peer's offer (RFC 3264 §6): the first of the offer's
 // formats that this side may carry, alone, with the offer's telephone-event,
 // and the direction that answers the offer's. The Answer is what to apply to
-// the media, its Direction the peer's. The error wraps ErrNoAudio or
-// ErrNoCommonCodec; nothing changes then (the request is refused with 488).
+// the media, its Direction the peer's. On an SRTP call the answer carries
+// the key the offer agreed (callSRTP.answerCrypto). The error wraps
+// ErrNoAudio, ErrNoCommonCodec or ErrSRTPOffer; nothing changes then (the
+// request is refused with 488).
 func (n *offerAnswer) answer(offer []byte) (Answer, []byte, error) {
 	a, err := parseSDP(offer)
 	if err != nil {
@@ -121,14 +146,19 @@ func (n *offerAnswer) answer(offer []byte) (Answer, []byte, error) {
 	if !found {
 		return Answer{}, nil, ErrNoCommonCodec
 	}
+	if n.sec != nil {
+		if err := n.sec.answerCrypto(a); err != nil {
+			return Answer{}, nil, err
+		}
+	}
 	peer := a.dir
 	remote := a.remote()
 	if remote == nil {
 		peer = DirSendOnly // c=0.0.0.0: the old hold, nothing is to be sent to it
 	}
-	body := n.describeLocked([]Codec{pick}, a.dtmf, answerDir[peer])
+	body := n.describeLocked([]Codec{pick}, a.dtmf, answerDir[peer], true)
 	n.awaiting = false
-	return Answer{Remote: remote, Codec: pick, TelephoneEvent: a.dtmf, Direction: peer}, body, nil
+	return Answer{Remote: remote, Codec: pick, TelephoneEvent: a.dtmf, Direction: peer, Profile: a.profile, Crypto: a.crypto}, body, nil
 }
 
 // answered takes the answer to an offer of ours that went in a 200, from its
@@ -141,14 +171,27 @@ func (n *offerAnswer) answered(body []byte) (Answer, bool, error) {
 	if !waiting {
 		return Answer{}, false, nil
 	}
+	ans, err := n.take(body)
+	return ans, true, err
+}
+
+// take reads the peer's answer to an offer of ours inside the call (in an ACK,
+// or in the 2xx of our refresh) and, on an SRTP call, takes the key it
+// carries (callSRTP.takeCrypto). On an error nothing changes.
+func (n *offerAnswer) take(body []byte) (Answer, error) {
 	a, err := parseSDP(body)
 	if err != nil {
-		return Answer{}, true, err
+		return Answer{}, err
 	}
 	if len(a.formats) == 0 {
-		return Answer{}, true, ErrNoCommonCodec
+		return Answer{}, ErrNoCommonCodec
 	}
-	return Answer{Remote: a.remote(), Codec: a.formats[0], TelephoneEvent: a.dtmf, Direction: a.dir}, true, nil
+	if n.sec != nil {
+		if err := n.sec.takeCrypto(a); err != nil {
+			return Answer{}, err
+		}
+	}
+	return Answer{Remote: a.remote(), Codec: a.formats[0], TelephoneEvent: a.dtmf, Direction: a.dir, Profile: a.profile, Crypto: a.crypto}, nil
 }
 
 // allowMethods is the Allow header of the originator's requests and answers:

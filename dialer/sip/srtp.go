@@ -305,43 +305,57 @@ func (o *sdesOffer) negotiate(ans Answer) (*srtpKeys, error) {
 		return nil, fmt.Errorf("%w: a=crypto tag %d was not offered", ErrSRTPAnswer, got.Tag)
 	case got.Suite != ours.Suite:
 		return nil, fmt.Errorf("%w: a=crypto tag %d is %s, offered as %s", ErrSRTPAnswer, got.Tag, got.Suite, ours.Suite)
-	case len(got.Keys) != 1:
-		return nil, fmt.Errorf("%w: a=crypto tag %d has %d keys, want one", ErrSRTPAnswer, got.Tag, len(got.Keys))
+	}
+	remote, mki, err := usableKey(got)
+	if err != nil {
+		return nil, err
+	}
+	return &srtpKeys{tag: got.Tag, suite: got.Suite, local: ours.Keys[0].KeySalt, remote: remote, remoteMKI: mki}, nil
+}
+
+// usableKey checks the peer's key in a=crypto line got, of a suite Turbina
+// speaks: one key of the suite's length, a lifetime Turbina need not rekey
+// within, an MKI that fits, no session parameter but the window size hint.
+// It returns the key and salt, and the MKI (nil: none).
+func usableKey(got CryptoAttribute) (remote, mki []byte, err error) {
+	if len(got.Keys) != 1 {
+		return nil, nil, fmt.Errorf("%w: a=crypto tag %d has %d keys, want one", ErrSRTPAnswer, got.Tag, len(got.Keys))
 	}
 	for _, p := range got.SessionParams {
 		// The window size hint (WSH) is only a hint; the others
 		// change how packets are protected, and none of them is offered.
 		if !strings.HasPrefix(p, "WSH=") {
-			return nil, fmt.Errorf("%w: session parameter %q not offered", ErrSRTPAnswer, p)
+			return nil, nil, fmt.Errorf("%w: session parameter %q not offered", ErrSRTPAnswer, p)
 		}
 	}
 	k := got.Keys[0]
 	if len(k.KeySalt) != srtpKeyLen+srtpSaltLen {
-		return nil, fmt.Errorf("%w: %s key and salt of %d bytes, want %d", ErrSRTPAnswer, got.Suite, len(k.KeySalt), srtpKeyLen+srtpSaltLen)
+		return nil, nil, fmt.Errorf("%w: %s key and salt of %d bytes, want %d", ErrSRTPAnswer, got.Suite, len(k.KeySalt), srtpKeyLen+srtpSaltLen)
 	}
 	if k.Lifetime != "" {
 		if n, _ := lifetimePackets(k.Lifetime); n < srtpMinLifetime {
-			return nil, fmt.Errorf("%w: key lifetime %s is below 2^20 packets", ErrSRTPAnswer, k.Lifetime)
+			return nil, nil, fmt.Errorf("%w: key lifetime %s is below 2^20 packets", ErrSRTPAnswer, k.Lifetime)
 		}
 	}
-	var mki []byte
 	if k.MKILength > 0 {
 		if k.MKILength > 8 {
-			return nil, fmt.Errorf("%w: MKI of %d bytes, want at most 8", ErrSRTPAnswer, k.MKILength)
+			return nil, nil, fmt.Errorf("%w: MKI of %d bytes, want at most 8", ErrSRTPAnswer, k.MKILength)
 		}
 		if k.MKILength < 8 && k.MKI>>(8*k.MKILength) != 0 {
-			return nil, fmt.Errorf("%w: MKI %d does not fit in %d bytes", ErrSRTPAnswer, k.MKI, k.MKILength)
+			return nil, nil, fmt.Errorf("%w: MKI %d does not fit in %d bytes", ErrSRTPAnswer, k.MKI, k.MKILength)
 		}
 		var be [8]byte
 		binary.BigEndian.PutUint64(be[:], k.MKI)
 		mki = be[8-k.MKILength:]
 	}
-	return &srtpKeys{suite: got.Suite, local: ours.Keys[0].KeySalt, remote: k.KeySalt, remoteMKI: mki}, nil
+	return k.KeySalt, mki, nil
 }
 
 // srtpKeys are the keys of an SRTP call: ours encrypts what we send, the
-// answerer's decrypts what it sends (RFC 4568 section 6.1).
+// answerer's decrypts what it sends (RFC 4568 section 6.1). tag is the
+// a=crypto tag agreed, which our offers inside the call repeat.
 type srtpKeys struct {
+	tag           uint32
 	suite         string
 	local, remote []byte
 	remoteMKI     []byte
@@ -352,55 +366,76 @@ func (k *srtpKeys) equal(o *srtpKeys) bool {
 }
 
 // srtpSession protects one call's RTP with the negotiated keys. Each direction
-// has its own pion context, used under its own lock.
+// has its own pion context, used under its own lock; a new offer inside the
+// call makes a new session that keeps the direction whose key did not change,
+// and with it that direction's rollover counter and replay window.
 type srtpSession struct {
 	keys *srtpKeys
-
-	sendMu sync.Mutex
-	send   *srtp.Context
-	sendTo []byte
-
-	recvMu sync.Mutex
-	recv   *srtp.Context
-	hdr    rtp.Header
+	tx   *srtpDirection
+	rx   *srtpDirection
 }
 
-func newSRTPSession(k *srtpKeys) (*srtpSession, error) {
+// srtpDirection is one direction's SRTP context.
+type srtpDirection struct {
+	mu  sync.Mutex
+	ctx *srtp.Context
+	buf []byte     // tx: the encrypted packet, reused
+	hdr rtp.Header // rx: the decrypted packet's header, reused
+}
+
+// newSRTPSession makes the session of keys k, keeping prev's (nil: none)
+// contexts whose key and suite k does not change.
+func newSRTPSession(k *srtpKeys, prev *srtpSession) (*srtpSession, error) {
 	profile := srtpSuites[k.suite]
-	send, err := srtp.CreateContext(k.local[:srtpKeyLen], k.local[srtpKeyLen:], profile)
-	if err != nil {
-		return nil, fmt.Errorf("srtp send context: %w", err)
+	s := &srtpSession{keys: k}
+	if prev != nil && prev.keys.suite == k.suite {
+		if bytes.Equal(prev.keys.local, k.local) {
+			s.tx = prev.tx
+		}
+		if bytes.Equal(prev.keys.remote, k.remote) && bytes.Equal(prev.keys.remoteMKI, k.remoteMKI) {
+			s.rx = prev.rx
+		}
 	}
-	opts := []srtp.ContextOption{srtp.SRTPReplayProtection(srtpReplayWindow)}
-	if len(k.remoteMKI) > 0 {
-		opts = append(opts, srtp.MasterKeyIndicator(k.remoteMKI))
+	if s.tx == nil {
+		send, err := srtp.CreateContext(k.local[:srtpKeyLen], k.local[srtpKeyLen:], profile)
+		if err != nil {
+			return nil, fmt.Errorf("srtp send context: %w", err)
+		}
+		s.tx = &srtpDirection{ctx: send, buf: make([]byte, 0, 1500)}
 	}
-	recv, err := srtp.CreateContext(k.remote[:srtpKeyLen], k.remote[srtpKeyLen:], profile, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("srtp receive context: %w", err)
+	if s.rx == nil {
+		opts := []srtp.ContextOption{srtp.SRTPReplayProtection(srtpReplayWindow)}
+		if len(k.remoteMKI) > 0 {
+			opts = append(opts, srtp.MasterKeyIndicator(k.remoteMKI))
+		}
+		recv, err := srtp.CreateContext(k.remote[:srtpKeyLen], k.remote[srtpKeyLen:], profile, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("srtp receive context: %w", err)
+		}
+		s.rx = &srtpDirection{ctx: recv}
 	}
-	return &srtpSession{keys: k, send: send, recv: recv, sendTo: make([]byte, 0, 1500)}, nil
+	return s, nil
 }
 
 // protect encrypts one RTP packet and hands the SRTP packet to write before
 // the buffer is reused.
 func (s *srtpSession) protect(pkt []byte, write func([]byte) error) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	out, err := s.send.EncryptRTP(s.sendTo[:0], pkt, nil)
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	out, err := s.tx.ctx.EncryptRTP(s.tx.buf[:0], pkt, nil)
 	if err != nil {
 		return fmt.Errorf("srtp encrypt: %w", err)
 	}
-	s.sendTo = out[:0]
+	s.tx.buf = out[:0]
 	return write(out)
 }
 
 // unprotect authenticates and decrypts one SRTP packet into dst (grown when
 // short); a forged, replayed or garbled packet is an error.
 func (s *srtpSession) unprotect(dst, pkt []byte) ([]byte, error) {
-	s.recvMu.Lock()
-	defer s.recvMu.Unlock()
-	out, err := s.recv.DecryptRTP(dst[:0], pkt, &s.hdr)
+	s.rx.mu.Lock()
+	defer s.rx.mu.Unlock()
+	out, err := s.rx.ctx.DecryptRTP(dst[:0], pkt, &s.rx.hdr)
 	if err != nil {
 		return nil, fmt.Errorf("srtp decrypt: %w", err)
 	}
@@ -470,7 +505,7 @@ func (m *Media) keyAnswer(ans Answer) error {
 	if cur := st.session.Load(); cur != nil && cur.keys.equal(keys) {
 		return nil
 	}
-	s, err := newSRTPSession(keys)
+	s, err := newSRTPSession(keys, st.session.Load())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSRTPAnswer, err)
 	}

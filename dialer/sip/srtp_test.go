@@ -278,7 +278,7 @@ func TestSRTPSession(t *testing.T) {
 	}{{SuiteAES128SHA1_80, nil}, {SuiteAES128SHA1_32, nil}, {SuiteAES128SHA1_80, []byte{0, 0, 0, 1}}} {
 		t.Run(tt.suite, func(t *testing.T) {
 			keys := &srtpKeys{suite: tt.suite, local: bytes.Repeat([]byte{1}, 30), remote: bytes.Repeat([]byte{2}, 30), remoteMKI: tt.mki}
-			s, err := newSRTPSession(keys)
+			s, err := newSRTPSession(keys, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
