@@ -144,4 +144,3 @@ func randomKey(t *testing.T) []byte {
 	}
 	return k
 }
-
