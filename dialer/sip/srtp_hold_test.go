@@ -78,4 +78,3 @@ func TestSRTPHoldResumeWithBaresip(t *testing.T) {
 		t.Errorf("baresip sent %d and received %d packets, want at least 100 and 90 of our tone", sent, received)
 	}
 }
-
