@@ -3,8 +3,8 @@
 # again: it installs nothing already there.
 #   build: a C compiler and the libraries cgo links (SQLite is built in; libopus for
 #          Opus transcoding)
-#   test:  build, plus the real peers the tests drive (sipp, baresip, chromium,
-#          iproute2 for the network namespaces of the link-cut drills,
+#   test:  build, plus the real peers the tests drive (sipp, baresip, kamailio,
+#          chromium, iproute2 for the network namespaces of the link-cut drills,
 #          espeak-ng and sox for speech, sqlite3)
 #   bench: test, plus what the benchmark scripts use
 # Usage: scripts/deps.sh [build|test|bench]
@@ -14,8 +14,8 @@ commands=(gcc:gcc pkg-config:pkg-config)
 libraries=(libopus-dev)
 case "${1:-test}" in
   build) ;;
-  test) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox chromium:chromium) ;;
-  bench) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip espeak-ng:espeak-ng sox:sox chromium:chromium bc:bc curl:curl) ;;
+  test) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip kamailio:kamailio espeak-ng:espeak-ng sox:sox chromium:chromium) ;;
+  bench) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip kamailio:kamailio espeak-ng:espeak-ng sox:sox chromium:chromium bc:bc curl:curl) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 

@@ -1,0 +1,176 @@
+package sip
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
+	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/testenv"
+)
+
+// kamailio is Kamailio running testdata/kamailio.cfg in the foreground.
+type kamailio struct {
+	addr string
+	out  *testenv.Output
+}
+
+// startKamailio runs Kamailio as the carrier's record-routing proxy with
+// digest auth in front of carrier (host:port), on a free port of 127.0.0.1
+// (UDP and TCP). It is stopped, with the processes it forked, at cleanup.
+func startKamailio(t *testing.T, carrier, user, password string, tcpLifetime time.Duration) *kamailio {
+	t.Helper()
+	bin := testenv.RequireTool(t, "kamailio", "kamailio")
+	tmpl, err := os.ReadFile(filepath.Join("testdata", "kamailio.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sipptest.FreePort(t)
+	cfg := strings.NewReplacer("{{port}}", strconv.Itoa(port), "{{carrier}}", carrier, "{{user}}", user,
+		"{{password}}", password, "{{tcp_lifetime}}", strconv.Itoa(int(tcpLifetime/time.Second))).Replace(string(tmpl))
+	dir := t.TempDir()
+	file := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := &kamailio{addr: "127.0.0.1:" + strconv.Itoa(port), out: &testenv.Output{}}
+	// -DD -E: in the foreground, logging to stderr; -Y and -P keep its
+	// runtime files in the test's directory; little memory.
+	cmd := exec.Command(bin, "-DD", "-E", "-f", file, "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-m", "32", "-M", "8")
+	cmd.Stdout, cmd.Stderr = k.out, k.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("kamailio:\n%s", k.out.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(k.out.String(), "turbina-test: kamailio ready") {
+		select {
+		case <-done:
+			t.Fatal("kamailio exited (its output follows)")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("kamailio not ready within 10s (its output follows)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return k
+}
+
+// logged counts the lines Kamailio logged that match re.
+func (k *kamailio) logged(re string) int {
+	return len(regexp.MustCompile(re).FindAllString(k.out.String(), -1))
+}
+
+var byeLine = regexp.MustCompile(`turbina-test: in-dialog BYE from 127\.0\.0\.1:(\d+) over (\w+)`)
+
+// waitBye waits until Kamailio has routed n BYEs by their Route headers from
+// the carrier (fromCarrier, over UDP from carrierPort) or from Turbina (from
+// any other port, over proto).
+func (k *kamailio) waitBye(t *testing.T, fromCarrier bool, carrierPort, proto string, n int) {
+	t.Helper()
+	count := func() int {
+		got := 0
+		for _, m := range byeLine.FindAllStringSubmatch(k.out.String(), -1) {
+			carrier := m[1] == carrierPort && m[2] == "udp"
+			if carrier == fromCarrier && (carrier || m[2] == proto) {
+				got++
+			}
+		}
+		return got
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("kamailio routed %d BYEs from the carrier=%v, want %d", count(), fromCarrier, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestThroughKamailio: Kamailio 5.6 is the carrier's proxy, in front of
+// baresip as the carrier. Turbina's INVITE is challenged (407, qop=auth) and
+// sent again with digest, Kamailio Record-Routes it to baresip, which answers;
+// then the BYE goes through Kamailio in each direction: ours, sent to the
+// route set (Kamailio logs it as routed by loose_route; a BYE straight to
+// the carrier would not be logged), and the carrier's, which Kamailio routes
+// to our Contact. Over TCP Kamailio closes idle connections after a second,
+// so the carrier's BYE reaches us on a new connection to our listener.
+func TestThroughKamailio(t *testing.T) {
+	for _, transport := range []string{TransportUDP, TransportTCP} {
+		t.Run(transport, func(t *testing.T) {
+			carrier := baresiptest.StartCarrier(t, baresiptest.CarrierOptions{User: "34600000001"})
+			proxy := startKamailio(t, carrier.SIPAddr(), "turbina", "s3cret", time.Second)
+			tc := TrunkConfig{Name: "carrier", Address: proxy.addr, Transport: transport, CallerID: "+34910000001",
+				Username: "turbina", Password: "s3cret"}
+			cfg := testConfig(tc)
+			cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
+			cfg.SuspectAfter = Duration(time.Second)
+			cfg.RingTimeout = Duration(10 * time.Second)
+			o := newTestOriginator(t, cfg)
+			carrier.WaitUntil(t, 10*time.Second, "start", func() bool {
+				return strings.Contains(carrier.Output(), "baresip is ready")
+			})
+			proto := strings.ToLower(transport)
+			_, carrierPort, _ := net.SplitHostPort(carrier.SIPAddr())
+			for i, by := range []Party{PartyLocal, PartyRemote} {
+				events, onEvent := eventChan()
+				c, err := o.Dial(context.Background(), DialRequest{To: "34600000001", OnEvent: onEvent})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitAnswered(t, c, events)
+				if n := proxy.logged(`turbina-test: challenge INVITE from 127\.0\.0\.1:\d+ over ` + proto); n != i+1 {
+					t.Errorf("call %d: kamailio challenged %d INVITEs over %s, want %d", i+1, n, proto, i+1)
+				}
+				if n := proxy.logged(`turbina-test: authenticated INVITE from 127\.0\.0\.1:\d+ over ` + proto + ` as turbina`); n != i+1 {
+					t.Errorf("call %d: kamailio let %d INVITEs through over %s, want %d", i+1, n, proto, i+1)
+				}
+				carrier.WaitUntil(t, 5*time.Second, "call established", func() bool {
+					return strings.Count(carrier.Output(), "Call established") == i+1
+				})
+				if by == PartyLocal {
+					if err := c.Hangup(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					proxy.waitBye(t, false, carrierPort, proto, 1)
+				} else {
+					if transport == TransportTCP {
+						// Past Kamailio's connection lifetime: the connection
+						// of our INVITE is gone.
+						time.Sleep(2 * time.Second)
+					}
+					carrier.Command(t, "hangup")
+					proxy.waitBye(t, true, carrierPort, proto, 1)
+				}
+				r := waitResult(t, c, 15*time.Second)
+				if r.Outcome != OutcomeAnswered || r.HangupBy != by {
+					t.Errorf("call %d: result %s by %q (%s), want answered, hung up by %s", i+1, r.Outcome, r.HangupBy, r.Reason, by)
+				}
+			}
+		})
+	}
+}
