@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench-sip.sh: a fair SIP benchmark of the whole product (issue 16, item 8).
 #
-# One sipp UAS (internal/sipptest/scenarios/soak-answer.xml: 100, 180, 200 at once, then
-# waits for the caller's BYE) is the carrier. Two callers are offered the same series of
+# One sipp UAS (internal/sipptest/scenarios/bench-answer.xml: 100, 180, 200 at once, then
+# waits for the caller's BYE; an INVITE retransmitted before the ACK gets the 200 again)
+# is the carrier. Two callers are offered the same series of
 # rates, open-loop, each against a fresh UAS:
 #   - sipp's own UAC: `sipp -sn uac -r RATE -d HOLD`;
 #   - the whole product: `turbina demo --trunk … --max-cps RATE` (the server of `turbina
@@ -17,8 +18,10 @@
 #     "Failed call"; the product's turbina_sip_calls_total outcomes other than answered),
 #     over all calls of the step;
 #   - a rate passes when failed < 0.1 % and the rate reached is ≥ 95 % of the offered one;
-#     the knee is the highest offered rate that passes (a side's sweep stops at its first
-#     failing rate). The ratio is the product's knee over sipp's.
+#     the knee is the highest offered rate that passes, and the ratio is the product's knee
+#     over sipp's. A loaded shared machine stalls sipp now and then, and one stall loses
+#     more than 0.1 % of a step's calls, so a second knee with < 1 % failed is reported
+#     beside it, labelled; a side's sweep stops at its first rate failing that one.
 # Then the library alone (dialer/sip, closed-loop, BENCH_LIB_CONC calls at once) against
 # the same UAS scenario, as before: BenchmarkSustainedRate and BenchmarkMemoryPerCall.
 #
@@ -34,18 +37,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${BENCH_QUICK:-}" ]; then
-	RATES=${BENCH_RATES:-"250 1000 2000 4000"} STEP=${BENCH_STEP:-6} WARMUP=${BENCH_WARMUP:-2}
+	RATES=${BENCH_RATES:-"100 400 1000 2000 4000"} STEP=${BENCH_STEP:-6} WARMUP=${BENCH_WARMUP:-2}
 else
-	RATES=${BENCH_RATES:-"250 500 1000 1500 2000 3000 4000 6000"} STEP=${BENCH_STEP:-15} WARMUP=${BENCH_WARMUP:-3}
+	RATES=${BENCH_RATES:-"100 200 400 700 1000 1500 2000 3000 4000 6000"} STEP=${BENCH_STEP:-15} WARMUP=${BENCH_WARMUP:-3}
 fi
 HOLD=${BENCH_HOLD:-50}          # ms between the 200's ACK and the caller's BYE
-AGENTS=${BENCH_AGENTS:-300}     # simulated agents (the demo takes at most 500)
+AGENTS=${BENCH_AGENTS:-200}     # simulated agents (the demo takes at most 500; each costs CPU in the same process)
 LIB_CALLS=${BENCH_LIB_CALLS:-5000}
 LIB_CONC=${BENCH_LIB_CONC:-50}
 BIN=${BENCH_BIN:-bin/turbina}
 UPDATE=${BENCH_SIP_UPDATE:-1}
 SIDES=${BENCH_SIDES:-"sipp turbina library"} # which callers to run (a debugging run may leave some out)
-SCEN=internal/sipptest/scenarios/soak-answer.xml
+SCEN=internal/sipptest/scenarios/bench-answer.xml
 
 for tool in sipp curl python3; do
 	command -v "$tool" >/dev/null || { echo "bench-sip: $tool is missing (scripts/deps.sh bench installs it)" >&2; exit 2; }
@@ -142,8 +145,9 @@ reached = (nb - na) / (b - a)
 # The UAS's failures up to the window's end: calls cut when the step stops are not counted.
 uas_in, uas_fail = inside[-1][1], inside[-1][2]
 failed = max(uas_fail / uas_in if uas_in else 1, cfail / ctot if ctot else 1)
-ok = failed < 0.001 and reached >= 0.95 * rate
-print("pass" if ok else "fail", round(reached), f"{100 * failed:.3f}", uas_in, uas_fail)
+enough = reached >= 0.95 * rate
+print("pass" if enough and failed < 0.001 else "loose" if enough and failed < 0.01 else "fail",
+      round(reached), f"{100 * failed:.3f}", uas_in, uas_fail)
 EOF
 }
 
@@ -178,7 +182,7 @@ EOF
 	read -r ok reached pct uas_in uas_fail < <(verdict "$dir" "$t0" "$t1" "$ctot" "$cfail" "$rate")
 	echo "sipp $rate $ok $reached $pct $ctot $cfail $uas_in $uas_fail $(cut -d' ' -f1 /proc/loadavg) $cpus -" >>"$results"
 	echo "bench-sip: sipp UAC offered $rate/s: reached $reached/s at the UAS, failed $pct % (UAC $cfail of $ctot, UAS $uas_fail of $uas_in): $ok" >&2
-	[ "$ok" = pass ] || break
+	[ "$ok" != fail ] || break
 done
 
 # --- the whole product ----------------------------------------------------------------
@@ -238,7 +242,7 @@ except Exception: print('n/a')")
 	# of outcomes other than answered is what matters, and the UAS's.
 	echo "turbina $rate $ok $reached $pct $ctot $((ctot - cans)) $uas_in $uas_fail $load_now $cpus $occ" >>"$results"
 	echo "bench-sip: turbina offered $rate/s: reached $reached/s at the UAS, failed $pct % (product $((ctot - cans)) of $ctot not answered, UAS $uas_fail of $uas_in): $ok" >&2
-	[ "$ok" = pass ] || break
+	[ "$ok" != fail ] || break
 done
 
 # --- the library alone ----------------------------------------------------------------------
@@ -257,27 +261,29 @@ python3 - "$results" >"$work/summary.md" <<'EOF'
 import os, re, sys
 env = os.environ
 rows = [l.split() for l in open(sys.argv[1])]
-def knee(side):
+def knee(side, ok):
     best = 0
     for r in rows:
-        if r[0] == side and r[2] == "pass":
+        if r[0] == side and r[2] in ok:
             best = max(best, int(r[1]))
     return best
-ks, kt = knee("sipp"), knee("turbina")
+ks, kt = knee("sipp", ("pass",)), knee("turbina", ("pass",))
+ls, lt = knee("sipp", ("pass", "loose")), knee("turbina", ("pass", "loose"))
 cmd = env["B_CMD"] or ("BENCH_QUICK=1 scripts/bench-sip.sh" if env["B_QUICK"] else "make bench-sip")
 p = print
 p(f"Command: `{cmd}`, run on {env['B_STARTED']} on {os.cpu_count()} cores (load average {env['B_LOAD_START']} at the start,")
 p(f"{env['B_LOAD_END']} at the end; {int(env['B_SECS']) // 60} min {int(env['B_SECS']) % 60} s). Offered rates {env['B_RATES'].split()[0]}…{env['B_RATES'].split()[-1]}/s, each")
-p(f"{env['B_WARMUP']} s warm-up + {env['B_STEP']} s measured; hold {env['B_HOLD']} ms; {env['B_AGENTS']} simulated agents; a side stops at its first failing rate.")
+p(f"{env['B_WARMUP']} s warm-up + {env['B_STEP']} s measured; hold {env['B_HOLD']} ms; {env['B_AGENTS']} simulated agents; a side stops at its first rate with ≥ 1 % failed or < 95 % reached.")
 p("")
 p("| caller | offered /s | reached at the UAS /s | calls (caller) | failed: caller / UAS | failed % | | CPU cores: caller, UAS | load (1 min) | agents' occupancy |")
 p("|---|--:|--:|--:|--:|--:|---|--:|--:|--:|")
 for r in rows:
     side = "sipp UAC `-r`" if r[0] == "sipp" else "Turbina (demo, `--max-cps`)"
-    p(f"| {side} | {int(r[1]):,} | {int(r[3]):,} | {int(r[5]):,} | {r[6]} / {r[8]} of {int(r[7]):,} | {r[4]} | {'pass' if r[2] == 'pass' else '**fail**'} | {r[10]}, {r[11]} | {r[9]} | {r[12] + ' %' if r[12] not in ('-', 'n/a') else r[12]} |")
+    p(f"| {side} | {int(r[1]):,} | {int(r[3]):,} | {int(r[5]):,} | {r[6]} / {r[8]} of {int(r[7]):,} | {r[4]} | { {'pass': 'pass', 'loose': '< 1 %'}.get(r[2], '**fail**') } | {r[10]}, {r[11]} | {r[9]} | {r[12] + ' %' if r[12] not in ('-', 'n/a') else r[12]} |")
 p("")
-ratio = f"{kt / ks:.2f}" if ks else "n/a"
-p(f"**Knee** (highest offered rate with < 0.1 % failed and ≥ 95 % of it reached): sipp UAC {ks:,}/s, Turbina {kt:,}/s; **ratio Turbina / sipp {ratio}**.")
+ratio = lambda a, b: f"{a / b:.2f}" if b else "n/a (sipp passed no rate)"
+p(f"**Knee** (highest offered rate with < 0.1 % failed and ≥ 95 % of it reached): sipp UAC {ks:,}/s, Turbina {kt:,}/s; **ratio Turbina / sipp {ratio(kt, ks)}**.")
+p(f"With < 1 % failed instead (for a loaded machine, not the issue's criterion): sipp UAC {ls:,}/s, Turbina {lt:,}/s; ratio {ratio(lt, ls)}.")
 p("")
 lib = {}
 for l in env["B_LIB"].splitlines():
