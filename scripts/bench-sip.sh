@@ -23,7 +23,7 @@
 #     more than 0.1 % of a step's calls, so a second knee with < 1 % failed is reported
 #     beside it, labelled; a side's sweep stops at its first rate failing that one.
 # Then the library alone (dialer/sip, closed-loop, BENCH_LIB_CONC calls at once) against
-# the same UAS scenario, as before: BenchmarkSustainedRate and BenchmarkMemoryPerCall.
+# a sipp UAS on answer.xml, as before: BenchmarkSustainedRate and BenchmarkMemoryPerCall.
 #
 #   make bench-sip                                   # the whole run, under ~10 minutes
 #   BENCH_QUICK=1 scripts/bench-sip.sh               # a short run (~3 minutes)
@@ -290,7 +290,7 @@ for l in env["B_LIB"].splitlines():
     m = re.search(r"BENCH (.*)", l)
     if m:
         lib.setdefault("lines", []).append(m.group(1).strip())
-p(f"Library alone (`dialer/sip` → the same UAS scenario, closed-loop, {env['B_LIB_CONC']} calls at once; not comparable with the open-loop figures):")
+p(f"Library alone (`dialer/sip` → a sipp UAS on `answer.xml`, which answers as `bench-answer.xml` does, closed-loop, {env['B_LIB_CONC']} calls at once; not comparable with the open-loop figures):")
 p("")
 for l in lib.get("lines", ["(no BENCH lines: see the run's output)"]):
     p(f"- {l}")
