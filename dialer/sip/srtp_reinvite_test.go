@@ -12,17 +12,30 @@ import (
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 )
 
-// TestSRTPReoffer: sipp plays a carrier whose SBC re-anchors an SRTP call. A
-// re-INVITE moving the RTP to a new port with a new key (srtp-reinvite.xml),
-// or an offerless re-INVITE whose ACK does (srtp-reinvite-nosdp.xml, after a
-// plain RTP/AVP offer that a trunk requiring SRTP refuses with 488), is
-// answered RTP/SAVP with our key unchanged (sipp checks the SDP), and the
-// media follows: at the new port the test's own socket decrypts our RTP with
-// our key, and what it sends with the carrier's new key reaches the bridge
-// while what it sends with the old key is dropped.
+// TestSRTPReoffer: sipp plays a carrier whose SBC re-anchors an SRTP call,
+// moving its RTP to a new port with a new key: by a re-INVITE
+// (srtp-reinvite.xml); by the ACK of an offerless re-INVITE, after a plain
+// RTP/AVP offer that a trunk requiring SRTP refuses with 488
+// (srtp-reinvite-nosdp.xml); or in the 200 to our session-refresh re-INVITE
+// (srtp-session-refresh.xml). sipp checks that our answers and offers are
+// RTP/SAVP with one a=crypto line of the agreed tag and suite; here our key
+// must be unchanged, and the media must follow: at the new port the test's own
+// socket decrypts our RTP with our key, and what it sends with the carrier's
+// new key reaches the bridge while what it sends with the old key is dropped.
 func TestSRTPReoffer(t *testing.T) {
 	t.Parallel()
-	for _, scenario := range []string{"srtp-reinvite.xml", "srtp-reinvite-nosdp.xml"} {
+	for _, tt := range []struct {
+		scenario string
+		tune     func(*Config)
+	}{
+		{"srtp-reinvite.xml", nil},
+		{"srtp-reinvite-nosdp.xml", nil},
+		{"srtp-session-refresh.xml", func(cfg *Config) {
+			cfg.SessionExpires, cfg.MinSE = Duration(2*time.Second), Duration(2*time.Second)
+			cfg.SessionRefresh = RefreshInvite
+		}},
+	} {
+		scenario := tt.scenario
 		t.Run(scenario, func(t *testing.T) {
 			t.Parallel()
 			first, moved := newRTPSink(t), newRTPSink(t)
@@ -35,6 +48,9 @@ func TestSRTPReoffer(t *testing.T) {
 			tc.SRTP = SRTPRequire
 			cfg := testConfig(tc)
 			cfg.MediaSilence = Duration(time.Hour) // sipp answers no OPTIONS
+			if tt.tune != nil {
+				tt.tune(&cfg)
+			}
 			o := newTestOriginator(t, cfg)
 			events, onEvent := eventChan()
 			c, err := o.Dial(t.Context(), DialRequest{To: "+34600000009", OnEvent: onEvent})
