@@ -42,3 +42,36 @@ func TestInboundCallClaimsAndAMissedCallIsCalledBackFirst(t *testing.T) {
 		t.Errorf("missed inbound call: %+v, want %+v", got, want)
 	}
 }
+
+// TestGateRefusesCallsToAPersonOnAnInboundCall: while the person's own call to
+// the business is under way, no call (SIP, WhatsApp, callback) rings them; the
+// refusal lifts at the recheck instant, and messages are not refused for it.
+func TestGateRefusesCallsToAPersonOnAnInboundCall(t *testing.T) {
+	at := time.Date(2026, 3, 2, 13, 0, 0, 0, time.UTC)
+	c := Campaign{Name: "c"}
+	c.ApplyDefaults()
+	c.Window = Window{Start: 0, End: 24*60 - 1}
+	p := Policy{Campaign: &c}
+	ct := Contact{ID: 1, Phone: "+5511987650001", Timezone: "UTC"}
+	f := Facts{OnInboundCallUntil: at.Add(InboundRecheck), Permission: PermissionGranted, LastInbound: at}
+	for _, tc := range []struct {
+		action  ContactAction
+		refused bool
+	}{
+		{ActionSIPCall, true}, {ActionWhatsAppCall, true}, {ActionCallback, true},
+		{ActionTemplate, false}, {ActionText, false},
+	} {
+		t.Run(string(tc.action), func(t *testing.T) {
+			d := p.Check(ct, f, tc.action, at)
+			if d.Has(ReasonOnInboundCall) != tc.refused {
+				t.Fatalf("decision %+v", d)
+			}
+			if tc.refused && (d.NextAllowedAt == nil || !d.NextAllowedAt.Equal(at.Add(InboundRecheck))) {
+				t.Errorf("next allowed %v, want the recheck instant", d.NextAllowedAt)
+			}
+			if later := p.Check(ct, f, tc.action, at.Add(InboundRecheck)); !later.Allowed {
+				t.Errorf("at the recheck instant: %+v", later)
+			}
+		})
+	}
+}

@@ -100,9 +100,11 @@ type Facts struct {
 	// LastInbound is when the person last wrote on WhatsApp (zero: never), which
 	// opens WhatsApp's 24 h service window for free-form text.
 	LastInbound time.Time
-	// OnInboundCall: the person's own call to the business is under way (an
-	// inbound attempt on the number that has not ended).
-	OnInboundCall bool
+	// OnInboundCallUntil is, while the person's own call to the business is
+	// under way (an inbound attempt on the number that has not ended), the
+	// instant read plus InboundRecheck: nobody knows when the call ends, so a
+	// refusal lifts then to be asked again. Zero: no such call.
+	OnInboundCallUntil time.Time
 }
 
 // NumberLimits bounds the calls one number gets across every campaign.
@@ -221,10 +223,10 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 			refuse(ReasonAbandonQuietPeriod, f.LastAbandon.Add(quiet))
 		}
 	}
-	if action.isCall() && f.OnInboundCall {
+	if action.isCall() && at.Before(f.OnInboundCallUntil) {
 		// Never ring a person who is on the line to us already: they would
 		// hear their own phone ring while they wait for an agent.
-		refuse(ReasonOnInboundCall, at.Add(InboundRecheck))
+		refuse(ReasonOnInboundCall, f.OnInboundCallUntil)
 	}
 	if action == ActionWhatsAppCall {
 		// Only the person's answer lifts a refusal or a pending request. A

@@ -10,6 +10,18 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 )
 
+// InboundStore takes the persons' own calls to the business.
+type InboundStore interface {
+	// StartInboundAttempt claims a contact for its call to the business.
+	StartInboundAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error)
+	// InboundContact finds or adds the contact of a campaign's inbound queue for a number.
+	InboundContact(ctx context.Context, campaignID int64, e164 string) (DueContact, error)
+	// InboundQueues counts each campaign's inbound calls since an instant.
+	InboundQueues(ctx context.Context, since time.Time) (map[int64]InboundQueue, error)
+}
+
+var _ InboundStore = (*DB)(nil)
+
 // StartInboundAttempt claims a contact for a person's own call to the business
 // (the journey's inbound_call event: pending, done, exhausted and invalid
 // contacts are claimed) and records it as an inbound attempt on channel and
@@ -61,7 +73,7 @@ type InboundQueue struct {
 // (put through, or given up) at or after since.
 func (d *DB) InboundQueues(ctx context.Context, since time.Time) (map[int64]InboundQueue, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT campaign_id,
-		sum(connect_at IS NOT NULL), sum(outcome = ?2),
+		sum(connect_at IS NOT NULL), sum(ifnull(outcome,'') = ?2),
 		max(ifnull(connect_at, end_at) - answer_at)
 		FROM attempts WHERE direction = 'inbound' AND answer_at IS NOT NULL AND ifnull(connect_at, end_at) >= ?1
 		AND (connect_at IS NOT NULL OR outcome = ?2) GROUP BY campaign_id`, since.UnixMilli(), string(campaigns.OutcomeInboundMissed))

@@ -42,7 +42,7 @@ func TestInboundCallsAreAttemptsOfTheirOwn(t *testing.T) {
 			t.Errorf("second claim while the call is open: %v, want a conflict", err)
 		}
 		f, err := d.PolicyFacts(ctx, dc.Contact.ID, "", at)
-		if err != nil || !f.OnInboundCall || len(f.NumberAttempts) != 0 {
+		if err != nil || !f.OnInboundCallUntil.Equal(at.Add(campaigns.InboundRecheck)) || len(f.NumberAttempts) != 0 {
 			t.Errorf("facts during the inbound call %+v, %v", f, err)
 		}
 		answer, end := at, at.Add(wait)
@@ -58,7 +58,7 @@ func TestInboundCallsAreAttemptsOfTheirOwn(t *testing.T) {
 		if err := d.FinishAttempt(ctx, a, move); err != nil {
 			t.Fatal(err)
 		}
-		if f, err := d.PolicyFacts(ctx, dc.Contact.ID, "", at); err != nil || f.OnInboundCall {
+		if f, err := d.PolicyFacts(ctx, dc.Contact.ID, "", at); err != nil || !f.OnInboundCallUntil.IsZero() {
 			t.Errorf("facts after the inbound call %+v, %v", f, err)
 		}
 	}

@@ -122,9 +122,13 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 	if inbound.Valid {
 		f.LastInbound = msToTime(inbound.Int64)
 	}
+	var onInbound bool
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM attempts WHERE number IN (?1, ?2, ?3) AND direction = 'inbound'
-		AND state IN ('`+strings.Join(openAttemptStates, "','")+`'))`, phone, wa, number).Scan(&f.OnInboundCall); err != nil {
+		AND state IN ('`+strings.Join(openAttemptStates, "','")+`'))`, phone, wa, number).Scan(&onInbound); err != nil {
 		return f, fmt.Errorf("policy facts: inbound calls: %w", err)
+	}
+	if onInbound {
+		f.OnInboundCallUntil = at.Add(campaigns.InboundRecheck)
 	}
 	return f, nil
 }
