@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -263,6 +264,13 @@ func inboundLegOf(held, leg channel.Attempt) channel.Attempt {
 		return held
 	}
 	return &inboundLeg{Attempt: leg}
+}
+
+// waitedDetail is the detail of an inbound attempt whose caller left the queue
+// for the apology after waiting waited (storage.InboundQueues reads waited_ms).
+func waitedDetail(waited time.Duration) []byte {
+	b, _ := json.Marshal(map[string]any{"reason": "no agent within the longest wait", "waited_ms": waited.Milliseconds()})
+	return b
 }
 
 // QueueView is a campaign's inbound queue now: the callers on hold.

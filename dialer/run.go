@@ -616,6 +616,8 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.Atte
 		case effHold:
 			r.hold(ctx, c, at)
 		case effSorry:
+			// The wait ends here, not when the apology does: the queue's figures read it.
+			c.attempt.Detail = waitedDetail(at.Sub(c.answered))
 			if c.leg != nil {
 				go r.sorry(ctx, c.leg, c.log)
 			}

@@ -65,7 +65,8 @@ type InboundQueue struct {
 	Answered  int `json:"answered"`
 	Abandoned int `json:"abandoned"`
 	// LongestWait is the longest a caller waited in the queue, to an agent or
-	// to giving up.
+	// to giving up (the detail's waited_ms of a caller who left it for the
+	// apology: the apology is no wait).
 	LongestWait time.Duration `json:"-"`
 }
 
@@ -74,7 +75,7 @@ type InboundQueue struct {
 func (d *DB) InboundQueues(ctx context.Context, since time.Time) (map[int64]InboundQueue, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT campaign_id,
 		sum(connect_at IS NOT NULL), sum(ifnull(outcome,'') = ?2),
-		max(ifnull(connect_at, end_at) - answer_at)
+		max(ifnull(json_extract(detail, '$.waited_ms'), ifnull(connect_at, end_at) - answer_at))
 		FROM attempts WHERE direction = 'inbound' AND answer_at IS NOT NULL AND ifnull(connect_at, end_at) >= ?1
 		AND (connect_at IS NOT NULL OR outcome = ?2) GROUP BY campaign_id`, since.UnixMilli(), string(campaigns.OutcomeInboundMissed))
 	if err != nil {
