@@ -14,7 +14,8 @@ type Outcome string
 const (
 	// OutcomeConnected: a person answered and was bridged to an agent.
 	OutcomeConnected Outcome = "connected"
-	// OutcomeAbandoned: a person answered and no agent was free within the patience.
+	// OutcomeAbandoned: a person answered and no agent was free within the patience,
+	// or the agent the person was put through to vanished (its audio went away).
 	OutcomeAbandoned Outcome = "abandoned"
 	// OutcomeMachine: an answering machine answered; the rung is tried again.
 	OutcomeMachine Outcome = "machine"

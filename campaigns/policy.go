@@ -97,6 +97,13 @@ type Facts struct {
 	// (zero: none).
 	Permission      Permission
 	PermissionUntil time.Time
+	// PermissionRequests are when call permission requests were sent to the
+	// person in the 7 days before the instant checked, since their last
+	// connected WhatsApp call (which resets Meta's limits).
+	PermissionRequests []time.Time
+	// PermissionNextRequest is when Meta last said the next permission request
+	// may be sent (its call_permissions answer); zero: Meta set no bound.
+	PermissionNextRequest time.Time
 	// LastInbound is when the person last wrote on WhatsApp (zero: never), which
 	// opens WhatsApp's 24 h service window for free-form text.
 	LastInbound time.Time
@@ -216,7 +223,7 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 		}
 	}
 	if action.isCall() {
-		if lifts, over := p.overLimit(f.NumberAttempts, at); over {
+		if lifts, over := overLimit(p.Limits, f.NumberAttempts, at); over {
 			refuse(ReasonNumberAttemptLimit, lifts)
 		}
 		if quiet := p.quiet(); !f.AgentReserved && quiet > 0 && !f.LastAbandon.IsZero() && at.Before(f.LastAbandon.Add(quiet)) {
@@ -228,13 +235,23 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 		// hear their own phone ring while they wait for an agent.
 		refuse(ReasonOnInboundCall, f.OnInboundCallUntil)
 	}
-	if action == ActionWhatsAppCall {
-		// Only the person's answer lifts a refusal or a pending request. A
-		// temporary grant that lapsed is as good as unknown: the call is tried,
-		// and WhatsApp's refusal of it is what sends a new request (the only way
-		// to ask again).
-		if f.Permission == PermissionDenied || f.Permission == PermissionRequested {
+	switch {
+	case action == ActionWhatsAppCall && (f.Permission == PermissionDenied || f.Permission == PermissionRequested):
+		// A refusal or a pending request skips the rung while no other request
+		// may be sent: the person is not kept waiting for days on a call rung
+		// when the template after it reaches them now (a grant, when it comes,
+		// queues them for a WhatsApp call). Once another request is allowed the
+		// call goes ahead: the person may have granted it meanwhile (in the
+		// business profile, by calling in), which the channel reads from Meta
+		// before asking again. A temporary grant that lapsed is as good as
+		// unknown: the call is tried, and WhatsApp's refusal of it is what
+		// sends a new request.
+		if next := f.nextPermissionRequest(at); next.After(at) {
 			refuse(ReasonNoCallPermission, time.Time{})
+		}
+	case action == ActionPermissionRequest:
+		if next := f.nextPermissionRequest(at); next.After(at) {
+			refuse(ReasonNoCallPermission, next)
 		}
 	}
 	if action == ActionText {
@@ -245,6 +262,24 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 	return reasons, next, final
 }
 
+// PermissionRequestLimits are Meta's limits on call permission requests from a
+// business to one person (user-call-permissions, "Limits"): one in 24 hours and
+// two in 7 days, both reset by a connected call between them.
+var PermissionRequestLimits = NumberLimits{PerDay: 1, PerWeek: 2}
+
+// nextPermissionRequest is the first instant from at when a call permission
+// request is within Meta's limits, as counted here and as Meta last said.
+func (f Facts) nextPermissionRequest(at time.Time) time.Time {
+	next := at
+	if lifts, over := overLimit(PermissionRequestLimits, f.PermissionRequests, at); over {
+		next = lifts
+	}
+	if f.PermissionNextRequest.After(next) {
+		next = f.PermissionNextRequest
+	}
+	return next
+}
+
 func (p Policy) quiet() time.Duration {
 	if p.QuietAfterAbandon == 0 {
 		return DefaultQuietAfterAbandon
@@ -252,15 +287,15 @@ func (p Policy) quiet() time.Duration {
 	return p.QuietAfterAbandon
 }
 
-// overLimit reports whether another call at at would break a per-number limit and,
-// if so, when it no longer would.
-func (p Policy) overLimit(attempts []time.Time, at time.Time) (time.Time, bool) {
+// overLimit reports whether another action at at, after the ones at times,
+// would break limits and, if so, when it no longer would.
+func overLimit(limits NumberLimits, attempts []time.Time, at time.Time) (time.Time, bool) {
 	var lifts time.Time
 	over := false
 	for _, l := range []struct {
 		max    int
 		period time.Duration
-	}{{p.Limits.PerDay, 24 * time.Hour}, {p.Limits.PerWeek, 7 * 24 * time.Hour}} {
+	}{{limits.PerDay, 24 * time.Hour}, {limits.PerWeek, 7 * 24 * time.Hour}} {
 		if l.max <= 0 {
 			continue
 		}
@@ -287,7 +322,7 @@ func (p Policy) overLimit(attempts []time.Time, at time.Time) (time.Time, bool) 
 func (d Decision) Has(r Reason) bool { return slices.Contains(d.Reasons, r) }
 
 // Final reports whether a refusal does not lift by the passing of time alone
-// (do-not-call, opt-out, no consent, no call permission…).
+// (do-not-call, opt-out, no consent…).
 func (d Decision) Final() bool { return !d.Allowed && d.NextAllowedAt == nil }
 
 // RefusedError is the error of an action the policy gate refused: it carries the

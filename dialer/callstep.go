@@ -20,25 +20,26 @@ type callState uint8
 // A call's states. A call found to be an answering machine is hung up in one of
 // three states, one per AMD action: the state says which outcome its end records.
 const (
-	callDialing     callState = iota + 1 // placed, nothing heard yet
-	callRinging                          // the far end rings
-	callScreening                        // answered, audio being screened for an answering machine
-	callWaiting                          // answered, queued for the next free agent
-	callConnected                        // put through to an agent
-	callAbandoning                       // no agent within the patience: safe-harbour message, then hung up
-	callMachine                          // a machine: being hung up, the contact moved as for a machine
-	callMachineNext                      // a machine: being hung up, the contact moved to the next rung
-	callVoicemail                        // a machine: the campaign's message being left, then hung up
-	callResuming                         // its trunk dropped the connected call: calling back on WhatsApp, the agent kept
-	callResumed                          // the WhatsApp call back is through to the same agent
-	callCanceling                        // its agent gave up the call back before the answer: being hung up
-	callQueued                           // a person's own call (inbound), answered, on hold in the queue for an agent
-	callMissing                          // an inbound caller nobody took: the apology playing, then hung up
-	callEnded                            // the outcome is recorded; the run forgets the call
+	callDialing          callState = iota + 1 // placed, nothing heard yet
+	callRinging                               // the far end rings
+	callScreening                             // answered, audio being screened for an answering machine
+	callWaiting                               // answered, queued for the next free agent
+	callConnected                             // put through to an agent
+	callAbandoning                            // no agent within the patience: safe-harbour message, then hung up
+	callMachine                               // a machine: being hung up, the contact moved as for a machine
+	callMachineNext                           // a machine: being hung up, the contact moved to the next rung
+	callVoicemail                             // a machine: the campaign's message being left, then hung up
+	callResuming                              // its trunk dropped the connected call: calling back on WhatsApp, the agent kept
+	callResumed                               // the WhatsApp call back is through to the same agent
+	callCanceling                             // its agent gave up the call back before the answer: being hung up
+	callResumeAbandoning                      // the call back's agent vanished: safe-harbour message, then hung up
+	callQueued                                // a person's own call (inbound), answered, on hold in the queue for an agent
+	callMissing                               // an inbound caller nobody took: the apology playing, then hung up
+	callEnded                                 // the outcome is recorded; the run forgets the call
 )
 
 var callStateNames = [...]string{"", "dialing", "ringing", "screening", "waiting", "connected", "abandoning",
-	"machine", "machine_next", "voicemail", "resuming", "resumed", "canceling", "queued", "missing", "ended"}
+	"machine", "machine_next", "voicemail", "resuming", "resumed", "canceling", "resume_abandoning", "queued", "missing", "ended"}
 
 func (s callState) String() string {
 	if int(s) < len(callStateNames) && s != 0 {
@@ -115,7 +116,6 @@ const (
 	effScreenPop                          // tell the agent who is on the line
 	effHangupBy                           // the attempt was hung up by (by)
 	effSafeHarbour                        // play the safe-harbour message, hang up, note that it played
-	effApologise                          // play the abandon prompt (the agent is gone), hang up
 	effLeaveMessage                       // wait for the voicemail's beep, leave the message, hang up
 	effHangup                             // hang up
 	effReleaseAgent                       // the agent's call ended: audio off, recording closed, wrap-up
@@ -176,12 +176,12 @@ func stay(s callState) stepRule { return func(callEvent) (callState, []effect) {
 
 // liveStates are the states of a call the run still follows.
 var liveStates = []callState{callDialing, callRinging, callScreening, callWaiting, callConnected,
-	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed, callCanceling,
+	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed, callCanceling, callResumeAbandoning,
 	callQueued, callMissing}
 
 // resumeStates are the states of a call taken up on WhatsApp after its trunk
 // dropped it.
-var resumeStates = []callState{callResuming, callResumed, callCanceling}
+var resumeStates = []callState{callResuming, callResumed, callCanceling, callResumeAbandoning}
 
 // callTable is the call's transition table: every pair that can happen is a row.
 var callTable = func() map[stepKey]stepRule {
@@ -248,7 +248,19 @@ var callTable = func() map[stepKey]stepRule {
 		{callResuming, evPlaceFailed}:   resumeFailed,
 		{callResuming, evResumeRefused}: resumeFailed,
 		{callResumed, evAgentLost}: func(callEvent) (callState, []effect) {
-			return callResumed, []effect{hangupBy("agent_lost"), {kind: effApologise}}
+			// As for a connected call (callConnected, evAgentLost): the person,
+			// back on WhatsApp, is left with no one, hears the safe-harbour message
+			// and the call back counts abandoned. The call back is a call the
+			// person answered, so the figures count it answered and abandoned; the
+			// pacer, which heard of the conversation's answer once, hears of the
+			// abandon (so its budget errs on the side of caution).
+			return callResumeAbandoning, []effect{hangupBy("agent_lost"), {kind: effReleaseAgent}, observe(pacing.Abandoned), {kind: effSafeHarbour}}
+		},
+		{callResumeAbandoning, evAttemptEnded}: func(callEvent) (callState, []effect) {
+			// The conversation moved the contact already (connected): the call
+			// back's abandon moves nobody; the gate's quiet period after an abandon
+			// reads the attempt.
+			return callEnded, []effect{recordResume(campaigns.OutcomeAbandoned)}
 		},
 		{callResumed, evAttemptEnded}: func(callEvent) (callState, []effect) {
 			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), recordResume(campaigns.OutcomeResumed)}
@@ -352,6 +364,7 @@ var impossibleSteps = func() map[stepKey]string {
 	m[stepKey{callResuming, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
 	m[stepKey{callResumed, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
 	m[stepKey{callCanceling, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
+	m[stepKey{callResumeAbandoning, evTrunkDropped}] = "a call back on WhatsApp has no trunk to drop it"
 	for k := callEventKind(1); int(k) < len(callEventNames); k++ {
 		m[stepKey{callEnded, k}] = "an ended call is forgotten by the run: later updates find no call"
 	}

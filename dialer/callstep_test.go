@@ -22,7 +22,7 @@ import (
 var effectNames = map[effectKind]string{
 	effMarkRinging: "mark_ringing", effMarkAnswered: "mark_answered", effObserve: "observe", effScreen: "screen",
 	effQueue: "queue", effLeaveQueue: "leave_queue", effConnect: "connect", effSave: "save", effScreenPop: "screen_pop",
-	effHangupBy: "hangup_by", effSafeHarbour: "safe_harbour", effApologise: "apologise", effLeaveMessage: "leave_message",
+	effHangupBy: "hangup_by", effSafeHarbour: "safe_harbour", effLeaveMessage: "leave_message",
 	effHangup: "hangup", effReleaseAgent: "release_agent", effRecord: "record", effDropped: "dropped", effTell: "tell",
 	effResume: "resume", effForget: "forget", effHold: "hold", effSorry: "sorry",
 }
@@ -186,7 +186,10 @@ func TestStepRows(t *testing.T) {
 			"tell(resume_failed) release_agent observe(talk_ended) forget"},
 		{"resumed talk ended", callResumed, callEvent{kind: evAttemptEnded}, callEnded,
 			"release_agent observe(talk_ended) record_stays(resumed)"},
-		{"resumed agent lost", callResumed, callEvent{kind: evAgentLost}, callResumed, "hangup_by(agent_lost) apologise"},
+		{"resumed agent lost", callResumed, callEvent{kind: evAgentLost}, callResumeAbandoning,
+			"hangup_by(agent_lost) release_agent observe(abandoned) safe_harbour"},
+		{"resumed, agent lost, hung up", callResumeAbandoning, callEvent{kind: evAttemptEnded}, callEnded, "record_stays(abandoned)"},
+		{"resumed, agent lost, stopping", callResumeAbandoning, callEvent{kind: evStopping}, callEnded, "record_stays(interrupted)"},
 		// The agent who gives up waiting for the call back withdraws it, and
 		// goes to wrap-up at once.
 		{"agent gave up the call back", callResuming, callEvent{kind: evAgentHangup}, callCanceling,
@@ -303,6 +306,7 @@ type fakeCall struct {
 	observed []string
 	hangupBy string
 	outcome  campaigns.Outcome
+	stays    bool // the outcome recorded moves no contact
 	released bool
 	// dropped is the outcome recorded for the attempt its trunk dropped; told the
 	// agent's notices; resumed whether a call back was placed, refuseResume that
@@ -355,7 +359,7 @@ func (f *fakeCall) after(d time.Duration, ev callEvent) *fakeCall {
 			f.agent = ef.agent
 		case effHangupBy:
 			f.hangupBy = ef.by
-		case effSafeHarbour, effApologise:
+		case effSafeHarbour:
 			f.leg.prompt, f.leg.hungUp = true, true
 		case effLeaveMessage:
 			f.leg.message, f.leg.hungUp = true, true
@@ -379,7 +383,7 @@ func (f *fakeCall) after(d time.Duration, ev callEvent) *fakeCall {
 			if f.outcome != "" {
 				f.t.Fatalf("outcome recorded twice: %s then %s", f.outcome, ef.outcome)
 			}
-			f.outcome = ef.outcome
+			f.outcome, f.stays = ef.outcome, ef.stays
 		}
 	}
 	return f
@@ -533,6 +537,21 @@ func TestStepScenarios(t *testing.T) {
 			t.Errorf("released %t, told %v", f.released, f.told)
 		}
 	})
+	t.Run("trunk drops the talk: back on WhatsApp, the agent vanishes: safe-harbour, abandoned", func(t *testing.T) {
+		f := newFakeCall(t)
+		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 3}).after(30*time.Second, callEvent{kind: evTrunkDropped}).
+			after(2*time.Second, callEvent{kind: evAnswered, reserved: 3}).after(20*time.Second, callEvent{kind: evAgentLost})
+		if f.state != callResumeAbandoning || !f.leg.prompt || f.hangupBy != "agent_lost" || !f.released {
+			t.Fatalf("agent lost on the call back: %s, leg %+v, hung up by %q, agent released %t", f.state, f.leg, f.hangupBy, f.released)
+		}
+		// A second report of the same loss changes nothing.
+		f.after(0, callEvent{kind: evAgentLost})
+		f.after(3*time.Second, callEvent{kind: evAttemptEnded})
+		f.want(callEnded, campaigns.OutcomeAbandoned, "human", "connected", "abandoned")
+		if !f.stays {
+			t.Error("the call back's abandon moved the contact, which its conversation moved already")
+		}
+	})
 	t.Run("trunk drops the talk: the call back rings out, the agent wraps up", func(t *testing.T) {
 		f := newFakeCall(t)
 		f.after(2*time.Second, callEvent{kind: evAnswered, agent: 3}).after(30*time.Second, callEvent{kind: evTrunkDropped}).
@@ -567,8 +586,10 @@ func TestStepScenarios(t *testing.T) {
 		callResuming:    {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}},
 		callResumed:     {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAnswered, reserved: 1}},
 		callCanceling:   {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAgentHangup}},
-		callQueued:      {{kind: evInboundAnswered}},
-		callMissing:     {{kind: evInboundAnswered}, {kind: evPatienceExpired}},
+		callResumeAbandoning: {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAnswered, reserved: 1},
+			{kind: evAgentLost}},
+		callQueued:  {{kind: evInboundAnswered}},
+		callMissing: {{kind: evInboundAnswered}, {kind: evPatienceExpired}},
 	}
 	for _, s := range liveStates {
 		t.Run("stopping while "+s.String(), func(t *testing.T) {
@@ -701,8 +722,8 @@ func TestSnapshotCountsEveryState(t *testing.T) {
 		}
 	}
 	snap := r.snapshot()
-	if len(snap.Dials) != 2 || snap.Waiting != 2 || snap.Holding != 4 {
+	if len(snap.Dials) != 2 || snap.Waiting != 2 || snap.Holding != 5 {
 		t.Errorf("snapshot: %d dials, %d waiting, %d holding; want 2 (dialing, ringing), 2 (screening, waiting), "+
-			"4 (abandoning and the three machine states)", len(snap.Dials), snap.Waiting, snap.Holding)
+			"5 (the two abandoning states and the three machine states)", len(snap.Dials), snap.Waiting, snap.Holding)
 	}
 }

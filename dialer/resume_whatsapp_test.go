@@ -257,7 +257,7 @@ func TestTrunkDroppedConversationNotResumed(t *testing.T) {
 		behaviour  emulator.Behaviour
 		outcome    campaigns.Outcome // of the call back; "" when none was placed
 	}{
-		{"permission denied: the gate refuses", storage.PermissionDenied, emulator.Behaviour{Call: emulator.CallAccept}, ""},
+		{"permission denied today: the gate refuses", storage.PermissionDenied, emulator.Behaviour{Call: emulator.CallAccept}, ""},
 		{"WhatsApp refuses: no permission", "", emulator.Behaviour{RequirePermission: true}, campaigns.OutcomeNoPermission},
 		{"the person declines", storage.PermissionGranted, emulator.Behaviour{Call: emulator.CallReject, AnswerAfter: 100 * time.Millisecond},
 			campaigns.OutcomeRejected},
@@ -272,6 +272,12 @@ func TestTrunkDroppedConversationNotResumed(t *testing.T) {
 			defer cancel()
 			if tc.permission != "" {
 				if err := h.store.SetWhatsAppPermission(ctx, contactID, tc.permission, time.Now().Add(24*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.permission == storage.PermissionDenied {
+				// Asked (and refused) an hour ago: Meta allows no other request today.
+				if err := h.store.RecordPermissionRequest(ctx, contactID, phone, time.Now().Add(-time.Hour)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -439,4 +445,84 @@ func TestAgentGivesUpTheCallBack(t *testing.T) {
 		t.Errorf("call_ended names attempt %d, want the conversation's %d", ended.AttemptID, as[0].ID)
 	}
 	h.waitContacts(c.ID, 5*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone })
+}
+
+// TestResumedConversationAgentVanishes is issue 15's item 0 for a conversation
+// taken up on WhatsApp: when the agent's audio goes away (its browser closes)
+// while the person is back on the WhatsApp call, the person hears the
+// safe-harbour message and the call back counts abandoned in the campaign's
+// figures; the conversation's SIP attempt stays connected and the contact is not
+// moved again.
+func TestResumedConversationAgentVanishes(t *testing.T) {
+	requireOpus(t)
+	trunk := newDroppingTrunk()
+	h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk.sipChannel)
+	const phone = "+5511987650039"
+	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond})
+	c, contactID := h.resumeCampaign(phone)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.store.SetWhatsAppPermission(ctx, contactID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	agent := h.agents(c.ID, 1, time.Hour)[0]
+	ear := h.browserAgent(ctx, agent)
+	h.setState(c.ID, campaigns.StateRunning)
+	h.waitOnCall(ctx, agent, "the SIP call")
+	leg := trunk.next(ctx, t)
+	sipID := h.waitAgentEvent(ctx, EventScreenPop).ScreenPop.AttemptID
+	leg.drop()
+	h.waitAgentEvent(ctx, EventResumed)
+	var callID string
+	for _, cs := range h.emu.Calls() {
+		callID = cs.CallID
+	}
+	h.waitAudioBothWays(ctx, ear, callID)
+	before, _ := h.emu.CallStats(callID)
+
+	ear.browser.PC.Close()
+	// The message's mark is written once it has played, beside the outcome.
+	as := h.waitEndedAttempts(ctx, contactID, 2, func(as []storage.Attempt) bool { return as[1].SafeHarbour != "" })
+	sip, wa := as[0], as[1]
+	if sip.ID != sipID || sip.Outcome != string(campaigns.OutcomeConnected) || sip.HangupBy != channel.HangupByTrunk {
+		t.Errorf("SIP attempt %+v: want the conversation, connected, hung up by the trunk", sip)
+	}
+	if wa.Channel != campaigns.ChannelWhatsAppCall || wa.ResumedFrom != sip.ID || wa.Outcome != string(campaigns.OutcomeAbandoned) ||
+		wa.HangupBy != "agent_lost" || wa.SafeHarbour != storage.SafeHarbourBuiltin {
+		t.Errorf("WhatsApp attempt %+v: want resumed from %d, abandoned, hung up by agent_lost, with the built-in safe-harbour message", wa, sip.ID)
+	}
+	// The WhatsApp user heard the message (two seconds of it at least, so not
+	// the agent's last packets): packets after the agent's went, and the call
+	// ended by our side.
+	after, _ := h.emu.CallStats(callID)
+	if after.PacketsReceived-before.PacketsReceived < 100 || !after.Ended || after.EndedBy != "business" {
+		t.Errorf("WhatsApp user's call after the agent vanished: %d more packets, ended %t by %q; want the message heard, hung up by the business",
+			after.PacketsReceived-before.PacketsReceived, after.Ended, after.EndedBy)
+	}
+	st, err := h.store.CampaignStats(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Abandoned != 1 || st.Answered != 2 || st.Connected != 1 {
+		t.Errorf("stats: %d connected, %d answered, %d abandoned; want the call back answered and abandoned beside the conversation",
+			st.Connected, st.Answered, st.Abandoned)
+	}
+	ab, err := h.store.Abandonment(ctx, c.ID, time.Now(), time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ab.Hours24.Abandoned != 1 {
+		t.Errorf("abandonment over 24 h: %+v, want the call back abandoned", ab.Hours24)
+	}
+	// The agent, whose audio is gone, takes no further call: once its wrap-up is
+	// closed it is paused for want of audio.
+	for ag, _ := h.engine.Agents().Get(agent); ag.State != AgentPaused || ag.Reason != ReasonNoAudio; ag, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatalf("agent %+v, want paused (no_audio)", ag)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ct := h.waitContacts(c.ID, 5*time.Second, func(ct campaigns.Contact) bool { return ct.Status == campaigns.ContactDone }); len(ct) != 1 {
+		t.Errorf("contacts %+v, want the conversation's contact done, not moved again", ct)
+	}
 }

@@ -588,11 +588,6 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.Atte
 			if c.leg != nil {
 				go r.apologiseAbandoned(ctx, c.leg, c.attempt.ID, c.answered, c.log)
 			}
-		case effApologise:
-			if c.leg != nil {
-				c.log.Warn("agent audio lost mid-call: apologising to the customer", "agent", c.agentID)
-				go r.apologise(context.Background(), c.leg, c.log)
-			}
 		case effLeaveMessage:
 			if c.leg != nil {
 				go r.leaveMessage(ctx, c.leg, c.log)
@@ -1002,19 +997,6 @@ func (r *run) agentLost(attemptID int64) {
 	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 }
 
-// apologise plays the abandon prompt to a person no agent was free for, then hangs
-// up. It runs on a goroutine of its own: the run goes on meanwhile.
-func (r *run) apologise(ctx context.Context, leg channel.Attempt, log *slog.Logger) {
-	if mc, ok := leg.(MediaCarrier); ok && r.e.cfg.AbandonPrompt != nil {
-		if customer, err := mc.MediaLeg(); err == nil {
-			if _, err := r.e.cfg.AbandonPrompt.Play(ctx, customer); err != nil {
-				log.Debug("abandon prompt", "err", err)
-			}
-		}
-	}
-	leg.Hangup(ctx)
-}
-
 // expireWrapUps ends wrap-ups that went on past the timeout without a disposition.
 func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 	for agentID, w := range r.wrapping {
@@ -1117,7 +1099,7 @@ func (r *run) snapshot() pacing.Snapshot {
 			if callRung(c.rung.Channel) {
 				r.dialBuf = append(r.dialBuf, pacing.Dial{Start: c.started, Channel: pacing.Channel(c.rung.Channel)})
 			}
-		case callAbandoning, callMachine, callMachineNext, callVoicemail, callMissing:
+		case callAbandoning, callResumeAbandoning, callMachine, callMachineNext, callVoicemail, callMissing:
 			holding++ // answered, being hung up (or a message left): the line is held
 		case callScreening:
 			waiting++

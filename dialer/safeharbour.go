@@ -74,7 +74,7 @@ func (r *run) abandonPrompt() (*media.Player, string) {
 
 // apologiseAbandoned plays the safe-harbour message to the person of an abandoned
 // attempt, hangs up, and records on the attempt that the message played and which.
-// It runs on a goroutine of its own, as apologise does. answered is when the person
+// It runs on a goroutine of its own: the run goes on meanwhile. answered is when the person
 // answered: the log tells how long after it the message began, the figure the US TSR
 // and Ofcom bound (2 s).
 func (r *run) apologiseAbandoned(ctx context.Context, leg channel.Attempt, attemptID int64, answered time.Time, log *slog.Logger) {

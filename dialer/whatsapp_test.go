@@ -122,6 +122,9 @@ type agentEar struct {
 	heard atomic.Uint64 // packets on every path
 	mu    sync.Mutex
 	by    map[string]*pathHeard // by MIME type of the browser's track
+	// browser is the agent's pion browser: closing its connection is the agent
+	// vanishing (a closed tab, a lost network).
+	browser *webrtctest.Browser
 }
 
 // pathHeard counts the packets heard on one path.
@@ -146,7 +149,7 @@ func (e *agentEar) path(mime string) pathHeard {
 func (h *waHarness) browserAgent(ctx context.Context, agent int64) *agentEar {
 	h.t.Helper()
 	browser := webrtctest.NewBrowser(h.t)
-	ear := &agentEar{by: map[string]*pathHeard{}}
+	ear := &agentEar{by: map[string]*pathHeard{}, browser: browser}
 	browser.Heard = func(mime string, p *rtp.Packet) {
 		ear.mu.Lock()
 		defer ear.mu.Unlock()

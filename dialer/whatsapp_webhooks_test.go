@@ -138,7 +138,7 @@ func (h *waHarness) templateCampaign(n int) (campaigns.Campaign, []string) {
 }
 
 // TestThrottleStormEachTemplateAcceptedOnce: WhatsApp answers the first sends to
-// every number with 429 (code 130429). The client backs off and tries again, and
+// every number with code 130429 (HTTP 400, as Meta's error table gives it). The client backs off and tries again, and
 // every message is accepted exactly once, its attempt recorded as sent.
 func TestThrottleStormEachTemplateAcceptedOnce(t *testing.T) {
 	const n, throttled = 40, 3
@@ -175,8 +175,8 @@ func TestThrottleStormEachTemplateAcceptedOnce(t *testing.T) {
 			t.Errorf("%s: no template request", p)
 			continue
 		}
-		if fmt.Sprint(s.status) != "[429 429 429 200]" || len(s.keys) != 1 {
-			t.Errorf("%s: answers %v under keys %v, want three 429 then one 200 under one key", p, s.status, s.keys)
+		if fmt.Sprint(s.status) != "[400 400 400 200]" || len(s.keys) != 1 {
+			t.Errorf("%s: answers %v under keys %v, want three 130429 (HTTP 400) then one 200 under one key", p, s.status, s.keys)
 			continue
 		}
 		for k := range s.keys {
@@ -187,7 +187,7 @@ func TestThrottleStormEachTemplateAcceptedOnce(t *testing.T) {
 		// Backoff: equal jitter waits at least half of the step (10, 20, 40 ms).
 		for i := 1; i < len(s.times); i++ {
 			if gap, floor := s.times[i].Sub(s.times[i-1]), (10*time.Millisecond<<(i-1))/2; gap < floor {
-				t.Errorf("%s: retry %d came %s after the 429, want at least %s", p, i, gap, floor)
+				t.Errorf("%s: retry %d came %s after the 130429, want at least %s", p, i, gap, floor)
 			}
 		}
 	}

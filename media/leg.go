@@ -222,6 +222,15 @@ type WebRTCLeg struct {
 	remote *webrtc.TrackRemote
 	local  *webrtc.TrackLocalStaticRTP
 	codec  Codec
+
+	// wmu serialises writes; out renumbers them into one stream. Writers take
+	// turns on one leg (a bridge, then the safe-harbour message when the agent
+	// is gone), each with sequence numbers of its own, and on an SRTP track a
+	// receiver drops a writer whose numbers jump back or far ahead as replayed
+	// or from another rollover: the person would hear nothing.
+	wmu sync.Mutex
+	out outStream
+	buf []byte
 }
 
 // NewWebRTCLeg returns a leg reading from remote and writing to local; either may
@@ -246,7 +255,7 @@ func NewWebRTCLeg(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP)
 // newWebRTCLeg is NewWebRTCLeg with the codec given: a remote track announced
 // before its first packet does not know its own yet.
 func newWebRTCLeg(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP, c Codec) *WebRTCLeg {
-	return &WebRTCLeg{remote: remote, local: local, codec: c}
+	return &WebRTCLeg{remote: remote, local: local, codec: c, out: newOutStream(c.ClockRate, 20*time.Millisecond)}
 }
 
 func codecFromWebRTC(c webrtc.RTPCodecCapability, pt uint8) Codec {
@@ -290,7 +299,16 @@ func (l *WebRTCLeg) WriteRTP(pkt []byte) error {
 	if l.local == nil {
 		return ErrOneWay
 	}
-	if _, err := l.local.Write(pkt); err != nil {
+	v, err := parseRTP(pkt)
+	if err != nil {
+		return fmt.Errorf("write WebRTC track: %w", err)
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	seq, ts, first := l.out.next(v.ssrc(), v.seq(), v.timestamp(), 0)
+	l.buf = append(l.buf[:0], pkt...)
+	rewriteRTPHeader(l.buf, v.marker() || first, v.payloadType(), seq, ts, l.out.ssrc)
+	if _, err := l.local.Write(l.buf); err != nil {
 		return fmt.Errorf("write WebRTC track: %w", err)
 	}
 	return nil

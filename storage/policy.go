@@ -130,7 +130,48 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 	if onInbound {
 		f.OnInboundCallUntil = at.Add(campaigns.InboundRecheck)
 	}
+	if err := permissionFacts(ctx, tx, &f, phone, wa, atMs); err != nil {
+		return f, fmt.Errorf("policy facts: permission requests: %w", err)
+	}
 	return f, nil
+}
+
+// permissionFacts reads the call permission requests sent to wa in the 7 days
+// before atMs since the person's last connected WhatsApp call (either way: an
+// inbound call is an attempt too), and the bound Meta gave for the next one.
+func permissionFacts(ctx context.Context, tx *sql.Tx, f *campaigns.Facts, phone, wa string, atMs int64) error {
+	var connected, next sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT max(answer_at) FROM attempts WHERE number IN (?, ?) AND channel = 'whatsapp_call'
+		AND answer_at IS NOT NULL AND answer_at <= ?`, phone, wa, atMs).Scan(&connected); err != nil {
+		return err
+	}
+	from := atMs - (7 * 24 * time.Hour).Milliseconds()
+	if connected.Valid && connected.Int64 >= from {
+		from = connected.Int64
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT at FROM wa_permission_requests WHERE phone = ? AND at > ? AND at <= ? ORDER BY at`, wa, from, atMs)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ms int64
+		if err := rows.Scan(&ms); err != nil {
+			return err
+		}
+		f.PermissionRequests = append(f.PermissionRequests, msToTime(ms))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	err = tx.QueryRowContext(ctx, `SELECT next_request_at FROM wa_permission_limits WHERE phone = ?`, wa).Scan(&next)
+	if err != nil && err != sql.ErrNoRows {
+		return err
+	}
+	if next.Valid {
+		f.PermissionNextRequest = msToTime(next.Int64)
+	}
+	return nil
 }
 
 // RecordPolicyRefusal keeps one refusal.

@@ -15,6 +15,7 @@ type Store interface {
 	ComplianceStore
 	AttemptStore
 	WhatsAppStore
+	QuarantineStore
 	SessionStore
 	PolicyStore
 	Ping(ctx context.Context) error

@@ -70,6 +70,16 @@ type WhatsAppStore interface {
 	// WhatsAppPermission returns a contact's call permission and its expiry.
 	WhatsAppPermission(ctx context.Context, contactID int64) (state string, until time.Time, err error)
 	SetWhatsAppPermission(ctx context.Context, contactID int64, state string, until time.Time) error
+	// RecordPermissionRequest keeps that a call permission request was sent to
+	// the WhatsApp number phone of a contact at at (Meta's limits count them).
+	RecordPermissionRequest(ctx context.Context, contactID int64, phone string, at time.Time) error
+	// SetPermissionNextRequest keeps when Meta said the next call permission
+	// request to phone may be sent (zero: no bound).
+	SetPermissionNextRequest(ctx context.Context, phone string, at time.Time) error
+	// WhatsAppPermissionReply and SetWhatsAppPermissionReply read and record a
+	// contact's call permission with the event time of the reply it comes from.
+	WhatsAppPermissionReply(ctx context.Context, contactID int64) (PermissionReply, error)
+	SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) error
 	SaveWAMessage(ctx context.Context, m WAMessage) error
 	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
 }
@@ -235,6 +245,27 @@ func (d *DB) SetWhatsAppPermission(ctx context.Context, contactID int64, state s
 		u = sql.NullInt64{Int64: until.UnixMilli(), Valid: true}
 	}
 	return d.execOne(ctx, "UPDATE contacts SET wa_permission=?, wa_permission_until=?, updated_at=? WHERE id=?", state, u, d.nowMs(), contactID)
+}
+
+// RecordPermissionRequest keeps one call permission request sent.
+func (d *DB) RecordPermissionRequest(ctx context.Context, contactID int64, phone string, at time.Time) error {
+	if _, err := d.exec(ctx, "INSERT INTO wa_permission_requests(contact_id, phone, at) VALUES (?,?,?)", contactID, phone, at.UnixMilli()); err != nil {
+		return fmt.Errorf("record permission request: %w", err)
+	}
+	return nil
+}
+
+// SetPermissionNextRequest keeps Meta's bound on the next permission request.
+func (d *DB) SetPermissionNextRequest(ctx context.Context, phone string, at time.Time) error {
+	var next sql.NullInt64
+	if !at.IsZero() {
+		next = sql.NullInt64{Int64: at.UnixMilli(), Valid: true}
+	}
+	if _, err := d.exec(ctx, `INSERT INTO wa_permission_limits(phone, next_request_at) VALUES (?,?)
+		ON CONFLICT(phone) DO UPDATE SET next_request_at = excluded.next_request_at`, phone, next); err != nil {
+		return fmt.Errorf("set permission next request: %w", err)
+	}
+	return nil
 }
 
 // SaveWAMessage keeps a message of a conversation once.

@@ -23,8 +23,14 @@ const tokenPrefix = "tb_"
 // configuration nor the request says otherwise.
 const DefaultTokenTTL = 90 * 24 * time.Hour
 
-// maxTokenTTL bounds the expiry a request may ask for: no token lives for ever.
-const maxTokenTTL = 366 * 24 * time.Hour
+// MaxTokenTTL bounds the expiry a request or the server's configuration may ask
+// for: no token lives for ever.
+const MaxTokenTTL = 366 * 24 * time.Hour
+
+// MinTokenTTL is the shortest default expiry the configuration may set: a shorter
+// one is almost surely a unit mistaken ("90s" meant as days), and would leave
+// every new token dead before anyone used it.
+const MinTokenTTL = time.Hour
 
 // NewToken makes a new random API token secret: tb_<label>_<secret>, where the
 // label (8 hex digits) is not secret and names the token in lists and logs.
@@ -72,6 +78,15 @@ func live(t storage.Token, now time.Time) bool {
 // once; otherwise it returns "". Either token expires after DefaultTokenTTL; a
 // restart then registers the environment's again, or makes a new one.
 func EnsureAdmin(ctx context.Context, store storage.Store, envToken string) (generated string, err error) {
+	return EnsureAdminTTL(ctx, store, envToken, DefaultTokenTTL)
+}
+
+// EnsureAdminTTL is EnsureAdmin with the token's expiry after ttl, the server's
+// configured default (Config.TokenTTL), rather than DefaultTokenTTL.
+func EnsureAdminTTL(ctx context.Context, store storage.Store, envToken string, ttl time.Duration) (generated string, err error) {
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
 	const envTokenName = "TURBINA_ADMIN_TOKEN"
 	system := storage.Actor{Username: "system"}
 	admin, err := findOrCreateAdmin(ctx, store, system)
@@ -97,7 +112,7 @@ func EnsureAdmin(ctx context.Context, store storage.Store, envToken string) (gen
 				}
 			}
 		}
-		expires := time.Now().Add(DefaultTokenTTL)
+		expires := time.Now().Add(ttl)
 		t := storage.Token{UserID: admin.ID, Name: envTokenName, Prefix: tokenLabel(envToken), ExpiresAt: &expires}
 		return "", store.CreateToken(ctx, system, &t, hash)
 	}
@@ -113,7 +128,7 @@ func EnsureAdmin(ctx context.Context, store storage.Store, envToken string) (gen
 	if err != nil {
 		return "", err
 	}
-	expires := now.Add(DefaultTokenTTL)
+	expires := now.Add(ttl)
 	t := storage.Token{UserID: admin.ID, Name: "first start", Prefix: tokenLabel(secret), ExpiresAt: &expires}
 	if err := store.CreateToken(ctx, system, &t, HashToken(secret)); err != nil {
 		return "", err

@@ -149,6 +149,16 @@ func TestBrowserAgentClosingTheTabWhileReadyIsPaused(t *testing.T) {
 		t.Fatalf("the ready agent never got the call: %+v", got)
 	}
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/hangup", tok, map[string]any{}), http.StatusOK)
+	// The hang-up is sent; the agent is in wrap-up once the run hears the call
+	// ended, a moment later on a loaded machine.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got, _ = slot.Agents().Get(other.ID); got.State == dialer.AgentWrapUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent who hung up is %s, not in wrap-up", got.State)
+		}
+	}
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/disposition", tok, map[string]any{"code": "sale"}), http.StatusOK)
 	id, _ := strconv.ParseInt(e.contacts(t, c.ID, "").Contacts[0].ID, 10, 64)
 	attempts, err := e.db.ListAttempts(context.Background(), id)

@@ -160,6 +160,43 @@ func TestImportEncodings(t *testing.T) {
 	}
 }
 
+// TestImportMixedEncodings: a file whose rows mix UTF-8 and Windows-1252 (a
+// list pasted together from two spreadsheets) is uploaded as the tester
+// did. Undeclared, each row is read in its own encoding and every name arrives
+// as written, none garbled ("JosÃ©"); declared Windows-1252, its UTF-8 rows are
+// rejected mixed_encoding, line by line, and the others imported.
+func TestImportMixedEncodings(t *testing.T) {
+	e := newEnv(t, Config{})
+	file := "telefone;nome\r\n11987650001;Jos\xe9\r\n11987650002;João\r\n11987650003;Concei\xe7\xe3o\r\n11987650004;Ângela\r\n"
+	tests := []struct {
+		name, contentType string
+		wantNames         []string
+		wantRejected      []string
+	}{
+		{"undeclared", "text/csv", []string{"José", "João", "Conceição", "Ângela"}, []string{}},
+		{"declared Windows-1252", "text/csv; charset=windows-1252", []string{"José", "Conceição"},
+			[]string{"3:mixed_encoding", "5:mixed_encoding"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.createCampaign(t, tt.name)
+			r := e.do(t, request{method: "POST", path: "/api/v1/campaigns/" + c.ID + "/contacts", token: e.tokens[storage.RoleSales],
+				body: strings.NewReader(file), contentType: tt.contentType})
+			rep := decode[importReport](t, r, http.StatusOK)
+			if rep.Imported != len(tt.wantNames) || !slices.Equal(rep.rejections(), tt.wantRejected) {
+				t.Fatalf("report %+v %v, want %d imported, rejected %v", rep, rep.rejections(), len(tt.wantNames), tt.wantRejected)
+			}
+			var names []string
+			for _, ct := range e.contacts(t, c.ID, "").Contacts {
+				names = append(names, ct.Name)
+			}
+			if !slices.Equal(names, tt.wantNames) {
+				t.Errorf("names %q, want %q", names, tt.wantNames)
+			}
+		})
+	}
+}
+
 // utf16LE encodes s as UTF-16LE with a byte-order mark (BMP only, enough here).
 func utf16LE(s string) string {
 	b := []byte{0xFF, 0xFE}

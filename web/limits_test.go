@@ -131,6 +131,62 @@ func TestSlowBodyIsCut(t *testing.T) {
 	}
 }
 
+// TestIdleAndHeaderTimeouts: a kept-alive connection that sends no new request
+// is closed after the idle timeout, not before; one that never finishes its
+// request's headers is closed after the header timeout, unanswered.
+func TestIdleAndHeaderTimeouts(t *testing.T) {
+	const idle, header = 800 * time.Millisecond, 600 * time.Millisecond
+	e := newEnv(t, Config{Limits: Limits{IdleTimeout: idle, ReadHeaderTimeout: header}})
+	addr := serveLimited(t, e)
+	t.Run("idle", func(t *testing.T) {
+		conn := rawRequest(t, addr, "GET", "/healthz", nil, "")
+		br := bufio.NewReader(conn)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		answered := time.Now()
+		if res.StatusCode != http.StatusOK || res.Close {
+			t.Fatalf("healthz %d, close %t: want 200 on a kept-alive connection", res.StatusCode, res.Close)
+		}
+		conn.SetReadDeadline(time.Now().Add(idle + 5*time.Second))
+		_, err = br.ReadByte()
+		took := time.Since(answered)
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the idle connection is still open %s after its answer (%v), want it closed after %s", took, err, idle)
+		}
+		if took < idle*9/10 || took > idle+3*time.Second {
+			t.Errorf("idle connection closed %s after its answer, want about %s", took, idle)
+		}
+	})
+	t.Run("headers never finished", func(t *testing.T) {
+		start := time.Now()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(header + 5*time.Second))
+		b, err := io.ReadAll(conn)
+		took := time.Since(start)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a request with unfinished headers is still held %s later, want it closed after %s", took, header)
+		}
+		if strings.Contains(string(b), "200 OK") {
+			t.Errorf("a request with unfinished headers was answered: %q", b)
+		}
+		if took < header*9/10 || took > header+3*time.Second {
+			t.Errorf("closed %s after the headers began, want about %s", took, header)
+		}
+	})
+}
+
 // TestDeclaredBodyThatNeverArrives declares huge bodies and sends 9 bytes: a
 // declared length beyond a route's limit is refused at once, and an upload that
 // stalls is cut after its rate window, its connection closed and nothing imported.

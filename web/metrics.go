@@ -42,7 +42,7 @@ func newMetrics(store storage.Store) *metrics {
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.importRows, m.busy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		campaignStateCollector{store: store})
+		campaignStateCollector{store: store}, quarantineCollector{store: store})
 	return m
 }
 

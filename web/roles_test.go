@@ -63,6 +63,7 @@ var readmeRoles = map[string]string{
 	"GET /api/v1/wallboard":                          "admin supervisor",
 	"GET /api/v1/wallboard/stream":                   "admin supervisor",
 	"GET /api/v1/whatsapp/templates":                 "admin supervisor sales",
+	"GET /api/v1/whatsapp/quarantine":                "admin",
 	"GET /api/v1/agents":                             "admin supervisor",
 	"GET /api/v1/agent":                              "agent",
 	"GET /api/v1/agent/events":                       "agent",

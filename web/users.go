@@ -188,8 +188,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p principal
 		bad["name"] = "required, at most 100 characters"
 	}
 	if in.ExpiresAt != nil {
-		if !in.ExpiresAt.After(now) || in.ExpiresAt.After(now.Add(maxTokenTTL)) {
-			bad["expires_at"] = fmt.Sprintf("must be in the future and at most %d days away", int(maxTokenTTL/(24*time.Hour)))
+		if !in.ExpiresAt.After(now) || in.ExpiresAt.After(now.Add(MaxTokenTTL)) {
+			bad["expires_at"] = fmt.Sprintf("must be in the future and at most %d days away", int(MaxTokenTTL/(24*time.Hour)))
 		}
 		expires = *in.ExpiresAt
 	}

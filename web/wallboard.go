@@ -226,6 +226,10 @@ type wallboard struct {
 	abandon   abandonCache
 	failovers failovers
 	wake      chan struct{} // a snapshot now: a trunk changed
+
+	// shared is the last snapshot as GET /api/v1/wallboard answers it, reused for
+	// snapshotTTL of the server's clock by every reader (shared.go).
+	shared sharedSnapshot
 }
 
 func newWallboard(s *Server) *wallboard {
@@ -233,8 +237,10 @@ func newWallboard(s *Server) *wallboard {
 		abandon: abandonCache{ttl: abandonTTL, entries: map[int64]abandonEntry{}}, wake: make(chan struct{}, 1)}
 }
 
-// poke makes the sampler send a snapshot now, if anyone watches.
+// poke makes the sampler send a snapshot now, if anyone watches, and the next
+// GET compute one: a trunk's change is news the second it happens.
 func (wb *wallboard) poke() {
+	wb.shared.forget()
 	select {
 	case wb.wake <- struct{}{}:
 	default:
@@ -279,11 +285,15 @@ func (wb *wallboard) loop(stop chan struct{}) {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+		gen := wb.shared.generation()
 		snap, err := wb.snapshot(ctx)
 		cancel()
 		if err != nil {
 			wb.s.log.Warn("wallboard snapshot", "err", err)
 		} else if b, err := json.Marshal(snap); err == nil {
+			// The readers of GET in this second take what the watchers get
+			// (json.Marshal's escaping of <, > and & is the same JSON).
+			wb.shared.offer(gen, snap.At, append(b[:len(b):len(b)], '\n'))
 			wb.mu.Lock()
 			for ch := range wb.subs {
 				select {
@@ -586,12 +596,16 @@ func (wb *wallboard) followCalls(ctx context.Context, live []dialer.Agent, now t
 	wb.mu.Unlock()
 }
 
+// getWallboard answers the snapshot of the last second, computed once for every
+// reader of that second (a wall of supervisors' pages polling costs one).
 func (s *Server) getWallboard(w http.ResponseWriter, r *http.Request, _ principal) error {
-	snap, err := s.ui.wall.snapshot(r.Context())
+	body, err := s.ui.wall.current(r.Context())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, snap)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,10 +98,18 @@ func TestWallboardShowsThePacer(t *testing.T) {
 	draft := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
 		"name": "Draft", "default_country": "BR", "caller_id": "+551130000000", "ladder": ladder,
 	}), http.StatusCreated)
-	snap := decode[WallboardSnapshot](t, e.get(t, "/api/v1/wallboard", supervisor), http.StatusOK)
-	for _, wc := range snap.Campaigns {
-		if idString(wc.ID) == draft.ID && (wc.Pacer == nil || len(wc.Pacer) != 0) {
-			t.Errorf("a draft campaign's pacer is %#v, want []", wc.Pacer)
+	// The draft shows within the second a snapshot is shared for.
+	for deadline := time.Now().Add(snapshotTTL + 3*time.Second); ; time.Sleep(50 * time.Millisecond) {
+		snap := decode[WallboardSnapshot](t, e.get(t, "/api/v1/wallboard", supervisor), http.StatusOK)
+		i := slices.IndexFunc(snap.Campaigns, func(wc WallboardCampaign) bool { return idString(wc.ID) == draft.ID })
+		if i >= 0 {
+			if p := snap.Campaigns[i].Pacer; p == nil || len(p) != 0 {
+				t.Errorf("a draft campaign's pacer is %#v, want []", p)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the draft campaign never showed on the wallboard")
 		}
 	}
 }

@@ -99,7 +99,7 @@ func (c *TemplateCache) ApprovedTemplates(ctx context.Context) ([]TemplateInfo, 
 	list := []TemplateInfo{}
 	for _, t := range whatsapp.ApprovedTemplates(ts) {
 		list = append(list, TemplateInfo{Name: t.Name, Language: t.Language, Category: t.Category, Body: t.Body,
-			BodyParams: t.BodyParamCount(), ParameterFormat: t.ParameterFormat, BodyParamNames: append([]string{}, t.BodyParams...)})
+			BodyParams: t.BodyParamCount(), ParameterFormat: strings.ToLower(t.ParameterFormat), BodyParamNames: append([]string{}, t.BodyParams...)})
 	}
 	slices.SortFunc(list, func(a, b TemplateInfo) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Language, b.Language))
@@ -119,6 +119,7 @@ func (s *Server) whatsappRoutes() []route {
 	}
 	return []route{
 		{"GET", "/api/v1/whatsapp/templates", staffRoles, s.listWhatsAppTemplates},
+		{"GET", "/api/v1/whatsapp/quarantine", adminOnly, s.listQuarantinedWebhooks},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 
@@ -104,6 +105,22 @@ type httpConfig struct {
 	LoginWindow    sip.Duration `json:"login_window,omitempty"`
 	PasswordChecks int          `json:"password_checks,omitempty"`
 	PasswordQueue  int          `json:"password_queue,omitempty"`
+	// TokenTTL is how long a new API token works when its request names no
+	// expiry, and the admin's token registered at start (web.DefaultTokenTTL
+	// when absent; between web.MinTokenTTL and web.MaxTokenTTL).
+	TokenTTL sip.Duration `json:"token_ttl,omitempty"`
+}
+
+// tokenTTL is the section's token expiry, refused naming the key when out of bounds.
+func (h httpConfig) tokenTTL() (time.Duration, error) {
+	d := h.TokenTTL.Std()
+	switch {
+	case d == 0:
+		return web.DefaultTokenTTL, nil
+	case d < web.MinTokenTTL || d > web.MaxTokenTTL:
+		return 0, fmt.Errorf("http.token_ttl %s: must be between %s and %s (%d days)", d, web.MinTokenTTL, web.MaxTokenTTL, int(web.MaxTokenTTL/(24*time.Hour)))
+	}
+	return d, nil
 }
 
 // limits turns the section into the server's limits, naming a setting that is wrong.
@@ -311,6 +328,9 @@ func (c config) validate() error {
 		return fmt.Errorf("data directory must not be empty")
 	}
 	if _, err := c.HTTP.limits(); err != nil {
+		return err
+	}
+	if _, err := c.HTTP.tokenTTL(); err != nil {
 		return err
 	}
 	if l := c.Engine.NumberLimits; l != nil && (l.PerDay < 0 || l.PerWeek < 0) {

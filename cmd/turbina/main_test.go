@@ -361,7 +361,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || len(cfg.SIP.Trunks[0].Responses) != 1 ||
+	if len(cfg.SIP.Trunks) != 2 || cfg.SIP.Trunks[1].Transport != "tls" || cfg.SIP.TLSCertFile == "" || cfg.SIP.ListenTLS == "" || len(cfg.SIP.Trunks[0].Responses) != 1 ||
 		cfg.SIP.Trunks[0].Responses[0].Action != "retry_later" || cfg.Engine.Patience.Std() != 2*time.Second ||
 		cfg.Engine.MaxAbandon != 0.03 || len(cfg.HTTP.TrustedProxies) != 1 {
 		t.Errorf("example config read as %+v", cfg)
@@ -507,6 +507,96 @@ func TestConfigPrecedence(t *testing.T) {
 	if _, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "http_adr") {
 		t.Errorf("misspelt config key: %v", err)
 	}
+}
+
+// TestConfigTokenTTL: http.token_ttl out of its bounds is refused naming the
+// key; absent, tokens take web.DefaultTokenTTL.
+func TestConfigTokenTTL(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	getenv := func(k string) string {
+		if k == "TURBINA_CONFIG" {
+			return file
+		}
+		return ""
+	}
+	for _, tt := range []struct {
+		section string
+		want    time.Duration // 0: refused
+	}{
+		{`{}`, web.DefaultTokenTTL},
+		{`{"token_ttl":"48h"}`, 48 * time.Hour},
+		{`{"token_ttl":"1h"}`, time.Hour},
+		{`{"token_ttl":"8784h"}`, web.MaxTokenTTL},
+		{`{"token_ttl":"90s"}`, 0},
+		{`{"token_ttl":"8785h"}`, 0},
+		{`{"token_ttl":"-24h"}`, 0},
+	} {
+		t.Run(tt.section, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(`{"http":`+tt.section+`}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+			if tt.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), "http.token_ttl") {
+					t.Fatalf("error %v, want one naming http.token_ttl", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := cfg.HTTP.tokenTTL(); err != nil || got != tt.want {
+				t.Errorf("token TTL %s, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTokenTTLFromConfig: a server started with http.token_ttl gives that expiry
+// to a token made without one, and to the admin's token from the environment.
+func TestTokenTTLFromConfig(t *testing.T) {
+	const ttl = 48 * time.Hour
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	if err := os.WriteFile(file, []byte(`{"http":{"token_ttl":"48h"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin := "env-admin-token-ttl-0123456789"
+	before := time.Now()
+	p := start(t, []string{"TURBINA_DATA_DIR=" + t.TempDir(), "TURBINA_CONFIG=" + file, "TURBINA_ADMIN_TOKEN=" + admin}, "serve")
+	var me struct{ User struct{ ID string } }
+	call(t, "GET", p.url+"/api/v1/me", admin, "", nil, 200, &me)
+	var made struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	call(t, "POST", p.url+"/api/v1/users/"+me.User.ID+"/tokens", admin, "application/json",
+		strings.NewReader(`{"name":"ci"}`), 201, &made)
+	after := time.Now()
+	inTTL := func(what string, at time.Time) {
+		t.Helper()
+		// The server's clock is this machine's; a second's margin covers rounding.
+		if at.Before(before.Add(ttl).Add(-time.Second)) || at.After(after.Add(ttl).Add(time.Second)) {
+			t.Errorf("%s expires at %s, want %s after its creation (between %s and %s)", what, at, ttl, before.Add(ttl), after.Add(ttl))
+		}
+	}
+	inTTL("a new token", made.ExpiresAt)
+	var list struct {
+		Tokens []struct {
+			Name      string
+			ExpiresAt time.Time `json:"expires_at"`
+		}
+	}
+	call(t, "GET", p.url+"/api/v1/users/"+me.User.ID+"/tokens", admin, "", nil, 200, &list)
+	found := false
+	for _, tok := range list.Tokens {
+		if tok.Name == "TURBINA_ADMIN_TOKEN" {
+			found = true
+			inTTL("the admin's token", tok.ExpiresAt)
+		}
+	}
+	if !found {
+		t.Errorf("the admin's token is not listed: %+v", list.Tokens)
+	}
+	p.stop(t)
 }
 
 // TestConfigInbound: the inbound queue's settings reach the engine's config; a

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -116,7 +117,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	} else if n > 0 {
 		log.Warn("imports interrupted by the last stop were closed as failed; their committed rows are kept", "imports", n)
 	}
-	generated, err := web.EnsureAdmin(ctx, store, cfg.AdminToken)
+	// Validated with the rest of the configuration.
+	tokenTTL, _ := cfg.HTTP.tokenTTL()
+	generated, err := web.EnsureAdminTTL(ctx, store, cfg.AdminToken, tokenTTL)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -143,6 +146,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	}
 	var waClient *whatsapp.Client
 	var webhooks http.Handler
+	var webhookMetrics []prometheus.Collector
 	var templates web.TemplateLister
 	if cfg.WhatsApp.enabled() {
 		waMedia, err := whatsapp.NewMedia(cfg.WhatsApp.Media)
@@ -150,7 +154,13 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 			a.close()
 			return nil, fmt.Errorf("whatsapp media: %w", err)
 		}
-		waClient, err = whatsapp.NewClient(cfg.WhatsApp.Config, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log.With("component", "whatsapp")))
+		waCfg := cfg.WhatsApp.Config
+		if waCfg.AppSecret == "" {
+			// The app that signs the webhooks is the app whose token calls Graph:
+			// its secret proves the calls (appsecret_proof).
+			waCfg.AppSecret = cfg.WhatsApp.Webhook.AppSecret
+		}
+		waClient, err = whatsapp.NewClient(waCfg, whatsapp.WithMedia(waMedia), whatsapp.WithLogger(log.With("component", "whatsapp")))
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("whatsapp: %w", err)
@@ -197,10 +207,16 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		Registrar:          a.registrar,
 	}, log.With("component", "engine"))
 	if waClient != nil {
-		if webhooks, err = whatsapp.NewWebhookHandler(cfg.WhatsApp.Webhook, a.engine.WhatsAppSink(), log.With("component", "whatsapp-webhooks")); err != nil {
+		hookCfg := cfg.WhatsApp.Webhook
+		// Events for another number or account of the same app are not this one's.
+		hookCfg.PhoneNumberID, hookCfg.WABAID = cfg.WhatsApp.PhoneNumberID, cfg.WhatsApp.WABAID
+		hooks, err := whatsapp.NewWebhookHandler(hookCfg, a.engine.WhatsAppSink(), log.With("component", "whatsapp-webhooks"),
+			whatsapp.WithQuarantine(store))
+		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("whatsapp webhooks: %w", err)
 		}
+		webhooks, webhookMetrics = hooks, hooks.Collectors()
 	}
 	// Validated with the rest of the configuration.
 	limits, _ := cfg.HTTP.limits()
@@ -216,10 +232,12 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		PhoneRealm:     cfg.Registrar.Realm,
 		MaxAbandon:     cfg.Engine.MaxAbandon,
 		Limits:         limits,
+		TokenTTL:       tokenTTL,
 	})
 	watch.engine.Store(a.engine)
 	watch.web.Store(a.web)
 	a.web.Registry().MustRegister(a.engine.Collectors()...)
+	a.web.Registry().MustRegister(webhookMetrics...)
 	if a.originator != nil {
 		a.web.Registry().MustRegister(a.originator.Collectors()...)
 	}

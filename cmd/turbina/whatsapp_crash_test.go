@@ -42,8 +42,10 @@ type waServer struct {
 // restart reach the new process.
 func newWAServer(t *testing.T, mps float64) *waServer {
 	t.Helper()
+	// "Require App Secret": every Graph call serve makes must carry appsecret_proof,
+	// which serve derives from the webhook's app secret.
 	emu, err := emulator.Start(context.Background(), emulator.Config{AccessToken: crashWAToken, AppSecret: crashWASecret,
-		PhoneNumberID: "1000", WABAID: "2000", Templates: []emulator.Template{
+		RequireAppSecretProof: true, PhoneNumberID: "1000", WABAID: "2000", Templates: []emulator.Template{
 			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
 			{Name: "rascunho", Language: "pt_BR", Status: "PENDING", Category: "MARKETING", Body: "Oferta {{1}}"},
 		}})
@@ -418,6 +420,26 @@ func TestServeMountsTheWhatsAppWebhook(t *testing.T) {
 	genuine := inboundWebhook(from, "wamid.genuine", "genuine")
 	if code := postWebhook(t, hook, genuine, whatsapp.Sign(crashWASecret, genuine)); code != http.StatusOK {
 		t.Fatalf("signed webhook: %d", code)
+	}
+	// Another number of the same app: acknowledged, not applied.
+	other := bytes.Replace(inboundWebhook(from, "wamid.other-number", "other"), []byte(`"1000"`), []byte(`"9999"`), 1)
+	if !bytes.Contains(other, []byte(`"9999"`)) {
+		t.Fatalf("the inbound webhook carries no phone_number_id \"1000\" to change: %s", other)
+	}
+	if code := postWebhook(t, hook, other, whatsapp.Sign(crashWASecret, other)); code != http.StatusOK {
+		t.Fatalf("webhook for another number: %d, want 200", code)
+	}
+	// A signed body that does not parse: acknowledged and quarantined, shown to the admin.
+	poison := []byte(`{"object":"page","entry":[]}`)
+	if code := postWebhook(t, hook, poison, whatsapp.Sign(crashWASecret, poison)); code != http.StatusOK {
+		t.Fatalf("signed poison batch: %d, want 200", code)
+	}
+	var q struct {
+		Webhooks []struct{ Part, Body string }
+	}
+	call(t, "GET", p.url+"/api/v1/whatsapp/quarantine", crashAdmin, "", nil, 200, &q)
+	if len(q.Webhooks) != 1 || q.Webhooks[0].Part != "batch" || q.Webhooks[0].Body != string(poison) {
+		t.Errorf("quarantine %+v, want the poison batch", q)
 	}
 	time.Sleep(1500 * time.Millisecond) // the engine applies kept events at least every second
 	p.stop(t)

@@ -124,6 +124,19 @@ type Config struct {
 	// RTP to, when media leaves by another address than SIP (default: the
 	// host of ExternalAddr, else as for Via).
 	RTPExternalAddr string `json:"rtp_external_addr,omitempty"`
+	// ListenTCP is the local host:port for SIP over TCP, opened when a trunk
+	// uses tcp (default: listen_addr's host and the UDP port, one address for
+	// all). INVITEs on tcp trunks put it in Contact and Via, so a carrier can
+	// open its own connection for a request inside the call.
+	ListenTCP string `json:"listen_tcp,omitempty"`
+	// ListenTLS is the local host:port for SIP over TLS, opened when a trunk
+	// uses tls (default: listen_addr's host and the UDP port + 1, as 5060 and
+	// 5061; an ephemeral port when listen_addr's is).
+	ListenTLS string `json:"listen_tls,omitempty"`
+	// TLSCertFile and TLSKeyFile are the PEM certificate (with its chain) and
+	// key the TLS listener presents to carriers; required when a trunk uses tls.
+	TLSCertFile string `json:"tls_cert_file,omitempty"`
+	TLSKeyFile  string `json:"tls_key_file,omitempty"`
 	// RTPPortMin and RTPPortMax bound the local RTP ports (default: ephemeral).
 	RTPPortMin int `json:"rtp_port_min,omitempty"`
 	RTPPortMax int `json:"rtp_port_max,omitempty"`
@@ -264,6 +277,9 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return fmt.Errorf("listen_addr %q: %w", c.ListenAddr, err)
+	}
+	if err := c.validateStreams(); err != nil {
+		return err
 	}
 	if c.RTPPortMin < 0 || c.RTPPortMax > 65535 || c.RTPPortMin > c.RTPPortMax {
 		return fmt.Errorf("rtp ports %d-%d: invalid range", c.RTPPortMin, c.RTPPortMax)

@@ -15,6 +15,11 @@
 // and repeated faults open a per-trunk circuit that is closed again once the
 // trunk answers its OPTIONS probes.
 //
+// A trunk over TCP or TLS (transport.go) names the originator's TCP or TLS
+// listener in Contact and Via (with alias, RFC 5923), never the connection's
+// ephemeral port, so a carrier that closed the connection can open its own for
+// a BYE; its digests sign the Request-URI as sent, parameters included.
+//
 // Each trunk has a monitor (health.go) that finds its death in about a second:
 // the first sign (an INVITE with no response after SuspectAfter, a transport
 // error, no RTP on any of its answered calls, a failed keepalive OPTIONS) starts

@@ -112,6 +112,11 @@ type Originator struct {
 	shutdown context.CancelFunc
 	wg       sync.WaitGroup
 
+	// tcpLn and tlsLn listen for carriers' own connections (transport.go);
+	// nil when no trunk uses their transport.
+	tcpLn, tlsLn     net.Listener
+	tcpPort, tlsPort int
+
 	mu     sync.Mutex
 	closed bool
 	calls  map[string]*Call // by Call-ID of the current attempt
@@ -173,18 +178,27 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 	}
 	o.sipPort = pc.LocalAddr().(*net.UDPAddr).Port
 
-	o.main, err = o.newStack(nil)
+	if err := o.listenStreams(ctx); err != nil {
+		o.closeStreams()
+		_ = pc.Close()
+		cancel()
+		return nil, err
+	}
+	o.main, err = o.newStack(nil, o.tcpPort)
 	if err != nil {
+		o.closeStreams()
 		_ = pc.Close()
 		cancel()
 		return nil, err
 	}
 	if err := o.main.StartUDP(ctx, pc); err != nil {
 		_ = o.closeStacks()
+		o.closeStreams()
 		_ = pc.Close()
 		cancel()
 		return nil, fmt.Errorf("sip listen: %w", err)
 	}
+	o.serveStreams()
 
 	for i, tc := range cfg.Trunks {
 		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth(),
@@ -209,11 +223,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 			tlsConf, err := trunkTLSConfig(tc, h)
 			if err != nil {
 				o.closeStacks()
+				o.closeStreams()
 				cancel()
 				return nil, err
 			}
-			if t.stack, err = o.newStack(tlsConf); err != nil {
+			if t.stack, err = o.newStack(tlsConf, o.tlsPort); err != nil {
 				o.closeStacks()
+				o.closeStreams()
 				cancel()
 				return nil, err
 			}
@@ -224,11 +240,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		}
 		if err := o.advertise(t); err != nil {
 			o.closeStacks()
+			o.closeStreams()
 			cancel()
 			return nil, err
 		}
 		if t.dialogUA, err = o.dialogUA(t); err != nil {
 			o.closeStacks()
+			o.closeStreams()
 			cancel()
 			return nil, err
 		}
@@ -254,7 +272,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 			go o.registerLoop(t)
 		}
 	}
-	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "trunks", len(o.trunks))
+	log.Info("sip originator started", "listen", pc.LocalAddr().String(), "tcp", o.TCPAddr(), "tls", o.TLSAddr(), "trunks", len(o.trunks))
 	return o, nil
 }
 
@@ -284,12 +302,14 @@ func trunkTLSConfig(tc TrunkConfig, host string) (*tls.Config, error) {
 // newStack builds a sipgo stack that sends from the originator's UDP socket
 // and handles requests from trunks. UDP and TCP trunks share the main stack;
 // each TLS trunk gets its own, with tlsConf, because sipgo holds one TLS
-// client config per user agent and trunks differ in CAs.
-func (o *Originator) newStack(tlsConf *tls.Config) (*sipstack.Stack, error) {
+// client config per user agent and trunks differ in CAs. streamPort is the
+// listening port its TCP or TLS requests name in Via.
+func (o *Originator) newStack(tlsConf *tls.Config, streamPort int) (*sipstack.Stack, error) {
 	s, err := sipstack.New(sipstack.Config{
 		UserAgent:         o.cfg.UserAgent,
 		Host:              o.host,
 		Port:              o.sipPort,
+		StreamPort:        streamPort,
 		TLS:               tlsConf,
 		UnhandledResponse: o.strayResponse,
 		Logger:            o.log.With("component", "sipgo"),
@@ -368,9 +388,11 @@ func (o *Originator) dialogUA(t *trunk) (*sipgo.DialogUA, error) {
 	if t.cfg.Transport == TransportUDP {
 		contact.Address.Port = t.viaPort
 	} else {
-		// Port 0: sipgo fills in the local end of the connection; in-dialog
-		// requests from the carrier come back over that connection.
+		// The listening port, not the connection's: the carrier may close
+		// the connection and open its own for a BYE (transport.go).
 		client = stream
+		stream.TxRequester = streamRequester{ua: t.stack.UA, password: t.cfg.Password}
+		contact.Address.Port = o.streamPort(t.cfg.Transport)
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", t.cfg.Transport)
 	}
@@ -600,6 +622,7 @@ func (o *Originator) Close() error {
 		o.log.Warn("sip originator: calls still ending at close")
 	}
 	err := o.closeStacks()
+	o.closeStreams()
 	_ = o.udpConn.Close()
 	return err
 }

@@ -180,7 +180,12 @@ func TestStreamTransports(t *testing.T) {
 			if tc.Address == "" {
 				tc.Address = sipp.Addr
 			}
-			o := newTestOriginator(t, testConfig(tc))
+			cfg := testConfig(tc)
+			if transport == TransportTLS {
+				pki := newTestPKI(t)
+				cfg.TLSCertFile, cfg.TLSKeyFile = pki.OursCert, pki.OursKey
+			}
+			o := newTestOriginator(t, cfg)
 			events, onEvent := eventChan()
 			c, err := o.Dial(context.Background(), DialRequest{To: "+34600000003", OnEvent: onEvent})
 			if err != nil {

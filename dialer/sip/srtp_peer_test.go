@@ -18,16 +18,27 @@ import (
 // only RTP/SAVP with SDES keys and drops whatever fails SRTP's authentication.
 // Through the relay a bridge reads and writes plain PCMU: the carrier's 440 Hz
 // tone is heard here, and the tone sent from here is heard by baresip. The
-// keys travel in the SIP, over UDP or TCP alike.
+// keys travel in the SIP, over UDP, TCP or TLS alike (TLS as it should be:
+// baresip's TLS listener with a certificate from the test's CA, checked).
 func TestSRTPCallWithBaresip(t *testing.T) {
 	for _, tt := range []struct{ mode, transport string }{
-		{SRTPRequire, TransportUDP}, {SRTPOffer, TransportUDP}, {SRTPRequire, TransportTCP},
+		{SRTPRequire, TransportUDP}, {SRTPOffer, TransportUDP}, {SRTPRequire, TransportTCP}, {SRTPRequire, TransportTLS},
 	} {
 		t.Run(tt.mode+"/"+tt.transport, func(t *testing.T) {
-			carrier := baresiptest.StartCarrier(t, baresiptest.CarrierOptions{User: "34600000001", MediaEnc: "srtp-mand", DumpAudio: true})
+			opts := baresiptest.CarrierOptions{User: "34600000001", MediaEnc: "srtp-mand", DumpAudio: true}
+			var pki testPKI
+			if tt.transport == TransportTLS {
+				pki = newTestPKI(t)
+				opts.TLSCertFile = pki.Carrier
+			}
+			carrier := baresiptest.StartCarrier(t, opts)
 			tc := udpTrunk("carrier", carrier.SIPAddr(), 0)
 			tc.SRTP, tc.Transport = tt.mode, tt.transport
+			if tt.transport == TransportTLS {
+				tc.Address, tc.TLSRootCAFile = carrier.TLSAddr(), pki.CAFile
+			}
 			cfg := testConfig(tc)
+			cfg.TLSCertFile, cfg.TLSKeyFile = pki.OursCert, pki.OursKey
 			cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
 			cfg.SuspectAfter = Duration(time.Second)
 			cfg.RingTimeout = Duration(10 * time.Second)

@@ -244,7 +244,7 @@ func TestConfigJSON(t *testing.T) {
 	var cfg Config
 	in := `{"trunks":[{"name":"a","address":"sip.example.net","transport":"TLS","max_cps":5,"max_channels":30,"priority":1},
 		{"name":"b","address":"192.0.2.1","transport":"tls"},{"name":"c","address":"[2001:db8::1]"}],
-		"ring_timeout":"25s","invite_timeout":2,"fault_window":"1m"}`
+		"ring_timeout":"25s","invite_timeout":2,"fault_window":"1m","tls_cert_file":"/etc/turbina/sip.crt","tls_key_file":"/etc/turbina/sip.key"}`
 	if err := json.Unmarshal([]byte(in), &cfg); err != nil {
 		t.Fatal(err)
 	}

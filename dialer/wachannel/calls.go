@@ -9,7 +9,9 @@ package wachannel
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -89,6 +91,12 @@ func (w *Calls) UseGate(gate func(ctx context.Context, contactID int64, action c
 // permission request goes out. A person whose answer is pending or who refused is
 // not called at all: the engine's policy gate refuses that before Place.
 func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.Attempt, error) {
+	if asked, err := w.pendingPermission(ctx, req); err != nil {
+		return nil, err
+	} else if asked {
+		// Meta says the person has not granted it: a call would only be refused.
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoPermission, Err: errors.New("whatsapp call permission not granted (read from Meta)")}
+	}
 	// The rate limit's token first (the one limit every request of the number
 	// shares), then the claim: a claimed row never waits on the limit, so a
 	// crash while waiting leaves nothing claimed. The connect is not a limited
@@ -116,6 +124,13 @@ func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.At
 	if err == nil {
 		callID = call.ID()
 	}
+	if errors.Is(err, whatsapp.ErrCallInDoubt) {
+		// The connect's answer was lost and no webhook named the call: the
+		// phone may have rung, so it is neither placed again nor recorded as
+		// failed.
+		w.store.MarkInDoubt(context.WithoutCancel(ctx), m.ID, err)
+		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeNoAnswer, Err: err}
+	}
 	storage.Settle(context.WithoutCancel(ctx), w.store, m, callID, err)
 	if err != nil {
 		outcome := errorOutcome(err)
@@ -127,16 +142,90 @@ func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.At
 	return follow(call), nil
 }
 
+// pendingPermission handles a call the gate let through while the contact's
+// permission is requested or denied here (a retry is due): Meta's state is read
+// first, since the person may have granted it since (in the business profile, by
+// calling in). A grant is recorded and the call goes ahead; otherwise a new
+// request is made (within Meta's limits) and asked reports true. A state that
+// cannot be read leaves the call to Meta, which refuses it without permission.
+func (w *Calls) pendingPermission(ctx context.Context, req channel.PlaceRequest) (asked bool, err error) {
+	state, _, err := w.store.WhatsAppPermission(ctx, req.Contact.ID)
+	if err != nil {
+		return false, err
+	}
+	if state != storage.PermissionRequested && state != storage.PermissionDenied {
+		return false, nil
+	}
+	s, err := w.client.CallPermission(ctx, req.To)
+	if err != nil {
+		w.log(ctx, "read call permission failed", req, err)
+		return false, nil
+	}
+	if w.applyState(ctx, req, s) {
+		return false, nil
+	}
+	if !w.admitted(ctx, req) {
+		return true, nil
+	}
+	return !w.request(ctx, req, s), nil
+}
+
+// applyState records what Meta says of the person's permission: a grant (true),
+// or when the next request may go.
+func (w *Calls) applyState(ctx context.Context, req channel.PlaceRequest, s whatsapp.CallPermissionState) bool {
+	if s.Granted(time.Now()) {
+		var until time.Time
+		if s.Status != whatsapp.MetaPermissionPermanent {
+			until = s.Expires
+		}
+		w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionGranted, until)
+		return true
+	}
+	_, next := s.CanRequest()
+	w.store.SetPermissionNextRequest(ctx, req.To, next)
+	return false
+}
+
+func (w *Calls) log(ctx context.Context, msg string, req channel.PlaceRequest, err error) {
+	w.client.Logger().LogAttrs(ctx, slog.LevelWarn, msg, slog.Int64("contact_id", req.Contact.ID), slog.String("error", err.Error()))
+}
+
 // RequestPermission asks the contact for permission to call, once per refused
 // call (req.Key): with the campaign's template when it names one, else with an
 // interactive request — and, when that falls outside the 24 h window, not at
 // all (the template rung that follows still reaches the contact). The policy
-// gate, when the engine handed one over, rules first.
+// gate, when the engine handed one over, rules first (Meta's limits on
+// requests among its rules); then Meta's state is read: a person who granted
+// it already is not asked, nor one Meta's limits keep from being asked now.
 func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest) {
-	if w.gate != nil {
-		if err := w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest); err != nil {
-			return // refused (and kept in the contact's history), or unknown: not sent
-		}
+	if !w.admitted(ctx, req) {
+		return
+	}
+	s, err := w.client.CallPermission(ctx, req.To)
+	if err != nil {
+		// Not sent blind: the person may have granted it, or Meta's limits
+		// may refuse it; the next retry reads the state again.
+		w.log(ctx, "read call permission failed: no request sent", req, err)
+		return
+	}
+	if !w.applyState(ctx, req, s) {
+		w.request(ctx, req, s)
+	}
+}
+
+// admitted asks the policy gate, when the engine handed one over, about a
+// permission request: refused (and kept in the contact's history), or a contact
+// the gate cannot read, nothing is sent, nor anything asked of Meta.
+func (w *Calls) admitted(ctx context.Context, req channel.PlaceRequest) bool {
+	return w.gate == nil || w.gate(ctx, req.Contact.ID, campaigns.ActionPermissionRequest) == nil
+}
+
+// request sends a permission request the gate admitted when Meta's state s
+// allows; it reports whether Meta answered that the person gave permanent
+// permission.
+func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsapp.CallPermissionState) (granted bool) {
+	if ok, _ := s.CanRequest(); !ok {
+		return false
 	}
 	key := fmt.Sprintf("permission-contact-%d-%s", req.Contact.ID, req.Key)
 	p := req.Permission
@@ -154,13 +243,20 @@ func (w *Calls) RequestPermission(ctx context.Context, req channel.PlaceRequest)
 			return w.client.SendTemplate(ctx, key, whatsapp.TemplateMessage{To: req.To, Name: p.Template, Language: p.Language})
 		}
 	}
-	m, _ := waoutbox.Send(ctx, w.store, w.client, outboxPermission, key, permissionPayload{To: req.To, Type: kind, Body: body}, send)
-	if m.State != storage.OutboxSent {
-		return // not sent, or in doubt until its status webhook settles it
+	m, err := waoutbox.Send(ctx, w.store, w.client, outboxPermission, key, permissionPayload{To: req.To, Type: kind, Body: body}, send)
+	if whatsapp.PermissionExists(err) {
+		// 138017: the person gave permanent permission already.
+		w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionGranted, time.Time{})
+		return true
 	}
+	if m.State != storage.OutboxSent {
+		return false // not sent, or in doubt until its status webhook settles it
+	}
+	w.store.RecordPermissionRequest(ctx, req.Contact.ID, req.To, time.Now())
 	w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionRequested, time.Time{})
 	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: m.ResultID,
 		Phone: req.To, Type: kind, Body: body, At: time.Now()})
+	return false
 }
 
 // permissionPayload is what the outbox keeps of a permission request.

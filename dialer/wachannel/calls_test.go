@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,5 +89,72 @@ func TestCallTakesItsTokenBeforeItsClaim(t *testing.T) {
 		if m, err := w.store.OutboxByKey(ctx, key); err != nil || m.State != storage.OutboxFailed {
 			t.Errorf("%s: %+v, %v; want failed (WhatsApp refused it)", key, m, err)
 		}
+	}
+}
+
+// TestCallWhoseConnectAnswerIsLostRingsOnce: WhatsApp places the call but its
+// answer to the connect is lost (a 500). The channel does not place it again:
+// the call's webhooks name it, the phone rings once, the attempt is answered
+// when the person picks up, and the outbox row keeps the call's ID.
+func TestCallWhoseConnectAnswerIsLostRingsOnce(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	media, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := whatsapp.NewClient(whatsapp.Config{BaseURL: w.emu.URL(), AccessToken: watest.Token, PhoneNumberID: "1000",
+		WABAID: "2000", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}, whatsapp.WithMedia(media))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: watest.Secret, VerifyToken: "v"},
+		whatsapp.SinkFunc(client.HandleEvents), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	w.emu.SetCallbackURL(srv.URL)
+	w.emu.Script(w.contact.Phone, emulator.Behaviour{LostConnectAnswers: 1, Call: emulator.CallAccept,
+		AnswerAfter: 300 * time.Millisecond, HangupAfter: 300 * time.Millisecond})
+	calls := wachannel.NewCalls(client, w.store, "Podemos ligar?")
+	att, err := calls.Place(ctx, channel.PlaceRequest{Key: "lost-answer-1", Contact: w.contact, To: w.contact.Phone})
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	var kinds []channel.AttemptEventKind
+	var callID string
+	timeout := time.After(15 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev, ok := <-att.Events():
+			if !ok {
+				done = true
+				break
+			}
+			kinds = append(kinds, ev.Kind)
+			if ev.ExternalID != "" {
+				callID = ev.ExternalID
+			}
+		case <-timeout:
+			t.Fatalf("the attempt did not end; events so far %v", kinds)
+		}
+	}
+	if !slices.Contains(kinds, channel.AttemptAnswered) {
+		t.Errorf("events %v: not answered", kinds)
+	}
+	n := 0
+	for _, c := range w.emu.Calls() {
+		if "+"+c.To == w.contact.Phone {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the phone saw %d calls, want 1", n)
+	}
+	m, err := w.store.OutboxByKey(ctx, "lost-answer-1")
+	if err != nil || m.State != storage.OutboxSent || m.ResultID != callID || callID == "" {
+		t.Errorf("outbox %+v (%v), want sent with call %q", m, err, callID)
 	}
 }

@@ -296,7 +296,15 @@ func (in *Inbox) Apply(ctx context.Context, ev whatsapp.Event) error {
 	case ev.Status != nil:
 		return in.applyMessageStatus(ctx, ev.Status)
 	case ev.Permission != nil:
-		return in.applyPermission(ctx, ev.Permission)
+		return in.applyPermission(ctx, ev.Permission, ev.Time)
+	case ev.Type == whatsapp.EventMessagesError:
+		// Not about one message: kept with the other events (webhook_events),
+		// and said where an operator looks.
+		for _, e := range ev.Errors {
+			in.cfg.Logger.Warn("whatsapp out-of-band error", "code", e.Code, "kind", e.Kind(), "title", e.Title,
+				"details", e.Details, "phone_number_id", ev.PhoneNumberID, "key", ev.Key)
+		}
+		return nil
 	case ev.Message != nil:
 		return in.applyInbound(ctx, ev.Message, ev.Time)
 	}
@@ -309,6 +317,16 @@ var statusOutcomes = map[string]campaigns.Outcome{"delivered": campaigns.Outcome
 // statusEvents are the journey's events of a template's delivery statuses.
 var statusEvents = map[campaigns.Outcome]campaigns.EventKind{campaigns.OutcomeDelivered: campaigns.EventTemplateDelivered,
 	campaigns.OutcomeRead: campaigns.EventTemplateRead, campaigns.OutcomeSendFailed: campaigns.EventTemplateFailedLate}
+
+// statusRank orders a template's delivery outcomes: a status is applied only
+// over a lower one. sent < delivered < failed < read: failed is final over
+// sent and delivered (an older "delivered" arriving after it changes nothing),
+// and read outranks failed, for a read receipt proves delivery (Meta's status
+// webhooks reference: read means the user opened the message, which it could
+// not without receiving it; with several devices a failure on one may come
+// after).
+var statusRank = map[campaigns.Outcome]int{campaigns.OutcomeSent: 1, campaigns.OutcomeDelivered: 2,
+	campaigns.OutcomeSendFailed: 3, campaigns.OutcomeRead: 4}
 
 // errNotRecordedYet defers an event: what it applies to is not recorded yet.
 var errNotRecordedYet = errors.New("not recorded yet")
@@ -365,8 +383,11 @@ func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 	if !ok {
 		return nil
 	}
-	// Statuses may arrive out of order: read outranks delivered, failure is final.
-	if campaigns.Outcome(a.Outcome) == campaigns.OutcomeRead && outcome == campaigns.OutcomeDelivered {
+	// Statuses may arrive out of order (each webhook is retried on its own), so
+	// one applies only when it outranks what is recorded: see statusRank.
+	if statusRank[outcome] <= statusRank[campaigns.Outcome(a.Outcome)] {
+		in.cfg.Logger.Info("whatsapp status outranked by the one recorded: not applied", "wamid", st.ID,
+			"status", st.Status, "recorded", a.Outcome)
 		return nil
 	}
 	if err := in.store.SetAttemptOutcome(ctx, a.ID, string(outcome)); err != nil {
@@ -377,19 +398,28 @@ func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 	return in.store.MoveContact(ctx, a.ContactID, in.engine.JourneyMove(nil, ev, in.cfg.Now()))
 }
 
-// applyPermission records a contact's answer to a call-permission request; a grant
-// queues the contact for a WhatsApp call, inside its calling window as always.
-func (in *Inbox) applyPermission(ctx context.Context, p *whatsapp.PermissionReply) error {
+// applyPermission records a contact's answer to a call-permission request,
+// given at at, through whatsapp.Permission.Apply: a reply older than the one
+// recorded (webhooks may arrive out of order) changes nothing. A grant queues
+// the contact for a WhatsApp call, inside its calling window as always.
+func (in *Inbox) applyPermission(ctx context.Context, p *whatsapp.PermissionReply, at time.Time) error {
 	contacts, err := in.store.ContactsByWhatsApp(ctx, Phone(p.From))
 	if err != nil {
 		return err
 	}
-	state := storage.PermissionDenied
-	if p.Granted {
-		state = storage.PermissionGranted
-	}
 	for _, c := range contacts {
-		if err := in.store.SetWhatsAppPermission(ctx, c.ID, state, p.Expires); err != nil {
+		rec, err := in.store.WhatsAppPermissionReply(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		before := whatsapp.Permission{Status: whatsapp.PermissionStatus(rec.State), UpdatedAt: rec.At, Expires: rec.Until}
+		after := before.Apply(*p, at)
+		if !after.UpdatedAt.Equal(at) {
+			in.cfg.Logger.Info("whatsapp permission reply older than the one recorded: not applied", "contact", c.ID,
+				"reply_at", at.Format(time.RFC3339), "recorded_at", rec.At.Format(time.RFC3339), "granted", p.Granted)
+			continue
+		}
+		if err := in.store.SetWhatsAppPermissionReply(ctx, c.ID, storage.PermissionReply{State: string(after.Status), Until: after.Expires, At: after.UpdatedAt}); err != nil {
 			return err
 		}
 		camp, err := in.store.GetCampaign(ctx, c.CampaignID)

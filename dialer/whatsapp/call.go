@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,21 @@ type DialOptions struct {
 	// RingTimeout ends the call with action terminate and outcome no_answer when it
 	// has not been accepted in time. 0 leaves it to Meta and the caller.
 	RingTimeout time.Duration
+	// SettleWait bounds the wait for the call's webhooks when the connect's
+	// answer was lost (a timeout, a broken connection, a 5xx); 0 is
+	// [DefaultSettleWait].
+	SettleWait time.Duration
 }
+
+// DefaultSettleWait is how long [Client.Dial] waits for the webhooks of a call
+// whose connect may have been placed though its answer was lost. Meta sends the
+// RINGING status within seconds of placing a call.
+const DefaultSettleWait = 20 * time.Second
+
+// ErrCallInDoubt is returned by [Client.Dial] when the connect's answer was lost
+// and no webhook of the call came within the settle wait: the person's phone may
+// have rung, so the call is not placed again.
+var ErrCallInDoubt = errors.New("whatsapp: call in doubt")
 
 // Call is one WhatsApp call leg: the signalling state and the pion peer connection
 // carrying its Opus audio. Events for it reach it through [Client.HandleEvents].
@@ -50,6 +65,10 @@ type Call struct {
 	updates   chan CallUpdate
 	done      chan struct{}
 	mediaUp   chan struct{}
+	// known is closed once Meta's call ID is known, from the connect's answer or
+	// from a webhook carrying the call's key.
+	known     chan struct{}
+	knownOnce sync.Once
 
 	mu        sync.Mutex
 	id        string
@@ -74,6 +93,7 @@ func (c *Client) newCall(key, to, direction string) (*Call, error) {
 		updates: make(chan CallUpdate, maxCallUpdates),
 		done:    make(chan struct{}),
 		mediaUp: make(chan struct{}),
+		known:   make(chan struct{}),
 	}
 	var up sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -82,6 +102,8 @@ func (c *Client) newCall(key, to, direction string) (*Call, error) {
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		// pion reports a track on its first packet: the person's first media.
+		call.mediaStarted(time.Now().UTC())
 		go media.DiscardRTCP(receiver)
 		select {
 		case call.remote <- tr:
@@ -150,12 +172,20 @@ func (c *Client) Dial(ctx context.Context, key, to string, opts DialOptions) (*C
 		return nil, fmt.Errorf("whatsapp dial: a call with key %q is in progress", key)
 	}
 	id, dedup, err := c.once(ctx, "call", key, func(ctx context.Context) (string, error) {
-		resp, err := c.postCall(ctx, "connect call", callRequest{
-			MessagingProduct: "whatsapp", To: to, Action: "connect",
-			Session: &callSession{SDPType: "offer", SDP: sdp}, BizOpaque: key,
-		})
+		var resp callResponse
+		// The Calling API has no idempotency key: a connect whose answer was
+		// lost is not sent again (the phone may be ringing) but settled from
+		// the webhooks that carry its key.
+		err := c.do(ctx, request{op: "connect call", method: http.MethodPost, path: url.PathEscape(c.cfg.PhoneNumberID) + "/calls",
+			once: true, body: callRequest{
+				MessagingProduct: "whatsapp", To: to, Action: "connect",
+				Session: &callSession{SDPType: "offer", SDP: sdp}, BizOpaque: key,
+			}}, &resp)
 		if err != nil {
-			return "", err
+			if !mayHaveBeenProcessed(err) {
+				return "", err
+			}
+			return call.settle(ctx, key, cmp.Or(opts.SettleWait, DefaultSettleWait), err)
 		}
 		if len(resp.Calls) == 0 || resp.Calls[0].ID == "" {
 			return "", &Error{Op: "connect call", HTTPStatus: http.StatusOK, Message: "response has no call id"}
@@ -174,6 +204,7 @@ func (c *Client) Dial(ctx context.Context, key, to string, opts DialOptions) (*C
 	call.mu.Lock()
 	call.id = id
 	call.state.ID = id
+	call.knownOnce.Do(func() { close(call.known) })
 	if !call.ended {
 		// Not registered by ID if a terminate matched by key already ended it.
 		c.calls.setID(id, call)
@@ -384,6 +415,49 @@ func (c *Call) ringTimeout() {
 	}
 }
 
+// settle finds out what became of a connect whose answer (err) was lost: the
+// call's first webhook, matched by its key, names it; with none within wait, the
+// call is in doubt.
+func (c *Call) settle(ctx context.Context, key string, wait time.Duration, err error) (string, error) {
+	c.client.log.LogAttrs(ctx, slog.LevelWarn, "connect answer lost: waiting for the call's webhooks",
+		slog.String("key", key), slog.Duration("wait", wait), slog.String("error", err.Error()))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.known:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.state.ID, nil
+	case <-t.C:
+		return "", fmt.Errorf("whatsapp dial: %w: no webhook for key %q within %s after: %v", ErrCallInDoubt, key, wait, err)
+	case <-ctx.Done():
+		return "", fmt.Errorf("whatsapp dial: %w: %w (after: %v)", ErrCallInDoubt, ctx.Err(), err)
+	}
+}
+
+// mayHaveBeenProcessed reports whether a failed request may have been carried
+// out all the same: its answer broke off after the request left, or Meta
+// failed (5xx) in a way that does not say it was not processed.
+func mayHaveBeenProcessed(err error) bool {
+	var e *Error
+	if errors.As(err, &e) && e.HTTPStatus != 0 {
+		return e.HTTPStatus >= 500
+	}
+	return MayHaveLeft(err)
+}
+
+// mediaStarted answers the call on the person's first media, if the connect
+// webhook has not already.
+func (c *Call) mediaStarted(at time.Time) {
+	c.mu.Lock()
+	tr, ok := c.state.MediaStarted(at)
+	id := c.id
+	c.mu.Unlock()
+	if ok {
+		c.emit(CallUpdate{CallID: id, Phase: tr.To, Time: at})
+	}
+}
+
 // apply feeds one webhook event to the call.
 func (c *Call) apply(ev Event) {
 	c.mu.Lock()
@@ -393,6 +467,10 @@ func (c *Call) apply(ev Event) {
 		id = ev.Call.ID
 	}
 	c.mu.Unlock()
+	if ok && id != "" {
+		// Matched by key before the connect's answer (or instead of it).
+		c.knownOnce.Do(func() { close(c.known) })
+	}
 	if !ok {
 		return
 	}
@@ -401,8 +479,8 @@ func (c *Call) apply(ev Event) {
 		if err != nil {
 			c.emit(CallUpdate{CallID: id, Phase: tr.To, Time: ev.Time, Err: fmt.Errorf("whatsapp call: apply SDP answer: %w", err)})
 			go func() { _ = c.hangup(context.Background(), OutcomeFailed) }()
+			return
 		}
-		return
 	}
 	if tr.To != tr.From {
 		c.emit(CallUpdate{CallID: id, Phase: tr.To, Outcome: tr.Outcome, Time: ev.Time})

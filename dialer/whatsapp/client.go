@@ -3,11 +3,15 @@ package whatsapp
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptrace"
@@ -20,6 +24,16 @@ import (
 
 // maxResponseBytes bounds what the client reads of a Graph answer.
 const maxResponseBytes = 4 << 20
+
+// PairRateLimitWait is the least wait before a message refused with 131056
+// (too many messages to one user) is sent again: Meta's pace towards one
+// user is about one message every 6 seconds, so a retry sooner is refused
+// again.
+const PairRateLimitWait = 6 * time.Second
+
+// codePairRateLimit is Meta's 131056, "(Business Account, Consumer Account)
+// pair rate limit hit".
+const codePairRateLimit = 131056
 
 // Client talks to the Graph API for one business phone number. It is safe for
 // concurrent use. Create it with [NewClient].
@@ -36,6 +50,10 @@ type Client struct {
 	flight map[string]*flightCall
 
 	calls *callRegistry
+	// proof is the appsecret_proof sent with every call ("" without an app secret).
+	proof string
+	// templates names the parameters of NAMED templates.
+	templates templateCache
 }
 
 // Option configures a [Client].
@@ -107,15 +125,33 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		rng:     rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15)),
 		flight:  make(map[string]*flightCall),
 		calls:   newCallRegistry(),
+		proof:   AppSecretProof(cfg.AppSecret, cfg.AccessToken),
 	}, nil
 }
 
 // Config returns the client's configuration with defaults filled in.
 func (c *Client) Config() Config { return c.cfg }
 
-// endpoint builds the URL of a Graph path under the configured base and version.
+// AppSecretProof is the appsecret_proof of a Graph call: the hex HMAC-SHA256
+// of the access token keyed with the app secret (Graph API, "Securing
+// requests").
+func AppSecretProof(appSecret, accessToken string) string {
+	m := hmac.New(sha256.New, []byte(appSecret))
+	m.Write([]byte(accessToken))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// endpoint builds the URL of a Graph path under the configured base and
+// version, with appsecret_proof when an app secret is configured.
 func (c *Client) endpoint(path string, q url.Values) string {
 	u := c.cfg.BaseURL + "/" + c.cfg.APIVersion + "/" + path
+	if c.cfg.AppSecret != "" {
+		q = maps.Clone(q)
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("appsecret_proof", c.proof)
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -130,6 +166,10 @@ type request struct {
 	query   url.Values
 	body    any
 	limited bool // takes a token of the phone number's rate limit per attempt
+	// once: a request that must not be carried out twice (a call's connect,
+	// which has no idempotency key) is not retried after a failure that may
+	// have been processed all the same; only refusals are retried.
+	once bool
 }
 
 // admitKey is the context key of an [admission].
@@ -198,10 +238,13 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			gerr = parseGraphError(r.op, status, body)
 		}
 		gerr.Attempts = attempt
-		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts || adm != nil {
+		if !gerr.retryable() || attempt >= c.cfg.MaxAttempts || adm != nil || (r.once && mayHaveBeenProcessed(gerr)) {
 			return gerr
 		}
 		wait := c.backoff(attempt, hdr)
+		if gerr.Code == codePairRateLimit {
+			wait = max(wait, PairRateLimitWait)
+		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "retrying graph request",
 			slog.String("op", r.op), slog.Int("attempt", attempt), slog.String("kind", string(gerr.Kind())),
 			slog.Int("code", gerr.Code), slog.Duration("backoff", wait))

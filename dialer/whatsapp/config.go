@@ -29,6 +29,11 @@ type Config struct {
 	APIVersion string `json:"api_version"`
 	// AccessToken is the system-user bearer token. It is never logged.
 	AccessToken string `json:"access_token"`
+	// AppSecret, when set, is the Meta app's secret: every Graph call then
+	// carries appsecret_proof (HMAC-SHA256 of the access token keyed with it),
+	// which apps with "Require App Secret" demand. It is never logged; serve
+	// takes the webhook's app secret when this is empty.
+	AppSecret string `json:"app_secret,omitempty"`
 	// PhoneNumberID is the business phone number's Graph ID (not its E.164 number).
 	PhoneNumberID string `json:"phone_number_id"`
 	// WABAID is the WhatsApp Business Account ID, used to list templates.
@@ -114,8 +119,8 @@ func redacted(s string) string {
 
 // String formats the config with the access token redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("whatsapp.Config{BaseURL:%q APIVersion:%q AccessToken:%q PhoneNumberID:%q WABAID:%q MessagesPerSecond:%g}",
-		c.BaseURL, c.APIVersion, redacted(c.AccessToken), c.PhoneNumberID, c.WABAID, c.MessagesPerSecond)
+	return fmt.Sprintf("whatsapp.Config{BaseURL:%q APIVersion:%q AccessToken:%q AppSecret:%q PhoneNumberID:%q WABAID:%q MessagesPerSecond:%g}",
+		c.BaseURL, c.APIVersion, redacted(c.AccessToken), redacted(c.AppSecret), c.PhoneNumberID, c.WABAID, c.MessagesPerSecond)
 }
 
 // GoString keeps %#v from printing the token.
@@ -127,6 +132,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("base_url", c.BaseURL),
 		slog.String("api_version", c.APIVersion),
 		slog.String("access_token", redacted(c.AccessToken)),
+		slog.String("app_secret", redacted(c.AppSecret)),
 		slog.String("phone_number_id", c.PhoneNumberID),
 		slog.String("waba_id", c.WABAID),
 		slog.Float64("messages_per_second", c.MessagesPerSecond),

@@ -13,10 +13,19 @@
 //   - [Client.Dial] places a call: it builds an Opus-only SDP offer, fully gathered
 //     (the Calls API does not trickle ICE), posts it with action "connect" and returns a
 //     [Call] that takes the SDP answer and status updates from webhooks and exposes RTP
-//     in both directions.
+//     in both directions. The call is answered by the connect webhook carrying the
+//     person's SDP answer or by their first media, whichever comes first; ACCEPTED
+//     only confirms it.
+//   - [Client.CallPermission] reads Meta's view of a person's call permission and of
+//     its limits on permission requests.
 //   - [NewWebhookHandler] verifies Meta's GET handshake and the X-Hub-Signature-256 of
-//     every POST, parses the body into [Event] values, drops duplicates and hands the
-//     rest to a [Sink] before answering 200.
+//     every POST (bodies up to 3 MiB), parses each change of the body into [Event]
+//     values on its own, drops duplicates and events for another phone number or
+//     account, and hands the rest to a [Sink] before answering 200. A signed body or
+//     change that does not parse is answered 200 and kept in a [Quarantine] (Meta
+//     resends any other answer for days); every refusal is logged and counted.
+//   - With Config.AppSecret, every Graph call carries appsecret_proof
+//     ([AppSecretProof]), which apps with "Require App Secret" demand.
 //   - [CallState] applies one call's events in event-time order and idempotently, so
 //     duplicated or reordered webhooks still give one outcome per call.
 //
@@ -36,9 +45,13 @@
 //     when its HTTP answer was lost.
 //  3. Retries inside one send happen only on answers that mean "not processed"
 //     (throughput codes 130429, 131056, 4, 80007, 613, or HTTP 429 with no code that
-//     says otherwise) or on server failures (5xx, timeouts). The latter are
+//     says otherwise; 131056, too many messages to one user, no sooner than
+//     [PairRateLimitWait]) or on server failures (5xx, timeouts). The latter are
 //     ambiguous; a duplicate is then visible through the echoed key. Long throttles
 //     (131048, 138002, 138005) are left to the engine even when Meta answers 429.
+//     A call's connect is the exception: a second one would ring the person again,
+//     so after an ambiguous failure it is not sent again but settled from the
+//     webhooks carrying its key ([DialOptions].SettleWait, [ErrCallInDoubt]).
 //
 // What the engine must do (outbox): store the transition with its key before calling
 // the client; store the returned ID when the call returns. After a crash, an outbox row

@@ -164,6 +164,9 @@ func (c *Client) RetryDelay(attempt int, err error) (time.Duration, bool) {
 	if !errors.As(err, &e) || !e.retryable() {
 		return 0, false
 	}
+	if e.Code == codePairRateLimit {
+		return max(c.backoff(attempt, nil), PairRateLimitWait), true
+	}
 	return c.backoff(attempt, nil), true
 }
 

@@ -2,6 +2,8 @@ package whatsapp
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,10 +30,14 @@ const (
 	EventMessage EventType = "message.inbound"
 	// EventPermissionReply is the user's answer to a call permission request.
 	EventPermissionReply EventType = "call_permission.reply"
+	// EventMessagesError carries errors at the top of a messages change, about
+	// no one message (an asynchronous 130429 throughput error, for one): Meta's
+	// webhooks reference calls them out-of-band errors.
+	EventMessagesError EventType = "messages.error"
 )
 
-// Event is one typed fact from a webhook. Exactly one of Call, Status, Message and
-// Permission is set, according to Type. It marshals to JSON so a durable [Sink] can
+// Event is one typed fact from a webhook. Exactly one of Call, Status, Message,
+// Permission and Errors is set, according to Type. It marshals to JSON so a durable [Sink] can
 // store it as is.
 type Event struct {
 	Type EventType `json:"type"`
@@ -48,6 +54,8 @@ type Event struct {
 	Status     *MessageStatus   `json:"status,omitempty"`
 	Message    *InboundMessage  `json:"message,omitempty"`
 	Permission *PermissionReply `json:"permission,omitempty"`
+	// Errors are set on EventMessagesError.
+	Errors []WebhookError `json:"errors,omitempty"`
 }
 
 // CallID returns the call ID of a call event, "" otherwise.
@@ -204,15 +212,19 @@ func convertErrors(ws []wireError) []WebhookError {
 	return out
 }
 
-type wirePayload struct {
+// wireEnvelope is a webhook body with its changes left raw, so that each is
+// parsed on its own and one that does not parse sinks no other.
+type wireEnvelope struct {
 	Object string `json:"object"`
 	Entry  []struct {
-		ID      string `json:"id"`
-		Changes []struct {
-			Field string    `json:"field"`
-			Value wireValue `json:"value"`
-		} `json:"changes"`
+		ID      string            `json:"id"`
+		Changes []json.RawMessage `json:"changes"`
 	} `json:"entry"`
+}
+
+type wireChange struct {
+	Field string    `json:"field"`
+	Value wireValue `json:"value"`
 }
 
 type wireValue struct {
@@ -226,7 +238,8 @@ type wireValue struct {
 		} `json:"profile"`
 	} `json:"contacts"`
 	// Errors at the value level: in a calls change they explain a FAILED
-	// terminate (business-initiated-calls, "Call terminate webhook").
+	// terminate (business-initiated-calls, "Call terminate webhook"); in a
+	// messages change they are out-of-band errors (EventMessagesError).
 	Errors []wireError `json:"errors"`
 	Calls  []struct {
 		ID        string  `json:"id"`
@@ -288,98 +301,149 @@ func (v *wireValue) profileName(waID string) string {
 	return ""
 }
 
-// ParseWebhook parses the body of a webhook POST into events, in the order they appear.
-// Unknown fields and unknown change fields are ignored; items without an ID are
-// skipped. A body that is not JSON of Meta's shape gives an error wrapping
-// [ErrMalformedWebhook].
+// BadChange is one entry[].changes[] item of a webhook that could not be
+// parsed; the batch's other changes were.
+type BadChange struct {
+	// WABAID is the entry's id.
+	WABAID string
+	// Raw is the change as it came.
+	Raw json.RawMessage
+	// Err says why it could not be parsed; it wraps [ErrMalformedWebhook].
+	Err error
+}
+
+// ParseWebhook parses the body of a webhook POST into events, in the order they
+// appear. Unknown fields and unknown change fields are ignored; items without an
+// ID are skipped. A body that is not JSON of Meta's shape, or any change that is
+// not, gives an error wrapping [ErrMalformedWebhook]; [ParseWebhookChanges]
+// keeps the changes that parse.
 func ParseWebhook(body []byte) ([]Event, error) {
-	var p wirePayload
+	events, bad, err := ParseWebhookChanges(body)
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		return nil, bad[0].Err
+	}
+	return events, nil
+}
+
+// ParseWebhookChanges parses a webhook body change by change: err (wrapping
+// [ErrMalformedWebhook]) when the envelope itself is not Meta's (not JSON, an
+// object other than whatsapp_business_account, entries of the wrong shape),
+// otherwise the events of the changes that parse and the changes that do not.
+func ParseWebhookChanges(body []byte) (events []Event, bad []BadChange, err error) {
+	var p wireEnvelope
 	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedWebhook, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformedWebhook, err)
 	}
 	if p.Object != "whatsapp_business_account" {
-		return nil, fmt.Errorf("%w: object %q is not whatsapp_business_account", ErrMalformedWebhook, p.Object)
+		return nil, nil, fmt.Errorf("%w: object %q is not whatsapp_business_account", ErrMalformedWebhook, p.Object)
 	}
-	var events []Event
 	for _, entry := range p.Entry {
-		for _, ch := range entry.Changes {
-			v := &ch.Value
-			base := Event{WABAID: entry.ID, PhoneNumberID: v.Metadata.PhoneNumberID}
-			for _, c := range v.Calls {
-				if c.ID == "" {
-					continue
-				}
-				ev := base
-				ev.Time = unixTime(c.Timestamp)
-				ce := &CallEvent{ID: c.ID, From: c.From, To: c.To, Direction: c.Direction, Status: strings.ToUpper(c.Status),
-					BizOpaque: c.BizOpaque, Errors: convertErrors(c.Errors)}
-				switch c.Event {
-				case "connect":
-					ev.Type = EventCallConnect
-					if c.Session != nil {
-						ce.SDPType, ce.SDP = c.Session.SDPType, c.Session.SDP
-					}
-				case "terminate":
-					ev.Type = EventCallTerminate
-					ce.StartTime, ce.EndTime = unixTime(c.StartTime), unixTime(c.EndTime)
-					ce.Duration = time.Duration(c.Duration) * time.Second
-					if len(ce.Errors) == 0 {
-						ce.Errors = convertErrors(v.Errors)
-					}
-				default:
-					continue // unknown call events are ignored, as unknown fields are
-				}
-				ev.Call = ce
-				ev.Key = "call|" + c.ID + "|" + c.Event + "|" + strconv.FormatInt(int64(c.Timestamp), 10)
-				events = append(events, ev)
+		for _, raw := range entry.Changes {
+			evs, err := parseChange(entry.ID, raw)
+			if err != nil {
+				bad = append(bad, BadChange{WABAID: entry.ID, Raw: raw, Err: fmt.Errorf("%w: entry %s: %w", ErrMalformedWebhook, entry.ID, err)})
+				continue
 			}
-			for _, s := range v.Statuses {
-				if s.ID == "" || s.Status == "" {
-					continue
-				}
-				ev := base
-				ev.Time = unixTime(s.Timestamp)
-				if s.Type == "call" || ch.Field == "calls" {
-					ev.Type = EventCallStatus
-					status := strings.ToUpper(s.Status)
-					ev.Call = &CallEvent{ID: s.ID, To: s.RecipientID, Status: status, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
-					ev.Key = "call|" + s.ID + "|status:" + status + "|" + strconv.FormatInt(int64(s.Timestamp), 10)
-				} else {
-					ev.Type = EventMessageStatus
-					ev.Status = &MessageStatus{ID: s.ID, Status: s.Status, RecipientID: s.RecipientID, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
-					ev.Key = "msg|" + s.ID + "|" + s.Status
-				}
-				events = append(events, ev)
+			events = append(events, evs...)
+		}
+	}
+	return events, bad, nil
+}
+
+// parseChange parses one entry[].changes[] item of the entry wabaID.
+func parseChange(wabaID string, raw json.RawMessage) (events []Event, err error) {
+	var ch wireChange
+	if err := json.Unmarshal(raw, &ch); err != nil {
+		return nil, err
+	}
+	v := &ch.Value
+	base := Event{WABAID: wabaID, PhoneNumberID: v.Metadata.PhoneNumberID}
+	if ch.Field == "messages" && len(v.Errors) > 0 {
+		// Errors at the top of a messages value are not about one message
+		// (async throughput 130429 and the like): kept as their own event.
+		sum := sha256.Sum256(raw)
+		ev := base
+		ev.Type = EventMessagesError
+		ev.Errors = convertErrors(v.Errors)
+		ev.Key = "errors|" + v.Metadata.PhoneNumberID + "|" + hex.EncodeToString(sum[:16])
+		events = append(events, ev)
+	}
+	for _, c := range v.Calls {
+		if c.ID == "" {
+			continue
+		}
+		ev := base
+		ev.Time = unixTime(c.Timestamp)
+		ce := &CallEvent{ID: c.ID, From: c.From, To: c.To, Direction: c.Direction, Status: strings.ToUpper(c.Status),
+			BizOpaque: c.BizOpaque, Errors: convertErrors(c.Errors)}
+		switch c.Event {
+		case "connect":
+			ev.Type = EventCallConnect
+			if c.Session != nil {
+				ce.SDPType, ce.SDP = c.Session.SDPType, c.Session.SDP
 			}
-			for _, m := range v.Messages {
-				if m.ID == "" {
-					continue
-				}
-				ev := base
-				ev.Time = unixTime(m.Timestamp)
-				ev.Key = "in|" + m.ID
-				ctxID := ""
-				if m.Context != nil {
-					ctxID = m.Context.ID
-				}
-				if m.Interactive != nil && m.Interactive.Type == "call_permission_reply" && m.Interactive.CallPermissionReply != nil {
-					r := m.Interactive.CallPermissionReply
-					ev.Type = EventPermissionReply
-					ev.Permission = &PermissionReply{MessageID: m.ID, ContextID: ctxID, From: m.From,
-						Granted: r.Response == "accept", Permanent: r.IsPermanent, Source: r.ResponseSource}
-					if ev.Permission.Granted && !r.IsPermanent {
-						ev.Permission.Expires = unixTime(r.ExpirationTimestamp)
-					}
-				} else {
-					ev.Type = EventMessage
-					ev.Message = &InboundMessage{ID: m.ID, From: m.From, Name: v.profileName(m.From), Type: m.Type, ContextID: ctxID}
-					if m.Text != nil {
-						ev.Message.Text = m.Text.Body
-					}
-				}
-				events = append(events, ev)
+		case "terminate":
+			ev.Type = EventCallTerminate
+			ce.StartTime, ce.EndTime = unixTime(c.StartTime), unixTime(c.EndTime)
+			ce.Duration = time.Duration(c.Duration) * time.Second
+			if len(ce.Errors) == 0 {
+				ce.Errors = convertErrors(v.Errors)
+			}
+		default:
+			continue // unknown call events are ignored, as unknown fields are
+		}
+		ev.Call = ce
+		ev.Key = "call|" + c.ID + "|" + c.Event + "|" + strconv.FormatInt(int64(c.Timestamp), 10)
+		events = append(events, ev)
+	}
+	for _, s := range v.Statuses {
+		if s.ID == "" || s.Status == "" {
+			continue
+		}
+		ev := base
+		ev.Time = unixTime(s.Timestamp)
+		if s.Type == "call" || ch.Field == "calls" {
+			ev.Type = EventCallStatus
+			status := strings.ToUpper(s.Status)
+			ev.Call = &CallEvent{ID: s.ID, To: s.RecipientID, Status: status, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
+			ev.Key = "call|" + s.ID + "|status:" + status + "|" + strconv.FormatInt(int64(s.Timestamp), 10)
+		} else {
+			ev.Type = EventMessageStatus
+			ev.Status = &MessageStatus{ID: s.ID, Status: s.Status, RecipientID: s.RecipientID, BizOpaque: s.BizOpaque, Errors: convertErrors(s.Errors)}
+			ev.Key = "msg|" + s.ID + "|" + s.Status
+		}
+		events = append(events, ev)
+	}
+	for _, m := range v.Messages {
+		if m.ID == "" {
+			continue
+		}
+		ev := base
+		ev.Time = unixTime(m.Timestamp)
+		ev.Key = "in|" + m.ID
+		ctxID := ""
+		if m.Context != nil {
+			ctxID = m.Context.ID
+		}
+		if m.Interactive != nil && m.Interactive.Type == "call_permission_reply" && m.Interactive.CallPermissionReply != nil {
+			r := m.Interactive.CallPermissionReply
+			ev.Type = EventPermissionReply
+			ev.Permission = &PermissionReply{MessageID: m.ID, ContextID: ctxID, From: m.From,
+				Granted: r.Response == "accept", Permanent: r.IsPermanent, Source: r.ResponseSource}
+			if ev.Permission.Granted && !r.IsPermanent {
+				ev.Permission.Expires = unixTime(r.ExpirationTimestamp)
+			}
+		} else {
+			ev.Type = EventMessage
+			ev.Message = &InboundMessage{ID: m.ID, From: m.From, Name: v.profileName(m.From), Type: m.Type, ContextID: ctxID}
+			if m.Text != nil {
+				ev.Message.Text = m.Text.Body
 			}
 		}
+		events = append(events, ev)
 	}
 	return events, nil
 }

@@ -11,10 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
-// TemplateParam is one body parameter of a template message. Name is set only for
-// templates created with parameter_format "named".
+// TemplateParam is one body parameter of a template message. Name is the
+// placeholder a NAMED template fills; [Client.SendTemplate] fills it from the
+// template's listing when the caller leaves it empty.
 type TemplateParam struct {
 	Name string
 	Text string
@@ -39,6 +42,18 @@ type TemplateMessage struct {
 	Language string
 	// BodyParams fill the body's {{1}}… or {{name}} placeholders, in order.
 	BodyParams []TemplateParam
+}
+
+// Parameter formats of a template, as Meta's listing spells them.
+const (
+	FormatNamed      = "NAMED"
+	FormatPositional = "POSITIONAL"
+)
+
+// IsNamed reports whether a listing's parameter_format is NAMED. Meta writes it in
+// upper case; it is compared without regard to case.
+func IsNamed(parameterFormat string) bool {
+	return strings.EqualFold(strings.TrimSpace(parameterFormat), FormatNamed)
 }
 
 // SendResult is Meta's answer to a message send.
@@ -124,6 +139,11 @@ func (c *Client) SendTemplate(ctx context.Context, key string, m TemplateMessage
 	if m.Name == "" || m.Language == "" {
 		return SendResult{}, errors.New("whatsapp: template name and language are required")
 	}
+	params, err := c.namedParams(ctx, m)
+	if err != nil {
+		return SendResult{}, err
+	}
+	m.BodyParams = params
 	t := &templateJSON{Name: m.Name}
 	t.Language.Code = m.Language
 	if len(m.BodyParams) > 0 {
@@ -201,7 +221,8 @@ type Template struct {
 	Status string `json:"status"`
 	// Category is MARKETING, UTILITY or AUTHENTICATION.
 	Category string `json:"category"`
-	// ParameterFormat is "positional" ({{1}}) or "named" ({{first_name}}).
+	// ParameterFormat is POSITIONAL ({{1}}) or NAMED ({{first_name}}), as Meta
+	// writes it (see [IsNamed]).
 	ParameterFormat string `json:"parameter_format"`
 	// Body is the body component's text with its placeholders.
 	Body string `json:"body"`
@@ -248,10 +269,23 @@ func ValidateTemplateParams(t Template, columns []string) error {
 	if !t.Approved() {
 		return fmt.Errorf("template %s/%s is %s, not APPROVED", t.Name, t.Language, t.Status)
 	}
+	if IsNamed(t.ParameterFormat) {
+		// A named template is filled by name: every placeholder needs its column.
+		var missing []string
+		for _, want := range t.BodyParams {
+			if !slices.ContainsFunc(columns, func(c string) bool { return strings.EqualFold(strings.TrimSpace(c), want) }) {
+				missing = append(missing, "{{"+want+"}}")
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("template %s/%s is NAMED: no column for %s (columns given: %s)", t.Name, t.Language,
+				strings.Join(missing, ", "), strings.Join(columns, ","))
+		}
+	}
 	if len(columns) != t.BodyParamCount() {
 		return fmt.Errorf("template %s/%s has %d body parameter(s), %d column(s) given", t.Name, t.Language, t.BodyParamCount(), len(columns))
 	}
-	if t.ParameterFormat == "named" {
+	if IsNamed(t.ParameterFormat) {
 		for i, want := range t.BodyParams {
 			if !strings.EqualFold(strings.TrimSpace(columns[i]), want) {
 				return fmt.Errorf("template %s/%s parameter %d is {{%s}}, column is %q", t.Name, t.Language, i+1, want, columns[i])
@@ -329,8 +363,14 @@ func (c *Client) ListTemplates(ctx context.Context, pageSize int) ([]Template, e
 				}
 			}
 			t.BodyParams = BodyPlaceholders(t.Body)
-			if t.ParameterFormat == "" {
-				t.ParameterFormat = "positional"
+			switch {
+			case t.ParameterFormat == "":
+				// Meta: a template created without parameter_format is positional.
+				t.ParameterFormat = FormatPositional
+			case IsNamed(t.ParameterFormat):
+				t.ParameterFormat = FormatNamed
+			default:
+				t.ParameterFormat = strings.ToUpper(t.ParameterFormat)
 			}
 			out = append(out, t)
 		}
@@ -340,4 +380,73 @@ func (c *Client) ListTemplates(ctx context.Context, pageSize int) ([]Template, e
 		after = resp.Paging.Cursors.After
 	}
 	return nil, fmt.Errorf("whatsapp list templates: more than %d pages", maxTemplatePages)
+}
+
+// namedParams returns m's body parameters as Meta wants them: for a NAMED
+// template each carries its placeholder's parameter_name (taken from the
+// template's listing, in order, where the caller gave none); for a positional
+// one none does. A template the listing does not hold, or a client with no
+// WABA ID to list with, is sent as given.
+func (c *Client) namedParams(ctx context.Context, m TemplateMessage) ([]TemplateParam, error) {
+	if len(m.BodyParams) == 0 || c.cfg.WABAID == "" {
+		return m.BodyParams, nil
+	}
+	t, ok, err := c.templates.lookup(ctx, c, m.Name, m.Language)
+	if err != nil {
+		// Sent as given: Meta's answer (132000) then says what is wrong.
+		c.log.LogAttrs(ctx, slog.LevelWarn, "template listing unavailable: parameters sent as given",
+			slog.String("template", m.Name), slog.String("error", err.Error()))
+		return m.BodyParams, nil
+	}
+	if !ok {
+		return m.BodyParams, nil
+	}
+	out := slices.Clone(m.BodyParams)
+	if !IsNamed(t.ParameterFormat) {
+		for i := range out {
+			out[i].Name = ""
+		}
+		return out, nil
+	}
+	if len(out) != len(t.BodyParams) {
+		return nil, fmt.Errorf("whatsapp: template %s/%s is NAMED with %d parameter(s) (%s), %d given",
+			m.Name, m.Language, len(t.BodyParams), strings.Join(t.BodyParams, ","), len(out))
+	}
+	for i := range out {
+		if out[i].Name == "" {
+			out[i].Name = t.BodyParams[i]
+		}
+	}
+	return out, nil
+}
+
+// templateCacheTTL is how long a listing of the WABA's templates is used to
+// name parameters before it is asked again.
+const templateCacheTTL = 5 * time.Minute
+
+// templateCache holds the WABA's template listing for naming parameters.
+type templateCache struct {
+	mu      sync.Mutex
+	list    []Template
+	fetched time.Time
+}
+
+// lookup returns the template name/lang of the listing, fetching it when it is
+// older than templateCacheTTL.
+func (tc *templateCache) lookup(ctx context.Context, c *Client, name, lang string) (Template, bool, error) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.fetched.IsZero() || time.Since(tc.fetched) > templateCacheTTL {
+		// The listing is not the send: it takes none of the send's admission.
+		list, err := c.ListTemplates(context.WithValue(ctx, admitKey{}, (*admission)(nil)), 0)
+		if err != nil {
+			return Template{}, false, err
+		}
+		tc.list, tc.fetched = list, time.Now()
+	}
+	i := slices.IndexFunc(tc.list, func(t Template) bool { return t.Name == name && t.Language == lang })
+	if i < 0 {
+		return Template{}, false, nil
+	}
+	return tc.list[i], true, nil
 }

@@ -255,7 +255,7 @@ func TestListTemplatesPagingAndValidation(t *testing.T) {
 			t.Errorf("%s %v: err = %v, wantErr %v", tt.template, tt.columns, err, tt.wantErr)
 		}
 	}
-	if byName["call_you"].ParameterFormat != "named" || byName["order_update"].Category != "UTILITY" || byName["promo"].Status != "PENDING" {
+	if byName["call_you"].ParameterFormat != whatsapp.FormatNamed || byName["order_update"].Category != "UTILITY" || byName["promo"].Status != "PENDING" {
 		t.Fatalf("fields not parsed: %+v", byName)
 	}
 }

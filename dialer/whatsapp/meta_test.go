@@ -203,6 +203,7 @@ func metaKind(t testing.TB, b []byte) string {
 					Messages []struct {
 						Type string `json:"type"`
 					} `json:"messages"`
+					Errors []json.RawMessage `json:"errors"`
 				} `json:"value"`
 			} `json:"changes"`
 		} `json:"entry"`
@@ -229,6 +230,8 @@ func metaKind(t testing.TB, b []byte) string {
 		return "messages_text.json"
 	case ch.Field == "messages" && len(v.Messages) == 1 && v.Messages[0].Type == "interactive":
 		return "messages_call_permission_reply.json"
+	case ch.Field == "messages" && len(v.Errors) > 0 && len(v.Statuses) == 0 && len(v.Messages) == 0:
+		return "messages_errors_toplevel.json"
 	}
 	t.Fatalf("webhook of no documented kind: %s", b)
 	return ""
@@ -248,9 +251,10 @@ func TestEmulatorWebhooksMatchMeta(t *testing.T) {
 	env.emu.SetCallbackURL(srv.URL)
 	ctx := testCtx(t, 20*time.Second)
 
-	callee, caller, reader, failing := "5511900000101", "5511900000102", "5511900000103", "5511900000104"
+	callee, caller, reader, failing, throttledLate := "5511900000101", "5511900000102", "5511900000103", "5511900000104", "5511900000105"
 	env.emu.Script(callee, emulator.Behaviour{Call: emulator.CallAccept, HangupAfter: 20 * time.Millisecond})
 	env.emu.Script(failing, emulator.Behaviour{FailCode: 131026})
+	env.emu.Script(throttledLate, emulator.Behaviour{AsyncErrorCode: 130429})
 	env.emu.Script(reader, emulator.Behaviour{Permission: emulator.PermissionGrant})
 
 	call, err := env.client.Dial(ctx, "meta-shape-call", callee, whatsapp.DialOptions{})
@@ -261,7 +265,7 @@ func TestEmulatorWebhooksMatchMeta(t *testing.T) {
 	if _, err := env.emu.PlaceCall(ctx, caller); err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []string{reader, failing} {
+	for _, to := range []string{reader, failing, throttledLate} {
 		if _, err := env.client.SendTemplate(ctx, "meta-shape-"+to, whatsapp.TemplateMessage{To: to, Name: "no_params", Language: "en_US"}); err != nil {
 			t.Fatal(err)
 		}
@@ -275,6 +279,7 @@ func TestEmulatorWebhooksMatchMeta(t *testing.T) {
 	env.waitEvents(t, func(evs []whatsapp.Event) bool {
 		return slices.ContainsFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventPermissionReply }) &&
 			slices.ContainsFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventMessage }) &&
+			slices.ContainsFunc(evs, func(e whatsapp.Event) bool { return e.Type == whatsapp.EventMessagesError }) &&
 			slices.ContainsFunc(evs, func(e whatsapp.Event) bool {
 				return e.Type == whatsapp.EventMessageStatus && e.Status.Status == "failed"
 			}) &&
@@ -318,7 +323,8 @@ func TestEmulatorWebhooksMatchMeta(t *testing.T) {
 		}
 	}
 	for _, kind := range []string{"calls_connect_business.json", "calls_status.json", "calls_terminate.json", "calls_connect_user.json",
-		"messages_status_sent.json", "messages_status_failed.json", "messages_text.json", "messages_call_permission_reply.json"} {
+		"messages_status_sent.json", "messages_status_failed.json", "messages_text.json", "messages_call_permission_reply.json",
+		"messages_errors_toplevel.json"} {
 		if seen[kind] == 0 {
 			t.Errorf("no webhook of kind %s was compared; got %v", kind, seen)
 		}

@@ -99,8 +99,12 @@ func (s *CallState) Apply(ev Event) (Transition, bool) {
 		if ev.Call.SDPType != "answer" || ev.Call.SDP == "" || s.AnswerSDP != "" {
 			return tr, false
 		}
+		// business-initiated-calls: Meta sends the person's SDP answer when they
+		// pick up, and the ACCEPTED status only later, "primarily for call event
+		// auditing": the connect is the answer.
 		s.AnswerSDP = ev.Call.SDP
 		tr.Answer = true
+		s.accept(&tr, ev.Time)
 		return tr, true
 	case EventCallStatus:
 		var to CallPhase
@@ -147,6 +151,25 @@ func (s *CallState) Apply(ev Event) (Transition, bool) {
 		return tr, true
 	}
 	return tr, false
+}
+
+// MediaStarted records the first media heard from the person at at: whichever of
+// it and the connect webhook comes first answers the call.
+func (s *CallState) MediaStarted(at time.Time) (Transition, bool) {
+	tr := Transition{From: s.Phase, To: s.Phase}
+	if s.Phase.rank() >= PhaseAccepted.rank() {
+		return tr, false
+	}
+	s.accept(&tr, at)
+	return tr, true
+}
+
+// accept moves a call not yet answered, rejected or ended to accepted at at.
+func (s *CallState) accept(tr *Transition, at time.Time) {
+	if s.Phase.rank() >= PhaseAccepted.rank() {
+		return
+	}
+	s.Phase, s.AcceptedAt, tr.To = PhaseAccepted, at, PhaseAccepted
 }
 
 // End ends the call locally (the business hung up or gave up): an accepted call's

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Sink durably accepts webhook events. The handler answers Meta 200 only after
@@ -87,9 +89,10 @@ func (s *MemorySink) WaitFor(ctx context.Context, pred func([]Event) bool) ([]Ev
 	}
 }
 
-// Webhook defaults.
+// Webhook defaults. Meta's webhook payloads can be up to 3 MB, and a body
+// refused for its size is resent for days: the default takes 3 MiB.
 const (
-	DefaultMaxWebhookBytes = 1 << 20
+	DefaultMaxWebhookBytes = 3 << 20
 	DefaultDedupeKeys      = 200_000
 )
 
@@ -100,10 +103,72 @@ type WebhookConfig struct {
 	// VerifyToken is the token set on the app's webhook subscription for the GET
 	// handshake. It is never logged.
 	VerifyToken string `json:"verify_token"`
-	// MaxBodyBytes bounds a POST body (413 beyond it).
+	// MaxBodyBytes bounds a POST body (413 beyond it; default 3 MiB, the most
+	// Meta sends).
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// DedupeKeys bounds how many event keys are remembered for deduplication.
 	DedupeKeys int `json:"dedupe_keys"`
+	// PhoneNumberID and WABAID, when set, are the business phone number and
+	// account this server serves: events for others (another number of the same
+	// app) are acknowledged and ignored. serve fills them from the whatsapp
+	// section.
+	PhoneNumberID string `json:"-"`
+	WABAID        string `json:"-"`
+}
+
+// Quarantine keeps the signed webhook bodies, or single changes of them, that
+// could not be parsed: they are acknowledged (Meta would resend a refused one
+// for days) and kept for an administrator. storage.DB is one.
+type Quarantine interface {
+	// QuarantineWebhook keeps body; part is "batch" (a whole body) or "change"
+	// (one entry[].changes[] item); reason is the parse error.
+	QuarantineWebhook(ctx context.Context, part, reason string, body []byte) error
+}
+
+// Parts of a quarantined webhook.
+const (
+	QuarantineBatch  = "batch"
+	QuarantineChange = "change"
+)
+
+// WebhookOption configures a [WebhookHandler].
+type WebhookOption func(*WebhookHandler)
+
+// WithQuarantine keeps the signed bodies that do not parse in q. Without it
+// they are logged whole and acknowledged.
+func WithQuarantine(q Quarantine) WebhookOption { return func(h *WebhookHandler) { h.quarantine = q } }
+
+// Reasons a webhook request is refused (turbina_whatsapp_webhook_refused_total)
+// or an event ignored (turbina_whatsapp_webhook_ignored_total).
+const (
+	RefusedTooLarge         = "too_large"
+	RefusedUnreadable       = "unreadable"
+	RefusedBadSignature     = "bad_signature"
+	RefusedBadVerifyToken   = "bad_verify_token"
+	RefusedMethod           = "method"
+	RefusedSinkUnavailable  = "sink_unavailable"
+	RefusedQuarantineFailed = "quarantine_unavailable"
+	IgnoredOtherPhoneNumber = "other_phone_number"
+	IgnoredOtherWABA        = "other_waba"
+)
+
+// webhookMetrics are the handler's counters; each handler has its own, so
+// that tests and several handlers do not share them.
+type webhookMetrics struct {
+	refused     *prometheus.CounterVec
+	ignored     *prometheus.CounterVec
+	quarantined *prometheus.CounterVec
+}
+
+func newWebhookMetrics() webhookMetrics {
+	return webhookMetrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "turbina_whatsapp_webhook_refused_total",
+			Help: "WhatsApp webhook requests answered with an error, by reason (Meta resends them)."}, []string{"reason"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "turbina_whatsapp_webhook_ignored_total",
+			Help: "WhatsApp webhook events acknowledged and not applied, by reason (another phone number or account)."}, []string{"reason"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "turbina_whatsapp_webhook_quarantined_total",
+			Help: "Signed WhatsApp webhook bodies (batch) or changes (change) that did not parse, acknowledged and kept in quarantine."}, []string{"part"}),
+	}
 }
 
 // String formats the config with its secrets redacted.
@@ -122,15 +187,17 @@ func (c WebhookConfig) LogValue() slog.Value {
 // WebhookHandler is the http.Handler for Meta's webhooks; mount it at
 // /webhooks/whatsapp.
 type WebhookHandler struct {
-	cfg    WebhookConfig
-	sink   Sink
-	log    *slog.Logger
-	dedupe *dedupe
+	cfg        WebhookConfig
+	sink       Sink
+	log        *slog.Logger
+	dedupe     *dedupe
+	quarantine Quarantine
+	metrics    webhookMetrics
 }
 
 // NewWebhookHandler returns a handler delivering verified, deduplicated events to sink.
 // logger may be nil.
-func NewWebhookHandler(cfg WebhookConfig, sink Sink, logger *slog.Logger) (*WebhookHandler, error) {
+func NewWebhookHandler(cfg WebhookConfig, sink Sink, logger *slog.Logger, opts ...WebhookOption) (*WebhookHandler, error) {
 	if cfg.AppSecret == "" {
 		return nil, errors.New("whatsapp webhook: app_secret is required")
 	}
@@ -146,7 +213,31 @@ func NewWebhookHandler(cfg WebhookConfig, sink Sink, logger *slog.Logger) (*Webh
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &WebhookHandler{cfg: cfg, sink: sink, log: logger.With(slog.String("component", "whatsapp-webhook")), dedupe: newDedupe(cfg.DedupeKeys)}, nil
+	h := &WebhookHandler{cfg: cfg, sink: sink, log: logger.With(slog.String("component", "whatsapp-webhook")), dedupe: newDedupe(cfg.DedupeKeys),
+		metrics: newWebhookMetrics()}
+	for _, o := range opts {
+		o(h)
+	}
+	return h, nil
+}
+
+// Collectors returns the handler's metrics for a Prometheus registry.
+func (h *WebhookHandler) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{h.metrics.refused, h.metrics.ignored, h.metrics.quarantined}
+}
+
+// refuse answers an error, logs why and counts it: every refusal makes Meta
+// resend, so each must be visible.
+func (h *WebhookHandler) refuse(w http.ResponseWriter, r *http.Request, status int, reason, text string, attrs ...slog.Attr) {
+	h.metrics.refused.WithLabelValues(reason).Inc()
+	level := slog.LevelWarn
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	attrs = append(attrs, slog.String("reason", reason), slog.Int("status", status), slog.String("remote", r.RemoteAddr),
+		slog.Int64("content_length", r.ContentLength))
+	h.log.LogAttrs(r.Context(), level, "webhook refused", attrs...)
+	http.Error(w, text, status)
 }
 
 // ServeHTTP implements http.Handler.
@@ -158,7 +249,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.receive(w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		h.refuse(w, r, http.StatusMethodNotAllowed, RefusedMethod, "method not allowed", slog.String("method", r.Method))
 	}
 }
 
@@ -169,7 +260,7 @@ func (h *WebhookHandler) verify(w http.ResponseWriter, r *http.Request) {
 	token := q.Get("hub.verify_token")
 	if q.Get("hub.mode") != "subscribe" || h.cfg.VerifyToken == "" ||
 		subtle.ConstantTimeCompare([]byte(token), []byte(h.cfg.VerifyToken)) != 1 {
-		http.Error(w, "forbidden", http.StatusForbidden)
+		h.refuse(w, r, http.StatusForbidden, RefusedBadVerifyToken, "forbidden")
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -208,31 +299,81 @@ func (h *WebhookHandler) receive(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			h.refuse(w, r, http.StatusRequestEntityTooLarge, RefusedTooLarge, "payload too large",
+				slog.Int64("max_body_bytes", h.cfg.MaxBodyBytes))
 			return
 		}
-		http.Error(w, "bad request", http.StatusBadRequest)
+		h.refuse(w, r, http.StatusBadRequest, RefusedUnreadable, "bad request", slog.String("error", err.Error()))
 		return
 	}
 	// The signature is checked before anything in the body is looked at.
 	if !VerifySignature(h.cfg.AppSecret, body, r.Header.Get(SignatureHeader)) {
-		h.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook signature rejected", slog.String("remote", r.RemoteAddr))
-		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		h.refuse(w, r, http.StatusUnauthorized, RefusedBadSignature, "invalid signature")
 		return
 	}
-	events, err := ParseWebhook(body)
+	events, bad, err := ParseWebhookChanges(body)
 	if err != nil {
-		h.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook body rejected", slog.String("error", err.Error()))
-		http.Error(w, "malformed payload", http.StatusBadRequest)
+		// Signed, so Meta's: refusing it would have it resent for days, each time
+		// refused again. It is kept whole instead.
+		if !h.keep(w, r, QuarantineBatch, err, body) {
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 		return
 	}
+	for _, b := range bad {
+		if !h.keep(w, r, QuarantineChange, b.Err, b.Raw) {
+			return
+		}
+	}
+	events = h.ours(r.Context(), events)
 	if err := h.deliver(r.Context(), events); err != nil {
-		h.log.LogAttrs(r.Context(), slog.LevelError, "webhook events not accepted", slog.String("error", err.Error()))
 		// A 5xx makes Meta redeliver; the events were not marked as seen.
-		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		h.refuse(w, r, http.StatusServiceUnavailable, RefusedSinkUnavailable, "temporarily unavailable", slog.String("error", err.Error()))
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// keep quarantines a body or change that did not parse, and reports whether it
+// is safe: when it could not be kept the request is refused, so Meta resends it.
+func (h *WebhookHandler) keep(w http.ResponseWriter, r *http.Request, part string, perr error, body []byte) bool {
+	attrs := []slog.Attr{slog.String("part", part), slog.String("error", perr.Error()), slog.Int("bytes", len(body))}
+	if h.quarantine == nil {
+		// Nowhere to keep it: the log line is its record.
+		attrs = append(attrs, slog.String("body", string(body)))
+	} else if err := h.quarantine.QuarantineWebhook(r.Context(), part, perr.Error(), body); err != nil {
+		h.refuse(w, r, http.StatusServiceUnavailable, RefusedQuarantineFailed, "temporarily unavailable",
+			slog.String("part", part), slog.String("error", err.Error()))
+		return false
+	}
+	h.metrics.quarantined.WithLabelValues(part).Inc()
+	h.log.LogAttrs(r.Context(), slog.LevelWarn, "signed webhook did not parse: acknowledged and quarantined", attrs...)
+	return true
+}
+
+// ours drops, logging and counting each, the events for a phone number or
+// account other than the configured ones: another number of the same app must
+// not change this one's contacts.
+func (h *WebhookHandler) ours(ctx context.Context, events []Event) []Event {
+	out := events[:0:0]
+	for _, ev := range events {
+		reason := ""
+		switch {
+		case h.cfg.PhoneNumberID != "" && ev.PhoneNumberID != "" && ev.PhoneNumberID != h.cfg.PhoneNumberID:
+			reason = IgnoredOtherPhoneNumber
+		case h.cfg.WABAID != "" && ev.WABAID != "" && ev.WABAID != h.cfg.WABAID:
+			reason = IgnoredOtherWABA
+		}
+		if reason == "" {
+			out = append(out, ev)
+			continue
+		}
+		h.metrics.ignored.WithLabelValues(reason).Inc()
+		h.log.LogAttrs(ctx, slog.LevelWarn, "webhook event for another number or account ignored", slog.String("reason", reason),
+			slog.String("key", ev.Key), slog.String("phone_number_id", ev.PhoneNumberID), slog.String("waba_id", ev.WABAID))
+	}
+	return out
 }
 
 // maxDeliverRounds bounds how often deliver retakes events whose concurrent delivery

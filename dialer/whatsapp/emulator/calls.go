@@ -165,7 +165,7 @@ func (e *Emulator) connect(w http.ResponseWriter, rec *Request, rb requestBody, 
 		return
 	}
 	e.mu.Lock()
-	granted := e.granted[rec.To]
+	granted := e.perms[rec.To].grantedNow(time.Now())
 	e.mu.Unlock()
 	if b.ErrorCode != 0 {
 		e.writeError(w, rec, errorFor(b.ErrorCode))
@@ -189,10 +189,41 @@ func (e *Emulator) connect(w http.ResponseWriter, rec *Request, rb requestBody, 
 	}
 	e.mu.Lock()
 	e.calls[id] = c
+	lost, dropped := e.takeConnectFault(rec.To)
 	e.mu.Unlock()
 	rec.ResultID = id
-	writeJSON(w, rec, map[string]any{"messaging_product": "whatsapp", "calls": []map[string]string{{"id": id}}})
 	e.goScript(func(context.Context) { c.businessInitiatedScript(answerSDP) })
+	switch {
+	case lost:
+		e.writeError(w, rec, errorFor(131000))
+	case dropped:
+		rec.Status = 0
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // aborts the response without answering
+	default:
+		writeJSON(w, rec, map[string]any{"messaging_product": "whatsapp", "calls": []map[string]string{{"id": id}}})
+	}
+}
+
+// takeConnectFault spends one placed-but-unanswered connect of the number's
+// budget. e.mu is held.
+func (e *Emulator) takeConnectFault(number string) (lost, dropped bool) {
+	s := e.scripts[number]
+	switch {
+	case s == nil:
+	case s.lostLeft > 0:
+		s.lostLeft--
+		lost = true
+	case s.droppedLeft > 0:
+		s.droppedLeft--
+		dropped = true
+	}
+	return lost, dropped
 }
 
 // answer applies the business's offer and returns the user's gathered SDP answer.
@@ -209,13 +240,15 @@ func (c *emuCall) answer(ctx context.Context, offer string) (string, error) {
 
 func (c *emuCall) businessInitiatedScript(answerSDP string) {
 	ctx := c.ctx
-	c.callWebhook(map[string]any{"event": "connect", "session": map[string]string{"sdp_type": "answer", "sdp": answerSDP}})
 	c.statusWebhook("RINGING")
 	switch c.b.Call {
 	case CallAccept:
 		if !sleep(ctx, c.b.AnswerAfter) {
 			return
 		}
+		// business-initiated-calls, Part 3: the person's SDP answer comes on the
+		// connect webhook when they pick up; ACCEPTED follows for auditing.
+		c.callWebhook(map[string]any{"event": "connect", "session": map[string]string{"sdp_type": "answer", "sdp": answerSDP}})
 		c.accept()
 		if c.b.HangupAfter > 0 && sleep(ctx, c.b.HangupAfter) {
 			c.end("user")
@@ -242,9 +275,23 @@ func (c *emuCall) accept() {
 	}
 	c.stats.Accepted = true
 	c.acceptedAt = time.Now()
+	at := c.acceptedAt
 	c.mu.Unlock()
+	c.e.mu.Lock()
+	c.e.connected(c.to, at)
+	c.e.mu.Unlock()
 	if c.direction == "BUSINESS_INITIATED" {
-		c.statusWebhook("ACCEPTED")
+		if c.b.AcceptedStatusDelay > 0 {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				if sleep(c.ctx, c.b.AcceptedStatusDelay) {
+					c.statusWebhook("ACCEPTED")
+				}
+			}()
+		} else {
+			c.statusWebhook("ACCEPTED")
+		}
 	}
 	c.wg.Add(1)
 	go func() {

@@ -6,9 +6,14 @@
 //
 //   - POST /{version}/{phone-number-id}/calls with actions connect, pre_accept, accept,
 //     reject and terminate. A connect is answered by a real pion peer (the user's
-//     phone) whose SDP answer arrives on a signed "calls" webhook, followed by RINGING
-//     and ACCEPTED or REJECTED statuses and a terminate with the duration. Once
-//     accepted the peer sends Opus frames every 20 ms and counts what it receives.
+//     phone): RINGING, then, when the user picks up, the SDP answer on a signed
+//     "calls" webhook followed by ACCEPTED (or REJECTED with no answer), and a
+//     terminate with the duration. Once accepted the peer sends Opus frames every
+//     20 ms and counts what it receives. A connect can be placed with its answer
+//     lost (a 500, or the connection closed).
+//   - GET /{version}/{phone-number-id}/call_permissions?user_wa_id=… with Meta's
+//     limits on permission requests (1 in 24 h, 2 in 7 days, reset by a connected
+//     call; 138009 past them, 138017 to a permanent grant).
 //   - POST /{version}/{phone-number-id}/messages for template, interactive
 //     call_permission_request and text messages, with sent → delivered → read (or
 //     failed) status webhooks and permission replies.

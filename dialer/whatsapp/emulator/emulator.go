@@ -2,7 +2,9 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +32,8 @@ type Template struct {
 	Category string
 	// Body is the body text with {{1}} or {{name}} placeholders.
 	Body string
-	// ParameterFormat is "positional" (default) or "named".
+	// ParameterFormat is POSITIONAL (default) or NAMED; the listing writes it in
+	// upper case as Meta does, whatever case it is given in.
 	ParameterFormat string
 	// CallPermissionRequest marks a template that carries a call permission
 	// request: the user's answer comes back as for the interactive request.
@@ -58,6 +62,16 @@ type Config struct {
 	FrameInterval time.Duration
 	// Logger receives the emulator's logs; default discards.
 	Logger *slog.Logger
+	// RequireAppSecretProof is the app setting "Require App Secret": every call
+	// must carry appsecret_proof, the HMAC-SHA256 of its access token keyed
+	// with AppSecret, or is refused as Graph refuses it (code 100).
+	RequireAppSecretProof bool
+	// WebhookRetryFor is how long a webhook refused by the receiver is tried
+	// again (default 7 days, as Meta retries), WebhookMaxBackoff the longest
+	// wait between tries (default 1 s: Meta's waits grow to hours; a test
+	// wants redelivery soon after the receiver is back).
+	WebhookRetryFor   time.Duration
+	WebhookMaxBackoff time.Duration
 }
 
 // CallAction is what the emulated user does with a business-initiated call.
@@ -97,10 +111,24 @@ type Behaviour struct {
 	// RequirePermission refuses connect with 138006 until the user granted permission
 	// through a permission request reply.
 	RequirePermission bool
-	// Throttle answers the next N requests with HTTP 429 / code 130429.
+	// Throttle answers the next N requests with code 130429 (HTTP 400, as
+	// Meta's error codes table gives it).
 	Throttle int
+	// PairRateLimit answers the next N requests for this number (after
+	// throttles) with 131056, too many messages to one user (HTTP 400).
+	PairRateLimit int
 	// ServerErrors answers the next N requests (after throttles) with HTTP 500.
 	ServerErrors int
+	// LostConnectAnswers places the next N calls (the phone rings, the webhooks
+	// follow) but answers their connect with HTTP 500, as when Meta fails after
+	// placing the call; DroppedConnectAnswers places the next N and closes the
+	// connection instead of answering.
+	LostConnectAnswers    int
+	DroppedConnectAnswers int
+	// AcceptedStatusDelay holds the ACCEPTED status back that long after the
+	// connect webhook that answers the call (business-initiated-calls: it
+	// "will typically arrive after the call has been established").
+	AcceptedStatusDelay time.Duration
 	// Slow delays every answer.
 	Slow time.Duration
 	// AnswerDelay makes a message send take effect at once (counted, its status
@@ -115,6 +143,10 @@ type Behaviour struct {
 	ReorderWebhooks bool
 	// FailCode makes template sends fail asynchronously: sent, then failed with it.
 	FailCode int
+	// AsyncErrorCode follows an accepted message send with an out-of-band
+	// error of this code at the top of a messages change (no statuses), as
+	// Meta reports an asynchronous 130429.
+	AsyncErrorCode int
 	// StatusDelay overrides Config.StatusDelay; NoRead stops at delivered.
 	StatusDelay time.Duration
 	NoRead      bool
@@ -165,7 +197,8 @@ type Emulator struct {
 	scripts     map[string]*script
 	requests    []Request
 	calls       map[string]*emuCall
-	granted     map[string]bool
+	// perms is each person's call permission and request limits.
+	perms map[string]*userPermission
 	// lastInbound is when each user last wrote or called: it opens the 24 h
 	// customer service window in which service messages may be sent to them.
 	lastInbound map[string]time.Time
@@ -175,7 +208,10 @@ type Emulator struct {
 type script struct {
 	b            Behaviour
 	throttleLeft int
+	pairLeft     int
 	errorsLeft   int
+	lostLeft     int
+	droppedLeft  int
 }
 
 // Start starts the emulator on cfg.Addr (loopback only).
@@ -208,6 +244,12 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	if cfg.FrameInterval <= 0 {
 		cfg.FrameInterval = 20 * time.Millisecond
 	}
+	if cfg.WebhookRetryFor <= 0 {
+		cfg.WebhookRetryFor = MetaWebhookRetryFor
+	}
+	if cfg.WebhookMaxBackoff <= 0 {
+		cfg.WebhookMaxBackoff = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -224,7 +266,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	e := &Emulator{
 		cfg: cfg, log: cfg.Logger.With(slog.String("component", "wa-emulator")), media: media, ln: ln,
 		ctx: ectx, cancel: cancel, callbackURL: cfg.CallbackURL,
-		scripts: make(map[string]*script), calls: make(map[string]*emuCall), granted: make(map[string]bool),
+		scripts: make(map[string]*script), calls: make(map[string]*emuCall), perms: make(map[string]*userPermission),
 		lastInbound: make(map[string]time.Time),
 	}
 	e.hooks = newWebhookSender(e)
@@ -264,7 +306,8 @@ func (e *Emulator) SetCallbackURL(u string) {
 func (e *Emulator) Script(number string, b Behaviour) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.scripts[normalize(number)] = &script{b: b, throttleLeft: b.Throttle, errorsLeft: b.ServerErrors}
+	e.scripts[normalize(number)] = &script{b: b, throttleLeft: b.Throttle, pairLeft: b.PairRateLimit, errorsLeft: b.ServerErrors,
+		lostLeft: b.LostConnectAnswers, droppedLeft: b.DroppedConnectAnswers}
 }
 
 // Requests returns a copy of every request received, in order.
@@ -377,9 +420,10 @@ func errorFor(code int) graphError {
 	case 190:
 		return graphError{http.StatusUnauthorized, 190, 0, "OAuthException", "Invalid OAuth access token - Cannot parse access token"}
 	case 130429:
-		return graphError{http.StatusTooManyRequests, 130429, 0, "OAuthException", "(#130429) Rate limit hit"}
+		// The error codes table gives throughput errors HTTP 400, not 429.
+		return graphError{http.StatusBadRequest, 130429, 0, "OAuthException", "(#130429) Rate limit hit"}
 	case 131056:
-		return graphError{http.StatusTooManyRequests, 131056, 0, "OAuthException", "(#131056) (Business Account, Consumer Account) pair rate limit hit"}
+		return graphError{http.StatusBadRequest, 131056, 0, "OAuthException", "(#131056) (Business Account, Consumer Account) pair rate limit hit"}
 	case 1, 2, 131000, 131016:
 		return graphError{http.StatusInternalServerError, code, 0, "OAuthException", "An unknown error has occurred."}
 	case 138000:
@@ -412,9 +456,15 @@ func (g graphError) title() string {
 // response; error_subcode is left out unless set, the reference calling it
 // deprecated and absent from v16.0+ responses.
 func (e *Emulator) writeError(w http.ResponseWriter, rec *Request, g graphError) {
+	e.writeErrorDetails(w, rec, g, "")
+}
+
+// writeErrorDetails is writeError with error_data.details saying more than the
+// error's title.
+func (e *Emulator) writeErrorDetails(w http.ResponseWriter, rec *Request, g graphError, details string) {
 	obj := map[string]any{
 		"message": g.message, "type": g.typ, "code": g.code, "fbtrace_id": newTraceID(),
-		"error_data": map[string]string{"messaging_product": "whatsapp", "details": g.title()},
+		"error_data": map[string]string{"messaging_product": "whatsapp", "details": cmp.Or(details, g.title())},
 	}
 	if g.subcode != 0 {
 		obj["error_subcode"] = g.subcode
@@ -492,6 +542,10 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, &rec, errorFor(190))
 		return
 	}
+	if g, bad := e.checkProof(r); bad {
+		e.writeError(w, &rec, g)
+		return
+	}
 	// Paths are /{version}/{node}/{edge}.
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) != 3 || !strings.HasPrefix(parts[0], "v") {
@@ -502,6 +556,9 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && node == e.cfg.WABAID && edge == "message_templates":
 		e.listTemplates(w, r, &rec)
+		return
+	case r.Method == http.MethodGet && node == e.cfg.PhoneNumberID && edge == "call_permissions":
+		e.callPermissions(w, r.URL.Query(), &rec)
 		return
 	case r.Method == http.MethodPost && node == e.cfg.PhoneNumberID && (edge == "calls" || edge == "messages"):
 	default:
@@ -552,6 +609,10 @@ func (e *Emulator) takeFault(number string) int {
 		s.throttleLeft--
 		return 130429
 	}
+	if s.pairLeft > 0 {
+		s.pairLeft--
+		return 131056
+	}
 	if s.errorsLeft > 0 {
 		s.errorsLeft--
 		return 131000
@@ -579,14 +640,8 @@ func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec
 			e.writeError(w, rec, errorFor(132001))
 			return
 		}
-		n := 0
-		for _, c := range rb.Template.Components {
-			if strings.EqualFold(c.Type, "body") {
-				n += len(c.Parameters)
-			}
-		}
-		if n != len(whatsapp.BodyPlaceholders(t.Body)) {
-			e.writeError(w, rec, errorFor(132000))
+		if details, bad := checkBodyParams(t, rb); bad {
+			e.writeErrorDetails(w, rec, errorFor(132000), details)
 			return
 		}
 	case "interactive", "text":
@@ -607,6 +662,12 @@ func (e *Emulator) handleMessage(ctx context.Context, w http.ResponseWriter, rec
 	default:
 		e.writeError(w, rec, graphError{http.StatusBadRequest, 131051, 0, "OAuthException", "(#131051) Unsupported message type"})
 		return
+	}
+	if isPermissionRequest(rb, e) {
+		if g, ok := e.admitPermissionRequest(rec.To, time.Now()); !ok {
+			e.writeError(w, rec, g)
+			return
+		}
 	}
 	id := newID("wamid")
 	rec.ResultID = id
@@ -698,6 +759,14 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 	if b.FailCode != 0 {
 		statuses = []string{"sent", "failed"}
 	}
+	if b.AsyncErrorCode != 0 {
+		if !sleep(ctx, delay) {
+			return
+		}
+		g := errorFor(b.AsyncErrorCode)
+		e.sendWebhook("messages", map[string]any{"errors": []any{map[string]any{"code": b.AsyncErrorCode, "title": g.title(), "message": g.title(),
+			"error_data": map[string]string{"details": g.title()}, "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}}}, b)
+	}
 	for _, st := range statuses {
 		if !sleep(ctx, delay) {
 			return
@@ -728,17 +797,15 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 	if b.Permission == PermissionGrant {
 		reply["response"] = "accept"
 		reply["is_permanent"] = b.PermissionPermanent
+		var exp time.Time
 		if !b.PermissionPermanent {
-			exp := b.PermissionExpiry
-			if exp <= 0 {
-				exp = 7 * 24 * time.Hour
-			}
+			exp = time.Now().Add(cmp.Or(b.PermissionExpiry, 7*24*time.Hour))
 			// A string of Unix seconds, as in the user-call-permissions page's
 			// webhook sample (its table says Integer; the client reads both).
-			reply["expiration_timestamp"] = fmt.Sprint(time.Now().Add(exp).Unix())
+			reply["expiration_timestamp"] = fmt.Sprint(exp.Unix())
 		}
 		e.mu.Lock()
-		e.granted[to] = true
+		e.grant(to, b.PermissionPermanent, exp)
 		e.mu.Unlock()
 	}
 	msg := map[string]any{
@@ -835,9 +902,9 @@ func (e *Emulator) listTemplates(w http.ResponseWriter, r *http.Request, rec *Re
 	end := min(start+limit, len(e.cfg.Templates))
 	rows := []templateRow{}
 	for i, t := range e.cfg.Templates[start:end] {
-		pf := t.ParameterFormat
+		pf := strings.ToUpper(t.ParameterFormat)
 		if pf == "" {
-			pf = "positional"
+			pf = whatsapp.FormatPositional
 		}
 		rows = append(rows, templateRow{ID: fmt.Sprint(900000 + start + i), Name: t.Name, Language: t.Language, Status: t.Status,
 			Category: t.Category, ParameterFormat: pf, Components: []map[string]string{{"type": "BODY", "text": t.Body}}})
@@ -850,4 +917,55 @@ func (e *Emulator) listTemplates(w http.ResponseWriter, r *http.Request, rec *Re
 		paging["next"] = e.URL() + r.URL.Path + "?" + q.Encode()
 	}
 	writeJSON(w, rec, map[string]any{"data": rows, "paging": paging})
+}
+
+// checkBodyParams checks a template send's body parameters against t as Meta
+// does: their count, and for a NAMED template that each carries the
+// parameter_name of one of its placeholders, every placeholder once; a
+// positional template's parameters carry none.
+func checkBodyParams(t Template, rb requestBody) (string, bool) {
+	want := whatsapp.BodyPlaceholders(t.Body)
+	var names []string
+	n := 0
+	for _, c := range rb.Template.Components {
+		if strings.EqualFold(c.Type, "body") {
+			n += len(c.Parameters)
+			for _, p := range c.Parameters {
+				names = append(names, p.ParameterName)
+			}
+		}
+	}
+	if n != len(want) {
+		return "", true
+	}
+	named := whatsapp.IsNamed(t.ParameterFormat)
+	seen := map[string]bool{}
+	for _, name := range names {
+		switch {
+		case !named && name != "":
+			return fmt.Sprintf("parameter_name %q given for a POSITIONAL template", name), true
+		case named && name == "":
+			return "a NAMED template's parameter has no parameter_name", true
+		case named && (!slices.Contains(want, name) || seen[name]):
+			return fmt.Sprintf("parameter_name %q is not a placeholder of the template, or is repeated", name), true
+		}
+		seen[name] = true
+	}
+	return "", false
+}
+
+// checkProof refuses, when the app requires it, a call without a valid
+// appsecret_proof, with Graph's answers for a missing and a wrong one.
+func (e *Emulator) checkProof(r *http.Request) (graphError, bool) {
+	if !e.cfg.RequireAppSecretProof {
+		return graphError{}, false
+	}
+	got := r.URL.Query().Get("appsecret_proof")
+	if got == "" {
+		return graphError{http.StatusBadRequest, 100, 0, "GraphMethodException", "API calls from the server require an appsecret_proof argument"}, true
+	}
+	if !hmac.Equal([]byte(got), []byte(whatsapp.AppSecretProof(e.cfg.AppSecret, e.cfg.AccessToken))) {
+		return graphError{http.StatusBadRequest, 100, 0, "GraphMethodException", "Invalid appsecret_proof provided in the API argument"}, true
+	}
+	return graphError{}, false
 }

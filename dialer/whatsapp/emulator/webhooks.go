@@ -11,15 +11,16 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 )
 
-// Meta retries a failed delivery with decreasing frequency for up to 7 days; the
-// emulator retries one for webhookRetryFor, long enough to outlast a receiver's
-// restart on a loaded machine (the evidence of a send a crash left in doubt comes
-// this way), waiting at most webhookMaxBackoff between tries: tests want a bounded
-// emulator.
-const (
-	webhookRetryFor   = 30 * time.Second
-	webhookMaxBackoff = time.Second
-)
+// MetaWebhookRetryFor is how long Meta tries again a webhook the receiver did
+// not take (any answer but 200), with exponential backoff: up to 7 days. The
+// emulator does the same by default (Config.WebhookRetryFor), its waits capped
+// by Config.WebhookMaxBackoff so that a test sees redelivery soon after its
+// receiver is back; Close ends the retries.
+const MetaWebhookRetryFor = 7 * 24 * time.Hour
+
+// webhookFirstBackoff is the wait after the first refused try; each next wait
+// doubles it up to Config.WebhookMaxBackoff.
+const webhookFirstBackoff = 20 * time.Millisecond
 
 // webhookSender POSTs queued webhooks to the callback URL one at a time, in order,
 // signed with the app secret, retrying non-2xx answers.
@@ -93,8 +94,8 @@ func (s *webhookSender) run(ctx context.Context) {
 
 func (s *webhookSender) post(ctx context.Context, body []byte) {
 	sig := whatsapp.Sign(s.e.cfg.AppSecret, body)
-	backoff := 20 * time.Millisecond
-	giveUp := time.Now().Add(webhookRetryFor)
+	backoff := webhookFirstBackoff
+	giveUp := time.Now().Add(s.e.cfg.WebhookRetryFor)
 	for attempt := 1; ; attempt++ {
 		// Read at every try: a receiver that restarts may come back elsewhere.
 		s.e.mu.Lock()
@@ -129,7 +130,7 @@ func (s *webhookSender) post(ctx context.Context, body []byte) {
 		if !sleep(ctx, backoff) {
 			return
 		}
-		backoff = min(2*backoff, webhookMaxBackoff)
+		backoff = min(2*backoff, s.e.cfg.WebhookMaxBackoff)
 	}
-	s.e.log.Warn("webhook dropped after retries", slog.Duration("for", webhookRetryFor))
+	s.e.log.Warn("webhook dropped after retries", slog.Duration("for", s.e.cfg.WebhookRetryFor))
 }

@@ -31,6 +31,10 @@ type Config struct {
 	Host string
 	// Port is the local SIP UDP port: Stack.Client sends from Host:Port.
 	Port int
+	// StreamPort, when set, is the port of the TCP or TLS listener that
+	// requests sent by Stream name in their Via (the connection's own port
+	// otherwise).
+	StreamPort int
 	// TLS, when not nil, is the client config of the TLS connections the
 	// stack dials. sipgo holds one per user agent.
 	TLS *tls.Config
@@ -83,7 +87,11 @@ func New(cfg Config) (*Stack, error) {
 		_ = ua.Close()
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if s.Stream, err = sipgo.NewClient(ua, sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(cfg.Host)); err != nil {
+	streamOpts := []sipgo.ClientOption{sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(cfg.Host)}
+	if cfg.StreamPort > 0 {
+		streamOpts = append(streamOpts, sipgo.WithClientPort(cfg.StreamPort))
+	}
+	if s.Stream, err = sipgo.NewClient(ua, streamOpts...); err != nil {
 		_ = ua.Close()
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -91,7 +99,8 @@ func New(cfg Config) (*Stack, error) {
 }
 
 // Advertise returns clients that send as Stack.Client and Stack.Stream do,
-// but put host and port in Via sent-by (port 0: the connection's own) with
+// but put host and port in Via sent-by (for Stream: StreamPort, or when that
+// is 0 the connection's own) with
 // rport (RFC 3581), so that a carrier behind which, or a NAT behind which, the
 // socket's address means nothing answers where the request came from, and
 // learns the address it sees.
@@ -102,8 +111,11 @@ func (s *Stack) Advertise(host string, port int) (udp, stream *sipgo.Client, err
 		sipgo.WithClientConnectionAddr(net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))); err != nil {
 		return nil, nil, fmt.Errorf("client: %w", err)
 	}
-	if stream, err = sipgo.NewClient(s.UA, sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(host),
-		sipgo.WithClientNAT()); err != nil {
+	streamOpts := []sipgo.ClientOption{sipgo.WithClientLogger(cfg.Logger), sipgo.WithClientHostname(host), sipgo.WithClientNAT()}
+	if cfg.StreamPort > 0 {
+		streamOpts = append(streamOpts, sipgo.WithClientPort(cfg.StreamPort))
+	}
+	if stream, err = sipgo.NewClient(s.UA, streamOpts...); err != nil {
 		return nil, nil, fmt.Errorf("client: %w", err)
 	}
 	return udp, stream, nil

@@ -1,0 +1,137 @@
+package wachannel_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/channel"
+	"github.com/turbina-dialer/turbina/dialer/wachannel"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+// TestPermissionReadFromMetaWhenARetryIsDue: the gate lets a WhatsApp call
+// through for a contact whose permission is requested or denied here once
+// another request is allowed; the channel then reads Meta's state before
+// anything else. A person who granted it since (in the business profile) is
+// called; one who did not is asked again within Meta's limits, and not at all
+// past them, with the instant Meta gives kept for the gate.
+func TestPermissionReadFromMetaWhenARetryIsDue(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		local      string
+		setup      func(t *testing.T, w *world)
+		wantCall   bool
+		wantSends  int
+		wantState  string
+		wantBound  bool
+		wantCounts int
+	}{
+		{name: "granted in the profile since", local: storage.PermissionRequested,
+			setup:    func(_ *testing.T, w *world) { w.emu.GrantPermission(w.contact.Phone, time.Now().Add(48*time.Hour)) },
+			wantCall: true, wantState: storage.PermissionGranted},
+		{name: "denied, still not granted: asked again", local: storage.PermissionDenied,
+			wantSends: 1, wantState: storage.PermissionRequested, wantCounts: 1},
+		{name: "asked today already (Meta counts it): not asked", local: storage.PermissionRequested,
+			setup: func(t *testing.T, w *world) {
+				if _, err := w.client.SendTemplate(context.Background(), "earlier", whatsapp.TemplateMessage{To: w.contact.Phone, Name: "pedido_ligacao", Language: "pt_BR"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantSends: 1, wantState: storage.PermissionRequested, wantBound: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t)
+			w.emu.Script(w.contact.Phone, emulator.Behaviour{RequirePermission: true, Call: emulator.CallNoAnswer})
+			if err := w.store.SetWhatsAppPermission(ctx, w.contact.ID, tc.local, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.setup != nil {
+				tc.setup(t, w)
+			}
+			calls := wachannel.NewCalls(w.client, w.store, "Podemos ligar?")
+			start := time.Now()
+			att, err := calls.Place(ctx, channel.PlaceRequest{Key: "contact-1-try-2", Contact: w.contact, To: w.contact.Phone,
+				Permission: campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}})
+			connects := 0
+			for _, r := range w.emu.Requests() {
+				if r.Action == "connect" {
+					connects++
+				}
+			}
+			if tc.wantCall {
+				if err != nil {
+					t.Fatalf("place: %v", err)
+				}
+				if err := att.Hangup(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if connects != 1 {
+					t.Errorf("%d connects, want 1", connects)
+				}
+			} else {
+				var oe *channel.OutcomeError
+				if !errors.As(err, &oe) || oe.Outcome != campaigns.OutcomeNoPermission {
+					t.Fatalf("place: %v, want no_permission", err)
+				}
+				if connects != 0 {
+					t.Errorf("%d connects for a person Meta says has not granted it", connects)
+				}
+			}
+			if n := w.sends(); n != tc.wantSends {
+				t.Errorf("%d message sends, want %d", n, tc.wantSends)
+			}
+			state, until, err := w.store.WhatsAppPermission(ctx, w.contact.ID)
+			if err != nil || state != tc.wantState {
+				t.Errorf("permission %q (%v), want %q", state, err, tc.wantState)
+			}
+			if tc.wantCall && until.Before(time.Now().Add(47*time.Hour)) {
+				t.Errorf("granted until %v, want Meta's expiry in 48 h", until)
+			}
+			f, err := w.store.PolicyFacts(ctx, w.contact.ID, w.contact.Phone, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.PermissionRequests) != tc.wantCounts {
+				t.Errorf("%d requests counted, want %d", len(f.PermissionRequests), tc.wantCounts)
+			}
+			if got := !f.PermissionNextRequest.IsZero(); got != tc.wantBound {
+				t.Errorf("Meta's bound %v, want one: %v", f.PermissionNextRequest, tc.wantBound)
+			}
+			if tc.wantBound && f.PermissionNextRequest.Before(start.Add(24*time.Hour-2*time.Second)) {
+				t.Errorf("Meta's bound %v, want a day after the earlier request", f.PermissionNextRequest)
+			}
+		})
+	}
+}
+
+// TestPermissionExistsMarksGranted: a request Meta refuses with 138017 (the
+// person gave permanent permission, which its state had not shown yet) records
+// the permission granted, for good, and counts no request.
+func TestPermissionExistsMarksGranted(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	w.emu.Script(w.contact.Phone, emulator.Behaviour{ErrorCode: whatsapp.CodePermissionExists})
+	if err := w.store.SetWhatsAppPermission(ctx, w.contact.ID, storage.PermissionDenied, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	calls := wachannel.NewCalls(w.client, w.store, "Podemos ligar?")
+	calls.RequestPermission(ctx, channel.PlaceRequest{Key: "contact-1-try-1", Contact: w.contact, To: w.contact.Phone,
+		Permission: campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}})
+	if n := w.sends(); n != 1 {
+		t.Errorf("%d sends, want the one Meta refused", n)
+	}
+	state, until, err := w.store.WhatsAppPermission(ctx, w.contact.ID)
+	if err != nil || state != storage.PermissionGranted || !until.IsZero() {
+		t.Errorf("permission %q until %v (%v), want granted for good", state, until, err)
+	}
+	f, err := w.store.PolicyFacts(ctx, w.contact.ID, w.contact.Phone, time.Now())
+	if err != nil || len(f.PermissionRequests) != 0 {
+		t.Errorf("requests counted %v (%v), want none", f.PermissionRequests, err)
+	}
+}
