@@ -717,13 +717,16 @@ func TestSnapshotCountsEveryState(t *testing.T) {
 	for i, s := range liveStates {
 		c := &call{attempt: storage.Attempt{ID: int64(i + 1)}, rung: sipRung, state: s}
 		r.calls[c.attempt.ID] = c
-		if s == callWaiting {
+		switch s {
+		case callWaiting:
 			r.waiting = append(r.waiting, c)
+		case callQueued:
+			r.queued = append(r.queued, c)
 		}
 	}
 	snap := r.snapshot()
-	if len(snap.Dials) != 2 || snap.Waiting != 2 || snap.Holding != 5 {
-		t.Errorf("snapshot: %d dials, %d waiting, %d holding; want 2 (dialing, ringing), 2 (screening, waiting), "+
-			"5 (the two abandoning states and the three machine states)", len(snap.Dials), snap.Waiting, snap.Holding)
+	if len(snap.Dials) != 2 || snap.Waiting != 3 || snap.Holding != 6 {
+		t.Errorf("snapshot: %d dials, %d waiting, %d holding; want 2 (dialing, ringing), 3 (screening, waiting, an inbound caller on hold), "+
+			"6 (the two abandoning states, the three machine states and an inbound caller hearing the apology)", len(snap.Dials), snap.Waiting, snap.Holding)
 	}
 }
