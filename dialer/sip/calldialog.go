@@ -85,7 +85,7 @@ func (c *Call) peer() *peerDialog {
 	c.mu.Unlock()
 	return &peerDialog{
 		sess: c.session(), neg: c.neg, apply: c.media.setAnswer, contact: contact,
-		minSE: c.o.cfg.MinSE.Std(), timers: c.timers, log: c.o.log.With("call_id", c.callID()),
+		minSE: c.o.cfg.MinSE.Std(), timers: c.timers, state: c.dlg, log: c.o.log.With("call_id", c.callID()),
 	}
 }
 

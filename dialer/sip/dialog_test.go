@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -356,4 +357,39 @@ func TestAgentCallMidCall(t *testing.T) {
 		}
 		uas.Wait(t, 15*time.Second) // 422, then 200 with Session-Expires, then our BYE
 	})
+}
+
+// TestReinviteOKRetransmitted: our 200 to a carrier's re-INVITE over UDP is
+// resent until its ACK arrives (RFC 3261 §13.3.1.4, §14.2). The carrier (sipp)
+// reads the first 200 and holds its ACK for 2 s, as if the 200 were lost: the
+// 200 must come again meanwhile (sipp counts the copies). Once the ACK is in
+// nothing is left resending, and the call goes on at the re-INVITE's address.
+func TestReinviteOKRetransmitted(t *testing.T) {
+	t.Parallel()
+	sink := newRTPSink(t)
+	c, sipp := dialCarrier(t, "reinvite-retransmit.xml", sink, nil)
+	sink.expectRTP(t, c, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.dlg.mu.Lock()
+		acked, resending := c.dlg.lastAck, len(c.dlg.unacked)
+		c.dlg.mu.Unlock()
+		if acked == 1 && resending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("re-INVITE's 200: last ACK for CSeq %d, %d still resent; want CSeq 1 acknowledged, none resent", acked, resending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hangupAndWait(t, c, sipp)
+	// sipp's final screen: the recv of our 200 ("----------> 200", inbound),
+	// with how many copies of it came as retransmissions.
+	m := regexp.MustCompile(`(?m)^\s*----------> 200\s+(\d+)\s+(\d+)`).FindStringSubmatch(sipp.Output())
+	if m == nil {
+		t.Fatalf("no recv of our 200 on sipp's screen:\n%s", sipp.Output())
+	}
+	if n, _ := strconv.Atoi(m[2]); n < 1 {
+		t.Errorf("the carrier got our 200 to its re-INVITE %s time(s) and no retransmission while it held the ACK for 2 s", m[1])
+	}
 }

@@ -19,6 +19,7 @@ type peerDialog struct {
 	contact sip.Header   // ours, for the 200s
 	minSE   time.Duration
 	timers  chan<- sessionTimer // the call's loop restarts its session timer
+	state   *dialogState        // the call's, shared by every request in it
 	log     *slog.Logger
 }
 
@@ -76,6 +77,11 @@ func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite b
 		res.AppendHeader(h)
 	}
 	d.respond(tx, res)
+	if invite && !sip.IsReliable(req.Transport()) {
+		if cseq := req.CSeq(); cseq != nil {
+			d.state.retransmit(d.sess.Context(), cseq.SeqNo, func() error { return tx.Respond(res) }, d.log)
+		}
+	}
 	if !timed {
 		st = sessionTimer{} // a refresh all the same: the running timer restarts
 	}
@@ -85,8 +91,12 @@ func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite b
 	}
 }
 
-// onAck applies the answer an ACK carries to the offer of ours its 200 held.
+// onAck stops the retransmission of the 2xx it acknowledges and applies the
+// answer it carries to the offer of ours that 2xx held.
 func (d *peerDialog) onAck(req *sip.Request) {
+	if cseq := req.CSeq(); cseq != nil {
+		d.state.acked(cseq.SeqNo)
+	}
 	ans, waited, err := d.neg.answered(req.Body())
 	switch {
 	case !waited:

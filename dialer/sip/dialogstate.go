@@ -1,0 +1,85 @@
+package sip
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// dialogState is what one answered call's dialog keeps between the requests
+// inside it: the 2xx we sent to re-INVITEs over UDP and still retransmit
+// until their ACKs arrive, and whether our own offer (a session refresh) is
+// pending, so that a crossing re-INVITE or UPDATE gets 491.
+type dialogState struct {
+	mu      sync.Mutex
+	unacked map[uint32]chan struct{} // by the re-INVITE's CSeq number
+	lastAck uint32                   // the CSeq number of the last ACK taken
+}
+
+func newDialogState() *dialogState {
+	return &dialogState{unacked: make(map[uint32]chan struct{})}
+}
+
+// retransmit resends a 2xx to a re-INVITE that came over UDP until its ACK
+// arrives (RFC 3261 §13.3.1.4, which §14.2 applies to re-INVITEs): after T1,
+// then doubling up to T2, for at most 64*T1, or until the dialog ends. sipgo's
+// server transaction sends the 2xx once and absorbs the re-INVITE's
+// retransmissions (RFC 6026 §7.1), so without this a lost 200 leaves the
+// carrier resending its re-INVITE unanswered until it gives up, and most
+// carriers then end the call. send writes the 2xx once more.
+func (s *dialogState) retransmit(ctx context.Context, seq uint32, send func() error, log *slog.Logger) {
+	acked := make(chan struct{})
+	s.mu.Lock()
+	if _, dup := s.unacked[seq]; dup {
+		s.mu.Unlock()
+		return // already resent until acknowledged
+	}
+	s.unacked[seq] = acked
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			if s.unacked[seq] == acked {
+				delete(s.unacked, seq)
+			}
+			s.mu.Unlock()
+		}()
+		giveUp := time.NewTimer(64 * sip.T1)
+		defer giveUp.Stop()
+		wait := time.NewTimer(sip.T1)
+		defer wait.Stop()
+		for interval := sip.T1; ; {
+			select {
+			case <-acked:
+				return
+			case <-ctx.Done():
+				return
+			case <-giveUp.C:
+				log.Warn("sip: no ACK for our 2xx to a re-INVITE", "cseq", seq)
+				return
+			case <-wait.C:
+			}
+			if err := send(); err != nil {
+				log.Debug("sip: 2xx retransmission", "cseq", seq, "err", err)
+				return
+			}
+			interval = min(2*interval, sip.T2)
+			wait.Reset(interval)
+		}
+	}()
+}
+
+// acked stops the retransmission of the 2xx the ACK with CSeq number seq
+// acknowledges.
+func (s *dialogState) acked(seq uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastAck = max(s.lastAck, seq)
+	if ch, ok := s.unacked[seq]; ok {
+		close(ch)
+		delete(s.unacked, seq)
+	}
+}
