@@ -17,6 +17,8 @@ type dialogState struct {
 	mu      sync.Mutex
 	unacked map[uint32]chan struct{} // by the re-INVITE's CSeq number
 	lastAck uint32                   // the CSeq number of the last ACK taken
+	// offering: our re-INVITE, and the offer in it, awaits its final response.
+	offering bool
 }
 
 func newDialogState() *dialogState {
@@ -82,4 +84,40 @@ func (s *dialogState) acked(seq uint32) {
 		close(ch)
 		delete(s.unacked, seq)
 	}
+}
+
+// offer marks our re-INVITE (a session refresh, with our offer) pending until
+// the returned func is called with its final response in.
+func (s *dialogState) offer() (done func()) {
+	s.mu.Lock()
+	s.offering = true
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.offering = false
+		s.mu.Unlock()
+	}
+}
+
+// crosses reports whether a request from the peer crosses our pending offer
+// and must be refused with 491 Request Pending: a re-INVITE while ours is
+// pending (RFC 3261 §14.2), or an UPDATE with an offer while our offer awaits
+// its answer (RFC 3311 §5.2). Our refresh by UPDATE carries no offer, so
+// nothing crosses it.
+func (s *dialogState) crosses(invite, hasOffer bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offering && (invite || hasOffer)
+}
+
+// glareDelay is how long to wait before sending again a re-INVITE refused
+// with 491 (RFC 3261 §14.1): in units of 10 ms, 2.1 to 4 s when we chose the
+// dialog's Call-ID, else 0 to 2 s, so that the two ends do not cross again.
+// n(k) returns a random integer in [0, k).
+func glareDelay(ownCallID bool, n func(int) int) time.Duration {
+	const unit = 10 * time.Millisecond
+	if ownCallID {
+		return 210*unit + time.Duration(n(191))*unit
+	}
+	return time.Duration(n(201)) * unit
 }

@@ -43,6 +43,13 @@ func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite b
 		d.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
 		return
 	}
+	if d.state.crosses(invite, len(req.Body()) > 0) {
+		// Glare: our own re-INVITE is pending. The peer tries again later,
+		// after RFC 3261 §14.1's random wait.
+		d.log.Info("sip: request crossing our pending re-INVITE refused", "method", req.Method)
+		d.respond(tx, sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
+		return
+	}
 	st, timerHeaders, tooSmall, timed := uasTimer(req, d.minSE)
 	if tooSmall {
 		res := sip.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
