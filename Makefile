@@ -31,7 +31,7 @@ bench-import: build ## 1,000,000-row CSV import through HTTP vs sqlite3 .import
 	bash scripts/deps.sh bench
 	bash scripts/bench-import.sh
 
-bench-sip: build ## call attempts per second vs sipp's own UAC, setup overhead, memory per call
+bench-sip: build ## the whole product vs sipp's own UAC, open-loop at the same rates: each knee and the ratio; the dialer/sip library alone (BENCH_QUICK=1: ~3 min)
 	bash scripts/deps.sh bench
 	bash scripts/bench-sip.sh
 

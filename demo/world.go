@@ -23,6 +23,9 @@ type WorldOptions struct {
 	// Trunk is an external carrier's host:port to dial instead of the simulated
 	// one; it must be on a loopback address (CheckLoopbackTrunk).
 	Trunk string
+	// MaxCPS is the external trunk's max_cps, as a carrier's contract states it
+	// (0: unlimited); it needs Trunk.
+	MaxCPS float64
 	// NoWhatsApp leaves the WhatsApp emulator out: the WhatsApp rungs are skipped.
 	NoWhatsApp bool
 	// Seed seeds the simulated carrier's and WhatsApp users' random draws.
@@ -82,7 +85,7 @@ func StartWorld(ctx context.Context, opts WorldOptions) (*World, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &World{log: log}
-	trunk := sip.TrunkConfig{Name: simulatedTrunk, Address: opts.Trunk}
+	trunk := sip.TrunkConfig{Name: simulatedTrunk, Address: opts.Trunk, MaxCPS: opts.MaxCPS}
 	if opts.Trunk == "" {
 		c, err := carrier.Start(ctx, carrier.Config{Seed: opts.Seed, Logger: log})
 		if err != nil {

@@ -7,11 +7,14 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/demo"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // demoOptions are the demo's own flags.
@@ -24,6 +27,10 @@ type demoOptions struct {
 	seed       uint64
 	// trunk is an external carrier's host:port to dial instead of the simulated one.
 	trunk string
+	// maxCPS is the external trunk's max_cps: a rate a load run offers open-loop.
+	maxCPS float64
+	// pacing, when set, replaces the sample campaign's pacing mode (predictive).
+	pacing string
 	// contacts, when positive, replaces the sample list with that many synthetic
 	// contacts.
 	contacts int
@@ -59,6 +66,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.IntVar(&opts.agents, "agents", 8, "number of simulated agents")
 		fs.Uint64Var(&opts.seed, "seed", 1, "seed of the simulation's random draws")
 		fs.StringVar(&opts.trunk, "trunk", "", "dial this external carrier (host:port, SIP over UDP) instead of the simulated one")
+		fs.Float64Var(&opts.maxCPS, "max-cps", 0, "with --trunk, the trunk's max_cps: new INVITEs per second at most (0: unlimited)")
+		fs.StringVar(&opts.pacing, "pacing", "", "the campaign's pacing mode: preview, progressive or predictive (default: the campaign's, predictive)")
 		fs.IntVar(&opts.contacts, "contacts", 0, "load this many synthetic contacts instead of the 300-row sample (0: the sample)")
 		fs.Var(&opts.timing.Talk, "talk", "simulated agents' talk time per call, MIN-MAX or one duration")
 		fs.Var(&opts.timing.Wrap, "wrap", "simulated agents' wrap-up time per call, MIN-MAX or one duration")
@@ -86,6 +95,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case opts.trunk != "" && opts.cutTrunkAt > 0:
 		fmt.Fprintln(stderr, "demo: --cut-trunk-at cuts the simulated carrier, not one given with --trunk")
 		return errUsage
+	case opts.maxCPS < 0:
+		fmt.Fprintln(stderr, "demo: --max-cps must not be negative")
+		return errUsage
+	case opts.maxCPS > 0 && opts.trunk == "":
+		fmt.Fprintln(stderr, "demo: --max-cps sets the rate of a carrier given with --trunk")
+		return errUsage
+	case opts.pacing != "" && !slices.Contains([]campaigns.PacingMode{campaigns.PacingPreview, campaigns.PacingProgressive, campaigns.PacingPredictive}, campaigns.PacingMode(opts.pacing)):
+		fmt.Fprintf(stderr, "demo: --pacing %q: want preview, progressive or predictive\n", opts.pacing)
+		return errUsage
 	case opts.cutTrunkAt < 0:
 		fmt.Fprintln(stderr, "demo: --cut-trunk-at must not be negative")
 		return errUsage
@@ -104,7 +122,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer stop()
 	}
-	world, err := demo.StartWorld(ctx, demo.WorldOptions{Trunk: opts.trunk, NoWhatsApp: opts.noWhatsApp, Seed: opts.seed, Logger: log})
+	world, err := demo.StartWorld(ctx, demo.WorldOptions{Trunk: opts.trunk, MaxCPS: opts.maxCPS, NoWhatsApp: opts.noWhatsApp, Seed: opts.seed, Logger: log})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -122,6 +140,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed, err := demo.Seed(ctx, a.store, opts.agents, list, opts.noWhatsApp, time.Now())
 	if err != nil {
 		return fmt.Errorf("prepare demo: %w", err)
+	}
+	if opts.pacing != "" {
+		if seed.Campaign, err = a.store.UpdateCampaign(ctx, storage.Actor{Username: "demo"}, seed.Campaign.ID, "campaign.pacing", func(c *campaigns.Campaign) error {
+			c.Pacing.Mode = campaigns.PacingMode(opts.pacing)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("prepare demo: pacing: %w", err)
+		}
 	}
 	if world.WhatsApp() != nil {
 		contacts, err := demo.AllContacts(ctx, a.store, seed.Campaign.ID)

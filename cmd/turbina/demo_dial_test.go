@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/media"
 )
 
@@ -103,4 +109,89 @@ func TestDemoDialsAndWhatsAppAbsorbsTheCut(t *testing.T) {
 	if rep.Occupancy <= 0 {
 		t.Errorf("occupancy %.3f, want agents busy some of the time", rep.Occupancy)
 	}
+}
+
+// TestDemoRefusesBadLoadFlags: a rate or pacing the demo cannot use is refused before
+// anything starts, with a message naming the flag.
+func TestDemoRefusesBadLoadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"negative rate", []string{"--trunk", "127.0.0.1:5060", "--max-cps", "-1"}, "--max-cps must not be negative"},
+		{"rate without a trunk", []string{"--max-cps", "100"}, "--max-cps sets the rate of a carrier given with --trunk"},
+		{"unknown pacing", []string{"--pacing", "fast"}, `--pacing "fast": want preview, progressive or predictive`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0"}, tc.args...)
+			err := runDemo(t.Context(), args, &stdout, &stderr)
+			if !errors.Is(err, errUsage) {
+				t.Fatalf("runDemo %v: err %v, want errUsage", tc.args, err)
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("stderr %q does not say %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestDemoDialsAnExternalCarrierAtMaxCPS points the headless demo at a sipp carrier
+// with --max-cps 10 and progressive pacing: 30 agents talking 100 ms would ask for far
+// more than 10 calls a second, so the trunk's max_cps sets the pace (what
+// scripts/bench-sip.sh relies on to offer a rate open-loop). At the carrier the new
+// INVITEs come at 8–11 a second, and any 21 of them span at least 1.7 s: max_cps 10
+// makes it more than 2 s, less sipp's own timestamps' jitter on a loaded machine (the
+// exact sliding-second bound is dialer/sip's TestCPSAtCarrier, with the kernel's).
+func TestDemoDialsAnExternalCarrierAtMaxCPS(t *testing.T) {
+	const maxCPS = 10
+	msgs := filepath.Join(t.TempDir(), "messages.log")
+	carrier := sipptest.Start(t, "soak-answer.xml", sipptest.Options{Calls: 100000, Timeout: 90 * time.Second,
+		Extra: []string{"-trace_msg", "-message_file", msgs}})
+	ctx, cancel := context.WithTimeout(t.Context(), 80*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "demo", "--trunk", carrier.Addr, "--max-cps", "10", "--pacing", "progressive",
+		"--agents", "30", "--talk", "100ms", "--wrap", "0s", "--contacts", "2000", "--no-whatsapp",
+		"--duration", "15s", "--report", "--json")
+	cmd.Env = append(os.Environ(), "TURBINA_HTTP_ADDR=127.0.0.1:0", "TURBINA_DATA_DIR="+t.TempDir(), "TURBINA_CONFIG=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("turbina demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+	carrier.Stop()
+	log, err := os.ReadFile(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sipp logs each message under a line ending in its epoch time; a retransmitted
+	// INVITE repeats a Call-ID and is not a new call.
+	re := regexp.MustCompile(`(\d+\.\d+)\s*\nUDP message received \[\d+\] bytes :\s*\n\s*INVITE [^\n]*\n(?s:.*?)\nCall-ID: *([^\r\n]+)`)
+	seen := map[string]bool{}
+	var at []float64
+	for _, m := range re.FindAllSubmatch(log, -1) {
+		if id := string(m[2]); !seen[id] {
+			seen[id] = true
+			s, err := strconv.ParseFloat(string(m[1]), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at = append(at, s)
+		}
+	}
+	if len(at) < 5*maxCPS {
+		t.Fatalf("the carrier received %d new INVITEs in a 15 s run, want at least %d\nstderr:\n%s", len(at), 5*maxCPS, stderr.Bytes())
+	}
+	const jitter = 0.3
+	for i := 2 * maxCPS; i < len(at); i++ {
+		if span := at[i] - at[i-2*maxCPS]; span < 2-jitter {
+			t.Errorf("INVITEs %d to %d (%d) reached the carrier within %.3f s: more than max_cps %d allows", i-2*maxCPS, i, 2*maxCPS+1, span, maxCPS)
+		}
+	}
+	span := at[len(at)-1] - at[0]
+	if rate := float64(len(at)-1) / span; rate < 0.8*maxCPS || rate > 1.1*maxCPS {
+		t.Errorf("%d INVITEs in %.1f s = %.1f/s: the trunk did not set the pace at max_cps %d", len(at), span, rate, maxCPS)
+	}
+	t.Logf("%d new INVITEs in %.1f s at the carrier", len(at), span)
 }
