@@ -72,6 +72,10 @@ const (
 	// EventPreviewSkipped: a preview agent offered the contact chose not to call it
 	// now; it is due again at Event.At, for any agent, without using an attempt.
 	EventPreviewSkipped EventKind = "preview_skipped"
+	// EventInboundCall: the person called the business (a WhatsApp call) and an
+	// attempt takes the call: it claims the contact whatever its journey said, so
+	// no outbound dial reaches a person already on the line.
+	EventInboundCall EventKind = "inbound_call"
 )
 
 // eventKinds lists every kind but EventOutcome, which stands for one event per Outcome.
@@ -79,7 +83,7 @@ func eventKinds() []EventKind {
 	return []EventKind{EventImported, EventDue, EventCallbackDue, EventCallbackSet, EventAddedToDNC, EventOptedOut,
 		EventRefusedPassing, EventRefusedFinal, EventPermissionGranted, EventPermissionDenied, EventPermissionExpired,
 		EventTemplateDelivered, EventTemplateRead, EventTemplateFailedLate, EventTemplateUnconfirmed, EventTemplateSentLate,
-		EventCampaignFinished, EventPreviewSkipped}
+		EventCampaignFinished, EventPreviewSkipped, EventInboundCall}
 }
 
 // Event is one thing that happens to a contact.
@@ -202,11 +206,16 @@ const (
 	// callBack makes the contact pending on the event's rung at the event's time,
 	// for the event's agent.
 	callBack
+	// callBackFirst makes the contact pending on the ladder's first rung with its
+	// attempts all left, due ahead of every other contact (at the Unix epoch), as
+	// a callback for any agent: the person called and nobody took the call.
+	callBackFirst
 )
 
 var moveNames = map[move]string{retry: "retry", next: "next", nextOrWait: "next channel or wait", nextOtherNumber: "next on another number",
 	nextOffWhatsApp: "next off WhatsApp", toTemplate: "to the template", finish: "finish", stay: "stay", begin: "begin",
-	claim: "claim", deferUntil: "defer until", requeueOnRung: "requeue on the rung", callBack: "call back"}
+	claim: "claim", deferUntil: "defer until", requeueOnRung: "requeue on the rung", callBack: "call back",
+	callBackFirst: "call back first"}
 
 // rule is one row of the table: what an event does.
 type rule struct {
@@ -297,6 +306,9 @@ func ladderRules() map[Outcome]rule {
 		// end so today, and they move nobody; the row says what it would do to
 		// a contact whose own attempt it ended.
 		OutcomeCanceled: {move: retry},
+		// A person who called and was not taken is owed the call: they are the
+		// campaign's next contact, whatever rung or attempts they were on.
+		OutcomeInboundMissed: {move: callBackFirst},
 	}
 }
 
@@ -308,6 +320,8 @@ const (
 	whyNoAttempt     = "no attempt of the contact is under way: outcomes end attempts, and only an in-progress contact has one"
 	whyNotChecked    = "the gate is asked only before a pending contact's attempt"
 	whyNotOffered    = "only a pending contact is offered to a preview agent"
+	whyInboundDNC    = "a contact on a do-not-call list is not claimed by its call: the call goes to the inbound queue as an unknown number's"
+	whyInboundBusy   = "an attempt of the contact is under way: its call to the business is not taken twice"
 	whyOutcomeDelivr = "delivered and read are statuses of a sent template reported after the attempt ended; they are events of their own"
 )
 
@@ -435,6 +449,13 @@ func journeyTable() map[ContactStatus]map[string]row {
 	}
 	add(ContactDone, name(EventTemplateUnconfirmed), rule{move: finish, status: ContactExhausted}, "")
 	add(ContactExhausted, name(EventTemplateSentLate), rule{move: finish, status: ContactDone}, "")
+	// A person's own call to the business claims the contact whether its journey
+	// goes on or ended (they want to talk): the attempt's outcome moves it again.
+	for _, s := range append([]ContactStatus{ContactPending}, ended...) {
+		add(s, name(EventInboundCall), rule{move: claim}, "")
+	}
+	add(ContactInProgress, name(EventInboundCall), rule{}, whyInboundBusy)
+	add(ContactDoNotCall, name(EventInboundCall), rule{}, whyInboundDNC)
 	// A finished campaign dials no more; its contacts keep their place so that the
 	// report shows where each stood.
 	for _, s := range stored {
@@ -479,6 +500,8 @@ func Apply(ladder []Rung, c Contact, pos Position, ev Event, now time.Time) (Pos
 		out.Status, out.Rung, out.Attempts, out.NextAt = ContactPending, ev.Rung, 0, ev.At
 		out.CallbackAgent, out.CallbackAt = ev.AgentID, ev.At
 		return out, nil
+	case callBackFirst:
+		return Position{Status: ContactPending, NextAt: time.UnixMilli(0).UTC(), CallbackAt: now}, nil
 	case finish:
 		if ev.Kind != EventOutcome {
 			out.Status = rule.status

@@ -78,6 +78,10 @@ const (
 	// crash (interrupted): an agent who stopped waiting for a call back on WhatsApp
 	// hung up, and the call was withdrawn. It did not reach the person.
 	OutcomeCanceled Outcome = "canceled"
+	// OutcomeInboundMissed: a person's own call to the business (inbound) that no
+	// agent took: they waited the longest inbound wait and heard the apology, or
+	// hung up in the queue. The contact is called back first.
+	OutcomeInboundMissed Outcome = "inbound_missed"
 )
 
 // ReachedOutcomes are the outcomes that mean the person was reached: answered by a
@@ -121,7 +125,8 @@ func Outcomes() []Outcome {
 	return []Outcome{OutcomeConnected, OutcomeAbandoned, OutcomeMachine, OutcomeMachineNext, OutcomeMachineMessage,
 		OutcomeBusy, OutcomeNoAnswer, OutcomeRejected, OutcomeInvalidNumber, OutcomeTrunkFault, OutcomeTrunkDown,
 		OutcomeChannelDown, OutcomeChannelBusy, OutcomeNoChannel, OutcomeMediaFailed, OutcomeInterrupted, OutcomeNoPermission,
-		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeInDoubt, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed, OutcomeCanceled}
+		OutcomeNotOnWhatsApp, OutcomeSent, OutcomeInDoubt, OutcomeSendFailed, OutcomeDelivered, OutcomeRead, OutcomeResumed, OutcomeCanceled,
+		OutcomeInboundMissed}
 }
 
 // SQLList renders outcomes as an SQL IN list of string literals, e.g. ('sent','read'):

@@ -55,11 +55,15 @@ const (
 	ReasonAbandonQuietPeriod   Reason = "abandon_quiet_period"
 	ReasonNoCallPermission     Reason = "no_call_permission"
 	ReasonOutsideServiceWindow Reason = "outside_service_window"
+	// ReasonOnInboundCall: the person is on a call they made to the business
+	// (waiting in the inbound queue or talking to an agent).
+	ReasonOnInboundCall Reason = "on_inbound_call"
 )
 
 // Reasons lists every reason, in the order a decision gives them.
 var Reasons = []Reason{ReasonDoNotCall, ReasonOptedOut, ReasonNoConsent, ReasonOutsideWindow, ReasonHoliday,
-	ReasonNumberAttemptLimit, ReasonAbandonQuietPeriod, ReasonNoCallPermission, ReasonOutsideServiceWindow}
+	ReasonNumberAttemptLimit, ReasonAbandonQuietPeriod, ReasonNoCallPermission, ReasonOutsideServiceWindow,
+	ReasonOnInboundCall}
 
 // Permission is what WhatsApp last said of the business calling the person.
 type Permission string
@@ -103,6 +107,11 @@ type Facts struct {
 	// LastInbound is when the person last wrote on WhatsApp (zero: never), which
 	// opens WhatsApp's 24 h service window for free-form text.
 	LastInbound time.Time
+	// OnInboundCallUntil is, while the person's own call to the business is
+	// under way (an inbound attempt on the number that has not ended), the
+	// instant read plus InboundRecheck: nobody knows when the call ends, so a
+	// refusal lifts then to be asked again. Zero: no such call.
+	OnInboundCallUntil time.Time
 }
 
 // NumberLimits bounds the calls one number gets across every campaign.
@@ -124,6 +133,10 @@ type Policy struct {
 
 // DefaultQuietAfterAbandon is Ofcom's 72 hours.
 const DefaultQuietAfterAbandon = 72 * time.Hour
+
+// InboundRecheck is how soon an action refused because the person is on an
+// inbound call is asked about again: the call's end is not known in advance.
+const InboundRecheck = 30 * time.Second
 
 // ServiceWindow is how long after a person's last message WhatsApp accepts free text.
 const ServiceWindow = 24 * time.Hour
@@ -216,6 +229,11 @@ func (p Policy) refusals(zones []*time.Location, f Facts, action ContactAction, 
 		if quiet := p.quiet(); !f.AgentReserved && quiet > 0 && !f.LastAbandon.IsZero() && at.Before(f.LastAbandon.Add(quiet)) {
 			refuse(ReasonAbandonQuietPeriod, f.LastAbandon.Add(quiet))
 		}
+	}
+	if action.isCall() && at.Before(f.OnInboundCallUntil) {
+		// Never ring a person who is on the line to us already: they would
+		// hear their own phone ring while they wait for an agent.
+		refuse(ReasonOnInboundCall, f.OnInboundCallUntil)
 	}
 	switch {
 	case action == ActionWhatsAppCall && (f.Permission == PermissionDenied || f.Permission == PermissionRequested):

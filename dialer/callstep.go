@@ -33,11 +33,13 @@ const (
 	callResumed                               // the WhatsApp call back is through to the same agent
 	callCanceling                             // its agent gave up the call back before the answer: being hung up
 	callResumeAbandoning                      // the call back's agent vanished: safe-harbour message, then hung up
+	callQueued                                // a person's own call (inbound), answered, on hold in the queue for an agent
+	callMissing                               // an inbound caller nobody took: the apology playing, then hung up
 	callEnded                                 // the outcome is recorded; the run forgets the call
 )
 
 var callStateNames = [...]string{"", "dialing", "ringing", "screening", "waiting", "connected", "abandoning",
-	"machine", "machine_next", "voicemail", "resuming", "resumed", "canceling", "resume_abandoning", "ended"}
+	"machine", "machine_next", "voicemail", "resuming", "resumed", "canceling", "resume_abandoning", "queued", "missing", "ended"}
 
 func (s callState) String() string {
 	if int(s) < len(callStateNames) && s != 0 {
@@ -64,10 +66,11 @@ const (
 	evTrunkDropped                             // the leg ended because its trunk went down under it (HangupBy trunk)
 	evResumeRefused                            // the call back on WhatsApp could not be placed (gate, no channel, storage)
 	evAgentHangup                              // the call's agent hung up
+	evInboundAnswered                          // a person's own call was answered by us (see callEvent's agent)
 )
 
 var callEventNames = [...]string{"", "placed", "ringing", "answered", "screened", "agent_free", "patience_expired",
-	"agent_lost", "leg_ended", "place_failed", "stopping", "trunk_dropped", "resume_refused", "agent_hangup"}
+	"agent_lost", "leg_ended", "place_failed", "stopping", "trunk_dropped", "resume_refused", "agent_hangup", "inbound_answered"}
 
 func (k callEventKind) String() string {
 	if int(k) < len(callEventNames) && k != 0 {
@@ -121,6 +124,8 @@ const (
 	effTell                               // tell the agent how the call back on WhatsApp goes (notice)
 	effResume                             // call the person back on WhatsApp, for the same agent
 	effForget                             // the run forgets the call: nothing is left to record
+	effHold                               // queue an inbound caller for the next free agent, with the hold tone, until the longest wait
+	effSorry                              // play the inbound apology (we call back), hang up
 )
 
 // effect is one thing the run must do, as data.
@@ -171,7 +176,8 @@ func stay(s callState) stepRule { return func(callEvent) (callState, []effect) {
 
 // liveStates are the states of a call the run still follows.
 var liveStates = []callState{callDialing, callRinging, callScreening, callWaiting, callConnected,
-	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed, callCanceling, callResumeAbandoning}
+	callAbandoning, callMachine, callMachineNext, callVoicemail, callResuming, callResumed, callCanceling, callResumeAbandoning,
+	callQueued, callMissing}
 
 // resumeStates are the states of a call taken up on WhatsApp after its trunk
 // dropped it.
@@ -259,6 +265,27 @@ var callTable = func() map[stepKey]stepRule {
 		{callResumed, evAttemptEnded}: func(callEvent) (callState, []effect) {
 			return callEnded, []effect{{kind: effReleaseAgent}, observe(pacing.TalkEnded), recordResume(campaigns.OutcomeResumed)}
 		},
+		// A person's own call: we answer it, so the pacer hears nothing of an
+		// answer, a wait or an abandon (none is a dial's); the agent it takes is
+		// busy (the pacer's view of agents) and its talk time counts.
+		{callDialing, evInboundAnswered}: func(ev callEvent) (callState, []effect) {
+			mark := effect{kind: effMarkAnswered}
+			if ev.agent != 0 {
+				return callConnected, append([]effect{mark}, inboundConnected(ev.agent, true)...)
+			}
+			return callQueued, []effect{mark, {kind: effSave}, {kind: effHold}}
+		},
+		{callQueued, evAgentFree}: func(ev callEvent) (callState, []effect) {
+			return callConnected, inboundConnected(ev.agent, false)
+		},
+		{callQueued, evPatienceExpired}: func(callEvent) (callState, []effect) {
+			return callMissing, []effect{{kind: effLeaveQueue}, hangupBy("local"), {kind: effSorry}}
+		},
+		{callQueued, evAttemptEnded}: func(callEvent) (callState, []effect) {
+			// The caller hung up in the queue: called back all the same.
+			return callEnded, []effect{{kind: effLeaveQueue}, record(campaigns.OutcomeInboundMissed)}
+		},
+		{callMissing, evAttemptEnded}:     ended(campaigns.OutcomeInboundMissed),
 		{callAbandoning, evAttemptEnded}:  ended(campaigns.OutcomeAbandoned),
 		{callMachine, evAttemptEnded}:     ended(campaigns.OutcomeMachine),
 		{callMachineNext, evAttemptEnded}: ended(campaigns.OutcomeMachineNext),
@@ -296,6 +323,10 @@ var callTable = func() map[stepKey]stepRule {
 			t[stepKey{s, evAgentLost}] = stay(s)
 		}
 	}
+	// An inbound caller the engine stops for was not taken: called back, as
+	// one who waited too long (the pacer heard nothing of the call).
+	t[stepKey{callQueued, evStopping}] = ended(campaigns.OutcomeInboundMissed)
+	t[stepKey{callMissing, evStopping}] = ended(campaigns.OutcomeInboundMissed)
 	// The leg came back from Place after the agent gave up: hung up now.
 	t[stepKey{callCanceling, evPlaced}] = plainStay(callCanceling, effHangup)
 	// The agent gave up the call back before the stop: that is how it ended.
@@ -316,9 +347,12 @@ var impossibleSteps = func() map[stepKey]string {
 		if s != callScreening {
 			m[stepKey{s, evScreened}] = "only a screened call has a detector running (its verdict for an ended call finds no call)"
 		}
-		if s != callWaiting {
-			m[stepKey{s, evAgentFree}] = "agents are reserved only for the calls in the queue, which are all waiting"
-			m[stepKey{s, evPatienceExpired}] = "only the calls in the queue have a patience running"
+		if s != callWaiting && s != callQueued {
+			m[stepKey{s, evAgentFree}] = "agents are reserved only for the calls in the queues, which are all waiting or queued"
+			m[stepKey{s, evPatienceExpired}] = "only the calls in the queues have a patience running"
+		}
+		if s != callDialing {
+			m[stepKey{s, evInboundAnswered}] = "a person's own call is answered once, as it is placed (Answerer)"
 		}
 		if s != callDialing && s != callResuming && s != callCanceling {
 			m[stepKey{s, evPlaceFailed}] = "Place fails before the leg exists, so before any event of the leg"
@@ -373,6 +407,12 @@ func answered(ev callEvent) (callState, []effect) {
 func connected(agent int64, bridged bool) []effect {
 	return []effect{{kind: effLeaveQueue}, {kind: effConnect, agent: agent, bridged: bridged},
 		observe(pacing.Connected), {kind: effSave}, {kind: effScreenPop}}
+}
+
+// inboundConnected are the effects of putting a person's own call through to
+// agent: as connected, without telling the pacer of a dial's connect.
+func inboundConnected(agent int64, bridged bool) []effect {
+	return []effect{{kind: effLeaveQueue}, {kind: effConnect, agent: agent, bridged: bridged}, {kind: effSave}, {kind: effScreenPop}}
 }
 
 // screened acts on the detector's verdict: a person goes to an agent, a machine

@@ -24,7 +24,7 @@ var effectNames = map[effectKind]string{
 	effQueue: "queue", effLeaveQueue: "leave_queue", effConnect: "connect", effSave: "save", effScreenPop: "screen_pop",
 	effHangupBy: "hangup_by", effSafeHarbour: "safe_harbour", effLeaveMessage: "leave_message",
 	effHangup: "hangup", effReleaseAgent: "release_agent", effRecord: "record", effDropped: "dropped", effTell: "tell",
-	effResume: "resume", effForget: "forget",
+	effResume: "resume", effForget: "forget", effHold: "hold", effSorry: "sorry",
 }
 
 var pacingNames = map[pacing.ObservationKind]string{
@@ -215,12 +215,28 @@ func TestStepRows(t *testing.T) {
 		{"trunk dropped the machine", callMachine, callEvent{kind: evTrunkDropped}, callEnded, "record(machine)"},
 		{"trunk dropped the machine, next rung", callMachineNext, callEvent{kind: evTrunkDropped}, callEnded, "record(machine_next)"},
 		{"trunk dropped the message", callVoicemail, callEvent{kind: evTrunkDropped}, callEnded, "record(machine_message)"},
+		// A person's own call: the pacer hears of no dial's answer, wait or abandon.
+		{"inbound answered, agent from connectNow", callDialing, callEvent{kind: evInboundAnswered, agent: 7}, callConnected,
+			"mark_answered leave_queue connect(7,bridged=true) save screen_pop"},
+		{"inbound answered, all agents busy", callDialing, callEvent{kind: evInboundAnswered}, callQueued, "mark_answered save hold"},
+		{"inbound caller gets an agent", callQueued, callEvent{kind: evAgentFree, agent: 4}, callConnected,
+			"leave_queue connect(4,bridged=false) save screen_pop"},
+		{"inbound caller waited the longest wait", callQueued, callEvent{kind: evPatienceExpired}, callMissing,
+			"leave_queue hangup_by(local) sorry"},
+		{"inbound caller hung up in the queue", callQueued, callEvent{kind: evAttemptEnded}, callEnded,
+			"leave_queue record(inbound_missed)"},
+		{"trunk dropped an inbound caller", callQueued, callEvent{kind: evTrunkDropped}, callEnded,
+			"leave_queue record(inbound_missed)"},
+		{"inbound apology over", callMissing, callEvent{kind: evAttemptEnded}, callEnded, "record(inbound_missed)"},
+		{"trunk dropped the inbound apology", callMissing, callEvent{kind: evTrunkDropped}, callEnded, "record(inbound_missed)"},
 	}
 	for _, s := range liveStates {
 		stopped := "observe(failed) record(interrupted)"
 		switch {
 		case s == callCanceling:
 			stopped = "record_stays(canceled)" // the agent gave it up before the stop
+		case s == callQueued || s == callMissing:
+			stopped = "record(inbound_missed)" // nobody took the person's call: called back
 		case slices.Contains(resumeStates, s):
 			stopped = "record_stays(interrupted)" // the conversation moved the contact and told the pacer
 		}
@@ -330,6 +346,13 @@ func (f *fakeCall) after(d time.Duration, ev callEvent) *fakeCall {
 			if f.freeAgt != 0 {
 				f.after(0, callEvent{kind: evAgentFree, agent: f.freeAgt})
 			}
+		case effHold:
+			f.queued = true
+			if f.freeAgt != 0 {
+				f.after(0, callEvent{kind: evAgentFree, agent: f.freeAgt})
+			}
+		case effSorry:
+			f.leg.prompt, f.leg.hungUp = true, true
 		case effLeaveQueue:
 			f.queued = false
 		case effConnect:
@@ -378,6 +401,27 @@ func (f *fakeCall) want(state callState, outcome campaigns.Outcome, observed ...
 
 func TestStepScenarios(t *testing.T) {
 	patience := 2 * time.Second
+	t.Run("inbound: on hold, then an agent, then talk; the pacer hears only the talk", func(t *testing.T) {
+		f := newFakeCall(t)
+		f.after(100*time.Millisecond, callEvent{kind: evInboundAnswered})
+		if f.state != callQueued || !f.queued {
+			t.Fatalf("inbound caller with every agent busy: %s, queued %t", f.state, f.queued)
+		}
+		f.after(40*time.Second, callEvent{kind: evAgentFree, agent: 2}).after(time.Minute, callEvent{kind: evAttemptEnded})
+		f.want(callEnded, campaigns.OutcomeConnected, "talk_ended")
+		if f.agent != 2 || f.queued || !f.released {
+			t.Errorf("agent %d, queued %t, released %t", f.agent, f.queued, f.released)
+		}
+	})
+	t.Run("inbound: nobody within the longest wait: apology, hung up, owed a call back", func(t *testing.T) {
+		f := newFakeCall(t)
+		f.after(100*time.Millisecond, callEvent{kind: evInboundAnswered}).after(time.Minute, callEvent{kind: evPatienceExpired})
+		if f.state != callMissing || !f.leg.prompt || !f.leg.hungUp || f.hangupBy != "local" || f.queued {
+			t.Fatalf("after the longest wait: %s, leg %+v, hung up by %q, queued %t", f.state, f.leg, f.hangupBy, f.queued)
+		}
+		f.after(4*time.Second, callEvent{kind: evAttemptEnded})
+		f.want(callEnded, campaigns.OutcomeInboundMissed)
+	})
 	t.Run("queued, then an agent, then talk", func(t *testing.T) {
 		f := newFakeCall(t)
 		f.after(100*time.Millisecond, callEvent{kind: evPlaced}).after(time.Second, callEvent{kind: evRinging}).
@@ -544,6 +588,8 @@ func TestStepScenarios(t *testing.T) {
 		callCanceling:   {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAgentHangup}},
 		callResumeAbandoning: {{kind: evAnswered, agent: 1}, {kind: evTrunkDropped}, {kind: evAnswered, reserved: 1},
 			{kind: evAgentLost}},
+		callQueued:  {{kind: evInboundAnswered}},
+		callMissing: {{kind: evInboundAnswered}, {kind: evPatienceExpired}},
 	}
 	for _, s := range liveStates {
 		t.Run("stopping while "+s.String(), func(t *testing.T) {
@@ -566,6 +612,10 @@ func TestStepScenarios(t *testing.T) {
 			}
 			if slices.Contains(resumeStates, s) {
 				f.want(callEnded, campaigns.OutcomeInterrupted) // the pacer heard of the conversation already
+				return
+			}
+			if s == callQueued || s == callMissing {
+				f.want(callEnded, campaigns.OutcomeInboundMissed) // a person's own call, owed a call back
 				return
 			}
 			f.want(callEnded, campaigns.OutcomeInterrupted, "failed")
@@ -667,13 +717,16 @@ func TestSnapshotCountsEveryState(t *testing.T) {
 	for i, s := range liveStates {
 		c := &call{attempt: storage.Attempt{ID: int64(i + 1)}, rung: sipRung, state: s}
 		r.calls[c.attempt.ID] = c
-		if s == callWaiting {
+		switch s {
+		case callWaiting:
 			r.waiting = append(r.waiting, c)
+		case callQueued:
+			r.queued = append(r.queued, c)
 		}
 	}
 	snap := r.snapshot()
-	if len(snap.Dials) != 2 || snap.Waiting != 2 || snap.Holding != 5 {
-		t.Errorf("snapshot: %d dials, %d waiting, %d holding; want 2 (dialing, ringing), 2 (screening, waiting), "+
-			"5 (the two abandoning states and the three machine states)", len(snap.Dials), snap.Waiting, snap.Holding)
+	if len(snap.Dials) != 2 || snap.Waiting != 3 || snap.Holding != 6 {
+		t.Errorf("snapshot: %d dials, %d waiting, %d holding; want 2 (dialing, ringing), 3 (screening, waiting, an inbound caller on hold), "+
+			"6 (the two abandoning states, the three machine states and an inbound caller hearing the apology)", len(snap.Dials), snap.Waiting, snap.Holding)
 	}
 }

@@ -27,6 +27,7 @@ type Store interface {
 	storage.Outbox
 	storage.WhatsAppStore
 	storage.PolicyStore
+	storage.InboundStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
 	// SkipContact records a preview agent's skip and moves the contact as move says.
 	SkipContact(ctx context.Context, s *storage.PreviewSkip, move storage.MoveFunc) error
@@ -98,6 +99,19 @@ type Config struct {
 	// webhook before it is recorded not sent (never sent again; a status that
 	// comes later still settles it sent). Default 1 h.
 	InDoubtWindow time.Duration
+	// InboundCampaign is the campaign whose agents take WhatsApp calls from
+	// numbers no running campaign knows (the default inbound queue); 0: such
+	// calls are left unanswered.
+	InboundCampaign int64
+	// InboundMaxWait is how long a person who called the business waits in the
+	// queue for an agent before the apology and a callback (default 60 s).
+	InboundMaxWait time.Duration
+	// InboundHold is played, again and again, to a caller waiting in the queue
+	// (default: the hold tone shipped in package media).
+	InboundHold *media.Player
+	// InboundSorry is played to a caller nobody took before the call is hung up
+	// (default: the abandon prompt, which says that the call centre calls back).
+	InboundSorry *media.Player
 }
 
 func (c Config) withDefaults() Config {
@@ -149,6 +163,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.VoicemailMessage == nil {
 		c.VoicemailMessage, _ = media.NewVoicemailPlayer()
+	}
+	if c.InboundMaxWait <= 0 {
+		c.InboundMaxWait = 60 * time.Second
+	}
+	if c.InboundHold == nil {
+		c.InboundHold = media.NewHoldPlayer()
+	}
+	if c.InboundSorry == nil {
+		c.InboundSorry = c.AbandonPrompt
 	}
 	return c
 }

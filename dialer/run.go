@@ -47,6 +47,10 @@ type call struct {
 	// dropped is, on a call back on WhatsApp, the SIP attempt whose conversation
 	// its trunk dropped (recorded, connected): the agent's call (resume_whatsapp.go).
 	dropped *storage.Attempt
+	// inbound is a person's own call to the business (inbound.go), answered by
+	// us; holding, while it is queued, stops its hold tone and waits for it.
+	inbound bool
+	holding func()
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -94,6 +98,12 @@ type run struct {
 	pacerViews atomic.Pointer[[]PacerView]
 	calls      map[int64]*call
 	waiting    []*call
+	// queued are the inbound callers on hold for an agent, in arrival order
+	// (inbound.go): served after the answered persons in waiting, who have
+	// only the patience's seconds.
+	queued []*call
+	// queueView is the inbound queue as the wallboard sees it, written by the loop.
+	queueView atomic.Pointer[QueueView]
 	// wrapping maps agents in wrap-up after one of this run's calls to that call.
 	wrapping map[int64]wrapUp
 	agentBuf []pacing.Agent
@@ -349,9 +359,10 @@ func (r *run) loop(ctx context.Context) {
 	defer abandonAt.Stop()
 	for {
 		ticked := false
-		if len(r.waiting) > 0 {
-			abandonAt.Reset(max(r.waiting[0].deadline.Sub(r.e.cfg.Now())-safeHarbourLead, 0))
-		} else {
+		switch next, ok := r.nextDeadline(); {
+		case ok:
+			abandonAt.Reset(max(next.Sub(r.e.cfg.Now()), 0))
+		default:
 			abandonAt.Stop()
 		}
 		select {
@@ -389,6 +400,7 @@ func (r *run) loop(ctx context.Context) {
 		}
 		r.dial(ctx, now)
 		r.fast.Store(r.fastConnect())
+		r.publishQueue(now)
 		if ticked {
 			r.publishPacerViews()
 		}
@@ -401,7 +413,7 @@ func (r *run) loop(ctx context.Context) {
 // waits for an agent (who would be passed over) and the campaign neither screens
 // for machines nor records, which the loop sets up.
 func (r *run) fastConnect() bool {
-	return !r.stopping && len(r.waiting) == 0 && !r.campaign.AMD.Enabled && r.campaign.Pacing.Mode != campaigns.PacingPreview &&
+	return !r.stopping && len(r.waiting) == 0 && len(r.queued) == 0 && !r.campaign.AMD.Enabled && r.campaign.Pacing.Mode != campaigns.PacingPreview &&
 		!(r.campaign.Record && r.e.cfg.RecordingsDir != "")
 }
 
@@ -447,8 +459,11 @@ func (r *run) handle(ctx context.Context, u callUpdate) {
 		}
 		return
 	}
-	if u.leg != nil {
+	if held := c.leg; u.leg != nil {
 		c.leg = u.leg // an answer may overtake the update that brought its leg
+		if c.inbound {
+			c.leg = inboundLegOf(held, u.leg)
+		}
 	}
 	switch {
 	case u.placeErr != nil:
@@ -504,8 +519,12 @@ func (r *run) handle(ctx context.Context, u callUpdate) {
 		if u.agentID != 0 {
 			c.bridged = u.bridged // connectNow switched the audio already
 		}
-		r.feed(ctx, c, callEvent{kind: evAnswered, at: ev.At, agent: u.agentID, reserved: c.reserved,
-			amd: r.campaign.AMD.Enabled && screenable(c.leg)}, ev)
+		kind := evAnswered
+		if c.inbound {
+			kind = evInboundAnswered // we answered the person's call: not a dial's answer
+		}
+		r.feed(ctx, c, callEvent{kind: kind, at: ev.At, agent: u.agentID, reserved: c.reserved,
+			amd: r.campaign.AMD.Enabled && screenable(c.leg) && !c.inbound}, ev)
 		if u.agentID == 0 {
 			return
 		}
@@ -589,6 +608,14 @@ func (r *run) apply(ctx context.Context, c *call, ev callEvent, leg channel.Atte
 			r.resume(ctx, c, at)
 		case effForget:
 			r.forget(c)
+		case effHold:
+			r.hold(ctx, c, at)
+		case effSorry:
+			// The wait ends here, not when the apology does: the queue's figures read it.
+			c.attempt.Detail = waitedDetail(at.Sub(c.answered))
+			if c.leg != nil {
+				go r.sorry(ctx, c.leg, c.log)
+			}
 		default:
 			c.log.Error("call effect without a handler: skipped", "effect", ef.kind, "state", c.state)
 		}
@@ -807,10 +834,16 @@ func (r *run) recordLate(ctx context.Context, now time.Time) {
 }
 
 func (r *run) removeWaiting(c *call) {
-	for i, w := range r.waiting {
-		if w == c {
-			r.waiting = append(r.waiting[:i], r.waiting[i+1:]...)
-			return
+	if c.holding != nil {
+		c.holding()
+		c.holding = nil
+	}
+	for _, q := range []*[]*call{&r.waiting, &r.queued} {
+		for i, w := range *q {
+			if w == c {
+				*q = append((*q)[:i], (*q)[i+1:]...)
+				return
+			}
 		}
 	}
 }
@@ -829,6 +862,7 @@ func (r *run) connectWaiting(ctx context.Context, now time.Time) {
 			r.e.agents.unreserve(agent.ID, c.attempt.ID) // not taken (a pair step does not list)
 		}
 	}
+	r.connectQueued(ctx, now)
 }
 
 // connect puts c through to agentID, reserved for it, and switches the agent's
@@ -949,6 +983,7 @@ func (r *run) abandonExpired(ctx context.Context, now time.Time) {
 		r.waiting = r.waiting[1:]
 		r.feed(ctx, c, callEvent{kind: evPatienceExpired, at: now}, channel.AttemptEvent{})
 	}
+	r.expireQueued(ctx, now)
 }
 
 // agentLost ends a connected call whose agent's audio went away: the customer
@@ -1055,14 +1090,16 @@ const maxMessagesPerTick = 50
 func (r *run) snapshot() pacing.Snapshot {
 	r.agentBuf = r.e.agents.pacingView(r.id, r.agentBuf)
 	r.dialBuf = r.dialBuf[:0]
-	holding, waiting := 0, len(r.waiting)
+	// An inbound caller on hold takes the next free agent as an answered person
+	// does: the forecast counts both.
+	holding, waiting := 0, len(r.waiting)+len(r.queued)
 	for _, c := range r.calls {
 		switch c.state {
 		case callDialing, callRinging:
 			if callRung(c.rung.Channel) {
 				r.dialBuf = append(r.dialBuf, pacing.Dial{Start: c.started, Channel: pacing.Channel(c.rung.Channel)})
 			}
-		case callAbandoning, callResumeAbandoning, callMachine, callMachineNext, callVoicemail:
+		case callAbandoning, callResumeAbandoning, callMachine, callMachineNext, callVoicemail, callMissing:
 			holding++ // answered, being hung up (or a message left): the line is held
 		case callScreening:
 			waiting++

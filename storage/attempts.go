@@ -42,7 +42,16 @@ type Attempt struct {
 	// ResumedFrom is, on a WhatsApp call that took up a conversation whose SIP call
 	// the trunk dropped, that SIP attempt.
 	ResumedFrom int64 `json:"resumed_from,string,omitempty"`
+	// Direction is DirectionOutbound for a call or message the engine placed,
+	// DirectionInbound for a person's own call to the business it took.
+	Direction string `json:"direction"`
 }
+
+// Attempt directions.
+const (
+	DirectionOutbound = "outbound"
+	DirectionInbound  = "inbound"
+)
 
 // Open attempt states: an attempt in one of these when the server starts was cut
 // short by a crash.
@@ -207,15 +216,20 @@ func (d *DB) moveContact(ctx context.Context, tx *sql.Tx, contactID int64, move 
 
 // StartAttempt claims a contact for a new attempt.
 func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int) (Attempt, error) {
-	a := Attempt{ContactID: contactID, Channel: channel, Rung: rung, State: "dialing", CreatedAt: msToTime(d.nowMs())}
+	return d.startAttempt(ctx, contactID, channel, rung, campaigns.Event{Kind: campaigns.EventDue}, DirectionOutbound)
+}
+
+// startAttempt claims a contact by ev and records a new attempt going direction.
+func (d *DB) startAttempt(ctx context.Context, contactID int64, channel campaigns.Channel, rung int, ev campaigns.Event, direction string) (Attempt, error) {
+	a := Attempt{ContactID: contactID, Channel: channel, Rung: rung, State: "dialing", CreatedAt: msToTime(d.nowMs()), Direction: direction}
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		// The journey's "due" event claims the contact; the table refuses it for a
 		// contact that is not pending any more.
 		err := d.moveContact(ctx, tx, contactID, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
-			return campaigns.Apply(nil, c, pos, campaigns.Event{Kind: campaigns.EventDue}, a.CreatedAt)
+			return campaigns.Apply(nil, c, pos, ev, a.CreatedAt)
 		})
 		if errors.Is(err, campaigns.ErrNoTransition) || errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("contact %d is not pending: %w", contactID, ErrConflict)
+			return fmt.Errorf("contact %d cannot be claimed by %s: %w", contactID, ev.Name(), ErrConflict)
 		}
 		if err != nil {
 			return fmt.Errorf("claim contact: %w", err)
@@ -224,9 +238,9 @@ func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaign
 			return fmt.Errorf("claim contact: %w", err)
 		}
 		// The number called is kept with the attempt: the per-number limits count it.
-		res, err := tx.ExecContext(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, number)
-			SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
-			contactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli())
+		res, err := tx.ExecContext(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, number, direction)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END, ?7 FROM contacts WHERE id = ?1`,
+			contactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), direction)
 		if err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}
@@ -239,7 +253,7 @@ func (d *DB) StartAttempt(ctx context.Context, contactID int64, channel campaign
 // StartResumeAttempt records an attempt resuming from's conversation.
 func (d *DB) StartResumeAttempt(ctx context.Context, from Attempt, channel campaigns.Channel, rung int) (Attempt, error) {
 	a := Attempt{ContactID: from.ContactID, CampaignID: from.CampaignID, Channel: channel, Rung: rung, State: "dialing",
-		CreatedAt: msToTime(d.nowMs()), ResumedFrom: from.ID}
+		CreatedAt: msToTime(d.nowMs()), ResumedFrom: from.ID, Direction: DirectionOutbound}
 	res, err := d.exec(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, resumed_from, number)
 		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
 		a.ContactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), from.ID)
@@ -340,7 +354,7 @@ func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
 
 const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
 	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), ifnull(external_id,''), detail, created_at,
-	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,''), ifnull(resumed_from,0)`
+	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,''), ifnull(resumed_from,0), direction`
 
 func scanAttempt(r rowScanner) (Attempt, error) {
 	var a Attempt
@@ -348,7 +362,7 @@ func scanAttempt(r rowScanner) (Attempt, error) {
 	var created int64
 	var setup, ring, answer, connect, end sql.NullInt64
 	if err := r.Scan(&a.ID, &a.ContactID, &a.CampaignID, &a.Channel, &a.Rung, &a.State, &a.Outcome, &a.SIPStatus,
-		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour, &a.ResumedFrom); err != nil {
+		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour, &a.ResumedFrom, &a.Direction); err != nil {
 		return a, err
 	}
 	if detail.Valid {

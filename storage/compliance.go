@@ -67,7 +67,9 @@ const answeredAt = `coalesce(answer_at, end_at, created_at)`
 
 // personAnswered selects the attempts a person answered on a call channel, as
 // CampaignStats counts them: templates are messages, not calls.
-var personAnswered = `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND outcome IN ` + answeredIn
+// Only the calls the campaign placed count: a person's own call to the business
+// (inbound) is no dial whose answer could be abandoned.
+var personAnswered = `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND direction = 'outbound' AND outcome IN ` + answeredIn
 
 // Abandonment computes the campaign's abandonment at now from the attempts kept,
 // days counted in loc (the campaign's zone).
@@ -218,7 +220,7 @@ func (d *DB) DialsPlaced(ctx context.Context, campaignID int64, since time.Time)
 		FROM attempts a JOIN contacts c ON c.id = a.contact_id
 		WHERE a.campaign_id = ? AND a.created_at >= ? AND a.channel IN ('`+
 		string(campaigns.ChannelSIP)+`','`+string(campaigns.ChannelWhatsAppCall)+`')
-		AND ifnull(a.outcome,'') NOT IN `+unplacedIn+` ORDER BY a.created_at`,
+		AND a.direction = 'outbound' AND ifnull(a.outcome,'') NOT IN `+unplacedIn+` ORDER BY a.created_at`,
 		campaignID, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("dials of campaign %d: %w", campaignID, err)

@@ -90,7 +90,7 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 	// Calls that could not have rung the person do not count, nor does a call the
 	// trunk failed before any ringing.
 	rows, err := tx.QueryContext(ctx, `SELECT created_at FROM attempts WHERE number = ? AND created_at > ? AND created_at <= ?
-		AND channel IN ('sip','whatsapp_call') AND ifnull(outcome,'') NOT IN `+campaigns.SQLList(campaigns.UnrungOutcomes()...)+`
+		AND channel IN ('sip','whatsapp_call') AND direction = 'outbound' AND ifnull(outcome,'') NOT IN `+campaigns.SQLList(campaigns.UnrungOutcomes()...)+`
 		AND NOT (ifnull(outcome,'') IN `+campaigns.SQLList(campaigns.RingCountedOutcomes()...)+` AND ring_at IS NULL) ORDER BY created_at`,
 		number, atMs-(7*24*time.Hour).Milliseconds(), atMs)
 	if err != nil {
@@ -121,6 +121,14 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 	}
 	if inbound.Valid {
 		f.LastInbound = msToTime(inbound.Int64)
+	}
+	var onInbound bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM attempts WHERE number IN (?1, ?2, ?3) AND direction = 'inbound'
+		AND state IN ('`+strings.Join(openAttemptStates, "','")+`'))`, phone, wa, number).Scan(&onInbound); err != nil {
+		return f, fmt.Errorf("policy facts: inbound calls: %w", err)
+	}
+	if onInbound {
+		f.OnInboundCallUntil = at.Add(campaigns.InboundRecheck)
 	}
 	if err := permissionFacts(ctx, tx, &f, phone, wa, atMs); err != nil {
 		return f, fmt.Errorf("policy facts: permission requests: %w", err)

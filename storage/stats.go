@@ -86,7 +86,7 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		sum(ifnull(outcome,'') IN `+reachedIn+`),
 		sum(ifnull(outcome,'') IN `+answeredIn+`),
 		sum(ifnull(outcome,'') IN `+connectedIn+`), sum(ifnull(outcome,'') IN `+abandonedIn+`)
-		FROM attempts WHERE campaign_id = ? GROUP BY channel`, campaignID)
+		FROM attempts WHERE campaign_id = ? AND direction = 'outbound' GROUP BY channel`, campaignID)
 	if err != nil {
 		return s, fmt.Errorf("campaign stats: %w", err)
 	}
@@ -184,7 +184,9 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 		i := int(max(0, (ms-since.UnixMilli()+step.Milliseconds()-1)/step.Milliseconds()))
 		return min(i, len(times))
 	}
-	counted := `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND ifnull(outcome,'') NOT IN ` + unplacedIn
+	// Dials are the campaign's: a person's own call to the business is counted in
+	// the inbound queue's figures instead.
+	counted := `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND direction = 'outbound' AND ifnull(outcome,'') NOT IN ` + unplacedIn
 	sinceMs, untilMs := since.UnixMilli(), until.UnixMilli()
 	// What happened before since is summed by SQLite into the first step.
 	base, err := d.db.QueryContext(ctx, `SELECT campaign_id, sum(created_at < ?1),

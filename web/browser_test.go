@@ -360,6 +360,9 @@ func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }
 func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
+func (s *engineSlot) InboundQueues(ctx context.Context, loc *time.Location) ([]dialer.InboundQueue, error) {
+	return s.get().InboundQueues(ctx, loc)
+}
 func (s *engineSlot) CheckPolicy(ctx context.Context, id int64, a campaigns.ContactAction, at time.Time) (campaigns.Decision, error) {
 	return s.get().CheckPolicy(ctx, id, a, at)
 }

@@ -97,6 +97,9 @@ type Engine interface {
 	// PacerViews is what the pacer of each campaign the engine runs sees on each call
 	// channel of its ladder, for the wallboard.
 	PacerViews() []dialer.PacerView
+	// InboundQueues are the inbound queues (the persons' own WhatsApp calls to
+	// the business), today's figures counted from midnight in loc.
+	InboundQueues(ctx context.Context, loc *time.Location) ([]dialer.InboundQueue, error)
 	// CheckPolicy is the policy gate's decision on an action on a contact at an
 	// instant, as the engine would take it.
 	CheckPolicy(ctx context.Context, contactID int64, action campaigns.ContactAction, at time.Time) (campaigns.Decision, error)

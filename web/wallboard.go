@@ -62,6 +62,9 @@ type WallboardSnapshot struct {
 	// Failovers are the SIP trunks down now, or back for less than a minute:
 	// the banner at the top of the page.
 	Failovers []WallboardFailover `json:"failovers"`
+	// Inbound are the inbound queues: callers on hold now, and today's answered
+	// and abandoned calls and longest wait (the server's time zone), per campaign.
+	Inbound []dialer.InboundQueue `json:"inbound"`
 }
 
 // WallboardWhatsApp is the WhatsApp Cloud API's health.
@@ -345,7 +348,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	now := s.ui.now()
 	snap := WallboardSnapshot{At: now, Campaigns: []WallboardCampaign{}, Agents: []WallboardAgent{},
 		Trunks: []any{}, TrunkControl: s.cfg.TrunkControl != nil,
-		WhatsApp: WallboardWhatsApp{Status: "not_configured"}}
+		WhatsApp: WallboardWhatsApp{Status: "not_configured"}, Inbound: []dialer.InboundQueue{}}
 	if s.cfg.TrunkStatus != nil {
 		snap.Trunks = s.cfg.TrunkStatus()
 		// The poll is a backstop for a change OnTrunkChange did not bring (a
@@ -370,6 +373,9 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 		live = s.cfg.Engine.Agents().List()
 		for _, v := range s.cfg.Engine.PacerViews() {
 			pacers[v.CampaignID] = append(pacers[v.CampaignID], wallboardPacer(v))
+		}
+		if snap.Inbound, err = s.cfg.Engine.InboundQueues(ctx, time.Local); err != nil {
+			return snap, err
 		}
 	}
 	agents := map[int64]*WallboardAgent{}

@@ -77,6 +77,12 @@ type engineConfig struct {
 	// InDoubtReportAfter is how long a WhatsApp message a crash left in doubt
 	// waits for its status webhook before supervisors are told (default 15m).
 	InDoubtReportAfter sip.Duration `json:"in_doubt_report_after,omitempty"`
+	// InboundCampaign is the campaign whose agents take the WhatsApp calls of
+	// numbers no running campaign knows (the default inbound queue; 0: those
+	// calls are left unanswered); InboundMaxWait how long a caller waits on hold
+	// for an agent before the apology and a call back (default 60s).
+	InboundCampaign int64        `json:"inbound_campaign,omitempty"`
+	InboundMaxWait  sip.Duration `json:"inbound_max_wait,omitempty"`
 }
 
 // httpConfig is the config file's http section: the HTTP server's timeouts and
@@ -329,6 +335,12 @@ func (c config) validate() error {
 	}
 	if l := c.Engine.NumberLimits; l != nil && (l.PerDay < 0 || l.PerWeek < 0) {
 		return fmt.Errorf("engine.number_limits: per_day and per_week must be 0 (no limit) or more")
+	}
+	if c.Engine.InboundCampaign < 0 {
+		return fmt.Errorf("engine.inbound_campaign must be a campaign ID, or 0 for none")
+	}
+	if c.Engine.InboundMaxWait < 0 {
+		return fmt.Errorf("engine.inbound_max_wait must not be negative")
 	}
 	if c.Engine.QuietAfterAbandon < 0 {
 		return fmt.Errorf("engine.quiet_after_abandon must not be negative")

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,18 +164,20 @@ func TestDemoDialsAnExternalCarrierAtMaxCPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// sipp logs each message under a line ending in its epoch time; a retransmitted
-	// INVITE repeats a Call-ID and is not a new call.
-	re := regexp.MustCompile(`(\d+\.\d+)\s*\nUDP message received \[\d+\] bytes :\s*\n\s*INVITE [^\n]*\n(?s:.*?)\nCall-ID: *([^\r\n]+)`)
+	// sipp logs each message under a line ending in its local date and time
+	// ("2026-12-07 08:00:50.591563"); a retransmitted INVITE repeats a Call-ID
+	// and is not a new call.
+	re := regexp.MustCompile(`(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*\nUDP message received \[\d+\] bytes :\s*\n\s*INVITE [^\n]*\n(?s:.*?)\nCall-ID: *([^\r\n]+)`)
 	seen := map[string]bool{}
 	var at []float64
 	for _, m := range re.FindAllSubmatch(log, -1) {
 		if id := string(m[2]); !seen[id] {
 			seen[id] = true
-			s, err := strconv.ParseFloat(string(m[1]), 64)
+			when, err := time.ParseInLocation("2006-01-02 15:04:05.999999", string(m[1]), time.Local)
 			if err != nil {
 				t.Fatal(err)
 			}
+			s := float64(when.UnixNano()) / 1e9
 			at = append(at, s)
 		}
 	}

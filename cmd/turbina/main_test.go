@@ -598,3 +598,33 @@ func TestTokenTTLFromConfig(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestConfigInbound: the inbound queue's settings reach the engine's config; a
+// wrong one is refused naming its key.
+func TestConfigInbound(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	for _, tt := range []struct {
+		name, section, wantErr string
+	}{
+		{"settings", `{"inbound_campaign":7,"inbound_max_wait":"45s"}`, ""},
+		{"negative campaign", `{"inbound_campaign":-1}`, "engine.inbound_campaign"},
+		{"negative wait", `{"inbound_max_wait":"-1s"}`, "engine.inbound_max_wait"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(`{"engine":`+tt.section+`}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
+			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || cfg.Engine.InboundCampaign != 7 || cfg.Engine.InboundMaxWait.Std() != 45*time.Second {
+				t.Errorf("engine %+v, %v", cfg.Engine, err)
+			}
+		})
+	}
+}

@@ -199,6 +199,8 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		PreviewSkipDelay:   cfg.Engine.PreviewSkipDelay.Std(),
 		InDoubtReportAfter: cfg.Engine.InDoubtReportAfter.Std(),
 		InDoubtWindow:      cfg.WhatsApp.InDoubtWindow.Std(),
+		InboundCampaign:    cfg.Engine.InboundCampaign,
+		InboundMaxWait:     cfg.Engine.InboundMaxWait.Std(),
 		AgentPeers:         peers,
 		WhatsApp:           waClient,
 		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),

@@ -44,6 +44,8 @@ type AgentCall struct {
 	neg *offerAnswer
 	// timers hears of the phone's session refreshes (re-INVITE, UPDATE).
 	timers chan sessionTimer
+	// dlg is what the dialog keeps between the requests inside it.
+	dlg *dialogState
 
 	sess      *sipgo.DialogClientSession
 	remoteTag string
@@ -92,6 +94,7 @@ func (r *Registrar) CallAgent(ctx context.Context, agentID int64, opts AgentCall
 		r: r, agentID: agentID, binding: b, ua: r.udpUA, callID: uuid.NewString(),
 		hangup: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{}),
 		timers: make(chan sessionTimer, 1),
+		dlg:    newDialogState(),
 	}
 	if b.Transport == "tcp" {
 		c.ua = r.tcpUA
@@ -445,7 +448,7 @@ func (c *AgentCall) fromPhone(req *sip.Request) bool {
 func (c *AgentCall) peer() *peerDialog {
 	return &peerDialog{
 		sess: c.sess, neg: c.neg, contact: sip.HeaderClone(&c.ua.ContactHDR),
-		minSE: c.r.cfg.MinSE.Std(), timers: c.timers,
+		minSE: c.r.cfg.MinSE.Std(), timers: c.timers, state: c.dlg,
 		log: c.r.log.With("agent", c.agentID, "call_id", c.callID),
 		apply: func(a Answer) {
 			c.leg.SetRemote(a.Remote)

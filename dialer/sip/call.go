@@ -52,6 +52,8 @@ type Call struct {
 	neg *offerAnswer
 	// timers hears of the carrier's session refreshes (re-INVITE, UPDATE).
 	timers chan sessionTimer
+	// dlg is what the dialog keeps between the requests inside it.
+	dlg *dialogState
 
 	mu        sync.Mutex
 	res       Result
@@ -85,6 +87,7 @@ func newCall(o *Originator, req DialRequest, media *Media) *Call {
 		done:           make(chan struct{}),
 		neg:            newOfferAnswer(media.LocalAddr(), []Codec{CodecPCMU, CodecPCMA}).secured(media),
 		timers:         make(chan sessionTimer, 1),
+		dlg:            newDialogState(),
 		sessionExpires: o.cfg.SessionExpires.Std(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -85,7 +86,7 @@ func (c *Call) peer() *peerDialog {
 	c.mu.Unlock()
 	return &peerDialog{
 		sess: c.session(), neg: c.neg, apply: c.media.setAnswer, contact: contact,
-		minSE: c.o.cfg.MinSE.Std(), timers: c.timers, log: c.o.log.With("call_id", c.callID()),
+		minSE: c.o.cfg.MinSE.Std(), timers: c.timers, state: c.dlg, log: c.o.log.With("call_id", c.callID()),
 	}
 }
 
@@ -142,11 +143,14 @@ var errSessionGone = errors.New("session refresh: the carrier has lost the call"
 
 // refresh refreshes the session (RFC 4028 §7.4) with a re-INVITE offering our
 // current description unchanged, or an UPDATE without one, and returns the
-// timer the 2xx sets. A 422 raises the interval and tries once more; 408 and
-// 481 wrap errSessionGone. Any other failure leaves the timer to run out.
+// timer the 2xx sets. A 422 raises the interval and tries once more; a 491
+// (the carrier's own re-INVITE crossed ours) tries again after RFC 3261
+// §14.1's random wait, up to maxGlareRetries times; 408 and 481 wrap
+// errSessionGone. Any other failure leaves the timer to run out.
 func (c *Call) refresh(sess *sipgo.DialogClientSession, cur sessionTimer) (sessionTimer, error) {
 	interval := cur.interval
-	for range 2 {
+	raised, glares := false, 0
+	for {
 		res, err := c.sendRefresh(sess, interval)
 		if err != nil {
 			return cur, err
@@ -158,17 +162,41 @@ func (c *Call) refresh(sess *sipgo.DialogClientSession, cur sessionTimer) (sessi
 				st = cur // the carrier dropped the header: our timer goes on
 			}
 			return st, nil
-		case res.StatusCode == 422:
+		case res.StatusCode == 422 && !raised:
 			if d, ok := parseMinSE(res.GetHeader("Min-SE")); ok && d > interval && d <= maxSessionExpires {
-				interval = d
+				interval, raised = d, true
 				continue
 			}
+		case res.StatusCode == 491 && glares < maxGlareRetries:
+			glares++
+			// We placed the call, so the Call-ID is ours: the longer wait.
+			if err := c.waitGlare(sess, glareDelay(true, rand.IntN)); err != nil {
+				return cur, err
+			}
+			continue
 		case res.StatusCode == 408 || res.StatusCode == 481:
 			return cur, fmt.Errorf("%w: %d %s", errSessionGone, res.StatusCode, res.Reason)
 		}
 		return cur, fmt.Errorf("session refresh: %d %s", res.StatusCode, res.Reason)
 	}
-	return cur, errors.New("session refresh: 422 twice")
+}
+
+// maxGlareRetries bounds how often one refresh is sent again after 491.
+const maxGlareRetries = 3
+
+// waitGlare waits d before a refresh refused with 491 goes again, or less if
+// the call ends meanwhile (then the refresh is abandoned, with an error).
+func (c *Call) waitGlare(sess *sipgo.DialogClientSession, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.hangup:
+	case <-sess.Context().Done():
+	case <-c.o.rootCtx.Done():
+	}
+	return errors.New("session refresh: call ended while waiting to resend after 491 Request Pending")
 }
 
 func (c *Call) sendRefresh(sess *sipgo.DialogClientSession, interval time.Duration) (*sip.Response, error) {
@@ -188,6 +216,10 @@ func (c *Call) sendRefresh(sess *sipgo.DialogClientSession, interval time.Durati
 		ct := sip.ContentTypeHeader("application/sdp")
 		req.AppendHeader(&ct)
 		req.SetBody(c.neg.current())
+	}
+	if method == sip.INVITE {
+		// Until its final response, a re-INVITE of the carrier's crosses it (491).
+		defer c.dlg.offer()()
 	}
 	ctx, cancel := context.WithTimeout(c.o.rootCtx, 2*byeTimeout)
 	defer cancel()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -356,4 +358,118 @@ func TestAgentCallMidCall(t *testing.T) {
 		}
 		uas.Wait(t, 15*time.Second) // 422, then 200 with Session-Expires, then our BYE
 	})
+}
+
+// TestReinviteOKRetransmitted: our 200 to a carrier's re-INVITE over UDP is
+// resent until its ACK arrives (RFC 3261 §13.3.1.4, §14.2). The carrier (sipp)
+// reads the first 200 and holds its ACK for 2 s, as if the 200 were lost: the
+// 200 must come again meanwhile (sipp counts the copies). Once the ACK is in
+// nothing is left resending, and the call goes on at the re-INVITE's address.
+func TestReinviteOKRetransmitted(t *testing.T) {
+	t.Parallel()
+	sink := newRTPSink(t)
+	c, sipp := dialCarrier(t, "reinvite-retransmit.xml", sink, nil)
+	sink.expectRTP(t, c, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.dlg.mu.Lock()
+		acked, resending := c.dlg.lastAck, len(c.dlg.unacked)
+		c.dlg.mu.Unlock()
+		if acked == 1 && resending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("re-INVITE's 200: last ACK for CSeq %d, %d still resent; want CSeq 1 acknowledged, none resent", acked, resending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hangupAndWait(t, c, sipp)
+	// sipp's final screen: the recv of our 200 ("----------> 200", inbound),
+	// with how many copies of it came as retransmissions.
+	m := regexp.MustCompile(`(?m)^\s*----------> 200\s+(\d+)\s+(\d+)`).FindStringSubmatch(sipp.Output())
+	if m == nil {
+		t.Fatalf("no recv of our 200 on sipp's screen:\n%s", sipp.Output())
+	}
+	if n, _ := strconv.Atoi(m[2]); n < 1 {
+		t.Errorf("the carrier got our 200 to its re-INVITE %s time(s) and no retransmission while it held the ACK for 2 s", m[1])
+	}
+}
+
+// TestReinviteGlare (RFC 3261 §14.1, §14.2): the carrier's re-INVITE that
+// crosses our pending session refresh gets 491 Request Pending (sipp expects
+// exactly that); our refresh, refused 491 in turn, goes again after the
+// random wait of the Call-ID's owner, 2.1 to 4 s, measured by sipp from its
+// 491 to our new re-INVITE, and is answered; the carrier then hangs up.
+func TestReinviteGlare(t *testing.T) {
+	t.Parallel()
+	msgs := filepath.Join(t.TempDir(), "messages.log")
+	sipp := sipptest.Start(t, "reinvite-glare.xml", sipptest.Options{Extra: []string{"-trace_msg", "-message_file", msgs}})
+	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
+	cfg.MediaSilence = Duration(time.Hour) // no RTP, no OPTIONS answered: see dialCarrier
+	cfg.SessionExpires, cfg.MinSE = Duration(2*time.Second), Duration(2*time.Second)
+	cfg.SessionRefresh = RefreshInvite
+	o := newTestOriginator(t, cfg)
+	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000009"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, c, 15*time.Second)
+	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote {
+		t.Errorf("result %s by %q (%s), want the carrier's BYE after the refresh went through", r.Outcome, r.HangupBy, r.Reason)
+	}
+	sipp.Wait(t, 15*time.Second)
+	log, err := os.ReadFile(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, again := carrierMessageTimes(t, string(log))
+	// The upper margin is for a loaded machine.
+	if waited := again.Sub(refused); waited < 2100*time.Millisecond || waited > 8*time.Second {
+		t.Errorf("our re-INVITE went again %s after the carrier's 491, want 2.1 s to 4 s", waited)
+	}
+}
+
+// carrierMessageTimes reads sipp's message log (-trace_msg) for when it sent
+// its 491 and when our next INVITE reached it.
+func carrierMessageTimes(t *testing.T, log string) (refused, again time.Time) {
+	t.Helper()
+	// Each message: a dashed line ending in its time, the direction, then the message.
+	re := regexp.MustCompile(`(?m)^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\n(UDP message (?:sent|received))[^\n]*\n\n([^\n]*)`)
+	for _, m := range re.FindAllStringSubmatch(log, -1) {
+		at, err := time.Parse("2006-01-02 15:04:05.000000", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case refused.IsZero() && strings.HasPrefix(m[2], "UDP message sent") && strings.HasPrefix(m[3], "SIP/2.0 491"):
+			refused = at
+		case !refused.IsZero() && strings.HasPrefix(m[2], "UDP message received") && strings.HasPrefix(m[3], "INVITE "):
+			return refused, at
+		}
+	}
+	t.Fatalf("no 491 sent then INVITE received in sipp's message log:\n%s", log)
+	return
+}
+
+// TestGlareDelay: RFC 3261 §14.1's waits, at the ends of their ranges.
+func TestGlareDelay(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		owner bool
+		pick  func(int) int
+		want  time.Duration
+	}{
+		{"owner, least", true, func(int) int { return 0 }, 2100 * time.Millisecond},
+		{"owner, most", true, func(k int) int { return k - 1 }, 4 * time.Second},
+		{"other, least", false, func(int) int { return 0 }, 0},
+		{"other, most", false, func(k int) int { return k - 1 }, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := glareDelay(tt.owner, tt.pick); got != tt.want {
+				t.Errorf("glareDelay = %s, want %s", got, tt.want)
+			}
+		})
+	}
 }

@@ -19,6 +19,7 @@ type peerDialog struct {
 	contact sip.Header   // ours, for the 200s
 	minSE   time.Duration
 	timers  chan<- sessionTimer // the call's loop restarts its session timer
+	state   *dialogState        // the call's, shared by every request in it
 	log     *slog.Logger
 }
 
@@ -40,6 +41,13 @@ func (d *peerDialog) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite bool) {
 	if err := d.sess.ReadRequest(req, tx); err != nil {
 		d.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+		return
+	}
+	if d.state.crosses(invite, len(req.Body()) > 0) {
+		// Glare: our own re-INVITE is pending. The peer tries again later,
+		// after RFC 3261 §14.1's random wait.
+		d.log.Info("sip: request crossing our pending re-INVITE refused", "method", req.Method)
+		d.respond(tx, sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
 		return
 	}
 	st, timerHeaders, tooSmall, timed := uasTimer(req, d.minSE)
@@ -76,6 +84,11 @@ func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite b
 		res.AppendHeader(h)
 	}
 	d.respond(tx, res)
+	if invite && !sip.IsReliable(req.Transport()) {
+		if cseq := req.CSeq(); cseq != nil {
+			d.state.retransmit(d.sess.Context(), cseq.SeqNo, func() error { return tx.Respond(res) }, d.log)
+		}
+	}
 	if !timed {
 		st = sessionTimer{} // a refresh all the same: the running timer restarts
 	}
@@ -85,8 +98,12 @@ func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite b
 	}
 }
 
-// onAck applies the answer an ACK carries to the offer of ours its 200 held.
+// onAck stops the retransmission of the 2xx it acknowledges and applies the
+// answer it carries to the offer of ours that 2xx held.
 func (d *peerDialog) onAck(req *sip.Request) {
+	if cseq := req.CSeq(); cseq != nil {
+		d.state.acked(cseq.SeqNo)
+	}
 	ans, waited, err := d.neg.answered(req.Body())
 	switch {
 	case !waited:

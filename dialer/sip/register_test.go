@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +128,32 @@ func TestRegisteredMetric(t *testing.T) {
 	waitRegistration(t, o, 5*time.Second, "registered", func(st RegistrationStatus) bool { return st.State == RegistrationRegistered })
 	if v := testutil.ToFloat64(o.metrics.registered.WithLabelValues("carrier")); v != 1 {
 		t.Errorf("turbina_sip_trunk_registered = %v once registered, want 1", v)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sipp.Wait(t, 10*time.Second)
+}
+
+// TestRegisterOverTCP: a trunk over TCP registers with a Contact naming its
+// TCP listener's port and ;transport=tcp (sipp checks both with a regexp), so
+// the registrar, and the carrier's INVITEs and BYEs routed by it, reach us on
+// a connection of their own after ours is gone. The 200's binding is matched
+// to that Contact: the lifetime granted is its expires parameter.
+func TestRegisterOverTCP(t *testing.T) {
+	t.Parallel()
+	port := sipptest.FreePort(t)
+	sipp := sipptest.Start(t, "register-stream.xml", sipptest.Options{Transport: "t1",
+		Vars: map[string]string{"port": strconv.Itoa(port), "transport": "tcp"}})
+	tc := TrunkConfig{Name: "carrier", Address: sipp.Addr, Transport: TransportTCP, CallerID: "+34910000001",
+		Username: "alice", Register: true, RegisterExpires: 300}
+	cfg := testConfig(tc)
+	cfg.ListenTCP = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	o := newTestOriginator(t, cfg)
+
+	st := waitRegistration(t, o, 5*time.Second, "registered", func(st RegistrationStatus) bool { return st.State == RegistrationRegistered })
+	if d := st.ExpiresAt.Sub(st.RegisteredAt); d != time.Minute {
+		t.Errorf("granted %s, want the 60 s of our Contact's binding", d)
 	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)

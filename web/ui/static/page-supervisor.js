@@ -389,6 +389,20 @@ function renderTrunks(trunks, control) {
   }));
 }
 
+// renderInbound shows each inbound queue: the persons' own WhatsApp calls to the
+// business, on hold now and today.
+function renderInbound(queues) {
+  const body = $('inbound').tBodies[0];
+  if (!queues.length) { body.replaceChildren(el('tr', {}, el('td', { colspan: 6 }, t('sup.in.none')))); return; }
+  body.replaceChildren(...queues.map((q) => el('tr', { 'data-campaign': q.campaign_id },
+    el('th', { scope: 'row' }, q.campaign_name || q.campaign_id),
+    el('td', { class: 'in-waiting' }, fmt.num(q.waiting, 0)),
+    el('td', { class: 'in-longest-waiting' }, q.waiting ? fmt.duration(q.longest_waiting_seconds) : '—'),
+    el('td', { class: 'in-answered' }, fmt.num(q.answered, 0)),
+    el('td', { class: 'in-abandoned' }, fmt.num(q.abandoned, 0)),
+    el('td', { class: 'in-longest-wait' }, fmt.duration(q.longest_wait_seconds)))));
+}
+
 function renderAudit(entries) {
   $('audit').replaceChildren(...entries.map((e) => el('li', {},
     el('time', { datetime: e.at }, fmt.time(e.at)), ' ', el('strong', {}, e.username), ' ', e.action, ' ',
@@ -405,6 +419,7 @@ function render(s) {
   renderFailover(s.failovers || [], !!(s.whatsapp && s.whatsapp.configured));
   renderAgents(s.agents, s.campaigns);
   renderTrunks(s.trunks || [], s.trunk_control);
+  renderInbound(s.inbound || []);
   renderAudit(s.audit || []);
   const wa = $('whatsapp');
   wa.dataset.state = s.whatsapp.configured ? s.whatsapp.status : 'off';
