@@ -178,12 +178,23 @@ func (w *Calls) applyState(ctx context.Context, req channel.PlaceRequest, s what
 		if s.Status != whatsapp.MetaPermissionPermanent {
 			until = s.Expires
 		}
-		w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionGranted, until)
+		w.granted(ctx, req, until)
 		return true
 	}
 	_, next := s.CanRequest()
 	w.store.SetPermissionNextRequest(ctx, req.To, next)
 	return false
+}
+
+// granted records a grant Meta told of (its state, or 138017) as observed
+// now, through the same time-ordered record as the webhooks' replies: a
+// "reject" webhook older than what Meta said now arriving later is then
+// ignored instead of flipping the contact back to denied.
+func (w *Calls) granted(ctx context.Context, req channel.PlaceRequest, until time.Time) {
+	err := w.store.SetWhatsAppPermissionReply(ctx, req.Contact.ID, storage.PermissionReply{State: storage.PermissionGranted, Until: until, At: time.Now()})
+	if err != nil {
+		w.log(ctx, "record call permission granted failed", req, err)
+	}
 }
 
 func (w *Calls) log(ctx context.Context, msg string, req channel.PlaceRequest, err error) {
@@ -246,7 +257,7 @@ func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsap
 	m, err := waoutbox.Send(ctx, w.store, w.client, outboxPermission, key, permissionPayload{To: req.To, Type: kind, Body: body}, send)
 	if whatsapp.PermissionExists(err) {
 		// 138017: the person gave permanent permission already.
-		w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionGranted, time.Time{})
+		w.granted(ctx, req, time.Time{})
 		return true
 	}
 	if m.State != storage.OutboxSent {

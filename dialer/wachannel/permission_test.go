@@ -9,6 +9,7 @@ import (
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
+	"github.com/turbina-dialer/turbina/dialer/waevents"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
 	"github.com/turbina-dialer/turbina/storage"
@@ -135,3 +136,86 @@ func TestPermissionExistsMarksGranted(t *testing.T) {
 		t.Errorf("requests counted %v (%v), want none", f.PermissionRequests, err)
 	}
 }
+
+// TestGrantFromMetaOutlivesAnOlderReject: a grant the channel learned from Meta
+// (its call_permissions state, or a request refused with 138017) is recorded as
+// of when it was observed, so a "reject" webhook older than that which arrives
+// afterwards, applied through the Inbox by event time, leaves it granted.
+func TestGrantFromMetaOutlivesAnOlderReject(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// learn makes the channel learn of the grant from Meta.
+		learn func(t *testing.T, w *world, calls *wachannel.Calls, req channel.PlaceRequest)
+	}{
+		{name: "read from Meta's state before a call", learn: func(t *testing.T, w *world, calls *wachannel.Calls, req channel.PlaceRequest) {
+			t.Helper()
+			w.emu.Script(w.contact.Phone, emulator.Behaviour{RequirePermission: true, Call: emulator.CallNoAnswer})
+			w.emu.GrantPermission(w.contact.Phone, time.Now().Add(48*time.Hour))
+			att, err := calls.Place(context.Background(), req)
+			if err != nil {
+				t.Fatalf("place: %v", err)
+			}
+			if err := att.Hangup(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "implied by 138017", learn: func(t *testing.T, w *world, calls *wachannel.Calls, req channel.PlaceRequest) {
+			t.Helper()
+			w.emu.Script(w.contact.Phone, emulator.Behaviour{ErrorCode: whatsapp.CodePermissionExists})
+			calls.RequestPermission(context.Background(), req)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t)
+			if err := w.store.SetWhatsAppPermission(ctx, w.contact.ID, storage.PermissionRequested, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			calls := wachannel.NewCalls(w.client, w.store, "Podemos ligar?")
+			start := time.Now()
+			tc.learn(t, w, calls, channel.PlaceRequest{Key: "contact-1-try-1", Contact: w.contact, To: w.contact.Phone,
+				Permission: campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}})
+			if state, _, err := w.store.WhatsAppPermission(ctx, w.contact.ID); err != nil || state != storage.PermissionGranted {
+				t.Fatalf("permission %q (%v) after Meta told of the grant, want granted", state, err)
+			}
+
+			in := waevents.New(w.store, stillEngine{}, waevents.Config{})
+			older := whatsapp.Event{Key: "reject-older", Type: whatsapp.EventPermissionReply, Time: start.Add(-time.Minute),
+				Permission: &whatsapp.PermissionReply{MessageID: "wamid.older", From: w.contact.Phone[1:], Granted: false}}
+			if err := in.Apply(ctx, older); err != nil {
+				t.Fatal(err)
+			}
+			if state, _, err := w.store.WhatsAppPermission(ctx, w.contact.ID); err != nil || state != storage.PermissionGranted {
+				t.Errorf("permission %q (%v) after a reject older than the grant, want still granted", state, err)
+			}
+
+			// A reject newer than the grant still decides: the order is by time,
+			// not a grant that nothing undoes.
+			newer := older
+			newer.Key, newer.Time = "reject-newer", time.Now().Add(time.Minute)
+			newer.Permission = &whatsapp.PermissionReply{MessageID: "wamid.newer", From: w.contact.Phone[1:], Granted: false}
+			if err := in.Apply(ctx, newer); err != nil {
+				t.Fatal(err)
+			}
+			if state, _, err := w.store.WhatsAppPermission(ctx, w.contact.ID); err != nil || state != storage.PermissionDenied {
+				t.Errorf("permission %q (%v) after a reject newer than the grant, want denied", state, err)
+			}
+		})
+	}
+}
+
+// stillEngine is the engine side of an Inbox that leaves contacts where they
+// are: the test looks only at the recorded permission.
+type stillEngine struct{}
+
+func (stillEngine) JourneyMove([]campaigns.Rung, campaigns.Event, time.Time) storage.MoveFunc {
+	return func(_ campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) { return pos, nil }
+}
+
+func (stillEngine) OptOut(context.Context, storage.Actor, []string, string) ([]string, error) {
+	return nil, nil
+}
+
+func (stillEngine) RouteInboundCall(context.Context, whatsapp.Event) error { return nil }
+
+func (stillEngine) CampaignChanged() {}
