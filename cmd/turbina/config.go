@@ -178,7 +178,19 @@ type whatsappConfig struct {
 	// InDoubtWindow is how long a message a crash left in doubt waits for its
 	// status webhook before it is recorded not sent (default 1h).
 	InDoubtWindow sip.Duration `json:"in_doubt_window,omitempty"`
+	// CallSettleWait is how long a WhatsApp call whose connect answer was lost
+	// waits for the call's webhooks before it is left in doubt (default 20s,
+	// whatsapp.DefaultSettleWait).
+	CallSettleWait sip.Duration `json:"call_settle_wait,omitempty"`
 }
+
+// Bounds of whatsapp.call_settle_wait: Meta sends a call's webhooks within
+// seconds, so less than a second would leave placed calls in doubt, and more
+// than minutes only holds the attempt open for webhooks that are not coming.
+const (
+	minCallSettleWait = time.Second
+	maxCallSettleWait = 5 * time.Minute
+)
 
 // enabled reports whether a WhatsApp account is configured.
 func (w whatsappConfig) enabled() bool { return w.AccessToken != "" }
@@ -347,6 +359,10 @@ func (c config) validate() error {
 	}
 	if c.WhatsApp.InDoubtWindow < 0 {
 		return fmt.Errorf("whatsapp.in_doubt_window must not be negative")
+	}
+	if w := c.WhatsApp.CallSettleWait.Std(); w != 0 && (w < minCallSettleWait || w > maxCallSettleWait) {
+		return fmt.Errorf("whatsapp.call_settle_wait %s: must be between %s and %s (or absent for %s)",
+			w, minCallSettleWait, maxCallSettleWait, whatsapp.DefaultSettleWait)
 	}
 	for _, w := range c.Engine.OptOutWords {
 		if strings.TrimSpace(w) == "" {

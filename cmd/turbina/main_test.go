@@ -474,6 +474,43 @@ func TestConfigInDoubtWindow(t *testing.T) {
 	}
 }
 
+// TestConfigCallSettleWait: whatsapp.call_settle_wait is read as a duration
+// (absent: 0, the client's default of 20s) within 1s and 5min; one outside is
+// refused naming the key.
+func TestConfigCallSettleWait(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	getenv := func(k string) string {
+		if k == "TURBINA_CONFIG" {
+			return file
+		}
+		return ""
+	}
+	for _, tt := range []struct {
+		section string
+		want    time.Duration
+		wantErr string
+	}{
+		{`{}`, 0, ""},
+		{`{"call_settle_wait":"1s"}`, time.Second, ""},
+		{`{"call_settle_wait":"45s"}`, 45 * time.Second, ""},
+		{`{"call_settle_wait":"5m"}`, 5 * time.Minute, ""},
+		{`{"call_settle_wait":"500ms"}`, 0, "whatsapp.call_settle_wait"},
+		{`{"call_settle_wait":"5m1s"}`, 0, "whatsapp.call_settle_wait"},
+		{`{"call_settle_wait":"-1s"}`, 0, "whatsapp.call_settle_wait"},
+	} {
+		if err := os.WriteFile(file, []byte(`{"whatsapp":`+tt.section+`}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: error %v, want one naming %s", tt.section, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || cfg.WhatsApp.CallSettleWait.Std() != tt.want):
+			t.Errorf("%s: %v, wait %v, want %v", tt.section, err, cfg.WhatsApp.CallSettleWait.Std(), tt.want)
+		}
+	}
+}
+
 func TestConfigPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "turbina.json")
 	if err := os.WriteFile(file, []byte(`{"http_addr":"127.0.0.1:1111","log_level":"warn","data_dir":"/from/file"}`), 0o600); err != nil {

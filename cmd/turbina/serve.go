@@ -169,7 +169,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		if text == "" {
 			text = "Podemos ligar para você pelo WhatsApp?"
 		}
-		channels[campaigns.ChannelWhatsAppCall] = wachannel.NewCalls(waClient, store, text)
+		waCalls := wachannel.NewCalls(waClient, store, text)
+		waCalls.UseSettleWait(cfg.WhatsApp.CallSettleWait.Std())
+		channels[campaigns.ChannelWhatsAppCall] = waCalls
 		channels[campaigns.ChannelWhatsAppTemplate] = wachannel.NewTemplates(waClient, store)
 		templates = web.NewTemplateCache(waClient)
 	} else {

@@ -73,6 +73,9 @@ type Calls struct {
 	// gate is the engine's policy gate, asked before a permission request; the
 	// engine hands it over through UseGate.
 	gate func(ctx context.Context, contactID int64, action campaigns.ContactAction) error
+	// settleWait bounds the wait for a call's webhooks when its connect's
+	// answer was lost (0: whatsapp.DefaultSettleWait).
+	settleWait time.Duration
 }
 
 // NewCalls returns the whatsapp_call channel.
@@ -85,6 +88,13 @@ func NewCalls(client *whatsapp.Client, store Store, permissionText string) *Call
 // The engine calls it when it is given the channel.
 func (w *Calls) UseGate(gate func(ctx context.Context, contactID int64, action campaigns.ContactAction) error) {
 	w.gate = gate
+}
+
+// UseSettleWait sets how long a call whose connect answer was lost waits for
+// its webhooks before it is left in doubt (whatsapp.DialOptions.SettleWait;
+// 0 keeps whatsapp.DefaultSettleWait). Call it before the first Place.
+func (w *Calls) UseSettleWait(d time.Duration) {
+	w.settleWait = d
 }
 
 // Place starts a WhatsApp call; when WhatsApp refuses it for want of permission, a
@@ -119,7 +129,7 @@ func (w *Calls) Place(ctx context.Context, req channel.PlaceRequest) (channel.At
 		w.store.MarkFailed(context.WithoutCancel(ctx), m.ID, err, time.Time{})
 		return nil, &channel.OutcomeError{Outcome: campaigns.OutcomeInterrupted, Err: err}
 	}
-	call, err := w.client.Dial(ctx, req.Key, req.To, whatsapp.DialOptions{RingTimeout: req.RingTimeout})
+	call, err := w.client.Dial(ctx, req.Key, req.To, whatsapp.DialOptions{RingTimeout: req.RingTimeout, SettleWait: w.settleWait})
 	var callID string
 	if err == nil {
 		callID = call.ID()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +157,30 @@ func TestCallWhoseConnectAnswerIsLostRingsOnce(t *testing.T) {
 	m, err := w.store.OutboxByKey(ctx, "lost-answer-1")
 	if err != nil || m.State != storage.OutboxSent || m.ResultID != callID || callID == "" {
 		t.Errorf("outbox %+v (%v), want sent with call %q", m, err, callID)
+	}
+}
+
+// TestCallSettleWaitIsTheConfiguredOne: a call whose connect answer is lost and
+// whose webhooks never come is left in doubt after the wait set with
+// UseSettleWait, not whatsapp.DefaultSettleWait (the context's deadline, shorter
+// than the default, would end it otherwise).
+func TestCallSettleWaitIsTheConfiguredOne(t *testing.T) {
+	w := newWorld(t) // the emulator has no callback URL: no webhook reaches the client
+	w.emu.Script(w.contact.Phone, emulator.Behaviour{LostConnectAnswers: 1, Call: emulator.CallNoAnswer})
+	calls := wachannel.NewCalls(w.client, w.store, "Podemos ligar?")
+	calls.UseSettleWait(1500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), whatsapp.DefaultSettleWait*3/4)
+	defer cancel()
+	_, err := calls.Place(ctx, channel.PlaceRequest{Key: "settle-1", Contact: w.contact, To: w.contact.Phone})
+	var oe *channel.OutcomeError
+	if !errors.As(err, &oe) || oe.Outcome != campaigns.OutcomeNoAnswer || !errors.Is(err, whatsapp.ErrCallInDoubt) {
+		t.Fatalf("place: %v, want no_answer in doubt", err)
+	}
+	if ctx.Err() != nil || !strings.Contains(err.Error(), "within 1.5s") {
+		t.Errorf("place: %v (context %v), want the call given up after the configured 1.5s", err, ctx.Err())
+	}
+	m, err := w.store.OutboxByKey(context.Background(), "settle-1")
+	if err != nil || m.State != storage.OutboxInDoubt {
+		t.Errorf("outbox %+v (%v), want in doubt", m, err)
 	}
 }
