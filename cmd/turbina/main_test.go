@@ -441,9 +441,11 @@ func TestConfigMaxAbandon(t *testing.T) {
 	}
 }
 
-// TestConfigInDoubtWindow: whatsapp.in_doubt_window is read as a duration
-// (absent: 0, the engine's default of 1h), and a negative one is refused naming it.
-func TestConfigInDoubtWindow(t *testing.T) {
+// TestConfigWhatsAppDurations: whatsapp.in_doubt_window (absent: 0, the
+// engine's default of 1h; a negative one refused) and whatsapp.call_settle_wait
+// (absent: 0, the client's default of 20s; within 1s and 5min) are read as
+// durations, and a value out of bounds is refused naming its key.
+func TestConfigWhatsAppDurations(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "turbina.json")
 	getenv := func(k string) string {
 		if k == "TURBINA_CONFIG" {
@@ -451,15 +453,25 @@ func TestConfigInDoubtWindow(t *testing.T) {
 		}
 		return ""
 	}
+	inDoubt := func(c config) time.Duration { return c.WhatsApp.InDoubtWindow.Std() }
+	settle := func(c config) time.Duration { return c.WhatsApp.CallSettleWait.Std() }
 	for _, tt := range []struct {
 		section string
+		read    func(config) time.Duration
 		want    time.Duration
 		wantErr string
 	}{
-		{`{}`, 0, ""},
-		{`{"in_doubt_window":"3s"}`, 3 * time.Second, ""},
-		{`{"in_doubt_window":"2h"}`, 2 * time.Hour, ""},
-		{`{"in_doubt_window":"-1s"}`, 0, "whatsapp.in_doubt_window"},
+		{`{}`, inDoubt, 0, ""},
+		{`{"in_doubt_window":"3s"}`, inDoubt, 3 * time.Second, ""},
+		{`{"in_doubt_window":"2h"}`, inDoubt, 2 * time.Hour, ""},
+		{`{"in_doubt_window":"-1s"}`, inDoubt, 0, "whatsapp.in_doubt_window"},
+		{`{}`, settle, 0, ""},
+		{`{"call_settle_wait":"1s"}`, settle, time.Second, ""},
+		{`{"call_settle_wait":"45s"}`, settle, 45 * time.Second, ""},
+		{`{"call_settle_wait":"5m"}`, settle, 5 * time.Minute, ""},
+		{`{"call_settle_wait":"500ms"}`, settle, 0, "whatsapp.call_settle_wait"},
+		{`{"call_settle_wait":"5m1s"}`, settle, 0, "whatsapp.call_settle_wait"},
+		{`{"call_settle_wait":"-1s"}`, settle, 0, "whatsapp.call_settle_wait"},
 	} {
 		if err := os.WriteFile(file, []byte(`{"whatsapp":`+tt.section+`}`), 0o600); err != nil {
 			t.Fatal(err)
@@ -468,45 +480,8 @@ func TestConfigInDoubtWindow(t *testing.T) {
 		switch {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("%s: error %v, want one naming %s", tt.section, err, tt.wantErr)
-		case tt.wantErr == "" && (err != nil || cfg.WhatsApp.InDoubtWindow.Std() != tt.want):
-			t.Errorf("%s: %v, window %v, want %v", tt.section, err, cfg.WhatsApp.InDoubtWindow.Std(), tt.want)
-		}
-	}
-}
-
-// TestConfigCallSettleWait: whatsapp.call_settle_wait is read as a duration
-// (absent: 0, the client's default of 20s) within 1s and 5min; one outside is
-// refused naming the key.
-func TestConfigCallSettleWait(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
-	getenv := func(k string) string {
-		if k == "TURBINA_CONFIG" {
-			return file
-		}
-		return ""
-	}
-	for _, tt := range []struct {
-		section string
-		want    time.Duration
-		wantErr string
-	}{
-		{`{}`, 0, ""},
-		{`{"call_settle_wait":"1s"}`, time.Second, ""},
-		{`{"call_settle_wait":"45s"}`, 45 * time.Second, ""},
-		{`{"call_settle_wait":"5m"}`, 5 * time.Minute, ""},
-		{`{"call_settle_wait":"500ms"}`, 0, "whatsapp.call_settle_wait"},
-		{`{"call_settle_wait":"5m1s"}`, 0, "whatsapp.call_settle_wait"},
-		{`{"call_settle_wait":"-1s"}`, 0, "whatsapp.call_settle_wait"},
-	} {
-		if err := os.WriteFile(file, []byte(`{"whatsapp":`+tt.section+`}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-		switch {
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("%s: error %v, want one naming %s", tt.section, err, tt.wantErr)
-		case tt.wantErr == "" && (err != nil || cfg.WhatsApp.CallSettleWait.Std() != tt.want):
-			t.Errorf("%s: %v, wait %v, want %v", tt.section, err, cfg.WhatsApp.CallSettleWait.Std(), tt.want)
+		case tt.wantErr == "" && (err != nil || tt.read(cfg) != tt.want):
+			t.Errorf("%s: %v, read %v, want %v", tt.section, err, tt.read(cfg), tt.want)
 		}
 	}
 }
