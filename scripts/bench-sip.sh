@@ -76,16 +76,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	python3 -c 'import socket
-for _ in range(50):
-    u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(("127.0.0.1",0)); p=u.getsockname()[1]
-    t=socket.socket()
-    try:
-        t.bind(("127.0.0.1",p)); print(p); break
-    except OSError: pass
-    finally: t.close(); u.close()'
-}
+. scripts/free-port.sh # the working directory is the repository root
 
 # start_uas DIR: a fresh UAS for one step, its stats every second in DIR/uas.csv.
 start_uas() {
