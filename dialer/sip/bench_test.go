@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"os"
 	"runtime"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/turbina-dialer/turbina/internal/sipptest"
 )
 
 // benchEnv returns an int from the environment, or def.

@@ -126,23 +126,11 @@ func TestThroughKamailio(t *testing.T) {
 			proxy := startKamailio(t, carrier.SIPAddr(), "turbina", "s3cret", time.Second)
 			tc := TrunkConfig{Name: "carrier", Address: proxy.addr, Transport: transport, CallerID: "+34910000001",
 				Username: "turbina", Password: "s3cret"}
-			cfg := testConfig(tc)
-			cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
-			cfg.SuspectAfter = Duration(time.Second)
-			cfg.RingTimeout = Duration(10 * time.Second)
-			o := newTestOriginator(t, cfg)
-			carrier.WaitUntil(t, 10*time.Second, "start", func() bool {
-				return strings.Contains(carrier.Output(), "baresip is ready")
-			})
+			o := baresipOriginator(t, carrier, testConfig(tc))
 			proto := strings.ToLower(transport)
 			_, carrierPort, _ := net.SplitHostPort(carrier.SIPAddr())
 			for i, by := range []Party{PartyLocal, PartyRemote} {
-				events, onEvent := eventChan()
-				c, err := o.Dial(context.Background(), DialRequest{To: "34600000001", OnEvent: onEvent})
-				if err != nil {
-					t.Fatal(err)
-				}
-				waitAnswered(t, c, events)
+				c := answeredCall(t, o, "34600000001")
 				if n := proxy.logged(`turbina-test: challenge INVITE from 127\.0\.0\.1:\d+ over ` + proto); n != i+1 {
 					t.Errorf("call %d: kamailio challenged %d INVITEs over %s, want %d", i+1, n, proto, i+1)
 				}

@@ -123,12 +123,7 @@ func port(t *testing.T, addr string) uint16 {
 // dialAnswered places a call that the carrier answers and hangs it up.
 func dialAnswered(t *testing.T, o *Originator) Result {
 	t.Helper()
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "+5511987654321", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, o, "+5511987654321")
 	if err := c.Hangup(context.Background()); err != nil {
 		t.Fatal(err)
 	}

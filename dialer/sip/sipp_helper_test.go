@@ -159,6 +159,18 @@ func (l *eventLog) kinds() []EventKind {
 	return append([]EventKind(nil), l.seen...)
 }
 
+// answeredCall dials to and waits until the call is answered.
+func answeredCall(t testing.TB, o *Originator, to string) *Call {
+	t.Helper()
+	events, onEvent := eventChan()
+	c, err := o.Dial(context.Background(), DialRequest{To: to, OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswered(t, c, events)
+	return c
+}
+
 // waitAnswered waits for the call's answered event, reporting its result if it ends instead.
 func waitAnswered(t testing.TB, c *Call, ch <-chan Event) {
 	t.Helper()

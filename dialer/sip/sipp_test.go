@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"net"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/turbina-dialer/turbina/internal/sipptest"
 )
 
 func udpTrunk(name, addr string, prio int) TrunkConfig {

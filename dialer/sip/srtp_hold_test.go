@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,19 +18,7 @@ func TestSRTPHoldResumeWithBaresip(t *testing.T) {
 	carrier := baresiptest.StartCarrier(t, baresiptest.CarrierOptions{User: "34600000001", MediaEnc: "srtp-mand"})
 	tc := udpTrunk("carrier", carrier.SIPAddr(), 0)
 	tc.SRTP = SRTPRequire
-	cfg := testConfig(tc)
-	cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
-	cfg.RingTimeout = Duration(10 * time.Second)
-	o := newTestOriginator(t, cfg)
-	carrier.WaitUntil(t, 10*time.Second, "start", func() bool {
-		return strings.Contains(carrier.Output(), "baresip is ready")
-	})
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "34600000001", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, baresipOriginator(t, carrier, testConfig(tc)), "34600000001")
 	m := c.Media()
 	ours := m.localCrypto()
 	if ours == nil {

@@ -39,20 +39,7 @@ func TestSRTPCallWithBaresip(t *testing.T) {
 			}
 			cfg := testConfig(tc)
 			cfg.TLSCertFile, cfg.TLSKeyFile = pki.OursCert, pki.OursKey
-			cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
-			cfg.SuspectAfter = Duration(time.Second)
-			cfg.RingTimeout = Duration(10 * time.Second)
-			o := newTestOriginator(t, cfg)
-			// baresip's SIP socket opens a moment after it starts.
-			carrier.WaitUntil(t, 10*time.Second, "start", func() bool {
-				return strings.Contains(carrier.Output(), "baresip is ready")
-			})
-			events, onEvent := eventChan()
-			c, err := o.Dial(context.Background(), DialRequest{To: "34600000001", OnEvent: onEvent})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitAnswered(t, c, events)
+			c := answeredCall(t, baresipOriginator(t, carrier, cfg), "34600000001")
 			m := c.Media()
 			if m.SRTP() == "" {
 				t.Fatalf("answered as plain RTP: %+v", c.Result())

@@ -119,19 +119,7 @@ func TestCarrierByeOnNewConnection(t *testing.T) {
 			}
 			cfg := testConfig(tc)
 			cfg.TLSCertFile, cfg.TLSKeyFile = pki.OursCert, pki.OursKey
-			cfg.InviteTimeout = Duration(3 * time.Second) // baresip on a loaded machine
-			cfg.SuspectAfter = Duration(time.Second)
-			cfg.RingTimeout = Duration(10 * time.Second)
-			o := newTestOriginator(t, cfg)
-			carrier.WaitUntil(t, 10*time.Second, "start", func() bool {
-				return strings.Contains(carrier.Output(), "baresip is ready")
-			})
-			events, onEvent := eventChan()
-			c, err := o.Dial(context.Background(), DialRequest{To: "34600000001", OnEvent: onEvent})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitAnswered(t, c, events)
+			c := answeredCall(t, baresipOriginator(t, carrier, cfg), "34600000001")
 			if transport == TransportTLS && c.Media().SRTP() == "" {
 				t.Errorf("TLS call answered with plain RTP")
 			}
