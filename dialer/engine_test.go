@@ -257,6 +257,23 @@ func (h *harness) waitContacts(campaignID int64, within time.Duration, ok func(c
 	}
 }
 
+// waitAttemptsWhere waits until the contact's attempts satisfy ok, which want
+// describes. The agent learns of a call before the run records it, so a test that
+// saw the agent move reads the attempts through this.
+func (h *harness) waitAttemptsWhere(ctx context.Context, contactID int64, want string, ok func([]storage.Attempt) bool) []storage.Attempt {
+	h.t.Helper()
+	for {
+		as := h.attempts(contactID)
+		if ok(as) {
+			return as
+		}
+		if ctx.Err() != nil {
+			h.t.Fatalf("attempts %+v, want %s", as, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (h *harness) attempts(contactID int64) []storage.Attempt {
 	h.t.Helper()
 	a, err := h.store.ListAttempts(context.Background(), contactID)

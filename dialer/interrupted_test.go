@@ -54,9 +54,9 @@ func TestStopInterruptsACallAsAnAttempt(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("contacts %+v, %v", list, err)
 	}
-	if as := h.attempts(list[0].ID); len(as) != 1 || as[0].State != "connected" {
-		t.Fatalf("attempts %+v, want one connected", as)
-	}
+	h.waitAttemptsWhere(ctx, list[0].ID, "one connected", func(as []storage.Attempt) bool {
+		return len(as) == 1 && as[0].State == "connected"
+	})
 	stoppedAt := time.Now()
 	h.stop()
 	checkInterrupted(t, h.store, list[0].ID, stoppedAt, time.Duration(ladder[0].RetryDelay))

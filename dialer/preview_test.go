@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -116,10 +117,9 @@ func TestPreviewAgentSeesTheContactFirstThenDialsOrSkipsIt(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	h.waitOnCall(wctx, agents[1], "the preview call")
-	as := h.attempts(second.Contact.ID)
-	if len(as) != 1 || as[0].ID != attemptID || as[0].AgentID != agents[1] {
-		t.Fatalf("attempts %+v, want one, put through to agent %d", as, agents[1])
-	}
+	h.waitAttemptsWhere(wctx, second.Contact.ID, fmt.Sprintf("one, put through to agent %d", agents[1]), func(as []storage.Attempt) bool {
+		return len(as) == 1 && as[0].ID == attemptID && as[0].AgentID == agents[1]
+	})
 	// The screen-pop follows the agent's move on to the call.
 	for popped := false; !popped; time.Sleep(20 * time.Millisecond) {
 		h.mu.Lock()
