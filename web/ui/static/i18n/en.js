@@ -1,4 +1,7 @@
 // English strings. Keys are shared with pt-BR.js; {name} marks a value filled in.
+import agent from './agent.en.js';
+import supervisor from './supervisor.en.js';
+import sales from './sales.en.js';
 export default {
   'title.login': 'Turbina — sign in', 'title.sales': 'Turbina — campaigns', 'title.supervisor': 'Turbina — wallboard',
   'title.agent': 'Turbina — softphone', 'title.forbidden': 'Turbina — not allowed',
@@ -135,4 +138,6 @@ export default {
   'sup.fo.resumed': 'conversations resumed on WhatsApp with their agent', 'sup.fo.resumed.one': 'conversation resumed on WhatsApp with its agent',
   'sup.fo.sign.invite': 'a call got no answer from the trunk', 'sup.fo.sign.media': 'the audio of every call stopped',
   'sup.fo.sign.keepalive': 'the trunk stopped answering its checks', 'sup.fo.sign.transport': 'the network link failed',
+  // Each page's own strings; they win over the shared ones above.
+  ...agent, ...supervisor, ...sales,
 };

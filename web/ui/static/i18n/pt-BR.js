@@ -1,4 +1,7 @@
 // Textos em português do Brasil. As chaves são as mesmas de en.js.
+import agent from './agent.pt-BR.js';
+import supervisor from './supervisor.pt-BR.js';
+import sales from './sales.pt-BR.js';
 export default {
   'title.login': 'Turbina — entrar', 'title.sales': 'Turbina — campanhas', 'title.supervisor': 'Turbina — painel',
   'title.agent': 'Turbina — softphone', 'title.forbidden': 'Turbina — sem permissão',
@@ -135,4 +138,6 @@ export default {
   'sup.fo.resumed': 'conversas retomadas no WhatsApp com o mesmo agente', 'sup.fo.resumed.one': 'conversa retomada no WhatsApp com o mesmo agente',
   'sup.fo.sign.invite': 'uma ligação ficou sem resposta do tronco', 'sup.fo.sign.media': 'o áudio de todas as ligações parou',
   'sup.fo.sign.keepalive': 'o tronco parou de responder às verificações', 'sup.fo.sign.transport': 'o link de rede falhou',
+  // Each page's own strings; they win over the shared ones above.
+  ...agent, ...supervisor, ...sales,
 };

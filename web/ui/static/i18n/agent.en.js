@@ -1,0 +1,3 @@
+// English strings of the agent page (keys shared with agent.pt-BR.js); merged into en.js.
+export default {
+};

@@ -1,0 +1,3 @@
+// Textos da página agent em português do Brasil (mesmas chaves de agent.en.js); entram em pt-BR.js.
+export default {
+};
