@@ -61,6 +61,11 @@ type TrunkConfig struct {
 	TLSRootCAFile string `json:"tls_root_ca_file,omitempty"`
 	// TLSServerName overrides the name checked in the carrier's certificate.
 	TLSServerName string `json:"tls_server_name,omitempty"`
+	// ConnectionReuse, for a tcp or tls trunk, offers our connections to the
+	// carrier with alias in Via and sends our requests on a connection the
+	// carrier offered with alias in its own (RFC 5923); default true. False
+	// does neither, for a carrier that mishandles it.
+	ConnectionReuse *bool `json:"connection_reuse,omitempty"`
 	// Responses are this carrier's rows of the response table, read before the
 	// defaults ([DefaultResponses]): what each final response means.
 	Responses []ResponseRule `json:"responses,omitempty"`
@@ -365,6 +370,9 @@ func (c *Config) validate() error {
 		}
 		if err := validateExternal(fmt.Sprintf("trunk %q: ", t.Name), t.ExternalAddr, rtpExt); err != nil {
 			return err
+		}
+		if t.ConnectionReuse != nil && t.Transport == TransportUDP {
+			return fmt.Errorf("trunk %q: connection_reuse: only for transport tcp or tls (udp has no connection)", t.Name)
 		}
 		if t.KeepaliveInterval != nil && *t.KeepaliveInterval < 0 {
 			return fmt.Errorf("trunk %q: keepalive_interval %s: want a positive duration or \"off\"", t.Name, Duration(*t.KeepaliveInterval).Std())

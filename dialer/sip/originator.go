@@ -91,6 +91,9 @@ type trunk struct {
 	mediaIP net.IP
 	// keepalive is the pause between keepalive OPTIONS; 0: none.
 	keepalive time.Duration
+	// tlsConf is a tls trunk's client config: its roots and the name its
+	// carrier's certificates must be valid for (reuse.go). nil otherwise.
+	tlsConf *tls.Config
 }
 
 // Originator places calls on a set of SIP trunks. It is safe for concurrent use.
@@ -227,6 +230,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 				cancel()
 				return nil, err
 			}
+			t.tlsConf = tlsConf
 			if t.stack, err = o.newStack(tlsConf, o.tlsPort); err != nil {
 				o.closeStacks()
 				o.closeStreams()
@@ -317,6 +321,7 @@ func (o *Originator) newStack(tlsConf *tls.Config, streamPort int) (*sipstack.St
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
+	s.UA.TransportLayer().OnMessage(func(m sip.Message) { o.adoptConnection(s, m) })
 	s.Server.OnBye(o.onBye)
 	s.Server.OnOptions(o.onOptions)
 	s.Server.OnInvite(o.onInvite)
@@ -391,7 +396,7 @@ func (o *Originator) dialogUA(t *trunk) (*sipgo.DialogUA, error) {
 		// The listening port, not the connection's: the carrier may close
 		// the connection and open its own for a BYE (transport.go).
 		client = stream
-		stream.TxRequester = streamRequester{ua: t.stack.UA, password: t.cfg.Password}
+		stream.TxRequester = streamRequester{ua: t.stack.UA, password: t.cfg.Password, reuse: t.cfg.reuse()}
 		contact.Address.Port = o.streamPort(t.cfg.Transport)
 		contact.Address.UriParams = sip.NewParams()
 		contact.Address.UriParams.Add("transport", t.cfg.Transport)

@@ -161,13 +161,17 @@ func (o *Originator) TLSAddr() net.Addr {
 type streamRequester struct {
 	ua       *sipgo.UserAgent
 	password string // the trunk's, to sign with
+	reuse    bool   // the trunk's connection_reuse
 }
 
 // Request implements sipgo's ClientTransactionRequester. An ACK is no
 // transaction: sipgo hands it here too, and it goes straight to the wire.
 func (r streamRequester) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
-	if via := req.Via(); via != nil && !via.Params.Has("alias") {
+	if via := req.Via(); r.reuse && via != nil && !via.Params.Has("alias") {
 		via.Params.Add("alias", "")
+	}
+	if r.reuse {
+		pruneAlias(r.ua.TransportLayer().Pool(req.Transport()), destinationKey(req))
 	}
 	if err := signRequestURI(req, r.password); err != nil {
 		return nil, err
@@ -212,4 +216,18 @@ func signRequestURI(req *sip.Request, password string) error {
 		req.ReplaceHeader(sip.NewHeader(name, signed.String()))
 	}
 	return nil
+}
+
+// destinationKey is the pool key sipgo looks req's connection up by: the
+// destination's IP and port, the transport's default port when it names none;
+// "" for a destination by name, which no adopted connection is keyed by.
+func destinationKey(req *sip.Request) string {
+	host, port, err := sip.ParseAddr(req.Destination())
+	if err != nil || net.ParseIP(host) == nil {
+		return ""
+	}
+	if port == 0 {
+		port = defaultPort(sip.NetworkToLower(req.Transport()))
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// it, for what sipp cannot substitute itself (its regexps take no
 	// keywords).
 	Vars map[string]string
+	// OutOfCall is a scenario of this package (by file name) for the
+	// messages that belong to none of sipp's calls (-oocsf): with a UAC
+	// scenario, requests that the peer starts.
+	OutOfCall string
 }
 
 // Proc is one running sipp.
@@ -144,6 +148,17 @@ func Start(t testing.TB, scenario string, o Options) *Proc {
 	sf := filepath.Join(dir, scenario)
 	if err := os.WriteFile(sf, fillVars(body, o.Vars), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if o.OutOfCall != "" {
+		ooc, err := scenarios.ReadFile("scenarios/" + o.OutOfCall)
+		if err != nil {
+			t.Fatalf("sipp scenario %s: %v", o.OutOfCall, err)
+		}
+		file := filepath.Join(dir, o.OutOfCall)
+		if err := os.WriteFile(file, fillVars(ooc, o.Vars), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o.Extra = append([]string{"-oocsf", file}, o.Extra...)
 	}
 	WriteToneWAV(t, filepath.Join(dir, "tone.wav"))
 	WriteGreetingWAV(t, filepath.Join(dir, "hello.wav"))
