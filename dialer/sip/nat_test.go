@@ -127,6 +127,7 @@ func TestAddressConfig(t *testing.T) {
 		{"trunk external name, global media address is not its", Config{RTPExternalAddr: "203.0.113.8",
 			Trunks: trunk(func(tc *TrunkConfig) { tc.ExternalAddr = "sip.example.org" })}, `trunk "a": external_addr`},
 		{"trunk negative keepalive", Config{Trunks: trunk(func(tc *TrunkConfig) { k := Keepalive(-1); tc.KeepaliveInterval = &k })}, "keepalive_interval"},
+		{"connection reuse on udp", Config{Trunks: trunk(func(tc *TrunkConfig) { off := false; tc.ConnectionReuse = &off })}, `trunk "a": connection_reuse: only for transport tcp or tls`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

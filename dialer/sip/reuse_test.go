@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/testenv"
 )
 
 // TestCarrierConnectionReused: sipp as a carrier over TCP (one socket, -t t1)
@@ -22,16 +24,7 @@ import (
 // carrier's connection has closed, the next call opens one of its own.
 func TestCarrierConnectionReused(t *testing.T) {
 	t.Parallel()
-	aliasPort := sipptest.FreePort(t)
-	tc := TrunkConfig{Name: "carrier", Address: "127.0.0.1:" + strconv.Itoa(aliasPort), Transport: TransportTCP,
-		CallerID: "+34910000001", KeepaliveInterval: keepaliveOff()}
-	cfg := testConfig(tc)
-	cfg.RingTimeout = Duration(5 * time.Second)
-	o := newTestOriginator(t, cfg)
-	sipp := sipptest.Start(t, "alias-offer.xml", sipptest.Options{Transport: "t1", OutOfCall: "alias-answer.xml",
-		Vars: map[string]string{"alias_port": strconv.Itoa(aliasPort)}, Extra: []string{o.TCPAddr().String()}})
-	waitAdopted(t, o, TransportTCP, tc.Address)
-
+	o, sipp, aliasPort := offeredConnection(t, nil)
 	events, onEvent := eventChan()
 	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000004", OnEvent: onEvent})
 	if err != nil {
@@ -62,34 +55,64 @@ func TestCarrierConnectionReused(t *testing.T) {
 	listening.Wait(t, 15*time.Second)
 }
 
+// TestConnectionReuseOff: a trunk with connection_reuse false declines the
+// carrier's offer (TestCarrierConnectionReused's scene): its INVITE goes to
+// the port the carrier named, where nothing listens, and fails there.
+func TestConnectionReuseOff(t *testing.T) {
+	t.Parallel()
+	off := false
+	o, _, aliasPort := offeredConnection(t, &off)
+	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000004"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, c, 10*time.Second)
+	if r.Outcome != OutcomeTrunkFault || !strings.Contains(r.Reason, "127.0.0.1:"+strconv.Itoa(aliasPort)) || !strings.Contains(r.Reason, "refused") {
+		t.Errorf("result %s %q, want a trunk fault: connection to port %d refused", r.Outcome, r.Reason, aliasPort)
+	}
+}
+
+// offeredConnection is the scene of the reuse tests: an originator with a TCP
+// trunk to 127.0.0.1 at a port where nothing listens (connection_reuse as
+// reuse says), and sipp as its carrier (alias-offer.xml, its calls played by
+// alias-answer.xml), connected to our listener and offering the connection
+// for requests to that port. It returns once the originator took the offer,
+// or with reuse off, declined it.
+func offeredConnection(t *testing.T, reuse *bool) (o *Originator, sipp *sipptest.Proc, aliasPort int) {
+	t.Helper()
+	aliasPort = sipptest.FreePort(t)
+	tc := TrunkConfig{Name: "carrier", Address: "127.0.0.1:" + strconv.Itoa(aliasPort), Transport: TransportTCP,
+		CallerID: "+34910000001", KeepaliveInterval: keepaliveOff(), ConnectionReuse: reuse}
+	cfg := testConfig(tc)
+	cfg.RingTimeout = Duration(5 * time.Second)
+	logs := &testenv.Output{}
+	o, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Close() })
+	sipp = sipptest.Start(t, "alias-offer.xml", sipptest.Options{Transport: "t1", OutOfCall: "alias-answer.xml",
+		Vars: map[string]string{"alias_port": strconv.Itoa(aliasPort)}, Extra: []string{o.TCPAddr().String()}})
+	want := "sip connection from carrier reused"
+	if reuse != nil && !*reuse {
+		want = "sip connection offered for reuse by no trunk's carrier"
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			// On without the offer taken: the calls show what follows.
+			t.Errorf("the originator did not log %q within 10s", want)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return o, sipp, aliasPort
+}
+
 // keepaliveOff is a trunk's keepalive_interval "off".
 func keepaliveOff() *Keepalive {
 	k := Keepalive(0)
 	return &k
-}
-
-// waitAdopted waits until a carrier's connection is the one o's trunk
-// requests to addr over transport go on; the test goes on without it, to
-// show what a call does then.
-func waitAdopted(t *testing.T, o *Originator, transport, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, tr := range o.trunks {
-			if tr.cfg.Transport != transport {
-				continue
-			}
-			if c := tr.stack.UA.TransportLayer().Pool(transport).Get(addr); c != nil {
-				c.Ref(-1)
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("no %s connection adopted for %s within 10s", transport, addr)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // establishedTCP lists the ends of established TCP connections whose local
