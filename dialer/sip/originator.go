@@ -201,7 +201,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		cancel()
 		return nil, fmt.Errorf("sip listen: %w", err)
 	}
-	o.serveStreams()
 
 	for i, tc := range cfg.Trunks {
 		t := &trunk{cfg: tc, index: i, pacer: newPacer(tc.MaxCPS), stack: o.main, health: newHealth(),
@@ -260,6 +259,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Originator, error)
 		o.trunks = append(o.trunks, t)
 	}
 	slices.SortStableFunc(o.trunks, func(a, b *trunk) int { return a.cfg.Priority - b.cfg.Priority })
+	// After the trunks: the TLS listener hands connections to their stacks.
+	o.serveStreams()
 
 	for _, t := range o.trunks {
 		if t.resolved != nil {

@@ -113,6 +113,17 @@ func (o *Originator) adoptingTrunk(s *sipstack.Stack, network string, ip net.IP,
 	return nil
 }
 
+// certifiedTrunk is the first tls trunk with connection reuse for whose
+// carrier certs are valid; nil when none.
+func (o *Originator) certifiedTrunk(certs []*x509.Certificate) *trunk {
+	for _, t := range o.trunks {
+		if t.cfg.Transport == TransportTLS && t.cfg.reuse() && t.certifies(certs) {
+			return t
+		}
+	}
+	return nil
+}
+
 // hasIP reports whether ip is the trunk's address, or one of those its name
 // resolved to.
 func (t *trunk) hasIP(ip net.IP) bool {

@@ -2,8 +2,10 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
-	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -24,35 +26,56 @@ import (
 // carrier's connection has closed, the next call opens one of its own.
 func TestCarrierConnectionReused(t *testing.T) {
 	t.Parallel()
-	o, sipp, aliasPort := offeredConnection(t, nil)
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000004", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
-	_, ourPort, _ := net.SplitHostPort(o.TCPAddr().String())
-	if conns := establishedTCP(t, sipp.Port); len(conns) != 1 || !strings.Contains(conns[0], ":"+ourPort) {
-		t.Errorf("TCP connections of the carrier's port %d during the call: %q, want one, to our listener :%s", sipp.Port, conns, ourPort)
-	}
-	if conns := connectionsAt(t, aliasPort); len(conns) != 0 {
-		t.Errorf("TCP connections to the alias port %d: %q, want none", aliasPort, conns)
-	}
-	r := waitResult(t, c, 10*time.Second)
-	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote || r.Reason != "remote hangup" {
-		t.Errorf("result %s %q %q, want answered, hung up by the carrier", r.Outcome, r.HangupBy, r.Reason)
-	}
-	sipp.Wait(t, 15*time.Second)
+	sc := offerConnection(t, offer{transport: TransportTCP})
+	callOnOffered(t, sc)
+	sc.sipp.Wait(t, 15*time.Second)
 
 	// The carrier's connection is gone with its sipp; now the carrier listens
 	// at the port. The next call dials it instead of writing to the dead
 	// connection.
-	listening := sipptest.Start(t, "answer.xml", sipptest.Options{Transport: "t1", Port: aliasPort})
-	c = answeredCall(t, o, "+34600000005")
+	listening := sipptest.Start(t, "answer.xml", sipptest.Options{Transport: "t1", Port: sc.aliasPort})
+	c := answeredCall(t, sc.o, "+34600000005")
 	if err := c.Hangup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	listening.Wait(t, 15*time.Second)
+}
+
+// TestCarrierTLSConnectionReused: the same carrier connects over TLS (sipp
+// behind a relay that speaks TLS to our listener) and offers its connection.
+// It carries the call both ways only when the certificate the carrier
+// presented is valid for the trunk's host by the trunk's CA (RFC 5923 section
+// 6); without a certificate, or with one for another name, the offer is
+// declined and the INVITE is refused at the carrier's port.
+func TestCarrierTLSConnectionReused(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	cert, err := tls.LoadX509KeyPair(pki.Carrier, pki.Carrier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		cert       *tls.Certificate
+		serverName string // the trunk's tls_server_name
+		reused     bool
+	}{
+		{name: "certificate valid for the trunk", cert: &cert, reused: true},
+		{name: "no certificate", reused: false},
+		{name: "certificate for another name", cert: &cert, serverName: "other.test", reused: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sc := offerConnection(t, offer{transport: TransportTLS, pki: pki, cert: tt.cert, serverName: tt.serverName, declined: !tt.reused})
+			if tt.reused {
+				callOnOffered(t, sc)
+				sc.sipp.Wait(t, 15*time.Second)
+				return
+			}
+			callRefused(t, sc)
+		})
+	}
 }
 
 // TestConnectionReuseOff: a trunk with connection_reuse false declines the
@@ -61,52 +84,129 @@ func TestCarrierConnectionReused(t *testing.T) {
 func TestConnectionReuseOff(t *testing.T) {
 	t.Parallel()
 	off := false
-	o, _, aliasPort := offeredConnection(t, &off)
-	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000004"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := waitResult(t, c, 10*time.Second)
-	if r.Outcome != OutcomeTrunkFault || !strings.Contains(r.Reason, "127.0.0.1:"+strconv.Itoa(aliasPort)) || !strings.Contains(r.Reason, "refused") {
-		t.Errorf("result %s %q, want a trunk fault: connection to port %d refused", r.Outcome, r.Reason, aliasPort)
-	}
+	callRefused(t, offerConnection(t, offer{transport: TransportTCP, reuse: &off, declined: true}))
 }
 
-// offeredConnection is the scene of the reuse tests: an originator with a TCP
-// trunk to 127.0.0.1 at a port where nothing listens (connection_reuse as
-// reuse says), and sipp as its carrier (alias-offer.xml, its calls played by
-// alias-answer.xml), connected to our listener and offering the connection
-// for requests to that port. It returns once the originator took the offer,
-// or with reuse off, declined it.
-func offeredConnection(t *testing.T, reuse *bool) (o *Originator, sipp *sipptest.Proc, aliasPort int) {
+// offer is how the carrier of the reuse tests offers its connection.
+type offer struct {
+	transport string
+	// reuse is the trunk's connection_reuse.
+	reuse *bool
+	// declined: the scene waits for the originator to decline the offer,
+	// not to take it.
+	declined bool
+	// pki, cert and serverName are for tls: the test's CA, the carrier's
+	// certificate (nil: none) and the trunk's tls_server_name.
+	pki        testPKI
+	cert       *tls.Certificate
+	serverName string
+}
+
+// offerScene is a carrier that offered its connection to an originator.
+type offerScene struct {
+	o         *Originator
+	sipp      *sipptest.Proc
+	aliasPort int // the carrier's Via port, where nothing listens
+	ourPort   int // our listener the carrier connected to
+}
+
+// offerConnection sets the scene of the reuse tests: an originator with a
+// trunk to 127.0.0.1 at a port where nothing listens, and sipp as its carrier
+// (alias-offer.xml, its calls played by alias-answer.xml), connected to our
+// listener, directly or over TLS through tlsClientRelay, and offering the
+// connection for requests to that port. It returns once the originator took
+// the offer, or declined it.
+func offerConnection(t *testing.T, of offer) offerScene {
 	t.Helper()
-	aliasPort = sipptest.FreePort(t)
-	tc := TrunkConfig{Name: "carrier", Address: "127.0.0.1:" + strconv.Itoa(aliasPort), Transport: TransportTCP,
-		CallerID: "+34910000001", KeepaliveInterval: keepaliveOff(), ConnectionReuse: reuse}
-	cfg := testConfig(tc)
+	aliasPort := sipptest.FreePort(t)
+	tc := TrunkConfig{Name: "carrier", Address: "127.0.0.1:" + strconv.Itoa(aliasPort), Transport: of.transport,
+		CallerID: "+34910000001", KeepaliveInterval: keepaliveOff(), ConnectionReuse: of.reuse}
+	cfg := testConfig()
+	if of.transport == TransportTLS {
+		tc.TLSRootCAFile, tc.TLSServerName = of.pki.CAFile, of.serverName
+		cfg.TLSCertFile, cfg.TLSKeyFile = of.pki.OursCert, of.pki.OursKey
+	}
+	cfg.Trunks = []TrunkConfig{tc}
 	cfg.RingTimeout = Duration(5 * time.Second)
 	logs := &testenv.Output{}
 	o, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = o.Close() })
-	sipp = sipptest.Start(t, "alias-offer.xml", sipptest.Options{Transport: "t1", OutOfCall: "alias-answer.xml",
-		Vars: map[string]string{"alias_port": strconv.Itoa(aliasPort)}, Extra: []string{o.TCPAddr().String()}})
+	t.Cleanup(func() {
+		_ = o.Close()
+		if t.Failed() {
+			t.Logf("originator:\n%s", sipptest.Tail(logs.String(), 6000))
+		}
+	})
+	sc := offerScene{o: o, aliasPort: aliasPort}
+	var target, via string
+	if of.transport == TransportTLS {
+		pem, err := os.ReadFile(of.pki.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		target, via = tlsClientRelay(t, o.TLSAddr().String(), of.cert, roots), "TLS"
+	} else {
+		target, via = o.TCPAddr().String(), "TCP"
+	}
+	sc.ourPort = o.streamPort(of.transport)
+	sc.sipp = sipptest.Start(t, "alias-offer.xml", sipptest.Options{Transport: "t1", OutOfCall: "alias-answer.xml",
+		ContactTransport: of.transport, Extra: []string{target},
+		Vars: map[string]string{"alias_port": strconv.Itoa(aliasPort), "via_transport": via}})
 	want := "sip connection from carrier reused"
-	if reuse != nil && !*reuse {
+	if of.declined {
 		want = "sip connection offered for reuse by no trunk's carrier"
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), want) {
 		if time.Now().After(deadline) {
-			// On without the offer taken: the calls show what follows.
+			// Without the offer taken, the calls show what follows.
 			t.Errorf("the originator did not log %q within 10s", want)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return o, sipp, aliasPort
+	return sc
+}
+
+// callOnOffered places a call on the offered connection: answered, the only
+// connection at our listener and none to the carrier's port while it is up,
+// then hung up by the carrier.
+func callOnOffered(t *testing.T, sc offerScene) {
+	t.Helper()
+	events, onEvent := eventChan()
+	c, err := sc.o.Dial(context.Background(), DialRequest{To: "+34600000004", OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswered(t, c, events)
+	if conns := establishedTCP(t, sc.ourPort); len(conns) != 1 {
+		t.Errorf("connections at our listener :%d during the call: %q, want the carrier's one", sc.ourPort, conns)
+	}
+	if conns := connectionsAt(t, sc.aliasPort); len(conns) != 0 {
+		t.Errorf("TCP connections to the alias port %d: %q, want none", sc.aliasPort, conns)
+	}
+	r := waitResult(t, c, 10*time.Second)
+	if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote || r.Reason != "remote hangup" {
+		t.Errorf("result %s %q %q, want answered, hung up by the carrier", r.Outcome, r.HangupBy, r.Reason)
+	}
+}
+
+// callRefused places a call that goes to the carrier's port, not on its
+// connection: refused there, a trunk fault.
+func callRefused(t *testing.T, sc offerScene) {
+	t.Helper()
+	c, err := sc.o.Dial(context.Background(), DialRequest{To: "+34600000004"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, c, 10*time.Second)
+	if r.Outcome != OutcomeTrunkFault || !strings.Contains(r.Reason, "127.0.0.1:"+strconv.Itoa(sc.aliasPort)) || !strings.Contains(r.Reason, "refused") {
+		t.Errorf("result %s %q, want a trunk fault: connection to port %d refused", r.Outcome, r.Reason, sc.aliasPort)
+	}
 }
 
 // keepaliveOff is a trunk's keepalive_interval "off".

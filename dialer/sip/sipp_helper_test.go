@@ -36,6 +36,30 @@ func tlsRelay(t testing.TB, backend string) (addr string, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	relay(t, l, func() (net.Conn, error) { return net.Dial("tcp", backend) })
+	return l.Addr().String(), caFile
+}
+
+// tlsClientRelay listens for TCP on a free port and relays each connection
+// over TLS to target, verified by roots, presenting cert when not nil: sipp
+// -t t1 behind it is a carrier that connects to us over TLS.
+func tlsClientRelay(t testing.TB, target string, cert *tls.Certificate, roots *x509.CertPool) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		conf.Certificates = []tls.Certificate{*cert}
+	}
+	relay(t, l, func() (net.Conn, error) { return tls.Dial("tcp", target, conf) })
+	return l.Addr().String()
+}
+
+// relay copies each connection l accepts to one dial opens, both ways,
+// until either closes; l is closed at the test's cleanup.
+func relay(t testing.TB, l net.Listener, dial func() (net.Conn, error)) {
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -45,7 +69,7 @@ func tlsRelay(t testing.TB, backend string) (addr string, caFile string) {
 			}
 			go func() {
 				defer c.Close()
-				b, err := net.Dial("tcp", backend)
+				b, err := dial()
 				if err != nil {
 					return
 				}
@@ -55,7 +79,6 @@ func tlsRelay(t testing.TB, backend string) (addr string, caFile string) {
 			}()
 		}
 	}()
-	return l.Addr().String(), caFile
 }
 
 func selfSignedCert(t testing.TB) (tls.Certificate, []byte) {

@@ -10,10 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/turbina-dialer/turbina/dialer/sip/internal/sipstack"
 )
 
 // A trunk over TCP or TLS sends its INVITE on a connection from an ephemeral
@@ -102,21 +106,112 @@ func (o *Originator) listenStreams(ctx context.Context) error {
 			return fmt.Errorf("sip listen_tls %s: %w", addr, err)
 		}
 		o.tlsPort = l.Addr().(*net.TCPAddr).Port
-		o.tlsLn = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
+		// A carrier's certificate, when it has one, is what lets its
+		// connection carry our requests (reuse.go); checked there, per trunk,
+		// so a carrier without one still connects.
+		o.tlsLn = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert},
+			ClientAuth: tls.RequestClientCert})
 	}
 	return nil
 }
 
-// serveStreams hands the TCP and TLS listeners to the main stack, whose
-// handlers (BYE, re-INVITE, OPTIONS) serve every trunk's calls.
+// serveStreams hands the TCP listener to the main stack, and the TLS
+// listener's connections to the stacks of the trunks they come from
+// (dispatchTLS). Every stack's handlers (BYE, re-INVITE, OPTIONS) serve every
+// trunk's calls.
 func (o *Originator) serveStreams() {
 	if o.tcpLn != nil {
 		go func() { _ = o.main.Server.ServeTCP(o.tcpLn) }()
 	}
 	if o.tlsLn != nil {
-		go func() { _ = o.main.Server.ServeTLS(o.tlsLn) }()
+		go o.dispatchTLS()
 	}
 }
+
+// handshakeTimeout bounds a TLS handshake on the listener.
+const handshakeTimeout = 10 * time.Second
+
+// dispatchTLS accepts the TLS listener's connections until it is closed and,
+// once a connection's handshake is done, hands it to the stack of the tls
+// trunk with connection reuse whose carrier its certificate is valid for, or
+// else to the main stack. sipgo reads a connection on the stack it was served
+// on: only there do the trunk's requests, and the responses to them, find it
+// (reuse.go).
+func (o *Originator) dispatchTLS() {
+	queues := map[*sipstack.Stack]*connQueue{}
+	for _, s := range o.stacks {
+		q := newConnQueue(o.tlsLn.Addr())
+		queues[s] = q
+		go func() { _ = s.Server.ServeTLS(q) }()
+	}
+	defer func() {
+		for _, q := range queues {
+			_ = q.Close()
+		}
+	}()
+	for {
+		c, err := o.tlsLn.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			tc := c.(*tls.Conn) // from tls.NewListener
+			ctx, cancel := context.WithTimeout(o.rootCtx, handshakeTimeout)
+			err := tc.HandshakeContext(ctx)
+			cancel()
+			if err != nil {
+				o.log.Debug("sip tls handshake failed", "from", c.RemoteAddr().String(), "error", err)
+				_ = c.Close()
+				return
+			}
+			s := o.main
+			if t := o.certifiedTrunk(tc.ConnectionState().PeerCertificates); t != nil {
+				s = t.stack
+			}
+			queues[s].push(c)
+		}()
+	}
+}
+
+// connQueue is a net.Listener whose connections were accepted elsewhere.
+type connQueue struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c to Accept; c is closed if the queue is.
+func (q *connQueue) push(c net.Conn) {
+	select {
+	case q.conns <- c:
+	case <-q.done:
+		_ = c.Close()
+	}
+}
+
+// Accept implements net.Listener.
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (q *connQueue) Addr() net.Addr { return q.addr }
 
 // closeStreams closes the TCP and TLS listeners.
 func (o *Originator) closeStreams() {
