@@ -24,10 +24,17 @@ type kamailio struct {
 	out  *testenv.Output
 }
 
+// kamailioTCP is how Kamailio keeps TCP connections: for lifetime after
+// their last message, and with acceptAliases, tcp_accept_aliases (RFC 5923).
+type kamailioTCP struct {
+	lifetime      time.Duration
+	acceptAliases bool
+}
+
 // startKamailio runs Kamailio as the carrier's record-routing proxy with
 // digest auth in front of carrier (host:port), on a free port of 127.0.0.1
 // (UDP and TCP). It is stopped, with the processes it forked, at cleanup.
-func startKamailio(t *testing.T, carrier, user, password string, tcpLifetime time.Duration) *kamailio {
+func startKamailio(t *testing.T, carrier, user, password string, tcp kamailioTCP) *kamailio {
 	t.Helper()
 	bin := testenv.RequireTool(t, "kamailio", "kamailio")
 	tmpl, err := os.ReadFile(filepath.Join("testdata", "kamailio.cfg"))
@@ -36,7 +43,8 @@ func startKamailio(t *testing.T, carrier, user, password string, tcpLifetime tim
 	}
 	port := sipptest.FreePort(t)
 	cfg := strings.NewReplacer("{{port}}", strconv.Itoa(port), "{{carrier}}", carrier, "{{user}}", user,
-		"{{password}}", password, "{{tcp_lifetime}}", strconv.Itoa(int(tcpLifetime/time.Second))).Replace(string(tmpl))
+		"{{password}}", password, "{{tcp_lifetime}}", strconv.Itoa(int(tcp.lifetime/time.Second)),
+		"{{accept_aliases}}", map[bool]string{false: "no", true: "yes"}[tcp.acceptAliases]).Replace(string(tmpl))
 	dir := t.TempDir()
 	file := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
@@ -123,7 +131,7 @@ func TestThroughKamailio(t *testing.T) {
 	for _, transport := range []string{TransportUDP, TransportTCP} {
 		t.Run(transport, func(t *testing.T) {
 			carrier := baresiptest.StartCarrier(t, baresiptest.CarrierOptions{User: "34600000001"})
-			proxy := startKamailio(t, carrier.SIPAddr(), "turbina", "s3cret", time.Second)
+			proxy := startKamailio(t, carrier.SIPAddr(), "turbina", "s3cret", kamailioTCP{lifetime: time.Second})
 			tc := TrunkConfig{Name: "carrier", Address: proxy.addr, Transport: transport, CallerID: "+34910000001",
 				Username: "turbina", Password: "s3cret"}
 			o := baresipOriginator(t, carrier, testConfig(tc))
@@ -158,6 +166,37 @@ func TestThroughKamailio(t *testing.T) {
 				if r.Outcome != OutcomeAnswered || r.HangupBy != by {
 					t.Errorf("call %d: result %s by %q (%s), want answered, hung up by %s", i+1, r.Outcome, r.HangupBy, r.Reason, by)
 				}
+			}
+		})
+	}
+}
+
+// TestKamailioTakesOurConnection: Kamailio with tcp_accept_aliases keeps the
+// connection of our INVITE (a minute's lifetime) and, our Via offering it with
+// alias, routes the carrier's BYE to our Contact on it: no connection is
+// opened to our listener. With the trunk's connection_reuse false our Via
+// says nothing, and Kamailio opens one to our Contact for the BYE.
+func TestKamailioTakesOurConnection(t *testing.T) {
+	for _, reuse := range []bool{true, false} {
+		t.Run("connection_reuse "+strconv.FormatBool(reuse), func(t *testing.T) {
+			carrier := baresiptest.StartCarrier(t, baresiptest.CarrierOptions{User: "34600000001"})
+			proxy := startKamailio(t, carrier.SIPAddr(), "turbina", "s3cret", kamailioTCP{lifetime: time.Minute, acceptAliases: true})
+			tc := TrunkConfig{Name: "carrier", Address: proxy.addr, Transport: TransportTCP, CallerID: "+34910000001",
+				Username: "turbina", Password: "s3cret", ConnectionReuse: &reuse}
+			o := baresipOriginator(t, carrier, testConfig(tc))
+			_, carrierPort, _ := net.SplitHostPort(carrier.SIPAddr())
+			c := answeredCall(t, o, "34600000001")
+			carrier.WaitUntil(t, 5*time.Second, "call established", func() bool { return strings.Contains(carrier.Output(), "Call established") })
+			carrier.Command(t, "hangup")
+			proxy.waitBye(t, true, carrierPort, "tcp", 1)
+			if r := waitResult(t, c, 15*time.Second); r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote {
+				t.Errorf("result %s by %q (%s), want answered, hung up by the carrier", r.Outcome, r.HangupBy, r.Reason)
+			}
+			_, port, _ := net.SplitHostPort(o.TCPAddr().String())
+			listenerPort, _ := strconv.Atoi(port)
+			accepted := ss(t, "( sport = :"+port+" )", "state", "connected")
+			if want := map[bool]int{true: 0, false: 1}[reuse]; len(accepted) != want {
+				t.Errorf("connections Kamailio opened to our listener :%d: %q, want %d", listenerPort, accepted, want)
 			}
 		})
 	}
