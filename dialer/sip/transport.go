@@ -26,8 +26,9 @@ import (
 // UPDATE comes on a connection of its own, to the address in our Contact. So
 // each stream transport a trunk uses has a listening socket, and its port, not
 // the connection's, is what Contact and Via carry. Via also carries alias
-// (RFC 5923 section 5): a carrier that supports it sends its requests back on
-// our connection while it lasts instead of opening one.
+// (RFC 5923 section 5), unless the trunk's connection_reuse is false: a
+// carrier that supports it sends its requests back on our connection while it
+// lasts instead of opening one. The other way round is reuse.go.
 
 // usesTransport reports whether any trunk is configured with transport tr.
 func (c *Config) usesTransport(tr string) bool {
