@@ -223,6 +223,8 @@ func TestImportReaderInline(t *testing.T) {
 			[]want{{line: 2, reason: RejectMalformedRow}, {line: 3, reason: RejectInvalidNumber}, {line: 4, phone: "+5511987654322"}}},
 		{"duplicate after rejected first row is kept", "phone,tz\n11987654321,Nowhere/City\n11987654321,\n11987654321,\n", br,
 			[]want{{line: 2, reason: RejectInvalidTimezone}, {line: 3, phone: "+5511987654321"}, {line: 4, reason: RejectDuplicateInFile}}},
+		{"letters in a number are refused", "phone\n(62) 9ABCD-1234\n(62) 99999-1234\n", br,
+			[]want{{line: 2, reason: RejectInvalidNumber}, {line: 3, phone: "+5562999991234"}}},
 		{"Local time zone is refused", "phone,timezone\n11987654321,Local\n", br, []want{{line: 2, reason: RejectInvalidTimezone}}},
 		{"small field limit", "phone,name\n11987654321,abcdef\n11987654322,abc\n", ImportOptions{DefaultCountry: "BR", MaxFieldBytes: 11},
 			[]want{{line: 2, phone: "+5511987654321"}, {line: 3, phone: "+5511987654322"}}},
@@ -443,6 +445,11 @@ func TestNormalizePhone(t *testing.T) {
 		{"98765-4321", "BR", "", ErrInvalidNumber},   // no area code
 		{"11 8765-4321", "BR", "", ErrInvalidNumber}, // mobile without the 9
 		{"abc", "BR", "", ErrInvalidNumber},
+		// Letters are not a keypad: a typo must not dial someone else.
+		{"(62) 9ABCD-1234", "BR", "", ErrInvalidNumber},
+		{"1-800-FLOWERS", "US", "", ErrInvalidNumber},
+		{"11 98765-4321 ramal 2", "BR", "", ErrInvalidNumber},
+		{"0XX11 98765-4321", "BR", "+5511987654321", nil},
 		{"  ", "BR", "", ErrEmptyNumber},
 		{"11987654321", "ZZ", "", ErrUnknownCountry},
 	}
