@@ -127,6 +127,8 @@ type request struct {
 	contentType         string
 	// chunked hides the body's length, so the client sends it chunked.
 	chunked bool
+	// header holds more request headers.
+	header http.Header
 }
 
 // onlyReader hides every method of a reader but Read, so net/http cannot learn
@@ -145,6 +147,9 @@ func (e *apiEnv) do(t *testing.T, rq request) apiResponse {
 	}
 	if rq.chunked {
 		req.ContentLength = -1
+	}
+	for k, v := range rq.header {
+		req.Header[k] = v
 	}
 	if rq.token != "" {
 		req.Header.Set("Authorization", "Bearer "+rq.token)
