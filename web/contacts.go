@@ -40,12 +40,30 @@ func importError(err error) error {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, errSlowBody):
 		return err
-	case errors.Is(err, campaigns.ErrNoHeader), errors.Is(err, campaigns.ErrNoPhoneColumn),
-		errors.Is(err, campaigns.ErrDuplicateColumn), errors.Is(err, campaigns.ErrTooManyColumns),
-		errors.Is(err, campaigns.ErrBadHeader), errors.Is(err, campaigns.ErrUnsupportedEncoding):
-		return errorf(http.StatusUnprocessableEntity, "invalid_file", err.Error())
+	}
+	for _, f := range fileProblems {
+		if errors.Is(err, f.err) {
+			e := errorf(http.StatusUnprocessableEntity, "invalid_file", err.Error())
+			// The problem's stable code, for a page to say it in its language.
+			e.Fields = map[string]string{"file": f.code}
+			return e
+		}
 	}
 	return err
+}
+
+// fileProblems are the reasons a whole file cannot be imported, with the code
+// each has in an invalid_file error's fields.file.
+var fileProblems = []struct {
+	err  error
+	code string
+}{
+	{campaigns.ErrNoHeader, "no_header"},
+	{campaigns.ErrNoPhoneColumn, "no_phone_column"},
+	{campaigns.ErrDuplicateColumn, "duplicate_column"},
+	{campaigns.ErrTooManyColumns, "too_many_columns"},
+	{campaigns.ErrBadHeader, "bad_header"},
+	{campaigns.ErrUnsupportedEncoding, "unsupported_encoding"},
 }
 
 func (s *Server) importContacts(w http.ResponseWriter, r *http.Request, p principal) error {
