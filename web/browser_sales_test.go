@@ -34,11 +34,12 @@ func newSalesEnv(t *testing.T) *apiEnv {
 	return newUIEnv(t, Config{Templates: NewTemplateCache(client)})
 }
 
-// setLang switches the page's language as a person does, with the header's switch.
+// setLang chooses the page's language as the header's switch remembers it, and
+// reloads: a switch dispatched before the page's module runs would be lost.
 func (p *page) setLang(lang string) {
 	p.t.Helper()
-	p.do("switch language to "+lang, chromedp.SetValue(chromedp.CSS("#lang-switch"), lang),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById('lang-switch').dispatchEvent(new Event('change'))`))
+	p.do("choose "+lang, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`localStorage.setItem('turbina.lang', %q)`, lang)), chromedp.Reload())
+	p.waitJS("page in "+lang, fmt.Sprintf(`document.documentElement.lang === %q && document.getElementById('lang-switch').value === %q`, lang, lang), 10*time.Second)
 }
 
 // choose sets a select's value and tells the page, as a person's pick does.

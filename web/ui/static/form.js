@@ -11,8 +11,9 @@ export function setError(input, msg) {
   let span = document.getElementById(id);
   if (!span) {
     span = el('span', { class: 'field-error', id });
-    // A checkbox's error goes after its label, the label's text stays whole.
-    const after = input.closest('label') || input;
+    // After the field's group (a number and its unit) or its label, so the
+    // label's text and the group stay whole.
+    const after = input.closest('.field-group') || input.closest('label') || input;
     after.insertAdjacentElement('afterend', span);
   }
   span.textContent = msg;

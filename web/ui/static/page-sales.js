@@ -255,7 +255,7 @@ function rungRow(r) {
     el('div', { class: 'rung-fields' },
       el('label', {}, el('span', { class: 'lbl-channel' }), channel),
       el('label', {}, el('span', { class: 'lbl-attempts' }), attempts),
-      el('div', { class: 'delay' }, el('label', {}, el('span', { class: 'lbl-delay' }), delay), unitSel)),
+      el('div', { class: 'delay field-group' }, el('label', {}, el('span', { class: 'lbl-delay' }), delay), unitSel)),
     tplPart,
     el('button', { type: 'button', class: 'remove-rung', onclick: () => { li.remove(); numberSteps(); } }));
   $('rungs').append(li);
