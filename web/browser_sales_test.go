@@ -366,6 +366,17 @@ func TestBrowserImportReportForPeople(t *testing.T) {
 	}
 	p.do("upload the example", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{exFile}))
 	p.waitJS("example imported", `document.getElementById('report-summary').textContent === '3 contatos importados, nenhuma linha rejeitada.'`, 10*time.Second)
+
+	// A file that cannot be imported at all says why, in Portuguese too.
+	noPhone := filepath.Join(dir, "sem-telefone.csv")
+	if err := os.WriteFile(noPhone, []byte("nome;cidade\nAna;Recife\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.do("upload a file without phones", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{noPhone}))
+	p.waitJS("refused", `document.getElementById('upload-status').textContent.startsWith('O arquivo não foi importado')`, 10*time.Second)
+	if got, want := p.text("#upload-status"), "O arquivo não foi importado: nenhuma coluna se chama telefone, celular ou phone (a primeira linha deve ter os nomes das colunas)."; got != want {
+		t.Errorf("refusal %q, want %q", got, want)
+	}
 	p.fitsPhone("report pt-BR")
 }
 

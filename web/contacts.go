@@ -44,8 +44,7 @@ func importError(err error) error {
 	for _, f := range fileProblems {
 		if errors.Is(err, f.err) {
 			e := errorf(http.StatusUnprocessableEntity, "invalid_file", err.Error())
-			// The problem's stable code, for a page to say it in its language.
-			e.Fields = map[string]string{"file": f.code}
+			e.Reason = f.code
 			return e
 		}
 	}
@@ -53,7 +52,7 @@ func importError(err error) error {
 }
 
 // fileProblems are the reasons a whole file cannot be imported, with the code
-// each has in an invalid_file error's fields.file.
+// each gives an invalid_file error's reason.
 var fileProblems = []struct {
 	err  error
 	code string

@@ -297,25 +297,29 @@ func TestImportErrors(t *testing.T) {
 		chunked     bool
 		status      int
 		code        string
+		reason      string // of an invalid file, for a page to translate
 	}{
-		{"no phone column", path, "text/csv", "name,city\nAna,Recife\n", false, 422, "invalid_file"},
-		{"empty file", path, "text/csv", "", false, 422, "invalid_file"},
-		{"blank lines only", path, "text/csv", "\n\n\n", false, 422, "invalid_file"},
-		{"duplicate column", path, "text/csv", "phone,name,phone\n1,2,3\n", false, 422, "invalid_file"},
-		{"too many columns", path, "text/csv", wide, false, 422, "invalid_file"},
-		{"unsupported charset", path, "text/csv; charset=ebcdic", "phone\n+5511987654321\n", false, 422, "invalid_file"},
-		{"malformed header", path, "text/csv; charset=utf-8", "ph\xffone,name\n+5511987654321,A\n", false, 422, "invalid_file"},
-		{"JSON content type", path, "application/json", `{"phone":"+5511987654321"}`, false, 415, "unsupported_media_type"},
-		{"no content type", path, "", "phone\n+5511987654321\n", false, 415, "unsupported_media_type"},
-		{"image content type", path, "image/png", "phone\n+5511987654321\n", false, 415, "unsupported_media_type"},
-		{"too large, length known", path, "text/csv", big.String(), false, 413, "body_too_large"},
-		{"unknown campaign", "/api/v1/campaigns/999999/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found"},
-		{"non-numeric campaign", "/api/v1/campaigns/abc/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found"},
+		{"no phone column", path, "text/csv", "name,city\nAna,Recife\n", false, 422, "invalid_file", "no_phone_column"},
+		{"empty file", path, "text/csv", "", false, 422, "invalid_file", "no_header"},
+		{"blank lines only", path, "text/csv", "\n\n\n", false, 422, "invalid_file", "no_header"},
+		{"duplicate column", path, "text/csv", "phone,name,phone\n1,2,3\n", false, 422, "invalid_file", "duplicate_column"},
+		{"too many columns", path, "text/csv", wide, false, 422, "invalid_file", "too_many_columns"},
+		{"unsupported charset", path, "text/csv; charset=ebcdic", "phone\n+5511987654321\n", false, 422, "invalid_file", "unsupported_encoding"},
+		{"malformed header", path, "text/csv; charset=utf-8", "ph\xffone,name\n+5511987654321,A\n", false, 422, "invalid_file", "bad_header"},
+		{"JSON content type", path, "application/json", `{"phone":"+5511987654321"}`, false, 415, "unsupported_media_type", ""},
+		{"no content type", path, "", "phone\n+5511987654321\n", false, 415, "unsupported_media_type", ""},
+		{"image content type", path, "image/png", "phone\n+5511987654321\n", false, 415, "unsupported_media_type", ""},
+		{"too large, length known", path, "text/csv", big.String(), false, 413, "body_too_large", ""},
+		{"unknown campaign", "/api/v1/campaigns/999999/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found", ""},
+		{"non-numeric campaign", "/api/v1/campaigns/abc/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantError(t, e.do(t, request{method: "POST", path: tt.path, token: sales, body: strings.NewReader(tt.body),
+			got := wantError(t, e.do(t, request{method: "POST", path: tt.path, token: sales, body: strings.NewReader(tt.body),
 				contentType: tt.contentType, chunked: tt.chunked}), tt.status, tt.code)
+			if got.Reason != tt.reason {
+				t.Errorf("reason %q, want %q", got.Reason, tt.reason)
+			}
 		})
 	}
 	if l := e.contacts(t, c.ID, ""); l.Total != 0 {

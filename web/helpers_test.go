@@ -222,6 +222,7 @@ type apiErrorBody struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields"`
+	Reason  string            `json:"reason"`
 }
 
 // wantError checks that r is the JSON error {"error":{"code","message"}} with the

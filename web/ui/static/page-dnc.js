@@ -67,6 +67,7 @@ function render() {
 
 function message(e) {
   if (!(e instanceof ApiError)) return t('error.network');
+  if (e.detail.reason) return t('upload.failed', { msg: t('upload.err.' + e.detail.reason) });
   const k = 'error.' + e.code;
   return t(k) === k ? t('error.other', { code: e.code }) : t(k);
 }

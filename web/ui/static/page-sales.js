@@ -609,7 +609,8 @@ $('sh-upload').addEventListener('click', async () => {
   }).catch(() => null);
   const data = await res?.json().catch(() => null);
   if (!res?.ok) {
-    $('sh-status').textContent = t('sh.refused', { msg: data?.error?.message || t('error.network') });
+    const reason = data?.error?.reason;
+    $('sh-status').textContent = t('sh.refused', { msg: reason ? t('sh.problem.' + reason) : (res ? t('error.other', { code: data?.error?.code || res.status }) : t('error.network')) });
     $('safe-harbour').dataset.result = 'refused';
     return;
   }
@@ -655,9 +656,9 @@ $('file').addEventListener('change', () => {
 });
 
 // uploadError says why a whole file was refused: the error's code, and for a
-// file that cannot be read, which problem (the fields' file code).
+// file that cannot be read, which problem (the error's reason).
 function uploadError(e) {
-  const why = e instanceof ApiError ? e.detail.fields?.file : '';
+  const why = e instanceof ApiError ? e.detail.reason : '';
   if (why) return t('upload.err.' + why);
   if (e instanceof ApiError && t('upload.err.' + e.code) !== 'upload.err.' + e.code) return t('upload.err.' + e.code);
   return serverMessage(e);
