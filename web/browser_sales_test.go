@@ -485,3 +485,54 @@ func (e *apiEnv) userByName(t *testing.T, name string) storage.User {
 	t.Fatalf("no user %s", name)
 	return storage.User{}
 }
+
+// TestBrowserStartRefusalInWords: a draft made through the API without its
+// template is refused at Start with the step and field in the page's words, not
+// the server's "ladder[2].template: / is not an approved template".
+func TestBrowserStartRefusalInWords(t *testing.T) {
+	e := newSalesEnv(t)
+	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
+		"name": "Sem modelo", "caller_id": "+551130000000",
+		"ladder": []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}, {"channel": "whatsapp_template", "max_attempts": 1}},
+	}), http.StatusCreated)
+	p := openBrowser(t, e)
+	p.signIn("supervisor1", "/supervisor")
+	p.do("open the campaigns", chromedp.Navigate(e.srv.URL+"/sales"))
+	p.setLang("pt-BR")
+	start := fmt.Sprintf(`#campaigns tr[data-id="%s"] .actions button:nth-child(2)`, c.ID)
+	p.waitJS("start offered", fmt.Sprintf(`document.querySelector(%q)?.textContent === 'Iniciar'`, start), 10*time.Second)
+	p.do("start", chromedp.Click(chromedp.CSS(start)))
+	p.waitJS("refused", `document.getElementById('list-status').textContent !== ''`, 10*time.Second)
+	if got, want := p.text("#list-status"), "Sem modelo não foi iniciada. Corrija antes: passo 2: modelo."; got != want {
+		t.Errorf("status %q, want %q", got, want)
+	}
+}
+
+// TestBrowserEditorWordsToJSON: the editor's translations between business words
+// and the campaign JSON, run in Chromium as the page runs them.
+func TestBrowserEditorWordsToJSON(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	p := openBrowser(t, e)
+	p.signIn("sales1", "/sales")
+	got := eval[string](p, `import(new URL('sales-model.js', document.querySelector('script[type=module]').src).href).then((m) => JSON.stringify([
+		m.cronFromDays(['mon', 'tue', 'wed', 'thu', 'fri'], '09:00', '18:30'),
+		m.cronFromDays(['sat', 'sun'], '08:05', '12:00'),
+		m.cronFromDays(['mon', 'wed', 'thu', 'fri', 'sun'], '09:00', '17:00'),
+		m.daysFromCron('0 9 * * 1-5', '30 18 * * 1-5'),
+		m.daysFromCron('0 8 * * MON-FRI', '0 12 * * MON-FRI'),
+		m.daysFromCron('0 9 1 * *', '0 18 1 * *'),
+		m.daysFromCron('0 22 * * *', '0 6 * * *'),
+		m.daysFromCron('@every 1h', '0 18 * * *'),
+		[m.durationSeconds('1h30m0s'), m.durationSeconds('0s'), m.durationSeconds('48h0m0s')],
+		[m.splitDelay(1800), m.splitDelay(7200), m.splitDelay(172800), m.splitDelay(90), m.splitDelay(0)],
+		[m.delayText(45, 'minutes'), m.delayText(1.5, 'hours'), m.delayText(2, 'days')],
+	]))`)
+	want := `[{"open":"0 9 * * 1-5","close":"30 18 * * 1-5"},{"open":"5 8 * * 0,6","close":"0 12 * * 0,6"},` +
+		`{"open":"0 9 * * 0,1,3-5","close":"0 17 * * 0,1,3-5"},` +
+		`{"days":["mon","tue","wed","thu","fri"],"open":"09:00","close":"18:30"},` +
+		`{"days":["mon","tue","wed","thu","fri"],"open":"08:00","close":"12:00"},null,null,null,` +
+		`[5400,0,172800],[[30,"minutes"],[2,"hours"],[2,"days"],[1.5,"minutes"],[0,"minutes"]],["2700s","5400s","172800s"]]`
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
