@@ -536,3 +536,22 @@ func TestBrowserEditorWordsToJSON(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestBrowserDictionariesHaveTheSameKeys: every string has both languages, so a
+// Portuguese page never falls back to English (t uses the English text for a key
+// Portuguese lacks).
+func TestBrowserDictionariesHaveTheSameKeys(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	p := openBrowser(t, e)
+	p.signIn("sales1", "/sales")
+	got := eval[string](p, `(async () => {
+		const base = document.querySelector('script[type=module]').src;
+		const en = (await import(new URL('i18n/en.js', base).href)).default;
+		const pt = (await import(new URL('i18n/pt-BR.js', base).href)).default;
+		return [...Object.keys(en).filter((k) => !(k in pt)).map((k) => 'no pt-BR: ' + k),
+			...Object.keys(pt).filter((k) => !(k in en)).map((k) => 'no en: ' + k)].join(', ');
+	})()`)
+	if got != "" {
+		t.Error(got)
+	}
+}
