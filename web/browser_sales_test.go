@@ -405,13 +405,28 @@ func TestBrowserDoNotCallPage(t *testing.T) {
 	if n := eval[int](p, `document.querySelectorAll('#dnc-list tbody button').length`); n != 0 {
 		t.Errorf("sales are offered %d removals, which the API refuses them", n)
 	}
+	// A file of numbers goes on the list with the reason typed.
+	file := filepath.Join(t.TempDir(), "nao-ligar.csv")
+	if err := os.WriteFile(file, []byte("telefone;nome\n(21) 99876-0003;Caio\nsem número;Duda\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.do("import", chromedp.Evaluate[chromedp.Void](`document.getElementById('dnc-search').value = ''`),
+		chromedp.SetUploadFiles(chromedp.CSS("#dnc-file"), []string{file}))
+	p.waitJS("imported", `document.getElementById('dnc-status').textContent === '1 number added. 1 not added:'`, 10*time.Second)
+	if got := p.text("#dnc-rejected"); got != "line 3: not a valid phone number" {
+		t.Errorf("file's rejected %q", got)
+	}
+	p.waitJS("three listed", `document.querySelectorAll('#dnc-list tbody tr').length === 3`, 5*time.Second)
+	if got := p.text(`#dnc-list tr[data-phone="+5521998760003"] td`); got != "pediu por telefone" {
+		t.Errorf("imported number's reason %q", got)
+	}
 	p.fitsPhone("dnc")
 
 	s := openBrowser(t, e)
 	s.signIn("supervisor1", "/supervisor")
 	s.setLang("pt-BR")
 	s.do("open do not call", chromedp.Navigate(e.srv.URL+"/dnc"))
-	s.waitJS("listed", `document.querySelectorAll('#dnc-list tbody tr button').length === 2`, 10*time.Second)
+	s.waitJS("listed", `document.querySelectorAll('#dnc-list tbody tr button').length === 3`, 10*time.Second)
 	s.do("take one off", chromedp.Click(chromedp.CSS(`#dnc-list tr[data-phone="+5511987650001"] button`)))
 	s.waitJS("asked why", `document.getElementById('remove-dlg').open`, 5*time.Second)
 	s.do("without a reason", chromedp.Click(chromedp.CSS("#remove-yes")))
@@ -420,7 +435,7 @@ func TestBrowserDoNotCallPage(t *testing.T) {
 	}
 	s.do("with a reason", chromedp.SendKeys(chromedp.CSS("#remove-reason"), "cliente voltou a ser cliente"),
 		chromedp.Click(chromedp.CSS("#remove-yes")))
-	s.waitJS("removed", `document.querySelectorAll('#dnc-list tbody tr').length === 1`, 10*time.Second)
+	s.waitJS("removed", `document.querySelectorAll('#dnc-list tbody tr').length === 2`, 10*time.Second)
 	s.shot("dnc-pt-BR")
 	audit := decode[auditList](t, e.get(t, "/api/v1/audit?object_type=dnc", testAdminToken), http.StatusOK)
 	if en := audit.Entries[0]; en.Action != "dnc.remove" || en.Username != "supervisor1" || field(t, en.After, "reason") != `"cliente voltou a ser cliente"` {
