@@ -451,6 +451,11 @@ func TestBrowserUsersPage(t *testing.T) {
 	p.signIn("admin", "/supervisor")
 	p.do("open users", chromedp.Navigate(e.srv.URL+"/users"), chromedp.WaitVisible(chromedp.CSS("#u-username")))
 	p.waitJS("users listed", `document.querySelectorAll('#users tbody tr').length === 4`, 10*time.Second)
+	// An admin cannot lock themselves out from here.
+	self := fmt.Sprintf(`#users tr[data-id="%d"]`, e.users[storage.RoleAdmin].ID)
+	if !eval[bool](p, fmt.Sprintf(`document.querySelector('%s .u-role').disabled && document.querySelector('%s button').disabled`, self, self)) {
+		t.Error("the admin may block or demote their own account")
+	}
 	p.do("a short password", chromedp.SendKeys(chromedp.CSS("#u-username"), "vendas2"), chromedp.SendKeys(chromedp.CSS("#u-password"), "curta"),
 		chromedp.Click(chromedp.CSS("#u-create")))
 	if got := p.fieldError("#u-password"); got != "At least 10 characters." {

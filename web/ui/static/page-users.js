@@ -6,12 +6,14 @@ import { showErrors, clearErrors, confirmAction } from './form.js';
 const $ = (id) => document.getElementById(id);
 const roles = ['agent', 'sales', 'supervisor', 'admin'];
 let users = [];
+let me = null; // the admin using the page, who must not lock themselves out
 
 setup(render);
 load();
 
 async function load() {
   try {
+    if (!me) me = (await api('GET', '/api/v1/me')).user;
     users = (await api('GET', '/api/v1/users')).users;
     render();
   } catch (e) { $('users-status').textContent = message(e); }
@@ -28,8 +30,12 @@ function render() {
     const sel = el('select', { class: 'u-role', 'aria-label': t('users.roleOf', { name: u.username }) },
       roles.map((r) => { const o = el('option', { value: r }, t('role.' + r)); o.selected = r === u.role; return o; }));
     sel.addEventListener('change', () => change(u, { role: sel.value }, sel));
+    const self = u.id === me?.id;
+    sel.disabled = self;
     const access = el('button', { type: 'button', class: u.disabled ? '' : 'danger-outline',
       'aria-label': t(u.disabled ? 'users.enableN' : 'users.disableN', { name: u.username }) }, t(u.disabled ? 'users.enable' : 'users.disable'));
+    access.disabled = self;
+    if (self) access.title = t('users.self');
     access.addEventListener('click', async () => {
       if (!u.disabled && !await confirmAction(t('users.disableTitle', { name: u.username }), t('users.disableText'), t('users.disable'))) return;
       change(u, { disabled: !u.disabled });
