@@ -179,13 +179,17 @@ func TestBrowserEditorChecksBeforeSaving(t *testing.T) {
 	if got := eval[string](p, `[...document.querySelectorAll('#rungs .step-h')].map(h => h.textContent).join('|')`); got != "Passo 1|Passo 2|Passo 3" {
 		t.Errorf("steps %q", got)
 	}
-	p.do("a negative wait", chromedp.SetValue(chromedp.CSS(".rung:nth-child(2) .r-delay"), "-1"))
+	p.do("a negative wait and a zone that does not exist", chromedp.SetValue(chromedp.CSS(".rung:nth-child(2) .r-delay"), "-1"),
+		chromedp.SetValue(chromedp.CSS("#f-tz"), "America/Brasilia"))
 	p.choose(".rung:nth-child(2) .r-unit", "hours")
 	p.do("save", chromedp.Click(chromedp.CSS("#save-campaign")))
 	p.waitJS("refused", `document.getElementById('editor-status').textContent !== ''`, 5*time.Second)
 	p.shot("refused-pt-BR")
-	if got := p.text("#editor-status"); got != "2 campos para corrigir, em vermelho." {
+	if got := p.text("#editor-status"); got != "3 campos para corrigir, em vermelho." {
 		t.Errorf("status %q", got)
+	}
+	if got := p.fieldError("#f-tz"); got != `"America/Brasilia" não é um fuso horário: escolha um da lista (America/Sao_Paulo…).` {
+		t.Errorf("time zone error %q", got)
 	}
 	if got := p.fieldError(".rung:nth-child(3) .r-template"); got != "Escolha o modelo aprovado que este passo envia." {
 		t.Errorf("template error %q", got)
@@ -201,7 +205,8 @@ func TestBrowserEditorChecksBeforeSaving(t *testing.T) {
 	}
 
 	// A named template fills each placeholder from the column of its name.
-	p.do("fix the wait", chromedp.SetValue(chromedp.CSS(".rung:nth-child(2) .r-delay"), "1"))
+	p.do("fix the wait and the zone", chromedp.SetValue(chromedp.CSS(".rung:nth-child(2) .r-delay"), "1"),
+		chromedp.SetValue(chromedp.CSS("#f-tz"), "America/Recife"))
 	p.choose(".rung:nth-child(3) .r-template", "lembrete\x00pt_BR")
 	p.waitJS("placeholder", `document.querySelector('.rung:nth-child(3) .r-param')?.dataset.placeholder === 'nome'`, 5*time.Second)
 	p.choose(".rung:nth-child(3) .r-param", "name")

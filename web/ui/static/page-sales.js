@@ -442,6 +442,7 @@ function readForm() {
   if (!/^[A-Z]{2}$/.test(country)) bad($('f-country'), 'err.country');
   const tz = $('f-tz').value.trim();
   if (!tz) bad($('f-tz'), 'err.required');
+  else if (!knownZone(tz)) bad($('f-tz'), 'err.tz', { tz });
 
   let schedule = { open: '', close: '', timezone: tz };
   if ($('f-sched-on').checked) {
@@ -526,6 +527,15 @@ function readForm() {
     ladder, dispositions,
   };
   return { campaign, errors };
+}
+
+// knownZone reports whether the browser knows tz as an IANA time zone, as the
+// server (Go's time zone database) will.
+function knownZone(tz) {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch { return false; }
 }
 
 // fieldFor finds the form field a server error key names.

@@ -63,6 +63,7 @@ export default {
   'err.attempts': 'A whole number from 1 to 20.', 'err.delay': 'A number of {unit}, 0 or more.',
   'err.template': 'Choose the approved template this step sends.', 'err.templateNotApproved': 'Not an approved template: choose one from the list.',
   'err.column': 'Choose the column that fills this placeholder.', 'err.namedColumn': 'This template fills {{{p}}} from a column named "{p}".',
+  'err.tz': '"{tz}" is not a time zone: choose one from the list (America/Sao_Paulo…).',
   'err.noSteps': 'The ladder needs at least one step.', 'err.code': 'Lower-case letters, digits and _ only.',
   'err.codeTwice': 'Another disposition has this code.', 'err.noDispos': 'Agents need at least one disposition.',
   'err.server': 'Refused by the server: check {what}.',

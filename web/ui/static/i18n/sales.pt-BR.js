@@ -63,6 +63,7 @@ export default {
   'err.attempts': 'Um número inteiro de 1 a 20.', 'err.delay': 'Um número de {unit}, 0 ou mais.',
   'err.template': 'Escolha o modelo aprovado que este passo envia.', 'err.templateNotApproved': 'Não é um modelo aprovado: escolha um da lista.',
   'err.column': 'Escolha a coluna que preenche esta variável.', 'err.namedColumn': 'Este modelo preenche {{{p}}} com a coluna chamada "{p}".',
+  'err.tz': '"{tz}" não é um fuso horário: escolha um da lista (America/Sao_Paulo…).',
   'err.noSteps': 'A régua precisa de pelo menos um passo.', 'err.code': 'Só letras minúsculas sem acento, dígitos e _.',
   'err.codeTwice': 'Outra tabulação tem este código.', 'err.noDispos': 'Os atendentes precisam de pelo menos uma tabulação.',
   'err.server': 'Recusado pelo servidor: confira {what}.',
