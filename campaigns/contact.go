@@ -83,7 +83,16 @@ const (
 type Rejection struct {
 	Line   int          `json:"line"`
 	Reason RejectReason `json:"reason"`
-	Detail string       `json:"detail,omitempty"`
+	// Detail explains the reason in English, for logs and API users; pages
+	// translate Reason and show Value instead.
+	Detail string `json:"detail,omitempty"`
+	// Value is the cell (or number) the reason is about, as written in the
+	// file or, for a duplicate, in E.164; empty when the reason is about the
+	// whole row.
+	Value string `json:"value,omitempty"`
+	// Cells are the row's cells as read, so the person who fixes it sees the
+	// row of their spreadsheet.
+	Cells []string `json:"cells,omitempty"`
 }
 
 // ErrMissingColumn means a column named (by a template's parameters) is not one

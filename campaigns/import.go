@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,9 @@ type ImportRow struct {
 	Contact Contact
 	// Reject, when not nil, says why the row is not imported.
 	Reject *Rejection
+	// Cells are the row's cells as read: what a rejection found later (the
+	// number already in the campaign, or on a do-not-call list) reports.
+	Cells []string
 }
 
 // column roles.
@@ -138,6 +142,8 @@ type ImportReader struct {
 	encoding string // for messages
 
 	cols    []string // attribute key of each column; "" for role columns and skipped ones
+	header  []string // the header's names as written
+	culprit string   // the cell the current row's rejection is about
 	roleCol [nRoles]int
 	// regionCol and postalCol are the attribute columns holding a state/UF and a
 	// postal code, or -1.
@@ -304,7 +310,43 @@ func (ir *ImportReader) readHeader(delim byte, maxColumns int) error {
 	for len(names) > 0 && names[len(names)-1] == "" {
 		names = names[:len(names)-1]
 	}
+	ir.header = names
 	return ir.mapColumns(names)
+}
+
+// Header returns the header row's column names as written in the file.
+func (ir *ImportReader) Header() []string { return slices.Clone(ir.header) }
+
+// cells returns the current record's cells as text, in one allocation for
+// their bytes: bytes not valid UTF-8 (a bad_encoding row) are replaced.
+func (ir *ImportReader) cells() []string {
+	n := len(ir.sc.ends)
+	if len(ir.decEnd) > 0 {
+		n = len(ir.decEnd)
+	}
+	var all []byte
+	if len(ir.decEnd) > 0 {
+		all = ir.dec
+	} else {
+		all = ir.sc.buf
+	}
+	text := strings.ToValidUTF8(string(all), "\uFFFD")
+	if len(text) != len(all) {
+		// Replacement changed the offsets: cut each cell on its own.
+		out := make([]string, n)
+		for i := range out {
+			out[i] = strings.ToValidUTF8(string(ir.field(i)), "\uFFFD")
+		}
+		return out
+	}
+	out := make([]string, n)
+	start := 0
+	for i := range out {
+		end := len(ir.field(i)) + start
+		out[i] = text[start:end]
+		start = end
+	}
+	return out
 }
 
 // mapColumns assigns roles and attribute keys to the header names.
@@ -457,12 +499,15 @@ func (ir *ImportReader) Next() (ImportRow, error) {
 		return ImportRow{}, err
 	}
 	line := ir.sc.line
+	ir.culprit = ""
+	ir.decEnd = ir.decEnd[:0] // a row rejected before decode must not show the last one's text
 	c, reason, detail := ir.contact()
+	cells := ir.cells()
 	if reason != "" {
-		return ImportRow{Line: line, Reject: &Rejection{Line: line, Reason: reason, Detail: detail}}, nil
+		return ImportRow{Line: line, Cells: cells, Reject: &Rejection{Line: line, Reason: reason, Detail: detail, Value: ir.culprit, Cells: cells}}, nil
 	}
 	c.Line = line
-	return ImportRow{Line: line, Contact: c}, nil
+	return ImportRow{Line: line, Contact: c, Cells: cells}, nil
 }
 
 // contact turns the current record into a contact, or says why not.
@@ -485,7 +530,8 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 	if len(phone) == 0 {
 		return Contact{}, RejectMissingPhone, ""
 	}
-	e164, key, err := ir.phones.normalize(string(phone))
+	ir.culprit = string(phone)
+	e164, key, err := ir.phones.normalize(ir.culprit)
 	if err != nil {
 		return Contact{}, RejectInvalidNumber, clip(err.Error())
 	}
@@ -493,6 +539,7 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 	if wa := bytes.TrimSpace(ir.field(ir.roleCol[roleWhatsApp])); len(wa) > 0 {
 		waE164, _, err := ir.phones.normalize(string(wa))
 		if err != nil {
+			ir.culprit = string(wa)
 			return Contact{}, RejectInvalidWhatsApp, clip(err.Error())
 		}
 		if waE164 != e164 {
@@ -502,6 +549,7 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 	if tz := bytes.TrimSpace(ir.field(ir.roleCol[roleTimezone])); len(tz) > 0 {
 		name := string(tz)
 		if !ir.validZone(name) {
+			ir.culprit = name
 			return Contact{}, RejectInvalidTimezone, clip(fmt.Sprintf("%q is not an IANA time zone", name))
 		}
 		c.Timezone = name
@@ -512,6 +560,7 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 		if len(region) > 0 || len(postal) > 0 {
 			zs, err := zonesFromColumns(contactCountry(e164, ir.phones.region), string(region), string(postal))
 			if err != nil {
+				ir.culprit = strings.TrimSpace(string(region) + " " + string(postal))
 				return Contact{}, RejectInvalidRegion, clip(err.Error())
 			}
 			c.Zones = zs
@@ -526,6 +575,7 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 	// Checked last, so the number counts as seen only once a row with it is
 	// imported: a rejected row does not make a later good one a duplicate.
 	if _, dup := ir.seen[key]; dup {
+		ir.culprit = e164
 		return Contact{}, RejectDuplicateInFile, e164 + " is on an earlier row"
 	}
 	ir.seen[key] = struct{}{}
@@ -540,6 +590,7 @@ func (ir *ImportReader) contact() (Contact, RejectReason, string) {
 			if consentHeaders[canonicalHeader(k)] {
 				at, given, err := ParseConsent(string(v))
 				if err != nil {
+					ir.culprit = string(v)
 					return Contact{}, RejectInvalidConsent, clip(err.Error())
 				}
 				if given {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/text/encoding/unicode"
@@ -223,6 +224,8 @@ func TestImportReaderInline(t *testing.T) {
 			[]want{{line: 2, reason: RejectMalformedRow}, {line: 3, reason: RejectInvalidNumber}, {line: 4, phone: "+5511987654322"}}},
 		{"duplicate after rejected first row is kept", "phone,tz\n11987654321,Nowhere/City\n11987654321,\n11987654321,\n", br,
 			[]want{{line: 2, reason: RejectInvalidTimezone}, {line: 3, phone: "+5511987654321"}, {line: 4, reason: RejectDuplicateInFile}}},
+		{"letters in a number are refused", "phone\n(62) 9ABCD-1234\n(62) 99999-1234\n", br,
+			[]want{{line: 2, reason: RejectInvalidNumber}, {line: 3, phone: "+5562999991234"}}},
 		{"Local time zone is refused", "phone,timezone\n11987654321,Local\n", br, []want{{line: 2, reason: RejectInvalidTimezone}}},
 		{"small field limit", "phone,name\n11987654321,abcdef\n11987654322,abc\n", ImportOptions{DefaultCountry: "BR", MaxFieldBytes: 11},
 			[]want{{line: 2, phone: "+5511987654321"}, {line: 3, phone: "+5511987654322"}}},
@@ -443,6 +446,11 @@ func TestNormalizePhone(t *testing.T) {
 		{"98765-4321", "BR", "", ErrInvalidNumber},   // no area code
 		{"11 8765-4321", "BR", "", ErrInvalidNumber}, // mobile without the 9
 		{"abc", "BR", "", ErrInvalidNumber},
+		// Letters are not a keypad: a typo must not dial someone else.
+		{"(62) 9ABCD-1234", "BR", "", ErrInvalidNumber},
+		{"1-800-FLOWERS", "US", "", ErrInvalidNumber},
+		{"11 98765-4321 ramal 2", "BR", "", ErrInvalidNumber},
+		{"0XX11 98765-4321", "BR", "+5511987654321", nil},
 		{"  ", "BR", "", ErrEmptyNumber},
 		{"11987654321", "ZZ", "", ErrUnknownCountry},
 	}
@@ -660,5 +668,60 @@ func BenchmarkImportReader(b *testing.B) {
 			}
 			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
+	}
+}
+
+// A rejection carries the row as the spreadsheet had it and the cell at fault,
+// so the person fixing it finds the row and a page can say what is wrong in its
+// own language.
+func TestImportRejectionsKeepTheRow(t *testing.T) {
+	data := "Telefone;Nome;Plano;fuso\n" +
+		"(62) 9ABCD-1234;Ana;ouro;\n" + // letters
+		"11987654321;Bia;prata;\n" +
+		"11 98765-4321;Caio;;\n" + // duplicate
+		"11987654322;Duda;ouro;Nowhere/City\n" +
+		"\"11987654323;Jo\xe3o;x;\n" // malformed (stray quote), Windows-1252
+	ir, err := NewImportReader(strings.NewReader(data), ImportOptions{DefaultCountry: "BR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ir.Header(), []string{"Telefone", "Nome", "Plano", "fuso"}; !slices.Equal(got, want) {
+		t.Errorf("Header() = %q, want %q", got, want)
+	}
+	rows := importAll(t, []byte(data), ImportOptions{DefaultCountry: "BR"})
+	tests := []struct {
+		line   int
+		reason RejectReason
+		value  string
+		cells  []string
+	}{
+		{2, RejectInvalidNumber, "(62) 9ABCD-1234", []string{"(62) 9ABCD-1234", "Ana", "ouro", ""}},
+		{4, RejectDuplicateInFile, "+5511987654321", []string{"11 98765-4321", "Caio", "", ""}},
+		{5, RejectInvalidTimezone, "Nowhere/City", []string{"11987654322", "Duda", "ouro", "Nowhere/City"}},
+	}
+	byLine := map[int]ImportRow{}
+	for _, r := range rows {
+		byLine[r.Line] = r
+	}
+	for _, tt := range tests {
+		r := byLine[tt.line].Reject
+		if r == nil {
+			t.Errorf("line %d not rejected", tt.line)
+			continue
+		}
+		if r.Reason != tt.reason || r.Value != tt.value || !slices.Equal(r.Cells, tt.cells) {
+			t.Errorf("line %d: %s value %q cells %q; want %s value %q cells %q", tt.line, r.Reason, r.Value, r.Cells, tt.reason, tt.value, tt.cells)
+		}
+	}
+	if ok := byLine[3]; ok.Reject != nil || !slices.Equal(ok.Cells, []string{"11987654321", "Bia", "prata", ""}) {
+		t.Errorf("imported line 3: reject %+v cells %q", ok.Reject, ok.Cells)
+	}
+	if bad := byLine[6].Reject; bad == nil || bad.Reason != RejectMalformedRow {
+		t.Errorf("malformed line 6: %+v", bad)
+	}
+	// A row not valid in the declared encoding still shows, as valid text.
+	rows = importAll(t, []byte("phone,name\n11987654321,Jo\xe3o\n"), ImportOptions{DefaultCountry: "BR", Charset: "utf-8"})
+	if bad := rows[0].Reject; bad == nil || bad.Reason != RejectBadEncoding || len(bad.Cells) != 2 || bad.Cells[0] != "11987654321" || !utf8.ValidString(bad.Cells[1]) {
+		t.Errorf("bad encoding row: %+v", bad)
 	}
 }

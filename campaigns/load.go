@@ -145,7 +145,7 @@ func loadRow(ctx context.Context, sink ImportSink, row ImportRow, res *LoadResul
 			return fmt.Errorf("line %d: %w", row.Line, err)
 		}
 		if reason != "" {
-			rej = &Rejection{Line: row.Line, Reason: reason}
+			rej = &Rejection{Line: row.Line, Reason: reason, Value: row.Contact.Phone, Cells: row.Cells}
 		}
 	}
 	if rej != nil {

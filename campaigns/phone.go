@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -130,6 +131,11 @@ func (n *PhoneNormalizer) normalize(raw string) (string, uint64, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
 		return "", 0, ErrEmptyNumber
+	}
+	if hasLetters(s) {
+		// The library reads letters as a phone keypad ("1-800-FLOWERS"), so a
+		// typo such as "(62) 9ABCD-1234" would become someone else's number.
+		return "", 0, fmt.Errorf("%w: %q has letters, not only digits", ErrInvalidNumber, s)
 	}
 	if e164, key, ok := n.fastPath(s); ok {
 		if e164 == "" {
@@ -261,6 +267,15 @@ func (n *PhoneNormalizer) fastPath(s string) (e164 string, key uint64, ok bool) 
 		return "", 0, false
 	}
 	return e164, key, true
+}
+
+// hasLetters reports whether s holds a letter other than the "xx" of Brazil's
+// carrier-selection prefix ("0xx11 98765-4321"), which the library strips.
+func hasLetters(s string) bool {
+	if len(s) > 3 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X') {
+		s = s[3:]
+	}
+	return strings.IndexFunc(s, unicode.IsLetter) >= 0
 }
 
 func digitsOnly(s string) string {

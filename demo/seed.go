@@ -235,6 +235,9 @@ func sampleCampaign(ctx context.Context, store *storage.DB, system storage.Actor
 	if err != nil {
 		return c, err
 	}
+	if err := batch.SetColumns(ir.Header()); err != nil {
+		return c, err
+	}
 	_, loadErr := campaigns.Load(ctx, ir, batch, 0)
 	if _, err := batch.Finish(ctx, loadErr); err != nil {
 		return c, err

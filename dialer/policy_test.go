@@ -197,7 +197,7 @@ func TestCallbackTimeMustBeAllowed(t *testing.T) {
 	if !errors.As(err, &refused) || !refused.Decision.Has(campaigns.ReasonDoNotCall) || refused.Decision.NextAllowedAt != nil {
 		t.Fatalf("callback to a do-not-call number: %v", err)
 	}
-	if err := h.store.RemoveDNC(ctx, tester, 0, other.Phone); err != nil {
+	if err := h.store.RemoveDNC(ctx, tester, 0, other.Phone, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.engine.Disposition(ctx, agent, Close{Code: campaigns.DispositionDoNotCall}); err != nil {

@@ -44,10 +44,12 @@ type Import struct {
 	Rejected   int    `json:"rejected_count"`
 	// AmbiguousZones counts the imported contacts that may be in more than one
 	// time zone (the calling hours must hold in each).
-	AmbiguousZones int        `json:"ambiguous_zones"`
-	Error          string     `json:"error,omitempty"`
-	StartedAt      time.Time  `json:"started_at"`
-	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	AmbiguousZones int `json:"ambiguous_zones"`
+	// Columns are the header of the file, as written.
+	Columns    []string   `json:"columns,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // ImportBatch writes one import's rows. Rows become durable in whole batches at each
@@ -67,6 +69,7 @@ type ImportBatch struct {
 	reject    *sql.Stmt
 	blocked   *sql.Stmt
 	now       int64
+	columns   sql.NullString // the file's header, JSON
 	imported  int
 	rejected  int
 	ambiguous int
@@ -92,6 +95,16 @@ func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*Imp
 		return nil, fmt.Errorf("record import: %w", err)
 	}
 	return b, nil
+}
+
+// SetColumns records the file's header, written with the batch's next commit.
+func (b *ImportBatch) SetColumns(names []string) error {
+	j, err := json.Marshal(names)
+	if err != nil {
+		return fmt.Errorf("encode import columns: %w", err)
+	}
+	b.columns = sql.NullString{String: string(j), Valid: true}
+	return nil
 }
 
 // ID is the import's identifier.
@@ -134,7 +147,7 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, zones, attributes,
 		status, rung, rung_attempts, next_attempt_at, created_at, updated_at, consent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(campaign_id, phone) DO NOTHING`)
-	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail) VALUES (?,?,?,?)")
+	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail, value, cells) VALUES (?,?,?,?,?,?)")
 	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
 	if err != nil {
 		b.end(false)
@@ -219,7 +232,15 @@ func (b *ImportBatch) Reject(ctx context.Context, r campaigns.Rejection) error {
 	if err := b.open(ctx); err != nil {
 		return err
 	}
-	if _, err := b.reject.ExecContext(ctx, b.id, r.Line, string(r.Reason), nullString(r.Detail)); err != nil {
+	var cells sql.NullString
+	if len(r.Cells) > 0 {
+		j, err := json.Marshal(r.Cells)
+		if err != nil {
+			return fmt.Errorf("encode rejected row: %w", err)
+		}
+		cells = sql.NullString{String: string(j), Valid: true}
+	}
+	if _, err := b.reject.ExecContext(ctx, b.id, r.Line, string(r.Reason), nullString(r.Detail), nullString(r.Value), cells); err != nil {
 		return fmt.Errorf("record rejection: %w", err)
 	}
 	b.pending.rejected++
@@ -241,8 +262,8 @@ func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
 	if state != "running" {
 		finished = sql.NullInt64{Int64: b.d.nowMs(), Valid: true}
 	}
-	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, ambiguous_zones=?, state=?, error=?, finished_at=? WHERE id=?",
-		imported, rejected, ambiguous, state, nullString(errText), finished, b.id)
+	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, ambiguous_zones=?, state=?, error=?, finished_at=?, columns=ifnull(?, columns) WHERE id=?",
+		imported, rejected, ambiguous, state, nullString(errText), finished, b.columns, b.id)
 	if err == nil && state != "running" {
 		err = b.d.audit(ctx, b.tx, b.who, "contacts.import", "campaign", idString(b.campaignID), nil,
 			map[string]any{"import_id": idString(b.id), "imported": imported, "rejected": rejected, "ambiguous_zones": ambiguous, "state": state})
@@ -287,12 +308,17 @@ func (d *DB) GetImport(ctx context.Context, id int64) (Import, error) {
 	var im Import
 	var started int64
 	var finished sql.NullInt64
-	var errText sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT id, campaign_id, state, imported, rejected, ambiguous_zones, error, started_at, finished_at
+	var errText, columns sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT id, campaign_id, state, imported, rejected, ambiguous_zones, error, started_at, finished_at, columns
 		FROM imports WHERE id = ?`, id).Scan(&im.ID, &im.CampaignID, &im.State, &im.Imported, &im.Rejected, &im.AmbiguousZones,
-		&errText, &started, &finished)
+		&errText, &started, &finished, &columns)
 	if err != nil {
 		return im, notFoundIfNoRows(err, fmt.Sprintf("import %d", id))
+	}
+	if columns.Valid {
+		if err := json.Unmarshal([]byte(columns.String), &im.Columns); err != nil {
+			return im, fmt.Errorf("import %d columns: %w", id, err)
+		}
 	}
 	im.Error = errText.String
 	im.StartedAt = msToTime(started)
@@ -302,15 +328,21 @@ func (d *DB) GetImport(ctx context.Context, id int64) (Import, error) {
 
 // ImportRejections streams the rejected rows of an import in line order.
 func (d *DB) ImportRejections(ctx context.Context, importID int64, fn func(campaigns.Rejection) error) error {
-	rows, err := d.db.QueryContext(ctx, "SELECT line, reason, ifnull(detail,'') FROM import_rejections WHERE import_id = ? ORDER BY line", importID)
+	rows, err := d.db.QueryContext(ctx, "SELECT line, reason, ifnull(detail,''), ifnull(value,''), cells FROM import_rejections WHERE import_id = ? ORDER BY line", importID)
 	if err != nil {
 		return fmt.Errorf("list rejections: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r campaigns.Rejection
-		if err := rows.Scan(&r.Line, &r.Reason, &r.Detail); err != nil {
+		var cells sql.NullString
+		if err := rows.Scan(&r.Line, &r.Reason, &r.Detail, &r.Value, &cells); err != nil {
 			return fmt.Errorf("list rejections: %w", err)
+		}
+		if cells.Valid {
+			if err := json.Unmarshal([]byte(cells.String), &r.Cells); err != nil {
+				return fmt.Errorf("rejected line %d: %w", r.Line, err)
+			}
 		}
 		if err := fn(r); err != nil {
 			return err

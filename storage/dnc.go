@@ -24,8 +24,8 @@ type DNCStore interface {
 	// matching contacts through the journey's "added to DNC" event; it returns how
 	// many numbers were new.
 	AddDNC(ctx context.Context, who Actor, campaignID int64, phones []string, reason string) (int, error)
-	RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone string) error
-	ListDNC(ctx context.Context, campaignID int64, limit, offset int) ([]DNCEntry, int, error)
+	RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone, reason string) error
+	ListDNC(ctx context.Context, campaignID int64, digits string, limit, offset int) ([]DNCEntry, int, error)
 	// IsDNC reports whether phone may not be called for campaignID (global or campaign list).
 	IsDNC(ctx context.Context, campaignID int64, phone string) (bool, error)
 }
@@ -120,7 +120,7 @@ func scopeName(campaignID int64) string {
 }
 
 // RemoveDNC takes a number off a list.
-func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone string) error {
+func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone, reason string) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM dnc WHERE phone = ? AND ifnull(campaign_id,0) = ?", phone, campaignID)
 		if err != nil {
@@ -129,18 +129,24 @@ func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone s
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%s on list %s: %w", phone, scopeName(campaignID), ErrNotFound)
 		}
-		return d.audit(ctx, tx, who, "dnc.remove", "dnc", scopeName(campaignID), map[string]any{"phone": phone}, nil)
+		var after map[string]any
+		if reason != "" {
+			after = map[string]any{"reason": reason}
+		}
+		return d.audit(ctx, tx, who, "dnc.remove", "dnc", scopeName(campaignID), map[string]any{"phone": phone}, after)
 	})
 }
 
-// ListDNC pages through one list, newest first.
-func (d *DB) ListDNC(ctx context.Context, campaignID int64, limit, offset int) ([]DNCEntry, int, error) {
+// ListDNC pages through one list, newest first; digits, when not empty, keeps
+// the numbers that contain them (a search by part of a number).
+func (d *DB) ListDNC(ctx context.Context, campaignID int64, digits string, limit, offset int) ([]DNCEntry, int, error) {
+	like := "%" + digits + "%"
 	var total int
-	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE ifnull(campaign_id,0) = ?", campaignID).Scan(&total); err != nil {
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE ifnull(campaign_id,0) = ? AND phone LIKE ?", campaignID, like).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count do-not-call: %w", err)
 	}
 	rows, err := d.db.QueryContext(ctx, `SELECT id, phone, ifnull(campaign_id,0), ifnull(reason,''), created_at FROM dnc
-		WHERE ifnull(campaign_id,0) = ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, limitOrDefault(limit), offset)
+		WHERE ifnull(campaign_id,0) = ? AND phone LIKE ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, like, limitOrDefault(limit), offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list do-not-call: %w", err)
 	}

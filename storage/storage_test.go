@@ -197,10 +197,10 @@ func TestDNCBlocksImportAndMarksContacts(t *testing.T) {
 		t.Errorf("import with a DNC WhatsApp number: %q", r)
 	}
 	b2.Finish(ctx, nil)
-	if err := d.RemoveDNC(ctx, tester, 0, "+5511987650009"); err != nil {
+	if err := d.RemoveDNC(ctx, tester, 0, "+5511987650009", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RemoveDNC(ctx, tester, 0, "+5511987650009"); !errors.Is(err, ErrNotFound) {
+	if err := d.RemoveDNC(ctx, tester, 0, "+5511987650009", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second removal: %v", err)
 	}
 }

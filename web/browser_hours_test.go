@@ -69,7 +69,10 @@ func TestBrowserSalesSetsCallingHoursAndHolidays(t *testing.T) {
 	p.do("make Saturday end before it starts",
 		chromedp.SetValue(chromedp.CSS("#hours tr[data-day=sat] .h-end"), "09:00"),
 		chromedp.Click(chromedp.CSS("#save-campaign")))
-	p.waitJS("refused", `document.getElementById('editor-status').textContent.includes('calling_hours.sat')`, 5*time.Second)
+	p.waitJS("refused", `document.getElementById('editor-status').textContent === '1 field to fix, shown in red.'`, 5*time.Second)
+	if got := p.fieldError("#hours tr[data-day=sat] .h-end"); got != "Must be after 10:00." {
+		t.Errorf("Saturday's error %q", got)
+	}
 	again := decode[hoursView](t, e.get(t, "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSales]), http.StatusOK)
 	if again.CallingHours["sat"].End != "16:00" {
 		t.Errorf("refused edit changed Saturday: %+v", again.CallingHours["sat"])

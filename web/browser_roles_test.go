@@ -12,8 +12,8 @@ import (
 )
 
 // TestBrowserSalesPageOffersWhatTheRoleMay: on the sales page, sales see Edit
-// only on drafts and no Start at all (the API refuses both to them), while an
-// admin on the same page sees Start on a draft and Edit on a running campaign.
+// only on drafts and no Start, Finish or Archive at all (the API refuses them),
+// a supervisor runs campaigns but uploads no contacts, and an admin does both.
 func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
 	e := newUIEnv(t, Config{})
 	draft := e.createCampaign(t, "Rascunho")
@@ -28,8 +28,9 @@ func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
 		user, home   string
 		draft, runng []string
 	}{
-		{"sales1", "/sales", []string{"Edit", "Upload"}, []string{"Upload"}},
-		{"admin", "/supervisor", []string{"Edit", "Upload", "Start"}, []string{"Edit", "Upload"}},
+		{"sales1", "/sales", []string{"Edit", "Upload contacts"}, []string{"Upload contacts"}},
+		{"supervisor1", "/supervisor", []string{"Edit", "Start", "Archive"}, []string{"Edit", "Finish"}},
+		{"admin", "/supervisor", []string{"Edit", "Upload contacts", "Start", "Archive"}, []string{"Edit", "Upload contacts", "Finish"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {

@@ -52,7 +52,7 @@ func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
 	p.do("choose a list", chromedp.SetUploadFiles(chromedp.CSS("#sh-file"), []string{bad}),
 		chromedp.Click(chromedp.CSS("#sh-upload")))
 	p.waitJS("refused", `document.getElementById('safe-harbour').dataset.result === 'refused'`, 5*time.Second)
-	if got := p.text("#sh-status"); got != "Arquivo recusado: audio: not a WAV file: it has no RIFF/WAVE header" {
+	if got := p.text("#sh-status"); got != "Arquivo recusado: não é um arquivo WAV" {
 		t.Errorf("refusal %q", got)
 	}
 	if stored() {

@@ -195,17 +195,17 @@ func TestBrowserSalesUploadsAFileAndSeesTheReport(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#f-name"), "Renovação"),
 		chromedp.SendKeys(chromedp.CSS("#f-caller"), "+551130000000"),
 	)
-	p.waitJS("ladder rows", `document.querySelectorAll('#rungs tbody tr').length === 3`, 5*time.Second)
-	p.do("fill template",
-		chromedp.SendKeys(chromedp.CSS("#rungs tbody tr:nth-child(3) .r-template"), "renovacao"),
-		chromedp.SendKeys(chromedp.CSS("#rungs tbody tr:nth-child(3) .r-language"), "pt_BR"),
-		chromedp.SendKeys(chromedp.CSS("#rungs tbody tr:nth-child(3) .r-params"), "name, plano"),
-	)
+	// Without a WhatsApp account there are no templates: the ladder starts with its
+	// two call steps, numbered from 1.
+	p.waitJS("ladder steps", `document.querySelectorAll('#rungs .rung').length === 2`, 5*time.Second)
+	if got := eval[string](p, `[...document.querySelectorAll('#rungs .step-h')].map(h => h.textContent).join('|')`); got != "Step 1|Step 2" {
+		t.Errorf("steps %q", got)
+	}
 	p.shot("editor")
 	p.do("save", chromedp.Click(chromedp.CSS("#save-campaign")))
 	p.waitJS("campaign listed", `[...document.querySelectorAll('#campaigns tbody th')].some(th => th.textContent === 'Renovação')`, 5*time.Second)
 	list := decode[struct{ Campaigns []campaignView }](t, e.get(t, "/api/v1/campaigns", e.tokens[storage.RoleSales]), http.StatusOK)
-	if len(list.Campaigns) != 1 || list.Campaigns[0].Ladder[2].Template != "renovacao" {
+	if len(list.Campaigns) != 1 || len(list.Campaigns[0].Ladder) != 2 || list.Campaigns[0].Ladder[1].Channel != "whatsapp_call" {
 		t.Fatalf("campaigns %+v", list.Campaigns)
 	}
 
@@ -227,23 +227,27 @@ func TestBrowserSalesUploadsAFileAndSeesTheReport(t *testing.T) {
 		t.Errorf("%d rejected rows shown, want 3", got)
 	}
 	reasons := p.text("#rejections tbody")
-	for _, want := range []string{"invalid_number", "duplicate_in_file", "missing_phone"} {
+	for _, want := range []string{"not a valid phone number: not a phone", "number already on an earlier line of the file: +5511900000001", "no phone number"} {
 		if !strings.Contains(reasons, want) {
-			t.Errorf("report %q lacks %s", reasons, want)
+			t.Errorf("report %q lacks %q", reasons, want)
 		}
 	}
-	if got := p.text("#report-summary"); !strings.Contains(got, "3000 contacts imported") && !strings.Contains(got, "3,000 contacts imported") {
+	if got := p.text("#report-summary"); !strings.Contains(got, "3,000 contacts imported, 3 rows rejected") {
 		t.Errorf("summary %q", got)
 	}
 	if got := eval[float64](p, `document.getElementById('upload-progress').value`); got != 100 {
 		t.Errorf("progress bar at %v", got)
 	}
 	// The rejection report downloads as CSV with the session cookie.
+	// (text() drops the byte-order mark a spreadsheet needs; the bytes keep it.)
 	csvBody := eval[string](p, `fetch(document.getElementById('rejections-csv').href).then(r => r.text())`)
-	if !strings.HasPrefix(csvBody, "line,reason,detail\n") || strings.Count(csvBody, "\n") != 4 {
+	if !strings.HasPrefix(csvBody, "phone;name;plano;line;reason;reason code\r\nnot a phone;Bad;prata;3002;") || strings.Count(csvBody, "\n") != 4 {
 		t.Errorf("rejections CSV %q", csvBody)
 	}
-	p.waitJS("progress shows contacts", `document.querySelector('#campaigns .progress-cell small')?.textContent.startsWith('3000 contacts')`, 10*time.Second)
+	if bom := eval[string](p, `fetch(document.getElementById('rejections-csv').href).then(r => r.arrayBuffer()).then(b => [...new Uint8Array(b, 0, 3)].join(','))`); bom != "239,187,191" {
+		t.Errorf("rejections CSV starts with bytes %s, want the UTF-8 byte-order mark", bom)
+	}
+	p.waitJS("progress shows contacts", `document.querySelector('#campaigns .progress-cell small')?.textContent.startsWith('3,000 contacts')`, 10*time.Second)
 
 	// The language switch turns the page to Portuguese, and it stays so.
 	p.do("switch language", chromedp.SetValue(chromedp.CSS("#lang-switch"), "pt-BR"),

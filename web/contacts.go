@@ -2,13 +2,11 @@ package web
 
 import (
 	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/storage"
@@ -42,12 +40,29 @@ func importError(err error) error {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, errSlowBody):
 		return err
-	case errors.Is(err, campaigns.ErrNoHeader), errors.Is(err, campaigns.ErrNoPhoneColumn),
-		errors.Is(err, campaigns.ErrDuplicateColumn), errors.Is(err, campaigns.ErrTooManyColumns),
-		errors.Is(err, campaigns.ErrBadHeader), errors.Is(err, campaigns.ErrUnsupportedEncoding):
-		return errorf(http.StatusUnprocessableEntity, "invalid_file", err.Error())
+	}
+	for _, f := range fileProblems {
+		if errors.Is(err, f.err) {
+			e := errorf(http.StatusUnprocessableEntity, "invalid_file", err.Error())
+			e.Reason = f.code
+			return e
+		}
 	}
 	return err
+}
+
+// fileProblems are the reasons a whole file cannot be imported, with the code
+// each gives an invalid_file error's reason.
+var fileProblems = []struct {
+	err  error
+	code string
+}{
+	{campaigns.ErrNoHeader, "no_header"},
+	{campaigns.ErrNoPhoneColumn, "no_phone_column"},
+	{campaigns.ErrDuplicateColumn, "duplicate_column"},
+	{campaigns.ErrTooManyColumns, "too_many_columns"},
+	{campaigns.ErrBadHeader, "bad_header"},
+	{campaigns.ErrUnsupportedEncoding, "unsupported_encoding"},
 }
 
 func (s *Server) importContacts(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -73,6 +88,9 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return err
 	}
+	if err := batch.SetColumns(ir.Header()); err != nil {
+		return err
+	}
 	_, loadErr := campaigns.Load(r.Context(), ir, batch, s.cfg.ImportBatchRows)
 	im, err := batch.Finish(r.Context(), loadErr)
 	if err != nil {
@@ -89,19 +107,26 @@ func (s *Server) importContacts(w http.ResponseWriter, r *http.Request, p princi
 }
 
 // writeImportReport streams the import's result with every rejected row, reading
-// the rejections back from storage so a million of them never sit in memory.
+// the rejections back from storage so a million of them never sit in memory. The
+// totals by reason come last, counted on the way.
 func (s *Server) writeImportReport(w http.ResponseWriter, r *http.Request, im storage.Import) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	fmt.Fprintf(bw, `{"import_id":"%d","state":%q,"imported":%d,"rejected_count":%d,"ambiguous_zones":%d,"rejected":[`,
-		im.ID, im.State, im.Imported, im.Rejected, im.AmbiguousZones)
+	columns, err := json.Marshal(im.Columns)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(bw, `{"import_id":"%d","state":%q,"imported":%d,"rejected_count":%d,"ambiguous_zones":%d,"columns":%s,"rejected":[`,
+		im.ID, im.State, im.Imported, im.Rejected, im.AmbiguousZones, columns)
 	first := true
-	err := s.store.ImportRejections(r.Context(), im.ID, func(rej campaigns.Rejection) error {
+	byReason := map[campaigns.RejectReason]int{}
+	err = s.store.ImportRejections(r.Context(), im.ID, func(rej campaigns.Rejection) error {
 		if !first {
 			bw.WriteByte(',')
 		}
 		first = false
+		byReason[rej.Reason]++
 		b, err := json.Marshal(rej)
 		if err != nil {
 			return err
@@ -114,7 +139,11 @@ func (s *Server) writeImportReport(w http.ResponseWriter, r *http.Request, im st
 		s.log.Error("stream import report", "import", im.ID, "err", err)
 		return nil
 	}
-	bw.WriteString("]}\n")
+	totals, err := json.Marshal(byReason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(bw, `],"by_reason":%s}`+"\n", totals)
 	return bw.Flush()
 }
 
@@ -128,30 +157,6 @@ func (s *Server) getImport(w http.ResponseWriter, r *http.Request, p principal) 
 		return err
 	}
 	writeJSON(w, http.StatusOK, im)
-	return nil
-}
-
-// importRejections serves an import's rejection report as CSV, for sales people to
-// fix in their spreadsheet.
-func (s *Server) importRejections(w http.ResponseWriter, r *http.Request, p principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if _, err := s.store.GetImport(r.Context(), id); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="import-%d-rejections.csv"`, id))
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"line", "reason", "detail"})
-	err = s.store.ImportRejections(r.Context(), id, func(rej campaigns.Rejection) error {
-		return cw.Write([]string{strconv.Itoa(rej.Line), string(rej.Reason), rej.Detail})
-	})
-	cw.Flush()
-	if err != nil {
-		s.log.Error("stream rejections", "import", id, "err", err)
-	}
 	return nil
 }
 

@@ -87,20 +87,44 @@ func TestImportContacts(t *testing.T) {
 	if im.ID != rep.ImportID || im.CampaignID != c.ID || im.State != "done" || im.Imported != 4 || im.RejectedCount != 3 {
 		t.Errorf("import = %+v", im)
 	}
-	rr := e.get(t, "/api/v1/imports/"+rep.ImportID+"/rejections", e.tokens[storage.RoleSales])
+	// The rejected rows as a spreadsheet in Brazil opens them: UTF-8 with a BOM,
+	// ';' between cells, the file's own columns, then line, reason and code.
+	rr := e.do(t, request{method: "GET", path: "/api/v1/imports/" + rep.ImportID + "/rejections?lang=pt-BR", token: e.tokens[storage.RoleSales]})
 	if rr.status != http.StatusOK || !strings.HasPrefix(rr.header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("%v: want 200 text/csv", rr)
 	}
-	records, err := csv.NewReader(strings.NewReader(string(rr.body))).ReadAll()
+	body, ok := strings.CutPrefix(string(rr.body), "\uFEFF")
+	if !ok {
+		t.Errorf("rejections CSV has no UTF-8 byte-order mark: %q", rr.body)
+	}
+	cr := csv.NewReader(strings.NewReader(body))
+	cr.Comma = ';'
+	records, err := cr.ReadAll()
 	if err != nil {
 		t.Fatalf("rejections CSV: %v", err)
 	}
-	var got []string
-	for _, rec := range records {
-		got = append(got, rec[0]+":"+rec[1])
+	wantCSV := [][]string{
+		{"phone", "name", "city", "linha", "motivo", "código do motivo"},
+		{"", "Carla", "Recife", "4", "sem telefone", "missing_phone"},
+		{"123", "Davi", "Natal", "5", "telefone inválido: 123", "invalid_number"},
+		{"+55 11 98765-4321", "Ana again", "Santos", "6", "telefone repetido numa linha anterior do arquivo: +5511987654321", "duplicate_in_file"},
 	}
-	if w := append([]string{"line:reason"}, wantRejected...); !slices.Equal(got, w) {
-		t.Errorf("rejections CSV = %v, want %v", got, w)
+	if fmt.Sprint(records) != fmt.Sprint(wantCSV) {
+		t.Errorf("rejections CSV =\n%q\nwant\n%q", records, wantCSV)
+	}
+	// In English when the browser asks for it.
+	en := e.do(t, request{method: "GET", path: "/api/v1/imports/" + rep.ImportID + "/rejections", token: e.tokens[storage.RoleSales],
+		header: http.Header{"Accept-Language": {"en-US,en;q=0.9"}}})
+	if !strings.HasPrefix(string(en.body), "\uFEFFphone;name;city;line;reason;reason code\r\n;Carla;Recife;4;no phone number;missing_phone\r\n") {
+		t.Errorf("English rejections CSV %q", en.body)
+	}
+	var totals struct {
+		ByReason map[string]int `json:"by_reason"`
+		Columns  []string       `json:"columns"`
+	}
+	if err := json.Unmarshal(r.body, &totals); err != nil || fmt.Sprint(totals.ByReason) != "map[duplicate_in_file:1 invalid_number:1 missing_phone:1]" ||
+		!slices.Equal(totals.Columns, []string{"phone", "name", "city"}) {
+		t.Errorf("report totals %+v, columns %q (%v)", totals.ByReason, totals.Columns, err)
 	}
 
 	// The same file again imports nothing twice.
@@ -273,25 +297,29 @@ func TestImportErrors(t *testing.T) {
 		chunked     bool
 		status      int
 		code        string
+		reason      string // of an invalid file, for a page to translate
 	}{
-		{"no phone column", path, "text/csv", "name,city\nAna,Recife\n", false, 422, "invalid_file"},
-		{"empty file", path, "text/csv", "", false, 422, "invalid_file"},
-		{"blank lines only", path, "text/csv", "\n\n\n", false, 422, "invalid_file"},
-		{"duplicate column", path, "text/csv", "phone,name,phone\n1,2,3\n", false, 422, "invalid_file"},
-		{"too many columns", path, "text/csv", wide, false, 422, "invalid_file"},
-		{"unsupported charset", path, "text/csv; charset=ebcdic", "phone\n+5511987654321\n", false, 422, "invalid_file"},
-		{"malformed header", path, "text/csv; charset=utf-8", "ph\xffone,name\n+5511987654321,A\n", false, 422, "invalid_file"},
-		{"JSON content type", path, "application/json", `{"phone":"+5511987654321"}`, false, 415, "unsupported_media_type"},
-		{"no content type", path, "", "phone\n+5511987654321\n", false, 415, "unsupported_media_type"},
-		{"image content type", path, "image/png", "phone\n+5511987654321\n", false, 415, "unsupported_media_type"},
-		{"too large, length known", path, "text/csv", big.String(), false, 413, "body_too_large"},
-		{"unknown campaign", "/api/v1/campaigns/999999/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found"},
-		{"non-numeric campaign", "/api/v1/campaigns/abc/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found"},
+		{"no phone column", path, "text/csv", "name,city\nAna,Recife\n", false, 422, "invalid_file", "no_phone_column"},
+		{"empty file", path, "text/csv", "", false, 422, "invalid_file", "no_header"},
+		{"blank lines only", path, "text/csv", "\n\n\n", false, 422, "invalid_file", "no_header"},
+		{"duplicate column", path, "text/csv", "phone,name,phone\n1,2,3\n", false, 422, "invalid_file", "duplicate_column"},
+		{"too many columns", path, "text/csv", wide, false, 422, "invalid_file", "too_many_columns"},
+		{"unsupported charset", path, "text/csv; charset=ebcdic", "phone\n+5511987654321\n", false, 422, "invalid_file", "unsupported_encoding"},
+		{"malformed header", path, "text/csv; charset=utf-8", "ph\xffone,name\n+5511987654321,A\n", false, 422, "invalid_file", "bad_header"},
+		{"JSON content type", path, "application/json", `{"phone":"+5511987654321"}`, false, 415, "unsupported_media_type", ""},
+		{"no content type", path, "", "phone\n+5511987654321\n", false, 415, "unsupported_media_type", ""},
+		{"image content type", path, "image/png", "phone\n+5511987654321\n", false, 415, "unsupported_media_type", ""},
+		{"too large, length known", path, "text/csv", big.String(), false, 413, "body_too_large", ""},
+		{"unknown campaign", "/api/v1/campaigns/999999/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found", ""},
+		{"non-numeric campaign", "/api/v1/campaigns/abc/contacts", "text/csv", "phone\n+5511987654321\n", false, 404, "not_found", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantError(t, e.do(t, request{method: "POST", path: tt.path, token: sales, body: strings.NewReader(tt.body),
+			got := wantError(t, e.do(t, request{method: "POST", path: tt.path, token: sales, body: strings.NewReader(tt.body),
 				contentType: tt.contentType, chunked: tt.chunked}), tt.status, tt.code)
+			if got.Reason != tt.reason {
+				t.Errorf("reason %q, want %q", got.Reason, tt.reason)
+			}
 		})
 	}
 	if l := e.contacts(t, c.ID, ""); l.Total != 0 {

@@ -186,7 +186,14 @@ func (s *Server) listDNC(w http.ResponseWriter, r *http.Request, p principal) er
 	if err != nil {
 		return err
 	}
-	list, total, err := s.store.ListDNC(r.Context(), campaignID, limit, offset)
+	// A search is by the digits typed, however they were written.
+	digits := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, r.URL.Query().Get("search"))
+	list, total, err := s.store.ListDNC(r.Context(), campaignID, digits, limit, offset)
 	if err != nil {
 		return err
 	}
@@ -207,7 +214,11 @@ func (s *Server) removeDNC(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return notFound(fmt.Sprintf("%q is not a phone number", r.PathValue("phone")))
 	}
-	if err := s.store.RemoveDNC(r.Context(), p.actor(), campaignID, phone); err != nil {
+	reason := strings.TrimSpace(r.URL.Query().Get("reason"))
+	if len(reason) > 500 {
+		return unprocessable("reason: at most 500 characters")
+	}
+	if err := s.store.RemoveDNC(r.Context(), p.actor(), campaignID, phone, reason); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

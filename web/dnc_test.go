@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -198,5 +199,37 @@ func TestDoNotCallErrors(t *testing.T) {
 	}
 	if l := decode[dncList](t, e.get(t, "/api/v1/dnc?campaign_id="+c.ID, sales), http.StatusOK); l.Total != 0 {
 		t.Errorf("campaign list after refused calls = %v", l.phones())
+	}
+}
+
+// TestDoNotCallSearchAndRemovalReason: the list is searched by part of a number,
+// however it is typed, and a removal's reason is kept in the audit log.
+func TestDoNotCallSearchAndRemovalReason(t *testing.T) {
+	e := newEnv(t, Config{})
+	sales, sup := e.tokens[storage.RoleSales], e.tokens[storage.RoleSupervisor]
+	decode[dncResult](t, e.send(t, "POST", "/api/v1/dnc", sales, map[string]any{
+		"phones": []string{"+5511987650001", "+5511987650002", "+5521912340003"}, "reason": "pediu"}), http.StatusOK)
+	tests := []struct {
+		search string
+		want   []string
+	}{
+		{"", []string{"+5521912340003", "+5511987650002", "+5511987650001"}},
+		{"98765-0002", []string{"+5511987650002"}},
+		{"(21)", []string{"+5521912340003"}},
+		{"0000000", []string{}},
+	}
+	for _, tt := range tests {
+		l := decode[dncList](t, e.get(t, "/api/v1/dnc?search="+url.QueryEscape(tt.search), sales), http.StatusOK)
+		if !slices.Equal(l.phones(), tt.want) || l.Total != len(tt.want) {
+			t.Errorf("search %q = %v (total %d), want %v", tt.search, l.phones(), l.Total, tt.want)
+		}
+	}
+	r := e.do(t, request{method: "DELETE", path: "/api/v1/dnc/" + url.PathEscape("+5511987650002") + "?reason=" + url.QueryEscape("cliente pediu para voltar"), token: sup})
+	if r.status != http.StatusNoContent {
+		t.Fatalf("%v: want 204", r)
+	}
+	audit := decode[auditList](t, e.get(t, "/api/v1/audit?object_type=dnc", testAdminToken), http.StatusOK)
+	if en := audit.Entries[0]; en.Action != "dnc.remove" || field(t, en.Before, "phone") != `"+5511987650002"` || field(t, en.After, "reason") != `"cliente pediu para voltar"` {
+		t.Errorf("dnc.remove audit = %+v", en)
 	}
 }

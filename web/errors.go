@@ -15,6 +15,9 @@ type apiError struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields,omitempty"`
+	// Reason says which problem exactly, as a stable code pages translate
+	// (Message is English, for people reading the API).
+	Reason string `json:"reason,omitempty"`
 	// refusal is the policy gate's decision when it refused the action.
 	refusal *campaigns.Decision
 	// retryAfter is the Retry-After header's value, when the client should.

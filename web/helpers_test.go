@@ -127,6 +127,8 @@ type request struct {
 	contentType         string
 	// chunked hides the body's length, so the client sends it chunked.
 	chunked bool
+	// header holds more request headers.
+	header http.Header
 }
 
 // onlyReader hides every method of a reader but Read, so net/http cannot learn
@@ -145,6 +147,9 @@ func (e *apiEnv) do(t *testing.T, rq request) apiResponse {
 	}
 	if rq.chunked {
 		req.ContentLength = -1
+	}
+	for k, v := range rq.header {
+		req.Header[k] = v
 	}
 	if rq.token != "" {
 		req.Header.Set("Authorization", "Bearer "+rq.token)
@@ -217,6 +222,7 @@ type apiErrorBody struct {
 	Code    string            `json:"code"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields"`
+	Reason  string            `json:"reason"`
 }
 
 // wantError checks that r is the JSON error {"error":{"code","message"}} with the

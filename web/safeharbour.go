@@ -73,7 +73,7 @@ func (s *Server) putSafeHarbour(w http.ResponseWriter, r *http.Request, p princi
 		}
 		f, _, err := r.FormFile("file")
 		if err != nil {
-			return safeHarbourRefused("file: the form has no field named file")
+			return safeHarbourRefused("no_file", "file: the form has no field named file")
 		}
 		defer f.Close()
 		if body, err = io.ReadAll(f); err != nil {
@@ -86,7 +86,7 @@ func (s *Server) putSafeHarbour(w http.ResponseWriter, r *http.Request, p princi
 	wav, length, err := media.ConvertPrompt(body)
 	var problem *media.PromptProblem
 	if errors.As(err, &problem) {
-		return safeHarbourRefused("audio: " + problem.Message)
+		return safeHarbourRefused(problem.Code, "audio: "+problem.Message)
 	}
 	if err != nil {
 		return err
@@ -100,9 +100,10 @@ func (s *Server) putSafeHarbour(w http.ResponseWriter, r *http.Request, p princi
 	return nil
 }
 
-func safeHarbourRefused(msg string) *apiError {
+func safeHarbourRefused(reason, msg string) *apiError {
 	e := unprocessable(msg)
 	e.Fields = map[string]string{"audio": msg}
+	e.Reason = reason
 	return e
 }
 

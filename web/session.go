@@ -56,15 +56,19 @@ func newUIState(s *Server) *uiState {
 	return st
 }
 
-// pageRoles says who may open each page. Admins may open them all.
+// pageRoles says who may open each page. Admins may open them all. Supervisors
+// open the campaigns page to finish, archive and start campaigns; each page
+// offers a role only what the API lets it do (the route table).
 var pageRoles = map[string][]storage.Role{
-	"/sales":      {storage.RoleAdmin, storage.RoleSales},
+	"/sales":      {storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales},
 	"/supervisor": {storage.RoleAdmin, storage.RoleSupervisor},
 	"/agent":      {storage.RoleAdmin, storage.RoleAgent},
+	"/dnc":        {storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales},
+	"/users":      {storage.RoleAdmin},
 }
 
 // pageOrder is the order of the header's links.
-var pageOrder = []string{"/sales", "/supervisor", "/agent"}
+var pageOrder = []string{"/sales", "/supervisor", "/agent", "/dnc", "/users"}
 
 // homePage is where each role lands after signing in.
 func homePage(r storage.Role) string {

@@ -46,7 +46,7 @@ type asset struct {
 
 // PageData is what every page template receives.
 type PageData struct {
-	// Page names the page (login, sales, supervisor, agent, forbidden).
+	// Page names the page (login, sales, supervisor, agent, forbidden, dnc, users).
 	Page string
 	// Version is the asset path segment: /ui/{Version}/file.
 	Version string
@@ -106,7 +106,7 @@ func New() (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"login", "sales", "supervisor", "agent", "forbidden"} {
+	for _, name := range []string{"login", "sales", "supervisor", "agent", "forbidden", "dnc", "users"} {
 		body, err := files.ReadFile("templates/" + name + ".html")
 		if err != nil {
 			return nil, err

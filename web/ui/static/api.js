@@ -47,7 +47,7 @@ export function upload(path, file, onProgress) {
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr.response);
       const e = xhr.response?.error || {};
-      reject(new ApiError(xhr.status, e.code || 'http_' + xhr.status, e.message || xhr.statusText));
+      reject(new ApiError(xhr.status, e.code || 'http_' + xhr.status, e.message || xhr.statusText, e));
     };
     xhr.onerror = () => reject(new ApiError(0, 'network', 'network error'));
     xhr.send(file);
