@@ -59,9 +59,9 @@ type WallboardSnapshot struct {
 	Agents    []WallboardAgent    `json:"agents"`
 	Trunks    any                 `json:"trunks"`
 	// TrunkControl says whether trunks can be taken out of service here.
-	TrunkControl bool                 `json:"trunk_control"`
-	WhatsApp     WallboardWhatsApp    `json:"whatsapp"`
-	Audit        []WallboardAudit     `json:"audit"`
+	TrunkControl bool              `json:"trunk_control"`
+	WhatsApp     WallboardWhatsApp `json:"whatsapp"`
+	Audit        []WallboardAudit  `json:"audit"`
 	// Failovers are the SIP trunks down now, or back for less than a minute:
 	// the banner at the top of the page.
 	Failovers []WallboardFailover `json:"failovers"`
