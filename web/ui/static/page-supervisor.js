@@ -630,7 +630,8 @@ function auditSentence(e) {
   const who = e.user_name ? (e.user_role ? t('sup.au.who', { name: e.user_name, role: t('role.' + e.user_role) }) : e.user_name)
     : e.username || t('sup.au.system');
   const vars = { who, obj: e.object_name || e.object_id || '', subject: e.subject_name || '' };
-  const changes = (e.changes || []).map(auditChange).join(', ');
+  // A change of state or a sign-in says it all in its sentence; edits list what changed.
+  const changes = ['campaign.pacing', 'campaign.update', 'user.update'].includes(e.action) ? (e.changes || []).map(auditChange).join(', ') : '';
   const key = 'sup.au.' + e.action;
   let s = t(key, vars);
   if (s === key) s = t('sup.au.other', { ...vars, action: e.action, type: e.object_type });
@@ -646,6 +647,7 @@ function auditChange(c) {
     if (v === null || v === undefined || v === '') return '—';
     if (name === 'target_abandon' && typeof v === 'number') return fmt.pct(v);
     if (name === 'mode') return t('mode.' + v);
+    if (name === 'state') return t('state.' + v);
     if (name.endsWith('ring_timeout')) return seconds(v) ? `${fmt.num(seconds(v), 0)} s` : t('sup.ringAuto');
     if (typeof v === 'number') return fmt.num(v, 2);
     if (typeof v === 'object') return JSON.stringify(v).slice(0, 40);

@@ -50,6 +50,8 @@ export default {
   'sup.au.token.revoke_all': '{who} revoked every API token of {obj}',
   'sup.au.dnc.add': '{who} added a number to the do-not-call list', 'sup.au.dnc.remove': '{who} removed a number from the do-not-call list',
   'sup.au.dnc.opt_out': 'A customer asked not to be contacted again',
+  'sup.au.session.login': '{who} signed in', 'sup.au.session.logout': '{who} signed out',
+  'sup.au.contacts.import': '{who} imported contacts into campaign {obj}',
   'sup.au.f.mode': 'mode', 'sup.au.f.target_abandon': 'target abandonment', 'sup.au.f.max_ratio': 'max ratio',
   'sup.au.f.ring_timeout': 'ring timeout', 'sup.au.f.min_ring_timeout': 'shortest ring timeout', 'sup.au.f.max_in_flight': 'max calls at once',
   'sup.au.f.state': 'state', 'sup.au.f.name': 'name',

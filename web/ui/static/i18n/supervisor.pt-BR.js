@@ -50,6 +50,8 @@ export default {
   'sup.au.token.revoke_all': '{who} revogou todos os tokens de API de {obj}',
   'sup.au.dnc.add': '{who} incluiu um número na lista de não perturbe', 'sup.au.dnc.remove': '{who} tirou um número da lista de não perturbe',
   'sup.au.dnc.opt_out': 'Um cliente pediu para não ser mais contatado',
+  'sup.au.session.login': '{who} entrou no sistema', 'sup.au.session.logout': '{who} saiu do sistema',
+  'sup.au.contacts.import': '{who} importou contatos (mailing) na campanha {obj}',
   'sup.au.f.mode': 'modo', 'sup.au.f.target_abandon': 'abandono alvo', 'sup.au.f.max_ratio': 'proporção máxima',
   'sup.au.f.ring_timeout': 'tempo de toque', 'sup.au.f.min_ring_timeout': 'menor tempo de toque', 'sup.au.f.max_in_flight': 'máximo de ligações simultâneas',
   'sup.au.f.state': 'estado', 'sup.au.f.name': 'nome',
