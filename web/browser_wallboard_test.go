@@ -107,6 +107,21 @@ func TestBrowserWallboardTiles(t *testing.T) {
 	if got, want := eval[string](p, `[...document.querySelectorAll('`+card+` table.channels tbody td, `+card+` table.channels tbody th')].map((c) => c.textContent).join('|')`), "SIP call|1|0|0% answered"; got != want {
 		t.Errorf("channels %q, want %q", got, want)
 	}
+	// A message is delivered, not answered: a template's rate says so.
+	var pending int64
+	for _, ct := range p.e.contacts(t, c.ID, "").Contacts {
+		if ct.Status == "pending" {
+			fmt.Sscan(ct.ID, &pending)
+		}
+	}
+	if _, err := p.e.db.StartAttempt(context.Background(), pending, campaigns.ChannelWhatsAppTemplate, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS("template row", fmt.Sprintf(`document.querySelector('%s table.channels tr[data-channel="whatsapp_template"]') !== null`, card), 5*time.Second)
+	if got, want := eval[string](p, `[...document.querySelectorAll('`+card+` table.channels tr[data-channel="whatsapp_template"] > *')].map((c) => c.textContent).join('|')`),
+		"WhatsApp template|1|0|0% delivered"; got != want {
+		t.Errorf("template channel %q, want %q", got, want)
+	}
 	p.setLanguage("pt-BR")
 	p.waitJS("tiles in Portuguese", fmt.Sprintf(`document.querySelector('%s [data-tile="waiting"] .tile-label')?.textContent === 'Clientes aguardando'`, card), 5*time.Second)
 	if got, want := eval[string](p, `document.querySelector('`+card+` [data-tile="agents"] .tile-sub').textContent`), "0 disponíveis0 em ligação0 em tabulação1 em pausa"; got != want {
@@ -220,6 +235,7 @@ func TestBrowserWallboardFacesAreAccessible(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond) // a snapshot or two at this width
 			p.shot(lang + "-" + vp.name)
 			noHorizontalScroll(p)
+			cardsFit(p)
 			axeCheck(p)
 		}
 	}
@@ -269,5 +285,16 @@ func TestBrowserWallboardTrunkStates(t *testing.T) {
 	p.waitJS("Portuguese", `document.querySelector('#trunks tbody .badge').textContent === 'Em serviço'`, 5*time.Second)
 	if got := p.text("#trunks tbody tr:nth-child(4) .badge"); got != "Fora do ar" {
 		t.Errorf("down badge in Portuguese %q", got)
+	}
+}
+
+// cardsFit fails the test when a card's content is wider than the card: a table
+// spilling over its neighbour.
+func cardsFit(p *page) {
+	p.t.Helper()
+	wide := eval[[]string](p, `[...document.querySelectorAll('.card')].filter((c) => c.scrollWidth > c.clientWidth + 1)
+		.map((c) => (c.id || c.getAttribute('aria-labelledby') || c.className) + ' ' + c.scrollWidth + '>' + c.clientWidth)`)
+	if len(wide) > 0 {
+		p.t.Errorf("cards whose content spills over, at %d px: %v", eval[int](p, `window.innerWidth`), wide)
 	}
 }

@@ -361,8 +361,9 @@ function renderTiles(p, c, rate, cap, level) {
 // renderChannels lists attempts and reached people on each channel of the ladder: an
 // answer rate for calls, a delivery rate for templates (a message is delivered, not answered).
 function renderChannels(table, c) {
-  const chans = [...new Set((c.ladder || []).map((r) => r.channel))];
   const st = c.stats?.channels || {};
+  // The ladder's channels, and any other that has attempts (a rung since removed).
+  const chans = [...new Set([...(c.ladder || []).map((r) => r.channel), ...Object.keys(st).filter((ch) => st[ch].attempts > 0)])];
   table.tBodies[0].replaceChildren(...chans.map((ch) => {
     const f = st[ch] || { attempts: 0, reached: 0 };
     const rate = f.attempts ? fmt.pct(f.reached / f.attempts) : '—';
