@@ -369,7 +369,7 @@ function renderChannels(table, c) {
     const rate = f.attempts ? fmt.pct(f.reached / f.attempts) : '—';
     return el('tr', { dataset: { channel: ch } }, el('th', { scope: 'row' }, t('channel.' + ch)),
       el('td', {}, fmt.num(f.attempts, 0)), el('td', {}, fmt.num(f.reached, 0)),
-      el('td', {}, t(ch === 'whatsapp_template' ? 'sup.ch.delivery' : 'sup.ch.answer', { v: rate })));
+      el('td', {}, f.attempts ? t(ch === 'whatsapp_template' ? 'sup.ch.delivery' : 'sup.ch.answer', { v: rate }) : '—'));
   }));
 }
 
