@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -172,5 +173,23 @@ func TestAxeCheckFindsViolations(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("axe problems lack %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestAxeCoreIsNotServed: axe-core is for the tests alone; the server does not
+// serve it to the pages.
+func TestAxeCoreIsNotServed(t *testing.T) {
+	e := newEnv(t, Config{})
+	if _, err := os.Stat(axeSource); err != nil {
+		t.Fatalf("axe-core is not vendored: %v", err)
+	}
+	for _, version := range []string{e.server.ui.pages.Version(), "any"} {
+		r := e.do(t, request{method: "GET", path: "/ui/" + version + "/vendor/axe-core/axe.min.js"})
+		if r.status != http.StatusNotFound {
+			t.Errorf("GET axe-core under version %s: %d, want 404", version, r.status)
+		}
+	}
+	if r := e.do(t, request{method: "GET", path: "/ui/" + e.server.ui.pages.Version() + "/vendor/uplot/uPlot.esm.js"}); r.status != http.StatusOK {
+		t.Errorf("GET uPlot: %d, want 200", r.status)
 	}
 }
