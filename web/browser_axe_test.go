@@ -193,3 +193,28 @@ func TestAxeCoreIsNotServed(t *testing.T) {
 		t.Errorf("GET uPlot: %d, want 200", r.status)
 	}
 }
+
+// TestBrowserSharedPagesAreAccessible: the pages no role owns, sign-in and
+// forbidden, pass the accessibility check in both languages and at both widths.
+func TestBrowserSharedPagesAreAccessible(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	p := openBrowser(t, e)
+	p.do("open login", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	p.signIn("agent1", "/agent")
+	for _, path := range []string{"/", "/supervisor"} {
+		if path == "/" {
+			p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+		} else {
+			p.signIn("agent1", "/agent")
+			p.do("open another role's page", chromedp.Navigate(e.srv.URL+path), chromedp.WaitVisible(chromedp.CSS("main h1")))
+		}
+		for _, lang := range []string{"en", "pt-BR"} {
+			p.setLanguage(lang)
+			for _, vp := range viewports {
+				p.setViewport(vp.width, vp.height)
+				noHorizontalScroll(p)
+				axeCheck(p)
+			}
+		}
+	}
+}

@@ -232,7 +232,7 @@ func TestBrowserWallboardFacesAreAccessible(t *testing.T) {
 		p.setLanguage(lang)
 		for _, vp := range viewports {
 			p.setViewport(vp.width, vp.height)
-			time.Sleep(1500 * time.Millisecond) // a snapshot or two at this width
+			p.waitJS("the chart fits its box", `[...document.querySelectorAll('.plot')].every((b) => b.uplot && Math.abs(b.uplot.width - Math.max(200, b.clientWidth)) < 2)`, 5*time.Second)
 			p.shot(lang + "-" + vp.name)
 			noHorizontalScroll(p)
 			cardsFit(p)

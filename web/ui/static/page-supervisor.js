@@ -195,8 +195,7 @@ function buildCard(c) {
     tiles, channels, win, plotBox, figures, plot: null,
     state: el('span', { class: 'badge' }),
     dl: el('dl', { class: 'metrics' }),
-    gauge, gaugeText: el('span', { class: 'gauge-text' }),
-    chart: el('svg', {}),
+    gauge,
     mode, target, ratio, ring, form, toggle,
   };
   const m = {};
@@ -310,7 +309,7 @@ function renderCampaign(c) {
   p.gauge.setAttribute('aria-valuenow', rate.toFixed(4));
   p.gauge.setAttribute('aria-valuemax', (cap * 2).toFixed(4));
   p.gauge.querySelector('.fill').style.width = Math.min(100, 50 * rate / cap) + '%';
-  p.gaugeText.textContent = t('sup.abandonOf', { rate: fmt.pct(rate), cap: fmt.pct(cap) });
+  p.gauge.setAttribute('aria-valuetext', t('sup.abandonOf', { rate: fmt.pct(rate), cap: fmt.pct(cap) }));
   p.cap = cap;
   renderTiles(p, c, rate, cap, level);
   renderChannels(p.channels, c);
