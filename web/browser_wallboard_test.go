@@ -161,6 +161,12 @@ func TestBrowserWallboardChart(t *testing.T) {
 			t.Errorf("%s min window: the data starts %.0f%% into the chart, want at its left edge", minutes, 100*left)
 		}
 	}
+	// The window chosen is remembered.
+	p.do("choose 30 min and reload", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+		`(() => { const s = document.getElementById('window-%s'); s.value = '30'; s.dispatchEvent(new Event('change')); })()`, c.ID)),
+		chromedp.Reload())
+	p.waitJS("30 min after the reload", fmt.Sprintf(`document.getElementById('window-%s')?.value === '30'`, c.ID), 10*time.Second)
+	p.waitJS("points drawn again", fmt.Sprintf(`Number(document.querySelector('%s')?.dataset.points) >= 1`, box), 10*time.Second)
 	if got := eval[int](p, fmt.Sprintf(`document.querySelectorAll('#figures-%s tbody tr').length`, c.ID)); got < 1 {
 		t.Errorf("%d rows in the chart's table", got)
 	}

@@ -9,7 +9,10 @@ const cards = new Map(); // campaign id → {root, parts}
 const history = []; // {at, campaigns: {id: {dials, abandoned, answered}}}, one per 10 s
 let snap = null;
 // The chart window in minutes, shared by every campaign's chart and kept across reloads.
-let windowMin = Number(localStorage.getItem('turbina.sup.window')) || 15;
+let windowMin = [15, 30, 60].includes(Number(stored('turbina.sup.window'))) ? Number(stored('turbina.sup.window')) : 15;
+
+// stored reads a remembered choice; private browsing may refuse the storage.
+function stored(key) { try { return localStorage.getItem(key); } catch { return null; } }
 
 document.head.append(el('link', { rel: 'stylesheet', href: new URL('./vendor/uplot/uPlot.min.css', import.meta.url).href }));
 setup(() => { for (const c of cards.values()) { c.parts.plot?.destroy(); c.root.remove(); } cards.clear(); if (snap) render(snap); });
@@ -180,7 +183,7 @@ function buildCard(c) {
   win.value = String(windowMin);
   win.addEventListener('change', () => {
     windowMin = Number(win.value);
-    localStorage.setItem('turbina.sup.window', String(windowMin));
+    try { localStorage.setItem('turbina.sup.window', String(windowMin)); } catch { /* private mode: this page only */ }
     for (const c of cards.values()) { c.parts.win.value = String(windowMin); drawChart(c.parts, c.id); }
   });
   const plotBox = el('div', { class: 'plot', id: `plot-${id}`, role: 'img', 'aria-label': t('sup.chart'), 'aria-describedby': `figures-${id}` });
