@@ -63,7 +63,14 @@ func wallboardScene(t *testing.T, whileRinging ...func(*page, campaignView)) (*a
 	agent := e.tokens[storage.RoleAgent]
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}), http.StatusOK)
 	decode[any](t, e.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{}), http.StatusOK)
-	ch.waitFirstDial(t, time.Now(), "ready")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok := ch.firstPlaced(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the engine placed no call for the ready agent")
+		}
+	}
 
 	p := openBrowser(t, e)
 	p.signIn("supervisor1", "/supervisor")
