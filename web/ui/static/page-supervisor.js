@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const cards = new Map(); // campaign id → {root, parts}
 const history = []; // {at, campaigns: {id: {dials, abandoned, answered}}}, one per 10 s
 let snap = null;
+let confirmAction = null; // what the trunk dialog's confirm button does
 // The chart window in minutes, shared by every campaign's chart and kept across reloads.
 let windowMin = [15, 30, 60].includes(Number(stored('turbina.sup.window'))) ? Number(stored('turbina.sup.window')) : 15;
 
@@ -43,7 +44,6 @@ function setupTV() {
 }
 
 // setupConfirm wires the dialog that asks before a trunk is taken out of service.
-let confirmAction = null;
 function setupConfirm() {
   const d = $('confirm-trunk');
   $('confirm-cancel').addEventListener('click', () => d.close());
