@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 # Opus transcoding links libopus (scripts/deps.sh installs it); libopusfile is not needed.
 export GOFLAGS := -tags=opus,nolibopusfile
 
-.PHONY: build test demo bench bench-import bench-pacing bench-sip soak lint fuzz deps clean
+.PHONY: build test demo screenshots bench bench-import bench-pacing bench-sip soak lint fuzz deps clean
 
 build: ## build bin/turbina (installs the C libraries it links when missing)
 	bash scripts/deps.sh build
@@ -24,6 +24,9 @@ test: deps ## vet, run every test with the race detector, and fuzz the CSV impor
 
 demo: build ## run the whole system on embedded defaults with a sample campaign
 	./bin/turbina demo
+
+screenshots: build ## run the demo and save every page, both languages, both widths, into screenshots/ (not committed)
+	$(GO) run ./scripts/screenshots -turbina bin/turbina -out screenshots
 
 bench: bench-import bench-pacing bench-sip ## the benchmarks recorded in BENCHMARKS.md
 

@@ -75,6 +75,20 @@ func Roles() []storage.Role {
 	return []storage.Role{storage.RoleAdmin, storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent}
 }
 
+// demoName is a demo user's display name: a person's name, as the pages and the
+// audit log show it, rather than a label made of the role.
+func demoName(role storage.Role) string {
+	switch role {
+	case storage.RoleSupervisor:
+		return "Ana Souza"
+	case storage.RoleSales:
+		return "Bruno Lima"
+	case storage.RoleAgent:
+		return "Carla Dias"
+	}
+	return "Admin"
+}
+
 // Login is what a person needs to use a demo user: a password for the pages and a
 // token for the API.
 type Login struct{ Username, Password, Token string }
@@ -118,7 +132,7 @@ func Seed(ctx context.Context, store *storage.DB, simAgents int, list []byte, si
 	var agents []storage.User
 	for _, role := range Roles() {
 		name := "demo-" + string(role)
-		u, err := ensure(name, "Demo "+string(role), role)
+		u, err := ensure(name, demoName(role), role)
 		if err != nil {
 			return seed, err
 		}

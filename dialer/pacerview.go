@@ -57,6 +57,12 @@ type PacerView struct {
 	// with its answer rate and ring time: the ladder's first call channel that is
 	// up (with all down, the first).
 	Forecast bool
+	// Ringing counts the run's calls on the channel placed and not yet answered.
+	Ringing int
+	// Waiting counts the persons who answered a call on the channel and wait for an
+	// agent; WaitingSince is when the one waiting longest answered (zero when none).
+	Waiting      int
+	WaitingSince time.Time
 }
 
 // PacerViews returns the pacer's view of every call channel of every campaign the engine
@@ -86,6 +92,23 @@ func (r *run) publishPacerViews() {
 		v := r.pacerView(campaigns.Channel(rt.Channel))
 		v.Down, v.Forecast = rt.Down, rt.Channel == dialing
 		views = append(views, v)
+	}
+	for _, c := range r.calls {
+		if c.state != callDialing && c.state != callRinging {
+			continue
+		}
+		if i := slices.IndexFunc(views, func(v PacerView) bool { return v.Channel == c.rung.Channel }); i >= 0 {
+			views[i].Ringing++
+		}
+	}
+	// r.waiting is in answer order: the first on a channel has waited longest.
+	for _, c := range r.waiting {
+		if i := slices.IndexFunc(views, func(v PacerView) bool { return v.Channel == c.rung.Channel }); i >= 0 {
+			if views[i].Waiting == 0 {
+				views[i].WaitingSince = c.answered
+			}
+			views[i].Waiting++
+		}
 	}
 	r.pacerViews.Store(&views)
 }

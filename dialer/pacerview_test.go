@@ -245,3 +245,39 @@ func TestPacerViewOfALearnedPacer(t *testing.T) {
 		})
 	}
 }
+
+// TestPacerViewCountsCallsRingingAndPersonsWaiting: each call channel's view counts its
+// calls placed and not answered, and the persons who answered and wait for an agent,
+// with when the one waiting longest answered.
+func TestPacerViewCountsCallsRingingAndPersonsWaiting(t *testing.T) {
+	c := campaigns.Campaign{ID: 4, Name: "counts", CallerID: "+551130000000", State: campaigns.StateRunning, Ladder: callAndMessageLadder()}
+	c.ApplyDefaults()
+	r := &run{e: &Engine{cfg: Config{}.withDefaults()}, id: c.ID, campaign: c, calls: map[int64]*call{}}
+	r.pacer = pacing.NewController(r.pacingSettings(c))
+	first := time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC)
+	sip, wa := c.Ladder[0], c.Ladder[1]
+	for i, cl := range []*call{
+		{rung: sip, state: callDialing}, {rung: sip, state: callRinging}, {rung: wa, state: callRinging},
+		{rung: sip, state: callWaiting, answered: first}, {rung: sip, state: callWaiting, answered: first.Add(3 * time.Second)},
+		{rung: wa, state: callConnected, answered: first},
+	} {
+		r.calls[int64(i)] = cl
+		if cl.state == callWaiting {
+			r.waiting = append(r.waiting, cl)
+		}
+	}
+	r.publishPacerViews()
+	views := *r.pacerViews.Load()
+	want := []struct {
+		ringing, waiting int
+		since            time.Time
+	}{{2, 2, first}, {1, 0, time.Time{}}}
+	if len(views) != len(want) {
+		t.Fatalf("views %+v, want SIP and WhatsApp call", views)
+	}
+	for i, w := range want {
+		if v := views[i]; v.Ringing != w.ringing || v.Waiting != w.waiting || !v.WaitingSince.Equal(w.since) {
+			t.Errorf("%s: ringing %d, waiting %d since %v; want %d, %d since %v", v.Channel, v.Ringing, v.Waiting, v.WaitingSince, w.ringing, w.waiting, w.since)
+		}
+	}
+}

@@ -80,6 +80,14 @@ func TestBrowserSupervisorMovesAnAgentAndTakesATrunkOut(t *testing.T) {
 		p.waitJS("trunk button "+step.button, fmt.Sprintf(`document.querySelector('#trunks tbody button')?.textContent === %q`, step.button), 5*time.Second)
 		clicked := time.Now()
 		p.do(step.button, chromedp.Click(chromedp.CSS("#trunks tbody button")))
+		if step.out {
+			// Taking a trunk out is asked once more; the trunk stays in until confirmed.
+			p.waitJS("confirmation", `document.getElementById('confirm-trunk').open`, 3*time.Second)
+			if o.Trunks()[0].OutOfService {
+				t.Fatal("the trunk went out of service before the confirmation")
+			}
+			p.do("confirm", chromedp.Click(chromedp.CSS("#confirm-takeout")))
+		}
 		for o.Trunks()[0].OutOfService != step.out {
 			if time.Since(clicked) > time.Second {
 				t.Fatalf("%s: the trunk's out_of_service is still %v a second later", step.button, !step.out)
@@ -91,5 +99,5 @@ func TestBrowserSupervisorMovesAnAgentAndTakesATrunkOut(t *testing.T) {
 			p.shot("trunk-out")
 		}
 	}
-	p.waitJS("audit entries", `['agent.assign', 'agent.unassign', 'trunk.out_of_service', 'trunk.in_service'].every((a) => [...document.querySelectorAll('#audit li')].some((li) => li.textContent.includes(a)))`, 3*time.Second)
+	p.waitJS("audit entries", `['put User agent1 on campaign Vendas', 'took User agent1 off campaign Cobrança', 'took trunk carrier out of service', 'put trunk carrier back in service'].every((a) => [...document.querySelectorAll('#audit li')].some((li) => li.textContent.includes('User supervisor1 (supervisor) ' + a)))`, 3*time.Second)
 }

@@ -1,11 +1,14 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,15 +59,43 @@ type WallboardSnapshot struct {
 	Agents    []WallboardAgent    `json:"agents"`
 	Trunks    any                 `json:"trunks"`
 	// TrunkControl says whether trunks can be taken out of service here.
-	TrunkControl bool                 `json:"trunk_control"`
-	WhatsApp     WallboardWhatsApp    `json:"whatsapp"`
-	Audit        []storage.AuditEntry `json:"audit"`
+	TrunkControl bool              `json:"trunk_control"`
+	WhatsApp     WallboardWhatsApp `json:"whatsapp"`
+	Audit        []WallboardAudit  `json:"audit"`
 	// Failovers are the SIP trunks down now, or back for less than a minute:
 	// the banner at the top of the page.
 	Failovers []WallboardFailover `json:"failovers"`
 	// Inbound are the inbound queues: callers on hold now, and today's answered
 	// and abandoned calls and longest wait (the server's time zone), per campaign.
 	Inbound []dialer.InboundQueue `json:"inbound"`
+	// MaxAbandon is the highest abandonment cap (pacing.target_abandon) the engine
+	// accepts, for the pacing form to check before it sends.
+	MaxAbandon float64 `json:"max_abandon"`
+}
+
+// WallboardAudit is an audit entry as the wallboard tells it: the action's code
+// and the names a sentence needs, for the page to write it in its language.
+type WallboardAudit struct {
+	storage.AuditEntry
+	// UserName is the actor's display name, UserRole their role; empty for the
+	// system or a user since removed.
+	UserName string `json:"user_name,omitempty"`
+	UserRole string `json:"user_role,omitempty"`
+	// ObjectName names the object: a campaign's or user's name, a trunk's.
+	ObjectName string `json:"object_name,omitempty"`
+	// SubjectName names the user an action on a campaign was about: the agent
+	// assigned or unassigned.
+	SubjectName string `json:"subject_name,omitempty"`
+	// Changes are the fields the action changed, by their JSON path
+	// ("pacing.max_ratio"), each with its value before and after.
+	Changes []AuditChange `json:"changes,omitempty"`
+}
+
+// AuditChange is one field an audited action changed.
+type AuditChange struct {
+	Field  string `json:"field"`
+	Before any    `json:"before"`
+	After  any    `json:"after"`
 }
 
 // WallboardWhatsApp is the WhatsApp Cloud API's health.
@@ -103,6 +134,12 @@ type WallboardCampaign struct {
 	// Abandonment is the campaign's abandonment as the law counts it, against its cap;
 	// absent when the campaign is not running or paused.
 	Abandonment *WallboardAbandonment `json:"abandonment,omitempty"`
+	// Ringing counts the campaign's calls placed and not yet answered, over its call
+	// channels; Waiting the persons who answered and wait for an agent, the longest
+	// of them for LongestWaitSeconds (0 when nobody waits).
+	Ringing            int     `json:"ringing"`
+	Waiting            int     `json:"waiting"`
+	LongestWaitSeconds float64 `json:"longest_wait_seconds"`
 }
 
 // WallboardAbandonment is a campaign's abandonment over the law's periods: the rolling
@@ -148,6 +185,10 @@ type WallboardPacer struct {
 	// Forecast says new dials go to this channel, so the pacer forecasts with its
 	// answer rate and ring time: the ladder's first call channel that is up.
 	Forecast bool `json:"forecast"`
+	// Ringing counts the calls on the channel placed and not yet answered; Waiting
+	// the persons who answered one and wait for an agent.
+	Ringing int `json:"ringing"`
+	Waiting int `json:"waiting"`
 }
 
 // wallboardPacer is v as the wallboard shows it: durations rounded for reading.
@@ -166,6 +207,8 @@ func wallboardPacer(v dialer.PacerView) WallboardPacer {
 		RingTimeoutLearned: v.RingTimeoutLearned,
 		Down:               v.Down,
 		Forecast:           v.Forecast,
+		Ringing:            v.Ringing,
+		Waiting:            v.Waiting,
 	}
 }
 
@@ -348,7 +391,11 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	now := s.ui.now()
 	snap := WallboardSnapshot{At: now, Campaigns: []WallboardCampaign{}, Agents: []WallboardAgent{},
 		Trunks: []any{}, TrunkControl: s.cfg.TrunkControl != nil,
-		WhatsApp: WallboardWhatsApp{Status: "not_configured"}, Inbound: []dialer.InboundQueue{}}
+		WhatsApp: WallboardWhatsApp{Status: "not_configured"}, Inbound: []dialer.InboundQueue{},
+		MaxAbandon: s.limits().MaxAbandon}
+	if snap.MaxAbandon == 0 {
+		snap.MaxAbandon = campaigns.DefaultMaxAbandon
+	}
 	if s.cfg.TrunkStatus != nil {
 		snap.Trunks = s.cfg.TrunkStatus()
 		// The poll is a backstop for a change OnTrunkChange did not bring (a
@@ -369,10 +416,12 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	}
 	var live []dialer.Agent
 	pacers := map[int64][]WallboardPacer{}
+	views := map[int64][]dialer.PacerView{}
 	if s.cfg.Engine != nil {
 		live = s.cfg.Engine.Agents().List()
 		for _, v := range s.cfg.Engine.PacerViews() {
 			pacers[v.CampaignID] = append(pacers[v.CampaignID], wallboardPacer(v))
+			views[v.CampaignID] = append(views[v.CampaignID], v)
 		}
 		if snap.Inbound, err = s.cfg.Engine.InboundQueues(ctx, time.Local); err != nil {
 			return snap, err
@@ -390,6 +439,13 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			AnswerRate: map[string]float64{}, AgentIDs: []string{}, Pacer: []WallboardPacer{}}
 		if p, ok := pacers[c.ID]; ok {
 			wc.Pacer = p
+		}
+		for _, v := range views[c.ID] {
+			wc.Ringing += v.Ringing
+			wc.Waiting += v.Waiting
+			if v.Waiting > 0 {
+				wc.LongestWaitSeconds = max(wc.LongestWaitSeconds, now.Sub(v.WaitingSince).Seconds())
+			}
 		}
 		users, err := s.store.CampaignAgents(ctx, c.ID)
 		if err != nil {
@@ -471,15 +527,95 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	if err != nil {
 		return snap, err
 	}
-	if entries == nil {
-		entries = []storage.AuditEntry{}
+	users, err := s.store.ListUsers(ctx)
+	if err != nil {
+		return snap, err
 	}
-	// The wallboard shows who did what; the full before and after stay in the audit API.
-	for i := range entries {
-		entries[i].Before = nil
-	}
-	snap.Audit = entries
+	snap.Audit = wallboardAudit(entries, users, list)
 	return snap, nil
+}
+
+// wallboardAudit turns entries into what the page's sentences need. The full
+// before and after stay in the audit API: the wallboard carries the changes.
+func wallboardAudit(entries []storage.AuditEntry, users []storage.User, list []campaigns.Campaign) []WallboardAudit {
+	byID := make(map[int64]storage.User, len(users))
+	for _, u := range users {
+		byID[u.ID] = u
+	}
+	names := make(map[string]string, len(list))
+	for _, c := range list {
+		names[idString(c.ID)] = c.Name
+	}
+	out := make([]WallboardAudit, 0, len(entries))
+	for _, e := range entries {
+		a := WallboardAudit{AuditEntry: e, Changes: auditChanges(e.Before, e.After)}
+		if u, ok := byID[e.UserID]; ok && e.UserID != 0 {
+			a.UserName, a.UserRole = cmp.Or(u.DisplayName, u.Username), string(u.Role)
+		}
+		switch e.ObjectType {
+		case "campaign":
+			a.ObjectName = names[e.ObjectID]
+		case "user":
+			if id, err := strconv.ParseInt(e.ObjectID, 10, 64); err == nil {
+				a.ObjectName = cmp.Or(byID[id].DisplayName, byID[id].Username)
+			}
+		case "trunk":
+			a.ObjectName = e.ObjectID
+		}
+		var subject struct {
+			UserID string `json:"user_id"`
+		}
+		raw := e.After
+		if len(raw) == 0 || string(raw) == "null" {
+			raw = e.Before
+		}
+		if json.Unmarshal(raw, &subject) == nil && subject.UserID != "" {
+			if id, err := strconv.ParseInt(subject.UserID, 10, 64); err == nil {
+				a.SubjectName = cmp.Or(byID[id].DisplayName, byID[id].Username)
+			}
+		}
+		a.Before, a.After = nil, nil
+		out = append(out, a)
+	}
+	return out
+}
+
+// maxAuditChanges bounds the changes one entry lists: a sentence names a few.
+const maxAuditChanges = 6
+
+// auditChanges lists the fields that differ between before and after, JSON
+// objects compared two levels deep ("pacing.max_ratio"), in path order. An
+// entry with no before (a creation, an assignment) lists nothing.
+func auditChanges(before, after json.RawMessage) []AuditChange {
+	var b, a map[string]any
+	if json.Unmarshal(before, &b) != nil || json.Unmarshal(after, &a) != nil || b == nil || a == nil {
+		return nil
+	}
+	flat := func(m map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				for k2, v2 := range sub {
+					out[k+"."+k2] = v2
+				}
+				continue
+			}
+			out[k] = v
+		}
+		return out
+	}
+	fb, fa := flat(b), flat(a)
+	var out []AuditChange
+	for _, k := range slices.Sorted(maps.Keys(fa)) {
+		if k == "updated_at" || k == "version" || reflect.DeepEqual(fb[k], fa[k]) {
+			continue
+		}
+		out = append(out, AuditChange{Field: k, Before: fb[k], After: fa[k]})
+		if len(out) == maxAuditChanges {
+			break
+		}
+	}
+	return out
 }
 
 // occupancy is kpi.OccupancyNow over the agents signed in to the campaign; paused

@@ -30,6 +30,15 @@ export function t(key, vars = {}) {
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
 }
 
+/** tn translates key for a count n: key.one, key.other… as the language's plural rules choose, with {n} filled in. */
+export function tn(key, n, vars = {}) {
+  // Zero reads as a plural in both languages ("0 disponíveis"), whatever CLDR says of pt.
+  const form = n === 0 ? 'other' : new Intl.PluralRules(current).select(n);
+  const has = (k) => k in dictionaries[current] || k in en;
+  const k = has(`${key}.${form}`) ? `${key}.${form}` : `${key}.other`;
+  return t(k, { n: fmt.num(n, 0), ...vars });
+}
+
 /** translate fills every [data-i18n] element's text and [data-i18n-attr] attributes under root. */
 export function translate(root = document) {
   document.documentElement.lang = current;
@@ -47,6 +56,7 @@ export const fmt = {
   pct: (x) => new Intl.NumberFormat(current, { style: 'percent', maximumFractionDigits: 1 }).format(x || 0),
   num: (x, digits = 1) => new Intl.NumberFormat(current, { maximumFractionDigits: digits }).format(x || 0),
   time: (d) => new Date(d).toLocaleTimeString(current),
+  hm: (d) => new Date(d).toLocaleTimeString(current, { hour: '2-digit', minute: '2-digit' }),
   dateTime: (d) => new Date(d).toLocaleString(current),
   duration: (seconds) => {
     const s = Math.max(0, Math.floor(seconds));
