@@ -1,6 +1,8 @@
 package dialer
 
 import (
+	"time"
+
 	"github.com/turbina-dialer/turbina/dialer/agentaudio"
 	"github.com/turbina-dialer/turbina/media"
 )
@@ -28,19 +30,44 @@ func (a audioAgents) LoggedIn(agentID int64) error {
 	return nil
 }
 
-// AudioUp marks agentID's audio up.
-func (a audioAgents) AudioUp(agentID int64) { a.e.agents.setAudio(agentID, true, a.e.cfg.Now()) }
+// AudioUp marks agentID's audio up. An agent on a call whose page came back
+// (a reload) gets the customer back on the new leg.
+func (a audioAgents) AudioUp(agentID int64) {
+	e := a.e
+	e.agents.setAudio(agentID, true, e.cfg.Now())
+	if ag, ok := e.agents.Get(agentID); ok && ag.State == AgentOnCall {
+		if r := e.runFor(ag.Campaigns, ag.AttemptID); r != nil {
+			r.do(func() { r.agentBack(agentID, ag.AttemptID) })
+		}
+	}
+}
 
 // AudioDown marks agentID's audio down: a ready agent is paused (no_audio). An
 // agent whose audio died mid-call (a closed browser, a lost network, a killed
 // phone) leaves a customer in silence: the run plays the customer the
-// safe-harbour message and counts the call abandoned.
+// safe-harbour message and counts the call abandoned. A browser agent's page
+// reloaded mid-call offers its audio again within seconds, so the customer is
+// given AgentReturn for it before the message.
 func (a audioAgents) AudioDown(agentID int64) {
 	e := a.e
 	e.agents.setAudio(agentID, false, e.cfg.Now())
-	if ag, ok := e.agents.Get(agentID); ok && ag.State == AgentOnCall {
-		if r := e.runFor(ag.Campaigns, ag.AttemptID); r != nil {
-			r.do(func() { r.agentLost(ag.AttemptID) })
-		}
+	ag, ok := e.agents.Get(agentID)
+	if !ok || ag.State != AgentOnCall {
+		return
 	}
+	r := e.runFor(ag.Campaigns, ag.AttemptID)
+	if r == nil {
+		return
+	}
+	if ag.Media != MediaBrowser || e.cfg.AgentReturn <= 0 {
+		r.do(func() { r.agentLost(ag.AttemptID) })
+		return
+	}
+	time.AfterFunc(e.cfg.AgentReturn, func() {
+		r.do(func() {
+			if e.audio.Bridge(agentID) == nil {
+				r.agentLost(ag.AttemptID)
+			}
+		})
+	})
 }

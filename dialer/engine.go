@@ -72,6 +72,11 @@ type Config struct {
 	// within 5 s: browsers and phones send packets through silence too;
 	// negative: never).
 	AgentSilence time.Duration
+	// AgentReturn is how long a browser agent's call waits for the agent's audio
+	// to come back (its page reloaded or reconnected) before the customer hears
+	// the safe-harbour message (default 8 s; negative: no wait). A phone's leg
+	// does not come back on its own: its call ends at once.
+	AgentReturn time.Duration
 	// NumberLimits bound the calls one number gets across every campaign and
 	// channel (default DefaultNumberLimits; a zero field: no limit of that period).
 	NumberLimits *campaigns.NumberLimits
@@ -132,6 +137,12 @@ func (c Config) withDefaults() Config {
 		c.AgentSilence = 4 * time.Second
 	case c.AgentSilence < 0:
 		c.AgentSilence = 0
+	}
+	switch {
+	case c.AgentReturn == 0:
+		c.AgentReturn = 8 * time.Second
+	case c.AgentReturn < 0:
+		c.AgentReturn = 0
 	}
 	if c.InDoubtReportAfter <= 0 {
 		c.InDoubtReportAfter = 15 * time.Minute

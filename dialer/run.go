@@ -997,6 +997,43 @@ func (r *run) agentLost(attemptID int64) {
 	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.AttemptEvent{})
 }
 
+// agentBack puts a connected call's customer on its agent's new audio leg: the
+// agent's page was reloaded (or its audio renegotiated) during the call. The old
+// leg's bridge lets go of the customer first; until then the loop does not wait.
+func (r *run) agentBack(agentID, attemptID int64) {
+	c := r.callFor(attemptID)
+	if c == nil || c.agentID != agentID || (c.state != callConnected && c.state != callResumed) {
+		return
+	}
+	b := r.e.audio.Bridge(agentID)
+	if b == nil || (c.bridged != nil && b.Current() == c.bridged) {
+		return
+	}
+	if old := c.bridged; old != nil {
+		select {
+		case <-old.Done():
+		default:
+			log := c.log
+			go func() {
+				select {
+				case <-old.Done():
+					r.do(func() { r.agentBack(agentID, attemptID) })
+				case <-time.After(5 * time.Second):
+					log.Warn("agent audio back, but the old bridge kept the customer")
+				}
+			}()
+			return
+		}
+	}
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, c.log, func() []media.ConnectOption {
+		if c.recording == nil {
+			return nil
+		}
+		return []media.ConnectOption{media.WithRecorder(c.recording)}
+	})
+	c.log.Info("agent audio back: customer reconnected", "agent", agentID)
+}
+
 // expireWrapUps ends wrap-ups that went on past the timeout without a disposition.
 func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 	for agentID, w := range r.wrapping {
