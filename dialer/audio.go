@@ -1,6 +1,8 @@
 package dialer
 
 import (
+	"errors"
+	"net"
 	"time"
 
 	"github.com/turbina-dialer/turbina/dialer/agentaudio"
@@ -63,6 +65,7 @@ func (a audioAgents) AudioDown(agentID int64) {
 		r.do(func() { r.agentLost(ag.AttemptID) })
 		return
 	}
+	r.do(func() { r.agentAway(agentID, ag.AttemptID) })
 	time.AfterFunc(e.cfg.AgentReturn, func() {
 		r.do(func() {
 			if e.audio.Bridge(agentID) == nil {
@@ -70,4 +73,44 @@ func (a audioAgents) AudioDown(agentID int64) {
 			}
 		})
 	})
+}
+
+// keepListening reads and drops the customer's audio of leg once after is
+// closed (the old bridge let go of it), until its stop func is called, which
+// returns once nothing reads the leg any more. A call waiting for its agent's
+// audio to come back is so still heard: a SIP trunk whose answered calls all
+// fall silent is taken for dead, and its calls with it.
+func keepListening(leg media.Leg, after <-chan struct{}) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if after != nil {
+			select {
+			case <-after:
+			case <-quit:
+				return
+			}
+		}
+		buf := make([]byte, 1500)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if _, err := leg.ReadRTP(buf); err != nil {
+				if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+					continue // stop's deadline, or one someone else set
+				}
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		_ = leg.SetReadDeadline(time.Now())
+		<-done
+		_ = leg.SetReadDeadline(time.Time{})
+	}
 }

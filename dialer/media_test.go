@@ -281,9 +281,7 @@ func TestAgentBrowserBackMidCallGetsTheCustomerBack(t *testing.T) {
 	}
 	prompt, _ := media.NewAbandonPlayer()
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
-	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}},
-		MediaSilence: sip.Duration(time.Minute)},
-		Config{AgentPeers: peers, AbandonPrompt: prompt})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{AgentPeers: peers, AbandonPrompt: prompt})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.readyAgents(c.ID, 1)[0]
 	h.engine.Agents().LoginWith(agent, "browser", []int64{c.ID}, MediaBrowser, time.Now())

@@ -51,6 +51,9 @@ type call struct {
 	// us; holding, while it is queued, stops its hold tone and waits for it.
 	inbound bool
 	holding func()
+	// listening, while the agent's audio is away (a page reloading), reads the
+	// customer's audio so that the line is heard alive; calling it stops that.
+	listening func()
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -735,6 +738,10 @@ func (r *run) releaseAgent(c *call, at time.Time) {
 
 // unbridge takes the call's audio off its agent's bridge and closes its recording.
 func (r *run) unbridge(c *call) {
+	if c.listening != nil {
+		c.listening()
+		c.listening = nil
+	}
 	if b := r.e.audio.Bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 		b.Disconnect()
 	}
@@ -1009,6 +1016,10 @@ func (r *run) agentBack(agentID, attemptID int64) {
 	if b == nil || (c.bridged != nil && b.Current() == c.bridged) {
 		return
 	}
+	if c.listening != nil {
+		c.listening()
+		c.listening = nil
+	}
 	if old := c.bridged; old != nil {
 		select {
 		case <-old.Done():
@@ -1032,6 +1043,28 @@ func (r *run) agentBack(agentID, attemptID int64) {
 		return []media.ConnectOption{media.WithRecorder(c.recording)}
 	})
 	c.log.Info("agent audio back: customer reconnected", "agent", agentID)
+}
+
+// agentAway keeps a connected call's customer heard while its agent's audio is
+// away, for the agent to come back (agentBack) or be given up (agentLost).
+func (r *run) agentAway(agentID, attemptID int64) {
+	c := r.callFor(attemptID)
+	if c == nil || c.agentID != agentID || c.listening != nil || (c.state != callConnected && c.state != callResumed) {
+		return
+	}
+	mc, ok := c.leg.(MediaCarrier)
+	if !ok {
+		return
+	}
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		return
+	}
+	var after <-chan struct{}
+	if c.bridged != nil {
+		after = c.bridged.Done()
+	}
+	c.listening = keepListening(customer, after)
 }
 
 // expireWrapUps ends wrap-ups that went on past the timeout without a disposition.
