@@ -464,6 +464,10 @@ type Close struct {
 // ErrBadDisposition means a Close does not fit the campaign's dispositions.
 var ErrBadDisposition = errors.New("invalid disposition")
 
+// ErrCallbackTime means a callback disposition's time is in the past or more
+// than 90 days ahead. It comes wrapped in ErrBadDisposition.
+var ErrCallbackTime = errors.New("the callback time must be in the next 90 days")
+
 // maxCallbackAhead bounds how far ahead a callback may be scheduled.
 const maxCallbackAhead = 90 * 24 * time.Hour
 
@@ -490,7 +494,7 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 	var callback *storage.Callback
 	if d.Callback {
 		if !cl.CallbackAt.After(now) || cl.CallbackAt.After(now.Add(maxCallbackAhead)) {
-			return fmt.Errorf("%w: %s needs a callback time in the next 90 days", ErrBadDisposition, cl.Code)
+			return fmt.Errorf("%w: %s: %w", ErrBadDisposition, cl.Code, ErrCallbackTime)
 		}
 		callback = &storage.Callback{At: cl.CallbackAt}
 		if cl.SameAgent {

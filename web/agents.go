@@ -207,6 +207,9 @@ func (s *Server) agentDisposition(w http.ResponseWriter, r *http.Request, p prin
 		return unprocessable("code: a disposition code is required (at most 64 characters)")
 	}
 	if err := e.Disposition(r.Context(), p.ID, in); err != nil {
+		if errors.Is(err, dialer.ErrCallbackTime) {
+			return errorf(http.StatusUnprocessableEntity, "callback_time", err.Error())
+		}
 		if errors.Is(err, dialer.ErrBadDisposition) {
 			return unprocessable(err.Error())
 		}
