@@ -3,10 +3,14 @@ package web
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
@@ -90,4 +94,133 @@ func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
 	if at := attempts[0]; at.Outcome != string(campaigns.OutcomeConnected) || at.HangupBy != "agent" || at.SafeHarbour != "" || at.Disposition != "sale" {
 		t.Errorf("attempt %+v, want connected, hung up by the agent, without the safe-harbour message, disposition sale", at)
 	}
+}
+
+// watchAnnouncements grants the page notifications and, on every document it
+// loads, counts the tones it generates (window.__tones: oscillators started),
+// the notifications it shows (window.__notes) and its API requests still
+// waiting for their answer (window.__pending). The page is in Portuguese.
+func (p *page) watchAnnouncements() {
+	p.t.Helper()
+	const spy = `(() => {
+		localStorage.setItem('turbina.lang', 'pt-BR');
+		window.__tones = 0;
+		const osc = AudioContext.prototype.createOscillator;
+		AudioContext.prototype.createOscillator = function () { window.__tones++; return osc.call(this); };
+		window.__notes = [];
+		const N = window.Notification;
+		window.Notification = class extends N {
+			constructor(title, o) { super(title, o); window.__notes.push(title + ' | ' + (o && o.body)); }
+		};
+		window.__pending = 0;
+		const f = window.fetch;
+		window.fetch = async (...a) => { window.__pending++; try { return await f(...a); } finally { window.__pending--; } };
+	})();`
+	p.do("watch the announcements", func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+		if _, err := chromedp.Call(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: "notifications"}, Setting: cdpbrowser.PermissionSettingGranted, Origin: p.e.srv.URL,
+		}); err != nil {
+			return chromedp.Void{}, err
+		}
+		_, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: spy})
+		return chromedp.Void{}, err
+	})
+}
+
+// key presses one key on the page, as the agent does.
+func (p *page) key(k string) {
+	p.t.Helper()
+	p.do("press "+k, chromedp.KeyEvent(k))
+}
+
+// statusIs waits for the page's message line to say want, in the style kind
+// ("note" or "error"), with the colour of that style, once no API request is
+// waiting: a request's answer must not wipe what an event wrote.
+func (p *page) statusIs(what, kind, want string) {
+	p.t.Helper()
+	color := map[string]string{"note": "rgb(30, 125, 50)", "error": "rgb(179, 38, 30)"}[kind]
+	p.waitJS(what, `(() => { const s = document.getElementById('agent-status');
+		return window.__pending === 0 && !s.hidden && s.className === '`+kind+`' && s.textContent === `+strconv.Quote(want)+` &&
+			getComputedStyle(s).color === '`+color+`'; })()`, 10*time.Second)
+}
+
+// TestBrowserAgentDesk: a Chromium agent working in Portuguese. A call
+// announces itself: a tone, the tab's title, a notification, the focus on Hang
+// up. The contact's number is written as in Brazil and the history's outcome in
+// words. The keyboard works the session, as the page's list of shortcuts says:
+// M mutes, H hangs up, a digit picks a disposition, R and P make ready and
+// pause; not while the agent types in a field. The call's end stays said after
+// the hang-up request returns; a callback time in the past, or too far ahead
+// (refused by the server), is an error, in the error style, beside the field.
+func TestBrowserAgentDesk(t *testing.T) {
+	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1)
+	p := openBrowser(t, e)
+	p.watchAnnouncements()
+	onCall(t, p, e, slot, c, "+5511960000082")
+
+	p.waitJS("the call announced", `document.title === '● Chamada — Turbina' && document.activeElement?.id === 'hangup' &&
+		window.__tones >= 2 && window.__notes.length === 1`, 10*time.Second)
+	if got := eval[string](p, `window.__notes[0]`); got != "Chamada — Presence | Maria Souza — (11) 96000-0082" {
+		t.Errorf("notification %q", got)
+	}
+	if got := p.text("#contact-phone"); got != "(11) 96000-0082" {
+		t.Errorf("phone on the screen-pop %q, want (11) 96000-0082", got)
+	}
+	if got := p.text("#history tbody tr td:nth-child(3)"); got != "atendida" {
+		t.Errorf("the call's outcome in the history %q, want it in words (atendida)", got)
+	}
+	if got := p.text("#shortcuts"); !strings.Contains(got, "Disponível") || !strings.Contains(got, "Desligar") {
+		t.Errorf("shortcuts listed %q", got)
+	}
+	p.shot("announced")
+
+	p.key("m")
+	p.waitJS("muted", `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
+	p.key("m")
+	p.waitJS("unmuted", `document.getElementById('mute').getAttribute('aria-pressed') === 'false'`, 5*time.Second)
+	p.key("h")
+	p.waitJS("wrap-up", `document.getElementById('state').dataset.state === 'wrap_up' && !document.getElementById('dispo').hidden`, 10*time.Second)
+	p.statusIs("the call's end said", "note", "A chamada terminou. Escolha a tabulação.")
+
+	// 2 is the callback; typing 1 in the time field picks nothing.
+	p.key("2")
+	p.waitJS("callback picked", `document.getElementById('code-callback').checked && !document.getElementById('callback-fields').hidden`, 5*time.Second)
+	p.do("type in the callback time", chromedp.Focus(chromedp.CSS("#callback-at")), chromedp.KeyEvent("1"))
+	if !eval[bool](p, `document.getElementById('code-callback').checked`) {
+		t.Fatal("a digit typed in the callback time changed the disposition")
+	}
+	setTime := func(offset string) {
+		t.Helper()
+		p.do("callback time", chromedp.Evaluate[chromedp.Void](`(() => { const d = new Date(Date.now() + (`+offset+`));
+			const pad = (n) => String(n).padStart(2, '0');
+			document.getElementById('callback-at').value = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes()); })()`))
+		p.do("save", chromedp.Click(chromedp.CSS("#dispo-submit")))
+	}
+	setTime("-3600e3")
+	p.statusIs("a past callback refused", "error", "O horário do retorno já passou. Escolha um horário futuro.")
+	if got := p.text("#callback-error"); got != "O horário do retorno já passou. Escolha um horário futuro." {
+		t.Errorf("error beside the callback time %q", got)
+	}
+	setTime("120 * 86400e3")
+	p.statusIs("a callback too far ahead refused by the server", "error", "O retorno deve ser agendado para os próximos 90 dias.")
+	p.shot("callback-refused")
+
+	p.key("1")
+	p.waitJS("sale picked, focus on save", `document.getElementById('code-sale').checked && document.activeElement?.id === 'dispo-submit'`, 5*time.Second)
+	p.key(kb.Enter)
+	p.waitJS("ready", `document.getElementById('state').dataset.state === 'ready' && document.getElementById('dispo').hidden`, 10*time.Second)
+	if got := eval[string](p, `document.title`); got != "Turbina — softphone" {
+		t.Errorf("title after the call %q", got)
+	}
+	p.key("p")
+	p.waitJS("paused by P", `document.getElementById('state').dataset.state === 'paused'`, 5*time.Second)
+	p.key("r")
+	p.waitJS("ready by R", `document.getElementById('state').dataset.state === 'ready'`, 5*time.Second)
+
+	p.do("phone width", chromedp.EmulateViewport(390, 844))
+	if w := eval[int](p, `document.documentElement.scrollWidth`); w > 390 {
+		wide := eval[[]string](p, `[...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > 390).slice(0, 8).map((el) => el.tagName + '#' + el.id + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))`)
+		t.Errorf("the agent page is %d px wide on a 390 px phone: %v", w, wide)
+	}
+	p.shot("phone")
 }

@@ -1,3 +1,22 @@
 // English strings of the agent page (keys shared with agent.pt-BR.js); merged into en.js.
 export default {
+  'keys.title': 'Shortcuts', 'keys.mute': 'Mute / unmute', 'keys.dispo': 'Choose a disposition (then Enter saves it)',
+  'keys.typing': 'Shortcuts do nothing while you type in a field.',
+  'call.notify': 'Call — {campaign}',
+  'presence.hint.connection_lost': 'You were paused because this page lost its connection. Keep this page open; press Ready when it says connected.',
+  'presence.hint.no_audio': 'You were paused because your audio is not connected. Press Connect audio (allow the microphone), then Ready.',
+  'presence.hint.reconnected': 'You are back. Press Ready (R) to take calls again.',
+  'dispo.callback_past': 'The callback time has passed. Choose a time in the future.',
+  'dispo.callback_missing': 'Choose when to call back.',
+  'dispo.callback_time': 'The callback time must be in the next 90 days.',
+  'outcome.connected': 'talked', 'outcome.abandoned': 'abandoned (no agent free)', 'outcome.machine': 'answering machine',
+  'outcome.machine_next': 'answering machine', 'outcome.machine_message': 'message left on the answering machine',
+  'outcome.busy': 'busy', 'outcome.no_answer': 'no answer', 'outcome.rejected': 'call refused', 'outcome.invalid_number': 'number does not exist',
+  'outcome.trunk_fault': 'carrier fault', 'outcome.trunk_down': 'carrier down', 'outcome.channel_down': 'channel unavailable',
+  'outcome.channel_busy': 'channel full', 'outcome.no_channel': 'no channel for this step', 'outcome.media_failed': 'no audio on the line',
+  'outcome.interrupted': 'interrupted (the dialer stopped)', 'outcome.no_permission': 'no WhatsApp call permission',
+  'outcome.not_on_whatsapp': 'not on WhatsApp', 'outcome.sent': 'sent', 'outcome.in_doubt': 'sending unconfirmed',
+  'outcome.send_failed': 'sending failed', 'outcome.delivered': 'delivered', 'outcome.read': 'read',
+  'outcome.resumed': 'taken up on WhatsApp', 'outcome.canceled': 'canceled', 'outcome.inbound_missed': 'missed call from the contact',
+  'outcome.dialing': 'dialing', 'outcome.ringing': 'ringing', 'outcome.answered': 'in progress', 'outcome.ended': 'ended',
 };

@@ -1,3 +1,22 @@
 // Textos da página agent em português do Brasil (mesmas chaves de agent.en.js); entram em pt-BR.js.
 export default {
+  'keys.title': 'Atalhos', 'keys.mute': 'Silenciar / reativar microfone', 'keys.dispo': 'Escolher a tabulação (Enter salva)',
+  'keys.typing': 'Os atalhos não funcionam enquanto você digita em um campo.',
+  'call.notify': 'Chamada — {campaign}',
+  'presence.hint.connection_lost': 'Você foi colocado em pausa porque esta página perdeu a conexão. Mantenha a página aberta; clique em Disponível quando ela reconectar.',
+  'presence.hint.no_audio': 'Você foi colocado em pausa porque seu áudio não está conectado. Clique em Conectar áudio (permita o microfone) e depois em Disponível.',
+  'presence.hint.reconnected': 'Você voltou. Clique em Disponível (R) para receber chamadas.',
+  'dispo.callback_past': 'O horário do retorno já passou. Escolha um horário futuro.',
+  'dispo.callback_missing': 'Escolha quando retornar a ligação.',
+  'dispo.callback_time': 'O retorno deve ser agendado para os próximos 90 dias.',
+  'outcome.connected': 'atendida', 'outcome.abandoned': 'abandonada (sem agente livre)', 'outcome.machine': 'caixa postal',
+  'outcome.machine_next': 'caixa postal', 'outcome.machine_message': 'recado deixado na caixa postal',
+  'outcome.busy': 'ocupado', 'outcome.no_answer': 'não atendeu', 'outcome.rejected': 'chamada recusada', 'outcome.invalid_number': 'número inexistente',
+  'outcome.trunk_fault': 'falha na operadora', 'outcome.trunk_down': 'operadora fora do ar', 'outcome.channel_down': 'canal indisponível',
+  'outcome.channel_busy': 'canal lotado', 'outcome.no_channel': 'sem canal para esta etapa', 'outcome.media_failed': 'sem áudio na linha',
+  'outcome.interrupted': 'interrompida (o discador parou)', 'outcome.no_permission': 'sem permissão de chamada no WhatsApp',
+  'outcome.not_on_whatsapp': 'não usa WhatsApp', 'outcome.sent': 'enviado', 'outcome.in_doubt': 'envio não confirmado',
+  'outcome.send_failed': 'falha no envio', 'outcome.delivered': 'entregue', 'outcome.read': 'lido',
+  'outcome.resumed': 'retomada pelo WhatsApp', 'outcome.canceled': 'cancelada', 'outcome.inbound_missed': 'ligação perdida do contato',
+  'outcome.dialing': 'discando', 'outcome.ringing': 'chamando', 'outcome.answered': 'em andamento', 'outcome.ended': 'encerrada',
 };
