@@ -459,6 +459,8 @@ type Close struct {
 	CallbackAt time.Time `json:"callback_at,omitzero"`
 	// SameAgent routes the callback to this agent when it is ready then.
 	SameAgent bool `json:"same_agent,omitempty"`
+	// Notes are the agent's words on the call, kept with the attempt.
+	Notes string `json:"notes,omitempty"`
 }
 
 // ErrBadDisposition means a Close does not fit the campaign's dispositions.
@@ -527,7 +529,7 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 	if err := e.agents.claimWrapUp(agentID, attemptID); err != nil {
 		return err
 	}
-	if err := e.store.Dispose(ctx, attemptID, cl.Code, callback); err != nil {
+	if err := e.store.Dispose(ctx, attemptID, cl.Code, cl.Notes, callback); err != nil {
 		e.agents.releaseWrapUp(agentID)
 		return fmt.Errorf("disposition not recorded, still in wrap-up: %w", err)
 	}

@@ -149,7 +149,7 @@ type unrecordedEnd struct {
 // store writes u.
 func (u unrecordedEnd) store(ctx context.Context, s Store) error {
 	if u.disposition != "" {
-		return s.Dispose(ctx, u.attempt.ID, u.disposition, nil)
+		return s.Dispose(ctx, u.attempt.ID, u.disposition, "", nil)
 	}
 	return s.FinishAttempt(ctx, u.attempt, u.move)
 }
