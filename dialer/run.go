@@ -977,7 +977,7 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	}
 	pop := ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
-		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
+		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, Script: r.campaign.Script, ConnectedAt: now,
 	}
 	r.e.agents.setScreenPop(c.agentID, pop)
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
