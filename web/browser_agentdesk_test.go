@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func onCall(t *testing.T, p *page, e *apiEnv, slot *engineSlot, c campaignView, 
 	t.Helper()
 	agentID := e.users[storage.RoleAgent].ID
 	agentTab(t, p, slot, agentID)
-	e.importCSV(t, c.ID, "phone,name,timezone,plan\n"+phone+",Maria Souza,UTC,Gold\n")
+	e.importCSV(t, c.ID, "phone,name,timezone,plan\n"+phone+",Maria Souza,UTC,<img src=x onerror=window.__xss=1>Gold\n")
 	p.waitJS("the call on the page", `document.getElementById('state').dataset.state === 'on_call' && !document.getElementById('screen-pop').hidden`, 20*time.Second)
 	return agentID
 }
@@ -152,8 +153,13 @@ func (p *page) statusIs(what, kind, want string) {
 // pause; not while the agent types in a field. The call's end stays said after
 // the hang-up request returns; a callback time in the past, or too far ahead
 // (refused by the server), is an error, in the error style, beside the field.
+// The campaign's script is shown with the contact's fields filled in, as text
+// (a field holding HTML stays text). The notes typed with the disposition are
+// kept with the attempt, and the callback is then in "my callbacks".
 func TestBrowserAgentDesk(t *testing.T) {
 	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1)
+	decode[any](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSupervisor],
+		map[string]any{"script": "Olá {{name}}! Seu plano: {{plan}}. {{unknown}}"}), http.StatusOK)
 	p := openBrowser(t, e)
 	p.watchAnnouncements()
 	onCall(t, p, e, slot, c, "+5511960000082")
@@ -168,6 +174,15 @@ func TestBrowserAgentDesk(t *testing.T) {
 	}
 	if got := p.text("#history tbody tr td:nth-child(3)"); got != "atendida" {
 		t.Errorf("the call's outcome in the history %q, want it in words (atendida)", got)
+	}
+	if got := p.text("#script"); got != "Olá Maria Souza! Seu plano: <img src=x onerror=window.__xss=1>Gold. {{unknown}}" {
+		t.Errorf("script %q", got)
+	}
+	if eval[bool](p, `document.querySelector('#script img') !== null || window.__xss === 1`) {
+		t.Error("a contact's field was read as HTML in the script")
+	}
+	if got := p.text("#cb-none"); got != "Nenhum retorno agendado." {
+		t.Errorf("my callbacks before any %q", got)
 	}
 	if got := p.text("#shortcuts"); !strings.Contains(got, "Disponível") || !strings.Contains(got, "Desligar") {
 		t.Errorf("shortcuts listed %q", got)
@@ -207,8 +222,28 @@ func TestBrowserAgentDesk(t *testing.T) {
 
 	p.key("1")
 	p.waitJS("sale picked, focus on save", `document.getElementById('code-sale').checked && document.activeElement?.id === 'dispo-submit'`, 5*time.Second)
+	p.key("2")
+	p.waitJS("callback picked again", `document.getElementById('code-callback').checked && document.activeElement?.id === 'dispo-submit'`, 5*time.Second)
+	p.do("callback time", chromedp.Evaluate[chromedp.Void](`(() => { const d = new Date(Date.now() + 2 * 3600e3);
+		const pad = (n) => String(n).padStart(2, '0');
+		document.getElementById('callback-at').value = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes()); })()`))
+	// Letters of the shortcuts typed in the notes are text, not commands.
+	const notes = "Prefere manhã; ligar para o Hugo 1 vez"
+	p.do("type notes", chromedp.Focus(chromedp.CSS("#dispo-notes")), chromedp.KeyEvent(notes))
+	if st := eval[string](p, `document.getElementById('state').dataset.state + ' ' + document.getElementById('mute').getAttribute('aria-pressed') + ' ' + document.getElementById('code-callback').checked`); st != "wrap_up false true" {
+		t.Fatalf("typing the notes worked the shortcuts: %s", st)
+	}
+	p.do("focus save", chromedp.Focus(chromedp.CSS("#dispo-submit")))
 	p.key(kb.Enter)
 	p.waitJS("ready", `document.getElementById('state').dataset.state === 'ready' && document.getElementById('dispo').hidden`, 10*time.Second)
+	p.waitJS("my callbacks", `document.querySelectorAll('#cb-list tbody tr').length === 1 && !document.getElementById('cb-list').hidden`, 10*time.Second)
+	if got := p.text("#cb-list tbody tr td:nth-child(2)"); got != "Maria Souza — (11) 96000-0082" {
+		t.Errorf("my callback's contact %q", got)
+	}
+	id, _ := strconv.ParseInt(e.contacts(t, c.ID, "").Contacts[0].ID, 10, 64)
+	if as, err := e.db.ListAttempts(context.Background(), id); err != nil || len(as) != 1 || as[0].Notes != notes || as[0].Disposition != "callback" {
+		t.Errorf("attempts %+v (%v), want the callback with the notes %q", as, err, notes)
+	}
 	if got := eval[string](p, `document.title`); got != "Turbina — softphone" {
 		t.Errorf("title after the call %q", got)
 	}

@@ -14,7 +14,7 @@ let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 const phones = {};
 const phone = (n) => (n ? phones[n] || n : '');
 
-setup(() => { renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); renderNotice(); });
+setup(() => { renderCallbacks(); renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); renderNotice(); });
 init();
 
 async function init() {
@@ -28,6 +28,36 @@ async function init() {
   }
   connect();
   setInterval(tick, 1000);
+  loadCallbacks();
+  setInterval(loadCallbacks, 60000);
+}
+
+// ---- my callbacks: the ones this agent asked for, soonest first ----
+
+let callbacks = [];
+
+async function loadCallbacks() {
+  try { callbacks = (await api('GET', '/api/v1/agent/callbacks')).callbacks; } catch { return; }
+  renderCallbacks();
+}
+
+function renderCallbacks() {
+  $('cb-none').hidden = callbacks.length > 0;
+  $('cb-list').hidden = callbacks.length === 0;
+  $('cb-list').tBodies[0].replaceChildren(...callbacks.map((cb) => el('tr', { dataset: { contact: cb.contact_id } },
+    el('td', {}, el('time', { datetime: cb.at }, fmt.dateTime(cb.at))),
+    el('td', {}, [cb.name, cb.phone_display || cb.phone].filter(Boolean).join(' — '), cb.mine ? ` (${t('cb.mine')})` : ''),
+    el('td', {}, cb.campaign_name))));
+}
+
+// renderScript shows the campaign's script with the contact's fields in its
+// {{field}} placeholders; a placeholder with no such field stays as written, for
+// the agent to see what is missing. Text only: a contact's data is never HTML.
+function renderScript(p) {
+  const c = p.contact;
+  const fields = { ...(c.attributes || {}), name: c.name || '', phone: phone(c.phone), whatsapp: phone(c.whatsapp || c.phone), campaign: p.campaign_name };
+  $('script-box').hidden = !p.script;
+  $('script').textContent = (p.script || '').replace(/\{\{\s*([^{}\s]+)\s*\}\}/g, (m, k) => (Object.hasOwn(fields, k) ? fields[k] : m));
 }
 
 function fail(e) {
@@ -37,7 +67,7 @@ function fail(e) {
   p.hidden = !e;
   p.textContent = e ? (e.code === 'policy_refused' ? refusalText(e.reasons, e.nextAllowedAt)
     : e.code === 'no_audio' || e.code === 'connection_lost' ? t('presence.' + e.code)
-      : e.code === 'callback_time' ? t('dispo.callback_time') : e.message || String(e)) : '';
+      : e.code === 'callback_time' || e.code === 'notes_too_long' ? t('dispo.' + e.code) : e.message || String(e)) : '';
   p.dataset.reasons = e?.reasons?.join(' ') || '';
 }
 
@@ -244,6 +274,8 @@ function renderContact(p) {
   $('contact-whatsapp').textContent = phone(c.whatsapp || c.phone);
   $('call-campaign').textContent = p.campaign_name;
   $('call-channel').textContent = t('channel.' + p.channel);
+  renderScript(p);
+  const label = (code) => (p.dispositions || []).find((d) => d.code === code)?.label || code;
   $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
   $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
@@ -251,7 +283,7 @@ function renderContact(p) {
     el('td', { dataset: { safeHarbour: a.safe_harbour || '', resumedFrom: a.resumed_from || '' } }, outcomeText(a.outcome || a.state) +
       (a.safe_harbour ? ` (${t('history.safeHarbour.' + a.safe_harbour)})` : '') +
       (a.resumed_from ? ` (${t('history.resumed')})` : a.hangup_by === 'trunk' ? ` (${t('history.dropped')})` : '')),
-    el('td', {}, a.disposition || ''))),
+    el('td', {}, a.disposition ? label(a.disposition) : '', a.notes ? el('p', { class: 'notes' }, a.notes) : null))),
   ...(p.skips || []).map((k) => el('tr', { class: 'skip', dataset: { reason: k.reason } },
     el('td', {}, fmt.dateTime(k.at)), el('td', {}, '—'),
     el('td', {}, `${t('preview.skip_entry')}: ${t('skip.' + k.reason)}`), el('td', {}, k.note || ''))),
@@ -451,6 +483,8 @@ $('dispo').addEventListener('submit', async (e) => {
     body.callback_at = at.toISOString();
     body.same_agent = $('same-agent').checked;
   }
+  const notes = $('dispo-notes').value.trim();
+  if (notes) body.notes = notes;
   let a;
   try {
     a = await api('POST', '/api/v1/agent/disposition', body);
@@ -467,6 +501,7 @@ $('dispo').addEventListener('submit', async (e) => {
     note(t('dispo.saved'));
     pop = null;
     renderTitle();
+    if (body.callback_at) loadCallbacks();
     $('dispo').reset();
     $('callback-fields').hidden = true;
   }
