@@ -15,6 +15,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -258,4 +259,37 @@ func TestBrowserAgentDesk(t *testing.T) {
 		t.Errorf("the agent page is %d px wide on a 390 px phone: %v", w, wide)
 	}
 	p.shot("phone")
+}
+
+// TestBrowserAgentPausedForLostAudioSaysHowToComeBack: the audio session of a
+// ready Chromium agent ends. The engine pauses the agent (no_audio) and the page
+// says why and what to do; Connect audio brings it back, ready again, and the
+// advice goes away.
+func TestBrowserAgentPausedForLostAudioSaysHowToComeBack(t *testing.T) {
+	slot := &engineSlot{}
+	e := newUIEnv(t, Config{Engine: slot})
+	// The calls ring on and on: the agent stays ready.
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: &holdChannel{}}))
+	runningCampaign(t, e, "Presence", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}, "+5511987650040")
+	p := openBrowser(t, e)
+	p.watchPeerConnections()
+	agentID := e.users[storage.RoleAgent].ID
+	agentTab(t, p, slot, agentID)
+	if !eval[bool](p, `document.getElementById('presence-hint').hidden`) {
+		t.Error("advice shown to a ready agent")
+	}
+	lost := time.Now()
+	p.do("end the audio", chromedp.Evaluate[chromedp.Void](`window.__pcs.at(-1).close()`))
+	waitPaused(t, slot, agentID, dialer.ReasonNoAudio, lost)
+	p.waitJS("the advice", `!document.getElementById('presence-hint').hidden && document.getElementById('state').dataset.state === 'paused'`, 10*time.Second)
+	if got := p.text("#presence-hint"); got != "You were paused because your audio is not connected. Press Connect audio (allow the microphone), then Ready." {
+		t.Errorf("advice %q", got)
+	}
+	if got := eval[string](p, `getComputedStyle(document.getElementById('presence-hint')).color`); got != "rgb(179, 38, 30)" {
+		t.Errorf("advice in %s, want the error colour", got)
+	}
+	p.shot("no-audio")
+	p.do("connect audio", chromedp.Click(chromedp.CSS("#audio-connect")))
+	p.waitJS("ready again", `document.getElementById('state').dataset.state === 'ready' && document.getElementById('presence-hint').hidden &&
+		document.getElementById('audio-status').dataset.state === 'connected'`, 20*time.Second)
 }

@@ -624,7 +624,14 @@ function meter(stream) {
   loop();
 }
 
-$('audio-connect').addEventListener('click', () => { audio.unsupported = false; audio.gaveUp = false; connectAudio(); });
+$('audio-connect').addEventListener('click', () => {
+  audio.unsupported = false;
+  audio.gaveUp = false;
+  // A session that is not carrying audio (closed, failed, lost by the server)
+  // is replaced, not kept.
+  if (audio.pc && !audio.waiting && !['new', 'connecting', 'connected'].includes(audio.pc.connectionState)) { audio.pc.close(); audio.pc = null; }
+  connectAudio();
+});
 $('mute').addEventListener('click', () => {
   const track = audio.stream?.getAudioTracks()[0];
   if (!track) return;
