@@ -189,6 +189,18 @@ func TestBrowserAgentDesk(t *testing.T) {
 		t.Errorf("shortcuts listed %q", got)
 	}
 	p.shot("announced")
+	// Disabled controls (Ready, Pause on a call) are still readable: AA contrast.
+	if low := eval[[]string](p, `(() => {
+		const lum = (rgb) => { const c = rgb.match(/\d+/g).slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+			return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; };
+		return [...document.querySelectorAll('button:disabled')].filter((b) => b.offsetParent).flatMap((b) => {
+			const cs = getComputedStyle(b);
+			const [x, y] = [lum(cs.color), lum(cs.backgroundColor)];
+			const ratio = (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+			return ratio < 4.5 || cs.opacity !== '1' ? [b.id + ' ' + ratio.toFixed(2) + ' opacity ' + cs.opacity] : [];
+		}); })()`); len(low) > 0 {
+		t.Errorf("disabled controls under 4.5:1 contrast: %v", low)
+	}
 
 	p.key("m")
 	p.waitJS("muted", `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
