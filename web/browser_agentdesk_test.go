@@ -202,6 +202,10 @@ func TestBrowserAgentDesk(t *testing.T) {
 		t.Errorf("disabled controls under 4.5:1 contrast: %v", low)
 	}
 
+	// The server's refusals are said in the page's language (a page whose Pause
+	// button was left enabled, pressed on a call).
+	p.do("pause on a call", chromedp.Evaluate[chromedp.Void](`document.getElementById('pause').disabled = false; document.getElementById('pause').click()`))
+	p.statusIs("the refusal in Portuguese", "error", "Não é possível agora: você não entrou nas campanhas, está em chamada ou não há chamada para tabular.")
 	p.key("m")
 	p.waitJS("muted", `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
 	p.key("m")

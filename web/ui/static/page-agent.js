@@ -67,8 +67,19 @@ function fail(e) {
   p.hidden = !e;
   p.textContent = e ? (e.code === 'policy_refused' ? refusalText(e.reasons, e.nextAllowedAt)
     : e.code === 'no_audio' || e.code === 'connection_lost' ? t('presence.' + e.code)
-      : e.code === 'callback_time' || e.code === 'notes_too_long' ? t('dispo.' + e.code) : e.message || String(e)) : '';
+      : e.code === 'callback_time' || e.code === 'notes_too_long' ? t('dispo.' + e.code) : errorText(e)) : '';
   p.dataset.reasons = e?.reasons?.join(' ') || '';
+}
+
+// errorText says what went wrong in the page's language: the server's message
+// is English, so its code is translated; a message of the page itself (no
+// code) is shown as it is.
+function errorText(e) {
+  if (e instanceof TypeError) return t('error.network'); // fetch could not reach the server
+  if (!e.code) return e.message || String(e);
+  const key = 'error.' + e.code;
+  const s = t(key);
+  return s === key ? t('error.other', { code: e.code }) : s;
 }
 
 // note shows a message that is not an error (a call ended, a disposition saved).
@@ -133,7 +144,7 @@ function connect() {
       case 'webrtc_answer': answered(ev.sdp); break;
       case 'error':
         if (audio.waiting && ev.code === 'webrtc_failed') audioFailed(/not configured|no agent media/i.test(ev.message) ? 'audio.noserver' : 'audio.failed');
-        else fail({ message: ev.message });
+        else fail({ code: ev.code, message: ev.message });
         break;
     }
   };
