@@ -57,19 +57,30 @@ func (a audioAgents) AudioDown(agentID int64) {
 	if !ok || ag.State != AgentOnCall {
 		return
 	}
-	r := e.runFor(ag.Campaigns, ag.AttemptID)
-	if r == nil {
+	if r := e.runFor(ag.Campaigns, ag.AttemptID); r != nil {
+		r.do(func() { r.agentGone(agentID, ag.AttemptID) })
+	}
+}
+
+// agentGone handles, in the run's loop, the audio of a call's agent gone: a
+// browser agent's call waits AgentReturn for it to come back, the line heard
+// meanwhile; after that (or for any other agent at once) the customer is
+// given up. Audio back by then, the customer is put through to it, which
+// agentBack did already unless the audio came back before the loop knew of
+// the call's answer.
+func (r *run) agentGone(agentID, attemptID int64) {
+	ag, _ := r.e.agents.Get(agentID)
+	if ag.Media != MediaBrowser || r.e.cfg.AgentReturn <= 0 {
+		r.agentLost(attemptID)
 		return
 	}
-	if ag.Media != MediaBrowser || e.cfg.AgentReturn <= 0 {
-		r.do(func() { r.agentLost(ag.AttemptID) })
-		return
-	}
-	r.do(func() { r.agentAway(agentID, ag.AttemptID) })
-	time.AfterFunc(e.cfg.AgentReturn, func() {
+	r.agentAway(agentID, attemptID)
+	time.AfterFunc(r.e.cfg.AgentReturn, func() {
 		r.do(func() {
-			if e.audio.Bridge(agentID) == nil {
-				r.agentLost(ag.AttemptID)
+			if r.e.audio.Bridge(agentID) == nil {
+				r.agentLost(attemptID)
+			} else {
+				r.agentBack(agentID, attemptID)
 			}
 		})
 	})

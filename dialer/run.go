@@ -538,7 +538,7 @@ func (r *run) handle(ctx context.Context, u callUpdate) {
 		if u.bridged != nil && r.e.audio.Bridge(u.agentID) == nil {
 			// The agent's audio died before the loop heard of the call, when
 			// the agent was only reserved: the audio hub's AudioDown could not tell.
-			r.agentLost(c.attempt.ID)
+			r.agentGone(u.agentID, c.attempt.ID)
 		}
 	case channel.AttemptEnded:
 		r.feed(ctx, c, callEvent{kind: endedKind(ev), at: ev.At, outcome: ev.Outcome}, ev)
