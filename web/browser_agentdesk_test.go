@@ -42,8 +42,8 @@ func (p *page) reload() {
 // with the contact's history, the hang-up button, and the audio: the browser
 // hears the customer again on its new session. The customer was never given
 // up (the attempt ends connected, hung up by the agent). Reloaded again in
-// wrap-up, the disposition box is filled and the disposition saves; the agent
-// is ready again.
+// wrap-up with a callback half filled in, the disposition box is back as it
+// was (code, time, notes) and the disposition saves; the agent is ready again.
 func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
 	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1)
 	p := openBrowser(t, e)
@@ -77,10 +77,19 @@ func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
 
 	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	p.waitJS("wrap-up", `document.getElementById('state').dataset.state === 'wrap_up' && !document.getElementById('dispo').hidden`, 10*time.Second)
+	// A callback half filled in, then the reload: the form comes back as it was.
+	p.do("choose callback", chromedp.Click(chromedp.CSS("#code-callback")))
+	p.do("callback time", chromedp.Evaluate[chromedp.Void](`(() => { const i = document.getElementById('callback-at');
+		i.value = '2099-01-02T10:30'; i.dispatchEvent(new Event('input', { bubbles: true })); })()`))
+	p.do("notes", chromedp.Focus(chromedp.CSS("#dispo-notes")), chromedp.KeyEvent("liga amanhã"))
 	p.reload()
 	p.waitJS("disposition box after the reload", `document.getElementById('state').dataset.state === 'wrap_up' &&
 		!document.getElementById('dispo').hidden && document.querySelectorAll('#dispo-codes input').length > 0 &&
 		!document.getElementById('screen-pop').hidden`, 15*time.Second)
+	if got := eval[string](p, `[document.getElementById('code-callback').checked, !document.getElementById('callback-fields').hidden,
+		document.getElementById('callback-at').value, document.getElementById('dispo-notes').value].join('|')`); got != "true|true|2099-01-02T10:30|liga amanhã" {
+		t.Errorf("disposition form after the reload %q, want the callback, its time and the notes as they were", got)
+	}
 	p.shot("reloaded-wrap-up")
 	p.do("choose sale", chromedp.Click(chromedp.CSS("#code-sale")))
 	p.do("save disposition", chromedp.Click(chromedp.CSS("#dispo-submit")))
@@ -93,8 +102,8 @@ func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
 	if err != nil || len(attempts) != 1 {
 		t.Fatalf("attempts %+v (%v)", attempts, err)
 	}
-	if at := attempts[0]; at.Outcome != string(campaigns.OutcomeConnected) || at.HangupBy != "agent" || at.SafeHarbour != "" || at.Disposition != "sale" {
-		t.Errorf("attempt %+v, want connected, hung up by the agent, without the safe-harbour message, disposition sale", at)
+	if at := attempts[0]; at.Outcome != string(campaigns.OutcomeConnected) || at.HangupBy != "agent" || at.SafeHarbour != "" || at.Disposition != "sale" || at.Notes != "liga amanhã" {
+		t.Errorf("attempt %+v, want connected, hung up by the agent, without the safe-harbour message, disposition sale, the notes kept", at)
 	}
 }
 

@@ -192,6 +192,7 @@ function renderState() {
   // A preview call ringing (the agent reserved for it) may be hung up too.
   $('hangup').disabled = !(st === 'on_call' || (st === 'reserved' && $('preview').dataset.dialing === '1'));
   $('dispo').hidden = st !== 'wrap_up';
+  if (st === 'wrap_up') $('hangup').hidden = true;
   if (st === 'wrap_up' && pop) renderDispo(pop);
   if (st === 'ready' && preview) renderPreview(preview);
   else if (st === 'ready' || st === 'paused' || st === 'logged_out') {
@@ -268,7 +269,7 @@ $('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup',
 
 function renderPop(p) {
   renderContact(p);
-  $('hangup').hidden = false;
+  $('hangup').hidden = agent.state === 'wrap_up'; // nothing left to hang up
   $('call-connected').textContent = fmt.time(p.connected_at);
   renderDispo(p);
   loadThread(p.contact.id);
@@ -441,7 +442,38 @@ function renderDispo(p) {
     $('callback-fields').hidden = !cb;
     $('callback-at').required = cb;
   };
+  restoreDraft(p.attempt_id);
 }
+
+// The disposition being filled in is kept for the tab, so that a reload in
+// wrap-up gives it back as it was: the code, the callback time, the notes.
+const draftKey = (id) => `turbina.dispo.${id}`;
+
+function saveDraft() {
+  if (!pop) return;
+  const d = { code: $('dispo-codes').querySelector('input:checked')?.value || '', at: $('callback-at').value,
+    same: $('same-agent').checked, notes: $('dispo-notes').value };
+  try { sessionStorage.setItem(draftKey(pop.attempt_id), JSON.stringify(d)); } catch { /* private mode */ }
+}
+
+function restoreDraft(id) {
+  let d = null;
+  try { d = JSON.parse(sessionStorage.getItem(draftKey(id)) || 'null'); } catch { /* none */ }
+  if (!d) return;
+  const r = d.code && $('dispo-codes').querySelector(`input[value="${CSS.escape(d.code)}"]`);
+  if (r) r.checked = true;
+  if (!$('callback-at').value) $('callback-at').value = d.at || '';
+  if (!$('dispo-notes').value) $('dispo-notes').value = d.notes || '';
+  $('same-agent').checked = !!d.same;
+  $('dispo-codes').onchange();
+}
+
+function dropDraft(id) {
+  try { sessionStorage.removeItem(draftKey(id)); } catch { /* private mode */ }
+}
+
+$('dispo').addEventListener('input', saveDraft);
+$('dispo').addEventListener('change', saveDraft);
 
 // resumeNotice tells the agent how a call whose line dropped (its trunk died) is
 // taken up on WhatsApp: calling back, back, or not reached. The screen-pop stays;
@@ -510,6 +542,7 @@ $('dispo').addEventListener('submit', async (e) => {
   }
   if (a) {
     note(t('dispo.saved'));
+    if (pop) dropDraft(pop.attempt_id);
     pop = null;
     renderTitle();
     if (body.callback_at) loadCallbacks();
