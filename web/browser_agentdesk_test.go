@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
 		t.Fatalf("agent after the reload %+v, want still on the call", a)
 	}
 	p.shot("reloaded-on-call")
+	p.wantFits(390, 844, "on-call-phone")
 
 	p.do("hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	p.waitJS("wrap-up", `document.getElementById('state').dataset.state === 'wrap_up' && !document.getElementById('dispo').hidden`, 10*time.Second)
@@ -278,12 +280,20 @@ func TestBrowserAgentDesk(t *testing.T) {
 	p.key("r")
 	p.waitJS("ready by R", `document.getElementById('state').dataset.state === 'ready'`, 5*time.Second)
 
-	p.do("phone width", chromedp.EmulateViewport(390, 844))
-	if w := eval[int](p, `document.documentElement.scrollWidth`); w > 390 {
-		wide := eval[[]string](p, `[...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > 390).slice(0, 8).map((el) => el.tagName + '#' + el.id + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))`)
-		t.Errorf("the agent page is %d px wide on a 390 px phone: %v", w, wide)
+	p.wantFits(390, 844, "phone")
+}
+
+// wantFits shows the page at width×height, checks that nothing makes it scroll
+// sideways, saves a screenshot as name, and goes back to 1366×768.
+func (p *page) wantFits(width, height int64, name string) {
+	p.t.Helper()
+	p.do("narrow window", chromedp.EmulateViewport(width, height))
+	if w := eval[int](p, `document.documentElement.scrollWidth`); w > int(width) {
+		wide := eval[[]string](p, fmt.Sprintf(`[...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > %d).slice(0, 8).map((el) => el.tagName + '#' + el.id + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))`, width))
+		p.t.Errorf("the agent page is %d px wide in a %d px window: %v", w, width, wide)
 	}
-	p.shot("phone")
+	p.shot(name)
+	p.do("wide window", chromedp.EmulateViewport(1366, 768))
 }
 
 // TestBrowserAgentPausedForLostAudioSaysHowToComeBack: the audio session of a
