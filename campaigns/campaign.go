@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 	"github.com/robfig/cron/v3"
@@ -308,13 +309,20 @@ type Campaign struct {
 	CallPermission CallPermission `json:"call_permission"`
 	// RequireConsent keeps the WhatsApp rungs for contacts whose import recorded
 	// their consent.
-	RequireConsent bool      `json:"require_consent"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	RequireConsent bool `json:"require_consent"`
+	// Script is what agents are shown to say on the campaign's calls: plain
+	// text whose {{field}} placeholders the agent page fills from the contact
+	// (name, phone, or a column of the import).
+	Script    string    `json:"script,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// ArchivedAt is when the campaign was deleted through the API: it is then out
 	// of every list and closed to changes, its history kept for reports.
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 }
+
+// MaxScript bounds a campaign's script, in characters.
+const MaxScript = 20000
 
 // Defaults used for settings a new campaign leaves out.
 const (
@@ -421,6 +429,9 @@ func (c *Campaign) Validate() error {
 		bad["name"] = "required"
 	} else if len(c.Name) > 200 {
 		bad["name"] = "longer than 200 characters"
+	}
+	if utf8.RuneCountInString(c.Script) > MaxScript {
+		bad["script"] = fmt.Sprintf("longer than %d characters", MaxScript)
 	}
 	if !phonenumbers.GetSupportedRegions()[c.DefaultCountry] {
 		bad["default_country"] = "not a supported ISO 3166 region code"

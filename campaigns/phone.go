@@ -352,3 +352,14 @@ func TimezoneForNumber(e164 string) string {
 	}
 	return ""
 }
+
+// DisplayPhone writes an E.164 number as people of its country write it:
+// "(11) 96000-0082" for Brazil, "(312) 555-0100" for the US. A number that
+// cannot be parsed is returned as it was.
+func DisplayPhone(e164 string) string {
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return e164
+	}
+	return phonenumbers.Format(num, phonenumbers.NATIONAL)
+}

@@ -72,6 +72,11 @@ type Config struct {
 	// within 5 s: browsers and phones send packets through silence too;
 	// negative: never).
 	AgentSilence time.Duration
+	// AgentReturn is how long a browser agent's call waits for the agent's audio
+	// to come back (its page reloaded or reconnected) before the customer hears
+	// the safe-harbour message (default 8 s; negative: no wait). A phone's leg
+	// does not come back on its own: its call ends at once.
+	AgentReturn time.Duration
 	// NumberLimits bound the calls one number gets across every campaign and
 	// channel (default DefaultNumberLimits; a zero field: no limit of that period).
 	NumberLimits *campaigns.NumberLimits
@@ -132,6 +137,12 @@ func (c Config) withDefaults() Config {
 		c.AgentSilence = 4 * time.Second
 	case c.AgentSilence < 0:
 		c.AgentSilence = 0
+	}
+	switch {
+	case c.AgentReturn == 0:
+		c.AgentReturn = 8 * time.Second
+	case c.AgentReturn < 0:
+		c.AgentReturn = 0
 	}
 	if c.InDoubtReportAfter <= 0 {
 		c.InDoubtReportAfter = 15 * time.Minute
@@ -448,10 +459,16 @@ type Close struct {
 	CallbackAt time.Time `json:"callback_at,omitzero"`
 	// SameAgent routes the callback to this agent when it is ready then.
 	SameAgent bool `json:"same_agent,omitempty"`
+	// Notes are the agent's words on the call, kept with the attempt.
+	Notes string `json:"notes,omitempty"`
 }
 
 // ErrBadDisposition means a Close does not fit the campaign's dispositions.
 var ErrBadDisposition = errors.New("invalid disposition")
+
+// ErrCallbackTime means a callback disposition's time is in the past or more
+// than 90 days ahead. It comes wrapped in ErrBadDisposition.
+var ErrCallbackTime = errors.New("the callback time must be in the next 90 days")
 
 // maxCallbackAhead bounds how far ahead a callback may be scheduled.
 const maxCallbackAhead = 90 * 24 * time.Hour
@@ -479,7 +496,7 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 	var callback *storage.Callback
 	if d.Callback {
 		if !cl.CallbackAt.After(now) || cl.CallbackAt.After(now.Add(maxCallbackAhead)) {
-			return fmt.Errorf("%w: %s needs a callback time in the next 90 days", ErrBadDisposition, cl.Code)
+			return fmt.Errorf("%w: %s: %w", ErrBadDisposition, cl.Code, ErrCallbackTime)
 		}
 		callback = &storage.Callback{At: cl.CallbackAt}
 		if cl.SameAgent {
@@ -512,7 +529,7 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 	if err := e.agents.claimWrapUp(agentID, attemptID); err != nil {
 		return err
 	}
-	if err := e.store.Dispose(ctx, attemptID, cl.Code, callback); err != nil {
+	if err := e.store.Dispose(ctx, attemptID, cl.Code, cl.Notes, callback); err != nil {
 		e.agents.releaseWrapUp(agentID)
 		return fmt.Errorf("disposition not recorded, still in wrap-up: %w", err)
 	}

@@ -42,7 +42,9 @@ type ScreenPop struct {
 	// Refusals are the actions the policy gate refused on the contact.
 	Refusals     []storage.PolicyRefusal `json:"refusals"`
 	Dispositions []campaigns.Disposition `json:"dispositions"`
-	ConnectedAt  time.Time               `json:"connected_at"`
+	// Script is the campaign's script for the call, its placeholders unfilled.
+	Script      string    `json:"script,omitempty"`
+	ConnectedAt time.Time `json:"connected_at"`
 }
 
 // AgentEvent is one message to an agent's session.

@@ -269,6 +269,82 @@ func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.
 	carrier.Wait(t, 10*time.Second)
 }
 
+// TestAgentBrowserBackMidCallGetsTheCustomerBack: a browser agent's page is
+// reloaded during a call, so its WebRTC leg ends and a new one is offered a
+// moment later. The customer is not given up: the new leg hears the customer
+// again, the agent stays on the call, and the call ends as the agent's hang-up,
+// connected, not abandoned.
+func TestAgentBrowserBackMidCallGetsTheCustomerBack(t *testing.T) {
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := media.NewAbandonPlayer()
+	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
+	h := newHarnessWith(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}, Config{AgentPeers: peers, AbandonPrompt: prompt})
+	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	agent := h.readyAgents(c.ID, 1)[0]
+	h.engine.Agents().LoginWith(agent, "browser", []int64{c.ID}, MediaBrowser, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	// connect opens a browser's audio the way the agent page does and returns
+	// the packets it hears.
+	connect := func() (*webrtctest.Browser, *atomic.Uint64) {
+		t.Helper()
+		browser := webrtctest.NewBrowser(t)
+		answer, err := h.engine.AgentAudio().Offer(ctx, agent, browser.Offer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		browser.Accept(t, answer)
+		heard := new(atomic.Uint64)
+		go browser.Talk(ctx, nil)
+		go browser.Listen(ctx, heard, new(atomic.Uint64))
+		for a, _ := h.engine.Agents().Get(agent); !a.Audio; a, _ = h.engine.Agents().Get(agent) {
+			if ctx.Err() != nil {
+				t.Fatal("agent audio never came up")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return browser, heard
+	}
+	first, _ := connect()
+	if a, _ := h.engine.Agents().Get(agent); a.State != AgentReady {
+		t.Fatalf("agent with its browser audio %+v, want ready", a)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+	h.waitOnCall(ctx, agent, "a call")
+	first.PC.Close()
+	for a, _ := h.engine.Agents().Get(agent); a.Audio; a, _ = h.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatal("the closed browser's audio never went down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, heard := connect()
+	for heard.Load() < 50 {
+		if ctx.Err() != nil {
+			t.Fatalf("the reloaded browser heard %d packets of the customer, want 50", heard.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall {
+		t.Fatalf("agent after its audio came back %+v, want still on the call", a)
+	}
+	if err := h.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 1})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("contacts %+v: %v", list, err)
+	}
+	a := h.waitEndedAttempts(ctx, list[0].ID, 1, func([]storage.Attempt) bool { return true })[0]
+	if a.Outcome != string(campaigns.OutcomeConnected) || a.HangupBy != "agent" || a.SafeHarbour != "" {
+		t.Errorf("attempt %+v, want connected, hung up by the agent, no safe-harbour message", a)
+	}
+	carrier.Wait(t, 10*time.Second)
+}
+
 // TestVoicemailGetsTheMessage: with AMD set to leave a message, an answering
 // machine hears its greeting out, then the campaign's message, and the contact
 // moves on to the next rung.

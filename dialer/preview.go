@@ -48,7 +48,9 @@ type PreviewOffer struct {
 	Skips        []storage.PreviewSkip   `json:"skips"`
 	Dispositions []campaigns.Disposition `json:"dispositions"`
 	SkipReasons  []string                `json:"skip_reasons"`
-	OfferedAt    time.Time               `json:"offered_at"`
+	// Script is the campaign's script, its placeholders unfilled.
+	Script    string    `json:"script,omitempty"`
+	OfferedAt time.Time `json:"offered_at"`
 	// ExpiresAt is when the offer goes back to the pool if the agent neither dials
 	// nor skips it.
 	ExpiresAt time.Time `json:"expires_at"`
@@ -180,7 +182,7 @@ func (r *run) previewPop(ctx context.Context, dc storage.DueContact, now time.Ti
 	}
 	return PreviewOffer{CampaignID: r.id, CampaignName: r.campaign.Name, Channel: r.campaign.Ladder[dc.Rung].Channel,
 		Contact: dc.Contact, History: history, Skips: skips, Dispositions: r.campaign.Dispositions,
-		SkipReasons: PreviewSkipReasons, OfferedAt: now, ExpiresAt: now.Add(r.e.cfg.PreviewHold)}
+		SkipReasons: PreviewSkipReasons, Script: r.campaign.Script, OfferedAt: now, ExpiresAt: now.Add(r.e.cfg.PreviewHold)}
 }
 
 // previewDial places the call to the contact offered to agentID, with the agent

@@ -51,6 +51,9 @@ type call struct {
 	// us; holding, while it is queued, stops its hold tone and waits for it.
 	inbound bool
 	holding func()
+	// listening, while the agent's audio is away (a page reloading), reads the
+	// customer's audio so that the line is heard alive; calling it stops that.
+	listening func()
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -146,7 +149,7 @@ type unrecordedEnd struct {
 // store writes u.
 func (u unrecordedEnd) store(ctx context.Context, s Store) error {
 	if u.disposition != "" {
-		return s.Dispose(ctx, u.attempt.ID, u.disposition, nil)
+		return s.Dispose(ctx, u.attempt.ID, u.disposition, "", nil)
 	}
 	return s.FinishAttempt(ctx, u.attempt, u.move)
 }
@@ -535,7 +538,7 @@ func (r *run) handle(ctx context.Context, u callUpdate) {
 		if u.bridged != nil && r.e.audio.Bridge(u.agentID) == nil {
 			// The agent's audio died before the loop heard of the call, when
 			// the agent was only reserved: the audio hub's AudioDown could not tell.
-			r.agentLost(c.attempt.ID)
+			r.agentGone(u.agentID, c.attempt.ID)
 		}
 	case channel.AttemptEnded:
 		r.feed(ctx, c, callEvent{kind: endedKind(ev), at: ev.At, outcome: ev.Outcome}, ev)
@@ -735,6 +738,10 @@ func (r *run) releaseAgent(c *call, at time.Time) {
 
 // unbridge takes the call's audio off its agent's bridge and closes its recording.
 func (r *run) unbridge(c *call) {
+	if c.listening != nil {
+		c.listening()
+		c.listening = nil
+	}
 	if b := r.e.audio.Bridge(c.agentID); b != nil && c.bridged != nil && b.Current() == c.bridged {
 		b.Disconnect()
 	}
@@ -970,7 +977,7 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	}
 	pop := ScreenPop{
 		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
-		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, ConnectedAt: now,
+		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, Script: r.campaign.Script, ConnectedAt: now,
 	}
 	r.e.agents.setScreenPop(c.agentID, pop)
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
@@ -995,6 +1002,69 @@ func (r *run) agentLost(attemptID int64) {
 	}
 	// Called in the loop by a command, which has no context of its own: the loop's.
 	r.feed(r.life, c, callEvent{kind: evAgentLost, at: r.e.cfg.Now()}, channel.AttemptEvent{})
+}
+
+// agentBack puts a connected call's customer on its agent's new audio leg: the
+// agent's page was reloaded (or its audio renegotiated) during the call. The old
+// leg's bridge lets go of the customer first; until then the loop does not wait.
+func (r *run) agentBack(agentID, attemptID int64) {
+	c := r.callFor(attemptID)
+	if c == nil || c.agentID != agentID || (c.state != callConnected && c.state != callResumed) {
+		return
+	}
+	b := r.e.audio.Bridge(agentID)
+	if b == nil || (c.bridged != nil && b.Current() == c.bridged) {
+		return
+	}
+	if c.listening != nil {
+		c.listening()
+		c.listening = nil
+	}
+	if old := c.bridged; old != nil {
+		select {
+		case <-old.Done():
+		default:
+			log := c.log
+			go func() {
+				select {
+				case <-old.Done():
+					r.do(func() { r.agentBack(agentID, attemptID) })
+				case <-time.After(5 * time.Second):
+					log.Warn("agent audio back, but the old bridge kept the customer")
+				}
+			}()
+			return
+		}
+	}
+	c.bridged = r.e.switchAudio(c.leg, c.attempt.ID, agentID, c.log, func() []media.ConnectOption {
+		if c.recording == nil {
+			return nil
+		}
+		return []media.ConnectOption{media.WithRecorder(c.recording)}
+	})
+	c.log.Info("agent audio back: customer reconnected", "agent", agentID)
+}
+
+// agentAway keeps a connected call's customer heard while its agent's audio is
+// away, for the agent to come back (agentBack) or be given up (agentLost).
+func (r *run) agentAway(agentID, attemptID int64) {
+	c := r.callFor(attemptID)
+	if c == nil || c.agentID != agentID || c.listening != nil || (c.state != callConnected && c.state != callResumed) {
+		return
+	}
+	mc, ok := c.leg.(MediaCarrier)
+	if !ok {
+		return
+	}
+	customer, err := mc.MediaLeg()
+	if err != nil {
+		return
+	}
+	var after <-chan struct{}
+	if c.bridged != nil {
+		after = c.bridged.Done()
+	}
+	c.listening = keepListening(customer, after)
 }
 
 // expireWrapUps ends wrap-ups that went on past the timeout without a disposition.

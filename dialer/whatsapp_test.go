@@ -482,7 +482,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ct.Phone == promised {
-			if err := h.store.Dispose(ctx, a.ID, "callback", &storage.Callback{At: now.Add(24 * time.Hour)}); err != nil {
+			if err := h.store.Dispose(ctx, a.ID, "callback", "", &storage.Callback{At: now.Add(24 * time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
 		}

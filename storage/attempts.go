@@ -26,6 +26,8 @@ type Attempt struct {
 	HangupBy    string            `json:"hangup_by,omitempty"` // local, remote, agent
 	AgentID     int64             `json:"agent_id,string,omitempty"`
 	Disposition string            `json:"disposition,omitempty"`
+	// Notes are the agent's words on the call, written with the disposition.
+	Notes string `json:"notes,omitempty"`
 	// ExternalID is the id Meta gave a WhatsApp attempt (wacid, wamid).
 	ExternalID string          `json:"external_id,omitempty"`
 	Detail     json.RawMessage `json:"detail,omitempty"`
@@ -98,12 +100,15 @@ type AttemptStore interface {
 	// (nil: it stays), in one transaction, so a crash never separates the two and
 	// move sees what happened to the contact meanwhile (a do-not-call list).
 	FinishAttempt(ctx context.Context, a Attempt, move MoveFunc) error
-	// Dispose records the agent's disposition of a connected attempt and, for a
-	// callback, moves the contact through the journey's callback event on the
-	// attempt's rung.
-	Dispose(ctx context.Context, attemptID int64, disposition string, callback *Callback) error
+	// Dispose records the agent's disposition of a connected attempt, with the
+	// agent's notes, and, for a callback, moves the contact through the
+	// journey's callback event on the attempt's rung.
+	Dispose(ctx context.Context, attemptID int64, disposition, notes string, callback *Callback) error
 	GetAttempt(ctx context.Context, id int64) (Attempt, error)
 	ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error)
+	// AgentCallbacks lists the callbacks still to be made that an agent asked
+	// for or is routed, soonest first.
+	AgentCallbacks(ctx context.Context, agentID int64, limit int) ([]AgentCallback, error)
 	// OpenAttempts lists attempts that have not ended, with their contacts' ladder
 	// positions: after a crash, the engine closes them as interrupted.
 	OpenAttempts(ctx context.Context) ([]Attempt, error)
@@ -315,15 +320,15 @@ func (d *DB) FinishAttempt(ctx context.Context, a Attempt, move MoveFunc) error 
 	})
 }
 
-// Dispose records an agent's disposition, and a callback if asked for.
-func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition string, callback *Callback) error {
+// Dispose records an agent's disposition and notes, and a callback if asked for.
+func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition, notes string, callback *Callback) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		var contactID int64
 		var rung int
 		if err := tx.QueryRowContext(ctx, "SELECT contact_id, rung FROM attempts WHERE id=?", attemptID).Scan(&contactID, &rung); err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("attempt %d", attemptID))
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE attempts SET disposition=? WHERE id=?", disposition, attemptID); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE attempts SET disposition=?, notes=? WHERE id=?", disposition, nullString(notes), attemptID); err != nil {
 			return fmt.Errorf("record disposition: %w", err)
 		}
 		if callback == nil {
@@ -354,7 +359,7 @@ func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
 
 const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
 	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), ifnull(external_id,''), detail, created_at,
-	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,''), ifnull(resumed_from,0), direction`
+	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,''), ifnull(resumed_from,0), direction, ifnull(notes,'')`
 
 func scanAttempt(r rowScanner) (Attempt, error) {
 	var a Attempt
@@ -362,7 +367,7 @@ func scanAttempt(r rowScanner) (Attempt, error) {
 	var created int64
 	var setup, ring, answer, connect, end sql.NullInt64
 	if err := r.Scan(&a.ID, &a.ContactID, &a.CampaignID, &a.Channel, &a.Rung, &a.State, &a.Outcome, &a.SIPStatus,
-		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour, &a.ResumedFrom, &a.Direction); err != nil {
+		&a.Trunk, &a.HangupBy, &a.AgentID, &a.Disposition, &a.ExternalID, &detail, &created, &setup, &ring, &answer, &connect, &end, &a.SafeHarbour, &a.ResumedFrom, &a.Direction, &a.Notes); err != nil {
 		return a, err
 	}
 	if detail.Valid {

@@ -38,6 +38,7 @@ type campaignOptions struct {
 	RequireConsent bool                   `json:"require_consent,omitempty"`
 	WeekHours      *campaigns.WeeklyHours `json:"calling_hours,omitempty"`
 	Holidays       campaigns.Holidays     `json:"holidays"`
+	Script         string                 `json:"script,omitempty"`
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -69,7 +70,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 	}
 	c.Dispositions, c.WrapUp, c.AMD, c.Record = opts.Dispositions, opts.WrapUp, opts.AMD, opts.Record
 	c.CallPermission, c.RequireConsent = opts.Permission, opts.RequireConsent
-	c.WeekHours, c.Holidays = opts.WeekHours, opts.Holidays
+	c.WeekHours, c.Holidays, c.Script = opts.WeekHours, opts.Holidays, opts.Script
 	// Campaigns stored before an option existed read as its default.
 	c.ApplyDefaults()
 	return c, nil
@@ -78,7 +79,7 @@ func scanCampaign(r rowScanner) (campaigns.Campaign, error) {
 func campaignJSON(c *campaigns.Campaign) (schedule, ladder, pacing, options string, err error) {
 	var out [4][]byte
 	for i, v := range []any{c.Schedule, c.Ladder, c.Pacing, campaignOptions{Dispositions: c.Dispositions, WrapUp: c.WrapUp, AMD: c.AMD, Record: c.Record,
-		Permission: c.CallPermission, WeekHours: c.WeekHours, Holidays: c.Holidays, RequireConsent: c.RequireConsent}} {
+		Permission: c.CallPermission, WeekHours: c.WeekHours, Holidays: c.Holidays, RequireConsent: c.RequireConsent, Script: c.Script}} {
 		if out[i], err = json.Marshal(v); err != nil {
 			return "", "", "", "", err
 		}

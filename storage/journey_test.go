@@ -83,7 +83,7 @@ func TestFinishAttemptSeesDoNotCallAddedMeanwhile(t *testing.T) {
 		if seen.Status != want {
 			t.Errorf("contact %d: the move saw %q, want %q", id, seen.Status, want)
 		}
-		if err := d.Dispose(ctx, a.ID, "callback", &Callback{At: now.Add(time.Hour), AgentID: agent}); err != nil {
+		if err := d.Dispose(ctx, a.ID, "callback", "", &Callback{At: now.Add(time.Hour), AgentID: agent}); err != nil {
 			t.Fatal(err)
 		}
 	}

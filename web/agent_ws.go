@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 )
 
@@ -139,7 +140,38 @@ func (s *Server) readAgentMessages(ctx context.Context, conn *websocket.Conn, e 
 	}
 }
 
+// agentEventView is an agent event as the page reads it: a screen-pop or a
+// preview carries its contact's numbers written for their country, as the
+// page shows them.
+type agentEventView struct {
+	dialer.AgentEvent
+	// Phones maps each of the contact's E.164 numbers to its national form.
+	Phones map[string]string `json:"phones,omitempty"`
+}
+
+func viewEvent(ev dialer.AgentEvent) agentEventView {
+	var c *campaigns.Contact
+	switch {
+	case ev.ScreenPop != nil:
+		c = &ev.ScreenPop.Contact
+	case ev.Preview != nil:
+		c = &ev.Preview.Contact
+	default:
+		return agentEventView{AgentEvent: ev}
+	}
+	phones := map[string]string{}
+	for _, n := range []string{c.Phone, c.WhatsApp} {
+		if n != "" {
+			phones[n] = campaigns.DisplayPhone(n)
+		}
+	}
+	return agentEventView{AgentEvent: ev, Phones: phones}
+}
+
 func (s *Server) writeEvent(ctx context.Context, conn *websocket.Conn, ev any) error {
+	if e, ok := ev.(dialer.AgentEvent); ok {
+		ev = viewEvent(e)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := wsjson.Write(wctx, conn, ev)

@@ -7,8 +7,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // agentRoutes are an agent's controls of its own session, and the supervisors' view.
@@ -23,7 +26,33 @@ func (s *Server) agentRoutes() []route {
 		{"POST", "/api/v1/agent/logout", agentOnly, s.agentLogout},
 		{"POST", "/api/v1/agent/hangup", agentOnly, s.agentHangup},
 		{"POST", "/api/v1/agent/disposition", agentOnly, s.agentDisposition},
+		{"GET", "/api/v1/agent/callbacks", agentOnly, s.agentCallbacks},
 	}
+}
+
+// maxNotes bounds an agent's notes on a call, in characters.
+const maxNotes = 2000
+
+// maxAgentCallbacks bounds the callbacks an agent's list shows.
+const maxAgentCallbacks = 100
+
+// agentCallbacks lists the calling agent's own callbacks still to be made, each
+// number also in its national form, as the page shows it.
+func (s *Server) agentCallbacks(w http.ResponseWriter, r *http.Request, p principal) error {
+	cbs, err := s.store.AgentCallbacks(r.Context(), p.ID, maxAgentCallbacks)
+	if err != nil {
+		return err
+	}
+	type view struct {
+		storage.AgentCallback
+		PhoneDisplay string `json:"phone_display"`
+	}
+	out := make([]view, len(cbs))
+	for i, cb := range cbs {
+		out[i] = view{cb, campaigns.DisplayPhone(cb.Phone)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"callbacks": out})
+	return nil
 }
 
 func (s *Server) engine() (Engine, error) {
@@ -206,7 +235,13 @@ func (s *Server) agentDisposition(w http.ResponseWriter, r *http.Request, p prin
 	if in.Code = strings.TrimSpace(in.Code); in.Code == "" || len(in.Code) > 64 {
 		return unprocessable("code: a disposition code is required (at most 64 characters)")
 	}
+	if in.Notes = strings.TrimSpace(in.Notes); utf8.RuneCountInString(in.Notes) > maxNotes {
+		return errorf(http.StatusUnprocessableEntity, "notes_too_long", fmt.Sprintf("notes: at most %d characters", maxNotes))
+	}
 	if err := e.Disposition(r.Context(), p.ID, in); err != nil {
+		if errors.Is(err, dialer.ErrCallbackTime) {
+			return errorf(http.StatusUnprocessableEntity, "callback_time", err.Error())
+		}
 		if errors.Is(err, dialer.ErrBadDisposition) {
 			return unprocessable(err.Error())
 		}

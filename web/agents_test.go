@@ -1,10 +1,15 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -103,4 +108,75 @@ func TestAssignAgentErrors(t *testing.T) {
 	}
 	wantError(t, e.get(t, "/api/v1/campaigns/999999/agents", sup), 404, "not_found")
 	wantError(t, e.do(t, request{method: "DELETE", path: "/api/v1/campaigns/" + c.ID + "/agents/abc", token: sup}), 404, "not_found")
+}
+
+// TestAgentCallbacksAreTheAgentsOwn: GET /api/v1/agent/callbacks lists the
+// callbacks the agent's own dispositions set, soonest first, with the number in
+// its national form; a callback another agent set is not in it, a contact
+// without a callback neither, and the notes written with a disposition are
+// kept with the attempt. Only agents may ask.
+func TestAgentCallbacksAreTheAgentsOwn(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	c := e.createCampaign(t, "Callbacks")
+	e.importCSV(t, c.ID, "phone,name\n+5511960000082,Ana\n+5511960000083,Bia\n+5511960000084,Caio\n+5511960000085,Davi\n")
+	agent := e.users[storage.RoleAgent].ID
+	other := storage.User{Username: "agent2", Role: storage.RoleAgent}
+	if err := e.db.CreateUser(ctx, storage.Actor{Username: "test"}, &other); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	dispose := func(contactID string, by int64, code, notes string, at time.Time) storage.Attempt {
+		t.Helper()
+		id, _ := strconv.ParseInt(contactID, 10, 64)
+		a, err := e.db.StartAttempt(ctx, id, campaigns.ChannelSIP, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.State, a.Outcome, a.AgentID = "ended", string(campaigns.OutcomeConnected), by
+		if err := e.db.UpdateAttempt(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		var cb *storage.Callback
+		if !at.IsZero() {
+			cb = &storage.Callback{At: at}
+		}
+		if err := e.db.Dispose(ctx, a.ID, code, notes, cb); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	list := e.contacts(t, c.ID, "").Contacts
+	byPhone := map[string]string{}
+	for _, ct := range list {
+		byPhone[ct.Phone] = ct.ID
+	}
+	later := dispose(byPhone["+5511960000082"], agent, "callback", "", now.Add(2*time.Hour))
+	dispose(byPhone["+5511960000083"], agent, "callback", "", now.Add(time.Hour))
+	dispose(byPhone["+5511960000084"], other.ID, "callback", "", now.Add(30*time.Minute))
+	sale := dispose(byPhone["+5511960000085"], agent, "sale", "Quer o plano anual; ligar para a filha", time.Time{})
+
+	type callbackView struct {
+		ContactID    string    `json:"contact_id"`
+		Name         string    `json:"name"`
+		Phone        string    `json:"phone"`
+		PhoneDisplay string    `json:"phone_display"`
+		CampaignName string    `json:"campaign_name"`
+		At           time.Time `json:"at"`
+	}
+	got := decode[struct{ Callbacks []callbackView }](t, e.get(t, "/api/v1/agent/callbacks", e.tokens[storage.RoleAgent]), http.StatusOK).Callbacks
+	if len(got) != 2 || got[0].Name != "Bia" || got[1].Name != "Ana" || got[1].ContactID != strconv.FormatInt(later.ContactID, 10) {
+		t.Fatalf("agent's callbacks %+v, want Bia then Ana", got)
+	}
+	if got[0].PhoneDisplay != "(11) 96000-0083" || got[0].Phone != "+5511960000083" || got[0].CampaignName != "Callbacks" ||
+		got[0].At.Sub(now.Add(time.Hour)).Abs() > time.Second {
+		t.Errorf("first callback %+v", got[0])
+	}
+	wantError(t, e.get(t, "/api/v1/agent/callbacks", e.tokens[storage.RoleSupervisor]), http.StatusForbidden, "forbidden")
+	wantError(t, e.send(t, "POST", "/api/v1/agent/disposition", e.tokens[storage.RoleAgent], map[string]any{"code": "sale", "notes": strings.Repeat("é", 2001)}),
+		http.StatusUnprocessableEntity, "notes_too_long")
+	stored, err := e.db.GetAttempt(ctx, sale.ID)
+	if err != nil || stored.Notes != "Quer o plano anual; ligar para a filha" || stored.Disposition != "sale" {
+		t.Errorf("attempt with notes %+v (%v)", stored, err)
+	}
 }

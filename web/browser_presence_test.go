@@ -171,8 +171,9 @@ func TestBrowserAgentClosingTheTabWhileReadyIsPaused(t *testing.T) {
 }
 
 // TestBrowserAgentClosingTheTabOnACallLeavesNoCustomerInSilence: a Chromium
-// agent talking to a sipp customer closes its tab. The customer hears the
-// safe-harbour message at once and is hung up; the attempt is abandoned (hung up
+// agent talking to a sipp customer closes its tab. Once the page had its
+// chance to come back (dialer.Config.AgentReturn, as a reload would), the
+// customer hears the safe-harbour message and is hung up; the attempt is abandoned (hung up
 // by agent_lost) and counts so in the campaign's figures, which the pacer and
 // the compliance report use; the agent is not ready again.
 func TestBrowserAgentClosingTheTabOnACallLeavesNoCustomerInSilence(t *testing.T) {

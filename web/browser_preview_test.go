@@ -134,9 +134,9 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		switch {
-		case ct.Phone == second && (len(as) != 1 || as[0].AgentID != e.users[storage.RoleAgent].ID):
+		case campaigns.DisplayPhone(ct.Phone) == second && (len(as) != 1 || as[0].AgentID != e.users[storage.RoleAgent].ID):
 			t.Errorf("attempts of the dialled contact: %+v", as)
-		case ct.Phone != second && len(as) != 0:
+		case campaigns.DisplayPhone(ct.Phone) != second && len(as) != 0:
 			t.Errorf("contact %s was called: %+v", ct.Phone, as)
 		}
 	}
@@ -168,7 +168,10 @@ func TestBrowserPreviewInPortuguese(t *testing.T) {
 
 	// The number goes on the do-not-call list: Ligar is refused, with the reason
 	// in the agent's language, and nothing is dialled.
-	phone := p.text("#contact-phone")
+	const phone = "+5511987650001"
+	if got := p.text("#contact-phone"); got != "(11) 98765-0001" {
+		t.Errorf("the contact's number reads %q, want (11) 98765-0001", got)
+	}
 	decode[any](t, e.send(t, "POST", "/api/v1/dnc", e.tokens[storage.RoleSupervisor], map[string]any{"phones": []string{phone}}), http.StatusOK)
 	p.do("call", chromedp.Click(chromedp.CSS("#preview-dial")))
 	p.waitJS("refusal shown", `document.getElementById('agent-status').dataset.code === 'policy_refused' && !document.getElementById('agent-status').hidden`, 5*time.Second)

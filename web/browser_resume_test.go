@@ -111,7 +111,7 @@ func TestBrowserAgentKeepsTheCallWhenTheLineDrops(t *testing.T) {
 	if got := p.text("#call-notice"); got != "The line dropped, calling back on WhatsApp…" {
 		t.Errorf("notice %q", got)
 	}
-	if got := p.text("#contact-phone"); got != phone || eval[bool](p, `document.getElementById('screen-pop').hidden`) {
+	if got := p.text("#contact-phone"); got != campaigns.DisplayPhone(phone) || eval[bool](p, `document.getElementById('screen-pop').hidden`) {
 		t.Errorf("screen-pop not kept: phone %q", got)
 	}
 	p.shot("resuming")

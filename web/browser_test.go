@@ -570,7 +570,7 @@ func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
 
 	p.waitJS("screen-pop", `!document.getElementById('screen-pop').hidden && document.getElementById('state').dataset.state === 'on_call'`, 20*time.Second)
-	if got := p.text("#contact-phone"); got != "+5511987650009" {
+	if got := p.text("#contact-phone"); got != "(11) 98765-0009" {
 		t.Errorf("screen-pop phone %q", got)
 	}
 	if got := p.text("#call-campaign"); got != "Agent call" {

@@ -28,6 +28,7 @@ type campaignInput struct {
 	Record         *bool                     `json:"record"`
 	CallPermission *campaigns.CallPermission `json:"call_permission"`
 	RequireConsent *bool                     `json:"require_consent"`
+	Script         *string                   `json:"script"`
 }
 
 type windowInput struct {
@@ -122,6 +123,7 @@ func (in campaignInput) apply(c *campaigns.Campaign) {
 	set(&c.Record, in.Record)
 	set(&c.CallPermission, in.CallPermission)
 	set(&c.RequireConsent, in.RequireConsent)
+	set(&c.Script, in.Script)
 }
 
 // limits are the engine's bounds every campaign is checked against.

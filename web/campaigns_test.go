@@ -402,3 +402,23 @@ func TestPacing(t *testing.T) {
 	wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/999999/pacing", sup, `{}`), 404, "not_found")
 	wantError(t, e.get(t, "/api/v1/campaigns/999999/pacing", sup), 404, "not_found")
 }
+
+// TestCampaignScript: a campaign's script is kept as sent and read back; one
+// over the limit is refused beside its field.
+func TestCampaignScript(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Script")
+	const script = "Olá {{name}}, aqui é da Turbina. <b>Plano</b>: {{plano}}"
+	got := decode[struct{ Script string }](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSales], map[string]any{"script": script}), http.StatusOK)
+	if got.Script != script {
+		t.Errorf("script after the update %q", got.Script)
+	}
+	if got := decode[struct{ Script string }](t, e.get(t, "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSales]), http.StatusOK); got.Script != script {
+		t.Errorf("script read back %q", got.Script)
+	}
+	refused := wantError(t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSales], map[string]any{"script": strings.Repeat("a", campaigns.MaxScript+1)}),
+		http.StatusUnprocessableEntity, "validation_failed")
+	if !strings.Contains(refused.Message, "script") {
+		t.Errorf("refusal %q does not name the script", refused.Message)
+	}
+}

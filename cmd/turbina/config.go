@@ -57,6 +57,10 @@ type engineConfig struct {
 	// AgentSilence is how long an agent's audio may bring nothing before the
 	// agent's leg is taken as lost and the agent paused (default 4s).
 	AgentSilence sip.Duration `json:"agent_silence,omitempty"`
+	// AgentReturn is how long a browser agent's call waits for its audio to
+	// come back (a reloaded page) before the customer hears the safe-harbour
+	// message (default 8s).
+	AgentReturn sip.Duration `json:"agent_return,omitempty"`
 	// NumberLimits bound the calls one number gets across every campaign and
 	// channel (default 3 per 24 h and 10 per 7 days; 0: no limit of that period).
 	NumberLimits *campaigns.NumberLimits `json:"number_limits,omitempty"`

@@ -192,6 +192,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	a.engine = dialer.New(store, channels, dialer.NewAgents(), dialer.Config{
 		RingTimeout:        cfg.Engine.RingTimeout.Std(),
 		AgentSilence:       cfg.Engine.AgentSilence.Std(),
+		AgentReturn:        cfg.Engine.AgentReturn.Std(),
 		Patience:           cfg.Engine.Patience.Std(),
 		NumberLimits:       cfg.Engine.NumberLimits,
 		OptOutWords:        cfg.Engine.OptOutWords,

@@ -9,8 +9,12 @@ let pop = null; // the current or last call's screen-pop
 let preview = null; // the contact offered to this agent in a preview campaign, before any call
 let ws = null;
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
+// phones maps the contacts' E.164 numbers to their national form, as the server
+// wrote them in the screen-pops and previews.
+const phones = {};
+const phone = (n) => (n ? phones[n] || n : '');
 
-setup(() => { renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); renderNotice(); });
+setup(() => { renderCallbacks(); renderState(); if (pop) renderPop(pop); else if (preview) renderPreview(preview); renderSkipReasons(); renderAudio(audio.statusKey || 'audio.disconnected'); renderNotice(); });
 init();
 
 async function init() {
@@ -24,6 +28,36 @@ async function init() {
   }
   connect();
   setInterval(tick, 1000);
+  loadCallbacks();
+  setInterval(loadCallbacks, 60000);
+}
+
+// ---- my callbacks: the ones this agent asked for, soonest first ----
+
+let callbacks = [];
+
+async function loadCallbacks() {
+  try { callbacks = (await api('GET', '/api/v1/agent/callbacks')).callbacks; } catch { return; }
+  renderCallbacks();
+}
+
+function renderCallbacks() {
+  $('cb-none').hidden = callbacks.length > 0;
+  $('cb-list').hidden = callbacks.length === 0;
+  $('cb-list').tBodies[0].replaceChildren(...callbacks.map((cb) => el('tr', { dataset: { contact: cb.contact_id } },
+    el('td', {}, el('time', { datetime: cb.at }, fmt.dateTime(cb.at))),
+    el('td', {}, [cb.name, cb.phone_display || cb.phone].filter(Boolean).join(' — '), cb.mine ? ` (${t('cb.mine')})` : ''),
+    el('td', {}, cb.campaign_name))));
+}
+
+// renderScript shows the campaign's script with the contact's fields in its
+// {{field}} placeholders; a placeholder with no such field stays as written, for
+// the agent to see what is missing. Text only: a contact's data is never HTML.
+function renderScript(p) {
+  const c = p.contact;
+  const fields = { ...(c.attributes || {}), name: c.name || '', phone: phone(c.phone), whatsapp: phone(c.whatsapp || c.phone), campaign: p.campaign_name };
+  $('script-box').hidden = !p.script;
+  $('script').textContent = (p.script || '').replace(/\{\{\s*([^{}\s]+)\s*\}\}/g, (m, k) => (Object.hasOwn(fields, k) ? fields[k] : m));
 }
 
 function fail(e) {
@@ -32,9 +66,39 @@ function fail(e) {
   p.dataset.code = e?.code || '';
   p.hidden = !e;
   p.textContent = e ? (e.code === 'policy_refused' ? refusalText(e.reasons, e.nextAllowedAt)
-    : e.code === 'no_audio' || e.code === 'connection_lost' ? t('presence.' + e.code) : e.message || String(e)) : '';
+    : e.code === 'no_audio' || e.code === 'connection_lost' ? t('presence.' + e.code)
+      : e.code === 'callback_time' || e.code === 'notes_too_long' ? t('dispo.' + e.code) : errorText(e)) : '';
   p.dataset.reasons = e?.reasons?.join(' ') || '';
 }
+
+// errorText says what went wrong in the page's language: the server's message
+// is English, so its code is translated; a message of the page itself (no
+// code) is shown as it is.
+function errorText(e) {
+  if (e instanceof TypeError) return t('error.network'); // fetch could not reach the server
+  if (!e.code) return e.message || String(e);
+  const key = 'error.' + e.code;
+  const s = t(key);
+  return s === key ? t('error.other', { code: e.code }) : s;
+}
+
+// note shows a message that is not an error (a call ended, a disposition saved).
+function note(text) {
+  const p = $('agent-status');
+  p.className = 'note';
+  p.dataset.code = '';
+  p.hidden = false;
+  p.textContent = text;
+}
+
+// clearError takes an error away, leaving a note the events wrote meanwhile
+// (the call's end, told while the hang-up request was on its way).
+function clearError() {
+  if ($('agent-status').className === 'error') fail(null);
+}
+
+// outcomeText names an attempt's outcome (or state) in words.
+const outcomeText = (o) => (o ? t('outcome.' + o) : '');
 
 // refusalText says, in the page's language, why the policy gate refused an action
 // and from when it would be allowed.
@@ -47,7 +111,7 @@ function refusalText(reasons, nextAllowedAt) {
 async function call(method, path, body) {
   try {
     const a = await api(method, path, body);
-    fail(null);
+    clearError();
     if (a && a.state) setAgent(a);
     return a;
   } catch (e) { fail(e); return null; }
@@ -69,15 +133,18 @@ function connect() {
         if (ev.agent.state !== 'logged_out' && !audio.pc && !audio.unsupported && !audio.gaveUp) connectAudio();
         break;
       case 'audio_path': sendOn(ev.audio_path || 0); break;
-      case 'screen_pop': preview = null; $('preview').hidden = true; pop = ev.screen_pop; resumeNotice(''); renderPop(pop); break;
+      case 'screen_pop':
+        Object.assign(phones, ev.phones);
+        preview = null; $('preview').hidden = true; pop = ev.screen_pop; resumeNotice(''); renderPop(pop); announce(pop);
+        break;
       case 'resuming': case 'resumed': case 'resume_failed': resumeNotice(ev.type); break;
-      case 'preview': showPreview(ev.preview); break;
+      case 'preview': Object.assign(phones, ev.phones); showPreview(ev.preview); break;
       case 'preview_ended': previewEnded(ev); break;
       case 'call_ended': callEnded(ev); break;
       case 'webrtc_answer': answered(ev.sdp); break;
       case 'error':
         if (audio.waiting && ev.code === 'webrtc_failed') audioFailed(/not configured|no agent media/i.test(ev.message) ? 'audio.noserver' : 'audio.failed');
-        else fail({ message: ev.message });
+        else fail({ code: ev.code, message: ev.message });
         break;
     }
   };
@@ -112,6 +179,12 @@ function renderState() {
   s.textContent = t('agentstate.' + agent.state);
   $('state-reason').textContent = agent.reason ? `(${t('reason.' + agent.reason)})` : '';
   const st = agent.state;
+  // Paused because the page or its audio went away: why, and how to come back.
+  const away = st === 'paused' && ['connection_lost', 'no_audio', 'reconnected'].includes(agent.reason);
+  $('presence-hint').hidden = !away;
+  $('presence-hint').className = agent.reason === 'reconnected' ? 'note' : 'error';
+  $('presence-hint').textContent = away ? t('presence.hint.' + agent.reason) : '';
+  renderTitle();
   const inSession = st !== 'logged_out';
   $('ready').disabled = !(st === 'paused');
   $('pause').disabled = !(st === 'ready' || st === 'paused');
@@ -119,6 +192,7 @@ function renderState() {
   // A preview call ringing (the agent reserved for it) may be hung up too.
   $('hangup').disabled = !(st === 'on_call' || (st === 'reserved' && $('preview').dataset.dialing === '1'));
   $('dispo').hidden = st !== 'wrap_up';
+  if (st === 'wrap_up') $('hangup').hidden = true;
   if (st === 'wrap_up' && pop) renderDispo(pop);
   if (st === 'ready' && preview) renderPreview(preview);
   else if (st === 'ready' || st === 'paused' || st === 'logged_out') {
@@ -130,6 +204,49 @@ function renderState() {
   tick();
 }
 
+// renderTitle marks the tab while a call is on (or being wrapped up), so that an
+// agent on another tab sees it.
+function renderTitle() {
+  const busy = ['reserved', 'on_call', 'wrap_up'].includes(agent.state) && (pop || agent.state !== 'wrap_up');
+  document.title = busy ? `● ${t('call.title')} — Turbina` : t('title.agent');
+}
+
+// announce tells the agent a call arrived: a short tone, the tab's title, a
+// notification when the browser allows them, and the focus on Hang up. A
+// screen-pop sent again (a reload, a reconnect) is not announced twice.
+function announce(p) {
+  renderTitle();
+  $('hangup').focus();
+  const key = 'turbina.announced';
+  let seen = '';
+  try { seen = sessionStorage.getItem(key) || ''; sessionStorage.setItem(key, p.attempt_id); } catch { /* private mode */ }
+  if (seen === String(p.attempt_id)) return;
+  tone();
+  if ('Notification' in window && Notification.permission === 'granted') {
+    try {
+      new Notification(t('call.notify', { campaign: p.campaign_name }), { body: [p.contact.name, phone(p.contact.phone)].filter(Boolean).join(' — '), tag: 'turbina-call' });
+    } catch { /* some browsers allow notifications from service workers only */ }
+  }
+}
+
+// tone plays two short beeps, generated: no sound file to load.
+function tone() {
+  try {
+    const ctx = new AudioContext();
+    const gain = ctx.createGain();
+    gain.gain.value = 0.15;
+    gain.connect(ctx.destination);
+    [[880, 0], [660, 0.2]].forEach(([hz, at]) => {
+      const o = ctx.createOscillator();
+      o.frequency.value = hz;
+      o.connect(gain);
+      o.start(ctx.currentTime + at);
+      o.stop(ctx.currentTime + at + 0.15);
+    });
+    setTimeout(() => ctx.close(), 1000);
+  } catch { /* no audio output */ }
+}
+
 function tick() {
   $('state-time').textContent = agent.since && agent.state !== 'logged_out'
     ? fmt.duration((Date.now() - new Date(agent.since)) / 1000) : '';
@@ -138,6 +255,8 @@ function tick() {
 $('agent-login').addEventListener('click', async () => {
   const ids = [...document.querySelectorAll('input[name="campaign"]:checked')].map((i) => i.value);
   audio.gaveUp = false;
+  // Asked on the agent's click, as browsers want: calls are announced with it.
+  if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
   const a = await call('POST', '/api/v1/agent/login', { campaign_ids: ids, audio: 'webrtc' });
   if (a && !audio.pc && !audio.unsupported) connectAudio();
 });
@@ -150,7 +269,7 @@ $('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup',
 
 function renderPop(p) {
   renderContact(p);
-  $('hangup').hidden = false;
+  $('hangup').hidden = agent.state === 'wrap_up'; // nothing left to hang up
   $('call-connected').textContent = fmt.time(p.connected_at);
   renderDispo(p);
   loadThread(p.contact.id);
@@ -162,19 +281,21 @@ function renderContact(p) {
   $('no-call').hidden = true;
   $('screen-pop').hidden = false;
   const c = p.contact;
-  $('contact-name').textContent = c.name || c.phone;
-  $('contact-phone').textContent = c.phone;
-  $('contact-whatsapp').textContent = c.whatsapp || c.phone;
+  $('contact-name').textContent = c.name || phone(c.phone);
+  $('contact-phone').textContent = phone(c.phone);
+  $('contact-whatsapp').textContent = phone(c.whatsapp || c.phone);
   $('call-campaign').textContent = p.campaign_name;
   $('call-channel').textContent = t('channel.' + p.channel);
+  renderScript(p);
+  const label = (code) => (p.dispositions || []).find((d) => d.code === code)?.label || code;
   $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
   $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
     el('td', {}, fmt.dateTime(a.created_at)), el('td', {}, t('channel.' + a.channel)),
-    el('td', { dataset: { safeHarbour: a.safe_harbour || '', resumedFrom: a.resumed_from || '' } }, (a.outcome || a.state) +
+    el('td', { dataset: { safeHarbour: a.safe_harbour || '', resumedFrom: a.resumed_from || '' } }, outcomeText(a.outcome || a.state) +
       (a.safe_harbour ? ` (${t('history.safeHarbour.' + a.safe_harbour)})` : '') +
       (a.resumed_from ? ` (${t('history.resumed')})` : a.hangup_by === 'trunk' ? ` (${t('history.dropped')})` : '')),
-    el('td', {}, a.disposition || ''))),
+    el('td', {}, a.disposition ? label(a.disposition) : '', a.notes ? el('p', { class: 'notes' }, a.notes) : null))),
   ...(p.skips || []).map((k) => el('tr', { class: 'skip', dataset: { reason: k.reason } },
     el('td', {}, fmt.dateTime(k.at)), el('td', {}, '—'),
     el('td', {}, `${t('preview.skip_entry')}: ${t('skip.' + k.reason)}`), el('td', {}, k.note || ''))),
@@ -234,9 +355,7 @@ $('preview').addEventListener('submit', async (e) => {
     fail(null);
     $('preview').dataset.dialing = '1';
     $('hangup').hidden = false;
-    $('agent-status').hidden = false;
-    $('agent-status').className = 'note';
-    $('agent-status').textContent = t('preview.calling');
+    note(t('preview.calling'));
     renderState();
   } catch (err) {
     previewBusy(false);
@@ -259,10 +378,7 @@ $('preview-skip').addEventListener('click', async () => {
   previewBusy(true);
   try {
     await api('POST', `/api/v1/agent/preview/${id}/skip`, { reason, note });
-    fail(null);
-    $('agent-status').hidden = false;
-    $('agent-status').className = 'note';
-    $('agent-status').textContent = t('preview.skipped');
+    note(t('preview.skipped'));
     $('skip-note').value = '';
     if (preview && preview.contact.id === id) showPreview(null);
   } catch (err) { previewBusy(false); fail(err); }
@@ -272,9 +388,7 @@ function previewEnded(ev) {
   $('preview').dataset.dialing = '';
   preview = null;
   $('preview').hidden = true;
-  $('agent-status').hidden = false;
-  $('agent-status').className = 'note';
-  $('agent-status').textContent = `${t('preview.not_connected')} (${ev.outcome || ''})`;
+  note(ev.outcome ? `${t('preview.not_connected')} (${outcomeText(ev.outcome)})` : t('preview.not_connected'));
 }
 
 // localInput renders an instant for a datetime-local input, in the browser's zone.
@@ -321,14 +435,45 @@ function renderDispo(p) {
   const keep = box.querySelector('input:checked')?.value;
   box.replaceChildren(...(p.dispositions || []).map((d, i) => el('label', { class: 'inline' },
     el('input', { type: 'radio', name: 'code', value: d.code, id: `code-${d.code}`, required: i === 0, dataset: { callback: d.callback ? '1' : '' } }),
-    ' ', d.label || d.code)));
+    ' ', i < 9 ? el('kbd', { 'aria-hidden': 'true' }, String(i + 1)) : null, ' ', d.label || d.code)));
   if (keep) { const r = box.querySelector(`input[value="${CSS.escape(keep)}"]`); if (r) r.checked = true; }
   box.onchange = () => {
     const cb = box.querySelector('input:checked')?.dataset.callback === '1';
     $('callback-fields').hidden = !cb;
     $('callback-at').required = cb;
   };
+  restoreDraft(p.attempt_id);
 }
+
+// The disposition being filled in is kept for the tab, so that a reload in
+// wrap-up gives it back as it was: the code, the callback time, the notes.
+const draftKey = (id) => `turbina.dispo.${id}`;
+
+function saveDraft() {
+  if (!pop) return;
+  const d = { code: $('dispo-codes').querySelector('input:checked')?.value || '', at: $('callback-at').value,
+    same: $('same-agent').checked, notes: $('dispo-notes').value };
+  try { sessionStorage.setItem(draftKey(pop.attempt_id), JSON.stringify(d)); } catch { /* private mode */ }
+}
+
+function restoreDraft(id) {
+  let d = null;
+  try { d = JSON.parse(sessionStorage.getItem(draftKey(id)) || 'null'); } catch { /* none */ }
+  if (!d) return;
+  const r = d.code && $('dispo-codes').querySelector(`input[value="${CSS.escape(d.code)}"]`);
+  if (r) r.checked = true;
+  if (!$('callback-at').value) $('callback-at').value = d.at || '';
+  if (!$('dispo-notes').value) $('dispo-notes').value = d.notes || '';
+  $('same-agent').checked = !!d.same;
+  $('dispo-codes').onchange();
+}
+
+function dropDraft(id) {
+  try { sessionStorage.removeItem(draftKey(id)); } catch { /* private mode */ }
+}
+
+$('dispo').addEventListener('input', saveDraft);
+$('dispo').addEventListener('change', saveDraft);
 
 // resumeNotice tells the agent how a call whose line dropped (its trunk died) is
 // taken up on WhatsApp: calling back, back, or not reached. The screen-pop stays;
@@ -349,10 +494,16 @@ function renderNotice() {
 
 function callEnded() {
   $('hangup').disabled = true;
-  fail(null);
-  $('agent-status').hidden = false;
-  $('agent-status').className = 'note';
-  $('agent-status').textContent = t('call.ended');
+  note(t('call.ended'));
+}
+
+// callbackError says what is wrong with the callback time beside its field, or
+// clears it (null).
+function callbackError(text) {
+  const p = $('callback-error');
+  p.hidden = !text;
+  p.textContent = text || '';
+  $('callback-at').setAttribute('aria-invalid', text ? 'true' : 'false');
 }
 
 $('dispo').addEventListener('submit', async (e) => {
@@ -360,10 +511,23 @@ $('dispo').addEventListener('submit', async (e) => {
   const picked = $('dispo-codes').querySelector('input:checked');
   if (!picked) { fail({ message: t('dispo.pick') }); return; }
   const body = { code: picked.value };
+  callbackError(null);
   if (picked.dataset.callback === '1') {
-    body.callback_at = new Date($('callback-at').value).toISOString();
+    const at = new Date($('callback-at').value);
+    // A time to call back must be a time, and a future one.
+    if (Number.isNaN(at.getTime()) || at <= new Date()) {
+      const msg = t(Number.isNaN(at.getTime()) ? 'dispo.callback_missing' : 'dispo.callback_past');
+      callbackError(msg);
+      fail({ code: 'callback_time', message: msg });
+      $('agent-status').textContent = msg;
+      $('callback-at').focus();
+      return;
+    }
+    body.callback_at = at.toISOString();
     body.same_agent = $('same-agent').checked;
   }
+  const notes = $('dispo-notes').value.trim();
+  if (notes) body.notes = notes;
   let a;
   try {
     a = await api('POST', '/api/v1/agent/disposition', body);
@@ -371,15 +535,17 @@ $('dispo').addEventListener('submit', async (e) => {
     if (a && a.state) setAgent(a);
   } catch (err) {
     fail(err);
+    if (err.code === 'callback_time' || err.code === 'policy_refused') callbackError($('agent-status').textContent);
     // A callback time the law does not allow: offer the first one it does.
     if (err.code === 'policy_refused' && err.nextAllowedAt && body.callback_at) $('callback-at').value = localInput(err.nextAllowedAt);
     return;
   }
   if (a) {
-    $('agent-status').className = 'note';
-    $('agent-status').hidden = false;
-    $('agent-status').textContent = t('dispo.saved');
+    note(t('dispo.saved'));
+    if (pop) dropDraft(pop.attempt_id);
     pop = null;
+    renderTitle();
+    if (body.callback_at) loadCallbacks();
     $('dispo').reset();
     $('callback-fields').hidden = true;
   }
@@ -502,11 +668,46 @@ function meter(stream) {
   loop();
 }
 
-$('audio-connect').addEventListener('click', () => { audio.unsupported = false; audio.gaveUp = false; connectAudio(); });
+$('audio-connect').addEventListener('click', () => {
+  audio.unsupported = false;
+  audio.gaveUp = false;
+  // A session that is not carrying audio (closed, failed, lost by the server)
+  // is replaced, not kept.
+  if (audio.pc && !audio.waiting && !['new', 'connecting', 'connected'].includes(audio.pc.connectionState)) { audio.pc.close(); audio.pc = null; }
+  connectAudio();
+});
 $('mute').addEventListener('click', () => {
   const track = audio.stream?.getAudioTracks()[0];
   if (!track) return;
   track.enabled = !track.enabled;
   $('mute').setAttribute('aria-pressed', String(!track.enabled));
   $('mute').textContent = t(track.enabled ? 'audio.mute' : 'audio.unmute');
+});
+
+// ---- keyboard shortcuts (listed on the page), never while typing ----
+
+document.addEventListener('keydown', (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+  const tg = e.target;
+  if (tg instanceof HTMLElement && (tg.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(tg.tagName)) &&
+    !(tg instanceof HTMLInputElement && ['radio', 'checkbox', 'button', 'submit'].includes(tg.type))) return;
+  const press = (id) => { const b = $(id); if (!b.disabled && !b.hidden) { b.click(); return true; } return false; };
+  let done = false;
+  switch (e.key.toLowerCase()) {
+    case 'r': done = press('ready'); break;
+    case 'p': done = press('pause'); break;
+    case 'h': done = press('hangup'); break;
+    case 'm': done = press('mute'); break;
+    default:
+      if (/^[1-9]$/.test(e.key) && !$('dispo').hidden) {
+        const r = $('dispo-codes').querySelectorAll('input[name="code"]')[Number(e.key) - 1];
+        if (r) {
+          r.checked = true;
+          r.dispatchEvent(new Event('change', { bubbles: true }));
+          $('dispo-submit').focus(); // Enter saves it
+          done = true;
+        }
+      }
+  }
+  if (done) e.preventDefault();
 });
