@@ -12,6 +12,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -24,23 +25,6 @@ func newInboundHarness(t *testing.T, maxWait time.Duration) *waHarness {
 		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
 		func(o *sip.Originator) channel.Channel { return sipchannel.New(o) },
 		Config{RingTimeout: 5 * time.Second, InboundCampaign: 1, InboundMaxWait: maxWait})
-}
-
-// finishContact ends a contact's journey as reached (one connected SIP attempt):
-// the campaign does not dial it again.
-func (h *waHarness) finishContact(ctx context.Context, id int64) {
-	h.t.Helper()
-	a, err := h.store.StartAttempt(ctx, id, campaigns.ChannelSIP, 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	now := time.Now()
-	a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", string(campaigns.OutcomeConnected), &now, &now
-	if err := h.store.FinishAttempt(ctx, a, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
-		return campaigns.Apply(waLadder(), c, pos, campaigns.OutcomeEvent(campaigns.OutcomeConnected), now)
-	}); err != nil {
-		h.t.Fatal(err)
-	}
 }
 
 // waitAttempt waits until the contact with phone in campaignID has an attempt
@@ -96,7 +80,7 @@ func TestInboundWhatsAppCallsGoToTheAgents(t *testing.T) {
 		t.Fatalf("contacts %+v %v", list, err)
 	}
 	knownID := list[0].ID
-	h.finishContact(ctx, knownID)
+	storetest.EndJourney(ctx, t, h.store, knownID)
 	agent := h.readyAgents(c.ID, 1)[0]
 	heard := h.browserAgent(ctx, agent)
 	h.setState(c.ID, campaigns.StateRunning)
