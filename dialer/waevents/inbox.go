@@ -419,8 +419,14 @@ func (in *Inbox) applyPermission(ctx context.Context, p *whatsapp.PermissionRepl
 				"reply_at", at.Format(time.RFC3339), "recorded_at", rec.At.Format(time.RFC3339), "granted", p.Granted)
 			continue
 		}
-		if err := in.store.SetWhatsAppPermissionReply(ctx, c.ID, storage.PermissionReply{State: string(after.Status), Until: after.Expires, At: after.UpdatedAt}); err != nil {
+		written, err := in.store.SetWhatsAppPermissionReply(ctx, c.ID, storage.PermissionReply{State: string(after.Status), Until: after.Expires, At: after.UpdatedAt})
+		if err != nil {
 			return err
+		}
+		if !written {
+			in.cfg.Logger.Info("whatsapp permission reply older than a request or state recorded meanwhile: not applied", "contact", c.ID,
+				"reply_at", at.Format(time.RFC3339))
+			continue
 		}
 		camp, err := in.store.GetCampaign(ctx, c.CampaignID)
 		if err != nil {
