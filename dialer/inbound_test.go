@@ -92,8 +92,8 @@ func TestInboundWhatsAppCallsGoToTheAgents(t *testing.T) {
 	h.waitOnCall(ctx, agent, "the known contact's WhatsApp call")
 	h.waitAudioBothWays(ctx, heard, knownCall)
 	pop := h.waitAgentEvent(ctx, EventScreenPop).ScreenPop
-	if pop.Contact.ID != knownID || pop.Channel != campaigns.ChannelWhatsAppCall {
-		t.Errorf("screen-pop %+v, want the known contact %d", pop, knownID)
+	if pop.Contact.ID != knownID || pop.Channel != campaigns.ChannelWhatsAppCall || pop.Direction != storage.DirectionInbound {
+		t.Errorf("screen-pop %+v, want the known contact %d's inbound WhatsApp call", pop, knownID)
 	}
 
 	// The agent is busy: the next callers wait on hold, the first past the

@@ -41,12 +41,7 @@ import (
 // counts them all afterwards, answered and abandoned, with the longest wait; and
 // no outbound call is placed to a person while their own call is open.
 func TestInboundDrillTrunkCutCustomersCallIn(t *testing.T) {
-	if !media.OpusAvailable {
-		if testenv.InCI() {
-			t.Fatal("built without the opus tag: make test builds with it")
-		}
-		t.Skip("built without the opus tag (make test builds with it)")
-	}
+	requireOpus(t)
 	const (
 		agents  = 8
 		callers = 50
@@ -57,33 +52,7 @@ func TestInboundDrillTrunkCutCustomersCallIn(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	emu, client := watest.Start(t, log, whatsapp.WithMedia(waMedia))
-	// The trunk is cut: nothing listens at its address.
-	o, err := sip.New(ctx, sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
-		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { o.Close() })
-	slot := &engineSlot{}
-	e := newEnv(t, Config{Engine: slot})
-	// The drill's campaign, the first created, is the default inbound queue.
-	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{
-		campaigns.ChannelSIP:          sipchannel.New(o),
-		campaigns.ChannelWhatsAppCall: wachannel.NewCalls(client, e.db, "Podemos ligar?"),
-	}, func(c *dialer.Config) { c.WhatsApp, c.InboundCampaign, c.InboundMaxWait = client, 1, maxWait }))
-	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: watest.Secret, VerifyToken: "v"}, slot.get().WhatsAppSink(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hookSrv := httptest.NewServer(hooks)
-	t.Cleanup(hookSrv.Close)
-	emu.SetCallbackURL(hookSrv.URL)
+	e, emu := newInboundScene(t, newEnv, maxWait)
 
 	var callerNumbers, rows []string
 	for i := range callers {
@@ -99,6 +68,7 @@ func TestInboundDrillTrunkCutCustomersCallIn(t *testing.T) {
 		emu.Script(strings.TrimPrefix(n, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 300 * time.Millisecond})
 	}
 	sup := e.tokens[storage.RoleSupervisor]
+	// The drill's campaign, the first created, is the default inbound queue.
 	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
 		"name": "Fila", "default_country": "BR", "caller_id": "+551130000000",
 		"ladder":         []map[string]any{{"channel": "sip", "max_attempts": 1}, {"channel": "whatsapp_call", "max_attempts": 1}},
@@ -218,6 +188,53 @@ func TestInboundDrillTrunkCutCustomersCallIn(t *testing.T) {
 		t.Errorf("wallboard's queue %+v; want %d answered, %d abandoned, longest wait %s", q, answered, missed, longest)
 	}
 	t.Logf("drill: %d calls, %d answered, %d missed, longest wait %s, at most %d waiting", callers, answered, missed, longest, mostWaiting)
+}
+
+// requireOpus ends a test of WhatsApp calls' audio when the build has no Opus:
+// a failure in CI, a skip elsewhere.
+func requireOpus(t *testing.T) {
+	t.Helper()
+	if media.OpusAvailable {
+		return
+	}
+	if testenv.InCI() {
+		t.Fatal("built without the opus tag: make test builds with it")
+	}
+	t.Skip("built without the opus tag (make test builds with it)")
+}
+
+// newInboundScene is a server made by newEnv (newEnv, newUIEnv) with an engine
+// whose SIP trunk is cut (nothing listens at its address) and whose WhatsApp is
+// the emulator, with media, its webhooks signed; the first campaign created is
+// the default inbound queue, its longest wait maxWait.
+func newInboundScene(t *testing.T, newEnv func(*testing.T, Config) *apiEnv, maxWait time.Duration) (*apiEnv, *emulator.Emulator) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, client := watest.Start(t, log, whatsapp.WithMedia(waMedia))
+	o, err := sip.New(context.Background(), sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
+		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	slot := &engineSlot{}
+	e := newEnv(t, Config{Engine: slot})
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{
+		campaigns.ChannelSIP:          sipchannel.New(o),
+		campaigns.ChannelWhatsAppCall: wachannel.NewCalls(client, e.db, "Podemos ligar?"),
+	}, func(c *dialer.Config) { c.WhatsApp, c.InboundCampaign, c.InboundMaxWait = client, 1, maxWait }))
+	hooks, err := whatsapp.NewWebhookHandler(whatsapp.WebhookConfig{AppSecret: watest.Secret, VerifyToken: "v"}, slot.get().WhatsAppSink(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookSrv := httptest.NewServer(hooks)
+	t.Cleanup(hookSrv.Close)
+	emu.SetCallbackURL(hookSrv.URL)
+	return e, emu
 }
 
 // drillAgents are agents of a campaign working through the agent API, each

@@ -166,7 +166,9 @@ function renderContact(p) {
   $('contact-phone').textContent = c.phone;
   $('contact-whatsapp').textContent = c.whatsapp || c.phone;
   $('call-campaign').textContent = p.campaign_name;
-  $('call-channel').textContent = t('channel.' + p.channel);
+  // The contact's own call (inbound) is said so: the agent answers a caller.
+  $('call-channel').textContent = t((p.direction === 'inbound' ? 'call.inbound.' : 'channel.') + p.channel);
+  $('call-channel').dataset.direction = p.direction || '';
   $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>
     el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, v))));
   $('history').tBodies[0].replaceChildren(...(p.history || []).map((a) => el('tr', {},
