@@ -205,8 +205,8 @@ func requireOpus(t *testing.T) {
 
 // newInboundScene is a server made by newEnv (newEnv, newUIEnv) with an engine
 // whose SIP trunk is cut (nothing listens at its address) and whose WhatsApp is
-// the emulator, with media, its webhooks signed; the first campaign created is
-// the default inbound queue, its longest wait maxWait.
+// the emulator, with media and callback permission on, its webhooks signed; the
+// first campaign created is the default inbound queue, its longest wait maxWait.
 func newInboundScene(t *testing.T, newEnv func(*testing.T, Config) *apiEnv, maxWait time.Duration) (*apiEnv, *emulator.Emulator) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -214,7 +214,9 @@ func newInboundScene(t *testing.T, newEnv func(*testing.T, Config) *apiEnv, maxW
 	if err != nil {
 		t.Fatal(err)
 	}
-	emu, client := watest.Start(t, log, whatsapp.WithMedia(waMedia))
+	// The number's call settings as docs/operations.md has them: a customer's
+	// call gives the business permission to call back.
+	emu, client := watest.StartWith(t, log, func(c *emulator.Config) { c.CallbackPermission = true }, whatsapp.WithMedia(waMedia))
 	o, err := sip.New(context.Background(), sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
 		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
 	if err != nil {
