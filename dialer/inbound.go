@@ -51,8 +51,13 @@ type inboundCall struct {
 // contact's conversation.
 func (w waEngine) RouteInboundCall(ctx context.Context, ev whatsapp.Event) error {
 	e := w.Engine
-	// A connect kept from before a restart is a call that has long stopped ringing.
-	if e.cfg.WhatsApp == nil || e.cfg.Now().Sub(ev.Time) > inboundRingLimit {
+	if e.cfg.WhatsApp == nil {
+		return nil
+	}
+	// A connect kept from before a restart (or applied this late) is a call
+	// that has long stopped ringing: said, since a customer went unanswered.
+	if age := e.cfg.Now().Sub(ev.Time); age > inboundRingLimit {
+		e.log.Warn("WhatsApp call to the business left unanswered: its connect came too late to answer", "call", ev.Call.ID, "age", age.Round(time.Second))
 		return nil
 	}
 	phone := waevents.Phone(ev.Call.From)
