@@ -29,8 +29,12 @@ import (
 // the call is hung up, and the attempt ends inbound_missed, whose journey row
 // makes the contact the campaign's next call.
 
-// inboundRingLimit is how old a user's call offer may be and still be answered.
-const inboundRingLimit = 30 * time.Second
+// inboundRingLimit is how old a user's call offer may be and still be answered:
+// Meta lets the business answer for "about 30 to 60 seconds" after the connect
+// webhook (calling/reference, Pre-accept call), so an offer is tried until the
+// longest of that window; an accept that comes after Meta ended the call is
+// refused, and the attempt ends.
+const inboundRingLimit = 60 * time.Second
 
 // Answerer is a channel that also takes the calls contacts make to the business:
 // Answer returns the channel whose Place accepts the call offer.

@@ -100,7 +100,7 @@ func TestInboundDrillTrunkCutCustomersCallIn(t *testing.T) {
 			if snap, err := wallboardOf(watchCtx, e, sup); err == nil && len(snap.Inbound) == 1 {
 				most = max(most, snap.Inbound[0].Waiting)
 			}
-			sleepCtx(watchCtx, 200*time.Millisecond)
+			sleepCtx(watchCtx, 500*time.Millisecond)
 		}
 		watched <- most
 	}()
@@ -205,8 +205,8 @@ func requireOpus(t *testing.T) {
 
 // newInboundScene is a server made by newEnv (newEnv, newUIEnv) with an engine
 // whose SIP trunk is cut (nothing listens at its address) and whose WhatsApp is
-// the emulator, with media and callback permission on, its webhooks signed; the
-// first campaign created is the default inbound queue, its longest wait maxWait.
+// the emulator, with media, its webhooks signed; the first campaign created is
+// the default inbound queue, its longest wait maxWait.
 func newInboundScene(t *testing.T, newEnv func(*testing.T, Config) *apiEnv, maxWait time.Duration) (*apiEnv, *emulator.Emulator) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -214,9 +214,7 @@ func newInboundScene(t *testing.T, newEnv func(*testing.T, Config) *apiEnv, maxW
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The number's call settings as docs/operations.md has them: a customer's
-	// call gives the business permission to call back.
-	emu, client := watest.StartWith(t, log, func(c *emulator.Config) { c.CallbackPermission = true }, whatsapp.WithMedia(waMedia))
+	emu, client := watest.Start(t, log, whatsapp.WithMedia(waMedia))
 	o, err := sip.New(context.Background(), sip.Config{Trunks: []sip.TrunkConfig{{Name: "trunk", Address: fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t))}},
 		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)}, log)
 	if err != nil {
@@ -273,6 +271,9 @@ func newDrillAgents(t *testing.T, e *apiEnv, id string, n int, talk time.Duratio
 func (d *drillAgents) work(ctx context.Context, talk time.Duration) {
 	defer close(d.done)
 	sup := d.e.tokens[storage.RoleSupervisor]
+	// Each hang-up and disposition is asked once: the list read next may
+	// still show the state the request just ended.
+	asked := map[string]bool{}
 	for ctx.Err() == nil {
 		var list struct{ Agents []dialer.Agent }
 		if err := d.e.call(ctx, "GET", "/api/v1/agents", sup, nil, &list); err != nil {
@@ -283,11 +284,17 @@ func (d *drillAgents) work(ctx context.Context, talk time.Duration) {
 		}
 		for _, a := range list.Agents {
 			tok := d.tokens[fmt.Sprint(a.ID)]
+			step := fmt.Sprint(a.ID, a.State, a.AttemptID)
+			if asked[step] {
+				continue
+			}
 			var err error
 			switch {
 			case a.State == dialer.AgentOnCall && time.Since(a.Since) >= talk:
+				asked[step] = true
 				err = d.e.call(ctx, "POST", "/api/v1/agent/hangup", tok, map[string]any{}, nil)
 			case a.State == dialer.AgentWrapUp:
+				asked[step] = true
 				err = d.e.call(ctx, "POST", "/api/v1/agent/disposition", tok, map[string]any{"code": "sale"}, nil)
 			}
 			if err != nil && ctx.Err() == nil {

@@ -33,18 +33,8 @@ func Templates() []emulator.Template {
 // client's options (its media, for calls).
 func Start(t testing.TB, log *slog.Logger, opts ...whatsapp.Option) (*emulator.Emulator, *whatsapp.Client) {
 	t.Helper()
-	return StartWith(t, log, nil, opts...)
-}
-
-// StartWith is Start with the emulator's configuration changed by configure
-// (Meta's settings of the number, say) when it is not nil.
-func StartWith(t testing.TB, log *slog.Logger, configure func(*emulator.Config), opts ...whatsapp.Option) (*emulator.Emulator, *whatsapp.Client) {
-	t.Helper()
-	cfg := emulator.Config{AccessToken: Token, AppSecret: Secret, PhoneNumberID: "1000", WABAID: "2000", Logger: log, Templates: Templates()}
-	if configure != nil {
-		configure(&cfg)
-	}
-	emu, err := emulator.Start(context.Background(), cfg)
+	emu, err := emulator.Start(context.Background(), emulator.Config{AccessToken: Token, AppSecret: Secret,
+		PhoneNumberID: "1000", WABAID: "2000", Logger: log, Templates: Templates()})
 	if err != nil {
 		t.Fatal(err)
 	}
