@@ -336,7 +336,7 @@ func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 		switch ev.Kind {
 		case EventScreenPop:
 			p := ev.ScreenPop
-			if p.Channel != campaigns.ChannelSIP || p.CampaignName != "test" || len(p.History) != 1 || len(p.Dispositions) == 0 {
+			if p.Channel != campaigns.ChannelSIP || p.Direction != storage.DirectionOutbound || p.CampaignName != "test" || len(p.History) != 1 || len(p.Dispositions) == 0 {
 				t.Errorf("screen-pop %+v", p)
 			}
 			popped[p.Contact.Phone] = true

@@ -37,8 +37,12 @@ type ScreenPop struct {
 	CampaignID   int64             `json:"campaign_id,string"`
 	CampaignName string            `json:"campaign_name"`
 	Channel      campaigns.Channel `json:"channel"`
-	Contact      campaigns.Contact `json:"contact"`
-	History      []storage.Attempt `json:"history"`
+	// Direction is storage.DirectionInbound for the contact's own call to the
+	// business (the agent answers a caller, not a person Turbina called), else
+	// storage.DirectionOutbound.
+	Direction string            `json:"direction"`
+	Contact   campaigns.Contact `json:"contact"`
+	History   []storage.Attempt `json:"history"`
 	// Refusals are the actions the policy gate refused on the contact.
 	Refusals     []storage.PolicyRefusal `json:"refusals"`
 	Dispositions []campaigns.Disposition `json:"dispositions"`

@@ -29,8 +29,12 @@ import (
 // the call is hung up, and the attempt ends inbound_missed, whose journey row
 // makes the contact the campaign's next call.
 
-// inboundRingLimit is how old a user's call offer may be and still be answered.
-const inboundRingLimit = 30 * time.Second
+// inboundRingLimit is how old a user's call offer may be and still be answered:
+// Meta lets the business answer for "about 30 to 60 seconds" after the connect
+// webhook (calling/reference, Pre-accept call), so an offer is tried until the
+// longest of that window; an accept that comes after Meta ended the call is
+// refused, and the attempt ends.
+const inboundRingLimit = 60 * time.Second
 
 // Answerer is a channel that also takes the calls contacts make to the business:
 // Answer returns the channel whose Place accepts the call offer.
@@ -51,8 +55,13 @@ type inboundCall struct {
 // contact's conversation.
 func (w waEngine) RouteInboundCall(ctx context.Context, ev whatsapp.Event) error {
 	e := w.Engine
-	// A connect kept from before a restart is a call that has long stopped ringing.
-	if e.cfg.WhatsApp == nil || e.cfg.Now().Sub(ev.Time) > inboundRingLimit {
+	if e.cfg.WhatsApp == nil {
+		return nil
+	}
+	// A connect kept from before a restart (or applied this late) is a call
+	// that has long stopped ringing: said, since a customer went unanswered.
+	if age := e.cfg.Now().Sub(ev.Time); age > inboundRingLimit {
+		e.log.Warn("WhatsApp call to the business left unanswered: its connect came too late to answer", "call", ev.Call.ID, "age", age.Round(time.Second))
 		return nil
 	}
 	phone := waevents.Phone(ev.Call.From)

@@ -11,7 +11,9 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/sipchannel"
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -24,23 +26,6 @@ func newInboundHarness(t *testing.T, maxWait time.Duration) *waHarness {
 		InviteTimeout: sip.Duration(300 * time.Millisecond), FaultsToOpen: 1, ProbeInterval: sip.Duration(time.Hour)},
 		func(o *sip.Originator) channel.Channel { return sipchannel.New(o) },
 		Config{RingTimeout: 5 * time.Second, InboundCampaign: 1, InboundMaxWait: maxWait})
-}
-
-// finishContact ends a contact's journey as reached (one connected SIP attempt):
-// the campaign does not dial it again.
-func (h *waHarness) finishContact(ctx context.Context, id int64) {
-	h.t.Helper()
-	a, err := h.store.StartAttempt(ctx, id, campaigns.ChannelSIP, 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	now := time.Now()
-	a.State, a.Outcome, a.AnswerAt, a.EndAt = "ended", string(campaigns.OutcomeConnected), &now, &now
-	if err := h.store.FinishAttempt(ctx, a, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
-		return campaigns.Apply(waLadder(), c, pos, campaigns.OutcomeEvent(campaigns.OutcomeConnected), now)
-	}); err != nil {
-		h.t.Fatal(err)
-	}
 }
 
 // waitAttempt waits until the contact with phone in campaignID has an attempt
@@ -96,7 +81,7 @@ func TestInboundWhatsAppCallsGoToTheAgents(t *testing.T) {
 		t.Fatalf("contacts %+v %v", list, err)
 	}
 	knownID := list[0].ID
-	h.finishContact(ctx, knownID)
+	storetest.EndJourney(ctx, t, h.store, knownID)
 	agent := h.readyAgents(c.ID, 1)[0]
 	heard := h.browserAgent(ctx, agent)
 	h.setState(c.ID, campaigns.StateRunning)
@@ -108,8 +93,8 @@ func TestInboundWhatsAppCallsGoToTheAgents(t *testing.T) {
 	h.waitOnCall(ctx, agent, "the known contact's WhatsApp call")
 	h.waitAudioBothWays(ctx, heard, knownCall)
 	pop := h.waitAgentEvent(ctx, EventScreenPop).ScreenPop
-	if pop.Contact.ID != knownID || pop.Channel != campaigns.ChannelWhatsAppCall {
-		t.Errorf("screen-pop %+v, want the known contact %d", pop, knownID)
+	if pop.Contact.ID != knownID || pop.Channel != campaigns.ChannelWhatsAppCall || pop.Direction != storage.DirectionInbound {
+		t.Errorf("screen-pop %+v, want the known contact %d's inbound WhatsApp call", pop, knownID)
 	}
 
 	// The agent is busy: the next callers wait on hold, the first past the
@@ -210,5 +195,40 @@ func TestInboundWhatsAppCallsGoToTheAgents(t *testing.T) {
 	}
 	if q := qs[0]; q.Answered != 2 || q.Abandoned != 1 || q.LongestWaitSeconds < maxWait.Seconds() || q.CampaignName != c.Name {
 		t.Errorf("queue %+v: want 2 answered, 1 abandoned, longest wait ≥ %s", q, maxWait)
+	}
+}
+
+// TestLateConnectAnsweredWithinMetasRingWindow: a customer's call whose connect
+// is applied late (a busy server: here 45 s after the customer placed it) is
+// still taken, as Meta lets the business answer for up to about 60 s; one older
+// than that has stopped ringing and is not.
+func TestLateConnectAnsweredWithinMetasRingWindow(t *testing.T) {
+	h := newInboundHarness(t, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := h.campaignWith(map[string]string{})
+	if c.ID != 1 {
+		t.Fatalf("the queue campaign is %d, the engine's inbound campaign 1", c.ID)
+	}
+	h.setState(c.ID, campaigns.StateRunning)
+	const late, stale = "+5511987650481", "+5511987650482"
+	connect := func(from string, age time.Duration) whatsapp.Event {
+		id := "wacid.late-" + from[1:]
+		return whatsapp.Event{Key: "call|" + id + "|connect", Type: whatsapp.EventCallConnect, Time: time.Now().Add(-age),
+			Call: &whatsapp.CallEvent{ID: id, From: from[1:], To: "551130000000", Direction: "USER_INITIATED", SDPType: "offer", SDP: "v=0"}}
+	}
+	if err := h.engine.WhatsAppSink().HandleEvents(ctx, []whatsapp.Event{connect(late, 45*time.Second), connect(stale, 75*time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	// Events apply in event-time order: the stale one was decided first.
+	h.waitAttempt(ctx, c.ID, late, "the late call taken", func(a storage.Attempt) bool { return a.Direction == storage.DirectionInbound })
+	list, _, err := h.store.ListContacts(ctx, c.ID, storage.ContactFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range list {
+		if ct.Phone == stale {
+			t.Errorf("a call 75 s old was taken: contact %+v, attempts %+v", ct, h.attempts(ct.ID))
+		}
 	}
 }

@@ -975,8 +975,12 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 	if err != nil {
 		c.log.Error("screen-pop refusals", "err", err)
 	}
+	direction := storage.DirectionOutbound
+	if c.inbound {
+		direction = storage.DirectionInbound
+	}
 	pop := ScreenPop{
-		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel,
+		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel, Direction: direction,
 		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, Script: r.campaign.Script, ConnectedAt: now,
 	}
 	r.e.agents.setScreenPop(c.agentID, pop)

@@ -118,8 +118,11 @@ func (d *DB) WhatsAppPermissionReply(ctx context.Context, contactID int64) (Perm
 }
 
 // SetWhatsAppPermissionReply records a contact's call permission as a reply
-// given at p.At decided it.
-func (d *DB) SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) error {
+// given at p.At decided it. A reply older than the one recorded (or than a
+// request recorded since) changes nothing: the check and the write are one
+// statement, so a request recorded meanwhile is not overwritten by the reply
+// the caller read before it. It reports whether the reply was written.
+func (d *DB) SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) (bool, error) {
 	var until, at sql.NullInt64
 	if !p.Until.IsZero() {
 		until = sql.NullInt64{Int64: p.Until.UnixMilli(), Valid: true}
@@ -127,6 +130,36 @@ func (d *DB) SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p 
 	if !p.At.IsZero() {
 		at = sql.NullInt64{Int64: p.At.UnixMilli(), Valid: true}
 	}
-	return d.execOne(ctx, "UPDATE contacts SET wa_permission=?, wa_permission_until=?, wa_permission_at=?, updated_at=? WHERE id=?",
+	res, err := d.exec(ctx, `UPDATE contacts SET wa_permission=?1, wa_permission_until=?2, wa_permission_at=?3, updated_at=?4
+		WHERE id=?5 AND (?3 IS NULL OR wa_permission_at IS NULL OR wa_permission_at <= ?3)`,
 		p.State, until, at, d.nowMs(), contactID)
+	return d.permissionWritten(ctx, contactID, res, err)
+}
+
+// SetWhatsAppPermissionRequested records a request sent at at as of at's whole
+// second: Meta stamps a reply in whole seconds, so the reply to this request
+// may carry that very second, and a reply recorded at or after it (or Meta's
+// state read since) answered this request already and is kept. The request's
+// time is then the permission's, so a late reply to an earlier request does
+// not undo it.
+func (d *DB) SetWhatsAppPermissionRequested(ctx context.Context, contactID int64, at time.Time) (bool, error) {
+	sec := at.Truncate(time.Second).UnixMilli()
+	res, err := d.exec(ctx, `UPDATE contacts SET wa_permission=?1, wa_permission_until=NULL, wa_permission_at=?2, updated_at=?3
+		WHERE id=?4 AND (wa_permission_at IS NULL OR wa_permission_at < ?2)`, PermissionRequested, sec, d.nowMs(), contactID)
+	return d.permissionWritten(ctx, contactID, res, err)
+}
+
+// permissionWritten reports whether a conditional write of a contact's
+// permission wrote it: not when a newer record kept it from it; an error when
+// the write failed or there is no such contact.
+func (d *DB) permissionWritten(ctx context.Context, contactID int64, res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, fmt.Errorf("update permission: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return true, nil
+	}
+	var one int
+	err = d.db.QueryRowContext(ctx, "SELECT 1 FROM contacts WHERE id = ?", contactID).Scan(&one)
+	return false, notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
 }

@@ -77,9 +77,15 @@ type WhatsAppStore interface {
 	// request to phone may be sent (zero: no bound).
 	SetPermissionNextRequest(ctx context.Context, phone string, at time.Time) error
 	// WhatsAppPermissionReply and SetWhatsAppPermissionReply read and record a
-	// contact's call permission with the event time of the reply it comes from.
+	// contact's call permission with the event time of the reply it comes from;
+	// a reply older than the one recorded is not written (the bool says
+	// whether it was).
 	WhatsAppPermissionReply(ctx context.Context, contactID int64) (PermissionReply, error)
-	SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) error
+	SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p PermissionReply) (bool, error)
+	// SetWhatsAppPermissionRequested records that a call permission request
+	// was sent to a contact at at, unless a reply as new as the request is
+	// recorded already; it reports whether it recorded it.
+	SetWhatsAppPermissionRequested(ctx context.Context, contactID int64, at time.Time) (bool, error)
 	SaveWAMessage(ctx context.Context, m WAMessage) error
 	ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error)
 }

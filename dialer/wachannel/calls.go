@@ -201,7 +201,7 @@ func (w *Calls) applyState(ctx context.Context, req channel.PlaceRequest, s what
 // "reject" webhook older than what Meta said now arriving later is then
 // ignored instead of flipping the contact back to denied.
 func (w *Calls) granted(ctx context.Context, req channel.PlaceRequest, until time.Time) {
-	err := w.store.SetWhatsAppPermissionReply(ctx, req.Contact.ID, storage.PermissionReply{State: storage.PermissionGranted, Until: until, At: time.Now()})
+	_, err := w.store.SetWhatsAppPermissionReply(ctx, req.Contact.ID, storage.PermissionReply{State: storage.PermissionGranted, Until: until, At: time.Now()})
 	if err != nil {
 		w.log(ctx, "record call permission granted failed", req, err)
 	}
@@ -274,7 +274,16 @@ func (w *Calls) request(ctx context.Context, req channel.PlaceRequest, s whatsap
 		return false // not sent, or in doubt until its status webhook settles it
 	}
 	w.store.RecordPermissionRequest(ctx, req.Contact.ID, req.To, time.Now())
-	w.store.SetWhatsAppPermission(ctx, req.Contact.ID, storage.PermissionRequested, time.Time{})
+	// As of when the request was queued, before it left: the person's reply
+	// (its webhook may well be applied before this line runs) is then as new
+	// as the request or newer, and stands.
+	asked := m.CreatedAt
+	if asked.IsZero() {
+		asked = time.Now()
+	}
+	if _, err := w.store.SetWhatsAppPermissionRequested(ctx, req.Contact.ID, asked); err != nil {
+		w.log(ctx, "record call permission requested failed", req, err)
+	}
 	w.store.SaveWAMessage(ctx, storage.WAMessage{ContactID: req.Contact.ID, Direction: "out", WAID: m.ResultID,
 		Phone: req.To, Type: kind, Body: body, At: time.Now()})
 	return false

@@ -3,6 +3,7 @@ package wachannel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -219,3 +220,81 @@ func (stillEngine) OptOut(context.Context, storage.Actor, []string, string) ([]s
 func (stillEngine) RouteInboundCall(context.Context, whatsapp.Event) error { return nil }
 
 func (stillEngine) CampaignChanged() {}
+
+// TestPermissionRequestedAndItsReplyInEitherOrder: the channel records
+// "requested" as of the request's second (Meta stamps replies in seconds), and
+// the person's reply, applied through the Inbox by event time, stands whether
+// its webhook is applied before the channel records the request (it overtook
+// the send's answer) or after. A reply to this request, in its second or
+// later, wins in both orders; a reply older than the request (to an earlier
+// one) does not undo it.
+func TestPermissionRequestedAndItsReplyInEitherOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// first: the reply is applied before the channel records the request.
+		first   bool
+		after   time.Duration // the reply's time after the request's second
+		granted bool
+		want    string
+	}{
+		{name: "accept in the request's second, applied first", first: true, granted: true, want: storage.PermissionGranted},
+		{name: "reject in the request's second, applied first", first: true, want: storage.PermissionDenied},
+		{name: "newer accept applied first", first: true, after: 2 * time.Second, granted: true, want: storage.PermissionGranted},
+		{name: "accept in the request's second, applied after", granted: true, want: storage.PermissionGranted},
+		{name: "accept newer, applied after", after: 2 * time.Second, granted: true, want: storage.PermissionGranted},
+		{name: "reject older than the request, applied after", after: -time.Minute, want: storage.PermissionRequested},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t)
+			in := waevents.New(w.store, stillEngine{}, waevents.Config{})
+			req := channel.PlaceRequest{Key: "contact-1-try-1", Contact: w.contact, To: w.contact.Phone,
+				Permission: campaigns.CallPermission{Template: "pedido_ligacao", Language: "pt_BR"}}
+			reply := func() {
+				t.Helper()
+				m, err := w.store.OutboxByKey(ctx, fmt.Sprintf("permission-contact-%d-%s", w.contact.ID, req.Key))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev := whatsapp.Event{Key: "reply", Type: whatsapp.EventPermissionReply, Time: m.CreatedAt.Truncate(time.Second).Add(tc.after),
+					Permission: &whatsapp.PermissionReply{MessageID: "wamid.reply", From: w.contact.Phone[1:], Granted: tc.granted,
+						Expires: time.Now().Add(7 * 24 * time.Hour)}}
+				if err := in.Apply(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			store := &replyFirst{DB: w.store}
+			if tc.first {
+				store.apply = reply
+			}
+			wachannel.NewCalls(w.client, store, "Podemos ligar?").RequestPermission(ctx, req)
+			if n := w.sends(); n != 1 {
+				t.Fatalf("%d sends, want the request", n)
+			}
+			if !tc.first {
+				if state, _, err := w.store.WhatsAppPermission(ctx, w.contact.ID); err != nil || state != storage.PermissionRequested {
+					t.Fatalf("permission %q (%v) after the request, want requested", state, err)
+				}
+				reply()
+			}
+			if state, _, err := w.store.WhatsAppPermission(ctx, w.contact.ID); err != nil || state != tc.want {
+				t.Errorf("permission %q (%v), want %q", state, err, tc.want)
+			}
+		})
+	}
+}
+
+// replyFirst is the store of a channel whose request's reply is applied (by
+// apply) the moment the channel records that the request was sent: the reply's
+// webhook overtook the send's answer.
+type replyFirst struct {
+	*storage.DB
+	apply func()
+}
+
+func (s *replyFirst) RecordPermissionRequest(ctx context.Context, contactID int64, phone string, at time.Time) error {
+	if s.apply != nil {
+		s.apply()
+	}
+	return s.DB.RecordPermissionRequest(ctx, contactID, phone, at)
+}

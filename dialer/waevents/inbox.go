@@ -401,7 +401,10 @@ func (in *Inbox) applyMessageStatus(ctx context.Context, st *whatsapp.MessageSta
 // applyPermission records a contact's answer to a call-permission request,
 // given at at, through whatsapp.Permission.Apply: a reply older than the one
 // recorded (webhooks may arrive out of order) changes nothing. A grant queues
-// the contact for a WhatsApp call, inside its calling window as always.
+// the contact for a WhatsApp call, inside its calling window as always, except
+// one the person gave by calling the business (Meta's callback permission,
+// source automatic): their own call is on the line, and its end (put through,
+// or missed and called back) decides what the campaign owes them.
 func (in *Inbox) applyPermission(ctx context.Context, p *whatsapp.PermissionReply, at time.Time) error {
 	contacts, err := in.store.ContactsByWhatsApp(ctx, Phone(p.From))
 	if err != nil {
@@ -419,8 +422,17 @@ func (in *Inbox) applyPermission(ctx context.Context, p *whatsapp.PermissionRepl
 				"reply_at", at.Format(time.RFC3339), "recorded_at", rec.At.Format(time.RFC3339), "granted", p.Granted)
 			continue
 		}
-		if err := in.store.SetWhatsAppPermissionReply(ctx, c.ID, storage.PermissionReply{State: string(after.Status), Until: after.Expires, At: after.UpdatedAt}); err != nil {
+		written, err := in.store.SetWhatsAppPermissionReply(ctx, c.ID, storage.PermissionReply{State: string(after.Status), Until: after.Expires, At: after.UpdatedAt})
+		if err != nil {
 			return err
+		}
+		if !written {
+			in.cfg.Logger.Info("whatsapp permission reply older than a request or state recorded meanwhile: not applied", "contact", c.ID,
+				"reply_at", at.Format(time.RFC3339))
+			continue
+		}
+		if p.Source == whatsapp.PermissionSourceAutomatic {
+			continue
 		}
 		camp, err := in.store.GetCampaign(ctx, c.CampaignID)
 		if err != nil {

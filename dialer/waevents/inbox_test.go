@@ -293,3 +293,34 @@ func TestStatusSettlesATemplateInDoubt(t *testing.T) {
 		t.Errorf("attempt after the sent status: %+v, %v", as, err)
 	}
 }
+
+// TestPermissionFromTheirOwnCallMovesNoJourney: a permission the person gave by
+// calling the business (Meta's callback permission: response_source automatic)
+// is recorded, but does not queue the contact for a WhatsApp call as an answer
+// to our request does: the person is on the line with the business already,
+// and a call queued now would cross theirs or ring them again after it.
+func TestPermissionFromTheirOwnCallMovesNoJourney(t *testing.T) {
+	ctx := context.Background()
+	until := time.Now().Add(7 * 24 * time.Hour).Truncate(time.Second)
+	for _, tc := range []struct {
+		source string
+		moves  bool
+	}{{"automatic", false}, {"user_action", true}} {
+		t.Run(tc.source, func(t *testing.T) {
+			in, store, eng, ct := newInbox(t)
+			ev := whatsapp.Event{Key: "p-" + tc.source, Type: whatsapp.EventPermissionReply, Time: time.Now(),
+				Permission: &whatsapp.PermissionReply{MessageID: "wamid.r", ContextID: "wacid.theirs", From: phone[1:], Granted: true,
+					Expires: until, Source: tc.source}}
+			if err := in.Apply(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+			state, got, err := store.WhatsAppPermission(ctx, ct.ID)
+			if err != nil || state != storage.PermissionGranted || !got.Equal(until) {
+				t.Errorf("permission %q until %v (%v), want granted until %v", state, got, err, until)
+			}
+			if moved := eng.moved(campaigns.EventPermissionGranted); moved != tc.moves {
+				t.Errorf("contact moved by the grant: %v, want %v", moved, tc.moves)
+			}
+		})
+	}
+}

@@ -127,9 +127,17 @@ type PermissionReply struct {
 	Permanent bool   `json:"permanent,omitempty"`
 	// Expires is when a temporary grant lapses (zero when permanent or denied).
 	Expires time.Time `json:"expires,omitzero"`
-	// Source is user_action or automatic.
+	// Source is PermissionSourceUserAction or PermissionSourceAutomatic.
 	Source string `json:"source,omitempty"`
 }
+
+// Sources of a permission reply (response_source): the person's answer to a
+// request, or the permission their own call to the business gave (the
+// number's callback permission).
+const (
+	PermissionSourceUserAction = "user_action"
+	PermissionSourceAutomatic  = "automatic"
+)
 
 // WebhookError is an error object inside a status or terminate webhook.
 type WebhookError struct {

@@ -42,7 +42,10 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func newEnv(t testing.TB, mutate func(*whatsapp.Config)) *testEnv {
+// newEnv starts the emulator, a webhook server feeding a memory sink and the
+// client, and the client, its configuration changed by mutate and its options
+// added to by opts.
+func newEnv(t testing.TB, mutate func(*whatsapp.Config), opts ...whatsapp.Option) *testEnv {
 	t.Helper()
 	env := &testEnv{sink: whatsapp.NewMemorySink()}
 	// The handler's sink reaches the client through a closure because the client is
@@ -78,7 +81,7 @@ func newEnv(t testing.TB, mutate func(*whatsapp.Config)) *testEnv {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	client, err = whatsapp.NewClient(cfg, whatsapp.WithMedia(media), whatsapp.WithJitterSeed(1))
+	client, err = whatsapp.NewClient(cfg, append([]whatsapp.Option{whatsapp.WithMedia(media), whatsapp.WithJitterSeed(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

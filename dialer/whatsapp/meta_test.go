@@ -2,6 +2,7 @@ package whatsapp_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -342,9 +343,13 @@ func statusOf(t testing.TB, b []byte) string {
 
 // TestClientRequestsMatchMeta compares the body of every request the client sends
 // with Meta's documented request body for its action, path by path and JSON type by
-// JSON type: the client sends exactly the documented fields.
+// JSON type: the client sends exactly the documented fields. And the emulator's
+// answer to each with Meta's documented success response for it: the emulator
+// answers exactly the documented fields, which the client read (it got its
+// call and message IDs from them).
 func TestClientRequestsMatchMeta(t *testing.T) {
-	env := newEnv(t, nil)
+	answers := &answerRecorder{next: http.DefaultTransport}
+	env := newEnv(t, nil, whatsapp.WithHTTPClient(&http.Client{Transport: answers}))
 	ctx := testCtx(t, 20*time.Second)
 	callee, caller, user := "5511900000201", "5511900000202", "5511900000203"
 	env.emu.Script(callee, emulator.Behaviour{Call: emulator.CallAccept})
@@ -414,5 +419,143 @@ func TestClientRequestsMatchMeta(t *testing.T) {
 		if seen[kind] == 0 {
 			t.Errorf("no request of kind %s was compared; got %v", kind, seen)
 		}
+	}
+
+	answered := map[string]int{}
+	for _, a := range answers.all() {
+		kind := answerKind(t, a)
+		if kind == "" {
+			continue
+		}
+		answered[kind]++
+		got, want := jsonPaths(t, a.answer), jsonPaths(t, readMeta(t, kind))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the emulator answers %v, Meta documents %v (%s)", kind, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)), a.answer)
+		}
+	}
+	for _, kind := range []string{"resp_calls_connect.json", "resp_calls_success.json", "resp_messages_template.json", "resp_messages_call_permission_request.json"} {
+		if answered[kind] == 0 {
+			t.Errorf("no answer of kind %s was compared; got %v", kind, answered)
+		}
+	}
+}
+
+// answerKind names the testdata/meta file of Meta's documented success
+// response to a's request, or "" for a request this test does not compare
+// (the listings and reads, and refusals).
+func answerKind(t *testing.T, a recordedAnswer) string {
+	t.Helper()
+	if a.method != http.MethodPost || a.status != http.StatusOK {
+		return ""
+	}
+	var req struct{ Action, Type string }
+	if err := json.Unmarshal(a.request, &req); err != nil {
+		t.Fatalf("request %s: %v", a.request, err)
+	}
+	switch {
+	case strings.HasSuffix(a.path, "/calls") && req.Action == "connect":
+		return "resp_calls_connect.json"
+	case strings.HasSuffix(a.path, "/calls"):
+		return "resp_calls_success.json"
+	case strings.HasSuffix(a.path, "/messages") && req.Type == "template":
+		return "resp_messages_template.json"
+	case strings.HasSuffix(a.path, "/messages") && req.Type == "interactive":
+		return "resp_messages_call_permission_request.json"
+	}
+	t.Fatalf("answer to an unexpected request %s %s", a.path, a.request)
+	return ""
+}
+
+// answerRecorder is an HTTP transport that keeps every answer the client got,
+// with its request.
+type answerRecorder struct {
+	next    http.RoundTripper
+	mu      sync.Mutex
+	answers []recordedAnswer
+}
+
+// recordedAnswer is one request the client made and the answer it got.
+type recordedAnswer struct {
+	method, path    string
+	request, answer []byte
+	status          int
+}
+
+func (r *answerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := r.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(answer))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answers = append(r.answers, recordedAnswer{method: req.Method, path: req.URL.Path, request: body, answer: answer, status: resp.StatusCode})
+	return resp, nil
+}
+
+func (r *answerRecorder) all() []recordedAnswer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.answers)
+}
+
+// TestClientReadsMetaAnswers: the client reads the message ID from Meta's own
+// documented answers to a template send and to a free-form call permission
+// request (the one without message_status), served verbatim.
+func TestClientReadsMetaAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		file, want string
+		send       func(ctx context.Context, c *whatsapp.Client) (whatsapp.SendResult, error)
+	}{
+		{"resp_messages_template.json", "wamid.HBgLMTMyMzI4NjU2NzgVAgARGBJBQzRBRDBEMDEwQzVBM0M0QkIA",
+			func(ctx context.Context, c *whatsapp.Client) (whatsapp.SendResult, error) {
+				return c.SendTemplate(ctx, "k1", whatsapp.TemplateMessage{To: "+15551234567", Name: "no_params", Language: "en_US"})
+			}},
+		{"resp_messages_call_permission_request.json", "wamid.gBGGFlaCmZ9plHrf2Mh-o",
+			func(ctx context.Context, c *whatsapp.Client) (whatsapp.SendResult, error) {
+				return c.RequestCallPermission(ctx, "k2", "+14085551234", "May we call you?")
+			}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			answer := readMeta(t, tc.file)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/messages"):
+					w.Header().Set("Content-Type", "application/json")
+					w.Write(answer)
+				case strings.HasSuffix(r.URL.Path, "/message_templates"):
+					// The template's listing, before a send: a positional one.
+					w.Header().Set("Content-Type", "application/json")
+					fmt.Fprint(w, `{"data":[{"name":"no_params","language":"en_US","status":"APPROVED","category":"UTILITY","id":"1","components":[{"type":"BODY","text":"Hi."}]}]}`)
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			c, err := whatsapp.NewClient(whatsapp.Config{BaseURL: srv.URL, AccessToken: testToken, PhoneNumberID: "106540352242922", WABAID: "102290129340398",
+				RequestTimeout: 5 * time.Second, MaxAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := tc.send(testCtx(t, 10*time.Second), c)
+			if err != nil || res.MessageID != tc.want {
+				t.Errorf("sent %+v, %v; want message %s", res, err, tc.want)
+			}
+		})
 	}
 }

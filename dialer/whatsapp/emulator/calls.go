@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
 )
 
@@ -520,6 +521,11 @@ func (e *Emulator) PlaceCall(ctx context.Context, from string) (string, error) {
 	e.lastInbound[from] = time.Now() // a user's call opens the customer service window too
 	e.mu.Unlock()
 	c.callWebhook(map[string]any{"event": "connect", "session": map[string]string{"sdp_type": "offer", "sdp": sdp}})
+	if e.cfg.CallbackPermission {
+		// The call itself is the permission (Meta: "automatically provides
+		// temporary call permissions by placing a call to the business").
+		e.grantByReply(from, id, whatsapp.PermissionSourceAutomatic, false, 7*24*time.Hour, b)
+	}
 	if b.HangupAfter > 0 {
 		e.goScript(func(context.Context) {
 			// The user hangs up HangupAfter after the business accepted.

@@ -72,6 +72,11 @@ type Config struct {
 	// wants redelivery soon after the receiver is back).
 	WebhookRetryFor   time.Duration
 	WebhookMaxBackoff time.Duration
+	// CallbackPermission is the number's call setting callback_permission_status
+	// ENABLED: a user who calls the business gives it temporary permission (7
+	// days) to call them, told by a call_permission_reply webhook whose
+	// response_source is "automatic" (user-call-permissions, calling/reference).
+	CallbackPermission bool
 }
 
 // CallAction is what the emulated user does with a business-initiated call.
@@ -793,24 +798,36 @@ func (e *Emulator) messageScript(ctx context.Context, id, to, key string, permis
 	if !sleep(ctx, b.PermissionAfter) {
 		return
 	}
-	reply := map[string]any{"response": "reject", "is_permanent": false, "response_source": "user_action"}
-	if b.Permission == PermissionGrant {
-		reply["response"] = "accept"
-		reply["is_permanent"] = b.PermissionPermanent
-		var exp time.Time
-		if !b.PermissionPermanent {
-			exp = time.Now().Add(cmp.Or(b.PermissionExpiry, 7*24*time.Hour))
-			// A string of Unix seconds, as in the user-call-permissions page's
-			// webhook sample (its table says Integer; the client reads both).
-			reply["expiration_timestamp"] = fmt.Sprint(exp.Unix())
-		}
-		e.mu.Lock()
-		e.grant(to, b.PermissionPermanent, exp)
-		e.mu.Unlock()
+	if b.Permission == PermissionDeny {
+		e.permissionReply(to, id, map[string]any{"response": "reject", "is_permanent": false, "response_source": whatsapp.PermissionSourceUserAction}, b)
+		return
 	}
+	e.grantByReply(to, id, whatsapp.PermissionSourceUserAction, b.PermissionPermanent, cmp.Or(b.PermissionExpiry, 7*24*time.Hour), b)
+}
+
+// grantByReply records the user behind to granting the business permission
+// (permanent, or for d) and sends its call_permission_reply webhook, in reply
+// to the message or call contextID, from source (user_action, automatic).
+func (e *Emulator) grantByReply(to, contextID, source string, permanent bool, d time.Duration, b Behaviour) {
+	reply := map[string]any{"response": "accept", "is_permanent": permanent, "response_source": source}
+	var exp time.Time
+	if !permanent {
+		exp = time.Now().Add(d)
+		// A string of Unix seconds, as in the user-call-permissions page's
+		// webhook sample (its table says Integer; the client reads both).
+		reply["expiration_timestamp"] = fmt.Sprint(exp.Unix())
+	}
+	e.mu.Lock()
+	e.grant(to, permanent, exp)
+	e.mu.Unlock()
+	e.permissionReply(to, contextID, reply, b)
+}
+
+// permissionReply sends the user's call_permission_reply webhook.
+func (e *Emulator) permissionReply(to, contextID string, reply map[string]any, b Behaviour) {
 	msg := map[string]any{
 		"from": to, "id": newID("wamid"), "timestamp": unixNow(), "type": "interactive",
-		"context":     map[string]string{"from": e.cfg.DisplayPhoneNumber, "id": id},
+		"context":     map[string]string{"from": e.cfg.DisplayPhoneNumber, "id": contextID},
 		"interactive": map[string]any{"type": "call_permission_reply", "call_permission_reply": reply},
 	}
 	e.sendWebhook("messages", map[string]any{

@@ -285,7 +285,9 @@ function renderContact(p) {
   $('contact-phone').textContent = phone(c.phone);
   $('contact-whatsapp').textContent = phone(c.whatsapp || c.phone);
   $('call-campaign').textContent = p.campaign_name;
-  $('call-channel').textContent = t('channel.' + p.channel);
+  // The contact's own call (inbound) is said so: the agent answers a caller.
+  $('call-channel').textContent = t((p.direction === 'inbound' ? 'call.inbound.' : 'channel.') + p.channel);
+  $('call-channel').dataset.direction = p.direction || '';
   renderScript(p);
   const label = (code) => (p.dispositions || []).find((d) => d.code === code)?.label || code;
   $('attributes').tBodies[0].replaceChildren(...Object.entries(c.attributes || {}).map(([k, v]) =>

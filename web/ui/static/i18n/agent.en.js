@@ -30,4 +30,5 @@ export default {
   'outcome.send_failed': 'sending failed', 'outcome.delivered': 'delivered', 'outcome.read': 'read',
   'outcome.resumed': 'taken up on WhatsApp', 'outcome.canceled': 'canceled', 'outcome.inbound_missed': 'missed call from the contact',
   'outcome.dialing': 'dialing', 'outcome.ringing': 'ringing', 'outcome.answered': 'in progress', 'outcome.ended': 'ended',
+  'call.inbound.whatsapp_call': 'Incoming WhatsApp call',
 };

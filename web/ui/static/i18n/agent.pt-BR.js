@@ -30,4 +30,5 @@ export default {
   'outcome.send_failed': 'falha no envio', 'outcome.delivered': 'entregue', 'outcome.read': 'lido',
   'outcome.resumed': 'retomada pelo WhatsApp', 'outcome.canceled': 'cancelada', 'outcome.inbound_missed': 'ligação perdida do contato',
   'outcome.dialing': 'discando', 'outcome.ringing': 'chamando', 'outcome.answered': 'em andamento', 'outcome.ended': 'encerrada',
+  'call.inbound.whatsapp_call': 'Chamada recebida pelo WhatsApp',
 };
