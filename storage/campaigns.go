@@ -94,14 +94,12 @@ func (d *DB) CreateCampaign(ctx context.Context, who Actor, c *campaigns.Campaig
 	}
 	now := d.now().UTC()
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO campaigns(name, caller_id, default_country, state, schedule,
+		var err error
+		c.ID, err = insertID(ctx, tx, `INSERT INTO campaigns(name, caller_id, default_country, state, schedule,
 			window_start, window_end, ladder, pacing, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 			c.Name, c.CallerID, c.DefaultCountry, c.State, schedule, int(c.Window.Start), int(c.Window.End),
 			ladder, pacing, options, now.UnixMilli(), now.UnixMilli())
 		if err != nil {
-			return fmt.Errorf("insert campaign: %w", err)
-		}
-		if c.ID, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("insert campaign: %w", err)
 		}
 		c.CreatedAt, c.UpdatedAt = msToTime(now.UnixMilli()), msToTime(now.UnixMilli())

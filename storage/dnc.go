@@ -122,7 +122,7 @@ func scopeName(campaignID int64) string {
 // RemoveDNC takes a number off a list.
 func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone string) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM dnc WHERE phone = ? AND ifnull(campaign_id,0) = ?", phone, campaignID)
+		res, err := tx.ExecContext(ctx, "DELETE FROM dnc WHERE phone = ? AND coalesce(campaign_id,0) = ?", phone, campaignID)
 		if err != nil {
 			return fmt.Errorf("remove do-not-call: %w", err)
 		}
@@ -136,11 +136,11 @@ func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone s
 // ListDNC pages through one list, newest first.
 func (d *DB) ListDNC(ctx context.Context, campaignID int64, limit, offset int) ([]DNCEntry, int, error) {
 	var total int
-	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE ifnull(campaign_id,0) = ?", campaignID).Scan(&total); err != nil {
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE coalesce(campaign_id,0) = ?", campaignID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count do-not-call: %w", err)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT id, phone, ifnull(campaign_id,0), ifnull(reason,''), created_at FROM dnc
-		WHERE ifnull(campaign_id,0) = ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, limitOrDefault(limit), offset)
+	rows, err := d.db.QueryContext(ctx, `SELECT id, phone, coalesce(campaign_id,0), coalesce(reason,''), created_at FROM dnc
+		WHERE coalesce(campaign_id,0) = ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, limitOrDefault(limit), offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list do-not-call: %w", err)
 	}

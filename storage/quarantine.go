@@ -63,7 +63,7 @@ func (d *DB) QuarantinedWebhooks(ctx context.Context, beforeID int64, limit int)
 	}
 	before := sql.NullInt64{Int64: beforeID, Valid: beforeID > 0}
 	rows, err := d.db.QueryContext(ctx, `SELECT id, part, reason, body, received_at FROM webhook_quarantine
-		WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2`, before, limit)
+		WHERE CAST(?1 AS BIGINT) IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("quarantined webhooks: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
@@ -193,7 +194,8 @@ type logger interface {
 
 func isFull(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+	var pe *pgconn.PgError
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull || errors.As(err, &pe) && pe.Code == pgDiskFull
 }
 
 // ready is nil when the last probe succeeded within stale and no write was

@@ -1,0 +1,214 @@
+// Package pgtest runs a throwaway PostgreSQL server (Debian's postgresql
+// package) for tests: initdb into a temporary directory, the server listening
+// only on a Unix socket there, run as the unprivileged postgres user when the
+// tests run as root, killed with the test binary, and a fresh database for each
+// test that asks.
+package pgtest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the pgx driver, to create and drop databases
+
+	"github.com/turbina-dialer/turbina/internal/testenv"
+)
+
+// startWait bounds initdb and the server's start.
+const startWait = 60 * time.Second
+
+// ErrNotInstalled is a machine without PostgreSQL's server programs.
+var ErrNotInstalled = errors.New("PostgreSQL server not found: install the Debian package postgresql (make test does)")
+
+// Server is one running PostgreSQL server.
+type Server struct {
+	dir   string
+	cmd   *exec.Cmd
+	out   *testenv.Output
+	done  chan struct{}
+	admin *sql.DB
+	n     atomic.Int64
+}
+
+// Shared starts one server for a whole test binary, the first time a test asks
+// for it; TestMain stops it.
+type Shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Database returns the URL of a new, empty database on the shared server,
+// dropped when t ends. Without PostgreSQL the test is skipped, or fails in CI.
+func (s *Shared) Database(t testing.TB) string {
+	t.Helper()
+	s.once.Do(func() { s.srv, s.err = Start() })
+	if errors.Is(s.err, ErrNotInstalled) && !testenv.InCI() {
+		t.Skip(s.err)
+	}
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.srv.Database(t)
+}
+
+// Stop stops the shared server if it was started.
+func (s *Shared) Stop() {
+	s.once.Do(func() {})
+	if s.srv != nil {
+		s.srv.Stop()
+	}
+}
+
+// binDir finds the newest installed PostgreSQL's programs.
+func binDir() (string, error) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi < vj
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if _, err := os.Stat(filepath.Join(dirs[i], "postgres")); err == nil {
+			return dirs[i], nil
+		}
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", ErrNotInstalled
+}
+
+// Start initialises a cluster in a new temporary directory and starts its
+// server on a Unix socket there, tuned for tests (no fsync).
+func Start() (*Server, error) {
+	bin, err := binDir()
+	if err != nil {
+		return nil, err
+	}
+	// Short: a Unix socket's path has room for about 100 bytes.
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{dir: dir, out: &testenv.Output{}, done: make(chan struct{})}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("PostgreSQL runs as an unprivileged user; no postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	data := filepath.Join(dir, "data")
+	ctx, cancel := context.WithTimeout(context.Background(), startWait)
+	defer cancel()
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+		"--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-c", "listen_addresses=",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+	// The server dies with the test binary, however that ends.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	s.admin, err = sql.Open("pgx", s.URL("postgres"))
+	if err == nil {
+		err = s.waitReady(ctx)
+	}
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("postgres did not start: %w\n%s", err, s.out.String())
+	}
+	return s, nil
+}
+
+// waitReady polls until the server answers, it exits or ctx ends.
+func (s *Server) waitReady(ctx context.Context) error {
+	for {
+		err := s.admin.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-s.done:
+			return errors.New("postgres exited")
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// URL is the connection URL of database name on the server.
+func (s *Server) URL(name string) string {
+	return "postgres://postgres@/" + name + "?host=" + url.QueryEscape(s.dir) + "&sslmode=disable"
+}
+
+// Database creates a new empty database and returns its URL; it is dropped when
+// t ends.
+func (s *Server) Database(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t_%d", s.n.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := s.admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return s.URL(name)
+}
+
+// Stop kills the server and removes its directory.
+func (s *Server) Stop() {
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	if s.cmd.Process != nil {
+		// SIGQUIT: PostgreSQL's immediate shutdown; the data is thrown away anyway.
+		s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+	}
+	os.RemoveAll(s.dir)
+}
