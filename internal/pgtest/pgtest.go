@@ -36,12 +36,13 @@ var ErrNotInstalled = errors.New("PostgreSQL server not found: install the Debia
 
 // Server is one running PostgreSQL server.
 type Server struct {
-	dir   string
-	cmd   *exec.Cmd
-	out   *testenv.Output
-	done  chan struct{}
-	admin *sql.DB
-	n     atomic.Int64
+	dir, bin string
+	cred     *syscall.Credential
+	cmd      *exec.Cmd
+	out      *testenv.Output
+	done     chan struct{}
+	admin    *sql.DB
+	n        atomic.Int64
 }
 
 // Shared starts one server for a whole test binary, the first time a test asks
@@ -98,6 +99,21 @@ func (s *Shared) DatabaseFrom(t testing.TB, name string, prepare func(url string
 	return s.srv.Database(t, name)
 }
 
+// Own starts a server for t alone (one that t stops and starts again), stopped
+// when t ends. Without PostgreSQL the test is skipped, or fails in CI.
+func Own(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if errors.Is(err, ErrNotInstalled) && !testenv.InCI() {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Stop stops the shared server if it was started.
 func (s *Shared) Stop() {
 	s.once.Do(func() {})
@@ -137,7 +153,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, out: &testenv.Output{}, done: make(chan struct{})}
+	s := &Server{dir: dir, bin: bin, out: &testenv.Output{}}
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root.
@@ -154,35 +170,72 @@ func Start() (*Server, error) {
 			return nil, err
 		}
 	}
-	data := filepath.Join(dir, "data")
+	s.cred = cred
 	ctx, cancel := context.WithTimeout(context.Background(), startWait)
 	defer cancel()
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust",
 		"--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-c", "listen_addresses=",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
-	// The server dies with the test binary, however that ends.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
+	if s.admin, err = sql.Open("pgx", s.URL("postgres")); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return nil, err
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	s.admin, err = sql.Open("pgx", s.URL("postgres"))
-	if err == nil {
-		err = s.waitReady(ctx)
-	}
-	if err != nil {
+	if err := s.run(ctx); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("postgres did not start: %w\n%s", err, s.out.String())
+		return nil, err
 	}
 	return s, nil
+}
+
+// run starts the server on its directory and waits until it answers.
+func (s *Server) run(ctx context.Context) error {
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-k", s.dir, "-c", "listen_addresses=",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+	// The server dies with the test binary, however that ends.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.done = make(chan struct{})
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	go func() { s.cmd.Wait(); close(s.done) }()
+	if err := s.waitReady(ctx); err != nil {
+		return fmt.Errorf("postgres did not start: %w\n%s", err, s.out.String())
+	}
+	return nil
+}
+
+// Kill stops the server at once, as a crash or a lost host would; Restart
+// starts it again with its databases.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+// Restart starts a killed server again. Its children outlive a killed
+// postmaster for a moment, holding its shared memory, and a start meanwhile is
+// refused: it is tried again until the bound.
+func (s *Server) Restart() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startWait)
+	defer cancel()
+	for {
+		err := s.run(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady polls until the server answers, it exits or ctx ends.
@@ -248,7 +301,7 @@ func (s *Server) Stop() {
 	if s.admin != nil {
 		s.admin.Close()
 	}
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		// SIGQUIT: PostgreSQL's immediate shutdown; the data is thrown away anyway.
 		s.cmd.Process.Signal(syscall.SIGQUIT)
 		select {
