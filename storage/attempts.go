@@ -255,13 +255,10 @@ func (d *DB) startAttempt(ctx context.Context, contactID int64, channel campaign
 func (d *DB) StartResumeAttempt(ctx context.Context, from Attempt, channel campaigns.Channel, rung int) (Attempt, error) {
 	a := Attempt{ContactID: from.ContactID, CampaignID: from.CampaignID, Channel: channel, Rung: rung, State: "dialing",
 		CreatedAt: msToTime(d.nowMs()), ResumedFrom: from.ID, Direction: DirectionOutbound}
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		a.ID, err = insertID(ctx, tx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, resumed_from, number)
-			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?3 = 'sip' THEN phone ELSE coalesce(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
-			a.ContactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), from.ID)
-		return err
-	})
+	var err error
+	a.ID, err = d.execID(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, resumed_from, number)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?3 = 'sip' THEN phone ELSE coalesce(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
+		a.ContactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), from.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("record resume of attempt %d: contact %d: %w", from.ID, from.ContactID, ErrNotFound)
 	}

@@ -149,7 +149,7 @@ func (d *DB) ListCampaigns(ctx context.Context, ids []int64) ([]campaigns.Campai
 func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action string, change func(*campaigns.Campaign) error) (campaigns.Campaign, error) {
 	var after campaigns.Campaign
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?"+d.dialect.lockRow, id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
 		}
@@ -186,7 +186,7 @@ func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action str
 func (d *DB) ArchiveCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) (campaigns.Campaign, error) {
 	var after campaigns.Campaign
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?"+d.dialect.lockRow, id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
 		}

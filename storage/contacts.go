@@ -80,12 +80,9 @@ func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*Imp
 	if who.UserID != 0 {
 		uid = sql.NullInt64{Int64: who.UserID, Valid: true}
 	}
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		b.id, err = insertID(ctx, tx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
-			campaignID, uid, "running", b.now)
-		return err
-	})
+	var err error
+	b.id, err = d.execID(ctx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
+		campaignID, uid, "running", b.now)
 	if err != nil {
 		if isForeignKeyViolation(err) {
 			return nil, fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)

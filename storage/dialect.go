@@ -25,11 +25,17 @@ type dialect struct {
 	// claimRows ends a SELECT that picks rows to claim (due outbox messages): rows
 	// another process is claiming are skipped, not waited for and claimed twice.
 	claimRows string
+	// writers is how many write transactions of this process run at once. SQLite
+	// takes one writer at a time anyway. On PostgreSQL a write is a few round
+	// trips to the server, and one at a time would cap the process at a few
+	// hundred writes a second: concurrent writers are kept apart by the rows
+	// they lock (lockRow, claimRows, conditional UPDATEs).
+	writers int
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite"}
-	postgresDialect = dialect{name: "postgres", lockRow: " FOR UPDATE", claimRows: " FOR UPDATE SKIP LOCKED"}
+	sqliteDialect   = dialect{name: "sqlite", writers: 1}
+	postgresDialect = dialect{name: "postgres", lockRow: " FOR UPDATE", claimRows: " FOR UPDATE SKIP LOCKED", writers: 8}
 )
 
 // isPostgresURL reports whether dsn names a PostgreSQL database rather than a

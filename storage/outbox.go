@@ -102,13 +102,8 @@ type Outbox interface {
 // Enqueue stores a new outbox message unless its key was seen before.
 func (d *DB) Enqueue(ctx context.Context, kind, key string, payload []byte) (int64, bool, error) {
 	now := d.nowMs()
-	var id int64
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		id, err = insertID(ctx, tx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
-			VALUES (?,?,?,?,?) ON CONFLICT(idempotency_key) DO NOTHING`, kind, key, string(payload), now, now)
-		return err
-	})
+	id, err := d.execID(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
+		VALUES (?,?,?,?,?) ON CONFLICT(idempotency_key) DO NOTHING`, kind, key, string(payload), now, now)
 	if err == nil {
 		return id, true, nil
 	}

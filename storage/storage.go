@@ -138,7 +138,7 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*DB, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{db: r, w: w, dialect: dia, now: opts.Now, gate: make(chan struct{}, 1), writeWait: opts.BusyTimeout, probeEvery: opts.ProbeEvery,
+	d := &DB{db: r, w: w, dialect: dia, now: opts.Now, gate: make(chan struct{}, dia.writers), writeWait: opts.BusyTimeout, probeEvery: opts.ProbeEvery,
 		log: opts.Log, stop: make(chan struct{}), stopped: make(chan struct{})}
 	d.touches.init()
 	// The writer's connection first: it creates the file and turns WAL on, which
@@ -208,9 +208,8 @@ func openPostgresPools(dsn string, opts Options) (r, w *sql.DB, err error) {
 		w.Close()
 		return nil, nil, fmt.Errorf("open PostgreSQL: %w", err)
 	}
-	// The write gate admits one transaction at a time; an import batch holds one
-	// connection for long, and the others serve a statement run beside it.
-	w.SetMaxOpenConns(4)
+	// One connection for each writer the gate admits.
+	w.SetMaxOpenConns(postgresDialect.writers)
 	r.SetMaxOpenConns(8)
 	r.SetConnMaxIdleTime(time.Minute)
 	w.SetConnMaxIdleTime(time.Minute)
@@ -380,7 +379,12 @@ func IsUnavailable(err error) bool {
 		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
 			return pe.Code != "57014" // a cancelled statement is the caller's doing
 		}
-		return pe.Code == pgLockNotAvailable
+		switch pe.Code {
+		case pgLockNotAvailable, pgDeadlockDetected, pgSerializationFailure:
+			// Rolled back whole: the same write may go through when tried again.
+			return true
+		}
+		return false
 	}
 	var ce *pgconn.ConnectError
 	return errors.As(err, &ce) || errors.Is(err, driver.ErrBadConn)
@@ -388,10 +392,12 @@ func IsUnavailable(err error) bool {
 
 // PostgreSQL's error codes this package tells apart.
 const (
-	pgUniqueViolation     = "23505"
-	pgForeignKeyViolation = "23503"
-	pgLockNotAvailable    = "55P03"
-	pgDiskFull            = "53100"
+	pgUniqueViolation      = "23505"
+	pgForeignKeyViolation  = "23503"
+	pgLockNotAvailable     = "55P03"
+	pgDeadlockDetected     = "40P01"
+	pgSerializationFailure = "40001"
+	pgDiskFull             = "53100"
 )
 
 // isUniqueViolation reports whether err is the database refusing a duplicate key.

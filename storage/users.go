@@ -148,7 +148,7 @@ func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
 func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*User) error) (User, error) {
 	var after User
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		before, err := scanUser(tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+		before, err := scanUser(tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?"+d.dialect.lockRow, id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("user %d", id))
 		}

@@ -96,6 +96,25 @@ func (d *DB) execWith(ctx context.Context, probe bool, q string, args ...any) (s
 	return res, err
 }
 
+// execID runs one INSERT outside a transaction and returns the id of the row it
+// made (insertID); one round trip to a PostgreSQL server, where BEGIN and
+// COMMIT around it would be two more.
+func (d *DB) execID(ctx context.Context, q string, args ...any) (int64, error) {
+	deadline, release, err := d.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	var id int64
+	err = retryBusy(ctx, deadline, func() error {
+		var err error
+		id, err = insertID(ctx, d.w, q, args...)
+		return err
+	})
+	d.health.note(d.log, err, false)
+	return id, err
+}
+
 // inTx runs fn in a write transaction, committing when it returns nil.
 func (d *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	deadline, release, err := d.acquire(ctx)
