@@ -140,3 +140,47 @@ func testTwoProcessesNeverClaimTheSameRow(t *testing.T, be backend) {
 		}
 	}
 }
+
+// TestProcessesStartingTogetherOnANewDatabase: three processes opening one new
+// database at once all start, each migration is applied once, and they share
+// one token key (a token made through one resolves through the others).
+func TestProcessesStartingTogetherOnANewDatabase(t *testing.T) {
+	eachBackend(t, testProcessesStartingTogetherOnANewDatabase)
+}
+
+func testProcessesStartingTogetherOnANewDatabase(t *testing.T, be backend) {
+	ctx := context.Background()
+	dsn := be.dsn(t)
+	dbs := make([]*DB, 3)
+	errs := make([]error, len(dbs))
+	var wg sync.WaitGroup
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = Open(ctx, dsn, Options{}) })
+	}
+	wg.Wait()
+	for i, d := range dbs {
+		if errs[i] != nil {
+			t.Fatalf("process %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { d.Close() })
+	}
+	var applied, distinct int
+	if err := dbs[0].db.QueryRowContext(ctx, "SELECT count(*), count(DISTINCT version) FROM schema_migrations").Scan(&applied, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if applied != distinct || applied < 21 {
+		t.Errorf("%d migrations recorded, %d distinct", applied, distinct)
+	}
+	u := User{Username: "ana", Role: RoleAdmin}
+	if err := dbs[0].CreateUser(ctx, tester, &u); err != nil {
+		t.Fatal(err)
+	}
+	if err := dbs[1].CreateToken(ctx, tester, &Token{UserID: u.ID, Name: "t", Prefix: "tb_x"}, "hash"); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range dbs {
+		if got, err := d.UserByToken(ctx, "hash"); err != nil || got.ID != u.ID {
+			t.Errorf("process %d resolves the token as %+v, %v", i, got, err)
+		}
+	}
+}
