@@ -5,17 +5,20 @@
 #          Opus transcoding)
 #   test:  build, plus the real peers the tests drive (sipp, baresip, kamailio,
 #          chromium, iproute2 for the network namespaces of the link-cut drills,
-#          espeak-ng and sox for speech, sqlite3)
+#          espeak-ng and sox for speech, sqlite3, postgresql: the storage tests start
+#          a throwaway PostgreSQL server)
 #   bench: test, plus what the benchmark scripts use
 # Usage: scripts/deps.sh [build|test|bench]
 set -euo pipefail
 
 commands=(gcc:gcc pkg-config:pkg-config)
-libraries=(libopus-dev)
+packages=(libopus-dev)
 case "${1:-test}" in
   build) ;;
-  test) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip kamailio:kamailio espeak-ng:espeak-ng sox:sox chromium:chromium) ;;
-  bench) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip kamailio:kamailio espeak-ng:espeak-ng sox:sox chromium:chromium bc:bc curl:curl) ;;
+  test) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip kamailio:kamailio espeak-ng:espeak-ng sox:sox chromium:chromium)
+    packages+=(postgresql) ;;
+  bench) commands+=(ip:iproute2 sqlite3:sqlite3 sipp:sip-tester baresip:baresip kamailio:kamailio espeak-ng:espeak-ng sox:sox chromium:chromium bc:bc curl:curl)
+    packages+=(postgresql) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
@@ -23,7 +26,7 @@ missing=()
 for pair in "${commands[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
-for pkg in "${libraries[@]}"; do
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]} == 0)); then
@@ -39,3 +42,6 @@ for pair in "${commands[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || { echo "deps: ${pair%%:*} still missing after install" >&2; exit 1; }
 done
 pkg-config --exists opus || { echo "deps: libopus still missing after install" >&2; exit 1; }
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || { echo "deps: $pkg still missing after install" >&2; exit 1; }
+done

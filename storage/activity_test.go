@@ -9,18 +9,19 @@ import (
 // TestActivityHistory: the wallboard's history from the attempts table: what
 // happened before the hour is the base, each later dial and answer counts from
 // the first step at or after it, and channel refusals and templates do not count.
-func TestActivityHistory(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestActivityHistory(t *testing.T) { eachBackend(t, testActivityHistory) }
+
+func testActivityHistory(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	since := now.Add(-time.Minute)
 	ms := func(d time.Duration) int64 { return since.Add(d).UnixMilli() }
-	res, err := d.w.ExecContext(ctx, `INSERT INTO contacts(campaign_id, phone, created_at, updated_at) VALUES (?, '+5511987650001', 0, 0)`, c.ID)
+	contact, err := insertID(ctx, d.w, `INSERT INTO contacts(campaign_id, phone, created_at, updated_at) VALUES (?, '+5511987650001', 0, 0)`, c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	contact, _ := res.LastInsertId()
 	for _, a := range []struct {
 		channel, outcome  string
 		created, answered int64

@@ -22,8 +22,8 @@ type AgentCallback struct {
 // (its disposition of the contact's last call set them) or that are routed to
 // it, soonest first, at most limit.
 func (d *DB) AgentCallbacks(ctx context.Context, agentID int64, limit int) ([]AgentCallback, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT c.id, c.campaign_id, cp.name, ifnull(c.name,''), c.phone, c.callback_at,
-			ifnull(c.callback_agent_id,0) = ?1
+	rows, err := d.db.QueryContext(ctx, `SELECT c.id, c.campaign_id, cp.name, coalesce(c.name,''), c.phone, c.callback_at,
+			coalesce(c.callback_agent_id,0) = ?1
 		FROM contacts c JOIN campaigns cp ON cp.id = c.campaign_id
 		WHERE c.callback_at IS NOT NULL AND c.status = 'pending' AND (c.callback_agent_id = ?1 OR ?1 = (
 			SELECT a.agent_id FROM attempts a WHERE a.contact_id = c.id AND a.disposition IS NOT NULL ORDER BY a.id DESC LIMIT 1))

@@ -12,8 +12,10 @@ import (
 // TestArchiveKeepsHistory: an archived campaign leaves the lists and refuses
 // changes, and its contacts, attempts and audit stay; a refusal of allowed
 // archives nothing.
-func TestArchiveKeepsHistory(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestArchiveKeepsHistory(t *testing.T) { eachBackend(t, testArchiveKeepsHistory) }
+
+func testArchiveKeepsHistory(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c, kept := newCampaign(t, d), newCampaign(t, d)
 	contact := addContact(t, d, c.ID, "+5511987654321", "America/Sao_Paulo")

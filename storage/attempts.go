@@ -187,7 +187,9 @@ func (d *DB) MoveContact(ctx context.Context, contactID int64, move MoveFunc) er
 // not change.
 func (d *DB) moveContact(ctx context.Context, tx *sql.Tx, contactID int64, move MoveFunc) error {
 	var callbackAt int64
-	dc, err := scanDueContact(tx.QueryRowContext(ctx, "SELECT "+dueColumns+`, ifnull(callback_at,0) FROM contacts WHERE id = ?`, contactID), &callbackAt)
+	// Locked until tx ends: two processes that move one contact (two nodes claiming
+	// it) move it one after the other, the second from where the first left it.
+	dc, err := scanDueContact(tx.QueryRowContext(ctx, "SELECT "+dueColumns+`, coalesce(callback_at,0) FROM contacts WHERE id = ?`+d.dialect.lockRow, contactID), &callbackAt)
 	if err != nil {
 		return notFoundIfNoRows(err, fmt.Sprintf("contact %d", contactID))
 	}
@@ -243,14 +245,13 @@ func (d *DB) startAttempt(ctx context.Context, contactID int64, channel campaign
 			return fmt.Errorf("claim contact: %w", err)
 		}
 		// The number called is kept with the attempt: the per-number limits count it.
-		res, err := tx.ExecContext(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, number, direction)
-			SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END, ?7 FROM contacts WHERE id = ?1`,
+		a.ID, err = insertID(ctx, tx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, number, direction)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?3 = 'sip' THEN phone ELSE coalesce(nullif(whatsapp,''), phone) END, ?7 FROM contacts WHERE id = ?1`,
 			contactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), direction)
 		if err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}
-		a.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	return a, err
 }
@@ -259,16 +260,14 @@ func (d *DB) startAttempt(ctx context.Context, contactID int64, channel campaign
 func (d *DB) StartResumeAttempt(ctx context.Context, from Attempt, channel campaigns.Channel, rung int) (Attempt, error) {
 	a := Attempt{ContactID: from.ContactID, CampaignID: from.CampaignID, Channel: channel, Rung: rung, State: "dialing",
 		CreatedAt: msToTime(d.nowMs()), ResumedFrom: from.ID, Direction: DirectionOutbound}
-	res, err := d.exec(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, resumed_from, number)
-		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?3 = 'sip' THEN phone ELSE ifnull(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
+	var err error
+	a.ID, err = d.execID(ctx, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, created_at, resumed_from, number)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?3 = 'sip' THEN phone ELSE coalesce(nullif(whatsapp,''), phone) END FROM contacts WHERE id = ?1`,
 		a.ContactID, a.CampaignID, string(channel), rung, a.State, a.CreatedAt.UnixMilli(), from.ID)
-	if err != nil {
-		return a, fmt.Errorf("record resume of attempt %d: %w", from.ID, err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
+	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("record resume of attempt %d: contact %d: %w", from.ID, from.ContactID, ErrNotFound)
 	}
-	if a.ID, err = res.LastInsertId(); err != nil {
+	if err != nil {
 		return a, fmt.Errorf("record resume of attempt %d: %w", from.ID, err)
 	}
 	return a, nil
@@ -357,9 +356,9 @@ func (d *DB) GetAttempt(ctx context.Context, id int64) (Attempt, error) {
 	return a, nil
 }
 
-const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, ifnull(outcome,''), ifnull(sip_status,0),
-	ifnull(trunk,''), ifnull(hangup_by,''), ifnull(agent_id,0), ifnull(disposition,''), ifnull(external_id,''), detail, created_at,
-	setup_at, ring_at, answer_at, connect_at, end_at, ifnull(safe_harbour,''), ifnull(resumed_from,0), direction, ifnull(notes,'')`
+const attemptColumns = `id, contact_id, campaign_id, channel, rung, state, coalesce(outcome,''), coalesce(sip_status,0),
+	coalesce(trunk,''), coalesce(hangup_by,''), coalesce(agent_id,0), coalesce(disposition,''), coalesce(external_id,''), detail, created_at,
+	setup_at, ring_at, answer_at, connect_at, end_at, coalesce(safe_harbour,''), coalesce(resumed_from,0), direction, coalesce(notes,'')`
 
 func scanAttempt(r rowScanner) (Attempt, error) {
 	var a Attempt
@@ -413,7 +412,7 @@ func (d *DB) OpenAttempts(ctx context.Context) ([]Attempt, error) {
 func (d *DB) AttemptOrdinal(ctx context.Context, a Attempt) (int, error) {
 	var n int
 	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM attempts WHERE contact_id = ? AND id < ?
-		AND NOT (ifnull(outcome,'') = ? AND channel = ?)`, a.ContactID, a.ID,
+		AND NOT (coalesce(outcome,'') = ? AND channel = ?)`, a.ContactID, a.ID,
 		string(campaigns.OutcomeInterrupted), string(campaigns.ChannelWhatsAppTemplate)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("attempt ordinal: %w", err)

@@ -99,8 +99,8 @@ func (d *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, int, e
 	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM audit_log"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count audit log: %w", err)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT id, at, ifnull(user_id,0), username, action, object_type,
-		ifnull(object_id,''), before, after FROM audit_log`+cond+" ORDER BY id DESC LIMIT ? OFFSET ?",
+	rows, err := d.db.QueryContext(ctx, `SELECT id, at, coalesce(user_id,0), username, action, object_type,
+		coalesce(object_id,''), before, after FROM audit_log`+cond+" ORDER BY id DESC LIMIT ? OFFSET ?",
 		append(args, limitOrDefault(f.Limit), f.Offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list audit log: %w", err)

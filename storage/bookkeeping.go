@@ -76,7 +76,7 @@ func (d *DB) flushTouches(ctx context.Context) error {
 			}
 		}
 		for id, at := range k {
-			if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND ifnull(last_used_at,0) < ?", at, id, at); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND coalesce(last_used_at,0) < ?", at, id, at); err != nil {
 				return err
 			}
 		}

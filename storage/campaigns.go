@@ -95,14 +95,12 @@ func (d *DB) CreateCampaign(ctx context.Context, who Actor, c *campaigns.Campaig
 	}
 	now := d.now().UTC()
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO campaigns(name, caller_id, default_country, state, schedule,
+		var err error
+		c.ID, err = insertID(ctx, tx, `INSERT INTO campaigns(name, caller_id, default_country, state, schedule,
 			window_start, window_end, ladder, pacing, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 			c.Name, c.CallerID, c.DefaultCountry, c.State, schedule, int(c.Window.Start), int(c.Window.End),
 			ladder, pacing, options, now.UnixMilli(), now.UnixMilli())
 		if err != nil {
-			return fmt.Errorf("insert campaign: %w", err)
-		}
-		if c.ID, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("insert campaign: %w", err)
 		}
 		c.CreatedAt, c.UpdatedAt = msToTime(now.UnixMilli()), msToTime(now.UnixMilli())
@@ -152,7 +150,7 @@ func (d *DB) ListCampaigns(ctx context.Context, ids []int64) ([]campaigns.Campai
 func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action string, change func(*campaigns.Campaign) error) (campaigns.Campaign, error) {
 	var after campaigns.Campaign
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?"+d.dialect.lockRow, id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
 		}
@@ -189,7 +187,7 @@ func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action str
 func (d *DB) ArchiveCampaign(ctx context.Context, who Actor, id int64, allowed func(campaigns.Campaign) error) (campaigns.Campaign, error) {
 	var after campaigns.Campaign
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?", id))
+		before, err := scanCampaign(tx.QueryRowContext(ctx, "SELECT "+campaignColumns+" FROM campaigns WHERE id = ?"+d.dialect.lockRow, id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("campaign %d", id))
 		}

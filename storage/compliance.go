@@ -197,7 +197,7 @@ func (d *DB) Refusals(ctx context.Context, campaignID int64, since time.Time) (R
 func (d *DB) AmbiguousZoneContacts(ctx context.Context, campaignID int64) (int, error) {
 	// The zones are IANA names separated by spaces (migration 0010).
 	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE campaign_id = ? AND instr(trim(ifnull(zones,'')), ' ') > 0`,
+	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE campaign_id = ? AND trim(coalesce(zones,'')) LIKE '% %'`,
 		campaignID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("ambiguous zones of campaign %d: %w", campaignID, err)
@@ -216,11 +216,11 @@ type DialPlaced struct {
 // DialsPlaced lists the calls the campaign placed since since, oldest first:
 // attempts that reached a channel (not those a channel refused before dialling).
 func (d *DB) DialsPlaced(ctx context.Context, campaignID int64, since time.Time) ([]DialPlaced, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT a.id, a.created_at, c.id, c.phone, ifnull(c.timezone,''), ifnull(c.zones,'')
+	rows, err := d.db.QueryContext(ctx, `SELECT a.id, a.created_at, c.id, c.phone, coalesce(c.timezone,''), coalesce(c.zones,'')
 		FROM attempts a JOIN contacts c ON c.id = a.contact_id
 		WHERE a.campaign_id = ? AND a.created_at >= ? AND a.channel IN ('`+
 		string(campaigns.ChannelSIP)+`','`+string(campaigns.ChannelWhatsAppCall)+`')
-		AND a.direction = 'outbound' AND ifnull(a.outcome,'') NOT IN `+unplacedIn+` ORDER BY a.created_at`,
+		AND a.direction = 'outbound' AND coalesce(a.outcome,'') NOT IN `+unplacedIn+` ORDER BY a.created_at`,
 		campaignID, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("dials of campaign %d: %w", campaignID, err)

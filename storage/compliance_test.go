@@ -13,33 +13,33 @@ import (
 // leaves it, straight in the file: the figures must come from what is kept.
 func addAttempt(t *testing.T, d *DB, campaignID, contactID int64, channel campaigns.Channel, outcome campaigns.Outcome, at time.Time) int64 {
 	t.Helper()
-	res, err := d.w.Exec(`INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, created_at, answer_at, end_at)
+	id, err := insertID(context.Background(), d.w, `INSERT INTO attempts(contact_id, campaign_id, channel, rung, state, outcome, created_at, answer_at, end_at)
 		VALUES (?,?,?,0,'ended',?,?,?,?)`, contactID, campaignID, channel, outcome,
 		at.Add(-20*time.Second).UnixMilli(), at.UnixMilli(), at.Add(time.Minute).UnixMilli())
 	if err != nil {
 		t.Fatalf("insert attempt: %v", err)
 	}
-	id, _ := res.LastInsertId()
 	return id
 }
 
 func addContact(t *testing.T, d *DB, campaignID int64, phone, tz string) int64 {
 	t.Helper()
-	res, err := d.w.Exec(`INSERT INTO contacts(campaign_id, phone, timezone, created_at, updated_at) VALUES (?,?,?,0,0)`,
+	id, err := insertID(context.Background(), d.w, `INSERT INTO contacts(campaign_id, phone, timezone, created_at, updated_at) VALUES (?,?,?,0,0)`,
 		campaignID, phone, tz)
 	if err != nil {
 		t.Fatalf("insert contact: %v", err)
 	}
-	id, _ := res.LastInsertId()
 	return id
 }
 
 // TestAbandonmentPeriods checks the rolling 30 days, the rolling 24 h, the clock hour and
 // the calendar days (in the campaign's zone, across a day boundary that UTC puts elsewhere)
 // against attempts placed at known instants; templates and unanswered calls do not count.
-func TestAbandonmentPeriods(t *testing.T) {
+func TestAbandonmentPeriods(t *testing.T) { eachBackend(t, testAbandonmentPeriods) }
+
+func testAbandonmentPeriods(t *testing.T, be backend) {
 	ctx := context.Background()
-	d, _ := openTestDB(t)
+	d, _ := be.open(t, Options{})
 	c := newCampaign(t, d)
 	other := newCampaign(t, d)
 	ct := addContact(t, d, c.ID, "+5511999990001", "")
@@ -112,9 +112,11 @@ func TestAbandonmentPeriods(t *testing.T) {
 
 // TestRefusalsAndDials checks the refusal counts by reason and action, DNC hits and
 // opt-outs (refusals and DNC entries), and the dials placed with their contacts.
-func TestRefusalsAndDials(t *testing.T) {
+func TestRefusalsAndDials(t *testing.T) { eachBackend(t, testRefusalsAndDials) }
+
+func testRefusalsAndDials(t *testing.T, be backend) {
 	ctx := context.Background()
-	d, _ := openTestDB(t)
+	d, _ := be.open(t, Options{})
 	c := newCampaign(t, d)
 	ct := addContact(t, d, c.ID, "+5511999990001", "America/Manaus")
 	addContact(t, d, c.ID, "+5511999990003", "") // on the DNC list for an opt-out, below
@@ -181,9 +183,11 @@ func TestRefusalsAndDials(t *testing.T) {
 
 // TestSafeHarbourPlayed checks the attempt's record of the message it played, and that a
 // name outside the two is refused naming it.
-func TestSafeHarbourPlayed(t *testing.T) {
+func TestSafeHarbourPlayed(t *testing.T) { eachBackend(t, testSafeHarbourPlayed) }
+
+func testSafeHarbourPlayed(t *testing.T, be backend) {
 	ctx := context.Background()
-	d, _ := openTestDB(t)
+	d, _ := be.open(t, Options{})
 	c := newCampaign(t, d)
 	ct := addContact(t, d, c.ID, "+5511999990001", "")
 	id := addAttempt(t, d, c.ID, ct, campaigns.ChannelSIP, campaigns.OutcomeAbandoned, time.Now())

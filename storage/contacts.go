@@ -83,15 +83,13 @@ func (d *DB) BeginImport(ctx context.Context, who Actor, campaignID int64) (*Imp
 	if who.UserID != 0 {
 		uid = sql.NullInt64{Int64: who.UserID, Valid: true}
 	}
-	res, err := d.exec(ctx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
+	var err error
+	b.id, err = d.execID(ctx, "INSERT INTO imports(campaign_id, user_id, state, started_at) VALUES (?,?,?,?)",
 		campaignID, uid, "running", b.now)
 	if err != nil {
 		if isForeignKeyViolation(err) {
 			return nil, fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)
 		}
-		return nil, fmt.Errorf("record import: %w", err)
-	}
-	if b.id, err = res.LastInsertId(); err != nil {
 		return nil, fmt.Errorf("record import: %w", err)
 	}
 	return b, nil
@@ -147,7 +145,9 @@ func (b *ImportBatch) begin(ctx context.Context) error {
 	b.insert = prep(`INSERT INTO contacts(campaign_id, import_id, line, phone, whatsapp, name, timezone, zones, attributes,
 		status, rung, rung_attempts, next_attempt_at, created_at, updated_at, consent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(campaign_id, phone) DO NOTHING`)
-	b.reject = prep("INSERT OR REPLACE INTO import_rejections(import_id, line, reason, detail, value, cells) VALUES (?,?,?,?,?,?)")
+	b.reject = prep(`INSERT INTO import_rejections(import_id, line, reason, detail, value, cells) VALUES (?,?,?,?,?,?)
+		ON CONFLICT(import_id, line) DO UPDATE SET reason = excluded.reason, detail = excluded.detail,
+		value = excluded.value, cells = excluded.cells`)
 	b.blocked = prep("SELECT EXISTS(SELECT 1 FROM dnc WHERE phone IN (?, ?) AND (campaign_id IS NULL OR campaign_id = ?))")
 	if err != nil {
 		b.end(false)
@@ -262,7 +262,7 @@ func (b *ImportBatch) commit(ctx context.Context, state, errText string) error {
 	if state != "running" {
 		finished = sql.NullInt64{Int64: b.d.nowMs(), Valid: true}
 	}
-	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, ambiguous_zones=?, state=?, error=?, finished_at=?, columns=ifnull(?, columns) WHERE id=?",
+	_, err := b.tx.ExecContext(ctx, "UPDATE imports SET imported=?, rejected=?, ambiguous_zones=?, state=?, error=?, finished_at=?, columns=coalesce(?, columns) WHERE id=?",
 		imported, rejected, ambiguous, state, nullString(errText), finished, b.columns, b.id)
 	if err == nil && state != "running" {
 		err = b.d.audit(ctx, b.tx, b.who, "contacts.import", "campaign", idString(b.campaignID), nil,
@@ -328,7 +328,7 @@ func (d *DB) GetImport(ctx context.Context, id int64) (Import, error) {
 
 // ImportRejections streams the rejected rows of an import in line order.
 func (d *DB) ImportRejections(ctx context.Context, importID int64, fn func(campaigns.Rejection) error) error {
-	rows, err := d.db.QueryContext(ctx, "SELECT line, reason, ifnull(detail,''), ifnull(value,''), cells FROM import_rejections WHERE import_id = ? ORDER BY line", importID)
+	rows, err := d.db.QueryContext(ctx, "SELECT line, reason, coalesce(detail,''), coalesce(value,''), cells FROM import_rejections WHERE import_id = ? ORDER BY line", importID)
 	if err != nil {
 		return fmt.Errorf("list rejections: %w", err)
 	}
@@ -351,15 +351,15 @@ func (d *DB) ImportRejections(ctx context.Context, importID int64, fn func(campa
 	return rows.Err()
 }
 
-const contactColumns = "id, campaign_id, phone, ifnull(whatsapp,''), ifnull(name,''), ifnull(timezone,''), attributes, status, ifnull(line,0)"
+const contactColumns = "id, campaign_id, phone, coalesce(whatsapp,''), coalesce(name,''), coalesce(timezone,''), attributes, status, coalesce(line,0)"
 
 // contactZonesColumns are contactColumns and the contact's zones, which
 // scanContact reads.
-const contactZonesColumns = contactColumns + ", ifnull(zones,'')"
+const contactZonesColumns = contactColumns + ", coalesce(zones,'')"
 
 // dueColumns are what scanDueContact reads: the contact, its zones and its place
 // on the ladder.
-const dueColumns = contactColumns + ", rung, rung_attempts, next_attempt_at, ifnull(callback_agent_id,0), ifnull(zones,'')"
+const dueColumns = contactColumns + ", rung, rung_attempts, next_attempt_at, coalesce(callback_agent_id,0), coalesce(zones,'')"
 
 func scanContact(r rowScanner) (campaigns.Contact, error) {
 	var c campaigns.Contact
@@ -387,10 +387,12 @@ func (d *DB) ListContacts(ctx context.Context, campaignID int64, f ContactFilter
 		args = append(args, string(f.Status))
 	}
 	if f.Phone != "" {
-		// A range on the (campaign_id, phone) index: prefix search without LIKE's escaping rules.
+		// A range on the (campaign_id, phone) index: prefix search without LIKE's
+		// escaping rules. The bound is the prefix with its last byte raised, not
+		// prefix+"\xff", which PostgreSQL refuses as text that is not UTF-8.
 		p := "+" + strings.TrimPrefix(f.Phone, "+")
 		where = append(where, "phone >= ? AND phone < ?")
-		args = append(args, p, p+"\xff")
+		args = append(args, p, prefixEnd(p))
 	}
 	if f.ImportID != 0 {
 		where = append(where, "import_id = ?")
@@ -431,7 +433,7 @@ func nullString(s string) sql.NullString { return sql.NullString{String: s, Vali
 
 // CampaignColumns lists the attribute columns the campaign's contacts carry.
 func (d *DB) CampaignColumns(ctx context.Context, campaignID int64) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT j.key FROM contacts c, json_each(c.attributes) j
+	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT j.key FROM contacts c, `+d.dialect.jsonKeys("c.attributes", "j")+`
 		WHERE c.campaign_id = ? AND c.attributes IS NOT NULL ORDER BY j.key`, campaignID)
 	if err != nil {
 		return nil, fmt.Errorf("campaign columns: %w", err)

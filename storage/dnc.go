@@ -122,7 +122,7 @@ func scopeName(campaignID int64) string {
 // RemoveDNC takes a number off a list.
 func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone, reason string) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM dnc WHERE phone = ? AND ifnull(campaign_id,0) = ?", phone, campaignID)
+		res, err := tx.ExecContext(ctx, "DELETE FROM dnc WHERE phone = ? AND coalesce(campaign_id,0) = ?", phone, campaignID)
 		if err != nil {
 			return fmt.Errorf("remove do-not-call: %w", err)
 		}
@@ -142,11 +142,11 @@ func (d *DB) RemoveDNC(ctx context.Context, who Actor, campaignID int64, phone, 
 func (d *DB) ListDNC(ctx context.Context, campaignID int64, digits string, limit, offset int) ([]DNCEntry, int, error) {
 	like := "%" + digits + "%"
 	var total int
-	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE ifnull(campaign_id,0) = ? AND phone LIKE ?", campaignID, like).Scan(&total); err != nil {
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM dnc WHERE coalesce(campaign_id,0) = ? AND phone LIKE ?", campaignID, like).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count do-not-call: %w", err)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT id, phone, ifnull(campaign_id,0), ifnull(reason,''), created_at FROM dnc
-		WHERE ifnull(campaign_id,0) = ? AND phone LIKE ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, like, limitOrDefault(limit), offset)
+	rows, err := d.db.QueryContext(ctx, `SELECT id, phone, coalesce(campaign_id,0), coalesce(reason,''), created_at FROM dnc
+		WHERE coalesce(campaign_id,0) = ? AND phone LIKE ? ORDER BY id DESC LIMIT ? OFFSET ?`, campaignID, like, limitOrDefault(limit), offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list do-not-call: %w", err)
 	}

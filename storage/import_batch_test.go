@@ -11,7 +11,11 @@ import (
 // the context Flush was called with (campaigns.Load cancels its own on return), so
 // that Finish, called later with another context, can still commit it.
 func TestImportBatchOutlivesFlushContext(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testImportBatchOutlivesFlushContext)
+}
+
+func testImportBatchOutlivesFlushContext(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	c := newCampaign(t, d)
 	b, err := d.BeginImport(context.Background(), tester, c.ID)
 	if err != nil {

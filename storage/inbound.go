@@ -74,9 +74,9 @@ type InboundQueue struct {
 // (put through, or given up) at or after since.
 func (d *DB) InboundQueues(ctx context.Context, since time.Time) (map[int64]InboundQueue, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT campaign_id,
-		sum(connect_at IS NOT NULL), sum(ifnull(outcome,'') = ?2),
-		max(ifnull(json_extract(detail, '$.waited_ms'), ifnull(connect_at, end_at) - answer_at))
-		FROM attempts WHERE direction = 'inbound' AND answer_at IS NOT NULL AND ifnull(connect_at, end_at) >= ?1
+		count(CASE WHEN connect_at IS NOT NULL THEN 1 END), count(CASE WHEN coalesce(outcome,'') = ?2 THEN 1 END),
+		max(coalesce(`+d.dialect.jsonInt("detail", "waited_ms")+`, coalesce(connect_at, end_at) - answer_at))
+		FROM attempts WHERE direction = 'inbound' AND answer_at IS NOT NULL AND coalesce(connect_at, end_at) >= ?1
 		AND (connect_at IS NOT NULL OR outcome = ?2) GROUP BY campaign_id`, since.UnixMilli(), string(campaigns.OutcomeInboundMissed))
 	if err != nil {
 		return nil, fmt.Errorf("inbound queues: %w", err)

@@ -16,7 +16,11 @@ import (
 // while it is open is a conflict; the queue's figures count the answered and
 // the missed calls and the longest wait.
 func TestInboundCallsAreAttemptsOfTheirOwn(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testInboundCallsAreAttemptsOfTheirOwn)
+}
+
+func testInboundCallsAreAttemptsOfTheirOwn(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	const phone = "+5511987650301"

@@ -51,7 +51,11 @@ func importContacts(t *testing.T, d *DB, c campaigns.Campaign, phones ...string)
 // during its call stays there whatever the call's outcome, and a callback asked
 // for it is not scheduled.
 func TestFinishAttemptSeesDoNotCallAddedMeanwhile(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testFinishAttemptSeesDoNotCallAddedMeanwhile)
+}
+
+func testFinishAttemptSeesDoNotCallAddedMeanwhile(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	ids := importContacts(t, d, c, "+5511987650020", "+5511987650021")
@@ -101,7 +105,11 @@ func TestFinishAttemptSeesDoNotCallAddedMeanwhile(t *testing.T) {
 // TestMoveContactWritesWhatItIsGiven: the storage writes the move's answer as it is
 // and nothing when the move refuses.
 func TestMoveContactWritesWhatItIsGiven(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testMoveContactWritesWhatItIsGiven)
+}
+
+func testMoveContactWritesWhatItIsGiven(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	id := importContacts(t, d, c, "+5511987650030")[0]

@@ -3,7 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -102,16 +102,14 @@ type Outbox interface {
 // Enqueue stores a new outbox message unless its key was seen before.
 func (d *DB) Enqueue(ctx context.Context, kind, key string, payload []byte) (int64, bool, error) {
 	now := d.nowMs()
-	res, err := d.exec(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
+	id, err := d.execID(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
 		VALUES (?,?,?,?,?) ON CONFLICT(idempotency_key) DO NOTHING`, kind, key, string(payload), now, now)
-	if err != nil {
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, false, fmt.Errorf("enqueue %s: %w", kind, err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		id, err := res.LastInsertId()
-		return id, true, err
-	}
-	var id int64
 	if err := d.db.QueryRowContext(ctx, "SELECT id FROM outbox WHERE idempotency_key = ?", key).Scan(&id); err != nil {
 		return 0, false, fmt.Errorf("enqueue %s: %w", kind, err)
 	}
@@ -122,8 +120,8 @@ func (d *DB) Enqueue(ctx context.Context, kind, key string, payload []byte) (int
 func (d *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error) {
 	var out []OutboxMessage
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, kind, idempotency_key, payload, tries, ifnull(last_error,'') FROM outbox
-			WHERE state = 'pending' AND next_try_at <= ? ORDER BY next_try_at, id LIMIT ?`, now.UnixMilli(), limit)
+		rows, err := tx.QueryContext(ctx, `SELECT id, kind, idempotency_key, payload, tries, coalesce(last_error,'') FROM outbox
+			WHERE state = 'pending' AND next_try_at <= ? ORDER BY next_try_at, id LIMIT ?`+d.dialect.claimRows, now.UnixMilli(), limit)
 		if err != nil {
 			return fmt.Errorf("claim outbox: %w", err)
 		}
@@ -195,7 +193,7 @@ func (d *DB) execOne(ctx context.Context, q string, args ...any) error {
 // and leaves in doubt those whose request started.
 func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecovery, error) {
 	var r OutboxRecovery
-	kinds, _ := json.Marshal(resumed)
+	resumedIn, kinds := inList(resumed)
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE outbox SET state='in_doubt', in_doubt_since=?,
 			last_error='the process stopped while the request was in flight' WHERE state='sending' AND request_started_at IS NOT NULL`, d.nowMs())
@@ -205,7 +203,7 @@ func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecover
 		n, _ := res.RowsAffected()
 		r.InDoubt = int(n)
 		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending' WHERE state='sending'
-			AND kind IN (SELECT value FROM json_each(?))`, string(kinds))
+			AND kind IN `+resumedIn, kinds...)
 		if err != nil {
 			return err
 		}
@@ -213,7 +211,7 @@ func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecover
 		r.Requeued = int(n)
 		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='failed',
 			last_error='not sent: the process stopped before its request left, and nothing sends it again'
-			WHERE state IN ('sending','pending') AND kind NOT IN (SELECT value FROM json_each(?))`, string(kinds))
+			WHERE state IN ('sending','pending') AND kind NOT IN `+resumedIn, kinds...)
 		if err != nil {
 			return err
 		}
@@ -281,8 +279,8 @@ func (d *DB) MarkReported(ctx context.Context, ids []int64) error {
 }
 
 // outboxColumns are the columns scanOutbox reads.
-const outboxColumns = `id, kind, idempotency_key, payload, state, tries, ifnull(last_error,''), ifnull(result_id,''),
-	created_at, ifnull(in_doubt_since,0)`
+const outboxColumns = `id, kind, idempotency_key, payload, state, tries, coalesce(last_error,''), coalesce(result_id,''),
+	created_at, coalesce(in_doubt_since,0)`
 
 func scanOutbox(s interface{ Scan(...any) error }) (OutboxMessage, error) {
 	var m OutboxMessage
@@ -325,7 +323,7 @@ func (d *DB) ClaimKey(ctx context.Context, key string) (bool, error) {
 // far end reports is sent whatever was recorded of it before, failed included:
 // its request took effect.
 func (d *DB) SettleByKey(ctx context.Context, key, resultID string) (bool, error) {
-	res, err := d.exec(ctx, `UPDATE outbox SET state='sent', sent_at=ifnull(sent_at, ?), result_id=ifnull(result_id, nullif(?,'')),
+	res, err := d.exec(ctx, `UPDATE outbox SET state='sent', sent_at=coalesce(sent_at, ?), result_id=coalesce(result_id, nullif(?,'')),
 		last_error=NULL WHERE idempotency_key=? AND state <> 'sent'`, d.nowMs(), resultID, key)
 	if err != nil {
 		return false, fmt.Errorf("settle outbox %s: %w", key, err)
@@ -337,8 +335,8 @@ func (d *DB) SettleByKey(ctx context.Context, key, resultID string) (bool, error
 // OutboxHealth counts the messages of kinds starting with prefix sent and failed
 // since a time: how a destination (the WhatsApp API) has been doing lately.
 func (d *DB) OutboxHealth(ctx context.Context, prefix string, since time.Time) (sent, failed int, err error) {
-	err = d.db.QueryRowContext(ctx, `SELECT ifnull(sum(state='sent'),0), ifnull(sum(state='failed' OR (state='pending' AND tries>0)),0)
-		FROM outbox WHERE kind LIKE ? || '%' AND created_at >= ?`, prefix, since.UnixMilli()).Scan(&sent, &failed)
+	err = d.db.QueryRowContext(ctx, `SELECT count(CASE WHEN state='sent' THEN 1 END), count(CASE WHEN state='failed' OR (state='pending' AND tries>0) THEN 1 END)
+		FROM outbox WHERE kind LIKE CAST(? AS TEXT) || '%' AND created_at >= ?`, prefix, since.UnixMilli()).Scan(&sent, &failed)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox health: %w", err)
 	}

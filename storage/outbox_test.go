@@ -13,8 +13,10 @@ import (
 // provably happened: a request that started is in doubt (never sent again and
 // never called sent), one that did not is sent again (a template) or recorded
 // not sent (kinds nothing resends); sent and failed rows keep their state.
-func TestRecoverOutboxAfterCrash(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestRecoverOutboxAfterCrash(t *testing.T) { eachBackend(t, testRecoverOutboxAfterCrash) }
+
+func testRecoverOutboxAfterCrash(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	type row struct {
 		key, kind string
@@ -95,8 +97,10 @@ func TestRecoverOutboxAfterCrash(t *testing.T) {
 
 // TestInDoubtReportedOnce: a message in doubt past the wait is listed for the
 // supervisors' report once, and stays in doubt.
-func TestInDoubtReportedOnce(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestInDoubtReportedOnce(t *testing.T) { eachBackend(t, testInDoubtReportedOnce) }
+
+func testInDoubtReportedOnce(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	id, _, err := d.Enqueue(ctx, "whatsapp.template", "k", []byte(`{}`))
 	if err != nil {
@@ -133,12 +137,12 @@ func TestInDoubtReportedOnce(t *testing.T) {
 // the pending ones until its retry is due (the events after it are listed), and
 // comes back in event-time order with its tries counted.
 func TestDeferredWebhookEventWaitsItsTurn(t *testing.T) {
+	eachBackend(t, testDeferredWebhookEventWaitsItsTurn)
+}
+
+func testDeferredWebhookEventWaitsItsTurn(t *testing.T, be backend) {
 	now := time.Now()
-	d, err := Open(context.Background(), t.TempDir()+"/turbina.db", Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d, _ := be.open(t, Options{Now: func() time.Time { return now }})
 	ctx := context.Background()
 	var evs []WebhookEvent
 	for i, k := range []string{"status-read", "reply", "status-delivered"} {
@@ -181,7 +185,11 @@ func TestDeferredWebhookEventWaitsItsTurn(t *testing.T) {
 // recorded not sent with the reason; one settled meanwhile by its status is
 // left sent, and a status after the record still settles it sent.
 func TestRecordNotSentOnlyWhileInDoubt(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testRecordNotSentOnlyWhileInDoubt)
+}
+
+func testRecordNotSentOnlyWhileInDoubt(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	for _, k := range []string{"late", "settled"} {
 		id, _, err := d.Enqueue(ctx, OutboxKindTemplate, k, []byte(`{}`))

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -15,13 +14,13 @@ import (
 // connected WhatsApp call do not (it resets Meta's limits), and Meta's own
 // bound for the next request is read back.
 func TestPolicyFactsPermissionRequests(t *testing.T) {
+	eachBackend(t, testPolicyFactsPermissionRequests)
+}
+
+func testPolicyFactsPermissionRequests(t *testing.T, be backend) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d, _ := be.open(t, Options{Now: func() time.Time { return now }})
 	c := newCampaign(t, d)
 	const phone, wa = "+5511987650011", "+5511987650012"
 	batch, err := d.BeginImport(ctx, tester, c.ID)

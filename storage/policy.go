@@ -60,7 +60,7 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 		phone, wa, perm        string
 		consent, until, cbAgnt sql.NullInt64
 	)
-	err = tx.QueryRowContext(ctx, `SELECT campaign_id, phone, ifnull(whatsapp,''), wa_permission, wa_permission_until, consent_at,
+	err = tx.QueryRowContext(ctx, `SELECT campaign_id, phone, coalesce(whatsapp,''), wa_permission, wa_permission_until, consent_at,
 		CASE WHEN callback_at IS NOT NULL THEN callback_agent_id END FROM contacts WHERE id = ?`, contactID).
 		Scan(&campaignID, &phone, &wa, &perm, &until, &consent, &cbAgnt)
 	if err != nil {
@@ -90,8 +90,8 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 	// Calls that could not have rung the person do not count, nor does a call the
 	// trunk failed before any ringing.
 	rows, err := tx.QueryContext(ctx, `SELECT created_at FROM attempts WHERE number = ? AND created_at > ? AND created_at <= ?
-		AND channel IN ('sip','whatsapp_call') AND direction = 'outbound' AND ifnull(outcome,'') NOT IN `+campaigns.SQLList(campaigns.UnrungOutcomes()...)+`
-		AND NOT (ifnull(outcome,'') IN `+campaigns.SQLList(campaigns.RingCountedOutcomes()...)+` AND ring_at IS NULL) ORDER BY created_at`,
+		AND channel IN ('sip','whatsapp_call') AND direction = 'outbound' AND coalesce(outcome,'') NOT IN `+campaigns.SQLList(campaigns.UnrungOutcomes()...)+`
+		AND NOT (coalesce(outcome,'') IN `+campaigns.SQLList(campaigns.RingCountedOutcomes()...)+` AND ring_at IS NULL) ORDER BY created_at`,
 		number, atMs-(7*24*time.Hour).Milliseconds(), atMs)
 	if err != nil {
 		return f, fmt.Errorf("policy facts: attempts: %w", err)
@@ -109,7 +109,7 @@ func (d *DB) PolicyFacts(ctx context.Context, contactID int64, number string, at
 		return f, fmt.Errorf("policy facts: attempts: %w", err)
 	}
 	var abandon, inbound sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT max(ifnull(answer_at, created_at)) FROM attempts WHERE number = ? AND outcome = 'abandoned' AND created_at <= ?`,
+	if err := tx.QueryRowContext(ctx, `SELECT max(coalesce(answer_at, created_at)) FROM attempts WHERE number = ? AND outcome = 'abandoned' AND created_at <= ?`,
 		number, atMs).Scan(&abandon); err != nil {
 		return f, fmt.Errorf("policy facts: abandons: %w", err)
 	}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,14 +13,12 @@ import (
 // calls in another campaign count (AMD and abandon included, never-placed ones
 // not), the last abandon, consent from the import, the last inbound message, and
 // an opt-out that puts the number on the list for every campaign.
-func TestPolicyFactsAcrossCampaigns(t *testing.T) {
+func TestPolicyFactsAcrossCampaigns(t *testing.T) { eachBackend(t, testPolicyFactsAcrossCampaigns) }
+
+func testPolicyFactsAcrossCampaigns(t *testing.T, be backend) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d, _ := be.open(t, Options{Now: func() time.Time { return now }})
 	a, b := newCampaign(t, d), newCampaign(t, d)
 	const phone, wa = "+5511987650001", "+5511987650002"
 	consented := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

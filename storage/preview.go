@@ -26,12 +26,10 @@ func (d *DB) SkipContact(ctx context.Context, s *PreviewSkip, move MoveFunc) err
 		if s.AgentID != 0 {
 			agent = sql.NullInt64{Int64: s.AgentID, Valid: true}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO preview_skips (contact_id, campaign_id, agent_id, reason, note, created_at)
+		var err error
+		s.ID, err = insertID(ctx, tx, `INSERT INTO preview_skips (contact_id, campaign_id, agent_id, reason, note, created_at)
 			VALUES (?,?,?,?,?,?)`, s.ContactID, s.CampaignID, agent, s.Reason, s.Note, s.At.UnixMilli())
 		if err != nil {
-			return fmt.Errorf("record skip of contact %d: %w", s.ContactID, err)
-		}
-		if s.ID, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("record skip of contact %d: %w", s.ContactID, err)
 		}
 		return d.moveContact(ctx, tx, s.ContactID, move)
@@ -40,7 +38,7 @@ func (d *DB) SkipContact(ctx context.Context, s *PreviewSkip, move MoveFunc) err
 
 // ListSkips lists a contact's preview skips, oldest first.
 func (d *DB) ListSkips(ctx context.Context, contactID int64) ([]PreviewSkip, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, contact_id, campaign_id, ifnull(agent_id,0), reason, note, created_at
+	rows, err := d.db.QueryContext(ctx, `SELECT id, contact_id, campaign_id, coalesce(agent_id,0), reason, note, created_at
 		FROM preview_skips WHERE contact_id = ? ORDER BY id`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("list skips: %w", err)

@@ -10,7 +10,11 @@ import (
 )
 
 func TestSkipContactKeepsTheSkipWithItsMoveOrNeither(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testSkipContactKeepsTheSkipWithItsMoveOrNeither)
+}
+
+func testSkipContactKeepsTheSkipWithItsMoveOrNeither(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	b, _ := d.BeginImport(ctx, tester, c.ID)

@@ -63,7 +63,7 @@ func (d *DB) QuarantinedWebhooks(ctx context.Context, beforeID int64, limit int)
 	}
 	before := sql.NullInt64{Int64: beforeID, Valid: beforeID > 0}
 	rows, err := d.db.QueryContext(ctx, `SELECT id, part, reason, body, received_at FROM webhook_quarantine
-		WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2`, before, limit)
+		WHERE CAST(?1 AS BIGINT) IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2`, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("quarantined webhooks: %w", err)
 	}
@@ -130,8 +130,10 @@ func (d *DB) SetWhatsAppPermissionReply(ctx context.Context, contactID int64, p 
 	if !p.At.IsZero() {
 		at = sql.NullInt64{Int64: p.At.UnixMilli(), Valid: true}
 	}
+	// PostgreSQL types ?3 from its first use, and reads WHERE before SET: the
+	// comparison comes before the IS NULL.
 	res, err := d.exec(ctx, `UPDATE contacts SET wa_permission=?1, wa_permission_until=?2, wa_permission_at=?3, updated_at=?4
-		WHERE id=?5 AND (?3 IS NULL OR wa_permission_at IS NULL OR wa_permission_at <= ?3)`,
+		WHERE id=?5 AND (wa_permission_at IS NULL OR wa_permission_at <= ?3 OR ?3 IS NULL)`,
 		p.State, until, at, d.nowMs(), contactID)
 	return d.permissionWritten(ctx, contactID, res, err)
 }

@@ -1,28 +1,25 @@
-package storage_test
+package storage
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
-
-	"github.com/turbina-dialer/turbina/storage"
 )
 
 // TestQuarantineKeepsOncePagesAndRefusesUnknownParts: a body is kept once
 // however often it is resent, listed newest first with its reason, paged by id,
 // and a part that is neither batch nor change is refused naming it.
 func TestQuarantineKeepsOncePagesAndRefusesUnknownParts(t *testing.T) {
+	eachBackend(t, testQuarantineKeepsOncePagesAndRefusesUnknownParts)
+}
+
+func testQuarantineKeepsOncePagesAndRefusesUnknownParts(t *testing.T, be backend) {
 	ctx := context.Background()
-	db, err := storage.Open(ctx, filepath.Join(t.TempDir(), "q.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, _ := be.open(t, Options{})
 	for _, q := range []struct{ part, reason, body string }{
-		{storage.QuarantineBatch, "not JSON", "{"},
-		{storage.QuarantineBatch, "not JSON", "{"},
-		{storage.QuarantineChange, "bad timestamp", `{"field":"messages"}`},
-		{storage.QuarantineBatch, "object page", `{"object":"page"}`},
+		{QuarantineBatch, "not JSON", "{"},
+		{QuarantineBatch, "not JSON", "{"},
+		{QuarantineChange, "bad timestamp", `{"field":"messages"}`},
+		{QuarantineBatch, "object page", `{"object":"page"}`},
 	} {
 		if err := db.QuarantineWebhook(ctx, q.part, q.reason, []byte(q.body)); err != nil {
 			t.Fatal(err)
@@ -36,7 +33,7 @@ func TestQuarantineKeepsOncePagesAndRefusesUnknownParts(t *testing.T) {
 		t.Fatalf("count %d (%v), want 3: a resent body is kept once", n, err)
 	}
 	first, err := db.QuarantinedWebhooks(ctx, 0, 2)
-	if err != nil || len(first) != 2 || string(first[0].Body) != `{"object":"page"}` || first[1].Part != storage.QuarantineChange ||
+	if err != nil || len(first) != 2 || string(first[0].Body) != `{"object":"page"}` || first[1].Part != QuarantineChange ||
 		first[1].Reason != "bad timestamp" || first[0].ReceivedAt.IsZero() {
 		t.Fatalf("first page %+v (%v)", first, err)
 	}

@@ -15,7 +15,11 @@ import (
 // conversation, none abandoned, and the WhatsApp call reaches nobody a second time.
 // A resume of a contact that does not exist is refused, naming it.
 func TestResumedConversationCountsOnce(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testResumedConversationCountsOnce)
+}
+
+func testResumedConversationCountsOnce(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	id := importContacts(t, d, c, "+5511987650001")[0]

@@ -3,11 +3,8 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // Session is a signed-in browser. Its ID is known only to the browser's cookie; the
@@ -60,8 +57,7 @@ func (d *DB) CreateSession(ctx context.Context, s Session) error {
 		if isForeignKeyViolation(err) {
 			return fmt.Errorf("user %d: %w", s.UserID, ErrNotFound)
 		}
-		var se sqlite3.Error
-		if isUniqueViolation(err) || (errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey) {
+		if isUniqueViolation(err) {
 			return fmt.Errorf("session exists: %w", ErrConflict)
 		}
 		return fmt.Errorf("create session: %w", err)
@@ -76,7 +72,7 @@ func (d *DB) UserBySession(ctx context.Context, idHash string, now time.Time) (U
 	var s Session
 	var created, uCreated, expires, seen int64
 	err := d.db.QueryRowContext(ctx, `SELECT s.id_hash, s.user_id, s.created_at, s.expires_at, s.last_seen_at, s.remote_addr, s.user_agent,
-		u.id, u.username, u.display_name, u.role, ifnull(u.password_hash,''), u.disabled, u.created_at
+		u.id, u.username, u.display_name, u.role, coalesce(u.password_hash,''), u.disabled, u.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled = 0`, idHash, now.UnixMilli()).Scan(
 		&s.IDHash, &s.UserID, &created, &expires, &seen, &s.RemoteAddr, &s.UserAgent,

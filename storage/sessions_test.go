@@ -8,7 +8,11 @@ import (
 )
 
 func TestSessionsResolveUntilExpiryOrLogout(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testSessionsResolveUntilExpiryOrLogout)
+}
+
+func testSessionsResolveUntilExpiryOrLogout(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	u := User{Username: "Ana", Role: RoleSales, PasswordHash: "$argon2id$x"}
 	if err := d.CreateUser(ctx, tester, &u); err != nil {
@@ -65,8 +69,10 @@ func TestSessionsResolveUntilExpiryOrLogout(t *testing.T) {
 	}
 }
 
-func TestRecordEventIsAudited(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestRecordEventIsAudited(t *testing.T) { eachBackend(t, testRecordEventIsAudited) }
+
+func testRecordEventIsAudited(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	if err := d.RecordEvent(ctx, Actor{Username: "sup"}, "trunk.out_of_service", "trunk", "carrier", map[string]bool{"out_of_service": true}); err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ func (d *DB) FailoverCounts(ctx context.Context, since time.Time) (FailoverCount
 	err := d.db.QueryRowContext(ctx, `SELECT count(DISTINCT s.contact_id),
 		count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM attempts w WHERE w.contact_id = s.contact_id
 			AND w.channel = '`+string(campaigns.ChannelWhatsAppCall)+`' AND w.created_at >= s.created_at
-			AND ifnull(w.outcome,'') NOT IN `+unplacedIn+`) THEN s.contact_id END),
+			AND coalesce(w.outcome,'') NOT IN `+unplacedIn+`) THEN s.contact_id END),
 		(SELECT count(*) FROM attempts WHERE resumed_from IS NOT NULL AND created_at >= ?1 AND answer_at IS NOT NULL)
 		FROM attempts s WHERE `+caught, ms).Scan(&f.Caught, &f.MovedToWhatsApp, &f.Resumed)
 	if err != nil {
@@ -82,10 +82,10 @@ func (d *DB) CampaignStats(ctx context.Context, campaignID int64) (CampaignStats
 		Channels: map[string]ChannelStats{"sip": {}, "whatsapp_call": {}, "whatsapp_template": {}},
 		Contacts: map[string]int{},
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT channel, sum(ifnull(outcome,'') NOT IN `+unplacedIn+`),
-		sum(ifnull(outcome,'') IN `+reachedIn+`),
-		sum(ifnull(outcome,'') IN `+answeredIn+`),
-		sum(ifnull(outcome,'') IN `+connectedIn+`), sum(ifnull(outcome,'') IN `+abandonedIn+`)
+	rows, err := d.db.QueryContext(ctx, `SELECT channel, count(CASE WHEN coalesce(outcome,'') NOT IN `+unplacedIn+` THEN 1 END),
+		count(CASE WHEN coalesce(outcome,'') IN `+reachedIn+` THEN 1 END),
+		count(CASE WHEN coalesce(outcome,'') IN `+answeredIn+` THEN 1 END),
+		count(CASE WHEN coalesce(outcome,'') IN `+connectedIn+` THEN 1 END), count(CASE WHEN coalesce(outcome,'') IN `+abandonedIn+` THEN 1 END)
 		FROM attempts WHERE campaign_id = ? AND direction = 'outbound' GROUP BY channel`, campaignID)
 	if err != nil {
 		return s, fmt.Errorf("campaign stats: %w", err)
@@ -186,12 +186,12 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 	}
 	// Dials are the campaign's: a person's own call to the business is counted in
 	// the inbound queue's figures instead.
-	counted := `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND direction = 'outbound' AND ifnull(outcome,'') NOT IN ` + unplacedIn
+	counted := `channel != '` + string(campaigns.ChannelWhatsAppTemplate) + `' AND direction = 'outbound' AND coalesce(outcome,'') NOT IN ` + unplacedIn
 	sinceMs, untilMs := since.UnixMilli(), until.UnixMilli()
 	// What happened before since is summed by SQLite into the first step.
-	base, err := d.db.QueryContext(ctx, `SELECT campaign_id, sum(created_at < ?1),
-		sum(outcome IN `+answeredIn+` AND `+answeredAt+` < ?1),
-		sum(outcome IN `+connectedIn+` AND `+answeredAt+` < ?1), sum(outcome IN `+abandonedIn+` AND `+answeredAt+` < ?1)
+	base, err := d.db.QueryContext(ctx, `SELECT campaign_id, count(CASE WHEN created_at < ?1 THEN 1 END),
+		count(CASE WHEN outcome IN `+answeredIn+` AND `+answeredAt+` < ?1 THEN 1 END),
+		count(CASE WHEN outcome IN `+connectedIn+` AND `+answeredAt+` < ?1 THEN 1 END), count(CASE WHEN outcome IN `+abandonedIn+` AND `+answeredAt+` < ?1 THEN 1 END)
 		FROM attempts WHERE `+counted+` AND created_at < ?1 GROUP BY campaign_id`, sinceMs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("activity history: %w", err)
@@ -209,7 +209,7 @@ func (d *DB) ActivityHistory(ctx context.Context, since, until time.Time, step t
 	if err := base.Err(); err != nil {
 		return nil, nil, fmt.Errorf("activity history: %w", err)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT campaign_id, created_at, `+answeredAt+`, ifnull(outcome,'') FROM attempts
+	rows, err := d.db.QueryContext(ctx, `SELECT campaign_id, created_at, `+answeredAt+`, coalesce(outcome,'') FROM attempts
 		WHERE `+counted+` AND created_at <= ?2 AND (created_at >= ?1 OR `+answeredAt+` >= ?1)`, sinceMs, untilMs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("activity history: %w", err)

@@ -4,23 +4,11 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
 )
-
-func openTestDB(t testing.TB) (*DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "data", "turbina.db")
-	d, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d, path
-}
 
 var tester = Actor{Username: "tester"}
 
@@ -75,8 +63,10 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 	}
 }
 
-func TestCampaignChangesAreAudited(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestCampaignChangesAreAudited(t *testing.T) { eachBackend(t, testCampaignChangesAreAudited) }
+
+func testCampaignChangesAreAudited(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	who := Actor{Username: "sup"}
@@ -111,8 +101,10 @@ func TestCampaignChangesAreAudited(t *testing.T) {
 	}
 }
 
-func TestImportBatchesAreAllOrNothing(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestImportBatchesAreAllOrNothing(t *testing.T) { eachBackend(t, testImportBatchesAreAllOrNothing) }
+
+func testImportBatchesAreAllOrNothing(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	b, err := d.BeginImport(ctx, tester, c.ID)
@@ -157,7 +149,11 @@ func TestImportBatchesAreAllOrNothing(t *testing.T) {
 }
 
 func TestDNCBlocksImportAndMarksContacts(t *testing.T) {
-	d, _ := openTestDB(t)
+	eachBackend(t, testDNCBlocksImportAndMarksContacts)
+}
+
+func testDNCBlocksImportAndMarksContacts(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	c := newCampaign(t, d)
 	other := newCampaign(t, d)
@@ -205,8 +201,10 @@ func TestDNCBlocksImportAndMarksContacts(t *testing.T) {
 	}
 }
 
-func TestTokensResolveUntilRevoked(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestTokensResolveUntilRevoked(t *testing.T) { eachBackend(t, testTokensResolveUntilRevoked) }
+
+func testTokensResolveUntilRevoked(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	u := User{Username: "Ana", Role: RoleAgent}
 	if err := d.CreateUser(ctx, tester, &u); err != nil {
@@ -230,8 +228,10 @@ func TestTokensResolveUntilRevoked(t *testing.T) {
 	}
 }
 
-func TestOutboxSendsOnce(t *testing.T) {
-	d, _ := openTestDB(t)
+func TestOutboxSendsOnce(t *testing.T) { eachBackend(t, testOutboxSendsOnce) }
+
+func testOutboxSendsOnce(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
 	ctx := context.Background()
 	id, isNew, err := d.Enqueue(ctx, "whatsapp.template", "attempt-1", []byte(`{"to":"+55"}`))
 	if err != nil || !isNew {

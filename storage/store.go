@@ -2,8 +2,8 @@ package storage
 
 import "context"
 
-// Store is every repository Turbina needs. *DB (SQLite) implements it; a PostgreSQL
-// backend would implement the same interface.
+// Store is every repository Turbina needs. *DB implements it on SQLite and on
+// PostgreSQL alike.
 type Store interface {
 	CampaignStore
 	ContactStore

@@ -23,13 +23,16 @@ const tokenKeyVersion = 18
 // that tokens made by an older version keep working and no unkeyed hash stays.
 func (d *DB) loadTokenKey(ctx context.Context) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, "SELECT value FROM server_secrets WHERE name = ?", tokenKeyName).Scan(&d.tokenKey)
-		if errors.Is(err, sql.ErrNoRows) {
-			d.tokenKey = make([]byte, 32)
-			if _, err := rand.Read(d.tokenKey); err != nil {
-				return fmt.Errorf("make token key: %w", err)
-			}
-			_, err = tx.ExecContext(ctx, "INSERT INTO server_secrets(name, value, created_at) VALUES (?,?,?)", tokenKeyName, d.tokenKey, d.nowMs())
+		// Offered, then read back: of processes starting together on a new
+		// database, the first one's key stands for all.
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return fmt.Errorf("make token key: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO server_secrets(name, value, created_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+			tokenKeyName, key, d.nowMs())
+		if err == nil {
+			err = tx.QueryRowContext(ctx, "SELECT value FROM server_secrets WHERE name = ?", tokenKeyName).Scan(&d.tokenKey)
 		}
 		if err != nil {
 			return fmt.Errorf("token key: %w", err)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,9 +27,11 @@ func storedTokenHash(t *testing.T, d *DB, id int64) (hash, prefix string) {
 // TestTokensStoredKeyed: the database keeps an HMAC of the token's hash under a
 // key of its own, never the bare SHA-256 a guess could be checked against, and the
 // key survives a restart so tokens keep resolving.
-func TestTokensStoredKeyed(t *testing.T) {
+func TestTokensStoredKeyed(t *testing.T) { eachBackend(t, testTokensStoredKeyed) }
+
+func testTokensStoredKeyed(t *testing.T, be backend) {
 	ctx := context.Background()
-	d, path := openTestDB(t)
+	d, path := be.open(t, Options{})
 	u := User{Username: "ana", Role: RoleSales}
 	if err := d.CreateUser(ctx, tester, &u); err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestTokensStoredKeyed(t *testing.T) {
 		t.Fatalf("after a restart UserByToken = %+v, %v", got, err)
 	}
 	// Another database has another key: the same token is stored differently.
-	other, _ := openTestDB(t)
+	other, _ := be.open(t, Options{})
 	v := User{Username: "ana", Role: RoleSales}
 	if err := other.CreateUser(ctx, tester, &v); err != nil {
 		t.Fatal(err)
@@ -73,9 +74,11 @@ func TestTokensStoredKeyed(t *testing.T) {
 // TestMigrationRekeysLegacyTokens: a token made before migration 18 (bare SHA-256,
 // its first ten characters in clear) keeps working after the upgrade, is stored
 // keyed, shows no secret characters and expires 90 days after the upgrade.
-func TestMigrationRekeysLegacyTokens(t *testing.T) {
+func TestMigrationRekeysLegacyTokens(t *testing.T) { eachBackend(t, testMigrationRekeysLegacyTokens) }
+
+func testMigrationRekeysLegacyTokens(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "turbina.db")
+	path := be.dsn(t)
 	old, err := open(ctx, path, Options{}, 17)
 	if err != nil {
 		t.Fatal(err)
@@ -85,12 +88,11 @@ func TestMigrationRekeysLegacyTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := "tb_OLDSECRETxyz0123456789abcdefghijklmnopqrstu"
-	res, err := old.exec(ctx, "INSERT INTO api_tokens(user_id, name, token_hash, prefix, created_at) VALUES (?,?,?,?,?)",
+	id, err := insertID(ctx, old.w, "INSERT INTO api_tokens(user_id, name, token_hash, prefix, created_at) VALUES (?,?,?,?,?)",
 		u.ID, "first start", sha256Hex(secret), secret[:10], time.Now().UnixMilli())
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := res.LastInsertId()
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,17 +122,15 @@ func TestMigrationRekeysLegacyTokens(t *testing.T) {
 
 // TestTokenExpiryAndRevokeAll: a token stops resolving at its expiry, and
 // RevokeUserTokens stops every live token of one user and no other's.
-func TestTokenExpiryAndRevokeAll(t *testing.T) {
+func TestTokenExpiryAndRevokeAll(t *testing.T) { eachBackend(t, testTokenExpiryAndRevokeAll) }
+
+func testTokenExpiryAndRevokeAll(t *testing.T, be backend) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	// The database's background loop reads the clock too.
 	var clock atomic.Int64
 	clock.Store(now.UnixNano())
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), Options{Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d, _ := be.open(t, Options{Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }})
 	ana, bia := User{Username: "ana", Role: RoleSales}, User{Username: "bia", Role: RoleSales}
 	for _, u := range []*User{&ana, &bia} {
 		if err := d.CreateUser(ctx, tester, u); err != nil {

@@ -84,7 +84,7 @@ type UserStore interface {
 	PhoneCredentials(ctx context.Context, username, realm string) (ha1 string, userID int64, ok bool, err error)
 }
 
-const userColumns = "id, username, display_name, role, ifnull(password_hash,''), disabled, created_at"
+const userColumns = "id, username, display_name, role, coalesce(password_hash,''), disabled, created_at"
 
 func scanUser(r rowScanner) (User, error) {
 	var u User
@@ -98,15 +98,13 @@ func scanUser(r rowScanner) (User, error) {
 func (d *DB) CreateUser(ctx context.Context, who Actor, u *User) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		now := d.nowMs()
-		res, err := tx.ExecContext(ctx, "INSERT INTO users(username, display_name, role, password_hash, disabled, created_at) VALUES (?,?,?,?,?,?)",
+		var err error
+		u.ID, err = insertID(ctx, tx, "INSERT INTO users(username, display_name, role, password_hash, disabled, created_at) VALUES (?,?,?,?,?,?)",
 			u.Username, u.DisplayName, u.Role, nullString(u.PasswordHash), u.Disabled, now)
 		if err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("username %q is taken: %w", u.Username, ErrConflict)
 			}
-			return fmt.Errorf("create user: %w", err)
-		}
-		if u.ID, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("create user: %w", err)
 		}
 		u.CreatedAt = msToTime(now)
@@ -150,7 +148,7 @@ func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
 func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*User) error) (User, error) {
 	var after User
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		before, err := scanUser(tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", id))
+		before, err := scanUser(tx.QueryRowContext(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?"+d.dialect.lockRow, id))
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("user %d", id))
 		}
@@ -174,7 +172,7 @@ func (d *DB) UpdateUser(ctx context.Context, who Actor, id int64, change func(*U
 			return fmt.Errorf("update user: %w", err)
 		}
 		if after.Role == RoleAgent {
-			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO agents(user_id, state_since) VALUES (?,?)", id, d.nowMs()); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO agents(user_id, state_since) VALUES (?,?) ON CONFLICT DO NOTHING", id, d.nowMs()); err != nil {
 				return fmt.Errorf("update user: %w", err)
 			}
 		}
@@ -199,7 +197,8 @@ func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash st
 			keyed, now); err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at, expires_at) VALUES (?,?,?,1,?,?,?)",
+		var err error
+		t.ID, err = insertID(ctx, tx, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at, expires_at) VALUES (?,?,?,1,?,?,?)",
 			t.UserID, t.Name, keyed, t.Prefix, now, expires)
 		if err != nil {
 			if isForeignKeyViolation(err) {
@@ -210,9 +209,6 @@ func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash st
 			}
 			return fmt.Errorf("create token: %w", err)
 		}
-		if t.ID, err = res.LastInsertId(); err != nil {
-			return fmt.Errorf("create token: %w", err)
-		}
 		t.CreatedAt = msToTime(now)
 		return d.audit(ctx, tx, who, "token.create", "user", idString(t.UserID), nil, t)
 	})
@@ -221,7 +217,7 @@ func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash st
 // UserByToken resolves a token's SHA-256 to its user.
 func (d *DB) UserByToken(ctx context.Context, secretHash string) (User, error) {
 	var tokenID int64
-	row := d.db.QueryRowContext(ctx, `SELECT t.id, u.id, u.username, u.display_name, u.role, ifnull(u.password_hash,''), u.disabled, u.created_at
+	row := d.db.QueryRowContext(ctx, `SELECT t.id, u.id, u.username, u.display_name, u.role, coalesce(u.password_hash,''), u.disabled, u.created_at
 		FROM api_tokens t JOIN users u ON u.id = t.user_id
 		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled = 0
 		AND (t.expires_at IS NULL OR t.expires_at > ?)`, d.keyTokenHash(secretHash), d.nowMs())
@@ -324,7 +320,7 @@ func (d *DB) AssignAgent(ctx context.Context, who Actor, campaignID, userID int6
 		if err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("agent user %d", userID))
 		}
-		_, err = tx.ExecContext(ctx, "INSERT OR IGNORE INTO agent_campaigns(agent_id, campaign_id) VALUES (?,?)", agentID, campaignID)
+		_, err = tx.ExecContext(ctx, "INSERT INTO agent_campaigns(agent_id, campaign_id) VALUES (?,?) ON CONFLICT DO NOTHING", agentID, campaignID)
 		if err != nil {
 			if isForeignKeyViolation(err) {
 				return fmt.Errorf("campaign %d: %w", campaignID, ErrNotFound)

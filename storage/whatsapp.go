@@ -174,12 +174,12 @@ func (d *DB) SetAttemptOutcome(ctx context.Context, attemptID int64, outcome str
 // SwapAttemptOutcome changes an attempt's outcome only from what the caller
 // saw, so that evidence applied meanwhile (a status webhook) is not overwritten.
 func (d *DB) SwapAttemptOutcome(ctx context.Context, attemptID int64, from []string, to string, move MoveFunc) (bool, error) {
-	froms, _ := json.Marshal(from)
+	fromIn, froms := inList(from)
 	var swapped bool
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		var contactID int64
-		err := tx.QueryRowContext(ctx, `UPDATE attempts SET outcome=? WHERE id=? AND ifnull(outcome,'') IN (SELECT value FROM json_each(?))
-			RETURNING contact_id`, to, attemptID, string(froms)).Scan(&contactID)
+		err := tx.QueryRowContext(ctx, `UPDATE attempts SET outcome=? WHERE id=? AND coalesce(outcome,'') IN `+fromIn+`
+			RETURNING contact_id`, append([]any{to, attemptID}, froms...)...).Scan(&contactID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -290,7 +290,7 @@ func (d *DB) SaveWAMessage(ctx context.Context, m WAMessage) error {
 
 // ListWAMessages returns a contact's conversation, oldest first.
 func (d *DB) ListWAMessages(ctx context.Context, contactID int64) ([]WAMessage, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT ifnull(contact_id,0), direction, wa_id, phone, type, ifnull(body,''), at
+	rows, err := d.db.QueryContext(ctx, `SELECT coalesce(contact_id,0), direction, wa_id, phone, type, coalesce(body,''), at
 		FROM wa_messages WHERE contact_id = ? ORDER BY at, id`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("list whatsapp messages: %w", err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
@@ -93,6 +94,25 @@ func (d *DB) execWith(ctx context.Context, probe bool, q string, args ...any) (s
 	})
 	d.health.note(d.log, err, probe)
 	return res, err
+}
+
+// execID runs one INSERT outside a transaction and returns the id of the row it
+// made (insertID); one round trip to a PostgreSQL server, where BEGIN and
+// COMMIT around it would be two more.
+func (d *DB) execID(ctx context.Context, q string, args ...any) (int64, error) {
+	deadline, release, err := d.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	var id int64
+	err = retryBusy(ctx, deadline, func() error {
+		var err error
+		id, err = insertID(ctx, d.w, q, args...)
+		return err
+	})
+	d.health.note(d.log, err, false)
+	return id, err
 }
 
 // inTx runs fn in a write transaction, committing when it returns nil.
@@ -193,7 +213,8 @@ type logger interface {
 
 func isFull(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+	var pe *pgconn.PgError
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull || errors.As(err, &pe) && pe.Code == pgDiskFull
 }
 
 // ready is nil when the last probe succeeded within stale and no write was

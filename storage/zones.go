@@ -18,7 +18,7 @@ import (
 // them all and clears the single timezone, so the calling hours hold in each.
 // A timezone the file set to a zone the number does not give is kept.
 func widenAmbiguousZones(ctx context.Context, tx *sql.Tx) (bool, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT id, phone, ifnull(timezone,'') FROM contacts WHERE zones IS NULL")
+	rows, err := tx.QueryContext(ctx, "SELECT id, phone, coalesce(timezone,'') FROM contacts WHERE zones IS NULL")
 	if err != nil {
 		return false, fmt.Errorf("read contacts' zones: %w", err)
 	}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -12,9 +11,11 @@ import (
 // TestContactZonesAndHoursStored: a contact's zones and the import's count of
 // ambiguous ones are kept, and a campaign's weekly hours and holidays survive a
 // round trip through the file.
-func TestContactZonesAndHoursStored(t *testing.T) {
+func TestContactZonesAndHoursStored(t *testing.T) { eachBackend(t, testContactZonesAndHoursStored) }
+
+func testContactZonesAndHoursStored(t *testing.T, be backend) {
 	ctx := context.Background()
-	d, _ := openTestDB(t)
+	d, _ := be.open(t, Options{})
 	c := newCampaign(t, d)
 	b, err := d.BeginImport(ctx, tester, c.ID)
 	if err != nil {
@@ -81,8 +82,12 @@ func TestContactZonesAndHoursStored(t *testing.T) {
 // the first zone of a number whose area spans several get them all; a zone the
 // file set, which the number does not give, stays.
 func TestMigrationWidensAmbiguousZones(t *testing.T) {
+	eachBackend(t, testMigrationWidensAmbiguousZones)
+}
+
+func testMigrationWidensAmbiguousZones(t *testing.T, be backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "turbina.db")
+	path := be.dsn(t)
 	old, err := open(ctx, path, Options{}, 8)
 	if err != nil {
 		t.Fatal(err)

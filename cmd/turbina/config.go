@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,8 +25,11 @@ import (
 // config is everything serve and demo need, from defaults, the config file, the
 // environment and flags, in rising order of precedence.
 type config struct {
-	HTTPAddr       string `json:"http_addr"`
-	DataDir        string `json:"data_dir"`
+	HTTPAddr string `json:"http_addr"`
+	DataDir  string `json:"data_dir"`
+	// DatabaseURL is a PostgreSQL database (postgres://…) to keep the state in
+	// instead of the SQLite file in DataDir.
+	DatabaseURL    string `json:"database_url"`
 	LogFormat      string `json:"log_format"`
 	LogLevel       string `json:"log_level"`
 	MaxBodyBytes   int64  `json:"max_body_bytes"`
@@ -223,8 +227,26 @@ func defaultConfig() config {
 	}
 }
 
-// DBPath is where the SQLite database lives.
-func (c config) DBPath() string { return filepath.Join(c.DataDir, "turbina.db") }
+// Database is what storage.Open takes: the PostgreSQL URL when one is set,
+// else the SQLite file in the data directory.
+func (c config) Database() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return filepath.Join(c.DataDir, "turbina.db")
+}
+
+// DatabaseForLog is Database with a URL's password hidden.
+func (c config) DatabaseForLog() string {
+	if c.DatabaseURL == "" {
+		return c.Database()
+	}
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil {
+		return "(unparsable database URL)"
+	}
+	return u.Redacted()
+}
 
 // parseConfig starts from cfg (the defaults), then reads the config file, then TURBINA_* variables, then flags.
 func parseConfig(name string, cfg config, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (config, error) {
@@ -238,6 +260,7 @@ func parseConfig(name string, cfg config, args []string, getenv func(string) str
 		{"config", "TURBINA_CONFIG", "config file (JSON): trunks, WhatsApp account, prompts", &cfg.ConfigFile},
 		{"http-addr", "TURBINA_HTTP_ADDR", "HTTP listen address", &cfg.HTTPAddr},
 		{"data-dir", "TURBINA_DATA_DIR", "directory of the SQLite database and recordings", &cfg.DataDir},
+		{"database-url", "TURBINA_DATABASE_URL", "PostgreSQL database (postgres://user:password@host/db) instead of the SQLite file", &cfg.DatabaseURL},
 		{"log-format", "TURBINA_LOG_FORMAT", "log format: text or json", &cfg.LogFormat},
 		{"log-level", "TURBINA_LOG_LEVEL", "log level: debug, info, warn, error", &cfg.LogLevel},
 		{"max-body-bytes", "TURBINA_MAX_BODY_BYTES", "largest JSON request body", &cfg.MaxBodyBytes},
@@ -342,6 +365,9 @@ func (c config) validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("data directory must not be empty")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return fmt.Errorf("database_url: want a postgres:// URL (without it, the SQLite file in the data directory is used)")
 	}
 	if _, err := c.HTTP.limits(); err != nil {
 		return err

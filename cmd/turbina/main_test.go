@@ -488,10 +488,12 @@ func TestConfigWhatsAppDurations(t *testing.T) {
 
 func TestConfigPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "turbina.json")
-	if err := os.WriteFile(file, []byte(`{"http_addr":"127.0.0.1:1111","log_level":"warn","data_dir":"/from/file"}`), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(`{"http_addr":"127.0.0.1:1111","log_level":"warn","data_dir":"/from/file",
+		"database_url":"postgres://file@db/turbina"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"TURBINA_CONFIG": file, "TURBINA_HTTP_ADDR": "127.0.0.1:2222", "TURBINA_ADMIN_TOKEN": "from-env"}
+	env := map[string]string{"TURBINA_CONFIG": file, "TURBINA_HTTP_ADDR": "127.0.0.1:2222", "TURBINA_ADMIN_TOKEN": "from-env",
+		"TURBINA_DATABASE_URL": "postgres://env:secret@db/turbina"}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := parseConfig("serve", defaultConfig(), []string{"--http-addr", "127.0.0.1:3333"}, getenv, io.Discard, nil)
 	if err != nil {
@@ -503,12 +505,14 @@ func TestConfigPrecedence(t *testing.T) {
 		{"file", cfg.DataDir, "/from/file"},
 		{"default", cfg.LogFormat, "text"},
 		{"admin token from env", cfg.AdminToken, "from-env"},
+		{"database URL: env over file", cfg.Database(), "postgres://env:secret@db/turbina"},
+		{"database URL logged without its password", cfg.DatabaseForLog(), "postgres://env:xxxxx@db/turbina"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
-	for _, bad := range [][]string{{"--log-format", "xml"}, {"--max-body-bytes", "-1"}, {"extra-arg"}} {
+	for _, bad := range [][]string{{"--log-format", "xml"}, {"--max-body-bytes", "-1"}, {"extra-arg"}, {"--database-url", "mysql://db/turbina"}} {
 		if _, err := parseConfig("serve", defaultConfig(), bad, getenv, io.Discard, nil); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -107,7 +107,7 @@ func (a *app) trunkStatus() any {
 }
 
 func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) (*app, error) {
-	store, err := storage.Open(ctx, cfg.DBPath(), storage.Options{Log: log})
+	store, err := storage.Open(ctx, cfg.Database(), storage.Options{Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	// The server's timeouts and limits are web's, so that the tests' servers have them too.
 	hs := a.web.HTTPServer(a.handler)
 	hs.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
-	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "data", a.cfg.DBPath(), "version", version)
+	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "database", a.cfg.DatabaseForLog(), "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
