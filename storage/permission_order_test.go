@@ -14,6 +14,10 @@ import (
 // to a reply recorded in that second or later; a reply older than what is
 // recorded (a reply or a request) is not written, and says so.
 func TestPermissionWritesAreTimeOrdered(t *testing.T) {
+	eachBackend(t, testPermissionWritesAreTimeOrdered)
+}
+
+func testPermissionWritesAreTimeOrdered(t *testing.T, be backend) {
 	ctx := context.Background()
 	req := time.Date(2026, 12, 7, 10, 0, 0, 700e6, time.UTC) // 10:00:00.700
 	for _, tc := range []struct {
@@ -42,7 +46,7 @@ func TestPermissionWritesAreTimeOrdered(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, _ := openTestDB(t)
+			d, _ := be.open(t, Options{})
 			c := newCampaign(t, d)
 			b, err := d.BeginImport(ctx, tester, c.ID)
 			if err != nil {
