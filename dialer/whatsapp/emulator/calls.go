@@ -62,7 +62,10 @@ type emuCall struct {
 	acceptedAt time.Time
 	lastSeq    uint16
 	haveSeq    bool
-	wg         sync.WaitGroup
+	// wg counts the call's goroutines (spawn); mediaStopped, once set, lets no
+	// more start.
+	wg           sync.WaitGroup
+	mediaStopped bool
 }
 
 // CallStats returns what the user's phone observed of a call.
@@ -123,11 +126,7 @@ func (e *Emulator) newEmuCall(id, to, key, direction string, b Behaviour) (*emuC
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 		go media.DiscardRTCP(receiver)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.receive(tr)
-		}()
+		c.spawn(func() { c.receive(tr) })
 	})
 	return c, nil
 }
@@ -283,21 +282,30 @@ func (c *emuCall) accept() {
 	c.e.mu.Unlock()
 	if c.direction == "BUSINESS_INITIATED" {
 		if c.b.AcceptedStatusDelay > 0 {
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
+			c.spawn(func() {
 				if sleep(c.ctx, c.b.AcceptedStatusDelay) {
 					c.statusWebhook("ACCEPTED")
 				}
-			}()
+			})
 		} else {
 			c.statusWebhook("ACCEPTED")
 		}
 	}
+	c.spawn(c.sendAudio)
+}
+
+// spawn runs fn on its own goroutine, which stopMedia waits for; once the call's
+// media is stopping it runs nothing (a WaitGroup may not grow while waited on).
+func (c *emuCall) spawn(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mediaStopped {
+		return
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.sendAudio()
+		fn()
 	}()
 }
 
@@ -378,6 +386,9 @@ func (c *emuCall) stop() {
 }
 
 func (c *emuCall) stopMedia() {
+	c.mu.Lock()
+	c.mediaStopped = true
+	c.mu.Unlock()
 	_ = c.pc.Close()
 	c.wg.Wait()
 }
