@@ -89,8 +89,19 @@ func startKamailio(t *testing.T, carrier, user, password string, tcp kamailioTCP
 }
 
 // logged counts the lines Kamailio logged that match re.
-func (k *kamailio) logged(re string) int {
-	return len(regexp.MustCompile(re).FindAllString(k.out.String(), -1))
+// logged waits until Kamailio has logged re n times (its log reaches us after
+// the call it tells of may already be answered) and returns the count, which
+// is short of n only when 5 s passed first.
+func (k *kamailio) logged(re string, n int) int {
+	pattern := regexp.MustCompile(re)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := len(pattern.FindAllString(k.out.String(), -1))
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 var byeLine = regexp.MustCompile(`turbina-test: in-dialog BYE from 127\.0\.0\.1:(\d+) over (\w+)`)
@@ -139,10 +150,10 @@ func TestThroughKamailio(t *testing.T) {
 			_, carrierPort, _ := net.SplitHostPort(carrier.SIPAddr())
 			for i, by := range []Party{PartyLocal, PartyRemote} {
 				c := answeredCall(t, o, "34600000001")
-				if n := proxy.logged(`turbina-test: challenge INVITE from 127\.0\.0\.1:\d+ over ` + proto); n != i+1 {
+				if n := proxy.logged(`turbina-test: challenge INVITE from 127\.0\.0\.1:\d+ over `+proto, i+1); n != i+1 {
 					t.Errorf("call %d: kamailio challenged %d INVITEs over %s, want %d", i+1, n, proto, i+1)
 				}
-				if n := proxy.logged(`turbina-test: authenticated INVITE from 127\.0\.0\.1:\d+ over ` + proto + ` as turbina`); n != i+1 {
+				if n := proxy.logged(`turbina-test: authenticated INVITE from 127\.0\.0\.1:\d+ over `+proto+` as turbina`, i+1); n != i+1 {
 					t.Errorf("call %d: kamailio let %d INVITEs through over %s, want %d", i+1, n, proto, i+1)
 				}
 				carrier.WaitUntil(t, 5*time.Second, "call established", func() bool {

@@ -246,7 +246,9 @@ func TestRedirect(t *testing.T) {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		a := sipptest.Start(t, "redirect.xml", sipptest.Options{Port: port, Calls: 1 + maxRedirects,
 			Extra: keys("redirect_user", "5511999990000", "redirect_addr", addr)})
-		o := newTestOriginator(t, testConfig(udpTrunk("a", addr, 1)))
+		cfg := testConfig(udpTrunk("a", addr, 1))
+		cfg.InviteTimeout = Duration(5 * time.Second) // four INVITEs in turn; none is meant to time out
+		o := newTestOriginator(t, cfg)
 		r := dialResult(t, o, "+34600000078", nil)
 		want := strings.TrimSpace(strings.Repeat("a:302 ", 1+maxRedirects))
 		if r.Outcome != OutcomeTrunkFault || attemptsOf(r) != want || !strings.Contains(r.Reason, "not followed") {
