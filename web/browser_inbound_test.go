@@ -41,8 +41,8 @@ func TestBrowserAgentSeesAnIncomingWhatsAppCall(t *testing.T) {
 	p.do("switch to Portuguese", chromedp.SetValue(chromedp.CSS("#lang-switch"), "pt-BR"))
 	eval[bool](p, `(document.getElementById('lang-switch').dispatchEvent(new Event('change')), true)`)
 	p.waitJS("the pop in Portuguese", `document.getElementById('call-channel').textContent === 'Chamada recebida pelo WhatsApp'`, 5*time.Second)
-	if got := eval[string](p, `document.getElementById('contact-phone').textContent`); got != "+5511987650791" {
-		t.Errorf("the screen-pop's contact is %q, want the caller", got)
+	if got := eval[string](p, `document.getElementById('contact-phone').textContent`); got != "(11) 98765-0791" {
+		t.Errorf("the screen-pop's contact is %q, want the caller's number, (11) 98765-0791", got)
 	}
 	p.shot("inbound-whatsapp-pop")
 }

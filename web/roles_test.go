@@ -74,6 +74,7 @@ var readmeRoles = map[string]string{
 	"POST /api/v1/agent/hangup":                      "agent",
 	"POST /api/v1/agent/disposition":                 "agent",
 	"GET /api/v1/agent/preview":                      "agent",
+	"GET /api/v1/agent/callbacks":                    "agent",
 	"POST /api/v1/agent/preview/{id}/dial":           "agent",
 	"POST /api/v1/agent/preview/{id}/skip":           "agent",
 }

@@ -1,9 +1,14 @@
 // Language choice and translation. The browser's languages choose between
 // Portuguese (Brazil) and English; the header's switch overrides and is remembered.
-import en from './i18n/en.js';
-import ptBR from './i18n/pt-BR.js';
+import * as enAll from './i18n/en.js';
+import * as ptBRAll from './i18n/pt-BR.js';
 
-const dictionaries = { en, 'pt-BR': ptBR };
+// The page's own dictionary (the do-not-call and users pages are the sales
+// team's) over the shared one.
+const pageStrings = { agent: 'agent', supervisor: 'supervisor', sales: 'sales', dnc: 'sales', users: 'sales' }[document.documentElement.dataset.page];
+const forPage = (all) => ({ ...all.shared, ...(all.pages[pageStrings] || {}) });
+const en = forPage(enAll);
+const dictionaries = { en, 'pt-BR': forPage(ptBRAll) };
 const storageKey = 'turbina.lang';
 
 function stored() {

@@ -2,7 +2,7 @@
 import agent from './agent.en.js';
 import supervisor from './supervisor.en.js';
 import sales from './sales.en.js';
-export default {
+export const shared = {
   'title.login': 'Turbina — sign in', 'title.sales': 'Turbina — campaigns', 'title.supervisor': 'Turbina — wallboard',
   'title.agent': 'Turbina — softphone', 'title.forbidden': 'Turbina — not allowed',
   'skip': 'Skip to content', 'nav.label': 'Pages', 'nav.sales': 'Campaigns', 'nav.supervisor': 'Wallboard', 'nav.agent': 'Softphone',
@@ -102,6 +102,11 @@ export default {
   'sup.fo.resumed': 'conversations resumed on WhatsApp with their agent', 'sup.fo.resumed.one': 'conversation resumed on WhatsApp with its agent',
   'sup.fo.sign.invite': 'a call got no answer from the trunk', 'sup.fo.sign.media': 'the audio of every call stopped',
   'sup.fo.sign.keepalive': 'the trunk stopped answering its checks', 'sup.fo.sign.transport': 'the network link failed',
-  // Each page's own strings; they win over the shared ones above.
-  ...agent, ...supervisor, ...sales,
 };
+
+// Each page's own strings, which win over the shared ones on that page (i18n.js);
+// two pages may give one key different words.
+export const pages = { agent, supervisor, sales };
+
+// Every string at once, for tools and tests that check the dictionaries.
+export default { ...shared, ...agent, ...supervisor, ...sales };

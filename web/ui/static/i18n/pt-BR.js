@@ -2,7 +2,7 @@
 import agent from './agent.pt-BR.js';
 import supervisor from './supervisor.pt-BR.js';
 import sales from './sales.pt-BR.js';
-export default {
+export const shared = {
   'title.login': 'Turbina — entrar', 'title.sales': 'Turbina — campanhas', 'title.supervisor': 'Turbina — painel',
   'title.agent': 'Turbina — softphone', 'title.forbidden': 'Turbina — sem permissão',
   'skip': 'Ir para o conteúdo', 'nav.label': 'Páginas', 'nav.sales': 'Campanhas', 'nav.supervisor': 'Painel', 'nav.agent': 'Softphone',
@@ -102,6 +102,11 @@ export default {
   'sup.fo.resumed': 'conversas retomadas no WhatsApp com o mesmo agente', 'sup.fo.resumed.one': 'conversa retomada no WhatsApp com o mesmo agente',
   'sup.fo.sign.invite': 'uma ligação ficou sem resposta do tronco', 'sup.fo.sign.media': 'o áudio de todas as ligações parou',
   'sup.fo.sign.keepalive': 'o tronco parou de responder às verificações', 'sup.fo.sign.transport': 'o link de rede falhou',
-  // Each page's own strings; they win over the shared ones above.
-  ...agent, ...supervisor, ...sales,
 };
+
+// Each page's own strings, which win over the shared ones on that page (i18n.js);
+// two pages may give one key different words.
+export const pages = { agent, supervisor, sales };
+
+// Every string at once, for tools and tests that check the dictionaries.
+export default { ...shared, ...agent, ...supervisor, ...sales };
