@@ -158,7 +158,8 @@ func (p *page) shot(name string) {
 		p.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
-	path := filepath.Join(screenshotDir(p.t), p.t.Name()+"-"+name+".png")
+	// A subtest's name has a slash: the picture stays in the one directory.
+	path := filepath.Join(screenshotDir(p.t), strings.ReplaceAll(p.t.Name(), "/", "-")+"-"+name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}

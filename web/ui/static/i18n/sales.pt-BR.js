@@ -106,7 +106,7 @@ export default {
   'dnc.file': 'Arquivo CSV', 'dnc.importing': 'Lendo {name}…',
   'dnc.added.zero': 'Nenhum número incluído (já estavam na lista).', 'dnc.added.one': '{n} número incluído.', 'dnc.added.other': '{n} números incluídos.',
   'dnc.rejected.one': '{n} não incluído:', 'dnc.rejected.other': '{n} não incluídos:', 'dnc.line': 'linha {n}',
-  'dnc.remove': 'Tirar da lista', 'dnc.removeN': 'Tirar {phone} da lista', 'dnc.removeTitle': 'Tirar {phone} da lista?',
+  'dnc.remove': 'Tirar da lista', 'dnc.removeN': 'Tirar da lista: {phone}', 'dnc.removeTitle': 'Tirar {phone} da lista?',
   'dnc.removeText': 'O número poderá voltar a receber ligações. Diga por quê: o motivo fica no registro de auditoria.', 'dnc.removeReason': 'Motivo',
   'dnc.removeYes': 'Tirar da lista', 'dnc.reasonRequired': 'Diga por que o número pode voltar a receber ligações.', 'dnc.removed': '{phone} saiu da lista.',
   'users.title': 'Usuários e perfis', 'users.help': 'Administrador: tudo. Supervisor: opera campanhas, atendentes e a lista de não ligar. Vendas: prepara campanhas e envia mailings. Atendente: atende ligações.',
