@@ -54,7 +54,7 @@ export default {
   'contacts.pending': 'pendentes', 'contacts.in_progress': 'em andamento', 'contacts.done': 'concluídos', 'contacts.exhausted': 'esgotados',
   'contacts.invalid': 'inválidos', 'contacts.do_not_call': 'não perturbe',
   'agentstate.logged_out': 'Desconectado', 'agentstate.ready': 'Disponível', 'agentstate.reserved': 'Conectando',
-  'agentstate.on_call': 'Em chamada', 'agentstate.wrap_up': 'Pós-atendimento', 'agentstate.paused': 'Em pausa',
+  'agentstate.on_call': 'Em chamada', 'agentstate.wrap_up': 'Em tabulação', 'agentstate.paused': 'Em pausa',
   'agent.title': 'Softphone', 'agent.state': 'Estado', 'agent.campaigns': 'Campanhas', 'agent.login': 'Entrar nas campanhas',
   'agent.ready': 'Disponível', 'agent.reason': 'Motivo da pausa', 'agent.pause': 'Pausar', 'agent.logout': 'Sair das campanhas',
   'agent.nocampaigns': 'Você não está em nenhuma campanha. Fale com seu supervisor.', 'agent.disconnected': 'Conexão com o servidor perdida; reconectando…',

@@ -32,7 +32,7 @@ export default {
   'field.params': 'colunas do modelo', 'field.code': 'código', 'field.label': 'nome', 'field.name': 'nome',
   'field.caller_id': 'BINA', 'field.default_country': 'país', 'field.schedule': 'quando a campanha funciona',
   'field.calling_hours': 'horário de ligações', 'field.calling_window': 'horário de ligações', 'field.holidays': 'feriados',
-  'field.ladder': 'régua de contato', 'field.dispositions': 'tabulações', 'field.wrap_up': 'tempo de pós-atendimento', 'field.pacing': 'discagem',
+  'field.ladder': 'régua de contato', 'field.dispositions': 'tabulações', 'field.wrap_up': 'tempo de tabulação', 'field.pacing': 'discagem',
   'field.amd': 'secretárias eletrônicas', 'field.call_permission': 'permissão de chamada no WhatsApp',
   'editor.new': 'Nova campanha', 'editor.edit': 'Editar campanha: {name}', 'editor.general': 'Geral', 'editor.name': 'Nome',
   'editor.caller': 'BINA (número mostrado ao cliente)', 'editor.country': 'País dos números (BR, US…)',
