@@ -17,7 +17,8 @@ import (
 // phone.
 func TestBrowserSalesFacesAreAccessible(t *testing.T) {
 	e := newUIEnv(t, Config{})
-	e.createCampaign(t, "Renovação de planos")
+	// A long name, as the demo's: it widens the do-not-call page's list chooser.
+	e.createCampaign(t, "Demonstração — Renovação de planos pós-pagos")
 	rejects := filepath.Join(t.TempDir(), "mailing.csv")
 	if err := os.WriteFile(rejects, []byte("Telefone;Nome;Plano\n(62) 9ABCD-1234;Ana;Ouro\n(62) 99999-1234;Bia;Prata\n;Caio;Bronze\n"), 0o644); err != nil {
 		t.Fatal(err)

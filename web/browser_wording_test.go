@@ -11,21 +11,22 @@ import (
 	"github.com/turbina-dialer/turbina/storage"
 )
 
-// TestBrowserOneWordForWrapUp: the Portuguese pages call wrap-up "tabulação",
-// the trade's word, wherever it shows: the agent's state badge says what the
-// wallboard's chips say.
-func TestBrowserOneWordForWrapUp(t *testing.T) {
+// TestBrowserOneWordForOneThing: the Portuguese pages call wrap-up "tabulação",
+// the trade's word, wherever it shows (the agent's state badge says what the
+// wallboard's chips say), and the do-not-call list "não ligar" as its own page
+// does, not "não perturbe" in the audit log.
+func TestBrowserOneWordForOneThing(t *testing.T) {
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("supervisor1", "/supervisor")
 	got := eval[string](p, `(async () => {
 		const base = document.querySelector('script[type=module]').src;
 		const pt = (await import(new URL('i18n/pt-BR.js', base).href)).default;
-		return [...Object.entries(pt).filter(([, v]) => /p[óo]s-?\s?atendimento/i.test(v)).map(([k, v]) => k + ': ' + v),
+		return [...Object.entries(pt).filter(([, v]) => /p[óo]s-?\s?atendimento|perturbe/i.test(v)).map(([k, v]) => k + ': ' + v),
 			...(pt['agentstate.wrap_up'] === 'Em tabulação' ? [] : ['agentstate.wrap_up: ' + pt['agentstate.wrap_up']])].join(', ');
 	})()`)
 	if got != "" {
-		t.Errorf("wrap-up is not called tabulação: %s", got)
+		t.Errorf("one thing, another word: %s", got)
 	}
 }
 

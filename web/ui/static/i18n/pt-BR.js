@@ -52,7 +52,7 @@ export default {
   'sup.pacer.down': 'fora do ar: os contatos vão para o próximo canal', 'sup.pacer.forecast': 'novas discagens previstas aqui',
   'mode.preview': 'Prévia', 'mode.progressive': 'Progressivo', 'mode.predictive': 'Preditivo',
   'contacts.pending': 'pendentes', 'contacts.in_progress': 'em andamento', 'contacts.done': 'concluídos', 'contacts.exhausted': 'esgotados',
-  'contacts.invalid': 'inválidos', 'contacts.do_not_call': 'não perturbe',
+  'contacts.invalid': 'inválidos', 'contacts.do_not_call': 'não ligar',
   'agentstate.logged_out': 'Desconectado', 'agentstate.ready': 'Disponível', 'agentstate.reserved': 'Conectando',
   'agentstate.on_call': 'Em chamada', 'agentstate.wrap_up': 'Em tabulação', 'agentstate.paused': 'Em pausa',
   'agent.title': 'Softphone', 'agent.state': 'Estado', 'agent.campaigns': 'Campanhas', 'agent.login': 'Entrar nas campanhas',

@@ -48,7 +48,7 @@ export default {
   'sup.au.user.phone_secret': '{who} gerou uma senha de softphone para {obj}',
   'sup.au.token.create': '{who} criou um token de API', 'sup.au.token.revoke': '{who} revogou um token de API',
   'sup.au.token.revoke_all': '{who} revogou todos os tokens de API de {obj}',
-  'sup.au.dnc.add': '{who} incluiu um número na lista de não perturbe', 'sup.au.dnc.remove': '{who} tirou um número da lista de não perturbe',
+  'sup.au.dnc.add': '{who} incluiu um número na lista de não ligar', 'sup.au.dnc.remove': '{who} tirou um número da lista de não ligar',
   'sup.au.dnc.opt_out': 'Um cliente pediu para não ser mais contatado',
   'sup.au.session.login': '{who} entrou no sistema', 'sup.au.session.logout': '{who} saiu do sistema',
   'sup.au.contacts.import': '{who} importou contatos (mailing) na campanha {obj}',
