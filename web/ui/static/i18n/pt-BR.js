@@ -42,7 +42,7 @@ export default {
   'sup.compliance': 'Relatório de conformidade', 'sup.complianceCSV': 'Baixar CSV',
   'sup.c.period': 'Período', 'sup.c.answered': 'Atendidas', 'sup.c.abandoned': 'Abandonadas', 'sup.c.rate': 'Taxa',
   'sup.c.outside': 'chamadas feitas fora do horário permitido', 'sup.c.ofDials': 'de {n} chamadas feitas em 30 dias',
-  'sup.c.refused': 'ações recusadas', 'sup.c.dnc': 'bloqueios pela lista Não Perturbe', 'sup.c.optouts': 'descadastros',
+  'sup.c.refused': 'ações recusadas', 'sup.c.dnc': 'bloqueios pela lista de não ligar', 'sup.c.optouts': 'descadastros',
   'sup.c.ambiguous': 'contatos com fuso horário ambíguo',
   'sup.pacer': 'Discador',
   'sup.pacerHelp': 'O que o discador vê em cada canal de chamada: a taxa de atendimento e o tempo médio de conversa que aprendeu (só no modo preditivo), o risco que aceita de uma pessoa discada não encontrar agente, e quanto tempo as chamadas tocam: automático como o discador escolheu, fixo pela campanha, ou o padrão do motor.',
