@@ -34,7 +34,6 @@ export default {
   'sup.err.conflict': 'Isto mudou nesse meio-tempo: confira e tente de novo.', 'sup.err.forbidden': 'Seu perfil não pode fazer isto.',
   'sup.err.not_found': 'Isto não existe mais.', 'sup.err.storage_unavailable': 'O banco de dados está ocupado: nada foi salvo, tente de novo em instantes.',
   'sup.err.network': 'Não foi possível falar com o servidor.',
-  'role.admin': 'administrador', 'role.supervisor': 'supervisora', 'role.sales': 'comercial', 'role.agent': 'agente',
   'sup.au.who': '{name} ({role})', 'sup.au.system': 'O sistema',
   'sup.au.other': '{who} fez {action} em {type} {obj}',
   'sup.au.campaign.pacing': '{who} mudou o ritmo da campanha {obj}',
