@@ -62,6 +62,6 @@ func TestBrowserSupervisorComplianceSection(t *testing.T) {
 		`document.querySelector('#law-%s [data-period="days_30"]')?.textContent === '30 dias 25%%'`, id), 5*time.Second)
 	p.do("open the report", chromedp.Click(chromedp.CSS(fmt.Sprintf("#compliance-btn-%s", id))))
 	p.waitJS("report in Portuguese", fmt.Sprintf(
-		`document.querySelector('#compliance-%s li[data-item="dnc"]')?.textContent === '2 bloqueios pela lista Não Perturbe'`, id), 5*time.Second)
+		`document.querySelector('#compliance-%s li[data-item="dnc"]')?.textContent === '2 bloqueios pela lista de não ligar'`, id), 5*time.Second)
 	p.shot("compliance-pt-BR")
 }

@@ -99,5 +99,5 @@ func TestBrowserSupervisorMovesAnAgentAndTakesATrunkOut(t *testing.T) {
 			p.shot("trunk-out")
 		}
 	}
-	p.waitJS("audit entries", `['put User agent1 on campaign Vendas', 'took User agent1 off campaign Cobrança', 'took trunk carrier out of service', 'put trunk carrier back in service'].every((a) => [...document.querySelectorAll('#audit li')].some((li) => li.textContent.includes('User supervisor1 (supervisor) ' + a)))`, 3*time.Second)
+	p.waitJS("audit entries", `['put User agent1 on campaign Vendas', 'took User agent1 off campaign Cobrança', 'took trunk carrier out of service', 'put trunk carrier back in service'].every((a) => [...document.querySelectorAll('#audit li')].some((li) => li.textContent.includes('User supervisor1 (Supervisor) ' + a)))`, 3*time.Second)
 }

@@ -158,7 +158,8 @@ func (p *page) shot(name string) {
 		p.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
-	path := filepath.Join(screenshotDir(p.t), p.t.Name()+"-"+name+".png")
+	// A subtest's name has a slash: the picture stays in the one directory.
+	path := filepath.Join(screenshotDir(p.t), strings.ReplaceAll(p.t.Name(), "/", "-")+"-"+name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
@@ -492,7 +493,7 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 		t.Errorf("the engine placed the call with a %v ring timeout, want the 12s set on the page", got)
 	}
 	// The change shows in the audit log on the page, and the status line.
-	p.waitJS("audit entry", `[...document.querySelectorAll('#audit li[data-action="campaign.pacing"]')].some(li => li.textContent.includes('User supervisor1 (supervisor) changed the pacing of campaign Pacing: mode Preview → Progressive'))`, 3*time.Second)
+	p.waitJS("audit entry", `[...document.querySelectorAll('#audit li[data-action="campaign.pacing"]')].some(li => li.textContent.includes('User supervisor1 (Supervisor) changed the pacing of campaign Pacing: mode Preview → Progressive'))`, 3*time.Second)
 	p.waitJS("card shows mode", fmt.Sprintf(`document.getElementById('mode-%s').value === 'progressive'`, c.ID), 3*time.Second)
 	p.waitJS("card shows ring timeout", fmt.Sprintf(`document.getElementById('ring-%s').value === '12'`, c.ID), 3*time.Second)
 	p.waitJS("pacer line shows the fixed ring timeout", fmt.Sprintf(`document.querySelector(%q).textContent.includes('ring fixed 12 s')`, pacerLine), 3*time.Second)

@@ -216,7 +216,7 @@ func TestBrowserWallboardAuditAndPacingErrors(t *testing.T) {
 	}
 	p.setLanguage("pt-BR")
 	p.waitJS("audit sentence", `[...document.querySelectorAll('#audit li')].some((li) => li.textContent.endsWith(
-		'User supervisor1 (supervisora) mudou o ritmo da campanha Fibra: proporção máxima 2 → 3'))`, 5*time.Second)
+		'User supervisor1 (Supervisor) mudou o ritmo da campanha Fibra: proporção máxima 2 → 3'))`, 5*time.Second)
 	if got := p.text("#audit"); strings.Contains(got, "{") || strings.Contains(got, "campaign.pacing") {
 		t.Errorf("audit log shows raw data: %q", got)
 	}

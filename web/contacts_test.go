@@ -107,7 +107,7 @@ func TestImportContacts(t *testing.T) {
 		{"phone", "name", "city", "linha", "motivo", "código do motivo"},
 		{"", "Carla", "Recife", "4", "sem telefone", "missing_phone"},
 		{"123", "Davi", "Natal", "5", "telefone inválido: 123", "invalid_number"},
-		{"+55 11 98765-4321", "Ana again", "Santos", "6", "telefone repetido numa linha anterior do arquivo: +5511987654321", "duplicate_in_file"},
+		{"'+55 11 98765-4321", "Ana again", "Santos", "6", "telefone repetido numa linha anterior do arquivo: +5511987654321", "duplicate_in_file"},
 	}
 	if fmt.Sprint(records) != fmt.Sprint(wantCSV) {
 		t.Errorf("rejections CSV =\n%q\nwant\n%q", records, wantCSV)
@@ -401,5 +401,60 @@ func TestImportManyRows(t *testing.T) {
 		if want := fmt.Sprint(1500 + i); ct.Attributes["seq"] != want {
 			t.Fatalf("contact %d of the page has seq %q, want %s", i, ct.Attributes["seq"], want)
 		}
+	}
+}
+
+// TestRejectionsCSVIsNotAFormula: a rejected row's cells that a spreadsheet would
+// run as a formula (=, +, -, @, tab, CR first) come back in the rejections CSV
+// behind a "'", which makes them text; a phone written with "+" is text too, and
+// the importer reads it as the same phone.
+func TestRejectionsCSVIsNotAFormula(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.createCampaign(t, "Fórmulas")
+	rep := e.importCSV(t, c.ID, "phone;name;=plan\n"+
+		"+5511960000082;Ana;ouro\n"+
+		"+5511960000082;=cmd|' /C calc'!A0;@SUM(1+1)\n"+ // 3: repeated phone
+		"-2+3+cmd|' /C calc'!A0;\"\tTab\";\"\rCR\"\n"+ // 4: not a phone
+		"x;Bia;ouro+1\n") // 5: not a phone, nothing to guard
+	if got, want := rep.rejections(), []string{"3:duplicate_in_file", "4:invalid_number", "5:invalid_number"}; !slices.Equal(got, want) {
+		t.Fatalf("rejected %v, want %v", got, want)
+	}
+	rr := e.do(t, request{method: "GET", path: "/api/v1/imports/" + rep.ImportID + "/rejections?lang=en", token: e.tokens[storage.RoleSales]})
+	cr := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(rr.body), "\uFEFF")))
+	cr.Comma = ';'
+	records, err := cr.ReadAll()
+	if err != nil {
+		t.Fatalf("rejections CSV %q: %v", rr.body, err)
+	}
+	want := [][]string{
+		{"phone", "name", "'=plan", "line", "reason", "reason code"},
+		{"'+5511960000082", "'=cmd|' /C calc'!A0", "'@SUM(1+1)", "3", "number already on an earlier line of the file: +5511960000082", "duplicate_in_file"},
+		{"'-2+3+cmd|' /C calc'!A0", "'\tTab", "'CR", "4", "not a valid phone number: -2+3+cmd|' /C calc'!A0", "invalid_number"},
+		{"x", "Bia", "ouro+1", "5", "not a valid phone number: x", "invalid_number"},
+	}
+	if fmt.Sprintf("%q", records) != fmt.Sprintf("%q", want) {
+		t.Errorf("rejections CSV =\n%q\nwant\n%q", records, want)
+	}
+	// encoding/csv's writer with CRLF drops a lone CR, so "'CR" above shows the
+	// guard but not the CR; the guard itself, cell by cell:
+	for in, want := range map[string]string{"\rCR": "'\rCR", "\tTab": "'\tTab", "-1": "'-1", "Ana": "Ana", "": "", "0800 1+1": "0800 1+1"} {
+		if got := spreadsheetText(in); got != want {
+			t.Errorf("spreadsheetText(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, row := range records[1:] {
+		for i, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("line %s, cell %d %q starts a formula", row[3], i, cell)
+			}
+		}
+	}
+	// Fixed in the spreadsheet and sent again, the guarded phone is the phone.
+	again := e.createCampaign(t, "De novo")
+	if back := e.importCSV(t, again.ID, "phone\n"+records[1][0]+"\n"); back.Imported != 1 || len(back.Rejected) != 0 {
+		t.Fatalf("%q imported again: %+v", records[1][0], back)
+	}
+	if got := e.contacts(t, again.ID, "").Contacts; len(got) != 1 || got[0].Phone != "+5511960000082" {
+		t.Errorf("%q imported again as %+v, want +5511960000082", records[1][0], got)
 	}
 }

@@ -96,12 +96,18 @@ func (s *Server) importRejections(w http.ResponseWriter, r *http.Request, p prin
 	cw := csv.NewWriter(bw)
 	cw.Comma = ';'
 	cw.UseCRLF = true
-	header := append(append([]string{}, im.Columns...), words.line, words.reason, words.code)
+	header := make([]string, 0, len(im.Columns)+3)
+	for _, c := range im.Columns {
+		header = append(header, spreadsheetText(c))
+	}
+	header = append(header, words.line, words.reason, words.code)
 	cw.Write(header)
 	err = s.store.ImportRejections(r.Context(), id, func(rej campaigns.Rejection) error {
 		row := make([]string, len(header))
-		copy(row, rej.Cells[:min(len(rej.Cells), len(im.Columns))])
 		n := len(im.Columns)
+		for i, c := range rej.Cells[:min(len(rej.Cells), n)] {
+			row[i] = spreadsheetText(c)
+		}
 		row[n] = strconv.Itoa(rej.Line)
 		row[n+1] = words.reasons[rej.Reason]
 		if row[n+1] == "" {
@@ -119,4 +125,22 @@ func (s *Server) importRejections(w http.ResponseWriter, r *http.Request, p prin
 		return nil
 	}
 	return bw.Flush()
+}
+
+// spreadsheetText keeps an uploaded cell from running as a formula where the
+// rejections file is opened: a cell starting with =, +, -, @, tab or CR is a
+// formula to Excel and LibreOffice (OWASP's CSV injection), and gets a leading
+// "'", which makes the spreadsheet take the rest as text.
+//
+// Phone numbers written "+5511960000082" get it too, on purpose: read as a
+// formula, that phone becomes the number 5.5E+12 and loses its "+" (and a
+// "+55 11 9…" is a formula error), so text is also what shows the phone right;
+// and telling a phone from "+cmd|' /C calc'!A0" by its looks is a guess an
+// attacker gets to probe. The importer reads such a cell back as the same phone:
+// the phone-number library skips what comes before the first digit or "+".
+func spreadsheetText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

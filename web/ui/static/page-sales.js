@@ -403,7 +403,19 @@ function retranslateEditor() {
   for (const sel of document.querySelectorAll('.r-channel')) for (const o of sel.options) o.textContent = t('channel.' + o.value);
   for (const sel of document.querySelectorAll('.r-unit')) for (const o of sel.options) o.textContent = t('unit.' + o.value);
   for (const span of document.querySelectorAll('#sched-days span')) span.textContent = t('day.' + span.previousSibling.dataset.day);
-  for (const th of document.querySelectorAll('#hours tbody th')) th.textContent = t('day.' + th.parentElement.dataset.day);
+  labelHours();
+}
+
+// labelHours names each weekday's row and its fields, in the page's language:
+// a screen reader hears "Start: Monday", not the field alone.
+function labelHours() {
+  for (const tr of $('hours').tBodies[0].rows) {
+    const day = t('day.' + tr.dataset.day);
+    tr.querySelector('th').textContent = day;
+    tr.querySelector('.h-open').setAttribute('aria-label', `${t('hours.open')}: ${day}`);
+    tr.querySelector('.h-start').setAttribute('aria-label', `${t('editor.wstart')}: ${day}`);
+    tr.querySelector('.h-end').setAttribute('aria-label', `${t('editor.wend')}: ${day}`);
+  }
 }
 
 // hoursRows shows a row per weekday: a campaign without weekly hours has its
@@ -415,16 +427,17 @@ function hoursRows(c) {
     let h = c?.calling_hours ? c.calling_hours[d] : c?.calling_window;
     if (!c && (d === 'sat' || d === 'sun')) h = null;
     if (!c && h === undefined) h = { start: '09:00', end: '21:00' };
-    const open = el('input', { type: 'checkbox', class: 'h-open', 'aria-label': `${t('hours.open')}: ${t('day.' + d)}` });
+    const open = el('input', { type: 'checkbox', class: 'h-open' });
     open.checked = !!h;
-    const start = el('input', { type: 'time', class: 'h-start', value: h?.start || '09:00', 'aria-label': `${t('editor.wstart')}: ${t('day.' + d)}` });
-    const end = el('input', { type: 'time', class: 'h-end', value: h?.end || '21:00', 'aria-label': `${t('editor.wend')}: ${t('day.' + d)}` });
+    const start = el('input', { type: 'time', class: 'h-start', value: h?.start || '09:00' });
+    const end = el('input', { type: 'time', class: 'h-end', value: h?.end || '21:00' });
     const toggle = () => { start.disabled = end.disabled = !open.checked; };
     open.addEventListener('change', toggle);
     toggle();
-    body.append(el('tr', { dataset: { day: d } }, el('th', { scope: 'row' }, t('day.' + d)),
+    body.append(el('tr', { dataset: { day: d } }, el('th', { scope: 'row' }),
       el('td', {}, open), el('td', {}, start), el('td', {}, end)));
   }
+  labelHours();
 }
 
 // readForm turns the form into the campaign's JSON (the API's schema) and the

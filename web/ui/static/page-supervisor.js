@@ -630,8 +630,10 @@ function renderAudit(entries) {
 }
 
 function auditSentence(e) {
+  // No user behind the entry (user_id absent) is the system, whatever name its
+  // code gave ("demo", "whatsapp"); a removed user keeps the name they had.
   const who = e.user_name ? (e.user_role ? t('sup.au.who', { name: e.user_name, role: t('role.' + e.user_role) }) : e.user_name)
-    : e.username || t('sup.au.system');
+    : (e.user_id && e.username) || t('sup.au.system');
   const vars = { who, obj: e.object_name || e.object_id || '', subject: e.subject_name || '' };
   // A change of state or a sign-in says it all in its sentence; edits list what changed.
   const changes = ['campaign.pacing', 'campaign.update', 'user.update'].includes(e.action) ? (e.changes || []).map(auditChange).join(', ') : '';

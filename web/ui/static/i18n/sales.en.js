@@ -106,7 +106,7 @@ export default {
   'dnc.file': 'CSV file', 'dnc.importing': 'Reading {name}…',
   'dnc.added.zero': 'No number added (they were already on the list).', 'dnc.added.one': '{n} number added.', 'dnc.added.other': '{n} numbers added.',
   'dnc.rejected.one': '{n} not added:', 'dnc.rejected.other': '{n} not added:', 'dnc.line': 'line {n}',
-  'dnc.remove': 'Take off', 'dnc.removeN': 'Take {phone} off the list', 'dnc.removeTitle': 'Take {phone} off the list?',
+  'dnc.remove': 'Take off', 'dnc.removeN': 'Take off: {phone}', 'dnc.removeTitle': 'Take {phone} off the list?',
   'dnc.removeText': 'The number may be called again. Say why: the reason is kept in the audit log.', 'dnc.removeReason': 'Reason',
   'dnc.removeYes': 'Take off the list', 'dnc.reasonRequired': 'Say why the number may be called again.', 'dnc.removed': '{phone} taken off the list.',
   'users.title': 'Users and roles', 'users.help': 'Admin: everything. Supervisor: runs campaigns, agents and the do-not-call list. Sales: prepares campaigns and uploads mailings. Agent: takes calls.',

@@ -34,7 +34,6 @@ export default {
   'sup.err.conflict': 'This changed meanwhile: look again and retry.', 'sup.err.forbidden': 'Your role cannot do this.',
   'sup.err.not_found': 'It no longer exists.', 'sup.err.storage_unavailable': 'The database is busy: nothing was saved, try again in a moment.',
   'sup.err.network': 'The server cannot be reached.',
-  'role.admin': 'admin', 'role.supervisor': 'supervisor', 'role.sales': 'sales', 'role.agent': 'agent',
   'sup.au.who': '{name} ({role})', 'sup.au.system': 'The system',
   'sup.au.other': '{who} did {action} on {type} {obj}',
   'sup.au.campaign.pacing': '{who} changed the pacing of campaign {obj}',
