@@ -3,6 +3,8 @@ import agent from './agent.en.js';
 import supervisor from './supervisor.en.js';
 import sales from './sales.en.js';
 export const shared = {
+  // Role names, one word on every page.
+  'role.agent': 'Agent', 'role.sales': 'Sales', 'role.supervisor': 'Supervisor', 'role.admin': 'Admin',
   'title.login': 'Turbina — sign in', 'title.sales': 'Turbina — campaigns', 'title.supervisor': 'Turbina — wallboard',
   'title.agent': 'Turbina — softphone', 'title.forbidden': 'Turbina — not allowed',
   'skip': 'Skip to content', 'nav.label': 'Pages', 'nav.sales': 'Campaigns', 'nav.supervisor': 'Wallboard', 'nav.agent': 'Softphone',

@@ -3,6 +3,8 @@ import agent from './agent.pt-BR.js';
 import supervisor from './supervisor.pt-BR.js';
 import sales from './sales.pt-BR.js';
 export const shared = {
+  // Role names, one word on every page.
+  'role.agent': 'Atendente', 'role.sales': 'Vendas', 'role.supervisor': 'Supervisor', 'role.admin': 'Administrador',
   'title.login': 'Turbina — entrar', 'title.sales': 'Turbina — campanhas', 'title.supervisor': 'Turbina — painel',
   'title.agent': 'Turbina — softphone', 'title.forbidden': 'Turbina — sem permissão',
   'skip': 'Ir para o conteúdo', 'nav.label': 'Páginas', 'nav.sales': 'Campanhas', 'nav.supervisor': 'Painel', 'nav.agent': 'Softphone',

@@ -118,7 +118,6 @@ export default {
   'users.err.username': '2 to 64 letters, digits, ".", "_", "@" or "-".', 'users.err.password': 'At least 10 characters.',
   'users.err.role': 'Choose a role.', 'users.err.taken': 'Another user has this name.',
   'users.self': 'Your own account: another admin changes it.',
-  'role.agent': 'Agent', 'role.sales': 'Sales', 'role.supervisor': 'Supervisor', 'role.admin': 'Admin',
   'sh.problem.not_wav': 'it is not a WAV file', 'sh.problem.unsupported_format': 'this WAV format cannot be read (use PCM, mono or stereo)',
   'sh.problem.unsupported_rate': 'its sample rate is not supported (8 to 192 kHz)', 'sh.problem.empty': 'it holds no sound', 'sh.problem.too_long': 'it is longer than 30 s', 'sh.problem.no_file': 'no file was sent',
   // The calling hours, holidays and safe-harbour parts of the editor.

@@ -118,7 +118,6 @@ export default {
   'users.err.username': 'De 2 a 64 letras, dígitos, ".", "_", "@" ou "-".', 'users.err.password': 'Pelo menos 10 caracteres.',
   'users.err.role': 'Escolha um perfil.', 'users.err.taken': 'Outro usuário já tem este nome.',
   'users.self': 'A sua própria conta: outro administrador a altera.',
-  'role.agent': 'Atendente', 'role.sales': 'Vendas', 'role.supervisor': 'Supervisor', 'role.admin': 'Administrador',
   'sh.problem.not_wav': 'não é um arquivo WAV', 'sh.problem.unsupported_format': 'este formato de WAV não pode ser lido (use PCM, mono ou estéreo)',
   'sh.problem.unsupported_rate': 'a taxa de amostragem não é suportada (de 8 a 192 kHz)', 'sh.problem.empty': 'não tem som', 'sh.problem.too_long': 'passa de 30 s', 'sh.problem.no_file': 'nenhum arquivo foi enviado',
   // As partes de horários, feriados e mensagem de abandono do editor.
