@@ -32,6 +32,32 @@ var (
 	ErrFenced = errors.New("fenced: the campaign's lease is no longer this node's")
 )
 
+// LeaseStore is how the nodes on one database find each other and share the
+// campaigns: each node registers and heartbeats; a campaign's run is owned by
+// the node holding its lease, and every write of the run carries the lease's
+// fence (WithFence).
+type LeaseStore interface {
+	// RegisterNode records a node as live, started and heartbeating now.
+	RegisterNode(ctx context.Context, n Node) error
+	// HeartbeatNode records that a node is alive now; ErrNotFound when it is
+	// not registered.
+	HeartbeatNode(ctx context.Context, id string) error
+	// RemoveNode forgets a node that leaves cleanly.
+	RemoveNode(ctx context.Context, id string) error
+	// LiveNodes lists the nodes that heartbeat within timeout.
+	LiveNodes(ctx context.Context, timeout time.Duration) ([]Node, error)
+	// AcquireLease takes a free campaign for ttl with a new epoch; ErrLeaseHeld
+	// when another node's lease is live.
+	AcquireLease(ctx context.Context, campaignID int64, node string, ttl time.Duration) (Lease, error)
+	// RenewLease extends a lease still held to ttl from now; ErrLeaseLost when
+	// it is not.
+	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	// ReleaseLease gives a lease up at once; ErrLeaseLost when it was lost.
+	ReleaseLease(ctx context.Context, l Lease) error
+	// Leases lists every campaign's lease.
+	Leases(ctx context.Context) ([]Lease, error)
+}
+
 // Node is one `turbina serve` process on the database.
 type Node struct {
 	// ID names the process: unique to each start (a restarted process is a new
