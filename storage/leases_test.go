@@ -164,6 +164,17 @@ func testLeaseLifecycle(t *testing.T, b backend) {
 	if _, err := nodeA.AcquireLease(ctx, cid+1000, "a", time.Minute); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("lease of a campaign that does not exist: %v, want ErrNotFound", err)
 	}
+	for _, bad := range []struct {
+		node string
+		ttl  time.Duration
+	}{{"a", 0}, {"a", -time.Second}, {"a", time.Microsecond}, {"", time.Minute}} {
+		if l, err := nodeB.AcquireLease(ctx, cid+1, bad.node, bad.ttl); err == nil {
+			t.Errorf("lease of node %q for %s taken: %+v", bad.node, bad.ttl, l)
+		}
+	}
+	if _, err := nodeA.RenewLease(ctx, la3, 0); err == nil {
+		t.Error("lease renewed for no time")
+	}
 }
 
 // TestTakeOverWaitsForTheOldOwnersWrite: a fenced transaction that began while
