@@ -25,6 +25,16 @@ type dialect struct {
 	// claimRows ends a SELECT that picks rows to claim (due outbox messages): rows
 	// another process is claiming are skipped, not waited for and claimed twice.
 	claimRows string
+	// shareRow ends a SELECT that reads a row whose value a write depends on
+	// (a campaign's lease, for a fenced write): PostgreSQL keeps others from
+	// changing the row until the transaction ends; SQLite's single writer has it
+	// locked already.
+	shareRow string
+	// clockMs is the database's clock as an SQL expression in Unix milliseconds:
+	// the one clock every node on one database agrees on (see leases.go).
+	// PostgreSQL's clock_timestamp, not now(), which stands still at the start of
+	// a transaction that may have waited on a lock since.
+	clockMs string
 	// writers is how many write transactions of this process run at once. SQLite
 	// takes one writer at a time anyway. On PostgreSQL a write is a few round
 	// trips to the server, and one at a time would cap the process at a few
@@ -34,8 +44,10 @@ type dialect struct {
 }
 
 var (
-	sqliteDialect   = dialect{name: "sqlite", writers: 1}
-	postgresDialect = dialect{name: "postgres", lockRow: " FOR UPDATE", claimRows: " FOR UPDATE SKIP LOCKED", writers: 8}
+	sqliteDialect = dialect{name: "sqlite", writers: 1,
+		clockMs: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"}
+	postgresDialect = dialect{name: "postgres", lockRow: " FOR UPDATE", claimRows: " FOR UPDATE SKIP LOCKED", shareRow: " FOR SHARE", writers: 8,
+		clockMs: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"}
 )
 
 // isPostgresURL reports whether dsn names a PostgreSQL database rather than a

@@ -18,6 +18,7 @@ type Store interface {
 	QuarantineStore
 	SessionStore
 	PolicyStore
+	LeaseStore
 	Ping(ctx context.Context) error
 	// Ready is nil when the database answers reads and takes writes.
 	Ready(ctx context.Context) error

@@ -81,6 +81,17 @@ func (d *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 // execWith is exec; a probe's success does not prove that larger writes fit, so it
 // ends only an episode of a busy database, not one of a full disk.
 func (d *DB) execWith(ctx context.Context, probe bool, q string, args ...any) (sql.Result, error) {
+	if fenceFrom(ctx) != nil {
+		// The fence is checked, and its lease's row share-locked, in the
+		// statement's own transaction.
+		var res sql.Result
+		err := d.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			res, err = tx.ExecContext(ctx, q, args...)
+			return err
+		})
+		return res, err
+	}
 	deadline, release, err := d.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -100,6 +111,15 @@ func (d *DB) execWith(ctx context.Context, probe bool, q string, args ...any) (s
 // made (insertID); one round trip to a PostgreSQL server, where BEGIN and
 // COMMIT around it would be two more.
 func (d *DB) execID(ctx context.Context, q string, args ...any) (int64, error) {
+	if fenceFrom(ctx) != nil {
+		var id int64
+		err := d.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			id, err = insertID(ctx, tx, q, args...)
+			return err
+		})
+		return id, err
+	}
 	deadline, release, err := d.acquire(ctx)
 	if err != nil {
 		return 0, err
@@ -144,7 +164,9 @@ func (d *DB) inTxLocked(ctx context.Context, deadline time.Time, fn func(*sql.Tx
 
 // beginLocked begins the writer's transaction (BEGIN IMMEDIATE: the lock is taken
 // here, so the statements after it are never busy) with txCtx, waiting for the
-// lock as long as ctx and deadline allow.
+// lock as long as ctx and deadline allow. When ctx carries a fence (WithFence),
+// the transaction's first statement checks it, and no transaction is begun when
+// the fence fails.
 func (d *DB) beginLocked(ctx, txCtx context.Context, deadline time.Time) (*sql.Tx, error) {
 	var tx *sql.Tx
 	err := retryBusy(ctx, deadline, func() error {
@@ -154,6 +176,12 @@ func (d *DB) beginLocked(ctx, txCtx context.Context, deadline time.Time) (*sql.T
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	if f := fenceFrom(ctx); f != nil {
+		if err := d.checkFence(ctx, tx, *f); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
 	}
 	return tx, nil
 }
