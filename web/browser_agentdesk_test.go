@@ -216,7 +216,7 @@ func TestBrowserAgentDesk(t *testing.T) {
 	// The server's refusals are said in the page's language (a page whose Pause
 	// button was left enabled, pressed on a call).
 	p.do("pause on a call", chromedp.Evaluate[chromedp.Void](`document.getElementById('pause').disabled = false; document.getElementById('pause').click()`))
-	p.statusIs("the refusal in Portuguese", "error", "Não é possível agora: você não entrou nas campanhas, está em chamada ou não há chamada para tabular.")
+	p.statusIs("the refusal in Portuguese", "error", "Não é possível durante uma chamada ou a tabulação: termine a chamada primeiro.")
 	p.key("m")
 	p.waitJS("muted", `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
 	p.key("m")
