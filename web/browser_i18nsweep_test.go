@@ -65,6 +65,19 @@ func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
 	p := openBrowser(t, e)
 	p.do("open sign-in", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	p.setLanguage("pt-BR")
+	// The sweep sees English: a plain value and a template's, added for the check.
+	p.do("add English", chromedp.Evaluate[chromedp.Void](`(() => { const d = document.createElement('div'); d.id = 'planted';
+		d.append(Object.assign(document.createElement('p'), { textContent: 'Wrong username or password.' }),
+			Object.assign(document.createElement('input'), { placeholder: 'Search a number' }));
+		d.lastChild.setAttribute('aria-label', 'Unit of the wait of step 3');
+		document.body.append(d); })()`))
+	got := strings.Join(eval[[]string](p, englishLeftJS), "\n")
+	for _, want := range []string{`p "Wrong username or password."`, `input[placeholder] "Search a number"`, `input[aria-label] "Unit of the wait of step 3"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the sweep missed the English planted %s: %q", want, got)
+		}
+	}
+	p.do("remove it", chromedp.Evaluate[chromedp.Void](`document.getElementById('planted').remove()`))
 	englishLeft(p, "/")
 	p.signIn("admin", "/supervisor")
 	for _, pg := range []struct{ path, ready string }{
