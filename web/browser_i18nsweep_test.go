@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // englishLeftJS lists the visible texts of the page (text nodes, and the
@@ -58,10 +60,11 @@ func englishLeft(p *page, where string) {
 // TestBrowserPortuguesePagesHaveNoEnglish: every page, in Portuguese, shows no
 // text of the English dictionary that Portuguese says otherwise: sign-in, the
 // campaigns with the editor open, do-not-call, users, the wallboard, and the
-// agent page before logging in to campaigns.
+// agent page, the admin's and the agent's before logging in to campaigns.
 func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
 	e := newSalesEnv(t)
-	e.createCampaign(t, "Varredura")
+	c := e.createCampaign(t, "Varredura")
+	e.assign(t, c.ID, e.users[storage.RoleAgent].ID)
 	p := openBrowser(t, e)
 	p.do("open sign-in", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	p.setLanguage("pt-BR")
@@ -86,8 +89,17 @@ func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
 		{"/users", `document.querySelectorAll('table tbody tr').length > 0`},
 		{"/supervisor", `document.readyState === 'complete'`},
 		{"/agent", `document.readyState === 'complete'`},
+		{"agent1", `document.querySelectorAll('#campaign-list input[name=campaign]').length === 1`},
 	} {
-		p.do("open "+pg.path, chromedp.Navigate(e.srv.URL+pg.path), chromedp.WaitVisible(chromedp.CSS("#sign-out")))
+		if pg.path == "agent1" {
+			// The agent's own page, as the agent sees it before logging in to campaigns.
+			p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+			p.signIn("agent1", "/agent")
+			pg.path = "/agent"
+		}
+		if eval[string](p, `location.pathname`) != pg.path {
+			p.do("open "+pg.path, chromedp.Navigate(e.srv.URL+pg.path), chromedp.WaitVisible(chromedp.CSS("#sign-out")))
+		}
 		p.waitJS(pg.path+" in Portuguese, its data shown", `document.documentElement.lang === 'pt-BR' && `+pg.ready, 10*time.Second)
 		if pg.path == "/sales" {
 			p.do("open the editor", chromedp.Click(chromedp.CSS("#new-campaign")), chromedp.WaitVisible(chromedp.CSS("#f-name")))
