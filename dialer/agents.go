@@ -80,6 +80,8 @@ func (a Agent) MarshalJSON() ([]byte, error) {
 var (
 	ErrAgentNotLoggedIn = errors.New("agent is not logged in")
 	ErrAgentBusy        = errors.New("agent is on a call")
+	// ErrNoCall: the agent is logged in but has no call to hang up or to close.
+	ErrNoCall = errors.New("agent has no call to hang up or close")
 	// ErrDispositionPending: the agent's disposition of the call is being stored.
 	ErrDispositionPending = errors.New("a disposition of this call is already being recorded")
 )
@@ -452,8 +454,10 @@ func (p *Agents) claimWrapUp(id, attemptID int64) error {
 	defer p.mu.Unlock()
 	a, ok := p.byID[id]
 	switch {
-	case !ok || a.State != AgentWrapUp || a.AttemptID != attemptID:
-		return fmt.Errorf("agent %d is not in wrap-up after call %d: %w", id, attemptID, ErrAgentNotLoggedIn)
+	case !ok:
+		return fmt.Errorf("agent %d: %w", id, ErrAgentNotLoggedIn)
+	case a.State != AgentWrapUp || a.AttemptID != attemptID:
+		return fmt.Errorf("agent %d is not in wrap-up after call %d: %w", id, attemptID, ErrNoCall)
 	case a.closing:
 		return fmt.Errorf("agent %d: %w", id, ErrDispositionPending)
 	}

@@ -441,8 +441,11 @@ func (e *Engine) journeyMove(ladder []campaigns.Rung, ev campaigns.Event, now ti
 func (e *Engine) Hangup(ctx context.Context, agentID int64) error {
 	a, ok := e.agents.Get(agentID)
 	// A reserved agent may hang up the preview call it placed, still ringing.
-	if !ok || (a.State != AgentOnCall && a.State != AgentReserved) {
-		return fmt.Errorf("agent %d has no call to hang up: %w", agentID, ErrAgentNotLoggedIn)
+	if !ok {
+		return fmt.Errorf("agent %d: %w", agentID, ErrAgentNotLoggedIn)
+	}
+	if a.State != AgentOnCall && a.State != AgentReserved {
+		return fmt.Errorf("agent %d has no call to hang up: %w", agentID, ErrNoCall)
 	}
 	r := e.runFor(a.Campaigns, a.AttemptID)
 	if r == nil {
@@ -477,8 +480,11 @@ const maxCallbackAhead = 90 * 24 * time.Hour
 // schedules the callback the disposition asks for.
 func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error {
 	a, ok := e.agents.Get(agentID)
-	if !ok || a.State != AgentWrapUp {
-		return fmt.Errorf("agent %d is not in wrap-up: %w", agentID, ErrAgentNotLoggedIn)
+	if !ok {
+		return fmt.Errorf("agent %d: %w", agentID, ErrAgentNotLoggedIn)
+	}
+	if a.State != AgentWrapUp {
+		return fmt.Errorf("agent %d is not in wrap-up: %w", agentID, ErrNoCall)
 	}
 	attempt, err := e.store.GetAttempt(ctx, a.AttemptID)
 	if err != nil {

@@ -177,7 +177,7 @@ func (h *harness) agentsClosing(campaignID int64, n int, talk time.Duration, clo
 					err := h.engine.Disposition(ctx, a.ID, closeCall(a))
 					// The wrap-up may have ended by its timeout meanwhile (a test that
 					// moves the engine's clock on by hours): nothing left to close.
-					if now, _ := pool.Get(a.ID); errors.Is(err, ErrAgentNotLoggedIn) && (now.State != AgentWrapUp || now.AttemptID != a.AttemptID) {
+					if now, _ := pool.Get(a.ID); errors.Is(err, ErrNoCall) && (now.State != AgentWrapUp || now.AttemptID != a.AttemptID) {
 						err = nil
 					}
 					if err != nil && ctx.Err() == nil {

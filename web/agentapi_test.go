@@ -40,7 +40,10 @@ func TestAgentSession(t *testing.T) {
 	if got := state(e.get(t, "/api/v1/agent", agent)); got.State != string(dialer.AgentLoggedOut) {
 		t.Errorf("before login: %+v", got)
 	}
-	wantError(t, e.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{}), http.StatusConflict, "conflict")
+	// Each refusal has its own code, which the page translates.
+	wantError(t, e.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{}), http.StatusConflict, "agent_logged_out")
+	wantError(t, e.send(t, "POST", "/api/v1/agent/hangup", agent, map[string]any{}), http.StatusConflict, "agent_logged_out")
+	wantError(t, e.send(t, "POST", "/api/v1/agent/disposition", agent, map[string]any{"code": "sale"}), http.StatusConflict, "agent_logged_out")
 	wantError(t, e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{"campaign_ids": []string{other.ID}}),
 		http.StatusForbidden, "forbidden")
 	got := state(e.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}))
@@ -55,8 +58,8 @@ func TestAgentSession(t *testing.T) {
 		t.Errorf("after pause: %+v", got)
 	}
 	// No call to hang up or to disposition.
-	wantError(t, e.send(t, "POST", "/api/v1/agent/hangup", agent, map[string]any{}), http.StatusConflict, "conflict")
-	wantError(t, e.send(t, "POST", "/api/v1/agent/disposition", agent, map[string]any{"code": "sale"}), http.StatusConflict, "conflict")
+	wantError(t, e.send(t, "POST", "/api/v1/agent/hangup", agent, map[string]any{}), http.StatusConflict, "agent_no_call")
+	wantError(t, e.send(t, "POST", "/api/v1/agent/disposition", agent, map[string]any{"code": "sale"}), http.StatusConflict, "agent_no_call")
 
 	list := decode[struct{ Agents []agentView }](t, e.get(t, "/api/v1/agents", sup), http.StatusOK)
 	if len(list.Agents) != 1 || list.Agents[0].State != string(dialer.AgentPaused) {
@@ -67,6 +70,26 @@ func TestAgentSession(t *testing.T) {
 	}
 	if list := decode[struct{ Agents []agentView }](t, e.get(t, "/api/v1/agents", sup), http.StatusOK); len(list.Agents) != 0 {
 		t.Errorf("logged-out agent still listed: %+v", list)
+	}
+}
+
+// TestAgentErrorCodes: each refusal of the engine, however wrapped, is a 409
+// with its own code, so the page says which it is.
+func TestAgentErrorCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code string
+	}{
+		{dialer.ErrAgentNotLoggedIn, "agent_logged_out"},
+		{dialer.ErrAgentBusy, "agent_on_call"},
+		{dialer.ErrNoCall, "agent_no_call"},
+		{dialer.ErrDispositionPending, "disposition_pending"},
+		{&dialer.PathError{Reason: dialer.ReasonNoAudio}, dialer.ReasonNoAudio},
+	} {
+		ae := toAPIError(agentError(fmt.Errorf("agent 7: %w", tc.err)))
+		if ae.Status != http.StatusConflict || ae.Code != tc.code {
+			t.Errorf("%v: %d %s, want 409 %s", tc.err, ae.Status, ae.Code, tc.code)
+		}
 	}
 }
 

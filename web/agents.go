@@ -62,14 +62,28 @@ func (s *Server) engine() (Engine, error) {
 	return s.cfg.Engine, nil
 }
 
+// agentRefusals are the engine's refusals of an agent's action, each with the
+// code the page translates (all 409).
+var agentRefusals = []struct {
+	err  error
+	code string
+}{
+	{dialer.ErrAgentNotLoggedIn, "agent_logged_out"},
+	{dialer.ErrAgentBusy, "agent_on_call"},
+	{dialer.ErrNoCall, "agent_no_call"},
+	{dialer.ErrDispositionPending, "disposition_pending"},
+}
+
 // agentError maps the engine's refusals. An agent without a live audio path is
 // told what is missing, with the pause reason as the code.
 func agentError(err error) error {
 	if pe, ok := errors.AsType[*dialer.PathError](err); ok {
 		return errorf(http.StatusConflict, pe.Reason, pe.Error())
 	}
-	if errors.Is(err, dialer.ErrAgentNotLoggedIn) || errors.Is(err, dialer.ErrAgentBusy) || errors.Is(err, dialer.ErrDispositionPending) {
-		return conflict(err.Error())
+	for _, r := range agentRefusals {
+		if errors.Is(err, r.err) {
+			return errorf(http.StatusConflict, r.code, err.Error())
+		}
 	}
 	return err
 }

@@ -93,8 +93,11 @@ func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
 		t.Errorf("disposition form after the reload %q, want the callback, its time and the notes as they were", got)
 	}
 	p.shot("reloaded-wrap-up")
-	p.do("choose sale", chromedp.Click(chromedp.CSS("#code-sale")))
-	p.do("save disposition", chromedp.Click(chromedp.CSS("#dispo-submit")))
+	// Clicked in the page: the reloaded page may draw the codes again (a late
+	// event), and a node looked up from the test before that is gone.
+	p.do("choose sale", chromedp.Evaluate[chromedp.Void](`document.getElementById('code-sale').click()`))
+	p.waitJS("sale chosen", `document.getElementById('code-sale').checked`, 5*time.Second)
+	p.do("save disposition", chromedp.Evaluate[chromedp.Void](`document.getElementById('dispo-submit').click()`))
 	// Ready again by itself once its audio is back; or paused with Ready to press.
 	p.waitJS("ready after the disposition", `document.getElementById('dispo').hidden && (document.getElementById('state').dataset.state === 'ready' ||
 		(document.getElementById('state').dataset.state === 'paused' && !document.getElementById('ready').disabled))`, 10*time.Second)
@@ -216,7 +219,7 @@ func TestBrowserAgentDesk(t *testing.T) {
 	// The server's refusals are said in the page's language (a page whose Pause
 	// button was left enabled, pressed on a call).
 	p.do("pause on a call", chromedp.Evaluate[chromedp.Void](`document.getElementById('pause').disabled = false; document.getElementById('pause').click()`))
-	p.statusIs("the refusal in Portuguese", "error", "Não é possível agora: você não entrou nas campanhas, está em chamada ou não há chamada para tabular.")
+	p.statusIs("the refusal in Portuguese", "error", "Não é possível durante uma chamada ou a tabulação: termine a chamada primeiro.")
 	p.key("m")
 	p.waitJS("muted", `document.getElementById('mute').getAttribute('aria-pressed') === 'true'`, 5*time.Second)
 	p.key("m")

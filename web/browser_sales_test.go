@@ -117,6 +117,11 @@ func TestBrowserEditorMakesTheSameCampaignAsTheAPI(t *testing.T) {
 	p.do("add a disposition", chromedp.Click(chromedp.CSS("#add-dispo")),
 		chromedp.SendKeys(chromedp.CSS("#dispos li:last-child .d-label"), "Promessa de pagamento"),
 		chromedp.Click(chromedp.CSS("#dispos li:last-child .d-callback")))
+	// The script, with the placeholders the editor lists.
+	if got := p.text("#script-cols"); got != "You may use: {{name}}, {{phone}}, {{whatsapp}}, {{campaign}}" {
+		t.Errorf("script's placeholders listed %q", got)
+	}
+	p.do("write the script", chromedp.SendKeys(chromedp.CSS("#f-script"), editorScript))
 	p.shot("editor")
 	p.do("save", chromedp.Click(chromedp.CSS("#save-campaign")))
 	p.waitJS("saved", `document.getElementById('editor-status').textContent === 'Saved.'`, 10*time.Second)
@@ -142,6 +147,7 @@ func TestBrowserEditorMakesTheSameCampaignAsTheAPI(t *testing.T) {
 			{"code": "do_not_call", "label": "Não ligar novamente"}, {"code": "other", "label": "Outro"},
 			{"code": "promessa_de_pagamento", "label": "Promessa de pagamento", "callback": true},
 		},
+		"script": editorScript,
 	}), http.StatusCreated)
 	got, want := campaignJSON(t, e, list.Campaigns[0].ID), campaignJSON(t, e, direct.ID)
 	if !reflect.DeepEqual(got, want) {
@@ -161,7 +167,13 @@ func TestBrowserEditorMakesTheSameCampaignAsTheAPI(t *testing.T) {
 	if want := "mon,tue,wed,thu,fri|09:00|18:30|45 minutes|2 days|0 minutes"; shown != want {
 		t.Errorf("editor shows %q, want %q", shown, want)
 	}
+	if got := eval[string](p, `document.getElementById('f-script').value`); got != editorScript {
+		t.Errorf("script in the editor %q, want %q", got, editorScript)
+	}
 }
+
+// editorScript is the script TestBrowserEditorMakesTheSameCampaignAsTheAPI writes.
+const editorScript = "Bom dia, {{name}}! Falo da campanha {{campaign}}."
 
 // TestBrowserEditorChecksBeforeSaving: a template step without a template is not
 // saved (it used to be, and Start then said "ladder[2].template: / is not an

@@ -364,8 +364,10 @@ async function openEditor(c) {
   $('f-hol-national').checked = hol.national !== false;
   $('f-hol-optional').checked = !!hol.optional;
   $('f-hol-dates').value = (hol.dates || []).join('\n');
+  $('f-script').value = c?.script || '';
   await Promise.all([loadTemplates(), loadColumns(c)]);
   templateNote();
+  scriptColumns();
   $('rungs').replaceChildren();
   // A new campaign starts with the product's ladder (campaigns.DefaultLadder);
   // its message step only where the account has templates to choose from.
@@ -395,11 +397,20 @@ async function loadColumns(c) {
   columns = [...cols];
 }
 
+// scriptColumns lists the placeholders a script may use: the contact's columns
+// and what the agent page fills in besides (its WhatsApp number, the campaign).
+function scriptColumns() {
+  const names = [...new Set([...columns, 'whatsapp', 'campaign'])];
+  $('script-cols').replaceChildren(t('script.columns'), ' ',
+    ...names.flatMap((c, i) => [i ? ', ' : '', el('code', {}, `{{${c}}}`)]));
+}
+
 // retranslateEditor puts the open editor's generated labels in the new language.
 function retranslateEditor() {
   numberSteps();
   numberDispos();
   templateNote();
+  scriptColumns();
   for (const sel of document.querySelectorAll('.r-channel')) for (const o of sel.options) o.textContent = t('channel.' + o.value);
   for (const sel of document.querySelectorAll('.r-unit')) for (const o of sel.options) o.textContent = t('unit.' + o.value);
   for (const span of document.querySelectorAll('#sched-days span')) span.textContent = t('day.' + span.previousSibling.dataset.day);
@@ -537,7 +548,7 @@ function readForm() {
     calling_hours: calling,
     require_consent: $('f-consent').checked,
     holidays: { national: $('f-hol-national').checked, optional: $('f-hol-optional').checked, dates },
-    ladder, dispositions,
+    ladder, dispositions, script: $('f-script').value.trim(),
   };
   return { campaign, errors };
 }
@@ -563,7 +574,7 @@ function fieldFor(key) {
   if (day) return document.querySelector(`#hours tr[data-day=${day[1]}] .h-end`);
   return {
     name: $('f-name'), caller_id: $('f-caller'), default_country: $('f-country'), 'schedule.timezone': $('f-tz'),
-    schedule: $('f-sched-open'), holidays: $('f-hol-dates'), ladder: $('add-rung'), dispositions: $('add-dispo'),
+    schedule: $('f-sched-open'), holidays: $('f-hol-dates'), script: $('f-script'), ladder: $('add-rung'), dispositions: $('add-dispo'),
   }[key.split('.')[0] === 'holidays' ? 'holidays' : key] || null;
 }
 

@@ -2,7 +2,10 @@
 export default {
   'keys.title': 'Shortcuts', 'keys.mute': 'Mute / unmute', 'keys.dispo': 'Choose a disposition (then Enter saves it)',
   'keys.typing': 'Shortcuts do nothing while you type in a field.',
-  'error.conflict': 'Not possible now: you are not logged in, are on a call, or have no call to close.',
+  'error.agent_logged_out': 'Not possible now: you are not logged in. Press Log in to campaigns first.',
+  'error.agent_on_call': 'Not possible during a call or its wrap-up: finish the call first.',
+  'error.agent_no_call': 'There is no call to hang up or to close now.',
+  'error.disposition_pending': 'This call\'s disposition is already being saved.',
   'error.validation_failed': 'The server refused what was sent. Reload the page and try again.',
   'error.forbidden': 'You may not do this: ask your supervisor.', 'error.not_found': 'Not found: it may have been removed.',
   'error.no_engine': 'The dialer is not running. Tell your supervisor.',

@@ -2,7 +2,10 @@
 export default {
   'keys.title': 'Atalhos', 'keys.mute': 'Silenciar / reativar microfone', 'keys.dispo': 'Escolher a tabulação (Enter salva)',
   'keys.typing': 'Os atalhos não funcionam enquanto você digita em um campo.',
-  'error.conflict': 'Não é possível agora: você não entrou nas campanhas, está em chamada ou não há chamada para tabular.',
+  'error.agent_logged_out': 'Não é possível agora: você não entrou nas campanhas. Clique em Entrar nas campanhas primeiro.',
+  'error.agent_on_call': 'Não é possível durante uma chamada ou a tabulação: termine a chamada primeiro.',
+  'error.agent_no_call': 'Não há chamada para desligar ou tabular agora.',
+  'error.disposition_pending': 'A tabulação desta chamada já está sendo salva.',
   'error.validation_failed': 'O servidor recusou o que foi enviado. Recarregue a página e tente de novo.',
   'error.forbidden': 'Você não tem permissão para isso: fale com seu supervisor.', 'error.not_found': 'Não encontrado: pode ter sido removido.',
   'error.no_engine': 'O discador não está funcionando. Avise seu supervisor.',

@@ -149,5 +149,8 @@ export default {
   'sh.choose': 'Choose a WAV file first.',
   'sh.stored': 'Message stored ({s} s); abandoned calls hear it from now on.',
   'sh.refused': 'File refused: {msg}',
+  'script.legend': 'Script for the agents', 'script.label': 'Script',
+  'script.help': 'Shown to the agent during each call. A column name in double braces is replaced by the contact\'s value in that column.',
+  'script.columns': 'You may use:',
   'editor.consent': 'WhatsApp only for contacts whose consent is recorded (consent column)',
 };

@@ -149,5 +149,8 @@ export default {
   'sh.choose': 'Escolha um arquivo WAV antes.',
   'sh.stored': 'Mensagem guardada ({s} s); as chamadas abandonadas passam a ouvi-la.',
   'sh.refused': 'Arquivo recusado: {msg}',
+  'script.legend': 'Roteiro para os agentes', 'script.label': 'Roteiro',
+  'script.help': 'Mostrado ao agente em cada chamada. O nome de uma coluna entre chaves duplas é trocado pelo valor do contato nessa coluna.',
+  'script.columns': 'Você pode usar:',
   'editor.consent': 'WhatsApp só para contatos com consentimento registrado (coluna consentimento)',
 };
