@@ -64,6 +64,7 @@ func TestBrowserSalesFacesAreAccessible(t *testing.T) {
 					p.setViewport(vp.width, vp.height)
 					p.waitJS("width applied", fmt.Sprintf(`window.innerWidth === %d`, vp.width), 5*time.Second)
 					noHorizontalScroll(p)
+					cardsFit(p)
 					axeCheck(p)
 				}
 			}

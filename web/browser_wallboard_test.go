@@ -301,11 +301,12 @@ func TestBrowserWallboardTrunkStates(t *testing.T) {
 	}
 }
 
-// cardsFit fails the test when a card's content is wider than the card: a table
-// spilling over its neighbour.
+// cardsFit fails the test when a card's content is wider than the card (a table
+// spilling over its neighbour) or a table hides columns in a sideways scroll of
+// its own (only a tall data grid, .tall, may scroll).
 func cardsFit(p *page) {
 	p.t.Helper()
-	wide := eval[[]string](p, `[...document.querySelectorAll('.card')].filter((c) => c.scrollWidth > c.clientWidth + 1)
+	wide := eval[[]string](p, `[...document.querySelectorAll('.card, .table-scroll:not(.tall)')].filter((c) => c.scrollWidth > c.clientWidth + 1)
 		.map((c) => (c.id || c.getAttribute('aria-labelledby') || c.className) + ' ' + c.scrollWidth + '>' + c.clientWidth)`)
 	if len(wide) > 0 {
 		p.t.Errorf("cards whose content spills over, at %d px: %v", eval[int](p, `window.innerWidth`), wide)

@@ -69,3 +69,10 @@ export function el(tag, attrs = {}, ...children) {
   }
   return e;
 }
+
+// labelCells names each cell's column on it (data-label), for the phone layout where a
+// table's rows become blocks and its header is hidden.
+export function labelCells(table) {
+  const heads = [...table.tHead.rows[0].cells].map((th) => th.textContent);
+  for (const tr of table.tBodies[0].rows) [...tr.cells].forEach((td, i) => { if (heads[i] && td.colSpan === 1) td.dataset.label = heads[i]; });
+}

@@ -1,6 +1,6 @@
 // Sales: campaigns with their progress, the campaign editor in business words, and
 // contact uploads with a progress bar and a report people can act on.
-import { api, upload, el, ApiError } from './api.js';
+import { api, upload, el, labelCells, ApiError } from './api.js';
 import { setup, t, fmt, lang } from './i18n.js';
 import { showErrors, clearErrors, tn, confirmAction } from './form.js';
 import { cronFromDays, daysFromCron, splitDelay, delayText, durationSeconds } from './sales-model.js';
@@ -97,6 +97,7 @@ function renderList() {
       el('td', { class: 'progress-cell' }, progress(c, stats[c.id])),
       el('td', { class: 'actions' }, buttons)));
   }
+  labelCells($('campaigns'));
   const sel = $('upload-campaign');
   const keep = sel.value;
   sel.replaceChildren(...campaigns.filter((c) => c.state !== 'finished').map((c) => el('option', { value: c.id }, c.name)));

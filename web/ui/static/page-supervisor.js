@@ -1,6 +1,6 @@
 // Supervisor wallboard: a snapshot a second over server-sent events, and controls
 // (pacing, pause/resume, moving agents, trunk service) that act through the API.
-import { api, el } from './api.js';
+import { api, el, labelCells } from './api.js';
 import { setup, t, tn, fmt, lang } from './i18n.js';
 import uPlot from './vendor/uplot/uPlot.esm.js';
 
@@ -613,13 +613,6 @@ function renderInbound(queues) {
     el('td', { class: 'in-answered' }, fmt.num(q.answered, 0)),
     el('td', { class: 'in-abandoned' }, fmt.num(q.abandoned, 0)),
     el('td', { class: 'in-longest-wait' }, fmt.duration(q.longest_wait_seconds)))));
-}
-
-// labelCells names each cell's column on it (data-label), for the phone layout where a
-// table's rows become blocks and its header is hidden.
-function labelCells(table) {
-  const heads = [...table.tHead.rows[0].cells].map((th) => th.textContent);
-  for (const tr of table.tBodies[0].rows) [...tr.cells].forEach((td, i) => { if (heads[i] && td.colSpan === 1) td.dataset.label = heads[i]; });
 }
 
 // renderAudit writes each entry as a sentence in the page's language from the
