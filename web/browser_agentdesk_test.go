@@ -331,3 +331,25 @@ func TestBrowserAgentPausedForLostAudioSaysHowToComeBack(t *testing.T) {
 	p.waitJS("ready again", `document.getElementById('state').dataset.state === 'ready' && document.getElementById('presence-hint').hidden &&
 		document.getElementById('audio-status').dataset.state === 'connected'`, 20*time.Second)
 }
+
+// TestBrowserAdminOnTheAgentPageIsToldItIsForAgents: an admin may open the agent
+// page but has no agent session: the page says so and does not knock on the
+// agents' event stream (it used to say "reconnecting…" for ever).
+func TestBrowserAdminOnTheAgentPageIsToldItIsForAgents(t *testing.T) {
+	e := newUIEnv(t, Config{})
+	p := openBrowser(t, e)
+	p.signIn("admin", "/supervisor")
+	p.do("open the agent page", chromedp.Navigate(e.srv.URL+"/agent"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	p.waitJS("the note", `!document.getElementById('agent-status').hidden`, 5*time.Second)
+	p.setLanguage("pt-BR")
+	if got := p.text("#agent-status"); !strings.Contains(got, "conta de um agente") {
+		t.Errorf("the agent page tells an admin %q, want that it is for agents", got)
+	}
+	time.Sleep(2 * time.Second) // a page knocking on the event stream would say so by now
+	if got := p.text("#agent-status"); !strings.Contains(got, "conta de um agente") {
+		t.Errorf("after 2 s the agent page tells an admin %q", got)
+	}
+	if eval[bool](p, `[...document.querySelectorAll('main button')].some((b) => !b.disabled)`) {
+		t.Error("an admin is offered the agent's buttons")
+	}
+}

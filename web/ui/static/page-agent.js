@@ -19,6 +19,16 @@ init();
 
 async function init() {
   const me = await api('GET', '/api/v1/me');
+  if (me.user.role !== 'agent') {
+    // Only an agent has a session to take calls in (an admin may look at the
+    // page): say so, rather than knock for ever on the agents' event stream.
+    $('agent-status').className = 'note';
+    $('agent-status').dataset.i18n = 'agent.not_an_agent';
+    $('agent-status').textContent = t('agent.not_an_agent');
+    $('agent-status').hidden = false;
+    for (const b of document.querySelectorAll('main button')) b.disabled = true;
+    return;
+  }
   const ids = me.campaign_ids || [];
   const list = (await api('GET', '/api/v1/campaigns')).campaigns.filter((c) => ids.includes(c.id));
   const box = $('campaign-list');

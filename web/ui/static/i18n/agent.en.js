@@ -34,4 +34,5 @@ export default {
   'outcome.resumed': 'taken up on WhatsApp', 'outcome.canceled': 'canceled', 'outcome.inbound_missed': 'missed call from the contact',
   'outcome.dialing': 'dialing', 'outcome.ringing': 'ringing', 'outcome.answered': 'in progress', 'outcome.ended': 'ended',
   'call.inbound.whatsapp_call': 'Incoming WhatsApp call',
+  'agent.not_an_agent': "This softphone takes calls for agents: sign in with an agent's account to take calls.",
 };

@@ -34,4 +34,5 @@ export default {
   'outcome.resumed': 'retomada pelo WhatsApp', 'outcome.canceled': 'cancelada', 'outcome.inbound_missed': 'ligação perdida do contato',
   'outcome.dialing': 'discando', 'outcome.ringing': 'chamando', 'outcome.answered': 'em andamento', 'outcome.ended': 'encerrada',
   'call.inbound.whatsapp_call': 'Chamada recebida pelo WhatsApp',
+  'agent.not_an_agent': "Este softphone atende chamadas dos agentes: entre com a conta de um agente para atender.",
 };
