@@ -13,12 +13,14 @@ import (
 // englishLeftJS lists the visible texts of the page (text nodes, and the
 // placeholders and accessible names people read or hear) that are an English
 // dictionary value whose Portuguese differs, as the pt-BR page would not show
-// them. A value with {placeholders} matches whatever fills them. Numbers, and
-// what Portuguese itself says with the same words, are left alone.
+// them, and any text that is a dictionary key (a string the page's own
+// dictionary lacks shows as its key). A value with {placeholders} matches
+// whatever fills them. Numbers, and what Portuguese itself says with the same
+// words, are left alone.
 const englishLeftJS = `(async () => {
   const base = document.querySelector('script[type=module]').src.replace(/[^/]*$/, '');
   const en = (await import(base + 'i18n/en.js')).default, pt = (await import(base + 'i18n/pt-BR.js')).default;
-  const ptValues = new Set(Object.values(pt));
+  const ptValues = new Set(Object.values(pt)), keys = new Set([...Object.keys(en), ...Object.keys(pt)]);
   const esc = (s) => s.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
   const wanted = [];
   for (const [k, v] of Object.entries(en)) {
@@ -42,6 +44,7 @@ const englishLeftJS = `(async () => {
   const out = [];
   for (const [s, el, attr] of seen) {
     if (/^[\d\s.,:%/()+-]*$/.test(s)) continue;
+    if (keys.has(s)) { out.push((el.id ? '#' + el.id : el.tagName.toLowerCase()) + (attr ? '[' + attr + ']' : '') + ' ' + JSON.stringify(s) + ' (a key, untranslated)'); continue; }
     const hit = wanted.find((w) => (w.text ? w.text === s : w.re.test(s)));
     if (hit) out.push((el.id ? '#' + el.id : el.tagName.toLowerCase()) + (attr ? '[' + attr + ']' : '') + ' ' + JSON.stringify(s) + ' (' + hit.k + ')');
   }
@@ -71,11 +74,12 @@ func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
 	// The sweep sees English: a plain value and a template's, added for the check.
 	p.do("add English", chromedp.Evaluate[chromedp.Void](`(() => { const d = document.createElement('div'); d.id = 'planted';
 		d.append(Object.assign(document.createElement('p'), { textContent: 'Wrong username or password.' }),
+			Object.assign(document.createElement('span'), { textContent: 'nav.dnc' }),
 			Object.assign(document.createElement('input'), { placeholder: 'Search a number' }));
 		d.lastChild.setAttribute('aria-label', 'Unit of the wait of step 3');
 		document.body.append(d); })()`))
 	got := strings.Join(eval[[]string](p, englishLeftJS), "\n")
-	for _, want := range []string{`p "Wrong username or password."`, `input[placeholder] "Search a number"`, `input[aria-label] "Unit of the wait of step 3"`} {
+	for _, want := range []string{`p "Wrong username or password."`, `input[placeholder] "Search a number"`, `input[aria-label] "Unit of the wait of step 3"`, `span "nav.dnc" (a key, untranslated)`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the sweep missed the English planted %s: %q", want, got)
 		}

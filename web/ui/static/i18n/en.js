@@ -3,6 +3,8 @@ import agent from './agent.en.js';
 import supervisor from './supervisor.en.js';
 import sales from './sales.en.js';
 export const shared = {
+  // The do-not-call and users pages' names, in every page's header.
+  'nav.dnc': 'Do not call', 'nav.users': 'Users', 'title.dnc': 'Turbina — do not call', 'title.users': 'Turbina — users',
   // Role names, one word on every page.
   'role.agent': 'Agent', 'role.sales': 'Sales', 'role.supervisor': 'Supervisor', 'role.admin': 'Admin',
   'title.login': 'Turbina — sign in', 'title.sales': 'Turbina — campaigns', 'title.supervisor': 'Turbina — wallboard',

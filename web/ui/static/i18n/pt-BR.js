@@ -3,6 +3,8 @@ import agent from './agent.pt-BR.js';
 import supervisor from './supervisor.pt-BR.js';
 import sales from './sales.pt-BR.js';
 export const shared = {
+  // The do-not-call and users pages' names, in every page's header.
+  'nav.dnc': 'Não ligar', 'nav.users': 'Usuários', 'title.dnc': 'Turbina — não ligar', 'title.users': 'Turbina — usuários',
   // Role names, one word on every page.
   'role.agent': 'Atendente', 'role.sales': 'Vendas', 'role.supervisor': 'Supervisor', 'role.admin': 'Administrador',
   'title.login': 'Turbina — entrar', 'title.sales': 'Turbina — campanhas', 'title.supervisor': 'Turbina — painel',

@@ -1,7 +1,6 @@
 // English strings of the sales page (keys shared with sales.pt-BR.js); merged into en.js.
 // Also the do-not-call and users pages, which sales and admins open from the same header.
 export default {
-  'nav.dnc': 'Do not call', 'nav.users': 'Users', 'title.dnc': 'Turbina — do not call', 'title.users': 'Turbina — users',
   'sales.campaigns': 'Campaigns', 'sales.new': 'New campaign', 'sales.col.name': 'Name', 'sales.col.state': 'State',
   'sales.col.progress': 'Progress', 'sales.col.actions': 'Actions', 'sales.none': 'No campaigns yet.',
   'sales.edit': 'Edit', 'sales.upload': 'Upload contacts', 'sales.start': 'Start', 'sales.finish': 'Finish', 'sales.archive': 'Archive',

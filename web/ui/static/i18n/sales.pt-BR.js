@@ -1,7 +1,6 @@
 // Textos da página sales em português do Brasil (mesmas chaves de sales.en.js); entram em pt-BR.js.
 // Também as páginas de não ligar e de usuários, abertas pelo mesmo cabeçalho.
 export default {
-  'nav.dnc': 'Não ligar', 'nav.users': 'Usuários', 'title.dnc': 'Turbina — não ligar', 'title.users': 'Turbina — usuários',
   'sales.campaigns': 'Campanhas', 'sales.new': 'Nova campanha', 'sales.col.name': 'Nome', 'sales.col.state': 'Situação',
   'sales.col.progress': 'Andamento', 'sales.col.actions': 'Ações', 'sales.none': 'Nenhuma campanha ainda.',
   'sales.edit': 'Editar', 'sales.upload': 'Enviar mailing', 'sales.start': 'Iniciar', 'sales.finish': 'Encerrar', 'sales.archive': 'Arquivar',
