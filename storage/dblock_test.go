@@ -188,6 +188,23 @@ func TestBookkeepingDoesNotWaitForTheLock(t *testing.T) {
 	}
 }
 
+// waitReady waits until d's Ready says ready (nil) or not, as want, and returns
+// what it said; the test fails when it has not within the given time.
+func waitReady(t *testing.T, d *DB, want bool, within time.Duration) error {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := d.Ready(context.Background())
+		if (err == nil) == want {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ready: %v, want ready %v", err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestReadyFollowsRefusedWrites: Ready is nil while writes go through, an error
 // while another process holds the lock or the database is full, and nil again
 // after; each outage is logged once when it starts and once when it ends.
@@ -196,28 +213,14 @@ func TestReadyFollowsRefusedWrites(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	d, path := openWith(t, Options{BusyTimeout: 200 * time.Millisecond, ProbeEvery: 100 * time.Millisecond, Log: log})
 	ctx := context.Background()
-	waitReady := func(want bool) error {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			err := d.Ready(ctx)
-			if (err == nil) == want {
-				return err
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("Ready: %v, want ready %v", err, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitReady(true)
+	waitReady(t, d, true, 5*time.Second)
 	release := lockFromOutside(t, path)
-	if err := waitReady(false); !strings.Contains(err.Error(), "locked") {
+	if err := waitReady(t, d, false, 5*time.Second); !strings.Contains(err.Error(), "locked") {
 		t.Errorf("Ready during the lock: %v, want it to say the database is locked", err)
 	}
 	time.Sleep(500 * time.Millisecond) // several refused probes: still one line
 	release()
-	waitReady(true)
+	waitReady(t, d, true, 5*time.Second)
 
 	// Full: the database may not grow. The probe's one-row write still fits, so
 	// only the refused writes of others tell.
@@ -245,7 +248,7 @@ func TestReadyFollowsRefusedWrites(t *testing.T) {
 	if err := d.RecordEvent(ctx, tester, "test.fill", "campaign", fmt.Sprint(c.ID), "room again"); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(true)
+	waitReady(t, d, true, 5*time.Second)
 	out := logs.String()
 	if n := strings.Count(out, "refuses writes"); n != 2 {
 		t.Errorf("%d lines for outages starting, want 2 (lock, full):\n%s", n, out)

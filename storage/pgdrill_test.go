@@ -28,21 +28,7 @@ func TestPostgresReadyFollowsRefusedWrites(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Close() })
 	ctx := context.Background()
-	waitReady := func(want bool) error {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			err := d.Ready(ctx)
-			if (err == nil) == want {
-				return err
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("Ready: %v, want ready %v", err, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitReady(true)
+	waitReady(t, d, true, 20*time.Second)
 
 	// Another process holds the heartbeat row the probe writes.
 	other, err := sql.Open("pgx", dsn)
@@ -57,7 +43,7 @@ func TestPostgresReadyFollowsRefusedWrites(t *testing.T) {
 	if _, err := tx.ExecContext(ctx, "UPDATE heartbeat SET at = at + 1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitReady(false); !strings.Contains(err.Error(), "lock timeout") {
+	if err := waitReady(t, d, false, 20*time.Second); !strings.Contains(err.Error(), "lock timeout") {
 		t.Errorf("Ready during the lock: %v, want it to say a lock timed out", err)
 	}
 	start := time.Now()
@@ -70,11 +56,11 @@ func TestPostgresReadyFollowsRefusedWrites(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(true)
+	waitReady(t, d, true, 20*time.Second)
 
 	// The server dies.
 	srv.Kill()
-	if err := waitReady(false); err == nil {
+	if err := waitReady(t, d, false, 20*time.Second); err == nil {
 		t.Fatal("ready with the server down")
 	}
 	if err := d.probe(ctx); !IsUnavailable(err) {
@@ -83,7 +69,7 @@ func TestPostgresReadyFollowsRefusedWrites(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(true)
+	waitReady(t, d, true, 20*time.Second)
 	newCampaign(t, d) // writes go through again on the same *DB
 	out := logs.String()
 	if n := strings.Count(out, "refuses writes"); n != 2 {
