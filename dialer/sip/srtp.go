@@ -524,12 +524,20 @@ func (m *Media) keyAnswer(ans Answer) error {
 
 // SRTP reports the crypto suite protecting the call's RTP, "" when it is plain.
 func (m *Media) SRTP() string {
-	if st := m.sec.Load(); st != nil {
-		if s := st.session.Load(); s != nil {
-			return s.keys.suite
-		}
+	if _, s := m.srtpNow(); s != nil {
+		return s.keys.suite
 	}
 	return ""
+}
+
+// srtpNow returns the call's SRTP state, nil on a trunk that does not speak
+// SRTP, and the session protecting its RTP now, nil while it is plain.
+func (m *Media) srtpNow() (*srtpState, *srtpSession) {
+	st := m.sec.Load()
+	if st == nil {
+		return nil, nil
+	}
+	return st, st.session.Load()
 }
 
 // unprotect turns a packet read from the trunk into plain RTP: as it is on a

@@ -47,12 +47,8 @@ func (m *Media) localCrypto() *CryptoAttribute {
 // cannot start inside a call that was answered plain, as its bridge already
 // reads the trunk's socket.
 func (m *Media) answerCrypto(a sdpAudio) error {
-	st := m.sec.Load()
+	st, cur := m.srtpNow()
 	secure := isSecureProfile(a.profile)
-	var cur *srtpSession
-	if st != nil {
-		cur = st.session.Load()
-	}
 	switch {
 	case cur == nil && secure:
 		return fmt.Errorf("%w: %s offered inside a plain call", ErrSRTPOffer, a.profile)
@@ -101,12 +97,8 @@ func (m *Media) answerCrypto(a sdpAudio) error {
 
 // takeCrypto implements callSRTP.
 func (m *Media) takeCrypto(a sdpAudio) error {
-	st := m.sec.Load()
+	st, cur := m.srtpNow()
 	secure := isSecureProfile(a.profile)
-	var cur *srtpSession
-	if st != nil {
-		cur = st.session.Load()
-	}
 	switch {
 	case cur == nil && secure:
 		return fmt.Errorf("%w: the answer is %s to an RTP/AVP offer", ErrSRTPAnswer, a.profile)
