@@ -44,15 +44,26 @@ func (b backend) migrated(t testing.TB) string {
 	}
 	return pg.DatabaseFrom(t, "turbina_migrated", func(url string) error {
 		ctx := context.Background()
-		d, err := Open(ctx, url, Options{})
+		d, err := Open(ctx, url, postgresBackend.options(url, Options{}))
 		if err != nil {
 			return err
 		}
-		// Each copy makes its own token key when it is opened, as a new server's
-		// database does.
+		// Each copy is checked against its own token key when it is opened, as
+		// a new server's database is.
 		_, err = d.exec(ctx, "DELETE FROM server_secrets")
 		return errors.Join(err, d.Close())
 	})
+}
+
+// options is opts with, on PostgreSQL, the token key a deployment there must
+// configure: one per database (made from its DSN), so that two databases key
+// one token apart as two deployments' keys do. On SQLite the key file beside
+// the database stands in, as it does for a server.
+func (b backend) options(dsn string, opts Options) Options {
+	if b.name == "postgres" && opts.TokenKey == nil {
+		opts.TokenKey = []byte(sha256Hex("token key of " + dsn))
+	}
+	return opts
 }
 
 // eachBackend runs test once on each engine, as subtests named after them: one
@@ -68,7 +79,7 @@ func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
 func (b backend) open(t testing.TB, opts Options) (*DB, string) {
 	t.Helper()
 	dsn := b.migrated(t)
-	d, err := Open(context.Background(), dsn, opts)
+	d, err := Open(context.Background(), dsn, b.options(dsn, opts))
 	if err != nil {
 		t.Fatalf("open %s: %v", b.name, err)
 	}

@@ -23,7 +23,7 @@ func TestTwoProcessesNeverClaimTheSameRow(t *testing.T) {
 func testTwoProcessesNeverClaimTheSameRow(t *testing.T, be backend) {
 	ctx := context.Background()
 	first, dsn := be.open(t, Options{})
-	second, err := Open(ctx, dsn, Options{})
+	second, err := Open(ctx, dsn, be.options(dsn, Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func testProcessesStartingTogetherOnANewDatabase(t *testing.T, be backend) {
 	errs := make([]error, len(dbs))
 	var wg sync.WaitGroup
 	for i := range dbs {
-		wg.Go(func() { dbs[i], errs[i] = Open(ctx, dsn, Options{}) })
+		wg.Go(func() { dbs[i], errs[i] = Open(ctx, dsn, be.options(dsn, Options{})) })
 	}
 	wg.Wait()
 	for i, d := range dbs {

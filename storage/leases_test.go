@@ -19,7 +19,7 @@ const patience = 15 * time.Second
 func twoNodes(t *testing.T, b backend) (a, other *DB, campaignID int64, at Attempt) {
 	t.Helper()
 	a, dsn := b.open(t, Options{})
-	other, err := Open(context.Background(), dsn, Options{})
+	other, err := Open(context.Background(), dsn, b.options(dsn, Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func testConcurrentAcquireHasOneOwner(t *testing.T, b backend) {
 	cid := newCampaign(t, first).ID
 	handles := []*DB{first}
 	for range 3 {
-		d, err := Open(ctx, dsn, Options{})
+		d, err := Open(ctx, dsn, b.options(dsn, Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}

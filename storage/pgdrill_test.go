@@ -22,7 +22,7 @@ func TestPostgresReadyFollowsRefusedWrites(t *testing.T) {
 	logs := &syncWriter{}
 	dsn := srv.Database(t, "")
 	d, err := Open(context.Background(), dsn, Options{BusyTimeout: 200 * time.Millisecond, ProbeEvery: 100 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(logs, nil))})
+		Log: slog.New(slog.NewTextHandler(logs, nil)), TokenKey: postgresBackend.options(dsn, Options{}).TokenKey})
 	if err != nil {
 		t.Fatal(err)
 	}

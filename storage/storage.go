@@ -69,9 +69,11 @@ type DB struct {
 	log        *slog.Logger
 	health     writeHealth
 	touches    touches
-	// tokenKey is the HMAC key API token hashes are stored under, read (or made)
-	// once at Open.
-	tokenKey []byte
+	// tokenKey is the HMAC key API token hashes are stored under, from outside
+	// the database (tokenkeys.go); tokenPepper is the key an older version kept
+	// in the database, which the tokens of a database upgraded from it go
+	// through first (nil on a database made since).
+	tokenKey, tokenPepper []byte
 	// stop ends the background loop (bookkeeping flushes and the write probe);
 	// stopped is closed when it has.
 	stop    chan struct{}
@@ -97,6 +99,13 @@ type Options struct {
 	// Log receives one line when the database starts refusing writes and one when
 	// it takes them again; slog.Default() when nil.
 	Log *slog.Logger
+	// TokenKey is the secret API token hashes are keyed with (HMAC-SHA256),
+	// kept out of the database so that a copy of the database alone cannot check
+	// guessed tokens; at least MinTokenKeyLen bytes, the same for every process
+	// on one database. When nil: on SQLite the key in the file TokenKeyFile
+	// beside the database, made on the first start; on PostgreSQL Open fails
+	// with ErrNoTokenKey.
+	TokenKey []byte
 }
 
 // busyPoll is SQLite's own busy timeout on the writer: how long one try at the lock
@@ -149,7 +158,7 @@ func open(ctx context.Context, dsn string, opts Options, upTo int) (*DB, error) 
 		return nil, err
 	}
 	if upTo == 0 || upTo >= tokenKeyVersion {
-		if err := d.loadTokenKey(ctx); err != nil {
+		if err := d.loadTokenKey(ctx, opts.TokenKey, dsn); err != nil {
 			r.Close()
 			w.Close()
 			return nil, err

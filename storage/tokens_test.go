@@ -5,6 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,7 +53,7 @@ func testTokensStoredKeyed(t *testing.T, be backend) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Open(ctx, path, Options{})
+	d2, err := Open(ctx, path, be.options(path, Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +101,7 @@ func testMigrationRekeysLegacyTokens(t *testing.T, be backend) {
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Open(ctx, path, Options{})
+	d, err := Open(ctx, path, be.options(path, Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,5 +181,162 @@ func testTokenExpiryAndRevokeAll(t *testing.T, be backend) {
 	clock.Store(exp.UnixNano())
 	if _, err := d.UserByToken(ctx, sha256Hex("b1")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("token at its expiry still resolves: %v", err)
+	}
+}
+
+// dumpVerifiesToken reports whether what the database alone holds lets one
+// check a guessed token offline: the stored hash is the bare SHA-256, or an
+// HMAC of it under a value the database keeps (server_secrets), once or twice.
+func dumpVerifiesToken(t *testing.T, d *DB, id int64, secretHash string) bool {
+	t.Helper()
+	stored, _ := storedTokenHash(t, d, id)
+	rows, err := d.db.QueryContext(context.Background(), "SELECT value FROM server_secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	candidates := []string{secretHash}
+	for rows.Next() {
+		var v []byte
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		candidates = append(candidates, hmacHex(v, secretHash))
+		for _, c := range candidates[1:] {
+			candidates = append(candidates, hmacHex(v, c))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return slices.Contains(candidates, stored)
+}
+
+// TestTokenKeyLivesOutsideTheDatabase: a copy of the database alone cannot check
+// a guessed token (its key is in a 0600 file beside a SQLite database, or
+// configured); a process started on it with another key is refused with a clear
+// error rather than turning every token away; PostgreSQL without a configured
+// key is refused, as nodes sharing the database could not agree on one.
+func TestTokenKeyLivesOutsideTheDatabase(t *testing.T) {
+	eachBackend(t, testTokenKeyLivesOutsideTheDatabase)
+}
+
+func testTokenKeyLivesOutsideTheDatabase(t *testing.T, be backend) {
+	ctx := context.Background()
+	d, dsn := be.open(t, Options{})
+	u := User{Username: "ana", Role: RoleSales}
+	if err := d.CreateUser(ctx, tester, &u); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256Hex("tb_abcd_secret")
+	tok := Token{UserID: u.ID, Name: "ci", Prefix: "tb_abcd"}
+	if err := d.CreateToken(ctx, tester, &tok, h); err != nil {
+		t.Fatal(err)
+	}
+	if dumpVerifiesToken(t, d, tok.ID, h) {
+		t.Error("the database alone checks a guessed token: its key is in it")
+	}
+	if be.name == "sqlite" {
+		st, err := os.Stat(filepath.Join(filepath.Dir(dsn), TokenKeyFile))
+		if err != nil {
+			t.Fatalf("no key file beside the database: %v", err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("key file mode %v, want 0600", st.Mode().Perm())
+		}
+	}
+	other := []byte(sha256Hex("another key"))
+	if d2, err := Open(ctx, dsn, Options{TokenKey: other}); err == nil {
+		d2.Close()
+		t.Error("a process with another token key started")
+	} else if !strings.Contains(err.Error(), "not the key this database's API tokens were made under") {
+		t.Errorf("another key: %v, want it named", err)
+	}
+	if be.name == "postgres" {
+		if d2, err := Open(ctx, dsn, Options{}); !errors.Is(err, ErrNoTokenKey) {
+			if err == nil {
+				d2.Close()
+			}
+			t.Errorf("PostgreSQL without a token key: %v, want ErrNoTokenKey", err)
+		}
+	}
+	if _, err := Open(ctx, dsn, Options{TokenKey: []byte("short")}); err == nil {
+		t.Error("a 5-byte token key was taken")
+	}
+	if got, err := d.UserByToken(ctx, h); err != nil || got.ID != u.ID {
+		t.Errorf("token after refused starts: %+v, %v", got, err)
+	}
+}
+
+// TestUpgradeMovesTheTokenKeyOutOfTheDatabase: tokens made while the key was
+// kept in the database (migration 18 up to the move) and bare ones from before
+// keep working after the upgrade, and no hash the database alone could check a
+// guess against is left, though the old key stays in it.
+func TestUpgradeMovesTheTokenKeyOutOfTheDatabase(t *testing.T) {
+	eachBackend(t, testUpgradeMovesTheTokenKeyOutOfTheDatabase)
+}
+
+func testUpgradeMovesTheTokenKeyOutOfTheDatabase(t *testing.T, be backend) {
+	ctx := context.Background()
+	old, dsn := be.open(t, Options{})
+	u := User{Username: "admin", Role: RoleAdmin}
+	if err := old.CreateUser(ctx, tester, &u); err != nil {
+		t.Fatal(err)
+	}
+	// The database as the version before the move left it: its key in
+	// server_secrets, tokens keyed under it or, older, bare.
+	inDB := []byte("0123456789abcdef0123456789abcdef")
+	if _, err := old.exec(ctx, "DELETE FROM server_secrets"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.exec(ctx, "INSERT INTO server_secrets(name, value, created_at) VALUES (?,?,0)", tokenPepperName, inDB); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[int64]string{}
+	for i, keyed := range []int{hashInDB, hashBare, hashInDB} {
+		secret := fmt.Sprintf("tb_%08x_oldsecret%d", i, i)
+		stored := sha256Hex(secret)
+		if keyed == hashInDB {
+			stored = hmacHex(inDB, stored)
+		}
+		id, err := insertID(ctx, old.w, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at) VALUES (?,?,?,?,?,?)",
+			u.ID, "old", stored, keyed, fmt.Sprintf("tb_%08x", i), time.Now().UnixMilli())
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[id] = secret
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if be.name == "sqlite" {
+		// The version before the move had no key file.
+		if err := os.Remove(filepath.Join(filepath.Dir(dsn), TokenKeyFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for restart := range 2 { // the rekeyed rows are not rekeyed again
+		d, err := Open(ctx, dsn, be.options(dsn, Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, secret := range secrets {
+			if got, err := d.UserByToken(ctx, sha256Hex(secret)); err != nil || got.ID != u.ID {
+				t.Errorf("start %d: token %d made before the upgrade: %+v, %v", restart, id, got, err)
+			}
+			if dumpVerifiesToken(t, d, id, sha256Hex(secret)) {
+				t.Errorf("start %d: token %d can be checked against guesses with the database alone", restart, id)
+			}
+		}
+		if restart == 0 {
+			fresh := Token{UserID: u.ID, Name: "new", Prefix: "tb_ffffffff"}
+			if err := d.CreateToken(ctx, tester, &fresh, sha256Hex("tb_ffffffff_new")); err != nil {
+				t.Fatal(err)
+			}
+			secrets[fresh.ID] = "tb_ffffffff_new"
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -198,8 +198,8 @@ func (d *DB) CreateToken(ctx context.Context, who Actor, t *Token, secretHash st
 			return fmt.Errorf("create token: %w", err)
 		}
 		var err error
-		t.ID, err = insertID(ctx, tx, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at, expires_at) VALUES (?,?,?,1,?,?,?)",
-			t.UserID, t.Name, keyed, t.Prefix, now, expires)
+		t.ID, err = insertID(ctx, tx, "INSERT INTO api_tokens(user_id, name, token_hash, keyed, prefix, created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+			t.UserID, t.Name, keyed, hashOutsideK, t.Prefix, now, expires)
 		if err != nil {
 			if isForeignKeyViolation(err) {
 				return fmt.Errorf("user %d: %w", t.UserID, ErrNotFound)

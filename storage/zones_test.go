@@ -108,7 +108,7 @@ func testMigrationWidensAmbiguousZones(t *testing.T, be backend) {
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Open(ctx, path, Options{})
+	d, err := Open(ctx, path, be.options(path, Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

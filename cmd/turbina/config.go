@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
-
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
+	"github.com/turbina-dialer/turbina/storage"
 	"github.com/turbina-dialer/turbina/web"
 )
 
@@ -51,6 +51,8 @@ type config struct {
 	// AdminToken comes from the environment only: a secret has no place in a file
 	// that gets copied around, nor in a flag that shows in ps.
 	AdminToken string `json:"-"`
+	// TokenKey is TURBINA_TOKEN_KEY, also from the environment only.
+	TokenKey   string `json:"-"`
 	ConfigFile string `json:"-"`
 }
 
@@ -117,6 +119,10 @@ type httpConfig struct {
 	// expiry, and the admin's token registered at start (web.DefaultTokenTTL
 	// when absent; between web.MinTokenTTL and web.MaxTokenTTL).
 	TokenTTL sip.Duration `json:"token_ttl,omitempty"`
+	// TokenKeyFile holds the key API tokens are hashed under (storage.Options.
+	// TokenKey); TURBINA_TOKEN_KEY gives it instead. Without either, a SQLite
+	// server makes one in its data directory, and PostgreSQL is refused.
+	TokenKeyFile string `json:"token_key_file,omitempty"`
 }
 
 // tokenTTL is the section's token expiry, refused naming the key when out of bounds.
@@ -227,6 +233,35 @@ func defaultConfig() config {
 	}
 }
 
+// tokenKey is the key API tokens are hashed under, from TURBINA_TOKEN_KEY or
+// http.token_key_file; nil when neither is set, which only a SQLite server
+// may be: nodes sharing a PostgreSQL database must share the key, so none
+// may make its own.
+func (c config) tokenKey() ([]byte, error) {
+	switch {
+	case c.TokenKey != "" && c.HTTP.TokenKeyFile != "":
+		return nil, fmt.Errorf("token key: set TURBINA_TOKEN_KEY or http.token_key_file, not both")
+	case c.TokenKey != "":
+		key, err := storage.ParseTokenKey(c.TokenKey)
+		if err != nil {
+			return nil, fmt.Errorf("TURBINA_TOKEN_KEY: %w", err)
+		}
+		return key, nil
+	case c.HTTP.TokenKeyFile != "":
+		b, err := os.ReadFile(c.HTTP.TokenKeyFile)
+		if err == nil {
+			var key []byte
+			if key, err = storage.ParseTokenKey(string(b)); err == nil {
+				return key, nil
+			}
+		}
+		return nil, fmt.Errorf("http.token_key_file %s: %w", c.HTTP.TokenKeyFile, err)
+	case c.DatabaseURL != "":
+		return nil, fmt.Errorf("a PostgreSQL database needs the API tokens' key, the same on every node: set TURBINA_TOKEN_KEY or http.token_key_file (e.g. openssl rand -hex 32)")
+	}
+	return nil, nil
+}
+
 // Database is what storage.Open takes: the PostgreSQL URL when one is set,
 // else the SQLite file in the data directory.
 func (c config) Database() string {
@@ -313,6 +348,7 @@ func parseConfig(name string, cfg config, args []string, getenv func(string) str
 		}
 	}
 	cfg.AdminToken = getenv("TURBINA_ADMIN_TOKEN")
+	cfg.TokenKey = getenv("TURBINA_TOKEN_KEY")
 	if v := getenv("TURBINA_TRUSTED_PROXIES"); v != "" {
 		cfg.HTTP.TrustedProxies = strings.Split(v, ",")
 	}
@@ -373,6 +409,9 @@ func (c config) validate() error {
 		return err
 	}
 	if _, err := c.HTTP.tokenTTL(); err != nil {
+		return err
+	}
+	if _, err := c.tokenKey(); err != nil {
 		return err
 	}
 	if l := c.Engine.NumberLimits; l != nil && (l.PerDay < 0 || l.PerWeek < 0) {

@@ -493,7 +493,7 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"TURBINA_CONFIG": file, "TURBINA_HTTP_ADDR": "127.0.0.1:2222", "TURBINA_ADMIN_TOKEN": "from-env",
-		"TURBINA_DATABASE_URL": "postgres://env:secret@db/turbina"}
+		"TURBINA_DATABASE_URL": "postgres://env:secret@db/turbina", "TURBINA_TOKEN_KEY": strings.Repeat("k", storage.MinTokenKeyLen)}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := parseConfig("serve", defaultConfig(), []string{"--http-addr", "127.0.0.1:3333"}, getenv, io.Discard, nil)
 	if err != nil {
@@ -565,6 +565,87 @@ func TestConfigTokenTTL(t *testing.T) {
 				t.Errorf("token TTL %s, %v; want %s", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigTokenKey: the API tokens' key comes from TURBINA_TOKEN_KEY or
+// http.token_key_file, never both; a short one is refused naming where it came
+// from; a PostgreSQL database without one is refused (its nodes must share it),
+// a SQLite one makes its own (nil here).
+func TestConfigTokenKey(t *testing.T) {
+	dir := t.TempDir()
+	key := strings.Repeat("a1", storage.MinTokenKeyLen/2)
+	keyFile, shortFile := filepath.Join(dir, "token.key"), filepath.Join(dir, "short.key")
+	for f, content := range map[string]string{keyFile: key + "\n", shortFile: "abc\n"} {
+		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const pg = "postgres://turbina@db/turbina"
+	for _, tt := range []struct {
+		name          string
+		env, file, db string
+		want          string // the key, or "" for none
+		wantErr       string
+	}{
+		{name: "SQLite, none: the server makes its own"},
+		{name: "from the environment", env: key, db: pg, want: key},
+		{name: "from a file, its newline not part of it", file: keyFile, db: pg, want: key},
+		{name: "both", env: key, file: keyFile, wantErr: "not both"},
+		{name: "short in the environment", env: "abc", wantErr: "TURBINA_TOKEN_KEY"},
+		{name: "short in the file", file: shortFile, wantErr: "http.token_key_file"},
+		{name: "missing file", file: filepath.Join(dir, "absent"), wantErr: "http.token_key_file"},
+		{name: "PostgreSQL without one", db: pg, wantErr: "the same on every node"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"TURBINA_TOKEN_KEY": tt.env, "TURBINA_DATABASE_URL": tt.db}
+			cfg := defaultConfig()
+			cfg.HTTP.TokenKeyFile = tt.file
+			cfg, err := parseConfig("serve", cfg, nil, func(k string) string { return env[k] }, io.Discard, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := cfg.tokenKey(); err != nil || string(got) != tt.want {
+				t.Errorf("key %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestServeKeepsTheTokenKeyOutsideTheDatabase: a SQLite server makes its
+// tokens' key in a 0600 file of its data directory on the first start; the first
+// start's admin token works after a restart; a start with another key is refused
+// naming the key, rather than turning every token away.
+func TestServeKeepsTheTokenKeyOutsideTheDatabase(t *testing.T) {
+	dataDir := t.TempDir()
+	env := []string{"TURBINA_DATA_DIR=" + dataDir}
+	p := start(t, env, "serve")
+	token := regexp.MustCompile(`\btb_[0-9a-f]+_\S+`).FindString(p.Output())
+	if token == "" {
+		t.Fatalf("no admin token printed at the first start:\n%s", p.Output())
+	}
+	p.stop(t)
+	st, err := os.Stat(filepath.Join(dataDir, storage.TokenKeyFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v; want it made 0600", st, err)
+	}
+	p = start(t, env, "serve")
+	call(t, "GET", p.url+"/api/v1/campaigns", token, "", nil, 200, nil)
+	p.stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "serve")
+	cmd.Env = append(os.Environ(), append(env, "TURBINA_HTTP_ADDR=127.0.0.1:0", "TURBINA_TOKEN_KEY="+strings.Repeat("b", 64))...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not the key this database's API tokens were made under") {
+		t.Errorf("a start with another token key: %v\n%s", err, out)
 	}
 }
 

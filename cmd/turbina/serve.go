@@ -107,7 +107,9 @@ func (a *app) trunkStatus() any {
 }
 
 func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer) (*app, error) {
-	store, err := storage.Open(ctx, cfg.Database(), storage.Options{Log: log})
+	// Validated with the rest of the configuration.
+	tokenKey, _ := cfg.tokenKey()
+	store, err := storage.Open(ctx, cfg.Database(), storage.Options{Log: log, TokenKey: tokenKey})
 	if err != nil {
 		return nil, err
 	}
