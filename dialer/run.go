@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -1304,7 +1303,7 @@ func (r *run) place(ctx context.Context, cl *call, ch channel.Channel, now time.
 	cl.cancel = cancel
 	contact, rung := cl.due.Contact, cl.rung
 	req := channel.PlaceRequest{AttemptID: cl.attempt.ID, Contact: contact, Rung: rung, To: campaigns.NumberFor(rung.Channel, contact),
-		CallerID: r.campaign.CallerID, Key: fmt.Sprintf("contact-%d-attempt-%d", contact.ID, ordinal), Permission: r.campaign.CallPermission}
+		CallerID: r.campaign.CallerID, Key: outboxKey(contact.ID, ordinal), Permission: r.campaign.CallPermission}
 	if callRung(rung.Channel) { // a message does not ring
 		req.RingTimeout = r.ringTimeout(rung.Channel)
 	}

@@ -70,6 +70,13 @@ func newWhatsAppHarnessSIP(t *testing.T, trunk string, sipChannel func(*sip.Orig
 // sipCfg and the engine by cfg (its Tick and Sync the tests' short ones).
 func newWhatsAppHarnessConfig(t testing.TB, sipCfg sip.Config, sipChannel func(*sip.Originator) channel.Channel, cfg Config) *waHarness {
 	t.Helper()
+	return newWhatsAppHarnessOn(t, filepath.Join(t.TempDir(), "turbina.db"), sipCfg, sipChannel, cfg)
+}
+
+// newWhatsAppHarnessOn is newWhatsAppHarnessConfig on the database at path, which
+// may hold what a stopped process left.
+func newWhatsAppHarnessOn(t testing.TB, path string, sipCfg sip.Config, sipChannel func(*sip.Originator) channel.Channel, cfg Config) *waHarness {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
@@ -77,7 +84,7 @@ func newWhatsAppHarnessConfig(t testing.TB, sipCfg sip.Config, sipChannel func(*
 		t.Fatal(err)
 	}
 	emu, client := watest.Start(t, log, whatsapp.WithMedia(waMedia))
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
+	store, err := storage.Open(ctx, path, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

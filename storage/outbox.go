@@ -96,6 +96,13 @@ type Outbox interface {
 	RecordNotSent(ctx context.Context, id int64, cause string) (bool, error)
 	// MarkReported records that messages in doubt were reported to a supervisor.
 	MarkReported(ctx context.Context, ids []int64) error
+	// PendingOutbox lists the pending messages of kind whose id is above
+	// afterID, in id order.
+	PendingOutbox(ctx context.Context, kind string, afterID int64, limit int) ([]OutboxMessage, error)
+	// DropPending records a pending message not sent (failed, with cause), as
+	// nothing will send it. It reports false when the message is no longer
+	// pending (claimed meanwhile).
+	DropPending(ctx context.Context, id int64, cause string) (bool, error)
 	OutboxHealth(ctx context.Context, prefix string, since time.Time) (sent, failed int, err error)
 }
 
@@ -258,6 +265,21 @@ func (d *DB) InDoubtBefore(ctx context.Context, before time.Time, limit int) ([]
 // RecordNotSent turns a message in doubt into a failed one.
 func (d *DB) RecordNotSent(ctx context.Context, id int64, cause string) (bool, error) {
 	res, err := d.exec(ctx, "UPDATE outbox SET state='failed', last_error=? WHERE id=? AND state='in_doubt'", cause, id)
+	if err != nil {
+		return false, fmt.Errorf("record outbox %d not sent: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// PendingOutbox lists pending messages of kind above afterID.
+func (d *DB) PendingOutbox(ctx context.Context, kind string, afterID int64, limit int) ([]OutboxMessage, error) {
+	return d.listOutbox(ctx, "pending outbox", `WHERE state='pending' AND kind=? AND id > ? ORDER BY id LIMIT ?`, kind, afterID, limit)
+}
+
+// DropPending turns a pending message into a failed one.
+func (d *DB) DropPending(ctx context.Context, id int64, cause string) (bool, error) {
+	res, err := d.exec(ctx, "UPDATE outbox SET state='failed', last_error=? WHERE id=? AND state='pending'", cause, id)
 	if err != nil {
 		return false, fmt.Errorf("record outbox %d not sent: %w", id, err)
 	}

@@ -233,3 +233,48 @@ func testRecordNotSentOnlyWhileInDoubt(t *testing.T, be backend) {
 		t.Errorf("after a late status: %+v", m)
 	}
 }
+
+// TestDropPendingOnlyWhilePending: the pending messages of one kind are listed
+// page by page; one is recorded not sent with its reason only while it is still
+// pending, never once claimed.
+func TestDropPendingOnlyWhilePending(t *testing.T) { eachBackend(t, testDropPendingOnlyWhilePending) }
+
+func testDropPendingOnlyWhilePending(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "claimed"} {
+		if _, _, err := d.Enqueue(ctx, OutboxKindTemplate, k, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := d.Enqueue(ctx, "whatsapp.permission", "other kind", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ClaimKey(ctx, "claimed"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := d.PendingOutbox(ctx, OutboxKindTemplate, 0, 1)
+	if err != nil || len(first) != 1 || first[0].IdempotencyKey != "a" {
+		t.Fatalf("first page: %+v, %v", first, err)
+	}
+	rest, err := d.PendingOutbox(ctx, OutboxKindTemplate, first[0].ID, 10)
+	if err != nil || len(rest) != 1 || rest[0].IdempotencyKey != "b" {
+		t.Fatalf("second page: %+v, %v; want b alone", rest, err)
+	}
+	claimed, _ := d.OutboxByKey(ctx, "claimed")
+	const cause = "not sent: its contact was closed (do_not_call) before it could be sent again"
+	for _, tt := range []struct {
+		id   int64
+		want bool
+	}{{first[0].ID, true}, {first[0].ID, false}, {claimed.ID, false}} {
+		if ok, err := d.DropPending(ctx, tt.id, cause); ok != tt.want || err != nil {
+			t.Errorf("drop %d: %v, %v; want %v", tt.id, ok, err, tt.want)
+		}
+	}
+	if m, _ := d.OutboxByKey(ctx, "a"); m.State != OutboxFailed || m.LastError != cause {
+		t.Errorf("dropped: %+v", m)
+	}
+	if m, _ := d.OutboxByKey(ctx, "claimed"); m.State != OutboxSending {
+		t.Errorf("a claimed message was dropped: %+v", m)
+	}
+}
