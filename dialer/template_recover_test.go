@@ -118,7 +118,9 @@ func TestTemplateLeftByACrashIsSentOnlyIfTheGateAllowsItNow(t *testing.T) {
 	if m, err := h.store.OutboxByKey(ctx, outside.key); err != nil || m.State != storage.OutboxPending {
 		t.Errorf("row of the contact outside its hours: %+v, %v; want pending, for when they open", m, err)
 	}
-	if as := h.attempts(outside.contact.ID); slices.ContainsFunc(as, func(a storage.Attempt) bool { return a.State != "ended" || a.Outcome != string(campaigns.OutcomeInterrupted) }) {
+	if as := h.attempts(outside.contact.ID); slices.ContainsFunc(as, func(a storage.Attempt) bool {
+		return a.State != "ended" || a.Outcome != string(campaigns.OutcomeInterrupted)
+	}) {
 		t.Errorf("attempts of the contact outside its hours: %+v, want only the interrupted one", as)
 	}
 }
