@@ -91,3 +91,31 @@ func TestWallboardMemoryFlatUnderReads(t *testing.T) {
 	}
 	t.Logf("%d samples; heap %.1f → %.1f MiB", n, float64(before)/(1<<20), float64(after)/(1<<20))
 }
+
+// TestWallboardHistorySampledOncePerSecondHoweverOftenComputed: the history's
+// one-sample-per-second rule holds for every computation of a snapshot, not only
+// for GETs (which share one snapshot a second anyway): the stream and a trunk's
+// change compute theirs at once, and 200 of them within two seconds of the
+// server's clock add at most three samples.
+func TestWallboardHistorySampledOncePerSecondHoweverOftenComputed(t *testing.T) {
+	ctx := context.Background()
+	start := time.Now().UTC().Truncate(time.Second)
+	db, _, _ := wallboardDB(t, 1, 5, start)
+	var mu sync.Mutex
+	clock := start
+	s, _ := wallboardServer(db, func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
+	for range 200 {
+		if _, err := s.ui.wall.snapshot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		clock = clock.Add(10 * time.Millisecond)
+		mu.Unlock()
+	}
+	s.ui.wall.mu.Lock()
+	n := len(s.ui.wall.samples)
+	s.ui.wall.mu.Unlock()
+	if n > 3 {
+		t.Errorf("200 snapshots over 2 s of the server's clock left %d samples, want one a second", n)
+	}
+}
