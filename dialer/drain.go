@@ -33,7 +33,6 @@ var ErrDraining = errors.New("the server is draining before it stops: it places 
 func (e *Engine) Drain(ctx context.Context) error {
 	if e.draining.CompareAndSwap(false, true) {
 		e.metrics.draining.Set(1)
-		e.log.Info("draining: no new dials; waiting for the calls under way to end")
 		now := e.cfg.Now()
 		e.events.publishAll(AgentEvent{Kind: EventDraining, At: now})
 		e.mu.Lock()
