@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -88,28 +90,25 @@ func (s *drainServer) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
-// waitDraining waits until /readyz says draining, and checks that the metrics
-// and the wallboard say so too.
+// waitDraining waits until /readyz says draining, and the metrics and the
+// wallboard (whose snapshot may be a second old) say so too.
 func (s *drainServer) waitDraining(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		status, body := get(t, s.p.url+"/readyz", "")
-		if status == http.StatusServiceUnavailable && strings.Contains(body, `"code":"draining"`) {
-			break
+		status, ready := get(t, s.p.url+"/readyz", "")
+		_, metrics := get(t, s.p.url+"/metrics", "")
+		var wb struct{ Draining bool }
+		call(t, "GET", s.p.url+"/api/v1/wallboard", crashAdmin, "", nil, 200, &wb)
+		if status == http.StatusServiceUnavailable && strings.Contains(ready, `"code":"draining"`) &&
+			strings.Contains(metrics, "\nturbina_draining 1\n") && wb.Draining {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz %d %s after SIGTERM, want 503 draining", status, body)
+			t.Fatalf("after SIGTERM: /readyz %d %s, want 503 draining; turbina_draining 1 in the metrics: %t; the wallboard says draining: %t",
+				status, ready, strings.Contains(metrics, "\nturbina_draining 1\n"), wb.Draining)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-	if _, metrics := get(t, s.p.url+"/metrics", ""); !strings.Contains(metrics, "\nturbina_draining 1\n") {
-		t.Error("the metrics do not say turbina_draining 1")
-	}
-	var wb struct{ Draining bool }
-	call(t, "GET", s.p.url+"/api/v1/wallboard", crashAdmin, "", nil, 200, &wb)
-	if !wb.Draining {
-		t.Error("the wallboard does not say the node drains")
 	}
 }
 
@@ -169,6 +168,37 @@ func (s *drainServer) carrierSaw(t *testing.T, signalled, notBefore time.Time) {
 	}
 }
 
+// watchWallboard keeps the wallboard's event stream open, as a supervisor's
+// page does, and reports whether a snapshot said the node drains.
+func (s *drainServer) watchWallboard(t *testing.T) (sawDraining func() bool) {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.p.url+"/api/v1/wallboard/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+crashAdmin)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("wallboard stream: %s", resp.Status)
+	}
+	var saw atomic.Bool
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data:") && strings.Contains(sc.Text(), `"draining":true`) {
+				saw.Store(true)
+			}
+		}
+	}()
+	return saw.Load
+}
+
 // get fetches url and returns the status and body.
 func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
@@ -196,9 +226,17 @@ func get(t *testing.T, url, token string) (int, string) {
 // attempt recorded as it ended.
 func TestSIGTERMDrainsAConnectedCall(t *testing.T) {
 	s := startDrainServer(t, time.Minute)
+	// A supervisor watches: the open stream neither holds the exit up nor
+	// makes it fail.
+	sawDraining := s.watchWallboard(t)
 	signalled := time.Now()
 	s.signal(t, syscall.SIGTERM)
 	s.waitDraining(t)
+	for deadline := time.Now().Add(10 * time.Second); !sawDraining(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the wallboard's stream never said the node drains")
+		}
+	}
 	if st := s.agentState(t); st != "on_call" {
 		t.Fatalf("agent %s after SIGTERM, want still on_call", st)
 	}
@@ -211,7 +249,8 @@ func TestSIGTERMDrainsAConnectedCall(t *testing.T) {
 	default:
 	}
 	call(t, "POST", s.p.url+"/api/v1/agent/disposition", s.agent, "application/json", strings.NewReader(`{"code":"sale"}`), 200, nil)
-	s.waitExit(t, 20*time.Second)
+	// Within the HTTP server's own shutdown bound (10 s): streams do not hold it.
+	s.waitExit(t, 8*time.Second)
 	as := s.attempts(t)
 	if len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeConnected) || as[0].HangupBy != "agent" || as[0].Disposition != "sale" {
 		t.Fatalf("attempts %+v, want the one call: connected, hung up by the agent, sale", as)

@@ -258,6 +258,13 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	// The server's timeouts and limits are web's, so that the tests' servers have them too.
 	hs := a.web.HTTPServer(a.handler)
 	hs.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	// Streams (the wallboard's, the agents' event sockets) do not end by
+	// themselves: the shutdown, which comes after the drain, ends their
+	// requests' context, where it would otherwise wait them out and fail.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	hs.BaseContext = func(net.Listener) context.Context { return streams }
+	hs.RegisterOnShutdown(endStreams)
 	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "database", a.cfg.DatabaseForLog(), "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())
