@@ -16,9 +16,9 @@ import (
 	"github.com/turbina-dialer/turbina/storage"
 )
 
-// drainScene is a campaign of contacts against a sipp carrier that answers
-// and holds each call until we hang up, with agents the test plays, once
-// every agent is on a call.
+// drainScene is a progressive campaign of contacts against a sipp carrier
+// playing scenario (which answers and holds each call until we hang up), with
+// agents the test plays.
 type drainScene struct {
 	h       *harness
 	carrier *sipptest.Proc
@@ -30,20 +30,17 @@ type drainScene struct {
 	told map[int64][]AgentEventKind // the events each agent got since the calls connected
 }
 
-func newDrainScene(t *testing.T, contacts, agents int) *drainScene {
+func newDrainScene(t *testing.T, scenario string, contacts, agents int) *drainScene {
 	t.Helper()
 	msgs := filepath.Join(t.TempDir(), "messages.log")
-	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: contacts, Timeout: 60 * time.Second,
+	carrier := sipptest.Start(t, scenario, sipptest.Options{Calls: contacts, Timeout: 60 * time.Second,
 		Extra: []string{"-trace_msg", "-message_file", msgs}})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	s := &drainScene{h: h, carrier: carrier, msgs: msgs}
 	s.c = h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(1))
 	s.agents = h.readyAgents(s.c.ID, agents)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
 	s.told = map[int64][]AgentEventKind{}
 	for _, a := range s.agents {
-		h.waitOnCall(ctx, a, "a call")
 		events, stop := h.engine.Subscribe(a)
 		t.Cleanup(stop)
 		go func() {
@@ -55,6 +52,16 @@ func newDrainScene(t *testing.T, contacts, agents int) *drainScene {
 		}()
 	}
 	return s
+}
+
+// waitOnCalls waits until every agent is on a call.
+func (s *drainScene) waitOnCalls() {
+	s.h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, a := range s.agents {
+		s.h.waitOnCall(ctx, a, "a call")
+	}
 }
 
 // drain starts the engine's drain with ctx on a goroutine and waits until it
@@ -131,7 +138,8 @@ func (s *drainScene) attempts() []storage.Attempt {
 // wrap-up, to reconnect, and Drain returns once the last wrap-up ended; the
 // attempts are recorded as they ended: connected, hung up by the agent.
 func TestDrainLetsConnectedCallsEnd(t *testing.T) {
-	s := newDrainScene(t, 6, 2)
+	s := newDrainScene(t, "answer.xml", 6, 2)
+	s.waitOnCalls()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	drainedAt := time.Now()
@@ -203,7 +211,8 @@ func TestDrainLetsConnectedCallsEnd(t *testing.T) {
 // context ends is left to the engine's stop, which hangs it up and records
 // it interrupted, hung up by us: never as something that did not happen.
 func TestDrainTimeoutEndsCallsAsInterrupted(t *testing.T) {
-	s := newDrainScene(t, 1, 1)
+	s := newDrainScene(t, "answer.xml", 1, 1)
+	s.waitOnCalls()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	err := <-s.drain(ctx)
@@ -217,5 +226,43 @@ func TestDrainTimeoutEndsCallsAsInterrupted(t *testing.T) {
 	as := s.attempts()
 	if len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeInterrupted) || as[0].HangupBy != "local" || as[0].ConnectAt == nil {
 		t.Fatalf("attempts %+v, want the connected call ended interrupted, hung up by us", as)
+	}
+}
+
+// TestDrainRingingCallAnsweredReachesAnAgent: a call ringing when the drain
+// starts rings on; answered, it is put through to the free agent as any call
+// is, and the drain waits for it; nothing else is dialled.
+func TestDrainRingingCallAnsweredReachesAnAgent(t *testing.T) {
+	s := newDrainScene(t, "answer-after-ring.xml", 3, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(s.h.engine.PacerViews(), func(v PacerView) bool { return v.Ringing > 0 }) {
+		if time.Now().After(deadline) {
+			t.Fatal("no call rings")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	drainedAt := time.Now()
+	done := s.drain(ctx)
+	s.waitOnCalls() // the carrier answers after its second of ringing
+	agent := s.agents[0]
+	select {
+	case err := <-done:
+		t.Fatalf("Drain returned %v with a call up", err)
+	default:
+	}
+	s.endCall(agent)
+	if err := <-done; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	as := s.attempts()
+	if len(as) != 1 || as[0].Outcome != string(campaigns.OutcomeConnected) || as[0].AgentID != agent || as[0].AnswerAt == nil || !as[0].AnswerAt.After(drainedAt) {
+		t.Fatalf("attempts %+v, want the one call, answered after the drain started and connected to agent %d", as, agent)
+	}
+	s.h.stop()
+	s.carrier.Stop()
+	if invites := sipptest.NewInvites(sipptest.ReadMessages(t, s.msgs)); len(invites) != 1 {
+		t.Errorf("the carrier got %d new INVITEs, want the one ringing when the drain started", len(invites))
 	}
 }
