@@ -85,7 +85,13 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 		var msg any
 		select {
 		case <-ctx.Done():
-			conn.Close(websocket.StatusNormalClosure, "")
+			// A draining server that stops now lets the page go as when its
+			// work here is done: it reconnects, to a node that takes calls.
+			status := websocket.StatusNormalClosure
+			if e.Draining() {
+				status = websocket.StatusServiceRestart
+			}
+			conn.Close(status, "")
 			return nil
 		case ev, ok := <-events:
 			if !ok {

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
@@ -199,6 +202,45 @@ func (s *drainServer) watchWallboard(t *testing.T) (sawDraining func() bool) {
 	return saw.Load
 }
 
+// agentPage opens the agent's event socket, as the agent page does, and
+// returns the event types it gets, then the socket's close status, on a channel.
+func (s *drainServer) agentPage(t *testing.T) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.p.url, "http")+"/api/v1/agent/events?access_token="+s.agent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	got := make(chan string, 64)
+	go func() {
+		defer close(got)
+		for {
+			var ev struct{ Type string }
+			if err := wsjson.Read(ctx, conn, &ev); err != nil {
+				got <- fmt.Sprintf("closed %d", websocket.CloseStatus(err))
+				return
+			}
+			got <- ev.Type
+		}
+	}()
+	return got
+}
+
+// waitFor reads page's events until want, and fails when the socket ends first.
+func waitFor(t *testing.T, page <-chan string, want string) {
+	t.Helper()
+	var seen []string
+	for ev := range page {
+		if ev == want {
+			return
+		}
+		seen = append(seen, ev)
+	}
+	t.Fatalf("the agent page got %v, not %s", seen, want)
+}
+
 // get fetches url and returns the status and body.
 func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
@@ -229,9 +271,11 @@ func TestSIGTERMDrainsAConnectedCall(t *testing.T) {
 	// A supervisor watches: the open stream neither holds the exit up nor
 	// makes it fail.
 	sawDraining := s.watchWallboard(t)
+	page := s.agentPage(t)
 	signalled := time.Now()
 	s.signal(t, syscall.SIGTERM)
 	s.waitDraining(t)
+	waitFor(t, page, "draining")
 	for deadline := time.Now().Add(10 * time.Second); !sawDraining(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the wallboard's stream never said the node drains")
@@ -249,6 +293,16 @@ func TestSIGTERMDrainsAConnectedCall(t *testing.T) {
 	default:
 	}
 	call(t, "POST", s.p.url+"/api/v1/agent/disposition", s.agent, "application/json", strings.NewReader(`{"code":"sale"}`), 200, nil)
+	// Its work done, the page is told to reconnect (unless the exit that
+	// follows at once overtakes the event), and let go as the server restarts.
+	var rest []string
+	for ev := range page {
+		rest = append(rest, ev)
+	}
+	t.Logf("after the disposition the agent page got %v", rest)
+	if len(rest) == 0 || rest[len(rest)-1] != fmt.Sprintf("closed %d", websocket.StatusServiceRestart) {
+		t.Errorf("after the disposition the agent page got %v, want its socket closed %d (service restart)", rest, websocket.StatusServiceRestart)
+	}
 	// Within the HTTP server's own shutdown bound (10 s): streams do not hold it.
 	s.waitExit(t, 8*time.Second)
 	as := s.attempts(t)
