@@ -25,7 +25,7 @@ type Banner struct {
 func PrintBanner(w io.Writer, addr string, logins map[storage.Role]Login, opts Banner) {
 	base := "http://" + addr
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nTurbina demo is running at %s (Ctrl-C stops it)\n\n", base)
+	fmt.Fprintf(&b, "\nTurbina demo is running at %s (Ctrl-C stops it once the calls under way end; twice: at once)\n\n", base)
 	contacts, carrierName, whatsApp := 300, "a simulated\ncarrier (SIP)", " and the WhatsApp Cloud API emulator"
 	if opts.Contacts > 0 {
 		contacts = opts.Contacts

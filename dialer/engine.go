@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -206,6 +207,10 @@ type Engine struct {
 	// the outbox: nothing is sent before, so no live send is taken for a leftover.
 	outboxReady chan struct{}
 	metrics     metrics
+	// draining is set by Drain, for good; drainWake wakes Drain when a run's
+	// count of what it follows may have reached zero.
+	draining  atomic.Bool
+	drainWake chan struct{}
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -230,6 +235,7 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		metrics:  newMetrics(),
 
 		outboxReady: make(chan struct{}),
+		drainWake:   make(chan struct{}, 1),
 	}
 	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,
 		OptOutReply: e.cfg.OptOutReply, Now: e.cfg.Now, Logger: log, InDoubtWindow: e.cfg.InDoubtWindow})
@@ -356,6 +362,9 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 			continue
 		}
+		if e.Draining() {
+			continue // a campaign started while the node drains runs on the next one
+		}
 		r := newRun(e, c)
 		if err := r.resumePacing(ctx); err != nil {
 			// The guards then start from nothing, as before they were kept: dialling goes on.
@@ -374,6 +383,7 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 				delete(e.runs, c.ID)
 			}
 			e.mu.Unlock()
+			e.drainPoke()
 		}()
 	}
 	for id, r := range e.runs {
@@ -543,6 +553,7 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 	if err != nil {
 		return err
 	}
+	e.wrapUpEnded(agentID)
 	e.mu.Lock()
 	for _, r := range e.runs {
 		r.wrapEnded(attemptID, wrap)

@@ -29,6 +29,12 @@ const (
 	// EventPreviewEnded: the agent's preview call ended before it was put
 	// through (Outcome says how); the agent is ready again.
 	EventPreviewEnded AgentEventKind = "preview_ended"
+	// EventDraining: the node is draining before it stops (Engine.Drain): it
+	// places no new call; a call under way goes on to its end.
+	EventDraining AgentEventKind = "draining"
+	// EventReconnect: the agent's work on a draining node is done (its
+	// wrap-up ended): the page reconnects, to a node that takes calls.
+	EventReconnect AgentEventKind = "reconnect"
 )
 
 // ScreenPop is what an agent sees the moment a customer's audio connects.
@@ -90,6 +96,20 @@ func (h *hub) subscribe(agentID int64) (<-chan AgentEvent, func()) {
 		if _, ok := h.subs[agentID][ch]; ok {
 			delete(h.subs[agentID], ch)
 			close(ch)
+		}
+	}
+}
+
+// publishAll sends ev to every subscriber of every agent, as publish does.
+func (h *hub) publishAll(ev AgentEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for ch := range subs {
+			select {
+			case ch <- ev:
+			default:
+			}
 		}
 	}
 }

@@ -11,6 +11,8 @@ type metrics struct {
 	writeFailures prometheus.Counter
 	// inDoubtReported counts WhatsApp messages reported in doubt to supervisors.
 	inDoubtReported prometheus.Counter
+	// draining is 1 once the engine drains before it stops (Engine.Drain).
+	draining prometheus.Gauge
 }
 
 func newMetrics() metrics {
@@ -27,10 +29,14 @@ func newMetrics() metrics {
 			Name: "turbina_outbox_in_doubt_reported_total",
 			Help: "WhatsApp messages a crash left in doubt that no status webhook settled in time, reported to supervisors.",
 		}),
+		draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "turbina_draining",
+			Help: "1 while this node drains before it stops: no new dials, the calls under way end.",
+		}),
 	}
 }
 
 // Collectors are the engine's metrics, for a Prometheus registry.
 func (e *Engine) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{e.metrics.unrecorded, e.metrics.writeFailures, e.metrics.inDoubtReported}
+	return []prometheus.Collector{e.metrics.unrecorded, e.metrics.writeFailures, e.metrics.inDoubtReported, e.metrics.draining}
 }

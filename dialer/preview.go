@@ -193,6 +193,9 @@ func (r *run) previewDial(ctx context.Context, agentID, contactID int64) (int64,
 	if !p.offers[agentID].is(contactID) {
 		return 0, fmt.Errorf("agent %d, contact %d: %w", agentID, contactID, ErrNoPreviewOffer)
 	}
+	if r.e.Draining() { // its offer is taken back at the loop's next turn
+		return 0, fmt.Errorf("contact %d: %w", contactID, ErrDraining)
+	}
 	delete(p.offers, agentID)
 	now := r.e.cfg.Now()
 	dc, err := r.e.store.ContactPosition(ctx, contactID)

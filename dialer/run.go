@@ -130,6 +130,9 @@ type run struct {
 	safeHarbour atomic.Pointer[safeHarbour]
 	// preview is the preview desk (preview.go): offers and agents' preview calls.
 	preview previewState
+	// busy counts what the run follows (calls, agents' wrap-ups, outcomes not
+	// yet written), written by the loop for Drain.
+	busy atomic.Int64
 	// life is the loop's context, set when the loop starts: calls placed on a
 	// command from outside the loop (a preview dial) live as long as the run, not
 	// as long as the request that asked for them.
@@ -394,6 +397,10 @@ func (r *run) loop(ctx context.Context) {
 		r.expireWrapUps(ctx, now)
 		r.connectWaiting(ctx, now)
 		r.abandonExpired(ctx, now)
+		r.busy.Store(int64(len(r.calls) + len(r.wrapping) + len(r.unrecorded)))
+		if r.e.Draining() {
+			r.e.drainPoke()
+		}
 		if r.stopping {
 			if len(r.calls) == 0 && len(r.unrecorded) == 0 {
 				return
@@ -1083,6 +1090,7 @@ func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 			continue
 		}
 		if _, wrap, err := r.e.agents.wrapUpDone(agentID, now); err == nil {
+			r.e.wrapUpEnded(agentID)
 			u := unrecordedEnd{attempt: storage.Attempt{ID: attemptID}, disposition: "wrap_up_timeout"}
 			if len(r.unrecorded) > 0 {
 				r.keep(u, now, errors.New("older outcomes wait to be written"))
@@ -1107,7 +1115,7 @@ func callRung(ch campaigns.Channel) bool {
 func (r *run) dial(ctx context.Context, now time.Time) {
 	c := r.campaign
 	open, err := c.Schedule.IsOpen(now)
-	open = open && err == nil && c.State == campaigns.StateRunning
+	open = open && err == nil && c.State == campaigns.StateRunning && !r.e.Draining()
 	r.previewIdle(now, open && c.Pacing.Mode == campaigns.PacingPreview)
 	if !open {
 		return

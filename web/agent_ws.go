@@ -73,16 +73,36 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 			return nil
 		}
 	}
+	// A page that comes to a draining node is told so: no new call comes here.
+	if e.Draining() {
+		if err := s.writeEvent(ctx, conn, dialer.AgentEvent{Kind: dialer.EventDraining, At: time.Now()}); err != nil {
+			return nil
+		}
+	}
 	ping := time.NewTicker(30 * time.Second)
 	defer ping.Stop()
 	for {
 		var msg any
 		select {
 		case <-ctx.Done():
-			conn.Close(websocket.StatusNormalClosure, "")
+			// A draining server that stops now lets the page go as when its
+			// work here is done: it reconnects, to a node that takes calls.
+			status := websocket.StatusNormalClosure
+			if e.Draining() {
+				status = websocket.StatusServiceRestart
+			}
+			conn.Close(status, "")
 			return nil
 		case ev, ok := <-events:
 			if !ok {
+				return nil
+			}
+			if ev.Kind == dialer.EventReconnect {
+				// The agent's work here is done: the page comes back by itself,
+				// through the load balancer, to a node that takes calls.
+				if s.writeEvent(ctx, conn, ev) == nil {
+					conn.Close(websocket.StatusServiceRestart, "draining")
+				}
 				return nil
 			}
 			msg = ev

@@ -231,3 +231,58 @@ func TestAgentPhoneSettings(t *testing.T) {
 	wantError(t, e.send(t, "POST", "/api/v1/agent/login", e.tokens[storage.RoleAgent], map[string]any{"phone": true}),
 		http.StatusConflict, "phone_unavailable")
 }
+
+// TestDrainingNodeTellsAgentPages: an agent page open when the node starts to
+// drain is told so, as is one that opens while it drains; /readyz says
+// draining (a load balancer sends new work elsewhere), and the wallboard too.
+func TestDrainingNodeTellsAgentPages(t *testing.T) {
+	var engine *dialer.Engine
+	e := newEnvWithEngine(t, func(db *storage.DB) Engine {
+		engine = dialer.New(db, nil, dialer.NewAgents(), dialer.Config{}, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+		return engine
+	})
+	agent := e.tokens[storage.RoleAgent]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/api/v1/agent/events?access_token=" + agent
+	// waitDraining reads conn's events until the draining one.
+	waitDraining := func(conn *websocket.Conn) {
+		t.Helper()
+		for {
+			var ev dialer.AgentEvent
+			if err := wsjson.Read(ctx, conn, &ev); err != nil {
+				t.Fatalf("no draining event: %v", err)
+			}
+			if ev.Kind == dialer.EventDraining {
+				return
+			}
+		}
+	}
+	open, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.CloseNow()
+	var first dialer.AgentEvent
+	if err := wsjson.Read(ctx, open, &first); err != nil || first.Kind != dialer.EventState {
+		t.Fatalf("first event %+v, %v", first, err)
+	}
+	if r := decode[map[string]string](t, e.get(t, "/readyz", ""), http.StatusOK); r["status"] != "ready" {
+		t.Fatalf("readyz before the drain: %v", r)
+	}
+
+	if err := engine.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDraining(open)
+	later, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.CloseNow()
+	waitDraining(later)
+	wantError(t, e.get(t, "/readyz", ""), http.StatusServiceUnavailable, "draining")
+	if wb := decode[WallboardSnapshot](t, e.get(t, "/api/v1/wallboard", e.tokens[storage.RoleSupervisor]), http.StatusOK); !wb.Draining {
+		t.Error("the wallboard does not say the node drains")
+	}
+}

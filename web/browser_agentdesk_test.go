@@ -353,3 +353,30 @@ func TestBrowserAdminOnTheAgentPageIsToldItIsForAgents(t *testing.T) {
 		t.Error("an admin is offered the agent's buttons")
 	}
 }
+
+// TestBrowserAgentToldTheServerDrains: the server starts to drain (a rolling
+// restart) while an agent's page is open: the page says that no new call comes
+// there and what to do, in the agent's language.
+func TestBrowserAgentToldTheServerDrains(t *testing.T) {
+	slot := &engineSlot{}
+	e := newUIEnv(t, Config{Engine: slot})
+	// The calls ring on and on: the drain goes on until the test ends.
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: &holdChannel{}}))
+	runningCampaign(t, e, "Drain", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}, "+5511987650041")
+	p := openBrowser(t, e)
+	agentTab(t, p, slot, e.users[storage.RoleAgent].ID)
+	if !eval[bool](p, `document.getElementById('draining').hidden`) {
+		t.Error("the drain's notice shown before any drain")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go slot.get().Drain(ctx)
+	p.waitJS("the notice", `!document.getElementById('draining').hidden`, 10*time.Second)
+	if got := p.text("#draining"); got != "This server is restarting: no new call comes here. Finish your call and its disposition; the page then reconnects by itself." {
+		t.Errorf("notice %q", got)
+	}
+	p.setLanguage("pt-BR")
+	if got := p.text("#draining"); !strings.Contains(got, "Este servidor está reiniciando") {
+		t.Errorf("notice in Portuguese %q", got)
+	}
+}

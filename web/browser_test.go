@@ -365,6 +365,7 @@ func (s *engineSlot) Subscribe(id int64) (<-chan dialer.AgentEvent, func()) {
 	return s.get().Subscribe(id)
 }
 func (s *engineSlot) PacerViews() []dialer.PacerView { return s.get().PacerViews() }
+func (s *engineSlot) Draining() bool                 { e := s.get(); return e != nil && e.Draining() }
 func (s *engineSlot) InboundQueues(ctx context.Context, loc *time.Location) ([]dialer.InboundQueue, error) {
 	return s.get().InboundQueues(ctx, loc)
 }

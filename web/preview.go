@@ -26,6 +26,8 @@ func previewError(err error) error {
 		return errorf(http.StatusConflict, "no_preview_offer", err.Error())
 	case errors.Is(err, dialer.ErrPreviewNotPlaced):
 		return errorf(http.StatusConflict, "not_placed", err.Error())
+	case errors.Is(err, dialer.ErrDraining):
+		return errorf(http.StatusServiceUnavailable, "draining", err.Error())
 	case errors.Is(err, dialer.ErrBadSkipReason):
 		return unprocessable(err.Error())
 	}

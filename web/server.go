@@ -113,6 +113,9 @@ type Engine interface {
 	// StopRinging ends the calls still ringing to numbers just put on a
 	// do-not-call list (campaignID 0: every campaign's).
 	StopRinging(ctx context.Context, campaignID int64, numbers []string) int
+	// Draining reports whether the engine drains before the server stops: it
+	// places no new call, and /readyz says so.
+	Draining() bool
 }
 
 // Server is the HTTP front of Turbina.
@@ -257,6 +260,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	// A draining node finishes its calls and stops: a load balancer sends new
+	// work (agents' pages, webhooks) to another node from now on.
+	if s.cfg.Engine != nil && s.cfg.Engine.Draining() {
+		writeError(w, errorf(http.StatusServiceUnavailable, "draining", "this node is draining before it stops: it takes no new calls"))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	// Ready answers from the write probe's last result, not from a write of its

@@ -71,6 +71,9 @@ type WallboardSnapshot struct {
 	// MaxAbandon is the highest abandonment cap (pacing.target_abandon) the engine
 	// accepts, for the pacing form to check before it sends.
 	MaxAbandon float64 `json:"max_abandon"`
+	// Draining says this node drains before it stops: it places no new call,
+	// and the calls under way end as usual.
+	Draining bool `json:"draining"`
 }
 
 // WallboardAudit is an audit entry as the wallboard tells it: the action's code
@@ -418,6 +421,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	pacers := map[int64][]WallboardPacer{}
 	views := map[int64][]dialer.PacerView{}
 	if s.cfg.Engine != nil {
+		snap.Draining = s.cfg.Engine.Draining()
 		live = s.cfg.Engine.Agents().List()
 		for _, v := range s.cfg.Engine.PacerViews() {
 			pacers[v.CampaignID] = append(pacers[v.CampaignID], wallboardPacer(v))

@@ -93,6 +93,31 @@ type engineConfig struct {
 	// for an agent before the apology and a call back (default 60s).
 	InboundCampaign int64        `json:"inbound_campaign,omitempty"`
 	InboundMaxWait  sip.Duration `json:"inbound_max_wait,omitempty"`
+	// DrainTimeout bounds how long a stopping server (SIGTERM, Ctrl-C) waits
+	// for the calls under way and their wrap-ups to end before it cuts what is
+	// left (default 2m; between minDrainTimeout and maxDrainTimeout).
+	DrainTimeout sip.Duration `json:"drain_timeout,omitempty"`
+}
+
+// The drain timeout's default and bounds: long enough for a call's end and its
+// wrap-up, short enough for a rolling restart of several nodes.
+const (
+	defaultDrainTimeout = 2 * time.Minute
+	minDrainTimeout     = time.Second
+	maxDrainTimeout     = time.Hour
+)
+
+// drainTimeout is the section's drain timeout, refused naming the key when out
+// of bounds.
+func (e engineConfig) drainTimeout() (time.Duration, error) {
+	d := e.DrainTimeout.Std()
+	switch {
+	case d == 0:
+		return defaultDrainTimeout, nil
+	case d < minDrainTimeout || d > maxDrainTimeout:
+		return 0, fmt.Errorf("engine.drain_timeout %s: must be between %s and %s (absent: %s)", d, minDrainTimeout, maxDrainTimeout, defaultDrainTimeout)
+	}
+	return d, nil
 }
 
 // httpConfig is the config file's http section: the HTTP server's timeouts and
@@ -422,6 +447,9 @@ func (c config) validate() error {
 	}
 	if c.Engine.InboundMaxWait < 0 {
 		return fmt.Errorf("engine.inbound_max_wait must not be negative")
+	}
+	if _, err := c.Engine.drainTimeout(); err != nil {
+		return err
 	}
 	if c.Engine.QuietAfterAbandon < 0 {
 		return fmt.Errorf("engine.quiet_after_abandon must not be negative")

@@ -157,6 +157,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		world.ScriptWhatsApp(contacts, opts.seed)
 	}
 
+	// The simulated world and agents work on through the drain Ctrl-C starts,
+	// until the server stops: a second Ctrl-C, the drain's end, or --duration,
+	// whose end stops the run at once (its report counts a fixed time).
+	life, endLife := context.WithCancel(stopNow(ctx))
+	defer endLife()
+	if opts.duration > 0 {
+		var cancel context.CancelFunc
+		life, cancel = context.WithTimeout(life, opts.duration)
+		defer cancel()
+	}
+	ctx, cancelCtx := context.WithCancel(ctx)
+	defer cancelCtx()
+	context.AfterFunc(life, cancelCtx)
+	ctx = withStopNow(ctx, life)
+
 	mux := http.NewServeMux()
 	mux.Handle("/demo/", world.Controls())
 	if opts.pprof {
@@ -165,11 +180,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	mux.Handle("/", a.web)
 	a.handler = mux
 
-	if opts.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.duration)
-		defer cancel()
-	}
 	started := time.Now()
 	team := demo.NewTeam(a.engine, seed.Campaign.ID, seed.SimAgents, cfg.WebRTC, opts.timing, opts.seed, log)
 	var wg sync.WaitGroup
@@ -184,7 +194,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := demo.StartDialing(ctx, a.store, a.engine, team, seed.Campaign.ID, a.log); err != nil && ctx.Err() == nil {
+			if err := demo.StartDialing(life, a.store, a.engine, team, seed.Campaign.ID, a.log); err != nil && life.Err() == nil {
 				log.Error("demo: start dialing", "err", err)
 			}
 		}()
@@ -195,9 +205,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			world.Follow(ctx, cutAt)
+			world.Follow(life, cutAt)
 		}()
 	})
+	endLife()
 	wg.Wait()
 	team.Stop()
 	world.Close() // no more webhooks to a server that has stopped
@@ -210,7 +221,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	// Reading every contact's attempts takes a while on a large synthetic list.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second+time.Duration(opts.contacts)*time.Millisecond)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(life), 30*time.Second+time.Duration(opts.contacts)*time.Millisecond)
 	defer cancel()
 	rep, err := demo.BuildReport(rctx, a.store, seed.Campaign.ID, team, world, time.Since(started), started)
 	if err != nil {

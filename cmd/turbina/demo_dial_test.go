@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -160,26 +159,9 @@ func TestDemoDialsAnExternalCarrierAtMaxCPS(t *testing.T) {
 		t.Fatalf("turbina demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.Bytes(), stderr.Bytes())
 	}
 	carrier.Stop()
-	log, err := os.ReadFile(msgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// sipp logs each message under a line ending in its local date and time
-	// ("2026-12-07 08:00:50.591563"); a retransmitted INVITE repeats a Call-ID
-	// and is not a new call.
-	re := regexp.MustCompile(`(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*\nUDP message received \[\d+\] bytes :\s*\n\s*INVITE [^\n]*\n(?s:.*?)\nCall-ID: *([^\r\n]+)`)
-	seen := map[string]bool{}
 	var at []float64
-	for _, m := range re.FindAllSubmatch(log, -1) {
-		if id := string(m[2]); !seen[id] {
-			seen[id] = true
-			when, err := time.ParseInLocation("2006-01-02 15:04:05.999999", string(m[1]), time.Local)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := float64(when.UnixNano()) / 1e9
-			at = append(at, s)
-		}
+	for _, inv := range sipptest.NewInvites(sipptest.ReadMessages(t, msgs)) {
+		at = append(at, float64(inv.At.UnixNano())/1e9)
 	}
 	if len(at) < 5*maxCPS {
 		t.Fatalf("the carrier received %d new INVITEs in a 15 s run, want at least %d\nstderr:\n%s", len(at), 5*maxCPS, stderr.Bytes())

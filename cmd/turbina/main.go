@@ -30,8 +30,9 @@ config file named by --config / TURBINA_CONFIG.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx := signalled(sigs, func() { signal.Stop(sigs) })
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "turbina:", err)
@@ -41,6 +42,42 @@ func main() {
 }
 
 var errUsage = errors.New("usage")
+
+// signalled returns a context that ends at the first signal on sigs, when a
+// server drains (it places no new call and lets the calls under way end), and
+// carries one that ends at the second (stopNow), when it stops at once. Then
+// release is called: a third signal is the system's own, which kills.
+func signalled(sigs <-chan os.Signal, release func()) context.Context {
+	drain, startDrain := context.WithCancel(context.Background())
+	now, stop := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		startDrain()
+		<-sigs
+		stop()
+		release()
+	}()
+	return withStopNow(drain, now)
+}
+
+// stopNowKey carries, in a command's context, the context whose end stops the
+// server at once, cutting its drain short.
+type stopNowKey struct{}
+
+// withStopNow returns ctx carrying now as its stopNow.
+func withStopNow(ctx, now context.Context) context.Context {
+	return context.WithValue(ctx, stopNowKey{}, now)
+}
+
+// stopNow is the context whose end stops the server at once: the one ctx
+// carries, or ctx itself when it carries none (the server then does not
+// drain: the end of ctx stops it, as a test that cancels it expects).
+func stopNow(ctx context.Context) context.Context {
+	if now, ok := ctx.Value(stopNowKey{}).(context.Context); ok {
+		return now
+	}
+	return ctx
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

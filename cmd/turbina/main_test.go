@@ -725,3 +725,40 @@ func TestConfigInbound(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigDrainTimeout: engine.drain_timeout defaults to 2 minutes and is
+// refused, naming the key, outside its bounds.
+func TestConfigDrainTimeout(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	for _, tt := range []struct {
+		name, section string
+		want          time.Duration
+		wantErr       string
+	}{
+		{"absent", `{}`, 2 * time.Minute, ""},
+		{"set", `{"drain_timeout":"45s"}`, 45 * time.Second, ""},
+		{"negative", `{"drain_timeout":"-1s"}`, 0, "engine.drain_timeout -1s: must be between 1s and 1h0m0s"},
+		{"too short", `{"drain_timeout":"10ms"}`, 0, "engine.drain_timeout"},
+		{"too long", `{"drain_timeout":"2h"}`, 0, "engine.drain_timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(`{"engine":`+tt.section+`}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
+			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := cfg.Engine.drainTimeout(); err != nil || got != tt.want {
+				t.Errorf("drain timeout %s, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -249,8 +249,9 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	return a, nil
 }
 
-// serve listens until ctx ends, then shuts down gracefully. ready, when not nil, is
-// called with the listening address before requests are served.
+// serve listens until ctx ends, then drains (drain) and shuts down gracefully.
+// ready, when not nil, is called with the listening address before requests
+// are served.
 func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
@@ -259,26 +260,39 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	// The server's timeouts and limits are web's, so that the tests' servers have them too.
 	hs := a.web.HTTPServer(a.handler)
 	hs.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	// Streams (the wallboard's, the agents' event sockets) do not end by
+	// themselves: the shutdown, which comes after the drain, ends their
+	// requests' context, where it would otherwise wait them out and fail.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	hs.BaseContext = func(net.Listener) context.Context { return streams }
+	hs.RegisterOnShutdown(endStreams)
 	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "database", a.cfg.DatabaseForLog(), "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	engineCtx, stopEngine := context.WithCancel(ctx)
+	// The engine outlives ctx by the drain: it ends the calls under way.
+	engineCtx, stopEngine := context.WithCancel(stopNow(ctx))
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- a.engine.Run(engineCtx) }()
-	defer func() {
+	endEngine := func() {
 		stopEngine()
 		if err := <-engineDone; err != nil {
 			a.log.Error("engine", "err", err)
 		}
-	}()
+	}
 	select {
 	case err := <-errc:
+		endEngine()
 		return err
 	case <-ctx.Done():
 	}
+	a.drain(stopNow(ctx))
+	// What the drain left is cut and recorded as it is, before the server
+	// that serves its agents goes.
+	endEngine()
 	a.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -289,4 +303,27 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 		return err
 	}
 	return nil
+}
+
+// drain stops new dials and waits for the calls under way and their wrap-ups
+// to end, while the HTTP server goes on serving them (webhooks, dispositions,
+// the wallboard; /readyz says draining), for at most engine.drain_timeout or
+// until now ends (a second signal). The engine's end then cuts what is left.
+func (a *app) drain(now context.Context) {
+	if now.Err() != nil {
+		return // stopped at once: nothing to wait for
+	}
+	// Validated with the rest of the configuration.
+	timeout, _ := a.cfg.Engine.drainTimeout()
+	a.log.Info("draining: no new dials; the calls under way may end (a second signal stops at once)", "timeout", timeout)
+	ctx, cancel := context.WithTimeout(now, timeout)
+	defer cancel()
+	err := a.engine.Drain(ctx)
+	switch {
+	case err == nil:
+	case now.Err() != nil:
+		a.log.Warn("second signal: stopping at once; the calls left are hung up and recorded interrupted", "err", err)
+	default:
+		a.log.Warn("drain timeout: the calls left are hung up and recorded interrupted", "timeout", timeout, "err", err)
+	}
 }

@@ -418,36 +418,26 @@ func TestReinviteGlare(t *testing.T) {
 		t.Errorf("result %s by %q (%s), want the carrier's BYE after the refresh went through", r.Outcome, r.HangupBy, r.Reason)
 	}
 	sipp.Wait(t, 15*time.Second)
-	log, err := os.ReadFile(msgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused, again := carrierMessageTimes(t, string(log))
+	refused, again := carrierMessageTimes(t, sipptest.ReadMessages(t, msgs))
 	// The upper margin is for a loaded machine.
 	if waited := again.Sub(refused); waited < 2100*time.Millisecond || waited > 8*time.Second {
 		t.Errorf("our re-INVITE went again %s after the carrier's 491, want 2.1 s to 4 s", waited)
 	}
 }
 
-// carrierMessageTimes reads sipp's message log (-trace_msg) for when it sent
-// its 491 and when our next INVITE reached it.
-func carrierMessageTimes(t *testing.T, log string) (refused, again time.Time) {
+// carrierMessageTimes finds in sipp's message log when it sent its 491 and
+// when our next INVITE reached it.
+func carrierMessageTimes(t *testing.T, msgs []sipptest.Message) (refused, again time.Time) {
 	t.Helper()
-	// Each message: a dashed line ending in its time, the direction, then the message.
-	re := regexp.MustCompile(`(?m)^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\n(UDP message (?:sent|received))[^\n]*\n\n([^\n]*)`)
-	for _, m := range re.FindAllStringSubmatch(log, -1) {
-		at, err := time.Parse("2006-01-02 15:04:05.000000", m[1])
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range msgs {
 		switch {
-		case refused.IsZero() && strings.HasPrefix(m[2], "UDP message sent") && strings.HasPrefix(m[3], "SIP/2.0 491"):
-			refused = at
-		case !refused.IsZero() && strings.HasPrefix(m[2], "UDP message received") && strings.HasPrefix(m[3], "INVITE "):
-			return refused, at
+		case refused.IsZero() && !m.Received && strings.HasPrefix(m.First, "SIP/2.0 491"):
+			refused = m.At
+		case !refused.IsZero() && m.Received && strings.HasPrefix(m.First, "INVITE "):
+			return refused, m.At
 		}
 	}
-	t.Fatalf("no 491 sent then INVITE received in sipp's message log:\n%s", log)
+	t.Fatalf("no 491 sent then INVITE received in sipp's message log: %+v", msgs)
 	return
 }
 

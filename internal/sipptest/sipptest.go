@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -383,4 +384,68 @@ func writeULawWAV(t testing.TB, path string, data []byte) {
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Message is one SIP message of sipp's message log (sipp -trace_msg
+// -message_file PATH).
+type Message struct {
+	// At is when sipp logged it, on the local clock.
+	At time.Time
+	// Received is true for a message sipp received (the peer under test sent
+	// it), false for one sipp sent.
+	Received bool
+	// First is the request or status line; CallID the Call-ID header.
+	First, CallID string
+}
+
+// messageHead starts each message of sipp's log: a dashed line ending in its
+// local time, then its direction.
+var messageHead = regexp.MustCompile(`(?m)^-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\n(?:UDP|TCP) message (sent|received)[^\n]*\n\s*`)
+
+var callIDHeader = regexp.MustCompile(`(?mi)^(?:Call-ID|i): *([^\r\n]+)`)
+
+// ReadMessages reads sipp's message log at path, in the order sipp logged
+// the messages. Read it once sipp has stopped: sipp buffers its log.
+func ReadMessages(t testing.TB, path string) []Message {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	heads := messageHead.FindAllStringSubmatchIndex(log, -1)
+	out := make([]Message, 0, len(heads))
+	for i, h := range heads {
+		end := len(log)
+		if i+1 < len(heads) {
+			end = heads[i+1][0]
+		}
+		body := log[h[1]:end]
+		at, err := time.ParseInLocation("2006-01-02 15:04:05.000000", log[h[2]:h[3]], time.Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := Message{At: at, Received: log[h[4]:h[5]] == "received"}
+		m.First, _, _ = strings.Cut(body, "\n")
+		m.First = strings.TrimSpace(m.First)
+		if id := callIDHeader.FindStringSubmatch(body); id != nil {
+			m.CallID = strings.TrimSpace(id[1])
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// NewInvites are the INVITEs of new calls among msgs that sipp received, in
+// order: a retransmission or a re-INVITE (a Call-ID seen before) is not one.
+func NewInvites(msgs []Message) []Message {
+	seen := map[string]bool{}
+	var out []Message
+	for _, m := range msgs {
+		if m.Received && strings.HasPrefix(m.First, "INVITE ") && !seen[m.CallID] {
+			seen[m.CallID] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -132,7 +132,8 @@ async function call(method, path, body) {
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   ws = new WebSocket(`${proto}//${location.host}/api/v1/agent/events`);
-  ws.onopen = () => fail(null);
+  // A new socket: the notice of a draining server is back only if this one drains too.
+  ws.onopen = () => { fail(null); $('draining').hidden = true; $('draining').textContent = t('agent.draining'); };
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     switch (ev.type) {
@@ -151,6 +152,10 @@ function connect() {
       case 'preview': Object.assign(phones, ev.phones); showPreview(ev.preview); break;
       case 'preview_ended': previewEnded(ev); break;
       case 'call_ended': callEnded(ev); break;
+      // The server drains before it stops: no new call comes; once the call
+      // and its wrap-up are done, it says reconnect and closes the socket.
+      case 'draining': $('draining').hidden = false; break;
+      case 'reconnect': $('draining').textContent = t('agent.reconnecting'); break;
       case 'webrtc_answer': answered(ev.sdp); break;
       case 'error':
         if (audio.waiting && ev.code === 'webrtc_failed') audioFailed(/not configured|no agent media/i.test(ev.message) ? 'audio.noserver' : 'audio.failed');
@@ -167,8 +172,12 @@ function connect() {
     if (audio.waiting && e.code === 1008) { audio.unsupported = true; audioFailed('audio.noserver'); }
     else if (audio.waiting) audioFailed('audio.failed');
     ws = null;
-    if (e.code !== 1008) fail({ message: t('agent.disconnected') });
-    setTimeout(connect, e.code === 1008 ? 100 : 1000);
+    // 1012 (service restart): a draining server let this page go; the next
+    // socket reaches a server that takes calls, whose events say so.
+    const restart = e.code === 1012;
+    if (restart) { $('draining').hidden = false; $('draining').textContent = t('agent.reconnecting'); }
+    else if (e.code !== 1008) fail({ message: t('agent.disconnected') });
+    setTimeout(connect, e.code === 1008 || restart ? 100 : 1000);
   };
 }
 

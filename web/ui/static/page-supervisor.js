@@ -661,6 +661,7 @@ function render(s) {
   if (!ids.size) $('campaign-cards').replaceChildren(el('p', { class: 'card' }, t('sup.noCampaigns')));
   else $('campaign-cards').querySelector(':scope > p')?.remove();
   renderFailover(s.failovers || [], !!(s.whatsapp && s.whatsapp.configured));
+  $('draining').hidden = !s.draining;
   renderAgents(s.agents, s.campaigns);
   renderTrunks(s.trunks || [], s.trunk_control);
   renderInbound(s.inbound || []);

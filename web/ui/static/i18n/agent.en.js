@@ -35,4 +35,7 @@ export default {
   'outcome.dialing': 'dialing', 'outcome.ringing': 'ringing', 'outcome.answered': 'in progress', 'outcome.ended': 'ended',
   'call.inbound.whatsapp_call': 'Incoming WhatsApp call',
   'agent.not_an_agent': "This softphone takes calls for agents: sign in with an agent's account to take calls.",
+  'agent.draining': 'This server is restarting: no new call comes here. Finish your call and its disposition; the page then reconnects by itself.',
+  'agent.reconnecting': 'Reconnecting to a server that takes calls…',
+  'error.draining': 'This server is restarting and places no new call. Wait for the page to reconnect.',
 };

@@ -35,4 +35,7 @@ export default {
   'outcome.dialing': 'discando', 'outcome.ringing': 'chamando', 'outcome.answered': 'em andamento', 'outcome.ended': 'encerrada',
   'call.inbound.whatsapp_call': 'Chamada recebida pelo WhatsApp',
   'agent.not_an_agent': "Este softphone atende chamadas dos agentes: entre com a conta de um agente para atender.",
+  'agent.draining': 'Este servidor está reiniciando: nenhuma chamada nova vem para cá. Termine sua chamada e a tabulação; a página então se reconecta sozinha.',
+  'agent.reconnecting': 'Reconectando a um servidor que recebe chamadas…',
+  'error.draining': 'Este servidor está reiniciando e não faz chamadas novas. Aguarde a página se reconectar.',
 };

@@ -54,4 +54,5 @@ export default {
   'sup.au.f.mode': 'mode', 'sup.au.f.target_abandon': 'target abandonment', 'sup.au.f.max_ratio': 'max ratio',
   'sup.au.f.ring_timeout': 'ring timeout', 'sup.au.f.min_ring_timeout': 'shortest ring timeout', 'sup.au.f.max_in_flight': 'max calls at once',
   'sup.au.f.state': 'state', 'sup.au.f.name': 'name',
+  'sup.draining': 'This server is draining before it stops: it places no new call; the calls under way end as usual. Campaigns dial again once a server takes them.',
 };

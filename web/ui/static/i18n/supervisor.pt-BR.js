@@ -54,4 +54,5 @@ export default {
   'sup.au.f.mode': 'modo', 'sup.au.f.target_abandon': 'abandono alvo', 'sup.au.f.max_ratio': 'proporção máxima',
   'sup.au.f.ring_timeout': 'tempo de toque', 'sup.au.f.min_ring_timeout': 'menor tempo de toque', 'sup.au.f.max_in_flight': 'máximo de ligações simultâneas',
   'sup.au.f.state': 'estado', 'sup.au.f.name': 'nome',
+  'sup.draining': 'Este servidor está esvaziando antes de parar: não faz chamadas novas; as chamadas em curso terminam normalmente. As campanhas voltam a discar quando um servidor as assume.',
 };
