@@ -54,7 +54,7 @@ func testRecoverOutboxAfterCrash(t *testing.T, be backend) {
 			}
 		}
 	}
-	got, err := d.RecoverOutbox(ctx, []string{"whatsapp.template"})
+	got, err := d.RecoverOutbox(ctx, OutboxScope{}, []string{"whatsapp.template"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func testRecoverOutboxAfterCrash(t *testing.T, be backend) {
 		}
 	}
 	// A second start finds nothing more to recover: doubt is settled by evidence only.
-	if again, err := d.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil || again != (OutboxRecovery{}) {
+	if again, err := d.RecoverOutbox(ctx, OutboxScope{}, []string{"whatsapp.template"}); err != nil || again != (OutboxRecovery{}) {
 		t.Errorf("second recovery = %+v, %v", again, err)
 	}
 	// A request that may have left is never claimed again.
