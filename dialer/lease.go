@@ -94,6 +94,10 @@ func NewNodeID() string {
 	return host + "-" + hex.EncodeToString(b)
 }
 
+// Advertise sets the node's address (Node.Addr) to url, before Run: the
+// address it listens on, known once it listens.
+func (e *Engine) Advertise(url string) { e.cfg.Cluster.Node.Addr = url }
+
 // NodeID is the engine's node.
 func (e *Engine) NodeID() string { return e.cfg.Cluster.Node.ID }
 
@@ -102,8 +106,8 @@ type ClusterStatus struct {
 	Node string `json:"node"`
 	// Campaigns are the campaigns whose lease this node holds.
 	Campaigns []int64 `json:"campaigns,string"`
-	// Err is why the node is not ready: it could not renew its leases (or
-	// heartbeat) for a lease TTL, or it has not joined yet; nil when ready.
+	// Err is why the node is not ready: it could not heartbeat and renew its
+	// leases for a lease TTL; nil when ready.
 	Err error `json:"-"`
 }
 
@@ -121,10 +125,8 @@ func (e *Engine) Cluster() ClusterStatus {
 	slices.Sort(st.Campaigns)
 	e.keep.mu.Lock()
 	defer e.keep.mu.Unlock()
-	switch {
-	case e.keep.beat.IsZero():
-		st.Err = errors.New("the node has not joined its database's nodes yet")
-	case time.Since(e.keep.beat) >= e.cfg.Cluster.LeaseTTL:
+	// Before Run joins, the node has no campaign to lose: ready as before.
+	if !e.keep.beat.IsZero() && time.Since(e.keep.beat) >= e.cfg.Cluster.LeaseTTL {
 		st.Err = fmt.Errorf("the node could not renew its leases since %s: %w", e.keep.beat.UTC().Format(time.RFC3339), e.keep.err)
 	}
 	return st

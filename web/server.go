@@ -113,6 +113,9 @@ type Engine interface {
 	// StopRinging ends the calls still ringing to numbers just put on a
 	// do-not-call list (campaignID 0: every campaign's).
 	StopRinging(ctx context.Context, campaignID int64, numbers []string) int
+	// Cluster is this node and the campaigns whose leases it holds, with why it
+	// is not ready when it cannot renew them.
+	Cluster() dialer.ClusterStatus
 }
 
 // Server is the HTTP front of Turbina.
@@ -267,7 +270,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	out := map[string]any{"status": "ready"}
+	if s.cfg.Engine != nil {
+		// A node that cannot renew its leases is losing its campaigns: the
+		// load balancer sends its work elsewhere.
+		st := s.cfg.Engine.Cluster()
+		if st.Err != nil {
+			writeError(w, errorf(http.StatusServiceUnavailable, "not_ready", "cluster: "+st.Err.Error()))
+			return
+		}
+		out["node"], out["campaigns"] = st.Node, st.Campaigns
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ principal) error {

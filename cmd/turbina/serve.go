@@ -208,6 +208,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		WhatsApp:           waClient,
 		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),
 		Registrar:          a.registrar,
+		Cluster:            cfg.dialerCluster(cfg.HTTPAddr),
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		hookCfg := cfg.WhatsApp.Webhook
@@ -258,6 +259,10 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	hs := a.web.HTTPServer(a.handler)
 	hs.ErrorLog = slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
 	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "database", a.cfg.DatabaseForLog(), "version", version)
+	if a.cfg.Cluster.AdvertiseURL == "" {
+		// The port the system chose, when the address asked for any.
+		a.engine.Advertise("http://" + ln.Addr().String())
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
