@@ -154,6 +154,9 @@ func nodeFrom(ctx context.Context) string {
 func (d *DB) ClaimSole(ctx context.Context, node string) error {
 	ctx = withoutFence(ctx)
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		if err := d.leaseTx(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM nodes WHERE id <> ?", node); err != nil {
 			return err
 		}
@@ -169,12 +172,13 @@ func (d *DB) ClaimSole(ctx context.Context, node string) error {
 // checkFence fails with ErrFenced unless f is its campaign's current lease,
 // unexpired, and on PostgreSQL it share-locks the lease's row until tx ends: a
 // node taking the campaign over waits for tx to commit, so every write of an
-// epoch is in before the next epoch begins. On SQLite, tx holds the only write
-// lock already.
+// epoch is in before the next epoch begins; and tx idle for leaseIdle (its
+// node frozen) is ended by the server, so the wait is bounded. On SQLite, tx
+// holds the only write lock already.
 func (d *DB) checkFence(ctx context.Context, tx *sql.Tx, f Fence) error {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM campaign_leases WHERE campaign_id = ? AND epoch = ? AND expires_at > `+
-		d.dialect.clockMs+d.dialect.shareRow, f.CampaignID, f.Epoch).Scan(&one)
+	var bounded any
+	err := tx.QueryRowContext(ctx, `SELECT `+d.dialect.leaseTxColumn+` FROM campaign_leases WHERE campaign_id = ? AND epoch = ? AND expires_at > `+
+		d.dialect.clockMs+d.dialect.shareRow, f.CampaignID, f.Epoch).Scan(&bounded)
 	if errors.Is(err, sql.ErrNoRows) {
 		if fn, _ := ctx.Value(fencedKey{}).(func()); fn != nil {
 			fn()
@@ -183,6 +187,18 @@ func (d *DB) checkFence(ctx context.Context, tx *sql.Tx, f Fence) error {
 	}
 	if err != nil {
 		return fmt.Errorf("check the campaign's lease: %w", err)
+	}
+	return nil
+}
+
+// leaseTx bounds how long tx, which locks a lease's row, may stay idle
+// (dialect.leaseTx).
+func (d *DB) leaseTx(ctx context.Context, tx *sql.Tx) error {
+	if d.dialect.leaseTx == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, d.dialect.leaseTx); err != nil {
+		return fmt.Errorf("bound the lease's transaction: %w", err)
 	}
 	return nil
 }
@@ -270,6 +286,9 @@ func (d *DB) AcquireLease(ctx context.Context, campaignID int64, node string, tt
 	l := Lease{CampaignID: campaignID, NodeID: node, Live: true}
 	var acquired, expires int64
 	err = d.inTx(withoutFence(ctx), func(tx *sql.Tx) error {
+		if err := d.leaseTx(ctx, tx); err != nil {
+			return err
+		}
 		// The one statement decides against the row as it is when it runs: a
 		// concurrent acquire waits for the row (its primary key) and then sees
 		// the lease just taken, unexpired.
@@ -309,6 +328,9 @@ func (d *DB) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease,
 	}
 	var expires int64
 	err = d.inTx(withoutFence(ctx), func(tx *sql.Tx) error {
+		if err := d.leaseTx(ctx, tx); err != nil {
+			return err
+		}
 		err := tx.QueryRowContext(ctx, `UPDATE campaign_leases SET expires_at = `+d.dialect.clockMs+` + ?
 			WHERE campaign_id = ? AND node_id = ? AND epoch = ? AND expires_at > `+d.dialect.clockMs+`
 			RETURNING expires_at`, ms, l.CampaignID, l.NodeID, l.Epoch).Scan(&expires)
