@@ -103,12 +103,12 @@ func (e *Engine) NodeID() string { return e.cfg.Cluster.Node.ID }
 
 // ClusterStatus is what the node runs and whether it keeps its leases.
 type ClusterStatus struct {
-	Node string `json:"node"`
+	Node string
 	// Campaigns are the campaigns whose lease this node holds.
-	Campaigns []int64 `json:"campaigns,string"`
+	Campaigns []int64
 	// Err is why the node is not ready: it could not heartbeat and renew its
 	// leases for a lease TTL; nil when ready.
-	Err error `json:"-"`
+	Err error
 }
 
 // Cluster reports the campaigns this node runs and whether it keeps its
@@ -370,9 +370,15 @@ func (e *Engine) renewLeases(ctx context.Context) {
 	e.keep.mu.Unlock()
 	for _, id := range last {
 		if !slices.Contains(live, id) {
-			// A node died: what it left of no campaign is settled by the living.
-			if err := e.recoverOutbox(ctx, storage.OutboxScope{Live: live}); err != nil && ctx.Err() == nil {
-				e.log.Error("settle the outbox messages of a dead node", "err", err)
+			// A node died: what it left of no campaign, and of campaigns no
+			// longer running, is settled by the living (its running campaigns
+			// by the nodes that take them over).
+			err := e.recoverOutbox(ctx, storage.OutboxScope{Live: live})
+			if err == nil {
+				err = e.recoverIdle(ctx)
+			}
+			if err != nil && ctx.Err() == nil {
+				e.log.Error("settle what a dead node left", "node", id, "err", err)
 			}
 			break
 		}

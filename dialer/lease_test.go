@@ -2,7 +2,9 @@ package dialer
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -78,5 +81,65 @@ func TestSecondProcessOnTheFileFencesTheFirst(t *testing.T) {
 	}
 	if n := counter(t, second.engine.metrics.handovers); n != 1 {
 		t.Errorf("the new process counted %v hand-overs, want 1", n)
+	}
+}
+
+// waitCluster waits until the engine's cluster status is what ok says.
+func waitCluster(t *testing.T, e *Engine, within time.Duration, want string, ok func(ClusterStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for st := e.Cluster(); !ok(st); st = e.Cluster() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %+v, want %s", within, st, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNodeCutOffFromItsDatabaseLosesItsCampaigns: a node on PostgreSQL whose
+// database goes away cannot renew its leases: once a lease TTL has passed it is
+// not ready (/readyz) and has stopped its runs, since another node may take
+// them; when the database is back it takes its campaign again.
+func TestNodeCutOffFromItsDatabaseLosesItsCampaigns(t *testing.T) {
+	srv := pgtest.Own(t)
+	ctx := context.Background()
+	store, err := storage.Open(ctx, srv.Database(t, ""), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	const ttl = time.Second
+	e := New(store, nil, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
+		Cluster: Cluster{Shared: true, LeaseTTL: ttl, RenewEvery: ttl / 4}}, slog.New(slog.DiscardHandler))
+	h := &harness{t: t, store: store, engine: e}
+	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	runs := func(st ClusterStatus) bool { return st.Err == nil && slices.Equal(st.Campaigns, []int64{c.ID}) }
+	waitCluster(t, e, 10*time.Second, "the campaign run, ready", runs)
+
+	killed := time.Now()
+	srv.Kill()
+	waitCluster(t, e, 10*time.Second, "not ready, no campaign run", func(st ClusterStatus) bool {
+		return st.Err != nil && len(st.Campaigns) == 0
+	})
+	if n := counter(t, e.metrics.renewFailures); n < 1 {
+		t.Errorf("%v renew failures counted", n)
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitCluster(t, e, 30*time.Second, "the campaign run again, ready", runs)
+	// The test server commits asynchronously, so its kill may lose the first
+	// taking: the lease is a new one whatever its epoch.
+	leases, err := store.Leases(ctx)
+	if err != nil || len(leases) != 1 || leases[0].NodeID != e.NodeID() || leases[0].Acquired.Before(killed) {
+		t.Errorf("leases %+v, %v; want this node's, taken again after the database came back", leases, err)
 	}
 }

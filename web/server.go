@@ -279,7 +279,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(http.StatusServiceUnavailable, "not_ready", "cluster: "+st.Err.Error()))
 			return
 		}
-		out["node"], out["campaigns"] = st.Node, st.Campaigns
+		out["node"], out["campaigns"] = st.Node, idStrings(st.Campaigns)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

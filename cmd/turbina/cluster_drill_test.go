@@ -215,10 +215,8 @@ func TestKillOwningNodeTenTimes(t *testing.T) {
 		p.kill(t)
 		cl.forget(owner)
 		emu.SetCallbackURL(cl.anyNode("") + "/webhooks/whatsapp")
-		var took time.Duration
-		dead := owner
-		owner, p, took = cl.waitOwner(id, dead, drillTakeOver)
-		t.Logf("kill %d: node %s killed, node %s runs the campaign %s later", i+1, dead, owner, took.Round(10*time.Millisecond))
+		next, _, took := cl.waitOwner(id, owner, drillTakeOver)
+		t.Logf("kill %d: node %s killed, node %s runs the campaign %s later", i+1, owner, next, took.Round(10*time.Millisecond))
 		cl.startNode()
 	}
 	owner, p, _ = cl.waitOwner(id, "", drillTakeOver)
