@@ -72,16 +72,6 @@ func (c Cluster) withDefaults() Cluster {
 	return c
 }
 
-// Check reports a lease timing that cannot work: a renewal that comes only
-// after the lease expired.
-func (c Cluster) Check() error {
-	c = c.withDefaults()
-	if c.Shared && c.RenewEvery >= c.LeaseTTL {
-		return fmt.Errorf("the lease renewal interval (%s) must be below the lease TTL (%s)", c.RenewEvery, c.LeaseTTL)
-	}
-	return nil
-}
-
 // NewNodeID returns a node ID new to this start: the host's name, so that a
 // person reading the leases knows the box, and random bytes.
 func NewNodeID() string {

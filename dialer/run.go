@@ -813,7 +813,9 @@ func (r *run) write(ctx context.Context, c *call, outcome campaigns.Outcome, at 
 	var err error
 	if len(r.unrecorded) > 0 {
 		err = errors.New("older outcomes wait to be written")
-	} else if err = r.e.store.FinishAttempt(ctx, *a, move); err != nil {
+	} else if err = r.e.store.FinishAttempt(ctx, *a, move); errors.Is(err, storage.ErrFenced) {
+		return // the lease is lost: the run stops now (loseLease), its new holder records the call
+	} else if err != nil {
 		r.e.metrics.writeFailures.Inc()
 	}
 	if err != nil {
