@@ -226,9 +226,37 @@ func TestKillOwningNodeTenTimes(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGSTOP)
 	frozen := owner
 	emu.SetCallbackURL(cl.anyNode(frozen) + "/webhooks/whatsapp")
+	// The attempts of the frozen node's time, as the new owner leaves them once
+	// it settled them (those left open recorded interrupted): the woken node
+	// must not change one.
+	before := campaignAttempts(t, db, id)
+	openAtFreeze := 0
+	for _, a := range before {
+		if a.EndAt == nil {
+			openAtFreeze++
+		}
+	}
 	owner, _, took := cl.waitOwner(id, frozen, drillTakeOver)
 	t.Logf("node %s frozen; node %s runs the campaign %s later", frozen, owner, took.Round(10*time.Millisecond))
 	l := lease(t, db, id)
+	settled := func() (map[int64]storage.Attempt, int) {
+		now, open := campaignAttempts(t, db, id), 0
+		for aid := range now {
+			if _, old := before[aid]; !old {
+				delete(now, aid)
+			} else if now[aid].EndAt == nil {
+				open++
+			}
+		}
+		return now, open
+	}
+	atTakeOver, open := settled()
+	for deadline := time.Now().Add(drillTakeOver); open > 0; atTakeOver, open = settled() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts of the frozen node still open %s after the take-over", open, drillTakeOver)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	p.cmd.Process.Signal(syscall.SIGCONT)
 	for deadline := time.Now().Add(3 * drillLeaseTTL); metric(t, p.url, "turbina_cluster_leases_lost_total") < 1; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -244,8 +272,16 @@ func TestKillOwningNodeTenTimes(t *testing.T) {
 	if now := lease(t, db, id); now.NodeID != l.NodeID || now.Epoch != l.Epoch {
 		t.Errorf("after the frozen node woke, the lease is %+v, want %+v's still", now, l)
 	}
-	t.Logf("woken node: %v fenced writes refused, %v runs stopped for a lost lease",
-		metric(t, p.url, "turbina_cluster_fencing_refusals_total"), metric(t, p.url, "turbina_cluster_leases_lost_total"))
+	after, _ := settled()
+	changed := 0
+	for aid, a := range atTakeOver {
+		if b := after[aid]; b.State != a.State || b.Outcome != a.Outcome || !b.EndAt.Equal(*a.EndAt) || b.AgentID != a.AgentID {
+			changed++
+			t.Errorf("attempt %d written after the take-over: %+v, was %+v", aid, b, a)
+		}
+	}
+	t.Logf("woken node: %v fenced writes refused, %v runs stopped for a lost lease; %d attempts of its time unchanged (%d open when it froze)",
+		metric(t, p.url, "turbina_cluster_fencing_refusals_total"), metric(t, p.url, "turbina_cluster_leases_lost_total"), len(atTakeOver)-changed, openAtFreeze)
 
 	driver.halt()
 	cl.mu.Lock()
@@ -282,6 +318,27 @@ func clusterCampaign(t *testing.T, url string, n int) string {
 		t.Fatalf("imported %d contacts, want %d", rep.Imported, n)
 	}
 	return c.ID
+}
+
+// campaignAttempts are every attempt of the campaign, by ID.
+func campaignAttempts(t *testing.T, db *storage.DB, campaign int64) map[int64]storage.Attempt {
+	t.Helper()
+	ctx := context.Background()
+	list, _, err := db.ListContacts(ctx, campaign, storage.ContactFilter{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]storage.Attempt{}
+	for _, ct := range list {
+		as, err := db.ListAttempts(ctx, ct.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			out[a.ID] = a
+		}
+	}
+	return out
 }
 
 // lease is the campaign's lease as stored.
