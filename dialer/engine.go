@@ -29,6 +29,7 @@ type Store interface {
 	storage.WhatsAppStore
 	storage.PolicyStore
 	storage.InboundStore
+	storage.LeaseStore
 	GetContact(ctx context.Context, id int64) (campaigns.Contact, error)
 	// SkipContact records a preview agent's skip and moves the contact as move says.
 	SkipContact(ctx context.Context, s *storage.PreviewSkip, move storage.MoveFunc) error
@@ -118,6 +119,9 @@ type Config struct {
 	// InboundSorry is played to a caller nobody took before the call is hung up
 	// (default: the abandon prompt, which says that the call centre calls back).
 	InboundSorry *media.Player
+	// Cluster is how the engine shares its database with other nodes (default:
+	// the only node on it).
+	Cluster Cluster
 }
 
 func (c Config) withDefaults() Config {
@@ -185,6 +189,7 @@ func (c Config) withDefaults() Config {
 	if c.InboundSorry == nil {
 		c.InboundSorry = c.AbandonPrompt
 	}
+	c.Cluster = c.Cluster.withDefaults()
 	return c
 }
 
@@ -203,14 +208,16 @@ type Engine struct {
 	audio  *agentaudio.Hub
 	// wa keeps and applies WhatsApp's webhook events.
 	wa *waevents.Inbox
-	// outboxReady is closed once Run has settled what the last process left in
-	// the outbox: nothing is sent before, so no live send is taken for a leftover.
+	// outboxReady is closed once Run has settled what stopped nodes left in the
+	// outbox: nothing is sent before, so no live send is taken for a leftover.
 	outboxReady chan struct{}
 	metrics     metrics
 	// draining is set by Drain, for good; drainWake wakes Drain when a run's
 	// count of what it follows may have reached zero.
 	draining  atomic.Bool
 	drainWake chan struct{}
+	// keep is the node's heartbeat and lease renewal (lease.go).
+	keep keeper
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -294,25 +301,21 @@ func (e *Engine) agentsChanged(ids []int64) {
 	}
 }
 
-// Run drives campaigns until ctx ends. It first closes the attempts that a previous
-// process left open, so their contacts are tried again.
+// Run drives campaigns until ctx ends. The node first joins its database's
+// nodes (Config.Cluster), then runs the campaigns whose leases it takes,
+// settling what their last holder left (recoverCampaign) before each dials. On
+// its way out it releases its leases once their runs ended, and leaves.
 func (e *Engine) Run(ctx context.Context) error {
 	// Agents' sessions end last, once no run can bridge a call to them.
 	defer e.audio.Close()
-	// The outbox first: a template whose contact's attempt is recovered below is
-	// placed again under its key, and must find its row settled.
-	if err := e.recoverOutbox(ctx); err != nil {
+	ctx = storage.WithNode(ctx, e.NodeID())
+	if err := e.join(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		return fmt.Errorf("join the database's nodes: %w", err)
 	}
-	if err := e.recoverInterrupted(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
+	defer e.leave()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)
@@ -324,6 +327,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		e.reportInDoubt(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.keepLeases(ctx)
 	}()
 	t := time.NewTicker(e.cfg.Sync)
 	defer t.Stop()
@@ -340,12 +348,33 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// sync starts a run for every running or paused campaign and hands each its
-// current settings; a finished or deleted campaign's run ends once its calls do.
+// sync starts a run for every running or paused campaign this node should run
+// (claimable) and whose lease it takes, and hands each its current settings; a
+// finished or deleted campaign's run ends once its calls do, and so does the
+// run of a campaign the spread now gives another live node, whose lease is then
+// released for it.
 func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 	list, err := e.store.ListCampaigns(ctx, nil)
 	if err != nil {
 		return err
+	}
+	var active []int64
+	for _, c := range list {
+		if c.State == campaigns.StateRunning || c.State == campaigns.StatePaused {
+			active = append(active, c.ID)
+		}
+	}
+	mine, err := e.claimable(ctx, active)
+	if err != nil {
+		return err
+	}
+	leases, err := e.store.Leases(ctx)
+	if err != nil {
+		return err
+	}
+	held := make(map[int64]*storage.Lease, len(leases))
+	for i := range leases {
+		held[leases[i].CampaignID] = &leases[i]
 	}
 	seen := map[int64]bool{}
 	e.mu.Lock()
@@ -354,8 +383,8 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 		if c.State != campaigns.StateRunning && c.State != campaigns.StatePaused {
 			continue
 		}
-		seen[c.ID] = true
 		if r, ok := e.runs[c.ID]; ok {
+			seen[c.ID] = mine[c.ID]
 			r.setCampaign(c)
 			if err := r.refreshSafeHarbour(ctx); err != nil {
 				e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
@@ -365,67 +394,63 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 		if e.Draining() {
 			continue // a campaign started while the node drains runs on the next one
 		}
-		r := newRun(e, c)
-		if err := r.resumePacing(ctx); err != nil {
-			// The guards then start from nothing, as before they were kept: dialling goes on.
-			e.log.Error("resume pacing", "campaign", c.ID, "err", err)
+		if !mine[c.ID] {
+			continue
 		}
-		if err := r.refreshSafeHarbour(ctx); err != nil {
-			e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
+		l, ok := e.takeLease(ctx, c, held[c.ID])
+		if !ok {
+			continue
 		}
-		e.runs[c.ID] = r
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.loop(ctx)
-			e.mu.Lock()
-			if e.runs[c.ID] == r {
-				delete(e.runs, c.ID)
-			}
-			e.mu.Unlock()
-			e.drainPoke()
-		}()
+		seen[c.ID] = true
+		e.startRun(ctx, wg, c, l)
 	}
 	for id, r := range e.runs {
 		if !seen[id] {
 			r.stop()
 		}
 	}
+	e.metrics.leasesHeld.Set(float64(len(e.runs)))
 	return nil
 }
 
-// recoverInterrupted closes attempts left open by a crash as interrupted and moves
-// their contacts through the journey's table: an interrupted call used up its
-// attempt and waits its rung's retry delay from now.
-func (e *Engine) recoverInterrupted(ctx context.Context) error {
-	open, err := e.store.OpenAttempts(ctx)
-	if err != nil {
-		return fmt.Errorf("recover interrupted attempts: %w", err)
+// startRun starts campaign c's run under lease l; called with e.mu held. The
+// run's context carries the lease's fence, and is cancelled when the lease is
+// lost (loseLease): the run then stops at once, without writing. A run that
+// ends otherwise releases its lease.
+func (e *Engine) startRun(ctx context.Context, wg *sync.WaitGroup, c campaigns.Campaign, l storage.Lease) {
+	r := newRun(e, c)
+	r.lease, r.renewed = l, time.Now()
+	rctx, lose := context.WithCancelCause(storage.WithFence(ctx, l.Fence()))
+	rctx = storage.WhenFenced(rctx, func() {
+		e.metrics.fenced.Inc()
+		r.loseLease(storage.ErrFenced)
+	})
+	r.lose = lose
+	if err := r.resumePacing(rctx); err != nil {
+		// The guards then start from nothing, as before they were kept: dialling goes on.
+		e.log.Error("resume pacing", "campaign", c.ID, "err", err)
 	}
-	ladders := map[int64][]campaigns.Rung{}
-	now := e.cfg.Now()
-	for _, a := range open {
-		ladder, ok := ladders[a.CampaignID]
-		if !ok {
-			c, err := e.store.GetCampaign(ctx, a.CampaignID)
-			if err != nil {
-				return fmt.Errorf("recover attempt %d: %w", a.ID, err)
-			}
-			ladder, ladders[a.CampaignID] = c.Ladder, c.Ladder
-		}
-		a.State, a.Outcome, a.EndAt = "ended", string(campaigns.OutcomeInterrupted), &now
-		move := e.journeyMove(ladder, campaigns.OutcomeEvent(campaigns.OutcomeInterrupted), now, nil)
-		if a.ResumedFrom != 0 {
-			move = nil // a call back on WhatsApp: its conversation moved the contact already (connected)
-		}
-		if err := e.store.FinishAttempt(ctx, a, move); err != nil {
-			return fmt.Errorf("recover attempt %d: %w", a.ID, err)
-		}
+	if err := r.refreshSafeHarbour(rctx); err != nil {
+		e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
 	}
-	if len(open) > 0 {
-		e.log.Warn("attempts interrupted by the last stop were closed; their contacts wait their rung's retry delay", "attempts", len(open))
-	}
-	return nil
+	e.runs[c.ID] = r
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.loop(rctx)
+		lose(nil)
+		e.mu.Lock()
+		if e.runs[c.ID] == r {
+			delete(e.runs, c.ID)
+		}
+		e.metrics.leasesHeld.Set(float64(len(e.runs)))
+		lease := r.lease
+		e.mu.Unlock()
+		if !r.lost.Load() {
+			e.releaseLease(lease)
+		}
+		e.drainPoke()
+	}()
 }
 
 // journeyMove is the storage's move of a contact through ev at now on ladder: the

@@ -11,26 +11,11 @@ import (
 )
 
 // outboxTemplateKind is the one outbox kind whose sends are made again under
-// their key after a restart: a template's contact is placed again at once (its
-// attempt was interrupted). Others a crash stopped before their request left
-// are recorded not sent: nothing would send them (an agent's retry with the
-// same key gets that answer).
+// their key after their node stopped: a template's contact is placed again
+// (its attempt was interrupted). Others a stop caught before their request
+// left are recorded not sent: nothing would send them (an agent's retry with
+// the same key gets that answer).
 const outboxTemplateKind = storage.OutboxKindTemplate
-
-// recoverOutbox settles what the last process left claimed: in doubt when its
-// request may have left, not sent when it provably did not. Sends wait for it.
-func (e *Engine) recoverOutbox(ctx context.Context) error {
-	r, err := e.store.RecoverOutbox(ctx, []string{outboxTemplateKind})
-	if err != nil {
-		return err
-	}
-	close(e.outboxReady)
-	if r.Requeued+r.InDoubt+r.NotSent > 0 {
-		e.log.Warn("outbox messages left by the last stop: sent again if their request never left, recorded not sent if nothing will send them, in doubt until WhatsApp's status webhook settles them",
-			"requeued", r.Requeued, "not_sent", r.NotSent, "in_doubt", r.InDoubt)
-	}
-	return nil
-}
 
 // reportInDoubt tells supervisors, once each, of the messages still in doubt
 // InDoubtReportAfter after a crash left them so: no status webhook came, so no

@@ -38,7 +38,7 @@ func TestAgentSendOnceAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2 := New(h.store, nil, NewAgents(), Config{WhatsApp: restarted}, slog.New(slog.DiscardHandler))
-	if err := e2.recoverOutbox(ctx); err != nil { // what its Run does first
+	if err := e2.join(ctx); err != nil { // what its Run does first
 		t.Fatal(err)
 	}
 	again, err := e2.SendWhatsApp(ctx, ct.ID, "", "retry-me")

@@ -137,6 +137,26 @@ type run struct {
 	// command from outside the loop (a preview dial) live as long as the run, not
 	// as long as the request that asked for them.
 	life context.Context
+	// lease is the campaign's lease the run holds, and renewed when it was
+	// last renewed (guarded by e.mu); lose cancels the run's context at once
+	// when it is lost, and lost says so (lease.go).
+	lease   storage.Lease
+	renewed time.Time
+	lose    context.CancelCauseFunc
+	lost    atomic.Bool
+}
+
+// loseLease stops the run at once, hanging up its calls and writing nothing:
+// its campaign's lease is no longer the node's (it expired and another node
+// took it over, or a write found it fenced). The node taking the campaign over
+// records its calls interrupted.
+func (r *run) loseLease(cause error) {
+	if r.lost.Swap(true) {
+		return
+	}
+	r.e.metrics.leasesLost.Inc()
+	r.e.log.Warn("the campaign's lease was lost: its run stops now, writing nothing more", "campaign", r.id, "err", cause)
+	r.lose(cause)
 }
 
 // unrecordedEnd is an ended attempt and the move of its contact, not yet stored:
@@ -799,7 +819,9 @@ func (r *run) write(ctx context.Context, c *call, outcome campaigns.Outcome, at 
 	var err error
 	if len(r.unrecorded) > 0 {
 		err = errors.New("older outcomes wait to be written")
-	} else if err = r.e.store.FinishAttempt(ctx, *a, move); err != nil {
+	} else if err = r.e.store.FinishAttempt(ctx, *a, move); errors.Is(err, storage.ErrFenced) {
+		return // the lease is lost: the run stops now (loseLease), its new holder records the call
+	} else if err != nil {
 		r.e.metrics.writeFailures.Inc()
 	}
 	if err != nil {
@@ -1388,6 +1410,9 @@ func (r *run) follow(ctx context.Context, ch channel.Channel, req channel.PlaceR
 // machine, which records it as interrupted. The hang-ups run side by side, each with its own time limit, so a
 // dead trunk's calls cannot use up the others' time.
 func (r *run) shutdown() {
+	// A lost lease (loseLease) leaves the calls' records to the node that took
+	// the campaign: its fenced writes would be refused anyway.
+	lost := r.lost.Load()
 	var wg sync.WaitGroup
 	for _, c := range r.calls {
 		if c.leg == nil {
@@ -1402,7 +1427,11 @@ func (r *run) shutdown() {
 		}()
 	}
 	wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if lost {
+		return
+	}
+	// The run's context's values (its lease's fence), not its end.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.life), 5*time.Second)
 	defer cancel()
 	now := r.e.cfg.Now()
 	for _, c := range r.calls {

@@ -57,6 +57,8 @@ func (e *Engine) SendWhatsApp(ctx context.Context, contactID int64, text, key st
 		return storage.WAMessage{}, err
 	}
 	msg := storage.WAMessage{ContactID: ct.ID, Direction: "out", Phone: to, At: time.Now()}
+	// The send is this node's: if it dies with the send claimed, the others settle it.
+	ctx = storage.WithNode(ctx, e.NodeID())
 	select {
 	case <-e.outboxReady:
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package dialer
 
 import (
+	"context"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
@@ -9,8 +10,13 @@ import (
 )
 
 // WhatsAppSink is where the WhatsApp webhook handler delivers its events: the
-// engine's waevents.Inbox keeps them, then applies them.
-func (e *Engine) WhatsAppSink() whatsapp.Sink { return e.wa }
+// engine's waevents.Inbox keeps them, then applies them. What they send (an
+// opt-out's confirmation) is this node's in the outbox.
+func (e *Engine) WhatsAppSink() whatsapp.Sink {
+	return whatsapp.SinkFunc(func(ctx context.Context, events []whatsapp.Event) error {
+		return e.wa.HandleEvents(storage.WithNode(ctx, e.NodeID()), events)
+	})
+}
 
 // waEngine is the engine as WhatsApp's webhook events need it (waevents.Engine).
 type waEngine struct{ *Engine }

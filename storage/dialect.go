@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -30,6 +32,15 @@ type dialect struct {
 	// changing the row until the transaction ends; SQLite's single writer has it
 	// locked already.
 	shareRow string
+	// leaseTx begins a transaction that locks a campaign's lease row (a fenced
+	// write, a lease's own change): PostgreSQL ends it, and frees the row, if
+	// it stays idle for leaseIdle, so that a node frozen mid-transaction (a
+	// stopped process, a paused VM) does not hold the campaign's take-over
+	// back after its lease expired. SQLite's single host has no such node.
+	leaseTx string
+	// leaseTxColumn is leaseTx as an SQL expression, for a SELECT that locks
+	// the lease's row to return it (the fence's check: no extra round trip).
+	leaseTxColumn string
 	// clockMs is the database's clock as an SQL expression in Unix milliseconds:
 	// the one clock every node on one database agrees on (see leases.go).
 	// PostgreSQL's clock_timestamp, not now(), which stands still at the start of
@@ -43,11 +54,18 @@ type dialect struct {
 	writers int
 }
 
+// leaseIdle is how long a transaction holding a campaign's lease row may stay
+// idle before PostgreSQL ends it (dialect.leaseTx): well below any lease's
+// life, and far above the milliseconds between a write's statements.
+const leaseIdle = 2 * time.Second
+
 var (
-	sqliteDialect = dialect{name: "sqlite", writers: 1,
+	sqliteDialect = dialect{name: "sqlite", writers: 1, leaseTxColumn: "1",
 		clockMs: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"}
 	postgresDialect = dialect{name: "postgres", lockRow: " FOR UPDATE", claimRows: " FOR UPDATE SKIP LOCKED", shareRow: " FOR SHARE", writers: 8,
-		clockMs: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"}
+		leaseTx:       fmt.Sprintf("SET LOCAL idle_in_transaction_session_timeout = %d", leaseIdle.Milliseconds()),
+		leaseTxColumn: fmt.Sprintf("set_config('idle_in_transaction_session_timeout', '%d', true)", leaseIdle.Milliseconds()),
+		clockMs:       "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"}
 )
 
 // isPostgresURL reports whether dsn names a PostgreSQL database rather than a

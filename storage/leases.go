@@ -56,6 +56,9 @@ type LeaseStore interface {
 	ReleaseLease(ctx context.Context, l Lease) error
 	// Leases lists every campaign's lease.
 	Leases(ctx context.Context) ([]Lease, error)
+	// ClaimSole makes node the only node of a database no other uses: the
+	// others are forgotten and every lease ends now.
+	ClaimSole(ctx context.Context, node string) error
 }
 
 // Node is one `turbina serve` process on the database.
@@ -118,20 +121,84 @@ func fenceFrom(ctx context.Context) *Fence {
 	return f
 }
 
+type fencedKey struct{}
+
+// WhenFenced returns a context whose fenced writes (WithFence) call fn, before
+// they fail with ErrFenced, when their fence is refused: a run stops on the
+// first refusal, wherever in it the write was.
+func WhenFenced(ctx context.Context, fn func()) context.Context {
+	return context.WithValue(ctx, fencedKey{}, fn)
+}
+
+type nodeKey struct{}
+
+// WithNode returns a context whose outbox writes (Enqueue, the claims) record
+// node as the message's sender: the messages of no campaign that a node left
+// sending when it died are settled by the others (RecoverOutbox), and a live
+// node's never.
+func WithNode(ctx context.Context, node string) context.Context {
+	return context.WithValue(ctx, nodeKey{}, node)
+}
+
+// nodeFrom is the node of ctx's writes (WithNode), "" when none.
+func nodeFrom(ctx context.Context) string {
+	n, _ := ctx.Value(nodeKey{}).(string)
+	return n
+}
+
+// ClaimSole makes node the only one on the database: every other node is
+// forgotten and every lease ends now, so node takes each campaign at once with
+// a new epoch, which fences any process still running on the database. It is
+// for a database only one node uses (SQLite): on a shared one it would take
+// the campaigns from live nodes.
+func (d *DB) ClaimSole(ctx context.Context, node string) error {
+	ctx = withoutFence(ctx)
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		if err := d.leaseTx(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM nodes WHERE id <> ?", node); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE campaign_leases SET expires_at = "+d.dialect.clockMs+" WHERE expires_at > "+d.dialect.clockMs)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("claim the database for node %s: %w", node, err)
+	}
+	return nil
+}
+
 // checkFence fails with ErrFenced unless f is its campaign's current lease,
 // unexpired, and on PostgreSQL it share-locks the lease's row until tx ends: a
 // node taking the campaign over waits for tx to commit, so every write of an
-// epoch is in before the next epoch begins. On SQLite, tx holds the only write
-// lock already.
+// epoch is in before the next epoch begins; and tx idle for leaseIdle (its
+// node frozen) is ended by the server, so the wait is bounded. On SQLite, tx
+// holds the only write lock already.
 func (d *DB) checkFence(ctx context.Context, tx *sql.Tx, f Fence) error {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM campaign_leases WHERE campaign_id = ? AND epoch = ? AND expires_at > `+
-		d.dialect.clockMs+d.dialect.shareRow, f.CampaignID, f.Epoch).Scan(&one)
+	var bounded any
+	err := tx.QueryRowContext(ctx, `SELECT `+d.dialect.leaseTxColumn+` FROM campaign_leases WHERE campaign_id = ? AND epoch = ? AND expires_at > `+
+		d.dialect.clockMs+d.dialect.shareRow, f.CampaignID, f.Epoch).Scan(&bounded)
 	if errors.Is(err, sql.ErrNoRows) {
+		if fn, _ := ctx.Value(fencedKey{}).(func()); fn != nil {
+			fn()
+		}
 		return fmt.Errorf("campaign %d, epoch %d: %w", f.CampaignID, f.Epoch, ErrFenced)
 	}
 	if err != nil {
 		return fmt.Errorf("check the campaign's lease: %w", err)
+	}
+	return nil
+}
+
+// leaseTx bounds how long tx, which locks a lease's row, may stay idle
+// (dialect.leaseTx).
+func (d *DB) leaseTx(ctx context.Context, tx *sql.Tx) error {
+	if d.dialect.leaseTx == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, d.dialect.leaseTx); err != nil {
+		return fmt.Errorf("bound the lease's transaction: %w", err)
 	}
 	return nil
 }
@@ -219,6 +286,9 @@ func (d *DB) AcquireLease(ctx context.Context, campaignID int64, node string, tt
 	l := Lease{CampaignID: campaignID, NodeID: node, Live: true}
 	var acquired, expires int64
 	err = d.inTx(withoutFence(ctx), func(tx *sql.Tx) error {
+		if err := d.leaseTx(ctx, tx); err != nil {
+			return err
+		}
 		// The one statement decides against the row as it is when it runs: a
 		// concurrent acquire waits for the row (its primary key) and then sees
 		// the lease just taken, unexpired.
@@ -258,6 +328,9 @@ func (d *DB) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease,
 	}
 	var expires int64
 	err = d.inTx(withoutFence(ctx), func(tx *sql.Tx) error {
+		if err := d.leaseTx(ctx, tx); err != nil {
+			return err
+		}
 		err := tx.QueryRowContext(ctx, `UPDATE campaign_leases SET expires_at = `+d.dialect.clockMs+` + ?
 			WHERE campaign_id = ? AND node_id = ? AND epoch = ? AND expires_at > `+d.dialect.clockMs+`
 			RETURNING expires_at`, ms, l.CampaignID, l.NodeID, l.Epoch).Scan(&expires)

@@ -235,6 +235,49 @@ func testTakeOverWaitsForTheOldOwnersWrite(t *testing.T, b backend) {
 	}
 }
 
+// TestFrozenNodeDoesNotHoldTheTakeOverBack: on PostgreSQL, a node frozen in
+// the middle of a fenced transaction (a stopped process, a paused VM) holds its
+// lease's row; the server ends that transaction once it is idle for leaseIdle,
+// so another node takes the campaign over after the lease expired, and the
+// frozen node's transaction, when it wakes, writes nothing. (On SQLite the one
+// host has no other node to wait for it.)
+func TestFrozenNodeDoesNotHoldTheTakeOverBack(t *testing.T) {
+	ctx := context.Background()
+	nodeA, nodeB, cid, at := twoNodes(t, postgresBackend)
+	la, err := nodeA.AcquireLease(ctx, cid, "a", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside, wake := make(chan struct{}), make(chan struct{})
+	written := make(chan error, 1)
+	go func() {
+		at := at
+		at.Trunk = "frozen"
+		written <- nodeA.FinishAttempt(WithFence(ctx, la.Fence()), at, func(c campaigns.Contact, p campaigns.Position) (campaigns.Position, error) {
+			close(inside)
+			<-wake // frozen, its transaction open and idle
+			return p, nil
+		})
+	}()
+	<-inside
+	expired(t, nodeB, la)
+	start := time.Now()
+	lb, err := nodeB.AcquireLease(ctx, cid, "b", time.Minute)
+	if err != nil {
+		t.Fatalf("take-over while a is frozen: %v", err)
+	}
+	if took := time.Since(start); took > leaseIdle+patience/3 {
+		t.Errorf("take-over took %s, want about leaseIdle (%s)", took, leaseIdle)
+	}
+	close(wake)
+	if err := <-written; err == nil {
+		t.Fatal("the frozen node's transaction committed after the take-over")
+	}
+	if got := trunkOf(t, nodeB, at); got == "frozen" {
+		t.Fatalf("attempt's trunk %q: the frozen node wrote after the take-over (lease %+v)", got, lb)
+	}
+}
+
 // TestConcurrentAcquireHasOneOwner: nodes on their own handles acquiring one
 // campaign at once, while it is new and again once it is free, get exactly one
 // lease between them.

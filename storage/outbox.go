@@ -75,7 +75,8 @@ type Outbox interface {
 	// started; else back to pending for the resumed kinds (sent again under their
 	// key), and failed, not sent, for the others, pending ones included, which
 	// nothing would send. It runs before anything is sent.
-	RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecovery, error)
+	// Only the messages of scope are settled: a live node's are its own.
+	RecoverOutbox(ctx context.Context, scope OutboxScope, resumed []string) (OutboxRecovery, error)
 	OutboxByKey(ctx context.Context, key string) (OutboxMessage, error)
 	// ClaimKey marks the pending message under key as sending and reports whether
 	// this caller claimed it.
@@ -109,8 +110,14 @@ type Outbox interface {
 // Enqueue stores a new outbox message unless its key was seen before.
 func (d *DB) Enqueue(ctx context.Context, kind, key string, payload []byte) (int64, bool, error) {
 	now := d.nowMs()
-	id, err := d.execID(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at)
-		VALUES (?,?,?,?,?) ON CONFLICT(idempotency_key) DO NOTHING`, kind, key, string(payload), now, now)
+	// A run's message belongs to its campaign (the fence's): whoever takes the
+	// campaign over settles it.
+	var campaign any
+	if f := fenceFrom(ctx); f != nil {
+		campaign = f.CampaignID
+	}
+	id, err := d.execID(ctx, `INSERT INTO outbox(kind, idempotency_key, payload, next_try_at, created_at, campaign_id, node_id)
+		VALUES (?,?,?,?,?,?,nullif(?,'')) ON CONFLICT(idempotency_key) DO NOTHING`, kind, key, string(payload), now, now, campaign, nodeFrom(ctx))
 	if err == nil {
 		return id, true, nil
 	}
@@ -148,7 +155,8 @@ func (d *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxMe
 			return fmt.Errorf("claim outbox: %w", err)
 		}
 		for _, m := range out {
-			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET state='sending', tries=tries+1, request_started_at=NULL WHERE id=?", m.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET state='sending', tries=tries+1, request_started_at=NULL, node_id=coalesce(nullif(?,''), node_id) WHERE id=?",
+				nodeFrom(ctx), m.ID); err != nil {
 				return fmt.Errorf("claim outbox: %w", err)
 			}
 		}
@@ -195,22 +203,52 @@ func (d *DB) execOne(ctx context.Context, q string, args ...any) error {
 	return nil
 }
 
-// RecoverOutbox puts back in the queue the messages a crashed sender had claimed
-// without starting their request, records not sent those nothing will send,
-// and leaves in doubt those whose request started.
-func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecovery, error) {
+// OutboxScope is which messages RecoverOutbox settles: those that a node which
+// stopped left claimed, and that no live node will settle. The zero scope is
+// every message (the one node of its database, starting).
+type OutboxScope struct {
+	// Campaign, when not 0, is a campaign whose lease the caller has just
+	// taken: the messages its runs enqueued (under their fence), whichever
+	// node they were.
+	Campaign int64
+	// Live, with Campaign 0 and not empty, are the live nodes: the messages of
+	// no campaign that another node enqueued or claimed are settled.
+	Live []string
+}
+
+// where is the scope's condition on outbox rows and its arguments.
+func (s OutboxScope) where() (string, []any) {
+	switch {
+	case s.Campaign != 0:
+		return "campaign_id = ?", []any{s.Campaign}
+	case len(s.Live) > 0:
+		in, args := inList(s.Live)
+		// A message of no node (enqueued before nodes were recorded, or by a
+		// path that names none) is left alone: it may be a live node's.
+		return "campaign_id IS NULL AND node_id NOT IN " + in, args
+	default:
+		return "1=1", nil
+	}
+}
+
+// RecoverOutbox puts back in the queue the messages of scope a stopped sender
+// had claimed without starting their request, records not sent those nothing
+// will send, and leaves in doubt those whose request started.
+func (d *DB) RecoverOutbox(ctx context.Context, scope OutboxScope, resumed []string) (OutboxRecovery, error) {
 	var r OutboxRecovery
 	resumedIn, kinds := inList(resumed)
+	in, args := scope.where()
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE outbox SET state='in_doubt', in_doubt_since=?,
-			last_error='the process stopped while the request was in flight' WHERE state='sending' AND request_started_at IS NOT NULL`, d.nowMs())
+			last_error='the process stopped while the request was in flight' WHERE state='sending' AND request_started_at IS NOT NULL AND `+in,
+			append([]any{d.nowMs()}, args...)...)
 		if err != nil {
 			return err
 		}
 		n, _ := res.RowsAffected()
 		r.InDoubt = int(n)
 		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending' WHERE state='sending'
-			AND kind IN `+resumedIn, kinds...)
+			AND kind IN `+resumedIn+` AND `+in, append(kinds, args...)...)
 		if err != nil {
 			return err
 		}
@@ -218,7 +256,7 @@ func (d *DB) RecoverOutbox(ctx context.Context, resumed []string) (OutboxRecover
 		r.Requeued = int(n)
 		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='failed',
 			last_error='not sent: the process stopped before its request left, and nothing sends it again'
-			WHERE state IN ('sending','pending') AND kind NOT IN `+resumedIn, kinds...)
+			WHERE state IN ('sending','pending') AND kind NOT IN `+resumedIn+` AND `+in, append(kinds, args...)...)
 		if err != nil {
 			return err
 		}
@@ -332,7 +370,8 @@ func (d *DB) OutboxByKey(ctx context.Context, key string) (OutboxMessage, error)
 // this caller claimed it; a message already claimed, sent or failed is not claimed
 // again, so a send is never made twice.
 func (d *DB) ClaimKey(ctx context.Context, key string) (bool, error) {
-	res, err := d.exec(ctx, "UPDATE outbox SET state='sending', tries=tries+1, request_started_at=NULL WHERE idempotency_key=? AND state='pending'", key)
+	res, err := d.exec(ctx, `UPDATE outbox SET state='sending', tries=tries+1, request_started_at=NULL, node_id=coalesce(nullif(?,''), node_id)
+		WHERE idempotency_key=? AND state='pending'`, nodeFrom(ctx), key)
 	if err != nil {
 		return false, fmt.Errorf("claim outbox %s: %w", key, err)
 	}

@@ -54,7 +54,7 @@ func testRecoverOutboxAfterCrash(t *testing.T, be backend) {
 			}
 		}
 	}
-	got, err := d.RecoverOutbox(ctx, []string{"whatsapp.template"})
+	got, err := d.RecoverOutbox(ctx, OutboxScope{}, []string{"whatsapp.template"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func testRecoverOutboxAfterCrash(t *testing.T, be backend) {
 		}
 	}
 	// A second start finds nothing more to recover: doubt is settled by evidence only.
-	if again, err := d.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil || again != (OutboxRecovery{}) {
+	if again, err := d.RecoverOutbox(ctx, OutboxScope{}, []string{"whatsapp.template"}); err != nil || again != (OutboxRecovery{}) {
 		t.Errorf("second recovery = %+v, %v", again, err)
 	}
 	// A request that may have left is never claimed again.
@@ -277,4 +277,64 @@ func testDropPendingOnlyWhilePending(t *testing.T, be backend) {
 	if m, _ := d.OutboxByKey(ctx, "claimed"); m.State != OutboxSending {
 		t.Errorf("a claimed message was dropped: %+v", m)
 	}
+}
+
+// TestRecoverOutboxScope: a node settles only what no live node will: the
+// messages of a campaign whose lease it just took (enqueued under that
+// campaign's fence, whichever node claimed them), or the messages of no
+// campaign that a node no longer live enqueued or claimed; a live node's
+// sends in flight, and another campaign's, are left alone.
+func TestRecoverOutboxScope(t *testing.T) { eachBackend(t, testRecoverOutboxScope) }
+
+func testRecoverOutboxScope(t *testing.T, b backend) {
+	ctx := context.Background()
+	d, _ := b.open(t, Options{})
+	mine, other := newCampaign(t, d), newCampaign(t, d)
+	claimed := func(ctx context.Context, kind, key string) {
+		t.Helper()
+		if _, _, err := d.Enqueue(ctx, kind, key, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := d.ClaimKey(ctx, key); err != nil || !ok {
+			t.Fatalf("claim %s: %v %v", key, ok, err)
+		}
+	}
+	for _, c := range []struct {
+		id  int64
+		key string
+	}{{mine.ID, "template-mine"}, {other.ID, "template-other"}} {
+		l, err := d.AcquireLease(ctx, c.id, "old", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed(WithNode(WithFence(ctx, l.Fence()), "old"), OutboxKindTemplate, c.key)
+	}
+	claimed(WithNode(ctx, "dead"), "whatsapp.agent_message", "agent-dead")
+	claimed(WithNode(ctx, "live"), "whatsapp.agent_message", "agent-live")
+	state := func(key string) string {
+		t.Helper()
+		m, err := d.OutboxByKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.State
+	}
+	want := func(states map[string]string) {
+		t.Helper()
+		for key, st := range states {
+			if got := state(key); got != st {
+				t.Errorf("%s is %s, want %s", key, got, st)
+			}
+		}
+	}
+	r, err := d.RecoverOutbox(ctx, OutboxScope{Campaign: mine.ID}, []string{OutboxKindTemplate})
+	if err != nil || r != (OutboxRecovery{Requeued: 1}) {
+		t.Fatalf("campaign's recovery %+v, %v; want its one template requeued", r, err)
+	}
+	want(map[string]string{"template-mine": OutboxPending, "template-other": OutboxSending, "agent-dead": OutboxSending, "agent-live": OutboxSending})
+	r, err = d.RecoverOutbox(ctx, OutboxScope{Live: []string{"live", "old"}}, []string{OutboxKindTemplate})
+	if err != nil || r != (OutboxRecovery{NotSent: 1}) {
+		t.Fatalf("dead nodes' recovery %+v, %v; want the dead node's message recorded not sent", r, err)
+	}
+	want(map[string]string{"template-other": OutboxSending, "agent-dead": OutboxFailed, "agent-live": OutboxSending})
 }

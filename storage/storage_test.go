@@ -250,7 +250,7 @@ func testOutboxSendsOnce(t *testing.T, be backend) {
 		t.Fatalf("claimed twice: %+v", again)
 	}
 	// A crash before the request started: on restart the claim is returned to the queue.
-	if r, err := d.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil || r.Requeued != 1 {
+	if r, err := d.RecoverOutbox(ctx, OutboxScope{}, []string{"whatsapp.template"}); err != nil || r.Requeued != 1 {
 		t.Fatalf("recover: %+v %v", r, err)
 	}
 	msgs, _ = d.ClaimDue(ctx, now, 10)

@@ -383,6 +383,8 @@ func (s *engineSlot) StopRinging(ctx context.Context, campaignID int64, numbers 
 	return s.get().StopRinging(ctx, campaignID, numbers)
 }
 
+func (s *engineSlot) Cluster() dialer.ClusterStatus { return s.get().Cluster() }
+
 // runEngine starts an engine over e's database with channels, quick to react;
 // configure, when given, changes its configuration first.
 func runEngine(t *testing.T, e *apiEnv, channels map[campaigns.Channel]channel.Channel, configure ...func(*dialer.Config)) *dialer.Engine {

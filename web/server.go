@@ -116,6 +116,9 @@ type Engine interface {
 	// Draining reports whether the engine drains before the server stops: it
 	// places no new call, and /readyz says so.
 	Draining() bool
+	// Cluster is this node and the campaigns whose leases it holds, with why it
+	// is not ready when it cannot renew them.
+	Cluster() dialer.ClusterStatus
 }
 
 // Server is the HTTP front of Turbina.
@@ -276,7 +279,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	out := map[string]any{"status": "ready"}
+	if s.cfg.Engine != nil {
+		// A node that cannot renew its leases is losing its campaigns: the
+		// load balancer sends its work elsewhere.
+		st := s.cfg.Engine.Cluster()
+		if st.Err != nil {
+			writeError(w, errorf(http.StatusServiceUnavailable, "not_ready", "cluster: "+st.Err.Error()))
+			return
+		}
+		out["node"], out["campaigns"] = st.Node, idStrings(st.Campaigns)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ principal) error {

@@ -11,8 +11,10 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -463,6 +465,25 @@ func TestWallboardSnapshotAndStream(t *testing.T) {
 	snap := decode[WallboardSnapshot](t, e.get(t, "/api/v1/wallboard", e.tokens[storage.RoleSupervisor]), http.StatusOK)
 	if len(snap.Campaigns) != 1 || len(snap.Agents) != 1 || snap.Agents[0].State != "logged_out" || snap.WhatsApp.Configured || len(snap.Audit) == 0 {
 		t.Errorf("snapshot %+v", snap)
+	}
+	// The node whose live lease runs a campaign is on its card; none while no
+	// node runs it.
+	if snap.Campaigns[0].Node != "" {
+		t.Errorf("campaign no node runs shows node %q", snap.Campaigns[0].Node)
+	}
+	id, _ := strconv.ParseInt(c.ID, 10, 64)
+	if _, err := e.db.AcquireLease(context.Background(), id, "node-b", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Snapshots are shared for a second.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		snap := decode[WallboardSnapshot](t, e.get(t, "/api/v1/wallboard", e.tokens[storage.RoleSupervisor]), http.StatusOK)
+		if snap.Campaigns[0].Node == "node-b" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign run by node-b shows node %q", snap.Campaigns[0].Node)
+		}
 	}
 	// Without Accept: text/event-stream the stream refuses rather than hang.
 	wantError(t, e.get(t, "/api/v1/wallboard/stream", e.tokens[storage.RoleSupervisor]), http.StatusNotAcceptable, "not_acceptable")

@@ -143,6 +143,9 @@ type WallboardCampaign struct {
 	Ringing            int     `json:"ringing"`
 	Waiting            int     `json:"waiting"`
 	LongestWaitSeconds float64 `json:"longest_wait_seconds"`
+	// Node is the node (turbina serve process) whose live lease runs the
+	// campaign; empty when none does now.
+	Node string `json:"node,omitempty"`
 }
 
 // WallboardAbandonment is a campaign's abandonment over the law's periods: the rolling
@@ -417,6 +420,16 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	if err != nil {
 		return snap, err
 	}
+	leases, err := s.store.Leases(ctx)
+	if err != nil {
+		return snap, err
+	}
+	runBy := map[int64]string{}
+	for _, l := range leases {
+		if l.Live {
+			runBy[l.CampaignID] = l.NodeID
+		}
+	}
 	var live []dialer.Agent
 	pacers := map[int64][]WallboardPacer{}
 	views := map[int64][]dialer.PacerView{}
@@ -440,7 +453,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			continue
 		}
 		wc := WallboardCampaign{ID: c.ID, Name: c.Name, State: c.State, Pacing: c.Pacing, Ladder: c.Ladder,
-			AnswerRate: map[string]float64{}, AgentIDs: []string{}, Pacer: []WallboardPacer{}}
+			AnswerRate: map[string]float64{}, AgentIDs: []string{}, Pacer: []WallboardPacer{}, Node: runBy[c.ID]}
 		if p, ok := pacers[c.ID]; ok {
 			wc.Pacer = p
 		}

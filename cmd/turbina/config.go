@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer"
+
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/media"
@@ -48,6 +50,9 @@ type config struct {
 	WhatsApp whatsappConfig `json:"whatsapp"`
 	// HTTP bounds what one client can hold of the HTTP server.
 	HTTP httpConfig `json:"http"`
+	// Cluster is how this node shares a PostgreSQL database's campaigns with
+	// the other nodes on it.
+	Cluster clusterConfig `json:"cluster"`
 	// AdminToken comes from the environment only: a secret has no place in a file
 	// that gets copied around, nor in a flag that shows in ps.
 	AdminToken string `json:"-"`
@@ -118,6 +123,34 @@ func (e engineConfig) drainTimeout() (time.Duration, error) {
 		return 0, fmt.Errorf("engine.drain_timeout %s: must be between %s and %s (absent: %s)", d, minDrainTimeout, maxDrainTimeout, defaultDrainTimeout)
 	}
 	return d, nil
+}
+
+// clusterConfig is the config file's cluster section (dialer.Cluster): with a
+// PostgreSQL database, any number of nodes share the campaigns through leases.
+type clusterConfig struct {
+	// AdvertiseURL is this node's API base URL as the other nodes, agents and
+	// load balancers reach it (default: http:// and the HTTP listen address).
+	AdvertiseURL string `json:"advertise_url,omitempty"`
+	// LeaseTTL is how long a campaign's lease lasts unrenewed, and how long a
+	// node may miss its heartbeat before it is dead (default 6s); RenewEvery
+	// how often the node heartbeats and renews (default 2s), below LeaseTTL.
+	LeaseTTL   sip.Duration `json:"lease_ttl,omitempty"`
+	RenewEvery sip.Duration `json:"renew_every,omitempty"`
+}
+
+// dialerCluster is the engine's cluster settings for node id, listening on
+// httpAddr.
+func (c config) dialerCluster(httpAddr string) dialer.Cluster {
+	cl := dialer.Cluster{
+		Node:       storage.Node{ID: dialer.NewNodeID(), Addr: c.Cluster.AdvertiseURL, SIPAddr: c.Registrar.ListenAddr},
+		Shared:     c.DatabaseURL != "",
+		LeaseTTL:   c.Cluster.LeaseTTL.Std(),
+		RenewEvery: c.Cluster.RenewEvery.Std(),
+	}
+	if cl.Node.Addr == "" {
+		cl.Node.Addr = "http://" + httpAddr
+	}
+	return cl
 }
 
 // httpConfig is the config file's http section: the HTTP server's timeouts and
@@ -451,6 +484,9 @@ func (c config) validate() error {
 	if _, err := c.Engine.drainTimeout(); err != nil {
 		return err
 	}
+	if err := c.validateCluster(); err != nil {
+		return err
+	}
 	if c.Engine.QuietAfterAbandon < 0 {
 		return fmt.Errorf("engine.quiet_after_abandon must not be negative")
 	}
@@ -478,6 +514,31 @@ func (c config) validate() error {
 		if c.WhatsApp.Webhook.AppSecret == "" || c.WhatsApp.Webhook.VerifyToken == "" {
 			return fmt.Errorf("whatsapp: the webhook app secret and verify token are required (TURBINA_WA_APP_SECRET, TURBINA_WA_VERIFY_TOKEN)")
 		}
+	}
+	return nil
+}
+
+// validateCluster refuses lease timings that cannot keep a lease: a renewal
+// that comes after the lease expired.
+func (c config) validateCluster() error {
+	ttl, every := c.Cluster.LeaseTTL.Std(), c.Cluster.RenewEvery.Std()
+	switch {
+	case ttl < 0:
+		return fmt.Errorf("cluster.lease_ttl must not be negative")
+	case every < 0:
+		return fmt.Errorf("cluster.renew_every must not be negative")
+	}
+	if ttl == 0 {
+		ttl = dialer.DefaultLeaseTTL
+	}
+	if every == 0 {
+		every = dialer.DefaultRenewEvery
+	}
+	if every >= ttl {
+		return fmt.Errorf("cluster.renew_every (%s) must be below cluster.lease_ttl (%s): a lease renewed only after it expired is lost", every, ttl)
+	}
+	if u := c.Cluster.AdvertiseURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return fmt.Errorf("cluster.advertise_url %q: want an http:// or https:// base URL", u)
 	}
 	return nil
 }

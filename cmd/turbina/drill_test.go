@@ -19,9 +19,12 @@ import (
 )
 
 // agentDriver plays agents through the API: ready, and each call hung up after a
-// moment and dispositioned, the way a person at the agent page would.
+// moment and dispositioned, the way a person at the agent page would. With
+// follow set, the agents work on the node it names (the one running their
+// campaign), signing in again there whenever it changes.
 type agentDriver struct {
 	url    string
+	follow func() string
 	tokens []string
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -31,8 +34,12 @@ func (d *agentDriver) run(t *testing.T) {
 	t.Helper()
 	d.stop = make(chan struct{})
 	for _, tok := range d.tokens {
-		call(t, "POST", d.url+"/api/v1/agent/login", tok, "application/json", strings.NewReader(`{}`), 200, nil)
-		call(t, "POST", d.url+"/api/v1/agent/ready", tok, "application/json", strings.NewReader(`{}`), 200, nil)
+		at := ""
+		if d.follow == nil {
+			call(t, "POST", d.url+"/api/v1/agent/login", tok, "application/json", strings.NewReader(`{}`), 200, nil)
+			call(t, "POST", d.url+"/api/v1/agent/ready", tok, "application/json", strings.NewReader(`{}`), 200, nil)
+			at = d.url
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
@@ -42,18 +49,26 @@ func (d *agentDriver) run(t *testing.T) {
 					return
 				case <-time.After(50 * time.Millisecond):
 				}
+				if d.follow != nil {
+					if url := d.follow(); url != at && url != "" {
+						if apiPost(url+"/api/v1/agent/login", tok, `{}`) != nil || apiPost(url+"/api/v1/agent/ready", tok, `{}`) != nil {
+							continue
+						}
+						at = url
+					}
+				}
 				var a struct {
 					State string
 					Since time.Time
 				}
-				if apiGet(d.url+"/api/v1/agent", tok, &a) != nil {
+				if apiGet(at+"/api/v1/agent", tok, &a) != nil {
 					continue
 				}
 				switch {
 				case a.State == "on_call" && time.Since(a.Since) > 300*time.Millisecond:
-					apiPost(d.url+"/api/v1/agent/hangup", tok, `{}`)
+					apiPost(at+"/api/v1/agent/hangup", tok, `{}`)
 				case a.State == "wrap_up":
-					apiPost(d.url+"/api/v1/agent/disposition", tok, `{"code":"sale"}`)
+					apiPost(at+"/api/v1/agent/disposition", tok, `{"code":"sale"}`)
 				}
 			}
 		}()
@@ -81,13 +96,19 @@ func apiGet(url, token string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func apiPost(url, token, body string) {
+func apiPost(url, token, body string) error {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
 	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // drillAgents creates n agent users assigned to the campaign and returns their API tokens.

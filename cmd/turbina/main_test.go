@@ -762,3 +762,40 @@ func TestConfigDrainTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigCluster: the cluster section's lease timings and advertised
+// address are taken, and timings that cannot keep a lease are refused with the
+// key named.
+func TestConfigCluster(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	for _, tt := range []struct {
+		name, section, wantErr string
+	}{
+		{"settings", `{"lease_ttl":"9s","renew_every":"3s","advertise_url":"http://10.0.0.7:8080"}`, ""},
+		{"renew after expiry", `{"lease_ttl":"2s","renew_every":"2s"}`, "cluster.renew_every"},
+		{"renew above the default ttl", `{"renew_every":"7s"}`, "cluster.lease_ttl"},
+		{"negative ttl", `{"lease_ttl":"-1s"}`, "cluster.lease_ttl"},
+		{"address without scheme", `{"advertise_url":"10.0.0.7:8080"}`, "cluster.advertise_url"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(`{"cluster":`+tt.section+`}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
+			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := cfg.dialerCluster(cfg.HTTPAddr)
+			if cl.LeaseTTL != 9*time.Second || cl.RenewEvery != 3*time.Second || cl.Node.Addr != "http://10.0.0.7:8080" || cl.Shared {
+				t.Errorf("cluster %+v from %+v", cl, cfg.Cluster)
+			}
+		})
+	}
+}

@@ -210,6 +210,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		WhatsApp:           waClient,
 		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),
 		Registrar:          a.registrar,
+		Cluster:            cfg.dialerCluster(cfg.HTTPAddr),
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		hookCfg := cfg.WhatsApp.Webhook
@@ -268,6 +269,10 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	hs.BaseContext = func(net.Listener) context.Context { return streams }
 	hs.RegisterOnShutdown(endStreams)
 	a.log.Info("listening", "url", "http://"+ln.Addr().String(), "database", a.cfg.DatabaseForLog(), "version", version)
+	if a.cfg.Cluster.AdvertiseURL == "" {
+		// The port the system chose, when the address asked for any.
+		a.engine.Advertise("http://" + ln.Addr().String())
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -42,25 +42,9 @@ type waServer struct {
 // restart reach the new process.
 func newWAServer(t *testing.T, mps float64) *waServer {
 	t.Helper()
-	// "Require App Secret": every Graph call serve makes must carry appsecret_proof,
-	// which serve derives from the webhook's app secret.
-	emu, err := emulator.Start(context.Background(), emulator.Config{AccessToken: crashWAToken, AppSecret: crashWASecret,
-		RequireAppSecretProof: true, PhoneNumberID: "1000", WABAID: "2000", Templates: []emulator.Template{
-			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
-			{Name: "rascunho", Language: "pt_BR", Status: "PENDING", Category: "MARKETING", Body: "Oferta {{1}}"},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
+	emu := startEmulator(t)
 	dir := t.TempDir()
-	cfg := map[string]any{"whatsapp": map[string]any{
-		"base_url": emu.URL(), "access_token": crashWAToken, "phone_number_id": "1000", "waba_id": "2000",
-		"messages_per_second": mps, "min_backoff": int64(20 * time.Millisecond), "max_backoff": int64(200 * time.Millisecond),
-		"webhook": map[string]any{"app_secret": crashWASecret, "verify_token": crashWAVerify},
-		"media":   map[string]any{"loopback_only": true},
-	}}
-	b, _ := json.Marshal(cfg)
+	b, _ := json.Marshal(map[string]any{"whatsapp": whatsappSection(emu, mps)})
 	file := filepath.Join(dir, "turbina.json")
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -74,6 +58,35 @@ func newWAServer(t *testing.T, mps float64) *waServer {
 	dataDir := filepath.Join(dir, "data")
 	return &waServer{emu: emu, dataDir: dataDir, addr: addr, env: []string{"TURBINA_DATA_DIR=" + dataDir,
 		"TURBINA_ADMIN_TOKEN=" + crashAdmin, "TURBINA_CONFIG=" + file, "TURBINA_HTTP_ADDR=" + addr}}
+}
+
+// startEmulator starts a WhatsApp Cloud API emulator with the drills' templates,
+// closed when t ends.
+func startEmulator(t *testing.T) *emulator.Emulator {
+	t.Helper()
+	// "Require App Secret": every Graph call serve makes must carry appsecret_proof,
+	// which serve derives from the webhook's app secret.
+	emu, err := emulator.Start(context.Background(), emulator.Config{AccessToken: crashWAToken, AppSecret: crashWASecret,
+		RequireAppSecretProof: true, PhoneNumberID: "1000", WABAID: "2000", Templates: []emulator.Template{
+			{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}, seu plano {{2}} vence em breve."},
+			{Name: "rascunho", Language: "pt_BR", Status: "PENDING", Category: "MARKETING", Body: "Oferta {{1}}"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	return emu
+}
+
+// whatsappSection is the config file's whatsapp section for serve to use emu,
+// sending at most mps messages a second, media on loopback only.
+func whatsappSection(emu *emulator.Emulator, mps float64) map[string]any {
+	return map[string]any{
+		"base_url": emu.URL(), "access_token": crashWAToken, "phone_number_id": "1000", "waba_id": "2000",
+		"messages_per_second": mps, "min_backoff": int64(20 * time.Millisecond), "max_backoff": int64(200 * time.Millisecond),
+		"webhook": map[string]any{"app_secret": crashWASecret, "verify_token": crashWAVerify},
+		"media":   map[string]any{"loopback_only": true},
+	}
 }
 
 // start runs turbina serve and points the emulator's webhooks at it.

@@ -212,7 +212,7 @@ func TestTemplateAfterACrash(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := w.store.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil {
+			if _, err := w.store.RecoverOutbox(ctx, storage.OutboxScope{}, []string{"whatsapp.template"}); err != nil {
 				t.Fatal(err)
 			}
 			l, err := wachannel.NewTemplates(w.client, w.store).Place(ctx, req)

@@ -187,7 +187,7 @@ func TestInDoubtPastTheWindowIsRecordedNotSent(t *testing.T) {
 	if err := store.MarkRequestStarted(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := store.RecoverOutbox(ctx, []string{storage.OutboxKindTemplate}); err != nil || r.InDoubt != 1 {
+	if r, err := store.RecoverOutbox(ctx, storage.OutboxScope{}, []string{storage.OutboxKindTemplate}); err != nil || r.InDoubt != 1 {
 		t.Fatalf("recover: %+v %v", r, err)
 	}
 	camp, err := store.GetCampaign(ctx, ct.CampaignID)

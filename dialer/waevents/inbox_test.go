@@ -264,7 +264,7 @@ func TestStatusSettlesATemplateInDoubt(t *testing.T) {
 	if err := store.MarkRequestStarted(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := store.RecoverOutbox(ctx, []string{"whatsapp.template"}); err != nil || r.InDoubt != 1 {
+	if r, err := store.RecoverOutbox(ctx, storage.OutboxScope{}, []string{"whatsapp.template"}); err != nil || r.InDoubt != 1 {
 		t.Fatalf("recover: %+v %v", r, err)
 	}
 	a, err := store.StartAttempt(ctx, ct.ID, campaigns.ChannelWhatsAppTemplate, 2)

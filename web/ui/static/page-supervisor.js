@@ -204,7 +204,7 @@ function buildCard(c) {
   const m = {};
   for (const [k, label] of [['dial', 'sup.dialrate'], ['occ', 'sup.occupancy'], ['aht', 'sup.aht'],
     ['asa', 'sup.asa'], ['sla', 'sup.sla'], ['handled', 'sup.handled'], ['contacts', 'sup.contacts'], ['rungs', 'sup.rungs'],
-    ['pacer', 'sup.pacer'], ['law', 'sup.law']]) {
+    ['pacer', 'sup.pacer'], ['law', 'sup.law'], ['node', 'sup.node']]) {
     const [dt, dd] = metric(label, 'm-' + k);
     parts.dl.append(dt, dd);
     m[k] = dd;
@@ -324,6 +324,8 @@ function renderCampaign(c) {
   p.m.handled.textContent = String(c.handled_calls || 0);
   p.m.contacts.textContent = Object.entries(s.contacts || {}).map(([k, n]) => `${n} ${t('contacts.' + k)}`).join(' · ') || '—';
   p.m.rungs.textContent = (c.ladder || []).map((r, i) => `${i + 1}. ${t('channel.' + r.channel)}: ${s.contacts_by_rung?.[i] || 0}`).join(' · ');
+  // The node whose lease runs the campaign (several nodes on one database).
+  p.m.node.textContent = c.node || (c.state === 'running' || c.state === 'paused' ? t('sup.node.none') : '—');
   renderPacer(p.m.pacer, c);
   renderLaw(p.m.law, c.abandonment);
   drawChart(p, c.id);

@@ -1,5 +1,6 @@
 // English strings of the supervisor page (keys shared with supervisor.pt-BR.js); merged into en.js.
 export default {
+  'sup.node': 'Run by node', 'sup.node.none': 'no node yet: one takes it within seconds',
   'sup.tv': 'TV mode',
   'sup.tile.ringing': 'Calls ringing', 'sup.tile.waiting': 'Customers waiting', 'sup.tile.abandon': 'Abandonment', 'sup.tile.agents': 'Agents signed in',
   'sup.tile.calls.one': 'call placed, not answered yet', 'sup.tile.calls.other': 'calls placed, not answered yet',

@@ -1,5 +1,6 @@
 // Textos da página supervisor em português do Brasil (mesmas chaves de supervisor.en.js); entram em pt-BR.js.
 export default {
+  'sup.node': 'Executada pelo nó', 'sup.node.none': 'nenhum nó ainda: um a assume em segundos',
   'sup.tv': 'Modo TV',
   'sup.tile.ringing': 'Chamando', 'sup.tile.waiting': 'Clientes aguardando', 'sup.tile.abandon': 'Abandono', 'sup.tile.agents': 'Agentes conectados',
   'sup.tile.calls.one': 'ligação discada, ainda sem atender', 'sup.tile.calls.other': 'ligações discadas, ainda sem atender',
