@@ -82,15 +82,22 @@ func within(t *testing.T, patience time.Duration, what string, ok func() bool) t
 	return time.Since(start)
 }
 
-// TestTwoNodesOneOperation: two nodes on one PostgreSQL database, each with its
-// own engine and SIP stack; campaign c runs on node B (B holds its lease), and
-// a supervisor works on node A. A's wallboard shows B's live part (c's ringing
-// calls and pacer, the agent B serves, B's trunk beside A's, a trunk death B
-// saw); a pacing change made on A is B's run's within a second; a trunk taken
-// out of service on A is out on B within a second, and back; the two nodes'
-// /metrics together give c's live figures once; and once B leaves, A's page
-// is a single node's again.
-func TestTwoNodesOneOperation(t *testing.T) {
+// twoNodes is the scene of the tests of several nodes: two servers on one
+// PostgreSQL database, each with its own engine and SIP stack (one trunk,
+// "carrier"), and a campaign, c, that runs on node B (B holds its lease) and
+// dials for the agent, signed in to B, calls that ring until given up.
+type twoNodes struct {
+	a, b         *apiEnv
+	nodeA, nodeB *clusterNode
+	// engineB is B's engine, which alone runs; A's is built but not run.
+	engineB *engineSlot
+	calls   *holdChannel
+	c       campaignView
+	cid     int64
+}
+
+func newTwoNodes(t *testing.T) *twoNodes {
+	t.Helper()
 	dsn := pgtest.Own(t).Database(t, "")
 	cfgA, trunksA := trunkNode(t, Config{})
 	a := newEnvAt(t, dsn, cfgA, nil)
@@ -104,18 +111,16 @@ func TestTwoNodesOneOperation(t *testing.T) {
 	slot.set(runEngine(t, b, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: calls}, func(c *dialer.Config) {
 		c.Sync = 30 * time.Second
 	}))
-	nodeA := startCluster(t, a, "node-a", trunksA)
-	nodeB := startCluster(t, b, "node-b", trunksB)
-	ctx := context.Background()
-	supervisor := a.tokens[storage.RoleSupervisor]
+	n := &twoNodes{a: a, b: b, nodeA: startCluster(t, a, "node-a", trunksA), nodeB: startCluster(t, b, "node-b", trunksB),
+		engineB: slot, calls: calls}
 
 	phones := make([]string, 12)
 	for i := range phones {
 		phones[i] = fmt.Sprintf("+55119876503%02d", i)
 	}
-	c := runningCampaign(t, a, "Two nodes", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}, phones...)
-	cid, _ := strconv.ParseInt(c.ID, 10, 64)
-	if _, err := b.db.AcquireLease(ctx, cid, nodeB.id, time.Minute); err != nil {
+	n.c = runningCampaign(t, a, "Two nodes", "progressive", []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}}, phones...)
+	n.cid, _ = strconv.ParseInt(n.c.ID, 10, 64)
+	if _, err := b.db.AcquireLease(context.Background(), n.cid, n.nodeB.id, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	// The agent works on node B, which dials for it.
@@ -123,6 +128,22 @@ func TestTwoNodesOneOperation(t *testing.T) {
 	decode[any](t, b.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}), http.StatusOK)
 	decode[any](t, b.send(t, "POST", "/api/v1/agent/ready", agent, map[string]any{}), http.StatusOK)
 	within(t, 10*time.Second, "B dials", func() bool { _, ok := calls.firstPlaced(); return ok })
+	return n
+}
+
+// TestTwoNodesOneOperation: with campaign c running on node B and a
+// supervisor on node A, A's wallboard shows B's live part (c's ringing calls
+// and pacer, the agent B serves, B's trunk beside A's, a trunk death B saw); a
+// pacing change made on A is B's run's within a second; a trunk taken out of
+// service on A is out on B within a second, and back; the two nodes' /metrics
+// together give c's live figures once; and once B leaves, A's page is a single
+// node's again.
+func TestTwoNodesOneOperation(t *testing.T) {
+	n := newTwoNodes(t)
+	a, b, nodeA, nodeB, c, cid := n.a, n.b, n.nodeA, n.nodeB, n.c, n.cid
+	trunksA, trunksB := nodeA.trunks, nodeB.trunks
+	ctx := context.Background()
+	supervisor := a.tokens[storage.RoleSupervisor]
 
 	wallboard := func(e *apiEnv) WallboardSnapshot {
 		t.Helper()
@@ -173,7 +194,7 @@ func TestTwoNodesOneOperation(t *testing.T) {
 
 	t.Run("a pacing change on A is B's run's within a second", func(t *testing.T) {
 		ringOnB := func() time.Duration {
-			for _, v := range slot.get().PacerViews() {
+			for _, v := range n.engineB.get().PacerViews() {
 				if v.CampaignID == cid {
 					return v.RingTimeout
 				}
@@ -313,4 +334,23 @@ func scrape(t *testing.T, e *apiEnv) map[string]float64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestBrowserWallboardOfTwoNodes: the supervisor's page on node A shows, when
+// B is live too, which node each trunk and the agent are on.
+func TestBrowserWallboardOfTwoNodes(t *testing.T) {
+	n := newTwoNodes(t)
+	a := n.a
+	a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
+	// A new password revokes the supervisor's tokens: it gets a new one.
+	a.setPassword(t, a.users[storage.RoleSupervisor].ID, testPassword)
+	a.tokens[storage.RoleSupervisor] = a.newToken(t, a.users[storage.RoleSupervisor].ID, testAdminToken)
+	p := openBrowser(t, a)
+	p.signIn("supervisor1", "/supervisor")
+	p.waitJS("both nodes' trunks", `[...document.querySelectorAll('#trunks tbody tr th .node')].map((s) => s.textContent).join('|') === 'node node-a|node node-b'`, 10*time.Second)
+	p.waitJS("the agent on node B", fmt.Sprintf(`document.querySelector('#agents tbody tr[data-id="%d"] th .node')?.textContent === 'node node-b'`,
+		a.users[storage.RoleAgent].ID), 5*time.Second)
+	p.shot("two nodes")
+	n.nodeB.stop()
+	p.waitJS("A alone: no node names", `document.querySelectorAll('#trunks tbody tr').length === 1 && [...document.querySelectorAll('.node')].every((s) => s.textContent === '')`, 10*time.Second)
 }

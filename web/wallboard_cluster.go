@@ -141,10 +141,11 @@ func (w *changeWatch) step(ctx context.Context, s *Server) error {
 		return err
 	}
 	if c := v[storage.VersionCampaigns]; !w.started || c != w.campaigns {
-		if w.started && s.cfg.Engine != nil {
+		if s.cfg.Engine != nil {
 			// The engine re-reads every campaign now rather than at its next
 			// sync: a pause or new pacing on another node is this run's within
-			// the poll.
+			// the poll. The first read wakes it too: a change between the
+			// engine's first sync and this read is in the counter already.
 			s.cfg.Engine.CampaignChanged()
 		}
 		if w.started {
