@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/channel"
@@ -351,6 +353,8 @@ func TestBrowserWallboardOfTwoNodes(t *testing.T) {
 	p.waitJS("the agent on node B", fmt.Sprintf(`document.querySelector('#agents tbody tr[data-id="%d"] th .node')?.textContent === 'node node-b'`,
 		a.users[storage.RoleAgent].ID), 5*time.Second)
 	p.shot("two nodes")
+	p.do("scroll to the agents", chromedp.Evaluate[chromedp.Void](`document.getElementById('agents').scrollIntoView()`))
+	p.shot("two nodes, agents and trunks")
 	n.nodeB.stop()
 	p.waitJS("A alone: no node names", `document.querySelectorAll('#trunks tbody tr').length === 1 && [...document.querySelectorAll('.node')].every((s) => s.textContent === '')`, 10*time.Second)
 }
