@@ -61,7 +61,9 @@ func (o ClusterOptions) withDefaults() ClusterOptions {
 }
 
 // clusterSlot holds the options RunCluster runs with, nil before it does.
-type clusterSlot struct{ p atomic.Pointer[ClusterOptions] }
+type clusterSlot struct {
+	p atomic.Pointer[ClusterOptions]
+}
 
 // sharing returns the options when this node shares its live part with others.
 func (c *clusterSlot) sharing() (ClusterOptions, bool) {
@@ -188,7 +190,7 @@ func (s *Server) applyTrunkService(ts storage.TrunkService) {
 		s.log.Warn("cluster: a supervisor's trunk choice not applied", "trunk", ts.Name, "out_of_service", ts.OutOfService, "err", err)
 		return
 	}
-	s.log.Info("cluster: trunk set as a supervisor chose on another node", "trunk", ts.Name, "out_of_service", ts.OutOfService)
+	s.log.Info("cluster: trunk set as a supervisor chose", "trunk", ts.Name, "out_of_service", ts.OutOfService)
 }
 
 // trunkStatus is this node's trunks, nil when it has none configured.
@@ -218,8 +220,8 @@ func (s *Server) publishLive(ctx context.Context, node string) {
 // livePart is what one node's engine and SIP stack know that the database does
 // not: the part of the wallboard each node publishes.
 type livePart struct {
-	Agents []liveAgent          `json:"agents"`
-	Pacers []dialer.PacerView   `json:"pacers"`
+	Agents []liveAgent           `json:"agents"`
+	Pacers []dialer.PacerView    `json:"pacers"`
 	Queues []dialer.InboundQueue `json:"inbound"`
 	// Trunks are the node's SIP trunks; Failovers its trunks' deaths for the
 	// banner, without the counts, which the database gives any node.

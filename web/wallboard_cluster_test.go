@@ -27,9 +27,9 @@ func TestMergeLive(t *testing.T) {
 		Failovers: []WallboardFailover{{Trunk: "carrier", DownSince: t0.Add(-time.Minute), RecoveredAt: &back},
 			{Trunk: "backup", DownSince: t0}}}
 	b := livePart{node: "b", age: 2 * time.Second, Trunks: []sip.TrunkStatus{{Name: "carrier"}},
-		Pacers: []dialer.PacerView{pacer(2, 3), pacer(3, 5)},
-		Agents: []liveAgent{{ID: 11, State: dialer.AgentOnCall, Campaigns: []int64{2}}, {ID: 12, State: dialer.AgentReady, Campaigns: []int64{3}}},
-		Queues: []dialer.InboundQueue{{CampaignID: 2, Answered: 4, Waiting: 1, LongestWaitingSeconds: 5, LongestWaitSeconds: 5}},
+		Pacers:    []dialer.PacerView{pacer(2, 3), pacer(3, 5)},
+		Agents:    []liveAgent{{ID: 11, State: dialer.AgentOnCall, Campaigns: []int64{2}}, {ID: 12, State: dialer.AgentReady, Campaigns: []int64{3}}},
+		Queues:    []dialer.InboundQueue{{CampaignID: 2, Answered: 4, Waiting: 1, LongestWaitingSeconds: 5, LongestWaitSeconds: 5}},
 		Failovers: []WallboardFailover{{Trunk: "carrier", DownSince: t0}}}
 
 	// Campaign 2 is b's by its lease, though a still publishes it.
