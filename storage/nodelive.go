@@ -24,10 +24,50 @@ const (
 	// VersionTrunks grows with every supervisor's trunk action
 	// (SetTrunkService): a node that sees it move applies the new states.
 	VersionTrunks = "trunks"
+	// VersionCommands grows with every cluster command (RecordCommand, and the
+	// agents' assignments): a node that sees it move does each to its engine.
+	VersionCommands = "commands"
 )
 
+// The kinds of cluster commands.
+const (
+	// CommandAssign and CommandUnassign move a signed-in agent onto or off a
+	// campaign (body: AssignmentCommand), written with the assignment itself.
+	CommandAssign   = "agent.assign"
+	CommandUnassign = "agent.unassign"
+	// CommandStopRinging ends the calls still ringing to numbers just put on a
+	// do-not-call list (body: StopRingingCommand).
+	CommandStopRinging = "stop_ringing"
+)
+
+// commandsKept is how long a cluster command is kept for the nodes to read: a
+// node that has not read it by then was down, and starts afresh.
+const commandsKept = 10 * time.Minute
+
+// ClusterCommand is something a node did at a supervisor's word that every
+// node must do to its own engine.
+type ClusterCommand struct {
+	Version int64
+	Kind    string
+	Body    json.RawMessage
+}
+
+// AssignmentCommand is the body of CommandAssign and CommandUnassign.
+type AssignmentCommand struct {
+	UserID     int64 `json:"user_id"`
+	CampaignID int64 `json:"campaign_id"`
+}
+
+// StopRingingCommand is the body of CommandStopRinging: campaign 0 is every
+// campaign.
+type StopRingingCommand struct {
+	CampaignID int64    `json:"campaign_id"`
+	Numbers    []string `json:"numbers"`
+}
+
 // ClusterStore is what the nodes on one database share beyond the leases: the
-// wallboard's live parts, the change counters and the trunks' chosen states.
+// wallboard's live parts, the change counters, the trunks' chosen states and
+// the commands every node does to its engine.
 type ClusterStore interface {
 	// PublishNodeLive stores node's live part (JSON), stamped with the
 	// database's clock.
@@ -44,6 +84,11 @@ type ClusterStore interface {
 	// TrunkServices lists the trunks' chosen states set after version, by
 	// version.
 	TrunkServices(ctx context.Context, after int64) ([]TrunkService, error)
+	// RecordCommand records a command of kind for every node, with its body
+	// encoded as JSON.
+	RecordCommand(ctx context.Context, kind string, body any) error
+	// ClusterCommands lists the commands after version, oldest first.
+	ClusterCommands(ctx context.Context, after int64) ([]ClusterCommand, error)
 }
 
 // NodeLive is one node's live part of the wallboard.
@@ -200,6 +245,56 @@ func (d *DB) TrunkServices(ctx context.Context, after int64) ([]TrunkService, er
 		}
 		ts.OutOfService, ts.Changed = oos != 0, msToTime(changed)
 		out = append(out, ts)
+	}
+	return out, rows.Err()
+}
+
+// RecordCommand records a command of kind for every node to do; body is
+// encoded as JSON.
+func (d *DB) RecordCommand(ctx context.Context, kind string, body any) error {
+	err := d.inTx(withoutFence(ctx), func(tx *sql.Tx) error { return d.appendCommand(ctx, tx, kind, body) })
+	if err != nil {
+		return fmt.Errorf("record the cluster command %s: %w", kind, err)
+	}
+	return nil
+}
+
+// appendCommand records a command inside tx, the change it carries to the
+// other nodes, and forgets the commands older than commandsKept.
+func (d *DB) appendCommand(ctx context.Context, tx *sql.Tx, kind string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode the cluster command %s: %w", kind, err)
+	}
+	v, err := bumpVersion(ctx, tx, VersionCommands)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO cluster_commands(version, kind, body, created_at)
+		SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), n.t FROM (SELECT `+d.dialect.clockMs+` AS t) n WHERE true`,
+		v, kind, string(b)); err != nil {
+		return fmt.Errorf("record the cluster command %s: %w", kind, err)
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM cluster_commands WHERE created_at < "+d.dialect.clockMs+" - ?", commandsKept.Milliseconds())
+	return err
+}
+
+// ClusterCommands lists the commands recorded after version, oldest first.
+func (d *DB) ClusterCommands(ctx context.Context, after int64) ([]ClusterCommand, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT version, kind, body FROM cluster_commands WHERE version > ? ORDER BY version", after)
+	if err != nil {
+		return nil, fmt.Errorf("cluster commands: %w", err)
+	}
+	defer rows.Close()
+	var out []ClusterCommand
+	for rows.Next() {
+		var c ClusterCommand
+		var body string
+		if err := rows.Scan(&c.Version, &c.Kind, &body); err != nil {
+			return nil, fmt.Errorf("cluster commands: %w", err)
+		}
+		c.Body = json.RawMessage(body)
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }

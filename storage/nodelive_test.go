@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -147,6 +148,67 @@ func TestTrunkServices(t *testing.T) {
 		}
 		if _, err := d.SetTrunkService(ctx, who, "", true); err == nil {
 			t.Error("a trunk without a name was set")
+		}
+	})
+}
+
+// TestClusterCommands: an agent's assignment and unassignment each record
+// their command in their own transaction, a stop of ringing calls is recorded
+// as asked, all listed after a version in order; commands older than ten
+// minutes by the database's clock are forgotten at the next one.
+func TestClusterCommands(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		d, _ := b.open(t, Options{})
+		ctx := context.Background()
+		c := newCampaign(t, d)
+		u := User{Username: "agent1", Role: RoleAgent}
+		if err := d.CreateUser(ctx, tester, &u); err != nil {
+			t.Fatal(err)
+		}
+		start, err := d.ChangeVersions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AssignAgent(ctx, tester, c.ID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.UnassignAgent(ctx, tester, c.ID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.RecordCommand(ctx, CommandStopRinging, StopRingingCommand{Numbers: []string{"+5511987654321"}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.ClusterCommands(ctx, start[VersionCommands])
+		if err != nil {
+			t.Fatal(err)
+		}
+		move := fmt.Sprintf(`{"user_id":%d,"campaign_id":%d}`, u.ID, c.ID)
+		want := []ClusterCommand{{Kind: CommandAssign, Body: json.RawMessage(move)}, {Kind: CommandUnassign, Body: json.RawMessage(move)},
+			{Kind: CommandStopRinging, Body: json.RawMessage(`{"campaign_id":0,"numbers":["+5511987654321"]}`)}}
+		if len(got) != len(want) {
+			t.Fatalf("commands %+v, want %d", got, len(want))
+		}
+		for i := range want {
+			if got[i].Kind != want[i].Kind || string(got[i].Body) != string(want[i].Body) || got[i].Version != start[VersionCommands]+int64(i)+1 {
+				t.Errorf("command %d: %+v (%s), want %s %s", i, got[i], got[i].Body, want[i].Kind, want[i].Body)
+			}
+		}
+		// An unassignment that changes nothing records nothing.
+		if err := d.UnassignAgent(ctx, tester, c.ID, u.ID); err == nil {
+			t.Error("an agent not on the campaign was unassigned")
+		}
+		if later, err := d.ClusterCommands(ctx, got[2].Version); err != nil || len(later) != 0 {
+			t.Errorf("after a refused unassignment: %+v, %v", later, err)
+		}
+
+		if _, err := d.exec(ctx, "UPDATE cluster_commands SET created_at = created_at - ?", (11 * time.Minute).Milliseconds()); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.RecordCommand(ctx, CommandStopRinging, StopRingingCommand{CampaignID: c.ID, Numbers: []string{"+5511987654322"}}); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := d.ClusterCommands(ctx, 0); err != nil || len(left) != 1 || left[0].Version != got[2].Version+1 {
+			t.Errorf("after ten minutes: %+v, %v; want the new command alone", left, err)
 		}
 	})
 }

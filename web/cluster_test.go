@@ -230,6 +230,73 @@ func TestTwoNodesOneOperation(t *testing.T) {
 		}
 	})
 
+	t.Run("an agent moved and numbers put on a list on A reach B within a second", func(t *testing.T) {
+		agentID := a.users[storage.RoleAgent].ID
+		campaignsOnB := func() []int64 {
+			ag, _ := n.engineB.get().Agents().Get(agentID)
+			return ag.Campaigns
+		}
+		other := decode[campaignView](t, a.send(t, "POST", "/api/v1/campaigns", a.tokens[storage.RoleSales], map[string]any{
+			"name": "Other", "default_country": "BR", "caller_id": "+551130000000",
+			"ladder": []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
+		}), http.StatusCreated)
+		otherID, _ := strconv.ParseInt(other.ID, 10, 64)
+		for _, step := range []struct {
+			method, path string
+			body         any
+			want         []int64
+		}{
+			{"POST", "/api/v1/campaigns/" + other.ID + "/agents", map[string]any{"user_id": agentID}, []int64{cid, otherID}},
+			{"DELETE", fmt.Sprintf("/api/v1/campaigns/%s/agents/%d", other.ID, agentID), nil, []int64{cid}},
+		} {
+			var r apiResponse
+			if step.body != nil {
+				r = a.send(t, step.method, step.path, supervisor, step.body)
+			} else {
+				r = a.do(t, request{method: step.method, path: step.path, token: supervisor})
+			}
+			if r.status >= 300 {
+				t.Fatalf("%s %s: %s", step.method, step.path, r)
+			}
+			took := within(t, 5*time.Second, fmt.Sprintf("%s %s on B", step.method, step.path), func() bool {
+				return slices.Equal(campaignsOnB(), step.want)
+			})
+			t.Logf("%s %s reached B's engine %s after A answered", step.method, step.path, took.Round(time.Millisecond))
+			if took > time.Second {
+				t.Errorf("%s %s reached B's engine after %s, want within 1 s", step.method, step.path, took)
+			}
+		}
+
+		// The number B's call rings goes on the campaign's do-not-call list on A.
+		var ringing storage.Attempt
+		within(t, 10*time.Second, "a call ringing on B", func() bool {
+			open, err := b.db.OpenAttempts(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, at := range open {
+				if at.CampaignID == cid {
+					ringing = at
+					return true
+				}
+			}
+			return false
+		})
+		contact, err := a.db.GetContact(ctx, ringing.ContactID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode[any](t, a.send(t, "POST", "/api/v1/dnc", supervisor, map[string]any{"phones": []string{contact.Phone}, "campaign_id": c.ID}), http.StatusOK)
+		took := within(t, 5*time.Second, "B's call to the number put on the list ended", func() bool {
+			at, err := b.db.GetAttempt(ctx, ringing.ID)
+			return err == nil && at.EndAt != nil
+		})
+		t.Logf("B's call to %s ended %s after A answered", contact.Phone, took.Round(time.Millisecond))
+		if took > time.Second {
+			t.Errorf("B's call to a number put on the list ended after %s, want within 1 s", took)
+		}
+	})
+
 	t.Run("the two nodes' metrics give the campaign once", func(t *testing.T) {
 		series := func() map[string][]float64 {
 			out := map[string][]float64{}

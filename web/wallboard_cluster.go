@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,9 @@ import (
 // others with its own, read directly. The same loop polls the database's change
 // counters four times a second, so that a supervisor's change on any node
 // reaches the node it concerns within a second: a campaign's settings wake the
-// engine's sync, a trunk taken out of service is taken out on every node.
+// engine's sync, a trunk taken out of service is taken out on every node, an
+// agent moved between campaigns is moved by the node serving it, and calls
+// ringing to numbers just put on a do-not-call list are ended on every node.
 
 // Defaults of ClusterOptions.
 const (
@@ -122,6 +125,7 @@ type changeWatch struct {
 	started   bool
 	campaigns int64
 	trunks    int64 // the last trunk choice applied
+	commands  int64 // the last command done
 	failing   bool  // the last poll failed: logged once, not four times a second
 }
 
@@ -155,6 +159,20 @@ func (w *changeWatch) step(ctx context.Context, s *Server) error {
 		}
 		w.campaigns = c
 	}
+	if c := v[storage.VersionCommands]; !w.started {
+		// Commands before this node started are not its: its engine started
+		// from the database as it was.
+		w.commands = c
+	} else if c > w.commands {
+		cmds, err := s.store.ClusterCommands(ctx, w.commands)
+		if err != nil {
+			return err
+		}
+		for _, cmd := range cmds {
+			s.applyCommand(ctx, cmd)
+			w.commands = cmd.Version
+		}
+	}
 	if t := v[storage.VersionTrunks]; t > w.trunks {
 		rows, err := s.store.TrunkServices(ctx, w.trunks)
 		if err != nil {
@@ -167,6 +185,43 @@ func (w *changeWatch) step(ctx context.Context, s *Server) error {
 	}
 	w.started = true
 	return nil
+}
+
+// applyCommand does to this node's engine what a node did to its own at a
+// supervisor's word. The node that did it does it again: both commands are
+// idempotent.
+func (s *Server) applyCommand(ctx context.Context, cmd storage.ClusterCommand) {
+	e := s.cfg.Engine
+	if e == nil {
+		return
+	}
+	var err error
+	switch cmd.Kind {
+	case storage.CommandAssign, storage.CommandUnassign:
+		var m storage.AssignmentCommand
+		if err = json.Unmarshal(cmd.Body, &m); err != nil {
+			break
+		}
+		move := e.Agents().Assign
+		if cmd.Kind == storage.CommandUnassign {
+			move = e.Agents().Unassign
+		}
+		// An agent this node does not serve is not signed in here: nothing
+		// to move.
+		if _, err = move(m.UserID, m.CampaignID); errors.Is(err, dialer.ErrAgentNotLoggedIn) {
+			err = nil
+		}
+	case storage.CommandStopRinging:
+		var m storage.StopRingingCommand
+		if err = json.Unmarshal(cmd.Body, &m); err == nil && len(m.Numbers) > 0 {
+			e.StopRinging(ctx, m.CampaignID, m.Numbers)
+		}
+	default:
+		err = fmt.Errorf("unknown kind %q", cmd.Kind)
+	}
+	if err != nil {
+		s.log.Warn("cluster: a command from another node not done", "version", cmd.Version, "kind", cmd.Kind, "err", err)
+	}
 }
 
 // applyTrunkService puts this node's trunk in the state a supervisor chose,
