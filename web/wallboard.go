@@ -796,6 +796,9 @@ func (s *Server) updateTrunk(w http.ResponseWriter, r *http.Request, p principal
 	if s.cfg.TrunkControl == nil {
 		return errorf(http.StatusNotImplemented, "not_implemented", "this server cannot take trunks out of service yet")
 	}
+	mu := &s.ui.wall.cluster.trunks
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.cfg.TrunkControl.SetTrunkOutOfService(name, *in.OutOfService); err != nil {
 		if errors.Is(err, ErrNoSuchTrunk) {
 			return notFound("no trunk named " + strconv.Quote(name))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,10 @@ func (o ClusterOptions) withDefaults() ClusterOptions {
 // clusterSlot holds the options RunCluster runs with, nil before it does.
 type clusterSlot struct {
 	p atomic.Pointer[ClusterOptions]
+	// trunks is held by a supervisor's trunk action here, from its change of
+	// this node's trunk to its row's commit, and by the poll that applies the
+	// rows: the poll never applies a row older than a change made meanwhile.
+	trunks sync.Mutex
 }
 
 // sharing returns the options when this node shares its live part with others.
@@ -174,16 +179,28 @@ func (w *changeWatch) step(ctx context.Context, s *Server) error {
 		}
 	}
 	if t := v[storage.VersionTrunks]; t > w.trunks {
-		rows, err := s.store.TrunkServices(ctx, w.trunks)
-		if err != nil {
+		if err := w.applyTrunks(ctx, s); err != nil {
 			return err
-		}
-		for _, ts := range rows {
-			s.applyTrunkService(ts)
-			w.trunks = ts.Version
 		}
 	}
 	w.started = true
+	return nil
+}
+
+// applyTrunks applies the trunks' states chosen since the last it applied, in
+// the order they were chosen.
+func (w *changeWatch) applyTrunks(ctx context.Context, s *Server) error {
+	mu := &s.ui.wall.cluster.trunks
+	mu.Lock()
+	defer mu.Unlock()
+	rows, err := s.store.TrunkServices(ctx, w.trunks)
+	if err != nil {
+		return err
+	}
+	for _, ts := range rows {
+		s.applyTrunkService(ts)
+		w.trunks = ts.Version
+	}
 	return nil
 }
 
