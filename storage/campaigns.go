@@ -104,6 +104,9 @@ func (d *DB) CreateCampaign(ctx context.Context, who Actor, c *campaigns.Campaig
 			return fmt.Errorf("insert campaign: %w", err)
 		}
 		c.CreatedAt, c.UpdatedAt = msToTime(now.UnixMilli()), msToTime(now.UnixMilli())
+		if _, err := bumpVersion(ctx, tx, VersionCampaigns); err != nil {
+			return err
+		}
 		return d.audit(ctx, tx, who, "campaign.create", "campaign", idString(c.ID), nil, c)
 	})
 }
@@ -177,6 +180,9 @@ func (d *DB) UpdateCampaign(ctx context.Context, who Actor, id int64, action str
 		if err != nil {
 			return fmt.Errorf("update campaign: %w", err)
 		}
+		if _, err := bumpVersion(ctx, tx, VersionCampaigns); err != nil {
+			return err
+		}
 		return d.audit(ctx, tx, who, action, "campaign", idString(id), before, after)
 	})
 	return after, err
@@ -204,6 +210,9 @@ func (d *DB) ArchiveCampaign(ctx context.Context, who Actor, id int64, allowed f
 		after = before
 		at := msToTime(now)
 		after.ArchivedAt, after.UpdatedAt = &at, at
+		if _, err := bumpVersion(ctx, tx, VersionCampaigns); err != nil {
+			return err
+		}
 		return d.audit(ctx, tx, who, "campaign.archive", "campaign", idString(id), before, after)
 	})
 	return after, err

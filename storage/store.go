@@ -19,6 +19,7 @@ type Store interface {
 	SessionStore
 	PolicyStore
 	LeaseStore
+	ClusterStore
 	Ping(ctx context.Context) error
 	// Ready is nil when the database answers reads and takes writes.
 	Ready(ctx context.Context) error

@@ -327,6 +327,10 @@ func (d *DB) AssignAgent(ctx context.Context, who Actor, campaignID, userID int6
 			}
 			return fmt.Errorf("assign agent: %w", err)
 		}
+		// A node serving the agent, other than this one, moves it too.
+		if err := d.appendCommand(ctx, tx, CommandAssign, AssignmentCommand{UserID: userID, CampaignID: campaignID}); err != nil {
+			return err
+		}
 		return d.audit(ctx, tx, who, "agent.assign", "campaign", idString(campaignID), nil, map[string]any{"user_id": idString(userID)})
 	})
 }
@@ -341,6 +345,9 @@ func (d *DB) UnassignAgent(ctx context.Context, who Actor, campaignID, userID in
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("agent user %d on campaign %d: %w", userID, campaignID, ErrNotFound)
+		}
+		if err := d.appendCommand(ctx, tx, CommandUnassign, AssignmentCommand{UserID: userID, CampaignID: campaignID}); err != nil {
+			return err
 		}
 		return d.audit(ctx, tx, who, "agent.unassign", "campaign", idString(campaignID), map[string]any{"user_id": idString(userID)}, nil)
 	})

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // flexID is an object ID that clients may send as a JSON string ("12") or number (12).
@@ -228,7 +230,19 @@ func (s *Server) removeDNC(w http.ResponseWriter, r *http.Request, p principal) 
 // stopRinging has the engine end the calls still ringing to numbers just put on a
 // list, so that the list takes effect at once and not at the next dial.
 func (s *Server) stopRinging(ctx context.Context, campaignID int64, phones []string) {
-	if s.cfg.Engine != nil && len(phones) > 0 {
+	if len(phones) == 0 {
+		return
+	}
+	if s.cfg.Engine != nil {
 		s.cfg.Engine.StopRinging(ctx, campaignID, phones)
+	}
+	// The other nodes' calls too (RunCluster does it there). Should the command
+	// be lost, their calls still end at their ring timeout, and the policy gate
+	// keeps the numbers from being dialled again.
+	if _, ok := s.ui.wall.cluster.sharing(); ok {
+		cmd := storage.StopRingingCommand{CampaignID: campaignID, Numbers: slices.Clone(phones)}
+		if err := s.store.RecordCommand(ctx, storage.CommandStopRinging, cmd); err != nil {
+			s.log.Warn("cluster: the other nodes' calls to numbers put on a do-not-call list not stopped", "err", err)
+		}
 	}
 }

@@ -67,11 +67,12 @@ func (f *failovers) note(st sip.TrunkStatus, now time.Time) {
 	}
 }
 
-// current is the failovers to show at now: trunks down, and those back for less
-// than recoveredShown, oldest death first, with their counts from storage.
-func (f *failovers) current(ctx context.Context, s *Server, now time.Time) []WallboardFailover {
+// list is the failovers to show at now: trunks down, and those back for less
+// than recoveredShown, without their counts.
+func (f *failovers) list(now time.Time) []WallboardFailover {
 	f.mu.Lock()
-	var out []WallboardFailover
+	defer f.mu.Unlock()
+	out := []WallboardFailover{}
 	for name, fo := range f.byName {
 		if fo.RecoveredAt != nil && now.Sub(*fo.RecoveredAt) > recoveredShown {
 			delete(f.byName, name)
@@ -79,20 +80,21 @@ func (f *failovers) current(ctx context.Context, s *Server, now time.Time) []Wal
 		}
 		out = append(out, *fo)
 	}
-	f.mu.Unlock()
-	slices.SortFunc(out, func(a, b WallboardFailover) int { return a.DownSince.Compare(b.DownSince) })
-	for i := range out {
-		counts, err := s.store.FailoverCounts(ctx, out[i].DownSince)
+	return out
+}
+
+// counted sorts list, oldest death first, and gives each its counts from storage.
+func counted(ctx context.Context, s *Server, list []WallboardFailover) []WallboardFailover {
+	slices.SortFunc(list, func(a, b WallboardFailover) int { return a.DownSince.Compare(b.DownSince) })
+	for i := range list {
+		counts, err := s.store.FailoverCounts(ctx, list[i].DownSince)
 		if err != nil {
-			s.log.Warn("wallboard failover counts", "trunk", out[i].Trunk, "err", err)
+			s.log.Warn("wallboard failover counts", "trunk", list[i].Trunk, "err", err)
 			continue
 		}
-		out[i].Caught, out[i].MovedToWhatsApp, out[i].Resumed = counts.Caught, counts.MovedToWhatsApp, counts.Resumed
+		list[i].Caught, list[i].MovedToWhatsApp, list[i].Resumed = counts.Caught, counts.MovedToWhatsApp, counts.Resumed
 	}
-	if out == nil {
-		out = []WallboardFailover{}
-	}
-	return out
+	return list
 }
 
 // TrunkChanged tells the wallboard a SIP trunk went down, opened, was taken out

@@ -28,7 +28,7 @@ type apiEnv struct {
 	srv    *httptest.Server
 	server *Server
 	db     *storage.DB
-	dbPath string
+	dbPath string // the database's DSN: a SQLite file or a PostgreSQL URL
 	users  map[storage.Role]storage.User
 	tokens map[storage.Role]string
 }
@@ -48,9 +48,47 @@ func newEnvWithEngine(t *testing.T, engine func(*storage.DB) Engine) *apiEnv {
 
 func newEnvOver(t *testing.T, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
 	t.Helper()
+	return newEnvAt(t, filepath.Join(t.TempDir(), "turbina.db"), cfg, engine)
+}
+
+// newEnvAt is newEnvOver on the database dsn (a SQLite file or a PostgreSQL URL).
+func newEnvAt(t *testing.T, dsn string, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
+	e := serverAt(t, dsn, cfg, engine)
+	e.users, e.tokens = map[storage.Role]storage.User{}, map[storage.Role]string{storage.RoleAdmin: testAdminToken}
+	me := decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", testAdminToken), http.StatusOK)
+	e.users[storage.RoleAdmin] = me.User
+	for _, role := range []storage.Role{storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent} {
+		u, tok := e.createUser(t, string(role)+"1", role)
+		e.users[role], e.tokens[role] = u, tok
+	}
+	return e
+}
+
+// otherNode is another server on e's database, with its own connections, as a
+// second `turbina serve` would be: e's users and tokens work on it.
+func (e *apiEnv) otherNode(t *testing.T, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
+	o := serverAt(t, e.dbPath, cfg, engine)
+	o.users, o.tokens = e.users, e.tokens
+	return o
+}
+
+// testClusterTokenKey is the API tokens' key of the test nodes on one
+// PostgreSQL database.
+const testClusterTokenKey = "token key shared by the test's nodes"
+
+// serverAt opens the database dsn and serves it with cfg, without users.
+func serverAt(t *testing.T, dsn string, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "turbina.db")
-	db, err := storage.Open(ctx, path, storage.Options{})
+	// Every node of one PostgreSQL database shares its token key (a SQLite
+	// file makes its own beside it).
+	var opts storage.Options
+	if strings.HasPrefix(dsn, "postgres") {
+		opts.TokenKey = []byte(testClusterTokenKey)
+	}
+	db, err := storage.Open(ctx, dsn, opts)
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}
@@ -76,15 +114,7 @@ func newEnvOver(t *testing.T, cfg Config, engine func(*storage.DB) Engine) *apiE
 	// left using a closed database or logging after the test.
 	t.Cleanup(srv.Close)
 
-	e := &apiEnv{srv: srv, server: s, db: db, dbPath: path,
-		users: map[storage.Role]storage.User{}, tokens: map[storage.Role]string{storage.RoleAdmin: testAdminToken}}
-	me := decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", testAdminToken), http.StatusOK)
-	e.users[storage.RoleAdmin] = me.User
-	for _, role := range []storage.Role{storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent} {
-		u, tok := e.createUser(t, string(role)+"1", role)
-		e.users[role], e.tokens[role] = u, tok
-	}
-	return e
+	return &apiEnv{srv: srv, server: s, db: db, dbPath: dsn}
 }
 
 // createUser makes a user through the API and returns it with a token of its own.

@@ -163,6 +163,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	s.webhooks = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.metrics = newMetrics(store)
 	s.ui = newUIState(s)
+	s.metrics.registry.MustRegister(liveCollector{s})
 	s.routes = []route{
 		{"GET", "/api/v1/openapi.json", allRoles, s.openAPI},
 		{"GET", "/api/v1/me", allRoles, s.me},

@@ -17,7 +17,6 @@ import (
 
 	"github.com/turbina-dialer/turbina/campaigns"
 	"github.com/turbina-dialer/turbina/dialer"
-	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/kpi"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -230,6 +229,8 @@ type WallboardAgent struct {
 	// CampaignIDs are the campaigns the agent is signed in to; Assigned those it may work.
 	CampaignIDs []string `json:"campaign_ids"`
 	Assigned    []string `json:"assigned_campaign_ids"`
+	// Node is the node serving the agent, when several nodes are live.
+	Node string `json:"node,omitempty"`
 }
 
 // wallSample is one second's counters, kept for the charts.
@@ -275,6 +276,9 @@ type wallboard struct {
 	abandon   abandonCache
 	failovers failovers
 	wake      chan struct{} // a snapshot now: a trunk changed
+
+	// cluster is how this node shares the wallboard with others (RunCluster).
+	cluster clusterSlot
 
 	// shared is the last snapshot as GET /api/v1/wallboard answers it, reused for
 	// snapshotTTL of the server's clock by every reader (shared.go).
@@ -402,17 +406,12 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	if snap.MaxAbandon == 0 {
 		snap.MaxAbandon = campaigns.DefaultMaxAbandon
 	}
-	if s.cfg.TrunkStatus != nil {
-		snap.Trunks = s.cfg.TrunkStatus()
-		// The poll is a backstop for a change OnTrunkChange did not bring (a
-		// server whose originator was built without the hook).
-		if trunks, ok := snap.Trunks.([]sip.TrunkStatus); ok {
-			for _, st := range trunks {
-				wb.failovers.note(st, now)
-			}
-		}
+	lv, err := wb.live(ctx, now)
+	if err != nil {
+		return snap, err
 	}
-	snap.Failovers = wb.failovers.current(ctx, s, now)
+	snap.Trunks, snap.Inbound = lv.trunks, lv.inbound
+	snap.Failovers = counted(ctx, s, lv.failovers)
 	if s.cfg.Templates != nil {
 		snap.WhatsApp = s.whatsappHealth(ctx, now)
 	}
@@ -430,18 +429,14 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			runBy[l.CampaignID] = l.NodeID
 		}
 	}
-	var live []dialer.Agent
-	pacers := map[int64][]WallboardPacer{}
-	views := map[int64][]dialer.PacerView{}
 	if s.cfg.Engine != nil {
 		snap.Draining = s.cfg.Engine.Draining()
-		live = s.cfg.Engine.Agents().List()
-		for _, v := range s.cfg.Engine.PacerViews() {
-			pacers[v.CampaignID] = append(pacers[v.CampaignID], wallboardPacer(v))
-			views[v.CampaignID] = append(views[v.CampaignID], v)
-		}
-		if snap.Inbound, err = s.cfg.Engine.InboundQueues(ctx, time.Local); err != nil {
-			return snap, err
+	}
+	live, views := lv.agents, lv.views
+	pacers := map[int64][]WallboardPacer{}
+	for id, vs := range views {
+		for _, v := range vs {
+			pacers[id] = append(pacers[id], wallboardPacer(v))
 		}
 	}
 	agents := map[int64]*WallboardAgent{}
@@ -515,6 +510,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 		a.State, a.Reason, a.Since = string(la.State), la.Reason, &since
 		a.SecondsInState = now.Sub(la.Since).Seconds()
 		a.CampaignIDs = idStrings(la.Campaigns)
+		a.Node = lv.agentNode[la.ID]
 	}
 	for _, id := range agentOrder {
 		snap.Agents = append(snap.Agents, *agents[id])
@@ -803,7 +799,8 @@ func (s *Server) streamWallboard(w http.ResponseWriter, r *http.Request, _ princ
 	}
 }
 
-// updateTrunk takes a trunk out of service or puts it back.
+// updateTrunk takes a trunk out of service or puts it back, here at once and on
+// every other node within RunCluster's poll.
 func (s *Server) updateTrunk(w http.ResponseWriter, r *http.Request, p principal) error {
 	name := r.PathValue("id")
 	var in struct {
@@ -818,17 +815,21 @@ func (s *Server) updateTrunk(w http.ResponseWriter, r *http.Request, p principal
 	if s.cfg.TrunkControl == nil {
 		return errorf(http.StatusNotImplemented, "not_implemented", "this server cannot take trunks out of service yet")
 	}
+	mu := &s.ui.wall.cluster.trunks
+	mu.Lock()
+	defer mu.Unlock()
 	if err := s.cfg.TrunkControl.SetTrunkOutOfService(name, *in.OutOfService); err != nil {
 		if errors.Is(err, ErrNoSuchTrunk) {
 			return notFound("no trunk named " + strconv.Quote(name))
 		}
 		return err
 	}
-	action := "trunk.in_service"
-	if *in.OutOfService {
-		action = "trunk.out_of_service"
+	// Kept, with its audit entry, for every node: the trunk is the carrier,
+	// which each node reaches through its own SIP stack (RunCluster applies it
+	// there), and a node that starts later takes it as it is.
+	if _, err := s.store.SetTrunkService(r.Context(), p.actor(), name, *in.OutOfService); err != nil {
+		return fmt.Errorf("the trunk changed on this node only: %w", err)
 	}
-	s.recordEvent(r.Context(), p, action, "trunk", name, map[string]bool{"out_of_service": *in.OutOfService})
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "out_of_service": *in.OutOfService})
 	return nil
 }

@@ -282,10 +282,16 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	engineCtx, stopEngine := context.WithCancel(stopNow(ctx))
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- a.engine.Run(engineCtx) }()
+	// The other nodes' changes and this node's live part of the wallboard.
+	clusterDone := make(chan error, 1)
+	go func() { clusterDone <- a.runCluster(engineCtx) }()
 	endEngine := func() {
 		stopEngine()
 		if err := <-engineDone; err != nil {
 			a.log.Error("engine", "err", err)
+		}
+		if err := <-clusterDone; err != nil {
+			a.log.Error("cluster", "err", err)
 		}
 	}
 	select {

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -40,6 +41,17 @@ func (s CircuitState) String() string {
 
 // MarshalText writes the state's name, so JSON shows "open" rather than 1.
 func (s CircuitState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a state's name, as another node publishes its trunks.
+func (s *CircuitState) UnmarshalText(b []byte) error {
+	for _, st := range []CircuitState{CircuitClosed, CircuitOpen, CircuitHalfOpen, CircuitHeld} {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown circuit state %q", b)
+}
 
 // circuit is one trunk's breaker: faultsToOpen consecutive faults, the first
 // of which is no older than window, open it, and so does a failed probe burst

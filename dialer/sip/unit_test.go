@@ -393,3 +393,22 @@ func FuzzParseAnswerSDP(f *testing.F) {
 		}
 	})
 }
+
+// TestCircuitStateTextRoundTrips: a trunk's status as one node publishes it
+// reads back the same on another; a state nobody knows is an error.
+func TestCircuitStateTextRoundTrips(t *testing.T) {
+	for _, st := range []CircuitState{CircuitClosed, CircuitOpen, CircuitHalfOpen, CircuitHeld} {
+		b, err := st.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got CircuitState
+		if err := got.UnmarshalText(b); err != nil || got != st {
+			t.Errorf("%s read back as %v, %v", b, got, err)
+		}
+	}
+	var st CircuitState
+	if err := st.UnmarshalText([]byte("sideways")); err == nil {
+		t.Error("an unknown state was read")
+	}
+}

@@ -470,7 +470,7 @@ function buildAgentRow(a) {
       }
     }, `${a.name} → ${sel.selectedOptions[0]?.textContent}`);
   });
-  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name), el('td', {}, el('span', { class: 'badge' })),
+  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name, el('span', { class: 'node' })), el('td', {}, el('span', { class: 'badge' })),
     el('td', { class: 'tis' }), el('td', { class: 'assigned' }), el('td', { class: 'mv' }, sel, btn));
   return { tr, sel, agent: a };
 }
@@ -489,6 +489,7 @@ function renderAgents(agents, campaigns) {
     badge.dataset.state = a.state;
     badge.textContent = t('agentstate.' + a.state) + (a.reason ? ` (${t('reason.' + a.reason)})` : '');
     row.tr.querySelector('.tis').textContent = a.state === 'logged_out' ? '—' : fmt.duration(a.seconds_in_state);
+    nodeLabel(row.tr.querySelector('.node'), a.node);
     row.tr.querySelector('.assigned').textContent = a.assigned_campaign_ids.map((id) => names[id] || id).join(', ');
     if (document.activeElement !== row.sel) {
       const keep = row.sel.value;
@@ -502,6 +503,16 @@ function renderAgents(agents, campaigns) {
   for (const [id, row] of agentRows) if (!seen.has(id)) { row.tr.remove(); agentRows.delete(id); }
   $('agent-summary').textContent = agents.length
     ? [tn('sup.tile.agent.ready', ready), tn('sup.sum.busy', busy), tn('sup.tile.agent.paused', paused)].join(' · ') : t('sup.nobody');
+}
+
+// nodeLabel names in span the Turbina node an agent or a trunk is on; the
+// wallboard sends a node only when several nodes are live, and the span is
+// empty otherwise.
+function nodeLabel(span, node) {
+  span.textContent = node ? t('sup.onNode', { node }) : '';
+  if (node) span.title = t('sup.onNode.title', { node });
+  else span.removeAttribute('title');
+  return span;
 }
 
 // ---- failover banner ----
@@ -596,7 +607,7 @@ function renderTrunks(trunks, control) {
       $('confirm-trunk').showModal();
     });
     const state = trunkState(tr);
-    return el('tr', {}, el('th', { scope: 'row' }, tr.name), el('td', {}, el('span', { class: 'badge', 'data-state': state, 'data-circuit': tr.state },
+    return el('tr', {}, el('th', { scope: 'row' }, tr.name, nodeLabel(el('span', { class: 'node' }), tr.node)), el('td', {}, el('span', { class: 'badge', 'data-state': state, 'data-circuit': tr.state },
       t('sup.trunk.' + state)), trunkRegistration(tr), tr.last_error && state !== 'in_service' && state !== 'manual'
       ? el('div', { class: 'trunk-error' }, t('sup.trunk.lastError', { error: tr.last_error })) : null),
       el('td', {}, `${tr.in_flight ?? 0}/${tr.max_channels || '∞'}`), el('td', { class: 'trunk-down', 'data-alarm': tr.alarm ? 'true' : 'false' }, trunkDown(tr)), el('td', {}, btn));

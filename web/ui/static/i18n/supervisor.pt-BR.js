@@ -23,6 +23,7 @@ export default {
   'sup.trunk.in_service': 'Em serviço', 'sup.trunk.down': 'Fora do ar', 'sup.trunk.testing': 'Testando se voltou',
   'sup.trunk.held': 'pausado pela operadora', 'sup.trunk.manual': 'Fora de serviço (por um supervisor)', 'sup.trunk.unknown': 'Desconhecido',
   'sup.trunk.lastError': 'Último erro: {error}',
+  'sup.onNode': 'nó {node}', 'sup.onNode.title': 'No nó {node} do Turbina',
   'sup.confirm.title': 'Tirar o tronco de serviço?', 'sup.confirm.cancel': 'Cancelar',
   'sup.confirm.text': 'O tronco {trunk} não recebe novas ligações: elas vão para os outros troncos ou para o WhatsApp. As ligações em curso continuam.',
   'sup.err.fix': 'Confira os campos marcados em vermelho.', 'sup.err.other': 'O servidor recusou ({code}).',
