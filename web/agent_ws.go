@@ -29,6 +29,8 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 		s.log.Warn("agent websocket", "agent", p.ID, "err", err)
 		return nil
 	}
+	s.sockets.Add(1)
+	defer s.sockets.Done()
 	defer conn.CloseNow()
 	// The socket is the agent's presence: while none is open the agent takes no
 	// call, and the browser audio offered on it ends with it (ctx). Its opening
@@ -85,16 +87,12 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 		var msg any
 		select {
 		case <-ctx.Done():
-			// A draining server that stops now lets the page go as when its
-			// work here is done: it reconnects, to a node that takes calls.
-			status := websocket.StatusNormalClosure
-			if e.Draining() {
-				status = websocket.StatusServiceRestart
-			}
-			conn.Close(status, "")
+			closeStopping(conn, e)
 			return nil
 		case ev, ok := <-events:
 			if !ok {
+				// The engine ended (the server stops): as above.
+				closeStopping(conn, e)
 				return nil
 			}
 			if ev.Kind == dialer.EventReconnect {
@@ -121,6 +119,17 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 			return nil
 		}
 	}
+}
+
+// closeStopping closes an agent's socket as its server stops. A draining
+// server lets the page go as when its work here is done (1012): it reconnects,
+// to a node that takes calls.
+func closeStopping(conn *websocket.Conn, e Engine) {
+	status := websocket.StatusNormalClosure
+	if e.Draining() {
+		status = websocket.StatusServiceRestart
+	}
+	conn.Close(status, "")
 }
 
 // agentMessage is what a browser sends on its agent WebSocket.

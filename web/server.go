@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,6 +137,28 @@ type Server struct {
 	// credentials: the sign-in form and pages' assets, and WhatsApp's webhooks.
 	anonymous chan struct{}
 	webhooks  chan struct{}
+	// sockets counts the agents' WebSockets still open: http.Server.Shutdown
+	// does not wait for a connection it handed over, so a stopping process
+	// waits here (WaitSockets) for their closing handshakes.
+	sockets sync.WaitGroup
+}
+
+// WaitSockets waits until every agent WebSocket has closed, or ctx ends. A
+// stopping server calls it after http.Server.Shutdown (whose shutdown hooks end
+// the sockets), so that a page hears why its socket closed (1012: reconnect)
+// before the process exits.
+func (s *Server) WaitSockets(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.sockets.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // route is one API operation; the table of them is the single source for the mux,

@@ -179,7 +179,7 @@ func TestKillOwningNodeTenTimes(t *testing.T) {
 	emu := startEmulator(t)
 	cfg, _ := json.Marshal(map[string]any{
 		"sip":      map[string]any{"trunks": []any{map[string]any{"name": "carrier", "address": carrier.Addr, "keepalive_interval": "off"}}},
-		"engine":   map[string]any{"ring_timeout": "5s"},
+		"engine":   map[string]any{"ring_timeout": "5s", "drain_timeout": "3s"},
 		"cluster":  map[string]any{"lease_ttl": drillLeaseTTL.String(), "renew_every": drillRenewEvery.String()},
 		"whatsapp": whatsappSection(emu, 50),
 	})

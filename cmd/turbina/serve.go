@@ -310,6 +310,9 @@ func (a *app) serve(ctx context.Context, ready func(addr string)) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if err := a.web.WaitSockets(sctx); err != nil {
+		a.log.Warn("agents' sockets still open at the exit", "err", err)
+	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
