@@ -66,6 +66,9 @@ type Config struct {
 	// TokenTTL is how long a new API token works when its request names no
 	// expiry; DefaultTokenTTL when zero.
 	TokenTTL time.Duration
+	// Cluster makes the server one node of several on one database; zero for
+	// a server alone on its database.
+	Cluster Cluster
 }
 
 // phoneRealm is the digest realm phone secrets are hashed for.
@@ -126,6 +129,10 @@ type Server struct {
 	ui          *uiState
 	serveLimits Limits
 	handler     http.Handler
+	// forwarder carries agents' requests to their home node (Cluster), found
+	// from cluster.
+	forwarder http.RoundTripper
+	cluster   clusterView
 	// anonymous and webhooks are the slots of requests in progress without valid
 	// credentials: the sign-in form and pages' assets, and WhatsApp's webhooks.
 	anonymous chan struct{}
@@ -153,6 +160,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
+	s.forwarder = cfg.Cluster.forwarder(s.serveLimits)
 	s.anonymous = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.webhooks = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.metrics = newMetrics(store)

@@ -1,0 +1,331 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/turbina-dialer/turbina/dialer"
+	"github.com/turbina-dialer/turbina/internal/pgtest"
+	"github.com/turbina-dialer/turbina/storage"
+)
+
+func TestHomeHolderIsTheLowestLeasedCampaignsNode(t *testing.T) {
+	live := func(c int64, node string) storage.Lease { return storage.Lease{CampaignID: c, NodeID: node, Live: true} }
+	expired := func(c int64, node string) storage.Lease { return storage.Lease{CampaignID: c, NodeID: node} }
+	for _, tc := range []struct {
+		name     string
+		assigned []int64
+		leases   []storage.Lease
+		want     string
+	}{
+		{"no campaign", nil, []storage.Lease{live(1, "a")}, ""},
+		{"no lease", []int64{1}, nil, ""},
+		{"its campaign's holder", []int64{2}, []storage.Lease{live(1, "a"), live(2, "b")}, "b"},
+		{"an expired lease is no one's", []int64{2}, []storage.Lease{expired(2, "b")}, ""},
+		{"the lowest campaign with a live lease", []int64{1, 2, 3}, []storage.Lease{expired(1, "a"), live(3, "c"), live(2, "b")}, "b"},
+		{"another agent's campaign does not count", []int64{5}, []storage.Lease{live(1, "a"), live(5, "c")}, "c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := homeHolder(tc.assigned, tc.leases); got != tc.want {
+				t.Errorf("homeHolder = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// countingTransport counts the requests a node forwards.
+type countingTransport struct {
+	n    atomic.Int64
+	next http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+// twoNodes is two servers on one PostgreSQL database, each with its own
+// engine, as two `turbina serve` processes are: node-a and node-b, both
+// registered live. The agent is assigned to campaign; no lease is taken.
+type twoNodes struct {
+	a, b      *apiEnv
+	forwarded *countingTransport // what node-a forwards
+	campaign  int64
+	agent     int64
+}
+
+func newTwoNodes(t *testing.T) *twoNodes {
+	t.Helper()
+	dsn := pgtest.Own(t).Database(t, "")
+	n := &twoNodes{forwarded: &countingTransport{next: http.DefaultTransport}}
+	// Nodes heartbeat on their own loop in `turbina serve`; here none does, so
+	// a registration counts as live for the whole test.
+	cluster := func(node string, tr http.RoundTripper) Config {
+		return Config{Cluster: Cluster{Node: node, NodeTimeout: time.Hour, HomeCheck: 100 * time.Millisecond, Transport: tr}}
+	}
+	n.a = serveOver(t, openDB(t, dsn), cluster("node-a", n.forwarded), nil)
+	n.a.signUp(t)
+	n.b = serveOver(t, openDB(t, dsn), cluster("node-b", nil), nil)
+	n.b.users, n.b.tokens = n.a.users, n.a.tokens
+	for id, e := range map[string]*apiEnv{"node-a": n.a, "node-b": n.b} {
+		if err := n.a.db.RegisterNode(context.Background(), storage.Node{ID: id, Addr: e.srv.URL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := n.a.createCampaign(t, "Follow")
+	decode[any](t, n.a.send(t, "POST", "/api/v1/campaigns/"+c.ID+"/agents", n.a.tokens[storage.RoleSupervisor],
+		map[string]any{"user_id": n.a.users[storage.RoleAgent].ID}), http.StatusOK)
+	id, err := strconv.ParseInt(c.ID, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.campaign = id
+	n.agent = n.a.users[storage.RoleAgent].ID
+	return n
+}
+
+// lease gives the campaign to node for an hour, as its engine would take it.
+func (n *twoNodes) lease(t *testing.T, node string) storage.Lease {
+	t.Helper()
+	l, err := n.a.db.AcquireLease(context.Background(), n.campaign, node, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// release gives l up, as its node does when it hands the campaign over.
+func (n *twoNodes) release(t *testing.T, l storage.Lease) {
+	t.Helper()
+	if err := n.a.db.ReleaseLease(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitHome waits until e finds node the agent's home: its view of the leases
+// is a second old at most.
+func (n *twoNodes) waitHome(t *testing.T, e *apiEnv, node string) {
+	t.Helper()
+	waitFor(t, e.server.cfg.Cluster.Node+" finds "+node+" the agent's home", func() bool {
+		home, remote, err := e.server.agentHome(context.Background(), n.agent)
+		if !remote {
+			home.ID = e.server.cfg.Cluster.Node
+		}
+		return err == nil && home.ID == node
+	})
+}
+
+// state is the agent's state in env's own engine.
+func (n *twoNodes) state(e *apiEnv) dialer.Agent {
+	a, ok := e.server.cfg.Engine.Agents().Get(n.agent)
+	if !ok {
+		return dialer.Agent{State: dialer.AgentLoggedOut}
+	}
+	return a
+}
+
+// waitFor polls cond until it holds, or fails t after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dialEvents opens the agent's event stream on e as the agent page does: with
+// the session cookie of b and the page's origin, e's own address.
+func dialEvents(ctx context.Context, t *testing.T, e *apiEnv, b *browser) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	h := http.Header{"Origin": {e.srv.URL}, "Cookie": {sessionCookie + "=" + b.cookie(sessionCookie)}}
+	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/api/v1/agent/events", &websocket.DialOptions{HTTPHeader: h})
+}
+
+// TestAgentIsServedByItsCampaignsNode: an agent reaching node A while node B
+// holds its campaign's lease is served by B, stream and actions; when the
+// lease moves to A the stream ends and the reconnection lands on A; with B
+// gone the agent is told node_unavailable, until the campaign is A's.
+func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
+	n := newTwoNodes(t)
+	a, b := n.a, n.b
+	a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
+	a.setPassword(t, n.agent, testPassword)
+	// A new password revoked the agent's tokens.
+	a.tokens[storage.RoleAgent] = a.newToken(t, n.agent, testAdminToken)
+	page := a.browser(t).login("agent1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bLease := n.lease(t, "node-b")
+	n.waitHome(t, a, "node-b")
+
+	// Logged in through A with the session cookie (and CSRF token): B's
+	// engine has the agent, A's does not.
+	if r := page.api("POST", "/api/v1/agent/login", map[string]any{}); r.status != http.StatusOK {
+		t.Fatalf("login through node A: %v", r)
+	}
+	if got := n.state(b).State; got != dialer.AgentPaused {
+		t.Fatalf("node B's engine: agent %s, want paused (logged in)", got)
+	}
+	if got := n.state(a).State; got != dialer.AgentLoggedOut {
+		t.Fatalf("node A's engine: agent %s, want logged out: the login went to B", got)
+	}
+
+	// The event stream through A is B's: the origin and Host the page sent
+	// pass B's checks, and B sees the page open.
+	conn, _, err := dialEvents(ctx, t, a, page)
+	if err != nil {
+		t.Fatalf("event stream through node A: %v", err)
+	}
+	defer conn.CloseNow()
+	var first dialer.AgentEvent
+	if err := wsjson.Read(ctx, conn, &first); err != nil || first.Agent == nil || first.Agent.State != dialer.AgentPaused {
+		t.Fatalf("first event %+v (%v), want B's paused agent", first, err)
+	}
+	waitFor(t, "node B sees the agent's page open", func() bool { return n.state(b).Page })
+	if n.state(a).Page {
+		t.Error("node A's engine sees the agent's page: the stream was served by A")
+	}
+
+	// Actions through A reach B, and B's stream tells the page.
+	if r := page.api("POST", "/api/v1/agent/ready", map[string]any{}); r.status != http.StatusOK {
+		t.Fatalf("ready through node A: %v", r)
+	}
+	if got := n.state(b).State; got != dialer.AgentReady {
+		t.Fatalf("node B's engine: agent %s after ready, want ready", got)
+	}
+	var ev dialer.AgentEvent
+	if err := wsjson.Read(ctx, conn, &ev); err != nil || ev.Agent == nil || ev.Agent.State != dialer.AgentReady {
+		t.Fatalf("event after ready: %+v (%v), want the ready state", ev, err)
+	}
+	page.api("POST", "/api/v1/agent/pause", map[string]any{"reason": "coffee"})
+	if got := n.state(b); got.State != dialer.AgentPaused || got.Reason != "coffee" {
+		t.Fatalf("node B's engine after pause: %+v", got)
+	}
+	if got := decode[dialer.Agent](t, a.get(t, "/api/v1/agent", a.tokens[storage.RoleAgent]), http.StatusOK); got.Reason != "coffee" {
+		t.Errorf("GET /api/v1/agent through node A with a token: %+v, want B's paused agent", got)
+	}
+
+	// The campaign moves to A: the stream B served ends, and the page's next
+	// one is A's own.
+	n.release(t, bLease)
+	aLease := n.lease(t, "node-a")
+	for {
+		var ev dialer.AgentEvent
+		err := wsjson.Read(ctx, conn, &ev)
+		if err == nil {
+			continue // B's events until it notices
+		}
+		if got := websocket.CloseStatus(err); got != websocket.StatusServiceRestart {
+			t.Fatalf("the stream ended with %v, want close status %d (the campaign moved)", err, websocket.StatusServiceRestart)
+		}
+		break
+	}
+	waitFor(t, "node B logs out the agent whose campaign moved", func() bool { return n.state(b).State == dialer.AgentLoggedOut })
+	// As the page, which reconnects until it does: once A's view of the
+	// leases is fresh (a second at most), A serves the agent itself.
+	n.waitHome(t, a, "node-a")
+	before := n.forwarded.n.Load()
+	conn2, _, err := dialEvents(ctx, t, a, page)
+	if err != nil {
+		t.Fatalf("reconnect through node A: %v", err)
+	}
+	defer conn2.CloseNow()
+	waitFor(t, "node A sees the reconnected page", func() bool { return n.state(a).Page })
+	if got := n.forwarded.n.Load(); got != before {
+		t.Errorf("node A forwarded %d requests after the campaign became its own", got-before)
+	}
+	conn2.Close(websocket.StatusNormalClosure, "")
+
+	// B is gone while its lease lives: the agent is told so, and retries.
+	n.release(t, aLease)
+	bLease = n.lease(t, "node-b")
+	n.waitHome(t, a, "node-b")
+	b.srv.Close()
+	r := a.get(t, "/api/v1/agent", a.tokens[storage.RoleAgent])
+	wantError(t, r, http.StatusServiceUnavailable, "node_unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("%v: no Retry-After", r)
+	}
+	_, resp, err := dialEvents(ctx, t, a, page)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("event stream with node B gone: %v %v, want 503", err, resp)
+	}
+	// Its lease runs out and A takes the campaign: the same request is A's.
+	if _, err := a.db.RenewLease(ctx, bLease, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node A takes the expired lease", func() bool {
+		_, err := a.db.AcquireLease(ctx, n.campaign, "node-a", time.Hour)
+		return err == nil
+	})
+	waitFor(t, "the agent is served again", func() bool {
+		return a.get(t, "/api/v1/agent", a.tokens[storage.RoleAgent]).status == http.StatusOK
+	})
+}
+
+// TestForwardingTrustsNothingButCredentials: a node forwards nothing that is
+// not authenticated, and a request that says it was forwarded is served where
+// it lands rather than forwarded again.
+func TestForwardingTrustsNothingButCredentials(t *testing.T) {
+	n := newTwoNodes(t)
+	a, b := n.a, n.b
+	n.lease(t, "node-b")
+	n.waitHome(t, a, "node-b")
+	agent := a.tokens[storage.RoleAgent]
+	if r := a.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}); r.status != http.StatusOK {
+		t.Fatalf("login through node A: %v", r)
+	}
+	if got := n.state(b).State; got != dialer.AgentPaused {
+		t.Fatalf("node B's engine: agent %s, want paused", got)
+	}
+	forwarded := n.forwarded.n.Load()
+
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		token  string
+	}{
+		{"no credentials", nil, ""},
+		{"a revoked or made-up token", nil, "tb_00000000_not-a-token"},
+		{"a made-up session", http.Header{"Cookie": {sessionCookie + "=made-up"}}, ""},
+		{"no credentials, claiming to be forwarded", http.Header{forwardedByHeader: {"node-b"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.do(t, request{method: "GET", path: "/api/v1/agent", token: tc.token, header: tc.header})
+			wantError(t, r, http.StatusUnauthorized, "unauthorized")
+		})
+	}
+	if got := n.forwarded.n.Load(); got != forwarded {
+		t.Errorf("node A forwarded %d requests without valid credentials", got-forwarded)
+	}
+
+	// A forged forward header keeps the request on A: A's own engine answers
+	// (the agent is logged out there), nothing is forwarded.
+	r := a.do(t, request{method: "GET", path: "/api/v1/agent", token: agent, header: http.Header{forwardedByHeader: {"node-b"}}})
+	if got := decode[dialer.Agent](t, r, http.StatusOK); got.State != dialer.AgentLoggedOut {
+		t.Errorf("with a forged forward header: %+v, want node A's own answer (logged out)", got)
+	}
+	if got := n.forwarded.n.Load(); got != forwarded {
+		t.Errorf("node A forwarded a request that said it was forwarded")
+	}
+
+	// A lease whose node stopped heartbeating cannot be served: told so.
+	if err := a.db.RemoveNode(context.Background(), "node-b"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node A sees node B gone", func() bool {
+		r := a.get(t, "/api/v1/agent", agent)
+		return r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "node_unavailable")
+	})
+}
