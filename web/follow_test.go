@@ -18,7 +18,9 @@ import (
 )
 
 func TestHomeHolderIsTheLowestLeasedCampaignsNode(t *testing.T) {
-	live := func(c int64, node string) storage.Lease { return storage.Lease{CampaignID: c, NodeID: node, Live: true} }
+	live := func(c int64, node string) storage.Lease {
+		return storage.Lease{CampaignID: c, NodeID: node, Live: true}
+	}
 	expired := func(c int64, node string) storage.Lease { return storage.Lease{CampaignID: c, NodeID: node} }
 	for _, tc := range []struct {
 		name     string
