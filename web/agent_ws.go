@@ -91,12 +91,14 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 			return nil
 		case <-homeCheck:
 			if node, moved := s.movedAway(ctx, p.ID); moved {
-				// The session here is over: its campaign is run elsewhere. A
-				// call still on ends first (Logout waits for it).
+				// The session here is over: its campaign is run elsewhere. The
+				// stream ends first, so the page does not take the log-out as
+				// its agent's own and logs in again where it lands. A call
+				// still on ends first (Logout waits for it).
+				conn.Close(websocket.StatusServiceRestart, "the agent's campaign moved to node "+node)
 				if _, err := e.Agents().Logout(p.ID, time.Now()); err != nil && !errors.Is(err, dialer.ErrAgentNotLoggedIn) {
 					s.log.Warn("log out an agent whose campaign moved", "agent", p.ID, "err", err)
 				}
-				conn.Close(websocket.StatusServiceRestart, "the agent's campaign moved to node "+node)
 				return nil
 			}
 			continue

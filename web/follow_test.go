@@ -94,6 +94,15 @@ func newTwoNodes(t *testing.T) *twoNodes {
 	return n
 }
 
+// agentPassword gives the agent testPassword, to sign in on node A's pages.
+func (n *twoNodes) agentPassword(t *testing.T) {
+	t.Helper()
+	n.a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
+	n.a.setPassword(t, n.agent, testPassword)
+	// A new password revoked the agent's tokens.
+	n.a.tokens[storage.RoleAgent] = n.a.newToken(t, n.agent, testAdminToken)
+}
+
 // lease gives the campaign to node for an hour, as its engine would take it.
 func (n *twoNodes) lease(t *testing.T, node string) storage.Lease {
 	t.Helper()
@@ -161,10 +170,7 @@ func dialEvents(ctx context.Context, t *testing.T, e *apiEnv, b *browser) (*webs
 func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 	n := newTwoNodes(t)
 	a, b := n.a, n.b
-	a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
-	a.setPassword(t, n.agent, testPassword)
-	// A new password revoked the agent's tokens.
-	a.tokens[storage.RoleAgent] = a.newToken(t, n.agent, testAdminToken)
+	n.agentPassword(t)
 	page := a.browser(t).login("agent1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -8,6 +8,12 @@ let agent = { state: 'logged_out', campaign_ids: [] };
 let pop = null; // the current or last call's screen-pop
 let preview = null; // the contact offered to this agent in a preview campaign, before any call
 let ws = null;
+// session is the campaigns of the agent's session while the server says it is
+// logged in; the agent's own log-out ends it. A new event stream that finds the
+// agent logged out while it is set reached a server that lost the session (the
+// campaign moved to another node, or the node restarted): the page logs in
+// again there, paused.
+let session = null;
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 // phones maps the contacts' E.164 numbers to their national form, as the server
 // wrote them in the screen-pops and previews.
@@ -132,11 +138,18 @@ async function call(method, path, body) {
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   ws = new WebSocket(`${proto}//${location.host}/api/v1/agent/events`);
+  let first = true;
   ws.onopen = () => fail(null);
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     switch (ev.type) {
       case 'state':
+        if (first && ev.agent.state === 'logged_out' && session) {
+          first = false;
+          login(session).then((a) => { if (a) note(t('agent.moved')); });
+          break;
+        }
+        first = false;
         setAgent(ev.agent);
         // A reloaded page (or one back from a lost connection) of an agent still
         // logged in brings its audio back: the session resumes.
@@ -168,7 +181,9 @@ function connect() {
     else if (audio.waiting) audioFailed('audio.failed');
     ws = null;
     if (e.code !== 1008) fail({ message: t('agent.disconnected') });
-    setTimeout(connect, e.code === 1008 ? 100 : 1000);
+    // 1012: the server ended the stream because the agent's campaign moved
+    // to another node; the next stream is served there.
+    setTimeout(connect, e.code === 1008 || e.code === 1012 ? 100 : 1000);
   };
 }
 
@@ -180,6 +195,7 @@ function connect() {
 function setAgent(a) {
   if (agent.since && a.since && new Date(a.since) < new Date(agent.since)) return;
   agent = a;
+  session = a.state === 'logged_out' ? null : a.campaign_ids;
   renderState();
 }
 
@@ -262,14 +278,21 @@ function tick() {
     ? fmt.duration((Date.now() - new Date(agent.since)) / 1000) : '';
 }
 
-$('agent-login').addEventListener('click', async () => {
+$('agent-login').addEventListener('click', () => {
   const ids = [...document.querySelectorAll('input[name="campaign"]:checked')].map((i) => i.value);
-  audio.gaveUp = false;
   // Asked on the agent's click, as browsers want: calls are announced with it.
   if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
+  login(ids);
+});
+
+// login logs the agent in to campaigns ids with the browser's audio, and
+// connects the audio.
+async function login(ids) {
+  audio.gaveUp = false;
   const a = await call('POST', '/api/v1/agent/login', { campaign_ids: ids, audio: 'webrtc' });
   if (a && !audio.pc && !audio.unsupported) connectAudio();
-});
+  return a;
+}
 $('ready').addEventListener('click', () => call('POST', '/api/v1/agent/ready', {}));
 $('pause').addEventListener('click', () => call('POST', '/api/v1/agent/pause', { reason: $('pause-reason').value }));
 $('agent-logout').addEventListener('click', () => call('POST', '/api/v1/agent/logout', {}));

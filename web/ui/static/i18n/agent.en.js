@@ -35,4 +35,6 @@ export default {
   'outcome.dialing': 'dialing', 'outcome.ringing': 'ringing', 'outcome.answered': 'in progress', 'outcome.ended': 'ended',
   'call.inbound.whatsapp_call': 'Incoming WhatsApp call',
   'agent.not_an_agent': "This softphone takes calls for agents: sign in with an agent's account to take calls.",
+  'error.node_unavailable': 'The server that runs your campaign cannot be reached. This page reconnects by itself; try again in a few seconds.',
+  'agent.moved': 'Your campaign moved to another server (or the server restarted): you are logged in again, paused. Press Ready to take calls.',
 };

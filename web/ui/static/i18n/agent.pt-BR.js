@@ -35,4 +35,6 @@ export default {
   'outcome.dialing': 'discando', 'outcome.ringing': 'chamando', 'outcome.answered': 'em andamento', 'outcome.ended': 'encerrada',
   'call.inbound.whatsapp_call': 'Chamada recebida pelo WhatsApp',
   'agent.not_an_agent': "Este softphone atende chamadas dos agentes: entre com a conta de um agente para atender.",
+  'error.node_unavailable': 'O servidor que executa sua campanha não responde. Esta página se reconecta sozinha; tente de novo em alguns segundos.',
+  'agent.moved': 'Sua campanha passou para outro servidor (ou o servidor reiniciou): você entrou de novo, em pausa. Clique em Disponível para receber chamadas.',
 };

@@ -1,0 +1,58 @@
+package web
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/turbina-dialer/turbina/dialer"
+)
+
+// TestBrowserAgentPageFollowsItsCampaignToAnotherNode: the agent page, open on
+// node A, works the agent's session on node B, which runs its campaign; when
+// the campaign moves to A, the page reconnects by itself, logs the agent in
+// again there, paused, says so, and goes ready on A: no reload.
+func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
+	n := newTwoNodes(t)
+	a, b := n.a, n.b
+	n.agentPassword(t)
+	bLease := n.lease(t, "node-b")
+	n.waitHome(t, a, "node-b")
+
+	p := openBrowser(t, a)
+	p.signIn("agent1", "/agent")
+	p.do("log in to campaigns", chromedp.Click(chromedp.CSS("#agent-login")))
+	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 10*time.Second)
+	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
+	p.waitJS("ready", `document.getElementById('state').dataset.state === 'ready'`, 10*time.Second)
+	waitFor(t, "node B's engine has the agent ready with its page open", func() bool {
+		got := n.state(b)
+		return got.State == dialer.AgentReady && got.Page
+	})
+	if got := n.state(a).State; got != dialer.AgentLoggedOut {
+		t.Fatalf("node A's engine: agent %s, want logged out: B serves the agent", got)
+	}
+
+	n.release(t, bLease)
+	n.lease(t, "node-a")
+	waitFor(t, "node A has the agent logged in again with its page open", func() bool {
+		got := n.state(a)
+		return got.State == dialer.AgentPaused && got.Page
+	})
+	p.waitJS("the page says the session moved", `document.getElementById('state').dataset.state === 'paused' &&
+		document.getElementById('agent-status').className === 'note'`, 10*time.Second)
+	if got := p.text("#agent-status"); !strings.Contains(got, "Your campaign moved to another server") {
+		t.Errorf("status %q, want the note that the campaign moved", got)
+	}
+	if got := n.state(b).State; got != dialer.AgentLoggedOut {
+		t.Errorf("node B's engine: agent %s, want logged out once its campaign moved", got)
+	}
+	p.shot("moved")
+	p.do("ready on node A", chromedp.Click(chromedp.CSS("#ready")))
+	p.waitJS("ready on node A", `document.getElementById('state').dataset.state === 'ready'`, 10*time.Second)
+	if got := n.state(a).State; got != dialer.AgentReady {
+		t.Errorf("node A's engine: agent %s, want ready", got)
+	}
+}
