@@ -49,10 +49,6 @@ type Cluster struct {
 	// NodeTimeout is how old a node's last heartbeat may be for requests to be
 	// forwarded to it; DefaultNodeTimeout when zero.
 	NodeTimeout time.Duration
-	// Transport carries forwarded requests; when nil, http.DefaultTransport's
-	// settings with a short connection timeout, so that a node that is gone is
-	// told at once.
-	Transport http.RoundTripper
 	// HomeCheck is how often an agent's open event stream checks that this
 	// node is still the agent's home; DefaultHomeCheck when zero.
 	HomeCheck time.Duration
@@ -101,18 +97,21 @@ func (c Cluster) homeCheck() time.Duration {
 	return DefaultHomeCheck
 }
 
-// forwarder returns the transport of forwarded requests.
-func (c Cluster) forwarder(limits Limits) http.RoundTripper {
-	if c.Transport != nil {
-		return c.Transport
-	}
+// forwarder returns the transport of forwarded requests that wait up to
+// headerWait for their answer to begin: http.DefaultTransport's settings with
+// a short connection timeout, so that a node that is gone is told at once.
+func forwarder(headerWait time.Duration) http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	// A node that accepts connections but answers nothing (frozen) is given up
-	// after as long as a whole response may take here.
-	t.ResponseHeaderTimeout = limits.WriteTimeout
+	// A node that accepts connections but answers nothing (frozen) is given up.
+	t.ResponseHeaderTimeout = headerWait
 	return t
 }
+
+// streamHeaderWait bounds how long a node may take to accept a forwarded event
+// stream, which a live node does at once: a frozen one is reported within it,
+// and the page tries again (by then, perhaps, on the campaign's next holder).
+const streamHeaderWait = 5 * time.Second
 
 func (c Cluster) nodeTimeout() time.Duration {
 	if c.NodeTimeout > 0 {
@@ -204,6 +203,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node storage.No
 		return errNodeUnavailable(node.ID, fmt.Sprintf("its address %q is not an http(s) URL", node.Addr))
 	}
 	self := s.cfg.Cluster.Node
+	transport := s.forwarder
+	if isWebSocket(r) {
+		transport = s.streamForwarder
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -215,7 +218,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node storage.No
 			}
 			pr.Out.Header.Set(forwardedByHeader, self)
 		},
-		Transport:     s.forwarder,
+		Transport:     transport,
 		FlushInterval: -1,
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

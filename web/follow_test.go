@@ -2,10 +2,10 @@ package web
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,39 +43,45 @@ func TestHomeHolderIsTheLowestLeasedCampaignsNode(t *testing.T) {
 	}
 }
 
-// countingTransport counts the requests a node forwards.
-type countingTransport struct {
-	n    atomic.Int64
-	next http.RoundTripper
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
+// served is how many requests e has answered.
+func served(t *testing.T, e *apiEnv) float64 {
+	t.Helper()
+	families, err := e.server.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "turbina_http_requests_total" {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // twoNodes is two servers on one PostgreSQL database, each with its own
 // engine, as two `turbina serve` processes are: node-a and node-b, both
 // registered live. The agent is assigned to campaign; no lease is taken.
 type twoNodes struct {
-	a, b      *apiEnv
-	forwarded *countingTransport // what node-a forwards
-	campaign  int64
-	agent     int64
+	a, b     *apiEnv
+	campaign int64
+	agent    int64
 }
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
 	dsn := pgtest.Own(t).Database(t, "")
-	n := &twoNodes{forwarded: &countingTransport{next: http.DefaultTransport}}
+	n := &twoNodes{}
 	// Nodes heartbeat on their own loop in `turbina serve`; here none does, so
 	// a registration counts as live for the whole test.
-	cluster := func(node string, tr http.RoundTripper) Config {
-		return Config{Cluster: Cluster{Node: node, NodeTimeout: time.Hour, HomeCheck: 100 * time.Millisecond, Transport: tr}}
+	cluster := func(node string) Config {
+		return Config{Cluster: Cluster{Node: node, NodeTimeout: time.Hour, HomeCheck: 100 * time.Millisecond}}
 	}
-	n.a = serveOver(t, openDB(t, dsn), cluster("node-a", n.forwarded), nil)
+	n.a = serveOver(t, openDB(t, dsn), cluster("node-a"), nil)
 	n.a.signUp(t)
-	n.b = serveOver(t, openDB(t, dsn), cluster("node-b", nil), nil)
+	n.b = serveOver(t, openDB(t, dsn), cluster("node-b"), nil)
 	n.b.users, n.b.tokens = n.a.users, n.a.tokens
 	for id, e := range map[string]*apiEnv{"node-a": n.a, "node-b": n.b} {
 		if err := n.a.db.RegisterNode(context.Background(), storage.Node{ID: id, Addr: e.srv.URL}); err != nil {
@@ -243,15 +249,14 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 	// As the page, which reconnects until it does: once A's view of the
 	// leases is fresh (a second at most), A serves the agent itself.
 	n.waitHome(t, a, "node-a")
-	before := n.forwarded.n.Load()
 	conn2, _, err := dialEvents(ctx, t, a, page)
 	if err != nil {
 		t.Fatalf("reconnect through node A: %v", err)
 	}
 	defer conn2.CloseNow()
 	waitFor(t, "node A sees the reconnected page", func() bool { return n.state(a).Page })
-	if got := n.forwarded.n.Load(); got != before {
-		t.Errorf("node A forwarded %d requests after the campaign became its own", got-before)
+	if n.state(b).Page {
+		t.Error("node B still sees the agent's page after the campaign became A's")
 	}
 	conn2.Close(websocket.StatusNormalClosure, "")
 
@@ -288,7 +293,7 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 	n := newTwoNodes(t)
 	a, b := n.a, n.b
-	n.lease(t, "node-b")
+	bLease := n.lease(t, "node-b")
 	n.waitHome(t, a, "node-b")
 	agent := a.tokens[storage.RoleAgent]
 	if r := a.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{}); r.status != http.StatusOK {
@@ -297,7 +302,12 @@ func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 	if got := n.state(b).State; got != dialer.AgentPaused {
 		t.Fatalf("node B's engine: agent %s, want paused", got)
 	}
-	forwarded := n.forwarded.n.Load()
+	// Node B is reached by no one but node A here: what it answers is what A
+	// forwarded.
+	forwarded := served(t, b)
+	if forwarded == 0 {
+		t.Fatal("node B answered nothing, not even the login: its count proves nothing")
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -314,8 +324,8 @@ func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 			wantError(t, r, http.StatusUnauthorized, "unauthorized")
 		})
 	}
-	if got := n.forwarded.n.Load(); got != forwarded {
-		t.Errorf("node A forwarded %d requests without valid credentials", got-forwarded)
+	if got := served(t, b); got != forwarded {
+		t.Errorf("node A forwarded %v requests without valid credentials", got-forwarded)
 	}
 
 	// A forged forward header keeps the request on A: A's own engine answers
@@ -324,7 +334,7 @@ func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 	if got := decode[dialer.Agent](t, r, http.StatusOK); got.State != dialer.AgentLoggedOut {
 		t.Errorf("with a forged forward header: %+v, want node A's own answer (logged out)", got)
 	}
-	if got := n.forwarded.n.Load(); got != forwarded {
+	if got := served(t, b); got != forwarded {
 		t.Errorf("node A forwarded a request that said it was forwarded")
 	}
 
@@ -336,4 +346,40 @@ func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 		r := a.get(t, "/api/v1/agent", agent)
 		return r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "node_unavailable")
 	})
+
+	// A node frozen (SIGSTOP) while its lease lives accepts connections and
+	// answers nothing: the event stream is told within a few seconds, not
+	// left waiting, and the page tries again.
+	frozen, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { frozen.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := frozen.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	if err := a.db.RegisterNode(context.Background(), storage.Node{ID: "node-c", Addr: "http://" + frozen.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	n.release(t, bLease)
+	n.lease(t, "node-c")
+	n.waitHome(t, a, "node-c")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.srv.URL, "http")+"/api/v1/agent/events?access_token="+agent, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("event stream with its node frozen: %v %v, want 503", err, resp)
+	}
 }

@@ -129,10 +129,10 @@ type Server struct {
 	ui          *uiState
 	serveLimits Limits
 	handler     http.Handler
-	// forwarder carries agents' requests to their home node (Cluster), found
-	// from cluster.
-	forwarder http.RoundTripper
-	cluster   clusterView
+	// forwarder and streamForwarder carry agents' requests and event streams
+	// to their home node (Cluster), found from cluster.
+	forwarder, streamForwarder http.RoundTripper
+	cluster                    clusterView
 	// anonymous and webhooks are the slots of requests in progress without valid
 	// credentials: the sign-in form and pages' assets, and WhatsApp's webhooks.
 	anonymous chan struct{}
@@ -160,7 +160,10 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
-	s.forwarder = cfg.Cluster.forwarder(s.serveLimits)
+	// A forwarded answer may take as long as one served here (a SIP phone
+	// nailed up at login rings first).
+	s.forwarder = forwarder(s.serveLimits.WriteTimeout)
+	s.streamForwarder = forwarder(streamHeaderWait)
 	s.anonymous = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.webhooks = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.metrics = newMetrics(store)
