@@ -24,9 +24,9 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 	p := openBrowser(t, a)
 	p.signIn("agent1", "/agent")
 	p.do("log in to campaigns", chromedp.Click(chromedp.CSS("#agent-login")))
-	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 10*time.Second)
+	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 20*time.Second)
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
-	p.waitJS("ready", `document.getElementById('state').dataset.state === 'ready'`, 10*time.Second)
+	p.waitJS("ready", `document.getElementById('state').dataset.state === 'ready'`, 20*time.Second)
 	waitFor(t, "node B's engine has the agent ready with its page open", func() bool {
 		got := n.state(b)
 		return got.State == dialer.AgentReady && got.Page
@@ -42,7 +42,7 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 		return got.State == dialer.AgentPaused && got.Page
 	})
 	p.waitJS("the page says the session moved", `document.getElementById('state').dataset.state === 'paused' &&
-		document.getElementById('agent-status').className === 'note'`, 10*time.Second)
+		document.getElementById('agent-status').className === 'note'`, 20*time.Second)
 	if got := p.text("#agent-status"); !strings.Contains(got, "Your campaign moved to another server") {
 		t.Errorf("status %q, want the note that the campaign moved", got)
 	}
@@ -51,7 +51,7 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 	}
 	p.shot("moved")
 	p.do("ready on node A", chromedp.Click(chromedp.CSS("#ready")))
-	p.waitJS("ready on node A", `document.getElementById('state').dataset.state === 'ready'`, 10*time.Second)
+	p.waitJS("ready on node A", `document.getElementById('state').dataset.state === 'ready'`, 20*time.Second)
 	if got := n.state(a).State; got != dialer.AgentReady {
 		t.Errorf("node A's engine: agent %s, want ready", got)
 	}

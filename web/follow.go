@@ -181,13 +181,17 @@ func (s *Server) atHome(h func(w http.ResponseWriter, r *http.Request, p princip
 			return h(w, r, p)
 		}
 		home, remote, err := s.agentHome(r.Context(), p.ID)
+		if ae, ok := errors.AsType[*apiError](err); ok && ae.Code == "node_unavailable" {
+			s.metrics.relays.WithLabelValues("node_unavailable").Inc()
+		}
 		if err != nil {
 			return err
 		}
 		if !remote {
 			return h(w, r, p)
 		}
-		return s.forward(w, r, home)
+		s.forward(w, r, home)
+		return nil
 	}
 }
 
@@ -196,11 +200,18 @@ func (s *Server) atHome(h func(w http.ResponseWriter, r *http.Request, p princip
 // Authorization go as they came, so the home node's origin and CSRF checks see
 // what the browser sent; the load balancer's X-Forwarded-* too, as this node
 // received them.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, node storage.Node) error {
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, node storage.Node) {
+	failed := false
+	unavailable := func(why string) {
+		failed = true
+		s.metrics.relays.WithLabelValues("node_unavailable").Inc()
+		writeError(w, errNodeUnavailable(node.ID, why))
+	}
 	target, err := url.Parse(node.Addr)
 	if err != nil || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
 		s.log.Error("a node's address is not a base URL", "node", node.ID, "addr", node.Addr)
-		return errNodeUnavailable(node.ID, fmt.Sprintf("its address %q is not an http(s) URL", node.Addr))
+		unavailable(fmt.Sprintf("its address %q is not an http(s) URL", node.Addr))
+		return
 	}
 	self := s.cfg.Cluster.Node
 	transport := s.forwarder
@@ -223,14 +234,17 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, node storage.No
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				failed = true
 				return // the caller left
 			}
 			s.log.Warn("forward an agent's request", "node", node.ID, "addr", node.Addr, "path", r.URL.Path, "err", err)
-			writeError(w, errNodeUnavailable(node.ID, "unreachable"))
+			unavailable("unreachable")
 		},
 	}
 	rp.ServeHTTP(w, r)
-	return nil
+	if !failed {
+		s.metrics.relays.WithLabelValues("relayed").Inc()
+	}
 }
 
 // movedAway reports whether the agent's home is now another node, while its

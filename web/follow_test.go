@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/internal/pgtest"
@@ -43,8 +45,8 @@ func TestHomeHolderIsTheLowestLeasedCampaignsNode(t *testing.T) {
 	}
 }
 
-// served is how many requests e has answered.
-func served(t *testing.T, e *apiEnv) float64 {
+// counted sums e's counter name over the series whose labels include want.
+func counted(t *testing.T, e *apiEnv, name string, want map[string]string) float64 {
 	t.Helper()
 	families, err := e.server.Registry().Gather()
 	if err != nil {
@@ -52,13 +54,26 @@ func served(t *testing.T, e *apiEnv) float64 {
 	}
 	var n float64
 	for _, f := range families {
-		if f.GetName() == "turbina_http_requests_total" {
-			for _, m := range f.GetMetric() {
-				n += m.GetCounter().GetValue()
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for k, v := range want {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
+					continue series
+				}
 			}
+			n += m.GetCounter().GetValue()
 		}
 	}
 	return n
+}
+
+// served is how many requests e has answered.
+func served(t *testing.T, e *apiEnv) float64 {
+	t.Helper()
+	return counted(t, e, "turbina_http_requests_total", nil)
 }
 
 // twoNodes is two servers on one PostgreSQL database, each with its own
@@ -273,6 +288,12 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 	_, resp, err := dialEvents(ctx, t, a, page)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("event stream with node B gone: %v %v, want 503", err, resp)
+	}
+	if got := counted(t, a, "turbina_agent_relays_total", map[string]string{"result": "node_unavailable"}); got != 2 {
+		t.Errorf("node A counted %v relays to an unavailable node, want 2", got)
+	}
+	if got := counted(t, a, "turbina_agent_relays_total", map[string]string{"result": "relayed"}); got < 5 {
+		t.Errorf("node A counted %v relayed requests, want the 5 or more it relayed", got)
 	}
 	// Its lease runs out and A takes the campaign: the same request is A's.
 	if _, err := a.db.RenewLease(ctx, bLease, time.Millisecond); err != nil {

@@ -14,6 +14,10 @@ let ws = null;
 // campaign moved to another node, or the node restarted): the page logs in
 // again there, paused.
 let session = null;
+// moving is set when the server ended the stream because the agent's campaign
+// moved to another node (close code 1012): the log-out the old node sends then
+// is not the agent's own, and the session is taken up where the page lands.
+let moving = false;
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 // phones maps the contacts' E.164 numbers to their national form, as the server
 // wrote them in the screen-pops and previews.
@@ -146,7 +150,7 @@ function connect() {
       case 'state':
         if (first && ev.agent.state === 'logged_out' && session) {
           first = false;
-          login(session).then((a) => { if (a) note(t('agent.moved')); });
+          login(session).then((a) => { if (a) { moving = false; note(t('agent.moved')); } });
           break;
         }
         first = false;
@@ -180,10 +184,12 @@ function connect() {
     if (audio.waiting && e.code === 1008) { audio.unsupported = true; audioFailed('audio.noserver'); }
     else if (audio.waiting) audioFailed('audio.failed');
     ws = null;
+    if (e.code === 1012) moving = true;
     if (e.code !== 1008) fail({ message: t('agent.disconnected') });
     // 1012: the server ended the stream because the agent's campaign moved
-    // to another node; the next stream is served there.
-    setTimeout(connect, e.code === 1008 || e.code === 1012 ? 100 : 1000);
+    // to another node; the next stream is served there, once the node reached
+    // has read the move (its view of the leases is a second old at most).
+    setTimeout(connect, e.code === 1008 ? 100 : e.code === 1012 ? 1500 : 1000);
   };
 }
 
@@ -195,7 +201,8 @@ function connect() {
 function setAgent(a) {
   if (agent.since && a.since && new Date(a.since) < new Date(agent.since)) return;
   agent = a;
-  session = a.state === 'logged_out' ? null : a.campaign_ids;
+  if (a.state !== 'logged_out') session = a.campaign_ids;
+  else if (!moving) session = null;
   renderState();
 }
 
@@ -295,7 +302,7 @@ async function login(ids) {
 }
 $('ready').addEventListener('click', () => call('POST', '/api/v1/agent/ready', {}));
 $('pause').addEventListener('click', () => call('POST', '/api/v1/agent/pause', { reason: $('pause-reason').value }));
-$('agent-logout').addEventListener('click', () => call('POST', '/api/v1/agent/logout', {}));
+$('agent-logout').addEventListener('click', () => { moving = false; session = null; call('POST', '/api/v1/agent/logout', {}); });
 $('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup', {}));
 
 // ---- screen-pop and disposition ----
