@@ -100,11 +100,15 @@ func (c Cluster) homeCheck() time.Duration {
 // forwarder returns the transport of forwarded requests that wait up to
 // headerWait for their answer to begin: http.DefaultTransport's settings with
 // a short connection timeout, so that a node that is gone is told at once.
-func forwarder(headerWait time.Duration) http.RoundTripper {
+// Idle connections are dropped after half of idle, the time a node keeps one
+// (nodes share their configuration): a relayed POST, which cannot be sent
+// again, never goes out on a connection the other node is closing.
+func forwarder(headerWait, idle time.Duration) http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	// A node that accepts connections but answers nothing (frozen) is given up.
 	t.ResponseHeaderTimeout = headerWait
+	t.IdleConnTimeout = idle / 2
 	return t
 }
 

@@ -162,8 +162,8 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
 	// A forwarded answer may take as long as one served here (a SIP phone
 	// nailed up at login rings first).
-	s.forwarder = forwarder(s.serveLimits.WriteTimeout)
-	s.streamForwarder = forwarder(streamHeaderWait)
+	s.forwarder = forwarder(s.serveLimits.WriteTimeout, s.serveLimits.IdleTimeout)
+	s.streamForwarder = forwarder(streamHeaderWait, s.serveLimits.IdleTimeout)
 	s.anonymous = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.webhooks = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.metrics = newMetrics(store)
