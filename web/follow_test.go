@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/internal/pgtest"
+	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -87,6 +89,12 @@ type twoNodes struct {
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
+	return newTwoNodesWith(t, nil)
+}
+
+// newTwoNodesWith is newTwoNodes with node B's engine built by engineB.
+func newTwoNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *twoNodes {
+	t.Helper()
 	dsn := pgtest.Own(t).Database(t, "")
 	n := &twoNodes{}
 	// Nodes heartbeat on their own loop in `turbina serve`; here none does, so
@@ -96,7 +104,7 @@ func newTwoNodes(t *testing.T) *twoNodes {
 	}
 	n.a = serveOver(t, openDB(t, dsn), cluster("node-a"), nil)
 	n.a.signUp(t)
-	n.b = serveOver(t, openDB(t, dsn), cluster("node-b"), nil)
+	n.b = serveOver(t, openDB(t, dsn), cluster("node-b"), engineB)
 	n.b.users, n.b.tokens = n.a.users, n.a.tokens
 	for id, e := range map[string]*apiEnv{"node-a": n.a, "node-b": n.b} {
 		if err := n.a.db.RegisterNode(context.Background(), storage.Node{ID: id, Addr: e.srv.URL}); err != nil {
@@ -402,5 +410,42 @@ func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.srv.URL, "http")+"/api/v1/agent/events?access_token="+agent, nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("event stream with its node frozen: %v %v, want 503", err, resp)
+	}
+}
+
+// TestAgentAudioThroughAnotherNodeIsTheHomeNodes: the page's WebRTC offer,
+// sent on the event stream it opened on node A, is answered by node B, which
+// runs the agent's campaign, and the audio comes up with B (A takes no
+// browser audio at all here).
+func TestAgentAudioThroughAnotherNodeIsTheHomeNodes(t *testing.T) {
+	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n := newTwoNodesWith(t, func(db *storage.DB) Engine {
+		return dialer.New(db, nil, dialer.NewAgents(), dialer.Config{AgentPeers: peers}, log)
+	})
+	n.lease(t, "node-b")
+	n.waitHome(t, n.a, "node-b")
+	agent := n.a.tokens[storage.RoleAgent]
+	if r := n.a.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{"audio": "webrtc"}); r.status != http.StatusOK {
+		t.Fatalf("login through node A: %v", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.a.srv.URL, "http")+"/api/v1/agent/events?access_token="+agent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if codes := offerAudio(ctx, t, conn); len(codes) > 0 {
+		t.Errorf("errors on the stream: %v", codes)
+	}
+	if got := n.state(n.b); !got.Audio || got.Media != dialer.MediaBrowser {
+		t.Errorf("node B's engine: %+v, want the agent's browser audio up", got)
+	}
+	if got := n.state(n.a); got.Audio {
+		t.Errorf("node A's engine has the agent's audio: %+v", got)
 	}
 }
