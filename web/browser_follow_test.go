@@ -22,11 +22,29 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 	n.waitHome(t, a, "node-b")
 
 	p := openBrowser(t, a)
+	// waitState waits until the page shows the agent's state; if it does not,
+	// the failure says what the page shows instead.
+	waitState := func(what, state string) {
+		t.Helper()
+		const show = `document.getElementById('state').dataset.state + ' | ' + document.getElementById('agent-status').className + ': ' + document.getElementById('agent-status').textContent`
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := eval[string](p, show)
+			if strings.HasPrefix(got, state+" |") {
+				return
+			}
+			if time.Now().After(deadline) {
+				p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+				t.Fatalf("%s: the page shows %q, want the state %s", what, got, state)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	p.signIn("agent1", "/agent")
 	p.do("log in to campaigns", chromedp.Click(chromedp.CSS("#agent-login")))
-	p.waitJS("paused after login", `document.getElementById('state').dataset.state === 'paused'`, 20*time.Second)
+	waitState("paused after login", "paused")
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
-	p.waitJS("ready", `document.getElementById('state').dataset.state === 'ready'`, 20*time.Second)
+	waitState("ready", "ready")
 	waitFor(t, "node B's engine has the agent ready with its page open", func() bool {
 		got := n.state(b)
 		return got.State == dialer.AgentReady && got.Page
@@ -51,7 +69,7 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 	}
 	p.shot("moved")
 	p.do("ready on node A", chromedp.Click(chromedp.CSS("#ready")))
-	p.waitJS("ready on node A", `document.getElementById('state').dataset.state === 'ready'`, 20*time.Second)
+	waitState("ready on node A", "ready")
 	if got := n.state(a).State; got != dialer.AgentReady {
 		t.Errorf("node A's engine: agent %s, want ready", got)
 	}

@@ -18,6 +18,7 @@ let session = null;
 // moved to another node (close code 1012): the log-out the old node sends then
 // is not the agent's own, and the session is taken up where the page lands.
 let moving = false;
+let streams = 0; // the event streams opened so far
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 // phones maps the contacts' E.164 numbers to their national form, as the server
 // wrote them in the screen-pops and previews.
@@ -142,18 +143,21 @@ async function call(method, path, body) {
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   ws = new WebSocket(`${proto}//${location.host}/api/v1/agent/events`);
-  let first = true;
+  // The first state of a stream that replaces one may take the session up
+  // (not the page's first stream's: it may come after the agent's first login
+  // was answered).
+  let resumable = streams++ > 0;
   ws.onopen = () => fail(null);
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     switch (ev.type) {
       case 'state':
-        if (first && ev.agent.state === 'logged_out' && session) {
-          first = false;
+        if (resumable && ev.agent.state === 'logged_out' && session) {
+          resumable = false;
           login(session).then((a) => { if (a) { moving = false; note(t('agent.moved')); } });
           break;
         }
-        first = false;
+        resumable = false;
         setAgent(ev.agent);
         // A reloaded page (or one back from a lost connection) of an agent still
         // logged in brings its audio back: the session resumes.
