@@ -15,7 +15,7 @@ import (
 // the campaign moves to A, the page reconnects by itself, logs the agent in
 // again there, paused, says so, and goes ready on A: no reload.
 func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
-	n := newTwoNodes(t)
+	n := newAgentNodes(t)
 	a, b := n.a, n.b
 	n.agentPassword(t)
 	bLease := n.lease(t, "node-b")

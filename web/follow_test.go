@@ -78,34 +78,32 @@ func served(t *testing.T, e *apiEnv) float64 {
 	return counted(t, e, "turbina_http_requests_total", nil)
 }
 
-// twoNodes is two servers on one PostgreSQL database, each with its own
+// agentNodes is two servers on one PostgreSQL database, each with its own
 // engine, as two `turbina serve` processes are: node-a and node-b, both
 // registered live. The agent is assigned to campaign; no lease is taken.
-type twoNodes struct {
+type agentNodes struct {
 	a, b     *apiEnv
 	campaign int64
 	agent    int64
 }
 
-func newTwoNodes(t *testing.T) *twoNodes {
+func newAgentNodes(t *testing.T) *agentNodes {
 	t.Helper()
-	return newTwoNodesWith(t, nil)
+	return newAgentNodesWith(t, nil)
 }
 
-// newTwoNodesWith is newTwoNodes with node B's engine built by engineB.
-func newTwoNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *twoNodes {
+// newAgentNodesWith is newAgentNodes with node B's engine built by engineB.
+func newAgentNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *agentNodes {
 	t.Helper()
 	dsn := pgtest.Own(t).Database(t, "")
-	n := &twoNodes{}
+	n := &agentNodes{}
 	// Nodes heartbeat on their own loop in `turbina serve`; here none does, so
 	// a registration counts as live for the whole test.
 	cluster := func(node string) Config {
 		return Config{Cluster: Cluster{Node: node, NodeTimeout: time.Hour, HomeCheck: 100 * time.Millisecond}}
 	}
-	n.a = serveOver(t, openDB(t, dsn), cluster("node-a"), nil)
-	n.a.signUp(t)
-	n.b = serveOver(t, openDB(t, dsn), cluster("node-b"), engineB)
-	n.b.users, n.b.tokens = n.a.users, n.a.tokens
+	n.a = newEnvAt(t, dsn, cluster("node-a"), nil)
+	n.b = n.a.otherNode(t, cluster("node-b"), engineB)
 	for id, e := range map[string]*apiEnv{"node-a": n.a, "node-b": n.b} {
 		if err := n.a.db.RegisterNode(context.Background(), storage.Node{ID: id, Addr: e.srv.URL}); err != nil {
 			t.Fatal(err)
@@ -124,7 +122,7 @@ func newTwoNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *twoNodes {
 }
 
 // agentPassword gives the agent testPassword, to sign in on node A's pages.
-func (n *twoNodes) agentPassword(t *testing.T) {
+func (n *agentNodes) agentPassword(t *testing.T) {
 	t.Helper()
 	n.a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
 	n.a.setPassword(t, n.agent, testPassword)
@@ -133,7 +131,7 @@ func (n *twoNodes) agentPassword(t *testing.T) {
 }
 
 // lease gives the campaign to node for an hour, as its engine would take it.
-func (n *twoNodes) lease(t *testing.T, node string) storage.Lease {
+func (n *agentNodes) lease(t *testing.T, node string) storage.Lease {
 	t.Helper()
 	l, err := n.a.db.AcquireLease(context.Background(), n.campaign, node, time.Hour)
 	if err != nil {
@@ -143,7 +141,7 @@ func (n *twoNodes) lease(t *testing.T, node string) storage.Lease {
 }
 
 // release gives l up, as its node does when it hands the campaign over.
-func (n *twoNodes) release(t *testing.T, l storage.Lease) {
+func (n *agentNodes) release(t *testing.T, l storage.Lease) {
 	t.Helper()
 	if err := n.a.db.ReleaseLease(context.Background(), l); err != nil {
 		t.Fatal(err)
@@ -152,7 +150,7 @@ func (n *twoNodes) release(t *testing.T, l storage.Lease) {
 
 // waitHome waits until e finds node the agent's home: its view of the leases
 // is a second old at most.
-func (n *twoNodes) waitHome(t *testing.T, e *apiEnv, node string) {
+func (n *agentNodes) waitHome(t *testing.T, e *apiEnv, node string) {
 	t.Helper()
 	waitFor(t, e.server.cfg.Cluster.Node+" finds "+node+" the agent's home", func() bool {
 		home, remote, err := e.server.agentHome(context.Background(), n.agent)
@@ -164,7 +162,7 @@ func (n *twoNodes) waitHome(t *testing.T, e *apiEnv, node string) {
 }
 
 // state is the agent's state in env's own engine.
-func (n *twoNodes) state(e *apiEnv) dialer.Agent {
+func (n *agentNodes) state(e *apiEnv) dialer.Agent {
 	a, ok := e.server.cfg.Engine.Agents().Get(n.agent)
 	if !ok {
 		return dialer.Agent{State: dialer.AgentLoggedOut}
@@ -197,7 +195,7 @@ func dialEvents(ctx context.Context, t *testing.T, e *apiEnv, b *browser) (*webs
 // lease moves to A the stream ends and the reconnection lands on A; with B
 // gone the agent is told node_unavailable, until the campaign is A's.
 func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
-	n := newTwoNodes(t)
+	n := newAgentNodes(t)
 	a, b := n.a, n.b
 	n.agentPassword(t)
 	page := a.browser(t).login("agent1")
@@ -320,7 +318,7 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 // not authenticated, and a request that says it was forwarded is served where
 // it lands rather than forwarded again.
 func TestForwardingTrustsNothingButCredentials(t *testing.T) {
-	n := newTwoNodes(t)
+	n := newAgentNodes(t)
 	a, b := n.a, n.b
 	bLease := n.lease(t, "node-b")
 	n.waitHome(t, a, "node-b")
@@ -423,7 +421,7 @@ func TestAgentAudioThroughAnotherNodeIsTheHomeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n := newTwoNodesWith(t, func(db *storage.DB) Engine {
+	n := newAgentNodesWith(t, func(db *storage.DB) Engine {
 		return dialer.New(db, nil, dialer.NewAgents(), dialer.Config{AgentPeers: peers}, log)
 	})
 	n.lease(t, "node-b")

@@ -28,7 +28,7 @@ type apiEnv struct {
 	srv    *httptest.Server
 	server *Server
 	db     *storage.DB
-	dbPath string
+	dbPath string // the database's DSN: a SQLite file or a PostgreSQL URL
 	users  map[storage.Role]storage.User
 	tokens map[storage.Role]string
 }
@@ -48,31 +48,42 @@ func newEnvWithEngine(t *testing.T, engine func(*storage.DB) Engine) *apiEnv {
 
 func newEnvOver(t *testing.T, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "turbina.db")
-	e := serveOver(t, openDB(t, path), cfg, engine)
-	e.dbPath = path
-	e.signUp(t)
+	return newEnvAt(t, filepath.Join(t.TempDir(), "turbina.db"), cfg, engine)
+}
+
+// newEnvAt is newEnvOver on the database dsn (a SQLite file or a PostgreSQL URL).
+func newEnvAt(t *testing.T, dsn string, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
+	e := serverAt(t, dsn, cfg, engine)
+	e.users, e.tokens = map[storage.Role]storage.User{}, map[storage.Role]string{storage.RoleAdmin: testAdminToken}
+	me := decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", testAdminToken), http.StatusOK)
+	e.users[storage.RoleAdmin] = me.User
+	for _, role := range []storage.Role{storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent} {
+		u, tok := e.createUser(t, string(role)+"1", role)
+		e.users[role], e.tokens[role] = u, tok
+	}
 	return e
 }
 
-// openDB opens the database at dsn (a SQLite file or a PostgreSQL URL), closed
-// when t ends.
-func openDB(t *testing.T, dsn string) *storage.DB {
+// otherNode is another server on e's database, with its own connections, as a
+// second `turbina serve` would be: e's users and tokens work on it.
+func (e *apiEnv) otherNode(t *testing.T, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
 	t.Helper()
-	db, err := storage.Open(context.Background(), dsn, storage.Options{})
+	o := serverAt(t, e.dbPath, cfg, engine)
+	o.users, o.tokens = e.users, e.tokens
+	return o
+}
+
+// serverAt opens the database dsn and serves it with cfg, without users.
+func serverAt(t *testing.T, dsn string, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
+	t.Helper()
+	ctx := context.Background()
+	db, err := storage.Open(ctx, dsn, storage.Options{})
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// serveOver starts a server over db with cfg; its admin's token is
-// testAdminToken. engine, when given, builds its engine; without it (and
-// without cfg.Engine) the engine is a real one with no channels.
-func serveOver(t *testing.T, db *storage.DB, cfg Config, engine func(*storage.DB) Engine) *apiEnv {
-	t.Helper()
-	if _, err := EnsureAdmin(context.Background(), db, testAdminToken); err != nil {
+	if _, err := EnsureAdmin(ctx, db, testAdminToken); err != nil {
 		t.Fatalf("ensure admin: %v", err)
 	}
 	if cfg.Version == "" {
@@ -92,19 +103,8 @@ func serveOver(t *testing.T, db *storage.DB, cfg Config, engine func(*storage.DB
 	// Registered after the database's cleanup, so it runs first: no handler is
 	// left using a closed database or logging after the test.
 	t.Cleanup(srv.Close)
-	return &apiEnv{srv: srv, server: s, db: db,
-		users: map[storage.Role]storage.User{}, tokens: map[storage.Role]string{storage.RoleAdmin: testAdminToken}}
-}
 
-// signUp signs up a supervisor, a sales user and an agent through the API.
-func (e *apiEnv) signUp(t *testing.T) {
-	t.Helper()
-	me := decode[struct{ User storage.User }](t, e.get(t, "/api/v1/me", testAdminToken), http.StatusOK)
-	e.users[storage.RoleAdmin] = me.User
-	for _, role := range []storage.Role{storage.RoleSupervisor, storage.RoleSales, storage.RoleAgent} {
-		u, tok := e.createUser(t, string(role)+"1", role)
-		e.users[role], e.tokens[role] = u, tok
-	}
+	return &apiEnv{srv: srv, server: s, db: db, dbPath: dsn}
 }
 
 // createUser makes a user through the API and returns it with a token of its own.
