@@ -83,12 +83,33 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	}
 	ping := time.NewTicker(30 * time.Second)
 	defer ping.Stop()
+	// With several nodes, the stream ends when the agent's campaign moves to
+	// another node, for the page to follow it (follow.go).
+	var homeCheck <-chan time.Time
+	if s.cfg.Cluster.Node != "" {
+		t := time.NewTicker(s.cfg.Cluster.homeCheck())
+		defer t.Stop()
+		homeCheck = t.C
+	}
 	for {
 		var msg any
 		select {
 		case <-ctx.Done():
 			closeStopping(conn, e)
 			return nil
+		case <-homeCheck:
+			if node, moved := s.movedAway(ctx, p.ID); moved {
+				// The session here is over: its campaign is run elsewhere. The
+				// stream ends first, so the page does not take the log-out as
+				// its agent's own and logs in again where it lands. A call
+				// still on ends first (Logout waits for it).
+				conn.Close(websocket.StatusServiceRestart, "the agent's campaign moved to node "+node)
+				if _, err := e.Agents().Logout(p.ID, time.Now()); err != nil && !errors.Is(err, dialer.ErrAgentNotLoggedIn) {
+					s.log.Warn("log out an agent whose campaign moved", "agent", p.ID, "err", err)
+				}
+				return nil
+			}
+			continue
 		case ev, ok := <-events:
 			if !ok {
 				// The engine ended (the server stops): as above.

@@ -15,17 +15,19 @@ import (
 )
 
 // agentRoutes are an agent's controls of its own session, and the supervisors' view.
+// The agent's session is in the engine of its home node, where atHome sends the
+// controls; its callbacks are in the database, read on any node.
 func (s *Server) agentRoutes() []route {
 	return []route{
 		{"GET", "/api/v1/agents", supervisors, s.listAgents},
-		{"GET", "/api/v1/agent", agentOnly, s.getAgent},
-		{"GET", "/api/v1/agent/events", agentOnly, s.agentEvents},
-		{"POST", "/api/v1/agent/login", agentOnly, s.agentLogin},
-		{"POST", "/api/v1/agent/ready", agentOnly, s.agentReady},
-		{"POST", "/api/v1/agent/pause", agentOnly, s.agentPause},
-		{"POST", "/api/v1/agent/logout", agentOnly, s.agentLogout},
-		{"POST", "/api/v1/agent/hangup", agentOnly, s.agentHangup},
-		{"POST", "/api/v1/agent/disposition", agentOnly, s.agentDisposition},
+		{"GET", "/api/v1/agent", agentOnly, s.atHome(s.getAgent)},
+		{"GET", "/api/v1/agent/events", agentOnly, s.atHome(s.agentEvents)},
+		{"POST", "/api/v1/agent/login", agentOnly, s.atHome(s.agentLogin)},
+		{"POST", "/api/v1/agent/ready", agentOnly, s.atHome(s.agentReady)},
+		{"POST", "/api/v1/agent/pause", agentOnly, s.atHome(s.agentPause)},
+		{"POST", "/api/v1/agent/logout", agentOnly, s.atHome(s.agentLogout)},
+		{"POST", "/api/v1/agent/hangup", agentOnly, s.atHome(s.agentHangup)},
+		{"POST", "/api/v1/agent/disposition", agentOnly, s.atHome(s.agentDisposition)},
 		{"GET", "/api/v1/agent/callbacks", agentOnly, s.agentCallbacks},
 	}
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	duration   *prometheus.HistogramVec
 	importRows *prometheus.CounterVec
 	busy       *prometheus.CounterVec
+	relays     *prometheus.CounterVec
 }
 
 func newMetrics(store storage.Store) *metrics {
@@ -39,8 +40,12 @@ func newMetrics(store storage.Store) *metrics {
 			Name: "turbina_http_busy_total",
 			Help: "Requests without credentials turned away at once (503 too_busy) because their cap was full, by class (anonymous, webhook).",
 		}, []string{"class"}),
+		relays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "turbina_agent_relays_total",
+			Help: "Agents' requests and event streams this node relayed to the node that runs the agent's campaign, by result: relayed, or node_unavailable (answered 503).",
+		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.importRows, m.busy,
+	m.registry.MustRegister(m.requests, m.duration, m.importRows, m.busy, m.relays,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		campaignStateCollector{store: store}, quarantineCollector{store: store})
 	return m

@@ -13,9 +13,9 @@ import (
 // or skip it.
 func (s *Server) previewRoutes() []route {
 	return []route{
-		{"GET", "/api/v1/agent/preview", agentOnly, s.agentPreview},
-		{"POST", "/api/v1/agent/preview/{id}/dial", agentOnly, s.agentPreviewDial},
-		{"POST", "/api/v1/agent/preview/{id}/skip", agentOnly, s.agentPreviewSkip},
+		{"GET", "/api/v1/agent/preview", agentOnly, s.atHome(s.agentPreview)},
+		{"POST", "/api/v1/agent/preview/{id}/dial", agentOnly, s.atHome(s.agentPreviewDial)},
+		{"POST", "/api/v1/agent/preview/{id}/skip", agentOnly, s.atHome(s.agentPreviewSkip)},
 	}
 }
 

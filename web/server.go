@@ -67,6 +67,9 @@ type Config struct {
 	// TokenTTL is how long a new API token works when its request names no
 	// expiry; DefaultTokenTTL when zero.
 	TokenTTL time.Duration
+	// Cluster makes the server one node of several on one database; zero for
+	// a server alone on its database.
+	Cluster Cluster
 }
 
 // phoneRealm is the digest realm phone secrets are hashed for.
@@ -133,6 +136,10 @@ type Server struct {
 	ui          *uiState
 	serveLimits Limits
 	handler     http.Handler
+	// forwarder and streamForwarder carry agents' requests and event streams
+	// to their home node (Cluster), found from cluster.
+	forwarder, streamForwarder http.RoundTripper
+	cluster                    clusterView
 	// anonymous and webhooks are the slots of requests in progress without valid
 	// credentials: the sign-in form and pages' assets, and WhatsApp's webhooks.
 	anonymous chan struct{}
@@ -182,6 +189,10 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
+	// A forwarded answer may take as long as one served here (a SIP phone
+	// nailed up at login rings first).
+	s.forwarder = forwarder(s.serveLimits.WriteTimeout, s.serveLimits.IdleTimeout)
+	s.streamForwarder = forwarder(streamHeaderWait, s.serveLimits.IdleTimeout)
 	s.anonymous = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.webhooks = make(chan struct{}, s.serveLimits.MaxAnonymous)
 	s.metrics = newMetrics(store)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/web"
 )
 
@@ -15,4 +16,14 @@ func (a *app) runCluster(ctx context.Context) error {
 		// Only PostgreSQL has other nodes; a SQLite file has one.
 		Publish: a.cfg.DatabaseURL != "",
 	})
+}
+
+// webCluster makes the HTTP server one node of several when the database is
+// shared (PostgreSQL): agents' requests go to the node that runs their
+// campaign. A SQLite file has one node, which serves every agent itself.
+func webCluster(cfg config, e *dialer.Engine) web.Cluster {
+	if cfg.DatabaseURL == "" {
+		return web.Cluster{}
+	}
+	return web.Cluster{Node: e.NodeID()}
 }

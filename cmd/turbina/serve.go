@@ -239,6 +239,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		MaxAbandon:     cfg.Engine.MaxAbandon,
 		Limits:         limits,
 		TokenTTL:       tokenTTL,
+		Cluster:        webCluster(cfg, a.engine),
 	})
 	watch.engine.Store(a.engine)
 	watch.web.Store(a.web)

@@ -8,6 +8,17 @@ let agent = { state: 'logged_out', campaign_ids: [] };
 let pop = null; // the current or last call's screen-pop
 let preview = null; // the contact offered to this agent in a preview campaign, before any call
 let ws = null;
+// session is the campaigns of the agent's session while the server says it is
+// logged in; the agent's own log-out ends it. A new event stream that finds the
+// agent logged out while it is set reached a server that lost the session (the
+// campaign moved to another node, or the node restarted): the page logs in
+// again there, paused.
+let session = null;
+// moving is set when the server ended the stream because the agent's campaign
+// moved to another node (close code 1012): the log-out the old node sends then
+// is not the agent's own, and the session is taken up where the page lands.
+let moving = false;
+let streams = 0; // the event streams opened so far
 let audio = { pc: null, stream: null, unsupported: false, waiting: null };
 // phones maps the contacts' E.164 numbers to their national form, as the server
 // wrote them in the screen-pops and previews.
@@ -132,12 +143,22 @@ async function call(method, path, body) {
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   ws = new WebSocket(`${proto}//${location.host}/api/v1/agent/events`);
+  // The first state of a stream that replaces one may take the session up
+  // (not the page's first stream's: it may come after the agent's first login
+  // was answered).
+  let resumable = streams++ > 0;
   // A new socket: the notice of a draining server is back only if this one drains too.
   ws.onopen = () => { fail(null); $('draining').hidden = true; $('draining').textContent = t('agent.draining'); };
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     switch (ev.type) {
       case 'state':
+        if (resumable && ev.agent.state === 'logged_out' && session) {
+          resumable = false;
+          login(session).then((a) => { if (a) { moving = false; note(t('agent.moved')); } });
+          break;
+        }
+        resumable = false;
         setAgent(ev.agent);
         // A reloaded page (or one back from a lost connection) of an agent still
         // logged in brings its audio back: the session resumes.
@@ -172,12 +193,14 @@ function connect() {
     if (audio.waiting && e.code === 1008) { audio.unsupported = true; audioFailed('audio.noserver'); }
     else if (audio.waiting) audioFailed('audio.failed');
     ws = null;
-    // 1012 (service restart): a draining server let this page go; the next
-    // socket reaches a server that takes calls, whose events say so.
+    // 1012 (service restart): a draining server let this page go, or the
+    // agent's campaign moved to another node; the next socket is served where
+    // it runs now, once the node reached has read the move (its view of the
+    // leases is a second old at most), and its events say so.
     const restart = e.code === 1012;
-    if (restart) { $('draining').hidden = false; $('draining').textContent = t('agent.reconnecting'); }
+    if (restart) { moving = true; $('draining').hidden = false; $('draining').textContent = t('agent.reconnecting'); }
     else if (e.code !== 1008) fail({ message: t('agent.disconnected') });
-    setTimeout(connect, e.code === 1008 || restart ? 100 : 1000);
+    setTimeout(connect, e.code === 1008 ? 100 : restart ? 1500 : 1000);
   };
 }
 
@@ -189,6 +212,8 @@ function connect() {
 function setAgent(a) {
   if (agent.since && a.since && new Date(a.since) < new Date(agent.since)) return;
   agent = a;
+  if (a.state !== 'logged_out') session = a.campaign_ids;
+  else if (!moving) session = null;
   renderState();
 }
 
@@ -271,17 +296,24 @@ function tick() {
     ? fmt.duration((Date.now() - new Date(agent.since)) / 1000) : '';
 }
 
-$('agent-login').addEventListener('click', async () => {
+$('agent-login').addEventListener('click', () => {
   const ids = [...document.querySelectorAll('input[name="campaign"]:checked')].map((i) => i.value);
-  audio.gaveUp = false;
   // Asked on the agent's click, as browsers want: calls are announced with it.
   if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
+  login(ids);
+});
+
+// login logs the agent in to campaigns ids with the browser's audio, and
+// connects the audio.
+async function login(ids) {
+  audio.gaveUp = false;
   const a = await call('POST', '/api/v1/agent/login', { campaign_ids: ids, audio: 'webrtc' });
   if (a && !audio.pc && !audio.unsupported) connectAudio();
-});
+  return a;
+}
 $('ready').addEventListener('click', () => call('POST', '/api/v1/agent/ready', {}));
 $('pause').addEventListener('click', () => call('POST', '/api/v1/agent/pause', { reason: $('pause-reason').value }));
-$('agent-logout').addEventListener('click', () => call('POST', '/api/v1/agent/logout', {}));
+$('agent-logout').addEventListener('click', () => { moving = false; session = null; call('POST', '/api/v1/agent/logout', {}); });
 $('hangup').addEventListener('click', () => call('POST', '/api/v1/agent/hangup', {}));
 
 // ---- screen-pop and disposition ----

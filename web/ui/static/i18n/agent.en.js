@@ -38,4 +38,6 @@ export default {
   'agent.draining': 'This server is restarting: no new call comes here. Finish your call and its disposition; the page then reconnects by itself.',
   'agent.reconnecting': 'Reconnecting to a server that takes calls…',
   'error.draining': 'This server is restarting and places no new call. Wait for the page to reconnect.',
+  'error.node_unavailable': 'The server that runs your campaign cannot be reached. This page reconnects by itself; try again in a few seconds.',
+  'agent.moved': 'Your campaign moved to another server (or the server restarted): you are logged in again, paused. Press Ready to take calls.',
 };

@@ -38,4 +38,6 @@ export default {
   'agent.draining': 'Este servidor está reiniciando: nenhuma chamada nova vem para cá. Termine sua chamada e a tabulação; a página então se reconecta sozinha.',
   'agent.reconnecting': 'Reconectando a um servidor que recebe chamadas…',
   'error.draining': 'Este servidor está reiniciando e não faz chamadas novas. Aguarde a página se reconectar.',
+  'error.node_unavailable': 'O servidor que executa sua campanha não responde. Esta página se reconecta sozinha; tente de novo em alguns segundos.',
+  'agent.moved': 'Sua campanha passou para outro servidor (ou o servidor reiniciou): você entrou de novo, em pausa. Clique em Disponível para receber chamadas.',
 };
