@@ -55,6 +55,10 @@ func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
 	if got := p.text("#sh-status"); got != "Arquivo recusado: não é um arquivo WAV" {
 		t.Errorf("refusal %q", got)
 	}
+	// The picker, in the page's words, names the file chosen.
+	if got := p.text("#sh-file-name"); got != "lista.wav" {
+		t.Errorf("beside the picker %q, want the file's name", got)
+	}
 	if stored() {
 		t.Fatal("a refused file was stored")
 	}
@@ -65,6 +69,9 @@ func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
 	p.shot("safe-harbour-pt-BR")
 	if got := p.text("#sh-status"); got != "Mensagem guardada (2 s); as chamadas abandonadas passam a ouvi-la." {
 		t.Errorf("stored status %q", got)
+	}
+	if got := p.text("#sh-file-name"); got != "Nenhum arquivo escolhido" {
+		t.Errorf("beside the picker once the message is stored %q", got)
 	}
 	if !stored() {
 		t.Fatal("the page said stored, the database has nothing")
