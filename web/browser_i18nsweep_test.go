@@ -126,6 +126,7 @@ func englishLeft(p *page, where string) {
 // campaigns with the editor open, do-not-call, users, the wallboard, and the
 // agent page, the admin's and the agent's before logging in to campaigns.
 func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
+	t.Parallel()
 	e := newSalesEnv(t)
 	c := e.createCampaign(t, "Varredura")
 	e.assign(t, c.ID, e.users[storage.RoleAgent].ID)
@@ -184,6 +185,7 @@ func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
 // switch, and a screen reader hears the placeholders' fields in Portuguese,
 // numbered as the steps are after one is removed.
 func TestBrowserLanguageSwitchRenamesGeneratedFields(t *testing.T) {
+	t.Parallel()
 	e := newSalesEnv(t)
 	p := openBrowser(t, e)
 

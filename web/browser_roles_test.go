@@ -15,6 +15,7 @@ import (
 // only on drafts and no Start, Finish or Archive at all (the API refuses them),
 // a supervisor runs campaigns but uploads no contacts, and an admin does both.
 func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	draft := e.createCampaign(t, "Rascunho")
 	running := e.createCampaign(t, "Em curso")

@@ -19,6 +19,7 @@ import (
 // Portuguese after the language switch, and nothing is stored; a 22.05 kHz stereo WAV is
 // stored converted; "use the built-in message" removes it.
 func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Mensagem")
 	dir := t.TempDir()
