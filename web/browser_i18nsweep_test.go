@@ -231,7 +231,7 @@ func TestBrowserLanguageSwitchRenamesGeneratedFields(t *testing.T) {
 	p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	p.signIn("supervisor1", "/supervisor")
 	p.setLanguage("en")
-	p.waitJS("the agent's row", `(() => { const tr = document.querySelector('#agents tbody tr'); return !!tr && tr.querySelector('.move').getAttribute('aria-label') === 'Move ' + tr.querySelector('th').textContent + ' to campaign'; })()`, 10*time.Second)
+	p.waitJS("the agent's row", `(() => { const tr = document.querySelector('#agents tbody tr'); return !!tr && tr.querySelector('.move').getAttribute('aria-label') === 'Move ' + tr.querySelector('th').textContent + ' to campaign'; })()`, 20*time.Second)
 	p.setLanguage("pt-BR")
 	englishLeft(p, "/supervisor, switched")
 	name := p.text("#agents tbody tr th")
