@@ -190,7 +190,9 @@ func TestBrowserLanguageSwitchRenamesGeneratedFields(t *testing.T) {
 	p := openBrowser(t, e)
 
 	p.signIn("agent1", "/agent")
-	p.setLanguage("en")
+	// Each page opens in English (a reload: a switch sent before the page's
+	// module runs is lost), shows what it builds, then switches in place.
+	p.setLang("en")
 	p.waitJS("no campaign yet", `document.querySelector('#campaign-list p')?.textContent.startsWith('You are assigned to no campaign')`, 10*time.Second)
 	p.setLanguage("pt-BR")
 	englishLeft(p, "/agent, switched")
@@ -199,7 +201,7 @@ func TestBrowserLanguageSwitchRenamesGeneratedFields(t *testing.T) {
 	e.assign(t, c.ID, e.users[storage.RoleAgent].ID)
 	p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	p.signIn("sales1", "/sales")
-	p.setLanguage("en")
+	p.setLang("en")
 	p.do("new campaign", chromedp.Click(chromedp.CSS("#new-campaign")), chromedp.WaitVisible(chromedp.CSS("#f-name")))
 	p.waitJS("three steps", `document.querySelectorAll('#rungs .rung').length === 3 && document.querySelector('.rung:nth-child(3) .r-template').options.length === 3`, 10*time.Second)
 	p.choose(".rung:nth-child(3) .r-template", "renovacao\x00pt_BR")
@@ -230,7 +232,7 @@ func TestBrowserLanguageSwitchRenamesGeneratedFields(t *testing.T) {
 
 	p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	p.signIn("supervisor1", "/supervisor")
-	p.setLanguage("en")
+	p.setLang("en")
 	p.waitJS("the agent's row", `(() => { const tr = document.querySelector('#agents tbody tr'); return !!tr && tr.querySelector('.move').getAttribute('aria-label') === 'Move ' + tr.querySelector('th').textContent + ' to campaign'; })()`, 20*time.Second)
 	p.setLanguage("pt-BR")
 	englishLeft(p, "/supervisor, switched")

@@ -171,10 +171,16 @@ func openBrowser(t *testing.T, e *apiEnv) *page {
 	return p
 }
 
-// do runs steps with a deadline.
+// do runs steps with a deadline of 20 s.
 func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	p.doWithin(what, 20*time.Second, steps...)
+}
+
+// doWithin runs steps with a deadline of d.
+func (p *page) doWithin(what string, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
@@ -194,10 +200,11 @@ func eval[T any](p *page, js string) T {
 	return v
 }
 
-// waitJS waits until a JavaScript expression is truthy.
+// waitJS waits until a JavaScript expression is truthy, within the time given
+// (do's 20 s used to cut a longer wait short).
 func (p *page) waitJS(what, js string, within time.Duration) {
 	p.t.Helper()
-	p.do(what, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+	p.doWithin(what, within+5*time.Second, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(within))(ctx, t)
 		return chromedp.Void{}, err
 	})
