@@ -35,6 +35,7 @@ func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
+			t.Parallel() // each only reads, in a browser context of its own
 			p := openBrowser(t, e)
 			p.signIn(tt.user, tt.home)
 			p.do("open the sales page", chromedp.Navigate(e.srv.URL+"/sales"))
