@@ -16,6 +16,7 @@ import (
 // axe-core in both languages and at both widths, and none scrolls sideways on a
 // phone.
 func TestBrowserSalesFacesAreAccessible(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	// A long name, as the demo's: it widens the do-not-call page's list chooser.
 	e.createCampaign(t, "Demonstração — Renovação de planos pós-pagos")
@@ -53,6 +54,10 @@ func TestBrowserSalesFacesAreAccessible(t *testing.T) {
 		}},
 	} {
 		t.Run(strings.ReplaceAll(face.name, " ", "_"), func(t *testing.T) {
+			// Each face is its own: no face's data is on another's page, nor
+			// its numbers counted there (the import goes to the campaign's
+			// contacts, the do-not-call numbers to their list).
+			t.Parallel()
 			p := openBrowser(t, e)
 			p.signIn(face.user, face.home)
 			p.setViewport(viewports[0].width, viewports[0].height)
@@ -75,6 +80,7 @@ func TestBrowserSalesFacesAreAccessible(t *testing.T) {
 // TestBrowserHoursLabelsFollowTheLanguage: a language switch with the editor open
 // renames each weekday's fields for a screen reader too, not only the day's name.
 func TestBrowserHoursLabelsFollowTheLanguage(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")

@@ -33,6 +33,7 @@ func checkAgentPage(p *page) {
 // disposition are shown under it in the contact's history when the contact is
 // called again.
 func TestBrowserAgentPageIsAccessible(t *testing.T) {
+	t.Parallel()
 	e, slot, c := presenceEnv(t, "answer-rtp.xml", 2)
 	p := openBrowser(t, e)
 	agentID := e.users[storage.RoleAgent].ID

@@ -46,6 +46,7 @@ func (p *page) reload() {
 // wrap-up with a callback half filled in, the disposition box is back as it
 // was (code, time, notes) and the disposition saves; the agent is ready again.
 func TestBrowserAgentReloadMidCallKeepsTheCall(t *testing.T) {
+	t.Parallel()
 	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1)
 	p := openBrowser(t, e)
 	p.watchPeerConnections()
@@ -135,6 +136,8 @@ func (p *page) watchAnnouncements() {
 	p.do("watch the announcements", func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
 		if _, err := chromedp.Call(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
 			Permission: &cdpbrowser.PermissionDescriptor{Name: "notifications"}, Setting: cdpbrowser.PermissionSettingGranted, Origin: p.e.srv.URL,
+			// The test's own browser context (openBrowser), not the shared browser's default one.
+			BrowserContextID: chromedp.FromContext(ctx).BrowserContextID,
 		}); err != nil {
 			return chromedp.Void{}, err
 		}
@@ -172,6 +175,7 @@ func (p *page) statusIs(what, kind, want string) {
 // (a field holding HTML stays text). The notes typed with the disposition are
 // kept with the attempt, and the callback is then in "my callbacks".
 func TestBrowserAgentDesk(t *testing.T) {
+	t.Parallel()
 	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1)
 	decode[any](t, e.send(t, "PATCH", "/api/v1/campaigns/"+c.ID, e.tokens[storage.RoleSupervisor],
 		map[string]any{"script": "Olá {{name}}! Seu plano: {{plan}}. {{unknown}}"}), http.StatusOK)
@@ -336,6 +340,7 @@ func TestBrowserAgentPausedForLostAudioSaysHowToComeBack(t *testing.T) {
 // page but has no agent session: the page says so and does not knock on the
 // agents' event stream (it used to say "reconnecting…" for ever).
 func TestBrowserAdminOnTheAgentPageIsToldItIsForAgents(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("admin", "/supervisor")

@@ -145,6 +145,7 @@ func (p *page) wantPaths() {
 // reaches the WhatsApp user: the browser, which sent it on the PCMU path alone
 // until then, sends it on the Opus path alone.
 func TestBrowserAgentHearsAWhatsAppCallInOpus(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
 	if err != nil {

@@ -156,6 +156,7 @@ const widestJS = `[...document.querySelectorAll('body *')].filter((e) => e.getBo
 // TestAxeCheckFindsViolations: the helper fails a page with a serious violation
 // (an unlabelled input) and a disabled button drawn faint, and passes a clean one.
 func TestAxeCheckFindsViolations(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.do("open login", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
@@ -179,6 +180,7 @@ func TestAxeCheckFindsViolations(t *testing.T) {
 // TestAxeCoreIsNotServed: axe-core is for the tests alone; the server does not
 // serve it to the pages.
 func TestAxeCoreIsNotServed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, Config{})
 	if _, err := os.Stat(axeSource); err != nil {
 		t.Fatalf("axe-core is not vendored: %v", err)
@@ -197,6 +199,7 @@ func TestAxeCoreIsNotServed(t *testing.T) {
 // TestBrowserSharedPagesAreAccessible: the pages no role owns, sign-in and
 // forbidden, pass the accessibility check in both languages and at both widths.
 func TestBrowserSharedPagesAreAccessible(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.do("open login", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))

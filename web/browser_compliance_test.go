@@ -18,6 +18,7 @@ import (
 // the refusals, DNC hits and opt-outs; the CSV link downloads the export; and the
 // section reads in Portuguese after the language switch.
 func TestBrowserSupervisorComplianceSection(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	id, _ := complianceFixture(t, e)
 	// Paused, the campaign has a card and the engine dials nothing more.

@@ -24,6 +24,7 @@ import (
 // says the trunk is back and how long it was down. In English and Portuguese,
 // with screenshots of each.
 func TestBrowserFailoverBanner(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	link, err := carrier.Start(ctx, carrier.Config{Logger: log})

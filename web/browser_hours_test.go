@@ -18,6 +18,7 @@ import (
 // fields; the API reads back what was set, the editor shows it again, and the
 // page speaks Portuguese too.
 func TestBrowserSalesSetsCallingHoursAndHolidays(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")

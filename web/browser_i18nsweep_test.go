@@ -1,10 +1,15 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdpdom "github.com/chromedp/cdproto/dom"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/turbina-dialer/turbina/storage"
@@ -51,10 +56,66 @@ const englishLeftJS = `(async () => {
   return [...new Set(out)];
 })()`
 
-// englishLeft fails the test on every English text englishLeftJS finds on p's page.
+// nativeFileControls lists the file inputs of p's page that Chromium draws
+// itself, each with the words of its own control ("Choose File", "No file
+// chosen"): they are in the browser's language, not the page's, and no
+// dictionary can change them. A file input visually hidden behind a label of
+// the page's own (.file-pick) is not drawn. The words are in the control's
+// user-agent shadow tree, which only the DevTools protocol reads.
+func nativeFileControls(p *page) []string {
+	p.t.Helper()
+	n := eval[int](p, `[...document.querySelectorAll('input[type=file]')].length`)
+	var out []string
+	for i := range n {
+		sel := fmt.Sprintf(`document.querySelectorAll('input[type=file]')[%d]`, i)
+		// Drawn: a box a person sees, not clipped away as .visually-hidden does.
+		if !eval[bool](p, fmt.Sprintf(`(() => { const f = %s, r = f.getBoundingClientRect(), s = getComputedStyle(f);
+			return f.checkVisibility({ visibilityProperty: true, opacityProperty: true }) && r.width > 2 && r.height > 2 &&
+				s.clip === 'auto' && s.clipPath === 'none'; })()`, sel)) {
+			continue
+		}
+		var words []string
+		p.do("read the file control's own words", func(ctx context.Context, _ *chromedp.Target) (chromedp.Void, error) {
+			obj, err := chromedp.Call(ctx, cdpruntime.Evaluate, cdpruntime.EvaluateParams{Expression: sel})
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			depth, pierce := int64(-1), true
+			d, err := chromedp.Call(ctx, cdpdom.DescribeNode, cdpdom.DescribeNodeParams{ObjectID: obj.Result.ObjectID, Depth: &depth, Pierce: &pierce})
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			var walk func(n *cdp.Node, shadow bool)
+			walk = func(n *cdp.Node, shadow bool) {
+				if shadow && n.NodeType == 3 && strings.TrimSpace(n.NodeValue) != "" {
+					words = append(words, strings.TrimSpace(n.NodeValue))
+				}
+				for i := 0; shadow && i+1 < len(n.Attributes); i += 2 {
+					if n.Attributes[i] == "value" {
+						words = append(words, n.Attributes[i+1])
+					}
+				}
+				for _, s := range n.ShadowRoots {
+					walk(s, true)
+				}
+				for _, c := range n.Children {
+					walk(c, shadow)
+				}
+			}
+			walk(d.Node, false)
+			return chromedp.Void{}, nil
+		})
+		id := eval[string](p, sel+`.id`)
+		out = append(out, fmt.Sprintf("#%s (Chromium's own file control) %q", id, strings.Join(words, " ")))
+	}
+	return out
+}
+
+// englishLeft fails the test on every English text englishLeftJS finds on p's
+// page, and on every file control Chromium draws in its own words.
 func englishLeft(p *page, where string) {
 	p.t.Helper()
-	if left := eval[[]string](p, englishLeftJS); len(left) > 0 {
+	if left := append(eval[[]string](p, englishLeftJS), nativeFileControls(p)...); len(left) > 0 {
 		p.shot("english-" + strings.Trim(strings.ReplaceAll(where, "/", "-"), "-"))
 		p.t.Errorf("English on the pt-BR %s page:\n  %s", where, strings.Join(left, "\n  "))
 	}
@@ -65,6 +126,7 @@ func englishLeft(p *page, where string) {
 // campaigns with the editor open, do-not-call, users, the wallboard, and the
 // agent page, the admin's and the agent's before logging in to campaigns.
 func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
+	t.Parallel()
 	e := newSalesEnv(t)
 	c := e.createCampaign(t, "Varredura")
 	e.assign(t, c.ID, e.users[storage.RoleAgent].ID)
@@ -112,5 +174,70 @@ func TestBrowserPortuguesePagesHaveNoEnglish(t *testing.T) {
 		// Whatever the page fetches after loading has had its chance to show.
 		p.waitJS(pg.path+" settled", `new Promise((r) => setTimeout(() => r(true), 500))`, 5*time.Second)
 		englishLeft(p, pg.path)
+	}
+}
+
+// TestBrowserLanguageSwitchRenamesGeneratedFields: what a page builds at run
+// time (the agent's empty campaign list, the editor's template placeholders
+// each mapped to a column, the wallboard's picker that moves an agent, the
+// file pickers' "no file chosen") takes the new language when the header's
+// switch changes it, without a reload: the sweep finds no English after the
+// switch, and a screen reader hears the placeholders' fields in Portuguese,
+// numbered as the steps are after one is removed.
+func TestBrowserLanguageSwitchRenamesGeneratedFields(t *testing.T) {
+	t.Parallel()
+	e := newSalesEnv(t)
+	p := openBrowser(t, e)
+
+	p.signIn("agent1", "/agent")
+	// Each page opens in English (a reload: a switch sent before the page's
+	// module runs is lost), shows what it builds, then switches in place.
+	p.setLang("en")
+	p.waitJS("no campaign yet", `document.querySelector('#campaign-list p')?.textContent.startsWith('You are assigned to no campaign')`, 10*time.Second)
+	p.setLanguage("pt-BR")
+	englishLeft(p, "/agent, switched")
+
+	c := e.createCampaign(t, "Troca de língua")
+	e.assign(t, c.ID, e.users[storage.RoleAgent].ID)
+	p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	p.signIn("sales1", "/sales")
+	p.setLang("en")
+	p.do("new campaign", chromedp.Click(chromedp.CSS("#new-campaign")), chromedp.WaitVisible(chromedp.CSS("#f-name")))
+	p.waitJS("three steps", `document.querySelectorAll('#rungs .rung').length === 3 && document.querySelector('.rung:nth-child(3) .r-template').options.length === 3`, 10*time.Second)
+	p.choose(".rung:nth-child(3) .r-template", "renovacao\x00pt_BR")
+	p.waitJS("placeholders", `document.querySelectorAll('.rung:nth-child(3) .r-param').length === 2`, 5*time.Second)
+	p.choose(".rung:nth-child(3) .r-params li:nth-child(2) .r-param", "__other")
+	p.setLanguage("pt-BR")
+	englishLeft(p, "/sales, editor, switched")
+	fields := func(step int) string {
+		return eval[string](p, fmt.Sprintf(`(() => {
+			const li = document.querySelector('.rung:nth-child(%d)');
+			const sel = li.querySelectorAll('.r-param'), other = li.querySelectorAll('.r-param-other');
+			return [sel[0].getAttribute('aria-label'), [...sel[0].options].map((o) => o.textContent).join(', '),
+				other[1].getAttribute('aria-label'), li.querySelector('.r-template').options[0].textContent].join(' | ');
+		})()`, step))
+	}
+	want := "Coluna para {{1}} no passo 3 | Escolha uma coluna…, nome (o nome do contato), telefone (o número chamado), Outra coluna… | " +
+		"Nome da coluna para {{2}} no passo 3 | Escolha um modelo…"
+	if got := fields(3); got != want {
+		t.Errorf("the placeholders' fields after the switch:\n got %s\nwant %s", got, want)
+	}
+	if got := p.text("#sh-file-name"); got != "Nenhum arquivo escolhido" {
+		t.Errorf("beside the safe-harbour file picker %q", got)
+	}
+	p.do("remove step 1", chromedp.Click(chromedp.CSS(".rung:nth-child(1) .remove-rung")))
+	if got, want := fields(2), strings.ReplaceAll(want, "passo 3", "passo 2"); got != want {
+		t.Errorf("the placeholders' fields once step 1 is gone:\n got %s\nwant %s", got, want)
+	}
+
+	p.do("sign out", chromedp.Click(chromedp.CSS("#sign-out")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	p.signIn("supervisor1", "/supervisor")
+	p.setLang("en")
+	p.waitJS("the agent's row", `(() => { const tr = document.querySelector('#agents tbody tr'); return !!tr && tr.querySelector('.move').getAttribute('aria-label') === 'Move ' + tr.querySelector('th').textContent + ' to campaign'; })()`, 20*time.Second)
+	p.setLanguage("pt-BR")
+	englishLeft(p, "/supervisor, switched")
+	name := p.text("#agents tbody tr th")
+	if got := eval[string](p, `(() => { const tr = document.querySelector('#agents tbody tr'); return tr.querySelector('.move').getAttribute('aria-label') + ' | ' + tr.querySelector('.mv button').textContent; })()`); got != "Mover "+name+" para a campanha | Mover" {
+		t.Errorf("the agent's move picker after the switch: %q", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 // an incoming WhatsApp call, in English and in Portuguese, not as a call the
 // campaign placed.
 func TestBrowserAgentSeesAnIncomingWhatsAppCall(t *testing.T) {
+	t.Parallel()
 	requireOpus(t)
 	e, emu := newInboundScene(t, newUIEnv, time.Minute)
 	// The list's one contact is dialled on the cut trunk and done with; the

@@ -25,8 +25,9 @@ import (
 
 // presenceEnv is a server and engine whose SIP calls go to a sipp carrier
 // playing scenario, with a running progressive campaign that has no contacts
-// yet, agent1 assigned to it.
-func presenceEnv(t *testing.T, scenario string, calls int) (*apiEnv, *engineSlot, campaignView) {
+// yet, agent1 assigned to it; configure, when given, changes the engine's
+// configuration (runEngine).
+func presenceEnv(t *testing.T, scenario string, calls int, configure ...func(*dialer.Config)) (*apiEnv, *engineSlot, campaignView) {
 	t.Helper()
 	carrier := sipptest.Start(t, scenario, sipptest.Options{Calls: calls})
 	t.Cleanup(func() { carrier.Wait(t, 10*time.Second) })
@@ -38,7 +39,7 @@ func presenceEnv(t *testing.T, scenario string, calls int) (*apiEnv, *engineSlot
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
-	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipchannel.New(o)}))
+	slot.set(runEngine(t, e, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipchannel.New(o)}, configure...))
 	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
 		"name": "Presence", "default_country": "BR", "caller_id": "+551130000000",
 		"ladder":         []map[string]any{{"channel": "sip", "max_attempts": 1, "retry_delay": "1h"}},
@@ -177,7 +178,9 @@ func TestBrowserAgentClosingTheTabWhileReadyIsPaused(t *testing.T) {
 // by agent_lost) and counts so in the campaign's figures, which the pacer and
 // the compliance report use; the agent is not ready again.
 func TestBrowserAgentClosingTheTabOnACallLeavesNoCustomerInSilence(t *testing.T) {
-	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1)
+	// A page that never comes back need not be waited for the product's 8 s.
+	const agentReturn = 2 * time.Second
+	e, slot, c := presenceEnv(t, "answer-rtp.xml", 1, func(c *dialer.Config) { c.AgentReturn = agentReturn })
 	agentID := e.users[storage.RoleAgent].ID
 	p := openBrowser(t, e)
 	closeTab := agentTab(t, p, slot, agentID)
@@ -207,6 +210,8 @@ func TestBrowserAgentClosingTheTabOnACallLeavesNoCustomerInSilence(t *testing.T)
 	}
 	if a.EndAt == nil || a.EndAt.Sub(closed) > 20*time.Second {
 		t.Errorf("the customer was hung up at %v, the tab closed at %v", a.EndAt, closed)
+	} else if a.EndAt.Sub(closed) < agentReturn {
+		t.Errorf("the customer was hung up %v after the tab closed, before the page's %v to come back", a.EndAt.Sub(closed), agentReturn)
 	}
 	cid, _ := strconv.ParseInt(c.ID, 10, 64)
 	st, err := e.db.CampaignStats(context.Background(), cid)

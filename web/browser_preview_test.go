@@ -51,6 +51,7 @@ func (p *page) agentReady(e *apiEnv, agents *dialer.Agents) {
 }
 
 func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
+	t.Parallel()
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
@@ -146,6 +147,7 @@ func TestBrowserPreviewAgentSeesTheContactCallsOrSkipsIt(t *testing.T) {
 }
 
 func TestBrowserPreviewInPortuguese(t *testing.T) {
+	t.Parallel()
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})
 	ch := &holdChannel{}
@@ -185,6 +187,7 @@ func TestBrowserPreviewInPortuguese(t *testing.T) {
 }
 
 func TestBrowserProgressiveDialsOneLinePerReadyAgent(t *testing.T) {
+	t.Parallel()
 	ch := &holdChannel{}
 	slot := &engineSlot{}
 	e := newUIEnv(t, Config{Engine: slot})

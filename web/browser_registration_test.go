@@ -18,6 +18,7 @@ import (
 // register, with the carrier's answer and the next try, and the API says the
 // same.
 func TestBrowserWallboardShowsTrunkRegistration(t *testing.T) {
+	t.Parallel()
 	registrar := sipptest.Start(t, "register-refuse.xml", sipptest.Options{})
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	o, err := sip.New(context.Background(), sip.Config{

@@ -58,6 +58,7 @@ func (l *dropLeg) end(by string) {
 // on WhatsApp, keeps the screen-pop, then says they are back, on WhatsApp, whose
 // Opus audio the browser hears; in Portuguese too.
 func TestBrowserAgentKeepsTheCallWhenTheLineDrops(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	waMedia, err := whatsapp.NewMedia(whatsapp.MediaConfig{LoopbackOnly: true})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 // only on drafts and no Start, Finish or Archive at all (the API refuses them),
 // a supervisor runs campaigns but uploads no contacts, and an admin does both.
 func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	draft := e.createCampaign(t, "Rascunho")
 	running := e.createCampaign(t, "Em curso")
@@ -34,6 +35,7 @@ func TestBrowserSalesPageOffersWhatTheRoleMay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
+			t.Parallel() // each only reads, in a browser context of its own
 			p := openBrowser(t, e)
 			p.signIn(tt.user, tt.home)
 			p.do("open the sales page", chromedp.Navigate(e.srv.URL+"/sales"))

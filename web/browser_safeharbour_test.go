@@ -19,6 +19,7 @@ import (
 // Portuguese after the language switch, and nothing is stored; a 22.05 kHz stereo WAV is
 // stored converted; "use the built-in message" removes it.
 func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Mensagem")
 	dir := t.TempDir()
@@ -55,6 +56,10 @@ func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
 	if got := p.text("#sh-status"); got != "Arquivo recusado: não é um arquivo WAV" {
 		t.Errorf("refusal %q", got)
 	}
+	// The picker, in the page's words, names the file chosen.
+	if got := p.text("#sh-file-name"); got != "lista.wav" {
+		t.Errorf("beside the picker %q, want the file's name", got)
+	}
 	if stored() {
 		t.Fatal("a refused file was stored")
 	}
@@ -65,6 +70,9 @@ func TestBrowserSalesSetsTheSafeHarbourMessage(t *testing.T) {
 	p.shot("safe-harbour-pt-BR")
 	if got := p.text("#sh-status"); got != "Mensagem guardada (2 s); as chamadas abandonadas passam a ouvi-la." {
 		t.Errorf("stored status %q", got)
+	}
+	if got := p.text("#sh-file-name"); got != "Nenhum arquivo escolhido" {
+		t.Errorf("beside the picker once the message is stored %q", got)
 	}
 	if !stored() {
 		t.Fatal("the page said stored, the database has nothing")

@@ -96,6 +96,7 @@ func campaignJSON(t *testing.T, e *apiEnv, id string) map[string]any {
 // template with a column for each placeholder, one more disposition) is the same
 // campaign JSON as the one a direct API create gives.
 func TestBrowserEditorMakesTheSameCampaignAsTheAPI(t *testing.T) {
+	t.Parallel()
 	e := newSalesEnv(t)
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")
@@ -180,6 +181,7 @@ const editorScript = "Bom dia, {{name}}! Falo da campanha {{campaign}}."
 // approved template"); each problem shows in red beside its field, tied to it, in
 // the page's language and in the field's own unit; steps count from 1.
 func TestBrowserEditorChecksBeforeSaving(t *testing.T) {
+	t.Parallel()
 	e := newSalesEnv(t)
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")
@@ -245,6 +247,7 @@ func TestBrowserEditorChecksBeforeSaving(t *testing.T) {
 // and nothing else; it used to read "falseUploadfalse" for sales on a running
 // campaign, the `cond && el(…)` of the buttons not offered printed as text.
 func TestBrowserSalesActionsShowNoFalse(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Em curso")
 	decode[campaignView](t, e.action(t, c.ID, "start", storage.RoleSupervisor), http.StatusOK)
@@ -261,6 +264,7 @@ func TestBrowserSalesActionsShowNoFalse(t *testing.T) {
 // called are shown as not called; the page used to count them as pending
 // ("252 pendentes") although nothing will call them.
 func TestBrowserFinishedCampaignIsNotPending(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Encerrada")
 	e.importCSV(t, c.ID, "phone\n11987650001\n11987650002\n11987650003\n")
@@ -281,6 +285,7 @@ func TestBrowserFinishedCampaignIsNotPending(t *testing.T) {
 // and archives it from the campaigns page, each after a question that says what
 // it means; saying no changes nothing.
 func TestBrowserFinishAndArchiveAskFirst(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Cobrança")
 	e.importCSV(t, c.ID, "phone\n11987650001\n11987650002\n")
@@ -332,6 +337,7 @@ func TestBrowserFinishAndArchiveAskFirst(t *testing.T) {
 // link gives the file's own columns, line and reason, for Excel in Brazil; a
 // number with letters is refused; the example file imports with no rejection.
 func TestBrowserImportReportForPeople(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Mailing")
 	dir := t.TempDir()
@@ -400,6 +406,7 @@ func TestBrowserImportReportForPeople(t *testing.T) {
 // TestBrowserDoNotCallPage: sales add numbers to the do-not-call list and search
 // it; only a supervisor takes one off, and must say why; the audit log keeps it.
 func TestBrowserDoNotCallPage(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")
@@ -463,6 +470,7 @@ func TestBrowserDoNotCallPage(t *testing.T) {
 // TestBrowserUsersPage: an admin creates a user, changes its role and blocks it
 // (after a question); nobody else opens the page.
 func TestBrowserUsersPage(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("admin", "/supervisor")
@@ -527,6 +535,7 @@ func (e *apiEnv) userByName(t *testing.T, name string) storage.User {
 // template is refused at Start with the step and field in the page's words, not
 // the server's "ladder[2].template: / is not an approved template".
 func TestBrowserStartRefusalInWords(t *testing.T) {
+	t.Parallel()
 	e := newSalesEnv(t)
 	c := decode[campaignView](t, e.send(t, "POST", "/api/v1/campaigns", e.tokens[storage.RoleSales], map[string]any{
 		"name": "Sem modelo", "caller_id": "+551130000000",
@@ -548,6 +557,7 @@ func TestBrowserStartRefusalInWords(t *testing.T) {
 // TestBrowserEditorWordsToJSON: the editor's translations between business words
 // and the campaign JSON, run in Chromium as the page runs them.
 func TestBrowserEditorWordsToJSON(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")
@@ -578,6 +588,7 @@ func TestBrowserEditorWordsToJSON(t *testing.T) {
 // Portuguese page never falls back to English (t uses the English text for a key
 // Portuguese lacks).
 func TestBrowserDictionariesHaveTheSameKeys(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("sales1", "/sales")

@@ -49,16 +49,70 @@ func screenshotDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// openBrowser starts Chromium as the issue describes: headless, no sandbox (tests
-// run as root), no network but loopback, a fresh profile, a 1366×768 window and a
-// fake microphone that needs no permission prompt.
-func openBrowser(t *testing.T, e *apiEnv) *page {
+// chromium is the one Chromium process the package's browser tests share,
+// started by the first test that needs it and stopped by TestMain: starting one
+// per test cost each test a second or more of the two cores. Each test gets a
+// browser context of its own (openBrowser), so that cookies, storage and
+// permissions stay its own as in a fresh profile.
+var chromium sharedBrowser
+
+// sharedBrowser is a Chromium started on first use and started again when it has
+// died (a crash, or the kernel's OOM killer on a loaded machine).
+type sharedBrowser struct {
+	mu     sync.Mutex
+	ctx    context.Context // the browser's first chromedp context; done once the browser is gone
+	cancel func()
+}
+
+// get returns the running browser's context, starting Chromium when there is
+// none or the last one died.
+func (b *sharedBrowser) get(t *testing.T) context.Context {
 	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ctx != nil && b.ctx.Err() == nil {
+		return b.ctx
+	}
+	if b.cancel != nil {
+		b.cancel()
+	}
 	bin := testenv.RequireTool(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromiumOptions(bin)...)
+	ctx, cancel := chromedp.NewContext(actx)
+	// The first action starts the browser; it must not run under a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	b.ctx, b.cancel = ctx, func() { cancel(); cancelAlloc() }
+	return ctx
+}
+
+// close stops the browser, if one was started.
+func (b *sharedBrowser) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cancel != nil {
+		b.cancel()
+		b.ctx, b.cancel = nil, nil
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	chromium.close()
+	os.Exit(code)
+}
+
+// chromiumOptions start Chromium as the issue describes: headless, no sandbox
+// (tests run as root), no network but loopback, a fresh profile (chromedp's
+// temporary one), 1366×768 windows and a fake microphone that needs no
+// permission prompt.
+func chromiumOptions(bin string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1366, 768),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -74,15 +128,28 @@ func openBrowser(t *testing.T, e *apiEnv) *page {
 		chromedp.Flag("lang", "en-US"),
 		chromedp.Flag("accept-lang", "en-US"),
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	p := &page{t: t, ctx: ctx, e: e}
-	// The first action starts the browser; it must not run under a timeout.
-	if err := chromedp.Do(ctx); err != nil {
+}
+
+// openBrowser opens a tab on the test server in a browser context of its own in
+// the shared Chromium: a fresh profile's cookies, storage and permissions.
+func openBrowser(t *testing.T, e *apiEnv) *page {
+	t.Helper()
+	var ctx context.Context
+	var cancel context.CancelFunc
+	// A browser found dead is started again (chromium.get), once.
+	for try := 0; ; try++ {
+		ctx, cancel = chromedp.NewContext(chromium.get(t), chromedp.WithNewBrowserContext())
+		err := chromedp.Do(ctx)
+		if err == nil {
+			break
+		}
 		cancel()
-		cancelAlloc()
-		t.Fatalf("start chromium: %v", err)
+		if try == 1 {
+			t.Fatalf("open a tab in chromium: %v", err)
+		}
+		t.Logf("open a tab in chromium: %v; trying again", err)
 	}
+	p := &page{t: t, ctx: ctx, e: e}
 	go func() {
 		for m, err := range chromedp.Console(ctx) {
 			if err != nil {
@@ -95,7 +162,6 @@ func openBrowser(t *testing.T, e *apiEnv) *page {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		cancelAlloc()
 		if t.Failed() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
@@ -105,10 +171,16 @@ func openBrowser(t *testing.T, e *apiEnv) *page {
 	return p
 }
 
-// do runs steps with a deadline.
+// do runs steps with a deadline of 20 s.
 func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	p.doWithin(what, 20*time.Second, steps...)
+}
+
+// doWithin runs steps with a deadline of d.
+func (p *page) doWithin(what string, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
@@ -128,24 +200,31 @@ func eval[T any](p *page, js string) T {
 	return v
 }
 
-// waitJS waits until a JavaScript expression is truthy.
+// waitJS waits until a JavaScript expression is truthy, within the time given
+// (do's 20 s used to cut a longer wait short).
 func (p *page) waitJS(what, js string, within time.Duration) {
 	p.t.Helper()
-	p.do(what, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+	p.doWithin(what, within+5*time.Second, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(within))(ctx, t)
 		return chromedp.Void{}, err
 	})
 }
 
+// text waits for the element sel and returns its text as shown (innerText;
+// empty when not rendered). One evaluation finds and reads it: a page that
+// re-renders the element between a query and a read (the wallboard's tables at
+// each snapshot) cannot lose the node under it.
 func (p *page) text(sel string) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	js := fmt.Sprintf(`(() => { const el = document.querySelector(%q);
+		return el && { s: el.offsetWidth || el.offsetHeight || el.getClientRects().length ? el.innerText : '' }; })()`, sel)
+	v, err := chromedp.Run(ctx, chromedp.Poll[struct{ S string }](js))
 	if err != nil {
 		p.t.Fatalf("text of %s: %v", sel, err)
 	}
-	return s
+	return v.S
 }
 
 // shot saves a screenshot of the viewport as name.png.
@@ -183,6 +262,7 @@ func (p *page) signIn(username, wantPath string) {
 }
 
 func TestBrowserSalesUploadsAFileAndSeesTheReport(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.do("open login", chromedp.Navigate(e.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
@@ -533,6 +613,7 @@ func TestBrowserSupervisorChangesPacingAndTheEngineUsesIt(t *testing.T) {
 }
 
 func TestBrowserAgentTakesACallFromSippAndDispositionsIt(t *testing.T) {
+	t.Parallel()
 	// The carrier streams audio once it answers; the agent's fake microphone talks back.
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	slot := &engineSlot{}

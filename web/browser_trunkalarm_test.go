@@ -17,6 +17,7 @@ import (
 // (sipp playing it); the supervisor's trunk table shows the trunk paused by the
 // carrier with its alarm, naming the refusal, in English and Portuguese.
 func TestBrowserTrunkAlarm(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	carrier := sipptest.Start(t, "payment-required.xml", sipptest.Options{})

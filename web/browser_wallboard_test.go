@@ -90,6 +90,7 @@ func wallboardScene(t *testing.T, whileRinging ...func(*page, campaignView)) (*a
 // agents by state with their plurals right, abandonment against its cap, attempts
 // and reached per channel; the agents' summary says "1 disponível", not "1 disponíveis".
 func TestBrowserWallboardTiles(t *testing.T) {
+	t.Parallel()
 	_, p, c := wallboardScene(t, func(p *page, c campaignView) {
 		p.setLanguage("pt-BR")
 		if got, want := eval[string](p, `document.getElementById('agent-summary').textContent`), "1 disponível · 0 em ligação ou tabulação · 0 em pausa"; got != want {
@@ -150,6 +151,7 @@ func TestBrowserWallboardTiles(t *testing.T) {
 // window chosen (15, 30 or 60 minutes); the data fills it from its left edge even
 // when the campaign is younger than the window; its figures are in a table too.
 func TestBrowserWallboardChart(t *testing.T) {
+	t.Parallel()
 	_, p, c := wallboardScene(t)
 	box := "#plot-" + c.ID
 	p.waitJS("points drawn", fmt.Sprintf(`Number(document.querySelector('%s').dataset.points) >= 1`, box), 30*time.Second)
@@ -185,6 +187,7 @@ func TestBrowserWallboardChart(t *testing.T) {
 // TestBrowserWallboardTVMode: the TV mode enlarges the type and hides the controls;
 // Escape leaves it.
 func TestBrowserWallboardTVMode(t *testing.T) {
+	t.Parallel()
 	_, p, c := wallboardScene(t)
 	size := fmt.Sprintf(`parseFloat(getComputedStyle(document.getElementById('waiting-%s')).fontSize)`, c.ID)
 	before := eval[float64](p, size)
@@ -209,6 +212,7 @@ func TestBrowserWallboardTVMode(t *testing.T) {
 // its field, in the page's language and in the field's unit (%), before anything
 // is sent.
 func TestBrowserWallboardAuditAndPacingErrors(t *testing.T) {
+	t.Parallel()
 	e, p, c := wallboardScene(t)
 	sup := e.tokens[storage.RoleSupervisor]
 	for _, r := range []float64{2, 3} {
@@ -240,6 +244,7 @@ func TestBrowserWallboardAuditAndPacingErrors(t *testing.T) {
 // TestBrowserWallboardFacesAreAccessible: in both languages and at both widths the
 // wallboard passes axe-core and the phone's page is no wider than the phone.
 func TestBrowserWallboardFacesAreAccessible(t *testing.T) {
+	t.Parallel()
 	_, p, _ := wallboardScene(t)
 	for _, lang := range []string{"en", "pt-BR"} {
 		p.setLanguage(lang)
@@ -259,6 +264,7 @@ func TestBrowserWallboardFacesAreAccessible(t *testing.T) {
 // out of service by a supervisor, drawn unlike a failure; the WhatsApp API has a
 // card of its own.
 func TestBrowserWallboardTrunkStates(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{TrunkStatus: func() any {
 		return []map[string]any{
 			{"name": "a", "state": "closed"},

@@ -28,6 +28,7 @@ import (
 // the agent's typed reply and the template button reach WhatsApp (the emulator)
 // and show in the thread, as does the contact's WhatsApp call.
 func TestBrowserAgentAnswersTheContactOnWhatsApp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	emu, client := startWhatsApp(t, log, []emulator.Template{{Name: "lembrete", Language: "pt_BR", Status: "APPROVED", Category: "UTILITY", Body: "Olá {{1}}"}})

@@ -16,6 +16,7 @@ import (
 // wallboard's chips say), and the do-not-call list "não ligar" as its own page
 // does, not "não perturbe" in the audit log.
 func TestBrowserOneWordForOneThing(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	p := openBrowser(t, e)
 	p.signIn("supervisor1", "/supervisor")
@@ -34,6 +35,7 @@ func TestBrowserOneWordForOneThing(t *testing.T) {
 // seeding, a WhatsApp opt-out) is the system's in the log, in the page's
 // language, not the code's name for it.
 func TestBrowserAuditSystemActor(t *testing.T) {
+	t.Parallel()
 	e := newUIEnv(t, Config{})
 	c := e.createCampaign(t, "Fibra")
 	id, err := strconv.ParseInt(c.ID, 10, 64)

@@ -41,6 +41,9 @@ import (
 // counts them all afterwards, answered and abandoned, with the longest wait; and
 // no outbound call is placed to a person while their own call is open.
 func TestInboundDrillTrunkCutCustomersCallIn(t *testing.T) {
+	// It asserts no bound a loaded machine breaks (see below): it may share the
+	// machine with the browser tests.
+	t.Parallel()
 	requireOpus(t)
 	const (
 		agents  = 8

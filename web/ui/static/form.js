@@ -40,6 +40,19 @@ export function showErrors(root, errors) {
   errors[0]?.[0].focus();
 }
 
+/**
+ * showFileNames says beside each file picker (a .file-pick: a visually hidden
+ * file input and the label that opens it) which file is chosen, or that none
+ * is, in the page's language: Chromium's own control says "No file chosen" in
+ * the browser's language, whatever the page's.
+ */
+export function showFileNames() {
+  for (const input of document.querySelectorAll('.file-pick input[type=file]')) {
+    input.parentElement.querySelector('.file-name').textContent = input.files?.[0]?.name || t('file.none');
+  }
+}
+document.addEventListener('change', (e) => { if (e.target.matches?.('.file-pick input[type=file]')) showFileNames(); });
+
 /** tn translates key in the plural form n takes: key.zero for 0 when given, else key.one, key.other… */
 export function tn(key, n, vars = {}) {
   const v = { n: new Intl.NumberFormat(lang()).format(n), ...vars };

@@ -43,7 +43,7 @@ async function init() {
   const ids = me.campaign_ids || [];
   const list = (await api('GET', '/api/v1/campaigns')).campaigns.filter((c) => ids.includes(c.id));
   const box = $('campaign-list');
-  if (!list.length) box.append(el('p', {}, t('agent.nocampaigns')));
+  if (!list.length) box.append(el('p', { dataset: { i18n: 'agent.nocampaigns' } }, t('agent.nocampaigns')));
   for (const c of list) {
     box.append(el('label', { class: 'inline' }, el('input', { type: 'checkbox', value: c.id, checked: true, name: 'campaign' }), ' ', c.name));
   }

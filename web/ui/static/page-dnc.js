@@ -2,7 +2,7 @@
 // from a file, and take one off with a reason the audit log keeps.
 import { api, upload, el, ApiError } from './api.js';
 import { setup, t, fmt } from './i18n.js';
-import { showErrors, clearErrors, tn } from './form.js';
+import { showErrors, clearErrors, tn, showFileNames } from './form.js';
 
 const $ = (id) => document.getElementById(id);
 // Taking a number off is a supervisor's (README "API": do-not-call).
@@ -13,7 +13,8 @@ let entries = [];
 let total = 0;
 let campaigns = [];
 
-setup(() => { scopes(); render(); });
+setup(() => { scopes(); render(); showFileNames(); });
+showFileNames();
 init();
 
 async function init() {
@@ -106,6 +107,7 @@ $('dnc-file').addEventListener('change', async () => {
     showResult(await upload('/api/v1/dnc?' + q, file, () => {}));
   } catch (err) { $('dnc-status').textContent = message(err); }
   $('dnc-file').value = '';
+  showFileNames();
 });
 
 // remove asks why, then takes the number off; the reason goes to the audit log.

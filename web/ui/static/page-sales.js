@@ -2,7 +2,7 @@
 // contact uploads with a progress bar and a report people can act on.
 import { api, upload, el, labelCells, ApiError } from './api.js';
 import { setup, t, fmt, lang } from './i18n.js';
-import { showErrors, clearErrors, tn, confirmAction } from './form.js';
+import { showErrors, clearErrors, tn, confirmAction, showFileNames } from './form.js';
 import { cronFromDays, daysFromCron, splitDelay, delayText, durationSeconds } from './sales-model.js';
 
 const $ = (id) => document.getElementById(id);
@@ -21,7 +21,8 @@ let lastReport = null;
 let templates = null;
 let templatesState = '';
 
-setup(() => { renderList(); if (lastReport) renderReport(lastReport); if (!$('editor').hidden) retranslateEditor(); });
+setup(() => { renderList(); if (lastReport) renderReport(lastReport); if (!$('editor').hidden) retranslateEditor(); showFileNames(); });
+showFileNames();
 $('new-campaign').hidden = !preparesCampaigns;
 $('upload').hidden = !preparesCampaigns;
 $('example-csv').href = new URL('./examples/contatos-exemplo.csv', import.meta.url).href;
@@ -200,17 +201,24 @@ function columnName(c) {
   return c === 'name' || c === 'phone' ? t('col.' + c) : c;
 }
 
-// paramRow maps one template placeholder to a CSV column.
-function paramRow(step, placeholder, value) {
+// paramRow maps one template placeholder to a CSV column; labelParam names it.
+function paramRow(placeholder, value) {
   const known = columns.includes(value) || !value;
-  const sel = el('select', { class: 'r-param', 'aria-label': t('rung.paramN', { n: step, p: `{{${placeholder}}}` }), dataset: { placeholder } },
-    option('', t('rung.pickColumn'), !value),
-    columns.map((c) => option(c, columnName(c), c === value)),
-    option('__other', t('rung.otherColumn'), !known));
-  const other = el('input', { class: 'r-param-other', value: known ? '' : value, 'aria-label': t('rung.otherN', { n: step, p: `{{${placeholder}}}` }), size: 12 });
+  const sel = el('select', { class: 'r-param', dataset: { placeholder } },
+    option('', '', !value), columns.map((c) => option(c, '', c === value)), option('__other', '', !known));
+  const other = el('input', { class: 'r-param-other', value: known ? '' : value, size: 12 });
   other.hidden = known;
   sel.addEventListener('change', () => { other.hidden = sel.value !== '__other'; if (!other.hidden) other.focus(); });
   return el('li', {}, el('code', {}, `{{${placeholder}}}`), ' ← ', sel, other);
+}
+
+// labelParam names a placeholder's column field and its choices, in the page's
+// language, for step n: a screen reader hears "Column for {{1}} in step 3".
+function labelParam(row, n) {
+  const sel = row.querySelector('.r-param'), p = `{{${sel.dataset.placeholder}}}`;
+  sel.setAttribute('aria-label', t('rung.paramN', { n, p }));
+  row.querySelector('.r-param-other').setAttribute('aria-label', t('rung.otherN', { n, p }));
+  for (const o of sel.options) o.textContent = o.value === '' ? t('rung.pickColumn') : o.value === '__other' ? t('rung.otherColumn') : columnName(o.value);
 }
 
 function templateByValue(v) {
@@ -231,10 +239,12 @@ function rungRow(r) {
   const unitSel = el('select', { class: 'r-unit' }, units.map((u) => option(u, t('unit.' + u), u === unit)));
   const tpl = el('select', { class: 'r-template' });
   const current = r.template ? r.template + '\u0000' + (r.language || '') : '';
-  tpl.append(option('', t('rung.pickTemplate'), !current));
+  tpl.append(option('', '', !current));
   for (const x of templates || []) tpl.append(option(x.name + '\u0000' + x.language, `${x.name} (${x.language})`, x.name + '\u0000' + x.language === current));
   if (current && !templateByValue(current)) {
-    tpl.append(option(current, t('rung.unknownTemplate', { name: r.template, language: r.language || '?' }), true));
+    const o = option(current, '', true);
+    o.dataset.unknown = '1';
+    tpl.append(o);
   }
   const params = el('ol', { class: 'r-params' });
   const body = el('p', { class: 'r-body muted' });
@@ -245,7 +255,8 @@ function rungRow(r) {
     const x = templateByValue(tpl.value);
     body.textContent = x ? x.body : '';
     const names = x ? x.body_param_names || [] : (values || []).map((_, i) => String(i + 1));
-    params.replaceChildren(...names.map((p, i) => paramRow(li.dataset.step, p, values?.[i] ?? (x?.parameter_format === 'named' && columns.includes(p) ? p : ''))));
+    params.replaceChildren(...names.map((p, i) => paramRow(p, values?.[i] ?? (x?.parameter_format === 'named' && columns.includes(p) ? p : ''))));
+    for (const row of params.children) labelParam(row, li.dataset.step);
     tplPart.querySelector('.lbl-params').hidden = names.length === 0;
   };
   tpl.addEventListener('change', () => showParams(null));
@@ -277,6 +288,11 @@ function numberSteps() {
     li.querySelector('.r-unit').setAttribute('aria-label', t('rung.unitN', { n }));
     li.querySelector('.lbl-template').textContent = t('rung.template');
     li.querySelector('.lbl-params').textContent = t('rung.params');
+    for (const o of li.querySelector('.r-template').options) {
+      if (o.value === '') o.textContent = t('rung.pickTemplate');
+      else if (o.dataset.unknown) { const [name, language] = o.value.split('\u0000'); o.textContent = t('rung.unknownTemplate', { name, language: language || '?' }); }
+    }
+    for (const row of li.querySelectorAll('.r-params > li')) labelParam(row, n);
     li.querySelector('.remove-rung').textContent = t('rung.removeN', { n });
   });
 }
@@ -416,6 +432,7 @@ function retranslateEditor() {
   for (const sel of document.querySelectorAll('.r-unit')) for (const o of sel.options) o.textContent = t('unit.' + o.value);
   for (const span of document.querySelectorAll('#sched-days span')) span.textContent = t('day.' + span.previousSibling.dataset.day);
   labelHours();
+  showSafeHarbour(editing);
 }
 
 // labelHours names each weekday's row and its fields, in the page's language:
@@ -650,6 +667,7 @@ $('sh-upload').addEventListener('click', async () => {
     return;
   }
   $('sh-file').value = '';
+  showFileNames();
   $('safe-harbour').dataset.result = 'stored';
   $('sh-status').textContent = t('sh.stored', { s: fmt.num(data.seconds) });
   $('safe-harbour').dataset.source = 'campaign';

@@ -458,8 +458,8 @@ function seconds(d) {
 const agentRows = new Map();
 
 function buildAgentRow(a) {
-  const sel = el('select', { 'aria-label': t('sup.moveLabel', { name: a.name }), class: 'move' });
-  const btn = el('button', { type: 'button' }, t('sup.moveBtn'));
+  const sel = el('select', { class: 'move' });
+  const btn = el('button', { type: 'button', class: 'move-btn' });
   btn.addEventListener('click', () => {
     const to = sel.value;
     const row = agentRows.get(a.id);
@@ -485,6 +485,9 @@ function renderAgents(agents, campaigns) {
     let row = agentRows.get(a.id);
     if (!row) { row = buildAgentRow(a); agentRows.set(a.id, row); body.append(row.tr); }
     row.agent = a;
+    // Named at every snapshot: the words follow a language switch.
+    row.sel.setAttribute('aria-label', t('sup.moveLabel', { name: a.name }));
+    row.tr.querySelector('.move-btn').textContent = t('sup.moveBtn');
     const badge = row.tr.querySelector('.badge');
     badge.dataset.state = a.state;
     badge.textContent = t('agentstate.' + a.state) + (a.reason ? ` (${t('reason.' + a.reason)})` : '');

@@ -19,6 +19,8 @@ export const shared = {
   'login.error.busy': 'The server is checking many sign-ins right now. Try again in a moment.',
   'forbidden.title': 'Not your page', 'forbidden.text': 'Your role cannot open this page. Use the links above.',
   'error.network': 'The server cannot be reached.',
+  // Beside a file picker (the browser's own control would say it in its own language).
+  'file.none': 'No file chosen',
   'state.draft': 'Draft', 'state.running': 'Running', 'state.paused': 'Paused', 'state.finished': 'Finished',
   'channel.sip': 'SIP call', 'channel.whatsapp_call': 'WhatsApp call', 'channel.whatsapp_template': 'WhatsApp template',
   'sup.title': 'Wallboard', 'sup.connecting': 'Connecting…', 'sup.live': 'Live', 'sup.stale': 'Reconnecting…',

@@ -18,6 +18,8 @@ export const shared = {
   'login.error.bad_request': 'Não foi possível ler o formulário.',
   'login.error.busy': 'O servidor está verificando muitos acessos agora. Tente de novo em instantes.',
   'forbidden.title': 'Página de outro perfil', 'forbidden.text': 'Seu perfil não pode abrir esta página. Use os links acima.',
+  // Beside a file picker (the browser's own control would say it in its own language).
+  'file.none': 'Nenhum arquivo escolhido',
   'error.network': 'Não foi possível falar com o servidor.',
   'state.draft': 'Rascunho', 'state.running': 'Em andamento', 'state.paused': 'Pausada', 'state.finished': 'Encerrada',
   'channel.sip': 'Ligação SIP', 'channel.whatsapp_call': 'Chamada WhatsApp', 'channel.whatsapp_template': 'Modelo WhatsApp',
