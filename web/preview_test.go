@@ -110,8 +110,13 @@ func TestAgentPreviewAPI(t *testing.T) {
 	placed := decode[struct {
 		AttemptID string `json:"attempt_id"`
 	}](t, e.send(t, "POST", "/api/v1/agent/preview/"+third.Contact.ID+"/dial", agent, map[string]any{}), http.StatusOK)
-	if placed.AttemptID == "" || len(ch.placedTimes()) != 1 {
-		t.Errorf("dial: %+v, %d calls placed", placed, len(ch.placedTimes()))
+	if placed.AttemptID == "" {
+		t.Errorf("dial: %+v", placed)
+	}
+	// The answer carries the attempt; its call leaves from the run a moment later.
+	within(t, 5*time.Second, "the preview call placed", func() bool { return len(ch.placedTimes()) >= 1 })
+	if n := len(ch.placedTimes()); n != 1 {
+		t.Errorf("%d calls placed for one preview dial", n)
 	}
 	if a, _ := slot.get().Agents().Get(e.users[storage.RoleAgent].ID); a.State != dialer.AgentReserved {
 		t.Errorf("agent %s while its preview call rings, want reserved", a.State)
