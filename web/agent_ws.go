@@ -44,9 +44,14 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, p principal
 	// Messages from the browser (WebRTC offers) are read here and answered through
 	// out, so that one goroutine writes the socket.
 	out := make(chan any, 4)
+	// The reader's context outlives ctx until this handler returns: a Read cut
+	// by its context closes the socket at once, without the close frame that
+	// tells the page why (closeStopping) when the server stops.
+	readCtx, endRead := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRead()
 	go func() {
 		defer cancel()
-		s.readAgentMessages(ctx, conn, e, p, out)
+		s.readAgentMessages(readCtx, conn, e, p, out)
 	}()
 	first, ok := e.Agents().Get(p.ID)
 	if !ok {
@@ -222,7 +227,10 @@ func (s *Server) writeEvent(ctx context.Context, conn *websocket.Conn, ev any) e
 	if e, ok := ev.(dialer.AgentEvent); ok {
 		ev = viewEvent(e)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// A write cut by its context closes the socket at once, without a close
+	// frame: a stream ended (the server stops) lets the write in progress
+	// finish, and the loop then closes the socket saying why (closeStopping).
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := wsjson.Write(wctx, conn, ev)
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -299,7 +299,7 @@ func TestSIGTERMDrainsAConnectedCall(t *testing.T) {
 	for ev := range page {
 		rest = append(rest, ev)
 	}
-	t.Logf("after the disposition the agent page got %v", rest)
+	t.Logf("after the disposition the agent page got %v\n%s", rest, tail(s.p.Output(), 40))
 	if len(rest) == 0 || rest[len(rest)-1] != fmt.Sprintf("closed %d", websocket.StatusServiceRestart) {
 		t.Errorf("after the disposition the agent page got %v, want its socket closed %d (service restart)", rest, websocket.StatusServiceRestart)
 	}
