@@ -257,16 +257,7 @@ func TestKillOwningNodeTenTimes(t *testing.T) {
 	t.Logf("woken node: %v fenced writes refused, %v runs stopped for a lost lease; %d attempts of its time unchanged (%d open when it froze)",
 		metric(t, p.url, "turbina_cluster_fencing_refusals_total"), metric(t, p.url, "turbina_cluster_leases_lost_total"), len(atTakeOver)-changed, openAtFreeze)
 
-	driver.halt()
-	cl.mu.Lock()
-	nodes := make([]*proc, 0, len(cl.nodes))
-	for _, p := range cl.nodes {
-		nodes = append(nodes, p)
-	}
-	cl.mu.Unlock()
-	for _, p := range nodes {
-		p.stop(t)
-	}
+	d.wind(driver)
 	waitWebhooksQuiet(t, emu)
 	carrier.Stop()
 	checkClusterLedger(t, db, id, readInvites(t, d.trace), emu)
@@ -319,6 +310,37 @@ func startClusterDrill(t *testing.T, contacts int, engine map[string]any) *clust
 	d.cl.startNode()
 	d.cl.startNode()
 	return d
+}
+
+// wind ends the drill's run: the campaign is paused, and once the agents
+// ended the calls under way, they stop and every node is stopped (SIGTERM,
+// exit 0). A node stopped with a call up would wait for its drain timeout.
+func (d *clusterDrill) wind(driver *agentDriver) {
+	t := d.cl.t
+	t.Helper()
+	call(t, "POST", d.cl.anyNode("")+"/api/v1/campaigns/"+d.cid+"/pause", crashAdmin, "", nil, 200, nil)
+	for deadline := time.Now().Add(drillTakeOver); ; time.Sleep(100 * time.Millisecond) {
+		open, err := d.cl.db.OpenAttempts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(open) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("attempts still open %s after the campaign paused: %+v", drillTakeOver, open)
+		}
+	}
+	driver.halt()
+	d.cl.mu.Lock()
+	nodes := make([]*proc, 0, len(d.cl.nodes))
+	for _, p := range d.cl.nodes {
+		nodes = append(nodes, p)
+	}
+	d.cl.mu.Unlock()
+	for _, p := range nodes {
+		p.stop(t)
+	}
 }
 
 // clusterCampaign creates a campaign of n contacts (not started): one SIP
