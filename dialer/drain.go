@@ -22,6 +22,12 @@ import (
 // (EventDraining) and, once their wrap-up ends, to reconnect (EventReconnect).
 // What is left when Drain's context ends is cut by Run's end, and recorded as
 // it is: interrupted, hung up by us.
+//
+// With other nodes on the database, the draining node's row says it drains, and
+// the others spread the campaigns over themselves alone: each run here ends as
+// soon as its own calls and wrap-ups are over, and releases its lease, and the
+// node the campaign now falls to takes it at its next sync (Config.Sync), while
+// this node's other runs still drain.
 
 // ErrDraining means the engine is draining: it places no new call.
 var ErrDraining = errors.New("the server is draining before it stops: it places no new call")
@@ -33,6 +39,11 @@ var ErrDraining = errors.New("the server is draining before it stops: it places 
 func (e *Engine) Drain(ctx context.Context) error {
 	if e.draining.CompareAndSwap(false, true) {
 		e.metrics.draining.Set(1)
+		// The other nodes leave this one out of the spread from now on: each
+		// of its campaigns goes to one of them once its run here ends.
+		if err := e.store.DrainNode(ctx, e.NodeID()); err != nil && ctx.Err() == nil {
+			e.log.Warn("tell the other nodes this one drains: its campaigns go to them when it stops", "node", e.NodeID(), "err", err)
+		}
 		now := e.cfg.Now()
 		e.events.publishAll(AgentEvent{Kind: EventDraining, At: now})
 		e.mu.Lock()

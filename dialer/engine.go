@@ -352,7 +352,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // (claimable) and whose lease it takes, and hands each its current settings; a
 // finished or deleted campaign's run ends once its calls do, and so does the
 // run of a campaign the spread now gives another live node, whose lease is then
-// released for it.
+// released for it. A draining node starts no run.
 func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 	list, err := e.store.ListCampaigns(ctx, nil)
 	if err != nil {
@@ -384,7 +384,10 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		if r, ok := e.runs[c.ID]; ok {
-			seen[c.ID] = mine[c.ID]
+			// A draining node's runs end on their own once their calls and
+			// wrap-ups are over (the campaign is handed over then), and until
+			// then go on as draining says, not as stopped.
+			seen[c.ID] = mine[c.ID] || e.Draining()
 			r.setCampaign(c)
 			if err := r.refreshSafeHarbour(ctx); err != nil {
 				e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)

@@ -161,17 +161,28 @@ func (e *Engine) leave() {
 	}
 }
 
-// liveNodes are the IDs of the nodes that heartbeat within a lease TTL.
+// liveNodes are the IDs of the nodes that heartbeat within a lease TTL,
+// draining or not.
 func (e *Engine) liveNodes(ctx context.Context) ([]string, error) {
+	live, _, err := e.nodes(ctx)
+	return live, err
+}
+
+// nodes are the IDs of the nodes that heartbeat within a lease TTL (live), and
+// of those among them that do not drain, which the campaigns are spread over
+// (takers).
+func (e *Engine) nodes(ctx context.Context) (live, takers []string, err error) {
 	nodes, err := e.store.LiveNodes(ctx, e.cfg.Cluster.LeaseTTL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ids := make([]string, len(nodes))
-	for i, n := range nodes {
-		ids[i] = n.ID
+	for _, n := range nodes {
+		live = append(live, n.ID)
+		if !n.Draining {
+			takers = append(takers, n.ID)
+		}
 	}
-	return ids, nil
+	return live, takers, nil
 }
 
 // recoverOutbox settles the outbox messages of scope that stopped nodes left
@@ -303,6 +314,7 @@ func (e *Engine) renewLeases(ctx context.Context) {
 	n := e.cfg.Cluster.Node
 	err := e.store.HeartbeatNode(ctx, n.ID)
 	if errors.Is(err, storage.ErrNotFound) {
+		n.Draining = e.Draining()
 		err = e.store.RegisterNode(ctx, n)
 	}
 	e.mu.Lock()
@@ -377,20 +389,22 @@ func (e *Engine) renewLeases(ctx context.Context) {
 
 // claimable is the set of campaigns among active this node should run: all of
 // them alone on its database, else those the spread gives it among the live
-// nodes.
+// nodes that do not drain. A draining node is given none: each campaign it
+// holds goes to the node that the spread gives it among the others, which
+// takes its lease once the draining node's run there ends and releases it.
 func (e *Engine) claimable(ctx context.Context, active []int64) (map[int64]bool, error) {
 	ids := active
 	if e.cfg.Cluster.Shared {
-		live, err := e.liveNodes(ctx)
+		_, takers, err := e.nodes(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if !slices.Contains(live, e.NodeID()) {
+		if !slices.Contains(takers, e.NodeID()) && !e.Draining() {
 			// Not seen live (its heartbeat late): it takes nothing new, and
 			// hands over nothing either until it is seen again.
-			live = append(live, e.NodeID())
+			takers = append(takers, e.NodeID())
 		}
-		ids = cluster.Mine(e.NodeID(), live, active)
+		ids = cluster.Mine(e.NodeID(), takers, active)
 	}
 	out := make(map[int64]bool, len(ids))
 	for _, id := range ids {

@@ -2,10 +2,13 @@ package dialer
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/dialer/cluster"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
@@ -97,6 +101,19 @@ func waitCluster(t *testing.T, e *Engine, within time.Duration, want string, ok 
 	}
 }
 
+// flush writes what the PostgreSQL server at dsn committed to disk.
+func flush(t *testing.T, dsn string) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CHECKPOINT"); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+}
+
 // TestNodeCutOffFromItsDatabaseLosesItsCampaigns: a node on PostgreSQL whose
 // database goes away cannot renew its leases: once a lease TTL has passed it is
 // not ready (/readyz) and has stopped its runs, since another node may take
@@ -104,7 +121,8 @@ func waitCluster(t *testing.T, e *Engine, within time.Duration, want string, ok 
 func TestNodeCutOffFromItsDatabaseLosesItsCampaigns(t *testing.T) {
 	srv := pgtest.Own(t)
 	ctx := context.Background()
-	store, err := storage.Open(ctx, srv.Database(t, ""), storage.Options{TokenKey: []byte(strings.Repeat("k", storage.MinTokenKeyLen))})
+	dsn := srv.Database(t, "")
+	store, err := storage.Open(ctx, dsn, storage.Options{TokenKey: []byte(strings.Repeat("k", storage.MinTokenKeyLen))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +142,9 @@ func TestNodeCutOffFromItsDatabaseLosesItsCampaigns(t *testing.T) {
 	runs := func(st ClusterStatus) bool { return st.Err == nil && slices.Equal(st.Campaigns, []int64{c.ID}) }
 	waitCluster(t, e, 10*time.Second, "the campaign run, ready", runs)
 
+	// The test server commits asynchronously: what was committed last (the
+	// campaign's start) is on disk before the kill, or the kill may undo it.
+	flush(t, dsn)
 	killed := time.Now()
 	srv.Kill()
 	waitCluster(t, e, 10*time.Second, "not ready, no campaign run", func(st ClusterStatus) bool {
@@ -142,5 +163,76 @@ func TestNodeCutOffFromItsDatabaseLosesItsCampaigns(t *testing.T) {
 	leases, err := store.Leases(ctx)
 	if err != nil || len(leases) != 1 || leases[0].NodeID != e.NodeID() || leases[0].Acquired.Before(killed) {
 		t.Errorf("leases %+v, %v; want this node's, taken again after the database came back", leases, err)
+	}
+}
+
+// TestDrainingNodeHandsItsCampaignOver: a node that drains while it runs a
+// campaign with nothing under way there ends that run and releases its lease
+// at once, and the other node, leaving the draining one (still live) out of
+// the spread, takes the campaign within a couple of syncs, long before the
+// draining process exits.
+func TestDrainingNodeHandsItsCampaignOver(t *testing.T) {
+	srv := pgtest.Own(t)
+	ctx := context.Background()
+	dsn := srv.Database(t, "")
+	const ttl = 2 * time.Second
+	// The campaign falls to a while both are live: only the drain moves it.
+	ids := []string{"a", "b"}
+	for i := 0; cluster.Owner(1, ids) != ids[0]; i++ {
+		ids = []string{fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)}
+	}
+	engines := make([]*Engine, 2)
+	var h *harness
+	for i, id := range ids {
+		store, err := storage.Open(ctx, dsn, storage.Options{TokenKey: []byte(strings.Repeat("k", storage.MinTokenKeyLen))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		e := New(store, nil, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
+			Cluster: Cluster{Shared: true, LeaseTTL: ttl, RenewEvery: ttl / 4, Node: storage.Node{ID: id}}}, slog.New(slog.DiscardHandler))
+		engines[i] = e
+		if i == 0 {
+			h = &harness{t: t, store: store, engine: e}
+		}
+	}
+	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	if c.ID != 1 {
+		t.Fatalf("campaign %d, want 1 (the spread was chosen for it)", c.ID)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		stop()
+		wg.Wait()
+	})
+	for _, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Run(runCtx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	a, b := engines[0], engines[1]
+	runs := func(st ClusterStatus) bool { return slices.Equal(st.Campaigns, []int64{c.ID}) }
+	none := func(st ClusterStatus) bool { return len(st.Campaigns) == 0 }
+	waitCluster(t, a, 10*time.Second, "a runs the campaign", runs)
+	waitCluster(t, b, 10*time.Second, "b runs nothing while a is live", none)
+
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Drain(dctx); err != nil {
+		t.Fatalf("Drain with no call: %v", err)
+	}
+	waitCluster(t, b, ttl, "b runs the campaign a drains, within a lease TTL", runs)
+	waitCluster(t, a, time.Second, "a runs nothing", none)
+	live, err := h.store.LiveNodes(ctx, ttl)
+	if err != nil || len(live) != 2 || !live[0].Draining || live[1].Draining {
+		t.Errorf("live nodes %+v, %v; want a draining and b, both live", live, err)
+	}
+	if n := counter(t, b.metrics.handovers); n != 1 {
+		t.Errorf("b counted %v hand-overs, want 1", n)
 	}
 }

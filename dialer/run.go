@@ -428,6 +428,13 @@ func (r *run) loop(ctx context.Context) {
 			continue
 		}
 		r.dial(ctx, now)
+		if r.e.Draining() && r.busy.Load() == 0 {
+			// Nothing left here (dial placed nothing, and took back any
+			// preview offer): the run ends and its lease is released, so the
+			// node the spread now gives the campaign takes it at once, before
+			// this node's other runs are done.
+			return
+		}
 		r.fast.Store(r.fastConnect())
 		r.publishQueue(now)
 		if ticked {

@@ -42,6 +42,9 @@ type LeaseStore interface {
 	// HeartbeatNode records that a node is alive now; ErrNotFound when it is
 	// not registered.
 	HeartbeatNode(ctx context.Context, id string) error
+	// DrainNode marks a live node as draining: it stays live, and takes no
+	// campaign in the spread (Node.Draining).
+	DrainNode(ctx context.Context, id string) error
 	// RemoveNode forgets a node that leaves cleanly.
 	RemoveNode(ctx context.Context, id string) error
 	// LiveNodes lists the nodes that heartbeat within timeout.
@@ -69,7 +72,11 @@ type Node struct {
 	// Addr is where the node's API and agents' pages are served (a base URL).
 	Addr string `json:"addr"`
 	// SIPAddr is the node's registrar, for agents' SIP phones; empty when none.
-	SIPAddr   string    `json:"sip_addr,omitempty"`
+	SIPAddr string `json:"sip_addr,omitempty"`
+	// Draining is a node on its way out (SIGTERM): still live, it ends the
+	// calls it has, and the campaigns go to the other nodes as their runs
+	// there end.
+	Draining  bool      `json:"draining,omitempty"`
 	Started   time.Time `json:"started"`
 	Heartbeat time.Time `json:"heartbeat"`
 }
@@ -209,10 +216,10 @@ func (d *DB) RegisterNode(ctx context.Context, n Node) error {
 	if n.ID == "" || n.Addr == "" {
 		return errors.New("register node: a node needs an id and an address")
 	}
-	_, err := d.exec(withoutFence(ctx), `INSERT INTO nodes(id, addr, sip_addr, started_at, heartbeat_at)
-		SELECT ?1, ?2, ?3, n.t, n.t FROM (SELECT `+d.dialect.clockMs+` AS t) n WHERE true
-		ON CONFLICT(id) DO UPDATE SET addr = excluded.addr, sip_addr = excluded.sip_addr,
-			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`, n.ID, n.Addr, n.SIPAddr)
+	_, err := d.exec(withoutFence(ctx), `INSERT INTO nodes(id, addr, sip_addr, draining, started_at, heartbeat_at)
+		SELECT ?1, ?2, ?3, ?4, n.t, n.t FROM (SELECT `+d.dialect.clockMs+` AS t) n WHERE true
+		ON CONFLICT(id) DO UPDATE SET addr = excluded.addr, sip_addr = excluded.sip_addr, draining = excluded.draining,
+			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`, n.ID, n.Addr, n.SIPAddr, n.Draining)
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", n.ID, err)
 	}
@@ -225,6 +232,15 @@ func (d *DB) HeartbeatNode(ctx context.Context, id string) error {
 	err := d.execOne(withoutFence(ctx), "UPDATE nodes SET heartbeat_at = "+d.dialect.clockMs+" WHERE id = ?", id)
 	if err != nil {
 		return fmt.Errorf("heartbeat of node %s: %w", id, err)
+	}
+	return nil
+}
+
+// DrainNode marks node id as draining (Node.Draining); ErrNotFound when it is
+// not registered.
+func (d *DB) DrainNode(ctx context.Context, id string) error {
+	if err := d.execOne(withoutFence(ctx), "UPDATE nodes SET draining = 1 WHERE id = ?", id); err != nil {
+		return fmt.Errorf("drain node %s: %w", id, err)
 	}
 	return nil
 }
@@ -244,7 +260,7 @@ func (d *DB) LiveNodes(ctx context.Context, timeout time.Duration) ([]Node, erro
 	if timeout <= 0 {
 		return nil, fmt.Errorf("live nodes: timeout %s is not positive", timeout)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT id, addr, sip_addr, started_at, heartbeat_at FROM nodes
+	rows, err := d.db.QueryContext(ctx, `SELECT id, addr, sip_addr, draining, started_at, heartbeat_at FROM nodes
 		WHERE heartbeat_at > `+d.dialect.clockMs+` - ? ORDER BY id`, timeout.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("live nodes: %w", err)
@@ -254,7 +270,7 @@ func (d *DB) LiveNodes(ctx context.Context, timeout time.Duration) ([]Node, erro
 	for rows.Next() {
 		var n Node
 		var started, beat int64
-		if err := rows.Scan(&n.ID, &n.Addr, &n.SIPAddr, &started, &beat); err != nil {
+		if err := rows.Scan(&n.ID, &n.Addr, &n.SIPAddr, &n.Draining, &started, &beat); err != nil {
 			return nil, fmt.Errorf("live nodes: %w", err)
 		}
 		n.Started, n.Heartbeat = msToTime(started), msToTime(beat)

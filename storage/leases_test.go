@@ -381,6 +381,16 @@ func testNodesFindEachOther(t *testing.T, b backend) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A draining node stays live and says it drains; one unknown is not found.
+	if err := nodeB.DrainNode(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if live, err := nodeA.LiveNodes(ctx, time.Minute); err != nil || len(live) != 2 || live[0].Draining || !live[1].Draining {
+		t.Fatalf("live nodes %+v, %v; want a, and b draining", live, err)
+	}
+	if err := nodeA.DrainNode(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("drain of an unknown node: %v, want ErrNotFound", err)
+	}
 	if err := nodeA.RemoveNode(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}

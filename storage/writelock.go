@@ -222,7 +222,10 @@ func (h *writeHealth) note(log logger, err error, probe bool) {
 				"for", now.Sub(h.since).Round(time.Millisecond), "last_err", h.lastErr)
 			h.failing, h.refused, h.full = false, 0, false
 		}
-	case IsUnavailable(err):
+	case IsUnavailable(err) && !errors.Is(err, context.Canceled):
+		// A write whose caller gave up (a run stopped, its lease lost) says
+		// nothing of the database either, even when the driver's connect or
+		// wait was what it cut short.
 		h.lastFail, h.lastErr = now, err
 		h.refused++
 		h.full = h.full || isFull(err)

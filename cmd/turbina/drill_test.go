@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,8 +27,10 @@ type agentDriver struct {
 	url    string
 	follow func() string
 	tokens []string
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// talk is how long an agent stays on a call before hanging up (default 300 ms).
+	talk time.Duration
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 func (d *agentDriver) run(t *testing.T) {
@@ -65,7 +68,7 @@ func (d *agentDriver) run(t *testing.T) {
 					continue
 				}
 				switch {
-				case a.State == "on_call" && time.Since(a.Since) > 300*time.Millisecond:
+				case a.State == "on_call" && time.Since(a.Since) > cmp.Or(d.talk, 300*time.Millisecond):
 					apiPost(at+"/api/v1/agent/hangup", tok, `{}`)
 				case a.State == "wrap_up":
 					apiPost(at+"/api/v1/agent/disposition", tok, `{"code":"sale"}`)

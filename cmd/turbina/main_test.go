@@ -114,7 +114,7 @@ func (p *proc) stop(t *testing.T) {
 	select {
 	case <-p.done:
 	case <-time.After(15 * time.Second):
-		t.Fatal("turbina did not stop within 15 s of SIGTERM")
+		t.Fatalf("turbina did not stop within 15 s of SIGTERM:\n%s", tail(p.Output(), 30))
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("turbina exited with %d:\n%s", code, p.Output())
