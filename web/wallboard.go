@@ -419,16 +419,6 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 	if err != nil {
 		return snap, err
 	}
-	leases, err := s.store.Leases(ctx)
-	if err != nil {
-		return snap, err
-	}
-	runBy := map[int64]string{}
-	for _, l := range leases {
-		if l.Live {
-			runBy[l.CampaignID] = l.NodeID
-		}
-	}
 	if s.cfg.Engine != nil {
 		snap.Draining = s.cfg.Engine.Draining()
 	}
@@ -448,7 +438,7 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 			continue
 		}
 		wc := WallboardCampaign{ID: c.ID, Name: c.Name, State: c.State, Pacing: c.Pacing, Ladder: c.Ladder,
-			AnswerRate: map[string]float64{}, AgentIDs: []string{}, Pacer: []WallboardPacer{}, Node: runBy[c.ID]}
+			AnswerRate: map[string]float64{}, AgentIDs: []string{}, Pacer: []WallboardPacer{}, Node: lv.holder[c.ID]}
 		if p, ok := pacers[c.ID]; ok {
 			wc.Pacer = p
 		}

@@ -371,6 +371,8 @@ type liveView struct {
 	trunks    any
 	failovers []WallboardFailover
 	multi     bool
+	// holder is the node holding each campaign's live lease.
+	holder map[int64]string
 }
 
 // live reads this node's live part and, when it shares with other nodes, the
@@ -385,7 +387,13 @@ func (wb *wallboard) live(ctx context.Context, now time.Time) (liveView, error) 
 		return liveView{}, err
 	}
 	parts := []livePart{own}
-	holder := map[int64]string{}
+	// Who holds each campaign's live lease: the wallboard names each card's
+	// node, and with several nodes it picks which node's view of a campaign
+	// to show.
+	holder, err := liveHolders(ctx, wb.s.store)
+	if err != nil {
+		return liveView{}, err
+	}
 	if opts, ok := wb.cluster.sharing(); ok {
 		parts[0].node = opts.Node
 		remote, err := wb.s.store.NodeLiveParts(ctx, opts.MaxAge)
@@ -404,19 +412,29 @@ func (wb *wallboard) live(ctx context.Context, now time.Time) (liveView, error) 
 			p.node, p.age = r.Node, r.Age
 			parts = append(parts, p)
 		}
-		if len(parts) > 1 {
-			leases, err := wb.s.store.Leases(ctx)
-			if err != nil {
-				return liveView{}, err
-			}
-			for _, l := range leases {
-				if l.Live {
-					holder[l.CampaignID] = l.NodeID
-				}
-			}
+	}
+	prefer := holder
+	if len(parts) == 1 {
+		prefer = nil // one node's part: nothing to choose between
+	}
+	lv := mergeLive(parts, prefer)
+	lv.holder = holder
+	return lv, nil
+}
+
+// liveHolders maps each campaign whose lease is live to the node holding it.
+func liveHolders(ctx context.Context, store storage.LeaseStore) (map[int64]string, error) {
+	leases, err := store.Leases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holder := map[int64]string{}
+	for _, l := range leases {
+		if l.Live {
+			holder[l.CampaignID] = l.NodeID
 		}
 	}
-	return mergeLive(parts, holder), nil
+	return holder, nil
 }
 
 // mergeLive merges parts, this node's first, holder naming the node of each
@@ -549,15 +567,9 @@ func (s *Server) runsHere(ctx context.Context) (func(c int64) bool, error) {
 	if !ok {
 		return func(int64) bool { return true }, nil
 	}
-	leases, err := s.store.Leases(ctx)
+	holder, err := liveHolders(ctx, s.store)
 	if err != nil {
 		return nil, err
-	}
-	holder := map[int64]string{}
-	for _, l := range leases {
-		if l.Live {
-			holder[l.CampaignID] = l.NodeID
-		}
 	}
 	return func(c int64) bool {
 		h, ok := holder[c]
