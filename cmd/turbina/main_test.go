@@ -704,10 +704,32 @@ func TestTokenTTLFromConfig(t *testing.T) {
 	p.stop(t)
 }
 
+// parseSection parses the serve configuration from a file holding body as its
+// section key. With wantErr set, parsing must fail naming it, and ok is false;
+// otherwise an error fails the test.
+func parseSection(t *testing.T, key, body, wantErr string) (cfg config, ok bool) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "turbina.json")
+	if err := os.WriteFile(file, []byte(`{"`+key+`":`+body+`}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
+	cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one naming %s", err, wantErr)
+		}
+		return cfg, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, true
+}
+
 // TestConfigInbound: the inbound queue's settings reach the engine's config; a
 // wrong one is refused naming its key.
 func TestConfigInbound(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
 	for _, tt := range []struct {
 		name, section, wantErr string
 	}{
@@ -716,19 +738,12 @@ func TestConfigInbound(t *testing.T) {
 		{"negative wait", `{"inbound_max_wait":"-1s"}`, "engine.inbound_max_wait"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := os.WriteFile(file, []byte(`{"engine":`+tt.section+`}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
-			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
-				}
+			cfg, ok := parseSection(t, "engine", tt.section, tt.wantErr)
+			if !ok {
 				return
 			}
-			if err != nil || cfg.Engine.InboundCampaign != 7 || cfg.Engine.InboundMaxWait.Std() != 45*time.Second {
-				t.Errorf("engine %+v, %v", cfg.Engine, err)
+			if cfg.Engine.InboundCampaign != 7 || cfg.Engine.InboundMaxWait.Std() != 45*time.Second {
+				t.Errorf("engine %+v", cfg.Engine)
 			}
 		})
 	}
@@ -737,7 +752,6 @@ func TestConfigInbound(t *testing.T) {
 // TestConfigDrainTimeout: engine.drain_timeout defaults to 2 minutes and is
 // refused, naming the key, outside its bounds.
 func TestConfigDrainTimeout(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
 	for _, tt := range []struct {
 		name, section string
 		want          time.Duration
@@ -750,19 +764,9 @@ func TestConfigDrainTimeout(t *testing.T) {
 		{"too long", `{"drain_timeout":"2h"}`, 0, "engine.drain_timeout"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := os.WriteFile(file, []byte(`{"engine":`+tt.section+`}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
-			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
-				}
+			cfg, ok := parseSection(t, "engine", tt.section, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got, err := cfg.Engine.drainTimeout(); err != nil || got != tt.want {
 				t.Errorf("drain timeout %s, %v; want %s", got, err, tt.want)
@@ -775,7 +779,6 @@ func TestConfigDrainTimeout(t *testing.T) {
 // address are taken, and timings that cannot keep a lease are refused with the
 // key named.
 func TestConfigCluster(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
 	for _, tt := range []struct {
 		name, section, wantErr string
 	}{
@@ -786,19 +789,9 @@ func TestConfigCluster(t *testing.T) {
 		{"address without scheme", `{"advertise_url":"10.0.0.7:8080"}`, "cluster.advertise_url"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := os.WriteFile(file, []byte(`{"cluster":`+tt.section+`}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
-			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
-				}
+			cfg, ok := parseSection(t, "cluster", tt.section, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			cl := cfg.dialerCluster(cfg.HTTPAddr)
 			if cl.LeaseTTL != 9*time.Second || cl.RenewEvery != 3*time.Second || cl.Node.Addr != "http://10.0.0.7:8080" || cl.Shared {
