@@ -45,7 +45,7 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 	waitState("paused after login", "paused")
 	p.do("ready", chromedp.Click(chromedp.CSS("#ready")))
 	waitState("ready", "ready")
-	waitFor(t, "node B's engine has the agent ready with its page open", func() bool {
+	within(t, followPatience, "node B's engine has the agent ready with its page open", func() bool {
 		got := n.state(b)
 		return got.State == dialer.AgentReady && got.Page
 	})
@@ -55,7 +55,7 @@ func TestBrowserAgentPageFollowsItsCampaignToAnotherNode(t *testing.T) {
 
 	n.release(t, bLease)
 	n.lease(t, "node-a")
-	waitFor(t, "node A has the agent logged in again with its page open", func() bool {
+	within(t, followPatience, "node A has the agent logged in again with its page open", func() bool {
 		got := n.state(a)
 		return got.State == dialer.AgentPaused && got.Page
 	})

@@ -152,7 +152,7 @@ func (n *agentNodes) release(t *testing.T, l storage.Lease) {
 // is a second old at most.
 func (n *agentNodes) waitHome(t *testing.T, e *apiEnv, node string) {
 	t.Helper()
-	waitFor(t, e.server.cfg.Cluster.Node+" finds "+node+" the agent's home", func() bool {
+	within(t, followPatience, e.server.cfg.Cluster.Node+" finds "+node+" the agent's home", func() bool {
 		home, remote, err := e.server.agentHome(context.Background(), n.agent)
 		if !remote {
 			home.ID = e.server.cfg.Cluster.Node
@@ -170,17 +170,8 @@ func (n *agentNodes) state(e *apiEnv) dialer.Agent {
 	return a
 }
 
-// waitFor polls cond until it holds, or fails t after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// followPatience is how long the follow tests wait for a node to see a change.
+const followPatience = 20 * time.Second
 
 // dialEvents opens the agent's event stream on e as the agent page does: with
 // the session cookie of b and the page's origin, e's own address.
@@ -227,7 +218,7 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 	if err := wsjson.Read(ctx, conn, &first); err != nil || first.Agent == nil || first.Agent.State != dialer.AgentPaused {
 		t.Fatalf("first event %+v (%v), want B's paused agent", first, err)
 	}
-	waitFor(t, "node B sees the agent's page open", func() bool { return n.state(b).Page })
+	within(t, followPatience, "node B sees the agent's page open", func() bool { return n.state(b).Page })
 	if n.state(a).Page {
 		t.Error("node A's engine sees the agent's page: the stream was served by A")
 	}
@@ -266,7 +257,7 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 		}
 		break
 	}
-	waitFor(t, "node B logs out the agent whose campaign moved", func() bool { return n.state(b).State == dialer.AgentLoggedOut })
+	within(t, followPatience, "node B logs out the agent whose campaign moved", func() bool { return n.state(b).State == dialer.AgentLoggedOut })
 	// As the page, which reconnects until it does: once A's view of the
 	// leases is fresh (a second at most), A serves the agent itself.
 	n.waitHome(t, a, "node-a")
@@ -275,7 +266,7 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 		t.Fatalf("reconnect through node A: %v", err)
 	}
 	defer conn2.CloseNow()
-	waitFor(t, "node A sees the reconnected page", func() bool { return n.state(a).Page })
+	within(t, followPatience, "node A sees the reconnected page", func() bool { return n.state(a).Page })
 	if n.state(b).Page {
 		t.Error("node B still sees the agent's page after the campaign became A's")
 	}
@@ -305,11 +296,11 @@ func TestAgentIsServedByItsCampaignsNode(t *testing.T) {
 	if _, err := a.db.RenewLease(ctx, bLease, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "node A takes the expired lease", func() bool {
+	within(t, followPatience, "node A takes the expired lease", func() bool {
 		_, err := a.db.AcquireLease(ctx, n.campaign, "node-a", time.Hour)
 		return err == nil
 	})
-	waitFor(t, "the agent is served again", func() bool {
+	within(t, followPatience, "the agent is served again", func() bool {
 		return a.get(t, "/api/v1/agent", a.tokens[storage.RoleAgent]).status == http.StatusOK
 	})
 }
@@ -369,7 +360,7 @@ func TestForwardingTrustsNothingButCredentials(t *testing.T) {
 	if err := a.db.RemoveNode(context.Background(), "node-b"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "node A sees node B gone", func() bool {
+	within(t, followPatience, "node A sees node B gone", func() bool {
 		r := a.get(t, "/api/v1/agent", agent)
 		return r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), "node_unavailable")
 	})
