@@ -138,19 +138,16 @@ type clusterConfig struct {
 	RenewEvery sip.Duration `json:"renew_every,omitempty"`
 }
 
-// dialerCluster is the engine's cluster settings for node id, listening on
-// httpAddr.
-func (c config) dialerCluster(httpAddr string) dialer.Cluster {
-	cl := dialer.Cluster{
-		Node:       storage.Node{ID: dialer.NewNodeID(), Addr: c.Cluster.AdvertiseURL, SIPAddr: c.Registrar.ListenAddr},
+// dialerCluster is the engine's cluster settings. The engine names the node
+// (a new ID each start), and serve advertises the address it listens on when
+// cluster.advertise_url is not set.
+func (c config) dialerCluster() dialer.Cluster {
+	return dialer.Cluster{
+		Node:       storage.Node{Addr: c.Cluster.AdvertiseURL, SIPAddr: c.Registrar.ListenAddr},
 		Shared:     c.DatabaseURL != "",
 		LeaseTTL:   c.Cluster.LeaseTTL.Std(),
 		RenewEvery: c.Cluster.RenewEvery.Std(),
 	}
-	if cl.Node.Addr == "" {
-		cl.Node.Addr = "http://" + httpAddr
-	}
-	return cl
 }
 
 // httpConfig is the config file's http section: the HTTP server's timeouts and

@@ -793,7 +793,7 @@ func TestConfigCluster(t *testing.T) {
 			if !ok {
 				return
 			}
-			cl := cfg.dialerCluster(cfg.HTTPAddr)
+			cl := cfg.dialerCluster()
 			if cl.LeaseTTL != 9*time.Second || cl.RenewEvery != 3*time.Second || cl.Node.Addr != "http://10.0.0.7:8080" || cl.Shared {
 				t.Errorf("cluster %+v from %+v", cl, cfg.Cluster)
 			}

@@ -210,7 +210,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		WhatsApp:           waClient,
 		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),
 		Registrar:          a.registrar,
-		Cluster:            cfg.dialerCluster(cfg.HTTPAddr),
+		Cluster:            cfg.dialerCluster(),
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		hookCfg := cfg.WhatsApp.Webhook
