@@ -218,6 +218,10 @@ type Engine struct {
 	drainWake chan struct{}
 	// keep is the node's heartbeat and lease renewal (lease.go).
 	keep keeper
+	// shedding is the campaign this node hands over to even the spread out
+	// (lease.go's shed), 0 when none: guarded by mu, cleared once its lease
+	// is released, so the node does not take it back meanwhile.
+	shedding int64
 }
 
 // gated is a channel that makes outbound actions of its own beyond Place (the
@@ -350,9 +354,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // sync starts a run for every running or paused campaign this node should run
 // (claimable) and whose lease it takes, and hands each its current settings; a
-// finished or deleted campaign's run ends once its calls do, and so does the
-// run of a campaign the spread now gives another live node, whose lease is then
-// released for it. A draining node starts no run.
+// finished or deleted campaign's run ends once its calls do. A node holding
+// clearly more than its share hands one campaign over (shed). A draining node
+// starts no run.
 func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 	list, err := e.store.ListCampaigns(ctx, nil)
 	if err != nil {
@@ -364,10 +368,6 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 			active = append(active, c.ID)
 		}
 	}
-	mine, err := e.claimable(ctx, active)
-	if err != nil {
-		return err
-	}
 	leases, err := e.store.Leases(ctx)
 	if err != nil {
 		return err
@@ -375,6 +375,10 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 	held := make(map[int64]*storage.Lease, len(leases))
 	for i := range leases {
 		held[leases[i].CampaignID] = &leases[i]
+	}
+	mine, overloaded, err := e.claimable(ctx, active, leases)
+	if err != nil {
+		return err
 	}
 	seen := map[int64]bool{}
 	e.mu.Lock()
@@ -411,6 +415,9 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 		if !seen[id] {
 			r.stop()
 		}
+	}
+	if overloaded && !e.Draining() {
+		e.shed()
 	}
 	e.metrics.leasesHeld.Set(float64(len(e.runs)))
 	return nil
@@ -452,6 +459,11 @@ func (e *Engine) startRun(ctx context.Context, wg *sync.WaitGroup, c campaigns.C
 		if !r.lost.Load() {
 			e.releaseLease(lease)
 		}
+		e.mu.Lock()
+		if e.shedding == c.ID {
+			e.shedding = 0 // released: the next one may go
+		}
+		e.mu.Unlock()
 		e.drainPoke()
 	}()
 }

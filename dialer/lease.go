@@ -26,10 +26,10 @@ type Cluster struct {
 	// each start (default: the host name and random bytes); its Addr is its
 	// API's base URL (default "local").
 	Node storage.Node
-	// Shared is a database other nodes may use (PostgreSQL): the engine runs
-	// only the campaigns the spread (cluster.Mine) gives it among the live
-	// nodes, takes each when its lease is free or expired, and hands over the
-	// others. Not shared (SQLite), the node is the only one: it takes every
+	// Shared is a database other nodes may use (PostgreSQL): the engine keeps
+	// the campaigns it holds, takes those the spread (cluster.Mine) gives it
+	// among the live nodes when their leases are free or expired, and hands
+	// one over when it holds clearly more than its share. Not shared (SQLite), the node is the only one: it takes every
 	// lease at start with a new epoch, fencing any process left on the file,
 	// and its leases last a day (a database that refuses writes for a while
 	// does not stop its runs, as before there were leases).
@@ -388,29 +388,69 @@ func (e *Engine) renewLeases(ctx context.Context) {
 }
 
 // claimable is the set of campaigns among active this node should run: all of
-// them alone on its database, else those the spread gives it among the live
-// nodes that do not drain. A draining node is given none: each campaign it
-// holds goes to the node that the spread gives it among the others, which
-// takes its lease once the draining node's run there ends and releases it.
-func (e *Engine) claimable(ctx context.Context, active []int64) (map[int64]bool, error) {
+// them alone on its database, else those the spread gives it (cluster.Mine)
+// among the live nodes that do not drain, with leases as last read: those it
+// holds, and free ones. A draining node is given none: each campaign it holds
+// goes to a node the spread gives it among the others, which takes its lease
+// once the draining node's run there ends and releases it. overloaded says the
+// node holds clearly more than its share (cluster.Overloaded).
+func (e *Engine) claimable(ctx context.Context, active []int64, leases []storage.Lease) (mine map[int64]bool, overloaded bool, err error) {
 	ids := active
 	if e.cfg.Cluster.Shared {
 		_, takers, err := e.nodes(ctx)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !slices.Contains(takers, e.NodeID()) && !e.Draining() {
 			// Not seen live (its heartbeat late): it takes nothing new, and
 			// hands over nothing either until it is seen again.
 			takers = append(takers, e.NodeID())
 		}
-		ids = cluster.Mine(e.NodeID(), takers, active)
+		held := make(map[int64]string, len(leases))
+		for _, l := range leases {
+			if l.Live {
+				held[l.CampaignID] = l.NodeID
+			}
+		}
+		ids = cluster.Mine(e.NodeID(), takers, active, held)
+		overloaded = cluster.Overloaded(e.NodeID(), takers, active, held)
 	}
-	out := make(map[int64]bool, len(ids))
+	mine = make(map[int64]bool, len(ids))
+	e.mu.Lock()
+	shedding := e.shedding
+	e.mu.Unlock()
 	for _, id := range ids {
-		out[id] = true
+		// The campaign being handed over is not taken back while its run
+		// ends and its lease is released.
+		mine[id] = id != shedding
 	}
-	return out, nil
+	return mine, overloaded, nil
+}
+
+// shed hands over one campaign of a node that holds clearly more than its
+// share, unless one is on its way already: the one that follows fewest calls
+// and wrap-ups (a paused or idle campaign moves at once), which ends its run
+// as a hand-over does: no new dial, its calls end, then its lease is released
+// and the node the spread gives it takes it. Called with e.mu held.
+func (e *Engine) shed() {
+	if e.shedding != 0 {
+		return
+	}
+	var pick *run
+	for _, r := range e.runs {
+		if r.lost.Load() || r.stopOnce {
+			continue
+		}
+		if pick == nil || r.busy.Load() < pick.busy.Load() || r.busy.Load() == pick.busy.Load() && r.id < pick.id {
+			pick = r
+		}
+	}
+	if pick == nil {
+		return
+	}
+	e.shedding = pick.id
+	e.log.Info("campaign handed over: this node holds more than its share", "campaign", pick.id, "calls_and_wrap_ups", pick.busy.Load())
+	pick.stop()
 }
 
 // takeLease takes campaign c's lease for a new run when it is free or expired

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -166,6 +165,38 @@ func TestNodeCutOffFromItsDatabaseLosesItsCampaigns(t *testing.T) {
 	}
 }
 
+// pgNode starts an engine as node id on the PostgreSQL database dsn, with a
+// lease TTL of ttl, placing SIP calls through sipCfg's trunks.
+func pgNode(t *testing.T, dsn, id string, ttl time.Duration, sipCfg sip.Config) *harness {
+	t.Helper()
+	return newHarnessLogging(t, dsn, storage.Options{TokenKey: []byte(strings.Repeat("k", storage.MinTokenKeyLen))}, sipCfg,
+		Config{Cluster: Cluster{Shared: true, LeaseTTL: ttl, RenewEvery: ttl / 4, Node: storage.Node{ID: id}}}, slog.New(slog.DiscardHandler))
+}
+
+// noCalls is the SIP configuration of a node whose campaigns have no agent:
+// it places no call, so its trunk points at a loopback port nobody answers.
+func noCalls() sip.Config {
+	return sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: "127.0.0.1:9", KeepaliveInterval: sip.KeepaliveEvery(0)}}}
+}
+
+// nodeIDs returns two node IDs of which the spread gives campaign 1 to the
+// one at index owner while both are live.
+func nodeIDs(owner int) []string {
+	ids := []string{"a", "b"}
+	for i := 0; cluster.Owner(1, ids) != ids[owner]; i++ {
+		ids = []string{fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)}
+	}
+	return ids
+}
+
+// runs and runsNone are waitCluster's conditions: the node runs exactly
+// campaigns, or none.
+func runs(campaigns ...int64) func(ClusterStatus) bool {
+	return func(st ClusterStatus) bool { return slices.Equal(st.Campaigns, campaigns) }
+}
+
+func runsNone(st ClusterStatus) bool { return len(st.Campaigns) == 0 }
+
 // TestDrainingNodeHandsItsCampaignOver: a node that drains while it runs a
 // campaign with nothing under way there ends that run and releases its lease
 // at once, and the other node, leaving the draining one (still live) out of
@@ -176,63 +207,116 @@ func TestDrainingNodeHandsItsCampaignOver(t *testing.T) {
 	ctx := context.Background()
 	dsn := srv.Database(t, "")
 	const ttl = 2 * time.Second
-	// The campaign falls to a while both are live: only the drain moves it.
-	ids := []string{"a", "b"}
-	for i := 0; cluster.Owner(1, ids) != ids[0]; i++ {
-		ids = []string{fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)}
-	}
-	engines := make([]*Engine, 2)
-	var h *harness
-	for i, id := range ids {
-		store, err := storage.Open(ctx, dsn, storage.Options{TokenKey: []byte(strings.Repeat("k", storage.MinTokenKeyLen))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		e := New(store, nil, NewAgents(), Config{Tick: 50 * time.Millisecond, Sync: 100 * time.Millisecond,
-			Cluster: Cluster{Shared: true, LeaseTTL: ttl, RenewEvery: ttl / 4, Node: storage.Node{ID: id}}}, slog.New(slog.DiscardHandler))
-		engines[i] = e
-		if i == 0 {
-			h = &harness{t: t, store: store, engine: e}
-		}
-	}
+	ids := nodeIDs(0)
+	h := pgNode(t, dsn, ids[0], ttl, noCalls())
 	c := h.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
-	if c.ID != 1 {
-		t.Fatalf("campaign %d, want 1 (the spread was chosen for it)", c.ID)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		stop()
-		wg.Wait()
-	})
-	for _, e := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := e.Run(runCtx); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	a, b := engines[0], engines[1]
-	runs := func(st ClusterStatus) bool { return slices.Equal(st.Campaigns, []int64{c.ID}) }
-	none := func(st ClusterStatus) bool { return len(st.Campaigns) == 0 }
-	waitCluster(t, a, 10*time.Second, "a runs the campaign", runs)
-	waitCluster(t, b, 10*time.Second, "b runs nothing while a is live", none)
+	a := h.engine
+	waitCluster(t, a, 10*time.Second, "a runs the campaign", runs(c.ID))
+	b := pgNode(t, dsn, ids[1], ttl, noCalls()).engine
+	waitLive(t, h.store, ttl, 2)
+	waitCluster(t, b, 10*time.Second, "b runs nothing while a is live", runsNone)
 
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := a.Drain(dctx); err != nil {
 		t.Fatalf("Drain with no call: %v", err)
 	}
-	waitCluster(t, b, ttl, "b runs the campaign a drains, within a lease TTL", runs)
-	waitCluster(t, a, time.Second, "a runs nothing", none)
+	waitCluster(t, b, ttl, "b runs the campaign a drains, within a lease TTL", runs(c.ID))
+	waitCluster(t, a, time.Second, "a runs nothing", runsNone)
 	live, err := h.store.LiveNodes(ctx, ttl)
 	if err != nil || len(live) != 2 || !live[0].Draining || live[1].Draining {
 		t.Errorf("live nodes %+v, %v; want a draining and b, both live", live, err)
 	}
 	if n := counter(t, b.metrics.handovers); n != 1 {
 		t.Errorf("b counted %v hand-overs, want 1", n)
+	}
+}
+
+// waitLive waits until n nodes are live on store.
+func waitLive(t *testing.T, store *storage.DB, ttl time.Duration, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		live, err := store.LiveNodes(context.Background(), ttl)
+		if err == nil && len(live) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live nodes %+v, %v; want %d", live, err, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNodeJoiningLeavesRunningCampaignsAlone: a node joining a cluster
+// takes no campaign that runs, even one the hash gives it: the holder keeps
+// its lease (same epoch) and goes on dialling, here its second contact once
+// its agent is free again.
+func TestNodeJoiningLeavesRunningCampaignsAlone(t *testing.T) {
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 2})
+	trunk := sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}
+	dsn := pgtest.Own(t).Database(t, "")
+	const ttl = 2 * time.Second
+	ids := nodeIDs(1) // the joiner is the hash's choice for the campaign
+	a := pgNode(t, dsn, ids[0], ttl, trunk)
+	c := a.campaign(2, campaigns.PacingProgressive, sipOnlyLadder(1))
+	agent := a.agents(c.ID, 1, time.Hour)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a.waitOnCall(ctx, agent, "the first call")
+	before, err := a.store.Leases(ctx)
+	if err != nil || len(before) != 1 || before[0].NodeID != ids[0] {
+		t.Fatalf("leases %+v, %v; want a's", before, err)
+	}
+
+	b := pgNode(t, dsn, ids[1], ttl, trunk)
+	waitLive(t, a.store, ttl, 2)
+	// Ten of a's syncs with b live: before leases were sticky, the first one
+	// stopped a's dialling for b.
+	time.Sleep(10 * a.engine.cfg.Sync)
+	if err := a.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := a.store.ListContacts(ctx, c.ID, storage.ContactFilter{})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("contacts %+v, %v", list, err)
+	}
+	for _, ct := range list {
+		a.waitAttemptsWhere(ctx, ct.ID, "a call to each contact, by a", func(as []storage.Attempt) bool { return len(as) == 1 })
+	}
+	a.waitOnCall(ctx, agent, "the second call")
+	if st := b.engine.Cluster(); len(st.Campaigns) != 0 {
+		t.Errorf("the joiner runs %v", st.Campaigns)
+	}
+	after, err := a.store.Leases(ctx)
+	if err != nil || len(after) != 1 || after[0].NodeID != ids[0] || after[0].Epoch != before[0].Epoch {
+		t.Errorf("leases %+v, %v; want a's, epoch %d as before b joined", after, err, before[0].Epoch)
+	}
+}
+
+// TestClearImbalanceEvensOut: a node holding four idle campaigns when a second
+// joins holds more than its share plus one (2+1): it hands one over, one only,
+// and the joiner takes it.
+func TestClearImbalanceEvensOut(t *testing.T) {
+	dsn := pgtest.Own(t).Database(t, "")
+	const ttl = 2 * time.Second
+	a := pgNode(t, dsn, "a", ttl, noCalls())
+	var cs []int64
+	for range 4 {
+		cs = append(cs, a.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1)).ID)
+	}
+	waitCluster(t, a.engine, 10*time.Second, "a runs the four campaigns", runs(cs...))
+	b := pgNode(t, dsn, "b", ttl, noCalls())
+	waitCluster(t, b.engine, 10*time.Second, "b runs one campaign", func(st ClusterStatus) bool { return len(st.Campaigns) == 1 })
+	waitCluster(t, a.engine, time.Second, "a runs the three others", func(st ClusterStatus) bool {
+		return len(st.Campaigns) == 3 && !slices.Contains(st.Campaigns, b.engine.Cluster().Campaigns[0])
+	})
+	// Three and one is within the slack: nothing more moves.
+	time.Sleep(10 * a.engine.cfg.Sync)
+	if n := counter(t, b.engine.metrics.handovers); n != 1 {
+		t.Errorf("b counted %v hand-overs, want 1", n)
+	}
+	if st := a.engine.Cluster(); len(st.Campaigns) != 3 {
+		t.Errorf("a runs %v, want three campaigns", st.Campaigns)
 	}
 }

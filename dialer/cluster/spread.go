@@ -14,9 +14,8 @@ import (
 // of the pair, and the highest score wins. Every node computes the same answer
 // from the same list of live nodes, with nothing to agree on; campaigns spread
 // evenly; and when a node dies only its own campaigns move (each to whichever
-// node scored second), when one joins it takes about its share from the others
-// and no campaign moves between two nodes that stay. It is "" when nodes is
-// empty.
+// node scored second), and no campaign moves between two nodes that stay. It
+// is "" when nodes is empty.
 func Owner(campaign int64, nodes []string) string {
 	var best string
 	var bestScore uint64
@@ -32,22 +31,87 @@ func Owner(campaign int64, nodes []string) string {
 }
 
 // Mine returns, in the order given, the campaigns among running that self
-// should run when nodes are the live ones (self among them, or it gets none).
-// A node tries to take the leases of these campaigns when they are free, and
-// hands over (drains, then releases) the leases it holds of any other: a
-// campaign's new owner by this spread takes it when its old holder lets go or
-// dies.
-func Mine(self string, nodes []string, running []int64) []int64 {
+// should run when nodes are the live nodes that take campaigns (self among
+// them, or it gets none) and held maps each running campaign whose lease is
+// live to its holder. Leases are sticky: a campaign held by one of nodes stays
+// with it, so a node joining moves nothing. A campaign that is free (never
+// taken, released, expired) or held by a node not among nodes (draining) goes
+// to its Owner among the nodes still below their share (Share), taken in
+// campaign order, each node's count raised as it is given one: every node
+// computes the same answer from the same leases, and the spread stays even
+// without moving what runs. A node then takes the campaigns Mine gives it when
+// their leases are free; it hands one over only when it holds more than its
+// share allows (Overloaded).
+func Mine(self string, nodes []string, running []int64, held map[int64]string) []int64 {
 	if !slices.Contains(nodes, self) {
 		return nil
 	}
+	share := Share(len(running), len(nodes))
+	load := make(map[string]int, len(nodes))
+	var free []int64
+	for _, c := range running {
+		if h, ok := held[c]; ok && slices.Contains(nodes, h) {
+			load[h]++
+		} else {
+			free = append(free, c)
+		}
+	}
+	slices.Sort(free)
+	given := map[int64]bool{}
+	under := make([]string, 0, len(nodes))
+	for _, c := range free {
+		under = under[:0]
+		for _, n := range nodes {
+			if load[n] < share {
+				under = append(under, n)
+			}
+		}
+		// Some node is below its share while a campaign is free: the
+		// others hold fewer than all of them.
+		o := Owner(c, under)
+		load[o]++
+		given[c] = o == self
+	}
 	var out []int64
 	for _, c := range running {
-		if Owner(c, nodes) == self {
+		if held[c] == self || given[c] {
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// Share is a node's share of total campaigns spread over nodes: the most an
+// even spread gives one node, ceil(total/nodes). It is 0 without nodes.
+func Share(total, nodes int) int {
+	if nodes <= 0 {
+		return 0
+	}
+	return (total + nodes - 1) / nodes
+}
+
+// Overloaded reports whether self holds clearly more than its share of the
+// running campaigns spread over nodes (held as in Mine): more than Share+1. It
+// should then hand one campaign over, and another only once that one has gone.
+//
+// The slack of one keeps campaigns still where moving them gains little: a
+// hand-over costs the campaign's agents its longest call (the old holder
+// dials nothing more there and waits for its calls), while one campaign more
+// than the even share is what hashing and the order nodes come and go in leave
+// anyway. It also ends every rebalance: the campaign handed over goes to a
+// node below its share (Mine), never back to the one that gave it (still at
+// Share+1 or more), so no campaign moves back and forth.
+func Overloaded(self string, nodes []string, running []int64, held map[int64]string) bool {
+	if !slices.Contains(nodes, self) {
+		return false
+	}
+	n := 0
+	for _, c := range running {
+		if held[c] == self {
+			n++
+		}
+	}
+	return n > Share(len(running), len(nodes))+1
 }
 
 // score is the weight of node for campaign: FNV-1a of the pair, then
