@@ -38,7 +38,8 @@ type PolicyStore interface {
 	// PolicyRefusals lists a contact's refusals, oldest first.
 	PolicyRefusals(ctx context.Context, contactID int64) ([]PolicyRefusal, error)
 	// OptOut puts numbers on the global do-not-call list as the person's own
-	// wish (source: OptOut*), marking their contacts in every campaign; it
+	// wish (source: OptOut*), marking their contacts in every campaign, and
+	// has every node end its calls ringing to them (CommandStopRinging); it
 	// returns the numbers that were not opted out before.
 	OptOut(ctx context.Context, who Actor, phones []string, source string) ([]string, error)
 	// OptedOut reports whether a number was opted out.
@@ -225,7 +226,8 @@ func (d *DB) PolicyRefusals(ctx context.Context, contactID int64) ([]PolicyRefus
 	return out, rows.Err()
 }
 
-// OptOut records opt-outs and puts the numbers on the global list, in one transaction.
+// OptOut records opt-outs, puts the numbers on the global list and records
+// the command that ends every node's calls ringing to them, in one transaction.
 func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source string) ([]string, error) {
 	var fresh []string
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
@@ -252,6 +254,12 @@ func (d *DB) OptOut(ctx context.Context, who Actor, phones []string, source stri
 			if err := d.movePhone(ctx, tx, match, p, 0, campaigns.Event{Kind: campaigns.EventOptedOut}, msToTime(now)); err != nil {
 				return fmt.Errorf("opt out %s: %w", p, err)
 			}
+		}
+		// Every node ends its calls still ringing to the numbers, as for a
+		// supervisor's do-not-call list (the caller's node at once, the others
+		// at their next poll of the change counters).
+		if err := d.appendCommand(ctx, tx, CommandStopRinging, StopRingingCommand{Numbers: phones}); err != nil {
+			return err
 		}
 		if len(fresh) == 0 {
 			return nil

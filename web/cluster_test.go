@@ -136,6 +136,69 @@ func newTwoNodes(t *testing.T) *twoNodes {
 	return n
 }
 
+// ringingOnB waits for a call of c ringing on B and returns its attempt and
+// the number it rings.
+func (n *twoNodes) ringingOnB(t *testing.T) (storage.Attempt, string) {
+	t.Helper()
+	ctx := context.Background()
+	var ringing storage.Attempt
+	within(t, 10*time.Second, "a call ringing on B", func() bool {
+		open, err := n.b.db.OpenAttempts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, at := range open {
+			if at.CampaignID == n.cid {
+				ringing = at
+				return true
+			}
+		}
+		return false
+	})
+	contact, err := n.b.db.GetContact(ctx, ringing.ContactID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ringing, contact.Phone
+}
+
+// waitStopped waits until B's call ringing to phone has ended for the do-not-
+// call list within a second of now (a command's poll and a sync's margin
+// under five, on a loaded machine); why says how the number got there.
+func (n *twoNodes) waitStopped(t *testing.T, ringing storage.Attempt, phone, why string) {
+	t.Helper()
+	var at storage.Attempt
+	took := within(t, 5*time.Second, "B's call to the number "+why+" ended", func() bool {
+		var err error
+		at, err = n.b.db.GetAttempt(context.Background(), ringing.ID)
+		return err == nil && at.EndAt != nil
+	})
+	t.Logf("B's call to %s ended %s after the number was %s on A", phone, took.Round(time.Millisecond), why)
+	if took > time.Second {
+		t.Errorf("B's call to a number %s ended after %s, want within 1 s", why, took)
+	}
+	if !strings.Contains(string(at.Detail), "do-not-call") {
+		t.Errorf("B's call ended with %q, want stopped for the do-not-call list (not its ring timeout)", at.Detail)
+	}
+}
+
+// TestOptOutOnOneNodeStopsRingingOnAnother: a person's opt-out by WhatsApp
+// reply applied on node A (as A's webhook inbox applies it: the engine's
+// OptOut) ends the call ringing to that number on node B, through the same
+// command as a supervisor's do-not-call list, within a second.
+func TestOptOutOnOneNodeStopsRingingOnAnother(t *testing.T) {
+	n := newTwoNodes(t)
+	// A's engine is not run: B's inbox has no webhook event to apply, so only
+	// the command can reach B's call.
+	engineA := dialer.New(n.a.db, nil, dialer.NewAgents(), dialer.Config{Cluster: dialer.Cluster{Node: storage.Node{ID: n.nodeA.id}, Shared: true}},
+		slog.New(slog.DiscardHandler))
+	ringing, phone := n.ringingOnB(t)
+	if _, err := engineA.OptOut(context.Background(), storage.Actor{Username: "whatsapp"}, []string{phone}, storage.OptOutWhatsAppReply); err != nil {
+		t.Fatal(err)
+	}
+	n.waitStopped(t, ringing, phone, "opted out")
+}
+
 // TestTwoNodesOneOperation: with campaign c running on node B and a
 // supervisor on node A, A's wallboard shows B's live part (c's ringing calls
 // and pacer, the agent B serves, B's trunk beside A's, a trunk death B saw); a
@@ -271,33 +334,9 @@ func TestTwoNodesOneOperation(t *testing.T) {
 		}
 
 		// The number B's call rings goes on the campaign's do-not-call list on A.
-		var ringing storage.Attempt
-		within(t, 10*time.Second, "a call ringing on B", func() bool {
-			open, err := b.db.OpenAttempts(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, at := range open {
-				if at.CampaignID == cid {
-					ringing = at
-					return true
-				}
-			}
-			return false
-		})
-		contact, err := a.db.GetContact(ctx, ringing.ContactID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		decode[any](t, a.send(t, "POST", "/api/v1/dnc", supervisor, map[string]any{"phones": []string{contact.Phone}, "campaign_id": c.ID}), http.StatusOK)
-		took := within(t, 5*time.Second, "B's call to the number put on the list ended", func() bool {
-			at, err := b.db.GetAttempt(ctx, ringing.ID)
-			return err == nil && at.EndAt != nil
-		})
-		t.Logf("B's call to %s ended %s after A answered", contact.Phone, took.Round(time.Millisecond))
-		if took > time.Second {
-			t.Errorf("B's call to a number put on the list ended after %s, want within 1 s", took)
-		}
+		ringing, phone := n.ringingOnB(t)
+		decode[any](t, a.send(t, "POST", "/api/v1/dnc", supervisor, map[string]any{"phones": []string{phone}, "campaign_id": c.ID}), http.StatusOK)
+		n.waitStopped(t, ringing, phone, "put on a list")
 	})
 
 	t.Run("the two nodes' metrics give the campaign once", func(t *testing.T) {
