@@ -446,6 +446,22 @@ func (p *Agents) wrapUpDone(id int64, now time.Time) (attemptID int64, wrap time
 	return attemptID, wrap, err
 }
 
+// resumeWrapUp puts an agent logged in to campaignID and free (paused or
+// ready) back in the wrap-up of attemptID, a call on ch that ended at ended
+// and whose wrap-up a run elsewhere (another node, or this process before a
+// restart) left open, with the call's screen-pop. It reports whether it did.
+func (p *Agents) resumeWrapUp(id, campaignID, attemptID int64, ch campaigns.Channel, ended time.Time, pop ScreenPop) bool {
+	_, err := p.change(id, func(a *Agent) error {
+		if (a.State != AgentPaused && a.State != AgentReady) || !slices.Contains(a.Campaigns, campaignID) {
+			return fmt.Errorf("agent %d is %s: %w", id, a.State, ErrAgentBusy)
+		}
+		a.State, a.Since, a.Reason, a.resume = AgentWrapUp, ended, "", false
+		a.AttemptID, a.Channel, a.pop = attemptID, ch, &pop
+		return nil
+	})
+	return err == nil
+}
+
 // claimWrapUp marks the agent's wrap-up of attemptID as being closed by its
 // disposition: the wrap-up timeout does not close it while the disposition is
 // stored, and a store that fails leaves the agent in wrap-up to try again.

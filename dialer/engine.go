@@ -585,10 +585,13 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 	if err := e.agents.claimWrapUp(agentID, attemptID); err != nil {
 		return err
 	}
-	if err := e.store.Dispose(ctx, attemptID, cl.Code, cl.Notes, callback); err != nil {
+	disposed := e.store.Dispose(ctx, attemptID, cl.Code, cl.Notes, callback)
+	if disposed != nil && !errors.Is(disposed, storage.ErrDisposed) {
 		e.agents.releaseWrapUp(agentID)
-		return fmt.Errorf("disposition not recorded, still in wrap-up: %w", err)
+		return fmt.Errorf("disposition not recorded, still in wrap-up: %w", disposed)
 	}
+	// Closed already (a wrap-up left open by a run that moved, closed on the
+	// node the campaign went to): the wrap-up here is over all the same.
 	_, wrap, err := e.agents.wrapUpDone(agentID, now)
 	if err != nil {
 		return err
@@ -599,6 +602,9 @@ func (e *Engine) Disposition(ctx context.Context, agentID int64, cl Close) error
 		r.wrapEnded(attemptID, wrap)
 	}
 	e.mu.Unlock()
+	if disposed != nil {
+		return fmt.Errorf("%w: %w", ErrNoCall, disposed)
+	}
 	return nil
 }
 

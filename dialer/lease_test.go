@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -318,5 +319,72 @@ func TestClearImbalanceEvensOut(t *testing.T) {
 	}
 	if st := a.engine.Cluster(); len(st.Campaigns) != 3 {
 		t.Errorf("a runs %v, want three campaigns", st.Campaigns)
+	}
+}
+
+// TestWrapUpFollowsTheCampaign: an agent in wrap-up when its campaign's run
+// ends on one node (its process stopped before the agent gave the
+// disposition) gets the wrap-up back on the node that takes the campaign
+// over, once logged in there (as the page does when it follows the
+// campaign): in wrap-up for that call, its screen-pop shown, and the
+// disposition given there is recorded, once.
+func TestWrapUpFollowsTheCampaign(t *testing.T) {
+	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: 1})
+	trunk := sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}}
+	dsn := pgtest.Own(t).Database(t, "")
+	const ttl = 2 * time.Second
+	a := pgNode(t, dsn, "a", ttl, trunk)
+	c := a.campaign(1, campaigns.PacingProgressive, sipOnlyLadder(1))
+	agent := a.readyAgents(c.ID, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a.waitOnCall(ctx, agent, "the call")
+	if err := a.engine.Hangup(ctx, agent); err != nil {
+		t.Fatal(err)
+	}
+	for st, _ := a.engine.Agents().Get(agent); st.State != AgentWrapUp; st, _ = a.engine.Agents().Get(agent) {
+		if ctx.Err() != nil {
+			t.Fatalf("the agent is %s on a, want in wrap-up", st.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	call, _ := a.engine.Agents().Get(agent)
+	b := pgNode(t, dsn, "b", ttl, noCalls())
+	waitLive(t, a.store, ttl, 2)
+	a.stop() // a's run ends with the wrap-up open; its lease is released
+	waitCluster(t, b.engine, 10*time.Second, "b runs the campaign", runs(c.ID))
+
+	events, unsubscribe := b.engine.Subscribe(agent)
+	defer unsubscribe()
+	b.engine.Agents().Login(agent, call.Name, []int64{c.ID}, time.Now())
+	var pop *ScreenPop
+	for pop == nil {
+		select {
+		case ev := <-events:
+			if ev.Kind == EventScreenPop {
+				pop = ev.ScreenPop
+			}
+		case <-ctx.Done():
+			st, _ := b.engine.Agents().Get(agent)
+			t.Fatalf("no screen-pop on b; the agent is %s there", st.State)
+		}
+	}
+	if st, _ := b.engine.Agents().Get(agent); st.State != AgentWrapUp || st.AttemptID != call.AttemptID || pop.AttemptID != call.AttemptID {
+		t.Fatalf("on b the agent is %s after call %d, its screen-pop of call %d; want in wrap-up after call %d", st.State, st.AttemptID, pop.AttemptID, call.AttemptID)
+	}
+	if len(pop.Dispositions) == 0 || pop.Contact.ID == 0 {
+		t.Errorf("screen-pop %+v: want the contact and the campaign's dispositions", pop)
+	}
+	if err := b.engine.Disposition(ctx, agent, Close{Code: "sale"}); err != nil {
+		t.Fatalf("the disposition on b: %v", err)
+	}
+	if at, err := b.store.GetAttempt(ctx, call.AttemptID); err != nil || at.Disposition != "sale" {
+		t.Errorf("attempt %+v, %v; want the disposition sale", at, err)
+	}
+	if err := b.store.Dispose(ctx, call.AttemptID, "no_interest", "", nil); !errors.Is(err, storage.ErrDisposed) {
+		t.Errorf("a second disposition: %v, want ErrDisposed", err)
+	}
+	if st, _ := b.engine.Agents().Get(agent); st.State != AgentReady {
+		t.Errorf("the agent is %s on b after its disposition, want ready", st.State)
 	}
 }

@@ -108,6 +108,9 @@ type run struct {
 	queueView atomic.Pointer[QueueView]
 	// wrapping maps agents in wrap-up after one of this run's calls to that call.
 	wrapping map[int64]wrapUp
+	// orphans are the wrap-ups the campaign's last run left open, by agent,
+	// until their agents take them up here (wrapups.go).
+	orphans map[int64]storage.Attempt
 	agentBuf []pacing.Agent
 	dialBuf  []pacing.Dial
 	// fallbacks are contacts whose call just failed and that are due at once on a
@@ -171,7 +174,13 @@ type unrecordedEnd struct {
 // store writes u.
 func (u unrecordedEnd) store(ctx context.Context, s Store) error {
 	if u.disposition != "" {
-		return s.Dispose(ctx, u.attempt.ID, u.disposition, "", nil)
+		err := s.Dispose(ctx, u.attempt.ID, u.disposition, "", nil)
+		if errors.Is(err, storage.ErrDisposed) {
+			// Its agent gave one on another node (or a write reported
+			// failed had gone through): the first one stands.
+			return nil
+		}
+		return err
 	}
 	return s.FinishAttempt(ctx, u.attempt, u.move)
 }
@@ -375,6 +384,7 @@ func (r *run) observeWrap(attemptID int64, wrap time.Duration) {
 func (r *run) loop(ctx context.Context) {
 	defer close(r.done)
 	r.life = ctx
+	r.loadOrphans(ctx)
 	tick := time.NewTicker(r.e.cfg.Tick)
 	defer tick.Stop()
 	// abandonAt wakes the loop when the first person waiting must hear the safe-harbour
@@ -414,6 +424,7 @@ func (r *run) loop(ctx context.Context) {
 		r.connectAnswered(ctx)
 		now := r.e.cfg.Now()
 		r.recordLate(ctx, now)
+		r.adoptWrapUps(ctx, now)
 		r.expireWrapUps(ctx, now)
 		r.connectWaiting(ctx, now)
 		r.abandonExpired(ctx, now)
@@ -1002,24 +1013,31 @@ func (r *run) recorder(c *call) (*media.Recorder, error) {
 
 // screenPop tells the agent who is on the line, as the audio connects.
 func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
-	history, err := r.e.store.ListAttempts(ctx, c.due.Contact.ID)
-	if err != nil {
-		c.log.Error("screen-pop history", "err", err)
-	}
-	refusals, err := r.e.store.PolicyRefusals(ctx, c.due.Contact.ID)
-	if err != nil {
-		c.log.Error("screen-pop refusals", "err", err)
-	}
 	direction := storage.DirectionOutbound
 	if c.inbound {
 		direction = storage.DirectionInbound
 	}
-	pop := ScreenPop{
-		AttemptID: c.attempt.ID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: c.rung.Channel, Direction: direction,
-		Contact: c.due.Contact, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, Script: r.campaign.Script, ConnectedAt: now,
-	}
+	pop := r.buildPop(ctx, c.attempt.ID, c.due.Contact, c.rung.Channel, direction, now, c.log)
 	r.e.agents.setScreenPop(c.agentID, pop)
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
+}
+
+// buildPop is the screen-pop of attemptID, a call on ch to ct connected at
+// connected: the contact, its history and refusals, and the campaign's
+// dispositions and script.
+func (r *run) buildPop(ctx context.Context, attemptID int64, ct campaigns.Contact, ch campaigns.Channel, direction string, connected time.Time, log *slog.Logger) ScreenPop {
+	history, err := r.e.store.ListAttempts(ctx, ct.ID)
+	if err != nil {
+		log.Error("screen-pop history", "err", err)
+	}
+	refusals, err := r.e.store.PolicyRefusals(ctx, ct.ID)
+	if err != nil {
+		log.Error("screen-pop refusals", "err", err)
+	}
+	return ScreenPop{
+		AttemptID: attemptID, CampaignID: r.id, CampaignName: r.campaign.Name, Channel: ch, Direction: direction,
+		Contact: ct, History: history, Refusals: refusals, Dispositions: r.campaign.Dispositions, Script: r.campaign.Script, ConnectedAt: connected,
+	}
 }
 
 // abandonExpired hangs up on people who waited longer than the patience.
@@ -1120,17 +1138,23 @@ func (r *run) expireWrapUps(ctx context.Context, now time.Time) {
 		}
 		if _, wrap, err := r.e.agents.wrapUpDone(agentID, now); err == nil {
 			r.e.wrapUpEnded(agentID)
-			u := unrecordedEnd{attempt: storage.Attempt{ID: attemptID}, disposition: "wrap_up_timeout"}
-			if len(r.unrecorded) > 0 {
-				r.keep(u, now, errors.New("older outcomes wait to be written"))
-			} else if err := u.store(ctx, r.e.store); storage.IsUnavailable(err) {
-				r.e.metrics.writeFailures.Inc()
-				r.keep(u, now, err)
-			} else if err != nil {
-				r.e.log.Error("record disposition", "attempt", attemptID, "err", err)
-			}
+			r.timeOutWrapUp(ctx, attemptID, now)
 			r.observeWrap(attemptID, wrap)
 		}
+	}
+}
+
+// timeOutWrapUp records that attemptID's wrap-up ended by its timeout, or
+// keeps that to be written again while the database refuses it.
+func (r *run) timeOutWrapUp(ctx context.Context, attemptID int64, now time.Time) {
+	u := unrecordedEnd{attempt: storage.Attempt{ID: attemptID}, disposition: "wrap_up_timeout"}
+	if len(r.unrecorded) > 0 {
+		r.keep(u, now, errors.New("older outcomes wait to be written"))
+	} else if err := u.store(ctx, r.e.store); storage.IsUnavailable(err) {
+		r.e.metrics.writeFailures.Inc()
+		r.keep(u, now, err)
+	} else if err != nil {
+		r.e.log.Error("record disposition", "attempt", attemptID, "err", err)
 	}
 }
 

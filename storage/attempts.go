@@ -102,13 +102,19 @@ type AttemptStore interface {
 	FinishAttempt(ctx context.Context, a Attempt, move MoveFunc) error
 	// Dispose records the agent's disposition of a connected attempt, with the
 	// agent's notes, and, for a callback, moves the contact through the
-	// journey's callback event on the attempt's rung.
+	// journey's callback event on the attempt's rung. An attempt that has a
+	// disposition already keeps it: ErrDisposed.
 	Dispose(ctx context.Context, attemptID int64, disposition, notes string, callback *Callback) error
 	GetAttempt(ctx context.Context, id int64) (Attempt, error)
 	ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error)
 	// AgentCallbacks lists the callbacks still to be made that an agent asked
 	// for or is routed, soonest first.
 	AgentCallbacks(ctx context.Context, agentID int64, limit int) ([]AgentCallback, error)
+	// OpenWrapUps lists the campaign's calls that ended connected to an agent
+	// since since and have no disposition yet: wrap-ups a run that ended (its
+	// campaign moved to another node, or its process stopped) left open, for
+	// the next run to give back to their agents.
+	OpenWrapUps(ctx context.Context, campaignID int64, since time.Time) ([]Attempt, error)
 	// OpenAttempts lists attempts that have not ended, with their contacts' ladder
 	// positions: after a crash, the engine closes them as interrupted.
 	OpenAttempts(ctx context.Context) ([]Attempt, error)
@@ -327,8 +333,16 @@ func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition, notes st
 		if err := tx.QueryRowContext(ctx, "SELECT contact_id, rung FROM attempts WHERE id=?", attemptID).Scan(&contactID, &rung); err != nil {
 			return notFoundIfNoRows(err, fmt.Sprintf("attempt %d", attemptID))
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE attempts SET disposition=?, notes=? WHERE id=?", disposition, nullString(notes), attemptID); err != nil {
+		// Once: an agent's wrap-up left open by a run that moved to another
+		// node may be closed on either (the agent's, or the wrap-up timeout).
+		res, err := tx.ExecContext(ctx, "UPDATE attempts SET disposition=?, notes=? WHERE id=? AND disposition IS NULL", disposition, nullString(notes), attemptID)
+		if err != nil {
 			return fmt.Errorf("record disposition: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("record disposition: %w", err)
+		} else if n == 0 {
+			return fmt.Errorf("attempt %d: %w", attemptID, ErrDisposed)
 		}
 		if callback == nil {
 			return nil
@@ -337,7 +351,7 @@ func (d *DB) Dispose(ctx context.Context, attemptID int64, disposition, notes st
 		// callback event needs no ladder.
 		ev := campaigns.Event{Kind: campaigns.EventCallbackSet, At: callback.At, Rung: rung, AgentID: callback.AgentID}
 		now := msToTime(d.nowMs())
-		err := d.moveContact(ctx, tx, contactID, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
+		err = d.moveContact(ctx, tx, contactID, func(c campaigns.Contact, pos campaigns.Position) (campaigns.Position, error) {
 			return campaigns.Apply(nil, c, pos, ev, now)
 		})
 		if err != nil {
@@ -398,6 +412,14 @@ func (d *DB) listAttempts(ctx context.Context, where string, args ...any) ([]Att
 // ListAttempts lists a contact's attempts, oldest first.
 func (d *DB) ListAttempts(ctx context.Context, contactID int64) ([]Attempt, error) {
 	return d.listAttempts(ctx, "contact_id = ?", contactID)
+}
+
+// OpenWrapUps lists the campaign's connected calls ended since since with an
+// agent and no disposition. A call back on WhatsApp is left out: its wrap-up
+// is its dropped SIP call's.
+func (d *DB) OpenWrapUps(ctx context.Context, campaignID int64, since time.Time) ([]Attempt, error) {
+	return d.listAttempts(ctx, `campaign_id = ? AND state = 'ended' AND outcome = ? AND agent_id IS NOT NULL
+		AND disposition IS NULL AND resumed_from IS NULL AND end_at >= ?`, campaignID, string(campaigns.OutcomeConnected), since.UnixMilli())
 }
 
 // OpenAttempts lists attempts that have not ended.

@@ -37,6 +37,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict means the change collides with existing data (a duplicate name, …).
 	ErrConflict = errors.New("conflict")
+	// ErrDisposed means the attempt has a disposition already: it is kept.
+	ErrDisposed = errors.New("the call has a disposition already")
 )
 
 // migrationFiles are the schema's versions: SQLite's in migrations, PostgreSQL's
