@@ -110,7 +110,7 @@ type run struct {
 	wrapping map[int64]wrapUp
 	// orphans are the wrap-ups the campaign's last run left open, by agent,
 	// until their agents take them up here (wrapups.go).
-	orphans map[int64]storage.Attempt
+	orphans  map[int64]storage.Attempt
 	agentBuf []pacing.Agent
 	dialBuf  []pacing.Dial
 	// fallbacks are contacts whose call just failed and that are due at once on a
