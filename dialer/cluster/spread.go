@@ -36,17 +36,16 @@ func Owner(campaign int64, nodes []string) string {
 // live to its holder. Leases are sticky: a campaign held by one of nodes stays
 // with it, so a node joining moves nothing. A campaign that is free (never
 // taken, released, expired) or held by a node not among nodes (draining) goes
-// to its Owner among the nodes still below their share (Share), taken in
-// campaign order, each node's count raised as it is given one: every node
-// computes the same answer from the same leases, and the spread stays even
-// without moving what runs. A node then takes the campaigns Mine gives it when
-// their leases are free; it hands one over only when it holds more than its
-// share allows (Overloaded).
+// to its Owner among the nodes that hold fewest campaigns, taken in campaign
+// order, each node's count raised as it is given one: every node computes the
+// same answer from the same leases, and the spread evens out without moving
+// what runs. A node then takes the campaigns Mine gives it when their leases
+// are free; it hands one over only when it holds more than its share allows
+// (Overloaded).
 func Mine(self string, nodes []string, running []int64, held map[int64]string) []int64 {
 	if !slices.Contains(nodes, self) {
 		return nil
 	}
-	share := Share(len(running), len(nodes))
 	load := make(map[string]int, len(nodes))
 	var free []int64
 	for _, c := range running {
@@ -58,17 +57,19 @@ func Mine(self string, nodes []string, running []int64, held map[int64]string) [
 	}
 	slices.Sort(free)
 	given := map[int64]bool{}
-	under := make([]string, 0, len(nodes))
+	least := make([]string, 0, len(nodes))
 	for _, c := range free {
-		under = under[:0]
+		least = least[:0]
+		fewest := -1
 		for _, n := range nodes {
-			if load[n] < share {
-				under = append(under, n)
+			switch l := load[n]; {
+			case fewest < 0 || l < fewest:
+				least, fewest = append(least[:0], n), l
+			case l == fewest:
+				least = append(least, n)
 			}
 		}
-		// Some node is below its share while a campaign is free: the
-		// others hold fewer than all of them.
-		o := Owner(c, under)
+		o := Owner(c, least)
 		load[o]++
 		given[c] = o == self
 	}
@@ -99,8 +100,9 @@ func Share(total, nodes int) int {
 // dials nothing more there and waits for its calls), while one campaign more
 // than the even share is what hashing and the order nodes come and go in leave
 // anyway. It also ends every rebalance: the campaign handed over goes to a
-// node below its share (Mine), never back to the one that gave it (still at
-// Share+1 or more), so no campaign moves back and forth.
+// node holding fewest (Mine), below its share since one campaign is free,
+// never back to the one that gave it (still at Share+1 or more), so no
+// campaign moves back and forth.
 func Overloaded(self string, nodes []string, running []int64, held map[int64]string) bool {
 	if !slices.Contains(nodes, self) {
 		return false

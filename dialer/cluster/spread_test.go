@@ -130,7 +130,7 @@ func heldBy(byNode map[string][]int64) map[int64]string {
 
 // TestMineKeepsWhatRuns: a live taker keeps the campaigns it holds whoever
 // joins; what is free, or held by a node that no longer takes (draining, left
-// out of nodes), goes to a node below its share.
+// out of nodes), goes to a node holding fewest.
 func TestMineKeepsWhatRuns(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -147,18 +147,25 @@ func TestMineKeepsWhatRuns(t *testing.T) {
 			want:    map[string][]int64{"a": {1, 2}, "b": {3, 4}, "c": nil},
 		},
 		{
-			name:    "a free campaign goes to the only node below its share",
+			name:    "a free campaign goes to the node holding fewest",
 			nodes:   []string{"a", "b", "c"},
 			running: campaignsUpTo(5),
 			held:    heldBy(map[string][]int64{"a": {1, 2}, "b": {3, 4}}),
 			want:    map[string][]int64{"a": {1, 2}, "b": {3, 4}, "c": {5}},
 		},
 		{
-			name:    "a draining node's campaigns go to the takers below their share",
+			name:    "an empty node takes a free campaign before one below its share",
+			nodes:   []string{"a", "b", "c"},
+			running: campaignsUpTo(5),
+			held:    heldBy(map[string][]int64{"a": {1, 2, 3}, "b": {4}}),
+			want:    map[string][]int64{"a": {1, 2, 3}, "b": {4}, "c": {5}},
+		},
+		{
+			name:    "a draining node's campaigns go to the takers holding fewest",
 			nodes:   []string{"a", "b"},
 			running: campaignsUpTo(4),
 			held:    heldBy(map[string][]int64{"a": {1}, "b": {2}, "draining": {3, 4}}),
-			// Share 2: each of a and b takes one; which one is the hash's.
+			// a and b hold one each: each takes one; which one is the hash's.
 		},
 		{
 			name:    "a node holding campaigns while others are empty keeps them",
