@@ -145,3 +145,62 @@ func testMoveContactWritesWhatItIsGiven(t *testing.T, be backend) {
 		t.Errorf("start on an exhausted contact: %v, want ErrConflict", err)
 	}
 }
+
+// TestOpenWrapUpsAndDisposeOnce: a connected call with its agent and no
+// disposition is an open wrap-up of its campaign until disposed, within the
+// time asked; a second disposition is refused and the first stands, its
+// callback scheduled once.
+func TestOpenWrapUpsAndDisposeOnce(t *testing.T) {
+	eachBackend(t, testOpenWrapUpsAndDisposeOnce)
+}
+
+func testOpenWrapUpsAndDisposeOnce(t *testing.T, be backend) {
+	d, _ := be.open(t, Options{})
+	ctx := context.Background()
+	c := newCampaign(t, d)
+	ids := importContacts(t, d, c, "+5511987650040", "+5511987650041")
+	agent := newAgent(t, d)
+	now := time.Now()
+	ended := make([]Attempt, len(ids))
+	for i, id := range ids {
+		a, err := d.StartAttempt(ctx, id, campaigns.ChannelSIP, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.State, a.EndAt = "ended", &now
+		a.Outcome = string(campaigns.OutcomeConnected)
+		if i == 0 {
+			a.AgentID = agent
+		} else {
+			a.Outcome = string(campaigns.OutcomeNoAnswer) // no agent, no wrap-up
+		}
+		if err := d.FinishAttempt(ctx, a, nil); err != nil {
+			t.Fatal(err)
+		}
+		ended[i] = a
+	}
+	open, err := d.OpenWrapUps(ctx, c.ID, now.Add(-time.Minute))
+	if err != nil || len(open) != 1 || open[0].ID != ended[0].ID || open[0].AgentID != agent {
+		t.Fatalf("open wrap-ups %+v, %v; want the connected call with its agent", open, err)
+	}
+	if open, err := d.OpenWrapUps(ctx, c.ID, now.Add(time.Minute)); err != nil || len(open) != 0 {
+		t.Errorf("wrap-ups of calls ended since a minute ahead: %+v, %v; want none", open, err)
+	}
+	if err := d.Dispose(ctx, ended[0].ID, "callback", "first", &Callback{At: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Dispose(ctx, ended[0].ID, "sale", "second", &Callback{At: now.Add(2 * time.Hour)}); !errors.Is(err, ErrDisposed) {
+		t.Errorf("a second disposition: %v, want ErrDisposed", err)
+	}
+	a, err := d.GetAttempt(ctx, ended[0].ID)
+	if err != nil || a.Disposition != "callback" || a.Notes != "first" {
+		t.Errorf("attempt %+v, %v; want the first disposition", a, err)
+	}
+	pos, err := d.ContactPosition(ctx, ids[0])
+	if err != nil || pos.NextAttemptAt.UnixMilli() != now.Add(time.Hour).UnixMilli() {
+		t.Errorf("contact %+v, %v; want the first callback's time", pos, err)
+	}
+	if open, err := d.OpenWrapUps(ctx, c.ID, now.Add(-time.Minute)); err != nil || len(open) != 0 {
+		t.Errorf("open wrap-ups after the disposition: %+v, %v; want none", open, err)
+	}
+}
