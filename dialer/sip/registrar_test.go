@@ -392,11 +392,11 @@ func TestRegistrarConfig(t *testing.T) {
 
 // TestNonces: a nonce is fresh until its TTL, stale after, and only ours verify.
 func TestNonces(t *testing.T) {
-	n, err := newNonces(time.Minute)
+	n, err := newNonces(time.Minute, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := newNonces(time.Minute)
+	other, _ := newNonces(time.Minute, nil)
 	t0 := time.Unix(1_800_000_000, 0)
 	nonce := n.issue(t0)
 	tests := []struct {
