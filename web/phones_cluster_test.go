@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/sip"
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/internal/phonetest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -27,7 +29,9 @@ func clusterRegistrar(t *testing.T, db *storage.DB, node string, agentID int64) 
 // campaign. B's wallboard and /metrics show the phone registered (to A); the
 // agent's login through A reaches B, whose registrar calls the phone at the
 // address it registered from: baresip answers B's call, its audio reaches B's
-// bridge, and the agent's audio is up on B alone; the phone's hang-up reaches B.
+// bridge, and the agent's audio is up on B alone; the phone's hang-up reaches B,
+// and its unregistration through A is seen by B. A phone registered over TCP to
+// A alone is refused by B's login at once, naming A.
 func TestPhoneRegisteredToOneNodeServesTheAgentOnAnother(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var regB *sip.Registrar
@@ -83,5 +87,25 @@ func TestPhoneRegisteredToOneNodeServesTheAgentOnAnother(t *testing.T) {
 	sent, _ := phone.RTPStats(t, 5*time.Second)
 	if uint64(sent) < bridge.Idle() || sent < 25 {
 		t.Errorf("baresip sent %d packets; node B's bridge received %d", sent, bridge.Idle())
+	}
+
+	// The phone quits, unregistering through A: B no longer shows it.
+	phone.Command(t, "quit")
+	within(t, followPatience, "node B sees the phone unregistered", func() bool {
+		_, ok, err := regB.Registered(context.Background(), n.agent)
+		return err == nil && !ok
+	})
+
+	// A phone over TCP to A alone: B cannot reach it, and the login says so
+	// at once, naming A.
+	tcp := baresiptest.Start(t, baresiptest.Options{Registrar: regA.Addr().String(), Transport: "tcp", User: "agent1", Password: "pw-agent1"})
+	tcp.WaitUntil(t, 10*time.Second, "register over TCP", func() bool { b, ok := regA.Lookup(n.agent); return ok && b.Transport == "tcp" })
+	start := time.Now()
+	refused := wantError(t, n.a.send(t, "POST", "/api/v1/agent/login", agent, map[string]any{"audio": "phone"}), http.StatusConflict, "phone_unavailable")
+	if !strings.Contains(refused.Message, "node-a") || !strings.Contains(refused.Message, "TCP") {
+		t.Errorf("login with a phone bound over TCP to node A: %q, want it to say so", refused.Message)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the refused login took %s", d)
 	}
 }
