@@ -204,6 +204,9 @@ type Binding struct {
 	aor     sip.Uri
 	callID  string
 	cseq    uint32
+	// unshared: the database did not take it (RegistrarConfig.Shared), so
+	// its absence there says nothing.
+	unshared bool
 }
 
 // Errors of the registrar and of calls to agent phones.
@@ -573,12 +576,12 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	}
 	// The other nodes' bindings of the agent: a REGISTER replayed to this
 	// node is refused by what another node recorded, and the 200 lists them.
+	// Should the database not answer, the phone is bound here all the same, as
+	// a registrar alone would (only this node's Call-ID/CSeq are checked).
 	others, err := r.sharedBindings(r.rootCtx, agentID, now)
 	if err != nil {
 		r.log.Warn("sip registrar: shared bindings unreadable", "agent", agentID, "err", err)
-		res := reply(500, "Server Internal Error")
-		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
-		return res
+		others = nil
 	}
 	// Out-of-order or replayed requests (RFC 3261 10.3 step 7).
 	stale := func(b *Binding) bool { return b.callID == callID.Value() && cseq.SeqNo <= b.cseq }
@@ -666,12 +669,22 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	r.mu.Unlock()
 
 	if err := r.share(agentID, saved, removed); err != nil {
-		// Bound here all the same; the other nodes learn of it at the
-		// phone's next REGISTER, which comes sooner.
-		r.log.Warn("sip registrar: could not share the phone's registration", "agent", agentID, "err", err)
-		res := reply(500, "Server Internal Error")
-		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-		return res
+		// Bound here all the same, as on a registrar alone, but for
+		// MinExpires at most: the phone's next REGISTER, that soon, shares
+		// it with the other nodes once the database answers again.
+		r.log.Warn("sip registrar: could not share the phone's registration; bound here for min_expires", "agent", agentID, "err", err)
+		r.mu.Lock()
+		bound = bound[:0]
+		for _, b := range list {
+			if slices.Contains(saved, b) {
+				b.unshared = true
+				if limit := now.Add(minExp); b.Expires.After(limit) {
+					b.Expires = limit
+				}
+			}
+			bound = append(bound, *b)
+		}
+		r.mu.Unlock()
 	}
 	// The 200 lists every binding of the agent (RFC 3261 10.3 step 8), the
 	// other nodes' too.

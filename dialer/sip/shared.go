@@ -134,7 +134,7 @@ func (r *Registrar) callable(ctx context.Context, agentID int64) (Binding, error
 // as this node's: the phone unregistered through another node, or registered
 // the contact there since. Only the node holding a phone's registration probes
 // it. A binding refreshed within sharedTimeout of the read is kept: its
-// REGISTER's write may not have landed yet.
+// REGISTER's write may not have landed yet; so is one the database refused.
 func (r *Registrar) dropUnshared() {
 	if r.cfg.Shared == nil {
 		return
@@ -160,7 +160,7 @@ func (r *Registrar) dropUnshared() {
 	defer r.mu.Unlock()
 	for agentID, list := range r.bindings {
 		r.setBindingsLocked(agentID, slices.DeleteFunc(list, func(b *Binding) bool {
-			if held[id(agentID, contactKey(b.contact), b.RegisteredAt)] || !b.RegisteredAt.Before(read.Add(-sharedTimeout)) {
+			if b.unshared || held[id(agentID, contactKey(b.contact), b.RegisteredAt)] || !b.RegisteredAt.Before(read.Add(-sharedTimeout)) {
 				return false
 			}
 			r.log.Info("agent phone registration moved or removed on another node", "agent", agentID, "contact", b.Contact)

@@ -14,8 +14,9 @@ import (
 )
 
 // sharedStore is a real SQLite database with the test registrars' agents
-// (agent1 is user 1, agent2 user 2), where nodes' registrars share bindings.
-func sharedStore(t *testing.T) *storage.DB {
+// named (agent1 is user 1, agent2 user 2), where nodes' registrars share
+// bindings.
+func sharedStore(t *testing.T, agents ...string) *storage.DB {
 	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
@@ -23,7 +24,7 @@ func sharedStore(t *testing.T) *storage.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	for i, name := range []string{"agent1", "agent2"} {
+	for i, name := range agents {
 		u := storage.User{Username: name, Role: storage.RoleAgent}
 		if err := store.CreateUser(ctx, storage.Actor{Username: "admin"}, &u); err != nil {
 			t.Fatal(err)
@@ -59,7 +60,7 @@ func sharedNodeClock(t *testing.T, store *storage.DB, node string, key []byte, c
 // same Call-ID and CSeq. The unregistration through A removes what B bound,
 // and B stops holding (and probing) it.
 func TestNonceOfOneNodeIsGoodOnAnother(t *testing.T) {
-	store := sharedStore(t)
+	store := sharedStore(t, "agent1", "agent2")
 	a := sharedNode(t, store, "node-a", testNonceKey, RegistrarConfig{})
 	b, bClock := sharedNodeClock(t, store, "node-b", testNonceKey, RegistrarConfig{})
 	stranger := sharedNode(t, store, "node-c", []byte("another cluster's nonce key"), RegistrarConfig{})
@@ -124,7 +125,7 @@ func TestNonceOfOneNodeIsGoodOnAnother(t *testing.T) {
 // Only A probes the phone. A phone registered over TCP to A alone is refused
 // by B at once, saying where it is.
 func TestPhoneRegisteredToAnotherNodeIsCalled(t *testing.T) {
-	store := sharedStore(t)
+	store := sharedStore(t, "agent1", "agent2")
 	quick := RegistrarConfig{KeepaliveInterval: Duration(200 * time.Millisecond), KeepaliveTimeout: Duration(2 * time.Second)}
 	a := sharedNode(t, store, "node-a", testNonceKey, quick)
 	b := sharedNode(t, store, "node-b", testNonceKey, quick)
@@ -191,7 +192,7 @@ func TestPhoneRegisteredToAnotherNodeIsCalled(t *testing.T) {
 // OPTIONS of the node it registered to is removed from the database too, so
 // no node shows it registered or calls it; an expired binding is purged.
 func TestLostPhoneLeavesTheSharedBindings(t *testing.T) {
-	store := sharedStore(t)
+	store := sharedStore(t, "agent1", "agent2")
 	a := sharedNode(t, store, "node-a", testNonceKey, RegistrarConfig{
 		KeepaliveInterval: Duration(100 * time.Millisecond), KeepaliveTimeout: Duration(300 * time.Millisecond)})
 	mute := newRawPhone(t, a.Addr(), "udp", "agent1", "secret1") // answers no OPTIONS
@@ -231,5 +232,41 @@ func TestLostPhoneLeavesTheSharedBindings(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("expired bindings not purged: %s", fmt.Sprint(left))
 		}
+	}
+}
+
+// TestPhoneRegistersWhenTheDatabaseFails: when the database refuses a
+// phone's binding (here agent2 has no row to belong to), the registrar binds
+// the phone as one alone would, for min_expires only (the phone's next
+// REGISTER, that soon, shares it), and keeps it although the database does not
+// hold it; with the database gone altogether too.
+func TestPhoneRegistersWhenTheDatabaseFails(t *testing.T) {
+	store := sharedStore(t, "agent1")
+	a, clock := sharedNodeClock(t, store, "node-a", testNonceKey, RegistrarConfig{MinExpires: Duration(90 * time.Second)})
+	register := func(user, pass string) {
+		t.Helper()
+		p := newRawPhone(t, a.Addr(), "udp", user, pass)
+		res := p.register(p.contact(), "Expires: 600")
+		if res.StatusCode != 200 {
+			t.Fatalf("REGISTER of %s: %d %s, want 200", user, res.StatusCode, res.Reason)
+		}
+		for contact, exp := range contactExpires(t, res) {
+			if exp != 90 {
+				t.Errorf("%s granted %d s, want min_expires (90 s)", contact, exp)
+			}
+		}
+	}
+	register("agent2", "secret2")
+	clock.advance(sharedTimeout + time.Second)
+	a.dropUnshared()
+	if _, ok := a.Lookup(2); !ok {
+		t.Fatal("the phone the database refused was dropped")
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	register("agent1", "secret1")
+	if _, ok := a.Lookup(1); !ok {
+		t.Fatal("a phone bound with the database gone is not held")
 	}
 }
