@@ -150,7 +150,9 @@ func (r *Registrar) dropUnshared() {
 		return
 	}
 	held := make(map[string]bool, len(rows))
-	id := func(agentID int64, key string, at time.Time) string { return fmt.Sprint(agentID, " ", key, " ", at.UnixMilli()) }
+	id := func(agentID int64, key string, at time.Time) string {
+		return fmt.Sprint(agentID, " ", key, " ", at.UnixMilli())
+	}
 	for _, p := range rows {
 		if p.Node == r.cfg.Node {
 			held[id(p.AgentID, p.ContactKey, p.RegisteredAt)] = true
