@@ -470,7 +470,7 @@ function buildAgentRow(a) {
       }
     }, `${a.name} → ${sel.selectedOptions[0]?.textContent}`);
   });
-  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name, el('span', { class: 'node' }), el('span', { class: 'node phone' })), el('td', {}, el('span', { class: 'badge' })),
+  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name, el('span', { class: 'node' }), el('span', { class: 'phone' })), el('td', {}, el('span', { class: 'badge' })),
     el('td', { class: 'tis' }), el('td', { class: 'assigned' }), el('td', { class: 'mv' }, sel, btn));
   return { tr, sel, agent: a };
 }
