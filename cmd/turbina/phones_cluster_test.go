@@ -13,6 +13,7 @@ import (
 
 	"github.com/icholy/digest"
 
+	"github.com/turbina-dialer/turbina/internal/baresiptest"
 	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -68,7 +69,10 @@ func registerTo(t *testing.T, conn *net.UDPConn, to string, cseq int, auth strin
 // TestServeNodesShareTheirPhones: two `turbina serve` on one PostgreSQL
 // database, each with its registrar: a phone challenged by node A answers node
 // B and is registered (the nodes' nonce key comes from their shared token key),
-// and the binding B took is in the database under B's node ID, for A to call.
+// and the binding B took is in the database under B's node ID. Then the agent's
+// real phone (baresip) registers to A, and the agent logs in with it through
+// B, which serves the agent (no campaign runs): B calls the phone, and the
+// phone answers B's call.
 func TestServeNodesShareTheirPhones(t *testing.T) {
 	pgURL := pgtest.Own(t).Database(t, "")
 	tokenKey := strings.Repeat("p", storage.MinTokenKeyLen)
@@ -85,14 +89,14 @@ func TestServeNodesShareTheirPhones(t *testing.T) {
 	if err := db.SetPhoneSecret(ctx, storage.Actor{Username: "admin"}, agent.ID, "turbina", "phone-secret-1"); err != nil {
 		t.Fatal(err)
 	}
-	node := func() (registrar, id string) {
+	node := func() (registrar, id string, p *proc) {
 		registrar = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 		cfg, _ := json.Marshal(map[string]any{"registrar": map[string]any{"listen_addr": registrar}})
 		file := filepath.Join(t.TempDir(), "turbina.json")
 		if err := os.WriteFile(file, cfg, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		p := start(t, []string{"TURBINA_DATABASE_URL=" + pgURL, "TURBINA_ADMIN_TOKEN=" + crashAdmin, "TURBINA_CONFIG=" + file,
+		p = start(t, []string{"TURBINA_DATABASE_URL=" + pgURL, "TURBINA_ADMIN_TOKEN=" + crashAdmin, "TURBINA_CONFIG=" + file,
 			"TURBINA_TOKEN_KEY=" + tokenKey, "TURBINA_DATA_DIR=" + t.TempDir()}, "serve")
 		var ready struct{ Node string }
 		for deadline := time.Now().Add(15 * time.Second); apiGet(p.url+"/readyz", "", &ready) != nil || ready.Node == ""; time.Sleep(50 * time.Millisecond) {
@@ -100,10 +104,11 @@ func TestServeNodesShareTheirPhones(t *testing.T) {
 				t.Fatalf("/readyz not ready with a node within 15 s:\n%s", p.Output())
 			}
 		}
-		return registrar, ready.Node
+		return registrar, ready.Node, p
 	}
-	regA, _ := node()
-	regB, nodeB := node()
+	regA, _, procA := node()
+	regB, nodeB, procB := node()
+	urlB := procB.url
 
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -131,5 +136,24 @@ func TestServeNodesShareTheirPhones(t *testing.T) {
 	}
 	if len(rows) != 1 || rows[0].Node != nodeB || rows[0].Source != conn.LocalAddr().String() {
 		t.Fatalf("shared bindings %+v, want the phone's, taken by node %s", rows, nodeB)
+	}
+	// The agent's phone registers to A (the raw one stays bound to B, older);
+	// the agent logs in through B.
+	phone := baresiptest.Start(t, baresiptest.Options{Registrar: regA, User: "agent1", Password: "phone-secret-1"})
+	phone.WaitUntil(t, 10*time.Second, "register to node A", func() bool {
+		rows, err := db.PhoneBindings(ctx, agent.ID, time.Now())
+		return err == nil && len(rows) == 2 && rows[0].Node != nodeB && strings.Contains(rows[0].UserAgent, "baresip")
+	})
+	campaign := clusterCampaign(t, urlB, 1)
+	call(t, "POST", urlB+"/api/v1/campaigns/"+campaign+"/agents", crashAdmin, "application/json", strings.NewReader(fmt.Sprintf(`{"user_id":%d}`, agent.ID)), 200, nil)
+	var tok struct{ Token string }
+	call(t, "POST", fmt.Sprintf("%s/api/v1/users/%d/tokens", urlB, agent.ID), crashAdmin, "application/json", strings.NewReader(`{"name":"desk"}`), 201, &tok)
+	call(t, "POST", urlB+"/api/v1/agent/login", tok.Token, "application/json", strings.NewReader(`{"audio":"phone"}`), 200, nil)
+	phone.WaitUntil(t, 5*time.Second, "take node B's call", func() bool { return strings.Contains(phone.Output(), "Call established") })
+	// The call is B's: A called nobody.
+	for name, p := range map[string]*proc{"node A": procA, "node B": procB} {
+		if called := strings.Contains(p.Output(), "agent phone answered"); called != (p == procB) {
+			t.Errorf("%s logged a phone call: %v, want only node B's:\n%s", name, called, p.Output())
+		}
 	}
 }
