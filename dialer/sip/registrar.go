@@ -228,7 +228,7 @@ var (
 	// keepalive OPTIONS (RegistrarConfig.KeepaliveInterval).
 	ErrPhoneLost = errors.New("sip: agent phone stopped answering")
 	// ErrPhoneElsewhere means the phone's only live registration is over TCP
-	// (or TLS) to another node: only that node holds its connection, so this
+	// to another node: only that node holds its connection, so this
 	// one cannot call it. The phone must register through a shared address.
 	ErrPhoneElsewhere = errors.New("sip: agent phone is registered over TCP to another node")
 )
