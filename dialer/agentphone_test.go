@@ -19,14 +19,36 @@ import (
 // with Turbina's registrar, is called once and nailed up; a customer answered
 // through a sipp carrier is switched onto it, and audio flows both ways through
 // the bridge. The leg outlives the customer call and goes down when the phone
-// hangs up.
+// hangs up. The same holds when the phone registered to another node's
+// registrar on the same database: the engine's own registrar calls it.
 func TestCustomerAudioReachesASIPPhone(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		nodes bool // the phone registers to node A; the engine's registrar is node B's
+	}{
+		{"registered here", false},
+		{"registered to another node", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { customerAudioReachesPhone(t, tc.nodes) })
+	}
+}
+
+func customerAudioReachesPhone(t *testing.T, nodes bool) {
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})
 	c := h.draft(1, campaigns.PacingProgressive, sipOnlyLadder(1))
 	agent := h.agents(c.ID, 1, time.Hour)[0] // talks until the test hangs up
-	reg := phonetest.Registrar(t, sip.RegistrarConfig{}, map[string]int64{"agent1": agent})
-	phone := phonetest.Start(t, reg, "agent1", agent)
+	accounts := map[string]int64{"agent1": agent}
+	// The phone registers to at; the engine calls it through reg.
+	at := phonetest.Registrar(t, sip.RegistrarConfig{}, accounts)
+	reg := at
+	if nodes {
+		shared := func(node string) sip.RegistrarConfig {
+			return sip.RegistrarConfig{Node: node, Shared: h.store, NonceKey: []byte("nonce key of the test's nodes")}
+		}
+		at, reg = phonetest.Registrar(t, shared("node-a"), accounts), phonetest.Registrar(t, shared("node-b"), accounts)
+	}
+	phone := phonetest.Start(t, at, "agent1", agent)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()

@@ -20,6 +20,7 @@ type Store interface {
 	PolicyStore
 	LeaseStore
 	ClusterStore
+	PhoneBindingStore
 	Ping(ctx context.Context) error
 	// Ready is nil when the database answers reads and takes writes.
 	Ready(ctx context.Context) error

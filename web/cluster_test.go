@@ -448,7 +448,8 @@ func scrape(t *testing.T, e *apiEnv) map[string]float64 {
 }
 
 // TestBrowserWallboardOfTwoNodes: the supervisor's page on node A shows, when
-// B is live too, which node each trunk and the agent are on.
+// B is live too, which node each trunk and the agent are on, and the agent's
+// SIP phone registered to node B.
 func TestBrowserWallboardOfTwoNodes(t *testing.T) {
 	n := newTwoNodes(t)
 	a := n.a
@@ -461,6 +462,17 @@ func TestBrowserWallboardOfTwoNodes(t *testing.T) {
 	p.waitJS("both nodes' trunks", `[...document.querySelectorAll('#trunks tbody tr th .node')].map((s) => s.textContent).join('|') === 'node node-a|node node-b'`, 10*time.Second)
 	p.waitJS("the agent on node B", fmt.Sprintf(`document.querySelector('#agents tbody tr[data-id="%d"] th .node')?.textContent === 'node node-b'`,
 		a.users[storage.RoleAgent].ID), 5*time.Second)
+	// The agent's phone registers to node B's registrar: A's page shows it.
+	agent := a.users[storage.RoleAgent].ID
+	now := time.Now()
+	if err := a.db.UpdatePhoneBindings(context.Background(), agent, []storage.PhoneBinding{{
+		AgentID: agent, ContactKey: "sip:agent1@127.0.0.1:5099;udp", Contact: "sip:agent1@127.0.0.1:5099", AOR: "sip:agent1@127.0.0.1",
+		Username: "agent1", Source: "127.0.0.1:5099", Transport: "udp", UserAgent: "baresip", Node: "node-b",
+		CallID: "c", CSeq: 1, RegisteredAt: now, Expires: now.Add(time.Hour)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS("the agent's phone registered to node B", fmt.Sprintf(`(() => { const s = document.querySelector('#agents tbody tr[data-id="%d"] th .phone');
+		return s?.textContent === 'SIP phone registered' && s.title.includes('UDP') && s.title.includes('node-b'); })()`, agent), 5*time.Second)
 	p.shot("two nodes")
 	p.do("scroll to the agents", chromedp.Evaluate[chromedp.Void](`document.getElementById('agents').scrollIntoView()`))
 	p.shot("two nodes, agents and trunks")

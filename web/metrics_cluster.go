@@ -27,6 +27,8 @@ var (
 		[]string{"campaign"}, nil)
 	agentsDesc = prometheus.NewDesc("turbina_agents",
 		"Agents signed in to this node's engine, by state: each agent is served by one node.", []string{"state"}, nil)
+	phonesDesc = prometheus.NewDesc("turbina_agent_phones_registered",
+		"Agents whose SIP phone has a live registration, to any node (read from the database: the same on every node).", nil, nil)
 )
 
 // liveCollector exports at scrape time the figures only this node's engine
@@ -34,7 +36,7 @@ var (
 type liveCollector struct{ s *Server }
 
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{campaignRingingDesc, campaignWaitingDesc, campaignLongestWaitDesc, agentsDesc} {
+	for _, d := range []*prometheus.Desc{campaignRingingDesc, campaignWaitingDesc, campaignLongestWaitDesc, agentsDesc, phonesDesc} {
 		ch <- d
 	}
 }
@@ -55,6 +57,15 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if phones, err := c.s.store.LivePhoneBindings(ctx, time.Now()); err != nil {
+		ch <- prometheus.NewInvalidMetric(phonesDesc, err)
+	} else {
+		agents := map[int64]bool{}
+		for _, p := range phones {
+			agents[p.AgentID] = true
+		}
+		ch <- prometheus.MustNewConstMetric(phonesDesc, prometheus.GaugeValue, float64(len(agents)))
+	}
 	mine, err := c.s.runsHere(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(campaignRingingDesc, err)

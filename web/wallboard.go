@@ -231,6 +231,19 @@ type WallboardAgent struct {
 	Assigned    []string `json:"assigned_campaign_ids"`
 	// Node is the node serving the agent, when several nodes are live.
 	Node string `json:"node,omitempty"`
+	// Phone is the agent's SIP phone registration, whichever node took it;
+	// absent when it has none.
+	Phone *WallboardPhone `json:"phone,omitempty"`
+}
+
+// WallboardPhone is an agent's SIP phone registration (the most recently
+// refreshed, when it has several), as every node reads it from the database.
+type WallboardPhone struct {
+	// Node is the node whose registrar took the REGISTER.
+	Node      string    `json:"node,omitempty"`
+	Transport string    `json:"transport"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Expires   time.Time `json:"expires"`
 }
 
 // wallSample is one second's counters, kept for the charts.
@@ -501,6 +514,15 @@ func (wb *wallboard) snapshot(ctx context.Context) (WallboardSnapshot, error) {
 		a.SecondsInState = now.Sub(la.Since).Seconds()
 		a.CampaignIDs = idStrings(la.Campaigns)
 		a.Node = lv.agentNode[la.ID]
+	}
+	phones, err := s.store.LivePhoneBindings(ctx, now)
+	if err != nil {
+		return snap, err
+	}
+	for _, p := range phones { // by agent, the latest refreshed first
+		if a, ok := agents[p.AgentID]; ok && a.Phone == nil {
+			a.Phone = &WallboardPhone{Node: p.Node, Transport: p.Transport, UserAgent: p.UserAgent, Expires: p.Expires}
+		}
 	}
 	for _, id := range agentOrder {
 		snap.Agents = append(snap.Agents, *agents[id])

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -98,6 +100,14 @@ func (w *trunkWatch) changed(st sip.TrunkStatus) {
 	}
 }
 
+// registrarNonceKey derives the registrar's digest nonce key from the API
+// tokens' key, which every node on one database shares.
+func registrarNonceKey(tokenKey []byte) []byte {
+	h := hmac.New(sha256.New, tokenKey)
+	h.Write([]byte("turbina sip registrar nonces"))
+	return h.Sum(nil)
+}
+
 // trunkStatus describes the SIP trunks for the API.
 func (a *app) trunkStatus() any {
 	if a.originator == nil {
@@ -179,9 +189,20 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	} else {
 		log.Warn("no WhatsApp account configured: the WhatsApp rungs are skipped (set whatsapp in the config file or TURBINA_WA_*)")
 	}
+	// The node's ID names its leases and the phone registrations its
+	// registrar takes, which every node on the database shares.
+	cluster := cfg.dialerCluster()
+	cluster.Node.ID = dialer.NewNodeID()
 	if cfg.Registrar.ListenAddr != "" {
 		creds := sip.CredentialsFunc(store.PhoneCredentials)
-		if a.registrar, err = sip.NewRegistrar(ctx, cfg.Registrar, creds, log.With("component", "registrar")); err != nil {
+		regCfg := cfg.Registrar
+		regCfg.Node, regCfg.Shared = cluster.Node.ID, store
+		if tokenKey != nil {
+			// Every node has the token key: nonces any node made are good on
+			// all of them, and the key itself is not what signs them.
+			regCfg.NonceKey = registrarNonceKey(tokenKey)
+		}
+		if a.registrar, err = sip.NewRegistrar(ctx, regCfg, creds, log.With("component", "registrar")); err != nil {
 			a.close()
 			return nil, fmt.Errorf("registrar: %w", err)
 		}
@@ -210,7 +231,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		WhatsApp:           waClient,
 		RecordingsDir:      filepath.Join(cfg.DataDir, "recordings"),
 		Registrar:          a.registrar,
-		Cluster:            cfg.dialerCluster(),
+		Cluster:            cluster,
 	}, log.With("component", "engine"))
 	if waClient != nil {
 		hookCfg := cfg.WhatsApp.Webhook

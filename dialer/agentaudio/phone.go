@@ -22,15 +22,15 @@ var ErrNoRegistrar = errors.New("no SIP registrar is configured for agent phones
 // connected. The call lasts until the phone hangs up, the leg is replaced or
 // the agent's audio is detached, which sends BYE.
 //
-// ctx bounds only the call setup. The error wraps sip.ErrNotRegistered when the
-// phone has no live registration, Agents.LoggedIn's error when the agent is not
-// logged in, and the registrar's other errors when the phone does not answer.
+// The phone may be registered to another node on the same database (see
+// sip.Registrar.CallAgent). ctx bounds only the call setup. The error wraps
+// sip.ErrNotRegistered when the phone has no live registration,
+// sip.ErrPhoneElsewhere when it is reachable only from another node,
+// Agents.LoggedIn's error when the agent is not logged in, and the registrar's
+// other errors when the phone does not answer.
 func (h *Hub) NailUpPhone(ctx context.Context, agentID int64, r *sip.Registrar) error {
 	if err := h.agents.LoggedIn(agentID); err != nil {
 		return fmt.Errorf("nail up phone of agent %d: %w", agentID, err)
-	}
-	if _, ok := r.Lookup(agentID); !ok {
-		return fmt.Errorf("nail up phone of agent %d: %w", agentID, sip.ErrNotRegistered)
 	}
 	call, err := r.CallAgent(ctx, agentID, sip.AgentCallOptions{})
 	if err != nil {

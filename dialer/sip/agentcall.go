@@ -68,7 +68,10 @@ type AgentCall struct {
 // phone rings sends a CANCEL; once answered, the call lasts until
 // [AgentCall.Hangup], the phone's BYE or [Registrar.Close].
 //
-// The error wraps ErrNotRegistered when the agent has no live binding,
+// The phone may have registered to another node sharing the database
+// (RegistrarConfig.Shared): over UDP it is called from this registrar's socket
+// all the same. The error wraps ErrNotRegistered when the agent has no live
+// binding, ErrPhoneElsewhere when its only one is over TCP to another node,
 // ErrPhoneBusy, ErrPhoneNoAnswer, ErrPhoneUnreachable or ErrPhoneRejected
 // when the phone does not take the call, and ErrNoCommonCodec or ErrNoAudio
 // when its answer has no usable audio (the call is then hung up).
@@ -82,9 +85,9 @@ func (r *Registrar) CallAgent(ctx context.Context, agentID int64, opts AgentCall
 	if closed {
 		return nil, ErrRegistrarClosed
 	}
-	b, ok := r.Lookup(agentID)
-	if !ok {
-		return nil, fmt.Errorf("call agent %d: %w", agentID, ErrNotRegistered)
+	b, err := r.callable(ctx, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("call agent %d: %w", agentID, err)
 	}
 	conn, err := r.ports.listen()
 	if err != nil {

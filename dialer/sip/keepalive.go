@@ -37,6 +37,8 @@ func (r *Registrar) keepalive() {
 		case <-tick.C:
 		}
 		r.purgeExpired()
+		r.purgeShared(r.now())
+		r.dropUnshared()
 		r.probeAll()
 	}
 }
@@ -164,6 +166,9 @@ func (r *Registrar) lose(p *probe, err error) {
 		r.setBindingsLocked(id, slices.DeleteFunc(r.bindings[id], func(b *Binding) bool { return b == p.live }))
 	}
 	r.mu.Unlock()
+	if p.live != nil {
+		r.forgetShared(&p.binding)
+	}
 	for _, c := range p.calls {
 		c.lose(err)
 	}

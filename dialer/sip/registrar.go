@@ -18,6 +18,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/turbina-dialer/turbina/dialer/sip/internal/sipstack"
+	"github.com/turbina-dialer/turbina/storage"
 )
 
 // Credentials looks up the SIP account of an agent's phone. The caller (the
@@ -96,6 +97,20 @@ type RegistrarConfig struct {
 	// are for tests). A phone that asks for a timer and does not refresh the
 	// call in time has it ended.
 	MinSE Duration `json:"min_se,omitempty"`
+
+	// Node names this node on the bindings it shares; set by the program.
+	Node string `json:"-"`
+	// Shared, when set, keeps every binding where the other nodes on the
+	// database find it (the local ones stay in memory too): any node calls a
+	// phone registered over UDP to another (from its own socket, to the
+	// phone's source address), shows it registered, and refuses a REGISTER
+	// replayed to it. Set by the program.
+	Shared storage.PhoneBindingStore `json:"-"`
+	// NonceKey is the key digest nonces are made and checked under (at least
+	// 16 bytes): nodes that share it accept each other's nonces, so a phone
+	// behind a shared address may be challenged by one node and answer
+	// another. Nil: a random key of this registrar's own. Set by the program.
+	NonceKey []byte `json:"-"`
 }
 
 func (c *RegistrarConfig) applyDefaults() {
@@ -157,6 +172,9 @@ func (c *RegistrarConfig) validate() error {
 	if c.RTPPortMin < 0 || c.RTPPortMax > 65535 || c.RTPPortMin > c.RTPPortMax {
 		return fmt.Errorf("rtp ports %d-%d: invalid range", c.RTPPortMin, c.RTPPortMax)
 	}
+	if c.NonceKey != nil && len(c.NonceKey) < minNonceKey {
+		return fmt.Errorf("nonce key: %d bytes, want at least %d", len(c.NonceKey), minNonceKey)
+	}
 	if strings.ContainsAny(c.Realm, "\"\\\r\n") {
 		return fmt.Errorf("realm %q: quotes, backslashes and line breaks are not allowed", c.Realm)
 	}
@@ -178,11 +196,17 @@ type Binding struct {
 	UserAgent    string    `json:"user_agent,omitempty"`
 	RegisteredAt time.Time `json:"registered_at"` // last refresh
 	Expires      time.Time `json:"expires"`
+	// Node is the node whose registrar took the REGISTER (RegistrarConfig.
+	// Node); empty on a registrar alone.
+	Node string `json:"node,omitempty"`
 
 	contact sip.Uri
 	aor     sip.Uri
 	callID  string
 	cseq    uint32
+	// unshared: the database did not take it (RegistrarConfig.Shared), so
+	// its absence there says nothing.
+	unshared bool
 }
 
 // Errors of the registrar and of calls to agent phones.
@@ -203,6 +227,10 @@ var (
 	// ErrPhoneLost means the phone stopped answering the registrar's
 	// keepalive OPTIONS (RegistrarConfig.KeepaliveInterval).
 	ErrPhoneLost = errors.New("sip: agent phone stopped answering")
+	// ErrPhoneElsewhere means the phone's only live registration is over TCP
+	// to another node: only that node holds its connection, so this
+	// one cannot call it. The phone must register through a shared address.
+	ErrPhoneElsewhere = errors.New("sip: agent phone is registered over TCP to another node")
 )
 
 // credentialsTimeout bounds one Credentials lookup.
@@ -261,7 +289,7 @@ func newRegistrar(ctx context.Context, cfg RegistrarConfig, creds Credentials, l
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("sip registrar config: %w", err)
 	}
-	ns, err := newNonces(cfg.NonceTTL.Std())
+	ns, err := newNonces(cfg.NonceTTL.Std(), cfg.NonceKey)
 	if err != nil {
 		return nil, err
 	}
@@ -546,19 +574,46 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	if h := req.GetHeader("User-Agent"); h != nil {
 		ua = h.Value()
 	}
+	// The other nodes' bindings of the agent: a REGISTER replayed to this
+	// node is refused by what another node recorded, and the 200 lists them.
+	// Should the database not answer, the phone is bound here all the same, as
+	// a registrar alone would (only this node's Call-ID/CSeq are checked).
+	others, err := r.sharedBindings(r.rootCtx, agentID, now)
+	if err != nil {
+		r.log.Warn("sip registrar: shared bindings unreadable", "agent", agentID, "err", err)
+		others = nil
+	}
+	// Out-of-order or replayed requests (RFC 3261 10.3 step 7).
+	stale := func(b *Binding) bool { return b.callID == callID.Value() && cseq.SeqNo <= b.cseq }
+	for i := range others {
+		o := &others[i]
+		if stale(o) && (wildcard || slices.ContainsFunc(updates, func(u update) bool { return contactKey(u.contact.Address) == contactKey(o.contact) })) {
+			return reply(500, "Server Internal Error (out of order REGISTER)")
+		}
+	}
+
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return reply(503, "Service Unavailable")
 	}
 	list := slices.DeleteFunc(r.bindings[agentID], func(b *Binding) bool { return !b.Expires.After(now) })
-	// Out-of-order or replayed requests (RFC 3261 10.3 step 7).
-	stale := func(b *Binding) bool { return b.callID == callID.Value() && cseq.SeqNo <= b.cseq }
+	var (
+		saved   []*Binding
+		removed []string
+	)
 	if wildcard {
 		for _, b := range list {
 			if stale(b) {
+				r.mu.Unlock()
 				return reply(500, "Server Internal Error (out of order REGISTER)")
 			}
+		}
+		for _, b := range list {
+			removed = append(removed, contactKey(b.contact))
+		}
+		for _, o := range others {
+			removed = append(removed, contactKey(o.contact))
 		}
 		list = nil
 		r.log.Info("agent phone unregistered all contacts", "agent", agentID, "user", username)
@@ -567,9 +622,11 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 		key := contactKey(u.contact.Address)
 		i := slices.IndexFunc(list, func(b *Binding) bool { return contactKey(b.contact) == key })
 		if i >= 0 && stale(list[i]) {
+			r.mu.Unlock()
 			return reply(500, "Server Internal Error (out of order REGISTER)")
 		}
 		if u.expires == 0 {
+			removed = append(removed, key)
 			if i >= 0 {
 				list = slices.Delete(list, i, i+1)
 				r.log.Info("agent phone unregistered", "agent", agentID, "user", username, "contact", key)
@@ -579,10 +636,11 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 		b := &Binding{
 			AgentID: agentID, Username: username, Contact: u.contact.Address.String(),
 			Source: source, Transport: transport, UserAgent: ua,
-			RegisteredAt: now, Expires: now.Add(u.expires),
+			RegisteredAt: now, Expires: now.Add(u.expires), Node: r.cfg.Node,
 			contact: *u.contact.Address.Clone(), aor: *to.Address.Clone(),
 			callID: callID.Value(), cseq: cseq.SeqNo,
 		}
+		saved = append(saved, b)
 		if i >= 0 {
 			list[i] = b
 			continue
@@ -596,6 +654,7 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 					first = j
 				}
 			}
+			removed = append(removed, contactKey(list[first].contact))
 			list = slices.Delete(list, first, first+1)
 		}
 		list = append(list, b)
@@ -603,9 +662,40 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 			"source", source, "transport", transport, "expires", u.expires)
 	}
 	r.setBindingsLocked(agentID, list)
-
-	res = reply(200, "OK")
+	bound := make([]Binding, 0, len(list)+len(others))
 	for _, b := range list {
+		bound = append(bound, *b)
+	}
+	r.mu.Unlock()
+
+	if err := r.share(agentID, saved, removed); err != nil {
+		// Bound here all the same, as on a registrar alone, but for
+		// MinExpires at most: the phone's next REGISTER, that soon, shares
+		// it with the other nodes once the database answers again.
+		r.log.Warn("sip registrar: could not share the phone's registration; bound here for min_expires", "agent", agentID, "err", err)
+		r.mu.Lock()
+		bound = bound[:0]
+		for _, b := range list {
+			if slices.Contains(saved, b) {
+				b.unshared = true
+				if limit := now.Add(minExp); b.Expires.After(limit) {
+					b.Expires = limit
+				}
+			}
+			bound = append(bound, *b)
+		}
+		r.mu.Unlock()
+	}
+	// The 200 lists every binding of the agent (RFC 3261 10.3 step 8), the
+	// other nodes' too.
+	for _, o := range others {
+		key := contactKey(o.contact)
+		if !slices.Contains(removed, key) && !slices.ContainsFunc(bound, func(b Binding) bool { return contactKey(b.contact) == key }) {
+			bound = append(bound, o)
+		}
+	}
+	res = reply(200, "OK")
+	for _, b := range bound {
 		ch := &sip.ContactHeader{Address: *b.contact.Clone(), Params: sip.NewParams()}
 		ch.Params.Add("expires", strconv.Itoa(int((b.Expires.Sub(now)+time.Second/2)/time.Second)))
 		res.AppendHeader(ch)

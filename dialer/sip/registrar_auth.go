@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,25 +29,35 @@ const (
 // nonceSize is the decoded length of a nonce: issue time, random bytes, MAC.
 const nonceSize = 8 + 8 + 16
 
+// minNonceKey is the shortest RegistrarConfig.NonceKey, in bytes.
+const minNonceKey = 16
+
 // nonces issues and checks digest nonces without keeping any state: a nonce is
-// its issue time and 8 random bytes, authenticated with an HMAC under a key
-// that lives as long as the registrar. Unauthenticated REGISTERs therefore cost
-// no memory, and a nonce from before a restart is simply unknown (401 again).
+// its issue time and 8 random bytes, authenticated with an HMAC. Unauthenticated
+// REGISTERs therefore cost no memory. Under a key of the registrar's own, a
+// nonce from before a restart is simply unknown (401 again); under a key the
+// nodes share, any node accepts another's nonce while it is fresh. Either way a
+// REGISTER replayed whole is refused by its Call-ID and CSeq, which the nodes
+// share with the bindings.
 type nonces struct {
-	key [32]byte
+	key []byte
 	ttl time.Duration
 }
 
-func newNonces(ttl time.Duration) (*nonces, error) {
-	n := &nonces{ttl: ttl}
-	if _, err := rand.Read(n.key[:]); err != nil {
-		return nil, fmt.Errorf("registrar nonce key: %w", err)
+// newNonces makes nonces under key, or under a random key when key is nil.
+func newNonces(ttl time.Duration, key []byte) (*nonces, error) {
+	n := &nonces{ttl: ttl, key: slices.Clone(key)}
+	if n.key == nil {
+		n.key = make([]byte, 32)
+		if _, err := rand.Read(n.key); err != nil {
+			return nil, fmt.Errorf("registrar nonce key: %w", err)
+		}
 	}
 	return n, nil
 }
 
 func (n *nonces) mac(b []byte) []byte {
-	h := hmac.New(sha256.New, n.key[:])
+	h := hmac.New(sha256.New, n.key)
 	h.Write(b)
 	return h.Sum(nil)[:16]
 }

@@ -362,6 +362,7 @@ func TestRegistrarConfig(t *testing.T) {
 		{"min above max", RegistrarConfig{ListenAddr: "127.0.0.1:0", MinExpires: Duration(time.Hour), MaxExpires: Duration(time.Minute)}},
 		{"quote in realm", RegistrarConfig{ListenAddr: "127.0.0.1:0", Realm: `a"b`}},
 		{"rtp range", RegistrarConfig{ListenAddr: "127.0.0.1:0", RTPPortMin: 20000, RTPPortMax: 10000}},
+		{"short nonce key", RegistrarConfig{ListenAddr: "127.0.0.1:0", NonceKey: []byte("fifteen bytes!!")}},
 	}
 	for _, tc := range tests {
 		if r, err := NewRegistrar(context.Background(), tc.cfg, creds, nil); err == nil {
@@ -390,13 +391,16 @@ func TestRegistrarConfig(t *testing.T) {
 	}
 }
 
-// TestNonces: a nonce is fresh until its TTL, stale after, and only ours verify.
+// TestNonces: a nonce is fresh until its TTL, stale after, and only ours (or
+// those of a registrar with our key) verify.
 func TestNonces(t *testing.T) {
-	n, err := newNonces(time.Minute)
+	key := []byte("the key the nodes of one cluster share")
+	n, err := newNonces(time.Minute, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := newNonces(time.Minute)
+	other, _ := newNonces(time.Minute, nil)
+	sibling, _ := newNonces(time.Minute, key)
 	t0 := time.Unix(1_800_000_000, 0)
 	nonce := n.issue(t0)
 	tests := []struct {
@@ -408,6 +412,7 @@ func TestNonces(t *testing.T) {
 		{"fresh", nonce, t0.Add(59 * time.Second), nonceFresh},
 		{"stale", nonce, t0.Add(61 * time.Second), nonceStale},
 		{"another registrar's", other.issue(t0), t0, nonceInvalid},
+		{"a registrar's with the same key", sibling.issue(t0), t0, nonceFresh},
 		{"tampered", nonce[:len(nonce)-2] + "AA", t0, nonceInvalid},
 		{"not base64", "!!!", t0, nonceInvalid},
 		{"empty", "", t0, nonceInvalid},

@@ -470,7 +470,7 @@ function buildAgentRow(a) {
       }
     }, `${a.name} → ${sel.selectedOptions[0]?.textContent}`);
   });
-  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name, el('span', { class: 'node' })), el('td', {}, el('span', { class: 'badge' })),
+  const tr = el('tr', { dataset: { id: a.id } }, el('th', { scope: 'row' }, a.name, el('span', { class: 'node' }), el('span', { class: 'phone' })), el('td', {}, el('span', { class: 'badge' })),
     el('td', { class: 'tis' }), el('td', { class: 'assigned' }), el('td', { class: 'mv' }, sel, btn));
   return { tr, sel, agent: a };
 }
@@ -493,6 +493,7 @@ function renderAgents(agents, campaigns) {
     badge.textContent = t('agentstate.' + a.state) + (a.reason ? ` (${t('reason.' + a.reason)})` : '');
     row.tr.querySelector('.tis').textContent = a.state === 'logged_out' ? '—' : fmt.duration(a.seconds_in_state);
     nodeLabel(row.tr.querySelector('.node'), a.node);
+    phoneLabel(row.tr.querySelector('.phone'), a.phone);
     row.tr.querySelector('.assigned').textContent = a.assigned_campaign_ids.map((id) => names[id] || id).join(', ');
     if (document.activeElement !== row.sel) {
       const keep = row.sel.value;
@@ -516,6 +517,14 @@ function nodeLabel(span, node) {
   if (node) span.title = t('sup.onNode.title', { node });
   else span.removeAttribute('title');
   return span;
+}
+
+// phoneLabel says in span whether the agent's SIP phone is registered, to
+// whichever node: any node's wallboard reads it from the database.
+function phoneLabel(span, phone) {
+  span.textContent = phone ? t('sup.phone') : '';
+  if (phone) span.title = t('sup.phone.title', { transport: phone.transport.toUpperCase(), node: phone.node || '—', until: fmt.time(phone.expires) });
+  else span.removeAttribute('title');
 }
 
 // ---- failover banner ----

@@ -24,6 +24,7 @@ export default {
   'sup.trunk.held': 'paused by the carrier', 'sup.trunk.manual': 'Out of service (by a supervisor)', 'sup.trunk.unknown': 'Unknown',
   'sup.trunk.lastError': 'Last error: {error}',
   'sup.onNode': 'node {node}', 'sup.onNode.title': 'On Turbina node {node}',
+  'sup.phone': 'SIP phone registered', 'sup.phone.title': 'SIP phone registered over {transport} to node {node}, until {until}',
   'sup.confirm.title': 'Take the trunk out of service?', 'sup.confirm.cancel': 'Cancel',
   'sup.confirm.text': 'Trunk {trunk} will take no new calls: they go to the other trunks, or to WhatsApp. Calls in progress go on.',
   'sup.err.fix': 'Check the fields marked in red.', 'sup.err.other': 'The server refused ({code}).',

@@ -24,6 +24,7 @@ export default {
   'sup.trunk.held': 'pausado pela operadora', 'sup.trunk.manual': 'Fora de serviço (por um supervisor)', 'sup.trunk.unknown': 'Desconhecido',
   'sup.trunk.lastError': 'Último erro: {error}',
   'sup.onNode': 'nó {node}', 'sup.onNode.title': 'No nó {node} do Turbina',
+  'sup.phone': 'telefone SIP registrado', 'sup.phone.title': 'Telefone SIP registrado por {transport} no nó {node}, até {until}',
   'sup.confirm.title': 'Tirar o tronco de serviço?', 'sup.confirm.cancel': 'Cancelar',
   'sup.confirm.text': 'O tronco {trunk} não recebe novas ligações: elas vão para os outros troncos ou para o WhatsApp. As ligações em curso continuam.',
   'sup.err.fix': 'Confira os campos marcados em vermelho.', 'sup.err.other': 'O servidor recusou ({code}).',
