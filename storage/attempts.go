@@ -310,12 +310,15 @@ func attemptArgs(a Attempt) []any {
 		status = sql.NullInt64{Int64: int64(a.SIPStatus), Valid: true}
 	}
 	return []any{a.State, nullString(a.Outcome), status, nullString(a.Trunk), nullString(a.HangupBy), agent,
-		nullString(a.Disposition), nullString(a.ExternalID), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
+		nullString(a.ExternalID), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
 		msOrNull(a.ConnectAt), msOrNull(a.EndAt), a.ID}
 }
 
+// updateAttemptSQL writes what the engine follows of a call, and not its
+// disposition and notes, which are the agent's (Dispose): an agent in wrap-up may
+// dispose before the engine has written the call's end, which would undo them.
 const updateAttemptSQL = `UPDATE attempts SET state=?, outcome=?, sip_status=?, trunk=?, hangup_by=?, agent_id=?,
-	disposition=?, external_id=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
+	external_id=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
 
 // UpdateAttempt writes an attempt's progress.
 func (d *DB) UpdateAttempt(ctx context.Context, a Attempt) error {
