@@ -381,6 +381,16 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 		return err
 	}
 	seen := map[int64]bool{}
+	// Read after e.mu is let go: a database round trip under it holds up every
+	// agent's hang-up and disposition (runFor, wrapEnded) meanwhile.
+	var refresh []*run
+	defer func() {
+		for _, r := range refresh {
+			if err := r.refreshSafeHarbour(ctx); err != nil {
+				e.log.Error("safe-harbour message", "campaign", r.id, "err", err)
+			}
+		}
+	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, c := range list {
@@ -393,9 +403,7 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) error {
 			// then go on as draining says, not as stopped.
 			seen[c.ID] = mine[c.ID] || e.Draining()
 			r.setCampaign(c)
-			if err := r.refreshSafeHarbour(ctx); err != nil {
-				e.log.Error("safe-harbour message", "campaign", c.ID, "err", err)
-			}
+			refresh = append(refresh, r)
 			continue
 		}
 		if e.Draining() {

@@ -113,6 +113,18 @@ metrics() {
 		END {printf "%s %d %d\n", t, total, ans}' <<<"$m"
 }
 
+# pgstats: when TURBINA_DATABASE_URL is a PostgreSQL database and psql is at hand,
+# "transactions WAL-flushes" so far: the database's committed transactions (reads
+# included: each statement outside a transaction is one) and the server's WAL syncs
+# (pg_stat_wal, PostgreSQL 14+), what a durable commit waits for; else "- -".
+pgstats() {
+	case "${TURBINA_DATABASE_URL:-}" in postgres://* | postgresql://*) ;; *) echo "- -"; return ;; esac
+	command -v psql >/dev/null || { echo "- -"; return; }
+	psql -XAtq -F ' ' "$TURBINA_DATABASE_URL" -c "SELECT pg_stat_force_next_flush()" \
+		-c "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), wal_sync FROM pg_stat_wal" 2>/dev/null |
+		tail -1 || echo "- -"
+}
+
 results=$work/results.txt # side rate dir t0 t1 [extra]
 : >"$results"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -207,19 +219,24 @@ for rate in $RATES; do
 	fi
 	sleep "$WARMUP"
 	t0=$(date +%s.%N)
-	c0=$(cpu "$caller_pid") u0=$(cpu "$uas_pid")
+	c0=$(cpu "$caller_pid") u0=$(cpu "$uas_pid") x0=$(pgstats)
 	prof_pid=
 	if [ -n "${BENCH_PROFILE:-}" ]; then
 		mkdir -p "$BENCH_PROFILE"
 		curl -sf --max-time $((STEP + 10)) -o "$BENCH_PROFILE/cpu-$rate.prof" \
 			"http://127.0.0.1:$http_port/debug/pprof/profile?seconds=$STEP" &
 		prof_pid=$!
+		for kind in block mutex; do # the waits over the step (a delta: ?seconds)
+			curl -sf --max-time $((STEP + 10)) -o "$BENCH_PROFILE/$kind-$rate.prof" \
+				"http://127.0.0.1:$http_port/debug/pprof/$kind?seconds=$STEP" &
+			prof_pid="$prof_pid $!"
+		done
 	fi
 	sleep "$STEP"
 	t1=$(date +%s.%N)
-	c1=$(cpu "$caller_pid") u1=$(cpu "$uas_pid")
+	c1=$(cpu "$caller_pid") u1=$(cpu "$uas_pid") x1=$(pgstats)
 	end=$(metrics) || end="0 0 0"
-	if [ -n "$prof_pid" ]; then wait "$prof_pid" || true; fi
+	if [ -n "$prof_pid" ]; then wait $prof_pid || true; fi
 	sleep 1.5 # the UAS's last stats line
 	load_now=$(cut -d' ' -f1 /proc/loadavg)
 	stop
@@ -231,8 +248,12 @@ except Exception: print('n/a')")
 	read -r ok reached pct uas_in uas_fail < <(verdict "$dir" "$t0" "$t1" "$ctot" "$((ctot - cans))" "$rate")
 	# A call still ringing when the counters were read is no failure: the product's count
 	# of outcomes other than answered is what matters, and the UAS's.
-	echo "turbina $rate $ok $reached $pct $ctot $((ctot - cans)) $uas_in $uas_fail $load_now $cpus $occ" >>"$results"
-	echo "bench-sip: turbina offered $rate/s: reached $reached/s at the UAS, failed $pct % (product $((ctot - cans)) of $ctot not answered, UAS $uas_fail of $uas_in): $ok" >&2
+	# Per call reached over the window: PostgreSQL's transactions and WAL syncs.
+	per_call=$(python3 -c "import sys
+a, b, n = '$x0'.split(), '$x1'.split(), $reached * ($t1 - $t0)
+print(' '.join(f'{(int(y) - int(x)) / n:.1f}' if x != '-' and y != '-' and n else '-' for x, y in zip(a, b)))")
+	echo "turbina $rate $ok $reached $pct $ctot $((ctot - cans)) $uas_in $uas_fail $load_now $cpus $occ $per_call" >>"$results"
+	echo "bench-sip: turbina offered $rate/s: reached $reached/s at the UAS, failed $pct % (product $((ctot - cans)) of $ctot not answered, UAS $uas_fail of $uas_in), occupancy $occ %, CPU $cpus, PostgreSQL transactions and WAL syncs per call $per_call: $ok" >&2
 	[ "$ok" != fail ] || break
 done
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,19 +126,14 @@ type AttemptStore interface {
 	AttemptOrdinal(ctx context.Context, a Attempt) (int, error)
 }
 
-// DueContacts selects due contacts through the (campaign_id, status, next_attempt_at) index.
+// DueContacts selects due contacts in (next_attempt_at, id) order, a page of
+// each rung through the contacts_due_rung index, merged.
 func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now time.Time, limit int) ([]DueContact, error) {
 	if len(rungs) == 0 || limit <= 0 {
 		return nil, nil
 	}
-	args := []any{campaignID, now.UnixMilli()}
-	for _, r := range rungs {
-		args = append(args, r)
-	}
-	args = append(args, limit)
-	rows, err := d.db.QueryContext(ctx, "SELECT "+dueColumns+` FROM contacts
-		WHERE campaign_id = ? AND status = 'pending' AND next_attempt_at <= ? AND rung IN (?`+strings.Repeat(",?", len(rungs)-1)+`)
-		ORDER BY next_attempt_at, id LIMIT ?`, args...)
+	q, args := dueQuery(campaignID, rungs, now, limit)
+	rows, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("due contacts: %w", err)
 	}
@@ -151,6 +147,26 @@ func (d *DB) DueContacts(ctx context.Context, campaignID int64, rungs []int, now
 		out = append(out, dc)
 	}
 	return out, rows.Err()
+}
+
+// dueQuery is DueContacts' SELECT and its arguments. One page per rung: each is
+// the first rows of the index's range for its rung, merged. rung IN (…) over
+// several rungs has no single range in that order, and PostgreSQL would read
+// every pending contact of those rungs to sort them.
+func dueQuery(campaignID int64, rungs []int, now time.Time, limit int) (string, []any) {
+	rungs = slices.Compact(slices.Sorted(slices.Values(rungs)))
+	pages := make([]string, len(rungs))
+	var args []any
+	for i, r := range rungs {
+		pages[i] = fmt.Sprintf(`SELECT * FROM (SELECT %s FROM contacts
+			WHERE campaign_id = ? AND status = 'pending' AND next_attempt_at <= ? AND rung = ?
+			ORDER BY next_attempt_at, id LIMIT ?) AS rung%d`, dueColumns, i)
+		args = append(args, campaignID, now.UnixMilli(), r, limit)
+	}
+	if len(pages) == 1 {
+		return pages[0], args
+	}
+	return strings.Join(pages, " UNION ALL ") + " ORDER BY next_attempt_at, id LIMIT ?", append(args, limit)
 }
 
 func scanDueContact(r rowScanner, extra ...any) (DueContact, error) {
@@ -300,12 +316,15 @@ func attemptArgs(a Attempt) []any {
 		status = sql.NullInt64{Int64: int64(a.SIPStatus), Valid: true}
 	}
 	return []any{a.State, nullString(a.Outcome), status, nullString(a.Trunk), nullString(a.HangupBy), agent,
-		nullString(a.Disposition), nullString(a.ExternalID), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
+		nullString(a.ExternalID), detail, msOrNull(a.SetupAt), msOrNull(a.RingAt), msOrNull(a.AnswerAt),
 		msOrNull(a.ConnectAt), msOrNull(a.EndAt), a.ID}
 }
 
+// updateAttemptSQL writes what the engine follows of a call, and not its
+// disposition and notes, which are the agent's (Dispose): an agent in wrap-up may
+// dispose before the engine has written the call's end, which would undo them.
 const updateAttemptSQL = `UPDATE attempts SET state=?, outcome=?, sip_status=?, trunk=?, hangup_by=?, agent_id=?,
-	disposition=?, external_id=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
+	external_id=?, detail=?, setup_at=?, ring_at=?, answer_at=?, connect_at=?, end_at=? WHERE id=?`
 
 // UpdateAttempt writes an attempt's progress.
 func (d *DB) UpdateAttempt(ctx context.Context, a Attempt) error {

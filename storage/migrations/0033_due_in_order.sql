@@ -1,0 +1,4 @@
+-- PostgreSQL's twin adds id to contacts_due_rung, so that a page of due contacts in
+-- (next_attempt_at, id) order is the index's first rows even when an import gave
+-- them all one next_attempt_at. A SQLite index ends with the rowid (id) already:
+-- nothing to change here.
