@@ -533,6 +533,36 @@ func TestConfigTokenTTL(t *testing.T) {
 	}
 }
 
+// TestConfigPasswordCost: http.password_cost takes web.DefaultPasswordCost
+// for an absent field, and a cost below web.MinPasswordCost, or one the server
+// could not verify, is refused naming the key.
+func TestConfigPasswordCost(t *testing.T) {
+	for _, tt := range []struct {
+		name, section string
+		want          web.PasswordCost
+		wantErr       string
+	}{
+		{"absent", `{}`, web.PasswordCost{Time: 3, MemoryKiB: 65536, Threads: 2}, ""},
+		{"memory only", `{"password_cost":{"memory_kib":131072}}`, web.PasswordCost{Time: 3, MemoryKiB: 131072, Threads: 2}, ""},
+		{"the minimum", `{"password_cost":{"time":2,"memory_kib":19456,"threads":1}}`, web.MinPasswordCost(), ""},
+		{"one pass", `{"password_cost":{"time":1}}`, web.PasswordCost{}, "http.password_cost.time 1: must be at least 2"},
+		{"little memory", `{"password_cost":{"memory_kib":64}}`, web.PasswordCost{}, "http.password_cost.memory_kib"},
+		{"more passes than verified", `{"password_cost":{"time":21}}`, web.PasswordCost{}, "http.password_cost.time"},
+		{"more memory than verified", `{"password_cost":{"memory_kib":2097152}}`, web.PasswordCost{}, "http.password_cost.memory_kib"},
+		{"misspelt", `{"password_cost":{"memory":65536}}`, web.PasswordCost{}, "memory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ok := parseSection(t, "http", tt.section, tt.wantErr)
+			if !ok {
+				return
+			}
+			if got, err := cfg.HTTP.passwordCost(); err != nil || got != tt.want {
+				t.Errorf("password cost %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
 // TestConfigTokenKey: the API tokens' key comes from TURBINA_TOKEN_KEY or
 // http.token_key_file, never both; a short one is refused naming where it came
 // from; a PostgreSQL database without one is refused (its nodes must share it),
