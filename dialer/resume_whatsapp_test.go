@@ -473,6 +473,7 @@ func TestAgentGivesUpTheCallBack(t *testing.T) {
 // figures; the conversation's SIP attempt stays connected and the contact is not
 // moved again.
 func TestResumedConversationAgentVanishes(t *testing.T) {
+	t.Parallel()
 	r := resumeOnWhatsApp(t, "+5511987650039")
 	h, ctx, c, contactID, agent, sipID, ear, callID := r.h, r.ctx, r.c, r.contactID, r.agent, r.sipID, r.ear, r.callID
 	h.waitAudioBothWays(ctx, ear, callID)
