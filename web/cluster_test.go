@@ -19,7 +19,6 @@ import (
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
-	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -100,7 +99,7 @@ type twoNodes struct {
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
-	dsn := pgtest.Own(t).Database(t, "")
+	dsn := clusterDatabase(t)
 	cfgA, trunksA := trunkNode(t, Config{PasswordCost: cheapPasswordCost()})
 	a := newEnvAt(t, dsn, cfgA, nil)
 	cfgB, trunksB := trunkNode(t, Config{})

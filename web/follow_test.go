@@ -16,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/turbina-dialer/turbina/dialer"
-	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -95,7 +94,7 @@ func newAgentNodes(t *testing.T) *agentNodes {
 // newAgentNodesWith is newAgentNodes with node B's engine built by engineB.
 func newAgentNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *agentNodes {
 	t.Helper()
-	dsn := pgtest.Own(t).Database(t, "")
+	dsn := clusterDatabase(t)
 	n := &agentNodes{}
 	// Nodes heartbeat on their own loop in `turbina serve`; here none does, so
 	// a registration counts as live for the whole test.
