@@ -94,9 +94,10 @@ func (c PasswordCost) withDefaults() PasswordCost {
 }
 
 // passwordHasher hashes and checks passwords. A check holds its cost's memory (by
-// default 64 MiB for about 100 ms), so checks run through a pool of a few slots with a short queue: a sign-in
-// beyond the queue is refused at once (errHasherBusy) instead of waiting, and memory
-// stays at about one check's worth per slot however many attempts come in.
+// default 64 MiB for about 100 ms), so checks run through a pool of a few slots
+// with a short queue: a sign-in beyond the queue is refused at once
+// (errHasherBusy) instead of waiting, and memory stays at about one check's worth
+// per slot however many attempts come in.
 type passwordHasher struct {
 	cost PasswordCost
 	// slots holds one token per check running; admit one per check running or
