@@ -195,6 +195,7 @@ func parseHash(encoded string) (PasswordCost, []byte, []byte, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &c.MemoryKiB, &c.Time, &c.Threads); err != nil {
 		return c, nil, nil, errBadHash
 	}
+	// Validate's bounds keep a tampered hash from making one check take the machine down.
 	if c.Validate() != nil {
 		return c, nil, nil, errBadHash
 	}
