@@ -604,6 +604,7 @@ func TestEngineCallsBackAtTheTimeTheAgentChose(t *testing.T) {
 // the SIP one, contacts wait for the trunk instead of being exhausted, and the
 // outage leaves at most one refused attempt per contact behind.
 func TestTrunkOutageDoesNotUseUpASIPOnlyList(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, deadTrunk(t))
 	const contacts = 20
 	c := h.campaign(contacts, campaigns.PacingProgressive, sipOnlyLadder(3))

@@ -109,6 +109,7 @@ func TestCustomerAudioReachesABrowserAgent(t *testing.T) {
 // TestAbandonedCallHearsThePrompt: when no agent is free within the patience, the
 // person hears the abandon prompt to its end before the hang-up.
 func TestAbandonedCallHearsThePrompt(t *testing.T) {
+	t.Parallel()
 	prompt, err := media.NewAbandonPlayer()
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +213,7 @@ func TestAnsweringMachineDetection(t *testing.T) {
 // browser goes away during a call; the customer hears the safe-harbour message,
 // is hung up and counted abandoned, and the agent is paused.
 func TestAgentBrowserDroppingMidCallDoesNotLeaveTheCustomerInSilence(t *testing.T) {
+	t.Parallel()
 	peers, err := media.NewAgentPeers(media.ICEConfig{LoopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +351,7 @@ func TestAgentBrowserBackMidCallGetsTheCustomerBack(t *testing.T) {
 // machine hears its greeting out, then the campaign's message, and the contact
 // moves on to the next rung.
 func TestVoicemailGetsTheMessage(t *testing.T) {
+	t.Parallel()
 	message, err := media.NewVoicemailPlayer()
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,7 @@ func callAndMessageLadder() []campaigns.Rung {
 // and the ring timeout its calls get, the campaign's when fixed, else the engine's until
 // the pacer has learned. A draft campaign has none, nor one that finished.
 func TestEngineShowsThePacersViewOfARunningCampaign(t *testing.T) {
+	t.Parallel()
 	const engineRing = 7 * time.Second
 	tests := []struct {
 		name     string
@@ -133,6 +134,7 @@ func TestEnginePacerViewFollowsTheCampaignsRingTimeout(t *testing.T) {
 // while too few dials have ended for it to forecast, it dials progressively, accepts no
 // risk, and the ring timeout stays the engine's.
 func TestEnginePacerViewShowsWhatThePacerLearned(t *testing.T) {
+	t.Parallel()
 	const contacts = 4
 	carrier := sipptest.Start(t, "answer.xml", sipptest.Options{Calls: contacts})
 	h := newHarness(t, sip.Config{Trunks: []sip.TrunkConfig{{Name: "carrier", Address: carrier.Addr, KeepaliveInterval: sip.KeepaliveEvery(0)}}})

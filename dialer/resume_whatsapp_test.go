@@ -145,20 +145,30 @@ func (h *waHarness) resumeCampaign(phone string) (campaigns.Campaign, int64) {
 	return c, list[0].ID
 }
 
-// TestTrunkDroppedConversationResumesOnWhatsApp is issue 14's promise for a call
-// talking to an agent when its trunk dies: the person is called on WhatsApp within
-// a second, picks up, and is back with the same agent (who kept the screen-pop and
-// was told), with audio both ways; the two attempts are linked and the
-// conversation counts once.
-func TestTrunkDroppedConversationResumesOnWhatsApp(t *testing.T) {
+// resumedConversation is the scene of a conversation whose SIP trunk dropped and
+// that was taken up on WhatsApp: the person answered the call back and is with
+// the same agent, whose browser hears the call.
+type resumedConversation struct {
+	h                       *waHarness
+	ctx                     context.Context // the test's patience, from the scene's start
+	c                       campaigns.Campaign
+	contactID, agent, sipID int64 // sipID: the conversation's attempt, as the screen-pop named it
+	ear                     *agentEar
+	callID                  string // the WhatsApp call back's
+}
+
+// resumeOnWhatsApp builds a resumedConversation for phone: a campaign of its one
+// contact (call permission granted), one agent with a browser, the SIP call
+// answered and dropped by the trunk, and the WhatsApp call back accepted.
+func resumeOnWhatsApp(t *testing.T, phone string) resumedConversation {
+	t.Helper()
 	requireOpus(t)
 	trunk := newDroppingTrunk()
 	h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk.sipChannel)
-	const phone = "+5511987650031"
 	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond})
 	c, contactID := h.resumeCampaign(phone)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := h.store.SetWhatsAppPermission(ctx, contactID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -167,17 +177,26 @@ func TestTrunkDroppedConversationResumesOnWhatsApp(t *testing.T) {
 	h.setState(c.ID, campaigns.StateRunning)
 	h.waitOnCall(ctx, agent, "the SIP call")
 	leg := trunk.next(ctx, t)
-	pop := h.waitAgentEvent(ctx, EventScreenPop)
-	sipID := pop.ScreenPop.AttemptID
-
+	sipID := h.waitAgentEvent(ctx, EventScreenPop).ScreenPop.AttemptID
 	leg.drop()
 	h.waitAgentEvent(ctx, EventResumed)
-	if a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall || a.AttemptID != sipID {
-		t.Fatalf("agent after the resume: %s on attempt %d, want on_call on %d (the screen-pop's)", a.State, a.AttemptID, sipID)
-	}
 	var callID string
 	for _, cs := range h.emu.Calls() {
 		callID = cs.CallID
+	}
+	return resumedConversation{h: h, ctx: ctx, c: c, contactID: contactID, agent: agent, sipID: sipID, ear: ear, callID: callID}
+}
+
+// TestTrunkDroppedConversationResumesOnWhatsApp is issue 14's promise for a call
+// talking to an agent when its trunk dies: the person is called on WhatsApp within
+// a second, picks up, and is back with the same agent (who kept the screen-pop and
+// was told), with audio both ways; the two attempts are linked and the
+// conversation counts once.
+func TestTrunkDroppedConversationResumesOnWhatsApp(t *testing.T) {
+	r := resumeOnWhatsApp(t, "+5511987650031")
+	h, ctx, c, contactID, agent, sipID, ear, callID := r.h, r.ctx, r.c, r.contactID, r.agent, r.sipID, r.ear, r.callID
+	if a, _ := h.engine.Agents().Get(agent); a.State != AgentOnCall || a.AttemptID != sipID {
+		t.Fatalf("agent after the resume: %s on attempt %d, want on_call on %d (the screen-pop's)", a.State, a.AttemptID, sipID)
 	}
 	// The agent hears the WhatsApp user (the emulator's Opus frames, on the
 	// browser's Opus path) and the user hears the agent.
@@ -454,29 +473,9 @@ func TestAgentGivesUpTheCallBack(t *testing.T) {
 // figures; the conversation's SIP attempt stays connected and the contact is not
 // moved again.
 func TestResumedConversationAgentVanishes(t *testing.T) {
-	requireOpus(t)
-	trunk := newDroppingTrunk()
-	h := newWhatsAppHarnessSIP(t, fmt.Sprintf("127.0.0.1:%d", sipptest.FreePort(t)), trunk.sipChannel)
-	const phone = "+5511987650039"
-	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{Call: emulator.CallAccept, AnswerAfter: 200 * time.Millisecond})
-	c, contactID := h.resumeCampaign(phone)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.store.SetWhatsAppPermission(ctx, contactID, storage.PermissionGranted, time.Now().Add(24*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	agent := h.agents(c.ID, 1, time.Hour)[0]
-	ear := h.browserAgent(ctx, agent)
-	h.setState(c.ID, campaigns.StateRunning)
-	h.waitOnCall(ctx, agent, "the SIP call")
-	leg := trunk.next(ctx, t)
-	sipID := h.waitAgentEvent(ctx, EventScreenPop).ScreenPop.AttemptID
-	leg.drop()
-	h.waitAgentEvent(ctx, EventResumed)
-	var callID string
-	for _, cs := range h.emu.Calls() {
-		callID = cs.CallID
-	}
+	t.Parallel()
+	r := resumeOnWhatsApp(t, "+5511987650039")
+	h, ctx, c, contactID, agent, sipID, ear, callID := r.h, r.ctx, r.c, r.contactID, r.agent, r.sipID, r.ear, r.callID
 	h.waitAudioBothWays(ctx, ear, callID)
 	before, _ := h.emu.CallStats(callID)
 

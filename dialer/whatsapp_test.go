@@ -353,6 +353,7 @@ func TestRejectedWhatsAppCallSendsTheTemplate(t *testing.T) {
 // permission), a permission request goes out, the ladder goes on to the template;
 // when the user grants permission the contact is called on WhatsApp.
 func TestNoPermissionRequestsItAndCallsWhenGranted(t *testing.T) {
+	t.Parallel()
 	h := newWhatsAppHarness(t)
 	const phone = "+5511987650003"
 	h.emu.Script(strings.TrimPrefix(phone, "+"), emulator.Behaviour{RequirePermission: true, Permission: emulator.PermissionGrant,
@@ -564,6 +565,7 @@ func TestNoPermissionOutsideTheWindowGoesOnToTheTemplate(t *testing.T) {
 // PCMU on the other path, or re-encoded Opus), and the agent's audio reaches the
 // WhatsApp user.
 func TestWhatsAppOpusReachesTheBrowserAgentUntranscoded(t *testing.T) {
+	t.Parallel()
 	requireOpus(t)
 	carrier := sipptest.Start(t, "answer-rtp.xml", sipptest.Options{Calls: 1})
 	// sipp plays answer-rtp.xml, which knows no OPTIONS: no keepalives.

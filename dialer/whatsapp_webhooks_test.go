@@ -16,6 +16,7 @@ import (
 // after the end). Each contact still gets one attempt per rung, each ending once
 // with the outcome of what happened, and one template, whose delivery ends read.
 func TestDuplicatedAndReorderedWebhooksGiveOneOutcomePerAttempt(t *testing.T) {
+	t.Parallel()
 	requireOpus(t)
 	h := newWhatsAppHarness(t)
 	type want struct {
@@ -141,6 +142,7 @@ func (h *waHarness) templateCampaign(n int) (campaigns.Campaign, []string) {
 // every number with code 130429 (HTTP 400, as Meta's error table gives it). The client backs off and tries again, and
 // every message is accepted exactly once, its attempt recorded as sent.
 func TestThrottleStormEachTemplateAcceptedOnce(t *testing.T) {
+	t.Parallel()
 	const n, throttled = 40, 3
 	h := newWhatsAppHarness(t)
 	c, phones := h.templateCampaign(n)

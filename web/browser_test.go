@@ -102,6 +102,7 @@ func (b *sharedBrowser) close() {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	chromium.close()
+	pg.Stop()
 	os.Exit(code)
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
-	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -100,8 +99,8 @@ type twoNodes struct {
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
-	dsn := pgtest.Own(t).Database(t, "")
-	cfgA, trunksA := trunkNode(t, Config{})
+	dsn := clusterDatabase(t)
+	cfgA, trunksA := trunkNode(t, Config{PasswordCost: cheapPasswordCost()})
 	a := newEnvAt(t, dsn, cfgA, nil)
 	cfgB, trunksB := trunkNode(t, Config{})
 	slot := &engineSlot{}
@@ -453,7 +452,6 @@ func scrape(t *testing.T, e *apiEnv) map[string]float64 {
 func TestBrowserWallboardOfTwoNodes(t *testing.T) {
 	n := newTwoNodes(t)
 	a := n.a
-	a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
 	// A new password revokes the supervisor's tokens: it gets a new one.
 	a.setPassword(t, a.users[storage.RoleSupervisor].ID, testPassword)
 	a.tokens[storage.RoleSupervisor] = a.newToken(t, a.users[storage.RoleSupervisor].ID, testAdminToken)

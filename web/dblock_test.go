@@ -125,14 +125,13 @@ func TestLockedDatabaseDegrades(t *testing.T) {
 	if _, err := EnsureAdmin(ctx, db, testAdminToken); err != nil {
 		t.Fatal(err)
 	}
-	s := New(db, log, Config{Version: "test", Engine: dialer.New(db, nil, dialer.NewAgents(), dialer.Config{}, log)})
+	s := New(db, log, Config{Version: "test", Engine: dialer.New(db, nil, dialer.NewAgents(), dialer.Config{}, log), PasswordCost: cheapPasswordCost()})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	e := &apiEnv{srv: srv, server: s, db: db, dbPath: path}
 	decode[map[string]any](t, e.send(t, "POST", "/api/v1/campaigns", testAdminToken,
 		`{"name":"before","caller_id":"+551130000000"}`), http.StatusCreated)
 	// A supervisor signed in through the pages: the session half of the readers.
-	e.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
 	sup, _ := e.createUser(t, "supervisor1", storage.RoleSupervisor)
 	e.setPassword(t, sup.ID, testPassword)
 	cookie := &http.Cookie{Name: sessionCookie, Value: e.browser(t).login(sup.Username).cookie(sessionCookie)}

@@ -16,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/turbina-dialer/turbina/dialer"
-	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/media"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -95,12 +94,12 @@ func newAgentNodes(t *testing.T) *agentNodes {
 // newAgentNodesWith is newAgentNodes with node B's engine built by engineB.
 func newAgentNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *agentNodes {
 	t.Helper()
-	dsn := pgtest.Own(t).Database(t, "")
+	dsn := clusterDatabase(t)
 	n := &agentNodes{}
 	// Nodes heartbeat on their own loop in `turbina serve`; here none does, so
 	// a registration counts as live for the whole test.
 	cluster := func(node string) Config {
-		return Config{Cluster: Cluster{Node: node, NodeTimeout: time.Hour, HomeCheck: 100 * time.Millisecond}}
+		return Config{Cluster: Cluster{Node: node, NodeTimeout: time.Hour, HomeCheck: 100 * time.Millisecond}, PasswordCost: cheapPasswordCost()}
 	}
 	n.a = newEnvAt(t, dsn, cluster("node-a"), nil)
 	n.b = n.a.otherNode(t, cluster("node-b"), engineB)
@@ -124,7 +123,6 @@ func newAgentNodesWith(t *testing.T, engineB func(*storage.DB) Engine) *agentNod
 // agentPassword gives the agent testPassword, to sign in on node A's pages.
 func (n *agentNodes) agentPassword(t *testing.T) {
 	t.Helper()
-	n.a.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
 	n.a.setPassword(t, n.agent, testPassword)
 	// A new password revoked the agent's tokens.
 	n.a.tokens[storage.RoleAgent] = n.a.newToken(t, n.agent, testAdminToken)

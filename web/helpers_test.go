@@ -16,6 +16,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/internal/pgtest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -77,6 +78,24 @@ func (e *apiEnv) otherNode(t *testing.T, cfg Config, engine func(*storage.DB) En
 // testClusterTokenKey is the API tokens' key of the test nodes on one
 // PostgreSQL database.
 const testClusterTokenKey = "token key shared by the test's nodes"
+
+// pg is the PostgreSQL server the package's multi-node tests share, started by
+// the first of them; TestMain stops it. Each test gets a database of its own.
+var pg pgtest.Shared
+
+// clusterDatabase returns the URL of a new PostgreSQL database at the latest
+// schema, for the nodes of one test: a copy of one migrated once, which is
+// quicker than a server of the test's own and every migration applied again.
+func clusterDatabase(t *testing.T) string {
+	t.Helper()
+	return pg.DatabaseFrom(t, "web_migrated", func(url string) error {
+		db, err := storage.Open(context.Background(), url, storage.Options{TokenKey: []byte(testClusterTokenKey)})
+		if err != nil {
+			return err
+		}
+		return db.Close()
+	})
+}
 
 // serverAt opens the database dsn and serves it with cfg, without users.
 func serverAt(t *testing.T, dsn string, cfg Config, engine func(*storage.DB) Engine) *apiEnv {

@@ -57,7 +57,8 @@ type Limits struct {
 	LoginPerUser int
 	LoginPerIP   int
 	LoginWindow  time.Duration
-	// PasswordChecks is how many password checks (argon2id, 64 MiB each) run at once,
+	// PasswordChecks is how many password checks (argon2id, each holding
+	// Config.PasswordCost's memory: 64 MiB by default) run at once,
 	// and PasswordQueue how many more may wait for one; sign-ins beyond are answered
 	// 503 at once, so memory stays bounded whatever the number of attempts.
 	PasswordChecks int

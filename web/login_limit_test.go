@@ -124,9 +124,8 @@ func concurrentSignIns(t *testing.T, f signInForm, n int, username func(int) str
 // TestConcurrentGuessesAreCountedBeforeTheCheck sends 60 wrong guesses for one
 // user at once: no more than the per-user allowance reach the password check.
 func TestConcurrentGuessesAreCountedBeforeTheCheck(t *testing.T) {
-	e := newUIEnv(t, Config{Limits: Limits{LoginPerUser: 10}})
 	// A slot for every attempt: only the limiter stands between them and the check.
-	e.server.ui.hasher = newPasswordHasher(testKDF, 60, 0)
+	e := newUIEnv(t, Config{Limits: Limits{LoginPerUser: 10, PasswordChecks: 60}})
 	counts := concurrentSignIns(t, loadSignInForm(t, e.srv.URL), 60, func(int) string { return "agent1" })
 	if counts[http.StatusUnauthorized] != 10 || counts[http.StatusTooManyRequests] != 50 {
 		t.Errorf("answers %v: want 10 checked (401) and 50 refused (429)", counts)
@@ -293,8 +292,8 @@ func vmHWM(t *testing.T) int64 {
 func TestConcurrentSignInsHaveBoundedMemory(t *testing.T) {
 	const checks = 2
 	e := newEnv(t, Config{Limits: Limits{PasswordChecks: checks, PasswordQueue: 4}})
-	if e.server.ui.hasher.params != defaultKDF {
-		t.Fatalf("the hasher uses %+v, want the real %+v", e.server.ui.hasher.params, defaultKDF)
+	if e.server.ui.hasher.cost != DefaultPasswordCost() {
+		t.Fatalf("the hasher uses %+v, want the real %+v", e.server.ui.hasher.cost, DefaultPasswordCost())
 	}
 	f := loadSignInForm(t, e.srv.URL)
 
@@ -321,7 +320,7 @@ func TestConcurrentSignInsHaveBoundedMemory(t *testing.T) {
 	<-sampled
 
 	const mib = 1 << 20
-	bound := uint64(checks+1)*uint64(defaultKDF.memory)*1024 + 32*mib
+	bound := uint64(checks+1)*uint64(DefaultPasswordCost().MemoryKiB)*1024 + 32*mib
 	growth := peak - min(peak, base)
 	if hwmReset {
 		t.Logf("peak resident memory grew by %d MiB", (vmHWM(t)-rssBase)/mib)

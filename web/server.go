@@ -70,6 +70,10 @@ type Config struct {
 	// Cluster makes the server one node of several on one database; zero for
 	// a server alone on its database.
 	Cluster Cluster
+	// PasswordCost is argon2id's cost for the password hashes the server makes;
+	// a zero field takes DefaultPasswordCost's. New panics on a cost that fails
+	// Validate: the caller checks its configuration first.
+	PasswordCost PasswordCost
 }
 
 // phoneRealm is the digest realm phone secrets are hashed for.
@@ -187,6 +191,10 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
+	}
+	cfg.PasswordCost = cfg.PasswordCost.withDefaults()
+	if err := cfg.PasswordCost.Validate(); err != nil {
+		panic(fmt.Sprintf("web: password cost: %v", err))
 	}
 	s := &Server{store: store, log: log, cfg: cfg, mux: http.NewServeMux(), serveLimits: cfg.Limits.withDefaults()}
 	// A forwarded answer may take as long as one served here (a SIP phone

@@ -48,7 +48,7 @@ func newUIState(s *Server) *uiState {
 	}
 	st := &uiState{
 		pages:   pages,
-		hasher:  newPasswordHasher(defaultKDF, s.serveLimits.PasswordChecks, s.serveLimits.PasswordQueue),
+		hasher:  newPasswordHasher(s.cfg.PasswordCost, s.serveLimits.PasswordChecks, s.serveLimits.PasswordQueue),
 		limiter: newLoginLimiter(rateRule{s.serveLimits.LoginPerUser, s.serveLimits.LoginWindow}, rateRule{s.serveLimits.LoginPerIP, s.serveLimits.LoginWindow}),
 		now:     time.Now,
 	}

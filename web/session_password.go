@@ -18,24 +18,88 @@ import (
 // MinPasswordLength is the shortest password an admin may set.
 const MinPasswordLength = 10
 
-// kdfParams are argon2id's cost settings. They are stored in every hash, so raising
-// them later still verifies the passwords set before.
-type kdfParams struct {
-	time    uint32
-	memory  uint32 // KiB
-	threads uint8
+// PasswordCost is argon2id's cost for the password hashes a server makes. Each
+// hash records the cost it was made with, so a server verifies hashes made under
+// another cost (raised later, or another node's).
+type PasswordCost struct {
+	// Time is the number of passes over the memory.
+	Time uint32
+	// MemoryKiB is the memory one hash fills, in KiB; a check holds it while it runs.
+	MemoryKiB uint32
+	// Threads is the lanes computed in parallel.
+	Threads uint8
 }
 
-// defaultKDF follows RFC 9106's second recommendation, scaled for a server that
-// signs in a few hundred agents at shift start: about 100 ms and 64 MiB a hash.
-var defaultKDF = kdfParams{time: 3, memory: 64 * 1024, threads: 2}
+// DefaultPasswordCost follows RFC 9106's second recommendation, scaled for a
+// server that signs in a few hundred agents at shift start: about 100 ms and
+// 64 MiB a hash. Config.PasswordCost takes it when zero.
+func DefaultPasswordCost() PasswordCost {
+	return PasswordCost{Time: 3, MemoryKiB: 64 * 1024, Threads: 2}
+}
 
-// passwordHasher hashes and checks passwords. Each check holds 64 MiB for about
-// 100 ms, so checks run through a pool of a few slots with a short queue: a sign-in
-// beyond the queue is refused at once (errHasherBusy) instead of waiting, and memory
-// stays at about one check's worth per slot however many attempts come in.
+// MinPasswordCost is the least a deployment's configuration may lower the cost
+// to: OWASP's minimum for argon2id (19 MiB, two passes, one lane). Below it a
+// stolen database's passwords are cheap to guess.
+func MinPasswordCost() PasswordCost {
+	return PasswordCost{Time: 2, MemoryKiB: 19 * 1024, Threads: 1}
+}
+
+// Bounds of a hash's cost that the server reads: beyond them a tampered hash
+// could make one check take the machine down, and argon2 needs 8 KiB a lane.
+const (
+	maxPasswordTime      = 20
+	maxPasswordMemoryKiB = 1 << 20
+)
+
+// Validate reports a cost the server could not verify its own hashes under,
+// naming the field.
+func (c PasswordCost) Validate() error {
+	switch {
+	case c.Threads < 1:
+		return fmt.Errorf("threads %d: must be at least 1", c.Threads)
+	case c.Time < 1 || c.Time > maxPasswordTime:
+		return fmt.Errorf("time %d: must be between 1 and %d", c.Time, maxPasswordTime)
+	case c.MemoryKiB < 8*uint32(c.Threads) || c.MemoryKiB > maxPasswordMemoryKiB:
+		return fmt.Errorf("memory_kib %d: must be between 8 per thread (%d) and %d", c.MemoryKiB, 8*uint32(c.Threads), maxPasswordMemoryKiB)
+	}
+	return nil
+}
+
+// AtLeast reports the first field of c below floor's, naming it.
+func (c PasswordCost) AtLeast(floor PasswordCost) error {
+	switch {
+	case c.Time < floor.Time:
+		return fmt.Errorf("time %d: must be at least %d", c.Time, floor.Time)
+	case c.MemoryKiB < floor.MemoryKiB:
+		return fmt.Errorf("memory_kib %d: must be at least %d", c.MemoryKiB, floor.MemoryKiB)
+	case c.Threads < floor.Threads:
+		return fmt.Errorf("threads %d: must be at least %d", c.Threads, floor.Threads)
+	}
+	return nil
+}
+
+// withDefaults fills c's zero fields from DefaultPasswordCost.
+func (c PasswordCost) withDefaults() PasswordCost {
+	d := DefaultPasswordCost()
+	if c.Time == 0 {
+		c.Time = d.Time
+	}
+	if c.MemoryKiB == 0 {
+		c.MemoryKiB = d.MemoryKiB
+	}
+	if c.Threads == 0 {
+		c.Threads = d.Threads
+	}
+	return c
+}
+
+// passwordHasher hashes and checks passwords. A check holds its cost's memory (by
+// default 64 MiB for about 100 ms), so checks run through a pool of a few slots
+// with a short queue: a sign-in beyond the queue is refused at once
+// (errHasherBusy) instead of waiting, and memory stays at about one check's worth
+// per slot however many attempts come in.
 type passwordHasher struct {
-	params kdfParams
+	cost PasswordCost
 	// slots holds one token per check running; admit one per check running or
 	// waiting for a slot.
 	slots chan struct{}
@@ -49,12 +113,12 @@ type passwordHasher struct {
 // errHasherBusy refuses a password check when the pool and its queue are full.
 var errHasherBusy = errors.New("password checks are all busy")
 
-func newPasswordHasher(p kdfParams, checks, queue int) *passwordHasher {
+func newPasswordHasher(cost PasswordCost, checks, queue int) *passwordHasher {
 	salt, key := make([]byte, 16), make([]byte, 32)
 	_, _ = rand.Read(salt) // crypto/rand.Read never fails (Go 1.24)
 	_, _ = rand.Read(key)
-	return &passwordHasher{params: p, slots: make(chan struct{}, max(1, checks)),
-		admit: make(chan struct{}, max(1, checks)+max(0, queue)), dummy: encodeHash(p, salt, key)}
+	return &passwordHasher{cost: cost, slots: make(chan struct{}, max(1, checks)),
+		admit: make(chan struct{}, max(1, checks)+max(0, queue)), dummy: encodeHash(cost, salt, key)}
 }
 
 func (h *passwordHasher) acquire(ctx context.Context) error {
@@ -92,13 +156,13 @@ func (h *passwordHasher) Hash(ctx context.Context, password string) (string, err
 		return "", err
 	}
 	defer h.release()
-	p := h.params
-	return encodeHash(p, salt, argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, 32)), nil
+	c := h.cost
+	return encodeHash(c, salt, argon2.IDKey([]byte(password), salt, c.Time, c.MemoryKiB, c.Threads, 32)), nil
 }
 
-func encodeHash(p kdfParams, salt, key []byte) string {
+func encodeHash(c PasswordCost, salt, key []byte) string {
 	enc := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.memory, p.time, p.threads,
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, c.MemoryKiB, c.Time, c.Threads,
 		enc.EncodeToString(salt), enc.EncodeToString(key))
 }
 
@@ -110,7 +174,7 @@ func (h *passwordHasher) Verify(ctx context.Context, password, encoded string) (
 	if encoded == "" {
 		encoded = h.dummy
 	}
-	p, salt, want, err := parseHash(encoded)
+	c, salt, want, err := parseHash(encoded)
 	if err != nil {
 		return false, err
 	}
@@ -118,29 +182,29 @@ func (h *passwordHasher) Verify(ctx context.Context, password, encoded string) (
 		return false, err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, uint32(len(want)))
+	got := argon2.IDKey([]byte(password), salt, c.Time, c.MemoryKiB, c.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-func parseHash(encoded string) (kdfParams, []byte, []byte, error) {
-	var p kdfParams
+func parseHash(encoded string) (PasswordCost, []byte, []byte, error) {
+	var c PasswordCost
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
-		return p, nil, nil, errBadHash
+		return c, nil, nil, errBadHash
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil {
-		return p, nil, nil, errBadHash
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &c.MemoryKiB, &c.Time, &c.Threads); err != nil {
+		return c, nil, nil, errBadHash
 	}
-	// Bounds keep a tampered hash from making one check take the machine down.
-	if p.time < 1 || p.time > 20 || p.memory < 8 || p.memory > 1<<20 || p.threads < 1 {
-		return p, nil, nil, errBadHash
+	// Validate's bounds keep a tampered hash from making one check take the machine down.
+	if c.Validate() != nil {
+		return c, nil, nil, errBadHash
 	}
 	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
 	key, err2 := base64.RawStdEncoding.DecodeString(parts[5])
 	if err1 != nil || err2 != nil || len(key) < 16 {
-		return p, nil, nil, errBadHash
+		return c, nil, nil, errBadHash
 	}
-	return p, salt, key, nil
+	return c, salt, key, nil
 }
 
 // loginLimiter counts sign-in attempts per username and per client address, each
@@ -257,5 +321,5 @@ func HashPassword(ctx context.Context, password string) (string, error) {
 	if len(password) < MinPasswordLength {
 		return "", fmt.Errorf("password shorter than %d characters", MinPasswordLength)
 	}
-	return newPasswordHasher(defaultKDF, 1, 0).Hash(ctx, password)
+	return newPasswordHasher(DefaultPasswordCost(), 1, 0).Hash(ctx, password)
 }

@@ -19,18 +19,22 @@ import (
 	"github.com/turbina-dialer/turbina/storage"
 )
 
-// testKDF makes password hashing cheap, so that tests under -race stay fast; the
-// stored hash records the parameters, so verification is the real code path.
-var testKDF = kdfParams{time: 1, memory: 64, threads: 1}
+// cheapPasswordCost makes password hashing cheap, so that tests under -race stay
+// fast; the stored hash records its cost, so verification is the real code path
+// (TestPasswordHashesRecordTheirCost).
+func cheapPasswordCost() PasswordCost { return PasswordCost{Time: 1, MemoryKiB: 64, Threads: 1} }
 
 // testPassword is every test user's password.
 const testPassword = "correct horse battery"
 
-// newUIEnv is newEnv with cheap password hashing and a password for every user.
+// newUIEnv is newEnv with cheap password hashing (unless cfg names a cost) and a
+// password for every user.
 func newUIEnv(t *testing.T, cfg Config) *apiEnv {
 	t.Helper()
+	if cfg.PasswordCost == (PasswordCost{}) {
+		cfg.PasswordCost = cheapPasswordCost()
+	}
 	e := newEnv(t, cfg)
-	e.server.ui.hasher = newPasswordHasher(testKDF, 2, 4)
 	// The admin's last: a new password revokes the user's tokens, the admin's
 	// (the environment's) included. Then each role gets a new one, the admin's
 	// registered again as a restart would.
@@ -247,6 +251,41 @@ func TestPasswordRules(t *testing.T) {
 	e.setPassword(t, id, "another long password")
 	wantError(t, b.api("GET", "/api/v1/me", nil), http.StatusUnauthorized, "unauthorized")
 	wantError(t, e.get(t, "/api/v1/me", e.tokens[storage.RoleAgent]), http.StatusUnauthorized, "unauthorized")
+}
+
+// TestPasswordHashesRecordTheirCost: a server configured with no cost stores
+// argon2id hashes at the production cost (m=64 MiB, t=3, p=2 in the PHC string),
+// a cheap server stores its own, and each verifies the other's through the same
+// code: the tests' cheap cost changes the work, not the algorithm.
+func TestPasswordHashesRecordTheirCost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cheap := newUIEnv(t, Config{}) // every user's password hashed cheaply
+	prod := cheap.otherNode(t, Config{}, nil)
+	hashOf := func(id int64) string {
+		t.Helper()
+		u, err := cheap.db.GetUser(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.PasswordHash
+	}
+	if h, want := hashOf(cheap.users[storage.RoleAgent].ID), "$argon2id$v=19$m=64,t=1,p=1$"; !strings.HasPrefix(h, want) {
+		t.Errorf("the cheap server stored %q, want %s…", h, want)
+	}
+	prod.browser(t).login("agent1")
+	if r := prod.browser(t).submitLogin("agent1", "not the password", ""); r.status != http.StatusUnauthorized {
+		t.Errorf("a wrong password against a cheap hash: %v, want 401", r)
+	}
+
+	sales := cheap.users[storage.RoleSales].ID
+	prod.setPassword(t, sales, "a production password")
+	if h, want := hashOf(sales), "$argon2id$v=19$m=65536,t=3,p=2$"; !strings.HasPrefix(h, want) {
+		t.Errorf("the server with no cost configured stored %q, want %s… (DefaultPasswordCost)", h, want)
+	}
+	if r := cheap.browser(t).submitLogin("sales1", "a production password", ""); r.status != http.StatusSeeOther {
+		t.Errorf("the production hash's password on the cheap server: %v, want signed in (303)", r)
+	}
 }
 
 func TestLoginRateLimit(t *testing.T) {

@@ -170,6 +170,10 @@ type httpConfig struct {
 	LoginWindow    sip.Duration `json:"login_window,omitempty"`
 	PasswordChecks int          `json:"password_checks,omitempty"`
 	PasswordQueue  int          `json:"password_queue,omitempty"`
+	// PasswordCost is argon2id's cost for the password hashes the server makes:
+	// an absent field takes web.DefaultPasswordCost's, and none may be below
+	// web.MinPasswordCost's.
+	PasswordCost passwordCost `json:"password_cost,omitzero"`
 	// TokenTTL is how long a new API token works when its request names no
 	// expiry, and the admin's token registered at start (web.DefaultTokenTTL
 	// when absent; between web.MinTokenTTL and web.MaxTokenTTL).
@@ -178,6 +182,35 @@ type httpConfig struct {
 	// TokenKey); TURBINA_TOKEN_KEY gives it instead. Without either, a SQLite
 	// server makes one in its data directory, and PostgreSQL is refused.
 	TokenKeyFile string `json:"token_key_file,omitempty"`
+}
+
+// passwordCost is the http section's password_cost.
+type passwordCost struct {
+	Time      uint32 `json:"time,omitempty"`
+	MemoryKiB uint32 `json:"memory_kib,omitempty"`
+	Threads   uint8  `json:"threads,omitempty"`
+}
+
+// passwordCost is the section's password hashing cost, refused naming the key
+// when the server could not use it or it is below web.MinPasswordCost.
+func (h httpConfig) passwordCost() (web.PasswordCost, error) {
+	c, d := web.PasswordCost(h.PasswordCost), web.DefaultPasswordCost()
+	if c.Time == 0 {
+		c.Time = d.Time
+	}
+	if c.MemoryKiB == 0 {
+		c.MemoryKiB = d.MemoryKiB
+	}
+	if c.Threads == 0 {
+		c.Threads = d.Threads
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("http.password_cost.%w", err)
+	}
+	if err := c.AtLeast(web.MinPasswordCost()); err != nil {
+		return c, fmt.Errorf("http.password_cost.%w", err)
+	}
+	return c, nil
 }
 
 // tokenTTL is the section's token expiry, refused naming the key when out of bounds.
@@ -464,6 +497,9 @@ func (c config) validate() error {
 		return err
 	}
 	if _, err := c.HTTP.tokenTTL(); err != nil {
+		return err
+	}
+	if _, err := c.HTTP.passwordCost(); err != nil {
 		return err
 	}
 	if _, err := c.tokenKey(); err != nil {

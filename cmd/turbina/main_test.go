@@ -379,7 +379,6 @@ func TestExampleConfigLoads(t *testing.T) {
 // TestConfigHTTPLimits: the http section becomes the server's limits; a wrong
 // setting is refused naming it.
 func TestConfigHTTPLimits(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
 	for _, tt := range []struct {
 		name, section, env, wantErr string
 		check                       func(web.Limits) bool
@@ -399,21 +398,9 @@ func TestConfigHTTPLimits(t *testing.T) {
 		{"negative count", `{"max_anonymous_requests":-1}`, "", "http.max_anonymous_requests", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := os.WriteFile(file, []byte(`{"http":`+tt.section+`}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			getenv := func(k string) string {
-				return map[string]string{"TURBINA_CONFIG": file, "TURBINA_TRUSTED_PROXIES": tt.env}[k]
-			}
-			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
-				}
+			cfg, ok := parseSectionEnv(t, "http", tt.section, map[string]string{"TURBINA_TRUSTED_PROXIES": tt.env}, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			l, err := cfg.HTTP.limits()
 			if err != nil || !tt.check(l) {
@@ -425,27 +412,20 @@ func TestConfigHTTPLimits(t *testing.T) {
 
 // TestConfigMaxAbandon: engine.max_abandon out of range is refused naming the key.
 func TestConfigMaxAbandon(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
-	getenv := func(k string) string {
-		if k == "TURBINA_CONFIG" {
-			return file
-		}
-		return ""
-	}
 	for _, tt := range []struct {
 		value string
 		ok    bool
 	}{{"0.05", true}, {"0.2", true}, {"0.21", false}, {"-0.01", false}, {"1", false}} {
-		if err := os.WriteFile(file, []byte(`{"engine":{"max_abandon":`+tt.value+`}}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-		switch {
-		case tt.ok && (err != nil || fmt.Sprint(cfg.Engine.MaxAbandon) != tt.value):
-			t.Errorf("max_abandon %s: %v (read %v)", tt.value, err, cfg.Engine.MaxAbandon)
-		case !tt.ok && (err == nil || !strings.Contains(err.Error(), "engine.max_abandon")):
-			t.Errorf("max_abandon %s: error %v, want one naming engine.max_abandon", tt.value, err)
-		}
+		t.Run(tt.value, func(t *testing.T) {
+			wantErr := ""
+			if !tt.ok {
+				wantErr = "engine.max_abandon"
+			}
+			cfg, ok := parseSection(t, "engine", `{"max_abandon":`+tt.value+`}`, wantErr)
+			if ok && fmt.Sprint(cfg.Engine.MaxAbandon) != tt.value {
+				t.Errorf("max_abandon %s read as %v", tt.value, cfg.Engine.MaxAbandon)
+			}
+		})
 	}
 }
 
@@ -454,13 +434,6 @@ func TestConfigMaxAbandon(t *testing.T) {
 // (absent: 0, the client's default of 20s; within 1s and 5min) are read as
 // durations, and a value out of bounds is refused naming its key.
 func TestConfigWhatsAppDurations(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
-	getenv := func(k string) string {
-		if k == "TURBINA_CONFIG" {
-			return file
-		}
-		return ""
-	}
 	inDoubt := func(c config) time.Duration { return c.WhatsApp.InDoubtWindow.Std() }
 	settle := func(c config) time.Duration { return c.WhatsApp.CallSettleWait.Std() }
 	for _, tt := range []struct {
@@ -481,16 +454,12 @@ func TestConfigWhatsAppDurations(t *testing.T) {
 		{`{"call_settle_wait":"5m1s"}`, settle, 0, "whatsapp.call_settle_wait"},
 		{`{"call_settle_wait":"-1s"}`, settle, 0, "whatsapp.call_settle_wait"},
 	} {
-		if err := os.WriteFile(file, []byte(`{"whatsapp":`+tt.section+`}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
-		switch {
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("%s: error %v, want one naming %s", tt.section, err, tt.wantErr)
-		case tt.wantErr == "" && (err != nil || tt.read(cfg) != tt.want):
-			t.Errorf("%s: %v, read %v, want %v", tt.section, err, tt.read(cfg), tt.want)
-		}
+		t.Run(tt.section, func(t *testing.T) {
+			cfg, ok := parseSection(t, "whatsapp", tt.section, tt.wantErr)
+			if ok && tt.read(cfg) != tt.want {
+				t.Errorf("%s: read %v, want %v", tt.section, tt.read(cfg), tt.want)
+			}
+		})
 	}
 }
 
@@ -536,13 +505,6 @@ func TestConfigPrecedence(t *testing.T) {
 // TestConfigTokenTTL: http.token_ttl out of its bounds is refused naming the
 // key; absent, tokens take web.DefaultTokenTTL.
 func TestConfigTokenTTL(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "turbina.json")
-	getenv := func(k string) string {
-		if k == "TURBINA_CONFIG" {
-			return file
-		}
-		return ""
-	}
 	for _, tt := range []struct {
 		section string
 		want    time.Duration // 0: refused
@@ -556,21 +518,46 @@ func TestConfigTokenTTL(t *testing.T) {
 		{`{"token_ttl":"-24h"}`, 0},
 	} {
 		t.Run(tt.section, func(t *testing.T) {
-			if err := os.WriteFile(file, []byte(`{"http":`+tt.section+`}`), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
+			wantErr := ""
 			if tt.want == 0 {
-				if err == nil || !strings.Contains(err.Error(), "http.token_ttl") {
-					t.Fatalf("error %v, want one naming http.token_ttl", err)
-				}
-				return
+				wantErr = "http.token_ttl"
 			}
-			if err != nil {
-				t.Fatal(err)
+			cfg, ok := parseSection(t, "http", tt.section, wantErr)
+			if !ok {
+				return
 			}
 			if got, err := cfg.HTTP.tokenTTL(); err != nil || got != tt.want {
 				t.Errorf("token TTL %s, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestConfigPasswordCost: http.password_cost takes web.DefaultPasswordCost
+// for an absent field, and a cost below web.MinPasswordCost, or one the server
+// could not verify, is refused naming the key.
+func TestConfigPasswordCost(t *testing.T) {
+	for _, tt := range []struct {
+		name, section string
+		want          web.PasswordCost
+		wantErr       string
+	}{
+		{"absent", `{}`, web.PasswordCost{Time: 3, MemoryKiB: 65536, Threads: 2}, ""},
+		{"memory only", `{"password_cost":{"memory_kib":131072}}`, web.PasswordCost{Time: 3, MemoryKiB: 131072, Threads: 2}, ""},
+		{"the minimum", `{"password_cost":{"time":2,"memory_kib":19456,"threads":1}}`, web.MinPasswordCost(), ""},
+		{"one pass", `{"password_cost":{"time":1}}`, web.PasswordCost{}, "http.password_cost.time 1: must be at least 2"},
+		{"little memory", `{"password_cost":{"memory_kib":64}}`, web.PasswordCost{}, "http.password_cost.memory_kib"},
+		{"more passes than verified", `{"password_cost":{"time":21}}`, web.PasswordCost{}, "http.password_cost.time"},
+		{"more memory than verified", `{"password_cost":{"memory_kib":2097152}}`, web.PasswordCost{}, "http.password_cost.memory_kib"},
+		{"misspelt", `{"password_cost":{"memory":65536}}`, web.PasswordCost{}, "memory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ok := parseSection(t, "http", tt.section, tt.wantErr)
+			if !ok {
+				return
+			}
+			if got, err := cfg.HTTP.passwordCost(); err != nil || got != tt.want {
+				t.Errorf("password cost %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
 	}
@@ -709,11 +696,22 @@ func TestTokenTTLFromConfig(t *testing.T) {
 // otherwise an error fails the test.
 func parseSection(t *testing.T, key, body, wantErr string) (cfg config, ok bool) {
 	t.Helper()
+	return parseSectionEnv(t, key, body, nil, wantErr)
+}
+
+// parseSectionEnv is parseSection with env's variables set as well.
+func parseSectionEnv(t *testing.T, key, body string, env map[string]string, wantErr string) (cfg config, ok bool) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "turbina.json")
 	if err := os.WriteFile(file, []byte(`{"`+key+`":`+body+`}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	getenv := func(k string) string { return map[string]string{"TURBINA_CONFIG": file}[k] }
+	getenv := func(k string) string {
+		if k == "TURBINA_CONFIG" {
+			return file
+		}
+		return env[k]
+	}
 	cfg, err := parseConfig("serve", defaultConfig(), nil, getenv, io.Discard, nil)
 	if wantErr != "" {
 		if err == nil || !strings.Contains(err.Error(), wantErr) {

@@ -247,6 +247,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 	}
 	// Validated with the rest of the configuration.
 	limits, _ := cfg.HTTP.limits()
+	passwordCost, _ := cfg.HTTP.passwordCost()
 	a.web = web.New(store, log, web.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes,
@@ -260,6 +261,7 @@ func openApp(ctx context.Context, cfg config, log *slog.Logger, stderr io.Writer
 		MaxAbandon:     cfg.Engine.MaxAbandon,
 		Limits:         limits,
 		TokenTTL:       tokenTTL,
+		PasswordCost:   passwordCost,
 		Cluster:        webCluster(cfg, a.engine),
 	})
 	watch.engine.Store(a.engine)

@@ -149,12 +149,7 @@ func memoryPerCall(t testing.TB) {
 	h0, g0 := heap()
 	calls := make([]*Call, 0, n)
 	for range n {
-		events, onEvent := eventChan()
-		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000200", OnEvent: onEvent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitAnswered(t, c, events)
+		c := answeredCall(t, o, "+34600000200")
 		calls = append(calls, c)
 	}
 	time.Sleep(200 * time.Millisecond) // let per-call timers and goroutines settle

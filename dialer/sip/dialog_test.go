@@ -97,12 +97,7 @@ func dialCarrier(t *testing.T, scenario string, sink *rtpSink, tune func(*Config
 		tune(&cfg)
 	}
 	o := newTestOriginator(t, cfg)
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000009", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, o, "+34600000009")
 	return c, sipp
 }
 
@@ -266,12 +261,7 @@ func TestSessionTimers(t *testing.T) {
 		cfg.MediaSilence = Duration(time.Hour) // no RTP, no OPTIONS answered: see dialCarrier
 		timers(RefreshInvite)(&cfg)
 		o := newTestOriginator(t, cfg)
-		events, onEvent := eventChan()
-		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000010", OnEvent: onEvent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitAnswered(t, c, events)
+		c := answeredCall(t, o, "+34600000010")
 		hangupAndWait(t, c, sipp)
 	})
 }

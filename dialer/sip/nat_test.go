@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"regexp"
@@ -58,12 +57,7 @@ func TestAddressesBehindNAT(t *testing.T) {
 				tt.cfg(&cfg)
 			}
 			o := newTestOriginator(t, cfg)
-			events, onEvent := eventChan()
-			c, err := o.Dial(context.Background(), DialRequest{To: "+34600000003", OnEvent: onEvent})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitAnswered(t, c, events)
+			c := answeredCall(t, o, "+34600000003")
 			r := waitResult(t, c, 10*time.Second)
 			if r.Outcome != OutcomeAnswered || r.HangupBy != PartyRemote {
 				t.Errorf("result = %s by %q (%s), want answered, hung up by the carrier", r.Outcome, r.HangupBy, r.Reason)

@@ -294,12 +294,7 @@ func TestWrongPassword(t *testing.T) {
 		tc := udpTrunk("a", a.Addr, 1)
 		tc.Username, tc.Password = "alice", "secret"
 		o := newTestOriginator(t, testConfig(tc))
-		events, onEvent := eventChan()
-		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000092", OnEvent: onEvent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitAnswered(t, c, events)
+		c := answeredCall(t, o, "+34600000092")
 		if err := c.Hangup(context.Background()); err != nil {
 			t.Fatal(err)
 		}

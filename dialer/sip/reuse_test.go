@@ -177,12 +177,7 @@ func offerConnection(t *testing.T, of offer) offerScene {
 // then hung up by the carrier.
 func callOnOffered(t *testing.T, sc offerScene) {
 	t.Helper()
-	events, onEvent := eventChan()
-	c, err := sc.o.Dial(context.Background(), DialRequest{To: "+34600000004", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, sc.o, "+34600000004")
 	if conns := establishedTCP(t, sc.ourPort); len(conns) != 1 {
 		t.Errorf("connections at our listener :%d during the call: %q, want the carrier's one", sc.ourPort, conns)
 	}

@@ -106,12 +106,7 @@ func TestRTP(t *testing.T) {
 	cfg := testConfig(udpTrunk("carrier", sipp.Addr, 0))
 	cfg.SendSilence = true
 	o := newTestOriginator(t, cfg)
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000002", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, o, "+34600000002")
 	m := c.Media()
 	if m.Codec() != CodecPCMU || m.TelephoneEvent() != 101 || m.RemoteAddr() == nil || !m.RemoteAddr().IP.IsLoopback() {
 		t.Errorf("media = %+v %d %v", m.Codec(), m.TelephoneEvent(), m.RemoteAddr())
@@ -187,12 +182,7 @@ func TestStreamTransports(t *testing.T) {
 				cfg.TLSCertFile, cfg.TLSKeyFile = pki.OursCert, pki.OursKey
 			}
 			o := newTestOriginator(t, cfg)
-			events, onEvent := eventChan()
-			c, err := o.Dial(context.Background(), DialRequest{To: "+34600000003", OnEvent: onEvent})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitAnswered(t, c, events)
+			c := answeredCall(t, o, "+34600000003")
 			if err := c.Hangup(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -214,12 +204,7 @@ func TestChannelLimit(t *testing.T) {
 	o := newTestOriginator(t, testConfig(tc))
 	var calls []*Call
 	for i := range 2 {
-		events, onEvent := eventChan()
-		c, err := o.Dial(context.Background(), DialRequest{To: "+3460000001" + strconv.Itoa(i), OnEvent: onEvent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitAnswered(t, c, events)
+		c := answeredCall(t, o, "+3460000001"+strconv.Itoa(i))
 		calls = append(calls, c)
 	}
 	if _, err := o.Dial(context.Background(), DialRequest{To: "+34600000019"}); !errors.Is(err, ErrTrunksBusy) {
@@ -231,12 +216,7 @@ func TestChannelLimit(t *testing.T) {
 	if err := calls[0].Hangup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000019", OnEvent: onEvent})
-	if err != nil {
-		t.Fatalf("Dial after a hangup: %v", err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, o, "+34600000019")
 	calls = append(calls, c)
 	for _, c := range calls[1:] {
 		_ = c.Hangup(context.Background())
@@ -305,12 +285,7 @@ func TestFailover(t *testing.T) {
 
 	dialAnswerHangup := func(wantTrunk string, wantAttempts int) {
 		t.Helper()
-		events, onEvent := eventChan()
-		c, err := o.Dial(context.Background(), DialRequest{To: "+34600000031", OnEvent: onEvent})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitAnswered(t, c, events)
+		c := answeredCall(t, o, "+34600000031")
 		_ = c.Hangup(context.Background())
 		r := c.Result()
 		if r.Outcome != OutcomeAnswered || r.Trunk != wantTrunk || len(r.Attempts) != wantAttempts {

@@ -25,6 +25,9 @@ func TestSRTPCallWithBaresip(t *testing.T) {
 		{SRTPRequire, TransportUDP}, {SRTPOffer, TransportUDP}, {SRTPRequire, TransportTCP}, {SRTPRequire, TransportTLS},
 	} {
 		t.Run(tt.mode+"/"+tt.transport, func(t *testing.T) {
+			// Each call has a baresip of its own, and what it counts (frames heard,
+			// packets) is unhurried by another call beside it.
+			t.Parallel()
 			opts := baresiptest.CarrierOptions{User: "34600000001", MediaEnc: "srtp-mand", DumpAudio: true}
 			var pki testPKI
 			if tt.transport == TransportTLS {

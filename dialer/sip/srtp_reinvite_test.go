@@ -52,12 +52,7 @@ func TestSRTPReoffer(t *testing.T) {
 				tt.tune(&cfg)
 			}
 			o := newTestOriginator(t, cfg)
-			events, onEvent := eventChan()
-			c, err := o.Dial(t.Context(), DialRequest{To: "+34600000009", OnEvent: onEvent})
-			if err != nil {
-				t.Fatal(err)
-			}
-			waitAnswered(t, c, events)
+			c := answeredCall(t, o, "+34600000009")
 			m := c.Media()
 			ours := m.localCrypto()
 			if ours == nil || ours.Suite != SuiteAES128SHA1_80 {

@@ -146,12 +146,7 @@ func TestDigestURIAndContactOverTCP(t *testing.T) {
 	tc := TrunkConfig{Name: "carrier", Address: sipp.Addr, Transport: TransportTCP, CallerID: "+34910000001",
 		Username: "alice", Password: "secret"}
 	o := newTestOriginator(t, testConfig(tc))
-	events, onEvent := eventChan()
-	c, err := o.Dial(context.Background(), DialRequest{To: "+34600000003", OnEvent: onEvent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitAnswered(t, c, events)
+	c := answeredCall(t, o, "+34600000003")
 	if err := c.Hangup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
