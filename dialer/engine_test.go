@@ -76,6 +76,14 @@ func newHarnessLogging(t *testing.T, path string, opts storage.Options, sipCfg s
 		cfg.RingTimeout = 3 * time.Second
 	}
 	e := New(store, map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: sipchannel.New(o)}, NewAgents(), cfg, log)
+	return runEngine(ctx, t, store, e)
+}
+
+// runEngine runs e until the test ends, and returns once it has joined: the
+// test's own writes (an attempt it makes up) are not then taken for what a
+// stopped run left.
+func runEngine(ctx context.Context, t testing.TB, store *storage.DB, e *Engine) *harness {
+	t.Helper()
 	runCtx, cancel := context.WithCancel(ctx)
 	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -85,6 +93,13 @@ func newHarnessLogging(t *testing.T, path string, opts storage.Options, sipCfg s
 		}
 	}()
 	t.Cleanup(h.stop)
+	select {
+	case <-e.joined:
+	case <-h.done:
+		t.Fatal("the engine stopped before it joined")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the engine did not join in 20 s")
+	}
 	return h
 }
 
@@ -142,6 +157,20 @@ func (h *harness) setState(id int64, st campaigns.State) {
 		h.t.Fatal(err)
 	}
 	h.engine.CampaignChanged()
+}
+
+// run sets campaign id running and waits until the engine runs it: an inbound
+// call or webhook before would find no running campaign.
+func (h *harness) run(id int64) {
+	h.t.Helper()
+	h.setState(id, campaigns.StateRunning)
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Contains(h.engine.Cluster().Campaigns, id) {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the engine does not run campaign %d 20 s after it was set running", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // agents logs in n agents to a campaign and plays them: each talks for talk, then
@@ -338,6 +367,11 @@ func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 			p := ev.ScreenPop
 			if p.Channel != campaigns.ChannelSIP || p.Direction != storage.DirectionOutbound || p.CampaignName != "test" || len(p.History) != 1 || len(p.Dispositions) == 0 {
 				t.Errorf("screen-pop %+v", p)
+			}
+			// The history shows this call answered, though its progress may still
+			// be on its way to the database.
+			if len(p.History) == 1 && (p.History[0].ID != p.AttemptID || p.History[0].AnswerAt == nil || p.History[0].State == "dialing" || p.History[0].State == "ringing") {
+				t.Errorf("screen-pop's history %+v, want attempt %d answered", p.History[0], p.AttemptID)
 			}
 			popped[p.Contact.Phone] = true
 		case EventCallEnded:

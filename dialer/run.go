@@ -1035,6 +1035,15 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 		direction = storage.DirectionInbound
 	}
 	pop := r.buildPop(ctx, c.attempt.ID, c.due.Contact, c.rung.Channel, direction, now, c.log)
+	// The call's own progress may still be on its way to the database (save):
+	// the history shows it as the loop knows it, answered, not as last written.
+	for i, h := range pop.History {
+		if h.ID == c.attempt.ID {
+			cur := c.attempt
+			cur.Disposition, cur.Notes = h.Disposition, h.Notes
+			pop.History[i] = cur
+		}
+	}
 	r.e.agents.setScreenPop(c.agentID, pop)
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
 }
