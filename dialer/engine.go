@@ -211,7 +211,11 @@ type Engine struct {
 	// outboxReady is closed once Run has settled what stopped nodes left in the
 	// outbox: nothing is sent before, so no live send is taken for a leftover.
 	outboxReady chan struct{}
-	metrics     metrics
+	// joined is closed once Run has joined the database's nodes and settled
+	// the attempts stopped runs left open (recoverIdle): an attempt written
+	// before may be taken for a leftover.
+	joined  chan struct{}
+	metrics metrics
 	// draining is set by Drain, for good; drainWake wakes Drain when a run's
 	// count of what it follows may have reached zero.
 	draining  atomic.Bool
@@ -246,6 +250,7 @@ func New(store Store, channels map[campaigns.Channel]channel.Channel, agents *Ag
 		metrics:  newMetrics(),
 
 		outboxReady: make(chan struct{}),
+		joined:      make(chan struct{}),
 		drainWake:   make(chan struct{}, 1),
 	}
 	e.wa = waevents.New(store, waEngine{e}, waevents.Config{Client: e.cfg.WhatsApp, OptOutWords: e.cfg.OptOutWords,

@@ -84,7 +84,7 @@ func TestInboundWhatsAppCallsGoToTheAgents(t *testing.T) {
 	storetest.EndJourney(ctx, t, h.store, knownID)
 	agent := h.readyAgents(c.ID, 1)[0]
 	heard := h.browserAgent(ctx, agent)
-	h.setState(c.ID, campaigns.StateRunning)
+	h.run(c.ID)
 
 	knownCall, err := h.emu.PlaceCall(ctx, known)
 	if err != nil {

@@ -149,7 +149,11 @@ func (e *Engine) join(ctx context.Context) error {
 		return err
 	}
 	close(e.outboxReady)
-	return e.recoverIdle(ctx)
+	if err := e.recoverIdle(ctx); err != nil {
+		return err
+	}
+	close(e.joined)
+	return nil
 }
 
 // leave gives up the node's place once its runs ended (their leases released).

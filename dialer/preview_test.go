@@ -286,16 +286,7 @@ func newFakeHarnessWrapped(t *testing.T, ch channel.Channel, cfg Config, wrap fu
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Tick, cfg.Sync = 20*time.Millisecond, 100*time.Millisecond
 	e := New(wrap(store), map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, NewAgents(), cfg, log)
-	runCtx, cancel := context.WithCancel(ctx)
-	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		if err := e.Run(runCtx); err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	}()
-	t.Cleanup(h.stop)
-	return h
+	return runEngine(ctx, t, store, e)
 }
 
 // ringChannel is a Channel whose calls ring until hung up, counting those in flight.

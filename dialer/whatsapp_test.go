@@ -112,16 +112,7 @@ func newWhatsAppHarnessOn(t testing.TB, path string, sipCfg sip.Config, sipChann
 	srv := httptest.NewServer(hooks)
 	t.Cleanup(srv.Close)
 	emu.SetCallbackURL(srv.URL)
-	runCtx, cancel := context.WithCancel(ctx)
-	h := &harness{t: t, store: store, engine: e, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		if err := e.Run(runCtx); err != nil {
-			t.Errorf("engine: %v", err)
-		}
-	}()
-	t.Cleanup(h.stop)
-	return &waHarness{harness: h, emu: emu, sip: o}
+	return &waHarness{harness: runEngine(ctx, t, store, e), emu: emu, sip: o}
 }
 
 // agentEar is what a browser agent heard, over both its paths and per path.
@@ -497,7 +488,7 @@ func TestContactWithACallbackCallsInAndReachesAnAgent(t *testing.T) {
 	}
 	agent := h.agents(c.ID, 1, time.Hour)[0]
 	heard := h.browserAgent(ctx, agent)
-	h.setState(c.ID, campaigns.StateRunning)
+	h.run(c.ID)
 
 	// The stranger's call is not answered: no campaign knows the number.
 	strangerCall, err := h.emu.PlaceCall(ctx, stranger)

@@ -136,7 +136,14 @@ func TestPhoneRegisteredToAnotherNodeIsCalled(t *testing.T) {
 	if _, ok := b.Lookup(1); ok {
 		t.Fatal("B holds the binding A took")
 	}
-	got, ok, err := b.Registered(ctx, 1)
+	// A binds the phone in memory before it writes the database (the 200
+	// waits for both): B sees it once written.
+	var (
+		got Binding
+		ok  bool
+		err error
+	)
+	phone.WaitUntil(t, 10*time.Second, "B sees the binding", func() bool { got, ok, err = b.Registered(ctx, 1); return ok || err != nil })
 	if err != nil || !ok || got.Node != "node-a" || got.Transport != "udp" || !strings.Contains(got.UserAgent, "baresip") {
 		t.Fatalf("B sees agent1's phone %+v %v %v, want baresip registered on node-a", got, ok, err)
 	}
