@@ -368,8 +368,8 @@ func TestEngineConnectsAnsweredCallsToAgents(t *testing.T) {
 			if p.Channel != campaigns.ChannelSIP || p.Direction != storage.DirectionOutbound || p.CampaignName != "test" || len(p.History) != 1 || len(p.Dispositions) == 0 {
 				t.Errorf("screen-pop %+v", p)
 			}
-			// The history shows this call answered, though its progress may still
-			// be on its way to the database.
+			// The history shows this call answered: its progress is written
+			// before the agent is told.
 			if len(p.History) == 1 && (p.History[0].ID != p.AttemptID || p.History[0].AnswerAt == nil || p.History[0].State == "dialing" || p.History[0].State == "ringing") {
 				t.Errorf("screen-pop's history %+v, want attempt %d answered", p.History[0], p.AttemptID)
 			}

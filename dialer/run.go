@@ -53,9 +53,6 @@ type call struct {
 	// listening, while the agent's audio is away (a page reloading), reads the
 	// customer's audio so that the line is heard alive; calling it stops that.
 	listening func()
-	// saved is closed when the call's last progress write (save) is done: the
-	// call's end is written after it.
-	saved chan struct{}
 }
 
 // wrapUp is an agent's wrap-up after a call of the run.
@@ -766,22 +763,11 @@ func (r *run) leaveMessage(ctx context.Context, leg channel.Attempt, log *slog.L
 	}
 }
 
-// save writes an open attempt's progress, on a goroutine of its own: the loop
-// does not wait for the write (on PostgreSQL a few round trips and a WAL flush),
-// the call's end does (saved). Saves of one call are written in order. A failure
-// is logged, the call goes on.
+// save writes an open attempt's progress; a failure is logged, the call goes on.
 func (r *run) save(ctx context.Context, c *call) {
-	a, prev, done := c.attempt, c.saved, make(chan struct{})
-	c.saved = done
-	go func() {
-		defer close(done)
-		if prev != nil {
-			<-prev
-		}
-		if err := r.e.store.UpdateAttempt(ctx, a); err != nil {
-			c.log.Error("save attempt", "err", err)
-		}
-	}()
+	if err := r.e.store.UpdateAttempt(ctx, c.attempt); err != nil {
+		c.log.Error("save attempt", "err", err)
+	}
 }
 
 // releaseAgent lets the agent of a connected call go when the call ends: the
@@ -845,9 +831,6 @@ func (r *run) write(ctx context.Context, c *call, outcome campaigns.Outcome, at 
 	var move storage.MoveFunc
 	if moves {
 		move = r.e.journeyMove(r.campaign.Ladder, campaigns.OutcomeEvent(outcome), at, &pos)
-	}
-	if c.saved != nil {
-		<-c.saved // the call's progress first: the end must not be overwritten by it
 	}
 	// While older outcomes wait, this one waits behind them: written in order, and
 	// the loop does not wait out the database's lock once per call.
@@ -1035,15 +1018,6 @@ func (r *run) screenPop(ctx context.Context, c *call, now time.Time) {
 		direction = storage.DirectionInbound
 	}
 	pop := r.buildPop(ctx, c.attempt.ID, c.due.Contact, c.rung.Channel, direction, now, c.log)
-	// The call's own progress may still be on its way to the database (save):
-	// the history shows it as the loop knows it, answered, not as last written.
-	for i, h := range pop.History {
-		if h.ID == c.attempt.ID {
-			cur := c.attempt
-			cur.Disposition, cur.Notes = h.Disposition, h.Notes
-			pop.History[i] = cur
-		}
-	}
 	r.e.agents.setScreenPop(c.agentID, pop)
 	r.e.events.publish(c.agentID, AgentEvent{Kind: EventScreenPop, At: now, ScreenPop: &pop})
 }
@@ -1306,88 +1280,10 @@ func (r *run) startDue(ctx context.Context, now time.Time, rungs []int, limit in
 		r.e.log.Error("due contacts", "campaign", r.id, "err", err)
 		return
 	}
-	if len(due) < 2 || sharesNumber(due) {
-		// One at a time: each contact's gate sees the attempts recorded before it,
-		// as a number's limits need when two due contacts share a number.
-		for _, dc := range due {
-			r.connectAnswered(ctx)
-			r.start(ctx, now, dc)
-		}
-		return
-	}
-	due = slices.DeleteFunc(due, func(dc storage.DueContact) bool { return !r.placeable(dc, now) })
-	attempts := r.admitAll(ctx, now, due)
-	for i, dc := range due {
-		r.connectAnswered(ctx)
-		if a := attempts[i]; a != nil {
-			r.placeRecorded(ctx, now, dc, a.attempt, a.ordinal)
-		}
-	}
-}
-
-// admitters bounds how many due contacts a run admits at once. Admitting one (the
-// gate's reads, then the attempt's write) is on PostgreSQL a dozen round trips and
-// a commit that waits for its WAL flush; one after the other they held the run's
-// loop for most of each call (BENCHMARKS.md). Side by side, the server flushes
-// their commits together.
-const admitters = 8
-
-// admitted is an attempt admitAll recorded, and its ordinal among its contact's
-// attempts (-1: not read, place reads it again).
-type admitted struct {
-	attempt storage.Attempt
-	ordinal int
-}
-
-// admitAll asks the gate about each of due (contacts with no number in common)
-// and records the attempt of each one admitted, several at once, and returns
-// the attempts recorded by due's index (nil: refused, or not recorded). The loop
-// waits meanwhile, so what they read of the run holds still; the calls are then
-// placed by the loop in due's order.
-func (r *run) admitAll(ctx context.Context, now time.Time, due []storage.DueContact) []*admitted {
-	out := make([]*admitted, len(due))
-	next := make(chan int, len(due))
-	for i := range due {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for range min(admitters, len(due)) {
-		wg.Go(func() {
-			for i := range next {
-				if err := r.admit(ctx, due[i], now, false); err != nil {
-					if !errors.As(err, new(*campaigns.RefusedError)) {
-						r.e.log.Error("policy", "contact", due[i].Contact.ID, "err", err)
-					}
-					continue
-				}
-				if a, ok := r.recordAttempt(ctx, due[i]); ok {
-					out[i] = &admitted{attempt: a, ordinal: -1}
-					if n, err := r.e.store.AttemptOrdinal(ctx, a); err == nil {
-						out[i].ordinal = n
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-// sharesNumber reports whether two of due have a number in common.
-func sharesNumber(due []storage.DueContact) bool {
-	seen := make(map[string]int64, 2*len(due))
 	for _, dc := range due {
-		for _, n := range []string{dc.Contact.Phone, dc.Contact.WhatsAppNumber()} {
-			if id, ok := seen[n]; ok && id != dc.Contact.ID {
-				return true
-			}
-			if n != "" {
-				seen[n] = dc.Contact.ID
-			}
-		}
+		r.connectAnswered(ctx)
+		r.start(ctx, now, dc)
 	}
-	return false
 }
 
 // admit asks the policy gate whether dc may be tried on its rung at now and, when
@@ -1435,56 +1331,34 @@ func (r *run) placeable(dc storage.DueContact, now time.Time) bool {
 // only then places it. Every caller asks the gate once, right before: start, or a
 // preview dial (whose agent is reserved, so no abandon can follow).
 func (r *run) startAdmitted(ctx context.Context, now time.Time, dc storage.DueContact) bool {
-	attempt, ok := r.recordAttempt(ctx, dc)
-	if ok {
-		r.placeRecorded(ctx, now, dc, attempt, -1)
-	}
-	return ok
-}
-
-// recordAttempt records the attempt of an admitted contact on its rung; false
-// when it was not recorded (another node took the contact, or the database
-// refused). It reads only what the loop leaves still while it runs (admitAll).
-func (r *run) recordAttempt(ctx context.Context, dc storage.DueContact) (storage.Attempt, bool) {
-	attempt, err := r.e.store.StartAttempt(ctx, dc.Contact.ID, r.campaign.Ladder[dc.Rung].Channel, dc.Rung)
+	c := r.campaign
+	rung := c.Ladder[dc.Rung]
+	contact := dc.Contact
+	attempt, err := r.e.store.StartAttempt(ctx, contact.ID, rung.Channel, dc.Rung)
 	if err != nil {
 		if !errors.Is(err, storage.ErrConflict) {
-			r.e.log.Error("start attempt", "contact", dc.Contact.ID, "err", err)
+			r.e.log.Error("start attempt", "contact", contact.ID, "err", err)
 		}
-		return attempt, false
+		return false
 	}
-	return attempt, true
-}
-
-// placeRecorded follows and places the attempt recordAttempt recorded for dc,
-// its ordinal among its contact's attempts (-1: read it).
-func (r *run) placeRecorded(ctx context.Context, now time.Time, dc storage.DueContact, attempt storage.Attempt, ordinal int) {
-	rung := r.campaign.Ladder[dc.Rung]
 	cl := r.newCall(attempt, dc, rung, now)
 	ch, ok := r.e.channels[rung.Channel]
 	if !ok {
 		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeNoChannel}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeNoChannel, Detail: "channel " + string(rung.Channel) + " is not configured"})
-		return
+		return true
 	}
-	r.placeNumbered(ctx, cl, ch, now, dc.CallbackAgentID, true, ordinal)
+	r.place(ctx, cl, ch, now, dc.CallbackAgentID, true)
+	return true
 }
 
 // place places cl's attempt on ch and follows it on a goroutine of its own.
 // preferred is the agent to put the call through to if free (a callback's); fast
 // lets the goroutine do so itself (connectNow) when the run allows it.
 func (r *run) place(ctx context.Context, cl *call, ch channel.Channel, now time.Time, preferred int64, fast bool) {
-	r.placeNumbered(ctx, cl, ch, now, preferred, fast, -1)
-}
-
-// placeNumbered is place with the attempt's ordinal among its contact's
-// attempts, which keys its outbox message (-1: read it here).
-func (r *run) placeNumbered(ctx context.Context, cl *call, ch channel.Channel, now time.Time, preferred int64, fast bool, ordinal int) {
-	if ordinal < 0 {
-		var err error
-		if ordinal, err = r.e.store.AttemptOrdinal(ctx, cl.attempt); err != nil {
-			r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
-			return
-		}
+	ordinal, err := r.e.store.AttemptOrdinal(ctx, cl.attempt)
+	if err != nil {
+		r.feed(ctx, cl, callEvent{kind: evPlaceFailed, at: now, outcome: campaigns.OutcomeInterrupted}, channel.AttemptEvent{Kind: channel.AttemptEnded, At: now, Outcome: campaigns.OutcomeInterrupted, Detail: err.Error()})
+		return
 	}
 	callCtx, cancel := context.WithCancel(ctx)
 	cl.cancel = cancel
