@@ -192,7 +192,7 @@ func New(store storage.Store, log *slog.Logger, cfg Config) *Server {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	cfg.PasswordCost = cfg.PasswordCost.withDefaults()
+	cfg.PasswordCost = cfg.PasswordCost.WithDefaults()
 	if err := cfg.PasswordCost.Validate(); err != nil {
 		panic(fmt.Sprintf("web: password cost: %v", err))
 	}

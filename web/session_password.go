@@ -78,8 +78,8 @@ func (c PasswordCost) AtLeast(floor PasswordCost) error {
 	return nil
 }
 
-// withDefaults fills c's zero fields from DefaultPasswordCost.
-func (c PasswordCost) withDefaults() PasswordCost {
+// WithDefaults fills c's zero fields from DefaultPasswordCost.
+func (c PasswordCost) WithDefaults() PasswordCost {
 	d := DefaultPasswordCost()
 	if c.Time == 0 {
 		c.Time = d.Time

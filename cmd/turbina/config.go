@@ -194,16 +194,7 @@ type passwordCost struct {
 // passwordCost is the section's password hashing cost, refused naming the key
 // when the server could not use it or it is below web.MinPasswordCost.
 func (h httpConfig) passwordCost() (web.PasswordCost, error) {
-	c, d := web.PasswordCost(h.PasswordCost), web.DefaultPasswordCost()
-	if c.Time == 0 {
-		c.Time = d.Time
-	}
-	if c.MemoryKiB == 0 {
-		c.MemoryKiB = d.MemoryKiB
-	}
-	if c.Threads == 0 {
-		c.Threads = d.Threads
-	}
+	c := web.PasswordCost(h.PasswordCost).WithDefaults()
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("http.password_cost.%w", err)
 	}
