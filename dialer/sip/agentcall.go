@@ -422,6 +422,7 @@ func (c *AgentCall) Hangup(ctx context.Context) error {
 func (c *AgentCall) bye() {
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
+	c.dlg.afterAnswers()
 	if err := c.sess.Bye(ctx); err != nil {
 		c.r.log.Debug("sip agent bye failed", "agent", c.agentID, "err", err)
 	}

@@ -901,6 +901,7 @@ func (c *Call) lastHeard() (time.Time, bool) {
 func (c *Call) bye(sess *sipgo.DialogClientSession) {
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
+	c.dlg.afterAnswers()
 	if err := sess.Bye(ctx); err != nil {
 		c.o.log.Debug("sip bye failed", "call_id", sess.InviteRequest.CallID().Value(), "err", err)
 	}

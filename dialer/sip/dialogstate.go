@@ -19,6 +19,19 @@ type dialogState struct {
 	lastAck uint32                   // the CSeq number of the last ACK taken
 	// offering: our re-INVITE, and the offer in it, awaits its final response.
 	offering bool
+	// answering is held while a request inside the call is answered: the
+	// media moves before the 200 leaves, and a BYE of ours sent meanwhile
+	// (the call hung up as the media moved) would reach the peer before the
+	// 200 to its own re-INVITE.
+	answering sync.Mutex
+}
+
+// afterAnswers waits until no request inside the call is being answered: our
+// BYE goes after the 200s already decided.
+func (s *dialogState) afterAnswers() {
+	s.answering.Lock()
+	//lint:ignore SA2001 waiting for the answer to leave is the point
+	s.answering.Unlock()
 }
 
 func newDialogState() *dialogState {

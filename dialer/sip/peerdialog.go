@@ -39,6 +39,8 @@ func (d *peerDialog) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (d *peerDialog) answer(req *sip.Request, tx sip.ServerTransaction, invite bool) {
+	d.state.answering.Lock()
+	defer d.state.answering.Unlock()
 	if err := d.sess.ReadRequest(req, tx); err != nil {
 		d.respond(tx, sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
 		return
