@@ -262,7 +262,12 @@ func TestKillOwningNodeTenTimes(t *testing.T) {
 	after, _ := settled()
 	changed := 0
 	for aid, a := range atTakeOver {
-		if b := after[aid]; b.State != a.State || b.Outcome != a.Outcome || !b.EndAt.Equal(*a.EndAt) || b.AgentID != a.AgentID {
+		b := after[aid]
+		// WhatsApp's own statuses (delivered, then read) still reach a sent
+		// template through whichever node takes the webhook: evidence, not a
+		// write of the run's.
+		statusOnly := b.Channel == campaigns.ChannelWhatsAppTemplate && templateStatusRank(b.Outcome) > templateStatusRank(a.Outcome) && templateStatusRank(a.Outcome) > 0
+		if b.State != a.State || b.Outcome != a.Outcome && !statusOnly || !b.EndAt.Equal(*a.EndAt) || b.AgentID != a.AgentID {
 			changed++
 			t.Errorf("attempt %d written after the take-over: %+v, was %+v", aid, b, a)
 		}
@@ -524,4 +529,18 @@ func checkClusterLedger(t *testing.T, db *storage.DB, campaign int64, invites ma
 	if interrupted == 0 || templates == 0 {
 		t.Error("no attempt was interrupted, or no template sent: the kills came when nothing was under way, the drill proved nothing")
 	}
+}
+
+// templateStatusRank orders the statuses WhatsApp reports for a sent
+// template (0: not one of them).
+func templateStatusRank(outcome string) int {
+	switch campaigns.Outcome(outcome) {
+	case campaigns.OutcomeSent:
+		return 1
+	case campaigns.OutcomeDelivered:
+		return 2
+	case campaigns.OutcomeRead:
+		return 3
+	}
+	return 0
 }
