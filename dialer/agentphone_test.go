@@ -52,6 +52,9 @@ func customerAudioReachesPhone(t *testing.T, nodes bool) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
+	// A binds the phone in memory before it writes the database (its 200
+	// waits for both): B calls it once written.
+	phone.WaitUntil(t, 10*time.Second, "the binding shared", func() bool { _, ok, _ := reg.Registered(ctx, agent); return ok })
 	if err := h.engine.AgentAudio().NailUpPhone(ctx, agent, reg); err != nil {
 		t.Fatal(err)
 	}
