@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/campaigns"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -78,11 +78,7 @@ func TestCheckLoopbackTrunk(t *testing.T) {
 // one and keeps the first, finished, under a dated name.
 func TestSeedLoadsTheSampleAndKeepsThePreviousRun(t *testing.T) {
 	ctx := context.Background()
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storetest.Open(t)
 	now := time.Date(2026, 9, 7, 12, 0, 0, 0, time.UTC) // a national holiday in Brazil
 	first, err := Seed(ctx, store, 3, SampleContacts, false, now)
 	if err != nil {

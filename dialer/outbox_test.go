@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/internal/watest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -60,11 +60,7 @@ func TestAgentSendOnceAcrossARestart(t *testing.T) {
 // in doubt for less than the wait, is not reported.
 func TestInDoubtReportedToSupervisors(t *testing.T) {
 	ctx := context.Background()
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storetest.Open(t)
 	h := struct{ store *storage.DB }{store}
 	now := time.Now()
 	e := New(h.store, nil, NewAgents(), Config{InDoubtReportAfter: time.Minute, Now: func() time.Time { return now }}, slog.New(slog.DiscardHandler))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/channel"
 	"github.com/turbina-dialer/turbina/dialer/sip"
 	"github.com/turbina-dialer/turbina/internal/sipptest"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -278,11 +278,7 @@ func newFakeHarness(t *testing.T, ch channel.Channel, cfg Config) *harness {
 func newFakeHarnessWrapped(t *testing.T, ch channel.Channel, cfg Config, wrap func(*storage.DB) Store) *harness {
 	t.Helper()
 	ctx := context.Background()
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storetest.Open(t)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg.Tick, cfg.Sync = 20*time.Millisecond, 100*time.Millisecond
 	e := New(wrap(store), map[campaigns.Channel]channel.Channel{campaigns.ChannelSIP: ch}, NewAgents(), cfg, log)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/turbina-dialer/turbina/internal/baresiptest"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/storage"
 )
 
@@ -19,11 +19,7 @@ import (
 func sharedStore(t *testing.T, agents ...string) *storage.DB {
 	t.Helper()
 	ctx := context.Background()
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storetest.Open(t)
 	for i, name := range agents {
 		u := storage.User{Username: name, Role: storage.RoleAgent}
 		if err := store.CreateUser(ctx, storage.Actor{Username: "admin"}, &u); err != nil {

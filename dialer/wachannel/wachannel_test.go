@@ -13,6 +13,7 @@ import (
 	"github.com/turbina-dialer/turbina/dialer/wachannel"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp"
 	"github.com/turbina-dialer/turbina/dialer/whatsapp/emulator"
+	"github.com/turbina-dialer/turbina/internal/storetest"
 	"github.com/turbina-dialer/turbina/internal/watest"
 	"github.com/turbina-dialer/turbina/storage"
 )
@@ -30,11 +31,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
 	emu, client := watest.Start(t, slog.New(slog.DiscardHandler))
-	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "turbina.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := storetest.Open(t)
 	who := storage.Actor{Username: "test"}
 	c := campaigns.Campaign{Name: "wa", CallerID: "+551130000000", Ladder: []campaigns.Rung{
 		{Channel: campaigns.ChannelWhatsAppCall, MaxAttempts: 1},
